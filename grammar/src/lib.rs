@@ -1,1 +1,101 @@
-//! placeholder
+//! # execkit-grammar: bash text → command IR
+//!
+//! execkit authorizes what a command *does*, not how it is spelled. This crate turns a bash
+//! script into a flat list of [`Command`]s — one for every simple command wherever it occurs
+//! (lists, pipelines, subshells, `{ }` groups, `if`/`while`/`for`/`case` bodies, function
+//! bodies, `$( )`, backticks, `<( )`, `>( )`, here-documents, background jobs, negation),
+//! with wrappers (`sudo`, `env`, `xargs`, `find -exec`, `timeout`, ...) unwrapped and string
+//! payloads (`bash -c`, `eval`, `su -c`, `ssh host CMD`, `watch`, `alias`, `trap`) re-parsed.
+//!
+//! Words are decoded the way bash decodes them (`\rm`, `r''m`, `"rm"` and `$'\x72m'` are
+//! all `rm`), flags are normalized, and path-like words are resolved lexically against a
+//! tracked working directory. Anything the parser cannot read — a syntax error, a control
+//! character, an unknown construct — is a [`ParseError`], which callers must treat as deny.
+//!
+//! The crate is pure: no I/O, no environment lookups. The caller says what the cwd and home
+//! directory are.
+//!
+//! ```
+//! use execkit_grammar::{parse, ParseOptions, PathRef};
+//!
+//! let opts = ParseOptions::new(Some("/work"), "/home/agent");
+//! let script = parse(r#"cd src && sudo -u root \rm -rf ../build "$OUT""#, &opts).unwrap();
+//! let rm = script.commands.iter().find(|c| c.program == "rm").unwrap();
+//! assert!(rm.flags.contains("-r") && rm.flags.contains("-f"));
+//! assert_eq!(rm.structure.wrappers, vec!["sudo"]);
+//! assert_eq!(rm.structure.run_as.as_deref(), Some("root"));
+//! assert_eq!(rm.args[1].paths, vec![PathRef::Exact("/work/build".into())]);
+//! assert_eq!(rm.args[2].paths, vec![PathRef::Anywhere]); // "$OUT" could be anything
+//! ```
+
+mod command;
+mod error;
+mod ir;
+mod knowledge;
+mod paths;
+mod walk;
+mod words;
+mod wrappers;
+
+pub use error::ParseError;
+pub use ir::{
+    Assignment, Command, Cwd, Dynamic, PathRef, Redirect, RedirectKind, Script, Span, Structure,
+    Word,
+};
+pub use knowledge::{is_url, SYSTEM_BIN_DIRS};
+pub use paths::{ancestors, resolve as resolve_path};
+
+/// What the parser needs to know about where the script will run.
+#[derive(Debug, Clone)]
+pub struct ParseOptions {
+    /// Canonical absolute cwd the script starts in, or `None` if unknown.
+    pub cwd: Option<String>,
+    /// The target's home directory (for `~`, `~/x`, `$HOME`).
+    pub home: String,
+    /// Largest script accepted, in bytes.
+    pub max_len: usize,
+    /// Deepest syntax nesting accepted (guards the recursive walk).
+    pub max_depth: usize,
+    /// Deepest payload re-parsing accepted (`bash -c "bash -c '...'"`).
+    pub max_nesting: usize,
+}
+
+impl ParseOptions {
+    /// Options with default limits (1 MiB, depth 200, 8 re-parse levels).
+    pub fn new(cwd: Option<&str>, home: &str) -> Self {
+        ParseOptions {
+            cwd: cwd.map(|c| resolve_path("/", c)),
+            home: resolve_path("/", home),
+            max_len: 1 << 20,
+            max_depth: 200,
+            max_nesting: 8,
+        }
+    }
+}
+
+/// Parses a script into the commands it can run.
+///
+/// Fails closed: any syntax error, control character or construct the extractor does not
+/// understand is an error, never a partial result.
+pub fn parse(script: &str, opts: &ParseOptions) -> Result<Script, ParseError> {
+    if script.len() > opts.max_len {
+        return Err(ParseError::TooLarge {
+            len: script.len(),
+            max: opts.max_len,
+        });
+    }
+    let cwd = match &opts.cwd {
+        Some(c) => Cwd::Known(vec![c.clone()]),
+        None => Cwd::Unknown,
+    };
+    let mut w = walk::Walker::new(opts)?;
+    let frame = walk::Frame {
+        structure: Structure {
+            pipeline_length: 1,
+            ..Structure::default()
+        },
+        ..walk::Frame::default()
+    };
+    w.script(script, &cwd, &frame)?;
+    Ok(Script { commands: w.out })
+}

@@ -1,0 +1,413 @@
+//! Building a [`Command`] from its decoded words: program identity, flags, positionals,
+//! which words are paths, and the effect of `cd`.
+
+use crate::ir::{Assignment, Command, Cwd, PathRef, Redirect, RedirectKind, Span, Structure, Word};
+use crate::knowledge::{self as k, ValueKind};
+use crate::paths;
+use crate::walk::{Frame, Outcome};
+use crate::words::Decoded;
+use std::collections::BTreeSet;
+use tree_sitter::Node;
+
+/// A redirect whose target is decoded but not yet resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct ProtoRedirect {
+    pub op: String,
+    pub fd: Option<u32>,
+    pub kind: RedirectKind,
+    pub target: Decoded,
+    /// Programs run by substitutions inside the target.
+    pub sub_programs: BTreeSet<String>,
+}
+
+/// A command whose words are decoded, before wrappers are stripped.
+#[derive(Debug, Clone)]
+pub(crate) struct Proto {
+    pub span: Span,
+    pub text: String,
+    pub argv: Vec<Decoded>,
+    /// Per-argv-index paths decided by a wrapper (e.g. `find -exec rm {}`: under the start points).
+    pub fixed_paths: Vec<(usize, Vec<PathRef>)>,
+    pub env: Vec<(String, Decoded)>,
+    pub env_cleared: bool,
+    pub redirects: Vec<ProtoRedirect>,
+    pub cwd: Cwd,
+    pub structure: Structure,
+    pub sub_programs: BTreeSet<String>,
+}
+
+impl Proto {
+    pub fn new(node: Node, src: &str, cwd: &Cwd, frame: &Frame) -> Self {
+        let span = frame.span_override.unwrap_or(Span {
+            start: node.start_byte(),
+            end: node.end_byte(),
+        });
+        let mut structure = frame.structure.clone();
+        structure
+            .input_sources
+            .extend(frame.payload_sources.iter().cloned());
+        if structure.pipeline_length == 0 {
+            structure.pipeline_length = 1;
+        }
+        Proto {
+            span,
+            text: src[node.byte_range()].to_string(),
+            argv: Vec::new(),
+            fixed_paths: Vec::new(),
+            env: Vec::new(),
+            env_cleared: false,
+            redirects: frame.redirects.clone(),
+            cwd: cwd.clone(),
+            structure,
+            sub_programs: BTreeSet::new(),
+        }
+    }
+
+    /// The literal name of `argv[0]`, if literal.
+    pub fn name(&self) -> Option<String> {
+        self.argv.first().and_then(Decoded::literal_value)
+    }
+
+    /// A copy carrying the same context but a different argv.
+    pub fn with_argv(&self, argv: Vec<Decoded>) -> Proto {
+        Proto {
+            argv,
+            fixed_paths: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Normalized program identity for a literal command word.
+pub(crate) fn program_identity(argv0: &str, cwd: &Cwd) -> String {
+    if !argv0.contains('/') {
+        return argv0.to_string();
+    }
+    let bases: Vec<&str> = if argv0.starts_with('/') {
+        vec!["/"]
+    } else {
+        match cwd {
+            Cwd::Known(v) if !v.is_empty() => v.iter().map(String::as_str).collect(),
+            _ => return format!("path:{argv0}"),
+        }
+    };
+    let resolved: Vec<String> = bases.iter().map(|b| paths::resolve(b, argv0)).collect();
+    let in_system = |p: &String| {
+        let dir = paths::ancestors(p).first().copied().unwrap_or("/");
+        k::SYSTEM_BIN_DIRS.contains(&dir)
+    };
+    if resolved.iter().all(in_system) {
+        let base = resolved[0].rsplit('/').next().unwrap_or("");
+        base.to_string()
+    } else {
+        format!("path:{}", resolved[0])
+    }
+}
+
+/// How `cd`/`pushd`/`popd` leave the cwd; any other command leaves it as it was.
+pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
+    let same = Outcome {
+        ok: cwd.clone(),
+        err: cwd.clone(),
+    };
+    let mut words = p.argv.iter().peekable();
+    // `builtin cd` / `command cd` are still cd.
+    while let Some(w) = words.peek() {
+        match w.literal_value().as_deref() {
+            Some("builtin") | Some("command") => {
+                words.next();
+            }
+            _ => break,
+        }
+    }
+    let Some(name) = words.next().map(Decoded::literal_value) else {
+        return same;
+    };
+    let name = match name {
+        Some(n) => n,
+        None => return same,
+    };
+    match name.as_str() {
+        "cd" | "pushd" => {}
+        "popd" => {
+            return Outcome {
+                ok: Cwd::Unknown,
+                err: cwd.clone(),
+            }
+        }
+        _ => return same,
+    }
+    let target = words.find(|w| {
+        let v = w.value();
+        !(v.starts_with('-') && v.len() > 1 && w.literal_value().is_some())
+    });
+    let ok = match target {
+        None => Cwd::Known(vec![home.to_string()]),
+        Some(w) => match w.literal_value() {
+            Some(v) if v == "-" => Cwd::Unknown,
+            Some(v) if v.starts_with('/') => Cwd::Known(vec![paths::resolve("/", &v)]),
+            Some(v) => match cwd {
+                Cwd::Known(bases) if !bases.is_empty() => {
+                    let mut out: Vec<String> = Vec::new();
+                    for b in bases {
+                        let r = paths::resolve(b, &v);
+                        if !out.contains(&r) {
+                            out.push(r);
+                        }
+                    }
+                    Cwd::Known(out)
+                }
+                _ => Cwd::Unknown,
+            },
+            None => Cwd::Unknown,
+        },
+    };
+    Outcome {
+        ok,
+        err: cwd.clone(),
+    }
+}
+
+fn word(d: &Decoded, paths: Vec<PathRef>) -> Word {
+    Word {
+        raw: d.raw.clone(),
+        value: d.value(),
+        dynamic: d.dynamic(),
+        paths,
+    }
+}
+
+/// Finishes a command: identity, flags, positionals, path words, redirects, structure.
+pub(crate) fn finish(p: Proto) -> Command {
+    let cwd = p.cwd.clone();
+    let (argv0, program, dynamic_command) = match p.argv.first() {
+        None => (
+            Word {
+                raw: String::new(),
+                value: String::new(),
+                dynamic: Default::default(),
+                paths: vec![],
+            },
+            "(assignment)".to_string(),
+            false,
+        ),
+        Some(d) => match d.literal_value() {
+            Some(v) => (word(d, vec![]), program_identity(&v, &cwd), false),
+            None => (word(d, vec![]), String::new(), true),
+        },
+    };
+    let base = program
+        .strip_prefix("path:")
+        .map(|p| p.rsplit('/').next().unwrap_or(""))
+        .unwrap_or(&program)
+        .to_string();
+    let no_paths = k::NO_PATH_ARGS.contains(&base.as_str());
+    let single_dash_long = k::SINGLE_DASH_LONG.contains(&base.as_str());
+
+    let mut flags = BTreeSet::new();
+    let mut positionals = Vec::new();
+    let mut positional_idx = Vec::new();
+    let mut args = Vec::new();
+    let mut after_ddash = false;
+    let mut consumed_by: Option<ValueKind> = None;
+    let rest = if p.argv.is_empty() {
+        &p.argv[..]
+    } else {
+        &p.argv[1..]
+    };
+    // Roles: 0 = flag, 1 = value of a flag, 2 = code value, 3 = positional.
+    let mut roles = Vec::with_capacity(rest.len());
+    for d in rest {
+        let v = d.value();
+        if let Some(kind) = consumed_by.take() {
+            roles.push(if kind == ValueKind::Code { 2 } else { 1 });
+            continue;
+        }
+        if !after_ddash && v == "--" {
+            after_ddash = true;
+            roles.push(0);
+            continue;
+        }
+        if !after_ddash && v.starts_with('-') && v.len() > 1 {
+            if let Some(long) = v.strip_prefix("--") {
+                let name = format!("--{}", long.split('=').next().unwrap_or(""));
+                if !v.contains('=') {
+                    consumed_by = k::value_option(&base, &name);
+                }
+                flags.insert(name);
+            } else {
+                flags.insert(v.clone());
+                if !single_dash_long {
+                    let letters: Vec<char> = v[1..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric())
+                        .collect();
+                    for c in &letters {
+                        flags.insert(format!("-{c}"));
+                    }
+                    // `-n5` carries its value; `-n` alone takes the next word.
+                    if v.len() == 2 {
+                        consumed_by = k::value_option(&base, &v);
+                    } else if let Some(last) = letters.last() {
+                        if letters.len() + 1 == v.len() {
+                            consumed_by = k::value_option(&base, &format!("-{last}"));
+                        }
+                    }
+                } else {
+                    consumed_by = k::value_option(&base, &v);
+                }
+            }
+            roles.push(0);
+            continue;
+        }
+        positionals.push(v);
+        positional_idx.push(roles.len());
+        roles.push(3);
+    }
+    let subcommand_program = k::SUBCOMMAND_PROGRAMS.contains(&base.as_str());
+    let subcommand = positionals.first().cloned();
+    let pattern_first = k::PATTERN_FIRST.contains(&base.as_str())
+        && !k::PATTERN_FLAGS.iter().any(|f| flags.contains(*f));
+    let first_not_path =
+        subcommand_program || pattern_first || k::FIRST_IS_NOT_PATH.contains(&base.as_str());
+
+    for (i, d) in rest.iter().enumerate() {
+        let fixed = p
+            .fixed_paths
+            .iter()
+            .find(|(j, _)| *j == i + 1)
+            .map(|(_, v)| v.clone());
+        let v = d.value();
+        let paths = if let Some(f) = fixed {
+            f
+        } else if no_paths {
+            vec![]
+        } else {
+            match roles[i] {
+                0 => match v.split_once('=') {
+                    Some((_, val))
+                        if v.starts_with("--") && k::looks_like_path(val) && !k::is_url(val) =>
+                    {
+                        value_paths(d, val, &cwd)
+                    }
+                    _ => vec![],
+                },
+                2 => vec![],
+                1 if !k::looks_like_path(&v) || k::is_url(&v) || k::is_remote_spec(&base, &v) => {
+                    vec![]
+                }
+                3 if (k::is_url(&v) || k::is_remote_spec(&base, &v)) => vec![],
+                3 if first_not_path
+                    && positional_idx.first() == Some(&i)
+                    && !k::looks_like_path(&v) =>
+                {
+                    vec![]
+                }
+                3 if v.contains('=') && !v.starts_with(['/', '.', '~']) => {
+                    match v.split_once('=') {
+                        Some((_, val)) if k::looks_like_path(val) => value_paths(d, val, &cwd),
+                        _ => vec![],
+                    }
+                }
+                3 if base == "find" && positional_idx.first() != Some(&i) => vec![],
+                _ => d.paths(&cwd),
+            }
+        };
+        args.push(word(d, paths));
+    }
+
+    let mut structure = p.structure;
+    structure.dynamic_command |= dynamic_command;
+    let mut redirects = Vec::new();
+    for r in &p.redirects {
+        let is_path = matches!(
+            r.kind,
+            RedirectKind::Write
+                | RedirectKind::Append
+                | RedirectKind::Read
+                | RedirectKind::ReadWrite
+        );
+        let paths = if is_path {
+            r.target.paths(&cwd)
+        } else {
+            vec![]
+        };
+        structure.dynamic_args |= is_path && r.target.dynamic().any();
+        structure.unbounded_args |= is_path && r.target.dynamic().unbounded();
+        structure.args_have_substitution |= r.target.dynamic().substitution;
+        redirects.push(Redirect {
+            op: r.op.clone(),
+            fd: r.fd,
+            kind: r.kind,
+            target: word(&r.target, paths),
+        });
+    }
+    for a in &args {
+        structure.dynamic_args |= a.dynamic.any();
+        structure.unbounded_args |= a.dynamic.unbounded();
+        structure.args_have_substitution |= a.dynamic.substitution;
+    }
+    let mut env = Vec::new();
+    for (name, value) in &p.env {
+        structure.args_have_substitution |= value.dynamic().substitution;
+        env.push(Assignment {
+            name: name.clone(),
+            value: word(value, vec![]),
+        });
+    }
+    structure
+        .input_sources
+        .extend(p.sub_programs.iter().cloned());
+    if structure.pipeline_length == 0 {
+        structure.pipeline_length = 1;
+    }
+    Command {
+        span: p.span,
+        text: p.text,
+        argv0,
+        program,
+        args,
+        flags,
+        positionals,
+        subcommand,
+        env,
+        env_cleared: p.env_cleared,
+        redirects,
+        cwd,
+        structure,
+    }
+}
+
+/// Paths for the value part of `--opt=VALUE` or `key=VALUE`.
+fn value_paths(d: &Decoded, val: &str, cwd: &Cwd) -> Vec<PathRef> {
+    let prefix_len = d.value().len() - val.len();
+    let mut sub = d.clone();
+    // Drop the `key=` prefix from the literal segments.
+    let mut remaining = prefix_len;
+    let mut segs = Vec::new();
+    for s in sub.segs.drain(..) {
+        match s {
+            crate::words::Seg::Lit { text, quoted } if remaining > 0 => {
+                if text.len() <= remaining {
+                    remaining -= text.len();
+                } else {
+                    let rest = text[remaining..].to_string();
+                    remaining = 0;
+                    segs.push(crate::words::Seg::Lit { text: rest, quoted });
+                }
+            }
+            other if remaining > 0 => {
+                // A dynamic part inside the key: the value is unknowable.
+                let _ = other;
+                return vec![PathRef::Anywhere];
+            }
+            other => segs.push(other),
+        }
+    }
+    sub.segs = segs;
+    let home_tilde = val.starts_with('~');
+    if home_tilde {
+        return vec![PathRef::Anywhere];
+    }
+    sub.paths(cwd)
+}

@@ -1,0 +1,80 @@
+//! Why a script was rejected. Every variant means "deny": the engine never guesses.
+
+use thiserror::Error;
+
+/// A script the grammar refuses to turn into commands.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// `\r`, NUL or another C0 control character (tab and newline are allowed). Terminals and
+    /// logs render these differently from how bash reads them, so they are never accepted.
+    #[error("control character {byte:#04x} at byte {offset} is not allowed in commands")]
+    ControlChar {
+        /// Byte offset in the script.
+        offset: usize,
+        /// The byte.
+        byte: u8,
+    },
+    /// tree-sitter found an `ERROR` or `MISSING` node.
+    #[error("syntax error at line {line}, column {column} (bytes {start}..{end}): {message}")]
+    Syntax {
+        /// First byte of the offending node.
+        start: usize,
+        /// One past its last byte.
+        end: usize,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in bytes).
+        column: usize,
+        /// What was wrong, with a snippet.
+        message: String,
+    },
+    /// A construct the extractor does not understand; refusing is safer than guessing.
+    #[error("unsupported construct `{kind}` at bytes {start}..{end}: {snippet}")]
+    Unsupported {
+        /// tree-sitter node kind.
+        kind: String,
+        /// First byte.
+        start: usize,
+        /// One past the last byte.
+        end: usize,
+        /// Up to 60 characters of the source.
+        snippet: String,
+    },
+    /// The script is larger than the configured maximum.
+    #[error("script is {len} bytes, more than the maximum of {max}")]
+    TooLarge {
+        /// Script length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Nesting (syntax or `bash -c` re-parses) deeper than the maximum.
+    #[error("script nests deeper than {max} levels")]
+    TooDeep {
+        /// Limit.
+        max: usize,
+    },
+    /// The parser produced no tree (cancelled or out of memory).
+    #[error("the bash parser produced no syntax tree")]
+    NoTree,
+}
+
+pub(crate) fn snippet(src: &str, start: usize, end: usize) -> String {
+    let s = src.get(start..end.min(src.len())).unwrap_or("");
+    let mut out: String = s.chars().take(60).collect();
+    if s.chars().count() > 60 {
+        out.push('…');
+    }
+    out
+}
+
+impl ParseError {
+    pub(crate) fn unsupported(kind: &str, start: usize, end: usize, src: &str) -> Self {
+        ParseError::Unsupported {
+            kind: kind.to_string(),
+            start,
+            end,
+            snippet: snippet(src, start, end),
+        }
+    }
+}

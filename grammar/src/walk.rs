@@ -1,0 +1,1082 @@
+//! The AST walk: finds every simple command, wherever it sits, and tracks the cwd.
+//!
+//! The cwd is a *may* analysis: after `cd /x; cmd`, `cmd` may run in `/x` or, if the `cd`
+//! failed, where the script started, so both are candidates and every path fact is checked
+//! against each. `cd /x && cmd` has one candidate. Loops that change directory, function
+//! bodies and non-literal `cd`s make the cwd unknown.
+
+use crate::command::{self, Proto, ProtoRedirect};
+use crate::error::{snippet, ParseError};
+use crate::ir::{Command, Cwd, RedirectKind, Span, Structure};
+use crate::words::{self, Decoded, WordEnv};
+use crate::ParseOptions;
+use std::collections::BTreeSet;
+use tree_sitter::{Node, Parser, Tree};
+
+const MAX_CWD_CANDIDATES: usize = 4;
+
+/// How a statement can leave the cwd: if it succeeded, and if it failed.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub ok: Cwd,
+    pub err: Cwd,
+}
+
+impl Outcome {
+    fn same(c: &Cwd) -> Self {
+        Outcome {
+            ok: c.clone(),
+            err: c.clone(),
+        }
+    }
+    fn any(&self) -> Cwd {
+        join(&self.ok, &self.err)
+    }
+}
+
+pub(crate) fn join(a: &Cwd, b: &Cwd) -> Cwd {
+    match (a, b) {
+        (Cwd::Known(x), Cwd::Known(y)) => {
+            let mut v = x.clone();
+            for p in y {
+                if !v.contains(p) {
+                    v.push(p.clone());
+                }
+            }
+            if v.len() > MAX_CWD_CANDIDATES {
+                Cwd::Unknown
+            } else {
+                Cwd::Known(v)
+            }
+        }
+        _ => Cwd::Unknown,
+    }
+}
+
+/// What flows down the tree: where we are and what surrounds us.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Frame {
+    pub structure: Structure,
+    pub redirects: Vec<ProtoRedirect>,
+    /// For re-parsed payloads: the span of the payload word in the top-level script.
+    pub span_override: Option<Span>,
+    /// Programs that produced the text being re-parsed (they become input sources).
+    pub payload_sources: BTreeSet<String>,
+}
+
+pub(crate) struct Walker<'o> {
+    pub opts: &'o ParseOptions,
+    pub out: Vec<Command>,
+    parser: Parser,
+    depth: usize,
+}
+
+pub(crate) fn parse_tree(parser: &mut Parser, src: &str) -> Result<Tree, ParseError> {
+    let tree = parser.parse(src, None).ok_or(ParseError::NoTree)?;
+    let root = tree.root_node();
+    if root.has_error() {
+        return Err(first_error(root, src));
+    }
+    Ok(tree)
+}
+
+fn first_error(root: Node, src: &str) -> ParseError {
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        if n.is_error() || n.is_missing() {
+            let (start, end) = (n.start_byte(), n.end_byte());
+            let pos = n.start_position();
+            let message = if n.is_missing() {
+                format!(
+                    "missing `{}` before {:?}",
+                    n.kind(),
+                    snippet(src, start, start + 20)
+                )
+            } else {
+                format!("cannot parse {:?}", snippet(src, start, end.max(start + 1)))
+            };
+            return ParseError::Syntax {
+                start,
+                end,
+                line: pos.row + 1,
+                column: pos.column + 1,
+                message,
+            };
+        }
+        let mut c = n.walk();
+        let kids: Vec<_> = n
+            .children(&mut c)
+            .filter(|k| k.has_error() || k.is_missing())
+            .collect();
+        stack.extend(kids.into_iter().rev());
+    }
+    let pos = root.start_position();
+    ParseError::Syntax {
+        start: 0,
+        end: src.len(),
+        line: pos.row + 1,
+        column: 1,
+        message: "unparseable script".into(),
+    }
+}
+
+pub(crate) fn check_control_chars(src: &str) -> Result<(), ParseError> {
+    for (offset, &byte) in src.as_bytes().iter().enumerate() {
+        if (byte < 0x20 && byte != b'\t' && byte != b'\n') || byte == 0x7f {
+            return Err(ParseError::ControlChar { offset, byte });
+        }
+    }
+    Ok(())
+}
+
+impl<'o> Walker<'o> {
+    pub fn new(opts: &'o ParseOptions) -> Result<Self, ParseError> {
+        let mut parser = Parser::new();
+        parser
+            .set_language(&tree_sitter_bash::LANGUAGE.into())
+            .map_err(|_| ParseError::NoTree)?;
+        Ok(Walker {
+            opts,
+            out: Vec::new(),
+            parser,
+            depth: 0,
+        })
+    }
+
+    /// Parses `src` (top level or a re-parsed payload) and walks it.
+    pub fn script(&mut self, src: &str, cwd: &Cwd, frame: &Frame) -> Result<Outcome, ParseError> {
+        if frame.structure.nesting_depth > self.opts.max_nesting {
+            return Err(ParseError::TooDeep {
+                max: self.opts.max_nesting,
+            });
+        }
+        check_control_chars(src)?;
+        let tree = parse_tree(&mut self.parser, src)?;
+        self.statements(tree.root_node(), src, cwd, frame)
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > self.opts.max_depth {
+            return Err(ParseError::TooDeep {
+                max: self.opts.max_depth,
+            });
+        }
+        Ok(())
+    }
+
+    /// A sequence of statements (program, `{ }`, bodies): each starts where the previous may
+    /// have left the cwd; a statement followed by `&` runs in the background and leaves it.
+    fn statements(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        let mut cur = cwd.clone();
+        let mut last = Outcome::same(cwd);
+        let mut c = node.walk();
+        let kids: Vec<Node> = node.children(&mut c).collect();
+        for (i, k) in kids.iter().enumerate() {
+            if !k.is_named() || is_trivia(k.kind()) {
+                continue;
+            }
+            let background = kids
+                .get(i + 1)
+                .is_some_and(|n| !n.is_named() && n.kind() == "&");
+            if background {
+                let mut f = frame.clone();
+                f.structure.background = true;
+                self.stmt(*k, src, &cur, &f)?;
+                last = Outcome::same(&cur);
+            } else {
+                last = self.stmt(*k, src, &cur, frame)?;
+                cur = last.any();
+            }
+        }
+        Ok(last)
+    }
+
+    /// Union of all paths through a set of statements (if/case/loop bodies).
+    fn may_statements(
+        &mut self,
+        nodes: &[Node],
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Cwd, ParseError> {
+        let mut cur = cwd.clone();
+        for n in nodes {
+            let o = self.stmt(*n, src, &cur, frame)?;
+            cur = join(&cur, &o.any());
+        }
+        Ok(cur)
+    }
+
+    pub fn stmt(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        self.stmt_tail(node, src, cwd, frame, &[])
+    }
+
+    /// Walks a statement; `tail` are redirect nodes that belong to its *last* simple
+    /// command. tree-sitter-bash attaches `a && b 2>&1` redirects to the whole list (and
+    /// `a | b > f` ones to the whole pipeline), but bash binds them to `b`: they are moved
+    /// to where bash applies them and resolved against the cwd there.
+    fn stmt_tail(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+        tail: &[Node],
+    ) -> Result<Outcome, ParseError> {
+        self.enter()?;
+        let r = match node.kind() {
+            "list" => self.list(node, src, cwd, frame, tail),
+            "pipeline" => self.pipeline(node, src, cwd, frame, tail),
+            _ if !tail.is_empty() => {
+                let mut f = frame.clone();
+                for t in tail {
+                    if self
+                        .redirect(*t, src, cwd, frame, &mut f.redirects)?
+                        .is_some()
+                    {
+                        return Err(ParseError::unsupported(
+                            "pipeline after a here-document",
+                            t.start_byte(),
+                            t.end_byte(),
+                            src,
+                        ));
+                    }
+                }
+                self.stmt_inner(node, src, cwd, &f)
+            }
+            _ => self.stmt_inner(node, src, cwd, frame),
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn stmt_inner(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        match node.kind() {
+            "program" | "do_group" | "else_clause" => self.statements(node, src, cwd, frame),
+            "compound_statement" => {
+                if node.child(0).is_some_and(|c| c.kind() == "((") {
+                    self.subs_in(node, src, cwd, frame)?;
+                    return Ok(Outcome::same(cwd));
+                }
+                self.statements(node, src, cwd, frame)
+            }
+            "command" => self.command(node, src, cwd, frame),
+            "list" => self.list(node, src, cwd, frame, &[]),
+            "pipeline" => self.pipeline(node, src, cwd, frame, &[]),
+            "subshell" => {
+                let mut f = frame.clone();
+                f.structure.in_subshell = true;
+                self.statements(node, src, cwd, &f)?;
+                Ok(Outcome::same(cwd))
+            }
+            "redirected_statement" => self.redirected(node, src, cwd, frame),
+            "negated_command" => {
+                let mut f = frame.clone();
+                f.structure.negated = !f.structure.negated;
+                let o = self.statements(node, src, cwd, &f)?;
+                Ok(Outcome {
+                    ok: o.err,
+                    err: o.ok,
+                })
+            }
+            "function_definition" => {
+                let mut f = frame.clone();
+                f.structure.in_function = true;
+                f.structure.background = false;
+                let mut c = node.walk();
+                for k in node.children_by_field_name("body", &mut c) {
+                    self.stmt(k, src, &Cwd::Unknown, &f)?;
+                }
+                let mut c = node.walk();
+                let redirects: Vec<Node> =
+                    node.children_by_field_name("redirect", &mut c).collect();
+                if !redirects.is_empty() {
+                    // Redirects on a function definition apply when it is called.
+                    let mut rs = Vec::new();
+                    for r in redirects {
+                        self.redirect(r, src, &Cwd::Unknown, &f, &mut rs)?;
+                    }
+                }
+                Ok(Outcome::same(cwd))
+            }
+            "if_statement" | "elif_clause" => self.branches(node, src, cwd, frame),
+            "while_statement" | "for_statement" | "c_style_for_statement" => {
+                self.looped(node, src, cwd, frame)
+            }
+            "case_statement" => {
+                let mut result = cwd.clone();
+                let mut c = node.walk();
+                for k in node.children(&mut c) {
+                    match k.kind() {
+                        "case_item" => {
+                            let mut cc = k.walk();
+                            let stmts: Vec<Node> = k
+                                .children(&mut cc)
+                                .filter(|n| n.is_named() && !is_trivia(n.kind()))
+                                .filter(|n| k.child_by_field_name("value") != Some(*n))
+                                .collect();
+                            let mut vc = k.walk();
+                            for v in k.children_by_field_name("value", &mut vc) {
+                                self.subs_in(v, src, cwd, frame)?;
+                            }
+                            let end = self.may_statements(&stmts, src, cwd, frame)?;
+                            result = join(&result, &end);
+                        }
+                        _ if k.is_named() && !is_trivia(k.kind()) => {
+                            self.subs_in(k, src, cwd, frame)?;
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Outcome::same(&result))
+            }
+            "variable_assignment"
+            | "variable_assignments"
+            | "declaration_command"
+            | "unset_command" => self.assignment_like(node, src, cwd, frame),
+            "test_command" => {
+                self.subs_in(node, src, cwd, frame)?;
+                Ok(Outcome::same(cwd))
+            }
+            other => Err(ParseError::unsupported(
+                other,
+                node.start_byte(),
+                node.end_byte(),
+                src,
+            )),
+        }
+    }
+
+    fn list(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+        tail: &[Node],
+    ) -> Result<Outcome, ParseError> {
+        let (left, op, right) = list_parts(node, src)?;
+        let l = self.stmt(left, src, cwd, frame)?;
+        let start = after_op(&op, &l);
+        let r = self.stmt_tail(right, src, &start, frame, tail)?;
+        Ok(combine(&op, &l, r))
+    }
+
+    fn pipeline(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+        tail: &[Node],
+    ) -> Result<Outcome, ParseError> {
+        let mut c = node.walk();
+        let elems: Vec<Node> = node
+            .children(&mut c)
+            .filter(|k| k.is_named() && !is_trivia(k.kind()))
+            .collect();
+        for e in elems.iter().skip(1) {
+            if e.kind() == "list"
+                || (e.kind() == "redirected_statement"
+                    && body_of(*e).is_some_and(|b| b.kind() == "list"))
+            {
+                return Err(ParseError::unsupported(
+                    "list inside a pipeline",
+                    e.start_byte(),
+                    e.end_byte(),
+                    src,
+                ));
+            }
+        }
+        // tree-sitter-bash parses `a && b 2>&1 | c` as `(a && b 2>&1) | c`; bash runs
+        // `a && (b 2>&1 | c)`. Undo that here.
+        if let Some(first) = elems.first() {
+            let (list, redirs) = match first.kind() {
+                "list" => (Some(*first), Vec::new()),
+                "redirected_statement" => match body_of(*first) {
+                    Some(b) if b.kind() == "list" => (Some(b), redirect_nodes(*first)),
+                    _ => (None, Vec::new()),
+                },
+                _ => (None, Vec::new()),
+            };
+            if let Some(list) = list {
+                let (left, op, right) = list_parts(list, src)?;
+                let l = self.stmt(left, src, cwd, frame)?;
+                let start = after_op(&op, &l);
+                let mut es = vec![(right, redirs)];
+                es.extend(elems[1..].iter().map(|e| (*e, Vec::new())));
+                let p = self.pipeline_elems(&es, src, &start, frame, tail)?;
+                return Ok(combine(&op, &l, p));
+            }
+        }
+        let es: Vec<(Node, Vec<Node>)> = elems.iter().map(|e| (*e, Vec::new())).collect();
+        self.pipeline_elems(&es, src, cwd, frame, tail)
+    }
+
+    fn pipeline_elems(
+        &mut self,
+        elems: &[(Node, Vec<Node>)],
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+        tail: &[Node],
+    ) -> Result<Outcome, ParseError> {
+        let n = elems.len();
+        let mut ranges = Vec::with_capacity(n);
+        let mut f = frame.clone();
+        if n > 1 {
+            f.structure.in_subshell = true;
+        }
+        let mut last = Outcome::same(cwd);
+        for (i, (e, own)) in elems.iter().enumerate() {
+            let start = self.out.len();
+            let mut t: Vec<Node> = own.clone();
+            if i + 1 == n {
+                t.extend(tail.iter().copied());
+            }
+            let o = self.stmt_tail(*e, src, cwd, &f, &t)?;
+            if n == 1 {
+                last = o;
+            }
+            ranges.push(start..self.out.len());
+        }
+        if n == 1 {
+            return Ok(last);
+        }
+        let names: Vec<BTreeSet<String>> = ranges
+            .iter()
+            .map(|r| self.out[r.clone()].iter().map(display_name).collect())
+            .collect();
+        for (i, r) in ranges.iter().enumerate() {
+            let up: BTreeSet<String> = names[..i].iter().flatten().cloned().collect();
+            let down: BTreeSet<String> = names[i + 1..].iter().flatten().cloned().collect();
+            for cmd in &mut self.out[r.clone()] {
+                let s = &mut cmd.structure;
+                if s.pipeline_length <= 1 {
+                    s.pipeline_index = i;
+                    s.pipeline_length = n;
+                }
+                s.upstream.extend(up.iter().cloned());
+                s.downstream.extend(down.iter().cloned());
+                s.input_sources.extend(up.iter().cloned());
+            }
+        }
+        Ok(Outcome::same(cwd))
+    }
+
+    fn branches(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        let mut c = node.walk();
+        let stmts: Vec<Node> = node
+            .children(&mut c)
+            .filter(|k| k.is_named() && !is_trivia(k.kind()))
+            .collect();
+        let end = self.may_statements(&stmts, src, cwd, frame)?;
+        Ok(Outcome::same(&join(cwd, &end)))
+    }
+
+    fn looped(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        // A body that may change directory runs an unknown number of times: unknown cwd.
+        let start = if changes_dir(node, src) {
+            Cwd::Unknown
+        } else {
+            cwd.clone()
+        };
+        let mut c = node.walk();
+        let kids: Vec<Node> = node
+            .children(&mut c)
+            .filter(|k| k.is_named() && !is_trivia(k.kind()))
+            .collect();
+        let mut cur = start.clone();
+        for k in kids {
+            match k.kind() {
+                "do_group" | "compound_statement" => {
+                    let o = self.stmt(k, src, &cur, frame)?;
+                    cur = join(&cur, &o.any());
+                }
+                "variable_name" => {}
+                _ if node.kind() == "while_statement" => {
+                    let o = self.stmt(k, src, &cur, frame)?;
+                    cur = join(&cur, &o.any());
+                }
+                _ => {
+                    self.subs_in(k, src, &cur, frame)?;
+                }
+            }
+        }
+        Ok(Outcome::same(&join(cwd, &cur)))
+    }
+
+    /// Walks every command/process substitution below `node` as commands of their own.
+    pub fn subs_in(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<BTreeSet<String>, ParseError> {
+        let mut found = Vec::new();
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            if matches!(n.kind(), "command_substitution" | "process_substitution") {
+                found.push(n);
+                continue;
+            }
+            let mut c = n.walk();
+            let kids: Vec<_> = n.children(&mut c).collect();
+            stack.extend(kids.into_iter().rev());
+        }
+        self.substitutions(&found, src, cwd, frame)
+    }
+
+    /// Walks substitution nodes; returns the programs they run.
+    pub fn substitutions(
+        &mut self,
+        subs: &[Node],
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<BTreeSet<String>, ParseError> {
+        let mut names = BTreeSet::new();
+        for s in subs {
+            let mut f = frame.clone();
+            f.structure = Structure {
+                in_substitution: true,
+                in_subshell: true,
+                in_function: frame.structure.in_function,
+                wrappers: frame.structure.wrappers.clone(),
+                sudo: frame.structure.sudo,
+                run_as: frame.structure.run_as.clone(),
+                nesting_depth: frame.structure.nesting_depth,
+                background: frame.structure.background,
+                pipeline_length: 1,
+                ..Structure::default()
+            };
+            f.redirects = Vec::new();
+            let start = self.out.len();
+            self.enter()?;
+            let r = self.statements(*s, src, cwd, &f);
+            self.depth -= 1;
+            r?;
+            names.extend(self.out[start..].iter().map(display_name));
+        }
+        Ok(names)
+    }
+
+    fn redirected(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        let mut c = node.walk();
+        for (i, k) in node.children(&mut c).enumerate() {
+            let field = node.field_name_for_child(i as u32);
+            let known = matches!(field, Some("body") | Some("redirect"))
+                || k.kind() == "herestring_redirect";
+            if k.is_named() && !is_trivia(k.kind()) && !known {
+                return Err(ParseError::unsupported(
+                    k.kind(),
+                    k.start_byte(),
+                    k.end_byte(),
+                    src,
+                ));
+            }
+        }
+        let redirs = redirect_nodes(node);
+        match body_of(node) {
+            Some(body) => self.stmt_tail(body, src, cwd, frame, &redirs),
+            None => {
+                // Redirections alone (`> file`): a command with no name.
+                let mut f = frame.clone();
+                for r in &redirs {
+                    if self
+                        .redirect(*r, src, cwd, frame, &mut f.redirects)?
+                        .is_some()
+                    {
+                        return Err(ParseError::unsupported(
+                            "pipeline after a here-document",
+                            r.start_byte(),
+                            r.end_byte(),
+                            src,
+                        ));
+                    }
+                }
+                let proto = Proto::new(node, src, cwd, &f);
+                self.emit(proto, src)?;
+                Ok(Outcome::same(cwd))
+            }
+        }
+    }
+
+    /// Decodes one redirect node into `out`. Returns a pipeline node if a heredoc redirect
+    /// carries one (`cat <<EOF | sh`), which the caller refuses.
+    fn redirect<'t>(
+        &mut self,
+        node: Node<'t>,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+        out: &mut Vec<ProtoRedirect>,
+    ) -> Result<Option<Node<'t>>, ParseError> {
+        let env = WordEnv {
+            src,
+            home: &self.opts.home,
+            cwd,
+        };
+        let mut subs = Vec::new();
+        let fd = node
+            .child_by_field_name("descriptor")
+            .and_then(|d| src[d.byte_range()].parse::<u32>().ok());
+        let op = {
+            let mut c = node.walk();
+            let found = node
+                .children(&mut c)
+                .find(|k| !k.is_named())
+                .map(|k| src[k.byte_range()].to_string());
+            found.unwrap_or_default()
+        };
+        let mut pipeline = None;
+        match node.kind() {
+            "file_redirect" => {
+                let mut c = node.walk();
+                let dests: Vec<Node> = node.children_by_field_name("destination", &mut c).collect();
+                if dests.len() != 1 {
+                    return Err(ParseError::unsupported(
+                        "redirect with several targets",
+                        node.start_byte(),
+                        node.end_byte(),
+                        src,
+                    ));
+                }
+                let target = words::decode(dests[0], &env, &mut subs)?;
+                let kind = redirect_kind(&op, &target);
+                out.push(ProtoRedirect {
+                    op,
+                    fd,
+                    kind,
+                    target,
+                    sub_programs: BTreeSet::new(),
+                });
+            }
+            "herestring_redirect" => {
+                let mut c = node.walk();
+                let word = node
+                    .children(&mut c)
+                    .find(|k| k.is_named() && k.kind() != "file_descriptor");
+                let target = match word {
+                    Some(w) => words::decode(w, &env, &mut subs)?,
+                    None => Decoded::literal(""),
+                };
+                out.push(ProtoRedirect {
+                    op,
+                    fd,
+                    kind: RedirectKind::Herestring,
+                    target,
+                    sub_programs: BTreeSet::new(),
+                });
+            }
+            "heredoc_redirect" => {
+                let mut c = node.walk();
+                let mut body_text = String::new();
+                let mut dynamic_body = false;
+                let mut quoted = false;
+                for (i, k) in node.children(&mut c).enumerate() {
+                    match (node.field_name_for_child(i as u32), k.kind()) {
+                        (_, "heredoc_start") => {
+                            let t = &src[k.byte_range()];
+                            quoted = t.contains(['\'', '"', '\\']);
+                        }
+                        (_, "heredoc_body") => {
+                            body_text = src[k.byte_range()].to_string();
+                            if !quoted {
+                                let mut kc = k.walk();
+                                for part in k.children(&mut kc) {
+                                    match part.kind() {
+                                        "heredoc_content" => {}
+                                        "command_substitution"
+                                        | "expansion"
+                                        | "simple_expansion" => {
+                                            dynamic_body = true;
+                                            if part.kind() == "command_substitution" {
+                                                subs.push(part);
+                                            } else {
+                                                collect_nested_subs(part, &mut subs);
+                                            }
+                                        }
+                                        _ if part.is_named() => dynamic_body = true,
+                                        _ => {}
+                                    }
+                                }
+                            }
+                        }
+                        (Some("redirect"), _) => {
+                            self.redirect(k, src, cwd, frame, out)?;
+                        }
+                        (Some("argument"), _) => {
+                            return Err(ParseError::unsupported(
+                                "arguments after a here-document operator",
+                                k.start_byte(),
+                                k.end_byte(),
+                                src,
+                            ));
+                        }
+                        (_, "pipeline") => pipeline = Some(k),
+                        (_, "heredoc_end") => {}
+                        (_, kind) if k.is_named() && !is_trivia(kind) => {
+                            return Err(ParseError::unsupported(
+                                kind,
+                                k.start_byte(),
+                                k.end_byte(),
+                                src,
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                let mut target = Decoded::literal(&body_text);
+                if dynamic_body {
+                    target = Decoded::opaque(&body_text);
+                }
+                out.push(ProtoRedirect {
+                    op,
+                    fd,
+                    kind: RedirectKind::Heredoc,
+                    target,
+                    sub_programs: BTreeSet::new(),
+                });
+            }
+            other => {
+                return Err(ParseError::unsupported(
+                    other,
+                    node.start_byte(),
+                    node.end_byte(),
+                    src,
+                ))
+            }
+        }
+        let names = self.substitutions(&subs, src, cwd, frame)?;
+        if let Some(last) = out.last_mut() {
+            last.sub_programs = names;
+        }
+        Ok(pipeline)
+    }
+
+    fn assignment_like(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        let env = WordEnv {
+            src,
+            home: &self.opts.home,
+            cwd,
+        };
+        let mut proto = Proto::new(node, src, cwd, frame);
+        let mut subs = Vec::new();
+        let keyword = match node.kind() {
+            "variable_assignment" | "variable_assignments" => None,
+            _ => node.child(0).map(|k| src[k.byte_range()].to_string()),
+        };
+        if let Some(k) = keyword {
+            proto.argv.push(Decoded::literal(&k));
+        }
+        let mut items = Vec::new();
+        if node.kind() == "variable_assignment" {
+            items.push(node);
+        } else {
+            let mut c = node.walk();
+            items.extend(
+                node.children(&mut c)
+                    .filter(|k| k.is_named() && !is_trivia(k.kind())),
+            );
+        }
+        for k in items {
+            if k.kind() == "variable_assignment" {
+                let (name, value) = assignment(k, &env, &mut subs)?;
+                proto.env.push((name, value));
+            } else {
+                proto.argv.push(words::decode(k, &env, &mut subs)?);
+            }
+        }
+        proto.sub_programs = self.substitutions(&subs, src, cwd, frame)?;
+        self.emit(proto, src)?;
+        Ok(Outcome::same(cwd))
+    }
+
+    fn command(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        let env = WordEnv {
+            src,
+            home: &self.opts.home,
+            cwd,
+        };
+        let mut proto = Proto::new(node, src, cwd, frame);
+        let mut subs = Vec::new();
+        let mut redirects = Vec::new();
+        let mut c = node.walk();
+        let mut name_subs = Vec::new();
+        for (i, k) in node.children(&mut c).enumerate() {
+            match (node.field_name_for_child(i as u32), k.kind()) {
+                (Some("name"), _) => proto
+                    .argv
+                    .insert(0, words::decode(k, &env, &mut name_subs)?),
+                (Some("argument"), _) => proto.argv.push(words::decode(k, &env, &mut subs)?),
+                (Some("redirect"), _) => {
+                    if self.redirect(k, src, cwd, frame, &mut redirects)?.is_some() {
+                        return Err(ParseError::unsupported(
+                            "pipeline after a here-document",
+                            k.start_byte(),
+                            k.end_byte(),
+                            src,
+                        ));
+                    }
+                }
+                (_, "variable_assignment") => {
+                    let (n, v) = assignment(k, &env, &mut subs)?;
+                    proto.env.push((n, v));
+                }
+                (_, kind) if k.is_named() && !is_trivia(kind) => {
+                    return Err(ParseError::unsupported(
+                        kind,
+                        k.start_byte(),
+                        k.end_byte(),
+                        src,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if node.child_by_field_name("name").is_none() && !proto.argv.is_empty() {
+            return Err(ParseError::unsupported(
+                "command without a name",
+                node.start_byte(),
+                node.end_byte(),
+                src,
+            ));
+        }
+        let mut names = self.substitutions(&name_subs, src, cwd, frame)?;
+        names.extend(self.substitutions(&subs, src, cwd, frame)?);
+        for r in &redirects {
+            names.extend(r.sub_programs.iter().cloned());
+        }
+        proto.sub_programs = names;
+        proto.redirects.extend(redirects);
+        let result = command::cd_outcome(&proto, cwd, &self.opts.home);
+        self.emit(proto, src)?;
+        Ok(result)
+    }
+
+    /// Emits a command after unwrapping wrappers and re-parsing payloads.
+    pub fn emit(&mut self, proto: Proto, src: &str) -> Result<(), ParseError> {
+        let _ = src;
+        let mut pending = vec![proto];
+        while let Some(p) = pending.pop() {
+            match crate::wrappers::unwrap(p, &self.opts.home) {
+                crate::wrappers::Unwrapped::Plain(p) => self.out.push(command::finish(p)),
+                crate::wrappers::Unwrapped::Split {
+                    outer,
+                    inners,
+                    payloads,
+                } => {
+                    self.out.push(command::finish(outer));
+                    for pl in payloads {
+                        self.payload(pl)?;
+                    }
+                    // Inner commands may be wrappers themselves; keep source order.
+                    pending.extend(inners.into_iter().rev());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-parses a literal payload (`bash -c STR`, `eval`, `ssh host CMD`, ...) one level deeper.
+    fn payload(&mut self, p: crate::wrappers::Payload) -> Result<(), ParseError> {
+        let mut f = p.frame;
+        f.structure.nesting_depth += 1;
+        f.span_override = Some(p.span);
+        self.enter()?;
+        let r = self.script(&p.text, &p.cwd, &f);
+        self.depth -= 1;
+        r.map(|_| ())
+    }
+}
+
+fn body_of(node: Node) -> Option<Node> {
+    node.child_by_field_name("body")
+}
+
+fn redirect_nodes(node: Node) -> Vec<Node> {
+    let mut c = node.walk();
+    let mut out = Vec::new();
+    for (i, k) in node.children(&mut c).enumerate() {
+        if node.field_name_for_child(i as u32) == Some("redirect")
+            || k.kind() == "herestring_redirect"
+        {
+            out.push(k);
+        }
+    }
+    out
+}
+
+fn list_parts<'t>(node: Node<'t>, src: &str) -> Result<(Node<'t>, String, Node<'t>), ParseError> {
+    let mut c = node.walk();
+    let kids: Vec<Node> = node
+        .children(&mut c)
+        .filter(|k| !is_trivia(k.kind()))
+        .collect();
+    match (kids.first(), kids.get(1), kids.get(2), kids.len()) {
+        (Some(l), Some(op), Some(r), 3) => Ok((*l, op.kind().to_string(), *r)),
+        _ => Err(ParseError::unsupported(
+            "list",
+            node.start_byte(),
+            node.end_byte(),
+            src,
+        )),
+    }
+}
+
+/// The cwd the right side of `l OP r` starts in.
+fn after_op(op: &str, l: &Outcome) -> Cwd {
+    match op {
+        "&&" => l.ok.clone(),
+        "||" => l.err.clone(),
+        _ => l.any(),
+    }
+}
+
+fn combine(op: &str, l: &Outcome, r: Outcome) -> Outcome {
+    match op {
+        "&&" => Outcome {
+            ok: r.ok,
+            err: join(&l.err, &r.err),
+        },
+        "||" => Outcome {
+            ok: join(&l.ok, &r.ok),
+            err: r.err,
+        },
+        _ => r,
+    }
+}
+
+fn collect_nested_subs<'t>(node: Node<'t>, subs: &mut Vec<Node<'t>>) {
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if matches!(n.kind(), "command_substitution" | "process_substitution") {
+            subs.push(n);
+            continue;
+        }
+        let mut c = n.walk();
+        stack.extend(n.children(&mut c));
+    }
+}
+
+fn assignment<'t>(
+    node: Node<'t>,
+    env: &WordEnv,
+    subs: &mut Vec<Node<'t>>,
+) -> Result<(String, Decoded), ParseError> {
+    let name = node
+        .child_by_field_name("name")
+        .map(|n| env.src[n.byte_range()].to_string())
+        .unwrap_or_default();
+    let value = match node.child_by_field_name("value") {
+        Some(v) => words::decode(v, env, subs)?,
+        None => Decoded::literal(""),
+    };
+    Ok((name, value))
+}
+
+fn redirect_kind(op: &str, target: &Decoded) -> RedirectKind {
+    let t = target.literal_value();
+    let is_fd = t
+        .as_deref()
+        .is_some_and(|t| t == "-" || (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())));
+    match op {
+        ">>" | "&>>" => RedirectKind::Append,
+        "<" => RedirectKind::Read,
+        "<>" => RedirectKind::ReadWrite,
+        "<&" | "<&-" | ">&-" => RedirectKind::Dup,
+        ">&" if is_fd => RedirectKind::Dup,
+        _ => RedirectKind::Write,
+    }
+}
+
+fn is_trivia(kind: &str) -> bool {
+    kind == "comment"
+}
+
+pub(crate) fn display_name(c: &Command) -> String {
+    if c.program.is_empty() {
+        "(dynamic)".to_string()
+    } else {
+        c.program.clone()
+    }
+}
+
+/// True if a loop body may change directory (`cd`, `pushd`, `popd`, or something that can
+/// hide one such as `eval`/`source`), outside subshells.
+fn changes_dir(node: Node, src: &str) -> bool {
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if matches!(
+            n.kind(),
+            "subshell" | "command_substitution" | "process_substitution"
+        ) {
+            continue;
+        }
+        if n.kind() == "command_name" {
+            let t = src[n.byte_range()].replace(['\'', '"', '\\'], "");
+            let t = t.as_str();
+            if matches!(
+                t,
+                "cd" | "pushd" | "popd" | "eval" | "source" | "." | "builtin" | "command" | "exec"
+            ) || t.starts_with('$')
+            {
+                return true;
+            }
+        }
+        let mut c = n.walk();
+        stack.extend(n.children(&mut c));
+    }
+    false
+}

@@ -1,0 +1,767 @@
+//! Wrapper programs: `sudo rm x` runs `rm`, so `rm` must be judged too.
+//!
+//! A wrapper is split into the wrapper command itself (with its own options) and the inner
+//! command it runs, which inherits the context and records the wrapper in
+//! `structure.wrappers`. Wrappers that run a *string* (`bash -c`, `eval`, `su -c`, `ssh host
+//! CMD`, `watch`, `env -S`, `alias`, `trap`) have that string re-parsed one level deeper when
+//! it is literal; when it is not, the inner command is marked dynamic so that it can never be
+//! allowed by a rule that needs to know the program.
+
+use crate::command::Proto;
+use crate::ir::{Cwd, PathRef, RedirectKind, Span};
+use crate::paths;
+use crate::walk::Frame;
+use crate::words::Decoded;
+
+/// A string to parse as a script one level deeper.
+pub(crate) struct Payload {
+    pub text: String,
+    pub span: Span,
+    pub cwd: Cwd,
+    pub frame: Frame,
+}
+
+/// The result of looking at a command's name.
+pub(crate) enum Unwrapped {
+    /// Not a wrapper.
+    Plain(Proto),
+    /// A wrapper: the wrapper itself, the commands it runs, and strings it runs as scripts.
+    Split {
+        outer: Proto,
+        inners: Vec<Proto>,
+        payloads: Vec<Payload>,
+    },
+}
+
+const SHELLS: &[&str] = &[
+    "bash", "sh", "zsh", "dash", "ksh", "ash", "mksh", "yash", "fish", "rbash",
+];
+
+/// Result of scanning wrapper options.
+struct Scan {
+    /// (option, value) pairs, options as written (`-u`, `--user`).
+    opts: Vec<(String, Option<Decoded>)>,
+    /// Index in argv of the first word after the options.
+    next: usize,
+    /// An option word was dynamic: the rest cannot be interpreted.
+    dynamic: bool,
+}
+
+/// Scans `argv[1..]` for options. `short_val` lists short options taking a value,
+/// `long_val` long ones. Stops at the first non-option or after `--`.
+fn scan(argv: &[Decoded], short_val: &str, long_val: &[&str], numeric_opts: bool) -> Scan {
+    let mut s = Scan {
+        opts: Vec::new(),
+        next: argv.len(),
+        dynamic: false,
+    };
+    let mut i = 1;
+    while i < argv.len() {
+        let Some(v) = argv[i].literal_value() else {
+            if argv[i].value().starts_with('-') {
+                s.dynamic = true;
+            }
+            s.next = i;
+            return s;
+        };
+        if v == "--" {
+            s.next = i + 1;
+            return s;
+        }
+        if !v.starts_with('-') || v == "-" {
+            s.next = i;
+            return s;
+        }
+        if numeric_opts && v[1..].chars().all(|c| c.is_ascii_digit()) {
+            s.opts.push((v.clone(), None));
+            i += 1;
+            continue;
+        }
+        if let Some(long) = v.strip_prefix("--") {
+            let (name, val) = match long.split_once('=') {
+                Some((n, val)) => (format!("--{n}"), Some(Decoded::literal(val))),
+                None => (v.clone(), None),
+            };
+            if val.is_none() && long_val.contains(&name.as_str()) {
+                s.opts.push((name, argv.get(i + 1).cloned()));
+                i += 2;
+            } else {
+                s.opts.push((name, val));
+                i += 1;
+            }
+            continue;
+        }
+        let chars: Vec<char> = v[1..].chars().collect();
+        let mut j = 0;
+        let mut consumed_next = false;
+        while j < chars.len() {
+            let c = chars[j];
+            if short_val.contains(c) {
+                let rest: String = chars[j + 1..].iter().collect();
+                if rest.is_empty() {
+                    s.opts.push((format!("-{c}"), argv.get(i + 1).cloned()));
+                    consumed_next = true;
+                } else {
+                    s.opts
+                        .push((format!("-{c}"), Some(Decoded::literal(&rest))));
+                }
+                break;
+            }
+            s.opts.push((format!("-{c}"), None));
+            j += 1;
+        }
+        i += if consumed_next { 2 } else { 1 };
+    }
+    s
+}
+
+fn opt<'a>(s: &'a Scan, names: &[&str]) -> Option<&'a Option<Decoded>> {
+    s.opts
+        .iter()
+        .rev()
+        .find(|(n, _)| names.contains(&n.as_str()))
+        .map(|(_, v)| v)
+}
+
+fn has(s: &Scan, names: &[&str]) -> bool {
+    s.opts.iter().any(|(n, _)| names.contains(&n.as_str()))
+}
+
+fn outer_of(p: &Proto, upto: usize) -> Proto {
+    let mut o = p.with_argv(p.argv[..upto.min(p.argv.len())].to_vec());
+    o.fixed_paths = p
+        .fixed_paths
+        .iter()
+        .filter(|(i, _)| *i < upto)
+        .cloned()
+        .collect();
+    o
+}
+
+fn inner_of(p: &Proto, from: usize, wrapper: &str) -> Proto {
+    let mut i = p.with_argv(p.argv[from.min(p.argv.len())..].to_vec());
+    i.fixed_paths = p
+        .fixed_paths
+        .iter()
+        .filter(|(j, _)| *j >= from)
+        .map(|(j, v)| (j - from, v.clone()))
+        .collect();
+    i.structure.wrappers.push(wrapper.to_string());
+    i
+}
+
+/// A command whose program cannot be known (a non-literal payload).
+fn dynamic_inner(p: &Proto, raw: &str, wrapper: &str) -> Proto {
+    let mut i = p.with_argv(vec![Decoded::opaque(raw)]);
+    i.structure.wrappers.push(wrapper.to_string());
+    i.structure.dynamic_command = true;
+    i
+}
+
+fn payload(p: &Proto, text: String, wrapper: &str, cwd: Cwd) -> Payload {
+    let mut structure = p.structure.clone();
+    structure.wrappers.push(wrapper.to_string());
+    let frame = Frame {
+        structure,
+        redirects: Vec::new(),
+        span_override: Some(p.span),
+        payload_sources: Default::default(),
+    };
+    Payload {
+        text,
+        span: p.span,
+        cwd,
+        frame,
+    }
+}
+
+fn split(outer: Proto, inners: Vec<Proto>, payloads: Vec<Payload>) -> Unwrapped {
+    Unwrapped::Split {
+        outer,
+        inners,
+        payloads,
+    }
+}
+
+/// A literal string, or the dynamic-inner fallback.
+fn run_string(p: &Proto, outer: Proto, word: &Decoded, wrapper: &str, cwd: Cwd) -> Unwrapped {
+    match word.literal_value() {
+        Some(text) => {
+            let pl = payload(p, text, wrapper, cwd);
+            split(outer, vec![], vec![pl])
+        }
+        None => split(outer, vec![dynamic_inner(p, &word.raw, wrapper)], vec![]),
+    }
+}
+
+/// Joins words as bash would see them after word splitting (`eval a b` runs `a b`).
+fn join_words(words: &[Decoded]) -> Option<String> {
+    let mut parts = Vec::new();
+    for w in words {
+        parts.push(w.literal_value()?);
+    }
+    Some(parts.join(" "))
+}
+
+fn resolve_dir(d: &Decoded, cwd: &Cwd) -> Cwd {
+    match d.literal_value() {
+        Some(v) if v.starts_with('/') => Cwd::Known(vec![paths::resolve("/", &v)]),
+        Some(v) => match cwd {
+            Cwd::Known(b) if !b.is_empty() => {
+                Cwd::Known(b.iter().map(|b| paths::resolve(b, &v)).collect())
+            }
+            _ => Cwd::Unknown,
+        },
+        None => Cwd::Unknown,
+    }
+}
+
+/// Splits a wrapper into the commands it runs. Non-wrappers come back as `Plain`.
+pub(crate) fn unwrap(p: Proto, _home: &str) -> Unwrapped {
+    let Some(name) = p.name() else {
+        return Unwrapped::Plain(p);
+    };
+    let base = crate::command::program_identity(&name, &p.cwd);
+    let base = base.as_str();
+    match base {
+        "sudo" => {
+            let s = scan(
+                &p.argv,
+                "ugpCDrtUhT",
+                &[
+                    "--user",
+                    "--group",
+                    "--prompt",
+                    "--close-from",
+                    "--chdir",
+                    "--role",
+                    "--type",
+                    "--other-user",
+                    "--host",
+                    "--command-timeout",
+                ],
+                false,
+            );
+            privileged(p, s, "sudo", &["-u", "--user"], &["-D", "--chdir"])
+        }
+        "doas" => {
+            let s = scan(&p.argv, "uC", &[], false);
+            privileged(p, s, "doas", &["-u"], &[])
+        }
+        "pkexec" | "run0" => {
+            let s = scan(&p.argv, "u", &["--user", "--chdir", "-D"], false);
+            privileged(p, s, base, &["--user", "-u"], &["--chdir", "-D"])
+        }
+        "su" => {
+            let s = scan(
+                &p.argv,
+                "cgGsw",
+                &[
+                    "--command",
+                    "--shell",
+                    "--group",
+                    "--supp-group",
+                    "--whitelist-environment",
+                    "--session-command",
+                ],
+                false,
+            );
+            let mut rest = s.next;
+            if p.argv.get(rest).and_then(Decoded::literal_value).as_deref() == Some("-") {
+                rest += 1;
+            }
+            let user = p
+                .argv
+                .get(rest)
+                .and_then(Decoded::literal_value)
+                .unwrap_or_else(|| "root".into());
+            let mut p2 = p.clone();
+            p2.structure.sudo = true;
+            p2.structure.run_as = Some(user);
+            let outer = outer_of(&p, p.argv.len());
+            match opt(&s, &["-c", "--command", "--session-command"]) {
+                Some(Some(cmd)) => run_string(&p2, outer, cmd, "su -c", p.cwd.clone()),
+                Some(None) => split(outer, vec![dynamic_inner(&p2, "su -c", "su -c")], vec![]),
+                None => Unwrapped::Plain(p),
+            }
+        }
+        "env" => {
+            let s = scan(
+                &p.argv,
+                "uCSP",
+                &[
+                    "--unset",
+                    "--chdir",
+                    "--split-string",
+                    "--ignore-signal",
+                    "--default-signal",
+                    "--block-signal",
+                ],
+                false,
+            );
+            if s.dynamic {
+                let inner = dynamic_inner(&p, "env", "env");
+                return split(outer_of(&p, p.argv.len()), vec![inner], vec![]);
+            }
+            let mut i = s.next;
+            let mut cleared = has(&s, &["-i", "--ignore-environment"]);
+            if p.argv.get(i).and_then(Decoded::literal_value).as_deref() == Some("-") {
+                cleared = true;
+                i += 1;
+            }
+            let mut assigns = Vec::new();
+            while let Some(w) = p.argv.get(i) {
+                let v = w.value();
+                match v.split_once('=') {
+                    Some((n, _))
+                        if !n.is_empty()
+                            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    {
+                        let val = Decoded {
+                            raw: w.raw.clone(),
+                            segs: w.segs.clone(),
+                        };
+                        assigns.push((n.to_string(), val));
+                        i += 1;
+                    }
+                    _ => break,
+                }
+            }
+            let outer = outer_of(&p, i);
+            let mut cwd = p.cwd.clone();
+            if let Some(Some(d)) = opt(&s, &["-C", "--chdir"]) {
+                cwd = resolve_dir(d, &p.cwd);
+            }
+            let mut env = p.env.clone();
+            env.extend(assigns.clone());
+            let mut outer = outer;
+            outer.env.extend(assigns);
+            if let Some(Some(str_word)) = opt(&s, &["-S", "--split-string"]) {
+                let mut q = p.clone();
+                q.env = env;
+                q.env_cleared |= cleared;
+                let mut text = match str_word.literal_value() {
+                    Some(t) => t,
+                    None => {
+                        return split(
+                            outer,
+                            vec![dynamic_inner(&q, &str_word.raw, "env -S")],
+                            vec![],
+                        )
+                    }
+                };
+                match join_words(&p.argv[i..]) {
+                    Some(rest) if !rest.is_empty() => {
+                        text.push(' ');
+                        text.push_str(&rest);
+                    }
+                    Some(_) => {}
+                    None => {
+                        return split(
+                            outer,
+                            vec![dynamic_inner(&q, &str_word.raw, "env -S")],
+                            vec![],
+                        )
+                    }
+                }
+                return split(outer, vec![], vec![payload(&q, text, "env -S", cwd)]);
+            }
+            if i >= p.argv.len() {
+                return Unwrapped::Plain(outer);
+            }
+            let mut inner = inner_of(&p, i, "env");
+            inner.env = env;
+            inner.env_cleared |= cleared;
+            inner.cwd = cwd;
+            split(outer, vec![inner], vec![])
+        }
+        "command" => {
+            let s = scan(&p.argv, "", &[], false);
+            if has(&s, &["-v", "-V"]) || s.next >= p.argv.len() {
+                return Unwrapped::Plain(p);
+            }
+            simple(p, s, "command")
+        }
+        "exec" => {
+            let s = scan(&p.argv, "a", &[], false);
+            simple(p, s, "exec")
+        }
+        "builtin" | "nohup" | "setsid" => {
+            let s = scan(&p.argv, "", &[], false);
+            simple(p, s, base)
+        }
+        "nice" => {
+            let s = scan(&p.argv, "n", &["--adjustment"], true);
+            simple(p, s, "nice")
+        }
+        "ionice" => {
+            let s = scan(
+                &p.argv,
+                "cnp",
+                &["--class", "--classdata", "--pid", "--pgid", "--uid"],
+                false,
+            );
+            if has(&s, &["-p", "--pid", "-P", "--pgid", "-u", "--uid"]) {
+                return Unwrapped::Plain(p);
+            }
+            simple(p, s, "ionice")
+        }
+        "stdbuf" => {
+            let s = scan(&p.argv, "ioe", &["--input", "--output", "--error"], false);
+            simple(p, s, "stdbuf")
+        }
+        "time" => {
+            let s = scan(&p.argv, "fo", &["--format", "--output"], false);
+            simple(p, s, "time")
+        }
+        "timeout" => {
+            let mut s = scan(&p.argv, "sk", &["--signal", "--kill-after"], false);
+            s.next += 1; // the duration
+            simple(p, s, "timeout")
+        }
+        "chroot" => {
+            let mut s = scan(&p.argv, "", &["--userspec", "--groups"], false);
+            s.next += 1; // the new root
+            let mut r = simple(p, s, "chroot");
+            if let Unwrapped::Split { inners, .. } = &mut r {
+                for i in inners {
+                    i.cwd = Cwd::Unknown;
+                }
+            }
+            r
+        }
+        "xargs" => {
+            let s = scan(
+                &p.argv,
+                "aEILnPsd",
+                &[
+                    "--arg-file",
+                    "--delimiter",
+                    "--max-args",
+                    "--max-procs",
+                    "--max-lines",
+                    "--max-chars",
+                    "--process-slot-var",
+                    "--eof",
+                ],
+                false,
+            );
+            let outer = outer_of(&p, s.next);
+            if s.dynamic {
+                return split(outer, vec![dynamic_inner(&p, "xargs", "xargs")], vec![]);
+            }
+            let mut inner = if s.next >= p.argv.len() {
+                let mut i = p.with_argv(vec![Decoded::literal("echo")]);
+                i.structure.wrappers.push("xargs".into());
+                i
+            } else {
+                inner_of(&p, s.next, "xargs")
+            };
+            let replace = opt(&s, &["-I", "--replace", "-i"]).map(|v| {
+                v.as_ref()
+                    .and_then(Decoded::literal_value)
+                    .unwrap_or_else(|| "{}".into())
+            });
+            let mut replaced = false;
+            if let Some(r) = replace {
+                for w in inner.argv.iter_mut().skip(1) {
+                    if w.literal_value().is_some_and(|v| v.contains(&r)) {
+                        *w = Decoded::opaque(&w.raw);
+                        replaced = true;
+                    }
+                }
+            }
+            if !replaced {
+                inner.argv.push(Decoded::opaque("{xargs-input}"));
+            }
+            split(outer, vec![inner], vec![])
+        }
+        "find" => find(p),
+        "watch" => {
+            let s = scan(&p.argv, "nqd", &["--interval", "--differences"], false);
+            let outer = outer_of(&p, s.next);
+            if s.next >= p.argv.len() {
+                return Unwrapped::Plain(p);
+            }
+            if has(&s, &["-x", "--exec"]) {
+                return simple(p, s, "watch");
+            }
+            match join_words(&p.argv[s.next..]) {
+                Some(text) => split(
+                    outer,
+                    vec![],
+                    vec![payload(&p, text, "watch", p.cwd.clone())],
+                ),
+                None => split(outer, vec![dynamic_inner(&p, "watch", "watch")], vec![]),
+            }
+        }
+        "eval" => {
+            let outer = outer_of(&p, 1);
+            match join_words(&p.argv[1..]) {
+                Some(text) => split(
+                    outer,
+                    vec![],
+                    vec![payload(&p, text, "eval", p.cwd.clone())],
+                ),
+                None => split(outer, vec![dynamic_inner(&p, "eval", "eval")], vec![]),
+            }
+        }
+        "ssh" => {
+            let s = scan(&p.argv, "bcDEeFIiJLlmOopQRSWwB", &[], false);
+            let outer = outer_of(&p, p.argv.len());
+            let cmd_from = s.next + 1;
+            if s.dynamic {
+                return split(outer, vec![dynamic_inner(&p, "ssh", "ssh")], vec![]);
+            }
+            if cmd_from >= p.argv.len() {
+                return Unwrapped::Plain(p);
+            }
+            match join_words(&p.argv[cmd_from..]) {
+                Some(text) => split(outer, vec![], vec![payload(&p, text, "ssh", Cwd::Unknown)]),
+                None => split(outer, vec![dynamic_inner(&p, "ssh", "ssh")], vec![]),
+            }
+        }
+        "alias" => {
+            let mut payloads = Vec::new();
+            let mut inners = Vec::new();
+            for w in p.argv.iter().skip(1) {
+                let v = w.value();
+                if let Some((_, body)) = v.split_once('=') {
+                    match w.literal_value() {
+                        Some(_) => {
+                            payloads.push(payload(&p, body.to_string(), "alias", Cwd::Unknown))
+                        }
+                        None => inners.push(dynamic_inner(&p, &w.raw, "alias")),
+                    }
+                }
+            }
+            if payloads.is_empty() && inners.is_empty() {
+                return Unwrapped::Plain(p);
+            }
+            split(outer_of(&p, p.argv.len()), inners, payloads)
+        }
+        "trap" => {
+            let args: Vec<&Decoded> = p
+                .argv
+                .iter()
+                .skip(1)
+                .filter(|w| !w.value().starts_with('-') || w.value() == "-")
+                .collect();
+            match args.first() {
+                Some(w) if args.len() >= 2 => match w.literal_value() {
+                    Some(t) if t.is_empty() || t == "-" => Unwrapped::Plain(p),
+                    Some(t) => {
+                        let pl = payload(&p, t, "trap", Cwd::Unknown);
+                        split(outer_of(&p, p.argv.len()), vec![], vec![pl])
+                    }
+                    None => {
+                        let i = dynamic_inner(&p, &w.raw, "trap");
+                        split(outer_of(&p, p.argv.len()), vec![i], vec![])
+                    }
+                },
+                _ => Unwrapped::Plain(p),
+            }
+        }
+        b if SHELLS.contains(&b) => shell(p, b),
+        _ => Unwrapped::Plain(p),
+    }
+}
+
+/// `wrapper [opts] cmd args...`
+fn simple(p: Proto, s: Scan, wrapper: &str) -> Unwrapped {
+    let outer = outer_of(&p, s.next);
+    if s.dynamic {
+        return split(outer, vec![dynamic_inner(&p, wrapper, wrapper)], vec![]);
+    }
+    if s.next >= p.argv.len() {
+        return Unwrapped::Plain(p);
+    }
+    let inner = inner_of(&p, s.next, wrapper);
+    split(outer, vec![inner], vec![])
+}
+
+fn privileged(
+    p: Proto,
+    s: Scan,
+    wrapper: &str,
+    user_opts: &[&str],
+    chdir_opts: &[&str],
+) -> Unwrapped {
+    let user = match opt(&s, user_opts) {
+        Some(Some(u)) => u.literal_value().unwrap_or_else(|| u.raw.clone()),
+        _ => "root".to_string(),
+    };
+    let mut q = p.clone();
+    q.structure.sudo = true;
+    q.structure.run_as = Some(user);
+    if let Some(Some(d)) = opt(&s, chdir_opts) {
+        q.cwd = resolve_dir(d, &p.cwd);
+    }
+    let outer = outer_of(&p, s.next);
+    if s.dynamic {
+        return split(outer, vec![dynamic_inner(&q, wrapper, wrapper)], vec![]);
+    }
+    if s.next >= p.argv.len() {
+        // `sudo -i`, `sudo -s`: an interactive root shell.
+        return Unwrapped::Plain(p);
+    }
+    let inner = inner_of(&q, s.next, wrapper);
+    split(outer, vec![inner], vec![])
+}
+
+/// `bash [opts] -c STR`, `bash script args`, or `bash` reading stdin.
+fn shell(p: Proto, name: &str) -> Unwrapped {
+    let mut has_c = false;
+    let mut i = 1;
+    while i < p.argv.len() {
+        let Some(v) = p.argv[i].literal_value() else {
+            if !has_c {
+                let inner = dynamic_inner(&p, &p.argv[i].raw, &format!("{name} args"));
+                return split(outer_of(&p, p.argv.len()), vec![inner], vec![]);
+            }
+            break;
+        };
+        if v == "--" || v == "-" {
+            i += 1;
+            break;
+        }
+        if v.starts_with("--") {
+            if matches!(v.as_str(), "--rcfile" | "--init-file") {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if (v.starts_with('-') || v.starts_with('+')) && v.len() > 1 {
+            if v.starts_with('-') && v.contains('c') {
+                has_c = true;
+            }
+            if v.ends_with('o') || v.ends_with('O') {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    let wrapper = format!("{name} -c");
+    if has_c {
+        let outer = outer_of(&p, p.argv.len());
+        return match p.argv.get(i) {
+            Some(w) => {
+                let mut outer = outer;
+                // The payload is code, not a file name.
+                outer.fixed_paths.push((i, vec![]));
+                run_string(&p, outer, w, &wrapper, p.cwd.clone())
+            }
+            None => Unwrapped::Plain(p),
+        };
+    }
+    if i < p.argv.len() {
+        // `bash script.sh`: the script is a path argument of the shell.
+        return Unwrapped::Plain(p);
+    }
+    // Reading the script from stdin: a literal here-document or here-string is the script.
+    let stdin = p.redirects.iter().rev().find(|r| {
+        matches!(r.kind, RedirectKind::Heredoc | RedirectKind::Herestring) && r.fd.unwrap_or(0) == 0
+    });
+    match stdin {
+        Some(r) => {
+            let outer = outer_of(&p, p.argv.len());
+            let wrapper = format!("{name} <<");
+            match r.target.literal_value() {
+                Some(t) => {
+                    let pl = payload(&p, t, &wrapper, p.cwd.clone());
+                    split(outer, vec![], vec![pl])
+                }
+                None => split(
+                    outer,
+                    vec![dynamic_inner(&p, &r.target.raw, &wrapper)],
+                    vec![],
+                ),
+            }
+        }
+        None => Unwrapped::Plain(p),
+    }
+}
+
+/// `find [opts] start... expr` with `-exec`/`-execdir`/`-ok`/`-okdir` payloads.
+fn find(p: Proto) -> Unwrapped {
+    let mut i = 1;
+    // Leading options.
+    while let Some(v) = p.argv.get(i).and_then(Decoded::literal_value) {
+        match v.as_str() {
+            "-H" | "-L" | "-P" => i += 1,
+            "-D" => i += 2,
+            o if o.starts_with("-O") => i += 1,
+            _ => break,
+        }
+    }
+    let mut starts = Vec::new();
+    while let Some(w) = p.argv.get(i) {
+        let v = w.value();
+        if v.starts_with('-') || v == "(" || v == "!" || v == ")" || v == "," {
+            break;
+        }
+        starts.push(w.clone());
+        i += 1;
+    }
+    let start_refs: Vec<PathRef> = if starts.is_empty() {
+        Decoded::literal(".").paths(&p.cwd)
+    } else {
+        starts.iter().flat_map(|w| w.paths(&p.cwd)).collect()
+    };
+    let mut under = Vec::new();
+    for r in &start_refs {
+        match r {
+            PathRef::Exact(s) => {
+                under.push(PathRef::Exact(s.clone()));
+                under.push(PathRef::Under(s.clone()));
+            }
+            other => under.push(other.clone()),
+        }
+    }
+    let mut outer_argv = p.argv[..i].to_vec();
+    let mut inners = Vec::new();
+    while i < p.argv.len() {
+        let v = p.argv[i].value();
+        if matches!(v.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") {
+            outer_argv.push(p.argv[i].clone());
+            let mut j = i + 1;
+            let mut cmd = Vec::new();
+            let mut fixed = Vec::new();
+            while j < p.argv.len() {
+                let w = &p.argv[j];
+                let wv = w.literal_value();
+                if matches!(wv.as_deref(), Some(";") | Some("+")) {
+                    break;
+                }
+                if w.value().contains("{}") {
+                    fixed.push((cmd.len(), under.clone()));
+                    cmd.push(Decoded::pattern(&w.raw));
+                } else {
+                    cmd.push(w.clone());
+                }
+                j += 1;
+            }
+            if !cmd.is_empty() {
+                let mut inner = p.with_argv(cmd);
+                inner.fixed_paths = fixed;
+                inner.structure.wrappers.push(format!("find {v}"));
+                if v.contains("dir") {
+                    inner.cwd = Cwd::Unknown;
+                }
+                inners.push(inner);
+            }
+            i = j + 1;
+        } else {
+            outer_argv.push(p.argv[i].clone());
+            i += 1;
+        }
+    }
+    let outer = p.with_argv(outer_argv);
+    if inners.is_empty() {
+        return Unwrapped::Plain(outer);
+    }
+    split(outer, inners, vec![])
+}
