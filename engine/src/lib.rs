@@ -1,1 +1,45 @@
-//! placeholder
+//! # execkit-engine: decisions
+//!
+//! Turns the command IR from [`execkit_grammar`] into one Cedar request per *fact* — each
+//! program run (`exec`), path argument (`path_arg`), redirect target (`write_path`,
+//! `read_path`), `cd` target (`chdir`) and network destination (`connect`) — and combines
+//! the answers: the command is allowed only if every request is allowed with no evaluation
+//! errors. A permit carrying `@ask` turns an allow into [`Verdict::Ask`].
+//!
+//! ```
+//! use execkit_engine::{DecisionEnv, Engine, PolicyBundle, Verdict};
+//!
+//! let bundle = PolicyBundle {
+//!     schema: ("execkit.cedarschema".into(), execkit_policies::SCHEMA.into()),
+//!     policies: vec![("p.cedar".into(), r#"
+//!         @id("allow-ls") permit(principal, action == Action::"exec", resource == Program::"ls");
+//!         @id("paths") permit(principal, action == Action::"path_arg", resource);
+//!     "#.into())],
+//!     entities: "[]".into(),
+//!     links: None,
+//! };
+//! let engine = Engine::new(&bundle).unwrap();
+//! let env = DecisionEnv::local("/work", "/home/me");
+//! assert_eq!(engine.decide("ls -la src", &env).verdict, Verdict::Allow);
+//! let d = engine.decide("rm -rf src", &env);
+//! assert_eq!(d.verdict, Verdict::Deny);
+//! assert_eq!(d.facts[0].reason, "no policy permits this (default deny)");
+//! ```
+
+pub mod cases;
+mod catalog;
+mod context;
+mod decision;
+mod engine;
+mod error;
+mod facts;
+mod load;
+mod network;
+
+pub use context::{DecisionEnv, Identity, Target, Transport};
+pub use decision::{Decision, FactDecision, PolicyHit, Verdict};
+pub use engine::Engine;
+pub use error::LoadError;
+pub use facts::Action;
+pub use load::PolicyBundle;
+pub use network::{destinations, Destination};

@@ -1,0 +1,106 @@
+//! What a decision says: the overall verdict and, for every fact, why.
+
+use serde::Serialize;
+
+/// The outcome of authorizing a command or a single fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every fact is permitted.
+    Allow,
+    /// Permitted, but a permit carrying `@ask` applies: a human must confirm. Callers that
+    /// cannot ask must treat this as [`Verdict::Deny`].
+    Ask,
+    /// At least one fact is denied (or the command could not be parsed).
+    Deny,
+}
+
+impl Verdict {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Ask => "ask",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// A policy that determined a fact's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyHit {
+    /// Policy id (from `@id`).
+    pub id: String,
+    /// `permit` or `forbid`.
+    pub effect: &'static str,
+    /// `@advice`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+    /// `@severity`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// True if the policy carries `@ask`.
+    pub ask: bool,
+}
+
+/// One fact and its decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct FactDecision {
+    /// Cedar action (`exec`, `path_arg`, ...).
+    pub action: &'static str,
+    /// The Cedar resource, e.g. `Program::"rm"` or `Path::"/etc/passwd"`.
+    pub resource: String,
+    /// Program of the command the fact belongs to.
+    pub program: String,
+    /// The command text the fact came from.
+    pub command: String,
+    /// How the fact relates to the command (`exec`, `arg`, `write`, `chdir`, `connect`, ...).
+    pub mode: &'static str,
+    /// The word as written, if any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub raw: String,
+    /// The cwd this fact assumed (absent when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// This fact's verdict.
+    pub verdict: Verdict,
+    /// Policies that determined it (forbids for a denial, permits for an allow).
+    pub policies: Vec<PolicyHit>,
+    /// Evaluation errors (any error denies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// One-line human explanation.
+    pub reason: String,
+}
+
+/// The decision on a whole command line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// Overall verdict: Deny if any fact is denied, else Ask if any asks, else Allow.
+    pub verdict: Verdict,
+    /// The script could not be parsed (the verdict is then Deny).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    /// Number of simple commands found.
+    pub commands: usize,
+    /// Every fact, in source order.
+    pub facts: Vec<FactDecision>,
+}
+
+impl Decision {
+    /// Facts that were not allowed (denied or needing approval).
+    pub fn blocking(&self) -> impl Iterator<Item = &FactDecision> {
+        self.facts.iter().filter(|f| f.verdict != Verdict::Allow)
+    }
+
+    /// Ids of the policies that determined the non-allowed facts.
+    pub fn blocking_policy_ids(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .blocking()
+            .flat_map(|f| f.policies.iter().map(|p| p.id.as_str()))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}

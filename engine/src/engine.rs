@@ -1,0 +1,896 @@
+//! The decision engine: facts → Cedar requests → one verdict.
+//!
+//! Cedar skips a policy whose evaluation errors, so an erroring `forbid` would fail open.
+//! Here any evaluation error on any request denies the whole command, every entity a policy
+//! can reach is created for the request, and the policy set is strict-validated at load.
+//!
+//! Performance: contexts are built from `RestrictedExpression`s (no JSON), and each request
+//! is evaluated only against the policies whose action and resource scope can match it —
+//! a resource-scoped policy (`resource == Program::"x"`, `resource in ProgramGroup::"g"`) is
+//! only considered when the resource is that entity or below it. The subset policy sets are
+//! cached, so thousands of resource-scoped policies cost little per decision.
+
+use crate::context::DecisionEnv;
+use crate::decision::{Decision, FactDecision, PolicyHit, Verdict};
+use crate::error::LoadError;
+use crate::facts::{self, Action, Fact, Target};
+use crate::load::{self, Loaded, PolicyBundle, PolicyInfo, PolicySource};
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression,
+};
+use execkit_grammar::{ancestors, parse, Command, ParseOptions, PathRef, Structure};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+/// Shell builtins (the `builtin` attribute of `Program`).
+const BUILTINS: &[&str] = &[
+    "cd",
+    "pushd",
+    "popd",
+    "echo",
+    "printf",
+    "export",
+    "declare",
+    "local",
+    "readonly",
+    "typeset",
+    "unset",
+    "set",
+    "shift",
+    "exit",
+    "return",
+    "eval",
+    "source",
+    ".",
+    "alias",
+    "unalias",
+    "trap",
+    "exec",
+    "builtin",
+    "command",
+    "type",
+    "hash",
+    "read",
+    "test",
+    "[",
+    "[[",
+    "true",
+    "false",
+    ":",
+    "wait",
+    "jobs",
+    "kill",
+    "ulimit",
+    "umask",
+    "shopt",
+    "let",
+    "pwd",
+    "history",
+    "(assignment)",
+];
+
+const CACHE_LIMIT: usize = 4096;
+
+/// A loaded, validated policy set ready to decide.
+pub struct Engine {
+    loaded: Loaded,
+    /// Per action: indices of policies without a resource key, and keyed ones.
+    partition: HashMap<Action, (Vec<usize>, HashMap<EntityUid, Vec<usize>>)>,
+    cache: RwLock<HashMap<Vec<usize>, Arc<PolicySet>>>,
+    authorizer: Authorizer,
+    by_id: HashMap<PolicyId, usize>,
+    types: Types,
+    validate_requests: bool,
+}
+
+struct Types {
+    agent: EntityTypeName,
+    operator: EntityTypeName,
+    group: EntityTypeName,
+    program: EntityTypeName,
+    program_group: EntityTypeName,
+    path: EntityTypeName,
+    path_group: EntityTypeName,
+    host: EntityTypeName,
+    host_group: EntityTypeName,
+    transport: EntityTypeName,
+}
+
+fn tn(s: &str) -> EntityTypeName {
+    EntityTypeName::from_str(s).unwrap_or_else(|_| unreachable!("fixed type names parse"))
+}
+
+fn uid(t: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(t.clone(), EntityId::new(id))
+}
+
+fn s(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_string())
+}
+
+fn b(v: bool) -> RestrictedExpression {
+    RestrictedExpression::new_bool(v)
+}
+
+fn l(v: usize) -> RestrictedExpression {
+    RestrictedExpression::new_long(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn set<'a>(it: impl IntoIterator<Item = &'a String>) -> RestrictedExpression {
+    RestrictedExpression::new_set(it.into_iter().map(|v| s(v)))
+}
+
+fn record(fields: Vec<(&str, RestrictedExpression)>) -> RestrictedExpression {
+    RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
+        .unwrap_or_else(|_| unreachable!("field names are distinct"))
+}
+
+/// The Cedar id of a path fact's resource.
+pub(crate) fn path_id(p: &PathRef) -> String {
+    match p {
+        PathRef::Exact(p) => p.clone(),
+        PathRef::Under(d) if d == "/" => "/*".into(),
+        PathRef::Under(d) => format!("{d}/*"),
+        PathRef::Anywhere => "*".into(),
+    }
+}
+
+fn program_id(c: &Command) -> String {
+    if c.program.is_empty() {
+        "(dynamic)".into()
+    } else {
+        c.program.clone()
+    }
+}
+
+impl Engine {
+    /// Loads and strict-validates a policy set. Refuses any set with a validation error.
+    pub fn new(bundle: &PolicyBundle) -> Result<Self, LoadError> {
+        let bundle = strip_agents(bundle)?;
+        let loaded = load::load(&bundle)?;
+        let mut partition: HashMap<Action, (Vec<usize>, HashMap<EntityUid, Vec<usize>>)> =
+            HashMap::new();
+        let mut by_id = HashMap::new();
+        for (i, p) in loaded.policies.iter().enumerate() {
+            by_id.insert(p.id.clone(), i);
+            for a in &p.actions {
+                let e = partition.entry(*a).or_default();
+                match &p.resource_key {
+                    None => e.0.push(i),
+                    Some(k) => e.1.entry(k.clone()).or_default().push(i),
+                }
+            }
+        }
+        let types = Types {
+            agent: tn("Agent"),
+            operator: tn("Operator"),
+            group: tn("Group"),
+            program: tn("Program"),
+            program_group: tn("ProgramGroup"),
+            path: tn("Path"),
+            path_group: tn("PathGroup"),
+            host: tn("Host"),
+            host_group: tn("HostGroup"),
+            transport: tn("Transport"),
+        };
+        Ok(Engine {
+            loaded,
+            partition,
+            cache: RwLock::new(HashMap::new()),
+            authorizer: Authorizer::new(),
+            by_id,
+            types,
+            validate_requests: true,
+        })
+    }
+
+    /// Whether each request is validated against the schema before evaluation (default on).
+    /// Evaluation errors deny either way; validation turns a malformed request into a clear
+    /// error instead of a skipped policy.
+    pub fn set_validate_requests(&mut self, on: bool) {
+        self.validate_requests = on;
+    }
+
+    /// Number of policies (static and template-linked).
+    pub fn policy_count(&self) -> usize {
+        self.loaded.policies.len()
+    }
+
+    /// Ids of all policies, sorted.
+    pub fn policy_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .loaded
+            .policies
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The full validated policy set.
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.loaded.full
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &cedar_policy::Schema {
+        &self.loaded.schema
+    }
+
+    /// Parses `command` and authorizes every fact it contains.
+    ///
+    /// Fails closed: a parse error, an evaluation error or a missing permit denies.
+    pub fn decide(&self, command: &str, env: &DecisionEnv) -> Decision {
+        let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
+        match parse(command, &opts) {
+            Ok(script) => self.decide_script(&script, env),
+            Err(e) => Decision {
+                verdict: Verdict::Deny,
+                parse_error: Some(e.to_string()),
+                commands: 0,
+                facts: Vec::new(),
+            },
+        }
+    }
+
+    /// Authorizes an already parsed script.
+    pub fn decide_script(&self, script: &execkit_grammar::Script, env: &DecisionEnv) -> Decision {
+        let facts = facts::extract(script, &env.home);
+        let mut builder = RequestBuilder::new(self, env);
+        let mut out = Vec::with_capacity(facts.len());
+        for f in &facts {
+            builder.add_entities_for(script, f);
+        }
+        let entities = match builder.entities() {
+            Ok(e) => e,
+            Err(msg) => {
+                return Decision {
+                    verdict: Verdict::Deny,
+                    parse_error: Some(format!("could not build entities: {msg}")),
+                    commands: script.commands.len(),
+                    facts: Vec::new(),
+                }
+            }
+        };
+        for f in &facts {
+            out.push(self.decide_fact(&mut builder, &entities, script, f));
+        }
+        let verdict = out
+            .iter()
+            .map(|f| f.verdict)
+            .max()
+            .unwrap_or(Verdict::Allow);
+        Decision {
+            verdict,
+            parse_error: None,
+            commands: script.commands.len(),
+            facts: out,
+        }
+    }
+
+    /// Checks that every request a script produces conforms to the schema (for tests and fuzzing).
+    pub fn validate_script_requests(
+        &self,
+        script: &execkit_grammar::Script,
+        env: &DecisionEnv,
+    ) -> Result<usize, String> {
+        let facts = facts::extract(script, &env.home);
+        let mut builder = RequestBuilder::new(self, env);
+        for f in &facts {
+            builder.add_entities_for(script, f);
+        }
+        builder.entities()?;
+        for f in &facts {
+            let (p, a, r, ctx) = builder.parts(script, f).map_err(|e| e.to_string())?;
+            Request::new(p, a, r, ctx, Some(&self.loaded.schema))
+                .map_err(|e| format!("{}: {e}", f.action.name()))?;
+        }
+        Ok(facts.len())
+    }
+
+    fn applicable(&self, action: Action, keys: &[EntityUid]) -> Arc<PolicySet> {
+        let mut idx: Vec<usize> = Vec::new();
+        if let Some((unkeyed, keyed)) = self.partition.get(&action) {
+            idx.extend(unkeyed);
+            for k in keys {
+                if let Some(v) = keyed.get(k) {
+                    idx.extend(v);
+                }
+            }
+        }
+        idx.sort_unstable();
+        idx.dedup();
+        if let Ok(c) = self.cache.read() {
+            if let Some(ps) = c.get(&idx) {
+                return ps.clone();
+            }
+        }
+        let ps = Arc::new(self.build_set(&idx));
+        if let Ok(mut c) = self.cache.write() {
+            if c.len() >= CACHE_LIMIT {
+                c.clear();
+            }
+            c.insert(idx, ps.clone());
+        }
+        ps
+    }
+
+    fn build_set(&self, idx: &[usize]) -> PolicySet {
+        let mut ps = PolicySet::new();
+        for &i in idx {
+            let p = &self.loaded.policies[i];
+            match &p.source {
+                PolicySource::Static(pol) => {
+                    // Ids are unique by construction; a failure would only drop a policy
+                    // from this subset, so fall back to the full set instead.
+                    if ps.add(pol.clone()).is_err() {
+                        return self.loaded.full.clone();
+                    }
+                }
+                PolicySource::Linked { template, vals } => {
+                    if ps.template(template).is_none() {
+                        if let Some(t) = self.loaded.templates.get(template) {
+                            if ps.add_template(t.clone()).is_err() {
+                                return self.loaded.full.clone();
+                            }
+                        }
+                    }
+                    if ps
+                        .link(template.clone(), p.id.clone(), vals.clone())
+                        .is_err()
+                    {
+                        return self.loaded.full.clone();
+                    }
+                }
+            }
+        }
+        ps
+    }
+
+    fn hit(&self, id: &PolicyId) -> PolicyHit {
+        match self.by_id.get(id).map(|&i| &self.loaded.policies[i]) {
+            Some(p) => hit_of(p),
+            None => PolicyHit {
+                id: id.to_string(),
+                effect: "unknown",
+                advice: None,
+                severity: None,
+                ask: false,
+            },
+        }
+    }
+
+    fn decide_fact(
+        &self,
+        builder: &mut RequestBuilder,
+        entities: &Entities,
+        script: &execkit_grammar::Script,
+        f: &Fact,
+    ) -> FactDecision {
+        let cmd = facts::command(script, f);
+        let resource_str = builder.resource_display(cmd, f);
+        let mut fd = FactDecision {
+            action: f.action.name(),
+            resource: resource_str,
+            program: program_id(cmd),
+            command: cmd.text.clone(),
+            mode: f.mode,
+            raw: f.raw.clone(),
+            cwd: f.cwd.clone(),
+            verdict: Verdict::Deny,
+            policies: Vec::new(),
+            errors: Vec::new(),
+            reason: String::new(),
+        };
+        let (p, a, r, ctx) = match builder.parts(script, f) {
+            Ok(x) => x,
+            Err(e) => {
+                fd.errors.push(e.to_string());
+                fd.reason = format!("could not build the request: {e}");
+                return fd;
+            }
+        };
+        let keys = builder.keys_for(&r);
+        let schema = self.validate_requests.then_some(&self.loaded.schema);
+        let request = match Request::new(p, a, r, ctx, schema) {
+            Ok(r) => r,
+            Err(e) => {
+                fd.errors.push(e.to_string());
+                fd.reason = format!("request does not conform to the schema: {e}");
+                return fd;
+            }
+        };
+        let set = self.applicable(f.action, &keys);
+        let resp = self.authorizer.is_authorized(&request, &set, entities);
+        let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
+        let hits: Vec<PolicyHit> = resp.diagnostics().reason().map(|id| self.hit(id)).collect();
+        if !errors.is_empty() {
+            fd.errors = errors;
+            fd.policies = hits;
+            fd.reason = format!(
+                "policy evaluation error (fails closed): {}",
+                fd.errors.join("; ")
+            );
+            return fd;
+        }
+        match resp.decision() {
+            CedarDecision::Allow => {
+                let ask = hits.iter().any(|h| h.ask);
+                fd.verdict = if ask { Verdict::Ask } else { Verdict::Allow };
+                fd.reason = if ask {
+                    let ids: Vec<&str> = hits
+                        .iter()
+                        .filter(|h| h.ask)
+                        .map(|h| h.id.as_str())
+                        .collect();
+                    format!("needs approval ({})", ids.join(", "))
+                } else {
+                    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+                    format!("permitted by {}", ids.join(", "))
+                };
+                fd.policies = hits;
+            }
+            CedarDecision::Deny => {
+                fd.reason = if hits.is_empty() {
+                    "no policy permits this (default deny)".to_string()
+                } else {
+                    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+                    format!("forbidden by {}", ids.join(", "))
+                };
+                fd.policies = hits;
+            }
+        }
+        fd
+    }
+}
+
+fn hit_of(p: &PolicyInfo) -> PolicyHit {
+    PolicyHit {
+        id: p.id.to_string(),
+        effect: if p.effect == Effect::Permit {
+            "permit"
+        } else {
+            "forbid"
+        },
+        advice: p.advice.clone(),
+        severity: p.severity.clone(),
+        ask: p.ask,
+    }
+}
+
+/// Agents are built from the runtime identity; entries for them in the file only contribute
+/// their parents (kept in the catalog), so they are removed from the static store.
+fn strip_agents(b: &PolicyBundle) -> Result<PolicyBundle, LoadError> {
+    let v: serde_json::Value =
+        serde_json::from_str(&b.entities).map_err(|e| LoadError::Entities(e.to_string()))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| LoadError::Entities("entities file must be a JSON array".into()))?;
+    let kept: Vec<&serde_json::Value> = arr
+        .iter()
+        .filter(|e| e.pointer("/uid/type").and_then(|t| t.as_str()) != Some("Agent"))
+        .collect();
+    let mut out = b.clone();
+    out.entities = serde_json::to_string(&kept).map_err(|e| LoadError::Entities(e.to_string()))?;
+    let catalog_view = b.entities.clone();
+    let _ = catalog_view;
+    Ok(out)
+}
+
+/// Builds entities and contexts for one decision.
+struct RequestBuilder<'e> {
+    e: &'e Engine,
+    env: &'e DecisionEnv,
+    extra: Vec<Entity>,
+    seen: HashSet<EntityUid>,
+    /// Ancestor uids of each created resource (partition keys).
+    keys: HashMap<EntityUid, Vec<EntityUid>>,
+    identity: RestrictedExpression,
+    target: RestrictedExpression,
+    structures: HashMap<usize, RestrictedExpression>,
+    principal: EntityUid,
+}
+
+impl<'e> RequestBuilder<'e> {
+    fn new(e: &'e Engine, env: &'e DecisionEnv) -> Self {
+        let t = &e.types;
+        let principal = uid(&t.agent, &env.identity.agent);
+        let operator = uid(&t.operator, &env.identity.operator);
+        let mut id_fields = vec![
+            ("session_id", s(&env.identity.session_id)),
+            ("operator", RestrictedExpression::new_entity_uid(operator)),
+        ];
+        if let Some(a) = &env.identity.approved_by {
+            id_fields.push((
+                "approved_by",
+                RestrictedExpression::new_entity_uid(uid(&t.operator, a)),
+            ));
+        }
+        let mut tg = vec![(
+            "transport",
+            RestrictedExpression::new_entity_uid(uid(&t.transport, env.target.transport.as_str())),
+        )];
+        if let Some(h) = &env.target.host {
+            tg.push((
+                "host",
+                RestrictedExpression::new_entity_uid(uid(&t.host, &h.to_ascii_lowercase())),
+            ));
+        }
+        if let Some(c) = &env.target.container {
+            tg.push(("container", s(c)));
+        }
+        if let Some(u) = &env.target.remote_user {
+            tg.push(("remote_user", s(u)));
+        }
+        let mut rb = RequestBuilder {
+            e,
+            env,
+            extra: Vec::new(),
+            seen: HashSet::new(),
+            keys: HashMap::new(),
+            identity: record(id_fields),
+            target: record(tg),
+            structures: HashMap::new(),
+            principal,
+        };
+        rb.add_principal();
+        rb
+    }
+
+    fn exists_static(&self, u: &EntityUid) -> bool {
+        self.e.loaded.entities.get(u).is_some()
+    }
+
+    fn push(&mut self, ent: Entity) {
+        let u = ent.uid();
+        if self.seen.insert(u.clone()) && !self.exists_static(&u) {
+            self.extra.push(ent);
+        }
+    }
+
+    fn add_principal(&mut self) {
+        let t = &self.e.types;
+        let env = self.env;
+        let mut parents: HashSet<EntityUid> = env
+            .identity
+            .groups
+            .iter()
+            .map(|g| uid(&t.group, g))
+            .collect();
+        for (pt, pid) in self
+            .e
+            .loaded
+            .catalog
+            .ancestors("Agent", &env.identity.agent)
+        {
+            if pt == "Group" {
+                parents.insert(uid(&t.group, &pid));
+            }
+        }
+        // Groups named only in the configuration still need to exist.
+        for g in &env.identity.groups {
+            let gu = uid(&t.group, g);
+            self.push(Entity::new_no_attrs(gu, HashSet::new()));
+        }
+        let operator = uid(&t.operator, &env.identity.operator);
+        self.push(Entity::new_no_attrs(operator.clone(), HashSet::new()));
+        if let Some(a) = &env.identity.approved_by {
+            self.push(Entity::new_no_attrs(uid(&t.operator, a), HashSet::new()));
+        }
+        let ws = uid(&t.path, &env.workspace);
+        self.add_path(&PathRef::Exact(env.workspace.clone()));
+        let attrs = HashMap::from([
+            (
+                "operator".to_string(),
+                RestrictedExpression::new_entity_uid(operator),
+            ),
+            (
+                "workspace".to_string(),
+                RestrictedExpression::new_entity_uid(ws),
+            ),
+            ("kind".to_string(), s(&env.identity.kind)),
+        ]);
+        if let Ok(ent) = Entity::new(self.principal.clone(), attrs, parents) {
+            self.push(ent);
+        }
+        if let Some(h) = &env.target.host {
+            self.add_host(&h.to_ascii_lowercase());
+        }
+        match &env.cwd {
+            Some(c) => self.add_path(&PathRef::Exact(c.clone())),
+            None => self.add_path(&PathRef::Anywhere),
+        };
+    }
+
+    fn add_path(&mut self, p: &PathRef) -> EntityUid {
+        let t = &self.e.types;
+        let id = path_id(p);
+        let u = uid(&t.path, &id);
+        if self.seen.contains(&u) {
+            return u;
+        }
+        let (dir, under) = match p {
+            PathRef::Exact(x) => (Some(x.as_str()), false),
+            PathRef::Under(d) => (Some(d.as_str()), true),
+            PathRef::Anywhere => (None, false),
+        };
+        let mut parents = HashSet::new();
+        let mut keys = vec![u.clone()];
+        if let Some(d) = dir {
+            let mut anc: Vec<&str> = ancestors(d);
+            if under {
+                anc.insert(0, d);
+            }
+            for a in anc {
+                let au = uid(&t.path, a);
+                keys.push(au.clone());
+                parents.insert(au);
+            }
+            let (must, _) = self
+                .e
+                .loaded
+                .catalog
+                .path_groups_for(&self.env.home, Some(d), false);
+            for g in must {
+                let gu = uid(&t.path_group, &g);
+                keys.push(gu.clone());
+                parents.insert(gu);
+            }
+        }
+        self.keys.insert(u.clone(), keys);
+        self.push(Entity::new_no_attrs(u.clone(), parents));
+        u
+    }
+
+    fn add_program(&mut self, id: &str) -> EntityUid {
+        let t = &self.e.types;
+        let u = uid(&t.program, id);
+        if self.seen.contains(&u) {
+            return u;
+        }
+        let named_by_path = id.starts_with("path:");
+        let groups = if named_by_path || id == "(dynamic)" {
+            BTreeSet::new()
+        } else {
+            self.e.loaded.catalog.groups_of_program(id)
+        };
+        let mut keys = vec![u.clone()];
+        let mut parents = HashSet::new();
+        for g in groups {
+            let gu = uid(&t.program_group, &g);
+            keys.push(gu.clone());
+            parents.insert(gu);
+        }
+        self.keys.insert(u.clone(), keys);
+        let attrs = HashMap::from([
+            ("builtin".to_string(), b(BUILTINS.contains(&id))),
+            ("named_by_path".to_string(), b(named_by_path)),
+        ]);
+        if let Ok(ent) = Entity::new(u.clone(), attrs, parents) {
+            self.push(ent);
+        }
+        u
+    }
+
+    fn add_host(&mut self, host: &str) -> EntityUid {
+        let t = &self.e.types;
+        let u = uid(&t.host, host);
+        if self.seen.contains(&u) {
+            return u;
+        }
+        let mut keys = vec![u.clone()];
+        let mut parents = HashSet::new();
+        for g in self.e.loaded.catalog.host_groups_for(host) {
+            let gu = uid(&t.host_group, &g);
+            keys.push(gu.clone());
+            parents.insert(gu);
+        }
+        self.keys.insert(u.clone(), keys);
+        self.push(Entity::new_no_attrs(u.clone(), parents));
+        u
+    }
+
+    fn add_entities_for(&mut self, script: &execkit_grammar::Script, f: &Fact) {
+        let cmd = facts::command(script, f);
+        self.add_program(&program_id(cmd));
+        match &f.cwd {
+            Some(c) => self.add_path(&PathRef::Exact(c.clone())),
+            None => self.add_path(&PathRef::Anywhere),
+        };
+        match &f.target {
+            Target::Program => {}
+            Target::Path(p) => {
+                self.add_path(p);
+            }
+            Target::Host(d) => {
+                self.add_host(&d.host);
+            }
+        }
+    }
+
+    fn entities(&mut self) -> Result<Entities, String> {
+        let extra = std::mem::take(&mut self.extra);
+        self.e
+            .loaded
+            .entities
+            .clone()
+            .add_entities(extra, None)
+            .map_err(|e| e.to_string())
+    }
+
+    fn keys_for(&self, r: &EntityUid) -> Vec<EntityUid> {
+        self.keys.get(r).cloned().unwrap_or_else(|| vec![r.clone()])
+    }
+
+    fn resource_display(&self, cmd: &Command, f: &Fact) -> String {
+        match &f.target {
+            Target::Program => format!("Program::{:?}", program_id(cmd)),
+            Target::Path(p) => format!("Path::{:?}", path_id(p)),
+            Target::Host(d) => format!("Host::{:?}", d.host),
+        }
+    }
+
+    fn structure(&mut self, i: usize, st: &Structure) -> RestrictedExpression {
+        if let Some(s) = self.structures.get(&i) {
+            return s.clone();
+        }
+        let mut fields = vec![
+            ("pipeline_index", l(st.pipeline_index)),
+            ("pipeline_length", l(st.pipeline_length.max(1))),
+            ("upstream", set(&st.upstream)),
+            ("downstream", set(&st.downstream)),
+            ("input_sources", set(&st.input_sources)),
+            ("in_subshell", b(st.in_subshell)),
+            ("in_substitution", b(st.in_substitution)),
+            ("in_function", b(st.in_function)),
+            ("args_have_substitution", b(st.args_have_substitution)),
+            ("dynamic_args", b(st.dynamic_args)),
+            ("unbounded_args", b(st.unbounded_args)),
+            ("dynamic_command", b(st.dynamic_command)),
+            ("background", b(st.background)),
+            ("negated", b(st.negated)),
+            ("wrappers", set(&st.wrappers)),
+            ("sudo", b(st.sudo)),
+            ("nesting_depth", l(st.nesting_depth)),
+        ];
+        if let Some(u) = &st.run_as {
+            fields.push(("run_as", s(u)));
+        }
+        let r = record(fields);
+        self.structures.insert(i, r.clone());
+        r
+    }
+
+    fn cwd_parts(&self, f: &Fact) -> (RestrictedExpression, bool) {
+        let t = &self.e.types;
+        match &f.cwd {
+            Some(c) => (RestrictedExpression::new_entity_uid(uid(&t.path, c)), true),
+            None => (
+                RestrictedExpression::new_entity_uid(uid(&t.path, "*")),
+                false,
+            ),
+        }
+    }
+
+    fn parts(
+        &mut self,
+        script: &execkit_grammar::Script,
+        f: &Fact,
+    ) -> Result<(EntityUid, EntityUid, EntityUid, Context), cedar_policy::ContextCreationError>
+    {
+        let cmd = facts::command(script, f);
+        let t = &self.e.types;
+        let structure = self.structure(f.cmd, &cmd.structure);
+        let program = uid(&t.program, &program_id(cmd));
+        let (cwd, cwd_known) = self.cwd_parts(f);
+        let mut pairs: Vec<(String, RestrictedExpression)> = vec![
+            ("identity".into(), self.identity.clone()),
+            ("target".into(), self.target.clone()),
+            ("structure".into(), structure),
+        ];
+        let flags: Vec<&String> = cmd.flags.iter().collect();
+        let resource = match &f.target {
+            Target::Program => {
+                let args: BTreeSet<String> = cmd.args.iter().map(|a| a.value.clone()).collect();
+                let argline = cmd
+                    .args
+                    .iter()
+                    .map(|a| a.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let env_names: BTreeSet<String> = cmd.env.iter().map(|a| a.name.clone()).collect();
+                let redirects: BTreeSet<String> = cmd
+                    .redirects
+                    .iter()
+                    .flat_map(|r| r.target.paths.iter().map(path_id))
+                    .collect();
+                let positionals: BTreeSet<String> = cmd.positionals.iter().cloned().collect();
+                pairs.extend([
+                    ("cwd".into(), cwd),
+                    ("cwd_known".into(), b(cwd_known)),
+                    ("argv0".into(), s(&cmd.argv0.value)),
+                    ("argc".into(), l(cmd.args.len() + 1)),
+                    ("argline".into(), s(&argline)),
+                    ("args".into(), set(&args)),
+                    ("flags".into(), set(flags.iter().copied())),
+                    ("positionals".into(), set(&positionals)),
+                    ("env_assignments".into(), set(&env_names)),
+                    ("env_cleared".into(), b(cmd.env_cleared)),
+                    ("redirect_targets".into(), set(&redirects)),
+                    ("raw".into(), s(&cmd.text)),
+                ]);
+                if let Some(sc) = &cmd.subcommand {
+                    pairs.push(("subcommand".into(), s(sc)));
+                }
+                program.clone()
+            }
+            Target::Path(p) => {
+                let (_, may) = match p {
+                    PathRef::Exact(x) => {
+                        self.e
+                            .loaded
+                            .catalog
+                            .path_groups_for(&self.env.home, Some(x), false)
+                    }
+                    PathRef::Under(d) => {
+                        self.e
+                            .loaded
+                            .catalog
+                            .path_groups_for(&self.env.home, Some(d), true)
+                    }
+                    PathRef::Anywhere => {
+                        self.e
+                            .loaded
+                            .catalog
+                            .path_groups_for(&self.env.home, None, true)
+                    }
+                };
+                let could: Vec<RestrictedExpression> = may
+                    .iter()
+                    .map(|g| RestrictedExpression::new_entity_uid(uid(&t.path_group, g)))
+                    .collect();
+                pairs.extend([
+                    (
+                        "program".into(),
+                        RestrictedExpression::new_entity_uid(program.clone()),
+                    ),
+                    ("flags".into(), set(flags.iter().copied())),
+                    ("mode".into(), s(f.mode)),
+                    ("raw_path".into(), s(&f.raw)),
+                    ("dynamic".into(), b(!matches!(p, PathRef::Exact(_)))),
+                    ("could_be_in".into(), RestrictedExpression::new_set(could)),
+                    ("cwd".into(), cwd),
+                    ("cwd_known".into(), b(cwd_known)),
+                ]);
+                if let Some(sc) = &cmd.subcommand {
+                    pairs.push(("subcommand".into(), s(sc)));
+                }
+                uid(&t.path, &path_id(p))
+            }
+            Target::Host(d) => {
+                pairs.push((
+                    "program".into(),
+                    RestrictedExpression::new_entity_uid(program.clone()),
+                ));
+                if let Some(p) = d.port {
+                    pairs.push(("port".into(), RestrictedExpression::new_long(p)));
+                }
+                if let Some(sc) = &d.scheme {
+                    pairs.push(("scheme".into(), s(sc)));
+                }
+                pairs.push(("url".into(), s(&d.raw)));
+                uid(&t.host, &d.host)
+            }
+        };
+        let ctx = Context::from_pairs(pairs)?;
+        Ok((
+            self.principal.clone(),
+            load::action_uid(f.action),
+            resource,
+            ctx,
+        ))
+    }
+}

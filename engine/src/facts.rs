@@ -1,0 +1,217 @@
+//! From commands to facts: one fact per thing a command does that a policy can judge.
+//!
+//! `exec` per simple command (and per candidate cwd), `path_arg` per path-like argument,
+//! `write_path`/`read_path` per redirect target, `chdir` per `cd`/`pushd` target, and
+//! `connect` per network destination. Each fact becomes one Cedar request.
+
+use crate::network::{self, Destination};
+use execkit_grammar::{Command, Cwd, PathRef, RedirectKind, Script};
+
+/// The actions of the execkit schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Run a program.
+    Exec,
+    /// Name a path as an argument.
+    PathArg,
+    /// Write or append to a path through a redirect.
+    WritePath,
+    /// Read a path through a redirect.
+    ReadPath,
+    /// Change directory.
+    Chdir,
+    /// Open a network connection.
+    Connect,
+}
+
+impl Action {
+    /// The Cedar action id.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Exec => "exec",
+            Action::PathArg => "path_arg",
+            Action::WritePath => "write_path",
+            Action::ReadPath => "read_path",
+            Action::Chdir => "chdir",
+            Action::Connect => "connect",
+        }
+    }
+
+    /// All actions.
+    pub const ALL: [Action; 6] = [
+        Action::Exec,
+        Action::PathArg,
+        Action::WritePath,
+        Action::ReadPath,
+        Action::Chdir,
+        Action::Connect,
+    ];
+}
+
+/// What a fact is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    Program,
+    Path(PathRef),
+    Host(Destination),
+}
+
+/// One thing a command does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fact {
+    pub action: Action,
+    /// Index into the script's commands.
+    pub cmd: usize,
+    pub target: Target,
+    /// The cwd candidate this fact assumes (`None`: unknown).
+    pub cwd: Option<String>,
+    /// `arg`, `source`, `write`, `append`, `readwrite`, `read`, `chdir`, `exec`, `connect`.
+    pub mode: &'static str,
+    /// The word as written.
+    pub raw: String,
+}
+
+/// Copy-like programs: every path operand but the last is only read.
+const COPY_LIKE: &[&str] = &["cp", "install", "rsync", "scp", "ln"];
+
+fn base(program: &str) -> &str {
+    program
+        .strip_prefix("path:")
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .unwrap_or(program)
+}
+
+fn cwd_candidates(c: &Cwd) -> Vec<Option<String>> {
+    match c {
+        Cwd::Known(v) if !v.is_empty() => v.iter().cloned().map(Some).collect(),
+        _ => vec![None],
+    }
+}
+
+/// Extracts every fact of a script, deduplicated, in source order.
+pub(crate) fn extract(script: &Script, home: &str) -> Vec<Fact> {
+    let mut out: Vec<Fact> = Vec::new();
+    let mut push = |f: Fact| {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    };
+    for (i, c) in script.commands.iter().enumerate() {
+        let primary = c.cwd.primary().map(str::to_string);
+        for cwd in cwd_candidates(&c.cwd) {
+            push(Fact {
+                action: Action::Exec,
+                cmd: i,
+                target: Target::Program,
+                cwd,
+                mode: "exec",
+                raw: c.argv0.raw.clone(),
+            });
+        }
+        let prog = base(&c.program);
+        let is_cd = matches!(prog, "cd" | "pushd") && !c.program.starts_with("path:");
+        if is_cd {
+            let target = c
+                .args
+                .iter()
+                .find(|a| !(a.value.starts_with('-') && a.value.len() > 1 && a.is_literal()));
+            match target {
+                None => push(Fact {
+                    action: Action::Chdir,
+                    cmd: i,
+                    target: Target::Path(PathRef::Exact(home.to_string())),
+                    cwd: primary.clone(),
+                    mode: "chdir",
+                    raw: String::new(),
+                }),
+                Some(a) if a.value == "-" => push(Fact {
+                    action: Action::Chdir,
+                    cmd: i,
+                    target: Target::Path(PathRef::Anywhere),
+                    cwd: primary.clone(),
+                    mode: "chdir",
+                    raw: a.raw.clone(),
+                }),
+                Some(a) => {
+                    for p in &a.paths {
+                        push(Fact {
+                            action: Action::Chdir,
+                            cmd: i,
+                            target: Target::Path(p.clone()),
+                            cwd: primary.clone(),
+                            mode: "chdir",
+                            raw: a.raw.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let path_args: Vec<usize> = (0..c.args.len())
+            .filter(|&j| !c.args[j].paths.is_empty())
+            .collect();
+        let copy_like = COPY_LIKE.contains(&prog)
+            && !c.flags.contains("-t")
+            && !c.flags.contains("--target-directory");
+        for (n, &j) in path_args.iter().enumerate() {
+            if is_cd {
+                continue;
+            }
+            let a = &c.args[j];
+            let mode = if copy_like && n + 1 < path_args.len() {
+                "source"
+            } else {
+                "arg"
+            };
+            for p in &a.paths {
+                push(Fact {
+                    action: Action::PathArg,
+                    cmd: i,
+                    target: Target::Path(p.clone()),
+                    cwd: primary.clone(),
+                    mode,
+                    raw: a.raw.clone(),
+                });
+            }
+        }
+        for r in &c.redirects {
+            if network::dev_tcp(&r.target.value).is_some() {
+                continue;
+            }
+            let (action, mode) = match r.kind {
+                RedirectKind::Write => (Action::WritePath, "write"),
+                RedirectKind::Append => (Action::WritePath, "append"),
+                RedirectKind::ReadWrite => (Action::WritePath, "readwrite"),
+                RedirectKind::Read => (Action::ReadPath, "read"),
+                _ => continue,
+            };
+            for p in &r.target.paths {
+                push(Fact {
+                    action,
+                    cmd: i,
+                    target: Target::Path(p.clone()),
+                    cwd: primary.clone(),
+                    mode,
+                    raw: r.target.raw.clone(),
+                });
+            }
+        }
+        for d in network::destinations(c) {
+            let raw = d.raw.clone();
+            push(Fact {
+                action: Action::Connect,
+                cmd: i,
+                target: Target::Host(d),
+                cwd: primary.clone(),
+                mode: "connect",
+                raw,
+            });
+        }
+    }
+    out
+}
+
+/// The command a fact came from.
+pub(crate) fn command<'s>(script: &'s Script, f: &Fact) -> &'s Command {
+    &script.commands[f.cmd]
+}

@@ -1,0 +1,328 @@
+//! Network destinations a command names: URLs, `[user@]host:path` remotes, `ssh host`,
+//! `nc host port`, `/dev/tcp/host/port`, database `-h host`.
+//!
+//! Only what the text states can be extracted; named git remotes (`git push origin`) and
+//! registries that package managers contact implicitly are not visible here. The sandbox's
+//! network rules are the enforcement for those.
+
+use execkit_grammar::{is_url, Command};
+
+/// A network destination named by a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Lower-cased host name or address (IPv6 without brackets).
+    pub host: String,
+    /// Port if stated or implied by the scheme.
+    pub port: Option<i64>,
+    /// URL scheme (`https`, `ssh`, `git`, `tcp`, ...).
+    pub scheme: Option<String>,
+    /// The URL or word it came from.
+    pub raw: String,
+}
+
+/// Programs whose URL arguments are fetched or pushed to.
+const URL_PROGRAMS: &[&str] = &[
+    "curl", "wget", "git", "http", "https", "xh", "aria2c", "lynx", "w3m", "links", "fetch", "pip",
+    "pip3", "uv", "npm", "pnpm", "yarn", "npx", "cargo", "go", "docker", "podman", "helm",
+    "kubectl", "svn", "hg", "rsync", "scp", "sftp", "ssh", "ftp", "lftp", "gh", "apt", "apt-get",
+    "yt-dlp", "ffmpeg", "python", "python3", "node",
+];
+
+/// Programs whose first positional is a host (`curl example.com` works without a scheme).
+const HOST_FIRST: &[&str] = &[
+    "curl",
+    "wget",
+    "http",
+    "https",
+    "xh",
+    "ping",
+    "ping6",
+    "traceroute",
+    "mtr",
+    "nmap",
+    "telnet",
+    "ftp",
+    "lftp",
+    "sftp",
+    "mosh",
+];
+
+fn default_port(scheme: &str) -> Option<i64> {
+    Some(match scheme {
+        "http" | "ws" => 80,
+        "https" | "wss" => 443,
+        "ssh" | "git+ssh" | "ssh+git" | "sftp" | "scp" => 22,
+        "git" => 9418,
+        "ftp" => 21,
+        "rsync" => 873,
+        _ => return None,
+    })
+}
+
+fn from_url(word: &str) -> Option<Destination> {
+    let u = url::Url::parse(word).ok()?;
+    let host = u
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if host.is_empty() {
+        return None;
+    }
+    let scheme = u.scheme().to_string();
+    let port = u.port().map(i64::from).or_else(|| default_port(&scheme));
+    Some(Destination {
+        host,
+        port,
+        scheme: Some(scheme),
+        raw: word.to_string(),
+    })
+}
+
+/// `[user@]host[:port]` without a scheme.
+fn from_host_word(word: &str, scheme: Option<&str>) -> Option<Destination> {
+    let w = word.rsplit('@').next()?;
+    let (host, port) = match w.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+            (h, p.parse::<i64>().ok())
+        }
+        _ => (w.split('/').next()?, None),
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'))
+        && (host.contains('.') || host.contains(':') || host == "localhost");
+    if !valid {
+        return None;
+    }
+    let port = port.or_else(|| scheme.and_then(default_port));
+    Some(Destination {
+        host,
+        port,
+        scheme: scheme.map(str::to_string),
+        raw: word.to_string(),
+    })
+}
+
+/// `/dev/tcp/host/port` or `/dev/udp/host/port` (bash opens a socket for these).
+pub fn dev_tcp(path: &str) -> Option<Destination> {
+    let rest = path
+        .strip_prefix("/dev/tcp/")
+        .map(|r| ("tcp", r))
+        .or_else(|| path.strip_prefix("/dev/udp/").map(|r| ("udp", r)))?;
+    let (scheme, rest) = rest;
+    let mut parts = rest.splitn(2, '/');
+    let host = parts.next()?.to_ascii_lowercase();
+    let port = parts.next().and_then(|p| p.parse::<i64>().ok());
+    if host.is_empty() {
+        return None;
+    }
+    Some(Destination {
+        host,
+        port,
+        scheme: Some(scheme.into()),
+        raw: path.to_string(),
+    })
+}
+
+fn base(program: &str) -> &str {
+    program
+        .strip_prefix("path:")
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .unwrap_or(program)
+}
+
+/// Every destination the command names.
+pub fn destinations(cmd: &Command) -> Vec<Destination> {
+    let prog = base(&cmd.program);
+    let mut out: Vec<Destination> = Vec::new();
+    let mut push = |d: Destination| {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    };
+    let literal_args: Vec<&str> = cmd
+        .args
+        .iter()
+        .filter(|a| a.is_literal())
+        .map(|a| a.value.as_str())
+        .collect();
+    if URL_PROGRAMS.contains(&prog) {
+        for a in &literal_args {
+            let candidate = a
+                .split_once('=')
+                .map(|(_, v)| v)
+                .filter(|v| is_url(v))
+                .unwrap_or(a);
+            let candidate = candidate.strip_prefix("git+").unwrap_or(candidate);
+            if is_url(candidate) {
+                if let Some(d) = from_url(candidate) {
+                    push(d);
+                }
+            }
+        }
+    }
+    // Proxy options name a host too.
+    if matches!(prog, "curl" | "wget") {
+        let mut it = cmd.args.iter().peekable();
+        while let Some(a) = it.next() {
+            if matches!(a.value.as_str(), "-x" | "--proxy") {
+                if let Some(v) = it.peek() {
+                    if let Some(d) = from_url(&v.value).or_else(|| from_host_word(&v.value, None)) {
+                        push(d);
+                    }
+                }
+            }
+        }
+    }
+    let first_pos = cmd.positionals.first().map(String::as_str);
+    match prog {
+        p if HOST_FIRST.contains(&p) => {
+            // Without a scheme, the bare positionals that look like hosts.
+            let take = if matches!(p, "curl" | "wget" | "http" | "https" | "xh") {
+                cmd.positionals.len()
+            } else {
+                1
+            };
+            for w in cmd.positionals.iter().take(take) {
+                if !is_url(w) && !w.starts_with('/') && !w.starts_with('.') {
+                    if let Some(d) = from_host_word(w, None) {
+                        push(d);
+                    }
+                }
+            }
+        }
+        "ssh" | "mosh" => {
+            if let Some(h) = first_pos {
+                let port = flag_value(cmd, &["-p"])
+                    .and_then(|p| p.parse().ok())
+                    .or(Some(22));
+                if let Some(mut d) = from_url(h)
+                    .or_else(|| from_host_word(h, Some("ssh")).or_else(|| bare_host(h, "ssh")))
+                {
+                    d.port = port;
+                    push(d);
+                }
+            }
+        }
+        "scp" | "rsync" | "sftp" | "git" | "rclone" => {
+            for w in &cmd.positionals {
+                if is_url(w) {
+                    continue;
+                }
+                if let Some((hostpart, _)) = w.split_once(':') {
+                    if !hostpart.is_empty() && !hostpart.contains('/') {
+                        if let Some(d) = from_host_word(hostpart, Some("ssh"))
+                            .or_else(|| bare_host(hostpart, "ssh"))
+                        {
+                            push(d);
+                        }
+                    }
+                }
+            }
+        }
+        "nc" | "ncat" | "netcat" => {
+            if !cmd.flags.contains("-l") && !cmd.flags.contains("--listen") {
+                if let Some(h) = first_pos {
+                    let port = cmd.positionals.get(1).and_then(|p| p.parse().ok());
+                    if let Some(mut d) = from_host_word(h, None).or_else(|| bare_host(h, "tcp")) {
+                        d.port = port;
+                        d.scheme = Some("tcp".into());
+                        push(d);
+                    }
+                }
+            }
+        }
+        "socat" => {
+            for w in &cmd.positionals {
+                let up = w.to_ascii_uppercase();
+                for prefix in [
+                    "TCP:",
+                    "TCP4:",
+                    "TCP6:",
+                    "UDP:",
+                    "OPENSSL:",
+                    "SSL:",
+                    "TCP-CONNECT:",
+                ] {
+                    if let Some(rest) = up.strip_prefix(prefix) {
+                        let orig = &w[w.len() - rest.len()..];
+                        let hp = orig.split(',').next().unwrap_or(orig);
+                        if let Some(mut d) = from_host_word(hp, None)
+                            .or_else(|| bare_host(hp.split(':').next().unwrap_or(""), "tcp"))
+                        {
+                            d.scheme = Some("tcp".into());
+                            push(d);
+                        }
+                    }
+                }
+            }
+        }
+        "psql" | "mysql" | "redis-cli" | "mongo" | "mongosh" | "pg_dump" | "mysqldump" => {
+            if let Some(h) = flag_value(cmd, &["-h", "--host"]) {
+                if let Some(d) = from_host_word(&h, None).or_else(|| bare_host(&h, "tcp")) {
+                    push(d);
+                }
+            }
+        }
+        _ => {}
+    }
+    for a in &cmd.args {
+        if let Some(d) = dev_tcp(&a.value) {
+            push(d);
+        }
+    }
+    for r in &cmd.redirects {
+        if let Some(d) = dev_tcp(&r.target.value) {
+            push(d);
+        }
+    }
+    out
+}
+
+/// A single-label host such as `db` or `staging-1`.
+fn bare_host(h: &str, scheme: &str) -> Option<Destination> {
+    let host = h.rsplit('@').next()?.to_ascii_lowercase();
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return None;
+    }
+    Some(Destination {
+        host,
+        port: default_port(scheme),
+        scheme: Some(scheme.into()),
+        raw: h.to_string(),
+    })
+}
+
+fn flag_value(cmd: &Command, names: &[&str]) -> Option<String> {
+    let mut it = cmd.args.iter();
+    while let Some(a) = it.next() {
+        for n in names {
+            if a.value == *n {
+                return it.next().map(|w| w.value.clone());
+            }
+            if let Some(v) = a.value.strip_prefix(&format!("{n}=")) {
+                return Some(v.to_string());
+            }
+            if n.len() == 2
+                && a.value.starts_with(n)
+                && a.value.len() > 2
+                && !a.value.starts_with("--")
+            {
+                return Some(a.value[2..].to_string());
+            }
+        }
+    }
+    None
+}
