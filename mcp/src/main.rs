@@ -1,1 +1,30 @@
-fn main() {}
+//! `execkit` — the command-line interface. A thin binary: parsing arguments and printing;
+//! the work happens in `execkit-grammar` and `execkit-engine`.
+
+mod policy_cmd;
+mod policy_dir;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// execkit: structured, policy-checked shell sessions for AI agents.
+#[derive(Parser)]
+#[command(name = "execkit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Author, test and dry-run Cedar policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Policy(p) => policy_cmd::run(p),
+    }
+}

@@ -1,0 +1,255 @@
+//! `execkit policy check|validate|test|explain`.
+
+use crate::policy_dir;
+use clap::{Args, Subcommand};
+use execkit_engine::{Decision, DecisionEnv, Engine, Transport, Verdict};
+use execkit_grammar::{parse, ParseOptions};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Dry-run a command: print every fact, its decision and the determining policies.
+    /// Exit code: 0 allow, 2 deny, 3 ask, 1 error.
+    Check(CheckArgs),
+    /// Strict-validate a policy directory (default: the embedded default set).
+    Validate {
+        /// Policy directory.
+        dir: Option<PathBuf>,
+    },
+    /// Run the case files of a policy directory (default: the embedded sets' own cases).
+    Test {
+        /// Policy directory.
+        dir: Option<PathBuf>,
+        /// Print every case, not only failures.
+        #[arg(long)]
+        verbose: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the command IR the grammar extracts (no policies involved).
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+pub struct EnvArgs {
+    /// Directory the command starts in (default: the workspace).
+    #[arg(long)]
+    cwd: Option<String>,
+    /// The agent's workspace (default: the cwd, else the current directory).
+    #[arg(long)]
+    workspace: Option<String>,
+    /// Home directory on the target (default: $HOME).
+    #[arg(long)]
+    home: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Policy directory (default: the embedded default set).
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Transport: local, ssh or docker.
+    #[arg(long, default_value = "local")]
+    transport: String,
+    /// SSH host or Docker daemon host for the target.
+    #[arg(long)]
+    host: Option<String>,
+    /// Agent entity id of the principal.
+    #[arg(long, default_value = "agent")]
+    identity: String,
+    /// Extra Group of the agent (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// The command.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    env: EnvArgs,
+    /// The command.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+pub fn run(cmd: PolicyCommand) -> ExitCode {
+    let r = match cmd {
+        PolicyCommand::Check(a) => check(a),
+        PolicyCommand::Validate { dir } => validate(dir.as_deref()),
+        PolicyCommand::Test { dir, verbose, json } => test(dir.as_deref(), verbose, json),
+        PolicyCommand::Explain(a) => explain(a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("execkit: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn env_of(a: &EnvArgs) -> DecisionEnv {
+    let here = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/".into());
+    let workspace = a
+        .workspace
+        .clone()
+        .or_else(|| a.cwd.clone())
+        .unwrap_or(here);
+    let home = a
+        .home
+        .clone()
+        .or_else(|| std::env::var("HOME").ok())
+        .unwrap_or_else(|| "/root".into());
+    let mut env = DecisionEnv::local(&workspace, &home);
+    if let Some(c) = &a.cwd {
+        env.cwd = Some(execkit_grammar::resolve_path(&env.workspace, c));
+    }
+    env
+}
+
+fn engine_for(dir: Option<&Path>) -> Result<(Engine, policy_dir::PolicySource), String> {
+    let src = policy_dir::resolve(dir)?;
+    let engine = Engine::new(&src.bundle).map_err(|e| format!("{}: {e}", src.name))?;
+    Ok((engine, src))
+}
+
+fn check(a: CheckArgs) -> Result<ExitCode, String> {
+    let (engine, _) = engine_for(a.policies.as_deref())?;
+    let mut env = env_of(&a.env);
+    env.target.transport = a.transport.parse::<Transport>()?;
+    env.target.host = a.host.clone();
+    env.identity.agent = a.identity.clone();
+    env.identity.groups = a.groups.clone();
+    let command = a.command.join(" ");
+    let d = engine.decide(&command, &env);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&d).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_decision(&d);
+    }
+    Ok(ExitCode::from(match d.verdict {
+        Verdict::Allow => 0,
+        Verdict::Deny => 2,
+        Verdict::Ask => 3,
+    }))
+}
+
+fn print_decision(d: &Decision) {
+    if let Some(e) = &d.parse_error {
+        println!("rejected: {e}");
+    }
+    for f in &d.facts {
+        let mark = match f.verdict {
+            Verdict::Allow => "allow",
+            Verdict::Ask => "ASK  ",
+            Verdict::Deny => "DENY ",
+        };
+        println!("{mark} {:<10} {}  ({})", f.action, f.resource, f.program);
+        println!("      {}", f.reason);
+        for p in &f.policies {
+            if f.verdict != Verdict::Allow {
+                if let Some(a) = &p.advice {
+                    println!("      {}: {a}", p.id);
+                }
+            }
+        }
+    }
+    println!("decision: {}", d.verdict.as_str().to_uppercase());
+}
+
+fn validate(dir: Option<&Path>) -> Result<ExitCode, String> {
+    let (engine, src) = engine_for(dir)?;
+    println!(
+        "{}: {} policies, strict validation passed",
+        src.name,
+        engine.policy_count()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(dir: Option<&Path>, verbose: bool, json: bool) -> Result<ExitCode, String> {
+    let sources = match dir {
+        Some(d) => vec![policy_dir::from_dir(d)?],
+        None => execkit_policies::SETS
+            .iter()
+            .map(|s| policy_dir::embedded(s.name))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut all = Vec::new();
+    for src in &sources {
+        let engine = Engine::new(&src.bundle).map_err(|e| format!("{}: {e}", src.name))?;
+        if src.cases.is_empty() {
+            return Err(format!("{} has no case files (cases/*.toml)", src.name));
+        }
+        for (file, text) in &src.cases {
+            all.extend(execkit_engine::cases::run_case_file(&engine, file, text)?);
+        }
+    }
+    let failed = all.iter().filter(|r| !r.pass).count();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "{:<6} {:<6} {:<6} {:<30} command",
+            "result", "expect", "actual", "file:case"
+        );
+        for r in &all {
+            if verbose || !r.pass {
+                let loc = format!("{}:{}", r.file, r.index);
+                println!(
+                    "{:<6} {:<6} {:<6} {:<30} {}",
+                    if r.pass { "pass" } else { "FAIL" },
+                    r.expected,
+                    r.actual,
+                    loc,
+                    r.command
+                );
+                if !r.pass {
+                    println!("       {}", r.detail);
+                }
+            }
+        }
+        println!("{} passed, {} failed", all.len() - failed, failed);
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn explain(a: ExplainArgs) -> Result<ExitCode, String> {
+    let env = env_of(&a.env);
+    let command = a.command.join(" ");
+    let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
+    match parse(&command, &opts) {
+        Ok(script) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&script).map_err(|e| e.to_string())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("rejected: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
