@@ -461,6 +461,24 @@ fn hit_of(p: &PolicyInfo) -> PolicyHit {
     }
 }
 
+/// Programs that read everything below a directory argument (so a directory that contains
+/// a credential file "could be" a credential read).
+fn reads_recursively(cmd: &Command) -> bool {
+    let base = cmd.program.rsplit('/').next().unwrap_or(&cmd.program);
+    matches!(
+        base,
+        "tar" | "rg" | "ag" | "ack" | "zip" | "7z" | "rsync" | "scp" | "rclone" | "restic" | "borg"
+    ) || cmd
+        .flags
+        .iter()
+        .any(|f| matches!(f.as_str(), "-r" | "-R" | "--recursive"))
+        || (matches!(base, "cp" | "rsync")
+            && cmd
+                .flags
+                .iter()
+                .any(|f| matches!(f.as_str(), "-a" | "--archive")))
+}
+
 /// Agents are built from the runtime identity; entries for them in the file only contribute
 /// their parents (kept in the catalog), so they are removed from the static store.
 fn strip_agents(b: &PolicyBundle) -> Result<PolicyBundle, LoadError> {
@@ -828,12 +846,13 @@ impl<'e> RequestBuilder<'e> {
                 program.clone()
             }
             Target::Path(p) => {
+                let recursive = reads_recursively(cmd);
                 let (_, may) = match p {
                     PathRef::Exact(x) => {
                         self.e
                             .loaded
                             .catalog
-                            .path_groups_for(&self.env.home, Some(x), false)
+                            .path_groups_for(&self.env.home, Some(x), recursive)
                     }
                     PathRef::Under(d) => {
                         self.e

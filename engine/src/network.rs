@@ -214,11 +214,15 @@ pub fn destinations(cmd: &Command) -> Vec<Destination> {
         }
         "scp" | "rsync" | "sftp" | "git" | "rclone" => {
             for w in &cmd.positionals {
-                if is_url(w) {
+                if is_url(w) || w.chars().any(char::is_whitespace) {
                     continue;
                 }
                 if let Some((hostpart, _)) = w.split_once(':') {
-                    if !hostpart.is_empty() && !hostpart.contains('/') {
+                    // git also takes `fix: message`-like words; its remotes look like
+                    // `user@host:path` or `host.domain:path`.
+                    let plausible =
+                        prog != "git" || hostpart.contains('@') || hostpart.contains('.');
+                    if plausible && !hostpart.is_empty() && !hostpart.contains('/') {
                         if let Some(d) = from_host_word(hostpart, Some("ssh"))
                             .or_else(|| bare_host(hostpart, "ssh"))
                         {

@@ -288,13 +288,18 @@ pub(crate) fn finish(p: Proto) -> Command {
                     Some((_, val))
                         if v.starts_with("--") && k::looks_like_path(val) && !k::is_url(val) =>
                     {
-                        value_paths(d, val, &cwd)
+                        value_paths(d, val, &cwd, false)
                     }
                     _ => vec![],
                 },
                 2 => vec![],
                 1 if !k::looks_like_path(&v) || k::is_url(&v) || k::is_remote_spec(&base, &v) => {
                     vec![]
+                }
+                // `-v /host/dir:/container/dir`: the host side is the path.
+                1 if v.contains(':') && k::looks_like_path(v.split(':').next().unwrap_or("")) => {
+                    let host = v.split(':').next().unwrap_or("");
+                    value_paths(d, host, &cwd, true)
                 }
                 3 if (k::is_url(&v) || k::is_remote_spec(&base, &v)) => vec![],
                 3 if first_not_path
@@ -305,7 +310,9 @@ pub(crate) fn finish(p: Proto) -> Command {
                 }
                 3 if v.contains('=') && !v.starts_with(['/', '.', '~']) => {
                     match v.split_once('=') {
-                        Some((_, val)) if k::looks_like_path(val) => value_paths(d, val, &cwd),
+                        Some((_, val)) if k::looks_like_path(val) => {
+                            value_paths(d, val, &cwd, false)
+                        }
                         _ => vec![],
                     }
                 }
@@ -378,8 +385,16 @@ pub(crate) fn finish(p: Proto) -> Command {
     }
 }
 
-/// Paths for the value part of `--opt=VALUE` or `key=VALUE`.
-fn value_paths(d: &Decoded, val: &str, cwd: &Cwd) -> Vec<PathRef> {
+/// Paths for a part of a word: the value of `--opt=VALUE` / `key=VALUE` (a suffix), or
+/// the host side of `-v HOST:CONTAINER` (a prefix, `prefix == true`).
+fn value_paths(d: &Decoded, val: &str, cwd: &Cwd, prefix: bool) -> Vec<PathRef> {
+    if prefix {
+        let lit = d.literal_value();
+        return match lit {
+            Some(_) => Decoded::literal(val).paths(cwd),
+            None => vec![PathRef::Anywhere],
+        };
+    }
     let prefix_len = d.value().len() - val.len();
     let mut sub = d.clone();
     // Drop the `key=` prefix from the literal segments.
