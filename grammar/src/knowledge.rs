@@ -215,9 +215,46 @@ pub fn value_option(program: &str, flag: &str) -> Option<ValueKind> {
             "-C" | "-c" | "--git-dir" | "--work-tree" | "--namespace" | "--exec-path"
         )
         .then_some(Value),
-        "docker" | "podman" => matches!(
+        "docker" | "podman" | "nerdctl" => matches!(
             flag,
-            "-H" | "--host" | "-c" | "--context" | "--config" | "-l" | "--log-level"
+            "-H" | "--host"
+                | "-c"
+                | "--context"
+                | "--config"
+                | "-l"
+                | "--log-level"
+                | "-v"
+                | "--volume"
+                | "-e"
+                | "--env"
+                | "--env-file"
+                | "-p"
+                | "--publish"
+                | "--name"
+                | "-w"
+                | "--workdir"
+                | "--mount"
+                | "--network"
+                | "--net"
+                | "--entrypoint"
+                | "--user"
+                | "--label"
+                | "--platform"
+                | "--cap-add"
+                | "--cap-drop"
+                | "--device"
+                | "--pid"
+                | "--ipc"
+                | "--uts"
+                | "--userns"
+                | "--security-opt"
+                | "--hostname"
+                | "--memory"
+                | "--cpus"
+                | "--tag"
+                | "--file"
+                | "--build-arg"
+                | "--target"
         )
         .then_some(Value),
         "kubectl" | "helm" => matches!(
