@@ -1,1 +1,84 @@
-fn main() {}
+//! Decision latency: parse + fact extraction + every Cedar request + combination.
+//!
+//! (a) a simple command, (b) `cd /app && npm ci 2>&1 | tee build.log`, (c) a 20-command
+//! script; each against the shipped default set and against that set plus 1,000 extra
+//! resource-scoped policies (the partitioning keeps those out of unrelated requests).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use execkit_engine::{DecisionEnv, Engine, PolicyBundle};
+use std::hint::black_box;
+
+fn bundle(extra: usize) -> PolicyBundle {
+    let set = execkit_policies::DEFAULT;
+    let mut policies: Vec<(String, String)> = set.policies.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    let mut text = String::new();
+    for i in 0..extra {
+        if i % 2 == 0 {
+            text.push_str(&format!(
+                "@id(\"extra-tool-{i}\") permit(principal is Agent, action == Action::\"exec\", resource == Program::\"tool-{i}\") unless {{ context.structure.dynamic_command }};\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "@id(\"extra-tenant-{i}\") forbid(principal, action in Action::\"filesystem\", resource in Path::\"/srv/tenant-{i}\") when {{ context.mode != \"read\" }};\n"
+            ));
+        }
+    }
+    if extra > 0 {
+        policies.push(("extra.cedar".into(), text));
+    }
+    PolicyBundle {
+        schema: (execkit_policies::SCHEMA_FILE.into(), execkit_policies::SCHEMA.into()),
+        policies,
+        entities: set.entities.into(),
+        links: None,
+    }
+}
+
+const SIMPLE: &str = "ls -la src";
+const PIPELINE: &str = "cd /app && npm ci 2>&1 | tee build.log";
+
+fn script20() -> String {
+    [
+        "cd /work/app",
+        "git status",
+        "git diff --stat",
+        "cargo fmt --all -- --check",
+        "cargo clippy --all-targets -- -D warnings",
+        "cargo test --workspace 2>&1 | tee test.log",
+        "grep -c FAILED test.log || true",
+        "mkdir -p target/reports",
+        "cp test.log target/reports/",
+        "ls -la target/reports",
+        "rm -rf target/tmp",
+        "find . -name '*.orig' -delete",
+        "echo done > status.txt",
+        "cat status.txt",
+        "wc -l src/*.rs",
+        "sort data.csv | uniq -c | head",
+        "python3 -m pytest -q tests/",
+        "npm ci",
+        "curl -sSf https://github.com/org/repo/releases -o releases.html",
+        "git log --oneline -5",
+    ]
+    .join("\n")
+}
+
+fn bench(c: &mut Criterion) {
+    let env = DecisionEnv::local("/work", "/home/agent");
+    let s20 = script20();
+    for (label, extra) in [("default", 0usize), ("default+1000", 1000)] {
+        let engine = Engine::new(&bundle(extra)).expect("bench policy set loads");
+        // Warm the partition cache as a long-running server would be.
+        for cmd in [SIMPLE, PIPELINE, s20.as_str()] {
+            black_box(engine.decide(cmd, &env));
+        }
+        let mut g = c.benchmark_group(format!("decision/{label}"));
+        g.bench_function("a_simple", |b| b.iter(|| black_box(engine.decide(black_box(SIMPLE), &env))));
+        g.bench_function("b_cd_npm_tee", |b| b.iter(|| black_box(engine.decide(black_box(PIPELINE), &env))));
+        g.bench_function("c_script_20", |b| b.iter(|| black_box(engine.decide(black_box(&s20), &env))));
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod cases;
+pub mod oracle;
 mod catalog;
 mod context;
 mod decision;
