@@ -10,7 +10,11 @@ use std::hint::black_box;
 
 fn bundle(extra: usize) -> PolicyBundle {
     let set = execkit_policies::DEFAULT;
-    let mut policies: Vec<(String, String)> = set.policies.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    let mut policies: Vec<(String, String)> = set
+        .policies
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
     let mut text = String::new();
     for i in 0..extra {
         if i % 2 == 0 {
@@ -27,7 +31,10 @@ fn bundle(extra: usize) -> PolicyBundle {
         policies.push(("extra.cedar".into(), text));
     }
     PolicyBundle {
-        schema: (execkit_policies::SCHEMA_FILE.into(), execkit_policies::SCHEMA.into()),
+        schema: (
+            execkit_policies::SCHEMA_FILE.into(),
+            execkit_policies::SCHEMA.into(),
+        ),
         policies,
         entities: set.entities.into(),
         links: None,
@@ -73,9 +80,15 @@ fn bench(c: &mut Criterion) {
             black_box(engine.decide(cmd, &env));
         }
         let mut g = c.benchmark_group(format!("decision/{label}"));
-        g.bench_function("a_simple", |b| b.iter(|| black_box(engine.decide(black_box(SIMPLE), &env))));
-        g.bench_function("b_cd_npm_tee", |b| b.iter(|| black_box(engine.decide(black_box(PIPELINE), &env))));
-        g.bench_function("c_script_20", |b| b.iter(|| black_box(engine.decide(black_box(&s20), &env))));
+        g.bench_function("a_simple", |b| {
+            b.iter(|| black_box(engine.decide(black_box(SIMPLE), &env)))
+        });
+        g.bench_function("b_cd_npm_tee", |b| {
+            b.iter(|| black_box(engine.decide(black_box(PIPELINE), &env)))
+        });
+        g.bench_function("c_script_20", |b| {
+            b.iter(|| black_box(engine.decide(black_box(&s20), &env)))
+        });
         g.finish();
     }
 }

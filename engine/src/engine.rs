@@ -73,11 +73,18 @@ const BUILTINS: &[&str] = &[
 
 const CACHE_LIMIT: usize = 4096;
 
+/// Policy indices for one action: those without a resource key, and those keyed by the
+/// entity their resource scope names.
+type Partition = (Vec<usize>, HashMap<EntityUid, Vec<usize>>);
+
+/// The parts of one Cedar request.
+type RequestParts = (EntityUid, EntityUid, EntityUid, Context);
+
 /// A loaded, validated policy set ready to decide.
 pub struct Engine {
     loaded: Loaded,
     /// Per action: indices of policies without a resource key, and keyed ones.
-    partition: HashMap<Action, (Vec<usize>, HashMap<EntityUid, Vec<usize>>)>,
+    partition: HashMap<Action, Partition>,
     cache: RwLock<HashMap<Vec<usize>, Arc<PolicySet>>>,
     authorizer: Authorizer,
     by_id: HashMap<PolicyId, usize>,
@@ -150,8 +157,7 @@ impl Engine {
     pub fn new(bundle: &PolicyBundle) -> Result<Self, LoadError> {
         let bundle = strip_agents(bundle)?;
         let loaded = load::load(&bundle)?;
-        let mut partition: HashMap<Action, (Vec<usize>, HashMap<EntityUid, Vec<usize>>)> =
-            HashMap::new();
+        let mut partition: HashMap<Action, Partition> = HashMap::new();
         let mut by_id = HashMap::new();
         for (i, p) in loaded.policies.iter().enumerate() {
             by_id.insert(p.id.clone(), i);
@@ -326,7 +332,7 @@ impl Engine {
                 PolicySource::Static(pol) => {
                     // Ids are unique by construction; a failure would only drop a policy
                     // from this subset, so fall back to the full set instead.
-                    if ps.add(pol.clone()).is_err() {
+                    if ps.add(pol.as_ref().clone()).is_err() {
                         return self.loaded.full.clone();
                     }
                 }
@@ -797,8 +803,7 @@ impl<'e> RequestBuilder<'e> {
         &mut self,
         script: &execkit_grammar::Script,
         f: &Fact,
-    ) -> Result<(EntityUid, EntityUid, EntityUid, Context), cedar_policy::ContextCreationError>
-    {
+    ) -> Result<RequestParts, Box<cedar_policy::ContextCreationError>> {
         let cmd = facts::command(script, f);
         let t = &self.e.types;
         let structure = self.structure(f.cmd, &cmd.structure);
@@ -904,7 +909,7 @@ impl<'e> RequestBuilder<'e> {
                 uid(&t.host, &d.host)
             }
         };
-        let ctx = Context::from_pairs(pairs)?;
+        let ctx = Context::from_pairs(pairs).map_err(Box::new)?;
         Ok((
             self.principal.clone(),
             load::action_uid(f.action),

@@ -27,7 +27,6 @@
 //! ```
 
 pub mod cases;
-pub mod oracle;
 mod catalog;
 mod context;
 mod decision;
@@ -36,6 +35,7 @@ mod error;
 mod facts;
 mod load;
 mod network;
+pub mod oracle;
 
 pub use context::{DecisionEnv, Identity, Target, Transport};
 pub use decision::{Decision, FactDecision, PolicyHit, Verdict};

@@ -41,7 +41,7 @@ pub(crate) struct PolicyInfo {
 
 #[derive(Debug, Clone)]
 pub(crate) enum PolicySource {
-    Static(Policy),
+    Static(Box<Policy>),
     Linked {
         template: PolicyId,
         vals: HashMap<SlotId, EntityUid>,
@@ -173,7 +173,7 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
         policies.push(info(
             p.id().clone(),
             p,
-            PolicySource::Static(p.clone()),
+            PolicySource::Static(Box::new(p.clone())),
             &action_parents,
         ));
     }

@@ -232,15 +232,15 @@ pub fn destinations(cmd: &Command) -> Vec<Destination> {
                 }
             }
         }
-        "nc" | "ncat" | "netcat" => {
-            if !cmd.flags.contains("-l") && !cmd.flags.contains("--listen") {
-                if let Some(h) = first_pos {
-                    let port = cmd.positionals.get(1).and_then(|p| p.parse().ok());
-                    if let Some(mut d) = from_host_word(h, None).or_else(|| bare_host(h, "tcp")) {
-                        d.port = port;
-                        d.scheme = Some("tcp".into());
-                        push(d);
-                    }
+        "nc" | "ncat" | "netcat"
+            if !cmd.flags.contains("-l") && !cmd.flags.contains("--listen") =>
+        {
+            if let Some(h) = first_pos {
+                let port = cmd.positionals.get(1).and_then(|p| p.parse().ok());
+                if let Some(mut d) = from_host_word(h, None).or_else(|| bare_host(h, "tcp")) {
+                    d.port = port;
+                    d.scheme = Some("tcp".into());
+                    push(d);
                 }
             }
         }

@@ -861,7 +861,8 @@ impl<'o> Walker<'o> {
                     .insert(0, words::decode(k, &env, &mut name_subs)?),
                 (Some("argument"), _) => proto.argv.push(words::decode(k, &env, &mut subs)?),
                 (Some("redirect"), _) => {
-                    if self.redirect(k, src, cwd, frame, &mut redirects)?.is_some() {
+                    let piped_heredoc = self.redirect(k, src, cwd, frame, &mut redirects)?;
+                    if piped_heredoc.is_some() {
                         return Err(ParseError::unsupported(
                             "pipeline after a here-document",
                             k.start_byte(),
