@@ -499,8 +499,6 @@ fn strip_agents(b: &PolicyBundle) -> Result<PolicyBundle, LoadError> {
         .collect();
     let mut out = b.clone();
     out.entities = serde_json::to_string(&kept).map_err(|e| LoadError::Entities(e.to_string()))?;
-    let catalog_view = b.entities.clone();
-    let _ = catalog_view;
     Ok(out)
 }
 

@@ -24,6 +24,22 @@ pub struct PolicyBundle {
     pub links: Option<String>,
 }
 
+impl PolicyBundle {
+    /// A bundle from in-memory files: `(name, text)` of the schema and of each policy file,
+    /// and the entities JSON. No template links.
+    pub fn from_files(schema: (&str, &str), policies: &[(&str, &str)], entities: &str) -> Self {
+        PolicyBundle {
+            schema: (schema.0.to_string(), schema.1.to_string()),
+            policies: policies
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
+            entities: entities.to_string(),
+            links: None,
+        }
+    }
+}
+
 /// What the engine keeps about one policy.
 #[derive(Debug, Clone)]
 pub(crate) struct PolicyInfo {

@@ -3,19 +3,11 @@
 use execkit_engine::{DecisionEnv, Engine, PolicyBundle, Verdict};
 
 fn bundle(set: execkit_policies::PolicySetFiles) -> PolicyBundle {
-    PolicyBundle {
-        schema: (
-            execkit_policies::SCHEMA_FILE.into(),
-            execkit_policies::SCHEMA.into(),
-        ),
-        policies: set
-            .policies
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
-        entities: set.entities.into(),
-        links: None,
-    }
+    PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        set.entities,
+    )
 }
 
 #[test]

@@ -11,12 +11,7 @@ fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
     E.get_or_init(|| {
         let set = execkit_policies::DEFAULT;
-        let bundle = PolicyBundle {
-            schema: (execkit_policies::SCHEMA_FILE.into(), execkit_policies::SCHEMA.into()),
-            policies: set.policies.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
-            entities: set.entities.into(),
-            links: None,
-        };
+        let bundle = PolicyBundle::from_files((execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA), set.policies, set.entities);
         Engine::new(&bundle).expect("default set loads")
     })
 }

@@ -24,19 +24,11 @@ pub fn embedded(name: &str) -> Result<PolicySource, String> {
         .ok_or_else(|| format!("no embedded policy set named `{name}` (try default or strict)"))?;
     Ok(PolicySource {
         name: format!("embedded `{}` set", set.name),
-        bundle: PolicyBundle {
-            schema: (
-                execkit_policies::SCHEMA_FILE.into(),
-                execkit_policies::SCHEMA.into(),
-            ),
-            policies: set
-                .policies
-                .iter()
-                .map(|(n, t)| (n.to_string(), t.to_string()))
-                .collect(),
-            entities: set.entities.into(),
-            links: None,
-        },
+        bundle: PolicyBundle::from_files(
+            (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+            set.policies,
+            set.entities,
+        ),
         cases: set
             .cases
             .iter()

@@ -6,16 +6,7 @@ use execkit_policies::{PolicySetFiles, SCHEMA, SCHEMA_FILE, SETS};
 use std::process::Command;
 
 fn bundle(set: &PolicySetFiles) -> PolicyBundle {
-    PolicyBundle {
-        schema: (SCHEMA_FILE.into(), SCHEMA.into()),
-        policies: set
-            .policies
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
-        entities: set.entities.into(),
-        links: None,
-    }
+    PolicyBundle::from_files((SCHEMA_FILE, SCHEMA), set.policies, set.entities)
 }
 
 #[test]

@@ -5,19 +5,11 @@ use execkit_engine::{oracle, DecisionEnv, Engine, PolicyBundle};
 
 fn engine() -> Engine {
     let set = execkit_policies::DEFAULT;
-    Engine::new(&PolicyBundle {
-        schema: (
-            execkit_policies::SCHEMA_FILE.into(),
-            execkit_policies::SCHEMA.into(),
-        ),
-        policies: set
-            .policies
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
-        entities: set.entities.into(),
-        links: None,
-    })
+    Engine::new(&PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        set.entities,
+    ))
     .expect("default set")
 }
 
