@@ -3,6 +3,7 @@
 
 mod policy_cmd;
 mod policy_dir;
+mod redact_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,11 +21,15 @@ enum Command {
     /// Author, test and dry-run Cedar policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Strip escapes from and redact secrets in files or stdin (protected text to stdout,
+    /// a JSON report to stderr).
+    Redact(redact_cmd::RedactArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy(p) => policy_cmd::run(p),
+        Command::Redact(a) => redact_cmd::run(a),
     }
 }

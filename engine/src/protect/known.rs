@@ -1,0 +1,309 @@
+//! Known secret values: exact strings the operator names (from files or environment
+//! variables read at startup) and the values of sensitive variables in a session's
+//! environment. Each value is also searched for in its base64 forms (at all three byte
+//! alignments, so it is found inside a longer base64 blob) and its URL-encoded form.
+//!
+//! The engine does no I/O: callers read the files and pass the contents.
+
+use base64::Engine as _;
+
+/// Which environment variables hold secrets, by name (globs with `*`, ASCII
+/// case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecretEnvPolicy {
+    /// A variable whose name matches one of these is sensitive…
+    pub include: Vec<String>,
+    /// …unless it also matches one of these.
+    pub exclude: Vec<String>,
+    /// Values shorter than this (in bytes) are ignored: redacting `1` everywhere helps nobody.
+    pub min_len: usize,
+}
+
+impl Default for SecretEnvPolicy {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        SecretEnvPolicy {
+            include: s(&[
+                "*TOKEN*",
+                "*SECRET*",
+                "*PASSWORD*",
+                "*PASSWD*",
+                "*PASSPHRASE*",
+                "*_PASS",
+                "*_PWD",
+                "*API_KEY*",
+                "*APIKEY*",
+                "*PRIVATE_KEY*",
+                "*ACCESS_KEY*",
+                "*CREDENTIAL*",
+                "*AUTH*",
+                "*_DSN",
+                "*SESSION_KEY*",
+                "*SIGNING_KEY*",
+                "*ENCRYPTION_KEY*",
+                "AWS_*",
+                "*_PAT",
+                "DATABASE_URL",
+                "*CONNECTION_STRING*",
+            ]),
+            exclude: s(&[
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_PROFILE",
+                "AWS_DEFAULT_OUTPUT",
+                "AWS_PAGER",
+                "AWS_SDK_LOAD_CONFIG",
+                "AWS_CONFIG_FILE",
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "*_FILE",
+                "*_PATH",
+                "*_DIR",
+                "*_URL_BASE",
+                "*_TTL",
+                "*_TIMEOUT",
+                "*_EXPIRY",
+                "*AUTHOR*",
+            ]),
+            min_len: 6,
+        }
+    }
+}
+
+/// `*`-glob match, ASCII case-insensitive.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p = pattern.as_bytes();
+    let n = name.as_bytes();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi].eq_ignore_ascii_case(&n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ni;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+impl SecretEnvPolicy {
+    /// Whether a variable of this name holds a secret.
+    ///
+    /// ```
+    /// use execkit_engine::protect::SecretEnvPolicy;
+    /// let p = SecretEnvPolicy::default();
+    /// assert!(p.is_sensitive("GITHUB_TOKEN"));
+    /// assert!(p.is_sensitive("AWS_SECRET_ACCESS_KEY"));
+    /// assert!(!p.is_sensitive("AWS_REGION"));
+    /// assert!(!p.is_sensitive("HOME"));
+    /// ```
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.include.iter().any(|g| glob_match(g, name))
+            && !self.exclude.iter().any(|g| glob_match(g, name))
+    }
+}
+
+/// The longest single piece searched for; longer values are searched for in pieces.
+const MAX_PIECE: usize = 512;
+/// Shortest encoded form worth searching for.
+const MIN_ENCODED: usize = 8;
+
+/// A set of known secret values, with the label each is reported under.
+#[derive(Debug, Clone, Default)]
+pub struct KnownSecrets {
+    values: Vec<String>,
+    min_len: usize,
+}
+
+impl KnownSecrets {
+    /// An empty set; values shorter than 4 bytes are ignored.
+    pub fn new() -> Self {
+        KnownSecrets {
+            values: Vec::new(),
+            min_len: 4,
+        }
+    }
+
+    /// Adds one secret value (surrounding whitespace is trimmed). Multi-line values are
+    /// added line by line, and very long lines in pieces, so each part is found on its own.
+    pub fn add(&mut self, value: &str) {
+        for line in value.lines() {
+            let line = line.trim();
+            if line.len() < self.min_len {
+                continue;
+            }
+            if line.len() <= MAX_PIECE {
+                self.values.push(line.to_string());
+                continue;
+            }
+            let mut rest = line;
+            while !rest.is_empty() {
+                let mut cut = rest.len().min(MAX_PIECE);
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                if cut >= self.min_len {
+                    self.values.push(rest[..cut].to_string());
+                }
+                rest = &rest[cut..];
+            }
+        }
+    }
+
+    /// Adds every non-empty line of a secrets file (`NAME=value` lines contribute the value).
+    pub fn add_file_contents(&mut self, contents: &str) {
+        for line in contents.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once('=') {
+                Some((k, v))
+                    if !k.is_empty()
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') =>
+                {
+                    self.add(v.trim().trim_matches(['"', '\'']))
+                }
+                _ => self.add(line),
+            }
+        }
+    }
+
+    /// Adds the values of the sensitive variables in `env`.
+    pub fn add_env<'a, I>(&mut self, env: I, policy: &SecretEnvPolicy)
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        for (name, value) in env {
+            if policy.is_sensitive(name) && value.trim().len() >= policy.min_len {
+                self.add(value);
+            }
+        }
+    }
+
+    /// How many distinct values were added (before encoding variants).
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no value was added.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Every form searched for: each value, its base64 (standard and URL-safe, at every
+    /// alignment) and its URL encoding.
+    pub fn search_forms(&self) -> Vec<Vec<u8>> {
+        let mut forms: Vec<Vec<u8>> = Vec::new();
+        let std = base64::engine::general_purpose::STANDARD;
+        for v in &self.values {
+            let bytes = v.as_bytes();
+            forms.push(bytes.to_vec());
+            // Padded standard form, as `base64` prints it.
+            forms.push(std.encode(bytes).into_bytes());
+            for k in 0..3usize {
+                let mut padded = vec![0u8; k];
+                padded.extend_from_slice(bytes);
+                let enc = std.encode(&padded);
+                let first = (8 * k).div_ceil(6);
+                let last = (8 * (k + bytes.len())) / 6;
+                if last > first && last - first >= MIN_ENCODED && last <= enc.len() {
+                    let core = &enc[first..last];
+                    forms.push(core.as_bytes().to_vec());
+                    let url: String = core
+                        .chars()
+                        .map(|c| match c {
+                            '+' => '-',
+                            '/' => '_',
+                            c => c,
+                        })
+                        .collect();
+                    forms.push(url.into_bytes());
+                }
+            }
+            let enc = url_encode(v);
+            if enc != *v {
+                forms.push(enc.into_bytes());
+            }
+        }
+        forms.sort();
+        forms.dedup();
+        forms
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn url_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*TOKEN*", "github_token"));
+        assert!(glob_match("AWS_*", "AWS_SECRET_ACCESS_KEY"));
+        assert!(!glob_match("AWS_*", "XAWS_"));
+        assert!(glob_match("*_PASS", "DB_PASS"));
+        assert!(!glob_match("*_PASS", "DB_PASSWORD_FILE"));
+    }
+
+    #[test]
+    fn forms_include_base64_alignments_and_url_encoding() {
+        let mut k = KnownSecrets::new();
+        k.add("p@ss/w0rd+xyz");
+        let forms: Vec<String> = k
+            .search_forms()
+            .into_iter()
+            .map(|f| String::from_utf8(f).unwrap())
+            .collect();
+        assert!(forms.contains(&"p@ss/w0rd+xyz".to_string()));
+        assert!(forms.contains(&"cEBzcy93MHJkK3h5eg==".to_string()));
+        assert!(forms.contains(&"p%40ss%2Fw0rd%2Bxyz".to_string()));
+        // "user:" + secret, base64-encoded, contains one of the aligned cores.
+        let blob = base64::engine::general_purpose::STANDARD.encode("user:p@ss/w0rd+xyz");
+        assert!(forms.iter().any(|f| f.len() >= 8 && blob.contains(f.as_str())));
+    }
+
+    #[test]
+    fn env_policy_and_min_len() {
+        let mut k = KnownSecrets::new();
+        let env = [
+            ("GITHUB_TOKEN", "ghp_abcdefgh"),
+            ("HOME", "/root"),
+            ("DB_PASSWORD", "abc"),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        k.add_env(env.iter().copied(), &SecretEnvPolicy::default());
+        assert_eq!(k.len(), 1);
+    }
+
+    #[test]
+    fn secrets_file_lines() {
+        let mut k = KnownSecrets::new();
+        k.add_file_contents("# comment\nAPI_KEY=\"abcdef123\"\nplain-secret-value\n\n");
+        assert_eq!(k.len(), 2);
+    }
+}

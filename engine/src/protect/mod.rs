@@ -1,0 +1,44 @@
+//! # Output protection
+//!
+//! What a command prints is untrusted and may hold secrets. Before any byte reaches an
+//! agent, the MCP layer, a notification or the audit log it passes, per stream, through:
+//!
+//! 1. [`AnsiStripper`] — terminal escapes removed, `\r`/backspace overwrites collapsed,
+//!    invalid UTF-8 replaced (never a panic);
+//! 2. [`Redactor`] — known secret values (and their base64/URL-encoded forms) and 100+
+//!    rule families (keyword prefilter + confirming regex, from `rules/secrets.toml`)
+//!    replaced by `[REDACTED:<rule-id>]`;
+//! 3. [`Shaper`] — memory bounded by the operator's [`CaptureLimits`], the caller's
+//!    [`Budget`] applied (head / tail / head+tail lines, grep with context, char cap).
+//!
+//! [`Protector`] ties them together; [`StreamProtector`] is one stream. All of it is pure
+//! and streaming: output is identical however the input is chunked.
+//!
+//! ```
+//! use execkit_engine::protect::{Budget, BudgetMode, CaptureLimits, KnownSecrets, Protector, Redactor};
+//! let mut known = KnownSecrets::new();
+//! known.add("s3cr3t-value-42");
+//! let p = Protector::new(Redactor::new(&known), CaptureLimits::default());
+//! let budget = Budget { mode: BudgetMode::Grep { pattern: "ERROR".into(), context: 0 }, max_chars: None };
+//! let mut out = p.stream(&budget).unwrap();
+//! for chunk in ["ok 1\nERROR: s3cr3t", "-value-42 leaked\nok 2\n"] {
+//!     out.push(chunk.as_bytes());
+//! }
+//! let out = out.finish();
+//! assert_eq!(out.text, "2:ERROR: [REDACTED:known-value] leaked\n");
+//! assert_eq!(out.report.lines_total, 3);
+//! ```
+
+mod ansi;
+mod known;
+mod pipeline;
+mod redact;
+mod rules;
+mod shape;
+
+pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper, LINE_CAP, STRING_CAP};
+pub use known::{glob_match, KnownSecrets, SecretEnvPolicy};
+pub use pipeline::{Protector, StreamOutput, StreamProtector};
+pub use redact::{RedactionCounts, Redacted, Redactor, StreamRedactor, KNOWN_VALUE, OVERLAP, WINDOW};
+pub use rules::{Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
+pub use shape::{Budget, BudgetError, BudgetMode, CaptureLimits, Shaped, Shaper, StreamReport};

@@ -1,0 +1,207 @@
+//! The whole protection pipeline for one stream: strip → redact → bound → budget.
+//!
+//! The runner feeds each stream's bytes as they arrive ([`StreamProtector::push`]) and
+//! takes the result when the command ends ([`StreamProtector::finish`]). Nothing that
+//! leaves this pipeline has escapes or known secrets in it, and memory per stream is
+//! bounded by the operator's [`CaptureLimits`] however much the command prints.
+
+use super::ansi::AnsiStripper;
+use super::redact::{RedactionCounts, Redacted, Redactor, StreamRedactor};
+use super::shape::{Budget, BudgetError, CaptureLimits, Shaper, StreamReport};
+use serde::{Deserialize, Serialize};
+
+/// Output protection for a session or run: the redactor (rules + known values) and the
+/// operator's capture limits.
+#[derive(Debug, Clone)]
+pub struct Protector {
+    redactor: Redactor,
+    limits: CaptureLimits,
+}
+
+/// One protected stream, as returned to a caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOutput {
+    /// The protected, shaped text.
+    pub text: String,
+    /// Sizes, budget mode and truncation.
+    pub report: StreamReport,
+    /// Redactions per rule id.
+    pub redactions: RedactionCounts,
+}
+
+impl Protector {
+    /// A protector.
+    ///
+    /// ```
+    /// use execkit_engine::protect::{Budget, CaptureLimits, KnownSecrets, Protector, Redactor};
+    /// let p = Protector::new(Redactor::new(&KnownSecrets::new()), CaptureLimits::default());
+    /// let mut s = p.stream(&Budget::default()).unwrap();
+    /// s.push(b"\x1b[32mtoken=ghp_0123456789abcdefghijABCDEFGHIJ012345\x1b[0m\n");
+    /// let out = s.finish();
+    /// assert_eq!(out.text, "token=[REDACTED:github-pat]\n");
+    /// assert_eq!(out.redactions["github-pat"], 1);
+    /// ```
+    pub fn new(redactor: Redactor, limits: CaptureLimits) -> Protector {
+        Protector { redactor, limits }
+    }
+
+    /// The redactor.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The capture limits.
+    pub fn limits(&self) -> CaptureLimits {
+        self.limits
+    }
+
+    /// Starts protecting one stream under a budget.
+    pub fn stream(&self, budget: &Budget) -> Result<StreamProtector, BudgetError> {
+        Ok(StreamProtector {
+            strip: AnsiStripper::new(),
+            redact: self.redactor.stream(),
+            shape: Some(Shaper::new(budget, self.limits)?),
+            raw_bytes: 0,
+            stripped: String::new(),
+            redacted: String::new(),
+            through_bytes: 0,
+            through_newlines: 0,
+            through_last_newline: true,
+        })
+    }
+
+    /// Starts protecting one stream without bounding it: the protected text is handed
+    /// back as it is produced ([`StreamProtector::drain`]) instead of being kept. For
+    /// scrubbing whole files (`execkit redact`), never for command output.
+    pub fn passthrough(&self) -> StreamProtector {
+        StreamProtector {
+            strip: AnsiStripper::new(),
+            redact: self.redactor.stream(),
+            shape: None,
+            raw_bytes: 0,
+            stripped: String::new(),
+            redacted: String::new(),
+            through_bytes: 0,
+            through_newlines: 0,
+            through_last_newline: true,
+        }
+    }
+
+    /// Redacts text that is echoed or logged but was never terminal output (a command
+    /// line, a cwd): escapes are stripped too, so they cannot hide a secret.
+    pub fn redact_text(&self, text: &str) -> Redacted {
+        let stripped = super::ansi::strip_ansi(text.as_bytes());
+        self.redactor.redact_str(&stripped)
+    }
+}
+
+/// The pipeline for one stream.
+#[derive(Debug)]
+pub struct StreamProtector {
+    strip: AnsiStripper,
+    redact: StreamRedactor,
+    /// `None` in pass-through mode.
+    shape: Option<Shaper>,
+    raw_bytes: u64,
+    stripped: String,
+    redacted: String,
+    /// Pass-through totals: protected bytes and newlines seen, last byte.
+    through_bytes: u64,
+    through_newlines: u64,
+    through_last_newline: bool,
+}
+
+impl StreamProtector {
+    /// Feeds raw bytes from the process.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.raw_bytes += bytes.len() as u64;
+        self.strip.push(bytes, &mut self.stripped);
+        self.pass_on();
+    }
+
+    fn pass_on(&mut self) {
+        if !self.stripped.is_empty() {
+            self.redact.push(&self.stripped, &mut self.redacted);
+            self.stripped.clear();
+        }
+        if let Some(shape) = &mut self.shape {
+            if !self.redacted.is_empty() {
+                shape.push(&self.redacted);
+                self.redacted.clear();
+            }
+        }
+    }
+
+    /// In pass-through mode, moves the protected text produced so far into `out`.
+    pub fn drain(&mut self, out: &mut String) {
+        if self.shape.is_none() {
+            self.count_through();
+            out.push_str(&self.redacted);
+            self.redacted.clear();
+        }
+    }
+
+    fn count_through(&mut self) {
+        if self.redacted.is_empty() {
+            return;
+        }
+        self.through_bytes += self.redacted.len() as u64;
+        self.through_newlines += memchr::memchr_iter(b'\n', self.redacted.as_bytes()).count() as u64;
+        self.through_last_newline = self.redacted.ends_with('\n');
+    }
+
+    /// Raw bytes received so far.
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw_bytes
+    }
+
+    /// Redactions so far (for progress reports).
+    pub fn redactions_so_far(&self) -> RedactionCounts {
+        self.redact.counts()
+    }
+
+    /// Ends the stream. In pass-through mode `text` holds only what was not drained.
+    pub fn finish(mut self) -> StreamOutput {
+        self.strip.finish(&mut self.stripped);
+        if !self.stripped.is_empty() {
+            self.redact.push(&self.stripped, &mut self.redacted);
+            self.stripped.clear();
+        }
+        let redactions = self.redact.finish(&mut self.redacted);
+        let Some(mut shape) = self.shape else {
+            // Pass-through: whatever was not drained is the rest of the text.
+            self.count_through();
+            let text = std::mem::take(&mut self.redacted);
+            let lines = if self.through_bytes == 0 {
+                0
+            } else {
+                self.through_newlines + u64::from(!self.through_last_newline)
+            };
+            let report = StreamReport {
+                mode: "passthrough".into(),
+                raw_bytes: self.raw_bytes,
+                bytes_total: self.through_bytes,
+                lines_total: lines,
+                bytes_kept: self.through_bytes,
+                lines_kept: lines,
+                ..StreamReport::default()
+            };
+            return StreamOutput {
+                text,
+                report,
+                redactions,
+            };
+        };
+        if !self.redacted.is_empty() {
+            shape.push(&self.redacted);
+        }
+        let shaped = shape.finish();
+        let mut report = shaped.report;
+        report.raw_bytes = self.raw_bytes;
+        StreamOutput {
+            text: shaped.text,
+            report,
+            redactions,
+        }
+    }
+}

@@ -1,0 +1,694 @@
+//! Streaming secret redaction over stripped text.
+//!
+//! The redactor works on whole lines: text is held until its newline arrives, so a secret
+//! split across chunks is seen whole and the result never depends on chunking. Lines are
+//! processed in blocks (one Aho-Corasick pass per block finds the few interesting lines).
+//! Two kinds of secret span lines and are handled by small state machines: PEM private-key
+//! blocks (header, base64 body, footer) and the `data:`/`stringData:` blocks of Kubernetes
+//! Secrets. A line longer than [`WINDOW`] is processed in windows that overlap by
+//! [`OVERLAP`] bytes, and a secret that touches a window's end is held back until more text
+//! arrives, so memory stays bounded without missing secrets shorter than the overlap.
+
+use super::ansi::{GHOST, GHOST_BYTES};
+use super::known::KnownSecrets;
+use super::rules::{Hit, RuleSet, Special};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A partial line is processed once it reaches this many bytes.
+pub const WINDOW: usize = 64 * 1024;
+/// How much of a window is carried into the next one.
+pub const OVERLAP: usize = 4096;
+
+/// Label used for known values.
+pub const KNOWN_VALUE: &str = "known-value";
+
+/// Counts of redactions per rule id.
+pub type RedactionCounts = BTreeMap<String, u64>;
+
+/// A compiled redactor: the rule set plus the known values of one session or run.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    rules: &'static RuleSet,
+    known: Option<Arc<AhoCorasick>>,
+    known_values: usize,
+    pem: Vec<usize>,
+    k8s: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Rule(usize),
+    Known,
+    /// Removed without a marker (the continuation of a multi-line secret).
+    Drop,
+    /// Replaced by this text (a line rebuilt after ghost analysis, or an inserted newline).
+    Text(String),
+}
+
+#[derive(Debug, Clone)]
+struct Span {
+    start: usize,
+    end: usize,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum K8sState {
+    Yaml { indent: usize, string_data: bool },
+    Json { string_data: bool },
+}
+
+impl Redactor {
+    /// A redactor with the built-in rules and these known values.
+    ///
+    /// ```
+    /// use execkit_engine::protect::{KnownSecrets, Redactor};
+    /// let mut known = KnownSecrets::new();
+    /// known.add("hunter2-correct-horse");
+    /// let r = Redactor::new(&known);
+    /// let out = r.redact_str("login with hunter2-correct-horse and password=Summer2024\n");
+    /// assert_eq!(out.text, "login with [REDACTED:known-value] and password=[REDACTED:password-assignment]\n");
+    /// assert_eq!(out.counts["password-assignment"], 1);
+    /// ```
+    pub fn new(known: &KnownSecrets) -> Redactor {
+        Self::with_rules(RuleSet::builtin(), known)
+    }
+
+    /// A redactor with a specific rule set.
+    pub fn with_rules(rules: &'static RuleSet, known: &KnownSecrets) -> Redactor {
+        let forms = known.search_forms();
+        let known_ac = if forms.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&forms)
+                .ok()
+                .map(Arc::new)
+        };
+        Redactor {
+            rules,
+            known: known_ac,
+            known_values: known.len(),
+            pem: rules.special_rules(Special::Pem),
+            k8s: rules.special_rules(Special::K8sData),
+        }
+    }
+
+    /// The rule set in use.
+    pub fn rules(&self) -> &'static RuleSet {
+        self.rules
+    }
+
+    /// How many known values are searched for.
+    pub fn known_values(&self) -> usize {
+        self.known_values
+    }
+
+    /// Redacts a complete text (a command line, a cwd, a file).
+    pub fn redact_str(&self, text: &str) -> Redacted {
+        let mut s = self.stream();
+        let mut out = String::with_capacity(text.len());
+        s.push(text, &mut out);
+        let counts = s.finish(&mut out);
+        Redacted { text: out, counts }
+    }
+
+    /// A streaming redactor sharing this redactor's compiled state.
+    pub fn stream(&self) -> StreamRedactor {
+        StreamRedactor {
+            r: self.clone(),
+            carry: String::new(),
+            pem: false,
+            k8s: None,
+            counts: vec![0; self.rules.rules().len() + 1],
+        }
+    }
+
+    fn known_index(&self) -> usize {
+        self.rules.rules().len()
+    }
+
+    /// Finds secrets on one line (no multi-line state), relative offsets.
+    fn line_hits(&self, line: &[u8], hits: &mut Vec<Hit>) {
+        self.rules.scan_line(line, hits);
+        if let Some(ac) = &self.known {
+            for m in ac.find_iter(line) {
+                hits.push(Hit {
+                    start: m.start(),
+                    end: m.end(),
+                    rule: self.known_index(),
+                });
+            }
+        }
+    }
+}
+
+/// The result of [`Redactor::redact_str`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacted {
+    /// The text with every secret replaced by `[REDACTED:<rule-id>]`.
+    pub text: String,
+    /// Redactions per rule id.
+    pub counts: RedactionCounts,
+}
+
+/// Redacts a stream of text pushed in arbitrary pieces.
+#[derive(Debug)]
+pub struct StreamRedactor {
+    r: Redactor,
+    carry: String,
+    pem: bool,
+    k8s: Option<K8sState>,
+    counts: Vec<u64>,
+}
+
+fn line_end(b: &[u8], from: usize) -> usize {
+    memchr::memchr(b'\n', &b[from..])
+        .map(|i| from + i + 1)
+        .unwrap_or(b.len())
+}
+
+fn line_start(b: &[u8], at: usize) -> usize {
+    memchr::memrchr(b'\n', &b[..at]).map(|i| i + 1).unwrap_or(0)
+}
+
+fn content_end(b: &[u8], start: usize, end: usize) -> usize {
+    if end > start && b[end - 1] == b'\n' {
+        end - 1
+    } else {
+        end
+    }
+}
+
+fn is_pem_body(line: &[u8]) -> bool {
+    let t = line.trim_ascii();
+    if t.is_empty() {
+        return true;
+    }
+    if t.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+    {
+        return true;
+    }
+    // Armor headers of encrypted PEM and PGP blocks.
+    [b"Proc-Type:".as_slice(), b"DEK-Info:", b"Version:", b"Comment:", b"Hash:"]
+        .iter()
+        .any(|h| t.starts_with(h))
+}
+
+/// Looks like the base64 value of a Secret's `data:` entry (and not a ConfigMap word).
+fn looks_base64_value(v: &[u8]) -> bool {
+    v.len() >= 4
+        && v.len() % 4 == 0
+        && v.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+        && (v
+            .iter()
+            .any(|c| c.is_ascii_digit() || matches!(c, b'+' | b'/' | b'='))
+            || (v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase)))
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+impl StreamRedactor {
+    /// Pushes text; appends redacted text (whole lines, or windows of very long lines).
+    pub fn push(&mut self, text: &str, out: &mut String) {
+        let mut text = text;
+        if !self.carry.is_empty() {
+            match memchr::memchr(b'\n', text.as_bytes()) {
+                Some(nl) => {
+                    let mut block = std::mem::take(&mut self.carry);
+                    block.push_str(&text[..=nl]);
+                    self.process(&block, true, out);
+                    text = &text[nl + 1..];
+                }
+                None => {
+                    self.carry.push_str(text);
+                    self.flush_windows(out);
+                    return;
+                }
+            }
+        }
+        match memchr::memrchr(b'\n', text.as_bytes()) {
+            Some(last) => {
+                self.process(&text[..=last], true, out);
+                self.carry.push_str(&text[last + 1..]);
+            }
+            None => self.carry.push_str(text),
+        }
+        self.flush_windows(out);
+    }
+
+    /// Ends the stream: processes the last partial line; returns the counts.
+    pub fn finish(&mut self, out: &mut String) -> RedactionCounts {
+        let rest = std::mem::take(&mut self.carry);
+        if !rest.is_empty() {
+            self.process(&rest, true, out);
+        }
+        if self.pem && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        self.pem = false;
+        self.k8s = None;
+        self.counts()
+    }
+
+    /// Redactions so far, per rule id.
+    pub fn counts(&self) -> RedactionCounts {
+        let rules = self.r.rules.rules();
+        let mut map = RedactionCounts::new();
+        for (i, &n) in self.counts.iter().enumerate() {
+            if n > 0 {
+                let id = rules.get(i).map(|r| r.id.as_str()).unwrap_or(KNOWN_VALUE);
+                map.insert(id.to_string(), n);
+            }
+        }
+        map
+    }
+
+    /// Processes windows of an overlong partial line.
+    fn flush_windows(&mut self, out: &mut String) {
+        while self.carry.len() >= WINDOW {
+            if self.carry.as_bytes().windows(3).any(|w| w == GHOST_BYTES) {
+                self.carry = super::ansi::remove_ghosts(&self.carry);
+                if self.carry.len() < WINDOW {
+                    return;
+                }
+            }
+            self.pem = false;
+            self.k8s = None;
+            let wlen = floor_boundary(&self.carry, WINDOW);
+            let window = &self.carry[..wlen];
+            let mut hits = Vec::new();
+            self.r.line_hits(window.as_bytes(), &mut hits);
+            let mut spans: Vec<Span> = hits.into_iter().map(|h| self.span_of(h, 0)).collect();
+            let merged = merge(window, &mut spans);
+            let mut commit = floor_boundary(window, WINDOW - OVERLAP);
+            for s in &merged {
+                if s.start < commit && s.end > commit {
+                    commit = if s.end >= wlen { s.start } else { s.end };
+                }
+            }
+            if commit == 0 {
+                commit = wlen;
+            }
+            let kept: Vec<Span> = merged.into_iter().filter(|s| s.end <= commit).collect();
+            let head = self.carry[..commit].to_string();
+            self.emit(&head, kept, out);
+            self.carry.drain(..commit);
+        }
+    }
+
+    fn span_of(&self, h: Hit, base: usize) -> Span {
+        let kind = if h.rule == self.r.known_index() {
+            Kind::Known
+        } else if self.r.pem.contains(&h.rule) {
+            Kind::Rule(h.rule)
+        } else {
+            Kind::Rule(h.rule)
+        };
+        Span {
+            start: base + h.start,
+            end: base + h.end,
+            kind,
+        }
+    }
+
+    /// Redacts a block of whole lines (the last may lack its newline at end of stream).
+    fn process(&mut self, text: &str, stateful: bool, out: &mut String) {
+        let b = text.as_bytes();
+        let mut spans: Vec<Span> = Vec::new();
+        let mut pos = if stateful {
+            self.continue_state(b, 0, &mut spans)
+        } else {
+            0
+        };
+        if let Some(ac) = &self.r.known {
+            for m in ac.find_iter(b) {
+                spans.push(Span {
+                    start: m.start(),
+                    end: m.end(),
+                    kind: Kind::Known,
+                });
+            }
+        }
+        let rules = self.r.rules;
+        let mut next_ci = rules.next_keyword(b, pos, false);
+        let mut next_cs = if rules.has_cs() {
+            rules.next_keyword(b, pos, true)
+        } else {
+            None
+        };
+        let mut hits = Vec::new();
+        while pos < b.len() {
+            if next_ci.is_some_and(|h| h < pos) {
+                next_ci = rules.next_keyword(b, pos, false);
+            }
+            if next_cs.is_some_and(|h| h < pos) {
+                next_cs = rules.next_keyword(b, pos, true);
+            }
+            let hit = match (next_ci, next_cs) {
+                (Some(a), Some(c)) => a.min(c),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => break,
+            };
+            let ls = line_start(b, hit).max(pos);
+            let le = line_end(b, hit);
+            let ce = content_end(b, ls, le);
+            let line = &b[ls..ce];
+            hits.clear();
+            rules.scan_line(line, &mut hits);
+            let mut pem_open = false;
+            for h in &hits {
+                if self.r.pem.contains(&h.rule) {
+                    let end_marker = rules
+                        .pem_end()
+                        .find_at(line, h.end)
+                        .map(|m| m.end());
+                    match end_marker {
+                        Some(e) => spans.push(Span {
+                            start: ls + h.start,
+                            end: ls + e,
+                            kind: Kind::Rule(h.rule),
+                        }),
+                        None => {
+                            spans.push(Span {
+                                start: ls + h.start,
+                                end: le,
+                                kind: Kind::Rule(h.rule),
+                            });
+                            pem_open = true;
+                        }
+                    }
+                } else {
+                    spans.push(self.span_of(*h, ls));
+                }
+            }
+            pos = le;
+            if stateful {
+                if pem_open {
+                    self.pem = true;
+                    pos = self.continue_state(b, le, &mut spans);
+                } else if let Some(state) = self.k8s_header(line) {
+                    self.k8s = Some(state);
+                    pos = self.continue_state(b, le, &mut spans);
+                }
+            }
+        }
+        if memchr::memmem::find(b, GHOST_BYTES).is_some() {
+            self.rebuild_ghost_lines(text, &mut spans);
+        }
+        let merged = merge(text, &mut spans);
+        self.emit(text, merged, out);
+    }
+
+    fn k8s_header(&self, line: &[u8]) -> Option<K8sState> {
+        let r = *self.r.k8s.first()?;
+        if !self.r.rules.k8s_header(r, line) {
+            return None;
+        }
+        let t = line.trim_ascii_start();
+        let string_data = t.starts_with(b"stringData") || t.starts_with(b"\"stringData");
+        if t.ends_with(b"{") || line.trim_ascii_end().ends_with(b"{") {
+            Some(K8sState::Json { string_data })
+        } else {
+            Some(K8sState::Yaml {
+                indent: line.len() - t.len(),
+                string_data,
+            })
+        }
+    }
+
+    /// Consumes the lines that continue an open multi-line secret, from `pos`; returns
+    /// where ordinary scanning resumes.
+    fn continue_state(&mut self, b: &[u8], mut pos: usize, spans: &mut Vec<Span>) -> usize {
+        while pos < b.len() && (self.pem || self.k8s.is_some()) {
+            let le = line_end(b, pos);
+            let ce = content_end(b, pos, le);
+            let line = &b[pos..ce];
+            if self.pem {
+                if let Some(m) = self.r.rules.pem_end().find(line) {
+                    spans.push(Span {
+                        start: pos,
+                        end: pos + m.end(),
+                        kind: Kind::Drop,
+                    });
+                    self.pem = false;
+                    pos = le;
+                    continue;
+                }
+                if is_pem_body(line) && le > ce {
+                    spans.push(Span {
+                        start: pos,
+                        end: le,
+                        kind: Kind::Drop,
+                    });
+                    pos = le;
+                    continue;
+                }
+                if is_pem_body(line) {
+                    // The last, unterminated line of the stream.
+                    spans.push(Span {
+                        start: pos,
+                        end: le,
+                        kind: Kind::Drop,
+                    });
+                    return le;
+                }
+                // The block ended without a footer: restore the newline eaten with the
+                // last body line, and scan this line normally.
+                self.pem = false;
+                spans.push(Span {
+                    start: pos,
+                    end: pos,
+                    kind: Kind::Text("\n".into()),
+                });
+                return pos;
+            }
+            let Some(state) = self.k8s else { break };
+            match self.k8s_entry(state, line) {
+                Some(Some((vs, ve))) => {
+                    if let Some(&r) = self.r.k8s.first() {
+                        spans.push(Span {
+                            start: pos + vs,
+                            end: pos + ve,
+                            kind: Kind::Rule(r),
+                        });
+                    }
+                }
+                Some(None) => {}
+                None => {
+                    self.k8s = None;
+                    return pos;
+                }
+            }
+            // Entries are also scanned by the ordinary rules.
+            let mut hits = Vec::new();
+            self.r.rules.scan_line(line, &mut hits);
+            for h in hits {
+                if !self.r.pem.contains(&h.rule) {
+                    spans.push(self.span_of(h, pos));
+                }
+            }
+            if matches!(state, K8sState::Json { .. }) && line.trim_ascii().starts_with(b"}") {
+                self.k8s = None;
+            }
+            pos = le;
+        }
+        pos
+    }
+
+    /// For a line inside a data block: `None` if the block has ended, `Some(None)` for a
+    /// line without a secret value, `Some(Some(range))` for a value to redact.
+    #[allow(clippy::option_option)]
+    fn k8s_entry(&self, state: K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
+        let t = line.trim_ascii_start();
+        let indent = line.len() - t.len();
+        let (string_data, value_at) = match state {
+            K8sState::Yaml {
+                indent: hi,
+                string_data,
+            } => {
+                if t.is_empty() {
+                    return Some(None);
+                }
+                if indent <= hi || t.starts_with(b"#") {
+                    return if indent <= hi { None } else { Some(None) };
+                }
+                let colon = memchr::memchr(b':', t)?;
+                (string_data, indent + colon + 1)
+            }
+            K8sState::Json { string_data } => {
+                if t.starts_with(b"}") {
+                    return Some(None);
+                }
+                if !t.starts_with(b"\"") {
+                    return None;
+                }
+                let close = memchr::memchr(b'"', &t[1..])? + 1;
+                let colon = memchr::memchr(b':', &t[close..])? + close;
+                (string_data, indent + colon + 1)
+            }
+        };
+        let rest = &line[value_at..];
+        let lead = rest.len() - rest.trim_ascii_start().len();
+        let mut v = rest.trim_ascii();
+        let mut start = value_at + lead;
+        if v.ends_with(b",") {
+            v = &v[..v.len() - 1];
+        }
+        if v.len() >= 2 && (v[0] == b'"' || v[0] == b'\'') && v[v.len() - 1] == v[0] {
+            v = &v[1..v.len() - 1];
+            start += 1;
+        }
+        if v.is_empty() || v == b"|" || v == b">" || self.r.rules.is_placeholder(v) {
+            return Some(None);
+        }
+        if string_data || looks_base64_value(v) {
+            Some(Some((start, start + v.len())))
+        } else {
+            Some(None)
+        }
+    }
+
+    /// Lines with ghost characters are analysed twice — as shown, and with the ghost
+    /// characters put back — and rebuilt as shown, with the union of both analyses
+    /// redacted.
+    fn rebuild_ghost_lines(&mut self, text: &str, spans: &mut Vec<Span>) {
+        let b = text.as_bytes();
+        let mut ranges = Vec::new();
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&b[from..], GHOST_BYTES) {
+            let at = from + i;
+            let ls = line_start(b, at);
+            let le = line_end(b, at);
+            ranges.push((ls, content_end(b, ls, le)));
+            from = le;
+        }
+        for &(ls, ce) in &ranges {
+            spans.retain(|s| s.end <= ls || s.start >= ce);
+            let rebuilt = self.redact_ghost_line(&text[ls..ce]);
+            spans.push(Span {
+                start: ls,
+                end: ce,
+                kind: Kind::Text(rebuilt),
+            });
+        }
+    }
+
+    fn redact_ghost_line(&mut self, line: &str) -> String {
+        // visible: ghost pairs removed; alt: markers removed, ghost chars kept.
+        let mut visible = String::with_capacity(line.len());
+        let mut alt = String::with_capacity(line.len());
+        let mut alt_to_vis: Vec<usize> = Vec::with_capacity(line.len() + 1);
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == GHOST {
+                if let Some(g) = chars.next() {
+                    for _ in 0..g.len_utf8() {
+                        alt_to_vis.push(visible.len());
+                    }
+                    alt.push(g);
+                }
+                continue;
+            }
+            for _ in 0..c.len_utf8() {
+                alt_to_vis.push(visible.len());
+            }
+            visible.push(c);
+            alt.push(c);
+        }
+        alt_to_vis.push(visible.len());
+        let mut hits = Vec::new();
+        self.r.line_hits(visible.as_bytes(), &mut hits);
+        let mut spans: Vec<Span> = hits.drain(..).map(|h| self.span_of(h, 0)).collect();
+        self.r.line_hits(alt.as_bytes(), &mut hits);
+        for h in hits {
+            let mut s = self.span_of(h, 0);
+            s.start = alt_to_vis[s.start];
+            s.end = alt_to_vis[s.end];
+            if s.end > s.start {
+                spans.push(s);
+            }
+        }
+        let merged = merge(&visible, &mut spans);
+        let mut out = String::with_capacity(visible.len());
+        self.emit(&visible, merged, &mut out);
+        out
+    }
+
+    fn emit(&mut self, text: &str, spans: Vec<Span>, out: &mut String) {
+        let mut cur = 0;
+        for s in spans {
+            out.push_str(&text[cur..s.start]);
+            match s.kind {
+                Kind::Rule(r) => {
+                    self.counts[r] += 1;
+                    out.push_str("[REDACTED:");
+                    out.push_str(&self.r.rules.rules()[r].id);
+                    out.push(']');
+                }
+                Kind::Known => {
+                    let k = self.r.known_index();
+                    self.counts[k] += 1;
+                    out.push_str("[REDACTED:");
+                    out.push_str(KNOWN_VALUE);
+                    out.push(']');
+                }
+                Kind::Drop => {}
+                Kind::Text(t) => out.push_str(&t),
+            }
+            cur = s.end;
+        }
+        out.push_str(&text[cur..]);
+    }
+}
+
+/// Sorts spans, widens them to char boundaries and merges overlaps: the earliest start
+/// wins the label, then the longest, then rule order.
+fn merge(text: &str, spans: &mut [Span]) -> Vec<Span> {
+    for s in spans.iter_mut() {
+        s.start = floor_boundary(text, s.start);
+        s.end = ceil_boundary(text, s.end);
+    }
+    let prio = |k: &Kind| match k {
+        Kind::Text(_) => 0,
+        Kind::Drop => 1,
+        Kind::Known => 2,
+        Kind::Rule(r) => 3 + r,
+    };
+    spans.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(prio(&a.kind).cmp(&prio(&b.kind)))
+    });
+    let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
+    for s in spans.iter() {
+        if let Some(last) = merged.last_mut() {
+            if s.start < last.end {
+                last.end = last.end.max(s.end);
+                continue;
+            }
+        }
+        merged.push(s.clone());
+    }
+    merged
+}
