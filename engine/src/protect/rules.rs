@@ -236,7 +236,7 @@ impl RuleSet {
             (Some(a), o)
         };
         let placeholder = compile(
-            r"^(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\([^)]*\)|<[^>]*>|\{\{[^}]*\}\}|%[A-Za-z_]+%|\*+|x{3,}|X{3,}|\.{3,}|\?+|null|nil|none|None|NULL|true|false|True|False|undefined|\[REDACTED[^\]]*\]?)$",
+            r#"^(?:""|''|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\([^)]*\)|<[^>]*>|\{\{[^}]*\}\}|%[A-Za-z_]+%|\*+|x{3,}|X{3,}|\.{3,}|\?+|null|nil|none|None|NULL|true|false|True|False|undefined|\[REDACTED[^\]]*\]?)$"#,
         )
         .map_err(|source| RulesError::Regex {
             id: "placeholder".into(),

@@ -487,7 +487,7 @@ impl Shaper {
     }
 
     fn render_full(&mut self, report: &mut StreamReport) -> String {
-        let mut start = 0;
+        let mut start = self.ring.len().saturating_sub(self.limits.tail_bytes);
         while start < self.ring.len() && (self.ring[start] & 0xC0) == 0x80 {
             start += 1;
         }

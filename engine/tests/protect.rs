@@ -1,0 +1,391 @@
+//! Output protection, end to end: every rule family's cases, near misses, a benign build
+//! log, chunking invariance (property test), ANSI interleaving, bounds and budgets.
+
+use execkit_engine::protect::{
+    Budget, BudgetMode, CaptureLimits, KnownSecrets, Protector, Redactor, RuleSet, StreamOutput,
+};
+use proptest::prelude::*;
+
+const BENIGN: &str = include_str!("fixtures/benign-build.log");
+
+fn redactor() -> Redactor {
+    Redactor::new(&KnownSecrets::new())
+}
+
+fn protect_chunks(p: &Protector, budget: &Budget, chunks: &[&[u8]]) -> StreamOutput {
+    let mut s = p.stream(budget).expect("budget");
+    for c in chunks {
+        s.push(c);
+    }
+    s.finish()
+}
+
+fn protector(known: &[&str]) -> Protector {
+    let mut k = KnownSecrets::new();
+    for v in known {
+        k.add(v);
+    }
+    Protector::new(Redactor::new(&k), CaptureLimits::default())
+}
+
+/// The secret part of a positive, found with the rule's own first matching pattern.
+fn secret_of(set: &RuleSet, id: &str, text: &str) -> Option<String> {
+    let spec = &set.specs()[set.index_of(id)?];
+    for p in &spec.patterns {
+        let re = regex::bytes::RegexBuilder::new(p)
+            .unicode(false)
+            .build()
+            .ok()?;
+        if let Some(c) = re.captures(text.as_bytes()) {
+            let names: Vec<_> = re.capture_names().collect();
+            let m = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
+                .find_map(|(i, _)| c.get(i))
+                .or_else(|| c.get(0))?;
+            return Some(String::from_utf8_lossy(m.as_bytes()).into_owned());
+        }
+    }
+    None
+}
+
+#[test]
+fn every_rule_family_has_cases_and_they_hold() {
+    let set = RuleSet::builtin();
+    let r = redactor();
+    assert!(set.rules().len() >= 60, "only {} families", set.rules().len());
+    let mut failures = Vec::new();
+    for spec in set.specs() {
+        if spec.positives.is_empty() || spec.negatives.is_empty() {
+            failures.push(format!("{}: needs positives and negatives", spec.id));
+        }
+        for pos in &spec.positives {
+            let out = r.redact_str(pos);
+            if !out.counts.contains_key(&spec.id) {
+                failures.push(format!(
+                    "{}: positive not redacted by this rule: {pos:?} -> {:?} {:?}",
+                    spec.id, out.text, out.counts
+                ));
+                continue;
+            }
+            if spec.special.is_none() {
+                if let Some(secret) = secret_of(set, &spec.id, pos) {
+                    if out.text.contains(&secret) {
+                        failures.push(format!("{}: secret survived in {:?}", spec.id, out.text));
+                    }
+                }
+            }
+        }
+        for neg in &spec.negatives {
+            let out = r.redact_str(neg);
+            if !out.counts.is_empty() || out.text != *neg {
+                failures.push(format!(
+                    "{}: negative was redacted: {neg:?} -> {:?} {:?}",
+                    spec.id, out.text, out.counts
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn near_misses_are_left_alone() {
+    let r = redactor();
+    let cases = [
+        "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "HEAD is now at 3f786850e387550fdab836ed7e6dc881de23001b fix build",
+        "request 123e4567-e89b-12d3-a456-426614174000 done",
+        "password=",
+        "password: ",
+        "PASSWORD=\"\"",
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "integrity sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==",
+        "Downloading https://files.pythonhosted.org/packages/70/8e/requests-2.31.0-py3-none-any.whl",
+    ];
+    for c in cases {
+        let out = r.redact_str(c);
+        assert_eq!(out.text, c, "{c}");
+        assert!(out.counts.is_empty(), "{c}: {:?}", out.counts);
+    }
+    // A base64 image blob.
+    let blob: String = (0..4000u32)
+        .map(|i| {
+            let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            alphabet[((i.wrapping_mul(2654435761)) >> 7) as usize % 64] as char
+        })
+        .collect();
+    let img = format!("<img src=\"data:image/png;base64,{blob}\">\n");
+    let out = r.redact_str(&img);
+    assert!(out.counts.is_empty(), "{:?}", out.counts);
+}
+
+#[test]
+fn benign_build_log_has_zero_redactions() {
+    assert!(BENIGN.lines().count() > 2000);
+    let out = redactor().redact_str(BENIGN);
+    assert!(out.counts.is_empty(), "benign log redacted: {:?}", out.counts);
+    assert_eq!(out.text, BENIGN);
+}
+
+#[test]
+fn recall_on_common_assignments() {
+    let r = redactor();
+    for (text, id) in [
+        ("password=Summer2024", "password-assignment"),
+        ("\"api_key\": \"abcd1234efgh5678\"", "api-key-assignment"),
+        ("SECRET_KEY = 'django-insecure-xyz123'", "secret-assignment"),
+        ("DB_PASSWORD=hunter2!", "password-assignment"),
+        ("Authorization: Bearer abc.def.ghijklmnopqrstu", "authorization-header"),
+        ("postgres://app:s3cret@db:5432/app", "database-connection-string"),
+        ("https://user:pa55word@example.com/", "url-credentials"),
+    ] {
+        let out = r.redact_str(text);
+        assert_eq!(out.counts.get(id), Some(&1), "{text} -> {}", out.text);
+    }
+    assert_eq!(
+        r.redact_str("password=Summer2024").text,
+        "password=[REDACTED:password-assignment]"
+    );
+}
+
+#[test]
+fn pem_block_whole_and_across_chunks() {
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\n\
+               b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n\
+               QyNTUxOQAAACDd4g5ZkG8j0gQ1vZr0bqJz9pL3f0e6c4d5a6b7c8d9e0f1a2b3c4d5e6==\n\
+               -----END OPENSSH PRIVATE KEY-----\n";
+    let text = format!("before\n{key}after\n");
+    let p = protector(&[]);
+    let whole = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+    assert_eq!(whole.text, "before\n[REDACTED:private-key]\nafter\n");
+    assert_eq!(whole.redactions["private-key"], 1);
+    for split in [1, 10, 45, 60, 100, 130, text.len() - 3] {
+        let (a, b) = text.as_bytes().split_at(split);
+        let out = protect_chunks(&p, &Budget::default(), &[a, b]);
+        assert_eq!(out.text, whole.text, "split at {split}");
+    }
+    // A header whose block is cut short: the body is still hidden, later text shown.
+    let cut = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx\nnot base64 at all!\n";
+    let out = protect_chunks(&p, &Budget::default(), &[cut.as_bytes()]);
+    assert_eq!(out.text, "[REDACTED:private-key]\nnot base64 at all!\n");
+}
+
+#[test]
+fn kubernetes_secret_values() {
+    let yaml = "apiVersion: v1\ndata:\n  password: cGFzc3dvcmQxMjM=\n  username: YWRtaW4=\nkind: Secret\nmetadata:\n  name: db\n";
+    let out = redactor().redact_str(yaml);
+    assert_eq!(
+        out.text,
+        "apiVersion: v1\ndata:\n  password: [REDACTED:kubernetes-secret-data]\n  username: [REDACTED:kubernetes-secret-data]\nkind: Secret\nmetadata:\n  name: db\n"
+    );
+}
+
+#[test]
+fn secrets_split_or_hidden_by_escapes_are_redacted() {
+    let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let p = protector(&["correct-horse-battery"]);
+    let b = Budget::default();
+    let cases: Vec<Vec<u8>> = vec![
+        // split across chunks (handled below), interleaved with SGR
+        format!("token: gh\x1b[1mp_0123456789\x1b[0mabcdefghijABCDEFGHIJ012345\n").into_bytes(),
+        // interleaved with an OSC title and a hyperlink
+        format!("ghp_0123\x1b]0;title\x07456789abcdefghij\x1b]8;;http://x\x1b\\ABCDEFGHIJ012345\n")
+            .into_bytes(),
+        // a truncated CSI that would eat the first character
+        format!("\x1b[{token}\n").into_bytes(),
+        format!("\x1b[31{token}\n").into_bytes(),
+        // a truncated OSC
+        format!("\x1b]0;{token}\n").into_bytes(),
+        // known value with an escape inside and a backspace trick
+        b"pw correct-\x1b[0mhorse-battery\n".to_vec(),
+        b"pw correct-horse-batterX\x08y\n".to_vec(),
+        // a C1 CSI
+        format!("\u{9b}1m{token}\n").into_bytes(),
+    ];
+    for case in cases {
+        let out = protect_chunks(&p, &b, &[&case]);
+        assert!(
+            !out.text.contains("456789abcdefghij") && !out.text.contains("horse-battery"),
+            "leaked: {:?} -> {:?}",
+            String::from_utf8_lossy(&case),
+            out.text
+        );
+        assert!(out.text.contains("[REDACTED:"), "{:?}", out.text);
+        for split in 1..case.len() {
+            let (x, y) = case.split_at(split);
+            let again = protect_chunks(&p, &b, &[x, y]);
+            assert_eq!(again.text, out.text, "split {split} of {case:?}");
+        }
+    }
+}
+
+#[test]
+fn known_values_in_encoded_forms() {
+    use base64::Engine as _;
+    let secret = "Tr0ub4dor&3-zebra";
+    let p = protector(&[secret]);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+    let inner = base64::engine::general_purpose::STANDARD.encode(format!("user:{secret}"));
+    let text = format!("a {secret}\nb {b64}\nc Tr0ub4dor%263-zebra\nd {inner}\n");
+    let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+    assert!(!out.text.contains("Tr0ub4dor"), "{}", out.text);
+    assert!(!out.text.contains(&b64), "{}", out.text);
+    assert!(out.redactions["known-value"] >= 4, "{:?}", out.redactions);
+}
+
+#[test]
+fn redacted_command_text() {
+    let p = protector(&["hunter2-very-secret"]);
+    let r = p.redact_text("mysql -u root -phunter2-very-secret -e 'select 1'");
+    assert!(!r.text.contains("hunter2"), "{}", r.text);
+}
+
+#[test]
+fn bounded_capture_keeps_exact_totals() {
+    let limits = CaptureLimits {
+        head_bytes: 1000,
+        tail_bytes: 1000,
+        max_line_bytes: 4096,
+    };
+    let p = Protector::new(redactor(), limits);
+    let mut s = p.stream(&Budget::default()).unwrap();
+    let line = "0123456789012345678901234567890123456789\n"; // 41 bytes
+    let mut total = 0u64;
+    for _ in 0..250_000 {
+        s.push(line.as_bytes());
+        total += line.len() as u64;
+    }
+    let out = s.finish();
+    assert_eq!(out.report.bytes_total, total);
+    assert_eq!(out.report.raw_bytes, total);
+    assert_eq!(out.report.lines_total, 250_000);
+    assert_eq!(out.report.bytes_kept, 2000);
+    assert_eq!(out.report.elided_bytes, total - 2000);
+    assert!(out
+        .text
+        .contains(&format!("[… execkit: {} bytes elided …]", total - 2000)));
+    assert!(out.text.len() < 2100);
+}
+
+#[test]
+fn grep_finds_a_needle_in_the_middle_of_a_large_stream() {
+    let p = Protector::new(redactor(), CaptureLimits::default());
+    let budget = Budget {
+        mode: BudgetMode::Grep {
+            pattern: "NEEDLE".into(),
+            context: 1,
+        },
+        max_chars: None,
+    };
+    let mut s = p.stream(&budget).unwrap();
+    let filler = "filler line that says nothing of interest at all\n".repeat(1000);
+    let n = 600; // ~30 MB
+    for i in 0..n {
+        if i == n / 2 {
+            s.push(b"before\nthe NEEDLE is here\nafter\n");
+        }
+        s.push(filler.as_bytes());
+    }
+    let out = s.finish();
+    assert_eq!(out.report.matches, Some(1));
+    assert!(out.text.contains(":the NEEDLE is here\n"), "{}", out.text);
+    assert!(out.text.contains("-before\n") && out.text.contains("-after\n"));
+    assert_eq!(out.report.lines_total, n as u64 * 1000 + 3);
+}
+
+#[test]
+fn long_lines_are_windowed_without_missing_secrets() {
+    let p = protector(&[]);
+    // A token right across the first window boundary, on a single 200 KB line.
+    let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let mut line = "a,".repeat((execkit_engine::protect::WINDOW - 20) / 2);
+    line.push_str(token);
+    line.push_str(&",b".repeat(70_000));
+    line.push('\n');
+    let budget = Budget {
+        mode: BudgetMode::Full,
+        max_chars: None,
+    };
+    let limits = CaptureLimits {
+        head_bytes: 1 << 20,
+        tail_bytes: 1 << 20,
+        max_line_bytes: 1 << 20,
+    };
+    let p = Protector::new(p.redactor().clone(), limits);
+    let out = protect_chunks(&p, &budget, &[line.as_bytes()]);
+    assert!(!out.text.contains("456789abcdefghij"));
+    assert_eq!(out.redactions["github-pat"], 1);
+    let chunks: Vec<&[u8]> = line.as_bytes().chunks(7919).collect();
+    assert_eq!(protect_chunks(&p, &budget, &chunks).text, out.text);
+}
+
+#[test]
+fn invalid_utf8_never_panics() {
+    let p = protector(&[]);
+    let junk: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(7919) % 256) as u8).collect();
+    let out = protect_chunks(&p, &Budget::default(), &[&junk]);
+    assert!(out.report.raw_bytes == 20_000);
+}
+
+/// A corpus mixing everything the pipeline handles.
+fn corpus() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&BENIGN.as_bytes()[..20_000]);
+    v.extend_from_slice(b"\x1b[1;32m   Compiling\x1b[0m foo v0.1.0\r\n");
+    v.extend_from_slice(b"progress 10%\rprogress 50%\r\x1b[Kprogress 100%\n");
+    v.extend_from_slice("export GITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345\n".as_bytes());
+    v.extend_from_slice(b"\x1b]0;title\x07password=Summer2024 \xff\xfe bytes\n");
+    v.extend_from_slice(b"-----BEGIN PRIVATE KEY-----\nMIIBVAIBADANBgkqhkiG9w0BAQEFAASCAT4wggE6AgEAAkEA\n-----END PRIVATE KEY-----\n");
+    v.extend_from_slice("caf\u{e9} \u{1F600} \u{9b}31mred\u{9b}0m sk-ant-api03-".as_bytes());
+    v.extend_from_slice(&[b'x'; 95]);
+    v.extend_from_slice(b"AA\n\x1b[31AKIAIOSFODNN7EXAMPLE\x1b[0m and my-known-secret-1\n");
+    v.extend_from_slice(b"data:\n  token: c2VjcmV0LXRva2Vu\nkind: Secret\n\x1b]8;;unterminated\nend");
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn chunking_never_changes_the_result(cuts in proptest::collection::vec(0usize..1_000_000, 0..40), grep in any::<bool>()) {
+        let data = corpus();
+        let p = protector(&["my-known-secret-1"]);
+        let budget = if grep {
+            Budget { mode: BudgetMode::Grep { pattern: "(?i)redacted|progress".into(), context: 1 }, max_chars: None }
+        } else {
+            Budget::default()
+        };
+        let whole = protect_chunks(&p, &budget, &[&data]);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+        points.sort_unstable();
+        points.dedup();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for pt in points {
+            chunks.push(&data[prev..pt]);
+            prev = pt;
+        }
+        chunks.push(&data[prev..]);
+        let split = protect_chunks(&p, &budget, &chunks);
+        prop_assert_eq!(&split.text, &whole.text);
+        prop_assert_eq!(&split.redactions, &whole.redactions);
+        prop_assert_eq!(&split.report, &whole.report);
+        prop_assert!(!whole.text.contains("ghp_0123"));
+        prop_assert!(!whole.text.contains("Summer2024"));
+        prop_assert!(!whole.text.contains("IOSFODNN7"));
+        prop_assert!(!whole.text.contains("my-known-secret-1"));
+    }
+}
+
+#[test]
+fn byte_at_a_time_equals_one_chunk() {
+    let data = corpus();
+    let p = protector(&["my-known-secret-1"]);
+    let whole = protect_chunks(&p, &Budget::default(), &[&data]);
+    let bytes: Vec<&[u8]> = data.chunks(1).collect();
+    let one = protect_chunks(&p, &Budget::default(), &bytes);
+    assert_eq!(one.text, whole.text);
+    assert_eq!(one.redactions, whole.redactions);
+}
