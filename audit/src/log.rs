@@ -1,0 +1,211 @@
+//! Appending to the log.
+
+use crate::chain::{genesis_prev, record_hash, seal, sha256_hex};
+use crate::record::AuditEvent;
+use crate::verify::{verify, VerifyOptions};
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Why the log could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// An I/O error, with the file it concerns.
+    #[error("audit log {path}: {source}")]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The existing file's chain is broken: appending would hide that. Rotate the file.
+    #[error("audit log {path}: refusing to append to a broken chain: {problem}")]
+    Broken {
+        /// The log file.
+        path: PathBuf,
+        /// What verification found.
+        problem: String,
+    },
+    /// A record could not be serialised.
+    #[error("audit record: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// How to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditOptions {
+    /// `fdatasync` after every record (durable, slower).
+    pub fsync: bool,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions { fsync: true }
+    }
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its hash (the new head of the chain).
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    v: u32,
+    seq: u64,
+    time: String,
+    prev: &'a str,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
+/// An open audit log. Not shared between processes; wrap it in a mutex to share it
+/// between threads.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    next_seq: u64,
+    head: String,
+    options: AuditOptions,
+}
+
+impl AuditLog {
+    /// Opens (or creates, mode 0600) the log at `path`. An existing file is verified
+    /// first; a partial last line is cut off and recorded; any other damage is an error.
+    pub fn open(path: &Path, options: AuditOptions) -> Result<AuditLog, AuditError> {
+        let io = |source| AuditError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut oo = OpenOptions::new();
+        oo.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            oo.mode(0o600);
+        }
+        let mut file = oo.open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            let mut nonce = [0u8; 32];
+            getrandom::fill(&mut nonce).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            let nonce = nonce.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let mut log = AuditLog {
+                path: path.to_path_buf(),
+                file,
+                next_seq: 0,
+                head: genesis_prev(&nonce),
+                options,
+            };
+            log.append(&AuditEvent::Genesis {
+                nonce,
+                created_by: format!("execkit {}", env!("CARGO_PKG_VERSION")),
+            })?;
+            return Ok(log);
+        }
+        // Cut off a partial last line left by a crash.
+        let mut recovered: Option<(u64, String)> = None;
+        let last_nl = last_newline(&mut file, len).map_err(io)?;
+        let keep = last_nl.map(|p| p + 1).unwrap_or(0);
+        if keep < len {
+            file.seek(SeekFrom::Start(keep)).map_err(io)?;
+            let mut tail = Vec::new();
+            file.read_to_end(&mut tail).map_err(io)?;
+            file.set_len(keep).map_err(io)?;
+            file.sync_data().map_err(io)?;
+            recovered = Some((tail.len() as u64, sha256_hex(&[&tail])));
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let report = verify(BufReader::new(&mut file), &VerifyOptions::default()).map_err(io)?;
+        if let Some(p) = report.problem {
+            return Err(AuditError::Broken {
+                path: path.to_path_buf(),
+                problem: p.to_string(),
+            });
+        }
+        let (Some(head), Some(last_seq)) = (report.head, report.last_seq) else {
+            return Err(AuditError::Broken {
+                path: path.to_path_buf(),
+                problem: "no complete record (the genesis record was lost)".into(),
+            });
+        };
+        let mut log = AuditLog {
+            path: path.to_path_buf(),
+            file,
+            next_seq: last_seq + 1,
+            head,
+            options,
+        };
+        if let Some((discarded_bytes, discarded_sha256)) = recovered {
+            log.append(&AuditEvent::Recovery {
+                discarded_bytes,
+                discarded_sha256,
+            })?;
+        }
+        Ok(log)
+    }
+
+    /// Appends one event; returns its sequence number and hash.
+    pub fn append(&mut self, event: &AuditEvent) -> Result<Appended, AuditError> {
+        let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let env = Envelope {
+            v: 1,
+            seq: self.next_seq,
+            time,
+            prev: &self.head,
+            event,
+        };
+        let body = serde_json::to_string(&env)?;
+        let hash = record_hash(&self.head, body.as_bytes());
+        let line = seal(&body, &hash);
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        // One write: with O_APPEND a crash leaves at most a partial last line.
+        self.file.write_all(line.as_bytes()).map_err(io)?;
+        if self.options.fsync {
+            self.file.sync_data().map_err(io)?;
+        }
+        let appended = Appended {
+            seq: self.next_seq,
+            hash: hash.clone(),
+        };
+        self.next_seq += 1;
+        self.head = hash;
+        Ok(appended)
+    }
+
+    /// The hash of the last record: store it elsewhere to detect records cut off the end.
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Offset of the last `\n` in the file, scanning backwards in blocks.
+fn last_newline(file: &mut File, len: u64) -> std::io::Result<Option<u64>> {
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        end = start;
+    }
+    Ok(None)
+}
