@@ -1,6 +1,7 @@
 //! `execkit` — the command-line interface. A thin binary: parsing arguments and printing;
-//! the work happens in `execkit-grammar` and `execkit-engine`.
+//! the work happens in `execkit-grammar`, `execkit-engine` and `execkit-audit`.
 
+mod audit_cmd;
 mod policy_cmd;
 mod policy_dir;
 mod redact_cmd;
@@ -24,6 +25,9 @@ enum Command {
     /// Strip escapes from and redact secrets in files or stdin (protected text to stdout,
     /// a JSON report to stderr).
     Redact(redact_cmd::RedactArgs),
+    /// Check tamper-evident audit logs.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -31,5 +35,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Policy(p) => policy_cmd::run(p),
         Command::Redact(a) => redact_cmd::run(a),
+        Command::Audit(a) => audit_cmd::run(a),
     }
 }

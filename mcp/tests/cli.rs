@@ -167,3 +167,114 @@ fn a_policy_directory_with_an_error_is_refused_with_exit_1() {
     assert!(out.contains("1 passed, 1 failed"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn execkit_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run execkit");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("execkit-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn redact_scrubs_stdin_and_reports_on_stderr() {
+    let input = b"\x1b[31mERROR\x1b[0m password=Summer2024\nAWS key AKIAIOSFODNN7EXAMPLE\nplain line\n";
+    let o = execkit_stdin(&["redact"], input);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        out,
+        "ERROR password=[REDACTED:password-assignment]\nAWS key [REDACTED:aws-access-key-id]\nplain line\n"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(report["redactions"]["aws-access-key-id"], 1);
+    assert_eq!(report["redactions_total"], 2);
+    assert_eq!(report["stream"]["lines_total"], 3);
+    assert_eq!(report["stream"]["raw_bytes"], input.len());
+}
+
+#[test]
+fn redact_with_budget_and_known_values_from_a_file() {
+    let d = scratch("redact");
+    let secrets = d.join("secrets.env");
+    std::fs::write(&secrets, "DEPLOY_KEY=zebra-giraffe-42\n").unwrap();
+    let log = d.join("build.log");
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str(&format!("step {i} ok\n"));
+    }
+    text.push_str("ERROR deploy failed with key zebra-giraffe-42\n");
+    std::fs::write(&log, &text).unwrap();
+    let o = execkit(&[
+        "redact",
+        "--grep",
+        "ERROR",
+        "-C",
+        "1",
+        "--secret-file",
+        secrets.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        out,
+        "1000-step 999 ok\n1001:ERROR deploy failed with key [REDACTED:known-value]\n"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(report["stream"]["mode"], "grep");
+    assert_eq!(report["stream"]["matches"], 1);
+    assert_eq!(report["known_values"], 1);
+    // A bad pattern is a clear error, not a crash.
+    let bad = execkit(&["redact", "--grep", "(", log.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("grep pattern"));
+}
+
+#[test]
+fn audit_verify_reports_intact_and_tampered_logs() {
+    use execkit_audit::{AuditEvent, AuditLog, AuditOptions};
+    let d = scratch("audit");
+    let path = d.join("audit.jsonl");
+    let mut log = AuditLog::open(&path, AuditOptions { fsync: false }).unwrap();
+    for i in 0..4 {
+        log.append(&AuditEvent::Note {
+            message: format!("event {i}"),
+        })
+        .unwrap();
+    }
+    let head = log.head().to_string();
+    drop(log);
+    let p = path.to_str().unwrap();
+    let ok = execkit(&["audit", "verify", p, "--head", &head]);
+    assert_eq!(ok.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.starts_with("ok: 5 records, chain intact"), "{out}");
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("event 2", "event X")).unwrap();
+    let bad = execkit(&["audit", "verify", p]);
+    assert_eq!(bad.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("DAMAGED: line 4 (seq 3)"), "{out}");
+    assert!(out.contains("edited"), "{out}");
+
+    let json = execkit(&["audit", "verify", "--json", p]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["problem"]["kind"], "edited");
+
+    let missing = execkit(&["audit", "verify", d.join("nope").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
+}
