@@ -46,7 +46,10 @@ pub(crate) fn split_hash(line: &[u8]) -> Option<(Vec<u8>, &str)> {
         return None;
     }
     let hex = std::str::from_utf8(&suffix[9..9 + 64]).ok()?;
-    if !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         return None;
     }
     let mut body = line[..at].to_vec();

@@ -36,6 +36,6 @@ mod record;
 mod verify;
 
 pub use chain::{record_hash, GENESIS_DOMAIN};
-pub use log::{AuditError, AuditLog, AuditOptions, Appended};
+pub use log::{Appended, AuditError, AuditLog, AuditOptions};
 pub use record::{AuditEvent, CommandRecord, DecisionRecord, FactRecord, StreamSummary, Who};
 pub use verify::{verify, verify_file, Problem, ProblemKind, VerifyOptions, VerifyReport};

@@ -100,7 +100,11 @@ pub fn verify(mut reader: impl BufRead, options: &VerifyOptions) -> std::io::Res
         }
         line_no += 1;
         let complete = buf.ends_with(b"\n");
-        let line = if complete { &buf[..buf.len() - 1] } else { &buf[..] };
+        let line = if complete {
+            &buf[..buf.len() - 1]
+        } else {
+            &buf[..]
+        };
         let fail = |kind, seq, detail: String| Problem {
             kind,
             line: line_no,

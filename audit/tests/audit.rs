@@ -123,7 +123,15 @@ fn records_are_redacted_and_chain_verifies() {
             assert!(v.get(k).is_some(), "{k} missing in {l}");
         }
         if v["kind"] == "command" {
-            for k in ["session", "agent", "transport", "exit_code", "duration_ms", "stdout", "redactions"] {
+            for k in [
+                "session",
+                "agent",
+                "transport",
+                "exit_code",
+                "duration_ms",
+                "stdout",
+                "redactions",
+            ] {
                 assert!(v.get(k).is_some(), "{k} missing in {l}");
             }
         }
@@ -187,7 +195,10 @@ fn deleted_reordered_and_duplicated_records() {
     let mut l = orig.clone();
     l[0] = l[0].replace("\"nonce\":\"", "\"nonce\":\"0");
     write_lines(&path, &l);
-    assert!(matches!(problem(&path).0, ProblemKind::Edited | ProblemKind::BadGenesis));
+    assert!(matches!(
+        problem(&path).0,
+        ProblemKind::Edited | ProblemKind::BadGenesis
+    ));
 
     let mut l = orig;
     l.insert(2, "not json at all".into());
@@ -206,7 +217,10 @@ fn removal_from_the_end_needs_an_anchor() {
     l.pop();
     write_lines(&path, &l);
     // The chain alone is fine…
-    assert!(verify_file(&path, &VerifyOptions::default()).unwrap().problem.is_none());
+    assert!(verify_file(&path, &VerifyOptions::default())
+        .unwrap()
+        .problem
+        .is_none());
     // …the anchor is not.
     let r = verify_file(
         &path,
@@ -289,7 +303,12 @@ fn a_crash_mid_write_never_damages_earlier_records() {
     write_log(&path, 1);
     let before = std::fs::read(&path).unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_writer_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_writer_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("EXECKIT_AUDIT_CRASH_CHILD", &path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

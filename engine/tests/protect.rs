@@ -54,7 +54,11 @@ fn secret_of(set: &RuleSet, id: &str, text: &str) -> Option<String> {
 fn every_rule_family_has_cases_and_they_hold() {
     let set = RuleSet::builtin();
     let r = redactor();
-    assert!(set.rules().len() >= 60, "only {} families", set.rules().len());
+    assert!(
+        set.rules().len() >= 60,
+        "only {} families",
+        set.rules().len()
+    );
     let mut failures = Vec::new();
     for spec in set.specs() {
         if spec.positives.is_empty() || spec.negatives.is_empty() {
@@ -125,7 +129,11 @@ fn near_misses_are_left_alone() {
 fn benign_build_log_has_zero_redactions() {
     assert!(BENIGN.lines().count() > 2000);
     let out = redactor().redact_str(BENIGN);
-    assert!(out.counts.is_empty(), "benign log redacted: {:?}", out.counts);
+    assert!(
+        out.counts.is_empty(),
+        "benign log redacted: {:?}",
+        out.counts
+    );
     assert_eq!(out.text, BENIGN);
 }
 
@@ -137,8 +145,14 @@ fn recall_on_common_assignments() {
         ("\"api_key\": \"abcd1234efgh5678\"", "api-key-assignment"),
         ("SECRET_KEY = 'django-insecure-xyz123'", "secret-assignment"),
         ("DB_PASSWORD=hunter2!", "password-assignment"),
-        ("Authorization: Bearer abc.def.ghijklmnopqrstu", "authorization-header"),
-        ("postgres://app:s3cret@db:5432/app", "database-connection-string"),
+        (
+            "Authorization: Bearer abc.def.ghijklmnopqrstu",
+            "authorization-header",
+        ),
+        (
+            "postgres://app:s3cret@db:5432/app",
+            "database-connection-string",
+        ),
         ("https://user:pa55word@example.com/", "url-credentials"),
     ] {
         let out = r.redact_str(text);
@@ -189,10 +203,10 @@ fn secrets_split_or_hidden_by_escapes_are_redacted() {
     let b = Budget::default();
     let cases: Vec<Vec<u8>> = vec![
         // split across chunks (handled below), interleaved with SGR
-        format!("token: gh\x1b[1mp_0123456789\x1b[0mabcdefghijABCDEFGHIJ012345\n").into_bytes(),
+        b"token: gh\x1b[1mp_0123456789\x1b[0mabcdefghijABCDEFGHIJ012345\n".to_vec(),
         // interleaved with an OSC title and a hyperlink
-        format!("ghp_0123\x1b]0;title\x07456789abcdefghij\x1b]8;;http://x\x1b\\ABCDEFGHIJ012345\n")
-            .into_bytes(),
+        b"ghp_0123\x1b]0;title\x07456789abcdefghij\x1b]8;;http://x\x1b\\ABCDEFGHIJ012345\n"
+            .to_vec(),
         // a truncated CSI that would eat the first character
         format!("\x1b[{token}\n").into_bytes(),
         format!("\x1b[31{token}\n").into_bytes(),
@@ -324,7 +338,9 @@ fn long_lines_are_windowed_without_missing_secrets() {
 #[test]
 fn invalid_utf8_never_panics() {
     let p = protector(&[]);
-    let junk: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(7919) % 256) as u8).collect();
+    let junk: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(7919) % 256) as u8)
+        .collect();
     let out = protect_chunks(&p, &Budget::default(), &[&junk]);
     assert!(out.report.raw_bytes == 20_000);
 }
@@ -335,13 +351,17 @@ fn corpus() -> Vec<u8> {
     v.extend_from_slice(&BENIGN.as_bytes()[..20_000]);
     v.extend_from_slice(b"\x1b[1;32m   Compiling\x1b[0m foo v0.1.0\r\n");
     v.extend_from_slice(b"progress 10%\rprogress 50%\r\x1b[Kprogress 100%\n");
-    v.extend_from_slice("export GITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345\n".as_bytes());
+    v.extend_from_slice(
+        "export GITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345\n".as_bytes(),
+    );
     v.extend_from_slice(b"\x1b]0;title\x07password=Summer2024 \xff\xfe bytes\n");
     v.extend_from_slice(b"-----BEGIN PRIVATE KEY-----\nMIIBVAIBADANBgkqhkiG9w0BAQEFAASCAT4wggE6AgEAAkEA\n-----END PRIVATE KEY-----\n");
     v.extend_from_slice("caf\u{e9} \u{1F600} \u{9b}31mred\u{9b}0m sk-ant-api03-".as_bytes());
     v.extend_from_slice(&[b'x'; 95]);
     v.extend_from_slice(b"AA\n\x1b[31AKIAIOSFODNN7EXAMPLE\x1b[0m and my-known-secret-1\n");
-    v.extend_from_slice(b"data:\n  token: c2VjcmV0LXRva2Vu\nkind: Secret\n\x1b]8;;unterminated\nend");
+    v.extend_from_slice(
+        b"data:\n  token: c2VjcmV0LXRva2Vu\nkind: Secret\n\x1b]8;;unterminated\nend",
+    );
     v
 }
 

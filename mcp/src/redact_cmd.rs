@@ -28,7 +28,13 @@ pub struct RedactArgs {
     #[arg(long, value_name = "REGEX")]
     grep: Option<String>,
     /// Lines of context around each --grep match.
-    #[arg(short = 'C', long, value_name = "N", default_value_t = 0, requires = "grep")]
+    #[arg(
+        short = 'C',
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "grep"
+    )]
     context: usize,
     /// Cap the output at N characters.
     #[arg(long, value_name = "N")]

@@ -190,7 +190,8 @@ fn scratch(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn redact_scrubs_stdin_and_reports_on_stderr() {
-    let input = b"\x1b[31mERROR\x1b[0m password=Summer2024\nAWS key AKIAIOSFODNN7EXAMPLE\nplain line\n";
+    let input =
+        b"\x1b[31mERROR\x1b[0m password=Summer2024\nAWS key AKIAIOSFODNN7EXAMPLE\nplain line\n";
     let o = execkit_stdin(&["redact"], input);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8(o.stdout).unwrap();
@@ -227,7 +228,12 @@ fn redact_with_budget_and_known_values_from_a_file() {
         secrets.to_str().unwrap(),
         log.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(
         out,

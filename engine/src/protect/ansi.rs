@@ -541,13 +541,19 @@ mod tests {
     #[test]
     fn csi_and_sgr_removed() {
         assert_eq!(strip(b"\x1b[1;31merror\x1b[0m: bad\n"), "error: bad\n");
-        assert_eq!(strip(b"\x1b[?25lhidden cursor\x1b[?25h\n"), "hidden cursor\n");
+        assert_eq!(
+            strip(b"\x1b[?25lhidden cursor\x1b[?25h\n"),
+            "hidden cursor\n"
+        );
     }
 
     #[test]
     fn osc_bel_and_st_terminated() {
         assert_eq!(strip(b"\x1b]0;title\x07text\n"), "text\n");
-        assert_eq!(strip(b"\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\\n"), "link\n");
+        assert_eq!(
+            strip(b"\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\\n"),
+            "link\n"
+        );
     }
 
     #[test]
@@ -582,7 +588,10 @@ mod tests {
 
     #[test]
     fn carriage_return_overwrites() {
-        assert_eq!(strip(b"progress 10%\rprogress 99%\rdone\n"), "doneress 99%\n");
+        assert_eq!(
+            strip(b"progress 10%\rprogress 99%\rdone\n"),
+            "doneress 99%\n"
+        );
         assert_eq!(strip(b"progress 10%\r\x1b[Kdone\n"), "done\n");
         assert_eq!(strip(b"50%\r\x1b[2K100%\n"), "100%\n");
         assert_eq!(strip(b"line\r\n"), "line\n");
@@ -597,7 +606,10 @@ mod tests {
 
     #[test]
     fn truncated_sequences_never_eat_text() {
-        assert_eq!(strip(b"\x1b]0;unterminated\nvisible\n"), "0;unterminated\nvisible\n");
+        assert_eq!(
+            strip(b"\x1b]0;unterminated\nvisible\n"),
+            "0;unterminated\nvisible\n"
+        );
         assert_eq!(strip(b"\x1b[12;\xc3\xa9x\n"), "\u{e9}x\n");
         let long = format!("\x1bP{}", "a".repeat(STRING_CAP + 10));
         assert_eq!(strip(long.as_bytes()), "a".repeat(STRING_CAP + 10));

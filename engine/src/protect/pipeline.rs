@@ -6,7 +6,7 @@
 //! bounded by the operator's [`CaptureLimits`] however much the command prints.
 
 use super::ansi::AnsiStripper;
-use super::redact::{RedactionCounts, Redacted, Redactor, StreamRedactor};
+use super::redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
 use super::shape::{Budget, BudgetError, CaptureLimits, Shaper, StreamReport};
 use serde::{Deserialize, Serialize};
 
@@ -146,7 +146,8 @@ impl StreamProtector {
             return;
         }
         self.through_bytes += self.redacted.len() as u64;
-        self.through_newlines += memchr::memchr_iter(b'\n', self.redacted.as_bytes()).count() as u64;
+        self.through_newlines +=
+            memchr::memchr_iter(b'\n', self.redacted.as_bytes()).count() as u64;
         self.through_last_newline = self.redacted.ends_with('\n');
     }
 

@@ -10,9 +10,8 @@
 //! arrives, so memory stays bounded without missing secrets shorter than the overlap.
 
 use super::ansi::{GHOST, GHOST_BYTES};
-use super::known::KnownSecrets;
+use super::known::{KnownMatcher, KnownSecrets};
 use super::rules::{Hit, RuleSet, Special};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,7 +30,7 @@ pub type RedactionCounts = BTreeMap<String, u64>;
 #[derive(Debug, Clone)]
 pub struct Redactor {
     rules: &'static RuleSet,
-    known: Option<Arc<AhoCorasick>>,
+    known: Option<Arc<KnownMatcher>>,
     known_values: usize,
     pem: Vec<usize>,
     k8s: Vec<usize>,
@@ -78,16 +77,7 @@ impl Redactor {
 
     /// A redactor with a specific rule set.
     pub fn with_rules(rules: &'static RuleSet, known: &KnownSecrets) -> Redactor {
-        let forms = known.search_forms();
-        let known_ac = if forms.is_empty() {
-            None
-        } else {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(&forms)
-                .ok()
-                .map(Arc::new)
-        };
+        let known_ac = KnownMatcher::new(known.search_forms()).map(Arc::new);
         Redactor {
             rules,
             known: known_ac,
@@ -134,11 +124,13 @@ impl Redactor {
     /// Finds secrets on one line (no multi-line state), relative offsets.
     fn line_hits(&self, line: &[u8], hits: &mut Vec<Hit>) {
         self.rules.scan_line(line, hits);
-        if let Some(ac) = &self.known {
-            for m in ac.find_iter(line) {
+        if let Some(known) = &self.known {
+            let mut found = Vec::new();
+            known.find_all(line, &mut found);
+            for (start, end) in found {
                 hits.push(Hit {
-                    start: m.start(),
-                    end: m.end(),
+                    start,
+                    end,
                     rule: self.known_index(),
                 });
             }
@@ -194,15 +186,21 @@ fn is_pem_body(line: &[u8]) -> bool {
         return true;
     }
     // Armor headers of encrypted PEM and PGP blocks.
-    [b"Proc-Type:".as_slice(), b"DEK-Info:", b"Version:", b"Comment:", b"Hash:"]
-        .iter()
-        .any(|h| t.starts_with(h))
+    [
+        b"Proc-Type:".as_slice(),
+        b"DEK-Info:",
+        b"Version:",
+        b"Comment:",
+        b"Hash:",
+    ]
+    .iter()
+    .any(|h| t.starts_with(h))
 }
 
 /// Looks like the base64 value of a Secret's `data:` entry (and not a ConfigMap word).
 fn looks_base64_value(v: &[u8]) -> bool {
     v.len() >= 4
-        && v.len() % 4 == 0
+        && v.len().is_multiple_of(4)
         && v.iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
         && (v
@@ -319,8 +317,6 @@ impl StreamRedactor {
     fn span_of(&self, h: Hit, base: usize) -> Span {
         let kind = if h.rule == self.r.known_index() {
             Kind::Known
-        } else if self.r.pem.contains(&h.rule) {
-            Kind::Rule(h.rule)
         } else {
             Kind::Rule(h.rule)
         };
@@ -340,76 +336,107 @@ impl StreamRedactor {
         } else {
             0
         };
-        if let Some(ac) = &self.r.known {
-            for m in ac.find_iter(b) {
+        if let Some(known) = &self.r.known {
+            let mut found = Vec::new();
+            known.find_all(b, &mut found);
+            for (start, end) in found {
                 spans.push(Span {
-                    start: m.start(),
-                    end: m.end(),
+                    start,
+                    end,
                     kind: Kind::Known,
                 });
             }
         }
         let rules = self.r.rules;
-        let mut next_ci = rules.next_keyword(b, pos, false);
-        let mut next_cs = if rules.has_cs() {
-            rules.next_keyword(b, pos, true)
-        } else {
-            None
-        };
+        let mut kws = Vec::new();
+        rules.keyword_hits(b, &mut kws);
+        kws.sort_unstable();
         let mut hits = Vec::new();
-        while pos < b.len() {
-            if next_ci.is_some_and(|h| h < pos) {
-                next_ci = rules.next_keyword(b, pos, false);
+        // Per line: the rules already run, and how far each one's window reached.
+        let mut line_rules: Vec<(usize, usize)> = Vec::new();
+        let mut line = (usize::MAX, 0usize, 0usize); // (start, content end, end)
+        let mut i = 0;
+        while i < kws.len() {
+            let (at, at_end, k) = kws[i];
+            if at < pos {
+                i += 1;
+                continue;
             }
-            if next_cs.is_some_and(|h| h < pos) {
-                next_cs = rules.next_keyword(b, pos, true);
+            if at >= line.2 || line.0 == usize::MAX {
+                let ls = line_start(b, at).max(pos);
+                let le = line_end(b, at);
+                line = (ls, content_end(b, ls, le), le);
+                line_rules.clear();
             }
-            let hit = match (next_ci, next_cs) {
-                (Some(a), Some(c)) => a.min(c),
-                (Some(a), None) | (None, Some(a)) => a,
-                (None, None) => break,
-            };
-            let ls = line_start(b, hit).max(pos);
-            let le = line_end(b, hit);
-            let ce = content_end(b, ls, le);
-            let line = &b[ls..ce];
-            hits.clear();
-            rules.scan_line(line, &mut hits);
+            let (ls, ce, le) = line;
+            let text = &b[ls..ce];
+            let (rel, rel_end) = ((at - ls).min(text.len()), (at_end - ls).min(text.len()));
             let mut pem_open = false;
-            for h in &hits {
-                if self.r.pem.contains(&h.rule) {
-                    let end_marker = rules
-                        .pem_end()
-                        .find_at(line, h.end)
-                        .map(|m| m.end());
-                    match end_marker {
-                        Some(e) => spans.push(Span {
-                            start: ls + h.start,
-                            end: ls + e,
-                            kind: Kind::Rule(h.rule),
-                        }),
-                        None => {
-                            spans.push(Span {
-                                start: ls + h.start,
-                                end: le,
-                                kind: Kind::Rule(h.rule),
-                            });
-                            pem_open = true;
-                        }
+            let mut k8s = None;
+            for &r in rules.keyword_owners(k) {
+                if line_rules
+                    .iter()
+                    .any(|&(rr, reach)| rr == r && reach >= (rel_end + 1024).min(text.len()))
+                {
+                    continue;
+                }
+                if self.r.k8s.contains(&r) {
+                    if k8s.is_none() && self.k8s.is_none() {
+                        k8s = self.k8s_header(text);
                     }
-                } else {
-                    spans.push(self.span_of(*h, ls));
+                    continue;
+                }
+                hits.clear();
+                let reach = rules.run_rule_near(r, text, rel, rel_end, &mut hits);
+                line_rules.push((r, reach));
+                for h in &hits {
+                    if self.r.pem.contains(&h.rule) {
+                        let end_marker = rules.pem_end().find_at(text, h.end).map(|m| m.end());
+                        match end_marker {
+                            Some(e) => spans.push(Span {
+                                start: ls + h.start,
+                                end: ls + e,
+                                kind: Kind::Rule(h.rule),
+                            }),
+                            None => {
+                                spans.push(Span {
+                                    start: ls + h.start,
+                                    end: le,
+                                    kind: Kind::Rule(h.rule),
+                                });
+                                pem_open = true;
+                            }
+                        }
+                    } else {
+                        spans.push(self.span_of(*h, ls));
+                    }
                 }
             }
-            pos = le;
-            if stateful {
+            i += 1;
+            if stateful && (pem_open || k8s.is_some()) {
                 if pem_open {
                     self.pem = true;
-                    pos = self.continue_state(b, le, &mut spans);
-                } else if let Some(state) = self.k8s_header(line) {
-                    self.k8s = Some(state);
-                    pos = self.continue_state(b, le, &mut spans);
+                } else {
+                    self.k8s = k8s;
                 }
+                // Finish this line's other keywords first, then consume the block.
+                while i < kws.len() && kws[i].0 < le {
+                    let (at2, at2_end, k2) = kws[i];
+                    let (r2, r2e) = ((at2 - ls).min(text.len()), (at2_end - ls).min(text.len()));
+                    for &r in rules.keyword_owners(k2) {
+                        if self.r.k8s.contains(&r) || self.r.pem.contains(&r) {
+                            continue;
+                        }
+                        hits.clear();
+                        rules.run_rule_near(r, text, r2, r2e, &mut hits);
+                        for h in &hits {
+                            spans.push(self.span_of(*h, ls));
+                        }
+                    }
+                    i += 1;
+                }
+                pos = self.continue_state(b, le, &mut spans);
+                line = (usize::MAX, 0, 0);
             }
         }
         if memchr::memmem::find(b, GHOST_BYTES).is_some() {

@@ -7,7 +7,7 @@
 //! those lines. Regexes are compiled for bytes with Unicode off, which is 20–70× faster and
 //! matches the ASCII shapes of real tokens.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -122,10 +122,8 @@ pub(crate) struct Hit {
 pub struct RuleSet {
     rules: Vec<Rule>,
     specs: Vec<RuleSpec>,
-    ci: AhoCorasick,
-    ci_owners: Vec<Vec<usize>>,
-    cs: Option<AhoCorasick>,
-    cs_owners: Vec<Vec<usize>>,
+    keywords: AhoCorasick,
+    keyword_info: Vec<Keyword>,
     placeholder: Regex,
     pem_end: Regex,
 }
@@ -137,36 +135,51 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
-fn automaton(
-    words: &[(String, usize)],
-    case_insensitive: bool,
-) -> Result<(AhoCorasick, Vec<Vec<usize>>), RulesError> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut owners: Vec<Vec<usize>> = Vec::new();
-    for (w, rule) in words {
-        let w = if case_insensitive {
-            w.to_ascii_lowercase()
-        } else {
+/// One keyword of the prefilter: the rules it triggers, and its exact bytes when it must
+/// match case-sensitively (the automaton itself is ASCII case-insensitive).
+#[derive(Debug, Clone)]
+struct Keyword {
+    owners: Vec<usize>,
+    exact: Option<Vec<u8>>,
+}
+
+fn automaton(words: &[(String, usize, bool)]) -> Result<(AhoCorasick, Vec<Keyword>), RulesError> {
+    let mut keys: Vec<(String, bool)> = Vec::new();
+    let mut info: Vec<Keyword> = Vec::new();
+    for (w, rule, cs) in words {
+        let key = if *cs {
             w.clone()
+        } else {
+            w.to_ascii_lowercase()
         };
-        match keys.iter().position(|k| *k == w) {
+        match keys.iter().position(|k| *k == (key.clone(), *cs)) {
             Some(i) => {
-                if !owners[i].contains(rule) {
-                    owners[i].push(*rule)
+                if !info[i].owners.contains(rule) {
+                    info[i].owners.push(*rule)
                 }
             }
             None => {
-                keys.push(w);
-                owners.push(vec![*rule]);
+                keys.push((key.clone(), *cs));
+                info.push(Keyword {
+                    owners: vec![*rule],
+                    exact: cs.then(|| key.into_bytes()),
+                });
             }
         }
     }
     let ac = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(case_insensitive)
+        .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
-        .build(&keys)?;
-    Ok((ac, owners))
+        // A full DFA: the keyword set is too large for the SIMD prefilter, and a DFA scans
+        // several times faster than the NFA the builder would otherwise pick.
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(keys.iter().map(|(k, _)| k))?;
+    Ok((ac, info))
 }
+
+/// How far before a keyword a rule's match may start, and after it end.
+const BEFORE: usize = 256;
+const AFTER: usize = 4096;
 
 impl RuleSet {
     /// The shipped rule set, compiled once per process.
@@ -181,8 +194,7 @@ impl RuleSet {
     pub fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
         let file: RuleFile = toml::from_str(text)?;
         let mut rules = Vec::new();
-        let mut ci_words = Vec::new();
-        let mut cs_words = Vec::new();
+        let mut words = Vec::new();
         for (idx, spec) in file.rule.iter().enumerate() {
             let invalid = |problem: &str| RulesError::Invalid {
                 id: spec.id.clone(),
@@ -218,8 +230,8 @@ impl RuleSet {
                     .collect();
                 patterns.push(Pattern { re, secret_groups });
             }
-            ci_words.extend(spec.keywords.iter().map(|k| (k.clone(), idx)));
-            cs_words.extend(spec.keywords_cs.iter().map(|k| (k.clone(), idx)));
+            words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
+            words.extend(spec.keywords_cs.iter().map(|k| (k.clone(), idx, true)));
             rules.push(Rule {
                 id: spec.id.clone(),
                 description: spec.description.clone(),
@@ -228,13 +240,7 @@ impl RuleSet {
                 placeholders: spec.placeholders,
             });
         }
-        let (ci, ci_owners) = automaton(&ci_words, true)?;
-        let (cs, cs_owners) = if cs_words.is_empty() {
-            (None, Vec::new())
-        } else {
-            let (a, o) = automaton(&cs_words, false)?;
-            (Some(a), o)
-        };
+        let (keywords, keyword_info) = automaton(&words)?;
         let placeholder = compile(
             r#"^(?:""|''|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\([^)]*\)|<[^>]*>|\{\{[^}]*\}\}|%[A-Za-z_]+%|\*+|x{3,}|X{3,}|\.{3,}|\?+|null|nil|none|None|NULL|true|false|True|False|undefined|\[REDACTED[^\]]*\]?)$"#,
         )
@@ -243,20 +249,19 @@ impl RuleSet {
             index: 0,
             source,
         })?;
-        let pem_end = compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----").map_err(
-            |source| RulesError::Regex {
-                id: "pem-end".into(),
-                index: 0,
-                source,
-            },
-        )?;
+        let pem_end =
+            compile(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----").map_err(|source| {
+                RulesError::Regex {
+                    id: "pem-end".into(),
+                    index: 0,
+                    source,
+                }
+            })?;
         Ok(RuleSet {
             rules,
             specs: file.rule,
-            ci,
-            ci_owners,
-            cs,
-            cs_owners,
+            keywords,
+            keyword_info,
             placeholder,
             pem_end,
         })
@@ -277,18 +282,46 @@ impl RuleSet {
         self.rules.iter().position(|r| r.id == id)
     }
 
-    /// The earliest keyword occurrence at or after `from`, as an absolute offset.
-    pub(crate) fn next_keyword(&self, hay: &[u8], from: usize, cs: bool) -> Option<usize> {
-        let input = aho_corasick::Input::new(hay).span(from..hay.len());
-        if cs {
-            self.cs.as_ref()?.find(input).map(|m| m.start())
-        } else {
-            self.ci.find(input).map(|m| m.start())
+    /// Every keyword occurrence in `hay` (overlapping), as (start, end, keyword index),
+    /// case-sensitive keywords already checked.
+    pub(crate) fn keyword_hits(&self, hay: &[u8], out: &mut Vec<(usize, usize, usize)>) {
+        for m in self.keywords.find_overlapping_iter(hay) {
+            let k = m.pattern().as_usize();
+            if let Some(exact) = &self.keyword_info[k].exact {
+                if &hay[m.start()..m.end()] != exact.as_slice() {
+                    continue;
+                }
+            }
+            out.push((m.start(), m.end(), k));
         }
     }
 
-    pub(crate) fn has_cs(&self) -> bool {
-        self.cs.is_some()
+    /// The rules a keyword triggers.
+    pub(crate) fn keyword_owners(&self, k: usize) -> &[usize] {
+        &self.keyword_info[k].owners
+    }
+
+    /// Runs rule `r` on the part of `line` around a keyword at `at..at_end`; hits are
+    /// relative to the line. Returns the end of the window searched.
+    pub(crate) fn run_rule_near(
+        &self,
+        r: usize,
+        line: &[u8],
+        at: usize,
+        at_end: usize,
+        hits: &mut Vec<Hit>,
+    ) -> usize {
+        let start = at.saturating_sub(BEFORE);
+        let end = (at_end + AFTER).min(line.len());
+        let before = hits.len();
+        self.run_rule(r, &line[..end], start, hits);
+        if end < line.len() && hits[before..].iter().any(|h| h.end == end) {
+            // A match cut by the window's end: search the whole rest of the line.
+            hits.truncate(before);
+            self.run_rule(r, line, start, hits);
+            return line.len();
+        }
+        end
     }
 
     pub(crate) fn pem_end(&self) -> &Regex {
@@ -297,57 +330,62 @@ impl RuleSet {
 
     /// Runs every rule whose keyword occurs in `line` and reports the secrets found.
     pub(crate) fn scan_line(&self, line: &[u8], hits: &mut Vec<Hit>) {
-        let mut triggered: Vec<usize> = Vec::new();
-        for m in self.ci.find_overlapping_iter(line) {
-            triggered.extend_from_slice(&self.ci_owners[m.pattern().as_usize()]);
-        }
-        if let Some(cs) = &self.cs {
-            for m in cs.find_overlapping_iter(line) {
-                triggered.extend_from_slice(&self.cs_owners[m.pattern().as_usize()]);
-            }
-        }
-        if triggered.is_empty() {
+        let mut kws = Vec::new();
+        self.keyword_hits(line, &mut kws);
+        if kws.is_empty() {
             return;
         }
+        let mut triggered: Vec<usize> = kws
+            .iter()
+            .flat_map(|&(_, _, k)| self.keyword_info[k].owners.iter().copied())
+            .collect();
         triggered.sort_unstable();
         triggered.dedup();
         for r in triggered {
-            self.run_rule(r, line, hits);
+            self.run_rule(r, line, 0, hits);
         }
     }
 
-    fn run_rule(&self, r: usize, line: &[u8], hits: &mut Vec<Hit>) {
+    /// Runs rule `r` over `hay` from `from` (text before `from` still counts for `^`/`\b`).
+    fn run_rule(&self, r: usize, hay: &[u8], from: usize, hits: &mut Vec<Hit>) {
         let rule = &self.rules[r];
         if rule.special == Special::K8sData {
             return; // handled line by line by the redactor
         }
         for p in &rule.patterns {
-            if p.secret_groups.is_empty() {
-                for m in p.re.find_iter(line) {
-                    if m.start() < m.end() {
+            let mut at = from;
+            while at <= hay.len() {
+                let (m, next) = if p.secret_groups.is_empty() {
+                    match p.re.find_at(hay, at) {
+                        Some(m) => (Some((m.start(), m.end())), m.end().max(m.start() + 1)),
+                        None => break,
+                    }
+                } else {
+                    let Some(caps) = p.re.captures_at(hay, at) else {
+                        break;
+                    };
+                    let whole = caps
+                        .get(0)
+                        .map(|m| (m.start(), m.end()))
+                        .unwrap_or((at, at));
+                    let secret = p
+                        .secret_groups
+                        .iter()
+                        .find_map(|&g| caps.get(g))
+                        .filter(|m| !(rule.placeholders && self.placeholder.is_match(m.as_bytes())))
+                        .map(|m| (m.start(), m.end()));
+                    (secret, whole.1.max(whole.0 + 1))
+                };
+                if let Some((s, e)) = m {
+                    if s < e {
                         hits.push(Hit {
-                            start: m.start(),
-                            end: m.end(),
+                            start: s,
+                            end: e,
                             rule: r,
                         });
                     }
                 }
-                continue;
-            }
-            for caps in p.re.captures_iter(line) {
-                let Some(m) = p.secret_groups.iter().find_map(|&g| caps.get(g)) else {
-                    continue;
-                };
-                if m.start() == m.end()
-                    || (rule.placeholders && self.placeholder.is_match(m.as_bytes()))
-                {
-                    continue;
-                }
-                hits.push(Hit {
-                    start: m.start(),
-                    end: m.end(),
-                    rule: r,
-                });
+                at = next;
             }
         }
     }

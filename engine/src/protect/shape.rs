@@ -396,8 +396,7 @@ impl Shaper {
                 self.tail_lines.push_back(kept);
                 loop {
                     let distinct = count_distinct(&self.tail_lines);
-                    if (distinct > tail || self.tail_used > tail_cap) && self.tail_lines.len() > 1
-                    {
+                    if (distinct > tail || self.tail_used > tail_cap) && self.tail_lines.len() > 1 {
                         if let Some(k) = self.tail_lines.pop_front() {
                             self.tail_used -= k.text.len();
                         }
@@ -688,13 +687,21 @@ mod tests {
             mode,
             max_chars: None,
         };
-        let head = shape(b(BudgetMode::Head { lines: 2 }), CaptureLimits::default(), &[&text]);
+        let head = shape(
+            b(BudgetMode::Head { lines: 2 }),
+            CaptureLimits::default(),
+            &[&text],
+        );
         assert_eq!(
             head.text,
             "line 1\nline 2\n[… execkit: 8 lines (57 bytes) not shown …]\n"
         );
         assert_eq!(head.report.lines_kept, 2);
-        let tail = shape(b(BudgetMode::Tail { lines: 2 }), CaptureLimits::default(), &[&text]);
+        let tail = shape(
+            b(BudgetMode::Tail { lines: 2 }),
+            CaptureLimits::default(),
+            &[&text],
+        );
         assert_eq!(
             tail.text,
             "[… execkit: 8 lines (56 bytes) elided …]\nline 9\nline 10\n"
