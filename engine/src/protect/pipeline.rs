@@ -57,27 +57,21 @@ impl Protector {
 
     /// Starts protecting one stream under a budget.
     pub fn stream(&self, budget: &Budget) -> Result<StreamProtector, BudgetError> {
-        Ok(StreamProtector {
-            strip: AnsiStripper::new(),
-            redact: self.redactor.stream(),
-            shape: Some(Shaper::new(budget, self.limits)?),
-            raw_bytes: 0,
-            stripped: String::new(),
-            redacted: String::new(),
-            through_bytes: 0,
-            through_newlines: 0,
-            through_last_newline: true,
-        })
+        Ok(self.start(Some(Shaper::new(budget, self.limits)?)))
     }
 
     /// Starts protecting one stream without bounding it: the protected text is handed
     /// back as it is produced ([`StreamProtector::drain`]) instead of being kept. For
     /// scrubbing whole files (`execkit redact`), never for command output.
     pub fn passthrough(&self) -> StreamProtector {
+        self.start(None)
+    }
+
+    fn start(&self, shape: Option<Shaper>) -> StreamProtector {
         StreamProtector {
             strip: AnsiStripper::new(),
             redact: self.redactor.stream(),
-            shape: None,
+            shape,
             raw_bytes: 0,
             stripped: String::new(),
             redacted: String::new(),
