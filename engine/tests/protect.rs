@@ -342,7 +342,14 @@ fn invalid_utf8_never_panics() {
         .map(|i| (i.wrapping_mul(7919) % 256) as u8)
         .collect();
     let out = protect_chunks(&p, &Budget::default(), &[&junk]);
-    assert!(out.report.raw_bytes == 20_000);
+    assert_eq!(out.report.raw_bytes, 20_000);
+    assert!(out.text.contains('\u{FFFD}'), "invalid bytes become U+FFFD");
+    assert!(!out.text.contains('\u{1b}'), "no escape survives");
+    let chunks: Vec<&[u8]> = junk.chunks(3).collect();
+    assert_eq!(
+        protect_chunks(&p, &Budget::default(), &chunks).text,
+        out.text
+    );
 }
 
 /// A corpus mixing everything the pipeline handles.

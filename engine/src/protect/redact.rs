@@ -234,7 +234,7 @@ impl StreamRedactor {
                 Some(nl) => {
                     let mut block = std::mem::take(&mut self.carry);
                     block.push_str(&text[..=nl]);
-                    self.process(&block, true, out);
+                    self.process(&block, out);
                     text = &text[nl + 1..];
                 }
                 None => {
@@ -246,7 +246,7 @@ impl StreamRedactor {
         }
         match memchr::memrchr(b'\n', text.as_bytes()) {
             Some(last) => {
-                self.process(&text[..=last], true, out);
+                self.process(&text[..=last], out);
                 self.carry.push_str(&text[last + 1..]);
             }
             None => self.carry.push_str(text),
@@ -258,7 +258,7 @@ impl StreamRedactor {
     pub fn finish(&mut self, out: &mut String) -> RedactionCounts {
         let rest = std::mem::take(&mut self.carry);
         if !rest.is_empty() {
-            self.process(&rest, true, out);
+            self.process(&rest, out);
         }
         if self.pem && !out.ends_with('\n') {
             out.push('\n');
@@ -284,7 +284,7 @@ impl StreamRedactor {
     /// Processes windows of an overlong partial line.
     fn flush_windows(&mut self, out: &mut String) {
         while self.carry.len() >= WINDOW {
-            if self.carry.as_bytes().windows(3).any(|w| w == GHOST_BYTES) {
+            if memchr::memmem::find(self.carry.as_bytes(), GHOST_BYTES).is_some() {
                 self.carry = super::ansi::remove_ghosts(&self.carry);
                 if self.carry.len() < WINDOW {
                     return;
@@ -328,14 +328,10 @@ impl StreamRedactor {
     }
 
     /// Redacts a block of whole lines (the last may lack its newline at end of stream).
-    fn process(&mut self, text: &str, stateful: bool, out: &mut String) {
+    fn process(&mut self, text: &str, out: &mut String) {
         let b = text.as_bytes();
         let mut spans: Vec<Span> = Vec::new();
-        let mut pos = if stateful {
-            self.continue_state(b, 0, &mut spans)
-        } else {
-            0
-        };
+        let mut pos = self.continue_state(b, 0, &mut spans);
         if let Some(known) = &self.r.known {
             let mut found = Vec::new();
             known.find_all(b, &mut found);
@@ -355,9 +351,17 @@ impl StreamRedactor {
         // Per line: the rules already run, and how far each one's window reached.
         let mut line_rules: Vec<(usize, usize)> = Vec::new();
         let mut line = (usize::MAX, 0usize, 0usize); // (start, content end, end)
+                                                     // End of a line that opened a multi-line secret: its other keywords are handled
+                                                     // first, then the lines that continue the secret are consumed.
+        let mut pending: Option<usize> = None;
         let mut i = 0;
         while i < kws.len() {
             let (at, at_end, k) = kws[i];
+            if let Some(le) = pending.filter(|&le| at >= le) {
+                pos = self.continue_state(b, le, &mut spans);
+                pending = None;
+                line = (usize::MAX, 0, 0);
+            }
             if at < pos {
                 i += 1;
                 continue;
@@ -413,31 +417,16 @@ impl StreamRedactor {
                 }
             }
             i += 1;
-            if stateful && (pem_open || k8s.is_some()) {
-                if pem_open {
-                    self.pem = true;
-                } else {
-                    self.k8s = k8s;
-                }
-                // Finish this line's other keywords first, then consume the block.
-                while i < kws.len() && kws[i].0 < le {
-                    let (at2, at2_end, k2) = kws[i];
-                    let (r2, r2e) = ((at2 - ls).min(text.len()), (at2_end - ls).min(text.len()));
-                    for &r in rules.keyword_owners(k2) {
-                        if self.r.k8s.contains(&r) || self.r.pem.contains(&r) {
-                            continue;
-                        }
-                        hits.clear();
-                        rules.run_rule_near(r, text, r2, r2e, &mut hits);
-                        for h in &hits {
-                            spans.push(self.span_of(*h, ls));
-                        }
-                    }
-                    i += 1;
-                }
-                pos = self.continue_state(b, le, &mut spans);
-                line = (usize::MAX, 0, 0);
+            if pem_open {
+                self.pem = true;
+                pending = Some(le);
+            } else if k8s.is_some() {
+                self.k8s = k8s;
+                pending = Some(le);
             }
+        }
+        if let Some(le) = pending {
+            self.continue_state(b, le, &mut spans);
         }
         if memchr::memmem::find(b, GHOST_BYTES).is_some() {
             self.rebuild_ghost_lines(text, &mut spans);
