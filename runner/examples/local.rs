@@ -1,0 +1,65 @@
+//! A local session under the shipped `default` policies: state that persists, a
+//! structured result, a denial, and a timeout that leaves the session usable.
+//!
+//! ```text
+//! cargo run -p execkit-runner --example local
+//! ```
+
+use execkit_engine::{Engine, PolicyBundle};
+use execkit_runner::{ExecError, ExecOptions, Session, SessionConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let set = execkit_policies::DEFAULT;
+    let bundle = PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        set.entities,
+    );
+    let engine = Arc::new(Engine::new(&bundle)?);
+    let workspace = std::env::temp_dir().join(format!("execkit-example-{}", std::process::id()));
+    std::fs::create_dir_all(workspace.join("src"))?;
+
+    let session = Session::local(SessionConfig::new(&workspace, engine)).await?;
+    let info = session.info().await;
+    println!(
+        "session {} sandbox {} ({:?}, Landlock ABI {})",
+        info.id,
+        info.enforcement.profile.as_str(),
+        info.enforcement.level,
+        info.enforcement.landlock_abi
+    );
+
+    let opts = ExecOptions::default();
+    session
+        .exec("cd src && export GREETING=hello", &opts)
+        .await?;
+    let r = session
+        .exec("echo \"$GREETING from $(pwd)\"", &opts)
+        .await?;
+    println!(
+        "stdout: {:?} exit {:?} in {} ms",
+        r.stdout, r.exit_code, r.duration_ms
+    );
+
+    match session.exec("cat ~/.ssh/id_rsa", &opts).await {
+        Err(ExecError::Denied(d)) => println!("denied: {}", d.reason),
+        other => println!("unexpected: {other:?}"),
+    }
+
+    let r = session
+        .exec(
+            "sleep 30",
+            &ExecOptions::timeout(Duration::from_millis(300)),
+        )
+        .await?;
+    println!("timed out: {} (exit {:?})", r.timed_out, r.exit_code);
+    let r = session.exec("pwd", &opts).await?;
+    println!("still in: {}", r.stdout.trim());
+
+    session.close().await;
+    std::fs::remove_dir_all(&workspace)?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The framing protocol: how one command's result is cut out of the shell's streams.
+//!
+//! It needs nothing but the shell's stdin and its separate stdout and stderr byte
+//! streams, so the same protocol can run over SSH or `docker exec`.
+//!
+//! One command is one line on stdin:
+//!
+//! ```text
+//! __ek_c=$'…escaped command…'; __ek_i=0; trap '…' INT; { eval "$__ek_c"; } </dev/null
+//! __ek_after $? SEQ
+//! ```
+//!
+//! Bash parses a whole line before it runs any of it, so the command text is never left
+//! in the pipe while it runs (only the fixed epilogue line is, which holds no secret). `eval` at top level keeps `declare`, `cd`, `export`,
+//! functions and aliases in the session. When the command is over, `__ek_after` prints an
+//! *ask* marker on stdout (`\n\x1fEK<token>:ask:<seq>\n`) and blocks reading a line from
+//! stdin. Only then does the server mint a fresh 128-bit nonce and send it; the shell
+//! ends stdout with `\n\x1fEK<nonce>:end:<status>:<cwd>\n\x1fEK<nonce>:fin\n` and stderr
+//! with `\n\x1fEK<nonce>:end\n`.
+//!
+//! The nonce does not exist while the command runs: it is in no variable, file, argument
+//! or pipe the command could read, so no output it prints can end its result early or
+//! leak into a later one. The ask marker carries only a per-session token; a command
+//! that prints a forged one gains nothing unless the shell itself is at that moment
+//! blocked reading its stdin, which the local transport checks with the kernel
+//! (`/proc/PID/syscall`) before it sends the nonce.
+
+use memchr::memmem;
+
+/// Shell code sent once, before any command, to set the session up.
+pub fn init_script(token: &str) -> String {
+    // `set -m` puts every job (foreground too) in its own process group, so a timeout can
+    // signal the command's group without touching the shell.
+    format!(
+        concat!(
+            "set +o history 2>/dev/null; unset HISTFILE; set -m; shopt -u expand_aliases 2>/dev/null; trap '' INT\n",
+            "__ek_after() {{\n",
+            "  local __ek_s=$1 __ek_n\n",
+            "  trap '' INT\n",
+            "  [[ $__ek_i == 1 ]] && __ek_s=130\n",
+            "  builtin printf '\\n\\037EK%s:ask:%s\\n' '{token}' \"$2\"\n",
+            "  IFS= builtin read -r __ek_n || builtin exit 97\n",
+            "  builtin printf '\\n\\037EK%s:end:%s:' \"$__ek_n\" \"$__ek_s\"\n",
+            "  builtin pwd -P 2>/dev/null || builtin printf '\\n'\n",
+            "  builtin printf '\\037EK%s:fin\\n' \"$__ek_n\"\n",
+            "  builtin printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
+            "}}\n",
+            "builtin printf '\\037EK%s:ready\\n' '{token}'\n",
+        ),
+        token = token
+    )
+}
+
+/// The marker the shell prints once the init script has run.
+pub fn ready_marker(token: &str) -> Vec<u8> {
+    format!("\x1fEK{token}:ready\n").into_bytes()
+}
+
+/// The ask marker for command `seq`.
+pub fn ask_marker(token: &str, seq: u64) -> Vec<u8> {
+    format!("\n\x1fEK{token}:ask:{seq}\n").into_bytes()
+}
+
+/// Start of the stdout end marker for a nonce.
+pub fn stdout_end_prefix(nonce: &str) -> Vec<u8> {
+    format!("\n\x1fEK{nonce}:end:").into_bytes()
+}
+
+/// Terminator of the stdout end marker.
+pub fn stdout_fin(nonce: &str) -> Vec<u8> {
+    format!("\x1fEK{nonce}:fin\n").into_bytes()
+}
+
+/// The stderr end marker.
+pub fn stderr_end(nonce: &str) -> Vec<u8> {
+    format!("\n\x1fEK{nonce}:end\n").into_bytes()
+}
+
+/// Quotes text as a bash ANSI-C string (`$'…'`) that holds no newline or control byte,
+/// so the whole frame stays on one line whatever the command contains.
+///
+/// ```
+/// assert_eq!(execkit_runner::frame::ansi_c_quote("echo 'a'\n"), "$'echo \\x27a\\x27\\x0a'");
+/// ```
+pub fn ansi_c_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str("$'");
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b" ./,_-=+:@%^&|;<>(){}[]*?~#!\"`$".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The stdin lines that run `command` as command number `seq`. `prefix` is shell code
+/// the session runs first (a stream rotation), or empty.
+///
+/// The epilogue is a line of its own: when a foreground job dies of SIGINT, bash abandons
+/// the rest of the current line, and the epilogue must run even then.
+pub fn command_line(command: &str, seq: u64, prefix: &str) -> String {
+    format!(
+        "{prefix}__ek_c={}; __ek_i=0; trap '__ek_i=1; break 100000 2>/dev/null; return 130 2>/dev/null' INT; {{ eval \"$__ek_c\"; }} </dev/null\n__ek_after $? {seq}\n",
+        ansi_c_quote(command)
+    )
+}
+
+/// A fresh random hex string of `bytes` random bytes.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Finds a byte string across chunk boundaries and hands back the bytes before it.
+///
+/// Bytes that could still be the start of the needle are held back until the next push.
+#[derive(Debug)]
+pub struct Splitter {
+    needle: Vec<u8>,
+    held: Vec<u8>,
+}
+
+/// What a push found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Split {
+    /// No needle yet: these bytes are data.
+    Data(Vec<u8>),
+    /// The needle: `before` is data, `after` is what followed it in this push.
+    Found {
+        /// Data before the needle.
+        before: Vec<u8>,
+        /// Bytes after the needle.
+        after: Vec<u8>,
+    },
+}
+
+impl Splitter {
+    /// A splitter looking for `needle` (non-empty).
+    pub fn new(needle: Vec<u8>) -> Splitter {
+        Splitter {
+            needle,
+            held: Vec::new(),
+        }
+    }
+
+    /// Looks for a new needle from now on; held bytes are searched again.
+    pub fn set_needle(&mut self, needle: Vec<u8>) {
+        self.needle = needle;
+    }
+
+    /// Bytes held back because they could begin the needle.
+    pub fn take_held(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Feeds bytes.
+    pub fn push(&mut self, bytes: &[u8]) -> Split {
+        self.held.extend_from_slice(bytes);
+        if let Some(at) = memmem::find(&self.held, &self.needle) {
+            let after = self.held.split_off(at + self.needle.len());
+            self.held.truncate(at);
+            let before = std::mem::take(&mut self.held);
+            return Split::Found { before, after };
+        }
+        // Keep the longest suffix that is a prefix of the needle.
+        let keep = longest_prefix_suffix(&self.held, &self.needle);
+        let rest = self.held.split_off(self.held.len() - keep);
+        Split::Data(std::mem::replace(&mut self.held, rest))
+    }
+}
+
+fn longest_prefix_suffix(hay: &[u8], needle: &[u8]) -> usize {
+    let max = needle.len().saturating_sub(1).min(hay.len());
+    (1..=max)
+        .rev()
+        .find(|&k| hay[hay.len() - k..] == needle[..k])
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_keeps_one_line() {
+        let q = ansi_c_quote("a\nb\tc'd\\e\x1b");
+        assert!(!q.contains('\n') && !q.contains('\t') && !q.contains('\x1b'));
+        assert_eq!(q, "$'a\\x0ab\\x09c\\x27d\\x5ce\\x1b'");
+    }
+
+    #[test]
+    fn splitter_finds_needle_across_chunks() {
+        let mut s = Splitter::new(b"\nEND\n".to_vec());
+        let mut data = Vec::new();
+        for chunk in [&b"hello\nE"[..], b"NDX\n", b"more\n", b"EN", b"D\nafter"] {
+            match s.push(chunk) {
+                Split::Data(d) => data.extend(d),
+                Split::Found { before, after } => {
+                    data.extend(before);
+                    assert_eq!(after, b"after");
+                    assert_eq!(data, b"hello\nENDX\nmore");
+                    return;
+                }
+            }
+        }
+        panic!("needle not found");
+    }
+}

@@ -1,0 +1,162 @@
+//! What the kernel says about the shell and its processes (`/proc`), and signalling them.
+//! The local transport trusts these over anything the shell prints.
+
+use std::path::PathBuf;
+
+/// Fields of `/proc/PID/stat` we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Process id.
+    pub pid: i32,
+    /// State letter (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// Parent pid.
+    pub ppid: i32,
+    /// Process group.
+    pub pgid: i32,
+    /// Session id.
+    pub sid: i32,
+}
+
+/// Reads `/proc/PID/stat`.
+pub fn stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold anything: split after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgid = f.next()?.parse().ok()?;
+    let sid = f.next()?.parse().ok()?;
+    Some(Stat {
+        pid,
+        state,
+        ppid,
+        pgid,
+        sid,
+    })
+}
+
+/// Every process on the system.
+pub fn all() -> Vec<Stat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(stat)
+        .collect()
+}
+
+/// `pid` and every process below it, plus every process in session `sid` (which catches
+/// children re-parented away after their parent exited).
+pub fn tree(pid: i32, sid: i32) -> Vec<Stat> {
+    let everything = all();
+    let mut keep: Vec<Stat> = Vec::new();
+    let mut frontier = vec![pid];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(p) = frontier.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for s in &everything {
+            if s.pid == p {
+                keep.push(*s);
+            }
+            if s.ppid == p {
+                frontier.push(s.pid);
+            }
+        }
+    }
+    for s in &everything {
+        if s.sid == sid && !seen.contains(&s.pid) {
+            keep.push(*s);
+            seen.insert(s.pid);
+        }
+    }
+    keep
+}
+
+/// Direct children of a single-threaded process.
+pub fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// True if `pid` is blocked in `read(0, …)`.
+pub fn blocked_reading_stdin(pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let mut f = text.split_whitespace();
+    let nr = f.next().and_then(|n| n.parse::<i64>().ok());
+    let fd = f
+        .next()
+        .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    nr == Some(libc::SYS_read) && fd == Some(0)
+}
+
+/// What `/proc/PID/fd/N` points to (`pipe:[1234]`, a path, ...).
+pub fn fd_target(pid: i32, fd: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
+}
+
+/// The process's working directory, as the kernel has it.
+pub fn cwd(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
+/// Sends a signal to a process group; true if it was delivered to someone.
+pub fn signal_group(pgid: i32, sig: i32) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: kill(2) with a negative pid addresses a process group.
+    unsafe { libc::kill(-pgid, sig) == 0 }
+}
+
+/// Sends a signal to one process; true if delivered.
+pub fn signal(pid: i32, sig: i32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// SIGKILLs `pid`'s whole tree (every process below it and in its session), repeating
+/// until nothing is left or `rounds` is used up, so forks racing the kill are caught.
+pub fn kill_tree(pid: i32, sid: i32, rounds: usize) {
+    for _ in 0..rounds {
+        let procs: Vec<Stat> = tree(pid, sid)
+            .into_iter()
+            .filter(|s| s.state != 'Z')
+            .collect();
+        if procs.is_empty() {
+            return;
+        }
+        for s in &procs {
+            signal(s.pid, libc::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_stat() {
+        let me = std::process::id() as i32;
+        let s = stat(me).unwrap();
+        assert_eq!(s.pid, me);
+        assert!(s.ppid > 0);
+        assert!(cwd(me).is_some());
+    }
+}

@@ -1,0 +1,154 @@
+//! What a call asks for ([`ExecOptions`]) and what it gets back ([`ExecResult`] or an
+//! [`ExecError`], of which [`Denial`] is the policy refusal).
+
+use execkit_engine::protect::{Budget, BudgetError, RedactionCounts, StreamReport};
+use execkit_engine::{Decision, Verdict};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Per-call options. They can only narrow what the operator configured: the timeout is
+/// cut to the operator's maximum and budgets work inside the capture limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOptions {
+    /// Timeout in milliseconds (default and maximum from the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// What to keep of stdout.
+    #[serde(default)]
+    pub stdout: Budget,
+    /// What to keep of stderr.
+    #[serde(default)]
+    pub stderr: Budget,
+}
+
+impl ExecOptions {
+    /// Options with a timeout.
+    pub fn timeout(d: Duration) -> ExecOptions {
+        ExecOptions {
+            timeout_ms: Some(d.as_millis() as u64),
+            ..ExecOptions::default()
+        }
+    }
+}
+
+/// The result of a command that ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecResult {
+    /// Protected (escape-stripped, redacted, bounded) stdout.
+    pub stdout: String,
+    /// Protected stderr.
+    pub stderr: String,
+    /// Exit status; `None` if the shell died before reporting one.
+    pub exit_code: Option<i32>,
+    /// Wall time from sending the command to its end.
+    pub duration_ms: u64,
+    /// The shell's working directory afterwards (as the kernel reports it, locally).
+    pub cwd: String,
+    /// The timeout fired and the command was interrupted.
+    pub timed_out: bool,
+    /// The caller cancelled it.
+    pub cancelled: bool,
+    /// The shell itself ended (`exit`, killed): the session must be restarted.
+    pub shell_exited: bool,
+    /// Sizes, budget and truncation of stdout.
+    pub stdout_report: StreamReport,
+    /// Sizes, budget and truncation of stderr.
+    pub stderr_report: StreamReport,
+    /// Redactions per rule id, both streams.
+    pub redactions: RedactionCounts,
+    /// The policy decision that let it run.
+    pub decision: Decision,
+}
+
+/// A command the policies did not allow. It never reached the shell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Denial {
+    /// `deny`, or `ask` (needs a human's approval).
+    pub verdict: Verdict,
+    /// One line for humans: the first blocking fact's reason and advice.
+    pub reason: String,
+    /// Every fact's decision, with policy ids and advice.
+    pub decision: Decision,
+}
+
+impl Denial {
+    /// Builds the denial for a decision that is not `Allow`.
+    pub fn from_decision(decision: Decision) -> Denial {
+        let reason = if let Some(e) = &decision.parse_error {
+            format!("the command could not be parsed: {e}")
+        } else if let Some(f) = decision.blocking().next() {
+            let advice = f
+                .policies
+                .iter()
+                .find_map(|p| p.advice.clone())
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+            format!("{} {}: {}{advice}", f.action, f.resource, f.reason)
+        } else {
+            "not allowed".to_string()
+        };
+        Denial {
+            verdict: decision.verdict,
+            reason,
+            decision,
+        }
+    }
+}
+
+/// Why `exec` returned no result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The policies refused it (or it needs approval).
+    #[error("{} by policy: {}", if .0.verdict == Verdict::Ask { "needs approval" } else { "denied" }, .0.reason)]
+    Denied(Box<Denial>),
+    /// The runner refused it before asking the policies.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// A budget in the options is invalid.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// The shell has ended; call `restart` to get a new one.
+    #[error("the session's shell has ended ({0}); restart the session")]
+    ShellGone(String),
+    /// The session was closed.
+    #[error("the session is closed")]
+    Closed,
+    /// Talking to the shell failed.
+    #[error("session I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ExecError {
+    /// The denial, if this is one.
+    pub fn denial(&self) -> Option<&Denial> {
+        match self {
+            ExecError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    /// The workspace is unusable.
+    #[error("workspace {path}: {message}")]
+    Workspace {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Running as another user needs root.
+    #[error("run-as user `{0}` needs the server to run as root")]
+    RunAsNeedsRoot(String),
+    /// Spawning or talking to the shell failed.
+    #[error("cannot start the shell: {0}")]
+    Spawn(std::io::Error),
+    /// The shell did not become ready.
+    #[error("the shell did not start: {0}")]
+    NotReady(String),
+}

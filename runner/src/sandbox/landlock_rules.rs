@@ -1,0 +1,178 @@
+//! Landlock rules: read everywhere except denied paths, write only to writable roots and a
+//! few device files, no TCP when the network is off, and signal/abstract-socket scoping.
+
+use super::SandboxError;
+use landlock::{
+    Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, Scope, ABI,
+};
+use std::path::{Path, PathBuf};
+
+/// The Landlock ABI we write rules for (filesystem incl. ioctl on devices, TCP, scopes).
+const TARGET: ABI = ABI::V6;
+
+/// Device files every shell may write.
+const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// Directories every shell may write: `/dev/shm` is where POSIX semaphores live (Python
+/// multiprocessing needs it).
+const SHARED_WRITABLE: &[&str] = &["/dev/shm"];
+
+/// The running kernel's Landlock ABI version (0 when Landlock is missing or disabled).
+pub fn kernel_landlock_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
+    // SAFETY: the documented version query: null attr, size 0, a flag.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 {
+        0
+    } else {
+        v as i32
+    }
+}
+
+/// Which parts the kernel will enforce.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Applied {
+    pub filesystem: bool,
+    pub network: bool,
+    pub scopes: bool,
+}
+
+pub struct Built {
+    pub ruleset: RulesetCreated,
+    pub applied: Applied,
+}
+
+fn ll(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Landlock(e.to_string())
+}
+
+pub fn build(
+    abi: i32,
+    writable: &[PathBuf],
+    deny_read: &[PathBuf],
+    block_tcp: bool,
+) -> Result<Built, SandboxError> {
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(TARGET))
+        .map_err(ll)?;
+    if block_tcp {
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(TARGET))
+            .map_err(ll)?;
+    }
+    ruleset = ruleset.scope(Scope::from_all(TARGET)).map_err(ll)?;
+    let mut created = ruleset.create().map_err(ll)?;
+
+    let read = AccessFs::from_read(TARGET);
+    for root in readable_roots(deny_read)? {
+        let Ok(fd) = PathFd::new(&root) else { continue };
+        let access = if root.is_dir() {
+            read
+        } else {
+            read & AccessFs::from_file(TARGET)
+        };
+        created = created.add_rule(PathBeneath::new(fd, access)).map_err(ll)?;
+    }
+    let all = AccessFs::from_all(TARGET);
+    for dir in writable
+        .iter()
+        .cloned()
+        .chain(SHARED_WRITABLE.iter().map(PathBuf::from))
+    {
+        if deny_read.iter().any(|d| dir.starts_with(d)) {
+            return Err(SandboxError::Path {
+                path: dir,
+                message: "is both writable and denied for reading".into(),
+            });
+        }
+        let Ok(fd) = PathFd::new(&dir) else { continue };
+        let access = if dir.is_dir() {
+            all
+        } else {
+            AccessFs::from_file(TARGET)
+        };
+        created = created.add_rule(PathBeneath::new(fd, access)).map_err(ll)?;
+    }
+    for dev in DEVICES {
+        let Ok(fd) = PathFd::new(dev) else { continue };
+        created = created
+            .add_rule(PathBeneath::new(fd, AccessFs::from_file(TARGET)))
+            .map_err(ll)?;
+    }
+    Ok(Built {
+        ruleset: created,
+        applied: Applied {
+            filesystem: abi >= 1,
+            network: block_tcp && abi >= 4,
+            scopes: abi >= 6,
+        },
+    })
+}
+
+/// The smallest set of paths whose union is everything except the denied paths: each
+/// denied path's ancestors are replaced by their other children (Landlock rules only add).
+fn readable_roots(deny: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
+    let mut roots = vec![PathBuf::from("/")];
+    for d in deny {
+        if !d.is_absolute() {
+            return Err(SandboxError::Path {
+                path: d.clone(),
+                message: "deny_read paths must be absolute".into(),
+            });
+        }
+        let mut next = Vec::new();
+        for r in roots {
+            carve(&r, d, &mut next);
+        }
+        roots = next;
+    }
+    Ok(roots)
+}
+
+fn carve(root: &Path, deny: &Path, out: &mut Vec<PathBuf>) {
+    if root == deny {
+        return;
+    }
+    if !deny.starts_with(root) || !root.is_dir() {
+        out.push(root.to_path_buf());
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        carve(&e.path(), deny, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carving_leaves_out_only_the_denied_path() {
+        let dir = std::env::temp_dir().join(format!("ek-carve-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/secret")).unwrap();
+        std::fs::create_dir_all(dir.join("a/open")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        let mut out = Vec::new();
+        carve(&dir, &dir.join("a/secret"), &mut out);
+        out.sort();
+        assert_eq!(out, vec![dir.join("a/open"), dir.join("b")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,793 @@
+//! A session: one persistent shell, the policy check in front of it and the protection
+//! pipeline behind it.
+
+use crate::config::SessionConfig;
+use crate::frame::{self, Split, Splitter};
+use crate::procs;
+use crate::result::{Denial, ExecError, ExecOptions, ExecResult, SessionError};
+use crate::sandbox::Enforcement;
+use crate::shell::{Chunk, Shell};
+use execkit_audit::{AuditEvent, CommandRecord, DecisionRecord, StreamSummary, Who};
+use execkit_engine::protect::{Protector, Redactor, StreamProtector};
+use execkit_engine::{Decision, DecisionEnv, Verdict};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Notify};
+
+/// What a session is, for reports (`execkit doctor`, the MCP server).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    /// Session id (random).
+    pub id: String,
+    /// The workspace.
+    pub workspace: PathBuf,
+    /// The private tmp dir (`TMPDIR`).
+    pub tmp: PathBuf,
+    /// The shell's pid (while it runs).
+    pub shell_pid: Option<i32>,
+    /// The confinement achieved.
+    pub enforcement: Enforcement,
+    /// The account the shell runs as.
+    pub user: String,
+}
+
+/// A persistent local shell session.
+///
+/// ```no_run
+/// # async fn demo(engine: std::sync::Arc<execkit_engine::Engine>) -> Result<(), Box<dyn std::error::Error>> {
+/// use execkit_runner::{ExecOptions, Session, SessionConfig};
+/// let session = Session::local(SessionConfig::new("/work/project", engine)).await?;
+/// session.exec("cd src && export MODE=fast", &ExecOptions::default()).await?;
+/// let r = session.exec("pwd; echo $MODE", &ExecOptions::default()).await?;
+/// assert_eq!(r.stdout, "/work/project/src\nfast\n");
+/// session.close().await;
+/// # Ok(()) }
+/// ```
+pub struct Session {
+    id: String,
+    config: SessionConfig,
+    protector: Protector,
+    home: PathBuf,
+    dir: PathBuf,
+    tmp: PathBuf,
+    running: Arc<Running>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct Running {
+    seq: AtomicU64,
+    cancel: AtomicU64,
+    notify: Notify,
+}
+
+struct State {
+    shell: Option<Shell>,
+    gone: Option<String>,
+    closed: bool,
+    cwd: String,
+    enforcement: Enforcement,
+}
+
+impl Session {
+    /// Starts a local session: creates the private tmp dir, spawns bash under the sandbox
+    /// and waits until it is ready.
+    pub async fn local(config: SessionConfig) -> Result<Session, SessionError> {
+        let workspace = config
+            .workspace
+            .canonicalize()
+            .map_err(|e| SessionError::Workspace {
+                path: config.workspace.display().to_string(),
+                message: e.to_string(),
+            })?;
+        if !workspace.is_dir() {
+            return Err(SessionError::Workspace {
+                path: workspace.display().to_string(),
+                message: "is not a directory".into(),
+            });
+        }
+        // SAFETY: geteuid has no preconditions.
+        if let Some(r) = &config.run_as {
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(SessionError::RunAsNeedsRoot(r.name.clone()));
+            }
+        }
+        let mut config = config;
+        config.workspace = workspace.clone();
+        let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
+        let base = config.tmp_base.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("execkit-{id}"));
+        let tmp = dir.join("tmp");
+        make_private_dir(&dir, None).map_err(SessionError::Spawn)?;
+        make_private_dir(&tmp, config.run_as.as_ref().map(|r| (r.uid, r.gid)))
+            .map_err(SessionError::Spawn)?;
+        let home = config
+            .home
+            .clone()
+            .or_else(|| config.run_as.as_ref().map(|r| r.home.clone()))
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut secrets = config.secrets.clone();
+        let env = crate::shell::environment(&config, &home, &tmp);
+        secrets.add_env(
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &config.secret_env,
+        );
+        let protector = Protector::new(Redactor::new(&secrets), config.limits.capture);
+        let spawned = Shell::spawn(&config, &home, &tmp).await;
+        let (shell, enforcement) = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        Ok(Session {
+            id,
+            protector,
+            home,
+            dir,
+            tmp,
+            running: Arc::new(Running::default()),
+            state: Mutex::new(State {
+                shell: Some(shell),
+                gone: None,
+                closed: false,
+                cwd: workspace.display().to_string(),
+                enforcement,
+            }),
+            config,
+        })
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// What the session is and how it is confined.
+    pub async fn info(&self) -> SessionInfo {
+        let st = self.state.lock().await;
+        SessionInfo {
+            id: self.id.clone(),
+            workspace: self.config.workspace.clone(),
+            tmp: self.tmp.clone(),
+            shell_pid: st.shell.as_ref().map(|s| s.pid),
+            enforcement: st.enforcement.clone(),
+            user: self
+                .config
+                .run_as
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| format!("uid {}", unsafe { libc::geteuid() })),
+        }
+    }
+
+    /// The shell's current directory as last reported.
+    pub async fn cwd(&self) -> String {
+        self.state.lock().await.cwd.clone()
+    }
+
+    /// The policy decision for a command in this session's current state, without running it.
+    pub async fn decide(&self, command: &str) -> Decision {
+        let cwd = self.cwd().await;
+        self.config.engine.decide(command, &self.decision_env(&cwd))
+    }
+
+    fn decision_env(&self, cwd: &str) -> DecisionEnv {
+        let mut env = DecisionEnv::local(
+            &self.config.workspace.display().to_string(),
+            &self.home.display().to_string(),
+        );
+        env.identity = self.config.identity.clone();
+        env.identity.session_id = self.id.clone();
+        env.cwd = Some(cwd.to_string());
+        env
+    }
+
+    fn who(&self) -> Who {
+        Who {
+            session: self.id.clone(),
+            agent: self.config.identity.agent.clone(),
+            operator: self.config.identity.operator.clone(),
+            transport: "local".into(),
+            target: self.config.workspace.display().to_string(),
+        }
+    }
+
+    fn audit(&self, event: AuditEvent) {
+        if let Some(log) = &self.config.audit {
+            if let Ok(mut log) = log.lock() {
+                if let Err(e) = log.append(&event) {
+                    eprintln!("execkit: audit append failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Cancels the command that is running, if any: it is interrupted like a timeout and
+    /// its result comes back with `cancelled` set.
+    pub fn cancel(&self) {
+        let seq = self.running.seq.load(Ordering::SeqCst);
+        if seq != 0 {
+            self.running.cancel.store(seq, Ordering::SeqCst);
+            self.running.notify.notify_waiters();
+        }
+    }
+
+    /// Runs one command: policy check, then the shell, then output protection.
+    pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
+        if command.contains('\0') {
+            return Err(ExecError::Rejected(
+                "the command contains a NUL byte".into(),
+            ));
+        }
+        if command.contains("__ek_") {
+            return Err(ExecError::Rejected(
+                "names starting with `__ek_` are reserved for the session's framing".into(),
+            ));
+        }
+        let out = self.protector.stream(&opts.stdout)?;
+        let err = self.protector.stream(&opts.stderr)?;
+        let limits = self.config.limits;
+        let timeout = opts
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(limits.default_timeout)
+            .min(limits.max_timeout);
+
+        let mut st = self.state.lock().await;
+        if st.closed {
+            return Err(ExecError::Closed);
+        }
+        let cwd = st.cwd.clone();
+        let decision = self.config.engine.decide(command, &self.decision_env(&cwd));
+        let redact = |t: &str| self.protector.redact_text(t).text;
+        self.audit(AuditEvent::Decision(DecisionRecord::from_decision(
+            self.who(),
+            command,
+            &cwd,
+            &decision,
+            &redact,
+        )));
+        if decision.verdict != Verdict::Allow {
+            return Err(ExecError::Denied(Box::new(Denial::from_decision(decision))));
+        }
+        if st.shell.is_none() {
+            let why = st.gone.clone().unwrap_or_else(|| "not running".into());
+            return Err(ExecError::ShellGone(why));
+        }
+        let run = {
+            let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
+            let run = Run::new(self, shell, out, err, timeout);
+            run.go(command).await
+        };
+        let run = match run {
+            Ok(r) => r,
+            Err(e) => {
+                self.running.seq.store(0, Ordering::SeqCst);
+                if let Some(mut sh) = st.shell.take() {
+                    sh.kill_all();
+                }
+                st.gone = Some(format!("lost contact with the shell: {e}"));
+                return Err(ExecError::Io(e));
+            }
+        };
+        self.running.seq.store(0, Ordering::SeqCst);
+        let stdout = run.out.finish();
+        let stderr = run.err.finish();
+        if let Some(c) = run.cwd {
+            st.cwd = c;
+        }
+        if let Some(why) = run.shell_gone {
+            if let Some(mut sh) = st.shell.take() {
+                sh.kill_all();
+            }
+            st.gone = Some(why);
+        }
+        let mut redactions = stdout.redactions.clone();
+        for (k, v) in &stderr.redactions {
+            *redactions.entry(k.clone()).or_default() += v;
+        }
+        let result = ExecResult {
+            stdout: stdout.text,
+            stderr: stderr.text,
+            exit_code: run.exit_code,
+            duration_ms: run.duration.as_millis() as u64,
+            cwd: st.cwd.clone(),
+            timed_out: run.timed_out,
+            cancelled: run.cancelled,
+            shell_exited: st.shell.is_none(),
+            stdout_report: stdout.report,
+            stderr_report: stderr.report,
+            redactions,
+            decision,
+        };
+        self.audit(AuditEvent::Command(CommandRecord {
+            who: self.who(),
+            command: redact(command),
+            cwd: redact(&cwd),
+            exit_code: result.exit_code,
+            duration_ms: result.duration_ms,
+            timed_out: result.timed_out,
+            cancelled: result.cancelled,
+            stdout: StreamSummary::from(&result.stdout_report),
+            stderr: StreamSummary::from(&result.stderr_report),
+            redactions: result.redactions.clone(),
+        }));
+        Ok(result)
+    }
+
+    /// Starts a new shell after the old one ended (state such as cwd and variables is
+    /// lost; the cwd goes back to the workspace).
+    pub async fn restart(&self) -> Result<(), SessionError> {
+        let mut st = self.state.lock().await;
+        if let Some(mut sh) = st.shell.take() {
+            sh.kill_all();
+        }
+        let (shell, enforcement) = Shell::spawn(&self.config, &self.home, &self.tmp).await?;
+        st.shell = Some(shell);
+        st.enforcement = enforcement;
+        st.gone = None;
+        st.closed = false;
+        st.cwd = self.config.workspace.display().to_string();
+        Ok(())
+    }
+
+    /// Ends the session: kills the shell and everything it started, waits for them, and
+    /// removes the private tmp dir.
+    pub async fn close(&self) {
+        self.cancel();
+        let mut st = self.state.lock().await;
+        st.closed = true;
+        if let Some(mut sh) = st.shell.take() {
+            sh.kill_all();
+            let _ = tokio::time::timeout(Duration::from_secs(5), sh.child.wait()).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.state.try_lock() {
+            if let Some(mut sh) = st.shell.take() {
+                sh.kill_all();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().mode(0o700).create(p)?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid))?;
+        if let Some(parent) = p.parent() {
+            // The shell's user must be able to reach its tmp dir.
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where stdout framing is.
+enum Out {
+    /// Command output, looking for the ask marker.
+    Running(Splitter),
+    /// Ask marker seen; waiting for the kernel to confirm the shell reads stdin. Holds
+    /// what came after the marker.
+    Pending(Vec<u8>),
+    /// Nonce sent; bytes until the end marker are not the command's.
+    AwaitEnd(Splitter),
+    /// Reading status and cwd up to the terminator.
+    AwaitFin(Splitter, Vec<u8>),
+    /// Finished.
+    Done,
+}
+
+/// One command's run.
+struct Run<'a> {
+    session: &'a Session,
+    shell: &'a mut Shell,
+    out: StreamProtector,
+    err: StreamProtector,
+    timeout: Duration,
+    out_state: Out,
+    err_split: Option<Splitter>,
+    err_done: bool,
+    exit_code: Option<i32>,
+    cwd: Option<String>,
+    timed_out: bool,
+    cancelled: bool,
+    shell_gone: Option<String>,
+    duration: Duration,
+    eof: (bool, bool),
+    fin_needle: Vec<u8>,
+}
+
+/// What a run leaves behind.
+struct Outcome {
+    out: StreamProtector,
+    err: StreamProtector,
+    exit_code: Option<i32>,
+    cwd: Option<String>,
+    timed_out: bool,
+    cancelled: bool,
+    shell_gone: Option<String>,
+    duration: Duration,
+}
+
+/// Interrupt escalation after a timeout or cancel.
+struct Stopper {
+    stage: u32,
+    next: Instant,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        session: &'a Session,
+        shell: &'a mut Shell,
+        out: StreamProtector,
+        err: StreamProtector,
+        timeout: Duration,
+    ) -> Run<'a> {
+        Run {
+            session,
+            shell,
+            out,
+            err,
+            timeout,
+            out_state: Out::Done,
+            err_split: None,
+            err_done: false,
+            exit_code: None,
+            cwd: None,
+            timed_out: false,
+            cancelled: false,
+            shell_gone: None,
+            duration: Duration::ZERO,
+            eof: (false, false),
+            fin_needle: Vec::new(),
+        }
+    }
+
+    async fn go(mut self, command: &str) -> std::io::Result<Outcome> {
+        // Anything left from before this command belongs to no one.
+        let gen_before = self.shell.generation();
+        while let Ok(c) = self.shell.rx.try_recv() {
+            if c.data.is_none() && c.gen == gen_before {
+                self.shell_gone = Some("the shell's output closed".into());
+                return Ok(self.outcome());
+            }
+        }
+        let prefix = if self.shell.rotate {
+            self.shell.rotate_pipes()?
+        } else {
+            String::new()
+        };
+        self.shell.seq += 1;
+        let seq = self.shell.seq;
+        let gen = self.shell.generation();
+        self.out_state = Out::Running(Splitter::new(frame::ask_marker(&self.shell.token, seq)));
+        let running = self.session.running.clone();
+        running.seq.store(seq, Ordering::SeqCst);
+        let background_before = self.shell.background.clone();
+        let line = frame::command_line(command, seq, &prefix);
+        let started = Instant::now();
+        self.shell.write(line.as_bytes()).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut stopper: Option<Stopper> = None;
+        let tick = Duration::from_millis(1);
+        loop {
+            if matches!(self.out_state, Out::Done) && self.err_done {
+                break;
+            }
+            if self.shell_gone.is_some() {
+                break;
+            }
+            let pending = matches!(self.out_state, Out::Pending(_));
+            if pending {
+                self.try_confirm(false).await?;
+                if !matches!(self.out_state, Out::Pending(_)) {
+                    continue;
+                }
+            }
+            let cancel_wait = running.notify.notified();
+            tokio::select! {
+                chunk = self.shell.rx.recv() => match chunk {
+                    Some(c) => self.on_chunk(c, gen).await?,
+                    None => self.shell_gone = Some("the shell's output closed".into()),
+                },
+                status = self.shell.child.wait() => {
+                    self.drain_after_exit(gen).await?;
+                    let s = status.ok();
+                    self.exit_code = s.and_then(|s| s.code().or_else(|| {
+                        use std::os::unix::process::ExitStatusExt;
+                        s.signal().map(|sig| 128 + sig)
+                    }));
+                    self.shell_gone = Some(match s {
+                        Some(s) => format!("the shell exited: {s}"),
+                        None => "the shell exited".into(),
+                    });
+                }
+                _ = tokio::time::sleep_until(deadline), if stopper.is_none() => {
+                    self.timed_out = true;
+                    stopper = Some(Stopper { stage: 0, next: Instant::now() });
+                }
+                _ = cancel_wait, if stopper.is_none() => {
+                    if running.cancel.load(Ordering::SeqCst) == seq {
+                        self.cancelled = true;
+                        stopper = Some(Stopper { stage: 0, next: Instant::now() });
+                    }
+                }
+                _ = tokio::time::sleep(tick), if pending || stopper.is_some() => {}
+            }
+            if running.cancel.load(Ordering::SeqCst) == seq && stopper.is_none() {
+                self.cancelled = true;
+                stopper = Some(Stopper {
+                    stage: 0,
+                    next: Instant::now(),
+                });
+            }
+            if let Some(s) = &mut stopper {
+                if Instant::now() >= s.next {
+                    self.escalate(s, &background_before);
+                }
+            }
+        }
+        self.duration = started.elapsed();
+        self.finish_framing();
+        if self.shell_gone.is_none() {
+            // The kernel's word on the cwd, not the shell's.
+            if let Some(c) = procs::cwd(self.shell.pid) {
+                self.cwd = Some(c.display().to_string());
+            }
+        }
+        self.shell.unlink_fifos();
+        Ok(self.outcome())
+    }
+
+    fn outcome(self) -> Outcome {
+        Outcome {
+            out: self.out,
+            err: self.err,
+            exit_code: self.exit_code,
+            cwd: self.cwd,
+            timed_out: self.timed_out,
+            cancelled: self.cancelled,
+            shell_gone: self.shell_gone,
+            duration: self.duration,
+        }
+    }
+
+    /// One step of SIGINT → SIGTERM → SIGKILL on the command's process groups; a command
+    /// running inside the shell itself (a builtin loop) gets SIGINT on the shell, whose
+    /// trap breaks out; last of all the shell is killed.
+    fn escalate(&mut self, s: &mut Stopper, background_before: &[i32]) {
+        let grace = self.session.config.limits.grace;
+        let pid = self.shell.pid;
+        let in_command = matches!(self.out_state, Out::Running(_));
+        let groups: Vec<i32> = procs::children(pid)
+            .into_iter()
+            .filter(|c| !background_before.contains(c))
+            .filter_map(procs::stat)
+            .map(|s| s.pgid)
+            .filter(|&g| g != pid)
+            .collect();
+        let sig = match s.stage {
+            0 => Some(libc::SIGINT),
+            1 => Some(libc::SIGTERM),
+            2 => Some(libc::SIGKILL),
+            _ => None,
+        };
+        match sig {
+            Some(sig) => {
+                for g in &groups {
+                    procs::signal_group(*g, sig);
+                }
+                if groups.is_empty() && in_command {
+                    procs::signal(pid, libc::SIGINT);
+                }
+                s.next = Instant::now() + grace;
+            }
+            None if s.stage < 6 => {
+                if in_command {
+                    procs::signal(pid, libc::SIGINT);
+                }
+                s.next = Instant::now() + grace;
+            }
+            None => {
+                procs::kill_tree(pid, pid, 20);
+                s.next = Instant::now() + Duration::from_secs(3600);
+            }
+        }
+        s.stage += 1;
+    }
+
+    async fn drain_after_exit(&mut self, gen: u64) -> std::io::Result<()> {
+        // The pipes may still hold the last output; give the readers a moment.
+        let until = tokio::time::Instant::now() + Duration::from_millis(200);
+        while !(self.eof.0 && self.eof.1) {
+            match tokio::time::timeout_at(until, self.shell.rx.recv()).await {
+                Ok(Some(c)) => self.on_chunk(c, gen).await?,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_chunk(&mut self, c: Chunk, gen: u64) -> std::io::Result<()> {
+        if c.gen != gen {
+            return Ok(());
+        }
+        let Some(data) = c.data else {
+            if c.err {
+                self.eof.1 = true;
+            } else {
+                self.eof.0 = true;
+            }
+            if self.eof.0 && self.eof.1 && self.shell_gone.is_none() {
+                self.shell_gone = Some("the shell's output closed".into());
+            }
+            return Ok(());
+        };
+        if c.err {
+            self.on_stderr(&data);
+        } else {
+            self.on_stdout(&data);
+            if matches!(self.out_state, Out::Pending(_)) {
+                self.try_confirm(true).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_stderr(&mut self, data: &[u8]) {
+        if self.err_done {
+            return;
+        }
+        match &mut self.err_split {
+            None => self.err.push(data),
+            Some(split) => match split.push(data) {
+                Split::Data(d) => self.err.push(&d),
+                Split::Found { before, .. } => {
+                    self.err.push(&before);
+                    self.err_done = true;
+                }
+            },
+        }
+    }
+
+    fn on_stdout(&mut self, data: &[u8]) {
+        let mut data = data.to_vec();
+        loop {
+            match &mut self.out_state {
+                Out::Running(split) => match split.push(&data) {
+                    Split::Data(d) => {
+                        self.out.push(&d);
+                        return;
+                    }
+                    Split::Found { before, after } => {
+                        self.out.push(&before);
+                        self.out_state = Out::Pending(after);
+                        return;
+                    }
+                },
+                Out::Pending(held) => {
+                    held.extend_from_slice(&data);
+                    // A second ask marker means the first was the command's own output.
+                    let marker = frame::ask_marker(&self.shell.token, self.shell.seq);
+                    if let Some(at) = memchr::memmem::rfind(held, &marker) {
+                        let mut as_data = marker.clone();
+                        as_data.extend_from_slice(&held[..at]);
+                        let rest = held[at + marker.len()..].to_vec();
+                        self.out.push(&as_data);
+                        self.out_state = Out::Pending(rest);
+                    }
+                    return;
+                }
+                Out::AwaitEnd(split) => match split.push(&data) {
+                    Split::Data(_) => return,
+                    Split::Found { after, .. } => {
+                        let fin = self.fin_needle.clone();
+                        self.out_state = Out::AwaitFin(Splitter::new(fin), Vec::new());
+                        data = after;
+                    }
+                },
+                Out::AwaitFin(split, body) => match split.push(&data) {
+                    Split::Data(d) => {
+                        body.extend(d);
+                        return;
+                    }
+                    Split::Found { before, .. } => {
+                        body.extend(before);
+                        let body = std::mem::take(body);
+                        self.parse_end(&body);
+                        self.out_state = Out::Done;
+                        return;
+                    }
+                },
+                Out::Done => return,
+            }
+        }
+    }
+
+    /// Sends the nonce once the kernel shows the shell blocked reading its stdin: only
+    /// then is the command really over. `spin` waits briefly for the shell to get there.
+    async fn try_confirm(&mut self, spin: bool) -> std::io::Result<()> {
+        if !matches!(self.out_state, Out::Pending(_)) {
+            return Ok(());
+        }
+        let tries = if spin { 8 } else { 1 };
+        let mut ready = false;
+        for i in 0..tries {
+            if self.shell.waiting_for_input() {
+                ready = true;
+                break;
+            }
+            if i + 1 < tries {
+                std::thread::sleep(Duration::from_micros(20 << i.min(4)));
+            }
+        }
+        if !ready {
+            return Ok(());
+        }
+        // Children still alive now are background jobs: give the next command new pipes.
+        self.shell.background = procs::children(self.shell.pid);
+        if !self.shell.background.is_empty() {
+            self.shell.rotate = true;
+        }
+        let nonce = frame::random_hex(16)?;
+        self.shell.write(format!("{nonce}\n").as_bytes()).await?;
+        self.fin_needle = frame::stdout_fin(&nonce);
+        self.err_split = Some(Splitter::new(frame::stderr_end(&nonce)));
+        let end = Out::AwaitEnd(Splitter::new(frame::stdout_end_prefix(&nonce)));
+        if let Out::Pending(held) = std::mem::replace(&mut self.out_state, end) {
+            if !held.is_empty() {
+                self.on_stdout(&held);
+            }
+        }
+        Ok(())
+    }
+
+    /// `<status>:<cwd>\n` from the end marker.
+    fn parse_end(&mut self, body: &[u8]) {
+        let text = String::from_utf8_lossy(body);
+        let (status, cwd) = text.split_once(':').unwrap_or((&text, ""));
+        if let Ok(code) = status.trim().parse::<i32>() {
+            self.exit_code = Some(code);
+        }
+        let cwd = cwd.strip_suffix('\n').unwrap_or(cwd);
+        if !cwd.is_empty() {
+            self.cwd = Some(cwd.to_string());
+        }
+    }
+
+    /// Hands bytes still held by the framing to the streams (the shell ended mid-frame).
+    fn finish_framing(&mut self) {
+        match &mut self.out_state {
+            Out::Running(split) => {
+                let held = split.take_held();
+                self.out.push(&held);
+            }
+            Out::Pending(held) => {
+                let mut as_data = frame::ask_marker(&self.shell.token, self.shell.seq);
+                as_data.extend_from_slice(held);
+                self.out.push(&as_data);
+            }
+            _ => {}
+        }
+        if !self.err_done {
+            if let Some(split) = &mut self.err_split {
+                let held = split.take_held();
+                self.err.push(&held);
+            }
+        }
+    }
+}
