@@ -33,7 +33,7 @@ pub fn init_script(token: &str) -> String {
     // signal the command's group without touching the shell.
     format!(
         concat!(
-            "set +o history 2>/dev/null; unset HISTFILE; set -m; shopt -u expand_aliases 2>/dev/null; trap '' INT\n",
+            "set +o history 2>/dev/null; unset HISTFILE; set -m; shopt -s expand_aliases; trap '' INT\n",
             "__ek_after() {{\n",
             "  local __ek_s=$1 __ek_n\n",
             "  trap '' INT\n",

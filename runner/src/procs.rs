@@ -131,20 +131,45 @@ pub fn signal(pid: i32, sig: i32) -> bool {
 
 /// SIGKILLs `pid`'s whole tree (every process below it and in its session), repeating
 /// until nothing is left or `rounds` is used up, so forks racing the kill are caught.
+/// Dead orphans that were re-parented to this process are reaped; `pid` itself is left
+/// for its owner to wait on.
 pub fn kill_tree(pid: i32, sid: i32, rounds: usize) {
+    let me = std::process::id() as i32;
     for _ in 0..rounds {
-        let procs: Vec<Stat> = tree(pid, sid)
-            .into_iter()
-            .filter(|s| s.state != 'Z')
+        let procs = tree(pid, sid);
+        let live: Vec<&Stat> = procs.iter().filter(|s| s.state != 'Z').collect();
+        let ours: Vec<&Stat> = procs
+            .iter()
+            .filter(|s| s.state == 'Z' && s.ppid == me && s.pid != pid)
             .collect();
-        if procs.is_empty() {
+        for s in &ours {
+            reap(s.pid);
+        }
+        if live.is_empty() && ours.is_empty() {
             return;
         }
-        for s in &procs {
+        for s in &live {
             signal(s.pid, libc::SIGKILL);
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+}
+
+/// Reaps dead processes of session `sid` that were re-parented to this process (all but
+/// `except`, which its owner waits on).
+pub fn reap_orphans(sid: i32, except: i32) {
+    let me = std::process::id() as i32;
+    for s in all() {
+        if s.sid == sid && s.state == 'Z' && s.ppid == me && s.pid != except {
+            reap(s.pid);
+        }
+    }
+}
+
+fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid on a specific child, non-blocking.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
 }
 
 #[cfg(test)]

@@ -97,6 +97,10 @@ impl Session {
         }
         let mut config = config;
         config.workspace = workspace.clone();
+        // Orphans of the shell's processes (`(cmd &)`, daemons) are re-parented to this
+        // process instead of init, so they can be killed and reaped with the session.
+        // SAFETY: prctl with constant arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
         let base = config.tmp_base.clone().unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!("execkit-{id}"));
@@ -383,8 +387,9 @@ enum Out {
     /// Ask marker seen; waiting for the kernel to confirm the shell reads stdin. Holds
     /// what came after the marker.
     Pending(Vec<u8>),
-    /// Nonce sent; bytes until the end marker are not the command's.
-    AwaitEnd(Splitter),
+    /// Nonce sent; bytes until the end marker are kept in case the confirmed ask marker
+    /// was a forgery followed by the real one.
+    AwaitEnd(Splitter, Vec<u8>),
     /// Reading status and cwd up to the terminator.
     AwaitFin(Splitter, Vec<u8>),
     /// Finished.
@@ -410,6 +415,15 @@ struct Run<'a> {
     eof: (bool, bool),
     fin_needle: Vec<u8>,
 }
+
+/// A shell-style exit code: the status, or 128 + the signal that killed it.
+fn exit_code_of(s: std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().or_else(|| s.signal().map(|sig| 128 + sig))
+}
+
+/// Output held after an unconfirmed ask marker before it is taken as the command's own.
+const PENDING_LIMIT: usize = 1 << 20;
 
 /// What a run leaves behind.
 struct Outcome {
@@ -507,10 +521,7 @@ impl<'a> Run<'a> {
                 status = self.shell.child.wait() => {
                     self.drain_after_exit(gen).await?;
                     let s = status.ok();
-                    self.exit_code = s.and_then(|s| s.code().or_else(|| {
-                        use std::os::unix::process::ExitStatusExt;
-                        s.signal().map(|sig| 128 + sig)
-                    }));
+                    self.exit_code = s.and_then(exit_code_of);
                     self.shell_gone = Some(match s {
                         Some(s) => format!("the shell exited: {s}"),
                         None => "the shell exited".into(),
@@ -542,6 +553,13 @@ impl<'a> Run<'a> {
             }
         }
         self.duration = started.elapsed();
+        if self.shell_gone.is_some() && self.exit_code.is_none() {
+            if let Ok(Ok(status)) =
+                tokio::time::timeout(Duration::from_secs(2), self.shell.child.wait()).await
+            {
+                self.exit_code = exit_code_of(status);
+            }
+        }
         self.finish_framing();
         if self.shell_gone.is_none() {
             // The kernel's word on the cwd, not the shell's.
@@ -550,6 +568,7 @@ impl<'a> Run<'a> {
             }
         }
         self.shell.unlink_fifos();
+        procs::reap_orphans(self.shell.pid, self.shell.pid);
         Ok(self.outcome())
     }
 
@@ -689,12 +708,34 @@ impl<'a> Run<'a> {
                         let rest = held[at + marker.len()..].to_vec();
                         self.out.push(&as_data);
                         self.out_state = Out::Pending(rest);
+                    } else if held.len() > PENDING_LIMIT && !self.shell.waiting_for_input() {
+                        // A real ask is followed at once by the shell reading its stdin,
+                        // not by a megabyte of output: this one was the command's.
+                        let held = std::mem::take(held);
+                        self.out.push(&marker);
+                        let mut split = Splitter::new(marker);
+                        if let Split::Data(d) = split.push(&held) {
+                            self.out.push(&d);
+                        }
+                        self.out_state = Out::Running(split);
                     }
                     return;
                 }
-                Out::AwaitEnd(split) => match split.push(&data) {
-                    Split::Data(_) => return,
-                    Split::Found { after, .. } => {
+                Out::AwaitEnd(split, gathered) => match split.push(&data) {
+                    Split::Data(d) => {
+                        gathered.extend(d);
+                        return;
+                    }
+                    Split::Found { before, after } => {
+                        gathered.extend(before);
+                        // If a later ask marker came before the end, the confirmed one was
+                        // forged by the command and everything up to the last is output.
+                        let marker = frame::ask_marker(&self.shell.token, self.shell.seq);
+                        if let Some(at) = memchr::memmem::rfind(gathered, &marker) {
+                            let mut as_data = marker.clone();
+                            as_data.extend_from_slice(&gathered[..at]);
+                            self.out.push(&as_data);
+                        }
                         let fin = self.fin_needle.clone();
                         self.out_state = Out::AwaitFin(Splitter::new(fin), Vec::new());
                         data = after;
@@ -747,7 +788,7 @@ impl<'a> Run<'a> {
         self.shell.write(format!("{nonce}\n").as_bytes()).await?;
         self.fin_needle = frame::stdout_fin(&nonce);
         self.err_split = Some(Splitter::new(frame::stderr_end(&nonce)));
-        let end = Out::AwaitEnd(Splitter::new(frame::stdout_end_prefix(&nonce)));
+        let end = Out::AwaitEnd(Splitter::new(frame::stdout_end_prefix(&nonce)), Vec::new());
         if let Out::Pending(held) = std::mem::replace(&mut self.out_state, end) {
             if !held.is_empty() {
                 self.on_stdout(&held);

@@ -1,0 +1,138 @@
+//! Timeouts, cancel, a dying shell, and cleanup.
+
+use crate::common::*;
+use execkit_runner::sandbox::Profile;
+use execkit_runner::{ExecError, ExecOptions, Session};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn timeout_interrupts_and_keeps_the_session() {
+    let ws = Workspace::new("timeout");
+    let s = session(&ws, Profile::Workspace).await;
+    ok(&s, "mkdir d && cd d && export KEEP=yes").await;
+    let r = s
+        .exec(
+            "echo partial; sleep 30; echo never",
+            &ExecOptions::timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert!(r.timed_out);
+    assert_eq!(r.stdout, "partial\n");
+    assert_eq!(r.exit_code, Some(130));
+    assert!(r.duration_ms < 10_000);
+    // A loop inside the shell itself (no child process to signal).
+    let r = s
+        .exec(
+            "while :; do :; done",
+            &ExecOptions::timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert!(r.timed_out && !r.shell_exited, "{r:?}");
+    // A command that ignores SIGINT and SIGTERM is killed.
+    let r = s
+        .exec(
+            "trap '' INT TERM; sh -c 'trap \"\" INT TERM; sleep 30'",
+            &ExecOptions::timeout(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+    assert!(r.timed_out && !r.shell_exited, "{r:?}");
+    let r = ok(&s, "pwd; echo $KEEP").await;
+    assert_eq!(r.stdout, format!("{}/d\nyes\n", ws.path().display()));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn cancel_from_another_task() {
+    let ws = Workspace::new("cancel");
+    let s = Arc::new(session(&ws, Profile::Workspace).await);
+    let s2 = s.clone();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s2.cancel();
+    });
+    let r = s
+        .exec("echo started; sleep 30", &ExecOptions::default())
+        .await
+        .unwrap();
+    canceller.await.unwrap();
+    assert!(r.cancelled && !r.timed_out);
+    assert_eq!(r.stdout, "started\n");
+    // A cancel with nothing running does not hit the next command.
+    s.cancel();
+    let r = ok(&s, "sleep 0.2; echo fine").await;
+    assert!(!r.cancelled);
+    assert_eq!(r.stdout, "fine\n");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn shell_exit_is_reported_and_the_session_reopens() {
+    let ws = Workspace::new("exit");
+    let s = session(&ws, Profile::Workspace).await;
+    let r = run(&s, "echo bye; exit 3").await;
+    assert!(r.shell_exited);
+    assert_eq!(r.exit_code, Some(3));
+    assert_eq!(r.stdout, "bye\n");
+    assert!(matches!(
+        s.exec("echo hi", &ExecOptions::default()).await,
+        Err(ExecError::ShellGone(_))
+    ));
+    s.restart().await.unwrap();
+    assert_eq!(ok(&s, "echo back").await.stdout, "back\n");
+    let r = run(&s, "kill -9 $$").await;
+    assert!(r.shell_exited);
+    assert_eq!(r.exit_code, Some(137));
+    s.restart().await.unwrap();
+    assert_eq!(ok(&s, "echo again").await.stdout, "again\n");
+    s.close().await;
+}
+
+async fn spawn_leftovers(s: &Session) -> i32 {
+    ok(
+        s,
+        "sleep 300 & (sleep 300 &) ; nohup sleep 300 >/dev/null 2>&1 & sleep 300 | cat &",
+    )
+    .await;
+    let pid = s.info().await.shell_pid.unwrap();
+    assert!(
+        session_members(pid).len() >= 5,
+        "{:?}",
+        session_members(pid)
+    );
+    pid
+}
+
+#[tokio::test]
+async fn close_leaves_no_process_behind() {
+    let ws = Workspace::new("close");
+    let s = session(&ws, Profile::Workspace).await;
+    let pid = spawn_leftovers(&s).await;
+    s.close().await;
+    assert_eq!(session_members(pid), vec![], "processes left after close");
+    assert!(
+        execkit_runner::procs::stat(pid).is_none(),
+        "shell not reaped"
+    );
+}
+
+#[tokio::test]
+async fn drop_leaves_no_process_behind() {
+    let ws = Workspace::new("drop");
+    let s = session(&ws, Profile::Workspace).await;
+    let pid = spawn_leftovers(&s).await;
+    drop(s);
+    // The shell is reaped by the runtime in the background: give it a moment.
+    let mut left = session_members(pid);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = session_members(pid);
+    }
+    assert_eq!(left, vec![], "processes left after drop");
+}

@@ -1,0 +1,205 @@
+//! The sandbox, for real on this kernel. Every test here runs under a policy set that
+//! permits everything, so what is refused is refused by the kernel.
+
+use crate::common::*;
+use execkit_runner::sandbox::{kernel_landlock_abi, Level, Profile};
+use execkit_runner::{RunAs, Session};
+use std::io::{Read, Write};
+
+#[tokio::test]
+async fn enforcement_is_reported() {
+    let ws = Workspace::new("report");
+    let s = session(&ws, Profile::Workspace).await;
+    let e = s.info().await.enforcement;
+    assert_eq!(e.landlock_abi, kernel_landlock_abi());
+    assert!(
+        e.landlock_abi >= 6,
+        "this suite expects a kernel with Landlock ABI >= 6"
+    );
+    assert_eq!(e.level, Level::Full);
+    assert!(e.filesystem && e.landlock_network && e.scopes && e.seccomp && e.no_new_privs);
+    s.close().await;
+    let s = session(&ws, Profile::Off).await;
+    assert_eq!(s.info().await.enforcement.level, Level::None);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn filesystem_writes_stay_in_the_workspace() {
+    let ws = Workspace::new("fs");
+    let s = session(&ws, Profile::Workspace).await;
+    // Defence in depth: the policies permit everything, the kernel still refuses.
+    let r = run(&s, "echo x > /etc/execkit-test-write").await;
+    assert_ne!(r.exit_code, Some(0));
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    assert!(!std::path::Path::new("/etc/execkit-test-write").exists());
+    for cmd in [
+        "touch /usr/execkit-x",
+        "mkdir /var/execkit-x",
+        "rm -f /etc/hostname",
+        "cp /etc/hostname /root/execkit-x",
+    ] {
+        assert_ne!(run(&s, cmd).await.exit_code, Some(0), "{cmd} succeeded");
+    }
+    ok(
+        &s,
+        "echo inside > file && cat file && mkdir -p a/b && mv file a/b/ && rm -r a",
+    )
+    .await;
+    ok(
+        &s,
+        "echo tmp > \"$TMPDIR/x\" && cat \"$TMPDIR/x\" && echo null > /dev/null",
+    )
+    .await;
+    // Escapes by link or rename.
+    ok(&s, "echo mine > f && ln -s /etc/passwd link").await;
+    assert_ne!(run(&s, "echo pwned >> link").await.exit_code, Some(0));
+    assert_ne!(run(&s, "mv f /tmp/execkit-moved").await.exit_code, Some(0));
+    assert_ne!(run(&s, "ln /etc/hostname hard").await.exit_code, Some(0));
+    assert_ne!(run(&s, "ln f /tmp/execkit-hard").await.exit_code, Some(0));
+    assert!(!std::path::Path::new("/tmp/execkit-moved").exists());
+    assert!(!std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .contains("pwned"));
+    // Reading is allowed.
+    ok(&s, "head -1 /etc/passwd").await;
+    s.close().await;
+}
+
+#[tokio::test]
+async fn read_only_profile_and_denied_paths() {
+    let ws = Workspace::new("ro");
+    let secret = Workspace::new("secret");
+    std::fs::write(secret.path().join("key"), "k").unwrap();
+    let mut c = config(&ws, permit_all(), Profile::ReadOnly);
+    c.sandbox.deny_read = vec![secret.path().to_path_buf()];
+    let s = Session::local(c).await.unwrap();
+    assert_ne!(run(&s, "touch inside").await.exit_code, Some(0));
+    ok(&s, "echo t > \"$TMPDIR/t\"").await;
+    assert_ne!(
+        run(&s, &format!("cat {}/key", secret.path().display()))
+            .await
+            .exit_code,
+        Some(0)
+    );
+    ok(&s, "cat /etc/hostname >/dev/null").await;
+    s.close().await;
+    let s = session(&ws, Profile::Off).await;
+    ok(&s, "touch /tmp/execkit-off-$$ && rm /tmp/execkit-off-$$").await;
+    s.close().await;
+}
+
+fn http_server() -> (u16, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        l.set_nonblocking(false).unwrap();
+        // Serve until a connection has been answered or 20 s pass.
+        let _ = l.set_ttl(64);
+        if let Ok((mut c, _)) = l.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        }
+    });
+    (port, h)
+}
+
+#[tokio::test]
+async fn network_is_off_unless_the_profile_allows_it() {
+    let ws = Workspace::new("net");
+    let (port, server) = http_server();
+    let s = session(&ws, Profile::Workspace).await;
+    let curl = format!("curl -s --max-time 3 http://127.0.0.1:{port}/");
+    assert_ne!(run(&s, &curl).await.exit_code, Some(0));
+    let py =
+        format!("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)'");
+    let r = run(&s, &py).await;
+    assert_ne!(r.exit_code, Some(0));
+    assert!(
+        r.stderr.contains("PermissionError") || r.stderr.contains("Operation not permitted"),
+        "{}",
+        r.stderr
+    );
+    let udp = "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)'";
+    assert_ne!(run(&s, udp).await.exit_code, Some(0));
+    assert_ne!(
+        run(&s, &format!("echo hi > /dev/tcp/127.0.0.1/{port}"))
+            .await
+            .exit_code,
+        Some(0)
+    );
+    // Unix sockets still work (python multiprocessing needs them).
+    ok(
+        &s,
+        "python3 -c 'import socket; a, b = socket.socketpair(); a.send(b\"x\"); print(b.recv(1))'",
+    )
+    .await;
+    s.close().await;
+    let s = session(&ws, Profile::WorkspaceNet).await;
+    let r = ok(&s, &curl).await;
+    assert_eq!(r.stdout, "hello");
+    s.close().await;
+    server.join().unwrap();
+}
+
+#[tokio::test]
+async fn dangerous_syscalls_are_refused() {
+    let ws = Workspace::new("sys");
+    let s = session(&ws, Profile::Workspace).await;
+    let r = ok(&s, "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status").await;
+    assert!(r.stdout.contains("NoNewPrivs:\t1"), "{}", r.stdout);
+    assert!(r.stdout.contains("Seccomp:\t2"), "{}", r.stdout);
+    let probe = r#"python3 - <<'EOF'
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(ret):
+    return ctypes.get_errno() if ret == -1 else 0
+print("ptrace", errno_of(libc.ptrace(0, 0, 0, 0)))
+print("unshare", errno_of(libc.unshare(0x10000000)))
+print("personality", errno_of(libc.syscall(135, 0xffffffff)))
+print("x32", errno_of(libc.syscall(0x40000000 | 39)))
+print("io_uring", errno_of(libc.syscall(425, 1, 0)))
+print("bpf", errno_of(libc.syscall(321, 0, 0, 0)))
+print("tiocsti", errno_of(libc.ioctl(0, 0x5412, ctypes.c_char_p(b"x"))))
+print("getpid", errno_of(libc.getpid()))
+EOF"#;
+    let r = ok(&s, probe).await;
+    for name in [
+        "ptrace",
+        "unshare",
+        "personality",
+        "x32",
+        "io_uring",
+        "bpf",
+        "tiocsti",
+    ] {
+        assert!(
+            r.stdout.lines().any(|l| l == format!("{name} 1")),
+            "{name} not EPERM: {}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("getpid 0"));
+    // Multiprocessing still works.
+    let mp = "python3 -c 'import multiprocessing as m\nwith m.Pool(2) as p: print(sum(p.map(abs, range(-10, 10))))'";
+    assert_eq!(ok(&s, mp).await.stdout, "100\n");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn run_as_an_unprivileged_user() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (CI runs as root)"
+    );
+    let ws = Workspace::new("runas");
+    let mut c = config(&ws, permit_all(), Profile::Workspace);
+    c.run_as = Some(RunAs::lookup("nobody").unwrap());
+    let s = Session::local(c).await.unwrap();
+    let r = ok(&s, "id -u; echo x > \"$TMPDIR/t\" && cat \"$TMPDIR/t\"").await;
+    assert_eq!(r.stdout, "65534\nx\n");
+    assert_ne!(run(&s, "cat /proc/1/environ").await.exit_code, Some(0));
+    s.close().await;
+}
