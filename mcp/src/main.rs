@@ -5,6 +5,7 @@ mod audit_cmd;
 mod policy_cmd;
 mod policy_dir;
 mod redact_cmd;
+mod session_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,13 @@ enum Command {
     /// Check tamper-evident audit logs.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Run a persistent sandboxed session: one command per stdin line (or NUL-separated
+    /// with -0), one JSON result per stdout line.
+    Session(session_cmd::SessionCmd),
+    /// Run one command in a fresh sandboxed session and print its JSON result.
+    Exec(session_cmd::ExecCmd),
+    /// Report what this machine's kernel can enforce, proven by probes in a real session.
+    Doctor(session_cmd::DoctorCmd),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +44,8 @@ fn main() -> ExitCode {
         Command::Policy(p) => policy_cmd::run(p),
         Command::Redact(a) => redact_cmd::run(a),
         Command::Audit(a) => audit_cmd::run(a),
+        Command::Session(a) => session_cmd::session(a),
+        Command::Exec(a) => session_cmd::exec(a),
+        Command::Doctor(a) => session_cmd::doctor(a),
     }
 }

@@ -118,7 +118,7 @@ fn env_of(a: &EnvArgs) -> DecisionEnv {
     env
 }
 
-fn engine_for(dir: Option<&Path>) -> Result<(Engine, policy_dir::PolicySource), String> {
+pub fn engine_for(dir: Option<&Path>) -> Result<(Engine, policy_dir::PolicySource), String> {
     let src = policy_dir::resolve(dir)?;
     let engine = Engine::new(&src.bundle).map_err(|e| format!("{}: {e}", src.name))?;
     Ok((engine, src))

@@ -284,3 +284,86 @@ fn audit_verify_reports_intact_and_tampered_logs() {
     let missing = execkit(&["audit", "verify", d.join("nope").to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn session_keeps_state_across_lines_and_reports_denials() {
+    let ws = scratch("session-cli");
+    std::fs::create_dir_all(ws.join("sub")).unwrap();
+    let ws_s = ws.to_str().unwrap();
+    let o = execkit_stdin(
+        &["session", "--workspace", ws_s],
+        b"cd sub\nexport X=1\necho $X; pwd\ncat ~/.ssh/id_rsa\necho still here\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = json_lines(&o.stdout);
+    assert_eq!(lines.len(), 5);
+    assert_eq!(
+        lines[2]["stdout"],
+        format!("1\n{}/sub\n", ws.canonicalize().unwrap().display())
+    );
+    assert_eq!(lines[3]["denied"], true);
+    assert!(lines[3]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("deny-credential-files"));
+    assert_eq!(lines[4]["stdout"], "still here\n");
+    // NUL-separated commands may span lines.
+    let o = execkit_stdin(
+        &["session", "-0", "--workspace", ws_s],
+        b"cat <<EOF\nmulti\nline\nEOF\0echo second\0",
+    );
+    let lines = json_lines(&o.stdout);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["stdout"], "multi\nline\n");
+    assert_eq!(lines[1]["stdout"], "second\n");
+    std::fs::remove_dir_all(&ws).unwrap();
+}
+
+#[test]
+fn exec_runs_one_command_with_exit_codes_for_denials_and_timeouts() {
+    let ws = scratch("exec-cli");
+    let ws_s = ws.to_str().unwrap();
+    let o = execkit(&["exec", "--workspace", ws_s, "--", "echo", "hello"]);
+    assert_eq!(o.status.code(), Some(0));
+    let r = &json_lines(&o.stdout)[0];
+    assert_eq!(r["stdout"], "hello\n");
+    assert_eq!(r["exit_code"], 0);
+    let o = execkit(&["exec", "--workspace", ws_s, "--", "cat ~/.aws/credentials"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = execkit(&[
+        "exec",
+        "--workspace",
+        ws_s,
+        "--timeout-ms",
+        "300",
+        "--",
+        "sleep 20",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_lines(&o.stdout)[0]["timed_out"], true);
+    std::fs::remove_dir_all(&ws).unwrap();
+}
+
+#[test]
+fn doctor_reports_full_enforcement_with_passing_probes() {
+    let o = execkit(&["doctor", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["session"]["enforcement"]["level"], "full");
+    assert!(r["landlock_abi"].as_i64().unwrap() >= 1);
+    for (name, ok) in r["probes"].as_object().unwrap() {
+        assert_eq!(ok, true, "probe {name} failed");
+    }
+}
