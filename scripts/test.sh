@@ -9,6 +9,33 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/execkit-target}"
 export PATH="$HOME/.cargo/bin:$PATH"
 CEDAR_VERSION=4.14.1
 
+# Programs the local-session tests drive inside the sandbox (bash, python3 for sockets,
+# ptrace and multiprocessing probes, curl, git, ps). Installed with apt when missing.
+need=()
+for prog in bash python3 curl git ps; do
+  command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
+done
+if ((${#need[@]})); then
+  echo "==> installing: ${need[*]}"
+  pkgs=()
+  for prog in "${need[@]}"; do
+    case "$prog" in ps) pkgs+=(procps) ;; *) pkgs+=("$prog") ;; esac
+  done
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
+  else
+    echo "missing ${need[*]} and cannot apt-get install them (need root on Debian)" >&2
+    exit 1
+  fi
+fi
+# The sandbox tests need Landlock; with CI=true a kernel without it is a failure.
+abi=$(python3 -c 'import ctypes; print(ctypes.CDLL(None, use_errno=True).syscall(444, None, 0, 1))' 2>/dev/null || echo -1)
+if [ "${abi:-0}" -lt 6 ]; then
+  echo "this kernel's Landlock ABI is ${abi}; the sandbox tests need ABI >= 6" >&2
+  [ "${CI:-}" = true ] && exit 1
+fi
+
 # The official Cedar CLI, used to cross-check that the shipped schema and policies validate.
 if ! command -v cedar >/dev/null 2>&1 || ! cedar --version 2>/dev/null | grep -q "$CEDAR_VERSION"; then
   echo "==> installing cedar-policy-cli $CEDAR_VERSION"

@@ -156,12 +156,28 @@ pub fn kill_tree(pid: i32, sid: i32, rounds: usize) {
 }
 
 /// Reaps dead processes of session `sid` that were re-parented to this process (all but
-/// `except`, which its owner waits on).
+/// `except`, which its owner waits on). Looks only at this process's own children, so it
+/// is cheap enough to run after every command.
 pub fn reap_orphans(sid: i32, except: i32) {
-    let me = std::process::id() as i32;
-    for s in all() {
-        if s.sid == sid && s.state == 'Z' && s.ppid == me && s.pid != except {
-            reap(s.pid);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for t in tasks.flatten() {
+        let Ok(kids) = std::fs::read_to_string(t.path().join("children")) else {
+            continue;
+        };
+        for pid in kids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            if pid == except {
+                continue;
+            }
+            if let Some(s) = stat(pid) {
+                if s.sid == sid && s.state == 'Z' {
+                    reap(pid);
+                }
+            }
         }
     }
 }

@@ -765,7 +765,7 @@ impl<'a> Run<'a> {
         if !matches!(self.out_state, Out::Pending(_)) {
             return Ok(());
         }
-        let tries = if spin { 8 } else { 1 };
+        let tries = if spin { 10 } else { 1 };
         let mut ready = false;
         for i in 0..tries {
             if self.shell.waiting_for_input() {
@@ -773,7 +773,8 @@ impl<'a> Run<'a> {
                 break;
             }
             if i + 1 < tries {
-                std::thread::sleep(Duration::from_micros(20 << i.min(4)));
+                // The shell calls read(2) microseconds after printing the marker.
+                std::thread::sleep(Duration::from_micros(10 << i.min(5)));
             }
         }
         if !ready {

@@ -1,0 +1,118 @@
+//! Local session latency and throughput, measured end to end (parse + Cedar decision +
+//! framing + shell + protection), on a warm sandboxed session under the shipped `default`
+//! policies. Prints p50/p99 and throughput; nothing here asserts a time.
+//!
+//! `cargo bench -p execkit-runner --bench session` runs the full measurement (1,000 round
+//! trips per command, 50 session starts, 1 GiB through a session). Under `cargo test`
+//! (no `--bench` argument) it runs a small smoke version.
+
+use execkit_engine::{Engine, PolicyBundle};
+use execkit_runner::{ExecOptions, Session, SessionConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn engine() -> Arc<Engine> {
+    let set = execkit_policies::DEFAULT;
+    let bundle = PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        set.entities,
+    );
+    Arc::new(Engine::new(&bundle).expect("default policies"))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(label: &str, mut v: Vec<Duration>) {
+    v.sort();
+    println!(
+        "{label:<40} n={:<5} p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms",
+        v.len(),
+        pct(&v, 0.50).as_secs_f64() * 1e3,
+        pct(&v, 0.99).as_secs_f64() * 1e3,
+        v[v.len() - 1].as_secs_f64() * 1e3
+    );
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (runs, starts, bytes) = if full {
+        (1000, 50, 1u64 << 30)
+    } else {
+        (50, 5, 32u64 << 20)
+    };
+    let ws = std::env::temp_dir().join(format!("execkit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&ws).unwrap();
+    let engine = engine();
+    let config = SessionConfig::new(&ws, engine.clone());
+
+    let mut creation = Vec::new();
+    for _ in 0..starts {
+        let t = Instant::now();
+        let s = Session::local(config.clone()).await.expect("session");
+        creation.push(t.elapsed());
+        s.close().await;
+    }
+    report("session creation (sandboxed)", creation);
+
+    let s = Session::local(config.clone()).await.expect("session");
+    let level = s.info().await.enforcement.level;
+    println!("enforcement: {level:?}");
+    let opts = ExecOptions::default();
+    for cmd in ["true", "echo hi"] {
+        for _ in 0..20 {
+            s.exec(cmd, &opts).await.unwrap();
+        }
+        let mut v = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let r = s.exec(cmd, &opts).await.unwrap();
+            v.push(t.elapsed());
+            assert_eq!(r.exit_code, Some(0));
+        }
+        report(&format!("round trip `{cmd}`"), v);
+    }
+    let mut d = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let _ = s.decide("echo hi").await;
+        d.push(t.elapsed());
+    }
+    report("  of which parse + decision", d);
+
+    let cmd = format!("head -c {bytes} /dev/zero | tr '\\0' a");
+    let t = Instant::now();
+    let r = s
+        .exec(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let wall = t.elapsed();
+    assert_eq!(r.stdout_report.raw_bytes, bytes);
+    println!(
+        "{:<40} {:.2} s  ({:.0} MB/s)  peak RSS {:.1} MiB",
+        format!("{} MiB through a session", bytes >> 20),
+        wall.as_secs_f64(),
+        bytes as f64 / wall.as_secs_f64() / 1e6,
+        peak_rss_kib() as f64 / 1024.0
+    );
+    s.close().await;
+    let _ = std::fs::remove_dir_all(&ws);
+}
