@@ -89,14 +89,13 @@ async fn read_only_profile_and_denied_paths() {
     s.close().await;
 }
 
-fn http_server() -> (u16, std::thread::JoinHandle<()>) {
+/// A loopback server that answers `n` connections with a tiny HTTP response.
+fn http_server(n: usize) -> (u16, std::thread::JoinHandle<()>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let h = std::thread::spawn(move || {
-        l.set_nonblocking(false).unwrap();
-        // Serve until a connection has been answered or 20 s pass.
-        let _ = l.set_ttl(64);
-        if let Ok((mut c, _)) = l.accept() {
+        for _ in 0..n {
+            let Ok((mut c, _)) = l.accept() else { return };
             let mut buf = [0u8; 1024];
             let _ = c.read(&mut buf);
             let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello");
@@ -108,7 +107,7 @@ fn http_server() -> (u16, std::thread::JoinHandle<()>) {
 #[tokio::test]
 async fn network_is_off_unless_the_profile_allows_it() {
     let ws = Workspace::new("net");
-    let (port, server) = http_server();
+    let (port, server) = http_server(3);
     let s = session(&ws, Profile::Workspace).await;
     let curl = format!("curl -s --max-time 3 http://127.0.0.1:{port}/");
     assert_ne!(run(&s, &curl).await.exit_code, Some(0));
@@ -139,6 +138,8 @@ async fn network_is_off_unless_the_profile_allows_it() {
     let s = session(&ws, Profile::WorkspaceNet).await;
     let r = ok(&s, &curl).await;
     assert_eq!(r.stdout, "hello");
+    ok(&s, &py).await;
+    ok(&s, &format!("echo hi > /dev/tcp/127.0.0.1/{port}")).await;
     s.close().await;
     server.join().unwrap();
 }
