@@ -119,11 +119,14 @@ pub fn build(block_network: bool) -> Result<BpfProgram, SandboxError> {
     Ok(combined)
 }
 
-/// `ld nr; jge 0x40000000 → EPERM`.
-fn x32_guard() -> Vec<sock_filter> {
-    const BPF_LD_W_ABS: u16 = 0x20;
-    const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
-    const BPF_RET_K: u16 = 0x06;
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
+const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
+const BPF_RET_K: u16 = 0x06;
+
+/// `ld nr; <jump> k → ERRNO(errno)`: three instructions put in front of the compiled
+/// program (its jumps are relative, so a prefix does not disturb them).
+fn nr_guard(jump: u16, k: u32, errno: i32) -> Vec<sock_filter> {
     vec![
         sock_filter {
             code: BPF_LD_W_ABS,
@@ -132,43 +135,26 @@ fn x32_guard() -> Vec<sock_filter> {
             k: 0,
         },
         sock_filter {
-            code: BPF_JMP_JGE_K,
+            code: jump,
             jt: 0,
             jf: 1,
-            k: X32_SYSCALL_BIT,
+            k,
         },
         sock_filter {
             code: BPF_RET_K,
             jt: 0,
             jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+            k: libc::SECCOMP_RET_ERRNO | errno as u32,
         },
     ]
 }
 
-/// `ld nr; jeq clone3 → ENOSYS`.
+/// x32 system calls (bit 30 set) → EPERM.
+fn x32_guard() -> Vec<sock_filter> {
+    nr_guard(BPF_JMP_JGE_K, X32_SYSCALL_BIT, libc::EPERM)
+}
+
+/// `clone3` → ENOSYS.
 fn clone3_prefix() -> Vec<sock_filter> {
-    const BPF_LD_W_ABS: u16 = 0x20;
-    const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
-    const BPF_RET_K: u16 = 0x06;
-    vec![
-        sock_filter {
-            code: BPF_LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-        sock_filter {
-            code: BPF_JMP_JEQ_K,
-            jt: 0,
-            jf: 1,
-            k: libc::SYS_clone3 as u32,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        },
-    ]
+    nr_guard(BPF_JMP_JEQ_K, libc::SYS_clone3 as u32, libc::ENOSYS)
 }
