@@ -400,18 +400,11 @@ enum Out {
 struct Run<'a> {
     session: &'a Session,
     shell: &'a mut Shell,
-    out: StreamProtector,
-    err: StreamProtector,
+    res: Outcome,
     timeout: Duration,
     out_state: Out,
     err_split: Option<Splitter>,
     err_done: bool,
-    exit_code: Option<i32>,
-    cwd: Option<String>,
-    timed_out: bool,
-    cancelled: bool,
-    shell_gone: Option<String>,
-    duration: Duration,
     eof: (bool, bool),
     fin_needle: Vec<u8>,
 }
@@ -454,18 +447,20 @@ impl<'a> Run<'a> {
         Run {
             session,
             shell,
-            out,
-            err,
+            res: Outcome {
+                out,
+                err,
+                exit_code: None,
+                cwd: None,
+                timed_out: false,
+                cancelled: false,
+                shell_gone: None,
+                duration: Duration::ZERO,
+            },
             timeout,
             out_state: Out::Done,
             err_split: None,
             err_done: false,
-            exit_code: None,
-            cwd: None,
-            timed_out: false,
-            cancelled: false,
-            shell_gone: None,
-            duration: Duration::ZERO,
             eof: (false, false),
             fin_needle: Vec::new(),
         }
@@ -476,7 +471,7 @@ impl<'a> Run<'a> {
         let gen_before = self.shell.generation();
         while let Ok(c) = self.shell.rx.try_recv() {
             if c.data.is_none() && c.gen == gen_before {
-                self.shell_gone = Some("the shell's output closed".into());
+                self.res.shell_gone = Some("the shell's output closed".into());
                 return Ok(self.outcome());
             }
         }
@@ -502,7 +497,7 @@ impl<'a> Run<'a> {
             if matches!(self.out_state, Out::Done) && self.err_done {
                 break;
             }
-            if self.shell_gone.is_some() {
+            if self.res.shell_gone.is_some() {
                 break;
             }
             let pending = matches!(self.out_state, Out::Pending(_));
@@ -516,31 +511,31 @@ impl<'a> Run<'a> {
             tokio::select! {
                 chunk = self.shell.rx.recv() => match chunk {
                     Some(c) => self.on_chunk(c, gen).await?,
-                    None => self.shell_gone = Some("the shell's output closed".into()),
+                    None => self.res.shell_gone = Some("the shell's output closed".into()),
                 },
                 status = self.shell.child.wait() => {
                     self.drain_after_exit(gen).await?;
                     let s = status.ok();
-                    self.exit_code = s.and_then(exit_code_of);
-                    self.shell_gone = Some(match s {
+                    self.res.exit_code = s.and_then(exit_code_of);
+                    self.res.shell_gone = Some(match s {
                         Some(s) => format!("the shell exited: {s}"),
                         None => "the shell exited".into(),
                     });
                 }
                 _ = tokio::time::sleep_until(deadline), if stopper.is_none() => {
-                    self.timed_out = true;
+                    self.res.timed_out = true;
                     stopper = Some(Stopper { stage: 0, next: Instant::now() });
                 }
                 _ = cancel_wait, if stopper.is_none() => {
                     if running.cancel.load(Ordering::SeqCst) == seq {
-                        self.cancelled = true;
+                        self.res.cancelled = true;
                         stopper = Some(Stopper { stage: 0, next: Instant::now() });
                     }
                 }
                 _ = tokio::time::sleep(tick), if pending || stopper.is_some() => {}
             }
             if running.cancel.load(Ordering::SeqCst) == seq && stopper.is_none() {
-                self.cancelled = true;
+                self.res.cancelled = true;
                 stopper = Some(Stopper {
                     stage: 0,
                     next: Instant::now(),
@@ -552,19 +547,19 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        self.duration = started.elapsed();
-        if self.shell_gone.is_some() && self.exit_code.is_none() {
+        self.res.duration = started.elapsed();
+        if self.res.shell_gone.is_some() && self.res.exit_code.is_none() {
             if let Ok(Ok(status)) =
                 tokio::time::timeout(Duration::from_secs(2), self.shell.child.wait()).await
             {
-                self.exit_code = exit_code_of(status);
+                self.res.exit_code = exit_code_of(status);
             }
         }
         self.finish_framing();
-        if self.shell_gone.is_none() {
+        if self.res.shell_gone.is_none() {
             // The kernel's word on the cwd, not the shell's.
             if let Some(c) = procs::cwd(self.shell.pid) {
-                self.cwd = Some(c.display().to_string());
+                self.res.cwd = Some(c.display().to_string());
             }
         }
         self.shell.unlink_fifos();
@@ -573,16 +568,7 @@ impl<'a> Run<'a> {
     }
 
     fn outcome(self) -> Outcome {
-        Outcome {
-            out: self.out,
-            err: self.err,
-            exit_code: self.exit_code,
-            cwd: self.cwd,
-            timed_out: self.timed_out,
-            cancelled: self.cancelled,
-            shell_gone: self.shell_gone,
-            duration: self.duration,
-        }
+        self.res
     }
 
     /// One step of SIGINT → SIGTERM → SIGKILL on the command's process groups; a command
@@ -651,8 +637,8 @@ impl<'a> Run<'a> {
             } else {
                 self.eof.0 = true;
             }
-            if self.eof.0 && self.eof.1 && self.shell_gone.is_none() {
-                self.shell_gone = Some("the shell's output closed".into());
+            if self.eof.0 && self.eof.1 && self.res.shell_gone.is_none() {
+                self.res.shell_gone = Some("the shell's output closed".into());
             }
             return Ok(());
         };
@@ -672,11 +658,11 @@ impl<'a> Run<'a> {
             return;
         }
         match &mut self.err_split {
-            None => self.err.push(data),
+            None => self.res.err.push(data),
             Some(split) => match split.push(data) {
-                Split::Data(d) => self.err.push(&d),
+                Split::Data(d) => self.res.err.push(&d),
                 Split::Found { before, .. } => {
-                    self.err.push(&before);
+                    self.res.err.push(&before);
                     self.err_done = true;
                 }
             },
@@ -689,11 +675,11 @@ impl<'a> Run<'a> {
             match &mut self.out_state {
                 Out::Running(split) => match split.push(&data) {
                     Split::Data(d) => {
-                        self.out.push(&d);
+                        self.res.out.push(&d);
                         return;
                     }
                     Split::Found { before, after } => {
-                        self.out.push(&before);
+                        self.res.out.push(&before);
                         self.out_state = Out::Pending(after);
                         return;
                     }
@@ -706,16 +692,16 @@ impl<'a> Run<'a> {
                         let mut as_data = marker.clone();
                         as_data.extend_from_slice(&held[..at]);
                         let rest = held[at + marker.len()..].to_vec();
-                        self.out.push(&as_data);
+                        self.res.out.push(&as_data);
                         self.out_state = Out::Pending(rest);
                     } else if held.len() > PENDING_LIMIT && !self.shell.waiting_for_input() {
                         // A real ask is followed at once by the shell reading its stdin,
                         // not by a megabyte of output: this one was the command's.
                         let held = std::mem::take(held);
-                        self.out.push(&marker);
+                        self.res.out.push(&marker);
                         let mut split = Splitter::new(marker);
                         if let Split::Data(d) = split.push(&held) {
-                            self.out.push(&d);
+                            self.res.out.push(&d);
                         }
                         self.out_state = Out::Running(split);
                     }
@@ -734,7 +720,7 @@ impl<'a> Run<'a> {
                         if let Some(at) = memchr::memmem::rfind(gathered, &marker) {
                             let mut as_data = marker.clone();
                             as_data.extend_from_slice(&gathered[..at]);
-                            self.out.push(&as_data);
+                            self.res.out.push(&as_data);
                         }
                         let fin = self.fin_needle.clone();
                         self.out_state = Out::AwaitFin(Splitter::new(fin), Vec::new());
@@ -803,11 +789,11 @@ impl<'a> Run<'a> {
         let text = String::from_utf8_lossy(body);
         let (status, cwd) = text.split_once(':').unwrap_or((&text, ""));
         if let Ok(code) = status.trim().parse::<i32>() {
-            self.exit_code = Some(code);
+            self.res.exit_code = Some(code);
         }
         let cwd = cwd.strip_suffix('\n').unwrap_or(cwd);
         if !cwd.is_empty() {
-            self.cwd = Some(cwd.to_string());
+            self.res.cwd = Some(cwd.to_string());
         }
     }
 
@@ -816,19 +802,19 @@ impl<'a> Run<'a> {
         match &mut self.out_state {
             Out::Running(split) => {
                 let held = split.take_held();
-                self.out.push(&held);
+                self.res.out.push(&held);
             }
             Out::Pending(held) => {
                 let mut as_data = frame::ask_marker(&self.shell.token, self.shell.seq);
                 as_data.extend_from_slice(held);
-                self.out.push(&as_data);
+                self.res.out.push(&as_data);
             }
             _ => {}
         }
         if !self.err_done {
             if let Some(split) = &mut self.err_split {
                 let held = split.take_held();
-                self.err.push(&held);
+                self.res.err.push(&held);
             }
         }
     }
