@@ -147,11 +147,6 @@ impl Splitter {
         }
     }
 
-    /// Looks for a new needle from now on; held bytes are searched again.
-    pub fn set_needle(&mut self, needle: Vec<u8>) {
-        self.needle = needle;
-    }
-
     /// Bytes held back because they could begin the needle.
     pub fn take_held(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.held)

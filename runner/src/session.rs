@@ -406,6 +406,8 @@ struct Run<'a> {
     err_split: Option<Splitter>,
     err_done: bool,
     eof: (bool, bool),
+    /// This command's ask marker.
+    ask: Vec<u8>,
     fin_needle: Vec<u8>,
 }
 
@@ -462,6 +464,7 @@ impl<'a> Run<'a> {
             err_split: None,
             err_done: false,
             eof: (false, false),
+            ask: Vec::new(),
             fin_needle: Vec::new(),
         }
     }
@@ -483,7 +486,8 @@ impl<'a> Run<'a> {
         self.shell.seq += 1;
         let seq = self.shell.seq;
         let gen = self.shell.generation();
-        self.out_state = Out::Running(Splitter::new(frame::ask_marker(&self.shell.token, seq)));
+        self.ask = frame::ask_marker(&self.shell.token, seq);
+        self.out_state = Out::Running(Splitter::new(self.ask.clone()));
         let running = self.session.running.clone();
         running.seq.store(seq, Ordering::SeqCst);
         let background_before = self.shell.background.clone();
@@ -526,12 +530,8 @@ impl<'a> Run<'a> {
                     self.res.timed_out = true;
                     stopper = Some(Stopper { stage: 0, next: Instant::now() });
                 }
-                _ = cancel_wait, if stopper.is_none() => {
-                    if running.cancel.load(Ordering::SeqCst) == seq {
-                        self.res.cancelled = true;
-                        stopper = Some(Stopper { stage: 0, next: Instant::now() });
-                    }
-                }
+                // Woken by `cancel()`; the check below decides whether it is ours.
+                _ = cancel_wait, if stopper.is_none() => {}
                 _ = tokio::time::sleep(tick), if pending || stopper.is_some() => {}
             }
             if running.cancel.load(Ordering::SeqCst) == seq && stopper.is_none() {
@@ -645,7 +645,7 @@ impl<'a> Run<'a> {
         if c.err {
             self.on_stderr(&data);
         } else {
-            self.on_stdout(&data);
+            self.on_stdout(data);
             if matches!(self.out_state, Out::Pending(_)) {
                 self.try_confirm(true).await?;
             }
@@ -669,8 +669,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn on_stdout(&mut self, data: &[u8]) {
-        let mut data = data.to_vec();
+    fn on_stdout(&mut self, mut data: Vec<u8>) {
         loop {
             match &mut self.out_state {
                 Out::Running(split) => match split.push(&data) {
@@ -687,19 +686,17 @@ impl<'a> Run<'a> {
                 Out::Pending(held) => {
                     held.extend_from_slice(&data);
                     // A second ask marker means the first was the command's own output.
-                    let marker = frame::ask_marker(&self.shell.token, self.shell.seq);
-                    if let Some(at) = memchr::memmem::rfind(held, &marker) {
-                        let mut as_data = marker.clone();
-                        as_data.extend_from_slice(&held[..at]);
-                        let rest = held[at + marker.len()..].to_vec();
-                        self.res.out.push(&as_data);
-                        self.out_state = Out::Pending(rest);
+                    if let Some(at) = memchr::memmem::rfind(held, &self.ask) {
+                        let rest = held.split_off(at + self.ask.len());
+                        let mut earlier = std::mem::replace(held, rest);
+                        earlier.truncate(at);
+                        self.push_forged_ask(&earlier);
                     } else if held.len() > PENDING_LIMIT && !self.shell.waiting_for_input() {
                         // A real ask is followed at once by the shell reading its stdin,
                         // not by a megabyte of output: this one was the command's.
                         let held = std::mem::take(held);
-                        self.res.out.push(&marker);
-                        let mut split = Splitter::new(marker);
+                        self.push_forged_ask(&[]);
+                        let mut split = Splitter::new(self.ask.clone());
                         if let Split::Data(d) = split.push(&held) {
                             self.res.out.push(&d);
                         }
@@ -716,11 +713,9 @@ impl<'a> Run<'a> {
                         gathered.extend(before);
                         // If a later ask marker came before the end, the confirmed one was
                         // forged by the command and everything up to the last is output.
-                        let marker = frame::ask_marker(&self.shell.token, self.shell.seq);
-                        if let Some(at) = memchr::memmem::rfind(gathered, &marker) {
-                            let mut as_data = marker.clone();
-                            as_data.extend_from_slice(&gathered[..at]);
-                            self.res.out.push(&as_data);
+                        if let Some(at) = memchr::memmem::rfind(gathered, &self.ask) {
+                            let earlier = gathered[..at].to_vec();
+                            self.push_forged_ask(&earlier);
                         }
                         let fin = self.fin_needle.clone();
                         self.out_state = Out::AwaitFin(Splitter::new(fin), Vec::new());
@@ -778,7 +773,7 @@ impl<'a> Run<'a> {
         let end = Out::AwaitEnd(Splitter::new(frame::stdout_end_prefix(&nonce)), Vec::new());
         if let Out::Pending(held) = std::mem::replace(&mut self.out_state, end) {
             if !held.is_empty() {
-                self.on_stdout(&held);
+                self.on_stdout(held);
             }
         }
         Ok(())
@@ -797,6 +792,13 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// An ask marker that turned out to be the command's own output goes back into its
+    /// stdout, followed by what came after it.
+    fn push_forged_ask(&mut self, after: &[u8]) {
+        self.res.out.push(&self.ask);
+        self.res.out.push(after);
+    }
+
     /// Hands bytes still held by the framing to the streams (the shell ended mid-frame).
     fn finish_framing(&mut self) {
         match &mut self.out_state {
@@ -805,9 +807,8 @@ impl<'a> Run<'a> {
                 self.res.out.push(&held);
             }
             Out::Pending(held) => {
-                let mut as_data = frame::ask_marker(&self.shell.token, self.shell.seq);
-                as_data.extend_from_slice(held);
-                self.res.out.push(&as_data);
+                let held = std::mem::take(held);
+                self.push_forged_ask(&held);
             }
             _ => {}
         }

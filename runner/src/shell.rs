@@ -12,7 +12,7 @@ use crate::procs;
 use crate::sandbox::{self, Enforcement};
 use crate::SessionError;
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -147,8 +147,8 @@ impl Shell {
         };
         let (tx, rx) = mpsc::channel(64);
         let current = Arc::new(AtomicU64::new(0));
-        spawn_reader(stdout, 0, false, current.clone(), tx.clone());
-        spawn_reader(stderr, 0, true, current.clone(), tx.clone());
+        tokio::spawn(read_loop(stdout, 0, false, current.clone(), tx.clone()));
+        tokio::spawn(read_loop(stderr, 0, true, current.clone(), tx.clone()));
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
         let mut shell = Shell {
             child,
@@ -288,7 +288,7 @@ impl Shell {
             // Wake a reader still blocked in open (the shell never opened it).
             let _ = std::fs::OpenOptions::new()
                 .write(true)
-                .custom_flags_nonblock()
+                .custom_flags(libc::O_NONBLOCK)
                 .open(&p);
             let _ = std::fs::remove_file(&p);
         }
@@ -302,17 +302,6 @@ impl Shell {
     }
 }
 
-trait NonBlock {
-    fn custom_flags_nonblock(&mut self) -> &mut Self;
-}
-
-impl NonBlock for std::fs::OpenOptions {
-    fn custom_flags_nonblock(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NONBLOCK)
-    }
-}
-
 fn mkfifo(p: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(p.as_os_str().as_bytes())
@@ -322,16 +311,6 @@ fn mkfifo(p: &Path) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
-    r: R,
-    gen: u64,
-    err: bool,
-    current: Arc<AtomicU64>,
-    tx: mpsc::Sender<Chunk>,
-) {
-    tokio::spawn(read_loop(r, gen, err, current, tx));
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
