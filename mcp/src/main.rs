@@ -1,13 +1,8 @@
 //! `execkit` — the command-line interface. A thin binary: parsing arguments and printing;
-//! the work happens in `execkit-grammar`, `execkit-engine` and `execkit-audit`.
-
-mod audit_cmd;
-mod policy_cmd;
-mod policy_dir;
-mod redact_cmd;
-mod session_cmd;
+//! the work happens in `execkit_cli` and the crates below it.
 
 use clap::{Parser, Subcommand};
+use execkit_cli::{audit_cmd, policy_cmd, redact_cmd, session_cmd};
 use std::process::ExitCode;
 
 /// execkit: structured, policy-checked shell sessions for AI agents.

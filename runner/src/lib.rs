@@ -31,4 +31,4 @@ mod shell;
 
 pub use config::{Limits, RunAs, SessionConfig, DEFAULT_PATH};
 pub use result::{Denial, ExecError, ExecOptions, ExecResult, SessionError};
-pub use session::{Session, SessionInfo};
+pub use session::{Approval, Progress, Session, SessionInfo};

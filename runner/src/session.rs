@@ -62,6 +62,51 @@ struct Running {
     seq: AtomicU64,
     cancel: AtomicU64,
     notify: Notify,
+    /// Bytes read from the shell's stdout / stderr during the current command.
+    stdout_bytes: AtomicU64,
+    stderr_bytes: AtomicU64,
+}
+
+/// How far the running command has got (see [`Session::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Bytes read so far from stdout (before protection; framing included).
+    pub stdout_bytes: u64,
+    /// Bytes read so far from stderr.
+    pub stderr_bytes: u64,
+}
+
+/// A human's approval of a command whose decision was Ask.
+///
+/// It names the facts that were shown to the human; [`Session::exec_approved`] refuses to
+/// run if the decision at run time asks about anything else (for example because the cwd
+/// changed in between).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Who approved (an `Operator` entity id; policies see it as `identity.approved_by`).
+    pub approver: String,
+    /// `(action, resource)` of every fact that needed approval when the human was asked.
+    pub facts: Vec<(String, String)>,
+}
+
+impl Approval {
+    /// The approval of every fact of `decision` that needs one.
+    pub fn of(approver: &str, decision: &Decision) -> Approval {
+        Approval {
+            approver: approver.to_string(),
+            facts: asking_facts(decision),
+        }
+    }
+}
+
+/// `(action, resource)` of the facts whose verdict is Ask.
+fn asking_facts(decision: &Decision) -> Vec<(String, String)> {
+    decision
+        .facts
+        .iter()
+        .filter(|f| f.verdict == Verdict::Ask)
+        .map(|f| (f.action.to_string(), f.resource.clone()))
+        .collect()
 }
 
 struct State {
@@ -178,10 +223,29 @@ impl Session {
     /// The policy decision for a command in this session's current state, without running it.
     pub async fn decide(&self, command: &str) -> Decision {
         let cwd = self.cwd().await;
-        self.config.engine.decide(command, &self.decision_env(&cwd))
+        self.config
+            .engine
+            .decide(command, &self.decision_env(&cwd, None))
     }
 
-    fn decision_env(&self, cwd: &str) -> DecisionEnv {
+    /// `text` with this session's redaction applied (known secrets and secret rules), for
+    /// showing a command to a human or writing it to a log.
+    pub fn redact(&self, text: &str) -> String {
+        self.protector.redact_text(text).text
+    }
+
+    /// Output read so far by the command that is running, or `None` when none is.
+    pub fn progress(&self) -> Option<Progress> {
+        if self.running.seq.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        Some(Progress {
+            stdout_bytes: self.running.stdout_bytes.load(Ordering::Relaxed),
+            stderr_bytes: self.running.stderr_bytes.load(Ordering::Relaxed),
+        })
+    }
+
+    fn decision_env(&self, cwd: &str, approved_by: Option<&str>) -> DecisionEnv {
         let mut env = DecisionEnv::local(
             &self.config.workspace.display().to_string(),
             &self.home.display().to_string(),
@@ -189,6 +253,7 @@ impl Session {
         env.identity = self.config.identity.clone();
         env.identity.session_id = self.id.clone();
         env.cwd = Some(cwd.to_string());
+        env.identity.approved_by = approved_by.map(str::to_string);
         env
     }
 
@@ -223,7 +288,31 @@ impl Session {
     }
 
     /// Runs one command: policy check, then the shell, then output protection.
+    ///
+    /// A decision of Ask is refused like a denial (with [`ExecError::Denied`] and the Ask
+    /// verdict); after a human approved it, use [`Session::exec_approved`].
     pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
+        self.exec_inner(command, opts, None).await
+    }
+
+    /// Runs a command a human approved. The decision is taken again with
+    /// `identity.approved_by` set (so policies can tell); Deny still refuses, and so does an
+    /// Ask about a fact the approval does not name. The audit record carries the approver.
+    pub async fn exec_approved(
+        &self,
+        command: &str,
+        opts: &ExecOptions,
+        approval: &Approval,
+    ) -> Result<ExecResult, ExecError> {
+        self.exec_inner(command, opts, Some(approval)).await
+    }
+
+    async fn exec_inner(
+        &self,
+        command: &str,
+        opts: &ExecOptions,
+        approval: Option<&Approval>,
+    ) -> Result<ExecResult, ExecError> {
         if command.contains('\0') {
             return Err(ExecError::Rejected(
                 "the command contains a NUL byte".into(),
@@ -248,17 +337,32 @@ impl Session {
             return Err(ExecError::Closed);
         }
         let cwd = st.cwd.clone();
-        let decision = self.config.engine.decide(command, &self.decision_env(&cwd));
+        let approver = approval.map(|a| a.approver.as_str());
+        let decision = self
+            .config
+            .engine
+            .decide(command, &self.decision_env(&cwd, approver));
         let redact = |t: &str| self.protector.redact_text(t).text;
-        self.audit(AuditEvent::Decision(DecisionRecord::from_decision(
-            self.who(),
-            command,
-            &cwd,
-            &decision,
-            &redact,
-        )));
-        if decision.verdict != Verdict::Allow {
-            return Err(ExecError::Denied(Box::new(Denial::from_decision(decision))));
+        let mut record =
+            DecisionRecord::from_decision(self.who(), command, &cwd, &decision, &redact);
+        let approved = match (decision.verdict, approval) {
+            (Verdict::Allow, _) => true,
+            (Verdict::Ask, Some(a)) => asking_facts(&decision).iter().all(|f| a.facts.contains(f)),
+            _ => false,
+        };
+        if approved && decision.verdict == Verdict::Ask {
+            record.approved_by = approver.map(str::to_string);
+        }
+        self.audit(AuditEvent::Decision(record));
+        if !approved {
+            let mut denial = Denial::from_decision(decision);
+            if denial.verdict == Verdict::Ask && approval.is_some() {
+                denial.reason = format!(
+                    "the decision changed since it was approved: {}",
+                    denial.reason
+                );
+            }
+            return Err(ExecError::Denied(Box::new(denial)));
         }
         if st.shell.is_none() {
             let why = st.gone.clone().unwrap_or_else(|| "not running".into());
@@ -489,6 +593,8 @@ impl<'a> Run<'a> {
         self.ask = frame::ask_marker(&self.shell.token, seq);
         self.out_state = Out::Running(Splitter::new(self.ask.clone()));
         let running = self.session.running.clone();
+        running.stdout_bytes.store(0, Ordering::Relaxed);
+        running.stderr_bytes.store(0, Ordering::Relaxed);
         running.seq.store(seq, Ordering::SeqCst);
         let background_before = self.shell.background.clone();
         let line = frame::command_line(command, seq, &prefix);
@@ -642,6 +748,12 @@ impl<'a> Run<'a> {
             }
             return Ok(());
         };
+        let counter = if c.err {
+            &self.session.running.stderr_bytes
+        } else {
+            &self.session.running.stdout_bytes
+        };
+        counter.fetch_add(data.len() as u64, Ordering::Relaxed);
         if c.err {
             self.on_stderr(&data);
         } else {

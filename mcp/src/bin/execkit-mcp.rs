@@ -1,0 +1,98 @@
+//! `execkit-mcp` — the MCP server (stdio), its doctor and client setup. A thin binary: the
+//! work happens in `execkit_cli::{serve, server, mcp_doctor, setup}`.
+
+use clap::{Parser, Subcommand};
+use execkit_cli::config::OperatorConfig;
+use execkit_cli::operator::Operator;
+use execkit_cli::{mcp_doctor, serve, setup};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// execkit-mcp: policy-checked, sandboxed shell sessions for any MCP agent.
+///
+/// With no subcommand it serves MCP on stdin/stdout. The operator's settings come from
+/// `--config` (or `EXECKIT_CONFIG`) and `EXECKIT_*` variables; nothing a client sends can
+/// widen them.
+#[derive(Parser)]
+#[command(name = "execkit-mcp", version, about)]
+struct Cli {
+    /// The operator's TOML config file (default: `EXECKIT_CONFIG`, else built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP on stdio (the default).
+    Serve,
+    /// Check that this machine can run the server as configured; exit 1 if not.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the block that registers this binary with an MCP client.
+    Setup {
+        /// claude, cursor, codex or gemini.
+        client: setup::Client,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = || OperatorConfig::load(cli.config.as_deref()).map_err(|e| e.to_string());
+    let result: Result<ExitCode, String> = match cli.command.as_ref().unwrap_or(&Command::Serve) {
+        Command::Serve => (|| {
+            serve::init_logging();
+            let op = Operator::new(config()?).map_err(|e| e.to_string())?;
+            runtime()?.block_on(serve::serve_stdio(op))?;
+            Ok(ExitCode::SUCCESS)
+        })(),
+        Command::Doctor { json } => (|| {
+            let report = runtime()?.block_on(mcp_doctor::run(config()?));
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        })(),
+        Command::Setup { client } => (|| {
+            let exe = std::env::current_exe()
+                .and_then(|p| p.canonicalize())
+                .map_err(|e| format!("cannot find this binary's path: {e}"))?;
+            let cfg = match &cli.config {
+                Some(c) => Some(
+                    c.canonicalize()
+                        .map_err(|e| format!("{}: {e}", c.display()))?,
+                ),
+                None => None,
+            };
+            print!("{}", setup::snippet(*client, &exe, cfg.as_deref()));
+            Ok(ExitCode::SUCCESS)
+        })(),
+    };
+    match result {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("execkit-mcp: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

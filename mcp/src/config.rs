@@ -1,0 +1,452 @@
+//! The operator's configuration of the MCP server: one TOML file (`--config PATH` or
+//! `EXECKIT_CONFIG`) plus environment overrides for the common keys.
+//!
+//! Everything that widens an agent's power lives here and only here: the policy set, the
+//! identity, the sandbox profile and its extra paths, the workspaces sessions may use, the
+//! limits, the audit path and the secret sources. Tool arguments can only narrow (a
+//! workspace inside an allowed one, a shorter timeout, a smaller budget).
+//!
+//! Unknown keys are errors, so a typo cannot silently leave a setting at its default.
+//!
+//! ```
+//! use execkit_cli::config::OperatorConfig;
+//! let c = OperatorConfig::from_toml_str(r#"
+//!     [sandbox]
+//!     profile = "read-only"
+//!     [limits]
+//!     max_sessions = 4
+//! "#).unwrap();
+//! assert_eq!(c.limits.max_sessions, 4);
+//! ```
+
+use execkit_runner::sandbox::Profile;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperatorConfig {
+    /// Which policies decide.
+    pub policy: PolicyConfig,
+    /// Who the agent is, for the policies and the audit log.
+    pub identity: IdentityConfig,
+    /// The kernel sandbox every local session runs in.
+    pub sandbox: SandboxSection,
+    /// Where sessions may work.
+    pub workspaces: WorkspacesConfig,
+    /// Caps and timeouts.
+    pub limits: LimitsConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+    /// Values to redact from every output.
+    pub secrets: SecretsConfig,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// A policy directory (`*.cedar`, `entities.json`, optional schema); default: the
+    /// embedded `default` set. Env: `EXECKIT_POLICY_DIR`.
+    pub dir: Option<PathBuf>,
+    /// An embedded set by name (`default` or `strict`) when `dir` is not set.
+    /// Env: `EXECKIT_POLICY_SET`.
+    pub set: Option<String>,
+    /// An entities file that replaces the set's `entities.json`. Env: `EXECKIT_ENTITIES`.
+    pub entities: Option<PathBuf>,
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// The `Agent` entity id. Env: `EXECKIT_AGENT`.
+    pub agent: String,
+    /// The accountable human (`Operator` entity id); also the approver recorded when a
+    /// human approves an Ask through the client. Env: `EXECKIT_OPERATOR`.
+    pub operator: String,
+    /// Extra groups the agent is in.
+    pub groups: Vec<String>,
+    /// Agent kind (`claude-code`, `ci-bot`, ...).
+    pub kind: String,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            agent: "agent".into(),
+            operator: "operator".into(),
+            groups: Vec::new(),
+            kind: "agent".into(),
+        }
+    }
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// `workspace` (default), `read-only`, `workspace-net` or `off`.
+    /// Env: `EXECKIT_SANDBOX_PROFILE`.
+    pub profile: Profile,
+    /// Extra writable paths. Env: `EXECKIT_SANDBOX_WRITABLE` (`:`-separated).
+    pub writable: Vec<PathBuf>,
+    /// Paths sessions may not read.
+    pub deny_read: Vec<PathBuf>,
+    /// Start sessions even when the kernel cannot enforce the profile fully.
+    pub allow_best_effort: bool,
+    /// Run shells as this user (the server must run as root). Env: `EXECKIT_RUN_AS`.
+    pub run_as: Option<String>,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        SandboxSection {
+            profile: Profile::Workspace,
+            writable: Vec::new(),
+            deny_read: Vec::new(),
+            allow_best_effort: false,
+            run_as: None,
+        }
+    }
+}
+
+/// `[workspaces]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspacesConfig {
+    /// Where a session starts when the agent names no workspace; default: the server's
+    /// current directory. Env: `EXECKIT_WORKSPACE`.
+    pub default: Option<PathBuf>,
+    /// Directories a session's workspace must lie inside (itself included); default: just
+    /// the default workspace. Env: `EXECKIT_ALLOWED_WORKSPACES` (`:`-separated).
+    pub allowed: Vec<PathBuf>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open sessions at most. Env: `EXECKIT_MAX_SESSIONS`.
+    pub max_sessions: usize,
+    /// A session unused this long is closed. Env: `EXECKIT_IDLE_TTL_SECS`.
+    pub idle_ttl_secs: u64,
+    /// Timeout of a command that names none. Env: `EXECKIT_DEFAULT_TIMEOUT_MS`.
+    pub default_timeout_ms: u64,
+    /// No command runs longer, whatever it asks. Env: `EXECKIT_MAX_TIMEOUT_MS`.
+    pub max_timeout_ms: u64,
+    /// Bytes kept from the start of each stream. Env: `EXECKIT_OUTPUT_HEAD_BYTES`.
+    pub output_head_bytes: usize,
+    /// Bytes kept from the end of each stream. Env: `EXECKIT_OUTPUT_TAIL_BYTES`.
+    pub output_tail_bytes: usize,
+    /// How long a human has to answer an approval request.
+    pub approval_timeout_secs: u64,
+    /// Interval between progress notifications while a command runs.
+    pub progress_interval_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sessions: 32,
+            idle_ttl_secs: 30 * 60,
+            default_timeout_ms: 120_000,
+            max_timeout_ms: 600_000,
+            output_head_bytes: 32 * 1024,
+            output_tail_bytes: 32 * 1024,
+            approval_timeout_secs: 300,
+            progress_interval_ms: 1000,
+        }
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Append decision and command records (hash-chained JSON lines) here.
+    /// Env: `EXECKIT_AUDIT_PATH`.
+    pub path: Option<PathBuf>,
+}
+
+/// `[secrets]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Names of variables in the server's environment whose values are redacted from all
+    /// output (the variables themselves are not passed to sessions).
+    pub env: Vec<String>,
+    /// Files whose lines are secret values to redact (blank lines and `#` comments skipped).
+    pub files: Vec<PathBuf>,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The path (or `<string>`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment override has a bad value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl OperatorConfig {
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<OperatorConfig, ConfigError> {
+        Self::parse(text, "<string>")
+    }
+
+    fn parse(text: &str, path: &str) -> Result<OperatorConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Loads the configuration: the file (`path`, else `EXECKIT_CONFIG`, else defaults),
+    /// then the environment overrides, then validation.
+    pub fn load(path: Option<&Path>) -> Result<OperatorConfig, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self::load_with(path, &env)
+    }
+
+    /// [`OperatorConfig::load`] with an explicit environment (for tests).
+    pub fn load_with(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<OperatorConfig, ConfigError> {
+        let path = path
+            .map(Path::to_path_buf)
+            .or_else(|| env("EXECKIT_CONFIG").map(PathBuf::from));
+        let mut c = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Self::parse(&text, &p.display().to_string())?
+            }
+            None => OperatorConfig::default(),
+        };
+        c.apply_env(env)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let paths = |v: String| -> Vec<PathBuf> {
+            v.split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        };
+        if let Some(v) = env("EXECKIT_POLICY_DIR") {
+            self.policy.dir = Some(v.into());
+        }
+        if let Some(v) = env("EXECKIT_POLICY_SET") {
+            self.policy.set = Some(v);
+        }
+        if let Some(v) = env("EXECKIT_ENTITIES") {
+            self.policy.entities = Some(v.into());
+        }
+        if let Some(v) = env("EXECKIT_AGENT") {
+            self.identity.agent = v;
+        }
+        if let Some(v) = env("EXECKIT_OPERATOR") {
+            self.identity.operator = v;
+        }
+        if let Some(v) = env("EXECKIT_SANDBOX_PROFILE") {
+            self.sandbox.profile = v.parse().map_err(|e: String| ConfigError::Env {
+                name: "EXECKIT_SANDBOX_PROFILE".into(),
+                message: e,
+            })?;
+        }
+        if let Some(v) = env("EXECKIT_SANDBOX_WRITABLE") {
+            self.sandbox.writable = paths(v);
+        }
+        if let Some(v) = env("EXECKIT_RUN_AS") {
+            self.sandbox.run_as = Some(v);
+        }
+        if let Some(v) = env("EXECKIT_WORKSPACE") {
+            self.workspaces.default = Some(v.into());
+        }
+        if let Some(v) = env("EXECKIT_ALLOWED_WORKSPACES") {
+            self.workspaces.allowed = paths(v);
+        }
+        let num = |name: &str| -> Result<Option<u64>, ConfigError> {
+            env(name)
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|e| ConfigError::Env {
+                        name: name.into(),
+                        message: format!("`{v}` is not a whole number: {e}"),
+                    })
+                })
+                .transpose()
+        };
+        if let Some(v) = num("EXECKIT_MAX_SESSIONS")? {
+            self.limits.max_sessions = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_IDLE_TTL_SECS")? {
+            self.limits.idle_ttl_secs = v;
+        }
+        if let Some(v) = num("EXECKIT_DEFAULT_TIMEOUT_MS")? {
+            self.limits.default_timeout_ms = v;
+        }
+        if let Some(v) = num("EXECKIT_MAX_TIMEOUT_MS")? {
+            self.limits.max_timeout_ms = v;
+        }
+        if let Some(v) = num("EXECKIT_OUTPUT_HEAD_BYTES")? {
+            self.limits.output_head_bytes = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_OUTPUT_TAIL_BYTES")? {
+            self.limits.output_tail_bytes = v as usize;
+        }
+        if let Some(v) = env("EXECKIT_AUDIT_PATH") {
+            self.audit.path = Some(v.into());
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_sessions == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_sessions must be at least 1".into(),
+            ));
+        }
+        if l.default_timeout_ms == 0 || l.max_timeout_ms == 0 {
+            return Err(ConfigError::Invalid("timeouts must be positive".into()));
+        }
+        if l.default_timeout_ms > l.max_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "limits.default_timeout_ms ({}) exceeds limits.max_timeout_ms ({})",
+                l.default_timeout_ms, l.max_timeout_ms
+            )));
+        }
+        if l.idle_ttl_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.idle_ttl_secs must be at least 1".into(),
+            ));
+        }
+        if l.output_head_bytes + l.output_tail_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.output_head_bytes + output_tail_bytes must be at least 1024".into(),
+            ));
+        }
+        if l.progress_interval_ms < 50 {
+            return Err(ConfigError::Invalid(
+                "limits.progress_interval_ms must be at least 50".into(),
+            ));
+        }
+        if self.policy.dir.is_some() && self.policy.set.is_some() {
+            return Err(ConfigError::Invalid(
+                "set either policy.dir or policy.set, not both".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn no_config_gives_sane_defaults() {
+        let c = OperatorConfig::load_with(None, &env_of(&[])).unwrap();
+        assert_eq!(c.sandbox.profile, Profile::Workspace);
+        assert!(c.policy.dir.is_none());
+        assert_eq!(c.limits.max_sessions, 32);
+        assert!(c.limits.default_timeout_ms <= c.limits.max_timeout_ms);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = OperatorConfig::from_toml_str("[limits]\nmax_sesions = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_sesions"), "{e}");
+        let e = OperatorConfig::from_toml_str("[sandbx]\n").unwrap_err();
+        assert!(e.to_string().contains("sandbx"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let dir = std::env::temp_dir().join(format!("execkit-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[sandbox]\nprofile = \"read-only\"\n[limits]\nmax_sessions = 4\n",
+        )
+        .unwrap();
+        let c = OperatorConfig::load_with(
+            None,
+            &env_of(&[
+                ("EXECKIT_CONFIG", file.to_str().unwrap()),
+                ("EXECKIT_MAX_SESSIONS", "9"),
+                ("EXECKIT_ALLOWED_WORKSPACES", "/a:/b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sandbox.profile, Profile::ReadOnly);
+        assert_eq!(c.limits.max_sessions, 9);
+        assert_eq!(
+            c.workspaces.allowed,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let e = OperatorConfig::load_with(None, &env_of(&[("EXECKIT_MAX_SESSIONS", "many")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("EXECKIT_MAX_SESSIONS"), "{e}");
+        let e = OperatorConfig::load_with(None, &env_of(&[("EXECKIT_SANDBOX_PROFILE", "lax")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("EXECKIT_SANDBOX_PROFILE"), "{e}");
+        let e = OperatorConfig::load_with(
+            None,
+            &env_of(&[
+                ("EXECKIT_DEFAULT_TIMEOUT_MS", "5000"),
+                ("EXECKIT_MAX_TIMEOUT_MS", "1000"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("exceeds"), "{e}");
+        let e = OperatorConfig::load_with(Some(Path::new("/nonexistent/x.toml")), &env_of(&[]))
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The execkit front ends: the MCP server (`execkit-mcp`) and the command-line interface
+//! (`execkit`). Both binaries are thin; the work lives in the modules here and, below
+//! them, in `execkit-grammar`, `execkit-engine`, `execkit-runner` and `execkit-audit`.
+
+pub mod audit_cmd;
+pub mod config;
+pub mod mcp_doctor;
+pub mod operator;
+pub mod policy_cmd;
+pub mod policy_dir;
+pub mod redact_cmd;
+pub mod serve;
+pub mod server;
+pub mod session_cmd;
+pub mod setup;

@@ -1,0 +1,240 @@
+//! Turning the operator's [`OperatorConfig`] into what sessions are made from: the policy
+//! engine, the audit log, the known secrets, the allowed workspaces and a
+//! [`SessionConfig`] template. Built once at startup; nothing here changes afterwards.
+
+use crate::config::OperatorConfig;
+use crate::policy_dir;
+use execkit_audit::{AuditLog, AuditOptions};
+use execkit_engine::protect::{CaptureLimits, KnownSecrets};
+use execkit_engine::{Engine, Identity};
+use execkit_runner::sandbox::SandboxConfig;
+use execkit_runner::{Limits, RunAs, SessionConfig};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Everything sessions are made from.
+pub struct Operator {
+    /// The configuration as loaded.
+    pub config: OperatorConfig,
+    /// The policy engine (shared by all sessions).
+    pub engine: Arc<Engine>,
+    /// Human name of the policy set (`embedded default set`, a directory).
+    pub policy_set: String,
+    /// The audit log, if configured.
+    pub audit: Option<Arc<Mutex<AuditLog>>>,
+    /// Canonical default workspace.
+    pub default_workspace: PathBuf,
+    /// Canonical allowed workspace roots.
+    pub allowed_workspaces: Vec<PathBuf>,
+    secrets: KnownSecrets,
+    run_as: Option<RunAs>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The policies.
+    #[error("policies: {0}")]
+    Policies(String),
+    /// A path.
+    #[error("{what} {path}: {message}")]
+    Path {
+        /// What the path is for.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The audit log.
+    #[error("audit log: {0}")]
+    Audit(String),
+    /// `run_as`.
+    #[error("sandbox.run_as: {0}")]
+    RunAs(String),
+}
+
+fn canonical(what: &'static str, p: &Path) -> Result<PathBuf, StartupError> {
+    let c = p.canonicalize().map_err(|e| StartupError::Path {
+        what,
+        path: p.display().to_string(),
+        message: e.to_string(),
+    })?;
+    if !c.is_dir() {
+        return Err(StartupError::Path {
+            what,
+            path: p.display().to_string(),
+            message: "is not a directory".into(),
+        });
+    }
+    Ok(c)
+}
+
+impl Operator {
+    /// Builds the runtime from a configuration: loads and validates the policies, opens
+    /// the audit log, reads secret sources and resolves workspaces.
+    pub fn new(config: OperatorConfig) -> Result<Operator, StartupError> {
+        let mut src = match (&config.policy.dir, &config.policy.set) {
+            (Some(dir), _) => policy_dir::from_dir(dir),
+            (None, Some(set)) => policy_dir::embedded(set),
+            (None, None) => policy_dir::embedded("default"),
+        }
+        .map_err(StartupError::Policies)?;
+        if let Some(e) = &config.policy.entities {
+            src.bundle.entities = std::fs::read_to_string(e).map_err(|err| StartupError::Path {
+                what: "policy.entities",
+                path: e.display().to_string(),
+                message: err.to_string(),
+            })?;
+        }
+        let engine = Engine::new(&src.bundle)
+            .map_err(|e| StartupError::Policies(format!("{}: {e}", src.name)))?;
+        let default_workspace = match &config.workspaces.default {
+            Some(w) => canonical("workspaces.default", w)?,
+            None => {
+                let cwd = std::env::current_dir().map_err(|e| StartupError::Path {
+                    what: "current directory",
+                    path: ".".into(),
+                    message: e.to_string(),
+                })?;
+                canonical("current directory", &cwd)?
+            }
+        };
+        let allowed_workspaces = if config.workspaces.allowed.is_empty() {
+            vec![default_workspace.clone()]
+        } else {
+            config
+                .workspaces
+                .allowed
+                .iter()
+                .map(|p| canonical("workspaces.allowed", p))
+                .collect::<Result<_, _>>()?
+        };
+        if !allowed_workspaces
+            .iter()
+            .any(|root| default_workspace.starts_with(root))
+        {
+            return Err(StartupError::Path {
+                what: "workspaces.default",
+                path: default_workspace.display().to_string(),
+                message: "is not inside any of workspaces.allowed".into(),
+            });
+        }
+        let audit = match &config.audit.path {
+            Some(p) => Some(Arc::new(Mutex::new(
+                AuditLog::open(p, AuditOptions::default())
+                    .map_err(|e| StartupError::Audit(e.to_string()))?,
+            ))),
+            None => None,
+        };
+        let mut secrets = KnownSecrets::new();
+        for name in &config.secrets.env {
+            if let Ok(v) = std::env::var(name) {
+                secrets.add(&v);
+            }
+        }
+        for f in &config.secrets.files {
+            let text = std::fs::read_to_string(f).map_err(|e| StartupError::Path {
+                what: "secrets.files",
+                path: f.display().to_string(),
+                message: e.to_string(),
+            })?;
+            secrets.add_file_contents(&text);
+        }
+        let run_as = match &config.sandbox.run_as {
+            Some(u) => Some(RunAs::lookup(u).map_err(StartupError::RunAs)?),
+            None => None,
+        };
+        Ok(Operator {
+            engine: Arc::new(engine),
+            policy_set: src.name,
+            audit,
+            default_workspace,
+            allowed_workspaces,
+            secrets,
+            run_as,
+            config,
+        })
+    }
+
+    /// Resolves the workspace an agent asked for: `None` is the default; anything else
+    /// must exist and lie inside an allowed root (after resolving `..` and symlinks).
+    pub fn workspace(&self, requested: Option<&str>) -> Result<PathBuf, String> {
+        let Some(req) = requested else {
+            return Ok(self.default_workspace.clone());
+        };
+        let p = Path::new(req);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.default_workspace.join(p)
+        };
+        let c = p
+            .canonicalize()
+            .map_err(|e| format!("workspace `{req}`: {e}"))?;
+        if !c.is_dir() {
+            return Err(format!("workspace `{req}` is not a directory"));
+        }
+        if !self
+            .allowed_workspaces
+            .iter()
+            .any(|root| c.starts_with(root))
+        {
+            let roots: Vec<String> = self
+                .allowed_workspaces
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect();
+            return Err(format!(
+                "workspace `{}` is outside what the operator allows ({})",
+                c.display(),
+                roots.join(", ")
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The identity sessions run with.
+    pub fn identity(&self) -> Identity {
+        let i = &self.config.identity;
+        Identity {
+            agent: i.agent.clone(),
+            operator: i.operator.clone(),
+            groups: i.groups.clone(),
+            kind: i.kind.clone(),
+            ..Identity::default()
+        }
+    }
+
+    /// A session configuration for `workspace`, with every operator setting applied.
+    pub fn session_config(&self, workspace: PathBuf) -> SessionConfig {
+        let mut c = SessionConfig::new(workspace, self.engine.clone());
+        let s = &self.config.sandbox;
+        c.sandbox = SandboxConfig {
+            profile: s.profile,
+            writable: s.writable.clone(),
+            deny_read: s.deny_read.clone(),
+            allow_best_effort: s.allow_best_effort,
+        };
+        c.identity = self.identity();
+        let l = &self.config.limits;
+        c.limits = Limits {
+            default_timeout: Duration::from_millis(l.default_timeout_ms),
+            max_timeout: Duration::from_millis(l.max_timeout_ms),
+            capture: CaptureLimits {
+                head_bytes: l.output_head_bytes,
+                tail_bytes: l.output_tail_bytes,
+                ..CaptureLimits::default()
+            },
+            ..c.limits
+        };
+        c.secrets = self.secrets.clone();
+        c.audit = self.audit.clone();
+        c.run_as = self.run_as.clone();
+        c
+    }
+}

@@ -1,0 +1,610 @@
+//! The MCP server: execkit sessions as tools, over rmcp.
+//!
+//! Every call goes the same way: arguments (which can only narrow operator settings) →
+//! the session's policy decision → on Ask, a human approval through elicitation → the
+//! runner (sandboxed shell, output protection) → a structured result plus a compact text
+//! rendering. Denials and bad arguments are tool errors (`isError`) whose structured
+//! content says why, so an agent can adapt instead of failing.
+//!
+//! Commands run in a task of their own: if the client goes away or cancels, the command is
+//! interrupted through the runner (process groups, then the tree), never abandoned
+//! mid-frame, so the session stays usable.
+
+pub mod approval;
+pub mod args;
+pub mod output;
+pub mod table;
+
+use crate::operator::Operator;
+use approval::Approvals;
+use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs};
+use execkit_engine::protect::Budget;
+use execkit_engine::{DecisionEnv, Verdict};
+use execkit_runner::{Approval, ExecError, ExecOptions, Session};
+use output::{
+    CreateOutput, DecisionOutput, DestroyOutput, ErrorOutput, ExecOutput, IdentityOutput,
+    ListOutput, SandboxOutput, SessionRow,
+};
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses, RequestState};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, Implementation, InputRequest,
+    InputRequests, InputRequiredResult, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use table::{Entry, Table};
+
+/// State shared by all calls.
+pub struct Shared {
+    /// The operator's settings and what was built from them.
+    pub op: Operator,
+    /// Open sessions.
+    pub table: Table,
+    /// Approvals waiting for a client retry (2026-07-28 form).
+    pub approvals: Approvals,
+}
+
+/// The execkit MCP server.
+#[derive(Clone)]
+pub struct ExecKitServer {
+    shared: Arc<Shared>,
+    tool_router: ToolRouter<ExecKitServer>,
+}
+
+type ToolResult = Result<CallToolResponse, ErrorData>;
+
+/// A tool result: compact text plus structured content.
+fn ok<T: Serialize>(text: String, value: &T) -> ToolResult {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(serde_json::to_value(value).map_err(internal)?);
+    Ok(r.into())
+}
+
+/// A tool error: compact text plus structured content.
+fn tool_error<T: Serialize>(text: String, value: &T) -> ToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(serde_json::to_value(value).map_err(internal)?);
+    Ok(r.into())
+}
+
+/// A tool error of a kind other than a policy decision.
+fn fail(kind: &str, message: impl Into<String>) -> ToolResult {
+    let message = message.into();
+    tool_error(
+        format!("error: {message}"),
+        &ErrorOutput {
+            error: kind.into(),
+            message,
+        },
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorData {
+    ErrorData::internal_error(e.to_string(), None)
+}
+
+/// A denial as a tool error: each fact's decision, the determining policies and advice.
+fn denied(d: &execkit_runner::Denial, cwd: &str, extra: Option<&str>) -> ToolResult {
+    let reason = match extra {
+        Some(x) => format!("{x}; {}", d.reason),
+        None => d.reason.clone(),
+    };
+    let mut out = DecisionOutput::from(&d.decision, cwd, reason, false);
+    out.denied = Some(true);
+    tool_error(out.render(), &out)
+}
+
+impl ExecKitServer {
+    /// A server for this operator runtime.
+    pub fn new(op: Operator) -> ExecKitServer {
+        let l = &op.config.limits;
+        let table = Table::new(l.max_sessions, Duration::from_secs(l.idle_ttl_secs));
+        let approvals = Approvals::new(Duration::from_secs(l.approval_timeout_secs.max(1)));
+        ExecKitServer {
+            shared: Arc::new(Shared {
+                op,
+                table,
+                approvals,
+            }),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// The shared state (for the idle reaper and shutdown).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    fn lookup(&self, id: &str) -> Result<Arc<Entry>, ToolResult> {
+        self.shared.table.get(id).ok_or_else(|| {
+            fail(
+                "unknown_session",
+                format!(
+                    "unknown session `{id}`: it was destroyed, reaped after {} s idle, or never existed; create one with session_create",
+                    self.shared.op.config.limits.idle_ttl_secs
+                ),
+            )
+        })
+    }
+}
+
+/// Closes sessions idle longer than the operator's TTL, forever.
+pub async fn reap_idle(shared: Arc<Shared>) {
+    let ttl = Duration::from_secs(shared.op.config.limits.idle_ttl_secs);
+    let every = (ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        tokio::time::sleep(every).await;
+        for e in shared.table.take_idle() {
+            tracing::info!(session = e.session.id(), "closing idle session");
+            e.session.close().await;
+        }
+    }
+}
+
+/// Closes every session (at shutdown).
+pub async fn close_all(shared: &Shared) {
+    for e in shared.table.drain() {
+        e.session.close().await;
+    }
+}
+
+fn exec_options(budget: Option<Budget>, timeout_ms: Option<u64>) -> ExecOptions {
+    let budget = budget.unwrap_or_default();
+    ExecOptions {
+        timeout_ms,
+        stdout: budget.clone(),
+        stderr: budget,
+    }
+}
+
+/// True when the negotiated revision forbids server-to-client requests (2026-07-28 on):
+/// approvals then travel as `input_required` results.
+fn stateless_revision(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .map(|v| !v.has_initialize())
+        .unwrap_or(false)
+}
+
+/// Whether the client declared it can show forms to its human.
+fn client_can_elicit(ctx: &RequestContext<RoleServer>) -> bool {
+    let caps = ctx
+        .meta
+        .client_capabilities()
+        .or_else(|| ctx.peer.peer_info().map(|i| i.capabilities.clone()));
+    match caps.and_then(|c| c.elicitation) {
+        Some(e) => e.form.is_some() || e.url.is_none(),
+        None => false,
+    }
+}
+
+/// How an Ask was settled.
+enum Settled {
+    Approved(Approval),
+    Declined(String),
+    /// Answered with `input_required`; the client retries.
+    Deferred(CallToolResponse),
+}
+
+#[tool_router]
+impl ExecKitServer {
+    /// Starts a persistent shell session.
+    #[tool(
+        description = "Start a persistent, sandboxed shell session (cwd, variables and functions persist between commands). Returns the session_id, the sandbox the kernel enforces, the policy set and the identity.",
+        annotations(
+            title = "Create shell session",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<CreateOutput>()
+    )]
+    async fn session_create(&self, Parameters(a): Parameters<CreateArgs>) -> ToolResult {
+        let transport = a.transport.as_deref().unwrap_or("local");
+        match transport {
+            "local" => {}
+            "ssh" | "docker" => {
+                return fail(
+                    "not_available",
+                    format!(
+                        "transport `{transport}` is not available in this build yet; use `local`"
+                    ),
+                )
+            }
+            other => {
+                return fail(
+                    "bad_arguments",
+                    format!("unknown transport `{other}`; expected `local`, `ssh` or `docker`"),
+                )
+            }
+        }
+        let budget = match a.output_budget.as_ref().map(|b| b.to_budget()).transpose() {
+            Ok(b) => b,
+            Err(e) => return fail("bad_arguments", e),
+        };
+        let op = &self.shared.op;
+        let workspace = match op.workspace(a.workspace.as_deref()) {
+            Ok(w) => w,
+            Err(e) => return fail("workspace", e),
+        };
+        let slot = match self.shared.table.reserve() {
+            Ok(s) => s,
+            Err(e) => return fail("limit", e.to_string()),
+        };
+        let session = match Session::local(op.session_config(workspace.clone())).await {
+            Ok(s) => s,
+            Err(e) => return fail("session", format!("cannot start the session: {e}")),
+        };
+        let info = session.info().await;
+        let cwd = session.cwd().await;
+        let id = session.id().to_string();
+        self.shared.table.insert(
+            slot,
+            Arc::new(Entry::new(session, "local", workspace.clone(), budget)),
+        );
+        tracing::info!(session = %id, workspace = %workspace.display(), "session created");
+        let identity = op.identity();
+        let out = CreateOutput {
+            session_id: id.clone(),
+            transport: "local".into(),
+            workspace: workspace.display().to_string(),
+            cwd,
+            sandbox: SandboxOutput::from(&info.enforcement),
+            policy_set: op.policy_set.clone(),
+            identity: IdentityOutput {
+                agent: identity.agent,
+                operator: identity.operator,
+                user: info.user,
+            },
+        };
+        let text = format!(
+            "session {id} · local · {} · sandbox {} ({}) · policies: {}",
+            out.cwd, out.sandbox.profile, out.sandbox.level, out.policy_set
+        );
+        ok(text, &out)
+    }
+
+    /// Runs a command in a session.
+    #[tool(
+        description = "Run a bash command line in a session. Every part of it (programs, paths, redirects, substitutions, wrappers) is checked against the operator's Cedar policies first; a denial returns each fact's decision and the policies' advice, and nothing runs. Some commands need a human's approval, which is asked for through the client. Output comes back ANSI-stripped, with secrets redacted, within the budget.",
+        annotations(
+            title = "Run command in session",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        ),
+        output_schema = schema_for_output::<ExecOutput>()
+    )]
+    async fn session_exec(
+        &self,
+        Parameters(a): Parameters<ExecArgs>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let entry = match self.lookup(&a.session_id) {
+            Ok(e) => e,
+            Err(r) => return r,
+        };
+        let budget = match a.budget.as_ref().map(|b| b.to_budget()).transpose() {
+            Ok(b) => b.or_else(|| entry.budget.clone()),
+            Err(e) => return fail("bad_arguments", e),
+        };
+        let opts = exec_options(budget, a.timeout_ms);
+        // A retry carrying the human's answer to an earlier `input_required`.
+        let answered = match state {
+            Some(handle) => {
+                let Some(p) = self.shared.approvals.take(&handle) else {
+                    return fail(
+                        "bad_arguments",
+                        "unknown or expired approval state; call session_exec again",
+                    );
+                };
+                if p.session_id != a.session_id || p.command != a.command {
+                    return fail(
+                        "bad_arguments",
+                        "the approval state belongs to another command; call session_exec again",
+                    );
+                }
+                Some((p, approval::approved_in(responses.as_ref())))
+            }
+            None => None,
+        };
+
+        let ct = ctx.ct.clone();
+        let _turn = tokio::select! {
+            g = entry.exec_lock.lock() => g,
+            _ = ct.cancelled() => return fail("cancelled", "cancelled before the command started"),
+        };
+        entry.set_running(Some(entry.session.redact(&a.command)));
+        let result = self.exec_locked(&entry, &a, &opts, answered, &ctx).await;
+        entry.set_running(None);
+        result
+    }
+
+    /// Ends a session.
+    #[tool(
+        description = "End a session: its shell and every process it started are killed and its private tmp dir is removed.",
+        annotations(
+            title = "Destroy shell session",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<DestroyOutput>()
+    )]
+    async fn session_destroy(&self, Parameters(a): Parameters<DestroyArgs>) -> ToolResult {
+        let Some(e) = self.shared.table.remove(&a.session_id) else {
+            return fail(
+                "unknown_session",
+                format!(
+                    "unknown session `{}` (already destroyed or reaped?)",
+                    a.session_id
+                ),
+            );
+        };
+        e.session.cancel();
+        e.session.close().await;
+        tracing::info!(session = %a.session_id, "session destroyed");
+        let out = DestroyOutput {
+            session_id: a.session_id.clone(),
+            destroyed: true,
+        };
+        ok(format!("session {} destroyed", a.session_id), &out)
+    }
+
+    /// Lists sessions.
+    #[tool(
+        description = "List open sessions: id, transport, cwd, age, idle time and the command running now.",
+        annotations(
+            title = "List shell sessions",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<ListOutput>()
+    )]
+    async fn session_list(&self) -> ToolResult {
+        let mut sessions = Vec::new();
+        for e in self.shared.table.all() {
+            sessions.push(SessionRow {
+                session_id: e.session.id().to_string(),
+                transport: e.transport.to_string(),
+                workspace: e.workspace.display().to_string(),
+                cwd: e.session.cwd().await,
+                age_secs: e.created.elapsed().as_secs(),
+                idle_secs: if e.running().is_some() {
+                    0
+                } else {
+                    e.idle().as_secs()
+                },
+                running: e.running(),
+            });
+        }
+        let out = ListOutput {
+            sessions,
+            max_sessions: self.shared.table.max(),
+        };
+        ok(out.render(), &out)
+    }
+
+    /// The policy decision for a command, without running it.
+    #[tool(
+        description = "Dry-run the policy decision for a command line without running anything: the verdict (allow, ask or deny), every fact it was split into, the determining policies and their advice. With session_id it is judged in that session's cwd.",
+        annotations(
+            title = "Check command against policy",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<DecisionOutput>()
+    )]
+    async fn policy_check(&self, Parameters(a): Parameters<CheckArgs>) -> ToolResult {
+        let (decision, cwd) = match &a.session_id {
+            Some(id) => {
+                let entry = match self.lookup(id) {
+                    Ok(e) => e,
+                    Err(r) => return r,
+                };
+                (
+                    entry.session.decide(&a.command).await,
+                    entry.session.cwd().await,
+                )
+            }
+            None => {
+                let op = &self.shared.op;
+                let ws = op.default_workspace.display().to_string();
+                let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
+                let mut env = DecisionEnv::local(&ws, &home);
+                env.identity = op.identity();
+                env.cwd = Some(ws.clone());
+                (op.engine.decide(&a.command, &env), ws)
+            }
+        };
+        let reason = execkit_runner::Denial::from_decision(decision.clone()).reason;
+        let reason = if decision.verdict == Verdict::Allow {
+            "every fact is permitted".to_string()
+        } else {
+            reason
+        };
+        let out = DecisionOutput::from(&decision, &cwd, reason, true);
+        ok(out.render(), &out)
+    }
+}
+
+impl ExecKitServer {
+    /// The part of `session_exec` that runs with the session's turn held.
+    async fn exec_locked(
+        &self,
+        entry: &Arc<Entry>,
+        a: &ExecArgs,
+        opts: &ExecOptions,
+        answered: Option<(approval::Pending, bool)>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let session = &entry.session;
+        let cwd = session.cwd().await;
+        let approver = self.shared.op.config.identity.operator.clone();
+        let settled = match answered {
+            Some((p, true)) => Some(Settled::Approved(Approval {
+                approver: approver.clone(),
+                facts: p.facts,
+            })),
+            Some((_, false)) => Some(Settled::Declined("the human declined".into())),
+            None => {
+                let decision = session.decide(&a.command).await;
+                if decision.verdict == Verdict::Ask {
+                    Some(self.ask(entry, a, &cwd, &decision, &approver, ctx).await?)
+                } else {
+                    None
+                }
+            }
+        };
+        let (approval, declined) = match settled {
+            Some(Settled::Deferred(r)) => return Ok(r),
+            Some(Settled::Approved(ap)) => (Some(ap), None),
+            Some(Settled::Declined(why)) => (None, Some(why)),
+            None => (None, None),
+        };
+        let approved_by = approval.as_ref().map(|ap| ap.approver.clone());
+        let run = self.run(
+            entry.clone(),
+            a.command.clone(),
+            opts.clone(),
+            approval,
+            ctx,
+        );
+        match run.await {
+            Ok(r) => {
+                let out = ExecOutput::from(&a.session_id, r, approved_by);
+                ok(out.render(), &out)
+            }
+            Err(ExecError::Denied(d)) => denied(&d, &cwd, declined.as_deref()),
+            Err(e @ (ExecError::Rejected(_) | ExecError::Budget(_))) => {
+                fail("bad_arguments", e.to_string())
+            }
+            Err(e) => fail("session", e.to_string()),
+        }
+    }
+
+    /// Asks the human about an Ask decision, in the form the protocol revision allows.
+    async fn ask(
+        &self,
+        entry: &Entry,
+        a: &ExecArgs,
+        cwd: &str,
+        decision: &execkit_engine::Decision,
+        approver: &str,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Settled, ErrorData> {
+        let session = &entry.session;
+        let shown = Approval::of(approver, decision);
+        let message = approval::message(&session.redact(&a.command), cwd, &a.session_id, decision);
+        if stateless_revision(ctx) {
+            let handle = self
+                .shared
+                .approvals
+                .park(&a.session_id, &a.command, shown.facts)
+                .map_err(internal)?;
+            let mut requests = InputRequests::new();
+            requests.insert(
+                approval::INPUT_KEY.into(),
+                InputRequest::Elicitation(ElicitRequest::new(approval::request(message))),
+            );
+            return Ok(Settled::Deferred(
+                InputRequiredResult::new(Some(requests), Some(handle)).into(),
+            ));
+        }
+        if !client_can_elicit(ctx) {
+            return Ok(Settled::Declined(
+                "this command needs a human's approval and the client cannot ask (no elicitation support)".into(),
+            ));
+        }
+        let timeout = Duration::from_secs(self.shared.op.config.limits.approval_timeout_secs);
+        let answer = tokio::select! {
+            r = ctx.peer.create_elicitation_with_timeout(approval::request(message), Some(timeout)) => r,
+            _ = ctx.ct.cancelled() => return Ok(Settled::Declined("the call was cancelled while waiting for approval".into())),
+        };
+        Ok(match answer {
+            Ok(r) if approval::approved(&r.action, r.content.as_ref()) => Settled::Approved(shown),
+            Ok(_) => Settled::Declined("the human declined".into()),
+            Err(e) => Settled::Declined(format!("no approval ({e})")),
+        })
+    }
+
+    /// Runs the command in its own task, sending progress while it runs and interrupting
+    /// it when the call is cancelled.
+    async fn run(
+        &self,
+        entry: Arc<Entry>,
+        command: String,
+        opts: ExecOptions,
+        approval: Option<Approval>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<execkit_runner::ExecResult, ExecError> {
+        let task_entry = entry.clone();
+        let mut task = tokio::spawn(async move {
+            let s = &task_entry.session;
+            match &approval {
+                Some(ap) => s.exec_approved(&command, &opts, ap).await,
+                None => s.exec(&command, &opts).await,
+            }
+        });
+        let token = ctx.meta.get_progress_token();
+        let every = Duration::from_millis(self.shared.op.config.limits.progress_interval_ms);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let started = Instant::now();
+        let mut cancelling = false;
+        loop {
+            tokio::select! {
+                r = &mut task => {
+                    return r.unwrap_or_else(|e| Err(ExecError::Io(std::io::Error::other(e.to_string()))));
+                }
+                _ = ctx.ct.cancelled(), if !cancelling => {
+                    cancelling = true;
+                    entry.session.cancel();
+                }
+                _ = tick.tick() => {
+                    if cancelling {
+                        // The command may not have started when the first cancel came.
+                        entry.session.cancel();
+                    } else if let Some(token) = &token {
+                        let p = entry.session.progress();
+                        let elapsed = started.elapsed();
+                        let (o, e) = p.map(|p| (p.stdout_bytes, p.stderr_bytes)).unwrap_or((0, 0));
+                        let param = ProgressNotificationParam::new(token.clone(), elapsed.as_millis() as f64)
+                            .with_message(format!(
+                                "running {:.1} s · {o} bytes stdout · {e} bytes stderr",
+                                elapsed.as_secs_f64()
+                            ));
+                        if let Err(err) = ctx.peer.notify_progress(param).await {
+                            tracing::debug!(%err, "progress notification not sent");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ExecKitServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("execkit", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "execkit runs shell commands for you in persistent, sandboxed sessions. Call session_create once, then session_exec for each command (cd and exports persist). Every command is checked against the operator's policies: if one is denied, read the advice in the result and adapt; use policy_check to test a command without running it. Destroy sessions you no longer need.",
+            )
+    }
+}

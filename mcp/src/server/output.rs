@@ -1,0 +1,412 @@
+//! What tools return: the structured content (with its JSON schema, published as each
+//! tool's `outputSchema`) and a compact text rendering of the same result. The text is
+//! what most agents read, so it carries the output once and the metadata in one line.
+
+use execkit_engine::protect::StreamReport;
+use execkit_engine::{Decision, Verdict};
+use execkit_runner::sandbox::Enforcement;
+use execkit_runner::ExecResult;
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// `session_create`'s result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CreateOutput {
+    /// Pass this to the other tools.
+    pub session_id: String,
+    /// `local`.
+    pub transport: String,
+    /// The workspace.
+    pub workspace: String,
+    /// The starting directory.
+    pub cwd: String,
+    /// The confinement the kernel enforces for this session.
+    pub sandbox: SandboxOutput,
+    /// The policy set that decides every command.
+    pub policy_set: String,
+    /// Who the policies see.
+    pub identity: IdentityOutput,
+}
+
+/// The sandbox a session got.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SandboxOutput {
+    /// `read-only`, `workspace`, `workspace-net` or `off`.
+    pub profile: String,
+    /// `full`, `partial` or `none`.
+    pub level: String,
+    /// The kernel's Landlock ABI (0: none).
+    pub landlock_abi: i32,
+    /// Landlock filesystem rules applied.
+    pub filesystem: bool,
+    /// Network confinement applied (Landlock TCP rules or seccomp socket filter).
+    pub network_restricted: bool,
+    /// The seccomp filter applied.
+    pub seccomp: bool,
+    /// Paths the session can write.
+    pub writable: Vec<String>,
+    /// What is missing, for humans.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl SandboxOutput {
+    /// From the runner's report.
+    pub fn from(e: &Enforcement) -> SandboxOutput {
+        let profile = serde_json::to_value(e.profile)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let level = serde_json::to_value(e.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        SandboxOutput {
+            network_restricted: e.landlock_network || (e.seccomp && profile != "workspace-net"),
+            profile,
+            level,
+            landlock_abi: e.landlock_abi,
+            filesystem: e.filesystem,
+            seccomp: e.seccomp,
+            writable: e.writable.iter().map(|p| p.display().to_string()).collect(),
+            notes: e.notes.clone(),
+        }
+    }
+}
+
+/// Who a session acts as.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IdentityOutput {
+    /// The `Agent` entity.
+    pub agent: String,
+    /// The accountable human.
+    pub operator: String,
+    /// The Unix account the shell runs as.
+    pub user: String,
+}
+
+/// `session_exec`'s result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExecOutput {
+    /// The session.
+    pub session_id: String,
+    /// Exit status (128 + signal when killed); absent if it could not be known.
+    pub exit_code: Option<i32>,
+    /// Protected stdout (ANSI stripped, secrets redacted, budget applied).
+    pub stdout: String,
+    /// Protected stderr.
+    pub stderr: String,
+    /// The directory after the command.
+    pub cwd: String,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Stopped by the timeout.
+    pub timed_out: bool,
+    /// Stopped by a cancellation.
+    pub cancelled: bool,
+    /// The shell itself ended (the session must be destroyed and created again).
+    pub shell_exited: bool,
+    /// Present when stdout was cut: what was kept and what was dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout_truncation: Option<Truncation>,
+    /// Present when stderr was cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr_truncation: Option<Truncation>,
+    /// Secrets redacted, by rule.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub redactions: BTreeMap<String, u64>,
+    /// The human who approved this command, when the policies asked for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+}
+
+/// How a stream was cut.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Truncation {
+    /// The budget mode.
+    pub mode: String,
+    /// Bytes and lines of the whole (protected) stream.
+    pub bytes_total: u64,
+    /// Lines of the whole stream.
+    pub lines_total: u64,
+    /// Bytes returned.
+    pub bytes_kept: u64,
+    /// Lines returned.
+    pub lines_kept: u64,
+    /// Bytes not returned.
+    pub elided_bytes: u64,
+    /// For `grep`: matching lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<u64>,
+}
+
+impl Truncation {
+    fn of(r: &StreamReport) -> Option<Truncation> {
+        (r.truncated || r.matches.is_some()).then(|| Truncation {
+            mode: r.mode.clone(),
+            bytes_total: r.bytes_total,
+            lines_total: r.lines_total,
+            bytes_kept: r.bytes_kept,
+            lines_kept: r.lines_kept,
+            elided_bytes: r.elided_bytes,
+            matches: r.matches,
+        })
+    }
+}
+
+impl ExecOutput {
+    /// From the runner's result.
+    pub fn from(session_id: &str, r: ExecResult, approved_by: Option<String>) -> ExecOutput {
+        ExecOutput {
+            session_id: session_id.to_string(),
+            exit_code: r.exit_code,
+            stdout_truncation: Truncation::of(&r.stdout_report),
+            stderr_truncation: Truncation::of(&r.stderr_report),
+            stdout: r.stdout,
+            stderr: r.stderr,
+            cwd: r.cwd,
+            duration_ms: r.duration_ms,
+            timed_out: r.timed_out,
+            cancelled: r.cancelled,
+            shell_exited: r.shell_exited,
+            redactions: r.redactions,
+            approved_by,
+        }
+    }
+
+    /// `exit 0 · 3 ms · /cwd`, then stdout, then stderr under a marker.
+    pub fn render(&self) -> String {
+        let mut s = match self.exit_code {
+            Some(c) => format!("exit {c}"),
+            None => "exit ?".to_string(),
+        };
+        let _ = write!(s, " · {} ms · {}", self.duration_ms, self.cwd);
+        for (flag, word) in [
+            (self.timed_out, "timed out"),
+            (self.cancelled, "cancelled"),
+            (self.shell_exited, "shell exited"),
+        ] {
+            if flag {
+                let _ = write!(s, " · {word}");
+            }
+        }
+        if let Some(a) = &self.approved_by {
+            let _ = write!(s, " · approved by {a}");
+        }
+        if !self.redactions.is_empty() {
+            let n: u64 = self.redactions.values().sum();
+            let _ = write!(s, " · {n} redacted");
+        }
+        if self.stdout.is_empty() && self.stderr.is_empty() {
+            s.push_str(" · no output");
+            return s;
+        }
+        s.push('\n');
+        s.push_str(&self.stdout);
+        if !self.stderr.is_empty() {
+            if !self.stdout.is_empty() && !self.stdout.ends_with('\n') {
+                s.push('\n');
+            }
+            s.push_str("[stderr]\n");
+            s.push_str(&self.stderr);
+        }
+        s
+    }
+}
+
+/// `session_destroy`'s result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DestroyOutput {
+    /// The session.
+    pub session_id: String,
+    /// True: it existed and is now gone.
+    pub destroyed: bool,
+}
+
+/// `session_list`'s result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListOutput {
+    /// Open sessions, oldest first.
+    pub sessions: Vec<SessionRow>,
+    /// The operator's cap.
+    pub max_sessions: usize,
+}
+
+/// One open session.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SessionRow {
+    /// Id.
+    pub session_id: String,
+    /// `local`.
+    pub transport: String,
+    /// Workspace.
+    pub workspace: String,
+    /// Current directory.
+    pub cwd: String,
+    /// Seconds since it was created.
+    pub age_secs: u64,
+    /// Seconds since it was last used.
+    pub idle_secs: u64,
+    /// The command running now (redacted), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+}
+
+impl ListOutput {
+    /// One line per session.
+    pub fn render(&self) -> String {
+        if self.sessions.is_empty() {
+            return format!("no sessions (max {})", self.max_sessions);
+        }
+        let mut s = format!(
+            "{} of max {} sessions",
+            self.sessions.len(),
+            self.max_sessions
+        );
+        for r in &self.sessions {
+            let _ = write!(
+                s,
+                "\n{} {} {} age {}s idle {}s",
+                r.session_id, r.transport, r.cwd, r.age_secs, r.idle_secs
+            );
+            if let Some(c) = &r.running {
+                let _ = write!(s, " running: {c}");
+            }
+        }
+        s
+    }
+}
+
+/// A policy decision: `policy_check`'s result, and the structured content of a denial.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DecisionOutput {
+    /// `allow`, `ask` (a human must approve) or `deny`.
+    pub verdict: String,
+    /// Why, in one line.
+    pub reason: String,
+    /// Set when the command could not be parsed (then the verdict is `deny`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    /// The directory the decision assumed.
+    pub cwd: String,
+    /// Every fact the command was split into, with its own decision.
+    pub facts: Vec<FactOutput>,
+    /// Set on a denial from `session_exec`: nothing ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denied: Option<bool>,
+}
+
+/// One fact and its decision.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FactOutput {
+    /// Cedar action (`exec`, `write_path`, `path_arg`, `chdir`, `connect`, ...).
+    pub action: String,
+    /// Cedar resource, e.g. `Program::"rm"`.
+    pub resource: String,
+    /// The simple command it came from.
+    pub command: String,
+    /// `allow`, `ask` or `deny`.
+    pub verdict: String,
+    /// Why.
+    pub reason: String,
+    /// The policies that determined it (forbids for a denial, `@ask` permits for an ask).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyOutput>,
+}
+
+/// A determining policy.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PolicyOutput {
+    /// Its `@id`.
+    pub id: String,
+    /// `permit` or `forbid`.
+    pub effect: String,
+    /// Its `@advice`: what to do instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+}
+
+fn verdict_word(v: Verdict) -> String {
+    match v {
+        Verdict::Allow => "allow",
+        Verdict::Ask => "ask",
+        Verdict::Deny => "deny",
+    }
+    .to_string()
+}
+
+impl DecisionOutput {
+    /// From the engine's decision. Allowed facts keep their permit ids only when asked
+    /// (`with_permits`), so denials stay short.
+    pub fn from(d: &Decision, cwd: &str, reason: String, with_permits: bool) -> DecisionOutput {
+        DecisionOutput {
+            verdict: verdict_word(d.verdict),
+            reason,
+            parse_error: d.parse_error.clone(),
+            cwd: cwd.to_string(),
+            facts: d
+                .facts
+                .iter()
+                .map(|f| FactOutput {
+                    action: f.action.to_string(),
+                    resource: f.resource.clone(),
+                    command: f.command.clone(),
+                    verdict: verdict_word(f.verdict),
+                    reason: f.reason.clone(),
+                    policies: if f.verdict == Verdict::Allow && !with_permits {
+                        Vec::new()
+                    } else {
+                        f.policies
+                            .iter()
+                            .map(|p| PolicyOutput {
+                                id: p.id.clone(),
+                                effect: p.effect.to_string(),
+                                advice: p.advice.clone(),
+                            })
+                            .collect()
+                    },
+                })
+                .collect(),
+            denied: None,
+        }
+    }
+
+    /// The verdict line, then each fact that is not allowed with its policies and advice.
+    pub fn render(&self) -> String {
+        let head = if self.denied == Some(true) {
+            if self.verdict == "ask" {
+                "not run (needs approval)"
+            } else {
+                "denied"
+            }
+        } else {
+            self.verdict.as_str()
+        };
+        let mut s = format!("{head}: {}", self.reason);
+        if let Some(e) = &self.parse_error {
+            let _ = write!(s, "\nparse error: {e}");
+        }
+        for f in self.facts.iter().filter(|f| f.verdict != "allow") {
+            let _ = write!(s, "\n- {} {} [{}]", f.action, f.resource, f.verdict);
+            for p in &f.policies {
+                let _ = write!(s, " {}", p.id);
+                if let Some(a) = &p.advice {
+                    let _ = write!(s, ": {a}");
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The structured content of a tool error that is not a policy decision.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorOutput {
+    /// A stable kind: `bad_arguments`, `unknown_session`, `not_available`, `limit`,
+    /// `workspace`, `session`.
+    pub error: String,
+    /// For humans and agents.
+    pub message: String,
+}
