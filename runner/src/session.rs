@@ -55,6 +55,9 @@ pub struct Session {
     tmp: PathBuf,
     running: Arc<Running>,
     state: Mutex<State>,
+    /// The cwd as last reported, readable while a command runs (the state lock is held
+    /// for a command's whole run).
+    last_cwd: std::sync::Mutex<String>,
 }
 
 #[derive(Default)]
@@ -181,6 +184,7 @@ impl Session {
             dir,
             tmp,
             running: Arc::new(Running::default()),
+            last_cwd: std::sync::Mutex::new(workspace.display().to_string()),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -216,8 +220,19 @@ impl Session {
     }
 
     /// The shell's current directory as last reported.
+    ///
+    /// This does not wait for a running command: it answers with the cwd the previous
+    /// command left.
     pub async fn cwd(&self) -> String {
-        self.state.lock().await.cwd.clone()
+        self.last_cwd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_cwd(&self, st: &mut State, cwd: String) {
+        *self.last_cwd.lock().unwrap_or_else(|p| p.into_inner()) = cwd.clone();
+        st.cwd = cwd;
     }
 
     /// The policy decision for a command in this session's current state, without running it.
@@ -388,7 +403,7 @@ impl Session {
         let stdout = run.out.finish();
         let stderr = run.err.finish();
         if let Some(c) = run.cwd {
-            st.cwd = c;
+            self.set_cwd(&mut st, c);
         }
         if let Some(why) = run.shell_gone {
             if let Some(mut sh) = st.shell.take() {
@@ -441,7 +456,8 @@ impl Session {
         st.enforcement = enforcement;
         st.gone = None;
         st.closed = false;
-        st.cwd = self.config.workspace.display().to_string();
+        let ws = self.config.workspace.display().to_string();
+        self.set_cwd(&mut st, ws);
         Ok(())
     }
 

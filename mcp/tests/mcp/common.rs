@@ -1,0 +1,225 @@
+//! A real MCP client (rmcp) driving the real `execkit-mcp` binary over stdio, with a
+//! per-test workspace and operator config. Shared by the tests and the stdio bench.
+
+#![allow(dead_code)]
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams,
+    ElicitResult, ElicitationAction, Implementation, ProgressNotificationParam, ProtocolVersion,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How the test client answers approval requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Human {
+    /// The client does not declare elicitation.
+    Absent,
+    /// Accepts with `approve: true`.
+    Approves,
+    /// Declines.
+    Declines,
+}
+
+/// The test client: answers elicitations as told and records what it saw.
+#[derive(Clone)]
+pub struct Client {
+    pub human: Human,
+    pub asked: Arc<Mutex<Vec<String>>>,
+    pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl Client {
+    pub fn new(human: Human) -> Client {
+        Client {
+            human,
+            asked: Arc::default(),
+            progress: Arc::default(),
+        }
+    }
+}
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        let caps = if self.human == Human::Absent {
+            ClientCapabilities::default()
+        } else {
+            ClientCapabilities::builder().enable_elicitation().build()
+        };
+        ClientConfig::new(caps, Implementation::new("execkit-tests", "0"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _ctx: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
+            self.asked.lock().unwrap().push(message.clone());
+        }
+        Ok(match self.human {
+            Human::Approves => {
+                ElicitResult::new(ElicitationAction::Accept).with_content(json!({"approve": true}))
+            }
+            _ => ElicitResult::new(ElicitationAction::Decline),
+        })
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _ctx: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A scratch workspace (removed on drop) with a config file for the server.
+pub struct Setup {
+    pub root: PathBuf,
+    pub workspace: PathBuf,
+    pub config: PathBuf,
+    pub audit: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Setup {
+    /// A workspace and a config: the given TOML is appended to the defaults used here
+    /// (workspace, audit path).
+    pub fn new(extra_toml: &str) -> Setup {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root =
+            std::env::temp_dir().join(format!("execkit-mcp-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let workspace = root.join("ws");
+        std::fs::create_dir_all(workspace.join("sub")).unwrap();
+        let audit = root.join("audit.jsonl");
+        let config = root.join("execkit.toml");
+        let mut text = format!(
+            "[workspaces]\ndefault = {:?}\nallowed = [{:?}]\n[audit]\npath = {:?}\n",
+            workspace.display().to_string(),
+            root.display().to_string(),
+            audit.display().to_string()
+        );
+        text.push_str(extra_toml);
+        std::fs::write(&config, text).unwrap();
+        Setup {
+            stderr: root.join("server.stderr"),
+            root,
+            workspace,
+            config,
+            audit,
+        }
+    }
+
+    /// Starts the server and connects with `initialize` (the revision rmcp negotiates).
+    pub async fn connect(&self, human: Human) -> RunningService<RoleClient, Client> {
+        Client::new(human)
+            .serve(self.transport())
+            .await
+            .expect("MCP handshake with execkit-mcp")
+    }
+
+    /// Starts the server and connects with `server/discover` (revision 2026-07-28).
+    pub async fn connect_stateless(&self, human: Human) -> RunningService<RoleClient, Client> {
+        Client::new(human)
+            .serve_with_lifecycle(
+                self.transport(),
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("MCP discover with execkit-mcp")
+    }
+
+    fn transport(&self) -> TokioChildProcess {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_execkit-mcp"));
+        cmd.arg("--config").arg(&self.config);
+        cmd.env_remove("EXECKIT_CONFIG");
+        cmd.env("RUST_LOG", "execkit=debug");
+        let stderr = std::fs::File::create(&self.stderr).unwrap();
+        let (t, _) = TokioChildProcess::builder(cmd)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn execkit-mcp");
+        t
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Arguments from a JSON object literal.
+pub fn args(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("arguments must be an object, got {other}"),
+    }
+}
+
+/// Calls a tool (MRTR rounds driven by the client).
+pub async fn call(c: &RunningService<RoleClient, Client>, tool: &str, a: Value) -> CallToolResult {
+    c.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args(a)))
+        .await
+        .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
+}
+
+/// The structured content of a result.
+pub fn structured(r: &CallToolResult) -> &Value {
+    r.structured_content
+        .as_ref()
+        .unwrap_or_else(|| panic!("no structured content in {r:?}"))
+}
+
+/// The text content of a result.
+pub fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// True for a tool error.
+pub fn is_error(r: &CallToolResult) -> bool {
+    r.is_error == Some(true)
+}
+
+/// Creates a session and returns its id.
+pub async fn create(c: &RunningService<RoleClient, Client>) -> String {
+    let r = call(c, "session_create", json!({})).await;
+    assert!(!is_error(&r), "session_create failed: {}", text(&r));
+    structured(&r)["session_id"].as_str().unwrap().to_string()
+}
+
+/// Runs a command that must succeed at the tool level and returns the structured result.
+pub async fn exec(c: &RunningService<RoleClient, Client>, id: &str, command: &str) -> Value {
+    let r = call(
+        c,
+        "session_exec",
+        json!({"session_id": id, "command": command}),
+    )
+    .await;
+    assert!(!is_error(&r), "`{command}` failed: {}", text(&r));
+    structured(&r).clone()
+}
+
+/// The audit log's records.
+pub fn audit_records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of `execkit-mcp`: the real binary, driven over stdio by rmcp's client.
+
+mod approval;
+mod common;
+mod concurrency;
+mod lifecycle;
+mod tools;
