@@ -29,6 +29,17 @@ if ((${#need[@]})); then
     exit 1
   fi
 fi
+# The MCP suite for the Python SDK needs venv (python3-venv on Debian).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "==> installing: python3-venv"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  else
+    echo "python3 has no venv module and it cannot be installed (need root on Debian)" >&2
+    exit 1
+  fi
+fi
 # The sandbox tests need Landlock; with CI=true a kernel without it is a failure.
 abi=$(python3 -c 'import ctypes; print(ctypes.CDLL(None, use_errno=True).syscall(444, None, 0, 1))' 2>/dev/null || echo -1)
 if [ "${abi:-0}" -lt 6 ]; then
@@ -43,9 +54,21 @@ if ! command -v cedar >/dev/null 2>&1 || ! cedar --version 2>/dev/null | grep -q
 fi
 export CEDAR_CLI="$(command -v cedar)"
 
+# The Python MCP SDK from PyPI, in a venv kept next to the target dir.
+PY_MCP_VERSION=2.3.0
+VENV="${EXECKIT_VENV:-$HOME/.cache/execkit-venv}"
+if ! "$VENV/bin/python" -c "import mcp, importlib.metadata as m; assert m.version('mcp') == '$PY_MCP_VERSION'" >/dev/null 2>&1; then
+  echo "==> installing the Python mcp SDK $PY_MCP_VERSION into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "mcp==$PY_MCP_VERSION"
+fi
+
 echo "==> cargo test (workspace, all targets)"
 cargo test --workspace --all-targets
 echo "==> cargo test (doc tests)"
 cargo test --workspace --doc
 echo "==> policy case files through the CLI"
 "$CARGO_TARGET_DIR/debug/execkit" policy test
+echo "==> execkit-mcp driven by the Python mcp SDK"
+"$VENV/bin/python" tests/python/test_execkit_mcp.py "$CARGO_TARGET_DIR/debug/execkit-mcp"

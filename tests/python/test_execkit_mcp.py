@@ -1,0 +1,174 @@
+"""execkit-mcp driven by the Python `mcp` SDK from PyPI: a second, independent client.
+
+Run: python tests/python/test_execkit_mcp.py PATH/TO/execkit-mcp
+Each check prints one line; any failure exits non-zero. The same checks run once on a
+legacy (initialize) connection and once on whatever `mode="auto"` negotiates.
+"""
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import anyio
+import mcp_types as types
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "execkit-mcp"
+FAILURES = []
+
+
+def check(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + (f"  ({detail})" if detail else ""), flush=True)
+    if not ok:
+        FAILURES.append(name)
+
+
+class Human:
+    """Answers approval requests; records what it was shown."""
+
+    def __init__(self, approve):
+        self.approve = approve
+        self.shown = []
+
+    async def __call__(self, context, params):
+        self.shown.append(params.message)
+        if self.approve:
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="decline")
+
+
+def server(root, workspace):
+    config = os.path.join(root, "execkit.toml")
+    with open(config, "w") as f:
+        f.write(f'[workspaces]\ndefault = "{workspace}"\n[limits]\nprogress_interval_ms = 250\n')
+    return StdioServerParameters(command=BINARY, args=["--config", config], env={"RUST_LOG": "warn"})
+
+
+def structured(result):
+    return result.structured_content or {}
+
+
+async def create(client):
+    r = await client.call_tool("session_create", {"transport": "local"})
+    assert not r.is_error, r
+    return structured(r)["session_id"]
+
+
+async def suite(mode):
+    root = tempfile.mkdtemp(prefix="execkit-py-")
+    ws = os.path.join(root, "ws")
+    os.makedirs(os.path.join(ws, "sub"))
+    ws = os.path.realpath(ws)
+    params = server(root, ws)
+    try:
+        human = Human(approve=True)
+        async with Client(params, mode=mode, elicitation_callback=human) as client:
+            print(f"-- mode={mode}: protocol {client.protocol_version}")
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            expected = {"session_create", "session_exec", "session_destroy", "session_list", "policy_check"}
+            check(f"[{mode}] tools/list names", set(tools) == expected, sorted(tools))
+            check(
+                f"[{mode}] every tool has an object outputSchema",
+                all((t.output_schema or {}).get("type") == "object" for t in tools.values()),
+            )
+            ex = tools["session_exec"]
+            check(
+                f"[{mode}] session_exec input schema requires session_id and command",
+                {"session_id", "command"} <= set(ex.input_schema.get("required", [])),
+            )
+            check(
+                f"[{mode}] annotations: session_list read-only, session_exec destructive",
+                tools["session_list"].annotations.read_only_hint is True
+                and tools["session_exec"].annotations.destructive_hint is True,
+            )
+
+            sid = await create(client)
+            await client.call_tool("session_exec", {"session_id": sid, "command": "cd sub"})
+            r = await client.call_tool("session_exec", {"session_id": sid, "command": "pwd"})
+            check(f"[{mode}] stateful: cd then pwd", structured(r).get("stdout") == f"{ws}/sub\n", structured(r))
+
+            r = await client.call_tool("session_exec", {"session_id": sid, "command": "rm -rf /"})
+            ids = [
+                p["id"]
+                for f in structured(r).get("facts", [])
+                if f["verdict"] == "deny"
+                for p in f.get("policies", [])
+            ]
+            check(
+                f"[{mode}] denial is a tool error naming its policy",
+                r.is_error and "deny-recursive-delete-outside-workspace" in ids,
+                ids,
+            )
+
+            updates = []
+
+            async def on_progress(progress, total, message):
+                updates.append((progress, message))
+
+            r = await client.call_tool(
+                "session_exec",
+                {"session_id": sid, "command": "sleep 3; echo done"},
+                progress_callback=on_progress,
+            )
+            check(
+                f"[{mode}] progress notifications during a 3 s command",
+                structured(r).get("stdout") == "done\n" and len(updates) >= 3,
+                f"{len(updates)} updates",
+            )
+
+            cancelled_at = None
+            async with anyio.create_task_group() as tg:
+
+                async def long_call():
+                    await client.call_tool("session_exec", {"session_id": sid, "command": "sleep 30"})
+
+                tg.start_soon(long_call)
+                await anyio.sleep(0.5)
+                cancelled_at = time.monotonic()
+                tg.cancel_scope.cancel()
+            r = await client.call_tool(
+                "session_exec", {"session_id": sid, "command": "echo alive; pgrep -x sleep || echo no-sleep"}
+            )
+            took = time.monotonic() - cancelled_at
+            check(
+                f"[{mode}] cancelling sleep 30 frees the session within 1 s",
+                structured(r).get("stdout") == "alive\nno-sleep\n" and took < 1.0,
+                f"{took * 1000:.0f} ms, {structured(r).get('stdout')!r}",
+            )
+
+            r = await client.call_tool("session_exec", {"session_id": sid, "command": "git push origin main"})
+            ran = "not a git repository" in structured(r).get("stderr", "")
+            check(
+                f"[{mode}] Ask approved runs",
+                not r.is_error and ran and len(human.shown) == 1 and "ask-publish" in human.shown[0],
+                structured(r).get("approved_by"),
+            )
+
+        human = Human(approve=False)
+        async with Client(params, mode=mode, elicitation_callback=human) as client:
+            sid = await create(client)
+            r = await client.call_tool("session_exec", {"session_id": sid, "command": "git push origin main"})
+            check(
+                f"[{mode}] Ask declined is denied",
+                r.is_error and structured(r).get("verdict") == "ask" and len(human.shown) == 1,
+                structured(r).get("reason"),
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def main():
+    for mode in ("legacy", "auto"):
+        await suite(mode)
+    if FAILURES:
+        print(f"{len(FAILURES)} check(s) failed: {FAILURES}")
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
