@@ -456,36 +456,41 @@ impl ExecKitServer {
         let session = &entry.session;
         let cwd = session.cwd().await;
         let approver = self.shared.op.config.identity.operator.clone();
-        let settled = match answered {
-            Some((p, true)) => Some(Settled::Approved(Approval {
-                approver: approver.clone(),
-                facts: p.facts,
-            })),
-            Some((_, false)) => Some(Settled::Declined("the human declined".into())),
-            None => {
-                let decision = session.decide(&a.command).await;
-                if decision.verdict == Verdict::Ask {
-                    Some(self.ask(entry, a, &cwd, &decision, &approver, ctx).await?)
-                } else {
-                    None
-                }
-            }
-        };
-        let (approval, declined) = match settled {
-            Some(Settled::Deferred(r)) => return Ok(r),
-            Some(Settled::Approved(ap)) => (Some(ap), None),
-            Some(Settled::Declined(why)) => (None, Some(why)),
+        let (mut approval, declined) = match answered {
+            Some((p, true)) => (
+                Some(Approval {
+                    approver: approver.clone(),
+                    facts: p.facts,
+                }),
+                None,
+            ),
+            Some((_, false)) => (None, Some("the human declined".to_string())),
             None => (None, None),
         };
-        let approved_by = approval.as_ref().map(|ap| ap.approver.clone());
-        let run = self.run(
-            entry.clone(),
-            a.command.clone(),
-            opts.clone(),
-            approval,
-            ctx,
-        );
-        match run.await {
+        // The runner decides and, on Allow, runs in one step; only an Ask comes back here
+        // to be put to the human (and is then decided again with the approval attached).
+        let mut result = self
+            .run(entry.clone(), &a.command, opts, approval.clone(), ctx)
+            .await;
+        if let Err(ExecError::Denied(d)) = &result {
+            if d.verdict == Verdict::Ask && approval.is_none() && declined.is_none() {
+                match self
+                    .ask(entry, a, &cwd, &d.decision, &approver, ctx)
+                    .await?
+                {
+                    Settled::Deferred(r) => return Ok(r),
+                    Settled::Declined(why) => return denied(d, &cwd, Some(&why)),
+                    Settled::Approved(ap) => {
+                        approval = Some(ap);
+                        result = self
+                            .run(entry.clone(), &a.command, opts, approval.clone(), ctx)
+                            .await;
+                    }
+                }
+            }
+        }
+        let approved_by = approval.map(|ap| ap.approver);
+        match result {
             Ok(r) => {
                 let out = ExecOutput::from(&a.session_id, r, approved_by);
                 ok(out.render(), &out)
@@ -548,12 +553,13 @@ impl ExecKitServer {
     async fn run(
         &self,
         entry: Arc<Entry>,
-        command: String,
-        opts: ExecOptions,
+        command: &str,
+        opts: &ExecOptions,
         approval: Option<Approval>,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<execkit_runner::ExecResult, ExecError> {
         let task_entry = entry.clone();
+        let (command, opts) = (command.to_string(), opts.clone());
         let mut task = tokio::spawn(async move {
             let s = &task_entry.session;
             match &approval {

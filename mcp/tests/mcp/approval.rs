@@ -46,9 +46,14 @@ async fn an_approved_ask_runs_and_the_approval_is_audited() {
         .into_iter()
         .filter(|r| r["kind"] == "decision" && r["command"] == PUSH)
         .collect();
-    assert_eq!(approved.len(), 1);
-    assert_eq!(approved[0]["verdict"], "ask");
-    assert_eq!(approved[0]["approved_by"], "alice");
+    // First the Ask that went to the human, then the same decision with the approval.
+    assert_eq!(approved.len(), 2);
+    assert!(approved.iter().all(|r| r["verdict"] == "ask"));
+    assert!(approved[0].get("approved_by").is_none());
+    assert_eq!(approved[1]["approved_by"], "alice");
+    assert!(audit_records(&s.audit)
+        .iter()
+        .any(|r| r["kind"] == "command" && r["command"] == PUSH));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,15 @@ impl Setup {
     /// A workspace and a config: the given TOML is appended to the defaults used here
     /// (workspace, audit path).
     pub fn new(extra_toml: &str) -> Setup {
+        Self::build(extra_toml, true)
+    }
+
+    /// Like [`Setup::new`] with no audit log.
+    pub fn without_audit(extra_toml: &str) -> Setup {
+        Self::build(extra_toml, false)
+    }
+
+    fn build(extra_toml: &str, audit_on: bool) -> Setup {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let root =
             std::env::temp_dir().join(format!("execkit-mcp-test-{}-{n}", std::process::id()));
@@ -103,11 +112,16 @@ impl Setup {
         let audit = root.join("audit.jsonl");
         let config = root.join("execkit.toml");
         let mut text = format!(
-            "[workspaces]\ndefault = {:?}\nallowed = [{:?}]\n[audit]\npath = {:?}\n",
+            "[workspaces]\ndefault = {:?}\nallowed = [{:?}]\n",
             workspace.display().to_string(),
             root.display().to_string(),
-            audit.display().to_string()
         );
+        if audit_on {
+            text.push_str(&format!(
+                "[audit]\npath = {:?}\n",
+                audit.display().to_string()
+            ));
+        }
         text.push_str(extra_toml);
         std::fs::write(&config, text).unwrap();
         Setup {
@@ -121,10 +135,21 @@ impl Setup {
 
     /// Starts the server and connects with `initialize` (the revision rmcp negotiates).
     pub async fn connect(&self, human: Human) -> RunningService<RoleClient, Client> {
-        Client::new(human)
-            .serve(self.transport())
+        self.connect_with_pid(human).await.0
+    }
+
+    /// Like [`Setup::connect`], also returning the server's pid.
+    pub async fn connect_with_pid(
+        &self,
+        human: Human,
+    ) -> (RunningService<RoleClient, Client>, u32) {
+        let t = self.transport();
+        let pid = t.id().expect("server pid");
+        let c = Client::new(human)
+            .serve(t)
             .await
-            .expect("MCP handshake with execkit-mcp")
+            .expect("MCP handshake with execkit-mcp");
+        (c, pid)
     }
 
     /// Starts the server and connects with `server/discover` (revision 2026-07-28).
