@@ -79,24 +79,29 @@ pub struct Progress {
     pub stderr_bytes: u64,
 }
 
-/// A human's approval of a command whose decision was Ask.
+/// A human's approval of one command whose decision was Ask.
 ///
-/// It names the facts that were shown to the human; [`Session::exec_approved`] refuses to
-/// run if the decision at run time asks about anything else (for example because the cwd
-/// changed in between).
+/// It names the exact command and the facts that were shown to the human;
+/// [`Session::exec_approved`] refuses any other command, and refuses this one if the
+/// decision at run time asks about anything else (for example because the cwd changed in
+/// between).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
     /// Who approved (an `Operator` entity id; policies see it as `identity.approved_by`).
     pub approver: String,
+    /// The command line approved, exactly.
+    pub command: String,
     /// `(action, resource)` of every fact that needed approval when the human was asked.
     pub facts: Vec<(String, String)>,
 }
 
 impl Approval {
-    /// The approval of every fact of `decision` that needs one.
-    pub fn of(approver: &str, decision: &Decision) -> Approval {
+    /// The approval of `command`, covering every fact of `decision` (its decision) that
+    /// needs one.
+    pub fn of(approver: &str, command: &str, decision: &Decision) -> Approval {
         Approval {
             approver: approver.to_string(),
+            command: command.to_string(),
             facts: asking_facts(decision),
         }
     }
@@ -362,7 +367,9 @@ impl Session {
             DecisionRecord::from_decision(self.who(), command, &cwd, &decision, &redact);
         let approved = match (decision.verdict, approval) {
             (Verdict::Allow, _) => true,
-            (Verdict::Ask, Some(a)) => asking_facts(&decision).iter().all(|f| a.facts.contains(f)),
+            (Verdict::Ask, Some(a)) => {
+                a.command == command && asking_facts(&decision).iter().all(|f| a.facts.contains(f))
+            }
             _ => false,
         };
         if approved && decision.verdict == Verdict::Ask {
@@ -373,7 +380,7 @@ impl Session {
             let mut denial = Denial::from_decision(decision);
             if denial.verdict == Verdict::Ask && approval.is_some() {
                 denial.reason = format!(
-                    "the decision changed since it was approved: {}",
+                    "the approval does not cover this command as it stands now: {}",
                     denial.reason
                 );
             }

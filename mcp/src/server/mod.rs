@@ -460,6 +460,7 @@ impl ExecKitServer {
             Some((p, true)) => (
                 Some(Approval {
                     approver: approver.clone(),
+                    command: a.command.clone(),
                     facts: p.facts,
                 }),
                 None,
@@ -514,7 +515,7 @@ impl ExecKitServer {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<Settled, ErrorData> {
         let session = &entry.session;
-        let shown = Approval::of(approver, decision);
+        let shown = Approval::of(approver, &a.command, decision);
         let message = approval::message(&session.redact(&a.command), cwd, &a.session_id, decision);
         if stateless_revision(ctx) {
             let handle = self

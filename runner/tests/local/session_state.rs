@@ -4,7 +4,7 @@ use crate::common::*;
 use execkit_audit::{AuditLog, AuditOptions};
 use execkit_engine::Verdict;
 use execkit_runner::sandbox::Profile;
-use execkit_runner::{ExecError, ExecOptions, Session};
+use execkit_runner::{Approval, ExecError, ExecOptions, Session};
 use std::sync::{Arc, Mutex};
 
 #[tokio::test]
@@ -207,4 +207,75 @@ async fn output_is_redacted_and_audited() {
         execkit_audit::verify_file(&log_path, &execkit_audit::VerifyOptions::default()).unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);
     assert!(report.records >= 4);
+}
+
+#[tokio::test]
+async fn an_approval_runs_only_the_facts_it_names() {
+    let ws = Workspace::new("approve");
+    std::fs::create_dir(ws.path().join("d")).unwrap();
+    let s = Session::local(config(&ws, default_policies(), Profile::Workspace))
+        .await
+        .unwrap();
+    let push = "git push origin main";
+    let err = s.exec(push, &ExecOptions::default()).await.unwrap_err();
+    let d = err.denial().expect("an Ask comes back as a denial");
+    assert_eq!(d.verdict, Verdict::Ask);
+    let approval = Approval::of("alice", push, &d.decision);
+    assert!(!approval.facts.is_empty());
+    // Approved: it runs (and fails, as the workspace is not a repository).
+    let r = s
+        .exec_approved(push, &ExecOptions::default(), &approval)
+        .await
+        .unwrap();
+    assert!(r.stderr.contains("not a git repository"), "{}", r.stderr);
+    // The same approval does not cover another Ask…
+    let other = "git push other-remote main";
+    let err = s
+        .exec_approved(other, &ExecOptions::default(), &approval)
+        .await
+        .unwrap_err();
+    assert!(err.denial().is_some(), "{err}");
+    // …nor a Deny.
+    let err = s
+        .exec_approved("cat ~/.ssh/id_rsa", &ExecOptions::default(), &approval)
+        .await
+        .unwrap_err();
+    assert_eq!(err.denial().unwrap().verdict, Verdict::Deny);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn progress_counts_output_while_a_command_runs() {
+    let ws = Workspace::new("progress");
+    let s = Arc::new(session(&ws, Profile::Workspace).await);
+    assert!(s.progress().is_none(), "nothing runs yet");
+    let runner = s.clone();
+    let task = tokio::spawn(async move {
+        runner
+            .exec(
+                "printf 'aaaaaaaaaa'; printf 'eeee' >&2; sleep 2",
+                &ExecOptions::default(),
+            )
+            .await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let seen = loop {
+        if let Some(p) = s.progress() {
+            if p.stdout_bytes >= 10 && p.stderr_bytes >= 4 {
+                break p;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress seen");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(seen.stdout_bytes >= 10 && seen.stderr_bytes >= 4);
+    // The cwd is readable while the command runs (it does not wait for it).
+    assert_eq!(
+        s.cwd().await,
+        ws.path().canonicalize().unwrap().display().to_string()
+    );
+    let r = task.await.unwrap().unwrap();
+    assert_eq!(r.stdout, "aaaaaaaaaa");
+    assert!(s.progress().is_none(), "nothing runs after it ended");
+    s.close().await;
 }
