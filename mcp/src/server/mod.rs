@@ -122,16 +122,14 @@ impl ExecKitServer {
         self.shared.clone()
     }
 
-    fn lookup(&self, id: &str) -> Result<Arc<Entry>, ToolResult> {
-        self.shared.table.get(id).ok_or_else(|| {
-            fail(
-                "unknown_session",
-                format!(
-                    "unknown session `{id}`: it was destroyed, reaped after {} s idle, or never existed; create one with session_create",
-                    self.shared.op.config.limits.idle_ttl_secs
-                ),
-            )
-        })
+    fn unknown_session(&self, id: &str) -> ToolResult {
+        fail(
+            "unknown_session",
+            format!(
+                "unknown session `{id}`: it was destroyed, reaped after {} s idle, or never existed; create one with session_create",
+                self.shared.op.config.limits.idle_ttl_secs
+            ),
+        )
     }
 }
 
@@ -290,9 +288,8 @@ impl ExecKitServer {
         InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let entry = match self.lookup(&a.session_id) {
-            Ok(e) => e,
-            Err(r) => return r,
+        let Some(entry) = self.shared.table.get(&a.session_id) else {
+            return self.unknown_session(&a.session_id);
         };
         let budget = match a.budget.as_ref().map(|b| b.to_budget()).transpose() {
             Ok(b) => b.or_else(|| entry.budget.clone()),
@@ -413,9 +410,8 @@ impl ExecKitServer {
     async fn policy_check(&self, Parameters(a): Parameters<CheckArgs>) -> ToolResult {
         let (decision, cwd) = match &a.session_id {
             Some(id) => {
-                let entry = match self.lookup(id) {
-                    Ok(e) => e,
-                    Err(r) => return r,
+                let Some(entry) = self.shared.table.get(id) else {
+                    return self.unknown_session(id);
                 };
                 (
                     entry.session.decide(&a.command).await,
