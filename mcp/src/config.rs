@@ -176,8 +176,10 @@ pub struct AuditConfig {
 pub struct SecretsConfig {
     /// Names of variables in the server's environment whose values are redacted from all
     /// output (the variables themselves are not passed to sessions).
+    /// Env: `EXECKIT_SECRET_ENV` (`,`- or `:`-separated names).
     pub env: Vec<String>,
     /// Files whose lines are secret values to redact (blank lines and `#` comments skipped).
+    /// Env: `EXECKIT_SECRET_FILES` (`:`-separated).
     pub files: Vec<PathBuf>,
 }
 
@@ -327,6 +329,17 @@ impl OperatorConfig {
         if let Some(v) = env("EXECKIT_AUDIT_PATH") {
             self.audit.path = Some(v.into());
         }
+        if let Some(v) = env("EXECKIT_SECRET_ENV") {
+            self.secrets.env = v
+                .split([',', ':'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        if let Some(v) = env("EXECKIT_SECRET_FILES") {
+            self.secrets.files = paths(v);
+        }
         Ok(())
     }
 
@@ -416,6 +429,7 @@ mod tests {
                 ("EXECKIT_CONFIG", file.to_str().unwrap()),
                 ("EXECKIT_MAX_SESSIONS", "9"),
                 ("EXECKIT_ALLOWED_WORKSPACES", "/a:/b"),
+                ("EXECKIT_SECRET_ENV", "GITHUB_TOKEN, NPM_TOKEN"),
             ]),
         )
         .unwrap();
@@ -425,6 +439,7 @@ mod tests {
             c.workspaces.allowed,
             vec![PathBuf::from("/a"), PathBuf::from("/b")]
         );
+        assert_eq!(c.secrets.env, ["GITHUB_TOKEN", "NPM_TOKEN"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

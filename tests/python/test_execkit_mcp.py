@@ -124,14 +124,14 @@ async def suite(mode):
             async with anyio.create_task_group() as tg:
 
                 async def long_call():
-                    await client.call_tool("session_exec", {"session_id": sid, "command": "sleep 30"})
+                    await client.call_tool("session_exec", {"session_id": sid, "command": "sleep 30.0713"})
 
                 tg.start_soon(long_call)
                 await anyio.sleep(0.5)
                 cancelled_at = time.monotonic()
                 tg.cancel_scope.cancel()
             r = await client.call_tool(
-                "session_exec", {"session_id": sid, "command": "echo alive; pgrep -x sleep || echo no-sleep"}
+                "session_exec", {"session_id": sid, "command": "echo alive; pgrep -f 'sleep 30.0713' || echo no-sleep"}
             )
             took = time.monotonic() - cancelled_at
             check(

@@ -167,7 +167,7 @@ async fn cancellation_interrupts_the_command_and_the_session_survives() {
         .send_cancellable_request(
             ClientRequest::CallToolRequest(Request::new(
                 CallToolRequestParams::new("session_exec")
-                    .with_arguments(args(json!({"session_id": id, "command": "sleep 30"}))),
+                    .with_arguments(args(json!({"session_id": id, "command": "sleep 30.0417"}))),
             )),
             PeerRequestOptions::no_options(),
         )
@@ -177,7 +177,7 @@ async fn cancellation_interrupts_the_command_and_the_session_survives() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = call(&c, "session_list", json!({})).await;
-        if structured(&r)["sessions"][0]["running"] == "sleep 30" {
+        if structured(&r)["sessions"][0]["running"] == "sleep 30.0417" {
             break;
         }
         assert!(Instant::now() < deadline, "the command never started");
@@ -191,7 +191,12 @@ async fn cancellation_interrupts_the_command_and_the_session_survives() {
     .await
     .unwrap();
     drop(handle);
-    let v = exec(&c, &id, "echo $KEPT; pgrep -x sleep || echo no-sleep").await;
+    let v = exec(
+        &c,
+        &id,
+        "echo $KEPT; pgrep -f 'sleep 30.0417' || echo no-sleep",
+    )
+    .await;
     let took = t0.elapsed();
     assert_eq!(v["stdout"], "yes\nno-sleep\n", "{v}");
     assert!(took < Duration::from_secs(10), "cancelling took {took:?}");
