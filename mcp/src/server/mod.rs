@@ -496,6 +496,10 @@ impl ExecKitServer {
             Err(e @ (ExecError::Rejected(_) | ExecError::Budget(_))) => {
                 fail("bad_arguments", e.to_string())
             }
+            Err(ExecError::ShellGone(why)) => fail(
+                "session",
+                format!("the session's shell has ended ({why}); destroy it with session_destroy and create a new one"),
+            ),
             Err(e) => fail("session", e.to_string()),
         }
     }
