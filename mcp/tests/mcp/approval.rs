@@ -9,6 +9,19 @@ use serde_json::json;
 /// it fails with "not a git repository" — which proves it ran.
 const PUSH: &str = "git push origin main";
 
+/// `session_exec` of [`PUSH`].
+async fn push(
+    c: &rmcp::service::RunningService<rmcp::RoleClient, Client>,
+    id: &str,
+) -> rmcp::model::CallToolResult {
+    call(
+        c,
+        "session_exec",
+        json!({"session_id": id, "command": PUSH}),
+    )
+    .await
+}
+
 fn ran(v: &serde_json::Value) -> bool {
     v["stderr"]
         .as_str()
@@ -21,12 +34,7 @@ async fn an_approved_ask_runs_and_the_approval_is_audited() {
     let s = Setup::new("[identity]\noperator = \"alice\"\n");
     let c = s.connect(Human::Approves).await;
     let id = create(&c).await;
-    let r = call(
-        &c,
-        "session_exec",
-        json!({"session_id": id, "command": PUSH}),
-    )
-    .await;
+    let r = push(&c, &id).await;
     assert!(!is_error(&r), "{}", text(&r));
     let v = structured(&r);
     assert!(ran(v), "{v}");
@@ -42,18 +50,13 @@ async fn an_approved_ask_runs_and_the_approval_is_audited() {
         asked[0]
     );
     c.cancel().await.unwrap();
-    let approved: Vec<_> = audit_records(&s.audit)
-        .into_iter()
-        .filter(|r| r["kind"] == "decision" && r["command"] == PUSH)
-        .collect();
+    let approved: Vec<_> = audit_of(&s.audit, "decision", PUSH);
     // First the Ask that went to the human, then the same decision with the approval.
     assert_eq!(approved.len(), 2);
     assert!(approved.iter().all(|r| r["verdict"] == "ask"));
     assert!(approved[0].get("approved_by").is_none());
     assert_eq!(approved[1]["approved_by"], "alice");
-    assert!(audit_records(&s.audit)
-        .iter()
-        .any(|r| r["kind"] == "command" && r["command"] == PUSH));
+    assert!(!audit_of(&s.audit, "command", PUSH).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,12 +64,7 @@ async fn a_declined_ask_does_not_run() {
     let s = Setup::new("");
     let c = s.connect(Human::Declines).await;
     let id = create(&c).await;
-    let r = call(
-        &c,
-        "session_exec",
-        json!({"session_id": id, "command": PUSH}),
-    )
-    .await;
+    let r = push(&c, &id).await;
     assert!(is_error(&r));
     let v = structured(&r);
     assert_eq!(v["denied"], true);
@@ -75,15 +73,13 @@ async fn a_declined_ask_does_not_run() {
     assert!(text(&r).contains("ask-publish"), "{}", text(&r));
     assert_eq!(c.service().asked.lock().unwrap().len(), 1);
     c.cancel().await.unwrap();
-    let rec: Vec<_> = audit_records(&s.audit)
-        .into_iter()
-        .filter(|r| r["kind"] == "decision" && r["command"] == PUSH)
-        .collect();
+    let rec: Vec<_> = audit_of(&s.audit, "decision", PUSH);
     assert_eq!(rec.len(), 1);
     assert!(rec[0].get("approved_by").is_none());
-    assert!(!audit_records(&s.audit)
-        .iter()
-        .any(|r| r["kind"] == "command" && r["command"] == PUSH));
+    assert!(
+        audit_of(&s.audit, "command", PUSH).is_empty(),
+        "a declined command never runs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,12 +87,7 @@ async fn a_client_without_elicitation_gets_a_denial() {
     let s = Setup::new("");
     let c = s.connect(Human::Absent).await;
     let id = create(&c).await;
-    let r = call(
-        &c,
-        "session_exec",
-        json!({"session_id": id, "command": PUSH}),
-    )
-    .await;
+    let r = push(&c, &id).await;
     assert!(is_error(&r));
     assert!(text(&r).contains("cannot ask"), "{}", text(&r));
     c.cancel().await.unwrap();
@@ -113,12 +104,7 @@ async fn approvals_work_as_input_required_on_2026_07_28() {
     let id = create(&c).await;
     // State lives in the server-minted session id, not in a connection-level session.
     exec(&c, &id, "cd sub").await;
-    let r = call(
-        &c,
-        "session_exec",
-        json!({"session_id": id, "command": PUSH}),
-    )
-    .await;
+    let r = push(&c, &id).await;
     assert!(!is_error(&r), "{}", text(&r));
     assert!(ran(structured(&r)));
     assert_eq!(structured(&r)["approved_by"], "operator");
@@ -128,12 +114,7 @@ async fn approvals_work_as_input_required_on_2026_07_28() {
     let s = Setup::new("");
     let c = s.connect_stateless(Human::Declines).await;
     let id = create(&c).await;
-    let r = call(
-        &c,
-        "session_exec",
-        json!({"session_id": id, "command": PUSH}),
-    )
-    .await;
+    let r = push(&c, &id).await;
     assert!(is_error(&r));
     assert!(structured(&r)["reason"]
         .as_str()

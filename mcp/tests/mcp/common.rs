@@ -248,3 +248,11 @@ pub fn audit_records(path: &Path) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// The audit records of one kind (`decision`, `command`) for one command.
+pub fn audit_of(path: &Path, kind: &str, command: &str) -> Vec<Value> {
+    audit_records(path)
+        .into_iter()
+        .filter(|r| r["kind"] == kind && r["command"] == command)
+        .collect()
+}
