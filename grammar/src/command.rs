@@ -365,9 +365,6 @@ pub(crate) fn finish(p: Proto) -> Command {
     structure
         .input_sources
         .extend(p.sub_programs.iter().cloned());
-    if structure.pipeline_length == 0 {
-        structure.pipeline_length = 1;
-    }
     Command {
         span: p.span,
         text: p.text,

@@ -46,31 +46,33 @@ impl Decoded {
 
     /// A placeholder for values only known at run time (e.g. xargs' stdin items).
     pub fn opaque(raw: &str) -> Self {
-        let kind = Dynamic {
-            variable: true,
-            ..Dynamic::default()
-        };
-        Decoded {
-            raw: raw.to_string(),
-            segs: vec![Seg::Dyn {
-                raw: raw.to_string(),
-                kind,
-            }],
-        }
+        Self::of_kind(
+            raw,
+            Dynamic {
+                variable: true,
+                ..Dynamic::default()
+            },
+        )
     }
 
     /// A placeholder for a bounded pattern (e.g. find's `{}`: some path under the start points).
     pub fn pattern(raw: &str) -> Self {
-        let kind = Dynamic {
-            glob: true,
-            ..Dynamic::default()
-        };
+        Self::of_kind(
+            raw,
+            Dynamic {
+                glob: true,
+                ..Dynamic::default()
+            },
+        )
+    }
+
+    /// One dynamic segment of this kind.
+    fn of_kind(raw: &str, kind: Dynamic) -> Self {
+        let mut segs = Vec::new();
+        dynamic(&mut segs, raw, kind);
         Decoded {
             raw: raw.to_string(),
-            segs: vec![Seg::Dyn {
-                raw: raw.to_string(),
-                kind,
-            }],
+            segs,
         }
     }
 
@@ -331,6 +333,14 @@ fn expand_tilde(segs: &mut Vec<Seg>, home: &str) {
     }
 }
 
+/// Appends a dynamic segment: `text` as written, of this kind.
+fn dynamic(segs: &mut Vec<Seg>, text: &str, kind: Dynamic) {
+    segs.push(Seg::Dyn {
+        raw: text.to_string(),
+        kind,
+    });
+}
+
 fn lit(segs: &mut Vec<Seg>, text: String, quoted: bool) {
     if !text.is_empty() {
         segs.push(Seg::Lit { text, quoted });
@@ -448,10 +458,7 @@ fn decode_into<'t>(
                     };
                     kind.substitution =
                         has_descendant(node, &["command_substitution", "process_substitution"]);
-                    segs.push(Seg::Dyn {
-                        raw: text.to_string(),
-                        kind,
-                    });
+                    dynamic(segs, text, kind);
                 }
             }
         }
@@ -461,10 +468,7 @@ fn decode_into<'t>(
                 substitution: true,
                 ..Dynamic::default()
             };
-            segs.push(Seg::Dyn {
-                raw: text.to_string(),
-                kind,
-            });
+            dynamic(segs, text, kind);
         }
         "arithmetic_expansion" => {
             collect_subs(node, subs);
@@ -473,53 +477,30 @@ fn decode_into<'t>(
                 substitution: has_descendant(node, &["command_substitution"]),
                 ..Dynamic::default()
             };
-            segs.push(Seg::Dyn {
-                raw: text.to_string(),
-                kind,
-            });
+            dynamic(segs, text, kind);
         }
         "brace_expression" => {
             let kind = Dynamic {
                 brace: true,
                 ..Dynamic::default()
             };
-            segs.push(Seg::Dyn {
-                raw: text.to_string(),
-                kind,
-            });
+            dynamic(segs, text, kind);
         }
         "extglob_pattern" => {
             let kind = Dynamic {
                 glob: true,
                 ..Dynamic::default()
             };
-            segs.push(Seg::Dyn {
-                raw: text.to_string(),
-                kind,
-            });
+            dynamic(segs, text, kind);
         }
-        "number" => {
-            // A number with expansions inside (e.g. 0x$(...)).
+        // A number with expansions inside (e.g. 0x$(...)), or an array literal.
+        "number" | "array" => {
             collect_subs(node, subs);
             let kind = Dynamic {
                 variable: true,
                 ..Dynamic::default()
             };
-            segs.push(Seg::Dyn {
-                raw: text.to_string(),
-                kind,
-            });
-        }
-        "array" => {
-            collect_subs(node, subs);
-            let kind = Dynamic {
-                variable: true,
-                ..Dynamic::default()
-            };
-            segs.push(Seg::Dyn {
-                raw: text.to_string(),
-                kind,
-            });
+            dynamic(segs, text, kind);
         }
         "variable_name" | "special_variable_name" => lit(segs, text.to_string(), false),
         other => {

@@ -249,19 +249,14 @@ impl Shell {
             tokio::spawn(async move {
                 // Blocks until the shell opens the write end, so we never see an early EOF.
                 let opened = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await;
-                let Ok(Ok(file)) = opened else {
-                    let _ = tx
-                        .send(Chunk {
-                            gen,
-                            err: is_err,
-                            data: None,
-                        })
-                        .await;
-                    return;
+                let receiver = match opened {
+                    Ok(Ok(file)) => tokio::net::unix::pipe::Receiver::from_file(file).ok(),
+                    _ => None,
                 };
-                match tokio::net::unix::pipe::Receiver::from_file(file) {
-                    Ok(r) => read_loop(r, gen, is_err, current, tx).await,
-                    Err(_) => {
+                match receiver {
+                    Some(r) => read_loop(r, gen, is_err, current, tx).await,
+                    // Could not read the new FIFO: report the stream as closed.
+                    None => {
                         let _ = tx
                             .send(Chunk {
                                 gen,

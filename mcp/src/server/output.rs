@@ -55,18 +55,10 @@ pub struct SandboxOutput {
 impl SandboxOutput {
     /// From the runner's report.
     pub fn from(e: &Enforcement) -> SandboxOutput {
-        let profile = serde_json::to_value(e.profile)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let level = serde_json::to_value(e.level)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         SandboxOutput {
-            network_restricted: e.landlock_network || (e.seccomp && profile != "workspace-net"),
-            profile,
-            level,
+            network_restricted: e.landlock_network || (e.seccomp && !e.profile.network()),
+            profile: e.profile.as_str().to_string(),
+            level: e.level.as_str().to_string(),
             landlock_abi: e.landlock_abi,
             filesystem: e.filesystem,
             seccomp: e.seccomp,
@@ -328,21 +320,12 @@ pub struct PolicyOutput {
     pub advice: Option<String>,
 }
 
-fn verdict_word(v: Verdict) -> String {
-    match v {
-        Verdict::Allow => "allow",
-        Verdict::Ask => "ask",
-        Verdict::Deny => "deny",
-    }
-    .to_string()
-}
-
 impl DecisionOutput {
     /// From the engine's decision. Allowed facts keep their permit ids only when asked
     /// (`with_permits`), so denials stay short.
     pub fn from(d: &Decision, cwd: &str, reason: String, with_permits: bool) -> DecisionOutput {
         DecisionOutput {
-            verdict: verdict_word(d.verdict),
+            verdict: d.verdict.as_str().to_string(),
             reason,
             parse_error: d.parse_error.clone(),
             cwd: cwd.to_string(),
@@ -353,7 +336,7 @@ impl DecisionOutput {
                     action: f.action.to_string(),
                     resource: f.resource.clone(),
                     command: f.command.clone(),
-                    verdict: verdict_word(f.verdict),
+                    verdict: f.verdict.as_str().to_string(),
                     reason: f.reason.clone(),
                     policies: if f.verdict == Verdict::Allow && !with_permits {
                         Vec::new()

@@ -88,6 +88,17 @@ pub enum Level {
     None,
 }
 
+impl Level {
+    /// Lower-case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Full => "full",
+            Level::Partial => "partial",
+            Level::None => "none",
+        }
+    }
+}
+
 /// The confinement a session actually runs under.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enforcement {

@@ -259,16 +259,16 @@ async fn progress_counts_output_while_a_command_runs() {
             .await
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let seen = loop {
+    // Both streams' bytes are counted while the command still runs (it sleeps 2 s).
+    loop {
         if let Some(p) = s.progress() {
             if p.stdout_bytes >= 10 && p.stderr_bytes >= 4 {
-                break p;
+                break;
             }
         }
         assert!(std::time::Instant::now() < deadline, "no progress seen");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    assert!(seen.stdout_bytes >= 10 && seen.stderr_bytes >= 4);
+    }
     // The cwd is readable while the command runs (it does not wait for it).
     assert_eq!(
         s.cwd().await,
