@@ -74,24 +74,31 @@ pub struct Denial {
 impl Denial {
     /// Builds the denial for a decision that is not `Allow`.
     pub fn from_decision(decision: Decision) -> Denial {
-        let reason = if let Some(e) = &decision.parse_error {
-            format!("the command could not be parsed: {e}")
-        } else if let Some(f) = decision.blocking().next() {
-            let advice = f
-                .policies
-                .iter()
-                .find_map(|p| p.advice.clone())
-                .map(|a| format!(" ({a})"))
-                .unwrap_or_default();
-            format!("{} {}: {}{advice}", f.action, f.resource, f.reason)
-        } else {
-            "not allowed".to_string()
-        };
         Denial {
             verdict: decision.verdict,
-            reason,
+            reason: Denial::reason_for(&decision),
             decision,
         }
+    }
+
+    /// The one-line reason for a decision that is not `Allow`: the parse error, or the first
+    /// blocking fact with the advice of the policy that blocked it (the `@ask` permit for
+    /// an Ask, a forbid for a Deny).
+    pub fn reason_for(decision: &Decision) -> String {
+        if let Some(e) = &decision.parse_error {
+            return format!("the command could not be parsed: {e}");
+        }
+        let Some(f) = decision.blocking().next() else {
+            return "not allowed".to_string();
+        };
+        let advice = f
+            .policies
+            .iter()
+            .filter(|p| f.verdict != Verdict::Ask || p.ask)
+            .find_map(|p| p.advice.as_deref())
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default();
+        format!("{} {}: {}{advice}", f.action, f.resource, f.reason)
     }
 }
 

@@ -428,11 +428,10 @@ impl ExecKitServer {
                 (op.engine.decide(&a.command, &env), ws)
             }
         };
-        let reason = execkit_runner::Denial::from_decision(decision.clone()).reason;
         let reason = if decision.verdict == Verdict::Allow {
             "every fact is permitted".to_string()
         } else {
-            reason
+            execkit_runner::Denial::reason_for(&decision)
         };
         let out = DecisionOutput::from(&decision, &cwd, reason, true);
         ok(out.render(), &out)

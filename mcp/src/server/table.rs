@@ -165,9 +165,12 @@ impl Table {
         g.entries.insert(entry.session.id().to_string(), entry);
     }
 
-    /// The session with this id.
+    /// The session with this id, marked as used now (so a call waiting for its turn is
+    /// not reaped as idle).
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
-        self.lock().entries.get(id).cloned()
+        let e = self.lock().entries.get(id).cloned()?;
+        e.touch();
+        Some(e)
     }
 
     /// Removes a session (the caller closes it).
@@ -182,15 +185,14 @@ impl Table {
         v
     }
 
-    /// Removes and returns the sessions idle longer than the TTL with nothing running.
+    /// Removes and returns the sessions idle longer than the TTL whose turn is free (no
+    /// command running or waiting for approval).
     pub fn take_idle(&self) -> Vec<Arc<Entry>> {
         let mut g = self.lock();
         let idle: Vec<String> = g
             .entries
             .iter()
-            .filter(|(_, e)| {
-                e.idle() >= self.idle_ttl && e.running().is_none() && e.exec_lock.try_lock().is_ok()
-            })
+            .filter(|(_, e)| e.idle() >= self.idle_ttl && e.exec_lock.try_lock().is_ok())
             .map(|(id, _)| id.clone())
             .collect();
         idle.iter().filter_map(|id| g.entries.remove(id)).collect()

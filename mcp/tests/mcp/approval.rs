@@ -70,6 +70,10 @@ async fn a_declined_ask_does_not_run() {
     assert_eq!(v["denied"], true);
     assert_eq!(v["verdict"], "ask");
     assert!(v["reason"].as_str().unwrap().contains("declined"), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("leaves the machine"),
+        "the reason carries the @ask policy's advice: {v}"
+    );
     assert!(text(&r).contains("ask-publish"), "{}", text(&r));
     assert_eq!(c.service().asked.lock().unwrap().len(), 1);
     c.cancel().await.unwrap();
