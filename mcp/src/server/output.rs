@@ -367,16 +367,23 @@ impl DecisionOutput {
         } else {
             self.verdict.as_str()
         };
+        // Each piece of text appears once: the reason line already carries the parse error
+        // or the first blocking policy's advice.
         let mut s = format!("{head}: {}", self.reason);
         if let Some(e) = &self.parse_error {
-            let _ = write!(s, "\nparse error: {e}");
+            if !self.reason.contains(e.as_str()) {
+                let _ = write!(s, "\nparse error: {e}");
+            }
         }
         for f in self.facts.iter().filter(|f| f.verdict != "allow") {
             let _ = write!(s, "\n- {} {} [{}]", f.action, f.resource, f.verdict);
             for p in &f.policies {
                 let _ = write!(s, " {}", p.id);
-                if let Some(a) = &p.advice {
-                    let _ = write!(s, ": {a}");
+                match &p.advice {
+                    Some(a) if !s.contains(a.as_str()) => {
+                        let _ = write!(s, ": {a}");
+                    }
+                    _ => {}
                 }
             }
         }
@@ -392,4 +399,52 @@ pub struct ErrorOutput {
     pub error: String,
     /// For humans and agents.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(id: &str, advice: &str) -> FactOutput {
+        FactOutput {
+            action: "path_arg".into(),
+            resource: "Path::\"/root/.ssh\"".into(),
+            command: "rm -rf ~/.ssh".into(),
+            verdict: "deny".into(),
+            reason: "forbidden".into(),
+            policies: vec![PolicyOutput {
+                id: id.into(),
+                effect: "forbid".into(),
+                advice: Some(advice.into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_denial_renders_each_advice_once() {
+        let out = DecisionOutput {
+            verdict: "deny".into(),
+            reason: "path_arg Path::\"/root/.ssh\": forbidden (Keep out of credentials.)".into(),
+            parse_error: None,
+            cwd: "/w".into(),
+            facts: vec![
+                fact("deny-credential-files", "Keep out of credentials."),
+                fact("deny-write-system-dirs", "Never write system dirs."),
+            ],
+            denied: Some(true),
+        };
+        let text = out.render();
+        assert!(text.starts_with("denied: "), "{text}");
+        assert_eq!(
+            text.matches("Keep out of credentials.").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("Never write system dirs.").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("deny-credential-files"), "{text}");
+    }
 }
