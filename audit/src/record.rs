@@ -3,9 +3,22 @@
 //! into a record; the constructors here take the redaction function to make that hard to
 //! forget.
 
-use execkit_engine::protect::{RedactionCounts, StreamReport};
-use execkit_engine::{Decision, Verdict};
+use execkit_protect::{RedactionCounts, StreamReport};
 use serde::{Deserialize, Serialize};
+
+/// A recorded verdict. The log is read by tools that do not link the decision engine, so it
+/// has its own copy of the three outcomes (serialized as `allow`, `ask`, `deny`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Every fact was permitted.
+    Allow,
+    /// A human had to confirm.
+    Ask,
+    /// At least one fact was denied, or the command could not be parsed.
+    Deny,
+}
 
 /// Who ran what, where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -30,8 +43,8 @@ pub struct FactRecord {
     pub action: String,
     /// Cedar resource (redacted).
     pub resource: String,
-    /// `allow`, `ask` or `deny`.
-    pub verdict: String,
+    /// This fact's verdict.
+    pub verdict: Verdict,
     /// Ids of the determining policies.
     pub policies: Vec<String>,
     /// Why (redacted).
@@ -48,8 +61,8 @@ pub struct DecisionRecord {
     pub command: String,
     /// The cwd the decision assumed, redacted.
     pub cwd: String,
-    /// `allow`, `ask` or `deny`.
-    pub verdict: String,
+    /// The command's verdict.
+    pub verdict: Verdict,
     /// Parse error, if the command did not parse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
@@ -61,39 +74,10 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    /// Builds a record from an engine decision, redacting every free-text field.
-    pub fn from_decision(
-        who: Who,
-        command: &str,
-        cwd: &str,
-        decision: &Decision,
-        redact: &dyn Fn(&str) -> String,
-    ) -> DecisionRecord {
-        DecisionRecord {
-            who,
-            command: redact(command),
-            cwd: redact(cwd),
-            verdict: decision.verdict.as_str().to_string(),
-            parse_error: decision.parse_error.as_deref().map(redact),
-            facts: decision
-                .facts
-                .iter()
-                .map(|f| FactRecord {
-                    action: f.action.to_string(),
-                    resource: redact(&f.resource),
-                    verdict: f.verdict.as_str().to_string(),
-                    policies: f.policies.iter().map(|p| p.id.clone()).collect(),
-                    reason: redact(&f.reason),
-                })
-                .collect(),
-            approved_by: None,
-        }
-    }
-
     /// Whether the decision let the command run (with approval for `ask`).
     pub fn allowed(&self) -> bool {
-        self.verdict == Verdict::Allow.as_str()
-            || (self.verdict == Verdict::Ask.as_str() && self.approved_by.is_some())
+        self.verdict == Verdict::Allow
+            || (self.verdict == Verdict::Ask && self.approved_by.is_some())
     }
 }
 

@@ -2,11 +2,10 @@
 //! the right line, a crash (a real SIGKILL mid-append) never damages earlier records.
 
 use execkit_audit::{
-    verify_file, AuditEvent, AuditLog, AuditOptions, CommandRecord, DecisionRecord, ProblemKind,
-    StreamSummary, VerifyOptions, Who,
+    verify_file, AuditEvent, AuditLog, AuditOptions, CommandRecord, DecisionRecord, FactRecord,
+    ProblemKind, StreamSummary, Verdict, VerifyOptions, Who,
 };
-use execkit_engine::protect::{KnownSecrets, Redactor};
-use execkit_engine::{DecisionEnv, Engine, PolicyBundle};
+use execkit_protect::{KnownSecrets, Redactor};
 use std::path::{Path, PathBuf};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -26,40 +25,30 @@ fn who() -> Who {
     }
 }
 
-fn engine() -> Engine {
-    let bundle = PolicyBundle {
-        schema: ("s".into(), execkit_policies::SCHEMA.into()),
-        policies: vec![(
-            "p.cedar".into(),
-            r#"@id("allow-echo") permit(principal, action == Action::"exec", resource == Program::"echo");
-               @id("paths") permit(principal, action == Action::"path_arg", resource);"#
-                .into(),
-        )],
-        entities: "[]".into(),
-        links: None,
-    };
-    Engine::new(&bundle).unwrap()
-}
-
 /// A log with a genesis record and `n` decision/command pairs.
 fn write_log(path: &Path, n: usize) {
     let mut known = KnownSecrets::new();
     known.add("hunter2-very-secret");
     let redactor = Redactor::new(&known);
     let redact = |s: &str| redactor.redact_str(s).text;
-    let engine = engine();
-    let env = DecisionEnv::local("/work", "/root");
     let mut log = AuditLog::open(path, AuditOptions { fsync: false }).unwrap();
     for i in 0..n {
         let cmd = format!("echo {i} hunter2-very-secret");
-        let d = engine.decide(&cmd, &env);
-        log.append(&AuditEvent::Decision(DecisionRecord::from_decision(
-            who(),
-            &cmd,
-            "/work",
-            &d,
-            &redact,
-        )))
+        log.append(&AuditEvent::Decision(DecisionRecord {
+            who: who(),
+            command: redact(&cmd),
+            cwd: "/work".into(),
+            verdict: Verdict::Allow,
+            parse_error: None,
+            facts: vec![FactRecord {
+                action: "exec".into(),
+                resource: redact("Program::\"echo\""),
+                verdict: Verdict::Allow,
+                policies: vec!["allow-echo".into()],
+                reason: redact("permitted by allow-echo"),
+            }],
+            approved_by: None,
+        }))
         .unwrap();
         log.append(&AuditEvent::Command(CommandRecord {
             who: who(),

@@ -192,6 +192,31 @@ impl Engine {
         })
     }
 
+    /// The embedded `default` policy set (a coding agent in its workspace), loaded and
+    /// strict-validated.
+    ///
+    /// ```
+    /// use execkit_engine::{DecisionEnv, Engine, Verdict};
+    /// let engine = Engine::default_set().unwrap();
+    /// let env = DecisionEnv::local("/work", "/home/me");
+    /// assert_eq!(engine.decide("ls -la src", &env).verdict, Verdict::Allow);
+    /// assert_eq!(engine.decide("rm -rf ~/.ssh", &env).verdict, Verdict::Deny);
+    /// ```
+    pub fn default_set() -> Result<Self, LoadError> {
+        Engine::embedded("default")
+    }
+
+    /// An embedded shipped set by name (`default`, `strict`).
+    pub fn embedded(name: &str) -> Result<Self, LoadError> {
+        Engine::new(&crate::policy_dir::embedded(name)?.bundle)
+    }
+
+    /// Loads a policy directory (`*.cedar`, `entities.json`, optional `*.cedarschema` and
+    /// `links.json`; see [`crate::policy_dir`]) and strict-validates it.
+    pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self, LoadError> {
+        Engine::new(&crate::policy_dir::from_dir(dir.as_ref())?.bundle)
+    }
+
     /// Whether each request is validated against the schema before evaluation (default on).
     /// Evaluation errors deny either way; validation turns a malformed request into a clear
     /// error instead of a skipped policy.

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// A policy set that cannot be used.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum LoadError {
     /// The schema does not parse.
     #[error("schema {file}: {message}")]
@@ -36,4 +37,18 @@ pub enum LoadError {
     /// The set has no policies at all (everything would be denied; almost certainly a mistake).
     #[error("the policy set contains no policies")]
     Empty,
+    /// A policy directory or one of its files cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A policy directory holds no `.cedar` file.
+    #[error("{0} contains no .cedar files")]
+    NoPolicyFiles(String),
+    /// No shipped set has this name.
+    #[error("no embedded policy set named `{0}` (try default or strict)")]
+    UnknownSet(String),
 }

@@ -36,7 +36,7 @@ mod facts;
 mod load;
 mod network;
 pub mod oracle;
-pub mod protect;
+pub mod policy_dir;
 
 pub use context::{DecisionEnv, Identity, Target, Transport};
 pub use decision::{Decision, FactDecision, PolicyHit, Verdict};

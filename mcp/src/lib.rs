@@ -7,7 +7,6 @@ pub mod config;
 pub mod mcp_doctor;
 pub mod operator;
 pub mod policy_cmd;
-pub mod policy_dir;
 pub mod redact_cmd;
 pub mod serve;
 pub mod server;

@@ -3,10 +3,10 @@
 //! [`SessionConfig`] template. Built once at startup; nothing here changes afterwards.
 
 use crate::config::OperatorConfig;
-use crate::policy_dir;
 use execkit_audit::{AuditLog, AuditOptions};
-use execkit_engine::protect::{CaptureLimits, KnownSecrets};
+use execkit_engine::policy_dir;
 use execkit_engine::{Engine, Identity};
+use execkit_protect::{CaptureLimits, KnownSecrets};
 use execkit_runner::sandbox::SandboxConfig;
 use execkit_runner::{Limits, RunAs, SessionConfig};
 use std::path::{Path, PathBuf};
@@ -83,7 +83,7 @@ impl Operator {
             (None, Some(set)) => policy_dir::embedded(set),
             (None, None) => policy_dir::embedded("default"),
         }
-        .map_err(StartupError::Policies)?;
+        .map_err(|e| StartupError::Policies(e.to_string()))?;
         if let Some(e) = &config.policy.entities {
             src.bundle.entities = std::fs::read_to_string(e).map_err(|err| StartupError::Path {
                 what: "policy.entities",

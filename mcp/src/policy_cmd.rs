@@ -1,7 +1,7 @@
 //! `execkit policy check|validate|test|explain`.
 
-use crate::policy_dir;
 use clap::{Args, Subcommand};
+use execkit_engine::policy_dir;
 use execkit_engine::{Decision, DecisionEnv, Engine, Transport, Verdict};
 use execkit_grammar::{parse, ParseOptions};
 use std::path::{Path, PathBuf};
@@ -118,8 +118,8 @@ fn env_of(a: &EnvArgs) -> DecisionEnv {
     env
 }
 
-pub fn engine_for(dir: Option<&Path>) -> Result<(Engine, policy_dir::PolicySource), String> {
-    let src = policy_dir::resolve(dir)?;
+pub fn engine_for(dir: Option<&Path>) -> Result<(Engine, policy_dir::PolicyDir), String> {
+    let src = policy_dir::resolve(dir).map_err(|e| e.to_string())?;
     let engine = Engine::new(&src.bundle).map_err(|e| format!("{}: {e}", src.name))?;
     Ok((engine, src))
 }
@@ -183,11 +183,12 @@ fn validate(dir: Option<&Path>) -> Result<ExitCode, String> {
 
 fn test(dir: Option<&Path>, verbose: bool, json: bool) -> Result<ExitCode, String> {
     let sources = match dir {
-        Some(d) => vec![policy_dir::from_dir(d)?],
+        Some(d) => vec![policy_dir::from_dir(d).map_err(|e| e.to_string())?],
         None => execkit_policies::SETS
             .iter()
             .map(|s| policy_dir::embedded(s.name))
-            .collect::<Result<_, _>>()?,
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?,
     };
     let mut all = Vec::new();
     for src in &sources {

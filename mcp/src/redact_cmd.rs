@@ -5,7 +5,7 @@
 //! bounded); with one, the output is shaped exactly as a command's output would be.
 
 use clap::Args;
-use execkit_engine::protect::{
+use execkit_protect::{
     Budget, BudgetMode, CaptureLimits, KnownSecrets, Protector, Redactor, SecretEnvPolicy,
     StreamProtector,
 };

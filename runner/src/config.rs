@@ -3,8 +3,8 @@
 
 use crate::sandbox::SandboxConfig;
 use execkit_audit::AuditLog;
-use execkit_engine::protect::{CaptureLimits, KnownSecrets, SecretEnvPolicy};
 use execkit_engine::{Engine, Identity};
+use execkit_protect::{CaptureLimits, KnownSecrets, SecretEnvPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -20,6 +20,7 @@
 //! See [`frame`] for how results are cut out of the shell's streams and [`sandbox`] for
 //! the Landlock and seccomp confinement.
 
+mod audit_record;
 pub mod blocking;
 mod config;
 pub mod frame;

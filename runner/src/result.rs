@@ -1,8 +1,8 @@
 //! What a call asks for ([`ExecOptions`]) and what it gets back ([`ExecResult`] or an
 //! [`ExecError`], of which [`Denial`] is the policy refusal).
 
-use execkit_engine::protect::{Budget, BudgetError, RedactionCounts, StreamReport};
 use execkit_engine::{Decision, Verdict};
+use execkit_protect::{Budget, BudgetError, RedactionCounts, StreamReport};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

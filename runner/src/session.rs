@@ -7,9 +7,9 @@ use crate::procs;
 use crate::result::{Denial, ExecError, ExecOptions, ExecResult, SessionError};
 use crate::sandbox::Enforcement;
 use crate::shell::{Chunk, Shell};
-use execkit_audit::{AuditEvent, CommandRecord, DecisionRecord, StreamSummary, Who};
-use execkit_engine::protect::{Protector, Redactor, StreamProtector};
+use execkit_audit::{AuditEvent, CommandRecord, StreamSummary, Who};
 use execkit_engine::{Decision, DecisionEnv, Verdict};
+use execkit_protect::{Protector, Redactor, StreamProtector};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -364,7 +364,7 @@ impl Session {
             .decide(command, &self.decision_env(&cwd, approver));
         let redact = |t: &str| self.protector.redact_text(t).text;
         let mut record =
-            DecisionRecord::from_decision(self.who(), command, &cwd, &decision, &redact);
+            crate::audit_record::decision_record(self.who(), command, &cwd, &decision, &redact);
         let approved = match (decision.verdict, approval) {
             (Verdict::Allow, _) => true,
             (Verdict::Ask, Some(a)) => {

@@ -1,7 +1,7 @@
 //! Tool arguments as agents send them. Every field can only narrow what the operator
 //! configured; unknown fields are refused so a misspelt option is an error, not a no-op.
 
-use execkit_engine::protect::{Budget, BudgetMode};
+use execkit_protect::{Budget, BudgetMode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 

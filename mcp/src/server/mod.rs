@@ -18,8 +18,8 @@ pub mod table;
 use crate::operator::Operator;
 use approval::Approvals;
 use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs};
-use execkit_engine::protect::Budget;
 use execkit_engine::{DecisionEnv, Verdict};
+use execkit_protect::Budget;
 use execkit_runner::{Approval, ExecError, ExecOptions, Session};
 use output::{
     CreateOutput, DecisionOutput, DestroyOutput, ErrorOutput, ExecOutput, IdentityOutput,

@@ -2,8 +2,8 @@
 //! tool's `outputSchema`) and a compact text rendering of the same result. The text is
 //! what most agents read, so it carries the output once and the metadata in one line.
 
-use execkit_engine::protect::StreamReport;
 use execkit_engine::{Decision, Verdict};
+use execkit_protect::StreamReport;
 use execkit_runner::sandbox::Enforcement;
 use execkit_runner::ExecResult;
 use schemars::JsonSchema;

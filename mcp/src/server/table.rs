@@ -4,7 +4,7 @@
 //! session's `exec_lock` in arrival order. The lock is what makes a cancellation hit the
 //! call it was meant for: while a call holds it, the command running is that call's.
 
-use execkit_engine::protect::Budget;
+use execkit_protect::Budget;
 use execkit_runner::Session;
 use std::collections::HashMap;
 use std::path::PathBuf;

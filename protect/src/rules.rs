@@ -13,7 +13,7 @@ use serde::Deserialize;
 use std::sync::OnceLock;
 
 /// The shipped rule file.
-pub const BUILTIN_RULES: &str = include_str!("../../rules/secrets.toml");
+pub const BUILTIN_RULES: &str = include_str!("../rules/secrets.toml");
 
 /// Why a rule file was refused.
 #[derive(Debug, thiserror::Error)]

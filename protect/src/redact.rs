@@ -9,9 +9,9 @@
 //! [`OVERLAP`] bytes, and a secret that touches a window's end is held back until more text
 //! arrives, so memory stays bounded without missing secrets shorter than the overlap.
 
-use super::ansi::{GHOST, GHOST_BYTES};
-use super::known::{KnownMatcher, KnownSecrets};
-use super::rules::{Hit, RuleSet, Special};
+use crate::ansi::{GHOST, GHOST_BYTES};
+use crate::known::{KnownMatcher, KnownSecrets};
+use crate::rules::{Hit, RuleSet, Special};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ impl Redactor {
     /// A redactor with the built-in rules and these known values.
     ///
     /// ```
-    /// use execkit_engine::protect::{KnownSecrets, Redactor};
+    /// use execkit_protect::{KnownSecrets, Redactor};
     /// let mut known = KnownSecrets::new();
     /// known.add("hunter2-correct-horse");
     /// let r = Redactor::new(&known);
@@ -285,7 +285,7 @@ impl StreamRedactor {
     fn flush_windows(&mut self, out: &mut String) {
         while self.carry.len() >= WINDOW {
             if memchr::memmem::find(self.carry.as_bytes(), GHOST_BYTES).is_some() {
-                self.carry = super::ansi::remove_ghosts(&self.carry);
+                self.carry = crate::ansi::remove_ghosts(&self.carry);
                 if self.carry.len() < WINDOW {
                     return;
                 }

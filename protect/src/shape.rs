@@ -76,7 +76,7 @@ pub enum BudgetMode {
 /// A caller's output budget: a mode and an optional character cap.
 ///
 /// ```
-/// use execkit_engine::protect::Budget;
+/// use execkit_protect::Budget;
 /// let b: Budget = serde_json::from_str(r#"{"mode":"grep","pattern":"error","context":1,"max_chars":2000}"#).unwrap();
 /// assert_eq!(b.max_chars, Some(2000));
 /// ```

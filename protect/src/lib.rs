@@ -15,7 +15,7 @@
 //! and streaming: output is identical however the input is chunked.
 //!
 //! ```
-//! use execkit_engine::protect::{Budget, BudgetMode, CaptureLimits, KnownSecrets, Protector, Redactor};
+//! use execkit_protect::{Budget, BudgetMode, CaptureLimits, KnownSecrets, Protector, Redactor};
 //! let mut known = KnownSecrets::new();
 //! known.add("s3cr3t-value-42");
 //! let p = Protector::new(Redactor::new(&known), CaptureLimits::default());

@@ -3,7 +3,7 @@
 //! stripper alone. Single thread. Target: ≥ 200 MB/s on (a).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use execkit_engine::protect::{AnsiStripper, Redactor};
+use execkit_protect::{AnsiStripper, Redactor};
 use std::hint::black_box;
 
 #[path = "support/corpus.rs"]

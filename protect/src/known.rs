@@ -101,7 +101,7 @@ impl SecretEnvPolicy {
     /// Whether a variable of this name holds a secret.
     ///
     /// ```
-    /// use execkit_engine::protect::SecretEnvPolicy;
+    /// use execkit_protect::SecretEnvPolicy;
     /// let p = SecretEnvPolicy::default();
     /// assert!(p.is_sensitive("GITHUB_TOKEN"));
     /// assert!(p.is_sensitive("AWS_SECRET_ACCESS_KEY"));

@@ -1,15 +1,20 @@
-//! Reading a policy directory (or the embedded default set) into a bundle.
+//! Reading a policy directory (or an embedded shipped set) into a bundle.
+//!
+//! The rest of the engine is pure; this module is the one place that reads files, and only
+//! when a policy set is loaded (once, at startup), never while deciding.
 //!
 //! A policy directory holds `*.cedar` files, an `entities.json`, optionally a
 //! `*.cedarschema` (otherwise the shipped schema is used), a `links.json` of template links
 //! and case files under `cases/*.toml`.
 
-use execkit_engine::PolicyBundle;
+use crate::error::LoadError;
+use crate::load::PolicyBundle;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// A loaded policy directory: its bundle and case files.
-pub struct PolicySource {
+/// A policy set's texts and case files, read from a directory or an embedded set.
+#[derive(Debug, Clone)]
+pub struct PolicyDir {
     /// Human name (`embedded default` or the directory).
     pub name: String,
     /// The texts.
@@ -19,10 +24,16 @@ pub struct PolicySource {
 }
 
 /// The embedded set with this name (`default`, `strict`).
-pub fn embedded(name: &str) -> Result<PolicySource, String> {
-    let set = execkit_policies::by_name(name)
-        .ok_or_else(|| format!("no embedded policy set named `{name}` (try default or strict)"))?;
-    Ok(PolicySource {
+///
+/// ```
+/// let set = execkit_engine::policy_dir::embedded("strict").unwrap();
+/// assert_eq!(set.name, "embedded `strict` set");
+/// assert!(execkit_engine::policy_dir::embedded("lenient").is_err());
+/// ```
+pub fn embedded(name: &str) -> Result<PolicyDir, LoadError> {
+    let set =
+        execkit_policies::by_name(name).ok_or_else(|| LoadError::UnknownSet(name.to_string()))?;
+    Ok(PolicyDir {
         name: format!("embedded `{}` set", set.name),
         bundle: PolicyBundle::from_files(
             (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
@@ -37,13 +48,20 @@ pub fn embedded(name: &str) -> Result<PolicySource, String> {
     })
 }
 
-fn read(p: &Path) -> Result<String, String> {
-    fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+fn io_error(p: &Path, e: std::io::Error) -> LoadError {
+    LoadError::Io {
+        path: p.display().to_string(),
+        source: e,
+    }
 }
 
-fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
+fn read(p: &Path) -> Result<String, LoadError> {
+    fs::read_to_string(p).map_err(|e| io_error(p, e))
+}
+
+fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, LoadError> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?
+        .map_err(|e| io_error(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == ext))
         .collect();
@@ -52,7 +70,7 @@ fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Reads a policy directory.
-pub fn from_dir(dir: &Path) -> Result<PolicySource, String> {
+pub fn from_dir(dir: &Path) -> Result<PolicyDir, LoadError> {
     let policies: Vec<(String, String)> = sorted_files(dir, "cedar")?
         .iter()
         .map(|p| {
@@ -63,9 +81,9 @@ pub fn from_dir(dir: &Path) -> Result<PolicySource, String> {
                 read(p)?,
             ))
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, LoadError>>()?;
     if policies.is_empty() {
-        return Err(format!("{} contains no .cedar files", dir.display()));
+        return Err(LoadError::NoPolicyFiles(dir.display().to_string()));
     }
     let schema = match sorted_files(dir, "cedarschema")?.first() {
         Some(p) => (p.display().to_string(), read(p)?),
@@ -93,7 +111,7 @@ pub fn from_dir(dir: &Path) -> Result<PolicySource, String> {
             cases.push((p.display().to_string(), read(&p)?));
         }
     }
-    Ok(PolicySource {
+    Ok(PolicyDir {
         name: dir.display().to_string(),
         bundle: PolicyBundle {
             schema,
@@ -105,8 +123,8 @@ pub fn from_dir(dir: &Path) -> Result<PolicySource, String> {
     })
 }
 
-/// `--policies DIR` if given, else the embedded default set.
-pub fn resolve(dir: Option<&Path>) -> Result<PolicySource, String> {
+/// `DIR` if given, else the embedded default set.
+pub fn resolve(dir: Option<&Path>) -> Result<PolicyDir, LoadError> {
     match dir {
         Some(d) => from_dir(d),
         None => embedded("default"),

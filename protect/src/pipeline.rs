@@ -5,9 +5,9 @@
 //! leaves this pipeline has escapes or known secrets in it, and memory per stream is
 //! bounded by the operator's [`CaptureLimits`] however much the command prints.
 
-use super::ansi::AnsiStripper;
-use super::redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
-use super::shape::{Budget, BudgetError, CaptureLimits, Shaper, StreamReport};
+use crate::ansi::AnsiStripper;
+use crate::redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
+use crate::shape::{Budget, BudgetError, CaptureLimits, Shaper, StreamReport};
 use serde::{Deserialize, Serialize};
 
 /// Output protection for a session or run: the redactor (rules + known values) and the
@@ -33,7 +33,7 @@ impl Protector {
     /// A protector.
     ///
     /// ```
-    /// use execkit_engine::protect::{Budget, CaptureLimits, KnownSecrets, Protector, Redactor};
+    /// use execkit_protect::{Budget, CaptureLimits, KnownSecrets, Protector, Redactor};
     /// let p = Protector::new(Redactor::new(&KnownSecrets::new()), CaptureLimits::default());
     /// let mut s = p.stream(&Budget::default()).unwrap();
     /// s.push(b"\x1b[32mtoken=ghp_0123456789abcdefghijABCDEFGHIJ012345\x1b[0m\n");
@@ -84,7 +84,7 @@ impl Protector {
     /// Redacts text that is echoed or logged but was never terminal output (a command
     /// line, a cwd): escapes are stripped too, so they cannot hide a secret.
     pub fn redact_text(&self, text: &str) -> Redacted {
-        let stripped = super::ansi::strip_ansi(text.as_bytes());
+        let stripped = crate::ansi::strip_ansi(text.as_bytes());
         self.redactor.redact_str(&stripped)
     }
 }

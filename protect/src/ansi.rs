@@ -54,7 +54,7 @@ enum State {
 /// lines, plus any line that reached [`LINE_CAP`]) is appended to the caller's buffer.
 ///
 /// ```
-/// use execkit_engine::protect::AnsiStripper;
+/// use execkit_protect::AnsiStripper;
 /// let mut s = AnsiStripper::new();
 /// let mut out = String::new();
 /// s.push(b"\x1b[1;32mok\x1b[0m 10%\r\x1b[K100%\n", &mut out);
@@ -62,7 +62,7 @@ enum State {
 /// // `CSI K` right before a digit may have hidden a character: it is kept as a ghost for
 /// // the redactor, which removes it.
 /// assert_eq!(out, "\u{FDD0}K100%\n");
-/// assert_eq!(execkit_engine::protect::remove_ghosts(&out), "100%\n");
+/// assert_eq!(execkit_protect::remove_ghosts(&out), "100%\n");
 /// ```
 #[derive(Debug)]
 pub struct AnsiStripper {
@@ -503,7 +503,7 @@ impl AnsiStripper {
 /// Strips a whole byte string in one go (ghost markers removed).
 ///
 /// ```
-/// assert_eq!(execkit_engine::protect::strip_ansi(b"\x1b]0;title\x07a\x08b\n"), "b\n");
+/// assert_eq!(execkit_protect::strip_ansi(b"\x1b]0;title\x07a\x08b\n"), "b\n");
 /// ```
 pub fn strip_ansi(input: &[u8]) -> String {
     let mut s = AnsiStripper::new();

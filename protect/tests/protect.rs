@@ -1,7 +1,7 @@
 //! Output protection, end to end: every rule family's cases, near misses, a benign build
 //! log, chunking invariance (property test), ANSI interleaving, bounds and budgets.
 
-use execkit_engine::protect::{
+use execkit_protect::{
     Budget, BudgetMode, CaptureLimits, KnownSecrets, Protector, Redactor, RuleSet, StreamOutput,
 };
 use proptest::prelude::*;
@@ -314,7 +314,7 @@ fn long_lines_are_windowed_without_missing_secrets() {
     let p = protector(&[]);
     // A token right across the first window boundary, on a single 200 KB line.
     let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
-    let mut line = "a,".repeat((execkit_engine::protect::WINDOW - 20) / 2);
+    let mut line = "a,".repeat((execkit_protect::WINDOW - 20) / 2);
     line.push_str(token);
     line.push_str(&",b".repeat(70_000));
     line.push('\n');

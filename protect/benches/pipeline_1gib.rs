@@ -5,7 +5,7 @@
 //! `cargo bench -p execkit-engine --bench pipeline_1gib` runs the full GiB; under
 //! `cargo test` (no `--bench` argument) it runs 32 MiB as a smoke check.
 
-use execkit_engine::protect::{Budget, BudgetMode, CaptureLimits, Protector, Redactor};
+use execkit_protect::{Budget, BudgetMode, CaptureLimits, Protector, Redactor};
 use std::time::Instant;
 
 #[path = "support/corpus.rs"]

@@ -1,7 +1,7 @@
 //! Inputs shared by the protection benchmarks (each bench uses a subset).
 #![allow(dead_code)]
 
-use execkit_engine::protect::KnownSecrets;
+use execkit_protect::KnownSecrets;
 
 /// A real build log captured on this machine (cargo, npm, pip, apt, gcc, git, dpkg).
 pub const BUILD_LOG: &str = include_str!("../../tests/fixtures/benign-build.log");
