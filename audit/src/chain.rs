@@ -16,12 +16,7 @@ pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
     for p in parts {
         h.update(p);
     }
-    let digest = h.finalize();
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    hex::encode(h.finalize())
 }
 
 /// The hash of a record body given its predecessor's hash.

@@ -10,10 +10,18 @@ use crate::error::LoadError;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// One component of a path pattern: `*` matches any run of characters within it (`?` is
+/// literal). Compiled once, when the entities are loaded.
+type Component = wildmatch::WildMatchPattern<'*', '\0'>;
+
 /// A path pattern: absolute, `~` already replaced, each component may use `*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PathPattern {
-    comps: Vec<String>,
+    comps: Vec<Component>,
+}
+
+fn glob(pat: &Component, s: &str) -> bool {
+    pat.matches(s)
 }
 
 impl PathPattern {
@@ -22,7 +30,7 @@ impl PathPattern {
             comps: p
                 .split('/')
                 .filter(|c| !c.is_empty())
-                .map(str::to_string)
+                .map(Component::new)
                 .collect(),
         }
     }
@@ -38,29 +46,6 @@ impl PathPattern {
         let dc: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
         self.comps.len() > dc.len() && self.comps.iter().zip(&dc).all(|(p, c)| glob(p, c))
     }
-}
-
-/// `*` matches any run of characters within one component.
-fn glob(pat: &str, s: &str) -> bool {
-    if !pat.contains('*') {
-        return pat == s;
-    }
-    let parts: Vec<&str> = pat.split('*').collect();
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !s.starts_with(first)
-        || !s[first.len()..].ends_with(last)
-        || s.len() < first.len() + last.len()
-    {
-        return false;
-    }
-    let mut rest = &s[first.len()..s.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// Group data read from `entities.json`.

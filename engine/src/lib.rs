@@ -35,7 +35,6 @@ mod error;
 mod facts;
 mod load;
 mod network;
-pub mod oracle;
 pub mod policy_dir;
 
 pub use context::{DecisionEnv, Identity, Target, Transport};

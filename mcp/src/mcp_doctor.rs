@@ -6,7 +6,6 @@
 use crate::config::OperatorConfig;
 use crate::operator::Operator;
 use execkit_runner::sandbox::{kernel_landlock_abi, Level, Profile};
-use execkit_runner::Session;
 use serde::Serialize;
 use std::path::Path;
 
@@ -115,7 +114,7 @@ pub async fn run(config: OperatorConfig) -> Report {
                 detail: format!("{} loaded and validated", op.policy_set),
             });
             let ws = op.default_workspace.clone();
-            match Session::local(op.session_config(ws.clone())).await {
+            match op.session_config(ws.clone()).local().await {
                 Ok(s) => {
                     let e = s.info().await.enforcement;
                     let pass = e.level == Level::Full || !needs_kernel;

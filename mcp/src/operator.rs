@@ -8,7 +8,7 @@ use execkit_engine::policy_dir;
 use execkit_engine::{Engine, Identity};
 use execkit_protect::{CaptureLimits, KnownSecrets};
 use execkit_runner::sandbox::SandboxConfig;
-use execkit_runner::{Limits, RunAs, SessionConfig};
+use execkit_runner::{Limits, RunAs, Session, SessionBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -146,7 +146,7 @@ impl Operator {
             secrets.add_file_contents(&text);
         }
         let run_as = match &config.sandbox.run_as {
-            Some(u) => Some(RunAs::lookup(u).map_err(StartupError::RunAs)?),
+            Some(u) => Some(RunAs::lookup(u).map_err(|e| StartupError::RunAs(e.to_string()))?),
             None => None,
         };
         Ok(Operator {
@@ -211,30 +211,35 @@ impl Operator {
     }
 
     /// A session configuration for `workspace`, with every operator setting applied.
-    pub fn session_config(&self, workspace: PathBuf) -> SessionConfig {
-        let mut c = SessionConfig::new(workspace, self.engine.clone());
+    pub fn session_config(&self, workspace: PathBuf) -> SessionBuilder {
         let s = &self.config.sandbox;
-        c.sandbox = SandboxConfig {
-            profile: s.profile,
-            writable: s.writable.clone(),
-            deny_read: s.deny_read.clone(),
-            allow_best_effort: s.allow_best_effort,
-        };
-        c.identity = self.identity();
         let l = &self.config.limits;
-        c.limits = Limits {
-            default_timeout: Duration::from_millis(l.default_timeout_ms),
-            max_timeout: Duration::from_millis(l.max_timeout_ms),
-            capture: CaptureLimits {
-                head_bytes: l.output_head_bytes,
-                tail_bytes: l.output_tail_bytes,
-                ..CaptureLimits::default()
-            },
-            ..c.limits
+        let mut limits = Limits::default();
+        limits.default_timeout = Duration::from_millis(l.default_timeout_ms);
+        limits.max_timeout = Duration::from_millis(l.max_timeout_ms);
+        limits.capture = CaptureLimits {
+            head_bytes: l.output_head_bytes,
+            tail_bytes: l.output_tail_bytes,
+            ..CaptureLimits::default()
         };
-        c.secrets = self.secrets.clone();
-        c.audit = self.audit.clone();
-        c.run_as = self.run_as.clone();
-        c
+        let mut b = Session::builder()
+            .workspace(workspace)
+            .engine(self.engine.clone())
+            .sandbox(SandboxConfig {
+                profile: s.profile,
+                writable: s.writable.clone(),
+                deny_read: s.deny_read.clone(),
+                allow_best_effort: s.allow_best_effort,
+            })
+            .identity(self.identity())
+            .limits(limits)
+            .secrets(self.secrets.clone());
+        if let Some(a) = &self.audit {
+            b = b.audit(a.clone());
+        }
+        if let Some(r) = &self.run_as {
+            b = b.run_as(r.clone());
+        }
+        b
     }
 }

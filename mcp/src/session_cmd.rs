@@ -2,8 +2,8 @@
 //! scripts. One JSON result per command, in one persistent session.
 
 use crate::policy_cmd::engine_for;
-use execkit_runner::sandbox::{kernel_landlock_abi, Level, Profile};
-use execkit_runner::{ExecError, ExecOptions, RunAs, Session, SessionConfig};
+use execkit_runner::sandbox::{kernel_landlock_abi, Level, Profile, SandboxConfig};
+use execkit_runner::{ExecError, Limits, RunAs, Session, SessionBuilder};
 use serde_json::json;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -63,21 +63,28 @@ pub struct DoctorCmd {
     json: bool,
 }
 
-fn config(a: &SessionArgs) -> Result<SessionConfig, String> {
+fn config(a: &SessionArgs) -> Result<SessionBuilder, String> {
     let (engine, _) = engine_for(a.policies.as_deref())?;
     let workspace = match &a.workspace {
         Some(w) => w.clone(),
         None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
     };
-    let mut c = SessionConfig::new(workspace, Arc::new(engine));
-    c.sandbox.profile = a.profile;
-    c.sandbox.allow_best_effort = a.allow_best_effort;
-    c.limits.default_timeout = std::time::Duration::from_millis(a.timeout_ms);
-    c.limits.max_timeout = c.limits.default_timeout;
+    let mut limits = Limits::default();
+    limits.default_timeout = std::time::Duration::from_millis(a.timeout_ms);
+    limits.max_timeout = limits.default_timeout;
+    let mut b = Session::builder()
+        .workspace(workspace)
+        .engine(Arc::new(engine))
+        .sandbox(SandboxConfig {
+            profile: a.profile,
+            allow_best_effort: a.allow_best_effort,
+            ..SandboxConfig::default()
+        })
+        .limits(limits);
     if let Some(u) = &a.run_as {
-        c.run_as = Some(RunAs::lookup(u)?);
+        b = b.run_as(RunAs::lookup(u).map_err(|e| e.to_string())?);
     }
-    Ok(c)
+    Ok(b)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -89,7 +96,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// One command's JSON line and the exit code `exec` would use.
 async fn one(session: &Session, command: &str) -> (serde_json::Value, u8) {
-    match session.exec(command, &ExecOptions::default()).await {
+    match session.exec(command).await {
         Ok(r) => (
             serde_json::to_value(&r).unwrap_or_else(|e| json!({"error": e.to_string()})),
             0,
@@ -115,7 +122,7 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = Session::local(config).await.map_err(|e| e.to_string())?;
+            let session = config.local().await.map_err(|e| e.to_string())?;
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let sep = if cmd.null { 0u8 } else { b'\n' };
@@ -160,7 +167,7 @@ pub fn exec(cmd: ExecCmd) -> ExitCode {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = Session::local(config).await.map_err(|e| e.to_string())?;
+            let session = config.local().await.map_err(|e| e.to_string())?;
             let (line, code) = one(&session, &cmd.command.join(" ")).await;
             println!("{line}");
             session.close().await;
@@ -184,12 +191,11 @@ pub fn doctor(cmd: DoctorCmd) -> ExitCode {
         let ws = std::env::temp_dir().join(format!("execkit-doctor-{}", std::process::id()));
         std::fs::create_dir_all(&ws).map_err(|e| e.to_string())?;
         args.workspace.get_or_insert(ws.clone());
-        let mut config = config(&args)?;
         // Probes run under a permit-everything view: this checks the kernel, not policies.
-        config.engine = Arc::new(permit_all()?);
+        let config = config(&args)?.engine(Arc::new(permit_all()?));
         let rt = runtime()?;
         let report = rt.block_on(async {
-            let session = Session::local(config).await.map_err(|e| e.to_string())?;
+            let session = config.local().await.map_err(|e| e.to_string())?;
             let info = session.info().await;
             let mut probes = serde_json::Map::new();
             for (name, cmd, expect_ok) in [
@@ -198,7 +204,7 @@ pub fn doctor(cmd: DoctorCmd) -> ExitCode {
                 ("no_new_privs", "grep -q 'NoNewPrivs:\t1' /proc/self/status", true),
                 ("network_refused", "echo > /dev/tcp/127.0.0.1/9", false),
             ] {
-                let r = session.exec(cmd, &ExecOptions::default()).await;
+                let r = session.exec(cmd).await;
                 let ran_ok = matches!(&r, Ok(r) if r.exit_code == Some(0));
                 probes.insert(name.into(), json!(ran_ok == expect_ok));
             }

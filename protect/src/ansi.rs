@@ -26,9 +26,9 @@ pub const GHOST: char = '\u{FDD0}';
 /// [`GHOST`] encoded as UTF-8, for byte searches.
 pub const GHOST_BYTES: &[u8] = "\u{FDD0}".as_bytes();
 /// The line buffer is committed once it holds this many bytes, even without a newline.
-pub const LINE_CAP: usize = 64 * 1024;
+pub(crate) const LINE_CAP: usize = 64 * 1024;
 /// A string sequence (OSC, DCS, APC, PM, SOS) longer than this many chars is abandoned.
-pub const STRING_CAP: usize = 4096;
+pub(crate) const STRING_CAP: usize = 4096;
 /// A CSI or ESC sequence longer than this many chars is abandoned.
 const CSI_CAP: usize = 64;
 

@@ -69,32 +69,10 @@ impl Default for SecretEnvPolicy {
     }
 }
 
-/// `*`-glob match, ASCII case-insensitive.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p = pattern.as_bytes();
-    let n = name.as_bytes();
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && p[pi] != b'*' && p[pi].eq_ignore_ascii_case(&n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ni;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
+/// `*`-glob match, case-insensitive (the one glob matcher: `wildmatch`, as in the engine's
+/// path groups; `?` is not a wildcard here).
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    wildmatch::WildMatchPattern::<'*', '\0'>::new_case_insensitive(pattern).matches(name)
 }
 
 impl SecretEnvPolicy {

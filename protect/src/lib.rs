@@ -36,11 +36,9 @@ mod redact;
 mod rules;
 mod shape;
 
-pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper, LINE_CAP, STRING_CAP};
-pub use known::{glob_match, KnownSecrets, SecretEnvPolicy};
+pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
+pub use known::{KnownSecrets, SecretEnvPolicy};
 pub use pipeline::{Protector, StreamOutput, StreamProtector};
-pub use redact::{
-    Redacted, RedactionCounts, Redactor, StreamRedactor, KNOWN_VALUE, OVERLAP, WINDOW,
-};
+pub use redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
 pub use rules::{Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
 pub use shape::{Budget, BudgetError, BudgetMode, CaptureLimits, Shaped, Shaper, StreamReport};

@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A partial line is processed once it reaches this many bytes.
-pub const WINDOW: usize = 64 * 1024;
+pub(crate) const WINDOW: usize = 64 * 1024;
 /// How much of a window is carried into the next one.
-pub const OVERLAP: usize = 4096;
+pub(crate) const OVERLAP: usize = 4096;
 
 /// Label used for known values.
-pub const KNOWN_VALUE: &str = "known-value";
+pub(crate) const KNOWN_VALUE: &str = "known-value";
 
 /// Counts of redactions per rule id.
 pub type RedactionCounts = BTreeMap<String, u64>;

@@ -90,6 +90,54 @@ pub struct Budget {
     pub max_chars: Option<usize>,
 }
 
+impl Budget {
+    /// Everything the capture limits keep.
+    pub fn full() -> Budget {
+        Budget::default()
+    }
+
+    /// The first `lines` lines.
+    pub fn head(lines: usize) -> Budget {
+        Budget::of(BudgetMode::Head { lines })
+    }
+
+    /// The last `lines` lines.
+    pub fn tail(lines: usize) -> Budget {
+        Budget::of(BudgetMode::Tail { lines })
+    }
+
+    /// The first `head` and the last `tail` lines.
+    pub fn head_tail(head: usize, tail: usize) -> Budget {
+        Budget::of(BudgetMode::HeadTail { head, tail })
+    }
+
+    /// Lines matching the regex `pattern`, with `context` lines around each.
+    ///
+    /// ```
+    /// let b = execkit_protect::Budget::grep("error", 2).with_max_chars(4000);
+    /// assert_eq!(b.max_chars, Some(4000));
+    /// ```
+    pub fn grep(pattern: impl Into<String>, context: usize) -> Budget {
+        Budget::of(BudgetMode::Grep {
+            pattern: pattern.into(),
+            context,
+        })
+    }
+
+    /// The same budget with a character cap.
+    pub fn with_max_chars(mut self, max_chars: usize) -> Budget {
+        self.max_chars = Some(max_chars);
+        self
+    }
+
+    fn of(mode: BudgetMode) -> Budget {
+        Budget {
+            mode,
+            max_chars: None,
+        }
+    }
+}
+
 /// Why a budget was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BudgetError {

@@ -7,7 +7,7 @@
 //! (no `--bench` argument) it runs a small smoke version.
 
 use execkit_engine::{Engine, PolicyBundle};
-use execkit_runner::{ExecOptions, Session, SessionConfig};
+use execkit_runner::{ExecOptions, Session};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,11 @@ async fn main() {
     let ws = std::env::temp_dir().join(format!("execkit-bench-{}", std::process::id()));
     std::fs::create_dir_all(&ws).unwrap();
     let engine = engine();
-    let config = SessionConfig::new(&ws, engine.clone());
+    let config = Session::builder()
+        .workspace(&ws)
+        .engine(engine.clone())
+        .build()
+        .expect("config");
 
     let mut creation = Vec::new();
     for _ in 0..starts {
@@ -79,12 +83,12 @@ async fn main() {
     let opts = ExecOptions::default();
     for cmd in ["true", "echo hi"] {
         for _ in 0..20 {
-            s.exec(cmd, &opts).await.unwrap();
+            s.exec_with(cmd, &opts).await.unwrap();
         }
         let mut v = Vec::with_capacity(runs);
         for _ in 0..runs {
             let t = Instant::now();
-            let r = s.exec(cmd, &opts).await.unwrap();
+            let r = s.exec_with(cmd, &opts).await.unwrap();
             v.push(t.elapsed());
             assert_eq!(r.exit_code, Some(0));
         }
@@ -101,7 +105,7 @@ async fn main() {
     let cmd = format!("head -c {bytes} /dev/zero | tr '\\0' a");
     let t = Instant::now();
     let r = s
-        .exec(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
+        .exec_with(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
         .await
         .unwrap();
     let wall = t.elapsed();

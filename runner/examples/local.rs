@@ -5,24 +5,16 @@
 //! cargo run -p execkit-runner --example local
 //! ```
 
-use execkit_engine::{Engine, PolicyBundle};
-use execkit_runner::{ExecError, ExecOptions, Session, SessionConfig};
-use std::sync::Arc;
+use execkit_runner::{ExecError, ExecOptions, Session};
 use std::time::Duration;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let set = execkit_policies::DEFAULT;
-    let bundle = PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
-        set.entities,
-    );
-    let engine = Arc::new(Engine::new(&bundle)?);
     let workspace = std::env::temp_dir().join(format!("execkit-example-{}", std::process::id()));
     std::fs::create_dir_all(workspace.join("src"))?;
 
-    let session = Session::local(SessionConfig::new(&workspace, engine)).await?;
+    // The embedded `default` policy set and the `workspace` sandbox are the defaults.
+    let session = Session::builder().workspace(&workspace).local().await?;
     let info = session.info().await;
     println!(
         "session {} sandbox {} ({:?}, Landlock ABI {})",
@@ -32,31 +24,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         info.enforcement.landlock_abi
     );
 
-    let opts = ExecOptions::default();
-    session
-        .exec("cd src && export GREETING=hello", &opts)
-        .await?;
-    let r = session
-        .exec("echo \"$GREETING from $(pwd)\"", &opts)
-        .await?;
+    session.exec("cd src && export GREETING=hello").await?;
+    let r = session.exec("echo \"$GREETING from $(pwd)\"").await?;
     println!(
         "stdout: {:?} exit {:?} in {} ms",
         r.stdout, r.exit_code, r.duration_ms
     );
 
-    match session.exec("cat ~/.ssh/id_rsa", &opts).await {
+    match session.exec("cat ~/.ssh/id_rsa").await {
         Err(ExecError::Denied(d)) => println!("denied: {}", d.reason),
         other => println!("unexpected: {other:?}"),
     }
 
     let r = session
-        .exec(
+        .exec_with(
             "sleep 30",
             &ExecOptions::timeout(Duration::from_millis(300)),
         )
         .await?;
     println!("timed out: {} (exit {:?})", r.timed_out, r.exit_code);
-    let r = session.exec("pwd", &opts).await?;
+    let r = session.exec("pwd").await?;
     println!("still in: {}", r.stdout.trim());
 
     session.close().await;

@@ -1,16 +1,21 @@
-//! A blocking wrapper for callers without an async runtime.
+//! A blocking wrapper for callers without an async runtime: the same builder and calls as
+//! [`Session`], each run to completion on a small private runtime.
 //!
-//! ```no_run
-//! # fn demo(engine: std::sync::Arc<execkit_engine::Engine>) -> Result<(), Box<dyn std::error::Error>> {
-//! use execkit_runner::{blocking::BlockingSession, ExecOptions, SessionConfig};
-//! let s = BlockingSession::local(SessionConfig::new("/work/project", engine))?;
-//! let r = s.exec("echo hi", &ExecOptions::default())?;
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let ws = std::env::temp_dir().join(format!("execkit-doc-blocking-{}", std::process::id()));
+//! # std::fs::create_dir_all(&ws)?;
+//! use execkit_runner::blocking::BlockingSession;
+//! let s = BlockingSession::builder().workspace(&ws).local()?;
+//! let r = s.exec("echo hi")?;
 //! assert_eq!(r.stdout, "hi\n");
+//! # std::fs::remove_dir_all(&ws)?;
 //! # Ok(()) }
 //! ```
 
 use crate::{
-    ExecError, ExecOptions, ExecResult, Session, SessionConfig, SessionError, SessionInfo,
+    ExecError, ExecOptions, ExecResult, Session, SessionBuilder, SessionConfig, SessionError,
+    SessionInfo,
 };
 
 /// A [`Session`] with its own small runtime.
@@ -19,8 +24,44 @@ pub struct BlockingSession {
     rt: tokio::runtime::Runtime,
 }
 
+/// [`SessionBuilder`] for a [`BlockingSession`].
+#[must_use = "a builder does nothing until `local` is called"]
+pub struct BlockingBuilder(SessionBuilder);
+
+impl BlockingBuilder {
+    /// Sets everything else through the async builder's methods.
+    pub fn configure(self, f: impl FnOnce(SessionBuilder) -> SessionBuilder) -> Self {
+        BlockingBuilder(f(self.0))
+    }
+
+    /// The agent's workspace (see [`SessionBuilder::workspace`]).
+    pub fn workspace(self, path: impl Into<std::path::PathBuf>) -> Self {
+        BlockingBuilder(self.0.workspace(path))
+    }
+
+    /// Policies from a directory (see [`SessionBuilder::policies`]).
+    pub fn policies(self, dir: impl Into<std::path::PathBuf>) -> Self {
+        BlockingBuilder(self.0.policies(dir))
+    }
+
+    /// The sandbox profile (see [`SessionBuilder::profile`]).
+    pub fn profile(self, profile: crate::sandbox::Profile) -> Self {
+        BlockingBuilder(self.0.profile(profile))
+    }
+
+    /// Starts the session.
+    pub fn local(self) -> Result<BlockingSession, SessionError> {
+        BlockingSession::local(self.0.build()?)
+    }
+}
+
 impl BlockingSession {
-    /// Starts a local session.
+    /// A builder, as [`Session::builder`].
+    pub fn builder() -> BlockingBuilder {
+        BlockingBuilder(SessionBuilder::new())
+    }
+
+    /// Starts a local session from a built configuration.
     pub fn local(config: SessionConfig) -> Result<BlockingSession, SessionError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -33,23 +74,31 @@ impl BlockingSession {
         })
     }
 
-    fn s(&self) -> &Session {
-        self.session.as_ref().expect("session present until drop")
+    fn s(&self) -> Result<&Session, ExecError> {
+        self.session.as_ref().ok_or(ExecError::Closed)
     }
 
-    /// Runs one command.
-    pub fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
-        self.rt.block_on(self.s().exec(command, opts))
+    /// Runs one command with the defaults.
+    pub fn exec(&self, command: &str) -> Result<ExecResult, ExecError> {
+        self.rt.block_on(self.s()?.exec(command))
+    }
+
+    /// Runs one command with per-call options.
+    pub fn exec_with(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
+        self.rt.block_on(self.s()?.exec_with(command, opts))
     }
 
     /// Starts a new shell after the old one ended.
     pub fn restart(&self) -> Result<(), SessionError> {
-        self.rt.block_on(self.s().restart())
+        match &self.session {
+            Some(s) => self.rt.block_on(s.restart()),
+            None => Err(SessionError::NotReady("the session is closed".into())),
+        }
     }
 
-    /// What the session is.
-    pub fn info(&self) -> SessionInfo {
-        self.rt.block_on(self.s().info())
+    /// What the session is, or `None` once closed.
+    pub fn info(&self) -> Option<SessionInfo> {
+        self.session.as_ref().map(|s| self.rt.block_on(s.info()))
     }
 
     /// Ends the session.

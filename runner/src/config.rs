@@ -13,8 +13,9 @@ use std::time::Duration;
 /// The `PATH` a session starts with unless the operator sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Timeouts and output limits.
+/// Timeouts and output limits. Start from [`Limits::default`] and change what you need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Timeout when a call names none.
     pub default_timeout: Duration,
@@ -51,77 +52,91 @@ pub struct RunAs {
 }
 
 impl RunAs {
-    /// Looks an account up by name.
-    pub fn lookup(name: &str) -> Result<RunAs, String> {
-        let c = std::ffi::CString::new(name).map_err(|_| format!("bad user name `{name}`"))?;
-        // SAFETY: getpwnam returns a pointer into static storage or null; we copy out at once.
-        unsafe {
-            let pw = libc::getpwnam(c.as_ptr());
-            if pw.is_null() {
-                return Err(format!("no such user `{name}`"));
-            }
-            let home = std::ffi::CStr::from_ptr((*pw).pw_dir)
-                .to_string_lossy()
-                .into_owned();
-            Ok(RunAs {
-                uid: (*pw).pw_uid,
-                gid: (*pw).pw_gid,
-                home: PathBuf::from(home),
+    /// Looks an account up by name in the password database (`getpwnam_r`, so it is safe
+    /// to call from several threads at once).
+    ///
+    /// ```
+    /// let root = execkit_runner::RunAs::lookup("root").unwrap();
+    /// assert_eq!(root.uid, 0);
+    /// assert!(execkit_runner::RunAs::lookup("no-such-user-here").is_err());
+    /// ```
+    pub fn lookup(name: &str) -> Result<RunAs, RunAsError> {
+        let user = nix::unistd::User::from_name(name)
+            .map_err(|e| RunAsError::Lookup {
                 name: name.to_string(),
-            })
-        }
+                source: e,
+            })?
+            .ok_or_else(|| RunAsError::NoSuchUser(name.to_string()))?;
+        Ok(RunAs {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: user.dir,
+            name: name.to_string(),
+        })
     }
 }
 
-/// Everything a local session needs, set by the operator.
+/// Why a run-as account cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunAsError {
+    /// No account has this name.
+    #[error("no such user `{0}`")]
+    NoSuchUser(String),
+    /// The password database could not be read (or the name is not a valid C string).
+    #[error("cannot look up user `{name}`: {source}")]
+    Lookup {
+        /// The name asked for.
+        name: String,
+        /// The OS error.
+        source: nix::Error,
+    },
+}
+
+/// Everything a local session needs, set by the operator through
+/// [`SessionBuilder`](crate::SessionBuilder). The fields are private: a built configuration
+/// cannot be widened afterwards, only read.
 #[derive(Clone)]
 pub struct SessionConfig {
-    /// The agent's workspace: the shell starts here and, by default, may write only here.
-    pub workspace: PathBuf,
-    /// The policy engine every command passes.
-    pub engine: Arc<Engine>,
-    /// Who the agent is (the Cedar principal).
-    pub identity: Identity,
-    /// The sandbox.
-    pub sandbox: SandboxConfig,
-    /// Variables added to the clean environment (they override the defaults).
-    pub env: BTreeMap<String, String>,
-    /// `HOME` for the shell; defaults to the run-as user's home, else the server's `HOME`.
-    pub home: Option<PathBuf>,
-    /// Run the shell as this account (the server must be root).
-    pub run_as: Option<RunAs>,
-    /// Timeouts and output limits.
-    pub limits: Limits,
-    /// Secret values to redact wherever they appear.
-    pub secrets: KnownSecrets,
-    /// Which of the session's environment variables count as secrets.
-    pub secret_env: SecretEnvPolicy,
-    /// Where decisions and commands are recorded.
-    pub audit: Option<Arc<Mutex<AuditLog>>>,
-    /// The shell binary.
-    pub shell: PathBuf,
-    /// Where the private tmp dir is created (default: the system temp dir).
-    pub tmp_base: Option<PathBuf>,
+    pub(crate) workspace: PathBuf,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) identity: Identity,
+    pub(crate) sandbox: SandboxConfig,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) home: Option<PathBuf>,
+    pub(crate) run_as: Option<RunAs>,
+    pub(crate) limits: Limits,
+    pub(crate) secrets: KnownSecrets,
+    pub(crate) secret_env: SecretEnvPolicy,
+    pub(crate) audit: Option<Arc<Mutex<AuditLog>>>,
+    pub(crate) shell: PathBuf,
+    pub(crate) tmp_base: Option<PathBuf>,
 }
 
 impl SessionConfig {
-    /// A configuration with defaults: profile `workspace`, default limits, no audit log.
-    pub fn new(workspace: impl Into<PathBuf>, engine: Arc<Engine>) -> SessionConfig {
-        SessionConfig {
-            workspace: workspace.into(),
-            engine,
-            identity: Identity::default(),
-            sandbox: SandboxConfig::default(),
-            env: BTreeMap::new(),
-            home: None,
-            run_as: None,
-            limits: Limits::default(),
-            secrets: KnownSecrets::new(),
-            secret_env: SecretEnvPolicy::default(),
-            audit: None,
-            shell: PathBuf::from("/bin/bash"),
-            tmp_base: None,
-        }
+    /// The workspace as given (the session canonicalizes it when it starts).
+    pub fn workspace(&self) -> &std::path::Path {
+        &self.workspace
+    }
+
+    /// The policy engine every command passes.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The sandbox settings.
+    pub fn sandbox(&self) -> &SandboxConfig {
+        &self.sandbox
+    }
+
+    /// Timeouts and output limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The agent identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 }
 

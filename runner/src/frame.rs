@@ -112,7 +112,7 @@ pub fn command_line(command: &str, seq: u64, prefix: &str) -> String {
 pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(buf))
 }
 
 /// Finds a byte string across chunk boundaries and hands back the bytes before it.

@@ -1,35 +1,57 @@
-//! # execkit-runner: sessions
+//! # execkit-runner: policy-checked shell sessions for AI agents
 //!
-//! A [`Session`] is one long-lived, non-interactive bash whose cwd, environment, shell
-//! variables, functions and aliases persist across commands. Every command passes the
-//! policy core first (a denial never reaches the shell), runs in its own process group
-//! under the session's sandbox, and comes back as a structured [`ExecResult`] whose
-//! output went through the protection pipeline (escapes stripped, secrets redacted,
-//! bounded, shaped by the call's budgets).
+//! This is the one crate a Rust user adds. A [`Session`] is one long-lived, non-interactive
+//! bash whose cwd, environment, shell variables, functions and aliases persist across
+//! commands. Every command passes the policy core first (a denial never reaches the shell),
+//! runs in its own process group under the session's sandbox, and comes back as a
+//! structured [`ExecResult`] whose output went through the protection pipeline (escapes
+//! stripped, secrets redacted, bounded, shaped by the call's budgets).
 //!
-//! ```no_run
-//! use execkit_runner::{ExecOptions, Session, SessionConfig};
-//! # async fn demo(engine: std::sync::Arc<execkit_engine::Engine>) -> Result<(), Box<dyn std::error::Error>> {
-//! let session = Session::local(SessionConfig::new("/work/project", engine)).await?;
-//! let r = session.exec("ls src | head -3", &ExecOptions::default()).await?;
-//! println!("{} (exit {:?}, {} ms)", r.stdout, r.exit_code, r.duration_ms);
-//! session.close().await;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("execkit-doc-lib-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # std::env::set_current_dir(&dir)?;
+//! let r = execkit_runner::Session::builder().local().await?.exec("echo hi").await?;
+//! assert_eq!(r.stdout, "hi\n");
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
 //! ```
 //!
-//! See [`frame`] for how results are cut out of the shell's streams and [`sandbox`] for
+//! Everything has a safe default: the embedded `default` policy set, the `workspace`
+//! sandbox profile on the current directory, default limits. [`SessionBuilder`] sets the
+//! rest; [`Session::exec_with`] takes per-call [`ExecOptions`] (timeout, output budgets);
+//! [`blocking::BlockingSession`] is the same API without async.
+//!
+//! The layers below are re-exported, so one dependency gives all of them:
+//! [`Engine`] and [`Decision`] (dry runs: [`Engine::decide`]), [`protect`] (strip, redact,
+//! bound, budget) and [`audit`] (the hash-chained log).
+//!
+//! See `frame.rs` for how results are cut out of the shell's streams and [`sandbox`] for
 //! the Landlock and seccomp confinement.
+
+#![warn(missing_docs)]
 
 mod audit_record;
 pub mod blocking;
+mod builder;
 mod config;
-pub mod frame;
-pub mod procs;
+mod frame;
+mod procs;
 mod result;
 pub mod sandbox;
 mod session;
 mod shell;
 
-pub use config::{Limits, RunAs, SessionConfig, DEFAULT_PATH};
+pub use builder::SessionBuilder;
+pub use config::{Limits, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
 pub use result::{Denial, ExecError, ExecOptions, ExecResult, SessionError};
 pub use session::{Approval, Progress, Session, SessionInfo};
+
+pub use execkit_audit as audit;
+pub use execkit_engine::{
+    Decision, DecisionEnv, Engine, FactDecision, Identity, LoadError, PolicyBundle, PolicyHit,
+    Transport, Verdict,
+};
+pub use execkit_protect as protect;

@@ -9,6 +9,7 @@ use std::time::Duration;
 /// Per-call options. They can only narrow what the operator configured: the timeout is
 /// cut to the operator's maximum and budgets work inside the capture limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ExecOptions {
     /// Timeout in milliseconds (default and maximum from the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -23,11 +24,33 @@ pub struct ExecOptions {
 
 impl ExecOptions {
     /// Options with a timeout.
+    ///
+    /// ```
+    /// use execkit_runner::ExecOptions;
+    /// use execkit_runner::protect::Budget;
+    /// let o = ExecOptions::timeout(std::time::Duration::from_secs(5)).with_stdout(Budget::tail(20));
+    /// assert_eq!(o.timeout_ms, Some(5000));
+    /// ```
     pub fn timeout(d: Duration) -> ExecOptions {
-        ExecOptions {
-            timeout_ms: Some(d.as_millis() as u64),
-            ..ExecOptions::default()
-        }
+        ExecOptions::default().with_timeout(d)
+    }
+
+    /// The same options with this timeout (cut to the operator's maximum when it runs).
+    pub fn with_timeout(mut self, d: Duration) -> ExecOptions {
+        self.timeout_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// The same options with this stdout budget.
+    pub fn with_stdout(mut self, budget: Budget) -> ExecOptions {
+        self.stdout = budget;
+        self
+    }
+
+    /// The same options with this stderr budget.
+    pub fn with_stderr(mut self, budget: Budget) -> ExecOptions {
+        self.stderr = budget;
+        self
     }
 }
 
@@ -104,6 +127,7 @@ impl Denial {
 
 /// Why `exec` returned no result.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecError {
     /// The policies refused it (or it needs approval).
     #[error("{} by policy: {}", if .0.verdict == Verdict::Ask { "needs approval" } else { "denied" }, .0.reason)]
@@ -137,7 +161,11 @@ impl ExecError {
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
+    /// The policy set could not be loaded.
+    #[error("policies: {0}")]
+    Policy(#[source] execkit_engine::LoadError),
     /// The sandbox could not be set up.
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),

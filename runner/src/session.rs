@@ -1,6 +1,7 @@
 //! A session: one persistent shell, the policy check in front of it and the protection
 //! pipeline behind it.
 
+use crate::builder::SessionBuilder;
 use crate::config::SessionConfig;
 use crate::frame::{self, Split, Splitter};
 use crate::procs;
@@ -36,14 +37,18 @@ pub struct SessionInfo {
 
 /// A persistent local shell session.
 ///
-/// ```no_run
-/// # async fn demo(engine: std::sync::Arc<execkit_engine::Engine>) -> Result<(), Box<dyn std::error::Error>> {
-/// use execkit_runner::{ExecOptions, Session, SessionConfig};
-/// let session = Session::local(SessionConfig::new("/work/project", engine)).await?;
-/// session.exec("cd src && export MODE=fast", &ExecOptions::default()).await?;
-/// let r = session.exec("pwd; echo $MODE", &ExecOptions::default()).await?;
-/// assert_eq!(r.stdout, "/work/project/src\nfast\n");
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let ws = std::env::temp_dir().join(format!("execkit-doc-session-{}", std::process::id()));
+/// # std::fs::create_dir_all(ws.join("src"))?;
+/// use execkit_runner::Session;
+/// let session = Session::builder().workspace(&ws).local().await?;
+/// session.exec("cd src && export MODE=fast").await?;
+/// let r = session.exec("pwd; echo $MODE").await?;
+/// assert_eq!(r.stdout, format!("{}/src\nfast\n", ws.canonicalize()?.display()));
 /// session.close().await;
+/// # std::fs::remove_dir_all(&ws)?;
 /// # Ok(()) }
 /// ```
 pub struct Session {
@@ -126,6 +131,12 @@ struct State {
 }
 
 impl Session {
+    /// A builder for a session: workspace, policies, profile, limits, identity, audit log
+    /// and secrets, each with a safe default.
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::new()
+    }
+
     /// Starts a local session: creates the private tmp dir, spawns bash under the sandbox
     /// and waits until it is ready.
     pub async fn local(config: SessionConfig) -> Result<Session, SessionError> {
@@ -307,11 +318,23 @@ impl Session {
         }
     }
 
-    /// Runs one command: policy check, then the shell, then output protection.
+    /// Runs one command with the operator's defaults: policy check, then the shell, then
+    /// output protection.
     ///
     /// A decision of Ask is refused like a denial (with [`ExecError::Denied`] and the Ask
     /// verdict); after a human approved it, use [`Session::exec_approved`].
-    pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
+    pub async fn exec(&self, command: &str) -> Result<ExecResult, ExecError> {
+        self.exec_inner(command, &ExecOptions::default(), None)
+            .await
+    }
+
+    /// Runs one command with per-call options (timeout, output budgets). Options can only
+    /// narrow what the operator configured.
+    pub async fn exec_with(
+        &self,
+        command: &str,
+        opts: &ExecOptions,
+    ) -> Result<ExecResult, ExecError> {
         self.exec_inner(command, opts, None).await
     }
 

@@ -1,16 +1,11 @@
 //! The fuzz oracle, run deterministically over seed commands and byte-level mutations of
 //! them, so every CI run exercises what `cargo fuzz run decide` checks.
 
-use execkit_engine::{oracle, DecisionEnv, Engine, PolicyBundle};
+use execkit_engine::{DecisionEnv, Engine};
+use execkit_tests::oracle;
 
 fn engine() -> Engine {
-    let set = execkit_policies::DEFAULT;
-    Engine::new(&PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
-        set.entities,
-    ))
-    .expect("default set")
+    Engine::default_set().expect("default set")
 }
 
 /// xorshift: deterministic, no dependency.

@@ -62,7 +62,9 @@ impl Approvals {
         command: &str,
         facts: Vec<(String, String)>,
     ) -> std::io::Result<String> {
-        let handle = execkit_runner::frame::random_hex(16)?;
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let handle = hex::encode(bytes);
         let mut g = self.lock();
         g.retain(|_, p| p.created.elapsed() < self.ttl);
         g.insert(

@@ -20,7 +20,7 @@ use approval::Approvals;
 use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs};
 use execkit_engine::{DecisionEnv, Verdict};
 use execkit_protect::Budget;
-use execkit_runner::{Approval, ExecError, ExecOptions, Session};
+use execkit_runner::{Approval, ExecError, ExecOptions};
 use output::{
     CreateOutput, DecisionOutput, DestroyOutput, ErrorOutput, ExecOutput, IdentityOutput,
     ListOutput, SandboxOutput, SessionRow,
@@ -155,11 +155,11 @@ pub async fn close_all(shared: &Shared) {
 
 fn exec_options(budget: Option<Budget>, timeout_ms: Option<u64>) -> ExecOptions {
     let budget = budget.unwrap_or_default();
-    ExecOptions {
-        timeout_ms,
-        stdout: budget.clone(),
-        stderr: budget,
-    }
+    let mut o = ExecOptions::default()
+        .with_stdout(budget.clone())
+        .with_stderr(budget);
+    o.timeout_ms = timeout_ms;
+    o
 }
 
 /// True when the negotiated revision forbids server-to-client requests (2026-07-28 on):
@@ -236,7 +236,7 @@ impl ExecKitServer {
             Ok(s) => s,
             Err(e) => return fail("limit", e.to_string()),
         };
-        let session = match Session::local(op.session_config(workspace.clone())).await {
+        let session = match op.session_config(workspace.clone()).local().await {
             Ok(s) => s,
             Err(e) => return fail("session", format!("cannot start the session: {e}")),
         };
@@ -564,7 +564,7 @@ impl ExecKitServer {
             let s = &task_entry.session;
             match &approval {
                 Some(ap) => s.exec_approved(&command, &opts, ap).await,
-                None => s.exec(&command, &opts).await,
+                None => s.exec_with(&command, &opts).await,
             }
         });
         let token = ctx.meta.get_progress_token();

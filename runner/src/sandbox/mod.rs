@@ -16,6 +16,7 @@ pub use landlock_rules::kernel_landlock_abi;
 /// What the operator lets a session do. Chosen by the operator, never by the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Profile {
     /// Nothing writable but the private tmp dir and `/dev/null` and friends; no network.
     ReadOnly,
@@ -79,6 +80,7 @@ pub struct SandboxConfig {
 /// How much of the requested confinement the kernel enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Level {
     /// Everything requested.
     Full,
@@ -126,6 +128,7 @@ pub struct Enforcement {
 
 /// Why a sandbox could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SandboxError {
     /// The kernel has no Landlock and the operator did not allow best effort.
     #[error("this kernel does not support Landlock, so profile `{0}` cannot be enforced; choose profile `off` or allow best effort")]
@@ -147,7 +150,7 @@ pub enum SandboxError {
 }
 
 /// A sandbox ready to be applied in a child.
-pub struct Prepared {
+pub(crate) struct Prepared {
     ruleset: std::sync::Mutex<Option<landlock::RulesetCreated>>,
     expect_landlock: bool,
     bpf: Option<seccompiler::BpfProgram>,
@@ -164,7 +167,7 @@ impl std::fmt::Debug for Prepared {
 }
 
 /// Builds the sandbox for a shell whose workspace and private tmp dir are given.
-pub fn prepare(
+pub(crate) fn prepare(
     config: &SandboxConfig,
     workspace: &Path,
     private_tmp: &Path,
@@ -256,7 +259,7 @@ impl Prepared {
     ///
     /// Sets `no_new_privs`, restricts with Landlock (failing unless the kernel enforces
     /// what the parent expected) and installs the seccomp filter.
-    pub fn apply_in_child(&self) -> std::io::Result<()> {
+    pub(crate) fn apply_in_child(&self) -> std::io::Result<()> {
         if self.bpf.is_none() && !self.expect_landlock {
             return Ok(());
         }

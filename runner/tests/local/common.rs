@@ -2,7 +2,7 @@
 
 use execkit_engine::{Engine, PolicyBundle};
 use execkit_runner::sandbox::Profile;
-use execkit_runner::{ExecOptions, ExecResult, Session, SessionConfig};
+use execkit_runner::{ExecResult, Session, SessionBuilder};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,20 +57,22 @@ pub fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-pub fn config(ws: &Workspace, engine: Arc<Engine>, profile: Profile) -> SessionConfig {
-    let mut c = SessionConfig::new(ws.path(), engine);
-    c.sandbox.profile = profile;
-    c
+pub fn config(ws: &Workspace, engine: Arc<Engine>, profile: Profile) -> SessionBuilder {
+    Session::builder()
+        .workspace(ws.path())
+        .engine(engine)
+        .profile(profile)
 }
 
 pub async fn session(ws: &Workspace, profile: Profile) -> Session {
-    Session::local(config(ws, permit_all(), profile))
+    config(ws, permit_all(), profile)
+        .local()
         .await
         .expect("session starts")
 }
 
 pub async fn run(s: &Session, cmd: &str) -> ExecResult {
-    s.exec(cmd, &ExecOptions::default())
+    s.exec(cmd)
         .await
         .unwrap_or_else(|e| panic!("`{cmd}` failed: {e}"))
 }
@@ -82,10 +84,31 @@ pub async fn ok(s: &Session, cmd: &str) -> ExecResult {
     r
 }
 
+/// One process as `/proc/PID/stat` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: i32,
+    pub sid: i32,
+}
+
+/// `/proc/PID/stat` of one process, if it exists.
+pub fn proc_stat(pid: i32) -> Option<Proc> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: fields follow the last `)`.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Proc {
+        pid,
+        sid: f.get(3)?.parse().ok()?,
+    })
+}
+
 /// Processes in the shell's session (including zombies).
-pub fn session_members(sid: i32) -> Vec<execkit_runner::procs::Stat> {
-    execkit_runner::procs::all()
-        .into_iter()
+pub fn session_members(sid: i32) -> Vec<Proc> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(proc_stat)
         .filter(|s| s.sid == sid)
         .collect()
 }

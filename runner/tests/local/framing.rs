@@ -114,7 +114,7 @@ async fn budgets_shape_each_stream() {
     let s = session(&ws, Profile::Workspace).await;
     let opts: ExecOptions = serde_json::from_str(r#"{"stdout":{"mode":"tail","lines":2},"stderr":{"mode":"grep","pattern":"ERR","context":0}}"#).unwrap();
     let r = s
-        .exec("seq 1 100; echo ok >&2; echo ERR here >&2", &opts)
+        .exec_with("seq 1 100; echo ok >&2; echo ERR here >&2", &opts)
         .await
         .unwrap();
     assert!(r.stdout.ends_with("99\n100\n"), "{}", r.stdout);

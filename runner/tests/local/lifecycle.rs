@@ -12,7 +12,7 @@ async fn timeout_interrupts_and_keeps_the_session() {
     let s = session(&ws, Profile::Workspace).await;
     ok(&s, "mkdir d && cd d && export KEEP=yes").await;
     let r = s
-        .exec(
+        .exec_with(
             "echo partial; sleep 30; echo never",
             &ExecOptions::timeout(Duration::from_millis(300)),
         )
@@ -24,7 +24,7 @@ async fn timeout_interrupts_and_keeps_the_session() {
     assert!(r.duration_ms < 10_000);
     // A loop inside the shell itself (no child process to signal).
     let r = s
-        .exec(
+        .exec_with(
             "while :; do :; done",
             &ExecOptions::timeout(Duration::from_millis(300)),
         )
@@ -33,7 +33,7 @@ async fn timeout_interrupts_and_keeps_the_session() {
     assert!(r.timed_out && !r.shell_exited, "{r:?}");
     // A command that ignores SIGINT and SIGTERM is killed.
     let r = s
-        .exec(
+        .exec_with(
             "trap '' INT TERM; sh -c 'trap \"\" INT TERM; sleep 30'",
             &ExecOptions::timeout(Duration::from_millis(200)),
         )
@@ -54,10 +54,7 @@ async fn cancel_from_another_task() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s2.cancel();
     });
-    let r = s
-        .exec("echo started; sleep 30", &ExecOptions::default())
-        .await
-        .unwrap();
+    let r = s.exec("echo started; sleep 30").await.unwrap();
     canceller.await.unwrap();
     assert!(r.cancelled && !r.timed_out);
     assert_eq!(r.stdout, "started\n");
@@ -78,7 +75,7 @@ async fn shell_exit_is_reported_and_the_session_reopens() {
     assert_eq!(r.exit_code, Some(3));
     assert_eq!(r.stdout, "bye\n");
     assert!(matches!(
-        s.exec("echo hi", &ExecOptions::default()).await,
+        s.exec("echo hi").await,
         Err(ExecError::ShellGone(_))
     ));
     s.restart().await.unwrap();
@@ -113,10 +110,7 @@ async fn close_leaves_no_process_behind() {
     let pid = spawn_leftovers(&s).await;
     s.close().await;
     assert_eq!(session_members(pid), vec![], "processes left after close");
-    assert!(
-        execkit_runner::procs::stat(pid).is_none(),
-        "shell not reaped"
-    );
+    assert!(proc_stat(pid).is_none(), "shell not reaped");
 }
 
 #[tokio::test]

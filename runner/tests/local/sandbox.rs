@@ -2,8 +2,8 @@
 //! permits everything, so what is refused is refused by the kernel.
 
 use crate::common::*;
-use execkit_runner::sandbox::{kernel_landlock_abi, Level, Profile};
-use execkit_runner::{RunAs, Session};
+use execkit_runner::sandbox::{kernel_landlock_abi, Level, Profile, SandboxConfig};
+use execkit_runner::RunAs;
 use std::io::{Read, Write};
 
 #[tokio::test]
@@ -71,9 +71,15 @@ async fn read_only_profile_and_denied_paths() {
     let ws = Workspace::new("ro");
     let secret = Workspace::new("secret");
     std::fs::write(secret.path().join("key"), "k").unwrap();
-    let mut c = config(&ws, permit_all(), Profile::ReadOnly);
-    c.sandbox.deny_read = vec![secret.path().to_path_buf()];
-    let s = Session::local(c).await.unwrap();
+    let s = config(&ws, permit_all(), Profile::ReadOnly)
+        .sandbox(SandboxConfig {
+            profile: Profile::ReadOnly,
+            deny_read: vec![secret.path().to_path_buf()],
+            ..SandboxConfig::default()
+        })
+        .local()
+        .await
+        .unwrap();
     assert_ne!(run(&s, "touch inside").await.exit_code, Some(0));
     ok(&s, "echo t > \"$TMPDIR/t\"").await;
     assert_ne!(
@@ -196,9 +202,11 @@ async fn run_as_an_unprivileged_user() {
         "this test needs root (CI runs as root)"
     );
     let ws = Workspace::new("runas");
-    let mut c = config(&ws, permit_all(), Profile::Workspace);
-    c.run_as = Some(RunAs::lookup("nobody").unwrap());
-    let s = Session::local(c).await.unwrap();
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .run_as(RunAs::lookup("nobody").unwrap())
+        .local()
+        .await
+        .unwrap();
     let r = ok(&s, "id -u; echo x > \"$TMPDIR/t\" && cat \"$TMPDIR/t\"").await;
     assert_eq!(r.stdout, "65534\nx\n");
     assert_ne!(run(&s, "cat /proc/1/environ").await.exit_code, Some(0));

@@ -4,7 +4,7 @@ use crate::common::*;
 use execkit_audit::{AuditLog, AuditOptions};
 use execkit_engine::Verdict;
 use execkit_runner::sandbox::Profile;
-use execkit_runner::{Approval, ExecError, ExecOptions, Session};
+use execkit_runner::{Approval, ExecError, ExecOptions};
 use std::sync::{Arc, Mutex};
 
 #[tokio::test]
@@ -65,9 +65,11 @@ async fn result_is_structured() {
 async fn clean_environment_and_no_history() {
     let ws = Workspace::new("env");
     let home = Workspace::new("home");
-    let mut c = config(&ws, permit_all(), Profile::Workspace);
-    c.home = Some(home.path().to_path_buf());
-    let s = Session::local(c).await.unwrap();
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .home(home.path())
+        .local()
+        .await
+        .unwrap();
     let r = ok(&s, "env | sort").await;
     for line in ["TERM=dumb", "PAGER=cat", "GIT_PAGER=cat", "NO_COLOR=1"] {
         assert!(
@@ -104,12 +106,13 @@ async fn clean_environment_and_no_history() {
 #[tokio::test]
 async fn denied_command_never_reaches_the_shell() {
     let ws = Workspace::new("deny");
-    let s = Session::local(config(&ws, default_policies(), Profile::Workspace))
+    let s = config(&ws, default_policies(), Profile::Workspace)
+        .local()
         .await
         .unwrap();
     let marker = ws.path().join("ran");
     let cmd = format!("touch {} && cat ~/.ssh/id_rsa", marker.display());
-    let err = s.exec(&cmd, &ExecOptions::default()).await.unwrap_err();
+    let err = s.exec(&cmd).await.unwrap_err();
     let d = err.denial().expect("a denial");
     assert_eq!(d.verdict, Verdict::Deny);
     assert!(d
@@ -123,17 +126,17 @@ async fn denied_command_never_reaches_the_shell() {
     );
     assert!(!marker.exists(), "a denied command ran");
     // A syntax error is caught by the grammar and denied.
-    let err = s.exec("echo (", &ExecOptions::default()).await.unwrap_err();
+    let err = s.exec("echo (").await.unwrap_err();
     assert!(err.denial().unwrap().decision.parse_error.is_some());
     // The session is unaffected.
     assert_eq!(ok(&s, "echo fine").await.stdout, "fine\n");
     // Reserved framing names and NUL bytes are refused before the policies.
     assert!(matches!(
-        s.exec("__ek_after 0 1", &ExecOptions::default()).await,
+        s.exec("__ek_after 0 1").await,
         Err(ExecError::Rejected(_))
     ));
     assert!(matches!(
-        s.exec("echo a\0b", &ExecOptions::default()).await,
+        s.exec("echo a\0b").await,
         Err(ExecError::Rejected(_))
     ));
     s.close().await;
@@ -164,11 +167,12 @@ async fn output_is_redacted_and_audited() {
     let logdir = Workspace::new("auditlog");
     let log_path = logdir.path().join("audit.jsonl");
     let log = AuditLog::open(&log_path, AuditOptions::default()).unwrap();
-    let mut c = config(&ws, default_policies(), Profile::Workspace);
-    c.audit = Some(Arc::new(Mutex::new(log)));
-    c.env
-        .insert("SERVICE_API_TOKEN".into(), "s3cr3t-value-1234".into());
-    let s = Session::local(c).await.unwrap();
+    let s = config(&ws, default_policies(), Profile::Workspace)
+        .audit(Arc::new(Mutex::new(log)))
+        .env("SERVICE_API_TOKEN", "s3cr3t-value-1234")
+        .local()
+        .await
+        .unwrap();
     let r = ok(
         &s,
         "echo token=ghp_0123456789abcdefghijABCDEFGHIJ012345; echo \"$SERVICE_API_TOKEN\" >&2",
@@ -177,10 +181,7 @@ async fn output_is_redacted_and_audited() {
     assert_eq!(r.stdout, "token=[REDACTED:github-pat]\n");
     assert!(!r.stderr.contains("s3cr3t-value-1234"), "{}", r.stderr);
     assert_eq!(r.redactions.get("github-pat"), Some(&1));
-    let _ = s
-        .exec("cat ~/.aws/credentials", &ExecOptions::default())
-        .await
-        .unwrap_err();
+    let _ = s.exec("cat ~/.aws/credentials").await.unwrap_err();
     s.close().await;
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(!text.contains("ghp_0123456789"), "secret in the audit log");
@@ -213,11 +214,12 @@ async fn output_is_redacted_and_audited() {
 async fn an_approval_runs_only_the_facts_it_names() {
     let ws = Workspace::new("approve");
     std::fs::create_dir(ws.path().join("d")).unwrap();
-    let s = Session::local(config(&ws, default_policies(), Profile::Workspace))
+    let s = config(&ws, default_policies(), Profile::Workspace)
+        .local()
         .await
         .unwrap();
     let push = "git push origin main";
-    let err = s.exec(push, &ExecOptions::default()).await.unwrap_err();
+    let err = s.exec(push).await.unwrap_err();
     let d = err.denial().expect("an Ask comes back as a denial");
     assert_eq!(d.verdict, Verdict::Ask);
     let approval = Approval::of("alice", push, &d.decision);
@@ -252,10 +254,7 @@ async fn progress_counts_output_while_a_command_runs() {
     let runner = s.clone();
     let task = tokio::spawn(async move {
         runner
-            .exec(
-                "printf 'aaaaaaaaaa'; printf 'eeee' >&2; sleep 2",
-                &ExecOptions::default(),
-            )
+            .exec("printf 'aaaaaaaaaa'; printf 'eeee' >&2; sleep 2")
             .await
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

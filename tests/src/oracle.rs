@@ -4,7 +4,7 @@
 //! command position must never yield Allow, and every request built must conform to the
 //! schema.
 
-use crate::{DecisionEnv, Engine, Verdict};
+use execkit_engine::{DecisionEnv, Engine, Verdict};
 use execkit_grammar::{parse, ParseOptions};
 
 /// Checks the invariants for one input. `Err` describes the violation.
