@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// A script the grammar refuses to turn into commands.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseError {
     /// `\r`, NUL or another C0 control character (tab and newline are allowed). Terminals and
     /// logs render these differently from how bash reads them, so they are never accepted.

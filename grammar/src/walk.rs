@@ -302,19 +302,27 @@ impl<'o> Walker<'o> {
                 let mut f = frame.clone();
                 f.structure.in_function = true;
                 f.structure.background = false;
-                let mut c = node.walk();
-                for k in node.children_by_field_name("body", &mut c) {
-                    self.stmt(k, src, &Cwd::Unknown, &f)?;
-                }
+                // Redirects on a function definition (`f() { cat; } > out`) apply to every
+                // command of its body each time it is called, in the caller's cwd, which
+                // is unknown here: they are attached to the body's commands.
                 let mut c = node.walk();
                 let redirects: Vec<Node> =
                     node.children_by_field_name("redirect", &mut c).collect();
-                if !redirects.is_empty() {
-                    // Redirects on a function definition apply when it is called.
-                    let mut rs = Vec::new();
-                    for r in redirects {
-                        self.redirect(r, src, &Cwd::Unknown, &f, &mut rs)?;
+                let mut rs = f.redirects.clone();
+                for r in redirects {
+                    if self.redirect(r, src, &Cwd::Unknown, &f, &mut rs)?.is_some() {
+                        return Err(ParseError::unsupported(
+                            "pipeline after a here-document",
+                            r.start_byte(),
+                            r.end_byte(),
+                            src,
+                        ));
                     }
+                }
+                f.redirects = rs;
+                let mut c = node.walk();
+                for k in node.children_by_field_name("body", &mut c) {
+                    self.stmt(k, src, &Cwd::Unknown, &f)?;
                 }
                 Ok(Outcome::same(cwd))
             }

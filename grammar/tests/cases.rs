@@ -1,0 +1,229 @@
+//! Data-driven grammar cases: `tests/cases/*.toml` hold scripts and the IR the grammar must
+//! extract from them (a projection of each `Command`: what policies see).
+//!
+//! A case lists every command the script yields, in order, with only the fields that are
+//! not at their default. `EXECKIT_BLESS=1 cargo test -p execkit-grammar --test cases`
+//! rewrites the expectations from the current code; review the diff before committing.
+
+use execkit_grammar::{parse, Command, Cwd, ParseError, ParseOptions, PathRef};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    /// What the cases in this file cover.
+    about: String,
+    #[serde(rename = "case")]
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    script: String,
+    /// Where the script starts (default `/work`; `unknown` for no known cwd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cwd: Option<String>,
+    /// The parser's refusal (`syntax`, `control_char`, `unsupported`, `too_deep`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    commands: Vec<View>,
+}
+
+/// What a policy can see of one command. Paths are written `/x` (exactly), `/x/*` (some
+/// path below) or `*` (anything).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct View {
+    program: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    args: Vec<String>,
+    /// Path-like arguments and where they point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    paths: Vec<String>,
+    /// `unknown`, or the candidate directories joined with ` | `. Omitted when it is `/work`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cwd: Option<String>,
+    /// `OP KIND PATH...` per redirect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    redirects: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    wrappers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_as: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    input_sources: Vec<String>,
+    /// `i/n` when in a pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pipeline: Option<String>,
+    /// Structure flags that are set: `background`, `negated`, `subshell`, `substitution`,
+    /// `function`, `dynamic_command`, `dynamic_args`, `unbounded_args`, `sudo`,
+    /// `env_cleared`, `nesting=N`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    flags: Vec<String>,
+}
+
+fn path_text(p: &PathRef) -> String {
+    match p {
+        PathRef::Exact(p) => p.clone(),
+        PathRef::Under(d) if d == "/" => "/*".into(),
+        PathRef::Under(d) => format!("{d}/*"),
+        PathRef::Anywhere => "*".into(),
+    }
+}
+
+fn paths_of(ps: &[PathRef]) -> String {
+    ps.iter().map(path_text).collect::<Vec<_>>().join(" | ")
+}
+
+fn view(c: &Command) -> View {
+    let s = &c.structure;
+    let mut flags = Vec::new();
+    for (on, name) in [
+        (s.background, "background"),
+        (s.negated, "negated"),
+        (s.in_subshell, "subshell"),
+        (s.in_substitution, "substitution"),
+        (s.in_function, "function"),
+        (s.dynamic_command, "dynamic_command"),
+        (s.dynamic_args, "dynamic_args"),
+        (s.unbounded_args, "unbounded_args"),
+        (s.sudo, "sudo"),
+        (c.env_cleared, "env_cleared"),
+    ] {
+        if on {
+            flags.push(name.to_string());
+        }
+    }
+    if s.nesting_depth > 0 {
+        flags.push(format!("nesting={}", s.nesting_depth));
+    }
+    let cwd = match &c.cwd {
+        Cwd::Known(v) if v.len() == 1 && v[0] == "/work" => None,
+        Cwd::Known(v) => Some(v.join(" | ")),
+        Cwd::Unknown => Some("unknown".into()),
+    };
+    View {
+        program: c.program.to_string(),
+        args: c.args.iter().map(|a| a.value.clone()).collect(),
+        paths: c
+            .args
+            .iter()
+            .filter(|a| !a.paths.is_empty())
+            .map(|a| format!("{} -> {}", a.value, paths_of(&a.paths)))
+            .collect(),
+        cwd,
+        redirects: c
+            .redirects
+            .iter()
+            .map(|r| {
+                let kind = serde_json::to_value(r.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let target = if r.target.paths.is_empty() {
+                    r.target.value.clone()
+                } else {
+                    paths_of(&r.target.paths)
+                };
+                format!("{} {kind} {target}", r.op)
+            })
+            .collect(),
+        wrappers: s.wrappers.clone(),
+        run_as: s.run_as.clone(),
+        env: c
+            .env
+            .iter()
+            .map(|a| format!("{}={}", a.name, a.value.value))
+            .collect(),
+        input_sources: s.input_sources.iter().cloned().collect(),
+        pipeline: (s.pipeline_length > 1)
+            .then(|| format!("{}/{}", s.pipeline_index, s.pipeline_length)),
+        flags,
+    }
+}
+
+fn error_kind(e: &ParseError) -> String {
+    match e {
+        ParseError::ControlChar { .. } => "control_char",
+        ParseError::Syntax { .. } => "syntax",
+        ParseError::Unsupported { .. } => "unsupported",
+        ParseError::TooLarge { .. } => "too_large",
+        ParseError::TooDeep { .. } => "too_deep",
+        ParseError::NoTree => "no_tree",
+        _ => "other",
+    }
+    .to_string()
+}
+
+fn run(case: &Case) -> (Option<String>, Vec<View>) {
+    let cwd = match case.cwd.as_deref() {
+        None => Some("/work"),
+        Some("unknown") => None,
+        Some(c) => Some(c),
+    };
+    let opts = ParseOptions::new(cwd, "/home/agent");
+    match parse(&case.script, &opts) {
+        Ok(s) => (None, s.commands.iter().map(view).collect()),
+        Err(e) => (Some(error_kind(&e)), vec![]),
+    }
+}
+
+fn case_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/cases exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn grammar_cases() {
+    let bless = std::env::var_os("EXECKIT_BLESS").is_some();
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for path in case_files() {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let mut file: CaseFile =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (i, case) in file.cases.iter_mut().enumerate() {
+            total += 1;
+            let (error, commands) = run(case);
+            if bless {
+                case.error = error;
+                case.commands = commands;
+                continue;
+            }
+            if error != case.error || commands != case.commands {
+                failures.push(format!(
+                    "{} case {} `{}`:\n  expected error {:?} commands {:#?}\n  actual   error {:?} commands {:#?}",
+                    path.display(),
+                    i + 1,
+                    case.script,
+                    case.error,
+                    case.commands,
+                    error,
+                    commands
+                ));
+            }
+        }
+        if bless {
+            let out = toml::to_string_pretty(&file).expect("serializable");
+            std::fs::write(&path, out).expect("writable");
+        }
+    }
+    assert!(total >= 200, "only {total} grammar cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {total} grammar cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
