@@ -145,11 +145,7 @@ pub(crate) fn path_id(p: &PathRef) -> String {
 }
 
 fn program_id(c: &Command) -> String {
-    if c.program.is_empty() {
-        "(dynamic)".into()
-    } else {
-        c.program.clone()
-    }
+    c.program.entity_id()
 }
 
 impl Engine {
@@ -495,7 +491,7 @@ fn hit_of(p: &PolicyInfo) -> PolicyHit {
 /// Programs that read everything below a directory argument (so a directory that contains
 /// a credential file "could be" a credential read).
 fn reads_recursively(cmd: &Command) -> bool {
-    let base = cmd.program.rsplit('/').next().unwrap_or(&cmd.program);
+    let base = cmd.program.base_name();
     matches!(
         base,
         "tar" | "rg" | "ag" | "ack" | "zip" | "7z" | "rsync" | "scp" | "rclone" | "restic" | "borg"

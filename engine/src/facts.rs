@@ -75,13 +75,6 @@ pub(crate) struct Fact {
 /// Copy-like programs: every path operand but the last is only read.
 const COPY_LIKE: &[&str] = &["cp", "install", "rsync", "scp", "ln"];
 
-fn base(program: &str) -> &str {
-    program
-        .strip_prefix("path:")
-        .map(|p| p.rsplit('/').next().unwrap_or(p))
-        .unwrap_or(program)
-}
-
 fn cwd_candidates(c: &Cwd) -> Vec<Option<String>> {
     match c {
         Cwd::Known(v) if !v.is_empty() => v.iter().cloned().map(Some).collect(),
@@ -109,8 +102,8 @@ pub(crate) fn extract(script: &Script, home: &str) -> Vec<Fact> {
                 raw: c.argv0.raw.clone(),
             });
         }
-        let prog = base(&c.program);
-        let is_cd = matches!(prog, "cd" | "pushd") && !c.program.starts_with("path:");
+        let prog = c.program.base_name();
+        let is_cd = c.program.is("cd") || c.program.is("pushd");
         if is_cd {
             let target = c
                 .args

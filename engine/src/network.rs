@@ -132,16 +132,9 @@ pub fn dev_tcp(path: &str) -> Option<Destination> {
     })
 }
 
-fn base(program: &str) -> &str {
-    program
-        .strip_prefix("path:")
-        .map(|p| p.rsplit('/').next().unwrap_or(p))
-        .unwrap_or(program)
-}
-
 /// Every destination the command names.
 pub fn destinations(cmd: &Command) -> Vec<Destination> {
-    let prog = base(&cmd.program);
+    let prog = cmd.program.base_name();
     let mut out: Vec<Destination> = Vec::new();
     let mut push = |d: Destination| {
         if !out.contains(&d) {

@@ -1,9 +1,12 @@
 //! Building a [`Command`] from its decoded words: program identity, flags, positionals,
 //! which words are paths, and the effect of `cd`.
 
-use crate::ir::{Assignment, Command, Cwd, PathRef, Redirect, RedirectKind, Span, Structure, Word};
+use crate::ir::{
+    Assignment, Command, Cwd, PathRef, Program, Redirect, RedirectKind, Span, Structure, Word,
+};
 use crate::knowledge::{self as k, ValueKind};
 use crate::paths;
+use crate::program;
 use crate::walk::{Frame, Outcome};
 use crate::words::Decoded;
 use std::collections::BTreeSet;
@@ -78,32 +81,6 @@ impl Proto {
     }
 }
 
-/// Normalized program identity for a literal command word.
-pub(crate) fn program_identity(argv0: &str, cwd: &Cwd) -> String {
-    if !argv0.contains('/') {
-        return argv0.to_string();
-    }
-    let bases: Vec<&str> = if argv0.starts_with('/') {
-        vec!["/"]
-    } else {
-        match cwd {
-            Cwd::Known(v) if !v.is_empty() => v.iter().map(String::as_str).collect(),
-            _ => return format!("path:{argv0}"),
-        }
-    };
-    let resolved: Vec<String> = bases.iter().map(|b| paths::resolve(b, argv0)).collect();
-    let in_system = |p: &String| {
-        let dir = paths::ancestors(p).first().copied().unwrap_or("/");
-        k::SYSTEM_BIN_DIRS.contains(&dir)
-    };
-    if resolved.iter().all(in_system) {
-        let base = resolved[0].rsplit('/').next().unwrap_or("");
-        base.to_string()
-    } else {
-        format!("path:{}", resolved[0])
-    }
-}
-
 /// How `cd`/`pushd`/`popd` leave the cwd; any other command leaves it as it was.
 pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
     let same = Outcome {
@@ -168,6 +145,19 @@ pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
     }
 }
 
+/// What a word after the command name is, as far as the program's option table tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WordRole {
+    /// An option (`-r`, `--out=x`) or the `--` that ends options.
+    Flag,
+    /// The value of the option before it (`-o FILE`).
+    Value,
+    /// Program text given to an option (`python -c CODE`): never a path.
+    Code,
+    /// An operand.
+    Positional,
+}
+
 fn word(d: &Decoded, paths: Vec<PathRef>) -> Word {
     Word {
         raw: d.raw.clone(),
@@ -180,7 +170,7 @@ fn word(d: &Decoded, paths: Vec<PathRef>) -> Word {
 /// Finishes a command: identity, flags, positionals, path words, redirects, structure.
 pub(crate) fn finish(p: Proto) -> Command {
     let cwd = p.cwd.clone();
-    let (argv0, program, dynamic_command) = match p.argv.first() {
+    let (argv0, program) = match p.argv.first() {
         None => (
             Word {
                 raw: String::new(),
@@ -188,19 +178,15 @@ pub(crate) fn finish(p: Proto) -> Command {
                 dynamic: Default::default(),
                 paths: vec![],
             },
-            "(assignment)".to_string(),
-            false,
+            Program::Assignment,
         ),
         Some(d) => match d.literal_value() {
-            Some(v) => (word(d, vec![]), program_identity(&v, &cwd), false),
-            None => (word(d, vec![]), String::new(), true),
+            Some(v) => (word(d, vec![]), program::identify(&v, &cwd)),
+            None => (word(d, vec![]), Program::Dynamic),
         },
     };
-    let base = program
-        .strip_prefix("path:")
-        .map(|p| p.rsplit('/').next().unwrap_or(""))
-        .unwrap_or(&program)
-        .to_string();
+    let dynamic_command = program.is_dynamic();
+    let base = program.base_name().to_string();
     let no_paths = k::NO_PATH_ARGS.contains(&base.as_str());
     let single_dash_long = k::SINGLE_DASH_LONG.contains(&base.as_str());
 
@@ -215,17 +201,19 @@ pub(crate) fn finish(p: Proto) -> Command {
     } else {
         &p.argv[1..]
     };
-    // Roles: 0 = flag, 1 = value of a flag, 2 = code value, 3 = positional.
-    let mut roles = Vec::with_capacity(rest.len());
+    let mut roles: Vec<WordRole> = Vec::with_capacity(rest.len());
     for d in rest {
         let v = d.value();
         if let Some(kind) = consumed_by.take() {
-            roles.push(if kind == ValueKind::Code { 2 } else { 1 });
+            roles.push(match kind {
+                ValueKind::Code => WordRole::Code,
+                ValueKind::Value => WordRole::Value,
+            });
             continue;
         }
         if !after_ddash && v == "--" {
             after_ddash = true;
-            roles.push(0);
+            roles.push(WordRole::Flag);
             continue;
         }
         if !after_ddash && v.starts_with('-') && v.len() > 1 {
@@ -257,12 +245,12 @@ pub(crate) fn finish(p: Proto) -> Command {
                     consumed_by = k::value_option(&base, &v);
                 }
             }
-            roles.push(0);
+            roles.push(WordRole::Flag);
             continue;
         }
         positionals.push(v);
         positional_idx.push(roles.len());
-        roles.push(3);
+        roles.push(WordRole::Positional);
     }
     let subcommand_program = k::SUBCOMMAND_PROGRAMS.contains(&base.as_str());
     let subcommand = positionals.first().cloned();
@@ -284,7 +272,7 @@ pub(crate) fn finish(p: Proto) -> Command {
             vec![]
         } else {
             match roles[i] {
-                0 => match v.split_once('=') {
+                WordRole::Flag => match v.split_once('=') {
                     Some((_, val))
                         if v.starts_with("--") && k::looks_like_path(val) && !k::is_url(val) =>
                     {
@@ -292,23 +280,30 @@ pub(crate) fn finish(p: Proto) -> Command {
                     }
                     _ => vec![],
                 },
-                2 => vec![],
-                1 if !k::looks_like_path(&v) || k::is_url(&v) || k::is_remote_spec(&base, &v) => {
-                    vec![]
-                }
-                // `-v /host/dir:/container/dir`: the host side is the path.
-                1 if v.contains(':') && k::looks_like_path(v.split(':').next().unwrap_or("")) => {
-                    let host = v.split(':').next().unwrap_or("");
-                    value_paths(d, host, &cwd, true)
-                }
-                3 if (k::is_url(&v) || k::is_remote_spec(&base, &v)) => vec![],
-                3 if first_not_path
-                    && positional_idx.first() == Some(&i)
-                    && !k::looks_like_path(&v) =>
+                WordRole::Code => vec![],
+                WordRole::Value
+                    if !k::looks_like_path(&v) || k::is_url(&v) || k::is_remote_spec(&base, &v) =>
                 {
                     vec![]
                 }
-                3 if v.contains('=') && !v.starts_with(['/', '.', '~']) => {
+                // `-v /host/dir:/container/dir`: the host side is the path.
+                WordRole::Value
+                    if v.contains(':') && k::looks_like_path(v.split(':').next().unwrap_or("")) =>
+                {
+                    let host = v.split(':').next().unwrap_or("");
+                    value_paths(d, host, &cwd, true)
+                }
+                WordRole::Positional if (k::is_url(&v) || k::is_remote_spec(&base, &v)) => {
+                    vec![]
+                }
+                WordRole::Positional
+                    if first_not_path
+                        && positional_idx.first() == Some(&i)
+                        && !k::looks_like_path(&v) =>
+                {
+                    vec![]
+                }
+                WordRole::Positional if v.contains('=') && !v.starts_with(['/', '.', '~']) => {
                     match v.split_once('=') {
                         Some((_, val)) if k::looks_like_path(val) => {
                             value_paths(d, val, &cwd, false)
@@ -316,7 +311,9 @@ pub(crate) fn finish(p: Proto) -> Command {
                         _ => vec![],
                     }
                 }
-                3 if base == "find" && positional_idx.first() != Some(&i) => vec![],
+                WordRole::Positional if base == "find" && positional_idx.first() != Some(&i) => {
+                    vec![]
+                }
                 _ => d.paths(&cwd),
             }
         };

@@ -208,6 +208,80 @@ pub struct Structure {
     pub nesting_depth: usize,
 }
 
+/// What runs: the identity of a command's program.
+///
+/// ```
+/// use execkit_grammar::Program;
+/// assert_eq!(Program::Literal("rm".into()).base_name(), "rm");
+/// assert_eq!(Program::Path("/work/bin/cat".into()).base_name(), "cat");
+/// assert_eq!(Program::Path("/work/bin/cat".into()).entity_id(), "path:/work/bin/cat");
+/// assert_eq!(Program::Dynamic.entity_id(), "(dynamic)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Program {
+    /// A name looked up in `PATH`, or a program in a system bin dir (`/usr/bin/rm` is `rm`).
+    Literal(String),
+    /// A program named by another path: canonical absolute when the cwd is known, as written
+    /// otherwise (`./node_modules/.bin/jest`).
+    Path(String),
+    /// The command word is not a literal (`$CMD`, `$(which x)`): unknowable.
+    Dynamic,
+    /// No command at all: a bare assignment (`X=1`) or redirections alone.
+    Assignment,
+}
+
+impl Program {
+    /// The program's file name: the literal name, the last component of a path, `""` for a
+    /// dynamic command and `(assignment)` for a bare assignment. Program knowledge is keyed
+    /// by this name.
+    pub fn base_name(&self) -> &str {
+        match self {
+            Program::Literal(n) => n,
+            Program::Path(p) => p.rsplit('/').next().unwrap_or(p),
+            Program::Dynamic => "",
+            Program::Assignment => "(assignment)",
+        }
+    }
+
+    /// The id of its Cedar `Program` entity: `ls`, `path:/abs/prog`, `(dynamic)` or
+    /// `(assignment)`.
+    pub fn entity_id(&self) -> String {
+        match self {
+            Program::Dynamic => "(dynamic)".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// True for a non-literal command word.
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, Program::Dynamic)
+    }
+
+    /// True if this is the shell builtin or PATH program `name` (not a path to one).
+    pub fn is(&self, name: &str) -> bool {
+        matches!(self, Program::Literal(n) if n == name)
+    }
+}
+
+/// `ls`, `path:/abs/prog`, the empty string for a dynamic command, `(assignment)`.
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Program::Literal(n) => f.write_str(n),
+            Program::Path(p) => write!(f, "path:{p}"),
+            Program::Dynamic => Ok(()),
+            Program::Assignment => f.write_str("(assignment)"),
+        }
+    }
+}
+
+impl Serialize for Program {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// One simple command, with its words decoded and its context attached.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Command {
@@ -217,10 +291,8 @@ pub struct Command {
     pub text: String,
     /// The command word, decoded (e.g. `./node_modules/.bin/jest`).
     pub argv0: Word,
-    /// Normalized program name: the basename of `argv0` for names in a system bin dir or
-    /// without a slash; `path:/abs/dir/prog` for programs named by another path; empty when
-    /// the command word is dynamic. Pseudo-commands: `(assignment)` for bare `X=1`.
-    pub program: String,
+    /// What runs (see [`Program`]).
+    pub program: Program,
     /// `argv[1..]`, decoded.
     pub args: Vec<Word>,
     /// Normalized flags: `-rf` gives `-rf`, `-r`, `-f`; `--out=x` gives `--out`.

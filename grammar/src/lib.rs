@@ -20,7 +20,7 @@
 //!
 //! let opts = ParseOptions::new(Some("/work"), "/home/agent");
 //! let script = parse(r#"cd src && sudo -u root \rm -rf ../build "$OUT""#, &opts).unwrap();
-//! let rm = script.commands.iter().find(|c| c.program == "rm").unwrap();
+//! let rm = script.commands.iter().find(|c| c.program.is("rm")).unwrap();
 //! assert!(rm.flags.contains("-r") && rm.flags.contains("-f"));
 //! assert_eq!(rm.structure.wrappers, vec!["sudo"]);
 //! assert_eq!(rm.structure.run_as.as_deref(), Some("root"));
@@ -33,14 +33,15 @@ mod error;
 mod ir;
 mod knowledge;
 mod paths;
+mod program;
 mod walk;
 mod words;
 mod wrappers;
 
 pub use error::ParseError;
 pub use ir::{
-    Assignment, Command, Cwd, Dynamic, PathRef, Redirect, RedirectKind, Script, Span, Structure,
-    Word,
+    Assignment, Command, Cwd, Dynamic, PathRef, Program, Redirect, RedirectKind, Script, Span,
+    Structure, Word,
 };
 pub use knowledge::{is_url, SYSTEM_BIN_DIRS};
 pub use paths::{ancestors, resolve as resolve_path};

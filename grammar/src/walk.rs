@@ -1055,11 +1055,7 @@ fn is_trivia(kind: &str) -> bool {
 }
 
 pub(crate) fn display_name(c: &Command) -> String {
-    if c.program.is_empty() {
-        "(dynamic)".to_string()
-    } else {
-        c.program.clone()
-    }
+    c.program.entity_id()
 }
 
 /// True if a loop body may change directory (`cd`, `pushd`, `popd`, or something that can

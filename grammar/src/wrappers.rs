@@ -8,7 +8,7 @@
 //! allowed by a rule that needs to know the program.
 
 use crate::command::Proto;
-use crate::ir::{Cwd, PathRef, RedirectKind, Span};
+use crate::ir::{Cwd, PathRef, Program, RedirectKind, Span};
 use crate::paths;
 use crate::walk::Frame;
 use crate::words::Decoded;
@@ -221,7 +221,10 @@ pub(crate) fn unwrap(p: Proto, _home: &str) -> Unwrapped {
     let Some(name) = p.name() else {
         return Unwrapped::Plain(p);
     };
-    let base = crate::command::program_identity(&name, &p.cwd);
+    let Program::Literal(base) = crate::program::identify(&name, &p.cwd) else {
+        // A path to a program is never a wrapper: `./sudo` is not `sudo`.
+        return Unwrapped::Plain(p);
+    };
     let base = base.as_str();
     match base {
         "sudo" => {

@@ -27,7 +27,7 @@ pub fn check(engine: &Engine, env: &DecisionEnv, input: &[u8]) -> Result<(), Str
             let dynamic = script
                 .commands
                 .iter()
-                .any(|c| c.structure.dynamic_command || c.program.is_empty());
+                .any(|c| c.structure.dynamic_command || c.program.is_dynamic());
             if dynamic && decision.verdict == Verdict::Allow {
                 return Err("a dynamic command position was allowed".into());
             }
