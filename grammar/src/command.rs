@@ -1,85 +1,13 @@
 //! Building a [`Command`] from its decoded words: program identity, flags, positionals,
 //! which words are paths, and the effect of `cd`.
 
-use crate::ir::{
-    Assignment, Command, Cwd, PathRef, Program, Redirect, RedirectKind, Span, Structure, Word,
-};
+use crate::ir::{Assignment, Command, Cwd, PathRef, Program, Redirect, RedirectKind, Word};
 use crate::knowledge::{self as k, ValueKind};
 use crate::paths;
 use crate::program;
-use crate::walk::{Frame, Outcome};
+use crate::proto::{Outcome, Proto};
 use crate::words::Decoded;
 use std::collections::BTreeSet;
-use tree_sitter::Node;
-
-/// A redirect whose target is decoded but not yet resolved.
-#[derive(Debug, Clone)]
-pub(crate) struct ProtoRedirect {
-    pub op: String,
-    pub fd: Option<u32>,
-    pub kind: RedirectKind,
-    pub target: Decoded,
-    /// Programs run by substitutions inside the target.
-    pub sub_programs: BTreeSet<String>,
-}
-
-/// A command whose words are decoded, before wrappers are stripped.
-#[derive(Debug, Clone)]
-pub(crate) struct Proto {
-    pub span: Span,
-    pub text: String,
-    pub argv: Vec<Decoded>,
-    /// Per-argv-index paths decided by a wrapper (e.g. `find -exec rm {}`: under the start points).
-    pub fixed_paths: Vec<(usize, Vec<PathRef>)>,
-    pub env: Vec<(String, Decoded)>,
-    pub env_cleared: bool,
-    pub redirects: Vec<ProtoRedirect>,
-    pub cwd: Cwd,
-    pub structure: Structure,
-    pub sub_programs: BTreeSet<String>,
-}
-
-impl Proto {
-    pub fn new(node: Node, src: &str, cwd: &Cwd, frame: &Frame) -> Self {
-        let span = frame.span_override.unwrap_or(Span {
-            start: node.start_byte(),
-            end: node.end_byte(),
-        });
-        let mut structure = frame.structure.clone();
-        structure
-            .input_sources
-            .extend(frame.payload_sources.iter().cloned());
-        if structure.pipeline_length == 0 {
-            structure.pipeline_length = 1;
-        }
-        Proto {
-            span,
-            text: src[node.byte_range()].to_string(),
-            argv: Vec::new(),
-            fixed_paths: Vec::new(),
-            env: Vec::new(),
-            env_cleared: false,
-            redirects: frame.redirects.clone(),
-            cwd: cwd.clone(),
-            structure,
-            sub_programs: BTreeSet::new(),
-        }
-    }
-
-    /// The literal name of `argv[0]`, if literal.
-    pub fn name(&self) -> Option<String> {
-        self.argv.first().and_then(Decoded::literal_value)
-    }
-
-    /// A copy carrying the same context but a different argv.
-    pub fn with_argv(&self, argv: Vec<Decoded>) -> Proto {
-        Proto {
-            argv,
-            fixed_paths: Vec::new(),
-            ..self.clone()
-        }
-    }
-}
 
 /// How `cd`/`pushd`/`popd` leave the cwd; any other command leaves it as it was.
 pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {

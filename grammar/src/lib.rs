@@ -34,6 +34,7 @@ mod ir;
 mod knowledge;
 mod paths;
 mod program;
+mod proto;
 mod walk;
 mod words;
 mod wrappers;
@@ -90,12 +91,12 @@ pub fn parse(script: &str, opts: &ParseOptions) -> Result<Script, ParseError> {
         None => Cwd::Unknown,
     };
     let mut w = walk::Walker::new(opts)?;
-    let frame = walk::Frame {
+    let frame = proto::Frame {
         structure: Structure {
             pipeline_length: 1,
             ..Structure::default()
         },
-        ..walk::Frame::default()
+        ..proto::Frame::default()
     };
     w.script(script, &cwd, &frame)?;
     Ok(Script { commands: w.out })

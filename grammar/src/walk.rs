@@ -5,64 +5,14 @@
 //! against each. `cd /x && cmd` has one candidate. Loops that change directory, function
 //! bodies and non-literal `cd`s make the cwd unknown.
 
-use crate::command::{self, Proto, ProtoRedirect};
+use crate::command;
 use crate::error::{snippet, ParseError};
-use crate::ir::{Command, Cwd, RedirectKind, Span, Structure};
+use crate::ir::{Command, Cwd, RedirectKind, Structure};
+use crate::proto::{join, Frame, Outcome, Payload, Proto, ProtoRedirect, Unwrapped};
 use crate::words::{self, Decoded, WordEnv};
 use crate::ParseOptions;
 use std::collections::BTreeSet;
 use tree_sitter::{Node, Parser, Tree};
-
-const MAX_CWD_CANDIDATES: usize = 4;
-
-/// How a statement can leave the cwd: if it succeeded, and if it failed.
-#[derive(Debug, Clone)]
-pub(crate) struct Outcome {
-    pub ok: Cwd,
-    pub err: Cwd,
-}
-
-impl Outcome {
-    fn same(c: &Cwd) -> Self {
-        Outcome {
-            ok: c.clone(),
-            err: c.clone(),
-        }
-    }
-    fn any(&self) -> Cwd {
-        join(&self.ok, &self.err)
-    }
-}
-
-pub(crate) fn join(a: &Cwd, b: &Cwd) -> Cwd {
-    match (a, b) {
-        (Cwd::Known(x), Cwd::Known(y)) => {
-            let mut v = x.clone();
-            for p in y {
-                if !v.contains(p) {
-                    v.push(p.clone());
-                }
-            }
-            if v.len() > MAX_CWD_CANDIDATES {
-                Cwd::Unknown
-            } else {
-                Cwd::Known(v)
-            }
-        }
-        _ => Cwd::Unknown,
-    }
-}
-
-/// What flows down the tree: where we are and what surrounds us.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Frame {
-    pub structure: Structure,
-    pub redirects: Vec<ProtoRedirect>,
-    /// For re-parsed payloads: the span of the payload word in the top-level script.
-    pub span_override: Option<Span>,
-    /// Programs that produced the text being re-parsed (they become input sources).
-    pub payload_sources: BTreeSet<String>,
-}
 
 pub(crate) struct Walker<'o> {
     pub opts: &'o ParseOptions,
@@ -919,9 +869,9 @@ impl<'o> Walker<'o> {
         let _ = src;
         let mut pending = vec![proto];
         while let Some(p) = pending.pop() {
-            match crate::wrappers::unwrap(p, &self.opts.home) {
-                crate::wrappers::Unwrapped::Plain(p) => self.out.push(command::finish(p)),
-                crate::wrappers::Unwrapped::Split {
+            match crate::wrappers::unwrap(p) {
+                Unwrapped::Plain(p) => self.out.push(command::finish(p)),
+                Unwrapped::Split {
                     outer,
                     inners,
                     payloads,
@@ -939,7 +889,7 @@ impl<'o> Walker<'o> {
     }
 
     /// Re-parses a literal payload (`bash -c STR`, `eval`, `ssh host CMD`, ...) one level deeper.
-    fn payload(&mut self, p: crate::wrappers::Payload) -> Result<(), ParseError> {
+    fn payload(&mut self, p: Payload) -> Result<(), ParseError> {
         let mut f = p.frame;
         f.structure.nesting_depth += 1;
         f.span_override = Some(p.span);

@@ -7,31 +7,10 @@
 //! it is literal; when it is not, the inner command is marked dynamic so that it can never be
 //! allowed by a rule that needs to know the program.
 
-use crate::command::Proto;
-use crate::ir::{Cwd, PathRef, Program, RedirectKind, Span};
+use crate::ir::{Cwd, PathRef, Program, RedirectKind};
 use crate::paths;
-use crate::walk::Frame;
+use crate::proto::{Frame, Payload, Proto, Unwrapped};
 use crate::words::Decoded;
-
-/// A string to parse as a script one level deeper.
-pub(crate) struct Payload {
-    pub text: String,
-    pub span: Span,
-    pub cwd: Cwd,
-    pub frame: Frame,
-}
-
-/// The result of looking at a command's name.
-pub(crate) enum Unwrapped {
-    /// Not a wrapper.
-    Plain(Proto),
-    /// A wrapper: the wrapper itself, the commands it runs, and strings it runs as scripts.
-    Split {
-        outer: Proto,
-        inners: Vec<Proto>,
-        payloads: Vec<Payload>,
-    },
-}
 
 const SHELLS: &[&str] = &[
     "bash", "sh", "zsh", "dash", "ksh", "ash", "mksh", "yash", "fish", "rbash",
@@ -216,8 +195,36 @@ fn resolve_dir(d: &Decoded, cwd: &Cwd) -> Cwd {
     }
 }
 
+/// Wrapper programs and the function that splits each (the shells are handled by [`shell`]).
+const WRAPPERS: &[(&str, fn(Proto, &str) -> Unwrapped)] = &[
+    ("sudo", sudo),
+    ("doas", doas),
+    ("pkexec", pkexec),
+    ("run0", pkexec),
+    ("su", su),
+    ("env", env_wrapper),
+    ("command", command_wrapper),
+    ("exec", exec_wrapper),
+    ("builtin", bare_wrapper),
+    ("nohup", bare_wrapper),
+    ("setsid", bare_wrapper),
+    ("nice", nice),
+    ("ionice", ionice),
+    ("stdbuf", stdbuf),
+    ("time", time_wrapper),
+    ("timeout", timeout),
+    ("chroot", chroot),
+    ("xargs", xargs),
+    ("watch", watch),
+    ("eval", eval),
+    ("ssh", ssh),
+    ("alias", alias),
+    ("trap", trap),
+    ("find", find_wrapper),
+];
+
 /// Splits a wrapper into the commands it runs. Non-wrappers come back as `Plain`.
-pub(crate) fn unwrap(p: Proto, _home: &str) -> Unwrapped {
+pub(crate) fn unwrap(p: Proto) -> Unwrapped {
     let Some(name) = p.name() else {
         return Unwrapped::Plain(p);
     };
@@ -225,347 +232,385 @@ pub(crate) fn unwrap(p: Proto, _home: &str) -> Unwrapped {
         // A path to a program is never a wrapper: `./sudo` is not `sudo`.
         return Unwrapped::Plain(p);
     };
-    let base = base.as_str();
-    match base {
-        "sudo" => {
-            let s = scan(
-                &p.argv,
-                "ugpCDrtUhT",
-                &[
-                    "--user",
-                    "--group",
-                    "--prompt",
-                    "--close-from",
-                    "--chdir",
-                    "--role",
-                    "--type",
-                    "--other-user",
-                    "--host",
-                    "--command-timeout",
-                ],
-                false,
-            );
-            privileged(p, s, "sudo", &["-u", "--user"], &["-D", "--chdir"])
-        }
-        "doas" => {
-            let s = scan(&p.argv, "uC", &[], false);
-            privileged(p, s, "doas", &["-u"], &[])
-        }
-        "pkexec" | "run0" => {
-            let s = scan(&p.argv, "u", &["--user", "--chdir", "-D"], false);
-            privileged(p, s, base, &["--user", "-u"], &["--chdir", "-D"])
-        }
-        "su" => {
-            let s = scan(
-                &p.argv,
-                "cgGsw",
-                &[
-                    "--command",
-                    "--shell",
-                    "--group",
-                    "--supp-group",
-                    "--whitelist-environment",
-                    "--session-command",
-                ],
-                false,
-            );
-            let mut rest = s.next;
-            if p.argv.get(rest).and_then(Decoded::literal_value).as_deref() == Some("-") {
-                rest += 1;
-            }
-            let user = p
-                .argv
-                .get(rest)
-                .and_then(Decoded::literal_value)
-                .unwrap_or_else(|| "root".into());
-            let mut p2 = p.clone();
-            p2.structure.sudo = true;
-            p2.structure.run_as = Some(user);
-            let outer = outer_of(&p, p.argv.len());
-            match opt(&s, &["-c", "--command", "--session-command"]) {
-                Some(Some(cmd)) => run_string(&p2, outer, cmd, "su -c", p.cwd.clone()),
-                Some(None) => split(outer, vec![dynamic_inner(&p2, "su -c", "su -c")], vec![]),
-                None => Unwrapped::Plain(p),
-            }
-        }
-        "env" => {
-            let s = scan(
-                &p.argv,
-                "uCSP",
-                &[
-                    "--unset",
-                    "--chdir",
-                    "--split-string",
-                    "--ignore-signal",
-                    "--default-signal",
-                    "--block-signal",
-                ],
-                false,
-            );
-            if s.dynamic {
-                let inner = dynamic_inner(&p, "env", "env");
-                return split(outer_of(&p, p.argv.len()), vec![inner], vec![]);
-            }
-            let mut i = s.next;
-            let mut cleared = has(&s, &["-i", "--ignore-environment"]);
-            if p.argv.get(i).and_then(Decoded::literal_value).as_deref() == Some("-") {
-                cleared = true;
+    if let Some((_, split)) = WRAPPERS.iter().find(|(n, _)| *n == base) {
+        return split(p, &base);
+    }
+    if SHELLS.contains(&base.as_str()) {
+        return shell(p, &base);
+    }
+    Unwrapped::Plain(p)
+}
+
+/// `sudo`.
+fn sudo(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "ugpCDrtUhT",
+        &[
+            "--user",
+            "--group",
+            "--prompt",
+            "--close-from",
+            "--chdir",
+            "--role",
+            "--type",
+            "--other-user",
+            "--host",
+            "--command-timeout",
+        ],
+        false,
+    );
+    privileged(p, s, "sudo", &["-u", "--user"], &["-D", "--chdir"])
+}
+
+/// `doas`.
+fn doas(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "uC", &[], false);
+    privileged(p, s, "doas", &["-u"], &[])
+}
+
+/// `pkexec`, `run0`.
+fn pkexec(p: Proto, name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "u", &["--user", "--chdir", "-D"], false);
+    privileged(p, s, name, &["--user", "-u"], &["--chdir", "-D"])
+}
+
+/// `su`.
+fn su(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "cgGsw",
+        &[
+            "--command",
+            "--shell",
+            "--group",
+            "--supp-group",
+            "--whitelist-environment",
+            "--session-command",
+        ],
+        false,
+    );
+    let mut rest = s.next;
+    if p.argv.get(rest).and_then(Decoded::literal_value).as_deref() == Some("-") {
+        rest += 1;
+    }
+    let user = p
+        .argv
+        .get(rest)
+        .and_then(Decoded::literal_value)
+        .unwrap_or_else(|| "root".into());
+    let mut p2 = p.clone();
+    p2.structure.sudo = true;
+    p2.structure.run_as = Some(user);
+    let outer = outer_of(&p, p.argv.len());
+    match opt(&s, &["-c", "--command", "--session-command"]) {
+        Some(Some(cmd)) => run_string(&p2, outer, cmd, "su -c", p.cwd.clone()),
+        Some(None) => split(outer, vec![dynamic_inner(&p2, "su -c", "su -c")], vec![]),
+        None => Unwrapped::Plain(p),
+    }
+}
+
+/// `env`.
+fn env_wrapper(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "uCSP",
+        &[
+            "--unset",
+            "--chdir",
+            "--split-string",
+            "--ignore-signal",
+            "--default-signal",
+            "--block-signal",
+        ],
+        false,
+    );
+    if s.dynamic {
+        let inner = dynamic_inner(&p, "env", "env");
+        return split(outer_of(&p, p.argv.len()), vec![inner], vec![]);
+    }
+    let mut i = s.next;
+    let mut cleared = has(&s, &["-i", "--ignore-environment"]);
+    if p.argv.get(i).and_then(Decoded::literal_value).as_deref() == Some("-") {
+        cleared = true;
+        i += 1;
+    }
+    let mut assigns = Vec::new();
+    while let Some(w) = p.argv.get(i) {
+        let v = w.value();
+        match v.split_once('=') {
+            Some((n, _))
+                if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                let val = Decoded {
+                    raw: w.raw.clone(),
+                    segs: w.segs.clone(),
+                };
+                assigns.push((n.to_string(), val));
                 i += 1;
             }
-            let mut assigns = Vec::new();
-            while let Some(w) = p.argv.get(i) {
-                let v = w.value();
-                match v.split_once('=') {
-                    Some((n, _))
-                        if !n.is_empty()
-                            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-                    {
-                        let val = Decoded {
-                            raw: w.raw.clone(),
-                            segs: w.segs.clone(),
-                        };
-                        assigns.push((n.to_string(), val));
-                        i += 1;
-                    }
-                    _ => break,
-                }
-            }
-            let outer = outer_of(&p, i);
-            let mut cwd = p.cwd.clone();
-            if let Some(Some(d)) = opt(&s, &["-C", "--chdir"]) {
-                cwd = resolve_dir(d, &p.cwd);
-            }
-            let mut env = p.env.clone();
-            env.extend(assigns.clone());
-            let mut outer = outer;
-            outer.env.extend(assigns);
-            if let Some(Some(str_word)) = opt(&s, &["-S", "--split-string"]) {
-                let mut q = p.clone();
-                q.env = env;
-                q.env_cleared |= cleared;
-                let mut text = match str_word.literal_value() {
-                    Some(t) => t,
-                    None => {
-                        return split(
-                            outer,
-                            vec![dynamic_inner(&q, &str_word.raw, "env -S")],
-                            vec![],
-                        )
-                    }
-                };
-                match join_words(&p.argv[i..]) {
-                    Some(rest) if !rest.is_empty() => {
-                        text.push(' ');
-                        text.push_str(&rest);
-                    }
-                    Some(_) => {}
-                    None => {
-                        return split(
-                            outer,
-                            vec![dynamic_inner(&q, &str_word.raw, "env -S")],
-                            vec![],
-                        )
-                    }
-                }
-                return split(outer, vec![], vec![payload(&q, text, "env -S", cwd)]);
-            }
-            if i >= p.argv.len() {
-                return Unwrapped::Plain(outer);
-            }
-            let mut inner = inner_of(&p, i, "env");
-            inner.env = env;
-            inner.env_cleared |= cleared;
-            inner.cwd = cwd;
-            split(outer, vec![inner], vec![])
+            _ => break,
         }
-        "command" => {
-            let s = scan(&p.argv, "", &[], false);
-            if has(&s, &["-v", "-V"]) || s.next >= p.argv.len() {
-                return Unwrapped::Plain(p);
-            }
-            simple(p, s, "command")
-        }
-        "exec" => {
-            let s = scan(&p.argv, "a", &[], false);
-            simple(p, s, "exec")
-        }
-        "builtin" | "nohup" | "setsid" => {
-            let s = scan(&p.argv, "", &[], false);
-            simple(p, s, base)
-        }
-        "nice" => {
-            let s = scan(&p.argv, "n", &["--adjustment"], true);
-            simple(p, s, "nice")
-        }
-        "ionice" => {
-            let s = scan(
-                &p.argv,
-                "cnp",
-                &["--class", "--classdata", "--pid", "--pgid", "--uid"],
-                false,
-            );
-            if has(&s, &["-p", "--pid", "-P", "--pgid", "-u", "--uid"]) {
-                return Unwrapped::Plain(p);
-            }
-            simple(p, s, "ionice")
-        }
-        "stdbuf" => {
-            let s = scan(&p.argv, "ioe", &["--input", "--output", "--error"], false);
-            simple(p, s, "stdbuf")
-        }
-        "time" => {
-            let s = scan(&p.argv, "fo", &["--format", "--output"], false);
-            simple(p, s, "time")
-        }
-        "timeout" => {
-            let mut s = scan(&p.argv, "sk", &["--signal", "--kill-after"], false);
-            s.next += 1; // the duration
-            simple(p, s, "timeout")
-        }
-        "chroot" => {
-            let mut s = scan(&p.argv, "", &["--userspec", "--groups"], false);
-            s.next += 1; // the new root
-            let mut r = simple(p, s, "chroot");
-            if let Unwrapped::Split { inners, .. } = &mut r {
-                for i in inners {
-                    i.cwd = Cwd::Unknown;
-                }
-            }
-            r
-        }
-        "xargs" => {
-            let s = scan(
-                &p.argv,
-                "aEILnPsd",
-                &[
-                    "--arg-file",
-                    "--delimiter",
-                    "--max-args",
-                    "--max-procs",
-                    "--max-lines",
-                    "--max-chars",
-                    "--process-slot-var",
-                    "--eof",
-                ],
-                false,
-            );
-            let outer = outer_of(&p, s.next);
-            if s.dynamic {
-                return split(outer, vec![dynamic_inner(&p, "xargs", "xargs")], vec![]);
-            }
-            let mut inner = if s.next >= p.argv.len() {
-                let mut i = p.with_argv(vec![Decoded::literal("echo")]);
-                i.structure.wrappers.push("xargs".into());
-                i
-            } else {
-                inner_of(&p, s.next, "xargs")
-            };
-            let replace = opt(&s, &["-I", "--replace", "-i"]).map(|v| {
-                v.as_ref()
-                    .and_then(Decoded::literal_value)
-                    .unwrap_or_else(|| "{}".into())
-            });
-            let mut replaced = false;
-            if let Some(r) = replace {
-                for w in inner.argv.iter_mut().skip(1) {
-                    if w.literal_value().is_some_and(|v| v.contains(&r)) {
-                        *w = Decoded::opaque(&w.raw);
-                        replaced = true;
-                    }
-                }
-            }
-            if !replaced {
-                inner.argv.push(Decoded::opaque("{xargs-input}"));
-            }
-            split(outer, vec![inner], vec![])
-        }
-        "find" => find(p),
-        "watch" => {
-            let s = scan(&p.argv, "nqd", &["--interval", "--differences"], false);
-            let outer = outer_of(&p, s.next);
-            if s.next >= p.argv.len() {
-                return Unwrapped::Plain(p);
-            }
-            if has(&s, &["-x", "--exec"]) {
-                return simple(p, s, "watch");
-            }
-            match join_words(&p.argv[s.next..]) {
-                Some(text) => split(
+    }
+    let outer = outer_of(&p, i);
+    let mut cwd = p.cwd.clone();
+    if let Some(Some(d)) = opt(&s, &["-C", "--chdir"]) {
+        cwd = resolve_dir(d, &p.cwd);
+    }
+    let mut env = p.env.clone();
+    env.extend(assigns.clone());
+    let mut outer = outer;
+    outer.env.extend(assigns);
+    if let Some(Some(str_word)) = opt(&s, &["-S", "--split-string"]) {
+        let mut q = p.clone();
+        q.env = env;
+        q.env_cleared |= cleared;
+        let mut text = match str_word.literal_value() {
+            Some(t) => t,
+            None => {
+                return split(
                     outer,
+                    vec![dynamic_inner(&q, &str_word.raw, "env -S")],
                     vec![],
-                    vec![payload(&p, text, "watch", p.cwd.clone())],
-                ),
-                None => split(outer, vec![dynamic_inner(&p, "watch", "watch")], vec![]),
+                )
             }
-        }
-        "eval" => {
-            let outer = outer_of(&p, 1);
-            match join_words(&p.argv[1..]) {
-                Some(text) => split(
+        };
+        match join_words(&p.argv[i..]) {
+            Some(rest) if !rest.is_empty() => {
+                text.push(' ');
+                text.push_str(&rest);
+            }
+            Some(_) => {}
+            None => {
+                return split(
                     outer,
+                    vec![dynamic_inner(&q, &str_word.raw, "env -S")],
                     vec![],
-                    vec![payload(&p, text, "eval", p.cwd.clone())],
-                ),
-                None => split(outer, vec![dynamic_inner(&p, "eval", "eval")], vec![]),
+                )
             }
         }
-        "ssh" => {
-            let s = scan(&p.argv, "bcDEeFIiJLlmOopQRSWwB", &[], false);
-            let outer = outer_of(&p, p.argv.len());
-            let cmd_from = s.next + 1;
-            if s.dynamic {
-                return split(outer, vec![dynamic_inner(&p, "ssh", "ssh")], vec![]);
-            }
-            if cmd_from >= p.argv.len() {
-                return Unwrapped::Plain(p);
-            }
-            match join_words(&p.argv[cmd_from..]) {
-                Some(text) => split(outer, vec![], vec![payload(&p, text, "ssh", Cwd::Unknown)]),
-                None => split(outer, vec![dynamic_inner(&p, "ssh", "ssh")], vec![]),
+        return split(outer, vec![], vec![payload(&q, text, "env -S", cwd)]);
+    }
+    if i >= p.argv.len() {
+        return Unwrapped::Plain(outer);
+    }
+    let mut inner = inner_of(&p, i, "env");
+    inner.env = env;
+    inner.env_cleared |= cleared;
+    inner.cwd = cwd;
+    split(outer, vec![inner], vec![])
+}
+
+/// `command`.
+fn command_wrapper(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "", &[], false);
+    if has(&s, &["-v", "-V"]) || s.next >= p.argv.len() {
+        return Unwrapped::Plain(p);
+    }
+    simple(p, s, "command")
+}
+
+/// `exec`.
+fn exec_wrapper(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "a", &[], false);
+    simple(p, s, "exec")
+}
+
+/// `builtin`, `nohup`, `setsid`.
+fn bare_wrapper(p: Proto, name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "", &[], false);
+    simple(p, s, name)
+}
+
+/// `nice`.
+fn nice(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "n", &["--adjustment"], true);
+    simple(p, s, "nice")
+}
+
+/// `ionice`.
+fn ionice(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "cnp",
+        &["--class", "--classdata", "--pid", "--pgid", "--uid"],
+        false,
+    );
+    if has(&s, &["-p", "--pid", "-P", "--pgid", "-u", "--uid"]) {
+        return Unwrapped::Plain(p);
+    }
+    simple(p, s, "ionice")
+}
+
+/// `stdbuf`.
+fn stdbuf(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "ioe", &["--input", "--output", "--error"], false);
+    simple(p, s, "stdbuf")
+}
+
+/// `time`.
+fn time_wrapper(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "fo", &["--format", "--output"], false);
+    simple(p, s, "time")
+}
+
+/// `timeout`.
+fn timeout(p: Proto, _name: &str) -> Unwrapped {
+    let mut s = scan(&p.argv, "sk", &["--signal", "--kill-after"], false);
+    s.next += 1; // the duration
+    simple(p, s, "timeout")
+}
+
+/// `chroot`.
+fn chroot(p: Proto, _name: &str) -> Unwrapped {
+    let mut s = scan(&p.argv, "", &["--userspec", "--groups"], false);
+    s.next += 1; // the new root
+    let mut r = simple(p, s, "chroot");
+    if let Unwrapped::Split { inners, .. } = &mut r {
+        for i in inners {
+            i.cwd = Cwd::Unknown;
+        }
+    }
+    r
+}
+
+/// `xargs`.
+fn xargs(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "aEILnPsd",
+        &[
+            "--arg-file",
+            "--delimiter",
+            "--max-args",
+            "--max-procs",
+            "--max-lines",
+            "--max-chars",
+            "--process-slot-var",
+            "--eof",
+        ],
+        false,
+    );
+    let outer = outer_of(&p, s.next);
+    if s.dynamic {
+        return split(outer, vec![dynamic_inner(&p, "xargs", "xargs")], vec![]);
+    }
+    let mut inner = if s.next >= p.argv.len() {
+        let mut i = p.with_argv(vec![Decoded::literal("echo")]);
+        i.structure.wrappers.push("xargs".into());
+        i
+    } else {
+        inner_of(&p, s.next, "xargs")
+    };
+    let replace = opt(&s, &["-I", "--replace", "-i"]).map(|v| {
+        v.as_ref()
+            .and_then(Decoded::literal_value)
+            .unwrap_or_else(|| "{}".into())
+    });
+    let mut replaced = false;
+    if let Some(r) = replace {
+        for w in inner.argv.iter_mut().skip(1) {
+            if w.literal_value().is_some_and(|v| v.contains(&r)) {
+                *w = Decoded::opaque(&w.raw);
+                replaced = true;
             }
         }
-        "alias" => {
-            let mut payloads = Vec::new();
-            let mut inners = Vec::new();
-            for w in p.argv.iter().skip(1) {
-                let v = w.value();
-                if let Some((_, body)) = v.split_once('=') {
-                    match w.literal_value() {
-                        Some(_) => {
-                            payloads.push(payload(&p, body.to_string(), "alias", Cwd::Unknown))
-                        }
-                        None => inners.push(dynamic_inner(&p, &w.raw, "alias")),
-                    }
-                }
+    }
+    if !replaced {
+        inner.argv.push(Decoded::opaque("{xargs-input}"));
+    }
+    split(outer, vec![inner], vec![])
+}
+
+/// `watch`.
+fn watch(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "nqd", &["--interval", "--differences"], false);
+    let outer = outer_of(&p, s.next);
+    if s.next >= p.argv.len() {
+        return Unwrapped::Plain(p);
+    }
+    if has(&s, &["-x", "--exec"]) {
+        return simple(p, s, "watch");
+    }
+    match join_words(&p.argv[s.next..]) {
+        Some(text) => split(
+            outer,
+            vec![],
+            vec![payload(&p, text, "watch", p.cwd.clone())],
+        ),
+        None => split(outer, vec![dynamic_inner(&p, "watch", "watch")], vec![]),
+    }
+}
+
+/// `eval`.
+fn eval(p: Proto, _name: &str) -> Unwrapped {
+    let outer = outer_of(&p, 1);
+    match join_words(&p.argv[1..]) {
+        Some(text) => split(
+            outer,
+            vec![],
+            vec![payload(&p, text, "eval", p.cwd.clone())],
+        ),
+        None => split(outer, vec![dynamic_inner(&p, "eval", "eval")], vec![]),
+    }
+}
+
+/// `ssh`.
+fn ssh(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "bcDEeFIiJLlmOopQRSWwB", &[], false);
+    let outer = outer_of(&p, p.argv.len());
+    let cmd_from = s.next + 1;
+    if s.dynamic {
+        return split(outer, vec![dynamic_inner(&p, "ssh", "ssh")], vec![]);
+    }
+    if cmd_from >= p.argv.len() {
+        return Unwrapped::Plain(p);
+    }
+    match join_words(&p.argv[cmd_from..]) {
+        Some(text) => split(outer, vec![], vec![payload(&p, text, "ssh", Cwd::Unknown)]),
+        None => split(outer, vec![dynamic_inner(&p, "ssh", "ssh")], vec![]),
+    }
+}
+
+/// `alias`.
+fn alias(p: Proto, _name: &str) -> Unwrapped {
+    let mut payloads = Vec::new();
+    let mut inners = Vec::new();
+    for w in p.argv.iter().skip(1) {
+        let v = w.value();
+        if let Some((_, body)) = v.split_once('=') {
+            match w.literal_value() {
+                Some(_) => payloads.push(payload(&p, body.to_string(), "alias", Cwd::Unknown)),
+                None => inners.push(dynamic_inner(&p, &w.raw, "alias")),
             }
-            if payloads.is_empty() && inners.is_empty() {
-                return Unwrapped::Plain(p);
-            }
-            split(outer_of(&p, p.argv.len()), inners, payloads)
         }
-        "trap" => {
-            let args: Vec<&Decoded> = p
-                .argv
-                .iter()
-                .skip(1)
-                .filter(|w| !w.value().starts_with('-') || w.value() == "-")
-                .collect();
-            match args.first() {
-                Some(w) if args.len() >= 2 => match w.literal_value() {
-                    Some(t) if t.is_empty() || t == "-" => Unwrapped::Plain(p),
-                    Some(t) => {
-                        let pl = payload(&p, t, "trap", Cwd::Unknown);
-                        split(outer_of(&p, p.argv.len()), vec![], vec![pl])
-                    }
-                    None => {
-                        let i = dynamic_inner(&p, &w.raw, "trap");
-                        split(outer_of(&p, p.argv.len()), vec![i], vec![])
-                    }
-                },
-                _ => Unwrapped::Plain(p),
+    }
+    if payloads.is_empty() && inners.is_empty() {
+        return Unwrapped::Plain(p);
+    }
+    split(outer_of(&p, p.argv.len()), inners, payloads)
+}
+
+/// `trap`.
+fn trap(p: Proto, _name: &str) -> Unwrapped {
+    let args: Vec<&Decoded> = p
+        .argv
+        .iter()
+        .skip(1)
+        .filter(|w| !w.value().starts_with('-') || w.value() == "-")
+        .collect();
+    match args.first() {
+        Some(w) if args.len() >= 2 => match w.literal_value() {
+            Some(t) if t.is_empty() || t == "-" => Unwrapped::Plain(p),
+            Some(t) => {
+                let pl = payload(&p, t, "trap", Cwd::Unknown);
+                split(outer_of(&p, p.argv.len()), vec![], vec![pl])
             }
-        }
-        b if SHELLS.contains(&b) => shell(p, b),
+            None => {
+                let i = dynamic_inner(&p, &w.raw, "trap");
+                split(outer_of(&p, p.argv.len()), vec![i], vec![])
+            }
+        },
         _ => Unwrapped::Plain(p),
     }
 }
@@ -689,7 +734,7 @@ fn shell(p: Proto, name: &str) -> Unwrapped {
 }
 
 /// `find [opts] start... expr` with `-exec`/`-execdir`/`-ok`/`-okdir` payloads.
-fn find(p: Proto) -> Unwrapped {
+fn find_wrapper(p: Proto, _name: &str) -> Unwrapped {
     let mut i = 1;
     // Leading options.
     while let Some(v) = p.argv.get(i).and_then(Decoded::literal_value) {
