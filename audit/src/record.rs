@@ -66,6 +66,9 @@ pub struct DecisionRecord {
     /// Parse error, if the command did not parse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
+    /// Why the decision's entities could not be built, if they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_error: Option<String>,
     /// Every fact's decision.
     pub facts: Vec<FactRecord>,
     /// The human who approved an `ask`, if one did.

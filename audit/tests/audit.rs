@@ -40,6 +40,7 @@ fn write_log(path: &Path, n: usize) {
             cwd: "/work".into(),
             verdict: Verdict::Allow,
             parse_error: None,
+            entity_error: None,
             facts: vec![FactRecord {
                 action: "exec".into(),
                 resource: redact("Program::\"echo\""),

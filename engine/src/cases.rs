@@ -39,7 +39,7 @@ struct Case {
     #[serde(default)]
     name: Option<String>,
     command: String,
-    expect: String,
+    expect: Verdict,
     #[serde(default)]
     policy: Option<String>,
     #[serde(flatten)]
@@ -67,9 +67,9 @@ pub struct CaseResult {
     /// The command.
     pub command: String,
     /// Expected verdict.
-    pub expected: String,
+    pub expected: Verdict,
     /// Actual verdict.
-    pub actual: String,
+    pub actual: Verdict,
     /// Expected determining policy, if any.
     pub policy: Option<String>,
     /// Policies that determined the non-allowed facts (or the permits, on allow).
@@ -85,17 +85,10 @@ pub fn run_case_file(engine: &Engine, file: &str, text: &str) -> Result<Vec<Case
     let cf: CaseFile = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
     let mut out = Vec::new();
     for (i, c) in cf.cases.iter().enumerate() {
-        if !matches!(c.expect.as_str(), "allow" | "deny" | "ask") {
-            return Err(format!(
-                "{file} case {}: expect must be allow, deny or ask, not `{}`",
-                i + 1,
-                c.expect
-            ));
-        }
         let env = env_for(&cf.defaults, &c.settings)
             .map_err(|e| format!("{file} case {}: {e}", i + 1))?;
         let d = engine.decide(&c.command, &env);
-        let actual = d.verdict.as_str().to_string();
+        let actual = d.verdict;
         let mut pass = actual == c.expect;
         let mut detail = String::new();
         let actual_policies: Vec<String> = if d.verdict == Verdict::Allow {
@@ -119,7 +112,7 @@ pub fn run_case_file(engine: &Engine, file: &str, text: &str) -> Result<Vec<Case
                 None => d
                     .facts
                     .iter()
-                    .filter(|f| f.verdict != Verdict::Allow || c.expect != "allow")
+                    .filter(|f| f.verdict != Verdict::Allow || c.expect != Verdict::Allow)
                     .map(|f| {
                         format!(
                             "{} {} [{}] {}",
@@ -156,7 +149,7 @@ pub fn run_case_file(engine: &Engine, file: &str, text: &str) -> Result<Vec<Case
             index: i + 1,
             name: c.name.clone().unwrap_or_else(|| c.command.clone()),
             command: c.command.clone(),
-            expected: c.expect.clone(),
+            expected: c.expect,
             actual,
             policy: c.policy.clone(),
             actual_policies,

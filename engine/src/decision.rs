@@ -1,9 +1,10 @@
 //! What a decision says: the overall verdict and, for every fact, why.
 
-use serde::Serialize;
+use crate::facts::Action;
+use serde::{Deserialize, Serialize};
 
 /// The outcome of authorizing a command or a single fact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every fact is permitted.
@@ -26,13 +27,49 @@ impl Verdict {
     }
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a policy permits or forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Effect {
+    /// `permit(...)`.
+    Permit,
+    /// `forbid(...)`.
+    Forbid,
+    /// Cedar named a policy the engine did not load (never expected; reported, not trusted).
+    Unknown,
+}
+
+impl Effect {
+    /// `permit`, `forbid` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Permit => "permit",
+            Effect::Forbid => "forbid",
+            Effect::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A policy that determined a fact's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyHit {
     /// Policy id (from `@id`).
     pub id: String,
-    /// `permit` or `forbid`.
-    pub effect: &'static str,
+    /// Permit or forbid.
+    pub effect: Effect,
     /// `@advice`, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
@@ -46,8 +83,8 @@ pub struct PolicyHit {
 /// One fact and its decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct FactDecision {
-    /// Cedar action (`exec`, `path_arg`, ...).
-    pub action: &'static str,
+    /// The Cedar action.
+    pub action: Action,
     /// The Cedar resource, e.g. `Program::"rm"` or `Path::"/etc/passwd"`.
     pub resource: String,
     /// Program of the command the fact belongs to.
@@ -75,12 +112,16 @@ pub struct FactDecision {
 
 /// The decision on a whole command line.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Decision {
     /// Overall verdict: Deny if any fact is denied, else Ask if any asks, else Allow.
     pub verdict: Verdict,
     /// The script could not be parsed (the verdict is then Deny).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
+    /// The entities for the requests could not be built (the verdict is then Deny).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_error: Option<String>,
     /// Number of simple commands found.
     pub commands: usize,
     /// Every fact, in source order.

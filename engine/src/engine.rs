@@ -257,6 +257,7 @@ impl Engine {
             Err(e) => Decision {
                 verdict: Verdict::Deny,
                 parse_error: Some(e.to_string()),
+                entity_error: None,
                 commands: 0,
                 facts: Vec::new(),
             },
@@ -276,7 +277,8 @@ impl Engine {
             Err(msg) => {
                 return Decision {
                     verdict: Verdict::Deny,
-                    parse_error: Some(format!("could not build entities: {msg}")),
+                    parse_error: None,
+                    entity_error: Some(format!("could not build entities: {msg}")),
                     commands: script.commands.len(),
                     facts: Vec::new(),
                 }
@@ -293,6 +295,7 @@ impl Engine {
         Decision {
             verdict,
             parse_error: None,
+            entity_error: None,
             commands: script.commands.len(),
             facts: out,
         }
@@ -382,7 +385,7 @@ impl Engine {
             Some(p) => hit_of(p),
             None => PolicyHit {
                 id: id.to_string(),
-                effect: "unknown",
+                effect: crate::decision::Effect::Unknown,
                 advice: None,
                 severity: None,
                 ask: false,
@@ -400,7 +403,7 @@ impl Engine {
         let cmd = facts::command(script, f);
         let resource_str = builder.resource_display(cmd, f);
         let mut fd = FactDecision {
-            action: f.action.name(),
+            action: f.action,
             resource: resource_str,
             program: program_id(cmd),
             command: cmd.text.clone(),
@@ -478,9 +481,9 @@ fn hit_of(p: &PolicyInfo) -> PolicyHit {
     PolicyHit {
         id: p.id.to_string(),
         effect: if p.effect == Effect::Permit {
-            "permit"
+            crate::decision::Effect::Permit
         } else {
-            "forbid"
+            crate::decision::Effect::Forbid
         },
         advice: p.advice.clone(),
         severity: p.severity.clone(),

@@ -38,7 +38,7 @@ impl Action {
         }
     }
 
-    /// All actions.
+    /// Every action.
     pub const ALL: [Action; 6] = [
         Action::Exec,
         Action::PathArg,
@@ -47,6 +47,12 @@ impl Action {
         Action::Chdir,
         Action::Connect,
     ];
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What a fact is about.

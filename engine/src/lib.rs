@@ -38,7 +38,7 @@ mod network;
 pub mod policy_dir;
 
 pub use context::{DecisionEnv, Identity, Target, Transport};
-pub use decision::{Decision, FactDecision, PolicyHit, Verdict};
+pub use decision::{Decision, Effect, FactDecision, PolicyHit, Verdict};
 pub use engine::Engine;
 pub use error::LoadError;
 pub use facts::Action;

@@ -30,6 +30,7 @@ pub(crate) fn decision_record(
         cwd: redact(cwd),
         verdict: recorded(decision.verdict),
         parse_error: decision.parse_error.as_deref().map(redact),
+        entity_error: decision.entity_error.as_deref().map(redact),
         facts: decision
             .facts
             .iter()

@@ -111,6 +111,9 @@ impl Denial {
         if let Some(e) = &decision.parse_error {
             return format!("the command could not be parsed: {e}");
         }
+        if let Some(e) = &decision.entity_error {
+            return format!("the command could not be authorized: {e}");
+        }
         let Some(f) = decision.blocking().next() else {
             return "not allowed".to_string();
         };

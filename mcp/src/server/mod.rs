@@ -22,8 +22,8 @@ use execkit_engine::{DecisionEnv, Verdict};
 use execkit_protect::Budget;
 use execkit_runner::{Approval, ExecError, ExecOptions};
 use output::{
-    CreateOutput, DecisionOutput, DestroyOutput, ErrorOutput, ExecOutput, IdentityOutput,
-    ListOutput, SandboxOutput, SessionRow,
+    CreateOutput, DecisionOutput, DestroyOutput, ErrorKind, ErrorOutput, ExecOutput,
+    IdentityOutput, ListOutput, SandboxOutput, SessionRow,
 };
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -75,12 +75,12 @@ fn tool_error<T: Serialize>(text: String, value: &T) -> ToolResult {
 }
 
 /// A tool error of a kind other than a policy decision.
-fn fail(kind: &str, message: impl Into<String>) -> ToolResult {
+fn fail(kind: ErrorKind, message: impl Into<String>) -> ToolResult {
     let message = message.into();
     tool_error(
         format!("error: {message}"),
         &ErrorOutput {
-            error: kind.into(),
+            error: kind,
             message,
         },
     )
@@ -124,7 +124,7 @@ impl ExecKitServer {
 
     fn unknown_session(&self, id: &str) -> ToolResult {
         fail(
-            "unknown_session",
+            ErrorKind::UnknownSession,
             format!(
                 "unknown session `{id}`: it was destroyed, reaped after {} s idle, or never existed; create one with session_create",
                 self.shared.op.config.limits.idle_ttl_secs
@@ -210,7 +210,7 @@ impl ExecKitServer {
             "local" => {}
             "ssh" | "docker" => {
                 return fail(
-                    "not_available",
+                    ErrorKind::NotAvailable,
                     format!(
                         "transport `{transport}` is not available in this build yet; use `local`"
                     ),
@@ -218,27 +218,27 @@ impl ExecKitServer {
             }
             other => {
                 return fail(
-                    "bad_arguments",
+                    ErrorKind::BadArguments,
                     format!("unknown transport `{other}`; expected `local`, `ssh` or `docker`"),
                 )
             }
         }
         let budget = match a.output_budget.as_ref().map(|b| b.to_budget()).transpose() {
             Ok(b) => b,
-            Err(e) => return fail("bad_arguments", e),
+            Err(e) => return fail(ErrorKind::BadArguments, e),
         };
         let op = &self.shared.op;
         let workspace = match op.workspace(a.workspace.as_deref()) {
             Ok(w) => w,
-            Err(e) => return fail("workspace", e),
+            Err(e) => return fail(ErrorKind::Workspace, e),
         };
         let slot = match self.shared.table.reserve() {
             Ok(s) => s,
-            Err(e) => return fail("limit", e.to_string()),
+            Err(e) => return fail(ErrorKind::Limit, e.to_string()),
         };
         let session = match op.session_config(workspace.clone()).local().await {
             Ok(s) => s,
-            Err(e) => return fail("session", format!("cannot start the session: {e}")),
+            Err(e) => return fail(ErrorKind::Session, format!("cannot start the session: {e}")),
         };
         let info = session.info().await;
         let cwd = session.cwd().await;
@@ -293,7 +293,7 @@ impl ExecKitServer {
         };
         let budget = match a.budget.as_ref().map(|b| b.to_budget()).transpose() {
             Ok(b) => b.or_else(|| entry.budget.clone()),
-            Err(e) => return fail("bad_arguments", e),
+            Err(e) => return fail(ErrorKind::BadArguments, e),
         };
         let opts = exec_options(budget, a.timeout_ms);
         // A retry carrying the human's answer to an earlier `input_required`.
@@ -301,13 +301,13 @@ impl ExecKitServer {
             Some(handle) => {
                 let Some(p) = self.shared.approvals.take(&handle) else {
                     return fail(
-                        "bad_arguments",
+                        ErrorKind::BadArguments,
                         "unknown or expired approval state; call session_exec again",
                     );
                 };
                 if p.session_id != a.session_id || p.command != a.command {
                     return fail(
-                        "bad_arguments",
+                        ErrorKind::BadArguments,
                         "the approval state belongs to another command; call session_exec again",
                     );
                 }
@@ -319,7 +319,7 @@ impl ExecKitServer {
         let ct = ctx.ct.clone();
         let _turn = tokio::select! {
             g = entry.exec_lock.lock() => g,
-            _ = ct.cancelled() => return fail("cancelled", "cancelled before the command started"),
+            _ = ct.cancelled() => return fail(ErrorKind::Cancelled, "cancelled before the command started"),
         };
         entry.set_running(Some(entry.session.redact(&a.command)));
         let result = self.exec_locked(&entry, &a, &opts, answered, &ctx).await;
@@ -342,7 +342,7 @@ impl ExecKitServer {
     async fn session_destroy(&self, Parameters(a): Parameters<DestroyArgs>) -> ToolResult {
         let Some(e) = self.shared.table.remove(&a.session_id) else {
             return fail(
-                "unknown_session",
+                ErrorKind::UnknownSession,
                 format!(
                     "unknown session `{}` (already destroyed or reaped?)",
                     a.session_id
@@ -493,13 +493,13 @@ impl ExecKitServer {
             }
             Err(ExecError::Denied(d)) => denied(&d, &cwd, declined.as_deref()),
             Err(e @ (ExecError::Rejected(_) | ExecError::Budget(_))) => {
-                fail("bad_arguments", e.to_string())
+                fail(ErrorKind::BadArguments, e.to_string())
             }
             Err(ExecError::ShellGone(why)) => fail(
-                "session",
+                ErrorKind::Session,
                 format!("the session's shell has ended ({why}); destroy it with session_destroy and create a new one"),
             ),
-            Err(e) => fail("session", e.to_string()),
+            Err(e) => fail(ErrorKind::Session, e.to_string()),
         }
     }
 

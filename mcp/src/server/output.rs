@@ -391,12 +391,32 @@ impl DecisionOutput {
     }
 }
 
+/// The stable kind of a tool error that is not a policy decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The arguments are malformed, unknown or out of range.
+    BadArguments,
+    /// No session has this id (it was destroyed, reaped as idle, or never existed).
+    UnknownSession,
+    /// The feature (e.g. a transport) is not available in this build.
+    NotAvailable,
+    /// An operator limit (the session cap) was reached.
+    Limit,
+    /// The workspace is not allowed or does not exist.
+    Workspace,
+    /// The session cannot run commands (its shell ended, it failed to start, I/O failed).
+    Session,
+    /// The client cancelled the call before the command started.
+    Cancelled,
+}
+
 /// The structured content of a tool error that is not a policy decision.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorOutput {
-    /// A stable kind: `bad_arguments`, `unknown_session`, `not_available`, `limit`,
-    /// `workspace`, `session`.
-    pub error: String,
+    /// What kind of error it is.
+    pub error: ErrorKind,
     /// For humans and agents.
     pub message: String,
 }
