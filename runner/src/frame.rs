@@ -79,9 +79,7 @@ pub fn stderr_end(nonce: &str) -> Vec<u8> {
 /// Quotes text as a bash ANSI-C string (`$'…'`) that holds no newline or control byte,
 /// so the whole frame stays on one line whatever the command contains.
 ///
-/// ```
-/// assert_eq!(execkit_runner::frame::ansi_c_quote("echo 'a'\n"), "$'echo \\x27a\\x27\\x0a'");
-/// ```
+/// `echo 'a'⏎` becomes `$'echo \x27a\x27\x0a'` (tested below).
 pub fn ansi_c_quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     out.push_str("$'");
