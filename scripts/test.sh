@@ -64,6 +64,8 @@ if ! "$VENV/bin/python" -c "import mcp, importlib.metadata as m; assert m.versio
   "$VENV/bin/pip" install -q "mcp==$PY_MCP_VERSION"
 fi
 
+echo "==> cargo clippy (workspace, all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo test (workspace, all targets)"
 cargo test --workspace --all-targets
 echo "==> cargo test (doc tests)"

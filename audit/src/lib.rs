@@ -30,6 +30,8 @@
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+#![warn(missing_docs)]
+
 mod chain;
 mod log;
 mod record;

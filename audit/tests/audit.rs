@@ -1,6 +1,8 @@
 //! The audit log for real, on disk: chains verify, every kind of tampering is reported at
 //! the right line, a crash (a real SIGKILL mid-append) never damages earlier records.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use execkit_audit::{
     verify_file, AuditEvent, AuditLog, AuditOptions, CommandRecord, DecisionRecord, FactRecord,
     ProblemKind, StreamSummary, Verdict, VerifyOptions, Who,

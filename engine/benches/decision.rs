@@ -4,6 +4,8 @@
 //! script; each against the shipped default set and against that set plus 1,000 extra
 //! resource-scoped policies (the partitioning keeps those out of unrelated requests).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use execkit_engine::{DecisionEnv, Engine, PolicyBundle};
 use std::hint::black_box;

@@ -26,6 +26,8 @@
 //! assert_eq!(d.facts[0].reason, "no policy permits this (default deny)");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cases;
 mod catalog;
 mod context;

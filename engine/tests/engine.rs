@@ -1,5 +1,7 @@
 //! Engine integration tests against the shipped policy sets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use execkit_engine::{DecisionEnv, Engine, PolicyBundle, Verdict};
 
 fn bundle(set: execkit_policies::PolicySetFiles) -> PolicyBundle {

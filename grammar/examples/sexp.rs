@@ -1,5 +1,7 @@
 //! Prints tree-sitter-bash's syntax tree for a script given as the first argument.
 //! Handy when extending the walker: `cargo run -p execkit-grammar --example sexp -- 'ls | wc'`.
+
+#![allow(clippy::expect_used)] // a developer tool: a failure is printed and ends it
 fn main() {
     let script = std::env::args().nth(1).unwrap_or_default();
     let mut parser = tree_sitter::Parser::new();

@@ -28,6 +28,8 @@
 //! assert_eq!(rm.args[2].paths, vec![PathRef::Anywhere]); // "$OUT" could be anything
 //! ```
 
+#![warn(missing_docs)]
+
 mod command;
 mod error;
 mod ir;

@@ -195,8 +195,11 @@ fn resolve_dir(d: &Decoded, cwd: &Cwd) -> Cwd {
     }
 }
 
+/// Splits one wrapper (given the command and the wrapper's name).
+type SplitFn = fn(Proto, &str) -> Unwrapped;
+
 /// Wrapper programs and the function that splits each (the shells are handled by [`shell`]).
-const WRAPPERS: &[(&str, fn(Proto, &str) -> Unwrapped)] = &[
+const WRAPPERS: &[(&str, SplitFn)] = &[
     ("sudo", sudo),
     ("doas", doas),
     ("pkexec", pkexec),

@@ -5,6 +5,8 @@
 //! not at their default. `EXECKIT_BLESS=1 cargo test -p execkit-grammar --test cases`
 //! rewrites the expectations from the current code; review the diff before committing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use execkit_grammar::{parse, Command, Cwd, ParseError, ParseOptions, PathRef};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -6,6 +6,8 @@
 //! `cargo bench -p execkit --bench stdio` for the full run; without `--bench` (as under
 //! `cargo test --all-targets`) it does a short smoke run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 #[path = "../tests/mcp/common.rs"]
 mod common;
 

@@ -2,6 +2,8 @@
 //! (`execkit`). Both binaries are thin; the work lives in the modules here and, below
 //! them, in `execkit-grammar`, `execkit-engine`, `execkit-runner` and `execkit-audit`.
 
+#![warn(missing_docs)]
+
 pub mod audit_cmd;
 pub mod config;
 pub mod mcp_doctor;

@@ -29,6 +29,7 @@ pub struct Report {
     pub ok: bool,
 }
 
+#[allow(unsafe_code)] // one prctl query, see SAFETY below
 fn seccomp_supported() -> (bool, String) {
     // PR_GET_SECCOMP answers 0 (not filtered) or 2 (filtered) where seccomp exists.
     // SAFETY: prctl with constant arguments.

@@ -7,6 +7,7 @@ use execkit_grammar::{parse, ParseOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `execkit policy ...`.
 #[derive(Subcommand)]
 pub enum PolicyCommand {
     /// Dry-run a command: print every fact, its decision and the determining policies.
@@ -32,6 +33,7 @@ pub enum PolicyCommand {
     Explain(ExplainArgs),
 }
 
+/// Where a dry run pretends the command runs.
 #[derive(Args)]
 pub struct EnvArgs {
     /// Directory the command starts in (default: the workspace).
@@ -45,6 +47,7 @@ pub struct EnvArgs {
     home: Option<String>,
 }
 
+/// `execkit policy check`.
 #[derive(Args)]
 pub struct CheckArgs {
     /// Policy directory (default: the embedded default set).
@@ -72,6 +75,7 @@ pub struct CheckArgs {
     command: Vec<String>,
 }
 
+/// `execkit policy explain`.
 #[derive(Args)]
 pub struct ExplainArgs {
     #[command(flatten)]
@@ -81,6 +85,7 @@ pub struct ExplainArgs {
     command: Vec<String>,
 }
 
+/// Runs a policy subcommand and returns its exit code.
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     let r = match cmd {
         PolicyCommand::Check(a) => check(a),
@@ -118,6 +123,7 @@ fn env_of(a: &EnvArgs) -> DecisionEnv {
     env
 }
 
+/// The engine for `--policies DIR`, or for the embedded default set.
 pub fn engine_for(dir: Option<&Path>) -> Result<(Engine, policy_dir::PolicyDir), String> {
     let src = policy_dir::resolve(dir).map_err(|e| e.to_string())?;
     let engine = Engine::new(&src.bundle).map_err(|e| format!("{}: {e}", src.name))?;

@@ -1,5 +1,7 @@
 //! `execkit policy …` as a user runs it: exit codes, named policies, JSON output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use std::process::{Command, Output};
 
 fn execkit(args: &[&str]) -> Output {

@@ -6,6 +6,8 @@
 //! files. The files themselves live next to this crate and are what security teams copy
 //! and edit.
 
+#![warn(missing_docs)]
+
 /// File name and text.
 pub type File = (&'static str, &'static str);
 

@@ -5,6 +5,8 @@
 //! `cargo bench -p execkit-engine --bench pipeline_1gib` runs the full GiB; under
 //! `cargo test` (no `--bench` argument) it runs 32 MiB as a smoke check.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use execkit_protect::{Budget, BudgetMode, CaptureLimits, Protector, Redactor};
 use std::time::Instant;
 

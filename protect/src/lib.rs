@@ -29,6 +29,8 @@
 //! assert_eq!(out.report.lines_total, 3);
 //! ```
 
+#![warn(missing_docs)]
+
 mod ansi;
 mod known;
 mod pipeline;

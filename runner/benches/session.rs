@@ -6,6 +6,8 @@
 //! trips per command, 50 session starts, 1 GiB through a session). Under `cargo test`
 //! (no `--bench` argument) it runs a small smoke version.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use execkit_engine::{Engine, PolicyBundle};
 use execkit_runner::{ExecOptions, Session};
 use std::sync::Arc;

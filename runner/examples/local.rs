@@ -5,6 +5,8 @@
 //! cargo run -p execkit-runner --example local
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use execkit_runner::{ExecError, ExecOptions, Session};
 use std::time::Duration;
 

@@ -153,9 +153,8 @@ impl Session {
                 message: "is not a directory".into(),
             });
         }
-        // SAFETY: geteuid has no preconditions.
         if let Some(r) = &config.run_as {
-            if unsafe { libc::geteuid() } != 0 {
+            if !nix::unistd::geteuid().is_root() {
                 return Err(SessionError::RunAsNeedsRoot(r.name.clone()));
             }
         }
@@ -231,7 +230,7 @@ impl Session {
                 .run_as
                 .as_ref()
                 .map(|r| r.name.clone())
-                .unwrap_or_else(|| format!("uid {}", unsafe { libc::geteuid() })),
+                .unwrap_or_else(|| format!("uid {}", nix::unistd::geteuid())),
         }
     }
 

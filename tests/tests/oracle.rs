@@ -1,6 +1,8 @@
 //! The fuzz oracle, run deterministically over seed commands and byte-level mutations of
 //! them, so every CI run exercises what `cargo fuzz run decide` checks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 use execkit_engine::{DecisionEnv, Engine};
 use execkit_tests::oracle;
 

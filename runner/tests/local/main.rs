@@ -1,6 +1,8 @@
 //! Local sessions, for real: a sandboxed bash on this kernel. One test binary, one module
 //! per area.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
 mod common;
 mod framing;
 mod lifecycle;

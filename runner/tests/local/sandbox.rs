@@ -197,7 +197,7 @@ EOF"#;
 #[tokio::test]
 async fn run_as_an_unprivileged_user() {
     assert_eq!(
-        unsafe { libc::geteuid() },
+        nix::unistd::geteuid().as_raw(),
         0,
         "this test needs root (CI runs as root)"
     );
