@@ -173,6 +173,15 @@ fn run_string(p: &Proto, outer: Proto, word: &Decoded, wrapper: &str, cwd: Cwd) 
     }
 }
 
+/// The words from `from` on, joined, run as a script (`eval a b`, `watch cmd`, `ssh h cmd`);
+/// a dynamic word makes the inner command dynamic.
+fn run_words(p: &Proto, outer: Proto, from: usize, wrapper: &str, cwd: Cwd) -> Unwrapped {
+    match join_words(&p.argv[from..]) {
+        Some(text) => split(outer, vec![], vec![payload(p, text, wrapper, cwd)]),
+        None => split(outer, vec![dynamic_inner(p, wrapper, wrapper)], vec![]),
+    }
+}
+
 /// Joins words as bash would see them after word splitting (`eval a b` runs `a b`).
 fn join_words(words: &[Decoded]) -> Option<String> {
     let mut parts = Vec::new();
@@ -535,27 +544,15 @@ fn watch(p: Proto, _name: &str) -> Unwrapped {
     if has(&s, &["-x", "--exec"]) {
         return simple(p, s, "watch");
     }
-    match join_words(&p.argv[s.next..]) {
-        Some(text) => split(
-            outer,
-            vec![],
-            vec![payload(&p, text, "watch", p.cwd.clone())],
-        ),
-        None => split(outer, vec![dynamic_inner(&p, "watch", "watch")], vec![]),
-    }
+    let cwd = p.cwd.clone();
+    run_words(&p, outer, s.next, "watch", cwd)
 }
 
 /// `eval`.
 fn eval(p: Proto, _name: &str) -> Unwrapped {
     let outer = outer_of(&p, 1);
-    match join_words(&p.argv[1..]) {
-        Some(text) => split(
-            outer,
-            vec![],
-            vec![payload(&p, text, "eval", p.cwd.clone())],
-        ),
-        None => split(outer, vec![dynamic_inner(&p, "eval", "eval")], vec![]),
-    }
+    let cwd = p.cwd.clone();
+    run_words(&p, outer, 1, "eval", cwd)
 }
 
 /// `ssh`.
@@ -569,10 +566,7 @@ fn ssh(p: Proto, _name: &str) -> Unwrapped {
     if cmd_from >= p.argv.len() {
         return Unwrapped::Plain(p);
     }
-    match join_words(&p.argv[cmd_from..]) {
-        Some(text) => split(outer, vec![], vec![payload(&p, text, "ssh", Cwd::Unknown)]),
-        None => split(outer, vec![dynamic_inner(&p, "ssh", "ssh")], vec![]),
-    }
+    run_words(&p, outer, cmd_from, "ssh", Cwd::Unknown)
 }
 
 /// `alias`.
