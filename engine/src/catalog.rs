@@ -11,8 +11,23 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One component of a path pattern: `*` matches any run of characters within it (`?` is
-/// literal). Compiled once, when the entities are loaded.
-type Component = wildmatch::WildMatchPattern<'*', '\0'>;
+/// literal). Compiled once, when the entities are loaded; most components have no `*` and
+/// compare as plain strings.
+#[derive(Debug, Clone)]
+enum Component {
+    Literal(String),
+    Glob(wildmatch::WildMatchPattern<'*', '\0'>),
+}
+
+impl Component {
+    fn new(c: &str) -> Component {
+        if c.contains('*') {
+            Component::Glob(wildmatch::WildMatchPattern::new(c))
+        } else {
+            Component::Literal(c.to_string())
+        }
+    }
+}
 
 /// A path pattern: absolute, `~` already replaced, each component may use `*`.
 #[derive(Debug, Clone)]
@@ -21,7 +36,10 @@ pub struct PathPattern {
 }
 
 fn glob(pat: &Component, s: &str) -> bool {
-    pat.matches(s)
+    match pat {
+        Component::Literal(l) => l == s,
+        Component::Glob(g) => g.matches(s),
+    }
 }
 
 impl PathPattern {
