@@ -20,6 +20,13 @@ enum Component {
 }
 
 impl Component {
+    fn matches(&self, s: &str) -> bool {
+        match self {
+            Component::Literal(l) => l == s,
+            Component::Glob(g) => g.matches(s),
+        }
+    }
+
     fn new(c: &str) -> Component {
         if c.contains('*') {
             Component::Glob(wildmatch::WildMatchPattern::new(c))
@@ -33,13 +40,6 @@ impl Component {
 #[derive(Debug, Clone)]
 pub struct PathPattern {
     comps: Vec<Component>,
-}
-
-fn glob(pat: &Component, s: &str) -> bool {
-    match pat {
-        Component::Literal(l) => l == s,
-        Component::Glob(g) => g.matches(s),
-    }
 }
 
 impl PathPattern {
@@ -56,13 +56,13 @@ impl PathPattern {
     /// True if `path` is the pattern or lies below something the pattern matches.
     pub fn contains(&self, path: &str) -> bool {
         let pc: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        pc.len() >= self.comps.len() && self.comps.iter().zip(&pc).all(|(p, c)| glob(p, c))
+        pc.len() >= self.comps.len() && self.comps.iter().zip(&pc).all(|(p, c)| p.matches(c))
     }
 
     /// True if some path strictly below `dir` could match (without `dir` itself matching).
     pub fn could_be_below(&self, dir: &str) -> bool {
         let dc: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
-        self.comps.len() > dc.len() && self.comps.iter().zip(&dc).all(|(p, c)| glob(p, c))
+        self.comps.len() > dc.len() && self.comps.iter().zip(&dc).all(|(p, c)| p.matches(c))
     }
 }
 

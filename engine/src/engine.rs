@@ -144,10 +144,6 @@ pub(crate) fn path_id(p: &PathRef) -> String {
     }
 }
 
-fn program_id(c: &Command) -> String {
-    c.program.entity_id()
-}
-
 impl Engine {
     /// Loads and strict-validates a policy set. Refuses any set with a validation error.
     pub fn new(bundle: &PolicyBundle) -> Result<Self, LoadError> {
@@ -405,7 +401,7 @@ impl Engine {
         let mut fd = FactDecision {
             action: f.action,
             resource: resource_str,
-            program: program_id(cmd),
+            program: cmd.program.entity_id(),
             command: cmd.text.clone(),
             mode: f.mode,
             raw: f.raw.clone(),
@@ -741,7 +737,7 @@ impl<'e> RequestBuilder<'e> {
 
     fn add_entities_for(&mut self, script: &execkit_grammar::Script, f: &Fact) {
         let cmd = facts::command(script, f);
-        self.add_program(&program_id(cmd));
+        self.add_program(&cmd.program.entity_id());
         match &f.cwd {
             Some(c) => self.add_path(&PathRef::Exact(c.clone())),
             None => self.add_path(&PathRef::Anywhere),
@@ -773,7 +769,7 @@ impl<'e> RequestBuilder<'e> {
 
     fn resource_display(&self, cmd: &Command, f: &Fact) -> String {
         match &f.target {
-            Target::Program => format!("Program::{:?}", program_id(cmd)),
+            Target::Program => format!("Program::{:?}", cmd.program.entity_id()),
             Target::Path(p) => format!("Path::{:?}", path_id(p)),
             Target::Host(d) => format!("Host::{:?}", d.host),
         }
@@ -829,7 +825,7 @@ impl<'e> RequestBuilder<'e> {
         let cmd = facts::command(script, f);
         let t = &self.e.types;
         let structure = self.structure(f.cmd, &cmd.structure);
-        let program = uid(&t.program, &program_id(cmd));
+        let program = uid(&t.program, &cmd.program.entity_id());
         let (cwd, cwd_known) = self.cwd_parts(f);
         let mut pairs: Vec<(String, RestrictedExpression)> = vec![
             ("identity".into(), self.identity.clone()),

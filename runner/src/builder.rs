@@ -15,7 +15,7 @@ use execkit_engine::{Engine, Identity};
 use execkit_protect::{KnownSecrets, SecretEnvPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Where the session's policies come from.
 #[derive(Clone)]
@@ -26,6 +26,17 @@ enum Policies {
     Dir(PathBuf),
     /// An engine the caller already loaded (shared between sessions).
     Engine(Arc<Engine>),
+}
+
+/// The embedded `default` set, loaded and validated once per process and shared by every
+/// session built without policies of its own.
+fn default_engine() -> Result<Arc<Engine>, SessionError> {
+    static DEFAULT: OnceLock<Arc<Engine>> = OnceLock::new();
+    if let Some(e) = DEFAULT.get() {
+        return Ok(e.clone());
+    }
+    let engine = Arc::new(Engine::default_set().map_err(SessionError::Policy)?);
+    Ok(DEFAULT.get_or_init(|| engine).clone())
 }
 
 /// Builds a [`SessionConfig`] (or straight away a [`Session`]).
@@ -182,7 +193,7 @@ impl SessionBuilder {
     /// the finished configuration.
     pub fn build(self) -> Result<SessionConfig, SessionError> {
         let engine = match self.policies {
-            Policies::Default => Arc::new(Engine::default_set().map_err(SessionError::Policy)?),
+            Policies::Default => default_engine()?,
             Policies::Dir(dir) => Arc::new(Engine::from_dir(&dir).map_err(SessionError::Policy)?),
             Policies::Engine(e) => e,
         };
