@@ -19,57 +19,11 @@ use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityId,
     EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression,
 };
+use execkit_grammar::knowledge::{Catalog, Trait};
 use execkit_grammar::{ancestors, parse, Command, ParseOptions, PathRef, Structure};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
-
-/// Shell builtins (the `builtin` attribute of `Program`).
-const BUILTINS: &[&str] = &[
-    "cd",
-    "pushd",
-    "popd",
-    "echo",
-    "printf",
-    "export",
-    "declare",
-    "local",
-    "readonly",
-    "typeset",
-    "unset",
-    "set",
-    "shift",
-    "exit",
-    "return",
-    "eval",
-    "source",
-    ".",
-    "alias",
-    "unalias",
-    "trap",
-    "exec",
-    "builtin",
-    "command",
-    "type",
-    "hash",
-    "read",
-    "test",
-    "[",
-    "[[",
-    "true",
-    "false",
-    ":",
-    "wait",
-    "jobs",
-    "kill",
-    "ulimit",
-    "umask",
-    "shopt",
-    "let",
-    "pwd",
-    "history",
-    "(assignment)",
-];
 
 const CACHE_LIMIT: usize = 4096;
 
@@ -83,6 +37,8 @@ type RequestParts = (EntityUid, EntityUid, EntityUid, Context);
 /// A loaded, validated policy set ready to decide.
 pub struct Engine {
     loaded: Loaded,
+    /// Program knowledge shared with the grammar (builtins, recursive readers, ...).
+    knowledge: &'static Catalog,
     /// Per action: indices of policies without a resource key, and keyed ones.
     partition: HashMap<Action, Partition>,
     cache: RwLock<HashMap<Vec<usize>, Arc<PolicySet>>>,
@@ -175,6 +131,7 @@ impl Engine {
         };
         Ok(Engine {
             loaded,
+            knowledge: execkit_grammar::knowledge::catalog()?,
             partition,
             cache: RwLock::new(HashMap::new()),
             authorizer: Authorizer::new(),
@@ -262,7 +219,7 @@ impl Engine {
 
     /// Authorizes an already parsed script.
     pub fn decide_script(&self, script: &execkit_grammar::Script, env: &DecisionEnv) -> Decision {
-        let facts = facts::extract(script, &env.home);
+        let facts = facts::extract(script, &env.home, self.knowledge);
         let mut builder = RequestBuilder::new(self, env);
         let mut out = Vec::with_capacity(facts.len());
         for f in &facts {
@@ -303,7 +260,7 @@ impl Engine {
         script: &execkit_grammar::Script,
         env: &DecisionEnv,
     ) -> Result<usize, String> {
-        let facts = facts::extract(script, &env.home);
+        let facts = facts::extract(script, &env.home, self.knowledge);
         let mut builder = RequestBuilder::new(self, env);
         for f in &facts {
             builder.add_entities_for(script, f);
@@ -489,20 +446,9 @@ fn hit_of(p: &PolicyInfo) -> PolicyHit {
 
 /// Programs that read everything below a directory argument (so a directory that contains
 /// a credential file "could be" a credential read).
-fn reads_recursively(cmd: &Command) -> bool {
+fn reads_recursively(cmd: &Command, k: &Catalog) -> bool {
     let base = cmd.program.base_name();
-    matches!(
-        base,
-        "tar" | "rg" | "ag" | "ack" | "zip" | "7z" | "rsync" | "scp" | "rclone" | "restic" | "borg"
-    ) || cmd
-        .flags
-        .iter()
-        .any(|f| matches!(f.as_str(), "-r" | "-R" | "--recursive"))
-        || (matches!(base, "cp" | "rsync")
-            && cmd
-                .flags
-                .iter()
-                .any(|f| matches!(f.as_str(), "-a" | "--archive")))
+    k.has(base, Trait::ReadsRecursively) || cmd.flags.iter().any(|f| k.is_recursive_flag(base, f))
 }
 
 /// Agents are built from the runtime identity; entries for them in the file only contribute
@@ -708,7 +654,10 @@ impl<'e> RequestBuilder<'e> {
         }
         self.keys.insert(u.clone(), keys);
         let attrs = HashMap::from([
-            ("builtin".to_string(), b(BUILTINS.contains(&id))),
+            (
+                "builtin".to_string(),
+                b(self.e.knowledge.has(id, Trait::Builtin)),
+            ),
             ("named_by_path".to_string(), b(named_by_path)),
         ]);
         if let Ok(ent) = Entity::new(u.clone(), attrs, parents) {
@@ -869,7 +818,7 @@ impl<'e> RequestBuilder<'e> {
                 program.clone()
             }
             Target::Path(p) => {
-                let recursive = reads_recursively(cmd);
+                let recursive = reads_recursively(cmd, self.e.knowledge);
                 let (_, may) = match p {
                     PathRef::Exact(x) => {
                         self.e

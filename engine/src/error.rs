@@ -51,4 +51,7 @@ pub enum LoadError {
     /// No shipped set has this name.
     #[error("no embedded policy set named `{0}` (try default or strict)")]
     UnknownSet(String),
+    /// The grammar's program knowledge did not load: nothing could be judged.
+    #[error(transparent)]
+    Knowledge(#[from] execkit_grammar::knowledge::KnowledgeError),
 }

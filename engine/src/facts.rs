@@ -5,6 +5,7 @@
 //! `connect` per network destination. Each fact becomes one Cedar request.
 
 use crate::network::{self, Destination};
+use execkit_grammar::knowledge::{Catalog, Trait};
 use execkit_grammar::{Command, Cwd, PathRef, RedirectKind, Script};
 
 /// The actions of the execkit schema.
@@ -78,9 +79,6 @@ pub(crate) struct Fact {
     pub raw: String,
 }
 
-/// Copy-like programs: every path operand but the last is only read.
-const COPY_LIKE: &[&str] = &["cp", "install", "rsync", "scp", "ln"];
-
 fn cwd_candidates(c: &Cwd) -> Vec<Option<String>> {
     match c {
         Cwd::Known(v) if !v.is_empty() => v.iter().cloned().map(Some).collect(),
@@ -89,7 +87,7 @@ fn cwd_candidates(c: &Cwd) -> Vec<Option<String>> {
 }
 
 /// Extracts every fact of a script, deduplicated, in source order.
-pub(crate) fn extract(script: &Script, home: &str) -> Vec<Fact> {
+pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::new();
     let mut push = |f: Fact| {
         if !out.contains(&f) {
@@ -149,7 +147,7 @@ pub(crate) fn extract(script: &Script, home: &str) -> Vec<Fact> {
         let path_args: Vec<usize> = (0..c.args.len())
             .filter(|&j| !c.args[j].paths.is_empty())
             .collect();
-        let copy_like = COPY_LIKE.contains(&prog)
+        let copy_like = k.has(prog, Trait::CopyLike)
             && !c.flags.contains("-t")
             && !c.flags.contains("--target-directory");
         for (n, &j) in path_args.iter().enumerate() {
@@ -195,7 +193,7 @@ pub(crate) fn extract(script: &Script, home: &str) -> Vec<Fact> {
                 });
             }
         }
-        for d in network::destinations(c) {
+        for d in network::destinations(c, k) {
             let raw = d.raw.clone();
             push(Fact {
                 action: Action::Connect,

@@ -5,6 +5,7 @@
 //! registries that package managers contact implicitly are not visible here. The sandbox's
 //! network rules are the enforcement for those.
 
+use execkit_grammar::knowledge::{Catalog, Trait};
 use execkit_grammar::{is_url, Command};
 
 /// A network destination named by a command.
@@ -19,33 +20,6 @@ pub struct Destination {
     /// The URL or word it came from.
     pub raw: String,
 }
-
-/// Programs whose URL arguments are fetched or pushed to.
-const URL_PROGRAMS: &[&str] = &[
-    "curl", "wget", "git", "http", "https", "xh", "aria2c", "lynx", "w3m", "links", "fetch", "pip",
-    "pip3", "uv", "npm", "pnpm", "yarn", "npx", "cargo", "go", "docker", "podman", "helm",
-    "kubectl", "svn", "hg", "rsync", "scp", "sftp", "ssh", "ftp", "lftp", "gh", "apt", "apt-get",
-    "yt-dlp", "ffmpeg", "python", "python3", "node",
-];
-
-/// Programs whose first positional is a host (`curl example.com` works without a scheme).
-const HOST_FIRST: &[&str] = &[
-    "curl",
-    "wget",
-    "http",
-    "https",
-    "xh",
-    "ping",
-    "ping6",
-    "traceroute",
-    "mtr",
-    "nmap",
-    "telnet",
-    "ftp",
-    "lftp",
-    "sftp",
-    "mosh",
-];
 
 fn default_port(scheme: &str) -> Option<i64> {
     Some(match scheme {
@@ -133,7 +107,7 @@ pub fn dev_tcp(path: &str) -> Option<Destination> {
 }
 
 /// Every destination the command names.
-pub fn destinations(cmd: &Command) -> Vec<Destination> {
+pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
     let prog = cmd.program.base_name();
     let mut out: Vec<Destination> = Vec::new();
     let mut push = |d: Destination| {
@@ -147,7 +121,7 @@ pub fn destinations(cmd: &Command) -> Vec<Destination> {
         .filter(|a| a.is_literal())
         .map(|a| a.value.as_str())
         .collect();
-    if URL_PROGRAMS.contains(&prog) {
+    if k.has(prog, Trait::FetchesUrls) {
         for a in &literal_args {
             let candidate = a
                 .split_once('=')
@@ -177,9 +151,9 @@ pub fn destinations(cmd: &Command) -> Vec<Destination> {
     }
     let first_pos = cmd.positionals.first().map(String::as_str);
     match prog {
-        p if HOST_FIRST.contains(&p) => {
+        p if k.has(p, Trait::HostsPositional) || k.has(p, Trait::HostFirst) => {
             // Without a scheme, the bare positionals that look like hosts.
-            let take = if matches!(p, "curl" | "wget" | "http" | "https" | "xh") {
+            let take = if k.has(p, Trait::HostsPositional) {
                 cmd.positionals.len()
             } else {
                 1

@@ -33,3 +33,35 @@ fn default_set_loads_and_decides() {
         assert_eq!(d.verdict, v, "{cmd}");
     }
 }
+
+/// Every example in the grammar's `knowledge/programs.toml` that lists `hosts` yields
+/// exactly those network destinations.
+#[test]
+fn knowledge_examples_hosts() {
+    use execkit_grammar::{knowledge::catalog, parse, ParseOptions};
+    let k = catalog().unwrap_or_else(|e| panic!("{e}"));
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for entry in k.entries() {
+        for ex in entry.examples() {
+            let Some(want) = &ex.hosts else { continue };
+            checked += 1;
+            let script = parse(&ex.script, &opts).unwrap_or_else(|e| panic!("{}: {e}", ex.script));
+            let got: Vec<String> = script
+                .commands
+                .iter()
+                .flat_map(|c| execkit_engine::destinations(c, k))
+                .map(|d| match d.port {
+                    Some(p) => format!("{}:{p}", d.host),
+                    None => d.host,
+                })
+                .collect();
+            if &got != want {
+                failures.push(format!("`{}`: expected {want:?}, got {got:?}", ex.script));
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} host examples");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -2,7 +2,7 @@
 //! which words are paths, and the effect of `cd`.
 
 use crate::ir::{Assignment, Command, Cwd, PathRef, Program, Redirect, RedirectKind, Word};
-use crate::knowledge::{self as k, ValueKind};
+use crate::knowledge::{self as k, Catalog, Trait, ValueKind};
 use crate::paths;
 use crate::program;
 use crate::proto::{Outcome, Proto};
@@ -84,6 +84,8 @@ enum WordRole {
     Code,
     /// An operand.
     Positional,
+    /// An operand of an expression (`find . -name x -o ( ... )`): never a path.
+    ExpressionOperand,
 }
 
 fn word(d: &Decoded, paths: Vec<PathRef>) -> Word {
@@ -96,7 +98,7 @@ fn word(d: &Decoded, paths: Vec<PathRef>) -> Word {
 }
 
 /// Finishes a command: identity, flags, positionals, path words, redirects, structure.
-pub(crate) fn finish(p: Proto) -> Command {
+pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
     let cwd = p.cwd.clone();
     let (argv0, program) = match p.argv.first() {
         None => (
@@ -109,14 +111,15 @@ pub(crate) fn finish(p: Proto) -> Command {
             Program::Assignment,
         ),
         Some(d) => match d.literal_value() {
-            Some(v) => (word(d, vec![]), program::identify(&v, &cwd)),
+            Some(v) => (word(d, vec![]), program::identify(&v, &cwd, kn)),
             None => (word(d, vec![]), Program::Dynamic),
         },
     };
     let dynamic_command = program.is_dynamic();
     let base = program.base_name().to_string();
-    let no_paths = k::NO_PATH_ARGS.contains(&base.as_str());
-    let single_dash_long = k::SINGLE_DASH_LONG.contains(&base.as_str());
+    let no_paths = kn.has(&base, Trait::NoPathArgs);
+    let single_dash_long = kn.has(&base, Trait::SingleDashLong);
+    let start_points = kn.has(&base, Trait::StartPoints);
 
     let mut flags = BTreeSet::new();
     let mut positionals = Vec::new();
@@ -130,6 +133,8 @@ pub(crate) fn finish(p: Proto) -> Command {
         &p.argv[1..]
     };
     let mut roles: Vec<WordRole> = Vec::with_capacity(rest.len());
+    // For `start_points` programs: set once the expression after the start points began.
+    let mut in_expression = false;
     for d in rest {
         let v = d.value();
         if let Some(kind) = consumed_by.take() {
@@ -145,10 +150,13 @@ pub(crate) fn finish(p: Proto) -> Command {
             continue;
         }
         if !after_ddash && v.starts_with('-') && v.len() > 1 {
+            if start_points && !kn.is_leading_flag(&base, &v) {
+                in_expression = true;
+            }
             if let Some(long) = v.strip_prefix("--") {
                 let name = format!("--{}", long.split('=').next().unwrap_or(""));
                 if !v.contains('=') {
-                    consumed_by = k::value_option(&base, &name);
+                    consumed_by = kn.value_option(&base, &name);
                 }
                 flags.insert(name);
             } else {
@@ -163,29 +171,36 @@ pub(crate) fn finish(p: Proto) -> Command {
                     }
                     // `-n5` carries its value; `-n` alone takes the next word.
                     if v.len() == 2 {
-                        consumed_by = k::value_option(&base, &v);
+                        consumed_by = kn.value_option(&base, &v);
                     } else if let Some(last) = letters.last() {
                         if letters.len() + 1 == v.len() {
-                            consumed_by = k::value_option(&base, &format!("-{last}"));
+                            consumed_by = kn.value_option(&base, &format!("-{last}"));
                         }
                     }
                 } else {
-                    consumed_by = k::value_option(&base, &v);
+                    consumed_by = kn.value_option(&base, &v);
                 }
             }
             roles.push(WordRole::Flag);
             continue;
         }
+        if start_points && matches!(v.as_str(), "(" | "!" | ")" | ",") {
+            in_expression = true;
+        }
         positionals.push(v);
         positional_idx.push(roles.len());
-        roles.push(WordRole::Positional);
+        roles.push(if in_expression {
+            WordRole::ExpressionOperand
+        } else {
+            WordRole::Positional
+        });
     }
-    let subcommand_program = k::SUBCOMMAND_PROGRAMS.contains(&base.as_str());
+    let subcommand_program = kn.has(&base, Trait::Subcommand);
     let subcommand = positionals.first().cloned();
-    let pattern_first = k::PATTERN_FIRST.contains(&base.as_str())
-        && !k::PATTERN_FLAGS.iter().any(|f| flags.contains(*f));
+    let pattern_first =
+        kn.has(&base, Trait::PatternFirst) && !flags.iter().any(|f| kn.is_pattern_flag(f));
     let first_not_path =
-        subcommand_program || pattern_first || k::FIRST_IS_NOT_PATH.contains(&base.as_str());
+        subcommand_program || pattern_first || kn.has(&base, Trait::FirstIsNotPath);
 
     for (i, d) in rest.iter().enumerate() {
         let fixed = p
@@ -208,9 +223,11 @@ pub(crate) fn finish(p: Proto) -> Command {
                     }
                     _ => vec![],
                 },
-                WordRole::Code => vec![],
+                WordRole::Code | WordRole::ExpressionOperand => vec![],
                 WordRole::Value
-                    if !k::looks_like_path(&v) || k::is_url(&v) || k::is_remote_spec(&base, &v) =>
+                    if !k::looks_like_path(&v)
+                        || k::is_url(&v)
+                        || k::is_remote_spec(kn, &base, &v) =>
                 {
                     vec![]
                 }
@@ -221,7 +238,7 @@ pub(crate) fn finish(p: Proto) -> Command {
                     let host = v.split(':').next().unwrap_or("");
                     value_paths(d, host, &cwd, true)
                 }
-                WordRole::Positional if (k::is_url(&v) || k::is_remote_spec(&base, &v)) => {
+                WordRole::Positional if (k::is_url(&v) || k::is_remote_spec(kn, &base, &v)) => {
                     vec![]
                 }
                 WordRole::Positional
@@ -238,9 +255,6 @@ pub(crate) fn finish(p: Proto) -> Command {
                         }
                         _ => vec![],
                     }
-                }
-                WordRole::Positional if base == "find" && positional_idx.first() != Some(&i) => {
-                    vec![]
                 }
                 _ => d.paths(&cwd),
             }

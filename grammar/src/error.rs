@@ -58,6 +58,9 @@ pub enum ParseError {
     /// The parser produced no tree (cancelled or out of memory).
     #[error("the bash parser produced no syntax tree")]
     NoTree,
+    /// The program knowledge file did not load: without it nothing can be judged.
+    #[error(transparent)]
+    Knowledge(#[from] crate::knowledge::KnowledgeError),
 }
 
 pub(crate) fn snippet(src: &str, start: usize, end: usize) -> String {

@@ -1,201 +1,65 @@
-//! What the extractor knows about particular programs' command lines.
+//! What the extractor knows about particular programs' command lines, loaded from
+//! `grammar/knowledge/programs.toml` (embedded at build time, parsed once per process).
+//!
+//! Knowledge is data so that a security reviewer can read and extend it without touching
+//! the walker: per program, which options take a value (and whether that value is program
+//! text), and its traits (subcommand-first, pattern-first, a shell, fetches URLs, reads
+//! recursively, ...). Every entry carries examples that the grammar's and the engine's
+//! tests check.
 //!
 //! Everything here errs toward *more* facts: a word wrongly taken for a path yields an extra
 //! check (at worst a false denial); a path wrongly taken for something else would be a
-//! missed check. Tables therefore only list options that certainly take a value.
+//! missed check. If the file does not load, [`catalog`] returns the error and every parse
+//! fails: commands are denied, never run with less knowledge.
 
-/// Directories whose programs are identified by basename (`/usr/bin/rm` is `rm`).
-pub const SYSTEM_BIN_DIRS: &[&str] = &[
-    "/bin",
-    "/sbin",
-    "/usr/bin",
-    "/usr/sbin",
-    "/usr/local/bin",
-    "/usr/local/sbin",
-];
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use thiserror::Error;
 
-/// Programs whose arguments are never file names (their redirects still are checked).
-pub const NO_PATH_ARGS: &[&str] = &[
-    "echo",
-    "printf",
-    "true",
-    "false",
-    ":",
-    "sleep",
-    "expr",
-    "seq",
-    "test",
-    "[",
-    "[[",
-    "export",
-    "declare",
-    "local",
-    "readonly",
-    "typeset",
-    "unset",
-    "set",
-    "shift",
-    "exit",
-    "return",
-    "kill",
-    "killall",
-    "pkill",
-    "yes",
-    "basename",
-    "dirname",
-    "alias",
-    "unalias",
-    "type",
-    "which",
-    "hash",
-    "let",
-    "wait",
-    "jobs",
-    "fg",
-    "bg",
-    "disown",
-    "trap",
-    "umask",
-    "ulimit",
-    "shopt",
-    "getopts",
-    "read",
-    "mapfile",
-    "readarray",
-    "caller",
-    "times",
-    "help",
-    "history",
-    "logout",
-    "break",
-    "continue",
-    "(assignment)",
-    "make",
-    "whoami",
-    "id",
-    "uname",
-    "hostname",
-    "date",
-    "nproc",
-    "uptime",
-    "env",
-    "printenv",
-    "tput",
-    "clear",
-    "reset",
-];
+/// The knowledge file as shipped.
+const PROGRAMS_TOML: &str = include_str!("../knowledge/programs.toml");
 
-/// Programs whose first positional is a subcommand, not a file.
-pub const SUBCOMMAND_PROGRAMS: &[&str] = &[
-    "git",
-    "npm",
-    "npx",
-    "pnpm",
-    "yarn",
-    "cargo",
-    "rustup",
-    "go",
-    "docker",
-    "podman",
-    "nerdctl",
-    "kubectl",
-    "helm",
-    "pip",
-    "pip3",
-    "uv",
-    "poetry",
-    "pipenv",
-    "conda",
-    "apt",
-    "apt-get",
-    "dnf",
-    "yum",
-    "brew",
-    "systemctl",
-    "service",
-    "journalctl",
-    "gh",
-    "glab",
-    "aws",
-    "gcloud",
-    "az",
-    "terraform",
-    "tofu",
-    "bundle",
-    "gem",
-    "dotnet",
-    "mvn",
-    "gradle",
-    "bazel",
-    "deno",
-    "bun",
-    "composer",
-    "mix",
-    "stack",
-    "cabal",
-    "opam",
-    "snap",
-    "flatpak",
-    "ip",
-    "nix",
-    "launchctl",
-    "crontab",
-    "sv",
-    "rc-service",
-    "pulumi",
-    "vagrant",
-    "ansible-galaxy",
-    "hg",
-    "svn",
-    "jj",
-    "ctr",
-    "crictl",
-    "minikube",
-    "kind",
-    "k3d",
-];
+/// A property of a program that changes which words are paths, hosts or code.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Trait {
+    /// Arguments are never file names (redirects still are checked).
+    NoPathArgs,
+    /// The first positional is a subcommand (`git status`).
+    Subcommand,
+    /// The first positional is a pattern or program text unless a pattern flag gave it.
+    PatternFirst,
+    /// The first positional is a mode, owner, count or duration (`chmod 600 f`).
+    FirstIsNotPath,
+    /// Names remote hosts as `[user@]host:path`.
+    RemoteSpec,
+    /// Single-dash long options (`find -delete`): flags are not split into letters.
+    SingleDashLong,
+    /// Positionals before the first option are paths, later ones expression operands.
+    StartPoints,
+    /// A shell: `-c` runs its argument as a script.
+    Shell,
+    /// A shell builtin (the `builtin` attribute policies see).
+    Builtin,
+    /// URL arguments are fetched or pushed to.
+    FetchesUrls,
+    /// Every bare positional that looks like a host is one (`curl example.com`).
+    HostsPositional,
+    /// The first bare positional is a host (`ping example.com`).
+    HostFirst,
+    /// Every path operand but the last is only read (unless a target directory is given).
+    CopyLike,
+    /// Reads everything below a directory argument.
+    ReadsRecursively,
+}
 
-/// Programs whose first positional is a pattern or a program text, unless `-e`/`-f` gave it.
-pub const PATTERN_FIRST: &[&str] = &[
-    "grep", "egrep", "fgrep", "rg", "ag", "ack", "sed", "awk", "gawk", "mawk", "nawk", "jq", "yq",
-    "perl",
-];
-
-/// Flags that, when present, mean a pattern-first program's pattern came from a flag.
-pub const PATTERN_FLAGS: &[&str] = &[
-    "-e",
-    "-f",
-    "--regexp",
-    "--file",
-    "--expression",
-    "--from-file",
-];
-
-/// Programs that name remote hosts as `[user@]host:path`.
-pub const REMOTE_SPEC_PROGRAMS: &[&str] = &["scp", "rsync", "sftp", "git", "ssh", "rclone"];
-
-/// Programs whose first positional is a mode/owner/count rather than a file.
-pub const FIRST_IS_NOT_PATH: &[&str] = &[
-    "chmod", "chown", "chgrp", "setfacl", "timeout", "nice", "chrt", "taskset",
-];
-
-/// Programs using single-dash long options (`find -delete`, `java -jar`): their flags are
-/// not split into letters.
-pub const SINGLE_DASH_LONG: &[&str] = &[
-    "find",
-    "java",
-    "javac",
-    "go",
-    "gcc",
-    "g++",
-    "cc",
-    "clang",
-    "ld",
-    "ffmpeg",
-    "ffprobe",
-    "qemu-img",
-    "qemu-system-x86_64",
-];
+impl Trait {
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
 
 /// How an option's value should be treated.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -206,390 +70,249 @@ pub enum ValueKind {
     Code,
 }
 
-/// Options that consume the next word, per program.
-pub fn value_option(program: &str, flag: &str) -> Option<ValueKind> {
-    use ValueKind::*;
-    let v = match program {
-        "git" => matches!(
-            flag,
-            "-C" | "-c" | "--git-dir" | "--work-tree" | "--namespace" | "--exec-path"
-        )
-        .then_some(Value),
-        "docker" | "podman" | "nerdctl" => matches!(
-            flag,
-            "-H" | "--host"
-                | "-c"
-                | "--context"
-                | "--config"
-                | "-l"
-                | "--log-level"
-                | "-v"
-                | "--volume"
-                | "-e"
-                | "--env"
-                | "--env-file"
-                | "-p"
-                | "--publish"
-                | "--name"
-                | "-w"
-                | "--workdir"
-                | "--mount"
-                | "--network"
-                | "--net"
-                | "--entrypoint"
-                | "--user"
-                | "--label"
-                | "--platform"
-                | "--cap-add"
-                | "--cap-drop"
-                | "--device"
-                | "--pid"
-                | "--ipc"
-                | "--uts"
-                | "--userns"
-                | "--security-opt"
-                | "--hostname"
-                | "--memory"
-                | "--cpus"
-                | "--tag"
-                | "--file"
-                | "--build-arg"
-                | "--target"
-        )
-        .then_some(Value),
-        "kubectl" | "helm" => matches!(
-            flag,
-            "-n" | "--namespace"
-                | "--context"
-                | "--kubeconfig"
-                | "-s"
-                | "--server"
-                | "--cluster"
-                | "--user"
-        )
-        .then_some(Value),
-        "cargo" => matches!(flag, "-C" | "--config" | "-Z" | "--manifest-path").then_some(Value),
-        "npm" | "pnpm" | "yarn" => matches!(
-            flag,
-            "--prefix" | "-w" | "--workspace" | "-C" | "--dir" | "--cwd"
-        )
-        .then_some(Value),
-        "grep" | "egrep" | "fgrep" => matches!(
-            flag,
-            "-e" | "-f" | "-m" | "-A" | "-B" | "-C" | "-d" | "-D" | "--regexp" | "--file"
-        )
-        .then_some(Value),
-        "rg" => matches!(
-            flag,
-            "-e" | "-f"
-                | "-g"
-                | "-t"
-                | "-T"
-                | "-m"
-                | "-A"
-                | "-B"
-                | "-C"
-                | "-j"
-                | "-M"
-                | "--glob"
-                | "--type"
-                | "--regexp"
-        )
-        .then_some(Value),
-        "sed" => matches!(flag, "-e" | "-f" | "-l" | "--expression" | "--file").then_some(
-            if flag == "-e" || flag == "--expression" {
-                Code
-            } else {
-                Value
-            },
-        ),
-        "awk" | "gawk" | "mawk" | "nawk" => matches!(flag, "-f" | "-v" | "-F").then_some(Value),
-        "python" | "python3" | "python2" | "pypy3" => match flag {
-            "-c" => Some(Code),
-            "-m" | "-W" | "-X" => Some(Value),
-            _ => None,
-        },
-        "node" | "nodejs" | "deno" | "bun" => match flag {
-            "-e" | "--eval" | "-p" | "--print" => Some(Code),
-            "-r" | "--require" | "--import" => Some(Value),
-            _ => None,
-        },
-        "perl" | "ruby" => match flag {
-            "-e" | "-E" => Some(Code),
-            "-I" | "-M" | "-r" => Some(Value),
-            _ => None,
-        },
-        "php" => matches!(flag, "-r").then_some(Code),
-        "find" => matches!(
-            flag,
-            "-name"
-                | "-iname"
-                | "-path"
-                | "-ipath"
-                | "-wholename"
-                | "-regex"
-                | "-iregex"
-                | "-type"
-                | "-user"
-                | "-group"
-                | "-perm"
-                | "-size"
-                | "-mtime"
-                | "-mmin"
-                | "-atime"
-                | "-amin"
-                | "-ctime"
-                | "-cmin"
-                | "-maxdepth"
-                | "-mindepth"
-                | "-newer"
-                | "-anewer"
-                | "-cnewer"
-                | "-samefile"
-                | "-fprint"
-                | "-fprint0"
-                | "-fls"
-                | "-links"
-                | "-inum"
-                | "-uid"
-                | "-gid"
-                | "-printf"
-                | "-lname"
-                | "-ilname"
-                | "-fstype"
-                | "-used"
-                | "-xtype"
-                | "-context"
-                | "-regextype"
-                | "-D"
-                | "-files0-from"
-        )
-        .then_some(Value),
-        "curl" => matches!(
-            flag,
-            "-o" | "--output"
-                | "-d"
-                | "--data"
-                | "--data-raw"
-                | "--data-binary"
-                | "--data-urlencode"
-                | "-H"
-                | "--header"
-                | "-X"
-                | "--request"
-                | "-u"
-                | "--user"
-                | "-A"
-                | "--user-agent"
-                | "-e"
-                | "--referer"
-                | "-T"
-                | "--upload-file"
-                | "-F"
-                | "--form"
-                | "-b"
-                | "--cookie"
-                | "-c"
-                | "--cookie-jar"
-                | "-w"
-                | "--write-out"
-                | "-m"
-                | "--max-time"
-                | "--connect-timeout"
-                | "--retry"
-                | "-x"
-                | "--proxy"
-                | "--resolve"
-                | "-K"
-                | "--config"
-                | "--cacert"
-                | "--cert"
-                | "-E"
-                | "--key"
-                | "-r"
-                | "--range"
-                | "-C"
-                | "--continue-at"
-                | "-z"
-                | "--time-cond"
-                | "--limit-rate"
-                | "-Y"
-                | "-y"
-                | "--url"
-                | "--output-dir"
-                | "--json"
-                | "-U"
-                | "--proxy-user"
-                | "--interface"
-                | "--dns-servers"
-        )
-        .then_some(Value),
-        "wget" => matches!(
-            flag,
-            "-O" | "--output-document"
-                | "-o"
-                | "--output-file"
-                | "-a"
-                | "--append-output"
-                | "-P"
-                | "--directory-prefix"
-                | "-U"
-                | "--user-agent"
-                | "--header"
-                | "-e"
-                | "--execute"
-                | "-i"
-                | "--input-file"
-                | "-t"
-                | "--tries"
-                | "-T"
-                | "--timeout"
-                | "--user"
-                | "--password"
-                | "-B"
-                | "--base"
-                | "--post-data"
-                | "--post-file"
-                | "-Q"
-                | "--quota"
-                | "-l"
-                | "--level"
-        )
-        .then_some(Value),
-        "ssh" => matches!(
-            flag,
-            "-b" | "-c"
-                | "-D"
-                | "-E"
-                | "-e"
-                | "-F"
-                | "-I"
-                | "-i"
-                | "-J"
-                | "-L"
-                | "-l"
-                | "-m"
-                | "-O"
-                | "-o"
-                | "-p"
-                | "-Q"
-                | "-R"
-                | "-S"
-                | "-W"
-                | "-w"
-                | "-B"
-        )
-        .then_some(Value),
-        "scp" | "sftp" => matches!(
-            flag,
-            "-c" | "-F" | "-i" | "-J" | "-l" | "-o" | "-P" | "-S" | "-D" | "-X"
-        )
-        .then_some(Value),
-        "rsync" => matches!(
-            flag,
-            "-e" | "--rsh"
-                | "--exclude"
-                | "--include"
-                | "--filter"
-                | "-f"
-                | "--port"
-                | "--rsync-path"
-                | "--exclude-from"
-                | "--include-from"
-                | "--files-from"
-                | "--password-file"
-        )
-        .then_some(Value),
-        "nc" | "ncat" | "netcat" => matches!(
-            flag,
-            "-p" | "-s" | "-w" | "-i" | "-x" | "-X" | "-q" | "-e" | "-c"
-        )
-        .then_some(Value),
-        "psql" | "mysql" | "redis-cli" | "mongo" | "mongosh" | "pg_dump" | "mysqldump" => matches!(
-            flag,
-            "-h" | "--host"
-                | "-p"
-                | "--port"
-                | "-U"
-                | "-u"
-                | "--user"
-                | "-d"
-                | "--dbname"
-                | "-c"
-                | "--command"
-                | "-e"
-                | "--execute"
-                | "-f"
-                | "--file"
-                | "-a"
-                | "-n"
-                | "--eval"
-        )
-        .then_some(Value),
-        "tar" => matches!(
-            flag,
-            "-f" | "--file"
-                | "-C"
-                | "--directory"
-                | "-T"
-                | "--files-from"
-                | "-X"
-                | "--exclude-from"
-        )
-        .then_some(Value),
-        "make" => matches!(
-            flag,
-            "-C" | "-f" | "--file" | "--directory" | "-j" | "-l" | "-o" | "-W" | "-I"
-        )
-        .then_some(Value),
-        "head" | "tail" => matches!(flag, "-n" | "-c" | "--lines" | "--bytes").then_some(Value),
-        "cut" => matches!(flag, "-d" | "-f" | "-c" | "-b").then_some(Value),
-        "sort" => matches!(flag, "-k" | "-t" | "-o" | "--output" | "-T" | "-S").then_some(Value),
-        "xargs" => matches!(
-            flag,
-            "-a" | "-E"
-                | "-I"
-                | "-L"
-                | "-n"
-                | "-P"
-                | "-s"
-                | "-d"
-                | "--arg-file"
-                | "--delimiter"
-                | "--max-args"
-                | "--max-procs"
-                | "--max-lines"
-                | "--max-chars"
-                | "--process-slot-var"
-                | "--eof"
-                | "--replace"
-        )
-        .then_some(Value),
-        "docker-compose" => {
-            matches!(flag, "-f" | "--file" | "-p" | "--project-name").then_some(Value)
+/// Why the knowledge file did not load.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KnowledgeError {
+    /// The file is not valid TOML or does not have the expected shape.
+    #[error("program knowledge (programs.toml) does not parse: {0}")]
+    Toml(String),
+    /// Two entries name the same program.
+    #[error("program knowledge (programs.toml) names `{0}` in two entries")]
+    DuplicateName(String),
+    /// An option is listed both as taking a value and as taking code.
+    #[error("program knowledge (programs.toml): option `{option}` of `{program}` is listed twice")]
+    DuplicateOption {
+        /// The program entry (its first name).
+        program: String,
+        /// The option.
+        option: String,
+    },
+    /// An entry has no example.
+    #[error("program knowledge (programs.toml): the entry for `{0}` has no example")]
+    NoExample(String),
+}
+
+/// One example of an entry: a script and what must be extracted from it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    /// The script.
+    pub script: String,
+    /// The words (decoded) taken as path arguments, in order, across the script's commands.
+    pub paths: Vec<String>,
+    /// Network destinations the engine extracts (`host` or `host:port`), if checked.
+    #[serde(default)]
+    pub hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    names: Vec<String>,
+    #[serde(default)]
+    traits: Vec<Trait>,
+    #[serde(default)]
+    value_options: Vec<String>,
+    #[serde(default)]
+    code_options: Vec<String>,
+    #[serde(default)]
+    recursive_flags: Vec<String>,
+    #[serde(default)]
+    leading_flags: Vec<String>,
+    #[serde(default)]
+    examples: Vec<Example>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[allow(dead_code)] // documentation inside the data file
+    about: String,
+    system_bin_dirs: Vec<String>,
+    common_value_options: Vec<String>,
+    pattern_flags: Vec<String>,
+    recursive_flags: Vec<String>,
+    #[serde(rename = "program")]
+    programs: Vec<Entry>,
+}
+
+/// What is known about one program.
+#[derive(Debug, Default)]
+pub struct ProgramInfo {
+    names: Vec<String>,
+    traits: u32,
+    options: HashMap<String, ValueKind>,
+    recursive_flags: Vec<String>,
+    leading_flags: Vec<String>,
+    examples: Vec<Example>,
+}
+
+impl ProgramInfo {
+    /// True if the program has `t`.
+    pub fn has(&self, t: Trait) -> bool {
+        self.traits & t.bit() != 0
+    }
+
+    /// The names sharing this entry.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The entry's examples.
+    pub fn examples(&self) -> &[Example] {
+        &self.examples
+    }
+}
+
+/// Program knowledge, keyed by base name.
+#[derive(Debug)]
+pub struct Catalog {
+    by_name: HashMap<String, usize>,
+    entries: Vec<ProgramInfo>,
+    system_bin_dirs: Vec<String>,
+    common_value_options: Vec<String>,
+    pattern_flags: Vec<String>,
+    recursive_flags: Vec<String>,
+}
+
+impl Catalog {
+    /// Parses and checks a knowledge file.
+    ///
+    /// ```
+    /// use execkit_grammar::knowledge::{Catalog, Trait};
+    /// let k = Catalog::from_toml(r#"
+    ///     about = "one program"
+    ///     system_bin_dirs = ["/usr/bin"]
+    ///     common_value_options = []
+    ///     pattern_flags = []
+    ///     recursive_flags = []
+    ///     [[program]]
+    ///     names = ["tool"]
+    ///     traits = ["subcommand"]
+    ///     examples = [{ script = "tool run x", paths = ["x"] }]
+    /// "#).unwrap();
+    /// assert!(k.has("tool", Trait::Subcommand));
+    /// assert!(!k.has("other", Trait::Subcommand));
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Catalog, KnowledgeError> {
+        let file: File = toml::from_str(text).map_err(|e| KnowledgeError::Toml(e.to_string()))?;
+        let mut by_name = HashMap::new();
+        let mut entries = Vec::with_capacity(file.programs.len());
+        for e in file.programs {
+            let first = e.names.first().cloned().unwrap_or_default();
+            if e.examples.is_empty() {
+                return Err(KnowledgeError::NoExample(first));
+            }
+            let mut options = HashMap::new();
+            for (list, kind) in [
+                (&e.value_options, ValueKind::Value),
+                (&e.code_options, ValueKind::Code),
+            ] {
+                for o in list {
+                    if options.insert(o.clone(), kind).is_some() {
+                        return Err(KnowledgeError::DuplicateOption {
+                            program: first.clone(),
+                            option: o.clone(),
+                        });
+                    }
+                }
+            }
+            let index = entries.len();
+            for n in &e.names {
+                if by_name.insert(n.clone(), index).is_some() {
+                    return Err(KnowledgeError::DuplicateName(n.clone()));
+                }
+            }
+            entries.push(ProgramInfo {
+                names: e.names,
+                traits: e.traits.iter().fold(0, |acc, t| acc | t.bit()),
+                options,
+                recursive_flags: e.recursive_flags,
+                leading_flags: e.leading_flags,
+                examples: e.examples,
+            });
         }
-        "ln" | "cp" | "mv" | "install" => matches!(
-            flag,
-            "-t" | "--target-directory"
-                | "-S"
-                | "--suffix"
-                | "-m"
-                | "--mode"
-                | "-o"
-                | "--owner"
-                | "-g"
-                | "--group"
-        )
-        .then_some(Value),
-        "chmod" | "chown" | "chgrp" => matches!(flag, "--reference").then_some(Value),
-        "dd" => None,
-        _ => None,
-    };
-    v.or(match flag {
-        // Common everywhere: an explicit output file.
-        "--output" | "--out" | "--log-file" | "--config" => Some(Value),
-        _ => None,
-    })
+        Ok(Catalog {
+            by_name,
+            entries,
+            system_bin_dirs: file.system_bin_dirs,
+            common_value_options: file.common_value_options,
+            pattern_flags: file.pattern_flags,
+            recursive_flags: file.recursive_flags,
+        })
+    }
+
+    /// What is known about the program with this base name.
+    pub fn program(&self, base: &str) -> Option<&ProgramInfo> {
+        self.by_name.get(base).map(|&i| &self.entries[i])
+    }
+
+    /// True if the program with this base name has `t`.
+    pub fn has(&self, base: &str, t: Trait) -> bool {
+        self.program(base).is_some_and(|p| p.has(t))
+    }
+
+    /// Whether `flag` of `base` consumes the next word, and as what.
+    pub fn value_option(&self, base: &str, flag: &str) -> Option<ValueKind> {
+        self.program(base)
+            .and_then(|p| p.options.get(flag).copied())
+            .or_else(|| {
+                self.common_value_options
+                    .iter()
+                    .any(|o| o == flag)
+                    .then_some(ValueKind::Value)
+            })
+    }
+
+    /// True if `dir` is a system bin directory (its programs are identified by base name).
+    pub fn is_system_bin_dir(&self, dir: &str) -> bool {
+        self.system_bin_dirs.iter().any(|d| d == dir)
+    }
+
+    /// True if `flag` means a pattern-first program's pattern came from a flag.
+    pub fn is_pattern_flag(&self, flag: &str) -> bool {
+        self.pattern_flags.iter().any(|f| f == flag)
+    }
+
+    /// True if `flag` makes `base` read everything below a directory argument.
+    pub fn is_recursive_flag(&self, base: &str, flag: &str) -> bool {
+        self.recursive_flags.iter().any(|f| f == flag)
+            || self
+                .program(base)
+                .is_some_and(|p| p.recursive_flags.iter().any(|f| f == flag))
+    }
+
+    /// True if `flag` of a `start_points` program may come before the start points (`find
+    /// -L . ...`). A listed flag ending in `*` matches every flag with that prefix (`-O*`).
+    pub fn is_leading_flag(&self, base: &str, flag: &str) -> bool {
+        self.program(base).is_some_and(|p| {
+            p.leading_flags.iter().any(|l| match l.strip_suffix('*') {
+                Some(prefix) => flag.starts_with(prefix),
+                None => l == flag,
+            })
+        })
+    }
+
+    /// Every entry, in file order.
+    pub fn entries(&self) -> &[ProgramInfo] {
+        &self.entries
+    }
+}
+
+static CATALOG: LazyLock<Result<Catalog, KnowledgeError>> =
+    LazyLock::new(|| Catalog::from_toml(PROGRAMS_TOML));
+
+/// The shipped program knowledge, parsed on first use.
+///
+/// ```
+/// use execkit_grammar::knowledge::{catalog, Trait};
+/// let k = catalog().unwrap();
+/// assert!(k.has("bash", Trait::Shell));
+/// assert!(k.has("cd", Trait::Builtin));
+/// ```
+pub fn catalog() -> Result<&'static Catalog, KnowledgeError> {
+    CATALOG.as_ref().map_err(Clone::clone)
 }
 
 /// True if `word` is a URL (`scheme://...`).
@@ -606,8 +329,8 @@ pub fn is_url(word: &str) -> bool {
 }
 
 /// True if `word` is an scp-style remote (`[user@]host:path`) for programs that take those.
-pub fn is_remote_spec(program: &str, word: &str) -> bool {
-    if !REMOTE_SPEC_PROGRAMS.contains(&program) {
+pub(crate) fn is_remote_spec(k: &Catalog, program: &str, word: &str) -> bool {
+    if !k.has(program, Trait::RemoteSpec) {
         return false;
     }
     match word.find(':') {
@@ -617,7 +340,7 @@ pub fn is_remote_spec(program: &str, word: &str) -> bool {
 }
 
 /// True if a word looks like a path wherever it appears.
-pub fn looks_like_path(word: &str) -> bool {
+pub(crate) fn looks_like_path(word: &str) -> bool {
     word.starts_with('/')
         || word.starts_with("./")
         || word.starts_with("../")

@@ -33,7 +33,7 @@
 mod command;
 mod error;
 mod ir;
-mod knowledge;
+pub mod knowledge;
 mod paths;
 mod program;
 mod proto;
@@ -46,7 +46,7 @@ pub use ir::{
     Assignment, Command, Cwd, Dynamic, PathRef, Program, Redirect, RedirectKind, Script, Span,
     Structure, Word,
 };
-pub use knowledge::{is_url, SYSTEM_BIN_DIRS};
+pub use knowledge::is_url;
 pub use paths::{ancestors, resolve as resolve_path};
 
 /// What the parser needs to know about where the script will run.

@@ -5,11 +5,11 @@
 //! policy that trusts `rm` does not trust a look-alike.
 
 use crate::ir::{Cwd, Program};
-use crate::knowledge as k;
+use crate::knowledge::Catalog;
 use crate::paths;
 
 /// The program a literal command word names, given the cwd candidates it may run in.
-pub(crate) fn identify(argv0: &str, cwd: &Cwd) -> Program {
+pub(crate) fn identify(argv0: &str, cwd: &Cwd, k: &Catalog) -> Program {
     if !argv0.contains('/') {
         return Program::Literal(argv0.to_string());
     }
@@ -24,7 +24,7 @@ pub(crate) fn identify(argv0: &str, cwd: &Cwd) -> Program {
     let resolved: Vec<String> = bases.iter().map(|b| paths::resolve(b, argv0)).collect();
     let in_system = |p: &String| {
         let dir = paths::ancestors(p).first().copied().unwrap_or("/");
-        k::SYSTEM_BIN_DIRS.contains(&dir)
+        k.is_system_bin_dir(dir)
     };
     match resolved.first() {
         Some(first) if resolved.iter().all(in_system) => {

@@ -16,6 +16,8 @@ use tree_sitter::{Node, Parser, Tree};
 
 pub(crate) struct Walker<'o> {
     pub opts: &'o ParseOptions,
+    /// Program knowledge (loaded once per process).
+    pub knowledge: &'static crate::knowledge::Catalog,
     pub out: Vec<Command>,
     parser: Parser,
     depth: usize,
@@ -85,8 +87,10 @@ impl<'o> Walker<'o> {
         parser
             .set_language(&tree_sitter_bash::LANGUAGE.into())
             .map_err(|_| ParseError::NoTree)?;
+        let knowledge = crate::knowledge::catalog()?;
         Ok(Walker {
             opts,
+            knowledge,
             out: Vec::new(),
             parser,
             depth: 0,
@@ -869,14 +873,14 @@ impl<'o> Walker<'o> {
         let _ = src;
         let mut pending = vec![proto];
         while let Some(p) = pending.pop() {
-            match crate::wrappers::unwrap(p) {
-                Unwrapped::Plain(p) => self.out.push(command::finish(p)),
+            match crate::wrappers::unwrap(p, self.knowledge) {
+                Unwrapped::Plain(p) => self.out.push(command::finish(p, self.knowledge)),
                 Unwrapped::Split {
                     outer,
                     inners,
                     payloads,
                 } => {
-                    self.out.push(command::finish(outer));
+                    self.out.push(command::finish(outer, self.knowledge));
                     for pl in payloads {
                         self.payload(pl)?;
                     }

@@ -8,13 +8,10 @@
 //! allowed by a rule that needs to know the program.
 
 use crate::ir::{Cwd, PathRef, Program, RedirectKind};
+use crate::knowledge::{Catalog, Trait};
 use crate::paths;
 use crate::proto::{Frame, Payload, Proto, Unwrapped};
 use crate::words::Decoded;
-
-const SHELLS: &[&str] = &[
-    "bash", "sh", "zsh", "dash", "ksh", "ash", "mksh", "yash", "fish", "rbash",
-];
 
 /// Result of scanning wrapper options.
 struct Scan {
@@ -236,18 +233,18 @@ const WRAPPERS: &[(&str, SplitFn)] = &[
 ];
 
 /// Splits a wrapper into the commands it runs. Non-wrappers come back as `Plain`.
-pub(crate) fn unwrap(p: Proto) -> Unwrapped {
+pub(crate) fn unwrap(p: Proto, k: &Catalog) -> Unwrapped {
     let Some(name) = p.name() else {
         return Unwrapped::Plain(p);
     };
-    let Program::Literal(base) = crate::program::identify(&name, &p.cwd) else {
+    let Program::Literal(base) = crate::program::identify(&name, &p.cwd, k) else {
         // A path to a program is never a wrapper: `./sudo` is not `sudo`.
         return Unwrapped::Plain(p);
     };
     if let Some((_, split)) = WRAPPERS.iter().find(|(n, _)| *n == base) {
         return split(p, &base);
     }
-    if SHELLS.contains(&base.as_str()) {
+    if k.has(&base, Trait::Shell) {
         return shell(p, &base);
     }
     Unwrapped::Plain(p)

@@ -229,3 +229,88 @@ fn grammar_cases() {
         failures.join("\n")
     );
 }
+
+/// Every example in `knowledge/programs.toml` extracts exactly the path words it lists,
+/// and every example's script names a program of its own entry.
+#[test]
+fn knowledge_examples() {
+    let k = execkit_grammar::knowledge::catalog().unwrap_or_else(|e| panic!("{e}"));
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for entry in k.entries() {
+        assert!(
+            !entry.examples().is_empty(),
+            "{:?} has no example",
+            entry.names()
+        );
+        for ex in entry.examples() {
+            total += 1;
+            let script = match parse(&ex.script, &opts) {
+                Ok(s) => s,
+                Err(e) => {
+                    failures.push(format!("`{}`: {e}", ex.script));
+                    continue;
+                }
+            };
+            let names_own_program = script
+                .commands
+                .iter()
+                .any(|c| entry.names().iter().any(|n| c.program.is(n)));
+            if !names_own_program {
+                failures.push(format!("`{}` runs none of {:?}", ex.script, entry.names()));
+            }
+            let paths: Vec<String> = script
+                .commands
+                .iter()
+                .flat_map(|c| c.args.iter())
+                .filter(|a| !a.paths.is_empty())
+                .map(|a| a.value.clone())
+                .collect();
+            if paths != ex.paths {
+                failures.push(format!(
+                    "`{}`: expected paths {:?}, extracted {:?}",
+                    ex.script, ex.paths, paths
+                ));
+            }
+        }
+    }
+    assert!(total >= 60, "only {total} knowledge examples");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A knowledge file with a mistake is refused with a reason, never half-loaded.
+#[test]
+fn knowledge_file_mistakes_are_refused() {
+    use execkit_grammar::knowledge::{Catalog, KnowledgeError};
+    let head = "about = \"x\"\nsystem_bin_dirs = []\ncommon_value_options = []\npattern_flags = []\nrecursive_flags = []\n";
+    let entry = |names: &str, extra: &str| {
+        format!("[[program]]\nnames = [{names}]\n{extra}examples = [{{ script = \"a\", paths = [] }}]\n")
+    };
+    let dup = format!("{head}{}{}", entry("\"a\"", ""), entry("\"b\", \"a\"", ""));
+    assert_eq!(
+        Catalog::from_toml(&dup).unwrap_err(),
+        KnowledgeError::DuplicateName("a".into())
+    );
+    let twice = format!(
+        "{head}{}",
+        entry(
+            "\"a\"",
+            "value_options = [\"-e\"]\ncode_options = [\"-e\"]\n"
+        )
+    );
+    assert!(matches!(
+        Catalog::from_toml(&twice).unwrap_err(),
+        KnowledgeError::DuplicateOption { .. }
+    ));
+    let bad_trait = format!("{head}{}", entry("\"a\"", "traits = [\"flies\"]\n"));
+    assert!(matches!(
+        Catalog::from_toml(&bad_trait).unwrap_err(),
+        KnowledgeError::Toml(_)
+    ));
+    let no_example = format!("{head}[[program]]\nnames = [\"a\"]\n");
+    assert_eq!(
+        Catalog::from_toml(&no_example).unwrap_err(),
+        KnowledgeError::NoExample("a".into())
+    );
+}
