@@ -17,7 +17,7 @@
 //!                          # "parse-error" = rejected by the parser
 //! ```
 
-use crate::{DecisionEnv, Engine, Transport, Verdict};
+use crate::{DecisionEnv, Engine, Transport, UnknownTransport, Verdict};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -80,13 +80,47 @@ pub struct CaseResult {
     pub detail: String,
 }
 
+/// A case file that cannot be run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaseFileError {
+    /// Not valid TOML, or not the case-file shape.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The file.
+        file: String,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// A case's settings name an unknown transport.
+    #[error("{file} case {case}: {source}")]
+    Settings {
+        /// The file.
+        file: String,
+        /// 1-based case number.
+        case: usize,
+        /// The bad setting.
+        source: UnknownTransport,
+    },
+}
+
 /// Runs every case of a case file against `engine`.
-pub fn run_case_file(engine: &Engine, file: &str, text: &str) -> Result<Vec<CaseResult>, String> {
-    let cf: CaseFile = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+pub fn run_case_file(
+    engine: &Engine,
+    file: &str,
+    text: &str,
+) -> Result<Vec<CaseResult>, CaseFileError> {
+    let cf: CaseFile = toml::from_str(text).map_err(|e| CaseFileError::Parse {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
     let mut out = Vec::new();
     for (i, c) in cf.cases.iter().enumerate() {
-        let env = env_for(&cf.defaults, &c.settings)
-            .map_err(|e| format!("{file} case {}: {e}", i + 1))?;
+        let env = env_for(&cf.defaults, &c.settings).map_err(|source| CaseFileError::Settings {
+            file: file.to_string(),
+            case: i + 1,
+            source,
+        })?;
         let d = engine.decide(&c.command, &env);
         let actual = d.verdict;
         let mut pass = actual == c.expect;
@@ -160,7 +194,7 @@ pub fn run_case_file(engine: &Engine, file: &str, text: &str) -> Result<Vec<Case
     Ok(out)
 }
 
-fn env_for(d: &Settings, c: &Settings) -> Result<DecisionEnv, String> {
+fn env_for(d: &Settings, c: &Settings) -> Result<DecisionEnv, UnknownTransport> {
     let pick = |a: &Option<String>, b: &Option<String>| a.clone().or_else(|| b.clone());
     let workspace = pick(&c.workspace, &d.workspace).unwrap_or_else(|| "/work".into());
     let home = pick(&c.home, &d.home).unwrap_or_else(|| "/home/agent".into());

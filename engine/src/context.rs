@@ -4,6 +4,7 @@
 /// How the command reaches its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Transport {
     /// A local shell.
     #[default]
@@ -25,16 +26,19 @@ impl Transport {
     }
 }
 
+/// A transport name that is not `local`, `ssh` or `docker`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport `{0}` (expected local, ssh or docker)")]
+pub struct UnknownTransport(pub String);
+
 impl std::str::FromStr for Transport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownTransport;
+    fn from_str(s: &str) -> Result<Self, UnknownTransport> {
         match s {
             "local" => Ok(Transport::Local),
             "ssh" => Ok(Transport::Ssh),
             "docker" => Ok(Transport::Docker),
-            other => Err(format!(
-                "unknown transport `{other}` (expected local, ssh or docker)"
-            )),
+            other => Err(UnknownTransport(other.to_string())),
         }
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The outcome of authorizing a command or a single fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Verdict {
     /// Every fact is permitted.
     Allow,

@@ -11,6 +11,7 @@ use execkit_grammar::{Command, Cwd, PathRef, RedirectKind, Script};
 /// The actions of the execkit schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Action {
     /// Run a program.
     Exec,

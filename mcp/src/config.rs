@@ -281,10 +281,14 @@ impl OperatorConfig {
             self.identity.operator = v;
         }
         if let Some(v) = env("EXECKIT_SANDBOX_PROFILE") {
-            self.sandbox.profile = v.parse().map_err(|e: String| ConfigError::Env {
-                name: "EXECKIT_SANDBOX_PROFILE".into(),
-                message: e,
-            })?;
+            self.sandbox.profile =
+                v.parse()
+                    .map_err(
+                        |e: execkit_runner::sandbox::UnknownProfile| ConfigError::Env {
+                            name: "EXECKIT_SANDBOX_PROFILE".into(),
+                            message: e.to_string(),
+                        },
+                    )?;
         }
         if let Some(v) = env("EXECKIT_SANDBOX_WRITABLE") {
             self.sandbox.writable = paths(v);

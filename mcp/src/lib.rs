@@ -6,6 +6,7 @@
 
 pub mod audit_cmd;
 pub mod config;
+pub mod doctor;
 pub mod mcp_doctor;
 pub mod operator;
 pub mod policy_cmd;

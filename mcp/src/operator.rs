@@ -163,7 +163,7 @@ impl Operator {
 
     /// Resolves the workspace an agent asked for: `None` is the default; anything else
     /// must exist and lie inside an allowed root (after resolving `..` and symlinks).
-    pub fn workspace(&self, requested: Option<&str>) -> Result<PathBuf, String> {
+    pub fn workspace(&self, requested: Option<&str>) -> Result<PathBuf, WorkspaceError> {
         let Some(req) = requested else {
             return Ok(self.default_workspace.clone());
         };
@@ -175,9 +175,12 @@ impl Operator {
         };
         let c = p
             .canonicalize()
-            .map_err(|e| format!("workspace `{req}`: {e}"))?;
+            .map_err(|source| WorkspaceError::Unresolvable {
+                requested: req.to_string(),
+                source,
+            })?;
         if !c.is_dir() {
-            return Err(format!("workspace `{req}` is not a directory"));
+            return Err(WorkspaceError::NotADirectory(req.to_string()));
         }
         if !self
             .allowed_workspaces
@@ -189,11 +192,10 @@ impl Operator {
                 .iter()
                 .map(|r| r.display().to_string())
                 .collect();
-            return Err(format!(
-                "workspace `{}` is outside what the operator allows ({})",
-                c.display(),
-                roots.join(", ")
-            ));
+            return Err(WorkspaceError::OutsideAllowed {
+                path: c,
+                roots: roots.join(", "),
+            });
         }
         Ok(c)
     }
@@ -242,4 +244,28 @@ impl Operator {
         }
         b
     }
+}
+
+/// Why a workspace an agent asked for is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The path does not resolve (missing, unreadable, a symlink loop).
+    #[error("workspace `{requested}`: {source}")]
+    Unresolvable {
+        /// The path as the agent wrote it.
+        requested: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The path is not a directory.
+    #[error("workspace `{0}` is not a directory")]
+    NotADirectory(String),
+    /// The resolved path is outside every root the operator allows.
+    #[error("workspace `{}` is outside what the operator allows ({roots})", .path.display())]
+    OutsideAllowed {
+        /// The resolved path.
+        path: PathBuf,
+        /// The allowed roots, comma-separated.
+        roots: String,
+    },
 }

@@ -1,5 +1,6 @@
 //! `execkit policy check|validate|test|explain`.
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use execkit_engine::policy_dir;
 use execkit_engine::{Decision, DecisionEnv, Engine, Transport, Verdict};
@@ -96,7 +97,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("execkit: {e}");
+            eprintln!("execkit: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -124,13 +125,13 @@ fn env_of(a: &EnvArgs) -> DecisionEnv {
 }
 
 /// The engine for `--policies DIR`, or for the embedded default set.
-pub fn engine_for(dir: Option<&Path>) -> Result<(Engine, policy_dir::PolicyDir), String> {
-    let src = policy_dir::resolve(dir).map_err(|e| e.to_string())?;
-    let engine = Engine::new(&src.bundle).map_err(|e| format!("{}: {e}", src.name))?;
+pub fn engine_for(dir: Option<&Path>) -> anyhow::Result<(Engine, policy_dir::PolicyDir)> {
+    let src = policy_dir::resolve(dir)?;
+    let engine = Engine::new(&src.bundle).with_context(|| src.name.clone())?;
     Ok((engine, src))
 }
 
-fn check(a: CheckArgs) -> Result<ExitCode, String> {
+fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let (engine, _) = engine_for(a.policies.as_deref())?;
     let mut env = env_of(&a.env);
     env.target.transport = a.transport.parse::<Transport>()?;
@@ -140,17 +141,14 @@ fn check(a: CheckArgs) -> Result<ExitCode, String> {
     let command = a.command.join(" ");
     let d = engine.decide(&command, &env);
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&d).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
         print_decision(&d);
     }
     Ok(ExitCode::from(match d.verdict {
         Verdict::Allow => 0,
-        Verdict::Deny => 2,
         Verdict::Ask => 3,
+        _ => 2,
     }))
 }
 
@@ -162,7 +160,7 @@ fn print_decision(d: &Decision) {
         let mark = match f.verdict {
             Verdict::Allow => "allow",
             Verdict::Ask => "ASK  ",
-            Verdict::Deny => "DENY ",
+            _ => "DENY ",
         };
         println!("{mark} {:<10} {}  ({})", f.action, f.resource, f.program);
         println!("      {}", f.reason);
@@ -177,7 +175,7 @@ fn print_decision(d: &Decision) {
     println!("decision: {}", d.verdict.as_str().to_uppercase());
 }
 
-fn validate(dir: Option<&Path>) -> Result<ExitCode, String> {
+fn validate(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (engine, src) = engine_for(dir)?;
     println!(
         "{}: {} policies, strict validation passed",
@@ -187,20 +185,19 @@ fn validate(dir: Option<&Path>) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn test(dir: Option<&Path>, verbose: bool, json: bool) -> Result<ExitCode, String> {
+fn test(dir: Option<&Path>, verbose: bool, json: bool) -> anyhow::Result<ExitCode> {
     let sources = match dir {
-        Some(d) => vec![policy_dir::from_dir(d).map_err(|e| e.to_string())?],
+        Some(d) => vec![policy_dir::from_dir(d)?],
         None => execkit_policies::SETS
             .iter()
             .map(|s| policy_dir::embedded(s.name))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?,
+            .collect::<Result<_, _>>()?,
     };
     let mut all = Vec::new();
     for src in &sources {
-        let engine = Engine::new(&src.bundle).map_err(|e| format!("{}: {e}", src.name))?;
+        let engine = Engine::new(&src.bundle).with_context(|| src.name.clone())?;
         if src.cases.is_empty() {
-            return Err(format!("{} has no case files (cases/*.toml)", src.name));
+            anyhow::bail!("{} has no case files (cases/*.toml)", src.name);
         }
         for (file, text) in &src.cases {
             all.extend(execkit_engine::cases::run_case_file(&engine, file, text)?);
@@ -208,10 +205,7 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> Result<ExitCode, Strin
     }
     let failed = all.iter().filter(|r| !r.pass).count();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         println!(
             "{:<6} {:<6} {:<6} {:<30} command",
@@ -242,16 +236,13 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> Result<ExitCode, Strin
     })
 }
 
-fn explain(a: ExplainArgs) -> Result<ExitCode, String> {
+fn explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
     let env = env_of(&a.env);
     let command = a.command.join(" ");
     let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
     match parse(&command, &opts) {
         Ok(script) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&script).map_err(|e| e.to_string())?
-            );
+            println!("{}", serde_json::to_string_pretty(&script)?);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -4,6 +4,7 @@
 //! stderr. Without a budget the whole input is scrubbed and streamed out (memory stays
 //! bounded); with one, the output is shaped exactly as a command's output would be.
 
+use anyhow::Context as _;
 use clap::Args;
 use execkit_protect::{
     Budget, BudgetMode, CaptureLimits, KnownSecrets, Protector, Redactor, SecretEnvPolicy,
@@ -79,17 +80,17 @@ impl RedactArgs {
         })
     }
 
-    fn known(&self) -> Result<KnownSecrets, String> {
+    fn known(&self) -> anyhow::Result<KnownSecrets> {
         let mut known = KnownSecrets::new();
         for f in &self.secret_files {
             let text = std::fs::read_to_string(f)
-                .map_err(|e| format!("cannot read secret file {}: {e}", f.display()))?;
+                .with_context(|| format!("cannot read secret file {}", f.display()))?;
             known.add_file_contents(&text);
         }
         for name in &self.secret_envs {
             match std::env::var(name) {
                 Ok(v) => known.add(&v),
-                Err(_) => return Err(format!("--secret-env {name}: variable is not set")),
+                Err(_) => anyhow::bail!("--secret-env {name}: variable is not set"),
             }
         }
         if self.env_secrets {
@@ -108,13 +109,13 @@ pub fn run(args: RedactArgs) -> ExitCode {
     match redact(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("execkit redact: {e}");
+            eprintln!("execkit redact: {e:#}");
             ExitCode::from(1)
         }
     }
 }
 
-fn redact(args: &RedactArgs) -> Result<(), String> {
+fn redact(args: &RedactArgs) -> anyhow::Result<()> {
     let known = args.known()?;
     let limits = CaptureLimits {
         head_bytes: args.head_bytes,
@@ -124,7 +125,7 @@ fn redact(args: &RedactArgs) -> Result<(), String> {
     let protector = Protector::new(Redactor::new(&known), limits);
     let budget = args.budget();
     let mut stream = match &budget {
-        Some(b) => protector.stream(b).map_err(|e| e.to_string())?,
+        Some(b) => protector.stream(b)?,
         None => protector.passthrough(),
     };
     let stdout = std::io::stdout();
@@ -142,7 +143,7 @@ fn redact(args: &RedactArgs) -> Result<(), String> {
         let mut reader: Box<dyn Read> = match src {
             Some(path) => Box::new(
                 std::fs::File::open(path)
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+                    .with_context(|| format!("cannot open {}", path.display()))?,
             ),
             None => Box::new(std::io::stdin().lock()),
         };
@@ -152,7 +153,7 @@ fn redact(args: &RedactArgs) -> Result<(), String> {
     pending.push_str(&result.text);
     out.write_all(pending.as_bytes())
         .and_then(|_| out.flush())
-        .map_err(|e| format!("writing output: {e}"))?;
+        .context("writing output")?;
     let report = serde_json::json!({
         "redactions": result.redactions,
         "redactions_total": result.redactions.values().sum::<u64>(),
@@ -169,20 +170,20 @@ fn feed(
     stream: &mut StreamProtector,
     pending: &mut String,
     out: &mut impl Write,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("reading input: {e}")),
+            Err(e) => return Err(anyhow::Error::new(e).context("reading input")),
         };
         stream.push(&buf[..n]);
         stream.drain(pending);
         if !pending.is_empty() {
             out.write_all(pending.as_bytes())
-                .map_err(|e| format!("writing output: {e}"))?;
+                .context("writing output")?;
             pending.clear();
         }
     }

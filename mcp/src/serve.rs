@@ -2,6 +2,7 @@
 
 use crate::operator::Operator;
 use crate::server::{close_all, reap_idle, ExecKitServer};
+use anyhow::Context as _;
 use rmcp::ServiceExt;
 
 /// Sends logs to stderr, filtered by `RUST_LOG` (default: `execkit=info,rmcp=warn`).
@@ -17,7 +18,7 @@ pub fn init_logging() {
 
 /// Serves MCP on stdin/stdout until the client disconnects or a SIGINT/SIGTERM arrives,
 /// then closes every session (killing their process trees).
-pub async fn serve_stdio(op: Operator) -> Result<(), String> {
+pub async fn serve_stdio(op: Operator) -> anyhow::Result<()> {
     tracing::info!(
         policies = %op.policy_set,
         workspace = %op.default_workspace.display(),
@@ -30,11 +31,11 @@ pub async fn serve_stdio(op: Operator) -> Result<(), String> {
     let service = server
         .serve(rmcp::transport::stdio())
         .await
-        .map_err(|e| format!("MCP handshake failed: {e}"))?;
+        .context("MCP handshake failed")?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        .context("cannot watch SIGTERM")?;
     let outcome = tokio::select! {
-        r = service.waiting() => r.map(|q| tracing::info!(reason = ?q, "client disconnected")).map_err(|e| e.to_string()),
+        r = service.waiting() => r.map(|q| tracing::info!(reason = ?q, "client disconnected")).context("the MCP service task failed"),
         _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT"); Ok(()) }
         _ = term.recv() => { tracing::info!("SIGTERM"); Ok(()) }
     };

@@ -2,7 +2,8 @@
 //! scripts. One JSON result per command, in one persistent session.
 
 use crate::policy_cmd::engine_for;
-use execkit_runner::sandbox::{kernel_landlock_abi, Level, Profile, SandboxConfig};
+use anyhow::Context as _;
+use execkit_runner::sandbox::{Profile, SandboxConfig};
 use execkit_runner::{ExecError, Limits, RunAs, Session, SessionBuilder};
 use serde_json::json;
 use std::io::{BufRead, Write};
@@ -63,11 +64,11 @@ pub struct DoctorCmd {
     json: bool,
 }
 
-fn config(a: &SessionArgs) -> Result<SessionBuilder, String> {
+fn config(a: &SessionArgs) -> anyhow::Result<SessionBuilder> {
     let (engine, _) = engine_for(a.policies.as_deref())?;
     let workspace = match &a.workspace {
         Some(w) => w.clone(),
-        None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+        None => std::env::current_dir().context("current directory")?,
     };
     let mut limits = Limits::default();
     limits.default_timeout = std::time::Duration::from_millis(a.timeout_ms);
@@ -82,16 +83,16 @@ fn config(a: &SessionArgs) -> Result<SessionBuilder, String> {
         })
         .limits(limits);
     if let Some(u) = &a.run_as {
-        b = b.run_as(RunAs::lookup(u).map_err(|e| e.to_string())?);
+        b = b.run_as(RunAs::lookup(u)?);
     }
     Ok(b)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .context("cannot start the runtime")
 }
 
 /// One command's JSON line and the exit code `exec` would use.
@@ -118,11 +119,11 @@ async fn one(session: &Session, command: &str) -> (serde_json::Value, u8) {
 
 /// `execkit session`: reads commands from stdin, writes one JSON result per line.
 pub fn session(cmd: SessionCmd) -> ExitCode {
-    let go = || -> Result<(), String> {
+    let go = || -> anyhow::Result<()> {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = config.local().await.map_err(|e| e.to_string())?;
+            let session = config.local().await?;
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let sep = if cmd.null { 0u8 } else { b'\n' };
@@ -130,9 +131,7 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
             let mut out = std::io::stdout().lock();
             loop {
                 buf.clear();
-                let n = input
-                    .read_until(sep, &mut buf)
-                    .map_err(|e| format!("stdin: {e}"))?;
+                let n = input.read_until(sep, &mut buf).context("stdin")?;
                 if n == 0 {
                     break;
                 }
@@ -144,8 +143,8 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
                     continue;
                 }
                 let (line, _) = one(&session, &command).await;
-                writeln!(out, "{line}").map_err(|e| format!("stdout: {e}"))?;
-                out.flush().map_err(|e| format!("stdout: {e}"))?;
+                writeln!(out, "{line}").context("stdout")?;
+                out.flush().context("stdout")?;
             }
             session.close().await;
             Ok(())
@@ -154,7 +153,7 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
     match go() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("execkit session: {e}");
+            eprintln!("execkit session: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -163,11 +162,11 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
 /// `execkit exec -- CMD`: exit 0 when it ran (its status is in the JSON), 2 denied, 3
 /// needs approval, 1 error.
 pub fn exec(cmd: ExecCmd) -> ExitCode {
-    let go = || -> Result<u8, String> {
+    let go = || -> anyhow::Result<u8> {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = config.local().await.map_err(|e| e.to_string())?;
+            let session = config.local().await?;
             let (line, code) = one(&session, &cmd.command.join(" ")).await;
             println!("{line}");
             session.close().await;
@@ -177,110 +176,46 @@ pub fn exec(cmd: ExecCmd) -> ExitCode {
     match go() {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("execkit exec: {e}");
+            eprintln!("execkit exec: {e:#}");
             ExitCode::from(1)
         }
     }
 }
 
 /// `execkit doctor`: what this machine can enforce, proven by starting a session and
-/// probing it. Exit 0 when the profile is fully enforced, 1 otherwise.
+/// probing it (the same doctor as `execkit-mcp doctor`, without the operator checks).
+/// Exit 0 when every check passes, 1 otherwise.
 pub fn doctor(cmd: DoctorCmd) -> ExitCode {
-    let go = || -> Result<(serde_json::Value, bool), String> {
-        let mut args = cmd.args.clone();
-        let ws = std::env::temp_dir().join(format!("execkit-doctor-{}", std::process::id()));
-        std::fs::create_dir_all(&ws).map_err(|e| e.to_string())?;
-        args.workspace.get_or_insert(ws.clone());
-        // Probes run under a permit-everything view: this checks the kernel, not policies.
-        let config = config(&args)?.engine(Arc::new(permit_all()?));
-        let rt = runtime()?;
-        let report = rt.block_on(async {
-            let session = config.local().await.map_err(|e| e.to_string())?;
-            let info = session.info().await;
-            let mut probes = serde_json::Map::new();
-            for (name, cmd, expect_ok) in [
-                ("write_outside_workspace_refused", "echo x > /etc/.execkit-doctor", false),
-                ("workspace_writable", "echo x > .execkit-doctor && rm .execkit-doctor", true),
-                ("no_new_privs", "grep -q 'NoNewPrivs:\t1' /proc/self/status", true),
-                ("network_refused", "echo > /dev/tcp/127.0.0.1/9", false),
-            ] {
-                let r = session.exec(cmd).await;
-                let ran_ok = matches!(&r, Ok(r) if r.exit_code == Some(0));
-                probes.insert(name.into(), json!(ran_ok == expect_ok));
-            }
-            session.close().await;
-            Ok::<_, String>(json!({
-                "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-                "landlock_abi": kernel_landlock_abi(),
-                "session": info,
-                "probes": probes,
-            }))
-        });
-        let _ = std::fs::remove_dir_all(&ws);
-        let report = report?;
-        let full = report["session"]["enforcement"]["level"] == json!(Level::Full);
-        Ok((report, full))
+    let go = || -> anyhow::Result<crate::doctor::Report> {
+        let profile = cmd.args.profile;
+        let strict = profile != Profile::Off && !cmd.args.allow_best_effort;
+        let mut report = crate::doctor::Report::kernel(strict);
+        let builder = config(&cmd.args)?;
+        runtime()?.block_on(report.probe_session(builder, profile, strict));
+        Ok(report)
     };
     match go() {
-        Ok((report, full)) => {
+        Ok(report) => {
             if cmd.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                let e = &report["session"]["enforcement"];
-                println!(
-                    "kernel {}  Landlock ABI {}",
-                    report["kernel"].as_str().unwrap_or("?"),
-                    report["landlock_abi"]
-                );
-                println!(
-                    "profile {}  enforcement {}",
-                    e["profile"].as_str().unwrap_or("?"),
-                    e["level"].as_str().unwrap_or("?")
-                );
-                println!(
-                    "  filesystem rules {}  TCP rules {}  scopes {}  seccomp {}  no_new_privs {}",
-                    e["filesystem"],
-                    e["landlock_network"],
-                    e["scopes"],
-                    e["seccomp"],
-                    e["no_new_privs"]
-                );
-                for n in e["notes"].as_array().into_iter().flatten() {
-                    println!("  note: {}", n.as_str().unwrap_or(""));
-                }
-                if let Some(p) = report["probes"].as_object() {
-                    for (k, v) in p {
-                        println!(
-                            "  probe {k}: {}",
-                            if v == &json!(true) { "ok" } else { "FAILED" }
-                        );
+                match serde_json::to_string_pretty(&report) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("execkit doctor: {e}");
+                        return ExitCode::from(1);
                     }
                 }
+            } else {
+                print!("{}", report.render());
             }
-            if full || cmd.args.profile == Profile::Off {
+            if report.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }
         Err(e) => {
-            eprintln!("execkit doctor: {e}");
+            eprintln!("execkit doctor: {e:#}");
             ExitCode::from(1)
         }
     }
-}
-
-fn permit_all() -> Result<execkit_engine::Engine, String> {
-    let bundle = execkit_engine::PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        &[(
-            "doctor.cedar",
-            "@id(\"doctor-probe\") permit(principal, action, resource);",
-        )],
-        "[]",
-    );
-    execkit_engine::Engine::new(&bundle).map_err(|e| e.to_string())
 }

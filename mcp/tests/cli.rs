@@ -363,9 +363,57 @@ fn doctor_reports_full_enforcement_with_passing_probes() {
         String::from_utf8_lossy(&o.stderr)
     );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["session"]["enforcement"]["level"], "full");
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["enforcement"]["level"], "full");
     assert!(r["landlock_abi"].as_i64().unwrap() >= 1);
-    for (name, ok) in r["probes"].as_object().unwrap() {
-        assert_eq!(ok, true, "probe {name} failed");
+    let kinds: Vec<&str> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["ok"], true, "{c}");
+            c["kind"].as_str().unwrap()
+        })
+        .collect();
+    for k in [
+        "landlock",
+        "seccomp",
+        "sandbox",
+        "write_outside_workspace",
+        "workspace_write",
+        "no_new_privs",
+        "network",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+}
+
+/// Probes follow the profile: under `read-only` a workspace write must be refused (and is),
+/// under `workspace-net` the network must be reachable (and is).
+#[test]
+fn doctor_probes_expect_what_each_profile_promises() {
+    for (profile, kind, detail) in [
+        ("read-only", "workspace_write", "was refused"),
+        ("workspace-net", "network", "was permitted"),
+    ] {
+        let o = execkit(&["doctor", "--json", "--profile", profile]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{profile}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let c = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == kind)
+            .unwrap();
+        assert_eq!(c["ok"], true, "{profile}: {c}");
+        assert!(
+            c["detail"].as_str().unwrap().contains(detail),
+            "{profile}: {c}"
+        );
     }
 }

@@ -43,4 +43,6 @@ pub use known::{KnownSecrets, SecretEnvPolicy};
 pub use pipeline::{Protector, StreamOutput, StreamProtector};
 pub use redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
 pub use rules::{Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
-pub use shape::{Budget, BudgetError, BudgetMode, CaptureLimits, Shaped, Shaper, StreamReport};
+pub use shape::{
+    Budget, BudgetError, BudgetMode, CaptureLimits, ShapeMode, Shaped, Shaper, StreamReport,
+};

@@ -173,7 +173,7 @@ impl StreamProtector {
                 self.through_newlines + u64::from(!self.through_last_newline)
             };
             let report = StreamReport {
-                mode: "passthrough".into(),
+                mode: crate::shape::ShapeMode::Passthrough,
                 raw_bytes: self.raw_bytes,
                 bytes_total: self.through_bytes,
                 lines_total: lines,

@@ -152,11 +152,45 @@ pub enum BudgetError {
     TinyCap,
 }
 
+/// Which budget shaped a stream, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ShapeMode {
+    /// Everything (within the capture limits).
+    #[default]
+    Full,
+    /// The first lines.
+    Head,
+    /// The last lines.
+    Tail,
+    /// The first and the last lines.
+    HeadTail,
+    /// Matching lines with context.
+    Grep,
+    /// Not shaped: the bytes passed through (streaming to a file).
+    Passthrough,
+}
+
+impl ShapeMode {
+    /// The mode's name as it is serialized (`head_tail`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShapeMode::Full => "full",
+            ShapeMode::Head => "head",
+            ShapeMode::Tail => "tail",
+            ShapeMode::HeadTail => "head_tail",
+            ShapeMode::Grep => "grep",
+            ShapeMode::Passthrough => "passthrough",
+        }
+    }
+}
+
 /// What happened to one stream, as reported to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct StreamReport {
-    /// The budget mode applied (`full`, `head`, `tail`, `head_tail`, `grep`).
-    pub mode: String,
+    /// The budget mode applied.
+    pub mode: ShapeMode,
     /// Bytes received from the process, before stripping and redaction.
     pub raw_bytes: u64,
     /// Bytes of protected text (after stripping and redaction).
@@ -197,7 +231,7 @@ struct Kept {
 /// Applies a budget within capture limits to a stream of text pieces.
 pub struct Shaper {
     mode: Mode,
-    mode_name: &'static str,
+    mode_name: ShapeMode,
     limits: CaptureLimits,
     max_chars: Option<usize>,
     bytes_total: u64,
@@ -248,7 +282,7 @@ impl Shaper {
             return Err(BudgetError::TinyCap);
         }
         let (mode, mode_name) = match &budget.mode {
-            BudgetMode::Full => (Mode::Full, "full"),
+            BudgetMode::Full => (Mode::Full, ShapeMode::Full),
             BudgetMode::Head { lines } => {
                 if *lines == 0 {
                     return Err(BudgetError::Zero("head lines"));
@@ -258,7 +292,7 @@ impl Shaper {
                         head: *lines,
                         tail: 0,
                     },
-                    "head",
+                    ShapeMode::Head,
                 )
             }
             BudgetMode::Tail { lines } => {
@@ -270,7 +304,7 @@ impl Shaper {
                         head: 0,
                         tail: *lines,
                     },
-                    "tail",
+                    ShapeMode::Tail,
                 )
             }
             BudgetMode::HeadTail { head, tail } => {
@@ -282,7 +316,7 @@ impl Shaper {
                         head: *head,
                         tail: *tail,
                     },
-                    "head_tail",
+                    ShapeMode::HeadTail,
                 )
             }
             BudgetMode::Grep { pattern, context } => {
@@ -296,7 +330,7 @@ impl Shaper {
                         re,
                         context: (*context).min(100),
                     },
-                    "grep",
+                    ShapeMode::Grep,
                 )
             }
         };
@@ -509,7 +543,7 @@ impl Shaper {
             self.newlines + u64::from(!self.ends_with_newline)
         };
         let mut report = StreamReport {
-            mode: self.mode_name.to_string(),
+            mode: self.mode_name,
             bytes_total: self.bytes_total,
             lines_total,
             ..StreamReport::default()
@@ -523,8 +557,8 @@ impl Shaper {
         if let Some(max) = self.max_chars {
             let chars = text.chars().count();
             if chars > max {
-                let keep_tail = self.mode_name == "tail";
-                let both = matches!(self.mode_name, "full" | "head_tail");
+                let keep_tail = self.mode_name == ShapeMode::Tail;
+                let both = matches!(self.mode_name, ShapeMode::Full | ShapeMode::HeadTail);
                 text = cap_chars(&text, max, keep_tail, both);
                 report.chars_cut = (chars - text.chars().count()) as u64;
             }

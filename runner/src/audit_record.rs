@@ -12,7 +12,8 @@ pub(crate) fn recorded(v: Verdict) -> RecordedVerdict {
     match v {
         Verdict::Allow => RecordedVerdict::Allow,
         Verdict::Ask => RecordedVerdict::Ask,
-        Verdict::Deny => RecordedVerdict::Deny,
+        // A verdict added later is recorded as the strictest one (fail closed).
+        _ => RecordedVerdict::Deny,
     }
 }
 

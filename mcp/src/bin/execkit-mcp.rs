@@ -1,6 +1,7 @@
 //! `execkit-mcp` — the MCP server (stdio), its doctor and client setup. A thin binary: the
 //! work happens in `execkit_cli::{serve, server, mcp_doctor, setup}`.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use execkit_cli::config::OperatorConfig;
 use execkit_cli::operator::Operator;
@@ -40,30 +41,27 @@ enum Command {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .context("cannot start the runtime")
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = || OperatorConfig::load(cli.config.as_deref()).map_err(|e| e.to_string());
-    let result: Result<ExitCode, String> = match cli.command.as_ref().unwrap_or(&Command::Serve) {
+    let config = || OperatorConfig::load(cli.config.as_deref());
+    let result: anyhow::Result<ExitCode> = match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => (|| {
             serve::init_logging();
-            let op = Operator::new(config()?).map_err(|e| e.to_string())?;
+            let op = Operator::new(config()?)?;
             runtime()?.block_on(serve::serve_stdio(op))?;
             Ok(ExitCode::SUCCESS)
         })(),
         Command::Doctor { json } => (|| {
             let report = runtime()?.block_on(mcp_doctor::run(config()?));
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-                );
+                println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", report.render());
             }
@@ -76,11 +74,11 @@ fn main() -> ExitCode {
         Command::Setup { client } => (|| {
             let exe = std::env::current_exe()
                 .and_then(|p| p.canonicalize())
-                .map_err(|e| format!("cannot find this binary's path: {e}"))?;
+                .context("cannot find this binary's path")?;
             let cfg = match &cli.config {
                 Some(c) => Some(
                     c.canonicalize()
-                        .map_err(|e| format!("{}: {e}", c.display()))?,
+                        .with_context(|| format!("{}", c.display()))?,
                 ),
                 None => None,
             };
@@ -91,7 +89,7 @@ fn main() -> ExitCode {
     match result {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("execkit-mcp: {e}");
+            eprintln!("execkit-mcp: {e:#}");
             ExitCode::from(2)
         }
     }

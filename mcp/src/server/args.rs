@@ -103,11 +103,27 @@ pub struct BudgetArg {
     pub max_chars: Option<usize>,
 }
 
+/// A budget argument that names a mode without the fields it needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetArgError {
+    /// `mode` needs `field`.
+    #[error("budget mode `{mode}` needs `{field}`")]
+    MissingField {
+        /// The budget mode as the agent wrote it.
+        mode: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+}
+
 impl BudgetArg {
-    /// The engine's budget, or a message saying which field is missing.
-    pub fn to_budget(&self) -> Result<Budget, String> {
-        let need = |v: Option<usize>, field: &str| {
-            v.ok_or_else(|| format!("budget mode `{}` needs `{field}`", self.mode_name()))
+    /// The engine's budget, or which field the mode needs and is missing.
+    pub fn to_budget(&self) -> Result<Budget, BudgetArgError> {
+        let need = |v: Option<usize>, field: &'static str| {
+            v.ok_or(BudgetArgError::MissingField {
+                mode: self.mode_name(),
+                field,
+            })
         };
         let mode = match self.mode {
             BudgetModeArg::Full => BudgetMode::Full,
@@ -122,10 +138,10 @@ impl BudgetArg {
                 tail: need(self.tail, "tail")?,
             },
             BudgetModeArg::Grep => BudgetMode::Grep {
-                pattern: self
-                    .pattern
-                    .clone()
-                    .ok_or_else(|| "budget mode `grep` needs `pattern`".to_string())?,
+                pattern: self.pattern.clone().ok_or(BudgetArgError::MissingField {
+                    mode: "grep",
+                    field: "pattern",
+                })?,
                 context: self.context.unwrap_or(0),
             },
         };
@@ -163,7 +179,7 @@ mod tests {
         );
         let b: BudgetArg = serde_json::from_str(r#"{"mode":"head_tail","head":3}"#).unwrap();
         assert_eq!(
-            b.to_budget().unwrap_err(),
+            b.to_budget().unwrap_err().to_string(),
             "budget mode `head_tail` needs `tail`"
         );
         assert!(serde_json::from_str::<BudgetArg>(r#"{"mode":"middle"}"#).is_err());

@@ -225,12 +225,12 @@ impl ExecKitServer {
         }
         let budget = match a.output_budget.as_ref().map(|b| b.to_budget()).transpose() {
             Ok(b) => b,
-            Err(e) => return fail(ErrorKind::BadArguments, e),
+            Err(e) => return fail(ErrorKind::BadArguments, e.to_string()),
         };
         let op = &self.shared.op;
         let workspace = match op.workspace(a.workspace.as_deref()) {
             Ok(w) => w,
-            Err(e) => return fail(ErrorKind::Workspace, e),
+            Err(e) => return fail(ErrorKind::Workspace, e.to_string()),
         };
         let slot = match self.shared.table.reserve() {
             Ok(s) => s,
@@ -293,7 +293,7 @@ impl ExecKitServer {
         };
         let budget = match a.budget.as_ref().map(|b| b.to_budget()).transpose() {
             Ok(b) => b.or_else(|| entry.budget.clone()),
-            Err(e) => return fail(ErrorKind::BadArguments, e),
+            Err(e) => return fail(ErrorKind::BadArguments, e.to_string()),
         };
         let opts = exec_options(budget, a.timeout_ms);
         // A retry carrying the human's answer to an earlier `input_required`.

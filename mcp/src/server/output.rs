@@ -137,7 +137,7 @@ pub struct Truncation {
 impl Truncation {
     fn of(r: &StreamReport) -> Option<Truncation> {
         (r.truncated || r.matches.is_some()).then(|| Truncation {
-            mode: r.mode.clone(),
+            mode: r.mode.as_str().to_string(),
             bytes_total: r.bytes_total,
             lines_total: r.lines_total,
             bytes_kept: r.bytes_kept,

@@ -35,6 +35,13 @@ fn doctor_passes_here_and_fails_on_a_broken_policy_dir() {
         );
     }
     assert!(text.contains("level Full"), "{text}");
+    for probe in ["probe: write outside workspace", "probe: network"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(probe) && l.contains("ok")),
+            "{probe}: {text}"
+        );
+    }
     assert!(!s.audit.exists(), "doctor writes no audit record");
 
     let bad = s.root.join("bad-policies");
@@ -58,7 +65,7 @@ fn doctor_passes_here_and_fails_on_a_broken_policy_dir() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "policies")
+        .find(|c| c["kind"] == "policies")
         .unwrap();
     assert_eq!(policies["ok"], false);
 }

@@ -46,17 +46,20 @@ impl Profile {
     }
 }
 
+/// A sandbox profile name that is not one of the four profiles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sandbox profile `{0}` (expected read-only, workspace, workspace-net or off)")]
+pub struct UnknownProfile(pub String);
+
 impl std::str::FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownProfile;
+    fn from_str(s: &str) -> Result<Self, UnknownProfile> {
         match s {
             "read-only" => Ok(Profile::ReadOnly),
             "workspace" => Ok(Profile::Workspace),
             "workspace-net" => Ok(Profile::WorkspaceNet),
             "off" => Ok(Profile::Off),
-            other => Err(format!(
-                "unknown sandbox profile `{other}` (expected read-only, workspace, workspace-net or off)"
-            )),
+            other => Err(UnknownProfile(other.to_string())),
         }
     }
 }

@@ -1,0 +1,298 @@
+//! One doctor for `execkit doctor` and `execkit-mcp doctor`: can this machine enforce the
+//! sandbox a session is configured with? It reads the kernel (Landlock ABI, seccomp),
+//! starts a real session with the given settings under a permit-everything policy (this
+//! checks the kernel, not policies) and runs probes whose expected outcome follows from
+//! the profile: a write outside the workspace refused, the workspace writable unless the
+//! profile is read-only, `no_new_privs` set, the network refused unless the profile allows
+//! it. The MCP doctor adds its operator checks (policies, audit path) to the same report.
+
+use anyhow::Context as _;
+use execkit_runner::sandbox::{kernel_landlock_abi, Enforcement, Level, Profile};
+use execkit_runner::{Engine, ExecResult, PolicyBundle, SessionBuilder};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// What a check is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// The kernel's Landlock ABI.
+    Landlock,
+    /// seccomp filters.
+    Seccomp,
+    /// The operator's policy set loads and validates.
+    Policies,
+    /// The operator's audit path is writable.
+    Audit,
+    /// A session starts at the expected enforcement level.
+    Sandbox,
+    /// Probe: a write outside the workspace is refused.
+    WriteOutsideWorkspace,
+    /// Probe: the workspace is writable (refused under `read-only`).
+    WorkspaceWrite,
+    /// Probe: `no_new_privs` is set in the session.
+    NoNewPrivs,
+    /// Probe: a TCP connection (refused unless the profile has network).
+    Network,
+}
+
+impl CheckKind {
+    fn label(self) -> &'static str {
+        match self {
+            CheckKind::Landlock => "landlock",
+            CheckKind::Seccomp => "seccomp",
+            CheckKind::Policies => "policies",
+            CheckKind::Audit => "audit",
+            CheckKind::Sandbox => "sandbox",
+            CheckKind::WriteOutsideWorkspace => "probe: write outside workspace",
+            CheckKind::WorkspaceWrite => "probe: write in workspace",
+            CheckKind::NoNewPrivs => "probe: no_new_privs",
+            CheckKind::Network => "probe: network",
+        }
+    }
+}
+
+/// One check and what was found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub kind: CheckKind,
+    /// Passed (or did not matter for this configuration).
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// Every check, in order, and what the session got.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `uname -r`.
+    pub kernel: String,
+    /// The kernel's Landlock ABI (0: none).
+    pub landlock_abi: i32,
+    /// The enforcement a probe session got, when one started.
+    pub enforcement: Option<Enforcement>,
+    /// The checks.
+    pub checks: Vec<Check>,
+    /// Every check passed.
+    pub ok: bool,
+}
+
+impl Report {
+    /// Adds a check (a failed one makes the report fail).
+    pub fn push(&mut self, kind: CheckKind, ok: bool, detail: impl Into<String>) {
+        self.ok &= ok;
+        self.checks.push(Check {
+            kind,
+            ok,
+            detail: detail.into(),
+        });
+    }
+
+    /// One line per check, then the verdict.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "kernel {}  Landlock ABI {}\n",
+            self.kernel, self.landlock_abi
+        );
+        for c in &self.checks {
+            let _ = writeln!(
+                s,
+                "{:<31} {}  {}",
+                c.kind.label(),
+                if c.ok { "ok  " } else { "FAIL" },
+                c.detail
+            );
+        }
+        if let Some(e) = &self.enforcement {
+            for n in &e.notes {
+                let _ = writeln!(s, "  note: {n}");
+            }
+        }
+        s.push_str(if self.ok {
+            "ready\n"
+        } else {
+            "NOT READY: fix the failed checks above\n"
+        });
+        s
+    }
+}
+
+#[allow(unsafe_code)] // one prctl query, see SAFETY below
+fn seccomp_supported() -> (bool, String) {
+    // PR_GET_SECCOMP answers 0 (not filtered) or 2 (filtered) where seccomp exists.
+    // SAFETY: prctl with constant arguments reads a flag of this process only.
+    let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let filter_line = status.lines().any(|l| l.starts_with("Seccomp_filters:"));
+    let seen = if filter_line {
+        "supported"
+    } else {
+        "not reported"
+    };
+    (
+        mode >= 0 && filter_line,
+        format!("PR_GET_SECCOMP={mode}, filters {seen}"),
+    )
+}
+
+/// A policy that permits everything, so probes test the kernel and not the policies.
+fn permit_all() -> anyhow::Result<Engine> {
+    let bundle = PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        &[(
+            "doctor.cedar",
+            "@id(\"doctor-probe\") permit(principal, action, resource);",
+        )],
+        "[]",
+    );
+    Engine::new(&bundle).context("the doctor's permit-all policy does not load")
+}
+
+/// A probe: a command, how to tell whether the session let it through, and whether the
+/// profile should.
+struct Probe {
+    kind: CheckKind,
+    command: &'static str,
+    permitted: fn(&ExecResult) -> bool,
+    permitted_under: fn(Profile) -> bool,
+}
+
+fn succeeded(r: &ExecResult) -> bool {
+    r.exit_code == Some(0)
+}
+
+/// Nothing listens on port 9 here: a "Connection refused" means the connect reached the
+/// network stack (permitted); a sandbox refusal is EPERM/EACCES.
+fn reached_network(r: &ExecResult) -> bool {
+    r.exit_code == Some(0) || r.stderr.contains("Connection refused")
+}
+
+const PROBES: &[Probe] = &[
+    Probe {
+        kind: CheckKind::WriteOutsideWorkspace,
+        command: "echo x > /etc/.execkit-doctor && rm -f /etc/.execkit-doctor",
+        permitted: succeeded,
+        permitted_under: |p| p == Profile::Off,
+    },
+    Probe {
+        kind: CheckKind::WorkspaceWrite,
+        command: "echo x > .execkit-doctor && rm .execkit-doctor",
+        permitted: succeeded,
+        permitted_under: |p| p != Profile::ReadOnly,
+    },
+    Probe {
+        kind: CheckKind::NoNewPrivs,
+        command: "grep -q 'NoNewPrivs:\t1' /proc/self/status",
+        permitted: succeeded,
+        permitted_under: |p| p != Profile::Off,
+    },
+    Probe {
+        kind: CheckKind::Network,
+        command: "echo > /dev/tcp/127.0.0.1/9",
+        permitted: reached_network,
+        permitted_under: |p| matches!(p, Profile::WorkspaceNet | Profile::Off),
+    },
+];
+
+impl Report {
+    /// The kernel checks (Landlock, seccomp). `strict` is true when partial enforcement is
+    /// not acceptable (a sandboxing profile without best effort).
+    pub fn kernel(strict: bool) -> Report {
+        let abi = kernel_landlock_abi();
+        let mut report = Report {
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            landlock_abi: abi,
+            enforcement: None,
+            checks: Vec::new(),
+            ok: true,
+        };
+        report.push(
+            CheckKind::Landlock,
+            abi >= 1 || !strict,
+            format!("kernel Landlock ABI {abi} (rules target ABI 6; 0 = unavailable)"),
+        );
+        let (sc_ok, sc_detail) = seccomp_supported();
+        report.push(CheckKind::Seccomp, sc_ok || !strict, sc_detail);
+        report
+    }
+
+    /// Starts a probe session from `builder` under a permit-everything policy and runs the
+    /// probes. Its workspace is a throw-away directory made here and removed afterwards.
+    pub async fn probe_session(&mut self, builder: SessionBuilder, profile: Profile, strict: bool) {
+        let ws = std::env::temp_dir().join(format!("execkit-doctor-{}", std::process::id()));
+        if let Err(e) = std::fs::create_dir_all(&ws) {
+            self.push(
+                CheckKind::Sandbox,
+                false,
+                format!("cannot make a probe workspace {}: {e}", ws.display()),
+            );
+            return;
+        }
+        self.probe_in(builder.workspace(ws.clone()), profile, strict)
+            .await;
+        let _ = std::fs::remove_dir_all(&ws);
+    }
+
+    async fn probe_in(&mut self, builder: SessionBuilder, profile: Profile, strict: bool) {
+        let engine = match permit_all() {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                self.push(CheckKind::Sandbox, false, format!("{e:#}"));
+                return;
+            }
+        };
+        let session = match builder.engine(engine).local().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.push(
+                    CheckKind::Sandbox,
+                    false,
+                    format!("a session cannot start: {e}"),
+                );
+                return;
+            }
+        };
+        let info = session.info().await;
+        let e = &info.enforcement;
+        self.push(
+            CheckKind::Sandbox,
+            e.level == Level::Full || !strict,
+            format!(
+                "profile {} at level {:?} (filesystem {}, network rules {}, scopes {}, seccomp {}, no_new_privs {})",
+                e.profile.as_str(), e.level, e.filesystem, e.landlock_network, e.scopes, e.seccomp, e.no_new_privs
+            ),
+        );
+        self.enforcement = Some(e.clone());
+        for p in PROBES {
+            let ran_ok = match session.exec(p.command).await {
+                Ok(r) => (p.permitted)(&r),
+                Err(e) => {
+                    self.push(p.kind, false, format!("`{}` did not run: {e}", p.command));
+                    continue;
+                }
+            };
+            let expected = (p.permitted_under)(profile);
+            let what = if ran_ok {
+                "was permitted"
+            } else {
+                "was refused"
+            };
+            let want = if expected { "permit it" } else { "refuse it" };
+            self.push(
+                p.kind,
+                ran_ok == expected || !strict,
+                format!(
+                    "`{}` {what} (profile {} should {want})",
+                    p.command,
+                    profile.as_str()
+                ),
+            );
+        }
+        session.close().await;
+    }
+}
