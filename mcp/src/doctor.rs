@@ -263,8 +263,8 @@ impl Report {
             CheckKind::Sandbox,
             e.level == Level::Full || !strict,
             format!(
-                "profile {} at level {:?} (filesystem {}, network rules {}, scopes {}, seccomp {}, no_new_privs {})",
-                e.profile.as_str(), e.level, e.filesystem, e.landlock_network, e.scopes, e.seccomp, e.no_new_privs
+                "profile {} at level {:?} (filesystem {}, network rules {}, scopes {}, seccomp {}, no_new_privs {}, pid namespace {})",
+                e.profile.as_str(), e.level, e.filesystem, e.landlock_network, e.scopes, e.seccomp, e.no_new_privs, e.pid_namespace
             ),
         );
         self.enforcement = Some(e.clone());

@@ -46,6 +46,7 @@ mod result;
 pub mod sandbox;
 mod session;
 mod shell;
+mod tmpdirs;
 
 pub use builder::SessionBuilder;
 pub use config::{Limits, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};

@@ -166,7 +166,8 @@ impl Session {
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
         let base = config.tmp_base.clone().unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!("execkit-{id}"));
+        crate::tmpdirs::sweep_stale(&base);
+        let dir = base.join(crate::tmpdirs::session_dir_name(&id));
         let tmp = dir.join("tmp");
         make_private_dir(&dir, None).map_err(SessionError::Spawn)?;
         make_private_dir(&tmp, config.run_as.as_ref().map(|r| (r.uid, r.gid)))

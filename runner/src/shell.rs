@@ -9,7 +9,7 @@
 use crate::config::SessionConfig;
 use crate::frame;
 use crate::procs;
-use crate::sandbox::{self, Enforcement};
+use crate::sandbox::{self, namespaces, Enforcement};
 use crate::SessionError;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -103,27 +103,47 @@ impl Shell {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        if let Some(r) = &config.run_as {
-            cmd.uid(r.uid).gid(r.gid);
+        let namespaces = prepared.namespaces;
+        let creds = config.run_as.as_ref().map(|r| (r.uid, r.gid));
+        if !namespaces {
+            // With namespaces the user is switched after mounting `/proc` (see below).
+            if let Some((uid, gid)) = creds {
+                cmd.uid(uid).gid(gid);
+            }
         }
         let prepared = Arc::new(prepared);
         let p = prepared.clone();
-        // SAFETY: the closure only makes async-signal-safe system calls (setsid, prctl,
-        // landlock_restrict_self, seccomp) on data built before fork.
+        // SAFETY: the closure only makes async-signal-safe system calls (setsid, unshare,
+        // fork, mount, setuid, prctl, landlock_restrict_self, seccomp) on data built before
+        // fork.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if namespaces {
+                    namespaces::enter(creds)?;
+                } else {
+                    namespaces::die_with_parent()?;
                 }
                 p.apply_in_child()
             });
         }
         let mut child = cmd.spawn().map_err(SessionError::Spawn)?;
         drop(prepared);
-        let pid = child
+        let spawned = child
             .id()
             .map(|p| p as i32)
             .ok_or_else(|| SessionError::NotReady("the shell exited at once".into()))?;
+        // With namespaces our child is the keeper and the shell its only child (forked
+        // before `spawn` returned: the keeper closes the exec-error pipe after forking).
+        let pid = if namespaces {
+            *procs::children(spawned).first().ok_or_else(|| {
+                SessionError::NotReady("the shell exited at once (no namespace)".into())
+            })?
+        } else {
+            spawned
+        };
         let stdin = child
             .stdin
             .take()

@@ -81,9 +81,27 @@ impl ClientHandler for Client {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// A variable in every test server's environment that no session may ever read.
+pub const SERVER_CANARY: &str = "canary-3b7e91d04c5a";
+
+/// A policy directory (under `root`) that permits everything, for tests of what the kernel
+/// contains when the policy does not.
+pub fn permit_all_policies(root: &Path) -> String {
+    let dir = root.join("permit-all");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("all.cedar"),
+        "@id(\"permit-all\") permit(principal, action, resource);",
+    )
+    .unwrap();
+    format!("[policy]\ndir = {:?}\n", dir.display().to_string())
+}
+
 /// A scratch workspace (removed on drop) with a config file for the server.
 pub struct Setup {
     pub root: PathBuf,
+    /// The server's `TMPDIR` (where session directories go).
+    pub tmp: PathBuf,
     pub workspace: PathBuf,
     pub config: PathBuf,
     pub audit: PathBuf,
@@ -109,6 +127,8 @@ impl Setup {
         let _ = std::fs::remove_dir_all(&root);
         let workspace = root.join("ws");
         std::fs::create_dir_all(workspace.join("sub")).unwrap();
+        let tmp = root.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let audit = root.join("audit.jsonl");
         let config = root.join("execkit.toml");
         let mut text = format!(
@@ -126,6 +146,7 @@ impl Setup {
         std::fs::write(&config, text).unwrap();
         Setup {
             stderr: root.join("server.stderr"),
+            tmp,
             root,
             workspace,
             config,
@@ -170,6 +191,8 @@ impl Setup {
         cmd.arg("--config").arg(&self.config);
         cmd.env_remove("EXECKIT_CONFIG");
         cmd.env("RUST_LOG", "execkit=debug");
+        cmd.env("TMPDIR", &self.tmp);
+        cmd.env("EXECKIT_TEST_CANARY", SERVER_CANARY);
         let stderr = std::fs::File::create(&self.stderr).unwrap();
         let (t, _) = TokioChildProcess::builder(cmd)
             .stderr(stderr)

@@ -51,8 +51,11 @@ async fn idle_sessions_are_reaped_and_their_processes_killed() {
     let s = Setup::new("[limits]\nidle_ttl_secs = 1\n");
     let c = s.connect(Human::Absent).await;
     let id = create(&c).await;
-    let v = exec(&c, &id, "sleep 300 >/dev/null 2>&1 & echo $!").await;
-    let pid: i32 = v["stdout"].as_str().unwrap().trim().parse().unwrap();
+    // `$!` is a pid inside the session's PID namespace: find the process from here by a
+    // command line nothing else has.
+    let marker = format!("300.{}", std::process::id());
+    exec(&c, &id, &format!("sleep {marker} >/dev/null 2>&1 &")).await;
+    let pid = pid_with_cmdline(&format!("sleep\0{marker}\0")).expect("the sleep runs");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = call(&c, "session_list", json!({})).await;
@@ -234,4 +237,13 @@ async fn logs_go_to_stderr_and_commands_to_the_audit_log() {
     let report =
         execkit_audit::verify_file(&s.audit, &execkit_audit::VerifyOptions::default()).unwrap();
     assert!(report.problem.is_none(), "{report:?}");
+}
+
+/// The host pid of the process whose `/proc/PID/cmdline` is exactly `cmdline`.
+fn pid_with_cmdline(cmdline: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let c = std::fs::read(e.path().join("cmdline")).ok()?;
+        (c == cmdline.as_bytes()).then_some(pid)
+    })
 }

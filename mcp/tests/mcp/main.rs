@@ -6,5 +6,6 @@ mod approval;
 mod binary;
 mod common;
 mod concurrency;
+mod containment;
 mod lifecycle;
 mod tools;

@@ -6,6 +6,7 @@
 //! failure there fails the spawn instead of running unconfined.
 
 mod landlock_rules;
+pub(crate) mod namespaces;
 mod seccomp_filter;
 
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,9 @@ pub struct Enforcement {
     pub seccomp: bool,
     /// `no_new_privs` set.
     pub no_new_privs: bool,
+    /// The session runs in its own PID namespace (it dies with the server and cannot see
+    /// processes outside it) with its own `/proc` in a private mount namespace.
+    pub pid_namespace: bool,
     /// Paths the shell may write.
     pub writable: Vec<PathBuf>,
     /// What is missing, for humans.
@@ -154,6 +158,8 @@ pub enum SandboxError {
 
 /// A sandbox ready to be applied in a child.
 pub(crate) struct Prepared {
+    /// Start the shell in its own PID and mount namespaces.
+    pub namespaces: bool,
     ruleset: std::sync::Mutex<Option<landlock::RulesetCreated>>,
     expect_landlock: bool,
     bpf: Option<seccompiler::BpfProgram>,
@@ -177,8 +183,17 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, SandboxError> {
     let abi = kernel_landlock_abi();
     let profile = config.profile;
+    let ns = namespaces::available();
+    let ns_note = || {
+        "no PID namespace (needs root or CAP_SYS_ADMIN): background processes can outlive the server and processes outside the session are visible".to_string()
+    };
     if profile == Profile::Off {
+        let mut notes = vec!["sandbox profile `off`: the operator opted out".to_string()];
+        if !ns {
+            notes.push(ns_note());
+        }
         return Ok(Prepared {
+            namespaces: ns,
             ruleset: std::sync::Mutex::new(None),
             expect_landlock: false,
             bpf: None,
@@ -191,8 +206,9 @@ pub(crate) fn prepare(
                 scopes: false,
                 seccomp: false,
                 no_new_privs: false,
+                pid_namespace: ns,
                 writable: Vec::new(),
-                notes: vec!["sandbox profile `off`: the operator opted out".into()],
+                notes,
             },
         });
     }
@@ -221,7 +237,10 @@ pub(crate) fn prepare(
         (None, landlock_rules::Applied::default())
     };
     let bpf = seccomp_filter::build(!profile.network())?;
-    let full = applied.filesystem && applied.scopes && (profile.network() || applied.network);
+    let full = applied.filesystem && applied.scopes && (profile.network() || applied.network) && ns;
+    if !ns {
+        notes.push(ns_note());
+    }
     if abi >= 1 && !applied.network && !profile.network() {
         notes.push(format!(
             "Landlock ABI {abi} has no TCP rules; network is blocked by seccomp alone"
@@ -233,6 +252,7 @@ pub(crate) fn prepare(
         ));
     }
     Ok(Prepared {
+        namespaces: ns,
         expect_landlock: ruleset.is_some(),
         ruleset: std::sync::Mutex::new(ruleset),
         bpf: Some(bpf),
@@ -251,6 +271,7 @@ pub(crate) fn prepare(
             scopes: applied.scopes,
             seccomp: true,
             no_new_privs: true,
+            pid_namespace: ns,
             writable,
             notes,
         },

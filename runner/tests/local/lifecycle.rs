@@ -80,9 +80,15 @@ async fn shell_exit_is_reported_and_the_session_reopens() {
     ));
     s.restart().await.unwrap();
     assert_eq!(ok(&s, "echo back").await.stdout, "back\n");
-    let r = run(&s, "kill -9 $$").await;
+    // The shell is PID 1 of the session's PID namespace: signals from inside do not end
+    // it (`exit` does), so a stray `kill -9 $$` cannot lose the session's state.
+    let r = run(&s, "export KEPT=1; kill -9 $$; echo still").await;
+    assert!(!r.shell_exited, "{r:?}");
+    assert_eq!(r.stdout, "still\n");
+    assert_eq!(ok(&s, "echo $KEPT").await.stdout, "1\n");
+    // Killed from outside (as the runner does), it is gone and the session reopens.
+    let r = run(&s, "exit 0").await;
     assert!(r.shell_exited);
-    assert_eq!(r.exit_code, Some(137));
     s.restart().await.unwrap();
     assert_eq!(ok(&s, "echo again").await.stdout, "again\n");
     s.close().await;
