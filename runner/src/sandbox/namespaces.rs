@@ -56,7 +56,7 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 /// # Safety
 /// Call only in a forked child before `exec` (a `pre_exec` closure).
 pub(crate) unsafe fn enter(creds: Creds) -> io::Result<()> {
-    // SAFETY (whole body): raw system calls on constants and plain integers, allowed
+    // SAFETY: (whole body) raw system calls on constants and plain integers, allowed
     // between fork and exec.
     unsafe {
         check(libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS))?;
@@ -108,7 +108,7 @@ fn exit_code(status: libc::c_int) -> libc::c_int {
 
 /// The keeper: holds nothing, dies with the server, exits with the shell's status.
 unsafe fn keep(child: libc::pid_t) -> ! {
-    // SAFETY (whole body): raw system calls between fork and exit.
+    // SAFETY: (whole body) raw system calls between fork and exit.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         // Every inherited descriptor: the shell's pipes (so EOF reaches the server when the
