@@ -144,6 +144,9 @@ pub struct LimitsConfig {
     pub approval_timeout_secs: u64,
     /// Interval between progress notifications while a command runs.
     pub progress_interval_ms: u64,
+    /// Longest JSON-RPC message accepted from the client, in bytes; a longer line is
+    /// answered with an error and skipped. Env: `EXECKIT_MAX_MESSAGE_BYTES`.
+    pub max_message_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -157,6 +160,7 @@ impl Default for LimitsConfig {
             output_tail_bytes: 32 * 1024,
             approval_timeout_secs: 300,
             progress_interval_ms: 1000,
+            max_message_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -330,6 +334,9 @@ impl OperatorConfig {
         if let Some(v) = num("EXECKIT_OUTPUT_TAIL_BYTES")? {
             self.limits.output_tail_bytes = v as usize;
         }
+        if let Some(v) = num("EXECKIT_MAX_MESSAGE_BYTES")? {
+            self.limits.max_message_bytes = v as usize;
+        }
         if let Some(v) = env("EXECKIT_AUDIT_PATH") {
             self.audit.path = Some(v.into());
         }
@@ -376,6 +383,11 @@ impl OperatorConfig {
         if l.progress_interval_ms < 50 {
             return Err(ConfigError::Invalid(
                 "limits.progress_interval_ms must be at least 50".into(),
+            ));
+        }
+        if l.max_message_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.max_message_bytes must be at least 65536".into(),
             ));
         }
         if self.policy.dir.is_some() && self.policy.set.is_some() {

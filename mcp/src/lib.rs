@@ -15,3 +15,4 @@ pub mod serve;
 pub mod server;
 pub mod session_cmd;
 pub mod setup;
+pub mod wire;

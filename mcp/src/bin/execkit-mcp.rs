@@ -55,7 +55,12 @@ fn main() -> ExitCode {
         Command::Serve => (|| {
             serve::init_logging();
             let op = Operator::new(config()?)?;
-            runtime()?.block_on(serve::serve_stdio(op))?;
+            let rt = runtime()?;
+            let served = rt.block_on(serve::serve_stdio(op));
+            // A blocking read of a stdin the client keeps open cannot be interrupted: do
+            // not wait for it.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            served?;
             Ok(ExitCode::SUCCESS)
         })(),
         Command::Doctor { json } => (|| {

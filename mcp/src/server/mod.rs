@@ -49,6 +49,34 @@ pub struct Shared {
     pub table: Table,
     /// Approvals waiting for a client retry (2026-07-28 form).
     pub approvals: Approvals,
+    /// `session_exec` calls being answered.
+    pub in_flight: InFlight,
+}
+
+/// Counts calls being answered, so that shutdown can wait for their answers.
+#[derive(Debug, Default)]
+pub struct InFlight(std::sync::atomic::AtomicUsize);
+
+/// One call being answered (counted until dropped).
+pub struct InFlightCall<'a>(&'a InFlight);
+
+impl InFlight {
+    /// Counts a call until the returned guard is dropped.
+    pub fn enter(&self) -> InFlightCall<'_> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightCall(self)
+    }
+
+    /// Calls being answered now.
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for InFlightCall<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The execkit MCP server.
@@ -112,6 +140,7 @@ impl ExecKitServer {
                 op,
                 table,
                 approvals,
+                in_flight: InFlight::default(),
             }),
             tool_router: Self::tool_router(),
         }
@@ -147,6 +176,19 @@ pub async fn reap_idle(shared: Arc<Shared>) {
 }
 
 /// Closes every session (at shutdown).
+/// On shutdown: cancels every running command and waits (up to `within`) until every
+/// `session_exec` call has its answer, so clients get "cancelled", not silence.
+pub async fn cancel_in_flight(shared: &Shared, within: Duration) {
+    for e in shared.table.all() {
+        e.session.cancel();
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    while shared.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Closes every session (killing their process trees).
 pub async fn close_all(shared: &Shared) {
     for e in shared.table.drain() {
         e.session.close().await;
@@ -288,6 +330,7 @@ impl ExecKitServer {
         InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
     ) -> ToolResult {
+        let _counted = self.shared.in_flight.enter();
         let Some(entry) = self.shared.table.get(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };

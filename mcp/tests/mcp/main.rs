@@ -8,4 +8,5 @@ mod common;
 mod concurrency;
 mod containment;
 mod lifecycle;
+mod protocol;
 mod tools;
