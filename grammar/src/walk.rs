@@ -634,6 +634,17 @@ impl<'o> Walker<'o> {
             "file_redirect" => {
                 let mut c = node.walk();
                 let dests: Vec<Node> = node.children_by_field_name("destination", &mut c).collect();
+                if dests.is_empty() && matches!(op.as_str(), ">&-" | "<&-") {
+                    // `2>&-`, `exec >&-`: closes a descriptor; no path, nothing to judge.
+                    out.push(ProtoRedirect {
+                        op,
+                        fd,
+                        kind: RedirectKind::Dup,
+                        target: Decoded::literal(""),
+                        sub_programs: BTreeSet::new(),
+                    });
+                    return Ok(pipeline);
+                }
                 if dests.len() != 1 {
                     return Err(ParseError::unsupported(
                         "redirect with several targets",
@@ -991,9 +1002,11 @@ fn assignment<'t>(
 
 fn redirect_kind(op: &str, target: &Decoded) -> RedirectKind {
     let t = target.literal_value();
-    let is_fd = t
-        .as_deref()
-        .is_some_and(|t| t == "-" || (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())));
+    // `-` closes; `N` duplicates; `N-` moves (duplicates, then closes N).
+    let is_fd = t.as_deref().is_some_and(|t| {
+        let digits = t.strip_suffix('-').unwrap_or(t);
+        t == "-" || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    });
     match op {
         ">>" | "&>>" => RedirectKind::Append,
         "<" => RedirectKind::Read,

@@ -168,7 +168,8 @@ pub fn exec(cmd: ExecCmd) -> ExitCode {
         rt.block_on(async {
             let session = config.local().await?;
             let (line, code) = one(&session, &cmd.command.join(" ")).await;
-            println!("{line}");
+            // A closed stdout (`| head`) is not worth a panic.
+            let _ = writeln!(std::io::stdout(), "{line}");
             session.close().await;
             Ok(code)
         })

@@ -66,6 +66,11 @@ pub struct RuleSpec {
     /// Skip placeholder values (`$VAR`, `<value>`, `****`, `null`, …).
     #[serde(default)]
     pub placeholders: bool,
+    /// Regexes for whole matches that are not secrets after all (`PWD=/home/x` is the
+    /// shell's working directory, not a password). A whole match any of them finds is
+    /// dropped.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// Texts that must be redacted by this rule.
     #[serde(default)]
     pub positives: Vec<String>,
@@ -107,6 +112,7 @@ pub struct Rule {
     pub(crate) patterns: Vec<Pattern>,
     pub(crate) special: Special,
     placeholders: bool,
+    exclude: Vec<Regex>,
 }
 
 /// A secret found on a line: byte range (relative to the line) and rule index.
@@ -235,12 +241,21 @@ impl RuleSet {
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
             words.extend(spec.keywords_cs.iter().map(|k| (k.clone(), idx, true)));
+            let mut exclude = Vec::with_capacity(spec.exclude.len());
+            for (index, x) in spec.exclude.iter().enumerate() {
+                exclude.push(compile(x).map_err(|source| RulesError::Regex {
+                    id: spec.id.clone(),
+                    index,
+                    source,
+                })?);
+            }
             rules.push(Rule {
                 id: spec.id.clone(),
                 description: spec.description.clone(),
                 patterns,
                 special,
                 placeholders: spec.placeholders,
+                exclude,
             });
         }
         let (keywords, keyword_info) = automaton(&words)?;
@@ -358,9 +373,13 @@ impl RuleSet {
         for p in &rule.patterns {
             let mut at = from;
             while at <= hay.len() {
+                let excluded = |whole: &[u8]| rule.exclude.iter().any(|x| x.is_match(whole));
                 let (m, next) = if p.secret_groups.is_empty() {
                     match p.re.find_at(hay, at) {
-                        Some(m) => (Some((m.start(), m.end())), m.end().max(m.start() + 1)),
+                        Some(m) => (
+                            (!excluded(m.as_bytes())).then_some((m.start(), m.end())),
+                            m.end().max(m.start() + 1),
+                        ),
                         None => break,
                     }
                 } else {
@@ -376,6 +395,7 @@ impl RuleSet {
                         .iter()
                         .find_map(|&g| caps.get(g))
                         .filter(|m| !(rule.placeholders && self.placeholder.is_match(m.as_bytes())))
+                        .filter(|_| !caps.get(0).is_some_and(|w| excluded(w.as_bytes())))
                         .map(|m| (m.start(), m.end()));
                     (secret, whole.1.max(whole.0 + 1))
                 };

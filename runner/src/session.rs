@@ -699,14 +699,20 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        self.res.duration = started.elapsed();
         if self.res.shell_gone.is_some() && self.res.exit_code.is_none() {
-            if let Ok(Ok(status)) =
-                tokio::time::timeout(Duration::from_secs(2), self.shell.child.wait()).await
-            {
-                self.res.exit_code = exit_code_of(status);
+            // The shell closed its output (`exec >&-`) and may still be running: the
+            // command lasts until it exits; a shell without output is ended after 2 s.
+            match tokio::time::timeout(Duration::from_secs(2), self.shell.child.wait()).await {
+                Ok(Ok(status)) => self.res.exit_code = exit_code_of(status),
+                _ => {
+                    self.shell.kill_all();
+                    if let Ok(status) = self.shell.child.wait().await {
+                        self.res.exit_code = exit_code_of(status);
+                    }
+                }
             }
         }
+        self.res.duration = started.elapsed();
         self.finish_framing();
         if self.res.shell_gone.is_none() {
             // The kernel's word on the cwd, not the shell's.

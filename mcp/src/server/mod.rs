@@ -102,6 +102,18 @@ fn tool_error<T: Serialize>(text: String, value: &T) -> ToolResult {
     Ok(r.into())
 }
 
+/// Characters of an agent-supplied value quoted back in an error.
+const ECHO_CHARS: usize = 64;
+
+/// An agent-supplied value as errors quote it: at most [`ECHO_CHARS`] characters (a
+/// megabyte id must not come back twice in the answer).
+fn echo(value: &str) -> String {
+    match value.char_indices().nth(ECHO_CHARS) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 /// A tool error of a kind other than a policy decision.
 fn fail(kind: ErrorKind, message: impl Into<String>) -> ToolResult {
     let message = message.into();
@@ -152,6 +164,7 @@ impl ExecKitServer {
     }
 
     fn unknown_session(&self, id: &str) -> ToolResult {
+        let id = echo(id);
         fail(
             ErrorKind::UnknownSession,
             format!(
@@ -388,7 +401,7 @@ impl ExecKitServer {
                 ErrorKind::UnknownSession,
                 format!(
                     "unknown session `{}` (already destroyed or reaped?)",
-                    a.session_id
+                    echo(&a.session_id)
                 ),
             );
         };

@@ -142,3 +142,27 @@ async fn sigterm_with_stdin_held_open_answers_the_running_call_and_exits_within_
         drop(r.stdin);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_megabyte_session_id_is_not_echoed_back() {
+    let s = Setup::new("");
+    let c = s.connect(Human::Absent).await;
+    let huge = "a".repeat(1 << 20);
+    for (tool, args) in [
+        (
+            "session_exec",
+            json!({"session_id": huge, "command": "true"}),
+        ),
+        ("session_destroy", json!({"session_id": huge})),
+        (
+            "policy_check",
+            json!({"session_id": huge, "command": "true"}),
+        ),
+    ] {
+        let r = call(&c, tool, args).await;
+        assert_eq!(structured(&r)["error"], "unknown_session", "{tool}");
+        let answer = serde_json::to_string(&r).unwrap();
+        assert!(answer.len() < 2000, "{tool}: {} bytes", answer.len());
+    }
+    c.cancel().await.unwrap();
+}

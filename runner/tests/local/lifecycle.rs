@@ -136,3 +136,16 @@ async fn drop_leaves_no_process_behind() {
     }
     assert_eq!(left, vec![], "processes left after drop");
 }
+
+/// A shell that closes its own output is followed until it exits: the result has its real
+/// exit code and duration, not 0.
+#[tokio::test]
+async fn a_shell_that_closes_its_output_is_timed_until_it_exits() {
+    let ws = Workspace::new("closed-output");
+    let s = session(&ws, Profile::Workspace).await;
+    let r = run(&s, "exec >&- 2>&-; sleep 1; exit 4").await;
+    assert!(r.shell_exited, "{r:?}");
+    assert_eq!(r.exit_code, Some(4));
+    assert!(r.duration_ms >= 900, "{}", r.duration_ms);
+    s.close().await;
+}
