@@ -147,6 +147,16 @@ pub struct LimitsConfig {
     /// Longest JSON-RPC message accepted from the client, in bytes; a longer line is
     /// answered with an error and skipped. Env: `EXECKIT_MAX_MESSAGE_BYTES`.
     pub max_message_bytes: usize,
+    /// Processes alive at once per session (0: no limit). Env: `EXECKIT_MAX_PROCESSES`.
+    pub max_processes: u64,
+    /// Memory per session, in bytes (0: no limit). Env: `EXECKIT_MAX_MEMORY_BYTES`.
+    pub max_memory_bytes: u64,
+    /// CPU per session in percent of one CPU (0: no limit). Env: `EXECKIT_CPU_PERCENT`.
+    pub cpu_percent: u32,
+    /// Open files per process (0: no limit). Env: `EXECKIT_MAX_OPEN_FILES`.
+    pub max_open_files: u64,
+    /// Size of any one written file, in bytes (0: no limit). Env: `EXECKIT_MAX_FILE_BYTES`.
+    pub max_file_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -161,6 +171,11 @@ impl Default for LimitsConfig {
             approval_timeout_secs: 300,
             progress_interval_ms: 1000,
             max_message_bytes: 16 * 1024 * 1024,
+            max_processes: 1024,
+            max_memory_bytes: 4 << 30,
+            cpu_percent: 0,
+            max_open_files: 4096,
+            max_file_bytes: 4 << 30,
         }
     }
 }
@@ -336,6 +351,21 @@ impl OperatorConfig {
         }
         if let Some(v) = num("EXECKIT_MAX_MESSAGE_BYTES")? {
             self.limits.max_message_bytes = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_MAX_PROCESSES")? {
+            self.limits.max_processes = v;
+        }
+        if let Some(v) = num("EXECKIT_MAX_MEMORY_BYTES")? {
+            self.limits.max_memory_bytes = v;
+        }
+        if let Some(v) = num("EXECKIT_CPU_PERCENT")? {
+            self.limits.cpu_percent = v as u32;
+        }
+        if let Some(v) = num("EXECKIT_MAX_OPEN_FILES")? {
+            self.limits.max_open_files = v;
+        }
+        if let Some(v) = num("EXECKIT_MAX_FILE_BYTES")? {
+            self.limits.max_file_bytes = v;
         }
         if let Some(v) = env("EXECKIT_AUDIT_PATH") {
             self.audit.path = Some(v.into());

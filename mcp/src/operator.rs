@@ -8,7 +8,7 @@ use execkit_engine::policy_dir;
 use execkit_engine::{Engine, Identity};
 use execkit_protect::{CaptureLimits, KnownSecrets};
 use execkit_runner::sandbox::SandboxConfig;
-use execkit_runner::{Limits, RunAs, Session, SessionBuilder};
+use execkit_runner::{Limits, Resources, RunAs, Session, SessionBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -224,6 +224,14 @@ impl Operator {
             tail_bytes: l.output_tail_bytes,
             ..CaptureLimits::default()
         };
+        let some = |v: u64| (v > 0).then_some(v);
+        let mut res = Resources::unlimited();
+        res.processes = some(l.max_processes);
+        res.memory_bytes = some(l.max_memory_bytes);
+        res.cpu_percent = (l.cpu_percent > 0).then_some(l.cpu_percent);
+        res.open_files = some(l.max_open_files);
+        res.file_bytes = some(l.max_file_bytes);
+        limits.resources = res;
         let mut b = Session::builder()
             .workspace(workspace)
             .engine(self.engine.clone())

@@ -25,6 +25,8 @@ pub struct Limits {
     pub grace: Duration,
     /// How much of each stream is kept.
     pub capture: CaptureLimits,
+    /// What the session's processes may use together.
+    pub resources: Resources,
 }
 
 impl Default for Limits {
@@ -34,6 +36,52 @@ impl Default for Limits {
             max_timeout: Duration::from_secs(3600),
             grace: Duration::from_millis(250),
             capture: CaptureLimits::default(),
+            resources: Resources::default(),
+        }
+    }
+}
+
+/// What a session's processes may use, enforced by the kernel: a cgroup for the whole
+/// session tree where the host offers one (processes, memory, CPU), rlimits per process
+/// (open files, file size, and the fallbacks where there is no cgroup). `None` is no limit.
+/// The session's enforcement report says what is enforced and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resources {
+    /// Processes (and threads) alive at once in the session.
+    pub processes: Option<u64>,
+    /// Memory of the whole session (cgroup), or per process (`RLIMIT_AS`) without one.
+    pub memory_bytes: Option<u64>,
+    /// CPU time per wall time, in percent of one CPU (`200` = two CPUs' worth).
+    pub cpu_percent: Option<u32>,
+    /// Open descriptors per process (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Size of any one file a process writes (`RLIMIT_FSIZE`; the writer gets `SIGXFSZ`).
+    pub file_bytes: Option<u64>,
+}
+
+impl Default for Resources {
+    /// 1024 processes, 4 GiB of memory, all CPUs, 4096 open files, 4 GiB per file.
+    fn default() -> Self {
+        Resources {
+            processes: Some(1024),
+            memory_bytes: Some(4 << 30),
+            cpu_percent: None,
+            open_files: Some(4096),
+            file_bytes: Some(4 << 30),
+        }
+    }
+}
+
+impl Resources {
+    /// No limits at all.
+    pub fn unlimited() -> Resources {
+        Resources {
+            processes: None,
+            memory_bytes: None,
+            cpu_percent: None,
+            open_files: None,
+            file_bytes: None,
         }
     }
 }

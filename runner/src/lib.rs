@@ -49,8 +49,8 @@ mod shell;
 mod tmpdirs;
 
 pub use builder::SessionBuilder;
-pub use config::{Limits, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
-pub use result::{Denial, ExecError, ExecOptions, ExecResult, SessionError};
+pub use config::{Limits, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
+pub use result::{human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, SessionError};
 pub use session::{Approval, Progress, Session, SessionInfo};
 
 pub use execkit_audit as audit;

@@ -81,6 +81,62 @@ pub struct ExecResult {
     pub redactions: RedactionCounts,
     /// The policy decision that let it run.
     pub decision: Decision,
+    /// Resource limits the command ran into (empty when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub limits_hit: Vec<LimitHit>,
+}
+
+/// A session resource limit a command ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LimitHit {
+    /// The session's memory limit: the kernel killed a process.
+    Memory {
+        /// The limit.
+        limit_bytes: u64,
+    },
+    /// The session's process limit: forks were refused.
+    Processes {
+        /// The limit.
+        max_processes: u64,
+    },
+    /// The per-file size limit: the writer was killed with `SIGXFSZ`.
+    FileSize {
+        /// The limit.
+        limit_bytes: u64,
+    },
+}
+
+/// `2 GiB`, `512 MiB`, `10 KiB` or bytes, for messages.
+pub fn human_bytes(b: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if b >= 1 << shift && b.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", b >> shift);
+        }
+    }
+    format!("{b} bytes")
+}
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitHit::Memory { limit_bytes } => write!(
+                f,
+                "a process was killed: session memory limit {} reached",
+                human_bytes(*limit_bytes)
+            ),
+            LimitHit::Processes { max_processes } => write!(
+                f,
+                "new processes were refused: session process limit {max_processes} reached"
+            ),
+            LimitHit::FileSize { limit_bytes } => write!(
+                f,
+                "a writer was killed: file size limit {} reached",
+                human_bytes(*limit_bytes)
+            ),
+        }
+    }
 }
 
 /// A command the policies did not allow. It never reached the shell.

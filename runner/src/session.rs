@@ -5,7 +5,8 @@ use crate::builder::SessionBuilder;
 use crate::config::SessionConfig;
 use crate::frame::{self, Split, Splitter};
 use crate::procs;
-use crate::result::{Denial, ExecError, ExecOptions, ExecResult, SessionError};
+use crate::result::{Denial, ExecError, ExecOptions, ExecResult, LimitHit, SessionError};
+use crate::sandbox::cgroup::Counters;
 use crate::sandbox::Enforcement;
 use crate::shell::{Chunk, Shell};
 use execkit_audit::{AuditEvent, CommandRecord, StreamSummary, Who};
@@ -413,10 +414,13 @@ impl Session {
             let why = st.gone.clone().unwrap_or_else(|| "not running".into());
             return Err(ExecError::ShellGone(why));
         }
-        let run = {
+        let (run, counters) = {
             let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
+            let before = shell.counters();
             let run = Run::new(self, shell, out, err, timeout);
-            run.go(command).await
+            let run = run.go(command).await;
+            let after = st.shell.as_ref().map(Shell::counters).unwrap_or(before);
+            (run, (before, after))
         };
         let run = match run {
             Ok(r) => r,
@@ -441,6 +445,12 @@ impl Session {
             }
             st.gone = Some(why);
         }
+        let limits_hit = limits_hit(
+            &self.config.limits.resources,
+            counters,
+            run.exit_code,
+            &stderr.text,
+        );
         let mut redactions = stdout.redactions.clone();
         for (k, v) in &stderr.redactions {
             *redactions.entry(k.clone()).or_default() += v;
@@ -458,6 +468,7 @@ impl Session {
             stderr_report: stderr.report,
             redactions,
             decision,
+            limits_hit,
         };
         self.audit(AuditEvent::Command(CommandRecord {
             who: self.who(),
@@ -528,6 +539,33 @@ fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::
         }
     }
     Ok(())
+}
+
+/// The limits a command ran into: the cgroup's counters moved (memory, processes), or a
+/// writer died of `SIGXFSZ` (bash's exit status 128+25, or its report on stderr).
+fn limits_hit(
+    res: &crate::config::Resources,
+    (before, after): (Counters, Counters),
+    exit_code: Option<i32>,
+    stderr: &str,
+) -> Vec<LimitHit> {
+    let mut hits = Vec::new();
+    if after.oom_kills > before.oom_kills {
+        if let Some(limit_bytes) = res.memory_bytes {
+            hits.push(LimitHit::Memory { limit_bytes });
+        }
+    }
+    if after.pids_max > before.pids_max {
+        if let Some(max_processes) = res.processes {
+            hits.push(LimitHit::Processes { max_processes });
+        }
+    }
+    if let Some(limit_bytes) = res.file_bytes {
+        if exit_code == Some(128 + libc::SIGXFSZ) || stderr.contains("File size limit exceeded") {
+            hits.push(LimitHit::FileSize { limit_bytes });
+        }
+    }
+    hits
 }
 
 /// Where stdout framing is.

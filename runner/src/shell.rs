@@ -9,6 +9,7 @@
 use crate::config::SessionConfig;
 use crate::frame;
 use crate::procs;
+use crate::sandbox::cgroup::{self, Counters, SessionCgroup, Wanted};
 use crate::sandbox::{self, namespaces, Enforcement};
 use crate::SessionError;
 use std::collections::BTreeMap;
@@ -54,6 +55,8 @@ pub struct Shell {
     run_as: Option<(u32, u32)>,
     /// The shell's children when the last command ended (background jobs).
     pub background: Vec<i32>,
+    /// The session's cgroup (removed when the shell is dropped).
+    pub cgroup: Option<SessionCgroup>,
 }
 
 /// The clean environment a shell starts with.
@@ -92,7 +95,39 @@ impl Shell {
         tmp: &Path,
     ) -> Result<(Shell, Enforcement), SessionError> {
         let prepared = sandbox::prepare(&config.sandbox, &config.workspace, tmp)?;
-        let enforcement = prepared.enforcement.clone();
+        let mut enforcement = prepared.enforcement.clone();
+        // The session's cgroup (named after its directory, plus a spawn counter so a
+        // restarted shell gets a fresh group) and the rlimits that complete it.
+        let res = config.limits.resources;
+        let group_name = format!(
+            "{}-{}",
+            tmp.parent()
+                .and_then(|d| d.file_name())
+                .and_then(|n| n.to_str())
+                .unwrap_or("execkit-session"),
+            frame::random_hex(4).map_err(SessionError::Spawn)?
+        );
+        let cgroup = match SessionCgroup::create(
+            &group_name,
+            Wanted {
+                processes: res.processes,
+                memory_bytes: res.memory_bytes,
+                cpu_percent: res.cpu_percent,
+            },
+        ) {
+            Ok(g) => g,
+            Err(e) => {
+                enforcement
+                    .notes
+                    .push(format!("no session cgroup ({e}): falling back to rlimits"));
+                None
+            }
+        };
+        let (rlimits, report, notes) =
+            sandbox::rlimits::plan(&res, cgroup.as_ref(), config.run_as.is_some());
+        enforcement.resources = report;
+        enforcement.notes.extend(notes);
+        let cgroup_fds = cgroup.as_ref().map(|g| g.procs_fds()).unwrap_or_default();
         let mut cmd = Command::new(&config.shell);
         cmd.arg("--noprofile")
             .arg("--norc")
@@ -121,6 +156,8 @@ impl Shell {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                cgroup::join_in_child(&cgroup_fds)?;
+                rlimits.apply_in_child()?;
                 if namespaces {
                     namespaces::enter(creds)?;
                 } else {
@@ -185,6 +222,7 @@ impl Shell {
             tmp: tmp.to_path_buf(),
             run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
             background: Vec::new(),
+            cgroup,
         };
         shell.wait_ready().await?;
         Ok((shell, enforcement))
@@ -229,6 +267,14 @@ impl Shell {
                 }
             }
         }
+    }
+
+    /// The cgroup's limit counters now (zero without a cgroup).
+    pub fn counters(&self) -> Counters {
+        self.cgroup
+            .as_ref()
+            .map(SessionCgroup::counters)
+            .unwrap_or_default()
     }
 
     /// The generation of the current pipes.

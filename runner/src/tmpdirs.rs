@@ -33,7 +33,7 @@ pub(crate) fn session_dir_name(id: &str) -> String {
 }
 
 /// True if the owner a directory name records is no longer running.
-fn is_stale(name: &str) -> bool {
+pub(crate) fn is_stale(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(PREFIX) else {
         return false;
     };

@@ -5,7 +5,7 @@
 use execkit_engine::{Decision, Verdict};
 use execkit_protect::StreamReport;
 use execkit_runner::sandbox::Enforcement;
-use execkit_runner::ExecResult;
+use execkit_runner::{ExecResult, LimitHit};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -112,6 +112,36 @@ pub struct ExecOutput {
     /// The human who approved this command, when the policies asked for approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// Session resource limits the command ran into, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub limits_hit: Vec<LimitOutput>,
+}
+
+/// A resource limit a command ran into.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LimitOutput {
+    /// `memory`, `processes` or `file_size`.
+    pub kind: String,
+    /// The limit (bytes, or processes).
+    pub limit: u64,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl From<&LimitHit> for LimitOutput {
+    fn from(h: &LimitHit) -> LimitOutput {
+        let (kind, limit) = match *h {
+            LimitHit::Memory { limit_bytes } => ("memory", limit_bytes),
+            LimitHit::Processes { max_processes } => ("processes", max_processes),
+            LimitHit::FileSize { limit_bytes } => ("file_size", limit_bytes),
+            _ => ("other", 0),
+        };
+        LimitOutput {
+            kind: kind.into(),
+            limit,
+            message: h.to_string(),
+        }
+    }
 }
 
 /// How a stream was cut.
@@ -165,6 +195,7 @@ impl ExecOutput {
             shell_exited: r.shell_exited,
             redactions: r.redactions,
             approved_by,
+            limits_hit: r.limits_hit.iter().map(LimitOutput::from).collect(),
         }
     }
 
@@ -190,6 +221,9 @@ impl ExecOutput {
         if !self.redactions.is_empty() {
             let n: u64 = self.redactions.values().sum();
             let _ = write!(s, " · {n} redacted");
+        }
+        for l in &self.limits_hit {
+            let _ = write!(s, " · {}", l.message);
         }
         if self.stdout.is_empty() && self.stderr.is_empty() {
             s.push_str(" · no output");

@@ -5,13 +5,16 @@
 //! `fork` and `exec` ([`Prepared::apply_in_child`]), Landlock first, then seccomp, so a
 //! failure there fails the spawn instead of running unconfined.
 
+pub(crate) mod cgroup;
 mod landlock_rules;
 pub(crate) mod namespaces;
+pub(crate) mod rlimits;
 mod seccomp_filter;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use cgroup::CgroupVersion;
 pub use landlock_rules::kernel_landlock_abi;
 
 /// What the operator lets a session do. Chosen by the operator, never by the agent.
@@ -127,10 +130,31 @@ pub struct Enforcement {
     /// The session runs in its own PID namespace (it dies with the server and cannot see
     /// processes outside it) with its own `/proc` in a private mount namespace.
     pub pid_namespace: bool,
+    /// The resource limits enforced, and how.
+    pub resources: ResourceReport,
     /// Paths the shell may write.
     pub writable: Vec<PathBuf>,
     /// What is missing, for humans.
     pub notes: Vec<String>,
+}
+
+/// Resource limits as enforced (a limit that is `None` here is not enforced).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceReport {
+    /// The session's cgroup, when one could be created.
+    pub cgroup: Option<CgroupVersion>,
+    /// Processes alive at once (cgroup `pids.max`, or `RLIMIT_NPROC` for a run-as user).
+    pub processes: Option<u64>,
+    /// Memory (cgroup: the whole session; `RLIMIT_AS`: each process).
+    pub memory_bytes: Option<u64>,
+    /// True when `memory_bytes` binds each process (`RLIMIT_AS`), not the session.
+    pub memory_per_process: bool,
+    /// CPU quota in percent of one CPU (cgroup only).
+    pub cpu_percent: Option<u32>,
+    /// Open descriptors per process (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Bytes per written file (`RLIMIT_FSIZE`).
+    pub file_bytes: Option<u64>,
 }
 
 /// Why a sandbox could not be set up.
@@ -207,6 +231,7 @@ pub(crate) fn prepare(
                 seccomp: false,
                 no_new_privs: false,
                 pid_namespace: ns,
+                resources: ResourceReport::default(),
                 writable: Vec::new(),
                 notes,
             },
@@ -272,6 +297,7 @@ pub(crate) fn prepare(
             seccomp: true,
             no_new_privs: true,
             pid_namespace: ns,
+            resources: ResourceReport::default(),
             writable,
             notes,
         },

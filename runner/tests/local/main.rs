@@ -6,5 +6,6 @@
 mod common;
 mod framing;
 mod lifecycle;
+mod limits;
 mod sandbox;
 mod session_state;
