@@ -41,6 +41,9 @@ pub struct OperatorConfig {
     pub audit: AuditConfig,
     /// Values to redact from every output.
     pub secrets: SecretsConfig,
+    /// The file this configuration was read from (not a setting).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// `[policy]`.
@@ -272,6 +275,7 @@ impl OperatorConfig {
             }
             None => OperatorConfig::default(),
         };
+        c.source = path;
         c.apply_env(env)?;
         c.validate()?;
         Ok(c)

@@ -161,6 +161,28 @@ impl Operator {
         })
     }
 
+    /// What sessions may not read: the operator's `deny_read`, plus the server's own files
+    /// (its config, its audit log, the secret files it redacts), which no session needs and
+    /// which would hand an agent the very values redaction hides.
+    pub fn deny_read(&self) -> Vec<PathBuf> {
+        let mut deny = self.config.sandbox.deny_read.clone();
+        let own = self
+            .config
+            .secrets
+            .files
+            .iter()
+            .chain(self.config.audit.path.iter())
+            .chain(self.config.source.iter());
+        for p in own {
+            if let Some(abs) = absolute(p) {
+                if !deny.iter().any(|d| abs.starts_with(d)) {
+                    deny.push(abs);
+                }
+            }
+        }
+        deny
+    }
+
     /// Resolves the workspace an agent asked for: `None` is the default; anything else
     /// must exist and lie inside an allowed root (after resolving `..` and symlinks).
     pub fn workspace(&self, requested: Option<&str>) -> Result<PathBuf, WorkspaceError> {
@@ -238,7 +260,7 @@ impl Operator {
             .sandbox(SandboxConfig {
                 profile: s.profile,
                 writable: s.writable.clone(),
-                deny_read: s.deny_read.clone(),
+                deny_read: self.deny_read(),
                 allow_best_effort: s.allow_best_effort,
             })
             .identity(self.identity())
@@ -276,4 +298,18 @@ pub enum WorkspaceError {
         /// The allowed roots, comma-separated.
         roots: String,
     },
+}
+
+/// `p` made absolute and free of symlinks (through its parent when it does not exist yet,
+/// like an audit log before its first record).
+fn absolute(p: &Path) -> Option<PathBuf> {
+    if let Ok(c) = p.canonicalize() {
+        return Some(c);
+    }
+    let name = p.file_name()?;
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?,
+    };
+    Some(parent.join(name))
 }

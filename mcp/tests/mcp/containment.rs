@@ -134,3 +134,38 @@ async fn the_server_is_invisible_from_inside_a_session() {
     c.cancel().await.unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_own_files_are_unreadable_from_a_session() {
+    let root = std::env::temp_dir().join(format!("execkit-own-files-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let secrets = root.join("secrets.txt");
+    std::fs::write(&secrets, "hunter2-canary-value-0451\n").unwrap();
+    let s = Setup::new(&format!(
+        "{}[secrets]\nfiles = [{:?}]\n",
+        permit_all_policies(&root),
+        secrets.display().to_string()
+    ));
+    let c = s.connect(Human::Absent).await;
+    let id = create(&c).await;
+    // The audit log exists once a command ran.
+    exec(&c, &id, "true").await;
+    assert!(s.audit.exists());
+    for file in [&secrets, &s.audit, &s.config] {
+        for reader in [
+            "cat",
+            "base64",
+            "python3 -c 'import sys; print(open(sys.argv[1]).read())'",
+        ] {
+            let cmd = format!("{reader} {}", file.display());
+            let v = exec(&c, &id, &cmd).await;
+            assert_ne!(v["exit_code"], 0, "`{cmd}` read it: {v}");
+            assert!(
+                v["stderr"].as_str().unwrap().contains("Permission denied"),
+                "`{cmd}`: {v}"
+            );
+        }
+    }
+    c.cancel().await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}

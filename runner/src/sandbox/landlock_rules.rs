@@ -123,6 +123,24 @@ pub fn build(
     })
 }
 
+/// Grants read access beneath the calling process's `/proc`. Only for a child that mounted
+/// its own `/proc` after the ruleset was built: Landlock skips covered mount points when it
+/// walks up a path, so the rules made for the server's `/proc` do not reach the new mount.
+pub fn add_own_proc(created: RulesetCreated) -> std::io::Result<RulesetCreated> {
+    let fd = PathFd::new("/proc").map_err(|e| std::io::Error::other(e.to_string()))?;
+    created
+        .add_rule(PathBeneath::new(fd, AccessFs::from_read(TARGET)))
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// True if no denied path touches `/proc` (so the session's own `/proc` may be readable).
+pub fn proc_not_denied(deny_read: &[PathBuf]) -> bool {
+    let proc = Path::new("/proc");
+    !deny_read
+        .iter()
+        .any(|d| d.starts_with(proc) || proc.starts_with(d))
+}
+
 /// The smallest set of paths whose union is everything except the denied paths: each
 /// denied path's ancestors are replaced by their other children (Landlock rules only add).
 fn readable_roots(deny: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {

@@ -184,6 +184,9 @@ pub enum SandboxError {
 pub(crate) struct Prepared {
     /// Start the shell in its own PID and mount namespaces.
     pub namespaces: bool,
+    /// Add a read rule for the session's own `/proc` in the child (see
+    /// [`landlock_rules::add_own_proc`]).
+    own_proc_rule: bool,
     ruleset: std::sync::Mutex<Option<landlock::RulesetCreated>>,
     expect_landlock: bool,
     bpf: Option<seccompiler::BpfProgram>,
@@ -218,6 +221,7 @@ pub(crate) fn prepare(
         }
         return Ok(Prepared {
             namespaces: ns,
+            own_proc_rule: false,
             ruleset: std::sync::Mutex::new(None),
             expect_landlock: false,
             bpf: None,
@@ -254,6 +258,15 @@ pub(crate) fn prepare(
         }
     }
     let mut notes = Vec::new();
+    for d in &config.deny_read {
+        if let Some(w) = writable.iter().find(|w| d.starts_with(w)) {
+            notes.push(format!(
+                "{} stays readable: it is inside the writable {} (Landlock rules only add access)",
+                d.display(),
+                w.display()
+            ));
+        }
+    }
     let (ruleset, applied) = if abi >= 1 {
         let built = landlock_rules::build(abi, &writable, &config.deny_read, !profile.network())?;
         (Some(built.ruleset), built.applied)
@@ -278,6 +291,9 @@ pub(crate) fn prepare(
     }
     Ok(Prepared {
         namespaces: ns,
+        own_proc_rule: ns
+            && ruleset.is_some()
+            && landlock_rules::proc_not_denied(&config.deny_read),
         expect_landlock: ruleset.is_some(),
         ruleset: std::sync::Mutex::new(ruleset),
         bpf: Some(bpf),
@@ -321,7 +337,10 @@ impl Prepared {
             Ok(mut g) => g.take(),
             Err(_) => return Err(std::io::Error::other("sandbox ruleset lock poisoned")),
         };
-        if let Some(ruleset) = ruleset {
+        if let Some(mut ruleset) = ruleset {
+            if self.own_proc_rule {
+                ruleset = landlock_rules::add_own_proc(ruleset)?;
+            }
             let status = ruleset
                 .restrict_self()
                 .map_err(|e| std::io::Error::other(e.to_string()))?;

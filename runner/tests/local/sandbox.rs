@@ -214,3 +214,32 @@ async fn run_as_an_unprivileged_user() {
     assert_eq!(r.stdout, "65534\nbash\n");
     s.close().await;
 }
+
+/// A denied file outside the workspace does not cost the session its own `/proc` (the
+/// read rules are carved around the denied path; the session's `/proc` is a mount made
+/// after the rules were built).
+#[tokio::test]
+async fn deny_read_hides_the_file_and_keeps_proc_readable() {
+    let ws = Workspace::new("deny-proc");
+    let secret_dir = Workspace::new("deny-proc-secret");
+    let secret = secret_dir.path().join("secret.txt");
+    std::fs::write(&secret, "x\n").unwrap();
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .sandbox(execkit_runner::sandbox::SandboxConfig {
+            profile: Profile::Workspace,
+            deny_read: vec![secret.clone()],
+            ..Default::default()
+        })
+        .local()
+        .await
+        .unwrap();
+    let r = run(&s, &format!("cat {}", secret.display())).await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    let r = ok(
+        &s,
+        "ls /proc | grep -c '^[0-9]'; head -1 /proc/self/status; ls /dev/null",
+    )
+    .await;
+    assert!(r.stdout.contains("Name:"), "{r:?}");
+    s.close().await;
+}
