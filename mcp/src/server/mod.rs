@@ -102,6 +102,70 @@ fn tool_error<T: Serialize>(text: String, value: &T) -> ToolResult {
     Ok(r.into())
 }
 
+/// Rewrites every tool's input and output schema to standard JSON Schema: schemars marks
+/// integers with `format: "uint64"`, `"uint"`, `"int32"` …, formats JSON Schema does not
+/// define, which TypeScript clients' validators warn about on every `tools/list`. The
+/// `minimum: 0` schemars writes alongside keeps the meaning.
+fn standard_schemas(mut router: ToolRouter<ExecKitServer>) -> ToolRouter<ExecKitServer> {
+    for route in router.map.values_mut() {
+        let input = strip_formats(serde_json::Value::Object(
+            (*route.attr.input_schema).clone(),
+        ));
+        if let serde_json::Value::Object(m) = input {
+            route.attr.input_schema = Arc::new(m);
+        }
+        if let Some(out) = &route.attr.output_schema {
+            if let serde_json::Value::Object(m) =
+                strip_formats(serde_json::Value::Object((**out).clone()))
+            {
+                route.attr.output_schema = Some(Arc::new(m));
+            }
+        }
+    }
+    router
+}
+
+/// Formats JSON Schema 2020-12 defines; any other `format` is removed.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+fn strip_formats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                // Only a string `format` is a format keyword (a property may be named so).
+                .filter(|(k, v)| match (k.as_str(), v.as_str()) {
+                    ("format", Some(f)) => STANDARD_FORMATS.contains(&f),
+                    _ => true,
+                })
+                .map(|(k, v)| (k, strip_formats(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_formats).collect()),
+        other => other,
+    }
+}
+
 /// Characters of an agent-supplied value quoted back in an error.
 const ECHO_CHARS: usize = 64;
 
@@ -154,7 +218,7 @@ impl ExecKitServer {
                 approvals,
                 in_flight: InFlight::default(),
             }),
-            tool_router: Self::tool_router(),
+            tool_router: standard_schemas(Self::tool_router()),
         }
     }
 

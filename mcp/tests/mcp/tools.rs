@@ -50,6 +50,16 @@ async fn tools_list_publishes_schemas_and_accurate_annotations() {
             _ => assert!(!ro),
         }
     }
+    // Only formats JSON Schema defines (schemars' `uint64`, `uint`, `int32` … make
+    // TypeScript clients warn on every tools/list); integers keep `minimum: 0`.
+    let listed = serde_json::to_string(&tools).unwrap();
+    for f in ["uint", "int8", "int16", "int32", "int64", "double", "float"] {
+        assert!(
+            !listed.contains(&format!("\"format\":\"{f}")),
+            "non-standard format {f} in the tool schemas"
+        );
+    }
+    assert!(listed.contains("\"minimum\":0"), "integer bounds were kept");
     let exec = tools.iter().find(|t| t.name == "session_exec").unwrap();
     let required = exec.input_schema.get("required").unwrap();
     assert!(required.as_array().unwrap().contains(&json!("session_id")));
