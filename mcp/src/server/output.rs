@@ -4,7 +4,7 @@
 
 use execkit_engine::{Decision, Verdict};
 use execkit_protect::StreamReport;
-use execkit_runner::sandbox::Enforcement;
+use execkit_runner::sandbox::{CgroupVersion, Enforcement};
 use execkit_runner::{ExecResult, LimitHit};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -45,6 +45,11 @@ pub struct SandboxOutput {
     pub network_restricted: bool,
     /// The seccomp filter applied.
     pub seccomp: bool,
+    /// The session has its own PID namespace and `/proc`: it dies with the server and
+    /// sees no process outside itself.
+    pub pid_namespace: bool,
+    /// The resource limits the kernel enforces for the session.
+    pub resources: ResourcesOutput,
     /// Paths the session can write.
     pub writable: Vec<String>,
     /// What is missing, for humans.
@@ -62,10 +67,42 @@ impl SandboxOutput {
             landlock_abi: e.landlock_abi,
             filesystem: e.filesystem,
             seccomp: e.seccomp,
+            pid_namespace: e.pid_namespace,
+            resources: ResourcesOutput {
+                cgroup: e.resources.cgroup.map(|v| match v {
+                    CgroupVersion::V1 => "v1".to_string(),
+                    _ => "v2".to_string(),
+                }),
+                max_processes: e.resources.processes,
+                max_memory_bytes: e.resources.memory_bytes,
+                memory_per_process: e.resources.memory_per_process,
+                cpu_percent: e.resources.cpu_percent,
+                max_open_files: e.resources.open_files,
+                max_file_bytes: e.resources.file_bytes,
+            },
             writable: e.writable.iter().map(|p| p.display().to_string()).collect(),
             notes: e.notes.clone(),
         }
     }
+}
+
+/// Resource limits as enforced (absent: not enforced).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ResourcesOutput {
+    /// The session's cgroup version (`v1`, `v2`), if it has one.
+    pub cgroup: Option<String>,
+    /// Processes alive at once.
+    pub max_processes: Option<u64>,
+    /// Memory in bytes (the whole session, or each process if `memory_per_process`).
+    pub max_memory_bytes: Option<u64>,
+    /// The memory limit binds each process, not the session (no memory cgroup).
+    pub memory_per_process: bool,
+    /// CPU in percent of one CPU.
+    pub cpu_percent: Option<u32>,
+    /// Open files per process.
+    pub max_open_files: Option<u64>,
+    /// Bytes per written file.
+    pub max_file_bytes: Option<u64>,
 }
 
 /// Who a session acts as.
