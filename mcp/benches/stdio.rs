@@ -24,6 +24,17 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Proportional set size: shared pages divided among their sharers (a keeper is a fork of
+/// the server, so its RSS is mostly the server's pages).
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -39,11 +50,11 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-fn descendants_rss_kib(pid: u32) -> u64 {
+fn descendants_pss_kib(pid: u32) -> u64 {
     let mut total = 0;
     let mut stack = children(pid);
     while let Some(p) = stack.pop() {
-        total += rss_kib(p);
+        total += pss_kib(p);
         stack.extend(children(p));
     }
     total
@@ -111,11 +122,11 @@ fn main() {
         let created = t.elapsed();
         tokio::time::sleep(Duration::from_millis(300)).await;
         println!(
-            "server RSS: {:.1} MiB with 1 session, {:.1} MiB with {} idle sessions; their shells use {:.1} MiB more in total; session_create took {:.1} ms each",
+            "server RSS: {:.1} MiB with 1 session, {:.1} MiB with {} idle sessions; their processes (a keeper and a shell each) {:.1} MiB PSS in total; session_create took {:.1} ms each",
             before as f64 / 1024.0,
             rss_kib(pid) as f64 / 1024.0,
             idle + 1,
-            descendants_rss_kib(pid) as f64 / 1024.0,
+            descendants_pss_kib(pid) as f64 / 1024.0,
             ms(created) / idle as f64,
         );
         c.cancel().await.ok();
