@@ -160,6 +160,9 @@ pub struct LimitsConfig {
     pub max_open_files: u64,
     /// Size of any one written file, in bytes (0: no limit). Env: `EXECKIT_MAX_FILE_BYTES`.
     pub max_file_bytes: u64,
+    /// Disk a session's workspace may use, in bytes, measured after each command (0: no
+    /// cap). Env: `EXECKIT_MAX_WORKSPACE_BYTES`.
+    pub max_workspace_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -179,6 +182,7 @@ impl Default for LimitsConfig {
             cpu_percent: 0,
             max_open_files: 4096,
             max_file_bytes: 4 << 30,
+            max_workspace_bytes: 0,
         }
     }
 }
@@ -370,6 +374,9 @@ impl OperatorConfig {
         }
         if let Some(v) = num("EXECKIT_MAX_FILE_BYTES")? {
             self.limits.max_file_bytes = v;
+        }
+        if let Some(v) = num("EXECKIT_MAX_WORKSPACE_BYTES")? {
+            self.limits.max_workspace_bytes = v;
         }
         if let Some(v) = env("EXECKIT_AUDIT_PATH") {
             self.audit.path = Some(v.into());

@@ -253,6 +253,7 @@ impl Operator {
         res.cpu_percent = (l.cpu_percent > 0).then_some(l.cpu_percent);
         res.open_files = some(l.max_open_files);
         res.file_bytes = some(l.max_file_bytes);
+        res.workspace_bytes = some(l.max_workspace_bytes);
         limits.resources = res;
         let mut b = Session::builder()
             .workspace(workspace)

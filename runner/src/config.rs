@@ -58,6 +58,9 @@ pub struct Resources {
     pub open_files: Option<u64>,
     /// Size of any one file a process writes (`RLIMIT_FSIZE`; the writer gets `SIGXFSZ`).
     pub file_bytes: Option<u64>,
+    /// Disk the workspace may use, measured after each command; above it, only commands
+    /// that look at or free space run. Off by default (the walk costs time on big trees).
+    pub workspace_bytes: Option<u64>,
 }
 
 impl Default for Resources {
@@ -69,6 +72,7 @@ impl Default for Resources {
             cpu_percent: None,
             open_files: Some(4096),
             file_bytes: Some(4 << 30),
+            workspace_bytes: None,
         }
     }
 }
@@ -82,6 +86,7 @@ impl Resources {
             cpu_percent: None,
             open_files: None,
             file_bytes: None,
+            workspace_bytes: None,
         }
     }
 }

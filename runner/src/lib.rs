@@ -40,6 +40,7 @@ mod audit_record;
 pub mod blocking;
 mod builder;
 mod config;
+mod disk;
 mod frame;
 mod procs;
 mod result;

@@ -106,6 +106,12 @@ pub enum LimitHit {
         /// The limit.
         limit_bytes: u64,
     },
+    /// The workspace now uses more disk than its cap: further commands are refused until
+    /// space is freed.
+    Workspace {
+        /// The cap.
+        limit_bytes: u64,
+    },
 }
 
 /// `2 GiB`, `512 MiB`, `10 KiB` or bytes, for messages.
@@ -133,6 +139,11 @@ impl std::fmt::Display for LimitHit {
             LimitHit::FileSize { limit_bytes } => write!(
                 f,
                 "a writer was killed: file size limit {} reached",
+                human_bytes(*limit_bytes)
+            ),
+            LimitHit::Workspace { limit_bytes } => write!(
+                f,
+                "the workspace uses more than its {} cap: only commands that free space (rm, truncate, du, ...) run until it is back under",
                 human_bytes(*limit_bytes)
             ),
         }
@@ -203,6 +214,12 @@ pub enum ExecError {
     /// The session was closed.
     #[error("the session is closed")]
     Closed,
+    /// The workspace is over the operator's disk cap and the command does not free space.
+    #[error("the workspace uses more than its {} cap: free space first (only {} run until then)", human_bytes(*.limit_bytes), crate::disk::CLEANUP_PROGRAMS.join(", "))]
+    WorkspaceFull {
+        /// The cap.
+        limit_bytes: u64,
+    },
     /// Talking to the shell failed.
     #[error("session I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -414,6 +414,11 @@ impl Session {
             let why = st.gone.clone().unwrap_or_else(|| "not running".into());
             return Err(ExecError::ShellGone(why));
         }
+        if let Some(limit_bytes) = self.config.limits.resources.workspace_bytes {
+            if self.workspace_over(limit_bytes).await && !frees_space(&decision) {
+                return Err(ExecError::WorkspaceFull { limit_bytes });
+            }
+        }
         let (run, counters) = {
             let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
             let before = shell.counters();
@@ -445,12 +450,17 @@ impl Session {
             }
             st.gone = Some(why);
         }
-        let limits_hit = limits_hit(
+        let mut limits_hit = limits_hit(
             &self.config.limits.resources,
             counters,
             run.exit_code,
             &stderr.text,
         );
+        if let Some(limit_bytes) = self.config.limits.resources.workspace_bytes {
+            if self.workspace_over(limit_bytes).await {
+                limits_hit.push(LimitHit::Workspace { limit_bytes });
+            }
+        }
         let mut redactions = stdout.redactions.clone();
         for (k, v) in &stderr.redactions {
             *redactions.entry(k.clone()).or_default() += v;
@@ -483,6 +493,15 @@ impl Session {
             redactions: result.redactions.clone(),
         }));
         Ok(result)
+    }
+
+    /// True if the workspace uses more than `cap` bytes (walked off the async threads).
+    async fn workspace_over(&self, cap: u64) -> bool {
+        let ws = self.config.workspace.clone();
+        tokio::task::spawn_blocking(move || crate::disk::used_within(&ws, cap).is_none())
+            .await
+            // A walk that failed to finish counts as over the cap (fail closed).
+            .unwrap_or(true)
     }
 
     /// Starts a new shell after the old one ended (state such as cwd and variables is
@@ -539,6 +558,17 @@ fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::
         }
     }
     Ok(())
+}
+
+/// True if every program the command runs only looks at or frees disk space, and nothing
+/// is redirected into a file.
+fn frees_space(d: &execkit_engine::Decision) -> bool {
+    use execkit_engine::Action;
+    d.facts.iter().all(|f| match f.action {
+        Action::Exec => crate::disk::CLEANUP_PROGRAMS.contains(&f.program.as_str()),
+        Action::WritePath => false,
+        _ => true,
+    })
 }
 
 /// The limits a command ran into: the cgroup's counters moved (memory, processes), or a

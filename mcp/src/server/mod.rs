@@ -615,6 +615,7 @@ impl ExecKitServer {
             Err(e @ (ExecError::Rejected(_) | ExecError::Budget(_))) => {
                 fail(ErrorKind::BadArguments, e.to_string())
             }
+            Err(e @ ExecError::WorkspaceFull { .. }) => fail(ErrorKind::Limit, e.to_string()),
             Err(ExecError::ShellGone(why)) => fail(
                 ErrorKind::Session,
                 format!("the session's shell has ended ({why}); destroy it with session_destroy and create a new one"),

@@ -157,7 +157,7 @@ pub struct ExecOutput {
 /// A resource limit a command ran into.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct LimitOutput {
-    /// `memory`, `processes` or `file_size`.
+    /// `memory`, `processes`, `file_size` or `workspace`.
     pub kind: String,
     /// The limit (bytes, or processes).
     pub limit: u64,
@@ -171,6 +171,7 @@ impl From<&LimitHit> for LimitOutput {
             LimitHit::Memory { limit_bytes } => ("memory", limit_bytes),
             LimitHit::Processes { max_processes } => ("processes", max_processes),
             LimitHit::FileSize { limit_bytes } => ("file_size", limit_bytes),
+            LimitHit::Workspace { limit_bytes } => ("workspace", limit_bytes),
             _ => ("other", 0),
         };
         LimitOutput {

@@ -156,3 +156,35 @@ async fn session_cgroups_are_removed_when_the_session_ends() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[tokio::test]
+async fn a_workspace_over_its_disk_cap_only_runs_commands_that_free_space() {
+    let ws = Workspace::new("limits-disk");
+    let mut r = small();
+    r.file_bytes = None;
+    r.workspace_bytes = Some(5 << 20);
+    let s = limited(&ws, r).await;
+    let r = ok(&s, "head -c 8M /dev/urandom > big.bin").await;
+    assert_eq!(
+        r.limits_hit,
+        vec![LimitHit::Workspace {
+            limit_bytes: 5 << 20
+        }]
+    );
+    assert!(r.limits_hit[0].to_string().contains("5 MiB cap"));
+    let refused = s.exec("echo more > more.txt").await;
+    assert!(
+        matches!(refused, Err(execkit_runner::ExecError::WorkspaceFull { limit_bytes }) if limit_bytes == 5 << 20),
+        "{refused:?}"
+    );
+    assert!(!ws.path().join("more.txt").exists());
+    // Looking and freeing space still run; then everything does again.
+    ok(&s, "du -sh . && ls").await;
+    let r = ok(&s, "rm big.bin").await;
+    assert!(r.limits_hit.is_empty(), "{r:?}");
+    assert_eq!(
+        ok(&s, "echo more > more.txt && cat more.txt").await.stdout,
+        "more\n"
+    );
+    s.close().await;
+}
