@@ -37,6 +37,7 @@ mod pipeline;
 mod redact;
 mod rules;
 mod shape;
+mod value_gate;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
 pub use known::{KnownSecrets, SecretEnvPolicy};
@@ -46,3 +47,4 @@ pub use rules::{Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
 pub use shape::{
     Budget, BudgetError, BudgetMode, CaptureLimits, ShapeMode, Shaped, Shaper, StreamReport,
 };
+pub use value_gate::{GateExample, GateSpec, ValueListsSpec};

@@ -7,6 +7,7 @@
 //! those lines. Regexes are compiled for bytes with Unicode off, which is 20–70× faster and
 //! matches the ASCII shapes of real tokens.
 
+use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
@@ -66,6 +67,10 @@ pub struct RuleSpec {
     /// Skip placeholder values (`$VAR`, `<value>`, `****`, `null`, …).
     #[serde(default)]
     pub placeholders: bool,
+    /// For key-name rules: the thresholds a value must pass to count as a possible secret
+    /// (see [`crate::value_gate`]). Provider rules have none.
+    #[serde(default)]
+    pub gate: Option<GateSpec>,
     /// Regexes for whole matches that are not secrets after all (`PWD=/home/x` is the
     /// shell's working directory, not a password). A whole match any of them finds is
     /// dropped.
@@ -82,6 +87,9 @@ pub struct RuleSpec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleFile {
+    /// Word lists of the value gate.
+    #[serde(default)]
+    values: ValueListsSpec,
     rule: Vec<RuleSpec>,
 }
 
@@ -113,6 +121,7 @@ pub struct Rule {
     pub(crate) special: Special,
     placeholders: bool,
     exclude: Vec<Regex>,
+    gate: Option<GateSpec>,
 }
 
 /// A secret found on a line: byte range (relative to the line) and rule index.
@@ -132,6 +141,8 @@ pub struct RuleSet {
     keyword_info: Vec<Keyword>,
     placeholder: Regex,
     pem_end: Regex,
+    values: ValueLists,
+    value_spec: ValueListsSpec,
 }
 
 fn compile(pattern: &str) -> Result<Regex, regex::Error> {
@@ -256,6 +267,7 @@ impl RuleSet {
                 special,
                 placeholders: spec.placeholders,
                 exclude,
+                gate: spec.gate,
             });
         }
         let (keywords, keyword_info) = automaton(&words)?;
@@ -282,6 +294,8 @@ impl RuleSet {
             keyword_info,
             placeholder,
             pem_end,
+            values: ValueLists::new(&file.values),
+            value_spec: file.values,
         })
     }
 
@@ -293,6 +307,11 @@ impl RuleSet {
     /// The rules as written, with their test cases.
     pub fn specs(&self) -> &[RuleSpec] {
         &self.specs
+    }
+
+    /// The value gate's word lists and examples, as written.
+    pub fn value_lists(&self) -> &ValueListsSpec {
+        &self.value_spec
     }
 
     /// Index of the rule with this id.
@@ -396,6 +415,16 @@ impl RuleSet {
                         .find_map(|&g| caps.get(g))
                         .filter(|m| !(rule.placeholders && self.placeholder.is_match(m.as_bytes())))
                         .filter(|_| !caps.get(0).is_some_and(|w| excluded(w.as_bytes())))
+                        .filter(|m| match &rule.gate {
+                            Some(g) => crate::value_gate::admits(
+                                &self.values,
+                                g,
+                                hay,
+                                whole,
+                                (m.start(), m.end()),
+                            ),
+                            None => true,
+                        })
                         .map(|m| (m.start(), m.end()));
                     (secret, whole.1.max(whole.0 + 1))
                 };

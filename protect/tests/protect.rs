@@ -420,3 +420,118 @@ fn byte_at_a_time_equals_one_chunk() {
     assert_eq!(one.text, whole.text);
     assert_eq!(one.redactions, whole.redactions);
 }
+
+#[path = "support/corpus.rs"]
+mod corpus;
+
+/// An agent reads code all day: on real source code (the Python standard library, the
+/// registry sources of this workspace's dependencies) at most one redaction per MB, every
+/// one listed (`cargo test -p execkit-protect --release --test protect real_code --
+/// --nocapture`).
+#[test]
+fn real_code_corpora_stay_unaltered() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let r = redactor();
+    for (name, files) in [
+        ("Python standard library", corpus::python_stdlib()),
+        ("cargo registry sources", corpus::cargo_registry()),
+    ] {
+        let files = match files {
+            Ok(f) => f,
+            Err(e) if !ci => {
+                eprintln!("skipping the {name} corpus: {e}");
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let o = corpus::run(name, &files, &r);
+        println!(
+            "{}: {} files, {:.1} MB, {} redactions ({:.2} per MB): {:?}",
+            o.name,
+            o.files,
+            o.bytes as f64 / 1e6,
+            o.total(),
+            o.per_mb(),
+            o.per_rule
+        );
+        for h in &o.hits {
+            println!("  {h}");
+        }
+        assert!(o.bytes > 5_000_000, "{name}: only {} bytes", o.bytes);
+        assert!(
+            o.per_mb() <= 1.0,
+            "{name}: {:.2} redactions per MB (budget 1.0): {:?}",
+            o.per_mb(),
+            o.per_rule
+        );
+    }
+}
+
+const CONFIG_SECRETS: &str = include_str!("fixtures/secrets-in-config.txt");
+
+/// The shipped rules without their value gates: what was redacted before gates existed.
+fn ungated() -> Redactor {
+    let text: Vec<&str> = execkit_protect::BUILTIN_RULES
+        .lines()
+        .filter(|l| !l.starts_with("gate = "))
+        .collect();
+    let rules = RuleSet::from_toml(&text.join("\n")).expect("rules without gates");
+    Redactor::with_rules(Box::leak(Box::new(rules)), &KnownSecrets::new())
+}
+
+/// Gates only ever drop code: every positive case and every realistic config/env/log secret
+/// is redacted exactly as the ungated rules redact it, and nothing of its value is left.
+#[test]
+fn value_gates_keep_every_secret_the_rules_found_in_config_env_and_logs() {
+    let gated = redactor();
+    let before = ungated();
+    let set = RuleSet::builtin();
+    let mut cases: Vec<String> = set
+        .specs()
+        .iter()
+        .flat_map(|s| s.positives.iter().cloned())
+        .collect();
+    cases.extend(
+        CONFIG_SECRETS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.replace("\\n", "\n")),
+    );
+    assert!(cases.len() > 200, "{}", cases.len());
+    let mut failures = Vec::new();
+    for c in &cases {
+        let now = gated.redact_str(c);
+        let then = before.redact_str(c);
+        if now.text != then.text {
+            failures.push(format!(
+                "{c:?}\n   gated:   {:?}\n   ungated: {:?}",
+                now.text, then.text
+            ));
+        }
+    }
+    for c in CONFIG_SECRETS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let c = c.replace("\\n", "\n");
+        if gated.redact_str(&c).counts.is_empty() {
+            failures.push(format!("not redacted at all: {c:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The gate's own examples in `rules/secrets.toml` (`[values] examples`): each line's value
+/// is redacted when it is marked a secret and left alone when it is not.
+#[test]
+fn value_gate_examples_hold() {
+    let r = redactor();
+    let set = RuleSet::builtin();
+    let examples = &set.value_lists().examples;
+    assert!(examples.len() >= 15);
+    for ex in examples {
+        let out = r.redact_str(&ex.line);
+        let redacted = !out.text.contains(&ex.value);
+        assert_eq!(redacted, ex.secret, "{:?} -> {:?}", ex.line, out.text);
+    }
+}

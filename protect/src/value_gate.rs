@@ -1,0 +1,484 @@
+//! Whether the value a key-name rule found (`password = …`, `token: …`, `KEY=…`) can be a
+//! secret, or is code: an identifier, a call, an attribute path, a type, a keyword, a
+//! number, a placeholder or a template.
+//!
+//! Key-name rules see names, not values, so on source code they fire on every
+//! `password: &[u8]`, `token = self.token` and `pwd=None`. An agent reading code must see
+//! it unaltered (a false redaction it writes back is data loss), so these rules pass their
+//! value through this gate. Provider rules (`ghp_…`, `AKIA…`, PEM) have no gate: their
+//! shape is the evidence.
+//!
+//! The gate reads the value and the line around it:
+//! - **quoted** values are string literals: kept unless too short, too uniform (entropy),
+//!   a template, a reference, a path, prose (in a code line) or a word from the lists;
+//! - **bare** values are kept only when they cannot be code: no call or index punctuation,
+//!   no `::`/`->`, not `a.b` attribute paths, keywords, numbers, or identifiers in
+//!   `snake_case`, `CONSTANT_CASE`, `camelCase` or `PascalCase`; a plain lowercase word is
+//!   kept only on a config-shaped line (`KEY=value` as the whole line);
+//! - the key itself may be one that never holds a secret (`PWD`, `*_PATH`, `*_FILE`, …).
+//!
+//! The word lists are data (`[values]` in `rules/secrets.toml`); the thresholds are per rule
+//! family (`gate = { min_len, min_entropy }`), documented there.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+
+/// A rule family's thresholds.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// Shortest value kept.
+    pub min_len: usize,
+    /// Lowest Shannon entropy (bits per character) of a kept value.
+    pub min_entropy: f64,
+    /// Whether the name before the value is checked against the non-secret names (not
+    /// for URLs, where it is a user name).
+    #[serde(default = "yes")]
+    pub check_key: bool,
+    /// The value's position already says it is a credential (`user:<value>@host`): only
+    /// placeholders, templates, length and entropy are checked.
+    #[serde(default)]
+    pub by_position: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The word lists, as written in the rule file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueListsSpec {
+    /// Words that start or are an expression (`None`, `self`, `await`, …).
+    pub keywords: Vec<String>,
+    /// Values that stand for a secret without being one (`changeme`, `password`, …).
+    pub placeholder_words: Vec<String>,
+    /// Names that never hold a secret (`PWD`, `PATH`, …), compared exactly (`pwd=` in a
+    /// connection string is a password).
+    pub non_secret_keys: Vec<String>,
+    /// Name endings that mean "a reference to a secret, not the secret" (`_FILE`, `_PATH`).
+    pub non_secret_key_suffixes: Vec<String>,
+    /// Examples: values that must pass and values that must not, checked by a test.
+    #[serde(default)]
+    pub examples: Vec<GateExample>,
+}
+
+/// One line, and whether the gate must keep its value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateExample {
+    /// The line.
+    pub line: String,
+    /// The value as the rule captures it.
+    pub value: String,
+    /// Kept (a possible secret) or dropped (code, placeholder, …).
+    pub secret: bool,
+}
+
+/// The compiled lists.
+#[derive(Debug, Default)]
+pub(crate) struct ValueLists {
+    keywords: HashSet<String>,
+    placeholders: HashSet<String>,
+    keys: HashSet<String>,
+    suffixes: Vec<String>,
+}
+
+impl ValueLists {
+    pub(crate) fn new(spec: &ValueListsSpec) -> ValueLists {
+        let lower = |v: &[String]| v.iter().map(|w| w.to_ascii_lowercase()).collect();
+        ValueLists {
+            keywords: lower(&spec.keywords),
+            placeholders: lower(&spec.placeholder_words),
+            keys: spec.non_secret_keys.iter().cloned().collect(),
+            suffixes: spec
+                .non_secret_key_suffixes
+                .iter()
+                .map(|k| k.to_ascii_uppercase())
+                .collect(),
+        }
+    }
+}
+
+/// Shannon entropy in bits per character.
+fn entropy(v: &[u8]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in v {
+        counts[b as usize] += 1;
+    }
+    let n = v.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// `snake_case` (with an underscore), `CONSTANT_CASE`, `camelCase`, `PascalCase`: names, not
+/// secrets. A string of random letters is none of these (it has digits, or case changes
+/// that do not start words, or it is long and mixed).
+fn identifier_shaped(v: &[u8]) -> bool {
+    if v.is_empty() || !v.iter().all(|&b| is_ident_byte(b)) || v[0].is_ascii_digit() {
+        return false;
+    }
+    let digits = v.iter().filter(|b| b.is_ascii_digit()).count();
+    let upper = v.iter().filter(|b| b.is_ascii_uppercase()).count();
+    let lower = v.iter().filter(|b| b.is_ascii_lowercase()).count();
+    let underscore = v.contains(&b'_');
+    if digits >= 2 {
+        return false;
+    }
+    if upper == 0 && underscore {
+        return true; // snake_case
+    }
+    if lower == 0 {
+        return upper > 0; // CONSTANT_CASE or a short all-caps word
+    }
+    // camelCase / PascalCase (acronyms allowed: `OAuthToken`): lowercase runs of two or
+    // more letters after capitals, and every run of three or more lowercase letters has a
+    // vowel. Random strings fail one or the other (`YClIgROg`, `bxdLdpJTHP`).
+    if digits > 0 || underscore || upper == 0 {
+        return false;
+    }
+    let mut runs: Vec<(bool, usize, bool)> = Vec::new(); // (uppercase, length, has vowel)
+    for &b in v {
+        let up = b.is_ascii_uppercase();
+        let vowel = matches!(
+            b.to_ascii_lowercase(),
+            b'a' | b'e' | b'i' | b'o' | b'u' | b'y'
+        );
+        match runs.last_mut() {
+            Some(r) if r.0 == up => {
+                r.1 += 1;
+                r.2 |= vowel;
+            }
+            _ => runs.push((up, 1, vowel)),
+        }
+    }
+    // A one-letter lowercase run is a two-letter word (`In`, `Id`) after one capital.
+    runs.iter().enumerate().all(|(i, &(up, len, vowel))| {
+        let short_word_ok = i == 0 || len >= 2 || runs[i - 1].1 == 1;
+        up || (short_word_ok && (len < 3 || vowel))
+    })
+}
+
+/// `a.b`, `self.password`, `os.environ`: an attribute path.
+fn attribute_path(v: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = v.split(|&b| b == b'.').collect();
+    parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && !p[0].is_ascii_digit() && p.iter().all(|&b| is_ident_byte(b)))
+        && !parts
+            .iter()
+            .any(|p| p.iter().filter(|b| b.is_ascii_digit()).count() >= 3)
+}
+
+fn number(v: &[u8]) -> bool {
+    let v = v.strip_prefix(b"-").unwrap_or(v);
+    let hex = v
+        .strip_prefix(b"0x")
+        .or_else(|| v.strip_prefix(b"0X"))
+        .is_some_and(|h| !h.is_empty() && h.iter().all(|b| b.is_ascii_hexdigit() || *b == b'_'));
+    hex || (!v.is_empty()
+        && v.iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'e' | b'E')))
+}
+
+/// Template or reference syntax: the value names where the secret comes from.
+fn template(v: &[u8]) -> bool {
+    let t = String::from_utf8_lossy(v);
+    [
+        "${",
+        "$(",
+        "{{",
+        "}}",
+        "%(",
+        "#{",
+        "{0}",
+        "{}",
+        "%s",
+        "process.env",
+        "environ",
+        "getenv",
+        "ENV[",
+    ]
+    .iter()
+    .any(|m| t.contains(m))
+        || (v.first() == Some(&b'$') && v.len() > 1 && is_ident_byte(v[1]))
+        || (v.first() == Some(&b'{') && v.last() == Some(&b'}'))
+        || (v.first() == Some(&b'<') && v.last() == Some(&b'>'))
+}
+
+/// Code punctuation a bare secret does not contain.
+fn code_punctuation(v: &[u8]) -> bool {
+    v.iter()
+        .any(|b| matches!(b, b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>'))
+        || v.windows(2).any(|w| w == b"::" || w == b"->" || w == b"=>")
+        || matches!(
+            v.first(),
+            Some(b'&' | b'*' | b'!' | b'.' | b'|' | b'?' | b':' | b'=')
+        )
+        || matches!(v.last(), Some(b'.' | b'\\'))
+}
+
+/// Code inside a string: brackets, `::`, `=`, `<>`.
+fn code_punctuation_inside(v: &[u8]) -> bool {
+    v.iter().any(|b| {
+        matches!(
+            b,
+            b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>' | b'='
+        )
+    }) || v.windows(2).any(|w| w == b"::")
+}
+
+/// A quoted value that is a version, an OID, an address or a time: digits and separators.
+fn dotted_number(v: &[u8]) -> bool {
+    v.iter().any(|b| matches!(b, b'.' | b':'))
+        && v.iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b':' | b'-' | b'/' | b'_'))
+}
+
+/// A string literal with escape sequences (`\n`, `\"`): text, not a credential.
+fn escaped_text(v: &[u8]) -> bool {
+    v.windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'n' | b't' | b'r' | b'"' | b'\''))
+}
+
+/// At least `n` of: lowercase, uppercase, digits, other.
+fn classes(v: &[u8]) -> usize {
+    let lower = v.iter().any(u8::is_ascii_lowercase);
+    let upper = v.iter().any(u8::is_ascii_uppercase);
+    let digit = v.iter().any(u8::is_ascii_digit);
+    let other = v.iter().any(|b| !b.is_ascii_alphanumeric());
+    usize::from(lower) + usize::from(upper) + usize::from(digit) + usize::from(other)
+}
+
+/// Prose: several space-separated words of letters.
+fn prose(v: &[u8]) -> bool {
+    let words = v.split(|&b| b == b' ').filter(|w| !w.is_empty()).count();
+    words >= 2
+        && v.iter().all(|b| {
+            b.is_ascii_alphabetic()
+                || matches!(b, b' ' | b':' | b',' | b'.' | b'?' | b'!' | b'\'' | b'-')
+        })
+}
+
+fn path_like(v: &[u8]) -> bool {
+    v.starts_with(b"/") || v.starts_with(b"./") || v.starts_with(b"../") || v.starts_with(b"~/")
+}
+
+/// Where the key the value was assigned to lies: the name just before the operator.
+fn key_before(hay: &[u8], value_start: usize, whole_start: usize) -> (usize, usize) {
+    let mut end = value_start;
+    // Back over the quote, spaces, the operator, spaces and a closing quote of the key.
+    while end > whole_start
+        && matches!(
+            hay[end - 1],
+            b'"' | b'\'' | b' ' | b'\t' | b'=' | b':' | b'>'
+        )
+    {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > whole_start
+        && (is_ident_byte(hay[start - 1]) || matches!(hay[start - 1], b'.' | b'-'))
+    {
+        start -= 1;
+    }
+    (start, end)
+}
+
+/// True when the assignment is the whole line: `KEY=value`, `key: value`, `"key": "v",`
+/// (config, env, YAML, JSON, INI), as opposed to an assignment inside code.
+fn config_shaped(hay: &[u8], key_start: usize, value_end: usize) -> bool {
+    let before = &hay[..key_start];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let lead = String::from_utf8_lossy(&before[line_start..]);
+    let lead = lead.trim_start();
+    let lead_ok = lead.is_empty()
+        || lead == "\""
+        || lead == "'"
+        || lead == "- "
+        || lead.starts_with("export ") && lead.len() == "export ".len();
+    let after = &hay[value_end.min(hay.len())..];
+    let line_end = after
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(after.len());
+    let rest = String::from_utf8_lossy(&after[..line_end]);
+    let rest = rest.trim_start_matches(['"', '\'']).trim();
+    let rest = rest.trim_end_matches([',', ';']).trim();
+    lead_ok && (rest.is_empty() || rest.starts_with('#'))
+}
+
+/// True if the value follows an HTTP authentication scheme word (`Bearer `, `Basic `, …).
+fn after_scheme(hay: &[u8], value_start: usize) -> bool {
+    let before = &hay[..value_start];
+    let Some(before) = before.strip_suffix(b" ") else {
+        return false;
+    };
+    let word_start = before
+        .iter()
+        .rposition(|b| !b.is_ascii_alphanumeric() && *b != b'-')
+        .map_or(0, |i| i + 1);
+    let word = String::from_utf8_lossy(&before[word_start..]).to_ascii_lowercase();
+    [
+        "bearer",
+        "basic",
+        "token",
+        "bot",
+        "digest",
+        "negotiate",
+        "ntlm",
+        "apikey",
+        "key",
+        "ssws",
+        "aws4-hmac-sha256",
+    ]
+    .contains(&word.as_str())
+}
+
+/// Whether a rule with thresholds `g` keeps the value `hay[value]` of the match
+/// `hay[whole]`.
+pub(crate) fn admits(
+    lists: &ValueLists,
+    g: &GateSpec,
+    hay: &[u8],
+    whole: (usize, usize),
+    value: (usize, usize),
+) -> bool {
+    let v = &hay[value.0..value.1];
+    let quote_before = value.0 > 0 && matches!(hay[value.0 - 1], b'"' | b'\'');
+    let quoted = quote_before && hay.get(value.1) == Some(&hay[value.0 - 1]);
+    let (key_start, key_end) = key_before(hay, value.0, whole.0);
+    let key = String::from_utf8_lossy(&hay[key_start..key_end]);
+    let key_name = key.rsplit(['.', '-']).next().unwrap_or(&key);
+    let key_upper = key_name.to_ascii_uppercase();
+    if g.check_key
+        && (lists.keys.contains(key_name)
+            || lists
+                .suffixes
+                .iter()
+                .any(|s| key_upper.ends_with(s.as_str())))
+    {
+        return false;
+    }
+    let lower = String::from_utf8_lossy(v).to_ascii_lowercase();
+    if v.len() < g.min_len
+        || lists.placeholders.contains(&lower)
+        || lists.keywords.contains(&lower)
+        || template(v)
+        || entropy(v) < g.min_entropy
+    {
+        return false;
+    }
+    if after_scheme(hay, value.0) {
+        // `Bearer <token>`: a credential by position; only an auth-param name is not.
+        let bare = v.strip_suffix(b"=").unwrap_or(v);
+        return !identifier_shaped(bare);
+    }
+    if g.by_position {
+        return true;
+    }
+    // `self.x = …`, `this.x = …`: an assignment in code, whatever the line looks like.
+    let in_object = ["self.", "this.", "@"].iter().any(|p| key.starts_with(p));
+    if quoted {
+        let config = !in_object && config_shaped(hay, key_start, value.1 + 1);
+        let code_text = v.contains(&b' ') && code_punctuation_inside(v);
+        return !(path_like(v)
+            || dotted_number(v)
+            || escaped_text(v)
+            || (!config && (prose(v) || code_text)));
+    }
+    // A bare value is one token: `KEY = 4  # comment`, `A = B, C = D`.
+    let token_len = v
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let token = &v[..token_len];
+    let t = {
+        let mut t = token;
+        while let Some(rest) = t.strip_suffix(b",").or_else(|| t.strip_suffix(b";")) {
+            t = rest;
+        }
+        t
+    };
+    // `NAME=value cmd`: an environment assignment on a command line counts as config.
+    let env_prefix = key_end + 1 == value.0
+        && hay[key_end] == b'='
+        && key_name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    let config = !in_object && (env_prefix || config_shaped(hay, key_start, value.0 + token_len));
+    if t.len() < g.min_len || code_punctuation(t) || attribute_path(t) || identifier_shaped(t) {
+        return false;
+    }
+    if lists
+        .keywords
+        .contains(&String::from_utf8_lossy(t).to_ascii_lowercase())
+    {
+        return false;
+    }
+    if number(t) {
+        // A short number is a count, a flag or an id; a long one may be a PIN or a key.
+        return config && t.len() >= 6;
+    }
+    if t.iter().all(u8::is_ascii_lowercase) {
+        // A plain word: a variable in code, maybe a (weak) password in a config line.
+        return config;
+    }
+    // Elsewhere (a log line, a command line) a bare value must look made, not named.
+    config || (t.len() >= 8 && t.iter().any(u8::is_ascii_digit) && classes(t) >= 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        for v in [
+            "password",
+            "current_token",
+            "TOKEN_MAP",
+            "MainToken",
+            "authToken",
+            "c_long",
+        ] {
+            assert!(
+                identifier_shaped(v.as_bytes()) || v.bytes().all(|b| b.is_ascii_lowercase()),
+                "{v}"
+            );
+        }
+        assert!(identifier_shaped(b"InMemoryCredentialStore"));
+        assert!(identifier_shaped(b"OAuthTokenResponse"));
+        for v in [
+            "Summer2024",
+            "hunter22",
+            "YClIgROg",
+            "CJ6FgeVpQYx2ifNRWAEEyRiN3BFl7DsJ",
+            "bxdLdpJTHP",
+        ] {
+            assert!(!identifier_shaped(v.as_bytes()), "{v}");
+        }
+        assert!(attribute_path(b"self.password"));
+        assert!(!attribute_path(b"db.example.com1234"));
+        assert!(number(b"0x104") && number(b"1024") && !number(b"12ab"));
+        assert!(template(b"${DB_PASSWORD}") && template(b"{password}") && template(b"$TOKEN"));
+        assert!(entropy(b"aaaaaaaa") < 0.1 && entropy(b"hunter22") > 2.0);
+    }
+}
