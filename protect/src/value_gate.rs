@@ -230,6 +230,17 @@ fn code_punctuation(v: &[u8]) -> bool {
             Some(b'&' | b'*' | b'!' | b'.' | b'|' | b'?' | b':' | b'=')
         )
         || matches!(v.last(), Some(b'.' | b'\\'))
+        || v.ends_with(b"++")
+        || v.ends_with(b"--")
+}
+
+/// Lowercase words joined by `-` or `_` (`same-origin`, `it-is-very-secret`): an enum
+/// value or an example in code, not a made secret.
+fn words(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter()
+            .all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_'))
+        && v.first().is_some_and(u8::is_ascii_lowercase)
 }
 
 /// Code inside a string: brackets, `::`, `=`, `<>`.
@@ -321,7 +332,8 @@ fn config_shaped(hay: &[u8], key_start: usize, value_end: usize) -> bool {
         .unwrap_or(after.len());
     let rest = String::from_utf8_lossy(&after[..line_end]);
     let rest = rest.trim_start_matches(['"', '\'']).trim();
-    let rest = rest.trim_end_matches([',', ';']).trim();
+    // A statement ending in `;` is code (JS, Java, Rust, C), whatever its shape.
+    let rest = rest.trim_end_matches(',').trim();
     lead_ok && (rest.is_empty() || rest.starts_with('#'))
 }
 
@@ -399,10 +411,22 @@ pub(crate) fn admits(
     if quoted {
         let config = !in_object && config_shaped(hay, key_start, value.1 + 1);
         let code_text = v.contains(&b' ') && code_punctuation_inside(v);
+        let norm = |x: &[u8]| -> String {
+            x.iter()
+                .filter(|b| b.is_ascii_alphanumeric())
+                .map(|b| b.to_ascii_lowercase() as char)
+                .collect()
+        };
+        // `accesskey: 'accessKey'`: a name mapped to a name.
+        let names_itself = identifier_shaped(v) && {
+            let (a, b) = (norm(v), norm(key_name.as_bytes()));
+            !b.is_empty() && (a.contains(&b) || b.contains(&a))
+        };
         return !(path_like(v)
             || dotted_number(v)
             || escaped_text(v)
-            || (!config && (prose(v) || code_text)));
+            || names_itself
+            || (!config && (prose(v) || code_text || words(v))));
     }
     // A bare value is one token: `KEY = 4  # comment`, `A = B, C = D`.
     let token_len = v

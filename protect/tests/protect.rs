@@ -435,6 +435,7 @@ fn real_code_corpora_stay_unaltered() {
     for (name, files) in [
         ("Python standard library", corpus::python_stdlib()),
         ("cargo registry sources", corpus::cargo_registry()),
+        ("npm packages (JavaScript)", corpus::npm_packages()),
     ] {
         let files = match files {
             Ok(f) => f,

@@ -1,8 +1,9 @@
 //! Real code nobody here wrote, as a precision corpus: an agent reads source code all day
 //! and must see it unaltered. Two corpora present on every machine that runs these tests:
 //! the Python standard library of the `python3` on PATH (without its test suites, which hold
-//! deliberate test secrets) and the cargo registry sources of this workspace's locked
-//! dependencies (without their `tests/`, `benches/` and `examples/`).
+//! deliberate test secrets), the cargo registry sources of this workspace's locked
+//! dependencies (without their `tests/`, `benches/` and `examples/`), and the JavaScript of
+//! the npm packages the test script installs (the MCP Inspector CLI and its dependencies).
 
 use execkit_protect::Redactor;
 use std::collections::BTreeMap;
@@ -119,6 +120,29 @@ pub fn cargo_registry() -> Result<Vec<PathBuf>, String> {
     files.sort();
     if files.len() < 100 {
         return Err(format!("no cargo registry sources under {}", src.display()));
+    }
+    Ok(files)
+}
+
+/// The `.js` files (not minified) of the npm packages the test script installs for the
+/// MCP Inspector CLI (`$EXECKIT_INSPECTOR_DIR`, default `~/.cache/execkit-inspector`).
+pub fn npm_packages() -> Result<Vec<PathBuf>, String> {
+    let dir = std::env::var_os("EXECKIT_INSPECTOR_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/execkit-inspector"))
+        })
+        .ok_or("no HOME")?
+        .join("node_modules");
+    let mut files = Vec::new();
+    walk(&dir, "js", &mut files);
+    files.retain(|f| !f.to_string_lossy().ends_with(".min.js"));
+    files.sort();
+    if files.len() < 100 {
+        return Err(format!(
+            "no npm packages under {} (scripts/test.sh installs them)",
+            dir.display()
+        ));
     }
     Ok(files)
 }
