@@ -446,13 +446,16 @@ fn real_code_corpora_stay_unaltered() {
             Err(e) => panic!("{name}: {e}"),
         };
         let o = corpus::run(name, &files, &r);
+        let without_gates = corpus::run(name, &files, &ungated());
         println!(
-            "{}: {} files, {:.1} MB, {} redactions ({:.2} per MB): {:?}",
+            "{}: {} files, {:.1} MB, {} redactions ({:.2} per MB; without the value gates {}, {:.2} per MB): {:?}",
             o.name,
             o.files,
             o.bytes as f64 / 1e6,
             o.total(),
             o.per_mb(),
+            without_gates.total(),
+            without_gates.per_mb(),
             o.per_rule
         );
         for h in &o.hits {
