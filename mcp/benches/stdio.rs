@@ -15,24 +15,24 @@ use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A `Key: N kB` field of a `/proc/PID/…` file.
+fn proc_kib(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    proc_kib(pid, "status", "VmRSS:")
 }
 
 /// Proportional set size: shared pages divided among their sharers (a keeper is a fork of
 /// the server, so its RSS is mostly the server's pages).
 fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    proc_kib(pid, "smaps_rollup", "Pss:")
 }
 
 fn children(pid: u32) -> Vec<u32> {
