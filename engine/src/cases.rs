@@ -38,7 +38,13 @@ struct Settings {
 struct Case {
     #[serde(default)]
     name: Option<String>,
+    /// The command to decide (empty for an `open` case).
+    #[serde(default)]
     command: String,
+    /// Instead of a command: a session target to open (`local`, `ssh:USER@HOST:PORT`,
+    /// `docker:container:NAME`, `docker:image:IMAGE`), decided as `session_open`.
+    #[serde(default)]
+    open: Option<String>,
     expect: Verdict,
     #[serde(default)]
     policy: Option<String>,
@@ -121,7 +127,18 @@ pub fn run_case_file(
             case: i + 1,
             source,
         })?;
-        let d = engine.decide(&c.command, &env);
+        let d = match &c.open {
+            Some(t) => match crate::OpenTarget::parse(t) {
+                Some(target) => engine.decide_open(&target, &env),
+                None => {
+                    return Err(CaseFileError::Parse {
+                        file: file.to_string(),
+                        message: format!("case {}: `{t}` is not a session target", i + 1),
+                    })
+                }
+            },
+            None => engine.decide(&c.command, &env),
+        };
         let actual = d.verdict;
         let mut pass = actual == c.expect;
         let mut detail = String::new();
@@ -182,7 +199,10 @@ pub fn run_case_file(
             file: file.to_string(),
             index: i + 1,
             name: c.name.clone().unwrap_or_else(|| c.command.clone()),
-            command: c.command.clone(),
+            command: match &c.open {
+                Some(t) => format!("(session_open {t})"),
+                None => c.command.clone(),
+            },
             expected: c.expect,
             actual,
             policy: c.policy.clone(),

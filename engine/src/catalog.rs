@@ -75,6 +75,8 @@ pub struct Catalog {
     pub path_groups: Vec<(String, Vec<String>)>,
     /// HostGroup id -> patterns (`example.com`, `*.example.com`).
     pub host_groups: Vec<(String, Vec<String>)>,
+    /// TargetGroup id -> patterns over session target ids (`ssh:*@build-*.internal:22`).
+    pub target_groups: Vec<(String, Vec<String>)>,
     /// Parents declared for each entity in the file (for group nesting and static hosts).
     pub parents: BTreeMap<(String, String), Vec<(String, String)>>,
 }
@@ -118,6 +120,7 @@ impl Catalog {
                 }
                 "PathGroup" => c.path_groups.push((id.clone(), strings("patterns"))),
                 "HostGroup" => c.host_groups.push((id.clone(), strings("patterns"))),
+                "TargetGroup" => c.target_groups.push((id.clone(), strings("patterns"))),
                 _ => {}
             }
             let parents = e
@@ -241,6 +244,30 @@ impl Catalog {
         for g in direct {
             for (t, a) in self.ancestors("HostGroup", &g) {
                 if t == "HostGroup" {
+                    out.insert(a);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Catalog {
+    /// Target groups a session target id is in, by pattern (`*` matches anything,
+    /// case-insensitively), with their ancestor groups.
+    pub fn target_groups_for(&self, target: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (g, pats) in &self.target_groups {
+            if pats.iter().any(|p| {
+                wildmatch::WildMatchPattern::<'*', '\0'>::new_case_insensitive(p).matches(target)
+            }) {
+                out.insert(g.clone());
+            }
+        }
+        let direct: Vec<String> = out.iter().cloned().collect();
+        for g in direct {
+            for (t, a) in self.ancestors("TargetGroup", &g) {
+                if t == "TargetGroup" {
                     out.insert(a);
                 }
             }

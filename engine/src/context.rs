@@ -114,3 +114,165 @@ impl DecisionEnv {
         }
     }
 }
+
+/// Where a session would run, as the `session_open` request names it.
+///
+/// ```
+/// use execkit_engine::OpenTarget;
+/// assert_eq!(OpenTarget::local().id(), "local");
+/// assert_eq!(
+///     OpenTarget::ssh("build-1.internal", Some(2222), Some("deploy")).id(),
+///     "ssh:deploy@build-1.internal:2222"
+/// );
+/// assert_eq!(OpenTarget::docker_image("alpine:3.20").id(), "docker:image:alpine:3.20");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenTarget {
+    /// The transport.
+    pub transport: Transport,
+    /// SSH host (lower-cased).
+    pub host: Option<String>,
+    /// SSH port.
+    pub port: Option<u16>,
+    /// SSH user.
+    pub user: Option<String>,
+    /// An existing Docker container to attach to.
+    pub container: Option<String>,
+    /// The image of an ephemeral Docker container.
+    pub image: Option<String>,
+}
+
+impl OpenTarget {
+    fn empty(transport: Transport) -> OpenTarget {
+        OpenTarget {
+            transport,
+            host: None,
+            port: None,
+            user: None,
+            container: None,
+            image: None,
+        }
+    }
+
+    /// A local session.
+    pub fn local() -> OpenTarget {
+        OpenTarget::empty(Transport::Local)
+    }
+
+    /// An SSH session (port 22 and the operator's user when not given).
+    pub fn ssh(host: &str, port: Option<u16>, user: Option<&str>) -> OpenTarget {
+        let mut t = OpenTarget::empty(Transport::Ssh);
+        t.host = Some(host.to_ascii_lowercase());
+        t.port = port;
+        t.user = user.map(str::to_string);
+        t
+    }
+
+    /// A session attached to an existing Docker container.
+    pub fn docker_container(name: &str) -> OpenTarget {
+        let mut t = OpenTarget::empty(Transport::Docker);
+        t.container = Some(name.to_string());
+        t
+    }
+
+    /// A session in an ephemeral Docker container from an image.
+    pub fn docker_image(image: &str) -> OpenTarget {
+        let mut t = OpenTarget::empty(Transport::Docker);
+        t.image = Some(image.to_string());
+        t
+    }
+
+    /// Why the target cannot be judged, if it cannot: names with characters that would
+    /// make its id ambiguous (`@`, `:`, `*`, spaces) or empty names. Such targets are denied.
+    pub fn malformed(&self) -> Option<String> {
+        let host_ok = |h: &str| {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        };
+        let name_ok = |u: &str| {
+            !u.is_empty()
+                && u.len() <= 128
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        };
+        let image_ok = |i: &str| {
+            !i.is_empty()
+                && i.len() <= 255
+                && i.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'.' | b'-' | b'_' | b'/' | b':' | b'@')
+                })
+        };
+        match self.transport {
+            Transport::Ssh => match &self.host {
+                Some(h) if !host_ok(h) => Some(format!("`{h}` is not a host name or address")),
+                None => Some("an SSH target needs a host".into()),
+                _ => match &self.user {
+                    Some(u) if !name_ok(u) => Some(format!("`{u}` is not a user name")),
+                    _ => None,
+                },
+            },
+            Transport::Docker => match (&self.container, &self.image) {
+                (Some(c), _) if !name_ok(c) => Some(format!("`{c}` is not a container name")),
+                (None, Some(i)) if !image_ok(i) => Some(format!("`{i}` is not an image name")),
+                (None, None) => Some("a Docker target needs a container or an image".into()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Reads a target written as its id (the inverse of [`OpenTarget::id`]).
+    ///
+    /// ```
+    /// use execkit_engine::OpenTarget;
+    /// let t = OpenTarget::parse("ssh:deploy@build-1.internal:2222").unwrap();
+    /// assert_eq!(t, OpenTarget::ssh("build-1.internal", Some(2222), Some("deploy")));
+    /// assert!(OpenTarget::parse("ftp:x").is_none());
+    /// ```
+    pub fn parse(id: &str) -> Option<OpenTarget> {
+        if id == "local" {
+            return Some(OpenTarget::local());
+        }
+        if let Some(rest) = id.strip_prefix("ssh:") {
+            let (user, hostport) = match rest.split_once('@') {
+                Some((u, h)) => ((u != "*").then_some(u), h),
+                None => (None, rest),
+            };
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p.parse().ok()?)),
+                None => (hostport, None),
+            };
+            return (!host.is_empty()).then(|| OpenTarget::ssh(host, port, user));
+        }
+        if let Some(c) = id.strip_prefix("docker:container:") {
+            return (!c.is_empty()).then(|| OpenTarget::docker_container(c));
+        }
+        if let Some(i) = id.strip_prefix("docker:image:") {
+            return (!i.is_empty()).then(|| OpenTarget::docker_image(i));
+        }
+        None
+    }
+
+    /// The `SessionTarget` entity id: `local`, `ssh:USER@HOST:PORT` (`*` for an unnamed
+    /// user, port 22 by default), `docker:container:NAME`, `docker:image:IMAGE`.
+    pub fn id(&self) -> String {
+        match self.transport {
+            Transport::Ssh => format!(
+                "ssh:{}@{}:{}",
+                self.user.as_deref().unwrap_or("*"),
+                self.host.as_deref().unwrap_or(""),
+                self.port.unwrap_or(22)
+            ),
+            Transport::Docker => match (&self.container, &self.image) {
+                (Some(c), _) => format!("docker:container:{c}"),
+                (None, Some(i)) => format!("docker:image:{i}"),
+                (None, None) => "docker:".to_string(),
+            },
+            _ => "local".to_string(),
+        }
+    }
+}

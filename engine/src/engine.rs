@@ -59,6 +59,8 @@ struct Types {
     host: EntityTypeName,
     host_group: EntityTypeName,
     transport: EntityTypeName,
+    session_target: EntityTypeName,
+    target_group: EntityTypeName,
 }
 
 fn tn(s: &str) -> EntityTypeName {
@@ -128,6 +130,8 @@ impl Engine {
             host: tn("Host"),
             host_group: tn("HostGroup"),
             transport: tn("Transport"),
+            session_target: tn("SessionTarget"),
+            target_group: tn("TargetGroup"),
         };
         Ok(Engine {
             loaded,
@@ -254,6 +258,79 @@ impl Engine {
         }
     }
 
+    /// Authorizes opening a session on `target`: one `session_open` request, evaluated
+    /// before any connection is made. The decision has one fact (resource
+    /// `SessionTarget::"<id>"`), with the determining policies and their advice.
+    pub fn decide_open(&self, target: &crate::OpenTarget, env: &DecisionEnv) -> Decision {
+        if let Some(why) = target.malformed() {
+            return Decision {
+                verdict: Verdict::Deny,
+                parse_error: Some(format!("session target: {why}")),
+                entity_error: None,
+                commands: 0,
+                facts: Vec::new(),
+            };
+        }
+        let mut builder = RequestBuilder::new(self, env);
+        let resource = builder.add_session_target(target);
+        let mut fd = FactDecision {
+            action: Action::SessionOpen,
+            resource: resource.to_string(),
+            program: String::new(),
+            command: String::new(),
+            mode: "session_open",
+            raw: target.id(),
+            cwd: None,
+            verdict: Verdict::Deny,
+            policies: Vec::new(),
+            errors: Vec::new(),
+            reason: String::new(),
+        };
+        let entities = match builder.entities() {
+            Ok(e) => e,
+            Err(msg) => {
+                return Decision {
+                    verdict: Verdict::Deny,
+                    parse_error: None,
+                    entity_error: Some(format!("could not build entities: {msg}")),
+                    commands: 0,
+                    facts: Vec::new(),
+                }
+            }
+        };
+        let ctx = Context::from_pairs(vec![
+            ("identity".to_string(), builder.identity.clone()),
+            ("target".to_string(), builder.target.clone()),
+        ]);
+        match ctx {
+            Ok(ctx) => {
+                let keys = builder.keys_for(&resource);
+                self.evaluate(
+                    &mut fd,
+                    (
+                        builder.principal.clone(),
+                        load::action_uid(Action::SessionOpen),
+                        resource,
+                        ctx,
+                    ),
+                    &keys,
+                    &entities,
+                );
+            }
+            Err(e) => {
+                fd.errors.push(e.to_string());
+                fd.reason = format!("could not build the request: {e}");
+            }
+        }
+        Decision {
+            verdict: fd.verdict,
+            parse_error: None,
+            entity_error: None,
+            commands: 0,
+            facts: vec![fd],
+        }
+    }
+
     /// Checks that every request a script produces conforms to the schema (for tests and fuzzing).
     pub fn validate_script_requests(
         &self,
@@ -377,16 +454,29 @@ impl Engine {
             }
         };
         let keys = builder.keys_for(&r);
+        self.evaluate(&mut fd, (p, a, r, ctx), &keys, entities);
+        fd
+    }
+
+    /// Builds the request, evaluates it against the policies that can apply and fills in
+    /// the verdict, the determining policies and the reason. Errors deny.
+    fn evaluate(
+        &self,
+        fd: &mut FactDecision,
+        (p, a, r, ctx): RequestParts,
+        keys: &[EntityUid],
+        entities: &Entities,
+    ) {
         let schema = self.validate_requests.then_some(&self.loaded.schema);
         let request = match Request::new(p, a, r, ctx, schema) {
             Ok(r) => r,
             Err(e) => {
                 fd.errors.push(e.to_string());
                 fd.reason = format!("request does not conform to the schema: {e}");
-                return fd;
+                return;
             }
         };
-        let set = self.applicable(f.action, &keys);
+        let set = self.applicable(fd.action, keys);
         let resp = self.authorizer.is_authorized(&request, &set, entities);
         let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
         let hits: Vec<PolicyHit> = resp.diagnostics().reason().map(|id| self.hit(id)).collect();
@@ -397,7 +487,7 @@ impl Engine {
                 "policy evaluation error (fails closed): {}",
                 fd.errors.join("; ")
             );
-            return fd;
+            return;
         }
         match resp.decision() {
             CedarDecision::Allow => {
@@ -426,7 +516,6 @@ impl Engine {
                 fd.policies = hits;
             }
         }
-        fd
     }
 }
 
@@ -662,6 +751,45 @@ impl<'e> RequestBuilder<'e> {
         ]);
         if let Ok(ent) = Entity::new(u.clone(), attrs, parents) {
             self.push(ent);
+        }
+        u
+    }
+
+    fn add_session_target(&mut self, target: &crate::OpenTarget) -> EntityUid {
+        let t = &self.e.types;
+        let id = target.id();
+        let u = uid(&t.session_target, &id);
+        let mut keys = vec![u.clone()];
+        let mut parents = HashSet::new();
+        for g in self.e.loaded.catalog.target_groups_for(&id) {
+            let gu = uid(&t.target_group, &g);
+            keys.push(gu.clone());
+            parents.insert(gu);
+        }
+        self.keys.insert(u.clone(), keys);
+        let mut attrs = HashMap::from([(
+            "transport".to_string(),
+            RestrictedExpression::new_entity_uid(uid(&t.transport, target.transport.as_str())),
+        )]);
+        if let Some(h) = &target.host {
+            attrs.insert("host".into(), s(h));
+        }
+        if let Some(p) = target.port {
+            attrs.insert("port".into(), RestrictedExpression::new_long(i64::from(p)));
+        }
+        if let Some(v) = &target.user {
+            attrs.insert("user".into(), s(v));
+        }
+        if let Some(v) = &target.container {
+            attrs.insert("container".into(), s(v));
+        }
+        if let Some(v) = &target.image {
+            attrs.insert("image".into(), s(v));
+        }
+        match Entity::new(u.clone(), attrs, parents) {
+            Ok(ent) => self.push(ent),
+            // Without its entity the request errors, and errors deny.
+            Err(_) => {}
         }
         u
     }

@@ -25,6 +25,8 @@ pub enum Action {
     Chdir,
     /// Open a network connection.
     Connect,
+    /// Open a session on a target (local, an SSH host, a Docker container or image).
+    SessionOpen,
 }
 
 impl Action {
@@ -37,17 +39,19 @@ impl Action {
             Action::ReadPath => "read_path",
             Action::Chdir => "chdir",
             Action::Connect => "connect",
+            Action::SessionOpen => "session_open",
         }
     }
 
     /// Every action.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Exec,
         Action::PathArg,
         Action::WritePath,
         Action::ReadPath,
         Action::Chdir,
         Action::Connect,
+        Action::SessionOpen,
     ];
 }
 

@@ -39,7 +39,7 @@ mod load;
 mod network;
 pub mod policy_dir;
 
-pub use context::{DecisionEnv, Identity, Target, Transport, UnknownTransport};
+pub use context::{DecisionEnv, Identity, OpenTarget, Target, Transport, UnknownTransport};
 pub use decision::{Decision, Effect, FactDecision, PolicyHit, Verdict};
 pub use engine::Engine;
 pub use error::LoadError;

@@ -65,3 +65,109 @@ fn knowledge_examples_hosts() {
     assert!(checked >= 15, "only {checked} host examples");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Opening sessions: local is allowed; SSH and Docker only to what the operator lists in
+/// the target groups (patterns over target ids), and the strict set refuses root over SSH
+/// and attaching to running containers.
+#[test]
+fn session_targets_are_authorized_by_operator_groups() {
+    use execkit_engine::OpenTarget;
+    let with_groups = |set: execkit_policies::PolicySetFiles| {
+        let mut ents: Vec<serde_json::Value> = serde_json::from_str(set.entities).unwrap();
+        for e in ents.iter_mut() {
+            let id = e["uid"]["id"].as_str().unwrap_or("").to_string();
+            if e["uid"]["type"] == "TargetGroup" && id == "ssh-allowed" {
+                e["attrs"]["patterns"] =
+                    serde_json::json!(["ssh:*@build-*.internal:22", "ssh:root@lab.internal:*"]);
+            }
+            if e["uid"]["type"] == "TargetGroup" && id == "docker-allowed" {
+                e["attrs"]["patterns"] =
+                    serde_json::json!(["docker:image:alpine:*", "docker:container:app-*"]);
+            }
+        }
+        let text = serde_json::to_string(&ents).unwrap();
+        let b = PolicyBundle::from_files(
+            (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+            set.policies,
+            &text,
+        );
+        Engine::new(&b).unwrap_or_else(|err| panic!("{err}"))
+    };
+    let env = DecisionEnv::local("/work", "/root");
+    let default = with_groups(execkit_policies::DEFAULT);
+    let strict = with_groups(execkit_policies::STRICT);
+    for (target, d, s) in [
+        (OpenTarget::local(), Verdict::Allow, Verdict::Allow),
+        (
+            OpenTarget::ssh("build-7.internal", None, Some("deploy")),
+            Verdict::Allow,
+            Verdict::Allow,
+        ),
+        (
+            OpenTarget::ssh("build-7.internal", Some(2222), Some("deploy")),
+            Verdict::Deny,
+            Verdict::Deny,
+        ),
+        (
+            OpenTarget::ssh("Build-7.Internal", None, None),
+            Verdict::Allow,
+            Verdict::Allow,
+        ),
+        (
+            OpenTarget::ssh("prod-db.internal", None, Some("deploy")),
+            Verdict::Deny,
+            Verdict::Deny,
+        ),
+        (
+            OpenTarget::ssh("lab.internal", Some(22), Some("root")),
+            Verdict::Allow,
+            Verdict::Deny,
+        ),
+        (
+            OpenTarget::docker_image("alpine:3.20"),
+            Verdict::Allow,
+            Verdict::Allow,
+        ),
+        (
+            OpenTarget::docker_image("ubuntu:24.04"),
+            Verdict::Deny,
+            Verdict::Deny,
+        ),
+        (
+            OpenTarget::docker_container("app-web"),
+            Verdict::Allow,
+            Verdict::Deny,
+        ),
+        (
+            OpenTarget::docker_container("postgres"),
+            Verdict::Deny,
+            Verdict::Deny,
+        ),
+    ] {
+        let got = default.decide_open(&target, &env);
+        assert_eq!(got.verdict, d, "default {}: {:?}", target.id(), got.facts);
+        assert_eq!(got.facts.len(), 1);
+        assert!(got.facts[0].errors.is_empty(), "{:?}", got.facts[0]);
+        let got = strict.decide_open(&target, &env);
+        assert_eq!(got.verdict, s, "strict {}: {:?}", target.id(), got.facts);
+    }
+    // Names that would make a target id ambiguous are refused before any policy.
+    for bad in [
+        OpenTarget::ssh("x@build-1.internal", None, Some("deploy")),
+        OpenTarget::ssh("build-1.internal:22", None, None),
+        OpenTarget::ssh("build-1.internal", None, Some("a@b")),
+        OpenTarget::docker_container("app-*"),
+        OpenTarget::ssh("", None, None),
+    ] {
+        let d = default.decide_open(&bad, &env);
+        assert_eq!(d.verdict, Verdict::Deny, "{bad:?}");
+        assert!(d.parse_error.is_some(), "{bad:?}");
+    }
+    // A denial names the policy's advice for the agent.
+    let denied = default.decide_open(&OpenTarget::ssh("prod-db.internal", None, None), &env);
+    assert!(
+        denied.facts[0].reason.contains("default deny"),
+        "{:?}",
+        denied.facts[0]
+    );
+}

@@ -43,6 +43,7 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "approvals.cedar",
             include_str!("../default/approvals.cedar"),
         ),
+        ("sessions.cedar", include_str!("../default/sessions.cedar")),
     ],
     entities: include_str!("../default/entities.json"),
     cases: &[
@@ -57,6 +58,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
         (
             "cases/transports.toml",
             include_str!("../default/cases/transports.toml"),
+        ),
+        (
+            "cases/sessions.toml",
+            include_str!("../default/cases/sessions.toml"),
         ),
     ],
 };
