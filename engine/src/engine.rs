@@ -786,10 +786,9 @@ impl<'e> RequestBuilder<'e> {
         if let Some(v) = &target.image {
             attrs.insert("image".into(), s(v));
         }
-        match Entity::new(u.clone(), attrs, parents) {
-            Ok(ent) => self.push(ent),
-            // Without its entity the request errors, and errors deny.
-            Err(_) => {}
+        // Without its entity the request errors, and errors deny.
+        if let Ok(ent) = Entity::new(u.clone(), attrs, parents) {
+            self.push(ent);
         }
         u
     }

@@ -1,4 +1,4 @@
-//! `execkit policy check|validate|test|explain`.
+//! `execkit policy check|validate|test|explain|open`.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -32,6 +32,29 @@ pub enum PolicyCommand {
     },
     /// Show the command IR the grammar extracts (no policies involved).
     Explain(ExplainArgs),
+    /// Dry-run opening a session on a target (`local`, `ssh:USER@HOST:PORT`,
+    /// `docker:container:NAME`, `docker:image:IMAGE`): the `session_open` decision.
+    /// Exit code: 0 allow, 2 deny, 3 ask, 1 error.
+    Open(OpenArgs),
+}
+
+/// `execkit policy open`.
+#[derive(Args)]
+pub struct OpenArgs {
+    /// Policy directory (default: the embedded default set).
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    /// Agent entity id of the principal.
+    #[arg(long, default_value = "agent")]
+    identity: String,
+    /// Extra Group of the agent (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// The target, as a SessionTarget id.
+    target: String,
 }
 
 /// Where a dry run pretends the command runs.
@@ -93,6 +116,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
         PolicyCommand::Validate { dir } => validate(dir.as_deref()),
         PolicyCommand::Test { dir, verbose, json } => test(dir.as_deref(), verbose, json),
         PolicyCommand::Explain(a) => explain(a),
+        PolicyCommand::Open(a) => open(a),
     };
     match r {
         Ok(code) => code,
@@ -152,6 +176,34 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
+fn open(a: OpenArgs) -> anyhow::Result<ExitCode> {
+    let (engine, _) = engine_for(a.policies.as_deref())?;
+    let target = execkit_engine::OpenTarget::parse(&a.target).with_context(|| {
+        format!(
+            "`{}` is not a session target (local, ssh:USER@HOST:PORT, docker:container:NAME, docker:image:IMAGE)",
+            a.target
+        )
+    })?;
+    let here = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/".into());
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let mut env = DecisionEnv::local(&here, &home);
+    env.identity.agent = a.identity.clone();
+    env.identity.groups = a.groups.clone();
+    let d = engine.decide_open(&target, &env);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print_decision(&d);
+    }
+    Ok(ExitCode::from(match d.verdict {
+        Verdict::Allow => 0,
+        Verdict::Ask => 3,
+        _ => 2,
+    }))
+}
+
 fn print_decision(d: &Decision) {
     if let Some(e) = &d.parse_error {
         println!("rejected: {e}");
@@ -162,7 +214,11 @@ fn print_decision(d: &Decision) {
             Verdict::Ask => "ASK  ",
             _ => "DENY ",
         };
-        println!("{mark} {:<10} {}  ({})", f.action, f.resource, f.program);
+        if f.program.is_empty() {
+            println!("{mark} {:<10} {}", f.action, f.resource);
+        } else {
+            println!("{mark} {:<10} {}  ({})", f.action, f.resource, f.program);
+        }
         println!("      {}", f.reason);
         for p in &f.policies {
             if f.verdict != Verdict::Allow {

@@ -417,3 +417,22 @@ fn doctor_probes_expect_what_each_profile_promises() {
         );
     }
 }
+
+#[test]
+fn policy_open_decides_session_targets_with_exit_codes() {
+    let o = execkit(&["policy", "open", "local"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("allow-local-sessions"));
+    let o = execkit(&["policy", "open", "--json", "ssh:root@prod.internal:22"]);
+    assert_eq!(o.status.code(), Some(2));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["verdict"], "deny");
+    assert_eq!(d["facts"][0]["action"], "session_open");
+    assert_eq!(
+        d["facts"][0]["resource"],
+        "SessionTarget::\"ssh:root@prod.internal:22\""
+    );
+    let o = execkit(&["policy", "open", "ftp:nowhere"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a session target"));
+}

@@ -56,7 +56,7 @@ pub use session::{Approval, Progress, Session, SessionInfo};
 
 pub use execkit_audit as audit;
 pub use execkit_engine::{
-    Decision, DecisionEnv, Engine, FactDecision, Identity, LoadError, PolicyBundle, PolicyHit,
-    Transport, Verdict,
+    Decision, DecisionEnv, Engine, FactDecision, Identity, LoadError, OpenTarget, PolicyBundle,
+    PolicyHit, Transport, Verdict,
 };
 pub use execkit_protect as protect;

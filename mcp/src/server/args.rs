@@ -9,10 +9,26 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateArgs {
-    /// Where the session runs: `local` (the default). `ssh` and `docker` are not available
-    /// in this build.
+    /// Where the session runs: `local` (the default), `ssh` or `docker`. Every target is
+    /// authorized by the policies (`session_open`) before anything connects; `ssh` and
+    /// `docker` sessions are not available in this build yet.
     #[serde(default)]
     pub transport: Option<String>,
+    /// SSH: the host (name or address).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// SSH: the port (default 22).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// SSH: the remote user (default: the operator's).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Docker: an existing container to attach to.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Docker: the image of an ephemeral container.
+    #[serde(default)]
+    pub image: Option<String>,
     /// The session's workspace (its starting directory and, under the `workspace` sandbox,
     /// the only writable tree). Relative paths are taken from the operator's default
     /// workspace; it must lie inside a workspace the operator allows.

@@ -18,7 +18,7 @@ pub mod table;
 use crate::operator::Operator;
 use approval::Approvals;
 use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs};
-use execkit_engine::{DecisionEnv, Verdict};
+use execkit_engine::{DecisionEnv, OpenTarget, Verdict};
 use execkit_protect::Budget;
 use execkit_runner::{Approval, ExecError, ExecOptions};
 use output::{
@@ -325,28 +325,72 @@ impl ExecKitServer {
     )]
     async fn session_create(&self, Parameters(a): Parameters<CreateArgs>) -> ToolResult {
         let transport = a.transport.as_deref().unwrap_or("local");
-        match transport {
-            "local" => {}
-            "ssh" | "docker" => {
+        let target = match (transport, &a.host, &a.container, &a.image) {
+            ("local", None, None, None) if a.port.is_none() && a.user.is_none() => {
+                OpenTarget::local()
+            }
+            ("local", ..) => {
                 return fail(
-                    ErrorKind::NotAvailable,
+                    ErrorKind::BadArguments,
+                    "a local session takes no host, port, user, container or image",
+                )
+            }
+            ("ssh", Some(host), None, None) => {
+                OpenTarget::ssh(host, a.port, a.user.as_deref())
+            }
+            ("ssh", ..) => {
+                return fail(
+                    ErrorKind::BadArguments,
+                    "an ssh session needs `host` (and optionally `port`, `user`), no container or image",
+                )
+            }
+            ("docker", None, Some(c), None) if a.port.is_none() && a.user.is_none() => {
+                OpenTarget::docker_container(c)
+            }
+            ("docker", None, None, Some(i)) if a.port.is_none() && a.user.is_none() => {
+                OpenTarget::docker_image(i)
+            }
+            ("docker", ..) => {
+                return fail(
+                    ErrorKind::BadArguments,
+                    "a docker session needs exactly one of `container` or `image`",
+                )
+            }
+            (other, ..) => {
+                return fail(
+                    ErrorKind::BadArguments,
                     format!(
-                        "transport `{transport}` is not available in this build yet; use `local`"
+                        "unknown transport `{}`; expected `local`, `ssh` or `docker`",
+                        echo(other)
                     ),
                 )
             }
-            other => {
-                return fail(
-                    ErrorKind::BadArguments,
-                    format!("unknown transport `{other}`; expected `local`, `ssh` or `docker`"),
-                )
-            }
+        };
+        // The target is a Cedar decision of its own, before anything connects.
+        let op = &self.shared.op;
+        let ws = op.default_workspace.display().to_string();
+        let mut env =
+            DecisionEnv::local(&ws, &std::env::var("HOME").unwrap_or_else(|_| "/".into()));
+        env.identity = op.identity();
+        let decision = op.engine.decide_open(&target, &env);
+        if decision.verdict != Verdict::Allow {
+            tracing::info!(target = %target.id(), "session target denied by policy");
+            let d = execkit_runner::Denial::from_decision(decision);
+            return denied(&d, &ws, Some("this session target is not allowed"));
+        }
+        if transport != "local" {
+            return fail(
+                ErrorKind::NotAvailable,
+                format!(
+                    "the policies allow `{}`, but transport `{transport}` is not available in this build yet; use `local`",
+                    target.id()
+                ),
+            );
         }
         let budget = match a.output_budget.as_ref().map(|b| b.to_budget()).transpose() {
             Ok(b) => b,
             Err(e) => return fail(ErrorKind::BadArguments, e.to_string()),
         };
-        let op = &self.shared.op;
         let workspace = match op.workspace(a.workspace.as_deref()) {
             Ok(w) => w,
             Err(e) => return fail(ErrorKind::Workspace, e.to_string()),

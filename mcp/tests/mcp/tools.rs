@@ -213,12 +213,17 @@ async fn bad_arguments_are_tool_errors_with_clear_messages() {
         (
             "session_create",
             json!({"transport": "ssh"}),
-            "not available",
+            "needs `host`",
         ),
         (
             "session_create",
             json!({"transport": "docker"}),
-            "not available",
+            "exactly one of `container` or `image`",
+        ),
+        (
+            "session_create",
+            json!({"host": "build-1.internal"}),
+            "a local session takes no host",
         ),
         (
             "session_create",
@@ -333,4 +338,56 @@ async fn budgets_narrow_output_and_report_what_was_cut() {
     );
     assert!(!v["redactions"].as_object().unwrap().is_empty());
     c.cancel().await.unwrap();
+}
+
+/// A session target is a policy decision before anything connects: the default set denies
+/// an SSH host or a container the operator did not list, with the decision shown; a target
+/// the policies allow gets "not available in this build" (no transport yet), never a
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_targets_are_decided_before_anything_connects() {
+    let s = Setup::new("");
+    let c = s.connect(Human::Absent).await;
+    for args in [
+        json!({"transport": "ssh", "host": "prod-db.internal", "user": "root"}),
+        json!({"transport": "docker", "container": "postgres"}),
+        json!({"transport": "docker", "image": "alpine:3.20"}),
+        json!({"transport": "ssh", "host": "x@evil.example"}),
+    ] {
+        let r = call(&c, "session_create", args.clone()).await;
+        assert!(is_error(&r), "{args}");
+        let v = structured(&r);
+        assert_eq!(v["denied"], true, "{args}: {v}");
+        assert!(text(&r).contains("not allowed"), "{args}: {}", text(&r));
+    }
+    let r = call(
+        &c,
+        "session_create",
+        json!({"transport": "ssh", "host": "prod-db.internal"}),
+    )
+    .await;
+    assert!(
+        structured(&r).to_string().contains("SessionTarget"),
+        "{}",
+        structured(&r)
+    );
+    c.cancel().await.unwrap();
+
+    let root = std::env::temp_dir().join(format!("execkit-open-{}", std::process::id()));
+    let s = Setup::new(&permit_all_policies(&root));
+    let c = s.connect(Human::Absent).await;
+    let r = call(
+        &c,
+        "session_create",
+        json!({"transport": "ssh", "host": "build-1.internal", "port": 2222, "user": "deploy"}),
+    )
+    .await;
+    assert_eq!(structured(&r)["error"], "not_available", "{}", text(&r));
+    assert!(
+        text(&r).contains("ssh:deploy@build-1.internal:2222"),
+        "{}",
+        text(&r)
+    );
+    c.cancel().await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
 }
