@@ -42,6 +42,7 @@ mod builder;
 mod config;
 mod disk;
 mod frame;
+pub mod known_hosts;
 mod procs;
 mod result;
 pub mod sandbox;
