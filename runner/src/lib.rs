@@ -48,6 +48,7 @@ mod result;
 pub mod sandbox;
 mod session;
 mod shell;
+pub mod ssh;
 mod tmpdirs;
 
 pub use builder::SessionBuilder;

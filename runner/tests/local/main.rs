@@ -9,3 +9,4 @@ mod lifecycle;
 mod limits;
 mod sandbox;
 mod session_state;
+mod ssh_connect;

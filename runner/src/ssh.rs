@@ -1,0 +1,374 @@
+//! SSH connections for the SSH transport (russh): operator-chosen credentials and host-key
+//! trust, never an agent's.
+//!
+//! What is built: connecting with the host key checked against the operator's
+//! `known_hosts` ([`crate::known_hosts`]; unknown hosts refused unless the operator enabled
+//! trust-on-first-use, which appends the key, or the test-only `insecure` acceptance);
+//! public-key authentication with key files that must be owner-only (as OpenSSH demands),
+//! then a password from an operator source if configured; keepalives; and running one
+//! command with separate stdout/stderr and its exit status (for probes and the doctor).
+//! The persistent shell over SSH builds on this connection.
+
+use crate::known_hosts::{HostKeyVerdict, KnownHosts, KnownHostsError};
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::ChannelMsg;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What to do with a host `known_hosts` does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnknownHosts {
+    /// Refuse (the default).
+    #[default]
+    Refuse,
+    /// Trust the first key seen and append it to `known_hosts` (an explicit operator choice).
+    TrustOnFirstUse,
+    /// Accept any key, known or not, changed or not. Only for tests; never in production.
+    InsecureAcceptAny,
+}
+
+/// Operator settings for SSH connections.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SshSettings {
+    /// Private key files tried in order (each must be owner-only).
+    pub identity_files: Vec<PathBuf>,
+    /// Passphrase for encrypted key files.
+    pub passphrase: Option<String>,
+    /// A password tried after the keys.
+    pub password: Option<String>,
+    /// The operator's `known_hosts`.
+    pub known_hosts: PathBuf,
+    /// Unknown hosts.
+    pub unknown_hosts: UnknownHosts,
+    /// How long connecting and authenticating may take.
+    pub connect_timeout: Duration,
+    /// Keepalive interval.
+    pub keepalive: Duration,
+}
+
+impl SshSettings {
+    /// Settings with one known_hosts file and nothing else (add keys or a password).
+    pub fn new(known_hosts: impl Into<PathBuf>) -> SshSettings {
+        SshSettings {
+            identity_files: Vec::new(),
+            passphrase: None,
+            password: None,
+            known_hosts: known_hosts.into(),
+            unknown_hosts: UnknownHosts::Refuse,
+            connect_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+}
+
+/// Why a connection was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SshError {
+    /// The operator's known_hosts is unreadable or malformed.
+    #[error("known_hosts {path}: {message}")]
+    KnownHosts {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The host key is not trusted.
+    #[error("{host}:{port}: {verdict}")]
+    HostKey {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+        /// Why.
+        verdict: HostKeyVerdict,
+    },
+    /// A key file cannot be used.
+    #[error("key file {path}: {message}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// No method authenticated.
+    #[error("authentication as `{user}` failed (tried: {tried})")]
+    Auth {
+        /// The user.
+        user: String,
+        /// The methods tried.
+        tried: String,
+    },
+    /// Connecting or the protocol failed.
+    #[error("{host}:{port}: {message}")]
+    Connect {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Checks the server's key and remembers the verdict for the error message.
+struct Verifier {
+    known: KnownHosts,
+    known_path: PathBuf,
+    host: String,
+    port: u16,
+    unknown: UnknownHosts,
+    verdict: Arc<Mutex<Option<HostKeyVerdict>>>,
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            if let Ok(mut v) = self.verdict.lock() {
+                *v = Some(HostKeyVerdict::CertificatesUnsupported { line: 0 });
+            }
+            return Ok(false);
+        };
+        let algorithm = key.algorithm().as_str().to_string();
+        let Ok(blob) = key.to_bytes() else {
+            return Ok(false);
+        };
+        let verdict = self.known.check(&self.host, self.port, &algorithm, &blob);
+        let accept = match (&verdict, self.unknown) {
+            (_, UnknownHosts::InsecureAcceptAny) => true,
+            (HostKeyVerdict::Trusted { .. }, _) => true,
+            (HostKeyVerdict::Unknown, UnknownHosts::TrustOnFirstUse) => {
+                let line = KnownHosts::line_for(&self.host, self.port, &algorithm, &blob);
+                append_line(&self.known_path, &line).is_ok()
+            }
+            _ => false,
+        };
+        if let Ok(mut v) = self.verdict.lock() {
+            *v = Some(verdict);
+        }
+        Ok(accept)
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(f, "{line}")
+}
+
+/// Refuses a key file others can read (as OpenSSH does) or that this user does not own.
+fn check_key_file(path: &Path) -> Result<(), SshError> {
+    let err = |message: String| SshError::KeyFile {
+        path: path.display().to_string(),
+        message,
+    };
+    let m = path.metadata().map_err(|e| err(e.to_string()))?;
+    if m.mode() & 0o077 != 0 {
+        return Err(err(format!(
+            "permissions {:o} are too open: a private key must be readable by its owner only (chmod 600)",
+            m.mode() & 0o777
+        )));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if m.uid() != me {
+        return Err(err(format!(
+            "owned by uid {}, not by this user ({me})",
+            m.uid()
+        )));
+    }
+    Ok(())
+}
+
+/// An authenticated SSH connection.
+pub struct SshConnection {
+    handle: client::Handle<Verifier>,
+    target: SshTarget,
+}
+
+/// What one command printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOutput {
+    /// Exit status (`None` if the channel closed without one).
+    pub exit_status: Option<u32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl SshConnection {
+    /// Connects, checks the host key, and authenticates with the operator's credentials.
+    pub async fn connect(s: &SshSettings, target: &SshTarget) -> Result<SshConnection, SshError> {
+        let text = match std::fs::read_to_string(&s.known_hosts) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(SshError::KnownHosts {
+                    path: s.known_hosts.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        let known =
+            KnownHosts::parse(&text).map_err(|e: KnownHostsError| SshError::KnownHosts {
+                path: s.known_hosts.display().to_string(),
+                message: e.to_string(),
+            })?;
+        // Key files are checked before anything connects.
+        let mut keys = Vec::new();
+        for path in &s.identity_files {
+            check_key_file(path)?;
+            let key = russh::keys::load_secret_key(path, s.passphrase.as_deref()).map_err(|e| {
+                SshError::KeyFile {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+            keys.push(Arc::new(key));
+        }
+        let verdict = Arc::new(Mutex::new(None));
+        let handler = Verifier {
+            known,
+            known_path: s.known_hosts.clone(),
+            host: target.host.clone(),
+            port: target.port,
+            unknown: s.unknown_hosts,
+            verdict: verdict.clone(),
+        };
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(s.keepalive),
+            keepalive_max: 3,
+            nodelay: true,
+            ..client::Config::default()
+        });
+        let connect_err = |message: String| SshError::Connect {
+            host: target.host.clone(),
+            port: target.port,
+            message,
+        };
+        let connecting = client::connect(config, (target.host.as_str(), target.port), handler);
+        let mut handle = match tokio::time::timeout(s.connect_timeout, connecting).await {
+            Err(_) => {
+                return Err(connect_err(format!(
+                    "no answer within {:?}",
+                    s.connect_timeout
+                )))
+            }
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                let judged = verdict.lock().ok().and_then(|mut v| v.take());
+                return Err(match judged {
+                    Some(v) if !v.is_trusted() => SshError::HostKey {
+                        host: target.host.clone(),
+                        port: target.port,
+                        verdict: v,
+                    },
+                    _ => connect_err(e.to_string()),
+                });
+            }
+        };
+        let mut tried = Vec::new();
+        for key in keys {
+            tried.push(format!("publickey {}", key.algorithm().as_str()));
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| connect_err(e.to_string()))?
+                .flatten();
+            let r = handle
+                .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(key, hash))
+                .await
+                .map_err(|e| connect_err(e.to_string()))?;
+            if r.success() {
+                return Ok(SshConnection {
+                    handle,
+                    target: target.clone(),
+                });
+            }
+        }
+        if let Some(pw) = &s.password {
+            tried.push("password".into());
+            let r = handle
+                .authenticate_password(&target.user, pw)
+                .await
+                .map_err(|e| connect_err(e.to_string()))?;
+            if r.success() {
+                return Ok(SshConnection {
+                    handle,
+                    target: target.clone(),
+                });
+            }
+        }
+        Err(SshError::Auth {
+            user: target.user.clone(),
+            tried: if tried.is_empty() {
+                "nothing: no key files or password configured".into()
+            } else {
+                tried.join(", ")
+            },
+        })
+    }
+
+    /// Runs one command (no PTY) and collects its output and exit status.
+    pub async fn run(&self, command: &str) -> Result<RemoteOutput, SshError> {
+        let err = |message: String| SshError::Connect {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            message,
+        };
+        let mut ch = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, command)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut out = RemoteOutput {
+            exit_status: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Says goodbye.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
