@@ -99,10 +99,29 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# A private dockerd for the Docker tests: docker.io from apt, its own socket and data root,
+# a test image imported from a root filesystem built here (no registry is reachable).
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "==> installing: docker.io"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io
+  else
+    echo "docker.io is missing and cannot be installed (need root on Debian)" >&2
+    exit 1
+  fi
+fi
 export EXECKIT_TEST_SSHD_DIR="${EXECKIT_TEST_SSHD_DIR:-$(mktemp -d /tmp/execkit-sshd.XXXXXX)}"
+export EXECKIT_TEST_DOCKER_DIR="${EXECKIT_TEST_DOCKER_DIR:-$(mktemp -d /tmp/execkit-docker.XXXXXX)}"
+stop_servers() {
+  scripts/sshd-for-tests.sh stop "$EXECKIT_TEST_SSHD_DIR" || true
+  scripts/dockerd-for-tests.sh stop "$EXECKIT_TEST_DOCKER_DIR" || true
+}
+trap stop_servers EXIT
 echo "==> starting a test sshd ($EXECKIT_TEST_SSHD_DIR)"
 scripts/sshd-for-tests.sh start "$EXECKIT_TEST_SSHD_DIR"
-trap 'scripts/sshd-for-tests.sh stop "$EXECKIT_TEST_SSHD_DIR"' EXIT
+echo "==> starting a test dockerd and building its image ($EXECKIT_TEST_DOCKER_DIR)"
+scripts/dockerd-for-tests.sh start "$EXECKIT_TEST_DOCKER_DIR"
 
 echo "==> cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -41,6 +41,7 @@ pub mod blocking;
 mod builder;
 mod config;
 mod disk;
+pub mod docker;
 mod frame;
 pub mod known_hosts;
 mod procs;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
 mod common;
+mod docker_connect;
 mod framing;
 mod lifecycle;
 mod limits;
