@@ -10,8 +10,9 @@ dir="${2:?state directory}"
 
 if [ "$cmd" = stop ]; then
   if [ -f "$dir/dockerd.pid" ]; then
-    kill "$(cat "$dir/dockerd.pid")" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$(cat "$dir/dockerd.pid")" 2>/dev/null || break; sleep 0.1; done
+    pid="$(cat "$dir/dockerd.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   exit 0
 fi

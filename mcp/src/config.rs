@@ -41,6 +41,10 @@ pub struct OperatorConfig {
     pub audit: AuditConfig,
     /// Values to redact from every output.
     pub secrets: SecretsConfig,
+    /// SSH targets: trust and credentials (agents only pick among what this allows).
+    pub ssh: Option<SshConfig>,
+    /// The Docker endpoint and the hardening of ephemeral containers.
+    pub docker: Option<DockerConfig>,
     /// The file this configuration was read from (not a setting).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -194,6 +198,68 @@ pub struct AuditConfig {
     /// Append decision and command records (hash-chained JSON lines) here.
     /// Env: `EXECKIT_AUDIT_PATH`.
     pub path: Option<PathBuf>,
+}
+
+/// `[ssh]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    /// The operator's known_hosts (OpenSSH format).
+    pub known_hosts: PathBuf,
+    /// Private key files, tried in order (each must be owner-only).
+    #[serde(default)]
+    pub identity_files: Vec<PathBuf>,
+    /// The name of a server environment variable holding a password to try after the keys.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// `refuse` (default), `trust-on-first-use` (appends to known_hosts) or
+    /// `insecure-accept-any` (tests only).
+    #[serde(default)]
+    pub unknown_hosts: UnknownHostsConfig,
+    /// The remote user when the agent names none.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// What to do with hosts known_hosts does not list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownHostsConfig {
+    /// Refuse.
+    #[default]
+    Refuse,
+    /// Trust the first key and append it.
+    TrustOnFirstUse,
+    /// Accept anything (tests only).
+    InsecureAcceptAny,
+}
+
+/// `[docker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// The daemon's Unix socket (`unix:///var/run/docker.sock`).
+    pub endpoint: String,
+    /// Give ephemeral containers a network.
+    #[serde(default)]
+    pub network: bool,
+    /// Processes per ephemeral container.
+    #[serde(default = "default_pids")]
+    pub pids_limit: i64,
+    /// Memory per ephemeral container, in bytes.
+    #[serde(default = "default_container_memory")]
+    pub memory_bytes: i64,
+    /// The user ephemeral containers run as (default: the image's).
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+fn default_pids() -> i64 {
+    256
+}
+
+fn default_container_memory() -> i64 {
+    1 << 30
 }
 
 /// `[secrets]`.
@@ -377,6 +443,39 @@ impl OperatorConfig {
         }
         if let Some(v) = num("EXECKIT_MAX_WORKSPACE_BYTES")? {
             self.limits.max_workspace_bytes = v;
+        }
+        if let Some(v) = env("EXECKIT_SSH_KNOWN_HOSTS") {
+            match &mut self.ssh {
+                Some(ssh) => ssh.known_hosts = v.into(),
+                None => {
+                    self.ssh = Some(SshConfig {
+                        known_hosts: v.into(),
+                        identity_files: Vec::new(),
+                        password_env: None,
+                        unknown_hosts: UnknownHostsConfig::Refuse,
+                        user: None,
+                    })
+                }
+            }
+        }
+        if let Some(v) = env("EXECKIT_SSH_IDENTITY_FILES") {
+            if let Some(ssh) = &mut self.ssh {
+                ssh.identity_files = paths(v);
+            }
+        }
+        if let Some(v) = env("EXECKIT_DOCKER_ENDPOINT") {
+            match &mut self.docker {
+                Some(d) => d.endpoint = v,
+                None => {
+                    self.docker = Some(DockerConfig {
+                        endpoint: v,
+                        network: false,
+                        pids_limit: default_pids(),
+                        memory_bytes: default_container_memory(),
+                        user: None,
+                    })
+                }
+            }
         }
         if let Some(v) = env("EXECKIT_AUDIT_PATH") {
             self.audit.path = Some(v.into());

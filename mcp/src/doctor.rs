@@ -35,6 +35,12 @@ pub enum CheckKind {
     NoNewPrivs,
     /// Probe: a TCP connection (refused unless the profile has network).
     Network,
+    /// The SSH known_hosts file parses.
+    SshKnownHosts,
+    /// An SSH key file is usable (exists, owner-only).
+    SshKey,
+    /// The Docker endpoint answers.
+    Docker,
 }
 
 impl CheckKind {
@@ -49,6 +55,9 @@ impl CheckKind {
             CheckKind::WorkspaceWrite => "probe: write in workspace",
             CheckKind::NoNewPrivs => "probe: no_new_privs",
             CheckKind::Network => "probe: network",
+            CheckKind::SshKnownHosts => "ssh known_hosts",
+            CheckKind::SshKey => "ssh key",
+            CheckKind::Docker => "docker endpoint",
         }
     }
 }

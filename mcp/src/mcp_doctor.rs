@@ -30,6 +30,31 @@ fn audit_writable(p: &Path) -> anyhow::Result<String> {
     }
 }
 
+/// The SSH settings as far as they can be checked without connecting: known_hosts parses,
+/// every key file exists and is owner-only.
+fn ssh_checks(ssh: &crate::config::SshConfig, report: &mut Report) {
+    let kh = match std::fs::read_to_string(&ssh.known_hosts) {
+        Ok(t) => execkit_runner::known_hosts::KnownHosts::parse(&t)
+            .map(|_| format!("{} parses", ssh.known_hosts.display()))
+            .map_err(|e| format!("{}: {e}", ssh.known_hosts.display())),
+        Err(e) => Err(format!("{}: {e}", ssh.known_hosts.display())),
+    };
+    match kh {
+        Ok(d) => report.push(CheckKind::SshKnownHosts, true, d),
+        Err(d) => report.push(CheckKind::SshKnownHosts, false, d),
+    }
+    for f in &ssh.identity_files {
+        match execkit_runner::ssh::check_key_file(f) {
+            Ok(()) => report.push(
+                CheckKind::SshKey,
+                true,
+                format!("{} is owner-only", f.display()),
+            ),
+            Err(e) => report.push(CheckKind::SshKey, false, e.to_string()),
+        }
+    }
+}
+
 /// Runs every check.
 pub async fn run(config: OperatorConfig) -> Report {
     let profile = config.sandbox.profile;
@@ -45,6 +70,20 @@ pub async fn run(config: OperatorConfig) -> Report {
             true,
             "no audit path configured (set [audit] path or EXECKIT_AUDIT_PATH)",
         ),
+    }
+    if let Some(ssh) = &config.ssh {
+        ssh_checks(ssh, &mut report);
+    }
+    if let Some(d) = &config.docker {
+        let settings = execkit_runner::docker::DockerSettings::new(&d.endpoint);
+        match execkit_runner::docker::ping(&settings).await {
+            Ok(version) => report.push(
+                CheckKind::Docker,
+                true,
+                format!("{} answers (Docker {version})", d.endpoint),
+            ),
+            Err(e) => report.push(CheckKind::Docker, false, e.to_string()),
+        }
     }
     let mut probe_config = config.clone();
     probe_config.audit.path = None;

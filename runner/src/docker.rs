@@ -109,6 +109,24 @@ pub struct DockerConnection {
     ephemeral: bool,
 }
 
+/// Connects to the endpoint and returns the daemon's version (for the doctor).
+pub async fn ping(s: &DockerSettings) -> Result<String, DockerError> {
+    let endpoint_err = |message: String| DockerError::Endpoint {
+        endpoint: s.endpoint.clone(),
+        message,
+    };
+    let docker = Docker::connect_with_unix(&s.endpoint, 10, bollard::API_DEFAULT_VERSION)
+        .map_err(|e| endpoint_err(e.to_string()))?
+        .negotiate_version()
+        .await
+        .map_err(|e| endpoint_err(e.to_string()))?;
+    let v = docker
+        .version()
+        .await
+        .map_err(|e| endpoint_err(e.to_string()))?;
+    Ok(v.version.unwrap_or_else(|| "?".into()))
+}
+
 fn daemon(e: bollard::errors::Error) -> DockerError {
     DockerError::Daemon(e.to_string())
 }

@@ -181,7 +181,7 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
 }
 
 /// Refuses a key file others can read (as OpenSSH does) or that this user does not own.
-fn check_key_file(path: &Path) -> Result<(), SshError> {
+pub fn check_key_file(path: &Path) -> Result<(), SshError> {
     let err = |message: String| SshError::KeyFile {
         path: path.display().to_string(),
         message,

@@ -132,3 +132,61 @@ async fn operator_secret_files_are_redacted_from_results_and_audit() {
         "the audit log is redacted too"
     );
 }
+
+/// With `[ssh]` and `[docker]` configured, the doctor checks the known_hosts file, every key
+/// file's permissions and the Docker endpoint (the test sshd's and dockerd's files).
+#[test]
+fn doctor_checks_ssh_and_docker_settings() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let (Some(sshd), Some(dockerd)) = (
+        std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(std::path::PathBuf::from),
+        std::env::var_os("EXECKIT_TEST_DOCKER_DIR").map(std::path::PathBuf::from),
+    ) else {
+        assert!(
+            !ci,
+            "CI=true but no test sshd/dockerd (scripts/test.sh starts them)"
+        );
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new("");
+    let good = s.root.join("id_good");
+    let loose = s.root.join("id_loose");
+    for (k, mode) in [(&good, 0o600), (&loose, 0o644)] {
+        std::fs::copy(sshd.join("user_key"), k).unwrap();
+        std::fs::set_permissions(k, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let kh = s.root.join("known_hosts");
+    let host = std::fs::read_to_string(sshd.join("host_ed25519_key.pub")).unwrap();
+    std::fs::write(&kh, format!("[127.0.0.1]:2222 {host}")).unwrap();
+    let text = std::fs::read_to_string(&s.config).unwrap()
+        + &format!(
+            "[ssh]\nknown_hosts = {:?}\nidentity_files = [{:?}, {:?}]\n[docker]\nendpoint = {:?}\n",
+            kh.display().to_string(),
+            good.display().to_string(),
+            loose.display().to_string(),
+            format!("unix://{}", dockerd.join("docker.sock").display())
+        );
+    std::fs::write(&s.config, text).unwrap();
+    let o = execkit_mcp(&["--config", s.config.to_str().unwrap(), "doctor", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = |kind: &str| -> Vec<serde_json::Value> {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(check("ssh_known_hosts")[0]["ok"], true, "{v}");
+    let keys = check("ssh_key");
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["ok"], true, "{v}");
+    assert_eq!(keys[1]["ok"], false, "{v}");
+    assert!(keys[1]["detail"].as_str().unwrap().contains("too open"));
+    assert_eq!(check("docker")[0]["ok"], true, "{v}");
+    // The loose key makes the whole report fail.
+    assert_eq!(v["ok"], false);
+    assert_eq!(o.status.code(), Some(1));
+}
