@@ -18,7 +18,7 @@ fi
 
 mkdir -p "$dir" /run/sshd
 chmod 755 "$dir"
-rm -f "$dir"/host_ed25519_key* "$dir"/user_key* "$dir"/sshd.pid
+rm -f "$dir"/host_ed25519_key* "$dir"/user_key* "$dir"/other_key* "$dir"/sshd.pid
 ssh-keygen -q -t ed25519 -N '' -C execkit-test-host -f "$dir/host_ed25519_key"
 ssh-keygen -q -t ed25519 -N '' -C execkit-test-user -f "$dir/user_key"
 ssh-keygen -q -t ed25519 -N '' -C execkit-test-other -f "$dir/other_key"

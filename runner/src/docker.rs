@@ -271,9 +271,91 @@ impl DockerConnection {
         Ok(out)
     }
 
+    /// Starts the persistent shell in an attached `docker exec` (no TTY), feeding stdout and
+    /// stderr to `tx` as separate streams.
+    pub(crate) async fn open_shell(
+        &self,
+        tx: tokio::sync::mpsc::Sender<crate::shell::Chunk>,
+    ) -> Result<crate::remote::Streams, DockerError> {
+        use crate::shell::Chunk;
+        let exec = self
+            .docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(vec!["bash", "--noprofile", "--norc"]),
+                    ..CreateExecOptions::default()
+                },
+            )
+            .await
+            .map_err(daemon)?;
+        let StartExecResults::Attached { mut output, input } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(daemon)?
+        else {
+            return Err(DockerError::Daemon(
+                "the shell's exec did not attach".into(),
+            ));
+        };
+        let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
+        let docker = self.docker.clone();
+        let id = exec.id.clone();
+        tokio::spawn(async move {
+            while let Some(item) = output.next().await {
+                let chunk = match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => (false, message),
+                    Ok(bollard::container::LogOutput::StdErr { message }) => (true, message),
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                if tx
+                    .send(Chunk {
+                        gen: 0,
+                        err: chunk.0,
+                        data: Some(chunk.1.to_vec()),
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            for is_err in [false, true] {
+                let _ = tx
+                    .send(Chunk {
+                        gen: 0,
+                        err: is_err,
+                        data: None,
+                    })
+                    .await;
+            }
+            let code = docker
+                .inspect_exec(&id)
+                .await
+                .ok()
+                .and_then(|i| i.exit_code)
+                .and_then(|c| i32::try_from(c).ok());
+            let _ = exit_tx.send(Some(code));
+        });
+        Ok(crate::remote::Streams {
+            input: Box::new(input),
+            exit: exit_rx,
+        })
+    }
+
     /// Ends the session: an ephemeral container is removed with everything in it; an
     /// attached one is left as it was.
     pub async fn close(self) {
+        self.remove_if_ephemeral().await;
+    }
+
+    /// Removes an ephemeral container (the connection may still be shared).
+    pub async fn remove_if_ephemeral(&self) {
         if self.ephemeral {
             let _ = self
                 .docker

@@ -45,15 +45,16 @@ pub fn init_script(token: &str) -> String {
             "  builtin printf '\\037EK%s:fin\\n' \"$__ek_n\"\n",
             "  builtin printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
             "}}\n",
-            "builtin printf '\\037EK%s:ready\\n' '{token}'\n",
+            "builtin printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
         ),
         token = token
     )
 }
 
-/// The marker the shell prints once the init script has run.
+/// The marker the shell prints once the init script has run, up to the shell's pid (in
+/// its own PID namespace) and a newline.
 pub fn ready_marker(token: &str) -> Vec<u8> {
-    format!("\x1fEK{token}:ready\n").into_bytes()
+    format!("\x1fEK{token}:ready:").into_bytes()
 }
 
 /// The ask marker for command `seq`.

@@ -45,6 +45,7 @@ pub mod docker;
 mod frame;
 pub mod known_hosts;
 mod procs;
+mod remote;
 mod result;
 pub mod sandbox;
 mod session;

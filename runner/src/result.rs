@@ -262,4 +262,8 @@ pub enum SessionError {
     /// The shell did not become ready.
     #[error("the shell did not start: {0}")]
     NotReady(String),
+    /// The SSH host or the Docker endpoint refused or failed (host key, authentication,
+    /// reachability, container or image).
+    #[error("{0}")]
+    Transport(String),
 }

@@ -4,13 +4,13 @@
 use crate::builder::SessionBuilder;
 use crate::config::SessionConfig;
 use crate::frame::{self, Split, Splitter};
-use crate::procs;
+use crate::remote::Control;
 use crate::result::{Denial, ExecError, ExecOptions, ExecResult, LimitHit, SessionError};
 use crate::sandbox::cgroup::Counters;
 use crate::sandbox::Enforcement;
-use crate::shell::{Chunk, Shell};
+use crate::shell::{Chunk, Shell, ShellEvent};
 use execkit_audit::{AuditEvent, CommandRecord, StreamSummary, Who};
-use execkit_engine::{Decision, DecisionEnv, Verdict};
+use execkit_engine::{Decision, DecisionEnv, Transport, Verdict};
 use execkit_protect::{Protector, Redactor, StreamProtector};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -55,6 +55,8 @@ pub struct SessionInfo {
 pub struct Session {
     id: String,
     config: SessionConfig,
+    /// Where the shell runs (and how to start a new one on restart).
+    origin: Origin,
     protector: Protector,
     home: PathBuf,
     dir: PathBuf,
@@ -64,6 +66,19 @@ pub struct Session {
     /// The cwd as last reported, readable while a command runs (the state lock is held
     /// for a command's whole run).
     last_cwd: std::sync::Mutex<String>,
+}
+
+/// Where a session's shell runs.
+enum Origin {
+    Local,
+    Remote {
+        control: Control,
+        transport: Transport,
+        /// The SSH host or the container, for policies and the audit log.
+        host: Option<String>,
+        container: Option<String>,
+        user: Option<String>,
+    },
 }
 
 #[derive(Default)]
@@ -196,6 +211,7 @@ impl Session {
         };
         Ok(Session {
             id,
+            origin: Origin::Local,
             protector,
             home,
             dir,
@@ -207,6 +223,108 @@ impl Session {
                 gone: None,
                 closed: false,
                 cwd: workspace.display().to_string(),
+                enforcement,
+            }),
+            config,
+        })
+    }
+
+    /// Opens a session on an SSH host: the connection is checked against the operator's
+    /// known_hosts and authenticated with the operator's credentials, then a persistent
+    /// bash runs in its own channel. No kernel sandbox stands behind it: the policies are
+    /// the guard (the decision environment names the transport and host).
+    pub async fn ssh(
+        target: &crate::ssh::SshTarget,
+        settings: &crate::ssh::SshSettings,
+        config: SessionConfig,
+    ) -> Result<Session, SessionError> {
+        let conn = crate::ssh::SshConnection::connect(settings, target)
+            .await
+            .map_err(|e| SessionError::Transport(e.to_string()))?;
+        let origin = Origin::Remote {
+            control: Control::Ssh(Arc::new(conn)),
+            transport: Transport::Ssh,
+            host: Some(target.host.to_ascii_lowercase()),
+            container: None,
+            user: Some(target.user.clone()),
+        };
+        Session::remote(origin, config).await
+    }
+
+    /// Opens a session in a Docker container: attached to a running one, or in a hardened
+    /// ephemeral one removed when the session closes.
+    pub async fn docker(
+        target: &crate::docker::DockerTarget,
+        settings: &crate::docker::DockerSettings,
+        config: SessionConfig,
+    ) -> Result<Session, SessionError> {
+        let conn = crate::docker::DockerConnection::open(settings, target)
+            .await
+            .map_err(|e| SessionError::Transport(e.to_string()))?;
+        let container = conn.container().to_string();
+        let origin = Origin::Remote {
+            control: Control::Docker(Arc::new(conn)),
+            transport: Transport::Docker,
+            host: None,
+            container: Some(container),
+            user: None,
+        };
+        Session::remote(origin, config).await
+    }
+
+    async fn remote(origin: Origin, mut config: SessionConfig) -> Result<Session, SessionError> {
+        let Origin::Remote {
+            control, transport, ..
+        } = &origin
+        else {
+            return Err(SessionError::NotReady("not a remote origin".into()));
+        };
+        let shell = match Shell::spawn_remote(control.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                control.close().await;
+                return Err(e);
+            }
+        };
+        let pid = shell.pid;
+        // The remote home and start directory (the session's workspace there), and the
+        // environment the shell started with, whose sensitive values are redacted.
+        let (_, facts) = control
+            .run(&format!(
+                "printf '%s\\n' \"$HOME\"; readlink /proc/{pid}/cwd; env"
+            ))
+            .await
+            .ok_or_else(|| SessionError::NotReady("the remote host does not answer".into()))?;
+        let mut lines = facts.lines();
+        let home = PathBuf::from(lines.next().unwrap_or("/").trim());
+        let start = lines.next().unwrap_or("/").trim().to_string();
+        let env: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config.workspace = PathBuf::from(&start);
+        let mut secrets = config.secrets.clone();
+        secrets.add_env(
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &config.secret_env,
+        );
+        let protector = Protector::new(Redactor::new(&secrets), config.limits.capture);
+        let enforcement = crate::sandbox::Enforcement::remote(*transport);
+        let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
+        Ok(Session {
+            id,
+            origin,
+            protector,
+            home,
+            dir: PathBuf::new(),
+            tmp: PathBuf::new(),
+            running: Arc::new(Running::default()),
+            last_cwd: std::sync::Mutex::new(start.clone()),
+            state: Mutex::new(State {
+                shell: Some(shell),
+                gone: None,
+                closed: false,
+                cwd: start,
                 enforcement,
             }),
             config,
@@ -286,6 +404,19 @@ impl Session {
         env.identity.session_id = self.id.clone();
         env.cwd = Some(cwd.to_string());
         env.identity.approved_by = approved_by.map(str::to_string);
+        if let Origin::Remote {
+            transport,
+            host,
+            container,
+            user,
+            ..
+        } = &self.origin
+        {
+            env.target.transport = *transport;
+            env.target.host = host.clone();
+            env.target.container = container.clone();
+            env.target.remote_user = user.clone();
+        }
         env
     }
 
@@ -294,8 +425,21 @@ impl Session {
             session: self.id.clone(),
             agent: self.config.identity.agent.clone(),
             operator: self.config.identity.operator.clone(),
-            transport: "local".into(),
-            target: self.config.workspace.display().to_string(),
+            transport: match &self.origin {
+                Origin::Local => "local".into(),
+                Origin::Remote { transport, .. } => transport.as_str().into(),
+            },
+            target: match &self.origin {
+                Origin::Remote {
+                    host: Some(h),
+                    user,
+                    ..
+                } => format!("{}@{h}", user.as_deref().unwrap_or("")),
+                Origin::Remote {
+                    container: Some(c), ..
+                } => c.clone(),
+                _ => self.config.workspace.display().to_string(),
+            },
         }
     }
 
@@ -511,9 +655,17 @@ impl Session {
         if let Some(mut sh) = st.shell.take() {
             sh.kill_all();
         }
-        let (shell, enforcement) = Shell::spawn(&self.config, &self.home, &self.tmp).await?;
-        st.shell = Some(shell);
-        st.enforcement = enforcement;
+        match &self.origin {
+            Origin::Local => {
+                let (shell, enforcement) =
+                    Shell::spawn(&self.config, &self.home, &self.tmp).await?;
+                st.shell = Some(shell);
+                st.enforcement = enforcement;
+            }
+            Origin::Remote { control, .. } => {
+                st.shell = Some(Shell::spawn_remote(control.clone()).await?);
+            }
+        }
         st.gone = None;
         st.closed = false;
         let ws = self.config.workspace.display().to_string();
@@ -529,9 +681,14 @@ impl Session {
         st.closed = true;
         if let Some(mut sh) = st.shell.take() {
             sh.kill_all();
-            let _ = tokio::time::timeout(Duration::from_secs(5), sh.child.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), sh.wait_exit()).await;
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Origin::Remote { control, .. } = &self.origin {
+            control.close().await;
+        }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -542,7 +699,15 @@ impl Drop for Session {
                 sh.kill_all();
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Origin::Remote { control, .. } = &self.origin {
+            let control = control.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { control.close().await });
+            }
+        }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -627,12 +792,6 @@ struct Run<'a> {
     /// This command's ask marker.
     ask: Vec<u8>,
     fin_needle: Vec<u8>,
-}
-
-/// A shell-style exit code: the status, or 128 + the signal that killed it.
-fn exit_code_of(s: std::process::ExitStatus) -> Option<i32> {
-    use std::os::unix::process::ExitStatusExt;
-    s.code().or_else(|| s.signal().map(|sig| 128 + sig))
 }
 
 /// Output held after an unconfirmed ask marker before it is taken as the command's own.
@@ -733,19 +892,20 @@ impl<'a> Run<'a> {
             }
             let cancel_wait = running.notify.notified();
             tokio::select! {
-                chunk = self.shell.rx.recv() => match chunk {
-                    Some(c) => self.on_chunk(c, gen).await?,
-                    None => self.res.shell_gone = Some("the shell's output closed".into()),
-                },
-                status = self.shell.child.wait() => {
+                ev = self.shell.next_event() => match ev {
+                    ShellEvent::Chunk(Some(c)) => self.on_chunk(c, gen).await?,
+                    ShellEvent::Chunk(None) => {
+                        self.res.shell_gone = Some("the shell's output closed".into())
+                    }
+                    ShellEvent::Exited(code) => {
                     self.drain_after_exit(gen).await?;
-                    let s = status.ok();
-                    self.res.exit_code = s.and_then(exit_code_of);
-                    self.res.shell_gone = Some(match s {
-                        Some(s) => format!("the shell exited: {s}"),
+                    self.res.exit_code = code;
+                    self.res.shell_gone = Some(match code {
+                        Some(c) => format!("the shell exited with status {c}"),
                         None => "the shell exited".into(),
                     });
-                }
+                    }
+                },
                 _ = tokio::time::sleep_until(deadline), if stopper.is_none() => {
                     self.res.timed_out = true;
                     stopper = Some(Stopper { stage: 0, next: Instant::now() });
@@ -763,20 +923,18 @@ impl<'a> Run<'a> {
             }
             if let Some(s) = &mut stopper {
                 if Instant::now() >= s.next {
-                    self.escalate(s, &background_before);
+                    self.escalate(s, &background_before).await;
                 }
             }
         }
         if self.res.shell_gone.is_some() && self.res.exit_code.is_none() {
             // The shell closed its output (`exec >&-`) and may still be running: the
             // command lasts until it exits; a shell without output is ended after 2 s.
-            match tokio::time::timeout(Duration::from_secs(2), self.shell.child.wait()).await {
-                Ok(Ok(status)) => self.res.exit_code = exit_code_of(status),
+            match tokio::time::timeout(Duration::from_secs(2), self.shell.wait_exit()).await {
+                Ok(code) => self.res.exit_code = code,
                 _ => {
                     self.shell.kill_all();
-                    if let Ok(status) = self.shell.child.wait().await {
-                        self.res.exit_code = exit_code_of(status);
-                    }
+                    self.res.exit_code = self.shell.wait_exit().await;
                 }
             }
         }
@@ -784,12 +942,12 @@ impl<'a> Run<'a> {
         self.finish_framing();
         if self.res.shell_gone.is_none() {
             // The kernel's word on the cwd, not the shell's.
-            if let Some(c) = procs::cwd(self.shell.pid) {
+            if let Some(c) = self.shell.kernel_cwd() {
                 self.res.cwd = Some(c.display().to_string());
             }
         }
         self.shell.unlink_fifos();
-        procs::reap_orphans(self.shell.pid, self.shell.pid);
+        self.shell.reap_orphans();
         Ok(self.outcome())
     }
 
@@ -800,17 +958,10 @@ impl<'a> Run<'a> {
     /// One step of SIGINT → SIGTERM → SIGKILL on the command's process groups; a command
     /// running inside the shell itself (a builtin loop) gets SIGINT on the shell, whose
     /// trap breaks out; last of all the shell is killed.
-    fn escalate(&mut self, s: &mut Stopper, background_before: &[i32]) {
+    async fn escalate(&mut self, s: &mut Stopper, background_before: &[i32]) {
         let grace = self.session.config.limits.grace;
-        let pid = self.shell.pid;
         let in_command = matches!(self.out_state, Out::Running(_));
-        let groups: Vec<i32> = procs::children(pid)
-            .into_iter()
-            .filter(|c| !background_before.contains(c))
-            .filter_map(procs::stat)
-            .map(|s| s.pgid)
-            .filter(|&g| g != pid)
-            .collect();
+        let groups = self.shell.child_groups(background_before).await;
         let sig = match s.stage {
             0 => Some(libc::SIGINT),
             1 => Some(libc::SIGTERM),
@@ -819,22 +970,20 @@ impl<'a> Run<'a> {
         };
         match sig {
             Some(sig) => {
-                for g in &groups {
-                    procs::signal_group(*g, sig);
-                }
+                self.shell.signal_groups(&groups, sig).await;
                 if groups.is_empty() && in_command {
-                    procs::signal(pid, libc::SIGINT);
+                    self.shell.signal_shell(libc::SIGINT).await;
                 }
                 s.next = Instant::now() + grace;
             }
             None if s.stage < 6 => {
                 if in_command {
-                    procs::signal(pid, libc::SIGINT);
+                    self.shell.signal_shell(libc::SIGINT).await;
                 }
                 s.next = Instant::now() + grace;
             }
             None => {
-                procs::kill_tree(pid, pid, 20);
+                self.shell.kill_all();
                 s.next = Instant::now() + Duration::from_secs(3600);
             }
         }
@@ -923,7 +1072,7 @@ impl<'a> Run<'a> {
                         let mut earlier = std::mem::replace(held, rest);
                         earlier.truncate(at);
                         self.push_forged_ask(&earlier);
-                    } else if held.len() > PENDING_LIMIT && !self.shell.waiting_for_input() {
+                    } else if held.len() > PENDING_LIMIT && !self.shell.waiting_for_input_now() {
                         // A real ask is followed at once by the shell reading its stdin,
                         // not by a megabyte of output: this one was the command's.
                         let held = std::mem::take(held);
@@ -980,21 +1129,26 @@ impl<'a> Run<'a> {
         }
         let tries = if spin { 10 } else { 1 };
         let mut ready = false;
+        let remote = self.shell.is_remote();
         for i in 0..tries {
-            if self.shell.waiting_for_input() {
+            if self.shell.waiting_for_input().await {
                 ready = true;
                 break;
             }
             if i + 1 < tries {
                 // The shell calls read(2) microseconds after printing the marker.
-                std::thread::sleep(Duration::from_micros(10 << i.min(5)));
+                if remote {
+                    tokio::time::sleep(Duration::from_millis(1 << i.min(4))).await;
+                } else {
+                    std::thread::sleep(Duration::from_micros(10 << i.min(5)));
+                }
             }
         }
         if !ready {
             return Ok(());
         }
         // Children still alive now are background jobs: give the next command new pipes.
-        self.shell.background = procs::children(self.shell.pid);
+        self.shell.background = self.shell.children().await;
         if !self.shell.background.is_empty() {
             self.shell.rotate = true;
         }

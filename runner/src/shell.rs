@@ -9,6 +9,7 @@
 use crate::config::SessionConfig;
 use crate::frame;
 use crate::procs;
+use crate::remote::{Control, RemoteShell};
 use crate::sandbox::cgroup::{self, Counters, SessionCgroup, Wanted};
 use crate::sandbox::{self, namespaces, Enforcement};
 use crate::SessionError;
@@ -36,12 +37,19 @@ pub struct Chunk {
     pub data: Option<Vec<u8>>,
 }
 
+/// What [`Shell::next_event`] saw.
+pub enum ShellEvent {
+    /// An output chunk (`None`: every output sender is gone).
+    Chunk(Option<Chunk>),
+    /// The shell exited with this code.
+    Exited(Option<i32>),
+}
+
 /// A live shell.
 pub struct Shell {
-    pub child: Child,
+    /// The shell's pid (on the host it runs on).
     pub pid: i32,
-    stdin: ChildStdin,
-    stdin_pipe: String,
+    io: Io,
     pub rx: mpsc::Receiver<Chunk>,
     tx: mpsc::Sender<Chunk>,
     current: Arc<AtomicU64>,
@@ -49,14 +57,27 @@ pub struct Shell {
     pub seq: u64,
     /// Set when the last command left children behind: rotate pipes before the next one.
     pub rotate: bool,
+    /// The shell's children when the last command ended (background jobs).
+    pub background: Vec<i32>,
+}
+
+/// Where the shell runs and how to reach it.
+enum Io {
+    Local(Box<Local>),
+    Remote(crate::remote::RemoteShell),
+}
+
+/// A shell on this machine, under the sandbox.
+struct Local {
+    child: Child,
+    stdin: ChildStdin,
+    stdin_pipe: String,
     /// FIFOs of the current generation, unlinked once the command using them is done.
     fifos: Vec<PathBuf>,
     tmp: PathBuf,
     run_as: Option<(u32, u32)>,
-    /// The shell's children when the last command ended (background jobs).
-    pub background: Vec<i32>,
     /// The session's cgroup (removed when the shell is dropped).
-    pub cgroup: Option<SessionCgroup>,
+    cgroup: Option<SessionCgroup>,
 }
 
 /// The clean environment a shell starts with.
@@ -208,33 +229,38 @@ impl Shell {
         tokio::spawn(read_loop(stderr, 0, true, current.clone(), tx.clone()));
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
         let mut shell = Shell {
-            child,
             pid,
-            stdin,
-            stdin_pipe: format!("pipe:[{ino}]"),
+            io: Io::Local(Box::new(Local {
+                child,
+                stdin,
+                stdin_pipe: format!("pipe:[{ino}]"),
+                fifos: Vec::new(),
+                tmp: tmp.to_path_buf(),
+                run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
+                cgroup,
+            })),
             rx,
             tx,
             current,
             token,
             seq: 0,
             rotate: false,
-            fifos: Vec::new(),
-            tmp: tmp.to_path_buf(),
-            run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
             background: Vec::new(),
-            cgroup,
         };
         shell.wait_ready().await?;
         Ok((shell, enforcement))
     }
 
-    async fn wait_ready(&mut self) -> Result<(), SessionError> {
+    /// Sends the init script and waits for the ready marker; returns the pid the shell
+    /// reports for itself (`$$`, as its own kernel numbers it).
+    async fn wait_ready(&mut self) -> Result<i32, SessionError> {
         let init = frame::init_script(&self.token);
         self.write(init.as_bytes())
             .await
             .map_err(|e| SessionError::NotReady(format!("cannot write to the shell: {e}")))?;
         let mut split = frame::Splitter::new(frame::ready_marker(&self.token));
         let mut errors = Vec::new();
+        let mut pid_text: Option<Vec<u8>> = None;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let chunk = tokio::time::timeout_at(deadline, self.rx.recv())
@@ -253,15 +279,28 @@ impl Shell {
                     data: Some(d),
                     ..
                 }) => {
-                    if let frame::Split::Found { .. } = split.push(&d) {
-                        return Ok(());
+                    match &mut pid_text {
+                        Some(t) => t.extend_from_slice(&d),
+                        None => {
+                            if let frame::Split::Found { after, .. } = split.push(&d) {
+                                pid_text = Some(after);
+                            }
+                        }
+                    }
+                    if let Some(t) = &pid_text {
+                        if let Some(end) = t.iter().position(|&b| b == b'\n') {
+                            let pid = String::from_utf8_lossy(&t[..end]).trim().parse::<i32>();
+                            return pid.map_err(|_| {
+                                SessionError::NotReady("the shell's ready marker has no pid".into())
+                            });
+                        }
                     }
                 }
                 _ => {
-                    let status = self.child.wait().await.ok();
+                    let status = self.wait_exit().await;
                     return Err(SessionError::NotReady(format!(
                         "the shell exited ({}): {}",
-                        status.map(|s| s.to_string()).unwrap_or_default(),
+                        status.map(|c| format!("code {c}")).unwrap_or_default(),
                         String::from_utf8_lossy(&errors).trim()
                     )));
                 }
@@ -269,12 +308,35 @@ impl Shell {
         }
     }
 
-    /// The cgroup's limit counters now (zero without a cgroup).
-    pub fn counters(&self) -> Counters {
-        self.cgroup
-            .as_ref()
-            .map(SessionCgroup::counters)
-            .unwrap_or_default()
+    /// Starts a persistent bash on a remote host or in a container and waits until it is
+    /// ready; it knows its remote pid, architecture and stdin.
+    pub(crate) async fn spawn_remote(control: Control) -> Result<Shell, SessionError> {
+        let (tx, rx) = mpsc::channel(64);
+        let streams = control
+            .open_shell(tx.clone())
+            .await
+            .map_err(SessionError::NotReady)?;
+        let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
+        let mut shell = Shell {
+            pid: 0,
+            io: Io::Remote(RemoteShell::new(control, streams)),
+            rx,
+            tx,
+            current: Arc::new(AtomicU64::new(0)),
+            token,
+            seq: 0,
+            rotate: false,
+            background: Vec::new(),
+        };
+        shell
+            .write(crate::remote::PRELUDE.as_bytes())
+            .await
+            .map_err(|e| SessionError::NotReady(format!("cannot write to the shell: {e}")))?;
+        shell.pid = shell.wait_ready().await?;
+        if let Io::Remote(r) = &mut shell.io {
+            r.learn(shell.pid).await.map_err(SessionError::NotReady)?;
+        }
+        Ok(shell)
     }
 
     /// The generation of the current pipes.
@@ -284,26 +346,168 @@ impl Shell {
 
     /// Writes to the shell's stdin.
     pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stdin.write_all(bytes).await?;
-        self.stdin.flush().await
+        match &mut self.io {
+            Io::Local(l) => {
+                l.stdin.write_all(bytes).await?;
+                l.stdin.flush().await
+            }
+            Io::Remote(r) => r.write(bytes).await,
+        }
+    }
+
+    /// The next output chunk or the shell's exit, whichever comes first (cancel-safe).
+    pub async fn next_event(&mut self) -> ShellEvent {
+        let Shell { rx, io, .. } = self;
+        tokio::select! {
+            c = rx.recv() => ShellEvent::Chunk(c),
+            code = Self::io_exit(io) => ShellEvent::Exited(code),
+        }
+    }
+
+    async fn io_exit(io: &mut Io) -> Option<i32> {
+        match io {
+            Io::Local(l) => l.child.wait().await.ok().and_then(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                s.code().or_else(|| s.signal().map(|sig| 128 + sig))
+            }),
+            Io::Remote(r) => r.wait_exit().await,
+        }
+    }
+
+    /// Waits until the shell has exited; its exit code (128 + signal when killed).
+    pub async fn wait_exit(&mut self) -> Option<i32> {
+        Self::io_exit(&mut self.io).await
     }
 
     /// True if the shell is blocked reading its stdin from us: the command is over.
-    pub fn waiting_for_input(&self) -> bool {
-        procs::blocked_reading_stdin(self.pid)
-            && procs::fd_target(self.pid, 0)
-                .is_some_and(|t| t.as_os_str() == self.stdin_pipe.as_str())
+    pub async fn waiting_for_input(&self) -> bool {
+        match &self.io {
+            Io::Local(l) => {
+                procs::blocked_reading_stdin(self.pid)
+                    && procs::fd_target(self.pid, 0)
+                        .is_some_and(|t| t.as_os_str() == l.stdin_pipe.as_str())
+            }
+            Io::Remote(r) => r.waiting_for_input(self.pid).await,
+        }
+    }
+
+    /// [`Shell::waiting_for_input`] without waiting: the local kernel's answer; a remote
+    /// shell is taken as not waiting (used only to unmask a forged ask marker that is
+    /// followed by a megabyte of output, which a real one never is).
+    pub fn waiting_for_input_now(&self) -> bool {
+        match &self.io {
+            Io::Local(l) => {
+                procs::blocked_reading_stdin(self.pid)
+                    && procs::fd_target(self.pid, 0)
+                        .is_some_and(|t| t.as_os_str() == l.stdin_pipe.as_str())
+            }
+            Io::Remote(_) => false,
+        }
+    }
+
+    /// The shell's child processes now.
+    pub async fn children(&self) -> Vec<i32> {
+        match &self.io {
+            Io::Local(_) => procs::children(self.pid),
+            Io::Remote(r) => r
+                .children(self.pid)
+                .await
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect(),
+        }
+    }
+
+    /// The process groups of the shell's children now (the shell's own left out).
+    pub async fn child_groups(&self, except: &[i32]) -> Vec<i32> {
+        match &self.io {
+            Io::Local(_) => procs::children(self.pid)
+                .into_iter()
+                .filter(|c| !except.contains(c))
+                .filter_map(procs::stat)
+                .map(|s| s.pgid)
+                .filter(|&g| g != self.pid)
+                .collect(),
+            Io::Remote(r) => r
+                .children(self.pid)
+                .await
+                .into_iter()
+                .filter(|(c, _)| !except.contains(c))
+                .map(|(_, g)| g)
+                .filter(|&g| g != self.pid)
+                .collect(),
+        }
+    }
+
+    /// Sends `sig` to process groups.
+    pub async fn signal_groups(&self, groups: &[i32], sig: i32) {
+        match &self.io {
+            Io::Local(_) => {
+                for g in groups {
+                    procs::signal_group(*g, sig);
+                }
+            }
+            Io::Remote(r) => r.signal_groups(groups, sig).await,
+        }
+    }
+
+    /// Sends `sig` to the shell itself.
+    pub async fn signal_shell(&self, sig: i32) {
+        match &self.io {
+            Io::Local(_) => {
+                procs::signal(self.pid, sig);
+            }
+            Io::Remote(r) => r.signal_groups(&[-self.pid], sig).await,
+        }
+    }
+
+    /// The shell's working directory as the kernel has it (local shells only; remote ones
+    /// report theirs in the framing).
+    pub fn kernel_cwd(&self) -> Option<PathBuf> {
+        match &self.io {
+            Io::Local(_) => procs::cwd(self.pid),
+            Io::Remote(_) => None,
+        }
+    }
+
+    /// Reaps dead orphans re-parented to this process (local shells only).
+    pub fn reap_orphans(&self) {
+        if let Io::Local(_) = &self.io {
+            procs::reap_orphans(self.pid, self.pid);
+        }
+    }
+
+    /// The cgroup's limit counters now (zero without a cgroup).
+    pub fn counters(&self) -> Counters {
+        match &self.io {
+            Io::Local(l) => l
+                .cgroup
+                .as_ref()
+                .map(SessionCgroup::counters)
+                .unwrap_or_default(),
+            Io::Remote(_) => Counters::default(),
+        }
+    }
+
+    /// True for a shell on another host or in a container.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.io, Io::Remote(_))
     }
 
     /// Prepares fresh pipes for the next command and returns the shell code that
-    /// switches to them.
+    /// switches to them. Remote shells keep their streams (background output isolation
+    /// is local only).
     pub fn rotate_pipes(&mut self) -> std::io::Result<String> {
+        let Io::Local(l) = &mut self.io else {
+            self.rotate = false;
+            return Ok(String::new());
+        };
         let name = frame::random_hex(8)?;
-        let out = self.tmp.join(format!(".ek-{name}-out"));
-        let err = self.tmp.join(format!(".ek-{name}-err"));
+        let out = l.tmp.join(format!(".ek-{name}-out"));
+        let err = l.tmp.join(format!(".ek-{name}-err"));
         for p in [&out, &err] {
             mkfifo(p)?;
-            if let Some((uid, gid)) = self.run_as {
+            if let Some((uid, gid)) = l.run_as {
                 std::os::unix::fs::chown(p, Some(uid), Some(gid))?;
             }
         }
@@ -334,7 +538,7 @@ impl Shell {
                 }
             });
         }
-        self.fifos = vec![out.clone(), err.clone()];
+        l.fifos = vec![out.clone(), err.clone()];
         self.rotate = false;
         Ok(format!(
             "exec 1>|{} 2>|{}; ",
@@ -345,7 +549,10 @@ impl Shell {
 
     /// Removes this generation's FIFO names (the open pipes stay).
     pub fn unlink_fifos(&mut self) {
-        for p in self.fifos.drain(..) {
+        let Io::Local(l) = &mut self.io else {
+            return;
+        };
+        for p in l.fifos.drain(..) {
             // Wake a reader still blocked in open (the shell never opened it).
             let _ = std::fs::OpenOptions::new()
                 .write(true)
@@ -358,8 +565,13 @@ impl Shell {
     /// Kills the shell and everything it started.
     pub fn kill_all(&mut self) {
         self.unlink_fifos();
-        procs::kill_tree(self.pid, self.pid, 50);
-        let _ = self.child.start_kill();
+        match &mut self.io {
+            Io::Local(l) => {
+                procs::kill_tree(self.pid, self.pid, 50);
+                let _ = l.child.start_kill();
+            }
+            Io::Remote(r) => r.kill_all(self.pid),
+        }
     }
 }
 

@@ -364,8 +364,82 @@ impl SshConnection {
         Ok(out)
     }
 
+    /// Starts the persistent shell in its own channel (no PTY), feeding stdout and stderr
+    /// to `tx` as separate streams.
+    pub(crate) async fn open_shell(
+        &self,
+        tx: tokio::sync::mpsc::Sender<crate::shell::Chunk>,
+    ) -> Result<crate::remote::Streams, SshError> {
+        use crate::shell::Chunk;
+        let err = |message: String| SshError::Connect {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            message,
+        };
+        let mut ch = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, "exec bash --noprofile --norc")
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let input = ch.make_writer();
+        let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let mut code = None;
+            while let Some(msg) = ch.wait().await {
+                let chunk = match msg {
+                    ChannelMsg::Data { data } => Some((false, data.to_vec())),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => Some((true, data.to_vec())),
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        code = i32::try_from(exit_status).ok();
+                        None
+                    }
+                    ChannelMsg::ExitSignal { .. } => {
+                        code = Some(128 + libc::SIGKILL);
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some((is_err, data)) = chunk {
+                    if tx
+                        .send(Chunk {
+                            gen: 0,
+                            err: is_err,
+                            data: Some(data),
+                        })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            for is_err in [false, true] {
+                let _ = tx
+                    .send(Chunk {
+                        gen: 0,
+                        err: is_err,
+                        data: None,
+                    })
+                    .await;
+            }
+            let _ = exit_tx.send(Some(code));
+        });
+        Ok(crate::remote::Streams {
+            input: Box::new(input),
+            exit: exit_rx,
+        })
+    }
+
     /// Says goodbye.
     pub async fn close(self) {
+        self.disconnect().await;
+    }
+
+    /// Says goodbye (the connection may still be shared).
+    pub async fn disconnect(&self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")

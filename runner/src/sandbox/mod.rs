@@ -138,6 +138,29 @@ pub struct Enforcement {
     pub notes: Vec<String>,
 }
 
+impl Enforcement {
+    /// What a remote session gets: no sandbox on this side of the connection.
+    pub fn remote(transport: execkit_engine::Transport) -> Enforcement {
+        Enforcement {
+            profile: Profile::Off,
+            level: Level::None,
+            landlock_abi: 0,
+            filesystem: false,
+            landlock_network: false,
+            scopes: false,
+            seccomp: false,
+            no_new_privs: false,
+            pid_namespace: false,
+            resources: ResourceReport::default(),
+            writable: Vec::new(),
+            notes: vec![format!(
+                "{} session: no local sandbox applies on the target; the policies are the guard",
+                transport.as_str()
+            )],
+        }
+    }
+}
+
 /// Resource limits as enforced (a limit that is `None` here is not enforced).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceReport {

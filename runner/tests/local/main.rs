@@ -8,6 +8,7 @@ mod docker_connect;
 mod framing;
 mod lifecycle;
 mod limits;
+mod remote_sessions;
 mod sandbox;
 mod session_state;
 mod ssh_connect;

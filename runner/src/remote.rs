@@ -1,0 +1,233 @@
+//! A shell on another machine (SSH) or in a container (Docker): its streams, and the
+//! control commands that stand in for the `/proc` reads of the local transport.
+//!
+//! The persistent bash runs in one SSH channel or one attached `docker exec`, with stdin,
+//! stdout and stderr as separate streams, so the framing is the same as locally. What the
+//! local transport reads from this machine's `/proc`, a remote session asks the remote
+//! kernel through *control* commands, each its own SSH channel or `docker exec`:
+//!
+//! - before the nonce is sent, that the shell is blocked in `read(2)` on its own stdin
+//!   (`/proc/PID/syscall` with the remote architecture's syscall number, and
+//!   `/proc/PID/fd/0` compared with what it was when the shell started);
+//! - the shell's children and their process groups (timeouts and cancellation signal the
+//!   command's groups with `kill`, then the shell, as locally);
+//! - closing kills every process of the shell's session and below it.
+//!
+//! What a remote session does not have: a kernel sandbox (the policies are the guard),
+//! new pipes after a command leaves background jobs (their later output can reach a later
+//! command's streams; forged markers in it still cannot end a result, since nonces are
+//! minted per command), and the server's view of the cwd (the shell's own `pwd -P` in the
+//! framing is used).
+
+use crate::docker::DockerConnection;
+use crate::shell::Chunk;
+use crate::ssh::SshConnection;
+use std::sync::Arc;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+/// Sent before the init script: the settings a local session gets from its clean
+/// environment (no pager, no colour, no prompts).
+pub(crate) const PRELUDE: &str = "export PAGER=cat GIT_PAGER=cat MANPAGER=cat SYSTEMD_PAGER= LESS=-FRX TERM=dumb NO_COLOR=1 CLICOLOR=0 GIT_TERMINAL_PROMPT=0 DEBIAN_FRONTEND=noninteractive\n";
+
+/// How control commands reach the remote host.
+#[derive(Clone)]
+pub(crate) enum Control {
+    Ssh(Arc<SshConnection>),
+    Docker(Arc<DockerConnection>),
+}
+
+/// The shell's streams once started.
+pub(crate) struct Streams {
+    pub input: Box<dyn AsyncWrite + Send + Unpin>,
+    /// `Some(exit code)` once the shell ended.
+    pub exit: watch::Receiver<Option<Option<i32>>>,
+}
+
+impl Control {
+    /// Runs a control command; its exit status and stdout, or `None` if it could not run.
+    pub async fn run(&self, script: &str) -> Option<(Option<i64>, String)> {
+        match self {
+            Control::Ssh(c) => c.run(script).await.ok().map(|o| {
+                (
+                    o.exit_status.map(i64::from),
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                )
+            }),
+            Control::Docker(c) => c
+                .run(script)
+                .await
+                .ok()
+                .map(|o| (o.exit_code, String::from_utf8_lossy(&o.stdout).into_owned())),
+        }
+    }
+
+    /// Ends the connection; an ephemeral container is removed.
+    pub async fn close(&self) {
+        match self {
+            Control::Ssh(c) => c.disconnect().await,
+            Control::Docker(c) => c.remove_if_ephemeral().await,
+        }
+    }
+
+    /// Starts the persistent shell, feeding its output to `tx`.
+    pub async fn open_shell(&self, tx: mpsc::Sender<Chunk>) -> Result<Streams, String> {
+        match self {
+            Control::Ssh(c) => c.open_shell(tx).await.map_err(|e| e.to_string()),
+            Control::Docker(c) => c.open_shell(tx).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// A remote shell.
+pub(crate) struct RemoteShell {
+    control: Control,
+    /// To the task that owns the shell's stdin and writes (and flushes) in order.
+    input: mpsc::Sender<Vec<u8>>,
+    exit: watch::Receiver<Option<Option<i32>>>,
+    /// The remote architecture's `read` syscall number, if known.
+    read_nr: Option<i64>,
+    /// What the shell's fd 0 pointed to when it started.
+    stdin_id: Option<String>,
+}
+
+/// `read(2)` per architecture, as `uname -m` names them.
+fn read_syscall(machine: &str) -> Option<i64> {
+    match machine {
+        "x86_64" => Some(0),
+        "aarch64" | "arm64" | "riscv64" | "loongarch64" => Some(63),
+        "i386" | "i686" | "armv7l" | "armv6l" | "s390x" | "ppc64le" | "ppc64" => Some(3),
+        _ => None,
+    }
+}
+
+impl RemoteShell {
+    pub(crate) fn new(control: Control, streams: Streams) -> RemoteShell {
+        let (input, mut rx) = mpsc::channel::<Vec<u8>>(64);
+        let mut writer = streams.input;
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+                    break;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        RemoteShell {
+            control,
+            input,
+            exit: streams.exit,
+            read_nr: None,
+            stdin_id: None,
+        }
+    }
+
+    /// Learns the remote architecture and the shell's stdin (once the shell is ready).
+    pub(crate) async fn learn(&mut self, pid: i32) -> Result<(), String> {
+        let (_, out) = self
+            .control
+            .run(&format!("uname -m; readlink /proc/{pid}/fd/0"))
+            .await
+            .ok_or("the remote host does not answer control commands")?;
+        let mut lines = out.lines();
+        let machine = lines.next().unwrap_or("").trim().to_string();
+        self.read_nr = read_syscall(&machine);
+        self.stdin_id = lines.next().map(|l| l.trim().to_string());
+        if self.read_nr.is_none() {
+            return Err(format!(
+                "remote architecture `{machine}` is not known: its read(2) number is needed to check that a command is over"
+            ));
+        }
+        if self.stdin_id.as_deref().is_none_or(str::is_empty) {
+            return Err("cannot read the remote shell's /proc entry (is /proc mounted?)".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.input
+            .send(bytes.to_vec())
+            .await
+            .map_err(|_| std::io::Error::other("the remote shell's stdin is closed"))
+    }
+
+    pub(crate) async fn wait_exit(&mut self) -> Option<i32> {
+        match self.exit.wait_for(Option::is_some).await {
+            Ok(v) => v.flatten(),
+            Err(_) => None,
+        }
+    }
+
+    /// The remote kernel's word that the shell is blocked reading its own stdin.
+    pub(crate) async fn waiting_for_input(&self, pid: i32) -> bool {
+        let (Some(nr), Some(stdin)) = (self.read_nr, &self.stdin_id) else {
+            return false;
+        };
+        let Some((_, out)) = self
+            .control
+            .run(&format!(
+                "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null"
+            ))
+            .await
+        else {
+            return false;
+        };
+        let mut lines = out.lines();
+        let mut f = lines.next().unwrap_or("").split_whitespace();
+        let got_nr = f.next().and_then(|n| n.parse::<i64>().ok());
+        let fd = f
+            .next()
+            .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+        got_nr == Some(nr) && fd == Some(0) && lines.next().map(str::trim) == Some(stdin.as_str())
+    }
+
+    /// `(pid, process group)` of the shell's children.
+    pub(crate) async fn children(&self, pid: i32) -> Vec<(i32, i32)> {
+        let script = format!(
+            "for c in $(cat /proc/{pid}/task/{pid}/children 2>/dev/null); do s=$(cat /proc/$c/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; echo \"$c $3\"; done"
+        );
+        let Some((_, out)) = self.control.run(&script).await else {
+            return Vec::new();
+        };
+        out.lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Signals process groups (`groups` > 0), or single processes (given negated).
+    pub(crate) async fn signal_groups(&self, groups: &[i32], sig: i32) {
+        let targets: Vec<String> = groups
+            .iter()
+            .map(|&g| {
+                if g > 0 {
+                    format!("-{g}")
+                } else {
+                    format!("{}", -g)
+                }
+            })
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let _ = self
+            .control
+            .run(&format!("kill -{sig} -- {} 2>/dev/null", targets.join(" ")))
+            .await;
+    }
+
+    /// Kills every process in the shell's session and below the shell, then the shell.
+    pub(crate) fn kill_all(&mut self, pid: i32) {
+        let control = self.control.clone();
+        let script = format!(
+            "kill -KILL -- -{pid} 2>/dev/null; for d in /proc/[0-9]*; do s=$(cat $d/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; if [ \"$4\" = {pid} ] || [ \"$2\" = {pid} ]; then kill -KILL ${{d#/proc/}} 2>/dev/null; fi; done; kill -KILL {pid} 2>/dev/null; true"
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = control.run(&script).await;
+            });
+        }
+    }
+}

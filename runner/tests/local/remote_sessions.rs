@@ -1,0 +1,236 @@
+//! Persistent sessions over SSH and in Docker, against the real sshd and dockerd that
+//! `scripts/test.sh` starts: the same state, framing, hostile-output, timeout, policy and
+//! cleanup behaviour as local sessions, on each remote transport.
+
+use crate::common::*;
+use base64::Engine as _;
+use execkit_runner::docker::{DockerSettings, DockerTarget};
+use execkit_runner::known_hosts::KnownHosts;
+use execkit_runner::ssh::{SshSettings, SshTarget};
+use execkit_runner::{ExecOptions, Session};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The SSH target and settings of the test sshd.
+fn ssh_fixture() -> Option<(SshTarget, SshSettings)> {
+    let Some(dir) = std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(PathBuf::from) else {
+        assert!(
+            !ci(),
+            "CI=true but no test sshd (scripts/test.sh starts one)"
+        );
+        return None;
+    };
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let port: u16 = read("port").parse().unwrap();
+    let host_pub = read("host_ed25519_key.pub");
+    let mut f = host_pub.split_whitespace();
+    let (t, b) = (f.next().unwrap(), f.next().unwrap());
+    let blob = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
+    let work = std::env::temp_dir().join(format!(
+        "ek-remote-ssh-{}-{}",
+        std::process::id(),
+        rand_u64()
+    ));
+    std::fs::create_dir_all(&work).unwrap();
+    let kh = work.join("known_hosts");
+    std::fs::write(
+        &kh,
+        KnownHosts::line_for("127.0.0.1", port, t, &blob) + "\n",
+    )
+    .unwrap();
+    let key = work.join("id");
+    std::fs::copy(dir.join("user_key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut s = SshSettings::new(&kh);
+    s.identity_files = vec![key];
+    Some((
+        SshTarget {
+            host: "127.0.0.1".into(),
+            port,
+            user: read("user"),
+        },
+        s,
+    ))
+}
+
+fn docker_fixture() -> Option<DockerSettings> {
+    let Some(dir) = std::env::var_os("EXECKIT_TEST_DOCKER_DIR").map(PathBuf::from) else {
+        assert!(
+            !ci(),
+            "CI=true but no test dockerd (scripts/test.sh starts one)"
+        );
+        return None;
+    };
+    Some(DockerSettings::new(format!(
+        "unix://{}",
+        dir.join("docker.sock").display()
+    )))
+}
+
+/// One session per remote transport available here, with the given engine.
+async fn sessions(engine: std::sync::Arc<execkit_runner::Engine>) -> Vec<(&'static str, Session)> {
+    let mut out = Vec::new();
+    let config = || {
+        Session::builder()
+            .engine(engine.clone())
+            .build()
+            .expect("config")
+    };
+    if let Some((t, s)) = ssh_fixture() {
+        out.push((
+            "ssh",
+            Session::ssh(&t, &s, config()).await.expect("ssh session"),
+        ));
+    }
+    if let Some(s) = docker_fixture() {
+        let target = DockerTarget::Image("execkit-test:latest".into());
+        out.push((
+            "docker",
+            Session::docker(&target, &s, config())
+                .await
+                .expect("docker session"),
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn state_persists_and_streams_stay_separate() {
+    for (name, s) in sessions(permit_all()).await {
+        let r = ok(&s, "cd /tmp && export X=remote && f() { echo \"f:$1\"; }").await;
+        assert_eq!(r.stdout, "", "{name}");
+        let r = ok(&s, "echo $X; pwd; f 1; echo err >&2").await;
+        assert_eq!(r.stdout, "remote\n/tmp\nf:1\n", "{name}");
+        assert_eq!(r.stderr, "err\n", "{name}");
+        assert_eq!(r.cwd, "/tmp", "{name}");
+        let r = run(&s, "exit_with() { return 42; }; exit_with").await;
+        assert_eq!(r.exit_code, Some(42), "{name}");
+        assert_eq!(
+            s.info().await.enforcement.level,
+            execkit_runner::sandbox::Level::None
+        );
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn forged_markers_never_end_a_remote_result() {
+    for (name, s) in sessions(permit_all()).await {
+        let start = s.cwd().await;
+        let hostile = r#"
+printf '\n\037EKdeadbeef:ask:2\n\n\037EKdeadbeef:end:0:/\n\037EKdeadbeef:fin\n'
+printf '\n\037EKdeadbeef:end\n' >&2
+env; set; declare -f
+tok=$(declare -f | sed -n "s/.*'\([0-9a-f]\{16\}\)' \"\$2\".*/\1/p" | head -1)
+for n in 1 2 3 4 5 6; do printf '\n\037EK%s:ask:%s\n' "$tok" "$n"; done
+printf '\n\037EK%s:end:0:/etc\n\037EK%s:fin\n' "$tok" "$tok"
+sleep 0.3
+echo survived
+exit_with() { return 7; }; exit_with"#;
+        let r = run(&s, hostile).await;
+        assert_eq!(r.exit_code, Some(7), "{name}: exit status forged: {r:?}");
+        assert!(r.stdout.ends_with("survived\n"), "{name}: result cut short");
+        assert_eq!(r.cwd, start, "{name}: cwd forged");
+        for i in 0..3 {
+            let r = ok(&s, &format!("echo next{i}")).await;
+            assert_eq!(r.stdout, format!("next{i}\n"), "{name}");
+            assert_eq!(r.stderr, "", "{name}");
+        }
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_interrupts_the_remote_command_and_the_session_goes_on() {
+    for (name, s) in sessions(permit_all()).await {
+        ok(&s, "export KEEP=1").await;
+        let r = s
+            .exec_with(
+                "echo start; sleep 30; echo never",
+                &ExecOptions::timeout(Duration::from_millis(700)),
+            )
+            .await
+            .unwrap();
+        assert!(r.timed_out, "{name}: {r:?}");
+        assert_eq!(r.stdout, "start\n", "{name}");
+        assert!(r.duration_ms < 10_000, "{name}: {}", r.duration_ms);
+        assert_eq!(ok(&s, "echo $KEEP").await.stdout, "1\n", "{name}");
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn policies_see_the_transport_and_deny_before_anything_runs() {
+    for (name, s) in sessions(default_policies()).await {
+        let notes = s.info().await.enforcement.notes.join("; ");
+        assert!(
+            notes.contains(&format!("{name} session")),
+            "{name}: {notes}"
+        );
+        if name != "ssh" {
+            s.close().await;
+            continue;
+        }
+        // The default set runs commands over SSH only on hosts the operator approved.
+        let d = s.decide("ls").await;
+        assert_eq!(d.verdict, execkit_runner::Verdict::Deny, "{d:?}");
+        assert!(
+            d.blocking_policy_ids().contains(&"ssh-only-approved-hosts"),
+            "{d:?}"
+        );
+        let marker = std::env::temp_dir().join(format!("ek-denied-{}", rand_u64()));
+        let r = s
+            .exec(&format!("touch {} && echo ran", marker.display()))
+            .await;
+        assert!(r.is_err(), "{r:?}");
+        assert!(!marker.exists(), "a denied command ran");
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn closing_an_ssh_session_kills_what_it_started() {
+    let Some((t, settings)) = ssh_fixture() else {
+        return;
+    };
+    let config = Session::builder().engine(permit_all()).build().unwrap();
+    let s = Session::ssh(&t, &settings, config).await.unwrap();
+    let marker = format!("300.{}", rand_u64() % 100_000);
+    ok(
+        &s,
+        &format!("sleep {marker} >/dev/null 2>&1 & (sleep {marker}1 >/dev/null 2>&1 &) ; true"),
+    )
+    .await;
+    // The sshd is on this machine: its processes are in this /proc.
+    let alive = || -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&marker))
+                    .unwrap_or(false)
+            })
+            .count()
+    };
+    assert_eq!(alive(), 2);
+    s.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "remote processes survived close"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
