@@ -314,3 +314,34 @@ fn absolute(p: &Path) -> Option<PathBuf> {
     };
     Some(parent.join(name))
 }
+
+/// The runner's SSH settings from the operator's `[ssh]` section.
+pub fn ssh_settings(c: &crate::config::SshConfig) -> execkit_runner::ssh::SshSettings {
+    let mut s = execkit_runner::ssh::SshSettings::new(&c.known_hosts);
+    s.identity_files = c.identity_files.clone();
+    s.password = c
+        .password_env
+        .as_ref()
+        .and_then(|name| std::env::var(name).ok())
+        .filter(|p| !p.is_empty());
+    s.unknown_hosts = match c.unknown_hosts {
+        crate::config::UnknownHostsConfig::Refuse => execkit_runner::ssh::UnknownHosts::Refuse,
+        crate::config::UnknownHostsConfig::TrustOnFirstUse => {
+            execkit_runner::ssh::UnknownHosts::TrustOnFirstUse
+        }
+        crate::config::UnknownHostsConfig::InsecureAcceptAny => {
+            execkit_runner::ssh::UnknownHosts::InsecureAcceptAny
+        }
+    };
+    s
+}
+
+/// The runner's Docker settings from the operator's `[docker]` section.
+pub fn docker_settings(c: &crate::config::DockerConfig) -> execkit_runner::docker::DockerSettings {
+    let mut s = execkit_runner::docker::DockerSettings::new(&c.endpoint);
+    s.network = c.network;
+    s.pids_limit = c.pids_limit;
+    s.memory_bytes = c.memory_bytes;
+    s.user = c.user.clone();
+    s
+}

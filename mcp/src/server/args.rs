@@ -11,7 +11,7 @@ use serde::Deserialize;
 pub struct CreateArgs {
     /// Where the session runs: `local` (the default), `ssh` or `docker`. Every target is
     /// authorized by the policies (`session_open`) before anything connects; `ssh` and
-    /// `docker` sessions are not available in this build yet.
+    /// `docker` need the operator's `[ssh]`/`[docker]` settings and have no local sandbox.
     #[serde(default)]
     pub transport: Option<String>,
     /// SSH: the host (name or address).

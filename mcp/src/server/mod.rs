@@ -20,7 +20,7 @@ use approval::Approvals;
 use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs};
 use execkit_engine::{DecisionEnv, OpenTarget, Verdict};
 use execkit_protect::Budget;
-use execkit_runner::{Approval, ExecError, ExecOptions};
+use execkit_runner::{Approval, ExecError, ExecOptions, Session};
 use output::{
     CreateOutput, DecisionOutput, DestroyOutput, ErrorKind, ErrorOutput, ExecOutput,
     IdentityOutput, ListOutput, SandboxOutput, SessionRow,
@@ -164,6 +164,15 @@ fn strip_formats(v: serde_json::Value) -> serde_json::Value {
         Value::Array(a) => Value::Array(a.into_iter().map(strip_formats).collect()),
         other => other,
     }
+}
+
+/// The session budget a create call asks for.
+fn budget_of(a: &CreateArgs) -> Result<Option<Budget>, String> {
+    a.output_budget
+        .as_ref()
+        .map(|b| b.to_budget())
+        .transpose()
+        .map_err(|e| e.to_string())
 }
 
 /// Characters of an agent-supplied value quoted back in an error.
@@ -379,13 +388,9 @@ impl ExecKitServer {
             return denied(&d, &ws, Some("this session target is not allowed"));
         }
         if transport != "local" {
-            return fail(
-                ErrorKind::NotAvailable,
-                format!(
-                    "the policies allow `{}`, but transport `{transport}` is not available in this build yet; use `local`",
-                    target.id()
-                ),
-            );
+            return self
+                .create_remote(transport, &a, &target, budget_of(&a))
+                .await;
         }
         let budget = match a.output_budget.as_ref().map(|b| b.to_budget()).transpose() {
             Ok(b) => b,
@@ -428,6 +433,114 @@ impl ExecKitServer {
         let text = format!(
             "session {id} · local · {} · sandbox {} ({}) · policies: {}",
             out.cwd, out.sandbox.profile, out.sandbox.level, out.policy_set
+        );
+        ok(text, &out)
+    }
+
+    /// Opens an SSH or Docker session the policies allowed, with the operator's settings.
+    async fn create_remote(
+        &self,
+        transport: &str,
+        a: &CreateArgs,
+        target: &OpenTarget,
+        budget: Result<Option<Budget>, String>,
+    ) -> ToolResult {
+        let budget = match budget {
+            Ok(b) => b,
+            Err(e) => return fail(ErrorKind::BadArguments, e),
+        };
+        let op = &self.shared.op;
+        let config = match op.session_config(op.default_workspace.clone()).build() {
+            Ok(c) => c,
+            Err(e) => return fail(ErrorKind::Session, e.to_string()),
+        };
+        let slot = match self.shared.table.reserve() {
+            Ok(s) => s,
+            Err(e) => return fail(ErrorKind::Limit, e.to_string()),
+        };
+        let opened = match transport {
+            "ssh" => {
+                let Some(sc) = &op.config.ssh else {
+                    return fail(
+                        ErrorKind::NotAvailable,
+                        "the operator has not configured SSH ([ssh] in the server's config)",
+                    );
+                };
+                let Some(user) = a.user.clone().or_else(|| sc.user.clone()) else {
+                    return fail(
+                        ErrorKind::BadArguments,
+                        "an ssh session needs `user` (the operator set no default)",
+                    );
+                };
+                let t = execkit_runner::ssh::SshTarget {
+                    host: target.host.clone().unwrap_or_default(),
+                    port: a.port.unwrap_or(22),
+                    user,
+                };
+                Session::ssh(&t, &crate::operator::ssh_settings(sc), config).await
+            }
+            _ => {
+                let Some(dc) = &op.config.docker else {
+                    return fail(
+                        ErrorKind::NotAvailable,
+                        "the operator has not configured Docker ([docker] in the server's config)",
+                    );
+                };
+                let t = match (&a.container, &a.image) {
+                    (Some(c), _) => execkit_runner::docker::DockerTarget::Container(c.clone()),
+                    (None, Some(i)) => execkit_runner::docker::DockerTarget::Image(i.clone()),
+                    (None, None) => {
+                        return fail(
+                            ErrorKind::BadArguments,
+                            "a docker session needs `container` or `image`",
+                        )
+                    }
+                };
+                Session::docker(&t, &crate::operator::docker_settings(dc), config).await
+            }
+        };
+        let session = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                return fail(
+                    ErrorKind::Session,
+                    format!("cannot open the {transport} session: {e}"),
+                )
+            }
+        };
+        let info = session.info().await;
+        let cwd = session.cwd().await;
+        let id = session.id().to_string();
+        let workspace = info.workspace.clone();
+        self.shared.table.insert(
+            slot,
+            Arc::new(Entry::new(
+                session,
+                if transport == "ssh" { "ssh" } else { "docker" },
+                workspace.clone(),
+                budget,
+            )),
+        );
+        tracing::info!(session = %id, target = %target.id(), "remote session created");
+        let identity = op.identity();
+        let out = CreateOutput {
+            session_id: id.clone(),
+            transport: transport.to_string(),
+            workspace: workspace.display().to_string(),
+            cwd,
+            sandbox: SandboxOutput::from(&info.enforcement),
+            policy_set: op.policy_set.clone(),
+            identity: IdentityOutput {
+                agent: identity.agent,
+                operator: identity.operator,
+                user: info.user,
+            },
+        };
+        let text = format!(
+            "session {id} · {transport} · {} · {} · no local sandbox: the policies are the guard · policies: {}",
+            target.id(),
+            out.cwd,
+            out.policy_set
         );
         ok(text, &out)
     }

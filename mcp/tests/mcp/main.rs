@@ -9,4 +9,5 @@ mod concurrency;
 mod containment;
 mod lifecycle;
 mod protocol;
+mod remote;
 mod tools;
