@@ -23,6 +23,18 @@ fn engine() -> Arc<Engine> {
     Arc::new(Engine::new(&bundle).expect("default policies"))
 }
 
+fn permit_all() -> Arc<Engine> {
+    let bundle = PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        &[(
+            "all.cedar",
+            "@id(\"permit-all\") permit(principal, action, resource);",
+        )],
+        "[]",
+    );
+    Arc::new(Engine::new(&bundle).expect("permit-all"))
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -147,4 +159,116 @@ async fn main() {
     );
     s.close().await;
     let _ = std::fs::remove_dir_all(&ws);
+
+    // The remote transports, when the test servers of scripts/test.sh are running.
+    // Policies are not what is measured here (and the default set refuses commands on
+    // hosts the operator did not approve): permit everything.
+    for (name, open) in remote_openers(permit_all()) {
+        let mut creation = Vec::new();
+        for _ in 0..starts.min(10) {
+            let t = Instant::now();
+            let s = open().await;
+            creation.push(t.elapsed());
+            s.close().await;
+        }
+        report(&format!("{name}: session creation"), creation);
+        let s = open().await;
+        for _ in 0..20 {
+            s.exec_with("echo hi", &opts).await.unwrap();
+        }
+        let mut v = Vec::with_capacity(runs);
+        for _ in 0..runs.min(300) {
+            let t = Instant::now();
+            let r = s.exec_with("echo hi", &opts).await.unwrap();
+            v.push(t.elapsed());
+            assert_eq!(r.exit_code, Some(0));
+        }
+        report(&format!("{name}: round trip `echo hi`"), v);
+        let bytes = bytes.min(200 << 20);
+        let cmd = format!("head -c {bytes} /dev/zero | tr '\\0' a");
+        let t = Instant::now();
+        let r = s
+            .exec_with(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
+            .await
+            .unwrap();
+        let wall = t.elapsed();
+        assert_eq!(r.stdout_report.raw_bytes, bytes);
+        println!(
+            "{:<40} {:.2} s  ({:.0} MB/s)",
+            format!("{name}: {} MiB through a session", bytes >> 20),
+            wall.as_secs_f64(),
+            bytes as f64 / wall.as_secs_f64() / 1e6
+        );
+        s.close().await;
+    }
+}
+
+type Opener = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Session>>>>;
+
+/// Session openers for the test sshd and dockerd, when their state directories are set.
+fn remote_openers(engine: Arc<Engine>) -> Vec<(&'static str, Opener)> {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt;
+    let mut out: Vec<(&'static str, Opener)> = Vec::new();
+    if let Some(dir) = std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(std::path::PathBuf::from) {
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        let port: u16 = read("port").parse().unwrap();
+        let host = read("host_ed25519_key.pub");
+        let mut f = host.split_whitespace();
+        let (t, b) = (f.next().unwrap().to_string(), f.next().unwrap().to_string());
+        let blob = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
+        let work = std::env::temp_dir().join(format!("ek-bench-ssh-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        let kh = work.join("known_hosts");
+        std::fs::write(
+            &kh,
+            execkit_runner::known_hosts::KnownHosts::line_for("127.0.0.1", port, &t, &blob) + "\n",
+        )
+        .unwrap();
+        let key = work.join("id");
+        std::fs::copy(dir.join("user_key"), &key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut settings = execkit_runner::ssh::SshSettings::new(&kh);
+        settings.identity_files = vec![key];
+        let target = execkit_runner::ssh::SshTarget {
+            host: "127.0.0.1".into(),
+            port,
+            user: read("user"),
+        };
+        let engine = engine.clone();
+        out.push((
+            "ssh",
+            Box::new(move || {
+                let (t, s, e) = (target.clone(), settings.clone(), engine.clone());
+                Box::pin(async move {
+                    let config = Session::builder().engine(e).build().unwrap();
+                    Session::ssh(&t, &s, config).await.unwrap()
+                })
+            }),
+        ));
+    }
+    if let Some(dir) = std::env::var_os("EXECKIT_TEST_DOCKER_DIR").map(std::path::PathBuf::from) {
+        let settings = execkit_runner::docker::DockerSettings::new(format!(
+            "unix://{}",
+            dir.join("docker.sock").display()
+        ));
+        out.push((
+            "docker",
+            Box::new(move || {
+                let (s, e) = (settings.clone(), engine.clone());
+                Box::pin(async move {
+                    let config = Session::builder().engine(e).build().unwrap();
+                    let t =
+                        execkit_runner::docker::DockerTarget::Image("execkit-test:latest".into());
+                    Session::docker(&t, &s, config).await.unwrap()
+                })
+            }),
+        ));
+    }
+    out
 }

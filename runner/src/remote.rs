@@ -160,25 +160,39 @@ impl RemoteShell {
 
     /// The remote kernel's word that the shell is blocked reading its own stdin.
     pub(crate) async fn waiting_for_input(&self, pid: i32) -> bool {
+        self.waiting_with_children(pid).await.is_some()
+    }
+
+    /// If the shell is blocked reading its own stdin, its children then (background jobs),
+    /// in one control command.
+    pub(crate) async fn waiting_with_children(&self, pid: i32) -> Option<Vec<i32>> {
         let (Some(nr), Some(stdin)) = (self.read_nr, &self.stdin_id) else {
-            return false;
+            return None;
         };
-        let Some((_, out)) = self
+        let (_, out) = self
             .control
             .run(&format!(
-                "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null"
+                "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null; cat /proc/{pid}/task/{pid}/children 2>/dev/null; echo"
             ))
-            .await
-        else {
-            return false;
-        };
+            .await?;
         let mut lines = out.lines();
         let mut f = lines.next().unwrap_or("").split_whitespace();
         let got_nr = f.next().and_then(|n| n.parse::<i64>().ok());
         let fd = f
             .next()
             .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
-        got_nr == Some(nr) && fd == Some(0) && lines.next().map(str::trim) == Some(stdin.as_str())
+        let same_stdin = lines.next().map(str::trim) == Some(stdin.as_str());
+        if got_nr != Some(nr) || fd != Some(0) || !same_stdin {
+            return None;
+        }
+        Some(
+            lines
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+        )
     }
 
     /// `(pid, process group)` of the shell's children.

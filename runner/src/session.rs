@@ -1130,8 +1130,10 @@ impl<'a> Run<'a> {
         let tries = if spin { 10 } else { 1 };
         let mut ready = false;
         let remote = self.shell.is_remote();
+        let mut children = Vec::new();
         for i in 0..tries {
-            if self.shell.waiting_for_input().await {
+            if let Some(c) = self.shell.confirm_over().await {
+                children = c;
                 ready = true;
                 break;
             }
@@ -1148,7 +1150,7 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         // Children still alive now are background jobs: give the next command new pipes.
-        self.shell.background = self.shell.children().await;
+        self.shell.background = children;
         if !self.shell.background.is_empty() {
             self.shell.rotate = true;
         }

@@ -405,16 +405,15 @@ impl Shell {
         }
     }
 
-    /// The shell's child processes now.
-    pub async fn children(&self) -> Vec<i32> {
+    /// If the shell is blocked reading its stdin from us (the command is over), its
+    /// children now — background jobs — in one look (one control command remotely).
+    pub async fn confirm_over(&self) -> Option<Vec<i32>> {
         match &self.io {
-            Io::Local(_) => procs::children(self.pid),
-            Io::Remote(r) => r
-                .children(self.pid)
+            Io::Local(_) => self
+                .waiting_for_input()
                 .await
-                .into_iter()
-                .map(|(c, _)| c)
-                .collect(),
+                .then(|| procs::children(self.pid)),
+            Io::Remote(r) => r.waiting_with_children(self.pid).await,
         }
     }
 
