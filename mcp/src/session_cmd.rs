@@ -34,11 +34,39 @@ pub struct SessionArgs {
     allow_best_effort: bool,
 }
 
+/// Where `session` and `exec` run: locally (default), over SSH or in Docker.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Run on an SSH host: `USER@HOST[:PORT]` (no local sandbox; the policies decide).
+    #[arg(long, value_name = "USER@HOST[:PORT]", conflicts_with_all = ["docker_image", "docker_container"])]
+    ssh: Option<String>,
+    /// The known_hosts file the SSH host key must be in.
+    #[arg(long, requires = "ssh")]
+    known_hosts: Option<PathBuf>,
+    /// A private key file for SSH (repeatable; owner-only).
+    #[arg(long = "identity", requires = "ssh")]
+    identities: Vec<PathBuf>,
+    /// Trust an SSH host not in known_hosts and append its key.
+    #[arg(long, requires = "ssh")]
+    trust_on_first_use: bool,
+    /// Run in an ephemeral, hardened container from this image.
+    #[arg(long, conflicts_with = "docker_container")]
+    docker_image: Option<String>,
+    /// Run in this running container.
+    #[arg(long)]
+    docker_container: Option<String>,
+    /// The Docker daemon's socket.
+    #[arg(long, default_value = "unix:///var/run/docker.sock")]
+    docker_endpoint: String,
+}
+
 /// `execkit session`.
 #[derive(clap::Args, Debug)]
 pub struct SessionCmd {
     #[command(flatten)]
     args: SessionArgs,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Commands are separated by NUL bytes instead of newlines (so they may span lines).
     #[arg(short = '0', long = "null")]
     null: bool,
@@ -49,6 +77,8 @@ pub struct SessionCmd {
 pub struct ExecCmd {
     #[command(flatten)]
     args: SessionArgs,
+    #[command(flatten)]
+    target: TargetArgs,
     /// The command (after `--`).
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -95,6 +125,73 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
+/// Opens the session where `t` says: `session_open` is decided first, then the local
+/// sandbox, an SSH host or a container.
+async fn open(config: SessionBuilder, t: &TargetArgs) -> anyhow::Result<Session> {
+    use execkit_runner::{docker, ssh, OpenTarget};
+    let (target, how) = if let Some(spec) = &t.ssh {
+        let (user, hostport) = spec
+            .split_once('@')
+            .with_context(|| format!("--ssh `{spec}`: expected USER@HOST[:PORT]"))?;
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().with_context(|| format!("--ssh: port `{p}`"))?),
+            None => (hostport, 22),
+        };
+        (OpenTarget::ssh(host, Some(port), Some(user)), 1)
+    } else if let Some(i) = &t.docker_image {
+        (OpenTarget::docker_image(i), 2)
+    } else if let Some(c) = &t.docker_container {
+        (OpenTarget::docker_container(c), 2)
+    } else {
+        (OpenTarget::local(), 0)
+    };
+    let config = config.build()?;
+    let mut env = execkit_runner::DecisionEnv::local(
+        &config.workspace().display().to_string(),
+        &std::env::var("HOME").unwrap_or_else(|_| "/".into()),
+    );
+    env.identity = config.identity().clone();
+    let d = config.engine().decide_open(&target, &env);
+    if d.verdict != execkit_runner::Verdict::Allow {
+        let why = d
+            .facts
+            .first()
+            .map(|f| f.reason.clone())
+            .or(d.parse_error.clone())
+            .unwrap_or_default();
+        anyhow::bail!(
+            "the policies do not allow a session on `{}`: {why}",
+            target.id()
+        );
+    }
+    Ok(match how {
+        1 => {
+            let known_hosts = t.known_hosts.clone().context("--ssh needs --known-hosts")?;
+            let mut s = ssh::SshSettings::new(known_hosts);
+            s.identity_files = t.identities.clone();
+            if t.trust_on_first_use {
+                s.unknown_hosts = ssh::UnknownHosts::TrustOnFirstUse;
+            }
+            let st = ssh::SshTarget {
+                host: target.host.clone().unwrap_or_default(),
+                port: target.port.unwrap_or(22),
+                user: target.user.clone().unwrap_or_default(),
+            };
+            Session::ssh(&st, &s, config).await?
+        }
+        2 => {
+            let s = docker::DockerSettings::new(&t.docker_endpoint);
+            let dt = match (&t.docker_image, &t.docker_container) {
+                (Some(i), _) => docker::DockerTarget::Image(i.clone()),
+                (None, Some(c)) => docker::DockerTarget::Container(c.clone()),
+                (None, None) => anyhow::bail!("no Docker target"),
+            };
+            Session::docker(&dt, &s, config).await?
+        }
+        _ => Session::local(config).await?,
+    })
+}
+
 /// One command's JSON line and the exit code `exec` would use.
 async fn one(session: &Session, command: &str) -> (serde_json::Value, u8) {
     match session.exec(command).await {
@@ -123,7 +220,7 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = config.local().await?;
+            let session = open(config, &cmd.target).await?;
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let sep = if cmd.null { 0u8 } else { b'\n' };
@@ -166,7 +263,7 @@ pub fn exec(cmd: ExecCmd) -> ExitCode {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = config.local().await?;
+            let session = open(config, &cmd.target).await?;
             let (line, code) = one(&session, &cmd.command.join(" ")).await;
             // A closed stdout (`| head`) is not worth a panic.
             let _ = writeln!(std::io::stdout(), "{line}");

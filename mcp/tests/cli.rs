@@ -436,3 +436,99 @@ fn policy_open_decides_session_targets_with_exit_codes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a session target"));
 }
+
+/// `execkit exec --ssh` and `--docker-image` against the test sshd and dockerd: the target
+/// is a policy decision first (default policies refuse an unlisted SSH host), then the
+/// command runs there.
+#[test]
+fn exec_over_ssh_and_in_docker() {
+    use std::os::unix::fs::PermissionsExt;
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let (Some(sshd), Some(dockerd)) = (
+        std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(std::path::PathBuf::from),
+        std::env::var_os("EXECKIT_TEST_DOCKER_DIR").map(std::path::PathBuf::from),
+    ) else {
+        assert!(
+            !ci,
+            "CI=true but no test sshd/dockerd (scripts/test.sh starts them)"
+        );
+        return;
+    };
+    let work = std::env::temp_dir().join(format!("ek-cli-remote-{}", std::process::id()));
+    std::fs::create_dir_all(work.join("pol")).unwrap();
+    std::fs::write(
+        work.join("pol/all.cedar"),
+        "@id(\"all\") permit(principal, action, resource);",
+    )
+    .unwrap();
+    std::fs::write(work.join("pol/entities.json"), "[]").unwrap();
+    let port = std::fs::read_to_string(sshd.join("port")).unwrap();
+    let port = port.trim();
+    let host = std::fs::read_to_string(sshd.join("host_ed25519_key.pub")).unwrap();
+    std::fs::write(work.join("kh"), format!("[127.0.0.1]:{port} {host}")).unwrap();
+    std::fs::copy(sshd.join("user_key"), work.join("id")).unwrap();
+    std::fs::set_permissions(work.join("id"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let user = std::fs::read_to_string(sshd.join("user")).unwrap();
+    let target = format!("{}@127.0.0.1:{port}", user.trim());
+    let (kh, id, pol) = (
+        work.join("kh").display().to_string(),
+        work.join("id").display().to_string(),
+        work.join("pol").display().to_string(),
+    );
+    let o = execkit(&[
+        "exec",
+        "--policies",
+        &pol,
+        "--ssh",
+        &target,
+        "--known-hosts",
+        &kh,
+        "--identity",
+        &id,
+        "--",
+        "echo hi; id -un",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["stdout"], format!("hi\n{}\n", user.trim()));
+    // The default set refuses an SSH host the operator did not list, before connecting.
+    let o = execkit(&[
+        "exec",
+        "--ssh",
+        &target,
+        "--known-hosts",
+        &kh,
+        "--identity",
+        &id,
+        "--",
+        "echo hi",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("do not allow a session"));
+    let endpoint = format!("unix://{}", dockerd.join("docker.sock").display());
+    let o = execkit(&[
+        "exec",
+        "--policies",
+        &pol,
+        "--docker-image",
+        "execkit-test:latest",
+        "--docker-endpoint",
+        &endpoint,
+        "--",
+        "echo in-docker; id -u",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["stdout"], "in-docker\n1000\n");
+    let _ = std::fs::remove_dir_all(&work);
+}
