@@ -79,9 +79,82 @@ impl Control {
     }
 }
 
+/// A second, persistent bash on the same connection that answers the per-command stdin
+/// check without opening a channel or an exec each time. Requests are serialized; each
+/// answer ends with a marker carrying a fresh nonce. If it stops answering, the one-shot
+/// control commands take over.
+struct ControlShell {
+    input: mpsc::Sender<Vec<u8>>,
+    output: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
+    alive: std::sync::atomic::AtomicBool,
+}
+
+impl ControlShell {
+    async fn open(control: &Control) -> Option<ControlShell> {
+        let (tx, rx) = mpsc::channel(64);
+        let streams = control.open_shell(tx).await.ok()?;
+        let (input, mut irx) = mpsc::channel::<Vec<u8>>(16);
+        let mut writer = streams.input;
+        tokio::spawn(async move {
+            while let Some(bytes) = irx.recv().await {
+                if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+                    break;
+                }
+            }
+        });
+        let c = ControlShell {
+            input,
+            output: tokio::sync::Mutex::new(rx),
+            alive: std::sync::atomic::AtomicBool::new(true),
+        };
+        c.run("true").await.map(|_| c)
+    }
+
+    async fn run(&self, script: &str) -> Option<String> {
+        use std::sync::atomic::Ordering;
+        if !self.alive.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut out = self.output.lock().await;
+        let nonce = crate::frame::random_hex(16).ok()?;
+        let marker = format!("\n\x1fCTL{nonce}\n");
+        let line = format!(
+            "{{ {script}\n}} 2>/dev/null </dev/null; builtin printf '\\n\\037CTL%s\\n' '{nonce}'\n"
+        );
+        if self.input.send(line.into_bytes()).await.is_err() {
+            self.alive.store(false, Ordering::SeqCst);
+            return None;
+        }
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, out.recv()).await {
+                Ok(Some(Chunk {
+                    err: false,
+                    data: Some(d),
+                    ..
+                })) => {
+                    got.extend_from_slice(&d);
+                    if let Some(at) = memchr::memmem::find(&got, marker.as_bytes()) {
+                        got.truncate(at);
+                        return Some(String::from_utf8_lossy(&got).into_owned());
+                    }
+                }
+                Ok(Some(_)) => {}
+                _ => {
+                    self.alive.store(false, Ordering::SeqCst);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// A remote shell.
 pub(crate) struct RemoteShell {
     control: Control,
+    /// The persistent control shell, once started.
+    fast: Option<ControlShell>,
     /// To the task that owns the shell's stdin and writes (and flushes) in order.
     input: mpsc::Sender<Vec<u8>>,
     exit: watch::Receiver<Option<Option<i32>>>,
@@ -115,6 +188,7 @@ impl RemoteShell {
         });
         RemoteShell {
             control,
+            fast: None,
             input,
             exit: streams.exit,
             read_nr: None,
@@ -141,6 +215,7 @@ impl RemoteShell {
         if self.stdin_id.as_deref().is_none_or(str::is_empty) {
             return Err("cannot read the remote shell's /proc entry (is /proc mounted?)".into());
         }
+        self.fast = ControlShell::open(&self.control).await;
         Ok(())
     }
 
@@ -169,12 +244,17 @@ impl RemoteShell {
         let (Some(nr), Some(stdin)) = (self.read_nr, &self.stdin_id) else {
             return None;
         };
-        let (_, out) = self
-            .control
-            .run(&format!(
-                "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null; cat /proc/{pid}/task/{pid}/children 2>/dev/null; echo"
-            ))
-            .await?;
+        let script = format!(
+            "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null; cat /proc/{pid}/task/{pid}/children 2>/dev/null; echo"
+        );
+        let fast = match &self.fast {
+            Some(f) => f.run(&script).await,
+            None => None,
+        };
+        let out = match fast {
+            Some(out) => out,
+            None => self.control.run(&script).await?.1,
+        };
         let mut lines = out.lines();
         let mut f = lines.next().unwrap_or("").split_whitespace();
         let got_nr = f.next().and_then(|n| n.parse::<i64>().ok());
