@@ -1140,7 +1140,10 @@ impl<'a> Run<'a> {
             if i + 1 < tries {
                 // The shell calls read(2) microseconds after printing the marker.
                 if remote {
-                    tokio::time::sleep(Duration::from_millis(1 << i.min(4))).await;
+                    // Each check is already a round trip: retry at once, then back off.
+                    if i >= 2 {
+                        tokio::time::sleep(Duration::from_millis(1 << (i - 2).min(4))).await;
+                    }
                 } else {
                     std::thread::sleep(Duration::from_micros(10 << i.min(5)));
                 }
