@@ -74,6 +74,40 @@ impl BlockingSession {
         })
     }
 
+    /// Opens a session on an SSH host ([`Session::ssh`]).
+    pub fn ssh(
+        target: &crate::ssh::SshTarget,
+        settings: &crate::ssh::SshSettings,
+        config: SessionConfig,
+    ) -> Result<BlockingSession, SessionError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(SessionError::Spawn)?;
+        let session = rt.block_on(Session::ssh(target, settings, config))?;
+        Ok(BlockingSession {
+            session: Some(session),
+            rt,
+        })
+    }
+
+    /// Opens a session in a Docker container ([`Session::docker`]).
+    pub fn docker(
+        target: &crate::docker::DockerTarget,
+        settings: &crate::docker::DockerSettings,
+        config: SessionConfig,
+    ) -> Result<BlockingSession, SessionError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(SessionError::Spawn)?;
+        let session = rt.block_on(Session::docker(target, settings, config))?;
+        Ok(BlockingSession {
+            session: Some(session),
+            rt,
+        })
+    }
+
     fn s(&self) -> Result<&Session, ExecError> {
         self.session.as_ref().ok_or(ExecError::Closed)
     }
