@@ -13,6 +13,13 @@
 //!   command's groups with `kill`, then the shell, as locally);
 //! - closing kills every process of the shell's session and below it.
 //!
+//! The per-command check runs on a second persistent bash on the same connection (the
+//! *control shell*), with builtins only: it holds the shell's stdin pipe open on fd 9 and
+//! compares it with `-ef`, so a check costs one exchange and no fork (a round trip of
+//! `echo hi` went from 3.2 ms to 0.6 ms over SSH with that). Where the control shell
+//! cannot start or stops answering, one-shot control commands do the same with
+//! `cat`/`readlink`.
+//!
 //! What a remote session does not have: a kernel sandbox (the policies are the guard),
 //! new pipes after a command leaves background jobs (their later output can reach a later
 //! command's streams; forged markers in it still cannot end a result, since nonces are
@@ -90,7 +97,7 @@ struct ControlShell {
 }
 
 impl ControlShell {
-    async fn open(control: &Control) -> Option<ControlShell> {
+    async fn open(control: &Control, pid: i32) -> Option<ControlShell> {
         let (tx, rx) = mpsc::channel(64);
         let streams = control.open_shell(tx).await.ok()?;
         let (input, mut irx) = mpsc::channel::<Vec<u8>>(16);
@@ -107,7 +114,15 @@ impl ControlShell {
             output: tokio::sync::Mutex::new(rx),
             alive: std::sync::atomic::AtomicBool::new(true),
         };
-        c.run("true").await.map(|_| c)
+        // Fd 9 keeps the shell's stdin pipe open here, so that its identity can be
+        // compared without a fork (`-ef` is a builtin; readlink is not). A shell whose
+        // stdin is not a pipe (a socket cannot be opened through /proc) is not eligible.
+        let out = c
+            .run(&format!(
+                "exec 9</proc/{pid}/fd/0 && [ /proc/{pid}/fd/0 -ef /dev/fd/9 ] && echo same"
+            ))
+            .await?;
+        (out.trim() == "same").then_some(c)
     }
 
     async fn run(&self, script: &str) -> Option<String> {
@@ -215,7 +230,7 @@ impl RemoteShell {
         if self.stdin_id.as_deref().is_none_or(str::is_empty) {
             return Err("cannot read the remote shell's /proc entry (is /proc mounted?)".into());
         }
-        self.fast = ControlShell::open(&self.control).await;
+        self.fast = ControlShell::open(&self.control, pid).await;
         Ok(())
     }
 
@@ -244,16 +259,23 @@ impl RemoteShell {
         let (Some(nr), Some(stdin)) = (self.read_nr, &self.stdin_id) else {
             return None;
         };
-        let script = format!(
-            "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null; cat /proc/{pid}/task/{pid}/children 2>/dev/null; echo"
+        // Builtins only on the control shell (each fork costs about a millisecond). The
+        // variables are reset first: a failed redirection leaves the last value in place.
+        let fast_script = format!(
+            "s= k=; read -r s </proc/{pid}/syscall; echo \"$s\"; if [ /proc/{pid}/fd/0 -ef /dev/fd/9 ]; then echo same; else echo other; fi; read -r k </proc/{pid}/task/{pid}/children; echo \"$k\""
         );
         let fast = match &self.fast {
-            Some(f) => f.run(&script).await,
+            Some(f) => f.run(&fast_script).await,
             None => None,
         };
-        let out = match fast {
-            Some(out) => out,
-            None => self.control.run(&script).await?.1,
+        let (out, expect) = match fast {
+            Some(out) => (out, "same"),
+            None => {
+                let script = format!(
+                    "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null; cat /proc/{pid}/task/{pid}/children 2>/dev/null; echo"
+                );
+                (self.control.run(&script).await?.1, stdin.as_str())
+            }
         };
         let mut lines = out.lines();
         let mut f = lines.next().unwrap_or("").split_whitespace();
@@ -261,7 +283,7 @@ impl RemoteShell {
         let fd = f
             .next()
             .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
-        let same_stdin = lines.next().map(str::trim) == Some(stdin.as_str());
+        let same_stdin = lines.next().map(str::trim) == Some(expect);
         if got_nr != Some(nr) || fd != Some(0) || !same_stdin {
             return None;
         }
