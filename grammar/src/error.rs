@@ -41,6 +41,21 @@ pub enum ParseError {
         /// Up to 60 characters of the source.
         snippet: String,
     },
+    /// A redirection names a descriptor of 10 or above, a computed one, or a named one
+    /// (`{var}>`). Bash keeps its own descriptors there (the saved input of the session
+    /// among them), so a command that reaches them could read or forge what the session
+    /// alone may send the shell.
+    #[error("file descriptor `{descriptor}` at bytes {start}..{end} is not available to commands (descriptors 10 and above, computed and named ones are the shell's own): {snippet}")]
+    ReservedDescriptor {
+        /// The descriptor as written.
+        descriptor: String,
+        /// First byte.
+        start: usize,
+        /// One past the last byte.
+        end: usize,
+        /// Up to 60 characters of the source.
+        snippet: String,
+    },
     /// The script is larger than the configured maximum.
     #[error("script is {len} bytes, more than the maximum of {max}")]
     TooLarge {
@@ -73,6 +88,20 @@ pub(crate) fn snippet(src: &str, start: usize, end: usize) -> String {
 }
 
 impl ParseError {
+    pub(crate) fn reserved_descriptor(
+        descriptor: &str,
+        start: usize,
+        end: usize,
+        src: &str,
+    ) -> Self {
+        ParseError::ReservedDescriptor {
+            descriptor: descriptor.to_string(),
+            start,
+            end,
+            snippet: snippet(src, start, end),
+        }
+    }
+
     pub(crate) fn unsupported(kind: &str, start: usize, end: usize, src: &str) -> Self {
         ParseError::Unsupported {
             kind: kind.to_string(),

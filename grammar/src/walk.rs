@@ -577,6 +577,21 @@ impl<'o> Walker<'o> {
             }
         }
         let redirs = redirect_nodes(node);
+        for r in &redirs {
+            // `exec {fd}>x`, `cat 12<x`: tree-sitter-bash leaves the descriptor in the
+            // command's arguments; bash allocates or uses a descriptor of the shell's own.
+            let word = preceding_word(src, r.start_byte());
+            if let Some(fd) = descriptor_word(word) {
+                if fd.is_none_or(|n| n > MAX_USER_DESCRIPTOR) {
+                    return Err(ParseError::reserved_descriptor(
+                        word,
+                        r.start_byte() - word.len(),
+                        r.end_byte(),
+                        src,
+                    ));
+                }
+            }
+        }
         match body_of(node) {
             Some(body) => self.stmt_tail(body, src, cwd, frame, &redirs),
             None => {
@@ -602,9 +617,26 @@ impl<'o> Walker<'o> {
         }
     }
 
-    /// Decodes one redirect node into `out`. Returns a pipeline node if a heredoc redirect
-    /// carries one (`cat <<EOF | sh`), which the caller refuses.
+    /// Decodes one redirect node into `out`, refusing descriptors the shell keeps for
+    /// itself. Returns a pipeline node if a heredoc redirect carries one
+    /// (`cat <<EOF | sh`), which the caller refuses.
     fn redirect<'t>(
+        &mut self,
+        node: Node<'t>,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+        out: &mut Vec<ProtoRedirect>,
+    ) -> Result<Option<Node<'t>>, ParseError> {
+        let before = out.len();
+        let pipeline = self.decode_redirect(node, src, cwd, frame, out)?;
+        for r in &out[before..] {
+            check_descriptors(r, node, src)?;
+        }
+        Ok(pipeline)
+    }
+
+    fn decode_redirect<'t>(
         &mut self,
         node: Node<'t>,
         src: &str,
@@ -827,14 +859,41 @@ impl<'o> Walker<'o> {
         let mut redirects = Vec::new();
         let mut c = node.walk();
         let mut name_subs = Vec::new();
+        // The last argument word, while it may still turn out to be a descriptor.
+        let mut last_arg: Option<Node> = None;
         for (i, k) in node.children(&mut c).enumerate() {
-            match (node.field_name_for_child(i as u32), k.kind()) {
+            let field = node.field_name_for_child(i as u32);
+            let previous = last_arg.take();
+            match (field, k.kind()) {
                 (Some("name"), _) => proto
                     .argv
                     .insert(0, words::decode(k, &env, &mut name_subs)?),
-                (Some("argument"), _) => proto.argv.push(words::decode(k, &env, &mut subs)?),
+                (Some("argument"), _) => {
+                    proto.argv.push(words::decode(k, &env, &mut subs)?);
+                    last_arg = Some(k);
+                }
                 (Some("redirect"), _) => {
                     let piped_heredoc = self.redirect(k, src, cwd, frame, &mut redirects)?;
+                    // tree-sitter-bash reads `cat 0<x` and `exec {fd}>x` as an argument
+                    // followed by a redirection; bash reads a descriptor.
+                    if let Some(arg) = previous.filter(|a| a.end_byte() == k.start_byte()) {
+                        let text = &src[arg.byte_range()];
+                        if let Some(fd) = descriptor_word(text) {
+                            proto.argv.pop();
+                            let Some(fd) = fd else {
+                                return Err(ParseError::reserved_descriptor(
+                                    text,
+                                    arg.start_byte(),
+                                    k.end_byte(),
+                                    src,
+                                ));
+                            };
+                            if let Some(r) = redirects.last_mut() {
+                                r.fd = Some(fd);
+                            }
+                        }
+                    }
+
                     if piped_heredoc.is_some() {
                         return Err(ParseError::unsupported(
                             "pipeline after a here-document",
@@ -998,6 +1057,64 @@ fn assignment<'t>(
         None => Decoded::literal(""),
     };
     Ok((name, value))
+}
+
+/// `Some(Some(n))` for a word of digits (a descriptor when it touches a redirection),
+/// `Some(None)` for a named descriptor `{var}`, `None` for anything else.
+fn descriptor_word(text: &str) -> Option<Option<u32>> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a descriptor: treat it as reserved.
+        return Some(text.parse().ok());
+    }
+    let name = text.strip_prefix('{')?.strip_suffix('}')?;
+    let ident = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    ident.then_some(None)
+}
+
+/// The word that ends right at byte `end` (no blank between), or "".
+fn preceding_word(src: &str, end: usize) -> &str {
+    let before = &src.as_bytes()[..end];
+    let start = before
+        .iter()
+        .rposition(|b| b.is_ascii_whitespace() || b";&|()<>`\"'".contains(b))
+        .map_or(0, |i| i + 1);
+    &src[start..end]
+}
+
+/// The highest descriptor a command may name in a redirection. Bash keeps its own
+/// descriptors at 10 and above (`F_DUPFD` from 10 when it saves one), the session's input
+/// among them.
+const MAX_USER_DESCRIPTOR: u32 = 9;
+
+/// Refuses a redirection that names a descriptor the shell keeps for itself, or one that
+/// is only known when it runs (`<&$fd`).
+fn check_descriptors(r: &ProtoRedirect, node: Node, src: &str) -> Result<(), ParseError> {
+    let refuse = |d: &str| {
+        Err(ParseError::reserved_descriptor(
+            d,
+            node.start_byte(),
+            node.end_byte(),
+            src,
+        ))
+    };
+    if let Some(fd) = r.fd.filter(|&fd| fd > MAX_USER_DESCRIPTOR) {
+        return refuse(&fd.to_string());
+    }
+    if r.kind != RedirectKind::Dup {
+        return Ok(());
+    }
+    match r.target.literal_value() {
+        None => refuse(&r.target.raw),
+        Some(t) => {
+            let digits = t.strip_suffix('-').unwrap_or(&t);
+            match digits.parse::<u64>() {
+                Ok(n) if n > u64::from(MAX_USER_DESCRIPTOR) => refuse(&t),
+                _ => Ok(()),
+            }
+        }
+    }
 }
 
 fn redirect_kind(op: &str, target: &Decoded) -> RedirectKind {

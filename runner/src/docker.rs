@@ -348,6 +348,52 @@ impl DockerConnection {
         })
     }
 
+    /// Runs `command` in an exec of its own and forwards its stdout to `sink` (one stream
+    /// of a rotated shell's output). Returns once the exec has started.
+    pub(crate) async fn stream(
+        &self,
+        command: &str,
+        sink: crate::remote::StreamSink,
+    ) -> Result<(), DockerError> {
+        let exec = self
+            .docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    cmd: Some(vec!["bash", "-c", command]),
+                    ..CreateExecOptions::default()
+                },
+            )
+            .await
+            .map_err(daemon)?;
+        let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(daemon)?
+        else {
+            return Err(DockerError::Daemon(
+                "the stream's exec did not attach".into(),
+            ));
+        };
+        tokio::spawn(async move {
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => {
+                        if !sink.send(message.to_vec()).await {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            sink.end().await;
+        });
+        Ok(())
+    }
+
     /// Ends the session: an ephemeral container is removed with everything in it; an
     /// attached one is left as it was.
     pub async fn close(self) {

@@ -22,8 +22,31 @@
 //! or pipe the command could read, so no output it prints can end its result early or
 //! leak into a later one. The ask marker carries only a per-session token; a command
 //! that prints a forged one gains nothing unless the shell itself is at that moment
-//! blocked reading its stdin, which the local transport checks with the kernel
-//! (`/proc/PID/syscall`) before it sends the nonce.
+//! blocked reading its stdin, which the runner checks with the kernel
+//! (`/proc/PID/syscall` and `/proc/PID/fd/0`) before it sends the nonce.
+//!
+//! What a command could still do is *reach the shell's input itself*: read the nonce meant
+//! for the session from the shell's saved input, or write lines into it that no policy
+//! decided. Three layers keep it out:
+//! - the grammar refuses redirections that name descriptors 10 and above (where bash
+//!   keeps the saved input), computed ones (`<&$fd`) and named ones (`{fd}>`), whatever
+//!   the policies say;
+//! - the shipped policy sets deny every path into process descriptors (`/proc/*/fd/*`,
+//!   `/dev/fd/N`), literal or computed (`deny-descriptor-paths`);
+//! - locally, the shell's stdin is a Unix socket, which cannot be opened again through
+//!   `/proc` at all, so not even a program the policies let run can write into it.
+//!
+//! How each transport meets the rest:
+//! - **local**: the check reads this machine's `/proc`; the cwd is the kernel's; output
+//!   of background jobs goes to pipes that are replaced after a command leaves jobs
+//!   behind (`shell.rs`).
+//! - **SSH and Docker**: the same framing over a channel or an attached `docker exec`;
+//!   the check runs on a second, persistent control shell on the same connection that
+//!   reads the remote `/proc` (`remote.rs`); streams rotate to FIFOs on the remote host
+//!   read by channels of their own. The shell's stdin there is a pipe owned by `sshd` or
+//!   the container runtime, which a process of the same user can reopen through `/proc`:
+//!   only the grammar and the policies above stand in the way, as everywhere the remote
+//!   side has no sandbox.
 
 use memchr::memmem;
 

@@ -20,15 +20,20 @@
 //! cannot start or stops answering, one-shot control commands do the same with
 //! `cat`/`readlink`.
 //!
-//! What a remote session does not have: a kernel sandbox (the policies are the guard),
-//! new pipes after a command leaves background jobs (their later output can reach a later
-//! command's streams; forged markers in it still cannot end a result, since nonces are
-//! minted per command), and the server's view of the cwd (the shell's own `pwd -P` in the
-//! framing is used).
+//! After a command leaves background jobs, the next one writes to fresh FIFOs in a private
+//! directory on the remote host, each read by a `cat` in a channel (or exec) of its own,
+//! so late output of the jobs is never attributed to a later command (at most
+//! [`MAX_LIVE_STREAMS`] such streams stay open; past that the streams stay as they are).
+//!
+//! What a remote session does not have: a kernel sandbox (the policies are the guard), a
+//! stdin that cannot be reopened through `/proc` (see `frame.rs` for what stands in the
+//! way), and the server's view of the cwd (the shell's own `pwd -P` in the framing is
+//! used).
 
 use crate::docker::DockerConnection;
 use crate::shell::Chunk;
 use crate::ssh::SshConnection;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -43,6 +48,74 @@ pub(crate) enum Control {
     Ssh(Arc<SshConnection>),
     Docker(Arc<DockerConnection>),
 }
+
+/// Where one rotated output stream goes: chunks of generation `gen`, passed on only while
+/// that generation is current (a stale one keeps draining so late writers never block).
+pub(crate) struct StreamSink {
+    gen: u64,
+    err: bool,
+    current: Arc<AtomicU64>,
+    tx: mpsc::Sender<Chunk>,
+    /// Counts the streams still open (one less when this one is dropped).
+    live: Arc<AtomicUsize>,
+}
+
+impl StreamSink {
+    fn new(
+        gen: u64,
+        err: bool,
+        current: &Arc<AtomicU64>,
+        tx: &mpsc::Sender<Chunk>,
+        live: &Arc<AtomicUsize>,
+    ) -> StreamSink {
+        live.fetch_add(1, Ordering::SeqCst);
+        StreamSink {
+            gen,
+            err,
+            current: current.clone(),
+            tx: tx.clone(),
+            live: live.clone(),
+        }
+    }
+
+    /// Passes data on; false once nobody listens any more.
+    pub(crate) async fn send(&self, data: Vec<u8>) -> bool {
+        if self.current.load(Ordering::SeqCst) != self.gen {
+            return true;
+        }
+        self.tx
+            .send(Chunk {
+                gen: self.gen,
+                err: self.err,
+                data: Some(data),
+            })
+            .await
+            .is_ok()
+    }
+
+    /// The stream ended.
+    pub(crate) async fn end(&self) {
+        let _ = self
+            .tx
+            .send(Chunk {
+                gen: self.gen,
+                err: self.err,
+                data: None,
+            })
+            .await;
+    }
+}
+
+impl Drop for StreamSink {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Rotated streams that may stay open at once (two per rotation, each an SSH channel or a
+/// `docker exec`; OpenSSH allows 10 channels per connection by default). Past this, a
+/// command after background jobs keeps the current streams.
+const MAX_LIVE_STREAMS: usize = 4;
 
 /// The shell's streams once started.
 pub(crate) struct Streams {
@@ -74,6 +147,14 @@ impl Control {
         match self {
             Control::Ssh(c) => c.disconnect().await,
             Control::Docker(c) => c.remove_if_ephemeral().await,
+        }
+    }
+
+    /// Runs `command` on its own and forwards its stdout to `sink`; returns once started.
+    pub async fn stream(&self, command: &str, sink: StreamSink) -> Result<(), String> {
+        match self {
+            Control::Ssh(c) => c.stream(command, sink).await.map_err(|e| e.to_string()),
+            Control::Docker(c) => c.stream(command, sink).await.map_err(|e| e.to_string()),
         }
     }
 
@@ -177,6 +258,15 @@ pub(crate) struct RemoteShell {
     read_nr: Option<i64>,
     /// What the shell's fd 0 pointed to when it started.
     stdin_id: Option<String>,
+    /// A private directory on the remote host for the FIFOs of rotated streams (none: no
+    /// rotation).
+    tmp: Option<String>,
+    /// The current generation's FIFOs, removed at the next rotation.
+    fifos: Vec<String>,
+    /// Rotated streams still open.
+    live: Arc<AtomicUsize>,
+    /// The last generation handed out.
+    last_gen: u64,
 }
 
 /// `read(2)` per architecture, as `uname -m` names them.
@@ -208,6 +298,10 @@ impl RemoteShell {
             exit: streams.exit,
             read_nr: None,
             stdin_id: None,
+            tmp: None,
+            fifos: Vec::new(),
+            live: Arc::new(AtomicUsize::new(0)),
+            last_gen: 0,
         }
     }
 
@@ -215,13 +309,25 @@ impl RemoteShell {
     pub(crate) async fn learn(&mut self, pid: i32) -> Result<(), String> {
         let (_, out) = self
             .control
-            .run(&format!("uname -m; readlink /proc/{pid}/fd/0"))
+            .run(&format!(
+                "uname -m; readlink /proc/{pid}/fd/0; mktemp -d \"${{TMPDIR:-/tmp}}/.ek-XXXXXXXX\" 2>/dev/null || {{ d=\"${{TMPDIR:-/tmp}}/.ek-$RANDOM$RANDOM$RANDOM\"; mkdir -m 700 \"$d\" 2>/dev/null && echo \"$d\"; }} || echo"
+            ))
             .await
             .ok_or("the remote host does not answer control commands")?;
         let mut lines = out.lines();
         let machine = lines.next().unwrap_or("").trim().to_string();
         self.read_nr = read_syscall(&machine);
         self.stdin_id = lines.next().map(|l| l.trim().to_string());
+        // Only a plain path is used in scripts (no quoting questions).
+        self.tmp = lines
+            .next()
+            .map(str::trim)
+            .filter(|t| {
+                t.starts_with('/')
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+            })
+            .map(str::to_string);
         if self.read_nr.is_none() {
             return Err(format!(
                 "remote architecture `{machine}` is not known: its read(2) number is needed to check that a command is over"
@@ -334,11 +440,72 @@ impl RemoteShell {
             .await;
     }
 
+    /// Prepares fresh output streams for the next command: two FIFOs in the private
+    /// directory, each read by a `cat` in a channel (or exec) of its own. Returns the shell
+    /// code that switches to them; `None` when the streams stay as they are (no private
+    /// directory, too many streams still open, or the remote side refused).
+    pub(crate) async fn rotate(
+        &mut self,
+        current: &Arc<AtomicU64>,
+        tx: &mpsc::Sender<Chunk>,
+    ) -> Option<String> {
+        let tmp = self.tmp.clone()?;
+        if self.live.load(Ordering::SeqCst) + 2 > MAX_LIVE_STREAMS {
+            return None;
+        }
+        let name = crate::frame::random_hex(8).ok()?;
+        let out = format!("{tmp}/.ek-{name}-out");
+        let err = format!("{tmp}/.ek-{name}-err");
+        let old: Vec<String> = std::mem::take(&mut self.fifos);
+        let (status, _) = self
+            .control
+            .run(&format!(
+                "rm -f {} ; mkfifo -m 600 '{out}' '{err}'",
+                old.iter()
+                    .map(|p| format!("'{p}'"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+            .await?;
+        if status != Some(0) {
+            return None;
+        }
+        // Every attempt takes a new generation, so a stream left from a failed one can
+        // never pass for a later one.
+        let gen = current.load(Ordering::SeqCst).max(self.last_gen) + 1;
+        self.last_gen = gen;
+        for (path, is_err) in [(&out, false), (&err, true)] {
+            let sink = StreamSink::new(gen, is_err, current, tx, &self.live);
+            let started = self
+                .control
+                .stream(&format!("exec cat < '{path}'"), sink)
+                .await;
+            if started.is_err() {
+                // Release a reader already waiting for a writer, and forget the FIFOs.
+                let _ = self
+                    .control
+                    .run(&format!(
+                        "for f in '{out}' '{err}'; do [ -p \"$f\" ] && : 1<>\"$f\"; done; rm -f '{out}' '{err}'"
+                    ))
+                    .await;
+                return None;
+            }
+        }
+        current.store(gen, Ordering::SeqCst);
+        self.fifos = vec![out.clone(), err.clone()];
+        Some(format!("exec 1>|'{out}' 2>|'{err}'; "))
+    }
+
     /// Kills every process in the shell's session and below the shell, then the shell.
     pub(crate) fn kill_all(&mut self, pid: i32) {
         let control = self.control.clone();
+        let cleanup = self
+            .tmp
+            .as_ref()
+            .map(|t| format!("; rm -rf '{t}'"))
+            .unwrap_or_default();
         let script = format!(
-            "kill -KILL -- -{pid} 2>/dev/null; for d in /proc/[0-9]*; do s=$(cat $d/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; if [ \"$4\" = {pid} ] || [ \"$2\" = {pid} ]; then kill -KILL ${{d#/proc/}} 2>/dev/null; fi; done; kill -KILL {pid} 2>/dev/null; true"
+            "kill -KILL -- -{pid} 2>/dev/null; for d in /proc/[0-9]*; do s=$(cat $d/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; if [ \"$4\" = {pid} ] || [ \"$2\" = {pid} ]; then kill -KILL ${{d#/proc/}} 2>/dev/null; fi; done; kill -KILL {pid} 2>/dev/null{cleanup}; true"
         );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {

@@ -856,7 +856,7 @@ impl<'a> Run<'a> {
             }
         }
         let prefix = if self.shell.rotate {
-            self.shell.rotate_pipes()?
+            self.shell.rotate_pipes().await?
         } else {
             String::new()
         };

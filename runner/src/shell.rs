@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// Bytes read per chunk.
@@ -70,8 +70,10 @@ enum Io {
 /// A shell on this machine, under the sandbox.
 struct Local {
     child: Child,
-    stdin: ChildStdin,
-    stdin_pipe: String,
+    /// Our end of the shell's stdin socket.
+    stdin: tokio::net::UnixStream,
+    /// What `/proc/PID/fd/0` of the shell reads while it is ours (`socket:[INO]`).
+    stdin_id: String,
     /// FIFOs of the current generation, unlinked once the command using them is done.
     fifos: Vec<PathBuf>,
     tmp: PathBuf,
@@ -149,13 +151,14 @@ impl Shell {
         enforcement.resources = report;
         enforcement.notes.extend(notes);
         let cgroup_fds = cgroup.as_ref().map(|g| g.procs_fds()).unwrap_or_default();
+        let (stdin, stdin_id, shell_end) = stdin_socket().map_err(SessionError::Spawn)?;
         let mut cmd = Command::new(&config.shell);
         cmd.arg("--noprofile")
             .arg("--norc")
             .env_clear()
             .envs(environment(config, home, tmp))
             .current_dir(&config.workspace)
-            .stdin(std::process::Stdio::piped())
+            .stdin(std::process::Stdio::from(shell_end))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -188,6 +191,8 @@ impl Shell {
             });
         }
         let mut child = cmd.spawn().map_err(SessionError::Spawn)?;
+        // The shell's end of the stdin socket must not stay open here.
+        drop(cmd);
         drop(prepared);
         let spawned = child
             .id()
@@ -202,10 +207,6 @@ impl Shell {
         } else {
             spawned
         };
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| SessionError::NotReady("no stdin".into()))?;
         let stdout = child
             .stdout
             .take()
@@ -214,15 +215,6 @@ impl Shell {
             .stderr
             .take()
             .ok_or_else(|| SessionError::NotReady("no stderr".into()))?;
-        let ino = {
-            use std::os::fd::AsRawFd;
-            let fd = stdin.as_raw_fd();
-            let f = std::mem::ManuallyDrop::new(unsafe {
-                // SAFETY: borrowed only to fstat; ManuallyDrop keeps the fd open.
-                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
-            });
-            f.metadata().map_err(SessionError::Spawn)?.ino()
-        };
         let (tx, rx) = mpsc::channel(64);
         let current = Arc::new(AtomicU64::new(0));
         tokio::spawn(read_loop(stdout, 0, false, current.clone(), tx.clone()));
@@ -233,7 +225,7 @@ impl Shell {
             io: Io::Local(Box::new(Local {
                 child,
                 stdin,
-                stdin_pipe: format!("pipe:[{ino}]"),
+                stdin_id,
                 fifos: Vec::new(),
                 tmp: tmp.to_path_buf(),
                 run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
@@ -385,7 +377,7 @@ impl Shell {
             Io::Local(l) => {
                 procs::blocked_reading_stdin(self.pid)
                     && procs::fd_target(self.pid, 0)
-                        .is_some_and(|t| t.as_os_str() == l.stdin_pipe.as_str())
+                        .is_some_and(|t| t.as_os_str() == l.stdin_id.as_str())
             }
             Io::Remote(r) => r.waiting_for_input(self.pid).await,
         }
@@ -399,7 +391,7 @@ impl Shell {
             Io::Local(l) => {
                 procs::blocked_reading_stdin(self.pid)
                     && procs::fd_target(self.pid, 0)
-                        .is_some_and(|t| t.as_os_str() == l.stdin_pipe.as_str())
+                        .is_some_and(|t| t.as_os_str() == l.stdin_id.as_str())
             }
             Io::Remote(_) => false,
         }
@@ -494,12 +486,15 @@ impl Shell {
     }
 
     /// Prepares fresh pipes for the next command and returns the shell code that
-    /// switches to them. Remote shells keep their streams (background output isolation
-    /// is local only).
-    pub fn rotate_pipes(&mut self) -> std::io::Result<String> {
-        let Io::Local(l) = &mut self.io else {
-            self.rotate = false;
-            return Ok(String::new());
+    /// switches to them (remotely: FIFOs on the remote host read by channels of their own;
+    /// empty when the remote side cannot, and the streams stay as they are).
+    pub async fn rotate_pipes(&mut self) -> std::io::Result<String> {
+        let l = match &mut self.io {
+            Io::Local(l) => l,
+            Io::Remote(r) => {
+                self.rotate = false;
+                return Ok(r.rotate(&self.current, &self.tx).await.unwrap_or_default());
+            }
         };
         let name = frame::random_hex(8)?;
         let out = l.tmp.join(format!(".ek-{name}-out"));
@@ -572,6 +567,25 @@ impl Shell {
             Io::Remote(r) => r.kill_all(self.pid),
         }
     }
+}
+
+/// The shell's stdin: a Unix socket pair, not a pipe. A pipe can be opened again for
+/// writing through `/proc/PID/fd/0` by anything running as the shell's user, which would
+/// put lines into the shell's input that no policy decided; a socket cannot be opened
+/// through `/proc` at all (ENXIO). The shell's end is shut for writing, so nothing the
+/// shell writes to it (`echo >&0` from the saved descriptor) reaches us either.
+///
+/// Returns our end, what `/proc/PID/fd/0` names the shell's end (`socket:[INO]`), and the
+/// shell's end.
+fn stdin_socket() -> std::io::Result<(tokio::net::UnixStream, String, std::os::fd::OwnedFd)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    theirs.shutdown(std::net::Shutdown::Write)?;
+    ours.shutdown(std::net::Shutdown::Read)?;
+    let theirs = std::fs::File::from(std::os::fd::OwnedFd::from(theirs));
+    let ino = theirs.metadata()?.ino();
+    ours.set_nonblocking(true)?;
+    let ours = tokio::net::UnixStream::from_std(ours)?;
+    Ok((ours, format!("socket:[{ino}]"), theirs.into()))
 }
 
 fn mkfifo(p: &Path) -> std::io::Result<()> {

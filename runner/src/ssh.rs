@@ -433,6 +433,39 @@ impl SshConnection {
         })
     }
 
+    /// Runs `command` in a channel of its own and forwards its stdout to `sink` (one
+    /// stream of a rotated shell's output). Returns once the command has started.
+    pub(crate) async fn stream(
+        &self,
+        command: &str,
+        sink: crate::remote::StreamSink,
+    ) -> Result<(), SshError> {
+        let err = |message: String| SshError::Connect {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            message,
+        };
+        let mut ch = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, command)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        tokio::spawn(async move {
+            while let Some(msg) = ch.wait().await {
+                if let ChannelMsg::Data { data } = msg {
+                    if !sink.send(data.to_vec()).await {
+                        return;
+                    }
+                }
+            }
+            sink.end().await;
+        });
+        Ok(())
+    }
+
     /// Says goodbye.
     pub async fn close(self) {
         self.disconnect().await;

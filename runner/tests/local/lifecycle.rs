@@ -2,69 +2,8 @@
 
 use crate::common::*;
 use execkit_runner::sandbox::Profile;
-use execkit_runner::{ExecError, ExecOptions, Session};
-use std::sync::Arc;
+use execkit_runner::{ExecError, Session};
 use std::time::Duration;
-
-#[tokio::test]
-async fn timeout_interrupts_and_keeps_the_session() {
-    let ws = Workspace::new("timeout");
-    let s = session(&ws, Profile::Workspace).await;
-    ok(&s, "mkdir d && cd d && export KEEP=yes").await;
-    let r = s
-        .exec_with(
-            "echo partial; sleep 30; echo never",
-            &ExecOptions::timeout(Duration::from_millis(300)),
-        )
-        .await
-        .unwrap();
-    assert!(r.timed_out);
-    assert_eq!(r.stdout, "partial\n");
-    assert_eq!(r.exit_code, Some(130));
-    assert!(r.duration_ms < 10_000);
-    // A loop inside the shell itself (no child process to signal).
-    let r = s
-        .exec_with(
-            "while :; do :; done",
-            &ExecOptions::timeout(Duration::from_millis(300)),
-        )
-        .await
-        .unwrap();
-    assert!(r.timed_out && !r.shell_exited, "{r:?}");
-    // A command that ignores SIGINT and SIGTERM is killed.
-    let r = s
-        .exec_with(
-            "trap '' INT TERM; sh -c 'trap \"\" INT TERM; sleep 30'",
-            &ExecOptions::timeout(Duration::from_millis(200)),
-        )
-        .await
-        .unwrap();
-    assert!(r.timed_out && !r.shell_exited, "{r:?}");
-    let r = ok(&s, "pwd; echo $KEEP").await;
-    assert_eq!(r.stdout, format!("{}/d\nyes\n", ws.path().display()));
-    s.close().await;
-}
-
-#[tokio::test]
-async fn cancel_from_another_task() {
-    let ws = Workspace::new("cancel");
-    let s = Arc::new(session(&ws, Profile::Workspace).await);
-    let s2 = s.clone();
-    let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        s2.cancel();
-    });
-    let r = s.exec("echo started; sleep 30").await.unwrap();
-    canceller.await.unwrap();
-    assert!(r.cancelled && !r.timed_out);
-    assert_eq!(r.stdout, "started\n");
-    // A cancel with nothing running does not hit the next command.
-    s.cancel();
-    let r = ok(&s, "sleep 0.2; echo fine").await;
-    assert!(!r.cancelled);
-    assert_eq!(r.stdout, "fine\n");
-    s.close().await;
-}
 
 #[tokio::test]
 async fn shell_exit_is_reported_and_the_session_reopens() {

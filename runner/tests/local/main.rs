@@ -5,10 +5,10 @@
 
 mod common;
 mod docker_connect;
-mod framing;
 mod lifecycle;
 mod limits;
 mod remote_sessions;
 mod sandbox;
 mod session_state;
 mod ssh_connect;
+mod suite;

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use execkit_runner::docker::{DockerSettings, DockerTarget};
 use execkit_runner::known_hosts::KnownHosts;
 use execkit_runner::ssh::{SshSettings, SshTarget};
-use execkit_runner::{ExecOptions, Session};
+use execkit_runner::Session;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +17,7 @@ fn ci() -> bool {
 }
 
 /// The SSH target and settings of the test sshd.
-fn ssh_fixture() -> Option<(SshTarget, SshSettings)> {
+pub(crate) fn ssh_fixture() -> Option<(SshTarget, SshSettings)> {
     let Some(dir) = std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(PathBuf::from) else {
         assert!(
             !ci(),
@@ -63,7 +63,7 @@ fn ssh_fixture() -> Option<(SshTarget, SshSettings)> {
     ))
 }
 
-fn docker_fixture() -> Option<DockerSettings> {
+pub(crate) fn docker_fixture() -> Option<DockerSettings> {
     let Some(dir) = std::env::var_os("EXECKIT_TEST_DOCKER_DIR").map(PathBuf::from) else {
         assert!(
             !ci(),
@@ -119,52 +119,6 @@ async fn state_persists_and_streams_stay_separate() {
             s.info().await.enforcement.level,
             execkit_runner::sandbox::Level::None
         );
-        s.close().await;
-    }
-}
-
-#[tokio::test]
-async fn forged_markers_never_end_a_remote_result() {
-    for (name, s) in sessions(permit_all()).await {
-        let start = s.cwd().await;
-        let hostile = r#"
-printf '\n\037EKdeadbeef:ask:2\n\n\037EKdeadbeef:end:0:/\n\037EKdeadbeef:fin\n'
-printf '\n\037EKdeadbeef:end\n' >&2
-env; set; declare -f
-tok=$(declare -f | sed -n "s/.*'\([0-9a-f]\{16\}\)' \"\$2\".*/\1/p" | head -1)
-for n in 1 2 3 4 5 6; do printf '\n\037EK%s:ask:%s\n' "$tok" "$n"; done
-printf '\n\037EK%s:end:0:/etc\n\037EK%s:fin\n' "$tok" "$tok"
-sleep 0.3
-echo survived
-exit_with() { return 7; }; exit_with"#;
-        let r = run(&s, hostile).await;
-        assert_eq!(r.exit_code, Some(7), "{name}: exit status forged: {r:?}");
-        assert!(r.stdout.ends_with("survived\n"), "{name}: result cut short");
-        assert_eq!(r.cwd, start, "{name}: cwd forged");
-        for i in 0..3 {
-            let r = ok(&s, &format!("echo next{i}")).await;
-            assert_eq!(r.stdout, format!("next{i}\n"), "{name}");
-            assert_eq!(r.stderr, "", "{name}");
-        }
-        s.close().await;
-    }
-}
-
-#[tokio::test]
-async fn a_timeout_interrupts_the_remote_command_and_the_session_goes_on() {
-    for (name, s) in sessions(permit_all()).await {
-        ok(&s, "export KEEP=1").await;
-        let r = s
-            .exec_with(
-                "echo start; sleep 30; echo never",
-                &ExecOptions::timeout(Duration::from_millis(700)),
-            )
-            .await
-            .unwrap();
-        assert!(r.timed_out, "{name}: {r:?}");
-        assert_eq!(r.stdout, "start\n", "{name}");
-        assert!(r.duration_ms < 10_000, "{name}: {}", r.duration_ms);
-        assert_eq!(ok(&s, "echo $KEEP").await.stdout, "1\n", "{name}");
         s.close().await;
     }
 }

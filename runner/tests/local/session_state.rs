@@ -278,3 +278,15 @@ async fn progress_counts_output_while_a_command_runs() {
     assert!(s.progress().is_none(), "nothing runs after it ended");
     s.close().await;
 }
+
+#[tokio::test]
+async fn git_log_on_a_long_history_needs_no_pager() {
+    let ws = Workspace::new("git");
+    let s = session(&ws, Profile::Workspace).await;
+    ok(&s, "git init -q . && git config user.email t@e && git config user.name t && for i in $(seq 1 150); do git commit -q --allow-empty -m \"commit $i\"; done").await;
+    let r = ok(&s, "git log --oneline").await;
+    assert_eq!(r.stdout.lines().count(), 150);
+    let r = ok(&s, "git log | head -3").await;
+    assert!(r.stdout.starts_with("commit "));
+    s.close().await;
+}

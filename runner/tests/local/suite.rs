@@ -1,0 +1,390 @@
+//! One hostile suite, run on every transport: a local sandboxed session, an SSH session on
+//! the test sshd and a session in an ephemeral container on the test dockerd (the remote
+//! ones when `scripts/test.sh` started their servers; under CI=true they must be there).
+//!
+//! Each check is a function of a session; each test runs one check on all transports, so
+//! a failure names the check and the transport.
+
+use crate::common::*;
+use crate::remote_sessions::{docker_fixture, ssh_fixture};
+use execkit_runner::docker::DockerTarget;
+use execkit_runner::sandbox::Profile;
+use execkit_runner::{ExecError, ExecOptions, Session};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A session on one transport, with what it needs kept alive.
+struct On {
+    name: &'static str,
+    session: Arc<Session>,
+    _workspace: Option<Workspace>,
+}
+
+/// A permit-all session on every transport available here: the framing alone must hold.
+async fn every_transport(tag: &str) -> Vec<On> {
+    let ws = Workspace::new(tag);
+    let local = session(&ws, Profile::Workspace).await;
+    let mut out = vec![On {
+        name: "local",
+        session: Arc::new(local),
+        _workspace: Some(ws),
+    }];
+    let config = || {
+        Session::builder()
+            .engine(permit_all())
+            .build()
+            .expect("config")
+    };
+    if let Some((t, s)) = ssh_fixture() {
+        let session = Session::ssh(&t, &s, config()).await.expect("ssh session");
+        out.push(On {
+            name: "ssh",
+            session: Arc::new(session),
+            _workspace: None,
+        });
+    }
+    if let Some(s) = docker_fixture() {
+        let target = DockerTarget::Image("execkit-test:latest".into());
+        let session = Session::docker(&target, &s, config())
+            .await
+            .expect("docker session");
+        out.push(On {
+            name: "docker",
+            session: Arc::new(session),
+            _workspace: None,
+        });
+    }
+    out
+}
+
+/// Every forged marker shape, plus what the command can observe (its env, the shell's
+/// variables and functions, which hold the session token, /proc, temp names).
+async fn forged_markers(s: &Session, name: &str) {
+    let start = s.cwd().await;
+    let hostile = r#"
+printf '\n\037EKdeadbeef:ask:2\n\n\037EKdeadbeef:end:0:/\n\037EKdeadbeef:fin\n'
+printf '\n\037EKdeadbeef:end\n' >&2
+env; set; declare -f
+cat /proc/self/environ | tr '\0' '\n'; cat /proc/self/cmdline; cat /proc/$$/cmdline
+ls -la /proc/self/fd /proc/$$/fd; ls -a "${TMPDIR:-/tmp}" /tmp
+tok=$(declare -f | sed -n "s/.*'\([0-9a-f]\{16\}\)' \"\$2\".*/\1/p" | head -1)
+for n in 1 2 3 4 5 6; do printf '\n\037EK%s:ask:%s\n' "$tok" "$n"; done
+printf '\n\037EK%s:end:0:/etc\n\037EK%s:fin\n' "$tok" "$tok"
+sleep 0.2
+echo survived
+exit_with() { return 7; }; exit_with"#;
+    let r = run(s, hostile).await;
+    assert_eq!(r.exit_code, Some(7), "{name}: exit status forged: {r:?}");
+    assert!(
+        r.stdout.ends_with("survived\n"),
+        "{name}: result cut short: ...{}",
+        &r.stdout[r.stdout.len().saturating_sub(300)..]
+    );
+    assert_eq!(r.cwd, start, "{name}: cwd forged");
+    for i in 0..3 {
+        let r = ok(s, &format!("echo next{i}")).await;
+        assert_eq!(r.stdout, format!("next{i}\n"), "{name}");
+        assert_eq!(r.stderr, "", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn forged_markers_never_end_a_result() {
+    for on in every_transport("forged").await {
+        forged_markers(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
+
+/// The shell keeps its saved input at descriptors 10 and above. A command reading it
+/// could take the nonce meant for the session and print its own end marker; any policy,
+/// even permit-all, gets these refused by the grammar.
+async fn saved_input_is_out_of_reach(s: &Session, name: &str) {
+    let tok = r#"tok=$(declare -f | sed -n "s/.*'\([0-9a-f]\{16\}\)' \"\$2\".*/\1/p" | head -1)"#;
+    for attack in [
+        format!("{tok}; exec 0<&10; IFS= read -r epi; printf '\\n\\037EK%s:ask:%s\\n' \"$tok\" 2; IFS= read -r n; printf '\\n\\037EK%s:end:0:/\\n\\037EK%s:fin\\n' \"$n\" \"$n\"; false"),
+        "IFS= read -r n <&11".into(),
+        "{ IFS= read -r n; } 0<&10".into(),
+        "exec {fd}<&10".into(),
+        "fd=11; cat <&$fd".into(),
+        "echo injected >&10".into(),
+    ] {
+        match s.exec(&attack).await {
+            // Refused as a descriptor of the shell's own, or (`} 0<&10`, which
+            // tree-sitter-bash cannot read) as a syntax error: both before anything runs.
+            Err(ExecError::Denied(d)) => assert!(
+                d.reason.contains("could not be parsed"),
+                "{name}: {}",
+                d.reason
+            ),
+            other => panic!("{name}: `{attack}` was not refused: {other:?}"),
+        }
+    }
+    let r = ok(s, "false; echo still-framed").await;
+    assert_eq!(r.stdout, "still-framed\n", "{name}");
+}
+
+#[tokio::test]
+async fn the_shells_saved_input_is_out_of_reach() {
+    for on in every_transport("saved-input").await {
+        saved_input_is_out_of_reach(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
+
+/// Input other tools hang on, awkward quoting, a 100 KB command, 5 MB of output.
+async fn awkward_commands(s: &Session, name: &str) {
+    assert_eq!(
+        ok(s, "echo hi # trailing comment").await.stdout,
+        "hi\n",
+        "{name}"
+    );
+    assert_eq!(
+        ok(s, "cat <<'EOF'\nline one\n$HOME stays\nEOF")
+            .await
+            .stdout,
+        "line one\n$HOME stays\n",
+        "{name}"
+    );
+    assert_eq!(ok(s, "echo a!b").await.stdout, "a!b\n", "{name}");
+    assert_eq!(
+        ok(s, "printf 'x\ty\\n'; echo 'lit\ttab'").await.stdout,
+        "x\ty\nlit\ttab\n",
+        "{name}"
+    );
+    assert_eq!(ok(s, "cat").await.stdout, "", "{name}");
+    assert_eq!(
+        run(s, "read x; echo \"[$x] $?\"").await.stdout,
+        "[] 1\n",
+        "{name}"
+    );
+    assert_eq!(ok(s, "sleep 0.1 &").await.stdout, "", "{name}");
+    assert_eq!(ok(s, "echo after-bg").await.stdout, "after-bg\n", "{name}");
+    assert_eq!(
+        ok(s, "echo 'unterminated newline'; printf 'no newline'")
+            .await
+            .stdout,
+        "unterminated newline\nno newline",
+        "{name}"
+    );
+    let long = format!("echo {} | wc -c", "x".repeat(100_000));
+    assert_eq!(ok(s, &long).await.stdout.trim(), "100001", "{name}");
+    let r = ok(
+        s,
+        "head -c 3000000 /dev/zero | tr '\\0' a; head -c 2000000 /dev/zero | tr '\\0' b >&2",
+    )
+    .await;
+    assert_eq!(r.stdout_report.raw_bytes, 3_000_000, "{name}");
+    assert_eq!(r.stderr_report.raw_bytes, 2_000_000, "{name}");
+    assert!(
+        r.stdout_report.truncated && r.stdout.len() < 100_000,
+        "{name}"
+    );
+}
+
+#[tokio::test]
+async fn commands_other_tools_hang_on() {
+    for on in every_transport("awkward").await {
+        awkward_commands(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
+
+/// Output that background jobs print after their command ended never reaches a later
+/// command's result (the streams rotate after a command that leaves children).
+async fn background_output_isolated(s: &Session, name: &str) {
+    ok(s, "(sleep 0.3; echo LATE-OUT; echo LATE-ERR >&2) &").await;
+    let r = ok(s, "sleep 0.8; echo next").await;
+    assert_eq!(r.stdout, "next\n", "{name}");
+    assert_eq!(r.stderr, "", "{name}");
+    ok(s, "f() { (sleep 0.2; echo FROM-FUNCTION) & }; f").await;
+    let r = ok(s, "sleep 0.5; echo again").await;
+    assert_eq!(r.stdout, "again\n", "{name}");
+    // A job that keeps printing across many later commands.
+    ok(
+        s,
+        "(for i in $(seq 1 40); do echo TICK; echo TOCK >&2; sleep 0.05; done) &",
+    )
+    .await;
+    for i in 0..6 {
+        let r = ok(s, &format!("sleep 0.1; echo cmd{i}")).await;
+        assert_eq!(r.stdout, format!("cmd{i}\n"), "{name}");
+        assert_eq!(r.stderr, "", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn background_output_is_never_attributed_to_a_later_command() {
+    for on in every_transport("bg").await {
+        background_output_isolated(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
+
+async fn budgets(s: &Session, name: &str) {
+    let opts: ExecOptions = serde_json::from_str(r#"{"stdout":{"mode":"tail","lines":2},"stderr":{"mode":"grep","pattern":"ERR","context":0}}"#).unwrap();
+    let r = s
+        .exec_with("seq 1 100; echo ok >&2; echo ERR here >&2", &opts)
+        .await
+        .unwrap();
+    assert!(r.stdout.ends_with("99\n100\n"), "{name}: {}", r.stdout);
+    assert!(r.stdout_report.truncated, "{name}");
+    assert!(
+        r.stderr.contains("ERR here") && !r.stderr.contains("ok"),
+        "{name}: {}",
+        r.stderr
+    );
+}
+
+#[tokio::test]
+async fn budgets_shape_each_stream() {
+    for on in every_transport("budget").await {
+        budgets(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
+
+/// A timeout interrupts a child, a builtin loop and a command that ignores SIGINT and
+/// SIGTERM; the session's state survives each.
+async fn timeouts(s: &Session, name: &str) {
+    // A writable place on every transport (the session's private tmp dir locally).
+    let tmp = ok(s, "cd \"${TMPDIR:-/tmp}\" && pwd -P").await.stdout;
+    let start = tmp.trim_end();
+    ok(s, "mkdir -p ek-suite-d && cd ek-suite-d && export KEEP=yes").await;
+    let short = |ms| ExecOptions::timeout(Duration::from_millis(ms));
+    let r = s
+        .exec_with("echo partial; sleep 30; echo never", &short(300))
+        .await
+        .unwrap();
+    assert!(r.timed_out, "{name}: {r:?}");
+    assert_eq!(r.stdout, "partial\n", "{name}");
+    assert_eq!(r.exit_code, Some(130), "{name}");
+    assert!(r.duration_ms < 10_000, "{name}");
+    let r = s
+        .exec_with("while :; do :; done", &short(300))
+        .await
+        .unwrap();
+    assert!(r.timed_out && !r.shell_exited, "{name}: {r:?}");
+    let r = s
+        .exec_with(
+            "trap '' INT TERM; sh -c 'trap \"\" INT TERM; sleep 30'",
+            &short(200),
+        )
+        .await
+        .unwrap();
+    assert!(r.timed_out && !r.shell_exited, "{name}: {r:?}");
+    let r = ok(s, "pwd; echo $KEEP").await;
+    assert_eq!(r.stdout, format!("{start}/ek-suite-d\nyes\n"), "{name}");
+    ok(s, "cd .. && rm -r ek-suite-d").await;
+}
+
+#[tokio::test]
+async fn timeouts_interrupt_and_keep_the_session() {
+    for on in every_transport("timeout").await {
+        timeouts(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
+
+async fn cancel(s: &Arc<Session>, name: &str) {
+    let s2 = s.clone();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s2.cancel();
+    });
+    let r = s.exec("echo started; sleep 30").await.unwrap();
+    canceller.await.unwrap();
+    assert!(r.cancelled && !r.timed_out, "{name}: {r:?}");
+    assert_eq!(r.stdout, "started\n", "{name}");
+    // A cancel with nothing running does not hit the next command.
+    s.cancel();
+    let r = ok(s, "sleep 0.2; echo fine").await;
+    assert!(!r.cancelled, "{name}");
+    assert_eq!(r.stdout, "fine\n", "{name}");
+}
+
+#[tokio::test]
+async fn cancel_from_another_task() {
+    for on in every_transport("cancel").await {
+        cancel(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
+
+/// The shell's stdin cannot be written by a command: locally it is a socket (not
+/// reopenable through /proc), so these attempts reach nothing and no line the session
+/// did not send ever runs.
+#[tokio::test]
+async fn a_command_cannot_write_into_the_local_shells_input() {
+    let ws = Workspace::new("inject");
+    let s = session(&ws, Profile::Workspace).await;
+    let marker = ws.path().join("injected");
+    let payload = format!("x\\ntouch {}\\n", marker.display());
+    // Every descriptor of the shell, through /proc, now and from a background job later
+    // (when the shell is reading its input again).
+    let r = run(
+        &s,
+        &format!("for f in /proc/$$/fd/*; do printf '{payload}' > $f; done 2>/dev/null; true"),
+    )
+    .await;
+    assert!(!r.shell_exited, "{r:?}");
+    ok(
+        &s,
+        &format!("P=$$; (for i in $(seq 1 20); do printf '{payload}' > /proc/$P/fd/0; sleep 0.05; done) >/dev/null 2>&1 &"),
+    )
+    .await;
+    for i in 0..5 {
+        let r = ok(&s, &format!("sleep 0.2; echo {i}")).await;
+        assert_eq!(r.stdout, format!("{i}\n"));
+    }
+    assert!(
+        !marker.exists(),
+        "a line written into the shell's input ran"
+    );
+    s.close().await;
+}
+
+/// Over SSH and in Docker the shell's stdin is a pipe the remote OS lets any process of
+/// the same user reopen; there the policies are the guard: the shipped sets deny every
+/// path into process descriptors, literal or computed.
+#[tokio::test]
+async fn the_default_policies_deny_paths_into_descriptors_on_every_transport() {
+    let engine = default_policies();
+    let ws = Workspace::new("descriptor-paths");
+    let mut sessions = vec![(
+        "local",
+        config(&ws, engine.clone(), Profile::Workspace)
+            .local()
+            .await
+            .unwrap(),
+    )];
+    let config = || Session::builder().engine(engine.clone()).build().unwrap();
+    if let Some((t, s)) = ssh_fixture() {
+        sessions.push(("ssh", Session::ssh(&t, &s, config()).await.unwrap()));
+    }
+    if let Some(s) = docker_fixture() {
+        let target = DockerTarget::Image("execkit-test:latest".into());
+        sessions.push((
+            "docker",
+            Session::docker(&target, &s, config()).await.unwrap(),
+        ));
+    }
+    for (name, s) in sessions {
+        for attack in [
+            "echo 'touch /tmp/pwned' > /proc/$$/fd/0",
+            "printf 'x\\nid\\n' > /proc/1/fd/10",
+            "read -r n < /proc/self/fd/10",
+            "cat /proc/$PPID/fd/0",
+            "echo x > /dev/fd/10",
+        ] {
+            let d = s.decide(attack).await;
+            assert_eq!(d.verdict, execkit_runner::Verdict::Deny, "{name}: {attack}");
+            assert!(
+                d.blocking_policy_ids().contains(&"deny-descriptor-paths"),
+                "{name}: {attack}: {:?}",
+                d.blocking_policy_ids()
+            );
+        }
+        s.close().await;
+    }
+}
