@@ -142,6 +142,15 @@ impl Control {
         }
     }
 
+    /// True once the connection itself is gone (an SSH connection that dropped); a
+    /// Docker endpoint is asked afresh for every request.
+    pub fn is_lost(&self) -> bool {
+        match self {
+            Control::Ssh(c) => c.is_closed(),
+            Control::Docker(_) => false,
+        }
+    }
+
     /// Ends the connection; an ephemeral container is removed.
     pub async fn close(&self) {
         match self {
@@ -303,6 +312,11 @@ impl RemoteShell {
             live: Arc::new(AtomicUsize::new(0)),
             last_gen: 0,
         }
+    }
+
+    /// True when the connection has dropped.
+    pub(crate) fn transport_lost(&self) -> bool {
+        self.control.is_lost()
     }
 
     /// Learns the remote architecture and the shell's stdin (once the shell is ready).

@@ -72,13 +72,22 @@ pub struct Session {
 enum Origin {
     Local,
     Remote {
-        control: Control,
+        /// How control commands and new shells reach the target (replaced when `restart`
+        /// reconnects).
+        control: std::sync::Mutex<Control>,
+        /// How to connect again after the connection was lost (SSH).
+        redial: Option<Redial>,
         transport: Transport,
         /// The SSH host or the container, for policies and the audit log.
         host: Option<String>,
         container: Option<String>,
         user: Option<String>,
     },
+}
+
+/// What `restart` needs to open a lost connection again, with the same host-key check.
+enum Redial {
+    Ssh(crate::ssh::SshTarget, crate::ssh::SshSettings),
 }
 
 #[derive(Default)]
@@ -242,7 +251,8 @@ impl Session {
             .await
             .map_err(|e| SessionError::Transport(e.to_string()))?;
         let origin = Origin::Remote {
-            control: Control::Ssh(Arc::new(conn)),
+            control: std::sync::Mutex::new(Control::Ssh(Arc::new(conn))),
+            redial: Some(Redial::Ssh(target.clone(), settings.clone())),
             transport: Transport::Ssh,
             host: Some(target.host.to_ascii_lowercase()),
             container: None,
@@ -263,7 +273,8 @@ impl Session {
             .map_err(|e| SessionError::Transport(e.to_string()))?;
         let container = conn.container().to_string();
         let origin = Origin::Remote {
-            control: Control::Docker(Arc::new(conn)),
+            control: std::sync::Mutex::new(Control::Docker(Arc::new(conn))),
+            redial: None,
             transport: Transport::Docker,
             host: None,
             container: Some(container),
@@ -279,6 +290,7 @@ impl Session {
         else {
             return Err(SessionError::NotReady("not a remote origin".into()));
         };
+        let control = current(control);
         let shell = match Shell::spawn_remote(control.clone()).await {
             Ok(s) => s,
             Err(e) => {
@@ -662,8 +674,20 @@ impl Session {
                 st.shell = Some(shell);
                 st.enforcement = enforcement;
             }
-            Origin::Remote { control, .. } => {
-                st.shell = Some(Shell::spawn_remote(control.clone()).await?);
+            Origin::Remote {
+                control, redial, ..
+            } => {
+                let mut now = current(control);
+                if let (true, Some(Redial::Ssh(target, settings))) = (now.is_lost(), redial) {
+                    // The connection is gone: connect again, with the same host-key check.
+                    now.close().await;
+                    let conn = crate::ssh::SshConnection::connect(settings, target)
+                        .await
+                        .map_err(|e| SessionError::Transport(e.to_string()))?;
+                    now = Control::Ssh(Arc::new(conn));
+                    *control.lock().unwrap_or_else(|e| e.into_inner()) = now.clone();
+                }
+                st.shell = Some(Shell::spawn_remote(now).await?);
             }
         }
         st.gone = None;
@@ -684,12 +708,17 @@ impl Session {
             let _ = tokio::time::timeout(Duration::from_secs(5), sh.wait_exit()).await;
         }
         if let Origin::Remote { control, .. } = &self.origin {
-            control.close().await;
+            current(control).close().await;
         }
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The remote connection in use now.
+fn current(control: &std::sync::Mutex<Control>) -> Control {
+    control.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 impl Drop for Session {
@@ -700,7 +729,7 @@ impl Drop for Session {
             }
         }
         if let Origin::Remote { control, .. } = &self.origin {
-            let control = control.clone();
+            let control = current(control);
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move { control.close().await });
             }
@@ -901,6 +930,9 @@ impl<'a> Run<'a> {
                     self.drain_after_exit(gen).await?;
                     self.res.exit_code = code;
                     self.res.shell_gone = Some(match code {
+                        _ if self.shell.transport_lost() => {
+                            "the connection to the remote host was lost (restart connects again)".into()
+                        }
                         Some(c) => format!("the shell exited with status {c}"),
                         None => "the shell exited".into(),
                     });

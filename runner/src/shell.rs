@@ -480,6 +480,14 @@ impl Shell {
         }
     }
 
+    /// True when the shell is remote and its connection has dropped.
+    pub fn transport_lost(&self) -> bool {
+        match &self.io {
+            Io::Local(_) => false,
+            Io::Remote(r) => r.transport_lost(),
+        }
+    }
+
     /// True for a shell on another host or in a container.
     pub fn is_remote(&self) -> bool {
         matches!(self.io, Io::Remote(_))

@@ -466,6 +466,11 @@ impl SshConnection {
         Ok(())
     }
 
+    /// True once the connection has dropped (or was closed).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// Says goodbye.
     pub async fn close(self) {
         self.disconnect().await;

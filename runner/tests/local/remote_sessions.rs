@@ -188,3 +188,76 @@ async fn closing_an_ssh_session_kills_what_it_started() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The parent of a process on this machine (the test sshd runs here).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Drops the session's SSH connection from the server side: kills the sshd processes
+/// that serve it (the shell's parent and the privileged monitor above it), and the shell.
+fn drop_connection(shell: i32) {
+    let sshd = parent_of(shell).expect("the shell's sshd");
+    let monitor = parent_of(sshd).expect("sshd's monitor");
+    let status = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args([monitor, sshd, shell].map(|p| p.to_string()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_dropped_connection_ends_the_command_and_restart_connects_again() {
+    let Some((t, settings)) = ssh_fixture() else {
+        return;
+    };
+    let config = Session::builder().engine(permit_all()).build().unwrap();
+    let s = std::sync::Arc::new(Session::ssh(&t, &settings, config).await.unwrap());
+    ok(&s, "export STATE=old").await;
+    let shell = s.info().await.shell_pid.unwrap();
+    let dropper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop_connection(shell);
+    });
+    let r = run(&s, "echo started; sleep 30; echo never").await;
+    dropper.await.unwrap();
+    assert!(r.shell_exited, "{r:?}");
+    assert_eq!(r.stdout, "started\n");
+    assert!(r.duration_ms < 10_000, "{}", r.duration_ms);
+    match s.exec("echo hi").await {
+        Err(execkit_runner::ExecError::ShellGone(why)) => {
+            assert!(
+                why.contains("connection to the remote host was lost"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // `restart` connects again (a new shell: the old state is gone).
+    s.restart().await.unwrap();
+    assert_eq!(ok(&s, "echo ${STATE:-fresh}").await.stdout, "fresh\n");
+    // ... with the same host-key check: after another drop, a key that no longer matches
+    // known_hosts is refused and nothing reconnects.
+    let shell = s.info().await.shell_pid.unwrap();
+    drop_connection(shell);
+    let r = run(&s, "sleep 5").await;
+    assert!(r.shell_exited, "{r:?}");
+    let dir = PathBuf::from(std::env::var_os("EXECKIT_TEST_SSHD_DIR").unwrap());
+    let other = std::fs::read_to_string(dir.join("other_key.pub")).unwrap();
+    let mut f = other.split_whitespace();
+    let (kt, kb) = (f.next().unwrap(), f.next().unwrap());
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(kb)
+        .unwrap();
+    std::fs::write(
+        &settings.known_hosts,
+        KnownHosts::line_for("127.0.0.1", t.port, kt, &blob) + "\n",
+    )
+    .unwrap();
+    let e = s.restart().await.unwrap_err();
+    assert!(e.to_string().contains("HOST KEY CHANGED"), "{e}");
+    s.close().await;
+}
