@@ -209,9 +209,24 @@ pub struct SshConfig {
     /// Private key files, tried in order (each must be owner-only).
     #[serde(default)]
     pub identity_files: Vec<PathBuf>,
+    /// The name of a server environment variable holding the key files' passphrase.
+    #[serde(default)]
+    pub passphrase_env: Option<String>,
+    /// A file holding the key files' passphrase (owner-only).
+    #[serde(default)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Try the keys of the ssh-agent at the server's `SSH_AUTH_SOCK` after the key files.
+    #[serde(default)]
+    pub use_agent: bool,
+    /// Try the keys of the ssh-agent at this socket after the key files.
+    #[serde(default)]
+    pub agent_socket: Option<PathBuf>,
     /// The name of a server environment variable holding a password to try after the keys.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A file holding that password (owner-only).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// `refuse` (default), `trust-on-first-use` (appends to known_hosts) or
     /// `insecure-accept-any` (tests only).
     #[serde(default)]
@@ -451,7 +466,12 @@ impl OperatorConfig {
                     self.ssh = Some(SshConfig {
                         known_hosts: v.into(),
                         identity_files: Vec::new(),
+                        passphrase_env: None,
+                        passphrase_file: None,
+                        use_agent: false,
+                        agent_socket: None,
                         password_env: None,
+                        password_file: None,
                         unknown_hosts: UnknownHostsConfig::Refuse,
                         user: None,
                     })

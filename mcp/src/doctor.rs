@@ -39,6 +39,8 @@ pub enum CheckKind {
     SshKnownHosts,
     /// An SSH key file is usable (exists, owner-only).
     SshKey,
+    /// The operator's ssh-agent answers.
+    SshAgent,
     /// The Docker endpoint answers.
     Docker,
 }
@@ -57,6 +59,7 @@ impl CheckKind {
             CheckKind::Network => "probe: network",
             CheckKind::SshKnownHosts => "ssh known_hosts",
             CheckKind::SshKey => "ssh key",
+            CheckKind::SshAgent => "ssh agent",
             CheckKind::Docker => "docker endpoint",
         }
     }

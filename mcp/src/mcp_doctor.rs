@@ -53,6 +53,43 @@ fn ssh_checks(ssh: &crate::config::SshConfig, report: &mut Report) {
             Err(e) => report.push(CheckKind::SshKey, false, e.to_string()),
         }
     }
+    for f in [&ssh.passphrase_file, &ssh.password_file]
+        .into_iter()
+        .flatten()
+    {
+        match execkit_runner::ssh::check_secret_file(f) {
+            Ok(()) => report.push(
+                CheckKind::SshKey,
+                true,
+                format!("{} is owner-only", f.display()),
+            ),
+            Err(e) => report.push(CheckKind::SshKey, false, e.to_string()),
+        }
+    }
+    let settings = crate::operator::ssh_settings(ssh);
+    match (
+        &settings.agent_socket,
+        ssh.use_agent || ssh.agent_socket.is_some(),
+    ) {
+        (Some(sock), _) => match std::os::unix::net::UnixStream::connect(sock) {
+            Ok(_) => report.push(
+                CheckKind::SshAgent,
+                true,
+                format!("ssh-agent answers at {}", sock.display()),
+            ),
+            Err(e) => report.push(
+                CheckKind::SshAgent,
+                false,
+                format!("ssh-agent at {}: {e}", sock.display()),
+            ),
+        },
+        (None, true) => report.push(
+            CheckKind::SshAgent,
+            false,
+            "use_agent is set but the server has no SSH_AUTH_SOCK",
+        ),
+        (None, false) => {}
+    }
 }
 
 /// Runs every check.

@@ -319,11 +319,20 @@ fn absolute(p: &Path) -> Option<PathBuf> {
 pub fn ssh_settings(c: &crate::config::SshConfig) -> execkit_runner::ssh::SshSettings {
     let mut s = execkit_runner::ssh::SshSettings::new(&c.known_hosts);
     s.identity_files = c.identity_files.clone();
-    s.password = c
-        .password_env
-        .as_ref()
-        .and_then(|name| std::env::var(name).ok())
-        .filter(|p| !p.is_empty());
+    let from_env = |name: &Option<String>| {
+        name.as_ref()
+            .and_then(|n| std::env::var(n).ok())
+            .filter(|v| !v.is_empty())
+    };
+    s.password = from_env(&c.password_env);
+    s.password_file = c.password_file.clone();
+    s.passphrase = from_env(&c.passphrase_env);
+    s.passphrase_file = c.passphrase_file.clone();
+    s.agent_socket = c.agent_socket.clone().or_else(|| {
+        c.use_agent
+            .then(|| std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from))
+            .flatten()
+    });
     s.unknown_hosts = match c.unknown_hosts {
         crate::config::UnknownHostsConfig::Refuse => execkit_runner::ssh::UnknownHosts::Refuse,
         crate::config::UnknownHostsConfig::TrustOnFirstUse => {

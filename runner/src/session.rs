@@ -76,7 +76,7 @@ enum Origin {
         /// reconnects).
         control: std::sync::Mutex<Control>,
         /// How to connect again after the connection was lost (SSH).
-        redial: Option<Redial>,
+        redial: Option<Box<Redial>>,
         transport: Transport,
         /// The SSH host or the container, for policies and the audit log.
         host: Option<String>,
@@ -252,7 +252,7 @@ impl Session {
             .map_err(|e| SessionError::Transport(e.to_string()))?;
         let origin = Origin::Remote {
             control: std::sync::Mutex::new(Control::Ssh(Arc::new(conn))),
-            redial: Some(Redial::Ssh(target.clone(), settings.clone())),
+            redial: Some(Box::new(Redial::Ssh(target.clone(), settings.clone()))),
             transport: Transport::Ssh,
             host: Some(target.host.to_ascii_lowercase()),
             container: None,
@@ -678,7 +678,9 @@ impl Session {
                 control, redial, ..
             } => {
                 let mut now = current(control);
-                if let (true, Some(Redial::Ssh(target, settings))) = (now.is_lost(), redial) {
+                if let (true, Some(Redial::Ssh(target, settings))) =
+                    (now.is_lost(), redial.as_deref())
+                {
                     // The connection is gone: connect again, with the same host-key check.
                     now.close().await;
                     let conn = crate::ssh::SshConnection::connect(settings, target)

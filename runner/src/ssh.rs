@@ -39,8 +39,14 @@ pub struct SshSettings {
     pub identity_files: Vec<PathBuf>,
     /// Passphrase for encrypted key files.
     pub passphrase: Option<String>,
+    /// A file holding the passphrase (owner-only; used when `passphrase` is unset).
+    pub passphrase_file: Option<PathBuf>,
+    /// An ssh-agent socket whose keys are tried after the key files.
+    pub agent_socket: Option<PathBuf>,
     /// A password tried after the keys.
     pub password: Option<String>,
+    /// A file holding the password (owner-only; used when `password` is unset).
+    pub password_file: Option<PathBuf>,
     /// The operator's `known_hosts`.
     pub known_hosts: PathBuf,
     /// Unknown hosts.
@@ -57,7 +63,10 @@ impl SshSettings {
         SshSettings {
             identity_files: Vec::new(),
             passphrase: None,
+            passphrase_file: None,
+            agent_socket: None,
             password: None,
+            password_file: None,
             known_hosts: known_hosts.into(),
             unknown_hosts: UnknownHosts::Refuse,
             connect_timeout: Duration::from_secs(10),
@@ -102,6 +111,14 @@ pub enum SshError {
     /// A key file cannot be used.
     #[error("key file {path}: {message}")]
     KeyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A passphrase or password file cannot be used.
+    #[error("secret file {path}: {message}")]
+    SecretFile {
         /// The file.
         path: String,
         /// Why.
@@ -182,25 +199,45 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
 
 /// Refuses a key file others can read (as OpenSSH does) or that this user does not own.
 pub fn check_key_file(path: &Path) -> Result<(), SshError> {
-    let err = |message: String| SshError::KeyFile {
+    owner_only(path).map_err(|message| SshError::KeyFile {
         path: path.display().to_string(),
         message,
-    };
-    let m = path.metadata().map_err(|e| err(e.to_string()))?;
+    })
+}
+
+/// Refuses a file that others can read or that another user owns (as OpenSSH does).
+fn owner_only(path: &Path) -> Result<(), String> {
+    let m = path.metadata().map_err(|e| e.to_string())?;
     if m.mode() & 0o077 != 0 {
-        return Err(err(format!(
-            "permissions {:o} are too open: a private key must be readable by its owner only (chmod 600)",
+        return Err(format!(
+            "permissions {:o} are too open: it must be readable by its owner only (chmod 600)",
             m.mode() & 0o777
-        )));
+        ));
     }
     let me = nix::unistd::geteuid().as_raw();
     if m.uid() != me {
-        return Err(err(format!(
-            "owned by uid {}, not by this user ({me})",
-            m.uid()
-        )));
+        return Err(format!("owned by uid {}, not by this user ({me})", m.uid()));
     }
     Ok(())
+}
+
+/// Refuses a passphrase or password file that others can read (checked again on connect).
+pub fn check_secret_file(path: &Path) -> Result<(), SshError> {
+    owner_only(path).map_err(|message| SshError::SecretFile {
+        path: path.display().to_string(),
+        message,
+    })
+}
+
+/// The first line of an owner-only secret file.
+fn read_secret(path: &Path) -> Result<String, SshError> {
+    let err = |message: String| SshError::SecretFile {
+        path: path.display().to_string(),
+        message,
+    };
+    owner_only(path).map_err(err)?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 /// An authenticated SSH connection.
@@ -238,11 +275,21 @@ impl SshConnection {
                 path: s.known_hosts.display().to_string(),
                 message: e.to_string(),
             })?;
-        // Key files are checked before anything connects.
+        // Key and secret files are checked before anything connects.
+        let passphrase = match (&s.passphrase, &s.passphrase_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(f)) => Some(read_secret(f)?),
+            (None, None) => None,
+        };
+        let password = match (&s.password, &s.password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(f)) => Some(read_secret(f)?),
+            (None, None) => None,
+        };
         let mut keys = Vec::new();
         for path in &s.identity_files {
             check_key_file(path)?;
-            let key = russh::keys::load_secret_key(path, s.passphrase.as_deref()).map_err(|e| {
+            let key = russh::keys::load_secret_key(path, passphrase.as_deref()).map_err(|e| {
                 SshError::KeyFile {
                     path: path.display().to_string(),
                     message: e.to_string(),
@@ -310,7 +357,36 @@ impl SshConnection {
                 });
             }
         }
-        if let Some(pw) = &s.password {
+        if let Some(sock) = &s.agent_socket {
+            match russh::keys::agent::client::AgentClient::connect_uds(sock).await {
+                Err(e) => tried.push(format!("ssh-agent at {} ({e})", sock.display())),
+                Ok(mut agent) => {
+                    let ids = agent.request_identities().await.unwrap_or_default();
+                    if ids.is_empty() {
+                        tried.push(format!("ssh-agent at {} (no keys)", sock.display()));
+                    }
+                    for id in ids {
+                        let key = id.public_key().into_owned();
+                        tried.push(format!("ssh-agent {}", key.algorithm().as_str()));
+                        let hash = handle
+                            .best_supported_rsa_hash()
+                            .await
+                            .map_err(|e| connect_err(e.to_string()))?
+                            .flatten();
+                        let r = handle
+                            .authenticate_publickey_with(&target.user, key, hash, &mut agent)
+                            .await;
+                        if r.is_ok_and(|r| r.success()) {
+                            return Ok(SshConnection {
+                                handle,
+                                target: target.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(pw) = &password {
             tried.push("password".into());
             let r = handle
                 .authenticate_password(&target.user, pw)

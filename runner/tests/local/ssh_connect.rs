@@ -242,3 +242,125 @@ async fn a_readable_key_file_is_refused_before_anything_connects() {
     assert_eq!(d.connections_logged(), before, "a connection reached sshd");
     let _ = std::fs::remove_dir_all(work);
 }
+
+/// A throwaway ssh-agent holding `keys`, killed on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(work: &std::path::Path, keys: &[&std::path::Path]) -> Agent {
+        let socket = work.join("agent.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent (apt: openssh-client)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for k in keys {
+            let ok = std::process::Command::new("ssh-add")
+                .arg(k)
+                .env("SSH_AUTH_SOCK", &socket)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "ssh-add {}", k.display());
+        }
+        Agent { child, socket }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn keys_from_the_operators_ssh_agent() {
+    let _turn = TURN.lock().await;
+    let Some(d) = sshd() else { return };
+    let (mut s, work) = d.settings("agent", "user_key", &[d.trusted_line()]);
+    let key = s.identity_files.remove(0);
+    let agent = Agent::start(&work, &[&key]);
+    s.agent_socket = Some(agent.socket.clone());
+    let c = SshConnection::connect(&s, &d.target()).await.unwrap();
+    assert_eq!(
+        c.run("echo via-agent").await.unwrap().stdout,
+        b"via-agent\n"
+    );
+    c.close().await;
+    drop(agent);
+    // An agent with only a key the host does not accept: a clear list of what was tried.
+    std::fs::copy(d.dir.join("other_key"), &key).unwrap();
+    let agent = Agent::start(&work, &[&key]);
+    s.agent_socket = Some(agent.socket.clone());
+    let e = match SshConnection::connect(&s, &d.target()).await {
+        Ok(_) => panic!("an unauthorized agent key logged in"),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("ssh-agent ssh-ed25519"), "{e}");
+    drop(agent);
+    // No agent at the socket.
+    let e = match SshConnection::connect(&s, &d.target()).await {
+        Ok(_) => panic!("logged in without credentials"),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("ssh-agent at"), "{e}");
+    let _ = std::fs::remove_dir_all(work);
+}
+
+#[tokio::test]
+async fn passphrases_and_passwords_from_owner_only_files() {
+    let _turn = TURN.lock().await;
+    let Some(d) = sshd() else { return };
+    let (mut s, work) = d.settings("secret-files", "user_key", &[d.trusted_line()]);
+    // Encrypt the key copy with a passphrase.
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", "open sesame", "-f"])
+        .arg(&s.identity_files[0])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let phrase = work.join("passphrase");
+    std::fs::write(&phrase, "open sesame\n").unwrap();
+    std::fs::set_permissions(&phrase, std::fs::Permissions::from_mode(0o600)).unwrap();
+    s.passphrase_file = Some(phrase.clone());
+    let c = SshConnection::connect(&s, &d.target()).await.unwrap();
+    assert_eq!(c.run("echo unlocked").await.unwrap().stdout, b"unlocked\n");
+    c.close().await;
+    // A readable passphrase file is refused before anything connects.
+    std::fs::set_permissions(&phrase, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = d.connections_logged();
+    let e = match SshConnection::connect(&s, &d.target()).await {
+        Ok(_) => panic!("used a world-readable passphrase file"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, SshError::SecretFile { .. }), "{e}");
+    assert!(e.to_string().contains("too open"), "{e}");
+    assert_eq!(d.connections_logged(), before);
+    // A password from a file, after an unauthorized key.
+    s.identity_files = Vec::new();
+    s.passphrase_file = None;
+    let pw = work.join("password");
+    std::fs::copy(d.dir.join("password"), &pw).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    s.password_file = Some(pw);
+    let c = SshConnection::connect(&s, &d.target()).await.unwrap();
+    assert_eq!(c.run("echo pw").await.unwrap().stdout, b"pw\n");
+    c.close().await;
+    let _ = std::fs::remove_dir_all(work);
+}
