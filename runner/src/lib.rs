@@ -46,6 +46,7 @@ mod frame;
 pub mod known_hosts;
 mod procs;
 mod remote;
+mod remote_limits;
 mod result;
 pub mod sandbox;
 mod session;

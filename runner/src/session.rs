@@ -291,7 +291,8 @@ impl Session {
             return Err(SessionError::NotReady("not a remote origin".into()));
         };
         let control = current(control);
-        let shell = match Shell::spawn_remote(control.clone()).await {
+        let setup = crate::remote_limits::ulimit_line(&config.limits.resources);
+        let shell = match Shell::spawn_remote(control.clone(), &setup).await {
             Ok(s) => s,
             Err(e) => {
                 control.close().await;
@@ -303,13 +304,14 @@ impl Session {
         // environment the shell started with, whose sensitive values are redacted.
         let (_, facts) = control
             .run(&format!(
-                "printf '%s\\n' \"$HOME\"; readlink /proc/{pid}/cwd; env"
+                "printf '%s\\n' \"$HOME\"; readlink /proc/{pid}/cwd; cat /proc/{pid}/limits | tr '\\n' '\\036'; echo; env"
             ))
             .await
             .ok_or_else(|| SessionError::NotReady("the remote host does not answer".into()))?;
         let mut lines = facts.lines();
         let home = PathBuf::from(lines.next().unwrap_or("/").trim());
         let start = lines.next().unwrap_or("/").trim().to_string();
+        let limits = lines.next().unwrap_or("").replace('\x1e', "\n");
         let env: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -321,7 +323,10 @@ impl Session {
             &config.secret_env,
         );
         let protector = Protector::new(Redactor::new(&secrets), config.limits.capture);
-        let enforcement = crate::sandbox::Enforcement::remote(*transport);
+        let mut enforcement = crate::sandbox::Enforcement::remote(*transport);
+        let (resources, notes) = crate::remote_limits::report(&limits, &config.limits.resources);
+        enforcement.resources = resources;
+        enforcement.notes.extend(notes);
         let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
         Ok(Session {
             id,
@@ -689,7 +694,8 @@ impl Session {
                     now = Control::Ssh(Arc::new(conn));
                     *control.lock().unwrap_or_else(|e| e.into_inner()) = now.clone();
                 }
-                st.shell = Some(Shell::spawn_remote(now).await?);
+                let setup = crate::remote_limits::ulimit_line(&self.config.limits.resources);
+                st.shell = Some(Shell::spawn_remote(now, &setup).await?);
             }
         }
         st.gone = None;

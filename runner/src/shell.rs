@@ -301,8 +301,9 @@ impl Shell {
     }
 
     /// Starts a persistent bash on a remote host or in a container and waits until it is
-    /// ready; it knows its remote pid, architecture and stdin.
-    pub(crate) async fn spawn_remote(control: Control) -> Result<Shell, SessionError> {
+    /// ready; it knows its remote pid, architecture and stdin. `setup` is shell code run
+    /// before the framing starts (the remote resource limits).
+    pub(crate) async fn spawn_remote(control: Control, setup: &str) -> Result<Shell, SessionError> {
         let (tx, rx) = mpsc::channel(64);
         let streams = control
             .open_shell(tx.clone())
@@ -321,7 +322,7 @@ impl Shell {
             background: Vec::new(),
         };
         shell
-            .write(crate::remote::PRELUDE.as_bytes())
+            .write(format!("{}{setup}", crate::remote::PRELUDE).as_bytes())
             .await
             .map_err(|e| SessionError::NotReady(format!("cannot write to the shell: {e}")))?;
         shell.pid = shell.wait_ready().await?;

@@ -261,3 +261,55 @@ async fn a_dropped_connection_ends_the_command_and_restart_connects_again() {
     assert!(e.to_string().contains("HOST KEY CHANGED"), "{e}");
     s.close().await;
 }
+
+/// Without a cgroup of ours on the target, the operator's limits are hard rlimits the
+/// remote shell sets on itself: reported as the remote kernel has them, binding every
+/// command, and not raisable by the (non-root) account.
+#[tokio::test]
+async fn remote_sessions_get_the_operators_limits_as_hard_rlimits() {
+    let mut resources = execkit_runner::Resources::unlimited();
+    resources.open_files = Some(200);
+    resources.file_bytes = Some(1 << 20);
+    resources.processes = Some(5000);
+    let mut limits = execkit_runner::Limits::default();
+    limits.resources = resources;
+    let config = || {
+        Session::builder()
+            .engine(permit_all())
+            .limits(limits)
+            .build()
+            .unwrap()
+    };
+    let mut sessions = Vec::new();
+    if let Some((t, s)) = ssh_fixture() {
+        sessions.push(("ssh", Session::ssh(&t, &s, config()).await.unwrap()));
+    }
+    if let Some(s) = docker_fixture() {
+        let target = DockerTarget::Image("execkit-test:latest".into());
+        sessions.push((
+            "docker",
+            Session::docker(&target, &s, config()).await.unwrap(),
+        ));
+    }
+    for (name, s) in sessions {
+        let e = s.info().await.enforcement;
+        assert_eq!(e.resources.open_files, Some(200), "{name}: {e:?}");
+        assert_eq!(e.resources.file_bytes, Some(1 << 20), "{name}: {e:?}");
+        assert_eq!(e.resources.processes, Some(5000), "{name}: {e:?}");
+        let r = ok(&s, "ulimit -Hn; ulimit -Hf; ulimit -Hu").await;
+        assert_eq!(r.stdout, "200\n1024\n5000\n", "{name}");
+        // A command cannot raise them again...
+        let r = run(&s, "ulimit -n 4096").await;
+        assert_ne!(r.exit_code, Some(0), "{name}: raised its own limit: {r:?}");
+        // ...and a file past the size limit stops there.
+        let r = run(
+            &s,
+            "cd \"${TMPDIR:-/tmp}\"; head -c 3000000 /dev/zero > ek-big; echo $?; wc -c < ek-big; rm -f ek-big",
+        )
+        .await;
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_ne!(lines.first(), Some(&"0"), "{name}: {r:?}");
+        assert_eq!(lines.get(1), Some(&"1048576"), "{name}: {r:?}");
+        s.close().await;
+    }
+}
