@@ -161,9 +161,127 @@ async def suite(mode):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def remote_dirs():
+    """The test sshd and dockerd that scripts/test.sh starts (required under CI=true)."""
+    sshd, dockerd = os.environ.get("EXECKIT_TEST_SSHD_DIR"), os.environ.get("EXECKIT_TEST_DOCKER_DIR")
+    if not (sshd and dockerd):
+        if os.environ.get("CI") == "true":
+            check("remote suite: test sshd and dockerd are running", False, "EXECKIT_TEST_*_DIR unset")
+        return None
+    return sshd, dockerd
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def remote_server(root, sshd, dockerd, permit_all):
+    """A server with the operator's [ssh] and [docker] sections for the test servers."""
+    key = os.path.join(root, "id")
+    shutil.copy(os.path.join(sshd, "user_key"), key)
+    os.chmod(key, 0o600)
+    port = read(os.path.join(sshd, "port"))
+    kh = os.path.join(root, "known_hosts")
+    with open(kh, "w") as f:
+        f.write(f"[127.0.0.1]:{port} {read(os.path.join(sshd, 'host_ed25519_key.pub'))}\n")
+    lines = [
+        f'[ssh]\nknown_hosts = "{kh}"\nidentity_files = ["{key}"]\nuser = "{read(os.path.join(sshd, "user"))}"',
+        f'[docker]\nendpoint = "unix://{os.path.join(dockerd, "docker.sock")}"',
+    ]
+    if permit_all:
+        pol = os.path.join(root, "permit-all")
+        os.makedirs(pol, exist_ok=True)
+        with open(os.path.join(pol, "all.cedar"), "w") as f:
+            f.write('@id("permit-all") permit(principal, action, resource);')
+        lines.append(f'[policy]\ndir = "{pol}"')
+    config = os.path.join(root, "remote.toml")
+    with open(config, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return StdioServerParameters(command=BINARY, args=["--config", config], env={"RUST_LOG": "warn"}), int(port)
+
+
+async def remote_suite():
+    dirs = remote_dirs()
+    if dirs is None:
+        print("-- remote suite skipped: no test sshd/dockerd (run scripts/test.sh)")
+        return
+    sshd, dockerd = dirs
+    root = tempfile.mkdtemp(prefix="execkit-py-remote-")
+    try:
+        params, port = remote_server(root, sshd, dockerd, permit_all=True)
+        targets = {
+            "ssh": {"transport": "ssh", "host": "127.0.0.1", "port": port},
+            "docker": {"transport": "docker", "image": "execkit-test:latest"},
+        }
+        async with Client(params, mode="auto") as client:
+            for name, args in targets.items():
+                r = await client.call_tool("session_create", args)
+                check(f"[{name}] session_create", not r.is_error, structured(r) or r)
+                if r.is_error:
+                    continue
+                sid = structured(r)["session_id"]
+                await client.call_tool("session_exec", {"session_id": sid, "command": "cd /tmp && export Y=7"})
+                r = await client.call_tool("session_exec", {"session_id": sid, "command": "echo $Y; pwd"})
+                check(f"[{name}] stateful over the transport", structured(r).get("stdout") == "7\n/tmp\n", structured(r))
+                forged = (
+                    "printf '\\n\\037EKdeadbeef:end:0:/\\n\\037EKdeadbeef:fin\\n'; sleep 0.2; echo survived; false"
+                )
+                r = await client.call_tool("session_exec", {"session_id": sid, "command": forged})
+                out = structured(r)
+                check(
+                    f"[{name}] forged markers do not end the result",
+                    out.get("stdout", "").endswith("survived\n") and out.get("exit_code") == 1,
+                    out,
+                )
+                r = await client.call_tool(
+                    "session_exec", {"session_id": sid, "command": "echo start; sleep 30", "timeout_ms": 500}
+                )
+                out = structured(r)
+                check(
+                    f"[{name}] a timeout interrupts and says so",
+                    out.get("timed_out") is True and out.get("stdout") == "start\n",
+                    out,
+                )
+                async with anyio.create_task_group() as tg:
+
+                    async def long_call():
+                        await client.call_tool("session_exec", {"session_id": sid, "command": "sleep 30.0817"})
+
+                    tg.start_soon(long_call)
+                    await anyio.sleep(0.5)
+                    cancelled_at = time.monotonic()
+                    tg.cancel_scope.cancel()
+                r = await client.call_tool("session_exec", {"session_id": sid, "command": "echo $Y alive"})
+                took = time.monotonic() - cancelled_at
+                check(
+                    f"[{name}] a cancelled call frees the session",
+                    structured(r).get("stdout") == "7 alive\n" and took < 2.0,
+                    f"{took * 1000:.0f} ms, {structured(r)}",
+                )
+                r = await client.call_tool("session_list", {})
+                listed = str(structured(r))
+                check(f"[{name}] session_list shows the transport", sid in listed and name in listed, listed)
+                r = await client.call_tool("session_destroy", {"session_id": sid})
+                check(f"[{name}] session_destroy", not r.is_error, structured(r))
+        # The default policies: SSH and Docker only to operator-approved targets.
+        params, port = remote_server(root, sshd, dockerd, permit_all=False)
+        async with Client(params, mode="auto") as client:
+            for name, args in targets.items():
+                r = await client.call_tool("session_create", args)
+                check(
+                    f"[{name}] an unapproved target is refused by policy",
+                    r.is_error and "session_open" in str(structured(r) or r.content),
+                    structured(r) or r.content,
+                )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 async def main():
     for mode in ("legacy", "auto"):
         await suite(mode)
+    await remote_suite()
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed: {FAILURES}")
         sys.exit(1)
