@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a private dockerd for the Docker tests and builds the test image, or stops it.
-#   scripts/dockerd-for-tests.sh start DIR   → DIR/docker.sock, image `execkit-test:latest`
+#   scripts/dockerd-for-tests.sh start DIR   → DIR/docker.sock, images `execkit-test:latest`
+#                                              and `execkit-test-sh:latest` (no bash)
 #   scripts/dockerd-for-tests.sh stop DIR
 # No registry is reachable, so the image is a `docker import` of a small root filesystem
 # assembled from this host's bash, coreutils and the libraries they load.
@@ -54,4 +55,9 @@ chown 1000:1000 "$root/home/runner" "$root/work"
 tar -C "$root" -c . | DOCKER_HOST="unix://$sock" docker import \
   --change 'ENV PATH=/bin' --change 'USER 1000' --change 'WORKDIR /work' \
   - execkit-test:latest >/dev/null
+# The same without bash (`sh` is dash): for the `sh` fallback.
+rm -f "$root/bin/bash"
+tar -C "$root" -c . | DOCKER_HOST="unix://$sock" docker import \
+  --change 'ENV PATH=/bin' --change 'USER 1000' --change 'WORKDIR /work' \
+  - execkit-test-sh:latest >/dev/null
 rm -rf "$root"

@@ -234,6 +234,10 @@ pub struct SshConfig {
     /// The remote user when the agent names none.
     #[serde(default)]
     pub user: Option<String>,
+    /// Run a POSIX `sh` on hosts without bash (bash syntax and job control are lost; off:
+    /// such hosts are refused).
+    #[serde(default)]
+    pub allow_sh: bool,
 }
 
 /// What to do with hosts known_hosts does not list.
@@ -267,6 +271,10 @@ pub struct DockerConfig {
     /// The user ephemeral containers run as (default: the image's).
     #[serde(default)]
     pub user: Option<String>,
+    /// Run a POSIX `sh` in containers without bash (bash syntax and job control are lost;
+    /// off: such containers are refused).
+    #[serde(default)]
+    pub allow_sh: bool,
 }
 
 fn default_pids() -> i64 {
@@ -474,6 +482,7 @@ impl OperatorConfig {
                         password_file: None,
                         unknown_hosts: UnknownHostsConfig::Refuse,
                         user: None,
+                        allow_sh: false,
                     })
                 }
             }
@@ -493,6 +502,7 @@ impl OperatorConfig {
                         pids_limit: default_pids(),
                         memory_bytes: default_container_memory(),
                         user: None,
+                        allow_sh: false,
                     })
                 }
             }

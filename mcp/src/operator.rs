@@ -333,6 +333,7 @@ pub fn ssh_settings(c: &crate::config::SshConfig) -> execkit_runner::ssh::SshSet
             .then(|| std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from))
             .flatten()
     });
+    s.allow_sh = c.allow_sh;
     s.unknown_hosts = match c.unknown_hosts {
         crate::config::UnknownHostsConfig::Refuse => execkit_runner::ssh::UnknownHosts::Refuse,
         crate::config::UnknownHostsConfig::TrustOnFirstUse => {
@@ -352,5 +353,6 @@ pub fn docker_settings(c: &crate::config::DockerConfig) -> execkit_runner::docke
     s.pids_limit = c.pids_limit;
     s.memory_bytes = c.memory_bytes;
     s.user = c.user.clone();
+    s.allow_sh = c.allow_sh;
     s
 }

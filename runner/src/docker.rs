@@ -36,6 +36,9 @@ pub struct DockerSettings {
     pub user: Option<String>,
     /// The host directory mounted read-write at `/work` in ephemeral containers.
     pub workspace: Option<PathBuf>,
+    /// Run a POSIX `sh` where a container has no bash (bash syntax is then lost, and the
+    /// policies still judge commands as bash). Off: such a container is refused.
+    pub allow_sh: bool,
 }
 
 impl DockerSettings {
@@ -49,6 +52,7 @@ impl DockerSettings {
             memory_bytes: 1 << 30,
             user: None,
             workspace: None,
+            allow_sh: false,
         }
     }
 }
@@ -224,7 +228,7 @@ impl DockerConnection {
         &self.container
     }
 
-    /// Runs one command (`bash -c`, no TTY) and collects its output and exit code.
+    /// Runs one command (`sh -c`, no TTY) and collects its output and exit code.
     pub async fn run(&self, command: &str) -> Result<ContainerOutput, DockerError> {
         let exec = self
             .docker
@@ -233,7 +237,7 @@ impl DockerConnection {
                 CreateExecOptions {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
-                    cmd: Some(vec!["bash", "-c", command]),
+                    cmd: Some(vec!["sh", "-c", command]),
                     ..CreateExecOptions::default()
                 },
             )
@@ -276,6 +280,7 @@ impl DockerConnection {
     pub(crate) async fn open_shell(
         &self,
         tx: tokio::sync::mpsc::Sender<crate::shell::Chunk>,
+        dialect: crate::frame::Dialect,
     ) -> Result<crate::remote::Streams, DockerError> {
         use crate::shell::Chunk;
         let exec = self
@@ -286,7 +291,7 @@ impl DockerConnection {
                     attach_stdin: Some(true),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
-                    cmd: Some(vec!["bash", "--noprofile", "--norc"]),
+                    cmd: Some(dialect.program().split(' ').collect()),
                     ..CreateExecOptions::default()
                 },
             )
@@ -361,7 +366,7 @@ impl DockerConnection {
                 &self.container,
                 CreateExecOptions {
                     attach_stdout: Some(true),
-                    cmd: Some(vec!["bash", "-c", command]),
+                    cmd: Some(vec!["sh", "-c", command]),
                     ..CreateExecOptions::default()
                 },
             )

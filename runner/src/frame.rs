@@ -47,11 +47,38 @@
 //!   the container runtime, which a process of the same user can reopen through `/proc`:
 //!   only the grammar and the policies above stand in the way, as everywhere the remote
 //!   side has no sandbox.
+//! - **A POSIX `sh`** (a target without bash, where the operator allowed it): the same
+//!   markers and checks ([`Dialect::Posix`]); commands are single-quoted instead of
+//!   `$'…'`, and `command` stands in for `builtin`.
 
 use memchr::memmem;
 
+/// The shell the framing talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// bash (every local session; remote ones wherever bash exists).
+    Bash,
+    /// A POSIX `sh` (dash, busybox ash), where the operator allowed it for a target that
+    /// has no bash: no `$'…'` quoting, no `builtin` (`command` instead), no job control
+    /// without a terminal, and no bash syntax in commands.
+    Posix,
+}
+
+impl Dialect {
+    /// The program line that starts the persistent shell.
+    pub fn program(self) -> &'static str {
+        match self {
+            Dialect::Bash => "bash --noprofile --norc",
+            Dialect::Posix => "sh",
+        }
+    }
+}
+
 /// Shell code sent once, before any command, to set the session up.
-pub fn init_script(token: &str) -> String {
+pub fn init_script(token: &str, dialect: Dialect) -> String {
+    if dialect == Dialect::Posix {
+        return posix_init_script(token);
+    }
     // `set -m` puts every job (foreground too) in its own process group, so a timeout can
     // signal the command's group without touching the shell.
     format!(
@@ -69,6 +96,30 @@ pub fn init_script(token: &str) -> String {
             "  builtin printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
             "}}\n",
             "builtin printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
+        ),
+        token = token
+    )
+}
+
+/// The init script for a POSIX `sh`: the same markers; `command` keeps functions the
+/// commands define from standing in for `printf`, `read` and `pwd` (aliases cannot: the
+/// function body was parsed before any command ran).
+fn posix_init_script(token: &str) -> String {
+    format!(
+        concat!(
+            "set -m 2>/dev/null; trap '' INT\n",
+            "__ek_after() {{\n",
+            "  __ek_s=$1\n",
+            "  trap '' INT\n",
+            "  [ \"$__ek_i\" = 1 ] && __ek_s=130\n",
+            "  command printf '\\n\\037EK%s:ask:%s\\n' '{token}' \"$2\"\n",
+            "  IFS= command read -r __ek_n || exit 97\n",
+            "  command printf '\\n\\037EK%s:end:%s:' \"$__ek_n\" \"$__ek_s\"\n",
+            "  command pwd -P 2>/dev/null || command printf '\\n'\n",
+            "  command printf '\\037EK%s:fin\\n' \"$__ek_n\"\n",
+            "  command printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
+            "}}\n",
+            "command printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
         ),
         token = token
     )
@@ -123,11 +174,21 @@ pub fn ansi_c_quote(text: &str) -> String {
 ///
 /// The epilogue is a line of its own: when a foreground job dies of SIGINT, bash abandons
 /// the rest of the current line, and the epilogue must run even then.
-pub fn command_line(command: &str, seq: u64, prefix: &str) -> String {
+pub fn command_line(command: &str, seq: u64, prefix: &str, dialect: Dialect) -> String {
+    let quoted = match dialect {
+        Dialect::Bash => ansi_c_quote(command),
+        // No `$'…'` in POSIX sh: single quotes, which may span lines; the shell still
+        // reads the whole command before it runs any of it.
+        Dialect::Posix => single_quote(command),
+    };
     format!(
-        "{prefix}__ek_c={}; __ek_i=0; trap '__ek_i=1; break 100000 2>/dev/null; return 130 2>/dev/null' INT; {{ eval \"$__ek_c\"; }} </dev/null\n__ek_after $? {seq}\n",
-        ansi_c_quote(command)
+        "{prefix}__ek_c={quoted}; __ek_i=0; trap '__ek_i=1; break 100000 2>/dev/null; return 130 2>/dev/null' INT; {{ eval \"$__ek_c\"; }} </dev/null\n__ek_after $? {seq}\n"
     )
+}
+
+/// Quotes text for a POSIX shell: `'…'`, with each `'` as `'\''`.
+pub fn single_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// A fresh random hex string of `bytes` random bytes.
@@ -207,6 +268,11 @@ mod tests {
         let q = ansi_c_quote("a\nb\tc'd\\e\x1b");
         assert!(!q.contains('\n') && !q.contains('\t') && !q.contains('\x1b'));
         assert_eq!(q, "$'a\\x0ab\\x09c\\x27d\\x5ce\\x1b'");
+    }
+
+    #[test]
+    fn single_quote_survives_quotes() {
+        assert_eq!(single_quote("it's"), "'it'\\''s'");
     }
 
     #[test]

@@ -168,10 +168,14 @@ impl Control {
     }
 
     /// Starts the persistent shell, feeding its output to `tx`.
-    pub async fn open_shell(&self, tx: mpsc::Sender<Chunk>) -> Result<Streams, String> {
+    pub async fn open_shell(
+        &self,
+        tx: mpsc::Sender<Chunk>,
+        dialect: crate::frame::Dialect,
+    ) -> Result<Streams, String> {
         match self {
-            Control::Ssh(c) => c.open_shell(tx).await.map_err(|e| e.to_string()),
-            Control::Docker(c) => c.open_shell(tx).await.map_err(|e| e.to_string()),
+            Control::Ssh(c) => c.open_shell(tx, dialect).await.map_err(|e| e.to_string()),
+            Control::Docker(c) => c.open_shell(tx, dialect).await.map_err(|e| e.to_string()),
         }
     }
 }
@@ -187,9 +191,13 @@ struct ControlShell {
 }
 
 impl ControlShell {
-    async fn open(control: &Control, pid: i32) -> Option<ControlShell> {
+    async fn open(
+        control: &Control,
+        pid: i32,
+        dialect: crate::frame::Dialect,
+    ) -> Option<ControlShell> {
         let (tx, rx) = mpsc::channel(64);
-        let streams = control.open_shell(tx).await.ok()?;
+        let streams = control.open_shell(tx, dialect).await.ok()?;
         let (input, mut irx) = mpsc::channel::<Vec<u8>>(16);
         let mut writer = streams.input;
         tokio::spawn(async move {
@@ -224,7 +232,7 @@ impl ControlShell {
         let nonce = crate::frame::random_hex(16).ok()?;
         let marker = format!("\n\x1fCTL{nonce}\n");
         let line = format!(
-            "{{ {script}\n}} 2>/dev/null </dev/null; builtin printf '\\n\\037CTL%s\\n' '{nonce}'\n"
+            "{{ {script}\n}} 2>/dev/null </dev/null; command printf '\\n\\037CTL%s\\n' '{nonce}'\n"
         );
         if self.input.send(line.into_bytes()).await.is_err() {
             self.alive.store(false, Ordering::SeqCst);
@@ -320,7 +328,11 @@ impl RemoteShell {
     }
 
     /// Learns the remote architecture and the shell's stdin (once the shell is ready).
-    pub(crate) async fn learn(&mut self, pid: i32) -> Result<(), String> {
+    pub(crate) async fn learn(
+        &mut self,
+        pid: i32,
+        dialect: crate::frame::Dialect,
+    ) -> Result<(), String> {
         let (_, out) = self
             .control
             .run(&format!(
@@ -350,7 +362,7 @@ impl RemoteShell {
         if self.stdin_id.as_deref().is_none_or(str::is_empty) {
             return Err("cannot read the remote shell's /proc entry (is /proc mounted?)".into());
         }
-        self.fast = ControlShell::open(&self.control, pid).await;
+        self.fast = ControlShell::open(&self.control, pid, dialect).await;
         Ok(())
     }
 
@@ -417,19 +429,27 @@ impl RemoteShell {
         )
     }
 
-    /// `(pid, process group)` of the shell's children.
+    /// `(pid, process group)` of the shell's children; a child in the shell's own process
+    /// group (no job control, or a shell that does not lead its group) gets group 0, so
+    /// that it is signalled alone and never through the group the shell is in.
     pub(crate) async fn children(&self, pid: i32) -> Vec<(i32, i32)> {
         let script = format!(
-            "for c in $(cat /proc/{pid}/task/{pid}/children 2>/dev/null); do s=$(cat /proc/$c/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; echo \"$c $3\"; done"
+            "for c in {pid} $(cat /proc/{pid}/task/{pid}/children 2>/dev/null); do s=$(cat /proc/$c/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; echo \"$c $3\"; done"
         );
         let Some((_, out)) = self.control.run(&script).await else {
             return Vec::new();
         };
-        out.lines()
-            .filter_map(|l| {
-                let mut f = l.split_whitespace();
-                Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-            })
+        let mut all = out.lines().filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((
+                f.next()?.parse::<i32>().ok()?,
+                f.next()?.parse::<i32>().ok()?,
+            ))
+        });
+        let Some((_, shell_group)) = all.next() else {
+            return Vec::new();
+        };
+        all.map(|(c, g)| (c, if g == shell_group { 0 } else { g }))
             .collect()
     }
 
@@ -450,7 +470,8 @@ impl RemoteShell {
         }
         let _ = self
             .control
-            .run(&format!("kill -{sig} -- {} 2>/dev/null", targets.join(" ")))
+            // No `--`: dash's kill does not take it, and `-N -PGID` means the same to both.
+            .run(&format!("kill -{sig} {} 2>/dev/null", targets.join(" ")))
             .await;
     }
 
@@ -519,7 +540,7 @@ impl RemoteShell {
             .map(|t| format!("; rm -rf '{t}'"))
             .unwrap_or_default();
         let script = format!(
-            "kill -KILL -- -{pid} 2>/dev/null; for d in /proc/[0-9]*; do s=$(cat $d/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; if [ \"$4\" = {pid} ] || [ \"$2\" = {pid} ]; then kill -KILL ${{d#/proc/}} 2>/dev/null; fi; done; kill -KILL {pid} 2>/dev/null{cleanup}; true"
+            "kill -9 -{pid} 2>/dev/null; for d in /proc/[0-9]*; do s=$(cat $d/stat 2>/dev/null) || continue; s=${{s##*) }}; set -- $s; if [ \"$4\" = {pid} ] || [ \"$2\" = {pid} ]; then kill -9 ${{d#/proc/}} 2>/dev/null; fi; done; kill -9 {pid} 2>/dev/null{cleanup}; true"
         );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {

@@ -10,21 +10,27 @@
 //! where no memory cgroup exists; a Docker target has the container's memory limit.
 
 use crate::config::Resources;
+use crate::frame::Dialect;
 use crate::sandbox::ResourceReport;
 
 /// The shell code that applies `wanted` (one `ulimit` per limit; a limit the account cannot
 /// lower to is left alone, and the read-back shows it).
-pub(crate) fn ulimit_line(wanted: &Resources) -> String {
+pub(crate) fn ulimit_line(wanted: &Resources, dialect: Dialect) -> String {
+    // bash counts -f in 1024-byte blocks and names processes -u; dash counts 512-byte
+    // blocks and names them -p.
+    let (block, procs) = match dialect {
+        Dialect::Bash => (1024, "-u"),
+        Dialect::Posix => (512, "-p"),
+    };
     let mut parts = Vec::new();
     if let Some(n) = wanted.open_files {
         parts.push(format!("ulimit -n {n}"));
     }
     if let Some(b) = wanted.file_bytes {
-        // bash counts -f in 1024-byte blocks.
-        parts.push(format!("ulimit -f {}", b.div_ceil(1024)));
+        parts.push(format!("ulimit -f {}", b.div_ceil(block)));
     }
     if let Some(n) = wanted.processes {
-        parts.push(format!("ulimit -u {n}"));
+        parts.push(format!("ulimit {procs} {n}"));
     }
     parts
         .iter()
@@ -96,10 +102,15 @@ Max open files            unlimited            unlimited            files     \n
 
     #[test]
     fn the_line_sets_each_asked_limit() {
-        let line = ulimit_line(&Resources::default());
+        let line = ulimit_line(&Resources::default(), Dialect::Bash);
         assert_eq!(
             line,
             "ulimit -n 4096 2>/dev/null; ulimit -f 4194304 2>/dev/null; ulimit -u 1024 2>/dev/null;\n"
+        );
+        let line = ulimit_line(&Resources::default(), Dialect::Posix);
+        assert_eq!(
+            line,
+            "ulimit -n 4096 2>/dev/null; ulimit -f 8388608 2>/dev/null; ulimit -p 1024 2>/dev/null;\n"
         );
     }
 

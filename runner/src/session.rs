@@ -77,6 +77,8 @@ enum Origin {
         control: std::sync::Mutex<Control>,
         /// How to connect again after the connection was lost (SSH).
         redial: Option<Box<Redial>>,
+        /// The shell there (bash, or `sh` where the operator allowed it).
+        dialect: frame::Dialect,
         transport: Transport,
         /// The SSH host or the container, for policies and the audit log.
         host: Option<String>,
@@ -253,12 +255,13 @@ impl Session {
         let origin = Origin::Remote {
             control: std::sync::Mutex::new(Control::Ssh(Arc::new(conn))),
             redial: Some(Box::new(Redial::Ssh(target.clone(), settings.clone()))),
+            dialect: frame::Dialect::Bash,
             transport: Transport::Ssh,
             host: Some(target.host.to_ascii_lowercase()),
             container: None,
             user: Some(target.user.clone()),
         };
-        Session::remote(origin, config).await
+        Session::remote(origin, config, settings.allow_sh).await
     }
 
     /// Opens a session in a Docker container: attached to a running one, or in a hardened
@@ -275,24 +278,54 @@ impl Session {
         let origin = Origin::Remote {
             control: std::sync::Mutex::new(Control::Docker(Arc::new(conn))),
             redial: None,
+            dialect: frame::Dialect::Bash,
             transport: Transport::Docker,
             host: None,
             container: Some(container),
             user: None,
         };
-        Session::remote(origin, config).await
+        Session::remote(origin, config, settings.allow_sh).await
     }
 
-    async fn remote(origin: Origin, mut config: SessionConfig) -> Result<Session, SessionError> {
+    async fn remote(
+        mut origin: Origin,
+        mut config: SessionConfig,
+        allow_sh: bool,
+    ) -> Result<Session, SessionError> {
         let Origin::Remote {
-            control, transport, ..
-        } = &origin
+            control,
+            transport,
+            dialect,
+            ..
+        } = &mut origin
         else {
             return Err(SessionError::NotReady("not a remote origin".into()));
         };
         let control = current(control);
-        let setup = crate::remote_limits::ulimit_line(&config.limits.resources);
-        let shell = match Shell::spawn_remote(control.clone(), &setup).await {
+        // bash, or `sh` where there is none and the operator allowed it.
+        let has_bash = control
+            .run("command -v bash >/dev/null 2>&1 && echo bash")
+            .await
+            .is_some_and(|(_, out)| out.trim() == "bash");
+        let mut sh_note = None;
+        if !has_bash {
+            if !allow_sh {
+                control.close().await;
+                return Err(SessionError::NotReady(format!(
+                    "the {} target has no bash: execkit frames commands with bash and its policies judge bash syntax; the operator can allow a POSIX sh (allow_sh = true), which loses bash syntax and job control",
+                    transport.as_str()
+                )));
+            }
+            *dialect = frame::Dialect::Posix;
+            sh_note = Some(
+                "no bash on the target: commands run under sh (the operator allowed it). Policies still judge bash syntax; bash-only syntax fails; without job control a timeout stops the running program only (the rest of the command line still runs)"
+                    .to_string(),
+            );
+        }
+        let dialect = *dialect;
+        let transport = *transport;
+        let setup = crate::remote_limits::ulimit_line(&config.limits.resources, dialect);
+        let shell = match Shell::spawn_remote(control.clone(), &setup, dialect).await {
             Ok(s) => s,
             Err(e) => {
                 control.close().await;
@@ -323,7 +356,8 @@ impl Session {
             &config.secret_env,
         );
         let protector = Protector::new(Redactor::new(&secrets), config.limits.capture);
-        let mut enforcement = crate::sandbox::Enforcement::remote(*transport);
+        let mut enforcement = crate::sandbox::Enforcement::remote(transport);
+        enforcement.notes.extend(sh_note);
         let (resources, notes) = crate::remote_limits::report(&limits, &config.limits.resources);
         enforcement.resources = resources;
         enforcement.notes.extend(notes);
@@ -680,7 +714,10 @@ impl Session {
                 st.enforcement = enforcement;
             }
             Origin::Remote {
-                control, redial, ..
+                control,
+                redial,
+                dialect,
+                ..
             } => {
                 let mut now = current(control);
                 if let (true, Some(Redial::Ssh(target, settings))) =
@@ -694,8 +731,9 @@ impl Session {
                     now = Control::Ssh(Arc::new(conn));
                     *control.lock().unwrap_or_else(|e| e.into_inner()) = now.clone();
                 }
-                let setup = crate::remote_limits::ulimit_line(&self.config.limits.resources);
-                st.shell = Some(Shell::spawn_remote(now, &setup).await?);
+                let setup =
+                    crate::remote_limits::ulimit_line(&self.config.limits.resources, *dialect);
+                st.shell = Some(Shell::spawn_remote(now, &setup, *dialect).await?);
             }
         }
         st.gone = None;
@@ -907,7 +945,7 @@ impl<'a> Run<'a> {
         running.stderr_bytes.store(0, Ordering::Relaxed);
         running.seq.store(seq, Ordering::SeqCst);
         let background_before = self.shell.background.clone();
-        let line = frame::command_line(command, seq, &prefix);
+        let line = frame::command_line(command, seq, &prefix, self.shell.dialect);
         let started = Instant::now();
         self.shell.write(line.as_bytes()).await?;
         let deadline = tokio::time::Instant::now() + self.timeout;

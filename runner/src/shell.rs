@@ -59,6 +59,8 @@ pub struct Shell {
     pub rotate: bool,
     /// The shell's children when the last command ended (background jobs).
     pub background: Vec<i32>,
+    /// What kind of shell it is.
+    pub dialect: frame::Dialect,
 }
 
 /// Where the shell runs and how to reach it.
@@ -238,6 +240,7 @@ impl Shell {
             seq: 0,
             rotate: false,
             background: Vec::new(),
+            dialect: frame::Dialect::Bash,
         };
         shell.wait_ready().await?;
         Ok((shell, enforcement))
@@ -246,7 +249,7 @@ impl Shell {
     /// Sends the init script and waits for the ready marker; returns the pid the shell
     /// reports for itself (`$$`, as its own kernel numbers it).
     async fn wait_ready(&mut self) -> Result<i32, SessionError> {
-        let init = frame::init_script(&self.token);
+        let init = frame::init_script(&self.token, self.dialect);
         self.write(init.as_bytes())
             .await
             .map_err(|e| SessionError::NotReady(format!("cannot write to the shell: {e}")))?;
@@ -303,10 +306,14 @@ impl Shell {
     /// Starts a persistent bash on a remote host or in a container and waits until it is
     /// ready; it knows its remote pid, architecture and stdin. `setup` is shell code run
     /// before the framing starts (the remote resource limits).
-    pub(crate) async fn spawn_remote(control: Control, setup: &str) -> Result<Shell, SessionError> {
+    pub(crate) async fn spawn_remote(
+        control: Control,
+        setup: &str,
+        dialect: frame::Dialect,
+    ) -> Result<Shell, SessionError> {
         let (tx, rx) = mpsc::channel(64);
         let streams = control
-            .open_shell(tx.clone())
+            .open_shell(tx.clone(), dialect)
             .await
             .map_err(SessionError::NotReady)?;
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
@@ -320,6 +327,7 @@ impl Shell {
             seq: 0,
             rotate: false,
             background: Vec::new(),
+            dialect,
         };
         shell
             .write(format!("{}{setup}", crate::remote::PRELUDE).as_bytes())
@@ -327,7 +335,9 @@ impl Shell {
             .map_err(|e| SessionError::NotReady(format!("cannot write to the shell: {e}")))?;
         shell.pid = shell.wait_ready().await?;
         if let Io::Remote(r) = &mut shell.io {
-            r.learn(shell.pid).await.map_err(SessionError::NotReady)?;
+            r.learn(shell.pid, dialect)
+                .await
+                .map_err(SessionError::NotReady)?;
         }
         Ok(shell)
     }
@@ -410,7 +420,8 @@ impl Shell {
         }
     }
 
-    /// The process groups of the shell's children now (the shell's own left out).
+    /// The process groups of the shell's children now (the shell's own left out; remotely,
+    /// a child in the shell's group as a negated pid).
     pub async fn child_groups(&self, except: &[i32]) -> Vec<i32> {
         match &self.io {
             Io::Local(_) => procs::children(self.pid)
@@ -420,13 +431,14 @@ impl Shell {
                 .map(|s| s.pgid)
                 .filter(|&g| g != self.pid)
                 .collect(),
+            // A child in the shell's own group (a `sh` without job control) is signalled
+            // alone (negated: a single process), never through the shell's group.
             Io::Remote(r) => r
                 .children(self.pid)
                 .await
                 .into_iter()
                 .filter(|(c, _)| !except.contains(c))
-                .map(|(_, g)| g)
-                .filter(|&g| g != self.pid)
+                .map(|(c, g)| if g == 0 || g == self.pid { -c } else { g })
                 .collect(),
         }
     }

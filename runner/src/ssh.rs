@@ -55,6 +55,9 @@ pub struct SshSettings {
     pub connect_timeout: Duration,
     /// Keepalive interval.
     pub keepalive: Duration,
+    /// Run a POSIX `sh` where the host has no bash (bash syntax is then lost, and the
+    /// policies still judge commands as bash). Off: such a host is refused.
+    pub allow_sh: bool,
 }
 
 impl SshSettings {
@@ -71,6 +74,7 @@ impl SshSettings {
             unknown_hosts: UnknownHosts::Refuse,
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(15),
+            allow_sh: false,
         }
     }
 }
@@ -445,6 +449,7 @@ impl SshConnection {
     pub(crate) async fn open_shell(
         &self,
         tx: tokio::sync::mpsc::Sender<crate::shell::Chunk>,
+        dialect: crate::frame::Dialect,
     ) -> Result<crate::remote::Streams, SshError> {
         use crate::shell::Chunk;
         let err = |message: String| SshError::Connect {
@@ -457,7 +462,7 @@ impl SshConnection {
             .channel_open_session()
             .await
             .map_err(|e| err(e.to_string()))?;
-        ch.exec(true, "exec bash --noprofile --norc")
+        ch.exec(true, format!("exec {}", dialect.program()))
             .await
             .map_err(|e| err(e.to_string()))?;
         let input = ch.make_writer();

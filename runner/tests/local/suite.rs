@@ -388,3 +388,60 @@ async fn the_default_policies_deny_paths_into_descriptors_on_every_transport() {
         s.close().await;
     }
 }
+
+/// A container without bash is refused unless the operator allows `sh`; then the same
+/// framing holds under dash (forged markers, background output, timeouts), with what is
+/// lost said in the session's notes.
+#[tokio::test]
+async fn a_container_without_bash_runs_sh_only_where_the_operator_allows_it() {
+    let Some(mut settings) = docker_fixture() else {
+        return;
+    };
+    let target = DockerTarget::Image("execkit-test-sh:latest".into());
+    let config = || {
+        Session::builder()
+            .engine(permit_all())
+            .build()
+            .expect("config")
+    };
+    let e = match Session::docker(&target, &settings, config()).await {
+        Ok(_) => panic!("a container without bash was accepted without allow_sh"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("has no bash") && e.contains("allow_sh"), "{e}");
+    settings.allow_sh = true;
+    let s = Session::docker(&target, &settings, config()).await.unwrap();
+    let notes = s.info().await.enforcement.notes.join("; ");
+    assert!(notes.contains("commands run under sh"), "{notes}");
+    assert_eq!(
+        ok(
+            &s,
+            "readlink /proc/$$/exe; cd /tmp && X=1 && g() { echo \"g$X\"; }"
+        )
+        .await
+        .stdout,
+        "/bin/sh\n"
+    );
+    assert_eq!(
+        ok(&s, "g; pwd; echo it\\'s").await.stdout,
+        "g1\n/tmp\nit's\n"
+    );
+    let r = run(&s, "echo ok; exit_with() { return 3; }; exit_with").await;
+    assert_eq!((r.stdout.as_str(), r.exit_code), ("ok\n", Some(3)));
+    forged_markers(&s, "sh").await;
+    background_output_isolated(&s, "sh").await;
+    // Without job control a timeout stops the running program (the rest of the line
+    // would still run, as the session's note says).
+    let r = s
+        .exec_with(
+            "echo start; sleep 30",
+            &ExecOptions::timeout(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap();
+    assert!(r.timed_out && !r.shell_exited, "{r:?}");
+    assert_eq!(r.stdout, "start\n");
+    assert!(r.duration_ms < 5_000, "{r:?}");
+    assert_eq!(ok(&s, "g").await.stdout, "g1\n", "state after a timeout");
+    s.close().await;
+}
