@@ -350,6 +350,7 @@ impl DockerConnection {
         Ok(crate::remote::Streams {
             input: Box::new(input),
             exit: exit_rx,
+            lost: Default::default(),
         })
     }
 

@@ -122,6 +122,9 @@ pub(crate) struct Streams {
     pub input: Box<dyn AsyncWrite + Send + Unpin>,
     /// `Some(exit code)` once the shell ended.
     pub exit: watch::Receiver<Option<Option<i32>>>,
+    /// Set (before the streams end) when the shell's channel closed without an exit
+    /// status: the connection went away, not the shell.
+    pub lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Control {
@@ -284,6 +287,8 @@ pub(crate) struct RemoteShell {
     live: Arc<AtomicUsize>,
     /// The last generation handed out.
     last_gen: u64,
+    /// The shell's channel closed without an exit status.
+    lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `read(2)` per architecture, as `uname -m` names them.
@@ -319,12 +324,13 @@ impl RemoteShell {
             fifos: Vec::new(),
             live: Arc::new(AtomicUsize::new(0)),
             last_gen: 0,
+            lost: streams.lost,
         }
     }
 
     /// True when the connection has dropped.
     pub(crate) fn transport_lost(&self) -> bool {
-        self.control.is_lost()
+        self.lost.load(Ordering::SeqCst) || self.control.is_lost()
     }
 
     /// Learns the remote architecture and the shell's stdin (once the shell is ready).

@@ -762,6 +762,9 @@ impl Session {
     }
 }
 
+/// Why a remote session's shell is gone when its connection dropped.
+const TRANSPORT_LOST: &str = "the connection to the remote host was lost (restart connects again)";
+
 /// The remote connection in use now.
 fn current(control: &std::sync::Mutex<Control>) -> Control {
     control.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -976,9 +979,7 @@ impl<'a> Run<'a> {
                     self.drain_after_exit(gen).await?;
                     self.res.exit_code = code;
                     self.res.shell_gone = Some(match code {
-                        _ if self.shell.transport_lost() => {
-                            "the connection to the remote host was lost (restart connects again)".into()
-                        }
+                        _ if self.shell.transport_lost() => TRANSPORT_LOST.into(),
                         Some(c) => format!("the shell exited with status {c}"),
                         None => "the shell exited".into(),
                     });
@@ -1015,6 +1016,9 @@ impl<'a> Run<'a> {
                     self.res.exit_code = self.shell.wait_exit().await;
                 }
             }
+        }
+        if self.res.shell_gone.is_some() && self.shell.transport_lost() {
+            self.res.shell_gone = Some(TRANSPORT_LOST.into());
         }
         self.res.duration = started.elapsed();
         self.finish_framing();

@@ -66,7 +66,7 @@ pub struct Shell {
 /// Where the shell runs and how to reach it.
 enum Io {
     Local(Box<Local>),
-    Remote(crate::remote::RemoteShell),
+    Remote(Box<crate::remote::RemoteShell>),
 }
 
 /// A shell on this machine, under the sandbox.
@@ -319,7 +319,7 @@ impl Shell {
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
         let mut shell = Shell {
             pid: 0,
-            io: Io::Remote(RemoteShell::new(control, streams)),
+            io: Io::Remote(Box::new(RemoteShell::new(control, streams))),
             rx,
             tx,
             current: Arc::new(AtomicU64::new(0)),

@@ -467,18 +467,23 @@ impl SshConnection {
             .map_err(|e| err(e.to_string()))?;
         let input = ch.make_writer();
         let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lost_flag = lost.clone();
         tokio::spawn(async move {
             let mut code = None;
+            let mut ended = false;
             while let Some(msg) = ch.wait().await {
                 let chunk = match msg {
                     ChannelMsg::Data { data } => Some((false, data.to_vec())),
                     ChannelMsg::ExtendedData { data, ext: 1 } => Some((true, data.to_vec())),
                     ChannelMsg::ExitStatus { exit_status } => {
                         code = i32::try_from(exit_status).ok();
+                        ended = true;
                         None
                     }
                     ChannelMsg::ExitSignal { .. } => {
                         code = Some(128 + libc::SIGKILL);
+                        ended = true;
                         None
                     }
                     _ => None,
@@ -497,6 +502,9 @@ impl SshConnection {
                     }
                 }
             }
+            if !ended {
+                lost_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             for is_err in [false, true] {
                 let _ = tx
                     .send(Chunk {
@@ -511,6 +519,7 @@ impl SshConnection {
         Ok(crate::remote::Streams {
             input: Box::new(input),
             exit: exit_rx,
+            lost,
         })
     }
 

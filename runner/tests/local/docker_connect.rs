@@ -142,6 +142,44 @@ async fn attaching_to_a_running_container_leaves_it_running() {
         docker_cli(&endpoint, &["inspect", "-f", "{{.State.Running}}", &name]),
         "true"
     );
+    // A session in it: closing kills everything the session started there (background
+    // jobs, a double fork), and the container goes on running.
+    let config = execkit_runner::Session::builder()
+        .engine(crate::common::permit_all())
+        .build()
+        .unwrap();
+    let session =
+        execkit_runner::Session::docker(&DockerTarget::Container(name.clone()), &s, config)
+            .await
+            .unwrap();
+    let marker = "301.0517";
+    let r = session
+        .exec(&format!(
+            "sleep {marker} >/dev/null 2>&1 & (sleep {marker}1 >/dev/null 2>&1 &); true"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    let count = || {
+        docker_cli(&endpoint, &["exec", &name, "ps", "-eo", "args"])
+            .lines()
+            .filter(|l| l.contains(marker))
+            .count()
+    };
+    assert_eq!(count(), 2);
+    session.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes survived close in the attached container"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        docker_cli(&endpoint, &["inspect", "-f", "{{.State.Running}}", &name]),
+        "true"
+    );
     docker_cli(&endpoint, &["rm", "-f", &name]);
 }
 
