@@ -8,6 +8,20 @@ use crate::program;
 use crate::proto::{Outcome, Proto};
 use crate::words::Decoded;
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+/// A sed or awk script that starts with a `/REGEX/` address (`/error/p`, `/^$/d`,
+/// `/x/ {print}`): never a path, though it starts with `/`. A path has a name after its
+/// second slash; such a script has nothing, a one-letter command, or a block.
+static ADDRESS_SCRIPT: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+    regex::Regex::new(r"^/(?:[^/\\]|\\.)+/(?:I|M)?(?:$|!?[pdq=](?:\s*;.*)?$|\s*[{,;!].*$|\s+\S.*$)")
+        .ok()
+});
+
+/// See [`ADDRESS_SCRIPT`]; false when the expression does not build (the safe direction).
+fn is_address_script(v: &str) -> bool {
+    ADDRESS_SCRIPT.as_ref().is_some_and(|r| r.is_match(v))
+}
 
 /// How `cd`/`pushd`/`popd` leave the cwd; any other command leaves it as it was.
 pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
@@ -244,7 +258,8 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
                 WordRole::Positional
                     if first_not_path
                         && positional_idx.first() == Some(&i)
-                        && !k::looks_like_path(&v) =>
+                        && (!k::looks_like_path(&v)
+                            || (pattern_first && is_address_script(&v))) =>
                 {
                     vec![]
                 }

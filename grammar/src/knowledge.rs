@@ -19,6 +19,7 @@ use thiserror::Error;
 
 /// The knowledge file as shipped.
 const PROGRAMS_TOML: &str = include_str!("../knowledge/programs.toml");
+const EXEC_OPTIONS_TOML: &str = include_str!("../knowledge/exec_options.toml");
 
 /// A property of a program that changes which words are paths, hosts or code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Deserialize)]
@@ -91,6 +92,9 @@ pub enum KnowledgeError {
     /// An entry has no example.
     #[error("program knowledge (programs.toml): the entry for `{0}` has no example")]
     NoExample(String),
+    /// The exec-capable options do not load.
+    #[error("exec-option knowledge (exec_options.toml): {0}")]
+    ExecOptions(String),
 }
 
 /// One example of an entry: a script and what must be extracted from it.
@@ -174,9 +178,17 @@ pub struct Catalog {
     common_value_options: Vec<String>,
     pattern_flags: Vec<String>,
     recursive_flags: Vec<String>,
+    /// Options whose value is a command the program runs.
+    exec_options: crate::exec_options::ExecOptions,
 }
 
 impl Catalog {
+    /// The options whose value is a command the program runs
+    /// (`knowledge/exec_options.toml`).
+    pub fn exec_options(&self) -> &crate::exec_options::ExecOptions {
+        &self.exec_options
+    }
+
     /// Parses and checks a knowledge file.
     ///
     /// ```
@@ -240,6 +252,7 @@ impl Catalog {
             common_value_options: file.common_value_options,
             pattern_flags: file.pattern_flags,
             recursive_flags: file.recursive_flags,
+            exec_options: Default::default(),
         })
     }
 
@@ -300,8 +313,11 @@ impl Catalog {
     }
 }
 
-static CATALOG: LazyLock<Result<Catalog, KnowledgeError>> =
-    LazyLock::new(|| Catalog::from_toml(PROGRAMS_TOML));
+static CATALOG: LazyLock<Result<Catalog, KnowledgeError>> = LazyLock::new(|| {
+    let mut c = Catalog::from_toml(PROGRAMS_TOML)?;
+    c.exec_options = crate::exec_options::ExecOptions::from_toml(EXEC_OPTIONS_TOML)?;
+    Ok(c)
+});
 
 /// The shipped program knowledge, parsed on first use.
 ///

@@ -32,6 +32,7 @@
 
 mod command;
 mod error;
+pub mod exec_options;
 mod ir;
 pub mod knowledge;
 mod paths;

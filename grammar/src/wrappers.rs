@@ -241,13 +241,57 @@ pub(crate) fn unwrap(p: Proto, k: &Catalog) -> Unwrapped {
         // A path to a program is never a wrapper: `./sudo` is not `sudo`.
         return Unwrapped::Plain(p);
     };
-    if let Some((_, split)) = WRAPPERS.iter().find(|(n, _)| *n == base) {
-        return split(p, &base);
+    // Commands given as option values (`rsync -e CMD`, `git -c core.pager=CMD`).
+    let hidden = hidden_commands(&p, &base, k);
+    let unwrapped = if let Some((_, split)) = WRAPPERS.iter().find(|(n, _)| *n == base) {
+        split(p, &base)
+    } else if k.has(&base, Trait::Shell) {
+        shell(p, &base)
+    } else {
+        Unwrapped::Plain(p)
+    };
+    let Some((dynamic, payloads)) = hidden else {
+        return unwrapped;
+    };
+    match unwrapped {
+        Unwrapped::Plain(outer) => split(outer, dynamic, payloads),
+        Unwrapped::Split {
+            outer,
+            mut inners,
+            payloads: mut own,
+        } => {
+            inners.extend(dynamic);
+            own.extend(payloads);
+            split(outer, inners, own)
+        }
     }
-    if k.has(&base, Trait::Shell) {
-        return shell(p, &base);
+}
+
+/// The commands `p` runs through exec-capable options: dynamic ones, and literal ones to
+/// re-parse; `None` when there are none.
+fn hidden_commands(p: &Proto, base: &str, k: &Catalog) -> Option<(Vec<Proto>, Vec<Payload>)> {
+    let opts = k.exec_options();
+    if !opts.knows(base) {
+        return None;
     }
-    Unwrapped::Plain(p)
+    let found = opts.found(base, &p.argv);
+    if found.is_empty() {
+        return None;
+    }
+    let label = format!("{base} (option)");
+    let mut dynamic = Vec::new();
+    let mut payloads = Vec::new();
+    for f in found {
+        match f {
+            crate::exec_options::Found::Script(text) => {
+                payloads.push(payload(p, text, &label, p.cwd.clone()))
+            }
+            crate::exec_options::Found::Dynamic(raw) => {
+                dynamic.push(dynamic_inner(p, &raw, &label))
+            }
+        }
+    }
+    Some((dynamic, payloads))
 }
 
 /// `sudo`.

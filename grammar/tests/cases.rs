@@ -314,3 +314,36 @@ fn knowledge_file_mistakes_are_refused() {
         KnowledgeError::NoExample("a".into())
     );
 }
+
+/// Every case of `knowledge/exec_options.toml`: the programs run through exec-capable
+/// options are extracted as commands of their own, in order; options that run nothing
+/// add nothing.
+#[test]
+fn exec_option_cases() {
+    let k = execkit_grammar::knowledge::catalog().unwrap_or_else(|e| panic!("{e}"));
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let mut failures = Vec::new();
+    let mut total = 0;
+    let option_cases = k.exec_options().rules().iter().flat_map(|r| &r.cases);
+    let marker_cases = k.exec_options().markers().iter().flat_map(|m| &m.cases);
+    {
+        for case in option_cases.chain(marker_cases) {
+            total += 1;
+            match parse(&case.script, &opts) {
+                Err(e) => failures.push(format!("`{}`: {e}", case.script)),
+                Ok(s) => {
+                    let runs: Vec<String> =
+                        s.commands.iter().map(|c| c.program.entity_id()).collect();
+                    if runs != case.runs {
+                        failures.push(format!(
+                            "`{}`: expected {:?}, extracted {:?}",
+                            case.script, case.runs, runs
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(total >= 60, "only {total} exec-option cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -63,6 +63,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/sessions.toml",
             include_str!("../default/cases/sessions.toml"),
         ),
+        (
+            "cases/hidden_commands.toml",
+            include_str!("../default/cases/hidden_commands.toml"),
+        ),
     ],
 };
 
