@@ -10,16 +10,22 @@ export PATH="$HOME/.cargo/bin:$PATH"
 CEDAR_VERSION=4.14.1
 
 # Programs the local-session tests drive inside the sandbox (bash, python3 for sockets,
-# ptrace and multiprocessing probes, curl, git, ps). Installed with apt when missing.
+# ptrace and multiprocessing probes, curl, git, ps), and the exec oracle's throwaway
+# sandbox (bwrap, strace) with programs its class-1 corpus hides payloads in (rsync, zip).
+# Installed with apt when missing.
 need=()
-for prog in bash python3 curl git ps; do
+for prog in bash python3 curl git ps bwrap strace rsync zip; do
   command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then
   echo "==> installing: ${need[*]}"
   pkgs=()
   for prog in "${need[@]}"; do
-    case "$prog" in ps) pkgs+=(procps) ;; *) pkgs+=("$prog") ;; esac
+    case "$prog" in
+      ps) pkgs+=(procps) ;;
+      bwrap) pkgs+=(bubblewrap) ;;
+      *) pkgs+=("$prog") ;;
+    esac
   done
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq

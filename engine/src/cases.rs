@@ -235,3 +235,43 @@ fn env_for(d: &Settings, c: &Settings) -> Result<DecisionEnv, UnknownTransport> 
     env.identity.approved_by = pick(&c.approved_by, &d.approved_by);
     Ok(env)
 }
+
+/// One command case of a case file, with the environment it is decided in (for tools
+/// that run the commands, such as the exec oracle).
+#[derive(Debug, Clone)]
+pub struct CaseCommand {
+    /// 1-based index in the file.
+    pub index: usize,
+    /// The command.
+    pub command: String,
+    /// The verdict the case expects.
+    pub expect: Verdict,
+    /// Where the case decides it.
+    pub env: DecisionEnv,
+}
+
+/// The command cases of a case file (`open` cases are left out).
+pub fn case_commands(file: &str, text: &str) -> Result<Vec<CaseCommand>, CaseFileError> {
+    let cf: CaseFile = toml::from_str(text).map_err(|e| CaseFileError::Parse {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for (i, c) in cf.cases.iter().enumerate() {
+        if c.open.is_some() {
+            continue;
+        }
+        let env = env_for(&cf.defaults, &c.settings).map_err(|source| CaseFileError::Settings {
+            file: file.to_string(),
+            case: i + 1,
+            source,
+        })?;
+        out.push(CaseCommand {
+            index: i + 1,
+            command: c.command.clone(),
+            expect: c.expect,
+            env,
+        });
+    }
+    Ok(out)
+}

@@ -36,6 +36,10 @@ pub enum PolicyCommand {
     /// `docker:container:NAME`, `docker:image:IMAGE`): the `session_open` decision.
     /// Exit code: 0 allow, 2 deny, 3 ask, 1 error.
     Open(OpenArgs),
+    /// Run commands for real in a throwaway sandbox (bwrap + strace) and print what they
+    /// did next to what the facts predicted; an effect no fact names is a divergence.
+    /// Exit code: 0 no divergence, 2 divergences, 1 error.
+    Trace(crate::policy_trace::TraceArgs),
 }
 
 /// `execkit policy open`.
@@ -117,6 +121,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
         PolicyCommand::Test { dir, verbose, json } => test(dir.as_deref(), verbose, json),
         PolicyCommand::Explain(a) => explain(a),
         PolicyCommand::Open(a) => open(a),
+        PolicyCommand::Trace(a) => crate::policy_trace::trace(a),
     };
     match r {
         Ok(code) => code,

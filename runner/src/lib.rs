@@ -44,6 +44,7 @@ mod disk;
 pub mod docker;
 mod frame;
 pub mod known_hosts;
+pub mod oracle;
 mod procs;
 mod remote;
 mod remote_limits;
