@@ -103,6 +103,28 @@ pub struct Marker {
     pub cases: Vec<Case>,
 }
 
+/// An interpreter that reads its code from stdin when given no script (`python3`,
+/// `perl -`, `sqlite3 DB`): computed text piped or redirected into it is a dynamic command.
+/// (Shells are handled by the shell wrapper, which parses literal text as a payload.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinRule {
+    /// Program base names.
+    pub programs: Vec<String>,
+    /// Options that give the code another way (`-c`, `-e`, `-m`): stdin is then data.
+    #[serde(default)]
+    pub code_options: Vec<String>,
+    /// Options that take a value.
+    #[serde(default)]
+    pub value_options: Vec<String>,
+    /// With up to this many positional words, stdin is the code (`sqlite3 DB`: 1). A `-`
+    /// positional always means stdin.
+    #[serde(default)]
+    pub positionals: usize,
+    /// Cases, as for options.
+    pub cases: Vec<Case>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -112,6 +134,8 @@ struct File {
     rules: Vec<Rule>,
     #[serde(rename = "marker", default)]
     markers: Vec<Marker>,
+    #[serde(rename = "stdin", default)]
+    stdin: Vec<StdinRule>,
 }
 
 /// The exec-capable options, by program.
@@ -124,6 +148,7 @@ pub struct ExecOptions {
     markers: Vec<Marker>,
     /// Per program: one regex set of all its markers' patterns.
     marker_sets: HashMap<String, regex::RegexSet>,
+    stdin: Vec<StdinRule>,
 }
 
 /// A value found: literal text to parse, or the raw text of a value that is not literal.
@@ -205,7 +230,64 @@ impl ExecOptions {
             harmless,
             markers: file.markers,
             marker_sets,
+            stdin: file.stdin,
         })
+    }
+
+    /// Every stdin rule (for the tests of their cases).
+    pub fn stdin_rules(&self) -> &[StdinRule] {
+        &self.stdin
+    }
+
+    /// True if `program` with `argv` reads its code from stdin.
+    pub(crate) fn reads_code_from_stdin(&self, program: &str, argv: &[Decoded]) -> bool {
+        let Some(rule) = self
+            .stdin
+            .iter()
+            .find(|r| r.programs.iter().any(|p| p == program))
+        else {
+            return false;
+        };
+        let mut positionals = 0;
+        let mut i = 1;
+        while i < argv.len() {
+            let Some(w) = argv[i].literal_value() else {
+                positionals += 1;
+                i += 1;
+                continue;
+            };
+            if w == "-" {
+                return true;
+            }
+            if w == "--" {
+                positionals += argv.len() - i - 1;
+                break;
+            }
+            if w.starts_with('-') {
+                let gives_code = rule.code_options.iter().any(|o| {
+                    w == *o
+                        || (o.starts_with("--") && w.starts_with(&format!("{o}=")))
+                        || (o.len() == 2 && !w.starts_with("--") && w.starts_with(o.as_str()))
+                });
+                if gives_code {
+                    return false;
+                }
+                if rule.value_options.contains(&w) {
+                    i += 1;
+                }
+            } else {
+                positionals += 1;
+            }
+            i += 1;
+        }
+        positionals <= rule.positionals
+    }
+
+    /// True if literal code `text` for `program` matches one of its markers (`.shell`).
+    pub(crate) fn marks(&self, program: &str, text: &str) -> bool {
+        self.marker_sets
+            .get(program)
+            .is_some_and(|s| s.is_match(text))
     }
 
     /// Every marker rule (for the tests of their cases).
@@ -220,7 +302,12 @@ impl ExecOptions {
 
     /// True if some option of `program` can run a command.
     pub(crate) fn knows(&self, program: &str) -> bool {
-        self.by_program.contains_key(program) || self.marker_sets.contains_key(program)
+        self.by_program.contains_key(program)
+            || self.marker_sets.contains_key(program)
+            || self
+                .stdin
+                .iter()
+                .any(|r| r.programs.iter().any(|p| p == program))
     }
 
     /// The values of `argv` (program first) that run, in order.

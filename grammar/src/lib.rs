@@ -38,6 +38,7 @@ pub mod knowledge;
 mod paths;
 mod program;
 mod proto;
+mod stdin;
 mod walk;
 mod words;
 mod wrappers;

@@ -55,6 +55,18 @@ pub(crate) struct Proto {
     pub cwd: Cwd,
     pub structure: Structure,
     pub sub_programs: BTreeSet<String>,
+    /// What arrives on stdin through a pipe, when known (redirects are in `redirects`).
+    pub stdin: Option<Stdin>,
+}
+
+/// What a command's standard input carries through a pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stdin {
+    /// Text written literally in the script (`echo 'ls -la' | sh`).
+    Literal(String),
+    /// Output the grammar cannot read (`base64 -d x | sh`, `cat f | python3`): a label for
+    /// where it comes from.
+    Computed(String),
 }
 
 impl Proto {
@@ -81,6 +93,7 @@ impl Proto {
             cwd: cwd.clone(),
             structure,
             sub_programs: BTreeSet::new(),
+            stdin: frame.stdin.clone(),
         }
     }
 
@@ -127,6 +140,8 @@ pub(crate) struct Frame {
     pub span_override: Option<Span>,
     /// Programs that produced the text being re-parsed (they become input sources).
     pub payload_sources: BTreeSet<String>,
+    /// What stdin carries here (inherited by everything inside, replaced by a pipe).
+    pub stdin: Option<Stdin>,
 }
 
 /// A string to parse as a script one level deeper.

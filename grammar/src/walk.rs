@@ -415,6 +415,11 @@ impl<'o> Walker<'o> {
             if i + 1 == n {
                 t.extend(tail.iter().copied());
             }
+            let mut f = f.clone();
+            if let Some(prev) = ranges.last() {
+                // What the previous element writes into the pipe.
+                f.stdin = Some(crate::stdin::piped(&self.out[std::ops::Range::clone(prev)]));
+            }
             let o = self.stmt_tail(*e, src, cwd, &f, &t)?;
             if n == 1 {
                 last = o;

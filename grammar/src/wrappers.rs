@@ -10,7 +10,7 @@
 use crate::ir::{Cwd, PathRef, Program, RedirectKind};
 use crate::knowledge::{Catalog, Trait};
 use crate::paths;
-use crate::proto::{Frame, Payload, Proto, Unwrapped};
+use crate::proto::{Frame, Payload, Proto, Stdin, Unwrapped};
 use crate::words::Decoded;
 
 /// Result of scanning wrapper options.
@@ -142,6 +142,8 @@ fn payload(p: &Proto, text: String, wrapper: &str, cwd: Cwd) -> Payload {
         redirects: Vec::new(),
         span_override: Some(p.span),
         payload_sources: Default::default(),
+        // A payload's commands read what the command that runs it reads.
+        stdin: p.stdin.clone(),
     };
     Payload {
         text,
@@ -274,7 +276,17 @@ fn hidden_commands(p: &Proto, base: &str, k: &Catalog) -> Option<(Vec<Proto>, Ve
     if !opts.knows(base) {
         return None;
     }
-    let found = opts.found(base, &p.argv);
+    let mut found = opts.found(base, &p.argv);
+    // An interpreter reading its code from stdin (`base64 -d x | python3`).
+    if opts.reads_code_from_stdin(base, &p.argv) {
+        match crate::stdin::of(p) {
+            Some(Stdin::Computed(what)) => found.push(crate::exec_options::Found::Dynamic(what)),
+            Some(Stdin::Literal(text)) if opts.marks(base, &text) => {
+                found.push(crate::exec_options::Found::Dynamic(text))
+            }
+            _ => {}
+        }
+    }
     if found.is_empty() {
         return None;
     }
@@ -698,6 +710,7 @@ fn privileged(
 /// `bash [opts] -c STR`, `bash script args`, or `bash` reading stdin.
 fn shell(p: Proto, name: &str) -> Unwrapped {
     let mut has_c = false;
+    let mut reads_stdin = false;
     let mut i = 1;
     while i < p.argv.len() {
         let Some(v) = p.argv[i].literal_value() else {
@@ -722,6 +735,10 @@ fn shell(p: Proto, name: &str) -> Unwrapped {
             if v.starts_with('-') && v.contains('c') {
                 has_c = true;
             }
+            // `bash -s ARGS`: the script comes from stdin, the words are its parameters.
+            if v.starts_with('-') && v.contains('s') {
+                reads_stdin = true;
+            }
             if v.ends_with('o') || v.ends_with('O') {
                 i += 1;
             }
@@ -743,30 +760,37 @@ fn shell(p: Proto, name: &str) -> Unwrapped {
             None => Unwrapped::Plain(p),
         };
     }
-    if i < p.argv.len() {
+    if i < p.argv.len() && !reads_stdin {
         // `bash script.sh`: the script is a path argument of the shell.
         return Unwrapped::Plain(p);
     }
-    // Reading the script from stdin: a literal here-document or here-string is the script.
-    let stdin = p.redirects.iter().rev().find(|r| {
-        matches!(r.kind, RedirectKind::Heredoc | RedirectKind::Herestring) && r.fd.unwrap_or(0) == 0
+    // Reading the script from stdin: literal text (a here-document, `echo '...' |`) is the
+    // script; text that cannot be known makes a dynamic command.
+    let last_stdin_redirect = p.redirects.iter().rev().find(|r| {
+        r.fd.unwrap_or(0) == 0
+            && matches!(
+                r.kind,
+                RedirectKind::Read
+                    | RedirectKind::ReadWrite
+                    | RedirectKind::Heredoc
+                    | RedirectKind::Herestring
+            )
     });
-    match stdin {
-        Some(r) => {
-            let outer = outer_of(&p, p.argv.len());
-            let wrapper = format!("{name} <<");
-            match r.target.literal_value() {
-                Some(t) => {
-                    let pl = payload(&p, t, &wrapper, p.cwd.clone());
-                    split(outer, vec![], vec![pl])
-                }
-                None => split(
-                    outer,
-                    vec![dynamic_inner(&p, &r.target.raw, &wrapper)],
-                    vec![],
-                ),
-            }
+    let wrapper = match last_stdin_redirect.map(|r| r.kind) {
+        Some(RedirectKind::Heredoc | RedirectKind::Herestring) => format!("{name} <<"),
+        Some(_) => format!("{name} <"),
+        None => format!("{name} stdin"),
+    };
+    match crate::stdin::of(&p) {
+        Some(Stdin::Literal(t)) => {
+            let pl = payload(&p, t, &wrapper, p.cwd.clone());
+            split(outer_of(&p, p.argv.len()), vec![], vec![pl])
         }
+        Some(Stdin::Computed(what)) => split(
+            outer_of(&p, p.argv.len()),
+            vec![dynamic_inner(&p, &what, &wrapper)],
+            vec![],
+        ),
         None => Unwrapped::Plain(p),
     }
 }

@@ -326,8 +326,9 @@ fn exec_option_cases() {
     let mut total = 0;
     let option_cases = k.exec_options().rules().iter().flat_map(|r| &r.cases);
     let marker_cases = k.exec_options().markers().iter().flat_map(|m| &m.cases);
+    let stdin_cases = k.exec_options().stdin_rules().iter().flat_map(|m| &m.cases);
     {
-        for case in option_cases.chain(marker_cases) {
+        for case in option_cases.chain(marker_cases).chain(stdin_cases) {
             total += 1;
             match parse(&case.script, &opts) {
                 Err(e) => failures.push(format!("`{}`: {e}", case.script)),

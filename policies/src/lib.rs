@@ -67,6 +67,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/hidden_commands.toml",
             include_str!("../default/cases/hidden_commands.toml"),
         ),
+        (
+            "cases/interpreter_stdin.toml",
+            include_str!("../default/cases/interpreter_stdin.toml"),
+        ),
     ],
 };
 
