@@ -925,6 +925,10 @@ impl<'e> RequestBuilder<'e> {
                     .flat_map(|r| r.target.paths.iter().map(path_id))
                     .collect();
                 let positionals: BTreeSet<String> = cmd.positionals.iter().cloned().collect();
+                let signal_targets: Vec<String> = crate::signals::targets(cmd)
+                    .into_iter()
+                    .map(|t| t.as_str().to_string())
+                    .collect();
                 pairs.extend([
                     ("cwd".into(), cwd),
                     ("cwd_known".into(), b(cwd_known)),
@@ -937,6 +941,7 @@ impl<'e> RequestBuilder<'e> {
                     ("env_assignments".into(), set(&env_names)),
                     ("env_cleared".into(), b(cmd.env_cleared)),
                     ("redirect_targets".into(), set(&redirects)),
+                    ("signal_targets".into(), set(&signal_targets)),
                     ("raw".into(), s(&cmd.text)),
                 ]);
                 if let Some(sc) = &cmd.subcommand {

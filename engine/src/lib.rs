@@ -38,6 +38,7 @@ mod facts;
 mod load;
 mod network;
 pub mod policy_dir;
+pub mod signals;
 
 pub use context::{DecisionEnv, Identity, OpenTarget, Target, Transport, UnknownTransport};
 pub use decision::{Decision, Effect, FactDecision, PolicyHit, Verdict};

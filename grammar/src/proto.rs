@@ -60,13 +60,16 @@ pub(crate) struct Proto {
 }
 
 /// What a command's standard input carries through a pipe.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Stdin {
     /// Text written literally in the script (`echo 'ls -la' | sh`).
     Literal(String),
     /// Output the grammar cannot read (`base64 -d x | sh`, `cat f | python3`): a label for
     /// where it comes from.
     Computed(String),
+    /// Paths below known roots, one per line (`find src -name '*.o' | ...`): each word is a
+    /// root followed by a glob. Still computed text for an interpreter.
+    Paths(String, Vec<crate::words::Decoded>),
 }
 
 impl Proto {

@@ -9,6 +9,7 @@
 use crate::ir::Command;
 use crate::ir::RedirectKind;
 use crate::proto::{Proto, Stdin};
+use crate::words::Decoded;
 
 /// What a pipeline element whose commands are `cmds` writes into the pipe.
 pub(crate) fn piped(cmds: &[Command]) -> Stdin {
@@ -19,6 +20,11 @@ pub(crate) fn piped(cmds: &[Command]) -> Stdin {
     let [c] = cmds else {
         return Stdin::Computed(label());
     };
+    if c.program.entity_id() == "find" {
+        if let Some(roots) = find_roots(c) {
+            return Stdin::Paths(label(), roots);
+        }
+    }
     if !c.args.iter().all(|w| w.is_literal()) || !c.redirects.is_empty() {
         return Stdin::Computed(label());
     }
@@ -29,6 +35,48 @@ pub(crate) fn piped(cmds: &[Command]) -> Stdin {
         _ => None,
     };
     text.map_or_else(|| Stdin::Computed(label()), Stdin::Literal)
+}
+
+/// The start points of a `find ... -print0` that prints only paths (no `-printf`, `-ls`,
+/// `-exec`...), each as `ROOT/*`: what it prints lies below them. Without `-print0` a
+/// name with a blank, quote or newline (`src/x /etc/shadow`, which the agent can create)
+/// splits into words outside the roots at the reader, so plain `find | xargs` stays
+/// unknown.
+fn find_roots(c: &Command) -> Option<Vec<Decoded>> {
+    const PRINTS_OTHER_TEXT: [&str; 10] = [
+        "-printf", "-fprintf", "-ls", "-fls", "-exec", "-execdir", "-ok", "-okdir", "-fprint",
+        "-fprint0",
+    ];
+    let mut roots = Vec::new();
+    let mut leading = true;
+    for w in &c.args {
+        if !w.is_literal() && !w.dynamic.glob {
+            return None;
+        }
+        let v = w.value.as_str();
+        if PRINTS_OTHER_TEXT.contains(&v) {
+            return None;
+        }
+        if leading && matches!(v, "-H" | "-L" | "-P") {
+            continue;
+        }
+        if leading && (v.starts_with('-') || matches!(v, "(" | "!" | ")" | ",")) {
+            leading = false;
+        }
+        if leading {
+            roots.push(v.to_string());
+        }
+    }
+    if !c.args.iter().any(|w| w.value == "-print0") {
+        return None;
+    }
+    if roots.is_empty() {
+        roots.push(".".into());
+    }
+    if roots.iter().any(|r| r.split('/').any(|p| p == "..")) {
+        return None;
+    }
+    Some(roots.iter().map(|r| Decoded::below(r)).collect())
 }
 
 /// bash's builtin `echo` (without `xpg_echo`): `-n`, `-e`, `-E` flags; `-e` with a

@@ -21,6 +21,10 @@ pub(crate) struct Walker<'o> {
     pub out: Vec<Command>,
     parser: Parser,
     depth: usize,
+    /// Functions defined so far and the commands their bodies run (to refuse recursion).
+    functions: std::collections::HashMap<String, BTreeSet<String>>,
+    /// Loop variables bound inside their loop's body (innermost last).
+    bound: Vec<(String, Vec<crate::words::Seg>)>,
 }
 
 pub(crate) fn parse_tree(parser: &mut Parser, src: &str) -> Result<Tree, ParseError> {
@@ -94,6 +98,8 @@ impl<'o> Walker<'o> {
             out: Vec::new(),
             parser,
             depth: 0,
+            functions: Default::default(),
+            bound: Vec::new(),
         })
     }
 
@@ -274,9 +280,26 @@ impl<'o> Walker<'o> {
                     }
                 }
                 f.redirects = rs;
+                let first = self.out.len();
                 let mut c = node.walk();
                 for k in node.children_by_field_name("body", &mut c) {
                     self.stmt(k, src, &Cwd::Unknown, &f)?;
+                }
+                // A function that calls itself, directly or through others, is a fork bomb
+                // (`:(){ :|:& };:`) in most spellings an agent would send: refused.
+                if let Some(name) = node.child_by_field_name("name") {
+                    let name = src[name.byte_range()].to_string();
+                    let calls: BTreeSet<String> =
+                        self.out[first..].iter().map(display_name).collect();
+                    self.functions.insert(name.clone(), calls);
+                    if self.reaches(&name, &name) {
+                        return Err(ParseError::unsupported(
+                            "a function that calls itself (the shape of a fork bomb)",
+                            node.start_byte(),
+                            node.end_byte(),
+                            src,
+                        ));
+                    }
                 }
                 Ok(Outcome::same(cwd))
             }
@@ -485,11 +508,20 @@ impl<'o> Walker<'o> {
             .filter(|k| k.is_named() && !is_trivia(k.kind()))
             .collect();
         let mut cur = start.clone();
+        let first = self.out.len();
+        let binding = self.loop_binding(node, src, cwd)?;
         for k in kids {
             match k.kind() {
                 "do_group" | "compound_statement" => {
-                    let o = self.stmt(k, src, &cur, frame)?;
-                    cur = join(&cur, &o.any());
+                    let bound = binding.is_some();
+                    if let Some(b) = binding.clone() {
+                        self.bound.push(b);
+                    }
+                    let o = self.stmt(k, src, &cur, frame);
+                    if bound {
+                        self.bound.pop();
+                    }
+                    cur = join(&cur, &o?.any());
                 }
                 "variable_name" => {}
                 _ if node.kind() == "while_statement" => {
@@ -500,6 +532,17 @@ impl<'o> Walker<'o> {
                     self.subs_in(k, src, &cur, frame)?;
                 }
             }
+        }
+        // An endless loop that starts background commands is a fork bomb in another
+        // spelling (`while :; do sh & done`): refused. A bounded loop may (`for f in *.c;
+        // do gcc -c "$f" & done`), and an endless one may poll in the foreground.
+        if is_endless(node, src) && self.out[first..].iter().any(|c| c.structure.background) {
+            return Err(ParseError::unsupported(
+                "an endless loop that starts background commands (the shape of a fork bomb)",
+                node.start_byte(),
+                node.end_byte(),
+                src,
+            ));
         }
         Ok(Outcome::same(&join(cwd, &cur)))
     }
@@ -649,10 +692,12 @@ impl<'o> Walker<'o> {
         frame: &Frame,
         out: &mut Vec<ProtoRedirect>,
     ) -> Result<Option<Node<'t>>, ParseError> {
+        let bound = self.bound.clone();
         let env = WordEnv {
             src,
             home: &self.opts.home,
             cwd,
+            bound: &bound,
         };
         let mut subs = Vec::new();
         let fd = node
@@ -810,10 +855,12 @@ impl<'o> Walker<'o> {
         cwd: &Cwd,
         frame: &Frame,
     ) -> Result<Outcome, ParseError> {
+        let bound = self.bound.clone();
         let env = WordEnv {
             src,
             home: &self.opts.home,
             cwd,
+            bound: &bound,
         };
         let mut proto = Proto::new(node, src, cwd, frame);
         let mut subs = Vec::new();
@@ -854,10 +901,12 @@ impl<'o> Walker<'o> {
         cwd: &Cwd,
         frame: &Frame,
     ) -> Result<Outcome, ParseError> {
+        let bound = self.bound.clone();
         let env = WordEnv {
             src,
             home: &self.opts.home,
             cwd,
+            bound: &bound,
         };
         let mut proto = Proto::new(node, src, cwd, frame);
         let mut subs = Vec::new();
@@ -941,6 +990,69 @@ impl<'o> Walker<'o> {
         let result = command::cd_outcome(&proto, cwd, &self.opts.home);
         self.emit(proto, src)?;
         Ok(result)
+    }
+
+    /// `for VAR in WORDS`: what `$VAR` stands for in the body, when the words are literal
+    /// or globs and the body never assigns the variable itself (`read VAR`, `VAR=x`, ...).
+    fn loop_binding(
+        &self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+    ) -> Result<Option<(String, Vec<crate::words::Seg>)>, ParseError> {
+        if node.kind() != "for_statement" {
+            return Ok(None);
+        }
+        let Some(var) = node.child_by_field_name("variable") else {
+            return Ok(None);
+        };
+        let name = src[var.byte_range()].to_string();
+        let Some(body) = node.child_by_field_name("body") else {
+            return Ok(None);
+        };
+        // Every mention of the name in the body must be an expansion of it.
+        let text = &src[body.byte_range()];
+        let mentions = count_word(text, &name, |_| true);
+        let expansions = count_word(text, &name, |before| {
+            before.ends_with('$') || before.ends_with("${")
+        });
+        if mentions != expansions {
+            return Ok(None);
+        }
+        let bound = Vec::new();
+        let env = WordEnv {
+            src,
+            home: &self.opts.home,
+            cwd,
+            bound: &bound,
+        };
+        let mut words = Vec::new();
+        let mut c = node.walk();
+        for v in node.children_by_field_name("value", &mut c) {
+            let mut subs = Vec::new();
+            words.push(words::decode(v, &env, &mut subs)?);
+            if !subs.is_empty() {
+                return Ok(None);
+            }
+        }
+        Ok(crate::words::loop_binding(&words).map(|segs| (name, segs)))
+    }
+
+    /// True if function `from` runs function `to`, directly or through other functions.
+    fn reaches(&self, from: &str, to: &str) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(f) = stack.pop() {
+            for callee in self.functions.get(&f).into_iter().flatten() {
+                if callee == to {
+                    return true;
+                }
+                if seen.insert(callee.clone()) {
+                    stack.push(callee.clone());
+                }
+            }
+        }
+        false
     }
 
     /// Emits a command after unwrapping wrappers and re-parsing payloads.
@@ -1145,6 +1257,40 @@ fn is_trivia(kind: &str) -> bool {
 
 pub(crate) fn display_name(c: &Command) -> String {
     c.program.entity_id()
+}
+
+/// How many times `name` occurs in `text` as a whole identifier whose preceding text
+/// satisfies `preceded`.
+fn count_word(text: &str, name: &str, preceded: impl Fn(&str) -> bool) -> usize {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name)
+        .filter(|(i, _)| {
+            let before = text[..*i].chars().next_back();
+            let after = text[i + name.len()..].chars().next();
+            !before.is_some_and(is_ident) && !after.is_some_and(is_ident) && preceded(&text[..*i])
+        })
+        .count()
+}
+
+/// True if `node` is a loop that never ends by itself: `while true|:`, `until false`,
+/// `for ((;;))`.
+fn is_endless(node: Node, src: &str) -> bool {
+    match node.kind() {
+        "while_statement" => {
+            let Some(cond) = node.child_by_field_name("condition") else {
+                return false;
+            };
+            let text = src[cond.byte_range()].trim().trim_end_matches(';').trim();
+            let until = src[node.byte_range()].trim_start().starts_with("until");
+            if until {
+                text == "false"
+            } else {
+                matches!(text, "true" | ":" | "[ 1 ]" | "[[ 1 ]]" | "((1))")
+            }
+        }
+        "c_style_for_statement" => node.child_by_field_name("condition").is_none(),
+        _ => false,
+    }
 }
 
 /// True if a loop body may change directory (`cd`, `pushd`, `popd`, or something that can

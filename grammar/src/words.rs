@@ -30,9 +30,37 @@ pub(crate) struct WordEnv<'a> {
     pub src: &'a str,
     pub home: &'a str,
     pub cwd: &'a Cwd,
+    /// Loop variables bound to what their list can produce (`for f in src/*.c`).
+    pub bound: &'a [(String, Vec<Seg>)],
 }
 
 impl Decoded {
+    /// A word standing for any path below `dir` (`dir/*`): what `find dir` prints.
+    pub fn below(dir: &str) -> Self {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let head = if dir.ends_with('/') {
+            dir.to_string()
+        } else {
+            format!("{dir}/")
+        };
+        Decoded {
+            raw: format!("{head}*"),
+            segs: vec![
+                Seg::Lit {
+                    text: head,
+                    quoted: true,
+                },
+                Seg::Dyn {
+                    raw: "*".into(),
+                    kind: Dynamic {
+                        glob: true,
+                        ..Dynamic::default()
+                    },
+                },
+            ],
+        }
+    }
+
     /// A literal word that did not come from the source (e.g. a joined payload).
     pub fn literal(text: &str) -> Self {
         Decoded {
@@ -443,6 +471,12 @@ fn decode_into<'t>(
                     text: env.home.to_string(),
                     quoted: true,
                 }),
+                Some(n) if env.bound.iter().any(|(b, _)| b == n) => {
+                    // The innermost binding of a loop variable.
+                    if let Some((_, bound)) = env.bound.iter().rev().find(|(b, _)| b == n) {
+                        segs.extend(bound.iter().cloned());
+                    }
+                }
                 Some("PWD") if matches!(env.cwd, Cwd::Known(v) if v.len() == 1) => {
                     let cwd = env.cwd.primary().unwrap_or("/").to_string();
                     segs.push(Seg::Lit {
@@ -539,6 +573,76 @@ fn expansion_name(node: Node, src: &str) -> Option<String> {
         Some(inner.to_string())
     } else {
         None
+    }
+}
+
+/// What a loop variable stands for, given the words of its list: the word itself when
+/// there is one, else the longest directory prefix they share followed by a glob (each
+/// value lies below it). `None` when a word is not literal or a glob (`$x`, `$(ls)`), or
+/// when they share no prefix to bound them by.
+pub(crate) fn loop_binding(words: &[Decoded]) -> Option<Vec<Seg>> {
+    for w in words {
+        let d = w.dynamic();
+        if d.variable || d.substitution || d.arithmetic || d.tilde {
+            return None;
+        }
+    }
+    // A `..` could climb out of any prefix.
+    if words
+        .iter()
+        .any(|w| w.value().split('/').any(|c| c == ".."))
+    {
+        return None;
+    }
+    match words {
+        [] => None,
+        [one] => Some(one.segs.clone()),
+        _ => {
+            let values: Vec<String> = words.iter().map(Decoded::value).collect();
+            let absolute = values.iter().all(|v| v.starts_with('/'));
+            let relative = values.iter().all(|v| !v.starts_with('/'));
+            if !absolute && !relative {
+                return None;
+            }
+            // The common prefix up to a '/', taken from literal heads only.
+            let heads: Vec<String> = words
+                .iter()
+                .map(|w| {
+                    let v = w.value();
+                    let first = first_pattern_offset(&w.segs).unwrap_or(v.len());
+                    v[..first].to_string()
+                })
+                .collect();
+            let mut prefix = heads[0].clone();
+            for h in &heads[1..] {
+                let common = prefix
+                    .char_indices()
+                    .zip(h.chars())
+                    .take_while(|((_, a), b)| a == b)
+                    .last()
+                    .map_or(0, |((i, a), _)| i + a.len_utf8());
+                prefix.truncate(common);
+            }
+            let dir = match prefix.rfind('/') {
+                Some(i) => prefix[..=i].to_string(),
+                None => String::new(),
+            };
+            let mut segs = Vec::new();
+            if !dir.is_empty() {
+                segs.push(Seg::Lit {
+                    text: dir,
+                    quoted: true,
+                });
+            }
+            segs.push(Seg::Dyn {
+                raw: "*".into(),
+                kind: Dynamic {
+                    glob: true,
+                    ..Dynamic::default()
+                },
+            });
+            Some(segs)
+        }
     }
 }
 

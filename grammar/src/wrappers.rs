@@ -280,7 +280,9 @@ fn hidden_commands(p: &Proto, base: &str, k: &Catalog) -> Option<(Vec<Proto>, Ve
     // An interpreter reading its code from stdin (`base64 -d x | python3`).
     if opts.reads_code_from_stdin(base, &p.argv) {
         match crate::stdin::of(p) {
-            Some(Stdin::Computed(what)) => found.push(crate::exec_options::Found::Dynamic(what)),
+            Some(Stdin::Computed(what) | Stdin::Paths(what, _)) => {
+                found.push(crate::exec_options::Found::Dynamic(what))
+            }
             Some(Stdin::Literal(text)) if opts.marks(base, &text) => {
                 found.push(crate::exec_options::Found::Dynamic(text))
             }
@@ -567,6 +569,14 @@ fn xargs(p: Proto, _name: &str) -> Unwrapped {
     } else {
         inner_of(&p, s.next, "xargs")
     };
+    // Input from `find ROOTS -print0` read with `-0` is paths below the roots (unless xargs
+    // reads a file instead); anything else is unknown.
+    let from_file = opt(&s, &["-a", "--arg-file"]).is_some();
+    let nul = has(&s, &["-0", "--null"]);
+    let known: Option<Vec<Decoded>> = match &p.stdin {
+        Some(Stdin::Paths(_, roots)) if nul && !from_file => Some(roots.clone()),
+        _ => None,
+    };
     let replace = opt(&s, &["-I", "--replace", "-i"]).map(|v| {
         v.as_ref()
             .and_then(Decoded::literal_value)
@@ -575,14 +585,24 @@ fn xargs(p: Proto, _name: &str) -> Unwrapped {
     let mut replaced = false;
     if let Some(r) = replace {
         for w in inner.argv.iter_mut().skip(1) {
-            if w.literal_value().is_some_and(|v| v.contains(&r)) {
-                *w = Decoded::opaque(&w.raw);
-                replaced = true;
+            let Some(v) = w.literal_value() else {
+                continue;
+            };
+            if !v.contains(&r) {
+                continue;
             }
+            replaced = true;
+            *w = match known.as_deref() {
+                // `-I {} cmd {}`: the word is one input item.
+                Some([one]) if v == r => one.clone(),
+                _ => Decoded::opaque(&w.raw),
+            };
         }
     }
     if !replaced {
-        inner.argv.push(Decoded::opaque("{xargs-input}"));
+        inner
+            .argv
+            .extend(known.unwrap_or_else(|| vec![Decoded::opaque("{xargs-input}")]));
     }
     split(outer, vec![inner], vec![])
 }
@@ -786,7 +806,7 @@ fn shell(p: Proto, name: &str) -> Unwrapped {
             let pl = payload(&p, t, &wrapper, p.cwd.clone());
             split(outer_of(&p, p.argv.len()), vec![], vec![pl])
         }
-        Some(Stdin::Computed(what)) => split(
+        Some(Stdin::Computed(what) | Stdin::Paths(what, _)) => split(
             outer_of(&p, p.argv.len()),
             vec![dynamic_inner(&p, &what, &wrapper)],
             vec![],

@@ -71,6 +71,14 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/interpreter_stdin.toml",
             include_str!("../default/cases/interpreter_stdin.toml"),
         ),
+        (
+            "cases/process_control.toml",
+            include_str!("../default/cases/process_control.toml"),
+        ),
+        (
+            "cases/definitions.toml",
+            include_str!("../default/cases/definitions.toml"),
+        ),
     ],
 };
 
