@@ -79,6 +79,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/definitions.toml",
             include_str!("../default/cases/definitions.toml"),
         ),
+        (
+            "cases/everyday.toml",
+            include_str!("../default/cases/everyday.toml"),
+        ),
     ],
 };
 

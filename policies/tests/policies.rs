@@ -50,6 +50,30 @@ fn case_files_pass() {
     );
 }
 
+/// The everyday-commands file holds at least 150 commands the default set allows, and at
+/// least 95% of it is allowed (the README reports the ratio).
+#[test]
+fn everyday_commands_are_allowed() {
+    let set = execkit_policies::DEFAULT;
+    let e = Engine::new(&bundle(&set)).unwrap();
+    let (file, text) = set
+        .cases
+        .iter()
+        .find(|(f, _)| f.ends_with("everyday.toml"))
+        .expect("cases/everyday.toml is shipped");
+    let results = run_case_file(&e, file, text).unwrap();
+    let allowed = results
+        .iter()
+        .filter(|r| r.actual == execkit_engine::Verdict::Allow)
+        .count();
+    assert!(allowed >= 150, "only {allowed} everyday commands allowed");
+    assert!(
+        allowed * 100 >= results.len() * 95,
+        "{allowed} of {} everyday commands allowed",
+        results.len()
+    );
+}
+
 #[test]
 fn a_set_with_a_validation_error_is_refused() {
     let mut b = bundle(&execkit_policies::DEFAULT);

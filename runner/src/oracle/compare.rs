@@ -155,12 +155,18 @@ pub fn divergences(
     at: &Where<'_>,
 ) -> Vec<Divergence> {
     let bases = predicted.bases();
+    let user_home = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir.display().to_string())
+        .unwrap_or_else(|| "/nonexistent".into());
     let declared: Vec<&Entry> = implicit.for_programs(&bases).collect();
     let mut cwds: Vec<String> = predicted.cwds.clone();
     cwds.push(at.cwd.to_string());
     let expand = |pattern: &str| -> Vec<String> {
         let mut out = vec![pattern
             .replace("{workspace}", at.workspace)
+            .replace("{user_home}", &user_home)
             .replace("{home}", at.home)];
         if pattern.contains("{cwd}") {
             out = cwds.iter().map(|c| out[0].replace("{cwd}", c)).collect();
