@@ -84,6 +84,32 @@ pub(crate) struct Fact {
     pub raw: String,
 }
 
+/// A path of `knowledge/effects.toml` as a fact: `~/` is `home`, `{cwd}` the command's
+/// directory (anywhere when unknown), and a `*` means anything below the directory before
+/// it.
+fn implicit_path(pattern: &str, home: &str, cwd: Option<&str>) -> PathRef {
+    let full = if let Some(rest) = pattern.strip_prefix("~/") {
+        format!("{}/{rest}", home.trim_end_matches('/'))
+    } else if let Some(rest) = pattern.strip_prefix("{cwd}") {
+        match cwd {
+            Some(c) => format!("{}{rest}", c.trim_end_matches('/')),
+            None => return PathRef::Anywhere,
+        }
+    } else {
+        pattern.to_string()
+    };
+    match full.find('*') {
+        Some(at) => {
+            let dir = full[..at].rsplit_once('/').map_or("/", |(d, _)| d);
+            PathRef::Under(execkit_grammar::resolve_path(
+                "/",
+                if dir.is_empty() { "/" } else { dir },
+            ))
+        }
+        None => PathRef::Exact(execkit_grammar::resolve_path("/", &full)),
+    }
+}
+
 fn cwd_candidates(c: &Cwd) -> Vec<Option<String>> {
     match c {
         Cwd::Known(v) if !v.is_empty() => v.iter().cloned().map(Some).collect(),
@@ -173,6 +199,29 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
                     cwd: primary.clone(),
                     mode,
                     raw: a.raw.clone(),
+                });
+            }
+        }
+        // Files the program touches without naming them (`gh auth token`, `npm config set`).
+        for rule in k.effects().matching(prog, &c.positionals, &c.flags) {
+            let cmd_cwd = primary.as_deref();
+            let touched = rule
+                .reads
+                .iter()
+                .map(|p| (Action::ReadPath, "implicit-read", p))
+                .chain(
+                    rule.writes
+                        .iter()
+                        .map(|p| (Action::WritePath, "implicit-write", p)),
+                );
+            for (action, mode, pattern) in touched {
+                push(Fact {
+                    action,
+                    cmd: i,
+                    target: Target::Path(implicit_path(pattern, home, cmd_cwd)),
+                    cwd: primary.clone(),
+                    mode,
+                    raw: rule.why.clone(),
                 });
             }
         }

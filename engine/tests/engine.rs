@@ -66,6 +66,49 @@ fn knowledge_examples_hosts() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Every case of `knowledge/effects.toml`: the implicit reads and writes become facts.
+#[test]
+fn implicit_effect_cases() {
+    let k = execkit_grammar::knowledge::catalog().unwrap_or_else(|e| panic!("{e}"));
+    let set = execkit_policies::DEFAULT;
+    let engine = Engine::new(&PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        set.entities,
+    ))
+    .unwrap();
+    let env = DecisionEnv::local("/work", "/home/agent");
+    let id = |r: &str| {
+        r.trim_start_matches("Path::\"")
+            .trim_end_matches('"')
+            .to_string()
+    };
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for rule in k.effects().rules() {
+        for case in &rule.cases {
+            checked += 1;
+            let d = engine.decide(&case.script, &env);
+            let of = |mode: &str| -> Vec<String> {
+                d.facts
+                    .iter()
+                    .filter(|f| f.mode == mode)
+                    .map(|f| id(&f.resource))
+                    .collect()
+            };
+            let (reads, writes) = (of("implicit-read"), of("implicit-write"));
+            if reads != case.reads || writes != case.writes {
+                failures.push(format!(
+                    "`{}`: expected reads {:?} writes {:?}, got {reads:?} {writes:?}",
+                    case.script, case.reads, case.writes
+                ));
+            }
+        }
+    }
+    assert!(checked >= 60, "only {checked} effect cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Opening sessions: local is allowed; SSH and Docker only to what the operator lists in
 /// the target groups (patterns over target ids), and the strict set refuses root over SSH
 /// and attaching to running containers.

@@ -20,6 +20,7 @@ use thiserror::Error;
 /// The knowledge file as shipped.
 const PROGRAMS_TOML: &str = include_str!("../knowledge/programs.toml");
 const EXEC_OPTIONS_TOML: &str = include_str!("../knowledge/exec_options.toml");
+const EFFECTS_TOML: &str = include_str!("../knowledge/effects.toml");
 
 /// A property of a program that changes which words are paths, hosts or code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Deserialize)]
@@ -95,6 +96,9 @@ pub enum KnowledgeError {
     /// The exec-capable options do not load.
     #[error("exec-option knowledge (exec_options.toml): {0}")]
     ExecOptions(String),
+    /// The implicit effects do not load.
+    #[error("implicit-effect knowledge (effects.toml): {0}")]
+    Effects(String),
 }
 
 /// One example of an entry: a script and what must be extracted from it.
@@ -180,6 +184,8 @@ pub struct Catalog {
     recursive_flags: Vec<String>,
     /// Options whose value is a command the program runs.
     exec_options: crate::exec_options::ExecOptions,
+    /// Files programs read or write without naming them.
+    effects: crate::effects::Effects,
 }
 
 impl Catalog {
@@ -187,6 +193,11 @@ impl Catalog {
     /// (`knowledge/exec_options.toml`).
     pub fn exec_options(&self) -> &crate::exec_options::ExecOptions {
         &self.exec_options
+    }
+
+    /// Files programs read or write without naming them (`knowledge/effects.toml`).
+    pub fn effects(&self) -> &crate::effects::Effects {
+        &self.effects
     }
 
     /// Parses and checks a knowledge file.
@@ -253,6 +264,7 @@ impl Catalog {
             pattern_flags: file.pattern_flags,
             recursive_flags: file.recursive_flags,
             exec_options: Default::default(),
+            effects: Default::default(),
         })
     }
 
@@ -316,6 +328,7 @@ impl Catalog {
 static CATALOG: LazyLock<Result<Catalog, KnowledgeError>> = LazyLock::new(|| {
     let mut c = Catalog::from_toml(PROGRAMS_TOML)?;
     c.exec_options = crate::exec_options::ExecOptions::from_toml(EXEC_OPTIONS_TOML)?;
+    c.effects = crate::effects::Effects::from_toml(EFFECTS_TOML)?;
     Ok(c)
 });
 

@@ -83,6 +83,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/everyday.toml",
             include_str!("../default/cases/everyday.toml"),
         ),
+        (
+            "cases/implicit_effects.toml",
+            include_str!("../default/cases/implicit_effects.toml"),
+        ),
     ],
 };
 
