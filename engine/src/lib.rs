@@ -30,6 +30,7 @@
 
 pub mod cases;
 mod catalog;
+mod configured;
 mod context;
 mod decision;
 mod engine;

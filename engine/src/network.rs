@@ -33,7 +33,7 @@ fn default_port(scheme: &str) -> Option<i64> {
     })
 }
 
-fn from_url(word: &str) -> Option<Destination> {
+pub(crate) fn from_url(word: &str) -> Option<Destination> {
     let u = url::Url::parse(word).ok()?;
     let host = u
         .host_str()?
@@ -55,7 +55,7 @@ fn from_url(word: &str) -> Option<Destination> {
 }
 
 /// `[user@]host[:port]` without a scheme.
-fn from_host_word(word: &str, scheme: Option<&str>) -> Option<Destination> {
+pub(crate) fn from_host_word(word: &str, scheme: Option<&str>) -> Option<Destination> {
     let w = word.rsplit('@').next()?;
     let (host, port) = match w.rsplit_once(':') {
         Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
@@ -132,19 +132,6 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
             if is_url(candidate) {
                 if let Some(d) = from_url(candidate) {
                     push(d);
-                }
-            }
-        }
-    }
-    // Proxy options name a host too.
-    if matches!(prog, "curl" | "wget") {
-        let mut it = cmd.args.iter().peekable();
-        while let Some(a) = it.next() {
-            if matches!(a.value.as_str(), "-x" | "--proxy") {
-                if let Some(v) = it.peek() {
-                    if let Some(d) = from_url(&v.value).or_else(|| from_host_word(&v.value, None)) {
-                        push(d);
-                    }
                 }
             }
         }
@@ -254,6 +241,10 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
         if let Some(d) = dev_tcp(&r.target.value) {
             push(d);
         }
+    }
+    // Proxies, resolution overrides, jump hosts, registries, DNS servers.
+    for d in crate::configured::destinations(cmd, k) {
+        push(d);
     }
     out
 }

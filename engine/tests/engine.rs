@@ -66,6 +66,42 @@ fn knowledge_examples_hosts() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Every case of `knowledge/destinations.toml`: proxies, overrides, jump hosts, DNS servers.
+#[test]
+fn configured_destination_cases() {
+    use execkit_grammar::{knowledge::catalog, parse, ParseOptions};
+    let k = catalog().unwrap_or_else(|e| panic!("{e}"));
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in k.destinations().cases() {
+        checked += 1;
+        let script = parse(&case.script, &opts).unwrap_or_else(|e| panic!("{}: {e}", case.script));
+        let got: Vec<String> = script
+            .commands
+            .iter()
+            .flat_map(|c| execkit_engine::destinations(c, k))
+            .map(|d| match d.port {
+                Some(p) => format!("{}:{p}", d.host),
+                None => d.host,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut want = case.hosts.clone();
+        want.sort();
+        want.dedup();
+        if got != want {
+            failures.push(format!(
+                "`{}`: expected {:?}, got {got:?}",
+                case.script, case.hosts
+            ));
+        }
+    }
+    assert!(checked >= 30, "only {checked} destination cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Every case of `knowledge/effects.toml`: the implicit reads and writes become facts.
 #[test]
 fn implicit_effect_cases() {

@@ -21,6 +21,7 @@ use thiserror::Error;
 const PROGRAMS_TOML: &str = include_str!("../knowledge/programs.toml");
 const EXEC_OPTIONS_TOML: &str = include_str!("../knowledge/exec_options.toml");
 const EFFECTS_TOML: &str = include_str!("../knowledge/effects.toml");
+const DESTINATIONS_TOML: &str = include_str!("../knowledge/destinations.toml");
 
 /// A property of a program that changes which words are paths, hosts or code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Deserialize)]
@@ -99,6 +100,9 @@ pub enum KnowledgeError {
     /// The implicit effects do not load.
     #[error("implicit-effect knowledge (effects.toml): {0}")]
     Effects(String),
+    /// The destination knowledge does not load.
+    #[error("destination knowledge (destinations.toml): {0}")]
+    Destinations(String),
 }
 
 /// One example of an entry: a script and what must be extracted from it.
@@ -186,6 +190,8 @@ pub struct Catalog {
     exec_options: crate::exec_options::ExecOptions,
     /// Files programs read or write without naming them.
     effects: crate::effects::Effects,
+    /// Destinations set by options and environment variables.
+    destinations: crate::destinations::Destinations,
 }
 
 impl Catalog {
@@ -198,6 +204,12 @@ impl Catalog {
     /// Files programs read or write without naming them (`knowledge/effects.toml`).
     pub fn effects(&self) -> &crate::effects::Effects {
         &self.effects
+    }
+
+    /// Destinations set by options and environment variables
+    /// (`knowledge/destinations.toml`).
+    pub fn destinations(&self) -> &crate::destinations::Destinations {
+        &self.destinations
     }
 
     /// Parses and checks a knowledge file.
@@ -265,6 +277,7 @@ impl Catalog {
             recursive_flags: file.recursive_flags,
             exec_options: Default::default(),
             effects: Default::default(),
+            destinations: Default::default(),
         })
     }
 
@@ -329,6 +342,7 @@ static CATALOG: LazyLock<Result<Catalog, KnowledgeError>> = LazyLock::new(|| {
     let mut c = Catalog::from_toml(PROGRAMS_TOML)?;
     c.exec_options = crate::exec_options::ExecOptions::from_toml(EXEC_OPTIONS_TOML)?;
     c.effects = crate::effects::Effects::from_toml(EFFECTS_TOML)?;
+    c.destinations = crate::destinations::Destinations::from_toml(DESTINATIONS_TOML)?;
     Ok(c)
 });
 

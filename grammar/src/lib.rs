@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod command;
+pub mod destinations;
 pub mod effects;
 mod error;
 pub mod exec_options;

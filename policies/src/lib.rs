@@ -87,6 +87,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/implicit_effects.toml",
             include_str!("../default/cases/implicit_effects.toml"),
         ),
+        (
+            "cases/network_destinations.toml",
+            include_str!("../default/cases/network_destinations.toml"),
+        ),
     ],
 };
 
