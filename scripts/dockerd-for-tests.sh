@@ -38,7 +38,7 @@ root="$dir/rootfs"
 rm -rf "$root"
 mkdir -p "$root"/{bin,etc,tmp,proc,dev,sys,work,home/runner}
 chmod 1777 "$root/tmp"
-progs=(bash sh ls cat echo env id mkdir rm sleep head tail grep sed wc touch printf true false kill ps readlink stat mkfifo chmod cp mv tr cut sort uname pwd dd yes seq timeout)
+progs=(bash sh ls cat echo env id mkdir rm sleep head tail grep sed wc touch printf true false kill ps readlink stat mkfifo chmod cp mv tr cut sort uname pwd dd yes seq timeout ln realpath)
 for p in "${progs[@]}"; do
   src="$(type -P "$p" || true)"
   [ -n "$src" ] || continue

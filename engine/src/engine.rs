@@ -221,9 +221,21 @@ impl Engine {
         }
     }
 
+    /// The literal paths `command`'s facts name (exact paths, and the directories that
+    /// bound globs), for a live session to resolve through symlinks on the target before
+    /// deciding ([`DecisionEnv::real_paths`]). Empty when the command does not parse.
+    pub fn paths_to_resolve(&self, command: &str, env: &DecisionEnv) -> Vec<String> {
+        let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
+        let Ok(script) = parse(command, &opts) else {
+            return Vec::new();
+        };
+        facts::literal_paths(&facts::extract(&script, &env.home, self.knowledge))
+    }
+
     /// Authorizes an already parsed script.
     pub fn decide_script(&self, script: &execkit_grammar::Script, env: &DecisionEnv) -> Decision {
-        let facts = facts::extract(script, &env.home, self.knowledge);
+        let mut facts = facts::extract(script, &env.home, self.knowledge);
+        facts::add_real_paths(&mut facts, script, &env.real_paths);
         let mut builder = RequestBuilder::new(self, env);
         let mut out = Vec::with_capacity(facts.len());
         for f in &facts {

@@ -84,6 +84,86 @@ pub(crate) struct Fact {
     pub raw: String,
 }
 
+/// The exact paths and glob-bounding directories of path facts, and the directory of
+/// each exact path (for programs that act on a symlink itself), deduplicated.
+pub(crate) fn literal_paths(facts: &[Fact]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |p: &str| {
+        if !out.iter().any(|o| o == p) {
+            out.push(p.to_string());
+        }
+    };
+    for f in facts {
+        match &f.target {
+            Target::Path(PathRef::Exact(p)) => {
+                add(p);
+                if let Some((parent, _)) = p.rsplit_once('/') {
+                    add(if parent.is_empty() { "/" } else { parent });
+                }
+            }
+            Target::Path(PathRef::Under(p)) => add(p),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Programs that act on a symlink itself, not on what it points to (`rm link`): for them
+/// only the directories leading to the last name are resolved, unless the word ends in `/`.
+const ACT_ON_LINKS: [&str; 5] = ["rm", "unlink", "mv", "ln", "readlink"];
+
+/// For each path fact whose path really lies elsewhere (a symlink on the way), the same
+/// fact at the real path, so that both places are judged.
+pub(crate) fn add_real_paths(
+    facts: &mut Vec<Fact>,
+    script: &Script,
+    real: &std::collections::BTreeMap<String, String>,
+) {
+    if real.is_empty() {
+        return;
+    }
+    let real_of = |p: &str, on_link: bool| -> Option<String> {
+        if !on_link {
+            return real.get(p).cloned();
+        }
+        let (parent, name) = p.rsplit_once('/')?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let dir = real.get(parent)?;
+        Some(format!("{}/{name}", dir.trim_end_matches('/')))
+    };
+    let mut extra = Vec::new();
+    for f in facts.iter() {
+        let on_link = f.action == Action::PathArg
+            && !f.raw.ends_with('/')
+            && script
+                .commands
+                .get(f.cmd)
+                .is_some_and(|c| ACT_ON_LINKS.contains(&c.program.base_name()));
+        let moved = match &f.target {
+            Target::Path(PathRef::Exact(p)) => real_of(p, on_link).map(PathRef::Exact),
+            Target::Path(PathRef::Under(p)) => real.get(p).cloned().map(PathRef::Under),
+            _ => None,
+        };
+        if let Some(target) = moved {
+            let mut g = f.clone();
+            g.raw = format!("{} (really {})", f.raw, target_text(&target));
+            g.target = Target::Path(target);
+            if g.target != f.target && !facts.contains(&g) && !extra.contains(&g) {
+                extra.push(g);
+            }
+        }
+    }
+    facts.extend(extra);
+}
+
+fn target_text(p: &PathRef) -> String {
+    match p {
+        PathRef::Exact(p) => p.clone(),
+        PathRef::Under(p) => format!("{p}/*"),
+        PathRef::Anywhere => "*".into(),
+    }
+}
+
 /// A path of `knowledge/effects.toml` as a fact: `~/` is `home`, `{cwd}` the command's
 /// directory (anywhere when unknown), and a `*` means anything below the directory before
 /// it.

@@ -44,6 +44,7 @@ mod disk;
 pub mod docker;
 mod frame;
 pub mod known_hosts;
+mod live_paths;
 pub mod oracle;
 mod procs;
 mod remote;

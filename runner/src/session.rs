@@ -424,9 +424,21 @@ impl Session {
     /// The policy decision for a command in this session's current state, without running it.
     pub async fn decide(&self, command: &str) -> Decision {
         let cwd = self.cwd().await;
-        self.config
-            .engine
-            .decide(command, &self.decision_env(&cwd, None))
+        let env = self.live_env(command, self.decision_env(&cwd, None)).await;
+        self.config.engine.decide(command, &env)
+    }
+
+    /// `env` with the real locations (through symlinks, on the target) of the paths the
+    /// command names.
+    async fn live_env(&self, command: &str, mut env: DecisionEnv) -> DecisionEnv {
+        let paths = self.config.engine.paths_to_resolve(command, &env);
+        env.real_paths = match &self.origin {
+            Origin::Local => crate::live_paths::local(&paths),
+            Origin::Remote { control, .. } => {
+                crate::live_paths::remote(&current(control), &paths).await
+            }
+        };
+        env
     }
 
     /// `text` with this session's redaction applied (known secrets and secret rules), for
@@ -577,10 +589,10 @@ impl Session {
         }
         let cwd = st.cwd.clone();
         let approver = approval.map(|a| a.approver.as_str());
-        let decision = self
-            .config
-            .engine
-            .decide(command, &self.decision_env(&cwd, approver));
+        let env = self
+            .live_env(command, self.decision_env(&cwd, approver))
+            .await;
+        let decision = self.config.engine.decide(command, &env);
         let redact = |t: &str| self.protector.redact_text(t).text;
         let mut record =
             crate::audit_record::decision_record(self.who(), command, &cwd, &decision, &redact);

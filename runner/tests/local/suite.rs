@@ -389,6 +389,71 @@ async fn the_default_policies_deny_paths_into_descriptors_on_every_transport() {
     }
 }
 
+/// Live-session truth: a workspace symlink to `/etc` is judged where it leads, on every
+/// transport (over SSH and Docker no sandbox would stop the read otherwise).
+#[tokio::test]
+async fn symlinks_are_judged_where_they_lead_on_every_transport() {
+    let engine = default_policies_with_test_hosts();
+    let ws = Workspace::new("live-symlinks");
+    let mut sessions = vec![(
+        "local",
+        config(&ws, engine.clone(), Profile::Workspace)
+            .local()
+            .await
+            .unwrap(),
+    )];
+    let config = || Session::builder().engine(engine.clone()).build().unwrap();
+    if let Some((t, s)) = ssh_fixture() {
+        sessions.push(("ssh", Session::ssh(&t, &s, config()).await.unwrap()));
+    }
+    if let Some(s) = docker_fixture() {
+        let target = DockerTarget::Image("execkit-test:latest".into());
+        sessions.push((
+            "docker",
+            Session::docker(&target, &s, config()).await.unwrap(),
+        ));
+    }
+    for (name, s) in sessions {
+        // Somewhere the agent may write: the workspace (local), the home (ssh), /tmp (the
+        // container's root is read-only).
+        let link = if name == "docker" {
+            "/tmp/ek-cfg"
+        } else {
+            "ek-cfg"
+        };
+        let r = s
+            .exec(&format!("rm -f {link} && ln -s /etc {link}"))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
+        // Lexically this is a file the agent may read; really it is /etc/shadow.
+        let d = s.decide(&format!("cat {link}/shadow")).await;
+        assert_eq!(d.verdict, execkit_runner::Verdict::Deny, "{name}");
+        assert!(
+            d.blocking_policy_ids().contains(&"deny-credential-files"),
+            "{name}: {:?}",
+            d.blocking_policy_ids()
+        );
+        match s.exec(&format!("cat {link}/shadow")).await {
+            Err(ExecError::Denied(_)) => {}
+            other => panic!("{name}: the read through the symlink ran: {other:?}"),
+        }
+        // The same symlink to a file anyone may read stays usable.
+        let d = s.decide(&format!("cat {link}/hostname")).await;
+        assert_eq!(
+            d.verdict,
+            execkit_runner::Verdict::Allow,
+            "{name}: {:?}",
+            d.facts
+        );
+        // Removing the link acts on the link, not on /etc.
+        s.exec(&format!("rm -f {link}"))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        s.close().await;
+    }
+}
+
 /// A container without bash is refused unless the operator allows `sh`; then the same
 /// framing holds under dash (forged markers, background output, timeouts), with what is
 /// lost said in the session's notes.
