@@ -103,6 +103,11 @@ pub struct DecisionEnv {
     /// symlinks, on the target) differs, as found by the runner just before deciding.
     /// Each such path is judged at both places. Empty in a dry run.
     pub real_paths: std::collections::BTreeMap<String, String>,
+    /// Live-session truth: program names that the session's real `PATH` resolves to a file
+    /// outside the system's directories (the workspace, home, /tmp), by name. Such a
+    /// program is judged as that file (`path:/work/node_modules/.bin/jest`). Empty in a
+    /// dry run.
+    pub real_programs: std::collections::BTreeMap<String, String>,
 }
 
 impl DecisionEnv {
@@ -116,6 +121,7 @@ impl DecisionEnv {
             workspace: ws,
             home: execkit_grammar::resolve_path("/", home),
             real_paths: Default::default(),
+            real_programs: Default::default(),
         }
     }
 }

@@ -34,6 +34,34 @@ type Partition = (Vec<usize>, HashMap<EntityUid, Vec<usize>>);
 /// The parts of one Cedar request.
 type RequestParts = (EntityUid, EntityUid, EntityUid, Context);
 
+/// What a live session looks up before a decision ([`Engine::live_queries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveQueries {
+    /// Absolute lexical paths (and their directories) to resolve through symlinks.
+    pub paths: Vec<String>,
+    /// Program names (not builtins) to resolve through the shell's PATH.
+    pub programs: Vec<String>,
+    /// Workspace directories the command's own `PATH=DIR:$PATH` assignments add: to be
+    /// searched before the shell's PATH.
+    pub path_dirs: Vec<String>,
+}
+
+/// `script` with each program the session's PATH resolves elsewhere named by its file.
+fn with_real_programs(
+    script: &execkit_grammar::Script,
+    real: &std::collections::BTreeMap<String, String>,
+) -> execkit_grammar::Script {
+    let mut s = script.clone();
+    for c in &mut s.commands {
+        if let execkit_grammar::Program::Literal(n) = &c.program {
+            if let Some(p) = real.get(n) {
+                c.program = execkit_grammar::Program::Path(p.clone());
+            }
+        }
+    }
+    s
+}
+
 /// A loaded, validated policy set ready to decide.
 pub struct Engine {
     loaded: Loaded,
@@ -221,19 +249,54 @@ impl Engine {
         }
     }
 
-    /// The literal paths `command`'s facts name (exact paths, and the directories that
-    /// bound globs), for a live session to resolve through symlinks on the target before
-    /// deciding ([`DecisionEnv::real_paths`]). Empty when the command does not parse.
-    pub fn paths_to_resolve(&self, command: &str, env: &DecisionEnv) -> Vec<String> {
+    /// What a live session should look up on its target before deciding `command`: the
+    /// literal paths its facts name (resolved through symlinks into
+    /// [`DecisionEnv::real_paths`]) and the program names it runs that are not builtins
+    /// (resolved through the shell's PATH into [`DecisionEnv::real_programs`]). Empty when
+    /// the command does not parse.
+    pub fn live_queries(&self, command: &str, env: &DecisionEnv) -> LiveQueries {
         let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
         let Ok(script) = parse(command, &opts) else {
-            return Vec::new();
+            return LiveQueries::default();
         };
-        facts::literal_paths(&facts::extract(&script, &env.home, self.knowledge))
+        let mut programs: Vec<String> = Vec::new();
+        let mut path_dirs: Vec<String> = Vec::new();
+        for c in &script.commands {
+            let here = c.cwd.primary().unwrap_or(env.workspace.as_str());
+            for a in c.env.iter().filter(|a| a.name == "PATH") {
+                let dirs =
+                    crate::path_var::workspace_dirs(&a.value.raw, here, &env.home, &env.workspace);
+                for d in dirs.into_iter().flatten() {
+                    if !path_dirs.contains(&d) {
+                        path_dirs.push(d);
+                    }
+                }
+            }
+            if let execkit_grammar::Program::Literal(n) = &c.program {
+                let builtin = self
+                    .knowledge
+                    .has(n, execkit_grammar::knowledge::Trait::Builtin);
+                if !builtin && !programs.contains(n) {
+                    programs.push(n.clone());
+                }
+            }
+        }
+        LiveQueries {
+            paths: facts::literal_paths(&facts::extract(&script, &env.home, self.knowledge)),
+            programs,
+            path_dirs,
+        }
     }
 
     /// Authorizes an already parsed script.
     pub fn decide_script(&self, script: &execkit_grammar::Script, env: &DecisionEnv) -> Decision {
+        let resolved;
+        let script = if env.real_programs.is_empty() {
+            script
+        } else {
+            resolved = with_real_programs(script, &env.real_programs);
+            &resolved
+        };
         let mut facts = facts::extract(script, &env.home, self.knowledge);
         facts::add_real_paths(&mut facts, script, &env.real_paths);
         let mut builder = RequestBuilder::new(self, env);
@@ -930,7 +993,26 @@ impl<'e> RequestBuilder<'e> {
                     .map(|a| a.value.as_str())
                     .collect::<Vec<_>>()
                     .join(" ");
-                let env_names: BTreeSet<String> = cmd.env.iter().map(|a| a.name.clone()).collect();
+                let ws = &self.env.workspace;
+                let here = cmd.cwd.primary().unwrap_or(ws.as_str());
+                let env_names: BTreeSet<String> = cmd
+                    .env
+                    .iter()
+                    .map(|a| {
+                        let safe = a.name == "PATH"
+                            && crate::path_var::adds_only_workspace_dirs(
+                                &a.value.raw,
+                                here,
+                                &self.env.home,
+                                ws,
+                            );
+                        if safe {
+                            "PATH+workspace".to_string()
+                        } else {
+                            a.name.clone()
+                        }
+                    })
+                    .collect();
                 let redirects: BTreeSet<String> = cmd
                     .redirects
                     .iter()

@@ -91,6 +91,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/network_destinations.toml",
             include_str!("../default/cases/network_destinations.toml"),
         ),
+        (
+            "cases/live_truth.toml",
+            include_str!("../default/cases/live_truth.toml"),
+        ),
     ],
 };
 

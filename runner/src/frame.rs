@@ -15,7 +15,9 @@
 //! functions and aliases in the session. When the command is over, `__ek_after` prints an
 //! *ask* marker on stdout (`\n\x1fEK<token>:ask:<seq>\n`) and blocks reading a line from
 //! stdin. Only then does the server mint a fresh 128-bit nonce and send it; the shell
-//! ends stdout with `\n\x1fEK<nonce>:end:<status>:<cwd>\n\x1fEK<nonce>:fin\n` and stderr
+//! ends stdout with `\n\x1fEK<nonce>:end:<status>:<len>:<PATH>:<cwd>\n\x1fEK<nonce>:fin\n`
+//! (the shell's `PATH` after the command, prefixed by its length in bytes so that any
+//! bytes in it parse unambiguously) and stderr
 //! with `\n\x1fEK<nonce>:end\n`.
 //!
 //! The nonce does not exist while the command runs: it is in no variable, file, argument
@@ -85,12 +87,12 @@ pub fn init_script(token: &str, dialect: Dialect) -> String {
         concat!(
             "set +o history 2>/dev/null; unset HISTFILE; set -m; shopt -s expand_aliases; trap '' INT\n",
             "__ek_after() {{\n",
-            "  local __ek_s=$1 __ek_n\n",
+            "  local __ek_s=$1 __ek_n LC_ALL=C\n",
             "  trap '' INT\n",
             "  [[ $__ek_i == 1 ]] && __ek_s=130\n",
             "  builtin printf '\\n\\037EK%s:ask:%s\\n' '{token}' \"$2\"\n",
             "  IFS= builtin read -r __ek_n || builtin exit 97\n",
-            "  builtin printf '\\n\\037EK%s:end:%s:' \"$__ek_n\" \"$__ek_s\"\n",
+            "  builtin printf '\\n\\037EK%s:end:%s:%s:%s:' \"$__ek_n\" \"$__ek_s\" \"${{#PATH}}\" \"$PATH\"\n",
             "  builtin pwd -P 2>/dev/null || builtin printf '\\n'\n",
             "  builtin printf '\\037EK%s:fin\\n' \"$__ek_n\"\n",
             "  builtin printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
@@ -114,7 +116,7 @@ fn posix_init_script(token: &str) -> String {
             "  [ \"$__ek_i\" = 1 ] && __ek_s=130\n",
             "  command printf '\\n\\037EK%s:ask:%s\\n' '{token}' \"$2\"\n",
             "  IFS= command read -r __ek_n || exit 97\n",
-            "  command printf '\\n\\037EK%s:end:%s:' \"$__ek_n\" \"$__ek_s\"\n",
+            "  command printf '\\n\\037EK%s:end:%s:%s:%s:' \"$__ek_n\" \"$__ek_s\" \"${{#PATH}}\" \"$PATH\"\n",
             "  command pwd -P 2>/dev/null || command printf '\\n'\n",
             "  command printf '\\037EK%s:fin\\n' \"$__ek_n\"\n",
             "  command printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",

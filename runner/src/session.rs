@@ -66,6 +66,8 @@ pub struct Session {
     /// The cwd as last reported, readable while a command runs (the state lock is held
     /// for a command's whole run).
     last_cwd: std::sync::Mutex<String>,
+    /// The shell's PATH as its last command left it (reported by the framing).
+    last_path: std::sync::Mutex<Option<String>>,
 }
 
 /// Where a session's shell runs.
@@ -229,6 +231,7 @@ impl Session {
             tmp,
             running: Arc::new(Running::default()),
             last_cwd: std::sync::Mutex::new(workspace.display().to_string()),
+            last_path: std::sync::Mutex::new(Some(crate::config::DEFAULT_PATH.to_string())),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -371,6 +374,7 @@ impl Session {
             tmp: PathBuf::new(),
             running: Arc::new(Running::default()),
             last_cwd: std::sync::Mutex::new(start.clone()),
+            last_path: std::sync::Mutex::new(None),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -431,14 +435,62 @@ impl Session {
     /// `env` with the real locations (through symlinks, on the target) of the paths the
     /// command names.
     async fn live_env(&self, command: &str, mut env: DecisionEnv) -> DecisionEnv {
-        let paths = self.config.engine.paths_to_resolve(command, &env);
-        env.real_paths = match &self.origin {
-            Origin::Local => crate::live_paths::local(&paths),
+        let q = self.config.engine.live_queries(command, &env);
+        let shell_path = self.state_path().await;
+        // The command's own `PATH=WORKSPACE_DIR:$PATH` comes first.
+        let path_var = match (q.path_dirs.is_empty(), shell_path) {
+            (true, p) => p,
+            (false, p) => Some(format!(
+                "{}:{}",
+                q.path_dirs.join(":"),
+                p.unwrap_or_else(|| crate::config::DEFAULT_PATH.to_string())
+            )),
+        };
+        let cwd = env.cwd.clone().unwrap_or_else(|| env.workspace.clone());
+        let (paths, programs) = match &self.origin {
+            Origin::Local => (
+                crate::live_paths::local(&q.paths),
+                crate::live_paths::local_programs(&q.programs, path_var.as_deref(), &cwd),
+            ),
             Origin::Remote { control, .. } => {
-                crate::live_paths::remote(&current(control), &paths).await
+                crate::live_paths::remote(
+                    &current(control),
+                    &q.paths,
+                    &q.programs,
+                    path_var.as_deref(),
+                    &cwd,
+                )
+                .await
             }
         };
+        env.real_paths = paths;
+        // Programs found outside the system's directories (the workspace, home, /tmp) are
+        // judged as the files they are: workspace code, not the trusted tool of that name.
+        let untrusted = [
+            env.workspace.as_str(),
+            env.home.as_str(),
+            "/tmp",
+            "/var/tmp",
+            "/dev/shm",
+        ];
+        env.real_programs = programs
+            .into_iter()
+            .filter(|(_, p)| {
+                untrusted
+                    .iter()
+                    .any(|d| p == d || p.starts_with(&format!("{}/", d.trim_end_matches('/'))))
+            })
+            .collect();
         env
+    }
+
+    /// The shell's PATH as the last command left it (`None` before the first command
+    /// over SSH or Docker: then the target's login PATH).
+    async fn state_path(&self) -> Option<String> {
+        self.last_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// `text` with this session's redaction applied (known secrets and secret rules), for
@@ -651,6 +703,9 @@ impl Session {
         if let Some(c) = run.cwd {
             self.set_cwd(&mut st, c);
         }
+        if let Some(p) = run.path {
+            *self.last_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        }
         if let Some(why) = run.shell_gone {
             if let Some(mut sh) = st.shell.take() {
                 sh.kill_all();
@@ -752,6 +807,10 @@ impl Session {
         st.closed = false;
         let ws = self.config.workspace.display().to_string();
         self.set_cwd(&mut st, ws);
+        *self.last_path.lock().unwrap_or_else(|e| e.into_inner()) = match self.origin {
+            Origin::Local => Some(crate::config::DEFAULT_PATH.to_string()),
+            Origin::Remote { .. } => None,
+        };
         Ok(())
     }
 
@@ -884,6 +943,12 @@ struct Run<'a> {
     fin_needle: Vec<u8>,
 }
 
+/// The bytes before the first `:` and those after it.
+fn split_at_colon(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = memchr::memchr(b':', b)?;
+    Some((&b[..at], &b[at + 1..]))
+}
+
 /// Output held after an unconfirmed ask marker before it is taken as the command's own.
 const PENDING_LIMIT: usize = 1 << 20;
 
@@ -893,6 +958,8 @@ struct Outcome {
     err: StreamProtector,
     exit_code: Option<i32>,
     cwd: Option<String>,
+    /// The shell's PATH after the command.
+    path: Option<String>,
     timed_out: bool,
     cancelled: bool,
     shell_gone: Option<String>,
@@ -921,6 +988,7 @@ impl<'a> Run<'a> {
                 err,
                 exit_code: None,
                 cwd: None,
+                path: None,
                 timed_out: false,
                 cancelled: false,
                 shell_gone: None,
@@ -1264,16 +1332,33 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// `<status>:<cwd>\n` from the end marker.
+    /// `<status>:<len>:<PATH>:<cwd>\n` from the end marker. The PATH is taken by its
+    /// length, so no byte in it can shift the fields; a body that does not fit the shape
+    /// leaves cwd and PATH as they were.
     fn parse_end(&mut self, body: &[u8]) {
-        let text = String::from_utf8_lossy(body);
-        let (status, cwd) = text.split_once(':').unwrap_or((&text, ""));
-        if let Ok(code) = status.trim().parse::<i32>() {
+        let Some((status, rest)) = split_at_colon(body) else {
+            return;
+        };
+        if let Ok(code) = String::from_utf8_lossy(status).trim().parse::<i32>() {
             self.res.exit_code = Some(code);
         }
-        let cwd = cwd.strip_suffix('\n').unwrap_or(cwd);
+        let Some((len, rest)) = split_at_colon(rest) else {
+            return;
+        };
+        let Some(len) = std::str::from_utf8(len)
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+        else {
+            return;
+        };
+        let (Some(path), Some(b':')) = (rest.get(..len), rest.get(len).copied()) else {
+            return;
+        };
+        let cwd = &rest[len + 1..];
+        let cwd = cwd.strip_suffix(b"\n").unwrap_or(cwd);
+        self.res.path = Some(String::from_utf8_lossy(path).into_owned());
         if !cwd.is_empty() {
-            self.res.cwd = Some(cwd.to_string());
+            self.res.cwd = Some(String::from_utf8_lossy(cwd).into_owned());
         }
     }
 

@@ -454,6 +454,69 @@ async fn symlinks_are_judged_where_they_lead_on_every_transport() {
     }
 }
 
+/// Live-session truth: a program is judged as the file the shell's real PATH finds. A
+/// project's own tool directory put first (`PATH="$PWD/tbin:$PATH"`) is allowed, and then
+/// `ls` there is workspace code, not the trusted `ls`; a PATH entry outside the workspace
+/// stays forbidden.
+#[tokio::test]
+async fn programs_are_judged_as_the_file_the_real_path_finds() {
+    let engine = default_policies_with_test_hosts();
+    let ws = Workspace::new("live-path");
+    let mut sessions = vec![(
+        "local",
+        config(&ws, engine.clone(), Profile::Workspace)
+            .local()
+            .await
+            .unwrap(),
+    )];
+    let config = || Session::builder().engine(engine.clone()).build().unwrap();
+    if let Some((t, s)) = ssh_fixture() {
+        sessions.push(("ssh", Session::ssh(&t, &s, config()).await.unwrap()));
+    }
+    for (name, s) in sessions {
+        let setup = "rm -rf tbin && mkdir tbin && printf '#!/bin/sh\\necho fake ls\\n' > tbin/ls && chmod +x tbin/ls";
+        let r = s
+            .exec(setup)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
+        let cwd = s.cwd().await;
+        let fake = format!("path:{cwd}/tbin/ls");
+        let runs = |d: &execkit_runner::Decision| -> Vec<String> {
+            d.facts
+                .iter()
+                .filter(|f| f.action == execkit_engine::Action::Exec)
+                .map(|f| f.program.clone())
+                .collect()
+        };
+        // Before: the trusted ls.
+        assert_eq!(runs(&s.decide("ls").await), ["ls"], "{name}");
+        // The command's own PATH prefix: judged as the workspace file.
+        let d = s.decide("PATH=\"$PWD/tbin:$PATH\" ls").await;
+        assert_eq!(
+            d.verdict,
+            execkit_runner::Verdict::Allow,
+            "{name}: {:?}",
+            d.facts
+        );
+        assert!(runs(&d).contains(&fake), "{name}: {:?}", runs(&d));
+        // Exported: the shell reports its PATH after the command, later commands see it.
+        let r = s
+            .exec("export PATH=\"$PWD/tbin:$PATH\"")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.exit_code, Some(0), "{name}");
+        assert_eq!(runs(&s.decide("ls -la").await), [fake.clone()], "{name}");
+        let r = s.exec("ls").await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.stdout.trim(), "fake ls", "{name}");
+        // A directory outside the workspace in front of PATH is still refused.
+        let d = s.decide("export PATH=/tmp/evil:$PATH").await;
+        assert_eq!(d.verdict, execkit_runner::Verdict::Deny, "{name}");
+        s.exec("rm -rf tbin").await.unwrap();
+        s.close().await;
+    }
+}
+
 /// A container without bash is refused unless the operator allows `sh`; then the same
 /// framing holds under dash (forged markers, background output, timeouts), with what is
 /// lost said in the session's notes.
