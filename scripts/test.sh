@@ -143,3 +143,15 @@ echo "==> execkit-mcp driven by the MCP Inspector CLI (Node 22)"
 INSPECT_WS="$(mktemp -d)"
 PATH="$NODE22:$PATH" python3 tests/inspector/test_inspector.py "$INSPECTOR" "$CARGO_TARGET_DIR/debug/execkit-mcp" "$INSPECT_WS"
 rm -rf "$INSPECT_WS"
+echo "==> the exec oracle's CLI on one command (bwrap + strace)"
+"$CARGO_TARGET_DIR/debug/execkit" policy trace --quiet -- "git -c alias.x='!touch /tmp/ek-oracle' x"
+echo "==> cargo fuzz: every target for ${FUZZ_SECONDS:-60}s on its committed corpus"
+if rustup toolchain list 2>/dev/null | grep -q nightly; then
+  scripts/fuzz.sh
+elif [ "${CI:-}" = true ]; then
+  echo "==> installing the nightly toolchain for cargo fuzz"
+  rustup toolchain install nightly --profile minimal
+  scripts/fuzz.sh
+else
+  echo "skipping cargo fuzz: no nightly toolchain"
+fi

@@ -373,13 +373,16 @@ impl AnsiStripper {
             },
             'G' => self.cursor = self.char_offset(n.max(1) - 1),
             'D' => {
-                for _ in 0..n.max(1) {
+                // Never more steps than there are chars to step over: `CSI 99999999999999 D`
+                // must not spin (found by the ansi_strip fuzz target).
+                let chars_before = self.line[..self.cursor].chars().count();
+                for _ in 0..n.max(1).min(chars_before) {
                     self.back_one();
                 }
             }
             'C' => {
                 let chars_before = self.line[..self.cursor].chars().count();
-                self.cursor = self.char_offset(chars_before + n.max(1));
+                self.cursor = self.char_offset(chars_before.saturating_add(n.max(1)));
             }
             _ => {}
         }

@@ -539,3 +539,12 @@ fn value_gate_examples_hold() {
         assert_eq!(redacted, ex.secret, "{:?} -> {:?}", ex.line, out.text);
     }
 }
+
+/// Regression (ansi_strip fuzz target): a cursor movement by an absurd count must neither
+/// spin nor overflow; the text around it is kept.
+#[test]
+fn huge_cursor_movements_are_cheap() {
+    let input = b"abc\x1b[99999999999999999D\x1b[18446744073709551615Cxyz\x1b[222222D!\n";
+    // Before the fix this call did not return (10^17 single steps).
+    assert_eq!(execkit_protect::strip_ansi(input), "!bcxyz\n");
+}

@@ -253,6 +253,28 @@ impl Splitter {
     }
 }
 
+/// Feeds `chunks` to a [`Splitter`] for `needle` and returns the data before the first
+/// needle, or `None` if there is none (for the framing fuzz target, which compiles this
+/// file on its own, and the tests).
+#[allow(dead_code)]
+pub fn first_marker<'a>(
+    needle: &[u8],
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Option<Vec<u8>> {
+    let mut s = Splitter::new(needle.to_vec());
+    let mut data = Vec::new();
+    for c in chunks {
+        match s.push(c) {
+            Split::Data(d) => data.extend(d),
+            Split::Found { before, .. } => {
+                data.extend(before);
+                return Some(data);
+            }
+        }
+    }
+    None
+}
+
 fn longest_prefix_suffix(hay: &[u8], needle: &[u8]) -> usize {
     let max = needle.len().saturating_sub(1).min(hay.len());
     (1..=max)
@@ -275,6 +297,20 @@ mod tests {
     #[test]
     fn single_quote_survives_quotes() {
         assert_eq!(single_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn first_marker_agrees_with_a_plain_search_for_every_chunk_size() {
+        let input = b"abc\n\x1fEKn:end:tail \n\x1fEKn:end: again";
+        let needle = b"\n\x1fEKn:end:";
+        for step in 1..input.len() {
+            assert_eq!(
+                first_marker(needle, input.chunks(step)).as_deref(),
+                Some(&b"abc"[..]),
+                "step {step}"
+            );
+        }
+        assert_eq!(first_marker(needle, [&b"no marker"[..]]), None);
     }
 
     #[test]

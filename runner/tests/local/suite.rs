@@ -506,7 +506,11 @@ async fn programs_are_judged_as_the_file_the_real_path_finds() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.exit_code, Some(0), "{name}");
-        assert_eq!(runs(&s.decide("ls -la").await), std::slice::from_ref(&fake), "{name}");
+        assert_eq!(
+            runs(&s.decide("ls -la").await),
+            std::slice::from_ref(&fake),
+            "{name}"
+        );
         let r = s.exec("ls").await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.stdout.trim(), "fake ls", "{name}");
         // A directory outside the workspace in front of PATH is still refused.

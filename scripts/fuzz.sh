@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target for a bounded time (FUZZ_SECONDS, default 60) on a copy of
+# its committed corpus (fuzz/corpus/<target>), and prints executions and coverage. A crash
+# fails the run; libFuzzer leaves the input under fuzz/artifacts/<target>/ to turn into a
+# regression test. Needs the nightly toolchain and cargo-fuzz (installed when missing).
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+secs="${FUZZ_SECONDS:-60}"
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/execkit-fuzz}"
+targets=(decide redact_chunks ansi_strip audit_verify frame_split)
+cargo +nightly fuzz build 2>&1 | tail -1
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+for t in "${targets[@]}"; do
+  cp -r "corpus/$t" "$work/$t"
+  log="$work/$t.log"
+  if ! cargo +nightly fuzz run "$t" "$work/$t" -- -max_total_time="$secs" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    echo "fuzz target $t FAILED:" >&2
+    tail -40 "$log" >&2
+    exit 1
+  fi
+  runs="$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')"
+  cov="$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo '?')"
+  echo "fuzz $t: $runs executions in ${secs}s, coverage $cov edges, corpus $(ls "$work/$t" | wc -l) inputs"
+done
