@@ -9,14 +9,14 @@ secs="${FUZZ_SECONDS:-60}"
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/execkit-fuzz}"
-targets=(decide redact_chunks ansi_strip audit_verify frame_split)
+targets=(decide redact_chunks ansi_strip audit_verify frame_split exec_oracle)
 cargo +nightly fuzz build 2>&1 | tail -1
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for t in "${targets[@]}"; do
   cp -r "corpus/$t" "$work/$t"
   log="$work/$t.log"
-  if ! cargo +nightly fuzz run "$t" "$work/$t" -- -max_total_time="$secs" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+  if ! cargo +nightly fuzz run "$t" "$work/$t" -- -max_total_time="$secs" -timeout=30 -print_final_stats=1 >"$log" 2>&1; then
     echo "fuzz target $t FAILED:" >&2
     tail -40 "$log" >&2
     exit 1

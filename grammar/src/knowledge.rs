@@ -358,8 +358,18 @@ pub fn catalog() -> Result<&'static Catalog, KnowledgeError> {
     CATALOG.as_ref().map_err(Clone::clone)
 }
 
-/// True if `word` is a URL (`scheme://...`).
+/// True if `word` is a URL (`scheme://...`, or a special scheme such as `https:` however
+/// many slashes follow it).
 pub fn is_url(word: &str) -> bool {
+    // The special schemes parse leniently (`https:/host`, `https:host`, `https:\\host` all
+    // reach `host`: found by the exec-oracle fuzz target), so any of them counts.
+    let lower = word.get(..6).unwrap_or(word).to_ascii_lowercase();
+    if ["http:", "https:", "ftp:", "ws:", "wss:"]
+        .iter()
+        .any(|s| lower.starts_with(s))
+    {
+        return true;
+    }
     let Some(i) = word.find("://") else {
         return false;
     };

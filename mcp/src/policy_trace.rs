@@ -5,7 +5,7 @@ use crate::policy_cmd::engine_for;
 use anyhow::Context as _;
 use clap::Args;
 use execkit_engine::{DecisionEnv, Verdict};
-use execkit_runner::oracle::{Oracle, Report};
+use execkit_oracle::{Oracle, Report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

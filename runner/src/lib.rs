@@ -45,7 +45,6 @@ pub mod docker;
 mod frame;
 pub mod known_hosts;
 mod live_paths;
-pub mod oracle;
 mod procs;
 mod remote;
 mod remote_limits;

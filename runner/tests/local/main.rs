@@ -7,7 +7,6 @@ mod common;
 mod docker_connect;
 mod lifecycle;
 mod limits;
-mod oracle;
 mod remote_sessions;
 mod sandbox;
 mod session_state;
