@@ -137,6 +137,72 @@ pub struct CommandRecord {
     pub redactions: RedactionCounts,
 }
 
+/// One event of a background process (`Session::spawn`). Input is recorded by size only:
+/// what an agent types into a REPL may hold anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    /// The session and its principals.
+    #[serde(flatten)]
+    pub who: Who,
+    /// The process id (`p-…`).
+    pub process: String,
+    /// What happened.
+    pub event: ProcessEvent,
+}
+
+/// What happened to a background process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProcessEvent {
+    /// It started (after its decision record allowed it).
+    Started {
+        /// The command (redacted).
+        command: String,
+        /// Where it started (redacted).
+        cwd: String,
+        /// The agent's name for it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Its process group, when seen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pgid: Option<i32>,
+    },
+    /// Bytes written to its stdin (size only).
+    Input {
+        /// Bytes written.
+        bytes: u64,
+        /// Stdin is closed now.
+        closed: bool,
+    },
+    /// A signal sent to its group.
+    Signal {
+        /// `TERM`, `KILL`, ….
+        signal: String,
+    },
+    /// It exited.
+    Exited {
+        /// Its status (128 + N for signal N); none when the group was killed outright.
+        exit_code: Option<i32>,
+        /// The signal that ended it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+        /// Run time.
+        duration_ms: u64,
+        /// Raw bytes read from its stdout.
+        stdout_bytes: u64,
+        /// Raw bytes read from its stderr.
+        stderr_bytes: u64,
+        /// Redactions in its output.
+        redactions: RedactionCounts,
+    },
+    /// The reaper or the session ended or forgot it (lifetime, idle TTL, session closed).
+    Reaped {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -159,6 +225,8 @@ pub enum AuditEvent {
     Decision(DecisionRecord),
     /// A finished command.
     Command(CommandRecord),
+    /// Something a background process did: started, got input or a signal, exited.
+    Process(ProcessRecord),
     /// Free text from the operator side (server start, config loaded, …).
     Note {
         /// The text.

@@ -27,6 +27,8 @@ pub struct Limits {
     pub capture: CaptureLimits,
     /// What the session's processes may use together.
     pub resources: Resources,
+    /// Background processes (`Session::spawn`): caps, lifetime, buffers.
+    pub processes: crate::process::ProcessLimits,
 }
 
 impl Default for Limits {
@@ -37,6 +39,7 @@ impl Default for Limits {
             grace: Duration::from_millis(250),
             capture: CaptureLimits::default(),
             resources: Resources::default(),
+            processes: crate::process::ProcessLimits::default(),
         }
     }
 }

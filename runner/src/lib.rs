@@ -45,6 +45,7 @@ pub mod docker;
 mod frame;
 pub mod known_hosts;
 mod live_paths;
+pub mod process;
 mod procs;
 mod remote;
 mod remote_limits;
@@ -57,6 +58,7 @@ mod tmpdirs;
 
 pub use builder::SessionBuilder;
 pub use config::{Limits, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
+pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use result::{human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, SessionError};
 pub use session::{Approval, Progress, Session, SessionInfo};
 

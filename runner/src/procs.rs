@@ -3,6 +3,14 @@
 
 use std::path::PathBuf;
 
+/// The pid of `pid` in the innermost PID namespace it lives in (`NSpid`'s last field):
+/// what a shell in a namespace calls it.
+pub fn ns_pid(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
 /// Fields of `/proc/PID/stat` we use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {

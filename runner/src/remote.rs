@@ -78,6 +78,18 @@ impl StreamSink {
         }
     }
 
+    /// A sink of its own, outside the shell's generations (a background process's
+    /// stream): everything is passed on, and it counts toward no rotation limit.
+    pub(crate) fn detached(tx: mpsc::Sender<Chunk>) -> StreamSink {
+        StreamSink::new(
+            0,
+            false,
+            &Arc::new(AtomicU64::new(0)),
+            &tx,
+            &Arc::new(AtomicUsize::new(0)),
+        )
+    }
+
     /// Passes data on; false once nobody listens any more.
     pub(crate) async fn send(&self, data: Vec<u8>) -> bool {
         if self.current.load(Ordering::SeqCst) != self.gen {
@@ -326,6 +338,11 @@ impl RemoteShell {
             last_gen: 0,
             lost: streams.lost,
         }
+    }
+
+    /// The private directory on the remote side, if one could be made.
+    pub(crate) fn private_dir(&self) -> Option<String> {
+        self.tmp.clone()
     }
 
     /// True when the connection has dropped.

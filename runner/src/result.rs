@@ -84,6 +84,15 @@ pub struct ExecResult {
     /// Resource limits the command ran into (empty when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub limits_hit: Vec<LimitHit>,
+    /// Background jobs (`cmd &`) the command left running. Their output is not part of
+    /// this or any later result; `Session::spawn` runs a command in the background with
+    /// its output kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub background_jobs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A session resource limit a command ran into.
@@ -223,6 +232,9 @@ pub enum ExecError {
     /// Talking to the shell failed.
     #[error("session I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A background process could not be started or used.
+    #[error(transparent)]
+    Process(#[from] crate::process::ProcessError),
 }
 
 impl ExecError {

@@ -68,6 +68,8 @@ pub struct Session {
     last_cwd: std::sync::Mutex<String>,
     /// The shell's PATH as its last command left it (reported by the framing).
     last_path: std::sync::Mutex<Option<String>>,
+    /// Background processes started with [`Session::spawn`].
+    processes: Arc<crate::process::table::ProcessTable>,
 }
 
 /// Where a session's shell runs.
@@ -232,6 +234,7 @@ impl Session {
             running: Arc::new(Running::default()),
             last_cwd: std::sync::Mutex::new(workspace.display().to_string()),
             last_path: std::sync::Mutex::new(Some(crate::config::DEFAULT_PATH.to_string())),
+            processes: crate::process::table::ProcessTable::new(config.limits.processes),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -375,6 +378,7 @@ impl Session {
             running: Arc::new(Running::default()),
             last_cwd: std::sync::Mutex::new(start.clone()),
             last_path: std::sync::Mutex::new(None),
+            processes: crate::process::table::ProcessTable::new(config.limits.processes),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -610,35 +614,14 @@ impl Session {
         self.exec_inner(command, opts, Some(approval)).await
     }
 
-    async fn exec_inner(
+    /// Decides `command` in the session's state now, writes the decision record, and
+    /// returns the decision if it may run (Allow, or Ask covered by `approval`).
+    async fn authorize(
         &self,
+        st: &State,
         command: &str,
-        opts: &ExecOptions,
         approval: Option<&Approval>,
-    ) -> Result<ExecResult, ExecError> {
-        if command.contains('\0') {
-            return Err(ExecError::Rejected(
-                "the command contains a NUL byte".into(),
-            ));
-        }
-        if command.contains("__ek_") {
-            return Err(ExecError::Rejected(
-                "names starting with `__ek_` are reserved for the session's framing".into(),
-            ));
-        }
-        let out = self.protector.stream(&opts.stdout)?;
-        let err = self.protector.stream(&opts.stderr)?;
-        let limits = self.config.limits;
-        let timeout = opts
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(limits.default_timeout)
-            .min(limits.max_timeout);
-
-        let mut st = self.state.lock().await;
-        if st.closed {
-            return Err(ExecError::Closed);
-        }
+    ) -> Result<Decision, ExecError> {
         let cwd = st.cwd.clone();
         let approver = approval.map(|a| a.approver.as_str());
         let env = self
@@ -669,6 +652,32 @@ impl Session {
             }
             return Err(ExecError::Denied(Box::new(denial)));
         }
+        Ok(decision)
+    }
+
+    async fn exec_inner(
+        &self,
+        command: &str,
+        opts: &ExecOptions,
+        approval: Option<&Approval>,
+    ) -> Result<ExecResult, ExecError> {
+        check_command(command)?;
+        let out = self.protector.stream(&opts.stdout)?;
+        let err = self.protector.stream(&opts.stderr)?;
+        let limits = self.config.limits;
+        let timeout = opts
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(limits.default_timeout)
+            .min(limits.max_timeout);
+
+        let mut st = self.state.lock().await;
+        if st.closed {
+            return Err(ExecError::Closed);
+        }
+        let decision = self.authorize(&st, command, approval).await?;
+        let cwd = st.cwd.clone();
+        let redact = |t: &str| self.protector.redact_text(t).text;
         if st.shell.is_none() {
             let why = st.gone.clone().unwrap_or_else(|| "not running".into());
             return Err(ExecError::ShellGone(why));
@@ -741,6 +750,7 @@ impl Session {
             redactions,
             decision,
             limits_hit,
+            background_jobs: run.left_background,
         };
         self.audit(AuditEvent::Command(CommandRecord {
             who: self.who(),
@@ -766,9 +776,297 @@ impl Session {
             .unwrap_or(true)
     }
 
+    /// Starts `command` as a background process (see [`crate::process`]): decided like
+    /// [`Session::exec`] (a denial starts nothing; Ask is refused without an approval),
+    /// then started by the session's shell in its current cwd and environment.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let ws = std::env::temp_dir().join(format!("execkit-doc-spawn-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&ws)?;
+    /// use execkit_runner::{Session, SpawnOptions};
+    /// use std::time::Duration;
+    /// let session = Session::builder().workspace(&ws).local().await?;
+    /// let p = session.spawn("echo ready; read line; echo got $line", &SpawnOptions::default()).await?;
+    /// let until = execkit_runner::process::until_pattern("ready")?;
+    /// p.wait(Duration::from_secs(5), Some(&until), None, None).await;
+    /// p.write_stdin(b"hello\n", true).await?;
+    /// p.wait(Duration::from_secs(5), None, None, None).await;
+    /// assert_eq!(p.read(Some(Default::default()), None).stdout, "ready\ngot hello\n");
+    /// session.close().await;
+    /// # std::fs::remove_dir_all(&ws)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn spawn(
+        &self,
+        command: &str,
+        opts: &crate::process::SpawnOptions,
+    ) -> Result<crate::process::ProcessHandle, ExecError> {
+        self.spawn_with(command, opts, None).await
+    }
+
+    /// [`Session::spawn`] with a human's approval of an Ask decision (see
+    /// [`Session::exec_approved`]).
+    pub async fn spawn_with(
+        &self,
+        command: &str,
+        opts: &crate::process::SpawnOptions,
+        approval: Option<&Approval>,
+    ) -> Result<crate::process::ProcessHandle, ExecError> {
+        use crate::process::ProcessError;
+        check_command(command)?;
+        if opts.pty {
+            return Err(ProcessError::Unsupported(
+                "pty mode is not available yet: start the program without `pty` (most take a flag to run without a terminal, e.g. `python3 -i -u`)".into(),
+            )
+            .into());
+        }
+        self.processes.check_caps()?;
+        let mut st = self.state.lock().await;
+        if st.closed {
+            return Err(ExecError::Closed);
+        }
+        self.authorize(&st, command, approval).await?;
+        let cwd = st.cwd.clone();
+        if st.shell.is_none() {
+            let why = st.gone.clone().unwrap_or_else(|| "not running".into());
+            return Err(ExecError::ShellGone(why));
+        }
+        let launched = match &self.origin {
+            Origin::Local => self.launch_local(&mut st, command).await?,
+            Origin::Remote {
+                control, dialect, ..
+            } => {
+                self.launch_remote(&mut st, command, current(control), *dialect)
+                    .await?
+            }
+        };
+        drop(st);
+        let id = format!("p-{}", frame::random_hex(4).map_err(ExecError::Io)?);
+        let redact = |t: &str| self.protector.redact_text(t).text;
+        let auditor = crate::process::state::Auditor {
+            log: self.config.audit.clone(),
+            who: self.who(),
+        };
+        let handle = crate::process::ProcessHandle::start(
+            crate::process::state::NewProcess {
+                id: id.clone(),
+                session_id: self.id.clone(),
+                name: opts.name.as_ref().map(|n| n.chars().take(64).collect()),
+                command: redact(command),
+                cwd: redact(&cwd),
+                pgid: launched.pgid,
+                signaller: launched.signaller,
+                limits: self.config.limits.processes,
+                out: self.protector.passthrough(),
+                err: self.protector.passthrough(),
+                auditor: auditor.clone(),
+                slot: crate::process::state::LiveSlot::take(),
+            },
+            launched.stdin,
+            launched.events,
+            launched.ready,
+        );
+        auditor.record(
+            &id,
+            execkit_audit::ProcessEvent::Started {
+                command: redact(command),
+                cwd: redact(&cwd),
+                name: opts.name.clone(),
+                pgid: launched.pgid,
+            },
+        );
+        self.processes.add(handle.clone());
+        Ok(handle)
+    }
+
+    /// Runs the wrapper line of a background process through the shell; returns the pid
+    /// the shell printed for the job and the shell's new children.
+    async fn run_wrapper(
+        &self,
+        st: &mut State,
+        line: &str,
+    ) -> Result<(Option<i32>, Vec<i32>), ExecError> {
+        let budget = execkit_protect::Budget::default();
+        let (out, err) = (
+            self.protector.stream(&budget)?,
+            self.protector.stream(&budget)?,
+        );
+        let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
+        let before = shell.background.clone();
+        let run = Run::new(self, shell, out, err, Duration::from_secs(10))
+            .go(line)
+            .await;
+        self.running.seq.store(0, Ordering::SeqCst);
+        let run = match run {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(mut sh) = st.shell.take() {
+                    sh.kill_all();
+                }
+                st.gone = Some(format!("lost contact with the shell: {e}"));
+                return Err(ExecError::Io(e));
+            }
+        };
+        let printed = run.out.finish().text.trim().parse::<i32>().ok();
+        let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
+        let new = shell
+            .background
+            .iter()
+            .copied()
+            .filter(|c| !before.contains(c))
+            .collect();
+        Ok((printed, new))
+    }
+
+    /// Marks `pid` as a background process of ours in the shell (so it never makes a
+    /// later command rotate its pipes or count as a job left behind).
+    fn adopt(st: &mut State, pid: Option<i32>, local: bool) {
+        let Some(shell) = st.shell.as_mut() else {
+            return;
+        };
+        if let Some(p) = pid {
+            shell.managed.push(p);
+        }
+        if local {
+            shell.managed.retain(|&p| crate::procs::stat(p).is_some());
+        }
+        let managed = &shell.managed;
+        shell.rotate = shell.background.iter().any(|c| !managed.contains(c));
+    }
+
+    /// Starts the wrapper on FIFOs in the private tmp dir, read by this process.
+    async fn launch_local(&self, st: &mut State, command: &str) -> Result<Launched, ExecError> {
+        use crate::process::launch::Fifos;
+        use crate::process::state::{forward_pipe, Event};
+        use crate::process::ProcessError;
+        let owner = self.config.run_as.as_ref().map(|r| (r.uid, r.gid));
+        let fifos =
+            Fifos::create(&self.tmp, owner).map_err(|e| ProcessError::Start(e.to_string()))?;
+        let line = fifos.wrapper(command);
+        let opening = fifos.open();
+        let (printed, new) = match self.run_wrapper(st, &line).await {
+            Ok(x) => x,
+            Err(e) => {
+                opening.abort();
+                return Err(e);
+            }
+        };
+        // Our child whose pid in the shell's PID namespace is the one it printed.
+        let pgid = new
+            .iter()
+            .copied()
+            .find(|&c| Some(crate::procs::ns_pid(c).unwrap_or(c)) == printed)
+            .or_else(|| (new.len() == 1).then(|| new[0]));
+        Self::adopt(st, pgid, true);
+        let pipes = match opening.await {
+            Ok(Ok(p)) => p,
+            other => {
+                if let Some(g) = pgid {
+                    crate::procs::signal_group(g, libc::SIGKILL);
+                }
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "the pipe task failed".into(),
+                };
+                return Err(ProcessError::Start(why).into());
+            }
+        };
+        let (tx, mut events) = tokio::sync::mpsc::channel(64);
+        forward_pipe(pipes.stdout, tx.clone(), |data| Event::Output {
+            err: false,
+            data,
+        });
+        forward_pipe(pipes.stderr, tx.clone(), |data| Event::Output {
+            err: true,
+            data,
+        });
+        forward_pipe(pipes.status, tx, Event::Status);
+        let ready = crate::process::state::await_ready(&mut events).await;
+        Ok(Launched {
+            pgid,
+            signaller: crate::process::state::Signaller::Local,
+            stdin: Box::new(pipes.stdin),
+            events,
+            ready,
+        })
+    }
+
+    /// Starts the wrapper on FIFOs in the private directory on the remote side, reached
+    /// through channels of their own.
+    async fn launch_remote(
+        &self,
+        st: &mut State,
+        command: &str,
+        control: Control,
+        dialect: frame::Dialect,
+    ) -> Result<Launched, ExecError> {
+        use crate::process::remote_pipes::RemoteFifos;
+        use crate::process::ProcessError;
+        if dialect != frame::Dialect::Bash {
+            return Err(ProcessError::Unsupported(
+                "background processes need bash on the target (this one runs sh)".into(),
+            )
+            .into());
+        }
+        let dir = st
+            .shell
+            .as_ref()
+            .and_then(Shell::remote_tmp)
+            .ok_or_else(|| {
+                ProcessError::Unsupported(
+                    "the target has no private directory for the process's pipes (mktemp failed at session start)".into(),
+                )
+            })?;
+        let fifos = RemoteFifos::create(&control, &dir)
+            .await
+            .map_err(ProcessError::Start)?;
+        let (tx, mut events) = tokio::sync::mpsc::channel(64);
+        let stdin = match fifos.attach(&control, dialect, tx).await {
+            Ok(s) => s,
+            Err(e) => {
+                fifos.release(&control).await;
+                return Err(ProcessError::Start(e).into());
+            }
+        };
+        let (printed, _) = match self.run_wrapper(st, &fifos.wrapper(command)).await {
+            Ok(x) => x,
+            Err(e) => {
+                fifos.release(&control).await;
+                return Err(e);
+            }
+        };
+        // No PID namespace there: the printed pid is the job's process group.
+        Self::adopt(st, printed, false);
+        let ready = crate::process::state::await_ready(&mut events).await;
+        fifos.remove(&control).await;
+        Ok(Launched {
+            pgid: printed,
+            signaller: crate::process::state::Signaller::Remote(control),
+            stdin,
+            events,
+            ready,
+        })
+    }
+
+    /// The background process with this id.
+    pub fn process(
+        &self,
+        id: &str,
+    ) -> Result<crate::process::ProcessHandle, crate::process::ProcessError> {
+        self.processes.get(id)
+    }
+
+    /// Every background process still known (exited ones until their idle TTL).
+    pub fn processes(&self) -> Vec<crate::process::ProcessInfo> {
+        self.processes.list()
+    }
+
     /// Starts a new shell after the old one ended (state such as cwd and variables is
     /// lost; the cwd goes back to the workspace).
     pub async fn restart(&self) -> Result<(), SessionError> {
+        self.processes.kill_all("session restarted").await;
         let mut st = self.state.lock().await;
         if let Some(mut sh) = st.shell.take() {
             sh.kill_all();
@@ -818,6 +1116,7 @@ impl Session {
     /// removes the private tmp dir.
     pub async fn close(&self) {
         self.cancel();
+        self.processes.kill_all("session closed").await;
         let mut st = self.state.lock().await;
         st.closed = true;
         if let Some(mut sh) = st.shell.take() {
@@ -831,6 +1130,30 @@ impl Session {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A background process the shell has started, before it is wrapped in a handle.
+struct Launched {
+    pgid: Option<i32>,
+    signaller: crate::process::state::Signaller,
+    stdin: crate::process::state::Stdin,
+    events: tokio::sync::mpsc::Receiver<crate::process::state::Event>,
+    ready: (Vec<u8>, Vec<crate::process::state::Event>),
+}
+
+/// Refuses what can never be a command line: NUL bytes, and the framing's reserved names.
+fn check_command(command: &str) -> Result<(), ExecError> {
+    if command.contains('\0') {
+        return Err(ExecError::Rejected(
+            "the command contains a NUL byte".into(),
+        ));
+    }
+    if command.contains("__ek_") {
+        return Err(ExecError::Rejected(
+            "names starting with `__ek_` are reserved for the session's framing".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Why a remote session's shell is gone when its connection dropped.
@@ -964,6 +1287,8 @@ struct Outcome {
     cancelled: bool,
     shell_gone: Option<String>,
     duration: Duration,
+    /// Background jobs the command left (not counting our own processes).
+    left_background: usize,
 }
 
 /// Interrupt escalation after a timeout or cancel.
@@ -993,6 +1318,7 @@ impl<'a> Run<'a> {
                 cancelled: false,
                 shell_gone: None,
                 duration: Duration::ZERO,
+                left_background: 0,
             },
             timeout,
             out_state: Out::Done,
@@ -1110,6 +1436,12 @@ impl<'a> Run<'a> {
         }
         self.shell.unlink_fifos();
         self.shell.reap_orphans();
+        self.res.left_background = self
+            .shell
+            .background
+            .iter()
+            .filter(|c| !background_before.contains(c) && !self.shell.managed.contains(c))
+            .count();
         Ok(self.outcome())
     }
 
@@ -1316,7 +1648,8 @@ impl<'a> Run<'a> {
         }
         // Children still alive now are background jobs: give the next command new pipes.
         self.shell.background = children;
-        if !self.shell.background.is_empty() {
+        let managed = &self.shell.managed;
+        if self.shell.background.iter().any(|c| !managed.contains(c)) {
             self.shell.rotate = true;
         }
         let nonce = frame::random_hex(16)?;

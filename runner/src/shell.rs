@@ -61,6 +61,9 @@ pub struct Shell {
     pub background: Vec<i32>,
     /// What kind of shell it is.
     pub dialect: frame::Dialect,
+    /// Children that are background processes of ours (`Session::spawn`): their output
+    /// goes to pipes of their own, so they never make the next command rotate its pipes.
+    pub managed: Vec<i32>,
 }
 
 /// Where the shell runs and how to reach it.
@@ -241,6 +244,7 @@ impl Shell {
             rotate: false,
             background: Vec::new(),
             dialect: frame::Dialect::Bash,
+            managed: Vec::new(),
         };
         shell.wait_ready().await?;
         Ok((shell, enforcement))
@@ -328,6 +332,7 @@ impl Shell {
             rotate: false,
             background: Vec::new(),
             dialect,
+            managed: Vec::new(),
         };
         shell
             .write(format!("{}{setup}", crate::remote::PRELUDE).as_bytes())
@@ -501,6 +506,14 @@ impl Shell {
         }
     }
 
+    /// The session's private directory on the remote side (remote shells that have one).
+    pub fn remote_tmp(&self) -> Option<String> {
+        match &self.io {
+            Io::Local(_) => None,
+            Io::Remote(r) => r.private_dir(),
+        }
+    }
+
     /// True for a shell on another host or in a container.
     pub fn is_remote(&self) -> bool {
         matches!(self.io, Io::Remote(_))
@@ -609,7 +622,7 @@ fn stdin_socket() -> std::io::Result<(tokio::net::UnixStream, String, std::os::f
     Ok((ours, format!("socket:[{ino}]"), theirs.into()))
 }
 
-fn mkfifo(p: &Path) -> std::io::Result<()> {
+pub(crate) fn mkfifo(p: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(p.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::other("NUL in FIFO path"))?;

@@ -7,6 +7,7 @@ mod common;
 mod docker_connect;
 mod lifecycle;
 mod limits;
+mod processes;
 mod remote_sessions;
 mod sandbox;
 mod session_state;

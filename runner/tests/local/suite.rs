@@ -577,3 +577,98 @@ async fn a_container_without_bash_runs_sh_only_where_the_operator_allows_it() {
     assert_eq!(ok(&s, "g").await.stdout, "g1\n", "state after a timeout");
     s.close().await;
 }
+
+/// A background process on this transport: readiness, stdin, incremental reads, signals
+/// to its group, and nothing left after close.
+async fn background_process(s: &Session, name: &str) {
+    use execkit_runner::process::{until_pattern, ProcessSignal, ProcessState, WaitReason};
+    use execkit_runner::SpawnOptions;
+    ok(s, "export GREETING=hello; shout() { echo \"$1!\"; }").await;
+    let p = s
+        .spawn(
+            "echo \"$GREETING ready\"; while IFS= read -r l; do shout \"$l\"; done; echo bye >&2",
+            &SpawnOptions::named("echoer"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: spawn: {e}"));
+    let w = p
+        .wait(
+            Duration::from_secs(10),
+            Some(&until_pattern("ready").unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(w.reason, WaitReason::Matched, "{name}: {w:?}");
+    assert_eq!(w.output.stdout, "hello ready\n", "{name}");
+    for word in ["one", "two"] {
+        p.write_stdin(format!("{word}\n").as_bytes(), false)
+            .await
+            .unwrap();
+        let w = p
+            .wait(
+                Duration::from_secs(10),
+                Some(&until_pattern(&format!("{word}!")).unwrap()),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(w.reason, WaitReason::Matched, "{name}: {word}: {w:?}");
+        assert_eq!(w.output.stdout, format!("{word}!\n"), "{name}");
+    }
+    p.write_stdin(b"", true).await.unwrap();
+    let w = p.wait(Duration::from_secs(10), None, None, None).await;
+    assert_eq!(w.reason, WaitReason::Exited, "{name}: {w:?}");
+    assert_eq!(w.output.stderr, "bye\n", "{name}");
+    assert_eq!(
+        p.state(),
+        ProcessState::Exited {
+            code: Some(0),
+            signal: None
+        },
+        "{name}"
+    );
+    // Signals reach the group; the session keeps working.
+    let q = s
+        .spawn("sleep 60 & sleep 61", &SpawnOptions::default())
+        .await
+        .unwrap();
+    q.signal(ProcessSignal::Term).await.unwrap();
+    let w = q.wait(Duration::from_secs(10), None, None, None).await;
+    assert_eq!(w.reason, WaitReason::Exited, "{name}");
+    assert_eq!(
+        q.state(),
+        ProcessState::Exited {
+            code: Some(143),
+            signal: Some(ProcessSignal::Term)
+        },
+        "{name}"
+    );
+    let r = ok(s, "echo still here").await;
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str(), r.background_jobs),
+        ("still here\n", "", 0),
+        "{name}"
+    );
+    let left = s
+        .spawn("sleep 300", &SpawnOptions::default())
+        .await
+        .unwrap();
+    let pgid = left.info().pgid.expect("a process group");
+    // The group is where the process runs (locally the host's pid, which the sandboxed
+    // shell in its PID namespace does not see).
+    if name == "local" {
+        assert!(proc_stat(pgid).is_some(), "{name}");
+    } else {
+        let probe = ok(s, &format!("kill -0 -{pgid} && echo alive")).await;
+        assert_eq!(probe.stdout, "alive\n", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn background_processes_work_on_every_transport() {
+    for on in every_transport("procs").await {
+        background_process(&on.session, on.name).await;
+        on.session.close().await;
+    }
+}
