@@ -167,6 +167,24 @@ pub struct LimitsConfig {
     /// Disk a session's workspace may use, in bytes, measured after each command (0: no
     /// cap). Env: `EXECKIT_MAX_WORKSPACE_BYTES`.
     pub max_workspace_bytes: u64,
+    /// Background processes (`process_start`) running at once per session.
+    /// Env: `EXECKIT_MAX_BACKGROUND`. Over SSH each uses two channels of the connection
+    /// (OpenSSH's `MaxSessions` is 10 by default).
+    pub max_background: usize,
+    /// Background processes running at once in this server (all sessions).
+    /// Env: `EXECKIT_MAX_BACKGROUND_TOTAL`.
+    pub max_background_total: usize,
+    /// An exited background process stays readable this long, then is forgotten.
+    pub background_idle_ttl_secs: u64,
+    /// A background process running longer is terminated (0: no limit).
+    /// Env: `EXECKIT_BACKGROUND_MAX_LIFETIME_SECS`.
+    pub background_max_lifetime_secs: u64,
+    /// Bytes of each background stream kept from its start.
+    pub background_head_bytes: usize,
+    /// Bytes of each background stream kept from its end (the ring the cursors read).
+    pub background_tail_bytes: usize,
+    /// Between SIGTERM and SIGKILL when a background process is terminated.
+    pub background_grace_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -187,6 +205,13 @@ impl Default for LimitsConfig {
             max_open_files: 4096,
             max_file_bytes: 4 << 30,
             max_workspace_bytes: 0,
+            max_background: 8,
+            max_background_total: 64,
+            background_idle_ttl_secs: 600,
+            background_max_lifetime_secs: 24 * 3600,
+            background_head_bytes: 64 * 1024,
+            background_tail_bytes: 256 * 1024,
+            background_grace_ms: 2000,
         }
     }
 }
@@ -466,6 +491,15 @@ impl OperatorConfig {
         }
         if let Some(v) = num("EXECKIT_MAX_WORKSPACE_BYTES")? {
             self.limits.max_workspace_bytes = v;
+        }
+        if let Some(v) = num("EXECKIT_MAX_BACKGROUND")? {
+            self.limits.max_background = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_MAX_BACKGROUND_TOTAL")? {
+            self.limits.max_background_total = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_BACKGROUND_MAX_LIFETIME_SECS")? {
+            self.limits.background_max_lifetime_secs = v;
         }
         if let Some(v) = env("EXECKIT_SSH_KNOWN_HOSTS") {
             match &mut self.ssh {

@@ -15,5 +15,6 @@ pub mod redact_cmd;
 pub mod serve;
 pub mod server;
 pub mod session_cmd;
+pub mod session_ops;
 pub mod setup;
 pub mod wire;

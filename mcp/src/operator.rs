@@ -8,7 +8,7 @@ use execkit_engine::policy_dir;
 use execkit_engine::{Engine, Identity};
 use execkit_protect::{CaptureLimits, KnownSecrets};
 use execkit_runner::sandbox::SandboxConfig;
-use execkit_runner::{Limits, Resources, RunAs, Session, SessionBuilder};
+use execkit_runner::{Limits, ProcessLimits, Resources, RunAs, Session, SessionBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -255,6 +255,16 @@ impl Operator {
         res.file_bytes = some(l.max_file_bytes);
         res.workspace_bytes = some(l.max_workspace_bytes);
         limits.resources = res;
+        let mut pl = ProcessLimits::default();
+        pl.per_session = l.max_background;
+        pl.per_server = l.max_background_total;
+        pl.idle_ttl = Duration::from_secs(l.background_idle_ttl_secs);
+        pl.max_lifetime = (l.background_max_lifetime_secs > 0)
+            .then(|| Duration::from_secs(l.background_max_lifetime_secs));
+        pl.head_bytes = l.background_head_bytes;
+        pl.tail_bytes = l.background_tail_bytes;
+        pl.grace = Duration::from_millis(l.background_grace_ms);
+        limits.processes = pl;
         let mut b = Session::builder()
             .workspace(workspace)
             .engine(self.engine.clone())

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use execkit_runner::sandbox::{Profile, SandboxConfig};
 use execkit_runner::{ExecError, Limits, RunAs, Session, SessionBuilder};
 use serde_json::json;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -70,6 +70,11 @@ pub struct SessionCmd {
     /// Commands are separated by NUL bytes instead of newlines (so they may span lines).
     #[arg(short = '0', long = "null")]
     null: bool,
+    /// Each input line is a JSON operation (`{"op":"exec",…}`, `{"op":"process_start",…}`,
+    /// `process_read`, `process_write`, `process_signal`, `process_wait`, `process_list`)
+    /// instead of a command line.
+    #[arg(long)]
+    ops: bool,
 }
 
 /// `execkit exec`.
@@ -193,7 +198,7 @@ async fn open(config: SessionBuilder, t: &TargetArgs) -> anyhow::Result<Session>
 }
 
 /// One command's JSON line and the exit code `exec` would use.
-async fn one(session: &Session, command: &str) -> (serde_json::Value, u8) {
+pub(crate) async fn one(session: &Session, command: &str) -> (serde_json::Value, u8) {
     match session.exec(command).await {
         Ok(r) => (
             serde_json::to_value(&r).unwrap_or_else(|e| json!({"error": e.to_string()})),
@@ -221,14 +226,18 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
         let rt = runtime()?;
         rt.block_on(async {
             let session = open(config, &cmd.target).await?;
-            let stdin = std::io::stdin();
-            let mut input = stdin.lock();
+            let max_timeout = std::time::Duration::from_millis(cmd.args.timeout_ms);
+            // Read asynchronously, so background processes keep being pumped while the
+            // next line is awaited.
+            let mut input = tokio::io::BufReader::new(tokio::io::stdin());
             let sep = if cmd.null { 0u8 } else { b'\n' };
             let mut buf = Vec::new();
             let mut out = std::io::stdout().lock();
             loop {
                 buf.clear();
-                let n = input.read_until(sep, &mut buf).context("stdin")?;
+                let n = tokio::io::AsyncBufReadExt::read_until(&mut input, sep, &mut buf)
+                    .await
+                    .context("stdin")?;
                 if n == 0 {
                     break;
                 }
@@ -239,7 +248,11 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
                 if command.trim().is_empty() {
                     continue;
                 }
-                let (line, _) = one(&session, &command).await;
+                let line = if cmd.ops {
+                    crate::session_ops::run(&session, &command, max_timeout).await
+                } else {
+                    one(&session, &command).await.0
+                };
                 writeln!(out, "{line}").context("stdout")?;
                 out.flush().context("stdout")?;
             }

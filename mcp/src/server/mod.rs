@@ -13,6 +13,8 @@
 pub mod approval;
 pub mod args;
 pub mod output;
+pub mod process_io;
+mod processes;
 pub mod table;
 
 use crate::operator::Operator;
@@ -227,7 +229,7 @@ impl ExecKitServer {
                 approvals,
                 in_flight: InFlight::default(),
             }),
-            tool_router: standard_schemas(Self::tool_router()),
+            tool_router: standard_schemas(Self::tool_router() + Self::process_router()),
         }
     }
 
@@ -888,7 +890,7 @@ impl ServerHandler for ExecKitServer {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("execkit", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "execkit runs shell commands for you in persistent, sandboxed sessions. Call session_create once, then session_exec for each command (cd and exports persist). Every command is checked against the operator's policies: if one is denied, read the advice in the result and adapt; use policy_check to test a command without running it. Destroy sessions you no longer need.",
+                "execkit runs shell commands for you in persistent, sandboxed sessions. Call session_create once, then session_exec for each command (cd and exports persist). For dev servers, watchers and REPLs use process_start, then process_wait (until a readiness line), process_read (new output since your last read), process_write and process_signal. Every command is checked against the operator's policies: if one is denied, read the advice in the result and adapt; use policy_check to test a command without running it. Destroy sessions you no longer need.",
             )
     }
 }

@@ -152,6 +152,14 @@ pub struct ExecOutput {
     /// Session resource limits the command ran into, in words.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub limits_hit: Vec<LimitOutput>,
+    /// Background jobs (`cmd &`) the command left running: their output is not kept.
+    /// Start such commands with process_start instead.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub background_jobs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A resource limit a command ran into.
@@ -234,6 +242,7 @@ impl ExecOutput {
             redactions: r.redactions,
             approved_by,
             limits_hit: r.limits_hit.iter().map(LimitOutput::from).collect(),
+            background_jobs: r.background_jobs,
         }
     }
 
@@ -262,6 +271,13 @@ impl ExecOutput {
         }
         for l in &self.limits_hit {
             let _ = write!(s, " · {}", l.message);
+        }
+        if self.background_jobs > 0 {
+            let _ = write!(
+                s,
+                " · left {} background job(s) whose output is dropped: use process_start to keep a process's output",
+                self.background_jobs
+            );
         }
         if self.stdout.is_empty() && self.stderr.is_empty() {
             s.push_str(" · no output");
@@ -482,6 +498,13 @@ pub enum ErrorKind {
     Session,
     /// The client cancelled the call before the command started.
     Cancelled,
+    /// No background process has this id (it was forgotten after it exited, or never
+    /// existed).
+    UnknownProcess,
+    /// A background process could not be used (its stdin is closed or full, it exited).
+    Process,
+    /// A human declined.
+    Denied,
 }
 
 /// The structured content of a tool error that is not a policy decision.

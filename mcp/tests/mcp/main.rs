@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod containment;
 mod lifecycle;
+mod processes;
 mod protocol;
 mod remote;
 mod tools;
