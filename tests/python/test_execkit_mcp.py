@@ -69,7 +69,19 @@ async def suite(mode):
         async with Client(params, mode=mode, elicitation_callback=human) as client:
             print(f"-- mode={mode}: protocol {client.protocol_version}")
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            expected = {"session_create", "session_exec", "session_destroy", "session_list", "policy_check"}
+            expected = {
+                "session_create",
+                "session_exec",
+                "session_destroy",
+                "session_list",
+                "policy_check",
+                "process_start",
+                "process_read",
+                "process_write",
+                "process_signal",
+                "process_wait",
+                "process_list",
+            }
             check(f"[{mode}] tools/list names", set(tools) == expected, sorted(tools))
             check(
                 f"[{mode}] every tool has an object outputSchema",
@@ -146,6 +158,34 @@ async def suite(mode):
                 f"[{mode}] Ask approved runs",
                 not r.is_error and ran and len(human.shown) == 1 and "ask-publish" in human.shown[0],
                 structured(r).get("approved_by"),
+            )
+
+            # A background REPL: start, wait for output, write, read incrementally, signal.
+            r = await client.call_tool(
+                "process_start", {"session_id": sid, "command": "python3 -u -i -q", "name": "repl"}
+            )
+            check(f"[{mode}] process_start", not r.is_error, structured(r))
+            pid = structured(r).get("process_id")
+            answers = []
+            for expr in ["2**10", "'py'*2", "sum(range(5))"]:
+                await client.call_tool("process_write", {"process_id": pid, "data": expr + "\n"})
+                r = await client.call_tool(
+                    "process_wait", {"process_id": pid, "timeout_ms": 10000, "until": "(?m)^\\S+$"}
+                )
+                answers.append(structured(r)["output"]["stdout"])
+            check(f"[{mode}] REPL over process_write/process_wait", answers == ["1024\n", "'pypy'\n", "10\n"], answers)
+            r = await client.call_tool("process_read", {"process_id": pid})
+            check(f"[{mode}] process_read has nothing twice", structured(r)["stdout"] == "", structured(r))
+            r = await client.call_tool("process_signal", {"process_id": pid, "signal": "KILL"})
+            check(f"[{mode}] process_signal KILL", structured(r).get("state") == "exited", structured(r))
+            r = await client.call_tool("process_list", {"session_id": sid})
+            rows = structured(r)["processes"]
+            check(f"[{mode}] process_list", [p["name"] for p in rows] == ["repl"], rows)
+            r = await client.call_tool("process_start", {"session_id": sid, "command": "git push origin main"})
+            check(
+                f"[{mode}] Ask approved starts a process",
+                not r.is_error and len(human.shown) == 2,
+                structured(r),
             )
 
         human = Human(approve=False)
