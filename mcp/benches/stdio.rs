@@ -1,7 +1,8 @@
 //! `execkit-mcp` over stdio, measured with a real MCP client (rmcp):
 //! - `session_exec` of `echo hi`, round trip, p50/p99 over 500 calls, without and with
 //!   the audit log (which fsyncs two records per command);
-//! - the server's RSS with 200 idle sessions (and the shells' total, separately).
+//! - the server's RSS with 200 idle sessions (and the shells' total, separately);
+//! - `process_read` of a running background process, round trip, p50/p99 over 500 calls.
 //!
 //! `cargo bench -p execkit --bench stdio` for the full run; without `--bench` (as under
 //! `cargo test --all-targets`) it does a short smoke run.
@@ -98,6 +99,35 @@ async fn round_trips(s: &Setup, calls: usize, label: &str) {
     c.cancel().await.ok();
 }
 
+async fn process_reads(s: &Setup, calls: usize) {
+    let c = s.connect(Human::Absent).await;
+    let id = create(&c).await;
+    let r = call(
+        &c,
+        "process_start",
+        json!({"session_id": id, "command": "while :; do echo tick; sleep 0.01; done"}),
+    )
+    .await;
+    let pid = structured(&r)["process_id"].as_str().unwrap().to_string();
+    let mut times = Vec::with_capacity(calls);
+    let mut lines = 0;
+    for _ in 0..calls {
+        let t = Instant::now();
+        let r = call(&c, "process_read", json!({"process_id": pid})).await;
+        times.push(t.elapsed());
+        lines += structured(&r)["stdout"].as_str().unwrap().lines().count();
+    }
+    times.sort();
+    println!(
+        "process_read over stdio ({calls} calls, {lines} new lines read): p50 {:.2} ms  p99 {:.2} ms  min {:.2} ms  max {:.2} ms",
+        ms(pct(&times, 0.5)),
+        ms(pct(&times, 0.99)),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+    );
+    c.cancel().await.ok();
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (calls, idle) = if full { (500, 200) } else { (20, 5) };
@@ -109,6 +139,7 @@ fn main() {
     rt.block_on(async move {
         let s = Setup::without_audit("[limits]\nmax_sessions = 256\n");
         round_trips(&s, calls, "no audit log").await;
+        process_reads(&s, calls).await;
         let s2 = Setup::new("");
         round_trips(&s2, calls, "audit log (fsync per record)").await;
 
