@@ -816,12 +816,13 @@ impl Session {
     ) -> Result<crate::process::ProcessHandle, ExecError> {
         use crate::process::ProcessError;
         check_command(command)?;
-        if opts.pty {
-            return Err(ProcessError::Unsupported(
-                "pty mode is not available yet: start the program without `pty` (most take a flag to run without a terminal, e.g. `python3 -i -u`)".into(),
-            )
-            .into());
-        }
+        let pty = match opts.pty {
+            false => None,
+            true => Some(crate::process::launch::Pty {
+                rows: opts.rows.unwrap_or(24).clamp(2, 1000),
+                cols: opts.cols.unwrap_or(80).clamp(10, 1000),
+            }),
+        };
         self.processes.check_caps()?;
         let mut st = self.state.lock().await;
         if st.closed {
@@ -834,10 +835,27 @@ impl Session {
             return Err(ExecError::ShellGone(why));
         }
         let launched = match &self.origin {
-            Origin::Local => self.launch_local(&mut st, command).await?,
+            Origin::Local => {
+                if pty.is_some()
+                    && st.enforcement.level != crate::sandbox::Level::None
+                    && !st.enforcement.pid_namespace
+                {
+                    return Err(ProcessError::Unsupported(
+                        "pty mode needs the session's own mount namespace (for a devpts instance of its own); this session has none".into(),
+                    )
+                    .into());
+                }
+                self.launch_local(&mut st, command, pty).await?
+            }
             Origin::Remote {
                 control, dialect, ..
             } => {
+                if pty.is_some() {
+                    return Err(ProcessError::Unsupported(
+                        "pty mode is available in local sessions only".into(),
+                    )
+                    .into());
+                }
                 self.launch_remote(&mut st, command, current(control), *dialect)
                     .await?
             }
@@ -937,14 +955,19 @@ impl Session {
     }
 
     /// Starts the wrapper on FIFOs in the private tmp dir, read by this process.
-    async fn launch_local(&self, st: &mut State, command: &str) -> Result<Launched, ExecError> {
+    async fn launch_local(
+        &self,
+        st: &mut State,
+        command: &str,
+        pty: Option<crate::process::launch::Pty>,
+    ) -> Result<Launched, ExecError> {
         use crate::process::launch::Fifos;
         use crate::process::state::{forward_pipe, Event};
         use crate::process::ProcessError;
         let owner = self.config.run_as.as_ref().map(|r| (r.uid, r.gid));
         let fifos =
             Fifos::create(&self.tmp, owner).map_err(|e| ProcessError::Start(e.to_string()))?;
-        let line = fifos.wrapper(command);
+        let line = fifos.wrapper(command, pty);
         let opening = fifos.open();
         let (printed, new) = match self.run_wrapper(st, &line).await {
             Ok(x) => x,

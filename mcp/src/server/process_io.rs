@@ -17,9 +17,17 @@ pub struct StartArgs {
     pub session_id: String,
     /// A bash command line, checked against the policies exactly like `session_exec`.
     pub command: String,
-    /// Run under a pseudo-terminal (not available yet: refused with a clear error).
+    /// Run under a pseudo-terminal, for programs that insist on one (local sessions; the
+    /// output is ANSI-stripped; stderr joins stdout; typed input is echoed). It runs in a
+    /// new bash: exported variables and functions and the cwd carry over.
     #[serde(default)]
     pub pty: Option<bool>,
+    /// Terminal rows in PTY mode (default 24).
+    #[serde(default)]
+    pub rows: Option<u16>,
+    /// Terminal columns in PTY mode (default 80).
+    #[serde(default)]
+    pub cols: Option<u16>,
     /// Your name for it (shown by `process_list`).
     #[serde(default)]
     pub name: Option<String>,

@@ -82,6 +82,8 @@ impl ExecKitServer {
         let mut opts = SpawnOptions::default();
         opts.name = a.name.as_ref().map(|n| n.chars().take(64).collect());
         opts.pty = a.pty.unwrap_or(false);
+        opts.rows = a.rows;
+        opts.cols = a.cols;
         let session: &Session = &entry.session;
         let cwd = session.cwd().await;
         let approver = self.shared.op.config.identity.operator.clone();

@@ -172,6 +172,38 @@ async fn a_dev_server_is_started_waited_for_curled_and_read_line_by_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_insists_on_a_terminal_gets_a_pty() {
+    let s = Setup::new("");
+    let c = s.connect(Human::Absent).await;
+    let id = create(&c).await;
+    let r = call(
+        &c,
+        "process_start",
+        json!({"session_id": id, "command": "python3 -q", "pty": true, "rows": 40, "cols": 132}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let pid = structured(&r)["process_id"].as_str().unwrap().to_string();
+    let r = call(
+        &c,
+        "process_write",
+        json!({"process_id": pid, "data": "import os; os.get_terminal_size()\n"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let r = call(
+        &c,
+        "process_wait",
+        json!({"process_id": pid, "timeout_ms": 10000, "until": "columns=132, lines=40"}),
+    )
+    .await;
+    assert_eq!(structured(&r)["reason"], "matched", "{}", text(&r));
+    // Escapes the terminal would get are stripped before the agent sees them.
+    assert!(!text(&r).contains('\u{1b}'), "{}", text(&r));
+    c.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_repl_is_driven_through_stdin() {
     let s = Setup::new("");
     let c = s.connect(Human::Absent).await;
@@ -253,9 +285,9 @@ async fn a_denied_start_runs_nothing_and_bad_arguments_are_clear() {
             "bad_arguments",
         ),
         (
-            "process_start",
-            json!({"session_id": id, "command": "cat", "pty": true}),
-            "not_available",
+            "process_wait",
+            json!({"process_id": "p-nope", "timeout_ms": 1}),
+            "unknown_process",
         ),
     ] {
         let r = call(&c, tool, a).await;

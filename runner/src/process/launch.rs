@@ -24,6 +24,11 @@
 //! - The subshell says `r` on the status pipe when it is about to run the command, and the
 //!   start waits for it; the command itself runs with descriptor 9 closed, so it cannot
 //!   write a status of its own.
+//! - In PTY mode the command runs as `script -qfec 'stty rows R cols C; eval "$__EK_P"'
+//!   /dev/null` (util-linux `script` allocates the terminal; `builtin command` with its
+//!   absolute path, so no function or PATH entry of the agent's stands in for it). That is a
+//!   new bash: exported variables, exported functions and the cwd carry over, plain shell
+//!   variables and functions do not. A PTY merges stderr into stdout and echoes input.
 //! - `disown` keeps bash from printing job notices into a later command's stderr.
 //! - IN, OUT, ERR and STATUS are FIFOs in the session's private tmp dir, created here and
 //!   unlinked as soon as both ends are open, so no later command can find them by name.
@@ -83,8 +88,9 @@ impl Fifos {
         [&self.stdin, &self.stdout, &self.stderr, &self.status]
     }
 
-    /// The line the shell runs to start `command` on these FIFOs.
-    pub fn wrapper(&self, command: &str) -> String {
+    /// The line the shell runs to start `command` on these FIFOs (under a pseudo-terminal
+    /// of this size with `pty`).
+    pub fn wrapper(&self, command: &str, pty: Option<Pty>) -> String {
         let p = |p: &PathBuf| p.display().to_string();
         wrapper_line(
             command,
@@ -94,6 +100,7 @@ impl Fifos {
                 &p(&self.stderr),
                 &p(&self.status),
             ],
+            pty,
         )
     }
 
@@ -160,12 +167,25 @@ impl Fifos {
 
 /// The line the session's shell runs to start `command` with its stdin, stdout, stderr
 /// and status on the FIFOs at `[stdin, stdout, stderr, status]`.
-pub(crate) fn wrapper_line(command: &str, fifos: [&str; 4]) -> String {
+pub(crate) fn wrapper_line(command: &str, fifos: [&str; 4], pty: Option<Pty>) -> String {
     let [i, o, e, s] = fifos.map(frame::ansi_c_quote);
+    let run = match pty {
+        None => "builtin eval \"$__ek_p\" 9>&-".to_string(),
+        Some(Pty { rows, cols }) => format!(
+            "__EK_P=\"$__ek_p\" TERM=xterm builtin command /usr/bin/script -qfec 'builtin command stty rows {rows} cols {cols} 2>/dev/null; builtin eval \"$__EK_P\"' /dev/null 9>&-"
+        ),
+    };
     format!(
-        "__ek_p={cmd}; {{ builtin trap '__ek_g=1' {SIGNALS}; ( builtin trap - {SIGNALS}; builtin printf 'r\\n' >&9; builtin eval \"$__ek_p\" 9>&- ) <{i} >{o} 2>{e}; builtin printf '%s\\n' \"$?\" >&9; }} 9>{s} </dev/null >/dev/null 2>&1 & builtin printf '%s\\n' \"$!\"; builtin disown $! 2>/dev/null; builtin unset __ek_p",
+        "__ek_p={cmd}; {{ builtin trap '__ek_g=1' {SIGNALS}; ( builtin trap - {SIGNALS}; builtin printf 'r\\n' >&9; {run} ) <{i} >{o} 2>{e}; builtin printf '%s\\n' \"$?\" >&9; }} 9>{s} </dev/null >/dev/null 2>&1 & builtin printf '%s\\n' \"$!\"; builtin disown $! 2>/dev/null; builtin unset __ek_p",
         cmd = frame::ansi_c_quote(command),
     )
+}
+
+/// A pseudo-terminal's size, for PTY mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pty {
+    pub rows: u16,
+    pub cols: u16,
 }
 
 /// The wrapper's report on the status pipe: `$?` of the command, or nothing when the
@@ -190,7 +210,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ek-launch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = Fifos::create(&dir, None).unwrap();
-        let w = f.wrapper("echo 'a b'; printf \"$HOME\"\n");
+        let w = f.wrapper("echo 'a b'; printf \"$HOME\"\n", None);
         assert!(
             w.starts_with("__ek_p=$'echo \\x27a b\\x27; printf \"$HOME\"\\x0a';"),
             "{w}"

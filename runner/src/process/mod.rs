@@ -74,9 +74,16 @@ pub struct SpawnOptions {
     /// A name for the agent's own bookkeeping (shown in lists; at most 64 chars kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Run under a pseudo-terminal (for programs that insist on one).
+    /// Run under a pseudo-terminal (for programs that insist on one). Local sessions with
+    /// their own mount namespace only; see `launch.rs` for what carries over.
     #[serde(default)]
     pub pty: bool,
+    /// The terminal's rows in PTY mode (default 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    /// The terminal's columns in PTY mode (default 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<u16>,
 }
 
 impl SpawnOptions {
@@ -84,7 +91,7 @@ impl SpawnOptions {
     pub fn named(name: &str) -> SpawnOptions {
         SpawnOptions {
             name: Some(name.chars().take(64).collect()),
-            pty: false,
+            ..SpawnOptions::default()
         }
     }
 }

@@ -63,6 +63,7 @@ impl RemoteFifos {
         super::launch::wrapper_line(
             command,
             [&self.stdin, &self.stdout, &self.stderr, &self.status],
+            None,
         )
     }
 

@@ -123,6 +123,22 @@ pub fn build(
     })
 }
 
+/// Grants read, write and terminal ioctls on the calling process's own devpts instance
+/// (`/dev/pts`, and `/dev/ptmx` bound to its `ptmx`). Only for a child that mounted them
+/// in its private mount namespace (`namespaces::PRIVATE_PTS`): the terminals there are
+/// the session's alone. (TIOCSTI stays refused by seccomp.)
+pub fn add_own_pts(created: RulesetCreated) -> std::io::Result<RulesetCreated> {
+    let io = |e: landlock::RulesetError| std::io::Error::other(e.to_string());
+    let pts = PathFd::new("/dev/pts").map_err(|e| std::io::Error::other(e.to_string()))?;
+    let ptmx = PathFd::new("/dev/ptmx").map_err(|e| std::io::Error::other(e.to_string()))?;
+    let file = AccessFs::from_file(TARGET);
+    created
+        .add_rule(PathBeneath::new(pts, file | AccessFs::ReadDir))
+        .map_err(io)?
+        .add_rule(PathBeneath::new(ptmx, file))
+        .map_err(io)
+}
+
 /// Grants read access beneath the calling process's `/proc`. Only for a child that mounted
 /// its own `/proc` after the ruleset was built: Landlock skips covered mount points when it
 /// walks up a path, so the rules made for the server's `/proc` do not reach the new mount.

@@ -364,6 +364,9 @@ impl Prepared {
             if self.own_proc_rule {
                 ruleset = landlock_rules::add_own_proc(ruleset)?;
             }
+            if namespaces::PRIVATE_PTS.load(std::sync::atomic::Ordering::SeqCst) {
+                ruleset = landlock_rules::add_own_pts(ruleset)?;
+            }
             let status = ruleset
                 .restrict_self()
                 .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -23,6 +23,36 @@ use std::sync::OnceLock;
 /// Credentials the grandchild switches to after mounting (uid, gid).
 pub(crate) type Creds = Option<(u32, u32)>;
 
+/// Set in the shell's process (after the fork, so per session) when it has a devpts
+/// instance of its own: then, and only then, the sandbox lets it open `/dev/ptmx` and
+/// `/dev/pts/*` (background processes in PTY mode), which hold only its own terminals.
+pub(crate) static PRIVATE_PTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Mounts a new devpts instance on `/dev/pts` and its `ptmx` over `/dev/ptmx`, in the
+/// session's private mount namespace; false when either mount fails (no PTYs then).
+///
+/// # Safety
+/// Only in a forked child that entered its own mount namespace.
+unsafe fn mount_private_pts() -> bool {
+    unsafe {
+        libc::mount(
+            c"devpts".as_ptr(),
+            c"/dev/pts".as_ptr(),
+            c"devpts".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            c"newinstance,ptmxmode=0666,mode=0620".as_ptr().cast(),
+        ) == 0
+            && libc::mount(
+                c"/dev/pts/ptmx".as_ptr(),
+                c"/dev/ptmx".as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) == 0
+    }
+}
+
 /// True if this process can give sessions their own PID and mount namespaces (probed once,
 /// by starting `/bin/sh -c :` that way).
 pub(crate) fn available() -> bool {
@@ -83,6 +113,7 @@ pub(crate) unsafe fn enter(creds: Creds) -> io::Result<()> {
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             std::ptr::null(),
         ))?;
+        PRIVATE_PTS.store(mount_private_pts(), std::sync::atomic::Ordering::SeqCst);
         // Its own session (the runner finds the tree by session id).
         check(libc::setsid())?;
         if let Some((uid, gid)) = creds {

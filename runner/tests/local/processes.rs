@@ -193,21 +193,39 @@ async fn a_flood_stays_within_the_buffer_with_exact_counts() {
         .local()
         .await
         .unwrap();
-    // Exactly 20 MB of "y\n" in 2-byte lines.
-    let p = s.spawn("yes | head -c 20000000", &opts()).await.unwrap();
-    wait_exit(&p).await;
+    // `yes` flooding for 10 s, as fast as the pipe takes it.
+    let p = s.spawn("timeout 10 yes", &opts()).await.unwrap();
+    let w = p.wait(Duration::from_secs(30), None, None, Some(0)).await;
+    assert_eq!(w.reason, WaitReason::Exited);
+    assert_eq!(
+        p.state(),
+        ProcessState::Exited {
+            code: Some(124),
+            signal: None
+        }
+    );
     let i = p.info();
-    assert_eq!(i.stdout.raw_bytes, 20_000_000);
-    assert_eq!(i.stdout.bytes, 20_000_000);
-    assert_eq!(i.stdout.lines, 10_000_000);
+    // Exact: every byte read is accounted for, and every line is "y\n".
+    assert!(
+        i.stdout.raw_bytes > 10_000_000,
+        "only {} bytes in 10 s",
+        i.stdout.raw_bytes
+    );
+    assert_eq!(i.stdout.bytes, i.stdout.raw_bytes);
+    assert_eq!(i.stdout.lines * 2, i.stdout.bytes);
     let r = p.read(Some(Cursor::default()), Some(1 << 20));
     assert_eq!(
         r.stdout.len() as u64 + r.stdout_lost,
-        20_000_000,
+        i.stdout.bytes,
         "head + lost + tail"
     );
     assert!(r.stdout.len() <= 4096 + 2 * 8192, "kept {}", r.stdout.len());
+    assert!(r.stdout.starts_with("y\ny\n") && r.stdout.ends_with("y\n"));
     assert!(r.stdout.chars().all(|c| c == 'y' || c == '\n'));
+    eprintln!(
+        "yes for 10 s: {} MB through the process",
+        i.stdout.raw_bytes / 1_000_000
+    );
     s.close().await;
 }
 
@@ -461,4 +479,49 @@ async fn twenty_processes_in_each_of_five_sessions_read_in_parallel() {
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_repl_that_wants_a_terminal_gets_one_of_the_sessions_own() {
+    let ws = Workspace::new("proc-pty");
+    let s = session(&ws, Profile::Workspace).await;
+    let mut o = SpawnOptions::named("py");
+    o.pty = true;
+    o.cols = Some(123);
+    // Without -i: python3 is interactive only because stdin is a terminal.
+    let p = s
+        .spawn("python3 -q -c 'import os,sys; print(sys.stdin.isatty(), os.get_terminal_size().columns); import code; code.interact(banner=\"\")'", &o)
+        .await
+        .unwrap();
+    let w = p
+        .wait(
+            Duration::from_secs(10),
+            Some(&until_pattern("True 123").unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(w.reason, WaitReason::Matched, "{:?}", w.output);
+    for (expr, want) in [("6*7", "42"), ("'ab'.upper()", "'AB'")] {
+        p.write_stdin(format!("{expr}\n").as_bytes(), false)
+            .await
+            .unwrap();
+        let re = until_pattern(&format!("(?m)^{}$", regex_escape(want))).unwrap();
+        let w = p.wait(Duration::from_secs(10), Some(&re), None, None).await;
+        assert_eq!(w.reason, WaitReason::Matched, "{expr}: {:?}", w.output);
+    }
+    // Only the session's own terminals exist in its devpts instance.
+    let r = ok(&s, "ls /dev/pts").await;
+    let names: Vec<&str> = r.stdout.split_whitespace().collect();
+    assert!(names.contains(&"ptmx") && names.len() <= 3, "{names:?}");
+    p.write_stdin(b"exit()\n", false).await.unwrap();
+    wait_exit(&p).await;
+    assert_eq!(
+        p.state(),
+        ProcessState::Exited {
+            code: Some(0),
+            signal: None
+        }
+    );
+    s.close().await;
 }
