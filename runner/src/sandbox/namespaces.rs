@@ -35,6 +35,7 @@ pub(crate) static PRIVATE_PTS: std::sync::atomic::AtomicBool =
 /// # Safety
 /// Only in a forked child that entered its own mount namespace.
 unsafe fn mount_private_pts() -> bool {
+    // SAFETY: mount(2) with constant C strings, in the caller's private mount namespace.
     unsafe {
         libc::mount(
             c"devpts".as_ptr(),
