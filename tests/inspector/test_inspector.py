@@ -45,7 +45,20 @@ tools = run("--method", "tools/list")
 if tools:
     names = sorted(t["name"] for t in tools["tools"])
     check(
-        names == ["policy_check", "session_create", "session_destroy", "session_exec", "session_list"],
+        names
+        == [
+            "policy_check",
+            "process_list",
+            "process_read",
+            "process_signal",
+            "process_start",
+            "process_wait",
+            "process_write",
+            "session_create",
+            "session_destroy",
+            "session_exec",
+            "session_list",
+        ],
         f"tools/list names the five tools ({names})",
     )
     check('"format": "uint' not in json.dumps(tools), "no non-standard formats in schemas")

@@ -14,6 +14,12 @@ async fn tools_list_publishes_schemas_and_accurate_annotations() {
         names,
         [
             "policy_check",
+            "process_list",
+            "process_read",
+            "process_signal",
+            "process_start",
+            "process_wait",
+            "process_write",
             "session_create",
             "session_destroy",
             "session_exec",
@@ -37,7 +43,10 @@ async fn tools_list_publishes_schemas_and_accurate_annotations() {
             .unwrap_or_else(|| panic!("{} has no annotations", t.name));
         let ro = a.read_only_hint == Some(true);
         match t.name.as_ref() {
-            "session_list" | "policy_check" => assert!(ro, "{} is read-only", t.name),
+            "session_list" | "policy_check" | "process_read" | "process_wait" | "process_list" => {
+                assert!(ro, "{} is read-only", t.name)
+            }
+            "process_signal" => assert_eq!(a.destructive_hint, Some(true)),
             "session_exec" => {
                 assert!(!ro);
                 assert_eq!(a.destructive_hint, Some(true));
