@@ -40,7 +40,7 @@ mod verify;
 pub use chain::{record_hash, GENESIS_DOMAIN};
 pub use log::{Appended, AuditError, AuditLog, AuditOptions};
 pub use record::{
-    AuditEvent, CommandRecord, DecisionRecord, FactRecord, ProcessEvent, ProcessRecord,
-    StreamSummary, Verdict, Who,
+    AuditEvent, CheckpointRecord, CommandRecord, DecisionRecord, FactRecord, ProcessEvent,
+    ProcessRecord, StreamSummary, Verdict, Who,
 };
 pub use verify::{verify, verify_file, Problem, ProblemKind, VerifyOptions, VerifyReport};

@@ -137,6 +137,29 @@ pub struct CommandRecord {
     pub redactions: RedactionCounts,
 }
 
+/// A checkpoint taken or restored (files only; ids are per session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// The session and its principals.
+    #[serde(flatten)]
+    pub who: Who,
+    /// The checkpoint id (`cp-N`).
+    pub checkpoint: String,
+    /// `taken` or `restored`.
+    pub event: String,
+    /// Files captured (taken) or put back (restored: written + created).
+    pub files: u64,
+    /// Bytes captured (taken).
+    #[serde(default)]
+    pub bytes: u64,
+    /// Files deleted by a restore.
+    #[serde(default)]
+    pub deleted: u64,
+    /// Why the runner took it by itself (`before: rm -r build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<String>,
+}
+
 /// One event of a background process (`Session::spawn`). Input is recorded by size only:
 /// what an agent types into a REPL may hold anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +250,8 @@ pub enum AuditEvent {
     Command(CommandRecord),
     /// Something a background process did: started, got input or a signal, exited.
     Process(ProcessRecord),
+    /// A workspace checkpoint taken or restored.
+    Checkpoint(CheckpointRecord),
     /// Free text from the operator side (server start, config loaded, …).
     Note {
         /// The text.

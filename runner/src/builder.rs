@@ -68,6 +68,7 @@ pub struct SessionBuilder {
     audit: Option<Arc<Mutex<AuditLog>>>,
     shell: PathBuf,
     tmp_base: Option<PathBuf>,
+    checkpoints: crate::checkpoint::CheckpointConfig,
 }
 
 impl Default for SessionBuilder {
@@ -86,6 +87,7 @@ impl Default for SessionBuilder {
             audit: None,
             shell: PathBuf::from("/bin/bash"),
             tmp_base: None,
+            checkpoints: crate::checkpoint::CheckpointConfig::default(),
         }
     }
 }
@@ -138,6 +140,12 @@ impl SessionBuilder {
     /// Who the agent is (the Cedar principal).
     pub fn identity(mut self, identity: Identity) -> Self {
         self.identity = identity;
+        self
+    }
+
+    /// Checkpoint settings (on by default, in the session's private dir).
+    pub fn checkpoints(mut self, c: crate::checkpoint::CheckpointConfig) -> Self {
+        self.checkpoints = c;
         self
     }
 
@@ -218,6 +226,7 @@ impl SessionBuilder {
             audit: self.audit,
             shell: self.shell,
             tmp_base: self.tmp_base,
+            checkpoints: self.checkpoints,
         })
     }
 

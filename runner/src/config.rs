@@ -167,6 +167,7 @@ pub struct SessionConfig {
     pub(crate) audit: Option<Arc<Mutex<AuditLog>>>,
     pub(crate) shell: PathBuf,
     pub(crate) tmp_base: Option<PathBuf>,
+    pub(crate) checkpoints: crate::checkpoint::CheckpointConfig,
 }
 
 impl SessionConfig {

@@ -39,6 +39,7 @@
 mod audit_record;
 pub mod blocking;
 mod builder;
+pub mod checkpoint;
 mod config;
 mod disk;
 pub mod docker;

@@ -235,6 +235,9 @@ pub enum ExecError {
     /// A background process could not be started or used.
     #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
+    /// A checkpoint could not be taken or restored.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 impl ExecError {

@@ -70,6 +70,8 @@ pub struct Session {
     last_path: std::sync::Mutex<Option<String>>,
     /// Background processes started with [`Session::spawn`].
     processes: Arc<crate::process::table::ProcessTable>,
+    /// The checkpoint store, opened at the first checkpoint.
+    checkpoints: Arc<std::sync::Mutex<Option<crate::checkpoint::Store>>>,
 }
 
 /// Where a session's shell runs.
@@ -235,6 +237,7 @@ impl Session {
             last_cwd: std::sync::Mutex::new(workspace.display().to_string()),
             last_path: std::sync::Mutex::new(Some(crate::config::DEFAULT_PATH.to_string())),
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
+            checkpoints: Arc::default(),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -379,6 +382,7 @@ impl Session {
             last_cwd: std::sync::Mutex::new(start.clone()),
             last_path: std::sync::Mutex::new(None),
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
+            checkpoints: Arc::default(),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -1073,6 +1077,155 @@ impl Session {
         })
     }
 
+    /// Takes a checkpoint of the workspace files (see [`crate::checkpoint`]). No command
+    /// runs while it is taken.
+    pub async fn checkpoint(
+        &self,
+        label: Option<&str>,
+    ) -> Result<crate::checkpoint::CheckpointInfo, crate::checkpoint::CheckpointError> {
+        let _st = self.state.lock().await;
+        self.checkpoint_locked(label, None).await
+    }
+
+    /// The store, opened on first use (local sessions only).
+    fn checkpoint_store(
+        &self,
+    ) -> Result<
+        Arc<std::sync::Mutex<Option<crate::checkpoint::Store>>>,
+        crate::checkpoint::CheckpointError,
+    > {
+        use crate::checkpoint::{CheckpointError, Store};
+        let cfg = &self.config.checkpoints;
+        if !cfg.enabled {
+            return Err(CheckpointError::Disabled);
+        }
+        if let Origin::Remote { .. } = self.origin {
+            return Err(CheckpointError::Unsupported(
+                "checkpoints are available in local sessions only for now".into(),
+            ));
+        }
+        let mut g = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            let dir = match &cfg.store_dir {
+                Some(d) => d.join(format!("execkit-checkpoints-{}", self.id)),
+                None => self.dir.join("checkpoints"),
+            };
+            *g = Some(Store::open(&dir, &self.config.workspace, cfg)?);
+        }
+        drop(g);
+        Ok(self.checkpoints.clone())
+    }
+
+    async fn checkpoint_locked(
+        &self,
+        label: Option<&str>,
+        automatic: Option<&str>,
+    ) -> Result<crate::checkpoint::CheckpointInfo, crate::checkpoint::CheckpointError> {
+        let store = self.checkpoint_store()?;
+        let (label, automatic) = (label.map(str::to_string), automatic.map(str::to_string));
+        let info = tokio::task::spawn_blocking(move || {
+            let mut g = store.lock().unwrap_or_else(|p| p.into_inner());
+            match g.as_mut() {
+                Some(s) => s.checkpoint(label.as_deref(), automatic.as_deref()),
+                None => Err(crate::checkpoint::CheckpointError::Disabled),
+            }
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
+            who: self.who(),
+            checkpoint: info.id.clone(),
+            event: "taken".into(),
+            files: info.files,
+            bytes: info.bytes,
+            deleted: 0,
+            automatic: info.automatic.as_deref().map(|a| self.redact(a)),
+        }));
+        Ok(info)
+    }
+
+    /// The checkpoints kept, oldest first.
+    pub async fn checkpoints(
+        &self,
+    ) -> Result<Vec<crate::checkpoint::CheckpointInfo>, crate::checkpoint::CheckpointError> {
+        let store = self.checkpoint_store()?;
+        let g = store.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(g.as_ref().map(|s| s.list()).unwrap_or_default())
+    }
+
+    /// Puts the workspace files back as they were at checkpoint `id`. Authorized like a
+    /// write into the workspace (the policies decide a write of `WORKSPACE/.execkit-restore`
+    /// and the decision is audited); no command runs meanwhile.
+    pub async fn restore(&self, id: &str) -> Result<crate::checkpoint::RestoreReport, ExecError> {
+        use crate::checkpoint::CheckpointError;
+        let st = self.state.lock().await;
+        let probe = format!(
+            ": > {}",
+            frame::ansi_c_quote(&format!(
+                "{}/.execkit-restore",
+                self.config.workspace.display()
+            ))
+        );
+        let env = self.decision_env(&st.cwd, None);
+        let decision = self.config.engine.decide(&probe, &env);
+        let redact = |t: &str| self.protector.redact_text(t).text;
+        let label = format!(
+            "checkpoint restore {}",
+            id.chars().take(64).collect::<String>()
+        );
+        let record =
+            crate::audit_record::decision_record(self.who(), &label, &st.cwd, &decision, &redact);
+        self.audit(AuditEvent::Decision(record));
+        if decision.verdict != Verdict::Allow {
+            return Err(ExecError::Denied(Box::new(Denial::from_decision(decision))));
+        }
+        let store = self.checkpoint_store().map_err(checkpoint_error)?;
+        let id_owned = id.to_string();
+        let report = tokio::task::spawn_blocking(move || {
+            let mut g = store.lock().unwrap_or_else(|p| p.into_inner());
+            match g.as_mut() {
+                Some(s) => s.restore(&id_owned),
+                None => Err(CheckpointError::Disabled),
+            }
+        })
+        .await
+        .map_err(|e| ExecError::Io(std::io::Error::other(e.to_string())))?
+        .map_err(checkpoint_error)?;
+        drop(st);
+        self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
+            who: self.who(),
+            checkpoint: report.id.clone(),
+            event: "restored".into(),
+            files: report.written + report.created,
+            bytes: 0,
+            deleted: report.deleted,
+            automatic: None,
+        }));
+        Ok(report)
+    }
+
+    /// What changed in the workspace since checkpoint `id` (paths, counts and a unified
+    /// diff of text files, redacted like command output).
+    pub async fn checkpoint_diff(
+        &self,
+        id: &str,
+    ) -> Result<crate::checkpoint::DiffSummary, crate::checkpoint::CheckpointError> {
+        let _st = self.state.lock().await;
+        let store = self.checkpoint_store()?;
+        let protector = self.protector.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut g = store.lock().unwrap_or_else(|p| p.into_inner());
+            let redact = |t: &str| protector.redact_text(t).text;
+            match g.as_mut() {
+                Some(s) => s.diff(&id, &redact),
+                None => Err(crate::checkpoint::CheckpointError::Disabled),
+            }
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+
     /// The background process with this id.
     pub fn process(
         &self,
@@ -1153,6 +1306,11 @@ impl Session {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A checkpoint failure where an [`ExecError`] is expected.
+fn checkpoint_error(e: crate::checkpoint::CheckpointError) -> ExecError {
+    ExecError::Checkpoint(e)
 }
 
 /// A background process the shell has started, before it is wrapped in a handle.

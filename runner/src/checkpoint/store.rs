@@ -1,0 +1,510 @@
+//! The private git store of one session's checkpoints (libgit2).
+
+use super::{
+    CheckpointConfig, CheckpointError, CheckpointInfo, DiffCounts, DiffSummary, RestoreReport,
+    MAX_LISTED,
+};
+use git2::{Delta, DiffFormat, IndexAddOption, Oid, Repository, Signature, Tree};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Refs of checkpoints: `refs/execkit/cp-N`.
+const REF_PREFIX: &str = "refs/execkit/";
+/// Bytes of unified diff returned at most.
+const MAX_DIFF_BYTES: usize = 64 * 1024;
+/// Attributes for every path: no text conversion, no `ident`, no filter drivers, so the
+/// bytes stored are the bytes on disk and come back unchanged.
+const ATTRIBUTES: &str = "* -text -ident -filter -eol -working-tree-encoding\n";
+
+/// What a checkpoint commit records besides the tree.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Meta {
+    #[serde(default)]
+    label: Option<String>,
+    created_unix_ms: u64,
+    files: u64,
+    bytes: u64,
+    changed: u64,
+    #[serde(default)]
+    empty_dirs: Vec<String>,
+    #[serde(default)]
+    automatic: Option<String>,
+}
+
+/// One session's store.
+pub(crate) struct Store {
+    repo: Repository,
+    workspace: PathBuf,
+    config: CheckpointConfig,
+    next: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (or creates) the store at `dir` for `workspace`.
+    pub fn open(
+        dir: &Path,
+        workspace: &Path,
+        config: &CheckpointConfig,
+    ) -> Result<Store, CheckpointError> {
+        if workspace.starts_with(dir) || dir.starts_with(workspace) {
+            return Err(CheckpointError::Unsupported(
+                "the checkpoint store must lie outside the workspace".into(),
+            ));
+        }
+        let repo = match Repository::open_bare(dir) {
+            Ok(r) => r,
+            Err(_) => {
+                std::fs::create_dir_all(dir)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+                Repository::init_bare(dir)?
+            }
+        };
+        {
+            let mut cfg = repo.config()?;
+            cfg.set_bool("core.filemode", true)?;
+            cfg.set_bool("core.symlinks", true)?;
+            cfg.set_bool("core.autocrlf", false)?;
+            cfg.set_bool("core.ignorecase", false)?;
+        }
+        std::fs::create_dir_all(dir.join("info"))?;
+        std::fs::write(dir.join("info/attributes"), ATTRIBUTES)?;
+        repo.set_workdir(workspace, false)?;
+        let next = repo
+            .references_glob(&format!("{REF_PREFIX}cp-*"))?
+            .flatten()
+            .filter_map(|r| {
+                r.name()?
+                    .strip_prefix(REF_PREFIX)?
+                    .strip_prefix("cp-")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut s = Store {
+            repo,
+            workspace: workspace.to_path_buf(),
+            config: config.clone(),
+            next,
+        };
+        s.write_excludes(&[])?;
+        Ok(s)
+    }
+
+    /// `info/exclude`: the operator's patterns and the nested repositories found.
+    fn write_excludes(&mut self, nested: &[String]) -> Result<(), CheckpointError> {
+        let mut text = String::new();
+        for p in &self.config.excludes {
+            text.push_str(p);
+            text.push('\n');
+        }
+        for n in nested {
+            text.push('/');
+            text.push_str(&glob_escape(n));
+            text.push_str("/\n");
+        }
+        std::fs::write(self.repo.path().join("info/exclude"), text)?;
+        Ok(())
+    }
+
+    /// Empty directories and nested repositories under the workspace (skipping ignored
+    /// directories), relative paths.
+    fn walk_dirs(&self) -> (Vec<String>, Vec<String>) {
+        let mut empty = Vec::new();
+        let mut nested = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(self.workspace.join(&rel)) else {
+                continue;
+            };
+            let mut any = false;
+            for e in rd.flatten() {
+                any = true;
+                let Ok(ft) = e.file_type() else { continue };
+                if !ft.is_dir() {
+                    continue;
+                }
+                let name = e.file_name();
+                if name == ".git" {
+                    continue;
+                }
+                let child = rel.join(&name);
+                let text = child.to_string_lossy().into_owned();
+                // Nested repositories first: they are excluded through `info/exclude`, so
+                // from the second walk on they also look ignored.
+                if self.workspace.join(&child).join(".git").exists() {
+                    nested.push(text);
+                    continue;
+                }
+                if self.config.honour_gitignore
+                    && self.repo.is_path_ignored(&child).unwrap_or(false)
+                {
+                    continue;
+                }
+                stack.push(child);
+            }
+            if !any && !rel.as_os_str().is_empty() {
+                empty.push(rel.to_string_lossy().into_owned());
+            }
+        }
+        empty.sort();
+        nested.sort();
+        (empty, nested)
+    }
+
+    /// Brings the store's index to the workspace as it is now and writes its tree.
+    /// Refuses past the size cap before reading the file that crosses it.
+    fn snapshot(&mut self) -> Result<(Oid, u64, u64, Vec<String>), CheckpointError> {
+        let (empty, nested) = self.walk_dirs();
+        self.write_excludes(&nested)?;
+        let mut index = self.repo.index()?;
+        let mut total: u64 = index.iter().map(|e| u64::from(e.file_size)).sum();
+        let cap = self.config.max_bytes;
+        let ws = self.workspace.clone();
+        let mut over = None;
+        let old_sizes: std::collections::HashMap<Vec<u8>, u64> = index
+            .iter()
+            .map(|e| (e.path.clone(), u64::from(e.file_size)))
+            .collect();
+        let flags = if self.config.honour_gitignore {
+            IndexAddOption::DEFAULT
+        } else {
+            IndexAddOption::FORCE
+        };
+        let mut cb = |path: &Path, _: &[u8]| -> i32 {
+            let size = std::fs::symlink_metadata(ws.join(path))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let old = old_sizes
+                .get(path.as_os_str().as_encoded_bytes())
+                .copied()
+                .unwrap_or(0);
+            total = total.saturating_sub(old).saturating_add(size);
+            if total > cap {
+                over = Some(total);
+                return -1;
+            }
+            0
+        };
+        let added = index.add_all(["*"].iter(), flags, Some(&mut cb));
+        if let Some(bytes) = over {
+            // Forget the partial update: back to what was written last.
+            let _ = index.read(true);
+            return Err(CheckpointError::TooLarge { bytes, cap });
+        }
+        added?;
+        index.update_all(["*"].iter(), None)?;
+        index.write()?;
+        let files = index.len() as u64;
+        let bytes = index.iter().map(|e| u64::from(e.file_size)).sum();
+        let tree = index.write_tree()?;
+        Ok((tree, files, bytes, empty))
+    }
+
+    fn commit_of(&self, id: &str) -> Result<git2::Commit<'_>, CheckpointError> {
+        let valid = id
+            .strip_prefix("cp-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !valid {
+            return Err(CheckpointError::Unknown(id.chars().take(64).collect()));
+        }
+        let r = self
+            .repo
+            .find_reference(&format!("{REF_PREFIX}{id}"))
+            .map_err(|_| CheckpointError::Unknown(id.to_string()))?;
+        Ok(r.peel_to_commit()?)
+    }
+
+    fn meta_of(c: &git2::Commit<'_>) -> Meta {
+        c.message()
+            .and_then(|m| m.split_once("\n\n"))
+            .and_then(|(_, json)| serde_json::from_str(json).ok())
+            .unwrap_or_default()
+    }
+
+    fn latest(&self) -> Option<git2::Commit<'_>> {
+        (1..self.next)
+            .rev()
+            .find_map(|n| self.commit_of(&format!("cp-{n}")).ok())
+    }
+
+    /// Takes a checkpoint.
+    pub fn checkpoint(
+        &mut self,
+        label: Option<&str>,
+        automatic: Option<&str>,
+    ) -> Result<CheckpointInfo, CheckpointError> {
+        let (tree_id, files, bytes, empty_dirs) = self.snapshot()?;
+        let (id, meta) = {
+            let tree = self.repo.find_tree(tree_id)?;
+            let parent = self.latest();
+            let changed = match &parent {
+                Some(p) => self
+                    .repo
+                    .diff_tree_to_tree(Some(&p.tree()?), Some(&tree), None)?
+                    .deltas()
+                    .len() as u64,
+                None => files,
+            };
+            let id = format!("cp-{}", self.next);
+            let meta = Meta {
+                label: label.map(|l| l.chars().take(200).collect()),
+                created_unix_ms: now_ms(),
+                files,
+                bytes,
+                changed,
+                empty_dirs,
+                automatic: automatic.map(|a| a.chars().take(200).collect()),
+            };
+            let message = format!(
+                "{id}\n\n{}",
+                serde_json::to_string(&meta).unwrap_or_default()
+            );
+            let sig = Signature::new(
+                "execkit",
+                "execkit@localhost",
+                &git2::Time::new((meta.created_unix_ms / 1000) as i64, 0),
+            )?;
+            let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+            self.repo.commit(
+                Some(&format!("{REF_PREFIX}{id}")),
+                &sig,
+                &sig,
+                &message,
+                &tree,
+                &parents,
+            )?;
+            (id, meta)
+        };
+        self.next += 1;
+        self.prune()?;
+        Ok(info(&id, &meta))
+    }
+
+    /// Drops the oldest checkpoints past the operator's `keep`.
+    fn prune(&mut self) -> Result<(), CheckpointError> {
+        let keep = self.config.keep.max(1) as u64;
+        if self.next <= keep + 1 {
+            return Ok(());
+        }
+        for n in 1..self.next - keep {
+            if let Ok(mut r) = self.repo.find_reference(&format!("{REF_PREFIX}cp-{n}")) {
+                r.delete()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every checkpoint kept, oldest first.
+    pub fn list(&self) -> Vec<CheckpointInfo> {
+        (1..self.next)
+            .filter_map(|n| {
+                let id = format!("cp-{n}");
+                let c = self.commit_of(&id).ok()?;
+                Some(info(&id, &Self::meta_of(&c)))
+            })
+            .collect()
+    }
+
+    /// Puts the workspace back as it was at checkpoint `id`.
+    pub fn restore(&mut self, id: &str) -> Result<RestoreReport, CheckpointError> {
+        let (target_id, meta) = {
+            let c = self.commit_of(id)?;
+            (c.tree_id(), Self::meta_of(&c))
+        };
+        let (now_id, ..) = self.snapshot()?;
+        let target = self.repo.find_tree(target_id)?;
+        let now = self.repo.find_tree(now_id)?;
+        let mut report = RestoreReport {
+            id: id.to_string(),
+            written: 0,
+            created: 0,
+            deleted: 0,
+            paths: Vec::new(),
+            paths_truncated: false,
+        };
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&now), Some(&target), None)?;
+        for d in diff.deltas() {
+            let (tag, path) = match d.status() {
+                Delta::Added => {
+                    report.created += 1;
+                    ("A", d.new_file().path())
+                }
+                Delta::Deleted => {
+                    report.deleted += 1;
+                    ("D", d.old_file().path())
+                }
+                _ => {
+                    report.written += 1;
+                    ("M", d.new_file().path())
+                }
+            };
+            if report.paths.len() < MAX_LISTED {
+                let p = path.map(|p| p.display().to_string()).unwrap_or_default();
+                report.paths.push(format!("{tag} {p}"));
+            } else {
+                report.paths_truncated = true;
+            }
+        }
+        // Files the checkpoint does not have go first (what the index has now and the
+        // target lacks), then the target is checked out over the rest.
+        for d in diff.deltas() {
+            if d.status() == Delta::Deleted {
+                if let Some(p) = d.old_file().path() {
+                    remove_inside(&self.workspace, p)?;
+                }
+            }
+        }
+        // Only the paths that differ are checked out (literally, not as patterns): the
+        // rest of the tree, nested repositories included, is never walked or touched.
+        let mut co = git2::build::CheckoutBuilder::new();
+        co.force()
+            .disable_filters(true)
+            .recreate_missing(true)
+            .disable_pathspec_match(true);
+        let mut any = false;
+        for d in diff.deltas() {
+            if d.status() != Delta::Deleted {
+                if let Some(p) = d.new_file().path() {
+                    co.path(p);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            self.repo.checkout_tree(target.as_object(), Some(&mut co))?;
+        }
+        let mut index = self.repo.index()?;
+        index.read_tree(&target)?;
+        index.write()?;
+        for d in &meta.empty_dirs {
+            if safe_relative(Path::new(d)) {
+                std::fs::create_dir_all(self.workspace.join(d))?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// What changed since checkpoint `id`, with a unified diff of text files passed
+    /// through `redact` and capped.
+    pub fn diff(
+        &mut self,
+        id: &str,
+        redact: &dyn Fn(&str) -> String,
+    ) -> Result<DiffSummary, CheckpointError> {
+        let then_id = self.commit_of(id)?.tree_id();
+        let (now_id, ..) = self.snapshot()?;
+        let then: Tree<'_> = self.repo.find_tree(then_id)?;
+        let now = self.repo.find_tree(now_id)?;
+        let diff = self.repo.diff_tree_to_tree(Some(&then), Some(&now), None)?;
+        let mut out = DiffSummary {
+            id: id.to_string(),
+            changed: Vec::new(),
+            added: Vec::new(),
+            deleted: Vec::new(),
+            counts: DiffCounts::default(),
+            diff: String::new(),
+            diff_truncated: false,
+        };
+        for d in diff.deltas() {
+            let (list, count, file) = match d.status() {
+                Delta::Added => (&mut out.added, &mut out.counts.added, d.new_file()),
+                Delta::Deleted => (&mut out.deleted, &mut out.counts.deleted, d.old_file()),
+                _ => (&mut out.changed, &mut out.counts.changed, d.new_file()),
+            };
+            *count += 1;
+            if list.len() < MAX_LISTED {
+                list.push(
+                    file.path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        let mut patch = String::new();
+        let mut truncated = false;
+        diff.print(DiffFormat::Patch, |_, _, line| {
+            if patch.len() >= MAX_DIFF_BYTES {
+                truncated = true;
+                return true;
+            }
+            let text = String::from_utf8_lossy(line.content());
+            match line.origin() {
+                '+' | '-' | ' ' => patch.push(line.origin()),
+                _ => {}
+            }
+            patch.push_str(&text);
+            true
+        })?;
+        out.diff = redact(&patch);
+        out.diff_truncated = truncated;
+        Ok(out)
+    }
+}
+
+fn info(id: &str, m: &Meta) -> CheckpointInfo {
+    CheckpointInfo {
+        id: id.to_string(),
+        label: m.label.clone(),
+        created_unix_ms: m.created_unix_ms,
+        files: m.files,
+        bytes: m.bytes,
+        changed_since_previous: m.changed,
+        automatic: m.automatic.clone(),
+    }
+}
+
+/// A relative path with no `..`, root or prefix component.
+fn safe_relative(p: &Path) -> bool {
+    p.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Removes `rel` under `workspace` (a file or a link, never what a link points to), and
+/// directories it leaves empty up to the workspace.
+fn remove_inside(workspace: &Path, rel: &Path) -> std::io::Result<()> {
+    if !safe_relative(rel) {
+        return Ok(());
+    }
+    let full = workspace.join(rel);
+    match std::fs::remove_file(&full) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut dir = full.parent();
+    while let Some(d) = dir {
+        if d == workspace || !d.starts_with(workspace) {
+            break;
+        }
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+/// A path as a gitignore pattern matching exactly it.
+fn glob_escape(p: &str) -> String {
+    p.chars()
+        .flat_map(|c| {
+            if "*?[]\\!#".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! Checkpoints: the workspace's files captured and brought back exactly, without touching
+//! the user's own repositories.
+
+use crate::common::*;
+use execkit_runner::checkpoint::{CheckpointConfig, CheckpointError};
+use execkit_runner::sandbox::Profile;
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// Every entry under `root` (skipping nothing): path → (kind, mode, content or target).
+fn tree(root: &Path) -> BTreeMap<String, (char, u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.insert(rel, ('l', 0, t.as_os_str().as_encoded_bytes().to_vec()));
+            } else if m.is_dir() {
+                out.insert(rel, ('d', 0, vec![]));
+                stack.push(p);
+            } else {
+                out.insert(rel, ('f', m.mode() & 0o111, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_restore_brings_back_every_kind_of_change_and_leaves_user_repos_alone() {
+    let ws = Workspace::new("cp-kinds");
+    let w = ws.path();
+    std::fs::create_dir_all(w.join("src/deep")).unwrap();
+    std::fs::create_dir_all(w.join("empty/inner")).unwrap();
+    std::fs::write(w.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(w.join("src/deep/lib.rs"), "pub fn f() {}\n").unwrap();
+    std::fs::write(
+        w.join("blob.bin"),
+        (0..=255u8).cycle().take(5000).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    std::fs::write(w.join("crlf.txt"), "a\r\nb\r\n").unwrap();
+    std::fs::write(w.join(".gitattributes"), "*.txt text eol=lf\n").unwrap();
+    std::fs::write(w.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(w.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("src/main.rs", w.join("link-in")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", w.join("link-out")).unwrap();
+    // The user's own repository at the top and a nested one.
+    git(w, &["init", "-q"]);
+    git(w, &["add", "src"]);
+    git(w, &["commit", "-qm", "user"]);
+    std::fs::create_dir_all(w.join("vendor/lib")).unwrap();
+    git(&w.join("vendor/lib"), &["init", "-q"]);
+    std::fs::write(w.join("vendor/lib/x.c"), "int x;\n").unwrap();
+    git(&w.join("vendor/lib"), &["add", "."]);
+    git(&w.join("vendor/lib"), &["commit", "-qm", "nested"]);
+    let git_before = tree(&w.join(".git"));
+    let nested_before = tree(&w.join("vendor/lib"));
+
+    let s = session(&ws, Profile::Workspace).await;
+    let cp = s.checkpoint(Some("before the agent")).await.unwrap();
+    assert_eq!(cp.id, "cp-1");
+    let before = {
+        let mut t = tree(w);
+        t.retain(|k, _| !k.starts_with(".git/") && k != ".git" && !k.starts_with("vendor/lib/"));
+        t
+    };
+    // The agent: modify, delete, rename, add, chmod, relink, fill an empty dir, make a new
+    // empty dir, touch the nested repo's files? no: those are the user's.
+    ok(&s, "echo changed >> src/main.rs && rm src/deep/lib.rs && mv blob.bin blob2.bin && echo new > added.txt && chmod -x run.sh && ln -sfn /tmp link-in && rm -r empty && mkdir -p newdir/sub && printf 'x\\r\\n' > crlf.txt").await;
+    let r = s.restore(&cp.id).await.unwrap();
+    assert!(r.written >= 3 && r.created >= 2 && r.deleted >= 2, "{r:?}");
+    let mut after = tree(w);
+    after.retain(|k, _| !k.starts_with(".git/") && k != ".git" && !k.starts_with("vendor/lib/"));
+    // newdir/ is an empty directory the agent made after the checkpoint: left (it holds
+    // no file); every captured path is exact.
+    after.remove("newdir/sub");
+    after.remove("newdir");
+    assert_eq!(after, before);
+    assert_eq!(
+        tree(&w.join(".git")),
+        git_before,
+        "the user's .git is untouched"
+    );
+    assert_eq!(
+        tree(&w.join("vendor/lib")),
+        nested_before,
+        "the nested repository is untouched"
+    );
+    assert_eq!(
+        std::fs::read_link(w.join("link-out")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn gitignore_is_honoured_secrets_in_diffs_are_redacted_and_the_cap_refuses() {
+    let ws = Workspace::new("cp-ignore");
+    let w = ws.path();
+    std::fs::write(w.join(".gitignore"), "target/\n").unwrap();
+    std::fs::create_dir_all(w.join("target")).unwrap();
+    std::fs::write(w.join("target/huge.o"), vec![0u8; 100_000]).unwrap();
+    std::fs::write(w.join("config.env"), "MODE=dev\n").unwrap();
+    let mut cfg = CheckpointConfig::default();
+    cfg.max_bytes = 50_000;
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .checkpoints(cfg)
+        .local()
+        .await
+        .unwrap();
+    let cp = s.checkpoint(None).await.unwrap();
+    assert_eq!(
+        cp.files, 2,
+        "{cp:?}: .gitignore and config.env, not target/"
+    );
+    ok(&s, "echo 'TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345' >> config.env && echo more > target/x.o").await;
+    let d = s.checkpoint_diff(&cp.id).await.unwrap();
+    assert_eq!(d.changed, ["config.env"]);
+    assert!(d.added.is_empty(), "{d:?}");
+    assert!(
+        d.diff.contains("+TOKEN=[REDACTED:github-pat]"),
+        "{}",
+        d.diff
+    );
+    assert!(!d.diff.contains("ghp_"), "{}", d.diff);
+    // Restore keeps ignored build output and removes nothing it did not capture.
+    s.restore(&cp.id).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(w.join("config.env")).unwrap(),
+        "MODE=dev\n"
+    );
+    assert!(w.join("target/x.o").exists());
+    // Past the cap: refused, and the next checkpoint under the cap still works.
+    std::fs::write(w.join("big.dat"), vec![1u8; 60_000]).unwrap();
+    match s.checkpoint(None).await {
+        Err(CheckpointError::TooLarge { cap: 50_000, .. }) => {}
+        other => panic!("expected the cap, got {other:?}"),
+    }
+    std::fs::remove_file(w.join("big.dat")).unwrap();
+    let cp2 = s.checkpoint(Some("small again")).await.unwrap();
+    assert_eq!(cp2.files, 2);
+    assert_eq!(s.checkpoints().await.unwrap().len(), 2);
+    assert!(matches!(
+        s.restore("cp-99").await,
+        Err(execkit_runner::ExecError::Checkpoint(
+            CheckpointError::Unknown(_)
+        ))
+    ));
+    assert!(matches!(
+        s.checkpoint_diff("../../etc").await,
+        Err(CheckpointError::Unknown(_))
+    ));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_restore_after_the_agent_deleted_half_the_tree() {
+    let ws = Workspace::new("cp-half");
+    let w = ws.path();
+    for d in 0..10 {
+        std::fs::create_dir_all(w.join(format!("d{d}"))).unwrap();
+        for f in 0..20 {
+            std::fs::write(w.join(format!("d{d}/f{f}.txt")), format!("{d}-{f}\n")).unwrap();
+        }
+    }
+    let s = session(&ws, Profile::Workspace).await;
+    let cp = s.checkpoint(None).await.unwrap();
+    assert_eq!(cp.files, 200);
+    ok(&s, "rm -r d0 d1 d2 d3 d4 && echo stray > d5/new.txt").await;
+    let r = s.restore(&cp.id).await.unwrap();
+    assert_eq!((r.created, r.deleted, r.written), (100, 1, 0), "{r:?}");
+    assert_eq!(tree(w).len(), 210);
+    // Incremental: one file changed since the last checkpoint.
+    ok(&s, "echo x >> d9/f0.txt").await;
+    let cp2 = s.checkpoint(None).await.unwrap();
+    assert_eq!(cp2.changed_since_previous, 1);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn checkpoints_can_be_turned_off_by_the_operator() {
+    let ws = Workspace::new("cp-off");
+    let mut cfg = CheckpointConfig::default();
+    cfg.enabled = false;
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .checkpoints(cfg)
+        .local()
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.checkpoint(None).await,
+        Err(CheckpointError::Disabled)
+    ));
+    s.close().await;
+}
