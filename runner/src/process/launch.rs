@@ -42,8 +42,15 @@ use tokio::net::unix::pipe;
 /// How long the shell may take to open the pipes once it has the line.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The signals the wrapper ignores and the command gets back at their defaults.
+/// The signals the wrapper survives (it traps them) to report the exit status.
 const SIGNALS: &str = "INT TERM HUP QUIT USR1 USR2";
+
+/// The command's own subshell: a fatal signal is acted on at the next command boundary
+/// (put back to its default and raised again, so the subshell ends by it and no later
+/// command of the line runs), never swallowed while the subshell is between commands; the
+/// programs it runs get the defaults back when they are exec'd. USR1/USR2 do not end the
+/// subshell (a server it runs may use them), so it keeps waiting for its program.
+const INNER_TRAPS: &str = "for __ek_s in INT TERM HUP QUIT; do builtin trap \"builtin trap - $__ek_s; builtin kill -$__ek_s \\$BASHPID\" $__ek_s; done; builtin trap 'builtin :' USR1 USR2;";
 
 /// The four FIFOs of one process, before they are open.
 pub(crate) struct Fifos {
@@ -176,7 +183,7 @@ pub(crate) fn wrapper_line(command: &str, fifos: [&str; 4], pty: Option<Pty>) ->
         ),
     };
     format!(
-        "__ek_p={cmd}; {{ builtin trap '__ek_g=1' {SIGNALS}; ( builtin trap - {SIGNALS}; builtin printf 'r\\n' >&9; {run} ) <{i} >{o} 2>{e}; builtin printf '%s\\n' \"$?\" >&9; }} 9>{s} </dev/null >/dev/null 2>&1 & builtin printf '%s\\n' \"$!\"; builtin disown $! 2>/dev/null; builtin unset __ek_p",
+        "__ek_p={cmd}; {{ builtin trap '__ek_g=1' {SIGNALS}; ( {INNER_TRAPS} builtin printf 'r\\n' >&9; {run} ) <{i} >{o} 2>{e}; builtin printf '%s\\n' \"$?\" >&9; }} 9>{s} </dev/null >/dev/null 2>&1 & builtin printf '%s\\n' \"$!\"; builtin disown $! 2>/dev/null; builtin unset __ek_p",
         cmd = frame::ansi_c_quote(command),
     )
 }

@@ -525,3 +525,55 @@ async fn a_repl_that_wants_a_terminal_gets_one_of_the_sessions_own() {
     );
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_signal_right_after_the_start_is_not_lost_and_usr1_reaches_the_program_alone() {
+    let ws = Workspace::new("proc-race");
+    let s = session(&ws, Profile::Workspace).await;
+    // INT at once, twenty times: each ends the command (bash must not swallow it while it
+    // sets the command up) and never runs what follows on the line.
+    for _ in 0..20 {
+        let p = s.spawn("sleep 30; echo after", &opts()).await.unwrap();
+        p.signal(ProcessSignal::Int).await.unwrap();
+        let w = p.wait(Duration::from_secs(5), None, None, None).await;
+        assert_eq!(w.reason, WaitReason::Exited, "{:?}", p.info());
+        assert_eq!(w.output.stdout, "");
+        assert_eq!(
+            p.state(),
+            ProcessState::Exited {
+                code: Some(130),
+                signal: Some(ProcessSignal::Int)
+            }
+        );
+    }
+    // USR1 is the program's to handle: the shell around it does not die of it.
+    let p = s
+        .spawn(
+            "python3 -u -c 'import signal,time; signal.signal(signal.SIGUSR1, lambda *a: print(\"usr1\")); print(\"up\"); time.sleep(30)'",
+            &opts(),
+        )
+        .await
+        .unwrap();
+    let w = p
+        .wait(
+            Duration::from_secs(10),
+            Some(&until_pattern("up").unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(w.reason, WaitReason::Matched);
+    p.signal(ProcessSignal::Usr1).await.unwrap();
+    let w = p
+        .wait(
+            Duration::from_secs(10),
+            Some(&until_pattern("usr1").unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(w.reason, WaitReason::Matched, "{:?}", w.output);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(p.state(), ProcessState::Running { stopped: false });
+    s.close().await;
+}
