@@ -79,6 +79,28 @@ pub struct PolicyHit {
     pub severity: Option<String>,
     /// True if the policy carries `@ask`.
     pub ask: bool,
+    /// True if the policy carries `@checkpoint`: the runner checkpoints the workspace
+    /// before running a command it permits.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub checkpoint: bool,
+}
+
+impl Decision {
+    /// The ids of the permitting policies that ask for a checkpoint before the command
+    /// runs (`@checkpoint`), on facts that are allowed.
+    pub fn checkpoint_policies(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .facts
+            .iter()
+            .filter(|f| f.verdict != Verdict::Deny)
+            .flat_map(|f| f.policies.iter())
+            .filter(|p| p.checkpoint && p.effect == Effect::Permit)
+            .map(|p| p.id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
 }
 
 /// One fact and its decision.

@@ -494,6 +494,7 @@ impl Engine {
                 advice: None,
                 severity: None,
                 ask: false,
+                checkpoint: false,
             },
         }
     }
@@ -605,6 +606,7 @@ fn hit_of(p: &PolicyInfo) -> PolicyHit {
         advice: p.advice.clone(),
         severity: p.severity.clone(),
         ask: p.ask,
+        checkpoint: p.checkpoint,
     }
 }
 

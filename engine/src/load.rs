@@ -48,6 +48,9 @@ pub(crate) struct PolicyInfo {
     pub advice: Option<String>,
     pub severity: Option<String>,
     pub ask: bool,
+    /// `@checkpoint`: the runner takes a workspace checkpoint before a command this
+    /// policy permits.
+    pub checkpoint: bool,
     pub source: PolicySource,
     /// Actions the scope can match.
     pub actions: Vec<Action>,
@@ -276,6 +279,7 @@ fn info(
         advice: p.annotation("advice").map(str::to_string),
         severity: p.annotation("severity").map(str::to_string),
         ask: p.annotation("ask").is_some_and(|v| v != "false"),
+        checkpoint: p.annotation("checkpoint").is_some_and(|v| v != "false"),
         source,
         actions,
         resource_key,

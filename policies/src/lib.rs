@@ -44,6 +44,10 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             include_str!("../default/approvals.cedar"),
         ),
         ("sessions.cedar", include_str!("../default/sessions.cedar")),
+        (
+            "checkpoints.cedar",
+            include_str!("../default/checkpoints.cedar"),
+        ),
     ],
     entities: include_str!("../default/entities.json"),
     cases: &[

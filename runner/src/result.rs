@@ -89,6 +89,10 @@ pub struct ExecResult {
     /// its output kept.
     #[serde(skip_serializing_if = "is_zero")]
     pub background_jobs: usize,
+    /// The checkpoint taken before the command ran, because a policy that permitted it
+    /// asks for one (`@checkpoint`); `Session::restore` undoes the command's file changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -691,6 +691,7 @@ impl Session {
                 return Err(ExecError::WorkspaceFull { limit_bytes });
             }
         }
+        let checkpoint = self.checkpoint_before(command, &decision).await?;
         let (run, counters) = {
             let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
             let before = shell.counters();
@@ -755,6 +756,7 @@ impl Session {
             decision,
             limits_hit,
             background_jobs: run.left_background,
+            checkpoint,
         };
         self.audit(AuditEvent::Command(CommandRecord {
             who: self.who(),
@@ -1142,6 +1144,31 @@ impl Session {
             automatic: info.automatic.as_deref().map(|a| self.redact(a)),
         }));
         Ok(info)
+    }
+
+    /// The checkpoint a policy asks for before `command` runs (`@checkpoint` on a permit
+    /// that allowed it): taken now, or the command is refused when it cannot be. Sessions
+    /// without checkpoints (turned off by the operator, remote transports) run it without.
+    async fn checkpoint_before(
+        &self,
+        command: &str,
+        decision: &Decision,
+    ) -> Result<Option<String>, ExecError> {
+        let asked = decision.checkpoint_policies();
+        if asked.is_empty()
+            || !self.config.checkpoints.enabled
+            || matches!(self.origin, Origin::Remote { .. })
+        {
+            return Ok(None);
+        }
+        let why = format!("before: {}", command.chars().take(160).collect::<String>());
+        match self.checkpoint_locked(None, Some(&why)).await {
+            Ok(info) => Ok(Some(info.id)),
+            Err(e) => Err(ExecError::Rejected(format!(
+                "the policies ({}) ask for a checkpoint before this command, and it could not be taken: {e}",
+                asked.join(", ")
+            ))),
+        }
     }
 
     /// The checkpoints kept, oldest first.

@@ -216,3 +216,31 @@ async fn checkpoints_can_be_turned_off_by_the_operator() {
     ));
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_policy_asks_for_a_checkpoint_before_a_recursive_delete() {
+    let ws = Workspace::new("cp-auto");
+    let w = ws.path();
+    std::fs::create_dir_all(w.join("build/out")).unwrap();
+    std::fs::write(w.join("build/out/a.o"), "obj").unwrap();
+    std::fs::write(w.join("notes.txt"), "keep me\n").unwrap();
+    let s = config(&ws, default_policies(), Profile::Workspace)
+        .local()
+        .await
+        .unwrap();
+    // A plain command takes no checkpoint.
+    let r = ok(&s, "cat notes.txt").await;
+    assert_eq!(r.checkpoint, None);
+    let r = ok(&s, "rm -r build").await;
+    let id = r.checkpoint.clone().expect("a checkpoint before rm -r");
+    assert!(!w.join("build").exists());
+    let list = s.checkpoints().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].automatic.as_deref(), Some("before: rm -r build"));
+    s.restore(&id).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(w.join("build/out/a.o")).unwrap(),
+        "obj"
+    );
+    s.close().await;
+}
