@@ -41,6 +41,8 @@ pub struct OperatorConfig {
     pub audit: AuditConfig,
     /// Values to redact from every output.
     pub secrets: SecretsConfig,
+    /// Workspace checkpoints (`session_checkpoint`, `session_restore`, automatic ones).
+    pub checkpoints: CheckpointsConfig,
     /// SSH targets: trust and credentials (agents only pick among what this allows).
     pub ssh: Option<SshConfig>,
     /// The Docker endpoint and the hardening of ephemeral containers.
@@ -212,6 +214,38 @@ impl Default for LimitsConfig {
             background_head_bytes: 64 * 1024,
             background_tail_bytes: 256 * 1024,
             background_grace_ms: 2000,
+        }
+    }
+}
+
+/// `[checkpoints]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointsConfig {
+    /// Checkpoints at all (automatic ones included).
+    pub enabled: bool,
+    /// Where stores live, one per session (default: the session's private dir, removed
+    /// with the session). Must lie outside every workspace.
+    pub store_dir: Option<PathBuf>,
+    /// The most bytes one checkpoint may capture.
+    pub max_bytes: u64,
+    /// Gitignore-style patterns never captured (besides `.gitignore`).
+    pub exclude: Vec<String>,
+    /// Honour the workspace's `.gitignore` files.
+    pub gitignore: bool,
+    /// Checkpoints kept per session (the oldest are pruned).
+    pub keep: usize,
+}
+
+impl Default for CheckpointsConfig {
+    fn default() -> Self {
+        CheckpointsConfig {
+            enabled: true,
+            store_dir: None,
+            max_bytes: 1 << 30,
+            exclude: Vec::new(),
+            gitignore: true,
+            keep: 20,
         }
     }
 }

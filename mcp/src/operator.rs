@@ -234,6 +234,19 @@ impl Operator {
         }
     }
 
+    /// The operator's checkpoint settings for the runner.
+    fn checkpoint_config(&self) -> execkit_runner::checkpoint::CheckpointConfig {
+        let c = &self.config.checkpoints;
+        let mut out = execkit_runner::checkpoint::CheckpointConfig::default();
+        out.enabled = c.enabled;
+        out.store_dir = c.store_dir.clone();
+        out.max_bytes = c.max_bytes;
+        out.excludes = c.exclude.clone();
+        out.honour_gitignore = c.gitignore;
+        out.keep = c.keep;
+        out
+    }
+
     /// A session configuration for `workspace`, with every operator setting applied.
     pub fn session_config(&self, workspace: PathBuf) -> SessionBuilder {
         let s = &self.config.sandbox;
@@ -276,6 +289,7 @@ impl Operator {
             })
             .identity(self.identity())
             .limits(limits)
+            .checkpoints(self.checkpoint_config())
             .secrets(self.secrets.clone());
         if let Some(a) = &self.audit {
             b = b.audit(a.clone());

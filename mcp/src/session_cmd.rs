@@ -71,8 +71,8 @@ pub struct SessionCmd {
     #[arg(short = '0', long = "null")]
     null: bool,
     /// Each input line is a JSON operation (`{"op":"exec",…}`, `{"op":"process_start",…}`,
-    /// `process_read`, `process_write`, `process_signal`, `process_wait`, `process_list`)
-    /// instead of a command line.
+    /// `process_read`, `process_write`, `process_signal`, `process_wait`, `process_list`,
+    /// `checkpoint`, `restore`, `checkpoints`, `diff`) instead of a command line.
     #[arg(long)]
     ops: bool,
 }

@@ -10,6 +10,10 @@
 //! {"op":"process_write","process_id":"p-…","data":"rs\n","close":false}
 //! {"op":"process_signal","process_id":"p-…","signal":"TERM"}
 //! {"op":"process_list"}
+//! {"op":"checkpoint","label":"before refactor"}
+//! {"op":"diff","checkpoint_id":"cp-1"}
+//! {"op":"restore","checkpoint_id":"cp-1"}
+//! {"op":"checkpoints"}
 //! ```
 
 use execkit_runner::process::{until_pattern, Cursor, ProcessError, ProcessSignal, SpawnOptions};
@@ -78,6 +82,24 @@ pub enum Op {
     },
     /// Every process of the session.
     ProcessList {},
+    /// Snapshot the workspace files.
+    Checkpoint {
+        /// A label.
+        #[serde(default)]
+        label: Option<String>,
+    },
+    /// Put the workspace files back as they were at a checkpoint.
+    Restore {
+        /// The checkpoint (`cp-N`).
+        checkpoint_id: String,
+    },
+    /// The checkpoints kept.
+    Checkpoints {},
+    /// What changed since a checkpoint.
+    Diff {
+        /// The checkpoint (`cp-N`).
+        checkpoint_id: String,
+    },
 }
 
 fn error(e: impl std::fmt::Display) -> Value {
@@ -172,5 +194,24 @@ pub async fn run(session: &Session, line: &str, max_timeout: Duration) -> Value 
             value(&p.wait(timeout, until.as_ref(), c, None).await)
         }
         Op::ProcessList {} => json!({ "processes": session.processes() }),
+        Op::Checkpoint { label } => match session.checkpoint(label.as_deref()).await {
+            Ok(i) => value(&i),
+            Err(e) => error(e),
+        },
+        Op::Restore { checkpoint_id } => match session.restore(&checkpoint_id).await {
+            Ok(r) => value(&r),
+            Err(ExecError::Denied(d)) => {
+                json!({"denied": true, "verdict": d.verdict, "reason": d.reason})
+            }
+            Err(e) => error(e),
+        },
+        Op::Checkpoints {} => match session.checkpoints().await {
+            Ok(l) => json!({ "checkpoints": l }),
+            Err(e) => error(e),
+        },
+        Op::Diff { checkpoint_id } => match session.checkpoint_diff(&checkpoint_id).await {
+            Ok(d) => value(&d),
+            Err(e) => error(e),
+        },
     }
 }

@@ -81,6 +81,10 @@ async def suite(mode):
                 "process_signal",
                 "process_wait",
                 "process_list",
+                "session_checkpoint",
+                "session_restore",
+                "session_checkpoints",
+                "session_diff",
             }
             check(f"[{mode}] tools/list names", set(tools) == expected, sorted(tools))
             check(

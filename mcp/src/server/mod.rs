@@ -12,6 +12,7 @@
 
 pub mod approval;
 pub mod args;
+pub mod checkpoints;
 pub mod output;
 pub mod process_io;
 mod processes;
@@ -229,7 +230,9 @@ impl ExecKitServer {
                 approvals,
                 in_flight: InFlight::default(),
             }),
-            tool_router: standard_schemas(Self::tool_router() + Self::process_router()),
+            tool_router: standard_schemas(
+                Self::tool_router() + Self::process_router() + Self::checkpoint_router(),
+            ),
         }
     }
 

@@ -156,6 +156,10 @@ pub struct ExecOutput {
     /// Start such commands with process_start instead.
     #[serde(skip_serializing_if = "is_zero")]
     pub background_jobs: usize,
+    /// A checkpoint taken before the command because a policy asks for one:
+    /// session_restore with this id undoes the command's file changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -243,6 +247,7 @@ impl ExecOutput {
             approved_by,
             limits_hit: r.limits_hit.iter().map(LimitOutput::from).collect(),
             background_jobs: r.background_jobs,
+            checkpoint: r.checkpoint,
         }
     }
 
@@ -271,6 +276,12 @@ impl ExecOutput {
         }
         for l in &self.limits_hit {
             let _ = write!(s, " · {}", l.message);
+        }
+        if let Some(c) = &self.checkpoint {
+            let _ = write!(
+                s,
+                " · checkpoint {c} taken first (session_restore undoes it)"
+            );
         }
         if self.background_jobs > 0 {
             let _ = write!(

@@ -4,6 +4,7 @@
 
 mod approval;
 mod binary;
+mod checkpoints;
 mod common;
 mod concurrency;
 mod containment;

@@ -20,10 +20,14 @@ async fn tools_list_publishes_schemas_and_accurate_annotations() {
             "process_start",
             "process_wait",
             "process_write",
+            "session_checkpoint",
+            "session_checkpoints",
             "session_create",
             "session_destroy",
+            "session_diff",
             "session_exec",
-            "session_list"
+            "session_list",
+            "session_restore"
         ]
     );
     for t in &tools {
@@ -43,10 +47,16 @@ async fn tools_list_publishes_schemas_and_accurate_annotations() {
             .unwrap_or_else(|| panic!("{} has no annotations", t.name));
         let ro = a.read_only_hint == Some(true);
         match t.name.as_ref() {
-            "session_list" | "policy_check" | "process_read" | "process_wait" | "process_list" => {
+            "session_list"
+            | "policy_check"
+            | "process_read"
+            | "process_wait"
+            | "process_list"
+            | "session_checkpoints"
+            | "session_diff" => {
                 assert!(ro, "{} is read-only", t.name)
             }
-            "process_signal" => assert_eq!(a.destructive_hint, Some(true)),
+            "process_signal" | "session_restore" => assert_eq!(a.destructive_hint, Some(true)),
             "session_exec" => {
                 assert!(!ro);
                 assert_eq!(a.destructive_hint, Some(true));
