@@ -4,7 +4,7 @@ use super::{
     CheckpointConfig, CheckpointError, CheckpointInfo, DiffCounts, DiffSummary, RestoreReport,
     MAX_LISTED,
 };
-use git2::{Delta, DiffFormat, IndexAddOption, Oid, Repository, Signature, Tree};
+use git2::{Delta, DiffFormat, Oid, Repository, Signature, Tree};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -169,40 +169,53 @@ impl Store {
         let mut index = self.repo.index()?;
         let mut total: u64 = index.iter().map(|e| u64::from(e.file_size)).sum();
         let cap = self.config.max_bytes;
-        let ws = self.workspace.clone();
-        let mut over = None;
-        let old_sizes: std::collections::HashMap<Vec<u8>, u64> = index
-            .iter()
-            .map(|e| (e.path.clone(), u64::from(e.file_size)))
-            .collect();
-        let flags = if self.config.honour_gitignore {
-            IndexAddOption::DEFAULT
-        } else {
-            IndexAddOption::FORCE
-        };
-        let mut cb = |path: &Path, _: &[u8]| -> i32 {
-            let size = std::fs::symlink_metadata(ws.join(path))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            let old = old_sizes
-                .get(path.as_os_str().as_encoded_bytes())
-                .copied()
-                .unwrap_or(0);
-            total = total.saturating_sub(old).saturating_add(size);
-            if total > cap {
-                over = Some(total);
-                return -1;
-            }
-            0
-        };
-        let added = index.add_all(["*"].iter(), flags, Some(&mut cb));
-        if let Some(bytes) = over {
-            // Forget the partial update: back to what was written last.
-            let _ = index.read(true);
-            return Err(CheckpointError::TooLarge { bytes, cap });
+        // One scan of the work tree against the index (its stat cache answers for files
+        // that did not change), then only what changed is hashed.
+        let mut opts = git2::DiffOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_typechange(true)
+            .update_index(true);
+        if !self.config.honour_gitignore {
+            opts.include_ignored(true).recurse_ignored_dirs(true);
         }
-        added?;
-        index.update_all(["*"].iter(), None)?;
+        let mut changes: Vec<(bool, PathBuf)> = Vec::new();
+        {
+            let diff = self
+                .repo
+                .diff_index_to_workdir(Some(&index), Some(&mut opts))?;
+            for d in diff.deltas() {
+                let (Some(path), old) = (
+                    d.new_file().path().or(d.old_file().path()),
+                    d.old_file().size(),
+                ) else {
+                    continue;
+                };
+                if nested.iter().any(|n| path.starts_with(n)) {
+                    continue;
+                }
+                if d.status() == Delta::Deleted {
+                    total = total.saturating_sub(old);
+                    changes.push((false, path.to_path_buf()));
+                } else {
+                    let size = std::fs::symlink_metadata(self.workspace.join(path))
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                    total = total.saturating_sub(old).saturating_add(size);
+                    changes.push((true, path.to_path_buf()));
+                }
+            }
+        }
+        if total > cap {
+            return Err(CheckpointError::TooLarge { bytes: total, cap });
+        }
+        for (present, path) in &changes {
+            if *present {
+                index.add_path(path)?;
+            } else {
+                index.remove_path(path)?;
+            }
+        }
         index.write()?;
         let files = index.len() as u64;
         let bytes = index.iter().map(|e| u64::from(e.file_size)).sum();
@@ -385,8 +398,16 @@ impl Store {
         if any {
             self.repo.checkout_tree(target.as_object(), Some(&mut co))?;
         }
+        // Only the touched paths change in the index, so the stat cache of every other
+        // file stays valid for the next snapshot.
         let mut index = self.repo.index()?;
-        index.read_tree(&target)?;
+        for d in diff.deltas() {
+            match (d.status(), d.old_file().path(), d.new_file().path()) {
+                (Delta::Deleted, Some(p), _) => index.remove_path(p)?,
+                (_, _, Some(p)) => index.add_path(p)?,
+                _ => {}
+            }
+        }
         index.write()?;
         for d in &meta.empty_dirs {
             if safe_relative(Path::new(d)) {
