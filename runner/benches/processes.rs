@@ -24,23 +24,9 @@ fn engine() -> Arc<Engine> {
     Arc::new(Engine::new(&bundle).expect("default policies"))
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
+#[path = "common/measure.rs"]
+mod measure;
+use measure::{pct, peak_rss_kib};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

@@ -290,20 +290,26 @@ impl ExecOutput {
                 self.background_jobs
             );
         }
-        if self.stdout.is_empty() && self.stderr.is_empty() {
-            s.push_str(" · no output");
-            return s;
-        }
-        s.push('\n');
-        s.push_str(&self.stdout);
-        if !self.stderr.is_empty() {
-            if !self.stdout.is_empty() && !self.stdout.ends_with('\n') {
-                s.push('\n');
-            }
-            s.push_str("[stderr]\n");
-            s.push_str(&self.stderr);
-        }
+        append_streams(&mut s, &self.stdout, &self.stderr, " · no output");
         s
+    }
+}
+
+/// A header's body: stdout, then stderr under a `[stderr]` marker, or `none` appended to
+/// the header when both are empty.
+pub fn append_streams(s: &mut String, stdout: &str, stderr: &str, none: &str) {
+    if stdout.is_empty() && stderr.is_empty() {
+        s.push_str(none);
+        return;
+    }
+    s.push('\n');
+    s.push_str(stdout);
+    if !stderr.is_empty() {
+        if !stdout.is_empty() && !stdout.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str("[stderr]\n");
+        s.push_str(stderr);
     }
 }
 

@@ -328,19 +328,7 @@ impl ReadOutput {
             let n: u64 = self.redactions.values().sum();
             let _ = write!(s, " · {n} redacted");
         }
-        if self.stdout.is_empty() && self.stderr.is_empty() {
-            s.push_str(" · no new output");
-            return s;
-        }
-        s.push('\n');
-        s.push_str(&self.stdout);
-        if !self.stderr.is_empty() {
-            if !self.stdout.is_empty() && !self.stdout.ends_with('\n') {
-                s.push('\n');
-            }
-            s.push_str("[stderr]\n");
-            s.push_str(&self.stderr);
-        }
+        super::output::append_streams(&mut s, &self.stdout, &self.stderr, " · no new output");
         s
     }
 }

@@ -279,3 +279,21 @@ pub fn audit_of(path: &Path, kind: &str, command: &str) -> Vec<Value> {
         .filter(|r| r["kind"] == kind && r["command"] == command)
         .collect()
 }
+
+/// Live (not zombie) processes whose command line contains `marker`.
+pub fn live_with(marker: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let zombie = stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'));
+            (!zombie && String::from_utf8_lossy(&cmd).contains(marker)).then_some(pid)
+        })
+        .collect()
+}

@@ -5,24 +5,6 @@ use super::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Live (not zombie) processes whose command line contains `marker`.
-fn live_with(marker: &str) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    dir.flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let zombie = stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| r.starts_with('Z'));
-            (!zombie && String::from_utf8_lossy(&cmd).contains(marker)).then_some(pid)
-        })
-        .collect()
-}
-
 fn session_dirs(tmp: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(tmp)
         .unwrap()

@@ -31,23 +31,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Live (not zombie) processes whose command line contains `marker`.
-fn live_with(marker: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let zombie = stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| r.starts_with('Z'));
-            (!zombie && String::from_utf8_lossy(&cmd).contains(marker)).then_some(pid)
-        })
-        .collect()
-}
-
 async fn gone_within(marker: &str, limit: Duration) {
     let t0 = Instant::now();
     loop {

@@ -33,6 +33,20 @@ async fn wait_exit(p: &execkit_runner::ProcessHandle) {
     assert_eq!(w.reason, WaitReason::Exited, "{:?}", p.info());
 }
 
+/// Waits until new output matches `pattern` (asserting it does within `secs`).
+async fn matched(
+    p: &execkit_runner::ProcessHandle,
+    pattern: &str,
+    secs: u64,
+) -> execkit_runner::process::WaitOutcome {
+    let re = until_pattern(pattern).unwrap();
+    let w = p
+        .wait(Duration::from_secs(secs), Some(&re), None, None)
+        .await;
+    assert_eq!(w.reason, WaitReason::Matched, "`{pattern}`: {:?}", w.output);
+    w
+}
+
 fn alive(pid: i32) -> bool {
     proc_stat(pid).is_some()
 }
@@ -262,25 +276,9 @@ async fn signals_reach_the_whole_group_and_terminate_escalates() {
         )
         .await
         .unwrap();
-    let w = p
-        .wait(
-            Duration::from_secs(5),
-            Some(&until_pattern("child \\d+").unwrap()),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(w.reason, WaitReason::Matched);
+    matched(&p, "child \\d+", 5).await;
     p.signal(ProcessSignal::Term).await.unwrap();
-    let w = p
-        .wait(
-            Duration::from_secs(5),
-            Some(&until_pattern("got TERM").unwrap()),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(w.reason, WaitReason::Matched, "{:?}", w.output);
+    matched(&p, "got TERM", 5).await;
     assert!(!p.state().exited());
     // STOP / CONT.
     p.signal(ProcessSignal::Stop).await.unwrap();
@@ -493,15 +491,7 @@ async fn a_repl_that_wants_a_terminal_gets_one_of_the_sessions_own() {
         .spawn("python3 -q -c 'import os,sys; print(sys.stdin.isatty(), os.get_terminal_size().columns); import code; code.interact(banner=\"\")'", &o)
         .await
         .unwrap();
-    let w = p
-        .wait(
-            Duration::from_secs(10),
-            Some(&until_pattern("True 123").unwrap()),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(w.reason, WaitReason::Matched, "{:?}", w.output);
+    matched(&p, "True 123", 10).await;
     for (expr, want) in [("6*7", "42"), ("'ab'.upper()", "'AB'")] {
         p.write_stdin(format!("{expr}\n").as_bytes(), false)
             .await
@@ -554,25 +544,9 @@ async fn a_signal_right_after_the_start_is_not_lost_and_usr1_reaches_the_program
         )
         .await
         .unwrap();
-    let w = p
-        .wait(
-            Duration::from_secs(10),
-            Some(&until_pattern("up").unwrap()),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(w.reason, WaitReason::Matched);
+    matched(&p, "up", 10).await;
     p.signal(ProcessSignal::Usr1).await.unwrap();
-    let w = p
-        .wait(
-            Duration::from_secs(10),
-            Some(&until_pattern("usr1").unwrap()),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(w.reason, WaitReason::Matched, "{:?}", w.output);
+    matched(&p, "usr1", 10).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(p.state(), ProcessState::Running { stopped: false });
     s.close().await;
