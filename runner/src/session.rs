@@ -72,6 +72,8 @@ pub struct Session {
     processes: Arc<crate::process::table::ProcessTable>,
     /// The checkpoint store, opened at the first checkpoint.
     checkpoints: Arc<std::sync::Mutex<Option<crate::checkpoint::Store>>>,
+    /// The checkpoint store on the remote side (SSH, Docker), opened at the first one.
+    remote_checkpoints: tokio::sync::Mutex<Option<crate::checkpoint::RemoteStore>>,
 }
 
 /// Where a session's shell runs.
@@ -238,6 +240,7 @@ impl Session {
             last_path: std::sync::Mutex::new(Some(crate::config::DEFAULT_PATH.to_string())),
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
             checkpoints: Arc::default(),
+            remote_checkpoints: tokio::sync::Mutex::new(None),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -383,6 +386,7 @@ impl Session {
             last_path: std::sync::Mutex::new(None),
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
             checkpoints: Arc::default(),
+            remote_checkpoints: tokio::sync::Mutex::new(None),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -691,7 +695,7 @@ impl Session {
                 return Err(ExecError::WorkspaceFull { limit_bytes });
             }
         }
-        let checkpoint = self.checkpoint_before(command, &decision).await?;
+        let checkpoint = self.checkpoint_before(&st, command, &decision).await?;
         let (run, counters) = {
             let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
             let before = shell.counters();
@@ -1085,8 +1089,39 @@ impl Session {
         &self,
         label: Option<&str>,
     ) -> Result<crate::checkpoint::CheckpointInfo, crate::checkpoint::CheckpointError> {
-        let _st = self.state.lock().await;
-        self.checkpoint_locked(label, None).await
+        let st = self.state.lock().await;
+        self.checkpoint_locked(&st, label, None).await
+    }
+
+    /// The remote store, opened on first use in the session's private directory there.
+    async fn remote_store(
+        &self,
+        st: &State,
+    ) -> Result<
+        tokio::sync::MutexGuard<'_, Option<crate::checkpoint::RemoteStore>>,
+        crate::checkpoint::CheckpointError,
+    > {
+        use crate::checkpoint::{CheckpointError, RemoteStore};
+        let mut g = self.remote_checkpoints.lock().await;
+        if g.is_none() {
+            let Origin::Remote { control, .. } = &self.origin else {
+                return Err(CheckpointError::Unsupported("not a remote session".into()));
+            };
+            let dir = st
+                .shell
+                .as_ref()
+                .and_then(Shell::remote_tmp)
+                .ok_or_else(|| {
+                    CheckpointError::Unsupported(
+                        "the target has no private directory for a checkpoint store".into(),
+                    )
+                })?;
+            let ws = self.config.workspace.display().to_string();
+            *g = Some(
+                RemoteStore::open(current(control), &dir, &ws, &self.config.checkpoints).await?,
+            );
+        }
+        Ok(g)
     }
 
     /// The store, opened on first use (local sessions only).
@@ -1100,11 +1135,6 @@ impl Session {
         let cfg = &self.config.checkpoints;
         if !cfg.enabled {
             return Err(CheckpointError::Disabled);
-        }
-        if let Origin::Remote { .. } = self.origin {
-            return Err(CheckpointError::Unsupported(
-                "checkpoints are available in local sessions only for now".into(),
-            ));
         }
         let mut g = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
         if g.is_none() {
@@ -1120,20 +1150,33 @@ impl Session {
 
     async fn checkpoint_locked(
         &self,
+        st: &State,
         label: Option<&str>,
         automatic: Option<&str>,
     ) -> Result<crate::checkpoint::CheckpointInfo, crate::checkpoint::CheckpointError> {
-        let store = self.checkpoint_store()?;
-        let (label, automatic) = (label.map(str::to_string), automatic.map(str::to_string));
-        let info = tokio::task::spawn_blocking(move || {
-            let mut g = store.lock().unwrap_or_else(|p| p.into_inner());
+        use crate::checkpoint::CheckpointError;
+        if !self.config.checkpoints.enabled {
+            return Err(CheckpointError::Disabled);
+        }
+        let info = if let Origin::Remote { .. } = self.origin {
+            let mut g = self.remote_store(st).await?;
             match g.as_mut() {
-                Some(s) => s.checkpoint(label.as_deref(), automatic.as_deref()),
-                None => Err(crate::checkpoint::CheckpointError::Disabled),
+                Some(s) => s.checkpoint(label, automatic).await?,
+                None => return Err(CheckpointError::Disabled),
             }
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        } else {
+            let store = self.checkpoint_store()?;
+            let (label, automatic) = (label.map(str::to_string), automatic.map(str::to_string));
+            tokio::task::spawn_blocking(move || {
+                let mut g = store.lock().unwrap_or_else(|p| p.into_inner());
+                match g.as_mut() {
+                    Some(s) => s.checkpoint(label.as_deref(), automatic.as_deref()),
+                    None => Err(CheckpointError::Disabled),
+                }
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??
+        };
         self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
             who: self.who(),
             checkpoint: info.id.clone(),
@@ -1151,18 +1194,16 @@ impl Session {
     /// without checkpoints (turned off by the operator, remote transports) run it without.
     async fn checkpoint_before(
         &self,
+        st: &State,
         command: &str,
         decision: &Decision,
     ) -> Result<Option<String>, ExecError> {
         let asked = decision.checkpoint_policies();
-        if asked.is_empty()
-            || !self.config.checkpoints.enabled
-            || matches!(self.origin, Origin::Remote { .. })
-        {
+        if asked.is_empty() || !self.config.checkpoints.enabled {
             return Ok(None);
         }
         let why = format!("before: {}", command.chars().take(160).collect::<String>());
-        match self.checkpoint_locked(None, Some(&why)).await {
+        match self.checkpoint_locked(st, None, Some(&why)).await {
             Ok(info) => Ok(Some(info.id)),
             Err(e) => Err(ExecError::Rejected(format!(
                 "the policies ({}) ask for a checkpoint before this command, and it could not be taken: {e}",
@@ -1175,6 +1216,17 @@ impl Session {
     pub async fn checkpoints(
         &self,
     ) -> Result<Vec<crate::checkpoint::CheckpointInfo>, crate::checkpoint::CheckpointError> {
+        if !self.config.checkpoints.enabled {
+            return Err(crate::checkpoint::CheckpointError::Disabled);
+        }
+        if let Origin::Remote { .. } = self.origin {
+            let st = self.state.lock().await;
+            let g = self.remote_store(&st).await?;
+            return match g.as_ref() {
+                Some(s) => s.list().await,
+                None => Ok(Vec::new()),
+            };
+        }
         let store = self.checkpoint_store()?;
         let g = store.lock().unwrap_or_else(|p| p.into_inner());
         Ok(g.as_ref().map(|s| s.list()).unwrap_or_default())
@@ -1206,18 +1258,29 @@ impl Session {
         if decision.verdict != Verdict::Allow {
             return Err(ExecError::Denied(Box::new(Denial::from_decision(decision))));
         }
-        let store = self.checkpoint_store().map_err(checkpoint_error)?;
-        let id_owned = id.to_string();
-        let report = tokio::task::spawn_blocking(move || {
-            let mut g = store.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.config.checkpoints.enabled {
+            return Err(checkpoint_error(CheckpointError::Disabled));
+        }
+        let report = if let Origin::Remote { .. } = self.origin {
+            let mut g = self.remote_store(&st).await.map_err(checkpoint_error)?;
             match g.as_mut() {
-                Some(s) => s.restore(&id_owned),
-                None => Err(CheckpointError::Disabled),
+                Some(s) => s.restore(id).await.map_err(checkpoint_error)?,
+                None => return Err(checkpoint_error(CheckpointError::Disabled)),
             }
-        })
-        .await
-        .map_err(|e| ExecError::Io(std::io::Error::other(e.to_string())))?
-        .map_err(checkpoint_error)?;
+        } else {
+            let store = self.checkpoint_store().map_err(checkpoint_error)?;
+            let id_owned = id.to_string();
+            tokio::task::spawn_blocking(move || {
+                let mut g = store.lock().unwrap_or_else(|p| p.into_inner());
+                match g.as_mut() {
+                    Some(s) => s.restore(&id_owned),
+                    None => Err(CheckpointError::Disabled),
+                }
+            })
+            .await
+            .map_err(|e| ExecError::Io(std::io::Error::other(e.to_string())))?
+            .map_err(checkpoint_error)?
+        };
         drop(st);
         self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
             who: self.who(),
@@ -1237,7 +1300,18 @@ impl Session {
         &self,
         id: &str,
     ) -> Result<crate::checkpoint::DiffSummary, crate::checkpoint::CheckpointError> {
-        let _st = self.state.lock().await;
+        let st = self.state.lock().await;
+        if !self.config.checkpoints.enabled {
+            return Err(crate::checkpoint::CheckpointError::Disabled);
+        }
+        if let Origin::Remote { .. } = self.origin {
+            let mut g = self.remote_store(&st).await?;
+            let redact = |t: &str| self.protector.redact_text(t).text;
+            return match g.as_mut() {
+                Some(s) => s.diff(id, &redact).await,
+                None => Err(crate::checkpoint::CheckpointError::Disabled),
+            };
+        }
         let store = self.checkpoint_store()?;
         let protector = self.protector.clone();
         let id = id.to_string();

@@ -16,11 +16,13 @@
 //! them file by file could break them. Restore brings every captured path back exactly,
 //! deleting files created after the checkpoint.
 
+mod remote;
 mod store;
 
 use serde::Serialize;
 use std::path::PathBuf;
 
+pub(crate) use remote::RemoteStore;
 pub(crate) use store::Store;
 
 /// What the operator allows checkpoints.

@@ -672,3 +672,76 @@ async fn background_processes_work_on_every_transport() {
         on.session.close().await;
     }
 }
+
+/// Checkpoints on this transport: a change of every kind undone exactly, a redacted diff,
+/// and the automatic checkpoint a policy asks for.
+async fn checkpoints_roundtrip(s: &Session, name: &str) {
+    ok(s, "rm -rf cpt && mkdir -p cpt/sub && cd cpt && printf 'one\\n' > a.txt && printf 'two\\n' > sub/b.txt && printf '#!/bin/sh\\n' > run.sh && chmod +x run.sh && ln -s a.txt link && printf 'ignored/\\n' > .gitignore && mkdir ignored && echo junk > ignored/x && cd ..").await;
+    let before = ok(s, "cd cpt && for f in a.txt sub/b.txt run.sh .gitignore; do printf '%s %s ' $f $(stat -c %a $f); cat $f; done; readlink link; cd ..").await.stdout;
+    let cp = s
+        .checkpoint(Some("suite"))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    ok(s, "cd cpt && echo changed >> a.txt && rm sub/b.txt && echo new > c.txt && chmod -x run.sh && ln -sfn sub link && echo 'key=ghp_0123456789abcdefghijABCDEFGHIJ012345' > secret.txt && cd ..").await;
+    let d = s
+        .checkpoint_diff(&cp.id)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(d.counts.deleted, 1, "{name}: {d:?}");
+    assert!(
+        d.added.iter().any(|p| p.ends_with("secret.txt")),
+        "{name}: {d:?}"
+    );
+    assert!(
+        d.diff.contains("[REDACTED:github-pat]") && !d.diff.contains("ghp_"),
+        "{name}: {}",
+        d.diff
+    );
+    let r = s
+        .restore(&cp.id)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!((r.created, r.deleted), (1, 2), "{name}: {r:?}");
+    let after = ok(s, "cd cpt && for f in a.txt sub/b.txt run.sh .gitignore; do printf '%s %s ' $f $(stat -c %a $f); cat $f; done; readlink link; cd ..").await.stdout;
+    assert!(before.starts_with("a.txt 644 one\n"), "{name}: {before}");
+    assert_eq!(after, before, "{name}");
+    let r = ok(s, "ls cpt; cat cpt/ignored/x").await;
+    assert!(
+        !r.stdout.contains("c.txt") && !r.stdout.contains("secret.txt"),
+        "{name}: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.ends_with("junk\n"),
+        "{name}: ignored files stay: {}",
+        r.stdout
+    );
+    assert_eq!(s.checkpoints().await.unwrap().len(), 1, "{name}");
+}
+
+#[tokio::test]
+async fn checkpoints_work_on_every_transport() {
+    for on in every_transport("checkpoints").await {
+        if on.name == "docker" {
+            // The suite's container has a read-only /work; this one gets a writable
+            // workspace mounted there, as an operator would give it.
+            on.session.close().await;
+            continue;
+        }
+        checkpoints_roundtrip(&on.session, on.name).await;
+        on.session.close().await;
+    }
+    if let Some(mut settings) = docker_fixture() {
+        let ws = Workspace::new("checkpoints-docker");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(ws.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        settings.workspace = Some(ws.path().to_path_buf());
+        let config = Session::builder().engine(permit_all()).build().unwrap();
+        let target = DockerTarget::Image("execkit-test:latest".into());
+        let s = Session::docker(&target, &settings, config)
+            .await
+            .expect("docker session");
+        checkpoints_roundtrip(&s, "docker").await;
+        s.close().await;
+    }
+}
