@@ -1306,11 +1306,12 @@ impl Session {
         }
         if let Origin::Remote { .. } = self.origin {
             let mut g = self.remote_store(&st).await?;
-            let redact = |t: &str| self.protector.redact_text(t).text;
-            return match g.as_mut() {
-                Some(s) => s.diff(id, &redact).await,
-                None => Err(crate::checkpoint::CheckpointError::Disabled),
+            let mut d = match g.as_mut() {
+                Some(s) => s.diff(id).await?,
+                None => return Err(crate::checkpoint::CheckpointError::Disabled),
             };
+            d.diff = self.redact(&d.diff);
+            return Ok(d);
         }
         let store = self.checkpoint_store()?;
         let protector = self.protector.clone();
