@@ -8,25 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
-use execkit_engine::{Engine, PolicyBundle};
 use execkit_runner::process::{Cursor, WaitReason};
 use execkit_runner::{Session, SpawnOptions};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn engine() -> Arc<Engine> {
-    let set = execkit_policies::DEFAULT;
-    let bundle = PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
-        set.entities,
-    );
-    Arc::new(Engine::new(&bundle).expect("default policies"))
-}
 
 #[path = "common/measure.rs"]
 mod measure;
-use measure::{pct, peak_rss_kib};
+use measure::{engine, pct, peak_rss_kib};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

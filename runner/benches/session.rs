@@ -13,16 +13,6 @@ use execkit_runner::{ExecOptions, Session};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn engine() -> Arc<Engine> {
-    let set = execkit_policies::DEFAULT;
-    let bundle = PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
-        set.entities,
-    );
-    Arc::new(Engine::new(&bundle).expect("default policies"))
-}
-
 fn permit_all() -> Arc<Engine> {
     let bundle = PolicyBundle::from_files(
         (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
@@ -48,7 +38,7 @@ fn report(label: &str, mut v: Vec<Duration>) {
 
 #[path = "common/measure.rs"]
 mod measure;
-use measure::{pct, peak_rss_kib};
+use measure::{engine, pct, peak_rss_kib};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

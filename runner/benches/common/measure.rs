@@ -1,6 +1,20 @@
-//! Shared by the runner's bench binaries: percentiles and peak memory.
+//! Shared by the runner's bench binaries: the shipped policies, percentiles and peak
+//! memory.
 
+use execkit_engine::{Engine, PolicyBundle};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The shipped `default` policy set.
+pub fn engine() -> Arc<Engine> {
+    let set = execkit_policies::DEFAULT;
+    let bundle = PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        set.entities,
+    );
+    Arc::new(Engine::new(&bundle).expect("default policies"))
+}
 
 /// The `p` percentile (0..=1) of sorted durations.
 pub fn pct(sorted: &[Duration], p: f64) -> Duration {

@@ -58,6 +58,14 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// Now, in Unix milliseconds (0 if the clock is before 1970).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Paths listed in a report at most (the counts are always exact).
 pub const MAX_LISTED: usize = 200;
 

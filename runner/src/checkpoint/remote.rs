@@ -35,13 +35,6 @@ fn q(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl RemoteStore {
     /// Creates the store in `private_dir` for `workspace` on the remote side.
     pub async fn open(
@@ -167,7 +160,7 @@ impl RemoteStore {
         let info = CheckpointInfo {
             id: id.clone(),
             label: label.map(|l| l.chars().take(200).collect()),
-            created_unix_ms: now_ms(),
+            created_unix_ms: super::now_ms(),
             files,
             bytes,
             changed_since_previous: changed,

@@ -39,13 +39,6 @@ pub(crate) struct Store {
     next: u64,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Store {
     /// Opens (or creates) the store at `dir` for `workspace`.
     pub fn open(
@@ -271,7 +264,7 @@ impl Store {
             let id = format!("cp-{}", self.next);
             let meta = Meta {
                 label: label.map(|l| l.chars().take(200).collect()),
-                created_unix_ms: now_ms(),
+                created_unix_ms: super::now_ms(),
                 files,
                 bytes,
                 changed,
