@@ -14,8 +14,10 @@
 //! executable bit; empty directories (recorded in the commit). Nested repositories (a
 //! directory with its own `.git`) are left out whole: they are the user's, and restoring
 //! them file by file could break them. Restore brings every captured path back exactly,
-//! deleting files created after the checkpoint.
+//! deleting files created after the checkpoint, and writes only beneath the workspace
+//! (`beneath.rs`: no link the agent planted is followed).
 
+mod beneath;
 mod remote;
 mod store;
 

@@ -364,32 +364,32 @@ impl Store {
             }
         }
         // Files the checkpoint does not have go first (what the index has now and the
-        // target lacks), then the target is checked out over the rest.
+        // target lacks), then the differing paths of the target are written. Only those
+        // paths are touched (nested repositories and ignored files never), and every write
+        // goes through `beneath`: no link the agent planted is followed out of the
+        // workspace.
         for d in diff.deltas() {
             if d.status() == Delta::Deleted {
                 if let Some(p) = d.old_file().path() {
-                    remove_inside(&self.workspace, p)?;
+                    super::beneath::remove(&self.workspace, p)?;
                 }
             }
         }
-        // Only the paths that differ are checked out (literally, not as patterns): the
-        // rest of the tree, nested repositories included, is never walked or touched.
-        let mut co = git2::build::CheckoutBuilder::new();
-        co.force()
-            .disable_filters(true)
-            .recreate_missing(true)
-            .disable_pathspec_match(true);
-        let mut any = false;
         for d in diff.deltas() {
-            if d.status() != Delta::Deleted {
-                if let Some(p) = d.new_file().path() {
-                    co.path(p);
-                    any = true;
-                }
+            if d.status() == Delta::Deleted {
+                continue;
             }
-        }
-        if any {
-            self.repo.checkout_tree(target.as_object(), Some(&mut co))?;
+            let f = d.new_file();
+            let Some(p) = f.path() else { continue };
+            let blob = self.repo.find_blob(f.id())?;
+            let entry = match f.mode() {
+                git2::FileMode::Link => super::beneath::Entry::Link(blob.content()),
+                git2::FileMode::BlobExecutable => super::beneath::Entry::File(blob.content(), true),
+                git2::FileMode::Blob => super::beneath::Entry::File(blob.content(), false),
+                // Gitlinks and trees are never captured (nested repositories are excluded).
+                _ => continue,
+            };
+            super::beneath::write(&self.workspace, p, entry)?;
         }
         // Only the touched paths change in the index, so the stat cache of every other
         // file stays valid for the next snapshot.
@@ -403,9 +403,7 @@ impl Store {
         }
         index.write()?;
         for d in &meta.empty_dirs {
-            if safe_relative(Path::new(d)) {
-                std::fs::create_dir_all(self.workspace.join(d))?;
-            }
+            super::beneath::make_dir(&self.workspace, Path::new(d))?;
         }
         Ok(report)
     }
@@ -477,37 +475,6 @@ fn info(id: &str, m: &Meta) -> CheckpointInfo {
         changed_since_previous: m.changed,
         automatic: m.automatic.clone(),
     }
-}
-
-/// A relative path with no `..`, root or prefix component.
-fn safe_relative(p: &Path) -> bool {
-    p.components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)))
-}
-
-/// Removes `rel` under `workspace` (a file or a link, never what a link points to), and
-/// directories it leaves empty up to the workspace.
-fn remove_inside(workspace: &Path, rel: &Path) -> std::io::Result<()> {
-    if !safe_relative(rel) {
-        return Ok(());
-    }
-    let full = workspace.join(rel);
-    match std::fs::remove_file(&full) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut dir = full.parent();
-    while let Some(d) = dir {
-        if d == workspace || !d.starts_with(workspace) {
-            break;
-        }
-        if std::fs::remove_dir(d).is_err() {
-            break;
-        }
-        dir = d.parent();
-    }
-    Ok(())
 }
 
 /// A path as a gitignore pattern matching exactly it.

@@ -244,3 +244,27 @@ async fn a_policy_asks_for_a_checkpoint_before_a_recursive_delete() {
     );
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_restore_never_writes_through_a_link_the_agent_planted() {
+    let ws = Workspace::new("cp-link-attack");
+    let w = ws.path();
+    let outside = Workspace::new("cp-link-outside");
+    std::fs::create_dir_all(w.join("d")).unwrap();
+    std::fs::write(w.join("d/f"), "workspace file\n").unwrap();
+    let s = session(&ws, Profile::Workspace).await;
+    let cp = s.checkpoint(None).await.unwrap();
+    // The agent swaps the directory for a link out of the workspace and hides the link
+    // from the snapshot with .gitignore, hoping the restore writes d/f through it.
+    let link_cmd = format!(
+        "rm -r d && ln -s {} d && echo d >> .gitignore",
+        outside.path().display()
+    );
+    ok(&s, &link_cmd).await;
+    let _ = s.restore(&cp.id).await;
+    assert!(
+        !outside.path().join("f").exists(),
+        "the restore wrote outside the workspace through a planted link"
+    );
+    s.close().await;
+}
