@@ -20,7 +20,6 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::ProgressNotificationParam;
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, RoleServer};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A runner error about a process as a tool error.
@@ -37,14 +36,11 @@ fn process_fail(e: ProcessError) -> ToolResult {
 
 impl ExecKitServer {
     /// The process with this id, in whichever session holds it.
-    fn find_process(
-        &self,
-        id: &str,
-    ) -> Result<(Arc<super::table::Entry>, ProcessHandle), ProcessError> {
+    fn find_process(&self, id: &str) -> Result<ProcessHandle, ProcessError> {
         for e in self.shared.table.all() {
             if let Ok(p) = e.session.process(id) {
                 e.touch();
-                return Ok((e, p));
+                return Ok(p);
             }
         }
         Err(ProcessError::Unknown(echo(id)))
@@ -159,7 +155,7 @@ impl ExecKitServer {
         output_schema = schema_for_output::<ReadOutput>()
     )]
     async fn process_read(&self, Parameters(a): Parameters<ReadArgs>) -> ToolResult {
-        let (_, p) = match self.find_process(&a.process_id) {
+        let p = match self.find_process(&a.process_id) {
             Ok(x) => x,
             Err(e) => return process_fail(e),
         };
@@ -195,7 +191,7 @@ impl ExecKitServer {
         output_schema = schema_for_output::<WriteOutput>()
     )]
     async fn process_write(&self, Parameters(a): Parameters<WriteArgs>) -> ToolResult {
-        let (_, p) = match self.find_process(&a.process_id) {
+        let p = match self.find_process(&a.process_id) {
             Ok(x) => x,
             Err(e) => return process_fail(e),
         };
@@ -244,7 +240,7 @@ impl ExecKitServer {
                 ),
             );
         };
-        let (_, p) = match self.find_process(&a.process_id) {
+        let p = match self.find_process(&a.process_id) {
             Ok(x) => x,
             Err(e) => return process_fail(e),
         };
@@ -281,7 +277,7 @@ impl ExecKitServer {
         Parameters(a): Parameters<WaitArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let (_, p) = match self.find_process(&a.process_id) {
+        let p = match self.find_process(&a.process_id) {
             Ok(x) => x,
             Err(e) => return process_fail(e),
         };

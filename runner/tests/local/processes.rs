@@ -551,3 +551,35 @@ async fn a_signal_right_after_the_start_is_not_lost_and_usr1_reaches_the_program
     assert_eq!(p.state(), ProcessState::Running { stopped: false });
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_process_cannot_forge_its_status_or_hang_a_writer() {
+    let ws = Workspace::new("proc-forge");
+    let s = session(&ws, Profile::Workspace).await;
+    // The status pipe is the wrapper's descriptor 9: the command runs with it closed, so
+    // a forged status never reaches the report.
+    let p = s
+        .spawn("echo 0 >&9; echo r >&9; exit 3", &opts())
+        .await
+        .unwrap();
+    wait_exit(&p).await;
+    assert_eq!(
+        p.state(),
+        ProcessState::Exited {
+            code: Some(3),
+            signal: None
+        }
+    );
+    assert!(p
+        .read(Some(Cursor::default()), None)
+        .stderr
+        .contains("Bad file descriptor"));
+    // A process that never reads its stdin: a big write gives up after its timeout with
+    // what was written, instead of holding the caller forever.
+    let q = s.spawn("sleep 60", &opts()).await.unwrap();
+    match q.write_stdin(&vec![b'x'; 4 << 20], false).await {
+        Err(ProcessError::StdinFull(_, written)) => assert!(written < 4 << 20),
+        other => panic!("expected StdinFull, got {other:?}"),
+    }
+    s.close().await;
+}
