@@ -48,14 +48,23 @@ async fn the_session_cap_is_enforced_and_destroy_frees_a_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_are_reaped_and_their_processes_killed() {
-    let s = Setup::new("[limits]\nidle_ttl_secs = 1\n");
+    let s = Setup::new("[limits]\nidle_ttl_secs = 2\n");
     let c = s.connect(Human::Absent).await;
     let id = create(&c).await;
     // `$!` is a pid inside the session's PID namespace: find the process from here by a
     // command line nothing else has.
     let marker = format!("300.{}", std::process::id());
     exec(&c, &id, &format!("sleep {marker} >/dev/null 2>&1 &")).await;
-    let pid = pid_with_cmdline(&format!("sleep\0{marker}\0")).expect("the sleep runs");
+    // The shell forks before the child execs `sleep`, and exec may answer in between:
+    // wait for the command line to appear (well inside the idle TTL).
+    let seen = Instant::now() + Duration::from_millis(1500);
+    let pid = loop {
+        if let Some(pid) = pid_with_cmdline(&format!("sleep\0{marker}\0")) {
+            break pid;
+        }
+        assert!(Instant::now() < seen, "the background sleep never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = call(&c, "session_list", json!({})).await;
