@@ -727,15 +727,14 @@ impl<'o> Walker<'o> {
                     });
                     return Ok(pipeline);
                 }
-                if dests.len() != 1 {
+                let Some(target) = words::decode_joined(&dests, &env, &mut subs)? else {
                     return Err(ParseError::unsupported(
                         "redirect with several targets",
                         node.start_byte(),
                         node.end_byte(),
                         src,
                     ));
-                }
-                let target = words::decode(dests[0], &env, &mut subs)?;
+                };
                 let kind = redirect_kind(&op, &target);
                 out.push(ProtoRedirect {
                     op,

@@ -292,6 +292,34 @@ pub(crate) fn decode<'t>(
     })
 }
 
+/// Decodes nodes that touch one another (no byte between them) as the one word they are.
+/// tree-sitter-bash splits some redirect targets (`> d$i/f$i.txt`) into several nodes.
+/// `None` when they do not touch: then they are separate words.
+pub(crate) fn decode_joined<'t>(
+    nodes: &[Node<'t>],
+    env: &WordEnv,
+    subs: &mut Vec<Node<'t>>,
+) -> Result<Option<Decoded>, ParseError> {
+    let (Some(first), Some(last)) = (nodes.first(), nodes.last()) else {
+        return Ok(None);
+    };
+    if nodes
+        .windows(2)
+        .any(|w| w[0].end_byte() != w[1].start_byte())
+    {
+        return Ok(None);
+    }
+    let mut segs = Vec::new();
+    for n in nodes {
+        decode_into(*n, env, subs, &mut segs, false)?;
+    }
+    expand_tilde(&mut segs, env.home);
+    Ok(Some(Decoded {
+        raw: env.src[first.start_byte()..last.end_byte()].to_string(),
+        segs: merge_lits(segs),
+    }))
+}
+
 fn merge_lits(segs: Vec<Seg>) -> Vec<Seg> {
     let mut out: Vec<Seg> = Vec::with_capacity(segs.len());
     for s in segs {

@@ -1,14 +1,17 @@
-//! Writing and removing files strictly beneath the workspace, for restores.
+//! Reading, writing and removing files strictly beneath the workspace, for snapshots and
+//! restores.
 //!
-//! A restore runs in the server, outside the sandbox. The agent controls the workspace: it
-//! can replace a directory with a link to `/etc` (and hide the link from the snapshot with
-//! `.gitignore`), or swap one in from a background process while the restore runs. So no
-//! path is resolved as a whole: every component is opened relative to its parent with
-//! `O_NOFOLLOW`, and a link or file standing where the checkpoint has a directory is
-//! removed (the link itself, never what it points to) and replaced by the directory.
+//! Snapshots and restores run in the server, outside the sandbox. The agent controls the
+//! workspace: it can replace a directory with a link to `/etc` (and hide the link from the
+//! snapshot with `.gitignore`), or swap one in from a background process between the scan
+//! and the read. So no path is resolved as a whole: every component is opened relative to
+//! its parent with `O_NOFOLLOW`; a read takes only a regular file or a link found there
+//! (never a FIFO, a device or what a link points to); and a link or file standing where
+//! the checkpoint has a directory is removed (the link itself, never what it points to)
+//! and replaced by the directory.
 
 use std::ffi::CString;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
@@ -167,4 +170,101 @@ pub(crate) fn remove(root: &Path, rel: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a read found at a path, with the status of that very file (for the index's stat
+/// cache).
+pub(crate) struct Found {
+    pub stat: libc::stat,
+    pub content: Vec<u8>,
+    /// A link (`content` is its target) or a regular file.
+    pub link: bool,
+}
+
+/// Reads the regular file or link at `rel` beneath `root`, at most `limit` bytes of
+/// content (`Err(FileTooLarge)` past it). `None` when nothing readable is there (gone, a
+/// directory, a FIFO, a device, or a path through a link).
+pub(crate) fn read(root: &Path, rel: &Path, limit: u64) -> io::Result<Option<Found>> {
+    let mut parts = names(rel)?;
+    let Some(name) = parts.pop() else {
+        return Ok(None);
+    };
+    let Some(dir) = open_dir(root, &parts, false)? else {
+        return Ok(None);
+    };
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid directory descriptor, C string and out pointer.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        return Ok(None);
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFLNK => {
+            let mut buf = vec![0u8; (st.st_size.max(0) as usize).clamp(64, 1 << 16) + 1];
+            // SAFETY: a valid directory descriptor and C string; `buf` is writable for
+            // its length.
+            let n = unsafe {
+                libc::readlinkat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n < 0 || n as usize >= buf.len() {
+                return Ok(None);
+            }
+            buf.truncate(n as usize);
+            Ok(Some(Found {
+                stat: st,
+                content: buf,
+                link: true,
+            }))
+        }
+        libc::S_IFREG => {
+            // SAFETY: a valid directory descriptor and C string. O_NOFOLLOW refuses a link
+            // swapped in since the stat; O_NONBLOCK a FIFO; the type is checked again on
+            // the descriptor.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_RDONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_NONBLOCK
+                        | libc::O_NOCTTY
+                        | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Ok(None);
+            }
+            // SAFETY: `fd` is a fresh descriptor no one else owns.
+            let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+            // SAFETY: a valid descriptor and out pointer.
+            check(unsafe { libc::fstat(f.as_raw_fd(), &mut st) })?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                return Ok(None);
+            }
+            let mut content = Vec::with_capacity((st.st_size.max(0) as u64).min(limit) as usize);
+            f.take(limit.saturating_add(1)).read_to_end(&mut content)?;
+            if content.len() as u64 > limit {
+                return Err(io::Error::from(io::ErrorKind::FileTooLarge));
+            }
+            Ok(Some(Found {
+                stat: st,
+                content,
+                link: false,
+            }))
+        }
+        _ => Ok(None),
+    }
 }

@@ -18,7 +18,9 @@
 //! (`beneath.rs`: no link the agent planted is followed).
 
 mod beneath;
+mod pack;
 mod remote;
+mod stage;
 mod store;
 
 use serde::Serialize;

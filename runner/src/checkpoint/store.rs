@@ -161,6 +161,8 @@ impl Store {
         self.write_excludes(&nested)?;
         let mut index = self.repo.index()?;
         let mut total: u64 = index.iter().map(|e| u64::from(e.file_size)).sum();
+        // What unchanged entries already capture.
+        let mut kept = total;
         let cap = self.config.max_bytes;
         // One scan of the work tree against the index (its stat cache answers for files
         // that did not change), then only what changed is hashed.
@@ -187,6 +189,7 @@ impl Store {
                 if nested.iter().any(|n| path.starts_with(n)) {
                     continue;
                 }
+                kept = kept.saturating_sub(old);
                 if d.status() == Delta::Deleted {
                     total = total.saturating_sub(old);
                     changes.push((false, path.to_path_buf()));
@@ -202,13 +205,7 @@ impl Store {
         if total > cap {
             return Err(CheckpointError::TooLarge { bytes: total, cap });
         }
-        for (present, path) in &changes {
-            if *present {
-                index.add_path(path)?;
-            } else {
-                index.remove_path(path)?;
-            }
-        }
+        super::stage::stage(&self.repo, &mut index, &self.workspace, &changes, kept, cap)?;
         index.write()?;
         let files = index.len() as u64;
         let bytes = index.iter().map(|e| u64::from(e.file_size)).sum();
@@ -394,13 +391,25 @@ impl Store {
         // Only the touched paths change in the index, so the stat cache of every other
         // file stays valid for the next snapshot.
         let mut index = self.repo.index()?;
-        for d in diff.deltas() {
-            match (d.status(), d.old_file().path(), d.new_file().path()) {
-                (Delta::Deleted, Some(p), _) => index.remove_path(p)?,
-                (_, _, Some(p)) => index.add_path(p)?,
-                _ => {}
-            }
-        }
+        let touched: Vec<(bool, PathBuf)> = diff
+            .deltas()
+            .filter_map(
+                |d| match (d.status(), d.old_file().path(), d.new_file().path()) {
+                    (Delta::Deleted, Some(p), _) => Some((false, p.to_path_buf())),
+                    (_, _, Some(p)) => Some((true, p.to_path_buf())),
+                    _ => None,
+                },
+            )
+            .collect();
+        // What was just written comes from a checkpoint already within the cap.
+        super::stage::stage(
+            &self.repo,
+            &mut index,
+            &self.workspace,
+            &touched,
+            0,
+            u64::MAX,
+        )?;
         index.write()?;
         for d in &meta.empty_dirs {
             super::beneath::make_dir(&self.workspace, Path::new(d))?;

@@ -268,3 +268,174 @@ async fn a_restore_never_writes_through_a_link_the_agent_planted() {
     );
     s.close().await;
 }
+
+/// A digest of every file's content and mode under `root` (200 MB is too much to hold
+/// twice).
+fn digests(root: &Path) -> BTreeMap<String, (u32, u64, [u8; 20])> {
+    use sha1::{Digest, Sha1};
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let data = std::fs::read(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            out.insert(rel, (m.mode() & 0o111, m.len(), Sha1::digest(&data).into()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn ten_thousand_files_of_200_mb_are_captured_in_packs_and_restored_exactly() {
+    let ws = Workspace::new("cp-10k");
+    let w = ws.path();
+    let store = Workspace::new("cp-10k-store");
+    // 10,000 files of 20 KiB in 100 directories, each its own text (a shared body of
+    // varied lines under a header naming the file); some executable.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut body = String::with_capacity(20_560);
+    while body.len() < 20_480 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        body.push_str(&format!("line {}: {:x}\n", body.len(), seed));
+    }
+    for i in 0..10_000u32 {
+        let dir = w.join(format!("d{:02}", i % 100));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut data = format!("// file {i}\n").into_bytes();
+        data.extend_from_slice(&body.as_bytes()[data.len()..20_480]);
+        let f = dir.join(format!("f{i}.txt"));
+        std::fs::write(&f, data).unwrap();
+        if i % 97 == 0 {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let before = digests(w);
+    let mut cfg = CheckpointConfig::default();
+    cfg.store_dir = Some(store.path().to_path_buf());
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .checkpoints(cfg)
+        .local()
+        .await
+        .unwrap();
+    let cp = s.checkpoint(Some("10k")).await.unwrap();
+    assert_eq!((cp.files, cp.bytes), (10_000, 10_000 * 20_480), "{cp:?}");
+    // The first checkpoint went into packs, which git itself checks object by object.
+    let git_dir = std::fs::read_dir(store.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("objects").is_dir())
+        .expect("the session's store");
+    let packs = std::fs::read_dir(git_dir.join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert!(packs >= 1, "no pack in {}", git_dir.display());
+    let fsck = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&git_dir)
+        .args(["fsck", "--strict", "--no-dangling"])
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "git fsck: {}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    // The agent deletes half the tree, rewrites ten files and adds one.
+    ok(
+        &s,
+        "rm -r d0* d1* d2* d3* d4* && for i in 55 56 57 58 59 65 66 67 68 69; do echo changed > d$i/f$i.txt; done && echo stray > d99/new.txt",
+    )
+    .await;
+    let cp2 = s.checkpoint(None).await.unwrap();
+    assert_eq!(cp2.files, 5_001);
+    let r = s.restore(&cp.id).await.unwrap();
+    assert_eq!((r.created, r.written, r.deleted), (5_000, 10, 1), "{r:?}");
+    assert!(r.paths_truncated && r.paths.len() == execkit_runner::checkpoint::MAX_LISTED);
+    assert!(before == digests(w), "the restored tree differs");
+    // Nothing changed since the restore: the next checkpoint hashes nothing new.
+    let cp3 = s.checkpoint(None).await.unwrap();
+    assert_eq!(cp3.changed_since_previous, 5_011);
+    let cp4 = s.checkpoint(None).await.unwrap();
+    assert_eq!(cp4.changed_since_previous, 0);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_never_reads_through_a_directory_swapped_for_a_link() {
+    let ws = Workspace::new("cp-swap");
+    let w = ws.path().to_path_buf();
+    let outside = Workspace::new("cp-swap-outside");
+    let store = Workspace::new("cp-swap-store");
+    let marker = "OUTSIDE-THE-WORKSPACE-7f3a";
+    std::fs::write(outside.path().join("secret.txt"), marker).unwrap();
+    std::fs::create_dir_all(w.join("d")).unwrap();
+    std::fs::write(w.join("d/secret.txt"), "inside\n").unwrap();
+    let mut cfg = CheckpointConfig::default();
+    cfg.store_dir = Some(store.path().to_path_buf());
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .checkpoints(cfg)
+        .local()
+        .await
+        .unwrap();
+    // The agent flips `d` between the real directory and a link out of the workspace as
+    // fast as it can, hoping a snapshot scans the directory and reads through the link.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (stop, w, target) = (stop.clone(), w.clone(), outside.path().to_path_buf());
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // The file changes every time, so every snapshot must read it again.
+                let _ = std::fs::write(w.join("d/secret.txt"), format!("inside {flips}\n"));
+                std::thread::sleep(std::time::Duration::from_micros(300));
+                let _ = std::fs::rename(w.join("d"), w.join("d.real"));
+                let _ = std::os::unix::fs::symlink(&target, w.join("d"));
+                std::thread::sleep(std::time::Duration::from_micros(300));
+                let _ = std::fs::remove_file(w.join("d"));
+                let _ = std::fs::rename(w.join("d.real"), w.join("d"));
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let mut taken = 0;
+    for _ in 0..200 {
+        // Every snapshot changes: the flip moves files between `d` and `d.real`.
+        std::fs::write(w.join("tick"), taken.to_string()).unwrap();
+        if s.checkpoint(None).await.is_ok() {
+            taken += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = flipper.join().unwrap();
+    assert!(taken > 0 && flips > 100, "taken {taken}, flips {flips}");
+    let git_dir = std::fs::read_dir(store.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("objects").is_dir())
+        .expect("the session's store");
+    let all = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&git_dir)
+        .args(["cat-file", "--batch-all-objects", "--batch"])
+        .output()
+        .unwrap();
+    assert!(all.status.success());
+    assert!(
+        !String::from_utf8_lossy(&all.stdout).contains(marker),
+        "a snapshot read a file outside the workspace through a swapped link"
+    );
+    s.close().await;
+}
