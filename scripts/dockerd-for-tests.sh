@@ -20,6 +20,12 @@ fi
 
 mkdir -p "$dir"
 sock="$dir/docker.sock"
+if [ -f "$dir/dockerd.pid" ] && kill -0 "$(cat "$dir/dockerd.pid")" 2>/dev/null; then
+  echo "a dockerd already runs for $dir (stop it first)" >&2
+  exit 1
+fi
+# What a dockerd that died left behind (its containerd socket, pid file) stops the next one.
+rm -rf "$dir/exec" "$dir/dockerd.pid" "$sock"
 dockerd --host "unix://$sock" --data-root "$dir/data" --exec-root "$dir/exec" \
   --pidfile "$dir/dockerd.pid" --bridge none --iptables=false --ip6tables=false \
   > "$dir/dockerd.log" 2>&1 &
@@ -33,12 +39,12 @@ if ! DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1; then
   exit 1
 fi
 
-# The test image: bash, coreutils, grep, sed, ps, git, find and their libraries; a non-root user.
+# The test image: bash, coreutils, grep, sed, ps, git, find, xargs and their libraries; a non-root user.
 root="$dir/rootfs"
 rm -rf "$root"
 mkdir -p "$root"/{bin,etc,tmp,proc,dev,sys,work,home/runner}
 chmod 1777 "$root/tmp"
-progs=(bash sh ls cat echo env id mkdir rm sleep head tail grep sed wc touch printf true false kill ps readlink stat mkfifo chmod cp mv tr cut sort uname pwd dd yes seq timeout ln realpath git find)
+progs=(bash sh ls cat echo env id mkdir rm sleep head tail grep sed wc touch printf true false kill ps readlink stat mkfifo chmod cp mv tr cut sort uname pwd dd yes seq timeout ln realpath git find xargs)
 for p in "${progs[@]}"; do
   src="$(type -P "$p" || true)"
   [ -n "$src" ] || continue

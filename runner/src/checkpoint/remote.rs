@@ -93,21 +93,51 @@ impl RemoteStore {
     }
 
     /// Shell code that brings the store's index to the work tree and sets `$now` to its
-    /// tree; nested repositories are excluded first; `.gitignore` is honoured unless the
-    /// operator turned it off (`-f`).
+    /// tree. Nested repositories are excluded first; the bytes to capture are summed from
+    /// the files' sizes and refused past the cap before anything is hashed (where the
+    /// target has `xargs` and `stat`; the tree's size is checked after either way); `.gitignore`
+    /// is honoured unless the operator turned it off (`-f`), and the operator's excludes
+    /// and the nested repositories stay out either way.
     fn snapshot_script(&self) -> String {
         let g = self.git();
-        let force = if self.config.honour_gitignore {
-            ""
+        let d = q(&self.dir);
+        let (force, listed, unforce) = if self.config.honour_gitignore {
+            ("", "--exclude-standard".to_string(), String::new())
         } else {
-            " -f"
+            (
+                " -f",
+                format!("-X {d}/info/base-exclude -X {d}/info/exclude"),
+                format!(
+                    "{g} ls-files -z -c -i -X {d}/info/base-exclude -X {d}/info/exclude > {d}/excluded.list && {{ [ ! -s {d}/excluded.list ] || {g} rm -q -r --cached --ignore-unmatch --pathspec-from-file={d}/excluded.list --pathspec-file-nul >/dev/null 2>&1; }} || {{ echo {SEP}ADDFAIL; exit 0; }};"
+                ),
+            )
         };
         format!(
             "cd {w} || exit 1; find . -mindepth 2 -name .git -prune 2>/dev/null | sed -e 's|^\\./|/|' -e 's|/\\.git$|/|' > {d}/info/exclude; \
-             {g} add -A{force} -- . >/dev/null 2>&1 || {{ echo ADDFAIL; exit 0; }}; now=$({g} write-tree) || exit 1;",
+             pre=0; if command -v xargs >/dev/null && command -v stat >/dev/null; then pre=$({g} ls-files -z -c -o {listed} -- . | xargs -0 -r stat -c %s -- 2>/dev/null | {{ b=0; while read -r s; do b=$((b+s)); done; echo $b; }}); fi; \
+             if [ \"${{pre:-0}}\" -gt {cap} ]; then echo \"{SEP}TOOBIG $pre\"; exit 0; fi; \
+             {g} add -A{force} -- . >/dev/null 2>&1 || {{ echo {SEP}ADDFAIL; exit 0; }}; {unforce} now=$({g} write-tree) || exit 1;",
             w = q(&self.workspace),
-            d = q(&self.dir),
+            cap = self.config.max_bytes,
         )
+    }
+
+    /// The error a snapshot's output reports, if any.
+    fn snapshot_error(&self, out: &str) -> Option<CheckpointError> {
+        if let Some(rest) = out.split(&format!("{SEP}TOOBIG ")).nth(1) {
+            let bytes = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(self.config.max_bytes.saturating_add(1));
+            return Some(CheckpointError::TooLarge {
+                bytes,
+                cap: self.config.max_bytes,
+            });
+        }
+        out.contains(&format!("{SEP}ADDFAIL")).then(|| {
+            CheckpointError::Unsupported("git on the target could not read the workspace".into())
+        })
     }
 
     /// Takes a checkpoint.
@@ -123,20 +153,45 @@ impl RemoteStore {
         let out = self
             .run(&format!(
                 "{snap} {g} ls-tree -r -l $now | while read -r m t o s p; do echo \"$s\"; done | {{ n=0; b=0; while read -r s; do n=$((n+1)); case $s in ''|*[!0-9]*) ;; *) b=$((b+s));; esac; done; echo \"$n $b\"; }}; echo {SEP}; \
-                 if {g} rev-parse -q --verify {prev} >/dev/null; then {g} diff-tree -r --name-only {prev} $now | wc -l; else echo all; fi; echo {SEP}; echo $now",
+                 if {g} rev-parse -q --verify {prev} >/dev/null; then {g} diff-tree -r --name-only {prev} $now | wc -l; else echo all; fi; echo {SEP}; echo $now; echo {SEP}; \
+                 cat {d}/info/exclude; echo {SEP}; find . -mindepth 1 -name .git -prune -o -type d -empty -print | sed 's|^\\./||' {ignored}",
                 snap = self.snapshot_script(),
                 prev = q(&prev),
+                d = q(&self.dir),
+                // Empty directories `.gitignore` ignores are not captured (as locally).
+                ignored = if self.config.honour_gitignore {
+                    format!("| {g} check-ignore --stdin -v -n | grep '^::' | cut -f 2-")
+                } else {
+                    String::new()
+                },
             ))
             .await?;
-        if out.contains("ADDFAIL") {
-            return Err(CheckpointError::Unsupported(
-                "git on the target could not read the workspace".into(),
-            ));
+        if let Some(e) = self.snapshot_error(&out) {
+            return Err(e);
         }
         let mut parts = out.split(SEP);
         let counts = parts.next().unwrap_or("").trim().to_string();
         let changed = parts.next().unwrap_or("").trim().to_string();
         let tree = parts.next().unwrap_or("").trim().to_string();
+        let nested: Vec<&str> = parts
+            .next()
+            .unwrap_or("")
+            .lines()
+            .map(|l| l.trim_matches('/'))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let empty_dirs: Vec<String> = parts
+            .next()
+            .unwrap_or("")
+            .lines()
+            .filter(|d| plain_relative(d))
+            .filter(|d| {
+                !nested
+                    .iter()
+                    .any(|n| d == n || d.starts_with(&format!("{n}/")))
+            })
+            .map(str::to_string)
+            .collect();
         let mut c = counts.split_whitespace();
         let files: u64 = c.next().and_then(|n| n.parse().ok()).unwrap_or(0);
         let bytes: u64 = c.next().and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -169,6 +224,7 @@ impl RemoteStore {
         let meta = serde_json::json!({
             "label": info.label, "created_unix_ms": info.created_unix_ms, "files": files,
             "bytes": bytes, "changed": changed, "automatic": info.automatic,
+            "empty_dirs": empty_dirs,
         });
         let message = format!("{id}\n\n{meta}");
         let parent = if self.next > 1 {
@@ -250,12 +306,32 @@ impl RemoteStore {
     pub async fn restore(&mut self, id: &str) -> Result<RestoreReport, CheckpointError> {
         let r = q(&self.check_id(id)?);
         let g = self.git();
+        // The empty directories the checkpoint recorded, made again after the files (only
+        // plain relative paths: the store on the target is not beyond the agent's reach).
+        let body = self.run(&format!("{g} log -1 --format=%b {r}")).await?;
+        let mkdirs: String = serde_json::from_str::<serde_json::Value>(body.trim())
+            .ok()
+            .and_then(|m| m["empty_dirs"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| d.as_str())
+            .filter(|d| plain_relative(d))
+            .map(|d| format!(" {}", q(d)))
+            .collect();
+        let mkdirs = if mkdirs.is_empty() {
+            String::new()
+        } else {
+            format!(" && mkdir -p --{mkdirs}")
+        };
         let out = self
             .run(&format!(
-                "{snap} {g} diff-tree -r --no-renames --name-status $now {r}; echo {SEP}; {g} read-tree -m -u $now {r} 2>&1 && echo RESTORED",
+                "{snap} {g} diff-tree -r --no-renames --name-status $now {r}; echo {SEP}; {g} read-tree -m -u $now {r} 2>&1{mkdirs} && echo RESTORED",
                 snap = self.snapshot_script(),
             ))
             .await?;
+        if let Some(e) = self.snapshot_error(&out) {
+            return Err(e);
+        }
         let (status, tail) = out.split_once(SEP).unwrap_or((&out, ""));
         if !tail.trim_end().ends_with("RESTORED") {
             return Err(CheckpointError::Unsupported(format!(
@@ -300,6 +376,9 @@ impl RemoteStore {
                 max = MAX_DIFF_BYTES + 1,
             ))
             .await?;
+        if let Some(e) = self.snapshot_error(&out) {
+            return Err(e);
+        }
         let (status, patch) = out.split_once(SEP).unwrap_or((&out, ""));
         let patch = patch.strip_prefix('\n').unwrap_or(patch);
         let mut d = DiffSummary {
@@ -332,4 +411,11 @@ impl RemoteStore {
         d.diff = patch[..cut].to_string();
         Ok(d)
     }
+}
+
+/// A path of plain components only (no `..`, no root, nothing empty, no `.git`).
+fn plain_relative(p: &str) -> bool {
+    !p.is_empty()
+        && p.split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && c != ".git")
 }

@@ -37,7 +37,15 @@ pub(crate) struct Store {
     workspace: PathBuf,
     config: CheckpointConfig,
     next: u64,
+    /// When `.gitignore` is not honoured, the operator's excludes still are: this empty
+    /// repository's `info/exclude` holds them alone (no `.gitignore` can exist in its
+    /// empty work tree), so it answers "does the operator exclude this path?".
+    operator_excludes: Option<Repository>,
 }
+
+/// An empty file: the store's `core.excludesFile`, so the server user's global excludes
+/// never decide what a checkpoint captures.
+const NO_GLOBAL_EXCLUDES: &str = "info/no-global-excludes";
 
 impl Store {
     /// Opens (or creates) the store at `dir` for `workspace`.
@@ -66,8 +74,21 @@ impl Store {
             cfg.set_bool("core.symlinks", true)?;
             cfg.set_bool("core.autocrlf", false)?;
             cfg.set_bool("core.ignorecase", false)?;
+            cfg.set_str(
+                "core.excludesFile",
+                &dir.join(NO_GLOBAL_EXCLUDES).to_string_lossy(),
+            )?;
         }
         std::fs::create_dir_all(dir.join("info"))?;
+        std::fs::write(dir.join(NO_GLOBAL_EXCLUDES), "")?;
+        let operator_excludes = if config.honour_gitignore || config.excludes.is_empty() {
+            None
+        } else {
+            Some(operator_matcher(
+                &dir.join("operator-excludes"),
+                &config.excludes,
+            )?)
+        };
         std::fs::write(dir.join("info/attributes"), ATTRIBUTES)?;
         repo.set_workdir(workspace, false)?;
         let next = repo
@@ -88,6 +109,7 @@ impl Store {
             workspace: workspace.to_path_buf(),
             config: config.clone(),
             next,
+            operator_excludes,
         };
         s.write_excludes(&[])?;
         Ok(s)
@@ -138,8 +160,11 @@ impl Store {
                     nested.push(text);
                     continue;
                 }
-                if self.config.honour_gitignore
-                    && self.repo.is_path_ignored(&child).unwrap_or(false)
+                // A trailing slash tells the matcher (whose work tree is empty) that this
+                // is a directory, for directory-only patterns (`cache/`, `!/keep/`).
+                if (self.config.honour_gitignore
+                    && self.repo.is_path_ignored(&child).unwrap_or(false))
+                    || self.operator_excluded(&child.join(""))
                 {
                     continue;
                 }
@@ -152,6 +177,14 @@ impl Store {
         empty.sort();
         nested.sort();
         (empty, nested)
+    }
+
+    /// Whether the operator excludes `path` while `.gitignore` is not honoured (when it
+    /// is, `info/exclude` already keeps the path out).
+    fn operator_excluded(&self, path: &Path) -> bool {
+        self.operator_excludes
+            .as_ref()
+            .is_some_and(|m| m.is_path_ignored(path).unwrap_or(true))
     }
 
     /// Brings the store's index to the workspace as it is now and writes its tree.
@@ -186,7 +219,7 @@ impl Store {
                 ) else {
                     continue;
                 };
-                if nested.iter().any(|n| path.starts_with(n)) {
+                if nested.iter().any(|n| path.starts_with(n)) || self.operator_excluded(path) {
                     continue;
                 }
                 kept = kept.saturating_sub(old);
@@ -472,6 +505,24 @@ impl Store {
         out.diff_truncated = truncated;
         Ok(out)
     }
+}
+
+/// An empty repository at `dir` whose only ignore rules are `patterns`.
+fn operator_matcher(dir: &Path, patterns: &[String]) -> Result<Repository, CheckpointError> {
+    let repo = match Repository::open(dir) {
+        Ok(r) => r,
+        Err(_) => Repository::init(dir)?,
+    };
+    let git_dir = repo.path().to_path_buf();
+    std::fs::create_dir_all(git_dir.join("info"))?;
+    std::fs::write(git_dir.join(NO_GLOBAL_EXCLUDES), "")?;
+    repo.config()?.set_str(
+        "core.excludesFile",
+        &git_dir.join(NO_GLOBAL_EXCLUDES).to_string_lossy(),
+    )?;
+    let text: String = patterns.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(git_dir.join("info/exclude"), text)?;
+    Ok(repo)
 }
 
 fn info(id: &str, m: &Meta) -> CheckpointInfo {

@@ -721,27 +721,103 @@ async fn checkpoints_roundtrip(s: &Session, name: &str) {
 
 #[tokio::test]
 async fn checkpoints_work_on_every_transport() {
-    for on in every_transport("checkpoints").await {
-        if on.name == "docker" {
-            // The suite's container has a read-only /work; this one gets a writable
-            // workspace mounted there, as an operator would give it.
-            on.session.close().await;
-            continue;
-        }
-        checkpoints_roundtrip(&on.session, on.name).await;
-        on.session.close().await;
+    // Over SSH the workspace is the test user's shared home: only `cpt/` is captured, so
+    // a restore never touches what other tests do there.
+    let mut cfg = execkit_runner::checkpoint::CheckpointConfig::default();
+    cfg.excludes = vec!["/*".into(), "!/cpt/".into()];
+    for (name, s, _ws) in with_checkpoints("checkpoints", &cfg).await {
+        checkpoints_roundtrip(&s, name).await;
+        s.close().await;
+    }
+}
+
+/// A session on every transport with this checkpoint configuration (Docker with a
+/// writable workspace mounted, as an operator would give it).
+async fn with_checkpoints(
+    tag: &str,
+    cfg: &execkit_runner::checkpoint::CheckpointConfig,
+) -> Vec<(&'static str, Session, Workspace)> {
+    let mut out = Vec::new();
+    let ws = Workspace::new(tag);
+    let local = config(&ws, permit_all(), Profile::Workspace)
+        .checkpoints(cfg.clone())
+        .local()
+        .await
+        .unwrap();
+    out.push(("local", local, ws));
+    let remote = || {
+        Session::builder()
+            .engine(permit_all())
+            .checkpoints(cfg.clone())
+            .build()
+            .expect("config")
+    };
+    if let Some((t, s)) = ssh_fixture() {
+        let session = Session::ssh(&t, &s, remote()).await.expect("ssh session");
+        out.push(("ssh", session, Workspace::new(tag)));
     }
     if let Some(mut settings) = docker_fixture() {
-        let ws = Workspace::new("checkpoints-docker");
+        let ws = Workspace::new(tag);
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(ws.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         settings.workspace = Some(ws.path().to_path_buf());
-        let config = Session::builder().engine(permit_all()).build().unwrap();
         let target = DockerTarget::Image("execkit-test:latest".into());
-        let s = Session::docker(&target, &settings, config)
+        let s = Session::docker(&target, &settings, remote())
             .await
             .expect("docker session");
-        checkpoints_roundtrip(&s, "docker").await;
-        s.close().await;
+        out.push(("docker", s, ws));
+    }
+    out
+}
+
+#[tokio::test]
+async fn operator_excludes_hold_with_or_without_gitignore_and_the_cap_refuses_before_hashing() {
+    use execkit_runner::checkpoint::{CheckpointConfig, CheckpointError};
+    for honour in [true, false] {
+        // Everything but this test's directory is excluded too: over SSH the workspace is
+        // the shared home of the test user, and a restore must not touch other tests.
+        let d = format!("cpx-{:x}", rand_u64());
+        let mut cfg = CheckpointConfig::default();
+        cfg.honour_gitignore = honour;
+        cfg.excludes = vec![
+            "/*".into(),
+            format!("!/{d}/"),
+            "*.secret".into(),
+            "cache/".into(),
+        ];
+        cfg.max_bytes = 4 << 20;
+        for (name, s, _ws) in with_checkpoints("cp-excludes", &cfg).await {
+            ok(&s, &format!("mkdir -p {d}/cache {d}/build {d}/emptydir {d}/deep/er && cd {d} && echo keep > keep.txt && echo key > x.secret && echo c > cache/data && echo 'build/' > .gitignore && echo o > build/out.o && cd ..")).await;
+            let cp = s
+                .checkpoint(None)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            ok(&s, &format!("rm -rf {d}")).await;
+            s.restore(&cp.id)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let r = ok(
+                &s,
+                &format!("cd {d} && find . | sort | tr '\\n' ' '; cd .."),
+            )
+            .await;
+            let mut want = ". ./.gitignore ./deep ./deep/er ./emptydir ./keep.txt ".to_string();
+            if !honour {
+                want =
+                    ". ./.gitignore ./build ./build/out.o ./deep ./deep/er ./emptydir ./keep.txt "
+                        .to_string();
+            }
+            assert_eq!(r.stdout, want, "{name}, gitignore honoured: {honour}");
+            // Past the cap: refused from the files' sizes, before git reads them.
+            ok(&s, &format!("head -c 5000000 /dev/zero > {d}/big.dat")).await;
+            match s.checkpoint(None).await {
+                Err(CheckpointError::TooLarge { bytes, cap }) => {
+                    assert!(bytes > cap && cap == 4 << 20, "{name}: {bytes} {cap}")
+                }
+                other => panic!("{name}: expected the cap, got {other:?}"),
+            }
+            ok(&s, &format!("rm -rf {d}")).await;
+            s.close().await;
+        }
     }
 }
