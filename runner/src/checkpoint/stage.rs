@@ -152,7 +152,12 @@ impl Job<'_> {
             {
                 return Err(self.too_large());
             }
-            let id = blob_id(&found.content);
+            let Some(id) = blob_id(&found.content) else {
+                return Err(CheckpointError::Unsupported(format!(
+                    "{} carries a SHA-1 collision attack; it cannot be checkpointed",
+                    path.display()
+                )));
+            };
             if !odb.exists(id) {
                 if self.packed {
                     batch.add(id, &found.content)?;
