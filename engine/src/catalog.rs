@@ -43,7 +43,7 @@ pub struct PathPattern {
 }
 
 impl PathPattern {
-    fn new(p: &str) -> Self {
+    pub(crate) fn new(p: &str) -> Self {
         PathPattern {
             comps: p
                 .split('/')
@@ -56,13 +56,23 @@ impl PathPattern {
     /// True if `path` is the pattern or lies below something the pattern matches.
     pub fn contains(&self, path: &str) -> bool {
         let pc: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        pc.len() >= self.comps.len() && self.comps.iter().zip(&pc).all(|(p, c)| p.matches(c))
+        self.contains_components(&pc)
     }
 
     /// True if some path strictly below `dir` could match (without `dir` itself matching).
     pub fn could_be_below(&self, dir: &str) -> bool {
         let dc: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
-        self.comps.len() > dc.len() && self.comps.iter().zip(&dc).all(|(p, c)| p.matches(c))
+        self.could_be_below_components(&dc)
+    }
+
+    /// [`PathPattern::contains`] on a path already split into its components.
+    pub(crate) fn contains_components(&self, pc: &[&str]) -> bool {
+        pc.len() >= self.comps.len() && self.comps.iter().zip(pc).all(|(p, c)| p.matches(c))
+    }
+
+    /// [`PathPattern::could_be_below`] on a path already split into its components.
+    pub(crate) fn could_be_below_components(&self, dc: &[&str]) -> bool {
+        self.comps.len() > dc.len() && self.comps.iter().zip(dc).all(|(p, c)| p.matches(c))
     }
 }
 
@@ -276,7 +286,7 @@ impl Catalog {
     }
 }
 
-fn expand_home(p: &str, home: &str) -> String {
+pub(crate) fn expand_home(p: &str, home: &str) -> String {
     if p == "~" {
         home.to_string()
     } else if let Some(rest) = p.strip_prefix("~/") {

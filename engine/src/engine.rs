@@ -31,8 +31,8 @@ const CACHE_LIMIT: usize = 4096;
 /// entity their resource scope names.
 type Partition = (Vec<usize>, HashMap<EntityUid, Vec<usize>>);
 
-/// The parts of one Cedar request.
-type RequestParts = (EntityUid, EntityUid, EntityUid, Context);
+/// The parts of one Cedar request, and its shape (see [`crate::shapes`]).
+type RequestParts = (EntityUid, EntityUid, EntityUid, Context, u64);
 
 /// What a live session looks up before a decision ([`Engine::live_queries`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,7 +73,25 @@ pub struct Engine {
     authorizer: Authorizer,
     by_id: HashMap<PolicyId, usize>,
     types: Types,
-    validate_requests: bool,
+    path: DecisionPath,
+    /// Request shapes already validated against the schema.
+    shapes: crate::shapes::Shapes,
+    /// Path-group patterns compiled per home directory.
+    path_groups: crate::path_groups::PathGroups,
+}
+
+/// Which decision path the engine takes. Both give the same decisions (a differential test
+/// compares them on every case file and on fuzzed commands); the reference path is the
+/// straightforward one the fast path is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecisionPath {
+    /// Every request validated against the schema, path groups computed from the raw
+    /// patterns for each path.
+    Reference,
+    /// Each request shape validated once (see `shapes`), path-group patterns compiled once
+    /// per home.
+    #[default]
+    Fast,
 }
 
 struct Types {
@@ -169,7 +187,9 @@ impl Engine {
             authorizer: Authorizer::new(),
             by_id,
             types,
-            validate_requests: true,
+            path: DecisionPath::default(),
+            shapes: crate::shapes::Shapes::default(),
+            path_groups: crate::path_groups::PathGroups::default(),
         })
     }
 
@@ -198,11 +218,25 @@ impl Engine {
         Engine::new(&crate::policy_dir::from_dir(dir.as_ref())?.bundle)
     }
 
-    /// Whether each request is validated against the schema before evaluation (default on).
-    /// Evaluation errors deny either way; validation turns a malformed request into a clear
-    /// error instead of a skipped policy.
-    pub fn set_validate_requests(&mut self, on: bool) {
-        self.validate_requests = on;
+    /// Chooses the decision path (default: [`DecisionPath::Fast`]).
+    pub fn set_decision_path(&mut self, path: DecisionPath) {
+        self.path = path;
+    }
+
+    /// Path groups of `path` for this engine's decision path.
+    fn path_groups_for(
+        &self,
+        home: &str,
+        path: Option<&str>,
+        under: bool,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        match self.path {
+            DecisionPath::Reference => self.loaded.catalog.path_groups_for(home, path, under),
+            DecisionPath::Fast => {
+                self.path_groups
+                    .groups_for(&self.loaded.catalog, home, path, under)
+            }
+        }
     }
 
     /// Number of policies (static and template-linked).
@@ -380,6 +414,12 @@ impl Engine {
         match ctx {
             Ok(ctx) => {
                 let keys = builder.keys_for(&resource);
+                let shape = crate::shapes::shape_of(
+                    Action::SessionOpen,
+                    resource.type_name(),
+                    ["identity", "target"].into_iter(),
+                    builder.record_shape,
+                );
                 self.evaluate(
                     &mut fd,
                     (
@@ -387,6 +427,7 @@ impl Engine {
                         load::action_uid(Action::SessionOpen),
                         resource,
                         ctx,
+                        shape,
                     ),
                     &keys,
                     &entities,
@@ -419,7 +460,7 @@ impl Engine {
         }
         builder.entities()?;
         for f in &facts {
-            let (p, a, r, ctx) = builder.parts(script, f).map_err(|e| e.to_string())?;
+            let (p, a, r, ctx, _) = builder.parts(script, f).map_err(|e| e.to_string())?;
             Request::new(p, a, r, ctx, Some(&self.loaded.schema))
                 .map_err(|e| format!("{}: {e}", f.action.name()))?;
         }
@@ -521,7 +562,7 @@ impl Engine {
             errors: Vec::new(),
             reason: String::new(),
         };
-        let (p, a, r, ctx) = match builder.parts(script, f) {
+        let parts = match builder.parts(script, f) {
             Ok(x) => x,
             Err(e) => {
                 fd.errors.push(e.to_string());
@@ -529,8 +570,8 @@ impl Engine {
                 return fd;
             }
         };
-        let keys = builder.keys_for(&r);
-        self.evaluate(&mut fd, (p, a, r, ctx), &keys, entities);
+        let keys = builder.keys_for(&parts.2);
+        self.evaluate(&mut fd, parts, &keys, entities);
         fd
     }
 
@@ -539,11 +580,15 @@ impl Engine {
     fn evaluate(
         &self,
         fd: &mut FactDecision,
-        (p, a, r, ctx): RequestParts,
+        (p, a, r, ctx, shape): RequestParts,
         keys: &[EntityUid],
         entities: &Entities,
     ) {
-        let schema = self.validate_requests.then_some(&self.loaded.schema);
+        let validate = match self.path {
+            DecisionPath::Reference => true,
+            DecisionPath::Fast => !self.shapes.validated(shape),
+        };
+        let schema = validate.then_some(&self.loaded.schema);
         let request = match Request::new(p, a, r, ctx, schema) {
             Ok(r) => r,
             Err(e) => {
@@ -552,6 +597,9 @@ impl Engine {
                 return;
             }
         };
+        if validate {
+            self.shapes.remember(shape);
+        }
         let set = self.applicable(fd.action, keys);
         let resp = self.authorizer.is_authorized(&request, &set, entities);
         let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
@@ -646,6 +694,9 @@ struct RequestBuilder<'e> {
     target: RestrictedExpression,
     structures: HashMap<usize, RestrictedExpression>,
     principal: EntityUid,
+    /// Which optional fields the identity and target records have (part of a request's
+    /// shape; bit 0 is left for the structure's `run_as`).
+    record_shape: u64,
 }
 
 impl<'e> RequestBuilder<'e> {
@@ -679,6 +730,15 @@ impl<'e> RequestBuilder<'e> {
         if let Some(u) = &env.target.remote_user {
             tg.push(("remote_user", s(u)));
         }
+        let record_shape = [
+            env.identity.approved_by.is_some(),
+            env.target.host.is_some(),
+            env.target.container.is_some(),
+            env.target.remote_user.is_some(),
+        ]
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (i, on)| acc | (u64::from(*on) << (i + 1)));
         let mut rb = RequestBuilder {
             e,
             env,
@@ -689,6 +749,7 @@ impl<'e> RequestBuilder<'e> {
             target: record(tg),
             structures: HashMap::new(),
             principal,
+            record_shape,
         };
         rb.add_principal();
         rb
@@ -783,11 +844,7 @@ impl<'e> RequestBuilder<'e> {
                 keys.push(au.clone());
                 parents.insert(au);
             }
-            let (must, _) = self
-                .e
-                .loaded
-                .catalog
-                .path_groups_for(&self.env.home, Some(d), false);
+            let (must, _) = self.e.path_groups_for(&self.env.home, Some(d), false);
             for g in must {
                 let gu = uid(&t.path_group, &g);
                 keys.push(gu.clone());
@@ -1048,24 +1105,9 @@ impl<'e> RequestBuilder<'e> {
             Target::Path(p) => {
                 let recursive = reads_recursively(cmd, self.e.knowledge);
                 let (_, may) = match p {
-                    PathRef::Exact(x) => {
-                        self.e
-                            .loaded
-                            .catalog
-                            .path_groups_for(&self.env.home, Some(x), recursive)
-                    }
-                    PathRef::Under(d) => {
-                        self.e
-                            .loaded
-                            .catalog
-                            .path_groups_for(&self.env.home, Some(d), true)
-                    }
-                    PathRef::Anywhere => {
-                        self.e
-                            .loaded
-                            .catalog
-                            .path_groups_for(&self.env.home, None, true)
-                    }
+                    PathRef::Exact(x) => self.e.path_groups_for(&self.env.home, Some(x), recursive),
+                    PathRef::Under(d) => self.e.path_groups_for(&self.env.home, Some(d), true),
+                    PathRef::Anywhere => self.e.path_groups_for(&self.env.home, None, true),
                 };
                 let could: Vec<RestrictedExpression> = may
                     .iter()
@@ -1104,12 +1146,19 @@ impl<'e> RequestBuilder<'e> {
                 uid(&t.host, &d.host)
             }
         };
+        let shape = crate::shapes::shape_of(
+            f.action,
+            resource.type_name(),
+            pairs.iter().map(|(k, _)| k.as_str()),
+            self.record_shape ^ u64::from(cmd.structure.run_as.is_some()),
+        );
         let ctx = Context::from_pairs(pairs).map_err(Box::new)?;
         Ok((
             self.principal.clone(),
             load::action_uid(f.action),
             resource,
             ctx,
+            shape,
         ))
     }
 }

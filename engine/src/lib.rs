@@ -38,13 +38,15 @@ mod error;
 mod facts;
 mod load;
 mod network;
+mod path_groups;
 mod path_var;
 pub mod policy_dir;
+mod shapes;
 pub mod signals;
 
 pub use context::{DecisionEnv, Identity, OpenTarget, Target, Transport, UnknownTransport};
 pub use decision::{Decision, Effect, FactDecision, PolicyHit, Verdict};
-pub use engine::{Engine, LiveQueries};
+pub use engine::{DecisionPath, Engine, LiveQueries};
 pub use error::LoadError;
 pub use facts::Action;
 pub use load::PolicyBundle;
