@@ -2,12 +2,15 @@
 //!
 //! (a) a simple command, (b) `cd /app && npm ci 2>&1 | tee build.log`, (c) a 20-command
 //! script; each against the shipped default set and against that set plus 1,000 extra
-//! resource-scoped policies (the partitioning keeps those out of unrelated requests).
+//! resource-scoped policies (the partitioning keeps those out of unrelated requests),
+//! decided from scratch (memo off); then answered from the memo (the same command again in
+//! the same environment); then on the reference path (every request validated, path
+//! groups from the raw patterns), as the baseline the fast path is measured against.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use execkit_engine::{DecisionEnv, Engine, PolicyBundle};
+use execkit_engine::{DecisionEnv, DecisionMemo, DecisionPath, Engine, PolicyBundle};
 use std::hint::black_box;
 
 fn bundle(extra: usize) -> PolicyBundle {
@@ -75,8 +78,17 @@ fn script20() -> String {
 fn bench(c: &mut Criterion) {
     let env = DecisionEnv::local("/work", "/home/agent");
     let s20 = script20();
-    for (label, extra) in [("default", 0usize), ("default+1000", 1000)] {
-        let engine = Engine::new(&bundle(extra)).expect("bench policy set loads");
+    for (label, extra, memo) in [
+        ("default", 0usize, DecisionMemo::Off),
+        ("default+1000", 1000, DecisionMemo::Off),
+        ("default/memo", 0, DecisionMemo::default()),
+        ("reference", 0, DecisionMemo::Off),
+    ] {
+        let mut engine = Engine::new(&bundle(extra)).expect("bench policy set loads");
+        engine.set_memo(memo);
+        if label == "reference" {
+            engine.set_decision_path(DecisionPath::Reference);
+        }
         // Warm the partition cache as a long-running server would be.
         for cmd in [SIMPLE, PIPELINE, s20.as_str()] {
             black_box(engine.decide(cmd, &env));

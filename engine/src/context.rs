@@ -2,7 +2,9 @@
 //! and the runtime, never by the command text.
 
 /// How the command reaches its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Transport {
@@ -44,7 +46,7 @@ impl std::str::FromStr for Transport {
 }
 
 /// The agent on whose behalf commands run (the Cedar principal).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// `Agent` entity id.
     pub agent: String,
@@ -74,7 +76,7 @@ impl Default for Identity {
 }
 
 /// Where the command runs.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Target {
     /// Transport.
     pub transport: Transport,
@@ -87,7 +89,7 @@ pub struct Target {
 }
 
 /// Everything a decision needs besides the command text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DecisionEnv {
     /// The principal.
     pub identity: Identity,

@@ -78,6 +78,8 @@ pub struct Engine {
     shapes: crate::shapes::Shapes,
     /// Path-group patterns compiled per home directory.
     path_groups: crate::path_groups::PathGroups,
+    memo_limit: crate::memo::DecisionMemo,
+    memo: crate::memo::Memo,
 }
 
 /// Which decision path the engine takes. Both give the same decisions (a differential test
@@ -190,6 +192,8 @@ impl Engine {
             path: DecisionPath::default(),
             shapes: crate::shapes::Shapes::default(),
             path_groups: crate::path_groups::PathGroups::default(),
+            memo_limit: crate::memo::DecisionMemo::default(),
+            memo: crate::memo::Memo::default(),
         })
     }
 
@@ -216,6 +220,12 @@ impl Engine {
     /// `links.json`; see [`crate::policy_dir`]) and strict-validates it.
     pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self, LoadError> {
         Engine::new(&crate::policy_dir::from_dir(dir.as_ref())?.bundle)
+    }
+
+    /// How many decisions the fast path remembers (see [`crate::DecisionMemo`]; the
+    /// reference path remembers none).
+    pub fn set_memo(&mut self, memo: crate::memo::DecisionMemo) {
+        self.memo_limit = memo;
     }
 
     /// Chooses the decision path (default: [`DecisionPath::Fast`]).
@@ -270,6 +280,24 @@ impl Engine {
     ///
     /// Fails closed: a parse error, an evaluation error or a missing permit denies.
     pub fn decide(&self, command: &str, env: &DecisionEnv) -> Decision {
+        let limit = match (self.path, self.memo_limit) {
+            (DecisionPath::Fast, crate::memo::DecisionMemo::Entries(n)) => n,
+            _ => 0,
+        };
+        if limit > 0 {
+            if let Some(d) = self.memo.get(command, env) {
+                return d;
+            }
+        }
+        let d = self.decide_fresh(command, env);
+        if limit > 0 {
+            self.memo.put(command, env, &d, limit);
+        }
+        d
+    }
+
+    /// [`Engine::decide`] without the memo.
+    fn decide_fresh(&self, command: &str, env: &DecisionEnv) -> Decision {
         let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
         match parse(command, &opts) {
             Ok(script) => self.decide_script(&script, env),

@@ -41,3 +41,52 @@ pub fn check(engine: &Engine, env: &DecisionEnv, input: &[u8]) -> Result<(), Str
     }
     Ok(())
 }
+
+/// What the decision paths must agree on: the verdict, the errors' presence, and for each
+/// fact its action, resource, verdict and determining policies (as a set: Cedar reports
+/// them unordered).
+fn comparable(d: &execkit_engine::Decision) -> String {
+    let mut out = format!(
+        "{:?} parse_error={} entity_error={} commands={}\n",
+        d.verdict,
+        d.parse_error.is_some(),
+        d.entity_error.is_some(),
+        d.commands
+    );
+    for f in &d.facts {
+        let mut ids: Vec<&str> = f.policies.iter().map(|p| p.id.as_str()).collect();
+        ids.sort_unstable();
+        out.push_str(&format!(
+            "{:?} {} {:?} errors={} [{}]\n",
+            f.action,
+            f.resource,
+            f.verdict,
+            f.errors.is_empty(),
+            ids.join(",")
+        ));
+    }
+    out
+}
+
+/// The fast decision path (asked twice: decided, then answered from its memo) gives the
+/// same decision as the reference path.
+pub fn same_on_both_paths(
+    fast: &Engine,
+    reference: &Engine,
+    env: &DecisionEnv,
+    input: &[u8],
+) -> Result<(), String> {
+    let Ok(text) = std::str::from_utf8(input) else {
+        return Ok(());
+    };
+    let want = comparable(&reference.decide(text, env));
+    for round in ["decided", "remembered"] {
+        let got = comparable(&fast.decide(text, env));
+        if got != want {
+            return Err(format!(
+                "the fast path ({round}) differs:\n{got}\nthe reference path:\n{want}"
+            ));
+        }
+    }
+    Ok(())
+}

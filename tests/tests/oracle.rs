@@ -3,11 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
-use execkit_engine::{DecisionEnv, Engine};
+use execkit_engine::{DecisionEnv, DecisionPath, Engine};
 use execkit_tests::oracle;
 
 fn engine() -> Engine {
     Engine::default_set().expect("default set")
+}
+
+fn reference(set: &str) -> Engine {
+    let mut e = Engine::embedded(set).expect("shipped set");
+    e.set_decision_path(DecisionPath::Reference);
+    e
 }
 
 /// xorshift: deterministic, no dependency.
@@ -37,6 +43,7 @@ const SEEDS: &[&str] = &[
 #[test]
 fn oracle_holds_on_seeds_and_mutations() {
     let e = engine();
+    let slow = reference("default");
     let env = DecisionEnv::local("/work", "/home/agent");
     let alphabet = b" \t\n;&|<>()$`'\"\\{}[]*?~!#=-/.abcrmsh0123";
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -58,8 +65,32 @@ fn oracle_holds_on_seeds_and_mutations() {
             }
             oracle::check(&e, &env, &bytes)
                 .unwrap_or_else(|err| panic!("{:?}: {err}", String::from_utf8_lossy(&bytes)));
+            oracle::same_on_both_paths(&e, &slow, &env, &bytes)
+                .unwrap_or_else(|err| panic!("{:?}: {err}", String::from_utf8_lossy(&bytes)));
             checked += 1;
         }
     }
     assert_eq!(checked, SEEDS.len() * 150);
+}
+
+#[test]
+fn the_fast_path_decides_every_case_as_the_reference_path_does() {
+    let mut compared = 0;
+    for set in [execkit_policies::DEFAULT, execkit_policies::STRICT] {
+        let fast = Engine::embedded(set.name).expect("shipped set");
+        let slow = reference(set.name);
+        for (file, text) in set.cases {
+            for case in execkit_engine::cases::case_commands(file, text).expect("case file") {
+                oracle::same_on_both_paths(&fast, &slow, &case.env, case.command.as_bytes())
+                    .unwrap_or_else(|err| {
+                        panic!(
+                            "{} {file}:{} {:?}: {err}",
+                            set.name, case.index, case.command
+                        )
+                    });
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 900, "only {compared} cases compared");
 }
