@@ -548,3 +548,34 @@ fn huge_cursor_movements_are_cheap() {
     // Before the fix this call did not return (10^17 single steps).
     assert_eq!(execkit_protect::strip_ansi(input), "!bcxyz\n");
 }
+
+#[test]
+fn case_sensitive_keywords_in_long_runs_still_find_their_secrets() {
+    let r = redactor();
+    let fcm = "AAAA4b54cRY:sgs-wXuaaU1yW0Q9uOWyIBaPOHRu_Jk_ft2k1L2alrnWJo34Gk5Vme-MBiHJVA2J6OZ8pfsLgqTWFHe49dlkeB78kLRxrpxHRvuC8CGHhCuMiX4Bm18OhXD79zHupOZvr88-IVm-QuRm";
+    let sk = "SK0c736ba80622598514f31c827129084b";
+    // A run of the keyword itself, lower and upper case, before the real secrets on the
+    // same line and on the next one: the collapsed overlapping hits must not hide them.
+    for run in [
+        "a".repeat(10_000),
+        "A".repeat(10_000),
+        "sk".repeat(5_000),
+        "SK".repeat(5_000),
+    ] {
+        let text = format!("{run} key={fcm} other={sk}\n{run}{run} {sk}\n");
+        let out = r.redact_str(&text).text;
+        assert!(
+            !out.contains(fcm) && !out.contains(&sk[2..]),
+            "{}",
+            &out[out.len() - 200..]
+        );
+        assert_eq!(
+            out.matches("[REDACTED:").count(),
+            3,
+            "{}",
+            &out[out.len() - 300..]
+        );
+        // And nothing else changed.
+        assert!(out.starts_with(&run));
+    }
+}
