@@ -33,6 +33,7 @@
 
 mod ansi;
 mod known;
+mod middle;
 mod pipeline;
 mod redact;
 mod rules;
@@ -41,7 +42,7 @@ mod value_gate;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
 pub use known::{KnownSecrets, SecretEnvPolicy};
-pub use pipeline::{Protector, StreamOutput, StreamProtector};
+pub use pipeline::{MiddleMode, Protector, StreamOutput, StreamProtector};
 pub use redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
 pub use rules::{Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
 pub use shape::{

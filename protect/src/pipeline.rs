@@ -4,8 +4,12 @@
 //! takes the result when the command ends ([`StreamProtector::finish`]). Nothing that
 //! leaves this pipeline has escapes or known secrets in it, and memory per stream is
 //! bounded by the operator's [`CaptureLimits`] however much the command prints.
+//!
+//! Under the `full` budget the middle of a long stream, which only the tail window could
+//! show, is held back unredacted and mostly dropped ([`crate::middle`]).
 
 use crate::ansi::AnsiStripper;
+use crate::middle::Middle;
 use crate::redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
 use crate::shape::{Budget, BudgetError, CaptureLimits, Shaper, StreamReport};
 use serde::{Deserialize, Serialize};
@@ -16,6 +20,19 @@ use serde::{Deserialize, Serialize};
 pub struct Protector {
     redactor: Redactor,
     limits: CaptureLimits,
+    middle: MiddleMode,
+}
+
+/// What happens to the middle of a stream that only its tail window can show (module
+/// docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MiddleMode {
+    /// Held back unredacted; what falls out of the window is only counted.
+    #[default]
+    Hold,
+    /// Redacted like the rest (the reference the tests compare against; its counts
+    /// include the middle's redactions).
+    Redact,
 }
 
 /// One protected stream, as returned to a caller.
@@ -42,7 +59,17 @@ impl Protector {
     /// assert_eq!(out.redactions["github-pat"], 1);
     /// ```
     pub fn new(redactor: Redactor, limits: CaptureLimits) -> Protector {
-        Protector { redactor, limits }
+        Protector {
+            redactor,
+            limits,
+            middle: MiddleMode::default(),
+        }
+    }
+
+    /// Chooses what happens to a stream's middle (default: [`MiddleMode::Hold`]).
+    pub fn with_middle(mut self, middle: MiddleMode) -> Protector {
+        self.middle = middle;
+        self
     }
 
     /// The redactor.
@@ -72,6 +99,11 @@ impl Protector {
             strip: AnsiStripper::new(),
             redact: self.redactor.stream(),
             shape,
+            middle_state: match self.middle {
+                MiddleMode::Hold => MiddleState::Redacting,
+                MiddleMode::Redact => MiddleState::Done,
+            },
+            middle: None,
             raw_bytes: 0,
             stripped: String::new(),
             redacted: String::new(),
@@ -89,6 +121,18 @@ impl Protector {
     }
 }
 
+/// Whether the middle of the stream is held back unredacted.
+#[derive(Debug, PartialEq, Eq)]
+enum MiddleState {
+    /// Not now: the head is not full, another budget applies, or a multi-line secret is
+    /// open (holding resumes at the first line end after it closes).
+    Redacting,
+    /// Holding it back.
+    Holding,
+    /// Never ([`MiddleMode::Redact`]).
+    Done,
+}
+
 /// The pipeline for one stream.
 #[derive(Debug)]
 pub struct StreamProtector {
@@ -96,6 +140,8 @@ pub struct StreamProtector {
     redact: StreamRedactor,
     /// `None` in pass-through mode.
     shape: Option<Shaper>,
+    middle_state: MiddleState,
+    middle: Option<Middle>,
     raw_bytes: u64,
     stripped: String,
     redacted: String,
@@ -114,6 +160,16 @@ impl StreamProtector {
     }
 
     fn pass_on(&mut self) {
+        if self.middle_state == MiddleState::Redacting && !self.redact.in_multiline() {
+            if let Some(shape) = self.shape.as_ref().filter(|s| s.only_tail_left()) {
+                self.middle = Some(Middle::start(self.redact.restart(), shape.tail_bytes()));
+                self.middle_state = MiddleState::Holding;
+            }
+        }
+        if self.middle_state == MiddleState::Holding && !self.stripped.is_empty() {
+            self.hold();
+            return;
+        }
         if !self.stripped.is_empty() {
             self.redact.push(&self.stripped, &mut self.redacted);
             self.stripped.clear();
@@ -123,6 +179,32 @@ impl StreamProtector {
                 shape.push(&self.redacted);
                 self.redacted.clear();
             }
+        }
+    }
+
+    /// Holds the stripped text back; a line opening a multi-line secret releases it.
+    fn hold(&mut self) {
+        let opens = match &mut self.middle {
+            Some(m) => m.add(&self.stripped, &self.redact),
+            None => false,
+        };
+        self.stripped.clear();
+        if opens {
+            // Redacted whole until the secret is closed (`pass_on` holds again after).
+            self.release();
+            self.middle_state = MiddleState::Redacting;
+        }
+    }
+
+    /// Redacts what is held and passes it on.
+    fn release(&mut self) {
+        let (Some(m), Some(shape)) = (self.middle.take(), self.shape.as_mut()) else {
+            return;
+        };
+        m.release(&mut self.redact, shape, &mut self.redacted);
+        if !self.redacted.is_empty() {
+            shape.push(&self.redacted);
+            self.redacted.clear();
         }
     }
 
@@ -158,6 +240,14 @@ impl StreamProtector {
     /// Ends the stream. In pass-through mode `text` holds only what was not drained.
     pub fn finish(mut self) -> StreamOutput {
         self.strip.finish(&mut self.stripped);
+        if self.middle_state == MiddleState::Holding {
+            if !self.stripped.is_empty() {
+                self.hold();
+            }
+            if self.middle_state == MiddleState::Holding {
+                self.release();
+            }
+        }
         if !self.stripped.is_empty() {
             self.redact.push(&self.stripped, &mut self.redacted);
             self.stripped.clear();

@@ -209,7 +209,7 @@ fn looks_base64_value(v: &[u8]) -> bool {
             || (v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase)))
 }
 
-fn floor_boundary(s: &str, mut i: usize) -> usize {
+pub(crate) fn floor_boundary(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while !s.is_char_boundary(i) {
         i -= 1;
@@ -266,6 +266,26 @@ impl StreamRedactor {
         self.pem = false;
         self.k8s = None;
         self.counts()
+    }
+
+    /// Gives back the unprocessed partial line and forgets any open multi-line secret,
+    /// keeping the counts: the next text is scanned as if the stream started there (the
+    /// pipeline's middle skip; see `pipeline`).
+    pub(crate) fn restart(&mut self) -> String {
+        self.pem = false;
+        self.k8s = None;
+        std::mem::take(&mut self.carry)
+    }
+
+    /// Whether a multi-line secret (a PEM key, a Kubernetes `data:` block) is open.
+    pub(crate) fn in_multiline(&self) -> bool {
+        self.pem || self.k8s.is_some()
+    }
+
+    /// Where a keyword sits, in `text[from..]`, on a line that opens a secret spanning
+    /// lines.
+    pub(crate) fn multiline_opener(&self, text: &str, from: usize) -> Option<usize> {
+        self.r.rules.multiline_opener(text.as_bytes(), from)
     }
 
     /// Redactions so far, per rule id.

@@ -144,6 +144,9 @@ pub struct RuleSet {
     keywords_cs: Vec<memchr::memmem::Finder<'static>>,
     /// Index in `keyword_info` of the first case-sensitive keyword.
     cs_base: usize,
+    /// The keywords of rules whose secrets span lines (PEM keys, Kubernetes `data:`):
+    /// where one occurs, text cannot be left unscanned (see the pipeline's middle skip).
+    multiline: AhoCorasick,
     keyword_info: Vec<Keyword>,
     placeholder: Regex,
     pem_end: Regex,
@@ -291,6 +294,16 @@ impl RuleSet {
             });
         }
         let (keywords, keywords_cs, cs_base, keyword_info) = automaton(&words)?;
+        let multiline_words: Vec<&String> = file
+            .rule
+            .iter()
+            .zip(&rules)
+            .filter(|(_, r)| r.special != Special::None)
+            .flat_map(|(spec, _)| spec.keywords.iter().chain(&spec.keywords_cs))
+            .collect();
+        let multiline = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(multiline_words)?;
         let placeholder = compile(
             r#"^(?:""|''|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\([^)]*\)|<[^>]*>|\{\{[^}]*\}\}|%[A-Za-z_]+%|\*+|x{3,}|X{3,}|\.{3,}|\?+|null|nil|none|None|NULL|true|false|True|False|undefined|\[REDACTED[^\]]*\]?)$"#,
         )
@@ -313,6 +326,7 @@ impl RuleSet {
             keywords,
             keywords_cs,
             cs_base,
+            multiline,
             keyword_info,
             placeholder,
             pem_end,
@@ -356,6 +370,24 @@ impl RuleSet {
                 out.push((at, at + len, self.cs_base + i));
             }
         }
+    }
+
+    /// Where a keyword found in `hay[from..]` sits on a line that opens a secret spanning
+    /// lines (a PEM private key header, a Kubernetes `data:` block), as the redactor would
+    /// see it. A line cut at the end of `hay` is judged as it is so far (it may open one:
+    /// that is enough).
+    pub(crate) fn multiline_opener(&self, hay: &[u8], from: usize) -> Option<usize> {
+        self.multiline.find_iter(&hay[from..]).find_map(|m| {
+            let m = aho_corasick::Match::new(m.pattern(), from + m.start()..from + m.end());
+            let ls = memchr::memrchr(b'\n', &hay[..m.start()]).map_or(0, |i| i + 1);
+            let le = memchr::memchr(b'\n', &hay[m.start()..]).map_or(hay.len(), |i| m.start() + i);
+            let line = &hay[ls..le];
+            self.rules
+                .iter()
+                .filter(|r| r.special != Special::None)
+                .any(|r| r.patterns.iter().any(|p| p.re.is_match(line)))
+                .then_some(m.start())
+        })
     }
 
     /// The rules a keyword triggers.

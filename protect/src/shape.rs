@@ -360,6 +360,30 @@ impl Shaper {
         })
     }
 
+    /// The operator's tail window, in bytes.
+    pub(crate) fn tail_bytes(&self) -> usize {
+        self.limits.tail_bytes
+    }
+
+    /// Whether what is pushed from now on can only reach the output through the tail
+    /// window: the budget keeps the whole stream (`full`) and its head is full.
+    pub(crate) fn only_tail_left(&self) -> bool {
+        matches!(self.mode, Mode::Full) && self.head_full
+    }
+
+    /// Counts text that was left out before it reached the shaper (the pipeline's middle
+    /// skip): its bytes and newlines, and forgets the tail kept so far, which the text
+    /// pushed next replaces.
+    pub(crate) fn skip(&mut self, bytes: u64, newlines: u64, ends_with_newline: bool) {
+        if bytes == 0 {
+            return;
+        }
+        self.bytes_total += bytes;
+        self.newlines += newlines;
+        self.ends_with_newline = ends_with_newline;
+        self.ring.clear();
+    }
+
     /// Adds protected text.
     pub fn push(&mut self, text: &str) {
         if text.is_empty() {

@@ -579,3 +579,172 @@ fn case_sensitive_keywords_in_long_runs_still_find_their_secrets() {
         assert!(out.starts_with(&run));
     }
 }
+
+/// A protector holding (or redacting) the middle, with 100 fake known values around.
+fn middle_protector(mode: execkit_protect::MiddleMode, known: &str) -> Protector {
+    let mut k = KnownSecrets::new();
+    k.add(known);
+    Protector::new(Redactor::new(&k), CaptureLimits::default()).with_middle(mode)
+}
+
+fn feed(p: &Protector, text: &[u8], chunk: usize) -> StreamOutput {
+    let mut s = p.stream(&Budget::default()).expect("budget");
+    for c in text.chunks(chunk) {
+        s.push(c);
+    }
+    s.finish()
+}
+
+#[test]
+fn the_held_middle_shows_what_redacting_it_would() {
+    use execkit_protect::MiddleMode;
+    let known = "k3y-Zq8vN2rT6wLx4pB9";
+    let hold = middle_protector(MiddleMode::Hold, known);
+    let reference = middle_protector(MiddleMode::Redact, known);
+    // 3 MB of log lines with secrets all along (including in the kept tail).
+    let mut text = String::new();
+    let mut i = 0u64;
+    while text.len() < 3_000_000 {
+        text.push_str(&format!("line {i}: \x1b[32mok\x1b[0m value={i:x}\n"));
+        if i.is_multiple_of(997) {
+            text.push_str(&format!(
+                "token ghp_0123456789abcdefghijABCDEFGHIJ{:06} and {known}\n",
+                i % 1_000_000
+            ));
+        }
+        i += 1;
+    }
+    for chunk in [4096, 65_536, 1_000_003] {
+        let a = feed(&hold, text.as_bytes(), chunk);
+        let b = feed(&reference, text.as_bytes(), chunk);
+        // The elision marker counts the dropped middle unredacted: equal up to its number.
+        same_text(
+            &without_elided_count(&a.text),
+            &without_elided_count(&b.text),
+            &format!("chunk {chunk}"),
+        );
+        assert!(!a.text.contains(known) && !a.text.contains("ghp_"));
+        assert_eq!(a.report.raw_bytes, b.report.raw_bytes);
+        assert_eq!(a.report.lines_total, b.report.lines_total, "chunk {chunk}");
+        assert_eq!(a.report.bytes_kept, b.report.bytes_kept);
+        // The dropped middle is counted stripped but unredacted, so only within the
+        // length difference of its redactions.
+        let diff = a.report.bytes_total.abs_diff(b.report.bytes_total);
+        assert!(diff < 5_000, "chunk {chunk}: {diff}");
+        assert!(a.report.truncated && a.report.elided_bytes > 2_000_000);
+    }
+    // Without secrets, the counts are exact too.
+    let plain: String = (0..200_000).map(|i| format!("plain line {i}\n")).collect();
+    let a = feed(&hold, plain.as_bytes(), 8192);
+    let b = feed(&reference, plain.as_bytes(), 8192);
+    same_text(&a.text, &b.text, "plain");
+    assert_eq!(a.report, b.report);
+}
+
+fn without_elided_count(t: &str) -> String {
+    let re = regex::Regex::new(r"\[… execkit: \d+ bytes elided …\]").unwrap();
+    re.replace_all(t, "[… execkit: N bytes elided …]")
+        .into_owned()
+}
+
+/// Asserts two long texts are equal, showing only where they part.
+fn same_text(a: &str, b: &str, what: &str) {
+    if a == b {
+        return;
+    }
+    let at = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let show = |t: &str| {
+        let floor = |mut i: usize| {
+            while !t.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let (s, e) = (floor(at.saturating_sub(80)), floor((at + 80).min(t.len())));
+        format!("{:?}", &t[s..e])
+    };
+    panic!(
+        "{what}: the texts part at byte {at} (lengths {} and {}):\n  held:      {}\n  reference: {}",
+        a.len(),
+        b.len(),
+        show(a),
+        show(b)
+    );
+}
+
+#[test]
+fn a_secret_cut_by_the_dropped_middle_is_never_shown_in_part() {
+    use execkit_protect::MiddleMode;
+    // The attacker prints a long known secret over and over (say, `yes "$(cat f)"`): each
+    // copy is redacted to a short placeholder, so the redacted tail shrinks far below the
+    // raw text and the tail window reaches back to where the drop cut a copy in two.
+    let known: String = (0..300)
+        .map(|i| char::from(b'A' + (i * 7 % 26) as u8))
+        .collect();
+    let p = middle_protector(MiddleMode::Hold, &known);
+    for lead in (0..200_000).step_by(17_777) {
+        for chunk in [1000, 4096, 65_536] {
+            let mut text = "a".repeat(40_000) + "\n" + &"b".repeat(lead);
+            while text.len() < lead + 1_000_000 {
+                text.push_str(&known);
+                text.push(' ');
+            }
+            let out = feed(&p, text.as_bytes(), chunk);
+            assert!(out.text.contains("[REDACTED:known-value]"));
+            for w in 0..known.len() - 12 {
+                assert!(
+                    !out.text.contains(&known[w..w + 12]),
+                    "lead {lead} chunk {chunk}: a part of the secret is shown"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_private_key_in_the_middle_is_redacted_however_it_is_spread() {
+    use execkit_protect::MiddleMode;
+    let p = middle_protector(MiddleMode::Hold, "unused-known-value-123");
+    let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKB";
+    // Junk fills the head, then a key whose lines are spread with blank lines (which the
+    // PEM reader accepts inside a block) far beyond the tail window.
+    let mut text = "x".repeat(100_000) + "\n-----BEGIN PRIVATE KEY-----\n";
+    for _ in 0..30 {
+        text.push_str(body);
+        text.push_str(&"\n".repeat(20_000));
+    }
+    text.push_str("-----END PRIVATE KEY-----\nafter\n");
+    let out = feed(&p, text.as_bytes(), 65_536);
+    assert!(!out.text.contains(&body[..20]), "a key line was shown");
+    assert!(
+        out.text.ends_with("after\n"),
+        "{}",
+        &out.text[out.text.len().saturating_sub(200)..]
+    );
+}
+
+#[test]
+fn a_known_secret_on_many_short_lines_is_never_shown_in_part() {
+    use execkit_protect::MiddleMode;
+    // The same attack with a line per copy: drops cut at line starts, so no copy is cut.
+    let known: String = (0..300)
+        .map(|i| char::from(b'a' + (i * 11 % 26) as u8))
+        .collect();
+    let p = middle_protector(MiddleMode::Hold, &known);
+    for lead in (0..100_000).step_by(9_999) {
+        for chunk in [777, 65_536] {
+            let mut text = "x".repeat(40_000) + "\n" + &"y".repeat(lead);
+            while text.len() < lead + 2_000_000 {
+                text.push_str(&known);
+                text.push('\n');
+            }
+            let out = feed(&p, text.as_bytes(), chunk);
+            for w in 0..known.len() - 12 {
+                assert!(
+                    !out.text.contains(&known[w..w + 12]),
+                    "lead {lead} chunk {chunk}: a part of the secret is shown"
+                );
+            }
+        }
+    }
+}

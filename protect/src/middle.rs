@@ -1,0 +1,170 @@
+//! The middle of a long stream, held back unredacted.
+//!
+//! Under the `full` budget, once the head is full, the rest of a stream reaches the caller
+//! only through the tail window (the last `tail_bytes`). Redacting the gigabyte in between
+//! only to throw it away made protection the bottleneck of long outputs. So the stripped
+//! text is held back unredacted; what falls out of the window (with room to spare) is
+//! dropped and only counted; at the end the held text is redacted and passed on.
+//!
+//! Why nothing is shown that should not be:
+//!
+//! * **A secret cut by a drop is never shown in part.** A drop cuts at a line start when
+//!   one is near (single-line secrets never span lines). When it must cut inside a very
+//!   long line, the rest of that line (or, past two redactor windows, the first window) is
+//!   redacted and thrown away before anything is shown.
+//! * **A multi-line secret is never entered in the middle.** Holding starts only when no
+//!   PEM key or Kubernetes `data:` block is open, and every held line is checked whole for
+//!   one that opens such a secret; one that does ends the holding before any of its lines
+//!   can be dropped. The stream is then redacted whole until the secret is closed.
+//! * **The tail window is never left short.** The held text keeps the tail plus a slack,
+//!   so that redaction shortening secrets does not pull older, unscanned text into it.
+//!
+//! Counts: for the dropped middle, bytes and lines count the stripped text unredacted (a
+//! redacted secret there would have been shorter); its redactions are not counted. For
+//! all text shown, both are exact. [`crate::MiddleMode::Redact`] turns this off.
+
+use crate::redact::{floor_boundary, StreamRedactor, WINDOW};
+use crate::shape::Shaper;
+
+/// Held beyond the tail window, so that redaction shortening secrets never pulls older
+/// text into it.
+const SLACK: usize = 16 * 1024;
+/// Inside a line longer than this the drop cuts mid-line (and the release throws away the
+/// rest of that line, or this much of it).
+const LONG_LINE: usize = 2 * WINDOW;
+/// Held text may exceed its bound by this much before a drop (drops stay rare).
+const HYSTERESIS: usize = 2 * WINDOW;
+
+/// Text dropped from the middle, as a caller would have counted it.
+#[derive(Debug, Default)]
+struct Dropped {
+    bytes: u64,
+    newlines: u64,
+    last_newline: bool,
+}
+
+impl Dropped {
+    /// Counts `t`; ghost marks (which only the redactor sees, and removes with the
+    /// character they mark) are not counted.
+    fn count(&mut self, t: &str) {
+        if t.is_empty() {
+            return;
+        }
+        let visible = if t.contains(crate::ansi::GHOST) {
+            crate::ansi::remove_ghosts(t).len()
+        } else {
+            t.len()
+        };
+        self.bytes += visible as u64;
+        self.newlines += memchr::memchr_iter(b'\n', t.as_bytes()).count() as u64;
+        self.last_newline = t.ends_with('\n');
+    }
+}
+
+/// The held middle of one stream.
+#[derive(Debug)]
+pub(crate) struct Middle {
+    /// Stripped, unredacted text.
+    held: String,
+    /// How much of `held` was searched for lines opening a multi-line secret.
+    checked: usize,
+    /// Whether `held` starts inside a line (a drop cut a long line).
+    starts_mid_line: bool,
+    dropped: Dropped,
+    /// Bytes of tail (plus slack) to hold.
+    keep: usize,
+}
+
+impl Middle {
+    /// Starts holding with the redactor's unprocessed partial line (so that held text
+    /// begins at a line start) for a tail window of `tail_bytes`.
+    pub fn start(partial_line: String, tail_bytes: usize) -> Middle {
+        Middle {
+            held: partial_line,
+            checked: 0,
+            starts_mid_line: false,
+            dropped: Dropped::default(),
+            keep: tail_bytes + SLACK,
+        }
+    }
+
+    /// Holds `text`. Returns `true` when a line that opens a multi-line secret appeared:
+    /// the caller must [`Middle::release`] now. Older text is dropped first, up to the
+    /// tail and slack before that line.
+    pub fn add(&mut self, text: &str, redactor: &StreamRedactor) -> bool {
+        // A keyword cut by the previous push is found again with the end of what was
+        // searched (keywords are short); the line around a hit is judged whole.
+        let from = floor_boundary(&self.held, self.checked.saturating_sub(64));
+        self.held.push_str(text);
+        if let Some(opener) = redactor.multiline_opener(&self.held, from) {
+            let line_start =
+                memchr::memrchr(b'\n', &self.held.as_bytes()[..opener]).map_or(0, |i| i + 1);
+            self.drop_before(line_start.saturating_sub(self.keep));
+            return true;
+        }
+        self.checked = self.held.len();
+        if self.held.len() > self.keep + LONG_LINE + HYSTERESIS {
+            self.drop_before(self.held.len() - self.keep - LONG_LINE);
+        }
+        false
+    }
+
+    /// Drops the held text before `target`, cutting at the line start before it when one
+    /// is within [`LONG_LINE`].
+    fn drop_before(&mut self, target: usize) {
+        let target = floor_boundary(&self.held, target);
+        if target == 0 {
+            return;
+        }
+        let line_start = memchr::memrchr(b'\n', &self.held.as_bytes()[..target])
+            .map(|i| i + 1)
+            .filter(|&ls| target - ls <= LONG_LINE);
+        let cut = match line_start {
+            Some(ls) => ls,
+            None => {
+                // Never between a ghost mark and the character it marks.
+                let mut cut = target;
+                if self.held[..cut].ends_with(crate::ansi::GHOST) {
+                    cut -= crate::ansi::GHOST.len_utf8();
+                }
+                cut
+            }
+        };
+        if cut == 0 {
+            return;
+        }
+        self.starts_mid_line = line_start.is_none();
+        self.dropped.count(&self.held[..cut]);
+        self.held.drain(..cut);
+        self.checked = self.checked.saturating_sub(cut);
+    }
+
+    /// Redacts the held text into `out` for the shaper, after telling the shaper what was
+    /// dropped. Without drops the held text simply continues the stream.
+    pub fn release(mut self, redactor: &mut StreamRedactor, shape: &mut Shaper, out: &mut String) {
+        if self.dropped.bytes == 0 {
+            redactor.push(&self.held, out);
+            return;
+        }
+        // The redactor's state belongs to text before the gap: start afresh.
+        let before_gap = redactor.restart();
+        self.dropped.count(&before_gap);
+        let mut start = 0;
+        if self.starts_mid_line {
+            // The rest of the cut line (or its first windows) is scanned, never shown.
+            start = memchr::memchr(b'\n', self.held.as_bytes())
+                .map(|i| i + 1)
+                .filter(|&e| e <= LONG_LINE)
+                .unwrap_or_else(|| floor_boundary(&self.held, LONG_LINE));
+            let mut scanned = String::new();
+            redactor.push(&self.held[..start], &mut scanned);
+            self.dropped.count(&scanned);
+        }
+        shape.skip(
+            self.dropped.bytes,
+            self.dropped.newlines,
+            self.dropped.last_newline,
+        );
+        redactor.push(&self.held[start..], out);
+    }
+}
