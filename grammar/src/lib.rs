@@ -105,5 +105,7 @@ pub fn parse(script: &str, opts: &ParseOptions) -> Result<Script, ParseError> {
         ..proto::Frame::default()
     };
     w.script(script, &cwd, &frame)?;
-    Ok(Script { commands: w.out })
+    Ok(Script {
+        commands: std::mem::take(&mut w.out),
+    })
 }

@@ -19,12 +19,47 @@ pub(crate) struct Walker<'o> {
     /// Program knowledge (loaded once per process).
     pub knowledge: &'static crate::knowledge::Catalog,
     pub out: Vec<Command>,
-    parser: Parser,
+    /// Taken from this thread's pool and given back on drop (`Some` while walking).
+    parser: Option<Parser>,
     depth: usize,
     /// Functions defined so far and the commands their bodies run (to refuse recursion).
     functions: std::collections::HashMap<String, BTreeSet<String>>,
     /// Loop variables bound inside their loop's body (innermost last).
     bound: Vec<(String, Vec<crate::words::Seg>)>,
+}
+
+thread_local! {
+    /// Parsers with the bash language set, reused across parses on this thread: creating
+    /// one and loading the grammar cost more than parsing a short command.
+    static PARSERS: std::cell::RefCell<Vec<Parser>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Parsers kept per thread at most (a walk holds one; nested walks none).
+const POOLED: usize = 4;
+
+fn pooled_parser() -> Result<Parser, ParseError> {
+    if let Some(p) = PARSERS.with(|v| v.borrow_mut().pop()) {
+        return Ok(p);
+    }
+    let mut parser = Parser::new();
+    parser
+        .set_language(&tree_sitter_bash::LANGUAGE.into())
+        .map_err(|_| ParseError::NoTree)?;
+    Ok(parser)
+}
+
+impl Drop for Walker<'_> {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.parser.take() {
+            p.reset();
+            PARSERS.with(|v| {
+                let mut v = v.borrow_mut();
+                if v.len() < POOLED {
+                    v.push(p);
+                }
+            });
+        }
+    }
 }
 
 pub(crate) fn parse_tree(parser: &mut Parser, src: &str) -> Result<Tree, ParseError> {
@@ -87,10 +122,7 @@ pub(crate) fn check_control_chars(src: &str) -> Result<(), ParseError> {
 
 impl<'o> Walker<'o> {
     pub fn new(opts: &'o ParseOptions) -> Result<Self, ParseError> {
-        let mut parser = Parser::new();
-        parser
-            .set_language(&tree_sitter_bash::LANGUAGE.into())
-            .map_err(|_| ParseError::NoTree)?;
+        let parser = Some(pooled_parser()?);
         let knowledge = crate::knowledge::catalog()?;
         Ok(Walker {
             opts,
@@ -111,7 +143,8 @@ impl<'o> Walker<'o> {
             });
         }
         check_control_chars(src)?;
-        let tree = parse_tree(&mut self.parser, src)?;
+        let parser = self.parser.as_mut().ok_or(ParseError::NoTree)?;
+        let tree = parse_tree(parser, src)?;
         self.statements(tree.root_node(), src, cwd, frame)
     }
 
