@@ -50,11 +50,15 @@ impl Dropped {
         if t.is_empty() {
             return;
         }
-        let visible = if t.contains(crate::ansi::GHOST) {
-            crate::ansi::remove_ghosts(t).len()
-        } else {
-            t.len()
-        };
+        // Each ghost mark goes with the character after it.
+        let mut visible = t.len();
+        for at in memchr::memmem::find_iter(t.as_bytes(), crate::ansi::GHOST_BYTES) {
+            let next = t[at + crate::ansi::GHOST_BYTES.len()..]
+                .chars()
+                .next()
+                .map_or(0, char::len_utf8);
+            visible = visible.saturating_sub(crate::ansi::GHOST_BYTES.len() + next);
+        }
         self.bytes += visible as u64;
         self.newlines += memchr::memchr_iter(b'\n', t.as_bytes()).count() as u64;
         self.last_newline = t.ends_with('\n');

@@ -301,8 +301,12 @@ impl RuleSet {
             .filter(|(_, r)| r.special != Special::None)
             .flat_map(|(spec, _)| spec.keywords.iter().chain(&spec.keywords_cs))
             .collect();
+        // A DFA without prefilter: the default prefilter looks for the keywords' rarest
+        // bytes (`:` here), which are common in output, and cost more than it saved.
         let multiline = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .prefilter(false)
             .build(multiline_words)?;
         let placeholder = compile(
             r#"^(?:""|''|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\([^)]*\)|<[^>]*>|\{\{[^}]*\}\}|%[A-Za-z_]+%|\*+|x{3,}|X{3,}|\.{3,}|\?+|null|nil|none|None|NULL|true|false|True|False|undefined|\[REDACTED[^\]]*\]?)$"#,
