@@ -269,6 +269,28 @@ async fn a_restore_never_writes_through_a_link_the_agent_planted() {
     s.close().await;
 }
 
+/// A permit-all session whose checkpoint store lies in `store` (for the tests that look
+/// inside it).
+async fn session_with_store(ws: &Workspace, store: &Workspace) -> execkit_runner::Session {
+    let mut cfg = CheckpointConfig::default();
+    cfg.store_dir = Some(store.path().to_path_buf());
+    config(ws, permit_all(), Profile::Workspace)
+        .checkpoints(cfg)
+        .local()
+        .await
+        .unwrap()
+}
+
+/// The session's git directory inside `store`.
+fn store_git_dir(store: &Workspace) -> std::path::PathBuf {
+    std::fs::read_dir(store.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("objects").is_dir())
+        .expect("the session's store")
+}
+
 /// A digest of every file's content and mode under `root` (200 MB is too much to hold
 /// twice).
 fn digests(root: &Path) -> BTreeMap<String, (u32, u64, [u8; 20])> {
@@ -318,22 +340,11 @@ async fn ten_thousand_files_of_200_mb_are_captured_in_packs_and_restored_exactly
         }
     }
     let before = digests(w);
-    let mut cfg = CheckpointConfig::default();
-    cfg.store_dir = Some(store.path().to_path_buf());
-    let s = config(&ws, permit_all(), Profile::Workspace)
-        .checkpoints(cfg)
-        .local()
-        .await
-        .unwrap();
+    let s = session_with_store(&ws, &store).await;
     let cp = s.checkpoint(Some("10k")).await.unwrap();
     assert_eq!((cp.files, cp.bytes), (10_000, 10_000 * 20_480), "{cp:?}");
     // The first checkpoint went into packs, which git itself checks object by object.
-    let git_dir = std::fs::read_dir(store.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("objects").is_dir())
-        .expect("the session's store");
+    let git_dir = store_git_dir(&store);
     let packs = std::fs::read_dir(git_dir.join("objects/pack"))
         .unwrap()
         .flatten()
@@ -381,13 +392,7 @@ async fn a_snapshot_never_reads_through_a_directory_swapped_for_a_link() {
     std::fs::write(outside.path().join("secret.txt"), marker).unwrap();
     std::fs::create_dir_all(w.join("d")).unwrap();
     std::fs::write(w.join("d/secret.txt"), "inside\n").unwrap();
-    let mut cfg = CheckpointConfig::default();
-    cfg.store_dir = Some(store.path().to_path_buf());
-    let s = config(&ws, permit_all(), Profile::Workspace)
-        .checkpoints(cfg)
-        .local()
-        .await
-        .unwrap();
+    let s = session_with_store(&ws, &store).await;
     // The agent flips `d` between the real directory and a link out of the workspace as
     // fast as it can, hoping a snapshot scans the directory and reads through the link.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -420,12 +425,7 @@ async fn a_snapshot_never_reads_through_a_directory_swapped_for_a_link() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let flips = flipper.join().unwrap();
     assert!(taken > 0 && flips > 100, "taken {taken}, flips {flips}");
-    let git_dir = std::fs::read_dir(store.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("objects").is_dir())
-        .expect("the session's store");
+    let git_dir = store_git_dir(&store);
     let all = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(&git_dir)
