@@ -3,8 +3,8 @@
 //! A decision is a pure function of the command text, the [`DecisionEnv`] (identity,
 //! target, workspace, cwd, home and the live-session truths the runner looked up just
 //! before) and the loaded policy set: parsing, fact extraction, entity building and Cedar
-//! evaluation read nothing else. So within one engine (one policy-set generation: a reload
-//! builds a new engine and a new memo) a decision can be answered again for the same pair.
+//! evaluation read nothing else. An engine holds one policy set for its life (another set
+//! is another engine, with an empty memo), so it can answer the same pair again.
 //! Agents repeat commands (`git status`, `cargo test`, `ls`) in the same directory all the
 //! time. The key is the whole command and the whole environment, compared in full on a hit;
 //! long commands are not remembered, and the memo is emptied when it fills.
