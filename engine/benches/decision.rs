@@ -75,9 +75,40 @@ fn script20() -> String {
     .join("\n")
 }
 
+/// p50 and p99 of single decisions (criterion reports the median of batches only).
+fn percentiles(engine: &Engine, env: &DecisionEnv, label: &str, cmd: &str, runs: usize) {
+    let mut v: Vec<std::time::Duration> = (0..runs)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            black_box(engine.decide(black_box(cmd), env));
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    println!(
+        "{label:<40} p50 {:>9.1} µs  p99 {:>9.1} µs  (n={runs})",
+        v[runs / 2].as_secs_f64() * 1e6,
+        v[runs * 99 / 100].as_secs_f64() * 1e6
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let env = DecisionEnv::local("/work", "/home/agent");
     let s20 = script20();
+    {
+        let mut fresh = Engine::new(&bundle(0)).expect("bench policy set loads");
+        fresh.set_memo(DecisionMemo::Off);
+        let memo = Engine::new(&bundle(0)).expect("bench policy set loads");
+        let runs = if std::env::args().any(|a| a == "--bench") {
+            2000
+        } else {
+            20
+        };
+        for (name, cmd) in [("a", SIMPLE), ("b", PIPELINE), ("c", s20.as_str())] {
+            percentiles(&fresh, &env, &format!("fresh {name}"), cmd, runs);
+            percentiles(&memo, &env, &format!("memo {name}"), cmd, runs);
+        }
+    }
     for (label, extra, memo) in [
         ("default", 0usize, DecisionMemo::Off),
         ("default+1000", 1000, DecisionMemo::Off),
