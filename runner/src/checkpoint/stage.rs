@@ -53,35 +53,36 @@ pub(crate) fn stage(
     } else {
         1
     };
-    let mut staged: Vec<Staged> = Vec::with_capacity(present.len());
+    let mut staged: Vec<Option<IndexEntry>> = Vec::with_capacity(present.len());
     if threads == 1 {
         staged = job.run(repo, &present)?;
     } else {
         let chunk = present.len().div_ceil(threads);
-        let results: Vec<Result<Vec<Staged>, CheckpointError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = present
-                .chunks(chunk)
-                .map(|part| {
-                    let job = &job;
-                    s.spawn(move || {
-                        // A handle of its own: libgit2 handles are not shared across
-                        // threads.
-                        let repo = Repository::open_bare(job.store)?;
-                        job.run(&repo, part)
+        let results: Vec<Result<Vec<Option<IndexEntry>>, CheckpointError>> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = present
+                    .chunks(chunk)
+                    .map(|part| {
+                        let job = &job;
+                        s.spawn(move || {
+                            // A handle of its own: libgit2 handles are not shared across
+                            // threads.
+                            let repo = Repository::open_bare(job.store)?;
+                            job.run(&repo, part)
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(CheckpointError::Unsupported(
-                            "a staging thread panicked".into(),
-                        ))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(CheckpointError::Unsupported(
+                                "a staging thread panicked".into(),
+                            ))
+                        })
                     })
-                })
-                .collect()
-        });
+                    .collect()
+            });
         for r in results {
             staged.extend(r?);
         }
@@ -94,7 +95,7 @@ pub(crate) fn stage(
     let mut staged = staged.into_iter();
     for (is_present, path) in changes {
         let entry = if *is_present {
-            staged.next().and_then(|s| s.entry)
+            staged.next().flatten()
         } else {
             None
         };
@@ -111,11 +112,6 @@ pub(crate) fn stage(
     Ok(())
 }
 
-/// What one path became: its index entry, or nothing to capture.
-struct Staged {
-    entry: Option<IndexEntry>,
-}
-
 /// What every staging thread shares.
 struct Job<'a> {
     store: &'a Path,
@@ -127,8 +123,13 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// Reads, hashes and stores the blobs of `paths`, in order.
-    fn run(&self, repo: &Repository, paths: &[&Path]) -> Result<Vec<Staged>, CheckpointError> {
+    /// Reads, hashes and stores the blobs of `paths`; for each, in order, its index entry
+    /// (`None`: nothing a checkpoint captures stands there now).
+    fn run(
+        &self,
+        repo: &Repository,
+        paths: &[&Path],
+    ) -> Result<Vec<Option<IndexEntry>>, CheckpointError> {
         let odb = repo.odb()?;
         let pack_dir = self.store.join("objects/pack");
         let mut batch = PackBatch::default();
@@ -141,7 +142,7 @@ impl Job<'_> {
                 _ => CheckpointError::Io(e),
             })?;
             let Some(found) = found else {
-                out.push(Staged { entry: None });
+                out.push(None);
                 continue;
             };
             let len = found.content.len() as u64;
@@ -170,9 +171,7 @@ impl Job<'_> {
                     ));
                 }
             }
-            out.push(Staged {
-                entry: Some(entry(path, &found, id)),
-            });
+            out.push(Some(entry(path, &found, id)));
         }
         batch.write(&pack_dir)?;
         Ok(out)
