@@ -316,12 +316,12 @@ impl RemoteStore {
             .iter()
             .filter_map(|d| d.as_str())
             .filter(|d| plain_relative(d))
-            .map(|d| format!(" {}", q(d)))
+            .map(|d| format!(" {};", make_dir_script(d)))
             .collect();
         let mkdirs = if mkdirs.is_empty() {
             String::new()
         } else {
-            format!(" && mkdir -p --{mkdirs}")
+            format!(" && {{{mkdirs} true; }}")
         };
         let out = self
             .run(&format!(
@@ -411,6 +411,25 @@ impl RemoteStore {
         d.diff = patch[..cut].to_string();
         Ok(d)
     }
+}
+
+/// Shell code that makes directory `rel` one component at a time, giving up at a link
+/// (`mkdir -p` would follow a link the agent put where the checkpoint has a directory, and
+/// make the directory outside the workspace).
+fn make_dir_script(rel: &str) -> String {
+    let mut prefix = String::new();
+    let steps: Vec<String> = rel
+        .split('/')
+        .map(|c| {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+            let p = q(&prefix);
+            format!("[ ! -L {p} ] && {{ [ -d {p} ] || mkdir {p} 2>/dev/null; }}")
+        })
+        .collect();
+    format!("{{ {}; }}", steps.join(" && "))
 }
 
 /// A path of plain components only (no `..`, no root, nothing empty, no `.git`).

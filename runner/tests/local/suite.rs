@@ -796,6 +796,30 @@ async fn operator_excludes_hold_with_or_without_gitignore_and_the_cap_refuses_be
             s.restore(&cp.id)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
+            // The agent puts a link where the checkpoint has `deep/` and hides it with
+            // `.gitignore` (so the restore's snapshot leaves it alone), hoping the restore
+            // makes `deep/er` through it, outside the workspace. (Locally the sandbox keeps
+            // the agent from making a directory outside to point at; `beneath` covers it.)
+            if name != "local" && honour {
+                let outside = format!("/tmp/{d}-outside");
+                let plant = format!(
+                    "mkdir -p {outside} && cd {d} && rm -r deep && ln -s {outside} deep && echo /deep >> .gitignore && cd .."
+                );
+                ok(&s, &plant).await;
+                s.restore(&cp.id)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let look = format!("ls -A {outside} | wc -l; rm -rf {outside} {d}/deep");
+                let r2 = ok(&s, &look).await;
+                assert_eq!(
+                    r2.stdout.trim(),
+                    "0",
+                    "{name}: the restore made a directory through a link"
+                );
+                s.restore(&cp.id)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
             let r = ok(
                 &s,
                 &format!("cd {d} && find . | sort | tr '\\n' ' '; cd .."),
