@@ -439,3 +439,23 @@ async fn a_snapshot_never_reads_through_a_directory_swapped_for_a_link() {
     );
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_fifo_in_the_workspace_never_hangs_a_checkpoint() {
+    let ws = Workspace::new("cp-fifo");
+    let w = ws.path();
+    std::fs::write(w.join("a.txt"), "a\n").unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(w.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let s = session(&ws, Profile::Workspace).await;
+    let cp = tokio::time::timeout(std::time::Duration::from_secs(20), s.checkpoint(None))
+        .await
+        .expect("a checkpoint with a FIFO in the workspace hung")
+        .unwrap();
+    // The FIFO is not content: only the file is captured.
+    assert_eq!(cp.files, 1, "{cp:?}");
+    s.close().await;
+}
