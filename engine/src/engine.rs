@@ -4,13 +4,16 @@
 //! Here any evaluation error on any request denies the whole command, every entity a policy
 //! can reach is created for the request, and the policy set is strict-validated at load.
 //!
-//! Performance: contexts are built from `RestrictedExpression`s (no JSON), and each request
+//! Performance: on the fast path contexts are built from Cedar values directly (no JSON, no
+//! evaluation; see [`crate::context_values`]), the records every fact of a command shares
+//! are built once, and each request
 //! is evaluated only against the policies whose action and resource scope can match it —
 //! a resource-scoped policy (`resource == Program::"x"`, `resource in ProgramGroup::"g"`) is
 //! only considered when the resource is that entity or below it. The subset policy sets are
 //! cached, so thousands of resource-scoped policies cost little per decision.
 
 use crate::context::DecisionEnv;
+use crate::context_values::{ContextBuildError, ContextValues, Direct, Restricted};
 use crate::decision::{Decision, FactDecision, PolicyHit, Verdict};
 use crate::error::LoadError;
 use crate::facts::{self, Action, Fact, Target};
@@ -125,19 +128,6 @@ fn s(v: &str) -> RestrictedExpression {
 
 fn b(v: bool) -> RestrictedExpression {
     RestrictedExpression::new_bool(v)
-}
-
-fn l(v: usize) -> RestrictedExpression {
-    RestrictedExpression::new_long(i64::try_from(v).unwrap_or(i64::MAX))
-}
-
-fn set<'a>(it: impl IntoIterator<Item = &'a String>) -> RestrictedExpression {
-    RestrictedExpression::new_set(it.into_iter().map(|v| s(v)))
-}
-
-fn record(fields: Vec<(&str, RestrictedExpression)>) -> RestrictedExpression {
-    RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
-        .unwrap_or_else(|_| unreachable!("field names are distinct"))
 }
 
 /// The Cedar id of a path fact's resource.
@@ -352,6 +342,18 @@ impl Engine {
 
     /// Authorizes an already parsed script.
     pub fn decide_script(&self, script: &execkit_grammar::Script, env: &DecisionEnv) -> Decision {
+        match self.path {
+            DecisionPath::Fast => self.decide_script_with::<Direct>(script, env),
+            DecisionPath::Reference => self.decide_script_with::<Restricted>(script, env),
+        }
+    }
+
+    /// [`Engine::decide_script`] with contexts built one way (see [`crate::context_values`]).
+    fn decide_script_with<C: ContextValues>(
+        &self,
+        script: &execkit_grammar::Script,
+        env: &DecisionEnv,
+    ) -> Decision {
         let resolved;
         let script = if env.real_programs.is_empty() {
             script
@@ -361,7 +363,7 @@ impl Engine {
         };
         let mut facts = facts::extract(script, &env.home, self.knowledge);
         facts::add_real_paths(&mut facts, script, &env.real_paths);
-        let mut builder = RequestBuilder::new(self, env);
+        let mut builder = RequestBuilder::<C>::new(self, env);
         let mut out = Vec::with_capacity(facts.len());
         for f in &facts {
             builder.add_entities_for(script, f);
@@ -408,7 +410,7 @@ impl Engine {
                 facts: Vec::new(),
             };
         }
-        let mut builder = RequestBuilder::new(self, env);
+        let mut builder = RequestBuilder::<Restricted>::new(self, env);
         let resource = builder.add_session_target(target);
         let mut fd = FactDecision {
             action: Action::SessionOpen,
@@ -435,9 +437,9 @@ impl Engine {
                 }
             }
         };
-        let ctx = Context::from_pairs(vec![
-            ("identity".to_string(), builder.identity.clone()),
-            ("target".to_string(), builder.target.clone()),
+        let ctx = Restricted::context(vec![
+            ("identity", builder.identity.clone()),
+            ("target", builder.target.clone()),
         ]);
         match ctx {
             Ok(ctx) => {
@@ -481,8 +483,17 @@ impl Engine {
         script: &execkit_grammar::Script,
         env: &DecisionEnv,
     ) -> Result<usize, String> {
+        self.validate_requests_with::<Restricted>(script, env)?;
+        self.validate_requests_with::<Direct>(script, env)
+    }
+
+    fn validate_requests_with<C: ContextValues>(
+        &self,
+        script: &execkit_grammar::Script,
+        env: &DecisionEnv,
+    ) -> Result<usize, String> {
         let facts = facts::extract(script, &env.home, self.knowledge);
-        let mut builder = RequestBuilder::new(self, env);
+        let mut builder = RequestBuilder::<C>::new(self, env);
         for f in &facts {
             builder.add_entities_for(script, f);
         }
@@ -568,9 +579,9 @@ impl Engine {
         }
     }
 
-    fn decide_fact(
+    fn decide_fact<C: ContextValues>(
         &self,
-        builder: &mut RequestBuilder,
+        builder: &mut RequestBuilder<C>,
         entities: &Entities,
         script: &execkit_grammar::Script,
         f: &Fact,
@@ -711,52 +722,46 @@ fn strip_agents(b: &PolicyBundle) -> Result<PolicyBundle, LoadError> {
 }
 
 /// Builds entities and contexts for one decision.
-struct RequestBuilder<'e> {
+struct RequestBuilder<'e, C: ContextValues> {
     e: &'e Engine,
     env: &'e DecisionEnv,
     extra: Vec<Entity>,
     seen: HashSet<EntityUid>,
     /// Ancestor uids of each created resource (partition keys).
     keys: HashMap<EntityUid, Vec<EntityUid>>,
-    identity: RestrictedExpression,
-    target: RestrictedExpression,
-    structures: HashMap<usize, RestrictedExpression>,
+    identity: C::V,
+    target: C::V,
+    structures: HashMap<usize, C::V>,
     principal: EntityUid,
     /// Which optional fields the identity and target records have (part of a request's
     /// shape; bit 0 is left for the structure's `run_as`).
     record_shape: u64,
 }
 
-impl<'e> RequestBuilder<'e> {
+impl<'e, C: ContextValues> RequestBuilder<'e, C> {
     fn new(e: &'e Engine, env: &'e DecisionEnv) -> Self {
         let t = &e.types;
         let principal = uid(&t.agent, &env.identity.agent);
         let operator = uid(&t.operator, &env.identity.operator);
         let mut id_fields = vec![
-            ("session_id", s(&env.identity.session_id)),
-            ("operator", RestrictedExpression::new_entity_uid(operator)),
+            ("session_id", C::string(&env.identity.session_id)),
+            ("operator", C::entity(&operator)),
         ];
         if let Some(a) = &env.identity.approved_by {
-            id_fields.push((
-                "approved_by",
-                RestrictedExpression::new_entity_uid(uid(&t.operator, a)),
-            ));
+            id_fields.push(("approved_by", C::entity(&uid(&t.operator, a))));
         }
         let mut tg = vec![(
             "transport",
-            RestrictedExpression::new_entity_uid(uid(&t.transport, env.target.transport.as_str())),
+            C::entity(&uid(&t.transport, env.target.transport.as_str())),
         )];
         if let Some(h) = &env.target.host {
-            tg.push((
-                "host",
-                RestrictedExpression::new_entity_uid(uid(&t.host, &h.to_ascii_lowercase())),
-            ));
+            tg.push(("host", C::entity(&uid(&t.host, &h.to_ascii_lowercase()))));
         }
         if let Some(c) = &env.target.container {
-            tg.push(("container", s(c)));
+            tg.push(("container", C::string(c)));
         }
         if let Some(u) = &env.target.remote_user {
-            tg.push(("remote_user", s(u)));
+            tg.push(("remote_user", C::string(u)));
         }
         let record_shape = [
             env.identity.approved_by.is_some(),
@@ -773,8 +778,8 @@ impl<'e> RequestBuilder<'e> {
             extra: Vec::new(),
             seen: HashSet::new(),
             keys: HashMap::new(),
-            identity: record(id_fields),
-            target: record(tg),
+            identity: C::record(id_fields),
+            target: C::record(tg),
             structures: HashMap::new(),
             principal,
             record_shape,
@@ -1013,45 +1018,42 @@ impl<'e> RequestBuilder<'e> {
         }
     }
 
-    fn structure(&mut self, i: usize, st: &Structure) -> RestrictedExpression {
+    fn structure(&mut self, i: usize, st: &Structure) -> C::V {
         if let Some(s) = self.structures.get(&i) {
             return s.clone();
         }
         let mut fields = vec![
-            ("pipeline_index", l(st.pipeline_index)),
-            ("pipeline_length", l(st.pipeline_length.max(1))),
-            ("upstream", set(&st.upstream)),
-            ("downstream", set(&st.downstream)),
-            ("input_sources", set(&st.input_sources)),
-            ("in_subshell", b(st.in_subshell)),
-            ("in_substitution", b(st.in_substitution)),
-            ("in_function", b(st.in_function)),
-            ("args_have_substitution", b(st.args_have_substitution)),
-            ("dynamic_args", b(st.dynamic_args)),
-            ("unbounded_args", b(st.unbounded_args)),
-            ("dynamic_command", b(st.dynamic_command)),
-            ("background", b(st.background)),
-            ("negated", b(st.negated)),
-            ("wrappers", set(&st.wrappers)),
-            ("sudo", b(st.sudo)),
-            ("nesting_depth", l(st.nesting_depth)),
+            ("pipeline_index", C::count(st.pipeline_index)),
+            ("pipeline_length", C::count(st.pipeline_length.max(1))),
+            ("upstream", C::strings(&st.upstream)),
+            ("downstream", C::strings(&st.downstream)),
+            ("input_sources", C::strings(&st.input_sources)),
+            ("in_subshell", C::boolean(st.in_subshell)),
+            ("in_substitution", C::boolean(st.in_substitution)),
+            ("in_function", C::boolean(st.in_function)),
+            ("args_have_substitution", C::boolean(st.args_have_substitution)),
+            ("dynamic_args", C::boolean(st.dynamic_args)),
+            ("unbounded_args", C::boolean(st.unbounded_args)),
+            ("dynamic_command", C::boolean(st.dynamic_command)),
+            ("background", C::boolean(st.background)),
+            ("negated", C::boolean(st.negated)),
+            ("wrappers", C::strings(&st.wrappers)),
+            ("sudo", C::boolean(st.sudo)),
+            ("nesting_depth", C::count(st.nesting_depth)),
         ];
         if let Some(u) = &st.run_as {
-            fields.push(("run_as", s(u)));
+            fields.push(("run_as", C::string(u)));
         }
-        let r = record(fields);
+        let r = C::record(fields);
         self.structures.insert(i, r.clone());
         r
     }
 
-    fn cwd_parts(&self, f: &Fact) -> (RestrictedExpression, bool) {
+    fn cwd_parts(&self, f: &Fact) -> (C::V, bool) {
         let t = &self.e.types;
         match &f.cwd {
-            Some(c) => (RestrictedExpression::new_entity_uid(uid(&t.path, c)), true),
-            None => (
-                RestrictedExpression::new_entity_uid(uid(&t.path, "*")),
-                false,
-            ),
+            Some(c) => (C::entity(&uid(&t.path, c)), true),
+            None => (C::entity(&uid(&t.path, "*")), false),
         }
     }
 
@@ -1059,18 +1061,17 @@ impl<'e> RequestBuilder<'e> {
         &mut self,
         script: &execkit_grammar::Script,
         f: &Fact,
-    ) -> Result<RequestParts, Box<cedar_policy::ContextCreationError>> {
+    ) -> Result<RequestParts, ContextBuildError> {
         let cmd = facts::command(script, f);
         let t = &self.e.types;
         let structure = self.structure(f.cmd, &cmd.structure);
         let program = uid(&t.program, &cmd.program.entity_id());
         let (cwd, cwd_known) = self.cwd_parts(f);
-        let mut pairs: Vec<(String, RestrictedExpression)> = vec![
-            ("identity".into(), self.identity.clone()),
-            ("target".into(), self.target.clone()),
-            ("structure".into(), structure),
+        let mut pairs: Vec<(&'static str, C::V)> = vec![
+            ("identity", self.identity.clone()),
+            ("target", self.target.clone()),
+            ("structure", structure),
         ];
-        let flags: Vec<&String> = cmd.flags.iter().collect();
         let resource = match &f.target {
             Target::Program => {
                 let args: BTreeSet<String> = cmd.args.iter().map(|a| a.value.clone()).collect();
@@ -1111,22 +1112,22 @@ impl<'e> RequestBuilder<'e> {
                     .map(|t| t.as_str().to_string())
                     .collect();
                 pairs.extend([
-                    ("cwd".into(), cwd),
-                    ("cwd_known".into(), b(cwd_known)),
-                    ("argv0".into(), s(&cmd.argv0.value)),
-                    ("argc".into(), l(cmd.args.len() + 1)),
-                    ("argline".into(), s(&argline)),
-                    ("args".into(), set(&args)),
-                    ("flags".into(), set(flags.iter().copied())),
-                    ("positionals".into(), set(&positionals)),
-                    ("env_assignments".into(), set(&env_names)),
-                    ("env_cleared".into(), b(cmd.env_cleared)),
-                    ("redirect_targets".into(), set(&redirects)),
-                    ("signal_targets".into(), set(&signal_targets)),
-                    ("raw".into(), s(&cmd.text)),
+                    ("cwd", cwd),
+                    ("cwd_known", C::boolean(cwd_known)),
+                    ("argv0", C::string(&cmd.argv0.value)),
+                    ("argc", C::count(cmd.args.len() + 1)),
+                    ("argline", C::string(&argline)),
+                    ("args", C::strings(&args)),
+                    ("flags", C::strings(&cmd.flags)),
+                    ("positionals", C::strings(&positionals)),
+                    ("env_assignments", C::strings(&env_names)),
+                    ("env_cleared", C::boolean(cmd.env_cleared)),
+                    ("redirect_targets", C::strings(&redirects)),
+                    ("signal_targets", C::strings(&signal_targets)),
+                    ("raw", C::string(&cmd.text)),
                 ]);
                 if let Some(sc) = &cmd.subcommand {
-                    pairs.push(("subcommand".into(), s(sc)));
+                    pairs.push(("subcommand", C::string(sc)));
                 }
                 program.clone()
             }
@@ -1137,50 +1138,44 @@ impl<'e> RequestBuilder<'e> {
                     PathRef::Under(d) => self.e.path_groups_for(&self.env.home, Some(d), true),
                     PathRef::Anywhere => self.e.path_groups_for(&self.env.home, None, true),
                 };
-                let could: Vec<RestrictedExpression> = may
+                let could: Vec<C::V> = may
                     .iter()
-                    .map(|g| RestrictedExpression::new_entity_uid(uid(&t.path_group, g)))
+                    .map(|g| C::entity(&uid(&t.path_group, g)))
                     .collect();
                 pairs.extend([
-                    (
-                        "program".into(),
-                        RestrictedExpression::new_entity_uid(program.clone()),
-                    ),
-                    ("flags".into(), set(flags.iter().copied())),
-                    ("mode".into(), s(f.mode)),
-                    ("raw_path".into(), s(&f.raw)),
-                    ("dynamic".into(), b(!matches!(p, PathRef::Exact(_)))),
-                    ("could_be_in".into(), RestrictedExpression::new_set(could)),
-                    ("cwd".into(), cwd),
-                    ("cwd_known".into(), b(cwd_known)),
+                    ("program", C::entity(&program)),
+                    ("flags", C::strings(&cmd.flags)),
+                    ("mode", C::string(f.mode)),
+                    ("raw_path", C::string(&f.raw)),
+                    ("dynamic", C::boolean(!matches!(p, PathRef::Exact(_)))),
+                    ("could_be_in", C::set(could)),
+                    ("cwd", cwd),
+                    ("cwd_known", C::boolean(cwd_known)),
                 ]);
                 if let Some(sc) = &cmd.subcommand {
-                    pairs.push(("subcommand".into(), s(sc)));
+                    pairs.push(("subcommand", C::string(sc)));
                 }
                 uid(&t.path, &path_id(p))
             }
             Target::Host(d) => {
-                pairs.push((
-                    "program".into(),
-                    RestrictedExpression::new_entity_uid(program.clone()),
-                ));
+                pairs.push(("program", C::entity(&program)));
                 if let Some(p) = d.port {
-                    pairs.push(("port".into(), RestrictedExpression::new_long(p)));
+                    pairs.push(("port", C::long(p)));
                 }
                 if let Some(sc) = &d.scheme {
-                    pairs.push(("scheme".into(), s(sc)));
+                    pairs.push(("scheme", C::string(sc)));
                 }
-                pairs.push(("url".into(), s(&d.raw)));
+                pairs.push(("url", C::string(&d.raw)));
                 uid(&t.host, &d.host)
             }
         };
         let shape = crate::shapes::shape_of(
             f.action,
             resource.type_name(),
-            pairs.iter().map(|(k, _)| k.as_str()),
+            pairs.iter().map(|(k, _)| *k),
             self.record_shape ^ u64::from(cmd.structure.run_as.is_some()),
         );
-        let ctx = Context::from_pairs(pairs).map_err(Box::new)?;
+        let ctx = C::context(pairs)?;
         Ok((
             self.principal.clone(),
             load::action_uid(f.action),

@@ -32,6 +32,7 @@ pub mod cases;
 mod catalog;
 mod configured;
 mod context;
+mod context_values;
 mod decision;
 mod engine;
 mod error;

@@ -1,0 +1,205 @@
+//! Two ways to build a request's context, behind one trait.
+//!
+//! Why: profiling the decision path (issue 18) showed about two thirds of a fresh decision
+//! spent in `Context::from_pairs`, which re-evaluates every restricted expression (the
+//! 17-field `structure` record, `identity`, `target`, every argument set) for every fact.
+//! [`Direct`] builds Cedar's values themselves (`cedar-policy-core`, pinned to the exact
+//! version `cedar-policy` uses) so the shared records are built once per decision and only
+//! cloned (reference-counted) per fact. [`Restricted`] is the public-API way, kept as the
+//! reference path: the differential oracle (`same_on_both_paths`) checks that both give the
+//! same verdicts and determining policies on every case file entry and on fuzzed commands.
+
+use cedar_policy::{Context, EntityUid, RestrictedExpression};
+use cedar_policy_core::ast::{Context as CoreContext, Literal, Value};
+use smol_str::SmolStr;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Why a context could not be built (the request is then denied).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContextBuildError {
+    /// Cedar refused the context.
+    #[error(transparent)]
+    Cedar(#[from] Box<cedar_policy::ContextCreationError>),
+    /// The same key twice (a programming error, denied rather than trusted).
+    #[error("duplicate context key `{0}`")]
+    DuplicateKey(String),
+}
+
+/// A way to build context values and the context itself.
+pub(crate) trait ContextValues {
+    /// One value.
+    type V: Clone;
+    /// A string.
+    fn string(v: &str) -> Self::V;
+    /// A boolean.
+    fn boolean(v: bool) -> Self::V;
+    /// A long (saturating).
+    fn long(v: i64) -> Self::V;
+    /// An entity reference.
+    fn entity(u: &EntityUid) -> Self::V;
+    /// A set.
+    fn set(items: Vec<Self::V>) -> Self::V;
+    /// A record with fixed field names (distinct by construction).
+    fn record(fields: Vec<(&'static str, Self::V)>) -> Self::V;
+    /// The context.
+    fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError>;
+
+    /// A set of strings.
+    fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Self::V {
+        Self::set(items.into_iter().map(|v| Self::string(v)).collect())
+    }
+    /// A count as a long.
+    fn count(v: usize) -> Self::V {
+        Self::long(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
+/// Cedar's public API: restricted expressions, evaluated by `Context::from_pairs`.
+pub(crate) struct Restricted;
+
+impl ContextValues for Restricted {
+    type V = RestrictedExpression;
+    fn string(v: &str) -> Self::V {
+        RestrictedExpression::new_string(v.to_string())
+    }
+    fn boolean(v: bool) -> Self::V {
+        RestrictedExpression::new_bool(v)
+    }
+    fn long(v: i64) -> Self::V {
+        RestrictedExpression::new_long(v)
+    }
+    fn entity(u: &EntityUid) -> Self::V {
+        RestrictedExpression::new_entity_uid(u.clone())
+    }
+    fn set(items: Vec<Self::V>) -> Self::V {
+        RestrictedExpression::new_set(items)
+    }
+    fn record(fields: Vec<(&'static str, Self::V)>) -> Self::V {
+        RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
+            .unwrap_or_else(|_| unreachable!("field names are fixed and distinct"))
+    }
+    fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
+        Ok(Context::from_pairs(
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)),
+        )
+        .map_err(Box::new)?)
+    }
+}
+
+/// Cedar's values, built directly (no evaluation).
+pub(crate) struct Direct;
+
+impl ContextValues for Direct {
+    type V = Value;
+    fn string(v: &str) -> Self::V {
+        Value::from(Literal::String(SmolStr::new(v)))
+    }
+    fn boolean(v: bool) -> Self::V {
+        Value::from(Literal::Bool(v))
+    }
+    fn long(v: i64) -> Self::V {
+        Value::from(Literal::Long(v))
+    }
+    fn entity(u: &EntityUid) -> Self::V {
+        let core: &cedar_policy_core::ast::EntityUID = u.as_ref();
+        Value::from(Literal::EntityUID(Arc::new(core.clone())))
+    }
+    fn set(items: Vec<Self::V>) -> Self::V {
+        Value::set(items, None)
+    }
+    fn record(fields: Vec<(&'static str, Self::V)>) -> Self::V {
+        let map: BTreeMap<SmolStr, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (SmolStr::new_static(k), v))
+            .collect();
+        Value::record_arc(Arc::new(map), None)
+    }
+    fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
+        let mut map = BTreeMap::new();
+        for (k, v) in pairs {
+            if map.insert(SmolStr::new_static(k), v).is_some() {
+                return Err(ContextBuildError::DuplicateKey(k.to_string()));
+            }
+        }
+        Ok(Context::from(CoreContext::Value(Arc::new(map))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn both(pairs: impl Fn() -> Vec<(&'static str, bool)>) -> (Context, Context) {
+        let r = Restricted::context(
+            pairs()
+                .into_iter()
+                .map(|(k, v)| (k, Restricted::boolean(v)))
+                .collect(),
+        );
+        let d = Direct::context(
+            pairs()
+                .into_iter()
+                .map(|(k, v)| (k, Direct::boolean(v)))
+                .collect(),
+        );
+        (r.expect("restricted"), d.expect("direct"))
+    }
+
+    #[test]
+    fn both_ways_build_equal_contexts() {
+        let u = EntityUid::from_str(r#"Path::"/work/a b""#).expect("uid");
+        let build = |s: &str| -> (Context, Context) {
+            let r = Restricted::context(vec![
+                ("s", Restricted::string(s)),
+                ("n", Restricted::count(usize::MAX)),
+                ("e", Restricted::entity(&u)),
+                (
+                    "r",
+                    Restricted::record(vec![
+                        ("set", Restricted::strings(&["b".to_string(), "a".to_string()])),
+                        ("empty", Restricted::set(Vec::new())),
+                        ("neg", Restricted::long(-3)),
+                    ]),
+                ),
+            ]);
+            let d = Direct::context(vec![
+                ("s", Direct::string(s)),
+                ("n", Direct::count(usize::MAX)),
+                ("e", Direct::entity(&u)),
+                (
+                    "r",
+                    Direct::record(vec![
+                        ("set", Direct::strings(&["b".to_string(), "a".to_string()])),
+                        ("empty", Direct::set(Vec::new())),
+                        ("neg", Direct::long(-3)),
+                    ]),
+                ),
+            ]);
+            (r.expect("restricted"), d.expect("direct"))
+        };
+        for s in ["", "plain", "quo\"te\\ and \u{1F600} and \0 nul"] {
+            let (r, d) = build(s);
+            assert_eq!(r, d, "for {s:?}");
+        }
+        let (r, d) = both(|| vec![("t", true), ("f", false)]);
+        assert_eq!(r, d);
+    }
+
+    #[test]
+    fn a_duplicate_key_is_an_error_on_both_ways() {
+        assert!(Restricted::context(vec![
+            ("k", Restricted::boolean(true)),
+            ("k", Restricted::boolean(false)),
+        ])
+        .is_err());
+        assert!(matches!(
+            Direct::context(vec![
+                ("k", Direct::boolean(true)),
+                ("k", Direct::boolean(false)),
+            ]),
+            Err(ContextBuildError::DuplicateKey(k)) if k == "k"
+        ));
+    }
+}
