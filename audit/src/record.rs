@@ -5,6 +5,7 @@
 
 use execkit_protect::{RedactionCounts, StreamReport};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A recorded verdict. The log is read by tools that do not link the decision engine, so it
 /// has its own copy of the three outcomes (serialized as `allow`, `ask`, `deny`).
@@ -74,6 +75,44 @@ pub struct DecisionRecord {
     /// The human who approved an `ask`, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// Everything else the decision depended on, so `execkit policy replay` can decide the
+    /// command again under another policy set. Absent in logs written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<RecordedEnv>,
+}
+
+/// The decision environment of a recorded decision (redacted like every other string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RecordedEnv {
+    /// The agent's workspace.
+    pub workspace: String,
+    /// Home directory on the target.
+    pub home: String,
+    /// The agent's kind (`claude-code`, `ci-bot`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Groups the operator's configuration put the agent in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// SSH host or Docker daemon host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Docker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Remote user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_user: Option<String>,
+    /// Live-session truth: lexical paths whose real location differed (symlinks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub real_paths: BTreeMap<String, String>,
+    /// Live-session truth: program names the session's PATH resolved to untrusted files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub real_programs: BTreeMap<String, String>,
+    /// The text the engine decided, when `command` is a label for it (a checkpoint
+    /// restore is decided as a write probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<String>,
 }
 
 impl DecisionRecord {

@@ -51,6 +51,7 @@ fn write_log(path: &Path, n: usize) {
                 reason: redact("permitted by allow-echo"),
             }],
             approved_by: None,
+            env: None,
         }))
         .unwrap();
         log.append(&AuditEvent::Command(CommandRecord {

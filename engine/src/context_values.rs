@@ -80,10 +80,10 @@ impl ContextValues for Restricted {
             .unwrap_or_else(|_| unreachable!("field names are fixed and distinct"))
     }
     fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
-        Ok(Context::from_pairs(
-            pairs.into_iter().map(|(k, v)| (k.to_string(), v)),
+        Ok(
+            Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_string(), v)))
+                .map_err(Box::new)?,
         )
-        .map_err(Box::new)?)
     }
 }
 
@@ -158,7 +158,10 @@ mod tests {
                 (
                     "r",
                     Restricted::record(vec![
-                        ("set", Restricted::strings(&["b".to_string(), "a".to_string()])),
+                        (
+                            "set",
+                            Restricted::strings(&["b".to_string(), "a".to_string()]),
+                        ),
                         ("empty", Restricted::set(Vec::new())),
                         ("neg", Restricted::long(-3)),
                     ]),

@@ -1031,7 +1031,10 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             ("in_subshell", C::boolean(st.in_subshell)),
             ("in_substitution", C::boolean(st.in_substitution)),
             ("in_function", C::boolean(st.in_function)),
-            ("args_have_substitution", C::boolean(st.args_have_substitution)),
+            (
+                "args_have_substitution",
+                C::boolean(st.args_have_substitution),
+            ),
             ("dynamic_args", C::boolean(st.dynamic_args)),
             ("unbounded_args", C::boolean(st.unbounded_args)),
             ("dynamic_command", C::boolean(st.dynamic_command)),

@@ -1,4 +1,5 @@
-//! `execkit policy check|validate|test|explain|open`.
+//! `execkit policy check|validate|test|explain|open` (and the subcommands in their own
+//! modules: `trace`, `replay`).
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -40,6 +41,10 @@ pub enum PolicyCommand {
     /// did next to what the facts predicted; an effect no fact names is a divergence.
     /// Exit code: 0 no divergence, 2 divergences, 1 error.
     Trace(crate::policy_trace::TraceArgs),
+    /// Decide every command of an audit log again under a policy set and list what
+    /// changes: newly denied, newly allowed, newly asked, with the determining policies.
+    /// Exit code: 0 nothing changed, 2 something changed, 1 error or not all replayed.
+    Replay(crate::policy_replay::ReplayArgs),
 }
 
 /// `execkit policy open`.
@@ -122,6 +127,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
         PolicyCommand::Explain(a) => explain(a),
         PolicyCommand::Open(a) => open(a),
         PolicyCommand::Trace(a) => crate::policy_trace::trace(a),
+        PolicyCommand::Replay(a) => crate::policy_replay::run(a),
     };
     match r {
         Ok(code) => code,

@@ -32,6 +32,9 @@ pub struct SessionArgs {
     /// Start even if the kernel cannot enforce the sandbox.
     #[arg(long)]
     allow_best_effort: bool,
+    /// Append every decision and command to this hash-chained audit log (JSON Lines).
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
 }
 
 /// Where `session` and `exec` run: locally (default), over SSH or in Docker.
@@ -119,6 +122,11 @@ fn config(a: &SessionArgs) -> anyhow::Result<SessionBuilder> {
         .limits(limits);
     if let Some(u) = &a.run_as {
         b = b.run_as(RunAs::lookup(u)?);
+    }
+    if let Some(path) = &a.audit {
+        let log = execkit_runner::audit::AuditLog::open(path, Default::default())
+            .with_context(|| format!("audit log {}", path.display()))?;
+        b = b.audit(Arc::new(std::sync::Mutex::new(log)));
     }
     Ok(b)
 }

@@ -532,3 +532,155 @@ fn exec_over_ssh_and_in_docker() {
     assert_eq!(r["stdout"], "in-docker\n1000\n");
     let _ = std::fs::remove_dir_all(&work);
 }
+
+fn policies(set: &str) -> String {
+    format!("{}/../policies/{set}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A real session's audit log: commands decided under the default set, in a subdirectory
+/// the session `cd`ed into (the recorded cwd must be the one replayed).
+fn captured_audit_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ws = scratch(name);
+    std::fs::create_dir_all(ws.join("sub")).unwrap();
+    let audit = ws.join("audit.jsonl");
+    let o = execkit_stdin(
+        &[
+            "session",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+        ],
+        b"ls -la\ncd sub\necho hi > made.txt\ngit push origin main\ncat ~/.ssh/id_rsa\nexport TOKEN=ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o.stdout).len(), 6);
+    (ws, audit)
+}
+
+#[test]
+fn replay_of_a_captured_log_under_strict_lists_the_differences() {
+    let (ws, audit) = captured_audit_log("replay");
+    let log = audit.to_str().unwrap();
+    // The same set it was recorded under: nothing changes.
+    let o = execkit(&["policy", "replay", log, "--policies", &policies("default")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("replayed 6 of 6 decisions"), "{out}");
+    assert!(out.contains("audit chain: intact"), "{out}");
+    assert!(
+        out.contains("newly denied: 0, newly allowed: 0, newly asked: 0, unchanged: 6"),
+        "{out}"
+    );
+    // Under strict: the write in the cwd the session had, the push that asked and the
+    // export are newly denied, each with its reason; the denied credential read is not a
+    // change.
+    let o = execkit(&["policy", "replay", log, "--policies", &policies("strict")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let made = ws.canonicalize().unwrap().join("sub/made.txt");
+    assert!(
+        out.contains(&format!(
+            "now deny: write_path Path::\"{}\"",
+            made.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("$ git push origin main\n  was ask by"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$ export TOKEN=[REDACTED:github-pat]"),
+        "{out}"
+    );
+    assert!(out.contains("1 replayed from redacted text"), "{out}");
+    assert!(!out.contains("id_rsa"), "{out}");
+    let o = execkit(&[
+        "policy",
+        "replay",
+        log,
+        "--policies",
+        &policies("strict"),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changes = v["report"]["changes"].as_array().unwrap();
+    let kinds: Vec<&str> = changes
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert!(kinds.iter().all(|k| *k == "newly_denied"), "{kinds:?}");
+    assert!(changes.len() >= 3, "{changes:?}");
+    assert_eq!(
+        v["report"]["unchanged"].as_u64().unwrap() + changes.len() as u64,
+        6
+    );
+    // The other way round (strict as the baseline, default as the change): newly allowed,
+    // and the push newly asks.
+    let o = execkit(&[
+        "policy",
+        "replay",
+        log,
+        "--policies",
+        &policies("default"),
+        "--baseline",
+        &policies("strict"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("NEWLY ALLOWED"), "{out}");
+    assert!(out.contains("NEWLY ASKED"), "{out}");
+    assert!(!out.contains("NEWLY DENIED"), "{out}");
+    std::fs::remove_dir_all(&ws).unwrap();
+}
+
+#[test]
+fn replay_says_when_it_could_not_check_everything_or_the_log_was_edited() {
+    let (ws, audit) = captured_audit_log("replay-old");
+    // A log from before records carried their environment: without --workspace/--home it
+    // cannot claim that nothing changed.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let stripped: String = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("env");
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    let old = ws.join("old.jsonl");
+    std::fs::write(&old, stripped).unwrap();
+    let o = execkit(&[
+        "policy",
+        "replay",
+        old.to_str().unwrap(),
+        "--policies",
+        &policies("default"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("not replayed: 6"), "{out}");
+    assert!(out.contains("pass --workspace and --home"), "{out}");
+    // The edit broke the hash chain, and the replay says so.
+    assert!(out.contains("audit chain: NOT intact"), "{out}");
+    let canon = ws.canonicalize().unwrap();
+    let o = execkit(&[
+        "policy",
+        "replay",
+        old.to_str().unwrap(),
+        "--policies",
+        &policies("default"),
+        "--workspace",
+        canon.to_str().unwrap(),
+        "--home",
+        std::env::var("HOME").as_deref().unwrap_or("/root"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("unchanged: 6"), "{out}");
+    std::fs::remove_dir_all(&ws).unwrap();
+}

@@ -4,8 +4,8 @@
 //! types), so the conversion lives here, where both meet. Every free-text field goes through
 //! the session's redactor before it is put into a record.
 
-use execkit_audit::{DecisionRecord, FactRecord, Verdict as RecordedVerdict, Who};
-use execkit_engine::{Decision, Verdict};
+use execkit_audit::{DecisionRecord, FactRecord, RecordedEnv, Verdict as RecordedVerdict, Who};
+use execkit_engine::{Decision, DecisionEnv, Verdict};
 
 /// The recorded form of an engine verdict.
 pub(crate) fn recorded(v: Verdict) -> RecordedVerdict {
@@ -17,14 +17,56 @@ pub(crate) fn recorded(v: Verdict) -> RecordedVerdict {
     }
 }
 
-/// Builds a decision record, redacting the command, the cwd, every resource and reason.
+/// What was decided: the command, or a label for an internal probe.
+pub(crate) enum Decided<'a> {
+    /// The agent's command, decided as it is.
+    Command(&'a str),
+    /// A label (`checkpoint restore cp-3`) for the text actually decided.
+    Labelled {
+        /// What the record shows.
+        label: &'a str,
+        /// What the engine decided.
+        text: &'a str,
+    },
+}
+
+/// The recorded form of a decision environment, redacted.
+fn recorded_env(
+    env: &DecisionEnv,
+    decided: Option<&str>,
+    redact: &dyn Fn(&str) -> String,
+) -> RecordedEnv {
+    let map = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter().map(|(k, v)| (redact(k), redact(v))).collect()
+    };
+    RecordedEnv {
+        workspace: redact(&env.workspace),
+        home: redact(&env.home),
+        kind: env.identity.kind.clone(),
+        groups: env.identity.groups.clone(),
+        host: env.target.host.clone(),
+        container: env.target.container.clone(),
+        remote_user: env.target.remote_user.clone(),
+        real_paths: map(&env.real_paths),
+        real_programs: map(&env.real_programs),
+        decided: decided.map(redact),
+    }
+}
+
+/// Builds a decision record, redacting the command, the cwd, every resource and reason,
+/// and the environment `execkit policy replay` needs to decide it again.
 pub(crate) fn decision_record(
     who: Who,
-    command: &str,
-    cwd: &str,
+    decided: Decided<'_>,
+    env: &DecisionEnv,
     decision: &Decision,
     redact: &dyn Fn(&str) -> String,
 ) -> DecisionRecord {
+    let (command, text) = match decided {
+        Decided::Command(c) => (c, None),
+        Decided::Labelled { label, text } => (label, Some(text)),
+    };
+    let cwd = env.cwd.as_deref().unwrap_or(env.workspace.as_str());
     DecisionRecord {
         who,
         command: redact(command),
@@ -44,5 +86,6 @@ pub(crate) fn decision_record(
             })
             .collect(),
         approved_by: None,
+        env: Some(recorded_env(env, text, redact)),
     }
 }

@@ -637,8 +637,13 @@ impl Session {
             .await;
         let decision = self.config.engine.decide(command, &env);
         let redact = |t: &str| self.protector.redact_text(t).text;
-        let mut record =
-            crate::audit_record::decision_record(self.who(), command, &cwd, &decision, &redact);
+        let mut record = crate::audit_record::decision_record(
+            self.who(),
+            crate::audit_record::Decided::Command(command),
+            &env,
+            &decision,
+            &redact,
+        );
         let approved = match (decision.verdict, approval) {
             (Verdict::Allow, _) => true,
             (Verdict::Ask, Some(a)) => {
@@ -1252,8 +1257,16 @@ impl Session {
             "checkpoint restore {}",
             id.chars().take(64).collect::<String>()
         );
-        let record =
-            crate::audit_record::decision_record(self.who(), &label, &st.cwd, &decision, &redact);
+        let record = crate::audit_record::decision_record(
+            self.who(),
+            crate::audit_record::Decided::Labelled {
+                label: &label,
+                text: &probe,
+            },
+            &env,
+            &decision,
+            &redact,
+        );
         self.audit(AuditEvent::Decision(record));
         if decision.verdict != Verdict::Allow {
             return Err(ExecError::Denied(Box::new(Denial::from_decision(decision))));
