@@ -11,10 +11,10 @@ CEDAR_VERSION=4.14.1
 
 # Programs the local-session tests drive inside the sandbox (bash, python3 for sockets,
 # ptrace and multiprocessing probes, curl, git, ps), and the exec oracle's throwaway
-# sandbox (bwrap, strace) with programs its class-1 corpus hides payloads in (rsync, zip).
-# Installed with apt when missing.
+# sandbox (bwrap, strace) with programs its class-1 corpus hides payloads in (rsync, zip),
+# and the SMT solver `execkit policy prove` runs (cvc5). Installed with apt when missing.
 need=()
-for prog in bash python3 curl git ps bwrap strace rsync zip; do
+for prog in bash python3 curl git ps bwrap strace rsync zip cvc5; do
   command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then
@@ -137,6 +137,10 @@ echo "==> cargo test (doc tests)"
 cargo test --workspace --doc
 echo "==> policy case files through the CLI"
 "$CARGO_TARGET_DIR/debug/execkit" policy test
+echo "==> the shipped sets' invariants proven (cedar-policy-symcc + cvc5)"
+for set in default strict; do
+  "$CARGO_TARGET_DIR/debug/execkit" policy prove --policies "policies/$set" "policies/$set/properties.toml"
+done
 echo "==> execkit-mcp driven by the Python mcp SDK"
 "$VENV/bin/python" tests/python/test_execkit_mcp.py "$CARGO_TARGET_DIR/debug/execkit-mcp"
 echo "==> execkit-mcp driven by the MCP Inspector CLI (Node 22)"

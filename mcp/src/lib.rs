@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod mcp_doctor;
 pub mod operator;
 pub mod policy_cmd;
+pub mod policy_prove;
 pub mod policy_replay;
 pub mod policy_trace;
 pub mod redact_cmd;

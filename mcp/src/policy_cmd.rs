@@ -1,5 +1,5 @@
 //! `execkit policy check|validate|test|explain|open` (and the subcommands in their own
-//! modules: `trace`, `replay`).
+//! modules: `trace`, `replay`, `prove`).
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -45,6 +45,10 @@ pub enum PolicyCommand {
     /// changes: newly denied, newly allowed, newly asked, with the determining policies.
     /// Exit code: 0 nothing changed, 2 something changed, 1 error or not all replayed.
     Replay(crate::policy_replay::ReplayArgs),
+    /// Prove or refute invariants of a policy set (a properties file) with Cedar's
+    /// symbolic compiler and the cvc5 solver; a refuted property shows a counterexample.
+    /// Exit code: 0 all proven, 2 one refuted, 1 error or not checkable.
+    Prove(crate::policy_prove::ProveArgs),
 }
 
 /// `execkit policy open`.
@@ -128,6 +132,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
         PolicyCommand::Open(a) => open(a),
         PolicyCommand::Trace(a) => crate::policy_trace::trace(a),
         PolicyCommand::Replay(a) => crate::policy_replay::run(a),
+        PolicyCommand::Prove(a) => crate::policy_prove::run(a),
     };
     match r {
         Ok(code) => code,

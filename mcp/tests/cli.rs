@@ -684,3 +684,113 @@ fn replay_says_when_it_could_not_check_everything_or_the_log_was_edited() {
     assert!(out.contains("unchanged: 6"), "{out}");
     std::fs::remove_dir_all(&ws).unwrap();
 }
+
+fn prove(policies_dir: &str, properties: &str, extra_env: Option<(&str, &str)>) -> (i32, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_execkit"));
+    c.args(["policy", "prove", "--policies", policies_dir, properties]);
+    if let Some((k, v)) = extra_env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("run execkit");
+    let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
+    out.push_str(&String::from_utf8_lossy(&o.stderr));
+    (o.status.code().unwrap_or(-1), out)
+}
+
+#[test]
+fn prove_proves_the_shipped_sets_invariants() {
+    for (set, n) in [("default", 8), ("strict", 9)] {
+        let props = format!("{}/properties.toml", policies(set));
+        let (code, out) = prove(&policies(set), &props, None);
+        assert_eq!(code, 0, "{set}:\n{out}");
+        assert!(
+            out.contains(&format!("{n} proven, 0 refuted, 0 not checked")),
+            "{set}:\n{out}"
+        );
+        assert!(
+            out.contains("PROVEN      system-writes-only-to-device-sinks"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn prove_refutes_a_weakened_policy_with_a_counterexample() {
+    let dir = scratch("prove-weakened");
+    let src = std::path::PathBuf::from(policies("default"));
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    // A "temporary" permit that lets agents reach any host.
+    std::fs::write(
+        dir.join("weakened.cedar"),
+        "@id(\"allow-any-host\")\npermit (principal is Agent, action == Action::\"connect\", resource);\n",
+    )
+    .unwrap();
+    let props = format!("{}/properties.toml", policies("default"));
+    let (code, out) = prove(dir.to_str().unwrap(), &props, None);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("REFUTED     egress-only-to-allowlist"),
+        "{out}"
+    );
+    assert!(out.contains("7 proven, 1 refuted, 0 not checked"), "{out}");
+    // The counterexample is a concrete connect request to a host outside the allowlist.
+    let cx = out
+        .split("REFUTED     egress-only-to-allowlist")
+        .nth(1)
+        .unwrap();
+    assert!(
+        cx.contains("counterexample in (Agent, Action::\"connect\", Host)"),
+        "{cx}"
+    );
+    assert!(
+        cx.contains("action: Action::\"connect\", resource: Host::"),
+        "{cx}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn prove_never_counts_what_it_could_not_check_and_refuses_a_bad_file() {
+    let props = format!("{}/properties.toml", policies("default"));
+    // No solver: every property is "not checked", exit 1, and the reason says what to do.
+    let (code, out) = prove(
+        &policies("default"),
+        &props,
+        Some(("CVC5", "/nonexistent/cvc5")),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("0 proven, 0 refuted, 8 not checked"), "{out}");
+    assert!(out.contains("cannot start the cvc5 SMT solver"), "{out}");
+    // A property with two checks, an unknown key or an action the schema lacks.
+    let dir = scratch("prove-bad");
+    for (body, why) in [
+        (
+            "[[property]]\nid = \"x\"\nnever_allowed = true\nnever_errors = true\n",
+            "exactly one of",
+        ),
+        (
+            "[[property]]\nid = \"x\"\nnever_alowed = true\n",
+            "unknown field",
+        ),
+        (
+            "[[property]]\nid = \"x\"\nactions = [\"wrte_path\"]\nnever_allowed = true\n",
+            "no action `wrte_path`",
+        ),
+        (
+            "[[property]]\nid = \"x\"\nallowed_only_when = \"resource ==\"\n",
+            "not Cedar",
+        ),
+    ] {
+        let f = dir.join("p.toml");
+        std::fs::write(&f, body).unwrap();
+        let (code, out) = prove(&policies("default"), f.to_str().unwrap(), None);
+        assert_eq!(code, 1, "{body}\n{out}");
+        assert!(out.contains(why), "{body}\n{out}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
