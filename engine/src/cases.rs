@@ -84,6 +84,54 @@ pub struct CaseResult {
     pub pass: bool,
     /// Why it failed.
     pub detail: String,
+    /// Every policy that determined any fact's verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub determining: Vec<String>,
+    /// Every policy some fact's request satisfied (only when the engine is in coverage
+    /// mode, see [`Engine::set_coverage`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub satisfied: Vec<String>,
+}
+
+/// Which policies a set of case results exercises.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    /// Policies in the set.
+    pub policies: usize,
+    /// Policies whose conditions no case's request satisfies: nothing tests them.
+    pub not_exercised: Vec<String>,
+    /// Policies some case satisfies but that never determine a verdict: always shadowed
+    /// (a permit only ever satisfied where a forbid wins, or where the command is denied
+    /// anyway). With `not_exercised`, these never determine any decision: dead in the
+    /// case files.
+    pub shadowed: Vec<String>,
+}
+
+/// The coverage of `results` (run with `engine` in coverage mode) over `engine`'s policies.
+pub fn coverage(engine: &Engine, results: &[CaseResult]) -> Coverage {
+    use std::collections::BTreeSet;
+    let satisfied: BTreeSet<&str> = results
+        .iter()
+        .flat_map(|r| r.satisfied.iter().map(String::as_str))
+        .collect();
+    let determining: BTreeSet<&str> = results
+        .iter()
+        .flat_map(|r| r.determining.iter().map(String::as_str))
+        .collect();
+    let ids = engine.policy_ids();
+    Coverage {
+        policies: ids.len(),
+        not_exercised: ids
+            .iter()
+            .filter(|id| !satisfied.contains(id.as_str()) && !determining.contains(id.as_str()))
+            .cloned()
+            .collect(),
+        shadowed: ids
+            .iter()
+            .filter(|id| satisfied.contains(id.as_str()) && !determining.contains(id.as_str()))
+            .cloned()
+            .collect(),
+    }
 }
 
 /// A case file that cannot be run.
@@ -195,7 +243,23 @@ pub fn run_case_file(
                 }
             }
         }
+        let mut determining: Vec<String> = d
+            .facts
+            .iter()
+            .flat_map(|f| f.policies.iter().map(|p| p.id.clone()))
+            .collect();
+        determining.sort();
+        determining.dedup();
+        let mut satisfied: Vec<String> = d
+            .facts
+            .iter()
+            .flat_map(|f| f.satisfied.iter().cloned())
+            .collect();
+        satisfied.sort();
+        satisfied.dedup();
         out.push(CaseResult {
+            determining,
+            satisfied,
             file: file.to_string(),
             index: i + 1,
             name: c.name.clone().unwrap_or_else(|| c.command.clone()),

@@ -131,6 +131,10 @@ pub struct FactDecision {
     pub errors: Vec<String>,
     /// One-line human explanation.
     pub reason: String,
+    /// Policies whose scope matched and whose conditions held for this fact's request,
+    /// determining or not (filled only in coverage mode, see `Engine::set_coverage`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub satisfied: Vec<String>,
 }
 
 /// The decision on a whole command line.

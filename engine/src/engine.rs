@@ -83,6 +83,8 @@ pub struct Engine {
     path_groups: crate::path_groups::PathGroups,
     memo_limit: crate::memo::DecisionMemo,
     memo: crate::memo::Memo,
+    /// Also record which policies each request satisfies (for `policy test` coverage).
+    coverage: bool,
 }
 
 /// Which decision path the engine takes. Both give the same decisions (a differential test
@@ -184,6 +186,7 @@ impl Engine {
             path_groups: crate::path_groups::PathGroups::default(),
             memo_limit: crate::memo::DecisionMemo::default(),
             memo: crate::memo::Memo::default(),
+            coverage: false,
         })
     }
 
@@ -216,6 +219,14 @@ impl Engine {
     /// reference path remembers none).
     pub fn set_memo(&mut self, memo: crate::memo::DecisionMemo) {
         self.memo_limit = memo;
+    }
+
+    /// Records in every fact which policies its request satisfies
+    /// ([`FactDecision::satisfied`]): the scope matches and the conditions hold, whether
+    /// or not the policy determined the verdict. Costs two more evaluations per request;
+    /// meant for coverage reports over case files, not for sessions.
+    pub fn set_coverage(&mut self, on: bool) {
+        self.coverage = on;
     }
 
     /// Chooses the decision path (default: [`DecisionPath::Fast`]).
@@ -424,6 +435,7 @@ impl Engine {
             policies: Vec::new(),
             errors: Vec::new(),
             reason: String::new(),
+            satisfied: Vec::new(),
         };
         let entities = match builder.entities() {
             Ok(e) => e,
@@ -507,6 +519,11 @@ impl Engine {
     }
 
     fn applicable(&self, action: Action, keys: &[EntityUid]) -> Arc<PolicySet> {
+        self.set_for(self.applicable_idx(action, keys))
+    }
+
+    /// Indices of the policies whose action and resource scope can match.
+    fn applicable_idx(&self, action: Action, keys: &[EntityUid]) -> Vec<usize> {
         let mut idx: Vec<usize> = Vec::new();
         if let Some((unkeyed, keyed)) = self.partition.get(&action) {
             idx.extend(unkeyed);
@@ -518,6 +535,11 @@ impl Engine {
         }
         idx.sort_unstable();
         idx.dedup();
+        idx
+    }
+
+    /// The policy set of these indices (cached).
+    fn set_for(&self, idx: Vec<usize>) -> Arc<PolicySet> {
         if let Ok(c) = self.cache.read() {
             if let Some(ps) = c.get(&idx) {
                 return ps.clone();
@@ -600,6 +622,7 @@ impl Engine {
             policies: Vec::new(),
             errors: Vec::new(),
             reason: String::new(),
+            satisfied: Vec::new(),
         };
         let parts = match builder.parts(script, f) {
             Ok(x) => x,
@@ -641,6 +664,9 @@ impl Engine {
         }
         let set = self.applicable(fd.action, keys);
         let resp = self.authorizer.is_authorized(&request, &set, entities);
+        if self.coverage {
+            fd.satisfied = self.satisfied(fd.action, keys, &request, entities);
+        }
         let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
         let hits: Vec<PolicyHit> = resp.diagnostics().reason().map(|id| self.hit(id)).collect();
         if !errors.is_empty() {
@@ -679,6 +705,33 @@ impl Engine {
                 fd.policies = hits;
             }
         }
+    }
+}
+
+impl Engine {
+    /// The policies `request` satisfies: Cedar's reasons when only the permits, then only
+    /// the forbids, are evaluated (each list then holds exactly the satisfied ones).
+    fn satisfied(
+        &self,
+        action: Action,
+        keys: &[EntityUid],
+        request: &Request,
+        entities: &Entities,
+    ) -> Vec<String> {
+        let idx = self.applicable_idx(action, keys);
+        let mut out = Vec::new();
+        for effect in [Effect::Permit, Effect::Forbid] {
+            let part: Vec<usize> = idx
+                .iter()
+                .copied()
+                .filter(|&i| self.loaded.policies[i].effect == effect)
+                .collect();
+            let set = self.set_for(part);
+            let resp = self.authorizer.is_authorized(request, &set, entities);
+            out.extend(resp.diagnostics().reason().map(|id| id.to_string()));
+        }
+        out.sort();
+        out
     }
 }
 

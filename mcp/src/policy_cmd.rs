@@ -266,18 +266,31 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> anyhow::Result<ExitCod
             .collect::<Result<_, _>>()?,
     };
     let mut all = Vec::new();
+    let mut coverage = Vec::new();
     for src in &sources {
-        let engine = Engine::new(&src.bundle).with_context(|| src.name.clone())?;
+        let mut engine = Engine::new(&src.bundle).with_context(|| src.name.clone())?;
+        engine.set_coverage(true);
         if src.cases.is_empty() {
             anyhow::bail!("{} has no case files (cases/*.toml)", src.name);
         }
+        let mut results = Vec::new();
         for (file, text) in &src.cases {
-            all.extend(execkit_engine::cases::run_case_file(&engine, file, text)?);
+            results.extend(execkit_engine::cases::run_case_file(&engine, file, text)?);
         }
+        coverage.push((
+            src.name.clone(),
+            execkit_engine::cases::coverage(&engine, &results),
+        ));
+        all.extend(results);
     }
     let failed = all.iter().filter(|r| !r.pass).count();
     if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        let cov: Vec<serde_json::Value> = coverage
+            .iter()
+            .map(|(name, c)| serde_json::json!({ "set": name, "coverage": c }))
+            .collect();
+        let out = serde_json::json!({ "cases": all, "coverage": cov });
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
             "{:<6} {:<6} {:<6} {:<30} command",
@@ -298,6 +311,25 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> anyhow::Result<ExitCod
                     println!("       {}", r.detail);
                 }
             }
+        }
+        for (name, c) in &coverage {
+            println!(
+                "coverage of {name}: {} policies, {} determine some case",
+                c.policies,
+                c.policies - c.not_exercised.len() - c.shadowed.len()
+            );
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            println!("  not exercised by any case: {}", list(&c.not_exercised));
+            println!(
+                "  exercised but never determining (dead in the cases): {}",
+                list(&c.shadowed)
+            );
         }
         println!("{} passed, {} failed", all.len() - failed, failed);
     }

@@ -794,3 +794,57 @@ fn prove_never_counts_what_it_could_not_check_and_refuses_a_bad_file() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn policy_test_reports_unexercised_and_dead_policies() {
+    let dir = scratch("coverage");
+    copy_dir(std::path::Path::new(&policies("default")), &dir);
+    std::fs::write(
+        dir.join("additions.cedar"),
+        concat!(
+            // Shadowed: the credential cases satisfy it, deny-credential-files always wins.
+            "@id(\"allow-reading-keys\")\n",
+            "permit (principal is Agent, action == Action::\"read_path\", resource in PathGroup::\"credentials\");\n",
+            // Unexercised: no case runs this program.
+            "@id(\"allow-xyz-tool\")\n",
+            "permit (principal is Agent, action == Action::\"exec\", resource == Program::\"xyz-tool\");\n",
+        ),
+    )
+    .unwrap();
+    let o = execkit(&["policy", "test", dir.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("35 policies, 31 determine some case"), "{out}");
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line:\n{out}"))
+            .to_string()
+    };
+    let unexercised = line("not exercised by any case:");
+    assert!(unexercised.contains("allow-xyz-tool"), "{unexercised}");
+    assert!(!unexercised.contains("allow-reading-keys"), "{unexercised}");
+    let dead = line("exercised but never determining");
+    assert!(dead.ends_with(": allow-reading-keys"), "{dead}");
+    let o = execkit(&["policy", "test", dir.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["coverage"][0]["coverage"]["shadowed"][0],
+        "allow-reading-keys"
+    );
+    assert!(v["cases"].as_array().unwrap().len() > 500);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
