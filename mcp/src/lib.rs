@@ -19,4 +19,5 @@ pub mod server;
 pub mod session_cmd;
 pub mod session_ops;
 pub mod setup;
+pub mod watch;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! the work happens in `execkit_cli` and the crates below it.
 
 use clap::{Parser, Subcommand};
-use execkit_cli::{audit_cmd, policy_cmd, redact_cmd, session_cmd};
+use execkit_cli::{audit_cmd, policy_cmd, redact_cmd, session_cmd, watch};
 use std::process::ExitCode;
 
 /// execkit: structured, policy-checked shell sessions for AI agents.
@@ -31,6 +31,8 @@ enum Command {
     Exec(session_cmd::ExecCmd),
     /// Report what this machine's kernel can enforce, proven by probes in a real session.
     Doctor(session_cmd::DoctorCmd),
+    /// Watch what agents do, live and read-only: a terminal view that follows an audit log.
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +44,12 @@ fn main() -> ExitCode {
         Command::Session(a) => session_cmd::session(a),
         Command::Exec(a) => session_cmd::exec(a),
         Command::Doctor(a) => session_cmd::doctor(a),
+        Command::Watch(a) => match watch::run(a) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("execkit watch: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }

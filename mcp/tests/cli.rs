@@ -848,3 +848,143 @@ fn policy_test_reports_unexercised_and_dead_policies() {
     assert!(v["cases"].as_array().unwrap().len() > 500);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// tmux, driven as a user would: `None` when tmux is missing outside CI.
+fn tmux(args: &[&str]) -> Option<String> {
+    match Command::new("tmux").args(args).output() {
+        Ok(o) => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Err(_) => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "CI=true but tmux is missing (scripts/test.sh installs it)"
+            );
+            None
+        }
+    }
+}
+
+/// Captures the pane until `want` holds (or 15 s pass), appending each capture to `log`.
+fn capture_until(name: &str, log: &mut String, what: &str, want: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", name]).unwrap_or_default();
+        if want(&screen) || std::time::Instant::now() > deadline {
+            log.push_str(&format!("===== {what}\n{screen}\n"));
+            return screen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_follows_live_commands_in_tmux() {
+    if tmux(&["-V"]).is_none() {
+        return;
+    }
+    let ws = scratch("watch");
+    let audit = ws.join("audit.jsonl");
+    let name = format!("ek-watch-{}", std::process::id());
+    let watch = format!(
+        "{} watch --audit {}",
+        env!("CARGO_BIN_EXE_execkit"),
+        audit.display()
+    );
+    tmux(&["kill-session", "-t", &name]);
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "150",
+        "-y",
+        "32",
+        &watch,
+    ])
+    .unwrap();
+    let mut log = String::new();
+    let s = capture_until(&name, &mut log, "before any session", |s| {
+        s.contains("waiting for the file")
+    });
+    assert!(s.contains("0 sessions, 0 records"), "{s}");
+    // A real session writes the log while the viewer follows it.
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args([
+            "session",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ls -la\ncat ~/.ssh/id_rsa\nsleep 2\necho done\n")
+        .unwrap();
+    let s = capture_until(&name, &mut log, "while sleep runs", |s| {
+        s.contains("running")
+    });
+    assert!(s.contains("1 denied"), "{s}");
+    assert!(s.contains("DENY  refused"), "{s}");
+    assert!(s.contains("cat ~/.ssh/id_rsa"), "{s}");
+    let running = s
+        .lines()
+        .find(|l| l.contains("sleep 2"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(running.contains("ALLOW running"), "{running}");
+    assert!(child.wait().unwrap().success());
+    let s = capture_until(&name, &mut log, "after the session", |s| {
+        s.contains("echo done")
+    });
+    let done = s
+        .lines()
+        .find(|l| l.contains("echo done"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(done.contains("exit 0"), "{s}");
+    let slept = s
+        .lines()
+        .find(|l| l.contains("sleep 2"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(slept.contains("exit 0 2."), "{s}");
+    // Keyboard only: up twice selects the denial, whose determining policy shows.
+    tmux(&["send-keys", "-t", &name, "Up"]);
+    tmux(&["send-keys", "-t", &name, "Up"]);
+    let s = capture_until(&name, &mut log, "the denial selected", |s| {
+        s.contains("deny-credential-files")
+    });
+    assert!(s.contains("DENY  $ cat ~/.ssh/id_rsa"), "{s}");
+    assert!(s.contains("deny-credential-files"), "{s}");
+    // d: denials only.
+    tmux(&["send-keys", "-t", &name, "d"]);
+    let s = capture_until(&name, &mut log, "denials only", |s| {
+        s.contains("[denials only]")
+    });
+    assert!(!s.contains("echo done"), "{s}");
+    assert!(s.contains("cat ~/.ssh/id_rsa"), "{s}");
+    // q quits and gives the terminal back.
+    tmux(&["send-keys", "-t", &name, "q"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Command::new("tmux")
+        .args(["has-session", "-t", &name])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch did not quit on q"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let recording =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("watch-tmux-recording.txt");
+    std::fs::write(&recording, &log).unwrap();
+    eprintln!("tmux recording: {}", recording.display());
+    std::fs::remove_dir_all(&ws).unwrap();
+}

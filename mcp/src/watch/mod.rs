@@ -1,0 +1,366 @@
+//! `execkit watch --audit FILE`: a read-only terminal view of what agents are doing,
+//! following the audit log a server (or `execkit session --audit`) writes.
+//!
+//! Why the audit log: it is the one record every session already writes, redacted before
+//! it is written and hash-chained, and reading a file cannot change anything the agent or
+//! the server does: the viewer is read-only by construction and needs no access to the
+//! server. It works over SSH (a terminal is all it needs) and with the keyboard only.
+//!
+//! Layout: sessions on the left (with their denial counts), the selected session's
+//! history on the right (verdict, exit code or elapsed time while it runs, the command),
+//! and under it the selected entry's facts with their determining policies and reasons.
+//! Denials are red, asks yellow. Keys: ↑/↓ (k/j) select, Tab switches between the session
+//! list and the history, End (G) follows the newest entry again, d shows denials only,
+//! q or Esc quits.
+
+mod model;
+mod tail;
+
+pub use model::{Entry, EntryKind, Finished, Model, SessionView};
+pub use tail::Tail;
+
+use anyhow::Context as _;
+use execkit_audit::Verdict;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
+use ratatui::layout::{Constraint, Direction, Layout};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+/// `execkit watch`.
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    /// The audit log to follow (JSON Lines, as `execkit-mcp` or `execkit session --audit`
+    /// write it). It need not exist yet.
+    #[arg(long, value_name = "FILE")]
+    audit: PathBuf,
+}
+
+/// Which pane the arrow keys move in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pane {
+    Sessions,
+    History,
+}
+
+/// What the user selected.
+struct View {
+    pane: Pane,
+    session: usize,
+    /// `None`: follow the newest entry.
+    entry: Option<usize>,
+    denials_only: bool,
+}
+
+fn verdict_style(v: Verdict) -> (&'static str, Style) {
+    match v {
+        Verdict::Allow => ("ALLOW", Style::default().fg(Color::Green)),
+        Verdict::Ask => (
+            "ASK",
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ),
+        _ => (
+            "DENY",
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+    }
+}
+
+fn fmt_ms(ms: u128) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+/// The status column of an entry: the exit code and time, `running 3.2s`, or why it
+/// never ran.
+fn status(e: &Entry, now: SystemTime) -> String {
+    if !e.ran() {
+        return if e.verdict == Verdict::Ask {
+            "not approved".into()
+        } else {
+            "refused".into()
+        };
+    }
+    if e.kind == EntryKind::Checkpoint {
+        return String::new();
+    }
+    match &e.finished {
+        Some(f) => {
+            let code = match (f.timed_out, f.cancelled, f.exit_code) {
+                (true, _, _) => "timeout".to_string(),
+                (_, true, _) => "cancelled".to_string(),
+                (_, _, Some(c)) => format!("exit {c}"),
+                _ => "killed".to_string(),
+            };
+            format!("{code} {}", fmt_ms(u128::from(f.duration_ms)))
+        }
+        None => format!(
+            "running {}",
+            e.elapsed(now)
+                .map(|d| fmt_ms(d.as_millis()))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn visible<'a>(s: &'a SessionView, denials_only: bool) -> Vec<&'a Entry> {
+    s.entries
+        .iter()
+        .filter(|e| !denials_only || !e.ran())
+        .collect()
+}
+
+fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
+    let now = SystemTime::now();
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(1), Constraint::Min(3)])
+        .split(f.area());
+    let header = format!(
+        " execkit watch  {file}  {} sessions, {} records{}{}   q quit  ↑↓ select  Tab pane  End follow  d denials only",
+        m.sessions.len(),
+        m.records,
+        if waiting { "  (waiting for the file)" } else { "" },
+        if v.denials_only { "  [denials only]" } else { "" },
+    );
+    f.render_widget(
+        Paragraph::new(header).style(Style::default().add_modifier(Modifier::REVERSED)),
+        rows[0],
+    );
+    let cols = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Percentage(28), Constraint::Percentage(72)])
+        .split(rows[1]);
+    let focus = |p: Pane| {
+        if v.pane == p {
+            Style::default().fg(Color::Cyan)
+        } else {
+            Style::default()
+        }
+    };
+    let sessions: Vec<ListItem> = m
+        .sessions
+        .iter()
+        .map(|s| {
+            let d = s.denials();
+            let mut spans = vec![Span::raw(format!(
+                "{} {} {} cmds",
+                s.id,
+                s.who.transport,
+                s.entries.len()
+            ))];
+            if d > 0 {
+                spans.push(Span::styled(
+                    format!(" {d} denied"),
+                    Style::default().fg(Color::Red),
+                ));
+            }
+            ListItem::new(Line::from(spans))
+        })
+        .collect();
+    let mut sstate = ListState::default();
+    if !m.sessions.is_empty() {
+        sstate.select(Some(v.session));
+    }
+    f.render_stateful_widget(
+        List::new(sessions)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title("sessions")
+                    .border_style(focus(Pane::Sessions)),
+            )
+            .highlight_symbol("> ")
+            .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
+        cols[0],
+        &mut sstate,
+    );
+    let right = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Percentage(60), Constraint::Percentage(40)])
+        .split(cols[1]);
+    let Some(s) = m.sessions.get(v.session) else {
+        f.render_widget(
+            Paragraph::new("no sessions yet").block(Block::default().borders(Borders::ALL)),
+            right[0],
+        );
+        return;
+    };
+    let entries = visible(s, v.denials_only);
+    let selected = v
+        .entry
+        .unwrap_or(entries.len().saturating_sub(1))
+        .min(entries.len().saturating_sub(1));
+    let items: Vec<ListItem> = entries
+        .iter()
+        .map(|e| {
+            let (word, style) = verdict_style(e.verdict);
+            let word = match e.kind {
+                EntryKind::Process => "BG",
+                EntryKind::Checkpoint => "CKPT",
+                EntryKind::Command => word,
+            };
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{word:<5}"), style),
+                Span::raw(format!(" {:<16} ", status(e, now))),
+                Span::raw(e.text.replace('\n', "⏎")),
+            ]))
+        })
+        .collect();
+    let mut hstate = ListState::default();
+    if !entries.is_empty() {
+        hstate.select(Some(selected));
+    }
+    let title = format!(
+        "session {} — {} {} {}",
+        s.id, s.who.agent, s.who.transport, s.who.target
+    );
+    f.render_stateful_widget(
+        List::new(items)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(title)
+                    .border_style(focus(Pane::History)),
+            )
+            .highlight_symbol("> ")
+            .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
+        right[0],
+        &mut hstate,
+    );
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(e) = entries.get(selected) {
+        let (word, style) = verdict_style(e.verdict);
+        lines.push(Line::from(vec![
+            Span::styled(word, style),
+            Span::raw(format!("  $ {}", e.text)),
+        ]));
+        if !e.cwd.is_empty() {
+            lines.push(Line::from(format!("cwd {}", e.cwd)));
+        }
+        if let Some(a) = &e.approved_by {
+            lines.push(Line::from(format!("approved by {a}")));
+        }
+        if let Some(p) = &e.parse_error {
+            lines.push(Line::from(Span::styled(
+                format!("parse error: {p}"),
+                Style::default().fg(Color::Red),
+            )));
+        }
+        if let Some(fin) = &e.finished {
+            lines.push(Line::from(format!(
+                "{}  {} bytes of output, {} redactions",
+                status(e, now),
+                fin.bytes,
+                fin.redactions
+            )));
+        }
+        for fact in &e.facts {
+            let (w, st) = verdict_style(fact.verdict);
+            lines.push(Line::from(vec![
+                Span::styled(format!("{w:<5}"), st),
+                Span::raw(format!(
+                    " {} {}  [{}]  {}",
+                    fact.action,
+                    fact.resource,
+                    fact.policies.join(", "),
+                    fact.reason
+                )),
+            ]));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title("decision")),
+        right[1],
+    );
+}
+
+/// Moves the selection for one key; returns false to quit.
+fn key(code: KeyCode, m: &Model, v: &mut View) -> bool {
+    let count = m
+        .sessions
+        .get(v.session)
+        .map(|s| visible(s, v.denials_only).len())
+        .unwrap_or(0);
+    let current = v.entry.unwrap_or(count.saturating_sub(1));
+    match code {
+        KeyCode::Char('q') | KeyCode::Esc => return false,
+        KeyCode::Tab | KeyCode::Left | KeyCode::Right => {
+            v.pane = match v.pane {
+                Pane::Sessions => Pane::History,
+                Pane::History => Pane::Sessions,
+            }
+        }
+        KeyCode::Char('d') => {
+            v.denials_only = !v.denials_only;
+            v.entry = None;
+        }
+        KeyCode::End | KeyCode::Char('G') => v.entry = None,
+        KeyCode::Up | KeyCode::Char('k') => match v.pane {
+            Pane::Sessions => {
+                v.session = v.session.saturating_sub(1);
+                v.entry = None;
+            }
+            Pane::History => v.entry = Some(current.saturating_sub(1)),
+        },
+        KeyCode::Down | KeyCode::Char('j') => match v.pane {
+            Pane::Sessions => {
+                v.session = (v.session + 1).min(m.sessions.len().saturating_sub(1));
+                v.entry = None;
+            }
+            Pane::History => {
+                let next = current + 1;
+                v.entry = if next + 1 >= count { None } else { Some(next) };
+            }
+        },
+        _ => {}
+    }
+    true
+}
+
+/// `execkit watch`.
+pub fn run(a: WatchArgs) -> anyhow::Result<ExitCode> {
+    let mut tail = Tail::new(&a.audit);
+    let mut model = Model::default();
+    let mut view = View {
+        pane: Pane::History,
+        session: 0,
+        entry: None,
+        denials_only: false,
+    };
+    let file = a.audit.display().to_string();
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let result = (|| -> anyhow::Result<()> {
+        loop {
+            let polled = tail.poll().with_context(|| format!("reading {file}"))?;
+            if polled.restarted {
+                model = Model::default();
+            }
+            for l in &polled.lines {
+                model.ingest(l);
+            }
+            let waiting = !tail.exists();
+            terminal.draw(|f| draw(f, &model, &view, &file, waiting))?;
+            if event::poll(Duration::from_millis(250))? {
+                if let Event::Key(k) = event::read()? {
+                    if k.kind == KeyEventKind::Press && !key(k.code, &model, &mut view) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    })();
+    ratatui::restore();
+    result.map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,318 @@
+//! What `execkit watch` shows, built from audit records: sessions, and per session the
+//! commands in order with their decisions and results.
+//!
+//! Why a model of its own: the viewer is read-only by construction. It reads the records
+//! the server already wrote (redacted before they were written) and keeps nothing it could
+//! send anywhere; this module is pure (lines in, state out), so it is tested without a
+//! terminal.
+
+use execkit_audit::{
+    AuditEvent, CommandRecord, DecisionRecord, FactRecord, ProcessEvent, Verdict, Who,
+};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+/// How an entry ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Exit code, if it had one.
+    pub exit_code: Option<i32>,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Stopped by its timeout.
+    pub timed_out: bool,
+    /// Stopped by a cancel.
+    pub cancelled: bool,
+    /// Bytes on stdout and stderr (after protection).
+    pub bytes: u64,
+    /// Redactions made.
+    pub redactions: u64,
+}
+
+/// What kind of entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A command (its decision, then its result).
+    Command,
+    /// A background process.
+    Process,
+    /// A checkpoint taken or restored.
+    Checkpoint,
+}
+
+/// One line of a session's history.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What it is.
+    pub kind: EntryKind,
+    /// The command (redacted), or what happened.
+    pub text: String,
+    /// The cwd it was decided in.
+    pub cwd: String,
+    /// The verdict (a checkpoint is `Allow`).
+    pub verdict: Verdict,
+    /// Approved by a human (an `ask` that ran).
+    pub approved_by: Option<String>,
+    /// Each fact with its determining policies.
+    pub facts: Vec<FactRecord>,
+    /// Why it did not parse, if it did not.
+    pub parse_error: Option<String>,
+    /// When it was decided.
+    pub at: Option<SystemTime>,
+    /// How it ended; `None` while it runs (or for a denial: it never ran).
+    pub finished: Option<Finished>,
+    /// Background process id, for process entries.
+    pub process: Option<String>,
+}
+
+impl Entry {
+    /// Allowed to run (allow, or an approved ask).
+    pub fn ran(&self) -> bool {
+        self.verdict == Verdict::Allow
+            || (self.verdict == Verdict::Ask && self.approved_by.is_some())
+    }
+
+    /// Still running: it ran and has no result yet.
+    pub fn running(&self) -> bool {
+        self.ran() && self.finished.is_none() && self.kind != EntryKind::Checkpoint
+    }
+
+    /// Time since it was decided.
+    pub fn elapsed(&self, now: SystemTime) -> Option<Duration> {
+        self.at.and_then(|t| now.duration_since(t).ok())
+    }
+}
+
+/// One session.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    /// Session id.
+    pub id: String,
+    /// Who and where.
+    pub who: Who,
+    /// Its history, oldest first.
+    pub entries: Vec<Entry>,
+}
+
+impl SessionView {
+    /// How many entries were denied (or asked and not approved).
+    pub fn denials(&self) -> usize {
+        self.entries.iter().filter(|e| !e.ran()).count()
+    }
+}
+
+/// Everything seen so far.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Sessions in the order they first appeared.
+    pub sessions: Vec<SessionView>,
+    index: HashMap<String, usize>,
+    /// Records read.
+    pub records: u64,
+    /// Lines that were not audit records (counted, never shown raw).
+    pub unreadable: u64,
+    /// Notes (server start, …), newest last.
+    pub notes: Vec<String>,
+}
+
+fn time_of(v: &serde_json::Value) -> Option<SystemTime> {
+    v.get("time")
+        .and_then(|t| t.as_str())
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+}
+
+impl Model {
+    /// Takes one line of the log.
+    pub fn ingest(&mut self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            self.unreadable += 1;
+            return;
+        };
+        let at = time_of(&value);
+        let Ok(event) = serde_json::from_value::<AuditEvent>(value) else {
+            self.unreadable += 1;
+            return;
+        };
+        self.records += 1;
+        match event {
+            AuditEvent::Decision(d) => self.decision(d, at),
+            AuditEvent::Command(c) => self.command(c),
+            AuditEvent::Process(p) => {
+                let s = self.session(&p.who);
+                match p.event {
+                    ProcessEvent::Started { command, cwd, .. } => s.entries.push(Entry {
+                        kind: EntryKind::Process,
+                        text: command,
+                        cwd,
+                        verdict: Verdict::Allow,
+                        approved_by: None,
+                        facts: Vec::new(),
+                        parse_error: None,
+                        at,
+                        finished: None,
+                        process: Some(p.process),
+                    }),
+                    ProcessEvent::Exited {
+                        exit_code,
+                        duration_ms,
+                        stdout_bytes,
+                        stderr_bytes,
+                        redactions,
+                        ..
+                    } => {
+                        if let Some(e) = s
+                            .entries
+                            .iter_mut()
+                            .rev()
+                            .find(|e| e.process.as_deref() == Some(p.process.as_str()))
+                        {
+                            e.finished = Some(Finished {
+                                exit_code,
+                                duration_ms,
+                                timed_out: false,
+                                cancelled: false,
+                                bytes: stdout_bytes + stderr_bytes,
+                                redactions: redactions.values().sum(),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            AuditEvent::Checkpoint(c) => {
+                let s = self.session(&c.who);
+                s.entries.push(Entry {
+                    kind: EntryKind::Checkpoint,
+                    text: format!(
+                        "checkpoint {} {} ({} files)",
+                        c.checkpoint, c.event, c.files
+                    ),
+                    cwd: String::new(),
+                    verdict: Verdict::Allow,
+                    approved_by: None,
+                    facts: Vec::new(),
+                    parse_error: None,
+                    at,
+                    finished: None,
+                    process: None,
+                });
+            }
+            AuditEvent::Note { message } => self.notes.push(message),
+            _ => {}
+        }
+    }
+
+    fn session(&mut self, who: &Who) -> &mut SessionView {
+        let i = match self.index.get(&who.session) {
+            Some(i) => *i,
+            None => {
+                self.sessions.push(SessionView {
+                    id: who.session.clone(),
+                    who: who.clone(),
+                    entries: Vec::new(),
+                });
+                self.index
+                    .insert(who.session.clone(), self.sessions.len() - 1);
+                self.sessions.len() - 1
+            }
+        };
+        &mut self.sessions[i]
+    }
+
+    fn decision(&mut self, d: DecisionRecord, at: Option<SystemTime>) {
+        let s = self.session(&d.who);
+        s.entries.push(Entry {
+            kind: EntryKind::Command,
+            text: d.command,
+            cwd: d.cwd,
+            verdict: d.verdict,
+            approved_by: d.approved_by,
+            facts: d.facts,
+            parse_error: d.parse_error,
+            at,
+            finished: None,
+            process: None,
+        });
+    }
+
+    fn command(&mut self, c: CommandRecord) {
+        let s = self.session(&c.who);
+        if let Some(e) = s
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|e| e.kind == EntryKind::Command && e.running() && e.text == c.command)
+        {
+            e.finished = Some(Finished {
+                exit_code: c.exit_code,
+                duration_ms: c.duration_ms,
+                timed_out: c.timed_out,
+                cancelled: c.cancelled,
+                bytes: c.stdout.bytes + c.stderr.bytes,
+                redactions: c.redactions.values().sum(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(session: &str) -> String {
+        format!(
+            r#""session":"{session}","agent":"agent","operator":"operator","transport":"local""#
+        )
+    }
+
+    fn decision(session: &str, command: &str, verdict: &str) -> String {
+        format!(
+            r#"{{"v":1,"seq":1,"time":"2026-11-23T03:10:27.802Z","prev":"x","kind":"decision",{},"command":"{command}","cwd":"/w","verdict":"{verdict}","facts":[{{"action":"exec","resource":"Program::\"x\"","verdict":"{verdict}","policies":["p-1"],"reason":"r"}}],"hash":"h"}}"#,
+            who(session)
+        )
+    }
+
+    fn finished(session: &str, command: &str, exit: i32) -> String {
+        format!(
+            r#"{{"v":1,"seq":2,"time":"2026-11-23T03:10:28.802Z","prev":"x","kind":"command",{},"command":"{command}","cwd":"/w","exit_code":{exit},"duration_ms":7,"timed_out":false,"cancelled":false,"stdout":{{"raw_bytes":3,"bytes":3,"lines":1,"bytes_kept":3,"truncated":false}},"stderr":{{"raw_bytes":0,"bytes":0,"lines":0,"bytes_kept":0,"truncated":false}},"redactions":{{"github-pat":2}},"hash":"h"}}"#,
+            who(session)
+        )
+    }
+
+    #[test]
+    fn decisions_and_results_pair_up_per_session() {
+        let mut m = Model::default();
+        m.ingest(&decision("s1", "ls", "allow"));
+        m.ingest(&decision("s2", "cat ~/.ssh/id_rsa", "deny"));
+        m.ingest(&decision("s1", "sleep 9", "allow"));
+        m.ingest(&finished("s1", "ls", 0));
+        m.ingest("not json at all");
+        m.ingest(r#"{"kind":"decision","nonsense":true}"#);
+        assert_eq!(m.records, 4);
+        assert_eq!(m.unreadable, 2);
+        assert_eq!(m.sessions.len(), 2);
+        let s1 = &m.sessions[0];
+        assert_eq!(s1.entries.len(), 2);
+        let ls = &s1.entries[0];
+        assert_eq!(ls.finished.as_ref().map(|f| f.exit_code), Some(Some(0)));
+        assert_eq!(ls.finished.as_ref().map(|f| f.redactions), Some(2));
+        assert!(s1.entries[1].running(), "sleep has no result yet");
+        let t0 = humantime::parse_rfc3339("2026-11-23T03:10:30.802Z").unwrap();
+        assert_eq!(s1.entries[1].elapsed(t0), Some(Duration::from_secs(3)));
+        let s2 = &m.sessions[1];
+        assert_eq!(s2.denials(), 1);
+        assert!(!s2.entries[0].running(), "a denial never runs");
+        assert_eq!(s2.entries[0].facts[0].policies, vec!["p-1".to_string()]);
+    }
+
+    #[test]
+    fn a_result_for_a_denied_command_is_not_attached_to_it() {
+        let mut m = Model::default();
+        m.ingest(&decision("s", "rm -rf /", "deny"));
+        m.ingest(&finished("s", "rm -rf /", 0));
+        assert!(m.sessions[0].entries[0].finished.is_none());
+    }
+}
