@@ -12,10 +12,10 @@ CEDAR_VERSION=4.14.1
 # Programs the local-session tests drive inside the sandbox (bash, python3 for sockets,
 # ptrace and multiprocessing probes, curl, git, ps), and the exec oracle's throwaway
 # sandbox (bwrap, strace) with programs its class-1 corpus hides payloads in (rsync, zip),
-# the SMT solver `execkit policy prove` runs (cvc5), and tmux, in which the
-# `execkit watch` test drives the terminal viewer. Installed with apt when missing.
+# the SMT solver `execkit policy prove` runs (cvc5), tmux, in which the `execkit watch`
+# test drives the terminal viewer, and chromium, which loads its web page. Installed with apt when missing.
 need=()
-for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux; do
+for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium; do
   command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then

@@ -988,3 +988,285 @@ fn watch_follows_live_commands_in_tmux() {
     eprintln!("tmux recording: {}", recording.display());
     std::fs::remove_dir_all(&ws).unwrap();
 }
+
+/// Headless Chromium, driven over the DevTools protocol (a page with a live event stream
+/// never "finishes loading", so `--dump-dom` cannot wait for it).
+struct Browser {
+    child: std::process::Child,
+    ws: tungstenite::WebSocket<std::net::TcpStream>,
+    session: String,
+    next: u64,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    /// `None` when chromium is missing outside CI.
+    fn open(url: &str, profile: std::path::PathBuf) -> Option<Browser> {
+        let spawned = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                "--window-size=1200,700",
+                &format!("--user-data-dir={}", profile.display()),
+                url,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(_) => {
+                assert!(
+                    !std::env::var("CI").is_ok_and(|v| v == "true"),
+                    "CI=true but chromium is missing (scripts/test.sh installs it)"
+                );
+                return None;
+            }
+        };
+        let port_file = profile.join("DevToolsActivePort");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (port, path) = loop {
+            if let Ok(t) = std::fs::read_to_string(&port_file) {
+                let mut l = t.lines();
+                if let (Some(p), Some(w)) = (l.next(), l.next()) {
+                    break (p.to_string(), w.to_string());
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chromium did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).unwrap();
+        let mut b = Browser {
+            child,
+            ws,
+            session: String::new(),
+            next: 0,
+            profile,
+        };
+        let targets = b.call(None, "Target.getTargets", serde_json::json!({}));
+        let page = targets["targetInfos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .unwrap()["targetId"]
+            .clone();
+        let attached = b.call(
+            None,
+            "Target.attachToTarget",
+            serde_json::json!({ "targetId": page, "flatten": true }),
+        );
+        b.session = attached["sessionId"].as_str().unwrap().to_string();
+        Some(b)
+    }
+
+    fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        self.next += 1;
+        let id = self.next;
+        let mut msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = session {
+            msg["sessionId"] = s.into();
+        }
+        self.ws
+            .send(tungstenite::Message::text(msg.to_string()))
+            .unwrap();
+        loop {
+            let m = self.ws.read().unwrap();
+            let Ok(text) = m.to_text() else { continue };
+            let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates a JavaScript expression in the page and returns its value as text.
+    fn eval(&mut self, js: &str) -> String {
+        let s = self.session.clone();
+        let r = self.call(
+            Some(&s),
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": js, "returnByValue": true }),
+        );
+        match &r["result"]["value"] {
+            serde_json::Value::String(t) => t.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Waits until `js` evaluates to text for which `want` holds (or 20 s pass).
+    fn wait_for(&mut self, js: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let t = self.eval(js);
+            if want(&t) || std::time::Instant::now() > deadline {
+                return t;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+    }
+
+    fn screenshot(&mut self) -> Vec<u8> {
+        use base64::Engine as _;
+        let s = self.session.clone();
+        let r = self.call(
+            Some(&s),
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "png" }),
+        );
+        base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap())
+            .unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+#[test]
+fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
+    let ws = scratch("web");
+    let audit = ws.join("audit.jsonl");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args([
+            "watch",
+            "--audit",
+            audit.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut url,
+    )
+    .unwrap();
+    let url = url.trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/?token="),
+        "{url}"
+    );
+    // Loopback only, and nothing without the token.
+    let o = execkit(&[
+        "watch",
+        "--audit",
+        audit.to_str().unwrap(),
+        "--http",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("loopback only"));
+    let Some(mut b) = Browser::open(&url, ws.join("profile")) else {
+        let _ = server.kill();
+        return;
+    };
+    let base = url.split("/?").next().unwrap().to_string();
+    for (i, bad) in [
+        base.clone() + "/",
+        base.clone() + "/events",
+        url.clone() + "0",
+        base.clone() + "/?token=",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(mut other) = Browser::open(&bad, ws.join(format!("profile-bad-{i}"))) else {
+            return;
+        };
+        let body = other.wait_for("document.body ? document.body.innerText : ''", |t| {
+            !t.is_empty()
+        });
+        assert!(
+            body.contains("a valid ?token= is required"),
+            "{bad}: {body}"
+        );
+    }
+    // A session runs a slow command and prints agent-chosen markup.
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args([
+            "session",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo '<img src=x onerror=\"document.title=1\">'\ncat ~/.ssh/id_rsa\nsleep 3\n")
+        .unwrap();
+    let rows = "document.getElementById('rows').innerText";
+    let live = b.wait_for(rows, |t| t.contains("sleep 3") && t.contains("running"));
+    let line = live
+        .lines()
+        .find(|l| l.contains("sleep 3"))
+        .unwrap_or_else(|| panic!("{live}"));
+    assert!(line.contains("ALLOW") && line.contains("running"), "{live}");
+    assert!(live.contains("DENY"), "{live}");
+    assert!(live.contains("deny-credential-files"), "{live}");
+    let live_png = b.screenshot();
+    assert!(child.wait().unwrap().success());
+    let done = b.wait_for(rows, |t| {
+        t.lines()
+            .any(|l| l.contains("sleep 3") && l.contains("exit 0"))
+    });
+    let line = done
+        .lines()
+        .find(|l| l.contains("sleep 3"))
+        .unwrap_or_else(|| panic!("{done}"));
+    assert!(line.contains("exit 0 3."), "{done}");
+    // The markup is shown as text, never run.
+    assert!(
+        done.contains("<img src=x onerror=\"document.title=1\">"),
+        "{done}"
+    );
+    assert_eq!(b.eval("String(document.images.length)"), "0");
+    assert_eq!(b.eval("document.title"), "execkit watch");
+    assert!(b
+        .eval("document.getElementById('status').innerText")
+        .starts_with("live"));
+    let done_png = b.screenshot();
+    for (name, png) in [("live", &live_png), ("done", &done_png)] {
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{name}"
+        );
+        let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("web-viewer-{name}.png"));
+        std::fs::write(&p, png).unwrap();
+        eprintln!("screenshot: {}", p.display());
+    }
+    drop(b);
+    let _ = server.kill();
+    let _ = server.wait();
+    std::fs::remove_dir_all(&ws).unwrap();
+}

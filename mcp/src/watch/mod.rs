@@ -12,9 +12,12 @@
 //! Denials are red, asks yellow. Keys: ↑/↓ (k/j) select, Tab switches between the session
 //! list and the history, End (G) follows the newest entry again, d shows denials only,
 //! q or Esc quits.
+//!
+//! `--http 127.0.0.1:PORT` serves the same log as a web page instead (see `web`).
 
 mod model;
 mod tail;
+mod web;
 
 pub use model::{Entry, EntryKind, Finished, Model, SessionView};
 pub use tail::Tail;
@@ -38,6 +41,10 @@ pub struct WatchArgs {
     /// write it). It need not exist yet.
     #[arg(long, value_name = "FILE")]
     audit: PathBuf,
+    /// Serve a read-only web page instead (loopback only; prints its URL with a random
+    /// access token that every request needs).
+    #[arg(long, value_name = "127.0.0.1:PORT")]
+    http: Option<std::net::SocketAddr>,
 }
 
 /// Which pane the arrow keys move in.
@@ -331,6 +338,10 @@ fn key(code: KeyCode, m: &Model, v: &mut View) -> bool {
 
 /// `execkit watch`.
 pub fn run(a: WatchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = a.http {
+        web::serve(a.audit, addr)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut tail = Tail::new(&a.audit);
     let mut model = Model::default();
     let mut view = View {
