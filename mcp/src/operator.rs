@@ -29,6 +29,8 @@ pub struct Operator {
     pub allowed_workspaces: Vec<PathBuf>,
     secrets: KnownSecrets,
     run_as: Option<RunAs>,
+    /// Every session's audit events, for live notifications and the history resource.
+    pub events: Arc<crate::server::events::EventHub>,
 }
 
 /// Why the server could not start.
@@ -158,6 +160,7 @@ impl Operator {
             secrets,
             run_as,
             config,
+            events: Arc::default(),
         })
     }
 
@@ -294,6 +297,7 @@ impl Operator {
         if let Some(a) = &self.audit {
             b = b.audit(a.clone());
         }
+        b = b.observer(self.events.observer());
         if let Some(r) = &self.run_as {
             b = b.run_as(r.clone());
         }

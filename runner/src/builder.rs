@@ -66,6 +66,7 @@ pub struct SessionBuilder {
     secrets: KnownSecrets,
     secret_env: SecretEnvPolicy,
     audit: Option<Arc<Mutex<AuditLog>>>,
+    observer: Option<crate::config::Observer>,
     shell: PathBuf,
     tmp_base: Option<PathBuf>,
     checkpoints: crate::checkpoint::CheckpointConfig,
@@ -85,6 +86,7 @@ impl Default for SessionBuilder {
             secrets: KnownSecrets::new(),
             secret_env: SecretEnvPolicy::default(),
             audit: None,
+            observer: None,
             shell: PathBuf::from("/bin/bash"),
             tmp_base: None,
             checkpoints: crate::checkpoint::CheckpointConfig::default(),
@@ -152,6 +154,12 @@ impl SessionBuilder {
     /// Records every decision and command in this audit log.
     pub fn audit(mut self, log: Arc<Mutex<AuditLog>>) -> Self {
         self.audit = Some(log);
+        self
+    }
+
+    /// Calls `observer` with every audit event as it is recorded (see [`crate::Observer`]).
+    pub fn observer(mut self, observer: crate::config::Observer) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -224,6 +232,7 @@ impl SessionBuilder {
             secrets: self.secrets,
             secret_env: self.secret_env,
             audit: self.audit,
+            observer: self.observer,
             shell: self.shell,
             tmp_base: self.tmp_base,
             checkpoints: self.checkpoints,

@@ -165,10 +165,16 @@ pub struct SessionConfig {
     pub(crate) secrets: KnownSecrets,
     pub(crate) secret_env: SecretEnvPolicy,
     pub(crate) audit: Option<Arc<Mutex<AuditLog>>>,
+    pub(crate) observer: Option<Observer>,
     pub(crate) shell: PathBuf,
     pub(crate) tmp_base: Option<PathBuf>,
     pub(crate) checkpoints: crate::checkpoint::CheckpointConfig,
 }
+
+/// Sees every audit event a session records (after redaction), as it is recorded, whether
+/// or not an audit log is configured: the feed of live viewers and notifications. It runs
+/// on the session's task and must not block.
+pub type Observer = Arc<dyn Fn(&execkit_audit::AuditEvent) + Send + Sync>;
 
 impl SessionConfig {
     /// The workspace as given (the session canonicalizes it when it starts).

@@ -58,7 +58,7 @@ pub mod ssh;
 mod tmpdirs;
 
 pub use builder::SessionBuilder;
-pub use config::{Limits, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
+pub use config::{Limits, Observer, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
 pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use result::{human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, SessionError};
 pub use session::{Approval, Progress, Session, SessionInfo};

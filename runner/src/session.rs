@@ -571,6 +571,9 @@ impl Session {
     }
 
     fn audit(&self, event: AuditEvent) {
+        if let Some(observe) = &self.config.observer {
+            observe(&event);
+        }
         if let Some(log) = &self.config.audit {
             if let Ok(mut log) = log.lock() {
                 if let Err(e) = log.append(&event) {
@@ -880,6 +883,7 @@ impl Session {
         let redact = |t: &str| self.protector.redact_text(t).text;
         let auditor = crate::process::state::Auditor {
             log: self.config.audit.clone(),
+            observer: self.config.observer.clone(),
             who: self.who(),
         };
         let handle = crate::process::ProcessHandle::start(

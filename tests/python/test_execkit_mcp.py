@@ -322,9 +322,61 @@ async def remote_suite():
         shutil.rmtree(root, ignore_errors=True)
 
 
+async def watch_suite():
+    """Watching on a handshake-era (legacy) connection: logging/setLevel, then one
+    notifications/message line per decided and finished command; the session resources
+    with resources/subscribe updates. (On 2026-07-28 connections logging is opted into per
+    request through `_meta`, which execkit does not implement yet.)"""
+    root = tempfile.mkdtemp(prefix="execkit-py-watch-")
+    ws = os.path.realpath(os.path.join(root, "ws"))
+    os.makedirs(ws)
+    params = server(root, ws)
+    logs, updated = [], []
+
+    async def on_log(p):
+        logs.append({"level": p.level, "data": p.data})
+
+    async def on_message(m):
+        root_msg = getattr(m, "root", m)
+        uri = getattr(getattr(root_msg, "params", None), "uri", None)
+        if uri:
+            updated.append(str(uri))
+
+    try:
+        async with Client(params, mode="legacy", logging_callback=on_log, message_handler=on_message) as client:
+            sid = await create(client)
+            await client.set_logging_level("info")
+            history = f"execkit://sessions/{sid}/history"
+            await client.subscribe_resource(history)
+            await client.call_tool("session_exec", {"session_id": sid, "command": "echo watched"})
+            await client.call_tool("session_exec", {"session_id": sid, "command": "cat ~/.ssh/id_rsa"})
+            for _ in range(100):
+                if any(l["level"] == "warning" for l in logs) and history in updated:
+                    break
+                await anyio.sleep(0.05)
+            finished = [l for l in logs if l["data"].get("event") == "finished" and l["data"].get("command") == "echo watched"]
+            check("[watch] a finished command is logged at info", len(finished) == 1 and finished[0]["level"] == "info", logs)
+            denied = [l for l in logs if l["data"].get("command") == "cat ~/.ssh/id_rsa"]
+            check(
+                "[watch] a denial is logged as a warning with its policy",
+                len(denied) == 1 and denied[0]["level"] == "warning" and "deny-credential-files" in denied[0]["data"]["policies"],
+                denied,
+            )
+            check("[watch] the subscribed history is updated", history in updated, updated)
+            r = await client.read_resource("execkit://sessions")
+            text = r.contents[0].text
+            check("[watch] execkit://sessions lists the session", sid in text, text[:200])
+            r = await client.read_resource(history)
+            text = r.contents[0].text
+            check("[watch] the history holds the commands", "echo watched" in text and "cat ~/.ssh/id_rsa" in text, text[:200])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 async def main():
     for mode in ("legacy", "auto"):
         await suite(mode)
+    await watch_suite()
     await remote_suite()
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed: {FAILURES}")

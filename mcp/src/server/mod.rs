@@ -13,10 +13,12 @@
 pub mod approval;
 pub mod args;
 pub mod checkpoints;
+pub mod events;
 pub mod output;
 pub mod process_io;
 mod processes;
 pub mod table;
+mod watching;
 
 use crate::operator::Operator;
 use approval::Approvals;
@@ -87,6 +89,8 @@ impl Drop for InFlightCall<'_> {
 pub struct ExecKitServer {
     shared: Arc<Shared>,
     tool_router: ToolRouter<ExecKitServer>,
+    /// The client's logging level and resource subscriptions (see `watching`).
+    watch: Arc<watching::Watching>,
 }
 
 type ToolResult = Result<CallToolResponse, ErrorData>;
@@ -233,6 +237,7 @@ impl ExecKitServer {
             tool_router: standard_schemas(
                 Self::tool_router() + Self::process_router() + Self::checkpoint_router(),
             ),
+            watch: Arc::default(),
         }
     }
 
@@ -654,6 +659,12 @@ impl ExecKitServer {
         output_schema = schema_for_output::<ListOutput>()
     )]
     async fn session_list(&self) -> ToolResult {
+        let out = self.list_output().await;
+        ok(out.render(), &out)
+    }
+
+    /// The open sessions, as `session_list` and the `execkit://sessions` resource show them.
+    async fn list_output(&self) -> ListOutput {
         let mut sessions = Vec::new();
         for e in self.shared.table.all() {
             sessions.push(SessionRow {
@@ -670,11 +681,10 @@ impl ExecKitServer {
                 running: e.running(),
             });
         }
-        let out = ListOutput {
+        ListOutput {
             sessions,
             max_sessions: self.shared.table.max(),
-        };
-        ok(out.render(), &out)
+        }
     }
 
     /// The policy decision for a command, without running it.
@@ -889,11 +899,79 @@ impl ExecKitServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for ExecKitServer {
+    #[allow(deprecated)] // logging and resources/subscribe: what both MCP clients speak today
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
             .with_server_info(Implementation::new("execkit", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "execkit runs shell commands for you in persistent, sandboxed sessions. Call session_create once, then session_exec for each command (cd and exports persist). For dev servers, watchers and REPLs use process_start, then process_wait (until a readiness line), process_read (new output since your last read), process_write and process_signal. Every command is checked against the operator's policies: if one is denied, read the advice in the result and adapt; use policy_check to test a command without running it. Destroy sessions you no longer need.",
             )
+    }
+
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        self.start_watching(context.peer);
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.watch.set_level(request.level);
+        self.start_watching(context.peer);
+        Ok(())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        Ok(self.resources().await)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        Ok(Self::resource_templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        Ok(self.read(&request.uri).await?.into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.watch.subscribe(&request.uri)?;
+        self.start_watching(context.peer);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.watch.unsubscribe(&request.uri);
+        Ok(())
     }
 }

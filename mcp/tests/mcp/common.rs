@@ -32,6 +32,10 @@ pub struct Client {
     pub human: Human,
     pub asked: Arc<Mutex<Vec<String>>>,
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    /// `notifications/message` lines received.
+    pub logs: Arc<Mutex<Vec<Value>>>,
+    /// `notifications/resources/updated` URIs received.
+    pub updated: Arc<Mutex<Vec<String>>>,
 }
 
 impl Client {
@@ -40,6 +44,8 @@ impl Client {
             human,
             asked: Arc::default(),
             progress: Arc::default(),
+            logs: Arc::default(),
+            updated: Arc::default(),
         }
     }
 }
@@ -76,6 +82,26 @@ impl ClientHandler for Client {
         _ctx: rmcp::service::NotificationContext<RoleClient>,
     ) {
         self.progress.lock().unwrap().push(params);
+    }
+
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _ctx: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.logs
+            .lock()
+            .unwrap()
+            .push(json!({"level": params.level, "logger": params.logger, "data": params.data}));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _ctx: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.updated.lock().unwrap().push(params.uri);
     }
 }
 

@@ -13,3 +13,4 @@ mod processes;
 mod protocol;
 mod remote;
 mod tools;
+mod watching;

@@ -47,19 +47,26 @@ impl Drop for LiveSlot {
 #[derive(Clone)]
 pub(crate) struct Auditor {
     pub log: Option<Arc<Mutex<AuditLog>>>,
+    pub observer: Option<crate::config::Observer>,
     pub who: Who,
 }
 
 impl Auditor {
     pub fn record(&self, process: &str, event: ProcessEvent) {
+        if self.log.is_none() && self.observer.is_none() {
+            return;
+        }
+        let event = AuditEvent::Process(ProcessRecord {
+            who: self.who.clone(),
+            process: process.to_string(),
+            event,
+        });
+        if let Some(observe) = &self.observer {
+            observe(&event);
+        }
         let Some(log) = &self.log else { return };
         if let Ok(mut log) = log.lock() {
-            let rec = ProcessRecord {
-                who: self.who.clone(),
-                process: process.to_string(),
-                event,
-            };
-            if let Err(e) = log.append(&AuditEvent::Process(rec)) {
+            if let Err(e) = log.append(&event) {
                 eprintln!("execkit: audit append failed: {e}");
             }
         }

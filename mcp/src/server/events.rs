@@ -1,0 +1,167 @@
+//! The server's event stream: every audit event every session records (redacted before it
+//! is recorded), fanned out to MCP notifications and kept as a short per-session history
+//! for the `execkit://sessions/{id}/history` resource.
+//!
+//! Why from the audit events: they are the one place every decision, result, process and
+//! checkpoint passes through after redaction, so what a watching client sees is exactly
+//! what the log holds and nothing an agent could not already read. Nothing flows back: the
+//! hub has no way to change a session.
+//!
+//! MCP logging (`logging/setLevel`, `notifications/message`) and `resources/subscribe` are
+//! deprecated by the 2026-07-28 protocol (SEP-2577, subscriptions/listen); both clients
+//! execkit is tested with speak them, so they are served, and the lints say so once here.
+#![allow(deprecated)]
+
+use execkit_audit::{AuditEvent, ProcessEvent, Verdict};
+use execkit_runner::Observer;
+use rmcp::model::LoggingLevel;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Events kept per session for the history resource.
+pub const HISTORY_PER_SESSION: usize = 500;
+/// Sessions whose history is kept (the oldest is forgotten first).
+pub const HISTORY_SESSIONS: usize = 256;
+
+/// Fans audit events out to whoever listens.
+pub struct EventHub {
+    tx: broadcast::Sender<Arc<AuditEvent>>,
+    history: Mutex<(VecDeque<String>, HashMap<String, VecDeque<Value>>)>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        EventHub {
+            tx,
+            history: Mutex::new((VecDeque::new(), HashMap::new())),
+        }
+    }
+}
+
+/// The session an event belongs to.
+pub fn session_of(e: &AuditEvent) -> Option<&str> {
+    match e {
+        AuditEvent::Decision(d) => Some(&d.who.session),
+        AuditEvent::Command(c) => Some(&c.who.session),
+        AuditEvent::Process(p) => Some(&p.who.session),
+        AuditEvent::Checkpoint(c) => Some(&c.who.session),
+        _ => None,
+    }
+}
+
+/// The MCP severity of an event and its one-line data, or `None` for events not worth a
+/// notification.
+pub fn log_line(e: &AuditEvent) -> Option<(LoggingLevel, Value)> {
+    Some(match e {
+        AuditEvent::Decision(d) => {
+            let level = match d.verdict {
+                Verdict::Allow => LoggingLevel::Info,
+                Verdict::Ask => LoggingLevel::Notice,
+                _ => LoggingLevel::Warning,
+            };
+            let policies: Vec<&String> = d
+                .facts
+                .iter()
+                .filter(|f| f.verdict == d.verdict)
+                .flat_map(|f| f.policies.iter())
+                .collect();
+            (
+                level,
+                json!({
+                    "event": "decided",
+                    "session": d.who.session,
+                    "command": d.command,
+                    "cwd": d.cwd,
+                    "verdict": d.verdict,
+                    "policies": policies,
+                }),
+            )
+        }
+        AuditEvent::Command(c) => (
+            LoggingLevel::Info,
+            json!({
+                "event": "finished",
+                "session": c.who.session,
+                "command": c.command,
+                "exit_code": c.exit_code,
+                "duration_ms": c.duration_ms,
+                "timed_out": c.timed_out,
+            }),
+        ),
+        AuditEvent::Process(p) => match &p.event {
+            ProcessEvent::Started { command, .. } => (
+                LoggingLevel::Info,
+                json!({"event": "process_started", "session": p.who.session, "process": p.process, "command": command}),
+            ),
+            ProcessEvent::Exited { exit_code, .. } => (
+                LoggingLevel::Info,
+                json!({"event": "process_exited", "session": p.who.session, "process": p.process, "exit_code": exit_code}),
+            ),
+            _ => return None,
+        },
+        AuditEvent::Checkpoint(c) => (
+            LoggingLevel::Info,
+            json!({"event": "checkpoint", "session": c.who.session, "checkpoint": c.checkpoint, "what": c.event}),
+        ),
+        _ => return None,
+    })
+}
+
+/// Orders MCP levels (`debug` lowest).
+pub fn rank(l: LoggingLevel) -> u8 {
+    match l {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+impl EventHub {
+    /// The observer sessions are built with.
+    pub fn observer(self: &Arc<Self>) -> Observer {
+        let hub = self.clone();
+        Arc::new(move |e: &AuditEvent| hub.publish(e))
+    }
+
+    fn publish(&self, e: &AuditEvent) {
+        if let (Some(s), Ok(v)) = (session_of(e), serde_json::to_value(e)) {
+            if let Ok(mut h) = self.history.lock() {
+                let (order, map) = &mut *h;
+                if !map.contains_key(s) {
+                    if order.len() >= HISTORY_SESSIONS {
+                        if let Some(old) = order.pop_front() {
+                            map.remove(&old);
+                        }
+                    }
+                    order.push_back(s.to_string());
+                }
+                let q = map.entry(s.to_string()).or_default();
+                if q.len() >= HISTORY_PER_SESSION {
+                    q.pop_front();
+                }
+                q.push_back(v);
+            }
+        }
+        // No listener is fine; a slow one misses events (and is told by the lag).
+        let _ = self.tx.send(Arc::new(e.clone()));
+    }
+
+    /// New events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEvent>> {
+        self.tx.subscribe()
+    }
+
+    /// The recent events of a session, oldest first.
+    pub fn history(&self, session: &str) -> Option<Vec<Value>> {
+        let h = self.history.lock().ok()?;
+        h.1.get(session).map(|q| q.iter().cloned().collect())
+    }
+}
