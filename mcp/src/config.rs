@@ -39,6 +39,8 @@ pub struct OperatorConfig {
     pub limits: LimitsConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// Live watching (`execkit watch --socket`).
+    pub watch: WatchConfig,
     /// Values to redact from every output.
     pub secrets: SecretsConfig,
     /// Workspace checkpoints (`session_checkpoint`, `session_restore`, automatic ones).
@@ -259,6 +261,16 @@ pub struct AuditConfig {
     pub path: Option<PathBuf>,
 }
 
+/// `[watch]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Serve the live event stream (redacted audit events, JSON lines, read-only) on this
+    /// Unix socket, owner-only (mode 0600, and a peer with another uid is refused), for
+    /// `execkit watch --socket PATH`. Env: `EXECKIT_WATCH_SOCKET`.
+    pub socket: Option<PathBuf>,
+}
+
 /// `[ssh]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -440,6 +452,9 @@ impl OperatorConfig {
                 .map(PathBuf::from)
                 .collect()
         };
+        if let Some(v) = env("EXECKIT_WATCH_SOCKET") {
+            self.watch.socket = Some(PathBuf::from(v));
+        }
         if let Some(v) = env("EXECKIT_POLICY_DIR") {
             self.policy.dir = Some(v.into());
         }

@@ -34,8 +34,18 @@ pub async fn serve_stdio(op: Operator) -> anyhow::Result<()> {
         "execkit-mcp starting"
     );
     let max_line = op.config.limits.max_message_bytes;
+    let watch_socket = match &op.config.watch.socket {
+        Some(p) => Some(crate::server::watch_socket::bind(p)?),
+        None => None,
+    };
     let server = ExecKitServer::new(op);
     let shared = server.shared();
+    let watcher = watch_socket.map(|s| {
+        tokio::spawn(crate::server::watch_socket::serve(
+            s,
+            shared.op.events.clone(),
+        ))
+    });
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let stop = async {
@@ -76,6 +86,9 @@ pub async fn serve_stdio(op: Operator) -> anyhow::Result<()> {
         }
     };
     reaper.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     close_all(&shared).await;
     let _ = tokio::time::timeout(Duration::from_millis(200), wire.writer).await;
     outcome

@@ -25,10 +25,24 @@ pub const HISTORY_PER_SESSION: usize = 500;
 /// Sessions whose history is kept (the oldest is forgotten first).
 pub const HISTORY_SESSIONS: usize = 256;
 
+/// Recent events of all sessions, replayed to a watcher that connects.
+pub const RECENT: usize = 2000;
+
+/// One published event: the event, and its JSON line (the event's fields and `time`, as in
+/// the audit log but without the chain) for socket watchers.
+#[derive(Debug)]
+pub struct Published {
+    /// The event.
+    pub event: AuditEvent,
+    /// Its JSON line (no newline).
+    pub line: Arc<str>,
+}
+
 /// Fans audit events out to whoever listens.
 pub struct EventHub {
-    tx: broadcast::Sender<Arc<AuditEvent>>,
+    tx: broadcast::Sender<Arc<Published>>,
     history: Mutex<(VecDeque<String>, HashMap<String, VecDeque<Value>>)>,
+    recent: Mutex<VecDeque<Arc<str>>>,
 }
 
 impl Default for EventHub {
@@ -37,6 +51,7 @@ impl Default for EventHub {
         EventHub {
             tx,
             history: Mutex::new((VecDeque::new(), HashMap::new())),
+            recent: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -132,7 +147,15 @@ impl EventHub {
     }
 
     fn publish(&self, e: &AuditEvent) {
-        if let (Some(s), Ok(v)) = (session_of(e), serde_json::to_value(e)) {
+        let Ok(mut v) = serde_json::to_value(e) else {
+            return;
+        };
+        if let Some(o) = v.as_object_mut() {
+            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+            o.insert("time".into(), Value::String(now.to_string()));
+        }
+        let line: Arc<str> = Arc::from(v.to_string());
+        if let Some(s) = session_of(e) {
             if let Ok(mut h) = self.history.lock() {
                 let (order, map) = &mut *h;
                 if !map.contains_key(s) {
@@ -150,13 +173,32 @@ impl EventHub {
                 q.push_back(v);
             }
         }
-        // No listener is fine; a slow one misses events (and is told by the lag).
-        let _ = self.tx.send(Arc::new(e.clone()));
+        // The ring and the channel change together, under the ring's lock, so a watcher
+        // that takes both (`subscribe_with_backlog`) sees every event exactly once.
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() >= RECENT {
+                r.pop_front();
+            }
+            r.push_back(line.clone());
+            // No listener is fine; a slow one misses events (and is told by the lag).
+            let _ = self.tx.send(Arc::new(Published {
+                event: e.clone(),
+                line,
+            }));
+        }
     }
 
     /// New events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.tx.subscribe()
+    }
+
+    /// New events from now on, and the recent ones before (nothing falls between).
+    pub fn subscribe_with_backlog(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<Published>>) {
+        match self.recent.lock() {
+            Ok(r) => (r.iter().cloned().collect(), self.tx.subscribe()),
+            Err(_) => (Vec::new(), self.tx.subscribe()),
+        }
     }
 
     /// The recent events of a session, oldest first.

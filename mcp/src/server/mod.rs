@@ -18,6 +18,7 @@ pub mod output;
 pub mod process_io;
 mod processes;
 pub mod table;
+pub mod watch_socket;
 mod watching;
 
 use crate::operator::Operator;

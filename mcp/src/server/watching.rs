@@ -117,7 +117,7 @@ impl ExecKitServer {
                     }
                     Err(RecvError::Closed) => return,
                 };
-                if let Some((level, data)) = log_line(&e) {
+                if let Some((level, data)) = log_line(&e.event) {
                     if watch.wants(level) {
                         let p = LoggingMessageNotificationParam::new(level, data)
                             .with_logger("execkit");
@@ -126,7 +126,7 @@ impl ExecKitServer {
                         }
                     }
                 }
-                if let Some(s) = session_of(&e) {
+                if let Some(s) = session_of(&e.event) {
                     let uri = history_uri(s);
                     if watch.is_subscribed(&uri) {
                         let _ = peer

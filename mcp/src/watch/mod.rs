@@ -13,7 +13,9 @@
 //! list and the history, End (G) follows the newest entry again, d shows denials only,
 //! q or Esc quits.
 //!
-//! `--http 127.0.0.1:PORT` serves the same log as a web page instead (see `web`).
+//! `--socket PATH` follows a running `execkit-mcp` through its owner-only watch socket
+//! instead of a file (`[watch] socket` in the server's config). `--http 127.0.0.1:PORT`
+//! serves an audit log as a web page instead of the terminal view (see `web`).
 
 mod model;
 mod tail;
@@ -36,15 +38,74 @@ use std::time::{Duration, SystemTime};
 
 /// `execkit watch`.
 #[derive(clap::Args)]
+#[group(id = "source", required = true, multiple = false, args = ["audit", "socket"])]
 pub struct WatchArgs {
     /// The audit log to follow (JSON Lines, as `execkit-mcp` or `execkit session --audit`
     /// write it). It need not exist yet.
     #[arg(long, value_name = "FILE")]
-    audit: PathBuf,
+    audit: Option<PathBuf>,
+    /// A running `execkit-mcp`'s watch socket (`[watch] socket` in its config).
+    #[arg(long, value_name = "PATH", conflicts_with = "http")]
+    socket: Option<PathBuf>,
     /// Serve a read-only web page instead (loopback only; prints its URL with a random
     /// access token that every request needs).
     #[arg(long, value_name = "127.0.0.1:PORT")]
     http: Option<std::net::SocketAddr>,
+}
+
+/// Where the records come from.
+enum Source {
+    /// A growing audit log.
+    File(Tail),
+    /// A server's watch socket, read by a thread (lines arrive on the channel; it closes
+    /// when the server goes away).
+    Socket(std::sync::mpsc::Receiver<String>, bool),
+}
+
+impl Source {
+    fn socket(path: &std::path::Path) -> anyhow::Result<Source> {
+        let stream = std::os::unix::net::UnixStream::connect(path)
+            .with_context(|| format!("cannot connect to the watch socket {}", path.display()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stream).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Source::Socket(rx, true))
+    }
+
+    fn poll(&mut self) -> std::io::Result<tail::Polled> {
+        match self {
+            Source::File(t) => t.poll(),
+            Source::Socket(rx, connected) => {
+                let mut out = tail::Polled::default();
+                loop {
+                    match rx.try_recv() {
+                        Ok(l) => out.lines.push(l),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            *connected = false;
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The file exists / the server is still connected.
+    fn live(&self) -> bool {
+        match self {
+            Source::File(t) => t.exists(),
+            Source::Socket(_, c) => *c,
+        }
+    }
 }
 
 /// Which pane the arrow keys move in.
@@ -136,7 +197,7 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
         " execkit watch  {file}  {} sessions, {} records{}{}   q quit  ↑↓ select  Tab pane  End follow  d denials only",
         m.sessions.len(),
         m.records,
-        if waiting { "  (waiting for the file)" } else { "" },
+        if waiting { "  (waiting for the file / server gone)" } else { "" },
         if v.denials_only { "  [denials only]" } else { "" },
     );
     f.render_widget(
@@ -338,11 +399,15 @@ fn key(code: KeyCode, m: &Model, v: &mut View) -> bool {
 
 /// `execkit watch`.
 pub fn run(a: WatchArgs) -> anyhow::Result<ExitCode> {
-    if let Some(addr) = a.http {
-        web::serve(a.audit, addr)?;
+    if let (Some(addr), Some(audit)) = (a.http, &a.audit) {
+        web::serve(audit.clone(), addr)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut tail = Tail::new(&a.audit);
+    let (mut source, file) = match (&a.audit, &a.socket) {
+        (Some(f), _) => (Source::File(Tail::new(f)), f.display().to_string()),
+        (None, Some(p)) => (Source::socket(p)?, p.display().to_string()),
+        (None, None) => anyhow::bail!("give --audit FILE or --socket PATH"),
+    };
     let mut model = Model::default();
     let mut view = View {
         pane: Pane::History,
@@ -350,18 +415,17 @@ pub fn run(a: WatchArgs) -> anyhow::Result<ExitCode> {
         entry: None,
         denials_only: false,
     };
-    let file = a.audit.display().to_string();
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let result = (|| -> anyhow::Result<()> {
         loop {
-            let polled = tail.poll().with_context(|| format!("reading {file}"))?;
+            let polled = source.poll().with_context(|| format!("reading {file}"))?;
             if polled.restarted {
                 model = Model::default();
             }
             for l in &polled.lines {
                 model.ingest(l);
             }
-            let waiting = !tail.exists();
+            let waiting = !source.live();
             terminal.draw(|f| draw(f, &model, &view, &file, waiting))?;
             if event::poll(Duration::from_millis(250))? {
                 if let Event::Key(k) = event::read()? {

@@ -162,3 +162,142 @@ async fn a_client_watches_decisions_and_results_at_its_level() {
     assert!(!after.iter().any(|l| l["data"]["command"] == "echo quiet"));
     c.cancel().await.unwrap();
 }
+
+/// Reads JSON lines from the watch socket until one satisfies `want` (or 10 s pass).
+fn read_until(
+    r: &mut std::io::BufReader<std::os::unix::net::UnixStream>,
+    seen: &mut Vec<Value>,
+    want: impl Fn(&Value) -> bool,
+) -> bool {
+    use std::io::BufRead;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => return false,
+            Ok(_) => {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let hit = want(&v);
+                seen.push(v);
+                if hit {
+                    return true;
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_socket_streams_events_owner_only_and_one_way() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let sock = std::env::temp_dir().join(format!("ek-watch-{}.sock", std::process::id()));
+    let s = Setup::new(&format!(
+        "[watch]\nsocket = {:?}\n",
+        sock.display().to_string()
+    ));
+    let c = s.connect(Human::Absent).await;
+    let id = create(&c).await;
+    exec(&c, &id, "echo before-connect").await;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "owner-only");
+    let stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // What a peer writes is never read (the stream is one way).
+    (&stream)
+        .write_all(b"{\"op\":\"exec\",\"command\":\"touch /tmp/pwned\"}\n")
+        .unwrap();
+    let mut r = std::io::BufReader::new(stream);
+    let mut seen = Vec::new();
+    assert!(
+        read_until(&mut r, &mut seen, |v| v["kind"] == "command"
+            && v["command"] == "echo before-connect"),
+        "the backlog holds what happened before: {seen:#?}"
+    );
+    exec(&c, &id, "echo live").await;
+    deny(&c, &id, "cat ~/.ssh/id_rsa").await;
+    assert!(
+        read_until(&mut r, &mut seen, |v| v["kind"] == "decision"
+            && v["command"] == "cat ~/.ssh/id_rsa"),
+        "{seen:#?}"
+    );
+    let live = seen
+        .iter()
+        .find(|v| v["kind"] == "decision" && v["command"] == "echo live")
+        .unwrap_or_else(|| panic!("{seen:#?}"));
+    assert_eq!(live["verdict"], "allow");
+    assert!(live["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let denied = seen.last().unwrap();
+    assert_eq!(denied["verdict"], "deny");
+    assert!(
+        denied["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["verdict"] == "deny" && f["policies"][0] == "deny-credential-files"),
+        "{denied:#}"
+    );
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    // Each event exactly once.
+    let n = seen
+        .iter()
+        .filter(|v| v["kind"] == "decision" && v["command"] == "echo live")
+        .count();
+    assert_eq!(n, 1);
+    // The terminal viewer follows the same socket.
+    if let Ok(o) = std::process::Command::new("tmux").arg("-V").output() {
+        assert!(o.status.success());
+        let name = format!("ek-watch-sock-{}", std::process::id());
+        let cmd = format!(
+            "{} watch --socket {}",
+            env!("CARGO_BIN_EXE_execkit"),
+            sock.display()
+        );
+        std::process::Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "140",
+                "-y",
+                "30",
+                &cmd,
+            ])
+            .status()
+            .unwrap();
+        exec(&c, &id, "echo seen-in-tmux").await;
+        let mut screen = String::new();
+        for _ in 0..100 {
+            let o = std::process::Command::new("tmux")
+                .args(["capture-pane", "-p", "-t", &name])
+                .output()
+                .unwrap();
+            screen = String::from_utf8_lossy(&o.stdout).into_owned();
+            if screen.contains("echo seen-in-tmux") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &name])
+            .status();
+        assert!(screen.contains("echo seen-in-tmux"), "{screen}");
+        assert!(screen.contains("DENY  refused"), "{screen}");
+        assert!(screen.contains("cat ~/.ssh/id_rsa"), "{screen}");
+    } else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true but tmux is missing"
+        );
+    }
+    c.cancel().await.unwrap();
+}
