@@ -78,7 +78,7 @@ pub struct DecisionRecord {
     /// Everything else the decision depended on, so `execkit policy replay` can decide the
     /// command again under another policy set. Absent in logs written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<RecordedEnv>,
+    pub env: Option<Box<RecordedEnv>>,
 }
 
 /// The decision environment of a recorded decision (redacted like every other string).

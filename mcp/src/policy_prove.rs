@@ -210,11 +210,11 @@ async fn query(
     env: &RequestEnv,
 ) -> anyhow::Result<Found> {
     let mut cc = solver()?;
-    let compiled = || CompiledPolicySet::compile(set, env, schema);
+    let compiled = || CompiledPolicySet::compile(set, env, schema).map_err(Box::new);
     let found = match check {
         Check::AllowedOnlyWhen(bound) | Check::SubsetOf(bound, _) => {
             let ours = compiled()?;
-            let theirs = CompiledPolicySet::compile(bound, env, schema)?;
+            let theirs = CompiledPolicySet::compile(bound, env, schema).map_err(Box::new)?;
             let why = match check {
                 Check::SubsetOf(_, name) => format!("permitted here, not by {name}"),
                 _ => "permitted, and the condition does not hold".to_string(),

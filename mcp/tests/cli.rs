@@ -1180,6 +1180,7 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("loopback only"));
     let Some(mut b) = Browser::open(&url, ws.join("profile")) else {
         let _ = server.kill();
+        let _ = server.wait();
         return;
     };
     let base = url.split("/?").next().unwrap().to_string();
@@ -1193,6 +1194,8 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
     .enumerate()
     {
         let Some(mut other) = Browser::open(&bad, ws.join(format!("profile-bad-{i}"))) else {
+            let _ = server.kill();
+            let _ = server.wait();
             return;
         };
         let body = other.wait_for("document.body ? document.body.innerText : ''", |t| {

@@ -86,6 +86,6 @@ pub(crate) fn decision_record(
             })
             .collect(),
         approved_by: None,
-        env: Some(recorded_env(env, text, redact)),
+        env: Some(Box::new(recorded_env(env, text, redact))),
     }
 }

@@ -38,10 +38,13 @@ pub struct Published {
     pub line: Arc<str>,
 }
 
+/// Per-session histories, and the order sessions first appeared in (to forget the oldest).
+type Histories = (VecDeque<String>, HashMap<String, VecDeque<Value>>);
+
 /// Fans audit events out to whoever listens.
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
-    history: Mutex<(VecDeque<String>, HashMap<String, VecDeque<Value>>)>,
+    history: Mutex<Histories>,
     recent: Mutex<VecDeque<Arc<str>>>,
 }
 

@@ -180,7 +180,7 @@ fn status(e: &Entry, now: SystemTime) -> String {
     }
 }
 
-fn visible<'a>(s: &'a SessionView, denials_only: bool) -> Vec<&'a Entry> {
+fn visible(s: &SessionView, denials_only: bool) -> Vec<&Entry> {
     s.entries
         .iter()
         .filter(|e| !denials_only || !e.ran())
