@@ -38,14 +38,13 @@ use std::time::{Duration, SystemTime};
 
 /// `execkit watch`.
 #[derive(clap::Args)]
-#[group(id = "source", required = true, multiple = false, args = ["audit", "socket"])]
 pub struct WatchArgs {
     /// The audit log to follow (JSON Lines, as `execkit-mcp` or `execkit session --audit`
     /// write it). It need not exist yet.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", required_unless_present = "socket")]
     audit: Option<PathBuf>,
     /// A running `execkit-mcp`'s watch socket (`[watch] socket` in its config).
-    #[arg(long, value_name = "PATH", conflicts_with = "http")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["audit", "http"])]
     socket: Option<PathBuf>,
     /// Serve a read-only web page instead (loopback only; prints its URL with a random
     /// access token that every request needs).
