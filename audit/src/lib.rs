@@ -41,6 +41,6 @@ pub use chain::{record_hash, GENESIS_DOMAIN};
 pub use log::{Appended, AuditError, AuditLog, AuditOptions};
 pub use record::{
     AuditEvent, CheckpointRecord, CommandRecord, DecisionRecord, FactRecord, ProcessEvent,
-    ProcessRecord, RecordedEnv, StreamSummary, Verdict, Who,
+    ProcessRecord, RecordedEnv, SessionEvent, SessionRecord, StreamSummary, Verdict, Who,
 };
 pub use verify::{verify, verify_file, Problem, ProblemKind, VerifyOptions, VerifyReport};

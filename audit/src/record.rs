@@ -265,6 +265,27 @@ pub enum ProcessEvent {
     },
 }
 
+/// A session opened or closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The session and its principals.
+    #[serde(flatten)]
+    pub who: Who,
+    /// What happened.
+    pub event: SessionEvent,
+}
+
+/// What happened to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// It started (after its `session_open` decision allowed it).
+    Opened,
+    /// It was closed (its shell and everything it started were killed).
+    Closed,
+}
+
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -291,6 +312,8 @@ pub enum AuditEvent {
     Process(ProcessRecord),
     /// A workspace checkpoint taken or restored.
     Checkpoint(CheckpointRecord),
+    /// A session opened or closed.
+    Session(SessionRecord),
     /// Free text from the operator side (server start, config loaded, …).
     Note {
         /// The text.

@@ -849,6 +849,30 @@ fn policy_test_reports_unexercised_and_dead_policies() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `execkit session --audit` running `input` (one command per line) in the background.
+fn session_writing_audit(
+    ws: &std::path::Path,
+    audit: &std::path::Path,
+    input: &[u8],
+) -> std::process::Child {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args([
+            "session",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child
+}
+
 /// tmux, driven as a user would: `None` when tmux is missing outside CI.
 fn tmux(args: &[&str]) -> Option<String> {
     match Command::new("tmux").args(args).output() {
@@ -908,26 +932,11 @@ fn watch_follows_live_commands_in_tmux() {
     });
     assert!(s.contains("0 sessions, 0 records"), "{s}");
     // A real session writes the log while the viewer follows it.
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_execkit"))
-        .args([
-            "session",
-            "--workspace",
-            ws.to_str().unwrap(),
-            "--audit",
-            audit.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"ls -la\ncat ~/.ssh/id_rsa\nsleep 2\necho done\n")
-        .unwrap();
+    let mut child = session_writing_audit(
+        &ws,
+        &audit,
+        b"ls -la\ncat ~/.ssh/id_rsa\nsleep 2\necho done\n",
+    );
     let s = capture_until(&name, &mut log, "while sleep runs", |s| {
         s.contains("running")
     });
@@ -941,8 +950,12 @@ fn watch_follows_live_commands_in_tmux() {
     assert!(running.contains("ALLOW running"), "{running}");
     assert!(child.wait().unwrap().success());
     let s = capture_until(&name, &mut log, "after the session", |s| {
-        s.contains("echo done")
+        s.contains("echo done") && s.contains("closed")
     });
+    assert!(
+        s.contains("4 cmds closed"),
+        "the session's close is shown: {s}"
+    );
     let done = s
         .lines()
         .find(|l| l.contains("echo done"))
@@ -1207,26 +1220,11 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
         );
     }
     // A session runs a slow command and prints agent-chosen markup.
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_execkit"))
-        .args([
-            "session",
-            "--workspace",
-            ws.to_str().unwrap(),
-            "--audit",
-            audit.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"echo '<img src=x onerror=\"document.title=1\">'\ncat ~/.ssh/id_rsa\nsleep 3\n")
-        .unwrap();
+    let mut child = session_writing_audit(
+        &ws,
+        &audit,
+        b"echo '<img src=x onerror=\"document.title=1\">'\ncat ~/.ssh/id_rsa\nsleep 3\n",
+    );
     let rows = "document.getElementById('rows').innerText";
     let live = b.wait_for(rows, |t| t.contains("sleep 3") && t.contains("running"));
     let line = live

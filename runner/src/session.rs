@@ -175,6 +175,21 @@ impl Session {
     /// Starts a local session: creates the private tmp dir, spawns bash under the sandbox
     /// and waits until it is ready.
     pub async fn local(config: SessionConfig) -> Result<Session, SessionError> {
+        let s = Session::start_local(config).await?;
+        s.announce(execkit_audit::SessionEvent::Opened);
+        Ok(s)
+    }
+
+    /// Records that the session opened or closed.
+    fn announce(&self, event: execkit_audit::SessionEvent) {
+        self.audit(AuditEvent::Session(execkit_audit::SessionRecord {
+            who: self.who(),
+            event,
+        }));
+    }
+
+    /// [`Session::local`] before its `opened` record.
+    async fn start_local(config: SessionConfig) -> Result<Session, SessionError> {
         let workspace = config
             .workspace
             .canonicalize()
@@ -273,7 +288,9 @@ impl Session {
             container: None,
             user: Some(target.user.clone()),
         };
-        Session::remote(origin, config, settings.allow_sh).await
+        let s = Session::remote(origin, config, settings.allow_sh).await?;
+        s.announce(execkit_audit::SessionEvent::Opened);
+        Ok(s)
     }
 
     /// Opens a session in a Docker container: attached to a running one, or in a hardened
@@ -296,7 +313,9 @@ impl Session {
             container: Some(container),
             user: None,
         };
-        Session::remote(origin, config, settings.allow_sh).await
+        let s = Session::remote(origin, config, settings.allow_sh).await?;
+        s.announce(execkit_audit::SessionEvent::Opened);
+        Ok(s)
     }
 
     async fn remote(
@@ -1413,6 +1432,9 @@ impl Session {
         self.cancel();
         self.processes.kill_all("session closed").await;
         let mut st = self.state.lock().await;
+        if !st.closed {
+            self.announce(execkit_audit::SessionEvent::Closed);
+        }
         st.closed = true;
         if let Some(mut sh) = st.shell.take() {
             sh.kill_all();

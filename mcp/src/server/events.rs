@@ -66,6 +66,7 @@ pub fn session_of(e: &AuditEvent) -> Option<&str> {
         AuditEvent::Command(c) => Some(&c.who.session),
         AuditEvent::Process(p) => Some(&p.who.session),
         AuditEvent::Checkpoint(c) => Some(&c.who.session),
+        AuditEvent::Session(r) => Some(&r.who.session),
         _ => None,
     }
 }
@@ -120,6 +121,18 @@ pub fn log_line(e: &AuditEvent) -> Option<(LoggingLevel, Value)> {
             ),
             _ => return None,
         },
+        AuditEvent::Session(r) => (
+            LoggingLevel::Info,
+            json!({
+                "event": match r.event {
+                    execkit_audit::SessionEvent::Opened => "session_opened",
+                    _ => "session_closed",
+                },
+                "session": r.who.session,
+                "transport": r.who.transport,
+                "target": r.who.target,
+            }),
+        ),
         AuditEvent::Checkpoint(c) => (
             LoggingLevel::Info,
             json!({"event": "checkpoint", "session": c.who.session, "checkpoint": c.checkpoint, "what": c.event}),

@@ -220,10 +220,11 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
         .map(|s| {
             let d = s.denials();
             let mut spans = vec![Span::raw(format!(
-                "{} {} {} cmds",
+                "{} {} {} cmds{}",
                 s.id,
                 s.who.transport,
-                s.entries.len()
+                s.entries.len(),
+                if s.closed { " closed" } else { "" }
             ))];
             if d > 0 {
                 spans.push(Span::styled(

@@ -66,6 +66,22 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An allowed entry with no facts (a process start, a checkpoint).
+    fn event(kind: EntryKind, text: String, cwd: String, at: Option<SystemTime>) -> Entry {
+        Entry {
+            kind,
+            text,
+            cwd,
+            verdict: Verdict::Allow,
+            approved_by: None,
+            facts: Vec::new(),
+            parse_error: None,
+            at,
+            finished: None,
+            process: None,
+        }
+    }
+
     /// Allowed to run (allow, or an approved ask).
     pub fn ran(&self) -> bool {
         self.verdict == Verdict::Allow
@@ -92,6 +108,8 @@ pub struct SessionView {
     pub who: Who,
     /// Its history, oldest first.
     pub entries: Vec<Entry>,
+    /// A `closed` record was seen.
+    pub closed: bool,
 }
 
 impl SessionView {
@@ -144,16 +162,8 @@ impl Model {
                 let s = self.session(&p.who);
                 match p.event {
                     ProcessEvent::Started { command, cwd, .. } => s.entries.push(Entry {
-                        kind: EntryKind::Process,
-                        text: command,
-                        cwd,
-                        verdict: Verdict::Allow,
-                        approved_by: None,
-                        facts: Vec::new(),
-                        parse_error: None,
-                        at,
-                        finished: None,
                         process: Some(p.process),
+                        ..Entry::event(EntryKind::Process, command, cwd, at)
                     }),
                     ProcessEvent::Exited {
                         exit_code,
@@ -184,21 +194,19 @@ impl Model {
             }
             AuditEvent::Checkpoint(c) => {
                 let s = self.session(&c.who);
-                s.entries.push(Entry {
-                    kind: EntryKind::Checkpoint,
-                    text: format!(
+                s.entries.push(Entry::event(
+                    EntryKind::Checkpoint,
+                    format!(
                         "checkpoint {} {} ({} files)",
                         c.checkpoint, c.event, c.files
                     ),
-                    cwd: String::new(),
-                    verdict: Verdict::Allow,
-                    approved_by: None,
-                    facts: Vec::new(),
-                    parse_error: None,
+                    String::new(),
                     at,
-                    finished: None,
-                    process: None,
-                });
+                ));
+            }
+            AuditEvent::Session(r) => {
+                let s = self.session(&r.who);
+                s.closed = r.event == execkit_audit::SessionEvent::Closed;
             }
             AuditEvent::Note { message } => self.notes.push(message),
             _ => {}
@@ -213,6 +221,7 @@ impl Model {
                     id: who.session.clone(),
                     who: who.clone(),
                     entries: Vec::new(),
+                    closed: false,
                 });
                 self.index
                     .insert(who.session.clone(), self.sessions.len() - 1);
@@ -306,6 +315,12 @@ mod tests {
         assert_eq!(s2.denials(), 1);
         assert!(!s2.entries[0].running(), "a denial never runs");
         assert_eq!(s2.entries[0].facts[0].policies, vec!["p-1".to_string()]);
+        assert!(!s2.closed);
+        m.ingest(&format!(
+            r#"{{"v":1,"seq":9,"time":"2026-11-23T03:10:31.000Z","prev":"x","kind":"session",{},"event":"closed","hash":"h"}}"#,
+            who("s2")
+        ));
+        assert!(m.sessions[1].closed);
     }
 
     #[test]

@@ -160,6 +160,29 @@ async fn a_client_watches_decisions_and_results_at_its_level() {
     let after: Vec<Value> = logs.lock().unwrap()[before..].to_vec();
     assert!(after.iter().all(|l| l["level"] == "warning"), "{after:#?}");
     assert!(!after.iter().any(|l| l["data"]["command"] == "echo quiet"));
+    // Sessions opening and closing are events too.
+    c.peer()
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Info))
+        .await
+        .unwrap();
+    let r = call(&c, "session_destroy", json!({"session_id": id})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    wait_until("the session's close", || {
+        logs.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l["data"]["event"] == "session_closed")
+    })
+    .await;
+    let h = c
+        .peer()
+        .read_resource(ReadResourceRequestParams::new(history.clone()))
+        .await
+        .unwrap();
+    let events: Vec<Value> = serde_json::from_str(&text_of(&h)).unwrap();
+    assert_eq!(events.first().unwrap()["kind"], "session");
+    assert_eq!(events.first().unwrap()["event"], "opened");
+    assert_eq!(events.last().unwrap()["event"], "closed");
     c.cancel().await.unwrap();
 }
 
