@@ -144,6 +144,32 @@ for set in default strict; do
 done
 echo "==> execkit-mcp driven by the Python mcp SDK"
 "$VENV/bin/python" tests/python/test_execkit_mcp.py "$CARGO_TARGET_DIR/debug/execkit-mcp"
+echo "==> Python: the execkit SDK wheel (pyo3) and the execkit-mcp wheel (bin) built with maturin in a fresh venv, then pytest"
+# A fresh venv each run: the wheels are built from this checkout and installed into it,
+# and the suite imports them from site-packages (never from the source tree). The wheels
+# are built with the dev profile to reuse the build above; `pip install ./python` and
+# `pip install ./mcp` build release wheels the same way.
+MATURIN_VERSION=1.16.0
+PYTEST_VERSION=9.2.0
+PYVENV="$(mktemp -d /tmp/execkit-pyvenv.XXXXXX)"
+python3 -m venv "$PYVENV"
+"$PYVENV/bin/pip" install -q "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" "mcp==$PY_MCP_VERSION"
+"$PYVENV/bin/maturin" build --quiet --profile "${EXECKIT_WHEEL_PROFILE:-dev}" -m python/Cargo.toml -o "$PYVENV/wheels"
+"$PYVENV/bin/maturin" build --quiet --profile "${EXECKIT_WHEEL_PROFILE:-dev}" -m mcp/Cargo.toml -o "$PYVENV/wheels"
+"$PYVENV/bin/pip" install -q "$PYVENV"/wheels/*.whl
+"$PYVENV/bin/pip" list 2>/dev/null | grep -E '^execkit' || true
+PYTESTS="$PWD/python/tests"
+(cd "$PYVENV" && "$PYVENV/bin/python" -m pytest -p no:cacheprovider -q -rfEs \
+  --junitxml="$PYVENV/pytest.xml" "$PYTESTS")
+"$PYVENV/bin/python" - "$PYVENV/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+s = root if root.tag == "testsuite" else root.find("testsuite")
+t, f, e, k = (int(s.get(x, 0)) for x in ("tests", "failures", "errors", "skipped"))
+print(f"python tests: {t - f - e - k} passed, {f} failed, {e} errors, {k} skipped (of {t})")
+sys.exit(1 if f or e else 0)
+PY
+rm -rf "$PYVENV"
 echo "==> execkit-mcp driven by the MCP Inspector CLI (Node 22)"
 INSPECT_WS="$(mktemp -d)"
 PATH="$NODE22:$PATH" python3 tests/inspector/test_inspector.py "$INSPECTOR" "$CARGO_TARGET_DIR/debug/execkit-mcp" "$INSPECT_WS"

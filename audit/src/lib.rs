@@ -40,7 +40,8 @@ mod verify;
 pub use chain::{record_hash, GENESIS_DOMAIN};
 pub use log::{Appended, AuditError, AuditLog, AuditOptions};
 pub use record::{
-    AuditEvent, CheckpointRecord, CommandRecord, DecisionRecord, FactRecord, ProcessEvent,
-    ProcessRecord, RecordedEnv, SessionEvent, SessionRecord, StreamSummary, Verdict, Who,
+    ApprovalEvent, ApprovalRecord, AuditEvent, CheckpointRecord, CommandRecord, DecisionRecord,
+    FactRecord, ProcessEvent, ProcessRecord, RecordedEnv, SessionEvent, SessionRecord,
+    StreamSummary, Verdict, Who,
 };
 pub use verify::{verify, verify_file, Problem, ProblemKind, VerifyOptions, VerifyReport};

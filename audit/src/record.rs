@@ -286,6 +286,43 @@ pub enum SessionEvent {
     Closed,
 }
 
+/// A human's approval of a command whose decision was Ask: asked for, given or refused.
+/// The decision records show the verdicts; these show the human step between them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The session and its principals.
+    #[serde(flatten)]
+    pub who: Who,
+    /// The command put to the human, redacted.
+    pub command: String,
+    /// The cwd it would run in, redacted.
+    pub cwd: String,
+    /// What happened.
+    pub event: ApprovalEvent,
+    /// The operator who answered (for `approved`, and `declined` when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    /// The facts that needed approval, as `action resource` (redacted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<String>,
+    /// Why it was refused (declined, timed out, no way to ask), redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What happened to an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ApprovalEvent {
+    /// A human was asked.
+    Requested,
+    /// A human approved: the command is decided again with the approver attached.
+    Approved,
+    /// Refused: declined, timed out, cancelled, or the client cannot ask.
+    Declined,
+}
+
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -314,6 +351,8 @@ pub enum AuditEvent {
     Checkpoint(CheckpointRecord),
     /// A session opened or closed.
     Session(SessionRecord),
+    /// A human's approval asked for, given or refused.
+    Approval(ApprovalRecord),
     /// Free text from the operator side (server start, config loaded, …).
     Note {
         /// The text.

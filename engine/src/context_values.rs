@@ -28,6 +28,9 @@ pub(crate) enum ContextBuildError {
 
 /// A way to build context values and the context itself.
 pub(crate) trait ContextValues {
+    /// The fast path: it also adds a request's entities without recomputing the store's
+    /// closure (`new_entities::add_fast`); the reference path lets Cedar do it.
+    const FAST: bool;
     /// One value.
     type V: Clone;
     /// A string.
@@ -59,6 +62,7 @@ pub(crate) trait ContextValues {
 pub(crate) struct Restricted;
 
 impl ContextValues for Restricted {
+    const FAST: bool = false;
     type V = RestrictedExpression;
     fn string(v: &str) -> Self::V {
         RestrictedExpression::new_string(v.to_string())
@@ -91,6 +95,7 @@ impl ContextValues for Restricted {
 pub(crate) struct Direct;
 
 impl ContextValues for Direct {
+    const FAST: bool = true;
     type V = Value;
     fn string(v: &str) -> Self::V {
         Value::from(Literal::String(SmolStr::new(v)))

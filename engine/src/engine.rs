@@ -1051,12 +1051,12 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
 
     fn entities(&mut self) -> Result<Entities, String> {
         let extra = std::mem::take(&mut self.extra);
-        self.e
-            .loaded
-            .entities
-            .clone()
-            .add_entities(extra, None)
-            .map_err(|e| e.to_string())
+        let loaded = &self.e.loaded;
+        if C::FAST {
+            crate::new_entities::add_fast(&loaded.entities, extra, &loaded.dangling)
+        } else {
+            crate::new_entities::add_reference(&loaded.entities, extra)
+        }
     }
 
     fn keys_for(&self, r: &EntityUid) -> Vec<EntityUid> {

@@ -40,6 +40,7 @@ mod facts;
 mod load;
 mod memo;
 mod network;
+mod new_entities;
 mod path_groups;
 mod path_var;
 pub mod policy_dir;

@@ -73,6 +73,8 @@ pub(crate) struct Loaded {
     pub policies: Vec<PolicyInfo>,
     pub templates: BTreeMap<PolicyId, Template>,
     pub entities: Entities,
+    /// Parents named in `entities` but not defined there (see `new_entities`).
+    pub dangling: std::collections::HashSet<cedar_policy_core::ast::EntityUID>,
     pub catalog: Catalog,
     pub full: PolicySet,
 }
@@ -208,10 +210,12 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
             &action_parents,
         ));
     }
+    let dangling = crate::new_entities::dangling_parents(&entities);
     Ok(Loaded {
         schema,
         policies,
         templates,
+        dangling,
         entities,
         catalog,
         full,

@@ -937,8 +937,10 @@ fn watch_follows_live_commands_in_tmux() {
         &audit,
         b"ls -la\ncat ~/.ssh/id_rsa\nsleep 2\necho done\n",
     );
+    // `ls -la` shows as running too for a moment: wait for the sleep itself.
     let s = capture_until(&name, &mut log, "while sleep runs", |s| {
-        s.contains("running")
+        s.lines()
+            .any(|l| l.contains("sleep 2") && l.contains("running"))
     });
     assert!(s.contains("1 denied"), "{s}");
     assert!(s.contains("DENY  refused"), "{s}");

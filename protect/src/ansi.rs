@@ -64,7 +64,7 @@ enum State {
 /// assert_eq!(out, "\u{FDD0}K100%\n");
 /// assert_eq!(execkit_protect::remove_ghosts(&out), "100%\n");
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AnsiStripper {
     state: State,
     /// An incomplete UTF-8 sequence carried from the previous chunk.

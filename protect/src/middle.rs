@@ -36,7 +36,7 @@ const LONG_LINE: usize = 2 * WINDOW;
 const HYSTERESIS: usize = 2 * WINDOW;
 
 /// Text dropped from the middle, as a caller would have counted it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Dropped {
     bytes: u64,
     newlines: u64,
@@ -66,7 +66,7 @@ impl Dropped {
 }
 
 /// The held middle of one stream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Middle {
     /// Stripped, unredacted text.
     held: String,

@@ -122,7 +122,7 @@ impl Protector {
 }
 
 /// Whether the middle of the stream is held back unredacted.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum MiddleState {
     /// Not now: the head is not full, another budget applies, or a multi-line secret is
     /// open (holding resumes at the first line end after it closes).
@@ -134,7 +134,7 @@ enum MiddleState {
 }
 
 /// The pipeline for one stream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamProtector {
     strip: AnsiStripper,
     redact: StreamRedactor,
@@ -235,6 +235,33 @@ impl StreamProtector {
     /// Redactions so far (for progress reports).
     pub fn redactions_so_far(&self) -> RedactionCounts {
         self.redact.counts()
+    }
+
+    /// The "output so far" of a command that is still running: what
+    /// [`StreamProtector::finish`] would return if the stream ended now, computed by
+    /// finishing a copy, so it is protected exactly as the final output is (the held
+    /// middle is redacted before any of it is shown). Costs a copy of the kept text and the
+    /// redaction of the held middle: meant for previews every few hundred milliseconds,
+    /// not per chunk.
+    ///
+    /// Only complete lines are shown (a line still being written could hold the first part
+    /// of a secret that only its end makes recognizable), and at most the last
+    /// `max_bytes` of them, starting at a line start.
+    pub fn preview(&self, max_bytes: usize) -> String {
+        let mut text = self.clone().finish().text;
+        match text.rfind('\n') {
+            Some(end) => text.truncate(end + 1),
+            None => text.clear(),
+        }
+        if text.len() > max_bytes {
+            let from = text.len() - max_bytes;
+            let start = match text[from..].find('\n') {
+                Some(nl) if from + nl + 1 < text.len() => from + nl + 1,
+                _ => crate::redact::ceil_boundary(&text, from),
+            };
+            text.drain(..start);
+        }
+        text
     }
 
     /// Ends the stream. In pass-through mode `text` holds only what was not drained.

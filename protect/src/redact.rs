@@ -148,7 +148,7 @@ pub struct Redacted {
 }
 
 /// Redacts a stream of text pushed in arbitrary pieces.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamRedactor {
     r: Redactor,
     carry: String,
@@ -217,7 +217,7 @@ pub(crate) fn floor_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-fn ceil_boundary(s: &str, mut i: usize) -> usize {
+pub(crate) fn ceil_boundary(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while !s.is_char_boundary(i) {
         i += 1;

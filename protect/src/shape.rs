@@ -212,6 +212,7 @@ pub struct StreamReport {
     pub matches: Option<u64>,
 }
 
+#[derive(Clone)]
 enum Mode {
     Full,
     Lines { head: usize, tail: usize },
@@ -229,6 +230,7 @@ struct Kept {
 }
 
 /// Applies a budget within capture limits to a stream of text pieces.
+#[derive(Clone)]
 pub struct Shaper {
     mode: Mode,
     mode_name: ShapeMode,

@@ -751,3 +751,68 @@ fn a_known_secret_on_many_short_lines_is_never_shown_in_part() {
         }
     }
 }
+
+#[test]
+fn a_preview_shows_protected_complete_lines_and_changes_nothing() {
+    use execkit_protect::MiddleMode;
+    let known = "k3y-Zq8vN2rT6wLx4pB9";
+    let token = "ghp_OO8lK1oKFTHq7BQRKw7ah1WXPs5c42LMSdpR";
+    let p = middle_protector(MiddleMode::Hold, known);
+    let mut s = p.stream(&Budget::default()).unwrap();
+    // Well past the head, so the middle is held back unredacted while the preview is taken.
+    let mut fed = String::new();
+    for i in 0..20_000 {
+        let line = if i % 97 == 7 {
+            format!("line {i} token={token} key={known}\n")
+        } else {
+            format!("line {i} ok\n")
+        };
+        s.push(line.as_bytes());
+        fed.push_str(&line);
+    }
+    // A line still being written: the start of a secret must not be shown.
+    s.push(&token.as_bytes()[..20]);
+    let preview = s.preview(4096);
+    assert!(
+        preview.len() <= 4096 && preview.ends_with('\n'),
+        "{preview:?}"
+    );
+    assert!(
+        preview.starts_with("line "),
+        "starts at a line start: {preview:?}"
+    );
+    assert!(
+        preview.contains("line 19999 ok\n"),
+        "the newest complete line is there"
+    );
+    assert!(!preview.contains(token) && !preview.contains(known));
+    assert!(!preview.contains(&token[..20]), "no partial line");
+    assert!(
+        preview.contains("[REDACTED"),
+        "the held middle was redacted: {preview:?}"
+    );
+    // Taking previews does not change the stream: it finishes as if none were taken.
+    let mut t = p.stream(&Budget::default()).unwrap();
+    t.push(fed.as_bytes());
+    t.push(&token.as_bytes()[..20]);
+    s.push(&token.as_bytes()[20..]);
+    t.push(&token.as_bytes()[20..]);
+    assert_eq!(s.finish().text, t.finish().text);
+    // Nothing but a partial line: nothing to show.
+    let mut u = p.stream(&Budget::tail(5)).unwrap();
+    u.push(b"no newline yet");
+    assert_eq!(u.preview(100), "");
+}
+
+#[test]
+fn a_preview_never_shows_an_open_private_key() {
+    let p = protector(&[]);
+    for budget in [Budget::default(), Budget::tail(50)] {
+        let mut s = p.stream(&budget).unwrap();
+        s.push(b"build ok\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw\n7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFc\n");
+        let preview = s.preview(4096);
+        assert!(preview.contains("build ok"), "{preview:?}");
+        assert!(!preview.contains("MIIEowIBAAKCAQEAu1SU1"), "{preview:?}");
+        assert!(!preview.contains("7onLRnrq0"), "{preview:?}");
+    }
+}

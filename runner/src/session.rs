@@ -108,15 +108,28 @@ struct Running {
     /// Bytes read from the shell's stdout / stderr during the current command.
     stdout_bytes: AtomicU64,
     stderr_bytes: AtomicU64,
+    /// A caller asked for a fresh preview of the output (see [`Session::progress`]).
+    preview_wanted: std::sync::atomic::AtomicBool,
+    /// The latest preview: protected stdout and stderr so far, complete lines only.
+    preview: std::sync::Mutex<(String, String)>,
 }
 
+/// The most of each stream a progress preview shows.
+pub const PREVIEW_BYTES: usize = 2048;
+
 /// How far the running command has got (see [`Session::progress`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Progress {
     /// Bytes read so far from stdout (before protection; framing included).
     pub stdout_bytes: u64,
     /// Bytes read so far from stderr.
     pub stderr_bytes: u64,
+    /// The end of stdout so far, protected exactly as the result will be (escapes
+    /// stripped, secrets redacted), complete lines only, at most [`PREVIEW_BYTES`]. It
+    /// lags by one call: each call asks for a fresh one and returns the latest.
+    pub stdout_tail: String,
+    /// The end of stderr so far, likewise.
+    pub stderr_tail: String,
 }
 
 /// A human's approval of one command whose decision was Ask.
@@ -185,6 +198,33 @@ impl Session {
         self.audit(AuditEvent::Session(execkit_audit::SessionRecord {
             who: self.who(),
             event,
+        }));
+    }
+
+    /// Records a step of a human approval of `approval.command` (asked, approved,
+    /// declined) in the session's audit log and event stream, redacted like every record.
+    /// The approver is recorded for `Approved` and `Declined`; `reason` says why one was
+    /// refused.
+    pub fn record_approval(
+        &self,
+        event: execkit_audit::ApprovalEvent,
+        approval: &Approval,
+        cwd: &str,
+        reason: Option<&str>,
+    ) {
+        let answered = event != execkit_audit::ApprovalEvent::Requested;
+        self.audit(AuditEvent::Approval(execkit_audit::ApprovalRecord {
+            who: self.who(),
+            command: self.redact(&approval.command),
+            cwd: self.redact(cwd),
+            event,
+            approver: answered.then(|| approval.approver.clone()),
+            facts: approval
+                .facts
+                .iter()
+                .map(|(a, r)| self.redact(&format!("{a} {r}")))
+                .collect(),
+            reason: reason.map(|r| self.redact(r)),
         }));
     }
 
@@ -535,9 +575,19 @@ impl Session {
         if self.running.seq.load(Ordering::SeqCst) == 0 {
             return None;
         }
+        self.running.preview_wanted.store(true, Ordering::SeqCst);
+        self.running.notify.notify_waiters();
+        let (stdout_tail, stderr_tail) = self
+            .running
+            .preview
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Some(Progress {
             stdout_bytes: self.running.stdout_bytes.load(Ordering::Relaxed),
             stderr_bytes: self.running.stderr_bytes.load(Ordering::Relaxed),
+            stdout_tail,
+            stderr_tail,
         })
     }
 
@@ -1674,6 +1724,7 @@ impl<'a> Run<'a> {
         let running = self.session.running.clone();
         running.stdout_bytes.store(0, Ordering::Relaxed);
         running.stderr_bytes.store(0, Ordering::Relaxed);
+        *running.preview.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
         running.seq.store(seq, Ordering::SeqCst);
         let background_before = self.shell.background.clone();
         let line = frame::command_line(command, seq, &prefix, self.shell.dialect);
@@ -1720,6 +1771,13 @@ impl<'a> Run<'a> {
                 // Woken by `cancel()`; the check below decides whether it is ours.
                 _ = cancel_wait, if stopper.is_none() => {}
                 _ = tokio::time::sleep(tick), if pending || stopper.is_some() => {}
+            }
+            if running.preview_wanted.swap(false, Ordering::SeqCst) {
+                let preview = (
+                    self.res.out.preview(PREVIEW_BYTES),
+                    self.res.err.preview(PREVIEW_BYTES),
+                );
+                *running.preview.lock().unwrap_or_else(|p| p.into_inner()) = preview;
             }
             if running.cancel.load(Ordering::SeqCst) == seq && stopper.is_none() {
                 self.res.cancelled = true;

@@ -12,7 +12,7 @@
 //! execkit is tested with speak them, so they are served, and the lints say so once here.
 #![allow(deprecated)]
 
-use execkit_audit::{AuditEvent, ProcessEvent, Verdict};
+use execkit_audit::{ApprovalEvent, AuditEvent, ProcessEvent, Verdict};
 use execkit_runner::Observer;
 use rmcp::model::LoggingLevel;
 use serde_json::{json, Value};
@@ -32,8 +32,9 @@ pub const RECENT: usize = 2000;
 /// the audit log but without the chain) for socket watchers.
 #[derive(Debug)]
 pub struct Published {
-    /// The event.
-    pub event: AuditEvent,
+    /// The audit event; `None` for a live progress line, which is not an audit event (it
+    /// is never logged, kept in a history or replayed to a new watcher).
+    pub event: Option<AuditEvent>,
     /// Its JSON line (no newline).
     pub line: Arc<str>,
 }
@@ -46,6 +47,18 @@ pub struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
     history: Mutex<Histories>,
     recent: Mutex<VecDeque<Arc<str>>>,
+    /// Socket watchers connected now: the only readers of progress lines (every MCP
+    /// client subscribes too, and ignores them).
+    watchers: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A connected socket watcher, counted while it lives.
+pub struct Watcher(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Default for EventHub {
@@ -55,6 +68,7 @@ impl Default for EventHub {
             tx,
             history: Mutex::new((VecDeque::new(), HashMap::new())),
             recent: Mutex::new(VecDeque::new()),
+            watchers: Arc::default(),
         }
     }
 }
@@ -67,6 +81,7 @@ pub fn session_of(e: &AuditEvent) -> Option<&str> {
         AuditEvent::Process(p) => Some(&p.who.session),
         AuditEvent::Checkpoint(c) => Some(&c.who.session),
         AuditEvent::Session(r) => Some(&r.who.session),
+        AuditEvent::Approval(a) => Some(&a.who.session),
         _ => None,
     }
 }
@@ -131,6 +146,20 @@ pub fn log_line(e: &AuditEvent) -> Option<(LoggingLevel, Value)> {
                 "session": r.who.session,
                 "transport": r.who.transport,
                 "target": r.who.target,
+            }),
+        ),
+        AuditEvent::Approval(a) => (
+            LoggingLevel::Notice,
+            json!({
+                "event": match a.event {
+                    ApprovalEvent::Requested => "approval_requested",
+                    ApprovalEvent::Approved => "approval_granted",
+                    _ => "approval_declined",
+                },
+                "session": a.who.session,
+                "command": a.command,
+                "approver": a.approver,
+                "reason": a.reason,
             }),
         ),
         AuditEvent::Checkpoint(c) => (
@@ -198,10 +227,43 @@ impl EventHub {
             r.push_back(line.clone());
             // No listener is fine; a slow one misses events (and is told by the lag).
             let _ = self.tx.send(Arc::new(Published {
-                event: e.clone(),
+                event: Some(e.clone()),
                 line,
             }));
         }
+    }
+
+    /// Whether a socket watcher is connected (progress lines are built only then).
+    pub fn has_watchers(&self) -> bool {
+        self.watchers.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// Publishes where a running command has got, for live watchers: elapsed time, byte
+    /// counts and the end of its protected output so far (see
+    /// [`execkit_runner::Progress`]). `command` must already be redacted.
+    pub fn publish_progress(
+        &self,
+        session: &str,
+        command: &str,
+        elapsed_ms: u64,
+        p: &execkit_runner::Progress,
+    ) {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        let line = json!({
+            "kind": "progress",
+            "time": now.to_string(),
+            "session": session,
+            "command": command,
+            "elapsed_ms": elapsed_ms,
+            "stdout_bytes": p.stdout_bytes,
+            "stderr_bytes": p.stderr_bytes,
+            "stdout_tail": p.stdout_tail,
+            "stderr_tail": p.stderr_tail,
+        });
+        let _ = self.tx.send(Arc::new(Published {
+            event: None,
+            line: Arc::from(line.to_string()),
+        }));
     }
 
     /// New events from now on.
@@ -209,11 +271,17 @@ impl EventHub {
         self.tx.subscribe()
     }
 
-    /// New events from now on, and the recent ones before (nothing falls between).
-    pub fn subscribe_with_backlog(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<Published>>) {
+    /// For a socket watcher: new events (progress lines included) from now on, and the
+    /// recent ones before (nothing falls between); the watcher counts while it lives.
+    pub fn subscribe_with_backlog(
+        &self,
+    ) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<Published>>, Watcher) {
+        self.watchers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let watcher = Watcher(self.watchers.clone());
         match self.recent.lock() {
-            Ok(r) => (r.iter().cloned().collect(), self.tx.subscribe()),
-            Err(_) => (Vec::new(), self.tx.subscribe()),
+            Ok(r) => (r.iter().cloned().collect(), self.tx.subscribe(), watcher),
+            Err(_) => (Vec::new(), self.tx.subscribe(), watcher),
         }
     }
 

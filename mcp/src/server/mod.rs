@@ -24,6 +24,7 @@ mod watching;
 use crate::operator::Operator;
 use approval::Approvals;
 use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs};
+use execkit_audit::ApprovalEvent;
 use execkit_engine::{DecisionEnv, OpenTarget, Verdict};
 use execkit_protect::Budget;
 use execkit_runner::{Approval, ExecError, ExecOptions, Session};
@@ -745,15 +746,21 @@ impl ExecKitServer {
         let cwd = session.cwd().await;
         let approver = self.shared.op.config.identity.operator.clone();
         let (mut approval, declined) = match answered {
-            Some((p, true)) => (
-                Some(Approval {
+            Some((p, yes)) => {
+                let answer = Approval {
                     approver: approver.clone(),
                     command: a.command.clone(),
                     facts: p.facts,
-                }),
-                None,
-            ),
-            Some((_, false)) => (None, Some("the human declined".to_string())),
+                };
+                if yes {
+                    session.record_approval(ApprovalEvent::Approved, &answer, &cwd, None);
+                    (Some(answer), None)
+                } else {
+                    let why = "the human declined";
+                    session.record_approval(ApprovalEvent::Declined, &answer, &cwd, Some(why));
+                    (None, Some(why.to_string()))
+                }
+            }
             None => (None, None),
         };
         // The runner decides and, on Allow, runs in one step; only an Ask comes back here
@@ -811,6 +818,7 @@ impl ExecKitServer {
         let shown = Approval::of(approver, &a.command, decision);
         let message = approval::message(&session.redact(&a.command), cwd, &a.session_id, decision);
         if stateless_revision(ctx) {
+            session.record_approval(ApprovalEvent::Requested, &shown, cwd, None);
             let handle = self
                 .shared
                 .approvals
@@ -825,21 +833,29 @@ impl ExecKitServer {
                 InputRequiredResult::new(Some(requests), Some(handle)).into(),
             ));
         }
+        let refuse = |why: String| {
+            session.record_approval(ApprovalEvent::Declined, &shown, cwd, Some(&why));
+            Ok(Settled::Declined(why))
+        };
         if !client_can_elicit(ctx) {
-            return Ok(Settled::Declined(
+            return refuse(
                 "this command needs a human's approval and the client cannot ask (no elicitation support)".into(),
-            ));
+            );
         }
+        session.record_approval(ApprovalEvent::Requested, &shown, cwd, None);
         let timeout = Duration::from_secs(self.shared.op.config.limits.approval_timeout_secs);
         let answer = tokio::select! {
             r = ctx.peer.create_elicitation_with_timeout(approval::request(message), Some(timeout)) => r,
-            _ = ctx.ct.cancelled() => return Ok(Settled::Declined("the call was cancelled while waiting for approval".into())),
+            _ = ctx.ct.cancelled() => return refuse("the call was cancelled while waiting for approval".into()),
         };
-        Ok(match answer {
-            Ok(r) if approval::approved(&r.action, r.content.as_ref()) => Settled::Approved(shown),
-            Ok(_) => Settled::Declined("the human declined".into()),
-            Err(e) => Settled::Declined(format!("no approval ({e})")),
-        })
+        match answer {
+            Ok(r) if approval::approved(&r.action, r.content.as_ref()) => {
+                session.record_approval(ApprovalEvent::Approved, &shown, cwd, None);
+                Ok(Settled::Approved(shown))
+            }
+            Ok(_) => refuse("the human declined".into()),
+            Err(e) => refuse(format!("no approval ({e})")),
+        }
     }
 
     /// Runs the command in its own task, sending progress while it runs and interrupting
@@ -852,7 +868,12 @@ impl ExecKitServer {
         approval: Option<Approval>,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<execkit_runner::ExecResult, ExecError> {
+        // A 2026-07-28 request may carry its own log level (`_meta`): this command's
+        // events at or above it are sent as `notifications/message` while it runs.
+        let per_request = ctx.meta.log_level();
+        let mut events = per_request.map(|_| self.shared.op.events.subscribe());
         let task_entry = entry.clone();
+        let shown = entry.session.redact(command);
         let (command, opts) = (command.to_string(), opts.clone());
         let mut task = tokio::spawn(async move {
             let s = &task_entry.session;
@@ -869,7 +890,18 @@ impl ExecKitServer {
         loop {
             tokio::select! {
                 r = &mut task => {
+                    if let (Some(rx), Some(min)) = (events.as_mut(), per_request) {
+                        // What the command recorded before it returned.
+                        while let Ok(e) = rx.try_recv() {
+                            self.log_for_request(&e, entry.session.id(), min, ctx).await;
+                        }
+                    }
                     return r.unwrap_or_else(|e| Err(ExecError::Io(std::io::Error::other(e.to_string()))));
+                }
+                Some(e) = watching::next_event(events.as_mut()) => {
+                    if let Some(min) = per_request {
+                        self.log_for_request(&e, entry.session.id(), min, ctx).await;
+                    }
                 }
                 _ = ctx.ct.cancelled(), if !cancelling => {
                     cancelling = true;
@@ -879,20 +911,43 @@ impl ExecKitServer {
                     if cancelling {
                         // The command may not have started when the first cancel came.
                         entry.session.cancel();
-                    } else if let Some(token) = &token {
-                        let p = entry.session.progress();
-                        let elapsed = started.elapsed();
-                        let (o, e) = p.map(|p| (p.stdout_bytes, p.stderr_bytes)).unwrap_or((0, 0));
-                        let param = ProgressNotificationParam::new(token.clone(), elapsed.as_millis() as f64)
-                            .with_message(format!(
-                                "running {:.1} s · {o} bytes stdout · {e} bytes stderr",
-                                elapsed.as_secs_f64()
-                            ));
-                        if let Err(err) = ctx.peer.notify_progress(param).await {
-                            tracing::debug!(%err, "progress notification not sent");
-                        }
+                    } else {
+                        self.progress(&entry, &shown, token.as_ref(), started.elapsed(), ctx).await;
                     }
                 }
+            }
+        }
+    }
+
+    /// Reports a running command's progress: to the client when it sent a progress token,
+    /// and to socket watchers (with the end of the output so far) when any are connected.
+    async fn progress(
+        &self,
+        entry: &Entry,
+        shown: &str,
+        token: Option<&rmcp::model::ProgressToken>,
+        elapsed: Duration,
+        ctx: &RequestContext<RoleServer>,
+    ) {
+        let hub = &self.shared.op.events;
+        if token.is_none() && !hub.has_watchers() {
+            return;
+        }
+        let Some(p) = entry.session.progress() else {
+            return;
+        };
+        if hub.has_watchers() {
+            hub.publish_progress(entry.session.id(), shown, elapsed.as_millis() as u64, &p);
+        }
+        if let Some(token) = token {
+            let (o, e) = (p.stdout_bytes, p.stderr_bytes);
+            let param = ProgressNotificationParam::new(token.clone(), elapsed.as_millis() as f64)
+                .with_message(format!(
+                    "running {:.1} s · {o} bytes stdout · {e} bytes stderr",
+                    elapsed.as_secs_f64()
+                ));
+            if let Err(err) = ctx.peer.notify_progress(param).await {
+                tracing::debug!(%err, "progress notification not sent");
             }
         }
     }
@@ -974,5 +1029,16 @@ impl ServerHandler for ExecKitServer {
     ) -> Result<(), ErrorData> {
         self.watch.unsubscribe(&request.uri);
         Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(watching::accepted_filter(requested))
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        self.listen_for_updates(context).await
     }
 }

@@ -50,7 +50,7 @@ pub fn bind(path: &Path) -> anyhow::Result<WatchSocket> {
 }
 
 async fn feed(mut stream: UnixStream, hub: Arc<EventHub>) {
-    let (backlog, mut rx) = hub.subscribe_with_backlog();
+    let (backlog, mut rx, _counted) = hub.subscribe_with_backlog();
     for line in backlog {
         if stream
             .write_all(format!("{line}\n").as_bytes())

@@ -4,6 +4,9 @@
 //! updates. Both are fed by the [`EventHub`](super::events::EventHub), so a client sees the
 //! redacted audit events and nothing else; none of it can change a session.
 //!
+//! On the 2026-07-28 protocol a client instead opens a `subscriptions/listen` stream naming
+//! the resources it wants updates for ([`accepted_filter`], [`ExecKitServer::listen_for_updates`]).
+//!
 //! MCP logging (`logging/setLevel`, `notifications/message`) and `resources/subscribe` are
 //! deprecated by the 2026-07-28 protocol (SEP-2577, subscriptions/listen); both clients
 //! execkit is tested with speak them, so they are served, and the lints say so once here.
@@ -117,7 +120,9 @@ impl ExecKitServer {
                     }
                     Err(RecvError::Closed) => return,
                 };
-                if let Some((level, data)) = log_line(&e.event) {
+                // Live progress lines are for socket watchers only.
+                let Some(event) = &e.event else { continue };
+                if let Some((level, data)) = log_line(event) {
                     if watch.wants(level) {
                         let p = LoggingMessageNotificationParam::new(level, data)
                             .with_logger("execkit");
@@ -126,7 +131,7 @@ impl ExecKitServer {
                         }
                     }
                 }
-                if let Some(s) = session_of(&e.event) {
+                if let Some(s) = session_of(event) {
                     let uri = history_uri(s);
                     if watch.is_subscribed(&uri) {
                         let _ = peer
@@ -191,6 +196,112 @@ impl ExecKitServer {
             text, uri,
         )
         .with_mime_type("application/json")]))
+    }
+}
+
+/// The part of a `subscriptions/listen` filter served here: updates of
+/// `execkit://sessions` and of session histories (URIs of another form are left out, so the
+/// acknowledgment tells the client what it will get). List-change notifications are not
+/// offered: the resource list only grows with sessions, which `execkit://sessions` reports.
+pub fn accepted_filter(
+    requested: &rmcp::model::SubscriptionFilter,
+) -> rmcp::model::SubscriptionFilter {
+    let uris: Vec<String> = requested
+        .resource_subscriptions
+        .iter()
+        .flatten()
+        .filter(|u| u.as_str() == SESSIONS_URI || history_session(u).is_some())
+        .cloned()
+        .collect();
+    rmcp::model::SubscriptionFilter::builder()
+        .resource_subscriptions(uris)
+        .build()
+}
+
+impl ExecKitServer {
+    /// Serves one `subscriptions/listen` stream until the client cancels it: a
+    /// `notifications/resources/updated` for each accepted URI an event touches.
+    pub(super) async fn listen_for_updates(
+        &self,
+        context: rmcp::service::SubscriptionContext,
+    ) -> Result<(), ErrorData> {
+        let mut rx = self.shared.op.events.subscribe();
+        let accepted: HashSet<String> = context
+            .accepted()
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        loop {
+            let e = tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                e = rx.recv() => e,
+            };
+            let e = match e {
+                Ok(e) => e,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return Ok(()),
+            };
+            let Some(session) = e.event.as_ref().and_then(session_of) else {
+                continue;
+            };
+            for uri in [history_uri(session), SESSIONS_URI.to_string()] {
+                if !accepted.contains(&uri) {
+                    continue;
+                }
+                let n = rmcp::model::ServerNotification::ResourceUpdatedNotification(
+                    rmcp::model::Notification::new(ResourceUpdatedNotificationParam::new(uri)),
+                );
+                if context.sink().send(n).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The next event of an optional subscription (pending forever without one; `None` once
+/// it is closed). A slow reader skips what it missed.
+pub async fn next_event(
+    rx: Option<&mut tokio::sync::broadcast::Receiver<std::sync::Arc<super::events::Published>>>,
+) -> Option<std::sync::Arc<super::events::Published>> {
+    let Some(rx) = rx else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(e) => return Some(e),
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
+impl ExecKitServer {
+    /// Sends one event of `session` to the requesting client as `notifications/message`,
+    /// if its level is at least `min` (the request's `_meta` log level).
+    pub(super) async fn log_for_request(
+        &self,
+        e: &super::events::Published,
+        session: &str,
+        min: LoggingLevel,
+        ctx: &rmcp::service::RequestContext<RoleServer>,
+    ) {
+        let Some(event) = &e.event else { return };
+        if session_of(event) != Some(session) {
+            return;
+        }
+        let Some((level, data)) = log_line(event) else {
+            return;
+        };
+        if rank(level) < rank(min) {
+            return;
+        }
+        let p = LoggingMessageNotificationParam::new(level, data).with_logger("execkit");
+        if let Err(err) = ctx.peer.notify_logging_message(p).await {
+            tracing::debug!(%err, "log notification not sent");
+        }
     }
 }
 

@@ -14,7 +14,9 @@
 //! q or Esc quits.
 //!
 //! `--socket PATH` follows a running `execkit-mcp` through its owner-only watch socket
-//! instead of a file (`[watch] socket` in the server's config). `--http 127.0.0.1:PORT`
+//! instead of a file (`[watch] socket` in the server's config); there a running command
+//! also shows its output so far (the server's live `progress` lines, protected as the
+//! result will be). `--http 127.0.0.1:PORT`
 //! serves an audit log as a web page instead of the terminal view (see `web`).
 
 mod model;
@@ -44,7 +46,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "socket")]
     audit: Option<PathBuf>,
     /// A running `execkit-mcp`'s watch socket (`[watch] socket` in its config).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["audit", "http"])]
+    #[arg(long, value_name = "PATH", conflicts_with = "audit")]
     socket: Option<PathBuf>,
     /// Serve a read-only web page instead (loopback only; prints its URL with a random
     /// access token that every request needs).
@@ -53,7 +55,7 @@ pub struct WatchArgs {
 }
 
 /// Where the records come from.
-enum Source {
+pub(crate) enum Source {
     /// A growing audit log.
     File(Tail),
     /// A server's watch socket, read by a thread (lines arrive on the channel; it closes
@@ -78,7 +80,7 @@ impl Source {
         Ok(Source::Socket(rx, true))
     }
 
-    fn poll(&mut self) -> std::io::Result<tail::Polled> {
+    pub(crate) fn poll(&mut self) -> std::io::Result<tail::Polled> {
         match self {
             Source::File(t) => t.poll(),
             Source::Socket(rx, connected) => {
@@ -150,6 +152,9 @@ fn fmt_ms(ms: u128) -> String {
 /// The status column of an entry: the exit code and time, `running 3.2s`, or why it
 /// never ran.
 fn status(e: &Entry, now: SystemTime) -> String {
+    if e.kind == EntryKind::Approval {
+        return String::new();
+    }
     if !e.ran() {
         return if e.verdict == Verdict::Ask {
             "not approved".into()
@@ -275,6 +280,7 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
             let word = match e.kind {
                 EntryKind::Process => "BG",
                 EntryKind::Checkpoint => "CKPT",
+                EntryKind::Approval => "APPR",
                 EntryKind::Command => word,
             };
             ListItem::new(Line::from(vec![
@@ -324,6 +330,21 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
                 Style::default().fg(Color::Red),
             )));
         }
+        if let (None, Some(live)) = (&e.finished, &e.live) {
+            lines.push(Line::from(format!(
+                "output so far: {} bytes stdout, {} bytes stderr",
+                live.stdout_bytes, live.stderr_bytes
+            )));
+            for l in last_lines(&live.stdout_tail, LIVE_LINES) {
+                lines.push(Line::from(format!("  {l}")));
+            }
+            for l in last_lines(&live.stderr_tail, LIVE_LINES) {
+                lines.push(Line::from(Span::styled(
+                    format!("  {l}"),
+                    Style::default().fg(Color::Yellow),
+                )));
+            }
+        }
         if let Some(fin) = &e.finished {
             lines.push(Line::from(format!(
                 "{}  {} bytes of output, {} redactions",
@@ -352,6 +373,15 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
             .block(Block::default().borders(Borders::ALL).title("decision")),
         right[1],
     );
+}
+
+/// Lines of each stream shown of a running command's output so far.
+const LIVE_LINES: usize = 8;
+
+/// The last `n` lines of `text`, oldest first.
+fn last_lines(text: &str, n: usize) -> Vec<&str> {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(n)..].to_vec()
 }
 
 /// Moves the selection for one key; returns false to quit.
@@ -399,15 +429,15 @@ fn key(code: KeyCode, m: &Model, v: &mut View) -> bool {
 
 /// `execkit watch`.
 pub fn run(a: WatchArgs) -> anyhow::Result<ExitCode> {
-    if let (Some(addr), Some(audit)) = (a.http, &a.audit) {
-        web::serve(audit.clone(), addr)?;
-        return Ok(ExitCode::SUCCESS);
-    }
     let (mut source, file) = match (&a.audit, &a.socket) {
         (Some(f), _) => (Source::File(Tail::new(f)), f.display().to_string()),
         (None, Some(p)) => (Source::socket(p)?, p.display().to_string()),
         (None, None) => anyhow::bail!("give --audit FILE or --socket PATH"),
     };
+    if let Some(addr) = a.http {
+        web::serve(source, &file, addr)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut model = Model::default();
     let mut view = View {
         pane: Pane::History,

@@ -7,7 +7,8 @@
 //! terminal.
 
 use execkit_audit::{
-    AuditEvent, CommandRecord, DecisionRecord, FactRecord, ProcessEvent, Verdict, Who,
+    ApprovalEvent, AuditEvent, CommandRecord, DecisionRecord, FactRecord, ProcessEvent, Verdict,
+    Who,
 };
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -38,6 +39,8 @@ pub enum EntryKind {
     Process,
     /// A checkpoint taken or restored.
     Checkpoint,
+    /// A human asked, approving or declining an `ask`.
+    Approval,
 }
 
 /// One line of a session's history.
@@ -51,6 +54,8 @@ pub struct Entry {
     pub cwd: String,
     /// The verdict (a checkpoint is `Allow`).
     pub verdict: Verdict,
+    /// Output so far while it runs (from the server's live progress lines).
+    pub live: Option<Live>,
     /// Approved by a human (an `ask` that ran).
     pub approved_by: Option<String>,
     /// Each fact with its determining policies.
@@ -63,6 +68,27 @@ pub struct Entry {
     pub finished: Option<Finished>,
     /// Background process id, for process entries.
     pub process: Option<String>,
+}
+
+/// Where a running command has got: a server's live `progress` line (never in the audit
+/// log; only `--socket` watchers get them).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Live {
+    /// Milliseconds since it started.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// Bytes of stdout read so far.
+    #[serde(default)]
+    pub stdout_bytes: u64,
+    /// Bytes of stderr read so far.
+    #[serde(default)]
+    pub stderr_bytes: u64,
+    /// The end of the protected stdout so far (complete lines).
+    #[serde(default)]
+    pub stdout_tail: String,
+    /// The end of the protected stderr so far.
+    #[serde(default)]
+    pub stderr_tail: String,
 }
 
 impl Entry {
@@ -79,6 +105,7 @@ impl Entry {
             at,
             finished: None,
             process: None,
+            live: None,
         }
     }
 
@@ -113,9 +140,12 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// How many entries were denied (or asked and not approved).
+    /// How many commands were denied (or asked and not approved).
     pub fn denials(&self) -> usize {
-        self.entries.iter().filter(|e| !e.ran()).count()
+        self.entries
+            .iter()
+            .filter(|e| !e.ran() && e.kind != EntryKind::Approval)
+            .count()
     }
 }
 
@@ -150,6 +180,10 @@ impl Model {
             return;
         };
         let at = time_of(&value);
+        if value.get("kind").and_then(|k| k.as_str()) == Some("progress") {
+            self.progress(&value);
+            return;
+        }
         let Ok(event) = serde_json::from_value::<AuditEvent>(value) else {
             self.unreadable += 1;
             return;
@@ -208,8 +242,60 @@ impl Model {
                 let s = self.session(&r.who);
                 s.closed = r.event == execkit_audit::SessionEvent::Closed;
             }
+            AuditEvent::Approval(a) => {
+                let what = match a.event {
+                    ApprovalEvent::Requested => "asked a human".to_string(),
+                    ApprovalEvent::Approved => {
+                        format!("approved by {}", a.approver.as_deref().unwrap_or("?"))
+                    }
+                    _ => format!(
+                        "declined{}",
+                        a.reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    ),
+                };
+                let s = self.session(&a.who);
+                let mut e = Entry::event(
+                    EntryKind::Approval,
+                    format!("{what}: {}", a.command),
+                    a.cwd.clone(),
+                    at,
+                );
+                e.verdict = Verdict::Ask;
+                s.entries.push(e);
+            }
             AuditEvent::Note { message } => self.notes.push(message),
             _ => {}
+        }
+    }
+
+    /// Attaches a live progress line to the running command it is about (the newest
+    /// running entry of that session with that command line); others are ignored.
+    fn progress(&mut self, v: &serde_json::Value) {
+        let (Some(session), Some(command)) = (
+            v.get("session").and_then(|s| s.as_str()),
+            v.get("command").and_then(|s| s.as_str()),
+        ) else {
+            self.unreadable += 1;
+            return;
+        };
+        let Ok(live) = serde_json::from_value::<Live>(v.clone()) else {
+            self.unreadable += 1;
+            return;
+        };
+        self.records += 1;
+        let Some(i) = self.index.get(session) else {
+            return;
+        };
+        if let Some(e) = self.sessions[*i]
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|e| e.kind == EntryKind::Command && e.running() && e.text == command)
+        {
+            e.live = Some(live);
         }
     }
 
@@ -234,6 +320,7 @@ impl Model {
     fn decision(&mut self, d: DecisionRecord, at: Option<SystemTime>) {
         let s = self.session(&d.who);
         s.entries.push(Entry {
+            live: None,
             kind: EntryKind::Command,
             text: d.command,
             cwd: d.cwd,
@@ -321,6 +408,62 @@ mod tests {
             who("s2")
         ));
         assert!(m.sessions[1].closed);
+    }
+
+    fn approval(session: &str, event: &str, extra: &str) -> String {
+        format!(
+            r#"{{"v":1,"seq":3,"time":"2026-11-23T03:10:29.000Z","prev":"x","kind":"approval",{},"command":"git push","cwd":"/w","event":"{event}","facts":["exec Program::\"git\""]{extra},"hash":"h"}}"#,
+            who(session)
+        )
+    }
+
+    #[test]
+    fn approvals_are_their_own_entries_and_not_denials() {
+        let mut m = Model::default();
+        m.ingest(&decision("s", "git push", "ask"));
+        m.ingest(&approval("s", "requested", ""));
+        m.ingest(&approval("s", "approved", r#","approver":"alice""#));
+        m.ingest(&approval(
+            "s",
+            "declined",
+            r#","approver":"bob","reason":"the human declined""#,
+        ));
+        assert_eq!(m.unreadable, 0);
+        let s = &m.sessions[0];
+        let texts: Vec<&str> = s.entries[1..].iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "asked a human: git push",
+                "approved by alice: git push",
+                "declined (the human declined): git push"
+            ]
+        );
+        assert!(s.entries[1..].iter().all(|e| e.kind == EntryKind::Approval));
+        assert_eq!(s.denials(), 1, "only the ask itself counts");
+    }
+
+    #[test]
+    fn progress_lines_show_output_so_far_on_the_running_command() {
+        let mut m = Model::default();
+        m.ingest(&decision("s", "make", "allow"));
+        m.ingest(r#"{"kind":"progress","session":"s","command":"make","elapsed_ms":1500,"stdout_bytes":12,"stderr_bytes":0,"stdout_tail":"cc main.c\n","stderr_tail":""}"#);
+        m.ingest(r#"{"kind":"progress","session":"other","command":"make","elapsed_ms":1}"#);
+        let e = &m.sessions[0].entries[0];
+        let live = e.live.as_ref().expect("attached");
+        assert_eq!(
+            (live.stdout_bytes, live.stdout_tail.as_str()),
+            (12, "cc main.c\n")
+        );
+        m.ingest(&finished("s", "make", 0));
+        // A late line for a finished command changes nothing.
+        m.ingest(r#"{"kind":"progress","session":"s","command":"make","elapsed_ms":9,"stdout_tail":"late\n"}"#);
+        assert_eq!(
+            m.sessions[0].entries[0].live.as_ref().map(|l| l.elapsed_ms),
+            Some(1500)
+        );
+        m.ingest(r#"{"kind":"progress","command":"no session"}"#);
+        assert_eq!(m.unreadable, 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `execkit watch --audit FILE --http 127.0.0.1:PORT`: the same read-only view as a web
-//! page, with server-sent events.
+//! `execkit watch --audit FILE --http 127.0.0.1:PORT` (or `--socket PATH --http …`, to
+//! follow a running server with its live progress lines): the same read-only view as a
+//! web page, with server-sent events.
 //!
 //! Why these rules: the page shows what agents ran, which is sensitive even redacted, and
 //! agent-controlled text ends up in a browser.
@@ -12,7 +13,7 @@
 //!   only its own nonce'd script and style, no other origin, no framing, no referrer (the
 //!   token is in the URL).
 
-use super::Tail;
+use super::Source;
 use anyhow::{bail, Context as _};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -23,7 +24,6 @@ use axum::Router;
 use futures_util::stream;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -134,10 +134,18 @@ async fn events(State(s): State<Arc<Shared>>, Query(q): Query<Auth>) -> Response
     )
 }
 
-async fn follow(path: PathBuf, shared: Arc<Shared>) {
-    let mut tail = Tail::new(&path);
+/// Index of a live progress line: sent to the pages watching now, never kept for later
+/// ones (a new page would only see stale progress).
+const LIVE: usize = usize::MAX;
+
+fn is_progress(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line)
+        .is_ok_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("progress"))
+}
+
+async fn follow(mut source: Source, shared: Arc<Shared>) {
     loop {
-        if let Ok(polled) = tail.poll() {
+        if let Ok(polled) = source.poll() {
             if polled.restarted {
                 if let Ok(mut l) = shared.lines.write() {
                     l.clear();
@@ -145,6 +153,10 @@ async fn follow(path: PathBuf, shared: Arc<Shared>) {
             }
             for line in polled.lines {
                 let line: Arc<str> = Arc::from(line);
+                if is_progress(&line) {
+                    let _ = shared.new.send((LIVE, line));
+                    continue;
+                }
                 let index = match shared.lines.write() {
                     Ok(mut l) => {
                         l.push(line.clone());
@@ -160,7 +172,7 @@ async fn follow(path: PathBuf, shared: Arc<Shared>) {
 }
 
 /// Serves the page until interrupted.
-pub fn serve(audit: PathBuf, addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn serve(source: Source, label: &str, addr: SocketAddr) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
         bail!("the web viewer binds to loopback only (127.0.0.1 or ::1), not {addr}");
     }
@@ -181,10 +193,10 @@ pub fn serve(audit: PathBuf, addr: SocketAddr) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        eprintln!("execkit watch: serving {} read-only", audit.display());
+        eprintln!("execkit watch: serving {label} read-only");
         // The one line a script needs: the URL with its token.
         println!("http://{local}/?token={token}");
-        tokio::spawn(follow(audit, shared.clone()));
+        tokio::spawn(follow(source, shared.clone()));
         let app = Router::new()
             .route("/", get(page))
             .route("/events", get(events))

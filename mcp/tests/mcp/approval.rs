@@ -57,6 +57,26 @@ async fn an_approved_ask_runs_and_the_approval_is_audited() {
     assert!(approved[0].get("approved_by").is_none());
     assert_eq!(approved[1]["approved_by"], "alice");
     assert!(!audit_of(&s.audit, "command", PUSH).is_empty());
+    // The human step between the two decisions is recorded on its own.
+    assert_eq!(approval_steps(&s.audit), ["requested", "approved by alice"]);
+    let asked = audit_of(&s.audit, "approval", PUSH);
+    assert_eq!(
+        asked[0]["facts"],
+        json!(["exec Program::\"git\""]),
+        "{}",
+        asked[0]
+    );
+}
+
+/// `event` or `event by approver` of every approval record of [`PUSH`], in order.
+fn approval_steps(audit: &std::path::Path) -> Vec<String> {
+    audit_of(audit, "approval", PUSH)
+        .iter()
+        .map(|r| match r["approver"].as_str() {
+            Some(a) => format!("{} by {a}", r["event"].as_str().unwrap_or("")),
+            None => r["event"].as_str().unwrap_or("").to_string(),
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,6 +104,12 @@ async fn a_declined_ask_does_not_run() {
         audit_of(&s.audit, "command", PUSH).is_empty(),
         "a declined command never runs"
     );
+    assert_eq!(
+        approval_steps(&s.audit),
+        ["requested", "declined by operator"]
+    );
+    let declined = audit_of(&s.audit, "approval", PUSH);
+    assert_eq!(declined[1]["reason"], "the human declined");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,6 +121,12 @@ async fn a_client_without_elicitation_gets_a_denial() {
     assert!(is_error(&r));
     assert!(text(&r).contains("cannot ask"), "{}", text(&r));
     c.cancel().await.unwrap();
+    // Nobody was asked: the only approval record is the refusal, with why.
+    assert_eq!(approval_steps(&s.audit), ["declined by operator"]);
+    assert!(audit_of(&s.audit, "approval", PUSH)[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cannot ask"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,6 +146,10 @@ async fn approvals_work_as_input_required_on_2026_07_28() {
     assert_eq!(structured(&r)["approved_by"], "operator");
     assert_eq!(c.service().asked.lock().unwrap().len(), 1);
     c.cancel().await.unwrap();
+    assert_eq!(
+        approval_steps(&s.audit),
+        ["requested", "approved by operator"]
+    );
 
     let s = Setup::new("");
     let c = s.connect_stateless(Human::Declines).await;
