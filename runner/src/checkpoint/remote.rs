@@ -97,7 +97,9 @@ impl RemoteStore {
     /// the files' sizes and refused past the cap before anything is hashed (where the
     /// target has `xargs` and `stat`; the tree's size is checked after either way); `.gitignore`
     /// is honoured unless the operator turned it off (`-f`), and the operator's excludes
-    /// and the nested repositories stay out either way.
+    /// and the nested repositories stay out either way. A file that vanishes while `git add`
+    /// reads the tree (something else is writing there) gets the add one more try; a second
+    /// failure refuses the checkpoint with git's own words.
     fn snapshot_script(&self) -> String {
         let g = self.git();
         let d = q(&self.dir);
@@ -116,7 +118,7 @@ impl RemoteStore {
             "cd {w} || exit 1; find . -mindepth 2 -name .git -prune 2>/dev/null | sed -e 's|^\\./|/|' -e 's|/\\.git$|/|' > {d}/info/exclude; \
              pre=0; if command -v xargs >/dev/null && command -v stat >/dev/null; then pre=$({g} ls-files -z -c -o {listed} -- . | xargs -0 -r stat -c %s -- 2>/dev/null | {{ b=0; while read -r s; do b=$((b+s)); done; echo $b; }}); fi; \
              if [ \"${{pre:-0}}\" -gt {cap} ]; then echo \"{SEP}TOOBIG $pre\"; exit 0; fi; \
-             {g} add -A{force} -- . >/dev/null 2>&1 || {{ echo {SEP}ADDFAIL; exit 0; }}; {unforce} now=$({g} write-tree) || exit 1;",
+             {g} add -A{force} -- . >/dev/null 2>{d}/add.err || {g} add -A{force} -- . >/dev/null 2>{d}/add.err || {{ echo \"{SEP}ADDFAIL $(head -c 300 {d}/add.err | tr '\\n' ' ')\"; exit 0; }}; {unforce} now=$({g} write-tree) || exit 1;",
             w = q(&self.workspace),
             cap = self.config.max_bytes,
         )
@@ -135,9 +137,13 @@ impl RemoteStore {
                 cap: self.config.max_bytes,
             });
         }
-        out.contains(&format!("{SEP}ADDFAIL")).then(|| {
-            CheckpointError::Unsupported("git on the target could not read the workspace".into())
-        })
+        let rest = out.split(&format!("{SEP}ADDFAIL")).nth(1)?;
+        let why = rest.lines().next().unwrap_or("").trim();
+        Some(CheckpointError::Unsupported(if why.is_empty() {
+            "git on the target could not read the workspace".into()
+        } else {
+            format!("git on the target could not read the workspace: {why}")
+        }))
     }
 
     /// Takes a checkpoint.

@@ -474,7 +474,9 @@ async fn programs_are_judged_as_the_file_the_real_path_finds() {
         sessions.push(("ssh", Session::ssh(&t, &s, config()).await.unwrap()));
     }
     for (name, s) in sessions {
-        let setup = "rm -rf tbin && mkdir tbin && printf '#!/bin/sh\\necho fake ls\\n' > tbin/ls && chmod +x tbin/ls";
+        // No recursive delete here: over SSH the workspace is the test user's shared home,
+        // and the default policies checkpoint it before one.
+        let setup = "mkdir -p tbin && printf '#!/bin/sh\\necho fake ls\\n' > tbin/ls && chmod +x tbin/ls";
         let r = s
             .exec(setup)
             .await
@@ -516,7 +518,8 @@ async fn programs_are_judged_as_the_file_the_real_path_finds() {
         // A directory outside the workspace in front of PATH is still refused.
         let d = s.decide("export PATH=/tmp/evil:$PATH").await;
         assert_eq!(d.verdict, execkit_runner::Verdict::Deny, "{name}");
-        s.exec("rm -rf tbin").await.unwrap();
+        let r = s.exec("rm tbin/ls && rmdir tbin").await.unwrap();
+        assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
         s.close().await;
     }
 }
@@ -768,6 +771,38 @@ async fn with_checkpoints(
         out.push(("docker", s, ws));
     }
     out
+}
+
+/// A workspace file the remote user cannot read refuses a checkpoint with git's own reason
+/// (after one retry), so the operator sees why, and nothing half-captured is kept.
+#[tokio::test]
+async fn an_unreadable_remote_file_refuses_the_checkpoint_with_gits_reason() {
+    use execkit_runner::checkpoint::CheckpointConfig;
+    let d = format!("cpu-{:x}", rand_u64());
+    let mut cfg = CheckpointConfig::default();
+    cfg.excludes = vec!["/*".into(), format!("!/{d}/")];
+    for (name, s, _ws) in with_checkpoints("cp-unreadable", &cfg).await {
+        // Over SSH the user is not root, so mode 000 really cannot be read.
+        if name != "ssh" {
+            s.close().await;
+            continue;
+        }
+        ok(&s, &format!("mkdir -p {d} && echo x > {d}/locked && chmod 000 {d}/locked")).await;
+        let e = s
+            .checkpoint(None)
+            .await
+            .expect_err("an unreadable file cannot be captured")
+            .to_string();
+        assert!(
+            e.contains("could not read the workspace") && e.contains("Permission denied"),
+            "{name}: {e}"
+        );
+        assert!(s.checkpoints().await.unwrap().is_empty(), "{name}");
+        ok(&s, &format!("chmod 600 {d}/locked && rm -r {d}")).await;
+        let cp = s.checkpoint(None).await;
+        assert!(cp.is_ok(), "{name}: {cp:?}");
+        s.close().await;
+    }
 }
 
 #[tokio::test]
