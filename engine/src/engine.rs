@@ -74,6 +74,8 @@ pub struct Engine {
     partition: HashMap<Action, Partition>,
     cache: RwLock<HashMap<Vec<usize>, Arc<PolicySet>>>,
     authorizer: Authorizer,
+    /// The policies with their conditions prebuilt (the fast path's evaluator).
+    compiled: Option<crate::compiled::Compiled>,
     by_id: HashMap<PolicyId, usize>,
     types: Types,
     path: DecisionPath,
@@ -173,7 +175,10 @@ impl Engine {
             session_target: tn("SessionTarget"),
             target_group: tn("TargetGroup"),
         };
+        let compiled =
+            crate::compiled::Compiled::new(&loaded.full, loaded.policies.iter().map(|p| &p.id));
         Ok(Engine {
+            compiled,
             loaded,
             knowledge: execkit_grammar::knowledge::catalog()?,
             partition,
@@ -662,13 +667,30 @@ impl Engine {
         if validate {
             self.shapes.remember(shape);
         }
-        let set = self.applicable(fd.action, keys);
-        let resp = self.authorizer.is_authorized(&request, &set, entities);
         if self.coverage {
             fd.satisfied = self.satisfied(fd.action, keys, &request, entities);
         }
-        let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
-        let hits: Vec<PolicyHit> = resp.diagnostics().reason().map(|id| self.hit(id)).collect();
+        let (allow, hits, errors) = match (&self.compiled, self.path) {
+            (Some(c), DecisionPath::Fast) => {
+                let idx = self.applicable_idx(fd.action, keys);
+                let o = c.evaluate(request.as_ref(), entities.as_ref(), &idx);
+                let hits = o
+                    .determining
+                    .iter()
+                    .map(|&i| hit_of(&self.loaded.policies[i]))
+                    .collect();
+                (o.allow, hits, o.errors)
+            }
+            _ => {
+                let set = self.applicable(fd.action, keys);
+                let resp = self.authorizer.is_authorized(&request, &set, entities);
+                let errors: Vec<String> =
+                    resp.diagnostics().errors().map(|e| e.to_string()).collect();
+                let hits: Vec<PolicyHit> =
+                    resp.diagnostics().reason().map(|id| self.hit(id)).collect();
+                (resp.decision() == CedarDecision::Allow, hits, errors)
+            }
+        };
         if !errors.is_empty() {
             fd.errors = errors;
             fd.policies = hits;
@@ -678,8 +700,8 @@ impl Engine {
             );
             return;
         }
-        match resp.decision() {
-            CedarDecision::Allow => {
+        match allow {
+            true => {
                 let ask = hits.iter().any(|h| h.ask);
                 fd.verdict = if ask { Verdict::Ask } else { Verdict::Allow };
                 fd.reason = if ask {
@@ -695,7 +717,7 @@ impl Engine {
                 };
                 fd.policies = hits;
             }
-            CedarDecision::Deny => {
+            false => {
                 fd.reason = if hits.is_empty() {
                     "no policy permits this (default deny)".to_string()
                 } else {

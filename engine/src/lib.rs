@@ -30,6 +30,7 @@
 
 pub mod cases;
 mod catalog;
+mod compiled;
 mod configured;
 mod context;
 mod context_values;

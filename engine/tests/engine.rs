@@ -250,3 +250,40 @@ fn session_targets_are_authorized_by_operator_groups() {
         denied.facts[0]
     );
 }
+
+/// A `forbid` whose evaluation errors at run time (here an integer overflow, which strict
+/// validation cannot see) would be skipped by Cedar, failing open. Both decision paths deny
+/// instead, name the erroring policy, and agree with each other.
+#[test]
+fn a_policy_that_errors_at_run_time_denies_on_both_paths() {
+    let mut b = bundle(execkit_policies::DEFAULT);
+    b.policies.push((
+        "overflow.cedar".into(),
+        "@id(\"overflows\") forbid(principal, action == Action::\"exec\", resource == Program::\"ls\") when { context.argc + 9223372036854775807 > 0 };".into(),
+    ));
+    let env = DecisionEnv::local("/work", "/root");
+    for path in [
+        execkit_engine::DecisionPath::Fast,
+        execkit_engine::DecisionPath::Reference,
+    ] {
+        let mut e = Engine::new(&b).unwrap_or_else(|err| panic!("{err}"));
+        e.set_decision_path(path);
+        let d = e.decide("ls -la src", &env);
+        assert_eq!(d.verdict, Verdict::Deny, "{path:?}: {d:?}");
+        let f = &d.facts[0];
+        assert!(
+            f.errors
+                .iter()
+                .any(|e| e.contains("`overflows`") && e.contains("overflow")),
+            "{path:?}: {:?}",
+            f.errors
+        );
+        assert!(f.reason.contains("fails closed"), "{path:?}: {}", f.reason);
+        // Another program is untouched by the erroring policy.
+        assert_eq!(
+            e.decide("git status", &env).verdict,
+            Verdict::Allow,
+            "{path:?}"
+        );
+    }
+}

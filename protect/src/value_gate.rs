@@ -109,15 +109,34 @@ fn entropy(v: &[u8]) -> f64 {
     for &b in v {
         counts[b as usize] += 1;
     }
+    // H = log2(n) - (Σ c·log2 c) / n over the distinct bytes, visited through `v` (each
+    // taken once, its count then cleared) instead of all 256 slots, with c·log2 c from a
+    // table for the small counts values have.
+    let table = c_log2_c();
+    let mut sum = 0.0;
+    for &b in v {
+        let c = std::mem::take(&mut counts[b as usize]);
+        if c > 0 {
+            sum += table
+                .get(c as usize)
+                .copied()
+                .unwrap_or_else(|| f64::from(c) * f64::from(c).log2());
+        }
+    }
     let n = v.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    n.log2() - sum / n
+}
+
+/// `c·log2(c)` for the counts a value's bytes usually have.
+fn c_log2_c() -> &'static [f64; 256] {
+    static TABLE: std::sync::OnceLock<[f64; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0.0; 256];
+        for (c, x) in t.iter_mut().enumerate().skip(1) {
+            *x = c as f64 * (c as f64).log2();
+        }
+        t
+    })
 }
 
 fn is_ident_byte(b: u8) -> bool {
@@ -197,27 +216,35 @@ fn number(v: &[u8]) -> bool {
 
 /// Template or reference syntax: the value names where the secret comes from.
 fn template(v: &[u8]) -> bool {
-    let t = String::from_utf8_lossy(v);
-    [
-        "${",
-        "$(",
-        "{{",
-        "}}",
-        "%(",
-        "#{",
-        "{0}",
-        "{}",
-        "%s",
-        "process.env",
-        "environ",
-        "getenv",
-        "ENV[",
-    ]
-    .iter()
-    .any(|m| t.contains(m))
+    template_markers().is_match(v)
         || (v.first() == Some(&b'$') && v.len() > 1 && is_ident_byte(v[1]))
         || (v.first() == Some(&b'{') && v.last() == Some(&b'}'))
         || (v.first() == Some(&b'<') && v.last() == Some(&b'>'))
+}
+
+/// The markers of template and reference syntax, searched in one pass.
+// A fixed list of short literals: building the searcher cannot fail.
+#[allow(clippy::expect_used)]
+fn template_markers() -> &'static aho_corasick::AhoCorasick {
+    static MARKERS: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    MARKERS.get_or_init(|| {
+        aho_corasick::AhoCorasick::new([
+            "${",
+            "$(",
+            "{{",
+            "}}",
+            "%(",
+            "#{",
+            "{0}",
+            "{}",
+            "%s",
+            "process.env",
+            "environ",
+            "getenv",
+            "ENV[",
+        ])
+        .expect("fixed template markers")
+    })
 }
 
 /// Code punctuation a bare secret does not contain.

@@ -476,7 +476,8 @@ async fn programs_are_judged_as_the_file_the_real_path_finds() {
     for (name, s) in sessions {
         // No recursive delete here: over SSH the workspace is the test user's shared home,
         // and the default policies checkpoint it before one.
-        let setup = "mkdir -p tbin && printf '#!/bin/sh\\necho fake ls\\n' > tbin/ls && chmod +x tbin/ls";
+        let setup =
+            "mkdir -p tbin && printf '#!/bin/sh\\necho fake ls\\n' > tbin/ls && chmod +x tbin/ls";
         let r = s
             .exec(setup)
             .await
@@ -787,7 +788,11 @@ async fn an_unreadable_remote_file_refuses_the_checkpoint_with_gits_reason() {
             s.close().await;
             continue;
         }
-        ok(&s, &format!("mkdir -p {d} && echo x > {d}/locked && chmod 000 {d}/locked")).await;
+        ok(
+            &s,
+            &format!("mkdir -p {d} && echo x > {d}/locked && chmod 000 {d}/locked"),
+        )
+        .await;
         let e = s
             .checkpoint(None)
             .await
