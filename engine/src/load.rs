@@ -249,7 +249,19 @@ fn action_ancestors(schema: &Schema) -> Result<HashMap<Action, Vec<EntityUid>>, 
     Ok(out)
 }
 
+/// The Cedar uid of an action (parsed once per process: every request needs one).
 pub(crate) fn action_uid(a: Action) -> EntityUid {
+    static UIDS: std::sync::OnceLock<HashMap<Action, EntityUid>> = std::sync::OnceLock::new();
+    let uids = UIDS.get_or_init(|| {
+        Action::ALL
+            .into_iter()
+            .map(|a| (a, parse_action_uid(a)))
+            .collect()
+    });
+    uids.get(&a).cloned().unwrap_or_else(|| parse_action_uid(a))
+}
+
+fn parse_action_uid(a: Action) -> EntityUid {
     // The action names are fixed identifiers; this cannot fail.
     EntityUid::from_str(&format!("Action::\"{}\"", a.name())).unwrap_or_else(|_| unreachable!())
 }

@@ -209,9 +209,6 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
         // A full DFA: the keyword set is too large for the SIMD prefilter, and a DFA scans
         // several times faster than the NFA the builder would otherwise pick.
         .kind(Some(AhoCorasickKind::DFA))
-        // One table row per state and byte: a transition is one load, not two (the byte
-        // class lookup first). The table is larger (a few MiB for ~300 keywords), once.
-        .byte_classes(false)
         .build(keys[..cs_base].iter().map(|(k, _)| k))?;
     let cs = keys[cs_base..]
         .iter()
@@ -455,6 +452,8 @@ impl RuleSet {
         }
         for p in &rule.patterns {
             let mut at = from;
+            // One set of capture slots per pattern run, reused for every match in it.
+            let mut locs = p.re.capture_locations();
             while at <= hay.len() {
                 let excluded = |whole: &[u8]| rule.exclude.iter().any(|x| x.is_match(whole));
                 let (m, next) = if p.secret_groups.is_empty() {
@@ -466,30 +465,22 @@ impl RuleSet {
                         None => break,
                     }
                 } else {
-                    let Some(caps) = p.re.captures_at(hay, at) else {
+                    let Some(w) = p.re.captures_read_at(&mut locs, hay, at) else {
                         break;
                     };
-                    let whole = caps
-                        .get(0)
-                        .map(|m| (m.start(), m.end()))
-                        .unwrap_or((at, at));
+                    let whole = (w.start(), w.end());
                     let secret = p
                         .secret_groups
                         .iter()
-                        .find_map(|&g| caps.get(g))
-                        .filter(|m| !(rule.placeholders && self.placeholder.is_match(m.as_bytes())))
-                        .filter(|_| !caps.get(0).is_some_and(|w| excluded(w.as_bytes())))
-                        .filter(|m| match &rule.gate {
-                            Some(g) => crate::value_gate::admits(
-                                &self.values,
-                                g,
-                                hay,
-                                whole,
-                                (m.start(), m.end()),
-                            ),
-                            None => true,
+                        .find_map(|&g| locs.get(g))
+                        .filter(|&(s, e)| {
+                            !(rule.placeholders && self.placeholder.is_match(&hay[s..e]))
                         })
-                        .map(|m| (m.start(), m.end()));
+                        .filter(|_| !excluded(w.as_bytes()))
+                        .filter(|&m| match &rule.gate {
+                            Some(g) => crate::value_gate::admits(&self.values, g, hay, whole, m),
+                            None => true,
+                        });
                     (secret, whole.1.max(whole.0 + 1))
                 };
                 if let Some((s, e)) = m {
