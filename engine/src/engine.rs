@@ -700,33 +700,27 @@ impl Engine {
             );
             return;
         }
-        match allow {
-            true => {
-                let ask = hits.iter().any(|h| h.ask);
-                fd.verdict = if ask { Verdict::Ask } else { Verdict::Allow };
-                fd.reason = if ask {
-                    let ids: Vec<&str> = hits
-                        .iter()
-                        .filter(|h| h.ask)
-                        .map(|h| h.id.as_str())
-                        .collect();
-                    format!("needs approval ({})", ids.join(", "))
-                } else {
-                    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-                    format!("permitted by {}", ids.join(", "))
-                };
-                fd.policies = hits;
+        fd.reason = if !allow {
+            if hits.is_empty() {
+                "no policy permits this (default deny)".to_string()
+            } else {
+                let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+                format!("forbidden by {}", ids.join(", "))
             }
-            false => {
-                fd.reason = if hits.is_empty() {
-                    "no policy permits this (default deny)".to_string()
-                } else {
-                    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-                    format!("forbidden by {}", ids.join(", "))
-                };
-                fd.policies = hits;
-            }
-        }
+        } else if hits.iter().any(|h| h.ask) {
+            fd.verdict = Verdict::Ask;
+            let ids: Vec<&str> = hits
+                .iter()
+                .filter(|h| h.ask)
+                .map(|h| h.id.as_str())
+                .collect();
+            format!("needs approval ({})", ids.join(", "))
+        } else {
+            fd.verdict = Verdict::Allow;
+            let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+            format!("permitted by {}", ids.join(", "))
+        };
+        fd.policies = hits;
     }
 }
 

@@ -532,4 +532,38 @@ mod tests {
         assert!(template(b"${DB_PASSWORD}") && template(b"{password}") && template(b"$TOKEN"));
         assert!(entropy(b"aaaaaaaa") < 0.1 && entropy(b"hunter22") > 2.0);
     }
+
+    /// The table-driven entropy equals Shannon's formula written out, on short and long
+    /// values (counts past the table too) and exactly at the power-of-two thresholds.
+    #[test]
+    fn entropy_is_shannons() {
+        let direct = |v: &[u8]| -> f64 {
+            let mut counts = [0u32; 256];
+            for &b in v {
+                counts[b as usize] += 1;
+            }
+            let n = v.len() as f64;
+            counts
+                .iter()
+                .filter(|&&c| c > 0)
+                .map(|&c| {
+                    let p = f64::from(c) / n;
+                    -p * p.log2()
+                })
+                .sum()
+        };
+        let long: Vec<u8> = (0..5000u32).map(|i| (i * i % 7) as u8 + b'a').collect();
+        for v in [
+            &b"x"[..],
+            b"hunter22",
+            b"CJ6FgeVpQYx2ifNRWAEEyRiN3BFl7DsJ",
+            b"abcdefgh",
+            b"aabbccddeeffgghh",
+            &long,
+        ] {
+            assert!((entropy(v) - direct(v)).abs() < 1e-9, "{v:?}");
+        }
+        assert_eq!(entropy(b"abcdefgh"), 3.0);
+        assert_eq!(entropy(b"aabbccddeeffgghh"), 3.0);
+    }
 }
