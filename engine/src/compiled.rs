@@ -10,11 +10,18 @@
 //! forbids if there is one, else the satisfied permits; a policy whose evaluation errors
 //! is reported as an error (and the engine denies on any error).
 //!
+//! Each condition is also specialized once per action ([`crate::fold`]): the scope
+//! constraints that the request's action already decides are folded away, so a request
+//! evaluates only what depends on it.
+//!
 //! The reference decision path keeps Cedar's `Authorizer`, and the differential test
 //! (`tests/tests/oracle.rs`) checks both give the same verdicts and determining policies on
 //! every case file entry and on fuzzed commands.
 
-use cedar_policy_core::ast::{Effect, Expr, Literal, PolicyID, Request, SlotEnv, ValueKind};
+use crate::facts::Action;
+use cedar_policy_core::ast::{
+    Effect, EntityUID, Expr, ExprKind, Literal, PolicyID, Request, SlotEnv, ValueKind,
+};
 use cedar_policy_core::entities::Entities;
 use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
@@ -24,11 +31,21 @@ struct CompiledPolicy {
     id: PolicyID,
     effect: Effect,
     condition: Expr,
+    /// The condition specialized for each action, in [`Action::ALL`] order.
+    by_action: Vec<Expr>,
     slots: SlotEnv,
 }
 
 /// The loaded policies in the engine's order (index `i` is `Loaded::policies[i]`).
-pub(crate) struct Compiled(Vec<CompiledPolicy>);
+pub(crate) struct Compiled {
+    policies: Vec<CompiledPolicy>,
+    /// The uid of each action, in [`Action::ALL`] order.
+    actions: Vec<EntityUID>,
+}
+
+fn action_index(a: Action) -> usize {
+    Action::ALL.iter().position(|&x| x == a).unwrap_or(0)
+}
 
 /// What evaluating one request against some policies gave.
 #[derive(Debug, Default)]
@@ -42,42 +59,69 @@ pub(crate) struct Outcome {
 }
 
 impl Compiled {
-    /// The policies `ids` name, looked up in `set`; `None` if one is missing (the engine
-    /// then keeps Cedar's authorizer for every request).
+    /// The policies `ids` name, looked up in `set`, their conditions folded per action
+    /// over `store` (the loaded entities); `None` if one is missing (the engine then keeps
+    /// Cedar's authorizer for every request).
     pub(crate) fn new<'a>(
         set: &cedar_policy::PolicySet,
         ids: impl Iterator<Item = &'a cedar_policy::PolicyId>,
+        store: &cedar_policy::Entities,
     ) -> Option<Compiled> {
         let core: &cedar_policy_core::ast::PolicySet = set.as_ref();
-        ids.map(|id| {
-            core.get(id.as_ref()).map(|p| CompiledPolicy {
-                id: p.id().clone(),
-                effect: p.effect(),
-                condition: p.condition(),
-                slots: p.env().clone(),
+        let folders = Action::ALL
+            .iter()
+            .map(|&a| crate::fold::Folder::new(a, store.as_ref()))
+            .collect::<Option<Vec<_>>>()?;
+        let policies = ids
+            .map(|id| {
+                core.get(id.as_ref()).map(|p| {
+                    let condition = p.condition();
+                    CompiledPolicy {
+                        id: p.id().clone(),
+                        effect: p.effect(),
+                        by_action: folders.iter().map(|f| f.fold(&condition)).collect(),
+                        condition,
+                        slots: p.env().clone(),
+                    }
+                })
             })
-        })
-        .collect::<Option<Vec<_>>>()
-        .map(Compiled)
+            .collect::<Option<Vec<_>>>()?;
+        let actions = Action::ALL
+            .iter()
+            .map(|&a| crate::load::action_uid(a).as_ref().clone())
+            .collect();
+        Some(Compiled { policies, actions })
     }
 
-    /// Evaluates `request` against the policies `idx` (sorted, each at most once).
+    /// Evaluates `request`, of `action`, against the policies `idx` (sorted, each at most
+    /// once).
     pub(crate) fn evaluate(
         &self,
         request: &Request,
+        action: Action,
         entities: &Entities,
         idx: &[usize],
     ) -> Outcome {
+        let ai = action_index(action);
+        // The folded conditions assume the request's action; on any other, the originals.
+        let folded = request.action().uid() == self.actions.get(ai);
         let eval = Evaluator::new(request.clone(), entities, Extensions::all_available());
         let mut permits = Vec::new();
         let mut forbids = Vec::new();
         let mut errors = Vec::new();
         for &i in idx {
-            let Some(p) = self.0.get(i) else {
+            let Some(p) = self.policies.get(i) else {
                 errors.push(format!("policy index {i} is not loaded"));
                 continue;
             };
-            match eval.interpret(&p.condition, &p.slots) {
+            let condition = match p.by_action.get(ai) {
+                Some(c) if folded => c,
+                _ => &p.condition,
+            };
+            if matches!(condition.expr_kind(), ExprKind::Lit(Literal::Bool(false))) {
+                continue;
+            }
+            match eval.interpret(condition, &p.slots) {
                 Ok(v) => match v.value_kind() {
                     ValueKind::Lit(Literal::Bool(true)) => match p.effect {
                         Effect::Permit => permits.push(i),

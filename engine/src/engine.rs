@@ -176,7 +176,11 @@ impl Engine {
             target_group: tn("TargetGroup"),
         };
         let compiled =
-            crate::compiled::Compiled::new(&loaded.full, loaded.policies.iter().map(|p| &p.id));
+            crate::compiled::Compiled::new(
+                &loaded.full,
+                loaded.policies.iter().map(|p| &p.id),
+                &loaded.entities,
+            );
         Ok(Engine {
             compiled,
             loaded,
@@ -673,7 +677,7 @@ impl Engine {
         let (allow, hits, errors) = match (&self.compiled, self.path) {
             (Some(c), DecisionPath::Fast) => {
                 let idx = self.applicable_idx(fd.action, keys);
-                let o = c.evaluate(request.as_ref(), entities.as_ref(), &idx);
+                let o = c.evaluate(request.as_ref(), fd.action, entities.as_ref(), &idx);
                 let hits = o
                     .determining
                     .iter()

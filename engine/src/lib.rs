@@ -38,6 +38,7 @@ mod decision;
 mod engine;
 mod error;
 mod facts;
+mod fold;
 mod load;
 mod memo;
 mod network;
