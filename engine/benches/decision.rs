@@ -13,6 +13,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use execkit_engine::{DecisionEnv, DecisionMemo, DecisionPath, Engine, PolicyBundle};
 use std::hint::black_box;
 
+/// The allocator the shipped binaries use (`execkit-mcp`, `execkit`), so the numbers are
+/// the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn bundle(extra: usize) -> PolicyBundle {
     let set = execkit_policies::DEFAULT;
     let mut policies: Vec<(String, String)> = set

@@ -49,8 +49,13 @@ pub(crate) trait ContextValues {
     fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError>;
 
     /// A set of strings.
-    fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Self::V {
-        Self::set(items.into_iter().map(|v| Self::string(v)).collect())
+    fn strings<'a, S: AsRef<str> + ?Sized + 'a>(items: impl IntoIterator<Item = &'a S>) -> Self::V {
+        Self::set(
+            items
+                .into_iter()
+                .map(|v| Self::string(v.as_ref()))
+                .collect(),
+        )
     }
     /// A count as a long.
     fn count(v: usize) -> Self::V {
@@ -111,24 +116,39 @@ impl ContextValues for Direct {
         Value::from(Literal::EntityUID(Arc::new(core.clone())))
     }
     fn set(items: Vec<Self::V>) -> Self::V {
+        if items.is_empty() {
+            // Most sets of a request are empty (no env assignments, no redirects, no
+            // wrappers...): one shared empty set instead of two new collections each.
+            thread_local! {
+                static EMPTY: Value = Value::set(Vec::new(), None);
+            }
+            return EMPTY.with(Value::clone);
+        }
         Value::set(items, None)
     }
     fn record(fields: Vec<(&'static str, Self::V)>) -> Self::V {
-        let map: BTreeMap<SmolStr, Value> = fields
-            .into_iter()
-            .map(|(k, v)| (SmolStr::new_static(k), v))
-            .collect();
-        Value::record_arc(Arc::new(map), None)
+        Value::record_arc(Arc::new(sorted_map(fields)), None)
     }
-    fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
-        let mut map = BTreeMap::new();
-        for (k, v) in pairs {
-            if map.insert(SmolStr::new_static(k), v).is_some() {
-                return Err(ContextBuildError::DuplicateKey(k.to_string()));
-            }
+    fn context(mut pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
+        pairs.sort_unstable_by_key(|(k, _)| *k);
+        if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ContextBuildError::DuplicateKey(w[0].0.to_string()));
         }
-        Ok(Context::from(CoreContext::Value(Arc::new(map))))
+        Ok(Context::from(CoreContext::Value(Arc::new(sorted_map(
+            pairs,
+        )))))
     }
+}
+
+/// A map of `fields` built in one pass from sorted keys (a `BTreeMap` collected from a
+/// sorted vector is built bottom-up; inserting one key at a time searched and split nodes
+/// for each).
+fn sorted_map(mut fields: Vec<(&'static str, Value)>) -> BTreeMap<SmolStr, Value> {
+    fields.sort_by_key(|(k, _)| *k);
+    fields
+        .into_iter()
+        .map(|(k, v)| (SmolStr::new_static(k), v))
+        .collect()
 }
 
 #[cfg(test)]

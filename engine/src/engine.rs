@@ -175,12 +175,11 @@ impl Engine {
             session_target: tn("SessionTarget"),
             target_group: tn("TargetGroup"),
         };
-        let compiled =
-            crate::compiled::Compiled::new(
-                &loaded.full,
-                loaded.policies.iter().map(|p| &p.id),
-                &loaded.entities,
-            );
+        let compiled = crate::compiled::Compiled::new(
+            &loaded.full,
+            loaded.policies.iter().map(|p| &p.id),
+            &loaded.entities,
+        );
         Ok(Engine {
             compiled,
             loaded,
@@ -1150,7 +1149,6 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         ];
         let resource = match &f.target {
             Target::Program => {
-                let args: BTreeSet<String> = cmd.args.iter().map(|a| a.value.clone()).collect();
                 let argline = cmd
                     .args
                     .iter()
@@ -1182,24 +1180,24 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                     .iter()
                     .flat_map(|r| r.target.paths.iter().map(path_id))
                     .collect();
-                let positionals: BTreeSet<String> = cmd.positionals.iter().cloned().collect();
-                let signal_targets: Vec<String> = crate::signals::targets(cmd)
-                    .into_iter()
-                    .map(|t| t.as_str().to_string())
-                    .collect();
+                let signal_targets = crate::signals::targets(cmd);
                 pairs.extend([
                     ("cwd", cwd),
                     ("cwd_known", C::boolean(cwd_known)),
                     ("argv0", C::string(&cmd.argv0.value)),
                     ("argc", C::count(cmd.args.len() + 1)),
                     ("argline", C::string(&argline)),
-                    ("args", C::strings(&args)),
+                    // Sets: duplicates collapse when the value is built.
+                    ("args", C::strings(cmd.args.iter().map(|a| &a.value))),
                     ("flags", C::strings(&cmd.flags)),
-                    ("positionals", C::strings(&positionals)),
+                    ("positionals", C::strings(&cmd.positionals)),
                     ("env_assignments", C::strings(&env_names)),
                     ("env_cleared", C::boolean(cmd.env_cleared)),
                     ("redirect_targets", C::strings(&redirects)),
-                    ("signal_targets", C::strings(&signal_targets)),
+                    (
+                        "signal_targets",
+                        C::strings(signal_targets.iter().map(|t| t.as_str())),
+                    ),
                     ("raw", C::string(&cmd.text)),
                 ]);
                 if let Some(sc) = &cmd.subcommand {

@@ -197,9 +197,7 @@ fn closed_and_pure(e: &Expr) -> bool {
     match e.expr_kind() {
         ExprKind::Lit(_) => true,
         ExprKind::Var(_) | ExprKind::Slot(_) | ExprKind::Unknown(_) => false,
-        ExprKind::GetAttr { .. } | ExprKind::HasAttr { .. } | ExprKind::ExtHasAttr { .. } => {
-            false
-        }
+        ExprKind::GetAttr { .. } | ExprKind::HasAttr { .. } | ExprKind::ExtHasAttr { .. } => false,
         ExprKind::BinaryApp { op, arg1, arg2 } => {
             let derefs = matches!(op, BinaryOp::In | BinaryOp::GetTag | BinaryOp::HasTag);
             (!derefs || is_action_literal(arg1)) && closed_and_pure(arg1) && closed_and_pure(arg2)
@@ -293,6 +291,9 @@ mod tests {
         );
         assert_eq!(folded(Action::Exec, "principal is Agent"), "true");
         // Closed arithmetic and comparisons fold.
-        assert_eq!(folded(Action::Exec, r#"1 + 2 == 3 && "a" like "a*""#), "true");
+        assert_eq!(
+            folded(Action::Exec, r#"1 + 2 == 3 && "a" like "a*""#),
+            "true"
+        );
     }
 }

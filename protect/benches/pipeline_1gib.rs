@@ -61,6 +61,10 @@ fn run_on(template: Vec<u8>, total: u64, budget: &Budget, label: &str) -> (f64, 
     (mbps, fed)
 }
 
+/// The allocator the shipped binaries use (`execkit-mcp`, `execkit`), so the numbers are
+/// the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let total: u64 = if full { 1 << 30 } else { 32 << 20 };

@@ -8,6 +8,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use execkit_protect::{AnsiStripper, Redactor};
 use std::hint::black_box;
 
+/// The allocator the shipped binaries use (`execkit-mcp`, `execkit`), so the numbers are
+/// the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "support/corpus.rs"]
 mod corpus;
 

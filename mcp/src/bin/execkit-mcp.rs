@@ -48,6 +48,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
+/// mimalloc: a fresh decision allocates and frees hundreds of small values (Cedar's
+/// values, entity uids, the command IR); with glibc's allocator that was about a sixth of
+/// a decision's instructions (issue 18).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = || OperatorConfig::load(cli.config.as_deref());
