@@ -47,6 +47,9 @@ pub(crate) trait ContextValues {
     fn record(fields: Vec<(&'static str, Self::V)>) -> Self::V;
     /// The context.
     fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError>;
+    /// A value of the fast path's kind, if this is that kind (the environment's remembered
+    /// records, see `env_parts`).
+    fn from_direct(v: &Value) -> Option<Self::V>;
 
     /// A set of strings.
     fn strings<'a, S: AsRef<str> + ?Sized + 'a>(items: impl IntoIterator<Item = &'a S>) -> Self::V {
@@ -88,6 +91,9 @@ impl ContextValues for Restricted {
         RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
             .unwrap_or_else(|_| unreachable!("field names are fixed and distinct"))
     }
+    fn from_direct(_: &Value) -> Option<Self::V> {
+        None
+    }
     fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
         Ok(
             Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_string(), v)))
@@ -128,6 +134,9 @@ impl ContextValues for Direct {
     }
     fn record(fields: Vec<(&'static str, Self::V)>) -> Self::V {
         Value::record_arc(Arc::new(sorted_map(fields)), None)
+    }
+    fn from_direct(v: &Value) -> Option<Self::V> {
+        Some(v.clone())
     }
     fn context(mut pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
         pairs.sort_unstable_by_key(|(k, _)| *k);

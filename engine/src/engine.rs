@@ -81,6 +81,8 @@ pub struct Engine {
     path: DecisionPath,
     /// Request shapes already validated against the schema.
     shapes: crate::shapes::Shapes,
+    /// The last environments' entities and records (fast path).
+    env_parts: crate::env_parts::EnvCache,
     /// Path-group patterns compiled per home directory.
     path_groups: crate::path_groups::PathGroups,
     memo_limit: crate::memo::DecisionMemo,
@@ -191,6 +193,7 @@ impl Engine {
             types,
             path: DecisionPath::default(),
             shapes: crate::shapes::Shapes::default(),
+            env_parts: crate::env_parts::EnvCache::default(),
             path_groups: crate::path_groups::PathGroups::default(),
             memo_limit: crate::memo::DecisionMemo::default(),
             memo: crate::memo::Memo::default(),
@@ -808,10 +811,54 @@ struct RequestBuilder<'e, C: ContextValues> {
     /// Which optional fields the identity and target records have (part of a request's
     /// shape; bit 0 is left for the structure's `run_as`).
     record_shape: u64,
+    /// The environment's parts, when remembered (fast path; see [`crate::env_parts`]).
+    base: Option<Arc<crate::env_parts::EnvParts>>,
 }
 
 impl<'e, C: ContextValues> RequestBuilder<'e, C> {
+    /// A builder for one decision: on the fast path from the environment's remembered
+    /// parts, otherwise (and when they cannot be built) from scratch.
     fn new(e: &'e Engine, env: &'e DecisionEnv) -> Self {
+        if C::FAST {
+            let parts = e.env_parts.get_or_build(env, || {
+                let mut rb = RequestBuilder::<crate::context_values::Direct>::fresh(e, env);
+                let store = rb.entities().ok()?;
+                Some(crate::env_parts::EnvParts {
+                    dangling: crate::new_entities::dangling_parents(&store),
+                    store,
+                    seen: rb.seen,
+                    keys: rb.keys,
+                    identity: rb.identity,
+                    target: rb.target,
+                    principal: rb.principal,
+                    record_shape: rb.record_shape,
+                })
+            });
+            if let Some(p) = parts {
+                if let (Some(identity), Some(target)) =
+                    (C::from_direct(&p.identity), C::from_direct(&p.target))
+                {
+                    return RequestBuilder {
+                        e,
+                        env,
+                        extra: Vec::new(),
+                        seen: p.seen.clone(),
+                        keys: p.keys.clone(),
+                        identity,
+                        target,
+                        structures: HashMap::new(),
+                        principal: p.principal.clone(),
+                        record_shape: p.record_shape,
+                        base: Some(p),
+                    };
+                }
+            }
+        }
+        Self::fresh(e, env)
+    }
+
+    /// A builder with the environment's entities and records built from scratch.
+    fn fresh(e: &'e Engine, env: &'e DecisionEnv) -> Self {
         let t = &e.types;
         let principal = uid(&t.agent, &env.identity.agent);
         let operator = uid(&t.operator, &env.identity.operator);
@@ -855,13 +902,17 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             structures: HashMap::new(),
             principal,
             record_shape,
+            base: None,
         };
         rb.add_principal();
         rb
     }
 
     fn exists_static(&self, u: &EntityUid) -> bool {
-        self.e.loaded.entities.get(u).is_some()
+        match &self.base {
+            Some(b) => b.store.get(u).is_some(),
+            None => self.e.loaded.entities.get(u).is_some(),
+        }
     }
 
     fn push(&mut self, ent: Entity) {
@@ -1071,7 +1122,9 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
     fn entities(&mut self) -> Result<Entities, String> {
         let extra = std::mem::take(&mut self.extra);
         let loaded = &self.e.loaded;
-        if C::FAST {
+        if let Some(b) = &self.base {
+            crate::new_entities::add_fast(&b.store, extra, &b.dangling)
+        } else if C::FAST {
             crate::new_entities::add_fast(&loaded.entities, extra, &loaded.dangling)
         } else {
             crate::new_entities::add_reference(&loaded.entities, extra)

@@ -36,6 +36,7 @@ mod context;
 mod context_values;
 mod decision;
 mod engine;
+mod env_parts;
 mod error;
 mod facts;
 mod fold;

@@ -287,3 +287,71 @@ fn a_policy_that_errors_at_run_time_denies_on_both_paths() {
         );
     }
 }
+
+/// The fast path remembers each environment's entities (the principal, its operator and
+/// groups, the workspace and cwd paths, the target host) already added to the store and
+/// closed, and adds only each command's own entities on top. Decisions must stay the
+/// reference path's (which builds everything for every decision) across environments
+/// that come and go, and for commands that define the entities the remembered ones name
+/// as parents without defining them (`Path::"/"`, the workspace's parent): those take
+/// Cedar's full closure.
+#[test]
+fn remembered_environments_decide_as_the_reference_path() {
+    let mut fast =
+        Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap_or_else(|e| panic!("{e}"));
+    fast.set_memo(execkit_engine::DecisionMemo::Off);
+    let mut reference =
+        Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap_or_else(|e| panic!("{e}"));
+    reference.set_decision_path(execkit_engine::DecisionPath::Reference);
+    let comparable = |d: &execkit_engine::Decision| -> Vec<(String, Verdict, Vec<String>)> {
+        d.facts
+            .iter()
+            .map(|f| {
+                let mut ids: Vec<String> = f.policies.iter().map(|p| p.id.clone()).collect();
+                ids.sort();
+                (f.resource.clone(), f.verdict, ids)
+            })
+            .collect()
+    };
+    let mut envs = vec![DecisionEnv::local("/work", "/root")];
+    let mut at_root = DecisionEnv::local("/work", "/root");
+    at_root.cwd = Some("/".into());
+    envs.push(at_root);
+    let mut unknown_cwd = DecisionEnv::local("/srv/app", "/home/agent");
+    unknown_cwd.cwd = None;
+    unknown_cwd.identity.groups = vec!["docker-users".into()];
+    envs.push(unknown_cwd);
+    // The same workspace and cwd for an agent in the group that may run docker.
+    let mut in_group = DecisionEnv::local("/work", "/root");
+    in_group.identity.groups = vec!["docker-users".into()];
+    envs.push(in_group);
+    let commands = [
+        "ls -la src",
+        "ls / && echo after-root",
+        "rm -rf /",
+        "cd / && rm -rf work",
+        "cat ~/.ssh/id_rsa",
+        "ls /work/src /work && echo here",
+        "docker run --privileged alpine",
+        "cd .. && ls",
+    ];
+    let mut verdicts = std::collections::BTreeSet::new();
+    for round in 0..2 {
+        for env in &envs {
+            for cmd in commands {
+                let (f, r) = (fast.decide(cmd, env), reference.decide(cmd, env));
+                assert_eq!(
+                    comparable(&f),
+                    comparable(&r),
+                    "round {round}, {cmd} in {env:?}"
+                );
+                assert_eq!(f.verdict, r.verdict, "round {round}, {cmd} in {env:?}");
+                verdicts.insert(format!("{:?}", r.verdict));
+            }
+        }
+    }
+    assert!(
+        verdicts.len() >= 2,
+        "the commands are not all decided alike: {verdicts:?}"
+    );
+}
