@@ -82,12 +82,39 @@ pub(crate) struct ValueLists {
     placeholders: HashSet<String>,
     keys: HashSet<String>,
     suffixes: Vec<String>,
+    /// The longest keyword or placeholder word: a longer value is neither, and is not
+    /// lowercased and hashed to find that out.
+    longest_word: usize,
+}
+
+impl ValueLists {
+    /// Whether `v`, ASCII-lowercased, is one of `set`'s words.
+    fn has_word(&self, set: &HashSet<String>, v: &[u8]) -> bool {
+        v.len() <= self.longest_word
+            && set.contains(&String::from_utf8_lossy(v).to_ascii_lowercase())
+    }
+
+    /// Whether the key name ends in a suffix of names that never hold a secret.
+    fn non_secret_suffix(&self, key_name: &str) -> bool {
+        let k = key_name.as_bytes();
+        self.suffixes.iter().any(|s| {
+            k.len() >= s.len() && k[k.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+        })
+    }
 }
 
 impl ValueLists {
     pub(crate) fn new(spec: &ValueListsSpec) -> ValueLists {
         let lower = |v: &[String]| v.iter().map(|w| w.to_ascii_lowercase()).collect();
+        let longest_word = spec
+            .keywords
+            .iter()
+            .chain(&spec.placeholder_words)
+            .map(String::len)
+            .max()
+            .unwrap_or(0);
         ValueLists {
+            longest_word,
             keywords: lower(&spec.keywords),
             placeholders: lower(&spec.placeholder_words),
             keys: spec.non_secret_keys.iter().cloned().collect(),
@@ -406,20 +433,12 @@ pub(crate) fn admits(
     let (key_start, key_end) = key_before(hay, value.0, whole.0);
     let key = String::from_utf8_lossy(&hay[key_start..key_end]);
     let key_name = key.rsplit(['.', '-']).next().unwrap_or(&key);
-    let key_upper = key_name.to_ascii_uppercase();
-    if g.check_key
-        && (lists.keys.contains(key_name)
-            || lists
-                .suffixes
-                .iter()
-                .any(|s| key_upper.ends_with(s.as_str())))
-    {
+    if g.check_key && (lists.keys.contains(key_name) || lists.non_secret_suffix(key_name)) {
         return false;
     }
-    let lower = String::from_utf8_lossy(v).to_ascii_lowercase();
     if v.len() < g.min_len
-        || lists.placeholders.contains(&lower)
-        || lists.keywords.contains(&lower)
+        || lists.has_word(&lists.placeholders, v)
+        || lists.has_word(&lists.keywords, v)
         || template(v)
         || entropy(v) < g.min_entropy
     {
@@ -478,10 +497,7 @@ pub(crate) fn admits(
     if t.len() < g.min_len || code_punctuation(t) || attribute_path(t) || identifier_shaped(t) {
         return false;
     }
-    if lists
-        .keywords
-        .contains(&String::from_utf8_lossy(t).to_ascii_lowercase())
-    {
+    if lists.has_word(&lists.keywords, t) {
         return false;
     }
     if number(t) {

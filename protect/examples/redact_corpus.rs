@@ -1,0 +1,49 @@
+//! Redacts one of the benchmark corpora once, streamed in 64 KiB chunks: a fixed amount of
+//! work for instruction-count profiling (`valgrind --tool=callgrind`), which is repeatable
+//! where wall-clock benchmarks on a shared VM are not. Subtract a run with `setup` for the
+//! work that is not redaction (building the corpus, compiling the rules).
+//!
+//! `redact_corpus build_log|secret_dense|random_base64 [KIB] [setup]`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use execkit_protect::Redactor;
+
+/// The allocator of the shipped binaries, as in the benches.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "../benches/support/corpus.rs"]
+mod corpus;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let kind = args.next().unwrap_or_else(|| "secret_dense".into());
+    let kib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let text = match kind.as_str() {
+        "build_log" => corpus::build_log(kib << 10),
+        "secret_dense" => corpus::secret_dense(kib << 10),
+        "random_base64" => corpus::random_base64(kib << 10),
+        other => panic!("unknown corpus {other}"),
+    };
+    let redactor = Redactor::new(&corpus::known_values());
+    let mut s = redactor.stream();
+    let mut out = String::with_capacity(text.len() + 1024);
+    let setup_only = args.next().as_deref() == Some("setup");
+    let mut rest = if setup_only { "" } else { text.as_str() };
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(64 * 1024);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.push(&rest[..cut], &mut out);
+        rest = &rest[cut..];
+    }
+    let counts = s.finish(&mut out);
+    println!(
+        "{} bytes in, {} out, {} redactions",
+        text.len(),
+        out.len(),
+        counts.values().sum::<u64>()
+    );
+}
