@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod ansi;
+mod keyword_dfa;
 mod known;
 mod middle;
 mod pipeline;
@@ -41,6 +42,7 @@ mod shape;
 mod value_gate;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
+pub use keyword_dfa::KeywordDfaError;
 pub use known::{KnownSecrets, SecretEnvPolicy};
 pub use pipeline::{MiddleMode, Protector, StreamOutput, StreamProtector};
 pub use redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};

@@ -7,8 +7,9 @@
 //! those lines. Regexes are compiled for bytes with Unicode off, which is 20–70× faster and
 //! matches the ASCII shapes of real tokens.
 
+use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
 use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -43,6 +44,9 @@ pub enum RulesError {
     /// The keyword automaton could not be built.
     #[error("keyword automaton: {0}")]
     Automaton(#[from] aho_corasick::BuildError),
+    /// The keyword automaton's table could not be laid out.
+    #[error(transparent)]
+    KeywordTable(#[from] KeywordDfaError),
 }
 
 /// One rule as written in the rule file, including its test cases.
@@ -137,7 +141,7 @@ pub(crate) struct Hit {
 pub struct RuleSet {
     rules: Vec<Rule>,
     specs: Vec<RuleSpec>,
-    keywords: AhoCorasick,
+    keywords: KeywordDfa,
     /// The case-sensitive keywords (`SK`, `AAAA`, ...), each searched exactly with a
     /// SIMD substring finder: in the case-insensitive automaton `aaaa` hit at every byte
     /// of a run of `a`s, and a second automaton pass cost a quarter of the throughput.
@@ -170,7 +174,7 @@ struct Keyword {
 /// The prefilter: a DFA over the case-insensitive keywords and an exact searcher over the
 /// case-sensitive ones; their keyword indices follow each other (case-insensitive first).
 type Automata = (
-    AhoCorasick,
+    KeywordDfa,
     Vec<memchr::memmem::Finder<'static>>,
     usize,
     Vec<Keyword>,
@@ -203,13 +207,10 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
         }
     }
     let cs_base = keys.iter().position(|k| k.1).unwrap_or(keys.len());
-    let ac = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        // A full DFA: the keyword set is too large for the SIMD prefilter, and a DFA scans
-        // several times faster than the NFA the builder would otherwise pick.
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(keys[..cs_base].iter().map(|(k, _)| k))?;
+    // A DFA laid out as one flat table (see `keyword_dfa`): the keyword set is too large
+    // for a SIMD prefilter, and every byte of output passes through this scan.
+    let insensitive: Vec<&str> = keys[..cs_base].iter().map(|(k, _)| k.as_str()).collect();
+    let ac = KeywordDfa::new(&insensitive)?;
     let cs = keys[cs_base..]
         .iter()
         .map(|(k, _)| memchr::memmem::Finder::new(k.as_bytes()).into_owned())
@@ -364,9 +365,7 @@ impl RuleSet {
     /// keyword (a run of `AAAA…`) are reported once: the rule's window around the first
     /// covers them.
     pub(crate) fn keyword_hits(&self, hay: &[u8], out: &mut Vec<(usize, usize, usize)>) {
-        for m in self.keywords.find_overlapping_iter(hay) {
-            out.push((m.start(), m.end(), m.pattern().as_usize()));
-        }
+        self.keywords.overlapping(hay, out);
         for (i, f) in self.keywords_cs.iter().enumerate() {
             // Non-overlapping: a run of the keyword is reported every keyword length.
             let len = f.needle().len();

@@ -1,0 +1,337 @@
+//! The keyword prefilter's automaton, laid out as one flat table.
+//!
+//! Every byte of output passes the keyword scan, so its inner loop sets the redactor's
+//! speed on ordinary text. aho-corasick builds the right automaton (a DFA over the keywords,
+//! ASCII case folded, every keyword reported even where keywords overlap), but its general
+//! overlapping search costs ~19 instructions per byte. This module asks that DFA for its
+//! transitions once, at rule-set load, and re-lays them as a table indexed by
+//! `state + byte class`, with the match states numbered last: the scan is then one table
+//! load and one comparison per byte (~6 instructions). The automaton is aho-corasick's; only
+//! the layout is ours, and a test compares every reported match with aho-corasick's own
+//! overlapping search.
+
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
+use std::collections::HashSet;
+
+/// Parts of a long text scanned side by side (see [`KeywordDfa::overlapping`]).
+const LANES: usize = 4;
+/// Texts whose parts would be shorter than this are scanned in one pass.
+const MIN_PART: usize = 256;
+
+/// Why the table could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KeywordDfaError {
+    /// aho-corasick refused the keywords.
+    #[error("keyword automaton: {0}")]
+    Build(#[from] aho_corasick::BuildError),
+    /// aho-corasick refused an unanchored start (it cannot, for a DFA built as here).
+    #[error("keyword automaton: {0}")]
+    Start(#[from] aho_corasick::MatchError),
+    /// Two bytes given one column behave differently (a defect in the layout).
+    #[error("keyword automaton: byte {0:#04x} does not fit its column")]
+    Classes(u8),
+    /// More states than a `u32` table index holds.
+    #[error("keyword automaton too large ({0} states)")]
+    TooLarge(usize),
+}
+
+/// A keyword ending at some byte: the keyword's index and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ending {
+    keyword: u32,
+    len: u32,
+}
+
+/// Keywords (ASCII case-insensitive) found by one pass over the text, overlaps included.
+#[derive(Debug, Clone)]
+pub(crate) struct KeywordDfa {
+    /// Byte → column: bytes that every state treats alike share one.
+    classes: [u8; 256],
+    /// Next state, premultiplied by `stride`, at `state + class`.
+    table: Vec<u32>,
+    /// Columns per state.
+    stride: usize,
+    start: u32,
+    /// States from here on (premultiplied) end at least one keyword.
+    first_match: u32,
+    /// The keywords each match state ends, by `(state - first_match) / stride`.
+    endings: Vec<Vec<Ending>>,
+    /// The longest keyword's length.
+    longest: usize,
+}
+
+impl KeywordDfa {
+    /// The automaton for these keywords, matched ASCII case-insensitively.
+    pub(crate) fn new<K: AsRef<[u8]>>(keywords: &[K]) -> Result<KeywordDfa, KeywordDfaError> {
+        let dfa = DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(keywords)?;
+        let start = dfa.start_state(Anchored::No)?;
+        // Every state reachable from the unanchored start, in discovery order.
+        let mut order = vec![start];
+        let mut seen: HashSet<usize> = HashSet::from([start.as_usize()]);
+        let mut i = 0;
+        while i < order.len() {
+            let sid = order[i];
+            for b in 0..=255u8 {
+                let next = dfa.next_state(Anchored::No, sid, b);
+                if seen.insert(next.as_usize()) {
+                    order.push(next);
+                }
+            }
+            i += 1;
+        }
+        // Non-match states first, match states last.
+        let (plain, matching): (Vec<_>, Vec<_>) =
+            order.into_iter().partition(|&s| !dfa.is_match(s));
+        let states: Vec<_> = plain.iter().chain(&matching).copied().collect();
+        let max_sid = states.iter().map(|s| s.as_usize()).max().unwrap_or(0);
+        let mut index = vec![0usize; max_sid + 1];
+        for (i, s) in states.iter().enumerate() {
+            index[s.as_usize()] = i;
+        }
+        // Byte classes: a byte in no keyword behaves as every other such byte (it leads each
+        // state where a keyword-less byte leads it), and case is folded; every other byte
+        // gets a column of its own.
+        let mut classes = [0u8; 256];
+        let mut stride = 1;
+        let used = |b: u8| {
+            keywords
+                .iter()
+                .any(|k| k.as_ref().iter().any(|c| c.eq_ignore_ascii_case(&b)))
+        };
+        for b in (0..=255u8).filter(|b| !b.is_ascii_uppercase() && used(*b)) {
+            classes[b as usize] = stride as u8;
+            stride += 1;
+        }
+        for b in b'A'..=b'Z' {
+            classes[b as usize] = classes[b.to_ascii_lowercase() as usize];
+        }
+        if states.len() * stride >= u32::MAX as usize {
+            return Err(KeywordDfaError::TooLarge(states.len()));
+        }
+        let mut table = vec![0u32; states.len() * stride];
+        let mut filled = vec![false; table.len()];
+        for (i, &s) in states.iter().enumerate() {
+            for b in 0..=255u8 {
+                let next = (index[dfa.next_state(Anchored::No, s, b).as_usize()] * stride) as u32;
+                let slot = i * stride + classes[b as usize] as usize;
+                // Bytes sharing a column must lead every state to the same place; were that
+                // ever not so, keywords would go unseen: refuse instead.
+                if filled[slot] && table[slot] != next {
+                    return Err(KeywordDfaError::Classes(b));
+                }
+                table[slot] = next;
+                filled[slot] = true;
+            }
+        }
+        let endings = matching
+            .iter()
+            .map(|&s| {
+                (0..dfa.match_len(s))
+                    .map(|k| {
+                        let p = dfa.match_pattern(s, k);
+                        Ending {
+                            keyword: p.as_u32(),
+                            len: dfa.pattern_len(p) as u32,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(KeywordDfa {
+            classes,
+            table,
+            stride,
+            start: 0,
+            first_match: (plain.len() * stride) as u32,
+            endings,
+            longest: keywords.iter().map(|k| k.as_ref().len()).max().unwrap_or(0),
+        })
+    }
+
+    /// Appends every keyword occurrence in `hay` as `(start, end, keyword)`, in order of
+    /// end.
+    ///
+    /// Each byte's step depends on the previous one's table load, so one pass is bound by
+    /// load latency. Long texts are cut in [`LANES`] parts scanned side by side, each part
+    /// but the first entered from the start state `longest - 1` bytes early (every keyword
+    /// ending in a part starts within that reach), so the loads overlap.
+    pub(crate) fn overlapping(&self, hay: &[u8], out: &mut Vec<(usize, usize, usize)>) {
+        let reach = self.longest.saturating_sub(1);
+        let part = hay.len() / LANES;
+        if part < MIN_PART.max(reach) {
+            let mut state = self.start;
+            let mut at = 0;
+            while let Some(end) = self.next_match(hay, &mut at, &mut state) {
+                self.report(state, end, out);
+            }
+            return;
+        }
+        let (table, classes, first_match) = (&self.table[..], &self.classes, self.first_match);
+        let step = |s: u32, b: u8| table[s as usize + classes[b as usize] as usize];
+        let mut states = [self.start; LANES];
+        for (k, state) in states.iter_mut().enumerate().skip(1) {
+            *state = hay[k * part - reach..k * part]
+                .iter()
+                .fold(self.start, |s, &b| step(s, b));
+        }
+        // Match states seen, per lane: (end, state).
+        let mut seen: [Vec<(usize, u32)>; LANES] = Default::default();
+        let [l0, l1, l2, l3] = [0, 1, 2, 3].map(|k| &hay[k * part..(k + 1) * part]);
+        let lanes = l0.iter().zip(l1).zip(l2).zip(l3);
+        for (i, (((&b0, &b1), &b2), &b3)) in lanes.enumerate() {
+            states = [
+                step(states[0], b0),
+                step(states[1], b1),
+                step(states[2], b2),
+                step(states[3], b3),
+            ];
+            if states.iter().any(|&s| s >= first_match) {
+                for (k, &s) in states.iter().enumerate() {
+                    if s >= first_match {
+                        seen[k].push((k * part + i + 1, s));
+                    }
+                }
+            }
+        }
+        // The last lane goes on to the end.
+        let mut state = states[LANES - 1];
+        let mut at = LANES * part;
+        while let Some(end) = self.next_match(hay, &mut at, &mut state) {
+            seen[LANES - 1].push((end, state));
+        }
+        for (end, state) in seen.iter().flatten() {
+            self.report(*state, *end, out);
+        }
+    }
+
+    /// Appends the keywords match state `state` ends at `end`.
+    fn report(&self, state: u32, end: usize, out: &mut Vec<(usize, usize, usize)>) {
+        let index = (state - self.first_match) as usize / self.stride;
+        for e in &self.endings[index] {
+            out.push((end - e.len as usize, end, e.keyword as usize));
+        }
+    }
+
+    /// Runs the automaton from `*state` over `hay[*at..]` to the next match state; returns
+    /// the end of the keywords it ends. Kept apart from the reporting so the loop keeps its
+    /// few values in registers.
+    #[inline]
+    fn next_match(&self, hay: &[u8], at: &mut usize, state: &mut u32) -> Option<usize> {
+        let (table, classes, first_match) = (&self.table[..], &self.classes, self.first_match);
+        let mut s = *state;
+        let rest = hay.get(*at..)?;
+        for (i, &b) in rest.iter().enumerate() {
+            s = table[s as usize + classes[b as usize] as usize];
+            if s >= first_match {
+                *state = s;
+                *at += i + 1;
+                return Some(*at);
+            }
+        }
+        *state = s;
+        *at = hay.len();
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aho_corasick::{AhoCorasickBuilder, AhoCorasickKind};
+    use proptest::prelude::*;
+
+    fn reference(keywords: &[&str], hay: &[u8]) -> Vec<(usize, usize, usize)> {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(keywords)
+            .unwrap_or_else(|e| panic!("{e}"));
+        ac.find_overlapping_iter(hay)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect()
+    }
+
+    /// The flat table's matches; checked to come in order of end, and then sorted as the
+    /// reference is compared.
+    fn flat(keywords: &[&str], hay: &[u8]) -> Vec<(usize, usize, usize)> {
+        let dfa = KeywordDfa::new(keywords).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        dfa.overlapping(hay, &mut out);
+        assert!(
+            out.windows(2).all(|w| w[0].1 <= w[1].1),
+            "not in order of end"
+        );
+        out.sort_unstable();
+        out
+    }
+
+    fn sorted(mut v: Vec<(usize, usize, usize)>) -> Vec<(usize, usize, usize)> {
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn overlapping_keywords_are_all_reported() {
+        let kws = ["pass", "password", "sword", "key", "api_key", "AKIA"];
+        let hay = b"DB_PASSWORD=x api_KEY=akiaX passpass";
+        let got = flat(&kws, hay);
+        assert_eq!(got, sorted(reference(&kws, hay)));
+        // `password` also holds `pass` and `sword`; `api_key` holds `key`.
+        assert_eq!(got.iter().filter(|m| m.2 == 0).count(), 3);
+        assert!(got.contains(&(3, 11, 1)) && got.contains(&(6, 11, 2)));
+        assert!(got.contains(&(14, 21, 4)) && got.contains(&(18, 21, 3)));
+        assert!(got.contains(&(22, 26, 5)));
+    }
+
+    #[test]
+    fn the_shipped_keywords_scan_as_aho_corasick_does() {
+        let text = include_str!("../tests/fixtures/benign-build.log");
+        let specs = crate::RuleSet::builtin().specs();
+        let kws: Vec<String> = specs
+            .iter()
+            .flat_map(|s| s.keywords.iter().map(|k| k.to_ascii_lowercase()))
+            .collect();
+        let refs: Vec<&str> = kws.iter().map(String::as_str).collect();
+        let hay = format!("{text}password=x AKIA ghp_ xoxb- -----BEGIN RSA PRIVATE KEY");
+        assert_eq!(
+            flat(&refs, hay.as_bytes()),
+            sorted(reference(&refs, hay.as_bytes()))
+        );
+        assert!(
+            hay.len() > 4 * LANES * MIN_PART,
+            "long enough to scan in lanes"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_scans_as_aho_corasick_does(
+            kws in proptest::collection::vec("[a-cA-C_:]{1,4}", 1..12),
+            hay in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'B'), Just(b'c'), Just(b'_'), Just(b':'), any::<u8>()], 0..3000),
+        ) {
+            // Up to 3000 bytes: short texts take one pass, long ones the lanes, and keywords
+            // fall across the lanes' borders.
+            let refs: Vec<&str> = kws.iter().map(String::as_str).collect();
+            prop_assert_eq!(flat(&refs, &hay), sorted(reference(&refs, &hay)));
+        }
+
+        #[test]
+        fn keywords_across_lane_borders_are_found(
+            kw in "[a-c]{2,6}",
+            len in 1024usize..1100,
+            at in 0usize..1100,
+        ) {
+            // One keyword planted anywhere in filler, including across each border.
+            let mut hay = vec![b'.'; len];
+            let at = at.min(len - kw.len());
+            hay[at..at + kw.len()].copy_from_slice(kw.as_bytes());
+            let refs = [kw.as_str()];
+            prop_assert_eq!(flat(&refs, &hay), sorted(reference(&refs, &hay)));
+        }
+    }
+}
