@@ -94,6 +94,25 @@ fn is_plain(b: u8) -> bool {
     (0x20..0x7f).contains(&b) || b == b'\t'
 }
 
+/// The length of the longest prefix of `input` made of whole lines (each ending in `\n`)
+/// of plain bytes ([`is_plain`]).
+fn plain_lines(input: &[u8]) -> usize {
+    let ok = |b: u8| is_plain(b) || b == b'\n';
+    // Blocks checked without an early exit compile to vector code; the block holding the
+    // first other byte is walked byte by byte.
+    const BLOCK: usize = 64;
+    let mut run = 0;
+    for block in input.chunks(BLOCK) {
+        if block.iter().fold(true, |all, &b| all & ok(b)) {
+            run += block.len();
+        } else {
+            run += block.iter().take_while(|&&b| ok(b)).count();
+            break;
+        }
+    }
+    memchr::memrchr(b'\n', &input[..run]).map_or(0, |nl| nl + 1)
+}
+
 /// Characters that can continue a token (a secret) — a sequence final followed by one of
 /// these might have eaten the token's first character.
 #[inline]
@@ -162,6 +181,17 @@ impl AnsiStripper {
     fn push_bytes(&mut self, input: &[u8], out: &mut String) {
         let mut i = 0;
         while i < input.len() {
+            if self.state == State::Ground && self.line.is_empty() && self.replay.is_empty() {
+                let n = plain_lines(&input[i..]);
+                if n > 0 {
+                    // Whole lines of printable ASCII: nothing to strip or overwrite, so
+                    // they go to the output as they are (what committing them one line at
+                    // a time would append).
+                    out.push_str(std::str::from_utf8(&input[i..i + n]).unwrap_or_default());
+                    i += n;
+                    continue;
+                }
+            }
             let b = input[i];
             if is_plain(b) && self.state == State::Ground && self.cursor == self.line.len() {
                 let start = i;
@@ -539,6 +569,48 @@ mod tests {
 
     fn strip(b: &[u8]) -> String {
         strip_ansi(b)
+    }
+
+    fn strip_bytewise(b: &[u8]) -> String {
+        let mut s = AnsiStripper::new();
+        let mut out = String::new();
+        for byte in b {
+            s.push(std::slice::from_ref(byte), &mut out);
+        }
+        s.finish(&mut out);
+        remove_ghosts(&out)
+    }
+
+    proptest::proptest! {
+        /// Whole plain lines take a fast path when pushed together; a byte at a time they
+        /// go through the state machine. Both give the same text, with escapes, `\r`,
+        /// backspaces, tabs and non-ASCII in between.
+        #[test]
+        fn plain_lines_in_bulk_strip_as_byte_by_byte(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[ -~\t]{0,80}\n",
+                    proptest::strategy::Just("\x1b[1;31m".to_string()),
+                    proptest::strategy::Just("\r".to_string()),
+                    proptest::strategy::Just("\x08".to_string()),
+                    proptest::strategy::Just("\x1b]0;t\x07".to_string()),
+                    "[é€a-z]{1,5}",
+                ],
+                0..40,
+            )
+        ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(strip(text.as_bytes()), strip_bytewise(text.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn plain_lines_stop_at_the_last_whole_line() {
+        assert_eq!(plain_lines(b"ab\ncd\nef"), 6);
+        assert_eq!(plain_lines(b"ab\ncd\x1b[0m\n"), 3);
+        assert_eq!(plain_lines(b"no newline"), 0);
+        let long = [b"x".repeat(200), b"\n".to_vec(), b"y\r\n".to_vec()].concat();
+        assert_eq!(plain_lines(&long), 201);
     }
 
     #[test]

@@ -9,7 +9,6 @@
 
 use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
 use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -42,11 +41,8 @@ pub enum RulesError {
         problem: String,
     },
     /// The keyword automaton could not be built.
-    #[error("keyword automaton: {0}")]
-    Automaton(#[from] aho_corasick::BuildError),
-    /// The keyword automaton's table could not be laid out.
     #[error(transparent)]
-    KeywordTable(#[from] KeywordDfaError),
+    Automaton(#[from] KeywordDfaError),
 }
 
 /// One rule as written in the rule file, including its test cases.
@@ -150,7 +146,7 @@ pub struct RuleSet {
     cs_base: usize,
     /// The keywords of rules whose secrets span lines (PEM keys, Kubernetes `data:`):
     /// where one occurs, text cannot be left unscanned (see the pipeline's middle skip).
-    multiline: AhoCorasick,
+    multiline: KeywordDfa,
     keyword_info: Vec<Keyword>,
     placeholder: Regex,
     pem_end: Regex,
@@ -302,13 +298,9 @@ impl RuleSet {
             .filter(|(_, r)| r.special != Special::None)
             .flat_map(|(spec, _)| spec.keywords.iter().chain(&spec.keywords_cs))
             .collect();
-        // A DFA without prefilter: the default prefilter looks for the keywords' rarest
-        // bytes (`:` here), which are common in output, and cost more than it saved.
-        let multiline = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .prefilter(false)
-            .build(multiline_words)?;
+        // The flat table (no prefilter: aho-corasick's looks for the keywords' rarest
+        // bytes, `:` here, which are common in output, and cost more than it saved).
+        let multiline = KeywordDfa::new(&multiline_words)?;
         let placeholder = compile(
             r#"^(?:""|''|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\([^)]*\)|<[^>]*>|\{\{[^}]*\}\}|%[A-Za-z_]+%|\*+|x{3,}|X{3,}|\.{3,}|\?+|null|nil|none|None|NULL|true|false|True|False|undefined|\[REDACTED[^\]]*\]?)$"#,
         )
@@ -380,16 +372,18 @@ impl RuleSet {
     /// see it. A line cut at the end of `hay` is judged as it is so far (it may open one:
     /// that is enough).
     pub(crate) fn multiline_opener(&self, hay: &[u8], from: usize) -> Option<usize> {
-        self.multiline.find_iter(&hay[from..]).find_map(|m| {
-            let m = aho_corasick::Match::new(m.pattern(), from + m.start()..from + m.end());
-            let ls = memchr::memrchr(b'\n', &hay[..m.start()]).map_or(0, |i| i + 1);
-            let le = memchr::memchr(b'\n', &hay[m.start()..]).map_or(hay.len(), |i| m.start() + i);
+        let mut found = Vec::new();
+        self.multiline.overlapping(hay.get(from..)?, &mut found);
+        found.into_iter().find_map(|(start, _, _)| {
+            let start = from + start;
+            let ls = memchr::memrchr(b'\n', &hay[..start]).map_or(0, |i| i + 1);
+            let le = memchr::memchr(b'\n', &hay[start..]).map_or(hay.len(), |i| start + i);
             let line = &hay[ls..le];
             self.rules
                 .iter()
                 .filter(|r| r.special != Special::None)
                 .any(|r| r.patterns.iter().any(|p| p.re.is_match(line)))
-                .then_some(m.start())
+                .then_some(start)
         })
     }
 
