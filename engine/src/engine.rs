@@ -17,6 +17,7 @@ use crate::context_values::{ContextBuildError, ContextValues, Direct, Restricted
 use crate::decision::{Decision, FactDecision, PolicyHit, Verdict};
 use crate::error::LoadError;
 use crate::facts::{self, Action, Fact, Target};
+use crate::fast_hash::{FastMap, FastSet};
 use crate::load::{self, Loaded, PolicyBundle, PolicyInfo, PolicySource};
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityId,
@@ -32,7 +33,7 @@ const CACHE_LIMIT: usize = 4096;
 
 /// Policy indices for one action: those without a resource key, and those keyed by the
 /// entity their resource scope names.
-type Partition = (Vec<usize>, HashMap<EntityUid, Vec<usize>>);
+type Partition = (Vec<usize>, FastMap<EntityUid, Vec<usize>>);
 
 /// The parts of one Cedar request, and its shape (see [`crate::shapes`]).
 type RequestParts = (EntityUid, EntityUid, EntityUid, Context, u64);
@@ -71,12 +72,12 @@ pub struct Engine {
     /// Program knowledge shared with the grammar (builtins, recursive readers, ...).
     knowledge: &'static Catalog,
     /// Per action: indices of policies without a resource key, and keyed ones.
-    partition: HashMap<Action, Partition>,
+    partition: FastMap<Action, Partition>,
     cache: RwLock<HashMap<Vec<usize>, Arc<PolicySet>>>,
     authorizer: Authorizer,
     /// The policies with their conditions prebuilt (the fast path's evaluator).
     compiled: Option<crate::compiled::Compiled>,
-    by_id: HashMap<PolicyId, usize>,
+    by_id: FastMap<PolicyId, usize>,
     types: Types,
     path: DecisionPath,
     /// Request shapes already validated against the schema.
@@ -151,8 +152,8 @@ impl Engine {
     pub fn new(bundle: &PolicyBundle) -> Result<Self, LoadError> {
         let bundle = strip_agents(bundle)?;
         let loaded = load::load(&bundle)?;
-        let mut partition: HashMap<Action, Partition> = HashMap::new();
-        let mut by_id = HashMap::new();
+        let mut partition: FastMap<Action, Partition> = FastMap::default();
+        let mut by_id = FastMap::default();
         for (i, p) in loaded.policies.iter().enumerate() {
             by_id.insert(p.id.clone(), i);
             for a in &p.actions {
@@ -801,12 +802,12 @@ struct RequestBuilder<'e, C: ContextValues> {
     e: &'e Engine,
     env: &'e DecisionEnv,
     extra: Vec<Entity>,
-    seen: HashSet<EntityUid>,
+    seen: FastSet<EntityUid>,
     /// Ancestor uids of each created resource (partition keys).
-    keys: HashMap<EntityUid, Vec<EntityUid>>,
+    keys: FastMap<EntityUid, Vec<EntityUid>>,
     identity: C::V,
     target: C::V,
-    structures: HashMap<usize, C::V>,
+    structures: FastMap<usize, C::V>,
     principal: EntityUid,
     /// Which optional fields the identity and target records have (part of a request's
     /// shape; bit 0 is left for the structure's `run_as`).
@@ -846,7 +847,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                         keys: p.keys.clone(),
                         identity,
                         target,
-                        structures: HashMap::new(),
+                        structures: FastMap::default(),
                         principal: p.principal.clone(),
                         record_shape: p.record_shape,
                         base: Some(p),
@@ -862,26 +863,29 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         let t = &e.types;
         let principal = uid(&t.agent, &env.identity.agent);
         let operator = uid(&t.operator, &env.identity.operator);
-        let mut id_fields = vec![
-            ("session_id", C::string(&env.identity.session_id)),
-            ("operator", C::entity(&operator)),
-        ];
+        // Records' fields in key order (see `ContextValues::record`).
+        let mut id_fields = Vec::with_capacity(3);
         if let Some(a) = &env.identity.approved_by {
             id_fields.push(("approved_by", C::entity(&uid(&t.operator, a))));
         }
-        let mut tg = vec![(
-            "transport",
-            C::entity(&uid(&t.transport, env.target.transport.as_str())),
-        )];
-        if let Some(h) = &env.target.host {
-            tg.push(("host", C::entity(&uid(&t.host, &h.to_ascii_lowercase()))));
-        }
+        id_fields.extend([
+            ("operator", C::entity(&operator)),
+            ("session_id", C::string(&env.identity.session_id)),
+        ]);
+        let mut tg = Vec::with_capacity(4);
         if let Some(c) = &env.target.container {
             tg.push(("container", C::string(c)));
+        }
+        if let Some(h) = &env.target.host {
+            tg.push(("host", C::entity(&uid(&t.host, &h.to_ascii_lowercase()))));
         }
         if let Some(u) = &env.target.remote_user {
             tg.push(("remote_user", C::string(u)));
         }
+        tg.push((
+            "transport",
+            C::entity(&uid(&t.transport, env.target.transport.as_str())),
+        ));
         let record_shape = [
             env.identity.approved_by.is_some(),
             env.target.host.is_some(),
@@ -895,11 +899,11 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             e,
             env,
             extra: Vec::new(),
-            seen: HashSet::new(),
-            keys: HashMap::new(),
+            seen: FastSet::default(),
+            keys: FastMap::default(),
             identity: C::record(id_fields),
             target: C::record(tg),
-            structures: HashMap::new(),
+            structures: FastMap::default(),
             principal,
             record_shape,
             base: None,
@@ -1147,31 +1151,34 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         if let Some(s) = self.structures.get(&i) {
             return s.clone();
         }
+        // In key order (see `ContextValues::record`).
         let mut fields = vec![
-            ("pipeline_index", C::count(st.pipeline_index)),
-            ("pipeline_length", C::count(st.pipeline_length.max(1))),
-            ("upstream", C::strings(&st.upstream)),
-            ("downstream", C::strings(&st.downstream)),
-            ("input_sources", C::strings(&st.input_sources)),
-            ("in_subshell", C::boolean(st.in_subshell)),
-            ("in_substitution", C::boolean(st.in_substitution)),
-            ("in_function", C::boolean(st.in_function)),
             (
                 "args_have_substitution",
                 C::boolean(st.args_have_substitution),
             ),
-            ("dynamic_args", C::boolean(st.dynamic_args)),
-            ("unbounded_args", C::boolean(st.unbounded_args)),
-            ("dynamic_command", C::boolean(st.dynamic_command)),
             ("background", C::boolean(st.background)),
+            ("downstream", C::strings(&st.downstream)),
+            ("dynamic_args", C::boolean(st.dynamic_args)),
+            ("dynamic_command", C::boolean(st.dynamic_command)),
+            ("in_function", C::boolean(st.in_function)),
+            ("in_subshell", C::boolean(st.in_subshell)),
+            ("in_substitution", C::boolean(st.in_substitution)),
+            ("input_sources", C::strings(&st.input_sources)),
             ("negated", C::boolean(st.negated)),
-            ("wrappers", C::strings(&st.wrappers)),
-            ("sudo", C::boolean(st.sudo)),
             ("nesting_depth", C::count(st.nesting_depth)),
+            ("pipeline_index", C::count(st.pipeline_index)),
+            ("pipeline_length", C::count(st.pipeline_length.max(1))),
         ];
         if let Some(u) = &st.run_as {
             fields.push(("run_as", C::string(u)));
         }
+        fields.extend([
+            ("sudo", C::boolean(st.sudo)),
+            ("unbounded_args", C::boolean(st.unbounded_args)),
+            ("upstream", C::strings(&st.upstream)),
+            ("wrappers", C::strings(&st.wrappers)),
+        ]);
         let r = C::record(fields);
         self.structures.insert(i, r.clone());
         r
@@ -1195,11 +1202,10 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         let structure = self.structure(f.cmd, &cmd.structure);
         let program = uid(&t.program, &cmd.program.entity_id());
         let (cwd, cwd_known) = self.cwd_parts(f);
-        let mut pairs: Vec<(&'static str, C::V)> = vec![
-            ("identity", self.identity.clone()),
-            ("target", self.target.clone()),
-            ("structure", structure),
-        ];
+        // Each context's pairs are listed in key order (see `ContextValues::context`).
+        let mut pairs: Vec<(&'static str, C::V)> = Vec::with_capacity(20);
+        let identity = self.identity.clone();
+        let target = self.target.clone();
         let resource = match &f.target {
             Target::Program => {
                 let argline = cmd
@@ -1235,27 +1241,30 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                     .collect();
                 let signal_targets = crate::signals::targets(cmd);
                 pairs.extend([
-                    ("cwd", cwd),
-                    ("cwd_known", C::boolean(cwd_known)),
-                    ("argv0", C::string(&cmd.argv0.value)),
                     ("argc", C::count(cmd.args.len() + 1)),
                     ("argline", C::string(&argline)),
                     // Sets: duplicates collapse when the value is built.
                     ("args", C::strings(cmd.args.iter().map(|a| &a.value))),
-                    ("flags", C::strings(&cmd.flags)),
-                    ("positionals", C::strings(&cmd.positionals)),
+                    ("argv0", C::string(&cmd.argv0.value)),
+                    ("cwd", cwd),
+                    ("cwd_known", C::boolean(cwd_known)),
                     ("env_assignments", C::strings(&env_names)),
                     ("env_cleared", C::boolean(cmd.env_cleared)),
+                    ("flags", C::strings(&cmd.flags)),
+                    ("identity", identity),
+                    ("positionals", C::strings(&cmd.positionals)),
+                    ("raw", C::string(&cmd.text)),
                     ("redirect_targets", C::strings(&redirects)),
                     (
                         "signal_targets",
                         C::strings(signal_targets.iter().map(|t| t.as_str())),
                     ),
-                    ("raw", C::string(&cmd.text)),
+                    ("structure", structure),
                 ]);
                 if let Some(sc) = &cmd.subcommand {
                     pairs.push(("subcommand", C::string(sc)));
                 }
+                pairs.push(("target", target));
                 program.clone()
             }
             Target::Path(p) => {
@@ -1270,29 +1279,37 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                     .map(|g| C::entity(&uid(&t.path_group, g)))
                     .collect();
                 pairs.extend([
-                    ("program", C::entity(&program)),
-                    ("flags", C::strings(&cmd.flags)),
-                    ("mode", C::string(f.mode)),
-                    ("raw_path", C::string(&f.raw)),
-                    ("dynamic", C::boolean(!matches!(p, PathRef::Exact(_)))),
                     ("could_be_in", C::set(could)),
                     ("cwd", cwd),
                     ("cwd_known", C::boolean(cwd_known)),
+                    ("dynamic", C::boolean(!matches!(p, PathRef::Exact(_)))),
+                    ("flags", C::strings(&cmd.flags)),
+                    ("identity", identity),
+                    ("mode", C::string(f.mode)),
+                    ("program", C::entity(&program)),
+                    ("raw_path", C::string(&f.raw)),
+                    ("structure", structure),
                 ]);
                 if let Some(sc) = &cmd.subcommand {
                     pairs.push(("subcommand", C::string(sc)));
                 }
+                pairs.push(("target", target));
                 uid(&t.path, &path_id(p))
             }
             Target::Host(d) => {
-                pairs.push(("program", C::entity(&program)));
+                pairs.push(("identity", identity));
                 if let Some(p) = d.port {
                     pairs.push(("port", C::long(p)));
                 }
+                pairs.push(("program", C::entity(&program)));
                 if let Some(sc) = &d.scheme {
                     pairs.push(("scheme", C::string(sc)));
                 }
-                pairs.push(("url", C::string(&d.raw)));
+                pairs.extend([
+                    ("structure", structure),
+                    ("target", target),
+                    ("url", C::string(&d.raw)),
+                ]);
                 uid(&t.host, &d.host)
             }
         };

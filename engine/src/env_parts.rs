@@ -17,9 +17,9 @@
 //! builds everything for every decision; the differential test compares both.
 
 use crate::context::{DecisionEnv, Identity, Target};
+use crate::fast_hash::{FastMap, FastSet};
 use cedar_policy::{Entities, EntityUid};
 use cedar_policy_core::ast::{EntityUID, Value};
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 /// How many environments are remembered (a server's concurrent sessions each have one).
@@ -30,11 +30,11 @@ pub(crate) struct EnvParts {
     /// The loaded store with the environment's entities added, closure computed.
     pub store: Entities,
     /// Parents named in `store` but not defined there.
-    pub dangling: HashSet<EntityUID>,
+    pub dangling: FastSet<EntityUID>,
     /// The uids of the environment's entities.
-    pub seen: HashSet<EntityUid>,
+    pub seen: FastSet<EntityUid>,
     /// Partition keys (the uid and its ancestors) of the environment's resources.
-    pub keys: HashMap<EntityUid, Vec<EntityUid>>,
+    pub keys: FastMap<EntityUid, Vec<EntityUid>>,
     pub identity: Value,
     pub target: Value,
     pub principal: EntityUid,

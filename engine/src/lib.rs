@@ -39,6 +39,7 @@ mod engine;
 mod env_parts;
 mod error;
 mod facts;
+mod fast_hash;
 mod fold;
 mod load;
 mod memo;

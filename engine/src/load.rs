@@ -74,7 +74,7 @@ pub(crate) struct Loaded {
     pub templates: BTreeMap<PolicyId, Template>,
     pub entities: Entities,
     /// Parents named in `entities` but not defined there (see `new_entities`).
-    pub dangling: std::collections::HashSet<cedar_policy_core::ast::EntityUID>,
+    pub dangling: crate::fast_hash::FastSet<cedar_policy_core::ast::EntityUID>,
     pub catalog: Catalog,
     pub full: PolicySet,
 }

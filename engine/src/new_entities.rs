@@ -12,17 +12,17 @@
 //! ([`dangling_parents`]); a request that would define one takes the reference path. The
 //! decision oracle's differential test compares both paths on every case file entry.
 
+use crate::fast_hash::{FastMap, FastSet};
 use cedar_policy::{Entities, Entity};
 use cedar_policy_core::ast::{Entity as CoreEntity, EntityUID};
 use cedar_policy_core::entities::{
     Dereference, Entities as CoreEntities, NoEntitiesSchema, TCComputation,
 };
 use cedar_policy_core::extensions::Extensions;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Parents named by loaded entities that the store does not define.
-pub(crate) fn dangling_parents(store: &Entities) -> HashSet<EntityUID> {
+pub(crate) fn dangling_parents(store: &Entities) -> FastSet<EntityUID> {
     let core: &CoreEntities = store.as_ref();
     core.iter()
         .flat_map(|e| e.parents())
@@ -44,7 +44,7 @@ pub(crate) fn add_reference(store: &Entities, extra: Vec<Entity>) -> Result<Enti
 pub(crate) fn add_fast(
     store: &Entities,
     extra: Vec<Entity>,
-    dangling: &HashSet<EntityUID>,
+    dangling: &FastSet<EntityUID>,
 ) -> Result<Entities, String> {
     let mut new: Vec<CoreEntity> = extra
         .iter()
@@ -54,7 +54,7 @@ pub(crate) fn add_fast(
         return add_reference(store, extra);
     }
     let core: &CoreEntities = store.as_ref();
-    let index: HashMap<EntityUID, usize> = new
+    let index: FastMap<EntityUID, usize> = new
         .iter()
         .enumerate()
         .map(|(i, e)| (e.uid().clone(), i))

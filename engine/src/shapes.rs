@@ -10,11 +10,14 @@
 
 use crate::facts::Action;
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::RwLock;
 
 /// Shapes remembered at most (a few dozen exist).
 const LIMIT: usize = 4096;
+
+/// The seed of the shape hash.
+const SHAPE_SEED: u64 = 0x5eed_5a9e;
 
 /// The shape of a request, as a hash.
 pub(crate) fn shape_of<'a>(
@@ -23,9 +26,11 @@ pub(crate) fn shape_of<'a>(
     keys: impl Iterator<Item = &'a str>,
     optional_fields: u64,
 ) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    // A fixed seed: a shape is remembered across requests. Its parts are the engine's own
+    // names (attribute names, entity types), never agent text.
+    let mut h = foldhash::quality::FixedState::with_seed(SHAPE_SEED).build_hasher();
     action.hash(&mut h);
-    resource_type.to_string().hash(&mut h);
+    resource_type.hash(&mut h);
     for k in keys {
         k.hash(&mut h);
     }

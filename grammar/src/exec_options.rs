@@ -12,6 +12,9 @@ use crate::words::Decoded;
 use serde::Deserialize;
 use std::collections::HashMap;
 
+/// A `HashMap` with foldhash's seeded hasher (looked up for every command).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What an option's value (or a key's value) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,7 +145,7 @@ struct File {
 #[derive(Debug, Default)]
 pub struct ExecOptions {
     rules: Vec<Rule>,
-    by_program: HashMap<String, Vec<usize>>,
+    by_program: FastMap<String, Vec<usize>>,
     /// Per rule: its `harmless` values, anchored, as one set.
     harmless: Vec<Option<regex::RegexSet>>,
     markers: Vec<Marker>,
@@ -173,7 +176,7 @@ impl ExecOptions {
     pub fn from_toml(text: &str) -> Result<ExecOptions, KnowledgeError> {
         let file: File =
             toml::from_str(text).map_err(|e| KnowledgeError::ExecOptions(e.to_string()))?;
-        let mut by_program: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_program: FastMap<String, Vec<usize>> = FastMap::default();
         for (i, r) in file.rules.iter().enumerate() {
             let what = format!("{:?} {:?}", r.programs, r.names);
             if r.cases.len() < 2 {

@@ -13,7 +13,9 @@
 //! fails: commands are denied, never run with less knowledge.
 
 use serde::Deserialize;
-use std::collections::HashMap;
+/// A `HashMap` with foldhash's seeded hasher: looked up for every word of every command
+/// (issue 18: SipHash was a tenth of a decision).
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::LazyLock;
 use thiserror::Error;
 
@@ -154,7 +156,7 @@ struct File {
 pub struct ProgramInfo {
     names: Vec<String>,
     traits: u32,
-    options: HashMap<String, ValueKind>,
+    options: FastMap<String, ValueKind>,
     recursive_flags: Vec<String>,
     leading_flags: Vec<String>,
     examples: Vec<Example>,
@@ -180,7 +182,7 @@ impl ProgramInfo {
 /// Program knowledge, keyed by base name.
 #[derive(Debug)]
 pub struct Catalog {
-    by_name: HashMap<String, usize>,
+    by_name: FastMap<String, usize>,
     entries: Vec<ProgramInfo>,
     system_bin_dirs: Vec<String>,
     common_value_options: Vec<String>,
@@ -232,14 +234,14 @@ impl Catalog {
     /// ```
     pub fn from_toml(text: &str) -> Result<Catalog, KnowledgeError> {
         let file: File = toml::from_str(text).map_err(|e| KnowledgeError::Toml(e.to_string()))?;
-        let mut by_name = HashMap::new();
+        let mut by_name = FastMap::default();
         let mut entries = Vec::with_capacity(file.programs.len());
         for e in file.programs {
             let first = e.names.first().cloned().unwrap_or_default();
             if e.examples.is_empty() {
                 return Err(KnowledgeError::NoExample(first));
             }
-            let mut options = HashMap::new();
+            let mut options = FastMap::default();
             for (list, kind) in [
                 (&e.value_options, ValueKind::Value),
                 (&e.code_options, ValueKind::Code),
