@@ -760,7 +760,7 @@ impl Engine {
 
 fn hit_of(p: &PolicyInfo) -> PolicyHit {
     PolicyHit {
-        id: p.id.to_string(),
+        id: p.id_text.clone(),
         effect: if p.effect == Effect::Permit {
             crate::decision::Effect::Permit
         } else {

@@ -44,6 +44,8 @@ impl PolicyBundle {
 #[derive(Debug, Clone)]
 pub(crate) struct PolicyInfo {
     pub id: PolicyId,
+    /// `id` as Cedar displays it, formatted once (every decision reports its policies).
+    pub id_text: String,
     pub effect: Effect,
     pub advice: Option<String>,
     pub severity: Option<String>,
@@ -290,6 +292,7 @@ fn info(
         ResourceConstraint::Any | ResourceConstraint::Is(_) => None,
     };
     PolicyInfo {
+        id_text: id.to_string(),
         id,
         effect: p.effect(),
         advice: p.annotation("advice").map(str::to_string),
