@@ -196,26 +196,38 @@ fn identifier_shaped(v: &[u8]) -> bool {
     if digits > 0 || underscore || upper == 0 {
         return false;
     }
-    let mut runs: Vec<(bool, usize, bool)> = Vec::new(); // (uppercase, length, has vowel)
+    // Runs of letters of one case, judged as each ends: (uppercase, length, has vowel).
+    // A one-letter lowercase run is a two-letter word (`In`, `Id`) after one capital.
+    let run_ok = |index: usize, (up, len, vowel): (bool, usize, bool), previous_len: usize| {
+        let short_word_ok = index == 0 || len >= 2 || previous_len == 1;
+        up || (short_word_ok && (len < 3 || vowel))
+    };
+    let (mut index, mut previous_len) = (0, 0);
+    let mut run: Option<(bool, usize, bool)> = None;
     for &b in v {
         let up = b.is_ascii_uppercase();
         let vowel = matches!(
             b.to_ascii_lowercase(),
             b'a' | b'e' | b'i' | b'o' | b'u' | b'y'
         );
-        match runs.last_mut() {
+        match &mut run {
             Some(r) if r.0 == up => {
                 r.1 += 1;
                 r.2 |= vowel;
             }
-            _ => runs.push((up, 1, vowel)),
+            _ => {
+                if let Some(done) = run {
+                    if !run_ok(index, done, previous_len) {
+                        return false;
+                    }
+                    previous_len = done.1;
+                    index += 1;
+                }
+                run = Some((up, 1, vowel));
+            }
         }
     }
-    // A one-letter lowercase run is a two-letter word (`In`, `Id`) after one capital.
-    runs.iter().enumerate().all(|(i, &(up, len, vowel))| {
-        let short_word_ok = i == 0 || len >= 2 || runs[i - 1].1 == 1;
-        up || (short_word_ok && (len < 3 || vowel))
-    })
+    run.is_none_or(|last| run_ok(index, last, previous_len))
 }
 
 /// `a.b`, `self.password`, `os.environ`: an attribute path.
@@ -547,6 +559,41 @@ mod tests {
         assert!(number(b"0x104") && number(b"1024") && !number(b"12ab"));
         assert!(template(b"${DB_PASSWORD}") && template(b"{password}") && template(b"$TOKEN"));
         assert!(entropy(b"aaaaaaaa") < 0.1 && entropy(b"hunter22") > 2.0);
+    }
+
+    /// The camelCase judgement as first written (all runs collected, then checked), for
+    /// the streaming one to be compared with.
+    fn camel_reference(v: &[u8]) -> bool {
+        let mut runs: Vec<(bool, usize, bool)> = Vec::new();
+        for &b in v {
+            let up = b.is_ascii_uppercase();
+            let vowel = matches!(
+                b.to_ascii_lowercase(),
+                b'a' | b'e' | b'i' | b'o' | b'u' | b'y'
+            );
+            match runs.last_mut() {
+                Some(r) if r.0 == up => {
+                    r.1 += 1;
+                    r.2 |= vowel;
+                }
+                _ => runs.push((up, 1, vowel)),
+            }
+        }
+        runs.iter().enumerate().all(|(i, &(up, len, vowel))| {
+            let short_word_ok = i == 0 || len >= 2 || runs[i - 1].1 == 1;
+            up || (short_word_ok && (len < 3 || vowel))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn camel_case_streaming_equals_collecting_runs(v in "[A-Za-z]{1,14}") {
+            let mixed = v.bytes().any(|b| b.is_ascii_uppercase())
+                && v.bytes().any(|b| b.is_ascii_lowercase());
+            if mixed {
+                proptest::prop_assert_eq!(identifier_shaped(v.as_bytes()), camel_reference(v.as_bytes()));
+            }
+        }
     }
 
     /// The table-driven entropy equals Shannon's formula written out, on short and long
