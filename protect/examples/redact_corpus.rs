@@ -27,19 +27,9 @@ fn main() {
         other => panic!("unknown corpus {other}"),
     };
     let redactor = Redactor::new(&corpus::known_values());
-    let mut s = redactor.stream();
-    let mut out = String::with_capacity(text.len() + 1024);
     let setup_only = args.next().as_deref() == Some("setup");
-    let mut rest = if setup_only { "" } else { text.as_str() };
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(64 * 1024);
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.push(&rest[..cut], &mut out);
-        rest = &rest[cut..];
-    }
-    let counts = s.finish(&mut out);
+    let input = if setup_only { "" } else { text.as_str() };
+    let (out, counts) = corpus::redact_streamed(&redactor, input);
     println!(
         "{} bytes in, {} out, {} redactions",
         text.len(),

@@ -1,7 +1,25 @@
 //! Inputs shared by the protection benchmarks (each bench uses a subset).
 #![allow(dead_code)]
 
-use execkit_protect::KnownSecrets;
+use execkit_protect::{KnownSecrets, RedactionCounts, Redactor};
+
+/// Redacts `text` streamed in 64 KiB chunks (cut at char boundaries), as the runner feeds
+/// it.
+pub fn redact_streamed(redactor: &Redactor, text: &str) -> (String, RedactionCounts) {
+    let mut s = redactor.stream();
+    let mut out = String::with_capacity(text.len() + 1024);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(64 * 1024);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.push(&rest[..cut], &mut out);
+        rest = &rest[cut..];
+    }
+    let counts = s.finish(&mut out);
+    (out, counts)
+}
 
 /// A real build log captured on this machine (cargo, npm, pip, apt, gcc, git, dpkg).
 pub const BUILD_LOG: &str = include_str!("../../tests/fixtures/benign-build.log");
