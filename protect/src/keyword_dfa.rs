@@ -289,6 +289,15 @@ mod tests {
     }
 
     #[test]
+    fn no_keywords_find_nothing() {
+        // A rule file may have no case-insensitive keywords, or no multi-line rules.
+        let none: [&str; 0] = [];
+        let long = "x".repeat(5000);
+        assert!(flat(&none, long.as_bytes()).is_empty());
+        assert!(flat(&none, b"").is_empty());
+    }
+
+    #[test]
     fn the_shipped_keywords_scan_as_aho_corasick_does() {
         let text = include_str!("../tests/fixtures/benign-build.log");
         let specs = crate::RuleSet::builtin().specs();
