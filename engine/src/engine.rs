@@ -84,6 +84,8 @@ pub struct Engine {
     shapes: crate::shapes::Shapes,
     /// The last environments' entities and records (fast path).
     env_parts: crate::env_parts::EnvCache,
+    /// Program entities built so far (fast path).
+    programs: crate::program_entities::ProgramEntities,
     /// Path-group patterns compiled per home directory.
     path_groups: crate::path_groups::PathGroups,
     memo_limit: crate::memo::DecisionMemo,
@@ -195,6 +197,7 @@ impl Engine {
             path: DecisionPath::default(),
             shapes: crate::shapes::Shapes::default(),
             env_parts: crate::env_parts::EnvCache::default(),
+            programs: crate::program_entities::ProgramEntities::default(),
             path_groups: crate::path_groups::PathGroups::default(),
             memo_limit: crate::memo::DecisionMemo::default(),
             memo: crate::memo::Memo::default(),
@@ -758,6 +761,36 @@ impl Engine {
     }
 }
 
+/// Program `id`'s entity (uid `u`): its program groups as parents, `builtin` and
+/// `named_by_path`; and its partition keys.
+fn program_entity(e: &Engine, id: &str, u: &EntityUid) -> crate::program_entities::ProgramEntity {
+    let t = &e.types;
+    let named_by_path = id.starts_with("path:");
+    let groups = if named_by_path || id == "(dynamic)" {
+        BTreeSet::new()
+    } else {
+        e.loaded.catalog.groups_of_program(id)
+    };
+    let mut keys = vec![u.clone()];
+    let mut parents = HashSet::new();
+    for g in groups {
+        let gu = uid(&t.program_group, &g);
+        keys.push(gu.clone());
+        parents.insert(gu);
+    }
+    let attrs = HashMap::from([
+        (
+            "builtin".to_string(),
+            b(e.knowledge.has(id, Trait::Builtin)),
+        ),
+        ("named_by_path".to_string(), b(named_by_path)),
+    ]);
+    crate::program_entities::ProgramEntity {
+        entity: Entity::new(u.clone(), attrs, parents).ok(),
+        keys,
+    }
+}
+
 fn hit_of(p: &PolicyInfo) -> PolicyHit {
     PolicyHit {
         id: p.id_text.clone(),
@@ -1017,34 +1050,19 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
     }
 
     fn add_program(&mut self, id: &str) -> EntityUid {
-        let t = &self.e.types;
-        let u = uid(&t.program, id);
+        let e = self.e;
+        let u = uid(&e.types.program, id);
         if self.seen.contains(&u) {
             return u;
         }
-        let named_by_path = id.starts_with("path:");
-        let groups = if named_by_path || id == "(dynamic)" {
-            BTreeSet::new()
+        let built = if C::FAST {
+            e.programs.get_or_build(id, || program_entity(e, id, &u))
         } else {
-            self.e.loaded.catalog.groups_of_program(id)
+            Arc::new(program_entity(e, id, &u))
         };
-        let mut keys = vec![u.clone()];
-        let mut parents = HashSet::new();
-        for g in groups {
-            let gu = uid(&t.program_group, &g);
-            keys.push(gu.clone());
-            parents.insert(gu);
-        }
-        self.keys.insert(u.clone(), keys);
-        let attrs = HashMap::from([
-            (
-                "builtin".to_string(),
-                b(self.e.knowledge.has(id, Trait::Builtin)),
-            ),
-            ("named_by_path".to_string(), b(named_by_path)),
-        ]);
-        if let Ok(ent) = Entity::new(u.clone(), attrs, parents) {
-            self.push(ent);
+        self.keys.insert(u.clone(), built.keys.clone());
+        if let Some(ent) = &built.entity {
+            self.push(ent.clone());
         }
         u
     }

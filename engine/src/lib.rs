@@ -48,6 +48,7 @@ mod new_entities;
 mod path_groups;
 mod path_var;
 pub mod policy_dir;
+mod program_entities;
 mod shapes;
 pub mod signals;
 
