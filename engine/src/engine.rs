@@ -85,7 +85,9 @@ pub struct Engine {
     /// The last environments' entities and records (fast path).
     env_parts: crate::env_parts::EnvCache,
     /// Program entities built so far (fast path).
-    programs: crate::program_entities::ProgramEntities,
+    programs: crate::entity_table::EntityTable,
+    /// Path entities built so far, per home (fast path).
+    paths: crate::entity_table::EntityTable,
     /// Path-group patterns compiled per home directory.
     path_groups: crate::path_groups::PathGroups,
     memo_limit: crate::memo::DecisionMemo,
@@ -197,7 +199,8 @@ impl Engine {
             path: DecisionPath::default(),
             shapes: crate::shapes::Shapes::default(),
             env_parts: crate::env_parts::EnvCache::default(),
-            programs: crate::program_entities::ProgramEntities::default(),
+            programs: crate::entity_table::EntityTable::default(),
+            paths: crate::entity_table::EntityTable::default(),
             path_groups: crate::path_groups::PathGroups::default(),
             memo_limit: crate::memo::DecisionMemo::default(),
             memo: crate::memo::Memo::default(),
@@ -761,9 +764,48 @@ impl Engine {
     }
 }
 
+/// Path `p`'s entity (uid `u`): its ancestors and the path groups it is always in (for
+/// `home`) as parents; and its partition keys.
+fn path_entity(
+    e: &Engine,
+    home: &str,
+    p: &PathRef,
+    u: &EntityUid,
+) -> crate::entity_table::BuiltEntity {
+    let t = &e.types;
+    let (dir, under) = match p {
+        PathRef::Exact(x) => (Some(x.as_str()), false),
+        PathRef::Under(d) => (Some(d.as_str()), true),
+        PathRef::Anywhere => (None, false),
+    };
+    let mut parents = HashSet::new();
+    let mut keys = vec![u.clone()];
+    if let Some(d) = dir {
+        let mut anc: Vec<&str> = ancestors(d);
+        if under {
+            anc.insert(0, d);
+        }
+        for a in anc {
+            let au = uid(&t.path, a);
+            keys.push(au.clone());
+            parents.insert(au);
+        }
+        let (must, _) = e.path_groups_for(home, Some(d), false);
+        for g in must {
+            let gu = uid(&t.path_group, &g);
+            keys.push(gu.clone());
+            parents.insert(gu);
+        }
+    }
+    crate::entity_table::BuiltEntity {
+        entity: Some(Entity::new_no_attrs(u.clone(), parents)),
+        keys,
+    }
+}
+
 /// Program `id`'s entity (uid `u`): its program groups as parents, `builtin` and
 /// `named_by_path`; and its partition keys.
-fn program_entity(e: &Engine, id: &str, u: &EntityUid) -> crate::program_entities::ProgramEntity {
+fn program_entity(e: &Engine, id: &str, u: &EntityUid) -> crate::entity_table::BuiltEntity {
     let t = &e.types;
     let named_by_path = id.starts_with("path:");
     let groups = if named_by_path || id == "(dynamic)" {
@@ -785,7 +827,7 @@ fn program_entity(e: &Engine, id: &str, u: &EntityUid) -> crate::program_entitie
         ),
         ("named_by_path".to_string(), b(named_by_path)),
     ]);
-    crate::program_entities::ProgramEntity {
+    crate::entity_table::BuiltEntity {
         entity: Entity::new(u.clone(), attrs, parents).ok(),
         keys,
     }
@@ -1014,38 +1056,29 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
     }
 
     fn add_path(&mut self, p: &PathRef) -> EntityUid {
-        let t = &self.e.types;
+        let (e, home) = (self.e, self.env.home.as_str());
         let id = path_id(p);
-        let u = uid(&t.path, &id);
+        let u = uid(&e.types.path, &id);
         if self.seen.contains(&u) {
             return u;
         }
-        let (dir, under) = match p {
-            PathRef::Exact(x) => (Some(x.as_str()), false),
-            PathRef::Under(d) => (Some(d.as_str()), true),
-            PathRef::Anywhere => (None, false),
+        let built = if C::FAST {
+            // What the entity is built from: the home (path groups) and the path with its
+            // kind; NUL cannot occur in a path.
+            let kind = match p {
+                PathRef::Exact(_) => 'E',
+                PathRef::Under(_) => 'U',
+                PathRef::Anywhere => 'A',
+            };
+            let key = format!("{home}\0{kind}\0{id}");
+            e.paths.get_or_build(&key, || path_entity(e, home, p, &u))
+        } else {
+            Arc::new(path_entity(e, home, p, &u))
         };
-        let mut parents = HashSet::new();
-        let mut keys = vec![u.clone()];
-        if let Some(d) = dir {
-            let mut anc: Vec<&str> = ancestors(d);
-            if under {
-                anc.insert(0, d);
-            }
-            for a in anc {
-                let au = uid(&t.path, a);
-                keys.push(au.clone());
-                parents.insert(au);
-            }
-            let (must, _) = self.e.path_groups_for(&self.env.home, Some(d), false);
-            for g in must {
-                let gu = uid(&t.path_group, &g);
-                keys.push(gu.clone());
-                parents.insert(gu);
-            }
+        self.keys.insert(u.clone(), built.keys.clone());
+        if let Some(ent) = &built.entity {
+            self.push(ent.clone());
         }
-        self.keys.insert(u.clone(), keys);
-        self.push(Entity::new_no_attrs(u.clone(), parents));
         u
     }
 

@@ -36,6 +36,7 @@ mod context;
 mod context_values;
 mod decision;
 mod engine;
+mod entity_table;
 mod env_parts;
 mod error;
 mod facts;
@@ -48,7 +49,6 @@ mod new_entities;
 mod path_groups;
 mod path_var;
 pub mod policy_dir;
-mod program_entities;
 mod shapes;
 pub mod signals;
 
