@@ -209,6 +209,20 @@ fn first_pattern_offset(segs: &[Seg]) -> Option<usize> {
 
 /// Offsets of the first unquoted glob character and of the first unquoted brace expansion.
 fn pattern_positions(segs: &[Seg]) -> (Option<usize>, Option<usize>) {
+    // Most words have none of the characters either kind needs unquoted (`*`, `?`, `[`;
+    // `(` after `@`, `+` or `!`; `{`): nothing to find, without building the list below.
+    let could_be_pattern = segs.iter().any(|seg| match seg {
+        Seg::Lit {
+            text,
+            quoted: false,
+        } => text
+            .bytes()
+            .any(|b| matches!(b, b'*' | b'?' | b'[' | b'(' | b'{')),
+        _ => false,
+    });
+    if !could_be_pattern {
+        return (None, None);
+    }
     // Flatten to (byte offset, char, quoted); dynamic segments break brace groups.
     let mut chars: Vec<(usize, char, bool)> = Vec::new();
     let mut off = 0;
