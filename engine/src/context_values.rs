@@ -134,35 +134,36 @@ impl ContextValues for Direct {
         Value::set(items, None)
     }
     fn record(fields: Vec<(&'static str, Self::V)>) -> Self::V {
-        Value::record_arc(Arc::new(sorted_map(fields)), None)
+        let map = sorted_map(fields)
+            .unwrap_or_else(|k| unreachable!("field names are fixed and distinct: {k}"));
+        Value::record_arc(Arc::new(map), None)
     }
     fn from_direct(v: &Value) -> Option<Self::V> {
         Some(v.clone())
     }
-    fn context(mut pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
-        debug_assert!(pairs.is_sorted_by_key(|(k, _)| *k), "context keys in order");
-        pairs.sort_unstable_by_key(|(k, _)| *k);
-        if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(ContextBuildError::DuplicateKey(w[0].0.to_string()));
-        }
-        Ok(Context::from(CoreContext::Value(Arc::new(sorted_map(
-            pairs,
-        )))))
+    fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
+        let map = sorted_map(pairs).map_err(|k| ContextBuildError::DuplicateKey(k.to_string()))?;
+        Ok(Context::from(CoreContext::Value(Arc::new(map))))
     }
 }
 
 /// A map of `fields` built in one pass from sorted keys (a `BTreeMap` collected from a
 /// sorted vector is built bottom-up; inserting one key at a time searched and split nodes
-/// for each).
-fn sorted_map(mut fields: Vec<(&'static str, Value)>) -> BTreeMap<SmolStr, Value> {
+/// for each), or the key given twice.
+fn sorted_map(
+    mut fields: Vec<(&'static str, Value)>,
+) -> Result<BTreeMap<SmolStr, Value>, &'static str> {
     // Sorting what is already in order takes one comparison per key: callers list their
     // keys in order (checked in debug builds), the sort keeps any other order correct.
-    debug_assert!(fields.is_sorted_by_key(|(k, _)| *k), "record keys in order");
+    debug_assert!(fields.is_sorted_by_key(|(k, _)| *k), "keys in order");
     fields.sort_by_key(|(k, _)| *k);
-    fields
+    if let Some(w) = fields.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(w[0].0);
+    }
+    Ok(fields
         .into_iter()
         .map(|(k, v)| (SmolStr::new_static(k), v))
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

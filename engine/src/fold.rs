@@ -89,30 +89,8 @@ impl<'a> Folder<'a> {
                     None => Expr::ite(t, self.fold(then_expr), self.fold(else_expr)),
                 }
             }
-            ExprKind::And { left, right } => {
-                let l = self.fold(left);
-                if as_bool(&l) == Some(false) {
-                    return Expr::val(false);
-                }
-                let r = self.fold(right);
-                match (as_bool(&l), as_bool(&r)) {
-                    (Some(true), _) => return r,
-                    (_, Some(true)) => return l,
-                    _ => Expr::and(l, r),
-                }
-            }
-            ExprKind::Or { left, right } => {
-                let l = self.fold(left);
-                if as_bool(&l) == Some(true) {
-                    return Expr::val(true);
-                }
-                let r = self.fold(right);
-                match (as_bool(&l), as_bool(&r)) {
-                    (Some(false), _) => return r,
-                    (_, Some(false)) => return l,
-                    _ => Expr::or(l, r),
-                }
-            }
+            ExprKind::And { left, right } => return self.fold_junction(left, right, false),
+            ExprKind::Or { left, right } => return self.fold_junction(left, right, true),
             ExprKind::UnaryApp { op, arg } => {
                 let a = self.fold(arg);
                 match (op, as_bool(&a)) {
@@ -158,6 +136,23 @@ impl<'a> Folder<'a> {
             _ => return e.clone(),
         };
         self.evaluate_closed(folded)
+    }
+
+    /// `left && right` (`absorbing` is `false`) or `left || right` (`true`), simplified:
+    /// a left operand equal to `absorbing` decides it, one equal to the other value drops
+    /// out. A right operand equal to `absorbing` is kept with the left, which may error.
+    fn fold_junction(&self, left: &Expr, right: &Expr, absorbing: bool) -> Expr {
+        let l = self.fold(left);
+        if as_bool(&l) == Some(absorbing) {
+            return Expr::val(absorbing);
+        }
+        let r = self.fold(right);
+        match (as_bool(&l), as_bool(&r)) {
+            (Some(b), _) if b != absorbing => r,
+            (_, Some(b)) if b != absorbing => l,
+            _ if absorbing => self.evaluate_closed(Expr::or(l, r)),
+            _ => self.evaluate_closed(Expr::and(l, r)),
+        }
     }
 
     /// `e` replaced by its value when it is closed, dereferences only actions and gives a
