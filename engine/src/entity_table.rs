@@ -7,14 +7,22 @@
 //! the home directory the groups are expanded for. The fast path builds each once and
 //! clones it after; the reference path builds them every time, and the differential oracle
 //! compares the two.
+//!
+//! Program ids and paths are agent text, and a path's entity grows with the square of its
+//! depth (every ancestor is a uid of its own), so a table is bounded in bytes as well as in
+//! entries: an entity larger than [`MAX_ENTRY`] is built each time instead of remembered,
+//! and a table past [`BUDGET`] starts again.
 
 use crate::fast_hash::FastMap;
 use cedar_policy::{Entity, EntityUid};
 use std::sync::{Arc, RwLock};
 
-/// Entities remembered at most per table; past it the table starts again (program ids and
-/// paths are agent text, so a table must not grow without bound).
+/// Entities remembered at most per table.
 const LIMIT: usize = 4096;
+/// Bytes of uid text (keys and partition keys) a table holds at most.
+const BUDGET: usize = 8 << 20;
+/// An entity with more uid text than this is not remembered.
+const MAX_ENTRY: usize = 32 << 10;
 
 /// An entity and the keys that select the policies about it.
 pub(crate) struct BuiltEntity {
@@ -23,9 +31,26 @@ pub(crate) struct BuiltEntity {
     pub keys: Vec<EntityUid>,
 }
 
+impl BuiltEntity {
+    /// The uid text it holds, about (its parents are its keys but the first).
+    fn bytes(&self) -> usize {
+        self.keys
+            .iter()
+            .map(|k| k.id().unescaped().len())
+            .sum::<usize>()
+            * 2
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    map: FastMap<String, Arc<BuiltEntity>>,
+    bytes: usize,
+}
+
 /// Entities built so far, by a key that fixes everything they depend on.
 #[derive(Default)]
-pub(crate) struct EntityTable(RwLock<FastMap<String, Arc<BuiltEntity>>>);
+pub(crate) struct EntityTable(RwLock<Table>);
 
 impl EntityTable {
     /// The entity for `id`, built with `build` the first time.
@@ -34,18 +59,84 @@ impl EntityTable {
         id: &str,
         build: impl FnOnce() -> BuiltEntity,
     ) -> Arc<BuiltEntity> {
-        if let Ok(map) = self.0.read() {
-            if let Some(p) = map.get(id) {
+        if let Ok(t) = self.0.read() {
+            if let Some(p) = t.map.get(id) {
                 return p.clone();
             }
         }
         let built = Arc::new(build());
-        if let Ok(mut map) = self.0.write() {
-            if map.len() >= LIMIT {
-                map.clear();
+        let cost = id.len() + built.bytes();
+        if cost > MAX_ENTRY {
+            return built;
+        }
+        if let Ok(mut t) = self.0.write() {
+            if t.map.len() >= LIMIT || t.bytes + cost > BUDGET {
+                t.map.clear();
+                t.bytes = 0;
             }
-            map.insert(id.to_string(), built.clone());
+            if t.map.insert(id.to_string(), built.clone()).is_none() {
+                t.bytes += cost;
+            }
         }
         built
+    }
+
+    /// Entries and bytes held (for tests).
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        self.0
+            .read()
+            .map(|t| (t.map.len(), t.bytes))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn path(id: &str) -> BuiltEntity {
+        // As a path's: itself and every ancestor.
+        let keys = std::iter::successors(Some(id), |p| p.rsplit_once('/').map(|(a, _)| a))
+            .filter(|p| !p.is_empty())
+            .map(|p| format!(r#"Path::"{p}""#).parse().unwrap())
+            .collect();
+        BuiltEntity { entity: None, keys }
+    }
+
+    #[test]
+    fn a_flood_of_deep_paths_is_not_held() {
+        // An agent naming ever new deep paths: each is built, none is remembered, and the
+        // table holds nothing of them.
+        let t = EntityTable::default();
+        for i in 0..50 {
+            let deep = format!("/w/{i}{}", "/abcdefgh".repeat(200));
+            let built = t.get_or_build(&deep, || path(&deep));
+            assert_eq!(built.keys.len(), 202);
+        }
+        assert_eq!(t.held(), (0, 0));
+        // Ordinary paths are remembered, and the table stays within its budget however
+        // many an agent names.
+        for i in 0..(LIMIT + 100) {
+            let p = format!("/work/src/file{i}.rs");
+            t.get_or_build(&p, || path(&p));
+            let (n, bytes) = t.held();
+            assert!(n <= LIMIT && bytes <= BUDGET, "{n} entries, {bytes} bytes");
+        }
+        assert!(t.held().0 > 0);
+    }
+
+    #[test]
+    fn a_remembered_entity_is_built_once() {
+        let t = EntityTable::default();
+        let mut builds = 0;
+        for _ in 0..3 {
+            t.get_or_build("/work/a", || {
+                builds += 1;
+                path("/work/a")
+            });
+        }
+        assert_eq!(builds, 1);
     }
 }

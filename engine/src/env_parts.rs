@@ -24,6 +24,10 @@ use std::sync::{Arc, RwLock};
 
 /// How many environments are remembered (a server's concurrent sessions each have one).
 const SLOTS: usize = 64;
+/// Environments whose workspace, cwd and home together are longer are built for every
+/// decision instead of remembered: a path's entities grow with the square of its depth,
+/// and an agent can `cd` deep.
+const MAX_PATHS: usize = 4096;
 
 /// The environment's entities and context records (see the module docs).
 pub(crate) struct EnvParts {
@@ -42,7 +46,6 @@ pub(crate) struct EnvParts {
 }
 
 /// The fields of a [`DecisionEnv`] the parts depend on.
-#[derive(PartialEq, Eq)]
 struct EnvKey {
     identity: Identity,
     target: Target,
@@ -79,12 +82,17 @@ pub(crate) struct EnvCache {
 
 impl EnvCache {
     /// The parts of `env`, built with `build` when they are not remembered. `None` when
-    /// `build` fails (the caller then builds everything itself, and meets the same error).
+    /// `build` fails or the environment is too large to remember (the caller then builds
+    /// everything itself, and meets the same error).
     pub(crate) fn get_or_build(
         &self,
         env: &DecisionEnv,
         build: impl FnOnce() -> Option<EnvParts>,
     ) -> Option<Arc<EnvParts>> {
+        let paths = env.workspace.len() + env.home.len() + env.cwd.as_ref().map_or(0, String::len);
+        if paths > MAX_PATHS {
+            return None;
+        }
         if let Ok(slots) = self.slots.read() {
             if let Some((_, p)) = slots.iter().rev().find(|(k, _)| k.matches(env)) {
                 return Some(p.clone());

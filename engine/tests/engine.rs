@@ -325,6 +325,10 @@ fn remembered_environments_decide_as_the_reference_path() {
     let mut in_group = DecisionEnv::local("/work", "/root");
     in_group.identity.groups = vec!["docker-users".into()];
     envs.push(in_group);
+    // A cwd too deep to remember (built for every decision): decided the same.
+    let mut deep = DecisionEnv::local("/work", "/root");
+    deep.cwd = Some(format!("/work{}", "/deeper".repeat(700)));
+    envs.push(deep);
     let commands = [
         "ls -la src",
         "ls / && echo after-root",
