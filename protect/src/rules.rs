@@ -214,6 +214,13 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
     Ok((ac, cs, cs_base, info))
 }
 
+/// The longest span one match redacts. Patterns match values without a bound, but a span
+/// that started before a long line's window is committed must end inside the window (its
+/// overlap), or the next window would see the value without its key and redact nothing:
+/// capping every span at less than the overlap keeps the result the same however the
+/// output is chunked. Past it, the rest of a longer value shows.
+pub(crate) const MAX_SECRET: usize = crate::redact::OVERLAP - 64;
+
 /// How far before a keyword a rule's match may start, and after it end.
 const BEFORE: usize = 256;
 const AFTER: usize = 4096;
@@ -480,7 +487,7 @@ impl RuleSet {
                     if s < e {
                         hits.push(Hit {
                             start: s,
-                            end: e,
+                            end: e.min(s + MAX_SECRET),
                             rule: r,
                         });
                     }

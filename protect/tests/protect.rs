@@ -816,3 +816,39 @@ fn a_preview_never_shows_an_open_private_key() {
         assert!(!preview.contains("7onLRnrq0"), "{preview:?}");
     }
 }
+
+/// A value longer than a window's overlap, on a line longer than a window: redacted the
+/// same streamed in 64 KiB chunks as whole (a value that ran to the window's end used to be
+/// carried into the next window without its key, and shown whole), its first 4 KB hidden.
+#[test]
+fn overlong_values_redact_the_same_however_chunked() {
+    let r = redactor();
+    for (lead, value_len) in [(0, 10_000), (62_000, 10_000), (0, 300_000), (61_500, 3_000)] {
+        // Not periodic, so no later part of it equals its head.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let value: String = (0..value_len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"[(x % 57) as usize]
+                    as char
+            })
+            .collect();
+        let text = format!("{} password={value} tail\n", "x".repeat(lead));
+        let whole = r.redact_str(&text);
+        let mut s = r.stream();
+        let mut streamed = String::new();
+        for chunk in text.as_bytes().chunks(64 * 1024) {
+            s.push(std::str::from_utf8(chunk).expect("ASCII"), &mut streamed);
+        }
+        let counts = s.finish(&mut streamed);
+        assert_eq!(streamed, whole.text, "lead {lead}, value {value_len}");
+        assert_eq!(counts, whole.counts, "lead {lead}, value {value_len}");
+        assert!(whole.counts.values().sum::<u64>() >= 1, "lead {lead}");
+        assert!(
+            !whole.text.contains(&value[..value_len.min(4000)]),
+            "the value's first 4000 bytes show (lead {lead}, value {value_len})"
+        );
+    }
+}
