@@ -14,13 +14,19 @@
 //!   redacted and thrown away before anything is shown.
 //! * **A multi-line secret is never entered in the middle.** Holding starts only when no
 //!   PEM key or Kubernetes `data:` block is open, and every held line is checked whole for
-//!   one that opens such a secret; one that does ends the holding before any of its lines
-//!   can be dropped. The stream is then redacted whole until the secret is closed.
+//!   one that opens such a secret. Where one does, a scratch redactor reads the lines from
+//!   it to find where the secret closes, and no drop ever cuts between the two: the held
+//!   text always starts outside such a secret, so the redactor that finally reads it sees
+//!   the secret from its first line. Only a secret still open at the end of what is held
+//!   ends the holding (the stream is then redacted whole until it closes). Releasing the
+//!   held text at every opener instead made a YAML `data:` line every few hundred KB cost
+//!   the redaction of most of a long output (issue 18).
 //! * **The tail window is never left short.** The held text keeps the tail plus a slack,
 //!   so that redaction shortening secrets does not pull older, unscanned text into it.
 //!
 //! Counts: for the dropped middle, bytes and lines count the stripped text unredacted (a
-//! redacted secret there would have been shorter); its redactions are not counted. For
+//! redacted secret there would have been shorter, a multi-line one a single line); its
+//! redactions are not counted. For
 //! all text shown, both are exact. [`crate::MiddleMode::Redact`] turns this off.
 
 use crate::redact::{floor_boundary, StreamRedactor, WINDOW};
@@ -72,6 +78,9 @@ pub(crate) struct Middle {
     held: String,
     /// How much of `held` was searched for lines opening a multi-line secret.
     checked: usize,
+    /// Multi-line secrets found in `held` (from their opening line's start to the end of
+    /// the line after which they are closed), in order: no drop cuts inside one.
+    blocks: Vec<(usize, usize)>,
     /// Whether `held` starts inside a line (a drop cut a long line).
     starts_mid_line: bool,
     dropped: Dropped,
@@ -86,25 +95,38 @@ impl Middle {
         Middle {
             held: partial_line,
             checked: 0,
+            blocks: Vec::new(),
             starts_mid_line: false,
             dropped: Dropped::default(),
             keep: tail_bytes + SLACK,
         }
     }
 
-    /// Holds `text`. Returns `true` when a line that opens a multi-line secret appeared:
-    /// the caller must [`Middle::release`] now. Older text is dropped first, up to the
-    /// tail and slack before that line.
+    /// Holds `text`. Returns `true` when a line that opens a multi-line secret appeared
+    /// and the secret is still open at the end of what is held: the caller must
+    /// [`Middle::release`] now. Older text is dropped first, up to the tail and slack
+    /// before that line.
     pub fn add(&mut self, text: &str, redactor: &StreamRedactor) -> bool {
         // A keyword cut by the previous push is found again with the end of what was
-        // searched (keywords are short); the line around a hit is judged whole.
-        let from = floor_boundary(&self.held, self.checked.saturating_sub(64));
+        // searched (keywords are short); the line around a hit is judged whole. Never
+        // inside a secret already found (its lines are the redactor's to judge).
+        let last_block_end = self.blocks.last().map_or(0, |b| b.1);
+        let mut from =
+            floor_boundary(&self.held, self.checked.saturating_sub(64)).max(last_block_end);
         self.held.push_str(text);
-        if let Some(opener) = redactor.multiline_opener(&self.held, from) {
+        while let Some(opener) = redactor.multiline_opener(&self.held, from) {
             let line_start =
                 memchr::memrchr(b'\n', &self.held.as_bytes()[..opener]).map_or(0, |i| i + 1);
-            self.drop_before(line_start.saturating_sub(self.keep));
-            return true;
+            match redactor.multiline_end(&self.held[line_start..]) {
+                Some(len) => {
+                    self.blocks.push((line_start, line_start + len));
+                    from = line_start + len;
+                }
+                None => {
+                    self.drop_before(line_start.saturating_sub(self.keep));
+                    return true;
+                }
+            }
         }
         self.checked = self.held.len();
         if self.held.len() > self.keep + LONG_LINE + HYSTERESIS {
@@ -123,7 +145,7 @@ impl Middle {
         let line_start = memchr::memrchr(b'\n', &self.held.as_bytes()[..target])
             .map(|i| i + 1)
             .filter(|&ls| target - ls <= LONG_LINE);
-        let cut = match line_start {
+        let mut cut = match line_start {
             Some(ls) => ls,
             None => {
                 // Never between a ghost mark and the character it marks.
@@ -134,13 +156,25 @@ impl Middle {
                 cut
             }
         };
+        let mut mid_line = line_start.is_none();
+        // Never inside a multi-line secret: before its first line instead.
+        if let Some(&(start, _)) = self.blocks.iter().find(|b| b.0 < cut && cut < b.1) {
+            cut = start;
+            mid_line = false;
+        }
         if cut == 0 {
             return;
         }
-        self.starts_mid_line = line_start.is_none();
+        self.starts_mid_line = mid_line;
         self.dropped.count(&self.held[..cut]);
         self.held.drain(..cut);
         self.checked = self.checked.saturating_sub(cut);
+        self.blocks.retain(|b| b.1 > cut);
+        for b in &mut self.blocks {
+            // Every block left starts at or after the cut (a cut is never inside one).
+            b.0 -= cut;
+            b.1 -= cut;
+        }
     }
 
     /// Redacts the held text into `out` for the shaper, after telling the shaper what was

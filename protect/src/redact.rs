@@ -288,6 +288,27 @@ impl StreamRedactor {
         self.r.rules.multiline_opener(text.as_bytes(), from)
     }
 
+    /// For `text` starting at a line that opens a multi-line secret: the end of the first
+    /// complete line after which no such secret is open any more, as a fresh redactor
+    /// reading `text` line by line would see it; `None` while one is still open at the
+    /// last complete line. (The line that closes a Kubernetes block belongs to the text
+    /// after it, but ending after it is only more cautious.)
+    pub(crate) fn multiline_end(&self, text: &str) -> Option<usize> {
+        let mut scratch = self.r.stream();
+        let mut sink = String::new();
+        let mut at = 0;
+        while let Some(nl) = memchr::memchr(b'\n', &text.as_bytes()[at..]) {
+            let end = at + nl + 1;
+            scratch.push(&text[at..end], &mut sink);
+            sink.clear();
+            at = end;
+            if !scratch.in_multiline() {
+                return Some(at);
+            }
+        }
+        None
+    }
+
     /// Redactions so far, per rule id.
     pub fn counts(&self) -> RedactionCounts {
         let rules = self.r.rules.rules();

@@ -644,6 +644,76 @@ fn the_held_middle_shows_what_redacting_it_would() {
     assert_eq!(a.report, b.report);
 }
 
+/// Multi-line secrets all along a long stream (Kubernetes `data:` blocks of Secrets and
+/// ConfigMaps, PEM keys, blocks cut by chunk borders, one left open at the end): holding
+/// the middle shows what redacting it whole would, and no secret line is shown.
+#[test]
+fn multi_line_secrets_in_the_held_middle_show_what_redacting_it_would() {
+    use execkit_protect::MiddleMode;
+    let known = "k3y-Zq8vN2rT6wLx4pB9";
+    let hold = middle_protector(MiddleMode::Hold, known);
+    let reference = middle_protector(MiddleMode::Redact, known);
+    let b64 = |i: u64| format!("c2VjcmV0LXZhbHVlLW{:06}tZm9yLXRoZS1rZXk=", i % 1_000_000);
+    let pem_body = |i: u64| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ{:06}", i);
+    let mut text = String::new();
+    let mut i = 0u64;
+    while text.len() < 3_000_000 {
+        text.push_str(&format!("line {i}: \x1b[32mok\x1b[0m value={i:x}\n"));
+        match i % 1500 {
+            100 => text.push_str(&format!(
+                "apiVersion: v1\ndata:\n  password: {}\n  token: {}\nkind: Secret\n",
+                b64(i),
+                b64(i + 1)
+            )),
+            600 => text.push_str(
+                "apiVersion: v1\ndata:\n  mode: production\n  LOG_LEVEL: info\nkind: ConfigMap\n",
+            ),
+            900 => text.push_str(&format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----\n",
+                pem_body(i),
+                pem_body(i + 1)
+            )),
+            1200 => text.push_str(&format!(
+                "{{\"data\": {{\n  \"password\": \"{}\"\n}}}}\n",
+                b64(i)
+            )),
+            _ => {}
+        }
+        i += 1;
+    }
+    // A key still open when the stream ends, in the kept tail.
+    text.push_str(&format!("-----BEGIN PRIVATE KEY-----\n{}\n", pem_body(i)));
+    for chunk in [777, 4096, 65_536, 1_000_003] {
+        let a = feed(&hold, text.as_bytes(), chunk);
+        let b = feed(&reference, text.as_bytes(), chunk);
+        same_text(
+            &without_elided_count(&a.text),
+            &without_elided_count(&b.text),
+            &format!("chunk {chunk}"),
+        );
+        assert!(a.report.truncated && a.report.elided_bytes > 2_000_000);
+        // The dropped middle is counted unredacted: a multi-line secret there counts its
+        // lines, where redacted it would be one (at most 3 more lines per block).
+        let blocks = text.matches("-----BEGIN").count() + text.matches("data").count();
+        let extra = a.report.lines_total.checked_sub(b.report.lines_total);
+        let extra = extra.expect("no fewer lines than the reference");
+        assert!(
+            extra <= 3 * blocks as u64,
+            "chunk {chunk}: {extra} more lines"
+        );
+        for secret in [
+            "c2VjcmV0LXZhbHVlLW",
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ",
+        ] {
+            assert!(!a.text.contains(secret), "chunk {chunk}: {secret} shown");
+        }
+        assert!(
+            a.text.contains("LOG_LEVEL: info"),
+            "chunk {chunk}: the ConfigMap is shown"
+        );
+    }
+}
+
 fn without_elided_count(t: &str) -> String {
     let re = regex::Regex::new(r"\[… execkit: \d+ bytes elided …\]").unwrap();
     re.replace_all(t, "[… execkit: N bytes elided …]")
@@ -724,6 +794,48 @@ fn a_private_key_in_the_middle_is_redacted_however_it_is_spread() {
         "{}",
         &out.text[out.text.len().saturating_sub(200)..]
     );
+}
+
+#[test]
+fn a_drop_never_starts_the_held_text_inside_a_private_key() {
+    use execkit_protect::MiddleMode;
+    // Closed keys all along the middle, between floods of a long known secret whose
+    // redaction shrinks the tail so far that the tail window shows the held text from
+    // its very start: were a drop to cut inside a key, its remaining body lines would
+    // be read without their header and shown.
+    let known: String = (0..300)
+        .map(|i| char::from(b'a' + (i * 11 % 26) as u8))
+        .collect();
+    let p = middle_protector(MiddleMode::Hold, &known);
+    let body = |i: usize| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7{i:06}");
+    // Cuts land anywhere in the key-flood period (~21 KB, 42% of it inside a key); large
+    // chunks make drops the rule (a chunk ending inside a key ends the holding instead).
+    for lead in (0..60_000).step_by(2_333) {
+        let mut text = "x".repeat(40_000) + "\n" + &"y".repeat(lead) + "\n";
+        let mut n = 0;
+        while text.len() < lead + 1_500_000 {
+            text.push_str("-----BEGIN PRIVATE KEY-----\n");
+            for _ in 0..150 {
+                text.push_str(&body(n));
+                text.push('\n');
+                n += 1;
+            }
+            text.push_str("-----END PRIVATE KEY-----\n");
+            for _ in 0..40 {
+                text.push_str(&known);
+                text.push('\n');
+            }
+        }
+        for chunk in [65_536, 1_000_003] {
+            let out = feed(&p, text.as_bytes(), chunk);
+            assert!(
+                !out.text
+                    .contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"),
+                "lead {lead} chunk {chunk}: a key line is shown"
+            );
+            assert!(out.text.contains("[REDACTED:private-key]"));
+        }
+    }
 }
 
 #[test]
