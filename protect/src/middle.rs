@@ -111,16 +111,20 @@ impl Middle {
         // searched (keywords are short); the line around a hit is judged whole. Never
         // inside a secret already found (its lines are the redactor's to judge).
         let last_block_end = self.blocks.last().map_or(0, |b| b.1);
-        let mut from =
-            floor_boundary(&self.held, self.checked.saturating_sub(64)).max(last_block_end);
+        let from = floor_boundary(&self.held, self.checked.saturating_sub(64)).max(last_block_end);
         self.held.push_str(text);
-        while let Some(opener) = redactor.multiline_opener(&self.held, from) {
+        // One search for all openers; those inside a secret found meanwhile are skipped.
+        let mut after_block = from;
+        for opener in redactor.multiline_openers(&self.held, from) {
+            if opener < after_block {
+                continue;
+            }
             let line_start =
                 memchr::memrchr(b'\n', &self.held.as_bytes()[..opener]).map_or(0, |i| i + 1);
             match redactor.multiline_end(&self.held[line_start..]) {
                 Some(len) => {
                     self.blocks.push((line_start, line_start + len));
-                    from = line_start + len;
+                    after_block = line_start + len;
                 }
                 None => {
                     self.drop_before(line_start.saturating_sub(self.keep));

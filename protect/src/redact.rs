@@ -282,10 +282,10 @@ impl StreamRedactor {
         self.pem || self.k8s.is_some()
     }
 
-    /// Where a keyword sits, in `text[from..]`, on a line that opens a secret spanning
-    /// lines.
-    pub(crate) fn multiline_opener(&self, text: &str, from: usize) -> Option<usize> {
-        self.r.rules.multiline_opener(text.as_bytes(), from)
+    /// Where keywords sit, in `text[from..]`, on lines that open a secret spanning lines:
+    /// the first of each such line, in order.
+    pub(crate) fn multiline_openers(&self, text: &str, from: usize) -> Vec<usize> {
+        self.r.rules.multiline_openers(text.as_bytes(), from)
     }
 
     /// For `text` starting at a line that opens a multi-line secret: the end of the first

@@ -374,24 +374,38 @@ impl RuleSet {
         }
     }
 
-    /// Where a keyword found in `hay[from..]` sits on a line that opens a secret spanning
-    /// lines (a PEM private key header, a Kubernetes `data:` block), as the redactor would
-    /// see it. A line cut at the end of `hay` is judged as it is so far (it may open one:
-    /// that is enough).
-    pub(crate) fn multiline_opener(&self, hay: &[u8], from: usize) -> Option<usize> {
+    /// Where keywords found in `hay[from..]` sit on lines that open a secret spanning lines
+    /// (a PEM private key header, a Kubernetes `data:` block), as the redactor would see
+    /// them: the first such keyword of each such line, in order. A line cut at the end of
+    /// `hay` is judged as it is so far (it may open one: that is enough). Each line is
+    /// judged once, however many keywords it holds (a long line of `data:` repeated would
+    /// otherwise be searched once per keyword).
+    pub(crate) fn multiline_openers(&self, hay: &[u8], from: usize) -> Vec<usize> {
         let mut found = Vec::new();
-        self.multiline.overlapping(hay.get(from..)?, &mut found);
-        found.into_iter().find_map(|(start, _, _)| {
+        if let Some(rest) = hay.get(from..) {
+            self.multiline.overlapping(rest, &mut found);
+        }
+        let mut openers = Vec::new();
+        let mut judged_to = 0; // end of the last line judged
+        for (start, _, _) in found {
             let start = from + start;
+            if start < judged_to {
+                continue;
+            }
             let ls = memchr::memrchr(b'\n', &hay[..start]).map_or(0, |i| i + 1);
             let le = memchr::memchr(b'\n', &hay[start..]).map_or(hay.len(), |i| start + i);
+            judged_to = le.max(start + 1);
             let line = &hay[ls..le];
-            self.rules
+            let opens = self
+                .rules
                 .iter()
                 .filter(|r| r.special != Special::None)
-                .any(|r| r.patterns.iter().any(|p| p.re.is_match(line)))
-                .then_some(start)
-        })
+                .any(|r| r.patterns.iter().any(|p| p.re.is_match(line)));
+            if opens {
+                openers.push(start);
+            }
+        }
+        openers
     }
 
     /// The rules a keyword triggers.

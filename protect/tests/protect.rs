@@ -839,6 +839,42 @@ fn a_drop_never_starts_the_held_text_inside_a_private_key() {
 }
 
 #[test]
+fn a_flood_of_multi_line_openers_in_the_middle_shows_what_redacting_it_would() {
+    use execkit_protect::MiddleMode;
+    let known = "k3y-Zq8vN2rT6wLx4pB9";
+    let hold = middle_protector(MiddleMode::Hold, known);
+    let reference = middle_protector(MiddleMode::Redact, known);
+    // Every other line opens a Kubernetes block that the next closes, then one long line
+    // of PEM header starts (each a keyword of the opener search, none a whole header),
+    // then more blocks: each line is judged once, each block read once.
+    let mut text = "x".repeat(40_000) + "\n";
+    while text.len() < 1_500_000 {
+        text.push_str("data:\nfoo: bar\n");
+    }
+    text.push_str(&"-----BEGIN ".repeat(100_000));
+    text.push('\n');
+    while text.len() < 4_000_000 {
+        text.push_str(&format!(
+            "data:\n  token: {}\nkind: Secret\n",
+            "c2VjcmV0LXZhbHVlLWZvcg=="
+        ));
+    }
+    for chunk in [4096, 65_536] {
+        let a = feed(&hold, text.as_bytes(), chunk);
+        let b = feed(&reference, text.as_bytes(), chunk);
+        same_text(
+            &without_elided_count(&a.text),
+            &without_elided_count(&b.text),
+            &format!("chunk {chunk}"),
+        );
+        assert!(
+            !a.text.contains("c2VjcmV0LXZhbHVlLWZvcg=="),
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
 fn a_known_secret_on_many_short_lines_is_never_shown_in_part() {
     use execkit_protect::MiddleMode;
     // The same attack with a line per copy: drops cut at line starts, so no copy is cut.
