@@ -39,6 +39,7 @@ mod pipeline;
 mod redact;
 mod rules;
 mod shape;
+mod tail_capture;
 mod value_gate;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};

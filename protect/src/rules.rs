@@ -8,6 +8,7 @@
 //! matches the ASCII shapes of real tokens.
 
 use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
+use crate::tail_capture::Tail;
 use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
@@ -108,6 +109,9 @@ pub(crate) struct Pattern {
     pub(crate) re: Regex,
     /// Capture-group indices whose names start with `s`, in order.
     secret_groups: Vec<usize>,
+    /// Where the pattern splits into a key name and the rest: the secret group is then
+    /// found by matching only the rest (see [`crate::tail_capture`]).
+    tail: Option<Tail>,
 }
 
 /// A compiled rule.
@@ -123,6 +127,9 @@ pub struct Rule {
     exclude: Vec<Regex>,
     gate: Option<GateSpec>,
 }
+
+/// A byte range `(start, end)`.
+type Range = (usize, usize);
 
 /// A secret found on a line: byte range (relative to the line) and rule index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,13 +276,22 @@ impl RuleSet {
                     index,
                     source,
                 })?;
-                let secret_groups = re
+                let secret_groups: Vec<usize> = re
                     .capture_names()
                     .enumerate()
                     .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
                     .map(|(i, _)| i)
                     .collect();
-                patterns.push(Pattern { re, secret_groups });
+                let tail = if secret_groups.is_empty() {
+                    None
+                } else {
+                    Tail::split(p)
+                };
+                patterns.push(Pattern {
+                    re,
+                    secret_groups,
+                    tail,
+                });
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
             words.extend(spec.keywords_cs.iter().map(|k| (k.clone(), idx, true)));
@@ -468,6 +484,7 @@ impl RuleSet {
             let mut at = from;
             // One set of capture slots per pattern run, reused for every match in it.
             let mut locs = p.re.capture_locations();
+            let mut slots = p.tail.as_ref().map(Tail::slots).unwrap_or_default();
             while at <= hay.len() {
                 let excluded = |whole: &[u8]| rule.exclude.iter().any(|x| x.is_match(whole));
                 let (m, next) = if p.secret_groups.is_empty() {
@@ -479,18 +496,15 @@ impl RuleSet {
                         None => break,
                     }
                 } else {
-                    let Some(w) = p.re.captures_read_at(&mut locs, hay, at) else {
+                    let Some((whole, group)) = self.secret_group(p, hay, at, &mut locs, &mut slots)
+                    else {
                         break;
                     };
-                    let whole = (w.start(), w.end());
-                    let secret = p
-                        .secret_groups
-                        .iter()
-                        .find_map(|&g| locs.get(g))
+                    let secret = group
                         .filter(|&(s, e)| {
                             !(rule.placeholders && self.placeholder.is_match(&hay[s..e]))
                         })
-                        .filter(|_| !excluded(w.as_bytes()))
+                        .filter(|_| !excluded(&hay[whole.0..whole.1]))
                         .filter(|&m| match &rule.gate {
                             Some(g) => crate::value_gate::admits(&self.values, g, hay, whole, m),
                             None => true,
@@ -509,6 +523,31 @@ impl RuleSet {
                 at = next;
             }
         }
+    }
+
+    /// The next match of `p` in `hay` from `at` and its first secret group that took
+    /// part: through the tail when the pattern splits, else the capture engine.
+    fn secret_group(
+        &self,
+        p: &Pattern,
+        hay: &[u8],
+        at: usize,
+        locs: &mut regex::bytes::CaptureLocations,
+        slots: &mut [Option<regex_automata::util::primitives::NonMaxUsize>],
+    ) -> Option<(Range, Option<Range>)> {
+        if let Some(tail) = &p.tail {
+            let m = p.re.find_at(hay, at)?;
+            let whole = (m.start(), m.end());
+            if let Some(group) = tail.secret(hay, whole, slots) {
+                return Some((whole, group));
+            }
+            // The split is proven when the rule is compiled; should the tail not match
+            // where it must, the capture engine decides.
+            debug_assert!(false, "tail did not match: {:?}", &hay[whole.0..whole.1]);
+        }
+        let w = p.re.captures_read_at(locs, hay, at)?;
+        let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
+        Some(((w.start(), w.end()), group))
     }
 
     /// Whether the k8s-data header pattern matches this line.
@@ -537,6 +576,100 @@ mod tests {
     fn builtin_compiles_with_many_families() {
         let set = RuleSet::builtin();
         assert!(set.rules().len() >= 60, "{} rules", set.rules().len());
+    }
+
+    /// Every match of pattern `p` in `hay` as the capture engine reports it, and as the
+    /// tail does: (whole, first secret group).
+    type Found = Vec<((usize, usize), Option<(usize, usize)>)>;
+    fn both_ways(p: &Pattern, hay: &[u8]) -> (Found, Found) {
+        let mut locs = p.re.capture_locations();
+        let tail_of = p.tail.as_ref().unwrap_or_else(|| panic!("no tail"));
+        let mut slots = tail_of.slots();
+        let (mut engine, mut tail) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        while at <= hay.len() {
+            let Some(w) = p.re.captures_read_at(&mut locs, hay, at) else {
+                break;
+            };
+            let whole = (w.start(), w.end());
+            engine.push((whole, p.secret_groups.iter().find_map(|&g| locs.get(g))));
+            // The tail alone, without the capture engine to fall back on.
+            let m = p.re.find_at(hay, at).unwrap_or_else(|| panic!("no match"));
+            let w2 = (m.start(), m.end());
+            let group = tail_of.secret(hay, w2, &mut slots);
+            tail.push((
+                w2,
+                group.unwrap_or_else(|| panic!("the tail did not match")),
+            ));
+            at = whole.1.max(whole.0 + 1);
+        }
+        (engine, tail)
+    }
+
+    fn split_patterns(set: &RuleSet) -> Vec<(&str, &Pattern)> {
+        set.rules
+            .iter()
+            .flat_map(|r| r.patterns.iter().map(move |p| (r.id.as_str(), p)))
+            .filter(|(_, p)| p.tail.is_some())
+            .collect()
+    }
+
+    #[test]
+    fn the_key_name_rules_split() {
+        let set = RuleSet::builtin();
+        let split: Vec<&str> = split_patterns(set).iter().map(|(id, _)| *id).collect();
+        for id in [
+            "password-assignment",
+            "token-assignment",
+            "api-key-assignment",
+            "credential-assignment",
+            "authorization-header",
+        ] {
+            assert!(split.contains(&id), "{id} does not split: {split:?}");
+        }
+    }
+
+    #[test]
+    fn tail_captures_agree_with_the_capture_engine_on_every_example() {
+        let set = RuleSet::builtin();
+        let mut texts: Vec<String> = set
+            .specs()
+            .iter()
+            .flat_map(|s| s.positives.iter().chain(&s.negatives).cloned())
+            .collect();
+        texts.extend(set.value_lists().examples.iter().map(|e| e.line.clone()));
+        let mut compared = 0;
+        for (id, p) in split_patterns(set) {
+            for t in &texts {
+                let (engine, tail) = both_ways(p, t.as_bytes());
+                assert_eq!(engine, tail, "{id} on {t:?}");
+                compared += engine.len();
+            }
+        }
+        assert!(compared > 100, "only {compared} matches compared");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Assignments assembled from the pieces the patterns care about: key names,
+        /// separators, quotes, spaces, value bytes.
+        #[test]
+        fn tail_captures_agree_with_the_capture_engine(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "password", "PASSWORD", "Pass", "pwd", "token", "Token", "api_key", "apiKey",
+                "API-KEY", "secret", "SecretKey", "access_key_id", "credentials", "auth_token",
+                "authorization", "Authorization", "Bearer ", "Basic ", "x", "_", ".", "-", "=",
+                ":", "=>", ":=", "\"", "'", " ", "\t", "\n", ">", "&", ",", ";", "$", "{",
+                "}", "(", "aB3dE5gH7jK9mN1p", "hunter22", "Summer2024!", "0123456789", "é",
+            ]), 0..14),
+        ) {
+            let text: String = pieces.concat();
+            let set = RuleSet::builtin();
+            for (id, p) in split_patterns(set) {
+                let (engine, tail) = both_ways(p, text.as_bytes());
+                proptest::prop_assert_eq!(engine, tail, "{} on {:?}", id, text);
+            }
+        }
     }
 
     #[test]

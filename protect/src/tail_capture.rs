@@ -1,0 +1,237 @@
+//! Secret groups without running the capture engine over the whole match.
+//!
+//! A key-name rule's pattern reads `<boundary><key name><separator><value>`:
+//! `(?:^|[^A-Za-z0-9])[\w.\-]*api[_\-.]?key["']?\s*(?:=>|:=|[:=])\s*(?:"(?P<s>…)"|…)`.
+//! Finding where it matches is cheap (a lazy DFA); finding where its secret group lies
+//! cost the capture engine a walk over the whole match with the key name's many
+//! alternatives, most of a secret-dense text's redaction (issue 18).
+//!
+//! When the pattern splits into a head `H` and a tail `T` such that
+//! - `H` is one element matching at most one byte (or only key bytes) followed by elements
+//!   matching only *key bytes* `K` (the bytes any of them can match), `H` matches at least
+//!   one byte and holds no group, and
+//! - every match of `T` starts with a byte outside `K` (its first bytes, through nullable
+//!   elements, avoid `K`) and `T` holds every group,
+//!
+//! then in any match `w` of the pattern the head ends exactly at the first byte at index
+//! ≥ 1 of `w` that is not in `K`: the head's bytes after its first are all in `K`, and the
+//! tail's first is not. The split is forced, so the pattern's leftmost-first match has its
+//! tail part at that split, and the tail's own leftmost-first anchored match there (on the
+//! same haystack, so look-arounds see the same text) takes the same path through the
+//! tail's groups: the groups come out the same as the capture engine's on the whole
+//! pattern. The split is derived from the pattern's syntax tree when the rule is
+//! compiled; a pattern that does not split this way keeps the capture engine. A test
+//! compares both on every rule example and on generated assignments.
+
+use regex_automata::meta::Regex;
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::{Anchored, Input};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// A set of bytes.
+type ByteSet = [bool; 256];
+
+/// The tail of a pattern that splits (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Tail {
+    /// Bytes the head can consist of after its first.
+    key_bytes: ByteSet,
+    /// The tail, with the pattern's groups.
+    re: Regex,
+    /// Indices (in `re`) of the groups whose names start with `s`, in order.
+    secret_groups: Vec<usize>,
+}
+
+impl Tail {
+    /// The tail of `pattern` (compiled with Unicode off, as the rules are), if it splits.
+    pub(crate) fn split(pattern: &str) -> Option<Tail> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(pattern)
+            .ok()?;
+        let HirKind::Concat(parts) = hir.kind() else {
+            return None;
+        };
+        let first_group = parts
+            .iter()
+            .position(|p| p.properties().explicit_captures_len() > 0)?;
+        // The longest head that works: the smaller the tail, the less the engine walks.
+        (1..=first_group).rev().find_map(|m| Self::at(parts, m))
+    }
+
+    /// The split before `parts[m]`, if it meets the conditions.
+    fn at(parts: &[Hir], m: usize) -> Option<Tail> {
+        let (head, tail) = parts.split_at(m);
+        let mut key_bytes = [false; 256];
+        for p in &head[1..] {
+            bytes_of(p, &mut key_bytes)?;
+        }
+        let mut first = [false; 256];
+        let first_ok = head[0].properties().maximum_len().is_some_and(|n| n <= 1)
+            || (bytes_of(&head[0], &mut first).is_some() && subset(&first, &key_bytes));
+        let head_len: usize = head
+            .iter()
+            .map(|p| p.properties().minimum_len().unwrap_or(0))
+            .sum();
+        let tail_hir = Hir::concat(tail.to_vec());
+        let (starts, nullable) = first_bytes(&tail_hir)?;
+        let disjoint = (0..256).all(|b| !(starts[b] && key_bytes[b]));
+        if !first_ok || head_len == 0 || nullable || !disjoint {
+            return None;
+        }
+        let re = Regex::builder()
+            .syntax(
+                regex_automata::util::syntax::Config::new()
+                    .unicode(false)
+                    .utf8(false),
+            )
+            .configure(Regex::config().utf8_empty(false))
+            .build_from_hir(&tail_hir)
+            .ok()?;
+        let secret_groups = re
+            .group_info()
+            .pattern_names(regex_automata::PatternID::ZERO)
+            .enumerate()
+            .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
+            .map(|(i, _)| i)
+            .collect();
+        Some(Tail {
+            key_bytes,
+            re,
+            secret_groups,
+        })
+    }
+
+    /// Slots for [`Tail::secret`], reused across calls.
+    pub(crate) fn slots(&self) -> Vec<Option<NonMaxUsize>> {
+        vec![None; self.re.group_info().slot_len()]
+    }
+
+    /// For a match `whole` of the full pattern in `hay`: the first secret group that took
+    /// part, as the capture engine would report it (`Some(None)`: none did). `None` if the
+    /// tail does not match as the split says it must (a defect: callers fall back to the
+    /// capture engine).
+    pub(crate) fn secret(
+        &self,
+        hay: &[u8],
+        whole: (usize, usize),
+        slots: &mut [Option<NonMaxUsize>],
+    ) -> Option<Option<(usize, usize)>> {
+        let (start, end) = whole;
+        let split = (start + 1..end).find(|&i| !self.key_bytes[usize::from(hay[i])])?;
+        let input = Input::new(hay).range(split..).anchored(Anchored::Yes);
+        self.re.search_slots(&input, slots)?;
+        let found_end = slots.get(1).copied().flatten()?.get();
+        if found_end != end {
+            return None;
+        }
+        Some(self.secret_groups.iter().find_map(|&g| {
+            let (s, e) = (slots.get(2 * g)?.as_ref()?, slots.get(2 * g + 1)?.as_ref()?);
+            Some((s.get(), e.get()))
+        }))
+    }
+}
+
+fn subset(a: &ByteSet, b: &ByteSet) -> bool {
+    (0..256).all(|i| !a[i] || b[i])
+}
+
+fn add_range(set: &mut ByteSet, start: u8, end: u8) {
+    for b in start..=end {
+        set[usize::from(b)] = true;
+    }
+}
+
+/// Adds every byte `h` can match to `set`; `None` for a class this cannot tell.
+fn bytes_of(h: &Hir, set: &mut ByteSet) -> Option<()> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(()),
+        HirKind::Literal(l) => {
+            for &b in l.0.iter() {
+                set[usize::from(b)] = true;
+            }
+            Some(())
+        }
+        HirKind::Class(c) => class_bytes(c, set),
+        HirKind::Repetition(r) => bytes_of(&r.sub, set),
+        HirKind::Capture(c) => bytes_of(&c.sub, set),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().try_for_each(|p| bytes_of(p, set)),
+    }
+}
+
+fn class_bytes(c: &Class, set: &mut ByteSet) -> Option<()> {
+    match c {
+        Class::Bytes(c) => {
+            for r in c.ranges() {
+                add_range(set, r.start(), r.end());
+            }
+            Some(())
+        }
+        // Unicode off: only ASCII classes can appear; anything else is not judged.
+        Class::Unicode(c) => {
+            for r in c.ranges() {
+                let (s, e) = (u8::try_from(r.start()).ok()?, u8::try_from(r.end()).ok()?);
+                if e > 0x7f {
+                    return None;
+                }
+                add_range(set, s, e);
+            }
+            Some(())
+        }
+    }
+}
+
+/// The bytes a match of `h` can start with, and whether `h` matches the empty string
+/// (look-arounds are empty: they consume nothing).
+fn first_bytes(h: &Hir) -> Option<(ByteSet, bool)> {
+    Some(match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => ([false; 256], true),
+        HirKind::Literal(l) => {
+            let mut set = [false; 256];
+            match l.0.first() {
+                Some(&b) => {
+                    set[usize::from(b)] = true;
+                    (set, false)
+                }
+                None => (set, true),
+            }
+        }
+        HirKind::Class(c) => {
+            let mut set = [false; 256];
+            class_bytes(c, &mut set)?;
+            (set, false)
+        }
+        HirKind::Repetition(r) => {
+            let (set, nullable) = first_bytes(&r.sub)?;
+            (set, nullable || r.min == 0)
+        }
+        HirKind::Capture(c) => first_bytes(&c.sub)?,
+        HirKind::Concat(v) => {
+            let mut set = [false; 256];
+            for p in v {
+                let (s, nullable) = first_bytes(p)?;
+                for b in 0..256 {
+                    set[b] |= s[b];
+                }
+                if !nullable {
+                    return Some((set, false));
+                }
+            }
+            (set, true)
+        }
+        HirKind::Alternation(v) => {
+            let mut set = [false; 256];
+            let mut any_nullable = false;
+            for p in v {
+                let (s, nullable) = first_bytes(p)?;
+                for b in 0..256 {
+                    set[b] |= s[b];
+                }
+                any_nullable |= nullable;
+            }
+            (set, any_nullable)
+        }
+    })
+}
