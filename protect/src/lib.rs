@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod ansi;
+mod assignment_tail;
 mod keyword_dfa;
 mod known;
 mod middle;

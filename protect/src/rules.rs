@@ -112,6 +112,8 @@ pub(crate) struct Pattern {
     /// Where the pattern splits into a key name and the rest: the secret group is then
     /// found by matching only the rest (see [`crate::tail_capture`]).
     tail: Option<Tail>,
+    /// The fewest bytes a match spans (0 when not known).
+    min_len: usize,
 }
 
 /// A compiled rule.
@@ -291,6 +293,7 @@ impl RuleSet {
                     re,
                     secret_groups,
                     tail,
+                    min_len: crate::tail_capture::min_len(p),
                 });
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
@@ -482,10 +485,11 @@ impl RuleSet {
         }
         for p in &rule.patterns {
             let mut at = from;
-            // One set of capture slots per pattern run, reused for every match in it.
-            let mut locs = p.re.capture_locations();
-            let mut slots = p.tail.as_ref().map(Tail::slots).unwrap_or_default();
-            while at <= hay.len() {
+            // Capture slots made when first needed, then reused for every match.
+            let (mut locs, mut slots) = (None, Vec::new());
+            // A match needs `min_len` bytes: none fits in a shorter rest (most often the
+            // empty rest after a value that ends the line).
+            while at <= hay.len() && hay.len() - at >= p.min_len {
                 let excluded = |whole: &[u8]| rule.exclude.iter().any(|x| x.is_match(whole));
                 let (m, next) = if p.secret_groups.is_empty() {
                     match p.re.find_at(hay, at) {
@@ -532,12 +536,15 @@ impl RuleSet {
         p: &Pattern,
         hay: &[u8],
         at: usize,
-        locs: &mut regex::bytes::CaptureLocations,
-        slots: &mut [Option<regex_automata::util::primitives::NonMaxUsize>],
+        locs: &mut Option<regex::bytes::CaptureLocations>,
+        slots: &mut Vec<Option<regex_automata::util::primitives::NonMaxUsize>>,
     ) -> Option<(Range, Option<Range>)> {
         if let Some(tail) = &p.tail {
             let m = p.re.find_at(hay, at)?;
             let whole = (m.start(), m.end());
+            if slots.is_empty() {
+                *slots = tail.slots();
+            }
             if let Some(group) = tail.secret(hay, whole, slots) {
                 return Some((whole, group));
             }
@@ -545,6 +552,7 @@ impl RuleSet {
             // where it must, the capture engine decides.
             debug_assert!(false, "tail did not match: {:?}", &hay[whole.0..whole.1]);
         }
+        let locs = locs.get_or_insert_with(|| p.re.capture_locations());
         let w = p.re.captures_read_at(locs, hay, at)?;
         let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
         Some(((w.start(), w.end()), group))
@@ -618,6 +626,11 @@ mod tests {
     fn the_key_name_rules_split() {
         let set = RuleSet::builtin();
         let split: Vec<&str> = split_patterns(set).iter().map(|(id, _)| *id).collect();
+        let by_hand: Vec<&str> = split_patterns(set)
+            .iter()
+            .filter(|(_, p)| p.tail.as_ref().is_some_and(Tail::reads_by_hand))
+            .map(|(id, _)| *id)
+            .collect();
         for id in [
             "password-assignment",
             "token-assignment",
@@ -626,6 +639,14 @@ mod tests {
             "authorization-header",
         ] {
             assert!(split.contains(&id), "{id} does not split: {split:?}");
+            // The authorization header's tails (a scheme word, auth parameters) keep the
+            // capture engine.
+            if id != "authorization-header" {
+                assert!(
+                    by_hand.contains(&id),
+                    "{id} is not read by hand: {by_hand:?}"
+                );
+            }
         }
     }
 

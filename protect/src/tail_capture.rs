@@ -23,6 +23,7 @@
 //! compiled; a pattern that does not split this way keeps the capture engine. A test
 //! compares both on every rule example and on generated assignments.
 
+use crate::assignment_tail::AssignmentTail;
 use regex_automata::meta::Regex;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input};
@@ -30,6 +31,23 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// A set of bytes.
 type ByteSet = [bool; 256];
+
+/// The pattern's syntax tree, parsed as the rules compile (Unicode off, bytes).
+fn parse(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
+}
+
+/// The fewest bytes a match of `pattern` spans (0 when not known).
+pub(crate) fn min_len(pattern: &str) -> usize {
+    parse(pattern)
+        .and_then(|h| h.properties().minimum_len())
+        .unwrap_or(0)
+}
 
 /// The tail of a pattern that splits (see the module docs).
 #[derive(Debug)]
@@ -40,17 +58,14 @@ pub(crate) struct Tail {
     re: Regex,
     /// Indices (in `re`) of the groups whose names start with `s`, in order.
     secret_groups: Vec<usize>,
+    /// The tail read by hand, when it has the assignment shape.
+    by_hand: Option<AssignmentTail>,
 }
 
 impl Tail {
     /// The tail of `pattern` (compiled with Unicode off, as the rules are), if it splits.
     pub(crate) fn split(pattern: &str) -> Option<Tail> {
-        let hir = regex_syntax::ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .build()
-            .parse(pattern)
-            .ok()?;
+        let hir = parse(pattern)?;
         let HirKind::Concat(parts) = hir.kind() else {
             return None;
         };
@@ -101,7 +116,14 @@ impl Tail {
             key_bytes,
             re,
             secret_groups,
+            by_hand: AssignmentTail::recognize(&tail_hir),
         })
+    }
+
+    /// Whether the tail is read by hand (it has the assignment shape).
+    #[cfg(test)]
+    pub(crate) fn reads_by_hand(&self) -> bool {
+        self.by_hand.is_some()
     }
 
     /// Slots for [`Tail::secret`], reused across calls.
@@ -121,6 +143,13 @@ impl Tail {
     ) -> Option<Option<(usize, usize)>> {
         let (start, end) = whole;
         let split = (start + 1..end).find(|&i| !self.key_bytes[usize::from(hay[i])])?;
+        if let Some(found) = self
+            .by_hand
+            .as_ref()
+            .and_then(|t| t.secret(hay, split, end))
+        {
+            return Some(found);
+        }
         let input = Input::new(hay).range(split..).anchored(Anchored::Yes);
         self.re.search_slots(&input, slots)?;
         let found_end = slots.get(1).copied().flatten()?.get();

@@ -1,0 +1,333 @@
+//! The tail of a key-name pattern, `<operator><spaces><value>`, matched by hand.
+//!
+//! After [`crate::tail_capture`] has found where a key-name pattern's key ends, what is
+//! left is most often `(?:=>|:=|[:=])\s*(?:"(?P<s>[^"\n]{8,})"|'(?P<s2>…)'|(?P<s3>…))`.
+//! The capture engine walks every byte of the value through a repetition unrolled `{8,}`
+//! times, about 2,000 instructions for a 40-byte token; the match's end is already known
+//! (the lazy DFA found it), so the few ways the tail can be read can simply be tried in
+//! the engine's own order of preference, each checked with one pass over the value.
+//!
+//! The shape is recognised on the tail's syntax tree: a choice of fixed byte sequences
+//! (the operator), optionally a greedy repetition of one byte class (the spaces), then a
+//! choice of values, each a fixed opening, one group around a greedy repetition of one
+//! byte class, and a fixed closing. Anything else keeps the capture engine.
+//!
+//! Why the result is the engine's: the engine reports the first way to read the tail, in
+//! its order of preference (alternatives left to right, greedy repetitions longest
+//! first), that reaches a match; that way ends where the match ends, and every way
+//! preferred to it reaches no match at all. So the first way in the same order that ends
+//! exactly at the known end is the engine's way, and its group is the engine's group. A
+//! test compares both on every rule example and on generated assignments.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// A set of bytes.
+type ByteSet = [bool; 256];
+
+/// A fixed-length sequence of byte classes (a literal is one byte per class).
+type Fixed = Vec<ByteSet>;
+
+/// One way the value may be written.
+#[derive(Debug)]
+struct Value {
+    open: Fixed,
+    body: ByteSet,
+    min: usize,
+    max: Option<usize>,
+    close: Fixed,
+    /// Whether the group is a secret one (its name starts with `s`).
+    secret: bool,
+}
+
+/// A tail of the assignment shape.
+#[derive(Debug)]
+pub(crate) struct AssignmentTail {
+    operators: Vec<Fixed>,
+    spaces: Option<ByteSet>,
+    values: Vec<Value>,
+}
+
+/// More spaces than this between operator and value: left to the capture engine (each
+/// count of them is tried, each try scans the value).
+const MAX_SPACES: usize = 64;
+
+impl AssignmentTail {
+    /// The shape of `tail`, if it has it.
+    pub(crate) fn recognize(tail: &Hir) -> Option<AssignmentTail> {
+        let parts: &[Hir] = match tail.kind() {
+            HirKind::Concat(parts) => parts,
+            _ => return None,
+        };
+        let (operator, spaces, value) = match parts {
+            [o, v] => (o, None, v),
+            [o, s, v] => (o, Some(s), v),
+            _ => return None,
+        };
+        let operators = alternatives(operator)?
+            .iter()
+            .map(|h| fixed(h))
+            .collect::<Option<Vec<_>>>()?;
+        let spaces = match spaces {
+            None => None,
+            Some(s) => {
+                let HirKind::Repetition(r) = s.kind() else {
+                    return None;
+                };
+                if r.min != 0 || r.max.is_some() || !r.greedy {
+                    return None;
+                }
+                Some(class(&r.sub)?)
+            }
+        };
+        let values = alternatives(value)?
+            .iter()
+            .map(|h| value_of(h))
+            .collect::<Option<Vec<_>>>()?;
+        Some(AssignmentTail {
+            operators,
+            spaces,
+            values,
+        })
+    }
+
+    /// The secret group of the tail's match starting at `from` and ending at `end`
+    /// (`Some(None)`: the group that took part is not a secret one); `None` when no way
+    /// to read it ends there, or it has too many spaces to try.
+    pub(crate) fn secret(
+        &self,
+        hay: &[u8],
+        from: usize,
+        end: usize,
+    ) -> Option<Option<(usize, usize)>> {
+        let hay = hay.get(..end)?;
+        for op in &self.operators {
+            if !fixed_at(hay, from, op) {
+                continue;
+            }
+            let after_op = from + op.len();
+            let most = match &self.spaces {
+                Some(set) => hay[after_op..]
+                    .iter()
+                    .take_while(|&&b| set[usize::from(b)])
+                    .count(),
+                None => 0,
+            };
+            if most > MAX_SPACES {
+                return None;
+            }
+            for spaces in (0..=most).rev() {
+                let at = after_op + spaces;
+                for v in &self.values {
+                    if let Some(group) = v.fits(hay, at) {
+                        return Some(v.secret.then_some(group));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Value {
+    /// The group's span if this value reads `hay[at..]` exactly.
+    fn fits(&self, hay: &[u8], at: usize) -> Option<(usize, usize)> {
+        let start = at.checked_add(self.open.len())?;
+        let end = hay.len().checked_sub(self.close.len())?;
+        if start > end || !fixed_at(hay, at, &self.open) || !fixed_at(hay, end, &self.close) {
+            return None;
+        }
+        let len = end - start;
+        let body_ok = len >= self.min
+            && self.max.is_none_or(|m| len <= m)
+            && hay[start..end].iter().all(|&b| self.body[usize::from(b)]);
+        body_ok.then_some((start, end))
+    }
+}
+
+/// Whether `seq` matches at `hay[at..]`.
+fn fixed_at(hay: &[u8], at: usize, seq: &Fixed) -> bool {
+    hay.get(at..at + seq.len())
+        .is_some_and(|s| s.iter().zip(seq).all(|(&b, set)| set[usize::from(b)]))
+}
+
+/// The alternatives of `h`, in order (one if it is no alternation).
+fn alternatives(h: &Hir) -> Option<Vec<Hir>> {
+    Some(match h.kind() {
+        HirKind::Alternation(v) => v.clone(),
+        _ => vec![h.clone()],
+    })
+}
+
+/// `h` as a fixed sequence of byte classes (literals, classes and their concatenation).
+fn fixed(h: &Hir) -> Option<Fixed> {
+    match h.kind() {
+        HirKind::Empty => Some(Vec::new()),
+        HirKind::Literal(l) => Some(
+            l.0.iter()
+                .map(|&b| {
+                    let mut set = [false; 256];
+                    set[usize::from(b)] = true;
+                    set
+                })
+                .collect(),
+        ),
+        HirKind::Class(_) => Some(vec![class(h)?]),
+        HirKind::Concat(v) => {
+            let mut out = Vec::new();
+            for p in v {
+                out.extend(fixed(p)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// `h` as a one-byte class.
+fn class(h: &Hir) -> Option<ByteSet> {
+    let mut set = [false; 256];
+    match h.kind() {
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.ranges() {
+                for b in r.start()..=r.end() {
+                    set[usize::from(b)] = true;
+                }
+            }
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            for r in c.ranges() {
+                let (s, e) = (u8::try_from(r.start()).ok()?, u8::try_from(r.end()).ok()?);
+                if e > 0x7f {
+                    return None;
+                }
+                for b in s..=e {
+                    set[usize::from(b)] = true;
+                }
+            }
+        }
+        HirKind::Literal(l) if l.0.len() == 1 => set[usize::from(l.0[0])] = true,
+        _ => return None,
+    }
+    Some(set)
+}
+
+/// `h` as a value: a fixed opening, one group around a greedy class repetition, a fixed
+/// closing.
+fn value_of(h: &Hir) -> Option<Value> {
+    let parts: Vec<Hir> = match h.kind() {
+        HirKind::Concat(v) => v.clone(),
+        _ => vec![h.clone()],
+    };
+    let g = parts
+        .iter()
+        .position(|p| matches!(p.kind(), HirKind::Capture(_)))?;
+    let HirKind::Capture(cap) = parts[g].kind() else {
+        return None;
+    };
+    let HirKind::Repetition(r) = cap.sub.kind() else {
+        return None;
+    };
+    if !r.greedy {
+        return None;
+    }
+    let mut open = Vec::new();
+    for p in &parts[..g] {
+        open.extend(fixed(p)?);
+    }
+    let mut close = Vec::new();
+    for p in &parts[g + 1..] {
+        close.extend(fixed(p)?);
+    }
+    Some(Value {
+        open,
+        body: class(&r.sub)?,
+        min: usize::try_from(r.min).ok()?,
+        max: r.max.map(usize::try_from).transpose().ok()?,
+        close,
+        secret: cap.name.as_deref().is_some_and(|n| n.starts_with('s')),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail(pattern: &str) -> Option<AssignmentTail> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(pattern)
+            .unwrap_or_else(|e| panic!("{e}"));
+        AssignmentTail::recognize(&hir)
+    }
+
+    #[test]
+    fn reads_as_the_engine_prefers() {
+        let t = tail(r#"(?:=>|:=|[:=])\s*(?:"(?P<s>[^"\n]{8,})"|'(?P<s2>[^'\n]{8,})'|(?P<s3>[^\s"',;&]{8,}))"#)
+            .unwrap_or_else(|| panic!("recognized"));
+        let at = |hay: &str| t.secret(hay.as_bytes(), 0, hay.len());
+        // `=>` is preferred to `=`, unless only `=` leaves a long enough value.
+        assert_eq!(at("=>abcdefgh"), Some(Some((2, 10))));
+        assert_eq!(at("=>abcdefg"), Some(Some((1, 9))));
+        assert_eq!(at(r#"= "abcdefgh""#), Some(Some((3, 11))));
+        assert_eq!(at("=  abc"), None);
+        // Too many spaces to try: left to the engine.
+        assert_eq!(at(&format!("={}abcdefgh", " ".repeat(65))), None);
+    }
+
+    /// Tails of the assignment shape, some with value classes that take spaces or the
+    /// operator's bytes (where the order of trying matters most).
+    const SHAPES: &[&str] = &[
+        r#"(?:=>|:=|[:=])\s*(?:"(?P<s>[^"\n]{3,})"|'(?P<s2>[^'\n]{3,})'|(?P<s3>[^\s"',;&]{3,}))"#,
+        r#"(?:=>|:=|[:=])\s*(?:"(?P<s>[^"\n]+)"|(?P<s3>[^\n]+))"#,
+        r"=\s*(?P<s>[^\n]{2,4})",
+        r#"[:=]\s*(?:(?P<x>[a-z]+)|"(?P<s>[^"]*)"|(?P<s2>[ =>a-z"]{2,}))"#,
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Whenever the engine's anchored match of a tail ends where the text ends, the
+        /// hand reading gives the same group.
+        #[test]
+        fn agrees_with_the_engine(
+            shape in 0..SHAPES.len(),
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "=", ">", ":", " ", "\"", "'", "a", "b", ";", "&", "\n",
+            ]), 0..12),
+        ) {
+            use regex_automata::{meta::Regex, Anchored, Input};
+            let pattern = SHAPES[shape];
+            let hand = tail(pattern).unwrap_or_else(|| panic!("{pattern} recognized"));
+            let re = Regex::new(pattern).unwrap_or_else(|e| panic!("{e}"));
+            let text: String = pieces.concat();
+            let hay = text.as_bytes();
+            let mut caps = re.create_captures();
+            re.search_captures(&Input::new(hay).anchored(Anchored::Yes), &mut caps);
+            let Some(m) = caps.get_match().filter(|m| m.end() == hay.len()) else {
+                return Ok(());
+            };
+            let names: Vec<Option<&str>> = re.group_info().pattern_names(regex_automata::PatternID::ZERO).collect();
+            let engine = names.iter().enumerate().find_map(|(g, n)| {
+                n.filter(|n| n.starts_with('s'))
+                    .and_then(|_| caps.get_group(g))
+                    .map(|s| (s.start, s.end))
+            });
+            proptest::prop_assert_eq!(hand.secret(hay, 0, m.end()), Some(engine), "{} on {:?}", pattern, text);
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_not_recognized() {
+        assert!(tail(r"=(?P<s>[a-z]+?)").is_none(), "lazy");
+        assert!(
+            tail(r"=(?P<s>\S[^\n]*)").is_none(),
+            "two parts in the group"
+        );
+        assert!(tail(r"=\s+(?P<s>[a-z]+)").is_none(), "spaces required");
+        assert!(
+            tail(r"(?P<k>a)=(?P<s>[a-z]+)").is_none(),
+            "a group in the operator"
+        );
+    }
+}
