@@ -65,7 +65,7 @@ impl AssignmentTail {
         };
         let operators = alternatives(operator)?
             .iter()
-            .map(|h| fixed(h))
+            .map(fixed)
             .collect::<Option<Vec<_>>>()?;
         let spaces = match spaces {
             None => None,
@@ -81,7 +81,7 @@ impl AssignmentTail {
         };
         let values = alternatives(value)?
             .iter()
-            .map(|h| value_of(h))
+            .map(value_of)
             .collect::<Option<Vec<_>>>()?;
         Some(AssignmentTail {
             operators,
