@@ -174,13 +174,20 @@ fn is_ident_byte(b: u8) -> bool {
 /// secrets. A string of random letters is none of these (it has digits, or case changes
 /// that do not start words, or it is long and mixed).
 fn identifier_shaped(v: &[u8]) -> bool {
-    if v.is_empty() || !v.iter().all(|&b| is_ident_byte(b)) || v[0].is_ascii_digit() {
+    if v.first().is_none_or(u8::is_ascii_digit) {
         return false;
     }
-    let digits = v.iter().filter(|b| b.is_ascii_digit()).count();
-    let upper = v.iter().filter(|b| b.is_ascii_uppercase()).count();
-    let lower = v.iter().filter(|b| b.is_ascii_lowercase()).count();
-    let underscore = v.contains(&b'_');
+    // One pass: the gate asks this of most values it sees.
+    let (mut digits, mut upper, mut lower, mut underscore) = (0usize, 0usize, 0usize, false);
+    for &b in v {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'A'..=b'Z' => upper += 1,
+            b'a'..=b'z' => lower += 1,
+            b'_' => underscore = true,
+            _ => return false,
+        }
+    }
     if digits >= 2 {
         return false;
     }
@@ -253,9 +260,35 @@ fn number(v: &[u8]) -> bool {
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'e' | b'E')))
 }
 
+/// The markers of template and reference syntax.
+const TEMPLATE_MARKERS: [&str; 13] = [
+    "${",
+    "$(",
+    "{{",
+    "}}",
+    "%(",
+    "#{",
+    "{0}",
+    "{}",
+    "%s",
+    "process.env",
+    "environ",
+    "getenv",
+    "ENV[",
+];
+
+/// Whether `v` may hold a template marker: each holds one of these bytes or `env`/`ENV`
+/// (a test checks every marker), so most values skip the marker search.
+fn may_hold_marker(v: &[u8]) -> bool {
+    // Values are short: a plain scan beats setting up a substring searcher.
+    v.iter()
+        .any(|b| matches!(b, b'$' | b'{' | b'}' | b'%' | b'#'))
+        || v.windows(3).any(|w| w == b"env" || w == b"ENV")
+}
+
 /// Template or reference syntax: the value names where the secret comes from.
 fn template(v: &[u8]) -> bool {
-    template_markers().is_match(v)
+    (may_hold_marker(v) && template_markers().is_match(v))
         || (v.first() == Some(&b'$') && v.len() > 1 && is_ident_byte(v[1]))
         || (v.first() == Some(&b'{') && v.last() == Some(&b'}'))
         || (v.first() == Some(&b'<') && v.last() == Some(&b'>'))
@@ -267,22 +300,7 @@ fn template(v: &[u8]) -> bool {
 fn template_markers() -> &'static aho_corasick::AhoCorasick {
     static MARKERS: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
     MARKERS.get_or_init(|| {
-        aho_corasick::AhoCorasick::new([
-            "${",
-            "$(",
-            "{{",
-            "}}",
-            "%(",
-            "#{",
-            "{0}",
-            "{}",
-            "%s",
-            "process.env",
-            "environ",
-            "getenv",
-            "ENV[",
-        ])
-        .expect("fixed template markers")
+        aho_corasick::AhoCorasick::new(TEMPLATE_MARKERS).expect("fixed template markers")
     })
 }
 
@@ -585,7 +603,44 @@ mod tests {
         })
     }
 
+    #[test]
+    fn every_template_marker_passes_the_quick_check() {
+        for m in TEMPLATE_MARKERS {
+            assert!(may_hold_marker(m.as_bytes()), "{m}");
+            assert!(template(format!("x{m}y").as_bytes()), "{m}");
+        }
+    }
+
+    /// The identifier test as first written (a pass per count), for the one-pass one.
+    fn identifier_reference(v: &[u8]) -> bool {
+        if v.is_empty() || !v.iter().all(|&b| is_ident_byte(b)) || v[0].is_ascii_digit() {
+            return false;
+        }
+        let digits = v.iter().filter(|b| b.is_ascii_digit()).count();
+        let upper = v.iter().filter(|b| b.is_ascii_uppercase()).count();
+        let lower = v.iter().filter(|b| b.is_ascii_lowercase()).count();
+        let underscore = v.contains(&b'_');
+        if digits >= 2 {
+            return false;
+        }
+        if upper == 0 && underscore {
+            return true;
+        }
+        if lower == 0 {
+            return upper > 0;
+        }
+        if digits > 0 || underscore || upper == 0 {
+            return false;
+        }
+        camel_reference(v)
+    }
+
     proptest::proptest! {
+        #[test]
+        fn identifier_one_pass_equals_the_first(v in "[A-Za-z0-9_.$ -]{0,12}") {
+            proptest::prop_assert_eq!(identifier_shaped(v.as_bytes()), identifier_reference(v.as_bytes()));
+        }
+
         #[test]
         fn camel_case_streaming_equals_collecting_runs(v in "[A-Za-z]{1,14}") {
             let mixed = v.bytes().any(|b| b.is_ascii_uppercase())
