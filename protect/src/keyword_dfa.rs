@@ -182,24 +182,22 @@ impl KeywordDfa {
         // Match states seen, per lane: (end, state).
         let mut seen: [Vec<(usize, u32)>; LANES] = Default::default();
         let [l0, l1, l2, l3] = [0, 1, 2, 3].map(|k| &hay[k * part..(k + 1) * part]);
+        // The four states stay in registers: the loop body is the four steps and one test;
+        // recording a match (rare) is a call out of it.
+        let [mut s0, mut s1, mut s2, mut s3] = states;
         let lanes = l0.iter().zip(l1).zip(l2).zip(l3);
         for (i, (((&b0, &b1), &b2), &b3)) in lanes.enumerate() {
-            states = [
-                step(states[0], b0),
-                step(states[1], b1),
-                step(states[2], b2),
-                step(states[3], b3),
-            ];
-            if states.iter().any(|&s| s >= first_match) {
-                for (k, &s) in states.iter().enumerate() {
-                    if s >= first_match {
-                        seen[k].push((k * part + i + 1, s));
-                    }
-                }
+            s0 = step(s0, b0);
+            s1 = step(s1, b1);
+            s2 = step(s2, b2);
+            s3 = step(s3, b3);
+            if (s0 >= first_match) | (s1 >= first_match) | (s2 >= first_match) | (s3 >= first_match)
+            {
+                record_matches(&mut seen, [s0, s1, s2, s3], part, i, first_match);
             }
         }
         // The last lane goes on to the end.
-        let mut state = states[LANES - 1];
+        let mut state = s3;
         let mut at = LANES * part;
         while let Some(end) = self.next_match(hay, &mut at, &mut state) {
             seen[LANES - 1].push((end, state));
@@ -236,6 +234,23 @@ impl KeywordDfa {
         *state = s;
         *at = hay.len();
         None
+    }
+}
+
+/// Notes, for each lane whose state is a match state, where it is (`i` into the lane).
+#[cold]
+#[inline(never)]
+fn record_matches(
+    seen: &mut [Vec<(usize, u32)>; LANES],
+    states: [u32; LANES],
+    part: usize,
+    i: usize,
+    first_match: u32,
+) {
+    for (k, &s) in states.iter().enumerate() {
+        if s >= first_match {
+            seen[k].push((k * part + i + 1, s));
+        }
     }
 }
 
