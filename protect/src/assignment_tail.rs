@@ -19,10 +19,8 @@
 //! exactly at the known end is the engine's way, and its group is the engine's group. A
 //! test compares both on every rule example and on generated assignments.
 
-use regex_syntax::hir::{Class, Hir, HirKind};
-
-/// A set of bytes.
-type ByteSet = [bool; 256];
+use crate::tail_capture::{class_bytes, ByteSet};
+use regex_syntax::hir::{Hir, HirKind};
 
 /// A fixed-length sequence of byte classes (a literal is one byte per class).
 type Fixed = Vec<ByteSet>;
@@ -63,7 +61,7 @@ impl AssignmentTail {
             [o, s, v] => (o, Some(s), v),
             _ => return None,
         };
-        let operators = alternatives(operator)?
+        let operators = alternatives(operator)
             .iter()
             .map(fixed)
             .collect::<Option<Vec<_>>>()?;
@@ -79,7 +77,7 @@ impl AssignmentTail {
                 Some(class(&r.sub)?)
             }
         };
-        let values = alternatives(value)?
+        let values = alternatives(value)
             .iter()
             .map(value_of)
             .collect::<Option<Vec<_>>>()?;
@@ -150,12 +148,12 @@ fn fixed_at(hay: &[u8], at: usize, seq: &Fixed) -> bool {
         .is_some_and(|s| s.iter().zip(seq).all(|(&b, set)| set[usize::from(b)]))
 }
 
-/// The alternatives of `h`, in order (one if it is no alternation).
-fn alternatives(h: &Hir) -> Option<Vec<Hir>> {
-    Some(match h.kind() {
-        HirKind::Alternation(v) => v.clone(),
-        _ => vec![h.clone()],
-    })
+/// The alternatives of `h`, in order (`h` itself if it is no alternation).
+fn alternatives(h: &Hir) -> &[Hir] {
+    match h.kind() {
+        HirKind::Alternation(v) => v,
+        _ => std::slice::from_ref(h),
+    }
 }
 
 /// `h` as a fixed sequence of byte classes (literals, classes and their concatenation).
@@ -187,24 +185,7 @@ fn fixed(h: &Hir) -> Option<Fixed> {
 fn class(h: &Hir) -> Option<ByteSet> {
     let mut set = [false; 256];
     match h.kind() {
-        HirKind::Class(Class::Bytes(c)) => {
-            for r in c.ranges() {
-                for b in r.start()..=r.end() {
-                    set[usize::from(b)] = true;
-                }
-            }
-        }
-        HirKind::Class(Class::Unicode(c)) => {
-            for r in c.ranges() {
-                let (s, e) = (u8::try_from(r.start()).ok()?, u8::try_from(r.end()).ok()?);
-                if e > 0x7f {
-                    return None;
-                }
-                for b in s..=e {
-                    set[usize::from(b)] = true;
-                }
-            }
-        }
+        HirKind::Class(c) => class_bytes(c, &mut set)?,
         HirKind::Literal(l) if l.0.len() == 1 => set[usize::from(l.0[0])] = true,
         _ => return None,
     }
@@ -214,9 +195,9 @@ fn class(h: &Hir) -> Option<ByteSet> {
 /// `h` as a value: a fixed opening, one group around a greedy class repetition, a fixed
 /// closing.
 fn value_of(h: &Hir) -> Option<Value> {
-    let parts: Vec<Hir> = match h.kind() {
-        HirKind::Concat(v) => v.clone(),
-        _ => vec![h.clone()],
+    let parts: &[Hir] = match h.kind() {
+        HirKind::Concat(v) => v,
+        _ => std::slice::from_ref(h),
     };
     let g = parts
         .iter()
@@ -253,12 +234,7 @@ mod tests {
     use super::*;
 
     fn tail(pattern: &str) -> Option<AssignmentTail> {
-        let hir = regex_syntax::ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .build()
-            .parse(pattern)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let hir = crate::tail_capture::parse(pattern).unwrap_or_else(|| panic!("{pattern}"));
         AssignmentTail::recognize(&hir)
     }
 

@@ -284,16 +284,16 @@ impl RuleSet {
                     .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
                     .map(|(i, _)| i)
                     .collect();
-                let tail = if secret_groups.is_empty() {
-                    None
-                } else {
-                    Tail::split(p)
+                let hir = crate::tail_capture::parse(p);
+                let tail = match &hir {
+                    Some(h) if !secret_groups.is_empty() => Tail::split(h),
+                    _ => None,
                 };
                 patterns.push(Pattern {
                     re,
                     secret_groups,
                     tail,
-                    min_len: crate::tail_capture::min_len(p),
+                    min_len: hir.and_then(|h| h.properties().minimum_len()).unwrap_or(0),
                 });
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));

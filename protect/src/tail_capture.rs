@@ -30,23 +30,16 @@ use regex_automata::{Anchored, Input};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// A set of bytes.
-type ByteSet = [bool; 256];
+pub(crate) type ByteSet = [bool; 256];
 
 /// The pattern's syntax tree, parsed as the rules compile (Unicode off, bytes).
-fn parse(pattern: &str) -> Option<Hir> {
+pub(crate) fn parse(pattern: &str) -> Option<Hir> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
         .ok()
-}
-
-/// The fewest bytes a match of `pattern` spans (0 when not known).
-pub(crate) fn min_len(pattern: &str) -> usize {
-    parse(pattern)
-        .and_then(|h| h.properties().minimum_len())
-        .unwrap_or(0)
 }
 
 /// The tail of a pattern that splits (see the module docs).
@@ -63,9 +56,8 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
-    /// The tail of `pattern` (compiled with Unicode off, as the rules are), if it splits.
-    pub(crate) fn split(pattern: &str) -> Option<Tail> {
-        let hir = parse(pattern)?;
+    /// The tail of the pattern `hir` (see [`parse`]), if it splits.
+    pub(crate) fn split(hir: &Hir) -> Option<Tail> {
         let HirKind::Concat(parts) = hir.kind() else {
             return None;
         };
@@ -190,7 +182,8 @@ fn bytes_of(h: &Hir, set: &mut ByteSet) -> Option<()> {
     }
 }
 
-fn class_bytes(c: &Class, set: &mut ByteSet) -> Option<()> {
+/// Adds the bytes of class `c` to `set`; `None` for a class this cannot tell.
+pub(crate) fn class_bytes(c: &Class, set: &mut ByteSet) -> Option<()> {
     match c {
         Class::Bytes(c) => {
             for r in c.ranges() {

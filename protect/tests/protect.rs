@@ -745,15 +745,21 @@ fn same_text(a: &str, b: &str, what: &str) {
     );
 }
 
+/// A 300-letter known secret (letters from `first`, every `step`-th of the alphabet): long
+/// enough that its redaction shrinks the tail window far below the raw text.
+fn long_known(first: u8, step: usize) -> String {
+    (0..300)
+        .map(|i| char::from(first + (i * step % 26) as u8))
+        .collect()
+}
+
 #[test]
 fn a_secret_cut_by_the_dropped_middle_is_never_shown_in_part() {
     use execkit_protect::MiddleMode;
     // The attacker prints a long known secret over and over (say, `yes "$(cat f)"`): each
     // copy is redacted to a short placeholder, so the redacted tail shrinks far below the
     // raw text and the tail window reaches back to where the drop cut a copy in two.
-    let known: String = (0..300)
-        .map(|i| char::from(b'A' + (i * 7 % 26) as u8))
-        .collect();
+    let known = long_known(b'A', 7);
     let p = middle_protector(MiddleMode::Hold, &known);
     for lead in (0..200_000).step_by(17_777) {
         for chunk in [1000, 4096, 65_536] {
@@ -803,9 +809,7 @@ fn a_drop_never_starts_the_held_text_inside_a_private_key() {
     // redaction shrinks the tail so far that the tail window shows the held text from
     // its very start: were a drop to cut inside a key, its remaining body lines would
     // be read without their header and shown.
-    let known: String = (0..300)
-        .map(|i| char::from(b'a' + (i * 11 % 26) as u8))
-        .collect();
+    let known = long_known(b'a', 11);
     let p = middle_protector(MiddleMode::Hold, &known);
     let body = |i: usize| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7{i:06}");
     // Cuts land anywhere in the key-flood period (~21 KB, 42% of it inside a key); large
@@ -878,9 +882,7 @@ fn a_flood_of_multi_line_openers_in_the_middle_shows_what_redacting_it_would() {
 fn a_known_secret_on_many_short_lines_is_never_shown_in_part() {
     use execkit_protect::MiddleMode;
     // The same attack with a line per copy: drops cut at line starts, so no copy is cut.
-    let known: String = (0..300)
-        .map(|i| char::from(b'a' + (i * 11 % 26) as u8))
-        .collect();
+    let known = long_known(b'a', 11);
     let p = middle_protector(MiddleMode::Hold, &known);
     for lead in (0..100_000).step_by(9_999) {
         for chunk in [777, 65_536] {
