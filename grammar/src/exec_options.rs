@@ -9,11 +9,9 @@
 
 use crate::knowledge::KnowledgeError;
 use crate::words::Decoded;
+use crate::FastMap;
 use serde::Deserialize;
 use std::collections::HashMap;
-
-/// A `HashMap` with foldhash's seeded hasher (looked up for every command).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What an option's value (or a key's value) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -12,10 +12,8 @@
 //! missed check. If the file does not load, [`catalog`] returns the error and every parse
 //! fails: commands are denied, never run with less knowledge.
 
+use crate::FastMap;
 use serde::Deserialize;
-/// A `HashMap` with foldhash's seeded hasher: looked up for every word of every command
-/// (issue 18: SipHash was a tenth of a decision).
-type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::LazyLock;
 use thiserror::Error;
 

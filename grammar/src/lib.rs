@@ -45,6 +45,10 @@ mod walk;
 mod words;
 mod wrappers;
 
+/// A `HashMap` with foldhash's seeded hasher, for the tables looked up for every word of
+/// every command (issue 18: SipHash was a tenth of a decision).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use error::ParseError;
 pub use ir::{
     Assignment, Command, Cwd, Dynamic, PathRef, Program, Redirect, RedirectKind, Script, Span,
