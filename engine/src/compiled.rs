@@ -20,7 +20,8 @@
 
 use crate::facts::Action;
 use cedar_policy_core::ast::{
-    Effect, EntityUID, Expr, ExprKind, Literal, PolicyID, Request, SlotEnv, ValueKind,
+    Context, Effect, EntityUID, Expr, ExprKind, Literal, PolicyID, Request, SlotEnv, Value,
+    ValueKind,
 };
 use cedar_policy_core::entities::Entities;
 use cedar_policy_core::evaluator::Evaluator;
@@ -33,6 +34,9 @@ struct CompiledPolicy {
     condition: Expr,
     /// The condition specialized for each action, in [`Action::ALL`] order.
     by_action: Vec<Expr>,
+    /// Whether the request's context may decide each of `by_action` (see
+    /// [`crate::context_guard::may_decide`]), and the unfolded condition (last).
+    context_decides: Vec<bool>,
     slots: SlotEnv,
 }
 
@@ -76,10 +80,17 @@ impl Compiled {
             .map(|id| {
                 core.get(id.as_ref()).map(|p| {
                     let condition = p.condition();
+                    let by_action: Vec<Expr> = folders.iter().map(|f| f.fold(&condition)).collect();
+                    let context_decides = by_action
+                        .iter()
+                        .chain([&condition])
+                        .map(crate::context_guard::may_decide)
+                        .collect();
                     CompiledPolicy {
                         id: p.id().clone(),
                         effect: p.effect(),
-                        by_action: folders.iter().map(|f| f.fold(&condition)).collect(),
+                        by_action,
+                        context_decides,
                         condition,
                         slots: p.env().clone(),
                     }
@@ -105,6 +116,10 @@ impl Compiled {
         let ai = action_index(action);
         // The folded conditions assume the request's action; on any other, the originals.
         let folded = request.action().uid() == self.actions.get(ai);
+        let context = match request.context() {
+            Some(Context::Value(map)) => Some(map.as_ref()),
+            _ => None,
+        };
         let eval = Evaluator::new(request.clone(), entities, Extensions::all_available());
         let mut permits = Vec::new();
         let mut forbids = Vec::new();
@@ -114,14 +129,23 @@ impl Compiled {
                 errors.push(format!("policy index {i} is not loaded"));
                 continue;
             };
-            let condition = match p.by_action.get(ai) {
-                Some(c) if folded => c,
-                _ => &p.condition,
+            let (condition, decides) = match p.by_action.get(ai) {
+                Some(c) if folded => (c, p.context_decides.get(ai)),
+                _ => (&p.condition, p.context_decides.last()),
             };
             if matches!(condition.expr_kind(), ExprKind::Lit(Literal::Bool(false))) {
                 continue;
             }
-            match eval.interpret(condition, &p.slots) {
+            // What the context alone decides is Cedar's answer without an error.
+            let known = match (context, decides) {
+                (Some(c), Some(true)) => crate::context_guard::decide(condition, c),
+                _ => None,
+            };
+            let value = match known {
+                Some(b) => Ok(Value::from(b)),
+                None => eval.interpret(condition, &p.slots),
+            };
+            match value {
                 Ok(v) => match v.value_kind() {
                     ValueKind::Lit(Literal::Bool(true)) => match p.effect {
                         Effect::Permit => permits.push(i),

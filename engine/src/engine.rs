@@ -90,6 +90,8 @@ pub struct Engine {
     paths: crate::entity_table::EntityTable,
     /// Path-group patterns compiled per home directory.
     path_groups: crate::path_groups::PathGroups,
+    /// Structure records built so far (fast path).
+    structure_records: crate::structure_table::StructureTable,
     memo_limit: crate::memo::DecisionMemo,
     memo: crate::memo::Memo,
     /// Also record which policies each request satisfies (for `policy test` coverage).
@@ -202,6 +204,7 @@ impl Engine {
             programs: crate::entity_table::EntityTable::default(),
             paths: crate::entity_table::EntityTable::default(),
             path_groups: crate::path_groups::PathGroups::default(),
+            structure_records: crate::structure_table::StructureTable::default(),
             memo_limit: crate::memo::DecisionMemo::default(),
             memo: crate::memo::Memo::default(),
             coverage: false,
@@ -764,6 +767,39 @@ impl Engine {
     }
 }
 
+/// The `structure` record of a request's context.
+fn structure_record<C: ContextValues>(st: &Structure) -> C::V {
+    // In key order (see `ContextValues::record`).
+    let mut fields = vec![
+        (
+            "args_have_substitution",
+            C::boolean(st.args_have_substitution),
+        ),
+        ("background", C::boolean(st.background)),
+        ("downstream", C::strings(&st.downstream)),
+        ("dynamic_args", C::boolean(st.dynamic_args)),
+        ("dynamic_command", C::boolean(st.dynamic_command)),
+        ("in_function", C::boolean(st.in_function)),
+        ("in_subshell", C::boolean(st.in_subshell)),
+        ("in_substitution", C::boolean(st.in_substitution)),
+        ("input_sources", C::strings(&st.input_sources)),
+        ("negated", C::boolean(st.negated)),
+        ("nesting_depth", C::count(st.nesting_depth)),
+        ("pipeline_index", C::count(st.pipeline_index)),
+        ("pipeline_length", C::count(st.pipeline_length.max(1))),
+    ];
+    if let Some(u) = &st.run_as {
+        fields.push(("run_as", C::string(u)));
+    }
+    fields.extend([
+        ("sudo", C::boolean(st.sudo)),
+        ("unbounded_args", C::boolean(st.unbounded_args)),
+        ("upstream", C::strings(&st.upstream)),
+        ("wrappers", C::strings(&st.wrappers)),
+    ]);
+    C::record(fields)
+}
+
 /// Path `p`'s entity (uid `u`): its ancestors and the path groups it is always in (for
 /// `home`) as parents; and its partition keys.
 fn path_entity(
@@ -1202,35 +1238,15 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         if let Some(s) = self.structures.get(&i) {
             return s.clone();
         }
-        // In key order (see `ContextValues::record`).
-        let mut fields = vec![
-            (
-                "args_have_substitution",
-                C::boolean(st.args_have_substitution),
-            ),
-            ("background", C::boolean(st.background)),
-            ("downstream", C::strings(&st.downstream)),
-            ("dynamic_args", C::boolean(st.dynamic_args)),
-            ("dynamic_command", C::boolean(st.dynamic_command)),
-            ("in_function", C::boolean(st.in_function)),
-            ("in_subshell", C::boolean(st.in_subshell)),
-            ("in_substitution", C::boolean(st.in_substitution)),
-            ("input_sources", C::strings(&st.input_sources)),
-            ("negated", C::boolean(st.negated)),
-            ("nesting_depth", C::count(st.nesting_depth)),
-            ("pipeline_index", C::count(st.pipeline_index)),
-            ("pipeline_length", C::count(st.pipeline_length.max(1))),
-        ];
-        if let Some(u) = &st.run_as {
-            fields.push(("run_as", C::string(u)));
-        }
-        fields.extend([
-            ("sudo", C::boolean(st.sudo)),
-            ("unbounded_args", C::boolean(st.unbounded_args)),
-            ("upstream", C::strings(&st.upstream)),
-            ("wrappers", C::strings(&st.wrappers)),
-        ]);
-        let r = C::record(fields);
+        let r = if C::FAST {
+            let v = self
+                .e
+                .structure_records
+                .get_or_build(st, || structure_record::<Direct>(st));
+            C::from_direct(&v).unwrap_or_else(|| structure_record::<C>(st))
+        } else {
+            structure_record::<C>(st)
+        };
         self.structures.insert(i, r.clone());
         r
     }

@@ -33,6 +33,7 @@ mod catalog;
 mod compiled;
 mod configured;
 mod context;
+mod context_guard;
 mod context_values;
 mod decision;
 mod engine;
@@ -51,6 +52,7 @@ mod path_var;
 pub mod policy_dir;
 mod shapes;
 pub mod signals;
+mod structure_table;
 
 pub use context::{DecisionEnv, Identity, OpenTarget, Target, Transport, UnknownTransport};
 pub use decision::{Decision, Effect, FactDecision, PolicyHit, Verdict};

@@ -164,7 +164,7 @@ pub struct Redirect {
 }
 
 /// Where a command sits in the script, and what surrounds it.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, Hash)]
 pub struct Structure {
     /// 0-based position in its pipeline.
     pub pipeline_index: usize,
