@@ -36,6 +36,7 @@ pub mod effects;
 mod error;
 pub mod exec_options;
 mod ir;
+mod kinds;
 pub mod knowledge;
 mod paths;
 mod program;

@@ -8,6 +8,7 @@
 use crate::command;
 use crate::error::{snippet, ParseError};
 use crate::ir::{Command, Cwd, RedirectKind, Structure};
+use crate::kinds::{Fields, KindName};
 use crate::proto::{join, Frame, Outcome, Payload, Proto, ProtoRedirect, Unwrapped};
 use crate::words::{self, Decoded, WordEnv};
 use crate::ParseOptions;
@@ -80,7 +81,7 @@ fn first_error(root: Node, src: &str) -> ParseError {
             let message = if n.is_missing() {
                 format!(
                     "missing `{}` before {:?}",
-                    n.kind(),
+                    n.kind_name(),
                     snippet(src, start, start + 20)
                 )
             } else {
@@ -172,12 +173,12 @@ impl<'o> Walker<'o> {
         let mut c = node.walk();
         let kids: Vec<Node> = node.children(&mut c).collect();
         for (i, k) in kids.iter().enumerate() {
-            if !k.is_named() || is_trivia(k.kind()) {
+            if !k.is_named() || is_trivia(k.kind_name()) {
                 continue;
             }
             let background = kids
                 .get(i + 1)
-                .is_some_and(|n| !n.is_named() && n.kind() == "&");
+                .is_some_and(|n| !n.is_named() && n.kind_name() == "&");
             if background {
                 let mut f = frame.clone();
                 f.structure.background = true;
@@ -230,7 +231,7 @@ impl<'o> Walker<'o> {
         tail: &[Node],
     ) -> Result<Outcome, ParseError> {
         self.enter()?;
-        let r = match node.kind() {
+        let r = match node.kind_name() {
             "list" => self.list(node, src, cwd, frame, tail),
             "pipeline" => self.pipeline(node, src, cwd, frame, tail),
             _ if !tail.is_empty() => {
@@ -263,10 +264,10 @@ impl<'o> Walker<'o> {
         cwd: &Cwd,
         frame: &Frame,
     ) -> Result<Outcome, ParseError> {
-        match node.kind() {
+        match node.kind_name() {
             "program" | "do_group" | "else_clause" => self.statements(node, src, cwd, frame),
             "compound_statement" => {
-                if node.child(0).is_some_and(|c| c.kind() == "((") {
+                if node.child(0).is_some_and(|c| c.kind_name() == "((") {
                     self.subs_in(node, src, cwd, frame)?;
                     return Ok(Outcome::same(cwd));
                 }
@@ -299,8 +300,7 @@ impl<'o> Walker<'o> {
                 // command of its body each time it is called, in the caller's cwd, which
                 // is unknown here: they are attached to the body's commands.
                 let mut c = node.walk();
-                let redirects: Vec<Node> =
-                    node.children_by_field_name("redirect", &mut c).collect();
+                let redirects: Vec<Node> = node.field_children("redirect", &mut c).collect();
                 let mut rs = f.redirects.clone();
                 for r in redirects {
                     if self.redirect(r, src, &Cwd::Unknown, &f, &mut rs)?.is_some() {
@@ -315,12 +315,12 @@ impl<'o> Walker<'o> {
                 f.redirects = rs;
                 let first = self.out.len();
                 let mut c = node.walk();
-                for k in node.children_by_field_name("body", &mut c) {
+                for k in node.field_children("body", &mut c) {
                     self.stmt(k, src, &Cwd::Unknown, &f)?;
                 }
                 // A function that calls itself, directly or through others, is a fork bomb
                 // (`:(){ :|:& };:`) in most spellings an agent would send: refused.
-                if let Some(name) = node.child_by_field_name("name") {
+                if let Some(name) = node.field_child("name") {
                     let name = src[name.byte_range()].to_string();
                     let calls: BTreeSet<String> =
                         self.out[first..].iter().map(display_name).collect();
@@ -344,22 +344,22 @@ impl<'o> Walker<'o> {
                 let mut result = cwd.clone();
                 let mut c = node.walk();
                 for k in node.children(&mut c) {
-                    match k.kind() {
+                    match k.kind_name() {
                         "case_item" => {
                             let mut cc = k.walk();
                             let stmts: Vec<Node> = k
                                 .children(&mut cc)
-                                .filter(|n| n.is_named() && !is_trivia(n.kind()))
-                                .filter(|n| k.child_by_field_name("value") != Some(*n))
+                                .filter(|n| n.is_named() && !is_trivia(n.kind_name()))
+                                .filter(|n| k.field_child("value") != Some(*n))
                                 .collect();
                             let mut vc = k.walk();
-                            for v in k.children_by_field_name("value", &mut vc) {
+                            for v in k.field_children("value", &mut vc) {
                                 self.subs_in(v, src, cwd, frame)?;
                             }
                             let end = self.may_statements(&stmts, src, cwd, frame)?;
                             result = join(&result, &end);
                         }
-                        _ if k.is_named() && !is_trivia(k.kind()) => {
+                        _ if k.is_named() && !is_trivia(k.kind_name()) => {
                             self.subs_in(k, src, cwd, frame)?;
                         }
                         _ => {}
@@ -410,12 +410,12 @@ impl<'o> Walker<'o> {
         let mut c = node.walk();
         let elems: Vec<Node> = node
             .children(&mut c)
-            .filter(|k| k.is_named() && !is_trivia(k.kind()))
+            .filter(|k| k.is_named() && !is_trivia(k.kind_name()))
             .collect();
         for e in elems.iter().skip(1) {
-            if e.kind() == "list"
-                || (e.kind() == "redirected_statement"
-                    && body_of(*e).is_some_and(|b| b.kind() == "list"))
+            if e.kind_name() == "list"
+                || (e.kind_name() == "redirected_statement"
+                    && body_of(*e).is_some_and(|b| b.kind_name() == "list"))
             {
                 return Err(ParseError::unsupported(
                     "list inside a pipeline",
@@ -428,10 +428,10 @@ impl<'o> Walker<'o> {
         // tree-sitter-bash parses `a && b 2>&1 | c` as `(a && b 2>&1) | c`; bash runs
         // `a && (b 2>&1 | c)`. Undo that here.
         if let Some(first) = elems.first() {
-            let (list, redirs) = match first.kind() {
+            let (list, redirs) = match first.kind_name() {
                 "list" => (Some(*first), Vec::new()),
                 "redirected_statement" => match body_of(*first) {
-                    Some(b) if b.kind() == "list" => (Some(b), redirect_nodes(*first)),
+                    Some(b) if b.kind_name() == "list" => (Some(b), redirect_nodes(*first)),
                     _ => (None, Vec::new()),
                 },
                 _ => (None, Vec::new()),
@@ -516,7 +516,7 @@ impl<'o> Walker<'o> {
         let mut c = node.walk();
         let stmts: Vec<Node> = node
             .children(&mut c)
-            .filter(|k| k.is_named() && !is_trivia(k.kind()))
+            .filter(|k| k.is_named() && !is_trivia(k.kind_name()))
             .collect();
         let end = self.may_statements(&stmts, src, cwd, frame)?;
         Ok(Outcome::same(&join(cwd, &end)))
@@ -538,13 +538,13 @@ impl<'o> Walker<'o> {
         let mut c = node.walk();
         let kids: Vec<Node> = node
             .children(&mut c)
-            .filter(|k| k.is_named() && !is_trivia(k.kind()))
+            .filter(|k| k.is_named() && !is_trivia(k.kind_name()))
             .collect();
         let mut cur = start.clone();
         let first = self.out.len();
         let binding = self.loop_binding(node, src, cwd)?;
         for k in kids {
-            match k.kind() {
+            match k.kind_name() {
                 "do_group" | "compound_statement" => {
                     let bound = binding.is_some();
                     if let Some(b) = binding.clone() {
@@ -557,7 +557,7 @@ impl<'o> Walker<'o> {
                     cur = join(&cur, &o?.any());
                 }
                 "variable_name" => {}
-                _ if node.kind() == "while_statement" => {
+                _ if node.kind_name() == "while_statement" => {
                     let o = self.stmt(k, src, &cur, frame)?;
                     cur = join(&cur, &o.any());
                 }
@@ -591,7 +591,10 @@ impl<'o> Walker<'o> {
         let mut found = Vec::new();
         let mut stack = vec![node];
         while let Some(n) = stack.pop() {
-            if matches!(n.kind(), "command_substitution" | "process_substitution") {
+            if matches!(
+                n.kind_name(),
+                "command_substitution" | "process_substitution"
+            ) {
                 found.push(n);
                 continue;
             }
@@ -643,14 +646,12 @@ impl<'o> Walker<'o> {
         cwd: &Cwd,
         frame: &Frame,
     ) -> Result<Outcome, ParseError> {
-        let mut c = node.walk();
-        for (i, k) in node.children(&mut c).enumerate() {
-            let field = node.field_name_for_child(i as u32);
+        for (field, k) in node.fielded_children() {
             let known = matches!(field, Some("body") | Some("redirect"))
-                || k.kind() == "herestring_redirect";
-            if k.is_named() && !is_trivia(k.kind()) && !known {
+                || k.kind_name() == "herestring_redirect";
+            if k.is_named() && !is_trivia(k.kind_name()) && !known {
                 return Err(ParseError::unsupported(
-                    k.kind(),
+                    k.kind_name(),
                     k.start_byte(),
                     k.end_byte(),
                     src,
@@ -734,7 +735,7 @@ impl<'o> Walker<'o> {
         };
         let mut subs = Vec::new();
         let fd = node
-            .child_by_field_name("descriptor")
+            .field_child("descriptor")
             .and_then(|d| src[d.byte_range()].parse::<u32>().ok());
         let op = {
             let mut c = node.walk();
@@ -745,10 +746,10 @@ impl<'o> Walker<'o> {
             found.unwrap_or_default()
         };
         let mut pipeline = None;
-        match node.kind() {
+        match node.kind_name() {
             "file_redirect" => {
                 let mut c = node.walk();
-                let dests: Vec<Node> = node.children_by_field_name("destination", &mut c).collect();
+                let dests: Vec<Node> = node.field_children("destination", &mut c).collect();
                 if dests.is_empty() && matches!(op.as_str(), ">&-" | "<&-") {
                     // `2>&-`, `exec >&-`: closes a descriptor; no path, nothing to judge.
                     out.push(ProtoRedirect {
@@ -781,7 +782,7 @@ impl<'o> Walker<'o> {
                 let mut c = node.walk();
                 let word = node
                     .children(&mut c)
-                    .find(|k| k.is_named() && k.kind() != "file_descriptor");
+                    .find(|k| k.is_named() && k.kind_name() != "file_descriptor");
                 let target = match word {
                     Some(w) => words::decode(w, &env, &mut subs)?,
                     None => Decoded::literal(""),
@@ -795,12 +796,11 @@ impl<'o> Walker<'o> {
                 });
             }
             "heredoc_redirect" => {
-                let mut c = node.walk();
                 let mut body_text = String::new();
                 let mut dynamic_body = false;
                 let mut quoted = false;
-                for (i, k) in node.children(&mut c).enumerate() {
-                    match (node.field_name_for_child(i as u32), k.kind()) {
+                for (field, k) in node.fielded_children() {
+                    match (field, k.kind_name()) {
                         (_, "heredoc_start") => {
                             let t = &src[k.byte_range()];
                             quoted = t.contains(['\'', '"', '\\']);
@@ -810,13 +810,13 @@ impl<'o> Walker<'o> {
                             if !quoted {
                                 let mut kc = k.walk();
                                 for part in k.children(&mut kc) {
-                                    match part.kind() {
+                                    match part.kind_name() {
                                         "heredoc_content" => {}
                                         "command_substitution"
                                         | "expansion"
                                         | "simple_expansion" => {
                                             dynamic_body = true;
-                                            if part.kind() == "command_substitution" {
+                                            if part.kind_name() == "command_substitution" {
                                                 subs.push(part);
                                             } else {
                                                 collect_nested_subs(part, &mut subs);
@@ -896,7 +896,7 @@ impl<'o> Walker<'o> {
         };
         let mut proto = Proto::new(node, src, cwd, frame);
         let mut subs = Vec::new();
-        let keyword = match node.kind() {
+        let keyword = match node.kind_name() {
             "variable_assignment" | "variable_assignments" => None,
             _ => node.child(0).map(|k| src[k.byte_range()].to_string()),
         };
@@ -904,17 +904,17 @@ impl<'o> Walker<'o> {
             proto.argv.push(Decoded::literal(&k));
         }
         let mut items = Vec::new();
-        if node.kind() == "variable_assignment" {
+        if node.kind_name() == "variable_assignment" {
             items.push(node);
         } else {
             let mut c = node.walk();
             items.extend(
                 node.children(&mut c)
-                    .filter(|k| k.is_named() && !is_trivia(k.kind())),
+                    .filter(|k| k.is_named() && !is_trivia(k.kind_name())),
             );
         }
         for k in items {
-            if k.kind() == "variable_assignment" {
+            if k.kind_name() == "variable_assignment" {
                 let (name, value) = assignment(k, &env, &mut subs)?;
                 proto.env.push((name, value));
             } else {
@@ -943,14 +943,12 @@ impl<'o> Walker<'o> {
         let mut proto = Proto::new(node, src, cwd, frame);
         let mut subs = Vec::new();
         let mut redirects = Vec::new();
-        let mut c = node.walk();
         let mut name_subs = Vec::new();
         // The last argument word, while it may still turn out to be a descriptor.
         let mut last_arg: Option<Node> = None;
-        for (i, k) in node.children(&mut c).enumerate() {
-            let field = node.field_name_for_child(i as u32);
+        for (field, k) in node.fielded_children() {
             let previous = last_arg.take();
-            match (field, k.kind()) {
+            match (field, k.kind_name()) {
                 (Some("name"), _) => proto
                     .argv
                     .insert(0, words::decode(k, &env, &mut name_subs)?),
@@ -1004,7 +1002,7 @@ impl<'o> Walker<'o> {
                 _ => {}
             }
         }
-        if node.child_by_field_name("name").is_none() && !proto.argv.is_empty() {
+        if node.field_child("name").is_none() && !proto.argv.is_empty() {
             return Err(ParseError::unsupported(
                 "command without a name",
                 node.start_byte(),
@@ -1032,14 +1030,14 @@ impl<'o> Walker<'o> {
         src: &str,
         cwd: &Cwd,
     ) -> Result<Option<(String, Vec<crate::words::Seg>)>, ParseError> {
-        if node.kind() != "for_statement" {
+        if node.kind_name() != "for_statement" {
             return Ok(None);
         }
-        let Some(var) = node.child_by_field_name("variable") else {
+        let Some(var) = node.field_child("variable") else {
             return Ok(None);
         };
         let name = src[var.byte_range()].to_string();
-        let Some(body) = node.child_by_field_name("body") else {
+        let Some(body) = node.field_child("body") else {
             return Ok(None);
         };
         // Every mention of the name in the body must be an expansion of it.
@@ -1060,7 +1058,7 @@ impl<'o> Walker<'o> {
         };
         let mut words = Vec::new();
         let mut c = node.walk();
-        for v in node.children_by_field_name("value", &mut c) {
+        for v in node.field_children("value", &mut c) {
             let mut subs = Vec::new();
             words.push(words::decode(v, &env, &mut subs)?);
             if !subs.is_empty() {
@@ -1124,16 +1122,13 @@ impl<'o> Walker<'o> {
 }
 
 fn body_of(node: Node) -> Option<Node> {
-    node.child_by_field_name("body")
+    node.field_child("body")
 }
 
 fn redirect_nodes(node: Node) -> Vec<Node> {
-    let mut c = node.walk();
     let mut out = Vec::new();
-    for (i, k) in node.children(&mut c).enumerate() {
-        if node.field_name_for_child(i as u32) == Some("redirect")
-            || k.kind() == "herestring_redirect"
-        {
+    for (field, k) in node.fielded_children() {
+        if field == Some("redirect") || k.kind_name() == "herestring_redirect" {
             out.push(k);
         }
     }
@@ -1144,10 +1139,10 @@ fn list_parts<'t>(node: Node<'t>, src: &str) -> Result<(Node<'t>, String, Node<'
     let mut c = node.walk();
     let kids: Vec<Node> = node
         .children(&mut c)
-        .filter(|k| !is_trivia(k.kind()))
+        .filter(|k| !is_trivia(k.kind_name()))
         .collect();
     match (kids.first(), kids.get(1), kids.get(2), kids.len()) {
-        (Some(l), Some(op), Some(r), 3) => Ok((*l, op.kind().to_string(), *r)),
+        (Some(l), Some(op), Some(r), 3) => Ok((*l, op.kind_name().to_string(), *r)),
         _ => Err(ParseError::unsupported(
             "list",
             node.start_byte(),
@@ -1183,7 +1178,10 @@ fn combine(op: &str, l: &Outcome, r: Outcome) -> Outcome {
 fn collect_nested_subs<'t>(node: Node<'t>, subs: &mut Vec<Node<'t>>) {
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
-        if matches!(n.kind(), "command_substitution" | "process_substitution") {
+        if matches!(
+            n.kind_name(),
+            "command_substitution" | "process_substitution"
+        ) {
             subs.push(n);
             continue;
         }
@@ -1198,10 +1196,10 @@ fn assignment<'t>(
     subs: &mut Vec<Node<'t>>,
 ) -> Result<(String, Decoded), ParseError> {
     let name = node
-        .child_by_field_name("name")
+        .field_child("name")
         .map(|n| env.src[n.byte_range()].to_string())
         .unwrap_or_default();
-    let value = match node.child_by_field_name("value") {
+    let value = match node.field_child("value") {
         Some(v) => words::decode(v, env, subs)?,
         None => Decoded::literal(""),
     };
@@ -1307,9 +1305,9 @@ fn count_word(text: &str, name: &str, preceded: impl Fn(&str) -> bool) -> usize 
 /// True if `node` is a loop that never ends by itself: `while true|:`, `until false`,
 /// `for ((;;))`.
 fn is_endless(node: Node, src: &str) -> bool {
-    match node.kind() {
+    match node.kind_name() {
         "while_statement" => {
-            let Some(cond) = node.child_by_field_name("condition") else {
+            let Some(cond) = node.field_child("condition") else {
                 return false;
             };
             let text = src[cond.byte_range()].trim().trim_end_matches(';').trim();
@@ -1320,7 +1318,7 @@ fn is_endless(node: Node, src: &str) -> bool {
                 matches!(text, "true" | ":" | "[ 1 ]" | "[[ 1 ]]" | "((1))")
             }
         }
-        "c_style_for_statement" => node.child_by_field_name("condition").is_none(),
+        "c_style_for_statement" => node.field_child("condition").is_none(),
         _ => false,
     }
 }
@@ -1331,12 +1329,12 @@ fn changes_dir(node: Node, src: &str) -> bool {
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
         if matches!(
-            n.kind(),
+            n.kind_name(),
             "subshell" | "command_substitution" | "process_substitution"
         ) {
             continue;
         }
-        if n.kind() == "command_name" {
+        if n.kind_name() == "command_name" {
             let t = src[n.byte_range()].replace(['\'', '"', '\\'], "");
             let t = t.as_str();
             if matches!(

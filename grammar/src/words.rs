@@ -6,6 +6,7 @@
 
 use crate::error::ParseError;
 use crate::ir::{Cwd, Dynamic, PathRef};
+use crate::kinds::KindName;
 use crate::paths;
 use tree_sitter::Node;
 
@@ -420,7 +421,7 @@ fn lit(segs: &mut Vec<Seg>, text: String, quoted: bool) {
 fn collect_subs<'t>(node: Node<'t>, subs: &mut Vec<Node<'t>>) {
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
-        match n.kind() {
+        match n.kind_name() {
             "command_substitution" | "process_substitution" => subs.push(n),
             _ => {
                 let mut c = n.walk();
@@ -440,7 +441,7 @@ fn decode_into<'t>(
     in_dquote: bool,
 ) -> Result<(), ParseError> {
     let text = &env.src[node.byte_range()];
-    match node.kind() {
+    match node.kind_name() {
         "word" | "number" if node.named_child_count() == 0 => {
             if in_dquote {
                 lit(segs, unescape_dquote(text), true);
@@ -490,7 +491,7 @@ fn decode_into<'t>(
         "concatenation" | "command_name" => {
             let mut c = node.walk();
             for child in node.children(&mut c) {
-                if child.kind() == "comment" {
+                if child.kind_name() == "comment" {
                     continue;
                 }
                 if !child.is_named() {
@@ -594,7 +595,7 @@ fn decode_into<'t>(
 fn has_descendant(node: Node, kinds: &[&str]) -> bool {
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
-        if kinds.contains(&n.kind()) {
+        if kinds.contains(&n.kind_name()) {
             return true;
         }
         let mut c = n.walk();
