@@ -34,9 +34,9 @@ struct CompiledPolicy {
     condition: Expr,
     /// The condition specialized for each action, in [`Action::ALL`] order.
     by_action: Vec<Expr>,
-    /// Whether the request's context may decide each of `by_action` (see
-    /// [`crate::context_guard::may_decide`]), and the unfolded condition (last).
-    context_decides: Vec<bool>,
+    /// Whether [`crate::quick_eval`] may answer each of `by_action`, and the unfolded
+    /// condition (last).
+    quick: Vec<bool>,
     slots: SlotEnv,
 }
 
@@ -81,16 +81,16 @@ impl Compiled {
                 core.get(id.as_ref()).map(|p| {
                     let condition = p.condition();
                     let by_action: Vec<Expr> = folders.iter().map(|f| f.fold(&condition)).collect();
-                    let context_decides = by_action
+                    let quick = by_action
                         .iter()
                         .chain([&condition])
-                        .map(crate::context_guard::may_decide)
+                        .map(crate::quick_eval::may_decide)
                         .collect();
                     CompiledPolicy {
                         id: p.id().clone(),
                         effect: p.effect(),
                         by_action,
-                        context_decides,
+                        quick,
                         condition,
                         slots: p.env().clone(),
                     }
@@ -120,7 +120,8 @@ impl Compiled {
             Some(Context::Value(map)) => Some(map.as_ref()),
             _ => None,
         };
-        let eval = Evaluator::new(request.clone(), entities, Extensions::all_available());
+        // Cedar's evaluator, built for the first condition `quick_eval` leaves to it.
+        let mut cedar: Option<Evaluator<'_>> = None;
         let mut permits = Vec::new();
         let mut forbids = Vec::new();
         let mut errors = Vec::new();
@@ -129,21 +130,32 @@ impl Compiled {
                 errors.push(format!("policy index {i} is not loaded"));
                 continue;
             };
-            let (condition, decides) = match p.by_action.get(ai) {
-                Some(c) if folded => (c, p.context_decides.get(ai)),
-                _ => (&p.condition, p.context_decides.last()),
+            let (condition, quick) = match p.by_action.get(ai) {
+                Some(c) if folded => (c, p.quick.get(ai)),
+                _ => (&p.condition, p.quick.last()),
             };
             if matches!(condition.expr_kind(), ExprKind::Lit(Literal::Bool(false))) {
                 continue;
             }
-            // What the context alone decides is Cedar's answer without an error.
-            let known = match (context, decides) {
-                (Some(c), Some(true)) => crate::context_guard::decide(condition, c),
+            // What `quick_eval` answers is Cedar's answer, without an error.
+            let known = match (context, quick) {
+                (Some(context), Some(true)) => crate::quick_eval::decide(
+                    condition,
+                    crate::quick_eval::Subject {
+                        request,
+                        context,
+                        entities,
+                    },
+                ),
                 _ => None,
             };
             let value = match known {
                 Some(b) => Ok(Value::from(b)),
-                None => eval.interpret(condition, &p.slots),
+                None => cedar
+                    .get_or_insert_with(|| {
+                        Evaluator::new(request.clone(), entities, Extensions::all_available())
+                    })
+                    .interpret(condition, &p.slots),
             };
             match value {
                 Ok(v) => match v.value_kind() {
