@@ -120,6 +120,7 @@ impl Compiled {
             Some(Context::Value(map)) => Some(map.as_ref()),
             _ => None,
         };
+        let seen = crate::quick_eval::Seen::default();
         // Cedar's evaluator, built for the first condition `quick_eval` leaves to it.
         let mut cedar: Option<Evaluator<'_>> = None;
         let mut permits = Vec::new();
@@ -145,6 +146,7 @@ impl Compiled {
                         request,
                         context,
                         entities,
+                        seen: &seen,
                     },
                 ),
                 _ => None,

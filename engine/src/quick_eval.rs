@@ -25,7 +25,8 @@
 //! contexts, requests and entity hierarchies.
 
 use cedar_policy_core::ast::{
-    BinaryOp, EntityUID, Expr, ExprKind, Literal, Request, UnaryOp, Value, ValueKind, Var,
+    BinaryOp, Entity, EntityUID, Expr, ExprKind, Literal, PartialValue, Request, UnaryOp, Value,
+    ValueKind, Var,
 };
 use cedar_policy_core::entities::{Dereference, Entities};
 use smol_str::SmolStr;
@@ -44,6 +45,40 @@ pub(crate) struct Subject<'a> {
     pub request: &'a Request,
     pub context: &'a ContextRecord,
     pub entities: &'a Entities,
+    /// The entities this request's conditions looked up so far.
+    pub seen: &'a Seen<'a>,
+}
+
+/// Entities looked up while evaluating one request's conditions, by the address of the
+/// uid asked for: the same few (the principal, the resource, the cwd, the program) are
+/// asked for by most conditions, and Cedar's store hashes a uid with SipHash on every
+/// lookup. A uid at another address is looked up in the store (and remembered too).
+#[derive(Default)]
+pub(crate) struct Seen<'a>(std::cell::RefCell<Vec<(&'a EntityUID, Option<&'a Entity>)>>);
+
+/// Uids remembered per request at most.
+const SEEN: usize = 8;
+
+impl<'a> Seen<'a> {
+    /// `uid`'s entity in `entities` (`None` if the store has none), `Err` for a residual.
+    fn entity(&self, uid: &'a EntityUID, entities: &'a Entities) -> Result<Option<&'a Entity>, ()> {
+        if let Ok(seen) = self.0.try_borrow() {
+            if let Some((_, e)) = seen.iter().find(|(u, _)| std::ptr::eq(*u, uid)) {
+                return Ok(*e);
+            }
+        }
+        let found = match entities.entity(uid) {
+            Dereference::Data(e) => Some(e),
+            Dereference::NoSuchEntity => None,
+            Dereference::Residual(_) => return Err(()),
+        };
+        if let Ok(mut seen) = self.0.try_borrow_mut() {
+            if seen.len() < SEEN {
+                seen.push((uid, found));
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// What a sub-expression evaluated to, borrowed from the condition, the request or the
@@ -145,12 +180,8 @@ fn element_is(v: &Value, k: Known<'_>) -> Option<bool> {
 
 /// Cedar's `in` (`eval_in`): `uid1` equals, or has as an ancestor in the store, the entity
 /// `rhs` is or one of the entities the set `rhs` holds.
-fn eval_in(uid1: &EntityUID, rhs: Known<'_>, entities: &Entities) -> Option<bool> {
-    let entity1 = match entities.entity(uid1) {
-        Dereference::Data(e) => Some(e),
-        Dereference::NoSuchEntity => None,
-        Dereference::Residual(_) => return None,
-    };
+fn eval_in<'a>(uid1: &'a EntityUID, rhs: Known<'_>, s: Subject<'a>) -> Option<bool> {
+    let entity1 = s.seen.entity(uid1, s.entities).ok()?;
     let within = |u2: &EntityUID| uid1 == u2 || entity1.is_some_and(|e| e.is_descendant_of(u2));
     if let Some(u2) = rhs.as_uid() {
         return Some(within(u2));
@@ -172,6 +203,17 @@ fn eval_in(uid1: &EntityUID, rhs: Known<'_>, entities: &Entities) -> Option<bool
     }
 }
 
+/// The literals a set written in the condition holds, if it holds nothing else.
+fn literals(items: &[Expr]) -> Option<Vec<&Literal>> {
+    items
+        .iter()
+        .map(|e| match e.expr_kind() {
+            ExprKind::Lit(l) => Some(l),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `expr` evaluated where that is certain; `None` leaves it to Cedar.
 fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
     match expr.expr_kind() {
@@ -185,12 +227,9 @@ fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
             if let Some(r) = k.record(s.context) {
                 return r.get(attr).map(Known::Value);
             }
-            match s.entities.entity(k.as_uid()?) {
-                Dereference::Data(e) => match e.get(attr)? {
-                    cedar_policy_core::ast::PartialValue::Value(v) => Some(Known::Value(v)),
-                    cedar_policy_core::ast::PartialValue::Residual(_) => None,
-                },
-                _ => None,
+            match s.seen.entity(k.as_uid()?, s.entities).ok()??.get(attr)? {
+                PartialValue::Value(v) => Some(Known::Value(v)),
+                PartialValue::Residual(_) => None,
             }
         }
         ExprKind::HasAttr { expr, attr } => {
@@ -198,10 +237,9 @@ fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
             if let Some(r) = k.record(s.context) {
                 return Some(Known::Bool(r.contains_key(attr)));
             }
-            match s.entities.entity(k.as_uid()?) {
-                Dereference::Data(e) => Some(Known::Bool(e.get(attr).is_some())),
-                Dereference::NoSuchEntity => Some(Known::Bool(false)),
-                Dereference::Residual(_) => None,
+            match s.seen.entity(k.as_uid()?, s.entities).ok()? {
+                Some(e) => Some(Known::Bool(e.get(attr).is_some())),
+                None => Some(Known::Bool(false)),
             }
         }
         ExprKind::And { left, right } => match eval(left, s)?.as_bool()? {
@@ -236,14 +274,7 @@ fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
             let ExprKind::Set(items) = arg2.expr_kind() else {
                 return None;
             };
-            let lits: Option<Vec<&Literal>> = items
-                .iter()
-                .map(|e| match e.expr_kind() {
-                    ExprKind::Lit(l) => Some(l),
-                    _ => None,
-                })
-                .collect();
-            let lits = lits?;
+            let lits = literals(items)?;
             if set.len().saturating_mul(lits.len()) > MAX_PAIRS {
                 return None;
             }
@@ -270,9 +301,26 @@ fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
                 let ExprKind::Lit(l @ Literal::EntityUID(_)) = e.expr_kind() else {
                     return None;
                 };
-                any |= eval_in(uid1, Known::Lit(l), s.entities)?;
+                any |= eval_in(uid1, Known::Lit(l), s)?;
             }
             Some(Known::Bool(any))
+        }
+        ExprKind::BinaryApp {
+            op: BinaryOp::Contains,
+            arg1,
+            arg2,
+        } if matches!(arg1.expr_kind(), ExprKind::Set(_)) => {
+            // `[literals].contains(x)` (evaluating the literals cannot fail).
+            let ExprKind::Set(items) = arg1.expr_kind() else {
+                return None;
+            };
+            let lits = literals(items)?;
+            let b = eval(arg2, s)?;
+            let mut found = false;
+            for l in lits {
+                found |= equal(Known::Lit(l), b)?;
+            }
+            Some(Known::Bool(found))
         }
         ExprKind::BinaryApp { op, arg1, arg2 } => {
             // Cedar evaluates both operands, left first, before applying the operator.
@@ -280,7 +328,7 @@ fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
             let b = eval(arg2, s)?;
             match op {
                 BinaryOp::Eq => equal(a, b).map(Known::Bool),
-                BinaryOp::In => eval_in(a.as_uid()?, b, s.entities).map(Known::Bool),
+                BinaryOp::In => eval_in(a.as_uid()?, b, s).map(Known::Bool),
                 BinaryOp::Contains => match a.as_value()?.value_kind() {
                     ValueKind::Set(set) if set.len() <= MAX_PAIRS => {
                         let mut found = false;
@@ -332,6 +380,11 @@ pub(crate) fn may_decide(condition: &Expr) -> bool {
             arg2,
         } if matches!(arg2.expr_kind(), ExprKind::Set(_)) => may_decide(arg1),
         ExprKind::BinaryApp {
+            op: BinaryOp::Contains,
+            arg1,
+            arg2,
+        } if matches!(arg1.expr_kind(), ExprKind::Set(_)) => may_decide(arg2),
+        ExprKind::BinaryApp {
             op: BinaryOp::Eq | BinaryOp::In | BinaryOp::Contains,
             arg1,
             arg2,
@@ -343,7 +396,7 @@ pub(crate) fn may_decide(condition: &Expr) -> bool {
 /// What Cedar's evaluation of `condition` for `subject` returns, when this module can
 /// tell: `Some(b)` means Cedar gives `Ok(b)` (no error), `None` that Cedar must evaluate
 /// it.
-pub(crate) fn decide(condition: &Expr, subject: Subject<'_>) -> Option<bool> {
+pub(crate) fn decide<'a>(condition: &'a Expr, subject: Subject<'a>) -> Option<bool> {
     eval(condition, subject)?.as_bool()
 }
 
@@ -448,10 +501,12 @@ mod tests {
         let e = parse_expr(text).expect("condition parses");
         let store = store();
         let r = request(resource, ctx);
+        let seen = Seen::default();
         let s = Subject {
             request: &r,
             context: ctx,
             entities: &store,
+            seen: &seen,
         };
         let ours = decide(&e, s);
         if let Some(b) = ours {
@@ -488,6 +543,8 @@ mod tests {
             ("principal has workspace && !(resource has workspace)", true, true),
             ("Path::\"/nope\" has x", false, false),
             ("context.mode like \"re*\"", true, true),
+            ("[\"push\", \"read\"].contains(context.mode)", true, true),
+            ("[1].contains(1)", true, true),
             ("true", true, true),
         ] {
             assert_eq!(check(text, res, &local), Some(on_local), "{text} on local");
@@ -515,7 +572,8 @@ mod tests {
             "true && context.missing",
             "context.argc + 1 == 4",
             "if true then true else false",
-            "[1].contains(1)",
+            "[1, context.argc].contains(1)",
+            "[1].contains(context.missing)",
             "resource in [Path::\"/w\", 3]",
         ] {
             assert_eq!(check(text, res, &local), None, "{text}");
@@ -582,6 +640,12 @@ mod tests {
                 inner
                     .clone()
                     .prop_map(|a| format!("({a} in [Path::\"/w\", 3])")),
+                inner
+                    .clone()
+                    .prop_map(|a| format!("([\"read\", 3, Path::\"/w\"].contains({a}))")),
+                inner
+                    .clone()
+                    .prop_map(|a| format!("([\"read\", context.mode].contains({a}))")),
                 inner.clone().prop_map(|a| format!("({a} is Path)")),
                 inner.clone().prop_map(|a| format!("({a} like \"re*\")")),
                 inner.clone().prop_map(|a| format!("({a} has workspace)")),
@@ -616,7 +680,8 @@ mod tests {
             let e = parse_expr(&text).expect("condition parses");
             let store = store();
             let r = request(resource, &ctx);
-            let s = Subject { request: &r, context: &ctx, entities: &store };
+            let seen = Seen::default();
+            let s = Subject { request: &r, context: &ctx, entities: &store, seen: &seen };
             if let Some(b) = decide(&e, s) {
                 prop_assert!(may_decide(&e), "decided but not marked decidable: {}", text);
                 prop_assert_eq!(cedar_bool(&e, &r, &store), Ok(b), "{}", text);
