@@ -6,6 +6,9 @@
 //! decided from scratch (memo off); then answered from the memo (the same command again in
 //! the same environment); then on the reference path (every request validated, path
 //! groups from the raw patterns), as the baseline the fast path is measured against.
+//! `*_novel` decide (a) and (b) with a path never seen before each time: "from scratch"
+//! above means no verdict is reused, while entities, structure records and request stores
+//! built for earlier decisions are; the novel runs show the cost without those.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
@@ -138,6 +141,26 @@ fn bench(c: &mut Criterion) {
         g.bench_function("c_script_20", |b| {
             b.iter(|| black_box(engine.decide(black_box(&s20), &env)))
         });
+        if label == "default" {
+            // Commands never seen before: a new path each time, so no entity, structure or
+            // store built for an earlier decision is reused (the verdict memo is off in
+            // every group but `memo`; these show what the construction caches save).
+            let mut n = 0u64;
+            g.bench_function("a_simple_novel", |b| {
+                b.iter(|| {
+                    n += 1;
+                    let cmd = format!("ls -la src/d{n}");
+                    black_box(engine.decide(black_box(&cmd), &env))
+                })
+            });
+            g.bench_function("b_cd_npm_tee_novel", |b| {
+                b.iter(|| {
+                    n += 1;
+                    let cmd = format!("cd /app{n} && npm ci 2>&1 | tee build{n}.log");
+                    black_box(engine.decide(black_box(&cmd), &env))
+                })
+            });
+        }
         g.finish();
     }
 }

@@ -92,6 +92,8 @@ pub struct Engine {
     path_groups: crate::path_groups::PathGroups,
     /// Structure records built so far (fast path).
     structure_records: crate::structure_table::StructureTable,
+    /// Request stores built so far (fast path).
+    stores: crate::store_table::StoreTable,
     memo_limit: crate::memo::DecisionMemo,
     memo: crate::memo::Memo,
     /// Also record which policies each request satisfies (for `policy test` coverage).
@@ -205,6 +207,7 @@ impl Engine {
             paths: crate::entity_table::EntityTable::default(),
             path_groups: crate::path_groups::PathGroups::default(),
             structure_records: crate::structure_table::StructureTable::default(),
+            stores: crate::store_table::StoreTable::default(),
             memo_limit: crate::memo::DecisionMemo::default(),
             memo: crate::memo::Memo::default(),
             coverage: false,
@@ -400,7 +403,7 @@ impl Engine {
         for f in &facts {
             builder.add_entities_for(script, f);
         }
-        let entities = match builder.entities() {
+        let entities = match builder.request_entities() {
             Ok(e) => e,
             Err(msg) => {
                 return Decision {
@@ -1219,6 +1222,20 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             crate::new_entities::add_fast(&loaded.entities, extra, &loaded.dangling)
         } else {
             crate::new_entities::add_reference(&loaded.entities, extra)
+        }
+    }
+
+    /// The request store: on the fast path with an environment's parts, shared between
+    /// decisions that add the same entities (see [`crate::store_table`]).
+    fn request_entities(&mut self) -> Result<Arc<Entities>, String> {
+        match &self.base {
+            Some(b) if C::FAST => {
+                let extra = std::mem::take(&mut self.extra);
+                self.e.stores.get_or_build(b, extra, |extra| {
+                    crate::new_entities::add_fast(&b.store, extra, &b.dangling)
+                })
+            }
+            _ => self.entities().map(Arc::new),
         }
     }
 

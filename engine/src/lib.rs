@@ -52,6 +52,7 @@ pub mod policy_dir;
 mod quick_eval;
 mod shapes;
 pub mod signals;
+mod store_table;
 mod structure_table;
 
 pub use context::{DecisionEnv, Identity, OpenTarget, Target, Transport, UnknownTransport};
