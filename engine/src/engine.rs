@@ -35,6 +35,34 @@ const CACHE_LIMIT: usize = 4096;
 /// entity their resource scope names.
 type Partition = (Vec<usize>, FastMap<EntityUid, Vec<usize>>);
 
+/// An entity a request adds to its environment's store.
+enum Extra {
+    /// Built for this request.
+    Own(Entity),
+    /// Remembered in an entity table (its uid, and the entity).
+    Built(EntityUid, Arc<crate::entity_table::BuiltEntity>),
+}
+
+impl Extra {
+    fn uid(&self) -> EntityUid {
+        match self {
+            Extra::Own(e) => e.uid(),
+            Extra::Built(u, _) => u.clone(),
+        }
+    }
+
+    /// The entities themselves (remembered ones cloned).
+    fn entities(extra: Vec<Extra>) -> Vec<Entity> {
+        extra
+            .into_iter()
+            .filter_map(|x| match x {
+                Extra::Own(e) => Some(e),
+                Extra::Built(_, b) => b.entity.clone(),
+            })
+            .collect()
+    }
+}
+
 /// The parts of one Cedar request, and its shape (see [`crate::shapes`]).
 type RequestParts = (EntityUid, EntityUid, EntityUid, Context, u64);
 
@@ -838,7 +866,7 @@ fn path_entity(
     }
     crate::entity_table::BuiltEntity {
         entity: Some(Entity::new_no_attrs(u.clone(), parents)),
-        keys,
+        keys: keys.into(),
     }
 }
 
@@ -868,7 +896,7 @@ fn program_entity(e: &Engine, id: &str, u: &EntityUid) -> crate::entity_table::B
     ]);
     crate::entity_table::BuiltEntity {
         entity: Entity::new(u.clone(), attrs, parents).ok(),
-        keys,
+        keys: keys.into(),
     }
 }
 
@@ -915,10 +943,10 @@ fn strip_agents(b: &PolicyBundle) -> Result<PolicyBundle, LoadError> {
 struct RequestBuilder<'e, C: ContextValues> {
     e: &'e Engine,
     env: &'e DecisionEnv,
-    extra: Vec<Entity>,
+    extra: Vec<Extra>,
     seen: FastSet<EntityUid>,
     /// Ancestor uids of each created resource (partition keys).
-    keys: FastMap<EntityUid, Vec<EntityUid>>,
+    keys: FastMap<EntityUid, Arc<[EntityUid]>>,
     identity: C::V,
     target: C::V,
     structures: FastMap<usize, C::V>,
@@ -1036,7 +1064,17 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
     fn push(&mut self, ent: Entity) {
         let u = ent.uid();
         if self.seen.insert(u.clone()) && !self.exists_static(&u) {
-            self.extra.push(ent);
+            self.extra.push(Extra::Own(ent));
+        }
+    }
+
+    /// [`Self::push`] for a remembered entity: cloned only if a store is built with it.
+    fn push_built(&mut self, built: Arc<crate::entity_table::BuiltEntity>) {
+        let Some(u) = built.entity.as_ref().map(Entity::uid) else {
+            return;
+        };
+        if self.seen.insert(u.clone()) && !self.exists_static(&u) {
+            self.extra.push(Extra::Built(u, built));
         }
     }
 
@@ -1115,9 +1153,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             Arc::new(path_entity(e, home, p, &u))
         };
         self.keys.insert(u.clone(), built.keys.clone());
-        if let Some(ent) = &built.entity {
-            self.push(ent.clone());
-        }
+        self.push_built(built);
         u
     }
 
@@ -1133,9 +1169,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             Arc::new(program_entity(e, id, &u))
         };
         self.keys.insert(u.clone(), built.keys.clone());
-        if let Some(ent) = &built.entity {
-            self.push(ent.clone());
-        }
+        self.push_built(built);
         u
     }
 
@@ -1150,7 +1184,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             keys.push(gu.clone());
             parents.insert(gu);
         }
-        self.keys.insert(u.clone(), keys);
+        self.keys.insert(u.clone(), keys.into());
         let mut attrs = HashMap::from([(
             "transport".to_string(),
             RestrictedExpression::new_entity_uid(uid(&t.transport, target.transport.as_str())),
@@ -1190,7 +1224,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             keys.push(gu.clone());
             parents.insert(gu);
         }
-        self.keys.insert(u.clone(), keys);
+        self.keys.insert(u.clone(), keys.into());
         self.push(Entity::new_no_attrs(u.clone(), parents));
         u
     }
@@ -1214,7 +1248,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
     }
 
     fn entities(&mut self) -> Result<Entities, String> {
-        let extra = std::mem::take(&mut self.extra);
+        let extra = Extra::entities(std::mem::take(&mut self.extra));
         let loaded = &self.e.loaded;
         if let Some(b) = &self.base {
             crate::new_entities::add_fast(&b.store, extra, &b.dangling)
@@ -1231,16 +1265,20 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         match &self.base {
             Some(b) if C::FAST => {
                 let extra = std::mem::take(&mut self.extra);
-                self.e.stores.get_or_build(b, extra, |extra| {
-                    crate::new_entities::add_fast(&b.store, extra, &b.dangling)
+                let uids = extra.iter().map(Extra::uid).collect();
+                self.e.stores.get_or_build(b, uids, || {
+                    crate::new_entities::add_fast(&b.store, Extra::entities(extra), &b.dangling)
                 })
             }
             _ => self.entities().map(Arc::new),
         }
     }
 
-    fn keys_for(&self, r: &EntityUid) -> Vec<EntityUid> {
-        self.keys.get(r).cloned().unwrap_or_else(|| vec![r.clone()])
+    fn keys_for(&self, r: &EntityUid) -> Arc<[EntityUid]> {
+        self.keys
+            .get(r)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(vec![r.clone()]))
     }
 
     fn resource_display(&self, cmd: &Command, f: &Fact) -> String {

@@ -28,7 +28,7 @@ const MAX_ENTRY: usize = 32 << 10;
 pub(crate) struct BuiltEntity {
     /// `None` if Cedar refused the entity (it then is not added, on both paths).
     pub entity: Option<Entity>,
-    pub keys: Vec<EntityUid>,
+    pub keys: Arc<[EntityUid]>,
 }
 
 impl BuiltEntity {
@@ -101,7 +101,8 @@ mod tests {
         let keys = std::iter::successors(Some(id), |p| p.rsplit_once('/').map(|(a, _)| a))
             .filter(|p| !p.is_empty())
             .map(|p| format!(r#"Path::"{p}""#).parse().unwrap())
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         BuiltEntity { entity: None, keys }
     }
 

@@ -38,7 +38,7 @@ pub(crate) struct EnvParts {
     /// The uids of the environment's entities.
     pub seen: FastSet<EntityUid>,
     /// Partition keys (the uid and its ancestors) of the environment's resources.
-    pub keys: FastMap<EntityUid, Vec<EntityUid>>,
+    pub keys: FastMap<EntityUid, Arc<[EntityUid]>>,
     pub identity: Value,
     pub target: Value,
     pub principal: EntityUid,

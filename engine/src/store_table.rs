@@ -15,7 +15,7 @@
 
 use crate::env_parts::EnvParts;
 use crate::fast_hash::FastMap;
-use cedar_policy::{Entities, Entity, EntityUid};
+use cedar_policy::{Entities, EntityUid};
 use std::sync::{Arc, RwLock};
 
 /// Stores remembered at most.
@@ -34,26 +34,24 @@ type Held = (Arc<EnvParts>, Arc<Entities>);
 pub(crate) struct StoreTable(RwLock<FastMap<Key, Held>>);
 
 impl StoreTable {
-    /// `base`'s store with `extra` added, built with `build` when not remembered.
+    /// `base`'s store with the entities `uids` names added, built with `build` when not
+    /// remembered.
     pub(crate) fn get_or_build(
         &self,
         base: &Arc<EnvParts>,
-        extra: Vec<Entity>,
-        build: impl FnOnce(Vec<Entity>) -> Result<Entities, String>,
+        uids: Vec<EntityUid>,
+        build: impl FnOnce() -> Result<Entities, String>,
     ) -> Result<Arc<Entities>, String> {
-        if extra.len() > MAX_ADDED {
-            return build(extra).map(Arc::new);
+        if uids.len() > MAX_ADDED {
+            return build().map(Arc::new);
         }
-        let key: Key = (
-            Arc::as_ptr(base) as usize,
-            extra.iter().map(Entity::uid).collect(),
-        );
+        let key: Key = (Arc::as_ptr(base) as usize, uids);
         if let Ok(t) = self.0.read() {
             if let Some((_, store)) = t.get(&key) {
                 return Ok(store.clone());
             }
         }
-        let store = Arc::new(build(extra)?);
+        let store = Arc::new(build()?);
         if let Ok(mut t) = self.0.write() {
             if t.len() >= LIMIT {
                 t.clear();
@@ -74,6 +72,7 @@ impl StoreTable {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use cedar_policy::Entity;
 
     fn parts() -> Arc<EnvParts> {
         Arc::new(EnvParts {
@@ -101,7 +100,8 @@ mod tests {
         let (a, b) = (parts(), parts());
         let mut builds = 0;
         let mut get = |base: &Arc<EnvParts>, ids: &[&str]| {
-            t.get_or_build(base, ids.iter().map(|i| program(i)).collect(), |extra| {
+            let extra: Vec<Entity> = ids.iter().map(|i| program(i)).collect();
+            t.get_or_build(base, extra.iter().map(Entity::uid).collect(), || {
                 builds += 1;
                 Entities::from_entities(extra, None).map_err(|e| e.to_string())
             })
@@ -124,20 +124,21 @@ mod tests {
         let a = parts();
         for i in 0..(LIMIT + 10) {
             let id = format!("p{i}");
-            t.get_or_build(&a, vec![program(&id)], |extra| {
-                Entities::from_entities(extra, None).map_err(|e| e.to_string())
+            let p = program(&id);
+            t.get_or_build(&a, vec![p.uid()], || {
+                Entities::from_entities([p], None).map_err(|e| e.to_string())
             })
             .unwrap();
             assert!(t.held() <= LIMIT);
         }
         let before = t.held();
-        let err = t.get_or_build(&a, vec![program("x")], |_| Err("refused".into()));
+        let err = t.get_or_build(&a, vec![program("x").uid()], || Err("refused".into()));
         assert!(err.is_err());
         assert_eq!(t.held(), before);
         // Too many entities: built, not held.
         let many: Vec<Entity> = (0..=MAX_ADDED).map(|i| program(&format!("m{i}"))).collect();
-        t.get_or_build(&a, many, |extra| {
-            Entities::from_entities(extra, None).map_err(|e| e.to_string())
+        t.get_or_build(&a, many.iter().map(Entity::uid).collect(), || {
+            Entities::from_entities(many, None).map_err(|e| e.to_string())
         })
         .unwrap();
         assert_eq!(t.held(), before);
