@@ -2,7 +2,8 @@
 //! instruction-count profiling (`valgrind --tool=callgrind`), which is repeatable where
 //! wall-clock benchmarks on a shared VM are not.
 //!
-//! `decide_loop [N] [COMMAND]`
+//! `decide_loop [N] [COMMAND]`; `EXTRA=1000` adds the benches' 1,000 resource-scoped
+//! policies to the default set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +17,15 @@ fn main() {
     let cmd = args
         .next()
         .unwrap_or_else(|| "cd /app && npm ci 2>&1 | tee build.log".into());
-    let mut engine = execkit_engine::Engine::default_set().expect("default set");
+    let extra: usize = std::env::var("EXTRA")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut engine = if extra == 0 {
+        execkit_engine::Engine::default_set().expect("default set")
+    } else {
+        execkit_engine::Engine::new(&bundle(extra)).expect("bundle")
+    };
     engine.set_memo(execkit_engine::DecisionMemo::Off);
     let env = execkit_engine::DecisionEnv::local("/work", "/home/agent");
     let mut facts = 0;
@@ -26,4 +35,36 @@ fn main() {
             .len();
     }
     println!("{n} decisions, {facts} facts");
+}
+
+/// The default set plus `extra` resource-scoped policies, as in `benches/decision.rs`.
+fn bundle(extra: usize) -> execkit_engine::PolicyBundle {
+    let set = execkit_policies::DEFAULT;
+    let mut policies: Vec<(String, String)> = set
+        .policies
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    let mut text = String::new();
+    for i in 0..extra {
+        if i % 2 == 0 {
+            text.push_str(&format!(
+                "@id(\"extra-tool-{i}\") permit(principal is Agent, action == Action::\"exec\", resource == Program::\"tool-{i}\") unless {{ context.structure.dynamic_command }};\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "@id(\"extra-tenant-{i}\") forbid(principal, action in Action::\"filesystem\", resource in Path::\"/srv/tenant-{i}\") when {{ context.mode != \"read\" }};\n"
+            ));
+        }
+    }
+    policies.push(("extra.cedar".into(), text));
+    execkit_engine::PolicyBundle {
+        schema: (
+            execkit_policies::SCHEMA_FILE.into(),
+            execkit_policies::SCHEMA.into(),
+        ),
+        policies,
+        entities: set.entities.into(),
+        links: None,
+    }
 }
