@@ -13,45 +13,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use execkit_engine::{DecisionEnv, DecisionMemo, DecisionPath, Engine, PolicyBundle};
+use execkit_engine::{DecisionEnv, DecisionMemo, DecisionPath, Engine};
 use std::hint::black_box;
 
 /// The allocator the shipped binaries use (`execkit-mcp`, `execkit`), so the numbers are
 /// the server's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-fn bundle(extra: usize) -> PolicyBundle {
-    let set = execkit_policies::DEFAULT;
-    let mut policies: Vec<(String, String)> = set
-        .policies
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect();
-    let mut text = String::new();
-    for i in 0..extra {
-        if i % 2 == 0 {
-            text.push_str(&format!(
-                "@id(\"extra-tool-{i}\") permit(principal is Agent, action == Action::\"exec\", resource == Program::\"tool-{i}\") unless {{ context.structure.dynamic_command }};\n"
-            ));
-        } else {
-            text.push_str(&format!(
-                "@id(\"extra-tenant-{i}\") forbid(principal, action in Action::\"filesystem\", resource in Path::\"/srv/tenant-{i}\") when {{ context.mode != \"read\" }};\n"
-            ));
-        }
-    }
-    if extra > 0 {
-        policies.push(("extra.cedar".into(), text));
-    }
-    PolicyBundle {
-        schema: (
-            execkit_policies::SCHEMA_FILE.into(),
-            execkit_policies::SCHEMA.into(),
-        ),
-        policies,
-        entities: set.entities.into(),
-        links: None,
-    }
-}
+#[path = "support/bundle.rs"]
+mod bundle;
+use bundle::bundle;
 
 const SIMPLE: &str = "ls -la src";
 const PIPELINE: &str = "cd /app && npm ci 2>&1 | tee build.log";

@@ -7,6 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../benches/support/bundle.rs"]
+mod bundle;
+use bundle::bundle;
+
 /// The allocator of the shipped binaries, as in the benches.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,36 +39,4 @@ fn main() {
             .len();
     }
     println!("{n} decisions, {facts} facts");
-}
-
-/// The default set plus `extra` resource-scoped policies, as in `benches/decision.rs`.
-fn bundle(extra: usize) -> execkit_engine::PolicyBundle {
-    let set = execkit_policies::DEFAULT;
-    let mut policies: Vec<(String, String)> = set
-        .policies
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect();
-    let mut text = String::new();
-    for i in 0..extra {
-        if i % 2 == 0 {
-            text.push_str(&format!(
-                "@id(\"extra-tool-{i}\") permit(principal is Agent, action == Action::\"exec\", resource == Program::\"tool-{i}\") unless {{ context.structure.dynamic_command }};\n"
-            ));
-        } else {
-            text.push_str(&format!(
-                "@id(\"extra-tenant-{i}\") forbid(principal, action in Action::\"filesystem\", resource in Path::\"/srv/tenant-{i}\") when {{ context.mode != \"read\" }};\n"
-            ));
-        }
-    }
-    policies.push(("extra.cedar".into(), text));
-    execkit_engine::PolicyBundle {
-        schema: (
-            execkit_policies::SCHEMA_FILE.into(),
-            execkit_policies::SCHEMA.into(),
-        ),
-        policies,
-        entities: set.entities.into(),
-        links: None,
-    }
 }

@@ -13,9 +13,9 @@
 //! entries: an entity larger than [`MAX_ENTRY`] is built each time instead of remembered,
 //! and a table past [`BUDGET`] starts again.
 
-use crate::fast_hash::FastMap;
+use crate::bounded_table::{BoundedTable, Bounds};
 use cedar_policy::{Entity, EntityUid};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Entities remembered at most per table.
 const LIMIT: usize = 4096;
@@ -42,15 +42,18 @@ impl BuiltEntity {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    map: FastMap<String, Arc<BuiltEntity>>,
-    bytes: usize,
-}
-
 /// Entities built so far, by a key that fixes everything they depend on.
-#[derive(Default)]
-pub(crate) struct EntityTable(RwLock<Table>);
+pub(crate) struct EntityTable(BoundedTable<String, Arc<BuiltEntity>>);
+
+impl Default for EntityTable {
+    fn default() -> Self {
+        EntityTable(BoundedTable::new(Bounds {
+            limit: LIMIT,
+            budget: BUDGET,
+            max_entry: MAX_ENTRY,
+        }))
+    }
+}
 
 impl EntityTable {
     /// The entity for `id`, built with `build` the first time.
@@ -59,35 +62,14 @@ impl EntityTable {
         id: &str,
         build: impl FnOnce() -> BuiltEntity,
     ) -> Arc<BuiltEntity> {
-        if let Ok(t) = self.0.read() {
-            if let Some(p) = t.map.get(id) {
-                return p.clone();
-            }
-        }
-        let built = Arc::new(build());
-        let cost = id.len() + built.bytes();
-        if cost > MAX_ENTRY {
-            return built;
-        }
-        if let Ok(mut t) = self.0.write() {
-            if t.map.len() >= LIMIT || t.bytes + cost > BUDGET {
-                t.map.clear();
-                t.bytes = 0;
-            }
-            if t.map.insert(id.to_string(), built.clone()).is_none() {
-                t.bytes += cost;
-            }
-        }
-        built
+        self.0
+            .get_or_build(id, || Arc::new(build()), |built| id.len() + built.bytes())
     }
 
     /// Entries and bytes held (for tests).
     #[cfg(test)]
     fn held(&self) -> (usize, usize) {
-        self.0
-            .read()
-            .map(|t| (t.map.len(), t.bytes))
-            .unwrap_or_default()
+        self.0.held()
     }
 }
 

@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+mod bounded_table;
 pub mod cases;
 mod catalog;
 mod compiled;

@@ -13,10 +13,9 @@
 //! bounded in entries and bytes like the entity tables: a structure with more text than
 //! [`MAX_ENTRY`] is built each time, and a full table starts again.
 
-use crate::fast_hash::FastMap;
+use crate::bounded_table::{BoundedTable, Bounds};
 use cedar_policy_core::ast::Value;
 use execkit_grammar::Structure;
-use std::sync::RwLock;
 
 /// Records remembered at most.
 const LIMIT: usize = 1024;
@@ -25,15 +24,18 @@ const BUDGET: usize = 1 << 20;
 /// A structure with more text than this is not remembered.
 const MAX_ENTRY: usize = 4 << 10;
 
-#[derive(Default)]
-struct Table {
-    map: FastMap<Structure, Value>,
-    bytes: usize,
-}
-
 /// Structure records built so far.
-#[derive(Default)]
-pub(crate) struct StructureTable(RwLock<Table>);
+pub(crate) struct StructureTable(BoundedTable<Structure, Value>);
+
+impl Default for StructureTable {
+    fn default() -> Self {
+        StructureTable(BoundedTable::new(Bounds {
+            limit: LIMIT,
+            budget: BUDGET,
+            max_entry: MAX_ENTRY,
+        }))
+    }
+}
 
 /// The agent text a structure holds.
 fn text_bytes(st: &Structure) -> usize {
@@ -49,35 +51,13 @@ fn text_bytes(st: &Structure) -> usize {
 impl StructureTable {
     /// The record for `st`, built with `build` the first time.
     pub(crate) fn get_or_build(&self, st: &Structure, build: impl FnOnce() -> Value) -> Value {
-        if let Ok(t) = self.0.read() {
-            if let Some(v) = t.map.get(st) {
-                return v.clone();
-            }
-        }
-        let built = build();
-        let cost = text_bytes(st);
-        if cost > MAX_ENTRY {
-            return built;
-        }
-        if let Ok(mut t) = self.0.write() {
-            if t.map.len() >= LIMIT || t.bytes + cost > BUDGET {
-                t.map.clear();
-                t.bytes = 0;
-            }
-            if t.map.insert(st.clone(), built.clone()).is_none() {
-                t.bytes += cost;
-            }
-        }
-        built
+        self.0.get_or_build(st, build, |_| text_bytes(st))
     }
 
     /// Entries and bytes held (for tests).
     #[cfg(test)]
     fn held(&self) -> (usize, usize) {
-        self.0
-            .read()
-            .map(|t| (t.map.len(), t.bytes))
-            .unwrap_or_default()
+        self.0.held()
     }
 }
 
