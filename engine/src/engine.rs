@@ -44,10 +44,11 @@ enum Extra {
 }
 
 impl Extra {
-    fn uid(&self) -> EntityUid {
+    /// The uid, and which remembered entity this is (see [`crate::store_table`]).
+    fn member(&self) -> crate::store_table::Member {
         match self {
-            Extra::Own(e) => e.uid(),
-            Extra::Built(u, _) => u.clone(),
+            Extra::Own(e) => (e.uid(), 0),
+            Extra::Built(u, b) => (u.clone(), Arc::as_ptr(b) as usize),
         }
     }
 
@@ -1265,8 +1266,15 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         match &self.base {
             Some(b) if C::FAST => {
                 let extra = std::mem::take(&mut self.extra);
-                let uids = extra.iter().map(Extra::uid).collect();
-                self.e.stores.get_or_build(b, uids, || {
+                let members = extra.iter().map(Extra::member).collect();
+                let held = extra
+                    .iter()
+                    .filter_map(|x| match x {
+                        Extra::Built(_, b) => Some(b.clone()),
+                        Extra::Own(_) => None,
+                    })
+                    .collect();
+                self.e.stores.get_or_build(b, members, held, || {
                     crate::new_entities::add_fast(&b.store, Extra::entities(extra), &b.dangling)
                 })
             }
