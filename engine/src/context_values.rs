@@ -155,7 +155,7 @@ const TEMPLATES: usize = 32;
 type Template = (Vec<&'static str>, BTreeMap<SmolStr, Value>);
 
 thread_local! {
-    /// One map per key list seen (a request shape), with the values of its first use.
+    /// One map per key list seen (a request shape), its values placeholders.
     static CONTEXT_TEMPLATES: std::cell::RefCell<Vec<Template>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -202,7 +202,13 @@ fn templated_map(
     CONTEXT_TEMPLATES.with(|t| {
         if let Ok(mut t) = t.try_borrow_mut() {
             if t.len() < TEMPLATES {
-                t.push((keys, map.clone()));
+                // Placeholders, not this request's values: a template must not keep an
+                // agent's (possibly large) command text alive.
+                let mut template = map.clone();
+                for v in template.values_mut() {
+                    *v = Value::from(false);
+                }
+                t.push((keys, template));
             }
         }
     });
