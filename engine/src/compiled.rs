@@ -1,4 +1,4 @@
-//! The loaded policies with their conditions built once, evaluated by Cedar's evaluator.
+//! The loaded policies with their conditions built once, evaluated as Cedar evaluates them.
 //!
 //! Cedar's authorizer rebuilds every policy's condition (the scope constraints and-ed with
 //! the `when` and `unless` clauses, a tree of fresh allocations) for every request before
@@ -12,7 +12,10 @@
 //!
 //! Each condition is also specialized once per action ([`crate::fold`]): the scope
 //! constraints that the request's action already decides are folded away, so a request
-//! evaluates only what depends on it.
+//! evaluates only what depends on it. A folded condition is first given to
+//! [`crate::quick_eval`], which answers what it can exactly as Cedar's evaluator would
+//! (and never an error); Cedar's evaluator is built, once per request, only for the
+//! conditions it leaves.
 //!
 //! The reference decision path keeps Cedar's `Authorizer`, and the differential test
 //! (`tests/tests/oracle.rs`) checks both give the same verdicts and determining policies on
