@@ -336,6 +336,30 @@ mod tests {
     }
 
     #[test]
+    fn a_template_keeps_no_value_of_the_request_it_came_from() {
+        // An agent's 1 MiB command must not stay alive in a per-thread template.
+        let big = "x".repeat(1 << 20);
+        let fields = || {
+            vec![
+                ("a_big_raw", Direct::string(&big)),
+                ("b_other", Direct::long(7)),
+            ]
+        };
+        assert_eq!(templated_map(fields()).unwrap().len(), 2);
+        let kept: Vec<Value> = CONTEXT_TEMPLATES.with(|t| {
+            t.borrow()
+                .iter()
+                .find(|(keys, _)| keys == &["a_big_raw", "b_other"])
+                .map(|(_, m)| m.values().cloned().collect())
+                .unwrap()
+        });
+        assert_eq!(kept, vec![Value::from(false), Value::from(false)]);
+        // And the copy made from it carries this request's values.
+        let again = templated_map(fields()).unwrap();
+        assert_eq!(again.get("a_big_raw"), Some(&Direct::string(&big)));
+    }
+
+    #[test]
     fn a_duplicate_key_is_an_error_on_both_ways() {
         assert!(Restricted::context(vec![
             ("k", Restricted::boolean(true)),
