@@ -411,13 +411,14 @@ impl ProcessHandle {
             }
             pgid
         };
-        self.deliver(pgid, sig.number()).await;
+        // Recorded before it is sent: the exit it causes is recorded after it.
         self.0.auditor.record(
             &self.0.id,
             ProcessEvent::Signal {
                 signal: sig.name().to_string(),
             },
         );
+        self.deliver(pgid, sig.number()).await;
         Ok(())
     }
 
@@ -697,31 +698,33 @@ pub(crate) async fn await_ready(
 }
 
 /// Records the exit the wrapper reported (or its silent end).
+///
+/// The audit record is written under the state's lock, before waiters are woken: whoever
+/// sees the process exited finds its exit in the log.
 fn record_exit(inner: &Arc<Inner>, text: &[u8]) {
     let code = super::launch::parse_status(text);
-    let (state, out, err, redactions) = {
+    {
         let mut st = inner.st.lock().unwrap_or_else(|p| p.into_inner());
         st.exit = Some(code);
         st.exited_at = Some(Instant::now());
         st.stopped = false;
         st.slot = None;
-        let (o, e) = totals(&st);
-        (state_of(&st), o, e, redactions(&st))
-    };
+        let (out, err) = totals(&st);
+        let signal = match state_of(&st) {
+            ProcessState::Exited { signal, .. } => signal.map(|s| s.name().to_string()),
+            ProcessState::Running { .. } => None,
+        };
+        inner.auditor.record(
+            &inner.id,
+            ProcessEvent::Exited {
+                exit_code: code,
+                signal,
+                duration_ms: inner.started.elapsed().as_millis() as u64,
+                stdout_bytes: out.raw_bytes,
+                stderr_bytes: err.raw_bytes,
+                redactions: redactions(&st),
+            },
+        );
+    }
     inner.changed.send_modify(|v| *v += 1);
-    let signal = match state {
-        ProcessState::Exited { signal, .. } => signal.map(|s| s.name().to_string()),
-        ProcessState::Running { .. } => None,
-    };
-    inner.auditor.record(
-        &inner.id,
-        ProcessEvent::Exited {
-            exit_code: code,
-            signal,
-            duration_ms: inner.started.elapsed().as_millis() as u64,
-            stdout_bytes: out.raw_bytes,
-            stderr_bytes: err.raw_bytes,
-            redactions,
-        },
-    );
 }

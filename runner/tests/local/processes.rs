@@ -583,3 +583,35 @@ async fn a_process_cannot_forge_its_status_or_hang_a_writer() {
     }
     s.close().await;
 }
+
+/// Whoever sees a process exited finds its exit in the audit, and a signal is recorded
+/// before the exit it causes — even with an observer slow enough to lose any race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_has_the_signal_before_the_exit_and_the_exit_before_anyone_sees_it() {
+    use execkit_runner::audit::{AuditEvent, ProcessEvent};
+    use std::sync::{Arc, Mutex};
+    let ws = Workspace::new("proc-audit-order");
+    let seen: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let log = seen.clone();
+    let observer: execkit_runner::Observer = Arc::new(move |e: &AuditEvent| {
+        let AuditEvent::Process(p) = e else { return };
+        let kind = match p.event {
+            ProcessEvent::Started { .. } => "started",
+            ProcessEvent::Signal { .. } => "signal",
+            ProcessEvent::Exited { .. } => "exited",
+            _ => "other",
+        };
+        // Slow to write: a waiter woken before the record is written would see nothing.
+        std::thread::sleep(Duration::from_millis(300));
+        log.lock().unwrap().push(kind);
+    });
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .observer(observer)
+        .local()
+        .await
+        .expect("session starts");
+    let p = s.spawn("sleep 100", &opts()).await.unwrap();
+    p.signal(ProcessSignal::Kill).await.unwrap();
+    wait_exit(&p).await;
+    assert_eq!(*seen.lock().unwrap(), ["started", "signal", "exited"]);
+}
