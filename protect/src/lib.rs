@@ -41,6 +41,7 @@ mod redact;
 mod rules;
 mod shape;
 mod tail_capture;
+mod tail_program;
 mod value_gate;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};

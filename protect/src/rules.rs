@@ -639,8 +639,8 @@ mod tests {
             "authorization-header",
         ] {
             assert!(split.contains(&id), "{id} does not split: {split:?}");
-            // The authorization header's tails (a scheme word, auth parameters) keep the
-            // capture engine.
+            // The authorization header's tails (a scheme word, auth parameters) are
+            // walked instead.
             if id != "authorization-header" {
                 assert!(
                     by_hand.contains(&id),
@@ -648,6 +648,57 @@ mod tests {
                 );
             }
         }
+        let walked: Vec<&str> = split_patterns(set)
+            .iter()
+            .filter(|(_, p)| p.tail.as_ref().is_some_and(Tail::is_walked))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ["authorization-header", "url-credentials"] {
+            assert!(walked.contains(&id), "{id} is not walked: {walked:?}");
+        }
+    }
+
+    /// Every match of a pattern whose tail is walked: the engine's group and the walk's
+    /// own answer (no engine behind it). Returns how many were compared.
+    fn walk_agrees(id: &str, p: &Pattern, hay: &[u8]) -> usize {
+        let Some(tail) = p.tail.as_ref().filter(|t| t.is_walked()) else {
+            return 0;
+        };
+        let mut locs = p.re.capture_locations();
+        let mut at = 0;
+        let mut compared = 0;
+        while at <= hay.len() {
+            let Some(w) = p.re.captures_read_at(&mut locs, hay, at) else {
+                break;
+            };
+            let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
+            let walked = tail.walked_secret(hay, (w.start(), w.end()));
+            assert_eq!(
+                walked,
+                Some(Ok(group)),
+                "{id} on {:?}",
+                String::from_utf8_lossy(hay)
+            );
+            compared += 1;
+            at = w.end().max(w.start() + 1);
+        }
+        compared
+    }
+
+    #[test]
+    fn walked_tails_agree_with_the_capture_engine_on_every_example() {
+        let set = RuleSet::builtin();
+        let mut texts: Vec<String> = set
+            .specs()
+            .iter()
+            .flat_map(|s| s.positives.iter().chain(&s.negatives).cloned())
+            .collect();
+        texts.extend(set.value_lists().examples.iter().map(|e| e.line.clone()));
+        let compared: usize = split_patterns(set)
+            .iter()
+            .flat_map(|(id, p)| texts.iter().map(move |t| walk_agrees(id, p, t.as_bytes())))
+            .sum();
+        assert!(compared > 30, "only {compared} walked matches compared");
     }
 
     #[test]
@@ -679,7 +730,8 @@ mod tests {
             pieces in proptest::collection::vec(proptest::sample::select(vec![
                 "password", "PASSWORD", "Pass", "pwd", "token", "Token", "api_key", "apiKey",
                 "API-KEY", "secret", "SecretKey", "access_key_id", "credentials", "auth_token",
-                "authorization", "Authorization", "Bearer ", "Basic ", "x", "_", ".", "-", "=",
+                "authorization", "Authorization", "Bearer ", "Basic ", "Digest ", "realm=", "https://",
+                "postgres://", "user:", "@host", "x", "_", ".", "-", "=",
                 ":", "=>", ":=", "\"", "'", " ", "\t", "\n", ">", "&", ",", ";", "$", "{",
                 "}", "(", "aB3dE5gH7jK9mN1p", "hunter22", "Summer2024!", "0123456789", "é",
             ]), 0..14),
@@ -689,6 +741,7 @@ mod tests {
             for (id, p) in split_patterns(set) {
                 let (engine, tail) = both_ways(p, text.as_bytes());
                 proptest::prop_assert_eq!(engine, tail, "{} on {:?}", id, text);
+                walk_agrees(id, p, text.as_bytes());
             }
         }
     }

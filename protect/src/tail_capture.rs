@@ -24,6 +24,7 @@
 //! compares both on every rule example and on generated assignments.
 
 use crate::assignment_tail::AssignmentTail;
+use crate::tail_program::{NoAnswer, TailProgram};
 use regex_automata::meta::Regex;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input};
@@ -53,6 +54,8 @@ pub(crate) struct Tail {
     secret_groups: Vec<usize>,
     /// The tail read by hand, when it has the assignment shape.
     by_hand: Option<AssignmentTail>,
+    /// Otherwise the tail walked over its syntax tree, when every part can be.
+    walked: Option<TailProgram>,
 }
 
 impl Tail {
@@ -104,11 +107,17 @@ impl Tail {
             .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
             .map(|(i, _)| i)
             .collect();
+        let by_hand = AssignmentTail::recognize(&tail_hir);
+        let walked = match by_hand {
+            Some(_) => None,
+            None => TailProgram::compile(&tail_hir),
+        };
         Some(Tail {
             key_bytes,
             re,
             secret_groups,
-            by_hand: AssignmentTail::recognize(&tail_hir),
+            by_hand,
+            walked,
         })
     }
 
@@ -116,6 +125,25 @@ impl Tail {
     #[cfg(test)]
     pub(crate) fn reads_by_hand(&self) -> bool {
         self.by_hand.is_some()
+    }
+
+    /// Whether the tail is walked over its syntax tree.
+    #[cfg(test)]
+    pub(crate) fn is_walked(&self) -> bool {
+        self.walked.is_some()
+    }
+
+    /// The walk's own answer for a match `whole` of the full pattern (no engine to fall
+    /// back on): `None` when it has none.
+    #[cfg(test)]
+    pub(crate) fn walked_secret(
+        &self,
+        hay: &[u8],
+        whole: (usize, usize),
+    ) -> Option<Result<Option<(usize, usize)>, NoAnswer>> {
+        let (start, end) = whole;
+        let split = (start + 1..end).find(|&i| !self.key_bytes[usize::from(hay[i])])?;
+        Some(self.walked.as_ref()?.secret(hay, split, end))
     }
 
     /// Slots for [`Tail::secret`], reused across calls.
@@ -141,6 +169,14 @@ impl Tail {
             .and_then(|t| t.secret(hay, split, end))
         {
             return Some(found);
+        }
+        if let Some(walked) = &self.walked {
+            match walked.secret(hay, split, end) {
+                Ok(found) => return Some(found),
+                // The walk follows the engine exactly: no way means none.
+                Err(NoAnswer::NoWay) => return None,
+                Err(NoAnswer::GaveUp) => {}
+            }
         }
         let input = Input::new(hay).range(split..).anchored(Anchored::Yes);
         self.re.search_slots(&input, slots)?;

@@ -21,7 +21,6 @@
 //! family (`gate = { min_len, min_entropy }`), documented there.
 
 use serde::Deserialize;
-use std::collections::HashSet;
 
 /// A rule family's thresholds.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -75,12 +74,19 @@ pub struct GateExample {
     pub secret: bool,
 }
 
+/// A set of words, hashed with foldhash: the gate looks up a key name or a value in these
+/// for most matches, and SipHash was a tenth of secret-dense redaction.
+type WordSet = foldhash::HashSet<String>;
+
+/// Longest value [`ValueLists::has_word`] lowercases on the stack.
+const WORD_BUF: usize = 64;
+
 /// The compiled lists.
 #[derive(Debug, Default)]
 pub(crate) struct ValueLists {
-    keywords: HashSet<String>,
-    placeholders: HashSet<String>,
-    keys: HashSet<String>,
+    keywords: WordSet,
+    placeholders: WordSet,
+    keys: WordSet,
     suffixes: Vec<String>,
     /// The longest keyword or placeholder word: a longer value is neither, and is not
     /// lowercased and hashed to find that out.
@@ -89,9 +95,19 @@ pub(crate) struct ValueLists {
 
 impl ValueLists {
     /// Whether `v`, ASCII-lowercased, is one of `set`'s words.
-    fn has_word(&self, set: &HashSet<String>, v: &[u8]) -> bool {
-        v.len() <= self.longest_word
-            && set.contains(&String::from_utf8_lossy(v).to_ascii_lowercase())
+    fn has_word(&self, set: &WordSet, v: &[u8]) -> bool {
+        if v.len() > self.longest_word {
+            return false;
+        }
+        let mut buf = [0u8; WORD_BUF];
+        if let Some(lower) = buf.get_mut(..v.len()) {
+            lower.copy_from_slice(v);
+            lower.make_ascii_lowercase();
+            if let Ok(w) = std::str::from_utf8(lower) {
+                return set.contains(w);
+            }
+        }
+        set.contains(&String::from_utf8_lossy(v).to_ascii_lowercase())
     }
 
     /// Whether the key name ends in a suffix of names that never hold a secret.
@@ -545,6 +561,42 @@ pub(crate) fn admits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word lookup lowercases on the stack; it answers as lowercasing a lossy copy
+    /// did, for short, long (past the stack buffer) and non-UTF-8 values.
+    #[test]
+    fn words_are_found_as_a_lowercased_copy_finds_them() {
+        let long = "x".repeat(WORD_BUF + 6);
+        let spec = ValueListsSpec {
+            keywords: vec!["None".into(), long.clone(), "caf\u{e9}".into()],
+            placeholder_words: vec!["changeme".into(), "\u{fffd}x".into()],
+            ..ValueListsSpec::default()
+        };
+        let lists = ValueLists::new(&spec);
+        let copied = |set: &WordSet, v: &[u8]| {
+            v.len() <= lists.longest_word
+                && set.contains(&String::from_utf8_lossy(v).to_ascii_lowercase())
+        };
+        let upper_long = long.to_ascii_uppercase();
+        let values: [&[u8]; 9] = [
+            b"none",
+            b"NONE",
+            b"nonE!",
+            upper_long.as_bytes(),
+            long.as_bytes(),
+            "caf\u{e9}".as_bytes(),
+            b"\xffx",
+            b"CHANGEME",
+            b"",
+        ];
+        for v in values {
+            for set in [&lists.keywords, &lists.placeholders] {
+                assert_eq!(lists.has_word(set, v), copied(set, v), "{v:?}");
+            }
+        }
+        assert!(lists.has_word(&lists.keywords, upper_long.as_bytes()));
+        assert!(lists.has_word(&lists.placeholders, b"\xffx"));
+    }
 
     #[test]
     fn shapes() {

@@ -1,0 +1,510 @@
+//! A key-name pattern's tail read by a small backtracking walk over its syntax tree.
+//!
+//! [`crate::assignment_tail`] reads the common `<operator><spaces><value>` tails by hand;
+//! the tails that do not have that shape (the authorization header's scheme word and auth
+//! parameters, `Bearer\s+<token>`, a URL's `://user:<password>@`) went to the capture
+//! engine, which walked them with its bounded backtracker: about 5,000 instructions per
+//! match, a quarter of secret-dense redaction (issue 18).
+//!
+//! The tail's match is already known to start at the split and end where the lazy DFA
+//! said the whole pattern ends. The engine reports the first way to read the tail, in its
+//! order of preference (alternatives left to right, greedy repetitions longest first, lazy
+//! ones shortest first), that reaches a match; that way ends where the match ends, and
+//! every way preferred to it reaches no match at all. So walking the tree in the same
+//! order and taking the first way that ends exactly at the known end gives the engine's
+//! way, and its groups (a group in a repetition keeps its last iteration, a group on a
+//! path given up is restored) are the engine's groups.
+//!
+//! Only what the walk can follow exactly is compiled: literals, ASCII byte classes,
+//! `^`/`$`/`\b`/`\B` (ASCII, whole haystack), concatenations, alternations, groups and
+//! repetitions whose body cannot match the empty string. A tail with anything else is
+//! not compiled, and a walk that takes more than [`STEP_LIMIT`] steps or nests deeper
+//! than [`DEPTH_LIMIT`] gives up: the capture engine decides then, as before. Tests
+//! compare the walk with the capture engine on every rule example and on generated text.
+
+use crate::tail_capture::{class_bytes, ByteSet};
+use regex_syntax::hir::{Hir, HirKind, Look};
+
+/// Steps (nodes entered, repetition counts tried) before a walk gives up.
+const STEP_LIMIT: usize = 2048;
+/// Nested nodes (each repetition iteration nests) before a walk gives up.
+const DEPTH_LIMIT: usize = 128;
+/// Capture groups a compiled tail may have (their slots live on the stack).
+const MAX_GROUPS: usize = 16;
+
+/// The assertions the walk checks (Unicode is off: word bytes are ASCII).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Assert {
+    /// `^` without multi-line: the haystack's start.
+    Start,
+    /// `$` without multi-line: the haystack's end.
+    End,
+    /// `\b`.
+    WordBoundary,
+    /// `\B`.
+    NotWordBoundary,
+}
+
+#[derive(Debug)]
+enum Node {
+    /// One byte from the set.
+    Byte(Box<ByteSet>),
+    /// One byte from each set in turn (a literal, consecutive classes).
+    Fixed(Vec<ByteSet>),
+    /// A repetition of one byte from the set.
+    Bytes {
+        set: Box<ByteSet>,
+        min: usize,
+        max: Option<usize>,
+        greedy: bool,
+    },
+    Assert(Assert),
+    Seq(Vec<Node>),
+    /// Alternatives in order of preference.
+    Alt(Vec<Node>),
+    /// Capture group `index` (0 is the whole match).
+    Group(usize, Box<Node>),
+    /// A repetition of a body that matches at least one byte.
+    Repeat {
+        body: Box<Node>,
+        min: usize,
+        max: Option<usize>,
+        greedy: bool,
+    },
+}
+
+/// A compiled tail.
+#[derive(Debug)]
+pub(crate) struct TailProgram {
+    root: Node,
+    /// Group indices whose names start with `s`, in order.
+    secret_groups: Vec<usize>,
+}
+
+/// Why a walk found no group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoAnswer {
+    /// No way to read the tail ends at the known end.
+    NoWay,
+    /// The walk took too many steps or nested too deep.
+    GaveUp,
+}
+
+/// The state of one walk.
+struct Walk<'h> {
+    hay: &'h [u8],
+    end: usize,
+    /// Start and end of each group, as on the path being tried.
+    slots: [Option<usize>; 2 * MAX_GROUPS],
+    steps: usize,
+    depth: usize,
+    gave_up: bool,
+}
+
+/// What comes after the node being walked: called with where the node ended.
+type Then<'k> = &'k mut dyn FnMut(usize, &mut Walk) -> bool;
+
+impl TailProgram {
+    /// The program for `tail`, if every part of it can be walked exactly.
+    pub(crate) fn compile(tail: &Hir) -> Option<TailProgram> {
+        let mut secret_groups = Vec::new();
+        let mut groups = 1;
+        let root = node(tail, &mut secret_groups, &mut groups)?;
+        if groups > MAX_GROUPS {
+            return None;
+        }
+        secret_groups.sort_unstable();
+        Some(TailProgram {
+            root,
+            secret_groups,
+        })
+    }
+
+    /// The first secret group that took part in the tail's match starting at `from` and
+    /// ending at `end` of `hay` (`Ok(None)`: none did).
+    pub(crate) fn secret(
+        &self,
+        hay: &[u8],
+        from: usize,
+        end: usize,
+    ) -> Result<Option<(usize, usize)>, NoAnswer> {
+        if from > end || end > hay.len() {
+            return Err(NoAnswer::NoWay);
+        }
+        let mut walk = Walk {
+            hay,
+            end,
+            slots: [None; 2 * MAX_GROUPS],
+            steps: 0,
+            depth: 0,
+            gave_up: false,
+        };
+        let mut found = None;
+        let matched = go(&self.root, from, &mut walk, &mut |at, w: &mut Walk| {
+            if at != w.end {
+                return false;
+            }
+            found = Some(self.secret_groups.iter().find_map(|&g| {
+                let (s, e) = (
+                    w.slots.get(2 * g).copied()??,
+                    w.slots.get(2 * g + 1).copied()??,
+                );
+                Some((s, e))
+            }));
+            true
+        });
+        if walk.gave_up {
+            return Err(NoAnswer::GaveUp);
+        }
+        match (matched, found) {
+            (true, Some(group)) => Ok(group),
+            _ => Err(NoAnswer::NoWay),
+        }
+    }
+}
+
+/// Compiles `h`; `None` for anything the walk does not follow exactly.
+fn node(h: &Hir, secret: &mut Vec<usize>, groups: &mut usize) -> Option<Node> {
+    Some(match h.kind() {
+        HirKind::Empty => Node::Seq(Vec::new()),
+        HirKind::Literal(l) => Node::Fixed(
+            l.0.iter()
+                .map(|&b| {
+                    let mut set = [false; 256];
+                    set[usize::from(b)] = true;
+                    set
+                })
+                .collect(),
+        ),
+        HirKind::Class(c) => {
+            let mut set = [false; 256];
+            class_bytes(c, &mut set)?;
+            Node::Byte(Box::new(set))
+        }
+        HirKind::Look(l) => Node::Assert(match l {
+            Look::Start => Assert::Start,
+            Look::End => Assert::End,
+            Look::WordAscii => Assert::WordBoundary,
+            Look::WordAsciiNegate => Assert::NotWordBoundary,
+            _ => return None,
+        }),
+        HirKind::Repetition(r) => {
+            let max = r.max.map(|m| m as usize);
+            let min = r.min as usize;
+            match node(&r.sub, secret, groups)? {
+                Node::Byte(set) => Node::Bytes {
+                    set,
+                    min,
+                    max,
+                    greedy: r.greedy,
+                },
+                Node::Fixed(sets) if sets.len() == 1 => Node::Bytes {
+                    set: Box::new(sets[0]),
+                    min,
+                    max,
+                    greedy: r.greedy,
+                },
+                body => {
+                    // An iteration that can match nothing repeats differently in the
+                    // engine; leave those to it.
+                    if r.sub.properties().minimum_len().is_none_or(|n| n == 0) {
+                        return None;
+                    }
+                    Node::Repeat {
+                        body: Box::new(body),
+                        min,
+                        max,
+                        greedy: r.greedy,
+                    }
+                }
+            }
+        }
+        HirKind::Capture(c) => {
+            let index = c.index as usize;
+            *groups = (*groups).max(index + 1);
+            if c.name.as_deref().is_some_and(|n| n.starts_with('s')) {
+                secret.push(index);
+            }
+            Node::Group(index, Box::new(node(&c.sub, secret, groups)?))
+        }
+        HirKind::Concat(v) => seq_of(
+            v.iter()
+                .map(|p| node(p, secret, groups))
+                .collect::<Option<_>>()?,
+        ),
+        HirKind::Alternation(v) => Node::Alt(
+            v.iter()
+                .map(|p| node(p, secret, groups))
+                .collect::<Option<_>>()?,
+        ),
+    })
+}
+
+/// A sequence with nested sequences flattened and runs of single bytes merged into one
+/// [`Node::Fixed`] (matched in one loop instead of one step per byte).
+fn seq_of(parts: Vec<Node>) -> Node {
+    let mut out: Vec<Node> = Vec::new();
+    let push = |n: Node, out: &mut Vec<Node>| {
+        let bytes = match n {
+            Node::Byte(set) => vec![*set],
+            Node::Fixed(sets) => sets,
+            other => return out.push(other),
+        };
+        match out.last_mut() {
+            Some(Node::Fixed(prev)) => prev.extend(bytes),
+            _ => out.push(Node::Fixed(bytes)),
+        }
+    };
+    for p in parts {
+        match p {
+            Node::Seq(inner) => inner.into_iter().for_each(|n| push(n, &mut out)),
+            other => push(other, &mut out),
+        }
+    }
+    match out.len() {
+        1 => out.pop().unwrap_or(Node::Seq(Vec::new())),
+        _ => Node::Seq(out),
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn holds(a: Assert, hay: &[u8], at: usize) -> bool {
+    let word_before = at > 0 && hay.get(at - 1).is_some_and(|&b| is_word(b));
+    let word_after = hay.get(at).is_some_and(|&b| is_word(b));
+    match a {
+        Assert::Start => at == 0,
+        Assert::End => at == hay.len(),
+        Assert::WordBoundary => word_before != word_after,
+        Assert::NotWordBoundary => word_before == word_after,
+    }
+}
+
+/// Walks `n` from `at`, then `then` from where it ended; true once a way succeeds.
+fn go(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
+    w.steps += 1;
+    if w.steps > STEP_LIMIT || w.depth > DEPTH_LIMIT {
+        w.gave_up = true;
+    }
+    if w.gave_up {
+        return false;
+    }
+    w.depth += 1;
+    let ok = step(n, at, w, then);
+    w.depth -= 1;
+    ok
+}
+
+fn step(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
+    match n {
+        Node::Byte(set) => at < w.end && set[usize::from(w.hay[at])] && then(at + 1, w),
+        Node::Fixed(sets) => {
+            let to = at + sets.len();
+            to <= w.end
+                && w.hay[at..to]
+                    .iter()
+                    .zip(sets)
+                    .all(|(&b, set)| set[usize::from(b)])
+                && then(to, w)
+        }
+        Node::Bytes {
+            set,
+            min,
+            max,
+            greedy,
+        } => {
+            let room = w.end - at;
+            let most = w.hay[at..w.end]
+                .iter()
+                .take(max.unwrap_or(room).min(room))
+                .take_while(|&&b| set[usize::from(b)])
+                .count();
+            if most < *min {
+                return false;
+            }
+            let mut try_count = |count: usize, w: &mut Walk| {
+                w.steps += 1;
+                if w.steps > STEP_LIMIT {
+                    w.gave_up = true;
+                }
+                !w.gave_up && then(at + count, w)
+            };
+            if *greedy {
+                (*min..=most).rev().any(|c| try_count(c, w))
+            } else {
+                (*min..=most).any(|c| try_count(c, w))
+            }
+        }
+        Node::Assert(a) => holds(*a, w.hay, at) && then(at, w),
+        Node::Seq(parts) => seq(parts, at, w, then),
+        Node::Alt(choices) => choices.iter().any(|c| go(c, at, w, &mut *then)),
+        Node::Group(index, body) => {
+            let (s, e) = (2 * index, 2 * index + 1);
+            let before = (w.slots[s], w.slots[e]);
+            w.slots[s] = Some(at);
+            let ok = go(body, at, w, &mut |to, w: &mut Walk| {
+                let end_before = w.slots[e];
+                w.slots[e] = Some(to);
+                if then(to, w) {
+                    return true;
+                }
+                w.slots[e] = end_before;
+                false
+            });
+            if !ok {
+                (w.slots[s], w.slots[e]) = before;
+            }
+            ok
+        }
+        Node::Repeat {
+            body,
+            min,
+            max,
+            greedy,
+        } => repeat(body, *min, *max, *greedy, 0, at, w, then),
+    }
+}
+
+fn seq(parts: &[Node], at: usize, w: &mut Walk, then: Then) -> bool {
+    match parts.split_first() {
+        None => then(at, w),
+        Some((first, rest)) => go(first, at, w, &mut |to, w: &mut Walk| {
+            seq(rest, to, w, &mut *then)
+        }),
+    }
+}
+
+/// `body` repeated, `done` times so far.
+#[allow(clippy::too_many_arguments)] // one recursion's state, passed down
+fn repeat(
+    body: &Node,
+    min: usize,
+    max: Option<usize>,
+    greedy: bool,
+    done: usize,
+    at: usize,
+    w: &mut Walk,
+    then: Then,
+) -> bool {
+    let again = |w: &mut Walk, then: Then| {
+        max.is_none_or(|m| done < m)
+            && go(body, at, w, &mut |to, w: &mut Walk| {
+                repeat(body, min, max, greedy, done + 1, to, w, &mut *then)
+            })
+    };
+    if done < min {
+        return again(w, then);
+    }
+    if greedy {
+        again(w, &mut *then) || then(at, w)
+    } else {
+        then(at, w) || again(w, then)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex_automata::meta::Regex;
+    use regex_automata::{Anchored, Input};
+
+    fn parse(p: &str) -> Hir {
+        crate::tail_capture::parse(p).unwrap_or_else(|| panic!("{p} parses"))
+    }
+
+    /// The capture engine's anchored match of `p` at `from`: its end and first `s` group.
+    fn engine(p: &str, hay: &[u8], from: usize) -> Option<(usize, Option<(usize, usize)>)> {
+        let re = Regex::builder()
+            .syntax(
+                regex_automata::util::syntax::Config::new()
+                    .unicode(false)
+                    .utf8(false),
+            )
+            .configure(Regex::config().utf8_empty(false))
+            .build(p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+        let mut caps = re.create_captures();
+        re.search_captures(
+            &Input::new(hay).range(from..).anchored(Anchored::Yes),
+            &mut caps,
+        );
+        let m = caps.get_match()?;
+        let group = re
+            .group_info()
+            .pattern_names(regex_automata::PatternID::ZERO)
+            .enumerate()
+            .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
+            .find_map(|(g, _)| caps.get_group(g).map(|s| (s.start, s.end)));
+        Some((m.end(), group))
+    }
+
+    /// From every position where the engine's anchored match exists, the walk to where
+    /// it ends finds the engine's group. Returns how many were compared.
+    fn agree(p: &str, text: &str) -> usize {
+        let prog = TailProgram::compile(&parse(p)).unwrap_or_else(|| panic!("{p} compiles"));
+        let hay = text.as_bytes();
+        let mut compared = 0;
+        for from in 0..=hay.len() {
+            if let Some((end, group)) = engine(p, hay, from) {
+                assert_eq!(
+                    prog.secret(hay, from, end),
+                    Ok(group),
+                    "{p} on {text:?} from {from}"
+                );
+                compared += 1;
+            }
+        }
+        compared
+    }
+
+    #[test]
+    fn walks_choose_as_the_engine_does() {
+        for (p, texts) in [
+            (
+                r#"["']?\s*[:=]\s*["']?(?:(?:Bearer|Basic|Token)\s+)?(?P<s>[A-Za-z0-9._~+/=\-]{6,}(?:[, ]+[A-Za-z]+=[^\s,]+)*)"#,
+                &[
+                    ": Bearer abcdefgh123",
+                    "=Basic dXNlcjpwYXNz, realm=x",
+                    ": Token Token1234",
+                    "=\"Bearer\" x",
+                ][..],
+            ),
+            (
+                r"(?i)\s+(?P<s>[a-z0-9]{4,}=*)",
+                &["  abcd==", " ab", "\tABCDEFG="],
+            ),
+            (r"(?:a|ab)(?P<s>b+?)(?P<s2>b*)c", &["abbbc", "abc", "ac"]),
+            (r"(?:(?P<s>x)|y)+z\b", &["xyz", "yxz", "yyz ", "xz_"]),
+            // Where the end alone does not decide: greedy takes most, lazy least.
+            (r"(?P<s>[a-z]+)(?P<s2>[a-z0-9]*)!", &["abc1!", "ab!", "a!"]),
+            (r"(?P<s>[a-z]+?)(?P<s2>[a-z0-9]*)!", &["abc1!", "ab!"]),
+            (r"(?:(?P<s>ab)+)(?P<s2>(?:ab)*)!", &["ababab!", "ab!"]),
+            (r"(?:(?P<s>ab)+?)(?P<s2>(?:ab)*)!", &["ababab!", "ab!"]),
+            (r"(?:(?P<s>a)|(?P<s2>a))b", &["ab", "xab"]),
+            (r"^a\B(?P<s>b{2,3})$", &["abbb", "abb", "abbbb"]),
+        ] {
+            let compared: usize = texts.iter().map(|t| agree(p, t)).sum();
+            assert!(compared > 1, "{p}: {compared} matches compared");
+        }
+    }
+
+    #[test]
+    fn what_the_walk_cannot_follow_is_not_compiled() {
+        for p in [r"(?m)^a", r"(?:a*)*b", r"(?:a|)+b", r"(?-u:\b)?"] {
+            let h = parse(p);
+            assert!(TailProgram::compile(&h).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_walk_that_would_take_too_long_gives_up() {
+        let prog = TailProgram::compile(&parse(r"(?:a+)+b")).unwrap_or_else(|| panic!("compiles"));
+        let hay = "a".repeat(40);
+        assert_eq!(
+            prog.secret(hay.as_bytes(), 0, hay.len()),
+            Err(NoAnswer::GaveUp)
+        );
+    }
+}
