@@ -296,10 +296,20 @@ const TEMPLATE_MARKERS: [&str; 13] = [
 /// Whether `v` may hold a template marker: each holds one of these bytes or `env`/`ENV`
 /// (a test checks every marker), so most values skip the marker search.
 fn may_hold_marker(v: &[u8]) -> bool {
-    // Values are short: a plain scan beats setting up a substring searcher.
-    v.iter()
-        .any(|b| matches!(b, b'$' | b'{' | b'}' | b'%' | b'#'))
-        || v.windows(3).any(|w| w == b"env" || w == b"ENV")
+    // Values are short: byte searches without setup (no substring searcher to build);
+    // `env`/`ENV` is looked for only where an `e`/`E` is.
+    if memchr::memchr3(b'$', b'{', b'}', v).is_some() || memchr::memchr2(b'%', b'#', v).is_some() {
+        return true;
+    }
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(b'e', b'E', &v[from..]) {
+        let at = &v[from + i..];
+        if at.starts_with(b"env") || at.starts_with(b"ENV") {
+            return true;
+        }
+        from += i + 1;
+    }
+    false
 }
 
 /// Template or reference syntax: the value names where the secret comes from.
@@ -691,6 +701,15 @@ mod tests {
         #[test]
         fn identifier_one_pass_equals_the_first(v in "[A-Za-z0-9_.$ -]{0,12}") {
             proptest::prop_assert_eq!(identifier_shaped(v.as_bytes()), identifier_reference(v.as_bytes()));
+        }
+
+        /// The byte-search marker check equals the plain scan it replaced.
+        #[test]
+        fn marker_check_equals_the_plain_scan(v in "[eEnNvVx${}%#]{0,40}") {
+            let b = v.as_bytes();
+            let plain = b.iter().any(|c| matches!(c, b'$' | b'{' | b'}' | b'%' | b'#'))
+                || b.windows(3).any(|w| w == b"env" || w == b"ENV");
+            proptest::prop_assert_eq!(may_hold_marker(b), plain);
         }
 
         #[test]
