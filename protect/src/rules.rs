@@ -9,6 +9,7 @@
 
 use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
 use crate::tail_capture::Tail;
+use crate::tail_program::{NoAnswer, TailProgram};
 use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
@@ -112,6 +113,10 @@ pub(crate) struct Pattern {
     /// Where the pattern splits into a key name and the rest: the secret group is then
     /// found by matching only the rest (see [`crate::tail_capture`]).
     tail: Option<Tail>,
+    /// For a pattern with secret groups that does not split: the whole pattern walked
+    /// from where the lazy DFA says a match starts to where it ends (see
+    /// [`crate::tail_program`]), instead of the capture engine.
+    walked: Option<TailProgram>,
     /// The fewest bytes a match spans (0 when not known).
     min_len: usize,
 }
@@ -289,10 +294,17 @@ impl RuleSet {
                     Some(h) if !secret_groups.is_empty() => Tail::split(h),
                     _ => None,
                 };
+                let walked = match &hir {
+                    Some(h) if !secret_groups.is_empty() && tail.is_none() => {
+                        TailProgram::compile(h)
+                    }
+                    _ => None,
+                };
                 patterns.push(Pattern {
                     re,
                     secret_groups,
                     tail,
+                    walked,
                     min_len: hir.and_then(|h| h.properties().minimum_len()).unwrap_or(0),
                 });
             }
@@ -552,6 +564,17 @@ impl RuleSet {
             // where it must, the capture engine decides.
             debug_assert!(false, "tail did not match: {:?}", &hay[whole.0..whole.1]);
         }
+        if let Some(walked) = &p.walked {
+            let m = p.re.find_at(hay, at)?;
+            let whole = (m.start(), m.end());
+            match walked.secret(hay, whole.0, whole.1) {
+                Ok(group) => return Some((whole, group)),
+                // The walk follows the engine: a match it cannot read is a defect, and
+                // the capture engine decides.
+                Err(NoAnswer::NoWay) => debug_assert!(false, "walk found no way: {whole:?}"),
+                Err(NoAnswer::GaveUp) => {}
+            }
+        }
         let locs = locs.get_or_insert_with(|| p.re.capture_locations());
         let w = p.re.captures_read_at(locs, hay, at)?;
         let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
@@ -614,6 +637,13 @@ mod tests {
         (engine, tail)
     }
 
+    fn all_patterns(set: &RuleSet) -> Vec<(&str, &Pattern)> {
+        set.rules
+            .iter()
+            .flat_map(|r| r.patterns.iter().map(move |p| (r.id.as_str(), p)))
+            .collect()
+    }
+
     fn split_patterns(set: &RuleSet) -> Vec<(&str, &Pattern)> {
         set.rules
             .iter()
@@ -661,9 +691,10 @@ mod tests {
     /// Every match of a pattern whose tail is walked: the engine's group and the walk's
     /// own answer (no engine behind it). Returns how many were compared.
     fn walk_agrees(id: &str, p: &Pattern, hay: &[u8]) -> usize {
-        let Some(tail) = p.tail.as_ref().filter(|t| t.is_walked()) else {
+        let walked_tail = p.tail.as_ref().filter(|t| t.is_walked());
+        if walked_tail.is_none() && p.walked.is_none() {
             return 0;
-        };
+        }
         let mut locs = p.re.capture_locations();
         let mut at = 0;
         let mut compared = 0;
@@ -672,7 +703,11 @@ mod tests {
                 break;
             };
             let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
-            let walked = tail.walked_secret(hay, (w.start(), w.end()));
+            let walked = match (walked_tail, &p.walked) {
+                (Some(tail), _) => tail.walked_secret(hay, (w.start(), w.end())),
+                (None, Some(whole)) => Some(whole.secret(hay, w.start(), w.end())),
+                (None, None) => None,
+            };
             assert_eq!(
                 walked,
                 Some(Ok(group)),
@@ -694,11 +729,21 @@ mod tests {
             .flat_map(|s| s.positives.iter().chain(&s.negatives).cloned())
             .collect();
         texts.extend(set.value_lists().examples.iter().map(|e| e.line.clone()));
-        let compared: usize = split_patterns(set)
+        let compared: usize = all_patterns(set)
             .iter()
             .flat_map(|(id, p)| texts.iter().map(move |t| walk_agrees(id, p, t.as_bytes())))
             .sum();
         assert!(compared > 30, "only {compared} walked matches compared");
+        // Patterns that do not split are walked whole.
+        let whole: Vec<&str> = all_patterns(set)
+            .iter()
+            .filter(|(_, p)| p.walked.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(
+            whole.contains(&"database-connection-string"),
+            "not walked whole: {whole:?}"
+        );
     }
 
     #[test]
@@ -731,7 +776,7 @@ mod tests {
                 "password", "PASSWORD", "Pass", "pwd", "token", "Token", "api_key", "apiKey",
                 "API-KEY", "secret", "SecretKey", "access_key_id", "credentials", "auth_token",
                 "authorization", "Authorization", "Bearer ", "Basic ", "Digest ", "realm=", "https://",
-                "postgres://", "user:", "@host", "x", "_", ".", "-", "=",
+                "postgres://", "user:", "@host", "Server=", "Password=", "x", "_", ".", "-", "=",
                 ":", "=>", ":=", "\"", "'", " ", "\t", "\n", ">", "&", ",", ";", "$", "{",
                 "}", "(", "aB3dE5gH7jK9mN1p", "hunter22", "Summer2024!", "0123456789", "é",
             ]), 0..14),
@@ -741,6 +786,8 @@ mod tests {
             for (id, p) in split_patterns(set) {
                 let (engine, tail) = both_ways(p, text.as_bytes());
                 proptest::prop_assert_eq!(engine, tail, "{} on {:?}", id, text);
+            }
+            for (id, p) in all_patterns(set) {
                 walk_agrees(id, p, text.as_bytes());
             }
         }
