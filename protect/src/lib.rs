@@ -36,6 +36,7 @@ mod assignment_tail;
 mod keyword_dfa;
 mod known;
 mod middle;
+mod packed_sort;
 mod pipeline;
 mod redact;
 mod rules;

@@ -387,7 +387,7 @@ impl StreamRedactor {
         let rules = self.r.rules;
         let mut kws = Vec::new();
         rules.keyword_hits(b, &mut kws);
-        kws.sort_unstable();
+        crate::packed_sort::sort_hits(&mut kws);
         let mut hits = Vec::new();
         // Per line: the rules already run, and how far each one's window reached.
         let mut line_rules: Vec<(usize, usize)> = Vec::new();
@@ -731,14 +731,20 @@ fn merge(text: &str, spans: &mut [Span]) -> Vec<Span> {
         Kind::Known => 2,
         Kind::Rule(r) => 3 + r,
     };
-    spans.sort_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(b.end.cmp(&a.end))
-            .then(prio(&a.kind).cmp(&prio(&b.kind)))
+    let keys: Vec<(usize, usize, usize)> = spans
+        .iter()
+        .map(|s| (s.start, s.end, prio(&s.kind)))
+        .collect();
+    let order = crate::packed_sort::span_order(&keys).unwrap_or_else(|| {
+        let mut order: Vec<usize> = (0..spans.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (x, y) = (keys[a], keys[b]);
+            x.0.cmp(&y.0).then(y.1.cmp(&x.1)).then(x.2.cmp(&y.2))
+        });
+        order
     });
     let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
-    for s in spans.iter() {
+    for s in order.into_iter().map(|i| &spans[i]) {
         if let Some(last) = merged.last_mut() {
             if s.start < last.end {
                 last.end = last.end.max(s.end);

@@ -255,6 +255,10 @@ fn identifier_shaped(v: &[u8]) -> bool {
 
 /// `a.b`, `self.password`, `os.environ`: an attribute path.
 fn attribute_path(v: &[u8]) -> bool {
+    // Without a dot there is one part: most values are decided here, without a list.
+    if memchr::memchr(b'.', v).is_none() {
+        return false;
+    }
     let parts: Vec<&[u8]> = v.split(|&b| b == b'.').collect();
     parts.len() >= 2
         && parts
@@ -457,7 +461,8 @@ fn after_scheme(hay: &[u8], value_start: usize) -> bool {
         .iter()
         .rposition(|b| !b.is_ascii_alphanumeric() && *b != b'-')
         .map_or(0, |i| i + 1);
-    let word = String::from_utf8_lossy(&before[word_start..]).to_ascii_lowercase();
+    // The word's bytes are ASCII letters, digits and `-`: compared without a copy.
+    let word = &before[word_start..];
     [
         "bearer",
         "basic",
@@ -471,7 +476,8 @@ fn after_scheme(hay: &[u8], value_start: usize) -> bool {
         "ssws",
         "aws4-hmac-sha256",
     ]
-    .contains(&word.as_str())
+    .iter()
+    .any(|scheme| scheme.as_bytes().eq_ignore_ascii_case(word))
 }
 
 /// Whether a rule with thresholds `g` keeps the value `hay[value]` of the match
@@ -606,6 +612,21 @@ mod tests {
         }
         assert!(lists.has_word(&lists.keywords, upper_long.as_bytes()));
         assert!(lists.has_word(&lists.placeholders, b"\xffx"));
+    }
+
+    #[test]
+    fn a_value_after_a_scheme_word_is_known_in_any_case() {
+        for (line, at, want) in [
+            ("Authorization: BEARER abc", 22, true),
+            ("auth: Aws4-Hmac-Sha256 abc", 23, true),
+            ("x-bearer abc", 9, false),
+            ("bearer\u{e9} abc", 9, false),
+            ("Bearer  abc", 8, false),
+            ("Bearer", 6, false),
+        ] {
+            assert_eq!(after_scheme(line.as_bytes(), at), want, "{line}");
+        }
+        assert!(!attribute_path(b"nodots") && attribute_path(b"self.password"));
     }
 
     #[test]
