@@ -127,6 +127,29 @@ impl Tail {
         self.by_hand.is_some()
     }
 
+    /// The reading by hand or by walk alone, for a match `whole` of the full pattern
+    /// (no engine behind it): `None` when the tail has neither or leaves it to the
+    /// engine, `Some(None)` when the walk found no way, else `Some(Some(group))`.
+    pub(crate) fn hand_reading(
+        &self,
+        hay: &[u8],
+        whole: (usize, usize),
+    ) -> Option<Option<Option<(usize, usize)>>> {
+        let (start, end) = whole;
+        let Some(split) = (start + 1..end).find(|&i| !self.key_bytes[usize::from(hay[i])]) else {
+            return Some(None);
+        };
+        if let Some(t) = &self.by_hand {
+            // `None` there is "ask the engine" (no way, or too many spaces to try).
+            return t.secret(hay, split, end).map(Some);
+        }
+        match self.walked.as_ref()?.secret(hay, split, end) {
+            Ok(group) => Some(Some(group)),
+            Err(NoAnswer::GaveUp) => None,
+            Err(NoAnswer::NoWay) => Some(None),
+        }
+    }
+
     /// Whether the tail is walked over its syntax tree.
     #[cfg(test)]
     pub(crate) fn is_walked(&self) -> bool {
