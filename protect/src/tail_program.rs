@@ -29,6 +29,9 @@ use regex_syntax::hir::{Hir, HirKind, Look};
 const STEP_LIMIT: usize = 2048;
 /// Nested nodes (each repetition iteration nests) before a walk gives up.
 const DEPTH_LIMIT: usize = 128;
+/// Bytes the walk's repetitions may look at in all (each entry scans its run afresh)
+/// before it gives up: steps alone would let 2,048 entries each scan a 4 KiB window.
+const SCAN_LIMIT: usize = 64 * 1024;
 /// Capture groups a compiled tail may have (their slots live on the stack).
 const MAX_GROUPS: usize = 16;
 
@@ -97,6 +100,7 @@ struct Walk<'h> {
     /// Start and end of each group, as on the path being tried.
     slots: [Option<usize>; 2 * MAX_GROUPS],
     steps: usize,
+    scanned: usize,
     depth: usize,
     gave_up: bool,
 }
@@ -136,6 +140,7 @@ impl TailProgram {
             end,
             slots: [None; 2 * MAX_GROUPS],
             steps: 0,
+            scanned: 0,
             depth: 0,
             gave_up: false,
         };
@@ -321,6 +326,11 @@ fn step(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
                 .take(max.unwrap_or(room).min(room))
                 .take_while(|&&b| set[usize::from(b)])
                 .count();
+            w.scanned += most;
+            if w.scanned > SCAN_LIMIT {
+                w.gave_up = true;
+                return false;
+            }
             if most < *min {
                 return false;
             }
@@ -496,6 +506,26 @@ mod tests {
             let h = parse(p);
             assert!(TailProgram::compile(&h).is_none(), "{p}");
         }
+    }
+
+    #[test]
+    fn a_walk_that_would_read_too_much_gives_up() {
+        // Few steps (each alternative tries at most ten counts), each scanning most of a
+        // 10 KB run again: 70 KB read in all.
+        let prog = TailProgram::compile(&parse(
+            r"(?:a|aa|aaa|aaaa|aaaaa|aaaaaa|aaaaaaa)(?P<s>[a-z]{9990,})!",
+        ))
+        .unwrap_or_else(|| panic!("compiles"));
+        let hay = "a".repeat(10_000);
+        assert_eq!(
+            prog.secret(hay.as_bytes(), 0, hay.len()),
+            Err(NoAnswer::GaveUp)
+        );
+        let found = format!("{}!", "a".repeat(9_991));
+        assert_eq!(
+            prog.secret(found.as_bytes(), 0, found.len()),
+            Ok(Some((1, 9_991)))
+        );
     }
 
     #[test]
