@@ -19,7 +19,7 @@
 //! exactly at the known end is the engine's way, and its group is the engine's group. A
 //! test compares both on every rule example and on generated assignments.
 
-use crate::tail_capture::{class_bytes, ByteSet};
+use crate::tail_capture::{class_bytes, literal_sets, ByteSet};
 use regex_syntax::hir::{Hir, HirKind};
 
 /// A fixed-length sequence of byte classes (a literal is one byte per class).
@@ -160,15 +160,7 @@ fn alternatives(h: &Hir) -> &[Hir] {
 fn fixed(h: &Hir) -> Option<Fixed> {
     match h.kind() {
         HirKind::Empty => Some(Vec::new()),
-        HirKind::Literal(l) => Some(
-            l.0.iter()
-                .map(|&b| {
-                    let mut set = [false; 256];
-                    set[usize::from(b)] = true;
-                    set
-                })
-                .collect(),
-        ),
+        HirKind::Literal(l) => Some(literal_sets(&l.0)),
         HirKind::Class(_) => Some(vec![class(h)?]),
         HirKind::Concat(v) => {
             let mut out = Vec::new();

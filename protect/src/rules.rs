@@ -684,6 +684,17 @@ mod tests {
         (engine, tail)
     }
 
+    /// Every rule's positive and negative examples and the value gate's example lines.
+    fn example_texts(set: &RuleSet) -> Vec<String> {
+        let mut texts: Vec<String> = set
+            .specs()
+            .iter()
+            .flat_map(|s| s.positives.iter().chain(&s.negatives).cloned())
+            .collect();
+        texts.extend(set.value_lists().examples.iter().map(|e| e.line.clone()));
+        texts
+    }
+
     fn all_patterns(set: &RuleSet) -> Vec<(&str, &Pattern)> {
         set.rules
             .iter()
@@ -770,12 +781,7 @@ mod tests {
     #[test]
     fn walked_tails_agree_with_the_capture_engine_on_every_example() {
         let set = RuleSet::builtin();
-        let mut texts: Vec<String> = set
-            .specs()
-            .iter()
-            .flat_map(|s| s.positives.iter().chain(&s.negatives).cloned())
-            .collect();
-        texts.extend(set.value_lists().examples.iter().map(|e| e.line.clone()));
+        let texts = example_texts(set);
         let compared: usize = all_patterns(set)
             .iter()
             .flat_map(|(id, p)| texts.iter().map(move |t| walk_agrees(id, p, t.as_bytes())))
@@ -808,12 +814,7 @@ mod tests {
     #[test]
     fn tail_captures_agree_with_the_capture_engine_on_every_example() {
         let set = RuleSet::builtin();
-        let mut texts: Vec<String> = set
-            .specs()
-            .iter()
-            .flat_map(|s| s.positives.iter().chain(&s.negatives).cloned())
-            .collect();
-        texts.extend(set.value_lists().examples.iter().map(|e| e.line.clone()));
+        let texts = example_texts(set);
         let mut compared = 0;
         for (id, p) in split_patterns(set) {
             for t in &texts {

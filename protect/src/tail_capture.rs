@@ -91,15 +91,7 @@ impl Tail {
         if !first_ok || head_len == 0 || nullable || !disjoint {
             return None;
         }
-        let re = Regex::builder()
-            .syntax(
-                regex_automata::util::syntax::Config::new()
-                    .unicode(false)
-                    .utf8(false),
-            )
-            .configure(Regex::config().utf8_empty(false))
-            .build_from_hir(&tail_hir)
-            .ok()?;
+        let re = regex_builder().build_from_hir(&tail_hir).ok()?;
         let secret_groups = re
             .group_info()
             .pattern_names(regex_automata::PatternID::ZERO)
@@ -212,6 +204,31 @@ impl Tail {
             Some((s.get(), e.get()))
         }))
     }
+}
+
+/// A regex builder set up as the rules compile (Unicode off, bytes, empty matches
+/// anywhere).
+pub(crate) fn regex_builder() -> regex_automata::meta::Builder {
+    let mut b = Regex::builder();
+    b.syntax(
+        regex_automata::util::syntax::Config::new()
+            .unicode(false)
+            .utf8(false),
+    )
+    .configure(Regex::config().utf8_empty(false));
+    b
+}
+
+/// One byte set per byte of a literal.
+pub(crate) fn literal_sets(bytes: &[u8]) -> Vec<ByteSet> {
+    bytes
+        .iter()
+        .map(|&b| {
+            let mut set = [false; 256];
+            set[usize::from(b)] = true;
+            set
+        })
+        .collect()
 }
 
 fn subset(a: &ByteSet, b: &ByteSet) -> bool {

@@ -22,7 +22,7 @@
 //! than [`DEPTH_LIMIT`] gives up: the capture engine decides then, as before. Tests
 //! compare the walk with the capture engine on every rule example and on generated text.
 
-use crate::tail_capture::{class_bytes, ByteSet};
+use crate::tail_capture::{class_bytes, literal_sets, ByteSet};
 use regex_syntax::hir::{Hir, HirKind, Look};
 
 /// Steps (nodes entered, repetition counts tried) before a walk gives up.
@@ -172,15 +172,7 @@ impl TailProgram {
 fn node(h: &Hir, secret: &mut Vec<usize>, groups: &mut usize) -> Option<Node> {
     Some(match h.kind() {
         HirKind::Empty => Node::Seq(Vec::new()),
-        HirKind::Literal(l) => Node::Fixed(
-            l.0.iter()
-                .map(|&b| {
-                    let mut set = [false; 256];
-                    set[usize::from(b)] = true;
-                    set
-                })
-                .collect(),
-        ),
+        HirKind::Literal(l) => Node::Fixed(literal_sets(&l.0)),
         HirKind::Class(c) => {
             let mut set = [false; 256];
             class_bytes(c, &mut set)?;
@@ -417,7 +409,6 @@ fn repeat(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regex_automata::meta::Regex;
     use regex_automata::{Anchored, Input};
 
     fn parse(p: &str) -> Hir {
@@ -426,13 +417,7 @@ mod tests {
 
     /// The capture engine's anchored match of `p` at `from`: its end and first `s` group.
     fn engine(p: &str, hay: &[u8], from: usize) -> Option<(usize, Option<(usize, usize)>)> {
-        let re = Regex::builder()
-            .syntax(
-                regex_automata::util::syntax::Config::new()
-                    .unicode(false)
-                    .utf8(false),
-            )
-            .configure(Regex::config().utf8_empty(false))
+        let re = crate::tail_capture::regex_builder()
             .build(p)
             .unwrap_or_else(|e| panic!("{p}: {e}"));
         let mut caps = re.create_captures();
