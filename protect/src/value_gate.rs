@@ -87,7 +87,11 @@ pub(crate) struct ValueLists {
     keywords: WordSet,
     placeholders: WordSet,
     keys: WordSet,
-    suffixes: Vec<String>,
+    /// The suffixes by their last byte, upper-cased (a key is compared only with those
+    /// ending as it does; all of them were tried for every key); an empty suffix ends
+    /// every key.
+    suffixes_by_last: Vec<Vec<String>>,
+    empty_suffix: bool,
     /// The longest keyword or placeholder word: a longer value is neither, and is not
     /// lowercased and hashed to find that out.
     longest_word: usize,
@@ -113,9 +117,17 @@ impl ValueLists {
     /// Whether the key name ends in a suffix of names that never hold a secret.
     fn non_secret_suffix(&self, key_name: &str) -> bool {
         let k = key_name.as_bytes();
-        self.suffixes.iter().any(|s| {
-            k.len() >= s.len() && k[k.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
-        })
+        if self.empty_suffix {
+            return true;
+        }
+        let Some(last) = k.last() else { return false };
+        self.suffixes_by_last
+            .get(usize::from(last.to_ascii_uppercase()))
+            .is_some_and(|group| {
+                group.iter().any(|s| {
+                    k.len() >= s.len() && k[k.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+                })
+            })
     }
 }
 
@@ -129,16 +141,20 @@ impl ValueLists {
             .map(String::len)
             .max()
             .unwrap_or(0);
+        let mut suffixes_by_last = vec![Vec::new(); 256];
+        for suffix in &spec.non_secret_key_suffixes {
+            let upper = suffix.to_ascii_uppercase();
+            if let Some(&last) = upper.as_bytes().last() {
+                suffixes_by_last[usize::from(last)].push(upper);
+            }
+        }
         ValueLists {
             longest_word,
             keywords: lower(&spec.keywords),
             placeholders: lower(&spec.placeholder_words),
             keys: spec.non_secret_keys.iter().cloned().collect(),
-            suffixes: spec
-                .non_secret_key_suffixes
-                .iter()
-                .map(|k| k.to_ascii_uppercase())
-                .collect(),
+            suffixes_by_last,
+            empty_suffix: spec.non_secret_key_suffixes.iter().any(String::is_empty),
         }
     }
 }
@@ -336,14 +352,21 @@ fn template_markers() -> &'static aho_corasick::AhoCorasick {
 
 /// Code punctuation a bare secret does not contain.
 fn code_punctuation(v: &[u8]) -> bool {
-    v.iter()
-        .any(|b| matches!(b, b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>'))
-        || v.windows(2).any(|w| w == b"::" || w == b"->" || w == b"=>")
-        || matches!(
-            v.first(),
-            Some(b'&' | b'*' | b'!' | b'.' | b'|' | b'?' | b':' | b'=')
-        )
-        || matches!(v.last(), Some(b'.' | b'\\'))
+    // One pass: a bracket, or `::` (`->` and `=>` hold a `>`, a bracket already).
+    let mut colon_before = false;
+    for &b in v {
+        if matches!(b, b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>') {
+            return true;
+        }
+        if b == b':' && colon_before {
+            return true;
+        }
+        colon_before = b == b':';
+    }
+    matches!(
+        v.first(),
+        Some(b'&' | b'*' | b'!' | b'.' | b'|' | b'?' | b':' | b'=')
+    ) || matches!(v.last(), Some(b'.' | b'\\'))
         || v.ends_with(b"++")
         || v.ends_with(b"--")
 }
@@ -722,6 +745,34 @@ mod tests {
         #[test]
         fn identifier_one_pass_equals_the_first(v in "[A-Za-z0-9_.$ -]{0,12}") {
             proptest::prop_assert_eq!(identifier_shaped(v.as_bytes()), identifier_reference(v.as_bytes()));
+        }
+
+        /// The one-pass punctuation check equals the three scans it replaced.
+        #[test]
+        fn code_punctuation_in_one_pass_equals_the_scans(v in "[a:<>=()&*.!|?+\\\\-]{0,12}") {
+            let b = v.as_bytes();
+            let scans = b.iter()
+                .any(|c| matches!(c, b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>'))
+                || b.windows(2).any(|w| w == b"::" || w == b"->" || w == b"=>")
+                || matches!(b.first(), Some(b'&' | b'*' | b'!' | b'.' | b'|' | b'?' | b':' | b'='))
+                || matches!(b.last(), Some(b'.' | b'\\'))
+                || b.ends_with(b"++")
+                || b.ends_with(b"--");
+            proptest::prop_assert_eq!(code_punctuation(b), scans);
+        }
+
+        /// Suffixes looked up by last byte: as comparing every suffix.
+        #[test]
+        fn suffixes_by_last_byte_equal_all_compared(key in "[A-Za-z_]{0,12}", extra in "[A-Za-z_]{0,4}") {
+            let mut suffixes = vec!["_PATH".to_string(), "_file".into(), "_ID_FILE".into(), "_x".into()];
+            suffixes.push(extra);
+            let spec = ValueListsSpec { non_secret_key_suffixes: suffixes.clone(), ..ValueListsSpec::default() };
+            let lists = ValueLists::new(&spec);
+            let k = key.as_bytes();
+            let all = suffixes.iter().any(|s| {
+                k.len() >= s.len() && k[k.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            });
+            proptest::prop_assert_eq!(lists.non_secret_suffix(&key), all);
         }
 
         /// The byte-search marker check equals the plain scan it replaced.
