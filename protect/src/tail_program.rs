@@ -1,4 +1,5 @@
-//! A key-name pattern's tail read by a small backtracking walk over its syntax tree.
+//! A key-name pattern's tail (or a whole pattern that does not split) read by a small
+//! backtracking walk over its syntax tree.
 //!
 //! [`crate::assignment_tail`] reads the common `<operator><spaces><value>` tails by hand;
 //! the tails that do not have that shape (the authorization header's scheme word and auth
@@ -18,9 +19,14 @@
 //! Only what the walk can follow exactly is compiled: literals, ASCII byte classes,
 //! `^`/`$`/`\b`/`\B` (ASCII, whole haystack), concatenations, alternations, groups and
 //! repetitions whose body cannot match the empty string. A tail with anything else is
-//! not compiled, and a walk that takes more than [`STEP_LIMIT`] steps or nests deeper
-//! than [`DEPTH_LIMIT`] gives up: the capture engine decides then, as before. Tests
-//! compare the walk with the capture engine on every rule example and on generated text.
+//! not compiled, and a walk that takes more than [`STEP_LIMIT`] steps, nests deeper than
+//! [`DEPTH_LIMIT`] or reads more than [`SCAN_LIMIT`] bytes gives up: the capture engine
+//! decides then, as before, so crafted text costs at most the walk's budget more.
+//!
+//! A pattern with secret groups that does not split (`\b(?:postgres|…)://…:(?P<s>…)@`) is
+//! walked whole the same way, from where the lazy DFA says its match starts. Tests compare
+//! the walk with the capture engine on every rule example and on generated text, and the
+//! `hand_readings` fuzz target on any text.
 
 use crate::tail_capture::{class_bytes, literal_sets, ByteSet};
 use regex_syntax::hir::{Hir, HirKind, Look};
@@ -89,7 +95,7 @@ pub(crate) struct TailProgram {
 pub(crate) enum NoAnswer {
     /// No way to read the tail ends at the known end.
     NoWay,
-    /// The walk took too many steps or nested too deep.
+    /// The walk took too many steps, nested too deep or read too much.
     GaveUp,
 }
 
