@@ -4,6 +4,9 @@
 //! work that is not redaction (building the corpus, compiling the rules).
 //!
 //! `redact_corpus build_log|secret_dense|random_base64 [KIB] [setup]`
+//!
+//! `redact_corpus 'line:TEXT' N [setup]` redacts the line TEXT repeated N times: divide the
+//! difference to the `setup` run by N for the cost of one kind of line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,12 +22,15 @@ mod corpus;
 fn main() {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "secret_dense".into());
-    let kib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let text = match kind.as_str() {
-        "build_log" => corpus::build_log(kib << 10),
-        "secret_dense" => corpus::secret_dense(kib << 10),
-        "random_base64" => corpus::random_base64(kib << 10),
-        other => panic!("unknown corpus {other}"),
+        "build_log" => corpus::build_log(size << 10),
+        "secret_dense" => corpus::secret_dense(size << 10),
+        "random_base64" => corpus::random_base64(size << 10),
+        other => match other.strip_prefix("line:") {
+            Some(line) => format!("{line}\n").repeat(size),
+            None => panic!("unknown corpus {other}"),
+        },
     };
     let redactor = Redactor::new(&corpus::known_values());
     let setup_only = args.next().as_deref() == Some("setup");
