@@ -625,32 +625,31 @@ mod tests {
         ]
         .prop_map(|l| format!("({l})"));
         leaf.prop_recursive(4, 24, 2, |inner| {
+            // `(a OP b)` and `PRE a POST`, as (before, between, after) and (before, after).
+            static BINARY: [(&str, &str, &str); 5] = [
+                ("(", " && ", ")"),
+                ("(", " || ", ")"),
+                ("(", " == ", ")"),
+                ("(", " in ", ")"),
+                ("(", ".contains(", "))"),
+            ];
+            static UNARY: [(&str, &str); 10] = [
+                ("(", ".containsAny([\"-r\", PathGroup::\"pg\", 3]))"),
+                ("(", " in [PathGroup::\"nope\", Path::\"/w\"])"),
+                ("(", " in [Path::\"/w\", 3])"),
+                ("([\"read\", 3, Path::\"/w\"].contains(", "))"),
+                ("([\"read\", context.mode].contains(", "))"),
+                ("(", " is Path)"),
+                ("(", " like \"re*\")"),
+                ("(", " has workspace)"),
+                ("(", ".workspace)"),
+                ("(!", ")"),
+            ];
             prop_oneof![
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} && {b})")),
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} || {b})")),
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} == {b})")),
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} in {b})")),
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}.contains({b}))")),
-                inner
-                    .clone()
-                    .prop_map(|a| format!("({a}.containsAny([\"-r\", PathGroup::\"pg\", 3]))")),
-                inner
-                    .clone()
-                    .prop_map(|a| format!("({a} in [PathGroup::\"nope\", Path::\"/w\"])")),
-                inner
-                    .clone()
-                    .prop_map(|a| format!("({a} in [Path::\"/w\", 3])")),
-                inner
-                    .clone()
-                    .prop_map(|a| format!("([\"read\", 3, Path::\"/w\"].contains({a}))")),
-                inner
-                    .clone()
-                    .prop_map(|a| format!("([\"read\", context.mode].contains({a}))")),
-                inner.clone().prop_map(|a| format!("({a} is Path)")),
-                inner.clone().prop_map(|a| format!("({a} like \"re*\")")),
-                inner.clone().prop_map(|a| format!("({a} has workspace)")),
-                inner.clone().prop_map(|a| format!("({a}.workspace)")),
-                inner.clone().prop_map(|a| format!("(!{a})")),
+                5 => (inner.clone(), inner.clone(), proptest::sample::select(&BINARY[..]))
+                    .prop_map(|(a, b, (pre, mid, post))| format!("{pre}{a}{mid}{b}{post}")),
+                10 => (inner, proptest::sample::select(&UNARY[..]))
+                    .prop_map(|(a, (pre, post))| format!("{pre}{a}{post}")),
             ]
         })
     }
