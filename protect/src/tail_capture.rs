@@ -24,7 +24,7 @@
 //! compares both on every rule example and on generated assignments.
 
 use crate::assignment_tail::AssignmentTail;
-use crate::tail_program::{NoAnswer, TailProgram};
+use crate::tail_program::{Reading, TailProgram};
 use regex_automata::meta::Regex;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input};
@@ -119,26 +119,20 @@ impl Tail {
         self.by_hand.is_some()
     }
 
-    /// The reading by hand or by walk alone, for a match `whole` of the full pattern
-    /// (no engine behind it): `None` when the tail has neither or leaves it to the
-    /// engine, `Some(None)` when the walk found no way, else `Some(Some(group))`.
-    pub(crate) fn hand_reading(
-        &self,
-        hay: &[u8],
-        whole: (usize, usize),
-    ) -> Option<Option<Option<(usize, usize)>>> {
+    /// The reading by hand or by walk alone (no engine behind it) of a match `whole` of the
+    /// full pattern.
+    pub(crate) fn hand_reading(&self, hay: &[u8], whole: (usize, usize)) -> Reading {
         let (start, end) = whole;
         let Some(split) = (start + 1..end).find(|&i| !self.key_bytes[usize::from(hay[i])]) else {
-            return Some(None);
+            return Reading::NoWay;
         };
-        if let Some(t) = &self.by_hand {
+        match (&self.by_hand, &self.walked) {
             // `None` there is "ask the engine" (no way, or too many spaces to try).
-            return t.secret(hay, split, end).map(Some);
-        }
-        match self.walked.as_ref()?.secret(hay, split, end) {
-            Ok(group) => Some(Some(group)),
-            Err(NoAnswer::GaveUp) => None,
-            Err(NoAnswer::NoWay) => Some(None),
+            (Some(t), _) => t
+                .secret(hay, split, end)
+                .map_or(Reading::Engine, Reading::Group),
+            (None, Some(walk)) => walk.secret(hay, split, end).into(),
+            (None, None) => Reading::Engine,
         }
     }
 
@@ -146,19 +140,6 @@ impl Tail {
     #[cfg(test)]
     pub(crate) fn is_walked(&self) -> bool {
         self.walked.is_some()
-    }
-
-    /// The walk's own answer for a match `whole` of the full pattern (no engine to fall
-    /// back on): `None` when it has none.
-    #[cfg(test)]
-    pub(crate) fn walked_secret(
-        &self,
-        hay: &[u8],
-        whole: (usize, usize),
-    ) -> Option<Result<Option<(usize, usize)>, NoAnswer>> {
-        let (start, end) = whole;
-        let split = (start + 1..end).find(|&i| !self.key_bytes[usize::from(hay[i])])?;
-        Some(self.walked.as_ref()?.secret(hay, split, end))
     }
 
     /// Slots for [`Tail::secret`], reused across calls.
@@ -176,23 +157,14 @@ impl Tail {
         whole: (usize, usize),
         slots: &mut [Option<NonMaxUsize>],
     ) -> Option<Option<(usize, usize)>> {
+        match self.hand_reading(hay, whole) {
+            Reading::Group(found) => return Some(found),
+            // Both readings follow the engine exactly: no way means none.
+            Reading::NoWay => return None,
+            Reading::Engine => {}
+        }
         let (start, end) = whole;
         let split = (start + 1..end).find(|&i| !self.key_bytes[usize::from(hay[i])])?;
-        if let Some(found) = self
-            .by_hand
-            .as_ref()
-            .and_then(|t| t.secret(hay, split, end))
-        {
-            return Some(found);
-        }
-        if let Some(walked) = &self.walked {
-            match walked.secret(hay, split, end) {
-                Ok(found) => return Some(found),
-                // The walk follows the engine exactly: no way means none.
-                Err(NoAnswer::NoWay) => return None,
-                Err(NoAnswer::GaveUp) => {}
-            }
-        }
         let input = Input::new(hay).range(split..).anchored(Anchored::Yes);
         self.re.search_slots(&input, slots)?;
         let found_end = slots.get(1).copied().flatten()?.get();

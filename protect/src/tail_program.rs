@@ -56,8 +56,6 @@ enum Assert {
 
 #[derive(Debug)]
 enum Node {
-    /// One byte from the set.
-    Byte(Box<ByteSet>),
     /// One byte from each set in turn (a literal, consecutive classes).
     Fixed(Vec<ByteSet>),
     /// A repetition of one byte from the set.
@@ -99,6 +97,28 @@ pub(crate) enum NoAnswer {
     GaveUp,
 }
 
+/// What a reading of a match's secret group without the capture engine (by hand, or by a
+/// walk) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// The engine's group (`None`: no secret group took part).
+    Group(Option<(usize, usize)>),
+    /// No way to read the match ends where it ends: a defect; the engine decides.
+    NoWay,
+    /// Not read (the walk gave up, or the shape is not one read here): the engine decides.
+    Engine,
+}
+
+impl From<Result<Option<(usize, usize)>, NoAnswer>> for Reading {
+    fn from(walk: Result<Option<(usize, usize)>, NoAnswer>) -> Reading {
+        match walk {
+            Ok(group) => Reading::Group(group),
+            Err(NoAnswer::NoWay) => Reading::NoWay,
+            Err(NoAnswer::GaveUp) => Reading::Engine,
+        }
+    }
+}
+
 /// The state of one walk.
 struct Walk<'h> {
     hay: &'h [u8],
@@ -109,6 +129,18 @@ struct Walk<'h> {
     scanned: usize,
     depth: usize,
     gave_up: bool,
+}
+
+impl Walk<'_> {
+    /// Counts a step; false once the walk has given up (this step made it too long, or
+    /// an earlier limit did).
+    fn tick(&mut self) -> bool {
+        self.steps += 1;
+        if self.steps > STEP_LIMIT {
+            self.gave_up = true;
+        }
+        !self.gave_up
+    }
 }
 
 /// What comes after the node being walked: called with where the node ended.
@@ -182,7 +214,7 @@ fn node(h: &Hir, secret: &mut Vec<usize>, groups: &mut usize) -> Option<Node> {
         HirKind::Class(c) => {
             let mut set = [false; 256];
             class_bytes(c, &mut set)?;
-            Node::Byte(Box::new(set))
+            Node::Fixed(vec![set])
         }
         HirKind::Look(l) => Node::Assert(match l {
             Look::Start => Assert::Start,
@@ -195,12 +227,6 @@ fn node(h: &Hir, secret: &mut Vec<usize>, groups: &mut usize) -> Option<Node> {
             let max = r.max.map(|m| m as usize);
             let min = r.min as usize;
             match node(&r.sub, secret, groups)? {
-                Node::Byte(set) => Node::Bytes {
-                    set,
-                    min,
-                    max,
-                    greedy: r.greedy,
-                },
                 Node::Fixed(sets) if sets.len() == 1 => Node::Bytes {
                     set: Box::new(sets[0]),
                     min,
@@ -243,25 +269,18 @@ fn node(h: &Hir, secret: &mut Vec<usize>, groups: &mut usize) -> Option<Node> {
     })
 }
 
-/// A sequence with nested sequences flattened and runs of single bytes merged into one
-/// [`Node::Fixed`] (matched in one loop instead of one step per byte).
+/// A sequence with nested sequences flattened and consecutive [`Node::Fixed`] parts
+/// merged into one (matched in one loop instead of one step per byte).
 fn seq_of(parts: Vec<Node>) -> Node {
     let mut out: Vec<Node> = Vec::new();
-    let push = |n: Node, out: &mut Vec<Node>| {
-        let bytes = match n {
-            Node::Byte(set) => vec![*set],
-            Node::Fixed(sets) => sets,
-            other => return out.push(other),
-        };
-        match out.last_mut() {
-            Some(Node::Fixed(prev)) => prev.extend(bytes),
-            _ => out.push(Node::Fixed(bytes)),
-        }
-    };
-    for p in parts {
-        match p {
-            Node::Seq(inner) => inner.into_iter().for_each(|n| push(n, &mut out)),
-            other => push(other, &mut out),
+    let flat = parts.into_iter().flat_map(|p| match p {
+        Node::Seq(inner) => inner,
+        other => vec![other],
+    });
+    for n in flat {
+        match (out.last_mut(), n) {
+            (Some(Node::Fixed(prev)), Node::Fixed(more)) => prev.extend(more),
+            (_, n) => out.push(n),
         }
     }
     match out.len() {
@@ -287,11 +306,8 @@ fn holds(a: Assert, hay: &[u8], at: usize) -> bool {
 
 /// Walks `n` from `at`, then `then` from where it ended; true once a way succeeds.
 fn go(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
-    w.steps += 1;
-    if w.steps > STEP_LIMIT || w.depth > DEPTH_LIMIT {
+    if !w.tick() || w.depth > DEPTH_LIMIT {
         w.gave_up = true;
-    }
-    if w.gave_up {
         return false;
     }
     w.depth += 1;
@@ -302,7 +318,6 @@ fn go(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
 
 fn step(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
     match n {
-        Node::Byte(set) => at < w.end && set[usize::from(w.hay[at])] && then(at + 1, w),
         Node::Fixed(sets) => {
             let to = at + sets.len();
             to <= w.end
@@ -332,13 +347,7 @@ fn step(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
             if most < *min {
                 return false;
             }
-            let mut try_count = |count: usize, w: &mut Walk| {
-                w.steps += 1;
-                if w.steps > STEP_LIMIT {
-                    w.gave_up = true;
-                }
-                !w.gave_up && then(at + count, w)
-            };
+            let mut try_count = |count: usize, w: &mut Walk| w.tick() && then(at + count, w);
             if *greedy {
                 (*min..=most).rev().any(|c| try_count(c, w))
             } else {
