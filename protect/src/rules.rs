@@ -787,6 +787,35 @@ mod tests {
         );
     }
 
+    /// An agent printing a header built to make the walk nest deep (hundreds of auth
+    /// parameters; too few for its step limit): the walk gives up, the engine reads it, and
+    /// all of it is redacted.
+    #[test]
+    fn a_header_too_deep_to_walk_is_read_by_the_engine() {
+        let set = RuleSet::builtin();
+        let params: String = (0..100).map(|i| format!(", a=v{i}")).collect();
+        let line = format!("Authorization: Digest abcdef123456{params}");
+        let r = set
+            .index_of("authorization-header")
+            .unwrap_or_else(|| panic!("rule"));
+        let p = &set.rules[r].patterns[0];
+        let tail = p.tail.as_ref().unwrap_or_else(|| panic!("splits"));
+        let m =
+            p.re.find(line.as_bytes())
+                .unwrap_or_else(|| panic!("matches"));
+        assert_eq!(
+            tail.hand_reading(line.as_bytes(), (m.start(), m.end())),
+            Reading::Engine
+        );
+        let (engine, read) = both_ways(p, line.as_bytes());
+        assert_eq!(engine, read);
+        let out = crate::Redactor::new(&crate::KnownSecrets::new()).redact_str(&line);
+        assert_eq!(
+            out.text,
+            "Authorization: Digest [REDACTED:authorization-header]"
+        );
+    }
+
     #[test]
     fn tail_captures_agree_with_the_capture_engine_on_every_example() {
         let set = RuleSet::builtin();
