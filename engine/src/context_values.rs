@@ -144,31 +144,39 @@ impl ContextValues for Direct {
     fn context(pairs: Vec<(&'static str, Self::V)>) -> Result<Context, ContextBuildError> {
         let map =
             templated_map(pairs).map_err(|k| ContextBuildError::DuplicateKey(k.to_string()))?;
-        Ok(Context::from(CoreContext::Value(Arc::new(map))))
+        Ok(Context::from(CoreContext::Value(map)))
     }
 }
 
 /// Context maps remembered per thread as templates, at most.
 const TEMPLATES: usize = 32;
 
-/// A context's keys, in order, and a map of them.
-type Template = (Vec<&'static str>, BTreeMap<SmolStr, Value>);
-
-thread_local! {
-    /// One map per key list seen (a request shape), its values placeholders.
-    static CONTEXT_TEMPLATES: std::cell::RefCell<Vec<Template>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+/// A context's keys, in order, and the map last built with them: while a request holds it
+/// the map has that request's values; after [`recycle`] only placeholders.
+struct Template {
+    keys: Vec<&'static str>,
+    map: Arc<BTreeMap<SmolStr, Value>>,
 }
 
-/// A map of `fields` like [`sorted_map`], built from a copy of a map with the same keys
-/// when one was built before on this thread. Why: a context has 10 to 17 fields, and
-/// collecting them into a `BTreeMap` sorts them again, deduplicates through a peeking
-/// iterator and moves each entry several times — about a tenth of a decision (issue 18);
-/// copying a map of the same keys and putting the values in place in key order costs a
-/// fifth of that. The keys are compared in full before a template is used.
+thread_local! {
+    /// One map per key list seen (a request shape).
+    static CONTEXT_TEMPLATES: std::cell::RefCell<Vec<Template>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    /// The template whose map the context built last on this thread uses.
+    static LAST_TEMPLATE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// A map of `fields` like [`sorted_map`], reusing the map built before on this thread with
+/// the same keys. Why: a context has 10 to 17 fields; collecting them into a `BTreeMap`
+/// sorts them again, deduplicates through a peeking iterator and moves each entry several
+/// times, and freeing the map after the request walks and frees every node again — about
+/// a tenth of a decision (issue 18). A map whose request has ended (see [`recycle`]) only
+/// gets the new values put in place in key order; one still held by a request is copied
+/// (and the template follows the copy). The keys are compared in full before a template
+/// is used.
 fn templated_map(
     mut fields: Vec<(&'static str, Value)>,
-) -> Result<BTreeMap<SmolStr, Value>, &'static str> {
+) -> Result<Arc<BTreeMap<SmolStr, Value>>, &'static str> {
     // A template's keys are in order and distinct: fields with the same keys, in the same
     // order, are too. The same literal is usually at the same address.
     let same_keys = |keys: &[&'static str], fields: &[(&'static str, Value)]| {
@@ -178,17 +186,23 @@ fn templated_map(
                 .zip(fields)
                 .all(|(a, (b, _))| std::ptr::eq(*a, *b) || a == b)
     };
-    let copy = CONTEXT_TEMPLATES.with(|t| {
-        let t = t.try_borrow().ok()?;
-        t.iter()
-            .find(|(keys, _)| same_keys(keys, &fields))
-            .map(|(_, map)| map.clone())
-    });
-    if let Some(mut map) = copy {
-        // Both in key order, the same keys: each value goes to its own key.
-        for ((_, slot), (_, v)) in map.iter_mut().zip(fields) {
-            *slot = v;
+    let reused = CONTEXT_TEMPLATES.with(|t| {
+        let mut t = t.try_borrow_mut().ok()?;
+        let i = t.iter().position(|tp| same_keys(&tp.keys, &fields))?;
+        let slot = &mut t[i].map;
+        if Arc::get_mut(slot).is_none() {
+            // Still held by a request: a copy, which the template follows from now on.
+            *slot = Arc::new(BTreeMap::clone(slot));
         }
+        let map = Arc::get_mut(slot)?;
+        // Both in key order, the same keys: each value goes to its own key.
+        for ((_, v), (_, new)) in map.iter_mut().zip(fields.drain(..)) {
+            *v = new;
+        }
+        LAST_TEMPLATE.with(|l| l.set(Some(i)));
+        Some(Arc::clone(slot))
+    });
+    if let Some(map) = reused {
         return Ok(map);
     }
     if !fields.is_sorted_by_key(|(k, _)| *k) {
@@ -198,21 +212,62 @@ fn templated_map(
         return Err(w[0].0);
     }
     let keys: Vec<&'static str> = fields.iter().map(|(k, _)| *k).collect();
-    let map = sorted_map(fields)?;
+    let map = Arc::new(sorted_map(fields)?);
     CONTEXT_TEMPLATES.with(|t| {
         if let Ok(mut t) = t.try_borrow_mut() {
             if t.len() < TEMPLATES {
-                // Placeholders, not this request's values: a template must not keep an
-                // agent's (possibly large) command text alive.
-                let mut template = map.clone();
-                for v in template.values_mut() {
-                    *v = Value::from(false);
-                }
-                t.push((keys, template));
+                LAST_TEMPLATE.with(|l| l.set(Some(t.len())));
+                t.push(Template {
+                    keys,
+                    map: Arc::clone(&map),
+                });
             }
         }
     });
     Ok(map)
+}
+
+/// Ends the request whose context was built last on this thread: its template's map gets
+/// placeholders instead of the request's values, so that a template never keeps an
+/// agent's (possibly large) command text alive, and the map is ready for the next request
+/// of its shape. A map some request still holds is let go instead (the next request of
+/// its shape copies it). Call after the request is dropped; see [`RecycleContext`].
+pub(crate) fn recycle() {
+    let Some(i) = LAST_TEMPLATE.with(std::cell::Cell::take) else {
+        return;
+    };
+    CONTEXT_TEMPLATES.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            return;
+        };
+        let Some(tp) = t.get_mut(i) else {
+            return;
+        };
+        match Arc::get_mut(&mut tp.map) {
+            Some(map) => {
+                for v in map.values_mut() {
+                    *v = Value::from(false);
+                }
+            }
+            None => {
+                let mut copy = BTreeMap::clone(&tp.map);
+                for v in copy.values_mut() {
+                    *v = Value::from(false);
+                }
+                tp.map = Arc::new(copy);
+            }
+        }
+    });
+}
+
+/// Calls [`recycle`] when dropped: declared before the request it follows, it runs after
+/// the request is dropped, on every way out of the scope.
+pub(crate) struct RecycleContext;
+
+impl Drop for RecycleContext {
+    fn drop(&mut self) {
+        recycle();
+    }
 }
 
 /// A map of `fields` built in one pass from sorted keys (a `BTreeMap` collected from a
@@ -301,15 +356,18 @@ mod tests {
 
     #[test]
     fn a_context_from_a_template_equals_one_built_from_scratch() {
-        // The same keys again (a template copy), other keys, keys out of order, other
-        // values: each equals the map collected directly.
+        // The same keys again (a reused map), other keys, keys out of order, other values,
+        // maps still held by a request when the next one is built and maps recycled
+        // first: each equals the map collected directly, and a held map keeps its own
+        // values.
         let shapes: [&[&'static str]; 4] = [
             &["argc", "cwd", "flags", "raw"],
             &["argc", "cwd", "flags", "raw"],
             &["cwd", "mode", "program"],
             &["raw", "argc", "cwd", "flags"],
         ];
-        for round in 0..3i64 {
+        let mut held = Vec::new();
+        for round in 0..4i64 {
             for (i, keys) in shapes.iter().enumerate() {
                 let fields = || -> Vec<(&'static str, Value)> {
                     keys.iter()
@@ -323,8 +381,24 @@ mod tests {
                     .into_iter()
                     .map(|(k, v)| (SmolStr::new_static(k), v))
                     .collect();
-                assert_eq!(templated_map(fields()).unwrap(), expected, "{keys:?}");
+                let map = templated_map(fields()).unwrap();
+                assert_eq!(*map, expected, "{keys:?}");
+                match round {
+                    // Held across the next builds (as several built requests would be).
+                    0 | 2 => held.push((map, expected)),
+                    // Recycled as an evaluation ends.
+                    _ => {
+                        drop(map);
+                        recycle();
+                    }
+                }
             }
+        }
+        for (map, expected) in &held {
+            assert_eq!(
+                **map, *expected,
+                "a held map was changed by a later request"
+            );
         }
         assert_eq!(
             templated_map(vec![
@@ -335,28 +409,80 @@ mod tests {
         );
     }
 
+    /// The values the template for `keys` keeps on this thread.
+    fn template_values(keys: &[&str]) -> Vec<Value> {
+        CONTEXT_TEMPLATES.with(|t| {
+            t.borrow()
+                .iter()
+                .find(|tp| tp.keys == keys)
+                .map(|tp| tp.map.values().cloned().collect())
+                .unwrap()
+        })
+    }
+
     #[test]
     fn a_template_keeps_no_value_of_the_request_it_came_from() {
-        // An agent's 1 MiB command must not stay alive in a per-thread template.
+        // An agent's 1 MiB command must not stay alive in a per-thread template once its
+        // request has ended, whether the map was new, reused, or still held at the end.
         let big = "x".repeat(1 << 20);
+        let keys = ["a_big_raw", "b_other"];
         let fields = || {
             vec![
                 ("a_big_raw", Direct::string(&big)),
                 ("b_other", Direct::long(7)),
             ]
         };
-        assert_eq!(templated_map(fields()).unwrap().len(), 2);
-        let kept: Vec<Value> = CONTEXT_TEMPLATES.with(|t| {
-            t.borrow()
-                .iter()
-                .find(|(keys, _)| keys == &["a_big_raw", "b_other"])
-                .map(|(_, m)| m.values().cloned().collect())
-                .unwrap()
-        });
-        assert_eq!(kept, vec![Value::from(false), Value::from(false)]);
-        // And the copy made from it carries this request's values.
-        let again = templated_map(fields()).unwrap();
-        assert_eq!(again.get("a_big_raw"), Some(&Direct::string(&big)));
+        let placeholders = vec![Value::from(false), Value::from(false)];
+        for _ in 0..2 {
+            let _end = RecycleContext;
+            let map = templated_map(fields()).unwrap();
+            assert_eq!(map.get("a_big_raw"), Some(&Direct::string(&big)));
+            drop(map);
+        }
+        assert_eq!(template_values(&keys), placeholders);
+        // Still held when its evaluation ends: the template lets the map go.
+        let held = templated_map(fields()).unwrap();
+        recycle();
+        assert_eq!(template_values(&keys), placeholders);
+        assert_eq!(held.get("a_big_raw"), Some(&Direct::string(&big)));
+        // And the next map of that shape carries its own request's values.
+        let again = templated_map(vec![
+            ("a_big_raw", Direct::string("small")),
+            ("b_other", Direct::long(8)),
+        ])
+        .unwrap();
+        assert_eq!(again.get("a_big_raw"), Some(&Direct::string("small")));
+        assert_eq!(held.get("a_big_raw"), Some(&Direct::string(&big)));
+    }
+
+    #[test]
+    fn after_a_decision_no_template_keeps_the_commands_values() {
+        // The engine recycles each context as its evaluation ends (the guard in
+        // `Engine::evaluate`): a big argument is not kept alive by this thread's templates.
+        let big = "y".repeat(1 << 16);
+        let engine = crate::Engine::default_set().expect("default set");
+        let env = crate::DecisionEnv::local("/work", "/home/agent");
+        for command in [
+            format!("ls -la {big}"),
+            format!("cd /app && echo {big} | tee b.log"),
+        ] {
+            let d = engine.decide(&command, &env);
+            assert!(!d.facts.is_empty(), "{command:.20}");
+            let values: Vec<Value> = CONTEXT_TEMPLATES.with(|t| {
+                t.borrow()
+                    .iter()
+                    .flat_map(|tp| tp.map.values().cloned().collect::<Vec<_>>())
+                    .collect()
+            });
+            assert!(
+                !values.is_empty(),
+                "the fast path built its contexts from templates"
+            );
+            assert!(
+                values.iter().all(|v| *v == Value::from(false)),
+                "a template kept a request's values"
+            );
+        }
     }
 
     #[test]

@@ -564,6 +564,7 @@ impl Engine {
         }
         builder.entities()?;
         for f in &facts {
+            let _end = crate::context_values::RecycleContext;
             let (p, a, r, ctx, _) = builder.parts(script, f).map_err(|e| e.to_string())?;
             Request::new(p, a, r, ctx, Some(&self.loaded.schema))
                 .map_err(|e| format!("{}: {e}", f.action.name()))?;
@@ -704,6 +705,9 @@ impl Engine {
             DecisionPath::Fast => !self.shapes.validated(shape),
         };
         let schema = validate.then_some(&self.loaded.schema);
+        // Declared before the request: recycles its context map after the request is
+        // dropped, on every way out.
+        let _end = crate::context_values::RecycleContext;
         let request = match Request::new(p, a, r, ctx, schema) {
             Ok(r) => r,
             Err(e) => {
