@@ -164,17 +164,33 @@ fn entropy(v: &[u8]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
+    // Counts of a value up to 255 bytes fit a byte: a quarter of the table to clear.
+    if v.len() <= usize::from(u8::MAX) {
+        let mut counts = [0u8; 256];
+        for &b in v {
+            counts[usize::from(b)] += 1;
+        }
+        return entropy_of(v, |b| {
+            u32::from(std::mem::take(&mut counts[usize::from(b)]))
+        });
+    }
     let mut counts = [0u32; 256];
     for &b in v {
-        counts[b as usize] += 1;
+        counts[usize::from(b)] += 1;
     }
+    entropy_of(v, |b| std::mem::take(&mut counts[usize::from(b)]))
+}
+
+/// The entropy of `v` from its byte counts: `take(b)` gives `b`'s count the first time,
+/// then 0.
+fn entropy_of(v: &[u8], mut take: impl FnMut(u8) -> u32) -> f64 {
     // H = log2(n) - (Σ c·log2 c) / n over the distinct bytes, visited through `v` (each
     // taken once, its count then cleared) instead of all 256 slots, with c·log2 c from a
     // table for the small counts values have.
     let table = c_log2_c();
     let mut sum = 0.0;
     for &b in v {
-        let c = std::mem::take(&mut counts[b as usize]);
+        let c = take(b);
         if c > 0 {
             sum += table
                 .get(c as usize)
@@ -202,6 +218,37 @@ fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// What a byte is to [`identifier_shaped`].
+#[derive(Clone, Copy)]
+enum IdentClass {
+    Other,
+    Digit,
+    Upper,
+    Lower,
+    Underscore,
+}
+
+impl IdentClass {
+    const COUNT: usize = 5;
+}
+
+/// [`IdentClass`] by byte.
+const IDENT_CLASS: [IdentClass; 256] = {
+    let mut t = [IdentClass::Other; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match b as u8 {
+            b'0'..=b'9' => IdentClass::Digit,
+            b'A'..=b'Z' => IdentClass::Upper,
+            b'a'..=b'z' => IdentClass::Lower,
+            b'_' => IdentClass::Underscore,
+            _ => IdentClass::Other,
+        };
+        b += 1;
+    }
+    t
+};
+
 /// `snake_case` (with an underscore), `CONSTANT_CASE`, `camelCase`, `PascalCase`: names, not
 /// secrets. A string of random letters is none of these (it has digits, or case changes
 /// that do not start words, or it is long and mixed).
@@ -209,17 +256,18 @@ fn identifier_shaped(v: &[u8]) -> bool {
     if v.first().is_none_or(u8::is_ascii_digit) {
         return false;
     }
-    // One pass: the gate asks this of most values it sees.
-    let (mut digits, mut upper, mut lower, mut underscore) = (0usize, 0usize, 0usize, false);
+    // One pass, a table lookup and a count per byte: the gate asks this of most values.
+    let mut counts = [0usize; IdentClass::COUNT];
     for &b in v {
-        match b {
-            b'0'..=b'9' => digits += 1,
-            b'A'..=b'Z' => upper += 1,
-            b'a'..=b'z' => lower += 1,
-            b'_' => underscore = true,
-            _ => return false,
-        }
+        counts[IDENT_CLASS[usize::from(b)] as usize] += 1;
     }
+    if counts[IdentClass::Other as usize] > 0 {
+        return false;
+    }
+    let digits = counts[IdentClass::Digit as usize];
+    let upper = counts[IdentClass::Upper as usize];
+    let lower = counts[IdentClass::Lower as usize];
+    let underscore = counts[IdentClass::Underscore as usize] > 0;
     if digits >= 2 {
         return false;
     }
@@ -350,18 +398,33 @@ fn template_markers() -> &'static aho_corasick::AhoCorasick {
     })
 }
 
+/// The bytes of [`BRACKETS`] as a table.
+const IS_BRACKET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < BRACKETS.len() {
+        t[BRACKETS[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Brackets of code (`->` and `=>` hold a `>`).
+const BRACKETS: &[u8] = b"()[]{}<>";
+
 /// Code punctuation a bare secret does not contain.
 fn code_punctuation(v: &[u8]) -> bool {
-    // One pass: a bracket, or `::` (`->` and `=>` hold a `>`, a bracket already).
-    let mut colon_before = false;
-    for &b in v {
-        if matches!(b, b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>') {
+    // A bracket (a table lookup per byte), or `::` (looked for only where a `:` is; values
+    // rarely hold one).
+    if v.iter().any(|&b| IS_BRACKET[usize::from(b)]) {
+        return true;
+    }
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b':', &v[from..]) {
+        if v.get(from + i + 1) == Some(&b':') {
             return true;
         }
-        if b == b':' && colon_before {
-            return true;
-        }
-        colon_before = b == b':';
+        from += i + 1;
     }
     matches!(
         v.first(),
@@ -503,6 +566,14 @@ fn after_scheme(hay: &[u8], value_start: usize) -> bool {
     .any(|scheme| scheme.as_bytes().eq_ignore_ascii_case(word))
 }
 
+/// The last part of a dotted or dashed key (`db.password` → `password`).
+fn last_part(key: &str) -> &str {
+    match memchr::memrchr2(b'.', b'-', key.as_bytes()) {
+        Some(i) => &key[i + 1..],
+        None => key,
+    }
+}
+
 /// Whether a rule with thresholds `g` keeps the value `hay[value]` of the match
 /// `hay[whole]`.
 pub(crate) fn admits(
@@ -516,8 +587,12 @@ pub(crate) fn admits(
     let quote_before = value.0 > 0 && matches!(hay[value.0 - 1], b'"' | b'\'');
     let quoted = quote_before && hay.get(value.1) == Some(&hay[value.0 - 1]);
     let (key_start, key_end) = key_before(hay, value.0, whole.0);
-    let key = String::from_utf8_lossy(&hay[key_start..key_end]);
-    let key_name = key.rsplit(['.', '-']).next().unwrap_or(&key);
+    // The key's bytes are ASCII (`key_before` takes nothing else): checked, not copied.
+    let key = match std::str::from_utf8(&hay[key_start..key_end]) {
+        Ok(k) => std::borrow::Cow::Borrowed(k),
+        Err(_) => String::from_utf8_lossy(&hay[key_start..key_end]),
+    };
+    let key_name = last_part(&key);
     if g.check_key && (lists.keys.contains(key_name) || lists.non_secret_suffix(key_name)) {
         return false;
     }
@@ -743,6 +818,12 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn the_last_part_of_a_key_is_what_splitting_gives(key in "[a-zA-Z_.\\-]{0,12}") {
+            let split = key.rsplit(['.', '-']).next().unwrap_or(&key);
+            proptest::prop_assert_eq!(last_part(&key), split);
+        }
+
+        #[test]
         fn identifier_one_pass_equals_the_first(v in "[A-Za-z0-9_.$ -]{0,12}") {
             proptest::prop_assert_eq!(identifier_shaped(v.as_bytes()), identifier_reference(v.as_bytes()));
         }
@@ -814,7 +895,14 @@ mod tests {
                 .sum()
         };
         let long: Vec<u8> = (0..5000u32).map(|i| (i * i % 7) as u8 + b'a').collect();
+        // Counts at the byte-sized table's limit and just past it.
+        let (same_255, same_256) = (vec![b'z'; 255], vec![b'z'; 256]);
+        let mut mixed_256 = vec![b'q'; 255];
+        mixed_256.push(b'r');
         for v in [
+            &same_255[..],
+            &same_256,
+            &mixed_256,
             &b"x"[..],
             b"hunter22",
             b"CJ6FgeVpQYx2ifNRWAEEyRiN3BFl7DsJ",
