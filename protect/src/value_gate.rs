@@ -317,10 +317,60 @@ fn identifier_shaped(v: &[u8]) -> bool {
     run.is_none_or(|last| run_ok(index, last, previous_len))
 }
 
-/// `a.b`, `self.password`, `os.environ`: an attribute path.
-fn attribute_path(v: &[u8]) -> bool {
+/// Which of the bytes the gate's checks look for a value holds, found in one pass (a
+/// table lookup per byte) instead of one byte search per check: most values hold none of
+/// them, and a byte search has a fixed cost larger than a short value's pass (the
+/// searches were a fifth of the gate on secret-dense text, issue 18). Flags of a text
+/// hold for any part of it: a check given the flags of `v` may be asked about a part of
+/// `v` (absent from `v` is absent from the part).
+#[derive(Debug, Clone, Copy)]
+struct Holds(u8);
+
+impl Holds {
+    /// `$ { } % #`: template markers hold one (or `env`/`ENV`).
+    const MARK: u8 = 1;
+    /// `e`, `E`.
+    const E: u8 = 1 << 1;
+    const DOT: u8 = 1 << 2;
+    const COLON: u8 = 1 << 3;
+    /// [`BRACKETS`].
+    const BRACKET: u8 = 1 << 4;
+    /// `<`, `$`: how a template written as `<name>` or `$NAME` starts.
+    const OPENER: u8 = 1 << 5;
+
+    const TABLE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < BRACKETS.len() {
+            t[BRACKETS[i] as usize] |= Holds::BRACKET;
+            i += 1;
+        }
+        t[b'$' as usize] |= Holds::MARK | Holds::OPENER;
+        t[b'{' as usize] |= Holds::MARK;
+        t[b'}' as usize] |= Holds::MARK;
+        t[b'%' as usize] |= Holds::MARK;
+        t[b'#' as usize] |= Holds::MARK;
+        t[b'<' as usize] |= Holds::OPENER;
+        t[b'e' as usize] |= Holds::E;
+        t[b'E' as usize] |= Holds::E;
+        t[b'.' as usize] |= Holds::DOT;
+        t[b':' as usize] |= Holds::COLON;
+        t
+    };
+
+    fn of(v: &[u8]) -> Holds {
+        Holds(v.iter().fold(0, |m, &b| m | Holds::TABLE[usize::from(b)]))
+    }
+
+    fn any(self, flags: u8) -> bool {
+        self.0 & flags != 0
+    }
+}
+
+/// `a.b`, `self.password`, `os.environ`: an attribute path (`holds`: see [`Holds`]).
+fn attribute_path(v: &[u8], holds: Holds) -> bool {
     // Without a dot there is one part: most values are decided here, without a list.
-    if memchr::memchr(b'.', v).is_none() {
+    if !holds.any(Holds::DOT) || memchr::memchr(b'.', v).is_none() {
         return false;
     }
     let parts: Vec<&[u8]> = v.split(|&b| b == b'.').collect();
@@ -363,11 +413,13 @@ const TEMPLATE_MARKERS: [&str; 13] = [
 
 /// Whether `v` may hold a template marker: each holds one of these bytes or `env`/`ENV`
 /// (a test checks every marker), so most values skip the marker search.
-fn may_hold_marker(v: &[u8]) -> bool {
-    // Values are short: byte searches without setup (no substring searcher to build);
+fn may_hold_marker(v: &[u8], holds: Holds) -> bool {
     // `env`/`ENV` is looked for only where an `e`/`E` is.
-    if memchr::memchr3(b'$', b'{', b'}', v).is_some() || memchr::memchr2(b'%', b'#', v).is_some() {
+    if holds.any(Holds::MARK) {
         return true;
+    }
+    if !holds.any(Holds::E) {
+        return false;
     }
     let mut from = 0;
     while let Some(i) = memchr::memchr2(b'e', b'E', &v[from..]) {
@@ -381,8 +433,12 @@ fn may_hold_marker(v: &[u8]) -> bool {
 }
 
 /// Template or reference syntax: the value names where the secret comes from.
-fn template(v: &[u8]) -> bool {
-    (may_hold_marker(v) && template_markers().is_match(v))
+fn template(v: &[u8], holds: Holds) -> bool {
+    // Every way below needs a marker, an `e`/`E` (`env`), a `$`, a `{` or a `<`.
+    if !holds.any(Holds::MARK | Holds::E | Holds::OPENER) {
+        return false;
+    }
+    (may_hold_marker(v, holds) && template_markers().is_match(v))
         || (v.first() == Some(&b'$') && v.len() > 1 && is_ident_byte(v[1]))
         || (v.first() == Some(&b'{') && v.last() == Some(&b'}'))
         || (v.first() == Some(&b'<') && v.last() == Some(&b'>'))
@@ -412,15 +468,19 @@ const IS_BRACKET: [bool; 256] = {
 /// Brackets of code (`->` and `=>` hold a `>`).
 const BRACKETS: &[u8] = b"()[]{}<>";
 
-/// Code punctuation a bare secret does not contain.
-fn code_punctuation(v: &[u8]) -> bool {
+/// Code punctuation a bare secret does not contain (`holds`: see [`Holds`]).
+fn code_punctuation(v: &[u8], holds: Holds) -> bool {
     // A bracket (a table lookup per byte), or `::` (looked for only where a `:` is; values
     // rarely hold one).
-    if v.iter().any(|&b| IS_BRACKET[usize::from(b)]) {
+    if holds.any(Holds::BRACKET) && v.iter().any(|&b| IS_BRACKET[usize::from(b)]) {
         return true;
     }
     let mut from = 0;
-    while let Some(i) = memchr::memchr(b':', &v[from..]) {
+    while let Some(i) = holds
+        .any(Holds::COLON)
+        .then(|| memchr::memchr(b':', &v[from..]))
+        .flatten()
+    {
         if v.get(from + i + 1) == Some(&b':') {
             return true;
         }
@@ -596,10 +656,11 @@ pub(crate) fn admits(
     if g.check_key && (lists.keys.contains(key_name) || lists.non_secret_suffix(key_name)) {
         return false;
     }
+    let holds = Holds::of(v);
     if v.len() < g.min_len
         || lists.has_word(&lists.placeholders, v)
         || lists.has_word(&lists.keywords, v)
-        || template(v)
+        || template(v, holds)
         || entropy(v) < g.min_entropy
     {
         return false;
@@ -654,7 +715,11 @@ pub(crate) fn admits(
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
     let config = !in_object && (env_prefix || config_shaped(hay, key_start, value.0 + token_len));
-    if t.len() < g.min_len || code_punctuation(t) || attribute_path(t) || identifier_shaped(t) {
+    if t.len() < g.min_len
+        || code_punctuation(t, holds)
+        || attribute_path(t, holds)
+        || identifier_shaped(t)
+    {
         return false;
     }
     if lists.has_word(&lists.keywords, t) {
@@ -675,6 +740,14 @@ pub(crate) fn admits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The checks given a value's own flags.
+    fn attr(v: &[u8]) -> bool {
+        attribute_path(v, Holds::of(v))
+    }
+    fn tpl(v: &[u8]) -> bool {
+        template(v, Holds::of(v))
+    }
 
     /// The word lookup lowercases on the stack; it answers as lowercasing a lossy copy
     /// did, for short, long (past the stack buffer) and non-UTF-8 values.
@@ -724,7 +797,7 @@ mod tests {
         ] {
             assert_eq!(after_scheme(line.as_bytes(), at), want, "{line}");
         }
-        assert!(!attribute_path(b"nodots") && attribute_path(b"self.password"));
+        assert!(!attr(b"nodots") && attr(b"self.password"));
     }
 
     #[test]
@@ -753,10 +826,23 @@ mod tests {
         ] {
             assert!(!identifier_shaped(v.as_bytes()), "{v}");
         }
-        assert!(attribute_path(b"self.password"));
-        assert!(!attribute_path(b"db.example.com1234"));
+        assert!(attr(b"self.password"));
+        assert!(!attr(b"db.example.com1234"));
         assert!(number(b"0x104") && number(b"1024") && !number(b"12ab"));
-        assert!(template(b"${DB_PASSWORD}") && template(b"{password}") && template(b"$TOKEN"));
+        assert!(tpl(b"${DB_PASSWORD}") && tpl(b"{password}") && tpl(b"$TOKEN"));
+        // Each way a template is recognised, with no other marker byte in the value.
+        for t in [
+            &b"<xyz>"[..],
+            b"$abc",
+            b"{abc}",
+            b"%s",
+            b"#{a}",
+            b"process.env.X",
+            b"ENV[x]",
+        ] {
+            assert!(tpl(t), "{:?}", String::from_utf8_lossy(t));
+        }
+        assert!(!tpl(b"<abc") && !tpl(b"abc>") && !tpl(b"$") && !tpl(b"plain"));
         assert!(entropy(b"aaaaaaaa") < 0.1 && entropy(b"hunter22") > 2.0);
     }
 
@@ -787,8 +873,11 @@ mod tests {
     #[test]
     fn every_template_marker_passes_the_quick_check() {
         for m in TEMPLATE_MARKERS {
-            assert!(may_hold_marker(m.as_bytes()), "{m}");
-            assert!(template(format!("x{m}y").as_bytes()), "{m}");
+            assert!(
+                may_hold_marker(m.as_bytes(), Holds::of(m.as_bytes())),
+                "{m}"
+            );
+            assert!(tpl(format!("x{m}y").as_bytes()), "{m}");
         }
     }
 
@@ -839,7 +928,28 @@ mod tests {
                 || matches!(b.last(), Some(b'.' | b'\\'))
                 || b.ends_with(b"++")
                 || b.ends_with(b"--");
-            proptest::prop_assert_eq!(code_punctuation(b), scans);
+            proptest::prop_assert_eq!(code_punctuation(b, Holds::of(b)), scans);
+        }
+
+        /// The flags of a text answer for any part of it as the part's own do, and the
+        /// template check with them answers as searching for every marker does.
+        #[test]
+        fn checks_given_a_whole_values_flags_answer_for_its_parts(
+            v in "[a-zA-Z0-9.:<>(){}$%#_eEnNvV&*!|?=\\+-]{0,16}",
+            cut in (0usize..17, 0usize..17),
+        ) {
+            let b = v.as_bytes();
+            let (from, to) = (cut.0.min(b.len()), cut.1.min(b.len()));
+            let part = &b[from.min(to)..to.max(from)];
+            let (whole, own) = (Holds::of(b), Holds::of(part));
+            proptest::prop_assert_eq!(code_punctuation(part, whole), code_punctuation(part, own));
+            proptest::prop_assert_eq!(attribute_path(part, whole), attribute_path(part, own));
+            proptest::prop_assert_eq!(template(part, whole), template(part, own));
+            let searched = template_markers().is_match(part)
+                || (part.first() == Some(&b'$') && part.len() > 1 && is_ident_byte(part[1]))
+                || (part.first() == Some(&b'{') && part.last() == Some(&b'}'))
+                || (part.first() == Some(&b'<') && part.last() == Some(&b'>'));
+            proptest::prop_assert_eq!(template(part, own), searched);
         }
 
         /// Suffixes looked up by last byte: as comparing every suffix.
@@ -862,7 +972,7 @@ mod tests {
             let b = v.as_bytes();
             let plain = b.iter().any(|c| matches!(c, b'$' | b'{' | b'}' | b'%' | b'#'))
                 || b.windows(3).any(|w| w == b"env" || w == b"ENV");
-            proptest::prop_assert_eq!(may_hold_marker(b), plain);
+            proptest::prop_assert_eq!(may_hold_marker(b, Holds::of(b)), plain);
         }
 
         #[test]
