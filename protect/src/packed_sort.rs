@@ -6,6 +6,13 @@
 //! redaction (issue 18; packing them took 273.7 to 259.2 instructions per byte). Packed into one `u128` whose numeric order is the tuple's order, the sort
 //! compares two machine words and moves 16 bytes. Values too large for their field
 //! (never in practice: a block is at most a few megabytes) keep the tuple sort.
+//!
+//! The keys are sorted with the standard library's stable sort, which finds runs already
+//! in order and merges them: the keyword hits arrive as a few sorted runs (one per lane of
+//! the keyword scan, then the exact-case keywords) and the spans nearly in order, so this
+//! took secret-dense redaction from 210.6 to 206.3 instructions per byte against the
+//! unstable sort, which sorts them anew. Equal keys are equal values (a span's key holds
+//! its index), so either sort gives the same order.
 
 /// Bits of a position (start or end) in a packed key: 1 TiB.
 const POS_BITS: u32 = 40;
@@ -24,7 +31,7 @@ pub(crate) fn sort_hits(hits: &mut [(usize, usize, usize)]) {
         .iter()
         .map(|&(s, e, k)| ((s as u128) << 88) | ((e as u128) << 48) | k as u128)
         .collect();
-    keys.sort_unstable();
+    keys.sort();
     for (slot, key) in hits.iter_mut().zip(keys) {
         let s = (key >> 88) as usize;
         let e = ((key >> 48) as usize) & (POS_LIMIT - 1);
@@ -53,8 +60,8 @@ pub(crate) fn span_order(spans: &[(usize, usize, usize)]) -> Option<Vec<usize>> 
             ((s as u128) << 88) | (longest_first << 48) | ((p as u128) << 32) | i as u128
         })
         .collect();
-    // The index makes every key distinct, so an unstable sort gives the stable order.
-    keys.sort_unstable();
+    // The index makes every key distinct: the order is the stable one whatever the sort.
+    keys.sort();
     Some(
         keys.into_iter()
             .map(|k| (k & u128::from(u32::MAX)) as usize)
