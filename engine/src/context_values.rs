@@ -156,14 +156,14 @@ const TEMPLATES: usize = 32;
 struct Template {
     keys: Vec<&'static str>,
     map: Arc<BTreeMap<SmolStr, Value>>,
+    /// The map holds a request's values (not yet recycled).
+    filled: bool,
 }
 
 thread_local! {
     /// One map per key list seen (a request shape).
     static CONTEXT_TEMPLATES: std::cell::RefCell<Vec<Template>> =
         const { std::cell::RefCell::new(Vec::new()) };
-    /// The template whose map the context built last on this thread uses.
-    static LAST_TEMPLATE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 /// A map of `fields` like [`sorted_map`], reusing the map built before on this thread with
@@ -199,8 +199,8 @@ fn templated_map(
         for ((_, v), (_, new)) in map.iter_mut().zip(fields.drain(..)) {
             *v = new;
         }
-        LAST_TEMPLATE.with(|l| l.set(Some(i)));
-        Some(Arc::clone(slot))
+        t[i].filled = true;
+        Some(Arc::clone(&t[i].map))
     });
     if let Some(map) = reused {
         return Ok(map);
@@ -216,10 +216,10 @@ fn templated_map(
     CONTEXT_TEMPLATES.with(|t| {
         if let Ok(mut t) = t.try_borrow_mut() {
             if t.len() < TEMPLATES {
-                LAST_TEMPLATE.with(|l| l.set(Some(t.len())));
                 t.push(Template {
                     keys,
                     map: Arc::clone(&map),
+                    filled: true,
                 });
             }
         }
@@ -227,34 +227,31 @@ fn templated_map(
     Ok(map)
 }
 
-/// Ends the request whose context was built last on this thread: its template's map gets
-/// placeholders instead of the request's values, so that a template never keeps an
-/// agent's (possibly large) command text alive, and the map is ready for the next request
-/// of its shape. A map some request still holds is let go instead (the next request of
-/// its shape copies it). Call after the request is dropped; see [`RecycleContext`].
+/// Ends the requests whose contexts were built on this thread: each filled template's
+/// map gets placeholders instead of a request's values, so that a template never keeps an
+/// agent's (possibly large) command text alive, and is ready for the next request of its
+/// shape. A map some request still holds is let go instead (the next request of its shape
+/// copies it). Call after the request is dropped; see [`RecycleContext`].
 pub(crate) fn recycle() {
-    let Some(i) = LAST_TEMPLATE.with(std::cell::Cell::take) else {
-        return;
-    };
     CONTEXT_TEMPLATES.with(|t| {
         let Ok(mut t) = t.try_borrow_mut() else {
             return;
         };
-        let Some(tp) = t.get_mut(i) else {
-            return;
-        };
-        match Arc::get_mut(&mut tp.map) {
-            Some(map) => {
-                for v in map.values_mut() {
-                    *v = Value::from(false);
+        for tp in t.iter_mut().filter(|tp| tp.filled) {
+            tp.filled = false;
+            match Arc::get_mut(&mut tp.map) {
+                Some(map) => {
+                    for v in map.values_mut() {
+                        *v = Value::from(false);
+                    }
                 }
-            }
-            None => {
-                let mut copy = BTreeMap::clone(&tp.map);
-                for v in copy.values_mut() {
-                    *v = Value::from(false);
+                None => {
+                    let mut copy = BTreeMap::clone(&tp.map);
+                    for v in copy.values_mut() {
+                        *v = Value::from(false);
+                    }
+                    tp.map = Arc::new(copy);
                 }
-                tp.map = Arc::new(copy);
             }
         }
     });
@@ -453,6 +450,21 @@ mod tests {
         .unwrap();
         assert_eq!(again.get("a_big_raw"), Some(&Direct::string("small")));
         assert_eq!(held.get("a_big_raw"), Some(&Direct::string(&big)));
+    }
+
+    #[test]
+    fn contexts_built_before_either_request_ends_are_both_recycled() {
+        // Two requests of different shapes built, then ended one after the other: neither
+        // template keeps its request's values.
+        let secret = "z".repeat(4096);
+        let first = templated_map(vec![("i_one", Direct::string(&secret))]).unwrap();
+        let second = templated_map(vec![("j_two", Direct::string(&secret))]).unwrap();
+        drop(first);
+        recycle();
+        assert_eq!(template_values(&["i_one"]), vec![Value::from(false)]);
+        drop(second);
+        recycle();
+        assert_eq!(template_values(&["j_two"]), vec![Value::from(false)]);
     }
 
     #[test]
