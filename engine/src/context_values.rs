@@ -189,12 +189,8 @@ fn templated_map(
     let reused = CONTEXT_TEMPLATES.with(|t| {
         let mut t = t.try_borrow_mut().ok()?;
         let i = t.iter().position(|tp| same_keys(&tp.keys, &fields))?;
-        let slot = &mut t[i].map;
-        if Arc::get_mut(slot).is_none() {
-            // Still held by a request: a copy, which the template follows from now on.
-            *slot = Arc::new(BTreeMap::clone(slot));
-        }
-        let map = Arc::get_mut(slot)?;
+        // Still held by a request: a copy, which the template follows from now on.
+        let map = Arc::make_mut(&mut t[i].map);
         // Both in key order, the same keys: each value goes to its own key.
         for ((_, v), (_, new)) in map.iter_mut().zip(fields.drain(..)) {
             *v = new;
@@ -239,19 +235,9 @@ pub(crate) fn recycle() {
         };
         for tp in t.iter_mut().filter(|tp| tp.filled) {
             tp.filled = false;
-            match Arc::get_mut(&mut tp.map) {
-                Some(map) => {
-                    for v in map.values_mut() {
-                        *v = Value::from(false);
-                    }
-                }
-                None => {
-                    let mut copy = BTreeMap::clone(&tp.map);
-                    for v in copy.values_mut() {
-                        *v = Value::from(false);
-                    }
-                    tp.map = Arc::new(copy);
-                }
+            // A map still held is copied, and the copy (not the holder's) cleared.
+            for v in Arc::make_mut(&mut tp.map).values_mut() {
+                *v = Value::from(false);
             }
         }
     });

@@ -454,37 +454,17 @@ fn template_markers() -> &'static aho_corasick::AhoCorasick {
     })
 }
 
-/// The bytes of [`BRACKETS`] as a table.
-const IS_BRACKET: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < BRACKETS.len() {
-        t[BRACKETS[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
 /// Brackets of code (`->` and `=>` hold a `>`).
 const BRACKETS: &[u8] = b"()[]{}<>";
 
 /// Code punctuation a bare secret does not contain (`holds`: see [`Holds`]).
 fn code_punctuation(v: &[u8], holds: Holds) -> bool {
-    // A bracket (a table lookup per byte), or `::` (looked for only where a `:` is; values
-    // rarely hold one).
-    if holds.any(Holds::BRACKET) && v.iter().any(|&b| IS_BRACKET[usize::from(b)]) {
-        return true;
-    }
-    let mut from = 0;
-    while let Some(i) = holds
-        .any(Holds::COLON)
-        .then(|| memchr::memchr(b':', &v[from..]))
-        .flatten()
+    // A bracket, or `::`, each looked for only when the value holds one of its bytes.
+    let bracket = |b: &u8| Holds::TABLE[usize::from(*b)] & Holds::BRACKET != 0;
+    if (holds.any(Holds::BRACKET) && v.iter().any(bracket))
+        || (holds.any(Holds::COLON) && v.windows(2).any(|w| w == b"::"))
     {
-        if v.get(from + i + 1) == Some(&b':') {
-            return true;
-        }
-        from += i + 1;
+        return true;
     }
     matches!(
         v.first(),
