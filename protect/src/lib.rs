@@ -33,6 +33,7 @@
 
 mod ansi;
 mod assignment_tail;
+pub mod keyword_cover;
 mod keyword_dfa;
 mod known;
 mod middle;

@@ -62,6 +62,12 @@ pub struct RuleSpec {
     /// Keywords matched exactly.
     #[serde(default)]
     pub keywords_cs: Vec<String>,
+    /// The keywords are context a match needs nearby (a bare token shape taken for a
+    /// service's token only next to the service's name), not part of the match. Otherwise
+    /// every text a pattern matches must hold a keyword, which
+    /// [`crate::keyword_cover::covers`] proves for the shipped rules.
+    #[serde(default)]
+    pub keywords_are_context: bool,
     /// Confirming regexes.
     pub patterns: Vec<String>,
     /// A multi-line handler: `pem` or `k8s-data`.
