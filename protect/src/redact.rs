@@ -138,6 +138,52 @@ impl Redactor {
     }
 }
 
+impl Redactor {
+    /// The reference for [`Redactor::redact_str`], for tests and fuzzing: each line's
+    /// secrets found the plain way (every rule with a keyword on the line, its patterns
+    /// over the whole line with the capture engine; see `RuleSet::reference_line_hits`)
+    /// and the known values, merged and written as the redactor writes them. Only for
+    /// text in which no line opens a secret spanning lines (a PEM key, a Kubernetes
+    /// `data:` block) and no terminal overwrite was marked: `None` for other text.
+    #[doc(hidden)]
+    pub fn redact_reference(&self, text: &str) -> Option<Redacted> {
+        let b = text.as_bytes();
+        if !self.rules.multiline_openers(b, 0).is_empty()
+            || memchr::memmem::find(b, GHOST_BYTES).is_some()
+        {
+            return None;
+        }
+        let mut stream = self.stream();
+        let mut spans = Vec::new();
+        if let Some(known) = &self.known {
+            let mut found = Vec::new();
+            known.find_all(b, &mut found);
+            spans.extend(found.into_iter().map(|(start, end)| Span {
+                start,
+                end,
+                kind: Kind::Known,
+            }));
+        }
+        let mut hits = Vec::new();
+        let mut ls = 0;
+        while ls < b.len() {
+            let le = line_end(b, ls);
+            hits.clear();
+            self.rules
+                .reference_line_hits(&b[ls..content_end(b, ls, le)], &mut hits);
+            spans.extend(hits.iter().map(|&h| stream.span_of(h, ls)));
+            ls = le;
+        }
+        let merged = merge(text, &mut spans);
+        let mut out = String::with_capacity(text.len());
+        stream.emit(text, merged, &mut out);
+        Some(Redacted {
+            text: out,
+            counts: stream.counts(),
+        })
+    }
+}
+
 /// The result of [`Redactor::redact_str`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redacted {

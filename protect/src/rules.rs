@@ -181,6 +181,9 @@ pub struct Rule {
     placeholders: bool,
     exclude: Vec<Regex>,
     gate: Option<GateSpec>,
+    /// Every pattern starts with `^` (the line's start): the rule is searched from the
+    /// line's start, once per line, whichever keyword triggers it.
+    anchored: bool,
 }
 
 /// A byte range `(start, end)`.
@@ -392,6 +395,13 @@ impl RuleSet {
                 placeholders: spec.placeholders,
                 exclude,
                 gate: spec.gate,
+                anchored: spec.patterns.iter().all(|p| {
+                    crate::tail_capture::parse(p).is_some_and(|h| {
+                        h.properties()
+                            .look_set_prefix()
+                            .contains(regex_syntax::hir::Look::Start)
+                    })
+                }),
             });
         }
         let (keywords, keywords_cs, cs_base, keyword_info) = automaton(&words)?;
@@ -511,7 +521,8 @@ impl RuleSet {
     }
 
     /// Runs rule `r` on the part of `line` around a keyword at `at..at_end`; hits are
-    /// relative to the line. Returns the end of the window searched.
+    /// relative to the line. Returns the end of the window searched (the line's end once
+    /// an anchored rule has run: it need not run again on this line).
     pub(crate) fn run_rule_near(
         &self,
         r: usize,
@@ -520,14 +531,29 @@ impl RuleSet {
         at_end: usize,
         hits: &mut Vec<Hit>,
     ) -> usize {
-        let start = at.saturating_sub(BEFORE);
+        let anchored = self.rules[r].anchored;
+        // A match of an anchored rule starts at the line's start, however far before the
+        // keyword (an indented `.env` line); elsewhere the search starts 256 bytes before.
+        let start = if anchored {
+            0
+        } else {
+            at.saturating_sub(BEFORE)
+        };
         let end = (at_end + AFTER).min(line.len());
         let before = hits.len();
-        self.run_rule(r, &line[..end], start, hits);
-        if end < line.len() && hits[before..].iter().any(|h| h.end == end) {
-            // A match cut by the window's end: search the whole rest of the line.
+        let reached_end = self.run_rule(r, &line[..end], start, hits);
+        if end < line.len() && reached_end {
+            // A match cut by the window's end, whether or not it gave a hit (its value
+            // may be judged differently whole, and a hit's end is capped): search the
+            // whole rest of the line.
             hits.truncate(before);
             self.run_rule(r, line, start, hits);
+            return line.len();
+        }
+        if anchored {
+            // The one place a match can start has been searched, and a match running past
+            // the window's end would have sent the search over the whole line: later
+            // keywords on this line need not run the rule again.
             return line.len();
         }
         end
@@ -556,10 +582,12 @@ impl RuleSet {
     }
 
     /// Runs rule `r` over `hay` from `from` (text before `from` still counts for `^`/`\b`).
-    fn run_rule(&self, r: usize, hay: &[u8], from: usize, hits: &mut Vec<Hit>) {
+    /// Returns whether a match ended at the end of `hay`.
+    fn run_rule(&self, r: usize, hay: &[u8], from: usize, hits: &mut Vec<Hit>) -> bool {
         let rule = &self.rules[r];
+        let mut reached_end = false;
         if rule.special == Special::K8sData {
-            return; // handled line by line by the redactor
+            return reached_end; // handled line by line by the redactor
         }
         for p in &rule.patterns {
             let mut at = from;
@@ -569,11 +597,11 @@ impl RuleSet {
             // empty rest after a value that ends the line).
             while at <= hay.len() && hay.len() - at >= p.min_len {
                 let excluded = |whole: &[u8]| rule.exclude.iter().any(|x| x.is_match(whole));
-                let (m, next) = if p.secret_groups.is_empty() {
-                    match p.find_at(hay, at) {
-                        Some((s, e)) => ((!excluded(&hay[s..e])).then_some((s, e)), e.max(s + 1)),
-                        None => break,
-                    }
+                let (whole, m) = if p.secret_groups.is_empty() {
+                    let Some(whole) = p.find_at(hay, at) else {
+                        break;
+                    };
+                    (whole, (!excluded(&hay[whole.0..whole.1])).then_some(whole))
                 } else {
                     let Some((whole, group)) = self.secret_group(p, hay, at, &mut locs, &mut slots)
                     else {
@@ -588,8 +616,9 @@ impl RuleSet {
                             Some(g) => crate::value_gate::admits(&self.values, g, hay, whole, m),
                             None => true,
                         });
-                    (secret, whole.1.max(whole.0 + 1))
+                    (whole, secret)
                 };
+                reached_end |= whole.1 == hay.len();
                 if let Some((s, e)) = m {
                     if s < e {
                         hits.push(Hit {
@@ -599,9 +628,10 @@ impl RuleSet {
                         });
                     }
                 }
-                at = next;
+                at = whole.1.max(whole.0 + 1);
             }
         }
+        reached_end
     }
 
     /// The next match of `p` in `hay` from `at` and its first secret group that took
@@ -688,6 +718,70 @@ impl RuleSet {
             }
         }
         Ok(compared)
+    }
+
+    /// What the rules find on one line the plain way, the reference for the redactor's
+    /// fast path: every rule with a keyword anywhere on the line (found by substring
+    /// search) runs each pattern over the whole line with the capture engine, matches
+    /// taken leftmost-first as the regex crate iterates them, under the same filters
+    /// (placeholders, exclusions, the value gate, the length cap). Rules for secrets that
+    /// span lines are left out (the redactor's state machines handle them).
+    ///
+    /// The fast path (the keyword automaton, windows around keywords, a rule run once per
+    /// reach, hand-read and walked groups, searches without a prefilter) must find the
+    /// same: see `Redactor::redact_reference` and the differential tests.
+    pub(crate) fn reference_line_hits(&self, line: &[u8], hits: &mut Vec<Hit>) {
+        let lower = line.to_ascii_lowercase();
+        let holds = |hay: &[u8], k: &[u8]| memchr::memmem::find(hay, k).is_some();
+        for (r, (rule, spec)) in self.rules.iter().zip(&self.specs).enumerate() {
+            let keyed = spec
+                .keywords
+                .iter()
+                .any(|k| holds(&lower, k.to_ascii_lowercase().as_bytes()))
+                || spec.keywords_cs.iter().any(|k| holds(line, k.as_bytes()));
+            if rule.special != Special::None || !keyed {
+                continue;
+            }
+            for p in &rule.patterns {
+                let mut locs = p.re.capture_locations();
+                let mut at = 0;
+                while at <= line.len() {
+                    let Some(w) = p.re.captures_read_at(&mut locs, line, at) else {
+                        break;
+                    };
+                    let whole = (w.start(), w.end());
+                    let excluded = rule
+                        .exclude
+                        .iter()
+                        .any(|x| x.is_match(&line[whole.0..whole.1]));
+                    let secret = if p.secret_groups.is_empty() {
+                        (!excluded).then_some(whole)
+                    } else {
+                        p.secret_groups
+                            .iter()
+                            .find_map(|&g| locs.get(g))
+                            .filter(|&(s, e)| {
+                                !(rule.placeholders && self.placeholder.is_match(&line[s..e]))
+                            })
+                            .filter(|_| !excluded)
+                            .filter(|&m| match &rule.gate {
+                                Some(g) => {
+                                    crate::value_gate::admits(&self.values, g, line, whole, m)
+                                }
+                                None => true,
+                            })
+                    };
+                    if let Some((s, e)) = secret.filter(|(s, e)| s < e) {
+                        hits.push(Hit {
+                            start: s,
+                            end: e.min(s + MAX_SECRET),
+                            rule: r,
+                        });
+                    }
+                    at = whole.1.max(whole.0 + 1);
+                }
+            }
+        }
     }
 
     /// Whether the k8s-data header pattern matches this line.
