@@ -158,6 +158,27 @@ impl Pattern {
         }
     }
 
+    /// Calls `f` with every match in `hay` as the capture engine iterates them (each
+    /// leftmost-first from the end of the previous one), where the search for it started,
+    /// and its capture groups; stops at `f`'s first error.
+    fn engine_matches<E>(
+        &self,
+        hay: &[u8],
+        mut f: impl FnMut(usize, Range, &regex::bytes::CaptureLocations) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut locs = self.re.capture_locations();
+        let mut at = 0;
+        while at <= hay.len() {
+            let Some(w) = self.re.captures_read_at(&mut locs, hay, at) else {
+                break;
+            };
+            let whole = (w.start(), w.end());
+            f(at, whole, &locs)?;
+            at = whole.1.max(whole.0 + 1);
+        }
+        Ok(())
+    }
+
     /// The reading of a match's secret group without the capture engine: by the tail
     /// (by hand or walked) or by walking the whole pattern.
     fn hand_reading(&self, hay: &[u8], whole: Range) -> Reading {
@@ -195,6 +216,18 @@ pub(crate) struct Hit {
     pub(crate) start: usize,
     pub(crate) end: usize,
     pub(crate) rule: usize,
+}
+
+impl Hit {
+    /// The hit of rule `rule` redacting `secret`, capped at [`MAX_SECRET`] bytes; none for
+    /// an empty secret.
+    fn of((start, end): Range, rule: usize) -> Option<Hit> {
+        (start < end).then(|| Hit {
+            start,
+            end: end.min(start + MAX_SECRET),
+            rule,
+        })
+    }
 }
 
 /// The compiled rule set.
@@ -596,42 +629,53 @@ impl RuleSet {
             // A match needs `min_len` bytes: none fits in a shorter rest (most often the
             // empty rest after a value that ends the line).
             while at <= hay.len() && hay.len() - at >= p.min_len {
-                let excluded = |whole: &[u8]| rule.exclude.iter().any(|x| x.is_match(whole));
-                let (whole, m) = if p.secret_groups.is_empty() {
+                let (whole, group) = if p.secret_groups.is_empty() {
                     let Some(whole) = p.find_at(hay, at) else {
                         break;
                     };
-                    (whole, (!excluded(&hay[whole.0..whole.1])).then_some(whole))
+                    (whole, None)
                 } else {
-                    let Some((whole, group)) = self.secret_group(p, hay, at, &mut locs, &mut slots)
-                    else {
+                    let Some(found) = self.secret_group(p, hay, at, &mut locs, &mut slots) else {
                         break;
                     };
-                    let secret = group
-                        .filter(|&(s, e)| {
-                            !(rule.placeholders && self.placeholder.is_match(&hay[s..e]))
-                        })
-                        .filter(|_| !excluded(&hay[whole.0..whole.1]))
-                        .filter(|&m| match &rule.gate {
-                            Some(g) => crate::value_gate::admits(&self.values, g, hay, whole, m),
-                            None => true,
-                        });
-                    (whole, secret)
+                    found
                 };
+                let m = self.kept(rule, p, hay, whole, group);
                 reached_end |= whole.1 == hay.len();
-                if let Some((s, e)) = m {
-                    if s < e {
-                        hits.push(Hit {
-                            start: s,
-                            end: e.min(s + MAX_SECRET),
-                            rule: r,
-                        });
-                    }
-                }
+                hits.extend(m.and_then(|m| Hit::of(m, r)));
                 at = whole.1.max(whole.0 + 1);
             }
         }
         reached_end
+    }
+
+    /// What a match of `p` (a rule's pattern) redacts after the rule's filters: the whole
+    /// match for a pattern without secret groups unless an exclusion takes it; else the
+    /// secret group that took part, unless it is a placeholder, an exclusion takes the
+    /// match or the value gate turns it down.
+    fn kept(
+        &self,
+        rule: &Rule,
+        p: &Pattern,
+        hay: &[u8],
+        whole: Range,
+        group: Option<Range>,
+    ) -> Option<Range> {
+        let excluded = || {
+            rule.exclude
+                .iter()
+                .any(|x| x.is_match(&hay[whole.0..whole.1]))
+        };
+        if p.secret_groups.is_empty() {
+            return (!excluded()).then_some(whole);
+        }
+        group
+            .filter(|&(s, e)| !(rule.placeholders && self.placeholder.is_match(&hay[s..e])))
+            .filter(|_| !excluded())
+            .filter(|&m| match &rule.gate {
+                Some(g) => crate::value_gate::admits(&self.values, g, hay, whole, m),
+                None => true,
+            })
     }
 
     /// The next match of `p` in `hay` from `at` and its first secret group that took
@@ -685,13 +729,7 @@ impl RuleSet {
                 if p.tail.is_none() && p.walked.is_none() {
                     continue;
                 }
-                let mut locs = p.re.capture_locations();
-                let mut at = 0;
-                while at <= hay.len() {
-                    let Some(w) = p.re.captures_read_at(&mut locs, hay, at) else {
-                        break;
-                    };
-                    let whole = (w.start(), w.end());
+                p.engine_matches(hay, |at, whole, locs| {
                     // The search that finds the match in production finds this one.
                     let found = p.find_at(hay, at);
                     if found != Some(whole) {
@@ -713,8 +751,8 @@ impl RuleSet {
                         }
                         compared += 1;
                     }
-                    at = whole.1.max(whole.0 + 1);
-                }
+                    Ok(())
+                })?;
             }
         }
         Ok(compared)
@@ -743,43 +781,15 @@ impl RuleSet {
                 continue;
             }
             for p in &rule.patterns {
-                let mut locs = p.re.capture_locations();
-                let mut at = 0;
-                while at <= line.len() {
-                    let Some(w) = p.re.captures_read_at(&mut locs, line, at) else {
-                        break;
-                    };
-                    let whole = (w.start(), w.end());
-                    let excluded = rule
-                        .exclude
-                        .iter()
-                        .any(|x| x.is_match(&line[whole.0..whole.1]));
-                    let secret = if p.secret_groups.is_empty() {
-                        (!excluded).then_some(whole)
-                    } else {
-                        p.secret_groups
-                            .iter()
-                            .find_map(|&g| locs.get(g))
-                            .filter(|&(s, e)| {
-                                !(rule.placeholders && self.placeholder.is_match(&line[s..e]))
-                            })
-                            .filter(|_| !excluded)
-                            .filter(|&m| match &rule.gate {
-                                Some(g) => {
-                                    crate::value_gate::admits(&self.values, g, line, whole, m)
-                                }
-                                None => true,
-                            })
-                    };
-                    if let Some((s, e)) = secret.filter(|(s, e)| s < e) {
-                        hits.push(Hit {
-                            start: s,
-                            end: e.min(s + MAX_SECRET),
-                            rule: r,
-                        });
-                    }
-                    at = whole.1.max(whole.0 + 1);
-                }
+                let found = p.engine_matches(line, |_, whole, locs| {
+                    let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
+                    hits.extend(
+                        self.kept(rule, p, line, whole, group)
+                            .and_then(|m| Hit::of(m, r)),
+                    );
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                let Ok(()) = found;
             }
         }
     }
