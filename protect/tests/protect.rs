@@ -1050,6 +1050,16 @@ fn the_fast_path_redacts_as_the_plain_reference_on_every_example_and_corpus() {
     texts.extend(CONFIG_SECRETS.lines().map(String::from));
     texts.push(BENIGN.to_string());
     texts.push(secret_dense_lines(4000));
+    // Keywords inside a match (the next match starts where this one ends, as the regex
+    // iterates, not at the next keyword), and a match running past the window after its
+    // keyword into another keyword (searched again over the whole line).
+    texts.push("glpat-glpat-abcdefghijklmnopqrstuvwxyz glpat-x glpat-".into());
+    texts.push("t=eyJaaaaaaaaaa.eyJbbbbbbbbbb.eyJcccccccccc.eyJdddddddddd.eyJeeeeeeeeee.x".into());
+    texts.push(format!(
+        "key glpat-{}-glpat-{}\n",
+        "a".repeat(4200),
+        "b".repeat(30)
+    ));
     let (mut compared, mut failures) = (0, Vec::new());
     for t in &texts {
         match same_as_reference(&r, t) {
