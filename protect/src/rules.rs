@@ -373,6 +373,8 @@ impl RuleSet {
                 Some(other) => return Err(invalid(&format!("unknown special `{other}`"))),
             };
             let mut patterns = Vec::new();
+            // Every pattern starts at the line's start (see `Rule::anchored`).
+            let mut anchored = true;
             for (index, p) in spec.patterns.iter().enumerate() {
                 let re = compile(p).map_err(|source| RulesError::Regex {
                     id: spec.id.clone(),
@@ -386,6 +388,11 @@ impl RuleSet {
                     .map(|(i, _)| i)
                     .collect();
                 let hir = crate::tail_capture::parse(p);
+                anchored &= hir.as_ref().is_some_and(|h| {
+                    h.properties()
+                        .look_set_prefix()
+                        .contains(regex_syntax::hir::Look::Start)
+                });
                 let tail = match &hir {
                     Some(h) if !secret_groups.is_empty() => Tail::split(h),
                     _ => None,
@@ -428,13 +435,7 @@ impl RuleSet {
                 placeholders: spec.placeholders,
                 exclude,
                 gate: spec.gate,
-                anchored: spec.patterns.iter().all(|p| {
-                    crate::tail_capture::parse(p).is_some_and(|h| {
-                        h.properties()
-                            .look_set_prefix()
-                            .contains(regex_syntax::hir::Look::Start)
-                    })
-                }),
+                anchored,
             });
         }
         let (keywords, keywords_cs, cs_base, keyword_info) = automaton(&words)?;
