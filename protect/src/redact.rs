@@ -437,6 +437,9 @@ impl StreamRedactor {
         let mut hits = Vec::new();
         // Per line: the rules already run, and how far each one's window reached.
         let mut line_rules: Vec<(usize, usize)> = Vec::new();
+        // Per line: the hits found so far that became spans as they are (not PEM keys,
+        // whose spans run on to their end marker), for `RuleSet::run_rule`'s `prior`.
+        let mut line_hits: Vec<Hit> = Vec::new();
         let mut line = (usize::MAX, 0usize, 0usize); // (start, content end, end)
                                                      // End of a line that opened a multi-line secret: its other keywords are handled
                                                      // first, then the lines that continue the secret are consumed.
@@ -458,6 +461,7 @@ impl StreamRedactor {
                 let le = line_end(b, at);
                 line = (ls, content_end(b, ls, le), le);
                 line_rules.clear();
+                line_hits.clear();
             }
             let (ls, ce, le) = line;
             let text = &b[ls..ce];
@@ -478,8 +482,11 @@ impl StreamRedactor {
                     continue;
                 }
                 hits.clear();
-                let reach = rules.run_rule_near(r, text, rel, rel_end, &mut hits);
+                let reach = rules.run_rule_near(r, text, rel, rel_end, &mut hits, &line_hits);
                 line_rules.push((r, reach));
+                if !self.r.pem.contains(&r) {
+                    line_hits.extend_from_slice(&hits);
+                }
                 for h in &hits {
                     if self.r.pem.contains(&h.rule) {
                         let end_marker = rules.pem_end().find_at(text, h.end).map(|m| m.end());

@@ -555,8 +555,9 @@ impl RuleSet {
     }
 
     /// Runs rule `r` on the part of `line` around a keyword at `at..at_end`; hits are
-    /// relative to the line. Returns the end of the window searched (the line's end once
-    /// an anchored rule has run: it need not run again on this line).
+    /// relative to the line. `prior` holds hits already found on this line by earlier runs
+    /// (see [`RuleSet::run_rule`]). Returns the end of the window searched (the line's end
+    /// once an anchored rule has run: it need not run again on this line).
     pub(crate) fn run_rule_near(
         &self,
         r: usize,
@@ -564,6 +565,7 @@ impl RuleSet {
         at: usize,
         at_end: usize,
         hits: &mut Vec<Hit>,
+        prior: &[Hit],
     ) -> usize {
         let anchored = self.rules[r].anchored;
         // A match of an anchored rule starts at the line's start, however far before the
@@ -575,13 +577,13 @@ impl RuleSet {
         };
         let end = (at_end + AFTER).min(line.len());
         let before = hits.len();
-        let reached_end = self.run_rule(r, &line[..end], start, hits);
+        let reached_end = self.run_rule(r, &line[..end], start, hits, prior);
         if end < line.len() && reached_end {
             // A match cut by the window's end, whether or not it gave a hit (its value
             // may be judged differently whole, and a hit's end is capped): search the
             // whole rest of the line.
             hits.truncate(before);
-            self.run_rule(r, line, start, hits);
+            self.run_rule(r, line, start, hits, prior);
             return line.len();
         }
         if anchored {
@@ -611,15 +613,31 @@ impl RuleSet {
         triggered.sort_unstable();
         triggered.dedup();
         for r in triggered {
-            self.run_rule(r, line, 0, hits);
+            self.run_rule(r, line, 0, hits, &[]);
         }
     }
 
     /// Runs rule `r` over `hay` from `from` (text before `from` still counts for `^`/`\b`).
     /// Returns whether a match ended at the end of `hay`.
-    fn run_rule(&self, r: usize, hay: &[u8], from: usize, hits: &mut Vec<Hit>) -> bool {
+    ///
+    /// A match whose redaction would equal a hit already found on this line — by this run
+    /// or in `prior` (hits of earlier runs on the same line, same offsets) — by this rule
+    /// or one listed before it is not judged (placeholder, exclusions, value gate): kept or
+    /// not, it cannot change what is written, as spans with equal ends merge into one
+    /// labelled by the first-listed rule (`redact::merge`). Two patterns of
+    /// `authorization-header`, or `dotenv-secret` and `credential-assignment` on one
+    /// `.env` line, find the same value; the gate, ~1.7k instructions, ran on it twice.
+    fn run_rule(
+        &self,
+        r: usize,
+        hay: &[u8],
+        from: usize,
+        hits: &mut Vec<Hit>,
+        prior: &[Hit],
+    ) -> bool {
         let rule = &self.rules[r];
         let mut reached_end = false;
+        let own = hits.len(); // hits before this are not this line's (see `scan_line`)
         if rule.special == Special::K8sData {
             return reached_end; // handled line by line by the redactor
         }
@@ -641,9 +659,22 @@ impl RuleSet {
                     };
                     found
                 };
-                let m = self.kept(rule, p, hay, whole, group);
                 reached_end |= whole.1 == hay.len();
-                hits.extend(m.and_then(|m| Hit::of(m, r)));
+                let candidate = if p.secret_groups.is_empty() {
+                    Hit::of(whole, r)
+                } else {
+                    group.and_then(|g| Hit::of(g, r))
+                };
+                let redundant = candidate.is_some_and(|c| {
+                    prior
+                        .iter()
+                        .chain(&hits[own..])
+                        .any(|h| (h.start, h.end) == (c.start, c.end) && h.rule <= r)
+                });
+                if !redundant {
+                    let m = self.kept(rule, p, hay, whole, group);
+                    hits.extend(m.and_then(|m| Hit::of(m, r)));
+                }
                 at = whole.1.max(whole.0 + 1);
             }
         }
