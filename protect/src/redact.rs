@@ -808,3 +808,82 @@ fn merge(text: &str, spans: &mut [Span]) -> Vec<Span> {
     }
     merged
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn span(h: &Hit) -> Span {
+        Span {
+            start: h.start,
+            end: h.end,
+            kind: Kind::Rule(h.rule),
+        }
+    }
+
+    /// What `merge` gives, as comparable tuples (every span here is a rule's).
+    fn merged(text: &str, hits: &[Hit]) -> Vec<(usize, usize, Option<usize>)> {
+        let mut spans: Vec<Span> = hits.iter().map(span).collect();
+        merge(text, &mut spans)
+            .iter()
+            .map(|s| {
+                let rule = match s.kind {
+                    Kind::Rule(r) => Some(r),
+                    _ => None,
+                };
+                (s.start, s.end, rule)
+            })
+            .collect()
+    }
+
+    /// The case the proptest below found against a first `Hit::covers` that let a hit
+    /// starting later inside the same character count as covered whatever its rule: both
+    /// widen to the `€` at 2..5, and the one listed first labels the span.
+    #[test]
+    fn a_hit_inside_the_same_character_is_not_covered_by_a_later_listed_rule() {
+        let text = "ab\u{20ac}d";
+        let h = Hit {
+            start: 3,
+            end: 5,
+            rule: 1,
+        };
+        let c = Hit {
+            start: 4,
+            end: 5,
+            rule: 0,
+        };
+        assert!(!h.covers(&c));
+        assert_eq!(merged(text, &[h]), vec![(2, 5, Some(1))]);
+        assert_eq!(merged(text, &[h, c]), vec![(2, 5, Some(0))]);
+    }
+
+    proptest! {
+        /// The fast path skips judging a match that a hit found earlier on the line covers
+        /// (`RuleSet::run_rule`): sound only if adding the covered hit never changes what
+        /// `merge` gives, labels included, on text with multi-byte characters (spans are
+        /// widened to character boundaries first).
+        #[test]
+        fn a_covered_hit_changes_no_merged_span_or_label(
+            raw in prop::collection::vec((0usize..40, 1usize..12, 0usize..4), 1..7),
+            pick in any::<prop::sample::Index>(),
+            (from, len, rule) in (0usize..12, 1usize..12, 0usize..4),
+        ) {
+            let text = "ab\u{20ac}d".repeat(16);
+            let hits: Vec<Hit> = raw
+                .iter()
+                .map(|&(start, len, rule)| Hit { start, end: start + len, rule })
+                .collect();
+            let h = hits[pick.index(hits.len())];
+            let start = (h.start + from).min(h.end - 1);
+            let c = Hit { start, end: (start + len).min(h.end), rule };
+            let with: Vec<Hit> = hits.iter().copied().chain([c]).collect();
+            if h.covers(&c) {
+                prop_assert_eq!(merged(&text, &hits), merged(&text, &with));
+            } else {
+                // Not covered: within h (by construction) but listed before h's rule.
+                prop_assert!(h.start <= c.start && c.end <= h.end && c.rule < h.rule);
+            }
+        }
+    }
+}

@@ -219,6 +219,16 @@ pub(crate) struct Hit {
 }
 
 impl Hit {
+    /// Whether `other` adds nothing once this hit is a span: it lies within this one and its
+    /// rule is not listed before this one's, so it is never the first of the spans merged
+    /// with it (`redact::merge` widens spans to character boundaries, then orders them by
+    /// start, the longest first, then rule order; the first one's rule labels the merged
+    /// span). Containment alone is not enough: a hit starting later inside the same
+    /// multi-byte character widens to the same start (a proptest found it).
+    pub(crate) fn covers(&self, other: &Hit) -> bool {
+        self.start <= other.start && other.end <= self.end && self.rule <= other.rule
+    }
+
     /// The hit of rule `rule` redacting `secret`, capped at [`MAX_SECRET`] bytes; none for
     /// an empty secret.
     fn of((start, end): Range, rule: usize) -> Option<Hit> {
@@ -620,13 +630,13 @@ impl RuleSet {
     /// Runs rule `r` over `hay` from `from` (text before `from` still counts for `^`/`\b`).
     /// Returns whether a match ended at the end of `hay`.
     ///
-    /// A match whose redaction would equal a hit already found on this line — by this run
-    /// or in `prior` (hits of earlier runs on the same line, same offsets) — by this rule
-    /// or one listed before it is not judged (placeholder, exclusions, value gate): kept or
-    /// not, it cannot change what is written, as spans with equal ends merge into one
-    /// labelled by the first-listed rule (`redact::merge`). Two patterns of
-    /// `authorization-header`, or `dotenv-secret` and `credential-assignment` on one
-    /// `.env` line, find the same value; the gate, ~1.7k instructions, ran on it twice.
+    /// A match whose redaction a hit already found on this line covers ([`Hit::covers`]:
+    /// within it, and not the one whose rule would label the merged span) — a hit of this
+    /// run or in `prior` (hits of earlier runs on the same line, same offsets) — is not
+    /// judged (placeholder, exclusions, value gate): kept or not, it cannot change what is
+    /// written. Two patterns of `authorization-header`, or `dotenv-secret` and
+    /// `credential-assignment` on one `.env` line, find the same value; the gate, ~1.7k
+    /// instructions, ran on it twice.
     fn run_rule(
         &self,
         r: usize,
@@ -665,12 +675,10 @@ impl RuleSet {
                 } else {
                     group.and_then(|g| Hit::of(g, r))
                 };
-                let redundant = candidate.is_some_and(|c| {
-                    prior
-                        .iter()
-                        .chain(&hits[own..])
-                        .any(|h| (h.start, h.end) == (c.start, c.end) && h.rule <= r)
-                });
+                // A PEM key's hit becomes a span running on to its end marker: always judged.
+                let redundant = rule.special != Special::Pem
+                    && candidate
+                        .is_some_and(|c| prior.iter().chain(&hits[own..]).any(|h| h.covers(&c)));
                 if !redundant {
                     let m = self.kept(rule, p, hay, whole, group);
                     hits.extend(m.and_then(|m| Hit::of(m, r)));
