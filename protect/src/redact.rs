@@ -462,6 +462,14 @@ impl StreamRedactor {
                 line = (ls, content_end(b, ls, le), le);
                 line_rules.clear();
                 line_hits.clear();
+                let n = kws[i..].iter().take_while(|kw| kw.0 < le).count();
+                self.run_in_rule_order(
+                    b,
+                    line,
+                    &kws[i..i + n],
+                    (&mut line_rules, &mut line_hits, &mut hits),
+                    &mut spans,
+                );
             }
             let (ls, ce, le) = line;
             let text = &b[ls..ce];
@@ -527,6 +535,51 @@ impl StreamRedactor {
         }
         let merged = merge(text, &mut spans);
         self.emit(text, merged, out);
+    }
+
+    /// At a line's first keyword: when the line is short enough that every window is the
+    /// whole line ([`crate::rules::windows_cover`]), runs every rule its keywords trigger,
+    /// once each, in the order the rules are listed, and records them as run (the
+    /// per-keyword loop then skips them). Which rules run and what each finds is as in
+    /// the per-keyword order; what changes is that a provider rule (`aws-access-key-id`,
+    /// `github-pat`, listed early) finds a value before the key-name rules listed after it
+    /// (`credential-assignment`, `dotenv-secret`, `token-assignment`) find the same value,
+    /// whose judging (the value gate) `RuleSet::run_rule` then skips as covered. Lines that
+    /// trigger a multi-line rule (PEM keys, Kubernetes `data:`) keep the per-keyword order,
+    /// which their handling follows.
+    fn run_in_rule_order(
+        &self,
+        b: &[u8],
+        (ls, ce, _): (usize, usize, usize),
+        line_kws: &[(usize, usize, usize)],
+        (line_rules, line_hits, hits): (&mut Vec<(usize, usize)>, &mut Vec<Hit>, &mut Vec<Hit>),
+        spans: &mut Vec<Span>,
+    ) {
+        let text = &b[ls..ce];
+        // One keyword: its owners are already in rule order (`RuleSet::keyword_owners`).
+        if line_kws.len() < 2 || !crate::rules::windows_cover(text.len()) {
+            return;
+        }
+        let rules = self.r.rules;
+        let mut triggered: Vec<usize> = line_kws
+            .iter()
+            .flat_map(|&(_, _, k)| rules.keyword_owners(k).iter().copied())
+            .collect();
+        if triggered
+            .iter()
+            .any(|r| self.r.pem.contains(r) || self.r.k8s.contains(r))
+        {
+            return;
+        }
+        triggered.sort_unstable();
+        triggered.dedup();
+        for r in triggered {
+            hits.clear();
+            let reach = rules.run_rule_near(r, text, 0, 0, hits, line_hits);
+            line_rules.push((r, reach));
+            line_hits.extend_from_slice(hits);
+            spans.extend(hits.iter().map(|h| self.span_of(*h, ls)));
+        }
     }
 
     fn k8s_header(&self, line: &[u8]) -> Option<K8sState> {

@@ -345,6 +345,13 @@ pub(crate) const MAX_SECRET: usize = crate::redact::OVERLAP - 64;
 const BEFORE: usize = 256;
 const AFTER: usize = 4096;
 
+/// Whether every keyword's window on a line this long is the whole line (it starts at most
+/// [`BEFORE`] bytes in, and ends sooner than [`AFTER`]): each rule the line triggers then
+/// runs once over the whole line, whichever of its keywords comes first.
+pub(crate) fn windows_cover(line_len: usize) -> bool {
+    line_len <= BEFORE.min(AFTER)
+}
+
 impl RuleSet {
     /// The shipped rule set, compiled once per process.
     // The embedded file is compiled and its examples run by the test suite: a failure here
@@ -559,7 +566,7 @@ impl RuleSet {
         openers
     }
 
-    /// The rules a keyword triggers.
+    /// The rules a keyword triggers, in the order the rule file lists them.
     pub(crate) fn keyword_owners(&self, k: usize) -> &[usize] {
         &self.keyword_info[k].owners
     }
