@@ -46,6 +46,16 @@ enum Kind {
     Text(String),
 }
 
+/// A line's bookkeeping, kept across lines to reuse its memory: the rules run and how far
+/// each one's window reached, the hits that became spans as they are, one run's hits, and
+/// the rules a line triggers.
+type LineScratch<'a> = (
+    &'a mut Vec<(usize, usize)>,
+    &'a mut Vec<Hit>,
+    &'a mut Vec<Hit>,
+    &'a mut Vec<usize>,
+);
+
 #[derive(Debug, Clone)]
 struct Span {
     start: usize,
@@ -440,6 +450,7 @@ impl StreamRedactor {
         // Per line: the hits found so far that became spans as they are (not PEM keys,
         // whose spans run on to their end marker), for `RuleSet::run_rule`'s `prior`.
         let mut line_hits: Vec<Hit> = Vec::new();
+        let mut triggered: Vec<usize> = Vec::new();
         let mut line = (usize::MAX, 0usize, 0usize); // (start, content end, end)
                                                      // End of a line that opened a multi-line secret: its other keywords are handled
                                                      // first, then the lines that continue the secret are consumed.
@@ -467,7 +478,7 @@ impl StreamRedactor {
                     b,
                     line,
                     &kws[i..i + n],
-                    (&mut line_rules, &mut line_hits, &mut hits),
+                    (&mut line_rules, &mut line_hits, &mut hits, &mut triggered),
                     &mut spans,
                 );
             }
@@ -552,7 +563,7 @@ impl StreamRedactor {
         b: &[u8],
         (ls, ce, _): (usize, usize, usize),
         line_kws: &[(usize, usize, usize)],
-        (line_rules, line_hits, hits): (&mut Vec<(usize, usize)>, &mut Vec<Hit>, &mut Vec<Hit>),
+        (line_rules, line_hits, hits, triggered): LineScratch,
         spans: &mut Vec<Span>,
     ) {
         let text = &b[ls..ce];
@@ -561,19 +572,23 @@ impl StreamRedactor {
             return;
         }
         let rules = self.r.rules;
-        let mut triggered: Vec<usize> = line_kws
-            .iter()
-            .flat_map(|&(_, _, k)| rules.keyword_owners(k).iter().copied())
-            .collect();
-        if triggered
-            .iter()
-            .any(|r| self.r.pem.contains(r) || self.r.k8s.contains(r))
+        let owners = || {
+            line_kws
+                .iter()
+                .flat_map(|&(_, _, k)| rules.keyword_owners(k).iter().copied())
+        };
+        // Met in rule order already (`Authorization: Bearer …`): nothing to reorder.
+        let mut last = 0;
+        if owners().all(|r| std::mem::replace(&mut last, r) <= r)
+            || owners().any(|r| rules.rules()[r].special != Special::None)
         {
             return;
         }
+        triggered.clear();
+        triggered.extend(owners());
         triggered.sort_unstable();
         triggered.dedup();
-        for r in triggered {
+        for &r in triggered.iter() {
             hits.clear();
             let reach = rules.run_rule_near(r, text, 0, 0, hits, line_hits);
             line_rules.push((r, reach));
