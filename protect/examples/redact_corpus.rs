@@ -3,7 +3,7 @@
 //! where wall-clock benchmarks on a shared VM are not. Subtract a run with `setup` for the
 //! work that is not redaction (building the corpus, compiling the rules).
 //!
-//! `redact_corpus build_log|secret_dense|random_base64 [KIB] [setup]`
+//! `redact_corpus build_log|secret_dense|random_base64|long_secret_lines [KIB] [setup]`
 //!
 //! `redact_corpus 'line:TEXT' N [setup]` redacts the line TEXT repeated N times: divide the
 //! difference to the `setup` run by N for the cost of one kind of line.
@@ -27,6 +27,7 @@ fn main() {
         "build_log" => corpus::build_log(size << 10),
         "secret_dense" => corpus::secret_dense(size << 10),
         "random_base64" => corpus::random_base64(size << 10),
+        "long_secret_lines" => corpus::long_secret_lines(size << 10),
         other => match other.strip_prefix("line:") {
             Some(line) => format!("{line}\n").repeat(size),
             None => panic!("unknown corpus {other}"),

@@ -501,9 +501,12 @@ impl StreamRedactor {
                     continue;
                 }
                 hits.clear();
-                let reach = rules.run_rule_near(r, text, rel, rel_end, &mut hits, &line_hits);
+                // Covered matches are skipped on short lines only (see `RuleSet::run_rule`).
+                let short = crate::rules::windows_cover(text.len());
+                let prior = short.then_some(&line_hits[..]);
+                let reach = rules.run_rule_near(r, text, rel, rel_end, &mut hits, prior);
                 line_rules.push((r, reach));
-                if !self.r.pem.contains(&r) {
+                if short && !self.r.pem.contains(&r) {
                     line_hits.extend_from_slice(&hits);
                 }
                 for h in &hits {
@@ -590,7 +593,7 @@ impl StreamRedactor {
         triggered.dedup();
         for &r in triggered.iter() {
             hits.clear();
-            let reach = rules.run_rule_near(r, text, 0, 0, hits, line_hits);
+            let reach = rules.run_rule_near(r, text, 0, 0, hits, Some(line_hits));
             line_rules.push((r, reach));
             line_hits.extend_from_slice(hits);
             spans.extend(hits.iter().map(|h| self.span_of(*h, ls)));

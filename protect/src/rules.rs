@@ -572,9 +572,9 @@ impl RuleSet {
     }
 
     /// Runs rule `r` on the part of `line` around a keyword at `at..at_end`; hits are
-    /// relative to the line. `prior` holds hits already found on this line by earlier runs
-    /// (see [`RuleSet::run_rule`]). Returns the end of the window searched (the line's end
-    /// once an anchored rule has run: it need not run again on this line).
+    /// relative to the line. `prior`, when given, holds hits already found on this line by
+    /// earlier runs (see [`RuleSet::run_rule`]). Returns the end of the window searched (the
+    /// line's end once an anchored rule has run: it need not run again on this line).
     pub(crate) fn run_rule_near(
         &self,
         r: usize,
@@ -582,7 +582,7 @@ impl RuleSet {
         at: usize,
         at_end: usize,
         hits: &mut Vec<Hit>,
-        prior: &[Hit],
+        prior: Option<&[Hit]>,
     ) -> usize {
         let anchored = self.rules[r].anchored;
         // A match of an anchored rule starts at the line's start, however far before the
@@ -630,27 +630,29 @@ impl RuleSet {
         triggered.sort_unstable();
         triggered.dedup();
         for r in triggered {
-            self.run_rule(r, line, 0, hits, &[]);
+            self.run_rule(r, line, 0, hits, None);
         }
     }
 
     /// Runs rule `r` over `hay` from `from` (text before `from` still counts for `^`/`\b`).
     /// Returns whether a match ended at the end of `hay`.
     ///
-    /// A match whose redaction a hit already found on this line covers ([`Hit::covers`]:
-    /// within it, and not the one whose rule would label the merged span) — a hit of this
-    /// run or in `prior` (hits of earlier runs on the same line, same offsets) — is not
-    /// judged (placeholder, exclusions, value gate): kept or not, it cannot change what is
-    /// written. Two patterns of `authorization-header`, or `dotenv-secret` and
-    /// `credential-assignment` on one `.env` line, find the same value; the gate, ~1.7k
-    /// instructions, ran on it twice.
+    /// With `prior` given (hits of earlier runs on the same line, same offsets), a match
+    /// whose redaction a hit already found on this line covers ([`Hit::covers`]: within it,
+    /// and not the one whose rule would label the merged span) — a hit of this run or in
+    /// `prior` — is not judged (placeholder, exclusions, value gate): kept or not, it cannot
+    /// change what is written. Two patterns of `authorization-header`, or `dotenv-secret`
+    /// and `credential-assignment` on one `.env` line, find the same value; the gate, ~1.7k
+    /// instructions, ran on it twice. Each match is compared with every hit before it, so
+    /// the redactor gives `prior` only on short lines ([`windows_cover`]): on a long line
+    /// of many secrets the comparisons would grow with the square of their number.
     fn run_rule(
         &self,
         r: usize,
         hay: &[u8],
         from: usize,
         hits: &mut Vec<Hit>,
-        prior: &[Hit],
+        prior: Option<&[Hit]>,
     ) -> bool {
         let rule = &self.rules[r];
         let mut reached_end = false;
@@ -683,9 +685,12 @@ impl RuleSet {
                     group.and_then(|g| Hit::of(g, r))
                 };
                 // A PEM key's hit becomes a span running on to its end marker: always judged.
-                let redundant = rule.special != Special::Pem
-                    && candidate
-                        .is_some_and(|c| prior.iter().chain(&hits[own..]).any(|h| h.covers(&c)));
+                let redundant = match (prior, candidate) {
+                    (Some(prior), Some(c)) if rule.special != Special::Pem => {
+                        prior.iter().chain(&hits[own..]).any(|h| h.covers(&c))
+                    }
+                    _ => false,
+                };
                 if !redundant {
                     let m = self.kept(rule, p, hay, whole, group);
                     hits.extend(m.and_then(|m| Hit::of(m, r)));

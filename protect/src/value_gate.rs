@@ -552,29 +552,87 @@ fn key_before(hay: &[u8], value_start: usize, whole_start: usize) -> (usize, usi
 
 /// True when the assignment is the whole line: `KEY=value`, `key: value`, `"key": "v",`
 /// (config, env, YAML, JSON, INI), as opposed to an assignment inside code.
+///
+/// What precedes the key on its line, less leading whitespace, must be nothing, `"`, `'`,
+/// `- ` or `export `; what follows the value, less leading quotes and surrounding
+/// whitespace and trailing commas, nothing or a `#` comment. Both are read from the key and
+/// the value outwards, only as far as the answer needs: reading the whole line (a copy of
+/// it each way, as first written) made a long line of many assignments cost its length
+/// once per value judged — 450k instructions a gate call on a 48 KB line (issue 18).
+/// `config_shaped_by_copy` in the tests is the first version, the oracle.
 fn config_shaped(hay: &[u8], key_start: usize, value_end: usize) -> bool {
     let before = &hay[..key_start];
-    let line_start = before
+    let lead_ok = [&b""[..], b"\"", b"'", b"- ", b"export "]
         .iter()
-        .rposition(|&b| b == b'\n')
+        .any(|form| {
+            before
+                .strip_suffix(*form)
+                .is_some_and(blank_from_line_start)
+        });
+    lead_ok && rest_is_blank_or_comment(&hay[value_end.min(hay.len())..])
+}
+
+/// The Unicode whitespace characters' bytes (`char::is_whitespace`, less `\n`, which ends
+/// a line): ASCII `\t`, VT, FF, `\r`, space, and the lead and continuation bytes of U+0085,
+/// U+00A0, U+1680, U+2000–U+200A, U+2028, U+2029, U+202F, U+205F and U+3000.
+fn may_be_whitespace(b: u8) -> bool {
+    matches!(b, b'\t' | 0x0b | 0x0c | b'\r' | b' ' | 0x80..=0xbf | 0xc2 | 0xe1..=0xe3)
+}
+
+/// Whether `text` back to its last newline (or its start) is whitespace only, as valid
+/// UTF-8 (an invalid byte would be read as U+FFFD, which is not whitespace).
+fn blank_from_line_start(text: &[u8]) -> bool {
+    let from = text
+        .iter()
+        .rposition(|&b| !may_be_whitespace(b))
         .map_or(0, |i| i + 1);
-    let lead = String::from_utf8_lossy(&before[line_start..]);
-    let lead = lead.trim_start();
-    let lead_ok = lead.is_empty()
-        || lead == "\""
-        || lead == "'"
-        || lead == "- "
-        || lead.starts_with("export ") && lead.len() == "export ".len();
-    let after = &hay[value_end.min(hay.len())..];
-    let line_end = after
+    (from == 0 || text[from - 1] == b'\n')
+        && std::str::from_utf8(&text[from..]).is_ok_and(|t| t.chars().all(char::is_whitespace))
+}
+
+/// Whitespace characters from the start of `text`: their length in bytes (an invalid or
+/// cut sequence ends them, as U+FFFD would).
+fn whitespace_len(text: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        let len = match b {
+            b'\t' | 0x0b | 0x0c | b'\r' | b' ' => 1,
+            0xc2 => 2,
+            0xe1..=0xe3 => 3,
+            _ => return i,
+        };
+        match text
+            .get(i..i + len)
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .and_then(|c| c.chars().next())
+        {
+            Some(c) if c.is_whitespace() => i += len,
+            _ => return i,
+        }
+    }
+    i
+}
+
+/// Whether what follows a value on its line, less leading quotes and surrounding
+/// whitespace, is nothing, commas only, or starts a `#` comment.
+fn rest_is_blank_or_comment(after: &[u8]) -> bool {
+    let quotes = after
         .iter()
-        .position(|&b| b == b'\n')
+        .position(|&b| b != b'"' && b != b'\'')
         .unwrap_or(after.len());
-    let rest = String::from_utf8_lossy(&after[..line_end]);
-    let rest = rest.trim_start_matches(['"', '\'']).trim();
-    // A statement ending in `;` is code (JS, Java, Rust, C), whatever its shape.
-    let rest = rest.trim_end_matches(',').trim();
-    lead_ok && (rest.is_empty() || rest.starts_with('#'))
+    let at = quotes + whitespace_len(&after[quotes..]);
+    match after.get(at) {
+        None | Some(b'\n' | b'#') => true,
+        Some(b',') => {
+            let commas = after[at..]
+                .iter()
+                .position(|&b| b != b',')
+                .map_or(after.len(), |i| at + i);
+            let end = commas + whitespace_len(&after[commas..]);
+            matches!(after.get(end), None | Some(b'\n'))
+        }
+        Some(_) => false,
+    }
 }
 
 /// True if the value follows an HTTP authentication scheme word (`Bearer `, `Basic `, …).
@@ -720,6 +778,81 @@ pub(crate) fn admits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `config_shaped` as first written, copying the line's text on both sides: the
+    /// oracle for the version that reads only as far as it needs.
+    fn config_shaped_by_copy(hay: &[u8], key_start: usize, value_end: usize) -> bool {
+        let before = &hay[..key_start];
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let lead = String::from_utf8_lossy(&before[line_start..]);
+        let lead = lead.trim_start();
+        let lead_ok = lead.is_empty()
+            || lead == "\""
+            || lead == "'"
+            || lead == "- "
+            || lead.starts_with("export ") && lead.len() == "export ".len();
+        let after = &hay[value_end.min(hay.len())..];
+        let line_end = after
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(after.len());
+        let rest = String::from_utf8_lossy(&after[..line_end]);
+        let rest = rest.trim_start_matches(['"', '\'']).trim();
+        let rest = rest.trim_end_matches(',').trim();
+        lead_ok && (rest.is_empty() || rest.starts_with('#'))
+    }
+
+    /// Pieces that decide the line-shape reading: every kind of whitespace (one-, two- and
+    /// three-byte, and cut or invalid sequences that only look like it), quotes, commas,
+    /// comments, the lead forms, newlines and ordinary text.
+    const SHAPE_PIECES: [&[u8]; 24] = [
+        b" ",
+        b"\t",
+        b"\r",
+        b"\x0b",
+        b"\n",
+        b"\"",
+        b"'",
+        b",",
+        b"#",
+        b"- ",
+        b"-",
+        b"export ",
+        b"export",
+        "\u{3000}".as_bytes(),
+        "\u{a0}".as_bytes(),
+        "\u{85}".as_bytes(),
+        "\u{2028}".as_bytes(),
+        "\u{1680}".as_bytes(),
+        b"\xe3\x80",
+        b"\xc2",
+        b"\x80",
+        "\u{e0}".as_bytes(),
+        b"key=v",
+        b"x",
+    ];
+
+    proptest::proptest! {
+        /// Reading outwards from the key and the value answers as copying the line did,
+        /// at every key start and value end (cut characters included).
+        #[test]
+        fn config_shape_is_read_as_the_copying_version_read_it(
+            pieces in proptest::collection::vec(0..SHAPE_PIECES.len(), 0..14),
+            key_start in 0usize..80,
+            value_end in 0usize..90,
+        ) {
+            let hay: Vec<u8> = pieces.iter().flat_map(|&i| SHAPE_PIECES[i].iter().copied()).collect();
+            let key_start = key_start.min(hay.len());
+            proptest::prop_assert_eq!(
+                config_shaped(&hay, key_start, value_end),
+                config_shaped_by_copy(&hay, key_start, value_end),
+                "{:?} key at {} value to {}", String::from_utf8_lossy(&hay), key_start, value_end
+            );
+        }
+    }
 
     /// The checks given a value's own flags.
     fn attr(v: &[u8]) -> bool {

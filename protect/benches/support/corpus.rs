@@ -106,6 +106,26 @@ pub fn secret_dense(bytes: usize) -> String {
     out
 }
 
+/// Long lines (48 KB) each holding many quoted and bare assignments, as a minified config
+/// or a one-line JSON document would: every value judged on such a line once read the
+/// whole line (issue 18's ninth session; the gate's line-shape check).
+pub fn long_secret_lines(bytes: usize) -> String {
+    let mut rng = Rng::new(13);
+    let mut out = String::with_capacity(bytes + (64 << 10));
+    while out.len() < bytes {
+        let start = out.len();
+        while out.len() - start < 48 << 10 {
+            out.push_str(&format!(
+                "\"password\": \"{}\", token=ghp_{} ",
+                rng.string(ALNUM, 14),
+                rng.string(ALNUM, 36)
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Random base64, in 76-column lines.
 pub fn random_base64(bytes: usize) -> String {
     let mut rng = Rng::new(11);
