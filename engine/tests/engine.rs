@@ -359,3 +359,24 @@ fn remembered_environments_decide_as_the_reference_path() {
         "the commands are not all decided alike: {verdicts:?}"
     );
 }
+
+/// A pipeline too large to analyse is denied with the parser's reason, however allowed its
+/// parts are (`cat` alone is allowed), while the same shape within the limit is decided.
+#[test]
+fn an_oversized_pipeline_is_denied_with_its_reason() {
+    let e = Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap_or_else(|err| panic!("{err}"));
+    let env = DecisionEnv::local("/work", "/root");
+    let parts = |n: usize| {
+        (0..n)
+            .map(|i| format!("cat f{i}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let d = e.decide(&parts(10), &env);
+    assert_eq!(d.verdict, Verdict::Allow, "{:?}", d.parse_error);
+    let d = e.decide(&vec!["cat"; 9_000].join(" | "), &env);
+    assert_eq!(d.verdict, Verdict::Deny);
+    let reason = d.parse_error.unwrap_or_default();
+    assert!(reason.contains("too large to analyse"), "{reason}");
+    assert!(d.facts.is_empty());
+}

@@ -70,6 +70,23 @@ pub enum ParseError {
         /// Limit.
         max: usize,
     },
+    /// A pipeline too large to analyse: each of its commands is told the programs up- and
+    /// downstream of it, so the work (and the commands' structure) grows with its commands
+    /// times its distinct programs; past the maximum it is refused, not analysed for minutes
+    /// (a megabyte of `a0 | a1 | …` would take hours).
+    #[error("pipeline of {commands} commands in {elements} parts with {programs} distinct programs is too large to analyse ({pairs} command-program pairs, more than the maximum of {max})")]
+    PipelineTooLarge {
+        /// Commands in the pipeline, nested ones included.
+        commands: usize,
+        /// Its parts (the commands and groups between the `|`s).
+        elements: usize,
+        /// Distinct program names in it.
+        programs: usize,
+        /// `(commands + elements) × programs`: the analysis's work.
+        pairs: usize,
+        /// Limit.
+        max: usize,
+    },
     /// The parser produced no tree (cancelled or out of memory).
     #[error("the bash parser produced no syntax tree")]
     NoTree,

@@ -71,10 +71,14 @@ pub struct ParseOptions {
     pub max_depth: usize,
     /// Deepest payload re-parsing accepted (`bash -c "bash -c '...'"`).
     pub max_nesting: usize,
+    /// Largest pipeline accepted, as `(commands + parts) × distinct programs` (see
+    /// [`ParseError::PipelineTooLarge`]).
+    pub max_pipeline_pairs: usize,
 }
 
 impl ParseOptions {
-    /// Options with default limits (1 MiB, depth 200, 8 re-parse levels).
+    /// Options with default limits (1 MiB, depth 200, 8 re-parse levels, pipelines of 16,384
+    /// command-program pairs: 90 distinct commands, or 8,192 parts of one program).
     pub fn new(cwd: Option<&str>, home: &str) -> Self {
         ParseOptions {
             cwd: cwd.map(|c| resolve_path("/", c)),
@@ -82,6 +86,7 @@ impl ParseOptions {
             max_len: 1 << 20,
             max_depth: 200,
             max_nesting: 8,
+            max_pipeline_pairs: 1 << 14,
         }
     }
 }

@@ -516,9 +516,36 @@ impl<'o> Walker<'o> {
             .iter()
             .map(|r| self.out[r.clone()].iter().map(display_name).collect())
             .collect();
+        // Every command is told every program up- and downstream of its part: refuse a
+        // pipeline whose telling would cost more than the limit, before doing any of it.
+        let commands = self.out.len() - ranges.first().map_or(self.out.len(), |r| r.start);
+        let programs = names.iter().flatten().collect::<BTreeSet<_>>().len();
+        let pairs = (commands + n).saturating_mul(programs.max(1));
+        if pairs > self.opts.max_pipeline_pairs {
+            return Err(ParseError::PipelineTooLarge {
+                commands,
+                elements: n,
+                programs,
+                pairs,
+                max: self.opts.max_pipeline_pairs,
+            });
+        }
+        // Upstream of part i: the programs of the parts before it, grown one part at a time
+        // (a union per part, not one over all earlier parts: `a | a | …` stays linear).
+        let mut ups: Vec<BTreeSet<String>> = Vec::with_capacity(n);
+        let mut seen = BTreeSet::new();
+        for ns in &names {
+            ups.push(seen.clone());
+            seen.extend(ns.iter().cloned());
+        }
+        let mut downs: Vec<BTreeSet<String>> = vec![BTreeSet::new(); n];
+        let mut seen = BTreeSet::new();
+        for (i, ns) in names.iter().enumerate().rev() {
+            downs[i] = seen.clone();
+            seen.extend(ns.iter().cloned());
+        }
         for (i, r) in ranges.iter().enumerate() {
-            let up: BTreeSet<String> = names[..i].iter().flatten().cloned().collect();
-            let down: BTreeSet<String> = names[i + 1..].iter().flatten().cloned().collect();
+            let (up, down) = (&ups[i], &downs[i]);
             for cmd in &mut self.out[r.clone()] {
                 let s = &mut cmd.structure;
                 if s.pipeline_length <= 1 {

@@ -348,3 +348,74 @@ fn exec_option_cases() {
     assert!(total >= 60, "only {total} exec-option cases");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A pipeline too large to analyse is refused (each command is told every program up- and
+/// downstream of it, so the analysis grows with commands × programs): distinct parts past
+/// the limit, and a long pipeline of one program, whose parts' upstream sets were once
+/// rebuilt from all earlier parts (quadratic in the parts alone).
+#[test]
+fn a_pipeline_too_large_to_analyse_is_refused() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let distinct: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    match parse(&distinct.join(" | "), &opts) {
+        Err(ParseError::PipelineTooLarge {
+            commands,
+            elements,
+            programs,
+            pairs,
+            max,
+        }) => {
+            assert_eq!((commands, elements, programs), (300, 300, 300));
+            assert_eq!((pairs, max), (600 * 300, 1 << 14));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // One program: (parts + commands) × 1 pairs, so 8,192 parts reach the limit exactly.
+    let over = vec!["a"; 8_193].join("|");
+    assert!(matches!(
+        parse(&over, &opts),
+        Err(ParseError::PipelineTooLarge {
+            programs: 1,
+            pairs: 16_386,
+            ..
+        })
+    ));
+    let at_limit = vec!["a"; 8_192].join("|");
+    let script = parse(&at_limit, &opts).expect("at the limit");
+    assert_eq!(script.commands.len(), 8_192);
+}
+
+/// Each part of a pipeline is told the programs of the parts before it (upstream, also its
+/// input sources) and after it (downstream), as sets: checked part by part on a long
+/// pipeline with repeated programs and a group part.
+#[test]
+fn pipeline_parts_know_the_programs_up_and_downstream() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let parts: Vec<String> = (0..120).map(|i| format!("p{}", i % 40)).collect();
+    let script = format!("{} | {{ x; y; }}", parts.join(" | "));
+    let s = parse(&script, &opts).expect("parses");
+    assert_eq!(s.commands.len(), 122);
+    let names = |r: std::ops::Range<usize>| -> std::collections::BTreeSet<String> {
+        r.map(|i| format!("p{}", i % 40)).collect()
+    };
+    for (i, c) in s.commands.iter().enumerate() {
+        let part = i.min(120);
+        let mut up = names(0..part);
+        let mut down = names(part + 1..120);
+        if part < 120 {
+            down.extend(["x".to_string(), "y".to_string()]);
+        } else {
+            up = names(0..120);
+            down.clear();
+        }
+        let st = &c.structure;
+        assert_eq!(
+            (st.pipeline_index, st.pipeline_length),
+            (part, 121),
+            "command {i}"
+        );
+        assert_eq!(st.upstream, up, "upstream of command {i}");
+        assert_eq!(st.downstream, down, "downstream of command {i}");
+        assert_eq!(st.input_sources, up, "input sources of command {i}");
+    }
+}
