@@ -64,7 +64,8 @@ pub enum ParseError {
         /// Limit.
         max: usize,
     },
-    /// Nesting (syntax or `bash -c` re-parses) deeper than the maximum.
+    /// Nesting (syntax, `bash -c` re-parses, or wrappers around one command) deeper than the
+    /// maximum.
     #[error("script nests deeper than {max} levels")]
     TooDeep {
         /// Limit.

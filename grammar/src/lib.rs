@@ -74,11 +74,16 @@ pub struct ParseOptions {
     /// Largest pipeline accepted, as `(commands + parts) × distinct programs` (see
     /// [`ParseError::PipelineTooLarge`]).
     pub max_pipeline_pairs: usize,
+    /// Longest chain of wrappers accepted around one command (`sudo env nice … cmd`, with
+    /// the re-parsed payloads' wrappers): each command of the chain carries the wrappers
+    /// outside it, so the work grows with the square of the chain.
+    pub max_wrappers: usize,
 }
 
 impl ParseOptions {
     /// Options with default limits (1 MiB, depth 200, 8 re-parse levels, pipelines of 16,384
-    /// command-program pairs: 90 distinct commands, or 8,192 parts of one program).
+    /// command-program pairs: 90 distinct commands, or 8,192 parts of one program; 32
+    /// wrappers around a command).
     pub fn new(cwd: Option<&str>, home: &str) -> Self {
         ParseOptions {
             cwd: cwd.map(|c| resolve_path("/", c)),
@@ -87,6 +92,7 @@ impl ParseOptions {
             max_depth: 200,
             max_nesting: 8,
             max_pipeline_pairs: 1 << 14,
+            max_wrappers: 32,
         }
     }
 }

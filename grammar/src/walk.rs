@@ -1144,6 +1144,12 @@ impl<'o> Walker<'o> {
         let _ = src;
         let mut pending = vec![proto];
         while let Some(p) = pending.pop() {
+            // `sudo sudo … ls`: each command of a chain carries the wrappers outside it.
+            if p.structure.wrappers.len() > self.opts.max_wrappers {
+                return Err(ParseError::TooDeep {
+                    max: self.opts.max_wrappers,
+                });
+            }
             match crate::wrappers::unwrap(p, self.knowledge) {
                 Unwrapped::Plain(p) => self.out.push(command::finish(p, self.knowledge)),
                 Unwrapped::Split {

@@ -419,3 +419,26 @@ fn pipeline_parts_know_the_programs_up_and_downstream() {
         assert_eq!(st.input_sources, up, "input sources of command {i}");
     }
 }
+
+/// A chain of wrappers longer than the limit is refused (each command of the chain carries
+/// the wrappers outside it: 400 `sudo`s took 244M instructions to decide); at the limit it
+/// is unwrapped to the end.
+#[test]
+fn a_wrapper_chain_too_long_is_refused() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let chain = |n: usize| format!("{}ls", "sudo ".repeat(n));
+    let s = parse(&chain(32), &opts).expect("at the limit");
+    assert_eq!(s.commands.len(), 33);
+    let last = s.commands.last().expect("the innermost command");
+    assert_eq!(last.program.entity_id(), "ls");
+    assert_eq!(last.structure.wrappers.len(), 32);
+    assert_eq!(
+        parse(&chain(33), &opts).err(),
+        Some(ParseError::TooDeep { max: 32 })
+    );
+    let mixed = format!("{}ls", "env nice timeout 5 ".repeat(11));
+    assert_eq!(
+        parse(&mixed, &opts).err(),
+        Some(ParseError::TooDeep { max: 32 })
+    );
+}
