@@ -442,3 +442,32 @@ fn a_wrapper_chain_too_long_is_refused() {
         Some(ParseError::TooDeep { max: 32 })
     );
 }
+
+/// The bounds hold where an agent would hide the oversized shape: inside a re-parsed
+/// payload (`bash -c '…'`, `eval`), and split between a wrapper chain outside the payload
+/// and one inside it (the payload's commands carry the wrappers of the command that runs it).
+#[test]
+fn the_analysis_bounds_hold_inside_payloads() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let pipeline = vec!["a"; 8_193].join("|");
+    for script in [
+        format!("bash -c '{pipeline}'"),
+        format!("eval '{pipeline}'"),
+    ] {
+        assert!(
+            matches!(
+                parse(&script, &opts),
+                Err(ParseError::PipelineTooLarge { .. })
+            ),
+            "{}",
+            &script[..20]
+        );
+    }
+    let split = format!("{}bash -c '{}ls'", "sudo ".repeat(20), "sudo ".repeat(20));
+    assert_eq!(
+        parse(&split, &opts).err(),
+        Some(ParseError::TooDeep { max: 32 })
+    );
+    let within = format!("{}bash -c '{}ls'", "sudo ".repeat(10), "sudo ".repeat(10));
+    assert!(parse(&within, &opts).is_ok());
+}

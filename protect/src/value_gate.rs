@@ -580,14 +580,14 @@ fn may_be_whitespace(b: u8) -> bool {
 }
 
 /// Whether `text` back to its last newline (or its start) is whitespace only, as valid
-/// UTF-8 (an invalid byte would be read as U+FFFD, which is not whitespace).
+/// UTF-8 (an invalid byte would be read as U+FFFD, which is not whitespace): back over the
+/// bytes whitespace can hold, then those read forwards as whitespace characters.
 fn blank_from_line_start(text: &[u8]) -> bool {
     let from = text
         .iter()
         .rposition(|&b| !may_be_whitespace(b))
         .map_or(0, |i| i + 1);
-    (from == 0 || text[from - 1] == b'\n')
-        && std::str::from_utf8(&text[from..]).is_ok_and(|t| t.chars().all(char::is_whitespace))
+    (from == 0 || text[from - 1] == b'\n') && whitespace_len(&text[from..]) == text.len() - from
 }
 
 /// Whitespace characters from the start of `text`: their length in bytes (an invalid or
