@@ -2,7 +2,7 @@
 //! instruction-count profiling (`valgrind --tool=callgrind`), which is repeatable where
 //! wall-clock benchmarks on a shared VM are not.
 //!
-//! `decide_loop [N] [COMMAND]`; `EXTRA=1000` adds the benches' 1,000 resource-scoped
+//! `decide_loop [N] [COMMAND | @FILE]`; `EXTRA=1000` adds the benches' 1,000 resource-scoped
 //! policies to the default set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,6 +21,11 @@ fn main() {
     let cmd = args
         .next()
         .unwrap_or_else(|| "cd /app && npm ci 2>&1 | tee build.log".into());
+    // `@FILE`: the command is the file's text (scripts longer than an argument may be).
+    let cmd = match cmd.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).expect("script file"),
+        None => cmd,
+    };
     let extra: usize = std::env::var("EXTRA")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -112,8 +112,8 @@ pub struct FactDecision {
     pub resource: String,
     /// Program of the command the fact belongs to.
     pub program: String,
-    /// The command text the fact came from.
-    pub command: String,
+    /// The command text the fact came from (shared by the command's facts).
+    pub command: std::sync::Arc<str>,
     /// How the fact relates to the command (`exec`, `arg`, `write`, `chdir`, `connect`, ...).
     pub mode: &'static str,
     /// The word as written, if any.

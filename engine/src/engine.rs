@@ -30,6 +30,8 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
 const CACHE_LIMIT: usize = 4096;
+/// Facts one decision judges at most (see `Engine::decide_script_with`).
+pub const MAX_FACTS: usize = 16_384;
 
 /// Policy indices for one action: those without a resource key, and those keyed by the
 /// entity their resource scope names.
@@ -413,6 +415,9 @@ impl Engine {
     }
 
     /// [`Engine::decide_script`] with contexts built one way (see [`crate::context_values`]).
+    /// Facts one decision judges at most (programs, paths, hosts; one per cwd a command may
+    /// run in): each is a Cedar request. The parser bounds a script's commands, not their
+    /// words: one `cat f0 f1 …` of a megabyte is 130,000 path facts.
     fn decide_script_with<C: ContextValues>(
         &self,
         script: &execkit_grammar::Script,
@@ -427,6 +432,18 @@ impl Engine {
         };
         let mut facts = facts::extract(script, &env.home, self.knowledge);
         facts::add_real_paths(&mut facts, script, &env.real_paths);
+        if facts.len() > MAX_FACTS {
+            return Decision {
+                verdict: Verdict::Deny,
+                parse_error: Some(format!(
+                    "script has {} facts to judge, more than the maximum of {MAX_FACTS}",
+                    facts.len()
+                )),
+                entity_error: None,
+                commands: script.commands.len(),
+                facts: Vec::new(),
+            };
+        }
         let mut builder = RequestBuilder::<C>::new(self, env);
         let mut out = Vec::with_capacity(facts.len());
         for f in &facts {
@@ -444,8 +461,16 @@ impl Engine {
                 }
             }
         };
+        // Each command's text, shared by its facts (a command of many words has many).
+        let mut texts: Vec<Option<Arc<str>>> = vec![None; script.commands.len()];
         for f in &facts {
-            out.push(self.decide_fact(&mut builder, &entities, script, f));
+            let text = match texts.get_mut(f.cmd) {
+                Some(t) => t
+                    .get_or_insert_with(|| Arc::from(facts::command(script, f).text.as_str()))
+                    .clone(),
+                None => Arc::from(""),
+            };
+            out.push(self.decide_fact(&mut builder, &entities, script, f, text));
         }
         let verdict = out
             .iter()
@@ -480,7 +505,7 @@ impl Engine {
             action: Action::SessionOpen,
             resource: resource.to_string(),
             program: String::new(),
-            command: String::new(),
+            command: Arc::from(""),
             mode: "session_open",
             raw: target.id(),
             cwd: None,
@@ -661,6 +686,7 @@ impl Engine {
         entities: &Entities,
         script: &execkit_grammar::Script,
         f: &Fact,
+        text: Arc<str>,
     ) -> FactDecision {
         let cmd = facts::command(script, f);
         let resource_str = builder.resource_display(cmd, f);
@@ -668,7 +694,7 @@ impl Engine {
             action: f.action,
             resource: resource_str,
             program: cmd.program.entity_id(),
-            command: cmd.text.clone(),
+            command: text,
             mode: f.mode,
             raw: f.raw.clone(),
             cwd: f.cwd.clone(),
@@ -955,6 +981,10 @@ struct RequestBuilder<'e, C: ContextValues> {
     identity: C::V,
     target: C::V,
     structures: FastMap<usize, C::V>,
+    /// Per command (by index): its flags as a context value and whether it reads
+    /// recursively, for its path facts. Built once: a command of many flags and many paths
+    /// made each path fact rebuild the flag set (the square of the command's words).
+    path_parts: FastMap<usize, (C::V, bool)>,
     principal: EntityUid,
     /// Which optional fields the identity and target records have (part of a request's
     /// shape; bit 0 is left for the structure's `run_as`).
@@ -995,6 +1025,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                         identity,
                         target,
                         structures: FastMap::default(),
+                        path_parts: FastMap::default(),
                         principal: p.principal.clone(),
                         record_shape: p.record_shape,
                         base: Some(p),
@@ -1051,6 +1082,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             identity: C::record(id_fields),
             target: C::record(tg),
             structures: FastMap::default(),
+            path_parts: FastMap::default(),
             principal,
             record_shape,
             base: None,
@@ -1318,6 +1350,16 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
         r
     }
 
+    /// A command's flags (a context value) and whether it reads recursively: the same for
+    /// each of its path facts.
+    fn path_parts(&mut self, i: usize, cmd: &Command) -> (C::V, bool) {
+        let knowledge = self.e.knowledge;
+        self.path_parts
+            .entry(i)
+            .or_insert_with(|| (C::strings(&cmd.flags), reads_recursively(cmd, knowledge)))
+            .clone()
+    }
+
     fn cwd_parts(&self, f: &Fact) -> (C::V, bool) {
         let t = &self.e.types;
         match &f.cwd {
@@ -1402,7 +1444,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                 program.clone()
             }
             Target::Path(p) => {
-                let recursive = reads_recursively(cmd, self.e.knowledge);
+                let (flags, recursive) = self.path_parts(f.cmd, cmd);
                 let (_, may) = match p {
                     PathRef::Exact(x) => self.e.path_groups_for(&self.env.home, Some(x), recursive),
                     PathRef::Under(d) => self.e.path_groups_for(&self.env.home, Some(d), true),
@@ -1417,7 +1459,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                     ("cwd", cwd),
                     ("cwd_known", C::boolean(cwd_known)),
                     ("dynamic", C::boolean(!matches!(p, PathRef::Exact(_)))),
-                    ("flags", C::strings(&cmd.flags)),
+                    ("flags", flags),
                     ("identity", identity),
                     ("mode", C::string(f.mode)),
                     ("program", C::entity(&program)),

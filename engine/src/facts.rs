@@ -4,6 +4,7 @@
 //! `write_path`/`read_path` per redirect target, `chdir` per `cd`/`pushd` target, and
 //! `connect` per network destination. Each fact becomes one Cedar request.
 
+use crate::fast_hash::{FastSet, OrderedSet};
 use crate::network::{self, Destination};
 use execkit_grammar::knowledge::{Catalog, Trait};
 use execkit_grammar::{Command, Cwd, PathRef, RedirectKind, Script};
@@ -62,7 +63,7 @@ impl std::fmt::Display for Action {
 }
 
 /// What a fact is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Target {
     Program,
     Path(PathRef),
@@ -70,7 +71,7 @@ pub(crate) enum Target {
 }
 
 /// One thing a command does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Fact {
     pub action: Action,
     /// Index into the script's commands.
@@ -87,10 +88,10 @@ pub(crate) struct Fact {
 /// The exact paths and glob-bounding directories of path facts, and the directory of
 /// each exact path (for programs that act on a symlink itself), deduplicated.
 pub(crate) fn literal_paths(facts: &[Fact]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut out: OrderedSet<String> = OrderedSet::default();
     let mut add = |p: &str| {
-        if !out.iter().any(|o| o == p) {
-            out.push(p.to_string());
+        if !out.contains(p) {
+            out.insert(p.to_string());
         }
     };
     for f in facts {
@@ -105,7 +106,7 @@ pub(crate) fn literal_paths(facts: &[Fact]) -> Vec<String> {
             _ => {}
         }
     }
-    out
+    out.into_iter().collect()
 }
 
 /// Programs that act on a symlink itself, not on what it points to (`rm link`): for them
@@ -131,7 +132,10 @@ pub(crate) fn add_real_paths(
         let dir = real.get(parent)?;
         Some(format!("{}/{name}", dir.trim_end_matches('/')))
     };
-    let mut extra = Vec::new();
+    // Facts already there, hashed: a script may hold many thousands (issue 18: comparing
+    // each new fact with all before it grew with the square of the script).
+    let known: FastSet<&Fact> = facts.iter().collect();
+    let mut extra: OrderedSet<Fact> = OrderedSet::default();
     for f in facts.iter() {
         let on_link = f.action == Action::PathArg
             && !f.raw.ends_with('/')
@@ -148,8 +152,8 @@ pub(crate) fn add_real_paths(
             let mut g = f.clone();
             g.raw = format!("{} (really {})", f.raw, target_text(&target));
             g.target = Target::Path(target);
-            if g.target != f.target && !facts.contains(&g) && !extra.contains(&g) {
-                extra.push(g);
+            if g.target != f.target && !known.contains(&g) {
+                extra.insert(g);
             }
         }
     }
@@ -199,11 +203,9 @@ fn cwd_candidates(c: &Cwd) -> Vec<Option<String>> {
 
 /// Extracts every fact of a script, deduplicated, in source order.
 pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
-    let mut out: Vec<Fact> = Vec::new();
+    let mut out: OrderedSet<Fact> = OrderedSet::default();
     let mut push = |f: Fact| {
-        if !out.contains(&f) {
-            out.push(f);
-        }
+        out.insert(f);
     };
     for (i, c) in script.commands.iter().enumerate() {
         let primary = c.cwd.primary().map(str::to_string);
@@ -339,7 +341,7 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
             });
         }
     }
-    out
+    out.into_iter().collect()
 }
 
 /// The command a fact came from.

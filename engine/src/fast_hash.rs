@@ -11,3 +11,7 @@
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// A `HashSet` with foldhash's seeded hasher.
 pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+/// A set that keeps its items in insertion order (facts and paths in source order), with
+/// foldhash's seeded hasher: a duplicate is found by its hash, not by comparing it with
+/// every item before it.
+pub(crate) type OrderedSet<K> = indexmap::IndexSet<K, foldhash::fast::RandomState>;

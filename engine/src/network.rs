@@ -9,7 +9,7 @@ use execkit_grammar::knowledge::{Catalog, Trait};
 use execkit_grammar::{is_url, Command};
 
 /// A network destination named by a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination {
     /// Lower-cased host name or address (IPv6 without brackets).
     pub host: String,

@@ -374,9 +374,30 @@ fn an_oversized_pipeline_is_denied_with_its_reason() {
     };
     let d = e.decide(&parts(10), &env);
     assert_eq!(d.verdict, Verdict::Allow, "{:?}", d.parse_error);
-    let d = e.decide(&vec!["cat"; 9_000].join(" | "), &env);
+    let distinct: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    let d = e.decide(&distinct.join(" | "), &env);
     assert_eq!(d.verdict, Verdict::Deny);
     let reason = d.parse_error.unwrap_or_default();
     assert!(reason.contains("too large to analyse"), "{reason}");
+    assert!(d.facts.is_empty());
+}
+
+/// A script of more commands than one decision judges is denied with the reason, before
+/// any fact is judged; one at the limit is judged (and its thousands of facts deduplicated
+/// by hash, not by comparing each with all before it: that had made a 160 KB script of
+/// `a;a;…` take half a minute to decide).
+#[test]
+fn a_script_of_too_many_commands_is_denied_with_its_reason() {
+    let e = Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap_or_else(|err| panic!("{err}"));
+    let env = DecisionEnv::local("/work", "/root");
+    let script = |n: usize| vec!["cat f"; n].join("\n");
+    let d = e.decide(&script(4096), &env);
+    assert_eq!(d.verdict, Verdict::Allow, "{:?}", d.parse_error);
+    // One fact per command for the program and one for its path argument: all distinct.
+    assert_eq!(d.facts.len(), 2 * 4096);
+    let d = e.decide(&script(4097), &env);
+    assert_eq!(d.verdict, Verdict::Deny);
+    let reason = d.parse_error.unwrap_or_default();
+    assert!(reason.contains("more than 4096 commands"), "{reason}");
     assert!(d.facts.is_empty());
 }

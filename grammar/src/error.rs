@@ -88,6 +88,22 @@ pub enum ParseError {
         /// Limit.
         max: usize,
     },
+    /// More commands than the maximum (those of `bash -c` payloads and wrappers' inner
+    /// commands included): each is judged on its own, so the decision's work grows with
+    /// them.
+    #[error("script has more than {max} commands, the most one decision judges")]
+    TooManyCommands {
+        /// Limit.
+        max: usize,
+    },
+    /// The script takes the parser more work to read than the maximum (counted in its
+    /// progress reports, one about every hundred operations): a dense script of many tiny
+    /// tokens is refused before its parse costs seconds and gigabytes.
+    #[error("script is too complex to read (more than {max_steps} parser steps)")]
+    TooComplex {
+        /// Limit.
+        max_steps: usize,
+    },
     /// The parser produced no tree (cancelled or out of memory).
     #[error("the bash parser produced no syntax tree")]
     NoTree,

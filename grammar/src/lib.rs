@@ -78,12 +78,19 @@ pub struct ParseOptions {
     /// the re-parsed payloads' wrappers): each command of the chain carries the wrappers
     /// outside it, so the work grows with the square of the chain.
     pub max_wrappers: usize,
+    /// Most commands accepted in one script, payloads' and wrapped ones included (see
+    /// [`ParseError::TooManyCommands`]).
+    pub max_commands: usize,
+    /// Most parser steps spent reading a script and its payloads (tree-sitter's progress
+    /// reports, one about every hundred operations; see [`ParseError::TooComplex`]).
+    pub max_parse_steps: usize,
 }
 
 impl ParseOptions {
     /// Options with default limits (1 MiB, depth 200, 8 re-parse levels, pipelines of 16,384
     /// command-program pairs: 90 distinct commands, or 8,192 parts of one program; 32
-    /// wrappers around a command).
+    /// wrappers around a command; 4,096 commands; 8,192 parser steps, about 800,000
+    /// tree-sitter operations).
     pub fn new(cwd: Option<&str>, home: &str) -> Self {
         ParseOptions {
             cwd: cwd.map(|c| resolve_path("/", c)),
@@ -93,6 +100,8 @@ impl ParseOptions {
             max_nesting: 8,
             max_pipeline_pairs: 1 << 14,
             max_wrappers: 32,
+            max_commands: 4096,
+            max_parse_steps: 8192,
         }
     }
 }

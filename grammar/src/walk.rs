@@ -27,6 +27,8 @@ pub(crate) struct Walker<'o> {
     functions: std::collections::HashMap<String, BTreeSet<String>>,
     /// Loop variables bound inside their loop's body (innermost last).
     bound: Vec<(String, Vec<crate::words::Seg>)>,
+    /// The parser's progress reports so far, payloads' parses included (see [`parse_tree`]).
+    parse_steps: usize,
 }
 
 thread_local! {
@@ -82,8 +84,37 @@ fn with_final_newline(src: &str) -> Option<String> {
     Some(t)
 }
 
-pub(crate) fn parse_tree(parser: &mut Parser, src: &str) -> Result<Tree, ParseError> {
-    let tree = parser.parse(src, None).ok_or(ParseError::NoTree)?;
+/// Parses `src`, counting tree-sitter's progress reports into `steps` (one about every
+/// hundred parser operations) and cancelling the parse once they pass `max_steps`.
+///
+/// Why a budget: the parser's work and memory grow with the tokens, not the bytes, and a
+/// dense script is refused only after it is parsed whole (too many commands, too large a
+/// pipeline). A megabyte of `a|a|…` took tree-sitter 8 seconds and 1.6 GB; a megabyte of
+/// `a;a;…` 1 second and 280 MB. The count is the parser's own and deterministic for a
+/// given script and grammar version (not a clock, so a verdict does not depend on the
+/// machine's load).
+pub(crate) fn parse_tree(
+    parser: &mut Parser,
+    src: &str,
+    steps: &mut usize,
+    max_steps: usize,
+) -> Result<Tree, ParseError> {
+    let mut progress = |_: &tree_sitter::ParseState| {
+        *steps += 1;
+        *steps > max_steps
+    };
+    let bytes = src.as_bytes();
+    let tree = parser.parse_with_options(
+        &mut |at, _| bytes.get(at..).unwrap_or_default(),
+        None,
+        Some(tree_sitter::ParseOptions::new().progress_callback(&mut progress)),
+    );
+    if *steps > max_steps {
+        // A cancelled parse leaves the parser mid-way: it must start afresh next time.
+        parser.reset();
+        return Err(ParseError::TooComplex { max_steps });
+    }
+    let tree = tree.ok_or(ParseError::NoTree)?;
     let root = tree.root_node();
     if root.has_error() {
         return Err(first_error(root, src));
@@ -152,6 +183,7 @@ impl<'o> Walker<'o> {
             depth: 0,
             functions: Default::default(),
             bound: Vec::new(),
+            parse_steps: 0,
         })
     }
 
@@ -172,7 +204,12 @@ impl<'o> Walker<'o> {
             None => src,
         };
         let parser = self.parser.as_mut().ok_or(ParseError::NoTree)?;
-        let tree = parse_tree(parser, src)?;
+        let tree = parse_tree(
+            parser,
+            src,
+            &mut self.parse_steps,
+            self.opts.max_parse_steps,
+        )?;
         self.statements(tree.root_node(), src, cwd, frame)
     }
 
@@ -1151,12 +1188,16 @@ impl<'o> Walker<'o> {
                 });
             }
             match crate::wrappers::unwrap(p, self.knowledge) {
-                Unwrapped::Plain(p) => self.out.push(command::finish(p, self.knowledge)),
+                Unwrapped::Plain(p) => {
+                    self.room_for_a_command()?;
+                    self.out.push(command::finish(p, self.knowledge));
+                }
                 Unwrapped::Split {
                     outer,
                     inners,
                     payloads,
                 } => {
+                    self.room_for_a_command()?;
                     self.out.push(command::finish(outer, self.knowledge));
                     for pl in payloads {
                         self.payload(pl)?;
@@ -1165,6 +1206,18 @@ impl<'o> Walker<'o> {
                     pending.extend(inners.into_iter().rev());
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses a command past [`ParseOptions::max_commands`]: each command becomes facts
+    /// and Cedar requests, so a script's decision costs in proportion to its commands (a
+    /// megabyte of `a;a;…` is half a million of them: seconds and a gigabyte to decide).
+    fn room_for_a_command(&self) -> Result<(), ParseError> {
+        if self.out.len() >= self.opts.max_commands {
+            return Err(ParseError::TooManyCommands {
+                max: self.opts.max_commands,
+            });
         }
         Ok(())
     }

@@ -355,7 +355,11 @@ fn exec_option_cases() {
 /// rebuilt from all earlier parts (quadratic in the parts alone).
 #[test]
 fn a_pipeline_too_large_to_analyse_is_refused() {
-    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    // More commands than a script may hold by default: the pipeline bound is tested alone.
+    let opts = ParseOptions {
+        max_commands: 1 << 16,
+        ..ParseOptions::new(Some("/work"), "/home/agent")
+    };
     let distinct: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
     match parse(&distinct.join(" | "), &opts) {
         Err(ParseError::PipelineTooLarge {
@@ -383,6 +387,98 @@ fn a_pipeline_too_large_to_analyse_is_refused() {
     let at_limit = vec!["a"; 8_192].join("|");
     let script = parse(&at_limit, &opts).expect("at the limit");
     assert_eq!(script.commands.len(), 8_192);
+}
+
+/// A script of more commands than one decision judges is refused, wherever the commands
+/// come from: a list, a pipeline, a `bash -c` payload (the `bash` counts too), the inner
+/// commands of wrappers. A megabyte of `a;a;…` is half a million commands: before the
+/// bound, seconds of work and a gigabyte of memory to decide (issue 18).
+#[test]
+fn a_script_of_too_many_commands_is_refused() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let max = opts.max_commands;
+    assert_eq!(max, 4096);
+    let list = |n: usize, sep: &str| vec!["a"; n].join(sep);
+    let refused = Some(ParseError::TooManyCommands { max });
+    for sep in [";", "|", "\n"] {
+        let s = parse(&list(max, sep), &opts).expect("at the limit");
+        assert_eq!(s.commands.len(), max, "{sep:?}");
+        assert_eq!(parse(&list(max + 1, sep), &opts).err(), refused, "{sep:?}");
+    }
+    let payload = |n: usize| format!("bash -c '{}'", list(n, ";"));
+    assert_eq!(
+        parse(&payload(max - 1), &opts).map(|s| s.commands.len()),
+        Ok(max)
+    );
+    assert_eq!(parse(&payload(max), &opts).err(), refused);
+    // A long `&&` chain nests one level a link (refused as too deep past 200): pairs.
+    let pairs = |n: usize| vec!["a && a"; n].join("\n");
+    assert_eq!(
+        parse(&pairs(max / 2), &opts).map(|s| s.commands.len()),
+        Ok(max)
+    );
+    assert_eq!(parse(&pairs(max / 2 + 1), &opts).err(), refused);
+    // `sudo a` is two commands: the wrapper and what it runs.
+    let wrapped = |n: usize| vec!["sudo a"; n].join(";");
+    assert_eq!(
+        parse(&wrapped(max / 2), &opts).map(|s| s.commands.len()),
+        Ok(max)
+    );
+    assert_eq!(parse(&wrapped(max / 2 + 1), &opts).err(), refused);
+    // The limit is the caller's: a larger one accepts more.
+    let more = ParseOptions {
+        max_commands: 2 * max,
+        ..opts
+    };
+    assert!(parse(&list(max + 1, ";"), &more).is_ok());
+}
+
+/// A script that takes the parser more steps than the budget is refused as too complex,
+/// and the budget is the whole script's: payloads (`eval '…'`, `bash -c '…'`) spend from it
+/// too. Before the budget a megabyte of `a|a|…` cost tree-sitter 8 seconds and 1.6 GB
+/// before anything could refuse it (issue 18).
+#[test]
+fn a_script_too_complex_to_read_is_refused() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let too_complex = Some(ParseError::TooComplex {
+        max_steps: opts.max_parse_steps,
+    });
+    assert_eq!(opts.max_parse_steps, 8192);
+    let dense = vec!["a"; 500_000].join("|");
+    assert_eq!(parse(&dense, &opts).err(), too_complex);
+    // About the fewest `$x` words one `echo` may not hold (within 2%): found by doubling,
+    // then bisecting.
+    let refused = |s: &str| match parse(s, &opts) {
+        Err(ParseError::TooComplex { .. }) => true,
+        Ok(_) => false,
+        Err(e) => panic!("{e}"),
+    };
+    let words = |k: usize| format!("echo{}", " $x".repeat(k));
+    let mut hi = 1024;
+    while !refused(&words(hi)) {
+        hi *= 2;
+    }
+    let mut lo = hi / 2;
+    while hi - lo > lo / 64 {
+        let mid = (lo + hi) / 2;
+        if refused(&words(mid)) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    // Thousands of words fit (the budget is far above what commands need) …
+    assert!(lo > 10_000, "{lo}");
+    // … and two payloads of two thirds of that each, each fine alone, are refused together.
+    let part = format!("eval '{}'", words(lo * 2 / 3));
+    assert!(!refused(&part));
+    assert!(refused(&format!("{part}\n{part}")));
+    // The limit is the caller's.
+    let more = ParseOptions {
+        max_parse_steps: 4 * opts.max_parse_steps,
+        ..opts.clone()
+    };
+    assert!(parse(&format!("{part}\n{part}"), &more).is_ok());
 }
 
 /// Each part of a pipeline is told the programs of the parts before it (upstream, also its
@@ -449,7 +545,8 @@ fn a_wrapper_chain_too_long_is_refused() {
 #[test]
 fn the_analysis_bounds_hold_inside_payloads() {
     let opts = ParseOptions::new(Some("/work"), "/home/agent");
-    let pipeline = vec!["a"; 8_193].join("|");
+    let distinct: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    let pipeline = distinct.join("|");
     for script in [
         format!("bash -c '{pipeline}'"),
         format!("eval '{pipeline}'"),

@@ -395,6 +395,24 @@ pub struct DecisionOutput {
     pub denied: Option<bool>,
 }
 
+/// Bytes of a fact's command shown with it, at most.
+const SHOWN_COMMAND_BYTES: usize = 512;
+
+/// A fact's command as shown with the fact: whole, or its first [`SHOWN_COMMAND_BYTES`]
+/// and how long it is. Every fact of a command carries its text, so one command of many
+/// words (`cat f0 f1 …`, thousands of path facts) would repeat a long text thousands of
+/// times in the answer.
+fn shown_command(text: &str) -> String {
+    if text.len() <= SHOWN_COMMAND_BYTES {
+        return text.to_string();
+    }
+    let cut = (0..=SHOWN_COMMAND_BYTES)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}… ({} bytes)", &text[..cut], text.len())
+}
+
 /// One fact and its decision.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct FactOutput {
@@ -440,7 +458,7 @@ impl DecisionOutput {
                 .map(|f| FactOutput {
                     action: f.action.to_string(),
                     resource: f.resource.clone(),
-                    command: f.command.clone(),
+                    command: shown_command(&f.command),
                     verdict: f.verdict.as_str().to_string(),
                     reason: f.reason.clone(),
                     policies: if f.verdict == Verdict::Allow && !with_permits {
@@ -536,6 +554,21 @@ pub struct ErrorOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_command_is_shown_cut_with_its_length() {
+        assert_eq!(shown_command("ls -la"), "ls -la");
+        let exact = "a".repeat(SHOWN_COMMAND_BYTES);
+        assert_eq!(shown_command(&exact), exact);
+        let long = format!("cat {}", "f ".repeat(5000));
+        let shown = shown_command(&long);
+        assert_eq!(shown, format!("{}… (10004 bytes)", &long[..SHOWN_COMMAND_BYTES]));
+        // Cut on a character boundary: `é` is two bytes, the 512th byte is inside one.
+        let wide = format!("x{}", "é".repeat(600));
+        let shown = shown_command(&wide);
+        assert!(shown.starts_with(&wide[..SHOWN_COMMAND_BYTES - 1]), "{shown}");
+        assert!(shown.ends_with("é… (1201 bytes)"), "{shown}");
+    }
 
     fn fact(id: &str, advice: &str) -> FactOutput {
         FactOutput {
