@@ -30,8 +30,49 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
 const CACHE_LIMIT: usize = 4096;
-/// Facts one decision judges at most (see `Engine::decide_script_with`).
+/// Facts one decision judges at most by default (see [`ScriptLimits::max_facts`]).
 pub const MAX_FACTS: usize = 16_384;
+
+/// How much of a script one decision reads and judges. Each bounds work an agent could
+/// otherwise make a decision do (seconds of CPU and gigabytes per command, issue 18);
+/// a script past any of them is denied with the reason. Set by the operator
+/// ([`Engine::set_script_limits`]), never by the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptLimits {
+    /// Longest script, in bytes.
+    pub max_bytes: usize,
+    /// Most commands, those of payloads and wrapped commands included.
+    pub max_commands: usize,
+    /// Most tree-sitter progress steps (about a hundred parser operations each) spent
+    /// reading the script and its payloads.
+    pub max_parse_steps: usize,
+    /// Most facts (Cedar requests): programs, paths, hosts, per cwd a command may run in.
+    pub max_facts: usize,
+}
+
+impl Default for ScriptLimits {
+    /// The parser's defaults ([`ParseOptions::new`]) and [`MAX_FACTS`].
+    fn default() -> Self {
+        let p = ParseOptions::new(None, "/");
+        ScriptLimits {
+            max_bytes: p.max_len,
+            max_commands: p.max_commands,
+            max_parse_steps: p.max_parse_steps,
+            max_facts: MAX_FACTS,
+        }
+    }
+}
+
+impl ScriptLimits {
+    fn parse_options(&self, env: &DecisionEnv) -> ParseOptions {
+        ParseOptions {
+            max_len: self.max_bytes,
+            max_commands: self.max_commands,
+            max_parse_steps: self.max_parse_steps,
+            ..ParseOptions::new(env.cwd.as_deref(), &env.home)
+        }
+    }
+}
 
 /// Policy indices for one action: those without a resource key, and those keyed by the
 /// entity their resource scope names.
@@ -127,6 +168,8 @@ pub struct Engine {
     stores: crate::store_table::StoreTable,
     memo_limit: crate::memo::DecisionMemo,
     memo: crate::memo::Memo,
+    /// How much of a script one decision reads and judges.
+    limits: ScriptLimits,
     /// Also record which policies each request satisfies (for `policy test` coverage).
     coverage: bool,
 }
@@ -241,6 +284,7 @@ impl Engine {
             stores: crate::store_table::StoreTable::default(),
             memo_limit: crate::memo::DecisionMemo::default(),
             memo: crate::memo::Memo::default(),
+            limits: ScriptLimits::default(),
             coverage: false,
         })
     }
@@ -268,6 +312,19 @@ impl Engine {
     /// `links.json`; see [`crate::policy_dir`]) and strict-validates it.
     pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self, LoadError> {
         Engine::new(&crate::policy_dir::from_dir(dir.as_ref())?.bundle)
+    }
+
+    /// How much of a script a decision reads and judges (operator configuration; the
+    /// defaults are [`ScriptLimits::default`]). Forgets remembered decisions, which were
+    /// made under the old limits.
+    pub fn set_script_limits(&mut self, limits: ScriptLimits) {
+        self.limits = limits;
+        self.memo = crate::memo::Memo::default();
+    }
+
+    /// The limits decisions are made under.
+    pub fn script_limits(&self) -> ScriptLimits {
+        self.limits
     }
 
     /// How many decisions the fast path remembers (see [`crate::DecisionMemo`]; the
@@ -354,7 +411,7 @@ impl Engine {
 
     /// [`Engine::decide`] without the memo.
     fn decide_fresh(&self, command: &str, env: &DecisionEnv) -> Decision {
-        let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
+        let opts = self.limits.parse_options(env);
         match parse(command, &opts) {
             Ok(script) => self.decide_script(&script, env),
             Err(e) => Decision {
@@ -373,7 +430,7 @@ impl Engine {
     /// (resolved through the shell's PATH into [`DecisionEnv::real_programs`]). Empty when
     /// the command does not parse.
     pub fn live_queries(&self, command: &str, env: &DecisionEnv) -> LiveQueries {
-        let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
+        let opts = self.limits.parse_options(env);
         let Ok(script) = parse(command, &opts) else {
             return LiveQueries::default();
         };
@@ -415,9 +472,9 @@ impl Engine {
     }
 
     /// [`Engine::decide_script`] with contexts built one way (see [`crate::context_values`]).
-    /// Facts one decision judges at most (programs, paths, hosts; one per cwd a command may
-    /// run in): each is a Cedar request. The parser bounds a script's commands, not their
-    /// words: one `cat f0 f1 …` of a megabyte is 130,000 path facts.
+    /// Past [`ScriptLimits::max_facts`] the script is denied: the parser bounds a script's
+    /// commands, not their words, and one `cat f0 f1 …` of a megabyte is 130,000 path
+    /// facts, each a Cedar request.
     fn decide_script_with<C: ContextValues>(
         &self,
         script: &execkit_grammar::Script,
@@ -432,12 +489,13 @@ impl Engine {
         };
         let mut facts = facts::extract(script, &env.home, self.knowledge);
         facts::add_real_paths(&mut facts, script, &env.real_paths);
-        if facts.len() > MAX_FACTS {
+        if facts.len() > self.limits.max_facts {
             return Decision {
                 verdict: Verdict::Deny,
                 parse_error: Some(format!(
-                    "script has {} facts to judge, more than the maximum of {MAX_FACTS}",
-                    facts.len()
+                    "script has {} facts to judge, more than the maximum of {}",
+                    facts.len(),
+                    self.limits.max_facts
                 )),
                 entity_error: None,
                 commands: script.commands.len(),

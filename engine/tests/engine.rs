@@ -401,3 +401,66 @@ fn a_script_of_too_many_commands_is_denied_with_its_reason() {
     assert!(reason.contains("more than 4096 commands"), "{reason}");
     assert!(d.facts.is_empty());
 }
+
+/// The limits are the operator's to set, and a decision remembered under the old ones is
+/// not given again under the new ones.
+#[test]
+fn script_limits_set_by_the_operator_apply_to_the_next_decision() {
+    let mut e =
+        Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap_or_else(|err| panic!("{err}"));
+    let env = DecisionEnv::local("/work", "/root");
+    assert_eq!(e.script_limits(), execkit_engine::ScriptLimits::default());
+    let two = "cat f; cat g";
+    assert_eq!(e.decide(two, &env).verdict, Verdict::Allow);
+    e.set_script_limits(execkit_engine::ScriptLimits {
+        max_commands: 1,
+        ..e.script_limits()
+    });
+    let d = e.decide(two, &env);
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(
+        d.parse_error.as_deref(),
+        Some("script has more than 1 commands, the most one decision judges")
+    );
+    e.set_script_limits(execkit_engine::ScriptLimits {
+        max_bytes: 5,
+        ..Default::default()
+    });
+    let d = e.decide(two, &env);
+    assert_eq!(
+        d.parse_error.as_deref(),
+        Some("script is 12 bytes, more than the maximum of 5")
+    );
+}
+
+/// One command of many words is many facts, each a Cedar request: past the most one
+/// decision judges, it is denied with the reason (a megabyte of `cat f0 f1 …` is 130,000
+/// of them; each once carried a copy of the whole command text, which grew past 24 GB).
+#[test]
+fn a_command_of_too_many_facts_is_denied_with_its_reason() {
+    let e = Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap_or_else(|err| panic!("{err}"));
+    let env = DecisionEnv::local("/work", "/root");
+    assert_eq!(execkit_engine::MAX_FACTS, 16_384);
+    // The program's fact and one per path: `paths + 1` facts.
+    let cat = |paths: usize| {
+        let words: Vec<String> = (0..paths).map(|i| format!("f{i}")).collect();
+        format!("cat {}", words.join(" "))
+    };
+    let d = e.decide(&cat(16_383), &env);
+    assert_eq!(d.verdict, Verdict::Allow, "{:?}", d.parse_error);
+    assert_eq!(d.facts.len(), 16_384);
+    // Every fact shares the one command text.
+    let first = &d.facts[0].command;
+    assert!(d
+        .facts
+        .iter()
+        .all(|f| std::sync::Arc::ptr_eq(&f.command, first)));
+    let d = e.decide(&cat(16_384), &env);
+    assert_eq!(d.verdict, Verdict::Deny);
+    let reason = d.parse_error.unwrap_or_default();
+    assert_eq!(
+        reason,
+        "script has 16385 facts to judge, more than the maximum of 16384"
+    );
+    assert!(d.facts.is_empty());
+}

@@ -19,6 +19,7 @@
 //! assert_eq!(c.limits.max_sessions, 4);
 //! ```
 
+use execkit_engine::ScriptLimits;
 use execkit_runner::sandbox::Profile;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -189,10 +190,34 @@ pub struct LimitsConfig {
     pub background_tail_bytes: usize,
     /// Between SIGTERM and SIGKILL when a background process is terminated.
     pub background_grace_ms: u64,
+    /// Longest command (script) judged, in bytes; a longer one is denied.
+    /// Env: `EXECKIT_MAX_SCRIPT_BYTES`.
+    pub max_script_bytes: usize,
+    /// Most commands in one script, payloads' and wrapped ones included.
+    /// Env: `EXECKIT_MAX_SCRIPT_COMMANDS`.
+    pub max_script_commands: usize,
+    /// Most facts (Cedar requests) one decision judges. Env: `EXECKIT_MAX_SCRIPT_FACTS`.
+    pub max_script_facts: usize,
+    /// Most parser steps (about a hundred tree-sitter operations each) spent reading one
+    /// script. Env: `EXECKIT_MAX_PARSE_STEPS`.
+    pub max_parse_steps: usize,
+}
+
+impl LimitsConfig {
+    /// The engine's script limits these set.
+    pub fn script_limits(&self) -> ScriptLimits {
+        ScriptLimits {
+            max_bytes: self.max_script_bytes,
+            max_commands: self.max_script_commands,
+            max_parse_steps: self.max_parse_steps,
+            max_facts: self.max_script_facts,
+        }
+    }
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        let script = ScriptLimits::default();
         LimitsConfig {
             max_sessions: 32,
             idle_ttl_secs: 30 * 60,
@@ -216,6 +241,10 @@ impl Default for LimitsConfig {
             background_head_bytes: 64 * 1024,
             background_tail_bytes: 256 * 1024,
             background_grace_ms: 2000,
+            max_script_bytes: script.max_bytes,
+            max_script_commands: script.max_commands,
+            max_script_facts: script.max_facts,
+            max_parse_steps: script.max_parse_steps,
         }
     }
 }
@@ -523,6 +552,18 @@ impl OperatorConfig {
         if let Some(v) = num("EXECKIT_MAX_MESSAGE_BYTES")? {
             self.limits.max_message_bytes = v as usize;
         }
+        if let Some(v) = num("EXECKIT_MAX_SCRIPT_BYTES")? {
+            self.limits.max_script_bytes = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_MAX_SCRIPT_COMMANDS")? {
+            self.limits.max_script_commands = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_MAX_SCRIPT_FACTS")? {
+            self.limits.max_script_facts = v as usize;
+        }
+        if let Some(v) = num("EXECKIT_MAX_PARSE_STEPS")? {
+            self.limits.max_parse_steps = v as usize;
+        }
         if let Some(v) = num("EXECKIT_MAX_PROCESSES")? {
             self.limits.max_processes = v;
         }
@@ -643,6 +684,19 @@ impl OperatorConfig {
                 "limits.max_message_bytes must be at least 65536".into(),
             ));
         }
+        // A script limit of 0 would deny every command: a typo, not a policy.
+        for (name, v) in [
+            ("max_script_bytes", l.max_script_bytes),
+            ("max_script_commands", l.max_script_commands),
+            ("max_script_facts", l.max_script_facts),
+            ("max_parse_steps", l.max_parse_steps),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{name} must be at least 1"
+                )));
+            }
+        }
         if self.policy.dir.is_some() && self.policy.set.is_some() {
             return Err(ConfigError::Invalid(
                 "set either policy.dir or policy.set, not both".into(),
@@ -672,6 +726,39 @@ mod tests {
         assert!(c.policy.dir.is_none());
         assert_eq!(c.limits.max_sessions, 32);
         assert!(c.limits.default_timeout_ms <= c.limits.max_timeout_ms);
+    }
+
+    #[test]
+    fn script_limits_come_from_the_operator() {
+        let c = OperatorConfig::from_toml_str("").unwrap();
+        assert_eq!(c.limits.script_limits(), ScriptLimits::default());
+        let c = OperatorConfig::from_toml_str(
+            "[limits]\nmax_script_bytes = 4096\nmax_script_commands = 3\n\
+             max_script_facts = 10\nmax_parse_steps = 50\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.limits.script_limits(),
+            ScriptLimits {
+                max_bytes: 4096,
+                max_commands: 3,
+                max_parse_steps: 50,
+                max_facts: 10,
+            }
+        );
+        for key in [
+            "max_script_bytes",
+            "max_script_commands",
+            "max_script_facts",
+            "max_parse_steps",
+        ] {
+            let c = OperatorConfig::from_toml_str(&format!("[limits]\n{key} = 0\n")).unwrap();
+            let e = c.validate().unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        let c = OperatorConfig::load_with(None, &env_of(&[("EXECKIT_MAX_SCRIPT_COMMANDS", "7")]))
+            .unwrap();
+        assert_eq!(c.limits.max_script_commands, 7);
     }
 
     #[test]

@@ -93,8 +93,9 @@ impl Operator {
                 message: err.to_string(),
             })?;
         }
-        let engine = Engine::new(&src.bundle)
+        let mut engine = Engine::new(&src.bundle)
             .map_err(|e| StartupError::Policies(format!("{}: {e}", src.name)))?;
+        engine.set_script_limits(config.limits.script_limits());
         let default_workspace = match &config.workspaces.default {
             Some(w) => canonical("workspaces.default", w)?,
             None => {

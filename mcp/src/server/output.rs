@@ -562,11 +562,17 @@ mod tests {
         assert_eq!(shown_command(&exact), exact);
         let long = format!("cat {}", "f ".repeat(5000));
         let shown = shown_command(&long);
-        assert_eq!(shown, format!("{}… (10004 bytes)", &long[..SHOWN_COMMAND_BYTES]));
+        assert_eq!(
+            shown,
+            format!("{}… (10004 bytes)", &long[..SHOWN_COMMAND_BYTES])
+        );
         // Cut on a character boundary: `é` is two bytes, the 512th byte is inside one.
         let wide = format!("x{}", "é".repeat(600));
         let shown = shown_command(&wide);
-        assert!(shown.starts_with(&wide[..SHOWN_COMMAND_BYTES - 1]), "{shown}");
+        assert!(
+            shown.starts_with(&wide[..SHOWN_COMMAND_BYTES - 1]),
+            "{shown}"
+        );
         assert!(shown.ends_with("é… (1201 bytes)"), "{shown}");
     }
 

@@ -218,6 +218,36 @@ async fn policy_check_dry_runs_in_the_sessions_cwd() {
     c.cancel().await.unwrap();
 }
 
+/// The operator's script limits reach the server's engine: a command over them is denied
+/// with the reason and nothing of it runs; one within them runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_limits_from_the_operator_deny_larger_commands() {
+    let s = Setup::new("[limits]\nmax_script_commands = 3\nmax_script_facts = 4\n");
+    let c = s.connect(Human::Absent).await;
+    let id = create(&c).await;
+    let v = exec(&c, &id, "echo a; echo b; echo c").await;
+    assert_eq!(v["stdout"], "a\nb\nc\n");
+    let marker = s.workspace.join("made");
+    let r = call(
+        &c,
+        "session_exec",
+        json!({"session_id": id, "command": "touch made; echo a; echo b; echo c"}),
+    )
+    .await;
+    let t = text(&r);
+    assert!(t.contains("more than 3 commands"), "{t}");
+    let r = call(&c, "policy_check", json!({"command": "ls a b c d"})).await;
+    let v = structured(&r);
+    assert_eq!(v["verdict"], "deny");
+    let why = v["parse_error"].as_str().unwrap_or_default();
+    assert_eq!(
+        why,
+        "script has 5 facts to judge, more than the maximum of 4"
+    );
+    assert!(!marker.exists(), "nothing of a denied command runs");
+    c.cancel().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_are_tool_errors_with_clear_messages() {
     let s = Setup::new("");
