@@ -32,6 +32,10 @@ SHAPES = {
     "here-doc lines": lambda n: "cat <<EOF\n" + "\n".join(f"line {i} $x" for i in range(n)) + "\nEOF",
     "case arms": lambda n: "case x in " + " ".join(f"p{i}) a{i};;" for i in range(n)) + " esac",
     "nested subshells": lambda n: "(" * min(n, 150) + "a" + ")" * min(n, 150),
+    "hidden commands awk": lambda n: "awk " + " ".join(f"'system(x{i})'" for i in range(n)),
+    "env and hidden commands": lambda n: " ".join(f"V{i}=1" for i in range(n // 2))
+    + " awk " + " ".join(f"'system(x{i})'" for i in range(n // 2)),
+    "find -exec chain": lambda n: "find . " + " ".join(f"-exec a{i} {{}} \\;" for i in range(n)),
 }
 
 

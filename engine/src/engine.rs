@@ -519,15 +519,9 @@ impl Engine {
                 }
             }
         };
-        // Each command's text, shared by its facts (a command of many words has many).
-        let mut texts: Vec<Option<Arc<str>>> = vec![None; script.commands.len()];
         for f in &facts {
-            let text = match texts.get_mut(f.cmd) {
-                Some(t) => t
-                    .get_or_insert_with(|| Arc::from(facts::command(script, f).text.as_str()))
-                    .clone(),
-                None => Arc::from(""),
-            };
+            // The command's text, shared by its facts (a command of many words has many).
+            let text = facts::command(script, f).text.clone();
             out.push(self.decide_fact(&mut builder, &entities, script, f, text));
         }
         let verdict = out

@@ -4,7 +4,7 @@
 //! `write_path`/`read_path` per redirect target, `chdir` per `cd`/`pushd` target, and
 //! `connect` per network destination. Each fact becomes one Cedar request.
 
-use crate::fast_hash::{FastSet, OrderedSet};
+use crate::fast_hash::{FastSet, SmallOrderedSet};
 use crate::network::{self, Destination};
 use execkit_grammar::knowledge::{Catalog, Trait};
 use execkit_grammar::{Command, Cwd, PathRef, RedirectKind, Script};
@@ -88,7 +88,7 @@ pub(crate) struct Fact {
 /// The exact paths and glob-bounding directories of path facts, and the directory of
 /// each exact path (for programs that act on a symlink itself), deduplicated.
 pub(crate) fn literal_paths(facts: &[Fact]) -> Vec<String> {
-    let mut out: OrderedSet<String> = OrderedSet::default();
+    let mut out: SmallOrderedSet<String> = SmallOrderedSet::default();
     let mut add = |p: &str| {
         if !out.contains(p) {
             out.insert(p.to_string());
@@ -106,7 +106,7 @@ pub(crate) fn literal_paths(facts: &[Fact]) -> Vec<String> {
             _ => {}
         }
     }
-    out.into_iter().collect()
+    out.into_vec()
 }
 
 /// Programs that act on a symlink itself, not on what it points to (`rm link`): for them
@@ -135,7 +135,7 @@ pub(crate) fn add_real_paths(
     // Facts already there, hashed: a script may hold many thousands (issue 18: comparing
     // each new fact with all before it grew with the square of the script).
     let known: FastSet<&Fact> = facts.iter().collect();
-    let mut extra: OrderedSet<Fact> = OrderedSet::default();
+    let mut extra: SmallOrderedSet<Fact> = SmallOrderedSet::default();
     for f in facts.iter() {
         let on_link = f.action == Action::PathArg
             && !f.raw.ends_with('/')
@@ -157,7 +157,7 @@ pub(crate) fn add_real_paths(
             }
         }
     }
-    facts.extend(extra);
+    facts.extend(extra.into_vec());
 }
 
 fn target_text(p: &PathRef) -> String {
@@ -203,7 +203,7 @@ fn cwd_candidates(c: &Cwd) -> Vec<Option<String>> {
 
 /// Extracts every fact of a script, deduplicated, in source order.
 pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
-    let mut out: OrderedSet<Fact> = OrderedSet::default();
+    let mut out: SmallOrderedSet<Fact> = SmallOrderedSet::default();
     let mut push = |f: Fact| {
         out.insert(f);
     };
@@ -341,7 +341,7 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
             });
         }
     }
-    out.into_iter().collect()
+    out.into_vec()
 }
 
 /// The command a fact came from.

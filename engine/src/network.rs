@@ -5,6 +5,7 @@
 //! registries that package managers contact implicitly are not visible here. The sandbox's
 //! network rules are the enforcement for those.
 
+use crate::fast_hash::SmallOrderedSet;
 use execkit_grammar::knowledge::{Catalog, Trait};
 use execkit_grammar::{is_url, Command};
 
@@ -109,12 +110,9 @@ pub fn dev_tcp(path: &str) -> Option<Destination> {
 /// Every destination the command names.
 pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
     let prog = cmd.program.base_name();
-    let mut out: Vec<Destination> = Vec::new();
-    let mut push = |d: Destination| {
-        if !out.contains(&d) {
-            out.push(d);
-        }
-    };
+    // Deduplicated by hash once many: `curl URL URL …` may name tens of thousands.
+    let mut out: SmallOrderedSet<Destination> = SmallOrderedSet::default();
+    let mut push = |d: Destination| out.insert(d);
     let literal_args: Vec<&str> = cmd
         .args
         .iter()
@@ -252,7 +250,7 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
     for d in crate::configured::destinations(cmd, k) {
         push(d);
     }
-    out
+    out.into_vec()
 }
 
 /// A single-label host such as `db` or `staging-1`.

@@ -96,6 +96,21 @@ pub enum ParseError {
         /// Limit.
         max: usize,
     },
+    /// More words in the script's commands than the maximum: arguments, environment
+    /// assignments and redirects, counted for each command they apply to (commands a
+    /// command runs carry its environment and redirects again).
+    #[error("script has more than {max} words in its commands (arguments, assignments and redirects, counted for each command they apply to)")]
+    TooManyWords {
+        /// Limit.
+        max: usize,
+    },
+    /// Lines too long and too full of `$`, backquotes or backslashes to read: the parser
+    /// re-reads a here-document's line from its start at each of them.
+    #[error("script's lines are too long and hold too many `$`, backquotes or backslashes to read (more than {max} bytes re-read)")]
+    LinesTooDense {
+        /// Limit: such bytes times their line's length, summed.
+        max: u64,
+    },
     /// The script takes the parser more work to read than the maximum (counted in its
     /// progress reports, one about every hundred operations): a dense script of many tiny
     /// tokens is refused before its parse costs seconds and gigabytes.

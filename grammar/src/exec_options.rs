@@ -153,7 +153,7 @@ pub struct ExecOptions {
 }
 
 /// A value found: literal text to parse, or the raw text of a value that is not literal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Found {
     /// Run as a script.
     Script(String),
@@ -328,10 +328,13 @@ impl ExecOptions {
             }
         }
         if let Some(set) = self.marker_sets.get(program) {
+            // A value an option already handed back, or a word given twice, is not counted
+            // twice; looked up by hash (a command may hold tens of thousands of words).
+            let mut seen: std::collections::HashSet<Found, foldhash::fast::RandomState> =
+                out.iter().cloned().collect();
             for w in argv.iter().skip(1).filter_map(Decoded::literal_value) {
                 let f = Found::Dynamic(w);
-                // A value an option already handed back is not counted twice.
-                if set.is_match(f.text()) && !out.contains(&f) {
+                if set.is_match(f.text()) && seen.insert(f.clone()) {
                     out.push(f);
                 }
             }

@@ -288,7 +288,7 @@ pub struct Command {
     /// Where it is in the top-level script (for a re-parsed payload: the payload's word).
     pub span: Span,
     /// Source text of the command as written.
-    pub text: String,
+    pub text: std::sync::Arc<str>,
     /// The command word, decoded (e.g. `./node_modules/.bin/jest`).
     pub argv0: Word,
     /// What runs (see [`Program`]).

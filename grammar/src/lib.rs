@@ -81,6 +81,11 @@ pub struct ParseOptions {
     /// Most commands accepted in one script, payloads' and wrapped ones included (see
     /// [`ParseError::TooManyCommands`]).
     pub max_commands: usize,
+    /// Most words in all the script's commands together (see [`ParseError::TooManyWords`]).
+    pub max_words: usize,
+    /// Most bytes the parser may re-read finding columns in long lines (each `$`,
+    /// backquote or backslash times its line's length; see [`ParseError::LinesTooDense`]).
+    pub max_line_work: u64,
     /// Most parser steps spent reading a script and its payloads (tree-sitter's progress
     /// reports, one about every hundred operations; see [`ParseError::TooComplex`]).
     pub max_parse_steps: usize,
@@ -89,8 +94,8 @@ pub struct ParseOptions {
 impl ParseOptions {
     /// Options with default limits (1 MiB, depth 200, 8 re-parse levels, pipelines of 16,384
     /// command-program pairs: 90 distinct commands, or 8,192 parts of one program; 32
-    /// wrappers around a command; 4,096 commands; 8,192 parser steps, about 800,000
-    /// tree-sitter operations).
+    /// wrappers around a command; 4,096 commands; 65,536 words in them; 8,192 parser
+    /// steps, about 800,000 tree-sitter operations; 64 Mi bytes re-read in dense lines).
     pub fn new(cwd: Option<&str>, home: &str) -> Self {
         ParseOptions {
             cwd: cwd.map(|c| resolve_path("/", c)),
@@ -101,6 +106,8 @@ impl ParseOptions {
             max_pipeline_pairs: 1 << 14,
             max_wrappers: 32,
             max_commands: 4096,
+            max_words: 1 << 16,
+            max_line_work: 1 << 26,
             max_parse_steps: 8192,
         }
     }

@@ -45,7 +45,7 @@ pub(crate) struct ProtoRedirect {
 #[derive(Debug, Clone)]
 pub(crate) struct Proto {
     pub span: Span,
-    pub text: String,
+    pub text: std::sync::Arc<str>,
     pub argv: Vec<Decoded>,
     /// Per-argv-index paths decided by a wrapper (e.g. `find -exec rm {}`: under the start points).
     pub fixed_paths: Vec<(usize, Vec<PathRef>)>,
@@ -87,7 +87,7 @@ impl Proto {
         }
         Proto {
             span,
-            text: src[node.byte_range()].to_string(),
+            text: std::sync::Arc::from(&src[node.byte_range()]),
             argv: Vec::new(),
             fixed_paths: Vec::new(),
             env: Vec::new(),
@@ -100,6 +100,12 @@ impl Proto {
         }
     }
 
+    /// Its words as the script's word budget counts them: arguments, environment
+    /// assignments, redirects (each command carries its own copy).
+    pub fn weight(&self) -> usize {
+        self.argv.len() + self.env.len() + self.redirects.len()
+    }
+
     /// The literal name of `argv[0]`, if literal.
     pub fn name(&self) -> Option<String> {
         self.argv.first().and_then(Decoded::literal_value)
@@ -107,10 +113,20 @@ impl Proto {
 
     /// A copy carrying the same context but a different argv.
     pub fn with_argv(&self, argv: Vec<Decoded>) -> Proto {
+        // Field by field: `..self.clone()` copied the old argv too, only to drop it (a
+        // command of n words hiding n commands cost the square of its words).
         Proto {
+            span: self.span,
+            text: self.text.clone(),
             argv,
             fixed_paths: Vec::new(),
-            ..self.clone()
+            env: self.env.clone(),
+            env_cleared: self.env_cleared,
+            redirects: self.redirects.clone(),
+            cwd: self.cwd.clone(),
+            structure: self.structure.clone(),
+            sub_programs: self.sub_programs.clone(),
+            stdin: self.stdin.clone(),
         }
     }
 }

@@ -29,6 +29,10 @@ pub(crate) struct Walker<'o> {
     bound: Vec<(String, Vec<crate::words::Seg>)>,
     /// The parser's progress reports so far, payloads' parses included (see [`parse_tree`]).
     parse_steps: usize,
+    /// Words of the commands emitted so far (see [`Walker::room_for_a_command`]).
+    words: usize,
+    /// Bytes the parser may re-read in dense lines so far (see [`check_line_work`]).
+    line_work: u64,
 }
 
 thread_local! {
@@ -162,6 +166,30 @@ fn first_error(root: Node, src: &str) -> ParseError {
     }
 }
 
+/// Refuses a script whose long lines are full of `$`, backquotes or backslashes: in a
+/// here-document each of them ends a token, and tree-sitter-bash's scanner asks for the
+/// column at the start of the next, which tree-sitter finds by reading the line again from
+/// its start. A line of n such tokens costs the square of its length (one 24 KB line of
+/// `$x $x …` took 0.5 s, a megabyte would take many minutes) while the parser's own step
+/// count grows only with the tokens. The bound is on what that reading can cost: each such
+/// byte times its line's length, summed. Ordinary scripts are far below it (a megabyte of
+/// 100-byte lines, every tenth byte a `$`: 10 million).
+///
+/// `work` carries the sum over the script and the payloads re-parsed from it.
+pub(crate) fn check_line_work(src: &str, work: &mut u64, max: u64) -> Result<(), ParseError> {
+    for line in src.as_bytes().split(|&b| b == b'\n') {
+        let ends = line
+            .iter()
+            .filter(|&&b| matches!(b, b'$' | b'`' | b'\\'))
+            .count();
+        *work = work.saturating_add((ends as u64).saturating_mul(line.len() as u64));
+        if *work > max {
+            return Err(ParseError::LinesTooDense { max });
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_control_chars(src: &str) -> Result<(), ParseError> {
     for (offset, &byte) in src.as_bytes().iter().enumerate() {
         if (byte < 0x20 && byte != b'\t' && byte != b'\n') || byte == 0x7f {
@@ -184,6 +212,8 @@ impl<'o> Walker<'o> {
             functions: Default::default(),
             bound: Vec::new(),
             parse_steps: 0,
+            words: 0,
+            line_work: 0,
         })
     }
 
@@ -195,6 +225,7 @@ impl<'o> Walker<'o> {
             });
         }
         check_control_chars(src)?;
+        check_line_work(src, &mut self.line_work, self.opts.max_line_work)?;
         let terminated;
         let src = match with_final_newline(src) {
             Some(t) => {
@@ -1187,9 +1218,13 @@ impl<'o> Walker<'o> {
                     max: self.opts.max_wrappers,
                 });
             }
-            match crate::wrappers::unwrap(p, self.knowledge) {
+            let room = crate::wrappers::Room {
+                commands: self.opts.max_commands.saturating_sub(self.out.len()),
+                words: self.opts.max_words.saturating_sub(self.words),
+            };
+            match crate::wrappers::unwrap(p, self.knowledge, room).map_err(|r| self.refusal(r))? {
                 Unwrapped::Plain(p) => {
-                    self.room_for_a_command()?;
+                    self.room_for_a_command(&p)?;
                     self.out.push(command::finish(p, self.knowledge));
                 }
                 Unwrapped::Split {
@@ -1197,7 +1232,7 @@ impl<'o> Walker<'o> {
                     inners,
                     payloads,
                 } => {
-                    self.room_for_a_command()?;
+                    self.room_for_a_command(&outer)?;
                     self.out.push(command::finish(outer, self.knowledge));
                     for pl in payloads {
                         self.payload(pl)?;
@@ -1213,13 +1248,32 @@ impl<'o> Walker<'o> {
     /// Refuses a command past [`ParseOptions::max_commands`]: each command becomes facts
     /// and Cedar requests, so a script's decision costs in proportion to its commands (a
     /// megabyte of `a;a;…` is half a million of them: seconds and a gigabyte to decide).
-    fn room_for_a_command(&self) -> Result<(), ParseError> {
+    ///
+    /// Counts its words against [`ParseOptions::max_words`] too: a command's words, its
+    /// environment assignments and its redirects, which each command it runs carries again
+    /// (`V0=1 … V19999=1 awk 'system(…)' …` made 4,000 commands of 20,000 assignments each:
+    /// 91 seconds and 15 GB to decide).
+    fn room_for_a_command(&mut self, p: &Proto) -> Result<(), ParseError> {
         if self.out.len() >= self.opts.max_commands {
-            return Err(ParseError::TooManyCommands {
-                max: self.opts.max_commands,
-            });
+            return Err(self.refusal(crate::wrappers::NoRoom::Commands));
+        }
+        self.words += p.weight();
+        if self.words > self.opts.max_words {
+            return Err(self.refusal(crate::wrappers::NoRoom::Words));
         }
         Ok(())
+    }
+
+    /// The error for a script without room for more commands or words.
+    fn refusal(&self, why: crate::wrappers::NoRoom) -> ParseError {
+        match why {
+            crate::wrappers::NoRoom::Commands => ParseError::TooManyCommands {
+                max: self.opts.max_commands,
+            },
+            crate::wrappers::NoRoom::Words => ParseError::TooManyWords {
+                max: self.opts.max_words,
+            },
+        }
     }
 
     /// Re-parses a literal payload (`bash -c STR`, `eval`, `ssh host CMD`, ...) one level deeper.

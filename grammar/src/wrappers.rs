@@ -235,16 +235,37 @@ const WRAPPERS: &[(&str, SplitFn)] = &[
 ];
 
 /// Splits a wrapper into the commands it runs. Non-wrappers come back as `Plain`.
-pub(crate) fn unwrap(p: Proto, k: &Catalog) -> Unwrapped {
+/// Commands hidden in a command's options: dynamic ones, and literal ones to re-parse.
+type Hidden = (Vec<Proto>, Vec<Payload>);
+
+/// What a script has room for, still.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Room {
+    pub commands: usize,
+    pub words: usize,
+}
+
+/// A command hides more than the script has room for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NoRoom {
+    Commands,
+    Words,
+}
+
+/// Splits `p` into what runs: the command itself, the commands it wraps, those hidden in
+/// its options. `room`: how many more commands the script may hold; a command hiding more
+/// is refused before they are built (each is a copy of the command's context: tens of
+/// thousands of `awk 'system(…)'` words took seconds and gigabytes, issue 18).
+pub(crate) fn unwrap(p: Proto, k: &Catalog, room: Room) -> Result<Unwrapped, NoRoom> {
     let Some(name) = p.name() else {
-        return Unwrapped::Plain(p);
+        return Ok(Unwrapped::Plain(p));
     };
     let Program::Literal(base) = crate::program::identify(&name, &p.cwd, k) else {
         // A path to a program is never a wrapper: `./sudo` is not `sudo`.
-        return Unwrapped::Plain(p);
+        return Ok(Unwrapped::Plain(p));
     };
     // Commands given as option values (`rsync -e CMD`, `git -c core.pager=CMD`).
-    let hidden = hidden_commands(&p, &base, k);
+    let hidden = hidden_commands(&p, &base, k, room)?;
     let unwrapped = if let Some((_, split)) = WRAPPERS.iter().find(|(n, _)| *n == base) {
         split(p, &base)
     } else if k.has(&base, Trait::Shell) {
@@ -253,9 +274,9 @@ pub(crate) fn unwrap(p: Proto, k: &Catalog) -> Unwrapped {
         Unwrapped::Plain(p)
     };
     let Some((dynamic, payloads)) = hidden else {
-        return unwrapped;
+        return Ok(unwrapped);
     };
-    match unwrapped {
+    Ok(match unwrapped {
         Unwrapped::Plain(outer) => split(outer, dynamic, payloads),
         Unwrapped::Split {
             outer,
@@ -266,15 +287,20 @@ pub(crate) fn unwrap(p: Proto, k: &Catalog) -> Unwrapped {
             own.extend(payloads);
             split(outer, inners, own)
         }
-    }
+    })
 }
 
 /// The commands `p` runs through exec-capable options: dynamic ones, and literal ones to
 /// re-parse; `None` when there are none.
-fn hidden_commands(p: &Proto, base: &str, k: &Catalog) -> Option<(Vec<Proto>, Vec<Payload>)> {
+fn hidden_commands(
+    p: &Proto,
+    base: &str,
+    k: &Catalog,
+    room: Room,
+) -> Result<Option<Hidden>, NoRoom> {
     let opts = k.exec_options();
     if !opts.knows(base) {
-        return None;
+        return Ok(None);
     }
     let mut found = opts.found(base, &p.argv);
     // An interpreter reading its code from stdin (`base64 -d x | python3`).
@@ -290,7 +316,19 @@ fn hidden_commands(p: &Proto, base: &str, k: &Catalog) -> Option<(Vec<Proto>, Ve
         }
     }
     if found.is_empty() {
-        return None;
+        return Ok(None);
+    }
+    // Each is a command or a payload to re-parse (which runs at least one, as written),
+    // and carries the command's environment and redirects.
+    if found.len() > room.commands {
+        return Err(NoRoom::Commands);
+    }
+    if found
+        .len()
+        .saturating_mul(1 + p.env.len() + p.redirects.len())
+        > room.words
+    {
+        return Err(NoRoom::Words);
     }
     let label = format!("{base} (option)");
     let mut dynamic = Vec::new();
@@ -305,7 +343,7 @@ fn hidden_commands(p: &Proto, base: &str, k: &Catalog) -> Option<(Vec<Proto>, Ve
             }
         }
     }
-    Some((dynamic, payloads))
+    Ok(Some((dynamic, payloads)))
 }
 
 /// `sudo`.

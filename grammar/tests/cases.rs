@@ -425,12 +425,84 @@ fn a_script_of_too_many_commands_is_refused() {
         Ok(max)
     );
     assert_eq!(parse(&wrapped(max / 2 + 1), &opts).err(), refused);
+    // Commands hidden in one command's words (`awk 'system(…)'`: each word a command that
+    // cannot be known) count too, and are refused before they are built.
+    let hidden = |n: usize| {
+        let words: Vec<String> = (0..n).map(|i| format!("'system(x{i})'")).collect();
+        format!("awk {}", words.join(" "))
+    };
+    assert_eq!(
+        parse(&hidden(max - 1), &opts).map(|s| s.commands.len()),
+        Ok(max)
+    );
+    assert_eq!(parse(&hidden(max), &opts).err(), refused);
+    assert_eq!(parse(&hidden(10 * max), &opts).err(), refused);
     // The limit is the caller's: a larger one accepts more.
     let more = ParseOptions {
         max_commands: 2 * max,
         ..opts
     };
     assert!(parse(&list(max + 1, ";"), &more).is_ok());
+}
+
+/// A script whose commands hold more words than the budget is refused: arguments,
+/// environment assignments and redirects, each counted for every command it applies to, so
+/// commands hidden in a command's words that each carry its many assignments are refused
+/// before they are built (issue 18: 4,000 such commands of 20,000 assignments took 91
+/// seconds and 15 GB to decide).
+#[test]
+fn a_script_of_too_many_words_is_refused() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let max = opts.max_words;
+    assert_eq!(max, 1 << 16);
+    let refused = Some(ParseError::TooManyWords { max });
+    let cat = |n: usize| {
+        let words: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
+        format!("cat {}", words.join(" "))
+    };
+    assert_eq!(parse(&cat(max - 1), &opts).map(|s| s.commands.len()), Ok(1));
+    assert_eq!(parse(&cat(max), &opts).err(), refused);
+    // Words across commands add up: two halves fit, one more word does not.
+    let two = format!("{}\n{}", cat(max / 2 - 1), cat(max / 2 - 1));
+    assert!(parse(&two, &opts).is_ok());
+    let over = format!("{}\n{}", cat(max / 2 - 1), cat(max / 2));
+    assert_eq!(parse(&over, &opts).err(), refused);
+    // Assignments and redirects count, and commands hidden in a command's words carry them.
+    let env: Vec<String> = (0..1000).map(|i| format!("V{i}=1")).collect();
+    let hidden: Vec<String> = (0..100).map(|i| format!("'system(x{i})'")).collect();
+    let script = format!("{} awk {}", env.join(" "), hidden.join(" "));
+    assert_eq!(parse(&script, &opts).err(), refused);
+    let few = format!("{} awk {}", env.join(" "), hidden[..10].join(" "));
+    assert_eq!(parse(&few, &opts).map(|s| s.commands.len()), Ok(11));
+    let redirects: Vec<String> = (0..max).map(|i| format!("> o{i}")).collect();
+    let script = format!("echo {}", redirects.join(" "));
+    assert_eq!(parse(&script, &opts).err(), refused);
+}
+
+/// A line that would make the parser re-read it at every `$` is refused before it is
+/// parsed: tree-sitter-bash asks for the column at each token of a here-document, which
+/// tree-sitter finds from the line's start (one 24 KB line of `$x $x …` took 0.5 s, a
+/// megabyte many minutes). The bound is on each such byte times its line's length, summed
+/// over the script and its payloads; short lines of many `$` are fine.
+#[test]
+fn lines_too_dense_to_read_are_refused() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let max = opts.max_line_work;
+    assert_eq!(max, 1 << 26);
+    let refused = Some(ParseError::LinesTooDense { max });
+    let heredoc = |line: &str| format!("cat <<EOF\n{line}\nEOF\n");
+    // 4,000 `$x ` on a 12,000-byte line: 48 million, read; 8,000 on 24,000: refused.
+    assert!(parse(&heredoc(&"$x ".repeat(4000)), &opts).is_ok());
+    assert_eq!(parse(&heredoc(&"$x ".repeat(8000)), &opts).err(), refused);
+    // Backquotes and backslashes end tokens too.
+    assert_eq!(parse(&heredoc(&"`a`".repeat(5000)), &opts).err(), refused);
+    assert_eq!(parse(&heredoc(&"\\a ".repeat(5000)), &opts).err(), refused);
+    // The same `$`s on short lines are far below the bound.
+    assert!(parse(&heredoc(&"$x\n".repeat(20_000)), &opts).is_ok());
+    // Payloads add to the script's sum: two halves of the bound refused together.
+    let half = format!("eval 'cat <<EOF\n{}\nEOF\n'", "$x ".repeat(3000));
+    assert!(parse(&half, &opts).is_ok());
+    assert_eq!(parse(&format!("{half}\n{half}"), &opts).err(), refused);
 }
 
 /// A script that takes the parser more steps than the budget is refused as too complex,
@@ -446,14 +518,14 @@ fn a_script_too_complex_to_read_is_refused() {
     assert_eq!(opts.max_parse_steps, 8192);
     let dense = vec!["a"; 500_000].join("|");
     assert_eq!(parse(&dense, &opts).err(), too_complex);
-    // About the fewest `$x` words one `echo` may not hold (within 2%): found by doubling,
-    // then bisecting.
+    // About the fewest `$x` lines one here-document may not hold (within 2%): found by
+    // doubling, then bisecting. (Not words, nor long lines: those are bounded on their own.)
     let refused = |s: &str| match parse(s, &opts) {
         Err(ParseError::TooComplex { .. }) => true,
         Ok(_) => false,
         Err(e) => panic!("{e}"),
     };
-    let words = |k: usize| format!("echo{}", " $x".repeat(k));
+    let words = |k: usize| format!("cat <<EOF\n{}EOF\n", "$x\n".repeat(k));
     let mut hi = 1024;
     while !refused(&words(hi)) {
         hi *= 2;
@@ -467,7 +539,7 @@ fn a_script_too_complex_to_read_is_refused() {
             lo = mid;
         }
     }
-    // Thousands of words fit (the budget is far above what commands need) …
+    // Thousands of expansions fit (the budget is far above what commands need) …
     assert!(lo > 10_000, "{lo}");
     // … and two payloads of two thirds of that each, each fine alone, are refused together.
     let part = format!("eval '{}'", words(lo * 2 / 3));
