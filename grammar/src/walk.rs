@@ -175,9 +175,21 @@ fn first_error(root: Node, src: &str) -> ParseError {
 /// byte times its line's length, summed. Ordinary scripts are far below it (a megabyte of
 /// 100-byte lines, every tenth byte a `$`: 10 million).
 ///
+/// Only lines after the first `<<` can be a here-document's, so only they count (a long
+/// single-quoted line of `$` or `\"`, as `echo '…' > f` writes minified code, is read in
+/// one token and is not refused).
+///
 /// `work` carries the sum over the script and the payloads re-parsed from it.
 pub(crate) fn check_line_work(src: &str, work: &mut u64, max: u64) -> Result<(), ParseError> {
-    for line in src.as_bytes().split(|&b| b == b'\n') {
+    let b = src.as_bytes();
+    let Some(first) = memchr::memmem::find(b, b"<<") else {
+        return Ok(());
+    };
+    let bodies = b[first..]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(&[][..], |nl| &b[first + nl + 1..]);
+    for line in bodies.split(|&b| b == b'\n') {
         let ends = line
             .iter()
             .filter(|&&b| matches!(b, b'$' | b'`' | b'\\'))

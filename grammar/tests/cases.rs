@@ -497,6 +497,14 @@ fn lines_too_dense_to_read_are_refused() {
     // Backquotes and backslashes end tokens too.
     assert_eq!(parse(&heredoc(&"`a`".repeat(5000)), &opts).err(), refused);
     assert_eq!(parse(&heredoc(&"\\a ".repeat(5000)), &opts).err(), refused);
+    // Without a here-document the line is read in a few tokens: not counted.
+    let quoted = format!("echo '{}' > f", "$x \\\" ".repeat(8000));
+    assert!(parse(&quoted, &opts).is_ok());
+    // After a `<<` every line counts, here-document or not (the bound does not parse).
+    assert_eq!(
+        parse(&format!("cat <<EOF\nEOF\n{quoted}"), &opts).err(),
+        refused
+    );
     // The same `$`s on short lines are far below the bound.
     assert!(parse(&heredoc(&"$x\n".repeat(20_000)), &opts).is_ok());
     // Payloads add to the script's sum: two halves of the bound refused together.
