@@ -434,7 +434,7 @@ impl Engine {
         let Ok(script) = parse(command, &opts) else {
             return LiveQueries::default();
         };
-        let mut programs: Vec<String> = Vec::new();
+        let mut programs: crate::fast_hash::SmallOrderedSet<String> = Default::default();
         let mut path_dirs: Vec<String> = Vec::new();
         for c in &script.commands {
             let here = c.cwd.primary().unwrap_or(env.workspace.as_str());
@@ -451,14 +451,20 @@ impl Engine {
                 let builtin = self
                     .knowledge
                     .has(n, execkit_grammar::knowledge::Trait::Builtin);
-                if !builtin && !programs.contains(n) {
-                    programs.push(n.clone());
+                if !builtin && !programs.contains(n.as_str()) {
+                    programs.insert(n.clone());
                 }
             }
         }
+        let facts = facts::extract(&script, &env.home, self.knowledge);
+        // The decision will deny it: nothing to look up (a megabyte of `cat f0 f1 …` would
+        // be 130,000 lookups on the target first).
+        if facts.len() > self.limits.max_facts {
+            return LiveQueries::default();
+        }
         LiveQueries {
-            paths: facts::literal_paths(&facts::extract(&script, &env.home, self.knowledge)),
-            programs,
+            paths: facts::literal_paths(&facts),
+            programs: programs.into_vec(),
             path_dirs,
         }
     }

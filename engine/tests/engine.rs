@@ -463,4 +463,9 @@ fn a_command_of_too_many_facts_is_denied_with_its_reason() {
         "script has 16385 facts to judge, more than the maximum of 16384"
     );
     assert!(d.facts.is_empty());
+    // Nor does a live session look its paths up on the target first.
+    assert!(e.live_queries(&cat(16_384), &env).paths.is_empty());
+    let q = e.live_queries(&cat(3), &env);
+    assert_eq!(q.paths, ["/work/f0", "/work", "/work/f1", "/work/f2"]);
+    assert_eq!(q.programs, ["cat"]);
 }
