@@ -500,13 +500,25 @@ impl Session {
     pub async fn decide(&self, command: &str) -> Decision {
         let cwd = self.cwd().await;
         let env = self.live_env(command, self.decision_env(&cwd, None)).await;
-        self.config.engine.decide(command, &env)
+        self.decided(command, &env).await
+    }
+
+    /// The engine's decision on `command` in `env`; a long command is decided on the
+    /// blocking pool (see [`OFF_THREAD_FROM`]).
+    async fn decided(&self, command: &str, env: &DecisionEnv) -> Decision {
+        off_thread_if_long(&self.config.engine, command, env, |e, c, env| {
+            e.decide(c, env)
+        })
+        .await
     }
 
     /// `env` with the real locations (through symlinks, on the target) of the paths the
     /// command names.
     async fn live_env(&self, command: &str, mut env: DecisionEnv) -> DecisionEnv {
-        let q = self.config.engine.live_queries(command, &env);
+        let q = off_thread_if_long(&self.config.engine, command, &env, |e, c, env| {
+            e.live_queries(c, env)
+        })
+        .await;
         let shell_path = self.state_path().await;
         // The command's own `PATH=WORKSPACE_DIR:$PATH` comes first.
         let path_var = match (q.path_dirs.is_empty(), shell_path) {
@@ -707,7 +719,7 @@ impl Session {
         let env = self
             .live_env(command, self.decision_env(&cwd, approver))
             .await;
-        let decision = self.config.engine.decide(command, &env);
+        let decision = self.decided(command, &env).await;
         let redact = |t: &str| self.protector.redact_text(t).text;
         let mut record = crate::audit_record::decision_record(
             self.who(),
@@ -1571,6 +1583,33 @@ fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::
 
 /// True if every program the command runs only looks at or frees disk space, and nothing
 /// is redirected into a file.
+/// Commands at least this long are parsed and decided on tokio's blocking pool. At the
+/// script limits one decision can take most of a second (issue 18), which would hold the
+/// async worker every other session's requests need; the short commands agents send nearly
+/// always are decided in place, where the hand-off to the pool would cost more than their
+/// decision (~50–150 µs).
+const OFF_THREAD_FROM: usize = 64 * 1024;
+
+/// `f(engine, command, env)`, on the blocking pool when `command` is long (the command and
+/// the environment then copied to it). A panic in `f` is the caller's, as in place; should
+/// the pool refuse the task (the runtime shutting down), `f` runs in place.
+async fn off_thread_if_long<T: Send + 'static>(
+    engine: &Arc<execkit_engine::Engine>,
+    command: &str,
+    env: &DecisionEnv,
+    f: fn(&execkit_engine::Engine, &str, &DecisionEnv) -> T,
+) -> T {
+    if command.len() < OFF_THREAD_FROM {
+        return f(engine, command, env);
+    }
+    let (shared, text, owned) = (engine.clone(), command.to_string(), env.clone());
+    match tokio::task::spawn_blocking(move || f(&shared, &text, &owned)).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => f(engine, command, env),
+    }
+}
+
 fn frees_space(d: &execkit_engine::Decision) -> bool {
     use execkit_engine::Action;
     d.facts.iter().all(|f| match f.action {

@@ -142,6 +142,41 @@ async fn denied_command_never_reaches_the_shell() {
     s.close().await;
 }
 
+/// A command long enough to be decided off the async worker (64 KiB and more) is decided
+/// as any other: allowed and run, or denied with nothing run; past the script limits it is
+/// denied with the limit as the reason.
+#[tokio::test]
+async fn long_commands_are_decided_as_short_ones() {
+    let ws = Workspace::new("long");
+    let s = config(&ws, default_policies(), Profile::Workspace)
+        .local()
+        .await
+        .unwrap();
+    let word = "x".repeat(70 * 1024);
+    let r = ok(&s, &format!("echo {word} | wc -c")).await;
+    assert_eq!(r.stdout.trim(), (word.len() + 1).to_string());
+    let marker = ws.path().join("ran");
+    let cmd = format!("touch {} && cat ~/.ssh/id_rsa # {word}", marker.display());
+    let d = s.exec(&cmd).await.unwrap_err();
+    let d = d.denial().expect("a denial");
+    assert!(d
+        .decision
+        .blocking_policy_ids()
+        .contains(&"deny-credential-files"));
+    assert!(!marker.exists(), "a denied command ran");
+    let many = vec!["true"; 5000].join(";");
+    let d = s.exec(&many).await.unwrap_err();
+    let why = d.denial().expect("a denial").decision.parse_error.clone();
+    assert!(
+        why.as_deref()
+            .unwrap_or_default()
+            .contains("more than 4096 commands"),
+        "{why:?}"
+    );
+    assert_eq!(ok(&s, "echo fine").await.stdout, "fine\n");
+    s.close().await;
+}
+
 #[tokio::test]
 async fn decisions_use_the_shells_real_cwd() {
     let ws = Workspace::new("cwd");
