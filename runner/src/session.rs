@@ -1590,6 +1590,17 @@ fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::
 /// decision (~50–150 µs).
 const OFF_THREAD_FROM: usize = 64 * 1024;
 
+/// `engine`'s decision on `command` in `env`, made on the blocking pool when the command is
+/// long (see [`OFF_THREAD_FROM`]): for async callers deciding outside a session (the MCP
+/// server's `policy_check`).
+pub async fn decide_off_the_worker(
+    engine: &Arc<execkit_engine::Engine>,
+    command: &str,
+    env: &DecisionEnv,
+) -> Decision {
+    off_thread_if_long(engine, command, env, |e, c, env| e.decide(c, env)).await
+}
+
 /// `f(engine, command, env)`, on the blocking pool when `command` is long (the command and
 /// the environment then copied to it). A panic in `f` is the caller's, as in place; should
 /// the pool refuse the task (the runtime shutting down), `f` runs in place.

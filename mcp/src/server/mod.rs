@@ -719,7 +719,9 @@ impl ExecKitServer {
                 let mut env = DecisionEnv::local(&ws, &home);
                 env.identity = op.identity();
                 env.cwd = Some(ws.clone());
-                (op.engine.decide(&a.command, &env), ws)
+                let decision =
+                    execkit_runner::decide_off_the_worker(&op.engine, &a.command, &env).await;
+                (decision, ws)
             }
         };
         let reason = if decision.verdict == Verdict::Allow {

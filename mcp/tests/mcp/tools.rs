@@ -245,6 +245,17 @@ async fn script_limits_from_the_operator_deny_larger_commands() {
         "script has 5 facts to judge, more than the maximum of 4"
     );
     assert!(!marker.exists(), "nothing of a denied command runs");
+    // A long command is decided off the async worker, as a short one: allowed here.
+    let long = format!("ls {}", "x".repeat(70 * 1024));
+    let r = call(&c, "policy_check", json!({"command": long})).await;
+    assert_eq!(structured(&r)["verdict"], "allow", "{}", text(&r));
+    let r = call(
+        &c,
+        "policy_check",
+        json!({"session_id": id, "command": long}),
+    )
+    .await;
+    assert_eq!(structured(&r)["verdict"], "allow", "{}", text(&r));
     c.cancel().await.unwrap();
 }
 
