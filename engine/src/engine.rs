@@ -526,9 +526,7 @@ impl Engine {
             }
         };
         for f in &facts {
-            // The command's text, shared by its facts (a command of many words has many).
-            let text = facts::command(script, f).text.clone();
-            out.push(self.decide_fact(&mut builder, &entities, script, f, text));
+            out.push(self.decide_fact(&mut builder, &entities, script, f));
         }
         let verdict = out
             .iter()
@@ -744,7 +742,6 @@ impl Engine {
         entities: &Entities,
         script: &execkit_grammar::Script,
         f: &Fact,
-        text: Arc<str>,
     ) -> FactDecision {
         let cmd = facts::command(script, f);
         let resource_str = builder.resource_display(cmd, f);
@@ -752,7 +749,8 @@ impl Engine {
             action: f.action,
             resource: resource_str,
             program: cmd.program.entity_id(),
-            command: text,
+            // Shared with the command's other facts (a command of many words has many).
+            command: cmd.text.clone(),
             mode: f.mode,
             raw: f.raw.clone(),
             cwd: f.cwd.clone(),

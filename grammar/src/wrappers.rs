@@ -234,7 +234,6 @@ const WRAPPERS: &[(&str, SplitFn)] = &[
     ("find", find_wrapper),
 ];
 
-/// Splits a wrapper into the commands it runs. Non-wrappers come back as `Plain`.
 /// Commands hidden in a command's options: dynamic ones, and literal ones to re-parse.
 type Hidden = (Vec<Proto>, Vec<Payload>);
 
@@ -252,9 +251,9 @@ pub(crate) enum NoRoom {
     Words,
 }
 
-/// Splits `p` into what runs: the command itself, the commands it wraps, those hidden in
-/// its options. `room`: how many more commands the script may hold; a command hiding more
-/// is refused before they are built (each is a copy of the command's context: tens of
+/// Splits a wrapper into the commands it runs. Non-wrappers come back as `Plain`; the
+/// commands hidden in its options come along. `room`: what the script may still hold; a
+/// command hiding more is refused before they are built (each is a copy of the command's context: tens of
 /// thousands of `awk 'system(…)'` words took seconds and gigabytes, issue 18).
 pub(crate) fn unwrap(p: Proto, k: &Catalog, room: Room) -> Result<Unwrapped, NoRoom> {
     let Some(name) = p.name() else {

@@ -33,6 +33,7 @@
 
 mod ansi;
 mod assignment_tail;
+mod boundary;
 pub mod keyword_cover;
 mod keyword_dfa;
 mod known;
@@ -47,6 +48,7 @@ mod tail_program;
 mod value_gate;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
+pub use boundary::{ceil_boundary, floor_boundary};
 pub use keyword_dfa::KeywordDfaError;
 pub use known::{KnownSecrets, SecretEnvPolicy};
 pub use pipeline::{MiddleMode, Protector, StreamOutput, StreamProtector};

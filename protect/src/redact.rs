@@ -265,21 +265,7 @@ fn looks_base64_value(v: &[u8]) -> bool {
             || (v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase)))
 }
 
-pub(crate) fn floor_boundary(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-pub(crate) fn ceil_boundary(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
-}
+pub(crate) use crate::boundary::{ceil_boundary, floor_boundary};
 
 impl StreamRedactor {
     /// Pushes text; appends redacted text (whole lines, or windows of very long lines).

@@ -500,16 +500,7 @@ impl Session {
     pub async fn decide(&self, command: &str) -> Decision {
         let cwd = self.cwd().await;
         let env = self.live_env(command, self.decision_env(&cwd, None)).await;
-        self.decided(command, &env).await
-    }
-
-    /// The engine's decision on `command` in `env`; a long command is decided on the
-    /// blocking pool (see [`OFF_THREAD_FROM`]).
-    async fn decided(&self, command: &str, env: &DecisionEnv) -> Decision {
-        off_thread_if_long(&self.config.engine, command, env, |e, c, env| {
-            e.decide(c, env)
-        })
-        .await
+        decide_off_the_worker(&self.config.engine, command, &env).await
     }
 
     /// `env` with the real locations (through symlinks, on the target) of the paths the
@@ -719,7 +710,7 @@ impl Session {
         let env = self
             .live_env(command, self.decision_env(&cwd, approver))
             .await;
-        let decision = self.decided(command, &env).await;
+        let decision = decide_off_the_worker(&self.config.engine, command, &env).await;
         let redact = |t: &str| self.protector.redact_text(t).text;
         let mut record = crate::audit_record::decision_record(
             self.who(),
@@ -1581,8 +1572,6 @@ fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::
     Ok(())
 }
 
-/// True if every program the command runs only looks at or frees disk space, and nothing
-/// is redirected into a file.
 /// Commands at least this long are parsed and decided on tokio's blocking pool. At the
 /// script limits one decision can take most of a second (issue 18), which would hold the
 /// async worker every other session's requests need; the short commands agents send nearly
@@ -1591,8 +1580,8 @@ fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::
 const OFF_THREAD_FROM: usize = 64 * 1024;
 
 /// `engine`'s decision on `command` in `env`, made on the blocking pool when the command is
-/// long (see [`OFF_THREAD_FROM`]): for async callers deciding outside a session (the MCP
-/// server's `policy_check`).
+/// long (see [`OFF_THREAD_FROM`]): for sessions and for async callers deciding outside one
+/// (the MCP server's `policy_check`).
 pub async fn decide_off_the_worker(
     engine: &Arc<execkit_engine::Engine>,
     command: &str,
@@ -1621,6 +1610,8 @@ async fn off_thread_if_long<T: Send + 'static>(
     }
 }
 
+/// True if every program the command runs only looks at or frees disk space, and nothing
+/// is redirected into a file.
 fn frees_space(d: &execkit_engine::Decision) -> bool {
     use execkit_engine::Action;
     d.facts.iter().all(|f| match f.action {

@@ -406,10 +406,7 @@ fn shown_command(text: &str) -> String {
     if text.len() <= SHOWN_COMMAND_BYTES {
         return text.to_string();
     }
-    let cut = (0..=SHOWN_COMMAND_BYTES)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
+    let cut = execkit_protect::floor_boundary(text, SHOWN_COMMAND_BYTES);
     format!("{}… ({} bytes)", &text[..cut], text.len())
 }
 

@@ -410,10 +410,7 @@ impl RemoteStore {
                 list.push(path.to_string());
             }
         }
-        let mut cut = patch.len().min(MAX_DIFF_BYTES);
-        while !patch.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = execkit_protect::floor_boundary(patch, MAX_DIFF_BYTES);
         d.diff = patch[..cut].to_string();
         Ok(d)
     }

@@ -7,6 +7,8 @@
 //! the oldest byte still kept and says how many bytes were lost in between. Memory is
 //! bounded by `head + tail` however much the process prints; the totals stay exact.
 
+use execkit_protect::{ceil_boundary, floor_boundary};
+
 /// What a read of one stream returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Slice {
@@ -32,24 +34,6 @@ pub struct StreamBuffer {
     total: u64,
     /// Newlines ever appended.
     lines: u64,
-}
-
-/// Largest char boundary of `s` at or below `i`.
-fn floor_boundary(s: &str, i: usize) -> usize {
-    let mut i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// Smallest char boundary of `s` at or above `i`.
-fn ceil_boundary(s: &str, i: usize) -> usize {
-    let mut i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }
 
 impl StreamBuffer {
