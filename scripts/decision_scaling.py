@@ -22,6 +22,7 @@ SHAPES = {
     "flags and paths": lambda n: "cat " + " ".join(f"--x{i}" for i in range(n // 2))
     + " " + " ".join(f"f{i}" for i in range(n // 2)),
     "pipeline a|a|…": lambda n: "|".join(["a"] * n),
+    "and chain a && a && …": lambda n: " && ".join(["a"] * n),
     "redirects": lambda n: "a " + " ".join(f"> f{i}" for i in range(n)),
     "substitutions": lambda n: "echo " + " ".join("$(a)" for _ in range(n)),
     "env prefixes": lambda n: " ".join(f"V{i}=1" for i in range(n)) + " a",

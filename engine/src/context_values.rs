@@ -35,6 +35,13 @@ pub(crate) trait ContextValues {
     type V: Clone;
     /// A string.
     fn string(v: &str) -> Self::V;
+    /// A string the caller already holds shared: the fast path shares its allocation
+    /// instead of copying it. Every command hidden in one command's words (`awk
+    /// 'system(…)'`, `find -exec`) carries that command's whole text as `raw`; copied, a
+    /// script at the command limit copied it thousands of times (issue 18).
+    fn shared_string(v: &Arc<str>) -> Self::V {
+        Self::string(v)
+    }
     /// A boolean.
     fn boolean(v: bool) -> Self::V;
     /// A long (saturating).
@@ -111,6 +118,9 @@ impl ContextValues for Direct {
     type V = Value;
     fn string(v: &str) -> Self::V {
         Value::from(Literal::String(SmolStr::new(v)))
+    }
+    fn shared_string(v: &Arc<str>) -> Self::V {
+        Value::from(Literal::String(SmolStr::from(Arc::clone(v))))
     }
     fn boolean(v: bool) -> Self::V {
         Value::from(Literal::Bool(v))
@@ -275,6 +285,7 @@ fn sorted_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cedar_policy_core::ast::ValueKind;
     use std::str::FromStr;
 
     fn both(pairs: impl Fn() -> Vec<(&'static str, bool)>) -> (Context, Context) {
@@ -401,6 +412,31 @@ mod tests {
                 .map(|tp| tp.map.values().cloned().collect())
                 .unwrap()
         })
+    }
+
+    #[test]
+    fn a_shared_string_is_not_copied_and_not_kept() {
+        // The fast path shares a command's text with its `raw` value (one allocation for
+        // every command hidden in it); the reference path copies. Equal either way, and
+        // nothing holds the text once the request's values are gone.
+        let text: Arc<str> = Arc::from("awk 'system(x)' ".repeat(64));
+        let shared = Direct::shared_string(&text);
+        assert_eq!(shared, Direct::string(&text));
+        let ValueKind::Lit(Literal::String(held)) = shared.value_kind() else {
+            panic!("not a string: {shared:?}")
+        };
+        assert_eq!(held.as_ptr(), text.as_ptr(), "the text was copied");
+        assert_eq!(Arc::strong_count(&text), 2);
+        {
+            let _end = RecycleContext;
+            let map =
+                templated_map(vec![("a_big_raw", shared), ("b_other", Direct::long(7))]).unwrap();
+            assert_eq!(map.get("a_big_raw"), Some(&Direct::string(&text)));
+        }
+        assert_eq!(Arc::strong_count(&text), 1, "a template kept the text");
+        // Short texts live inline; still equal.
+        let short: Arc<str> = Arc::from("ls");
+        assert_eq!(Direct::shared_string(&short), Direct::string("ls"));
     }
 
     #[test]

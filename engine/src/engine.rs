@@ -1485,7 +1485,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                     ("flags", C::strings(&cmd.flags)),
                     ("identity", identity),
                     ("positionals", C::strings(&cmd.positionals)),
-                    ("raw", C::string(&cmd.text)),
+                    ("raw", C::shared_string(&cmd.text)),
                     ("redirect_targets", C::strings(&redirects)),
                     (
                         "signal_targets",

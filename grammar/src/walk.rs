@@ -499,11 +499,30 @@ impl<'o> Walker<'o> {
         frame: &Frame,
         tail: &[Node],
     ) -> Result<Outcome, ParseError> {
-        let (left, op, right) = list_parts(node, src)?;
-        let l = self.stmt(left, src, cwd, frame)?;
-        let start = after_op(&op, &l);
-        let r = self.stmt_tail(right, src, &start, frame, tail)?;
-        Ok(combine(&op, &l, r))
+        // tree-sitter-bash nests `a && b && c` to the left, one level per link: walked
+        // recursively, a generated chain of 200 links was refused as too deep. The left
+        // spine is followed in a loop instead, and the links are walked left to right as
+        // the recursion did (each inner list's right side without the tail, which belongs
+        // to the last command).
+        let mut links = Vec::new();
+        let mut cur = node;
+        let first = loop {
+            let (left, op, right) = list_parts(cur, src)?;
+            links.push((op, right));
+            if left.kind_name() == "list" {
+                cur = left;
+            } else {
+                break left;
+            }
+        };
+        let mut acc = self.stmt(first, src, cwd, frame)?;
+        for (i, (op, right)) in links.iter().enumerate().rev() {
+            let start = after_op(op, &acc);
+            let t = if i == 0 { tail } else { &[] };
+            let r = self.stmt_tail(*right, src, &start, frame, t)?;
+            acc = combine(op, &acc, r);
+        }
+        Ok(acc)
     }
 
     fn pipeline(

@@ -619,6 +619,68 @@ fn a_wrapper_chain_too_long_is_refused() {
     );
 }
 
+/// A long `&&`/`||` chain is read whole: tree-sitter-bash nests it one level per link, and
+/// the walk follows that spine in a loop, not by recursion (a generated chain of more than
+/// 200 links was refused as too deep). Each command starts where bash would run it, a
+/// redirect after the chain binds to its last command only, and nesting of other kinds is
+/// still refused past the depth limit.
+#[test]
+fn a_long_and_chain_is_read_whole() {
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let n = 1000;
+    let links: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let chain = format!("cd /tmp && {} > out.log", links.join(" && "));
+    let s = parse(&chain, &opts).expect("a long chain");
+    assert_eq!(s.commands.len(), n + 1);
+    let tmp = Cwd::Known(vec!["/tmp".to_string()]);
+    for (i, c) in s.commands.iter().skip(1).enumerate() {
+        assert_eq!(c.program.entity_id(), format!("c{i}"));
+        assert_eq!(c.cwd, tmp, "c{i} runs after cd /tmp succeeded");
+        assert_eq!(c.redirects.is_empty(), i + 1 < n, "redirects of c{i}");
+    }
+    // `||` runs its right side where the left failed: after `cd /tmp || a`, `a` runs in
+    // the start directory; after `cd /tmp && b || c`, `c` may run in either.
+    let s = parse("cd /tmp || a && b || c", &opts).expect("mixed");
+    let cwds: Vec<Vec<&str>> = s
+        .commands
+        .iter()
+        .map(|c| match &c.cwd {
+            Cwd::Known(v) => {
+                let mut v: Vec<&str> = v.iter().map(String::as_str).collect();
+                v.sort_unstable();
+                v
+            }
+            Cwd::Unknown => vec!["?"],
+        })
+        .collect();
+    let (work, either) = (vec!["/work"], vec!["/tmp", "/work"]);
+    assert_eq!(cwds, [&work, &work, &either, &either].map(Vec::clone));
+    let chain = format!("{} || {}", links.join(" && "), links.join(" || "));
+    assert_eq!(parse(&chain, &opts).map(|s| s.commands.len()), Ok(2 * n));
+    // The walk's stack does not grow with the chain: 4,000 links (near the command limit)
+    // are read on a 512 KiB thread stack (an async worker's is 2 MiB), debug build too.
+    let longest = (0..4000)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let read = std::thread::Builder::new()
+        .stack_size(512 << 10)
+        .spawn(move || {
+            let opts = ParseOptions::new(Some("/work"), "/home/agent");
+            parse(&longest, &opts).map(|s| s.commands.len())
+        })
+        .expect("thread")
+        .join()
+        .expect("no overflow");
+    assert_eq!(read, Ok(4000));
+    let deep = format!("{}a{}", "( ".repeat(250), " )".repeat(250));
+    assert!(
+        matches!(parse(&deep, &opts), Err(ParseError::TooDeep { .. })),
+        "250 nested subshells: {:?}",
+        parse(&deep, &opts).err()
+    );
+}
+
 /// The bounds hold where an agent would hide the oversized shape: inside a re-parsed
 /// payload (`bash -c '…'`, `eval`), and split between a wrapper chain outside the payload
 /// and one inside it (the payload's commands carry the wrappers of the command that runs it).

@@ -19,7 +19,7 @@
 //! assert_eq!(c.limits.max_sessions, 4);
 //! ```
 
-use execkit_engine::ScriptLimits;
+use execkit_engine::{Identity, ScriptLimits};
 use execkit_runner::sandbox::Profile;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -91,6 +91,20 @@ impl Default for IdentityConfig {
             operator: "operator".into(),
             groups: Vec::new(),
             kind: "agent".into(),
+        }
+    }
+}
+
+impl IdentityConfig {
+    /// The identity commands are decided with (no session or approver yet): the server's
+    /// sessions and `execkit policy check --config` use the same.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            agent: self.agent.clone(),
+            operator: self.operator.clone(),
+            groups: self.groups.clone(),
+            kind: self.kind.clone(),
+            ..Identity::default()
         }
     }
 }

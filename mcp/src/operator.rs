@@ -60,6 +60,36 @@ pub enum StartupError {
     RunAs(String),
 }
 
+/// The engine a configuration gives: its policies (`dir`, else the embedded `set`, else
+/// `default`; `entities` replacing the set's), or the policy directory `policies` when
+/// given, under the configuration's script limits. The server and `execkit policy check
+/// --config` decide with the same engine. Returns it with the policies' name.
+pub fn engine_of(
+    config: &OperatorConfig,
+    policies: Option<&Path>,
+) -> Result<(Engine, String), StartupError> {
+    let mut src = match (
+        policies.or(config.policy.dir.as_deref()),
+        &config.policy.set,
+    ) {
+        (Some(dir), _) => policy_dir::from_dir(dir),
+        (None, Some(set)) => policy_dir::embedded(set),
+        (None, None) => policy_dir::embedded("default"),
+    }
+    .map_err(|e| StartupError::Policies(e.to_string()))?;
+    if let Some(e) = &config.policy.entities {
+        src.bundle.entities = std::fs::read_to_string(e).map_err(|err| StartupError::Path {
+            what: "policy.entities",
+            path: e.display().to_string(),
+            message: err.to_string(),
+        })?;
+    }
+    let mut engine = Engine::new(&src.bundle)
+        .map_err(|e| StartupError::Policies(format!("{}: {e}", src.name)))?;
+    engine.set_script_limits(config.limits.script_limits());
+    Ok((engine, src.name))
+}
+
 fn canonical(what: &'static str, p: &Path) -> Result<PathBuf, StartupError> {
     let c = p.canonicalize().map_err(|e| StartupError::Path {
         what,
@@ -80,22 +110,7 @@ impl Operator {
     /// Builds the runtime from a configuration: loads and validates the policies, opens
     /// the audit log, reads secret sources and resolves workspaces.
     pub fn new(config: OperatorConfig) -> Result<Operator, StartupError> {
-        let mut src = match (&config.policy.dir, &config.policy.set) {
-            (Some(dir), _) => policy_dir::from_dir(dir),
-            (None, Some(set)) => policy_dir::embedded(set),
-            (None, None) => policy_dir::embedded("default"),
-        }
-        .map_err(|e| StartupError::Policies(e.to_string()))?;
-        if let Some(e) = &config.policy.entities {
-            src.bundle.entities = std::fs::read_to_string(e).map_err(|err| StartupError::Path {
-                what: "policy.entities",
-                path: e.display().to_string(),
-                message: err.to_string(),
-            })?;
-        }
-        let mut engine = Engine::new(&src.bundle)
-            .map_err(|e| StartupError::Policies(format!("{}: {e}", src.name)))?;
-        engine.set_script_limits(config.limits.script_limits());
+        let (engine, policy_set) = engine_of(&config, None)?;
         let default_workspace = match &config.workspaces.default {
             Some(w) => canonical("workspaces.default", w)?,
             None => {
@@ -154,7 +169,7 @@ impl Operator {
         };
         Ok(Operator {
             engine: Arc::new(engine),
-            policy_set: src.name,
+            policy_set,
             audit,
             default_workspace,
             allowed_workspaces,
@@ -228,14 +243,7 @@ impl Operator {
 
     /// The identity sessions run with.
     pub fn identity(&self) -> Identity {
-        let i = &self.config.identity;
-        Identity {
-            agent: i.agent.clone(),
-            operator: i.operator.clone(),
-            groups: i.groups.clone(),
-            kind: i.kind.clone(),
-            ..Identity::default()
-        }
+        self.config.identity.identity()
     }
 
     /// The operator's checkpoint settings for the runner.

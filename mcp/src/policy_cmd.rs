@@ -87,9 +87,15 @@ pub struct EnvArgs {
 /// `execkit policy check`.
 #[derive(Args)]
 pub struct CheckArgs {
-    /// Policy directory (default: the embedded default set).
+    /// Policy directory (default: the configuration's policies, else the embedded default
+    /// set).
     #[arg(long)]
     policies: Option<PathBuf>,
+    /// The server's configuration file: decide as `execkit-mcp` would with it (its
+    /// policies, entities, identity and `[limits]`, with the same `EXECKIT_*` overrides).
+    /// `--policies`, `--identity` and `--group` still override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     env: EnvArgs,
     /// Transport: local, ssh or docker.
@@ -98,10 +104,10 @@ pub struct CheckArgs {
     /// SSH host or Docker daemon host for the target.
     #[arg(long)]
     host: Option<String>,
-    /// Agent entity id of the principal.
-    #[arg(long, default_value = "agent")]
-    identity: String,
-    /// Extra Group of the agent (repeatable).
+    /// Agent entity id of the principal (default: the configuration's, else `agent`).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Extra Group of the agent (repeatable; default: the configuration's).
     #[arg(long = "group")]
     groups: Vec<String>,
     /// JSON output.
@@ -172,12 +178,23 @@ pub fn engine_for(dir: Option<&Path>) -> anyhow::Result<(Engine, policy_dir::Pol
 }
 
 fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let (engine, _) = engine_for(a.policies.as_deref())?;
     let mut env = env_of(&a.env);
+    let engine = match &a.config {
+        Some(path) => {
+            let config = crate::config::OperatorConfig::load(Some(path))?;
+            env.identity = config.identity.identity();
+            crate::operator::engine_of(&config, a.policies.as_deref())?.0
+        }
+        None => engine_for(a.policies.as_deref())?.0,
+    };
     env.target.transport = a.transport.parse::<Transport>()?;
     env.target.host = a.host.clone();
-    env.identity.agent = a.identity.clone();
-    env.identity.groups = a.groups.clone();
+    if let Some(agent) = &a.identity {
+        env.identity.agent = agent.clone();
+    }
+    if !a.groups.is_empty() {
+        env.identity.groups = a.groups.clone();
+    }
     let command = a.command.join(" ");
     let d = engine.decide(&command, &env);
     if a.json {

@@ -1273,3 +1273,69 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
     let _ = server.wait();
     std::fs::remove_dir_all(&ws).unwrap();
 }
+
+/// `policy check --config FILE` decides as the server would with that file: its
+/// `[limits]` (and their `EXECKIT_*` overrides) and its `[identity]`; without the file the
+/// same commands decide under the defaults.
+#[test]
+fn check_with_the_server_config_decides_as_the_server() {
+    let dir = scratch("check-config");
+    let config = dir.join("execkit.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_script_commands = 3\n[identity]\ngroups = [\"docker-users\"]\n",
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8 path");
+    let run = |with_config: bool, env: &[(&str, &str)], cmd: &str| {
+        let mut args = vec!["policy", "check", "--cwd", "/work", "--home", "/home/agent"];
+        if with_config {
+            args.extend(["--config", config]);
+        }
+        args.extend(["--", cmd]);
+        let o = Command::new(env!("CARGO_BIN_EXE_execkit"))
+            .args(&args)
+            .envs(env.iter().copied())
+            .env_remove("EXECKIT_CONFIG")
+            .output()
+            .expect("run execkit");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let four = "git status; git status; git status; git status";
+    let (code, out) = run(false, &[], four);
+    assert_eq!(code, 0, "defaults allow four commands: {out}");
+    let (code, out) = run(true, &[], four);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("more than 3 commands"), "{out}");
+    let three = "git status; git status; git status";
+    assert_eq!(run(true, &[], three).0, 0);
+    let (code, out) = run(true, &[("EXECKIT_MAX_SCRIPT_COMMANDS", "2")], three);
+    assert_eq!(code, 2, "the environment overrides the file: {out}");
+    assert!(out.contains("more than 2 commands"), "{out}");
+    // The configured groups take part: container tooling needs `docker-users`.
+    let (code, out) = run(false, &[], "docker ps");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("docker-requires-group"), "{out}");
+    let (code, out) = run(true, &[], "docker ps");
+    assert_eq!(code, 0, "{out}");
+    // A configuration that does not load is an error, not a decision under defaults.
+    std::fs::write(dir.join("bad.toml"), "[limits]\nmax_script_commands = 0\n")
+        .expect("write config");
+    let o = execkit(&[
+        "policy",
+        "check",
+        "--config",
+        dir.join("bad.toml").to_str().expect("utf-8 path"),
+        "--",
+        "git status",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("max_script_commands"),
+        "{o:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

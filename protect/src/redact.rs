@@ -121,8 +121,9 @@ impl Redactor {
         StreamRedactor {
             r: self.clone(),
             carry: String::new(),
-            pem: false,
+            pem: None,
             k8s: None,
+            k8s_prefix: LinePrefix(Vec::new()),
             counts: vec![0; self.rules.rules().len() + 1],
         }
     }
@@ -208,8 +209,13 @@ pub struct Redacted {
 pub struct StreamRedactor {
     r: Redactor,
     carry: String,
-    pem: bool,
+    /// An open PEM key: the shape of the text before its header, which its other lines
+    /// repeat (see [`LinePrefix`]).
+    pem: Option<LinePrefix>,
     k8s: Option<K8sState>,
+    /// The shape of the prefix an open Kubernetes block's lines carry (empty for a plain
+    /// manifest; `     3\t` for `cat -n`, see [`LinePrefix`]).
+    k8s_prefix: LinePrefix,
     counts: Vec<u64>,
 }
 
@@ -228,6 +234,265 @@ fn content_end(b: &[u8], start: usize, end: usize) -> usize {
         end - 1
     } else {
         end
+    }
+}
+
+/// A line holding ghost characters (see [`crate::ansi`]) in the two forms the redactor
+/// judges it in: `visible`, as shown (each ghost pair removed), and `alt`, with each ghost
+/// character put back (its marker removed). `*_at[i]` is where byte `i` of that form lies
+/// in the marked line (`*_at[len]` is the line's end), so a range found in a form maps back.
+///
+/// The multi-line state machines (PEM keys, Kubernetes `data:` blocks) read a line in both
+/// forms: read as marked, a colourised key line (`ESC[32m` + `MIIE…`: the `m` is kept as a
+/// ghost before the token) was no base64, closed the key, and let the rest of it through.
+#[derive(Debug, Default)]
+struct GhostForms {
+    visible: Vec<u8>,
+    vis_at: Vec<usize>,
+    alt: Vec<u8>,
+    alt_at: Vec<usize>,
+}
+
+impl GhostForms {
+    /// The forms of `line`, with their offset maps, if it holds a ghost marker.
+    fn of(line: &[u8]) -> Option<GhostForms> {
+        memchr::memmem::find(line, GHOST_BYTES)?;
+        let mut f = GhostForms::default();
+        f.fill(line, true);
+        Some(f)
+    }
+
+    /// Makes these the forms of `line`, with the offset maps only when `maps` (reusing the
+    /// buffers).
+    fn fill(&mut self, line: &[u8], maps: bool) {
+        self.visible.clear();
+        self.vis_at.clear();
+        self.alt.clear();
+        self.alt_at.clear();
+        let mut i = 0;
+        while i < line.len() {
+            let (plain, next) = if line[i..].starts_with(GHOST_BYTES) {
+                let g = i + GHOST_BYTES.len();
+                (
+                    g..(g + utf8_width(line.get(g).copied())).min(line.len()),
+                    None,
+                )
+            } else {
+                let end = memchr::memchr(GHOST_BYTES[0], &line[i + 1..])
+                    .map_or(line.len(), |j| i + 1 + j);
+                (i..end, Some(i..end))
+            };
+            // `plain` goes to the alt form (a ghost character or plain text), `next` to
+            // the visible one too (plain text only).
+            self.alt.extend_from_slice(&line[plain.clone()]);
+            if maps {
+                self.alt_at.extend(plain.clone());
+            }
+            if let Some(r) = next {
+                self.visible.extend_from_slice(&line[r.clone()]);
+                if maps {
+                    self.vis_at.extend(r);
+                }
+            }
+            i = plain.end;
+        }
+        if maps {
+            self.vis_at.push(line.len());
+            self.alt_at.push(line.len());
+        }
+    }
+
+    /// Both forms, each with its offset map.
+    fn forms(&self) -> [(&[u8], &[usize]); 2] {
+        [(&self.visible, &self.vis_at), (&self.alt, &self.alt_at)]
+    }
+}
+
+/// Whether either form of the ghost line `line` opens a secret spanning lines (a PEM key,
+/// a Kubernetes block); `scratch` holds the forms and keyword hits between calls. Most
+/// ghost lines are coloured text that opens nothing: this costs two copies of the line and
+/// two scans for the few multi-line keywords, without the offset maps.
+fn ghost_line_opens(rules: &RuleSet, line: &[u8], scratch: &mut GhostScratch) -> bool {
+    scratch.forms.fill(line, false);
+    rules.opens_multiline(&scratch.forms.visible, &mut scratch.hits)
+        || rules.opens_multiline(&scratch.forms.alt, &mut scratch.hits)
+}
+
+/// Buffers reused by [`ghost_line_opens`].
+#[derive(Debug, Default)]
+struct GhostScratch {
+    forms: GhostForms,
+    hits: Vec<(usize, usize, usize)>,
+}
+
+/// The marked line's range of bytes `s..e` of a form whose offset map is `at`: from its
+/// first byte to just past its last (a ghost pair right after it stays outside).
+fn marked_range(at: &[usize], s: usize, e: usize) -> (usize, usize) {
+    if e > s {
+        (at[s], at[e - 1] + 1)
+    } else {
+        (at[s], at[s])
+    }
+}
+
+/// Adds to `kws` the keywords of both forms of every ghost line of `b` that opens a secret
+/// spanning lines (offsets in `b`): ordinary rules do not run on ghost lines before their
+/// own analysis, so only these lines need visiting for keywords the marks split.
+fn ghost_line_keywords(rules: &RuleSet, b: &[u8], kws: &mut Vec<(usize, usize, usize)>) {
+    let mut from = 0;
+    let mut found = Vec::new();
+    let mut scratch = GhostScratch::default();
+    while let Some(i) = memchr::memmem::find(&b[from..], GHOST_BYTES) {
+        let at = from + i;
+        let ls = line_start(b, at);
+        let le = line_end(b, at);
+        let ce = content_end(b, ls, le);
+        from = le.max(at + 1);
+        if !ghost_line_opens(rules, &b[ls..ce], &mut scratch) {
+            continue;
+        }
+        if let Some(g) = GhostForms::of(&b[ls..ce]) {
+            for (form, map) in g.forms() {
+                found.clear();
+                rules.keyword_hits(form, &mut found);
+                kws.extend(found.iter().map(|&(s, e, k)| {
+                    let (s, e) = marked_range(map, s, e);
+                    (ls + s, ls + e, k)
+                }));
+            }
+        }
+    }
+}
+
+/// The length of the UTF-8 character whose first byte is `lead` (0 for none).
+fn utf8_width(lead: Option<u8>) -> usize {
+    match lead {
+        None => 0,
+        Some(b) if b < 0xC0 => 1,
+        Some(b) if b < 0xE0 => 2,
+        Some(b) if b < 0xF0 => 3,
+        Some(_) => 4,
+    }
+}
+
+/// The PEM footers after each of a line's headers, in order: a footer found from one header
+/// is the first after every later header before it, and none found means none after any
+/// later one, so the line is searched once however many headers it holds (searching from
+/// each header cost the square of their number on a line of them).
+#[derive(Debug, Default)]
+struct FooterSearch {
+    /// Where the last search started and what it found.
+    last: Option<(usize, Option<(usize, usize)>)>,
+}
+
+impl FooterSearch {
+    /// The first footer at or after `from` in `hay`, as `(start, end)`.
+    fn next_range(
+        &mut self,
+        footer: &regex::bytes::Regex,
+        hay: &[u8],
+        from: usize,
+    ) -> Option<(usize, usize)> {
+        match self.last {
+            Some((searched, found)) if searched <= from => match found {
+                None => return None,
+                Some((s, e)) if s >= from => return Some((s, e)),
+                Some(_) => {}
+            },
+            _ => {}
+        }
+        let found = footer.find_at(hay, from).map(|m| (m.start(), m.end()));
+        self.last = Some((from, found));
+        found
+    }
+
+    /// Where the first footer at or after `from` ends.
+    fn next(&mut self, footer: &regex::bytes::Regex, hay: &[u8], from: usize) -> Option<usize> {
+        self.next_range(footer, hay, from).map(|(_, e)| e)
+    }
+}
+
+/// The longest text before a header taken for a listing's prefix (see [`LinePrefix`]).
+const MAX_LINE_PREFIX: usize = 256;
+
+/// The shape of the text before a PEM key's header on its line, which the key's other lines
+/// repeat with other numbers: `     1\t` (`cat -n`, `nl`), `12:` (`grep -n`), `> ` (a
+/// quote), a log line's timestamp and level. Runs of digits match any run of digits, the
+/// blanks it starts with any run of blanks (numbers are right-aligned), `:` and `-` each
+/// other (`grep -n -A` marks context lines with `-` where the matching line has `:`), any
+/// other byte itself (blanks after the start are separators: what follows them is the
+/// line's own indentation). Without it, the second line of a numbered key was no base64,
+/// closed the key, and the rest of it was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinePrefix(Vec<PrefixPart>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrefixPart {
+    /// One or more ASCII digits.
+    Digits,
+    /// Zero or more spaces and tabs (only at the start).
+    Blanks,
+    /// This byte.
+    Byte(u8),
+}
+
+impl LinePrefix {
+    /// The shape of `prefix`; none (lines are read as they are) for text longer than any
+    /// listing puts before a line, [`MAX_LINE_PREFIX`] bytes.
+    fn of(prefix: &[u8]) -> LinePrefix {
+        let mut parts: Vec<PrefixPart> = Vec::new();
+        if prefix.len() > MAX_LINE_PREFIX {
+            return LinePrefix(parts);
+        }
+        for &c in prefix {
+            let leading = parts.is_empty() || parts == [PrefixPart::Blanks];
+            let part = match c {
+                b'0'..=b'9' => PrefixPart::Digits,
+                b' ' | b'\t' if leading => PrefixPart::Blanks,
+                _ => PrefixPart::Byte(c),
+            };
+            let repeats = matches!(part, PrefixPart::Digits | PrefixPart::Blanks);
+            if !(repeats && parts.last() == Some(&part)) {
+                parts.push(part);
+            }
+        }
+        LinePrefix(parts)
+    }
+
+    /// The rest of `line` after a prefix of this shape, if it starts with one.
+    fn strip<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
+        let mut i = 0;
+        for part in &self.0 {
+            match part {
+                PrefixPart::Digits => {
+                    let n = line[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                    if n == 0 {
+                        return None;
+                    }
+                    i += n;
+                }
+                PrefixPart::Blanks => {
+                    i += line[i..]
+                        .iter()
+                        .take_while(|&&c| c == b' ' || c == b'\t')
+                        .count();
+                }
+                PrefixPart::Byte(c) => {
+                    let same = |b: &u8| b == c || matches!((b, c), (b':', b'-') | (b'-', b':'));
+                    if !line.get(i).is_some_and(same) {
+                        return None;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        Some(&line[i..])
+    }
+
+    /// Whether `line` continues the key: a body line as it is, or after a prefix of this
+    /// shape.
+    fn is_body(&self, line: &[u8]) -> bool {
+        is_pem_body(line) || (!self.0.is_empty() && self.strip(line).is_some_and(is_pem_body))
     }
 }
 
@@ -302,10 +567,10 @@ impl StreamRedactor {
         if !rest.is_empty() {
             self.process(&rest, out);
         }
-        if self.pem && !out.ends_with('\n') {
+        if self.pem.is_some() && !out.ends_with('\n') {
             out.push('\n');
         }
-        self.pem = false;
+        self.pem = None;
         self.k8s = None;
         self.counts()
     }
@@ -314,20 +579,45 @@ impl StreamRedactor {
     /// keeping the counts: the next text is scanned as if the stream started there (the
     /// pipeline's middle skip; see `pipeline`).
     pub(crate) fn restart(&mut self) -> String {
-        self.pem = false;
+        self.pem = None;
         self.k8s = None;
         std::mem::take(&mut self.carry)
     }
 
     /// Whether a multi-line secret (a PEM key, a Kubernetes `data:` block) is open.
     pub(crate) fn in_multiline(&self) -> bool {
-        self.pem || self.k8s.is_some()
+        self.pem.is_some() || self.k8s.is_some()
     }
 
     /// Where keywords sit, in `text[from..]`, on lines that open a secret spanning lines:
-    /// the first of each such line, in order.
+    /// the first of each such line, in order. A ghost line opens one when either of its
+    /// forms does (as the redactor reads it); it is reported at its first ghost.
     pub(crate) fn multiline_openers(&self, text: &str, from: usize) -> Vec<usize> {
-        self.r.rules.multiline_openers(text.as_bytes(), from)
+        let b = text.as_bytes();
+        let mut openers = self.r.rules.multiline_openers(b, from);
+        let Some(rest) = b.get(from..) else {
+            return openers;
+        };
+        let mut at = 0;
+        let mut ghostly = Vec::new();
+        let mut scratch = GhostScratch::default();
+        while let Some(i) = memchr::memmem::find(&rest[at..], GHOST_BYTES) {
+            let ghost = from + at + i;
+            let ls = line_start(b, ghost);
+            let le = line_end(b, ghost);
+            let line = &b[ls..content_end(b, ls, le)];
+            if ghost_line_opens(self.r.rules, line, &mut scratch) {
+                ghostly.push(ghost);
+            }
+            at = le - from;
+        }
+        if !ghostly.is_empty() {
+            // One per line: a line found both ways keeps its first.
+            openers.extend(ghostly);
+            openers.sort_unstable();
+            openers.dedup_by_key(|&mut o| line_start(b, o));
+        }
+        openers
     }
 
     /// For `text` starting at a line that opens a multi-line secret: the end of the first
@@ -373,7 +663,7 @@ impl StreamRedactor {
                     return;
                 }
             }
-            self.pem = false;
+            self.pem = None;
             self.k8s = None;
             let wlen = floor_boundary(&self.carry, WINDOW);
             let window = &self.carry[..wlen];
@@ -429,7 +719,18 @@ impl StreamRedactor {
         let rules = self.r.rules;
         let mut kws = Vec::new();
         rules.keyword_hits(b, &mut kws);
+        let ghosted = memchr::memmem::find(b, GHOST_BYTES).is_some();
+        if ghosted {
+            // A ghost can split a keyword (`ESC[1m` + `data:` keeps the `m`): a ghost line
+            // is visited for the keywords of both its forms too, so that a key or a
+            // Kubernetes block it opens is seen (the line itself is redacted afresh from
+            // its forms, see `rebuild_ghost_lines`).
+            ghost_line_keywords(rules, b, &mut kws);
+        }
         crate::packed_sort::sort_hits(&mut kws);
+        if ghosted {
+            kws.dedup();
+        }
         let mut hits = Vec::new();
         // Per line: the rules already run, and how far each one's window reached.
         let mut line_rules: Vec<(usize, usize)> = Vec::new();
@@ -437,9 +738,17 @@ impl StreamRedactor {
         // whose spans run on to their end marker), for `RuleSet::run_rule`'s `prior`.
         let mut line_hits: Vec<Hit> = Vec::new();
         let mut triggered: Vec<usize> = Vec::new();
-        let mut line = (usize::MAX, 0usize, 0usize); // (start, content end, end)
-                                                     // End of a line that opened a multi-line secret: its other keywords are handled
-                                                     // first, then the lines that continue the secret are consumed.
+        // The current line: (start, content end, end).
+        let mut line = (usize::MAX, 0usize, 0usize);
+        // Whether the current line holds a ghost: its ordinary rules' spans would be
+        // replaced by its own analysis (`rebuild_ghost_lines`), so only the multi-line
+        // rules run on it here.
+        let mut ghost_line = false;
+        // The PEM rules already run on the current ghost line's forms (once per line, not
+        // once per keyword: a line of many headers read its forms once per header).
+        let mut pem_forms_read: Vec<usize> = Vec::new();
+        // End of a line that opened a multi-line secret: its other keywords are handled
+        // first, then the lines that continue the secret are consumed.
         let mut pending: Option<usize> = None;
         let mut i = 0;
         while i < kws.len() {
@@ -459,21 +768,28 @@ impl StreamRedactor {
                 line = (ls, content_end(b, ls, le), le);
                 line_rules.clear();
                 line_hits.clear();
+                ghost_line = ghosted && memchr::memmem::find(&b[ls..line.1], GHOST_BYTES).is_some();
+                pem_forms_read.clear();
                 let n = kws[i..].iter().take_while(|kw| kw.0 < le).count();
-                self.run_in_rule_order(
-                    b,
-                    line,
-                    &kws[i..i + n],
-                    (&mut line_rules, &mut line_hits, &mut hits, &mut triggered),
-                    &mut spans,
-                );
+                if !ghost_line {
+                    self.run_in_rule_order(
+                        b,
+                        line,
+                        &kws[i..i + n],
+                        (&mut line_rules, &mut line_hits, &mut hits, &mut triggered),
+                        &mut spans,
+                    );
+                }
             }
             let (ls, ce, le) = line;
             let text = &b[ls..ce];
             let (rel, rel_end) = ((at - ls).min(text.len()), (at_end - ls).min(text.len()));
-            let mut pem_open = false;
+            let mut pem_open: Option<LinePrefix> = None;
             let mut k8s = None;
             for &r in rules.keyword_owners(k) {
+                if ghost_line && rules.rules()[r].special == Special::None {
+                    continue;
+                }
                 if line_rules
                     .iter()
                     .any(|&(rr, reach)| rr == r && reach >= (rel_end + 1024).min(text.len()))
@@ -487,6 +803,15 @@ impl StreamRedactor {
                     continue;
                 }
                 hits.clear();
+                if ghost_line && self.r.pem.contains(&r) && !pem_forms_read.contains(&r) {
+                    pem_forms_read.push(r);
+                    if let Some(g) = GhostForms::of(text) {
+                        // A key's header split by a ghost opens the key all the same.
+                        if let Some(prefix) = self.pem_in_forms(r, &g, (ls, le), &mut spans) {
+                            pem_open = Some(prefix);
+                        }
+                    }
+                }
                 // Covered matches are skipped on short lines only (see `RuleSet::run_rule`).
                 let short = crate::rules::windows_cover(text.len());
                 let prior = short.then_some(&line_hits[..]);
@@ -495,10 +820,11 @@ impl StreamRedactor {
                 if short && !self.r.pem.contains(&r) {
                     line_hits.extend_from_slice(&hits);
                 }
+                let mut footer = FooterSearch::default();
+                let mut open_at = None;
                 for h in &hits {
                     if self.r.pem.contains(&h.rule) {
-                        let end_marker = rules.pem_end().find_at(text, h.end).map(|m| m.end());
-                        match end_marker {
+                        match footer.next(rules.pem_end(), text, h.end) {
                             Some(e) => spans.push(Span {
                                 start: ls + h.start,
                                 end: ls + e,
@@ -510,27 +836,36 @@ impl StreamRedactor {
                                     end: le,
                                     kind: Kind::Rule(h.rule),
                                 });
-                                pem_open = true;
+                                open_at = Some(h.start);
                             }
                         }
                     } else {
                         spans.push(self.span_of(*h, ls));
                     }
                 }
+                if let Some(at) = open_at {
+                    pem_open = Some(LinePrefix::of(&text[..at]));
+                }
             }
             i += 1;
-            if pem_open {
-                self.pem = true;
+            // One multi-line secret is open at a time: a line that opens both (a key's header
+            // followed by `data:`) opens the key, whichever keyword came first. Both open,
+            // the Kubernetes block outlived the key, and only chunk borders decided whether
+            // the lines after the key were read as its entries (the fuzzer found it).
+            if let Some(prefix) = pem_open {
+                self.pem = Some(prefix);
+                self.k8s = None;
                 pending = Some(le);
-            } else if k8s.is_some() {
-                self.k8s = k8s;
+            } else if let Some((state, prefix)) = k8s.filter(|_| self.pem.is_none()) {
+                self.k8s = Some(state);
+                self.k8s_prefix = prefix;
                 pending = Some(le);
             }
         }
         if let Some(le) = pending {
             self.continue_state(b, le, &mut spans);
         }
-        if memchr::memmem::find(b, GHOST_BYTES).is_some() {
+        if ghosted {
             self.rebuild_ghost_lines(text, &mut spans);
         }
         let merged = merge(text, &mut spans);
@@ -586,42 +921,65 @@ impl StreamRedactor {
         }
     }
 
-    fn k8s_header(&self, line: &[u8]) -> Option<K8sState> {
-        let r = *self.r.k8s.first()?;
-        if !self.r.rules.k8s_header(r, line) {
-            return None;
+    /// The Kubernetes block `line` opens, if any; a ghost line opens one when either form
+    /// does (as shown first).
+    fn k8s_header(&self, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
+        match GhostForms::of(line) {
+            Some(g) => g
+                .forms()
+                .iter()
+                .find_map(|(form, _)| self.k8s_header_of(form)),
+            None => self.k8s_header_of(line),
         }
+    }
+
+    /// [`StreamRedactor::k8s_header`] for a line without ghosts; the header may follow a
+    /// listing's prefix, which the block's lines then carry.
+    fn k8s_header_of(&self, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
+        let r = *self.r.k8s.first()?;
+        let at = self.r.rules.k8s_header_at(r, line)?;
+        let prefix = LinePrefix::of(&line[..at]);
+        Some((Self::k8s_state(&line[at..]), prefix))
+    }
+
+    /// The state a k8s-data header line (without prefix) opens.
+    fn k8s_state(line: &[u8]) -> K8sState {
         let t = line.trim_ascii_start();
         let string_data = t.starts_with(b"stringData") || t.starts_with(b"\"stringData");
         if t.ends_with(b"{") || line.trim_ascii_end().ends_with(b"{") {
-            Some(K8sState::Json { string_data })
+            K8sState::Json { string_data }
         } else {
-            Some(K8sState::Yaml {
+            K8sState::Yaml {
                 indent: line.len() - t.len(),
                 string_data,
-            })
+            }
         }
     }
 
     /// Consumes the lines that continue an open multi-line secret, from `pos`; returns
     /// where ordinary scanning resumes.
     fn continue_state(&mut self, b: &[u8], mut pos: usize, spans: &mut Vec<Span>) -> usize {
-        while pos < b.len() && (self.pem || self.k8s.is_some()) {
+        while pos < b.len() && (self.pem.is_some() || self.k8s.is_some()) {
             let le = line_end(b, pos);
             let ce = content_end(b, pos, le);
             let line = &b[pos..ce];
-            if self.pem {
-                if let Some(m) = self.r.rules.pem_end().find(line) {
+            let ghosts = GhostForms::of(line);
+            if let Some(prefix) = &self.pem {
+                if let Some(end) = self.pem_footer_end(line, ghosts.as_ref()) {
                     spans.push(Span {
                         start: pos,
-                        end: pos + m.end(),
+                        end: pos + end,
                         kind: Kind::Drop,
                     });
-                    self.pem = false;
+                    self.pem = None;
                     pos = le;
                     continue;
                 }
-                if is_pem_body(line) && le > ce {
+                let body = match &ghosts {
+                    Some(g) => g.forms().iter().any(|(form, _)| prefix.is_body(form)),
+                    None => prefix.is_body(line),
+                };
+                if body && le > ce {
                     spans.push(Span {
                         start: pos,
                         end: le,
@@ -630,7 +988,7 @@ impl StreamRedactor {
                     pos = le;
                     continue;
                 }
-                if is_pem_body(line) {
+                if body {
                     // The last, unterminated line of the stream.
                     spans.push(Span {
                         start: pos,
@@ -641,7 +999,7 @@ impl StreamRedactor {
                 }
                 // The block ended without a footer: restore the newline eaten with the
                 // last body line, and scan this line normally.
-                self.pem = false;
+                self.pem = None;
                 spans.push(Span {
                     start: pos,
                     end: pos,
@@ -650,20 +1008,30 @@ impl StreamRedactor {
                 return pos;
             }
             let Some(state) = self.k8s else { break };
-            match self.k8s_entry(state, line) {
-                Some(Some((vs, ve))) => {
-                    if let Some(&r) = self.r.k8s.first() {
-                        spans.push(Span {
-                            start: pos + vs,
-                            end: pos + ve,
-                            kind: Kind::Rule(r),
-                        });
-                    }
-                }
-                Some(None) => {}
-                None => {
-                    self.k8s = None;
-                    return pos;
+            // A ghost line is read in both forms: a value either shows is redacted, and the
+            // block goes on unless both end it.
+            let entries: Vec<Option<Option<(usize, usize)>>> = match &ghosts {
+                Some(g) => g
+                    .forms()
+                    .iter()
+                    .map(|(form, at)| {
+                        self.k8s_line(state, form)
+                            .map(|v| v.map(|(vs, ve)| marked_range(at, vs, ve)))
+                    })
+                    .collect(),
+                None => vec![self.k8s_line(state, line)],
+            };
+            if entries.iter().all(Option::is_none) {
+                self.k8s = None;
+                return pos;
+            }
+            for (vs, ve) in entries.into_iter().flatten().flatten() {
+                if let Some(&r) = self.r.k8s.first() {
+                    spans.push(Span {
+                        start: pos + vs,
+                        end: pos + ve,
+                        kind: Kind::Rule(r),
+                    });
                 }
             }
             // Entries are also scanned by the ordinary rules.
@@ -674,12 +1042,86 @@ impl StreamRedactor {
                     spans.push(self.span_of(h, pos));
                 }
             }
-            if matches!(state, K8sState::Json { .. }) && line.trim_ascii().starts_with(b"}") {
+            let prefix = &self.k8s_prefix;
+            let closes = |l: &[u8]| prefix.strip(l).unwrap_or(l).trim_ascii().starts_with(b"}");
+            let closed = match &ghosts {
+                Some(g) => g.forms().iter().all(|(form, _)| closes(form)),
+                None => closes(line),
+            };
+            if matches!(state, K8sState::Json { .. }) && closed {
                 self.k8s = None;
             }
             pos = le;
         }
         pos
+    }
+
+    /// PEM key headers that PEM rule `r` finds in either form of the ghost line at
+    /// `ls..le` (`g`): each is redacted to its footer on the line, else to the line's end;
+    /// returns the shape of the text before a header that runs past the line (the key is
+    /// open).
+    fn pem_in_forms(
+        &self,
+        r: usize,
+        g: &GhostForms,
+        (ls, le): (usize, usize),
+        spans: &mut Vec<Span>,
+    ) -> Option<LinePrefix> {
+        let mut open = None;
+        let mut hits = Vec::new();
+        for (form, at) in g.forms() {
+            hits.clear();
+            self.r.rules.run_rule_near(r, form, 0, 0, &mut hits, None);
+            let mut footer = FooterSearch::default();
+            let mut open_at = None;
+            for h in &hits {
+                let (start, _) = marked_range(at, h.start, h.end);
+                let end = match footer.next_range(self.r.rules.pem_end(), form, h.end) {
+                    Some((ms, me)) => ls + marked_range(at, ms, me).1,
+                    None => {
+                        open_at = Some(h.start);
+                        le
+                    }
+                };
+                spans.push(Span {
+                    start: ls + start,
+                    end,
+                    kind: Kind::Rule(h.rule),
+                });
+            }
+            if let Some(at) = open_at {
+                open = Some(LinePrefix::of(&form[..at]));
+            }
+        }
+        open
+    }
+
+    /// Where a PEM footer found on `line` ends (in the marked line), if either form of a
+    /// ghost line or the line itself holds one; the furthest end when both forms do.
+    fn pem_footer_end(&self, line: &[u8], ghosts: Option<&GhostForms>) -> Option<usize> {
+        let footer = self.r.rules.pem_end();
+        match ghosts {
+            Some(g) => g
+                .forms()
+                .iter()
+                .filter_map(|(form, at)| {
+                    footer
+                        .find(form)
+                        .map(|m| marked_range(at, m.start(), m.end()).1)
+                })
+                .max(),
+            None => footer.find(line).map(|m| m.end()),
+        }
+    }
+
+    /// [`StreamRedactor::k8s_entry`] for a line of the open block, after the prefix its
+    /// lines carry: a line without it ends the block.
+    #[allow(clippy::option_option)]
+    fn k8s_line(&self, state: K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
+        let content = self.k8s_prefix.strip(line)?;
+        let shift = line.len() - content.len();
+        self.k8s_entry(state, content)
+            .map(|v| v.map(|(vs, ve)| (vs + shift, ve + shift)))
     }
 
     /// For a line inside a data block: `None` if the block has ended, `Some(None)` for a
@@ -749,9 +1191,58 @@ impl StreamRedactor {
             ranges.push((ls, content_end(b, ls, le)));
             from = le;
         }
-        for &(ls, ce) in &ranges {
-            spans.retain(|s| s.end <= ls || s.start >= ce);
-            let rebuilt = self.redact_ghost_line(&text[ls..ce]);
+        // Which ranges a span overlaps, by binary search: the ranges are in order and
+        // disjoint (a chunk of ghost lines with a span each had cost the square of their
+        // number, ~650 instructions a byte).
+        let overlapped = |s: &Span| {
+            let i = ranges.partition_point(|&(_, ce)| ce <= s.start);
+            ranges
+                .get(i)
+                .is_some_and(|&(ls, _)| ls < s.end)
+                .then_some(i)
+        };
+        // The spans on ghost lines that the line's own analysis would not find again are
+        // carried into it: what the multi-line state machines found (PEM key lines,
+        // Kubernetes values), known values, inserted text. The part of such a span outside
+        // its line stays where it is, without a second marker.
+        let mut carried: Vec<Vec<Span>> = vec![Vec::new(); ranges.len()];
+        let mut outside = Vec::new();
+        spans.retain(|s| {
+            let Some(i) = overlapped(s) else {
+                return true;
+            };
+            let carries = match s.kind {
+                Kind::Rule(r) => self.r.pem.contains(&r) || self.r.k8s.contains(&r),
+                Kind::Known | Kind::Drop | Kind::Text(_) => true,
+            };
+            if carries {
+                let (ls, ce) = ranges[i];
+                let mut inner = s.kind.clone();
+                if s.start < ls {
+                    outside.push(Span {
+                        start: s.start,
+                        end: ls,
+                        kind: std::mem::replace(&mut inner, Kind::Drop),
+                    });
+                }
+                if s.end > ce {
+                    outside.push(Span {
+                        start: ce,
+                        end: s.end,
+                        kind: Kind::Drop,
+                    });
+                }
+                carried[i].push(Span {
+                    start: s.start.max(ls) - ls,
+                    end: s.end.min(ce) - ls,
+                    kind: inner,
+                });
+            }
+            false
+        });
+        spans.append(&mut outside);
+        for (&(ls, ce), carried) in ranges.iter().zip(carried) {
+            let rebuilt = self.redact_ghost_line(&text[ls..ce], carried);
             spans.push(Span {
                 start: ls,
                 end: ce,
@@ -760,32 +1251,46 @@ impl StreamRedactor {
         }
     }
 
-    fn redact_ghost_line(&mut self, line: &str) -> String {
+    /// A ghost line as shown, redacted: the union of what its two forms show and of the
+    /// `carried` spans (offsets in the marked line) that other analyses found on it.
+    fn redact_ghost_line(&mut self, line: &str, carried: Vec<Span>) -> String {
         // visible: ghost pairs removed; alt: markers removed, ghost chars kept.
         let mut visible = String::with_capacity(line.len());
         let mut alt = String::with_capacity(line.len());
         let mut alt_to_vis: Vec<usize> = Vec::with_capacity(line.len() + 1);
+        // For each byte of the marked line: where it lies in `visible` (a ghost pair, at
+        // the place it was removed from).
+        let mut marked_to_vis: Vec<usize> = Vec::with_capacity(line.len() + 1);
         let mut chars = line.chars();
         while let Some(c) = chars.next() {
             if c == GHOST {
+                marked_to_vis.extend(std::iter::repeat_n(visible.len(), c.len_utf8()));
                 if let Some(g) = chars.next() {
                     for _ in 0..g.len_utf8() {
                         alt_to_vis.push(visible.len());
                     }
+                    marked_to_vis.extend(std::iter::repeat_n(visible.len(), g.len_utf8()));
                     alt.push(g);
                 }
                 continue;
             }
             for _ in 0..c.len_utf8() {
                 alt_to_vis.push(visible.len());
+                marked_to_vis.push(visible.len());
             }
             visible.push(c);
             alt.push(c);
         }
         alt_to_vis.push(visible.len());
+        marked_to_vis.push(visible.len());
         let mut hits = Vec::new();
         self.r.line_hits(visible.as_bytes(), &mut hits);
         let mut spans: Vec<Span> = hits.drain(..).map(|h| self.span_of(h, 0)).collect();
+        for mut s in carried {
+            s.start = marked_to_vis[s.start];
+            s.end = marked_to_vis[s.end];
+            spans.push(s);
+        }
         self.r.line_hits(alt.as_bytes(), &mut hits);
         for h in hits {
             let mut s = self.span_of(h, 0);
@@ -829,7 +1334,9 @@ impl StreamRedactor {
 }
 
 /// Sorts spans, widens them to char boundaries and merges overlaps: the earliest start
-/// wins the label, then the longest, then rule order.
+/// wins the label, then the longest, then rule order. An insertion (empty text span: the
+/// newline given back after a key without a footer) goes before a span starting where it
+/// stands; merged into it, the newline was lost and two lines were shown as one.
 fn merge(text: &str, spans: &mut [Span]) -> Vec<Span> {
     for s in spans.iter_mut() {
         s.start = floor_boundary(text, s.start);
@@ -856,6 +1363,11 @@ fn merge(text: &str, spans: &mut [Span]) -> Vec<Span> {
     let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
     for s in order.into_iter().map(|i| &spans[i]) {
         if let Some(last) = merged.last_mut() {
+            let insertion = s.start == s.end && matches!(s.kind, Kind::Text(_));
+            if insertion && s.start == last.start {
+                merged.insert(merged.len() - 1, s.clone());
+                continue;
+            }
             if s.start < last.end {
                 last.end = last.end.max(s.end);
                 continue;
@@ -941,6 +1453,43 @@ mod tests {
                 // Not covered: within h (by construction) but listed before h's rule.
                 prop_assert!(h.start <= c.start && c.end <= h.end && c.rule < h.rule);
             }
+        }
+
+        /// The footer search made once per line answers, for headers in order, what a
+        /// search from each header's end finds; and a prefix shape strips every line its
+        /// own text would (the same prefix with other numbers).
+        #[test]
+        fn a_footer_search_per_line_finds_what_each_search_would(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "-----END RSA PRIVATE KEY-----", "-----END", "x", " ", "\t", "-",
+                    "-----BEGIN RSA PRIVATE KEY-----",
+                ]),
+                0..24,
+            ),
+            froms in proptest::collection::vec(0usize..400, 0..12),
+        ) {
+            let rules = RuleSet::builtin();
+            let hay = pieces.concat();
+            let mut froms: Vec<usize> = froms.into_iter().map(|f| f % (hay.len() + 1)).collect();
+            froms.sort_unstable();
+            let mut search = FooterSearch::default();
+            for from in froms {
+                let direct = rules.pem_end().find_at(hay.as_bytes(), from).map(|m| (m.start(), m.end()));
+                prop_assert_eq!(search.next_range(rules.pem_end(), hay.as_bytes(), from), direct);
+            }
+        }
+
+        #[test]
+        fn a_prefix_shape_strips_its_own_listing(
+            pad in 0usize..7, number in 0u32..200_000, sep in proptest::sample::select(vec!["\t", ":", "-", ": ", "> ", " INFO "]),
+            other in 0u32..200_000, rest in "[A-Za-z0-9+/ ]{0,20}",
+        ) {
+            let header = format!("{}{number}{sep}", " ".repeat(pad));
+            let shape = LinePrefix::of(header.as_bytes());
+            prop_assert_eq!(shape.strip(header.as_bytes()), Some(&b""[..]));
+            let line = format!("{}{other}{sep}{rest}", " ".repeat(pad.saturating_sub(1)));
+            prop_assert_eq!(shape.strip(line.as_bytes()), Some(rest.as_bytes()));
         }
     }
 }

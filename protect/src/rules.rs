@@ -554,16 +554,33 @@ impl RuleSet {
             let le = memchr::memchr(b'\n', &hay[start..]).map_or(hay.len(), |i| start + i);
             judged_to = le.max(start + 1);
             let line = &hay[ls..le];
-            let opens = self
-                .rules
-                .iter()
-                .filter(|r| r.special != Special::None)
-                .any(|r| r.patterns.iter().any(|p| p.re.is_match(line)));
-            if opens {
+            if self.special_opens(line) {
                 openers.push(start);
             }
         }
         openers
+    }
+
+    /// Whether `line` (a whole line) opens a secret spanning lines, as
+    /// [`RuleSet::multiline_openers`] judges a line; `scratch` is reused between calls.
+    pub(crate) fn opens_multiline(
+        &self,
+        line: &[u8],
+        scratch: &mut Vec<(usize, usize, usize)>,
+    ) -> bool {
+        scratch.clear();
+        self.multiline.overlapping(line, scratch);
+        !scratch.is_empty() && self.special_opens(line)
+    }
+
+    /// Whether a rule for secrets spanning lines opens one on `line`: a PEM header
+    /// anywhere, a k8s-data header with or without a listing's prefix.
+    fn special_opens(&self, line: &[u8]) -> bool {
+        self.rules.iter().enumerate().any(|(i, r)| match r.special {
+            Special::None => false,
+            Special::K8sData => self.k8s_header_at(i, line).is_some(),
+            Special::Pem => r.patterns.iter().any(|p| p.re.is_match(line)),
+        })
     }
 
     /// The rules a keyword triggers, in the order the rule file lists them.
@@ -850,6 +867,31 @@ impl RuleSet {
     pub(crate) fn k8s_header(&self, r: usize, line: &[u8]) -> bool {
         self.rules[r].special == Special::K8sData
             && self.rules[r].patterns.iter().any(|p| p.re.is_match(line))
+    }
+
+    /// Where the k8s-data header of rule `r` starts on `line`: 0 when the line is one, else
+    /// after a prefix that every line of a numbered or quoted listing carries (`     3\t`
+    /// from `cat -n`, `3:` or `3-` from `grep -n`, `> `): the shortest such prefix, ending
+    /// in a blank or punctuation and followed by no blank (the header's own indentation
+    /// joins the prefix), before the line's first `data`/`stringData`, after which the rest
+    /// is a header. Each try starts at a non-blank byte, so it fails at once unless it reads
+    /// `data`: the search stays linear in the line (trying after every blank re-read the
+    /// blanks that follow, the square of a long run of them).
+    pub(crate) fn k8s_header_at(&self, r: usize, line: &[u8]) -> Option<usize> {
+        if self.k8s_header(r, line) {
+            return Some(0);
+        }
+        let word = [b"data".as_slice(), b"stringData"]
+            .iter()
+            .filter_map(|w| memchr::memmem::find(line, w))
+            .min()?;
+        (1..=word).find(|&j| {
+            matches!(
+                line[j - 1],
+                b'\t' | b' ' | b':' | b'-' | b'>' | b']' | b'|' | b')'
+            ) && !matches!(line[j], b' ' | b'\t')
+                && self.k8s_header(r, &line[j..])
+        })
     }
 
     pub(crate) fn is_placeholder(&self, v: &[u8]) -> bool {

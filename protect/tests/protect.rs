@@ -1181,3 +1181,473 @@ fn values_cut_by_the_window_and_deeply_indented_env_lines_redact_as_the_referenc
         Some(&1)
     );
 }
+
+/// Strips every escape sequence the fixtures use (`ESC [ params letter`), giving the text a
+/// terminal shows.
+fn without_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            let _ = chars.next(); // '['
+            for p in chars.by_ref() {
+                if p.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Secrets that span lines, shown through terminal escapes: a colourised key or Secret
+/// (`bat`, `yq -C`, `grep --color=always`) puts an escape sequence right before tokens, and
+/// the stripper keeps its last letter as a ghost (`ESC[32m` + `MIIE…` keeps the `m`). The
+/// PEM and Kubernetes state machines read such lines as marked: a colourised key body line
+/// was no base64, closed the key and let the rest of it through; a colourised `data` key or
+/// value was not seen. Each case is redacted exactly as the same text without escapes, at
+/// every chunk split.
+#[test]
+fn multi_line_secrets_behind_escapes_are_redacted() {
+    let body1 = "MIIEowIBAAKCAQEAxyzSECRETLINEONE1234567890abcdef";
+    let body2 = "MIIEowIBAAKCAQEAsecondSECRETLINE1234567890abcd";
+    let value = "c2VjcmV0dmFsdWUxMjM0NQ==";
+    let g = "\x1b[32m";
+    let r = "\x1b[0m";
+    let cases = [
+        // Every line of a key coloured.
+        format!(
+            "{g}-----BEGIN RSA PRIVATE KEY-----{r}\n{g}{body1}{r}\n{g}{body2}{r}\n\
+             {g}-----END RSA PRIVATE KEY-----{r}\nafter\n"
+        ),
+        // One body line after a cursor movement.
+        format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{body1}\n\x1b[A{body2}\n{body1}\n\
+             -----END RSA PRIVATE KEY-----\nafter\n"
+        ),
+        // The header split by an erase.
+        format!(
+            "-----BEGIN RSA PRIVATE \x1b[0KKEY-----\n{body1}\n{body2}\n\
+             -----END RSA PRIVATE KEY-----\nafter\n"
+        ),
+        // The footer split: the key ends there, the next line shows.
+        format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{body1}\n-----END RSA \x1b[1mPRIVATE KEY-----\n\
+             after\n"
+        ),
+        // A whole key on one line behind a coloured word.
+        format!(
+            "k: \x1b[1mv{r} -----BEGIN RSA PRIVATE KEY----- {body1} -----END RSA PRIVATE \
+             KEY----- tail\nok\n"
+        ),
+        // A coloured value, a coloured `data` key, an erase before it (YAML).
+        format!("kind: Secret\ndata:\n  k1: {g}{value}{r}\n  k2: plainword\nnext: 1\n"),
+        format!("kind: Secret\n\x1b[36mdata{r}:\n  k1: {value}\nnext: 1\n"),
+        format!("kind: Secret\n\x1b[0Kdata:\n  k1: {value}\n"),
+        // JSON.
+        format!(
+            "{{\n  \"kind\": \"Secret\",\n  \"data\": {{\n    \"k1\": \"{g}{value}{r}\"\n  }}\n}}\nafter\n"
+        ),
+        format!(
+            "{{\n  \"kind\": \"Secret\",\n  \"\x1b[36mdata{r}\": {{\n    \"k1\": \"{value}\"\n  }}\n}}\n"
+        ),
+    ];
+    let p = protector(&[]);
+    let b = Budget::default();
+    for case in &cases {
+        let out = protect_chunks(&p, &b, &[case.as_bytes()]);
+        for secret in [body1, body2, value, "SECRETLINE"] {
+            assert!(
+                !out.text.contains(secret),
+                "leaked {secret}: {case:?} -> {:?}",
+                out.text
+            );
+        }
+        let plain = protect_chunks(&p, &b, &[without_escapes(case).as_bytes()]);
+        assert_eq!(out.text, plain.text, "{case:?}");
+        assert_eq!(out.redactions, plain.redactions, "{case:?}");
+        for split in 1..case.len() {
+            if !case.is_char_boundary(split) {
+                continue;
+            }
+            let (x, y) = case.as_bytes().split_at(split);
+            let again = protect_chunks(&p, &b, &[x, y]);
+            assert_eq!(again.text, out.text, "split {split} of {case:?}");
+        }
+    }
+    // Colour on text that holds no secret changes nothing but the colour.
+    let benign = format!(
+        "{g}MIIEowIBAAKCAQEA{r} alone\n{g}config{r}:\n  k1: {g}{value}{r}\n\x1b[1mEND{r} of it\n"
+    );
+    let out = protect_chunks(&p, &b, &[benign.as_bytes()]);
+    assert_eq!(out.text, without_escapes(&benign));
+}
+
+/// A coloured key or Secret block: every line (or token) may be wrapped in a colour, with a
+/// cursor movement or an erase before it.
+fn coloured(line: String, style: u8) -> String {
+    match style {
+        0 => line,
+        1 => format!("\x1b[32m{line}\x1b[0m"),
+        2 => format!("\x1b[A{line}"),
+        3 => format!("\x1b[0K{line}"),
+        _ => match line.split_once(": ") {
+            Some((k, v)) => format!("\x1b[36m{k}\x1b[0m: \x1b[1m{v}\x1b[0m"),
+            None => format!("\x1b[1m{line}"),
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    /// However a key's or a Secret's lines are coloured, none of its secret lines or values
+    /// shows, the lines around it show as a terminal would, and the result is the same as
+    /// for the text without escapes.
+    #[test]
+    fn coloured_keys_and_secrets_show_no_secret(
+        body in proptest::collection::vec("[A-Za-z0-9+/]{40,64}", 1..6),
+        values in proptest::collection::vec("[A-Za-z0-9+/]{16}[A-Z][0-9]==", 1..4),
+        styles in proptest::collection::vec(0u8..5, 16),
+        json in any::<bool>(),
+    ) {
+        let style = |i: usize| styles[i % styles.len()];
+        let mut lines = vec![coloured("-----BEGIN RSA PRIVATE KEY-----".into(), style(0))];
+        lines.extend(body.iter().enumerate().map(|(i, l)| coloured(l.clone(), style(i + 1))));
+        lines.push(coloured("-----END RSA PRIVATE KEY-----".into(), style(7)));
+        lines.push("between".into());
+        if json {
+            lines.push("{\n  \"kind\": \"Secret\",".into());
+            lines.push(coloured("  \"data\": {".into(), style(8)));
+            let n = values.len();
+            lines.extend(values.iter().enumerate().map(|(i, v)| {
+                let comma = if i + 1 < n { "," } else { "" };
+                coloured(format!("    \"k{i}\": \"{v}\"{comma}"), style(i + 9))
+            }));
+            lines.push("  }\n}".into());
+        } else {
+            lines.push("kind: Secret".into());
+            lines.push(coloured("data:".into(), style(8)));
+            lines.extend(
+                values.iter().enumerate().map(|(i, v)| coloured(format!("  k{i}: {v}"), style(i + 9))),
+            );
+        }
+        lines.push("after: done".into());
+        let text = lines.join("\n") + "\n";
+        let p = protector(&[]);
+        let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+        for secret in body.iter().chain(&values) {
+            prop_assert!(!out.text.contains(secret.as_str()), "leaked {}: {:?}", secret, out.text);
+        }
+        prop_assert!(out.text.contains("between\n"), "{:?}", out.text);
+        prop_assert!(out.text.ends_with("after: done\n"), "{:?}", out.text);
+        let plain = protect_chunks(&p, &Budget::default(), &[without_escapes(&text).as_bytes()]);
+        prop_assert_eq!(&out.text, &plain.text);
+    }
+}
+
+/// The held middle of a long stream finds the openers of multi-line secrets that escapes
+/// split (a PEM header erased in the middle, a coloured `data` key) as the redactor does:
+/// a long key or Secret that only the tail window shows the end of is redacted whole, as
+/// redacting the middle would.
+#[test]
+fn escaped_openers_in_the_held_middle_are_found() {
+    use execkit_protect::MiddleMode;
+    let hold = middle_protector(MiddleMode::Hold, "unused-known-value-1234");
+    let reference = middle_protector(MiddleMode::Redact, "unused-known-value-1234");
+    let filler: String = (0..30_000)
+        .map(|i| format!("filler line {i} of the log\n"))
+        .collect();
+    let pem_body = |i: u64| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ{i:06}");
+    let value = |i: u64| format!("c2VjcmV0LXZhbHVlLW{:06}tZm9yLXRoZS1rZXk", i % 1_000_000);
+    let key: String = (0..10_000).map(|i| pem_body(i) + "\n").collect();
+    let values: String = (0..10_000)
+        .map(|i| format!("  k{i}: {}\n", value(i)))
+        .collect();
+    for (name, text) in [
+        (
+            "erased header",
+            format!(
+                "{filler}-----BEGIN PRIVATE \x1b[0KKEY-----\n{key}-----END PRIVATE KEY-----\nend\n"
+            ),
+        ),
+        (
+            "coloured key",
+            format!(
+                "{filler}\x1b[32m-----BEGIN PRIVATE KEY-----\n{}-----END PRIVATE KEY-----\nend\n",
+                key.lines()
+                    .map(|l| format!("\x1b[32m{l}\x1b[0m\n"))
+                    .collect::<String>()
+            ),
+        ),
+        (
+            "coloured data key",
+            format!("{filler}kind: Secret\n\x1b[36mdata\x1b[0m:\n{values}end: 1\n"),
+        ),
+    ] {
+        for chunk in [4096, 65_536] {
+            let (a, _) = held_and_redacted(&hold, &reference, &text, chunk);
+            assert!(a.report.truncated, "{name}");
+            for secret in [
+                "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ",
+                "c2VjcmV0LXZhbHVlLW",
+            ] {
+                assert!(
+                    !a.text.contains(secret),
+                    "{name}, chunk {chunk}: {secret} shown"
+                );
+            }
+        }
+    }
+}
+
+/// A listing's name and the prefix it puts before line `i`.
+type Prefix = (&'static str, fn(usize) -> String);
+
+/// `lines`, each after its prefix in the listing.
+fn listed<'a>(lines: impl IntoIterator<Item = &'a str>, prefix: fn(usize) -> String) -> String {
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| format!("{}{l}\n", prefix(i)))
+        .collect()
+}
+
+/// A PEM key whose lines all carry a prefix (`cat -n`, `nl`, `grep -n`, a quote, a log
+/// line's timestamp, `kubectl logs --prefix`) is redacted whole: the key's lines are read
+/// after a prefix of the header's shape. Before, the first numbered body line was no base64,
+/// closed the key, and the rest of it was shown. Lines that only look like the prefix end
+/// the key as an unprefixed line would.
+#[test]
+fn a_private_key_with_prefixed_lines_is_redacted_whole() {
+    let body: Vec<String> = (0..12)
+        .map(|i| format!("MIIEowIBAAKCAQEA{i:02}SECRETBODYLINExyz0123456789abcdefghijklmnopqrstu"))
+        .collect();
+    let mut key = vec!["-----BEGIN RSA PRIVATE KEY-----".to_string()];
+    key.extend(body.iter().cloned());
+    key.push("-----END RSA PRIVATE KEY-----".into());
+    key.push("after the key".into());
+    let prefixes: [Prefix; 7] = [
+        ("cat -n", |i| format!("{:>6}\t", i + 1)),
+        ("grep -n", |i| format!("{}:", i + 1)),
+        ("grep -n -A", |i| {
+            format!("{}{}", i + 1, if i == 0 { ':' } else { '-' })
+        }),
+        ("quote", |_| "> ".to_string()),
+        ("log", |i| {
+            format!(
+                "2024-05-0{} 10:{:02}:00.{} INFO app: ",
+                i % 9 + 1,
+                i,
+                i * 37
+            )
+        }),
+        ("kubectl logs --prefix", |_| {
+            "[pod/web-7d4/app] ".to_string()
+        }),
+        ("git diff", |_| "+".to_string()),
+    ];
+    let p = protector(&[]);
+    for (name, prefix) in prefixes {
+        let text = listed(key.iter().map(String::as_str), prefix);
+        let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+        assert!(
+            !out.text.contains("SECRETBODYLINE"),
+            "{name}: {:?}",
+            out.text
+        );
+        let last = key.len() - 1;
+        assert_eq!(
+            out.text,
+            format!(
+                "{}[REDACTED:private-key]\n{}after the key\n",
+                prefix(0),
+                prefix(last)
+            ),
+            "{name}"
+        );
+        for split in 1..text.len() {
+            let (x, y) = text.as_bytes().split_at(split);
+            let again = protect_chunks(&p, &Budget::default(), &[x, y]);
+            assert_eq!(again.text, out.text, "{name}: split {split}");
+        }
+    }
+    // A prefixed line that is no key line ends an unterminated key; what follows shows.
+    let text = "3:-----BEGIN RSA PRIVATE KEY-----\n4:MIIEowIBAAKCAQEAxyzSECRETLINE\n\
+                5:not a key line\n6:plain words\n";
+    let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+    assert_eq!(
+        out.text,
+        "3:[REDACTED:private-key]\n5:not a key line\n6:plain words\n"
+    );
+}
+
+/// A Secret manifest listed with a prefix on every line (`cat -n`, `grep -n -A`, a quote)
+/// is redacted line for line as the manifest itself: the block's header is found after the
+/// prefix, and its lines are read after a prefix of the header's shape. Before, no value
+/// under `data:` was redacted unless its key looked like a secret's name; in the held
+/// middle of a long stream the prefixed header is an opener too.
+#[test]
+fn a_secret_manifest_with_prefixed_lines_is_redacted_as_the_manifest() {
+    let yaml =
+        "apiVersion: v1\nkind: Secret\ndata:\n  tls.crt: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t\n  \
+                .dockerconfigjson: eyJhdXRocyI6eyJyZWdpc3RyeSI6e319fQ==\n  username: YWRtaW4=\n\
+                type: Opaque\nmetadata:\n  name: registry\n";
+    let json = "{\n  \"kind\": \"Secret\",\n  \"data\": {\n    \"tls.key\": \"LS0tLS1CRUdJTiBQUklWQVRF\",\n    \
+                \"user\": \"YWRtaW4=\"\n  },\n  \"type\": \"Opaque\"\n}\n";
+    let p = protector(&[]);
+    let prefixes: [Prefix; 3] = [
+        ("cat -n", |i| format!("{:>6}\t", i + 1)),
+        ("grep -n -A", |i| {
+            format!("{}{}", i + 1, if i == 2 { ':' } else { '-' })
+        }),
+        ("quote", |_| "> ".to_string()),
+    ];
+    for manifest in [yaml, json] {
+        let plain = protect_chunks(&p, &Budget::default(), &[manifest.as_bytes()]);
+        assert!(
+            plain.redactions["kubernetes-secret-data"] >= 2,
+            "{}",
+            plain.text
+        );
+        for (name, prefix) in prefixes {
+            let text = listed(manifest.lines(), prefix);
+            let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+            let expected = listed(plain.text.lines(), prefix);
+            assert_eq!(out.text, expected, "{name}");
+            for split in (1..text.len()).step_by(7) {
+                let (x, y) = text.as_bytes().split_at(split);
+                let again = protect_chunks(&p, &Budget::default(), &[x, y]);
+                assert_eq!(again.text, out.text, "{name}: split {split}");
+            }
+        }
+    }
+    // The held middle: a long listed Secret whose end only the tail window shows.
+    use execkit_protect::MiddleMode;
+    let hold = middle_protector(MiddleMode::Hold, "unused-known-value-1234");
+    let reference = middle_protector(MiddleMode::Redact, "unused-known-value-1234");
+    let mut text: String = (0..30_000)
+        .map(|i| format!("filler line {i} of the log\n"))
+        .collect();
+    text.push_str("kind: Secret\ndata:\n");
+    for i in 0..10_000 {
+        text.push_str(&format!(
+            "  k{i}: c2VjcmV0LXZhbHVlLW{i:06}tZm9yLXRoZS1rZXk\n"
+        ));
+    }
+    text.push_str("type: Opaque\n");
+    let text = listed(text.lines(), |i| format!("{:>6}\t", i + 1));
+    let (a, _) = held_and_redacted(&hold, &reference, &text, 65_536);
+    assert!(a.report.truncated);
+    assert!(
+        !a.text.contains("c2VjcmV0LXZhbHVlLW"),
+        "shown from the held middle"
+    );
+}
+
+/// After a key without a footer, the next line shows on its own line even when it starts
+/// with a secret: the newline given back to it went into that secret's redaction, and the
+/// two lines were shown as one.
+#[test]
+fn the_line_after_a_key_without_footer_keeps_its_newline() {
+    let p = protector(&["hunter2-known-secret-value"]);
+    for (next, shown) in [
+        (
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345 rest",
+            "[REDACTED:github-pat] rest",
+        ),
+        (
+            "hunter2-known-secret-value and more",
+            "[REDACTED:known-value] and more",
+        ),
+        (
+            "\x1b[1mghp_0123456789abcdefghijABCDEFGHIJ012345\x1b[0m rest",
+            "[REDACTED:github-pat] rest",
+        ),
+        ("plain words", "plain words"),
+    ] {
+        let text = format!(
+            "before\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAxyzSECRET1234567890\n{next}\nlast\n"
+        );
+        let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+        assert_eq!(
+            out.text,
+            format!("before\n[REDACTED:private-key]\n{shown}\nlast\n"),
+            "{next:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// Any rule's positive with colour, erase or cursor-up sequences put anywhere in it
+    /// (inside the secret too) shows none of the secret that the text a terminal shows for
+    /// it hides: the stripper removes them and keeps a letter that may start a token as a
+    /// ghost, which the redactor reads both ways. (Sequences put inside one another leave
+    /// text a terminal shows, `[1m`; then the shown text is the reference.)
+    #[test]
+    fn escapes_anywhere_in_a_positive_hide_no_secret(
+        pick in any::<prop::sample::Index>(),
+        escapes in proptest::collection::vec(
+            (any::<prop::sample::Index>(),
+             proptest::sample::select(vec!["\x1b[1m", "\x1b[32m", "\x1b[0m", "\x1b[0K", "\x1b[A", "\x1b[38;5;208m"])),
+            1..3),
+    ) {
+        let set = RuleSet::builtin();
+        let positives: Vec<(&str, &str)> = set
+            .specs()
+            .iter()
+            .filter(|s| s.special.is_none())
+            .flat_map(|s| s.positives.iter().map(move |p| (s.id.as_str(), p.as_str())))
+            .filter(|(_, p)| !p.contains('\n'))
+            .collect();
+        let (id, plain) = positives[pick.index(positives.len())];
+        let Some(secret) = secret_of(set, id, plain) else { return Ok(()) };
+        prop_assume!(secret.len() >= 8);
+        let mut text = plain.to_string();
+        for (at, esc) in &escapes {
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            text.insert_str(i, esc);
+        }
+        let p = protector(&[]);
+        let shown = execkit_protect::remove_ghosts(&execkit_protect::strip_ansi(text.as_bytes()));
+        let clean = protect_chunks(&p, &Budget::default(), &[format!("{shown}\n").as_bytes()]);
+        prop_assume!(!clean.text.contains(&secret));
+        let out = protect_chunks(&p, &Budget::default(), &[format!("{text}\n").as_bytes()]);
+        prop_assert!(!out.text.contains(&secret), "{}: {:?} -> {:?}", id, text, out.text);
+    }
+}
+
+/// A line that opens both a key and a Kubernetes block (a header followed by `data:`)
+/// opens the key only. Both open, the block outlived the key and chunk borders decided
+/// whether the lines after the key were read as its entries (`redact_chunks` found it, with
+/// 225 bytes of invalid UTF-8 before the header).
+#[test]
+fn a_line_that_opens_a_key_and_a_secret_block_opens_the_key() {
+    let p = protector(&[]);
+    for lead in ["", "x", &"\u{FFFD}".repeat(75)] {
+        let text = format!(
+            "{lead}m-----BEGIN RSA PRIVATE KEY-----data:\n:\n :c10m\n  k: c2VjcmV0dmFsdWUxMjM0NQ==\n"
+        );
+        let whole = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+        assert_eq!(
+            whole.text,
+            format!("{lead}m[REDACTED:private-key]\n:\n :c10m\n  k: c2VjcmV0dmFsdWUxMjM0NQ==\n"),
+            "{lead:?}"
+        );
+        for cut in 1..text.len() {
+            if !text.is_char_boundary(cut) {
+                continue;
+            }
+            let (x, y) = text.as_bytes().split_at(cut);
+            let again = protect_chunks(&p, &Budget::default(), &[x, y]);
+            assert_eq!(again.text, whole.text, "{lead:?}: cut {cut}");
+        }
+    }
+}

@@ -177,6 +177,12 @@ async fn closing_an_ssh_session_kills_what_it_started() {
             })
             .count()
     };
+    // The subshell's `sleep` may not have replaced its forked shell yet when the command
+    // returns (its cmdline is the shell's until the exec): wait for both to show.
+    let started = std::time::Instant::now() + Duration::from_secs(5);
+    while alive() < 2 && std::time::Instant::now() < started {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(alive(), 2);
     s.close().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""How output protection's cost grows with the size of what a command prints (issue 18).
+
+The agent chooses what its commands print, so it chooses the redactor's input. For each
+shape of output an attacker could inflate (long lines of secrets or of bare keywords, runs
+of escape sequences, carriage-return progress bars, ghost characters, PEM headers, Kubernetes
+data blocks, ...), protects it at n and 2n bytes under callgrind (instructions: exact where
+wall-clock time on a shared VM is not) through the whole pipeline (escapes stripped, then
+redacted, the middle redacted too) and prints the ratio — about 2 is linear, about 4 the
+square — and the instructions per byte at 2n. Not part of CI; run it after changing the
+stripper or the redactor. Needs valgrind and the release `redact_corpus` example:
+
+    cargo build --release -p execkit-protect --example redact_corpus
+    scripts/redaction_scaling.py [KIB]
+"""
+import os, re, subprocess, sys, tempfile
+
+KIB = int(sys.argv[1]) if len(sys.argv) > 1 else 512
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/execkit-target"))
+BIN = os.path.join(TARGET, "release/examples/redact_corpus")
+ESC = "\x1b"
+
+
+def fill(unit, n, sep=""):
+    """`unit(i)` repeated (joined by `sep`) until the text holds n bytes."""
+    parts, size, i = [], 0, 0
+    while size < n:
+        u = unit(i)
+        parts.append(u)
+        size += len(u.encode()) + len(sep)
+        i += 1
+    return sep.join(parts)
+
+
+SHAPES = {
+    # One long line (no newline until the end): windows, keyword runs, the gate's line shape.
+    "long line of password=…": lambda n: fill(lambda i: f"password=Xy{i:07d}q ", n) + "\n",
+    "long line of bare keywords": lambda n: fill(lambda i: "password token secret ", n) + "\n",
+    "long line of ghp_ tokens": lambda n: fill(lambda i: f"ghp_{i:036d} ", n) + "\n",
+    "long line of JSON secrets": lambda n: fill(lambda i: f'"api_key": "k{i:031d}", ', n) + "\n",
+    "long line of Authorization:": lambda n: fill(lambda i: "Authorization: ", n) + "\n",
+    "long value after password=": lambda n: "password=" + "a" * n + "\n",
+    "long line of = and :": lambda n: "token" + "=:" * (n // 2) + "\n",
+    "blanks before data:": lambda n: "x" + " " * n + "ydata:\n",
+    "listed data: headers": lambda n: fill(lambda i: f"{i:>6}\t  data:", n, "\n") + "\n",
+    # Many short lines.
+    "lines of secrets": lambda n: fill(lambda i: f"DB_PASSWORD=Xy{i:07d}q", n, "\n") + "\n",
+    "lines of bare keywords": lambda n: fill(lambda i: "password token", n, "\n") + "\n",
+    # Terminal escapes and overwrites.
+    "escape flood": lambda n: fill(lambda i: f"{ESC}[31mx{ESC}[0m", n) + "\n",
+    "long CSI parameters": lambda n: fill(lambda i: f"{ESC}[" + "1;" * 30 + "m", n) + "\n",
+    "unterminated OSC": lambda n: fill(lambda i: f"{ESC}]0;" + "t" * 100, n) + "\n",
+    "progress bar with \\r": lambda n: fill(lambda i: f"\r{i % 100:3d}% [{'#' * (i % 50)}]", n) + "\n",
+    "backspaces": lambda n: fill(lambda i: "ab\b\bcd", n) + "\n",
+    "ghost lines": lambda n: fill(lambda i: f"{ESC}[Apassword=Xy{i:07d}q", n, "\n") + "\n",
+    "ghosts on one line": lambda n: fill(lambda i: f"{ESC}[AKIA{i:016d} ", n) + "\n",
+    # Secrets that span lines.
+    "PEM headers without end": lambda n: fill(
+        lambda i: "-----BEGIN RSA PRIVATE KEY-----", n, "\n") + "\n",
+    "PEM headers on one line": lambda n: fill(lambda i: "x-----BEGIN RSA PRIVATE KEY----- ", n) + "\n",
+    "coloured PEM headers, one line": lambda n: fill(
+        lambda i: f"{ESC}[1mx-----BEGIN RSA PRIVATE KEY----- ", n) + "\n",
+    "PEM body lines": lambda n: "-----BEGIN RSA PRIVATE KEY-----\n"
+    + fill(lambda i: "MIIEowIBAAKCAQEA" * 4, n, "\n") + "\n",
+    "k8s data blocks": lambda n: fill(
+        lambda i: f"kind: Secret\ndata:\n  k{i}: c2VjcmV0dmFsdWUxMjM0NQ==", n, "\n") + "\n",
+}
+
+
+def instructions(text):
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+        f.write(text.encode())
+        path = f.name
+    try:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", BIN, "@" + path, "0"],
+            capture_output=True, text=True, check=True, env={**os.environ, "PIPELINE": "1"},
+        )
+        refs = int(re.search(r"refs:\s*([\d,]+)", out.stderr).group(1).replace(",", ""))
+        return refs, out.stdout.strip()
+    finally:
+        os.unlink(path)
+
+
+base, _ = instructions("")
+n = KIB * 1024
+print(f"{'shape':30} {'instr@n':>13} {'instr@2n':>13} {'ratio':>6} {'per byte':>9}  redactions")
+only = os.environ.get("ONLY")
+for name, make in SHAPES.items():
+    if only and not any(s in name for s in only.split(",")):
+        continue
+    small, large = make(n), make(2 * n)
+    a, _ = instructions(small)
+    b, out = instructions(large)
+    ratio = (b - base) / max(a - base, 1)
+    per_byte = (b - base) / len(large.encode())
+    found = out.rsplit(",", 1)[-1].strip()
+    print(f"{name:30} {a - base:>13,} {b - base:>13,} {ratio:>6.2f} {per_byte:>9.1f}  {found}")
