@@ -24,6 +24,8 @@ pub struct Stat {
     pub pgid: i32,
     /// Session id.
     pub sid: i32,
+    /// When it started, in clock ticks since boot (see [`boot_ticks_now`]).
+    pub start: u64,
 }
 
 /// Reads `/proc/PID/stat`.
@@ -36,13 +38,53 @@ pub fn stat(pid: i32) -> Option<Stat> {
     let ppid = f.next()?.parse().ok()?;
     let pgid = f.next()?.parse().ok()?;
     let sid = f.next()?.parse().ok()?;
+    // Fields 7 to 21 (tty … itrealvalue), then 22: the start time.
+    let start = f.nth(15)?.parse().ok()?;
     Some(Stat {
         pid,
         state,
         ppid,
         pgid,
         sid,
+        start,
     })
+}
+
+/// Now, in the clock ticks since boot that `/proc/PID/stat` counts start times in (the
+/// boot-time clock, floored to `_SC_CLK_TCK`): a process whose start is after this was
+/// forked after this call.
+pub fn boot_ticks_now() -> Option<u64> {
+    // SAFETY: sysconf takes a constant and returns a number.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into the timespec it is given.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if hz <= 0 || read != 0 {
+        return None;
+    }
+    let ns = u128::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u128::try_from(ts.tv_nsec).ok()?;
+    u64::try_from(ns * hz as u128 / 1_000_000_000).ok()
+}
+
+/// The signals `pid` does not leave to their default action, or has blocked or pending
+/// (the union of `SigCgt`, `SigIgn`, `SigBlk`, `SigPnd` and `ShdPnd`; bit N-1 is signal N).
+pub fn signals_not_default(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut mask = 0u64;
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if matches!(key, "SigCgt" | "SigIgn" | "SigBlk" | "SigPnd" | "ShdPnd") {
+            mask |= u64::from_str_radix(value.trim(), 16).ok()?;
+            seen += 1;
+        }
+    }
+    (seen == 5).then_some(mask)
 }
 
 /// Every process on the system.
@@ -207,5 +249,16 @@ mod tests {
         assert_eq!(s.pid, me);
         assert!(s.ppid > 0);
         assert!(cwd(me).is_some());
+        let now = boot_ticks_now().unwrap();
+        assert!(s.start > 0 && s.start <= now, "{} > {now}", s.start);
+    }
+
+    #[test]
+    fn an_ignored_signal_is_not_default_and_an_untouched_one_is() {
+        let me = std::process::id() as i32;
+        let before = signals_not_default(me).unwrap();
+        // SIGPIPE is ignored by the Rust runtime; SIGWINCH is left alone by it and by cargo.
+        assert_ne!(before & (1 << (libc::SIGPIPE - 1)), 0);
+        assert_eq!(before & (1 << (libc::SIGWINCH - 1)), 0);
     }
 }

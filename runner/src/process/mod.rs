@@ -21,6 +21,7 @@
 
 pub(crate) mod buffer;
 pub(crate) mod launch;
+pub(crate) mod missed_signals;
 pub(crate) mod remote_pipes;
 pub(crate) mod state;
 pub(crate) mod table;

@@ -2,6 +2,7 @@
 //! and the handle the caller reads, writes, signals and waits with.
 
 use super::buffer::{Slice, StreamBuffer};
+use super::missed_signals;
 use super::{
     Cursor, ProcessError, ProcessInfo, ProcessLimits, ProcessOutput, ProcessSignal, ProcessState,
     StreamTotals, WaitOutcome, WaitReason,
@@ -418,20 +419,17 @@ impl ProcessHandle {
                 signal: sig.name().to_string(),
             },
         );
-        self.deliver(pgid, sig.number()).await;
+        self.deliver(pgid, sig).await;
         Ok(())
     }
 
-    async fn deliver(&self, pgid: i32, sig: i32) {
+    /// Sends `sig` to the group; members that a fork in flight made miss it get it again
+    /// (see `missed_signals`).
+    async fn deliver(&self, pgid: i32, sig: ProcessSignal) {
         match &self.0.signaller {
-            Signaller::Local => {
-                crate::procs::signal_group(pgid, sig);
-            }
+            Signaller::Local => missed_signals::deliver_here(pgid, sig),
             Signaller::Remote(control) => {
-                // No `--`: dash's kill does not take it; `-N -PGID` means the same to both.
-                let _ = control
-                    .run(&format!("kill -{sig} -{pgid} 2>/dev/null"))
-                    .await;
+                missed_signals::deliver_remote(control, pgid, sig).await;
             }
         }
     }
@@ -456,7 +454,7 @@ impl ProcessHandle {
     pub(crate) async fn kill_now(&self) {
         if let (Some(pgid), false) = (self.0.pgid, self.done()) {
             self.lock().last_signal = Some(ProcessSignal::Kill);
-            self.deliver(pgid, libc::SIGKILL).await;
+            self.deliver(pgid, ProcessSignal::Kill).await;
         }
     }
 
