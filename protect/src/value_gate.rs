@@ -568,8 +568,58 @@ fn config_shaped(hay: &[u8], key_start: usize, value_end: usize) -> bool {
             before
                 .strip_suffix(*form)
                 .is_some_and(blank_from_line_start)
-        });
+        })
+        || listed_lead(before)
+        || listed_lead_in_key(hay, key_start);
     lead_ok && rest_is_blank_or_comment(&hay[value_end.min(hay.len())..])
+}
+
+/// The bytes a key is read over ([`key_before`]).
+fn is_key_byte(b: u8) -> bool {
+    is_ident_byte(b) || matches!(b, b'.' | b'-')
+}
+
+/// A grep context line's `path-12-` is read by the key scan as the start of the key
+/// (`prod.env-12-password`): the lead is also tried as ending after each `-` in the key
+/// (its first [`LISTING_MAX`] bytes), the only key byte a listing's prefix can end with.
+fn listed_lead_in_key(hay: &[u8], key_start: usize) -> bool {
+    hay[key_start..]
+        .iter()
+        .take(LISTING_MAX)
+        .take_while(|&&b| is_key_byte(b))
+        .enumerate()
+        .filter(|&(_, &b)| b == b'-')
+        .any(|(i, _)| listed_lead(&hay[..key_start + i + 1]))
+}
+
+/// The longest lead before a key read for a listing's prefix: a path and a line number.
+const LISTING_MAX: usize = 512;
+
+/// What a tool puts before a file's line when it lists it, then one of the config lead
+/// forms: `cat -n`/`nl`/`less -N` (`    12\t`), `grep` (`path:`, `path:12:`, `12:`, a
+/// context line's `path-12-` or `12-`), `diff` and `git diff` (`+`, `-`, `< `, `> `), so
+/// that a file listed is judged as the file itself (`cat -n .env` showed `password:
+/// sunshine` before). A path is bytes other than ASCII controls, blanks and `:`. The
+/// `dotenv-secret` rule's pattern carries the same prefix.
+const LISTED_LEAD: &str = r#"^(?:(?:(?-u:[^\x00-\x20:\x7f])+:(?:[0-9]+:)?|(?-u:[^\x00-\x20:\x7f])+-[0-9]+-|[0-9]+[:-]|[ \t]*[0-9]+[ \t])[+<>-]?|[+<>-])\s*(?:"|'|- |export )?$"#;
+
+/// Whether the line before a key is a listing's prefix and a config lead form (read only
+/// when the key is within [`LISTING_MAX`] bytes of its line's start).
+fn listed_lead(before: &[u8]) -> bool {
+    static RE: std::sync::OnceLock<Option<regex::bytes::Regex>> = std::sync::OnceLock::new();
+    let window = &before[before.len().saturating_sub(LISTING_MAX)..];
+    let start = match memchr::memrchr(b'\n', window) {
+        Some(i) => i + 1,
+        None if window.len() == before.len() => 0,
+        None => return false,
+    };
+    let lead = &window[start..];
+    if lead.is_empty() {
+        return false;
+    }
+    RE.get_or_init(|| regex::bytes::Regex::new(LISTED_LEAD).ok())
+        .as_ref()
+        .is_some_and(|re| re.is_match(lead))
 }
 
 /// The Unicode whitespace characters' bytes (`char::is_whitespace`, less `\n`, which ends
@@ -793,7 +843,17 @@ mod tests {
             || lead == "\""
             || lead == "'"
             || lead == "- "
-            || lead.starts_with("export ") && lead.len() == "export ".len();
+            || lead.starts_with("export ") && lead.len() == "export ".len()
+            || listed_by_copy(&before[line_start..])
+            || (key_start..=hay.len())
+                .take_while(|&j| {
+                    j - key_start <= LISTING_MAX
+                        && (j == key_start || {
+                            let b = hay[j - 1];
+                            b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
+                        })
+                })
+                .any(|j| listed_by_copy(&hay[line_start..j]));
         let after = &hay[value_end.min(hay.len())..];
         let line_end = after
             .iter()
@@ -805,10 +865,54 @@ mod tests {
         lead_ok && (rest.is_empty() || rest.starts_with('#'))
     }
 
+    #[test]
+    fn the_listing_regex_compiles_and_reads_each_tools_prefix() {
+        let re = regex::bytes::Regex::new(LISTED_LEAD).unwrap();
+        for lead in [
+            "    12\t",
+            "     3\t  ",
+            "     12 ",
+            "12:",
+            "config/app.env:",
+            "deploy/prod.env:12:",
+            "deploy/prod-1.env-13-",
+            "13-",
+            "+",
+            "-",
+            "> ",
+            "< export ",
+            "+  - ",
+            "src/a.py:4:\"",
+        ] {
+            assert!(re.is_match(lead.as_bytes()), "{lead:?}");
+        }
+        for lead in ["x = ", "a b:", "12", "foo(", "    let ", "d = {", "1.5 "] {
+            assert!(!re.is_match(lead.as_bytes()), "{lead:?}");
+        }
+    }
+
+    /// A listing's prefix and a lead form, as a regex over the lead's lossy text (a path
+    /// is any character but ASCII controls, blanks and `:`; U+FFFD included).
+    fn listed_by_copy(lead: &[u8]) -> bool {
+        let lead = String::from_utf8_lossy(lead);
+        let re = regex::Regex::new(
+            r#"^(?:(?:[^\x00-\x20:\x7f]+:(?:[0-9]+:)?|[^\x00-\x20:\x7f]+-[0-9]+-|[0-9]+[:-]|[ \t]*[0-9]+[ \t])[+<>-]?|[+<>-])\s*(?:"|'|- |export )?$"#,
+        )
+        .unwrap();
+        re.is_match(&lead)
+    }
+
     /// Pieces that decide the line-shape reading: every kind of whitespace (one-, two- and
     /// three-byte, and cut or invalid sequences that only look like it), quotes, commas,
-    /// comments, the lead forms, newlines and ordinary text.
-    const SHAPE_PIECES: [&[u8]; 24] = [
+    /// comments, the lead forms, listing prefixes, newlines and ordinary text.
+    const SHAPE_PIECES: [&[u8]; 31] = [
+        b"12",
+        b":",
+        b"+",
+        b"> ",
+        b"a/b.env",
+        b"-3-",
+        b"\x7f",
         b" ",
         b"\t",
         b"\r",

@@ -540,6 +540,80 @@ fn value_gate_examples_hold() {
     }
 }
 
+/// How tools list a file's lines: numbered (`cat -n`, `nl`, `less -N`), found (`grep -n`,
+/// `-H`, `-rn`, a context line of `-A`), compared (`git diff`, `diff`).
+const LISTINGS: [(&str, &str); 12] = [
+    ("cat -n", "    12\t"),
+    ("nl", "     3\t"),
+    ("less -N", "     12 "),
+    ("grep -n", "12:"),
+    ("grep -H", "config/app.env:"),
+    ("grep -rn", "deploy/prod.env:12:"),
+    ("grep -rn -A", "deploy/prod-1.env-13-"),
+    ("git diff +", "+"),
+    ("git diff -", "-"),
+    ("git diff context", " "),
+    ("diff >", "> "),
+    ("diff <", "< "),
+];
+
+/// A listed line is judged as the line itself: a file shown through `cat -n`, `grep -rn`
+/// or `git diff` shows its secrets as redacted, and its code as unaltered, as the file
+/// shown plainly does. Before, a weak config secret (`password: sunshine`, a plain word,
+/// or a long number) was redacted only when nothing stood before its key on the line, so
+/// `cat -n .env`, `grep -n PASS .env` and `git log -p` showed it.
+#[test]
+fn a_listed_line_is_judged_as_the_line_itself() {
+    let r = redactor();
+    let set = RuleSet::builtin();
+    let weak = [
+        "password: sunshine",
+        "DB_PASSWORD=correcthorse",
+        "  password: batterystaple",
+        "export PGPASSWORD=tr0ub4dor",
+        "DB_PASS=84630192",
+        "\"password\": \"letmein\",",
+    ];
+    let code = set
+        .value_lists()
+        .examples
+        .iter()
+        .filter(|e| !e.secret)
+        .map(|e| e.line.clone());
+    let lines: Vec<String> = CONFIG_SECRETS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty() && !l.contains("\\n"))
+        .map(str::to_string)
+        .chain(weak.iter().map(|l| l.to_string()))
+        .chain(code)
+        .collect();
+    // Which rule found a secret may differ (`-password=…` in a diff is a flag too); what
+    // is hidden may not.
+    let label = regex::Regex::new(r"\[REDACTED:[a-z0-9-]+\]").unwrap();
+    let unlabelled = |t: &str| label.replace_all(t, "[REDACTED]").into_owned();
+    let mut failures = Vec::new();
+    for line in &lines {
+        let plain = unlabelled(&r.redact_str(line).text);
+        for (tool, prefix) in LISTINGS {
+            let listed = unlabelled(&r.redact_str(&format!("{prefix}{line}")).text);
+            if listed != format!("{prefix}{plain}") {
+                failures.push(format!(
+                    "{tool}: {line:?}\n  plain:  {plain:?}\n  listed: {listed:?}"
+                ));
+            }
+        }
+    }
+    for w in weak {
+        assert_ne!(r.redact_str(w).text, w, "{w} is not redacted even plainly");
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// Regression (ansi_strip fuzz target): a cursor movement by an absurd count must neither
 /// spin nor overflow; the text around it is kept.
 #[test]
