@@ -574,6 +574,31 @@ fn config_shaped(hay: &[u8], key_start: usize, value_end: usize) -> bool {
     lead_ok && rest_is_blank_or_comment(&hay[value_end.min(hay.len())..])
 }
 
+/// How far back from a key the start of its JSON record's line is looked for.
+const RECORD_MAX: usize = 4096;
+
+/// Whether the key is a quoted member name in a JSON record that has a line of its own (a
+/// JSON Lines log, `jq -c`, an API's answer: the line's first non-blank byte, within
+/// [`RECORD_MAX`] bytes, is `{` or `[`). Its string values are data, as on a config line:
+/// `{"user":"bob","password":"sunshine"}` showed `sunshine`. A dict literal in code starts
+/// its line with a name (`data = {…}`), not a brace.
+fn json_record_member(hay: &[u8], key_start: usize, key_end: usize) -> bool {
+    if key_start == 0 || hay[key_start - 1] != b'"' || hay.get(key_end) != Some(&b'"') {
+        return false;
+    }
+    let from = key_start.saturating_sub(RECORD_MAX);
+    let window = &hay[from..key_start - 1];
+    let start = match memchr::memrchr(b'\n', window) {
+        Some(i) => i + 1,
+        None if from == 0 => 0,
+        None => return false,
+    };
+    window[start..]
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .is_some_and(|b| matches!(b, b'{' | b'['))
+}
+
 /// The bytes a key is read over ([`key_before`]).
 fn is_key_byte(b: u8) -> bool {
     is_ident_byte(b) || matches!(b, b'.' | b'-')
@@ -764,7 +789,9 @@ pub(crate) fn admits(
     // `self.x = …`, `this.x = …`: an assignment in code, whatever the line looks like.
     let in_object = ["self.", "this.", "@"].iter().any(|p| key.starts_with(p));
     if quoted {
-        let config = !in_object && config_shaped(hay, key_start, value.1 + 1);
+        let config = !in_object
+            && (config_shaped(hay, key_start, value.1 + 1)
+                || json_record_member(hay, key_start, key_end));
         let code_text = v.contains(&b' ') && code_punctuation_inside(v);
         let norm = |x: &[u8]| -> String {
             x.iter()
