@@ -605,15 +605,19 @@ fn is_key_byte(b: u8) -> bool {
 }
 
 /// A grep context line's `path-12-` is read by the key scan as the start of the key
-/// (`prod.env-12-password`): the lead is also tried as ending after each `-` in the key
-/// (its first [`LISTING_MAX`] bytes), the only key byte a listing's prefix can end with.
+/// (`prod.env-12-password`): the lead is also tried as ending after a `-` in the key (its
+/// first [`LISTING_MAX`] bytes), the only key byte a listing's prefix can end with. Such a
+/// `-` ends `…12-` or is a diff marker after `…-`, so only one after a digit or a `-` (or
+/// the key's first byte) is tried: a key of many dashes (`a-a-a-…`) costs no regex runs.
 fn listed_lead_in_key(hay: &[u8], key_start: usize) -> bool {
-    hay[key_start..]
-        .iter()
+    let key = &hay[key_start..];
+    key.iter()
         .take(LISTING_MAX)
         .take_while(|&&b| is_key_byte(b))
         .enumerate()
-        .filter(|&(_, &b)| b == b'-')
+        .filter(|&(i, &b)| {
+            b == b'-' && (i == 0 || key[i - 1].is_ascii_digit() || key[i - 1] == b'-')
+        })
         .any(|(i, _)| listed_lead(&hay[..key_start + i + 1]))
 }
 
