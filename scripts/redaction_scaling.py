@@ -46,6 +46,11 @@ SHAPES = {
     # Many short lines.
     "lines of secrets": lambda n: fill(lambda i: f"DB_PASSWORD=Xy{i:07d}q", n, "\n") + "\n",
     "lines of bare keywords": lambda n: fill(lambda i: "password token", n, "\n") + "\n",
+    # Listings (`cat -n`, `grep -rn -A`) and records read for their prefix.
+    "listed .env lines": lambda n: fill(lambda i: f"{i:>6}\tDB_PASSWORD=Xy{i:07d}q", n, "\n") + "\n",
+    "dashed keys at line starts": lambda n: fill(
+        lambda i: "a-" * 250 + f"password=Xy{i:07d}q", n, "\n") + "\n",
+    "long JSON record": lambda n: "{" + fill(lambda i: f'"password":"sunshine{i % 10}",', n) + "}\n",
     # Terminal escapes and overwrites.
     "escape flood": lambda n: fill(lambda i: f"{ESC}[31mx{ESC}[0m", n) + "\n",
     "long CSI parameters": lambda n: fill(lambda i: f"{ESC}[" + "1;" * 30 + "m", n) + "\n",
