@@ -845,8 +845,11 @@ pub(crate) fn admits(
         return false;
     }
     if number(t) {
-        // A short number is a count, a flag or an id; a long one may be a PIN or a key.
-        return config && t.len() >= 6;
+        // A short number is a count, a flag or an id; a long one may be a PIN or a key. A
+        // hex literal of up to 64 bits (`WBEM_E_NO_KEY = 0x8004101f,`) is a constant; a
+        // key written in hex is longer.
+        let hex_word = t.len() <= 18 && (t.starts_with(b"0x") || t.starts_with(b"0X"));
+        return config && t.len() >= 6 && !hex_word;
     }
     if t.iter().all(u8::is_ascii_lowercase) {
         // A plain word: a variable in code, maybe a (weak) password in a config line.
