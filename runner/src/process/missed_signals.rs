@@ -64,17 +64,28 @@ pub(crate) fn deliver_here(pgid: i32, sig: ProcessSignal) {
     let Some(sent) = crate::procs::boot_ticks_now() else {
         return;
     };
+    at_each_look(move || async move {
+        let missed = tokio::task::spawn_blocking(move || missed_here(pgid, number, sent))
+            .await
+            .unwrap_or_default();
+        for pid in missed {
+            crate::procs::signal(pid, number);
+        }
+    });
+}
+
+/// Runs `look` at each of [`LOOKS`], in a task of its own.
+fn at_each_look<F, Fut>(mut look: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut waited = Duration::ZERO;
-        for look in LOOKS {
-            tokio::time::sleep(look - waited).await;
-            waited = look;
-            let missed = tokio::task::spawn_blocking(move || missed_here(pgid, number, sent))
-                .await
-                .unwrap_or_default();
-            for pid in missed {
-                crate::procs::signal(pid, number);
-            }
+        for at in LOOKS {
+            tokio::time::sleep(at - waited).await;
+            waited = at;
+            look().await;
         }
     });
 }
@@ -115,11 +126,9 @@ pub(crate) async fn deliver_remote(control: &Control, pgid: i32, sig: ProcessSig
         return;
     };
     let control = control.clone();
-    tokio::spawn(async move {
-        let mut waited = Duration::ZERO;
-        for look in LOOKS {
-            tokio::time::sleep(look - waited).await;
-            waited = look;
+    at_each_look(move || {
+        let control = control.clone();
+        async move {
             let _ = control.run(&remote_resend(pgid, number, sent)).await;
         }
     });
@@ -169,12 +178,14 @@ mod tests {
 
     /// A group in which SIGINT was "sent" at tick `sent` but reached nobody: a member
     /// with INT at its default (it missed it), one that catches it (it would have handled
-    /// it: it must not get a second one), and one started after. `resend` looks again;
-    /// only the first may be ended, by INT.
+    /// it: it must not get a second one), and one started after; and a process outside the
+    /// group. `resend` looks again; only the first may be ended, by INT.
     fn only_the_member_that_missed_it_is_ended(resend: impl Fn(i32, u64)) {
         let mut missed = sleeper(0, false);
         let pgid = missed.id() as i32;
         let mut catching = sleeper(pgid, true);
+        // Outside the group, INT at its default, started before the send: never touched.
+        let mut outsider = sleeper(0, false);
         std::thread::sleep(Duration::from_millis(300));
         let sent = crate::procs::boot_ticks_now().unwrap();
         std::thread::sleep(Duration::from_millis(30));
@@ -191,8 +202,13 @@ mod tests {
             later.try_wait().unwrap().is_none(),
             "the later member ended"
         );
+        assert!(
+            outsider.try_wait().unwrap().is_none(),
+            "a process outside the group ended"
+        );
         crate::procs::signal_group(pgid, libc::SIGKILL);
-        let _ = (catching.wait(), later.wait());
+        let _ = outsider.kill();
+        let _ = (catching.wait(), later.wait(), outsider.wait());
     }
 
     #[test]
