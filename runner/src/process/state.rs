@@ -349,6 +349,12 @@ impl ProcessHandle {
         let Some(pipe) = stdin.as_mut() else {
             return Err(ProcessError::StdinClosed(self.0.id.clone()));
         };
+        // Once the wrapper reported the exit, the input has no reader left: a killed
+        // group's last members may not have closed their end yet, and a write would
+        // then seem to succeed.
+        if matches!(self.state(), ProcessState::Exited { .. }) {
+            return Err(ProcessError::Exited(self.0.id.clone()));
+        }
         let mut written = 0usize;
         let res = tokio::time::timeout(STDIN_TIMEOUT, async {
             while written < data.len() {

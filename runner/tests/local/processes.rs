@@ -552,6 +552,24 @@ async fn a_signal_right_after_the_start_is_not_lost_and_usr1_reaches_the_program
     s.close().await;
 }
 
+/// Input after the exit is refused, even while something the process left behind still
+/// holds its stdin open (a write would otherwise seem to succeed).
+#[tokio::test]
+async fn input_after_the_exit_is_refused_though_a_straggler_holds_stdin() {
+    let ws = Workspace::new("proc-straggler");
+    let s = session(&ws, Profile::Workspace).await;
+    let p = s
+        .spawn("exec 3<&0; sleep 5 0<&3 & exit 0", &opts())
+        .await
+        .unwrap();
+    wait_exit(&p).await;
+    assert!(matches!(
+        p.write_stdin(b"too late\n", false).await,
+        Err(ProcessError::Exited(_))
+    ));
+    s.close().await;
+}
+
 #[tokio::test]
 async fn a_process_cannot_forge_its_status_or_hang_a_writer() {
     let ws = Workspace::new("proc-forge");
