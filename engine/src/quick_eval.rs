@@ -66,6 +66,11 @@ impl<'a> Seen<'a> {
             if let Some((_, e)) = seen.iter().find(|(u, _)| std::ptr::eq(*u, uid)) {
                 return Ok(*e);
             }
+            // The same uid at another address (a policy's literal, a context value):
+            // comparing a few uids costs less than one SipHash of the store's lookup.
+            if let Some((_, e)) = seen.iter().find(|(u, _)| *u == uid) {
+                return Ok(*e);
+            }
         }
         let found = match entities.entity(uid) {
             Dereference::Data(e) => Some(e),
@@ -182,7 +187,7 @@ fn element_is(v: &Value, k: Known<'_>) -> Option<bool> {
 /// `rhs` is or one of the entities the set `rhs` holds.
 fn eval_in<'a>(uid1: &'a EntityUID, rhs: Known<'_>, s: Subject<'a>) -> Option<bool> {
     let entity1 = s.seen.entity(uid1, s.entities).ok()?;
-    let within = |u2: &EntityUID| uid1 == u2 || entity1.is_some_and(|e| e.is_descendant_of(u2));
+    let within = |u2: &EntityUID| uid1 == u2 || entity1.is_some_and(|e| descends(e, u2));
     if let Some(u2) = rhs.as_uid() {
         return Some(within(u2));
     }
@@ -201,6 +206,24 @@ fn eval_in<'a>(uid1: &'a EntityUID, rhs: Known<'_>, s: Subject<'a>) -> Option<bo
         }
         _ => None,
     }
+}
+
+/// Ancestors compared one by one at most; past them Cedar's hashed sets answer.
+const LINEAR_ANCESTORS: usize = 16;
+
+/// Whether `uid` is among `e`'s ancestors, as [`Entity::is_descendant_of`] answers. That
+/// hashes `uid` with SipHash twice (parents, then indirect ancestors), ~600 instructions;
+/// most entities here have a handful of ancestors, and comparing uids is a few dozen each.
+fn descends(e: &Entity, uid: &EntityUID) -> bool {
+    for (i, a) in e.ancestors().enumerate() {
+        if i == LINEAR_ANCESTORS {
+            return e.is_descendant_of(uid);
+        }
+        if a == uid {
+            return true;
+        }
+    }
+    false
 }
 
 /// The literals a set written in the condition holds, if it holds nothing else.
