@@ -34,6 +34,8 @@ pub struct Redactor {
     known_values: usize,
     pem: Vec<usize>,
     k8s: Vec<usize>,
+    /// The rule opening name/value pairs over lines, if the rule file has one.
+    pairs: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,10 +65,23 @@ struct Span {
     kind: Kind,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// An open block whose lines are read one by one: a Kubernetes Secret's `data:` (YAML or
+/// JSON), or a name/value pair whose value follows its name's line.
+#[derive(Debug, Clone)]
 enum K8sState {
-    Yaml { indent: usize, string_data: bool },
-    Json { string_data: bool },
+    Yaml {
+        indent: usize,
+        string_data: bool,
+    },
+    Json {
+        string_data: bool,
+    },
+    /// `- name: DB_PASSWORD` read: the pair's keys sit at column `key_col` (after the list
+    /// item's dash), and its `value` is judged with `name`.
+    Pair {
+        key_col: usize,
+        name: Box<str>,
+    },
 }
 
 impl Redactor {
@@ -94,6 +109,7 @@ impl Redactor {
             known_values: known.len(),
             pem: rules.special_rules(Special::Pem),
             k8s: rules.special_rules(Special::K8sData),
+            pairs: rules.special_rules(Special::NameValue).first().copied(),
         }
     }
 
@@ -518,6 +534,70 @@ fn is_pem_body(line: &[u8]) -> bool {
     .any(|h| t.starts_with(h))
 }
 
+/// The state a name/value pair's header line (without prefix) opens: `- name: X`, `name: X`,
+/// `"name": "X",`, `- {key: X,`; `None` when its name cannot be read.
+fn pair_state(line: &[u8]) -> Option<K8sState> {
+    let t = line.trim_ascii_start();
+    let mut key_col = line.len() - t.len();
+    for opener in [b'-', b'{'] {
+        let t = &line[key_col..];
+        if t.first() == Some(&opener) {
+            key_col += 1 + (t[1..].len() - t[1..].trim_ascii_start().len());
+        }
+    }
+    let (_, value_at) = key_at(line, key_col)?;
+    let mut name = line[value_at..].trim_ascii();
+    if let Some(n) = name.strip_suffix(b",") {
+        name = n.trim_ascii_end();
+    }
+    if name.len() >= 2 && matches!(name[0], b'"' | b'\'') && name[name.len() - 1] == name[0] {
+        name = &name[1..name.len() - 1];
+    }
+    let name = std::str::from_utf8(name).ok()?;
+    Some(K8sState::Pair {
+        key_col,
+        name: name.into(),
+    })
+}
+
+/// The key a line of a pair writes at column `key_col` (quoted or not, as YAML and JSON
+/// write keys) and where its value starts (after the `:` or `=`); `None` when the line
+/// holds no key there.
+fn pair_key(line: &[u8], key_col: usize) -> Option<(&[u8], usize)> {
+    if line.len() <= key_col || !line[..key_col].iter().all(|&b| b == b' ' || b == b'\t') {
+        return None;
+    }
+    key_at(line, key_col)
+}
+
+/// The key written at `at` in `line` and where its value starts (see [`pair_key`]).
+fn key_at(line: &[u8], mut at: usize) -> Option<(&[u8], usize)> {
+    let quote = matches!(line[at], b'"' | b'\'').then(|| line[at]);
+    at += usize::from(quote.is_some());
+    let start = at;
+    while at < line.len() && (line[at].is_ascii_alphanumeric() || line[at] == b'_') {
+        at += 1;
+    }
+    let key = &line[start..at];
+    if key.is_empty() {
+        return None;
+    }
+    if let Some(q) = quote {
+        (line.get(at) == Some(&q)).then_some(())?;
+        at += 1;
+    }
+    while line.get(at).is_some_and(|b| *b == b' ' || *b == b'\t') {
+        at += 1;
+    }
+    matches!(line.get(at), Some(b':' | b'=')).then_some((key, at + 1))
+}
+
+/// Whether a pair's key holds its value (`value`, `Value`, `ParameterValue`; not
+/// `valueFrom`).
+fn is_value_key(key: &[u8]) -> bool {
+    key.eq_ignore_ascii_case(b"value") || key.eq_ignore_ascii_case(b"parametervalue")
+}
+
 /// Looks like the base64 value of a Secret's `data:` entry (and not a ConfigMap word).
 fn looks_base64_value(v: &[u8]) -> bool {
     v.len() >= 4
@@ -747,6 +827,9 @@ impl StreamRedactor {
         // The PEM rules already run on the current ghost line's forms (once per line, not
         // once per keyword: a line of many headers read its forms once per header).
         let mut pem_forms_read: Vec<usize> = Vec::new();
+        // The block rules the current line was read for a header by (once per line and
+        // rule: a pair's keywords, `key`, `token`…, may recur many times on a long line).
+        let mut headers_read: Vec<usize> = Vec::new();
         // End of a line that opened a multi-line secret: its other keywords are handled
         // first, then the lines that continue the secret are consumed.
         let mut pending: Option<usize> = None;
@@ -770,6 +853,7 @@ impl StreamRedactor {
                 line_hits.clear();
                 ghost_line = ghosted && memchr::memmem::find(&b[ls..line.1], GHOST_BYTES).is_some();
                 pem_forms_read.clear();
+                headers_read.clear();
                 let n = kws[i..].iter().take_while(|kw| kw.0 < le).count();
                 if !ghost_line {
                     self.run_in_rule_order(
@@ -790,16 +874,21 @@ impl StreamRedactor {
                 if ghost_line && rules.rules()[r].special == Special::None {
                     continue;
                 }
+                if self.opens_blocks(r) {
+                    if k8s.is_none() && self.k8s.is_none() && !headers_read.contains(&r) {
+                        headers_read.push(r);
+                        k8s = if ghost_line {
+                            self.block_header(r, text)
+                        } else {
+                            self.block_header_of(r, text)
+                        };
+                    }
+                    continue;
+                }
                 if line_rules
                     .iter()
                     .any(|&(rr, reach)| rr == r && reach >= (rel_end + 1024).min(text.len()))
                 {
-                    continue;
-                }
-                if self.r.k8s.contains(&r) {
-                    if k8s.is_none() && self.k8s.is_none() {
-                        k8s = self.k8s_header(text);
-                    }
                     continue;
                 }
                 hits.clear();
@@ -903,8 +992,11 @@ impl StreamRedactor {
         };
         // Met in rule order already (`Authorization: Bearer …`): nothing to reorder.
         let mut last = 0;
+        // (A pair's header rule finds nothing itself: its line is read for the header by
+        // the per-keyword loop whatever ran here.)
         if owners().all(|r| std::mem::replace(&mut last, r) <= r)
-            || owners().any(|r| rules.rules()[r].special != Special::None)
+            || owners()
+                .any(|r| !matches!(rules.rules()[r].special, Special::None | Special::NameValue))
         {
             return;
         }
@@ -921,25 +1013,35 @@ impl StreamRedactor {
         }
     }
 
-    /// The Kubernetes block `line` opens, if any; a ghost line opens one when either form
-    /// does (as shown first).
-    fn k8s_header(&self, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
+    /// Whether rule `r` opens a block read line by line (a Kubernetes `data:` block, a
+    /// name/value pair over lines).
+    fn opens_blocks(&self, r: usize) -> bool {
+        self.r.k8s.contains(&r) || self.r.pairs == Some(r)
+    }
+
+    /// The block that rule `r` (see [`StreamRedactor::opens_blocks`]) opens on `line`, if
+    /// any; a ghost line opens one when either form does (as shown first).
+    fn block_header(&self, r: usize, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
         match GhostForms::of(line) {
             Some(g) => g
                 .forms()
                 .iter()
-                .find_map(|(form, _)| self.k8s_header_of(form)),
-            None => self.k8s_header_of(line),
+                .find_map(|(form, _)| self.block_header_of(r, form)),
+            None => self.block_header_of(r, line),
         }
     }
 
-    /// [`StreamRedactor::k8s_header`] for a line without ghosts; the header may follow a
+    /// [`StreamRedactor::block_header`] for a line without ghosts; the header may follow a
     /// listing's prefix, which the block's lines then carry.
-    fn k8s_header_of(&self, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
-        let r = *self.r.k8s.first()?;
-        let at = self.r.rules.k8s_header_at(r, line)?;
+    fn block_header_of(&self, r: usize, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
+        let at = self.r.rules.header_at(r, line)?;
         let prefix = LinePrefix::of(&line[..at]);
-        Some((Self::k8s_state(&line[at..]), prefix))
+        let state = if self.r.pairs == Some(r) {
+            pair_state(&line[at..])?
+        } else {
+            Self::k8s_state(&line[at..])
+        };
+        Some((state, prefix))
     }
 
     /// The state a k8s-data header line (without prefix) opens.
@@ -1007,7 +1109,7 @@ impl StreamRedactor {
                 });
                 return pos;
             }
-            let Some(state) = self.k8s else { break };
+            let Some(state) = self.k8s.clone() else { break };
             // A ghost line is read in both forms: a value either shows is redacted, and the
             // block goes on unless both end it.
             let entries: Vec<Option<Option<(usize, usize)>>> = match &ghosts {
@@ -1015,18 +1117,22 @@ impl StreamRedactor {
                     .forms()
                     .iter()
                     .map(|(form, at)| {
-                        self.k8s_line(state, form)
+                        self.k8s_line(&state, form)
                             .map(|v| v.map(|(vs, ve)| marked_range(at, vs, ve)))
                     })
                     .collect(),
-                None => vec![self.k8s_line(state, line)],
+                None => vec![self.k8s_line(&state, line)],
             };
             if entries.iter().all(Option::is_none) {
                 self.k8s = None;
                 return pos;
             }
+            let label = match state {
+                K8sState::Pair { .. } => self.r.pairs,
+                _ => self.r.k8s.first().copied(),
+            };
             for (vs, ve) in entries.into_iter().flatten().flatten() {
-                if let Some(&r) = self.r.k8s.first() {
+                if let Some(r) = label {
                     spans.push(Span {
                         start: pos + vs,
                         end: pos + ve,
@@ -1050,6 +1156,22 @@ impl StreamRedactor {
             };
             if matches!(state, K8sState::Json { .. }) && closed {
                 self.k8s = None;
+            }
+            // A pair ends with its value, whatever it was judged.
+            if let K8sState::Pair { key_col, .. } = state {
+                let is_value = |l: &[u8]| {
+                    self.k8s_prefix
+                        .strip(l)
+                        .and_then(|c| pair_key(c, key_col))
+                        .is_some_and(|(key, _)| is_value_key(key))
+                };
+                let valued = match &ghosts {
+                    Some(g) => g.forms().iter().any(|(form, _)| is_value(form)),
+                    None => is_value(line),
+                };
+                if valued {
+                    self.k8s = None;
+                }
             }
             pos = le;
         }
@@ -1117,7 +1239,7 @@ impl StreamRedactor {
     /// [`StreamRedactor::k8s_entry`] for a line of the open block, after the prefix its
     /// lines carry: a line without it ends the block.
     #[allow(clippy::option_option)]
-    fn k8s_line(&self, state: K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
+    fn k8s_line(&self, state: &K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
         let content = self.k8s_prefix.strip(line)?;
         let shift = line.len() - content.len();
         self.k8s_entry(state, content)
@@ -1127,10 +1249,11 @@ impl StreamRedactor {
     /// For a line inside a data block: `None` if the block has ended, `Some(None)` for a
     /// line without a secret value, `Some(Some(range))` for a value to redact.
     #[allow(clippy::option_option)]
-    fn k8s_entry(&self, state: K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
+    fn k8s_entry(&self, state: &K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
         let t = line.trim_ascii_start();
         let indent = line.len() - t.len();
-        let (string_data, value_at) = match state {
+        let (string_data, value_at) = match *state {
+            K8sState::Pair { key_col, ref name } => return self.pair_entry(key_col, name, line),
             K8sState::Yaml {
                 indent: hi,
                 string_data,
@@ -1177,6 +1300,46 @@ impl StreamRedactor {
         }
     }
 
+    /// For a line after a pair's header (see [`K8sState::Pair`]): `None` once the pair has
+    /// ended (a line that is not a key at the pair's column), `Some(None)` for a line of the
+    /// pair without its value (a blank line, another key), `Some(Some(range))` for its
+    /// value when the rules keep it.
+    #[allow(clippy::option_option)]
+    fn pair_entry(
+        &self,
+        key_col: usize,
+        name: &str,
+        line: &[u8],
+    ) -> Option<Option<(usize, usize)>> {
+        // A line that opens another multi-line secret (a PEM key in a sibling's value)
+        // ends the pair: read as an ordinary line, it opens that one.
+        if self.r.rules.opens_multiline(line, &mut Vec::new()) {
+            return None;
+        }
+        let t = line.trim_ascii_start();
+        if t.is_empty() {
+            return Some(None);
+        }
+        // A sibling key at the pair's column; anything else (a nested line under
+        // `valueFrom:`, a line to the left, the next item) ends the pair.
+        let (key, value_at) = pair_key(line, key_col)?;
+        if !is_value_key(key) {
+            return Some(None);
+        }
+        let rest = &line[value_at..];
+        let start = value_at + (rest.len() - rest.trim_ascii_start().len());
+        let mut raw = rest.trim_ascii();
+        if let Some(r) = raw.strip_suffix(b",") {
+            raw = r.trim_ascii_end();
+        }
+        Some(
+            self.r
+                .rules
+                .judge_pair(name, raw)
+                .map(|(vs, ve)| (start + vs, start + ve)),
+        )
+    }
+
     /// Lines with ghost characters are analysed twice — as shown, and with the ghost
     /// characters put back — and rebuilt as shown, with the union of both analyses
     /// redacted.
@@ -1212,7 +1375,7 @@ impl StreamRedactor {
                 return true;
             };
             let carries = match s.kind {
-                Kind::Rule(r) => self.r.pem.contains(&r) || self.r.k8s.contains(&r),
+                Kind::Rule(r) => self.r.pem.contains(&r) || self.opens_blocks(r),
                 Kind::Known | Kind::Drop | Kind::Text(_) => true,
             };
             if carries {

@@ -70,7 +70,7 @@ pub struct RuleSpec {
     pub keywords_are_context: bool,
     /// Confirming regexes.
     pub patterns: Vec<String>,
-    /// A multi-line handler: `pem` or `k8s-data`.
+    /// A multi-line handler: `pem`, `k8s-data` or `name-value`.
     #[serde(default)]
     pub special: Option<String>,
     /// Skip placeholder values (`$VAR`, `<value>`, `****`, `null`, …).
@@ -110,6 +110,11 @@ pub(crate) enum Special {
     Pem,
     /// `data:`/`stringData:` blocks of Kubernetes Secrets.
     K8sData,
+    /// A name/value pair over two or more lines whose name names a secret (`- name:
+    /// DB_PASSWORD` then `value: …` in a Kubernetes env list, `"name": …` then `"value": …`
+    /// in JSON): the value is judged as the assignment `NAME: value` on a line of its own
+    /// (see [`RuleSet::judge_pair`]).
+    NameValue,
 }
 
 #[derive(Debug)]
@@ -205,6 +210,45 @@ pub struct Rule {
     /// Every pattern starts with `^` (the line's start): the rule is searched from the
     /// line's start, once per line, whichever keyword triggers it.
     anchored: bool,
+}
+
+/// Whether `line` can be a name/value pair's header at all, read from its end: the text
+/// after its last `:` or `=` is a name (quoted or not, a trailing comma allowed) and the
+/// key before that separator is `name`, `key` or `ParameterKey`. A cheap test before
+/// the header's pattern, which most lines that trigger the pair's keywords (`key`, `token`,
+/// `pass`…) fail: `AWS_ACCESS_KEY_ID=AKIA…`'s key is not `name`.
+fn pair_header_shape(line: &[u8]) -> bool {
+    let Some(sep) = memchr::memrchr2(b':', b'=', line) else {
+        return false;
+    };
+    let key = line[..sep].trim_ascii_end();
+    let key = key
+        .strip_suffix(b"\"")
+        .or_else(|| key.strip_suffix(b"'"))
+        .unwrap_or(key);
+    // The key is the word itself (`- name`, `"Name"`, `ParameterKey`), not a longer name
+    // ending in it (`api_key`, `hostname`).
+    let ends_with = |word: &[u8]| {
+        key.len() >= word.len()
+            && key[key.len() - word.len()..].eq_ignore_ascii_case(word)
+            && key[..key.len() - word.len()]
+                .last()
+                .is_none_or(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
+    };
+    if !(ends_with(b"name") || ends_with(b"key") || ends_with(b"parameterkey")) {
+        return false;
+    }
+    let mut name = line[sep + 1..].trim_ascii();
+    if let Some(n) = name.strip_suffix(b",") {
+        name = n.trim_ascii_end();
+    }
+    if name.len() >= 2 && matches!(name[0], b'"' | b'\'') && name[name.len() - 1] == name[0] {
+        name = &name[1..name.len() - 1];
+    }
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/'))
 }
 
 /// A byte range `(start, end)`.
@@ -387,6 +431,7 @@ impl RuleSet {
                 None => Special::None,
                 Some("pem") => Special::Pem,
                 Some("k8s-data") => Special::K8sData,
+                Some("name-value") => Special::NameValue,
                 Some(other) => return Err(invalid(&format!("unknown special `{other}`"))),
             };
             let mut patterns = Vec::new();
@@ -578,7 +623,7 @@ impl RuleSet {
     fn special_opens(&self, line: &[u8]) -> bool {
         self.rules.iter().enumerate().any(|(i, r)| match r.special {
             Special::None => false,
-            Special::K8sData => self.k8s_header_at(i, line).is_some(),
+            Special::K8sData | Special::NameValue => self.header_at(i, line).is_some(),
             Special::Pem => r.patterns.iter().any(|p| p.re.is_match(line)),
         })
     }
@@ -674,7 +719,7 @@ impl RuleSet {
         let rule = &self.rules[r];
         let mut reached_end = false;
         let own = hits.len(); // hits before this are not this line's (see `scan_line`)
-        if rule.special == Special::K8sData {
+        if matches!(rule.special, Special::K8sData | Special::NameValue) {
             return reached_end; // handled line by line by the redactor
         }
         for p in &rule.patterns {
@@ -863,35 +908,70 @@ impl RuleSet {
         }
     }
 
-    /// Whether the k8s-data header pattern matches this line.
-    pub(crate) fn k8s_header(&self, r: usize, line: &[u8]) -> bool {
-        self.rules[r].special == Special::K8sData
+    /// Whether the header pattern of rule `r` (a k8s-data block's `data:`, a name/value
+    /// pair's `- name: DB_PASSWORD`) matches this line.
+    pub(crate) fn header(&self, r: usize, line: &[u8]) -> bool {
+        matches!(self.rules[r].special, Special::K8sData | Special::NameValue)
             && self.rules[r].patterns.iter().any(|p| p.re.is_match(line))
     }
 
-    /// Where the k8s-data header of rule `r` starts on `line`: 0 when the line is one, else
-    /// after a prefix that every line of a numbered or quoted listing carries (`     3\t`
-    /// from `cat -n`, `3:` or `3-` from `grep -n`, `> `): the shortest such prefix, ending
-    /// in a blank or punctuation and followed by no blank (the header's own indentation
-    /// joins the prefix), before the line's first `data`/`stringData`, after which the rest
-    /// is a header. Each try starts at a non-blank byte, so it fails at once unless it reads
-    /// `data`: the search stays linear in the line (trying after every blank re-read the
-    /// blanks that follow, the square of a long run of them).
-    pub(crate) fn k8s_header_at(&self, r: usize, line: &[u8]) -> Option<usize> {
-        if self.k8s_header(r, line) {
+    /// Where the header of rule `r` (see [`RuleSet::header`]) starts on `line`: 0 when the
+    /// line is one, else after a prefix that every line of a numbered or quoted listing
+    /// carries (`     3\t` from `cat -n`, `3:` or `3-` from `grep -n`, `> `): the shortest
+    /// such prefix, ending in a blank or punctuation and followed by no blank (the header's
+    /// own indentation joins the prefix), before the line's first header word (`data`,
+    /// `stringData`; `name`, `key`, `-`, `{`, `"` for a pair), after which the rest is a
+    /// header. Each try starts at a non-blank byte, so it fails at once unless it reads
+    /// the header: the search stays linear in the line (trying after every blank re-read
+    /// the blanks that follow, the square of a long run of them).
+    pub(crate) fn header_at(&self, r: usize, line: &[u8]) -> Option<usize> {
+        if self.rules[r].special == Special::NameValue && !pair_header_shape(line) {
+            return None;
+        }
+        if self.header(r, line) {
             return Some(0);
         }
-        let word = [b"data".as_slice(), b"stringData"]
-            .iter()
-            .filter_map(|w| memchr::memmem::find(line, w))
-            .min()?;
+        let word = match self.rules[r].special {
+            Special::K8sData => [b"data".as_slice(), b"stringData"]
+                .iter()
+                .filter_map(|w| memchr::memmem::find(line, w))
+                .min()?,
+            // A pair's header starts with a list item's dash, a brace, a quote or its key
+            // (`name`, `key`, `ParameterKey`).
+            Special::NameValue => line.iter().position(|b| {
+                matches!(
+                    b.to_ascii_lowercase(),
+                    b'-' | b'{' | b'"' | b'\'' | b'n' | b'k' | b'p'
+                )
+            })?,
+            _ => return None,
+        };
         (1..=word).find(|&j| {
             matches!(
                 line[j - 1],
                 b'\t' | b' ' | b':' | b'-' | b'>' | b']' | b'|' | b')'
             ) && !matches!(line[j], b' ' | b'\t')
-                && self.k8s_header(r, &line[j..])
+                && self.header(r, &line[j..])
         })
+    }
+
+    /// The part of `raw` (a pair's value as written, quotes and all) that the rules
+    /// redact when the pair is written as the assignment it stands for, `NAME: RAW` on a
+    /// line of its own: `- name: DB_PASSWORD` / `value: hunter2` is judged as the config
+    /// line `DB_PASSWORD: hunter2` (by `password-assignment` there).
+    pub(crate) fn judge_pair(&self, name: &str, raw: &[u8]) -> Option<Range> {
+        let mut line = Vec::with_capacity(name.len() + raw.len() + 2);
+        // A path-like name (`/prod/db/password`, AWS parameters) is one key.
+        line.extend(name.bytes().map(|b| if b == b'/' { b'_' } else { b }));
+        line.extend_from_slice(b": ");
+        let at = line.len();
+        line.extend_from_slice(raw);
+        let mut hits = Vec::new();
+        self.scan_line(&line, &mut hits);
+        hits.iter()
+            .filter(|h| h.start >= at)
+            .map(|h| (h.start - at, h.end - at))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
     }
 
     pub(crate) fn is_placeholder(&self, v: &[u8]) -> bool {

@@ -198,6 +198,95 @@ fn kubernetes_secret_values() {
     );
 }
 
+/// A secret's name on one line and its value on the next, as Kubernetes env lists, `kubectl
+/// -o json`, ECS task definitions and `aws ssm get-parameter` print them: each value was
+/// shown, even `value: hunter2` under `name: DB_PASSWORD` (the value line alone names
+/// nothing). The value is judged as the line `NAME: value` would be; names that name no
+/// secret, `valueFrom` references and the next item are left alone. Each case is also cut
+/// at every byte, and read through `cat -n`.
+#[test]
+fn a_secret_name_s_value_on_the_next_line_is_redacted() {
+    let r = redactor();
+    let label = "[REDACTED:name-value-secret-lines]";
+    let cases: [(&str, &str); 7] = [
+        (
+            "      env:\n      - name: DB_PASSWORD\n        value: hunter2\n      - name: LOG_LEVEL\n        value: debug\n",
+            "      env:\n      - name: DB_PASSWORD\n        value: @\n      - name: LOG_LEVEL\n        value: debug\n",
+        ),
+        (
+            "- name: GITHUB_TOKEN\n  valueFrom:\n    secretKeyRef:\n      name: gh\n      key: token\n- name: PORT\n  value: \"8080\"\n- name: API_TOKEN\n  value: \"a8Fk2LmQ9zX7pR4tV1wY\"\n",
+            "- name: GITHUB_TOKEN\n  valueFrom:\n    secretKeyRef:\n      name: gh\n      key: token\n- name: PORT\n  value: \"8080\"\n- name: API_TOKEN\n  value: \"@\"\n",
+        ),
+        (
+            "{\n  \"env\": [\n    {\n      \"name\": \"STRIPE_SECRET_KEY\",\n      \"value\": \"Xk29fLq8ZmP3vR7tW2yB\"\n    },\n    {\n      \"name\": \"MODE\",\n      \"value\": \"production-eu-west\"\n    }\n  ]\n}\n",
+            "{\n  \"env\": [\n    {\n      \"name\": \"STRIPE_SECRET_KEY\",\n      \"value\": \"@\"\n    },\n    {\n      \"name\": \"MODE\",\n      \"value\": \"production-eu-west\"\n    }\n  ]\n}\n",
+        ),
+        (
+            "{\n    \"Parameter\": {\n        \"Name\": \"/prod/db/password\",\n        \"Type\": \"SecureString\",\n        \"Value\": \"sunshine\",\n        \"Version\": 1\n    }\n}\n",
+            "{\n    \"Parameter\": {\n        \"Name\": \"/prod/db/password\",\n        \"Type\": \"SecureString\",\n        \"Value\": \"@\",\n        \"Version\": 1\n    }\n}\n",
+        ),
+        (
+            "- key: DEPLOY_TOKEN\n  value: gK3vX9pQ2mR7tL4w\n- key: REGION\n  value: eu-west-1\n",
+            "- key: DEPLOY_TOKEN\n  value: @\n- key: REGION\n  value: eu-west-1\n",
+        ),
+        // A name with nothing under it, then another item: its value is not the secret's.
+        (
+            "- name: DB_PASSWORD\n- name: MODE\n  value: production-eu-west\n",
+            "- name: DB_PASSWORD\n- name: MODE\n  value: production-eu-west\n",
+        ),
+        // A private key in a sibling's value, inside the pair: it opens the key as
+        // anywhere else (the pair must not swallow its header line).
+        (
+            "- name: SSH_KEY\n  description: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n    -----END OPENSSH PRIVATE KEY-----\n  value: x\n",
+            "- name: SSH_KEY\n  description: |\n    [REDACTED:private-key]\n  value: x\n",
+        ),
+    ];
+    for (text, want) in cases {
+        let want = want.replace('@', label);
+        assert_eq!(r.redact_str(text).text, want, "{text}");
+        for cut in 1..text.len() {
+            let (x, y) = text.split_at(cut);
+            let mut s = r.stream();
+            let mut out = String::new();
+            s.push(x, &mut out);
+            s.push(y, &mut out);
+            s.finish(&mut out);
+            assert_eq!(out, want, "cut at {cut}: {text}");
+        }
+        // Through a listing, each line numbered as `cat -n` numbers it.
+        let listed: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| format!("{:6}\t{l}\n", i + 1))
+            .collect();
+        // Each line read back without its number (a key's body lines go with theirs).
+        let unlisted: String = r
+            .redact_str(&listed)
+            .text
+            .lines()
+            .map(|l| format!("{}\n", l.split_once('\t').map_or(l, |(_, rest)| rest)))
+            .collect();
+        assert_eq!(unlisted, want, "{listed}");
+    }
+    // A key's header in a sibling's own value: the pair ends there and the key opens.
+    let text = "- name: SSH_KEY\n  description: -----BEGIN OPENSSH PRIVATE KEY-----\n    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n    -----END OPENSSH PRIVATE KEY-----\n  value: x\n";
+    let want = "- name: SSH_KEY\n  description: [REDACTED:private-key]\n  value: x\n";
+    assert_eq!(r.redact_str(text).text, want);
+    for cut in 1..text.len() {
+        let (x, y) = text.split_at(cut);
+        let mut s = r.stream();
+        let mut out = String::new();
+        s.push(x, &mut out);
+        s.push(y, &mut out);
+        s.finish(&mut out);
+        assert_eq!(out, want, "cut at {cut}");
+    }
+    // Coloured by `yq -C`: stripped by the pipeline, then judged the same.
+    let coloured = "- \x1b[36mname\x1b[0m: \x1b[32mDB_PASSWORD\x1b[0m\n  \x1b[36mvalue\x1b[0m: \x1b[32mhunter2\x1b[0m\n";
+    let out = protect_chunks(&protector(&[]), &Budget::default(), &[coloured.as_bytes()]);
+    assert_eq!(out.text, format!("- name: DB_PASSWORD\n  value: {label}\n"));
+}
+
 #[test]
 fn secrets_split_or_hidden_by_escapes_are_redacted() {
     let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
@@ -712,7 +801,8 @@ fn the_held_middle_shows_what_redacting_it_would() {
 }
 
 /// Multi-line secrets all along a long stream (Kubernetes `data:` blocks of Secrets and
-/// ConfigMaps, PEM keys, blocks cut by chunk borders, one left open at the end): holding
+/// ConfigMaps, PEM keys, name/value pairs over lines, blocks cut by chunk borders, one left
+/// open at the end): holding
 /// the middle shows what redacting it whole would, and no secret line is shown.
 #[test]
 fn multi_line_secrets_in_the_held_middle_show_what_redacting_it_would() {
@@ -744,6 +834,10 @@ fn multi_line_secrets_in_the_held_middle_show_what_redacting_it_would() {
                 "{{\"data\": {{\n  \"password\": \"{}\"\n}}}}\n",
                 b64(i)
             )),
+            // A name/value pair over lines (a Kubernetes env entry).
+            300 | 301 => text.push_str(&format!(
+                "      - name: DB_PASSWORD\n        value: pairPw{i:06}zQ8v\n"
+            )),
             _ => {}
         }
         i += 1;
@@ -765,6 +859,7 @@ fn multi_line_secrets_in_the_held_middle_show_what_redacting_it_would() {
         for secret in [
             "c2VjcmV0LXZhbHVlLW",
             "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ",
+            "pairPw",
         ] {
             assert!(!a.text.contains(secret), "chunk {chunk}: {secret} shown");
         }
@@ -880,6 +975,26 @@ fn a_private_key_in_the_middle_is_redacted_however_it_is_spread() {
         "{}",
         &out.text[out.text.len().saturating_sub(200)..]
     );
+}
+
+#[test]
+fn a_name_value_pair_in_the_middle_is_redacted_however_it_is_spread() {
+    use execkit_protect::MiddleMode;
+    let p = middle_protector(MiddleMode::Hold, "unused-known-value-123");
+    // Junk fills the head, then a secret's name whose value comes after blank lines (which
+    // a pair accepts) far beyond the tail window: the name is in the dropped middle.
+    let text = "x".repeat(100_000)
+        + "\n      - name: DB_PASSWORD\n"
+        + &"\n".repeat(600_000)
+        + "        value: pairPwzQ8vN2rT\nafter\n";
+    for chunk in [4096, 65_536, 1_000_003] {
+        let out = feed(&p, text.as_bytes(), chunk);
+        assert!(
+            !out.text.contains("pairPw"),
+            "chunk {chunk}: the value was shown"
+        );
+        assert!(out.text.ends_with("after\n"), "chunk {chunk}");
+    }
 }
 
 #[test]
