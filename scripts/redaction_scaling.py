@@ -69,6 +69,15 @@ SHAPES = {
     + fill(lambda i: "MIIEowIBAAKCAQEA" * 4, n, "\n") + "\n",
     "k8s data blocks": lambda n: fill(
         lambda i: f"kind: Secret\ndata:\n  k{i}: c2VjcmV0dmFsdWUxMjM0NQ==", n, "\n") + "\n",
+    "name/value pairs over lines": lambda n: fill(
+        lambda i: f"- name: DB_PASSWORD\n  value: Xy{i:07d}q", n, "\n") + "\n",
+    "pair header, blanks after": lambda n: "- name: DB_PASSWORD\n" + "\n" * n + "  value: x1\n",
+    "data: header, blanks after": lambda n: "data:\n" + "\n" * n + "  k: c2VjcmV0dmFsdWUxMjM0NQ==\n",
+    "PEM header, blanks after": lambda n: "-----BEGIN RSA PRIVATE KEY-----\n" + "\n" * n + "MIIE\n",
+    "plain blank lines": lambda n: "\n" * n,
+    "long line of name: keys": lambda n: fill(lambda i: "- name: key: ", n) + "DB_PASSWORD\n",
+    "pair siblings without value": lambda n: "- name: DB_PASSWORD\n"
+    + fill(lambda i: f"  k{i}: v", n, "\n") + "\n",
 }
 
 
