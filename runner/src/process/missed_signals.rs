@@ -16,9 +16,15 @@
 //! signal again, alone. A process that handles the signal is never signalled twice; one
 //! forked *after* the send by a handler is spared unless it started within the same clock
 //! tick (10 ms), the one imprecision left.
+//!
+//! The looks are one series per group and signal ([`Looks`]): a send while its signal's
+//! series runs only moves the series on, so a flood of sends (an agent signalling a program
+//! that catches INT in a loop) costs the host the scans of one send, not of every send.
 
 use super::ProcessSignal;
 use crate::remote::Control;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// When the group is looked at again, after the send: the child of a fork in flight has
@@ -55,7 +61,7 @@ fn missed_here(pgid: i32, sig: i32, sent: u64) -> Vec<i32> {
 
 /// Sends `sig` to group `pgid` on this machine, then sends it again to the members that
 /// missed it (in the background; the caller does not wait for the looks).
-pub(crate) fn deliver_here(pgid: i32, sig: ProcessSignal) {
+pub(crate) fn deliver_here(looks: &Looks, pgid: i32, sig: ProcessSignal) {
     let number = sig.number();
     crate::procs::signal_group(pgid, number);
     if !ends_by_default(sig) {
@@ -64,7 +70,7 @@ pub(crate) fn deliver_here(pgid: i32, sig: ProcessSignal) {
     let Some(sent) = crate::procs::boot_ticks_now() else {
         return;
     };
-    at_each_look(move || async move {
+    looks.schedule(number, sent, move |sent| async move {
         let missed = tokio::task::spawn_blocking(move || missed_here(pgid, number, sent))
             .await
             .unwrap_or_default();
@@ -74,20 +80,74 @@ pub(crate) fn deliver_here(pgid: i32, sig: ProcessSignal) {
     });
 }
 
-/// Runs `look` at each of [`LOOKS`], in a task of its own.
-fn at_each_look<F, Fut>(mut look: F)
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    tokio::spawn(async move {
-        let mut waited = Duration::ZERO;
-        for at in LOOKS {
-            tokio::time::sleep(at - waited).await;
-            waited = at;
-            look().await;
+/// The looks scheduled for one process group: at most one series of [`LOOKS`] per signal.
+///
+/// Why: each look scans every process of the host (remotely a shell loop over `/proc`
+/// through the control channel, which other requests wait behind; about a second of the
+/// host's CPU where thousands of processes run), and every send scheduled three. An agent
+/// sending INT in a loop to a program that catches it multiplied them by its sends. Now a
+/// send while its signal's series runs is recorded (the newest send's tick, a count of
+/// sends) and the series goes on: each look reads the newest tick, so it covers every send
+/// before it, and a series that saw a send after its first look runs once more, so the
+/// last send of a burst still gets looks at least 90 and 370 ms after it (the first look's
+/// 30 ms after a send covers a fork in flight; the later ones a loaded machine).
+#[derive(Clone, Default)]
+pub(crate) struct Looks(Arc<Mutex<HashMap<i32, Series>>>);
+
+/// One signal's series: the newest send's tick and how many sends were recorded.
+struct Series {
+    sent: u64,
+    sends: u64,
+}
+
+impl Looks {
+    /// Records a send of signal `sig` at tick `sent`; unless a series for `sig` runs,
+    /// starts one that calls `scan` with the newest tick at each of [`LOOKS`].
+    fn schedule<F, Fut>(&self, sig: i32, sent: u64, scan: F)
+    where
+        F: Fn(u64) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        {
+            let mut series = self.lock();
+            if let Some(s) = series.get_mut(&sig) {
+                s.sent = s.sent.max(sent);
+                s.sends += 1;
+                return;
+            }
+            series.insert(sig, Series { sent, sends: 1 });
         }
-    });
+        let looks = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut covered = 0;
+                let mut waited = Duration::ZERO;
+                for (i, at) in LOOKS.into_iter().enumerate() {
+                    tokio::time::sleep(at - waited).await;
+                    waited = at;
+                    let Some((sent, sends)) = looks.lock().get(&sig).map(|s| (s.sent, s.sends))
+                    else {
+                        return;
+                    };
+                    if i == 0 {
+                        covered = sends;
+                    }
+                    scan(sent).await;
+                }
+                // Ends unless a send came after this series' first look (under the same
+                // lock as `schedule`'s check: no send is left without its looks).
+                let mut series = looks.lock();
+                if series.get(&sig).is_none_or(|s| s.sends == covered) {
+                    series.remove(&sig);
+                    return;
+                }
+            }
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Series>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The shell code that sends `sig` to group `pgid` on a remote host and prints the
@@ -116,7 +176,12 @@ while read -r k v; do case $k in SigCgt:|SigIgn:|SigBlk:|SigPnd:|ShdPnd:) m=$(( 
 
 /// Sends `sig` to group `pgid` through a remote control channel, then sends it again to
 /// the members that missed it (in the background).
-pub(crate) async fn deliver_remote(control: &Control, pgid: i32, sig: ProcessSignal) {
+pub(crate) async fn deliver_remote(
+    looks: &Looks,
+    control: &Control,
+    pgid: i32,
+    sig: ProcessSignal,
+) {
     let number = sig.number();
     let out = control.run(&remote_send(pgid, number)).await;
     if !ends_by_default(sig) {
@@ -126,7 +191,7 @@ pub(crate) async fn deliver_remote(control: &Control, pgid: i32, sig: ProcessSig
         return;
     };
     let control = control.clone();
-    at_each_look(move || {
+    looks.schedule(number, sent, move |sent| {
         let control = control.clone();
         async move {
             let _ = control.run(&remote_resend(pgid, number, sent)).await;
@@ -230,6 +295,48 @@ mod tests {
                 .unwrap();
             assert!(out.status.success(), "{out:?}");
         });
+    }
+
+    /// The scans `looks` made for sends of SIGINT at the ticks in `bursts` (each `(first,
+    /// end)` sent at once, the next `gap` later), with time paused: the ticks each scan read.
+    async fn scans_for(bursts: &[(u64, u64)], gap: Duration) -> Vec<u64> {
+        let looks = Looks::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for &(first, end) in bursts {
+            for sent in first..end {
+                let seen = Arc::clone(&seen);
+                looks.schedule(libc::SIGINT, sent, move |tick| {
+                    let seen = Arc::clone(&seen);
+                    async move { seen.lock().unwrap().push(tick) }
+                });
+            }
+            tokio::time::sleep(gap).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(looks.lock().is_empty(), "a series outlived its looks");
+        let seen = seen.lock().unwrap().clone();
+        seen
+    }
+
+    /// A flood of sends is looked at as one send: three scans, each with the newest tick
+    /// (before, 200 sends made 600 scans of every process).
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_sends_is_scanned_as_one_send() {
+        assert_eq!(
+            scans_for(&[(0, 200)], Duration::ZERO).await,
+            [199, 199, 199]
+        );
+    }
+
+    /// Sends after a series' first look get a series of their own after it, so the last
+    /// send of a burst is still looked at 90 and 370 ms after it, with its tick.
+    #[tokio::test(start_paused = true)]
+    async fn sends_after_the_first_look_get_looks_of_their_own() {
+        let seen = scans_for(&[(0, 10), (10, 20)], Duration::from_millis(50)).await;
+        assert_eq!(seen, [9, 19, 19, 19, 19, 19]);
+        // A burst before the first look is covered by the series it joined.
+        let seen = scans_for(&[(0, 10), (10, 20)], Duration::from_millis(20)).await;
+        assert_eq!(seen, [19, 19, 19]);
     }
 
     #[test]

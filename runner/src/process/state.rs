@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub cwd: String,
     pub pgid: Option<i32>,
     signaller: Signaller,
+    /// The group's looks for signals a fork in flight made it miss.
+    looks: missed_signals::Looks,
     started: Instant,
     limits: ProcessLimits,
     stdin: tokio::sync::Mutex<Option<Stdin>>,
@@ -189,6 +191,7 @@ impl ProcessHandle {
             cwd: n.cwd,
             pgid: n.pgid,
             signaller: n.signaller,
+            looks: missed_signals::Looks::default(),
             started: Instant::now(),
             limits: n.limits,
             stdin: tokio::sync::Mutex::new(Some(stdin)),
@@ -433,9 +436,9 @@ impl ProcessHandle {
     /// (see `missed_signals`).
     async fn deliver(&self, pgid: i32, sig: ProcessSignal) {
         match &self.0.signaller {
-            Signaller::Local => missed_signals::deliver_here(pgid, sig),
+            Signaller::Local => missed_signals::deliver_here(&self.0.looks, pgid, sig),
             Signaller::Remote(control) => {
-                missed_signals::deliver_remote(control, pgid, sig).await;
+                missed_signals::deliver_remote(&self.0.looks, control, pgid, sig).await;
             }
         }
     }
