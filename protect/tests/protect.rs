@@ -198,6 +198,20 @@ fn kubernetes_secret_values() {
     );
 }
 
+/// Asserts that `text` redacts to `want` whole, and pushed in two pieces cut at every byte.
+fn same_at_every_cut(r: &Redactor, text: &str, want: &str) {
+    assert_eq!(r.redact_str(text).text, want, "{text}");
+    for cut in 1..text.len() {
+        let (x, y) = text.split_at(cut);
+        let mut s = r.stream();
+        let mut out = String::new();
+        s.push(x, &mut out);
+        s.push(y, &mut out);
+        s.finish(&mut out);
+        assert_eq!(out, want, "cut at {cut}: {text}");
+    }
+}
+
 /// A secret's name on one line and its value on the next, as Kubernetes env lists, `kubectl
 /// -o json`, ECS task definitions and `aws ssm get-parameter` print them: each value was
 /// shown, even `value: hunter2` under `name: DB_PASSWORD` (the value line alone names
@@ -243,16 +257,7 @@ fn a_secret_name_s_value_on_the_next_line_is_redacted() {
     ];
     for (text, want) in cases {
         let want = want.replace('@', label);
-        assert_eq!(r.redact_str(text).text, want, "{text}");
-        for cut in 1..text.len() {
-            let (x, y) = text.split_at(cut);
-            let mut s = r.stream();
-            let mut out = String::new();
-            s.push(x, &mut out);
-            s.push(y, &mut out);
-            s.finish(&mut out);
-            assert_eq!(out, want, "cut at {cut}: {text}");
-        }
+        same_at_every_cut(&r, text, &want);
         // Through a listing, each line numbered as `cat -n` numbers it.
         let listed: String = text
             .lines()
@@ -271,16 +276,7 @@ fn a_secret_name_s_value_on_the_next_line_is_redacted() {
     // A key's header in a sibling's own value: the pair ends there and the key opens.
     let text = "- name: SSH_KEY\n  description: -----BEGIN OPENSSH PRIVATE KEY-----\n    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n    -----END OPENSSH PRIVATE KEY-----\n  value: x\n";
     let want = "- name: SSH_KEY\n  description: [REDACTED:private-key]\n  value: x\n";
-    assert_eq!(r.redact_str(text).text, want);
-    for cut in 1..text.len() {
-        let (x, y) = text.split_at(cut);
-        let mut s = r.stream();
-        let mut out = String::new();
-        s.push(x, &mut out);
-        s.push(y, &mut out);
-        s.finish(&mut out);
-        assert_eq!(out, want, "cut at {cut}");
-    }
+    same_at_every_cut(&r, text, want);
     // Coloured by `yq -C`: stripped by the pipeline, then judged the same.
     let coloured = "- \x1b[36mname\x1b[0m: \x1b[32mDB_PASSWORD\x1b[0m\n  \x1b[36mvalue\x1b[0m: \x1b[32mhunter2\x1b[0m\n";
     let out = protect_chunks(&protector(&[]), &Budget::default(), &[coloured.as_bytes()]);
