@@ -572,7 +572,8 @@ fn pair_key(line: &[u8], key_col: usize) -> Option<(&[u8], usize)> {
 
 /// The key written at `at` in `line` and where its value starts (see [`pair_key`]).
 fn key_at(line: &[u8], mut at: usize) -> Option<(&[u8], usize)> {
-    let quote = matches!(line[at], b'"' | b'\'').then(|| line[at]);
+    let first = *line.get(at)?;
+    let quote = matches!(first, b'"' | b'\'').then_some(first);
     at += usize::from(quote.is_some());
     let start = at;
     while at < line.len() && (line[at].is_ascii_alphanumeric() || line[at] == b'_') {
@@ -1580,6 +1581,47 @@ fn merge(text: &str, spans: &mut [Span]) -> Vec<Span> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A pair's header and keys are read by hand from lines an agent's command prints: any
+    /// line gives an answer, none a panic (a key cut off at the line's end, a lone quote).
+    #[test]
+    fn pair_lines_are_read_without_panicking_on_any_shape() {
+        let reads = |l: &[u8]| match pair_state(l) {
+            Some(K8sState::Pair { key_col, name }) => Some((key_col, name.to_string())),
+            _ => None,
+        };
+        assert_eq!(
+            reads(b"- name: DB_PASSWORD"),
+            Some((2, "DB_PASSWORD".into()))
+        );
+        assert_eq!(
+            reads(b"  \"name\": \"API_TOKEN\","),
+            Some((2, "API_TOKEN".into()))
+        );
+        assert_eq!(
+            reads(b"- {key: DEPLOY_TOKEN,"),
+            Some((3, "DEPLOY_TOKEN".into()))
+        );
+        for l in [
+            &b""[..],
+            b"-",
+            b"- ",
+            b"{",
+            b"- {",
+            b"\"",
+            b"'name",
+            b"\"name",
+            b"name",
+            b"name ",
+        ] {
+            assert_eq!(reads(l), None, "{:?}", String::from_utf8_lossy(l));
+            for col in 0..=l.len() + 1 {
+                assert_eq!(pair_key(l, col), None);
+            }
+        }
+        assert_eq!(pair_key(b"  value: x", 2), Some((&b"value"[..], 8)));
+        assert_eq!(pair_key(b"  value: x", 0), None);
+    }
 
     fn span(h: &Hit) -> Span {
         Span {
