@@ -546,14 +546,7 @@ fn pair_state(line: &[u8]) -> Option<K8sState> {
         }
     }
     let (_, value_at) = key_at(line, key_col)?;
-    let mut name = line[value_at..].trim_ascii();
-    if let Some(n) = name.strip_suffix(b",") {
-        name = n.trim_ascii_end();
-    }
-    if name.len() >= 2 && matches!(name[0], b'"' | b'\'') && name[name.len() - 1] == name[0] {
-        name = &name[1..name.len() - 1];
-    }
-    let name = std::str::from_utf8(name).ok()?;
+    let name = std::str::from_utf8(crate::rules::pair_name(&line[value_at..])).ok()?;
     Some(K8sState::Pair {
         key_col,
         name: name.into(),
@@ -1203,8 +1196,7 @@ impl StreamRedactor {
     /// when it may end the secret (a JSON block, a listing's prefix it lacks).
     fn empty_line_continues(&self) -> Option<bool> {
         if let Some(prefix) = &self.pem {
-            return (self.r.rules.pem_end().find(b"").is_none() && prefix.is_body(b""))
-                .then_some(true);
+            return prefix.is_body(b"").then_some(true);
         }
         match self.k8s.as_ref()? {
             K8sState::Yaml { .. } | K8sState::Pair { .. } => {

@@ -238,17 +238,24 @@ fn pair_header_shape(line: &[u8]) -> bool {
     if !(ends_with(b"name") || ends_with(b"key") || ends_with(b"parameterkey")) {
         return false;
     }
-    let mut name = line[sep + 1..].trim_ascii();
+    let name = pair_name(&line[sep + 1..]);
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/'))
+}
+
+/// A pair's name as written after its key's separator (` "DB_PASSWORD",`): blanks, a
+/// trailing comma and matching quotes taken off.
+pub(crate) fn pair_name(written: &[u8]) -> &[u8] {
+    let mut name = written.trim_ascii();
     if let Some(n) = name.strip_suffix(b",") {
         name = n.trim_ascii_end();
     }
     if name.len() >= 2 && matches!(name[0], b'"' | b'\'') && name[name.len() - 1] == name[0] {
         name = &name[1..name.len() - 1];
     }
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/'))
+    name
 }
 
 /// A byte range `(start, end)`.
