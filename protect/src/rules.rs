@@ -297,12 +297,16 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     specs: Vec<RuleSpec>,
     keywords: KeywordDfa,
-    /// The case-sensitive keywords (`SK`, `AAAA`, ...), each searched exactly with a
-    /// SIMD substring finder: in the case-insensitive automaton `aaaa` hit at every byte
-    /// of a run of `a`s, and a second automaton pass cost a quarter of the throughput.
-    keywords_cs: Vec<memchr::memmem::Finder<'static>>,
-    /// Index in `keyword_info` of the first case-sensitive keyword.
-    cs_base: usize,
+    /// The case-sensitive keywords (`SK`, `AAAA`, ...) with no case-insensitive twin, by
+    /// keyword index, each searched exactly with a SIMD substring finder: in the
+    /// case-insensitive automaton `aaaa` hit at every byte of a run of `a`s, and a second
+    /// automaton pass cost a quarter of the throughput.
+    keywords_cs: Vec<(usize, memchr::memmem::Finder<'static>)>,
+    /// The case-sensitive keywords whose lower-case spelling is a case-insensitive keyword
+    /// (`KEY` and `key`), by that keyword's index: every exact occurrence is one of the
+    /// twin's, so they are found by comparing its hits' bytes, not by a pass of their own
+    /// (ten finders cost 4 instructions per byte of every output).
+    twins_cs: Vec<Vec<usize>>,
     /// The keywords of rules whose secrets span lines (PEM keys, Kubernetes `data:`):
     /// where one occurs, text cannot be left unscanned (see the pipeline's middle skip).
     multiline: KeywordDfa,
@@ -338,53 +342,85 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 #[derive(Debug, Clone)]
 struct Keyword {
     owners: Vec<usize>,
+    /// The keyword, lower-cased unless it is case-sensitive.
+    text: String,
+    /// Matched exactly (else ASCII-case-insensitively).
+    exact: bool,
 }
 
 /// The prefilter: a DFA over the case-insensitive keywords and an exact searcher over the
 /// case-sensitive ones; their keyword indices follow each other (case-insensitive first).
-type Automata = (
-    KeywordDfa,
-    Vec<memchr::memmem::Finder<'static>>,
-    usize,
-    Vec<Keyword>,
-);
+struct Automata {
+    dfa: KeywordDfa,
+    finders: Vec<(usize, memchr::memmem::Finder<'static>)>,
+    twins_cs: Vec<Vec<usize>>,
+    info: Vec<Keyword>,
+}
 
 fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
-    let mut keys: Vec<(String, bool)> = Vec::new();
     let mut info: Vec<Keyword> = Vec::new();
-    // Case-insensitive keywords first, so the two automata's indices follow each other.
-    let mut ordered: Vec<&(String, usize, bool)> = words.iter().filter(|w| !w.2).collect();
-    ordered.extend(words.iter().filter(|w| w.2));
-    for (w, rule, cs) in ordered {
-        let key = if *cs {
-            w.clone()
-        } else {
-            w.to_ascii_lowercase()
-        };
-        match keys.iter().position(|k| *k == (key.clone(), *cs)) {
-            Some(i) => {
-                if !info[i].owners.contains(rule) {
-                    info[i].owners.push(*rule)
-                }
-            }
+    let mut add = |text: String, exact: bool, rule: Option<usize>| {
+        let i = match info.iter().position(|k| k.text == text && k.exact == exact) {
+            Some(i) => i,
             None => {
-                keys.push((key, *cs));
                 info.push(Keyword {
-                    owners: vec![*rule],
+                    owners: Vec::new(),
+                    text,
+                    exact,
                 });
+                info.len() - 1
             }
+        };
+        if let Some(rule) = rule.filter(|r| !info[i].owners.contains(r)) {
+            info[i].owners.push(rule);
+        }
+    };
+    // Case-insensitive keywords first, so the two kinds' indices follow each other.
+    for (w, rule, _) in words.iter().filter(|w| !w.2) {
+        add(w.to_ascii_lowercase(), false, Some(*rule));
+    }
+    // A case-sensitive keyword is found through a case-insensitive twin where it can have
+    // one: a keyword of its own spelling, else one added for it that triggers no rule.
+    // Not for short or self-overlapping ones (`SK`, `AAAA`): their folded spelling hits
+    // often in ordinary text (`disk`, a run of `a`s), where a finder is cheaper.
+    for (w, _, _) in words.iter().filter(|w| w.2) {
+        if twin_worth_adding(w.as_bytes()) {
+            add(w.to_ascii_lowercase(), false, None);
         }
     }
-    let cs_base = keys.iter().position(|k| k.1).unwrap_or(keys.len());
+    for (w, rule, _) in words.iter().filter(|w| w.2) {
+        add(w.clone(), true, Some(*rule));
+    }
+    let cs_base = info.iter().position(|k| k.exact).unwrap_or(info.len());
     // A DFA laid out as one flat table (see `keyword_dfa`): the keyword set is too large
     // for a SIMD prefilter, and every byte of output passes through this scan.
-    let insensitive: Vec<&str> = keys[..cs_base].iter().map(|(k, _)| k.as_str()).collect();
-    let ac = KeywordDfa::new(&insensitive)?;
-    let cs = keys[cs_base..]
-        .iter()
-        .map(|(k, _)| memchr::memmem::Finder::new(k.as_bytes()).into_owned())
-        .collect();
-    Ok((ac, cs, cs_base, info))
+    let insensitive: Vec<&str> = info[..cs_base].iter().map(|k| k.text.as_str()).collect();
+    let dfa = KeywordDfa::new(&insensitive)?;
+    let mut twins_cs = vec![Vec::new(); cs_base];
+    let mut finders = Vec::new();
+    for (j, k) in info.iter().enumerate().skip(cs_base) {
+        let folded = k.text.to_ascii_lowercase();
+        match insensitive.iter().position(|i| *i == folded) {
+            Some(i) => twins_cs[i].push(j),
+            None => finders.push((
+                j,
+                memchr::memmem::Finder::new(k.text.as_bytes()).into_owned(),
+            )),
+        }
+    }
+    Ok(Automata {
+        dfa,
+        finders,
+        twins_cs,
+        info,
+    })
+}
+
+/// Whether a case-sensitive keyword is found through a case-insensitive twin (see
+/// `automaton`): three bytes or more, and no proper prefix that is also a suffix (so its
+/// occurrences never overlap, and the twin reports each once, as a finder would).
+fn twin_worth_adding(k: &[u8]) -> bool {
+    k.len() >= 3 && (1..k.len()).all(|n| !k[..n].eq_ignore_ascii_case(&k[k.len() - n..]))
 }
 
 /// The longest span one match redacts. Patterns match values without a bound, but a span
@@ -509,7 +545,12 @@ impl RuleSet {
                 anchored,
             });
         }
-        let (keywords, keywords_cs, cs_base, keyword_info) = automaton(&words)?;
+        let Automata {
+            dfa: keywords,
+            finders: keywords_cs,
+            twins_cs,
+            info: keyword_info,
+        } = automaton(&words)?;
         // The keywords of the rules for secrets spanning lines, and each one's rule.
         let (multiline_words, multiline_owner): (Vec<&String>, Vec<usize>) = file
             .rule
@@ -548,7 +589,7 @@ impl RuleSet {
             specs: file.rule,
             keywords,
             keywords_cs,
-            cs_base,
+            twins_cs,
             multiline,
             multiline_owner,
             keyword_info,
@@ -574,22 +615,36 @@ impl RuleSet {
         &self.value_spec
     }
 
+    /// Keyword `k` as written (lower-cased unless it is case-sensitive).
+    fn keyword_text(&self, k: usize) -> &[u8] {
+        self.keyword_info[k].text.as_bytes()
+    }
+
     /// Index of the rule with this id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)
     }
 
     /// Every keyword occurrence in `hay` (overlapping), as (start, end, keyword index).
-    /// Occurrences of a case-sensitive keyword that overlap the previous one of the same
-    /// keyword (a run of `AAAA…`) are reported once: the rule's window around the first
-    /// covers them.
+    /// Occurrences of a case-sensitive keyword searched by a finder that overlap the
+    /// previous one of the same keyword (a run of `AAAA…`) are reported once: the rule's
+    /// window around the first covers them.
     pub(crate) fn keyword_hits(&self, hay: &[u8], out: &mut Vec<(usize, usize, usize)>) {
         self.keywords.overlapping(hay, out);
-        for (i, f) in self.keywords_cs.iter().enumerate() {
+        let insensitive = out.len();
+        for i in 0..insensitive {
+            let (start, end, k) = out[i];
+            for &j in self.twins_cs.get(k).map_or(&[][..], Vec::as_slice) {
+                if hay.get(start..end) == Some(self.keyword_text(j)) {
+                    out.push((start, end, j));
+                }
+            }
+        }
+        for (j, f) in &self.keywords_cs {
             // Non-overlapping: a run of the keyword is reported every keyword length.
             let len = f.needle().len();
             for at in f.find_iter(hay) {
-                out.push((at, at + len, self.cs_base + i));
+                out.push((at, at + len, *j));
             }
         }
     }
@@ -1018,6 +1073,67 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keywords_are_found_as_one_search_per_keyword_finds_them() {
+        let set = RuleSet::builtin();
+        let mut hay = include_str!("../tests/fixtures/benign-build.log").to_string();
+        for k in &set.keyword_info {
+            let t = &k.text;
+            let title: String = t
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+            for v in [
+                t.clone(),
+                t.to_ascii_uppercase(),
+                t.to_ascii_lowercase(),
+                title,
+            ] {
+                hay.push_str(&format!(" {v} x{v}{v}y\n"));
+            }
+        }
+        hay.push_str("AAAAAAAAA Key KEY_ID api_KEY=1 PRIVATE private cred CRED dsn DSN");
+        let hay = hay.as_bytes();
+        let mut want = Vec::new();
+        for (i, k) in set.keyword_info.iter().enumerate() {
+            let t = k.text.as_bytes();
+            if k.exact {
+                // Exact keywords: non-overlapping occurrences, as a finder reports them.
+                let mut at = 0;
+                while let Some(p) = memchr::memmem::find(&hay[at..], t) {
+                    want.push((at + p, at + p + t.len(), i));
+                    at += p + t.len();
+                }
+            } else {
+                for at in 0..=hay.len().saturating_sub(t.len()) {
+                    if hay[at..at + t.len()].eq_ignore_ascii_case(t) {
+                        want.push((at, at + t.len(), i));
+                    }
+                }
+            }
+        }
+        let mut got = Vec::new();
+        set.keyword_hits(hay, &mut got);
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got, want);
+        // The twins are used: most exact keywords of the shipped rules need no finder.
+        let exact = set.keyword_info.iter().filter(|k| k.exact).count();
+        assert!(
+            set.keywords_cs.len() < exact / 2,
+            "{} finders",
+            set.keywords_cs.len()
+        );
+    }
 
     #[test]
     fn builtin_compiles_with_many_families() {
