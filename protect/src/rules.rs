@@ -307,6 +307,8 @@ pub struct RuleSet {
     /// twin's, so they are found by comparing its hits' bytes, not by a pass of their own
     /// (ten finders cost 4 instructions per byte of every output).
     twins_cs: Vec<Vec<usize>>,
+    /// Whether a twin was added that triggers no rule (see `automaton`).
+    twins_added: bool,
     /// The keywords of rules whose secrets span lines (PEM keys, Kubernetes `data:`):
     /// where one occurs, text cannot be left unscanned (see the pipeline's middle skip).
     multiline: KeywordDfa,
@@ -589,6 +591,7 @@ impl RuleSet {
             specs: file.rule,
             keywords,
             keywords_cs,
+            twins_added: keyword_info.iter().any(|k| k.owners.is_empty()),
             twins_cs,
             multiline,
             multiline_owner,
@@ -639,6 +642,10 @@ impl RuleSet {
                     out.push((start, end, j));
                 }
             }
+        }
+        if self.twins_added {
+            // A twin added for an exact keyword triggers no rule: its hits are dropped.
+            out.retain(|&(_, _, k)| !self.keyword_info[k].owners.is_empty());
         }
         for (j, f) in &self.keywords_cs {
             // Non-overlapping: a run of the keyword is reported every keyword length.
@@ -1105,6 +1112,9 @@ mod tests {
         let mut want = Vec::new();
         for (i, k) in set.keyword_info.iter().enumerate() {
             let t = k.text.as_bytes();
+            if k.owners.is_empty() {
+                continue; // a twin that triggers no rule is not reported
+            }
             if k.exact {
                 // Exact keywords: non-overlapping occurrences, as a finder reports them.
                 let mut at = 0;
