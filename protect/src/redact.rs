@@ -139,7 +139,7 @@ impl Redactor {
             carry: String::new(),
             pem: None,
             k8s: None,
-            k8s_prefix: LinePrefix(Vec::new()),
+            k8s_prefix: LinePrefix::none(),
             counts: vec![0; self.rules.rules().len() + 1],
         }
     }
@@ -439,8 +439,19 @@ const MAX_LINE_PREFIX: usize = 256;
 /// other byte itself (blanks after the start are separators: what follows them is the
 /// line's own indentation). Without it, the second line of a numbered key was no base64,
 /// closed the key, and the rest of it was shown.
+///
+/// A key in a listed file's code (`     2\tKEY = """-----BEGIN …`) has its other lines
+/// after the listing's prefix alone (`     3\tMIIE…`): a body line may have that shape too
+/// (see [`crate::value_gate::listing_len`]). Without it, `cat -n` of such a file, as an
+/// agent reads code, showed the key's body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LinePrefix(Vec<PrefixPart>);
+pub(crate) struct LinePrefix {
+    /// The shape of the whole text before the header.
+    parts: Vec<PrefixPart>,
+    /// The shape of the listing's prefix that text starts with, when more text follows it;
+    /// else empty.
+    listing: Vec<PrefixPart>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PrefixPart {
@@ -456,60 +467,88 @@ impl LinePrefix {
     /// The shape of `prefix`; none (lines are read as they are) for text longer than any
     /// listing puts before a line, [`MAX_LINE_PREFIX`] bytes.
     fn of(prefix: &[u8]) -> LinePrefix {
-        let mut parts: Vec<PrefixPart> = Vec::new();
         if prefix.len() > MAX_LINE_PREFIX {
-            return LinePrefix(parts);
+            return LinePrefix::none();
         }
-        for &c in prefix {
-            let leading = parts.is_empty() || parts == [PrefixPart::Blanks];
-            let part = match c {
-                b'0'..=b'9' => PrefixPart::Digits,
-                b' ' | b'\t' if leading => PrefixPart::Blanks,
-                _ => PrefixPart::Byte(c),
-            };
-            let repeats = matches!(part, PrefixPart::Digits | PrefixPart::Blanks);
-            if !(repeats && parts.last() == Some(&part)) {
-                parts.push(part);
-            }
+        let listing = match crate::value_gate::listing_len(prefix) {
+            Some(n) if n < prefix.len() => shape(&prefix[..n]),
+            _ => Vec::new(),
+        };
+        LinePrefix {
+            parts: shape(prefix),
+            listing,
         }
-        LinePrefix(parts)
+    }
+
+    /// No prefix: lines are read as they are.
+    fn none() -> LinePrefix {
+        LinePrefix {
+            parts: Vec::new(),
+            listing: Vec::new(),
+        }
     }
 
     /// The rest of `line` after a prefix of this shape, if it starts with one.
     fn strip<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
-        let mut i = 0;
-        for part in &self.0 {
-            match part {
-                PrefixPart::Digits => {
-                    let n = line[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-                    if n == 0 {
-                        return None;
-                    }
-                    i += n;
-                }
-                PrefixPart::Blanks => {
-                    i += line[i..]
-                        .iter()
-                        .take_while(|&&c| c == b' ' || c == b'\t')
-                        .count();
-                }
-                PrefixPart::Byte(c) => {
-                    let same = |b: &u8| b == c || matches!((b, c), (b':', b'-') | (b'-', b':'));
-                    if !line.get(i).is_some_and(same) {
-                        return None;
-                    }
-                    i += 1;
-                }
-            }
-        }
-        Some(&line[i..])
+        strip_shape(&self.parts, line)
     }
 
     /// Whether `line` continues the key: a body line as it is, or after a prefix of this
-    /// shape.
+    /// shape or of its listing's.
     fn is_body(&self, line: &[u8]) -> bool {
-        is_pem_body(line) || (!self.0.is_empty() && self.strip(line).is_some_and(is_pem_body))
+        is_pem_body(line)
+            || (!self.parts.is_empty() && self.strip(line).is_some_and(is_pem_body))
+            || (!self.listing.is_empty()
+                && strip_shape(&self.listing, line).is_some_and(is_pem_body))
     }
+}
+
+/// The shape of a line's prefix (see [`LinePrefix`]).
+fn shape(prefix: &[u8]) -> Vec<PrefixPart> {
+    let mut parts: Vec<PrefixPart> = Vec::new();
+    for &c in prefix {
+        let leading = parts.is_empty() || parts == [PrefixPart::Blanks];
+        let part = match c {
+            b'0'..=b'9' => PrefixPart::Digits,
+            b' ' | b'\t' if leading => PrefixPart::Blanks,
+            _ => PrefixPart::Byte(c),
+        };
+        let repeats = matches!(part, PrefixPart::Digits | PrefixPart::Blanks);
+        if !(repeats && parts.last() == Some(&part)) {
+            parts.push(part);
+        }
+    }
+    parts
+}
+
+/// The rest of `line` after a prefix of shape `parts`, if it starts with one.
+fn strip_shape<'a>(parts: &[PrefixPart], line: &'a [u8]) -> Option<&'a [u8]> {
+    let mut i = 0;
+    for part in parts {
+        match part {
+            PrefixPart::Digits => {
+                let n = line[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if n == 0 {
+                    return None;
+                }
+                i += n;
+            }
+            PrefixPart::Blanks => {
+                i += line[i..]
+                    .iter()
+                    .take_while(|&&c| c == b' ' || c == b'\t')
+                    .count();
+            }
+            PrefixPart::Byte(c) => {
+                let same = |b: &u8| b == c || matches!((b, c), (b':', b'-') | (b'-', b':'));
+                if !line.get(i).is_some_and(same) {
+                    return None;
+                }
+                i += 1;
+            }
+        }
+    }
+    Some(&line[i..])
 }
 
 fn is_pem_body(line: &[u8]) -> bool {

@@ -678,13 +678,30 @@ fn listed_lead_in_key(hay: &[u8], key_start: usize) -> bool {
 /// The longest lead before a key read for a listing's prefix: a path and a line number.
 const LISTING_MAX: usize = 512;
 
+/// A listing's prefix (see [`LISTED_LEAD`]), as a regex without anchors.
+macro_rules! listing {
+    () => {
+        r#"(?:(?:(?-u:[^\x00-\x20:\x7f])+:(?:[0-9]+:)?|(?-u:[^\x00-\x20:\x7f])+-[0-9]+-|[0-9]+[:-]|[ \t]*[0-9]+[ \t])[+<>-]?|[+<>-])"#
+    };
+}
+
 /// What a tool puts before a file's line when it lists it, then one of the config lead
 /// forms: `cat -n`/`nl`/`less -N` (`    12\t`), `grep` (`path:`, `path:12:`, `12:`, a
 /// context line's `path-12-` or `12-`), `diff` and `git diff` (`+`, `-`, `< `, `> `), so
 /// that a file listed is judged as the file itself (`cat -n .env` showed `password:
 /// sunshine` before). A path is bytes other than ASCII controls, blanks and `:`. The
 /// `dotenv-secret` rule's pattern carries the same prefix.
-const LISTED_LEAD: &str = r#"^(?:(?:(?-u:[^\x00-\x20:\x7f])+:(?:[0-9]+:)?|(?-u:[^\x00-\x20:\x7f])+-[0-9]+-|[0-9]+[:-]|[ \t]*[0-9]+[ \t])[+<>-]?|[+<>-])\s*(?:"|'|- |export )?$"#;
+const LISTED_LEAD: &str = concat!("^", listing!(), r#"\s*(?:"|'|- |export )?$"#);
+
+/// The length of the listing's prefix `line` starts with (`     2\t` of `     2\tKEY =
+/// """-----BEGIN`, `app.py:2:` of `app.py:2:KEY = …`), if it starts with one.
+pub(crate) fn listing_len(line: &[u8]) -> Option<usize> {
+    static RE: std::sync::OnceLock<Option<regex::bytes::Regex>> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::bytes::Regex::new(concat!("^", listing!())).ok())
+        .as_ref()
+        .and_then(|re| re.find(line))
+        .map(|m| m.end())
+}
 
 /// Whether the line before a key is a listing's prefix and a config lead form (read only
 /// when the key is within [`LISTING_MAX`] bytes of its line's start).

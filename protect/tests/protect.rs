@@ -1698,6 +1698,72 @@ fn a_private_key_with_prefixed_lines_is_redacted_whole() {
     );
 }
 
+/// A PEM key embedded in a listed file's code (`KEY = """-----BEGIN …`, `key: |` then
+/// the header) is redacted whole: after the header's line, which holds the listing's prefix
+/// and code, the key's lines carry the listing's prefix alone. Before, `cat -n` of such a
+/// file (as an agent reads code) or `grep -n -A` showed the key's body.
+#[test]
+fn a_private_key_in_listed_code_is_redacted_whole() {
+    let body: Vec<String> = (0..6)
+        .map(|i| format!("MIIEowIBAAKCAQEA{i:02}SECRETBODYLINExyz0123456789abcdefghijklmnopqrs"))
+        .collect();
+    let p = protector(&[]);
+    let prefixes: [Prefix; 4] = [
+        ("cat -n", |i| format!("{:>6}\t", i + 1)),
+        ("nl", |i| format!("{:>6}  ", i + 1)),
+        ("grep -n -A", |i| {
+            format!(
+                "app/keys.py{}{}{}",
+                if i == 1 { ':' } else { '-' },
+                i + 1,
+                if i == 1 { ':' } else { '-' }
+            )
+        }),
+        ("grep -n", |i| format!("{}:", i + 1)),
+    ];
+    for (code, close) in [
+        (
+            "KEY = \"\"\"-----BEGIN RSA PRIVATE KEY-----",
+            "-----END RSA PRIVATE KEY-----\"\"\"",
+        ),
+        (
+            "const key = `-----BEGIN PRIVATE KEY-----",
+            "-----END PRIVATE KEY-----`;",
+        ),
+    ] {
+        let mut lines = vec!["import os".to_string(), code.to_string()];
+        lines.extend(body.iter().cloned());
+        lines.push(close.to_string());
+        lines.push("print(KEY)".into());
+        let last = lines.len() - 1;
+        let opener = &code[..code.find("-----").unwrap_or(0)];
+        let closer = &close[close.rfind("-----").map_or(0, |i| i + 5)..];
+        for (name, prefix) in prefixes {
+            let text = listed(lines.iter().map(String::as_str), prefix);
+            let want = format!(
+                "{}import os\n{}{opener}[REDACTED:private-key]{closer}\n{}print(KEY)\n",
+                prefix(0),
+                prefix(1),
+                prefix(last)
+            );
+            let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+            assert_eq!(out.text, want, "{name}: {code}");
+            for split in 1..text.len() {
+                let (x, y) = text.as_bytes().split_at(split);
+                let again = protect_chunks(&p, &Budget::default(), &[x, y]);
+                assert_eq!(again.text, want, "{name}: split {split}");
+            }
+        }
+    }
+    // Code after the listing's prefix that is no key line still ends the key.
+    let text = "     1\tKEY = '-----BEGIN RSA PRIVATE KEY-----\n     2\tMIIEowIBAAKCAQEAxyzSECRET\n     3\tprint(KEY)\n";
+    let out = protect_chunks(&p, &Budget::default(), &[text.as_bytes()]);
+    assert_eq!(
+        out.text,
+        "     1\tKEY = '[REDACTED:private-key]\n     3\tprint(KEY)\n"
+    );
+}
+
 /// A Secret manifest listed with a prefix on every line (`cat -n`, `grep -n -A`, a quote)
 /// is redacted line for line as the manifest itself: the block's header is found after the
 /// prefix, and its lines are read after a prefix of the header's shape. Before, no value
