@@ -391,6 +391,10 @@ impl Holds {
     const BRACKET: u8 = 1 << 4;
     /// `<`, `$`: how a template written as `<name>` or `$NAME` starts.
     const OPENER: u8 = 1 << 5;
+    /// `\`: escaped text holds one.
+    const BACKSLASH: u8 = 1 << 6;
+    /// ` `: prose and code text hold one.
+    const SPACE: u8 = 1 << 7;
 
     const TABLE: [u8; 256] = {
         let mut t = [0u8; 256];
@@ -409,6 +413,8 @@ impl Holds {
         t[b'E' as usize] |= Holds::E;
         t[b'.' as usize] |= Holds::DOT;
         t[b':' as usize] |= Holds::COLON;
+        t[b'\\' as usize] |= Holds::BACKSLASH;
+        t[b' ' as usize] |= Holds::SPACE;
         t
     };
 
@@ -548,15 +554,17 @@ fn code_punctuation_inside(v: &[u8]) -> bool {
 }
 
 /// A quoted value that is a version, an OID, an address or a time: digits and separators.
-fn dotted_number(v: &[u8]) -> bool {
-    v.iter().any(|b| matches!(b, b'.' | b':'))
+fn dotted_number(v: &[u8], holds: Holds) -> bool {
+    holds.any(Holds::DOT | Holds::COLON)
+        && v.iter().any(|b| matches!(b, b'.' | b':'))
         && v.iter()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b':' | b'-' | b'/' | b'_'))
 }
 
 /// A string literal with escape sequences (`\n`, `\"`): text, not a credential.
-fn escaped_text(v: &[u8]) -> bool {
-    v.windows(2)
+fn escaped_text(v: &[u8], holds: Holds) -> bool {
+    holds.any(Holds::BACKSLASH)
+        && v.windows(2)
         .any(|w| w[0] == b'\\' && matches!(w[1], b'n' | b't' | b'r' | b'"' | b'\''))
 }
 
@@ -570,7 +578,10 @@ fn classes(v: &[u8]) -> usize {
 }
 
 /// Prose: several space-separated words of letters.
-fn prose(v: &[u8]) -> bool {
+fn prose(v: &[u8], holds: Holds) -> bool {
+    if !holds.any(Holds::SPACE) {
+        return false; // one word at most
+    }
     let words = v.split(|&b| b == b' ').filter(|w| !w.is_empty()).count();
     words >= 2
         && v.iter().all(|b| {
@@ -864,10 +875,13 @@ pub(crate) fn admits(
     // `self.x = …`, `this.x = …`: an assignment in code, whatever the line looks like.
     let in_object = ["self.", "this.", "@"].iter().any(|p| key.starts_with(p));
     if quoted {
-        let config = !in_object
-            && (config_shaped(hay, key_start, value.1 + 1)
-                || json_record_member(hay, key_start, key_end));
-        let code_text = v.contains(&b' ') && code_punctuation_inside(v);
+        // Read only for values that prose, code text or words would turn away.
+        let config = || {
+            !in_object
+                && (config_shaped(hay, key_start, value.1 + 1)
+                    || json_record_member(hay, key_start, key_end))
+        };
+        let code_text = || holds.any(Holds::SPACE) && code_punctuation_inside(v);
         let norm = |x: &[u8]| -> String {
             x.iter()
                 .filter(|b| b.is_ascii_alphanumeric())
@@ -880,10 +894,10 @@ pub(crate) fn admits(
             !b.is_empty() && (a.contains(&b) || b.contains(&a))
         };
         return !(path_like(v)
-            || dotted_number(v)
-            || escaped_text(v)
+            || dotted_number(v, holds)
+            || escaped_text(v, holds)
             || names_itself
-            || (!config && (prose(v) || code_text || words(v))));
+            || ((prose(v, holds) || code_text() || words(v)) && !config()));
     }
     // A bare value is one token: `KEY = 4  # comment`, `A = B, C = D`.
     let token_len = v
@@ -1292,7 +1306,7 @@ mod tests {
         /// template check with them answers as searching for every marker does.
         #[test]
         fn checks_given_a_whole_values_flags_answer_for_its_parts(
-            v in "[a-zA-Z0-9.:<>(){}$%#_eEnNvV&*!|?=\\+-]{0,16}",
+            v in "[a-zA-Z0-9.:<>(){}$%#_eEnNvV&*!|?=\\+ \\\\-]{0,16}",
             cut in (0usize..17, 0usize..17),
         ) {
             let b = v.as_bytes();
@@ -1302,6 +1316,13 @@ mod tests {
             proptest::prop_assert_eq!(code_punctuation(part, whole), code_punctuation(part, own));
             proptest::prop_assert_eq!(attribute_path(part, whole), attribute_path(part, own));
             proptest::prop_assert_eq!(template(part, whole), template(part, own));
+            proptest::prop_assert_eq!(dotted_number(part, whole), dotted_number(part, own));
+            proptest::prop_assert_eq!(escaped_text(part, whole), escaped_text(part, own));
+            proptest::prop_assert_eq!(prose(part, whole), prose(part, own));
+            proptest::prop_assert_eq!(
+                escaped_text(part, own),
+                part.windows(2).any(|w| w[0] == b'\\' && matches!(w[1], b'n' | b't' | b'r' | b'"' | b'\''))
+            );
             let searched = template_markers().is_match(part)
                 || (part.first() == Some(&b'$') && part.len() > 1 && is_ident_byte(part[1]))
                 || (part.first() == Some(&b'{') && part.last() == Some(&b'}'))
