@@ -561,6 +561,26 @@ fn is_pem_body(line: &[u8]) -> bool {
     {
         return true;
     }
+    // A key printed as text (`openssl pkey -text`): hex bytes joined by `:`, and the names
+    // of the private parts after `privateExponent:` (`pub:` and anything else ends it).
+    let bytes = t.strip_suffix(b":").unwrap_or(t);
+    if bytes
+        .split(|&c| c == b':')
+        .all(|b| b.len() == 2 && b.iter().all(u8::is_ascii_hexdigit))
+    {
+        return true;
+    }
+    if [
+        b"prime1:".as_slice(),
+        b"prime2:",
+        b"exponent1:",
+        b"exponent2:",
+        b"coefficient:",
+    ]
+    .contains(&t)
+    {
+        return true;
+    }
     // Armor headers of encrypted PEM and PGP blocks.
     [
         b"Proc-Type:".as_slice(),

@@ -565,7 +565,7 @@ fn dotted_number(v: &[u8], holds: Holds) -> bool {
 fn escaped_text(v: &[u8], holds: Holds) -> bool {
     holds.any(Holds::BACKSLASH)
         && v.windows(2)
-        .any(|w| w[0] == b'\\' && matches!(w[1], b'n' | b't' | b'r' | b'"' | b'\''))
+            .any(|w| w[0] == b'\\' && matches!(w[1], b'n' | b't' | b'r' | b'"' | b'\''))
 }
 
 /// At least `n` of: lowercase, uppercase, digits, other.

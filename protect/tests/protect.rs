@@ -1764,6 +1764,54 @@ fn a_private_key_in_listed_code_is_redacted_whole() {
     );
 }
 
+/// A private key printed as text (`openssl pkey -text -noout`, throwaway keys generated for
+/// the fixtures) is redacted from its first private part to the last: RSA's
+/// `privateExponent`, primes, exponents and coefficient; EC's `priv`. The public parts
+/// before (`modulus`, `publicExponent`) and after (`pub:`, the curve) show, plain and after
+/// `cat -n`, however the output is cut. Before, every private byte was shown.
+#[test]
+fn a_private_key_printed_as_text_is_redacted_and_its_public_parts_show() {
+    let p = protector(&[]);
+    let rsa = include_str!("fixtures/openssl-rsa-512-text.txt");
+    let ec = include_str!("fixtures/openssl-ec-p256-text.txt");
+    let private_lines = |text: &str, from: &str, to: Option<&str>| -> Vec<String> {
+        let start = text.find(from).unwrap_or(0);
+        let end = to.and_then(|t| text.find(t)).unwrap_or(text.len());
+        text[start..end]
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| l.len() > 8)
+            .collect()
+    };
+    for (text, from, to) in [(rsa, "privateExponent:", None), (ec, "priv:", Some("pub:"))] {
+        let secret = private_lines(text, from, to);
+        assert!(secret.len() >= 2, "{secret:?}");
+        let public: Vec<&str> = text[..text.find(from).unwrap_or(0)]
+            .lines()
+            .chain(
+                to.map_or("", |t| &text[text.find(t).unwrap_or(0)..])
+                    .lines(),
+            )
+            .collect();
+        let numbered = listed(text.lines(), |i| format!("{:>6}\t", i + 1));
+        for shown in [text.to_string(), numbered] {
+            let out = protect_chunks(&p, &Budget::default(), &[shown.as_bytes()]);
+            for s in &secret {
+                assert!(!out.text.contains(s.as_str()), "{s} shown:\n{}", out.text);
+            }
+            for line in &public {
+                assert!(out.text.contains(line), "{line} hidden:\n{}", out.text);
+            }
+            assert_eq!(out.redactions.get("private-key-text"), Some(&1));
+            for split in (1..shown.len()).step_by(7) {
+                let (x, y) = shown.as_bytes().split_at(split);
+                let again = protect_chunks(&p, &Budget::default(), &[x, y]);
+                assert_eq!(again.text, out.text, "split {split}");
+            }
+        }
+    }
+}
+
 /// A Secret manifest listed with a prefix on every line (`cat -n`, `grep -n -A`, a quote)
 /// is redacted line for line as the manifest itself: the block's header is found after the
 /// prefix, and its lines are read after a prefix of the header's shape. Before, no value
