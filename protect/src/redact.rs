@@ -451,7 +451,14 @@ pub(crate) struct LinePrefix {
     /// The shape of the listing's prefix that text starts with, when more text follows it;
     /// else empty.
     listing: Vec<PrefixPart>,
+    /// The mark the header's line ends in after the header, which the key's other lines
+    /// end in too (`cat -A`'s `$`, see [`LINE_END_MARKS`]); empty for none.
+    end_mark: &'static [u8],
 }
+
+/// What `cat -A`, `cat -e` and `cat -vE` put at the end of every line: `$`, after `^M` on a
+/// CRLF line. A key shown so had its body lines read as no base64 (`MIIE…$`), and shown.
+const LINE_END_MARKS: [&[u8]; 2] = [b"^M$", b"$"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PrefixPart {
@@ -477,6 +484,7 @@ impl LinePrefix {
         LinePrefix {
             parts: shape(prefix),
             listing,
+            end_mark: b"",
         }
     }
 
@@ -485,7 +493,19 @@ impl LinePrefix {
         LinePrefix {
             parts: Vec::new(),
             listing: Vec::new(),
+            end_mark: b"",
         }
+    }
+
+    /// This shape, with the line-end mark `after_header` (the header's line after the
+    /// header) is, if it is one (see [`LINE_END_MARKS`]).
+    fn ending(mut self, after_header: &[u8]) -> LinePrefix {
+        let after = after_header.trim_ascii_start();
+        self.end_mark = LINE_END_MARKS
+            .into_iter()
+            .find(|m| after == *m)
+            .unwrap_or(b"");
+        self
     }
 
     /// The rest of `line` after a prefix of this shape, if it starts with one.
@@ -496,6 +516,7 @@ impl LinePrefix {
     /// Whether `line` continues the key: a body line as it is, or after a prefix of this
     /// shape or of its listing's.
     fn is_body(&self, line: &[u8]) -> bool {
+        let line = line.strip_suffix(self.end_mark).unwrap_or(line);
         is_pem_body(line)
             || (!self.parts.is_empty() && self.strip(line).is_some_and(is_pem_body))
             || (!self.listing.is_empty()
@@ -978,15 +999,15 @@ impl StreamRedactor {
                                     end: le,
                                     kind: Kind::Rule(h.rule),
                                 });
-                                open_at = Some(h.start);
+                                open_at = Some((h.start, h.end));
                             }
                         }
                     } else {
                         spans.push(self.span_of(*h, ls));
                     }
                 }
-                if let Some(at) = open_at {
-                    pem_open = Some(LinePrefix::of(&text[..at]));
+                if let Some((at, end)) = open_at {
+                    pem_open = Some(LinePrefix::of(&text[..at]).ending(&text[end..]));
                 }
             }
             i += 1;
@@ -1088,10 +1109,14 @@ impl StreamRedactor {
     /// listing's prefix, which the block's lines then carry.
     fn block_header_of(&self, r: usize, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
         let at = self.r.rules.header_at(r, line)?;
-        let prefix = LinePrefix::of(&line[..at]);
+        let mut prefix = LinePrefix::of(&line[..at]);
         let state = if self.r.pairs == Some(r) {
             pair_state(&line[at..])?
         } else {
+            // `data:$` (`cat -A`): the block's lines end in the mark too.
+            if let Some(mark) = LINE_END_MARKS.into_iter().find(|m| line.ends_with(m)) {
+                prefix = prefix.ending(mark);
+            }
             Self::k8s_state(&line[at..])
         };
         Some((state, prefix))
@@ -1099,6 +1124,10 @@ impl StreamRedactor {
 
     /// The state a k8s-data header line (without prefix) opens.
     fn k8s_state(line: &[u8]) -> K8sState {
+        let line = LINE_END_MARKS
+            .into_iter()
+            .find_map(|m| line.strip_suffix(m))
+            .unwrap_or(line);
         let t = line.trim_ascii_start();
         let string_data = t.starts_with(b"stringData") || t.starts_with(b"\"stringData");
         if t.ends_with(b"{") || line.trim_ascii_end().ends_with(b"{") {
@@ -1288,7 +1317,7 @@ impl StreamRedactor {
                 let end = match footer.next_range(self.r.rules.pem_end(), form, h.end) {
                     Some((ms, me)) => ls + marked_range(at, ms, me).1,
                     None => {
-                        open_at = Some(h.start);
+                        open_at = Some((h.start, h.end));
                         le
                     }
                 };
@@ -1298,8 +1327,8 @@ impl StreamRedactor {
                     kind: Kind::Rule(h.rule),
                 });
             }
-            if let Some(at) = open_at {
-                open = Some(LinePrefix::of(&form[..at]));
+            if let Some((at, end)) = open_at {
+                open = Some(LinePrefix::of(&form[..at]).ending(&form[end..]));
             }
         }
         open
@@ -1329,6 +1358,9 @@ impl StreamRedactor {
     fn k8s_line(&self, state: &K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
         let content = self.k8s_prefix.strip(line)?;
         let shift = line.len() - content.len();
+        let content = content
+            .strip_suffix(self.k8s_prefix.end_mark)
+            .unwrap_or(content);
         self.k8s_entry(state, content)
             .map(|v| v.map(|(vs, ve)| (vs + shift, ve + shift)))
     }

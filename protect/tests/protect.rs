@@ -1812,6 +1812,59 @@ fn a_private_key_printed_as_text_is_redacted_and_its_public_parts_show() {
     }
 }
 
+/// What `cat -A` (`cat -e`, `cat -vE`) shows of a file: `$` at every line's end, `^M$` on
+/// a CRLF line.
+fn cat_a(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.strip_suffix('\r') {
+            Some(l) => format!("{l}^M$\n"),
+            None => format!("{l}$\n"),
+        })
+        .collect()
+}
+
+/// A private key and a Secret manifest shown by `cat -A` are redacted as the file itself:
+/// the mark the header's line ends in is taken off the block's other lines before they are
+/// read. Before, a key's body lines (`MIIE…$`) were no base64 and were shown, and no value
+/// under `data:$` was redacted unless its key named a secret.
+#[test]
+fn a_key_and_a_manifest_shown_by_cat_a_are_redacted_as_the_files() {
+    let p = protector(&[]);
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVSECRETBODYxH2Mo4lgOEePzNm0tRgeLezV6\n\
+               7onLRnrq0SECRETBODYhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFc\n-----END RSA PRIVATE KEY-----\nafter\n";
+    let yaml = "apiVersion: v1\ndata:\n  tls.key: LS0tLS1CRUdJTiBQUklWQVRFSECRETBODY0=\n  user: YWRtaW4=\nkind: Secret\n";
+    let json = "{\n  \"kind\": \"Secret\",\n  \"data\": {\n    \"tls.key\": \"LS0tLS1CRUdJTiBQUklWQVRFSECRETBODY0=\",\n    \
+                \"user\": \"YWRtaW4=\"\n  },\n  \"type\": \"Opaque\"\n}\n";
+    for (name, file) in [("key", key), ("yaml", yaml), ("json", json)] {
+        let crlf = file.replace('\n', "\r\n");
+        for shown in [cat_a(file), cat_a(&crlf)] {
+            let out = protect_chunks(&p, &Budget::default(), &[shown.as_bytes()]);
+            for secret in ["SECRETBODY", "YWRtaW4"] {
+                assert!(
+                    !out.text.contains(secret),
+                    "{name}: {secret} shown:\n{}",
+                    out.text
+                );
+            }
+            // What is not secret shows as `cat -A` printed it.
+            for line in shown.lines().filter(|l| {
+                !l.contains("SECRETBODY") && !l.contains("YWRtaW4") && !l.contains("PRIVATE KEY")
+            }) {
+                assert!(
+                    out.text.contains(line),
+                    "{name}: {line:?} lost:\n{}",
+                    out.text
+                );
+            }
+            for split in 1..shown.len() {
+                let (x, y) = shown.as_bytes().split_at(split);
+                let again = protect_chunks(&p, &Budget::default(), &[x, y]);
+                assert_eq!(again.text, out.text, "{name}: split {split}");
+            }
+        }
+    }
+}
+
 /// A Secret manifest listed with a prefix on every line (`cat -n`, `grep -n -A`, a quote)
 /// is redacted line for line as the manifest itself: the block's header is found after the
 /// prefix, and its lines are read after a prefix of the header's shape. Before, no value
