@@ -53,8 +53,16 @@ pub(crate) struct Subject<'a> {
 /// uid asked for: the same few (the principal, the resource, the cwd, the program) are
 /// asked for by most conditions, and Cedar's store hashes a uid with SipHash on every
 /// lookup. A uid at another address is looked up in the store (and remembered too).
+///
+/// It also holds the context's fields as a list, made at the first lookup: a context has
+/// ~16 fields, and its tree's search compares names by their bytes (a `memcmp` call a
+/// step, ~270 instructions a lookup and a dozen lookups a request), where the list is
+/// walked comparing lengths first.
 #[derive(Default)]
-pub(crate) struct Seen<'a>(std::cell::RefCell<Vec<(&'a EntityUID, Option<&'a Entity>)>>);
+pub(crate) struct Seen<'a> {
+    uids: std::cell::RefCell<Vec<(&'a EntityUID, Option<&'a Entity>)>>,
+    fields: std::cell::OnceCell<Vec<(&'a str, &'a Value)>>,
+}
 
 /// Uids remembered per request at most.
 const SEEN: usize = 8;
@@ -62,7 +70,7 @@ const SEEN: usize = 8;
 impl<'a> Seen<'a> {
     /// `uid`'s entity in `entities` (`None` if the store has none), `Err` for a residual.
     fn entity(&self, uid: &'a EntityUID, entities: &'a Entities) -> Result<Option<&'a Entity>, ()> {
-        if let Ok(seen) = self.0.try_borrow() {
+        if let Ok(seen) = self.uids.try_borrow() {
             if let Some((_, e)) = seen.iter().find(|(u, _)| std::ptr::eq(*u, uid)) {
                 return Ok(*e);
             }
@@ -77,12 +85,21 @@ impl<'a> Seen<'a> {
             Dereference::NoSuchEntity => None,
             Dereference::Residual(_) => return Err(()),
         };
-        if let Ok(mut seen) = self.0.try_borrow_mut() {
+        if let Ok(mut seen) = self.uids.try_borrow_mut() {
             if seen.len() < SEEN {
                 seen.push((uid, found));
             }
         }
         Ok(found)
+    }
+
+    /// The context's field `attr`, as `context.get(attr)` finds it.
+    fn field(&self, context: &'a ContextRecord, attr: &str) -> Option<&'a Value> {
+        self.fields
+            .get_or_init(|| context.iter().map(|(k, v)| (k.as_str(), v)).collect())
+            .iter()
+            .find(|(name, _)| name.len() == attr.len() && *name == attr)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -247,6 +264,9 @@ fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
         ExprKind::Var(Var::Resource) => s.request.resource().uid().map(Known::Uid),
         ExprKind::GetAttr { expr, attr } => {
             let k = eval(expr, s)?;
+            if let Known::Context = k {
+                return s.seen.field(s.context, attr).map(Known::Value);
+            }
             if let Some(r) = k.record(s.context) {
                 return r.get(attr).map(Known::Value);
             }
@@ -257,6 +277,9 @@ fn eval<'a>(expr: &'a Expr, s: Subject<'a>) -> Option<Known<'a>> {
         }
         ExprKind::HasAttr { expr, attr } => {
             let k = eval(expr, s)?;
+            if let Known::Context = k {
+                return Some(Known::Bool(s.seen.field(s.context, attr).is_some()));
+            }
             if let Some(r) = k.record(s.context) {
                 return Some(Known::Bool(r.contains_key(attr)));
             }

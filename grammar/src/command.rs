@@ -32,21 +32,21 @@ pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
     let mut words = p.argv.iter().peekable();
     // `builtin cd` / `command cd` are still cd.
     while let Some(w) = words.peek() {
-        match w.literal_value().as_deref() {
+        match w.literal_text().as_deref() {
             Some("builtin") | Some("command") => {
                 words.next();
             }
             _ => break,
         }
     }
-    let Some(name) = words.next().map(Decoded::literal_value) else {
+    let Some(name) = words.next().map(Decoded::literal_text) else {
         return same;
     };
     let name = match name {
         Some(n) => n,
         None => return same,
     };
-    match name.as_str() {
+    match &*name {
         "cd" | "pushd" => {}
         "popd" => {
             return Outcome {
@@ -57,24 +57,24 @@ pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
         _ => return same,
     }
     let target = words.find(|w| {
-        let v = w.value();
-        !(v.starts_with('-') && v.len() > 1 && w.literal_value().is_some())
+        let v = w.value_text();
+        !(v.starts_with('-') && v.len() > 1 && w.literal_text().is_some())
     });
     let ok = match target {
-        None => Cwd::Known(vec![home.to_string()]),
+        None => Cwd::Known([home.to_string()].into()),
         Some(w) => match w.literal_value() {
             Some(v) if v == "-" => Cwd::Unknown,
-            Some(v) if v.starts_with('/') => Cwd::Known(vec![paths::resolve("/", &v)]),
+            Some(v) if v.starts_with('/') => Cwd::Known([paths::resolve("/", &v)].into()),
             Some(v) => match cwd {
                 Cwd::Known(bases) if !bases.is_empty() => {
                     let mut out: Vec<String> = Vec::new();
-                    for b in bases {
+                    for b in bases.iter() {
                         let r = paths::resolve(b, &v);
                         if !out.contains(&r) {
                             out.push(r);
                         }
                     }
-                    Cwd::Known(out)
+                    Cwd::Known(out.into())
                 }
                 _ => Cwd::Unknown,
             },
@@ -124,7 +124,7 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
             },
             Program::Assignment,
         ),
-        Some(d) => match d.literal_value() {
+        Some(d) => match d.literal_text() {
             Some(v) => (word(d, vec![]), program::identify(&v, &cwd, kn)),
             None => (word(d, vec![]), Program::Dynamic),
         },
@@ -340,7 +340,7 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
 /// the host side of `-v HOST:CONTAINER` (a prefix, `prefix == true`).
 fn value_paths(d: &Decoded, val: &str, cwd: &Cwd, prefix: bool) -> Vec<PathRef> {
     if prefix {
-        let lit = d.literal_value();
+        let lit = d.literal_text();
         return match lit {
             Some(_) => Decoded::literal(val).paths(cwd),
             None => vec![PathRef::Anywhere],

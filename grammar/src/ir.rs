@@ -30,7 +30,9 @@ pub struct Span {
 pub enum Cwd {
     /// One of these canonical absolute directories (more than one when an earlier `cd` may
     /// have failed, e.g. `cd /x; cmd` runs `cmd` in `/x` or where it started).
-    Known(Vec<String>),
+    ///
+    /// Shared: a cwd is copied into every command, outcome and frame of a script.
+    Known(std::sync::Arc<[String]>),
     /// Unknowable from the text (`cd "$DIR"`, `cd -`, inside a function body, ...).
     Unknown,
 }

@@ -125,7 +125,7 @@ pub fn parse(script: &str, opts: &ParseOptions) -> Result<Script, ParseError> {
         });
     }
     let cwd = match &opts.cwd {
-        Some(c) => Cwd::Known(vec![c.clone()]),
+        Some(c) => Cwd::Known([c.clone()].into()),
         None => Cwd::Unknown,
     };
     let mut w = walk::Walker::new(opts)?;

@@ -14,8 +14,11 @@ const MAX_CWD_CANDIDATES: usize = 4;
 pub(crate) fn join(a: &Cwd, b: &Cwd) -> Cwd {
     match (a, b) {
         (Cwd::Known(x), Cwd::Known(y)) => {
-            let mut v = x.clone();
-            for p in y {
+            if x.len() <= MAX_CWD_CANDIDATES && y.iter().all(|p| x.contains(p)) {
+                return a.clone();
+            }
+            let mut v = x.to_vec();
+            for p in y.iter() {
                 if !v.contains(p) {
                     v.push(p.clone());
                 }
@@ -23,7 +26,7 @@ pub(crate) fn join(a: &Cwd, b: &Cwd) -> Cwd {
             if v.len() > MAX_CWD_CANDIDATES {
                 Cwd::Unknown
             } else {
-                Cwd::Known(v)
+                Cwd::Known(v.into())
             }
         }
         _ => Cwd::Unknown,

@@ -117,12 +117,27 @@ impl Decoded {
         s
     }
 
+    /// [`Self::value`], borrowed when the word is one segment (most words are): the
+    /// callers that only compare or inspect it need no copy.
+    pub fn value_text(&self) -> std::borrow::Cow<'_, str> {
+        match self.segs.as_slice() {
+            [Seg::Lit { text, .. }] => std::borrow::Cow::Borrowed(text),
+            [Seg::Dyn { raw, .. }] => std::borrow::Cow::Borrowed(raw),
+            _ => std::borrow::Cow::Owned(self.value()),
+        }
+    }
+
     /// The literal value, or `None` if any part is dynamic (including globs and braces).
     pub fn literal_value(&self) -> Option<String> {
+        self.literal_text().map(std::borrow::Cow::into_owned)
+    }
+
+    /// [`Self::literal_value`], borrowed where [`Self::value_text`] is.
+    pub fn literal_text(&self) -> Option<std::borrow::Cow<'_, str>> {
         if self.dynamic().any() {
             None
         } else {
-            Some(self.value())
+            Some(self.value_text())
         }
     }
 

@@ -33,8 +33,8 @@ fn scan(argv: &[Decoded], short_val: &str, long_val: &[&str], numeric_opts: bool
     };
     let mut i = 1;
     while i < argv.len() {
-        let Some(v) = argv[i].literal_value() else {
-            if argv[i].value().starts_with('-') {
+        let Some(v) = argv[i].literal_text() else {
+            if argv[i].value_text().starts_with('-') {
                 s.dynamic = true;
             }
             s.next = i;
@@ -49,14 +49,14 @@ fn scan(argv: &[Decoded], short_val: &str, long_val: &[&str], numeric_opts: bool
             return s;
         }
         if numeric_opts && v[1..].chars().all(|c| c.is_ascii_digit()) {
-            s.opts.push((v.clone(), None));
+            s.opts.push((v.to_string(), None));
             i += 1;
             continue;
         }
         if let Some(long) = v.strip_prefix("--") {
             let (name, val) = match long.split_once('=') {
                 Some((n, val)) => (format!("--{n}"), Some(Decoded::literal(val))),
-                None => (v.clone(), None),
+                None => (v.to_string(), None),
             };
             if val.is_none() && long_val.contains(&name.as_str()) {
                 s.opts.push((name, argv.get(i + 1).cloned()));
@@ -192,7 +192,7 @@ fn join_words(words: &[Decoded]) -> Option<String> {
 
 fn resolve_dir(d: &Decoded, cwd: &Cwd) -> Cwd {
     match d.literal_value() {
-        Some(v) if v.starts_with('/') => Cwd::Known(vec![paths::resolve("/", &v)]),
+        Some(v) if v.starts_with('/') => Cwd::Known([paths::resolve("/", &v)].into()),
         Some(v) => match cwd {
             Cwd::Known(b) if !b.is_empty() => {
                 Cwd::Known(b.iter().map(|b| paths::resolve(b, &v)).collect())

@@ -632,7 +632,7 @@ fn a_long_and_chain_is_read_whole() {
     let chain = format!("cd /tmp && {} > out.log", links.join(" && "));
     let s = parse(&chain, &opts).expect("a long chain");
     assert_eq!(s.commands.len(), n + 1);
-    let tmp = Cwd::Known(vec!["/tmp".to_string()]);
+    let tmp = Cwd::Known(["/tmp".to_string()].into());
     for (i, c) in s.commands.iter().skip(1).enumerate() {
         assert_eq!(c.program.entity_id(), format!("c{i}"));
         assert_eq!(c.cwd, tmp, "c{i} runs after cd /tmp succeeded");
