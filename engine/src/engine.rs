@@ -220,11 +220,11 @@ fn b(v: bool) -> RestrictedExpression {
 }
 
 /// The Cedar id of a path fact's resource.
-pub(crate) fn path_id(p: &PathRef) -> String {
+pub(crate) fn path_id(p: &PathRef) -> std::borrow::Cow<'_, str> {
     match p {
-        PathRef::Exact(p) => p.clone(),
+        PathRef::Exact(p) => p.into(),
         PathRef::Under(d) if d == "/" => "/*".into(),
-        PathRef::Under(d) => format!("{d}/*"),
+        PathRef::Under(d) => format!("{d}/*").into(),
         PathRef::Anywhere => "*".into(),
     }
 }
@@ -1383,9 +1383,11 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
 
     fn resource_display(&self, cmd: &Command, f: &Fact) -> String {
         match &f.target {
-            Target::Program => format!("Program::{:?}", cmd.program.entity_id()),
-            Target::Path(p) => format!("Path::{:?}", path_id(p)),
-            Target::Host(d) => format!("Host::{:?}", d.host),
+            Target::Program => {
+                crate::resource_text::entity_display("Program", &cmd.program.entity_id())
+            }
+            Target::Path(p) => crate::resource_text::entity_display("Path", &path_id(p)),
+            Target::Host(d) => crate::resource_text::entity_display("Host", &d.host),
         }
     }
 
@@ -1466,7 +1468,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                         }
                     })
                     .collect();
-                let redirects: BTreeSet<String> = cmd
+                let redirects: BTreeSet<std::borrow::Cow<str>> = cmd
                     .redirects
                     .iter()
                     .flat_map(|r| r.target.paths.iter().map(path_id))

@@ -51,6 +51,7 @@ mod path_groups;
 mod path_var;
 pub mod policy_dir;
 mod quick_eval;
+mod resource_text;
 mod shapes;
 pub mod signals;
 mod store_table;
