@@ -1236,11 +1236,14 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             // What the entity is built from: the home (path groups) and the path with its
             // kind; NUL cannot occur in a path.
             let kind = match p {
-                PathRef::Exact(_) => 'E',
-                PathRef::Under(_) => 'U',
-                PathRef::Anywhere => 'A',
+                PathRef::Exact(_) => "E",
+                PathRef::Under(_) => "U",
+                PathRef::Anywhere => "A",
             };
-            let key = format!("{home}\0{kind}\0{id}");
+            let mut key = String::with_capacity(home.len() + id.len() + 4);
+            for part in [home, "\0", kind, "\0", &id] {
+                key.push_str(part);
+            }
             e.paths.get_or_build(&key, || path_entity(e, home, p, &u))
         } else {
             Arc::new(path_entity(e, home, p, &u))
