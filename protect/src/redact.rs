@@ -456,9 +456,7 @@ pub(crate) struct LinePrefix {
     end_mark: &'static [u8],
 }
 
-/// What `cat -A`, `cat -e` and `cat -vE` put at the end of every line: `$`, after `^M` on a
-/// CRLF line. A key shown so had its body lines read as no base64 (`MIIE…$`), and shown.
-const LINE_END_MARKS: [&[u8]; 2] = [b"^M$", b"$"];
+use crate::rules::LINE_END_MARKS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PrefixPart {
@@ -1111,7 +1109,10 @@ impl StreamRedactor {
         let at = self.r.rules.header_at(r, line)?;
         let mut prefix = LinePrefix::of(&line[..at]);
         let state = if self.r.pairs == Some(r) {
-            pair_state(&line[at..])?
+            // `- name: DB_PASSWORD$` (`cat -A`): the value's line ends in the mark too.
+            let (header, mark) = crate::rules::strip_line_end_mark(&line[at..]);
+            prefix = prefix.ending(mark);
+            pair_state(header)?
         } else {
             // `data:$` (`cat -A`): the block's lines end in the mark too.
             if let Some(mark) = LINE_END_MARKS.into_iter().find(|m| line.ends_with(m)) {

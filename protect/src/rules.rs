@@ -16,6 +16,20 @@ use regex_automata::{meta, Input};
 use serde::Deserialize;
 use std::sync::OnceLock;
 
+/// What `cat -A`, `cat -e` and `cat -vE` put at the end of every line: `$`, after `^M` on a
+/// CRLF line. A key shown so had its body lines read as no base64 (`MIIE…$`), and shown;
+/// a pair's header (`- name: DB_PASSWORD$`) named no secret, and its value showed.
+pub(crate) const LINE_END_MARKS: [&[u8]; 2] = [b"^M$", b"$"];
+
+/// `line` without the line-end mark it ends in (see [`LINE_END_MARKS`]), and the mark
+/// (empty for none).
+pub(crate) fn strip_line_end_mark(line: &[u8]) -> (&[u8], &'static [u8]) {
+    LINE_END_MARKS
+        .into_iter()
+        .find_map(|m| line.strip_suffix(m).map(|rest| (rest, m)))
+        .unwrap_or((line, b""))
+}
+
 /// The shipped rule file.
 pub const BUILTIN_RULES: &str = include_str!("../rules/secrets.toml");
 
@@ -1016,6 +1030,12 @@ impl RuleSet {
     /// the header: the search stays linear in the line (trying after every blank re-read
     /// the blanks that follow, the square of a long run of them).
     pub(crate) fn header_at(&self, r: usize, line: &[u8]) -> Option<usize> {
+        // A pair's header as `cat -A` shows it is read without the mark its line ends in
+        // (a k8s-data header's pattern allows the mark itself).
+        let line = match self.rules[r].special {
+            Special::NameValue => strip_line_end_mark(line).0,
+            _ => line,
+        };
         if self.rules[r].special == Special::NameValue && !pair_header_shape(line) {
             return None;
         }

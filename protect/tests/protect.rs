@@ -1823,19 +1823,28 @@ fn cat_a(text: &str) -> String {
         .collect()
 }
 
-/// A private key and a Secret manifest shown by `cat -A` are redacted as the file itself:
-/// the mark the header's line ends in is taken off the block's other lines before they are
-/// read. Before, a key's body lines (`MIIE…$`) were no base64 and were shown, and no value
-/// under `data:$` was redacted unless its key named a secret.
+/// A private key, a Secret manifest and name/value pairs shown by `cat -A` are redacted as
+/// the file itself: the mark the header's line ends in is taken off the block's other lines
+/// before they are read. Before, a key's body lines (`MIIE…$`) were no base64 and were
+/// shown, no value under `data:$` was redacted unless its key named a secret, and a pair's
+/// header (`- name: DB_PASSWORD$`) named no secret, so its value showed.
 #[test]
-fn a_key_and_a_manifest_shown_by_cat_a_are_redacted_as_the_files() {
+fn keys_manifests_and_pairs_shown_by_cat_a_are_redacted_as_the_files() {
     let p = protector(&[]);
     let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVSECRETBODYxH2Mo4lgOEePzNm0tRgeLezV6\n\
                7onLRnrq0SECRETBODYhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFc\n-----END RSA PRIVATE KEY-----\nafter\n";
     let yaml = "apiVersion: v1\ndata:\n  tls.key: LS0tLS1CRUdJTiBQUklWQVRFSECRETBODY0=\n  user: YWRtaW4=\nkind: Secret\n";
     let json = "{\n  \"kind\": \"Secret\",\n  \"data\": {\n    \"tls.key\": \"LS0tLS1CRUdJTiBQUklWQVRFSECRETBODY0=\",\n    \
                 \"user\": \"YWRtaW4=\"\n  },\n  \"type\": \"Opaque\"\n}\n";
-    for (name, file) in [("key", key), ("yaml", yaml), ("json", json)] {
+    let env = "env:\n- name: DB_PASSWORD\n  value: Xk29SECRETBODYq8Zm\n- name: LOG_LEVEL\n  value: debug\n";
+    let pairs = "[\n  {\n    \"name\": \"STRIPE_SECRET_KEY\",\n    \"value\": \"Xk29SECRETBODYq8ZmP3\"\n  }\n]\n";
+    for (name, file) in [
+        ("key", key),
+        ("yaml", yaml),
+        ("json", json),
+        ("env pairs", env),
+        ("json pairs", pairs),
+    ] {
         let crlf = file.replace('\n', "\r\n");
         for shown in [cat_a(file), cat_a(&crlf)] {
             let out = protect_chunks(&p, &Budget::default(), &[shown.as_bytes()]);
@@ -1845,6 +1854,12 @@ fn a_key_and_a_manifest_shown_by_cat_a_are_redacted_as_the_files() {
                     "{name}: {secret} shown:\n{}",
                     out.text
                 );
+            }
+            // A pair's value is judged without the mark, which still ends its line.
+            if name.ends_with("pairs") {
+                for line in out.text.lines() {
+                    assert!(line.ends_with('$'), "{name}: mark lost in {line:?}");
+                }
             }
             // What is not secret shows as `cat -A` printed it.
             for line in shown.lines().filter(|l| {
