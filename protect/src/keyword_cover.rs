@@ -333,6 +333,15 @@ mod tests {
                 if let Err(e) = covers(p, &spec.keywords, &spec.keywords_cs) {
                     gaps.push(format!("{} pattern {i}: {e}", spec.id));
                 }
+                // A pattern's own keywords, when given, hold in each of its matches too.
+                match spec.pattern_keywords.get(i) {
+                    Some(k) if !k.ci.is_empty() || !k.cs.is_empty() => {
+                        if let Err(e) = covers(p, &k.ci, &k.cs) {
+                            gaps.push(format!("{} pattern {i}'s own keywords: {e}", spec.id));
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
         assert!(gaps.is_empty(), "{}", gaps.join("\n"));

@@ -84,6 +84,14 @@ pub struct RuleSpec {
     pub keywords_are_context: bool,
     /// Confirming regexes.
     pub patterns: Vec<String>,
+    /// Per pattern (none, or one entry for each), keywords every match of that pattern
+    /// holds: the pattern is searched only where one occurs after the search's start. An
+    /// empty entry leaves its pattern always searched. Why: a rule's patterns often differ
+    /// in the names they match (`password=` / `userPassword =` / `DB_PASSWORD=`), and each
+    /// line holding the rule's keyword ran every pattern's search, most of them failing.
+    /// [`crate::keyword_cover::covers`] proves each entry for the shipped rules.
+    #[serde(default)]
+    pub pattern_keywords: Vec<PatternKeywords>,
     /// A multi-line handler: `pem`, `k8s-data` or `name-value`.
     #[serde(default)]
     pub special: Option<String>,
@@ -105,6 +113,57 @@ pub struct RuleSpec {
     /// Texts that must not be redacted at all.
     #[serde(default)]
     pub negatives: Vec<String>,
+}
+
+/// Keywords one pattern's matches hold (see [`RuleSpec::pattern_keywords`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternKeywords {
+    /// Matched ASCII-case-insensitively.
+    #[serde(default)]
+    pub ci: Vec<String>,
+    /// Matched exactly.
+    #[serde(default)]
+    pub cs: Vec<String>,
+}
+
+impl PatternKeywords {
+    /// The searches for these keywords; `None` when there are none (always searched).
+    fn compile(&self) -> Result<Option<PatternNeeds>, aho_corasick::BuildError> {
+        if self.ci.is_empty() && self.cs.is_empty() {
+            return Ok(None);
+        }
+        let set = |words: &[String], ci: bool| {
+            (!words.is_empty())
+                .then(|| {
+                    aho_corasick::AhoCorasick::builder()
+                        .ascii_case_insensitive(ci)
+                        .build(words)
+                })
+                .transpose()
+        };
+        Ok(Some(PatternNeeds {
+            ci: set(&self.ci, true)?,
+            cs: set(&self.cs, false)?,
+        }))
+    }
+}
+
+/// The compiled [`PatternKeywords`] of one pattern.
+#[derive(Debug)]
+pub(crate) struct PatternNeeds {
+    ci: Option<aho_corasick::AhoCorasick>,
+    cs: Option<aho_corasick::AhoCorasick>,
+}
+
+impl PatternNeeds {
+    /// Whether `hay` holds one of the keywords.
+    fn found_in(&self, hay: &[u8]) -> bool {
+        [&self.ci, &self.cs]
+            .into_iter()
+            .flatten()
+            .any(|ac| ac.is_match(hay))
+    }
 }
 
 #[derive(Deserialize)]
@@ -148,6 +207,8 @@ pub(crate) struct Pattern {
     walked: Option<TailProgram>,
     /// The fewest bytes a match spans (0 when not known).
     min_len: usize,
+    /// Keywords each match holds, if the rule file names them for this pattern.
+    needs: Option<PatternNeeds>,
 }
 
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
@@ -495,6 +556,11 @@ impl RuleSet {
                 Some("name-value") => Special::NameValue,
                 Some(other) => return Err(invalid(&format!("unknown special `{other}`"))),
             };
+            if !spec.pattern_keywords.is_empty()
+                && spec.pattern_keywords.len() != spec.patterns.len()
+            {
+                return Err(invalid("pattern_keywords needs one entry per pattern"));
+            }
             let mut patterns = Vec::new();
             // Every pattern starts at the line's start (see `Rule::anchored`).
             let mut anchored = true;
@@ -538,6 +604,12 @@ impl RuleSet {
                     tail,
                     walked,
                     min_len: hir.and_then(|h| h.properties().minimum_len()).unwrap_or(0),
+                    needs: match spec.pattern_keywords.get(index) {
+                        Some(k) => k
+                            .compile()
+                            .map_err(|e| invalid(&format!("pattern {index}'s keywords: {e}")))?,
+                        None => None,
+                    },
                 });
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
@@ -828,6 +900,13 @@ impl RuleSet {
             return reached_end; // handled line by line by the redactor
         }
         for p in &rule.patterns {
+            // A pattern whose matches hold keywords the rest of the haystack lacks.
+            if p.needs
+                .as_ref()
+                .is_some_and(|n| !n.found_in(hay.get(from..).unwrap_or_default()))
+            {
+                continue;
+            }
             let mut at = from;
             // Capture slots made when first needed, then reused for every match.
             let (mut locs, mut slots) = (None, Vec::new());
@@ -1416,5 +1495,35 @@ mod tests {
         let dup = "[[rule]]\nid='x'\ndescription='d'\nkeywords=['a']\npatterns=['a']\n\
                    [[rule]]\nid='x'\ndescription='d'\nkeywords=['a']\npatterns=['a']\n";
         assert!(RuleSet::from_toml(dup).is_err());
+        let short = "[[rule]]\nid='x'\ndescription='d'\nkeywords=['a']\npatterns=['a', 'b']\n\
+                     pattern_keywords=[{cs=['b']}]\n";
+        assert!(matches!(
+            RuleSet::from_toml(short),
+            Err(RulesError::Invalid { .. })
+        ));
+    }
+
+    /// A pattern with keywords of its own is searched only where one occurs: a rule file
+    /// whose second pattern names a keyword its matches lack (the cover proof refuses that
+    /// in the shipped file) finds nothing with it, and finds the match with its real one.
+    #[test]
+    fn a_pattern_is_searched_only_where_its_keywords_occur() {
+        let file = |needs: &str| {
+            format!(
+                "[[rule]]\nid='x'\ndescription='d'\nkeywords=['tok']\n\
+                 patterns=['tok=(?P<s>[a-z0-9]+)', 'TOK:(?P<s>[a-z0-9]+)']\n\
+                 pattern_keywords=[{{}}, {{cs=['{needs}']}}]\n"
+            )
+        };
+        let found = |needs: &str, line: &[u8]| {
+            let set = RuleSet::from_toml(&file(needs)).unwrap();
+            let mut hits = Vec::new();
+            set.scan_line(line, &mut hits);
+            hits.len()
+        };
+        assert_eq!(found("TOK", b"x TOK:abc123 y"), 1);
+        assert_eq!(found("NEVER", b"x TOK:abc123 y"), 0);
+        // The first pattern has no keywords of its own: always searched.
+        assert_eq!(found("NEVER", b"x tok=abc123 y"), 1);
     }
 }
