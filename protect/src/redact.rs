@@ -1107,28 +1107,20 @@ impl StreamRedactor {
     /// listing's prefix, which the block's lines then carry.
     fn block_header_of(&self, r: usize, line: &[u8]) -> Option<(K8sState, LinePrefix)> {
         let at = self.r.rules.header_at(r, line)?;
-        let mut prefix = LinePrefix::of(&line[..at]);
+        // `data:$`, `- name: DB_PASSWORD$` (`cat -A`): the block's lines end in the mark
+        // too, and the header is read without it.
+        let (header, mark) = crate::rules::strip_line_end_mark(&line[at..]);
+        let prefix = LinePrefix::of(&line[..at]).ending(mark);
         let state = if self.r.pairs == Some(r) {
-            // `- name: DB_PASSWORD$` (`cat -A`): the value's line ends in the mark too.
-            let (header, mark) = crate::rules::strip_line_end_mark(&line[at..]);
-            prefix = prefix.ending(mark);
             pair_state(header)?
         } else {
-            // `data:$` (`cat -A`): the block's lines end in the mark too.
-            if let Some(mark) = LINE_END_MARKS.into_iter().find(|m| line.ends_with(m)) {
-                prefix = prefix.ending(mark);
-            }
-            Self::k8s_state(&line[at..])
+            Self::k8s_state(header)
         };
         Some((state, prefix))
     }
 
-    /// The state a k8s-data header line (without prefix) opens.
+    /// The state a k8s-data header line (without prefix and line-end mark) opens.
     fn k8s_state(line: &[u8]) -> K8sState {
-        let line = LINE_END_MARKS
-            .into_iter()
-            .find_map(|m| line.strip_suffix(m))
-            .unwrap_or(line);
         let t = line.trim_ascii_start();
         let string_data = t.starts_with(b"stringData") || t.starts_with(b"\"stringData");
         if t.ends_with(b"{") || line.trim_ascii_end().ends_with(b"{") {

@@ -1855,11 +1855,23 @@ fn keys_manifests_and_pairs_shown_by_cat_a_are_redacted_as_the_files() {
                     out.text
                 );
             }
-            // A pair's value is judged without the mark, which still ends its line.
+            // A pair's value is judged without the mark, which still ends its line; the
+            // same under `cat -n -A`'s numbers.
             if name.ends_with("pairs") {
                 for line in out.text.lines() {
                     assert!(line.ends_with('$'), "{name}: mark lost in {line:?}");
                 }
+                let numbered: String = shown
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| format!("{:>6}\t{l}\n", i + 1))
+                    .collect();
+                let out = protect_chunks(&p, &Budget::default(), &[numbered.as_bytes()]);
+                assert!(
+                    !out.text.contains("SECRETBODY"),
+                    "{name} numbered: shown:\n{}",
+                    out.text
+                );
             }
             // What is not secret shows as `cat -A` printed it.
             for line in shown.lines().filter(|l| {
