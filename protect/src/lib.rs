@@ -37,6 +37,7 @@ mod boundary;
 pub mod keyword_cover;
 mod keyword_dfa;
 mod known;
+mod led_search;
 mod middle;
 mod packed_sort;
 mod pipeline;

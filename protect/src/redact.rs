@@ -11,6 +11,7 @@
 
 use crate::ansi::{GHOST, GHOST_BYTES};
 use crate::known::{KnownMatcher, KnownSecrets};
+use crate::led_search::LineKeywords;
 use crate::rules::{Hit, RuleSet, Special};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -892,6 +893,9 @@ impl StreamRedactor {
         let mut triggered: Vec<usize> = Vec::new();
         // The current line: (start, content end, end).
         let mut line = (usize::MAX, 0usize, 0usize);
+        // The current line's keyword hits (`kws[line_kws]`, every one on the line: those
+        // before it start before the line or before `pos`, where its text starts).
+        let mut line_kws = 0..0;
         // Whether the current line holds a ghost: its ordinary rules' spans would be
         // replaced by its own analysis (`rebuild_ghost_lines`), so only the multi-line
         // rules run on it here.
@@ -927,6 +931,7 @@ impl StreamRedactor {
                 pem_forms_read.clear();
                 headers_read.clear();
                 let n = kws[i..].iter().take_while(|kw| kw.0 < le).count();
+                line_kws = i..i + n;
                 if !ghost_line {
                     self.run_in_rule_order(
                         b,
@@ -976,7 +981,12 @@ impl StreamRedactor {
                 // Covered matches are skipped on short lines only (see `RuleSet::run_rule`).
                 let short = crate::rules::windows_cover(text.len());
                 let prior = short.then_some(&line_hits[..]);
-                let reach = rules.run_rule_near(r, text, rel, rel_end, &mut hits, prior);
+                let on_line = LineKeywords {
+                    hits: &kws[line_kws.clone()],
+                    offset: ls,
+                };
+                let reach =
+                    rules.run_rule_near(r, text, (rel, rel_end), &mut hits, prior, Some(on_line));
                 line_rules.push((r, reach));
                 if short && !self.r.pem.contains(&r) {
                     line_hits.extend_from_slice(&hits);
@@ -1078,7 +1088,11 @@ impl StreamRedactor {
         triggered.dedup();
         for &r in triggered.iter() {
             hits.clear();
-            let reach = rules.run_rule_near(r, text, 0, 0, hits, Some(line_hits));
+            let on_line = LineKeywords {
+                hits: line_kws,
+                offset: ls,
+            };
+            let reach = rules.run_rule_near(r, text, (0, 0), hits, Some(line_hits), Some(on_line));
             line_rules.push((r, reach));
             line_hits.extend_from_slice(hits);
             spans.extend(hits.iter().map(|h| self.span_of(*h, ls)));
@@ -1302,7 +1316,9 @@ impl StreamRedactor {
         let mut hits = Vec::new();
         for (form, at) in g.forms() {
             hits.clear();
-            self.r.rules.run_rule_near(r, form, 0, 0, &mut hits, None);
+            self.r
+                .rules
+                .run_rule_near(r, form, (0, 0), &mut hits, None, None);
             let mut footer = FooterSearch::default();
             let mut open_at = None;
             for h in &hits {

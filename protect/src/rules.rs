@@ -8,6 +8,7 @@
 //! matches the ASCII shapes of real tokens.
 
 use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
+use crate::led_search::{Led, LedFind, LineKeywords};
 use crate::tail_capture::Tail;
 use crate::tail_program::{Reading, TailProgram};
 use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
@@ -209,6 +210,12 @@ pub(crate) struct Pattern {
     min_len: usize,
     /// Keywords each match holds, if the rule file names them for this pattern.
     needs: Option<PatternNeeds>,
+    /// The whole pattern walked, while the rules compile; kept as `led` when every match
+    /// starts with one of the rule's keywords.
+    whole: Option<TailProgram>,
+    /// For a pattern every match of which starts with one of its rule's keywords: matched
+    /// from their occurrences (see [`crate::led_search`]).
+    led: Option<Led>,
 }
 
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
@@ -493,6 +500,22 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
     })
 }
 
+/// Marks the patterns every match of which starts with one of their rule's
+/// case-insensitive keywords (see [`crate::led_search`]).
+fn lead_patterns(rules: &mut [Rule], info: &[Keyword]) {
+    for (r, rule) in rules.iter_mut().enumerate() {
+        let own: Vec<(usize, &[u8])> = info
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !k.exact && k.owners.contains(&r))
+            .map(|(i, k)| (i, k.text.as_bytes()))
+            .collect();
+        for p in &mut rule.patterns {
+            p.led = p.whole.take().and_then(|w| Led::new(w, &own));
+        }
+    }
+}
+
 /// Whether a case-sensitive keyword is found through a case-insensitive twin (see
 /// `automaton`): three bytes or more, and no proper prefix that is also a suffix (so its
 /// occurrences never overlap, and the twin reports each once, as a finder would).
@@ -603,13 +626,21 @@ impl RuleSet {
                     secret_groups,
                     tail,
                     walked,
-                    min_len: hir.and_then(|h| h.properties().minimum_len()).unwrap_or(0),
+                    min_len: hir
+                        .as_ref()
+                        .and_then(|h| h.properties().minimum_len())
+                        .unwrap_or(0),
                     needs: match spec.pattern_keywords.get(index) {
                         Some(k) => k
                             .compile()
                             .map_err(|e| invalid(&format!("pattern {index}'s keywords: {e}")))?,
                         None => None,
                     },
+                    whole: match &hir {
+                        Some(h) if special == Special::None => TailProgram::compile(h),
+                        _ => None,
+                    },
+                    led: None,
                 });
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
@@ -639,6 +670,7 @@ impl RuleSet {
             twins_cs,
             info: keyword_info,
         } = automaton(&words)?;
+        lead_patterns(&mut rules, &keyword_info);
         // The keywords of the rules for secrets spanning lines, and each one's rule.
         let (multiline_words, multiline_owner): (Vec<&String>, Vec<usize>) = file
             .rule
@@ -812,16 +844,17 @@ impl RuleSet {
 
     /// Runs rule `r` on the part of `line` around a keyword at `at..at_end`; hits are
     /// relative to the line. `prior`, when given, holds hits already found on this line by
-    /// earlier runs (see [`RuleSet::run_rule`]). Returns the end of the window searched (the
-    /// line's end once an anchored rule has run: it need not run again on this line).
+    /// earlier runs (see [`RuleSet::run_rule`]); `line_kws`, every keyword occurrence on
+    /// the line. Returns the end of the window searched (the line's end once an anchored
+    /// rule has run: it need not run again on this line).
     pub(crate) fn run_rule_near(
         &self,
         r: usize,
         line: &[u8],
-        at: usize,
-        at_end: usize,
+        (at, at_end): (usize, usize),
         hits: &mut Vec<Hit>,
         prior: Option<&[Hit]>,
+        line_kws: Option<LineKeywords>,
     ) -> usize {
         let anchored = self.rules[r].anchored;
         // A match of an anchored rule starts at the line's start, however far before the
@@ -833,13 +866,13 @@ impl RuleSet {
         };
         let end = (at_end + AFTER).min(line.len());
         let before = hits.len();
-        let reached_end = self.run_rule(r, &line[..end], start, hits, prior);
+        let reached_end = self.run_rule(r, &line[..end], start, hits, prior, line_kws);
         if end < line.len() && reached_end {
             // A match cut by the window's end, whether or not it gave a hit (its value
             // may be judged differently whole, and a hit's end is capped): search the
             // whole rest of the line.
             hits.truncate(before);
-            self.run_rule(r, line, start, hits, prior);
+            self.run_rule(r, line, start, hits, prior, line_kws);
             return line.len();
         }
         if anchored {
@@ -868,13 +901,19 @@ impl RuleSet {
             .collect();
         triggered.sort_unstable();
         triggered.dedup();
+        kws.sort_unstable();
+        let line_kws = LineKeywords {
+            hits: &kws,
+            offset: 0,
+        };
         for r in triggered {
-            self.run_rule(r, line, 0, hits, None);
+            self.run_rule(r, line, 0, hits, None, Some(line_kws));
         }
     }
 
     /// Runs rule `r` over `hay` from `from` (text before `from` still counts for `^`/`\b`).
-    /// Returns whether a match ended at the end of `hay`.
+    /// Returns whether a match ended at the end of `hay`. `line_kws`, when given, holds
+    /// every keyword occurrence on the line `hay` starts (see [`crate::led_search`]).
     ///
     /// With `prior` given (hits of earlier runs on the same line, same offsets), a match
     /// whose redaction a hit already found on this line covers ([`Hit::covers`]: within it,
@@ -892,6 +931,7 @@ impl RuleSet {
         from: usize,
         hits: &mut Vec<Hit>,
         prior: Option<&[Hit]>,
+        line_kws: Option<LineKeywords>,
     ) -> bool {
         let rule = &self.rules[r];
         let mut reached_end = false;
@@ -913,16 +953,26 @@ impl RuleSet {
             // A match needs `min_len` bytes: none fits in a shorter rest (most often the
             // empty rest after a value that ends the line).
             while at <= hay.len() && hay.len() - at >= p.min_len {
-                let (whole, group) = if p.secret_groups.is_empty() {
-                    let Some(whole) = p.find_at(hay, at) else {
-                        break;
-                    };
-                    (whole, None)
-                } else {
-                    let Some(found) = self.secret_group(p, hay, at, &mut locs, &mut slots) else {
-                        break;
-                    };
-                    found
+                let led = match (&p.led, line_kws) {
+                    (Some(led), Some(kws)) => led.find(hay, at, p.min_len, kws),
+                    _ => LedFind::Engine,
+                };
+                let (whole, group) = match led {
+                    LedFind::Found(whole, group) => (whole, group),
+                    LedFind::None => break,
+                    LedFind::Engine if p.secret_groups.is_empty() => {
+                        let Some(whole) = p.find_at(hay, at) else {
+                            break;
+                        };
+                        (whole, None)
+                    }
+                    LedFind::Engine => {
+                        let Some(found) = self.secret_group(p, hay, at, &mut locs, &mut slots)
+                        else {
+                            break;
+                        };
+                        found
+                    }
                 };
                 reached_end |= whole.1 == hay.len();
                 let candidate = if p.secret_groups.is_empty() {
@@ -1051,6 +1101,63 @@ impl RuleSet {
                     }
                     Ok(())
                 })?;
+            }
+        }
+        Ok(compared)
+    }
+
+    /// The fuzzing oracle for the searches from keyword occurrences
+    /// ([`crate::led_search`]): on `hay`, for every pattern searched that way and every
+    /// start (every byte for texts up to 512 bytes, else where the engine's iteration
+    /// searches from), the search finds the capture engine's leftmost-first match and its
+    /// group, or no match where the engine finds none (a walk that gives up is skipped:
+    /// the engine decides then). Returns how many searches were compared.
+    #[doc(hidden)]
+    pub fn led_searches_agree(&self, hay: &[u8]) -> Result<usize, String> {
+        let mut kws = Vec::new();
+        self.keyword_hits(hay, &mut kws);
+        kws.sort_unstable();
+        let line = LineKeywords {
+            hits: &kws,
+            offset: 0,
+        };
+        let mut compared = 0;
+        for rule in &self.rules {
+            for p in &rule.patterns {
+                let Some(led) = &p.led else { continue };
+                let mut starts: Vec<usize> = Vec::new();
+                if hay.len() <= 512 {
+                    starts.extend(0..=hay.len());
+                } else {
+                    p.engine_matches(hay, |at, _, _| {
+                        starts.push(at);
+                        Ok::<(), ()>(())
+                    })
+                    .ok();
+                    starts.push(0);
+                }
+                let mut locs = p.re.capture_locations();
+                for at in starts {
+                    let engine = p.re.captures_read_at(&mut locs, hay, at).map(|w| {
+                        let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
+                        ((w.start(), w.end()), group)
+                    });
+                    let found = led.find(hay, at, p.min_len, line);
+                    let agrees = match (found, engine) {
+                        (LedFind::Engine, _) => continue,
+                        (LedFind::None, None) => true,
+                        (LedFind::Found(w, g), Some((ew, eg))) => w == ew && g == eg,
+                        _ => false,
+                    };
+                    if !agrees {
+                        return Err(format!(
+                            "{}: from {at} of {:?}: engine {engine:?}, keyword search {found:?}",
+                            rule.id,
+                            String::from_utf8_lossy(hay)
+                        ));
+                    }
+                    compared += 1;
+                }
             }
         }
         Ok(compared)
@@ -1477,6 +1584,70 @@ mod tests {
             }
             let agree = set.hand_readings_agree(text.as_bytes());
             proptest::prop_assert!(agree.is_ok(), "{:?}", agree);
+        }
+
+        /// Text assembled from provider prefixes, keyword look-alikes and token bytes:
+        /// the searches from keyword occurrences find what the engine finds, from every
+        /// start.
+        #[test]
+        fn led_searches_agree_with_the_capture_engine(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "xoxb-", "XOXB-", "ghp_", "gho_", "AKIA", "akia", "ASIA", "sk-", "sk-proj-",
+                "glpat-", "Bearer", "bearer ", "Basic ", "Authorization: ", "authorization=",
+                "npm_", "hf_", "-p", "--password=", "0123456789", "012345678901", "aB3dE5gH7jK9mN1p",
+                "ABCDEFGHIJKLMNOP", "-", "_", "=", ":", " ", "\"", "'", "/", "@", ",", "\n", "é",
+            ]), 0..12),
+        ) {
+            let text: String = pieces.concat();
+            let agree = RuleSet::builtin().led_searches_agree(text.as_bytes());
+            proptest::prop_assert!(agree.is_ok(), "{:?}", agree);
+        }
+    }
+
+    #[test]
+    fn led_searches_agree_with_the_capture_engine_on_every_example() {
+        let set = RuleSet::builtin();
+        let mut texts = example_texts(set);
+        // Two tokens on a line, a prefix in a word, a token cut short, a long line.
+        texts.extend([
+            "xoxb-123456789012-123456789012-abcdefABCDEF xoxb-123456789012-1234567890123-z".into(),
+            "noxoxb-123456789012-123456789012-abc AKIAAAAAAAAAAAAAAAAAAAA AKIAABCDEFGHIJKLMNOP"
+                .into(),
+            "Authorization: Bearer abc Bearer abcdefghijklmnopqrstuvwxyz".into(),
+            format!("{}ghp_{}", "x ".repeat(400), "a".repeat(36)),
+        ]);
+        let compared: usize = texts
+            .iter()
+            .map(|t| {
+                set.led_searches_agree(t.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .sum();
+        assert!(compared > 10_000, "only {compared} searches compared");
+        // The provider rules are searched this way; key-name rules are not (their match
+        // starts before the name, at a boundary no keyword marks).
+        let led: Vec<&str> = all_patterns(set)
+            .iter()
+            .filter(|(_, p)| p.led.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in [
+            "slack-bot-token",
+            "github-pat",
+            "aws-access-key-id",
+            "authorization-header",
+        ] {
+            assert!(
+                led.contains(&id),
+                "{id} is not searched from its keywords: {led:?}"
+            );
+        }
+        for id in [
+            "password-assignment",
+            "token-assignment",
+            "database-connection-string",
+        ] {
+            assert!(!led.contains(&id), "{id}");
         }
     }
 

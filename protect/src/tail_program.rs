@@ -23,6 +23,11 @@
 //! [`DEPTH_LIMIT`] or reads more than [`SCAN_LIMIT`] bytes gives up: the capture engine
 //! decides then, as before, so crafted text costs at most the walk's budget more.
 //!
+//! A pattern every match of which starts with a keyword is walked whole from each of the
+//! keyword's occurrences without a known end ([`TailProgram::match_at`], used by
+//! [`crate::led_search`]): the first way to reach the program's end is then the engine's
+//! match.
+//!
 //! A pattern with secret groups that does not split (`\b(?:postgres|…)://…:(?P<s>…)@`) is
 //! walked whole the same way, from where the lazy DFA says its match starts. Tests compare
 //! the walk with the capture engine on every rule example and on generated text, and the
@@ -187,13 +192,7 @@ impl TailProgram {
             if at != w.end {
                 return false;
             }
-            found = Some(self.secret_groups.iter().find_map(|&g| {
-                let (s, e) = (
-                    w.slots.get(2 * g).copied()??,
-                    w.slots.get(2 * g + 1).copied()??,
-                );
-                Some((s, e))
-            }));
+            found = Some(self.first_secret(w));
             true
         });
         if walk.gave_up {
@@ -204,6 +203,92 @@ impl TailProgram {
             _ => Err(NoAnswer::NoWay),
         }
     }
+
+    /// The engine's anchored leftmost-first match at `from` in `hay`, found without
+    /// knowing where it ends: its end and the first secret group that took part.
+    /// `Ok(None)`: no match starts at `from`. The first way, in the engine's order of
+    /// preference, that reaches the program's end is the engine's match (a backtracking
+    /// search is leftmost-first by construction); the walk takes exactly that way.
+    pub(crate) fn match_at(&self, hay: &[u8], from: usize) -> Result<Option<Found>, NoAnswer> {
+        if from > hay.len() {
+            return Ok(None);
+        }
+        let mut walk = Walk {
+            hay,
+            end: hay.len(),
+            slots: [None; 2 * MAX_GROUPS],
+            steps: 0,
+            scanned: 0,
+            depth: 0,
+            gave_up: false,
+        };
+        let mut found = None;
+        let matched = go(&self.root, from, &mut walk, &mut |at, w: &mut Walk| {
+            found = Some((at, self.first_secret(w)));
+            true
+        });
+        if walk.gave_up {
+            return Err(NoAnswer::GaveUp);
+        }
+        Ok(found.filter(|_| matched))
+    }
+
+    /// The first secret group that took part on the walk's current path.
+    fn first_secret(&self, w: &Walk) -> Option<(usize, usize)> {
+        self.secret_groups.iter().find_map(|&g| {
+            let (s, e) = (
+                w.slots.get(2 * g).copied()??,
+                w.slots.get(2 * g + 1).copied()??,
+            );
+            Some((s, e))
+        })
+    }
+
+    /// Keywords (by id) one of which every match of the program starts with, from
+    /// `keywords` (id, lower-case text): every way to match begins with a literal (or
+    /// ASCII case-folded classes) that folds to one of them, after zero-width assertions
+    /// only. `None` when some way does not (a class, a repetition, an empty choice).
+    pub(crate) fn lead_keywords(&self, keywords: &[(usize, &[u8])]) -> Option<Vec<usize>> {
+        let mut ids = Vec::new();
+        leads(&self.root, keywords, &mut ids)?;
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
+    }
+}
+
+/// The end of a match and its first secret group that took part.
+pub(crate) type Found = (usize, Option<(usize, usize)>);
+
+/// Adds to `ids` a keyword each way through `n` starts with (see
+/// [`TailProgram::lead_keywords`]).
+fn leads(n: &Node, keywords: &[(usize, &[u8])], ids: &mut Vec<usize>) -> Option<()> {
+    match n {
+        Node::Fixed(sets) => {
+            let (id, _) = keywords.iter().find(|(_, k)| folds_to(sets, k))?;
+            ids.push(*id);
+            Some(())
+        }
+        Node::Seq(parts) => leads(
+            parts.iter().find(|p| !matches!(p, Node::Assert(_)))?,
+            keywords,
+            ids,
+        ),
+        Node::Alt(choices) => choices.iter().try_for_each(|c| leads(c, keywords, ids)),
+        Node::Group(_, body) => leads(body, keywords, ids),
+        Node::Bytes { .. } | Node::Assert(_) | Node::Repeat { .. } => None,
+    }
+}
+
+/// Whether every run of bytes `sets` matches starts with `keyword` (lower case), ASCII
+/// case folded.
+fn folds_to(sets: &[ByteSet], keyword: &[u8]) -> bool {
+    !keyword.is_empty()
+        && keyword.len() <= sets.len()
+        && sets.iter().zip(keyword).all(|(set, &k)| {
+            let mut bytes = (0..=255u8).filter(|&b| set[usize::from(b)]);
+            bytes.clone().next().is_some() && bytes.all(|b| b.to_ascii_lowercase() == k)
+        })
 }
 
 /// Compiles `h`; `None` for anything the walk does not follow exactly.

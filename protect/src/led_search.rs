@@ -1,0 +1,155 @@
+//! Patterns that start with a keyword, matched from the keyword's occurrences.
+//!
+//! A provider token's pattern starts with a literal its rule has as a keyword:
+//! `\bxoxb-[0-9]{10,13}-…`, `\b(?:AKIA|ASIA|…)[A-Z0-9]{16}\b`, `(?i)\bBearer\s+…`. Every
+//! match of such a pattern starts where one of those keywords occurs, and the keyword scan
+//! has already found every occurrence on the line. The lazy DFA searched for the match
+//! anyway: forward from the window's start to the match's end (each byte of a greedy value
+//! a match state, off its fast loop), then backward to find the start. On secret-dense
+//! text that was a third of redaction (issue 18), ~2,600 instructions for one Slack token
+//! line.
+//!
+//! Here the pattern is walked whole ([`TailProgram::match_at`]) from each occurrence in
+//! turn, leftmost first. A walk from a given start finds the match the engine's anchored
+//! leftmost-first search finds there (or proves there is none), so the first occurrence
+//! where the walk matches gives the engine's leftmost-first match from the search's
+//! start: no match can start anywhere else. The walk also reads the secret group on its
+//! way. A walk that gives up (its step, depth or scan budget) hands the search back to
+//! the engine, from the search's start. Which keywords lead a pattern is derived from its
+//! syntax tree when the rules compile ([`TailProgram::lead_keywords`]); tests compare this
+//! search with the engine's on every rule example and on generated text, and the
+//! `hand_readings` fuzz target on any text.
+
+use crate::tail_program::{NoAnswer, TailProgram};
+
+/// A pattern every match of which starts with one of `keywords`.
+#[derive(Debug)]
+pub(crate) struct Led {
+    /// The whole pattern, walked.
+    program: TailProgram,
+    /// Ids of the rule's case-insensitive keywords that can start a match.
+    keywords: Vec<usize>,
+}
+
+/// The keyword occurrences of the line a rule runs on: `(start, end, keyword id)` sorted
+/// by start, with offsets `offset` bytes past the line's (the redactor's whole block).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineKeywords<'a> {
+    pub(crate) hits: &'a [(usize, usize, usize)],
+    pub(crate) offset: usize,
+}
+
+/// What [`Led::find`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LedFind {
+    /// The leftmost-first match from the search's start: (start, end) and its first
+    /// secret group that took part.
+    Found((usize, usize), Option<(usize, usize)>),
+    /// No match from the search's start.
+    None,
+    /// A walk gave up: the engine decides.
+    Engine,
+}
+
+impl Led {
+    /// `program` led by some of `keywords` (id, lower-case text), if every match starts
+    /// with one of them.
+    pub(crate) fn new(program: TailProgram, keywords: &[(usize, &[u8])]) -> Option<Led> {
+        let keywords = program.lead_keywords(keywords)?;
+        Some(Led { program, keywords })
+    }
+
+    /// The leftmost-first match in `hay` (a line, or its first part) from `at`, as the
+    /// engine's `find_at` reports it, with its first secret group that took part.
+    /// `min_len`: the fewest bytes a match spans.
+    pub(crate) fn find(
+        &self,
+        hay: &[u8],
+        at: usize,
+        min_len: usize,
+        line: LineKeywords,
+    ) -> LedFind {
+        let first = line
+            .hits
+            .partition_point(|h| h.0 < line.offset.saturating_add(at));
+        let mut last = None;
+        for &(start, _, k) in &line.hits[first..] {
+            let Some(s) = start.checked_sub(line.offset) else {
+                continue;
+            };
+            if s.saturating_add(min_len) > hay.len() {
+                break;
+            }
+            if last == Some(s) || !self.keywords.contains(&k) {
+                continue;
+            }
+            last = Some(s);
+            match self.program.match_at(hay, s) {
+                Ok(Some((end, group))) => return LedFind::Found((s, end), group),
+                Ok(None) => {}
+                Err(NoAnswer::GaveUp | NoAnswer::NoWay) => return LedFind::Engine,
+            }
+        }
+        LedFind::None
+    }
+
+    /// The keyword ids that lead the pattern.
+    #[cfg(test)]
+    pub(crate) fn keywords(&self) -> &[usize] {
+        &self.keywords
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keywords (by their text) that lead `pattern`, from `keywords`.
+    fn leads(pattern: &str, keywords: &[&str]) -> Option<Vec<String>> {
+        let hir = crate::tail_capture::parse(pattern).unwrap_or_else(|| panic!("{pattern}"));
+        let program = TailProgram::compile(&hir).unwrap_or_else(|| panic!("{pattern} walks"));
+        let ids: Vec<(usize, &[u8])> = keywords
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, k.as_bytes()))
+            .collect();
+        let led = Led::new(program, &ids)?;
+        Some(
+            led.keywords()
+                .iter()
+                .map(|&i| keywords[i].to_string())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_pattern_is_led_by_the_keywords_its_matches_start_with() {
+        assert_eq!(
+            leads(r"\bxoxb-[0-9]{10,13}", &["xoxb-"]),
+            Some(vec!["xoxb-".into()])
+        );
+        // Case folded, after assertions, through groups and alternations.
+        assert_eq!(
+            leads(r"(?i)\bBearer\s+(?P<s>[a-z]{16,})", &["bearer"]),
+            Some(vec!["bearer".into()])
+        );
+        assert_eq!(
+            leads(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", &["asia", "akia", "aws"]),
+            Some(vec!["asia".into(), "akia".into()])
+        );
+        // A keyword shorter than the literal leads it; one longer does not.
+        assert_eq!(leads(r"ghp_[a-z]{36}", &["ghp"]), Some(vec!["ghp".into()]));
+        assert_eq!(leads(r"ghp_[a-z]{36}", &["ghp_x"]), None);
+    }
+
+    #[test]
+    fn a_pattern_some_match_of_which_starts_elsewhere_is_not_led() {
+        // An alternative no keyword starts, a class, a repetition, an empty choice.
+        assert_eq!(leads(r"(?:AKIA|A3T[A-Z0-9])[A-Z0-9]{16}", &["akia"]), None);
+        assert_eq!(leads(r"[A-Za-z]+://", &["://"]), None);
+        assert_eq!(leads(r"(?:ab)+c", &["ab"]), None);
+        assert_eq!(leads(r"(?:x|)abc", &["x", "abc"]), None);
+        // Case-sensitive bytes that fold to another keyword's letters do not count.
+        assert_eq!(leads(r"AKIB", &["akia"]), None);
+    }
+}
