@@ -73,6 +73,10 @@ enum K8sState {
     Yaml {
         indent: usize,
         string_data: bool,
+        /// Inside an entry whose value is a block scalar (`config.json: |`): the entry's
+        /// indentation. Its text follows on the lines indented deeper, whatever they hold
+        /// (no key, a `#`, a colon of their own): each is the value.
+        scalar: Option<usize>,
     },
     Json {
         string_data: bool,
@@ -672,6 +676,32 @@ fn is_value_key(key: &[u8]) -> bool {
 }
 
 /// Looks like the base64 value of a Secret's `data:` entry (and not a ConfigMap word).
+/// Whether an entry's value (the text after its key's colon) is a YAML block scalar's
+/// header, which a comment may follow (`|`, `>-  # a note`): its text is on the lines below.
+fn opens_block_scalar(value: &[u8]) -> bool {
+    let value = value.trim_ascii();
+    let header = value
+        .split(|b| b.is_ascii_whitespace())
+        .next()
+        .unwrap_or_default();
+    let after = value[header.len()..].trim_ascii_start();
+    block_scalar_header(header) && (after.is_empty() || after.starts_with(b"#"))
+}
+
+/// Whether `v` is a YAML block scalar's header: `|` or `>`, then at most a chomping
+/// indicator (`-`, `+`) and an indentation digit, in either order.
+fn block_scalar_header(v: &[u8]) -> bool {
+    match v.split_first() {
+        Some((b'|' | b'>', rest)) => {
+            rest.len() <= 2
+                && rest.iter().filter(|b| matches!(b, b'-' | b'+')).count() <= 1
+                && rest.iter().filter(|b| matches!(b, b'1'..=b'9')).count() <= 1
+                && rest.iter().all(|b| matches!(b, b'-' | b'+' | b'1'..=b'9'))
+        }
+        _ => false,
+    }
+}
+
 fn looks_base64_value(v: &[u8]) -> bool {
     v.len() >= 4
         && v.len().is_multiple_of(4)
@@ -1143,6 +1173,7 @@ impl StreamRedactor {
             K8sState::Yaml {
                 indent: line.len() - t.len(),
                 string_data,
+                scalar: None,
             }
         }
     }
@@ -1264,6 +1295,18 @@ impl StreamRedactor {
             if matches!(state, K8sState::Json { .. }) && closed {
                 self.k8s = None;
             }
+            // A data entry whose value is a block scalar opens it; a line indented no
+            // deeper than the entry closes it.
+            if let K8sState::Yaml { scalar, .. } = state {
+                let form = match &ghosts {
+                    Some(g) => g.forms().first().map(|(form, _)| *form),
+                    None => Some(line),
+                };
+                let next = form.and_then(|f| self.scalar_after(scalar, f));
+                if let Some(K8sState::Yaml { scalar, .. }) = &mut self.k8s {
+                    *scalar = next;
+                }
+            }
             // A pair ends with its value, whatever it was judged.
             if let K8sState::Pair { key_col, .. } = state {
                 let is_value = |l: &[u8]| {
@@ -1374,6 +1417,23 @@ impl StreamRedactor {
             .map(|v| v.map(|(vs, ve)| (vs + shift, ve + shift)))
     }
 
+    /// The block scalar open in a YAML data block after `line` (see [`K8sState::Yaml`]),
+    /// given the one open before it: kept over its text and blank lines, else opened by
+    /// an entry whose value is a block scalar's header (`key: |`, `key: >-`).
+    fn scalar_after(&self, open: Option<usize>, line: &[u8]) -> Option<usize> {
+        let content = self.k8s_prefix.strip(line)?;
+        let content = content
+            .strip_suffix(self.k8s_prefix.end_mark)
+            .unwrap_or(content);
+        let t = content.trim_ascii_start();
+        let indent = content.len() - t.len();
+        if t.is_empty() || open.is_some_and(|si| indent > si) {
+            return open;
+        }
+        let colon = memchr::memchr(b':', t)?;
+        opens_block_scalar(&t[colon + 1..]).then_some(indent)
+    }
+
     /// For a line inside a data block: `None` if the block has ended, `Some(None)` for a
     /// line without a secret value, `Some(Some(range))` for a value to redact.
     #[allow(clippy::option_option)]
@@ -1385,9 +1445,17 @@ impl StreamRedactor {
             K8sState::Yaml {
                 indent: hi,
                 string_data,
+                scalar,
             } => {
                 if t.is_empty() {
                     return Some(None);
+                }
+                if scalar.is_some_and(|si| indent > si) {
+                    // A line of a block scalar's text: the value itself.
+                    let v = t.trim_ascii_end();
+                    let secret =
+                        !self.r.rules.is_placeholder(v) && (string_data || looks_base64_value(v));
+                    return Some(secret.then_some((indent, indent + v.len())));
                 }
                 if indent <= hi || t.starts_with(b"#") {
                     return if indent <= hi { None } else { Some(None) };
@@ -1418,7 +1486,7 @@ impl StreamRedactor {
             v = &v[1..v.len() - 1];
             start += 1;
         }
-        if v.is_empty() || v == b"|" || v == b">" || self.r.rules.is_placeholder(v) {
+        if v.is_empty() || opens_block_scalar(rest) || self.r.rules.is_placeholder(v) {
             return Some(None);
         }
         if string_data || looks_base64_value(v) {

@@ -198,6 +198,43 @@ fn kubernetes_secret_values() {
     );
 }
 
+/// A Secret's `stringData` entry written as a block scalar (`config.json: |`) holds its
+/// value on the lines below, indented deeper: those lines were shown, and one without a
+/// colon ended the block (the next `key: |-` value too). Each line of the text is the
+/// value, whatever it holds (a `#`, a colon, JSON), blank lines and all, until a line
+/// indented no deeper than the entry. In `data:` (base64, or a ConfigMap's plain text)
+/// a line is redacted when it looks base64, as single-line values are. Cut at every byte.
+#[test]
+fn kubernetes_secret_block_scalars_are_redacted_line_by_line() {
+    let r = redactor();
+    let cases: [(&str, &str); 4] = [
+        (
+            "kind: Secret\nstringData:\n  config.json: |\n    {\"user\": \"app\", \"token\": \"Xk29fLq8ZmP3vR7tW2yB\"}\n    # kept as text\n\n    second: line\n  db_password: |-\n    Zq8XmP3vR7tW2yBk29fL\n  other: plain\nmetadata:\n  name: x\n",
+            "kind: Secret\nstringData:\n  config.json: |\n    @\n    @\n\n    @\n  db_password: |-\n    @\n  other: @\nmetadata:\n  name: x\n",
+        ),
+        // Folded, with an indentation digit and a comment on the header.
+        (
+            "stringData:\n  token: >2-  # rotated monthly\n    aB3dE5gH7jK9mN1pQ\n    rS2tU4vW6xY8zA0b\nkind: Secret\n",
+            "stringData:\n  token: >2-  # rotated monthly\n    @\n    @\nkind: Secret\n",
+        ),
+        // `data:`: base64 lines are values; a ConfigMap's plain text is not.
+        (
+            "data:\n  tls.key: |\n    LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n    TUlJRXZBSUJBREFOQmdrcWhraUc5dzBCQVFF\n  nginx.conf: |\n    server {\n      listen 80;\n    }\n",
+            "data:\n  tls.key: |\n    @\n    @\n  nginx.conf: |\n    server {\n      listen 80;\n    }\n",
+        ),
+        // A value that is not a block scalar's header opens nothing: the next line at the
+        // entry's depth is an entry again.
+        (
+            "stringData:\n  mode: |x\n  user: app\n",
+            "stringData:\n  mode: @\n  user: @\n",
+        ),
+    ];
+    let label = "[REDACTED:kubernetes-secret-data]";
+    for (text, want) in cases {
+        same_at_every_cut(&r, text, &want.replace('@', label));
+    }
+}
+
 /// Asserts that `text` redacts to `want` whole, and pushed in two pieces cut at every byte.
 fn same_at_every_cut(r: &Redactor, text: &str, want: &str) {
     assert_eq!(r.redact_str(text).text, want, "{text}");
@@ -834,6 +871,10 @@ fn multi_line_secrets_in_the_held_middle_show_what_redacting_it_would() {
             300 | 301 => text.push_str(&format!(
                 "      - name: DB_PASSWORD\n        value: pairPw{i:06}zQ8v\n"
             )),
+            // Block scalars in a Secret's `stringData`.
+            1400 => text.push_str(&format!(
+                "kind: Secret\nstringData:\n  app.conf: |\n    blkTxt{i:06} and more\n\n    # blkTxt note\n  key: >-\n    blkTxt{i:06}Zq8\nmetadata:\n  name: app\n"
+            )),
             _ => {}
         }
         i += 1;
@@ -856,6 +897,7 @@ fn multi_line_secrets_in_the_held_middle_show_what_redacting_it_would() {
             "c2VjcmV0LXZhbHVlLW",
             "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ",
             "pairPw",
+            "blkTxt",
         ] {
             assert!(!a.text.contains(secret), "chunk {chunk}: {secret} shown");
         }
