@@ -37,6 +37,8 @@ pub struct Redactor {
     k8s: Vec<usize>,
     /// The rule opening name/value pairs over lines, if the rule file has one.
     pairs: Option<usize>,
+    /// The rule opening a secret's block scalar, if the rule file has one.
+    scalars: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +89,12 @@ enum K8sState {
         key_col: usize,
         name: Box<str>,
     },
+    /// `password: |` read: the key sits at column `key_col`; the lines indented deeper
+    /// are the scalar's text, each judged with `name`.
+    Scalar {
+        key_col: usize,
+        name: Box<str>,
+    },
 }
 
 impl Redactor {
@@ -115,6 +123,7 @@ impl Redactor {
             pem: rules.special_rules(Special::Pem),
             k8s: rules.special_rules(Special::K8sData),
             pairs: rules.special_rules(Special::NameValue).first().copied(),
+            scalars: rules.special_rules(Special::SecretScalar).first().copied(),
         }
     }
 
@@ -636,6 +645,28 @@ fn pair_state(line: &[u8]) -> Option<K8sState> {
     })
 }
 
+/// The state a secret's block scalar header (without prefix) opens: `password: |`,
+/// `- "api_token": >-`; `None` when its key cannot be read.
+fn scalar_state(line: &[u8]) -> Option<K8sState> {
+    let t = line.trim_ascii_start();
+    let mut key_col = line.len() - t.len();
+    if let Some(rest) = t.strip_prefix(b"-") {
+        key_col += 1 + (rest.len() - rest.trim_ascii_start().len());
+    }
+    let colon = key_col + memchr::memchr(b':', &line[key_col..])?;
+    let key = line[key_col..colon].trim_ascii();
+    let key = key
+        .strip_prefix(b"\"")
+        .and_then(|k| k.strip_suffix(b"\""))
+        .or_else(|| key.strip_prefix(b"'").and_then(|k| k.strip_suffix(b"'")))
+        .unwrap_or(key);
+    let name = std::str::from_utf8(key).ok()?;
+    Some(K8sState::Scalar {
+        key_col,
+        name: name.into(),
+    })
+}
+
 /// The key a line of a pair writes at column `key_col` (quoted or not, as YAML and JSON
 /// write keys) and where its value starts (after the `:` or `=`); `None` when the line
 /// holds no key there.
@@ -1107,8 +1138,12 @@ impl StreamRedactor {
         // (A pair's header rule finds nothing itself: its line is read for the header by
         // the per-keyword loop whatever ran here.)
         if owners().all(|r| std::mem::replace(&mut last, r) <= r)
-            || owners()
-                .any(|r| !matches!(rules.rules()[r].special, Special::None | Special::NameValue))
+            || owners().any(|r| {
+                !matches!(
+                    rules.rules()[r].special,
+                    Special::None | Special::NameValue | Special::SecretScalar
+                )
+            })
         {
             return;
         }
@@ -1132,7 +1167,7 @@ impl StreamRedactor {
     /// Whether rule `r` opens a block read line by line (a Kubernetes `data:` block, a
     /// name/value pair over lines).
     fn opens_blocks(&self, r: usize) -> bool {
-        self.r.k8s.contains(&r) || self.r.pairs == Some(r)
+        self.r.k8s.contains(&r) || self.r.pairs == Some(r) || self.r.scalars == Some(r)
     }
 
     /// The block that rule `r` (see [`StreamRedactor::opens_blocks`]) opens on `line`, if
@@ -1157,6 +1192,8 @@ impl StreamRedactor {
         let prefix = LinePrefix::of(&line[..at]).ending(mark);
         let state = if self.r.pairs == Some(r) {
             pair_state(header)?
+        } else if self.r.scalars == Some(r) {
+            scalar_state(header)?
         } else {
             Self::k8s_state(header)
         };
@@ -1267,6 +1304,7 @@ impl StreamRedactor {
             }
             let label = match state {
                 K8sState::Pair { .. } => self.r.pairs,
+                K8sState::Scalar { .. } => self.r.scalars,
                 _ => self.r.k8s.first().copied(),
             };
             for (vs, ve) in entries.into_iter().flatten().flatten() {
@@ -1337,7 +1375,7 @@ impl StreamRedactor {
             return prefix.is_body(b"").then_some(true);
         }
         match self.k8s.as_ref()? {
-            K8sState::Yaml { .. } | K8sState::Pair { .. } => {
+            K8sState::Yaml { .. } | K8sState::Pair { .. } | K8sState::Scalar { .. } => {
                 self.k8s_prefix.strip(b"").is_some().then_some(false)
             }
             K8sState::Json { .. } => None,
@@ -1408,23 +1446,40 @@ impl StreamRedactor {
     /// lines carry: a line without it ends the block.
     #[allow(clippy::option_option)]
     fn k8s_line(&self, state: &K8sState, line: &[u8]) -> Option<Option<(usize, usize)>> {
-        let content = self.k8s_prefix.strip(line)?;
+        let (content, shift) = self.block_content(line)?;
+        self.k8s_entry(state, content)
+            .map(|v| v.map(|(vs, ve)| (vs + shift, ve + shift)))
+    }
+
+    /// A line of an open block without the prefix its header's line carried and its
+    /// line-end mark, and where that content starts; `None` for a line without the prefix.
+    /// A blank line of a numbered listing (`     4\t` from `cat -n`) lacks the header's own
+    /// indentation, which joined the prefix: it is read as a blank line of the block.
+    fn block_content<'a>(&self, line: &'a [u8]) -> Option<(&'a [u8], usize)> {
+        let content = match self.k8s_prefix.strip(line) {
+            Some(c) => c,
+            None => {
+                let rest = strip_shape(&self.k8s_prefix.listing, line)
+                    .filter(|_| !self.k8s_prefix.listing.is_empty())?;
+                let rest = rest.strip_suffix(self.k8s_prefix.end_mark).unwrap_or(rest);
+                if !rest.trim_ascii().is_empty() {
+                    return None;
+                }
+                return Some((&line[line.len()..], line.len()));
+            }
+        };
         let shift = line.len() - content.len();
         let content = content
             .strip_suffix(self.k8s_prefix.end_mark)
             .unwrap_or(content);
-        self.k8s_entry(state, content)
-            .map(|v| v.map(|(vs, ve)| (vs + shift, ve + shift)))
+        Some((content, shift))
     }
 
     /// The block scalar open in a YAML data block after `line` (see [`K8sState::Yaml`]),
     /// given the one open before it: kept over its text and blank lines, else opened by
     /// an entry whose value is a block scalar's header (`key: |`, `key: >-`).
     fn scalar_after(&self, open: Option<usize>, line: &[u8]) -> Option<usize> {
-        let content = self.k8s_prefix.strip(line)?;
-        let content = content
-            .strip_suffix(self.k8s_prefix.end_mark)
-            .unwrap_or(content);
+        let (content, _) = self.block_content(line)?;
         let t = content.trim_ascii_start();
         let indent = content.len() - t.len();
         if t.is_empty() || open.is_some_and(|si| indent > si) {
@@ -1442,6 +1497,9 @@ impl StreamRedactor {
         let indent = line.len() - t.len();
         let (string_data, value_at) = match *state {
             K8sState::Pair { key_col, ref name } => return self.pair_entry(key_col, name, line),
+            K8sState::Scalar { key_col, ref name } => {
+                return self.scalar_entry(key_col, name, line)
+            }
             K8sState::Yaml {
                 indent: hi,
                 string_data,
@@ -1533,6 +1591,35 @@ impl StreamRedactor {
                 .rules
                 .judge_pair(name, raw)
                 .map(|(vs, ve)| (start + vs, start + ve)),
+        )
+    }
+
+    /// For a line after a secret's block scalar header (see [`K8sState::Scalar`]): `None`
+    /// once the scalar has ended (a line indented no deeper than its key, or one that opens
+    /// another multi-line secret: read as an ordinary line, it opens that one),
+    /// `Some(None)` for a blank line or text the rules keep, `Some(Some(range))` for text
+    /// judged a secret as `KEY: text`.
+    #[allow(clippy::option_option)]
+    fn scalar_entry(
+        &self,
+        key_col: usize,
+        name: &str,
+        line: &[u8],
+    ) -> Option<Option<(usize, usize)>> {
+        let t = line.trim_ascii_start();
+        if t.is_empty() {
+            return Some(None);
+        }
+        let indent = line.len() - t.len();
+        if indent <= key_col || self.r.rules.opens_multiline(line, &mut Vec::new()) {
+            return None;
+        }
+        let raw = t.trim_ascii_end();
+        Some(
+            self.r
+                .rules
+                .judge_pair(name, raw)
+                .map(|(vs, ve)| (indent + vs, indent + ve)),
         )
     }
 

@@ -189,6 +189,10 @@ pub(crate) enum Special {
     /// in JSON): the value is judged as the assignment `NAME: value` on a line of its own
     /// (see [`RuleSet::judge_pair`]).
     NameValue,
+    /// A YAML block scalar under a key that names a secret (`password: |`, `api_token: >-`):
+    /// its text is on the lines below, indented deeper, each judged as the line
+    /// `KEY: text` would be (see [`RuleSet::judge_pair`]).
+    SecretScalar,
 }
 
 #[derive(Debug)]
@@ -577,6 +581,7 @@ impl RuleSet {
                 Some("pem") => Special::Pem,
                 Some("k8s-data") => Special::K8sData,
                 Some("name-value") => Special::NameValue,
+                Some("secret-scalar") => Special::SecretScalar,
                 Some(other) => return Err(invalid(&format!("unknown special `{other}`"))),
             };
             if !spec.pattern_keywords.is_empty()
@@ -832,7 +837,9 @@ impl RuleSet {
         triggered.dedup();
         triggered.iter().any(|&i| match self.rules[i].special {
             Special::None => false,
-            Special::K8sData | Special::NameValue => self.header_at(i, line).is_some(),
+            Special::K8sData | Special::NameValue | Special::SecretScalar => {
+                self.header_at(i, line).is_some()
+            }
             Special::Pem => self.rules[i].patterns.iter().any(|p| p.re.is_match(line)),
         })
     }
@@ -936,7 +943,10 @@ impl RuleSet {
         let rule = &self.rules[r];
         let mut reached_end = false;
         let own = hits.len(); // hits before this are not this line's (see `scan_line`)
-        if matches!(rule.special, Special::K8sData | Special::NameValue) {
+        if matches!(
+            rule.special,
+            Special::K8sData | Special::NameValue | Special::SecretScalar
+        ) {
             return reached_end; // handled line by line by the redactor
         }
         for p in &rule.patterns {
@@ -1200,10 +1210,13 @@ impl RuleSet {
     }
 
     /// Whether the header pattern of rule `r` (a k8s-data block's `data:`, a name/value
-    /// pair's `- name: DB_PASSWORD`) matches this line.
+    /// pair's `- name: DB_PASSWORD`, a secret's block scalar `password: |`) matches this
+    /// line.
     pub(crate) fn header(&self, r: usize, line: &[u8]) -> bool {
-        matches!(self.rules[r].special, Special::K8sData | Special::NameValue)
-            && self.rules[r].patterns.iter().any(|p| p.re.is_match(line))
+        matches!(
+            self.rules[r].special,
+            Special::K8sData | Special::NameValue | Special::SecretScalar
+        ) && self.rules[r].patterns.iter().any(|p| p.re.is_match(line))
     }
 
     /// Where the header of rule `r` (see [`RuleSet::header`]) starts on `line`: 0 when the
@@ -1219,7 +1232,7 @@ impl RuleSet {
         // A pair's header as `cat -A` shows it is read without the mark its line ends in
         // (a k8s-data header's pattern allows the mark itself).
         let line = match self.rules[r].special {
-            Special::NameValue => strip_line_end_mark(line).0,
+            Special::NameValue | Special::SecretScalar => strip_line_end_mark(line).0,
             _ => line,
         };
         if self.rules[r].special == Special::NameValue && !pair_header_shape(line) {
@@ -1240,6 +1253,11 @@ impl RuleSet {
                     b.to_ascii_lowercase(),
                     b'-' | b'{' | b'"' | b'\'' | b'n' | b'k' | b'p'
                 )
+            })?,
+            // A block scalar's key starts with a list item's dash, a quote, a letter or `_`
+            // (not a digit: a listing's line number).
+            Special::SecretScalar => line.iter().position(|&b| {
+                matches!(b, b'-' | b'"' | b'\'' | b'_') || b.is_ascii_alphabetic()
             })?,
             _ => return None,
         };

@@ -235,6 +235,59 @@ fn kubernetes_secret_block_scalars_are_redacted_line_by_line() {
     }
 }
 
+/// A YAML block scalar under a key that names a secret (`password: |`) holds the value on
+/// the lines below, which were shown: the key-name rules read one line at a time. Each
+/// line of the text is now judged as `KEY: line`; a key that names nothing, placeholders,
+/// a private key inside (redacted as a key) and the lines after the scalar are left as
+/// they are. Cut at every byte, and read through `cat -n` and `cat -A`.
+#[test]
+fn a_secret_s_block_scalar_is_redacted_line_by_line() {
+    let r = redactor();
+    let cases: [(&str, &str); 4] = [
+        (
+            "db:\n  password: |\n    Xk29fLq8ZmP3vR7tW2yB\n\n    aB3dE5gH7jK9mN1pQ\n  user: app\nport: 5432\n",
+            "db:\n  password: |\n    @\n\n    @\n  user: app\nport: 5432\n",
+        ),
+        (
+            "- \"client_secret\": >-  # rotated\n    Zq8XmP3vR7tW2yBk29fL\n- name: web\n",
+            "- \"client_secret\": >-  # rotated\n    @\n- name: web\n",
+        ),
+        (
+            "description: |\n  Kq8ZmP3vR7tW2yBXk29f\napi_token: |\n  ${API_TOKEN}\n",
+            "description: |\n  Kq8ZmP3vR7tW2yBXk29f\napi_token: |\n  ${API_TOKEN}\n",
+        ),
+        (
+            "ssh_private_key: |\n  -----BEGIN OPENSSH PRIVATE KEY-----\n  b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n  -----END OPENSSH PRIVATE KEY-----\nnext: 1\n",
+            "ssh_private_key: |\n  [REDACTED:private-key]\nnext: 1\n",
+        ),
+    ];
+    let label = "[REDACTED:secret-block-scalar]";
+    for (text, want) in cases {
+        let want = want.replace('@', label);
+        same_at_every_cut(&r, text, &want);
+        let numbered = |t: &str| {
+            t.lines()
+                .enumerate()
+                .map(|(i, l)| format!("{:6}\t{l}\n", i + 1))
+                .collect::<String>()
+        };
+        // (A private key's lines become one: the listing's numbers then skip.)
+        if text.lines().count() == want.lines().count() {
+            assert_eq!(
+                r.redact_str(&numbered(text)).text,
+                numbered(&want),
+                "cat -n"
+            );
+        }
+        let marked = |t: &str| t.lines().map(|l| format!("{l}$\n")).collect::<String>();
+        let shown = r.redact_str(&marked(text)).text;
+        assert!(
+            !shown.contains("Xk29fLq8ZmP3vR7tW2yB") && !shown.contains("Zq8XmP3vR7tW2yBk29fL"),
+            "cat -A: {shown}"
+        );
+    }
+}
+
 /// Asserts that `text` redacts to `want` whole, and pushed in two pieces cut at every byte.
 fn same_at_every_cut(r: &Redactor, text: &str, want: &str) {
     assert_eq!(r.redact_str(text).text, want, "{text}");
@@ -873,7 +926,7 @@ fn multi_line_secrets_in_the_held_middle_show_what_redacting_it_would() {
             )),
             // Block scalars in a Secret's `stringData`.
             1400 => text.push_str(&format!(
-                "kind: Secret\nstringData:\n  app.conf: |\n    blkTxt{i:06} and more\n\n    # blkTxt note\n  key: >-\n    blkTxt{i:06}Zq8\nmetadata:\n  name: app\n"
+                "kind: Secret\nstringData:\n  app.conf: |\n    blkTxt{i:06} and more\n\n    # blkTxt note\n  key: >-\n    blkTxt{i:06}Zq8\nmetadata:\n  name: app\nsettings:\n  db_password: |\n    blkTxtQ{i:06}Zq8\n  port: 5432\n"
             )),
             _ => {}
         }
