@@ -419,11 +419,11 @@ fn step(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
             greedy,
         } => {
             let room = w.end - at;
-            let most = w.hay[at..w.end]
+            let run = &w.hay[at..at + max.unwrap_or(room).min(room)];
+            let most = run
                 .iter()
-                .take(max.unwrap_or(room).min(room))
-                .take_while(|&&b| set[usize::from(b)])
-                .count();
+                .position(|&b| !set[usize::from(b)])
+                .unwrap_or(run.len());
             w.scanned += most;
             if w.scanned > SCAN_LIMIT {
                 w.gave_up = true;
