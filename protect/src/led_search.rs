@@ -59,6 +59,17 @@ impl Led {
         Some(Led { program, keywords })
     }
 
+    /// The same pattern with each keyword id replaced by `f`'s; `None` when `f` has none
+    /// for one (a keyword the scan would not report: searching from the others could miss
+    /// a match).
+    pub(crate) fn map_keywords(self, f: impl Fn(usize) -> Option<usize>) -> Option<Led> {
+        let keywords = self.keywords.iter().map(|&k| f(k)).collect::<Option<_>>()?;
+        Some(Led {
+            program: self.program,
+            keywords,
+        })
+    }
+
     /// The leftmost-first match in `hay` (a line, or its first part) from `at`, as the
     /// engine's `find_at` reports it, with its first secret group that took part.
     /// `min_len`: the fewest bytes a match spans.

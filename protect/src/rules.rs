@@ -214,9 +214,6 @@ pub(crate) struct Pattern {
     min_len: usize,
     /// Keywords each match holds, if the rule file names them for this pattern.
     needs: Option<PatternNeeds>,
-    /// The whole pattern walked, while the rules compile; kept as `led` when every match
-    /// starts with one of the rule's keywords.
-    whole: Option<TailProgram>,
     /// For a pattern every match of which starts with one of its rule's keywords: matched
     /// from their occurrences (see [`crate::led_search`]).
     led: Option<Led>,
@@ -504,18 +501,17 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
     })
 }
 
-/// Marks the patterns every match of which starts with one of their rule's
-/// case-insensitive keywords (see [`crate::led_search`]).
-fn lead_patterns(rules: &mut [Rule], info: &[Keyword]) {
-    for (r, rule) in rules.iter_mut().enumerate() {
-        let own: Vec<(usize, &[u8])> = info
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| !k.exact && k.owners.contains(&r))
-            .map(|(i, k)| (i, k.text.as_bytes()))
-            .collect();
+/// Gives the led patterns (see [`crate::led_search`]) the ids the keyword scan reports
+/// their keywords by, for the positions in their rule's `keywords` they were found with.
+fn lead_patterns(rules: &mut [Rule], specs: &[RuleSpec], info: &[Keyword]) {
+    for (rule, spec) in rules.iter_mut().zip(specs) {
         for p in &mut rule.patterns {
-            p.led = p.whole.take().and_then(|w| Led::new(w, &own));
+            p.led = p.led.take().and_then(|led| {
+                led.map_keywords(|local| {
+                    let text = spec.keywords.get(local)?.to_ascii_lowercase();
+                    info.iter().position(|k| !k.exact && k.text == text)
+                })
+            });
         }
     }
 }
@@ -590,6 +586,18 @@ impl RuleSet {
                 return Err(invalid("pattern_keywords needs one entry per pattern"));
             }
             let mut patterns = Vec::new();
+            // The rule's case-insensitive keywords, by their position in `keywords` (mapped
+            // to the keyword scan's ids once every rule is read: `lead_patterns`).
+            let lowered: Vec<Vec<u8>> = spec
+                .keywords
+                .iter()
+                .map(|k| k.to_ascii_lowercase().into_bytes())
+                .collect();
+            let own_keywords: Vec<(usize, &[u8])> = lowered
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (i, k.as_slice()))
+                .collect();
             // Every pattern starts at the line's start (see `Rule::anchored`).
             let mut anchored = true;
             for (index, p) in spec.patterns.iter().enumerate() {
@@ -641,11 +649,13 @@ impl RuleSet {
                             .map_err(|e| invalid(&format!("pattern {index}'s keywords: {e}")))?,
                         None => None,
                     },
-                    whole: match &hir {
-                        Some(h) if special == Special::None => TailProgram::compile(h),
+                    // Compiled and dropped here unless led: the programs of every pattern
+                    // at once were a 10 MiB peak (issue 18).
+                    led: match &hir {
+                        Some(h) if special == Special::None => TailProgram::compile(h)
+                            .and_then(|program| Led::new(program, &own_keywords)),
                         _ => None,
                     },
-                    led: None,
                 });
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
@@ -675,7 +685,7 @@ impl RuleSet {
             twins_cs,
             info: keyword_info,
         } = automaton(&words)?;
-        lead_patterns(&mut rules, &keyword_info);
+        lead_patterns(&mut rules, &file.rule, &keyword_info);
         // The keywords of the rules for secrets spanning lines, and each one's rule.
         let (multiline_words, multiline_owner): (Vec<&String>, Vec<usize>) = file
             .rule
