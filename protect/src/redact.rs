@@ -89,11 +89,13 @@ enum K8sState {
         key_col: usize,
         name: Box<str>,
     },
-    /// `password: |` read: the key sits at column `key_col`; the lines indented deeper
-    /// are the scalar's text, each judged with `name`.
+    /// `password: |` read, or a pair's `value: |` under `- name: DB_PASSWORD`: the key
+    /// sits at column `key_col`; the lines indented deeper are the scalar's text, each
+    /// judged with `name` and labelled by rule `rule`.
     Scalar {
         key_col: usize,
         name: Box<str>,
+        rule: usize,
     },
 }
 
@@ -647,7 +649,7 @@ fn pair_state(line: &[u8]) -> Option<K8sState> {
 
 /// The state a secret's block scalar header (without prefix) opens: `password: |`,
 /// `- "api_token": >-`; `None` when its key cannot be read.
-fn scalar_state(line: &[u8]) -> Option<K8sState> {
+fn scalar_state(line: &[u8], rule: usize) -> Option<K8sState> {
     let t = line.trim_ascii_start();
     let mut key_col = line.len() - t.len();
     if let Some(rest) = t.strip_prefix(b"-") {
@@ -664,6 +666,7 @@ fn scalar_state(line: &[u8]) -> Option<K8sState> {
     Some(K8sState::Scalar {
         key_col,
         name: name.into(),
+        rule,
     })
 }
 
@@ -1193,7 +1196,7 @@ impl StreamRedactor {
         let state = if self.r.pairs == Some(r) {
             pair_state(header)?
         } else if self.r.scalars == Some(r) {
-            scalar_state(header)?
+            scalar_state(header, r)?
         } else {
             Self::k8s_state(header)
         };
@@ -1304,7 +1307,7 @@ impl StreamRedactor {
             }
             let label = match state {
                 K8sState::Pair { .. } => self.r.pairs,
-                K8sState::Scalar { .. } => self.r.scalars,
+                K8sState::Scalar { rule, .. } => Some(rule),
                 _ => self.r.k8s.first().copied(),
             };
             for (vs, ve) in entries.into_iter().flatten().flatten() {
@@ -1345,20 +1348,29 @@ impl StreamRedactor {
                     *scalar = next;
                 }
             }
-            // A pair ends with its value, whatever it was judged.
-            if let K8sState::Pair { key_col, .. } = state {
-                let is_value = |l: &[u8]| {
-                    self.k8s_prefix
-                        .strip(l)
-                        .and_then(|c| pair_key(c, key_col))
-                        .is_some_and(|(key, _)| is_value_key(key))
+            // A pair ends with its value, whatever it was judged; a value that is a block
+            // scalar's header (`value: |`) goes on over the lines below, judged with the
+            // pair's name.
+            if let K8sState::Pair { key_col, ref name } = state {
+                // Whether `l` is the pair's value, and whether it opens a block scalar.
+                let value = |l: &[u8]| {
+                    let c = self.k8s_prefix.strip(l)?;
+                    let (key, value_at) = pair_key(c, key_col)?;
+                    is_value_key(key).then(|| opens_block_scalar(&c[value_at..]))
                 };
-                let valued = match &ghosts {
-                    Some(g) => g.forms().iter().any(|(form, _)| is_value(form)),
-                    None => is_value(line),
+                let read: Vec<Option<bool>> = match &ghosts {
+                    Some(g) => g.forms().iter().map(|(form, _)| value(form)).collect(),
+                    None => vec![value(line)],
                 };
-                if valued {
-                    self.k8s = None;
+                if read.iter().any(Option::is_some) {
+                    self.k8s = match (read.contains(&Some(true)), self.r.pairs) {
+                        (true, Some(rule)) => Some(K8sState::Scalar {
+                            key_col,
+                            name: name.clone(),
+                            rule,
+                        }),
+                        _ => None,
+                    };
                 }
             }
             pos = le;
@@ -1497,9 +1509,9 @@ impl StreamRedactor {
         let indent = line.len() - t.len();
         let (string_data, value_at) = match *state {
             K8sState::Pair { key_col, ref name } => return self.pair_entry(key_col, name, line),
-            K8sState::Scalar { key_col, ref name } => {
-                return self.scalar_entry(key_col, name, line)
-            }
+            K8sState::Scalar {
+                key_col, ref name, ..
+            } => return self.scalar_entry(key_col, name, line),
             K8sState::Yaml {
                 indent: hi,
                 string_data,

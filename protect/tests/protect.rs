@@ -312,7 +312,12 @@ fn same_at_every_cut(r: &Redactor, text: &str, want: &str) {
 fn a_secret_name_s_value_on_the_next_line_is_redacted() {
     let r = redactor();
     let label = "[REDACTED:name-value-secret-lines]";
-    let cases: [(&str, &str); 7] = [
+    let cases: [(&str, &str); 8] = [
+        // The value as a block scalar: its text on the lines below.
+        (
+            "- name: DB_PASSWORD\n  value: |-\n    Xk29fLq8ZmP3vR7tW2yB\n\n    aB3dE5gH7jK9mN1pQ\n- name: MODE\n  value: |\n    production-eu-west\n",
+            "- name: DB_PASSWORD\n  value: |-\n    @\n\n    @\n- name: MODE\n  value: |\n    production-eu-west\n",
+        ),
         (
             "      env:\n      - name: DB_PASSWORD\n        value: hunter2\n      - name: LOG_LEVEL\n        value: debug\n",
             "      env:\n      - name: DB_PASSWORD\n        value: @\n      - name: LOG_LEVEL\n        value: debug\n",
