@@ -136,7 +136,20 @@ struct Walk<'h> {
     gave_up: bool,
 }
 
-impl Walk<'_> {
+impl<'h> Walk<'h> {
+    /// A walk over `hay` whose repetitions read no further than `end`.
+    fn new(hay: &'h [u8], end: usize) -> Walk<'h> {
+        Walk {
+            hay,
+            end,
+            slots: [None; 2 * MAX_GROUPS],
+            steps: 0,
+            scanned: 0,
+            depth: 0,
+            gave_up: false,
+        }
+    }
+
     /// Counts a step; false once the walk has given up (this step made it too long, or
     /// an earlier limit did).
     fn tick(&mut self) -> bool {
@@ -178,15 +191,7 @@ impl TailProgram {
         if from > end || end > hay.len() {
             return Err(NoAnswer::NoWay);
         }
-        let mut walk = Walk {
-            hay,
-            end,
-            slots: [None; 2 * MAX_GROUPS],
-            steps: 0,
-            scanned: 0,
-            depth: 0,
-            gave_up: false,
-        };
+        let mut walk = Walk::new(hay, end);
         let mut found = None;
         let matched = go(&self.root, from, &mut walk, &mut |at, w: &mut Walk| {
             if at != w.end {
@@ -213,15 +218,7 @@ impl TailProgram {
         if from > hay.len() {
             return Ok(None);
         }
-        let mut walk = Walk {
-            hay,
-            end: hay.len(),
-            slots: [None; 2 * MAX_GROUPS],
-            steps: 0,
-            scanned: 0,
-            depth: 0,
-            gave_up: false,
-        };
+        let mut walk = Walk::new(hay, hay.len());
         let mut found = None;
         let matched = go(&self.root, from, &mut walk, &mut |at, w: &mut Walk| {
             found = Some((at, self.first_secret(w)));
