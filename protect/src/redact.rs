@@ -709,7 +709,6 @@ fn is_value_key(key: &[u8]) -> bool {
     key.eq_ignore_ascii_case(b"value") || key.eq_ignore_ascii_case(b"parametervalue")
 }
 
-/// Looks like the base64 value of a Secret's `data:` entry (and not a ConfigMap word).
 /// Whether an entry's value (the text after its key's colon) is a YAML block scalar's
 /// header, which a comment may follow (`|`, `>-  # a note`): its text is on the lines below.
 fn opens_block_scalar(value: &[u8]) -> bool {
@@ -736,6 +735,7 @@ fn block_scalar_header(v: &[u8]) -> bool {
     }
 }
 
+/// Looks like the base64 value of a Secret's `data:` entry (and not a ConfigMap word).
 fn looks_base64_value(v: &[u8]) -> bool {
     v.len() >= 4
         && v.len().is_multiple_of(4)
@@ -1354,7 +1354,7 @@ impl StreamRedactor {
             if let K8sState::Pair { key_col, ref name } = state {
                 // Whether `l` is the pair's value, and whether it opens a block scalar.
                 let value = |l: &[u8]| {
-                    let c = self.k8s_prefix.strip(l)?;
+                    let (c, _) = self.block_content(l)?;
                     let (key, value_at) = pair_key(c, key_col)?;
                     is_value_key(key).then(|| opens_block_scalar(&c[value_at..]))
                 };

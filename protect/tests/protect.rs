@@ -1938,12 +1938,15 @@ fn keys_manifests_and_pairs_shown_by_cat_a_are_redacted_as_the_files() {
                 \"user\": \"YWRtaW4=\"\n  },\n  \"type\": \"Opaque\"\n}\n";
     let env = "env:\n- name: DB_PASSWORD\n  value: Xk29SECRETBODYq8Zm\n- name: LOG_LEVEL\n  value: debug\n";
     let pairs = "[\n  {\n    \"name\": \"STRIPE_SECRET_KEY\",\n    \"value\": \"Xk29SECRETBODYq8ZmP3\"\n  }\n]\n";
+    // Block scalars: a Secret's entry, a secret's key, a pair's value.
+    let scalars = "stringData:\n  app.conf: |\n    Xk29SECRETBODYq8Zm\nkind: Secret\napi_token: >-\n  Qz7SECRETBODYp2Lw9\nenv:\n- name: DB_PASSWORD\n  value: |\n    Rt5SECRETBODYm3Kx8\n- name: MODE\n";
     for (name, file) in [
         ("key", key),
         ("yaml", yaml),
         ("json", json),
         ("env pairs", env),
         ("json pairs", pairs),
+        ("scalar pairs", scalars),
     ] {
         let crlf = file.replace('\n', "\r\n");
         for shown in [cat_a(file), cat_a(&crlf)] {
