@@ -75,10 +75,10 @@ enum K8sState {
     Yaml {
         indent: usize,
         string_data: bool,
-        /// Inside an entry whose value is a block scalar (`config.json: |`): the entry's
-        /// indentation. Its text follows on the lines indented deeper, whatever they hold
-        /// (no key, a `#`, a colon of their own): each is the value.
-        scalar: Option<usize>,
+        /// Inside an entry whose value is a block scalar (`config.json: |`). Its text
+        /// follows on the lines indented deeper, whatever they hold (no key, a `#`, a
+        /// colon of their own): each is the value.
+        scalar: Option<YamlScalar>,
     },
     Json {
         string_data: bool,
@@ -97,6 +97,17 @@ enum K8sState {
         name: Box<str>,
         rule: usize,
     },
+}
+
+/// An open block scalar in a YAML data block (see [`K8sState::Yaml`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct YamlScalar {
+    /// The entry's indentation: the scalar's lines are indented deeper.
+    indent: usize,
+    /// Inside PEM armor (`-----BEGIN CERTIFICATE-----` to its `-----END`): text, not the
+    /// base64 a Secret's `data` holds. A ConfigMap's `ca.crt: |` (`kube-root-ca.crt` is in
+    /// every namespace) is a public certificate.
+    armored: bool,
 }
 
 impl Redactor {
@@ -1488,17 +1499,31 @@ impl StreamRedactor {
     }
 
     /// The block scalar open in a YAML data block after `line` (see [`K8sState::Yaml`]),
-    /// given the one open before it: kept over its text and blank lines, else opened by
-    /// an entry whose value is a block scalar's header (`key: |`, `key: >-`).
-    fn scalar_after(&self, open: Option<usize>, line: &[u8]) -> Option<usize> {
+    /// given the one open before it: kept over its text and blank lines (armored from a
+    /// `-----BEGIN ` line to its `-----END `), else opened by an entry whose value is a
+    /// block scalar's header (`key: |`, `key: >-`).
+    fn scalar_after(&self, open: Option<YamlScalar>, line: &[u8]) -> Option<YamlScalar> {
         let (content, _) = self.block_content(line)?;
         let t = content.trim_ascii_start();
         let indent = content.len() - t.len();
-        if t.is_empty() || open.is_some_and(|si| indent > si) {
+        if t.is_empty() {
             return open;
         }
+        if let Some(sc) = open.filter(|sc| indent > sc.indent) {
+            let armored = if t.starts_with(b"-----BEGIN ") {
+                true
+            } else if t.starts_with(b"-----END ") {
+                false
+            } else {
+                sc.armored
+            };
+            return Some(YamlScalar { armored, ..sc });
+        }
         let colon = memchr::memchr(b':', t)?;
-        opens_block_scalar(&t[colon + 1..]).then_some(indent)
+        opens_block_scalar(&t[colon + 1..]).then_some(YamlScalar {
+            indent,
+            armored: false,
+        })
     }
 
     /// For a line inside a data block: `None` if the block has ended, `Some(None)` for a
@@ -1520,11 +1545,19 @@ impl StreamRedactor {
                 if t.is_empty() {
                     return Some(None);
                 }
-                if scalar.is_some_and(|si| indent > si) {
-                    // A line of a block scalar's text: the value itself.
+                if let Some(sc) = scalar.filter(|sc| indent > sc.indent) {
+                    // A line of a block scalar's text: the value itself. In `data` (a
+                    // Secret's base64, or a ConfigMap's text) a private key's header ends
+                    // the block: read as an ordinary line, it opens the key, whose lines
+                    // are not base64 data. (In `stringData` every line is redacted.)
+                    if !string_data && self.r.rules.opens_multiline(line, &mut Vec::new()) {
+                        return None;
+                    }
                     let v = t.trim_ascii_end();
-                    let secret =
-                        !self.r.rules.is_placeholder(v) && (string_data || looks_base64_value(v));
+                    let armor =
+                        sc.armored || v.starts_with(b"-----BEGIN ") || v.starts_with(b"-----END ");
+                    let secret = !self.r.rules.is_placeholder(v)
+                        && (string_data || (!armor && looks_base64_value(v)));
                     return Some(secret.then_some((indent, indent + v.len())));
                 }
                 if indent <= hi || t.starts_with(b"#") {

@@ -203,11 +203,13 @@ fn kubernetes_secret_values() {
 /// colon ended the block (the next `key: |-` value too). Each line of the text is the
 /// value, whatever it holds (a `#`, a colon, JSON), blank lines and all, until a line
 /// indented no deeper than the entry. In `data:` (base64, or a ConfigMap's plain text)
-/// a line is redacted when it looks base64, as single-line values are. Cut at every byte.
+/// a line is redacted when it looks base64, as single-line values are, except inside PEM
+/// armor (a ConfigMap's certificate); a private key there is redacted as a key. Cut at
+/// every byte.
 #[test]
 fn kubernetes_secret_block_scalars_are_redacted_line_by_line() {
     let r = redactor();
-    let cases: [(&str, &str); 4] = [
+    let cases: [(&str, &str); 5] = [
         (
             "kind: Secret\nstringData:\n  config.json: |\n    {\"user\": \"app\", \"token\": \"Xk29fLq8ZmP3vR7tW2yB\"}\n    # kept as text\n\n    second: line\n  db_password: |-\n    Zq8XmP3vR7tW2yBk29fL\n  other: plain\nmetadata:\n  name: x\n",
             "kind: Secret\nstringData:\n  config.json: |\n    @\n    @\n\n    @\n  db_password: |-\n    @\n  other: @\nmetadata:\n  name: x\n",
@@ -221,6 +223,12 @@ fn kubernetes_secret_block_scalars_are_redacted_line_by_line() {
         (
             "data:\n  tls.key: |\n    LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n    TUlJRXZBSUJBREFOQmdrcWhraUc5dzBCQVFF\n  nginx.conf: |\n    server {\n      listen 80;\n    }\n",
             "data:\n  tls.key: |\n    @\n    @\n  nginx.conf: |\n    server {\n      listen 80;\n    }\n",
+        ),
+        // A ConfigMap's certificate is shown (armored text, not base64 data); a private
+        // key in `data` is redacted as a key, and the block ends with it.
+        (
+            "data:\n  ca.crt: |\n    -----BEGIN CERTIFICATE-----\n    MIIC/jCCAeagAwIBAgIBADANBgkqhkiG9w0BAQsFADAVMRMwEQYDVQQDEwprdWJl\n    -----END CERTIFICATE-----\n  tls.key: |\n    -----BEGIN RSA PRIVATE KEY-----\n    MIIEowIBAAKCAQEAu1SU1LfVSECRETBODYxH2Mo4lgOEePzNm0tRgeLezV6\n    -----END RSA PRIVATE KEY-----\nkind: ConfigMap\n",
+            "data:\n  ca.crt: |\n    -----BEGIN CERTIFICATE-----\n    MIIC/jCCAeagAwIBAgIBADANBgkqhkiG9w0BAQsFADAVMRMwEQYDVQQDEwprdWJl\n    -----END CERTIFICATE-----\n  tls.key: |\n    [REDACTED:private-key]\nkind: ConfigMap\n",
         ),
         // A value that is not a block scalar's header opens nothing: the next line at the
         // entry's depth is an entry again.
