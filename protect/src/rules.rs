@@ -93,7 +93,7 @@ pub struct RuleSpec {
     /// [`crate::keyword_cover::covers`] proves each entry for the shipped rules.
     #[serde(default)]
     pub pattern_keywords: Vec<PatternKeywords>,
-    /// A multi-line handler: `pem`, `k8s-data` or `name-value`.
+    /// A multi-line handler: `pem`, `k8s-data`, `name-value` or `secret-scalar`.
     #[serde(default)]
     pub special: Option<String>,
     /// Skip placeholder values (`$VAR`, `<value>`, `****`, `null`, …).

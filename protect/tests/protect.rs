@@ -296,6 +296,42 @@ fn a_secret_s_block_scalar_is_redacted_line_by_line() {
     }
 }
 
+/// An agent that prints a block scalar's header before a Secret manifest, or a private
+/// key, indented under it (`(echo 'password: |'; kubectl get secret x -o yaml | sed
+/// 's/^/  /')`), would have the scalar read those lines as text if it swallowed what they
+/// open. A line that opens another multi-line secret ends the scalar (a secret's, a
+/// `data` entry's, a pair's value), so the manifest's values and the key are redacted as
+/// they are without the header. Cut at every byte.
+#[test]
+fn a_block_scalar_does_not_hide_a_secret_block_opened_inside_it() {
+    let r = redactor();
+    let manifest = "  data:\n    tls.key: LS0tLS1CRUdJTiBQUklWQVRFSECRETBODY0=\n  kind: Secret\n";
+    let key = "  -----BEGIN OPENSSH PRIVATE KEY-----\n  b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n  -----END OPENSSH PRIVATE KEY-----\n";
+    for header in [
+        "password: |\n",
+        "data:\n  a: |\n",
+        "- name: API_TOKEN\n  value: |\n",
+    ] {
+        for inside in [manifest, key] {
+            let indent = " ".repeat(
+                header
+                    .lines()
+                    .last()
+                    .map_or(0, |l| l.len() - l.trim_start().len()),
+            );
+            let inner: String = inside.lines().map(|l| format!("{indent}{l}\n")).collect();
+            let text = format!("{header}{inner}");
+            let out = r.redact_str(&text).text;
+            assert!(
+                !out.contains("SECRETBODY")
+                    && !out.contains("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"),
+                "{header:?} hid {inside:?}:\n{out}"
+            );
+            same_at_every_cut(&r, &text, &out);
+        }
+    }
+}
+
 /// Asserts that `text` redacts to `want` whole, and pushed in two pieces cut at every byte.
 fn same_at_every_cut(r: &Redactor, text: &str, want: &str) {
     assert_eq!(r.redact_str(text).text, want, "{text}");
