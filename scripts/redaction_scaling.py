@@ -78,6 +78,18 @@ SHAPES = {
     "long line of name: keys": lambda n: fill(lambda i: "- name: key: ", n) + "DB_PASSWORD\n",
     "pair siblings without value": lambda n: "- name: DB_PASSWORD\n"
     + fill(lambda i: f"  k{i}: v", n, "\n") + "\n",
+    # Patterns matched from their keywords' occurrences (led_search): many occurrences on
+    # one line that start no match, or start one only after a long run.
+    "long line of xoxb- prefixes": lambda n: fill(lambda i: "xoxb-1234567890-", n) + "\n",
+    "long line of Bearer": lambda n: fill(lambda i: "Bearer ", n) + "\n",
+    "long line of AKIA runs": lambda n: fill(lambda i: "AKIA" + "Z" * 15 + " ", n) + "\n",
+    "Authorization: then a long run": lambda n: "Authorization: " + "a," * (n // 2) + "\n",
+    # Block scalars: a secret's text over many lines, headers one after another.
+    "secret block scalar lines": lambda n: "password: |\n"
+    + fill(lambda i: f"  Xy{i:07d}qZ8", n, "\n") + "\n",
+    "block scalar headers": lambda n: fill(lambda i: "password: |", n, "\n") + "\n",
+    "stringData scalar lines": lambda n: "stringData:\n  a: |\n"
+    + fill(lambda i: f"    line {i}", n, "\n") + "\n",
 }
 
 
