@@ -293,6 +293,10 @@ pub struct Rule {
     /// Every pattern starts with `^` (the line's start): the rule is searched from the
     /// line's start, once per line, whichever keyword triggers it.
     anchored: bool,
+    /// Every match holds one of the rule's keywords (the rule file's contract, proven for
+    /// the shipped rules by `keyword_cover`), unless they are context only
+    /// (`keywords_are_context`): a search where none is left finds nothing.
+    keywords_in_matches: bool,
 }
 
 /// Whether `line` can be a name/value pair's header at all, read from its end: the text
@@ -677,6 +681,7 @@ impl RuleSet {
                 exclude,
                 gate: spec.gate,
                 anchored,
+                keywords_in_matches: !spec.keywords_are_context,
             });
         }
         let Automata {
@@ -973,6 +978,13 @@ impl RuleSet {
             // A match needs `min_len` bytes: none fits in a shorter rest (most often the
             // empty rest after a value that ends the line).
             while at <= hay.len() && hay.len() - at >= p.min_len {
+                // (Not before the first search: a keyword of the rule triggered it.)
+                if at > from
+                    && rule.keywords_in_matches
+                    && line_kws.is_some_and(|kws| !self.keyword_left(r, kws, at, hay.len()))
+                {
+                    break;
+                }
                 let led = match (&p.led, line_kws) {
                     (Some(led), Some(kws)) => led.find(hay, at, p.min_len, kws),
                     _ => LedFind::Engine,
@@ -1015,6 +1027,16 @@ impl RuleSet {
             }
         }
         reached_end
+    }
+
+    /// Whether one of rule `r`'s keywords occurs within `from..to` of the line `line`
+    /// holds: where none does, no match of its patterns lies there.
+    fn keyword_left(&self, r: usize, line: LineKeywords, from: usize, to: usize) -> bool {
+        let (from, to) = (line.offset + from, line.offset + to);
+        let first = line.hits.partition_point(|h| h.0 < from);
+        line.hits[first..]
+            .iter()
+            .any(|&(_, end, k)| end <= to && self.keyword_info[k].owners.contains(&r))
     }
 
     /// What a match of `p` (a rule's pattern) redacts after the rule's filters: the whole
