@@ -84,6 +84,15 @@ SHAPES = {
     "long line of Bearer": lambda n: fill(lambda i: "Bearer ", n) + "\n",
     "long line of AKIA runs": lambda n: fill(lambda i: "AKIA" + "Z" * 15 + " ", n) + "\n",
     "Authorization: then a long run": lambda n: "Authorization: " + "a," * (n // 2) + "\n",
+    # Key-name patterns matched from their keywords' occurrences (keyed_search): heads
+    # whose tails fail (a quote never closed, a value too short), words and spaces that
+    # make one long run of key bytes, keywords in a long name.
+    "long line of unclosed quotes": lambda n: fill(lambda i: 'password="xx ', n) + "\n",
+    "long line of short values": lambda n: fill(lambda i: "api_key=ab ", n) + "\n",
+    "long line of pass=pass=": lambda n: fill(lambda i: "pass=", n) + "\n",
+    "long run of words and keys": lambda n: fill(lambda i: "userPassword token pwd ", n) + "=x\n",
+    "long name of keywords": lambda n: fill(lambda i: "password_", n) + "=Xy1234567q\n",
+    "known-value letters": lambda n: fill(lambda i: "AHOVCJQXELSZGNUBIPWDKRYFMT ", n) + "\n",
     # Block scalars: a secret's text over many lines, headers one after another.
     "secret block scalar lines": lambda n: "password: |\n"
     + fill(lambda i: f"  Xy{i:07d}qZ8", n, "\n") + "\n",

@@ -126,7 +126,65 @@ impl AssignmentTail {
     }
 }
 
+/// The outcome of [`AssignmentTail::match_at`]: the match's end and its secret group
+/// (`None`: the group that took part is not a secret one).
+pub(crate) type TailMatch = (usize, Option<(usize, usize)>);
+
+impl AssignmentTail {
+    /// The tail's leftmost-first anchored match at `from`, without a known end: the first
+    /// way, in the engine's order of preference, to read an operator, spaces and a value
+    /// (the tail ends with the value's closing). `Ok(None)`: no match starts at `from`;
+    /// `Err(())`: too many spaces to try (the caller asks the engine).
+    pub(crate) fn match_at(&self, hay: &[u8], from: usize) -> Result<Option<TailMatch>, ()> {
+        for op in &self.operators {
+            if !fixed_at(hay, from, op) {
+                continue;
+            }
+            let after_op = from + op.len();
+            let most = match &self.spaces {
+                Some(set) => hay[after_op..]
+                    .iter()
+                    .position(|&b| !set[usize::from(b)])
+                    .unwrap_or(hay.len() - after_op),
+                None => 0,
+            };
+            if most > MAX_SPACES {
+                return Err(());
+            }
+            for spaces in (0..=most).rev() {
+                for v in &self.values {
+                    if let Some((end, group)) = v.first_at(hay, after_op + spaces) {
+                        return Ok(Some((end, v.secret.then_some(group))));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl Value {
+    /// The value's leftmost-first anchored match at `at` without a known end: its end and
+    /// the group's span (the body greedy: its longest run first, shorter ones only while
+    /// the closing does not follow).
+    fn first_at(&self, hay: &[u8], at: usize) -> Option<(usize, (usize, usize))> {
+        if !fixed_at(hay, at, &self.open) {
+            return None;
+        }
+        let start = at + self.open.len();
+        let room = self
+            .max
+            .map_or(hay.len() - start, |m| m.min(hay.len() - start));
+        let run = hay[start..start + room]
+            .iter()
+            .position(|&b| !self.body[usize::from(b)])
+            .unwrap_or(room);
+        (self.min..=run)
+            .rev()
+            .find(|&n| fixed_at(hay, start + n, &self.close))
+            .map(|n| (start + n + self.close.len(), (start, start + n)))
+    }
+
     /// The group's span if this value reads `hay[at..]` exactly.
     fn fits(&self, hay: &[u8], at: usize) -> Option<(usize, usize)> {
         let start = at.checked_add(self.open.len())?;
@@ -282,6 +340,41 @@ mod tests {
                     .map(|s| (s.start, s.end))
             });
             proptest::prop_assert_eq!(hand.secret(hay, 0, m.end()), Some(engine), "{} on {:?}", pattern, text);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Without a known end, the hand reading finds the engine's anchored match: the same
+        /// end and group, or none where it finds none.
+        #[test]
+        fn finds_the_engine_s_match(
+            shape in 0..SHAPES.len(),
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "=", ">", ":", " ", "\"", "'", "a", "b", ";", "&", "\n",
+            ]), 0..12),
+        ) {
+            use regex_automata::{meta::Regex, Anchored, Input};
+            let pattern = SHAPES[shape];
+            let hand = tail(pattern).unwrap_or_else(|| panic!("{pattern} recognized"));
+            let re = Regex::new(pattern).unwrap_or_else(|e| panic!("{e}"));
+            let text: String = pieces.concat();
+            let hay = text.as_bytes();
+            let mut caps = re.create_captures();
+            re.search_captures(&Input::new(hay).anchored(Anchored::Yes), &mut caps);
+            let names: Vec<Option<&str>> = re.group_info().pattern_names(regex_automata::PatternID::ZERO).collect();
+            let engine = caps.get_match().map(|m| {
+                let group = names.iter().enumerate().find_map(|(g, n)| {
+                    n.filter(|n| n.starts_with('s'))
+                        .and_then(|_| caps.get_group(g))
+                        .map(|s| (s.start, s.end))
+                });
+                (m.end(), group)
+            });
+            let spaces = text.bytes().filter(|&b| b == b' ').count();
+            if spaces <= MAX_SPACES {
+                proptest::prop_assert_eq!(hand.match_at(hay, 0), Ok(engine), "{} on {:?}", pattern, text);
+            }
         }
     }
 

@@ -71,7 +71,17 @@ pub fn covers(
 ) -> Result<(), CoverError> {
     let hir = crate::tail_capture::parse(pattern)
         .ok_or_else(|| CoverError::Unbuildable(format!("pattern {pattern:?} does not parse")))?;
-    let mut matches = dfa(&without_assertions(&hir))?;
+    covers_hir(&hir, insensitive, sensitive)
+}
+
+/// [`covers`] for a pattern already parsed (part of one: a key-name pattern's head, see
+/// [`crate::keyed_search`]).
+pub(crate) fn covers_hir(
+    hir: &Hir,
+    insensitive: &[String],
+    sensitive: &[String],
+) -> Result<(), CoverError> {
+    let mut matches = dfa(&without_assertions(hir))?;
     let mut holds = dfa(&holds_keyword(insensitive, sensitive)?)?;
     walk(&mut matches, &mut holds)
 }

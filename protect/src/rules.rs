@@ -7,6 +7,7 @@
 //! those lines. Regexes are compiled for bytes with Unicode off, which is 20–70× faster and
 //! matches the ASCII shapes of real tokens.
 
+use crate::keyed_search::Keyed;
 use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
 use crate::led_search::{Led, LedFind, LineKeywords};
 use crate::tail_capture::Tail;
@@ -217,6 +218,9 @@ pub(crate) struct Pattern {
     /// For a pattern every match of which starts with one of its rule's keywords: matched
     /// from their occurrences (see [`crate::led_search`]).
     led: Option<Led>,
+    /// For a key-name pattern whose key name always holds one of its rule's keywords:
+    /// matched from their occurrences (see [`crate::keyed_search`]).
+    keyed: Option<Keyed>,
 }
 
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
@@ -508,8 +512,14 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
 /// Gives the led patterns (see [`crate::led_search`]) the ids the keyword scan reports
 /// their keywords by, for the positions in their rule's `keywords` they were found with.
 fn lead_patterns(rules: &mut [Rule], specs: &[RuleSpec], info: &[Keyword]) {
-    for (rule, spec) in rules.iter_mut().zip(specs) {
+    for (index, (rule, spec)) in rules.iter_mut().zip(specs).enumerate() {
+        let own: Vec<usize> = (0..info.len())
+            .filter(|&k| info[k].owners.contains(&index))
+            .collect();
         for p in &mut rule.patterns {
+            if let Some(keyed) = &mut p.keyed {
+                keyed.set_keywords(own.clone());
+            }
             p.led = p.led.take().and_then(|led| {
                 led.map_keywords(|local| {
                     let text = spec.keywords.get(local)?.to_ascii_lowercase();
@@ -660,7 +670,12 @@ impl RuleSet {
                             .and_then(|program| Led::new(program, &own_keywords)),
                         _ => None,
                     },
+                    keyed: None,
                 });
+                let p = patterns.last_mut().ok_or_else(|| invalid("no pattern"))?;
+                if let (Some(h), None, Special::None) = (&hir, &p.led, special) {
+                    p.keyed = Keyed::new(h, &spec.keywords, &spec.keywords_cs);
+                }
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
             words.extend(spec.keywords_cs.iter().map(|k| (k.clone(), idx, true)));
@@ -985,8 +1000,9 @@ impl RuleSet {
                 {
                     break;
                 }
-                let led = match (&p.led, line_kws) {
-                    (Some(led), Some(kws)) => led.find(hay, at, p.min_len, kws),
+                let led = match (&p.led, &p.keyed, line_kws) {
+                    (Some(led), _, Some(kws)) => led.find(hay, at, p.min_len, kws),
+                    (None, Some(keyed), Some(kws)) => keyed.find(hay, at, kws),
                     _ => LedFind::Engine,
                 };
                 let (whole, group) = match led {
@@ -1149,7 +1165,7 @@ impl RuleSet {
     }
 
     /// The fuzzing oracle for the searches from keyword occurrences
-    /// ([`crate::led_search`]): on `hay`, for every pattern searched that way and every
+    /// ([`crate::led_search`], [`crate::keyed_search`]): on `hay`, for every pattern searched that way and every
     /// start (every byte for texts up to 512 bytes, else where the engine's iteration
     /// searches from), the search finds the capture engine's leftmost-first match and its
     /// group, or no match where the engine finds none (a walk that gives up is skipped:
@@ -1166,7 +1182,9 @@ impl RuleSet {
         let mut compared = 0;
         for rule in &self.rules {
             for p in &rule.patterns {
-                let Some(led) = &p.led else { continue };
+                if p.led.is_none() && p.keyed.is_none() {
+                    continue;
+                }
                 let mut starts: Vec<usize> = Vec::new();
                 if hay.len() <= 512 {
                     starts.extend(0..=hay.len());
@@ -1184,7 +1202,11 @@ impl RuleSet {
                         let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
                         ((w.start(), w.end()), group)
                     });
-                    let found = led.find(hay, at, p.min_len, line);
+                    let found = match (&p.led, &p.keyed) {
+                        (Some(led), _) => led.find(hay, at, p.min_len, line),
+                        (None, Some(keyed)) => keyed.find(hay, at, line),
+                        (None, None) => continue,
+                    };
                     let agrees = match (found, engine) {
                         (LedFind::Engine, _) => continue,
                         (LedFind::None, None) => true,
@@ -1646,6 +1668,9 @@ mod tests {
                 "glpat-", "Bearer", "bearer ", "Basic ", "Authorization: ", "authorization=",
                 "npm_", "hf_", "-p", "--password=", "0123456789", "012345678901", "aB3dE5gH7jK9mN1p",
                 "ABCDEFGHIJKLMNOP", "-", "_", "=", ":", " ", "\"", "'", "/", "@", ",", "\n", "é",
+                // Key names (keyed_search): keywords inside names, operators, quotes.
+                "password", "PASSWORD", "userPassword", "pwd", "api_key", "api.key", "Token",
+                "token", "secret", "access_key", "salt", "=>", ":=", "\t", ".", "x",
             ]), 0..12),
         ) {
             let text: String = pieces.concat();
@@ -1665,6 +1690,12 @@ mod tests {
                 .into(),
             "Authorization: Bearer abc Bearer abcdefghijklmnopqrstuvwxyz".into(),
             format!("{}ghp_{}", "x ".repeat(400), "a".repeat(36)),
+            // Key names whose values do not follow (a quote never closed, a value too
+            // short), then one that does; more of them than the keyed search reads.
+            "password=\", password=Xy1234567q".into(),
+            "api_key='unclosed, api_key=ab, the api_key: Ab3dEf9hIjK2mN".into(),
+            format!("{}password=Xy1234567q", "password=\" ".repeat(12)),
+            "userPassword is the token pwd = x_pass: \"Summer2024\"".into(),
         ]);
         let compared: usize = texts
             .iter()
@@ -1699,6 +1730,25 @@ mod tests {
         ] {
             assert!(!led.contains(&id), "{id}");
         }
+        // Key-name rules are searched from their keywords by their key names instead.
+        let keyed: Vec<&str> = all_patterns(set)
+            .iter()
+            .filter(|(_, p)| p.keyed.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in [
+            "password-assignment",
+            "token-assignment",
+            "api-key-assignment",
+            "credential-assignment",
+            "secret-assignment",
+        ] {
+            assert!(
+                keyed.contains(&id),
+                "{id} is not searched from its keywords: {keyed:?}"
+            );
+        }
+        assert!(!keyed.contains(&"database-connection-string"));
     }
 
     #[test]

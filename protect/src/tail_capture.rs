@@ -58,39 +58,74 @@ pub(crate) struct Tail {
     walked: Option<TailProgram>,
 }
 
+/// A pattern cut into a head (the key name) and a tail that meet the conditions in the
+/// module docs.
+pub(crate) struct Split {
+    /// The head, with no group.
+    pub(crate) head: Hir,
+    /// The tail, with every group.
+    pub(crate) tail: Hir,
+    /// The bytes the head consists of after its first.
+    pub(crate) key_bytes: ByteSet,
+    /// The bytes a match of the tail can start with (none of them a key byte).
+    pub(crate) tail_starts: ByteSet,
+}
+
+/// The splits of the pattern `hir` that meet the conditions, the longest head first.
+pub(crate) fn splits(hir: &Hir) -> impl Iterator<Item = Split> + '_ {
+    let parts: &[Hir] = match hir.kind() {
+        HirKind::Concat(parts) => parts,
+        _ => &[],
+    };
+    let first_group = parts
+        .iter()
+        .position(|p| p.properties().explicit_captures_len() > 0)
+        .unwrap_or(0);
+    (1..=first_group).rev().filter_map(|m| split_at(parts, m))
+}
+
+/// The split before `parts[m]`, if it meets the conditions.
+fn split_at(parts: &[Hir], m: usize) -> Option<Split> {
+    let (head, tail) = parts.split_at(m);
+    let mut key_bytes = [false; 256];
+    for p in &head[1..] {
+        bytes_of(p, &mut key_bytes)?;
+    }
+    let mut first = [false; 256];
+    let first_ok = head[0].properties().maximum_len().is_some_and(|n| n <= 1)
+        || (bytes_of(&head[0], &mut first).is_some() && subset(&first, &key_bytes));
+    let head_len: usize = head
+        .iter()
+        .map(|p| p.properties().minimum_len().unwrap_or(0))
+        .sum();
+    let tail_hir = Hir::concat(tail.to_vec());
+    let (tail_starts, nullable) = first_bytes(&tail_hir)?;
+    let disjoint = (0..256).all(|b| !(tail_starts[b] && key_bytes[b]));
+    if !first_ok || head_len == 0 || nullable || !disjoint {
+        return None;
+    }
+    Some(Split {
+        head: Hir::concat(head.to_vec()),
+        tail: tail_hir,
+        key_bytes,
+        tail_starts,
+    })
+}
+
 impl Tail {
-    /// The tail of the pattern `hir` (see [`parse`]), if it splits.
+    /// The tail of the pattern `hir` (see [`parse`]), if it splits: the longest head that
+    /// works (the smaller the tail, the less the engine walks).
     pub(crate) fn split(hir: &Hir) -> Option<Tail> {
-        let HirKind::Concat(parts) = hir.kind() else {
-            return None;
-        };
-        let first_group = parts
-            .iter()
-            .position(|p| p.properties().explicit_captures_len() > 0)?;
-        // The longest head that works: the smaller the tail, the less the engine walks.
-        (1..=first_group).rev().find_map(|m| Self::at(parts, m))
+        splits(hir).find_map(Self::of)
     }
 
-    /// The split before `parts[m]`, if it meets the conditions.
-    fn at(parts: &[Hir], m: usize) -> Option<Tail> {
-        let (head, tail) = parts.split_at(m);
-        let mut key_bytes = [false; 256];
-        for p in &head[1..] {
-            bytes_of(p, &mut key_bytes)?;
-        }
-        let mut first = [false; 256];
-        let first_ok = head[0].properties().maximum_len().is_some_and(|n| n <= 1)
-            || (bytes_of(&head[0], &mut first).is_some() && subset(&first, &key_bytes));
-        let head_len: usize = head
-            .iter()
-            .map(|p| p.properties().minimum_len().unwrap_or(0))
-            .sum();
-        let tail_hir = Hir::concat(tail.to_vec());
-        let (starts, nullable) = first_bytes(&tail_hir)?;
-        let disjoint = (0..256).all(|b| !(starts[b] && key_bytes[b]));
-        if !first_ok || head_len == 0 || nullable || !disjoint {
-            return None;
-        }
+    /// The tail of `split`, if its engine builds.
+    fn of(split: Split) -> Option<Tail> {
+        let Split {
+            tail: tail_hir,
+            key_bytes,
+            ..
+        } = split;
         let re = regex_builder().build_from_hir(&tail_hir).ok()?;
         let secret_groups = re
             .group_info()

@@ -1,0 +1,207 @@
+//! Key-name patterns searched from where the keyword scan found their keywords, instead of
+//! by a lazy DFA over the line.
+//!
+//! A key-name pattern (`(?:^|[^A-Za-z0-9])[\w.\-]*api[_\-.]?key…\s*[:=]\s*(?P<s>…)`) splits
+//! into a head `H`, the key name, and a tail `T`, the operator and value (see
+//! [`crate::tail_capture`] for the conditions): every byte of a head after its first is a
+//! key byte, and a tail starts with a byte that is not. So a match starting at `s` has its
+//! head end exactly at `b(s)`, the first byte after `s` that is not a key byte. The engine
+//! found such matches with its lazy DFA forward over the line from the search's start,
+//! then backward for the start, then read the value: on secret-dense text about 2,000
+//! instructions a key-name line, the largest share of its redaction (issue 18).
+//!
+//! Here, when every text `H` can match holds one of the rule's keywords (proven when the
+//! rule is compiled, by [`crate::keyword_cover`]'s automata), a match's head holds a keyword
+//! occurrence the scan reported, inside the run of key bytes that ends at the match's `b`.
+//! The occurrences from the search's start are taken in order; each gives its run's end
+//! `b` (one whose bytes after its first are not all key bytes cannot lie in a head). For
+//! each `b` in turn:
+//! - the leftmost `s` (at or after the search's start) whose head ends at `b` is found by
+//!   `H`'s reverse lazy DFA, anchored at `b` and reporting every match: the engine's own
+//!   way to find a match's start;
+//! - `T` is read from `b`, by hand when it has the assignment shape
+//!   ([`AssignmentTail::match_at`]), else by a walk ([`TailProgram::match_at`]): its
+//!   leftmost-first match there, with its groups, is the tail of the pattern's match (the
+//!   head ends at `b` on every way through the pattern from `s`).
+//!
+//! The starts belonging to different `b`s lie in disjoint ranges in the same order (each
+//! range ends at its `b`, a non-key byte the next range starts at or after), so the first
+//! `b` with both a head and a tail gives the engine's leftmost-first match, and none means
+//! no match. A walk that gives up, a DFA whose cache gives out, or more than
+//! [`FAILED_TAILS`] heads without a tail hand the search back to the engine from the
+//! search's start.
+//!
+//! Cost: occurrences in one run of key bytes share its `b` (the run is scanned once), and
+//! each reverse search reads back no further than the run before its `b`, so the runs and
+//! the heads cost one pass over the haystack; tails are read at most
+//! [`FAILED_TAILS`]` + 1` times. `RuleSet::led_searches_agree` compares every start
+//! with the capture engine, on every rule example, generated lines and in a fuzz target.
+
+use crate::assignment_tail::{AssignmentTail, TailMatch};
+use crate::keyword_cover::covers_hir;
+use crate::led_search::{LedFind, LineKeywords};
+use crate::tail_capture::{splits, ByteSet};
+use crate::tail_program::TailProgram;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::util::pool::Pool;
+use regex_automata::{Anchored, Input, MatchKind};
+use regex_syntax::hir::Hir;
+
+/// Heads found whose tails do not follow, before the search goes to the engine. A failed
+/// tail reading may read to the end of the haystack (a quoted value never closed): without
+/// a bound, a line of such heads would cost the square of its length, where the engine's
+/// search is linear. Past it, the work done is at most this many readings more than the
+/// engine's.
+const FAILED_TAILS: usize = 8;
+
+type CacheFn =
+    Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
+
+/// A key-name pattern searched from its keywords (see the module docs).
+pub(crate) struct Keyed {
+    /// The head's reverse lazy DFA, reporting every match.
+    head_rev: DFA,
+    /// Its caches (one per thread searching at once).
+    caches: Pool<Cache, CacheFn>,
+    key_bytes: ByteSet,
+    tail: TailReader,
+    tail_starts: ByteSet,
+    /// The keyword scan's ids of the rule's keywords, sorted (set once the scan is built:
+    /// until then the pattern is searched by the engine).
+    keywords: Vec<usize>,
+}
+
+/// How the tail's match at a split is found.
+enum TailReader {
+    /// The assignment shape, read by hand ([`AssignmentTail::match_at`]).
+    ByHand(Box<AssignmentTail>),
+    /// Any other tail the walk can follow ([`TailProgram::match_at`]).
+    Walked(TailProgram),
+}
+
+impl TailReader {
+    /// The tail's leftmost-first anchored match at `from`: its end and secret group;
+    /// `Err(())` when the reading gave up (the engine decides).
+    fn match_at(&self, hay: &[u8], from: usize) -> Result<Option<TailMatch>, ()> {
+        match self {
+            TailReader::ByHand(t) => t.match_at(hay, from),
+            TailReader::Walked(t) => t.match_at(hay, from).map_err(|_| ()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Keyed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyed")
+            .field("keywords", &self.keywords)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyed {
+    /// The search for the pattern `hir` of a rule with these keywords, if it splits with
+    /// a head that always holds one of them and a tail the walk can follow.
+    pub(crate) fn new(hir: &Hir, insensitive: &[String], sensitive: &[String]) -> Option<Keyed> {
+        // The longest head only: a shorter one is a part of it, and holds a keyword only
+        // if the longer one does.
+        let split = splits(hir).next()?;
+        covers_hir(&split.head, insensitive, sensitive).ok()?;
+        let tail = match AssignmentTail::recognize(&split.tail) {
+            Some(t) => TailReader::ByHand(Box::new(t)),
+            None => TailReader::Walked(TailProgram::compile(&split.tail)?),
+        };
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .reverse(true)
+                    .utf8(false)
+                    .which_captures(thompson::WhichCaptures::None),
+            )
+            .build_from_hir(&split.head)
+            .ok()?;
+        let head_rev = DFA::builder()
+            .configure(DFA::config().match_kind(MatchKind::All))
+            .build_from_nfa(nfa)
+            .ok()?;
+        let for_caches = head_rev.clone();
+        let make: CacheFn = Box::new(move || for_caches.create_cache());
+        Some(Keyed {
+            head_rev,
+            caches: Pool::new(make),
+            key_bytes: split.key_bytes,
+            tail,
+            tail_starts: split.tail_starts,
+            keywords: Vec::new(),
+        })
+    }
+
+    /// Sets the keyword scan's ids of the rule's keywords.
+    pub(crate) fn set_keywords(&mut self, mut ids: Vec<usize>) {
+        ids.sort_unstable();
+        self.keywords = ids;
+    }
+
+    /// The leftmost-first match in `hay` (a line, or its first part) from `at`, as the
+    /// engine's `find_at` reports it, with its first secret group that took part.
+    pub(crate) fn find(&self, hay: &[u8], at: usize, line: LineKeywords) -> LedFind {
+        if self.keywords.is_empty() {
+            return LedFind::Engine;
+        }
+        let key = &self.key_bytes;
+        let first = line
+            .hits
+            .partition_point(|h| h.0 < line.offset.saturating_add(at));
+        let mut last_b = None;
+        let mut cache = None;
+        let mut failed_tails = 0;
+        for &(start, end, k) in &line.hits[first..] {
+            let (Some(ks), Some(ke)) =
+                (start.checked_sub(line.offset), end.checked_sub(line.offset))
+            else {
+                continue;
+            };
+            if ks >= hay.len() {
+                break; // (sorted by start: the rest lie past `hay` too)
+            }
+            if ke > hay.len() || self.keywords.binary_search(&k).is_err() {
+                continue;
+            }
+            // An occurrence inside the run of key bytes the last one ended: the same `b`.
+            if last_b.is_some_and(|b| ks < b) {
+                continue;
+            }
+            // In a head, every byte after its first is a key byte.
+            if !hay[ks + 1..ke].iter().all(|&x| key[usize::from(x)]) {
+                continue;
+            }
+            let b = hay[ke..]
+                .iter()
+                .position(|&x| !key[usize::from(x)])
+                .map_or(hay.len(), |i| ke + i);
+            last_b = Some(b);
+            if b >= hay.len() || !self.tail_starts[usize::from(hay[b])] {
+                continue;
+            }
+            let cache = cache.get_or_insert_with(|| self.caches.get());
+            let input = Input::new(hay).range(at..b).anchored(Anchored::Yes);
+            let s = match self.head_rev.try_search_rev(cache, &input) {
+                Ok(Some(m)) => m.offset(),
+                Ok(None) => continue,
+                Err(_) => return LedFind::Engine,
+            };
+            match self.tail.match_at(hay, b) {
+                Ok(Some((e, group))) => return LedFind::Found((s, e), group),
+                Ok(None) => {
+                    // Each failed reading may have read to the end of `hay`.
+                    failed_tails += 1;
+                    if failed_tails > FAILED_TAILS {
+                        return LedFind::Engine;
+                    }
+                }
+                Err(_) => return LedFind::Engine,
+            }
+        }
+        LedFind::None
+    }
+}
