@@ -48,6 +48,7 @@ mod shape;
 mod tail_capture;
 mod tail_program;
 mod value_gate;
+mod walk_vm;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
 pub use boundary::{ceil_boundary, floor_boundary};

@@ -1555,19 +1555,29 @@ mod tests {
         );
     }
 
-    /// An agent printing a header built to make the walk nest deep (hundreds of auth
-    /// parameters; too few for its step limit): the walk gives up, the engine reads it, and
-    /// all of it is redacted.
+    /// An agent printing a header built to make the walk long (hundreds of auth
+    /// parameters, each a few steps; the walk's repetitions do not nest, so a hundred are
+    /// read by the walk itself): past its step limit the walk gives up, the engine reads
+    /// it, and all of it is redacted.
     #[test]
-    fn a_header_too_deep_to_walk_is_read_by_the_engine() {
+    fn a_header_too_long_to_walk_is_read_by_the_engine() {
         let set = RuleSet::builtin();
-        let params: String = (0..100).map(|i| format!(", a=v{i}")).collect();
-        let line = format!("Authorization: Digest abcdef123456{params}");
         let r = set
             .index_of("authorization-header")
             .unwrap_or_else(|| panic!("rule"));
         let p = &set.rules[r].patterns[0];
         let tail = p.tail.as_ref().unwrap_or_else(|| panic!("splits"));
+        let hundred: String = (0..100).map(|i| format!(", a=v{i}")).collect();
+        let line = format!("Authorization: Digest abcdef123456{hundred}");
+        let m =
+            p.re.find(line.as_bytes())
+                .unwrap_or_else(|| panic!("matches"));
+        assert!(matches!(
+            tail.hand_reading(line.as_bytes(), (m.start(), m.end())),
+            Reading::Group(Some(_))
+        ));
+        let params: String = (0..400).map(|i| format!(", a=v{i}")).collect();
+        let line = format!("Authorization: Digest abcdef123456{params}");
         let m =
             p.re.find(line.as_bytes())
                 .unwrap_or_else(|| panic!("matches"));

@@ -34,30 +34,18 @@
 //! `hand_readings` fuzz target on any text.
 
 use crate::tail_capture::{class_bytes, literal_sets, ByteSet};
-use regex_syntax::hir::{Hir, HirKind, Look};
+use crate::walk_vm::{Limits, Look, Program, Shape, Stop};
+use regex_syntax::hir::{Hir, HirKind, Look as HirLook};
 
-/// Steps (nodes entered, repetition counts tried) before a walk gives up.
-const STEP_LIMIT: usize = 2048;
-/// Nested nodes (each repetition iteration nests) before a walk gives up.
-const DEPTH_LIMIT: usize = 128;
-/// Bytes the walk's repetitions may look at in all (each entry scans its run afresh)
-/// before it gives up: steps alone would let 2,048 entries each scan a 4 KiB window.
-const SCAN_LIMIT: usize = 64 * 1024;
+/// Steps (instructions run, repetition counts tried) and bytes the walk's runs may look
+/// at in all (each entry scans its run afresh: steps alone would let 2,048 entries each
+/// scan a 4 KiB window) before a walk gives up.
+const LIMITS: Limits = Limits {
+    steps: 2048,
+    scan: 64 * 1024,
+};
 /// Capture groups a compiled tail may have (their slots live on the stack).
-const MAX_GROUPS: usize = 16;
-
-/// The assertions the walk checks (Unicode is off: word bytes are ASCII).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Assert {
-    /// `^` without multi-line: the haystack's start.
-    Start,
-    /// `$` without multi-line: the haystack's end.
-    End,
-    /// `\b`.
-    WordBoundary,
-    /// `\B`.
-    NotWordBoundary,
-}
+pub(crate) const MAX_GROUPS: usize = 16;
 
 #[derive(Debug)]
 enum Node {
@@ -70,7 +58,7 @@ enum Node {
         max: Option<usize>,
         greedy: bool,
     },
-    Assert(Assert),
+    Assert(Look),
     Seq(Vec<Node>),
     /// Alternatives in order of preference.
     Alt(Vec<Node>),
@@ -89,6 +77,8 @@ enum Node {
 #[derive(Debug)]
 pub(crate) struct TailProgram {
     root: Node,
+    /// The tree lowered for running (see [`crate::walk_vm`]).
+    program: Program,
     /// Group indices whose names start with `s`, in order.
     secret_groups: Vec<usize>,
 }
@@ -114,6 +104,15 @@ pub(crate) enum Reading {
     Engine,
 }
 
+impl From<Stop> for NoAnswer {
+    fn from(s: Stop) -> NoAnswer {
+        match s {
+            Stop::NoWay => NoAnswer::NoWay,
+            Stop::GaveUp => NoAnswer::GaveUp,
+        }
+    }
+}
+
 impl From<Result<Option<(usize, usize)>, NoAnswer>> for Reading {
     fn from(walk: Result<Option<(usize, usize)>, NoAnswer>) -> Reading {
         match walk {
@@ -123,46 +122,6 @@ impl From<Result<Option<(usize, usize)>, NoAnswer>> for Reading {
         }
     }
 }
-
-/// The state of one walk.
-struct Walk<'h> {
-    hay: &'h [u8],
-    end: usize,
-    /// Start and end of each group, as on the path being tried.
-    slots: [Option<usize>; 2 * MAX_GROUPS],
-    steps: usize,
-    scanned: usize,
-    depth: usize,
-    gave_up: bool,
-}
-
-impl<'h> Walk<'h> {
-    /// A walk over `hay` whose repetitions read no further than `end`.
-    fn new(hay: &'h [u8], end: usize) -> Walk<'h> {
-        Walk {
-            hay,
-            end,
-            slots: [None; 2 * MAX_GROUPS],
-            steps: 0,
-            scanned: 0,
-            depth: 0,
-            gave_up: false,
-        }
-    }
-
-    /// Counts a step; false once the walk has given up (this step made it too long, or
-    /// an earlier limit did).
-    fn tick(&mut self) -> bool {
-        self.steps += 1;
-        if self.steps > STEP_LIMIT {
-            self.gave_up = true;
-        }
-        !self.gave_up
-    }
-}
-
-/// What comes after the node being walked: called with where the node ended.
-type Then<'k> = &'k mut dyn FnMut(usize, &mut Walk) -> bool;
 
 impl TailProgram {
     /// The program for `tail`, if every part of it can be walked exactly.
@@ -174,8 +133,10 @@ impl TailProgram {
             return None;
         }
         secret_groups.sort_unstable();
+        let program = Program::lower(&shape(&root), 2 * groups)?;
         Some(TailProgram {
             root,
+            program,
             secret_groups,
         })
     }
@@ -191,22 +152,20 @@ impl TailProgram {
         if from > end || end > hay.len() {
             return Err(NoAnswer::NoWay);
         }
-        let mut walk = Walk::new(hay, end);
         let mut found = None;
-        let matched = go(&self.root, from, &mut walk, &mut |at, w: &mut Walk| {
-            if at != w.end {
-                return false;
-            }
-            found = Some(self.first_secret(w));
-            true
-        });
-        if walk.gave_up {
-            return Err(NoAnswer::GaveUp);
-        }
-        match (matched, found) {
-            (true, Some(group)) => Ok(group),
-            _ => Err(NoAnswer::NoWay),
-        }
+        self.program
+            .run(
+                hay,
+                from,
+                end,
+                |at| at == end,
+                LIMITS,
+                |slots| {
+                    found = Some(self.first_secret(slots));
+                },
+            )
+            .map_err(NoAnswer::from)?;
+        found.ok_or(NoAnswer::NoWay)
     }
 
     /// The engine's anchored leftmost-first match at `from` in `hay`, found without
@@ -218,26 +177,29 @@ impl TailProgram {
         if from > hay.len() {
             return Ok(None);
         }
-        let mut walk = Walk::new(hay, hay.len());
-        let mut found = None;
-        let matched = go(&self.root, from, &mut walk, &mut |at, w: &mut Walk| {
-            found = Some((at, self.first_secret(w)));
-            true
-        });
-        if walk.gave_up {
-            return Err(NoAnswer::GaveUp);
+        let mut group = None;
+        match self.program.run(
+            hay,
+            from,
+            hay.len(),
+            |_| true,
+            LIMITS,
+            |slots| {
+                group = self.first_secret(slots);
+            },
+        ) {
+            Ok(end) => Ok(Some((end, group))),
+            Err(Stop::NoWay) => Ok(None),
+            Err(Stop::GaveUp) => Err(NoAnswer::GaveUp),
         }
-        Ok(found.filter(|_| matched))
     }
 
-    /// The first secret group that took part on the walk's current path.
-    fn first_secret(&self, w: &Walk) -> Option<(usize, usize)> {
+    /// The first secret group that took part on the way taken (`slots` as the run left
+    /// them).
+    fn first_secret(&self, slots: &[usize]) -> Option<(usize, usize)> {
         self.secret_groups.iter().find_map(|&g| {
-            let (s, e) = (
-                w.slots.get(2 * g).copied()??,
-                w.slots.get(2 * g + 1).copied()??,
-            );
-            Some((s, e))
+            let (s, e) = (*slots.get(2 * g)?, *slots.get(2 * g + 1)?);
+            (s != usize::MAX && e != usize::MAX).then_some((s, e))
         })
     }
 
@@ -299,10 +261,10 @@ fn node(h: &Hir, secret: &mut Vec<usize>, groups: &mut usize) -> Option<Node> {
             Node::Fixed(vec![set])
         }
         HirKind::Look(l) => Node::Assert(match l {
-            Look::Start => Assert::Start,
-            Look::End => Assert::End,
-            Look::WordAscii => Assert::WordBoundary,
-            Look::WordAsciiNegate => Assert::NotWordBoundary,
+            HirLook::Start => Look::Start,
+            HirLook::End => Look::End,
+            HirLook::WordAscii => Look::WordBoundary,
+            HirLook::WordAsciiNegate => Look::NotWordBoundary,
             _ => return None,
         }),
         HirKind::Repetition(r) => {
@@ -371,135 +333,36 @@ fn seq_of(parts: Vec<Node>) -> Node {
     }
 }
 
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-fn holds(a: Assert, hay: &[u8], at: usize) -> bool {
-    let word_before = at > 0 && hay.get(at - 1).is_some_and(|&b| is_word(b));
-    let word_after = hay.get(at).is_some_and(|&b| is_word(b));
-    match a {
-        Assert::Start => at == 0,
-        Assert::End => at == hay.len(),
-        Assert::WordBoundary => word_before != word_after,
-        Assert::NotWordBoundary => word_before == word_after,
-    }
-}
-
-/// Walks `n` from `at`, then `then` from where it ended; true once a way succeeds.
-fn go(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
-    if !w.tick() || w.depth > DEPTH_LIMIT {
-        w.gave_up = true;
-        return false;
-    }
-    w.depth += 1;
-    let ok = step(n, at, w, then);
-    w.depth -= 1;
-    ok
-}
-
-fn step(n: &Node, at: usize, w: &mut Walk, then: Then) -> bool {
+/// The tree as the program's lowering reads it.
+fn shape(n: &Node) -> Shape<'_> {
     match n {
-        Node::Fixed(sets) => {
-            let to = at + sets.len();
-            to <= w.end
-                && w.hay[at..to]
-                    .iter()
-                    .zip(sets)
-                    .all(|(&b, set)| set[usize::from(b)])
-                && then(to, w)
-        }
+        Node::Fixed(sets) => Shape::Fixed(sets),
         Node::Bytes {
             set,
             min,
             max,
             greedy,
-        } => {
-            let room = w.end - at;
-            let run = &w.hay[at..at + max.unwrap_or(room).min(room)];
-            let most = run
-                .iter()
-                .position(|&b| !set[usize::from(b)])
-                .unwrap_or(run.len());
-            w.scanned += most;
-            if w.scanned > SCAN_LIMIT {
-                w.gave_up = true;
-                return false;
-            }
-            if most < *min {
-                return false;
-            }
-            let mut try_count = |count: usize, w: &mut Walk| w.tick() && then(at + count, w);
-            if *greedy {
-                (*min..=most).rev().any(|c| try_count(c, w))
-            } else {
-                (*min..=most).any(|c| try_count(c, w))
-            }
-        }
-        Node::Assert(a) => holds(*a, w.hay, at) && then(at, w),
-        Node::Seq(parts) => seq(parts, at, w, then),
-        Node::Alt(choices) => choices.iter().any(|c| go(c, at, w, &mut *then)),
-        Node::Group(index, body) => {
-            let (s, e) = (2 * index, 2 * index + 1);
-            let before = (w.slots[s], w.slots[e]);
-            w.slots[s] = Some(at);
-            let ok = go(body, at, w, &mut |to, w: &mut Walk| {
-                let end_before = w.slots[e];
-                w.slots[e] = Some(to);
-                if then(to, w) {
-                    return true;
-                }
-                w.slots[e] = end_before;
-                false
-            });
-            if !ok {
-                (w.slots[s], w.slots[e]) = before;
-            }
-            ok
-        }
+        } => Shape::Run {
+            set,
+            min: *min,
+            max: *max,
+            greedy: *greedy,
+        },
+        Node::Assert(l) => Shape::Look(*l),
+        Node::Seq(parts) => Shape::Seq(parts.iter().map(shape).collect()),
+        Node::Alt(choices) => Shape::Alt(choices.iter().map(shape).collect()),
+        Node::Group(index, body) => Shape::Group(*index, Box::new(shape(body))),
         Node::Repeat {
             body,
             min,
             max,
             greedy,
-        } => repeat(body, *min, *max, *greedy, 0, at, w, then),
-    }
-}
-
-fn seq(parts: &[Node], at: usize, w: &mut Walk, then: Then) -> bool {
-    match parts.split_first() {
-        None => then(at, w),
-        Some((first, rest)) => go(first, at, w, &mut |to, w: &mut Walk| {
-            seq(rest, to, w, &mut *then)
-        }),
-    }
-}
-
-/// `body` repeated, `done` times so far.
-#[allow(clippy::too_many_arguments)] // one recursion's state, passed down
-fn repeat(
-    body: &Node,
-    min: usize,
-    max: Option<usize>,
-    greedy: bool,
-    done: usize,
-    at: usize,
-    w: &mut Walk,
-    then: Then,
-) -> bool {
-    let again = |w: &mut Walk, then: Then| {
-        max.is_none_or(|m| done < m)
-            && go(body, at, w, &mut |to, w: &mut Walk| {
-                repeat(body, min, max, greedy, done + 1, to, w, &mut *then)
-            })
-    };
-    if done < min {
-        return again(w, then);
-    }
-    if greedy {
-        again(w, &mut *then) || then(at, w)
-    } else {
-        then(at, w) || again(w, then)
+        } => Shape::Repeat {
+            body: Box::new(shape(body)),
+            min: *min,
+            max: *max,
+            greedy: *greedy,
+        },
     }
 }
 
