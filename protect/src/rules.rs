@@ -147,6 +147,8 @@ impl PatternKeywords {
         Ok(Some(PatternNeeds {
             ci: set(&self.ci, true)?,
             cs: set(&self.cs, false)?,
+            words: self.clone(),
+            scan: None,
         }))
     }
 }
@@ -156,15 +158,66 @@ impl PatternKeywords {
 pub(crate) struct PatternNeeds {
     ci: Option<aho_corasick::AhoCorasick>,
     cs: Option<aho_corasick::AhoCorasick>,
+    /// The keywords, kept until the keyword scan is built.
+    words: PatternKeywords,
+    /// When the keyword scan reports every one of them (by its own id, or through a
+    /// case-insensitive keyword of the same letters whose text is then compared): those
+    /// ids, each with the exact text to compare where needed. The line's occurrences are
+    /// then looked up instead of searched for again (see [`PatternNeeds::found`]).
+    scan: Option<Vec<ScanWord>>,
 }
 
+/// A keyword as the scan reports it: its id, and the exact text to compare where the id
+/// is a case-insensitive keyword of the same letters.
+type ScanWord = (usize, Option<Box<[u8]>>);
+
 impl PatternNeeds {
-    /// Whether `hay` holds one of the keywords.
-    fn found_in(&self, hay: &[u8]) -> bool {
+    /// Whether `hay[from..]` holds one of the keywords: read from the line's keyword
+    /// occurrences where the scan reports them all, else searched.
+    fn found(&self, hay: &[u8], from: usize, line: Option<LineKeywords>) -> bool {
+        if let (Some(scan), Some(line)) = (&self.scan, line) {
+            let (lo, hi) = (line.offset + from, line.offset + hay.len());
+            let first = line.hits.partition_point(|h| h.0 < lo);
+            return line.hits[first..]
+                .iter()
+                .take_while(|h| h.0 < hi)
+                .any(|&(s, e, k)| {
+                    e <= hi
+                        && scan.iter().any(|(id, exact)| {
+                            *id == k
+                                && exact.as_deref().is_none_or(|w| {
+                                    hay.get(s - line.offset..e - line.offset) == Some(w)
+                                })
+                        })
+                });
+        }
+        let rest = hay.get(from..).unwrap_or_default();
         [&self.ci, &self.cs]
             .into_iter()
             .flatten()
-            .any(|ac| ac.is_match(hay))
+            .any(|ac| ac.is_match(rest))
+    }
+
+    /// Maps the keywords to the scan's ids (`info`: the scan's keywords), if it reports
+    /// every one.
+    fn map_to_scan(&mut self, info: &[Keyword]) {
+        let id = |text: &str, exact: bool| {
+            info.iter()
+                .position(|k| k.exact == exact && k.text == text && k.every_occurrence)
+        };
+        let ci = self
+            .words
+            .ci
+            .iter()
+            .map(|w| Some((id(&w.to_ascii_lowercase(), false)?, None)));
+        let cs = self.words.cs.iter().map(|w| match id(w, true) {
+            Some(k) => Some((k, None)),
+            None => Some((
+                id(&w.to_ascii_lowercase(), false)?,
+                Some(w.as_bytes().into()),
+            )),
+        });
+        self.scan = ci.chain(cs).collect();
     }
 }
 
@@ -299,7 +352,8 @@ pub struct Rule {
     anchored: bool,
     /// Every match holds one of the rule's keywords (the rule file's contract, proven for
     /// the shipped rules by `keyword_cover`), unless they are context only
-    /// (`keywords_are_context`): a search where none is left finds nothing.
+    /// (`keywords_are_context`), and the scan reports every occurrence of them: a search
+    /// where none is left finds nothing.
     keywords_in_matches: bool,
 }
 
@@ -435,6 +489,10 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 #[derive(Debug, Clone)]
 struct Keyword {
     owners: Vec<usize>,
+    /// The scan reports every occurrence, overlapping ones too: true unless the keyword
+    /// is searched by a finder (exact, no case-insensitive twin) and can overlap itself
+    /// (`AAAA`: a finder reports a run of it every keyword length).
+    every_occurrence: bool,
     /// The keyword, lower-cased unless it is case-sensitive.
     text: String,
     /// Matched exactly (else ASCII-case-insensitively).
@@ -460,6 +518,7 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
                     owners: Vec::new(),
                     text,
                     exact,
+                    every_occurrence: true,
                 });
                 info.len() - 1
             }
@@ -501,6 +560,10 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
             )),
         }
     }
+    for &(j, _) in &finders {
+        let k = info[j].text.as_bytes();
+        info[j].every_occurrence = (1..k.len()).all(|n| k[..n] != k[k.len() - n..]);
+    }
     Ok(Automata {
         dfa,
         finders,
@@ -516,9 +579,20 @@ fn lead_patterns(rules: &mut [Rule], specs: &[RuleSpec], info: &[Keyword]) {
         let own: Vec<usize> = (0..info.len())
             .filter(|&k| info[k].owners.contains(&index))
             .collect();
+        // Searches that read the rule's keyword occurrences off the scan (a keyword left
+        // on the line, a key name's) need every occurrence reported.
+        rule.keywords_in_matches &= own.iter().all(|&k| info[k].every_occurrence);
+        if !own.iter().all(|&k| info[k].every_occurrence) {
+            for p in &mut rule.patterns {
+                p.keyed = None;
+            }
+        }
         for p in &mut rule.patterns {
             if let Some(keyed) = &mut p.keyed {
                 keyed.set_keywords(own.clone());
+            }
+            if let Some(needs) = &mut p.needs {
+                needs.map_to_scan(info);
             }
             p.led = p.led.take().and_then(|led| {
                 led.map_keywords(|local| {
@@ -983,7 +1057,7 @@ impl RuleSet {
             // A pattern whose matches hold keywords the rest of the haystack lacks.
             if p.needs
                 .as_ref()
-                .is_some_and(|n| !n.found_in(hay.get(from..).unwrap_or_default()))
+                .is_some_and(|n| !n.found(hay, from, line_kws))
             {
                 continue;
             }
@@ -1759,6 +1833,42 @@ mod tests {
             );
         }
         assert!(!keyed.contains(&"database-connection-string"));
+    }
+
+    /// A case-sensitive keyword that overlaps itself (`ABAB`) is searched by a finder,
+    /// which reports a run of it every keyword length: occurrences it skips must not hide
+    /// a match from the searches that read occurrences off the scan.
+    #[test]
+    fn a_self_overlapping_keyword_hides_no_match() {
+        let set = RuleSet::from_toml(
+            "[[rule]]\nid='x'\ndescription='d'\nkeywords_cs=['ABAB']\n\
+             patterns=['[AB]*ABAB=(?P<s>[a-z0-9]{8,})']\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            set.rules[0].patterns[0].tail.is_some(),
+            "the pattern splits"
+        );
+        for text in [
+            "ABABAB=abcdefgh12",
+            "x ABABABAB=abcdefgh12 ABABAB=abcdefgh34",
+        ] {
+            set.led_searches_agree(text.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut hits = Vec::new();
+        set.scan_line(b"ABABABAB=abcdefgh12 ABABAB=abcdefgh34", &mut hits);
+        assert_eq!(hits.len(), 2, "both values are found: {hits:?}");
+        // After the first value (ending inside the `ABAB` the finder reported at 12), the
+        // one occurrence left (at 14) is one the finder skipped: the rule runs on.
+        let set = RuleSet::from_toml(
+            "[[rule]]\nid='x'\ndescription='d'\nkeywords_cs=['ABAB']\n\
+             patterns=['[AB]*ABAB=(?P<s>[A-Za-z0-9]{8})']\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut hits = Vec::new();
+        set.scan_line(b"ABAB=abcdefgABABAB=abcdefgh", &mut hits);
+        assert_eq!(hits.len(), 2, "both values are found: {hits:?}");
     }
 
     #[test]

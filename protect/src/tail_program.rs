@@ -19,9 +19,10 @@
 //! Only what the walk can follow exactly is compiled: literals, ASCII byte classes,
 //! `^`/`$`/`\b`/`\B` (ASCII, whole haystack), concatenations, alternations, groups and
 //! repetitions whose body cannot match the empty string. A tail with anything else is
-//! not compiled, and a walk that takes more than [`STEP_LIMIT`] steps, nests deeper than
-//! [`DEPTH_LIMIT`] or reads more than [`SCAN_LIMIT`] bytes gives up: the capture engine
-//! decides then, as before, so crafted text costs at most the walk's budget more.
+//! not compiled. The tree is lowered to a flat program run with an explicit stack
+//! ([`crate::walk_vm`]); a run that takes more than [`LIMITS`]' steps or reads more than
+//! its bytes gives up: the capture engine decides then, as before, so crafted text costs
+//! at most the walk's budget more.
 //!
 //! A pattern every match of which starts with a keyword is walked whole from each of the
 //! keyword's occurrences without a known end ([`TailProgram::match_at`], used by
