@@ -93,6 +93,11 @@ SHAPES = {
     "long run of words and keys": lambda n: fill(lambda i: "userPassword token pwd ", n) + "=x\n",
     "long name of keywords": lambda n: fill(lambda i: "password_", n) + "=Xy1234567q\n",
     "known-value letters": lambda n: fill(lambda i: "AHOVCJQXELSZGNUBIPWDKRYFMT ", n) + "\n",
+    # Patterns matched from a keyword inside them (infix_search): `://` occurrences whose
+    # credentials never close, schemes run together.
+    "long line of URLs without @": lambda n: fill(lambda i: "postgres://u:p ", n) + "\n",
+    "long line of ://": lambda n: fill(lambda i: "a://", n) + "\n",
+    "one URL, a long user part": lambda n: "https://" + "u" * n + ":p\n",
     # Block scalars: a secret's text over many lines, headers one after another.
     "secret block scalar lines": lambda n: "password: |\n"
     + fill(lambda i: f"  Xy{i:07d}qZ8", n, "\n") + "\n",

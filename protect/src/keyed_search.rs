@@ -60,10 +60,8 @@ type CacheFn =
 
 /// A key-name pattern searched from its keywords (see the module docs).
 pub(crate) struct Keyed {
-    /// The head's reverse lazy DFA, reporting every match.
-    head_rev: DFA,
-    /// Its caches (one per thread searching at once).
-    caches: Pool<Cache, CacheFn>,
+    /// Where a head ending at a split starts, leftmost.
+    head_rev: ReverseStart,
     key_bytes: ByteSet,
     tail: TailReader,
     tail_starts: ByteSet,
@@ -111,24 +109,9 @@ impl Keyed {
             Some(t) => TailReader::ByHand(Box::new(t)),
             None => TailReader::Walked(TailProgram::compile(&split.tail)?),
         };
-        let nfa = thompson::Compiler::new()
-            .configure(
-                thompson::Config::new()
-                    .reverse(true)
-                    .utf8(false)
-                    .which_captures(thompson::WhichCaptures::None),
-            )
-            .build_from_hir(&split.head)
-            .ok()?;
-        let head_rev = DFA::builder()
-            .configure(DFA::config().match_kind(MatchKind::All))
-            .build_from_nfa(nfa)
-            .ok()?;
-        let for_caches = head_rev.clone();
-        let make: CacheFn = Box::new(move || for_caches.create_cache());
+        let head_rev = ReverseStart::new(&split.head)?;
         Some(Keyed {
             head_rev,
-            caches: Pool::new(make),
             key_bytes: split.key_bytes,
             tail,
             tail_starts: split.tail_starts,
@@ -183,12 +166,10 @@ impl Keyed {
             if b >= hay.len() || !self.tail_starts[usize::from(hay[b])] {
                 continue;
             }
-            let cache = cache.get_or_insert_with(|| self.caches.get());
-            let input = Input::new(hay).range(at..b).anchored(Anchored::Yes);
-            let s = match self.head_rev.try_search_rev(cache, &input) {
-                Ok(Some(m)) => m.offset(),
+            let s = match self.head_rev.leftmost(hay, at, b, &mut cache) {
+                Ok(Some(s)) => s,
                 Ok(None) => continue,
-                Err(_) => return LedFind::Engine,
+                Err(()) => return LedFind::Engine,
             };
             match self.tail.match_at(hay, b) {
                 Ok(Some((e, group))) => return LedFind::Found((s, e), group),
@@ -203,5 +184,59 @@ impl Keyed {
             }
         }
         LedFind::None
+    }
+}
+
+/// A pattern part's reverse lazy DFA, reporting every match, with its caches: the
+/// leftmost start of the part's matches that end at a given place.
+pub(crate) struct ReverseStart {
+    dfa: DFA,
+    /// One cache per thread searching at once.
+    caches: Pool<Cache, CacheFn>,
+}
+
+/// A cache taken from a [`ReverseStart`]'s pool for one search (taken when first needed).
+pub(crate) type CacheGuard<'a> = Option<regex_automata::util::pool::PoolGuard<'a, Cache, CacheFn>>;
+
+impl ReverseStart {
+    /// The DFA of `part` (groups ignored), if it builds.
+    pub(crate) fn new(part: &Hir) -> Option<ReverseStart> {
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .reverse(true)
+                    .utf8(false)
+                    .which_captures(thompson::WhichCaptures::None),
+            )
+            .build_from_hir(part)
+            .ok()?;
+        let dfa = DFA::builder()
+            .configure(DFA::config().match_kind(MatchKind::All))
+            .build_from_nfa(nfa)
+            .ok()?;
+        let for_caches = dfa.clone();
+        let make: CacheFn = Box::new(move || for_caches.create_cache());
+        Some(ReverseStart {
+            dfa,
+            caches: Pool::new(make),
+        })
+    }
+
+    /// The leftmost start at or after `from` of a match of the part ending exactly at
+    /// `end` in `hay` (text outside still counts for look-arounds). `Err(())`: the DFA
+    /// gave up (its cache gave out); the caller asks the engine.
+    pub(crate) fn leftmost<'a>(
+        &'a self,
+        hay: &[u8],
+        from: usize,
+        end: usize,
+        cache: &mut CacheGuard<'a>,
+    ) -> Result<Option<usize>, ()> {
+        let cache = cache.get_or_insert_with(|| self.caches.get());
+        let input = Input::new(hay).range(from..end).anchored(Anchored::Yes);
+        match self.dfa.try_search_rev(cache, &input) {
+            Ok(m) => Ok(m.map(|m| m.offset())),
+            Err(_) => Err(()),
+        }
     }
 }

@@ -34,6 +34,7 @@
 mod ansi;
 mod assignment_tail;
 mod boundary;
+mod infix_search;
 mod keyed_search;
 pub mod keyword_cover;
 mod keyword_dfa;

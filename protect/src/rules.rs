@@ -7,6 +7,7 @@
 //! those lines. Regexes are compiled for bytes with Unicode off, which is 20–70× faster and
 //! matches the ASCII shapes of real tokens.
 
+use crate::infix_search::Infixed;
 use crate::keyed_search::Keyed;
 use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
 use crate::led_search::{Led, LedFind, LineKeywords};
@@ -274,6 +275,9 @@ pub(crate) struct Pattern {
     /// For a key-name pattern whose key name always holds one of its rule's keywords:
     /// matched from their occurrences (see [`crate::keyed_search`]).
     keyed: Option<Keyed>,
+    /// For a pattern with one of its rule's keywords written inside it: matched from
+    /// their occurrences (see [`crate::infix_search`]).
+    infixed: Option<Infixed>,
 }
 
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
@@ -281,6 +285,17 @@ pub(crate) struct Pattern {
 const UNFILTERED_UP_TO: usize = 64;
 
 impl Pattern {
+    /// The search from the line's keyword occurrences this pattern has (led, keyed or
+    /// infixed), from `at`; [`LedFind::Engine`] when it has none.
+    fn keyword_search(&self, hay: &[u8], at: usize, line: LineKeywords) -> LedFind {
+        match (&self.led, &self.keyed, &self.infixed) {
+            (Some(led), _, _) => led.find(hay, at, self.min_len, line),
+            (None, Some(keyed), _) => keyed.find(hay, at, line),
+            (None, None, Some(infixed)) => infixed.find(hay, at, line),
+            (None, None, None) => LedFind::Engine,
+        }
+    }
+
     /// The leftmost-first match of the pattern in `hay` from `at` (text before `at` still
     /// counts for `^`/`\b`), as `regex`'s `find_at` reports it.
     ///
@@ -594,6 +609,14 @@ fn lead_patterns(rules: &mut [Rule], specs: &[RuleSpec], info: &[Keyword]) {
             if let Some(needs) = &mut p.needs {
                 needs.map_to_scan(info);
             }
+            if let Some(infixed) = &mut p.infixed {
+                infixed.set_id(
+                    info.iter()
+                        .enumerate()
+                        .filter(|(_, k)| !k.exact)
+                        .map(|(id, k)| (id, k.text.as_str())),
+                );
+            }
             p.led = p.led.take().and_then(|led| {
                 led.map_keywords(|local| {
                     let text = spec.keywords.get(local)?.to_ascii_lowercase();
@@ -745,10 +768,14 @@ impl RuleSet {
                         _ => None,
                     },
                     keyed: None,
+                    infixed: None,
                 });
                 let p = patterns.last_mut().ok_or_else(|| invalid("no pattern"))?;
                 if let (Some(h), None, Special::None) = (&hir, &p.led, special) {
                     p.keyed = Keyed::new(h, &spec.keywords, &spec.keywords_cs);
+                    if p.keyed.is_none() {
+                        p.infixed = Infixed::new(h, &spec.keywords);
+                    }
                 }
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
@@ -1074,10 +1101,9 @@ impl RuleSet {
                 {
                     break;
                 }
-                let led = match (&p.led, &p.keyed, line_kws) {
-                    (Some(led), _, Some(kws)) => led.find(hay, at, p.min_len, kws),
-                    (None, Some(keyed), Some(kws)) => keyed.find(hay, at, kws),
-                    _ => LedFind::Engine,
+                let led = match line_kws {
+                    Some(kws) => p.keyword_search(hay, at, kws),
+                    None => LedFind::Engine,
                 };
                 let (whole, group) = match led {
                     LedFind::Found(whole, group) => (whole, group),
@@ -1256,7 +1282,7 @@ impl RuleSet {
         let mut compared = 0;
         for rule in &self.rules {
             for p in &rule.patterns {
-                if p.led.is_none() && p.keyed.is_none() {
+                if p.led.is_none() && p.keyed.is_none() && p.infixed.is_none() {
                     continue;
                 }
                 let mut starts: Vec<usize> = Vec::new();
@@ -1276,11 +1302,7 @@ impl RuleSet {
                         let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
                         ((w.start(), w.end()), group)
                     });
-                    let found = match (&p.led, &p.keyed) {
-                        (Some(led), _) => led.find(hay, at, p.min_len, line),
-                        (None, Some(keyed)) => keyed.find(hay, at, line),
-                        (None, None) => continue,
-                    };
+                    let found = p.keyword_search(hay, at, line);
                     let agrees = match (found, engine) {
                         (LedFind::Engine, _) => continue,
                         (LedFind::None, None) => true,
@@ -1755,6 +1777,8 @@ mod tests {
                 // Key names (keyed_search): keywords inside names, operators, quotes.
                 "password", "PASSWORD", "userPassword", "pwd", "api_key", "api.key", "Token",
                 "token", "secret", "access_key", "salt", "=>", ":=", "\t", ".", "x",
+                // URLs (infix_search): schemes, `://`, users, hosts.
+                "://", "postgres", "https", "redis", "user", "db:5432", "a:b@", "<", ">",
             ]), 0..12),
         ) {
             let text: String = pieces.concat();
@@ -1779,6 +1803,10 @@ mod tests {
             "password=\", password=Xy1234567q".into(),
             "api_key='unclosed, api_key=ab, the api_key: Ab3dEf9hIjK2mN".into(),
             format!("{}password=Xy1234567q", "password=\" ".repeat(12)),
+            // URLs whose credentials do not follow, then ones that do; a scheme in a word.
+            "https://example.com/a postgres://app:Xy1234567q@db:5432/app".into(),
+            "see http://a:b mysql://root:s3cr3tpass@h xpostgres://u:p@h".into(),
+            format!("{}redis://:Xy1234567q@cache", "ftp://host/x ".repeat(12)),
             "userPassword is the token pwd = x_pass: \"Summer2024\"".into(),
         ]);
         let compared: usize = texts
@@ -1833,6 +1861,18 @@ mod tests {
             );
         }
         assert!(!keyed.contains(&"database-connection-string"));
+        // URL credentials are searched from the `://` inside them.
+        let infixed: Vec<&str> = all_patterns(set)
+            .iter()
+            .filter(|(_, p)| p.infixed.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ["url-credentials", "database-connection-string"] {
+            assert!(
+                infixed.contains(&id),
+                "{id} is not searched from its keyword: {infixed:?}"
+            );
+        }
     }
 
     /// A case-sensitive keyword that overlaps itself (`ABAB`) is searched by a finder,
@@ -1869,6 +1909,29 @@ mod tests {
         let mut hits = Vec::new();
         set.scan_line(b"ABAB=abcdefgABABAB=abcdefgh", &mut hits);
         assert_eq!(hits.len(), 2, "both values are found: {hits:?}");
+    }
+
+    /// A pattern whose part before its keyword can itself hold the keyword is not searched
+    /// from the keyword's occurrences: its leftmost match may start before an earlier
+    /// occurrence's (here at 0, running over the `://` at 2 to the one at 8).
+    #[test]
+    fn a_keyword_the_part_before_can_hold_is_not_searched_from() {
+        let rules = |pattern: &str| {
+            RuleSet::from_toml(&format!(
+                "[[rule]]\nid='x'\ndescription='d'\nkeywords=['://']\npatterns=['{pattern}']\n"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let holds = rules("(?:b[a-z:/@]*c)?://(?P<s>[a-z]+)@");
+        assert!(holds.rules[0].patterns[0].infixed.is_none());
+        let cannot = rules("(?:b[a-z@]*c)?://(?P<s>[a-z]+)@");
+        assert!(cannot.rules[0].patterns[0].infixed.is_some());
+        for set in [holds, cannot] {
+            for text in ["bq://z@c://y@", "b@c://y@ ://z@"] {
+                set.led_searches_agree(text.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
     }
 
     #[test]

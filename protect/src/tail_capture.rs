@@ -249,7 +249,7 @@ fn add_range(set: &mut ByteSet, start: u8, end: u8) {
 }
 
 /// Adds every byte `h` can match to `set`; `None` for a class this cannot tell.
-fn bytes_of(h: &Hir, set: &mut ByteSet) -> Option<()> {
+pub(crate) fn bytes_of(h: &Hir, set: &mut ByteSet) -> Option<()> {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => Some(()),
         HirKind::Literal(l) => {
