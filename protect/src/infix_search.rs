@@ -27,7 +27,7 @@
 //! the search back to the engine. `RuleSet::led_searches_agree` compares every start with
 //! the capture engine.
 
-use crate::keyed_search::{CacheGuard, ReverseStart};
+use crate::keyed_search::{Attempts, CacheGuard, ReverseStart};
 use crate::led_search::{LedFind, LineKeywords};
 use crate::tail_capture::bytes_of;
 use crate::tail_program::TailProgram;
@@ -111,36 +111,15 @@ impl Infixed {
         let Some(id) = self.id else {
             return LedFind::Engine;
         };
-        let first = line
-            .hits
-            .partition_point(|h| h.0 < line.offset.saturating_add(at));
-        let (mut cache, mut failed): (CacheGuard, usize) = (None, 0);
-        for &(start, end, k) in &line.hits[first..] {
-            let (Some(ks), Some(ke)) =
-                (start.checked_sub(line.offset), end.checked_sub(line.offset))
-            else {
-                continue;
-            };
-            if ks >= hay.len() {
-                break;
-            }
-            if k != id || ke > hay.len() {
+        let (mut cache, mut attempts): (CacheGuard, _) = (None, Attempts::new(FAILED_WALKS));
+        for (ks, _, k) in line.within(at, hay.len()) {
+            if k != id {
                 continue;
             }
-            let s = match self.before.leftmost(hay, at, ks, &mut cache) {
-                Ok(Some(s)) => s,
-                Ok(None) => continue,
-                Err(()) => return LedFind::Engine,
-            };
-            match self.whole.match_at(hay, s) {
-                Ok(Some((e, group))) => return LedFind::Found((s, e), group),
-                Ok(None) => {
-                    failed += 1;
-                    if failed > FAILED_WALKS {
-                        return LedFind::Engine;
-                    }
-                }
-                Err(_) => return LedFind::Engine,
+            let start = self.before.leftmost(hay, at, ks, &mut cache);
+            let walk = |s| self.whole.match_at(hay, s).map_err(|_| ());
+            if let Some(found) = attempts.try_one(start, walk) {
+                return found;
             }
         }
         LedFind::None

@@ -132,22 +132,11 @@ impl Keyed {
             return LedFind::Engine;
         }
         let key = &self.key_bytes;
-        let first = line
-            .hits
-            .partition_point(|h| h.0 < line.offset.saturating_add(at));
         let mut last_b = None;
         let mut cache = None;
-        let mut failed_tails = 0;
-        for &(start, end, k) in &line.hits[first..] {
-            let (Some(ks), Some(ke)) =
-                (start.checked_sub(line.offset), end.checked_sub(line.offset))
-            else {
-                continue;
-            };
-            if ks >= hay.len() {
-                break; // (sorted by start: the rest lie past `hay` too)
-            }
-            if ke > hay.len() || self.keywords.binary_search(&k).is_err() {
+        let mut attempts = Attempts::new(FAILED_TAILS);
+        for (ks, ke, k) in line.within(at, hay.len()) {
+            if self.keywords.binary_search(&k).is_err() {
                 continue;
             }
             // An occurrence inside the run of key bytes the last one ended: the same `b`.
@@ -166,24 +155,48 @@ impl Keyed {
             if b >= hay.len() || !self.tail_starts[usize::from(hay[b])] {
                 continue;
             }
-            let s = match self.head_rev.leftmost(hay, at, b, &mut cache) {
-                Ok(Some(s)) => s,
-                Ok(None) => continue,
-                Err(()) => return LedFind::Engine,
-            };
-            match self.tail.match_at(hay, b) {
-                Ok(Some((e, group))) => return LedFind::Found((s, e), group),
-                Ok(None) => {
-                    // Each failed reading may have read to the end of `hay`.
-                    failed_tails += 1;
-                    if failed_tails > FAILED_TAILS {
-                        return LedFind::Engine;
-                    }
-                }
-                Err(_) => return LedFind::Engine,
+            let start = self.head_rev.leftmost(hay, at, b, &mut cache);
+            if let Some(found) = attempts.try_one(start, |_| self.tail.match_at(hay, b)) {
+                return found;
             }
         }
         LedFind::None
+    }
+}
+
+/// Candidates whose reading failed, counted against a limit: each failed reading may have
+/// read to the end of the haystack, so past the limit the search goes to the engine.
+pub(crate) struct Attempts {
+    failed: usize,
+    limit: usize,
+}
+
+impl Attempts {
+    pub(crate) fn new(limit: usize) -> Attempts {
+        Attempts { failed: 0, limit }
+    }
+
+    /// One candidate: `start`, its leftmost start ([`ReverseStart::leftmost`]); `read`,
+    /// called with it, the match of the rest from the candidate. `None`: no match here,
+    /// try the next candidate.
+    pub(crate) fn try_one(
+        &mut self,
+        start: Result<Option<usize>, ()>,
+        read: impl FnOnce(usize) -> Result<Option<TailMatch>, ()>,
+    ) -> Option<LedFind> {
+        let s = match start {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(()) => return Some(LedFind::Engine),
+        };
+        match read(s) {
+            Ok(Some((e, group))) => Some(LedFind::Found((s, e), group)),
+            Ok(None) => {
+                self.failed += 1;
+                (self.failed > self.limit).then_some(LedFind::Engine)
+            }
+            Err(()) => Some(LedFind::Engine),
+        }
     }
 }
 

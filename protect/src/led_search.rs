@@ -39,6 +39,27 @@ pub(crate) struct LineKeywords<'a> {
     pub(crate) offset: usize,
 }
 
+impl<'a> LineKeywords<'a> {
+    /// The occurrences that lie within `at..len` of the line, in order of start, as
+    /// `(start, end, keyword id)` from the line's start.
+    pub(crate) fn within(
+        self,
+        at: usize,
+        len: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize)> + 'a {
+        let first = self
+            .hits
+            .partition_point(|h| h.0 < self.offset.saturating_add(at));
+        self.hits[first..]
+            .iter()
+            .filter_map(move |&(s, e, k)| {
+                Some((s.checked_sub(self.offset)?, e.checked_sub(self.offset)?, k))
+            })
+            .take_while(move |&(s, _, _)| s < len)
+            .filter(move |&(_, e, _)| e <= len)
+    }
+}
+
 /// What [`Led::find`] says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LedFind {

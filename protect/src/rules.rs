@@ -1787,6 +1787,15 @@ mod tests {
         }
     }
 
+    /// The ids of the rules with a pattern `pred` takes.
+    fn rules_where(set: &RuleSet, pred: impl Fn(&Pattern) -> bool) -> Vec<&str> {
+        all_patterns(set)
+            .iter()
+            .filter(|(_, p)| pred(p))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     #[test]
     fn led_searches_agree_with_the_capture_engine_on_every_example() {
         let set = RuleSet::builtin();
@@ -1819,11 +1828,7 @@ mod tests {
         assert!(compared > 10_000, "only {compared} searches compared");
         // The provider rules are searched this way; key-name rules are not (their match
         // starts before the name, at a boundary no keyword marks).
-        let led: Vec<&str> = all_patterns(set)
-            .iter()
-            .filter(|(_, p)| p.led.is_some())
-            .map(|(id, _)| *id)
-            .collect();
+        let led = rules_where(set, |p| p.led.is_some());
         for id in [
             "slack-bot-token",
             "github-pat",
@@ -1843,11 +1848,7 @@ mod tests {
             assert!(!led.contains(&id), "{id}");
         }
         // Key-name rules are searched from their keywords by their key names instead.
-        let keyed: Vec<&str> = all_patterns(set)
-            .iter()
-            .filter(|(_, p)| p.keyed.is_some())
-            .map(|(id, _)| *id)
-            .collect();
+        let keyed = rules_where(set, |p| p.keyed.is_some());
         for id in [
             "password-assignment",
             "token-assignment",
@@ -1862,11 +1863,7 @@ mod tests {
         }
         assert!(!keyed.contains(&"database-connection-string"));
         // URL credentials are searched from the `://` inside them.
-        let infixed: Vec<&str> = all_patterns(set)
-            .iter()
-            .filter(|(_, p)| p.infixed.is_some())
-            .map(|(id, _)| *id)
-            .collect();
+        let infixed = rules_where(set, |p| p.infixed.is_some());
         for id in ["url-credentials", "database-connection-string"] {
             assert!(
                 infixed.contains(&id),
