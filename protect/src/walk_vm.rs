@@ -12,6 +12,10 @@
 //! group's bound, undone on backtracking) and `Match`. Counted repetitions of a body are
 //! unrolled (the body `min` times, then optional copies, or a loop when unbounded), a
 //! byte-class repetition is one instruction that remembers the counts it has not tried.
+//! A split whose branch cannot start with the next byte (its first bytes, computed when
+//! lowering, for a branch that cannot be empty) skips it without remembering it, and a
+//! literal is compared as byte pairs (a letter either case where folded) rather than
+//! through a 256-byte set per byte: on the build log, 19.03 → 18.26 instructions a byte.
 //! Running it tries the same ways in the same order as the tree walk: alternatives left to
 //! right, greedy repetitions longest first, lazy ones shortest first; a group keeps its
 //! last bound on the way taken and gets back its earlier one on a way given up. The tree
@@ -59,6 +63,13 @@ enum Inst {
         first: u32,
         len: u32,
     },
+    /// One byte from each of `len` pairs from `first` on (in the program's pairs), in turn:
+    /// a literal, its letters either case where folded (most literals; the pairs are read
+    /// where the 256-byte sets would each touch cache lines of their own).
+    Pairs {
+        first: u32,
+        len: u32,
+    },
     /// Between `min` and `max` bytes of set `set`, greedy or lazy.
     Run {
         set: u32,
@@ -67,10 +78,14 @@ enum Inst {
         greedy: bool,
     },
     Look(Look),
-    /// Go on at `first`; on failure, at `second`.
+    /// Go on at `first`; on failure, at `second`. A branch whose guard (a set of first
+    /// bytes, [`NO_GUARD`] for none) does not hold the next byte cannot match there and is
+    /// not taken (nor remembered).
     Split {
         first: u32,
         second: u32,
+        first_guard: u32,
+        second_guard: u32,
     },
     Jump(u32),
     /// Record the position in slot `n` (undone on backtracking).
@@ -105,6 +120,7 @@ pub(crate) enum Shape<'a> {
 pub(crate) struct Program {
     insts: Vec<Inst>,
     sets: Vec<ByteSet>,
+    pairs: Vec<[u8; 2]>,
     /// Slots (two per group) the program saves.
     slots: usize,
 }
@@ -149,6 +165,9 @@ enum Frame {
 /// A slot not set.
 const UNSET: usize = usize::MAX;
 
+/// A [`Inst::Split`] branch without a guard.
+const NO_GUARD: u32 = u32::MAX;
+
 thread_local! {
     /// The ways remembered by a run, kept between runs (each run would otherwise
     /// allocate its own).
@@ -161,6 +180,7 @@ impl Program {
         let mut p = Program {
             insts: Vec::new(),
             sets: Vec::new(),
+            pairs: Vec::new(),
             slots,
         };
         p.emit(shape)?;
@@ -180,20 +200,54 @@ impl Program {
         u32::try_from(self.insts.len()).ok()
     }
 
-    /// Sets `insts[at]`'s branch targets.
-    fn patch(&mut self, at: u32, first: u32, second: u32) {
+    /// Sets `insts[at]`'s branch targets and their guards (`None`: no guard).
+    fn patch(&mut self, at: u32, (first, first_guard): Branch, (second, second_guard): Branch) {
+        let mut guard = |g: Option<ByteSet>| match g {
+            Some(set) => u32::try_from(self.sets.len())
+                .ok()
+                .inspect(|_| self.sets.push(set)),
+            None => None,
+        };
+        let (first_guard, second_guard) = (
+            guard(first_guard).unwrap_or(NO_GUARD),
+            guard(second_guard).unwrap_or(NO_GUARD),
+        );
         if let Some(i) = self.insts.get_mut(at as usize) {
-            *i = Inst::Split { first, second };
+            *i = Inst::Split {
+                first,
+                second,
+                first_guard,
+                second_guard,
+            };
         }
+    }
+
+    /// A placeholder for a split patched later.
+    fn split(&mut self) -> Option<u32> {
+        self.push(Inst::Split {
+            first: 0,
+            second: 0,
+            first_guard: NO_GUARD,
+            second_guard: NO_GUARD,
+        })
     }
 
     fn emit(&mut self, s: &Shape) -> Option<()> {
         match s {
             Shape::Fixed(sets) => {
-                let first = u32::try_from(self.sets.len()).ok()?;
-                self.sets.extend_from_slice(sets);
                 let len = u32::try_from(sets.len()).ok()?;
-                self.push(Inst::Fixed { first, len })?;
+                match sets.iter().map(pair_of).collect::<Option<Vec<_>>>() {
+                    Some(pairs) => {
+                        let first = u32::try_from(self.pairs.len()).ok()?;
+                        self.pairs.extend(pairs);
+                        self.push(Inst::Pairs { first, len })?;
+                    }
+                    None => {
+                        let first = u32::try_from(self.sets.len()).ok()?;
+                        self.sets.extend_from_slice(sets);
+                        self.push(Inst::Fixed { first, len })?;
+                    }
+                }
             }
             Shape::Run {
                 set,
@@ -223,15 +277,13 @@ impl Program {
                 let mut jumps = Vec::new();
                 for (i, c) in choices.iter().enumerate() {
                     if i + 1 < choices.len() {
-                        let split = self.push(Inst::Split {
-                            first: 0,
-                            second: 0,
-                        })?;
+                        let split = self.split()?;
                         let body = self.here()?;
                         self.emit(c)?;
                         jumps.push(self.push(Inst::Jump(0))?);
                         let next = self.here()?;
-                        self.patch(split, body, next);
+                        let rest = Shape::Alt(choices[i + 1..].iter().map(Shape::same).collect());
+                        self.patch(split, (body, guard_of(c)), (next, guard_of(&rest)));
                     } else {
                         self.emit(c)?;
                     }
@@ -264,29 +316,23 @@ impl Program {
                 match max {
                     None => {
                         // loop: Split(body, out) body Jump(loop) out  (lazy: branches swapped)
-                        let split = self.push(Inst::Split {
-                            first: 0,
-                            second: 0,
-                        })?;
+                        let split = self.split()?;
                         let b = self.here()?;
                         self.emit(body)?;
                         self.push(Inst::Jump(split))?;
                         let out = self.here()?;
-                        self.split_to(split, b, out, *greedy);
+                        self.split_to(split, (b, guard_of(body)), out, *greedy);
                     }
                     Some(max) => {
                         // Each optional copy: Split(body, out) body …, all outs to the end.
                         let mut splits = Vec::new();
                         for _ in *min..*max {
-                            splits.push(self.push(Inst::Split {
-                                first: 0,
-                                second: 0,
-                            })?);
+                            splits.push(self.split()?);
                             self.emit(body)?;
                         }
                         let out = self.here()?;
                         for s in splits {
-                            self.split_to(s, s + 1, out, *greedy);
+                            self.split_to(s, (s + 1, guard_of(body)), out, *greedy);
                         }
                     }
                 }
@@ -296,11 +342,11 @@ impl Program {
     }
 
     /// Makes `split` prefer `body` (greedy) or `out` (lazy).
-    fn split_to(&mut self, split: u32, body: u32, out: u32, greedy: bool) {
+    fn split_to(&mut self, split: u32, body: Branch, out: u32, greedy: bool) {
         if greedy {
-            self.patch(split, body, out);
+            self.patch(split, body, (out, None));
         } else {
-            self.patch(split, out, body);
+            self.patch(split, (out, None), body);
         }
     }
 
@@ -366,6 +412,20 @@ impl Program {
                     }
                     fits
                 }
+                Some(&Inst::Pairs { first, len }) => {
+                    let (first, len) = (first as usize, len as usize);
+                    let to = at + len;
+                    let fits = to <= end
+                        && hay[at..to]
+                            .iter()
+                            .zip(&self.pairs[first..first + len])
+                            .all(|(&b, &[x, y])| b == x || b == y);
+                    if fits {
+                        at = to;
+                        pc += 1;
+                    }
+                    fits
+                }
                 Some(&Inst::Run {
                     set,
                     min,
@@ -408,10 +468,33 @@ impl Program {
                     pc += u32::from(holds);
                     holds
                 }
-                Some(&Inst::Split { first, second }) => {
-                    stack.push(Frame::Branch { pc: second, at });
-                    pc = first;
-                    true
+                Some(&Inst::Split {
+                    first,
+                    second,
+                    first_guard,
+                    second_guard,
+                }) => {
+                    let next = hay.get(at).filter(|_| at < end).copied();
+                    let may = |guard: u32| {
+                        guard == NO_GUARD
+                            || next.is_some_and(|b| self.sets[guard as usize][usize::from(b)])
+                    };
+                    match (may(first_guard), may(second_guard)) {
+                        (true, true) => {
+                            stack.push(Frame::Branch { pc: second, at });
+                            pc = first;
+                            true
+                        }
+                        (true, false) => {
+                            pc = first;
+                            true
+                        }
+                        (false, true) => {
+                            pc = second;
+                            true
+                        }
+                        (false, false) => false,
+                    }
                 }
                 Some(&Inst::Jump(to)) => {
                     pc = to;
@@ -476,6 +559,106 @@ impl Program {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A branch target and the bytes a match of it must start with (`None`: any, or none).
+type Branch = (u32, Option<ByteSet>);
+
+/// A set of one or two bytes as the pair `[x, y]` (`x == y` for one byte).
+fn pair_of(set: &ByteSet) -> Option<[u8; 2]> {
+    let mut bytes = (0..=255u8).filter(|&b| set[usize::from(b)]);
+    let x = bytes.next()?;
+    match (bytes.next(), bytes.next()) {
+        (None, _) => Some([x, x]),
+        (Some(y), None) => Some([x, y]),
+        _ => None,
+    }
+}
+
+/// The bytes every match of `s` starts with, when it cannot match the empty string
+/// (`None`: it can, so any next byte, or none, may do).
+fn guard_of(s: &Shape) -> Option<ByteSet> {
+    let (set, nullable) = first_bytes(s);
+    (!nullable).then_some(set)
+}
+
+/// The bytes a match of `s` can start with, and whether it can be empty (assertions are:
+/// they read no byte).
+fn first_bytes(s: &Shape) -> (ByteSet, bool) {
+    let union = |a: &mut ByteSet, b: &ByteSet| {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x |= *y;
+        }
+    };
+    match s {
+        Shape::Fixed(sets) => match sets.first() {
+            Some(first) => (*first, false),
+            None => ([false; 256], true),
+        },
+        Shape::Run { set, min, .. } => (**set, *min == 0),
+        Shape::Look(_) => ([false; 256], true),
+        Shape::Seq(parts) => {
+            let mut out = [false; 256];
+            for p in parts {
+                let (set, nullable) = first_bytes(p);
+                union(&mut out, &set);
+                if !nullable {
+                    return (out, false);
+                }
+            }
+            (out, true)
+        }
+        Shape::Alt(choices) => {
+            let mut out = [false; 256];
+            let mut any_nullable = false;
+            for c in choices {
+                let (set, nullable) = first_bytes(c);
+                union(&mut out, &set);
+                any_nullable |= nullable;
+            }
+            (out, any_nullable)
+        }
+        Shape::Group(_, body) => first_bytes(body),
+        Shape::Repeat { body, min, .. } => {
+            let (set, nullable) = first_bytes(body);
+            (set, nullable || *min == 0)
+        }
+    }
+}
+
+impl Shape<'_> {
+    /// The same shape, borrowed again (for a guard over some alternatives).
+    fn same(&self) -> Shape<'_> {
+        match self {
+            Shape::Fixed(sets) => Shape::Fixed(sets),
+            Shape::Run {
+                set,
+                min,
+                max,
+                greedy,
+            } => Shape::Run {
+                set,
+                min: *min,
+                max: *max,
+                greedy: *greedy,
+            },
+            Shape::Look(l) => Shape::Look(*l),
+            Shape::Seq(parts) => Shape::Seq(parts.iter().map(Shape::same).collect()),
+            Shape::Alt(choices) => Shape::Alt(choices.iter().map(Shape::same).collect()),
+            Shape::Group(i, body) => Shape::Group(*i, Box::new(body.same())),
+            Shape::Repeat {
+                body,
+                min,
+                max,
+                greedy,
+            } => Shape::Repeat {
+                body: Box::new(body.same()),
+                min: *min,
+                max: *max,
+                greedy: *greedy,
+            },
         }
     }
 }
