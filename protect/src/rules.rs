@@ -512,6 +512,9 @@ struct Keyword {
     text: String,
     /// Matched exactly (else ASCII-case-insensitively).
     exact: bool,
+    /// A pattern's keyword (see [`RuleSpec::pattern_keywords`]): its hits are kept even
+    /// when it triggers no rule, so that the pattern's check reads them off the scan.
+    needed: bool,
 }
 
 /// The prefilter: a DFA over the case-insensitive keywords and an exact searcher over the
@@ -523,7 +526,7 @@ struct Automata {
     info: Vec<Keyword>,
 }
 
-fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
+fn automaton(words: &[(String, usize, bool)], needed: &[String]) -> Result<Automata, RulesError> {
     let mut info: Vec<Keyword> = Vec::new();
     let mut add = |text: String, exact: bool, rule: Option<usize>| {
         let i = match info.iter().position(|k| k.text == text && k.exact == exact) {
@@ -534,6 +537,7 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
                     text,
                     exact,
                     every_occurrence: true,
+                    needed: false,
                 });
                 info.len() - 1
             }
@@ -541,11 +545,22 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
         if let Some(rule) = rule.filter(|r| !info[i].owners.contains(r)) {
             info[i].owners.push(rule);
         }
+        i
     };
     // Case-insensitive keywords first, so the two kinds' indices follow each other.
     for (w, rule, _) in words.iter().filter(|w| !w.2) {
         add(w.to_ascii_lowercase(), false, Some(*rule));
     }
+    // Patterns' keywords the scan would not report otherwise (`host` of a connection
+    // string's pattern): scanned for, triggering no rule, so that the pattern's check is
+    // a look-up in the line's hits instead of a search of the line (an Aho-Corasick
+    // search per pattern and line, ~570 instructions; issue 18). Not the short ones,
+    // which hit often in ordinary text.
+    let needed_ids: Vec<usize> = needed
+        .iter()
+        .filter(|w| w.len() >= 3)
+        .map(|w| add(w.to_ascii_lowercase(), false, None))
+        .collect();
     // A case-sensitive keyword is found through a case-insensitive twin where it can have
     // one: a keyword of its own spelling, else one added for it that triggers no rule.
     // Not for short or self-overlapping ones (`SK`, `AAAA`): their folded spelling hits
@@ -557,6 +572,9 @@ fn automaton(words: &[(String, usize, bool)]) -> Result<Automata, RulesError> {
     }
     for (w, rule, _) in words.iter().filter(|w| w.2) {
         add(w.clone(), true, Some(*rule));
+    }
+    for i in needed_ids {
+        info[i].needed = true;
     }
     let cs_base = info.iter().position(|k| k.exact).unwrap_or(info.len());
     // A DFA laid out as one flat table (see `keyword_dfa`): the keyword set is too large
@@ -800,12 +818,20 @@ impl RuleSet {
                 keywords_in_matches: !spec.keywords_are_context,
             });
         }
+        // Every pattern's keywords, as the scan would report them (case-insensitively).
+        let needed: Vec<String> = file
+            .rule
+            .iter()
+            .flat_map(|r| &r.pattern_keywords)
+            .flat_map(|k| k.ci.iter().chain(&k.cs))
+            .map(|w| w.to_ascii_lowercase())
+            .collect();
         let Automata {
             dfa: keywords,
             finders: keywords_cs,
             twins_cs,
             info: keyword_info,
-        } = automaton(&words)?;
+        } = automaton(&words, &needed)?;
         lead_patterns(&mut rules, &file.rule, &keyword_info);
         // The keywords of the rules for secrets spanning lines, and each one's rule.
         let (multiline_words, multiline_owner): (Vec<&String>, Vec<usize>) = file
@@ -845,7 +871,9 @@ impl RuleSet {
             specs: file.rule,
             keywords,
             keywords_cs,
-            twins_added: keyword_info.iter().any(|k| k.owners.is_empty()),
+            twins_added: keyword_info
+                .iter()
+                .any(|k| k.owners.is_empty() && !k.needed),
             twins_cs,
             multiline,
             multiline_owner,
@@ -898,8 +926,12 @@ impl RuleSet {
             }
         }
         if self.twins_added {
-            // A twin added for an exact keyword triggers no rule: its hits are dropped.
-            out.retain(|&(_, _, k)| !self.keyword_info[k].owners.is_empty());
+            // A twin added for an exact keyword triggers no rule: its hits are dropped (a
+            // pattern's keyword's are kept, for the pattern's check).
+            out.retain(|&(_, _, k)| {
+                let info = &self.keyword_info[k];
+                !info.owners.is_empty() || info.needed
+            });
         }
         for (j, f) in &self.keywords_cs {
             // Non-overlapping: a run of the keyword is reported every keyword length.
@@ -1486,7 +1518,7 @@ mod tests {
         let mut want = Vec::new();
         for (i, k) in set.keyword_info.iter().enumerate() {
             let t = k.text.as_bytes();
-            if k.owners.is_empty() {
+            if k.owners.is_empty() && !k.needed {
                 continue; // a twin that triggers no rule is not reported
             }
             if k.exact {
@@ -1952,6 +1984,32 @@ mod tests {
             RuleSet::from_toml(short),
             Err(RulesError::Invalid { .. })
         ));
+    }
+
+    /// A pattern's keywords of three bytes or more are scanned for (kept even where they
+    /// trigger no rule), so the pattern's check reads the line's hits instead of searching
+    /// the line: in the shipped rules every such pattern is mapped to the scan; a shorter
+    /// keyword (`-u`) keeps the search.
+    #[test]
+    fn patterns_keywords_are_read_off_the_scan() {
+        let set = RuleSet::builtin();
+        let mut mapped = 0;
+        for (rule, spec) in set.rules.iter().zip(&set.specs) {
+            for (p, words) in rule.patterns.iter().zip(&spec.pattern_keywords) {
+                let Some(needs) = &p.needs else { continue };
+                let all_long = words.ci.iter().chain(&words.cs).all(|w| w.len() >= 3);
+                assert_eq!(needs.scan.is_some(), all_long, "{}: {words:?}", spec.id);
+                mapped += usize::from(all_long);
+            }
+        }
+        assert!(mapped >= 8, "{mapped} patterns mapped");
+        // `host` triggers no rule, yet its hits are kept for the connection string's
+        // second pattern.
+        let mut hits = Vec::new();
+        set.keyword_hits(b"Server=db;Host=x", &mut hits);
+        assert!(hits
+            .iter()
+            .any(|&(s, e, k)| (s, e) == (10, 14) && set.keyword_info[k].needed));
     }
 
     /// A pattern with keywords of its own is searched only where one occurs: a rule file
