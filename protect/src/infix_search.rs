@@ -60,6 +60,12 @@ impl std::fmt::Debug for Infixed {
 }
 
 impl Infixed {
+    /// The reverse search of the part before the keyword (for tests).
+    #[cfg(test)]
+    pub(crate) fn before(&self) -> &ReverseStart {
+        &self.before
+    }
+
     /// The search for the pattern `hir` of a rule with these (case-insensitive) keywords,
     /// if it has the shape in the module docs.
     pub(crate) fn new(hir: &Hir, insensitive: &[String]) -> Option<Infixed> {

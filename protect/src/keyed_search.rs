@@ -119,6 +119,12 @@ impl Keyed {
         })
     }
 
+    /// The head's reverse search (for tests).
+    #[cfg(test)]
+    pub(crate) fn head(&self) -> &ReverseStart {
+        &self.head_rev
+    }
+
     /// Sets the keyword scan's ids of the rule's keywords.
     pub(crate) fn set_keywords(&mut self, mut ids: Vec<usize>) {
         ids.sort_unstable();
@@ -200,15 +206,29 @@ impl Attempts {
     }
 }
 
-/// A pattern part's reverse lazy DFA, reporting every match, with its caches: the
-/// leftmost start of the part's matches that end at a given place.
+/// A pattern part's reverse DFA, reporting every match: the leftmost start of the part's
+/// matches that end at a given place. A fully built (dense) DFA where it fits
+/// [`DENSE_LIMIT`], else a lazy one with its caches: the dense one has no cache to take
+/// from a pool and a faster loop (a key name's head read back cost ~400 instructions
+/// through the lazy DFA; issue 18).
 pub(crate) struct ReverseStart {
-    dfa: DFA,
-    /// One cache per thread searching at once.
-    caches: Pool<Cache, CacheFn>,
+    dfa: Reverse,
 }
 
-/// A cache taken from a [`ReverseStart`]'s pool for one search (taken when first needed).
+/// The most memory one part's dense DFA may take; a larger part keeps the lazy DFA.
+const DENSE_LIMIT: usize = 256 << 10;
+
+enum Reverse {
+    Dense(regex_automata::dfa::dense::DFA<Vec<u32>>),
+    Lazy {
+        dfa: DFA,
+        /// One cache per thread searching at once.
+        caches: Pool<Cache, CacheFn>,
+    },
+}
+
+/// A cache taken from a [`ReverseStart`]'s pool for one search (taken when first needed;
+/// a dense DFA takes none).
 pub(crate) type CacheGuard<'a> = Option<regex_automata::util::pool::PoolGuard<'a, Cache, CacheFn>>;
 
 impl ReverseStart {
@@ -223,6 +243,20 @@ impl ReverseStart {
             )
             .build_from_hir(part)
             .ok()?;
+        let dense = regex_automata::dfa::dense::Builder::new()
+            .configure(
+                regex_automata::dfa::dense::Config::new()
+                    .match_kind(MatchKind::All)
+                    .start_kind(regex_automata::dfa::StartKind::Anchored)
+                    .dfa_size_limit(Some(DENSE_LIMIT))
+                    .determinize_size_limit(Some(4 * DENSE_LIMIT)),
+            )
+            .build_from_nfa(&nfa);
+        if let Ok(dfa) = dense {
+            return Some(ReverseStart {
+                dfa: Reverse::Dense(dfa),
+            });
+        }
         let dfa = DFA::builder()
             .configure(DFA::config().match_kind(MatchKind::All))
             .build_from_nfa(nfa)
@@ -230,9 +264,20 @@ impl ReverseStart {
         let for_caches = dfa.clone();
         let make: CacheFn = Box::new(move || for_caches.create_cache());
         Some(ReverseStart {
-            dfa,
-            caches: Pool::new(make),
+            dfa: Reverse::Lazy {
+                dfa,
+                caches: Pool::new(make),
+            },
         })
+    }
+
+    /// The memory the DFA takes, and whether it is dense.
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> (usize, bool) {
+        match &self.dfa {
+            Reverse::Dense(d) => (d.memory_usage(), true),
+            Reverse::Lazy { dfa, .. } => (dfa.memory_usage(), false),
+        }
     }
 
     /// The leftmost start at or after `from` of a match of the part ending exactly at
@@ -245,9 +290,15 @@ impl ReverseStart {
         end: usize,
         cache: &mut CacheGuard<'a>,
     ) -> Result<Option<usize>, ()> {
-        let cache = cache.get_or_insert_with(|| self.caches.get());
         let input = Input::new(hay).range(from..end).anchored(Anchored::Yes);
-        match self.dfa.try_search_rev(cache, &input) {
+        let found = match &self.dfa {
+            Reverse::Dense(dfa) => regex_automata::dfa::Automaton::try_search_rev(dfa, &input),
+            Reverse::Lazy { dfa, caches } => {
+                let cache = cache.get_or_insert_with(|| caches.get());
+                dfa.try_search_rev(cache, &input)
+            }
+        };
+        match found {
             Ok(m) => Ok(m.map(|m| m.offset())),
             Err(_) => Err(()),
         }

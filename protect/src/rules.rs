@@ -1904,6 +1904,35 @@ mod tests {
         }
     }
 
+    /// The reverse searches of key names and of the parts before an infix keyword are
+    /// dense DFAs for the shipped patterns (no cache pool, the faster loop) but one, within
+    /// a bound on their memory (~0.6 MiB in all).
+    #[test]
+    fn reverse_searches_are_dense_and_small() {
+        let set = RuleSet::builtin();
+        let (mut total, mut count) = (0, 0);
+        for rule in &set.rules {
+            for p in &rule.patterns {
+                let reverse = p
+                    .keyed
+                    .as_ref()
+                    .map(|k| k.head())
+                    .into_iter()
+                    .chain(p.infixed.as_ref().map(|i| i.before()));
+                for r in reverse {
+                    let (size, dense) = r.size();
+                    // `aws[\w.\-]{0,24}?(?:secret|sk)` read backwards needs far more states.
+                    let lazy_expected = rule.id == "aws-secret-access-key";
+                    assert_eq!(dense, !lazy_expected, "{}: {size} bytes", rule.id);
+                    total += size;
+                    count += 1;
+                }
+            }
+        }
+        assert!(count >= 10, "{count} reverse searches");
+        assert!(total < 4 << 20, "{count} dense DFAs take {total} bytes");
+    }
+
     /// A case-sensitive keyword that overlaps itself (`ABAB`) is searched by a finder,
     /// which reports a run of it every keyword length: occurrences it skips must not hide
     /// a match from the searches that read occurrences off the scan.
