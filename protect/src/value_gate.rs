@@ -235,6 +235,47 @@ fn entropy(v: &[u8]) -> f64 {
     entropy_of(v, |b| std::mem::take(&mut counts[usize::from(b)]))
 }
 
+/// Whether `v`'s Shannon entropy is below `min`, as `entropy(v) < min` answers. The most
+/// frequent byte's share bounds the entropy from below (min-entropy, `log2(n / most)`, is
+/// at most Shannon's): where that bound clears `min` (by a margin far above rounding), the
+/// answer is no without summing the logarithms. Most values a gate reads are made secrets,
+/// far above their rule's `min`: the sum was about a sixth of the gate on secret-dense
+/// text (issue 18).
+fn entropy_below(v: &[u8], min: f64) -> bool {
+    /// Far above the sum's rounding error (~1e-15 per bit), far below any threshold's
+    /// precision.
+    const MARGIN: f64 = 1e-9;
+    if v.is_empty() || v.len() > usize::from(u8::MAX) {
+        return entropy(v) < min;
+    }
+    let mut counts = [0u8; 256];
+    let mut most = 0;
+    for &b in v {
+        let c = &mut counts[usize::from(b)];
+        *c += 1;
+        most = most.max(*c);
+    }
+    let log2 = log2_table();
+    if log2[v.len()] - log2[usize::from(most)] >= min + MARGIN {
+        return false;
+    }
+    entropy_of(v, |b| {
+        u32::from(std::mem::take(&mut counts[usize::from(b)]))
+    }) < min
+}
+
+/// `log2(c)` for counts up to 255 (`log2(0)` is not used).
+fn log2_table() -> &'static [f64; 256] {
+    static TABLE: std::sync::OnceLock<[f64; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0.0; 256];
+        for (c, x) in t.iter_mut().enumerate().skip(1) {
+            *x = (c as f64).log2();
+        }
+        t
+    })
+}
+
 /// The entropy of `v` from its byte counts: `take(b)` gives `b`'s count the first time,
 /// then 0.
 fn entropy_of(v: &[u8], mut take: impl FnMut(u8) -> u32) -> f64 {
@@ -860,7 +901,7 @@ pub(crate) fn admits(
         || lists.has_word(&lists.placeholders, v)
         || lists.has_word(&lists.keywords, v)
         || template(v, holds)
-        || entropy(v) < g.min_entropy
+        || entropy_below(v, g.min_entropy)
     {
         return false;
     }
@@ -1277,6 +1318,25 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn entropy_below_answers_as_the_entropy_does(
+            v in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(b'a'), proptest::strategy::Just(b'b'), proptest::strategy::Just(b'c'), proptest::strategy::Just(b'd'), proptest::prelude::any::<u8>()], 0..300),
+            min in proptest::prop_oneof![proptest::strategy::Just(0.0), proptest::strategy::Just(1.0), proptest::strategy::Just(2.0), proptest::strategy::Just(2.5), proptest::strategy::Just(3.0), proptest::strategy::Just(3.5), 0.0f64..8.0],
+        ) {
+            proptest::prop_assert_eq!(entropy_below(&v, min), entropy(&v) < min);
+        }
+
+        #[test]
+        fn entropy_below_at_exact_thresholds(k in 1usize..16, reps in 1usize..15) {
+            // `k` distinct bytes, each `reps` times: entropy exactly log2(k), the bound's
+            // own value; a threshold at it, just above and just below.
+            let v: Vec<u8> = (0..k as u8).flat_map(|b| std::iter::repeat_n(b'a' + b, reps)).collect();
+            let h = (k as f64).log2();
+            for min in [h, h + 1e-12, h - 1e-12, h + 0.5, h - 0.5] {
+                proptest::prop_assert_eq!(entropy_below(&v, min), entropy(&v) < min);
+            }
+        }
+
         #[test]
         fn the_last_part_of_a_key_is_what_splitting_gives(key in "[a-zA-Z_.\\-]{0,12}") {
             let split = key.rsplit(['.', '-']).next().unwrap_or(&key);
