@@ -111,6 +111,11 @@ impl WordSet {
         self.may_hold(w.as_bytes()) && self.words.contains(w)
     }
 
+    /// [`WordSet::contains`] for a word given as bytes (not UTF-8: not a word).
+    fn contains_bytes(&self, w: &[u8]) -> bool {
+        self.may_hold(w) && std::str::from_utf8(w).is_ok_and(|w| self.words.contains(w))
+    }
+
     /// Whether a word of `w`'s shape is in the set, whatever the case of `w`'s ASCII
     /// letters: `false` says no such word is, `true` only that one may be.
     fn may_hold(&self, w: &[u8]) -> bool {
@@ -169,8 +174,8 @@ impl ValueLists {
     }
 
     /// Whether the key name ends in a suffix of names that never hold a secret.
-    fn non_secret_suffix(&self, key_name: &str) -> bool {
-        let k = key_name.as_bytes();
+    fn non_secret_suffix(&self, key_name: &[u8]) -> bool {
+        let k = key_name;
         if self.empty_suffix {
             return true;
         }
@@ -522,15 +527,8 @@ fn may_hold_marker(v: &[u8], holds: Holds) -> bool {
     if !holds.any(Holds::E) {
         return false;
     }
-    let mut from = 0;
-    while let Some(i) = memchr::memchr2(b'e', b'E', &v[from..]) {
-        let at = &v[from + i..];
-        if at.starts_with(b"env") || at.starts_with(b"ENV") {
-            return true;
-        }
-        from += i + 1;
-    }
-    false
+    // A value is a few bytes: a plain pass, where a `memchr2` per `e` cost its set-up.
+    v.windows(3).any(|w| w == b"env" || w == b"ENV")
 }
 
 /// Template or reference syntax: the value names where the secret comes from.
@@ -867,8 +865,9 @@ fn after_scheme(hay: &[u8], value_start: usize) -> bool {
 }
 
 /// The last part of a dotted or dashed key (`db.password` → `password`).
-fn last_part(key: &str) -> &str {
-    match memchr::memrchr2(b'.', b'-', key.as_bytes()) {
+fn last_part(key: &[u8]) -> &[u8] {
+    // A key is a few bytes: a plain loop, where `memrchr2` cost its set-up each call.
+    match key.iter().rposition(|&b| b == b'.' || b == b'-') {
         Some(i) => &key[i + 1..],
         None => key,
     }
@@ -887,13 +886,10 @@ pub(crate) fn admits(
     let quote_before = value.0 > 0 && matches!(hay[value.0 - 1], b'"' | b'\'');
     let quoted = quote_before && hay.get(value.1) == Some(&hay[value.0 - 1]);
     let (key_start, key_end) = key_before(hay, value.0, whole.0);
-    // The key's bytes are ASCII (`key_before` takes nothing else): checked, not copied.
-    let key = match std::str::from_utf8(&hay[key_start..key_end]) {
-        Ok(k) => std::borrow::Cow::Borrowed(k),
-        Err(_) => String::from_utf8_lossy(&hay[key_start..key_end]),
-    };
-    let key_name = last_part(&key);
-    if g.check_key && (lists.keys.contains(key_name) || lists.non_secret_suffix(key_name)) {
+    // The key's bytes are ASCII (`key_before` takes nothing else): read in place.
+    let key = &hay[key_start..key_end];
+    let key_name = last_part(key);
+    if g.check_key && (lists.keys.contains_bytes(key_name) || lists.non_secret_suffix(key_name)) {
         return false;
     }
     let holds = Holds::of(v);
@@ -914,7 +910,9 @@ pub(crate) fn admits(
         return true;
     }
     // `self.x = …`, `this.x = …`: an assignment in code, whatever the line looks like.
-    let in_object = ["self.", "this.", "@"].iter().any(|p| key.starts_with(p));
+    let in_object = [&b"self."[..], b"this.", b"@"]
+        .iter()
+        .any(|p| key.starts_with(p));
     if quoted {
         // Read only for values that prose, code text or words would turn away.
         let config = || {
@@ -931,7 +929,7 @@ pub(crate) fn admits(
         };
         // `accesskey: 'accessKey'`: a name mapped to a name.
         let names_itself = identifier_shaped(v) && {
-            let (a, b) = (norm(v), norm(key_name.as_bytes()));
+            let (a, b) = (norm(v), norm(key_name));
             !b.is_empty() && (a.contains(&b) || b.contains(&a))
         };
         return !(path_like(v)
@@ -957,8 +955,8 @@ pub(crate) fn admits(
     let env_prefix = key_end + 1 == value.0
         && hay[key_end] == b'='
         && key_name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
     let config = !in_object && (env_prefix || config_shaped(hay, key_start, value.0 + token_len));
     if t.len() < g.min_len
         || code_punctuation(t, holds)
@@ -1340,7 +1338,7 @@ mod tests {
         #[test]
         fn the_last_part_of_a_key_is_what_splitting_gives(key in "[a-zA-Z_.\\-]{0,12}") {
             let split = key.rsplit(['.', '-']).next().unwrap_or(&key);
-            proptest::prop_assert_eq!(last_part(&key), split);
+            proptest::prop_assert_eq!(last_part(key.as_bytes()), split.as_bytes());
         }
 
         #[test]
@@ -1401,7 +1399,7 @@ mod tests {
             let all = suffixes.iter().any(|s| {
                 k.len() >= s.len() && k[k.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
             });
-            proptest::prop_assert_eq!(lists.non_secret_suffix(&key), all);
+            proptest::prop_assert_eq!(lists.non_secret_suffix(key.as_bytes()), all);
         }
 
         /// The byte-search marker check equals the plain scan it replaced.
