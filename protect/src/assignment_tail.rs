@@ -169,10 +169,7 @@ impl Value {
         let room = self
             .max
             .map_or(hay.len() - start, |m| m.min(hay.len() - start));
-        let run = hay[start..start + room]
-            .iter()
-            .position(|&b| !self.body[usize::from(b)])
-            .unwrap_or(room);
+        let run = crate::tail_capture::run_in(&self.body, &hay[start..start + room]);
         (self.min..=run)
             .rev()
             .find(|&n| fixed_at(hay, start + n, &self.close))

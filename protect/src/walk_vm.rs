@@ -435,10 +435,7 @@ impl Program {
                     let set = &self.sets[set as usize];
                     let room = (end - at).min(max as usize);
                     let run = &hay[at..at + room];
-                    let most = run
-                        .iter()
-                        .position(|&b| !set[usize::from(b)])
-                        .unwrap_or(run.len());
+                    let most = crate::tail_capture::run_in(set, run);
                     scanned += most;
                     if scanned > limits.scan {
                         return Err(Stop::GaveUp);
