@@ -260,24 +260,24 @@ pub(crate) struct Pattern {
     secret_groups: Vec<usize>,
     /// Where the pattern splits into a key name and the rest: the secret group is then
     /// found by matching only the rest (see [`crate::tail_capture`]).
-    tail: Option<Tail>,
+    tail: Option<Box<Tail>>,
     /// For a pattern with secret groups that does not split: the whole pattern walked
     /// from where the lazy DFA says a match starts to where it ends (see
     /// [`crate::tail_program`]), instead of the capture engine.
-    walked: Option<TailProgram>,
+    walked: Option<Box<TailProgram>>,
     /// The fewest bytes a match spans (0 when not known).
     min_len: usize,
     /// Keywords each match holds, if the rule file names them for this pattern.
-    needs: Option<PatternNeeds>,
+    needs: Option<Box<PatternNeeds>>,
     /// For a pattern every match of which starts with one of its rule's keywords: matched
     /// from their occurrences (see [`crate::led_search`]).
-    led: Option<Led>,
+    led: Option<Box<Led>>,
     /// For a key-name pattern whose key name always holds one of its rule's keywords:
     /// matched from their occurrences (see [`crate::keyed_search`]).
-    keyed: Option<Keyed>,
+    keyed: Option<Box<Keyed>>,
     /// For a pattern with one of its rule's keywords written inside it: matched from
     /// their occurrences (see [`crate::infix_search`]).
-    infixed: Option<Infixed>,
+    infixed: Option<Box<Infixed>>,
 }
 
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
@@ -640,6 +640,7 @@ fn lead_patterns(rules: &mut [Rule], specs: &[RuleSpec], info: &[Keyword]) {
                     let text = spec.keywords.get(local)?.to_ascii_lowercase();
                     info.iter().position(|k| !k.exact && k.text == text)
                 })
+                .map(Box::new)
             });
         }
     }
@@ -747,13 +748,16 @@ impl RuleSet {
                         .look_set_prefix()
                         .contains(regex_syntax::hir::Look::Start)
                 });
+                // The parts a pattern may have are boxed: inline, their byte sets made a
+                // pattern ~3.7 KB, and the search loop's reads of a rule's patterns each
+                // touched lines of their own (issue 18).
                 let tail = match &hir {
-                    Some(h) if !secret_groups.is_empty() => Tail::split(h),
+                    Some(h) if !secret_groups.is_empty() => Tail::split(h).map(Box::new),
                     _ => None,
                 };
                 let walked = match &hir {
                     Some(h) if !secret_groups.is_empty() && tail.is_none() => {
-                        TailProgram::compile(h)
+                        TailProgram::compile(h).map(Box::new)
                     }
                     _ => None,
                 };
@@ -775,14 +779,16 @@ impl RuleSet {
                     needs: match spec.pattern_keywords.get(index) {
                         Some(k) => k
                             .compile()
-                            .map_err(|e| invalid(&format!("pattern {index}'s keywords: {e}")))?,
+                            .map_err(|e| invalid(&format!("pattern {index}'s keywords: {e}")))?
+                            .map(Box::new),
                         None => None,
                     },
                     // Compiled and dropped here unless led: the programs of every pattern
                     // at once were a 10 MiB peak (issue 18).
                     led: match &hir {
                         Some(h) if special == Special::None => TailProgram::compile(h)
-                            .and_then(|program| Led::new(program, &own_keywords)),
+                            .and_then(|program| Led::new(program, &own_keywords))
+                            .map(Box::new),
                         _ => None,
                     },
                     keyed: None,
@@ -790,9 +796,9 @@ impl RuleSet {
                 });
                 let p = patterns.last_mut().ok_or_else(|| invalid("no pattern"))?;
                 if let (Some(h), None, Special::None) = (&hir, &p.led, special) {
-                    p.keyed = Keyed::new(h, &spec.keywords, &spec.keywords_cs);
+                    p.keyed = Keyed::new(h, &spec.keywords, &spec.keywords_cs).map(Box::new);
                     if p.keyed.is_none() {
-                        p.infixed = Infixed::new(h, &spec.keywords);
+                        p.infixed = Infixed::new(h, &spec.keywords).map(Box::new);
                     }
                 }
             }
@@ -1616,7 +1622,7 @@ mod tests {
         let split: Vec<&str> = split_patterns(set).iter().map(|(id, _)| *id).collect();
         let by_hand: Vec<&str> = split_patterns(set)
             .iter()
-            .filter(|(_, p)| p.tail.as_ref().is_some_and(Tail::reads_by_hand))
+            .filter(|(_, p)| p.tail.as_deref().is_some_and(Tail::reads_by_hand))
             .map(|(id, _)| *id)
             .collect();
         for id in [
@@ -1638,7 +1644,7 @@ mod tests {
         }
         let walked: Vec<&str> = split_patterns(set)
             .iter()
-            .filter(|(_, p)| p.tail.as_ref().is_some_and(Tail::is_walked))
+            .filter(|(_, p)| p.tail.as_deref().is_some_and(Tail::is_walked))
             .map(|(id, _)| *id)
             .collect();
         for id in ["authorization-header", "url-credentials"] {
