@@ -39,7 +39,7 @@
 
 use crate::assignment_tail::{AssignmentTail, TailMatch};
 use crate::keyword_cover::covers_hir;
-use crate::led_search::{LedFind, LineKeywords};
+use crate::led_search::{KeywordIds, LedFind, LineKeywords};
 use crate::tail_capture::{splits, ByteSet};
 use crate::tail_program::TailProgram;
 use regex_automata::hybrid::dfa::{Cache, DFA};
@@ -68,6 +68,8 @@ pub(crate) struct Keyed {
     /// The keyword scan's ids of the rule's keywords, sorted (set once the scan is built:
     /// until then the pattern is searched by the engine).
     keywords: Vec<usize>,
+    /// The same, as a bitset.
+    ids: KeywordIds,
 }
 
 /// How the tail's match at a split is found.
@@ -116,6 +118,7 @@ impl Keyed {
             tail,
             tail_starts: split.tail_starts,
             keywords: Vec::new(),
+            ids: KeywordIds::default(),
         })
     }
 
@@ -128,6 +131,7 @@ impl Keyed {
     /// Sets the keyword scan's ids of the rule's keywords.
     pub(crate) fn set_keywords(&mut self, mut ids: Vec<usize>) {
         ids.sort_unstable();
+        self.ids = KeywordIds::of(&ids);
         self.keywords = ids;
     }
 
@@ -142,7 +146,7 @@ impl Keyed {
         let mut cache = None;
         let mut attempts = Attempts::new(FAILED_TAILS);
         for (ks, ke, k) in line.within(at, hay.len()) {
-            if self.keywords.binary_search(&k).is_err() {
+            if !self.ids.contains(k) {
                 continue;
             }
             // An occurrence inside the run of key bytes the last one ended: the same `b`.
