@@ -396,16 +396,23 @@ mod tests {
         assert!(flat(&none, b"").is_empty());
     }
 
-    #[test]
-    fn the_shipped_keywords_scan_as_aho_corasick_does() {
+    /// The shipped rules' case-insensitive keywords (lower case), and the build log with a
+    /// few of them added.
+    fn shipped_keywords_and_text() -> (Vec<String>, String) {
         let text = include_str!("../tests/fixtures/benign-build.log");
         let specs = crate::RuleSet::builtin().specs();
         let kws: Vec<String> = specs
             .iter()
             .flat_map(|s| s.keywords.iter().map(|k| k.to_ascii_lowercase()))
             .collect();
-        let refs: Vec<&str> = kws.iter().map(String::as_str).collect();
         let hay = format!("{text}password=x AKIA ghp_ xoxb- -----BEGIN RSA PRIVATE KEY");
+        (kws, hay)
+    }
+
+    #[test]
+    fn the_shipped_keywords_scan_as_aho_corasick_does() {
+        let (kws, hay) = shipped_keywords_and_text();
+        let refs: Vec<&str> = kws.iter().map(String::as_str).collect();
         assert_eq!(
             flat(&refs, hay.as_bytes()),
             sorted(reference(&refs, hay.as_bytes()))
@@ -420,18 +427,12 @@ mod tests {
     /// 2^17) re-laid as each larger size and as the checked slice gives the same matches.
     #[test]
     fn every_table_layout_scans_the_same() {
-        let text = include_str!("../tests/fixtures/benign-build.log");
-        let specs = crate::RuleSet::builtin().specs();
-        let kws: Vec<String> = specs
-            .iter()
-            .flat_map(|s| s.keywords.iter().map(|k| k.to_ascii_lowercase()))
-            .collect();
+        let (kws, hay) = shipped_keywords_and_text();
         let mut dfa = KeywordDfa::new(&kws).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             matches!(dfa.table, Table::P17(_)),
             "the shipped table fits 2^17"
         );
-        let hay = format!("{text}password=x AKIA ghp_ xoxb- -----BEGIN RSA PRIVATE KEY");
         let scan = |dfa: &KeywordDfa| {
             let mut out = Vec::new();
             dfa.overlapping(hay.as_bytes(), &mut out);
