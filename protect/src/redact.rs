@@ -23,6 +23,8 @@ pub(crate) const OVERLAP: usize = 4096;
 
 /// Label used for known values.
 pub(crate) const KNOWN_VALUE: &str = "known-value";
+/// What a known value is replaced by.
+const KNOWN_MARKER: &str = "[REDACTED:known-value]";
 
 /// Counts of redactions per rule id.
 pub type RedactionCounts = BTreeMap<String, u64>;
@@ -1871,16 +1873,12 @@ impl StreamRedactor {
             match s.kind {
                 Kind::Rule(r) => {
                     self.counts[r] += 1;
-                    out.push_str("[REDACTED:");
-                    out.push_str(&self.r.rules.rules()[r].id);
-                    out.push(']');
+                    out.push_str(&self.r.rules.rules()[r].marker);
                 }
                 Kind::Known => {
                     let k = self.r.known_index();
                     self.counts[k] += 1;
-                    out.push_str("[REDACTED:");
-                    out.push_str(KNOWN_VALUE);
-                    out.push(']');
+                    out.push_str(KNOWN_MARKER);
                 }
                 Kind::Drop => {}
                 Kind::Text(t) => out.push_str(&t),
@@ -1939,6 +1937,15 @@ fn merge(text: &str, spans: &mut [Span]) -> Vec<Span> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each redaction's marker names its rule (or the known values).
+    #[test]
+    fn markers_name_what_redacted() {
+        for r in RuleSet::builtin().rules() {
+            assert_eq!(r.marker, format!("[REDACTED:{}]", r.id));
+        }
+        assert_eq!(KNOWN_MARKER, format!("[REDACTED:{KNOWN_VALUE}]"));
+    }
     use proptest::prelude::*;
 
     /// A pair's header and keys are read by hand from lines an agent's command prints: any

@@ -357,6 +357,9 @@ pub struct Rule {
     pub id: String,
     /// What the rule finds.
     pub description: String,
+    /// What its redactions are replaced by: `[REDACTED:<id>]`, written whole (three
+    /// pieces a redaction before, issue 18).
+    pub(crate) marker: String,
     pub(crate) patterns: Vec<Pattern>,
     pub(crate) special: Special,
     placeholders: bool,
@@ -815,6 +818,7 @@ impl RuleSet {
             rules.push(Rule {
                 id: spec.id.clone(),
                 description: spec.description.clone(),
+                marker: format!("[REDACTED:{}]", spec.id),
                 patterns,
                 special,
                 placeholders: spec.placeholders,
