@@ -499,10 +499,16 @@ impl Program {
                 }
                 Some(&Inst::Save(slot)) => {
                     let s = slot as usize;
-                    stack.push(Frame::Restore {
-                        slot,
-                        old: slots[s],
-                    });
+                    // The old bound is kept only for a way to go back to: with none
+                    // remembered, a failure ends the run and the slots are not read. (A
+                    // restore is pushed only onto a non-empty stack, so the bottom frame
+                    // is always a way, and a non-empty stack always holds one.)
+                    if !stack.is_empty() {
+                        stack.push(Frame::Restore {
+                            slot,
+                            old: slots[s],
+                        });
+                    }
                     slots[s] = at;
                     pc += 1;
                     true
