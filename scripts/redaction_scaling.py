@@ -46,6 +46,10 @@ SHAPES = {
     # Many short lines.
     "lines of secrets": lambda n: fill(lambda i: f"DB_PASSWORD=Xy{i:07d}q", n, "\n") + "\n",
     "lines of bare keywords": lambda n: fill(lambda i: "password token", n, "\n") + "\n",
+    # Words scanned only for a pattern's check (`host`, `server`: they trigger no rule).
+    "long line of host server addr": lambda n: fill(lambda i: "hostserveraddr", n) + "\n",
+    "password= lines full of host": lambda n: fill(
+        lambda i: f"password=Xy{i:07d}q " + "host " * 12, n, "\n") + "\n",
     # Listings (`cat -n`, `grep -rn -A`) and records read for their prefix.
     "listed .env lines": lambda n: fill(lambda i: f"{i:>6}\tDB_PASSWORD=Xy{i:07d}q", n, "\n") + "\n",
     "dashed keys at line starts": lambda n: fill(

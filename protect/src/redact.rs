@@ -1952,6 +1952,38 @@ fn merge_sorted(spans: &[Span]) -> Vec<Span> {
 mod tests {
     use super::*;
 
+    /// A stream keeps its block buffers between blocks, but not a flood's: after a block of
+    /// keyword hits past the bound, each buffer is back within it, and what the stream
+    /// writes is what a fresh stream writes.
+    #[test]
+    fn a_flood_leaves_no_large_buffers_behind() {
+        let r = Redactor::new(&KnownSecrets::new());
+        let flood = "key".repeat(40_000) + "\n";
+        let after = "password=Abcdef12345678\n";
+        let mut s = r.stream();
+        let mut out = String::new();
+        s.push(&flood, &mut out);
+        let sc = &s.scratch;
+        for (name, cap) in [
+            ("spans", sc.spans.capacity()),
+            ("known", sc.known.capacity()),
+            ("kws", sc.kws.capacity()),
+            ("hits", sc.hits.capacity()),
+            ("line_hits", sc.line_hits.capacity()),
+        ] {
+            assert!(cap <= Scratch::KEEP, "{name} kept {cap}");
+        }
+        let mut tail = String::new();
+        s.push(after, &mut tail);
+        s.finish(&mut tail);
+        let mut fresh = String::new();
+        let mut f = r.stream();
+        f.push(after, &mut fresh);
+        f.finish(&mut fresh);
+        assert_eq!(tail, fresh);
+        assert_eq!(tail, "password=[REDACTED:password-assignment]\n");
+    }
+
     /// Each redaction's marker names its rule (or the known values).
     #[test]
     fn markers_name_what_redacted() {
