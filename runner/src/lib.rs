@@ -47,7 +47,7 @@ mod frame;
 pub mod known_hosts;
 mod live_paths;
 pub mod process;
-mod procs;
+pub(crate) use execkit_sandbox::procs;
 mod remote;
 mod remote_limits;
 mod result;

@@ -572,3 +572,25 @@ impl RemoteShell {
         }
     }
 }
+
+/// What a remote session without the helper gets: no sandbox on the target.
+pub(crate) fn no_sandbox(transport: execkit_engine::Transport) -> crate::sandbox::Enforcement {
+    use crate::sandbox::{Enforcement, Level, Profile, ResourceReport};
+    Enforcement {
+        profile: Profile::Off,
+        level: Level::None,
+        landlock_abi: 0,
+        filesystem: false,
+        landlock_network: false,
+        scopes: false,
+        seccomp: false,
+        no_new_privs: false,
+        pid_namespace: false,
+        resources: ResourceReport::default(),
+        writable: Vec::new(),
+        notes: vec![format!(
+            "{} session: no sandbox applies on the target; the policies are the guard",
+            transport.as_str()
+        )],
+    }
+}

@@ -427,7 +427,7 @@ impl Session {
             &config.secret_env,
         );
         let protector = Protector::new(Redactor::new(&secrets), config.limits.capture);
-        let mut enforcement = crate::sandbox::Enforcement::remote(transport);
+        let mut enforcement = crate::remote::no_sandbox(transport);
         enforcement.notes.extend(sh_note);
         let (resources, notes) = crate::remote_limits::report(&limits, &config.limits.resources);
         enforcement.resources = resources;

@@ -36,16 +36,7 @@ impl Wanted {
     }
 }
 
-/// Which cgroup version a session group lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum CgroupVersion {
-    /// The unified hierarchy.
-    V2,
-    /// Per-controller hierarchies.
-    V1,
-}
+pub use execkit_sandbox::CgroupVersion;
 
 /// Counters read before and after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -23,11 +23,7 @@ use std::sync::OnceLock;
 /// Credentials the grandchild switches to after mounting (uid, gid).
 pub(crate) type Creds = Option<(u32, u32)>;
 
-/// Set in the shell's process (after the fork, so per session) when it has a devpts
-/// instance of its own: then, and only then, the sandbox lets it open `/dev/ptmx` and
-/// `/dev/pts/*` (background processes in PTY mode), which hold only its own terminals.
-pub(crate) static PRIVATE_PTS: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+use execkit_sandbox::prepared::PRIVATE_PTS;
 
 /// Mounts a new devpts instance on `/dev/pts` and its `ptmx` over `/dev/ptmx`, in the
 /// session's private mount namespace; false when either mount fails (no PTYs then).

@@ -1,7 +1,7 @@
 //! Landlock rules: read everywhere except denied paths, write only to writable roots and a
 //! few device files, no TCP when the network is off, and signal/abstract-socket scoping.
 
-use super::SandboxError;
+use crate::SandboxError;
 use landlock::{
     Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
     RulesetCreatedAttr, Scope, ABI,
@@ -46,13 +46,19 @@ pub fn kernel_landlock_abi() -> i32 {
 /// Which parts the kernel will enforce.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Applied {
+    /// Filesystem rules (any ABI).
     pub filesystem: bool,
+    /// TCP bind/connect rules (ABI 4+, when the network is off).
     pub network: bool,
+    /// Signal and abstract-socket scoping (ABI 6+).
     pub scopes: bool,
 }
 
+/// A ruleset ready to be applied, and what it will enforce.
 pub struct Built {
+    /// The ruleset, built in the parent.
     pub ruleset: RulesetCreated,
+    /// What the kernel will enforce.
     pub applied: Applied,
 }
 
@@ -60,6 +66,8 @@ fn ll(e: impl std::fmt::Display) -> SandboxError {
     SandboxError::Landlock(e.to_string())
 }
 
+/// The ruleset: read everywhere but `deny_read`, write beneath `writable` (and the shared
+/// device files), no TCP when `block_tcp`, scoped signals and abstract sockets.
 pub fn build(
     abi: i32,
     writable: &[PathBuf],

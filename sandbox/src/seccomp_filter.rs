@@ -4,7 +4,7 @@
 //! set, which seccompiler's per-number rules would not see) are refused up front, and
 //! other architectures (32-bit `int 0x80`) kill the process.
 
-use super::SandboxError;
+use crate::SandboxError;
 use seccompiler::{
     sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
     SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
