@@ -1,0 +1,181 @@
+//! The JSON messages inside frames.
+
+use execkit_sandbox::{Enforcement, Profile, Rlimits};
+use serde::{Deserialize, Serialize};
+
+/// The session's setup, sent once by the server. Everything here is the operator's (the
+/// server builds it from its configuration, never from an agent's arguments).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    /// The sandbox profile (`off`: no Landlock or seccomp; the lifetime and framing
+    /// guarantees still hold).
+    pub profile: Profile,
+    /// The workspace on the target (`~/` means the remote account's home); the shell
+    /// starts there and, unless the profile is `read-only`, may write there.
+    pub workspace: String,
+    /// Create the workspace (mode 0700) when it is missing.
+    pub create_workspace: bool,
+    /// Extra writable paths (`~/` allowed).
+    pub writable: Vec<String>,
+    /// Paths the shell may not read (`~/` allowed; missing ones are skipped).
+    pub deny_read: Vec<String>,
+    /// Start without Landlock where the kernel has none (the report says so).
+    pub allow_best_effort: bool,
+    /// Give the shell PID and mount namespaces where the account may create them.
+    pub namespaces: bool,
+    /// Per-process limits (hard and soft) set before the shell starts.
+    pub rlimits: Rlimits,
+    /// The shell: `bash` (run as `bash --noprofile --norc`) or `sh`.
+    pub shell: ShellKind,
+    /// Variables set in the shell's environment (over the account's own).
+    pub env: Vec<(String, String)>,
+    /// With no frame from the server for this long, the helper takes the tree down
+    /// (0: never; the end of its stdin still does).
+    pub idle_secs: u64,
+}
+
+/// Which shell the helper starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShellKind {
+    /// `bash --noprofile --norc`.
+    #[default]
+    Bash,
+    /// A POSIX `sh`.
+    Sh,
+}
+
+impl ShellKind {
+    /// The program's name, looked up on the account's `PATH`.
+    pub fn program(self) -> &'static str {
+        match self {
+            ShellKind::Bash => "bash",
+            ShellKind::Sh => "sh",
+        }
+    }
+
+    /// Its arguments.
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            ShellKind::Bash => &["--noprofile", "--norc"],
+            ShellKind::Sh => &[],
+        }
+    }
+}
+
+/// The shell runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// [`crate::version_line`] of the helper.
+    pub version: String,
+    /// The remote account's home.
+    pub home: String,
+    /// The workspace, resolved.
+    pub workspace: String,
+    /// The session's private directory (the shell's `TMPDIR`; removed at the end).
+    pub private_dir: String,
+    /// The remote machine (`uname -m`).
+    pub machine: String,
+    /// The kernel release (`uname -r`).
+    pub kernel: String,
+    /// What the remote kernel enforces.
+    pub enforcement: Enforcement,
+    /// The environment the shell started with (for the server's secret redaction).
+    pub env: Vec<(String, String)>,
+}
+
+/// A request to the helper. Process ids are as the shell sees them (in its PID namespace
+/// where it has one); the helper translates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Call {
+    /// Is the shell blocked reading its own stdin? Answered with [`Waiting`].
+    Waiting,
+    /// The shell's children and their process groups: `[[pid, pgid], …]`.
+    Children,
+    /// Signals process groups (`targets` > 0) or single processes (negated); answered with
+    /// how many were delivered.
+    Signal {
+        /// Groups, or negated pids.
+        targets: Vec<i32>,
+        /// The signal.
+        sig: i32,
+    },
+    /// Signals the shell itself.
+    SignalShell {
+        /// The signal.
+        sig: i32,
+    },
+    /// New FIFOs for the shell's stdout and stderr: answered with [`Rotated`].
+    Rotate,
+    /// The shell's working directory as the kernel has it: answered with a string.
+    Cwd,
+}
+
+/// The answer to [`Call::Waiting`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// The shell is blocked in `read(0, …)` on the socket the helper gave it.
+    pub waiting: bool,
+    /// Its children then (background jobs), as the shell numbers them.
+    pub children: Vec<i32>,
+}
+
+/// The answer to [`Call::Rotate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotated {
+    /// The generation whose chunks now carry the shell's output.
+    pub generation: u64,
+    /// The stdout FIFO.
+    pub stdout: String,
+    /// The stderr FIFO.
+    pub stderr: String,
+}
+
+/// A reply: the value, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// The answer.
+    Ok(serde_json::Value),
+    /// The call failed.
+    Err(String),
+}
+
+/// Why the shell ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exited {
+    /// Its exit code, or 128 + the signal that killed it.
+    pub code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+/// Setup failed; the helper exits after sending this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failed {
+    /// Which step.
+    pub stage: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What `execkit-helper probe` prints: what this kernel and account can give a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// [`crate::version_line`].
+    pub version: String,
+    /// `uname -m`.
+    pub machine: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// The Landlock ABI (0: none).
+    pub landlock_abi: i32,
+    /// A seccomp filter can be installed.
+    pub seccomp: bool,
+    /// PID and mount namespaces can be created (how: `root` or `user`), or why not.
+    pub namespaces: Result<String, String>,
+    /// The account's uid.
+    pub uid: u32,
+}

@@ -1,0 +1,418 @@
+//! Starting the shell: a child made with `clone(2)` — in new user, PID and mount
+//! namespaces where the account may create them — that mounts its own `/proc`, builds
+//! and applies the sandbox, and executes the shell with a socket for stdin and pipes for
+//! stdout and stderr.
+//!
+//! The child builds the Landlock ruleset itself (the helper is single-threaded, so its
+//! forked child may allocate) after its namespaces exist, and reports what it will enforce
+//! over a close-on-exec pipe before it executes the shell: a report followed by the end of
+//! the pipe means the shell runs; an `E` line means it does not, and why.
+
+use crate::sys;
+use execkit_helper::msg::{ShellKind, Start};
+use execkit_sandbox::{prepared, Enforcement, Rlimits};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// Which namespaces the shell gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespaces {
+    /// None: the helper is the tree's subreaper.
+    None,
+    /// PID and mount namespaces (root, or an account with `CAP_SYS_ADMIN`).
+    Privileged,
+    /// A user namespace (the account mapped to itself), then PID and mount namespaces.
+    User,
+}
+
+impl Namespaces {
+    fn flags(self) -> libc::c_long {
+        let ns = (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_long;
+        match self {
+            Namespaces::None => 0,
+            Namespaces::Privileged => ns,
+            Namespaces::User => ns | libc::CLONE_NEWUSER as libc::c_long,
+        }
+    }
+}
+
+/// A running shell.
+#[derive(Debug)]
+pub struct Shell {
+    /// Its pid as the helper sees it.
+    pub pid: i32,
+    /// The namespaces it has.
+    pub namespaces: Namespaces,
+    /// Our end of its stdin socket (non-blocking).
+    pub stdin: OwnedFd,
+    /// What `/proc/PID/fd/0` names its end (`socket:[INO]`).
+    pub stdin_id: String,
+    /// Its stdout and stderr (read ends, non-blocking).
+    pub stdout: OwnedFd,
+    /// Its stderr.
+    pub stderr: OwnedFd,
+    /// What the kernel enforces.
+    pub enforcement: Enforcement,
+}
+
+/// Everything the child needs, resolved before `clone`.
+pub struct Plan<'a> {
+    /// The session's setup.
+    pub start: &'a Start,
+    /// The shell binary.
+    pub program: PathBuf,
+    /// The workspace (resolved, existing).
+    pub workspace: PathBuf,
+    /// The private directory.
+    pub private_dir: PathBuf,
+    /// Extra writable paths (resolved).
+    pub writable: Vec<PathBuf>,
+    /// Unreadable paths (resolved, existing).
+    pub deny_read: Vec<PathBuf>,
+    /// The shell's environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// Looks `name` up on `PATH`.
+pub fn find_program(name: &str, path: &str) -> Option<PathBuf> {
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| {
+            let Ok(c) = sys::cstring(&p.to_string_lossy(), "program") else {
+                return false;
+            };
+            // SAFETY: access(2) on a C string.
+            unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+        })
+}
+
+/// The namespaces to try first for this account.
+pub fn wanted(start: &Start) -> Namespaces {
+    if !start.namespaces {
+        Namespaces::None
+    } else if
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() } == 0 {
+        Namespaces::Privileged
+    } else {
+        Namespaces::User
+    }
+}
+
+/// Starts the shell with `ns`, falling back to fewer namespaces when the kernel or the
+/// account refuses them; why each was refused is added to the report's notes.
+pub fn start(plan: &Plan<'_>, ns: Namespaces) -> io::Result<Shell> {
+    let mut order = vec![ns];
+    if ns == Namespaces::Privileged {
+        order.push(Namespaces::User);
+    }
+    if ns != Namespaces::None {
+        order.push(Namespaces::None);
+    }
+    let mut notes = Vec::new();
+    for ns in order {
+        match spawn(plan, ns) {
+            Ok(mut shell) => {
+                shell.enforcement.notes.extend(notes);
+                return Ok(shell);
+            }
+            Err(Failure::Namespaces(why)) if ns != Namespaces::None => notes.push(why),
+            Err(Failure::Namespaces(why) | Failure::Other(why)) => {
+                return Err(io::Error::other(why))
+            }
+        }
+    }
+    Err(io::Error::other(notes.join("; ")))
+}
+
+enum Failure {
+    /// The namespaces could not be made or set up (retry with fewer).
+    Namespaces(String),
+    /// Anything else.
+    Other(String),
+}
+
+fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
+    let other = |what: &str, e: io::Error| Failure::Other(format!("{what}: {e}"));
+    let (ours, theirs) = sys::socketpair().map_err(|e| other("stdin socket", e))?;
+    // SAFETY: shutdown on our own sockets.
+    unsafe {
+        libc::shutdown(theirs.as_raw_fd(), libc::SHUT_WR);
+        libc::shutdown(ours.as_raw_fd(), libc::SHUT_RD);
+    }
+    let ino = std::fs::metadata(format!("/proc/self/fd/{}", theirs.as_raw_fd()))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .map_err(|e| other("stdin socket", e))?;
+    let (out_r, out_w) = sys::pipe().map_err(|e| other("stdout pipe", e))?;
+    let (err_r, err_w) = sys::pipe().map_err(|e| other("stderr pipe", e))?;
+    let (sync_r, sync_w) = sys::pipe().map_err(|e| other("sync pipe", e))?;
+    let (rep_r, rep_w) = sys::pipe().map_err(|e| other("report pipe", e))?;
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: raw clone(2) with fork semantics (no stack given) in a single-threaded
+    // process; the child only runs `child` and never returns.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            ns.flags() | libc::SIGCHLD as libc::c_long,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        let e = io::Error::last_os_error();
+        return Err(if ns == Namespaces::None {
+            Failure::Other(format!("clone: {e}"))
+        } else {
+            Failure::Namespaces(format!("no {} namespaces ({e})", describe(ns)))
+        });
+    }
+    if pid == 0 {
+        drop((ours, out_r, err_r, sync_w, rep_r));
+        let fds = ChildFds {
+            stdin: theirs.as_raw_fd(),
+            stdout: out_w.as_raw_fd(),
+            stderr: err_w.as_raw_fd(),
+            sync: sync_r.as_raw_fd(),
+            report: rep_w.as_raw_fd(),
+        };
+        child(plan, ns, (uid, gid), &fds);
+    }
+    let pid = pid as i32;
+    drop((theirs, out_w, err_w, sync_r, rep_w));
+    if sys::write_all(sync_w.as_raw_fd(), b"g").is_err() {
+        reap(pid);
+        return Err(Failure::Other("the shell's process died at once".into()));
+    }
+    drop(sync_w);
+    let mut report = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match sys::read(rep_r.as_raw_fd(), &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => report.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&report).into_owned();
+    let mut enforcement = None;
+    for line in text.lines() {
+        if let Some(json) = line.strip_prefix('R') {
+            enforcement = serde_json::from_str::<Enforcement>(json).ok();
+        } else if let Some(why) = line.strip_prefix("N") {
+            reap(pid);
+            return Err(Failure::Namespaces(why.to_string()));
+        } else if let Some(why) = line.strip_prefix('E') {
+            reap(pid);
+            return Err(Failure::Other(why.to_string()));
+        }
+    }
+    let Some(enforcement) = enforcement else {
+        reap(pid);
+        return Err(Failure::Other(format!(
+            "the shell's process ended before it reported its sandbox: {}",
+            text.trim()
+        )));
+    };
+    for fd in [&ours, &out_r, &err_r] {
+        sys::set_nonblocking(fd.as_raw_fd()).map_err(|e| other("non-blocking", e))?;
+    }
+    Ok(Shell {
+        pid,
+        namespaces: ns,
+        stdin: ours,
+        stdin_id: format!("socket:[{ino}]"),
+        stdout: out_r,
+        stderr: err_r,
+        enforcement,
+    })
+}
+
+fn describe(ns: Namespaces) -> &'static str {
+    match ns {
+        Namespaces::None => "",
+        Namespaces::Privileged => "PID and mount",
+        Namespaces::User => "user, PID and mount",
+    }
+}
+
+fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+}
+
+/// Maps the account to itself in the calling process's new user namespace (what an
+/// unprivileged process may write: one line, its own ids, after `setgroups` is denied).
+/// `uid`/`gid` are the ids from before the namespace existed. The helper is not dumpable
+/// (so its `/proc` entries belong to root), and the child inherits that: it becomes
+/// dumpable first so that it may write its own maps (`exec` makes the shell dumpable in
+/// any case).
+fn map_own_ids(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
+    sys::prctl(libc::PR_SET_DUMPABLE, 1)?;
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+}
+
+struct ChildFds {
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    sync: RawFd,
+    report: RawFd,
+}
+
+/// The child: never returns.
+fn child(plan: &Plan<'_>, ns: Namespaces, ids: (libc::uid_t, libc::gid_t), fds: &ChildFds) -> ! {
+    let report = |tag: char, text: &str| {
+        let line = format!("{tag}{}\n", text.replace('\n', " "));
+        let _ = sys::write_all(fds.report, line.as_bytes());
+    };
+    // Dies with the helper; then waits until the helper has mapped our ids (its death
+    // before that ends the wait with end-of-file).
+    if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).is_err() {
+        report('E', "cannot ask for the parent-death signal");
+        exit(1);
+    }
+    let mut b = [0u8; 1];
+    if !matches!(sys::read(fds.sync, &mut b), Ok(1)) {
+        exit(1);
+    }
+    if ns == Namespaces::User {
+        if let Err(e) = map_own_ids(ids.0, ids.1) {
+            report(
+                'N',
+                &format!("no user namespace (cannot map the account into it: {e})"),
+            );
+            exit(1);
+        }
+    }
+    if ns != Namespaces::None {
+        if let Err(e) = mount_own_proc() {
+            report('N', &format!("no {} namespaces ({e})", describe(ns)));
+            exit(1);
+        }
+    }
+    if let Err(e) = setup(plan, ns, fds) {
+        report('E', &e);
+        exit(1);
+    }
+    let err = exec(plan);
+    report('E', &format!("cannot run {}: {err}", plan.program.display()));
+    exit(127)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the child without running the parent's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes the mount tree private and mounts a `/proc` that shows only the namespace.
+fn mount_own_proc() -> io::Result<()> {
+    // SAFETY: mount(2) with constant C strings, in the child's own mount namespace.
+    unsafe {
+        sys::check(libc::c_long::from(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )))?;
+        sys::check(libc::c_long::from(libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )))?;
+    }
+    Ok(())
+}
+
+/// Everything between the namespaces and `exec`: a session of its own, the descriptors,
+/// the workspace as cwd, the sandbox (report first), the rlimits.
+fn setup(plan: &Plan<'_>, ns: Namespaces, fds: &ChildFds) -> Result<(), String> {
+    // SAFETY: setsid and dup2 on descriptors we hold.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(format!("setsid: {}", io::Error::last_os_error()));
+        }
+        for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
+            if libc::dup2(from, to) < 0 {
+                return Err(format!("dup2: {}", io::Error::last_os_error()));
+            }
+        }
+    }
+    std::env::set_current_dir(&plan.workspace)
+        .map_err(|e| format!("workspace {}: {e}", plan.workspace.display()))?;
+    let start = plan.start;
+    let prepared = prepared::prepare(&prepared::Request {
+        profile: start.profile,
+        workspace: &plan.workspace,
+        private_tmp: &plan.private_dir,
+        writable: &plan.writable,
+        deny_read: &plan.deny_read,
+        allow_best_effort: start.allow_best_effort,
+        namespaces: ns != Namespaces::None,
+        no_namespace_note: "no PID namespace (the account may not create user namespaces here): the helper, as the tree's subreaper, still kills every process of the session at its end, but processes outside the session are visible",
+    })
+    .map_err(|e| e.to_string())?;
+    let mut enforcement = prepared.enforcement.clone();
+    enforcement.resources.open_files = start.rlimits.nofile;
+    enforcement.resources.file_bytes = start.rlimits.fsize;
+    enforcement.resources.processes = start.rlimits.nproc;
+    enforcement.resources.memory_bytes = start.rlimits.address_space;
+    enforcement.resources.memory_per_process = start.rlimits.address_space.is_some();
+    let json = serde_json::to_string(&enforcement).map_err(|e| e.to_string())?;
+    let _ = sys::write_all(fds.report, format!("R{json}\n").as_bytes());
+    apply_rlimits(&start.rlimits)?;
+    prepared
+        .apply_in_child()
+        .map_err(|e| format!("the sandbox could not be applied: {e}"))?;
+    sys::reset_signals();
+    Ok(())
+}
+
+fn apply_rlimits(r: &Rlimits) -> Result<(), String> {
+    // SAFETY: only setrlimit(2).
+    unsafe { r.apply_in_child() }.map_err(|e| format!("rlimits: {e}"))
+}
+
+fn exec(plan: &Plan<'_>) -> io::Error {
+    let program = match sys::cstring(&plan.program.to_string_lossy(), "the shell's path") {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let kind: ShellKind = plan.start.shell;
+    let mut args = vec![program.clone()];
+    for a in kind.args() {
+        match sys::cstring(a, "an argument") {
+            Ok(c) => args.push(c),
+            Err(e) => return e,
+        }
+    }
+    let mut env = Vec::new();
+    for (k, v) in &plan.env {
+        match sys::cstring(&format!("{k}={v}"), "the environment") {
+            Ok(c) => env.push(c),
+            Err(e) => return e,
+        }
+    }
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: null-terminated arrays of valid C strings that outlive the call.
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
