@@ -25,6 +25,16 @@ ssh-keygen -q -t ed25519 -N '' -C execkit-test-other -f "$dir/other_key"
 if ! id "$user" >/dev/null 2>&1; then
   useradd -m -d "$dir/home" -s /bin/bash "$user"
 fi
+# A host as hosts are: the account's startup files print a banner (on stdout and stderr)
+# for every exec channel, and its home holds the files a sandbox must keep the agent
+# from (a private key, authorized_keys, startup files, other directories).
+home="$(getent passwd "$user" | cut -d: -f6)"
+mkdir -p "$home/.ssh" "$home/elsewhere"
+printf 'echo "Welcome to the execkit test host"\necho "motd: be nice" >&2\n' > "$home/.bashrc"
+printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\nfake-test-key-not-a-secret\n-----END OPENSSH PRIVATE KEY-----\n' > "$home/.ssh/id_ed25519"
+: > "$home/.ssh/authorized_keys"
+chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/id_ed25519"
+chown -R "$user:" "$home"
 password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 echo "$user:$password" | chpasswd
 printf '%s' "$password" > "$dir/password"

@@ -33,6 +33,10 @@ pub struct Start {
     /// With no frame from the server for this long, the helper takes the tree down
     /// (0: never; the end of its stdin still does).
     pub idle_secs: u64,
+    /// The target is already a PID namespace of the session's own (an ephemeral container
+    /// whose init is the helper's guard, which ends with the server): report it as the
+    /// session's namespace when the helper cannot make one of its own.
+    pub own_pid_namespace: bool,
 }
 
 /// Which shell the helper starts.
@@ -69,6 +73,8 @@ impl ShellKind {
 pub struct Ready {
     /// [`crate::version_line`] of the helper.
     pub version: String,
+    /// The helper's pid on the target (what the server's operator sees in `ps` there).
+    pub helper_pid: i32,
     /// The remote account's home.
     pub home: String,
     /// The workspace, resolved.

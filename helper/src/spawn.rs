@@ -357,7 +357,7 @@ fn setup(plan: &Plan<'_>, ns: Namespaces, fds: &ChildFds) -> Result<(), String> 
         writable: &plan.writable,
         deny_read: &plan.deny_read,
         allow_best_effort: start.allow_best_effort,
-        namespaces: ns != Namespaces::None,
+        namespaces: ns != Namespaces::None || start.own_pid_namespace,
         no_namespace_note: "no PID namespace (the account may not create user namespaces here): the helper, as the tree's subreaper, still kills every process of the session at its end, but processes outside the session are visible",
     })
     .map_err(|e| e.to_string())?;

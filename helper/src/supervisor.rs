@@ -185,6 +185,7 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
     let (machine, kernel) = sys::uname();
     let ready = Ready {
         version: execkit_helper::version_line(),
+        helper_pid: std::process::id() as i32,
         home: home.into(),
         workspace: workspace.display().to_string(),
         private_dir: private.display().to_string(),

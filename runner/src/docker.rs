@@ -7,10 +7,16 @@
 //! `no-new-privileges`, a read-only root filesystem with the workspace as the only
 //! writable bind mount plus a `tmpfs` `/tmp`, network `none` unless the operator allows it,
 //! pids and memory limits, the image's non-root user unless the operator names another —
-//! kept alive by a long `sleep` and removed (forced) on close; attaching to an existing,
+//! removed (forced) on close; attaching to an existing,
 //! running container; and running one command in it with separate stdout/stderr and its
 //! exit code. The Docker socket is never mounted into a container. The persistent shell
 //! over Docker builds on this.
+//!
+//! An ephemeral container lives exactly as long as its server: its main process (the
+//! remote helper's `guard`, bind-mounted read-only, or a `read` loop in `sh`) ends when
+//! the attach stream this server holds closes — at `close`, or when the server exits or
+//! is killed — and the daemon removes it (auto-remove). Containers labelled as belonging
+//! to a server of this user that is gone are removed when the next one opens.
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -39,6 +45,8 @@ pub struct DockerSettings {
     /// Run a POSIX `sh` where a container has no bash (bash syntax is then lost, and the
     /// policies still judge commands as bash). Off: such a container is refused.
     pub allow_sh: bool,
+    /// The sandbox the helper applies inside the container.
+    pub sandbox: crate::remote_sandbox::RemoteSandbox,
 }
 
 impl DockerSettings {
@@ -53,6 +61,7 @@ impl DockerSettings {
             user: None,
             workspace: None,
             allow_sh: false,
+            sandbox: crate::remote_sandbox::RemoteSandbox::default(),
         }
     }
 }
@@ -111,6 +120,180 @@ pub struct DockerConnection {
     docker: Docker,
     container: String,
     ephemeral: bool,
+    /// The helper is bind-mounted at [`crate::remote_helper::CONTAINER_HELPER`].
+    helper_mounted: bool,
+    /// The attach stream of an ephemeral container's main process: while it is open the
+    /// container lives; when this server closes it (or dies) the container ends.
+    lifeline: Option<tokio::task::AbortHandle>,
+}
+
+/// The label every ephemeral container carries, and the one naming its server.
+const SESSION_LABEL: &str = "execkit.session";
+const OWNER_LABEL: &str = "execkit.owner";
+
+/// Removes ephemeral containers whose server (this user's, on this machine) is gone.
+/// Returns how many were removed.
+async fn sweep_stale(docker: &Docker) -> usize {
+    use bollard::query_parameters::ListContainersOptions;
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{SESSION_LABEL}=ephemeral")],
+    )]);
+    let Ok(list) = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..ListContainersOptions::default()
+        }))
+        .await
+    else {
+        return 0;
+    };
+    let mut removed = 0;
+    for c in list {
+        let stale = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(OWNER_LABEL))
+            .is_some_and(|owner| crate::tmpdirs::owner_label_is_stale(owner));
+        let Some(id) = c.id else { continue };
+        if stale
+            && docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..RemoveContainerOptions::default()
+                    }),
+                )
+                .await
+                .is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Creates, attaches to and starts a hardened ephemeral container whose main process
+/// (the helper's guard, or a `read` loop without the helper) ends when its attach stream
+/// closes; the daemon then removes it. Containers left by servers of this user that are
+/// gone are removed first.
+async fn open_ephemeral(
+    docker: Docker,
+    s: &DockerSettings,
+    image: &str,
+) -> Result<DockerConnection, DockerError> {
+    use bollard::query_parameters::AttachContainerOptionsBuilder;
+    sweep_stale(&docker).await;
+    let name = format!(
+        "execkit-{}",
+        crate::frame::random_hex(6).map_err(|e| DockerError::Daemon(e.to_string()))?
+    );
+    let helper = match s.sandbox.helper {
+        crate::remote_sandbox::HelperSource::Bundled => crate::helper_binary::local_copy().ok(),
+        _ => None,
+    };
+    let mut binds: Vec<String> = s
+        .workspace
+        .iter()
+        .map(|w| format!("{}:/work:rw", w.display()))
+        .collect();
+    if let Some(h) = &helper {
+        binds.push(format!(
+            "{}:{}:ro",
+            h.display(),
+            crate::remote_helper::CONTAINER_HELPER
+        ));
+    }
+    let cmd: Vec<String> = match &helper {
+        Some(_) => vec![crate::remote_helper::CONTAINER_HELPER.into(), "guard".into()],
+        None => vec!["sh".into(), "-c".into(), "while read -r _; do :; done".into()],
+    };
+    let host = HostConfig {
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_string(),
+            "rw,nosuid,nodev,size=256m".to_string(),
+        )])),
+        network_mode: Some(if s.network { "bridge" } else { "none" }.into()),
+        pids_limit: Some(s.pids_limit),
+        memory: Some(s.memory_bytes),
+        binds: (!binds.is_empty()).then_some(binds),
+        auto_remove: Some(true),
+        ..HostConfig::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(cmd),
+        user: s.user.clone(),
+        working_dir: Some("/work".into()),
+        network_disabled: Some(!s.network),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        attach_stdin: Some(true),
+        labels: Some(HashMap::from([
+            (SESSION_LABEL.to_string(), "ephemeral".to_string()),
+            (OWNER_LABEL.to_string(), crate::tmpdirs::owner_label()),
+        ])),
+        host_config: Some(host),
+        ..ContainerCreateBody::default()
+    };
+    let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+    docker
+        .create_container(Some(opts), body)
+        .await
+        .map_err(|e| DockerError::Image {
+            image: image.to_string(),
+            message: e.to_string(),
+        })?;
+    let mut conn = DockerConnection {
+        docker,
+        container: name,
+        ephemeral: true,
+        helper_mounted: helper.is_some(),
+        lifeline: None,
+    };
+    let attach = conn
+        .docker
+        .attach_container(
+            &conn.container,
+            Some(
+                AttachContainerOptionsBuilder::default()
+                    .stdin(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .stream(true)
+                    .build(),
+            ),
+        )
+        .await;
+    let attach = match attach {
+        Ok(a) => a,
+        Err(e) => {
+            conn.close().await;
+            return Err(daemon(e));
+        }
+    };
+    let task = tokio::spawn(async move {
+        let bollard::container::AttachContainerResults { mut output, input } = attach;
+        // The input is held, never written: its end is the container's end.
+        let _input = input;
+        while let Some(item) = output.next().await {
+            if item.is_err() {
+                break;
+            }
+        }
+    });
+    conn.lifeline = Some(task.abort_handle());
+    if let Err(e) = conn.docker.start_container(&conn.container, None).await {
+        conn.close().await;
+        return Err(daemon(e));
+    }
+    Ok(conn)
 }
 
 /// Connects to the endpoint and returns the daemon's version (for the doctor).
@@ -164,68 +347,22 @@ impl DockerConnection {
                     docker,
                     container: name.clone(),
                     ephemeral: false,
+                    helper_mounted: false,
+                    lifeline: None,
                 })
             }
-            DockerTarget::Image(image) => {
-                let name = format!(
-                    "execkit-{}",
-                    crate::frame::random_hex(6).map_err(|e| DockerError::Daemon(e.to_string()))?
-                );
-                let host = HostConfig {
-                    cap_drop: Some(vec!["ALL".into()]),
-                    security_opt: Some(vec!["no-new-privileges".into()]),
-                    readonly_rootfs: Some(true),
-                    tmpfs: Some(HashMap::from([(
-                        "/tmp".to_string(),
-                        "rw,nosuid,nodev,size=256m".to_string(),
-                    )])),
-                    network_mode: Some(if s.network { "bridge" } else { "none" }.into()),
-                    pids_limit: Some(s.pids_limit),
-                    memory: Some(s.memory_bytes),
-                    binds: s
-                        .workspace
-                        .as_ref()
-                        .map(|w| vec![format!("{}:/work:rw", w.display())]),
-                    ..HostConfig::default()
-                };
-                let body = ContainerCreateBody {
-                    image: Some(image.clone()),
-                    cmd: Some(vec!["sleep".into(), "2147483647".into()]),
-                    user: s.user.clone(),
-                    working_dir: Some("/work".into()),
-                    network_disabled: Some(!s.network),
-                    labels: Some(HashMap::from([(
-                        "execkit.session".to_string(),
-                        "ephemeral".to_string(),
-                    )])),
-                    host_config: Some(host),
-                    ..ContainerCreateBody::default()
-                };
-                let opts = CreateContainerOptionsBuilder::new().name(&name).build();
-                docker
-                    .create_container(Some(opts), body)
-                    .await
-                    .map_err(|e| DockerError::Image {
-                        image: image.clone(),
-                        message: e.to_string(),
-                    })?;
-                let conn = DockerConnection {
-                    docker,
-                    container: name,
-                    ephemeral: true,
-                };
-                if let Err(e) = conn.docker.start_container(&conn.container, None).await {
-                    conn.close().await;
-                    return Err(daemon(e));
-                }
-                Ok(conn)
-            }
+            DockerTarget::Image(image) => open_ephemeral(docker, s, image).await,
         }
     }
 
     /// The container's name or id.
     pub fn container(&self) -> &str {
         &self.container
+    }
+
+    /// True when the helper is bind-mounted in the container.
+    pub(crate) fn helper_mounted(&self) -> bool {
+        self.helper_mounted
     }
 
     /// Runs one command (`sh -c`, no TTY) and collects its output and exit code.
@@ -354,6 +491,96 @@ impl DockerConnection {
         })
     }
 
+    /// Runs `argv` in an attached exec as a raw byte channel (the remote helper): its
+    /// stdin, its stdout as it arrives, and the first bytes of its stderr.
+    pub(crate) async fn open_raw(
+        &self,
+        argv: &[String],
+    ) -> Result<crate::helper_link::RawChannel, DockerError> {
+        let exec = self
+            .docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv.iter().map(String::as_str).collect()),
+                    ..CreateExecOptions::default()
+                },
+            )
+            .await
+            .map_err(daemon)?;
+        let StartExecResults::Attached { mut output, input } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(daemon)?
+        else {
+            return Err(DockerError::Daemon(
+                "the helper's exec did not attach".into(),
+            ));
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = Default::default();
+        let errs = stderr.clone();
+        tokio::spawn(async move {
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => {
+                        if tx.send(message.to_vec()).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        if let Ok(mut e) = errs.lock() {
+                            if e.len() < 8192 {
+                                e.extend_from_slice(&message);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        Ok(crate::helper_link::RawChannel {
+            input: Box::new(input),
+            output: rx,
+            stderr,
+        })
+    }
+
+    /// Copies `bytes` into the container as the executable file `dir/name` (mode 0755).
+    pub(crate) async fn upload_file(
+        &self,
+        dir: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(), DockerError> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        let mut archive = tar::Builder::new(Vec::new());
+        archive
+            .append_data(&mut header, name, bytes)
+            .map_err(|e| DockerError::Daemon(format!("tar: {e}")))?;
+        let tarball = archive
+            .into_inner()
+            .map_err(|e| DockerError::Daemon(format!("tar: {e}")))?;
+        let opts = bollard::query_parameters::UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(&self.container, Some(opts), bollard::body_full(tarball.into()))
+            .await
+            .map_err(daemon)
+    }
+
     /// Runs `command` in an exec of its own and forwards its stdout to `sink` (one stream
     /// of a rotated shell's output). Returns once the exec has started.
     pub(crate) async fn stream(
@@ -408,6 +635,9 @@ impl DockerConnection {
 
     /// Removes an ephemeral container (the connection may still be shared).
     pub async fn remove_if_ephemeral(&self) {
+        if let Some(l) = &self.lifeline {
+            l.abort();
+        }
         if self.ephemeral {
             let _ = self
                 .docker
@@ -420,6 +650,15 @@ impl DockerConnection {
                     }),
                 )
                 .await;
+        }
+    }
+}
+
+impl Drop for DockerConnection {
+    /// Closing the lifeline ends an ephemeral container even when nobody awaited `close`.
+    fn drop(&mut self) {
+        if let Some(l) = &self.lifeline {
+            l.abort();
         }
     }
 }

@@ -141,14 +141,26 @@ pub(crate) struct Streams {
 
 impl Control {
     /// Runs a control command; its exit status and stdout, or `None` if it could not run.
+    /// Over SSH whatever the account's startup files print first (banners, `echo` in
+    /// `~/.bashrc`) is cut off at a marker printed before the script.
     pub async fn run(&self, script: &str) -> Option<(Option<i64>, String)> {
         match self {
-            Control::Ssh(c) => c.run(script).await.ok().map(|o| {
-                (
+            Control::Ssh(c) => {
+                let nonce = crate::frame::random_hex(8).ok()?;
+                let marker = format!("\x1fEKC{nonce}\n");
+                let o = c
+                    .run(&format!("printf '\\037EKC%s\\n' {nonce}; {script}"))
+                    .await
+                    .ok()?;
+                let out = match memchr::memmem::find(&o.stdout, marker.as_bytes()) {
+                    Some(at) => &o.stdout[at + marker.len()..],
+                    None => &o.stdout[..],
+                };
+                Some((
                     o.exit_status.map(i64::from),
-                    String::from_utf8_lossy(&o.stdout).into_owned(),
-                )
-            }),
+                    String::from_utf8_lossy(out).into_owned(),
+                ))
+            }
             Control::Docker(c) => c
                 .run(script)
                 .await
@@ -573,8 +585,19 @@ impl RemoteShell {
     }
 }
 
+/// The [`PRELUDE`] settings as variables (for the helper, which sets them itself).
+pub(crate) fn prelude_env() -> Vec<(String, String)> {
+    PRELUDE
+        .trim()
+        .trim_start_matches("export ")
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// What a remote session without the helper gets: no sandbox on the target.
-pub(crate) fn no_sandbox(transport: execkit_engine::Transport) -> crate::sandbox::Enforcement {
+pub(crate) fn no_sandbox_here() -> crate::sandbox::Enforcement {
     use crate::sandbox::{Enforcement, Level, Profile, ResourceReport};
     Enforcement {
         profile: Profile::Off,
@@ -588,9 +611,6 @@ pub(crate) fn no_sandbox(transport: execkit_engine::Transport) -> crate::sandbox
         pid_namespace: false,
         resources: ResourceReport::default(),
         writable: Vec::new(),
-        notes: vec![format!(
-            "{} session: no sandbox applies on the target; the policies are the guard",
-            transport.as_str()
-        )],
+        notes: Vec::new(),
     }
 }

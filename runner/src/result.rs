@@ -285,4 +285,7 @@ pub enum SessionError {
     /// reachability, container or image).
     #[error("{0}")]
     Transport(String),
+    /// The operator requires the sandbox on remote targets and this one cannot have it.
+    #[error("sandbox required: {0}")]
+    SandboxRequired(String),
 }

@@ -28,8 +28,12 @@ pub struct SessionInfo {
     pub workspace: PathBuf,
     /// The private tmp dir (`TMPDIR`).
     pub tmp: PathBuf,
-    /// The shell's pid (while it runs).
+    /// The shell's pid (while it runs), as its own kernel numbers it (in its PID
+    /// namespace where it has one).
     pub shell_pid: Option<i32>,
+    /// The remote helper's pid on the target (remote sessions under the helper).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helper_pid: Option<i32>,
     /// The confinement achieved.
     pub enforcement: Enforcement,
     /// The account the shell runs as.
@@ -92,6 +96,10 @@ enum Origin {
         host: Option<String>,
         container: Option<String>,
         user: Option<String>,
+        /// The operator's sandbox for the target (the helper's), and the transport's
+        /// default workspace there.
+        sandbox: Box<crate::remote_sandbox::RemoteSandbox>,
+        default_workspace: &'static str,
     },
 }
 
@@ -327,6 +335,8 @@ impl Session {
             host: Some(target.host.to_ascii_lowercase()),
             container: None,
             user: Some(target.user.clone()),
+            sandbox: Box::new(settings.sandbox.clone()),
+            default_workspace: "~/execkit-work",
         };
         let s = Session::remote(origin, config, settings.allow_sh).await?;
         s.announce(execkit_audit::SessionEvent::Opened);
@@ -344,6 +354,10 @@ impl Session {
             .await
             .map_err(|e| SessionError::Transport(e.to_string()))?;
         let container = conn.container().to_string();
+        let default_workspace = match target {
+            crate::docker::DockerTarget::Image(_) => "/work",
+            _ => ".",
+        };
         let origin = Origin::Remote {
             control: std::sync::Mutex::new(Control::Docker(Arc::new(conn))),
             redial: None,
@@ -352,6 +366,8 @@ impl Session {
             host: None,
             container: Some(container),
             user: None,
+            sandbox: Box::new(settings.sandbox.clone()),
+            default_workspace,
         };
         let s = Session::remote(origin, config, settings.allow_sh).await?;
         s.announce(execkit_audit::SessionEvent::Opened);
@@ -394,32 +410,23 @@ impl Session {
             );
         }
         let dialect = *dialect;
-        let transport = *transport;
-        let setup = crate::remote_limits::ulimit_line(&config.limits.resources, dialect);
-        let shell = match Shell::spawn_remote(control.clone(), &setup, dialect).await {
+        let (sandbox, default_workspace) = match &origin {
+            Origin::Remote {
+                sandbox,
+                default_workspace,
+                ..
+            } => (sandbox.as_ref().clone(), *default_workspace),
+            Origin::Local => (crate::remote_sandbox::RemoteSandbox::off(), "."),
+        };
+        let started =
+            start_remote_shell(&control, &config, &sandbox, default_workspace, dialect).await;
+        let (shell, home, start, env, mut enforcement, limits) = match started {
             Ok(s) => s,
             Err(e) => {
                 control.close().await;
                 return Err(e);
             }
         };
-        let pid = shell.pid;
-        // The remote home and start directory (the session's workspace there), and the
-        // environment the shell started with, whose sensitive values are redacted.
-        let (_, facts) = control
-            .run(&format!(
-                "printf '%s\\n' \"$HOME\"; readlink /proc/{pid}/cwd; cat /proc/{pid}/limits | tr '\\n' '\\036'; echo; env"
-            ))
-            .await
-            .ok_or_else(|| SessionError::NotReady("the remote host does not answer".into()))?;
-        let mut lines = facts.lines();
-        let home = PathBuf::from(lines.next().unwrap_or("/").trim());
-        let start = lines.next().unwrap_or("/").trim().to_string();
-        let limits = lines.next().unwrap_or("").replace('\x1e', "\n");
-        let env: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         config.workspace = PathBuf::from(&start);
         let mut secrets = config.secrets.clone();
         secrets.add_env(
@@ -427,11 +434,13 @@ impl Session {
             &config.secret_env,
         );
         let protector = Protector::new(Redactor::new(&secrets), config.limits.capture);
-        let mut enforcement = crate::remote::no_sandbox(transport);
         enforcement.notes.extend(sh_note);
-        let (resources, notes) = crate::remote_limits::report(&limits, &config.limits.resources);
-        enforcement.resources = resources;
-        enforcement.notes.extend(notes);
+        if let Some(limits) = limits {
+            let (resources, notes) =
+                crate::remote_limits::report(&limits, &config.limits.resources);
+            enforcement.resources = resources;
+            enforcement.notes.extend(notes);
+        }
         let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
         Ok(Session {
             id,
@@ -470,6 +479,11 @@ impl Session {
             workspace: self.config.workspace.clone(),
             tmp: self.tmp.clone(),
             shell_pid: st.shell.as_ref().map(|s| s.pid),
+            helper_pid: st
+                .shell
+                .as_ref()
+                .and_then(Shell::helper_link)
+                .map(|l| l.ready.helper_pid),
             enforcement: st.enforcement.clone(),
             user: self
                 .config
@@ -1151,13 +1165,19 @@ impl Session {
                 return Err(e);
             }
         };
-        // No PID namespace there: the printed pid is the job's process group.
+        // The printed pid is the job's process group, as the shell numbers it: the helper
+        // (where there is one) translates it; without the helper there is no PID
+        // namespace and it is the remote kernel's own.
         Self::adopt(st, printed, false);
         let ready = crate::process::state::await_ready(&mut events).await;
         fifos.remove(&control).await;
+        let signaller = match st.shell.as_ref().and_then(Shell::helper_link) {
+            Some(link) => crate::process::state::Signaller::Helper(link),
+            None => crate::process::state::Signaller::Remote(control),
+        };
         Ok(Launched {
             pgid: printed,
-            signaller: crate::process::state::Signaller::Remote(control),
+            signaller,
             stdin,
             events,
             ready,
@@ -1463,9 +1483,24 @@ impl Session {
                     now = Control::Ssh(Arc::new(conn));
                     *control.lock().unwrap_or_else(|e| e.into_inner()) = now.clone();
                 }
-                let setup =
-                    crate::remote_limits::ulimit_line(&self.config.limits.resources, *dialect);
-                st.shell = Some(Shell::spawn_remote(now, &setup, *dialect).await?);
+                let (sandbox, default_workspace) = match &self.origin {
+                    Origin::Remote {
+                        sandbox,
+                        default_workspace,
+                        ..
+                    } => (sandbox.as_ref().clone(), *default_workspace),
+                    Origin::Local => (crate::remote_sandbox::RemoteSandbox::off(), "."),
+                };
+                let (shell, _, _, _, enforcement, _) = start_remote_shell(
+                    &now,
+                    &self.config,
+                    &sandbox,
+                    default_workspace,
+                    *dialect,
+                )
+                .await?;
+                st.shell = Some(shell);
+                st.enforcement = enforcement;
             }
         }
         st.gone = None;
@@ -2142,5 +2177,135 @@ impl<'a> Run<'a> {
                 self.res.err.push(&held);
             }
         }
+    }
+}
+
+/// What a remote shell start yields: the shell, the remote home, the start directory, the
+/// environment it started with, what is enforced there, and (without the helper) the
+/// shell's `/proc/PID/limits` text.
+type RemoteStart = (
+    Shell,
+    PathBuf,
+    String,
+    Vec<(String, String)>,
+    Enforcement,
+    Option<String>,
+);
+
+/// Starts the shell on a remote target: under the helper wherever it can run there (the
+/// sandbox, the lifetime and the framing of a local session), else — unless the operator
+/// requires the sandbox — a plain shell guarded by the policies alone.
+async fn start_remote_shell(
+    control: &Control,
+    config: &SessionConfig,
+    sandbox: &crate::remote_sandbox::RemoteSandbox,
+    default_workspace: &str,
+    dialect: frame::Dialect,
+) -> Result<RemoteStart, SessionError> {
+    let refuse = |why: String| {
+        SessionError::SandboxRequired(format!(
+            "{why}; the operator requires the sandbox on remote targets (require_sandbox), so no session was opened"
+        ))
+    };
+    let nonce = frame::random_hex(16).map_err(SessionError::Spawn)?;
+    let unavailable = match crate::remote_helper::prepare(control, &sandbox.helper, &nonce).await
+    {
+        Ok(launch) => {
+            let ephemeral = matches!(control, Control::Docker(d) if d.helper_mounted());
+            let start = helper_start(config, sandbox, default_workspace, dialect, ephemeral);
+            match Shell::spawn_helper(control.clone(), launch, &start, &nonce, dialect).await {
+                Ok((mut shell, ready)) => {
+                    let mut enforcement = ready.enforcement.clone();
+                    enforcement.notes.insert(
+                        0,
+                        format!(
+                            "enforced on the target by {} ({}, kernel {})",
+                            ready.version, ready.machine, ready.kernel
+                        ),
+                    );
+                    if sandbox.require && enforcement.level != crate::sandbox::Level::Full {
+                        shell.kill_all();
+                        return Err(refuse(format!(
+                            "the target's kernel enforces only part of the sandbox ({})",
+                            enforcement.notes.join("; ")
+                        )));
+                    }
+                    let env = ready.env.clone();
+                    return Ok((
+                        shell,
+                        PathBuf::from(&ready.home),
+                        ready.workspace.clone(),
+                        env,
+                        enforcement,
+                        None,
+                    ));
+                }
+                Err(e) => e.to_string(),
+            }
+        }
+        Err(why) => why,
+    };
+    if sandbox.require {
+        return Err(refuse(format!("no sandbox on the target: {unavailable}")));
+    }
+    let setup = crate::remote_limits::ulimit_line(&config.limits.resources, dialect);
+    let shell = Shell::spawn_remote(control.clone(), &setup, dialect).await?;
+    let pid = shell.pid;
+    // The remote home and start directory, and the environment the shell started with,
+    // whose sensitive values are redacted.
+    let (_, facts) = control
+        .run(&format!(
+            "printf '%s\\n' \"$HOME\"; readlink /proc/{pid}/cwd; cat /proc/{pid}/limits | tr '\\n' '\\036'; echo; env"
+        ))
+        .await
+        .ok_or_else(|| SessionError::NotReady("the remote host does not answer".into()))?;
+    let mut lines = facts.lines();
+    let home = PathBuf::from(lines.next().unwrap_or("/").trim());
+    let start = lines.next().unwrap_or("/").trim().to_string();
+    let limits = lines.next().unwrap_or("").replace('\x1e', "\n");
+    let env: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut enforcement = crate::remote::no_sandbox_here();
+    enforcement.notes.push(format!(
+        "no sandbox on the target (no remote helper: {unavailable}); the policies are the guard, and background processes can outlive the session"
+    ));
+    Ok((shell, home, start, env, enforcement, Some(limits)))
+}
+
+/// The helper's [`execkit_helper::msg::Start`] for this session.
+fn helper_start(
+    config: &SessionConfig,
+    sandbox: &crate::remote_sandbox::RemoteSandbox,
+    default_workspace: &str,
+    dialect: frame::Dialect,
+    ephemeral_container: bool,
+) -> execkit_helper::msg::Start {
+    let res = &config.limits.resources;
+    execkit_helper::msg::Start {
+        profile: sandbox.profile,
+        workspace: sandbox
+            .workspace
+            .clone()
+            .unwrap_or_else(|| default_workspace.to_string()),
+        create_workspace: true,
+        writable: sandbox.writable.clone(),
+        deny_read: sandbox.deny_read.clone(),
+        allow_best_effort: !sandbox.require,
+        namespaces: sandbox.namespaces,
+        rlimits: execkit_sandbox::Rlimits {
+            nofile: res.open_files,
+            fsize: res.file_bytes,
+            nproc: res.processes,
+            address_space: None,
+        },
+        shell: match dialect {
+            frame::Dialect::Bash => execkit_helper::msg::ShellKind::Bash,
+            frame::Dialect::Posix => execkit_helper::msg::ShellKind::Sh,
+        },
+        env: crate::remote::prelude_env(),
+        idle_secs: crate::helper_link::IDLE_SECS,
+        own_pid_namespace: ephemeral_container,
     }
 }

@@ -70,6 +70,7 @@ pub struct Shell {
 enum Io {
     Local(Box<Local>),
     Remote(Box<crate::remote::RemoteShell>),
+    Helper(Box<crate::helper_shell::HelperShell>),
 }
 
 /// A shell on this machine, under the sandbox.
@@ -347,6 +348,70 @@ impl Shell {
         Ok(shell)
     }
 
+    /// Starts the remote helper with `launch`, sends it the session's `start`, and waits
+    /// until its shell is ready; returns the shell and what the helper reported.
+    pub(crate) async fn spawn_helper(
+        control: Control,
+        launch: crate::remote_helper::Launch,
+        start: &execkit_helper::msg::Start,
+        nonce: &str,
+        dialect: frame::Dialect,
+    ) -> Result<(Shell, execkit_helper::msg::Ready), SessionError> {
+        use crate::remote_helper::Launch;
+        let (tx, rx) = mpsc::channel(64);
+        let current = Arc::new(AtomicU64::new(0));
+        let not_ready = |e: String| SessionError::NotReady(e);
+        let (raw, cleanup) = match (&control, launch) {
+            (Control::Ssh(c), Launch::Ssh(cmd)) => (
+                c.open_raw(&cmd).await.map_err(|e| not_ready(e.to_string()))?,
+                None,
+            ),
+            (Control::Docker(d), Launch::Docker(argv, cleanup)) => (
+                d.open_raw(&argv).await.map_err(|e| not_ready(e.to_string()))?,
+                cleanup,
+            ),
+            _ => return Err(not_ready("the helper's launch does not fit the transport".into())),
+        };
+        let started = crate::helper_link::Link::start(raw, nonce, start, tx.clone(), current.clone()).await;
+        if let Some(path) = &cleanup {
+            let _ = control.run(&format!("rm -f {}", frame::single_quote(path))).await;
+        }
+        let link = started.map_err(|e| not_ready(e.to_string()))?;
+        let ready = link.ready.clone();
+        let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
+        let mut shell = Shell {
+            pid: 0,
+            io: Io::Helper(Box::new(crate::helper_shell::HelperShell {
+                link: Arc::new(link),
+            })),
+            rx,
+            tx,
+            current,
+            token,
+            seq: 0,
+            rotate: false,
+            background: Vec::new(),
+            dialect,
+            managed: Vec::new(),
+        };
+        match shell.wait_ready().await {
+            Ok(pid) => shell.pid = pid,
+            Err(e) => {
+                shell.kill_all();
+                return Err(e);
+            }
+        }
+        Ok((shell, ready))
+    }
+
+    /// The helper's link, for a shell the remote helper holds.
+    pub(crate) fn helper_link(&self) -> Option<Arc<crate::helper_link::Link>> {
+        match &self.io {
+            Io::Helper(h) => Some(h.link.clone()),
+            _ => None,
+        }
+    }
+
     /// The generation of the current pipes.
     pub fn generation(&self) -> u64 {
         self.current.load(Ordering::SeqCst)
@@ -360,6 +425,7 @@ impl Shell {
                 l.stdin.flush().await
             }
             Io::Remote(r) => r.write(bytes).await,
+            Io::Helper(h) => h.write(bytes).await,
         }
     }
 
@@ -379,6 +445,7 @@ impl Shell {
                 s.code().or_else(|| s.signal().map(|sig| 128 + sig))
             }),
             Io::Remote(r) => r.wait_exit().await,
+            Io::Helper(h) => h.wait_exit().await,
         }
     }
 
@@ -396,6 +463,7 @@ impl Shell {
                         .is_some_and(|t| t.as_os_str() == l.stdin_id.as_str())
             }
             Io::Remote(r) => r.waiting_for_input(self.pid).await,
+            Io::Helper(h) => h.confirm_over().await.is_some(),
         }
     }
 
@@ -409,7 +477,7 @@ impl Shell {
                     && procs::fd_target(self.pid, 0)
                         .is_some_and(|t| t.as_os_str() == l.stdin_id.as_str())
             }
-            Io::Remote(_) => false,
+            Io::Remote(_) | Io::Helper(_) => false,
         }
     }
 
@@ -422,6 +490,7 @@ impl Shell {
                 .await
                 .then(|| procs::children(self.pid)),
             Io::Remote(r) => r.waiting_with_children(self.pid).await,
+            Io::Helper(h) => h.confirm_over().await,
         }
     }
 
@@ -445,6 +514,7 @@ impl Shell {
                 .filter(|(c, _)| !except.contains(c))
                 .map(|(c, g)| if g == 0 || g == self.pid { -c } else { g })
                 .collect(),
+            Io::Helper(h) => h.child_groups(except).await,
         }
     }
 
@@ -457,6 +527,7 @@ impl Shell {
                 }
             }
             Io::Remote(r) => r.signal_groups(groups, sig).await,
+            Io::Helper(h) => h.signal(groups, sig).await,
         }
     }
 
@@ -467,6 +538,7 @@ impl Shell {
                 procs::signal(self.pid, sig);
             }
             Io::Remote(r) => r.signal_groups(&[-self.pid], sig).await,
+            Io::Helper(h) => h.signal_shell(sig).await,
         }
     }
 
@@ -475,7 +547,7 @@ impl Shell {
     pub fn kernel_cwd(&self) -> Option<PathBuf> {
         match &self.io {
             Io::Local(_) => procs::cwd(self.pid),
-            Io::Remote(_) => None,
+            Io::Remote(_) | Io::Helper(_) => None,
         }
     }
 
@@ -494,7 +566,7 @@ impl Shell {
                 .as_ref()
                 .map(SessionCgroup::counters)
                 .unwrap_or_default(),
-            Io::Remote(_) => Counters::default(),
+            Io::Remote(_) | Io::Helper(_) => Counters::default(),
         }
     }
 
@@ -503,6 +575,7 @@ impl Shell {
         match &self.io {
             Io::Local(_) => false,
             Io::Remote(r) => r.transport_lost(),
+            Io::Helper(h) => h.link.lost(),
         }
     }
 
@@ -511,12 +584,13 @@ impl Shell {
         match &self.io {
             Io::Local(_) => None,
             Io::Remote(r) => r.private_dir(),
+            Io::Helper(h) => Some(h.link.ready.private_dir.clone()),
         }
     }
 
     /// True for a shell on another host or in a container.
     pub fn is_remote(&self) -> bool {
-        matches!(self.io, Io::Remote(_))
+        matches!(self.io, Io::Remote(_) | Io::Helper(_))
     }
 
     /// Prepares fresh pipes for the next command and returns the shell code that
@@ -528,6 +602,10 @@ impl Shell {
             Io::Remote(r) => {
                 self.rotate = false;
                 return Ok(r.rotate(&self.current, &self.tx).await.unwrap_or_default());
+            }
+            Io::Helper(h) => {
+                self.rotate = false;
+                return Ok(h.rotate(&self.current).await.unwrap_or_default());
             }
         };
         let name = frame::random_hex(8)?;
@@ -599,6 +677,7 @@ impl Shell {
                 let _ = l.child.start_kill();
             }
             Io::Remote(r) => r.kill_all(self.pid),
+            Io::Helper(h) => h.kill_all(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct SshSettings {
     /// Run a POSIX `sh` where the host has no bash (bash syntax is then lost, and the
     /// policies still judge commands as bash). Off: such a host is refused.
     pub allow_sh: bool,
+    /// The sandbox the remote helper applies on the host.
+    pub sandbox: crate::remote_sandbox::RemoteSandbox,
 }
 
 impl SshSettings {
@@ -75,6 +77,7 @@ impl SshSettings {
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(15),
             allow_sh: false,
+            sandbox: crate::remote_sandbox::RemoteSandbox::default(),
         }
     }
 }
@@ -444,6 +447,92 @@ impl SshConnection {
         Ok(out)
     }
 
+    /// Runs one command with `input` on its stdin (then end of file), like [`Self::run`].
+    pub async fn run_with_input(
+        &self,
+        command: &str,
+        input: &[u8],
+    ) -> Result<RemoteOutput, SshError> {
+        let err = |message: String| SshError::Connect {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            message,
+        };
+        let mut ch = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, command)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        ch.data(input).await.map_err(|e| err(e.to_string()))?;
+        ch.eof().await.map_err(|e| err(e.to_string()))?;
+        let mut out = RemoteOutput {
+            exit_status: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `command` in a channel of its own as a raw byte channel (the remote helper):
+    /// its stdin, its stdout as it arrives, and the first bytes of its stderr.
+    pub(crate) async fn open_raw(
+        &self,
+        command: &str,
+    ) -> Result<crate::helper_link::RawChannel, SshError> {
+        let err = |message: String| SshError::Connect {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            message,
+        };
+        let mut ch = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, command)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let input = ch.make_writer();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let stderr: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let errs = stderr.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = ch.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        if tx.send(data.to_vec()).await.is_err() {
+                            break;
+                        }
+                    }
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        if let Ok(mut e) = errs.lock() {
+                            if e.len() < 8192 {
+                                e.extend_from_slice(&data);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Ok(crate::helper_link::RawChannel {
+            input: Box::new(input),
+            output: rx,
+            stderr,
+        })
+    }
+
     /// Starts the persistent shell in its own channel (no PTY), feeding stdout and stderr
     /// to `tx` as separate streams.
     pub(crate) async fn open_shell(
@@ -462,7 +551,10 @@ impl SshConnection {
             .channel_open_session()
             .await
             .map_err(|e| err(e.to_string()))?;
-        ch.exec(true, format!("exec {}", dialect.program()))
+        let (line, mut cut_out) = PreludeCut::wrap(&format!("exec {}", dialect.program()), true)
+            .map_err(|e| err(e.to_string()))?;
+        let mut cut_err = cut_out.twin();
+        ch.exec(true, line)
             .await
             .map_err(|e| err(e.to_string()))?;
         let input = ch.make_writer();
@@ -474,8 +566,10 @@ impl SshConnection {
             let mut ended = false;
             while let Some(msg) = ch.wait().await {
                 let chunk = match msg {
-                    ChannelMsg::Data { data } => Some((false, data.to_vec())),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => Some((true, data.to_vec())),
+                    ChannelMsg::Data { data } => cut_out.push(&data).map(|d| (false, d)),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        cut_err.push(&data).map(|d| (true, d))
+                    }
                     ChannelMsg::ExitStatus { exit_status } => {
                         code = i32::try_from(exit_status).ok();
                         ended = true;
@@ -540,13 +634,17 @@ impl SshConnection {
             .channel_open_session()
             .await
             .map_err(|e| err(e.to_string()))?;
-        ch.exec(true, command)
+        let (line, mut cut) = PreludeCut::wrap(command, false).map_err(|e| err(e.to_string()))?;
+        ch.exec(true, line)
             .await
             .map_err(|e| err(e.to_string()))?;
         tokio::spawn(async move {
             while let Some(msg) = ch.wait().await {
                 if let ChannelMsg::Data { data } = msg {
-                    if !sink.send(data.to_vec()).await {
+                    let Some(data) = cut.push(&data) else {
+                        continue;
+                    };
+                    if !sink.send(data).await {
                         return;
                     }
                 }
@@ -572,5 +670,90 @@ impl SshConnection {
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+}
+
+/// Cuts off what the remote account's startup files print before a command's own output
+/// (a banner, `echo` in `~/.bashrc`): the command is prefixed with a marker line printed
+/// first, and everything up to it is dropped. Past [`PreludeCut::LIMIT`] bytes without
+/// the marker, the prelude is passed on (the marker was lost, nothing is withheld).
+pub(crate) struct PreludeCut {
+    needle: Vec<u8>,
+    held: Vec<u8>,
+    done: bool,
+}
+
+impl PreludeCut {
+    const LIMIT: usize = 256 * 1024;
+
+    /// `command` with a marker printed before it (on stderr too with `both`), and the cut
+    /// for its stdout.
+    pub(crate) fn wrap(command: &str, both: bool) -> std::io::Result<(String, PreludeCut)> {
+        let nonce = crate::frame::random_hex(8)?;
+        let mut line = format!("printf '\\037EKS%s\\n' {nonce}; ");
+        if both {
+            line.push_str(&format!("printf '\\037EKS%s\\n' {nonce} >&2; "));
+        }
+        line.push_str(command);
+        Ok((
+            line,
+            PreludeCut {
+                needle: format!("\x1fEKS{nonce}\n").into_bytes(),
+                held: Vec::new(),
+                done: false,
+            },
+        ))
+    }
+
+    /// A cut for the same marker on another stream.
+    pub(crate) fn twin(&self) -> PreludeCut {
+        PreludeCut {
+            needle: self.needle.clone(),
+            held: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The bytes of `data` that are the command's own (`None`: still in the prelude).
+    pub(crate) fn push(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        if self.done {
+            return Some(data.to_vec());
+        }
+        self.held.extend_from_slice(data);
+        if let Some(at) = memchr::memmem::find(&self.held, &self.needle) {
+            self.done = true;
+            let rest = self.held.split_off(at + self.needle.len());
+            self.held = Vec::new();
+            return (!rest.is_empty()).then_some(rest);
+        }
+        if self.held.len() > Self::LIMIT {
+            self.done = true;
+            return Some(std::mem::take(&mut self.held));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod prelude_tests {
+    use super::PreludeCut;
+
+    #[test]
+    fn the_prelude_is_cut_in_any_split() {
+        let (line, cut) = PreludeCut::wrap("exec cat", false).unwrap();
+        assert!(line.starts_with("printf '\\037EKS%s\\n' ") && line.ends_with("; exec cat"));
+        let mut text = b"Welcome to host\n".to_vec();
+        text.extend_from_slice(&cut.needle);
+        text.extend_from_slice(b"own output\n");
+        for step in 1..text.len() {
+            let mut c = cut.twin();
+            let mut got = Vec::new();
+            for chunk in text.chunks(step) {
+                if let Some(d) = c.push(chunk) {
+                    got.extend(d);
+                }
+            }
+            assert_eq!(got, b"own output\n", "step {step}");
+        }
     }
 }

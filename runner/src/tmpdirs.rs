@@ -49,6 +49,47 @@ pub(crate) fn is_stale(name: &str) -> bool {
     start_time(pid) != Some(start)
 }
 
+/// This machine's boot id (`/proc/sys/kernel/random/boot_id`): a process tag means
+/// nothing after a reboot.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A label naming this server process for resources outside this machine's filesystem
+/// (ephemeral containers): `<uid>:<boot id>:<pid>.<start>`.
+pub(crate) fn owner_label() -> String {
+    format!(
+        "{}:{}:{}",
+        nix::unistd::geteuid().as_raw(),
+        boot_id(),
+        owner_tag()
+    )
+}
+
+/// Whether an [`owner_label`] names a server of this user that is gone (a label of
+/// another user, or unreadable, is never stale: it is not ours to remove).
+pub(crate) fn owner_label_is_stale(label: &str) -> bool {
+    let mut f = label.splitn(3, ':');
+    let (Some(uid), Some(boot), Some(tag)) = (f.next(), f.next(), f.next()) else {
+        return false;
+    };
+    if uid != nix::unistd::geteuid().as_raw().to_string() {
+        return false;
+    }
+    if boot != boot_id() {
+        return true;
+    }
+    let Some((pid, start)) = tag.split_once('.') else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    start_time(pid) != Some(start)
+}
+
 /// Removes the session directories under `base` whose server is gone; once per base per
 /// process. Returns how many were removed.
 pub(crate) fn sweep_stale(base: &Path) -> usize {
@@ -100,5 +141,19 @@ mod tests {
         );
         assert!(!is_stale("execkit-other-1.2-x"), "not ours");
         assert!(!is_stale(&format!("{PREFIX}garbage")));
+    }
+
+    #[test]
+    fn owner_labels_are_stale_only_for_this_user_s_dead_servers() {
+        let mine = owner_label();
+        assert!(!owner_label_is_stale(&mine), "{mine}");
+        let (uid_boot, _) = mine.rsplit_once(':').unwrap();
+        assert!(owner_label_is_stale(&format!("{uid_boot}:{}.5", i32::MAX)));
+        let (uid, rest) = mine.split_once(':').unwrap();
+        let (_, tag) = rest.split_once(':').unwrap();
+        assert!(owner_label_is_stale(&format!("{uid}:another-boot:{tag}")));
+        let other = uid.parse::<u32>().unwrap() + 1;
+        assert!(!owner_label_is_stale(&format!("{other}:x:{}.5", i32::MAX)));
+        assert!(!owner_label_is_stale("garbage"));
     }
 }

@@ -80,6 +80,9 @@ pub(crate) enum Signaller {
     Local,
     /// `kill` through the remote control channel.
     Remote(Control),
+    /// The remote helper, which knows the shell's PID namespace and signals only the
+    /// session's processes.
+    Helper(std::sync::Arc<crate::helper_link::Link>),
 }
 
 /// What the pumps update and readers look at.
@@ -439,6 +442,13 @@ impl ProcessHandle {
             Signaller::Local => missed_signals::deliver_here(&self.0.looks, pgid, sig),
             Signaller::Remote(control) => {
                 missed_signals::deliver_remote(&self.0.looks, control, pgid, sig).await;
+            }
+            Signaller::Helper(link) => {
+                let call = execkit_helper::msg::Call::Signal {
+                    targets: vec![pgid],
+                    sig: sig.number(),
+                };
+                let _ = link.call(&call).await;
             }
         }
     }

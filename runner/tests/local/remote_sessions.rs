@@ -115,10 +115,10 @@ async fn state_persists_and_streams_stay_separate() {
         assert_eq!(r.cwd, "/tmp", "{name}");
         let r = run(&s, "exit_with() { return 42; }; exit_with").await;
         assert_eq!(r.exit_code, Some(42), "{name}");
-        assert_eq!(
-            s.info().await.enforcement.level,
-            execkit_runner::sandbox::Level::None
-        );
+        // The remote helper holds the shell under the sandbox there.
+        let e = s.info().await.enforcement;
+        assert_ne!(e.level, execkit_runner::sandbox::Level::None, "{name}: {e:?}");
+        assert!(e.filesystem && e.seccomp && e.no_new_privs, "{name}: {e:?}");
         s.close().await;
     }
 }
@@ -128,7 +128,7 @@ async fn policies_see_the_transport_and_deny_before_anything_runs() {
     for (name, s) in sessions(default_policies()).await {
         let notes = s.info().await.enforcement.notes.join("; ");
         assert!(
-            notes.contains(&format!("{name} session")),
+            notes.contains("enforced on the target by execkit-helper"),
             "{name}: {notes}"
         );
         if name != "ssh" {
@@ -203,7 +203,8 @@ fn parent_of(pid: i32) -> Option<i32> {
 }
 
 /// Drops the session's SSH connection from the server side: kills the sshd processes
-/// that serve it (the shell's parent and the privileged monitor above it), and the shell.
+/// that serve it (the helper's parent and the privileged monitor above it), and the
+/// helper.
 fn drop_connection(shell: i32) {
     let sshd = parent_of(shell).expect("the shell's sshd");
     let monitor = parent_of(sshd).expect("sshd's monitor");
@@ -223,7 +224,7 @@ async fn a_dropped_connection_ends_the_command_and_restart_connects_again() {
     let config = Session::builder().engine(permit_all()).build().unwrap();
     let s = std::sync::Arc::new(Session::ssh(&t, &settings, config).await.unwrap());
     ok(&s, "export STATE=old").await;
-    let shell = s.info().await.shell_pid.unwrap();
+    let shell = s.info().await.helper_pid.unwrap();
     let dropper = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;
         drop_connection(shell);
@@ -247,7 +248,7 @@ async fn a_dropped_connection_ends_the_command_and_restart_connects_again() {
     assert_eq!(ok(&s, "echo ${STATE:-fresh}").await.stdout, "fresh\n");
     // ... with the same host-key check: after another drop, a key that no longer matches
     // known_hosts is refused and nothing reconnects.
-    let shell = s.info().await.shell_pid.unwrap();
+    let shell = s.info().await.helper_pid.unwrap();
     drop_connection(shell);
     let r = run(&s, "sleep 5").await;
     assert!(r.shell_exited, "{r:?}");

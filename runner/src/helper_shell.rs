@@ -1,0 +1,75 @@
+//! A shell held by the remote helper: the same operations as a local shell, answered by
+//! the helper from the remote kernel (`/proc` of the shell it started) over its link.
+//!
+//! Process ids here are the shell's own (`$$`, `$!` — in its PID namespace where it has
+//! one); the helper translates them and signals only processes of the session.
+
+use crate::helper_link::Link;
+use execkit_helper::msg::{Call, Rotated, Waiting};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A remote shell behind the helper.
+pub(crate) struct HelperShell {
+    pub(crate) link: Arc<Link>,
+}
+
+impl HelperShell {
+    pub(crate) async fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.link.input(bytes).await
+    }
+
+    pub(crate) async fn wait_exit(&self) -> Option<i32> {
+        // The link's exit watch is shared through the Arc: a fresh receiver each time.
+        self.link.exit_code().await
+    }
+
+    /// If the shell is blocked reading its stdin from us (the command is over), its
+    /// children then.
+    pub(crate) async fn confirm_over(&self) -> Option<Vec<i32>> {
+        let w: Waiting = self.link.call_as(&Call::Waiting).await?;
+        w.waiting.then_some(w.children)
+    }
+
+    /// The shell's children's groups to signal (a child in the shell's own group as its
+    /// negated pid), leaving out `except`.
+    pub(crate) async fn child_groups(&self, except: &[i32]) -> Vec<i32> {
+        let kids: Vec<(i32, i32)> = self.link.call_as(&Call::Children).await.unwrap_or_default();
+        kids.into_iter()
+            .filter(|(c, _)| !except.contains(c))
+            .map(|(c, g)| if g == 0 { -c } else { g })
+            .collect()
+    }
+
+    pub(crate) async fn signal(&self, targets: &[i32], sig: i32) {
+        if !targets.is_empty() {
+            let _ = self
+                .link
+                .call(&Call::Signal {
+                    targets: targets.to_vec(),
+                    sig,
+                })
+                .await;
+        }
+    }
+
+    pub(crate) async fn signal_shell(&self, sig: i32) {
+        let _ = self.link.call(&Call::SignalShell { sig }).await;
+    }
+
+    /// New FIFOs for the next command: the shell code that switches to them, and the
+    /// generation that is current from now on.
+    pub(crate) async fn rotate(&self, current: &Arc<AtomicU64>) -> Option<String> {
+        let r: Rotated = self.link.call_as(&Call::Rotate).await?;
+        current.store(r.generation, Ordering::SeqCst);
+        Some(format!(
+            "exec 1>|{} 2>|{}; ",
+            crate::frame::ansi_c_quote(&r.stdout),
+            crate::frame::ansi_c_quote(&r.stderr)
+        ))
+    }
+
+    pub(crate) fn kill_all(&self) {
+        self.link.close();
+    }
+}
