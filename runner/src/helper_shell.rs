@@ -62,10 +62,11 @@ impl HelperShell {
     pub(crate) async fn rotate(&self, current: &Arc<AtomicU64>) -> Option<String> {
         let r: Rotated = self.link.call_as(&Call::Rotate).await?;
         current.store(r.generation, Ordering::SeqCst);
+        // Single quotes: the same in bash and a POSIX sh.
         Some(format!(
             "exec 1>|{} 2>|{}; ",
-            crate::frame::ansi_c_quote(&r.stdout),
-            crate::frame::ansi_c_quote(&r.stderr)
+            crate::frame::single_quote(&r.stdout),
+            crate::frame::single_quote(&r.stderr)
         ))
     }
 

@@ -140,27 +140,16 @@ pub(crate) struct Streams {
 }
 
 impl Control {
-    /// Runs a control command; its exit status and stdout, or `None` if it could not run.
-    /// Over SSH whatever the account's startup files print first (banners, `echo` in
-    /// `~/.bashrc`) is cut off at a marker printed before the script.
+    /// Runs a control command; its exit status and stdout, or `None` if it could not run
+    /// (over SSH without what the account's startup files print first).
     pub async fn run(&self, script: &str) -> Option<(Option<i64>, String)> {
         match self {
-            Control::Ssh(c) => {
-                let nonce = crate::frame::random_hex(8).ok()?;
-                let marker = format!("\x1fEKC{nonce}\n");
-                let o = c
-                    .run(&format!("printf '\\037EKC%s\\n' {nonce}; {script}"))
-                    .await
-                    .ok()?;
-                let out = match memchr::memmem::find(&o.stdout, marker.as_bytes()) {
-                    Some(at) => &o.stdout[at + marker.len()..],
-                    None => &o.stdout[..],
-                };
-                Some((
+            Control::Ssh(c) => c.run(script).await.ok().map(|o| {
+                (
                     o.exit_status.map(i64::from),
-                    String::from_utf8_lossy(out).into_owned(),
-                ))
-            }
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                )
+            }),
             Control::Docker(c) => c
                 .run(script)
                 .await

@@ -416,7 +416,8 @@ impl SshConnection {
         })
     }
 
-    /// Runs one command (no PTY) and collects its output and exit status.
+    /// Runs one command (no PTY) and collects its output and exit status. What the
+    /// account's startup files print first (a banner) is cut off both streams.
     pub async fn run(&self, command: &str) -> Result<RemoteOutput, SshError> {
         let err = |message: String| SshError::Connect {
             host: self.target.host.clone(),
@@ -428,7 +429,9 @@ impl SshConnection {
             .channel_open_session()
             .await
             .map_err(|e| err(e.to_string()))?;
-        ch.exec(true, command)
+        let (line, mut cut_out) = PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
+        let mut cut_err = cut_out.twin();
+        ch.exec(true, line)
             .await
             .map_err(|e| err(e.to_string()))?;
         let mut out = RemoteOutput {
@@ -438,8 +441,12 @@ impl SshConnection {
         };
         while let Some(msg) = ch.wait().await {
             match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::Data { data } => {
+                    out.stdout.extend(cut_out.push(&data).unwrap_or_default())
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    out.stderr.extend(cut_err.push(&data).unwrap_or_default())
+                }
                 ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
                 _ => {}
             }
@@ -463,7 +470,9 @@ impl SshConnection {
             .channel_open_session()
             .await
             .map_err(|e| err(e.to_string()))?;
-        ch.exec(true, command)
+        let (line, mut cut_out) = PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
+        let mut cut_err = cut_out.twin();
+        ch.exec(true, line)
             .await
             .map_err(|e| err(e.to_string()))?;
         ch.data(input).await.map_err(|e| err(e.to_string()))?;
@@ -475,8 +484,12 @@ impl SshConnection {
         };
         while let Some(msg) = ch.wait().await {
             match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::Data { data } => {
+                    out.stdout.extend(cut_out.push(&data).unwrap_or_default())
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    out.stderr.extend(cut_err.push(&data).unwrap_or_default())
+                }
                 ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
                 _ => {}
             }

@@ -71,10 +71,13 @@ pub(crate) fn docker_fixture() -> Option<DockerSettings> {
         );
         return None;
     };
-    Some(DockerSettings::new(format!(
-        "unix://{}",
-        dir.join("docker.sock").display()
-    )))
+    let mut s = DockerSettings::new(format!("unix://{}", dir.join("docker.sock").display()));
+    // The workspace bound at /work in ephemeral containers, writable by the image's user.
+    let ws = std::env::temp_dir().join(format!("ek-docker-ws-{}", rand_u64()));
+    std::fs::create_dir_all(&ws).unwrap();
+    std::os::unix::fs::chown(&ws, Some(1000), Some(1000)).unwrap();
+    s.workspace = Some(ws);
+    Some(s)
 }
 
 /// One session per remote transport available here, with the given engine.

@@ -414,13 +414,9 @@ async fn symlinks_are_judged_where_they_lead_on_every_transport() {
         ));
     }
     for (name, s) in sessions {
-        // Somewhere the agent may write: the workspace (local), the home (ssh), /tmp (the
-        // container's root is read-only).
-        let link = if name == "docker" {
-            "/tmp/ek-cfg"
-        } else {
-            "ek-cfg"
-        };
+        // Somewhere the agent may write: the workspace (the sandbox keeps it from
+        // anywhere else, on every transport).
+        let link = "ek-cfg";
         let r = s
             .exec(&format!("rm -f {link} && ln -s /etc {link}"))
             .await
@@ -841,7 +837,9 @@ async fn operator_excludes_hold_with_or_without_gitignore_and_the_cap_refuses_be
             // makes `deep/er` through it, outside the workspace. (Locally the sandbox keeps
             // the agent from making a directory outside to point at; `beneath` covers it.)
             if name != "local" && honour {
-                let outside = format!("/tmp/{d}-outside");
+                // Outside the workspace, where the remote sandbox still lets it write:
+                // the session's private tmp dir.
+                let outside = format!("\"$TMPDIR/{d}-outside\"");
                 let plant = format!(
                     "mkdir -p {outside} && cd {d} && rm -r deep && ln -s {outside} deep && echo /deep >> .gitignore && cd .."
                 );
