@@ -117,6 +117,9 @@ pub enum Call {
     Rotate,
     /// The shell's working directory as the kernel has it: answered with a string.
     Cwd,
+    /// What the shell last wrote to the exported-variables file in the private
+    /// directory (`.ek-exports`): answered with a string.
+    Exports,
 }
 
 /// The answer to [`Call::Waiting`].
@@ -126,6 +129,8 @@ pub struct Waiting {
     pub waiting: bool,
     /// Its children then (background jobs), as the shell numbers them.
     pub children: Vec<i32>,
+    /// Its working directory then, as the kernel has it.
+    pub cwd: Option<String>,
 }
 
 /// The answer to [`Call::Rotate`].

@@ -461,6 +461,10 @@ impl Supervisor {
                 Ok(r) => serde_json::to_value(r),
                 Err(e) => return Reply::Err(format!("cannot rotate the streams: {e}")),
             },
+            Call::Exports => match std::fs::read(self.private.join(".ek-exports")) {
+                Ok(b) => serde_json::to_value(String::from_utf8_lossy(&b)),
+                Err(e) => return Reply::Err(format!("exports: {e}")),
+            },
             Call::Cwd => match std::fs::read_link(format!("/proc/{}/cwd", self.shell.pid)) {
                 Ok(p) => serde_json::to_value(p.display().to_string()),
                 Err(e) => return Reply::Err(format!("cwd: {e}")),
@@ -490,17 +494,22 @@ impl Supervisor {
             })
             && std::fs::read_link(format!("/proc/{pid}/fd/0"))
                 .is_ok_and(|t| t.as_os_str() == self.shell.stdin_id.as_str());
-        let children = if blocked {
-            tree::children(pid)
+        let (children, cwd) = if blocked {
+            let kids = tree::children(pid)
                 .into_iter()
                 .filter_map(|c| self.inner(c).map(|(p, _)| p))
-                .collect()
+                .collect();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .ok()
+                .map(|p| p.display().to_string());
+            (kids, cwd)
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         Waiting {
             waiting: blocked,
             children,
+            cwd,
         }
     }
 

@@ -371,6 +371,7 @@ pub fn ssh_settings(c: &crate::config::SshConfig) -> execkit_runner::ssh::SshSet
             .flatten()
     });
     s.allow_sh = c.allow_sh;
+    s.sandbox = c.sandbox.to_runner();
     s.unknown_hosts = match c.unknown_hosts {
         crate::config::UnknownHostsConfig::Refuse => execkit_runner::ssh::UnknownHosts::Refuse,
         crate::config::UnknownHostsConfig::TrustOnFirstUse => {
@@ -383,9 +384,15 @@ pub fn ssh_settings(c: &crate::config::SshConfig) -> execkit_runner::ssh::SshSet
     s
 }
 
-/// The runner's Docker settings from the operator's `[docker]` section.
-pub fn docker_settings(c: &crate::config::DockerConfig) -> execkit_runner::docker::DockerSettings {
+/// The runner's Docker settings from the operator's `[docker]` section; `workspace` is
+/// bound at `/work` in ephemeral containers.
+pub fn docker_settings(
+    c: &crate::config::DockerConfig,
+    workspace: Option<PathBuf>,
+) -> execkit_runner::docker::DockerSettings {
     let mut s = execkit_runner::docker::DockerSettings::new(&c.endpoint);
+    s.workspace = workspace;
+    s.sandbox = c.sandbox.to_runner();
     s.network = c.network;
     s.pids_limit = c.pids_limit;
     s.memory_bytes = c.memory_bytes;

@@ -61,6 +61,34 @@ pub struct TargetArgs {
     /// The Docker daemon's socket.
     #[arg(long, default_value = "unix:///var/run/docker.sock")]
     docker_endpoint: String,
+    /// The remote helper for SSH and Docker sessions: `bundled` (default: the one this
+    /// binary carries), `off`, or the path of a helper installed on the target.
+    #[arg(long, default_value = "bundled")]
+    helper: String,
+    /// Refuse an SSH or Docker session that cannot get the whole sandbox on the target.
+    #[arg(long)]
+    require_sandbox: bool,
+    /// The workspace on an SSH host or in an attached container (default: `~/execkit-work`
+    /// over SSH, the container's working directory; ephemeral containers bind
+    /// `--workspace` at `/work`).
+    #[arg(long, value_name = "PATH")]
+    remote_workspace: Option<String>,
+}
+
+impl TargetArgs {
+    /// The sandbox on the target these flags ask for.
+    fn remote_sandbox(&self) -> execkit_runner::remote_sandbox::RemoteSandbox {
+        use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
+        let mut s = RemoteSandbox::default();
+        s.helper = match self.helper.as_str() {
+            "bundled" => HelperSource::Bundled,
+            "off" => HelperSource::Off,
+            path => HelperSource::Installed(path.to_string()),
+        };
+        s.require = self.require_sandbox;
+        s.workspace = self.remote_workspace.clone();
+        s
+    }
 }
 
 /// `execkit session`.
@@ -182,6 +210,7 @@ async fn open(config: SessionBuilder, t: &TargetArgs) -> anyhow::Result<Session>
             let known_hosts = t.known_hosts.clone().context("--ssh needs --known-hosts")?;
             let mut s = ssh::SshSettings::new(known_hosts);
             s.identity_files = t.identities.clone();
+            s.sandbox = t.remote_sandbox();
             if t.trust_on_first_use {
                 s.unknown_hosts = ssh::UnknownHosts::TrustOnFirstUse;
             }
@@ -193,7 +222,11 @@ async fn open(config: SessionBuilder, t: &TargetArgs) -> anyhow::Result<Session>
             Session::ssh(&st, &s, config).await?
         }
         2 => {
-            let s = docker::DockerSettings::new(&t.docker_endpoint);
+            let mut s = docker::DockerSettings::new(&t.docker_endpoint);
+            // The workspace (`--workspace`, else the current directory) is bound at /work
+            // in an ephemeral container.
+            s.workspace = Some(config.workspace().to_path_buf());
+            s.sandbox = t.remote_sandbox();
             let dt = match (&t.docker_image, &t.docker_container) {
                 (Some(i), _) => docker::DockerTarget::Image(i.clone()),
                 (None, Some(c)) => docker::DockerTarget::Container(c.clone()),

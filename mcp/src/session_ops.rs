@@ -14,6 +14,8 @@
 //! {"op":"diff","checkpoint_id":"cp-1"}
 //! {"op":"restore","checkpoint_id":"cp-1"}
 //! {"op":"checkpoints"}
+//! {"op":"restart"}
+//! {"op":"info"}
 //! ```
 
 use execkit_runner::process::{until_pattern, Cursor, ProcessError, ProcessSignal, SpawnOptions};
@@ -100,6 +102,11 @@ pub enum Op {
         /// The checkpoint (`cp-N`).
         checkpoint_id: String,
     },
+    /// A new shell in place of the old one, with its cwd and exported variables.
+    Restart {},
+    /// What the session is and what the kernel enforces (on the target, for SSH and
+    /// Docker).
+    Info {},
 }
 
 fn error(e: impl std::fmt::Display) -> Value {
@@ -213,5 +220,10 @@ pub async fn run(session: &Session, line: &str, max_timeout: Duration) -> Value 
             Ok(d) => value(&d),
             Err(e) => error(e),
         },
+        Op::Restart {} => match session.restart().await {
+            Ok(r) => value(&r),
+            Err(e) => error(e),
+        },
+        Op::Info {} => value(&session.info().await),
     }
 }

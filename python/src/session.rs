@@ -72,7 +72,8 @@ impl NativeSession {
 fn opening(kind: &str, opts: Option<&Bound<'_, PyDict>>) -> PyResult<(SessionConfig, Where)> {
     let mut o = Options::new("open", opts);
     let mut b = SessionBuilder::new();
-    if let Some(ws) = o.path("workspace")? {
+    let workspace = o.path("workspace")?;
+    if let Some(ws) = &workspace {
         b = b.workspace(ws);
     }
     if let Some(p) = o.path("policies")? {
@@ -144,7 +145,7 @@ fn opening(kind: &str, opts: Option<&Bound<'_, PyDict>>) -> PyResult<(SessionCon
     }
     let place = match kind {
         "ssh" => Where::Ssh(Box::new(ssh_target(&mut o)?)),
-        "docker" => Where::Docker(Box::new(docker_target(&mut o)?)),
+        "docker" => Where::Docker(Box::new(docker_target(&mut o, workspace)?)),
         _ => Where::Local,
     };
     o.finish()?;
@@ -193,10 +194,33 @@ fn ssh_target(o: &mut Options<'_>) -> PyResult<(SshTarget, SshSettings)> {
     if let Some(t) = o.seconds("connect_timeout")? {
         s.connect_timeout = t;
     }
+    s.sandbox = remote_sandbox(o)?;
     Ok((SshTarget { host, port, user }, s))
 }
 
-fn docker_target(o: &mut Options<'_>) -> PyResult<(DockerTarget, DockerSettings)> {
+/// The sandbox on an SSH host or in a container: `helper` (`"bundled"`, `"off"` or an
+/// installed path), `require_sandbox`, `remote_workspace`.
+fn remote_sandbox(
+    o: &mut Options<'_>,
+) -> PyResult<execkit_runner::remote_sandbox::RemoteSandbox> {
+    use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
+    let mut s = RemoteSandbox::default();
+    if let Some(h) = o.value::<String>("helper")? {
+        s.helper = match h.as_str() {
+            "bundled" => HelperSource::Bundled,
+            "off" => HelperSource::Off,
+            path => HelperSource::Installed(path.to_string()),
+        };
+    }
+    s.require = o.value::<bool>("require_sandbox")?.unwrap_or(false);
+    s.workspace = o.value::<String>("remote_workspace")?;
+    Ok(s)
+}
+
+fn docker_target(
+    o: &mut Options<'_>,
+    workspace: Option<PathBuf>,
+) -> PyResult<(DockerTarget, DockerSettings)> {
     let container = o.value::<String>("container")?;
     let image = o.value::<String>("image")?;
     let target = match (container, image) {
@@ -216,7 +240,10 @@ fn docker_target(o: &mut Options<'_>) -> PyResult<(DockerTarget, DockerSettings)
         s.network = n;
     }
     s.user = o.value::<String>("user")?;
-    s.workspace = o.path("mount")?;
+    // The directory bound at /work in an ephemeral container: `mount`, else the session's
+    // `workspace`.
+    s.workspace = o.path("mount")?.or(workspace);
+    s.sandbox = remote_sandbox(o)?;
     Ok((target, s))
 }
 
@@ -589,14 +616,17 @@ impl NativeSession {
         awaitable(py, diff(s, id), None)
     }
 
-    /// Starts a new shell after the old one ended (cwd and variables are lost).
-    fn restart(&self, py: Python<'_>) -> PyResult<()> {
+    /// Starts a new shell in place of the old one (after it ended, or to start over):
+    /// its cwd and exported variables are restored by a command the policies decide.
+    /// Returns what was restored (`cwd`, `restored`, `refused`).
+    fn restart(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let s = self.get()?;
-        block_on(
+        let report = block_on(
             py,
             async move { s.restart().await.map_err(start_error) },
             || {},
-        )
+        )?;
+        Ok(to_py(py, &report)?.unbind())
     }
 
     /// `restart` as an awaitable.
@@ -604,7 +634,10 @@ impl NativeSession {
         let s = self.get()?;
         awaitable(
             py,
-            async move { s.restart().await.map_err(start_error) },
+            async move {
+                let report = s.restart().await.map_err(start_error)?;
+                plain(&report)
+            },
             None,
         )
     }

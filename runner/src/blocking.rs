@@ -122,8 +122,8 @@ impl BlockingSession {
         self.rt.block_on(self.s()?.exec_with(command, opts))
     }
 
-    /// Starts a new shell after the old one ended.
-    pub fn restart(&self) -> Result<(), SessionError> {
+    /// Starts a new shell in place of the old one, with its cwd and exported variables.
+    pub fn restart(&self) -> Result<crate::RestartReport, SessionError> {
         match &self.session {
             Some(s) => self.rt.block_on(s.restart()),
             None => Err(SessionError::NotReady("the session is closed".into())),

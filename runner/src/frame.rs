@@ -77,10 +77,17 @@ impl Dialect {
 }
 
 /// Shell code sent once, before any command, to set the session up.
-pub fn init_script(token: &str, dialect: Dialect) -> String {
+///
+/// With `exports` (a file in the session's private directory), bash writes its exported
+/// variables there once ready and after every command (`export -p`, a builtin: no fork),
+/// so that a restarted shell can get them back.
+pub fn init_script(token: &str, dialect: Dialect, exports: Option<&str>) -> String {
     if dialect == Dialect::Posix {
         return posix_init_script(token);
     }
+    let save = exports
+        .map(|p| format!("builtin export -p >| {} 2>/dev/null", single_quote(p)))
+        .unwrap_or_else(|| ":".into());
     // `set -m` puts every job (foreground too) in its own process group, so a timeout can
     // signal the command's group without touching the shell.
     format!(
@@ -89,6 +96,7 @@ pub fn init_script(token: &str, dialect: Dialect) -> String {
             "__ek_after() {{\n",
             "  local __ek_s=$1 __ek_n LC_ALL=C\n",
             "  trap '' INT\n",
+            "  {save}\n",
             "  [[ $__ek_i == 1 ]] && __ek_s=130\n",
             "  builtin printf '\\n\\037EK%s:ask:%s\\n' '{token}' \"$2\"\n",
             "  IFS= builtin read -r __ek_n || builtin exit 97\n",
@@ -97,9 +105,11 @@ pub fn init_script(token: &str, dialect: Dialect) -> String {
             "  builtin printf '\\037EK%s:fin\\n' \"$__ek_n\"\n",
             "  builtin printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
             "}}\n",
+            "{save}\n",
             "builtin printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
         ),
-        token = token
+        token = token,
+        save = save
     )
 }
 

@@ -12,6 +12,8 @@ use std::sync::Arc;
 /// A remote shell behind the helper.
 pub(crate) struct HelperShell {
     pub(crate) link: Arc<Link>,
+    /// The shell's cwd as the remote kernel had it when the last command was over.
+    pub(crate) cwd: std::sync::Mutex<Option<String>>,
 }
 
 impl HelperShell {
@@ -28,6 +30,11 @@ impl HelperShell {
     /// children then.
     pub(crate) async fn confirm_over(&self) -> Option<Vec<i32>> {
         let w: Waiting = self.link.call_as(&Call::Waiting).await?;
+        if w.waiting {
+            if let Ok(mut c) = self.cwd.lock() {
+                *c = w.cwd;
+            }
+        }
         w.waiting.then_some(w.children)
     }
 
@@ -68,6 +75,11 @@ impl HelperShell {
             crate::frame::single_quote(&r.stdout),
             crate::frame::single_quote(&r.stderr)
         ))
+    }
+
+    /// The kernel's cwd of the shell when the last command was over.
+    pub(crate) fn cwd(&self) -> Option<std::path::PathBuf> {
+        self.cwd.lock().ok()?.clone().map(std::path::PathBuf::from)
     }
 
     pub(crate) fn kill_all(&self) {

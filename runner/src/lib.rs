@@ -42,6 +42,7 @@ mod builder;
 pub mod checkpoint;
 mod config;
 mod disk;
+mod exports;
 pub mod docker;
 mod frame;
 mod helper_binary;
@@ -66,7 +67,9 @@ pub use builder::SessionBuilder;
 pub use config::{Limits, Observer, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
 pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use result::{human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, SessionError};
-pub use session::{decide_off_the_worker, Approval, Progress, Session, SessionInfo, PREVIEW_BYTES};
+pub use session::{
+    decide_off_the_worker, Approval, Progress, RestartReport, Session, SessionInfo, PREVIEW_BYTES,
+};
 
 pub use execkit_audit as audit;
 pub use execkit_engine::{

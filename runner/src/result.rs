@@ -71,8 +71,12 @@ pub struct ExecResult {
     pub timed_out: bool,
     /// The caller cancelled it.
     pub cancelled: bool,
-    /// The shell itself ended (`exit`, killed): the session must be restarted.
+    /// The shell itself ended (`exit`, killed, a limit, a lost connection): the session
+    /// must be restarted.
     pub shell_exited: bool,
+    /// Why the shell ended, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell_exit_reason: Option<String>,
     /// Sizes, budget and truncation of stdout.
     pub stdout_report: StreamReport,
     /// Sizes, budget and truncation of stderr.

@@ -34,6 +34,9 @@ pub struct SessionInfo {
     /// The remote helper's pid on the target (remote sessions under the helper).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helper_pid: Option<i32>,
+    /// The container of a Docker session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// The confinement achieved.
     pub enforcement: Enforcement,
     /// The account the shell runs as.
@@ -78,6 +81,19 @@ pub struct Session {
     checkpoints: Arc<std::sync::Mutex<Option<crate::checkpoint::Store>>>,
     /// The checkpoint store on the remote side (SSH, Docker), opened at the first one.
     remote_checkpoints: tokio::sync::Mutex<Option<crate::checkpoint::RemoteStore>>,
+    /// The exported variables the shell last saved, read when it ended (for `restart`).
+    saved_exports: std::sync::Mutex<Option<String>>,
+}
+
+/// What [`Session::restart`] brought back from the shell before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestartReport {
+    /// The new shell's working directory.
+    pub cwd: String,
+    /// What was restored: `cwd` and the names of exported variables.
+    pub restored: Vec<String>,
+    /// What the policies (or the shell) refused to restore, with why.
+    pub refused: Vec<String>,
 }
 
 /// Where a session's shell runs.
@@ -304,6 +320,7 @@ impl Session {
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
             checkpoints: Arc::default(),
             remote_checkpoints: tokio::sync::Mutex::new(None),
+            saved_exports: std::sync::Mutex::new(None),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -455,6 +472,7 @@ impl Session {
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
             checkpoints: Arc::default(),
             remote_checkpoints: tokio::sync::Mutex::new(None),
+            saved_exports: std::sync::Mutex::new(None),
             state: Mutex::new(State {
                 shell: Some(shell),
                 gone: None,
@@ -484,6 +502,10 @@ impl Session {
                 .as_ref()
                 .and_then(Shell::helper_link)
                 .map(|l| l.ready.helper_pid),
+            container: match &self.origin {
+                Origin::Remote { container, .. } => container.clone(),
+                Origin::Local => None,
+            },
             enforcement: st.enforcement.clone(),
             user: self
                 .config
@@ -803,6 +825,7 @@ impl Session {
             Err(e) => {
                 self.running.seq.store(0, Ordering::SeqCst);
                 if let Some(mut sh) = st.shell.take() {
+                    self.keep_exports(&sh).await;
                     sh.kill_all();
                 }
                 st.gone = Some(format!("lost contact with the shell: {e}"));
@@ -820,6 +843,7 @@ impl Session {
         }
         if let Some(why) = run.shell_gone {
             if let Some(mut sh) = st.shell.take() {
+                self.keep_exports(&sh).await;
                 sh.kill_all();
             }
             st.gone = Some(why);
@@ -830,6 +854,14 @@ impl Session {
             run.exit_code,
             &stderr.text,
         );
+        let shell_ended = st.shell.is_none();
+        if let (Some(why), Some(limit)) = (st.gone.as_mut(), limits_hit.first()) {
+            if shell_ended && !why.contains("connection") {
+                *why = format!(
+                    "{why}: {limit}; restart the session (its cwd and exported variables are restored)"
+                );
+            }
+        }
         if let Some(limit_bytes) = self.config.limits.resources.workspace_bytes {
             if self.workspace_over(limit_bytes).await {
                 limits_hit.push(LimitHit::Workspace { limit_bytes });
@@ -848,6 +880,7 @@ impl Session {
             timed_out: run.timed_out,
             cancelled: run.cancelled,
             shell_exited: st.shell.is_none(),
+            shell_exit_reason: st.shell.is_none().then(|| st.gone.clone()).flatten(),
             stdout_report: stdout.report,
             stderr_report: stderr.report,
             redactions,
@@ -1450,14 +1483,31 @@ impl Session {
         self.processes.list()
     }
 
-    /// Starts a new shell after the old one ended (state such as cwd and variables is
-    /// lost; the cwd goes back to the workspace).
-    pub async fn restart(&self) -> Result<(), SessionError> {
+    /// Remembers what the shell last saved of its exported variables.
+    async fn keep_exports(&self, shell: &Shell) {
+        if let Some(text) = shell.saved_exports().await {
+            *self.saved_exports.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        }
+    }
+
+    /// Starts a new shell in place of the old one (ended or not): background processes
+    /// are stopped, shell variables and functions are gone, and the working directory and
+    /// exported variables the old shell had are restored — by one command the policies
+    /// decide like any other (what they refuse is listed in the report). Over SSH a lost
+    /// connection is made again, with the same host-key check.
+    pub async fn restart(&self) -> Result<RestartReport, SessionError> {
         self.processes.kill_all("session restarted").await;
         let mut st = self.state.lock().await;
+        let cwd_before = st.cwd.clone();
         if let Some(mut sh) = st.shell.take() {
+            self.keep_exports(&sh).await;
             sh.kill_all();
         }
+        let exports_before = self
+            .saved_exports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         match &self.origin {
             Origin::Local => {
                 let (shell, enforcement) =
@@ -1511,7 +1561,59 @@ impl Session {
             Origin::Local => Some(crate::config::DEFAULT_PATH.to_string()),
             Origin::Remote { .. } => None,
         };
-        Ok(())
+        let exports_now = match st.shell.as_ref() {
+            Some(sh) => sh.saved_exports().await,
+            None => None,
+        };
+        drop(st);
+        Ok(self
+            .bring_back(cwd_before, exports_before, exports_now)
+            .await)
+    }
+
+    /// Brings the cwd and the exported variables of the shell before back, in one
+    /// command, or piece by piece when that one is refused.
+    async fn bring_back(
+        &self,
+        cwd: String,
+        before: Option<String>,
+        now: Option<String>,
+    ) -> RestartReport {
+        let mut parts: Vec<(String, String)> = Vec::new();
+        if cwd != self.cwd().await {
+            parts.push(("cwd".into(), format!("cd -- {}", frame::single_quote(&cwd))));
+        }
+        let (before, now) = (
+            crate::exports::parse(before.as_deref().unwrap_or("")),
+            crate::exports::parse(now.as_deref().unwrap_or("")),
+        );
+        for (k, v) in crate::exports::changed(&before, &now) {
+            parts.push((k.clone(), format!("export {k}={}", frame::ansi_c_quote(v))));
+        }
+        let mut report = RestartReport::default();
+        if !parts.is_empty() {
+            let all: Vec<&str> = parts.iter().map(|(_, c)| c.as_str()).collect();
+            match self.exec(&all.join(" && ")).await {
+                Ok(r) if r.exit_code == Some(0) => {
+                    report.restored = parts.iter().map(|(w, _)| w.clone()).collect();
+                }
+                _ => {
+                    for (what, command) in &parts {
+                        match self.exec(command).await {
+                            Ok(r) if r.exit_code == Some(0) => report.restored.push(what.clone()),
+                            Ok(r) => report.refused.push(format!(
+                                "{what}: exit status {:?}: {}",
+                                r.exit_code,
+                                r.stderr.trim()
+                            )),
+                            Err(e) => report.refused.push(format!("{what}: {e}")),
+                        }
+                    }
+                }
+            }
+        }
+        report.cwd = self.cwd().await;
+        report
     }
 
     /// Ends the session: kills the shell and everything it started, waits for them, and
@@ -1670,7 +1772,11 @@ fn limits_hit(
             hits.push(LimitHit::Memory { limit_bytes });
         }
     }
-    if after.pids_max > before.pids_max {
+    // The cgroup counted refused forks; without one (rlimits, remote targets) bash says
+    // so on stderr when a fork fails.
+    let fork_refused = stderr.contains("fork: Resource temporarily unavailable")
+        || stderr.contains("fork: retry: Resource temporarily unavailable");
+    if after.pids_max > before.pids_max || fork_refused {
         if let Some(max_processes) = res.processes {
             hits.push(LimitHit::Processes { max_processes });
         }

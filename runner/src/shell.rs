@@ -64,6 +64,8 @@ pub struct Shell {
     /// Children that are background processes of ours (`Session::spawn`): their output
     /// goes to pipes of their own, so they never make the next command rotate its pipes.
     pub managed: Vec<i32>,
+    /// Where the shell writes its exported variables after each command (on its host).
+    pub exports: Option<String>,
 }
 
 /// Where the shell runs and how to reach it.
@@ -246,6 +248,7 @@ impl Shell {
             background: Vec::new(),
             dialect: frame::Dialect::Bash,
             managed: Vec::new(),
+            exports: Some(tmp.join(crate::exports::FILE).display().to_string()),
         };
         shell.wait_ready().await?;
         Ok((shell, enforcement))
@@ -254,7 +257,7 @@ impl Shell {
     /// Sends the init script and waits for the ready marker; returns the pid the shell
     /// reports for itself (`$$`, as its own kernel numbers it).
     async fn wait_ready(&mut self) -> Result<i32, SessionError> {
-        let init = frame::init_script(&self.token, self.dialect);
+        let init = frame::init_script(&self.token, self.dialect, self.exports.as_deref());
         self.write(init.as_bytes())
             .await
             .map_err(|e| SessionError::NotReady(format!("cannot write to the shell: {e}")))?;
@@ -334,6 +337,7 @@ impl Shell {
             background: Vec::new(),
             dialect,
             managed: Vec::new(),
+            exports: None,
         };
         shell
             .write(format!("{}{setup}", crate::remote::PRELUDE).as_bytes())
@@ -383,6 +387,7 @@ impl Shell {
             pid: 0,
             io: Io::Helper(Box::new(crate::helper_shell::HelperShell {
                 link: Arc::new(link),
+                cwd: std::sync::Mutex::new(None),
             })),
             rx,
             tx,
@@ -393,6 +398,8 @@ impl Shell {
             background: Vec::new(),
             dialect,
             managed: Vec::new(),
+            exports: (dialect == frame::Dialect::Bash)
+                .then(|| format!("{}/{}", ready.private_dir, crate::exports::FILE)),
         };
         match shell.wait_ready().await {
             Ok(pid) => shell.pid = pid,
@@ -402,6 +409,19 @@ impl Shell {
             }
         }
         Ok((shell, ready))
+    }
+
+    /// What the shell last wrote to its exported-variables file (bash shells held here
+    /// or by the helper).
+    pub(crate) async fn saved_exports(&self) -> Option<String> {
+        match &self.io {
+            Io::Local(_) => std::fs::read_to_string(self.exports.as_ref()?).ok(),
+            Io::Helper(h) => {
+                self.exports.as_ref()?;
+                h.link.call_as(&execkit_helper::msg::Call::Exports).await
+            }
+            Io::Remote(_) => None,
+        }
     }
 
     /// The helper's link, for a shell the remote helper holds.
@@ -547,7 +567,8 @@ impl Shell {
     pub fn kernel_cwd(&self) -> Option<PathBuf> {
         match &self.io {
             Io::Local(_) => procs::cwd(self.pid),
-            Io::Remote(_) | Io::Helper(_) => None,
+            Io::Helper(h) => h.cwd(),
+            Io::Remote(_) => None,
         }
     }
 

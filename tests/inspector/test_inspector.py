@@ -61,6 +61,7 @@ if tools:
             "session_diff",
             "session_exec",
             "session_list",
+            "session_restart",
             "session_restore",
         ],
         f"tools/list names the five tools ({names})",

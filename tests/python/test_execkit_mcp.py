@@ -74,6 +74,7 @@ async def suite(mode):
                 "session_exec",
                 "session_destroy",
                 "session_list",
+                "session_restart",
                 "policy_check",
                 "process_start",
                 "process_read",

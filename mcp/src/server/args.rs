@@ -65,6 +65,14 @@ pub struct DestroyArgs {
     pub session_id: String,
 }
 
+/// `session_restart`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartArgs {
+    /// The session whose shell is replaced (after it ended, or to start over).
+    pub session_id: String,
+}
+
 /// `policy_check`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

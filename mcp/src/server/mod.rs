@@ -23,13 +23,13 @@ mod watching;
 
 use crate::operator::Operator;
 use approval::Approvals;
-use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs};
+use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs, RestartArgs};
 use execkit_audit::ApprovalEvent;
 use execkit_engine::{DecisionEnv, OpenTarget, Verdict};
 use execkit_protect::Budget;
 use execkit_runner::{Approval, ExecError, ExecOptions, Session};
 use output::{
-    CreateOutput, DecisionOutput, DestroyOutput, ErrorKind, ErrorOutput, ExecOutput,
+    CreateOutput, DecisionOutput, DestroyOutput, ErrorKind, ErrorOutput, ExecOutput, RestartOutput,
     IdentityOutput, ListOutput, SandboxOutput, SessionRow,
 };
 use rmcp::handler::server::common::schema_for_output;
@@ -508,7 +508,14 @@ impl ExecKitServer {
                         )
                     }
                 };
-                Session::docker(&t, &crate::operator::docker_settings(dc), config).await
+                // An ephemeral container gets the workspace (the operator's, or one the
+                // agent named inside it) bound at /work.
+                let workspace = match op.workspace(a.workspace.as_deref()) {
+                    Ok(w) => w,
+                    Err(e) => return fail(ErrorKind::Workspace, e.to_string()),
+                };
+                let settings = crate::operator::docker_settings(dc, Some(workspace));
+                Session::docker(&t, &settings, config).await
             }
         };
         let session = match opened {
@@ -548,8 +555,16 @@ impl ExecKitServer {
                 user: info.user,
             },
         };
+        let guard = if info.enforcement.level == execkit_runner::sandbox::Level::None {
+            "no sandbox on the target: the policies are the guard".to_string()
+        } else {
+            format!(
+                "sandbox {} ({}) on the target",
+                out.sandbox.profile, out.sandbox.level
+            )
+        };
         let text = format!(
-            "session {id} · {transport} · {} · {} · no local sandbox: the policies are the guard · policies: {}",
+            "session {id} · {transport} · {} · {} · {guard} · policies: {}",
             target.id(),
             out.cwd,
             out.policy_set
@@ -646,6 +661,57 @@ impl ExecKitServer {
             destroyed: true,
         };
         ok(format!("session {} destroyed", a.session_id), &out)
+    }
+
+    /// Replaces a session's shell.
+    #[tool(
+        description = "Start a new shell in a session whose shell ended (a limit, `exit`, a lost connection) or to start over: background processes are stopped, the working directory and exported variables are restored (by a command the policies decide; what they refuse is listed), shell variables and functions are not. Over SSH a lost connection is made again with the same host-key check.",
+        annotations(
+            title = "Restart shell session",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<RestartOutput>()
+    )]
+    async fn session_restart(&self, Parameters(a): Parameters<RestartArgs>) -> ToolResult {
+        let Some(entry) = self.shared.table.get(&a.session_id) else {
+            return self.unknown_session(&a.session_id);
+        };
+        let _turn = entry.exec_lock.lock().await;
+        let report = match entry.session.restart().await {
+            Ok(r) => r,
+            Err(e) => {
+                return fail(
+                    ErrorKind::Session,
+                    format!("cannot restart session {}: {e}", a.session_id),
+                )
+            }
+        };
+        let info = entry.session.info().await;
+        tracing::info!(session = %a.session_id, "session restarted");
+        let out = RestartOutput {
+            session_id: a.session_id.clone(),
+            cwd: report.cwd,
+            restored: report.restored,
+            refused: report.refused,
+            sandbox: SandboxOutput::from(&info.enforcement),
+        };
+        let mut text = format!(
+            "session {} restarted · {} · restored: {}",
+            a.session_id,
+            out.cwd,
+            if out.restored.is_empty() {
+                "nothing".to_string()
+            } else {
+                out.restored.join(", ")
+            }
+        );
+        if !out.refused.is_empty() {
+            text.push_str(&format!(" · refused: {}", out.refused.join("; ")));
+        }
+        ok(text, &out)
     }
 
     /// Lists sessions.

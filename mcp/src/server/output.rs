@@ -322,6 +322,22 @@ pub struct DestroyOutput {
     pub destroyed: bool,
 }
 
+/// `session_restart`'s result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RestartOutput {
+    /// The session.
+    pub session_id: String,
+    /// The new shell's working directory.
+    pub cwd: String,
+    /// What was brought back from the shell before: `cwd` and exported variable names.
+    pub restored: Vec<String>,
+    /// What the policies or the shell refused to bring back, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    /// The sandbox the new shell runs under.
+    pub sandbox: SandboxOutput,
+}
+
 /// `session_list`'s result.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ListOutput {

@@ -87,7 +87,9 @@ async fn remote_sessions_run_commands_through_mcp() {
         let r = call(&c, "session_create", args.clone()).await;
         assert!(!is_error(&r), "{args}: {}", text(&r));
         let v = structured(&r);
-        assert_eq!(v["sandbox"]["level"], "none", "{v}");
+        // The remote helper holds the shell under the sandbox on the target.
+        assert_ne!(v["sandbox"]["level"], "none", "{v}");
+        assert_eq!(v["sandbox"]["seccomp"], true, "{v}");
         let id = v["session_id"].as_str().unwrap().to_string();
         let out = exec(&c, &id, "cd /tmp && export Y=7").await;
         assert_eq!(out["exit_code"], 0);

@@ -27,6 +27,7 @@ async fn tools_list_publishes_schemas_and_accurate_annotations() {
             "session_diff",
             "session_exec",
             "session_list",
+            "session_restart",
             "session_restore"
         ]
     );

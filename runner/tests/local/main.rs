@@ -9,6 +9,7 @@ mod docker_connect;
 mod lifecycle;
 mod limits;
 mod processes;
+mod remote_guarantees;
 mod remote_sessions;
 mod sandbox;
 mod session_state;
