@@ -140,3 +140,188 @@ async fn a_denied_ssh_target_never_reaches_sshd() {
     c.cancel().await.unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+fn docker_cli(dockerd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", dockerd.join("docker.sock").display()),
+        )
+        .output()
+        .unwrap()
+}
+
+/// Waits until no live process holds `marker`, at most `limit` after `since`.
+async fn none_left(marker: &str, since: std::time::Instant, limit: std::time::Duration) {
+    loop {
+        let left = live_with(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            since.elapsed() < limit,
+            "processes {left:?} with `{marker}` survived the server by {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// `kill -9` of the server mid-command: nothing it started runs on, on an SSH host, in an
+/// attached container or in an ephemeral one (which is removed); a container the operator
+/// attached to is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_server_leaves_nothing_on_remote_targets() {
+    use std::time::{Duration, Instant};
+    let Some((sshd, dockerd)) = dirs() else {
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("execkit-mcp-kill9-{}", std::process::id()));
+    let extra = permit_all_policies(&root) + &remote_config(&root, &sshd, &dockerd);
+    let s = Setup::new(&extra);
+    // The workspace bound into ephemeral containers is written by the image's user.
+    std::os::unix::fs::chown(&s.workspace, Some(1000), Some(1000)).unwrap();
+    let attached = format!("ek-attached-{}", std::process::id());
+    let o = docker_cli(
+        &dockerd,
+        &["run", "-d", "--name", &attached, "execkit-test:latest", "sleep", "100000"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (c, server) = s.connect_with_pid(Human::Absent).await;
+    let port: u16 = std::fs::read_to_string(sshd.join("port"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let m = format!("{}", std::process::id() % 100_000);
+    let mut running = Vec::new();
+    for (n, create_args) in [
+        json!({"transport": "ssh", "host": "127.0.0.1", "port": port}),
+        json!({"transport": "docker", "container": attached}),
+        json!({"transport": "docker", "image": "execkit-test:latest"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = call(&c, "session_create", create_args.clone()).await;
+        assert!(!is_error(&r), "{create_args}: {}", text(&r));
+        let id = structured(&r)["session_id"].as_str().unwrap().to_string();
+        let peer = c.peer().clone();
+        // (The test image has no `setsid`: a double fork escapes the group there.)
+        let command = format!(
+            "sleep 102{n}.{m} & {{ setsid sleep 103{n}.{m} || (sleep 103{n}.{m} &); }} & (sleep 104{n}.{m} &); sleep 105{n}.{m}"
+        );
+        running.push(tokio::spawn(async move {
+            peer.call_tool(
+                rmcp::model::CallToolRequestParams::new("session_exec".to_string())
+                    .with_arguments(args(json!({"session_id": id, "command": command}))),
+            )
+            .await
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live_with(&format!(".{m}")).len() < 12 {
+        assert!(
+            Instant::now() < deadline,
+            "the sessions' processes never all started: {:?}",
+            live_with(&format!(".{m}"))
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ephemeral = String::from_utf8_lossy(
+        &docker_cli(
+            &dockerd,
+            &[
+                "ps",
+                "--filter",
+                "label=execkit.session=ephemeral",
+                "--format",
+                "{{.Names}} {{.Label \"execkit.owner\"}}",
+            ],
+        )
+        .stdout,
+    )
+    .lines()
+    .find(|l| l.contains(&format!(":{server}.")))
+    .map(|l| l.split_whitespace().next().unwrap().to_string())
+    .expect("the server's ephemeral container");
+    let st = std::process::Command::new("kill")
+        .args(["-9", &server.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let killed = Instant::now();
+    none_left(&format!(".{m}"), killed, Duration::from_secs(10)).await;
+    loop {
+        let names = String::from_utf8_lossy(
+            &docker_cli(&dockerd, &["ps", "-a", "--format", "{{.Names}}"]).stdout,
+        )
+        .into_owned();
+        if !names.contains(&ephemeral) {
+            assert!(names.contains(&attached), "the attached container was removed");
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "the ephemeral container {ephemeral} outlived its server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let inside = docker_cli(&dockerd, &["exec", &attached, "ps", "-e", "-o", "comm="]);
+    let left: Vec<String> = String::from_utf8_lossy(&inside.stdout)
+        .lines()
+        .filter(|l| !matches!(l.trim(), "sleep" | "ps"))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "left in the attached container: {left:?}");
+    for r in running {
+        r.abort();
+    }
+    drop(c);
+    let _ = docker_cli(&dockerd, &["rm", "-f", &attached]);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `kill -9` of `execkit session --ssh` mid-command: the remote tree is gone with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_cli_leaves_nothing_on_the_ssh_host() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let Some((sshd, dockerd)) = dirs() else {
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("execkit-cli-kill9-{}", std::process::id()));
+    permit_all_policies(&root);
+    remote_config(&root, &sshd, &dockerd);
+    let port = std::fs::read_to_string(sshd.join("port")).unwrap();
+    let user = std::fs::read_to_string(sshd.join("user")).unwrap();
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args(["session", "--policies"])
+        .arg(root.join("permit-all"))
+        .arg("--ssh")
+        .arg(format!("{}@127.0.0.1:{}", user.trim(), port.trim()))
+        .arg("--known-hosts")
+        .arg(root.join("known_hosts"))
+        .arg("--identity")
+        .arg(root.join("id"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = format!("{}", std::process::id() % 100_000 + 7);
+    writeln!(
+        cli.stdin.as_mut().unwrap(),
+        "sleep 1060.{m} & setsid sleep 1061.{m} & sleep 1062.{m}"
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live_with(&format!(".{m}")).len() < 3 {
+        assert!(Instant::now() < deadline, "the remote sleeps never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cli.kill().unwrap();
+    let _ = cli.wait();
+    none_left(&format!(".{m}"), Instant::now(), Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(&root);
+}
