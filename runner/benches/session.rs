@@ -138,7 +138,19 @@ async fn main() {
     // The remote transports, when the test servers of scripts/test.sh are running.
     // Policies are not what is measured here (and the default set refuses commands on
     // hosts the operator did not approve): permit everything.
-    for (name, open) in remote_openers(permit_all()) {
+    for (name, open, uncache) in remote_openers(permit_all()) {
+        if let Some(uncache) = &uncache {
+            // The first session on a host uploads the helper into the account's cache.
+            let mut first = Vec::new();
+            for _ in 0..starts.min(5) {
+                uncache();
+                let t = Instant::now();
+                let s = open().await;
+                first.push(t.elapsed());
+                s.close().await;
+            }
+            report(&format!("{name}: session creation, upload"), first);
+        }
         let mut creation = Vec::new();
         for _ in 0..starts.min(10) {
             let t = Instant::now();
@@ -146,7 +158,13 @@ async fn main() {
             creation.push(t.elapsed());
             s.close().await;
         }
-        report(&format!("{name}: session creation"), creation);
+        report(
+            &format!(
+                "{name}: session creation{}",
+                if uncache.is_some() { ", cached" } else { "" }
+            ),
+            creation,
+        );
         let s = open().await;
         for _ in 0..20 {
             s.exec_with("echo hi", &opts).await.unwrap();
@@ -180,11 +198,16 @@ async fn main() {
 
 type Opener = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Session>>>>;
 
-/// Session openers for the test sshd and dockerd, when their state directories are set.
-fn remote_openers(engine: Arc<Engine>) -> Vec<(&'static str, Opener)> {
+/// Removes the helper from the remote account's cache (the test sshd runs here).
+type Uncache = Box<dyn Fn()>;
+
+/// Session openers for the test sshd and dockerd, when their state directories are set:
+/// with the remote helper (the default) and without it.
+fn remote_openers(engine: Arc<Engine>) -> Vec<(&'static str, Opener, Option<Uncache>)> {
     use base64::Engine as _;
+    use execkit_runner::remote_sandbox::HelperSource;
     use std::os::unix::fs::PermissionsExt;
-    let mut out: Vec<(&'static str, Opener)> = Vec::new();
+    let mut out: Vec<(&'static str, Opener, Option<Uncache>)> = Vec::new();
     if let Some(dir) = std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(std::path::PathBuf::from) {
         let read = |f: &str| {
             std::fs::read_to_string(dir.join(f))
@@ -215,35 +238,64 @@ fn remote_openers(engine: Arc<Engine>) -> Vec<(&'static str, Opener)> {
             port,
             user: read("user"),
         };
-        let engine = engine.clone();
-        out.push((
-            "ssh",
-            Box::new(move || {
-                let (t, s, e) = (target.clone(), settings.clone(), engine.clone());
-                Box::pin(async move {
-                    let config = Session::builder().engine(e).build().unwrap();
-                    Session::ssh(&t, &s, config).await.unwrap()
-                })
-            }),
-        ));
+        let home = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 5 && f[0] == target.user).then(|| std::path::PathBuf::from(f[5]))
+            })
+            .unwrap();
+        let cache = home.join(".cache/execkit");
+        for (name, helper) in [("ssh", HelperSource::Bundled), ("ssh, no helper", HelperSource::Off)] {
+            let (engine, target, mut settings) = (engine.clone(), target.clone(), settings.clone());
+            let bundled = helper == HelperSource::Bundled;
+            settings.sandbox.helper = helper;
+            let cache = cache.clone();
+            let uncache: Option<Uncache> = bundled.then(|| {
+                Box::new(move || {
+                    let _ = std::fs::remove_dir_all(&cache);
+                }) as Uncache
+            });
+            out.push((
+                name,
+                Box::new(move || {
+                    let (t, s, e) = (target.clone(), settings.clone(), engine.clone());
+                    Box::pin(async move {
+                        let config = Session::builder().engine(e).build().unwrap();
+                        Session::ssh(&t, &s, config).await.unwrap()
+                    })
+                }),
+                uncache,
+            ));
+        }
     }
     if let Some(dir) = std::env::var_os("EXECKIT_TEST_DOCKER_DIR").map(std::path::PathBuf::from) {
-        let settings = execkit_runner::docker::DockerSettings::new(format!(
-            "unix://{}",
-            dir.join("docker.sock").display()
-        ));
-        out.push((
-            "docker",
-            Box::new(move || {
-                let (s, e) = (settings.clone(), engine.clone());
-                Box::pin(async move {
-                    let config = Session::builder().engine(e).build().unwrap();
-                    let t =
-                        execkit_runner::docker::DockerTarget::Image("execkit-test:latest".into());
-                    Session::docker(&t, &s, config).await.unwrap()
-                })
-            }),
-        ));
+        for (name, helper) in [
+            ("docker", HelperSource::Bundled),
+            ("docker, no helper", HelperSource::Off),
+        ] {
+            let mut settings = execkit_runner::docker::DockerSettings::new(format!(
+                "unix://{}",
+                dir.join("docker.sock").display()
+            ));
+            settings.sandbox.helper = helper;
+            let engine = engine.clone();
+            out.push((
+                name,
+                Box::new(move || {
+                    let (s, e) = (settings.clone(), engine.clone());
+                    Box::pin(async move {
+                        let config = Session::builder().engine(e).build().unwrap();
+                        let t = execkit_runner::docker::DockerTarget::Image(
+                            "execkit-test:latest".into(),
+                        );
+                        Session::docker(&t, &s, config).await.unwrap()
+                    })
+                }),
+                None,
+            ));
+        }
     }
     out
 }
