@@ -11,6 +11,9 @@
 //! `EXECKIT_HELPER_BINARY=none` embeds none (remote sessions then run without the
 //! helper's sandbox, and say so).
 
+// A build script reports failure by panicking: the message is what cargo shows.
+#![allow(clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -90,6 +93,5 @@ fn build(out: &Path, dest: &Path) {
         .join(&target)
         .join("helper")
         .join("execkit-helper");
-    std::fs::copy(&built, dest)
-        .unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    std::fs::copy(&built, dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
 }

@@ -22,7 +22,10 @@ pub fn run() -> i32 {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
         if fd < 0 {
-            eprintln!("execkit-helper guard: signalfd: {}", std::io::Error::last_os_error());
+            eprintln!(
+                "execkit-helper guard: signalfd: {}",
+                std::io::Error::last_os_error()
+            );
             return 1;
         }
         OwnedFd::from_raw_fd(fd)

@@ -53,7 +53,13 @@ fn namespaces(root: bool) -> Result<String, String> {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // SAFETY: unshare then _exit in the child.
-            unsafe { libc::_exit(if libc::unshare(flags) == 0 { 0 } else { *libc::__errno_location() }) };
+            unsafe {
+                libc::_exit(if libc::unshare(flags) == 0 {
+                    0
+                } else {
+                    *libc::__errno_location()
+                })
+            };
         }
         if pid < 0 {
             return Err(format!("fork: {}", std::io::Error::last_os_error()));

@@ -302,7 +302,10 @@ fn child(plan: &Plan<'_>, ns: Namespaces, ids: (libc::uid_t, libc::gid_t), fds: 
         exit(1);
     }
     let err = exec(plan);
-    report('E', &format!("cannot run {}: {err}", plan.program.display()));
+    report(
+        'E',
+        &format!("cannot run {}: {err}", plan.program.display()),
+    );
     exit(127)
 }
 

@@ -49,8 +49,8 @@ fn fail(stage: &str, message: impl std::fmt::Display) -> i32 {
 fn read_frame() -> io::Result<(Kind, Vec<u8>)> {
     let mut head = [0u8; wire::HEADER];
     sys::read_exact(0, &mut head)?;
-    let kind = Kind::from_byte(head[0])
-        .ok_or_else(|| io::Error::other(wire::WireError::Kind(head[0])))?;
+    let kind =
+        Kind::from_byte(head[0]).ok_or_else(|| io::Error::other(wire::WireError::Kind(head[0])))?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > wire::MAX_FRAME {
         return Err(io::Error::other(wire::WireError::TooLong(len)));
@@ -117,7 +117,10 @@ pub fn run(nonce: &str) -> i32 {
         Err(e) => return fail("start", e),
     };
     let Some(home) = sys::home_dir() else {
-        return fail("setup", "the account has no home directory ($HOME unset, no passwd entry)");
+        return fail(
+            "setup",
+            "the account has no home directory ($HOME unset, no passwd entry)",
+        );
     };
     let private = match private_dir() {
         Ok(p) => p,
@@ -168,7 +171,10 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
     let program = spawn::find_program(start.shell.program(), &path).ok_or_else(|| {
         (
             "shell",
-            format!("no `{}` on the account's PATH ({path})", start.shell.program()),
+            format!(
+                "no `{}` on the account's PATH ({path})",
+                start.shell.program()
+            ),
         )
     })?;
     let plan = Plan {
@@ -181,7 +187,8 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         env: env.clone(),
     };
     let sigchld = sys::sigchld_fd().map_err(|e| ("setup", format!("signalfd: {e}")))?;
-    let shell = spawn::start(&plan, spawn::wanted(start)).map_err(|e| ("sandbox", e.to_string()))?;
+    let shell =
+        spawn::start(&plan, spawn::wanted(start)).map_err(|e| ("sandbox", e.to_string()))?;
     let (machine, kernel) = sys::uname();
     let ready = Ready {
         version: execkit_helper::version_line(),
@@ -292,7 +299,11 @@ impl Supervisor {
                 },
             ),
         ];
-        fds.extend(self.streams.iter().map(|s| pollfd(s.fd.as_raw_fd(), libc::POLLIN)));
+        fds.extend(
+            self.streams
+                .iter()
+                .map(|s| pollfd(s.fd.as_raw_fd(), libc::POLLIN)),
+        );
         let timeout = match self.idle {
             Some(idle) => {
                 let left = idle.saturating_sub(self.last_frame.elapsed());

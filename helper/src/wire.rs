@@ -224,7 +224,11 @@ mod tests {
         let mut bytes = encode(Kind::Input, b"echo hi\n");
         bytes.extend(encode(Kind::Ping, b""));
         let mut call = Vec::new();
-        encode_into(&mut call, Kind::Call, &[&7u32.to_be_bytes(), b"{\"op\":\"cwd\"}"]);
+        encode_into(
+            &mut call,
+            Kind::Call,
+            &[&7u32.to_be_bytes(), b"{\"op\":\"cwd\"}"],
+        );
         bytes.extend(call);
         for step in 1..bytes.len() {
             let mut d = Decoder::new();

@@ -367,9 +367,14 @@ class Session(_SessionBase):
 
     # -- life -----------------------------------------------------------------------
 
-    def restart(self) -> None:
-        """Starts a new shell after the old one ended (cwd and variables are lost)."""
-        self._s.restart()
+    def restart(self) -> Dict[str, Any]:
+        """Starts a new shell in place of the old one (after it ended, or to start over).
+
+        The old working directory and exported variables are restored by a command the
+        policies decide; shell variables and functions are not. Returns what happened:
+        ``{"cwd": ..., "restored": [...], "refused": [...]}``.
+        """
+        return self._s.restart()
 
     def close(self) -> None:
         """Kills the shell and everything it started. Closing twice is fine."""
@@ -477,9 +482,9 @@ class AsyncSession(_SessionBase):
         """``Session.diff`` as a coroutine."""
         return await self._s.diff_async(id)
 
-    async def restart(self) -> None:
+    async def restart(self) -> Dict[str, Any]:
         """``Session.restart`` as a coroutine."""
-        await self._s.restart_async()
+        return await self._s.restart_async()
 
     async def close(self) -> None:
         """``Session.close`` as a coroutine."""

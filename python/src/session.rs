@@ -200,9 +200,7 @@ fn ssh_target(o: &mut Options<'_>) -> PyResult<(SshTarget, SshSettings)> {
 
 /// The sandbox on an SSH host or in a container: `helper` (`"bundled"`, `"off"` or an
 /// installed path), `require_sandbox`, `remote_workspace`.
-fn remote_sandbox(
-    o: &mut Options<'_>,
-) -> PyResult<execkit_runner::remote_sandbox::RemoteSandbox> {
+fn remote_sandbox(o: &mut Options<'_>) -> PyResult<execkit_runner::remote_sandbox::RemoteSandbox> {
     use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
     let mut s = RemoteSandbox::default();
     if let Some(h) = o.value::<String>("helper")? {
@@ -241,7 +239,11 @@ fn docker_target(
     }
     s.user = o.value::<String>("user")?;
     // The directory bound at /work in an ephemeral container: `mount`, else the session's
-    // `workspace`.
+    // workspace (as for a local session: `workspace`, else the current directory).
+    let workspace = match workspace {
+        Some(w) => Some(w),
+        None => std::env::current_dir().ok(),
+    };
     s.workspace = o.path("mount")?.or(workspace);
     s.sandbox = remote_sandbox(o)?;
     Ok((target, s))

@@ -247,7 +247,10 @@ fn remote_openers(engine: Arc<Engine>) -> Vec<(&'static str, Opener, Option<Unca
             })
             .unwrap();
         let cache = home.join(".cache/execkit");
-        for (name, helper) in [("ssh", HelperSource::Bundled), ("ssh, no helper", HelperSource::Off)] {
+        for (name, helper) in [
+            ("ssh", HelperSource::Bundled),
+            ("ssh, no helper", HelperSource::Off),
+        ] {
             let (engine, target, mut settings) = (engine.clone(), target.clone(), settings.clone());
             let bundled = helper == HelperSource::Bundled;
             settings.sandbox.helper = helper;

@@ -208,8 +208,15 @@ async fn open_ephemeral(
         ));
     }
     let cmd: Vec<String> = match &helper {
-        Some(_) => vec![crate::remote_helper::CONTAINER_HELPER.into(), "guard".into()],
-        None => vec!["sh".into(), "-c".into(), "while read -r _; do :; done".into()],
+        Some(_) => vec![
+            crate::remote_helper::CONTAINER_HELPER.into(),
+            "guard".into(),
+        ],
+        None => vec![
+            "sh".into(),
+            "-c".into(),
+            "while read -r _; do :; done".into(),
+        ],
     };
     let host = HostConfig {
         cap_drop: Some(vec!["ALL".into()]),
@@ -576,7 +583,11 @@ impl DockerConnection {
             ..Default::default()
         };
         self.docker
-            .upload_to_container(&self.container, Some(opts), bollard::body_full(tarball.into()))
+            .upload_to_container(
+                &self.container,
+                Some(opts),
+                bollard::body_full(tarball.into()),
+            )
             .await
             .map_err(daemon)
     }

@@ -55,7 +55,10 @@ pub(crate) fn parse(text: &str) -> Vec<(String, String)> {
             value_at + 2
         };
         if flags.contains('x') && valid_name(name) {
-            out.push((name.to_string(), String::from_utf8_lossy(&value).into_owned()));
+            out.push((
+                name.to_string(),
+                String::from_utf8_lossy(&value).into_owned(),
+            ));
         }
         let after = value_start + end + 1;
         at = memchr::memchr(b'\n', &bytes[after..]).map_or(bytes.len(), |n| after + n + 1);

@@ -49,7 +49,10 @@ pub(crate) fn local_copy() -> Result<std::path::PathBuf, String> {
             return Ok(path);
         }
     }
-    let tmp = base.join(format!(".helper-{}", crate::frame::random_hex(6).map_err(|e| e.to_string())?));
+    let tmp = base.join(format!(
+        ".helper-{}",
+        crate::frame::random_hex(6).map_err(|e| e.to_string())?
+    ));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

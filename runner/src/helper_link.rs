@@ -70,7 +70,14 @@ pub(crate) enum LinkError {
 fn text_of(bytes: &[u8]) -> String {
     let t = String::from_utf8_lossy(bytes);
     let t = t.trim();
-    let cut: String = t.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
+    let cut: String = t
+        .chars()
+        .rev()
+        .take(600)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     if cut.is_empty() {
         "(nothing printed)".into()
     } else {
@@ -143,9 +150,7 @@ impl Link {
                         message: f.message,
                     });
                 }
-                Ok(Some((k, _))) => {
-                    return Err(LinkError::Protocol(format!("{k:?} before Ready")))
-                }
+                Ok(Some((k, _))) => return Err(LinkError::Protocol(format!("{k:?} before Ready"))),
                 Ok(None) => match tokio::time::timeout_at(deadline, output.recv()).await {
                     Ok(Some(bytes)) => decoder.push(&bytes),
                     Ok(None) => {
@@ -290,7 +295,13 @@ async fn read_loop(
                         break 'outer;
                     };
                     let err = rest.first() == Some(&1);
-                    let _ = chunks.send(Chunk { gen, err, data: None }).await;
+                    let _ = chunks
+                        .send(Chunk {
+                            gen,
+                            err,
+                            data: None,
+                        })
+                        .await;
                 }
                 (Kind::Reply, p) => {
                     let Ok((id, json)) = wire::split_id(Kind::Reply, &p) else {
@@ -320,7 +331,13 @@ async fn read_loop(
         lost.store(true, Ordering::SeqCst);
         let gen = current.load(Ordering::SeqCst);
         for err in [false, true] {
-            let _ = chunks.send(Chunk { gen, err, data: None }).await;
+            let _ = chunks
+                .send(Chunk {
+                    gen,
+                    err,
+                    data: None,
+                })
+                .await;
         }
         let _ = exit.send(Some(None));
     }

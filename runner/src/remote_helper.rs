@@ -121,7 +121,9 @@ async fn installed(control: &Control, path: &str, nonce: &str) -> Result<Launch,
     let mut lines = out.lines().map(str::trim);
     let perms = lines.next().unwrap_or_default();
     if perms == "missing" {
-        return Err(format!("the installed helper {path} is missing or not executable"));
+        return Err(format!(
+            "the installed helper {path} is missing or not executable"
+        ));
     }
     let f: Vec<&str> = perms.split_whitespace().collect();
     let writable_by_others = f
@@ -175,5 +177,8 @@ async fn docker_copy(
             Err(e) => why.push(format!("{dir}: {e}")),
         }
     }
-    Err(format!("cannot copy the helper into the container ({})", why.join("; ")))
+    Err(format!(
+        "cannot copy the helper into the container ({})",
+        why.join("; ")
+    ))
 }

@@ -1541,14 +1541,9 @@ impl Session {
                     } => (sandbox.as_ref().clone(), *default_workspace),
                     Origin::Local => (crate::remote_sandbox::RemoteSandbox::off(), "."),
                 };
-                let (shell, _, _, _, enforcement, _) = start_remote_shell(
-                    &now,
-                    &self.config,
-                    &sandbox,
-                    default_workspace,
-                    *dialect,
-                )
-                .await?;
+                let (shell, _, _, _, enforcement, _) =
+                    start_remote_shell(&now, &self.config, &sandbox, default_workspace, *dialect)
+                        .await?;
                 st.shell = Some(shell);
                 st.enforcement = enforcement;
             }
@@ -2314,8 +2309,7 @@ async fn start_remote_shell(
         ))
     };
     let nonce = frame::random_hex(16).map_err(SessionError::Spawn)?;
-    let unavailable = match crate::remote_helper::prepare(control, &sandbox.helper, &nonce).await
-    {
+    let unavailable = match crate::remote_helper::prepare(control, &sandbox.helper, &nonce).await {
         Ok(launch) => {
             let ephemeral = matches!(control, Control::Docker(d) if d.helper_mounted());
             let start = helper_start(config, sandbox, default_workspace, dialect, ephemeral);

@@ -367,18 +367,29 @@ impl Shell {
         let not_ready = |e: String| SessionError::NotReady(e);
         let (raw, cleanup) = match (&control, launch) {
             (Control::Ssh(c), Launch::Ssh(cmd)) => (
-                c.open_raw(&cmd).await.map_err(|e| not_ready(e.to_string()))?,
+                c.open_raw(&cmd)
+                    .await
+                    .map_err(|e| not_ready(e.to_string()))?,
                 None,
             ),
             (Control::Docker(d), Launch::Docker(argv, cleanup)) => (
-                d.open_raw(&argv).await.map_err(|e| not_ready(e.to_string()))?,
+                d.open_raw(&argv)
+                    .await
+                    .map_err(|e| not_ready(e.to_string()))?,
                 cleanup,
             ),
-            _ => return Err(not_ready("the helper's launch does not fit the transport".into())),
+            _ => {
+                return Err(not_ready(
+                    "the helper's launch does not fit the transport".into(),
+                ))
+            }
         };
-        let started = crate::helper_link::Link::start(raw, nonce, start, tx.clone(), current.clone()).await;
+        let started =
+            crate::helper_link::Link::start(raw, nonce, start, tx.clone(), current.clone()).await;
         if let Some(path) = &cleanup {
-            let _ = control.run(&format!("rm -f {}", frame::single_quote(path))).await;
+            let _ = control
+                .run(&format!("rm -f {}", frame::single_quote(path)))
+                .await;
         }
         let link = started.map_err(|e| not_ready(e.to_string()))?;
         let ready = link.ready.clone();

@@ -429,11 +429,10 @@ impl SshConnection {
             .channel_open_session()
             .await
             .map_err(|e| err(e.to_string()))?;
-        let (line, mut cut_out) = PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
+        let (line, mut cut_out) =
+            PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
         let mut cut_err = cut_out.twin();
-        ch.exec(true, line)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, line).await.map_err(|e| err(e.to_string()))?;
         let mut out = RemoteOutput {
             exit_status: None,
             stdout: Vec::new(),
@@ -470,11 +469,10 @@ impl SshConnection {
             .channel_open_session()
             .await
             .map_err(|e| err(e.to_string()))?;
-        let (line, mut cut_out) = PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
+        let (line, mut cut_out) =
+            PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
         let mut cut_err = cut_out.twin();
-        ch.exec(true, line)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, line).await.map_err(|e| err(e.to_string()))?;
         ch.data(input).await.map_err(|e| err(e.to_string()))?;
         ch.eof().await.map_err(|e| err(e.to_string()))?;
         let mut out = RemoteOutput {
@@ -523,11 +521,7 @@ impl SshConnection {
         tokio::spawn(async move {
             while let Some(msg) = ch.wait().await {
                 match msg {
-                    ChannelMsg::Data { data } => {
-                        if tx.send(data.to_vec()).await.is_err() {
-                            break;
-                        }
-                    }
+                    ChannelMsg::Data { data } if tx.send(data.to_vec()).await.is_err() => break,
                     ChannelMsg::ExtendedData { data, ext: 1 } => {
                         if let Ok(mut e) = errs.lock() {
                             if e.len() < 8192 {
@@ -567,9 +561,7 @@ impl SshConnection {
         let (line, mut cut_out) = PreludeCut::wrap(&format!("exec {}", dialect.program()), true)
             .map_err(|e| err(e.to_string()))?;
         let mut cut_err = cut_out.twin();
-        ch.exec(true, line)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, line).await.map_err(|e| err(e.to_string()))?;
         let input = ch.make_writer();
         let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -648,9 +640,7 @@ impl SshConnection {
             .await
             .map_err(|e| err(e.to_string()))?;
         let (line, mut cut) = PreludeCut::wrap(command, false).map_err(|e| err(e.to_string()))?;
-        ch.exec(true, line)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        ch.exec(true, line).await.map_err(|e| err(e.to_string()))?;
         tokio::spawn(async move {
             while let Some(msg) = ch.wait().await {
                 if let ChannelMsg::Data { data } = msg {

@@ -139,9 +139,7 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, SandboxError> {
     }
     Ok(Prepared {
         namespaces: ns,
-        own_proc_rule: ns
-            && ruleset.is_some()
-            && landlock_rules::proc_not_denied(req.deny_read),
+        own_proc_rule: ns && ruleset.is_some() && landlock_rules::proc_not_denied(req.deny_read),
         expect_landlock: ruleset.is_some(),
         ruleset: std::sync::Mutex::new(ruleset),
         bpf: Some(bpf),

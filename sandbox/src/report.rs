@@ -163,4 +163,3 @@ pub enum SandboxError {
         message: String,
     },
 }
-

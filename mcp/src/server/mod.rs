@@ -29,8 +29,8 @@ use execkit_engine::{DecisionEnv, OpenTarget, Verdict};
 use execkit_protect::Budget;
 use execkit_runner::{Approval, ExecError, ExecOptions, Session};
 use output::{
-    CreateOutput, DecisionOutput, DestroyOutput, ErrorKind, ErrorOutput, ExecOutput, RestartOutput,
-    IdentityOutput, ListOutput, SandboxOutput, SessionRow,
+    CreateOutput, DecisionOutput, DestroyOutput, ErrorKind, ErrorOutput, ExecOutput,
+    IdentityOutput, ListOutput, RestartOutput, SandboxOutput, SessionRow,
 };
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::router::tool::ToolRouter;

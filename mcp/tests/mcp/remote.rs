@@ -63,6 +63,8 @@ async fn remote_sessions_run_commands_through_mcp() {
     let root = std::env::temp_dir().join(format!("execkit-mcp-remote-{}", std::process::id()));
     let extra = permit_all_policies(&root) + &remote_config(&root, &sshd, &dockerd);
     let s = Setup::new(&extra);
+    // Bound at /work in ephemeral containers, written by the image's user.
+    std::os::unix::fs::chown(&s.workspace, Some(1000), Some(1000)).unwrap();
     let c = s.connect(Human::Absent).await;
     let port: u16 = std::fs::read_to_string(sshd.join("port"))
         .unwrap()
@@ -98,6 +100,15 @@ async fn remote_sessions_run_commands_through_mcp() {
         assert!(stdout.starts_with("7\n/tmp\n"), "{args}: {out}");
         if let Some(u) = &expect_user {
             assert!(stdout.ends_with(&format!("{u}\n")), "{out}");
+        }
+        if expect_user.is_none() {
+            // The operator's workspace is the container's /work.
+            let out = exec(&c, &id, "cd /work && echo bound > from-mcp && pwd").await;
+            assert_eq!(out["stdout"], "/work\n", "{out}");
+            assert_eq!(
+                std::fs::read_to_string(s.workspace.join("from-mcp")).unwrap(),
+                "bound\n"
+            );
         }
         let listed = call(&c, "session_list", json!({})).await;
         assert!(structured(&listed).to_string().contains(&id));
@@ -184,7 +195,15 @@ async fn kill_9_of_the_server_leaves_nothing_on_remote_targets() {
     let attached = format!("ek-attached-{}", std::process::id());
     let o = docker_cli(
         &dockerd,
-        &["run", "-d", "--name", &attached, "execkit-test:latest", "sleep", "100000"],
+        &[
+            "run",
+            "-d",
+            "--name",
+            &attached,
+            "execkit-test:latest",
+            "sleep",
+            "100000",
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (c, server) = s.connect_with_pid(Human::Absent).await;
@@ -258,7 +277,10 @@ async fn kill_9_of_the_server_leaves_nothing_on_remote_targets() {
         )
         .into_owned();
         if !names.contains(&ephemeral) {
-            assert!(names.contains(&attached), "the attached container was removed");
+            assert!(
+                names.contains(&attached),
+                "the attached container was removed"
+            );
             break;
         }
         assert!(
@@ -323,5 +345,38 @@ async fn kill_9_of_the_cli_leaves_nothing_on_the_ssh_host() {
     cli.kill().unwrap();
     let _ = cli.wait();
     none_left(&format!(".{m}"), Instant::now(), Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `execkit exec --docker-image … --workspace DIR` binds DIR at /work.
+#[test]
+fn the_cli_binds_its_workspace_into_an_ephemeral_container() {
+    let Some((_, dockerd)) = dirs() else {
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("execkit-cli-docker-ws-{}", std::process::id()));
+    permit_all_policies(&root);
+    let ws = root.join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::os::unix::fs::chown(&ws, Some(1000), Some(1000)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args(["exec", "--policies"])
+        .arg(root.join("permit-all"))
+        .args(["--docker-image", "execkit-test:latest", "--docker-endpoint"])
+        .arg(format!("unix://{}", dockerd.join("docker.sock").display()))
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["--", "echo from-cli > /work/f && pwd"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["stdout"], "/work\n", "{v}");
+    assert_eq!(std::fs::read_to_string(ws.join("f")).unwrap(), "from-cli\n");
     let _ = std::fs::remove_dir_all(&root);
 }

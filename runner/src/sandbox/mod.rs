@@ -12,11 +12,11 @@ pub(crate) mod rlimits;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use execkit_sandbox::{
-    kernel_landlock_abi, CgroupVersion, Enforcement, Level, Profile, ResourceReport,
-    SandboxError, UnknownProfile,
-};
 pub(crate) use execkit_sandbox::prepared::Prepared;
+pub use execkit_sandbox::{
+    kernel_landlock_abi, CgroupVersion, Enforcement, Level, Profile, ResourceReport, SandboxError,
+    UnknownProfile,
+};
 
 /// Operator settings for the sandbox.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -6,8 +6,8 @@ use super::cgroup::SessionCgroup;
 use super::ResourceReport;
 use crate::config::Resources;
 
-pub(crate) use execkit_sandbox::Rlimits;
 use execkit_sandbox::rlimits::{clamp, Resource};
+pub(crate) use execkit_sandbox::Rlimits;
 
 /// Splits `wanted` between the cgroup (if any) and rlimits; returns the rlimits, what is
 /// enforced, and a note for each limit that is not.
@@ -56,4 +56,3 @@ pub(crate) fn plan(
     }
     (r, report, notes)
 }
-

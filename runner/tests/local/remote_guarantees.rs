@@ -53,7 +53,11 @@ fn live_with(marker: &str) -> Vec<i32> {
 async fn gone(marker: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !live_with(marker).is_empty() {
-        assert!(Instant::now() < deadline, "{what}: {:?} still run", live_with(marker));
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {:?} still run",
+            live_with(marker)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -74,7 +78,10 @@ async fn the_targets_kernel_refuses_what_a_permit_all_policy_lets_through() {
     };
     let e = s.info().await.enforcement;
     assert_eq!(e.level, Level::Full, "{e:?}");
-    assert!(e.pid_namespace && e.filesystem && e.scopes && e.seccomp, "{e:?}");
+    assert!(
+        e.pid_namespace && e.filesystem && e.scopes && e.seccomp,
+        "{e:?}"
+    );
     let before: Vec<(PathBuf, Vec<u8>)> = [".bashrc", ".ssh/authorized_keys"]
         .iter()
         .map(|f| (home.join(f), std::fs::read(home.join(f)).unwrap()))
@@ -91,7 +98,12 @@ async fn the_targets_kernel_refuses_what_a_permit_all_policy_lets_through() {
         assert!(r.stderr.contains("ermission denied"), "`{attack}`: {r:?}");
     }
     for (path, bytes) in &before {
-        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{} changed", path.display());
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            bytes,
+            "{} changed",
+            path.display()
+        );
     }
     assert!(!home.join("elsewhere/x").exists() && !home.join("elsewhere/planted").exists());
     // The account's private key: unreadable.
@@ -117,7 +129,10 @@ async fn the_targets_kernel_refuses_what_a_permit_all_policy_lets_through() {
         "the session killed a process outside it: {r:?}"
     );
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    assert!(!state.contains(") T"), "stopped from inside the session: {state}");
+    assert!(
+        !state.contains(") T"),
+        "stopped from inside the session: {state}"
+    );
     let _ = outside.kill();
     let _ = outside.wait();
     // Its processes are not even visible.
@@ -165,7 +180,10 @@ async fn a_fork_flood_hits_the_kernel_limit_and_the_session_restarts_with_its_st
     assert!(report.restored.contains(&"KEEP".to_string()), "{report:?}");
     assert!(report.refused.is_empty(), "{report:?}");
     let r = ok(&s, "pwd; echo \"$KEEP|$SPACED|${v:-gone}\"").await;
-    assert!(r.stdout.ends_with("/deep/er\nkept|a b  \"c\"|gone\n"), "{r:?}");
+    assert!(
+        r.stdout.ends_with("/deep/er\nkept|a b  \"c\"|gone\n"),
+        "{r:?}"
+    );
     // No sleep of the flood is left.
     let r = ok(&s, "ps -e -o comm= | grep -c sleep || true").await;
     assert_eq!(r.stdout.trim(), "0", "{r:?}");
@@ -236,11 +254,21 @@ async fn a_dropped_connection_takes_the_remote_tree_with_it() {
     let r = runner.await.unwrap();
     assert!(r.shell_exited, "{r:?}");
     let why = r.shell_exit_reason.clone().unwrap_or_default();
-    assert!(why.contains("connection to the remote host was lost"), "{r:?}");
-    gone(&marker, "the session's processes survived the dropped connection").await;
+    assert!(
+        why.contains("connection to the remote host was lost"),
+        "{r:?}"
+    );
+    gone(
+        &marker,
+        "the session's processes survived the dropped connection",
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while private.exists() || std::path::Path::new(&format!("/proc/{helper}")).exists() {
-        assert!(Instant::now() < deadline, "the helper or its directory stayed");
+        assert!(
+            Instant::now() < deadline,
+            "the helper or its directory stayed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.close().await;
@@ -257,7 +285,10 @@ async fn a_forged_marker_fails_under_permit_all_on_ssh_and_docker() {
     if let Some(d) = docker_fixture() {
         let config = Session::builder().engine(permit_all()).build().unwrap();
         let target = DockerTarget::Image("execkit-test:latest".into());
-        sessions.push(("docker", Session::docker(&target, &d, config).await.unwrap()));
+        sessions.push((
+            "docker",
+            Session::docker(&target, &d, config).await.unwrap(),
+        ));
     }
     let tok = r#"tok=$(declare -f | sed -n "s/.*'\([0-9a-f]\{16\}\)' \"\$2\".*/\1/p" | head -1)"#;
     for (name, s) in sessions {
@@ -266,7 +297,10 @@ async fn a_forged_marker_fails_under_permit_all_on_ssh_and_docker() {
         );
         let r = run(&s, &attack).await;
         assert!(r.stdout.contains("no-reopen"), "{name}: {r:?}");
-        assert!(r.stdout.ends_with("survived\n"), "{name}: result cut short: {r:?}");
+        assert!(
+            r.stdout.ends_with("survived\n"),
+            "{name}: result cut short: {r:?}"
+        );
         assert_eq!(r.exit_code, Some(1), "{name}: {r:?}");
         for i in 0..3 {
             let r = ok(&s, &format!("echo next{i}")).await;
@@ -293,7 +327,10 @@ async fn require_sandbox_refuses_a_target_the_helper_cannot_guard() {
     };
     assert!(matches!(err, SessionError::SandboxRequired(_)), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("not executable") && msg.contains("require"), "{msg}");
+    assert!(
+        msg.contains("not executable") && msg.contains("require"),
+        "{msg}"
+    );
     // The same target without the requirement: a session guarded by the policies only,
     // which says so.
     settings.sandbox.require = false;
@@ -328,16 +365,32 @@ async fn ephemeral_containers_of_a_dead_server_are_removed_by_the_next() {
     let name = format!("ek-stale-{}", rand_u64() % 1_000_000);
     let label = format!("execkit.owner={uid}:{}:{}.5", boot.trim(), i32::MAX);
     let o = docker(&[
-        "create", "--name", &name, "--label", "execkit.session=ephemeral", "--label", &label,
-        "execkit-test:latest", "sleep", "1000",
+        "create",
+        "--name",
+        &name,
+        "--label",
+        "execkit.session=ephemeral",
+        "--label",
+        &label,
+        "execkit-test:latest",
+        "sleep",
+        "1000",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Another user's is never touched.
     let other = format!("ek-other-{}", rand_u64() % 1_000_000);
     let other_label = format!("execkit.owner={}:{}:{}.5", uid + 1, boot.trim(), i32::MAX);
     let o = docker(&[
-        "create", "--name", &other, "--label", "execkit.session=ephemeral", "--label",
-        &other_label, "execkit-test:latest", "sleep", "1000",
+        "create",
+        "--name",
+        &other,
+        "--label",
+        "execkit.session=ephemeral",
+        "--label",
+        &other_label,
+        "execkit-test:latest",
+        "sleep",
+        "1000",
     ]);
     assert!(o.status.success());
     let config = Session::builder().engine(permit_all()).build().unwrap();
@@ -345,8 +398,14 @@ async fn ephemeral_containers_of_a_dead_server_are_removed_by_the_next() {
     let s = Session::docker(&target, &d, config).await.unwrap();
     let names = String::from_utf8_lossy(&docker(&["ps", "-a", "--format", "{{.Names}}"]).stdout)
         .into_owned();
-    assert!(!names.contains(&name), "the stale container is still there: {names}");
-    assert!(names.contains(&other), "another user's container was removed: {names}");
+    assert!(
+        !names.contains(&name),
+        "the stale container is still there: {names}"
+    );
+    assert!(
+        names.contains(&other),
+        "another user's container was removed: {names}"
+    );
     let _ = docker(&["rm", "-f", &other]);
     // This session's container goes when the session does.
     let mine = s.info().await.container.unwrap();

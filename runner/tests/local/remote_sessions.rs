@@ -120,7 +120,11 @@ async fn state_persists_and_streams_stay_separate() {
         assert_eq!(r.exit_code, Some(42), "{name}");
         // The remote helper holds the shell under the sandbox there.
         let e = s.info().await.enforcement;
-        assert_ne!(e.level, execkit_runner::sandbox::Level::None, "{name}: {e:?}");
+        assert_ne!(
+            e.level,
+            execkit_runner::sandbox::Level::None,
+            "{name}: {e:?}"
+        );
         assert!(e.filesystem && e.seccomp && e.no_new_privs, "{name}: {e:?}");
         s.close().await;
     }
