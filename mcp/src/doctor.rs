@@ -150,7 +150,7 @@ fn seccomp_supported() -> (bool, String) {
 }
 
 /// A policy that permits everything, so probes test the kernel and not the policies.
-fn permit_all() -> anyhow::Result<Engine> {
+pub(crate) fn permit_all() -> anyhow::Result<Engine> {
     let bundle = PolicyBundle::from_files(
         (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
         &[(
@@ -269,6 +269,34 @@ impl Report {
                 return;
             }
         };
+        self.probe_opened(session, profile, strict, false).await;
+    }
+
+    /// Runs the probes in a session opened on an SSH host or in a container (under a
+    /// permit-everything policy): what the target's kernel enforces there.
+    pub async fn probe_remote(
+        &mut self,
+        opened: anyhow::Result<execkit_runner::Session>,
+        profile: Profile,
+        strict: bool,
+    ) {
+        match opened {
+            Ok(s) => self.probe_opened(s, profile, strict, true).await,
+            Err(e) => self.push(
+                CheckKind::Sandbox,
+                false,
+                format!("a session on the target cannot start: {e:#}"),
+            ),
+        }
+    }
+
+    async fn probe_opened(
+        &mut self,
+        session: execkit_runner::Session,
+        profile: Profile,
+        strict: bool,
+        remote: bool,
+    ) {
         let info = session.info().await;
         let e = &info.enforcement;
         self.push(
@@ -281,10 +309,18 @@ impl Report {
         );
         self.enforcement = Some(e.clone());
         for p in PROBES {
-            let ran_ok = match session.exec(p.command).await {
+            // On a target, the account's home is outside the workspace and its own to
+            // write: a refusal there is the sandbox's.
+            let command = match (remote, p.kind) {
+                (true, CheckKind::WriteOutsideWorkspace) => {
+                    "echo x > \"$HOME/.execkit-doctor\" && rm -f \"$HOME/.execkit-doctor\""
+                }
+                _ => p.command,
+            };
+            let ran_ok = match session.exec(command).await {
                 Ok(r) => (p.permitted)(&r),
                 Err(e) => {
-                    self.push(p.kind, false, format!("`{}` did not run: {e}", p.command));
+                    self.push(p.kind, false, format!("`{command}` did not run: {e}"));
                     continue;
                 }
             };
@@ -298,11 +334,7 @@ impl Report {
             self.push(
                 p.kind,
                 ran_ok == expected || !strict,
-                format!(
-                    "`{}` {what} (profile {} should {want})",
-                    p.command,
-                    profile.as_str()
-                ),
+                format!("`{command}` {what} (profile {} should {want})", profile.as_str()),
             );
         }
         session.close().await;

@@ -76,8 +76,13 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// The sandbox on the target these flags ask for.
-    fn remote_sandbox(&self) -> execkit_runner::remote_sandbox::RemoteSandbox {
+    /// An SSH host or a container is named.
+    fn is_remote(&self) -> bool {
+        self.ssh.is_some() || self.docker_image.is_some() || self.docker_container.is_some()
+    }
+
+    /// The sandbox on the target these flags ask for, with the session's `profile`.
+    fn remote_sandbox(&self, profile: Profile) -> execkit_runner::remote_sandbox::RemoteSandbox {
         use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
         let mut s = RemoteSandbox::default();
         s.helper = match self.helper.as_str() {
@@ -87,6 +92,7 @@ impl TargetArgs {
         };
         s.require = self.require_sandbox;
         s.workspace = self.remote_workspace.clone();
+        s.profile = profile;
         s
     }
 }
@@ -125,6 +131,10 @@ pub struct ExecCmd {
 pub struct DoctorCmd {
     #[command(flatten)]
     args: SessionArgs,
+    /// Probe an SSH host or a container instead of this machine: what its kernel enforces
+    /// under the remote helper.
+    #[command(flatten)]
+    target: TargetArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -168,7 +178,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Opens the session where `t` says: `session_open` is decided first, then the local
 /// sandbox, an SSH host or a container.
-async fn open(config: SessionBuilder, t: &TargetArgs) -> anyhow::Result<Session> {
+async fn open(config: SessionBuilder, t: &TargetArgs, profile: Profile) -> anyhow::Result<Session> {
     use execkit_runner::{docker, ssh, OpenTarget};
     let (target, how) = if let Some(spec) = &t.ssh {
         let (user, hostport) = spec
@@ -210,7 +220,7 @@ async fn open(config: SessionBuilder, t: &TargetArgs) -> anyhow::Result<Session>
             let known_hosts = t.known_hosts.clone().context("--ssh needs --known-hosts")?;
             let mut s = ssh::SshSettings::new(known_hosts);
             s.identity_files = t.identities.clone();
-            s.sandbox = t.remote_sandbox();
+            s.sandbox = t.remote_sandbox(profile);
             if t.trust_on_first_use {
                 s.unknown_hosts = ssh::UnknownHosts::TrustOnFirstUse;
             }
@@ -226,7 +236,7 @@ async fn open(config: SessionBuilder, t: &TargetArgs) -> anyhow::Result<Session>
             // The workspace (`--workspace`, else the current directory) is bound at /work
             // in an ephemeral container.
             s.workspace = Some(config.workspace().to_path_buf());
-            s.sandbox = t.remote_sandbox();
+            s.sandbox = t.remote_sandbox(profile);
             let dt = match (&t.docker_image, &t.docker_container) {
                 (Some(i), _) => docker::DockerTarget::Image(i.clone()),
                 (None, Some(c)) => docker::DockerTarget::Container(c.clone()),
@@ -266,7 +276,7 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = open(config, &cmd.target).await?;
+            let session = open(config, &cmd.target, cmd.args.profile).await?;
             let max_timeout = std::time::Duration::from_millis(cmd.args.timeout_ms);
             // Read asynchronously, so background processes keep being pumped while the
             // next line is awaited.
@@ -317,7 +327,7 @@ pub fn exec(cmd: ExecCmd) -> ExitCode {
         let config = config(&cmd.args)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let session = open(config, &cmd.target).await?;
+            let session = open(config, &cmd.target, cmd.args.profile).await?;
             let (line, code) = one(&session, &cmd.command.join(" ")).await;
             // A closed stdout (`| head`) is not worth a panic.
             let _ = writeln!(std::io::stdout(), "{line}");
@@ -343,7 +353,16 @@ pub fn doctor(cmd: DoctorCmd) -> ExitCode {
         let strict = profile != Profile::Off && !cmd.args.allow_best_effort;
         let mut report = crate::doctor::Report::kernel(strict);
         let builder = config(&cmd.args)?;
-        runtime()?.block_on(report.probe_session(builder, profile, strict));
+        if cmd.target.is_remote() {
+            let engine = Arc::new(crate::doctor::permit_all()?);
+            let rt = runtime()?;
+            rt.block_on(async {
+                let opened = open(builder.engine(engine), &cmd.target, profile).await;
+                report.probe_remote(opened, profile, strict).await;
+            });
+        } else {
+            runtime()?.block_on(report.probe_session(builder, profile, strict));
+        }
         Ok(report)
     };
     match go() {

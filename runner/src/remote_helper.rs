@@ -72,9 +72,11 @@ async fn ssh_bundled(control: &Control, nonce: &str) -> Result<Launch, String> {
     };
     let bytes = helper_binary::bytes().ok_or("this server was built without the helper")?;
     let sha = helper_binary::sha256();
+    // A cached copy counts only if it is the account's, writable by nobody else, and
+    // hashes right; anything else is replaced by a fresh upload.
     let (_, out) = control
         .run(&format!(
-            "uname -m; if command -v sha256sum >/dev/null 2>&1; then echo sha256sum; else echo none; fi; d=\"${{XDG_CACHE_HOME:-$HOME/.cache}}/execkit\"; echo \"$d\"; if [ -f \"$d/helper-{sha}\" ]; then echo present; else echo absent; fi"
+            "uname -m; if command -v sha256sum >/dev/null 2>&1; then echo sha256sum; else echo none; fi; d=\"${{XDG_CACHE_HOME:-$HOME/.cache}}/execkit\"; echo \"$d\"; f=\"$d/helper-{sha}\"; {OWNER_ONLY}; if [ -f \"$f\" ] && owner_only \"$f\" && owner_only \"$d\" && h=$(sha256sum < \"$f\") && [ \"${{h%% *}}\" = {sha} ]; then echo present; else echo absent; fi"
         ))
         .await
         .ok_or("the target does not answer control commands")?;

@@ -380,3 +380,40 @@ fn the_cli_binds_its_workspace_into_an_ephemeral_container() {
     assert_eq!(std::fs::read_to_string(ws.join("f")).unwrap(), "from-cli\n");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `execkit doctor --ssh …` probes the host: what its kernel enforces under the helper.
+#[test]
+fn doctor_probes_what_an_ssh_hosts_kernel_enforces() {
+    let Some((sshd, dockerd)) = dirs() else {
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("execkit-doctor-ssh-{}", std::process::id()));
+    remote_config(&root, &sshd, &dockerd);
+    let port = std::fs::read_to_string(sshd.join("port")).unwrap();
+    let user = std::fs::read_to_string(sshd.join("user")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args(["doctor", "--json", "--ssh"])
+        .arg(format!("{}@127.0.0.1:{}", user.trim(), port.trim()))
+        .arg("--known-hosts")
+        .arg(root.join("known_hosts"))
+        .arg("--identity")
+        .arg(root.join("id"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(v["enforcement"]["level"], "full", "{v:#}");
+    let notes = v["enforcement"]["notes"].to_string();
+    assert!(notes.contains("enforced on the target by execkit-helper"), "{notes}");
+    let outside = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "write_outside_workspace")
+        .unwrap();
+    assert_eq!(outside["ok"], true, "{outside}");
+    assert!(outside["detail"].as_str().unwrap().contains("was refused"), "{outside}");
+    let _ = std::fs::remove_dir_all(&root);
+}
