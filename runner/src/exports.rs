@@ -1,10 +1,11 @@
 //! The shell's exported variables, kept so that a restarted shell gets them back.
 //!
-//! After every command the framing writes bash's `export -p` into the session's private
-//! directory ([`FILE`]); a restart reads the last one, compares it with the fresh shell's
-//! and restores what differs with one command (`cd … && export NAME=$'…'`), which the
-//! policies decide like any other: a file the agent could have written says nothing a
-//! command of its own could not.
+//! The shell writes bash's `export -p` into the session's private directory ([`FILE`])
+//! when it starts and when it exits (its `EXIT` trap: `exit`, `set -e`, a fork refused at
+//! a limit; `restart` asks a live shell to exit first). A restart reads the last one,
+//! compares it with the fresh shell's and restores what differs with one command (`cd …
+//! && export NAME=$'…'`), which the policies decide like any other: a file the agent could
+//! have written says nothing a command of its own could not.
 
 /// The file in the session's private directory.
 pub(crate) const FILE: &str = ".ek-exports";

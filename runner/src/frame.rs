@@ -79,8 +79,9 @@ impl Dialect {
 /// Shell code sent once, before any command, to set the session up.
 ///
 /// With `exports` (a file in the session's private directory), bash writes its exported
-/// variables there once ready and after every command (`export -p`, a builtin: no fork),
-/// so that a restarted shell can get them back.
+/// variables there (`export -p`, a builtin: no fork) once ready and when it exits — an
+/// `exit`, `set -e`, a fork refused at the process limit all run the `EXIT` trap — so that
+/// a restarted shell can get them back. Nothing is written per command.
 pub fn init_script(token: &str, dialect: Dialect, exports: Option<&str>) -> String {
     if dialect == Dialect::Posix {
         return posix_init_script(token);
@@ -96,7 +97,6 @@ pub fn init_script(token: &str, dialect: Dialect, exports: Option<&str>) -> Stri
             "__ek_after() {{\n",
             "  local __ek_s=$1 __ek_n LC_ALL=C\n",
             "  trap '' INT\n",
-            "  {save}\n",
             "  [[ $__ek_i == 1 ]] && __ek_s=130\n",
             "  builtin printf '\\n\\037EK%s:ask:%s\\n' '{token}' \"$2\"\n",
             "  IFS= builtin read -r __ek_n || builtin exit 97\n",
@@ -105,7 +105,8 @@ pub fn init_script(token: &str, dialect: Dialect, exports: Option<&str>) -> Stri
             "  builtin printf '\\037EK%s:fin\\n' \"$__ek_n\"\n",
             "  builtin printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
             "}}\n",
-            "{save}\n",
+            "__ek_save() {{ {save}; }}\n",
+            "__ek_save; trap __ek_save EXIT\n",
             "builtin printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
         ),
         token = token,

@@ -1500,6 +1500,10 @@ impl Session {
         let mut st = self.state.lock().await;
         let cwd_before = st.cwd.clone();
         if let Some(mut sh) = st.shell.take() {
+            // A live shell saves its exports as it exits (its EXIT trap).
+            if sh.exports.is_some() && sh.write(b"builtin exit 0\n").await.is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(2), sh.wait_exit()).await;
+            }
             self.keep_exports(&sh).await;
             sh.kill_all();
         }

@@ -33,6 +33,53 @@ async fn shell_exit_is_reported_and_the_session_reopens() {
     s.close().await;
 }
 
+/// A restart brings back the cwd and exported variables (not shell variables or
+/// functions), after the shell exited and of a live one; what the policies refuse to bring
+/// back stays out and is named.
+#[tokio::test]
+async fn a_restart_brings_back_the_cwd_and_the_exports() {
+    let ws = Workspace::new("restart-state");
+    std::fs::create_dir_all(ws.path().join("a/b")).unwrap();
+    let s = session(&ws, Profile::Workspace).await;
+    ok(
+        &s,
+        "cd a/b && export KEEP='two words' NL=$'x\\ny' && plain=1 && f() { :; }",
+    )
+    .await;
+    let r = run(&s, "exit 4").await;
+    assert!(r.shell_exited);
+    let report = s.restart().await.unwrap();
+    assert!(report.cwd.ends_with("/a/b"), "{report:?}");
+    for want in ["cwd", "KEEP", "NL"] {
+        assert!(report.restored.iter().any(|r| r == want), "{report:?}");
+    }
+    let r = ok(&s, "pwd; printf '%s|' \"$KEEP\" \"$NL\" \"${plain:-none}\"; type f 2>/dev/null || echo no-f").await;
+    assert!(r.stdout.ends_with("/a/b\ntwo words|x\ny|none|no-f\n"), "{r:?}");
+    // A live shell: restarted in place, with what it exported since.
+    ok(&s, "export LATER=yes && cd ..").await;
+    let report = s.restart().await.unwrap();
+    assert!(report.restored.iter().any(|r| r == "LATER"), "{report:?}");
+    assert_eq!(ok(&s, "echo $LATER; pwd").await.stdout, format!("yes\n{}/a\n", ws.path().canonicalize().unwrap().display()));
+    s.close().await;
+    // The policies decide the restore: a variable they refuse as a command stays out.
+    let engine = default_policies();
+    let s = config(&ws, engine, Profile::Workspace).local().await.unwrap();
+    ok(&s, "export SAFE=1").await;
+    // Forged into the saved file, as an agent that removed the shell's EXIT trap could
+    // write it: refused like the command it stands for.
+    ok(&s, "trap - EXIT").await;
+    let exports = s.info().await.tmp.join(".ek-exports");
+    std::fs::write(&exports, "declare -x SAFE=\"1\"\n").unwrap();
+    let mut text = std::fs::read_to_string(&exports).unwrap();
+    text.push_str("declare -x LD_PRELOAD=\"/tmp/evil.so\"\n");
+    std::fs::write(&exports, text).unwrap();
+    let report = s.restart().await.unwrap();
+    assert!(report.restored.iter().any(|r| r == "SAFE"), "{report:?}");
+    assert!(report.refused.iter().any(|r| r.starts_with("LD_PRELOAD")), "{report:?}");
+    assert_eq!(ok(&s, "echo ${LD_PRELOAD:-unset}").await.stdout, "unset\n");
+    s.close().await;
+}
+
 async fn spawn_leftovers(s: &Session) -> i32 {
     ok(
         s,
