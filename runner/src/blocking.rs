@@ -80,10 +80,7 @@ impl BlockingSession {
         settings: &crate::ssh::SshSettings,
         config: SessionConfig,
     ) -> Result<BlockingSession, SessionError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(SessionError::Spawn)?;
+        let rt = remote_runtime()?;
         let session = rt.block_on(Session::ssh(target, settings, config))?;
         Ok(BlockingSession {
             session: Some(session),
@@ -97,10 +94,7 @@ impl BlockingSession {
         settings: &crate::docker::DockerSettings,
         config: SessionConfig,
     ) -> Result<BlockingSession, SessionError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(SessionError::Spawn)?;
+        let rt = remote_runtime()?;
         let session = rt.block_on(Session::docker(target, settings, config))?;
         Ok(BlockingSession {
             session: Some(session),
@@ -149,4 +143,15 @@ impl Drop for BlockingSession {
             self.rt.block_on(s.close());
         }
     }
+}
+
+/// A runtime for a remote session: one worker thread that keeps running between calls, so
+/// the connection's keepalives and the helper's pings go on while the caller is busy
+/// elsewhere (the helper ends a session it has not heard from in 90 s).
+fn remote_runtime() -> Result<tokio::runtime::Runtime, SessionError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(SessionError::Spawn)
 }

@@ -21,7 +21,12 @@ fn fixture() -> Option<(SshTarget, SshSettings, PathBuf)> {
         );
         return None;
     };
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     let port: u16 = read("port").parse().unwrap();
     let host = read("host_ed25519_key.pub");
     let mut f = host.split_whitespace();
@@ -30,7 +35,11 @@ fn fixture() -> Option<(SshTarget, SshSettings, PathBuf)> {
     let work = std::env::temp_dir().join(format!("ek-helper-cache-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let kh = work.join("known_hosts");
-    std::fs::write(&kh, KnownHosts::line_for("127.0.0.1", port, t, &blob) + "\n").unwrap();
+    std::fs::write(
+        &kh,
+        KnownHosts::line_for("127.0.0.1", port, t, &blob) + "\n",
+    )
+    .unwrap();
     let key = work.join("id");
     std::fs::copy(dir.join("user_key"), &key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -98,7 +107,11 @@ async fn a_tampered_or_writable_cached_helper_is_replaced_not_run() {
     let file = cached(&cache);
     let good = std::fs::read(&file).unwrap();
     let meta = std::fs::metadata(&file).unwrap();
-    assert_eq!(meta.mode() & 0o022, 0, "the cached helper is writable by others");
+    assert_eq!(
+        meta.mode() & 0o022,
+        0,
+        "the cached helper is writable by others"
+    );
     // Tampered with (by someone with the account's rights, outside any session).
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut bad = good.clone();
@@ -107,7 +120,11 @@ async fn a_tampered_or_writable_cached_helper_is_replaced_not_run() {
     let s2 = open().await;
     let e = s2.info().await.enforcement;
     assert_eq!(e.level, Level::Full, "{e:?}");
-    assert_eq!(std::fs::read(&file).unwrap(), good, "the tampered copy stayed");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        good,
+        "the tampered copy stayed"
+    );
     s2.close().await;
     // Writable by everyone: not trusted either.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o777)).unwrap();

@@ -53,17 +53,30 @@ async fn a_restart_brings_back_the_cwd_and_the_exports() {
     for want in ["cwd", "KEEP", "NL"] {
         assert!(report.restored.iter().any(|r| r == want), "{report:?}");
     }
-    let r = ok(&s, "pwd; printf '%s|' \"$KEEP\" \"$NL\" \"${plain:-none}\"; type f 2>/dev/null || echo no-f").await;
-    assert!(r.stdout.ends_with("/a/b\ntwo words|x\ny|none|no-f\n"), "{r:?}");
+    let r = ok(
+        &s,
+        "pwd; printf '%s|' \"$KEEP\" \"$NL\" \"${plain:-none}\"; type f 2>/dev/null || echo no-f",
+    )
+    .await;
+    assert!(
+        r.stdout.ends_with("/a/b\ntwo words|x\ny|none|no-f\n"),
+        "{r:?}"
+    );
     // A live shell: restarted in place, with what it exported since.
     ok(&s, "export LATER=yes && cd ..").await;
     let report = s.restart().await.unwrap();
     assert!(report.restored.iter().any(|r| r == "LATER"), "{report:?}");
-    assert_eq!(ok(&s, "echo $LATER; pwd").await.stdout, format!("yes\n{}/a\n", ws.path().canonicalize().unwrap().display()));
+    assert_eq!(
+        ok(&s, "echo $LATER; pwd").await.stdout,
+        format!("yes\n{}/a\n", ws.path().canonicalize().unwrap().display())
+    );
     s.close().await;
     // The policies decide the restore: a variable they refuse as a command stays out.
     let engine = default_policies();
-    let s = config(&ws, engine, Profile::Workspace).local().await.unwrap();
+    let s = config(&ws, engine, Profile::Workspace)
+        .local()
+        .await
+        .unwrap();
     ok(&s, "export SAFE=1").await;
     // Forged into the saved file, as an agent that removed the shell's EXIT trap could
     // write it: refused like the command it stands for.
@@ -75,7 +88,10 @@ async fn a_restart_brings_back_the_cwd_and_the_exports() {
     std::fs::write(&exports, text).unwrap();
     let report = s.restart().await.unwrap();
     assert!(report.restored.iter().any(|r| r == "SAFE"), "{report:?}");
-    assert!(report.refused.iter().any(|r| r.starts_with("LD_PRELOAD")), "{report:?}");
+    assert!(
+        report.refused.iter().any(|r| r.starts_with("LD_PRELOAD")),
+        "{report:?}"
+    );
     assert_eq!(ok(&s, "echo ${LD_PRELOAD:-unset}").await.stdout, "unset\n");
     s.close().await;
 }
