@@ -334,7 +334,10 @@ impl Report {
             self.push(
                 p.kind,
                 ran_ok == expected || !strict,
-                format!("`{command}` {what} (profile {} should {want})", profile.as_str()),
+                format!(
+                    "`{command}` {what} (profile {} should {want})",
+                    profile.as_str()
+                ),
             );
         }
         session.close().await;

@@ -401,12 +401,19 @@ fn doctor_probes_what_an_ssh_hosts_kernel_enforces() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     assert_eq!(v["ok"], true, "{v:#}");
     assert_eq!(v["enforcement"]["level"], "full", "{v:#}");
     let notes = v["enforcement"]["notes"].to_string();
-    assert!(notes.contains("enforced on the target by execkit-helper"), "{notes}");
+    assert!(
+        notes.contains("enforced on the target by execkit-helper"),
+        "{notes}"
+    );
     let outside = v["checks"]
         .as_array()
         .unwrap()
@@ -414,6 +421,9 @@ fn doctor_probes_what_an_ssh_hosts_kernel_enforces() {
         .find(|c| c["kind"] == "write_outside_workspace")
         .unwrap();
     assert_eq!(outside["ok"], true, "{outside}");
-    assert!(outside["detail"].as_str().unwrap().contains("was refused"), "{outside}");
+    assert!(
+        outside["detail"].as_str().unwrap().contains("was refused"),
+        "{outside}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
