@@ -13,6 +13,7 @@ use crate::spawn::{self, Namespaces, Plan};
 use crate::{sys, tree};
 use execkit_helper::msg::{Call, Exited, Failed, Ready, Reply, Rotated, Start, Waiting};
 use execkit_helper::wire::{self, Decoder, Kind};
+use execkit_sandbox::procs;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -495,16 +496,9 @@ impl Supervisor {
     fn waiting(&self) -> Waiting {
         let pid = self.shell.pid;
         let blocked = self.alive
-            && std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|t| {
-                let mut f = t.split_whitespace();
-                let nr = f.next().and_then(|n| n.parse::<i64>().ok());
-                let fd = f
-                    .next()
-                    .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
-                nr == Some(libc::SYS_read) && fd == Some(0)
-            })
-            && std::fs::read_link(format!("/proc/{pid}/fd/0"))
-                .is_ok_and(|t| t.as_os_str() == self.shell.stdin_id.as_str());
+            && procs::blocked_reading_stdin(pid)
+            && procs::fd_target(pid, 0)
+                .is_some_and(|t| t.as_os_str() == self.shell.stdin_id.as_str());
         let (children, cwd) = if blocked {
             let kids = tree::children(pid)
                 .into_iter()

@@ -20,6 +20,7 @@
 //! ```
 
 use execkit_engine::{Identity, ScriptLimits};
+use execkit_runner::remote_sandbox::RemoteSandbox;
 use execkit_runner::sandbox::Profile;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -352,85 +353,22 @@ pub struct SshConfig {
     /// such hosts are refused).
     #[serde(default)]
     pub allow_sh: bool,
-    /// The sandbox the remote helper applies on SSH hosts (`[ssh.sandbox]`).
+    /// The sandbox the remote helper applies on SSH hosts (`[ssh.sandbox]`: `helper`,
+    /// `require`, `profile`, `workspace`, `writable`, `deny_read`, `namespaces`).
+    ///
+    /// ```
+    /// use execkit_cli::config::OperatorConfig;
+    /// let c = OperatorConfig::from_toml_str(r#"
+    ///     [ssh]
+    ///     known_hosts = "/etc/execkit/known_hosts"
+    ///     [ssh.sandbox]
+    ///     require = true
+    ///     workspace = "/srv/build"
+    /// "#).unwrap();
+    /// assert!(c.ssh.unwrap().sandbox.require);
+    /// ```
     #[serde(default)]
-    pub sandbox: RemoteSandboxConfig,
-}
-
-/// `[ssh.sandbox]` and `[docker.sandbox]`: the sandbox on remote targets, applied there by
-/// the remote helper (`execkit-helper`).
-///
-/// ```
-/// use execkit_cli::config::OperatorConfig;
-/// let c = OperatorConfig::from_toml_str(r#"
-///     [ssh]
-///     known_hosts = "/etc/execkit/known_hosts"
-///     [ssh.sandbox]
-///     require = true
-///     workspace = "/srv/build"
-/// "#).unwrap();
-/// let s = c.ssh.unwrap().sandbox;
-/// assert!(s.require);
-/// assert_eq!(s.helper, "bundled");
-/// ```
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RemoteSandboxConfig {
-    /// `bundled` (the helper this server carries, uploaded or copied to the target),
-    /// `off` (no helper: the policies alone), or the path of a helper the operator
-    /// installed on the target.
-    pub helper: String,
-    /// Refuse a remote session that cannot get the whole sandbox (no helper, or a kernel
-    /// that enforces only part of it), before any command runs.
-    pub require: bool,
-    /// `workspace` (default), `read-only`, `workspace-net` or `off`.
-    pub profile: Profile,
-    /// The workspace on the target (`~/` is the remote home; created if missing).
-    /// Default: `~/execkit-work` over SSH, `/work` (the bound workspace) in an ephemeral
-    /// container, the working directory of an attached one.
-    pub workspace: Option<String>,
-    /// Extra writable paths on the target.
-    pub writable: Vec<String>,
-    /// Unreadable paths on the target. Default: the account's credential files
-    /// (`~/.ssh`, `~/.aws`, `~/.kube`, `~/.netrc`, ...).
-    pub deny_read: Vec<String>,
-    /// Give the shell PID and mount namespaces where the account may create them.
-    pub namespaces: bool,
-}
-
-impl Default for RemoteSandboxConfig {
-    fn default() -> Self {
-        let d = execkit_runner::remote_sandbox::RemoteSandbox::default();
-        RemoteSandboxConfig {
-            helper: "bundled".into(),
-            require: d.require,
-            profile: d.profile,
-            workspace: d.workspace,
-            writable: d.writable,
-            deny_read: d.deny_read,
-            namespaces: d.namespaces,
-        }
-    }
-}
-
-impl RemoteSandboxConfig {
-    /// The runner's settings.
-    pub fn to_runner(&self) -> execkit_runner::remote_sandbox::RemoteSandbox {
-        use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
-        let mut s = RemoteSandbox::default();
-        s.helper = match self.helper.as_str() {
-            "bundled" => HelperSource::Bundled,
-            "off" => HelperSource::Off,
-            path => HelperSource::Installed(path.to_string()),
-        };
-        s.require = self.require;
-        s.profile = self.profile;
-        s.workspace = self.workspace.clone();
-        s.writable = self.writable.clone();
-        s.deny_read = self.deny_read.clone();
-        s.namespaces = self.namespaces;
-        s
-    }
+    pub sandbox: RemoteSandbox,
 }
 
 /// What to do with hosts known_hosts does not list.
@@ -470,7 +408,7 @@ pub struct DockerConfig {
     pub allow_sh: bool,
     /// The sandbox the remote helper applies in containers (`[docker.sandbox]`).
     #[serde(default)]
-    pub sandbox: RemoteSandboxConfig,
+    pub sandbox: RemoteSandbox,
 }
 
 fn default_pids() -> i64 {
@@ -703,7 +641,7 @@ impl OperatorConfig {
                         unknown_hosts: UnknownHostsConfig::Refuse,
                         user: None,
                         allow_sh: false,
-                        sandbox: RemoteSandboxConfig::default(),
+                        sandbox: RemoteSandbox::default(),
                     })
                 }
             }
@@ -724,7 +662,7 @@ impl OperatorConfig {
                         memory_bytes: default_container_memory(),
                         user: None,
                         allow_sh: false,
-                        sandbox: RemoteSandboxConfig::default(),
+                        sandbox: RemoteSandbox::default(),
                     })
                 }
             }

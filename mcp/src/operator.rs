@@ -371,7 +371,7 @@ pub fn ssh_settings(c: &crate::config::SshConfig) -> execkit_runner::ssh::SshSet
             .flatten()
     });
     s.allow_sh = c.allow_sh;
-    s.sandbox = c.sandbox.to_runner();
+    s.sandbox = c.sandbox.clone();
     s.unknown_hosts = match c.unknown_hosts {
         crate::config::UnknownHostsConfig::Refuse => execkit_runner::ssh::UnknownHosts::Refuse,
         crate::config::UnknownHostsConfig::TrustOnFirstUse => {
@@ -392,7 +392,7 @@ pub fn docker_settings(
 ) -> execkit_runner::docker::DockerSettings {
     let mut s = execkit_runner::docker::DockerSettings::new(&c.endpoint);
     s.workspace = workspace;
-    s.sandbox = c.sandbox.to_runner();
+    s.sandbox = c.sandbox.clone();
     s.network = c.network;
     s.pids_limit = c.pids_limit;
     s.memory_bytes = c.memory_bytes;

@@ -85,11 +85,7 @@ impl TargetArgs {
     fn remote_sandbox(&self, profile: Profile) -> execkit_runner::remote_sandbox::RemoteSandbox {
         use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
         let mut s = RemoteSandbox::default();
-        s.helper = match self.helper.as_str() {
-            "bundled" => HelperSource::Bundled,
-            "off" => HelperSource::Off,
-            path => HelperSource::Installed(path.to_string()),
-        };
+        s.helper = HelperSource::from(self.helper.clone());
         s.require = self.require_sandbox;
         s.workspace = self.remote_workspace.clone();
         s.profile = profile;

@@ -204,11 +204,7 @@ fn remote_sandbox(o: &mut Options<'_>) -> PyResult<execkit_runner::remote_sandbo
     use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
     let mut s = RemoteSandbox::default();
     if let Some(h) = o.value::<String>("helper")? {
-        s.helper = match h.as_str() {
-            "bundled" => HelperSource::Bundled,
-            "off" => HelperSource::Off,
-            path => HelperSource::Installed(path.to_string()),
-        };
+        s.helper = HelperSource::from(h);
     }
     s.require = o.value::<bool>("require_sandbox")?.unwrap_or(false);
     s.workspace = o.value::<String>("remote_workspace")?;

@@ -38,6 +38,8 @@ fn report(label: &str, mut v: Vec<Duration>) {
 
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "../tests/support/ssh.rs"]
+mod ssh_support;
 use measure::{engine, pct, peak_rss_kib};
 
 #[tokio::main(flavor = "current_thread")]
@@ -204,48 +206,10 @@ type Uncache = Box<dyn Fn()>;
 /// Session openers for the test sshd and dockerd, when their state directories are set:
 /// with the remote helper (the default) and without it.
 fn remote_openers(engine: Arc<Engine>) -> Vec<(&'static str, Opener, Option<Uncache>)> {
-    use base64::Engine as _;
     use execkit_runner::remote_sandbox::HelperSource;
-    use std::os::unix::fs::PermissionsExt;
     let mut out: Vec<(&'static str, Opener, Option<Uncache>)> = Vec::new();
-    if let Some(dir) = std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(std::path::PathBuf::from) {
-        let read = |f: &str| {
-            std::fs::read_to_string(dir.join(f))
-                .unwrap()
-                .trim()
-                .to_string()
-        };
-        let port: u16 = read("port").parse().unwrap();
-        let host = read("host_ed25519_key.pub");
-        let mut f = host.split_whitespace();
-        let (t, b) = (f.next().unwrap().to_string(), f.next().unwrap().to_string());
-        let blob = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
-        let work = std::env::temp_dir().join(format!("ek-bench-ssh-{}", std::process::id()));
-        std::fs::create_dir_all(&work).unwrap();
-        let kh = work.join("known_hosts");
-        std::fs::write(
-            &kh,
-            execkit_runner::known_hosts::KnownHosts::line_for("127.0.0.1", port, &t, &blob) + "\n",
-        )
-        .unwrap();
-        let key = work.join("id");
-        std::fs::copy(dir.join("user_key"), &key).unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let mut settings = execkit_runner::ssh::SshSettings::new(&kh);
-        settings.identity_files = vec![key];
-        let target = execkit_runner::ssh::SshTarget {
-            host: "127.0.0.1".into(),
-            port,
-            user: read("user"),
-        };
-        let home = std::fs::read_to_string("/etc/passwd")
-            .unwrap()
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 5 && f[0] == target.user).then(|| std::path::PathBuf::from(f[5]))
-            })
-            .unwrap();
+    if let Some((target, settings)) = ssh_support::ssh_fixture() {
+        let home = ssh_support::ssh_home(&target.user);
         let cache = home.join(".cache/execkit");
         for (name, helper) in [
             ("ssh", HelperSource::Bundled),

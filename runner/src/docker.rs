@@ -303,6 +303,54 @@ async fn open_ephemeral(
     Ok(conn)
 }
 
+/// An attached exec's output stream and stdin.
+type Attached = (
+    String,
+    std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+                > + Send,
+        >,
+    >,
+    std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+);
+
+impl DockerConnection {
+    /// Creates and starts an exec of `argv` attached to its stdout and stderr (and stdin
+    /// with `stdin`): its id, its output and its input. `what` names it in errors.
+    async fn attached(
+        &self,
+        argv: &[&str],
+        stdin: bool,
+        what: &str,
+    ) -> Result<Attached, DockerError> {
+        let exec = self
+            .docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv.to_vec()),
+                    ..CreateExecOptions::default()
+                },
+            )
+            .await
+            .map_err(daemon)?;
+        let StartExecResults::Attached { output, input } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(daemon)?
+        else {
+            return Err(DockerError::Daemon(format!("{what}'s exec did not attach")));
+        };
+        Ok((exec.id, output, input))
+    }
+}
+
 /// Connects to the endpoint and returns the daemon's version (for the doctor).
 pub async fn ping(s: &DockerSettings) -> Result<String, DockerError> {
     let endpoint_err = |message: String| DockerError::Endpoint {
@@ -374,45 +422,28 @@ impl DockerConnection {
 
     /// Runs one command (`sh -c`, no TTY) and collects its output and exit code.
     pub async fn run(&self, command: &str) -> Result<ContainerOutput, DockerError> {
-        let exec = self
-            .docker
-            .create_exec(
-                &self.container,
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(vec!["sh", "-c", command]),
-                    ..CreateExecOptions::default()
-                },
-            )
-            .await
-            .map_err(daemon)?;
+        let (id, mut output, _) = self
+            .attached(&["sh", "-c", command], false, "the command")
+            .await?;
         let mut out = ContainerOutput {
             exit_code: None,
             stdout: Vec::new(),
             stderr: Vec::new(),
         };
-        if let StartExecResults::Attached { mut output, .. } = self
-            .docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(daemon)?
-        {
-            while let Some(item) = output.next().await {
-                match item.map_err(daemon)? {
-                    bollard::container::LogOutput::StdOut { message } => {
-                        out.stdout.extend_from_slice(&message)
-                    }
-                    bollard::container::LogOutput::StdErr { message } => {
-                        out.stderr.extend_from_slice(&message)
-                    }
-                    _ => {}
+        while let Some(item) = output.next().await {
+            match item.map_err(daemon)? {
+                bollard::container::LogOutput::StdOut { message } => {
+                    out.stdout.extend_from_slice(&message)
                 }
+                bollard::container::LogOutput::StdErr { message } => {
+                    out.stderr.extend_from_slice(&message)
+                }
+                _ => {}
             }
         }
         out.exit_code = self
             .docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&id)
             .await
             .map_err(daemon)?
             .exit_code;
@@ -427,33 +458,10 @@ impl DockerConnection {
         dialect: crate::frame::Dialect,
     ) -> Result<crate::remote::Streams, DockerError> {
         use crate::shell::Chunk;
-        let exec = self
-            .docker
-            .create_exec(
-                &self.container,
-                CreateExecOptions {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(dialect.program().split(' ').collect()),
-                    ..CreateExecOptions::default()
-                },
-            )
-            .await
-            .map_err(daemon)?;
-        let StartExecResults::Attached { mut output, input } = self
-            .docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(daemon)?
-        else {
-            return Err(DockerError::Daemon(
-                "the shell's exec did not attach".into(),
-            ));
-        };
+        let argv: Vec<&str> = dialect.program().split(' ').collect();
+        let (id, mut output, input) = self.attached(&argv, true, "the shell").await?;
         let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
         let docker = self.docker.clone();
-        let id = exec.id.clone();
         tokio::spawn(async move {
             while let Some(item) = output.next().await {
                 let chunk = match item {
@@ -504,30 +512,8 @@ impl DockerConnection {
         &self,
         argv: &[String],
     ) -> Result<crate::helper_link::RawChannel, DockerError> {
-        let exec = self
-            .docker
-            .create_exec(
-                &self.container,
-                CreateExecOptions {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(argv.iter().map(String::as_str).collect()),
-                    ..CreateExecOptions::default()
-                },
-            )
-            .await
-            .map_err(daemon)?;
-        let StartExecResults::Attached { mut output, input } = self
-            .docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(daemon)?
-        else {
-            return Err(DockerError::Daemon(
-                "the helper's exec did not attach".into(),
-            ));
-        };
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let (_, mut output, input) = self.attached(&argv, true, "the helper").await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = Default::default();
         let errs = stderr.clone();
@@ -599,28 +585,9 @@ impl DockerConnection {
         command: &str,
         sink: crate::remote::StreamSink,
     ) -> Result<(), DockerError> {
-        let exec = self
-            .docker
-            .create_exec(
-                &self.container,
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    cmd: Some(vec!["sh", "-c", command]),
-                    ..CreateExecOptions::default()
-                },
-            )
-            .await
-            .map_err(daemon)?;
-        let StartExecResults::Attached { mut output, .. } = self
-            .docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(daemon)?
-        else {
-            return Err(DockerError::Daemon(
-                "the stream's exec did not attach".into(),
-            ));
-        };
+        let (_, mut output, _) = self
+            .attached(&["sh", "-c", command], false, "the stream")
+            .await?;
         tokio::spawn(async move {
             while let Some(item) = output.next().await {
                 match item {

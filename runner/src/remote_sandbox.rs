@@ -30,8 +30,9 @@ pub const CREDENTIAL_PATHS: &[&str] = &[
     "~/.cache/execkit",
 ];
 
-/// Where the helper comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Where the helper comes from; in configuration files `"bundled"`, `"off"` or a path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(from = "String")]
 #[non_exhaustive]
 pub enum HelperSource {
     /// The helper this server carries, uploaded or copied to the target.
@@ -43,8 +44,28 @@ pub enum HelperSource {
     Off,
 }
 
-/// The operator's sandbox for remote sessions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl From<String> for HelperSource {
+    fn from(s: String) -> HelperSource {
+        match s.as_str() {
+            "bundled" => HelperSource::Bundled,
+            "off" => HelperSource::Off,
+            _ => HelperSource::Installed(s),
+        }
+    }
+}
+
+/// The operator's sandbox for remote sessions (`[ssh.sandbox]`, `[docker.sandbox]` in the
+/// MCP server's configuration).
+///
+/// ```
+/// use execkit_runner::remote_sandbox::{HelperSource, RemoteSandbox};
+/// let s: RemoteSandbox = toml::from_str("require = true\nhelper = \"/opt/execkit-helper\"").unwrap();
+/// assert!(s.require);
+/// assert_eq!(s.helper, HelperSource::Installed("/opt/execkit-helper".into()));
+/// assert_eq!(s.deny_read, RemoteSandbox::default().deny_read);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct RemoteSandbox {
     /// Where the helper comes from.

@@ -119,6 +119,31 @@ pub fn environment(config: &SessionConfig, home: &Path, tmp: &Path) -> BTreeMap<
 }
 
 impl Shell {
+    /// A shell over `io` before its init script ran (pid 0 until it reports one).
+    fn around(
+        io: Io,
+        (tx, rx): (mpsc::Sender<Chunk>, mpsc::Receiver<Chunk>),
+        current: Arc<AtomicU64>,
+        token: String,
+        dialect: frame::Dialect,
+        exports: Option<String>,
+    ) -> Shell {
+        Shell {
+            pid: 0,
+            io,
+            rx,
+            tx,
+            current,
+            token,
+            seq: 0,
+            rotate: false,
+            background: Vec::new(),
+            dialect,
+            managed: Vec::new(),
+            exports,
+        }
+    }
+
     /// Spawns bash under the sandbox and waits until it has run the init script.
     pub async fn spawn(
         config: &SessionConfig,
@@ -180,12 +205,23 @@ impl Shell {
         }
         let prepared = Arc::new(prepared);
         let p = prepared.clone();
-        // SAFETY: the closure only makes async-signal-safe system calls (setsid, unshare,
+        // SAFETY: the closure only makes async-signal-safe system calls (setsid, close_range, unshare,
         // fork, mount, setuid, prctl, landlock_restrict_self, seccomp) on data built before
         // fork.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Nothing the server inherited (a client's pipe, a harness's descriptor)
+                // reaches the shell: every descriptor past stdio closes at `exec`.
+                if libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                ) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 cgroup::join_in_child(&cgroup_fds)?;
@@ -228,28 +264,18 @@ impl Shell {
         tokio::spawn(read_loop(stdout, 0, false, current.clone(), tx.clone()));
         tokio::spawn(read_loop(stderr, 0, true, current.clone(), tx.clone()));
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
-        let mut shell = Shell {
-            pid,
-            io: Io::Local(Box::new(Local {
-                child,
-                stdin,
-                stdin_id,
-                fifos: Vec::new(),
-                tmp: tmp.to_path_buf(),
-                run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
-                cgroup,
-            })),
-            rx,
-            tx,
-            current,
-            token,
-            seq: 0,
-            rotate: false,
-            background: Vec::new(),
-            dialect: frame::Dialect::Bash,
-            managed: Vec::new(),
-            exports: Some(tmp.join(crate::exports::FILE).display().to_string()),
-        };
+        let io = Io::Local(Box::new(Local {
+            child,
+            stdin,
+            stdin_id,
+            fifos: Vec::new(),
+            tmp: tmp.to_path_buf(),
+            run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
+            cgroup,
+        }));
+        let exports = Some(tmp.join(crate::exports::FILE).display().to_string());
+        let mut shell = Shell::around(io, (tx, rx), current, token, frame::Dialect::Bash, exports);
+        shell.pid = pid;
         shell.wait_ready().await?;
         Ok((shell, enforcement))
     }
@@ -325,20 +351,9 @@ impl Shell {
             .await
             .map_err(SessionError::NotReady)?;
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
-        let mut shell = Shell {
-            pid: 0,
-            io: Io::Remote(Box::new(RemoteShell::new(control, streams))),
-            rx,
-            tx,
-            current: Arc::new(AtomicU64::new(0)),
-            token,
-            seq: 0,
-            rotate: false,
-            background: Vec::new(),
-            dialect,
-            managed: Vec::new(),
-            exports: None,
-        };
+        let io = Io::Remote(Box::new(RemoteShell::new(control, streams)));
+        let current = Arc::new(AtomicU64::new(0));
+        let mut shell = Shell::around(io, (tx, rx), current, token, dialect, None);
         shell
             .write(format!("{}{setup}", crate::remote::PRELUDE).as_bytes())
             .await
@@ -394,24 +409,13 @@ impl Shell {
         let link = started.map_err(|e| not_ready(e.to_string()))?;
         let ready = link.ready.clone();
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
-        let mut shell = Shell {
-            pid: 0,
-            io: Io::Helper(Box::new(crate::helper_shell::HelperShell {
-                link: Arc::new(link),
-                cwd: std::sync::Mutex::new(None),
-            })),
-            rx,
-            tx,
-            current,
-            token,
-            seq: 0,
-            rotate: false,
-            background: Vec::new(),
-            dialect,
-            managed: Vec::new(),
-            exports: (dialect == frame::Dialect::Bash)
-                .then(|| format!("{}/{}", ready.private_dir, crate::exports::FILE)),
-        };
+        let io = Io::Helper(Box::new(crate::helper_shell::HelperShell {
+            link: Arc::new(link),
+            cwd: std::sync::Mutex::new(None),
+        }));
+        let exports = (dialect == frame::Dialect::Bash)
+            .then(|| format!("{}/{}", ready.private_dir, crate::exports::FILE));
+        let mut shell = Shell::around(io, (tx, rx), current, token, dialect, exports);
         match shell.wait_ready().await {
             Ok(pid) => shell.pid = pid,
             Err(e) => {

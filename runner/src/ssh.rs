@@ -419,38 +419,7 @@ impl SshConnection {
     /// Runs one command (no PTY) and collects its output and exit status. What the
     /// account's startup files print first (a banner) is cut off both streams.
     pub async fn run(&self, command: &str) -> Result<RemoteOutput, SshError> {
-        let err = |message: String| SshError::Connect {
-            host: self.target.host.clone(),
-            port: self.target.port,
-            message,
-        };
-        let mut ch = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let (line, mut cut_out) =
-            PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
-        let mut cut_err = cut_out.twin();
-        ch.exec(true, line).await.map_err(|e| err(e.to_string()))?;
-        let mut out = RemoteOutput {
-            exit_status: None,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    out.stdout.extend(cut_out.push(&data).unwrap_or_default())
-                }
-                ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    out.stderr.extend(cut_err.push(&data).unwrap_or_default())
-                }
-                ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
-                _ => {}
-            }
-        }
-        Ok(out)
+        self.run_with(command, None).await
     }
 
     /// Runs one command with `input` on its stdin (then end of file), like [`Self::run`].
@@ -459,22 +428,24 @@ impl SshConnection {
         command: &str,
         input: &[u8],
     ) -> Result<RemoteOutput, SshError> {
-        let err = |message: String| SshError::Connect {
-            host: self.target.host.clone(),
-            port: self.target.port,
-            message,
-        };
-        let mut ch = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        self.run_with(command, Some(input)).await
+    }
+
+    async fn run_with(
+        &self,
+        command: &str,
+        input: Option<&[u8]>,
+    ) -> Result<RemoteOutput, SshError> {
+        let err = |e: String| self.connect_error(e);
+        let mut ch = self.session_channel().await?;
         let (line, mut cut_out) =
             PreludeCut::wrap(command, true).map_err(|e| err(e.to_string()))?;
         let mut cut_err = cut_out.twin();
         ch.exec(true, line).await.map_err(|e| err(e.to_string()))?;
-        ch.data(input).await.map_err(|e| err(e.to_string()))?;
-        ch.eof().await.map_err(|e| err(e.to_string()))?;
+        if let Some(input) = input {
+            ch.data(input).await.map_err(|e| err(e.to_string()))?;
+            ch.eof().await.map_err(|e| err(e.to_string()))?;
+        }
         let mut out = RemoteOutput {
             exit_status: None,
             stdout: Vec::new(),
@@ -501,16 +472,8 @@ impl SshConnection {
         &self,
         command: &str,
     ) -> Result<crate::helper_link::RawChannel, SshError> {
-        let err = |message: String| SshError::Connect {
-            host: self.target.host.clone(),
-            port: self.target.port,
-            message,
-        };
-        let mut ch = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let err = |e: String| self.connect_error(e);
+        let mut ch = self.session_channel().await?;
         ch.exec(true, command)
             .await
             .map_err(|e| err(e.to_string()))?;
@@ -548,16 +511,8 @@ impl SshConnection {
         dialect: crate::frame::Dialect,
     ) -> Result<crate::remote::Streams, SshError> {
         use crate::shell::Chunk;
-        let err = |message: String| SshError::Connect {
-            host: self.target.host.clone(),
-            port: self.target.port,
-            message,
-        };
-        let mut ch = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let err = |e: String| self.connect_error(e);
+        let mut ch = self.session_channel().await?;
         let (line, mut cut_out) = PreludeCut::wrap(&format!("exec {}", dialect.program()), true)
             .map_err(|e| err(e.to_string()))?;
         let mut cut_err = cut_out.twin();
@@ -629,16 +584,8 @@ impl SshConnection {
         command: &str,
         sink: crate::remote::StreamSink,
     ) -> Result<(), SshError> {
-        let err = |message: String| SshError::Connect {
-            host: self.target.host.clone(),
-            port: self.target.port,
-            message,
-        };
-        let mut ch = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let err = |e: String| self.connect_error(e);
+        let mut ch = self.session_channel().await?;
         let (line, mut cut) = PreludeCut::wrap(command, false).map_err(|e| err(e.to_string()))?;
         ch.exec(true, line).await.map_err(|e| err(e.to_string()))?;
         tokio::spawn(async move {
@@ -655,6 +602,23 @@ impl SshConnection {
             sink.end().await;
         });
         Ok(())
+    }
+
+    /// A connection error naming this target.
+    fn connect_error(&self, message: String) -> SshError {
+        SshError::Connect {
+            host: self.target.host.clone(),
+            port: self.target.port,
+            message,
+        }
+    }
+
+    /// A new session channel on the connection.
+    async fn session_channel(&self) -> Result<russh::Channel<client::Msg>, SshError> {
+        self.handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.connect_error(e.to_string()))
     }
 
     /// True once the connection has dropped (or was closed).

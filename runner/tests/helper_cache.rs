@@ -5,64 +5,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
-use base64::Engine as _;
-use execkit_runner::known_hosts::KnownHosts;
 use execkit_runner::sandbox::Level;
 use execkit_runner::ssh::{SshSettings, SshTarget};
 use execkit_runner::Session;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
+#[path = "support/ssh.rs"]
+mod ssh_support;
+
 fn fixture() -> Option<(SshTarget, SshSettings, PathBuf)> {
-    let Some(dir) = std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(PathBuf::from) else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but no test sshd"
-        );
-        return None;
-    };
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let port: u16 = read("port").parse().unwrap();
-    let host = read("host_ed25519_key.pub");
-    let mut f = host.split_whitespace();
-    let (t, b) = (f.next().unwrap(), f.next().unwrap());
-    let blob = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
-    let work = std::env::temp_dir().join(format!("ek-helper-cache-{}", std::process::id()));
-    std::fs::create_dir_all(&work).unwrap();
-    let kh = work.join("known_hosts");
-    std::fs::write(
-        &kh,
-        KnownHosts::line_for("127.0.0.1", port, t, &blob) + "\n",
-    )
-    .unwrap();
-    let key = work.join("id");
-    std::fs::copy(dir.join("user_key"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut s = SshSettings::new(&kh);
-    s.identity_files = vec![key];
-    let user = read("user");
-    let home = std::fs::read_to_string("/etc/passwd")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 5 && f[0] == user).then(|| PathBuf::from(f[5]))
-        })
-        .unwrap();
-    Some((
-        SshTarget {
-            host: "127.0.0.1".into(),
-            port,
-            user,
-        },
-        s,
-        home.join(".cache/execkit"),
-    ))
+    let (t, s) = ssh_support::ssh_fixture()?;
+    let cache = ssh_support::ssh_home(&t.user).join(".cache/execkit");
+    Some((t, s, cache))
 }
 
 fn engine() -> std::sync::Arc<execkit_runner::Engine> {

@@ -98,6 +98,23 @@ pub fn all() -> Vec<Stat> {
         .collect()
 }
 
+/// Every process below `root` (not `root` itself), from one look at `/proc`.
+pub fn descendants(root: i32) -> Vec<Stat> {
+    let everything = all();
+    let mut out: Vec<Stat> = Vec::new();
+    let mut frontier = vec![root];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(p) = frontier.pop() {
+        for s in everything.iter().filter(|s| s.ppid == p) {
+            if seen.insert(s.pid) {
+                out.push(*s);
+                frontier.push(s.pid);
+            }
+        }
+    }
+    out
+}
+
 /// `pid` and every process below it, plus every process in session `sid` (which catches
 /// children re-parented away after their parent exited).
 pub fn tree(pid: i32, sid: i32) -> Vec<Stat> {

@@ -7,7 +7,7 @@
 //! cannot guard; a shell that hit a limit restarts with its cwd and exports.
 
 use crate::common::*;
-use crate::remote_sessions::{docker_fixture, ssh_fixture};
+use crate::remote_sessions::{docker_fixture, ssh_fixture, ssh_home};
 use execkit_runner::docker::DockerTarget;
 use execkit_runner::remote_sandbox::HelperSource;
 use execkit_runner::sandbox::Level;
@@ -15,15 +15,9 @@ use execkit_runner::{ExecOptions, LimitHit, Session, SessionError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The test account's home on this machine (the test sshd runs here).
-fn ssh_home() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("EXECKIT_TEST_SSHD_DIR")?);
-    let user = std::fs::read_to_string(dir.join("user")).ok()?;
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 5 && f[0] == user.trim()).then(|| PathBuf::from(f[5]))
-    })
+/// The test account's home, when the test sshd runs.
+fn home_if_ssh() -> Option<PathBuf> {
+    ssh_fixture().map(|(t, _)| ssh_home(&t.user))
 }
 
 fn uid_gid_of(path: &Path) -> (u32, u32) {
@@ -73,7 +67,7 @@ async fn ssh_session(limits: Option<execkit_runner::Limits>) -> Option<Session> 
 
 #[tokio::test]
 async fn the_targets_kernel_refuses_what_a_permit_all_policy_lets_through() {
-    let (Some(s), Some(home)) = (ssh_session(None).await, ssh_home()) else {
+    let (Some(s), Some(home)) = (ssh_session(None).await, home_if_ssh()) else {
         return;
     };
     let e = s.info().await.enforcement;

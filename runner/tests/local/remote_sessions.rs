@@ -6,9 +6,7 @@ use crate::common::*;
 use base64::Engine as _;
 use execkit_runner::docker::{DockerSettings, DockerTarget};
 use execkit_runner::known_hosts::KnownHosts;
-use execkit_runner::ssh::{SshSettings, SshTarget};
 use execkit_runner::Session;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,52 +14,9 @@ fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The SSH target and settings of the test sshd.
-pub(crate) fn ssh_fixture() -> Option<(SshTarget, SshSettings)> {
-    let Some(dir) = std::env::var_os("EXECKIT_TEST_SSHD_DIR").map(PathBuf::from) else {
-        assert!(
-            !ci(),
-            "CI=true but no test sshd (scripts/test.sh starts one)"
-        );
-        return None;
-    };
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let port: u16 = read("port").parse().unwrap();
-    let host_pub = read("host_ed25519_key.pub");
-    let mut f = host_pub.split_whitespace();
-    let (t, b) = (f.next().unwrap(), f.next().unwrap());
-    let blob = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
-    let work = std::env::temp_dir().join(format!(
-        "ek-remote-ssh-{}-{}",
-        std::process::id(),
-        rand_u64()
-    ));
-    std::fs::create_dir_all(&work).unwrap();
-    let kh = work.join("known_hosts");
-    std::fs::write(
-        &kh,
-        KnownHosts::line_for("127.0.0.1", port, t, &blob) + "\n",
-    )
-    .unwrap();
-    let key = work.join("id");
-    std::fs::copy(dir.join("user_key"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut s = SshSettings::new(&kh);
-    s.identity_files = vec![key];
-    Some((
-        SshTarget {
-            host: "127.0.0.1".into(),
-            port,
-            user: read("user"),
-        },
-        s,
-    ))
-}
+#[path = "../support/ssh.rs"]
+mod ssh_support;
+pub(crate) use ssh_support::{ssh_fixture, ssh_home};
 
 pub(crate) fn docker_fixture() -> Option<DockerSettings> {
     let Some(dir) = std::env::var_os("EXECKIT_TEST_DOCKER_DIR").map(PathBuf::from) else {
