@@ -41,7 +41,7 @@ pub use chain::{record_hash, GENESIS_DOMAIN};
 pub use log::{Appended, AuditError, AuditLog, AuditOptions};
 pub use record::{
     ApprovalEvent, ApprovalRecord, AuditEvent, CheckpointRecord, CommandRecord, DecisionRecord,
-    FactRecord, ProcessEvent, ProcessRecord, RecordedEnv, SessionEvent, SessionRecord,
-    StreamSummary, Verdict, Who,
+    FactRecord, ProcessEvent, ProcessRecord, RecordedEnv, RuntimeContext, SessionEvent,
+    SessionRecord, StreamSummary, Verdict, Who,
 };
 pub use verify::{verify, verify_file, Problem, ProblemKind, VerifyOptions, VerifyReport};

@@ -79,6 +79,23 @@ pub struct DecisionRecord {
     /// command again under another policy set. Absent in logs written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Box<RecordedEnv>>,
+    /// Set when this is a runtime decision: a program the command started, decided as it
+    /// started (its `command` is the program and its arguments, quoted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeContext>,
+}
+
+/// Where a runtime decision happened: the program's process, its parents, and the
+/// command it ran under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeContext {
+    /// The session's command the program ran under, redacted (empty between commands:
+    /// a background job's child).
+    pub under: String,
+    /// The process that asked to run it (pid on the session's host).
+    pub pid: i32,
+    /// Its parents, nearest first, up to the session's shell: `pid command-name`.
+    pub parents: Vec<String>,
 }
 
 /// The decision environment of a recorded decision (redacted like every other string).

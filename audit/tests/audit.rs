@@ -52,6 +52,7 @@ fn write_log(path: &Path, n: usize) {
             }],
             approved_by: None,
             env: None,
+            runtime: None,
         }))
         .unwrap();
         log.append(&AuditEvent::Command(CommandRecord {

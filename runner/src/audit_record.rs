@@ -87,5 +87,6 @@ pub(crate) fn decision_record(
             .collect(),
         approved_by: None,
         env: Some(Box::new(recorded_env(env, text, redact))),
+        runtime: None,
     }
 }

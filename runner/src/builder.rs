@@ -70,6 +70,8 @@ pub struct SessionBuilder {
     shell: PathBuf,
     tmp_base: Option<PathBuf>,
     checkpoints: crate::checkpoint::CheckpointConfig,
+    exec_decisions: bool,
+    runtime_approver: Option<crate::exec_guard::RuntimeApprover>,
 }
 
 impl Default for SessionBuilder {
@@ -90,6 +92,8 @@ impl Default for SessionBuilder {
             shell: PathBuf::from("/bin/bash"),
             tmp_base: None,
             checkpoints: crate::checkpoint::CheckpointConfig::default(),
+            exec_decisions: true,
+            runtime_approver: None,
         }
     }
 }
@@ -199,6 +203,21 @@ impl SessionBuilder {
         self
     }
 
+    /// Decide every program the session starts, as it starts, by the same policies (on by
+    /// default where the kernel has seccomp user notification; the enforcement report
+    /// says whether it applies).
+    pub fn exec_decisions(mut self, on: bool) -> Self {
+        self.exec_decisions = on;
+        self
+    }
+
+    /// Who answers when an `@ask` policy stops a program at run time (the program waits);
+    /// without one such a program is refused.
+    pub fn runtime_approver(mut self, approver: crate::exec_guard::RuntimeApprover) -> Self {
+        self.runtime_approver = Some(approver);
+        self
+    }
+
     /// Where the private tmp dir is created (default: the system temp dir).
     pub fn tmp_base(mut self, dir: impl Into<PathBuf>) -> Self {
         self.tmp_base = Some(dir.into());
@@ -236,6 +255,8 @@ impl SessionBuilder {
             shell: self.shell,
             tmp_base: self.tmp_base,
             checkpoints: self.checkpoints,
+            exec_decisions: self.exec_decisions,
+            runtime_approver: self.runtime_approver,
         })
     }
 

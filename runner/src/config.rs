@@ -169,6 +169,10 @@ pub struct SessionConfig {
     pub(crate) shell: PathBuf,
     pub(crate) tmp_base: Option<PathBuf>,
     pub(crate) checkpoints: crate::checkpoint::CheckpointConfig,
+    /// Decide every program the session starts as it starts (where the kernel can).
+    pub(crate) exec_decisions: bool,
+    /// Asks a human about a program an `@ask` policy stops at run time.
+    pub(crate) runtime_approver: Option<crate::exec_guard::RuntimeApprover>,
 }
 
 /// Sees every audit event a session records (after redaction), as it is recorded, whether

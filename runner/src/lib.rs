@@ -43,6 +43,7 @@ pub mod checkpoint;
 mod config;
 mod disk;
 pub mod docker;
+mod exec_guard;
 mod exports;
 mod frame;
 mod helper_binary;
@@ -66,7 +67,10 @@ mod tmpdirs;
 pub use builder::SessionBuilder;
 pub use config::{Limits, Observer, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
 pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
-pub use result::{human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, SessionError};
+pub use exec_guard::{RuntimeApprover, RuntimeAsk};
+pub use result::{
+    human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, RuntimeDenial, SessionError,
+};
 pub use session::{
     decide_off_the_worker, Approval, Progress, RestartReport, Session, SessionInfo, PREVIEW_BYTES,
 };

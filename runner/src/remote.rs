@@ -598,6 +598,7 @@ pub(crate) fn no_sandbox_here() -> crate::sandbox::Enforcement {
         seccomp: false,
         no_new_privs: false,
         pid_namespace: false,
+        exec_decisions: false,
         resources: ResourceReport::default(),
         writable: Vec::new(),
         notes: Vec::new(),

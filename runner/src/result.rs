@@ -97,6 +97,36 @@ pub struct ExecResult {
     /// asks for one (`@checkpoint`); `Session::restore` undoes the command's file changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// Programs the command started that the policies refused as they started (a script's
+    /// command, a Makefile's recipe, a hook): each failed with "permission denied".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runtime_denials: Vec<RuntimeDenial>,
+    /// Programs the command started that the policies allowed as they started.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub runtime_allowed: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A program refused as it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimeDenial {
+    /// The program (as the kernel would run it), redacted.
+    pub program: String,
+    /// Its arguments, `argv[0]` first, redacted.
+    pub argv: Vec<String>,
+    /// Where it was to run.
+    pub cwd: String,
+    /// Its parents, nearest first, up to the session's shell (`pid name`).
+    pub parents: Vec<String>,
+    /// `deny`, or `ask` (a human's approval was needed and not given).
+    pub verdict: Verdict,
+    /// Why, with the policy's advice.
+    pub reason: String,
+    /// The policies that refused it.
+    pub policies: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -299,7 +299,15 @@ impl Session {
             &config.secret_env,
         );
         let protector = Protector::new(Redactor::new(&secrets), config.limits.capture);
-        let spawned = Shell::spawn(&config, &home, &tmp).await;
+        let who = Who {
+            session: id.clone(),
+            agent: config.identity.agent.clone(),
+            operator: config.identity.operator.clone(),
+            transport: "local".into(),
+            target: workspace.display().to_string(),
+        };
+        let spec = guard_spec(&config, &id, &home, &protector, who);
+        let spawned = Shell::spawn(&config, &home, &tmp, Some(spec)).await;
         let (shell, enforcement) = match spawned {
             Ok(s) => s,
             Err(e) => {
@@ -812,13 +820,22 @@ impl Session {
             }
         }
         let checkpoint = self.checkpoint_before(&st, command, &decision).await?;
-        let (run, counters) = {
+        let (run, counters, (runtime_denials, runtime_allowed)) = {
             let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
             let before = shell.counters();
+            shell.guard_begin(
+                &redact(command),
+                approval.map(|a| (&decision, a.approver.as_str())),
+            );
             let run = Run::new(self, shell, out, err, timeout);
             let run = run.go(command).await;
             let after = st.shell.as_ref().map(Shell::counters).unwrap_or(before);
-            (run, (before, after))
+            let runtime = st
+                .shell
+                .as_ref()
+                .map(Shell::guard_finish)
+                .unwrap_or_default();
+            (run, (before, after), runtime)
         };
         let run = match run {
             Ok(r) => r,
@@ -888,6 +905,8 @@ impl Session {
             limits_hit,
             background_jobs: run.left_background,
             checkpoint,
+            runtime_denials,
+            runtime_allowed,
         };
         self.audit(AuditEvent::Command(CommandRecord {
             who: self.who(),
@@ -1515,7 +1534,19 @@ impl Session {
         match &self.origin {
             Origin::Local => {
                 let (shell, enforcement) =
-                    Shell::spawn(&self.config, &self.home, &self.tmp).await?;
+                    Shell::spawn(
+                        &self.config,
+                        &self.home,
+                        &self.tmp,
+                        Some(guard_spec(
+                            &self.config,
+                            &self.id,
+                            &self.home,
+                            &self.protector,
+                            self.who(),
+                        )),
+                    )
+                    .await?;
                 st.shell = Some(shell);
                 st.enforcement = enforcement;
             }
@@ -2411,5 +2442,34 @@ fn helper_start(
         env: crate::remote::prelude_env(),
         idle_secs: crate::helper_link::IDLE_SECS,
         own_pid_namespace: ephemeral_container,
+    }
+}
+
+/// What a local shell's runtime decisions need: the policies, the session's decision
+/// environment, redaction, the audit sinks and the approver.
+fn guard_spec(
+    config: &SessionConfig,
+    id: &str,
+    home: &std::path::Path,
+    protector: &Protector,
+    who: Who,
+) -> crate::exec_guard::GuardSpec {
+    let mut env = DecisionEnv::local(
+        &config.workspace.display().to_string(),
+        &home.display().to_string(),
+    );
+    env.identity = config.identity.clone();
+    env.identity.session_id = id.to_string();
+    let p = protector.clone();
+    crate::exec_guard::GuardSpec {
+        engine: config.engine.clone(),
+        env,
+        shell: config.shell.clone(),
+        redact: Arc::new(move |t: &str| p.redact_text(t).text),
+        who,
+        log: config.audit.clone(),
+        observer: config.observer.clone(),
+        approver: config.runtime_approver.clone(),
+        approval_timeout: Duration::from_secs(300),
     }
 }

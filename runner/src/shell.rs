@@ -88,6 +88,8 @@ struct Local {
     run_as: Option<(u32, u32)>,
     /// The session's cgroup (removed when the shell is dropped).
     cgroup: Option<SessionCgroup>,
+    /// Runtime decisions of every program the shell starts.
+    guard: Option<crate::exec_guard::ExecGuard>,
 }
 
 /// The clean environment a shell starts with.
@@ -149,9 +151,41 @@ impl Shell {
         config: &SessionConfig,
         home: &Path,
         tmp: &Path,
+        guard: Option<crate::exec_guard::GuardSpec>,
     ) -> Result<(Shell, Enforcement), SessionError> {
         let prepared = sandbox::prepare(&config.sandbox, &config.workspace, tmp)?;
         let mut enforcement = prepared.enforcement.clone();
+        // Runtime decisions: a listener for the shell's execs, sent back over a socket.
+        let guard = match guard {
+            Some(spec) if config.exec_decisions && config.sandbox.profile != sandbox::Profile::Off => {
+                match execkit_sandbox::exec_notify::available() {
+                    Ok(()) => {
+                        let (ours, theirs) =
+                            std::os::unix::net::UnixStream::pair().map_err(SessionError::Spawn)?;
+                        let g = crate::exec_guard::ExecGuard::start(
+                            std::os::fd::OwnedFd::from(ours),
+                            spec,
+                        )
+                        .map_err(SessionError::Spawn)?;
+                        enforcement.exec_decisions = true;
+                        Some((g, std::os::fd::OwnedFd::from(theirs)))
+                    }
+                    Err(why) => {
+                        enforcement
+                            .notes
+                            .push(format!("no runtime decisions of the programs commands start: {why}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let notify = guard.as_ref().map(|(_, theirs)| {
+            (
+                std::os::fd::AsRawFd::as_raw_fd(theirs),
+                execkit_sandbox::exec_notify::program(),
+            )
+        });
         // The session's cgroup (named after its directory, plus a spawn counter so a
         // restarted shell gets a fresh group) and the rlimits that complete it.
         let res = config.limits.resources;
@@ -231,12 +265,39 @@ impl Shell {
                 } else {
                     namespaces::die_with_parent()?;
                 }
-                p.apply_in_child()
+                p.apply_in_child()?;
+                if let Some((sock, prog)) = &notify {
+                    let fd = execkit_sandbox::exec_notify::install(prog)?;
+                    execkit_sandbox::exec_notify::send_fd(*sock, fd)?;
+                    libc::close(fd);
+                    libc::close(*sock);
+                }
+                Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(SessionError::Spawn)?;
-        // The shell's end of the stdin socket must not stay open here.
-        drop(cmd);
+        // With runtime decisions the shell's own `exec` waits for the guard's answer, so
+        // the spawn (which returns once the shell executes) runs off this thread while
+        // the guard's thread answers.
+        let (mut child, guard) = match guard {
+            Some((g, theirs)) => {
+                let spawned = tokio::task::spawn_blocking(move || {
+                    let c = cmd.spawn();
+                    drop(cmd);
+                    c
+                })
+                .await
+                .map_err(|e| SessionError::Spawn(std::io::Error::other(e.to_string())))?
+                .map_err(SessionError::Spawn)?;
+                drop(theirs);
+                (spawned, Some(g))
+            }
+            None => {
+                let c = cmd.spawn().map_err(SessionError::Spawn)?;
+                // The shell's end of the stdin socket must not stay open here.
+                drop(cmd);
+                (c, None)
+            }
+        };
         drop(prepared);
         let spawned = child
             .id()
@@ -272,6 +333,7 @@ impl Shell {
             tmp: tmp.to_path_buf(),
             run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
             cgroup,
+            guard,
         }));
         let exports = Some(tmp.join(crate::exports::FILE).display().to_string());
         let mut shell = Shell::around(io, (tx, rx), current, token, frame::Dialect::Bash, exports);
@@ -436,6 +498,24 @@ impl Shell {
                 h.link.call_as(&execkit_helper::msg::Call::Exports).await
             }
             Io::Remote(_) => None,
+        }
+    }
+
+    /// A command starts: runtime decisions are now recorded under it (`approved`: its
+    /// decision and approver, when a human approved it).
+    pub(crate) fn guard_begin(&self, command: &str, approved: Option<(&execkit_engine::Decision, &str)>) {
+        if let Io::Local(l) = &self.io {
+            if let Some(g) = &l.guard {
+                g.begin(command, approved);
+            }
+        }
+    }
+
+    /// The command ended: the programs refused while it ran, and how many started.
+    pub(crate) fn guard_finish(&self) -> (Vec<crate::result::RuntimeDenial>, u64) {
+        match &self.io {
+            Io::Local(l) => l.guard.as_ref().map(|g| g.finish()).unwrap_or_default(),
+            _ => (Vec::new(), 0),
         }
     }
 

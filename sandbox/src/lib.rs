@@ -22,6 +22,7 @@
 #![allow(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod exec_notify;
 pub mod landlock_rules;
 pub mod prepared;
 pub mod procs;

@@ -100,6 +100,10 @@ pub struct Enforcement {
     pub seccomp: bool,
     /// `no_new_privs` set.
     pub no_new_privs: bool,
+    /// Every program the session starts is decided by the policies as it starts (seccomp
+    /// user notification on `execve`).
+    #[serde(default)]
+    pub exec_decisions: bool,
     /// The session runs in its own PID namespace (it dies with the server and cannot see
     /// processes outside it) with its own `/proc` in a private mount namespace.
     pub pid_namespace: bool,

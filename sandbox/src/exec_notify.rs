@@ -1,0 +1,489 @@
+//! Every program a session starts, stopped at `execve` for a decision: a seccomp filter
+//! that returns `SECCOMP_RET_USER_NOTIF` for `execve`/`execveat`, the listener descriptor
+//! it yields (handed to a supervisor outside the sandbox), and the supervisor's side —
+//! receiving a notification, reading what the stopped task asked to run, answering.
+//!
+//! # The race, and what holds
+//!
+//! The supervisor reads the path and argv from the stopped task's memory; the kernel
+//! reads them again after the supervisor lets the call continue. Another thread of the
+//! same process, or another process sharing the memory, can change them in between. What
+//! is done about it ([`Supervisor::read_exec`], [`Supervisor::still_the_same`]): after
+//! the decision the strings are read again and compared, and the notification is checked
+//! to be still valid (`SECCOMP_IOCTL_NOTIF_ID_VALID`): a change fails the call with
+//! `EACCES` (fail closed). What is left is the window between that second read and the
+//! kernel's own copy; a program started through it still runs under the session's kernel
+//! sandbox (Landlock, the seccomp deny-list, namespaces, limits), which bounds what it can
+//! do. The decision is the policy's second reading, not the kernel's.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The audit architecture the filter checks (other architectures pass this filter; the
+/// deny-list filter kills them).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JEQ_K: u16 = 0x15;
+const BPF_RET_K: u16 = 0x06;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// The filter: `execve` and `execveat` of the native architecture notify; everything
+/// else is allowed (by this filter: the deny-list filter still applies).
+pub fn program() -> Vec<libc::sock_filter> {
+    vec![
+        insn(BPF_LD_W_ABS, 0, 0, 4),
+        insn(BPF_JMP_JEQ_K, 0, 3, AUDIT_ARCH),
+        insn(BPF_LD_W_ABS, 0, 0, 0),
+        insn(BPF_JMP_JEQ_K, 2, 0, libc::SYS_execve as u32),
+        insn(BPF_JMP_JEQ_K, 1, 0, libc::SYS_execveat as u32),
+        insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
+    ]
+}
+
+/// Installs the filter on the calling process and returns the listener descriptor.
+/// `no_new_privs` must be set already.
+///
+/// # Safety
+/// Async-signal-safe only in the sense of its system calls; `prog` is built before `fork`
+/// so that a forked child of a multi-threaded process calls this without allocating.
+pub unsafe fn install(prog: &[libc::sock_filter]) -> io::Result<RawFd> {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: seccomp(2) with a valid program that outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd as RawFd)
+}
+
+/// Sends descriptor `fd` over the Unix socket `sock` (`SCM_RIGHTS`), without allocating.
+///
+/// # Safety
+/// Only system calls and pointer arithmetic on a stack buffer: callable in a forked child.
+pub unsafe fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    let mut byte = [b'L'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one descriptor's control message (CMSG_SPACE(4) is 24 on 64-bit Linux).
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; zeroed is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is arithmetic.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
+    // SAFETY: the header points into `control`, which is large enough for one descriptor.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() {
+            return Err(io::Error::other("no room for the control message"));
+        }
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receives one descriptor sent with [`send_fd`] (blocking).
+pub fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
+    let mut byte = [0u8];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; zeroed is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    loop {
+        // SAFETY: recvmsg into buffers that outlive the call.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the shell's process ended before it sent its exec listener",
+            ));
+        }
+        break;
+    }
+    // SAFETY: the control buffer was filled by recvmsg; the macros walk it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::other("no descriptor in the message"));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Which call a notification is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecCall {
+    /// `execve(path, argv, envp)`.
+    Execve,
+    /// `execveat(dirfd, path, argv, envp, flags)`.
+    Execveat,
+}
+
+/// One stopped `execve`: who, and what it asked to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// The notification's id (to answer it).
+    pub id: u64,
+    /// The task's pid, as the supervisor's PID namespace numbers it.
+    pub pid: i32,
+    /// Which call.
+    pub call: ExecCall,
+    /// The path as passed (relative paths are the task's cwd's, or `dirfd`'s).
+    pub path: String,
+    /// For `execveat` with a directory descriptor other than `AT_FDCWD`: what it names.
+    pub dir: Option<String>,
+    /// `AT_EMPTY_PATH` with an empty path: the descriptor itself is run.
+    pub empty_path: bool,
+    /// The arguments, `argv[0]` first.
+    pub argv: Vec<String>,
+    /// The task's working directory.
+    pub cwd: String,
+}
+
+/// Limits on what is read from a stopped task.
+const MAX_STRING: usize = 128 * 1024;
+const MAX_ARGS: usize = 8192;
+const MAX_TOTAL: usize = 2 * 1024 * 1024;
+
+/// The listener's side: receive, read, answer.
+#[derive(Debug)]
+pub struct Supervisor {
+    fd: OwnedFd,
+}
+
+/// The raw arguments of a notification, kept to compare after the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    args: [u64; 6],
+    strings: Vec<Vec<u8>>,
+}
+
+impl Supervisor {
+    /// A supervisor on a listener descriptor.
+    pub fn new(fd: OwnedFd) -> Supervisor {
+        Supervisor { fd }
+    }
+
+    /// The listener descriptor (to poll it).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Receives the next notification (blocks unless polled readable first). `Ok(None)`:
+    /// the notification vanished before it was received (the task died).
+    pub fn recv(&self) -> io::Result<Option<libc::seccomp_notif>> {
+        // SAFETY: seccomp_notif is plain data; the kernel requires it zeroed.
+        let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: the documented ioctl with a pointer to the struct.
+            let rc = unsafe {
+                libc::ioctl(
+                    self.fd.as_raw_fd(),
+                    libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+                    &mut n as *mut libc::seccomp_notif,
+                )
+            };
+            if rc == 0 {
+                return Ok(Some(n));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ENOENT) => return Ok(None),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// True while the notification still stands (its task waits in the call).
+    pub fn valid(&self, id: u64) -> bool {
+        // SAFETY: the documented ioctl with a pointer to the id.
+        unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_ID_VALID as _,
+                &id as *const u64,
+            ) == 0
+        }
+    }
+
+    /// Lets the call go on (`allow`) or fails it with `errno`.
+    pub fn answer(&self, id: u64, allow: bool, errno: i32) -> io::Result<()> {
+        let resp = libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: if allow { 0 } else { -errno },
+            flags: if allow {
+                libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+            } else {
+                0
+            },
+        };
+        // SAFETY: the documented ioctl with a pointer to the response.
+        let rc = unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+                &resp as *const libc::seccomp_notif_resp,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Reads what the notified task asked to run, through `/proc/PID/mem`, and the raw
+    /// bytes to compare later ([`Supervisor::still_the_same`]).
+    pub fn read_exec(&self, n: &libc::seccomp_notif) -> io::Result<(Exec, Snapshot)> {
+        let pid = n.pid as i32;
+        let a = n.data.args;
+        let call = if n.data.nr == libc::SYS_execveat as i32 {
+            ExecCall::Execveat
+        } else {
+            ExecCall::Execve
+        };
+        let (dirfd, path_ptr, argv_ptr, flags) = match call {
+            ExecCall::Execve => (libc::AT_FDCWD, a[0], a[1], 0),
+            ExecCall::Execveat => (a[0] as i32, a[1], a[2], a[4] as i32),
+        };
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+        let mut strings = Vec::new();
+        let path = read_string(&mem, path_ptr)?;
+        strings.push(path.clone());
+        let mut argv = Vec::new();
+        let mut total = path.len();
+        if argv_ptr != 0 {
+            for i in 0..MAX_ARGS {
+                let p = read_u64(&mem, argv_ptr + (i as u64) * 8)?;
+                if p == 0 {
+                    break;
+                }
+                let s = read_string(&mem, p)?;
+                total += s.len();
+                if total > MAX_TOTAL {
+                    return Err(io::Error::other("the arguments are over 2 MiB"));
+                }
+                strings.push(s.clone());
+                argv.push(String::from_utf8_lossy(&s).into_owned());
+                if i + 1 == MAX_ARGS {
+                    return Err(io::Error::other("more than 8192 arguments"));
+                }
+            }
+        }
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?
+            .display()
+            .to_string();
+        let dir = (call == ExecCall::Execveat && dirfd != libc::AT_FDCWD)
+            .then(|| {
+                std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}"))
+                    .map(|p| p.display().to_string())
+            })
+            .transpose()?;
+        let exec = Exec {
+            id: n.id,
+            pid,
+            call,
+            path: String::from_utf8_lossy(&path).into_owned(),
+            dir,
+            empty_path: flags & libc::AT_EMPTY_PATH != 0 && path.is_empty(),
+            argv,
+            cwd,
+        };
+        Ok((exec, Snapshot { args: a, strings }))
+    }
+
+    /// Reads the strings of `snap`'s call again: true if nothing changed and the task
+    /// still waits. False (fail closed) on any change, on a read error, or when the
+    /// notification is gone.
+    pub fn still_the_same(&self, n: &libc::seccomp_notif, snap: &Snapshot) -> bool {
+        match self.read_exec(n) {
+            Ok((_, again)) => again == *snap && self.valid(n.id),
+            Err(_) => false,
+        }
+    }
+}
+
+fn read_u64(mem: &std::fs::File, at: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 8];
+    mem.read_exact_at(&mut b, at)?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+/// A NUL-terminated string at `at`, read in pieces that never cross a page (a string at
+/// the end of a mapping must not fail because the next page is unmapped).
+fn read_string(mem: &std::fs::File, at: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    if at == 0 {
+        return Err(io::Error::other("a null string pointer"));
+    }
+    let mut out = Vec::new();
+    let mut pos = at;
+    let mut buf = [0u8; 4096];
+    loop {
+        let to_page_end = 4096 - (pos % 4096) as usize;
+        let n = mem.read_at(&mut buf[..to_page_end], pos)?;
+        if n == 0 {
+            return Err(io::Error::other("the string runs off its mapping"));
+        }
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() > MAX_STRING {
+            return Err(io::Error::other("a string over 128 KiB"));
+        }
+        pos += n as u64;
+    }
+}
+
+/// Whether this kernel can give a session exec notifications (probed once in a child:
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` needs Linux 5.0, the continue flag 5.5).
+pub fn available() -> Result<(), String> {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let prog = program();
+            // SAFETY: fork; the child only calls prctl, seccomp and _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: system calls then _exit in the child.
+                unsafe {
+                    let code = if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                        1
+                    } else {
+                        match install(&prog) {
+                            Ok(_) => 0,
+                            Err(e) => e.raw_os_error().unwrap_or(1),
+                        }
+                    };
+                    libc::_exit(code);
+                }
+            }
+            if pid < 0 {
+                return Err(format!("fork: {}", io::Error::last_os_error()));
+            }
+            let mut status = 0;
+            // SAFETY: waitpid on our child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "this kernel refuses seccomp user notification ({})",
+                    io::Error::from_raw_os_error(libc::WEXITSTATUS(status))
+                ))
+            }
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child under the filter runs `/bin/echo` (allowed) and `/bin/false` (refused):
+    /// the supervisor sees both with their argv and cwd, and the refusal is EACCES.
+    #[test]
+    fn a_child_s_execs_are_stopped_read_and_answered() {
+        if available().is_err() {
+            return;
+        }
+        let (a, b) = {
+            let mut fds = [0; 2];
+            // SAFETY: socketpair into a local array.
+            assert_eq!(
+                unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
+                0
+            );
+            // SAFETY: fresh descriptors.
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+        };
+        let prog = program();
+        let script = std::ffi::CString::new("/bin/echo hello >/dev/null; /bin/false; echo $? >&2").unwrap();
+        // SAFETY: fork in a test; the child makes system calls and execs.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: child side: prctl, seccomp, sendmsg, execv.
+            unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                let fd = install(&prog).unwrap_or(-1);
+                if fd < 0 || send_fd(b.as_raw_fd(), fd).is_err() {
+                    libc::_exit(90);
+                }
+                let sh = c"/bin/sh";
+                let dash_c = c"-c";
+                let argv = [sh.as_ptr(), dash_c.as_ptr(), script.as_ptr(), std::ptr::null()];
+                libc::execv(sh.as_ptr(), argv.as_ptr());
+                libc::_exit(91);
+            }
+        }
+        drop(b);
+        let sup = Supervisor::new(recv_fd(a.as_raw_fd()).unwrap());
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let n = sup.recv().unwrap().unwrap();
+            let (exec, snap) = sup.read_exec(&n).unwrap();
+            assert!(sup.still_the_same(&n, &snap));
+            let allow = !exec.path.ends_with("false");
+            sup.answer(n.id, allow, libc::EACCES).unwrap();
+            seen.push((exec.path.clone(), exec.argv.clone()));
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(libc::WEXITSTATUS(status), 0, "{seen:?}");
+        assert_eq!(seen[0].0, "/bin/sh");
+        assert_eq!(seen[1], ("/bin/echo".to_string(), vec!["/bin/echo".to_string(), "hello".to_string()]));
+        assert_eq!(seen[2].0, "/bin/false");
+    }
+}
