@@ -304,8 +304,9 @@ impl Catalog {
     }
 
     /// True if `dir` is a system bin directory (its programs are identified by base name).
+    /// A component of an entry may hold one `*` (`/usr/lib/gcc/*/*`, `/usr/lib/llvm-*/bin`).
     pub fn is_system_bin_dir(&self, dir: &str) -> bool {
-        self.system_bin_dirs.iter().any(|d| d == dir)
+        self.system_bin_dirs.iter().any(|d| dir_matches(d, dir))
     }
 
     /// True if `flag` means a pattern-first program's pattern came from a flag.
@@ -400,4 +401,39 @@ pub(crate) fn looks_like_path(word: &str) -> bool {
         || word == "."
         || word == ".."
         || word.contains('/')
+}
+
+/// `pattern` (components separated by `/`, each with at most one `*`) against `dir`.
+fn dir_matches(pattern: &str, dir: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let d: Vec<&str> = dir.split('/').collect();
+    p.len() == d.len()
+        && p.iter().zip(&d).all(|(p, d)| match p.split_once('*') {
+            None => p == d,
+            Some((pre, post)) => {
+                d.len() >= pre.len() + post.len() && d.starts_with(pre) && d.ends_with(post)
+            }
+        })
+}
+
+#[cfg(test)]
+mod dir_tests {
+    use super::dir_matches;
+
+    #[test]
+    fn one_star_per_component() {
+        assert!(dir_matches("/usr/bin", "/usr/bin"));
+        assert!(dir_matches(
+            "/usr/lib/gcc/*/*",
+            "/usr/lib/gcc/x86_64-linux-gnu/12"
+        ));
+        assert!(dir_matches("/usr/lib/llvm-*/bin", "/usr/lib/llvm-16/bin"));
+        assert!(!dir_matches(
+            "/usr/lib/gcc/*/*",
+            "/usr/lib/gcc/x86_64-linux-gnu"
+        ));
+        assert!(!dir_matches("/usr/lib/gcc/*/*", "/usr/lib/gcc/a/b/c"));
+        assert!(!dir_matches("/usr/lib/llvm-*/bin", "/usr/lib/lvm-16/bin"));
+        assert!(!dir_matches("/usr/bin", "/usr/local/bin"));
+    }
 }

@@ -37,6 +37,9 @@ pub struct Start {
     /// whose init is the helper's guard, which ends with the server): report it as the
     /// session's namespace when the helper cannot make one of its own.
     pub own_pid_namespace: bool,
+    /// Stop every program the shell starts at `execve` and ask the server
+    /// ([`crate::wire::Kind::ExecAsk`]) before it runs.
+    pub exec_decisions: bool,
 }
 
 /// Which shell the helper starts.
@@ -170,6 +173,42 @@ pub struct Failed {
     pub stage: String,
     /// What went wrong.
     pub message: String,
+}
+
+/// A program stopped as it starts, as the decider is shown it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramStart {
+    /// The program, as the caller named it (relative to `cwd` when not absolute).
+    pub program: String,
+    /// Its arguments, `argv[0]` first.
+    pub argv: Vec<String>,
+    /// The caller's working directory.
+    pub cwd: String,
+    /// The caller's parents up to the session's shell, nearest first (`pid name`).
+    pub parents: Vec<String>,
+    /// The caller's pid, as the session numbers it.
+    pub pid: i32,
+}
+
+/// Helper → server: decide this program (it waits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecAsk {
+    /// Names the stopped call in the answer.
+    pub id: u64,
+    /// The program.
+    pub start: ProgramStart,
+}
+
+/// Server → helper: the answer to an [`ExecAsk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecVerdict {
+    /// The ask's id.
+    pub id: u64,
+    /// Let it run.
+    pub allow: bool,
+    /// The same program, arguments and cwd may be let run again without asking (a policy
+    /// verdict; a human's approval is not remembered).
+    pub remember: bool,
 }
 
 /// What `execkit-helper probe` prints: what this kernel and account can give a session.

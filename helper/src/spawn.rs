@@ -54,6 +54,9 @@ pub struct Shell {
     pub stderr: OwnedFd,
     /// What the kernel enforces.
     pub enforcement: Enforcement,
+    /// The listener of the shell's `execve` notifications (when programs are decided at
+    /// their start); the shell's own `exec` has been answered already.
+    pub exec_listener: Option<execkit_sandbox::exec_notify::Supervisor>,
 }
 
 /// Everything the child needs, resolved before `clone`.
@@ -149,6 +152,12 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
     let (err_r, err_w) = sys::pipe().map_err(|e| other("stderr pipe", e))?;
     let (sync_r, sync_w) = sys::pipe().map_err(|e| other("sync pipe", e))?;
     let (rep_r, rep_w) = sys::pipe().map_err(|e| other("report pipe", e))?;
+    let notify = if plan.start.exec_decisions {
+        Some(sys::socketpair().map_err(|e| other("exec listener socket", e))?)
+    } else {
+        None
+    };
+    let filter = execkit_sandbox::exec_notify::filter();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     // SAFETY: raw clone(2) with fork semantics (no stack given) in a single-threaded
@@ -179,35 +188,63 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
             stderr: err_w.as_raw_fd(),
             sync: sync_r.as_raw_fd(),
             report: rep_w.as_raw_fd(),
+            notify: notify.as_ref().map(|(_, c)| c.as_raw_fd()),
+            filter: &filter,
         };
         child(plan, ns, (uid, gid), &fds);
     }
     let pid = pid as i32;
     drop((theirs, out_w, err_w, sync_r, rep_w));
+    let notify = notify.map(|(ours, theirs)| {
+        drop(theirs);
+        ours
+    });
     if sys::write_all(sync_w.as_raw_fd(), b"g").is_err() {
         reap(pid);
         return Err(Failure::Other("the shell's process died at once".into()));
     }
     drop(sync_w);
-    let mut report = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match sys::read(rep_r.as_raw_fd(), &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => report.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&report).into_owned();
+    // The report, line by line until the pipe closes at `exec`: `R` what the sandbox
+    // enforces, `L` the exec listener was sent (the shell's own `exec` then waits for our
+    // answer), `W` why there is none, `N`/`E` why the shell did not start.
+    let mut pending = Vec::new();
+    let mut text = String::new();
     let mut enforcement = None;
-    for line in text.lines() {
-        if let Some(json) = line.strip_prefix('R') {
-            enforcement = serde_json::from_str::<Enforcement>(json).ok();
-        } else if let Some(why) = line.strip_prefix("N") {
-            reap(pid);
-            return Err(Failure::Namespaces(why.to_string()));
-        } else if let Some(why) = line.strip_prefix('E') {
-            reap(pid);
-            return Err(Failure::Other(why.to_string()));
+    let mut listener = None;
+    let mut warnings = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut open = true;
+    while open {
+        match sys::read(rep_r.as_raw_fd(), &mut buf) {
+            Ok(0) | Err(_) => open = false,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            text.push_str(&line);
+            text.push('\n');
+            if let Some(json) = line.strip_prefix('R') {
+                enforcement = serde_json::from_str::<Enforcement>(json).ok();
+            } else if line == "L" {
+                match notify.as_ref().map(|s| first_exec(s, pid, &plan.program)) {
+                    Some(Ok(sup)) => listener = Some(sup),
+                    Some(Err(e)) => {
+                        sys::kill(pid, libc::SIGKILL);
+                        reap(pid);
+                        return Err(Failure::Other(format!("the exec listener: {e}")));
+                    }
+                    None => {}
+                }
+            } else if let Some(why) = line.strip_prefix('W') {
+                warnings.push(why.to_string());
+            } else if let Some(why) = line.strip_prefix('N') {
+                reap(pid);
+                return Err(Failure::Namespaces(why.to_string()));
+            } else if let Some(why) = line.strip_prefix('E') {
+                reap(pid);
+                return Err(Failure::Other(why.to_string()));
+            }
         }
     }
     let Some(enforcement) = enforcement else {
@@ -217,6 +254,13 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
             text.trim()
         )));
     };
+    let mut enforcement = enforcement;
+    enforcement.exec_decisions = listener.is_some();
+    for w in warnings {
+        enforcement.notes.push(format!(
+            "no runtime decisions of the programs commands start: {w}"
+        ));
+    }
     for fd in [&ours, &out_r, &err_r] {
         sys::set_nonblocking(fd.as_raw_fd()).map_err(|e| other("non-blocking", e))?;
     }
@@ -228,7 +272,40 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
         stdout: out_r,
         stderr: err_r,
         enforcement,
+        exec_listener: listener,
     })
+}
+
+/// Receives the exec listener from the shell's process and answers its first call: the
+/// shell's own `exec` of `program`, allowed as such and only as such.
+fn first_exec(
+    sock: &OwnedFd,
+    pid: i32,
+    program: &Path,
+) -> io::Result<execkit_sandbox::exec_notify::Supervisor> {
+    use execkit_sandbox::exec_notify::{recv_fd, Supervisor};
+    let sup = Supervisor::new(recv_fd(sock.as_raw_fd())?);
+    let mut fds = [libc::pollfd {
+        fd: sup.raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    if sys::poll(&mut fds, 10_000)? == 0 {
+        return Err(io::Error::other("the shell never asked to start"));
+    }
+    let n = sup
+        .recv()?
+        .ok_or_else(|| io::Error::other("the shell's first exec vanished"))?;
+    let (exec, _) = sup.read_exec(&n)?;
+    let ours = exec.path == program.to_string_lossy() && n.pid as i32 == pid;
+    sup.answer(n.id, ours, libc::EACCES)?;
+    if !ours {
+        return Err(io::Error::other(format!(
+            "the first exec was `{}`, not the shell",
+            exec.path
+        )));
+    }
+    Ok(sup)
 }
 
 fn describe(ns: Namespaces) -> &'static str {
@@ -258,12 +335,15 @@ fn map_own_ids(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
 }
 
-struct ChildFds {
+struct ChildFds<'a> {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
     sync: RawFd,
     report: RawFd,
+    /// Where to send the exec listener, when programs are decided at their start.
+    notify: Option<RawFd>,
+    filter: &'a [libc::sock_filter],
 }
 
 /// The child: never returns.
@@ -376,6 +456,32 @@ fn setup(plan: &Plan<'_>, ns: Namespaces, fds: &ChildFds) -> Result<(), String> 
     prepared
         .apply_in_child()
         .map_err(|e| format!("the sandbox could not be applied: {e}"))?;
+    if let Some(sock) = fds.notify {
+        if start.profile == execkit_sandbox::Profile::Off {
+            let _ = sys::write_all(fds.report, b"Wthe profile is off\n");
+        } else {
+            // SAFETY: seccomp and sendmsg system calls on a filter built before the fork.
+            match unsafe { execkit_sandbox::exec_notify::install(fds.filter) } {
+                Ok(fd) => {
+                    // SAFETY: sendmsg over our socket, then close.
+                    let sent = unsafe { execkit_sandbox::exec_notify::send_fd(sock, fd) };
+                    // SAFETY: closing descriptors we own.
+                    unsafe {
+                        libc::close(fd);
+                        libc::close(sock);
+                    }
+                    sent.map_err(|e| format!("cannot send the exec listener: {e}"))?;
+                    let _ = sys::write_all(fds.report, b"L\n");
+                }
+                Err(e) => {
+                    let _ = sys::write_all(
+                        fds.report,
+                        format!("Wthe kernel refuses seccomp user notification ({e})\n").as_bytes(),
+                    );
+                }
+            }
+        }
+    }
     sys::reset_signals();
     Ok(())
 }

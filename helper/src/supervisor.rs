@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// Bytes read per chunk.
 const CHUNK: usize = 64 * 1024;
 
+/// Index of the first output stream among the polled descriptors (after stdin, SIGCHLD,
+/// the shell's stdin and the exec listener).
+const STREAMS: usize = 4;
+
 /// Sends one frame to the server.
 fn send(kind: Kind, parts: &[&[u8]]) -> io::Result<()> {
     let mut out = Vec::new();
@@ -231,6 +235,25 @@ struct Supervisor {
     fifos: Vec<PathBuf>,
     idle: Option<Duration>,
     last_frame: Instant,
+    /// Programs the shell starts, stopped at `execve` until the server decides them.
+    execs: Option<Execs>,
+}
+
+/// The helper's side of runtime decisions: the listener, the calls waiting for the
+/// server's verdict, the verdicts it said may be remembered, the scripts allowed to start.
+struct Execs {
+    sup: execkit_sandbox::exec_notify::Supervisor,
+    waiting: std::collections::HashMap<
+        u64,
+        (
+            libc::seccomp_notif,
+            execkit_sandbox::exec_notify::Snapshot,
+            execkit_sandbox::exec_notify::Exec,
+            PathBuf,
+        ),
+    >,
+    remembered: std::collections::HashSet<(String, Vec<String>, String)>,
+    scripts: execkit_sandbox::exec_notify::ScriptStarts,
 }
 
 enum Step {
@@ -270,7 +293,19 @@ impl Supervisor {
             fifos: Vec::new(),
             idle: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
             last_frame: Instant::now(),
+            execs: None,
         }
+        .with_execs()
+    }
+
+    fn with_execs(mut self) -> Self {
+        self.execs = self.shell.exec_listener.take().map(|sup| Execs {
+            sup,
+            waiting: Default::default(),
+            remembered: Default::default(),
+            scripts: Default::default(),
+        });
+        self
     }
 
     fn ns_init(&self) -> Option<i32> {
@@ -299,6 +334,10 @@ impl Supervisor {
                     0
                 },
             ),
+            pollfd(
+                self.execs.as_ref().map_or(-1, |e| e.sup.raw_fd()),
+                libc::POLLIN,
+            ),
         ];
         fds.extend(
             self.streams
@@ -317,13 +356,21 @@ impl Supervisor {
         };
         sys::poll(&mut fds, timeout)?;
         let ready = |i: usize| fds[i].revents != 0;
-        for i in (3..fds.len()).rev() {
+        for i in (STREAMS..fds.len()).rev() {
             if ready(i) {
-                self.read_stream(i - 3)?;
+                self.read_stream(i - STREAMS)?;
             }
         }
         if ready(2) {
             self.write_input();
+        }
+        if ready(3) {
+            if fds[3].revents & libc::POLLIN != 0 {
+                self.exec_stopped()?;
+            } else {
+                // No process of the session is left under the filter.
+                self.execs = None;
+            }
         }
         if ready(1) {
             self.reap()?;
@@ -372,6 +419,11 @@ impl Supervisor {
                 send(Kind::Reply, &[&id.to_be_bytes(), &json])?;
             }
             Kind::Ping => {}
+            Kind::ExecVerdict => {
+                let v: execkit_helper::msg::ExecVerdict =
+                    serde_json::from_slice(&payload).map_err(io::Error::other)?;
+                self.exec_verdict(v);
+            }
             Kind::Close => return Ok(Step::Stop(0)),
             other => {
                 eprintln!("execkit-helper: unexpected {other:?} frame from the server");
@@ -379,6 +431,75 @@ impl Supervisor {
             }
         }
         Ok(Step::Go)
+    }
+
+    /// A program stopped at its start: answered here when the answer is known (missing,
+    /// a script's interpreter, remembered), else asked of the server.
+    fn exec_stopped(&mut self) -> io::Result<()> {
+        use execkit_sandbox::exec_notify::{parents, program, task_path};
+        let shell = self.shell.pid;
+        let Some(e) = self.execs.as_mut() else {
+            return Ok(());
+        };
+        let Some(n) = e.sup.recv()? else {
+            return Ok(());
+        };
+        let (exec, snap) = match e.sup.read_exec(&n) {
+            Ok(x) => x,
+            Err(_) => {
+                // What cannot be read is not run.
+                let _ = e.sup.answer(n.id, false, libc::EACCES);
+                return Ok(());
+            }
+        };
+        let file = task_path(&exec);
+        if std::fs::metadata(&file).is_err() {
+            let _ = e.sup.answer(n.id, false, libc::ENOENT);
+            return Ok(());
+        }
+        let key = (program(&exec), exec.argv.clone(), exec.cwd.clone());
+        if e.scripts.continues(&exec, &file) || e.remembered.contains(&key) {
+            let same = e.sup.still_the_same(&n, &snap);
+            if same {
+                e.scripts.allowed(&exec, &file);
+            }
+            let _ = e.sup.answer(n.id, same, libc::EACCES);
+            return Ok(());
+        }
+        let start = execkit_helper::msg::ProgramStart {
+            program: key.0,
+            argv: key.1,
+            cwd: key.2,
+            parents: parents(exec.pid, shell),
+            pid: tree::ids(exec.pid).map_or(exec.pid, |((p, _), _)| p),
+        };
+        let ask = execkit_helper::msg::ExecAsk { id: n.id, start };
+        e.waiting.insert(n.id, (n, snap, exec, file));
+        let json = serde_json::to_vec(&ask).map_err(io::Error::other)?;
+        send(Kind::ExecAsk, &[&json])
+    }
+
+    /// The server decided a program that waits.
+    fn exec_verdict(&mut self, v: execkit_helper::msg::ExecVerdict) {
+        use execkit_sandbox::exec_notify::program;
+        let Some(e) = self.execs.as_mut() else {
+            return;
+        };
+        let Some((n, snap, exec, file)) = e.waiting.remove(&v.id) else {
+            return;
+        };
+        let allow = v.allow && e.sup.still_the_same(&n, &snap);
+        if allow {
+            e.scripts.allowed(&exec, &file);
+            if v.remember {
+                if e.remembered.len() >= 4096 {
+                    e.remembered.clear();
+                }
+                e.remembered
+                    .insert((program(&exec), exec.argv.clone(), exec.cwd.clone()));
+            }
+        }
+        let _ = e.sup.answer(n.id, allow, libc::EACCES);
     }
 
     fn write_input(&mut self) {

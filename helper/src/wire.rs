@@ -29,6 +29,9 @@ pub enum Kind {
     Close = 0x04,
     /// Server → helper: still here (resets the idle limit).
     Ping = 0x05,
+    /// Server → helper: the decision on a program stopped at its start
+    /// ([`crate::msg::ExecVerdict`], JSON).
+    ExecVerdict = 0x06,
     /// Helper → server: the shell runs ([`crate::msg::Ready`], JSON).
     Ready = 0x81,
     /// Helper → server: shell stdout (`[generation: u64][bytes]`).
@@ -43,6 +46,9 @@ pub enum Kind {
     Exited = 0x86,
     /// Helper → server: setup failed ([`crate::msg::Failed`], JSON); the helper exits.
     Failed = 0x87,
+    /// Helper → server: a program stopped at its start, to be decided
+    /// ([`crate::msg::ExecAsk`], JSON).
+    ExecAsk = 0x88,
 }
 
 impl Kind {
@@ -54,6 +60,7 @@ impl Kind {
             0x03 => Kind::Call,
             0x04 => Kind::Close,
             0x05 => Kind::Ping,
+            0x06 => Kind::ExecVerdict,
             0x81 => Kind::Ready,
             0x82 => Kind::Stdout,
             0x83 => Kind::Stderr,
@@ -61,6 +68,7 @@ impl Kind {
             0x85 => Kind::Reply,
             0x86 => Kind::Exited,
             0x87 => Kind::Failed,
+            0x88 => Kind::ExecAsk,
             _ => return None,
         })
     }

@@ -4,29 +4,28 @@
 //! moment it starts, before it runs.
 //!
 //! The shell's sandbox carries a seccomp filter that stops every `execve`/`execveat` and
-//! notifies a listener ([`execkit_sandbox::exec_notify`]); the shell's process sends the
-//! listener to this server before it executes the shell. A thread here receives each
-//! stopped call, reads the program, its arguments and the caller's working directory,
-//! decides them as the simple command they are (the words single-quoted: no shell reading
-//! happens, the program knowledge does), and lets the call go on or fails it with
-//! `EACCES`. An `ask` verdict asks the human through the session's runtime approver, if
-//! it has one, while the program waits (refused without one, or on time-out); a program
-//! whose facts a human approved for the running command passes without asking again.
+//! notifies a listener ([`execkit_sandbox::exec_notify`]). Locally the shell's process
+//! sends the listener to this server before it executes the shell, and a thread here
+//! ([`ExecGuard`]) answers; on a remote target the helper holds the listener and asks
+//! this server over its link. Either way the [`RuntimeDecider`] decides the program as
+//! the simple command it is (its words single-quoted: no shell reading happens, the
+//! program knowledge does), in the caller's working directory. An `ask` verdict asks the
+//! human through the session's runtime approver, if it has one, while the program waits
+//! (refused without one, or on time-out); a program whose facts a human approved for the
+//! running command passes without asking again.
 //!
 //! Every runtime decision is recorded in the audit log (a decision record with its
 //! runtime context: the process, its parents, the command it ran under), and the refusals
-//! come back in the command's result. Decisions are remembered per (program, arguments,
-//! cwd), so a build's thousands of identical compiler starts cost one decision.
-//!
-//! The first call is the shell itself (`exec` of the session's shell program); it is
-//! allowed as such and only as such.
+//! come back in the command's result. Policy verdicts are remembered per (program,
+//! arguments, cwd), so a build's thousands of identical compiler starts cost one decision.
 
 use crate::audit_record::{decision_record, Decided};
 use crate::config::Observer;
 use crate::result::RuntimeDenial;
 use execkit_audit::{AuditEvent, AuditLog, RuntimeContext, Who};
 use execkit_engine::{Decision, DecisionEnv, Engine, Verdict};
-use execkit_sandbox::exec_notify::{self, Exec, Supervisor};
+use execkit_helper::msg::ProgramStart;
+use execkit_sandbox::exec_notify::{self, ScriptStarts, Supervisor};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -51,18 +50,18 @@ pub struct RuntimeAsk {
 }
 
 /// Asks a human about a program that waits at `execve`; the answer is who approved it
-/// (`Some(name)`) or a refusal (`None`). The receiver is waited on up to the guard's
+/// (`Some(name)`) or a refusal (`None`). The receiver is waited on up to the decider's
 /// approval time-out.
 pub type RuntimeApprover =
     Arc<dyn Fn(RuntimeAsk) -> std::sync::mpsc::Receiver<Option<String>> + Send + Sync>;
 
-/// What the guard needs to decide and to record.
+/// What the decider needs to decide and to record.
 #[derive(Clone)]
 pub(crate) struct GuardSpec {
     pub engine: Arc<Engine>,
     /// The session's decision environment (the cwd is each caller's).
     pub env: DecisionEnv,
-    /// The session's shell program: the first exec.
+    /// The session's shell program: the first exec of a local shell.
     pub shell: PathBuf,
     pub redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
     pub who: Who,
@@ -72,8 +71,12 @@ pub(crate) struct GuardSpec {
     pub approval_timeout: Duration,
 }
 
-/// What the session tells the guard about the command running now, and what the guard
-/// found during it.
+/// Makes a remote session's decider once the helper has said where the shell runs.
+pub(crate) type DeciderFor =
+    Box<dyn FnOnce(&execkit_helper::msg::Ready) -> Arc<RuntimeDecider> + Send>;
+
+/// What the session tells the decider about the command running now, and what the
+/// decider found during it.
 #[derive(Default)]
 struct Current {
     /// The command, redacted (empty between commands).
@@ -86,55 +89,35 @@ struct Current {
     allowed: u64,
 }
 
-/// A session's runtime decisions: the supervising thread, and its link to the session.
-pub(crate) struct ExecGuard {
-    current: Arc<Mutex<Current>>,
-    /// Dropping the write end ends the thread.
-    stop: Option<OwnedFd>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Programs that run a script given as their first argument: a script's `#!` line names
-/// one, and when it is reached through `env` (`#!/usr/bin/env node`) its start is a second
-/// `execve` of `interpreter script args…` by the same process.
-const INTERPRETERS: &[&str] = &[
-    "node", "nodejs", "python", "python3", "python2", "ruby", "perl", "php", "bash", "sh",
-    "dash", "zsh", "ksh", "lua", "tclsh", "Rscript", "deno", "bun",
-];
-
-/// Remembered decisions at most (a build repeats itself; anything past this is decided
-/// afresh after the memory is cleared).
+/// Remembered verdicts at most (anything past this is decided afresh after the memory is
+/// cleared).
 const MEMO: usize = 4096;
 
-impl ExecGuard {
-    /// Starts the thread; it first receives the listener the shell's process sends over
-    /// `sock`, then answers every notification until the session's processes are gone or
-    /// the guard is dropped.
-    pub(crate) fn start(sock: OwnedFd, spec: GuardSpec) -> std::io::Result<ExecGuard> {
-        let (stop_r, stop_w) = pipe()?;
-        let current: Arc<Mutex<Current>> = Arc::default();
-        let shared = current.clone();
-        let thread = std::thread::Builder::new()
-            .name("execkit-exec-guard".into())
-            .spawn(move || {
-                let Ok(listener) = exec_notify::recv_fd(sock.as_raw_fd()) else {
-                    return;
-                };
-                drop(sock);
-                Guard {
-                    sup: Supervisor::new(listener),
-                    spec,
-                    current: shared,
-                    memo: HashMap::new(),
-                    shell_pid: None,
-                    scripts: HashMap::new(),
-                }
-                .run(&stop_r);
-            })?;
-        Ok(ExecGuard {
-            current,
-            stop: Some(stop_w),
-            thread: Some(thread),
+/// The decision on one program.
+pub(crate) struct Judged {
+    /// Let it run.
+    pub allow: bool,
+    /// A policy verdict that may be remembered (not a human's answer).
+    pub remember: bool,
+    decision: Option<Decision>,
+    reason: String,
+    approved_by: Option<String>,
+}
+
+/// Decides programs at their start for one session, and keeps what happened for the
+/// running command's result. Shared by the local guard thread and the remote link.
+pub(crate) struct RuntimeDecider {
+    spec: GuardSpec,
+    current: Mutex<Current>,
+    memo: Mutex<HashMap<(String, Vec<String>, String), Verdict>>,
+}
+
+impl RuntimeDecider {
+    pub(crate) fn new(spec: GuardSpec) -> Arc<RuntimeDecider> {
+        Arc::new(RuntimeDecider {
+            spec,
+            current: Mutex::default(),
+            memo: Mutex::default(),
         })
     }
 
@@ -168,14 +151,238 @@ impl ExecGuard {
             Err(_) => (Vec::new(), 0),
         }
     }
+
+    fn command_of(start: &ProgramStart) -> String {
+        std::iter::once(start.program.clone())
+            .chain(start.argv.iter().skip(1).cloned())
+            .map(|w| crate::frame::single_quote(&w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Decides `start`; blocks while a human is asked.
+    pub(crate) fn judge(&self, start: &ProgramStart) -> Judged {
+        let key = (start.program.clone(), start.argv.clone(), start.cwd.clone());
+        if self
+            .memo
+            .lock()
+            .is_ok_and(|m| m.get(&key) == Some(&Verdict::Allow))
+        {
+            return Judged {
+                allow: true,
+                remember: true,
+                decision: None,
+                reason: String::new(),
+                approved_by: None,
+            };
+        }
+        let command = Self::command_of(start);
+        let mut env = self.spec.env.clone();
+        env.cwd = Some(start.cwd.clone());
+        let decision = self.spec.engine.decide(&command, &env);
+        let mut judged = Judged {
+            allow: decision.verdict == Verdict::Allow,
+            remember: decision.verdict != Verdict::Ask,
+            reason: crate::result::Denial::reason_for(&decision),
+            approved_by: None,
+            decision: None,
+        };
+        if decision.verdict == Verdict::Ask {
+            judged.approved_by = self.approval(start, &command, &decision);
+            judged.allow = judged.approved_by.is_some();
+            if !judged.allow {
+                judged.reason = format!("{} (not approved)", judged.reason);
+            }
+        } else if let Ok(mut m) = self.memo.lock() {
+            if m.len() >= MEMO {
+                m.clear();
+            }
+            m.insert(key, decision.verdict);
+        }
+        judged.decision = Some(decision);
+        judged
+    }
+
+    /// Who approved an `ask`: covered by what a human approved for the running command,
+    /// or asked now (the program waits).
+    fn approval(&self, start: &ProgramStart, command: &str, decision: &Decision) -> Option<String> {
+        let (under, covered, approver) = {
+            let c = self.current.lock().ok()?;
+            let covered = c.approver.is_some()
+                && decision.blocking().all(|f| {
+                    c.approved
+                        .iter()
+                        .any(|(a, r)| a == f.action.name() && *r == f.resource)
+                });
+            (c.command.clone(), covered, c.approver.clone())
+        };
+        if covered {
+            return approver;
+        }
+        let ask = self.spec.approver.as_ref()?;
+        let rx = ask(RuntimeAsk {
+            session: self.spec.who.session.clone(),
+            command: (self.spec.redact)(command),
+            under,
+            cwd: (self.spec.redact)(&start.cwd),
+            parents: start.parents.clone(),
+            decision: decision.clone(),
+        });
+        rx.recv_timeout(self.spec.approval_timeout).ok().flatten()
+    }
+
+    /// A refusal that is not the policies' (the program could not be read, or changed
+    /// while it was decided): `judged` is replaced.
+    pub(crate) fn overrule(judged: &mut Judged, why: &str) {
+        judged.allow = false;
+        judged.remember = false;
+        judged.reason = why.to_string();
+    }
+
+    /// Records what happened: the running command's result first (before the program is
+    /// answered, so a refusal is never missing from the result of a command that saw
+    /// it), then the audit log.
+    pub(crate) fn record(&self, start: &ProgramStart, judged: &Judged) {
+        let under = self.note(start, judged);
+        self.audit(start, judged, under);
+    }
+
+    /// Counts the program, or keeps its refusal for the running command's result; returns
+    /// the command it runs under.
+    pub(crate) fn note(&self, start: &ProgramStart, judged: &Judged) -> String {
+        let redact = |t: &str| (self.spec.redact)(t);
+        let Ok(mut c) = self.current.lock() else {
+            return String::new();
+        };
+        let under = c.command.clone();
+        if judged.allow {
+            c.allowed += 1;
+        } else {
+            c.denials.push(RuntimeDenial {
+                program: redact(&start.program),
+                argv: start.argv.iter().map(|a| redact(a)).collect(),
+                cwd: redact(&start.cwd),
+                parents: start.parents.clone(),
+                verdict: judged
+                    .decision
+                    .as_ref()
+                    .map_or(Verdict::Deny, |d| d.verdict),
+                reason: redact(&judged.reason),
+                policies: judged
+                    .decision
+                    .as_ref()
+                    .map(|d| {
+                        d.blocking()
+                            .flat_map(|f| f.policies.iter().map(|p| p.id.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        under
+    }
+
+    /// Writes the decision, with its runtime context (`under`: the command), to the log.
+    pub(crate) fn audit(&self, start: &ProgramStart, judged: &Judged, under: String) {
+        let Some(decision) = &judged.decision else {
+            return;
+        };
+        let redact = |t: &str| (self.spec.redact)(t);
+        let command = Self::command_of(start);
+        let mut env = self.spec.env.clone();
+        env.cwd = Some(start.cwd.clone());
+        let mut rec = decision_record(
+            self.spec.who.clone(),
+            Decided::Command(&command),
+            &env,
+            decision,
+            &redact,
+        );
+        rec.approved_by = judged.approved_by.clone();
+        if !judged.allow {
+            rec.verdict = execkit_audit::Verdict::Deny;
+        }
+        rec.runtime = Some(RuntimeContext {
+            under,
+            pid: start.pid,
+            parents: start.parents.clone(),
+        });
+        self.emit(AuditEvent::Decision(rec));
+    }
+
+    /// A program refused before it could be decided (what it asked to run was unreadable).
+    pub(crate) fn unreadable(&self, parents: Vec<String>, why: &str) {
+        if let Ok(mut c) = self.current.lock() {
+            c.denials.push(RuntimeDenial {
+                program: "?".into(),
+                argv: Vec::new(),
+                cwd: String::new(),
+                parents,
+                verdict: Verdict::Deny,
+                reason: format!("what the program asked to run could not be read: {why}"),
+                policies: Vec::new(),
+            });
+        }
+    }
+
+    fn emit(&self, event: AuditEvent) {
+        if let Some(o) = &self.spec.observer {
+            o(&event);
+        }
+        if let Some(log) = &self.spec.log {
+            if let Ok(mut log) = log.lock() {
+                if let Err(e) = log.append(&event) {
+                    eprintln!("execkit: audit append failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A local session's runtime decisions: the supervising thread.
+pub(crate) struct ExecGuard {
+    pub(crate) decider: Arc<RuntimeDecider>,
+    /// Dropping the write end ends the thread.
+    stop: Option<OwnedFd>,
+}
+
+impl ExecGuard {
+    /// Starts the thread; it first receives the listener the shell's process sends over
+    /// `sock`, then answers every notification until the session's processes are gone or
+    /// the guard is dropped.
+    pub(crate) fn start(sock: OwnedFd, spec: GuardSpec) -> std::io::Result<ExecGuard> {
+        let (stop_r, stop_w) = pipe()?;
+        let shell = spec.shell.clone();
+        let decider = RuntimeDecider::new(spec);
+        let d = decider.clone();
+        std::thread::Builder::new()
+            .name("execkit-exec-guard".into())
+            .spawn(move || {
+                let Ok(listener) = exec_notify::recv_fd(sock.as_raw_fd()) else {
+                    return;
+                };
+                drop(sock);
+                Guard {
+                    sup: Supervisor::new(listener),
+                    decider: d,
+                    shell,
+                    shell_pid: None,
+                    scripts: ScriptStarts::default(),
+                }
+                .run(&stop_r);
+            })?;
+        Ok(ExecGuard {
+            decider,
+            stop: Some(stop_w),
+        })
+    }
 }
 
 impl Drop for ExecGuard {
     fn drop(&mut self) {
-        self.stop.take();
         // The thread ends at its next poll; it is not joined (it may be answering a
         // program of a shell that is being killed, which the kernel then ends).
-        self.thread.take();
+        self.stop.take();
     }
 }
 
@@ -190,25 +397,13 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// The thread's state.
+/// The local thread's state.
 struct Guard {
     sup: Supervisor,
-    spec: GuardSpec,
-    current: Arc<Mutex<Current>>,
-    memo: HashMap<(String, Vec<String>, String), Verdict>,
+    decider: Arc<RuntimeDecider>,
+    shell: PathBuf,
     shell_pid: Option<i32>,
-    /// Scripts (`#!`) allowed to start, by the process that started them: the script's
-    /// path and its arguments, so that the same process going on to run
-    /// `interpreter script args…` (through `env`) is the same decision.
-    scripts: HashMap<i32, (PathBuf, Vec<String>)>,
-}
-
-/// What happened to one program.
-struct Outcome {
-    allow: bool,
-    decision: Option<Decision>,
-    reason: String,
-    approved_by: Option<String>,
+    scripts: ScriptStarts,
 }
 
 impl Guard {
@@ -256,305 +451,55 @@ impl Guard {
                 // What cannot be read is not run.
                 let _ = self.sup.answer(n.id, false, libc::EACCES);
                 if self.sup.valid(n.id) || e.kind() != std::io::ErrorKind::NotFound {
-                    self.note_unreadable(n.pid as i32, &e.to_string());
+                    let parents = self
+                        .shell_pid
+                        .map(|s| exec_notify::parents(n.pid as i32, s))
+                        .unwrap_or_default();
+                    self.decider.unreadable(parents, &e.to_string());
                 }
                 return;
             }
         };
         let Some(shell_pid) = self.shell_pid else {
-            // The first call: the shell itself.
-            let allow = Path::new(&exec.path) == self.spec.shell;
+            // The first call: the shell itself, and only it.
+            let allow = Path::new(&exec.path) == self.shell;
             self.shell_pid = Some(exec.pid);
             let _ = self.sup.answer(n.id, allow, libc::EACCES);
             return;
         };
-        // A program that does not exist is not run, and its caller's search goes on as it
-        // would (`execvp` tries the next directory on ENOENT).
-        let file = task_path(&exec);
+        // A program that does not exist is not run, and its caller's search goes on as
+        // it would (`execvp` tries the next directory on ENOENT).
+        let file = exec_notify::task_path(&exec);
         if std::fs::metadata(&file).is_err() {
             let _ = self.sup.answer(n.id, false, libc::ENOENT);
             return;
         }
+        if self.scripts.continues(&exec, &file) {
+            let _ = self
+                .sup
+                .answer(n.id, self.sup.still_the_same(n, &snap), libc::EACCES);
+            return;
+        }
         // Read before the answer: a refused program's process is gone soon after.
-        let parents = parents(exec.pid, shell_pid);
-        if self.continues_script(&exec, &file) {
-            let _ = self.sup.answer(n.id, self.sup.still_the_same(n, &snap), libc::EACCES);
-            return;
-        }
-        let mut outcome = self.decide(&exec, &parents);
-        if outcome.allow && is_script(&file) {
-            if self.scripts.len() >= MEMO {
-                self.scripts.clear();
-            }
-            self.scripts
-                .insert(exec.pid, (file.clone(), exec.argv.iter().skip(1).cloned().collect()));
-        }
-        if outcome.allow && !self.sup.still_the_same(n, &snap) {
-            outcome = Outcome {
-                allow: false,
-                decision: outcome.decision,
-                reason: "the program's arguments changed while it was being decided (refused: the check must see what runs)".into(),
-                approved_by: None,
-            };
-        }
-        let _ = self.sup.answer(n.id, outcome.allow, libc::EACCES);
-        self.record(&exec, parents, outcome);
-    }
-
-    /// True when `exec` is the interpreter of a script this process was just allowed to
-    /// start, reached through `env`: `interpreter script args…` with the same script and
-    /// the same arguments (the interpreter must be one; anything else is decided).
-    fn continues_script(&mut self, exec: &Exec, file: &Path) -> bool {
-        let Some((script, args)) = self.scripts.remove(&exec.pid) else {
-            return false;
+        let start = ProgramStart {
+            program: exec_notify::program(&exec),
+            argv: exec.argv.clone(),
+            cwd: exec.cwd.clone(),
+            parents: exec_notify::parents(exec.pid, shell_pid),
+            pid: crate::procs::ns_pid(exec.pid).unwrap_or(exec.pid),
         };
-        let interpreter = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-        let named = exec.argv.get(1).map(|a| {
-            let p = Path::new(a);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                Path::new(&format!("/proc/{}/cwd", exec.pid)).join(p)
-            }
-        });
-        let same_script = named.is_some_and(|n| {
-            match (std::fs::canonicalize(&n), std::fs::canonicalize(&script)) {
-                (Ok(a), Ok(b)) => a == b,
-                _ => false,
-            }
-        });
-        (INTERPRETERS.contains(&interpreter)
-            || INTERPRETERS.contains(&file.file_name().and_then(|n| n.to_str()).unwrap_or("")))
-            && same_script
-            && exec.argv.get(2..).is_some_and(|rest| rest == args.as_slice())
-    }
-
-    /// The program the call runs (as the kernel will resolve it).
-    fn program(exec: &Exec) -> String {
-        if exec.empty_path {
-            return exec.dir.clone().unwrap_or_default();
-        }
-        match (&exec.dir, exec.path.starts_with('/')) {
-            (Some(dir), false) => Path::new(dir).join(&exec.path).display().to_string(),
-            _ => exec.path.clone(),
-        }
-    }
-
-    fn command_of(exec: &Exec) -> String {
-        std::iter::once(Self::program(exec))
-            .chain(exec.argv.iter().skip(1).cloned())
-            .map(|w| crate::frame::single_quote(&w))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn decide(&mut self, exec: &Exec, parents: &[String]) -> Outcome {
-        let program = Self::program(exec);
-        let key = (program.clone(), exec.argv.clone(), exec.cwd.clone());
-        if let Some(v) = self.memo.get(&key) {
-            if *v == Verdict::Allow {
-                return Outcome {
-                    allow: true,
-                    decision: None,
-                    reason: String::new(),
-                    approved_by: None,
-                };
-            }
-        }
-        let command = Self::command_of(exec);
-        let mut env = self.spec.env.clone();
-        env.cwd = Some(exec.cwd.clone());
-        let decision = self.spec.engine.decide(&command, &env);
-        let reason = crate::result::Denial::reason_for(&decision);
-        let mut outcome = Outcome {
-            allow: decision.verdict == Verdict::Allow,
-            reason,
-            approved_by: None,
-            decision: None,
-        };
-        if decision.verdict == Verdict::Ask {
-            outcome.approved_by = self.approval(exec, parents, &command, &decision);
-            outcome.allow = outcome.approved_by.is_some();
-            if !outcome.allow {
-                outcome.reason = format!("{} (not approved)", outcome.reason);
-            }
-        } else {
-            if self.memo.len() >= MEMO {
-                self.memo.clear();
-            }
-            self.memo.insert(key, decision.verdict);
-        }
-        outcome.decision = Some(decision);
-        outcome
-    }
-
-    /// Who approved an `ask`: covered by what a human approved for the running command,
-    /// or asked now (the program waits).
-    fn approval(
-        &self,
-        exec: &Exec,
-        parents: &[String],
-        command: &str,
-        decision: &Decision,
-    ) -> Option<String> {
-        let (under, covered, approver) = {
-            let c = self.current.lock().ok()?;
-            let covered = c.approver.is_some()
-                && decision.blocking().all(|f| {
-                    c.approved
-                        .iter()
-                        .any(|(a, r)| a == f.action.name() && *r == f.resource)
-                });
-            (c.command.clone(), covered, c.approver.clone())
-        };
-        if covered {
-            return approver;
-        }
-        let ask = self.spec.approver.as_ref()?;
-        let rx = ask(RuntimeAsk {
-            session: self.spec.who.session.clone(),
-            command: (self.spec.redact)(command),
-            under,
-            cwd: (self.spec.redact)(&exec.cwd),
-            parents: parents.to_vec(),
-            decision: decision.clone(),
-        });
-        rx.recv_timeout(self.spec.approval_timeout).ok().flatten()
-    }
-
-    fn record(&mut self, exec: &Exec, parents: Vec<String>, outcome: Outcome) {
-        let under = self
-            .current
-            .lock()
-            .map(|c| c.command.clone())
-            .unwrap_or_default();
-        let redact = |t: &str| (self.spec.redact)(t);
-        if let Some(decision) = &outcome.decision {
-            let command = Self::command_of(exec);
-            let mut env = self.spec.env.clone();
-            env.cwd = Some(exec.cwd.clone());
-            let mut rec = decision_record(
-                self.spec.who.clone(),
-                Decided::Command(&command),
-                &env,
-                decision,
-                &redact,
+        let mut judged = self.decider.judge(&start);
+        if judged.allow && !self.sup.still_the_same(n, &snap) {
+            RuntimeDecider::overrule(
+                &mut judged,
+                "the program's arguments changed while it was being decided (refused: the check must see what runs)",
             );
-            rec.approved_by = outcome.approved_by.clone();
-            if !outcome.allow {
-                rec.verdict = execkit_audit::Verdict::Deny;
-            }
-            rec.runtime = Some(RuntimeContext {
-                under: under.clone(),
-                pid: exec.pid,
-                parents: parents.clone(),
-            });
-            self.emit(AuditEvent::Decision(rec));
         }
-        let Ok(mut c) = self.current.lock() else {
-            return;
-        };
-        if outcome.allow {
-            c.allowed += 1;
-        } else {
-            c.denials.push(RuntimeDenial {
-                program: redact(&Self::program(exec)),
-                argv: exec.argv.iter().map(|a| redact(a)).collect(),
-                cwd: redact(&exec.cwd),
-                parents,
-                verdict: outcome
-                    .decision
-                    .as_ref()
-                    .map_or(Verdict::Deny, |d| d.verdict),
-                reason: redact(&outcome.reason),
-                policies: outcome
-                    .decision
-                    .as_ref()
-                    .map(|d| {
-                        d.blocking()
-                            .flat_map(|f| f.policies.iter().map(|p| p.id.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            });
+        if judged.allow {
+            self.scripts.allowed(&exec, &file);
         }
+        let under = self.decider.note(&start, &judged);
+        let _ = self.sup.answer(n.id, judged.allow, libc::EACCES);
+        self.decider.audit(&start, &judged, under);
     }
-
-    fn note_unreadable(&mut self, pid: i32, why: &str) {
-        if let Ok(mut c) = self.current.lock() {
-            c.denials.push(RuntimeDenial {
-                program: "?".into(),
-                argv: Vec::new(),
-                cwd: String::new(),
-                parents: self.shell_pid.map(|s| parents(pid, s)).unwrap_or_default(),
-                verdict: Verdict::Deny,
-                reason: format!("what the program asked to run could not be read: {why}"),
-                policies: Vec::new(),
-            });
-        }
-    }
-
-    fn emit(&self, event: AuditEvent) {
-        if let Some(o) = &self.spec.observer {
-            o(&event);
-        }
-        if let Some(log) = &self.spec.log {
-            if let Ok(mut log) = log.lock() {
-                if let Err(e) = log.append(&event) {
-                    eprintln!("execkit: audit append failed: {e}");
-                }
-            }
-        }
-    }
-}
-
-/// The file the call would run, as the calling task sees the filesystem (its root and
-/// cwd: the session may have a mount namespace of its own).
-fn task_path(exec: &Exec) -> PathBuf {
-    let root = PathBuf::from(format!("/proc/{}/root", exec.pid));
-    if exec.empty_path {
-        return exec.dir.as_deref().map_or(root.clone(), |d| root.join(d.trim_start_matches('/')));
-    }
-    if exec.path.starts_with('/') {
-        return root.join(exec.path.trim_start_matches('/'));
-    }
-    match &exec.dir {
-        Some(dir) => root.join(dir.trim_start_matches('/')).join(&exec.path),
-        None => PathBuf::from(format!("/proc/{}/cwd", exec.pid)).join(&exec.path),
-    }
-}
-
-/// True if the file starts with `#!` (the kernel runs its interpreter).
-fn is_script(file: &Path) -> bool {
-    use std::io::Read;
-    let mut b = [0u8; 2];
-    std::fs::File::open(file)
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok_and(|()| &b == b"#!")
-}
-
-/// `pid`'s parents up to (and including) the session's shell, nearest first, as
-/// `pid name` (at most 16).
-fn parents(pid: i32, shell: i32) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut p = pid;
-    for _ in 0..16 {
-        let Some(s) = crate::procs::stat(p) else { break };
-        if p == shell {
-            break;
-        }
-        p = s.ppid;
-        let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-        // As the session numbers it (its PID namespace).
-        let shown = crate::procs::ns_pid(p).unwrap_or(p);
-        out.push(format!("{shown} {}", name.trim()));
-        if p == shell || p <= 1 {
-            break;
-        }
-    }
-    out
 }

@@ -11,7 +11,7 @@
 //! saying the shell exited, the connection is gone ([`Link::lost`]).
 
 use crate::shell::Chunk;
-use execkit_helper::msg::{Call, Exited, Failed, Ready, Reply, Start};
+use execkit_helper::msg::{Call, ExecAsk, ExecVerdict, Exited, Failed, Ready, Reply, Start};
 use execkit_helper::wire::{self, Decoder, Greeting, Kind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -94,6 +94,7 @@ impl Link {
         start: &Start,
         chunks: mpsc::Sender<Chunk>,
         current: Arc<AtomicU64>,
+        asks: Option<mpsc::Sender<ExecAsk>>,
     ) -> Result<Link, LinkError> {
         let RawChannel {
             mut input,
@@ -178,6 +179,7 @@ impl Link {
             pending.clone(),
             exit_tx,
             lost.clone(),
+            (asks, frames.clone()),
         ));
         let pinger = frames.downgrade();
         tokio::spawn(async move {
@@ -238,6 +240,16 @@ impl Link {
         serde_json::from_value(self.call(call).await?).ok()
     }
 
+    /// Answers a program the helper stopped at its start.
+    pub(crate) async fn verdict(&self, v: ExecVerdict) {
+        if let Ok(json) = serde_json::to_vec(&v) {
+            let _ = self
+                .frames
+                .send(wire::encode(Kind::ExecVerdict, &json))
+                .await;
+        }
+    }
+
     /// Asks the helper to end the session (kill the tree, clean up, exit).
     pub(crate) fn close(&self) {
         let _ = self.frames.try_send(wire::encode(Kind::Close, b""));
@@ -256,6 +268,11 @@ impl Link {
     }
 }
 
+/// Where the helper's questions about programs go: the session's decider, or — without
+/// one — a refusal sent straight back on the frames channel (fail closed).
+type Asks = (Option<mpsc::Sender<ExecAsk>>, mpsc::Sender<Vec<u8>>);
+
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     mut decoder: Decoder,
     mut output: mpsc::Receiver<Vec<u8>>,
@@ -264,6 +281,7 @@ async fn read_loop(
     pending: Pending,
     exit: watch::Sender<Option<Option<i32>>>,
     lost: Arc<AtomicBool>,
+    (asks, frames): Asks,
 ) {
     let mut exited = false;
     'outer: loop {
@@ -312,6 +330,26 @@ async fn read_loop(
                     let waiter = pending.lock().ok().and_then(|mut m| m.remove(&id));
                     if let Some(w) = waiter {
                         let _ = w.send(reply);
+                    }
+                }
+                (Kind::ExecAsk, p) => {
+                    let Ok(ask) = serde_json::from_slice::<ExecAsk>(&p) else {
+                        break 'outer;
+                    };
+                    let id = ask.id;
+                    let queued = match &asks {
+                        Some(tx) => tx.send(ask).await.is_ok(),
+                        None => false,
+                    };
+                    if !queued {
+                        let no = ExecVerdict {
+                            id,
+                            allow: false,
+                            remember: false,
+                        };
+                        if let Ok(json) = serde_json::to_vec(&no) {
+                            let _ = frames.send(wire::encode(Kind::ExecVerdict, &json)).await;
+                        }
                     }
                 }
                 (Kind::Exited, p) => {

@@ -12,8 +12,40 @@ use std::sync::Arc;
 /// A remote shell behind the helper.
 pub(crate) struct HelperShell {
     pub(crate) link: Arc<Link>,
+    /// Decides the programs the helper stops at their start (when it does).
+    pub(crate) decider: Option<Arc<crate::exec_guard::RuntimeDecider>>,
     /// The shell's cwd as the remote kernel had it when the last command was over.
     pub(crate) cwd: std::sync::Mutex<Option<String>>,
+}
+
+/// Answers the helper's questions about programs stopped at their start, each on the
+/// blocking pool (a decision may wait for a human), until the link ends.
+pub(crate) fn answer_asks(
+    link: Arc<Link>,
+    decider: Arc<crate::exec_guard::RuntimeDecider>,
+    mut asks: tokio::sync::mpsc::Receiver<execkit_helper::msg::ExecAsk>,
+) {
+    tokio::spawn(async move {
+        while let Some(ask) = asks.recv().await {
+            let (link, decider) = (link.clone(), decider.clone());
+            tokio::spawn(async move {
+                let id = ask.id;
+                let judged = tokio::task::spawn_blocking(move || {
+                    let j = decider.judge(&ask.start);
+                    decider.record(&ask.start, &j);
+                    (j.allow, j.remember)
+                })
+                .await;
+                let (allow, remember) = judged.unwrap_or((false, false));
+                link.verdict(execkit_helper::msg::ExecVerdict {
+                    id,
+                    allow,
+                    remember,
+                })
+                .await;
+            });
+        }
+    });
 }
 
 impl HelperShell {

@@ -66,8 +66,8 @@ mod tmpdirs;
 
 pub use builder::SessionBuilder;
 pub use config::{Limits, Observer, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
-pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use exec_guard::{RuntimeApprover, RuntimeAsk};
+pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use result::{
     human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, RuntimeDenial, SessionError,
 };

@@ -435,6 +435,8 @@ impl Session {
             );
         }
         let dialect = *dialect;
+        let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
+        let guard_info = RemoteGuardInfo::of(&origin, &id, &config);
         let (sandbox, default_workspace) = match &origin {
             Origin::Remote {
                 sandbox,
@@ -443,8 +445,15 @@ impl Session {
             } => (sandbox.as_ref().clone(), *default_workspace),
             Origin::Local => (crate::remote_sandbox::RemoteSandbox::off(), "."),
         };
-        let started =
-            start_remote_shell(&control, &config, &sandbox, default_workspace, dialect).await;
+        let started = start_remote_shell(
+            &control,
+            &config,
+            &sandbox,
+            default_workspace,
+            dialect,
+            guard_info,
+        )
+        .await;
         let (shell, home, start, env, mut enforcement, limits) = match started {
             Ok(s) => s,
             Err(e) => {
@@ -466,7 +475,6 @@ impl Session {
             enforcement.resources = resources;
             enforcement.notes.extend(notes);
         }
-        let id = frame::random_hex(8).map_err(SessionError::Spawn)?;
         Ok(Session {
             id,
             origin,
@@ -664,26 +672,7 @@ impl Session {
     }
 
     fn who(&self) -> Who {
-        Who {
-            session: self.id.clone(),
-            agent: self.config.identity.agent.clone(),
-            operator: self.config.identity.operator.clone(),
-            transport: match &self.origin {
-                Origin::Local => "local".into(),
-                Origin::Remote { transport, .. } => transport.as_str().into(),
-            },
-            target: match &self.origin {
-                Origin::Remote {
-                    host: Some(h),
-                    user,
-                    ..
-                } => format!("{}@{h}", user.as_deref().unwrap_or("")),
-                Origin::Remote {
-                    container: Some(c), ..
-                } => c.clone(),
-                _ => self.config.workspace.display().to_string(),
-            },
-        }
+        who_of(&self.origin, &self.id, &self.config)
     }
 
     fn audit(&self, event: AuditEvent) {
@@ -1533,20 +1522,19 @@ impl Session {
             .take();
         match &self.origin {
             Origin::Local => {
-                let (shell, enforcement) =
-                    Shell::spawn(
+                let (shell, enforcement) = Shell::spawn(
+                    &self.config,
+                    &self.home,
+                    &self.tmp,
+                    Some(guard_spec(
                         &self.config,
+                        &self.id,
                         &self.home,
-                        &self.tmp,
-                        Some(guard_spec(
-                            &self.config,
-                            &self.id,
-                            &self.home,
-                            &self.protector,
-                            self.who(),
-                        )),
-                    )
-                    .await?;
+                        &self.protector,
+                        self.who(),
+                    )),
+                )
+                .await?;
                 st.shell = Some(shell);
                 st.enforcement = enforcement;
             }
@@ -1576,9 +1564,15 @@ impl Session {
                     } => (sandbox.as_ref().clone(), *default_workspace),
                     Origin::Local => (crate::remote_sandbox::RemoteSandbox::off(), "."),
                 };
-                let (shell, _, _, _, enforcement, _) =
-                    start_remote_shell(&now, &self.config, &sandbox, default_workspace, *dialect)
-                        .await?;
+                let (shell, _, _, _, enforcement, _) = start_remote_shell(
+                    &now,
+                    &self.config,
+                    &sandbox,
+                    default_workspace,
+                    *dialect,
+                    RemoteGuardInfo::of(&self.origin, &self.id, &self.config),
+                )
+                .await?;
                 st.shell = Some(shell);
                 st.enforcement = enforcement;
             }
@@ -2337,6 +2331,7 @@ async fn start_remote_shell(
     sandbox: &crate::remote_sandbox::RemoteSandbox,
     default_workspace: &str,
     dialect: frame::Dialect,
+    guard: RemoteGuardInfo,
 ) -> Result<RemoteStart, SessionError> {
     let refuse = |why: String| {
         SessionError::SandboxRequired(format!(
@@ -2348,7 +2343,10 @@ async fn start_remote_shell(
         Ok(launch) => {
             let ephemeral = matches!(control, Control::Docker(d) if d.helper_mounted());
             let start = helper_start(config, sandbox, default_workspace, dialect, ephemeral);
-            match Shell::spawn_helper(control.clone(), launch, &start, &nonce, dialect).await {
+            let decider = start.exec_decisions.then(|| guard.decider_for(config));
+            match Shell::spawn_helper(control.clone(), launch, &start, &nonce, dialect, decider)
+                .await
+            {
                 Ok((mut shell, ready)) => {
                     let mut enforcement = ready.enforcement.clone();
                     enforcement.notes.insert(
@@ -2442,6 +2440,7 @@ fn helper_start(
         env: crate::remote::prelude_env(),
         idle_secs: crate::helper_link::IDLE_SECS,
         own_pid_namespace: ephemeral_container,
+        exec_decisions: config.exec_decisions && sandbox.profile != crate::sandbox::Profile::Off,
     }
 }
 
@@ -2471,5 +2470,89 @@ fn guard_spec(
         observer: config.observer.clone(),
         approver: config.runtime_approver.clone(),
         approval_timeout: Duration::from_secs(300),
+    }
+}
+
+/// Who and where, for the audit log.
+fn who_of(origin: &Origin, id: &str, config: &SessionConfig) -> Who {
+    Who {
+        session: id.to_string(),
+        agent: config.identity.agent.clone(),
+        operator: config.identity.operator.clone(),
+        transport: match origin {
+            Origin::Local => "local".into(),
+            Origin::Remote { transport, .. } => transport.as_str().into(),
+        },
+        target: match origin {
+            Origin::Remote {
+                host: Some(h),
+                user,
+                ..
+            } => format!("{}@{h}", user.as_deref().unwrap_or("")),
+            Origin::Remote {
+                container: Some(c), ..
+            } => c.clone(),
+            _ => config.workspace.display().to_string(),
+        },
+    }
+}
+
+/// What a remote session's runtime decisions need from the session: its id, how it is
+/// recorded, and the target the policies see.
+struct RemoteGuardInfo {
+    id: String,
+    who: Who,
+    target: execkit_engine::Target,
+}
+
+impl RemoteGuardInfo {
+    fn of(origin: &Origin, id: &str, config: &SessionConfig) -> RemoteGuardInfo {
+        let mut target = execkit_engine::Target::default();
+        if let Origin::Remote {
+            transport,
+            host,
+            container,
+            user,
+            ..
+        } = origin
+        {
+            target.transport = *transport;
+            target.host = host.clone();
+            target.container = container.clone();
+            target.remote_user = user.clone();
+        }
+        RemoteGuardInfo {
+            id: id.to_string(),
+            who: who_of(origin, id, config),
+            target,
+        }
+    }
+
+    /// The decider, made once the helper has said where the shell runs.
+    fn decider_for(self, config: &SessionConfig) -> crate::exec_guard::DeciderFor {
+        let config = config.clone();
+        Box::new(move |ready: &execkit_helper::msg::Ready| {
+            let mut env = DecisionEnv::local(&ready.workspace, &ready.home);
+            env.identity = config.identity.clone();
+            env.identity.session_id = self.id.clone();
+            env.target = self.target.clone();
+            let mut secrets = config.secrets.clone();
+            secrets.add_env(
+                ready.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                &config.secret_env,
+            );
+            let p = Protector::new(Redactor::new(&secrets), config.limits.capture);
+            crate::exec_guard::RuntimeDecider::new(crate::exec_guard::GuardSpec {
+                engine: config.engine.clone(),
+                env,
+                shell: PathBuf::new(),
+                redact: Arc::new(move |t: &str| p.redact_text(t).text),
+                who: self.who,
+                log: config.audit.clone(),
+                observer: config.observer.clone(),
+                approver: config.runtime_approver.clone(),
+                approval_timeout: Duration::from_secs(300),
+            })
+        })
     }
 }

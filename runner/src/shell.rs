@@ -157,7 +157,9 @@ impl Shell {
         let mut enforcement = prepared.enforcement.clone();
         // Runtime decisions: a listener for the shell's execs, sent back over a socket.
         let guard = match guard {
-            Some(spec) if config.exec_decisions && config.sandbox.profile != sandbox::Profile::Off => {
+            Some(spec)
+                if config.exec_decisions && config.sandbox.profile != sandbox::Profile::Off =>
+            {
                 match execkit_sandbox::exec_notify::available() {
                     Ok(()) => {
                         let (ours, theirs) =
@@ -171,9 +173,9 @@ impl Shell {
                         Some((g, std::os::fd::OwnedFd::from(theirs)))
                     }
                     Err(why) => {
-                        enforcement
-                            .notes
-                            .push(format!("no runtime decisions of the programs commands start: {why}"));
+                        enforcement.notes.push(format!(
+                            "no runtime decisions of the programs commands start: {why}"
+                        ));
                         None
                     }
                 }
@@ -183,7 +185,7 @@ impl Shell {
         let notify = guard.as_ref().map(|(_, theirs)| {
             (
                 std::os::fd::AsRawFd::as_raw_fd(theirs),
-                execkit_sandbox::exec_notify::program(),
+                execkit_sandbox::exec_notify::filter(),
             )
         });
         // The session's cgroup (named after its directory, plus a spawn counter so a
@@ -431,12 +433,16 @@ impl Shell {
 
     /// Starts the remote helper with `launch`, sends it the session's `start`, and waits
     /// until its shell is ready; returns the shell and what the helper reported.
+    ///
+    /// With `decider` (made once the helper reported where the shell runs), the programs
+    /// the helper stops at their start are decided here.
     pub(crate) async fn spawn_helper(
         control: Control,
         launch: crate::remote_helper::Launch,
         start: &execkit_helper::msg::Start,
         nonce: &str,
         dialect: frame::Dialect,
+        decider: Option<crate::exec_guard::DeciderFor>,
     ) -> Result<(Shell, execkit_helper::msg::Ready), SessionError> {
         use crate::remote_helper::Launch;
         let (tx, rx) = mpsc::channel(64);
@@ -461,18 +467,41 @@ impl Shell {
                 ))
             }
         };
-        let started =
-            crate::helper_link::Link::start(raw, nonce, start, tx.clone(), current.clone()).await;
+        let (asks_tx, asks) = match decider {
+            Some(_) => {
+                let (t, r) = mpsc::channel(256);
+                (Some(t), Some(r))
+            }
+            None => (None, None),
+        };
+        let started = crate::helper_link::Link::start(
+            raw,
+            nonce,
+            start,
+            tx.clone(),
+            current.clone(),
+            asks_tx,
+        )
+        .await;
         if let Some(path) = &cleanup {
             let _ = control
                 .run(&format!("rm -f {}", frame::single_quote(path)))
                 .await;
         }
-        let link = started.map_err(|e| not_ready(e.to_string()))?;
+        let link = Arc::new(started.map_err(|e| not_ready(e.to_string()))?);
         let ready = link.ready.clone();
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
+        let decider = match (decider, asks) {
+            (Some(make), Some(asks)) if ready.enforcement.exec_decisions => {
+                let d = make(&ready);
+                crate::helper_shell::answer_asks(link.clone(), d.clone(), asks);
+                Some(d)
+            }
+            _ => None,
+        };
         let io = Io::Helper(Box::new(crate::helper_shell::HelperShell {
-            link: Arc::new(link),
+            link,
+            decider,
             cwd: std::sync::Mutex::new(None),
         }));
         let exports = (dialect == frame::Dialect::Bash)
@@ -503,19 +532,27 @@ impl Shell {
 
     /// A command starts: runtime decisions are now recorded under it (`approved`: its
     /// decision and approver, when a human approved it).
-    pub(crate) fn guard_begin(&self, command: &str, approved: Option<(&execkit_engine::Decision, &str)>) {
-        if let Io::Local(l) = &self.io {
-            if let Some(g) = &l.guard {
-                g.begin(command, approved);
-            }
+    pub(crate) fn guard_begin(
+        &self,
+        command: &str,
+        approved: Option<(&execkit_engine::Decision, &str)>,
+    ) {
+        if let Some(d) = self.decider() {
+            d.begin(command, approved);
         }
     }
 
     /// The command ended: the programs refused while it ran, and how many started.
     pub(crate) fn guard_finish(&self) -> (Vec<crate::result::RuntimeDenial>, u64) {
+        self.decider().map(|d| d.finish()).unwrap_or_default()
+    }
+
+    /// The session's runtime decider, where programs are decided as they start.
+    fn decider(&self) -> Option<&crate::exec_guard::RuntimeDecider> {
         match &self.io {
-            Io::Local(l) => l.guard.as_ref().map(|g| g.finish()).unwrap_or_default(),
-            _ => (Vec::new(), 0),
+            Io::Local(l) => l.guard.as_ref().map(|g| g.decider.as_ref()),
+            Io::Helper(h) => h.decider.as_deref(),
+            Io::Remote(_) => None,
         }
     }
 

@@ -36,7 +36,7 @@ fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 
 /// The filter: `execve` and `execveat` of the native architecture notify; everything
 /// else is allowed (by this filter: the deny-list filter still applies).
-pub fn program() -> Vec<libc::sock_filter> {
+pub fn filter() -> Vec<libc::sock_filter> {
     vec![
         insn(BPF_LD_W_ABS, 0, 0, 4),
         insn(BPF_JMP_JEQ_K, 0, 3, AUDIT_ARCH),
@@ -392,7 +392,7 @@ pub fn available() -> Result<(), String> {
     static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     PROBE
         .get_or_init(|| {
-            let prog = program();
+            let prog = filter();
             // SAFETY: fork; the child only calls prctl, seccomp and _exit.
             let pid = unsafe { libc::fork() };
             if pid == 0 {
@@ -448,8 +448,9 @@ mod tests {
             // SAFETY: fresh descriptors.
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
         };
-        let prog = program();
-        let script = std::ffi::CString::new("/bin/echo hello >/dev/null; /bin/false; echo $? >&2").unwrap();
+        let prog = filter();
+        let script =
+            std::ffi::CString::new("/bin/echo hello >/dev/null; /bin/false; echo $? >&2").unwrap();
         // SAFETY: fork in a test; the child makes system calls and execs.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -462,7 +463,12 @@ mod tests {
                 }
                 let sh = c"/bin/sh";
                 let dash_c = c"-c";
-                let argv = [sh.as_ptr(), dash_c.as_ptr(), script.as_ptr(), std::ptr::null()];
+                let argv = [
+                    sh.as_ptr(),
+                    dash_c.as_ptr(),
+                    script.as_ptr(),
+                    std::ptr::null(),
+                ];
                 libc::execv(sh.as_ptr(), argv.as_ptr());
                 libc::_exit(91);
             }
@@ -483,7 +489,153 @@ mod tests {
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert_eq!(libc::WEXITSTATUS(status), 0, "{seen:?}");
         assert_eq!(seen[0].0, "/bin/sh");
-        assert_eq!(seen[1], ("/bin/echo".to_string(), vec!["/bin/echo".to_string(), "hello".to_string()]));
+        assert_eq!(
+            seen[1],
+            (
+                "/bin/echo".to_string(),
+                vec!["/bin/echo".to_string(), "hello".to_string()]
+            )
+        );
         assert_eq!(seen[2].0, "/bin/false");
     }
+}
+
+/// The file the call would run, as the calling task sees the filesystem (its root and
+/// cwd, through `/proc`: the task may have a mount namespace of its own).
+pub fn task_path(exec: &Exec) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let root = PathBuf::from(format!("/proc/{}/root", exec.pid));
+    if exec.empty_path {
+        return exec
+            .dir
+            .as_deref()
+            .map_or(root.clone(), |d| root.join(d.trim_start_matches('/')));
+    }
+    if exec.path.starts_with('/') {
+        return root.join(exec.path.trim_start_matches('/'));
+    }
+    match &exec.dir {
+        Some(dir) => root.join(dir.trim_start_matches('/')).join(&exec.path),
+        None => PathBuf::from(format!("/proc/{}/cwd", exec.pid)).join(&exec.path),
+    }
+}
+
+/// The program the call runs, as a path the caller would write (absolute when the call
+/// names a directory descriptor).
+pub fn program(exec: &Exec) -> String {
+    if exec.empty_path {
+        return exec.dir.clone().unwrap_or_default();
+    }
+    match (&exec.dir, exec.path.starts_with('/')) {
+        (Some(dir), false) => std::path::Path::new(dir)
+            .join(&exec.path)
+            .display()
+            .to_string(),
+        _ => exec.path.clone(),
+    }
+}
+
+/// True if the file starts with `#!` (the kernel runs its interpreter in its place).
+pub fn is_script(file: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut b = [0u8; 2];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok_and(|()| &b == b"#!")
+}
+
+/// Programs that run a script given as their first argument: a script's `#!` line names
+/// one, and when it is reached through `env` (`#!/usr/bin/env node`) its start is a second
+/// `execve` of `interpreter script args…` by the same process.
+pub const INTERPRETERS: &[&str] = &[
+    "node", "nodejs", "python", "python3", "python2", "ruby", "perl", "php", "bash", "sh", "dash",
+    "zsh", "ksh", "lua", "tclsh", "Rscript", "deno", "bun",
+];
+
+/// Scripts allowed to start, by the process that started them, so that the same process
+/// going on to run `interpreter script args…` (through `env`) is taken as the same
+/// program, not decided again as the interpreter reading a file. Only a known interpreter
+/// with the same script first and the same arguments after it continues a script: a
+/// `#!/usr/bin/env -S rm -rf …` line is decided as the `rm` it runs.
+#[derive(Debug, Default)]
+pub struct ScriptStarts {
+    started: std::collections::HashMap<i32, (std::path::PathBuf, Vec<String>)>,
+}
+
+impl ScriptStarts {
+    /// Remembers that `exec` (running `file`) was allowed, if `file` is a script.
+    pub fn allowed(&mut self, exec: &Exec, file: &std::path::Path) {
+        if !is_script(file) {
+            return;
+        }
+        if self.started.len() >= 4096 {
+            self.started.clear();
+        }
+        self.started.insert(
+            exec.pid,
+            (
+                file.to_path_buf(),
+                exec.argv.iter().skip(1).cloned().collect(),
+            ),
+        );
+    }
+
+    /// True when `exec` (running `file`) is the interpreter of the script its process was
+    /// just allowed to start.
+    pub fn continues(&mut self, exec: &Exec, file: &std::path::Path) -> bool {
+        use std::path::Path;
+        let Some((script, args)) = self.started.remove(&exec.pid) else {
+            return false;
+        };
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        if !INTERPRETERS.contains(&name) && !INTERPRETERS.contains(&base) {
+            return false;
+        }
+        let named = exec.argv.get(1).map(|a| {
+            let p = Path::new(a);
+            if p.is_absolute() {
+                Path::new(&format!("/proc/{}/root", exec.pid)).join(a.trim_start_matches('/'))
+            } else {
+                Path::new(&format!("/proc/{}/cwd", exec.pid)).join(p)
+            }
+        });
+        let same_script = named.is_some_and(|n| {
+            matches!(
+                (std::fs::canonicalize(&n), std::fs::canonicalize(&script)),
+                (Ok(a), Ok(b)) if a == b
+            )
+        });
+        same_script
+            && exec
+                .argv
+                .get(2..)
+                .is_some_and(|rest| rest == args.as_slice())
+    }
+}
+
+/// `pid`'s parents up to (and including) `shell`, nearest first, as `pid name` with the
+/// pid as the task's own PID namespace numbers it (at most 16).
+pub fn parents(pid: i32, shell: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut p = pid;
+    for _ in 0..16 {
+        let Some(s) = crate::procs::stat(p) else {
+            break;
+        };
+        if p == shell {
+            break;
+        }
+        p = s.ppid;
+        let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        let shown = crate::procs::ns_pid(p).unwrap_or(p);
+        out.push(format!("{shown} {}", name.trim()));
+        if p == shell || p <= 1 {
+            break;
+        }
+    }
+    out
 }

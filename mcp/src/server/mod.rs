@@ -17,6 +17,7 @@ pub mod events;
 pub mod output;
 pub mod process_io;
 mod processes;
+pub mod runtime_asks;
 pub mod table;
 pub mod watch_socket;
 mod watching;
@@ -416,7 +417,16 @@ impl ExecKitServer {
             Ok(s) => s,
             Err(e) => return fail(ErrorKind::Limit, e.to_string()),
         };
-        let session = match op.session_config(workspace.clone()).local().await {
+        let asks = Arc::new(runtime_asks::AskSlot::default());
+        let session = match op
+            .session_config(workspace.clone())
+            .runtime_approver(runtime_asks::approver(
+                asks.clone(),
+                tokio::runtime::Handle::current(),
+            ))
+            .local()
+            .await
+        {
             Ok(s) => s,
             Err(e) => return fail(ErrorKind::Session, format!("cannot start the session: {e}")),
         };
@@ -425,7 +435,13 @@ impl ExecKitServer {
         let id = session.id().to_string();
         self.shared.table.insert(
             slot,
-            Arc::new(Entry::new(session, "local", workspace.clone(), budget)),
+            Arc::new(Entry::new(
+                session,
+                "local",
+                workspace.clone(),
+                budget,
+                asks,
+            )),
         );
         tracing::info!(session = %id, workspace = %workspace.display(), "session created");
         let identity = op.identity();
@@ -462,7 +478,15 @@ impl ExecKitServer {
             Err(e) => return fail(ErrorKind::BadArguments, e),
         };
         let op = &self.shared.op;
-        let config = match op.session_config(op.default_workspace.clone()).build() {
+        let asks = Arc::new(runtime_asks::AskSlot::default());
+        let config = match op
+            .session_config(op.default_workspace.clone())
+            .runtime_approver(runtime_asks::approver(
+                asks.clone(),
+                tokio::runtime::Handle::current(),
+            ))
+            .build()
+        {
             Ok(c) => c,
             Err(e) => return fail(ErrorKind::Session, e.to_string()),
         };
@@ -538,6 +562,7 @@ impl ExecKitServer {
                 if transport == "ssh" { "ssh" } else { "docker" },
                 workspace.clone(),
                 budget,
+                asks,
             )),
         );
         tracing::info!(session = %id, target = %target.id(), "remote session created");
@@ -626,7 +651,14 @@ impl ExecKitServer {
             _ = ct.cancelled() => return fail(ErrorKind::Cancelled, "cancelled before the command started"),
         };
         entry.set_running(Some(entry.session.redact(&a.command)));
+        // Programs the command starts that an `@ask` stops are put to this call's client.
+        entry.asks.fill(
+            &ctx,
+            &self.shared.op.config.identity.operator,
+            Duration::from_secs(self.shared.op.config.limits.approval_timeout_secs),
+        );
         let result = self.exec_locked(&entry, &a, &opts, answered, &ctx).await;
+        entry.asks.clear();
         entry.set_running(None);
         result
     }

@@ -160,6 +160,36 @@ pub struct ExecOutput {
     /// session_restore with this id undoes the command's file changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// Programs the command started (a script's command, a Makefile recipe, a hook) that
+    /// the policies refused as they started: each failed with "permission denied".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runtime_denials: Vec<RuntimeDenialOutput>,
+    /// How many programs the command started that the policies allowed as they started.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub runtime_allowed: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A program refused as it started.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RuntimeDenialOutput {
+    /// The program.
+    pub program: String,
+    /// Its arguments, argv[0] first.
+    pub argv: Vec<String>,
+    /// Where it was to run.
+    pub cwd: String,
+    /// Its parents, nearest first (pid and name).
+    pub parents: Vec<String>,
+    /// `deny`, or `ask` (a human's approval was needed and not given).
+    pub verdict: String,
+    /// Why, with the policy's advice.
+    pub reason: String,
+    /// The policies that refused it.
+    pub policies: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -248,6 +278,20 @@ impl ExecOutput {
             limits_hit: r.limits_hit.iter().map(LimitOutput::from).collect(),
             background_jobs: r.background_jobs,
             checkpoint: r.checkpoint,
+            runtime_denials: r
+                .runtime_denials
+                .into_iter()
+                .map(|d| RuntimeDenialOutput {
+                    program: d.program,
+                    argv: d.argv,
+                    cwd: d.cwd,
+                    parents: d.parents,
+                    verdict: d.verdict.as_str().to_string(),
+                    reason: d.reason,
+                    policies: d.policies,
+                })
+                .collect(),
+            runtime_allowed: r.runtime_allowed,
         }
     }
 
@@ -288,6 +332,19 @@ impl ExecOutput {
                 s,
                 " · left {} background job(s) whose output is dropped: use process_start to keep a process's output",
                 self.background_jobs
+            );
+        }
+        for d in &self.runtime_denials {
+            let under = d
+                .parents
+                .first()
+                .map(|p| format!(" (started by {p})"))
+                .unwrap_or_default();
+            let _ = write!(
+                s,
+                "\nrefused at its start: {}{under}: {}",
+                d.argv.join(" "),
+                d.reason
             );
         }
         append_streams(&mut s, &self.stdout, &self.stderr, " · no output");

@@ -25,6 +25,8 @@ pub struct Entry {
     pub created: Instant,
     /// Held by the call whose command runs (or waits for approval).
     pub exec_lock: tokio::sync::Mutex<()>,
+    /// The client asked about programs an `@ask` stops at their start.
+    pub asks: Arc<super::runtime_asks::AskSlot>,
     activity: Mutex<Activity>,
 }
 
@@ -40,6 +42,7 @@ impl Entry {
         transport: &'static str,
         workspace: PathBuf,
         budget: Option<Budget>,
+        asks: Arc<super::runtime_asks::AskSlot>,
     ) -> Entry {
         Entry {
             session,
@@ -48,6 +51,7 @@ impl Entry {
             budget,
             created: Instant::now(),
             exec_lock: tokio::sync::Mutex::new(()),
+            asks,
             activity: Mutex::new(Activity {
                 last_used: Instant::now(),
                 running: None,

@@ -11,6 +11,7 @@ mod limits;
 mod processes;
 mod remote_guarantees;
 mod remote_sessions;
+mod runtime_decisions;
 mod sandbox;
 mod session_state;
 mod ssh_connect;
