@@ -13,9 +13,11 @@ CEDAR_VERSION=4.14.1
 # ptrace and multiprocessing probes, curl, git, ps), and the exec oracle's throwaway
 # sandbox (bwrap, strace) with programs its class-1 corpus hides payloads in (rsync, zip),
 # the SMT solver `execkit policy prove` runs (cvc5), tmux, in which the `execkit watch`
-# test drives the terminal viewer, and chromium, which loads its web page. Installed with apt when missing.
+# test drives the terminal viewer, chromium, which loads its web page, and the build tools
+# the runtime-decision tests run scripts through (make, cc, perl, node, npm). Installed
+# with apt when missing.
 need=()
-for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium; do
+for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium make cc perl node npm; do
   command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then
@@ -25,6 +27,8 @@ if ((${#need[@]})); then
     case "$prog" in
       ps) pkgs+=(procps) ;;
       bwrap) pkgs+=(bubblewrap) ;;
+      cc) pkgs+=(gcc libc6-dev) ;;
+      node) pkgs+=(nodejs) ;;
       *) pkgs+=("$prog") ;;
     esac
   done

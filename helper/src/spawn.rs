@@ -115,14 +115,25 @@ pub fn start(plan: &Plan<'_>, ns: Namespaces) -> io::Result<Shell> {
         order.push(Namespaces::None);
     }
     let mut notes = Vec::new();
-    for ns in order {
-        match spawn(plan, ns) {
+    let mut exec_decisions = plan.start.exec_decisions;
+    let mut order = order.into_iter().peekable();
+    while let Some(&ns) = order.peek() {
+        match spawn(plan, ns, exec_decisions) {
             Ok(mut shell) => {
                 shell.enforcement.notes.extend(notes);
                 return Ok(shell);
             }
-            Err(Failure::Namespaces(why)) if ns != Namespaces::None => notes.push(why),
-            Err(Failure::Namespaces(why) | Failure::Other(why)) => {
+            Err(Failure::ExecListener(why)) if exec_decisions => {
+                exec_decisions = false;
+                notes.push(format!(
+                    "no runtime decisions of the programs commands start: {why}"
+                ));
+            }
+            Err(Failure::Namespaces(why)) if ns != Namespaces::None => {
+                notes.push(why);
+                order.next();
+            }
+            Err(Failure::Namespaces(why) | Failure::Other(why) | Failure::ExecListener(why)) => {
                 return Err(io::Error::other(why))
             }
         }
@@ -133,11 +144,14 @@ pub fn start(plan: &Plan<'_>, ns: Namespaces) -> io::Result<Shell> {
 enum Failure {
     /// The namespaces could not be made or set up (retry with fewer).
     Namespaces(String),
+    /// The exec listener could not be received or did not see the shell start (retry
+    /// without runtime decisions; the report says so).
+    ExecListener(String),
     /// Anything else.
     Other(String),
 }
 
-fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
+fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell, Failure> {
     let other = |what: &str, e: io::Error| Failure::Other(format!("{what}: {e}"));
     let (ours, theirs) = sys::socketpair().map_err(|e| other("stdin socket", e))?;
     // SAFETY: shutdown on our own sockets.
@@ -152,7 +166,7 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
     let (err_r, err_w) = sys::pipe().map_err(|e| other("stderr pipe", e))?;
     let (sync_r, sync_w) = sys::pipe().map_err(|e| other("sync pipe", e))?;
     let (rep_r, rep_w) = sys::pipe().map_err(|e| other("report pipe", e))?;
-    let notify = if plan.start.exec_decisions {
+    let notify = if exec_decisions {
         Some(sys::socketpair().map_err(|e| other("exec listener socket", e))?)
     } else {
         None
@@ -232,7 +246,7 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces) -> Result<Shell, Failure> {
                     Some(Err(e)) => {
                         sys::kill(pid, libc::SIGKILL);
                         reap(pid);
-                        return Err(Failure::Other(format!("the exec listener: {e}")));
+                        return Err(Failure::ExecListener(format!("the exec listener: {e}")));
                     }
                     None => {}
                 }
@@ -460,6 +474,11 @@ fn setup(plan: &Plan<'_>, ns: Namespaces, fds: &ChildFds) -> Result<(), String> 
         if start.profile == execkit_sandbox::Profile::Off {
             let _ = sys::write_all(fds.report, b"Wthe profile is off\n");
         } else {
+            // The helper reads each starting program's arguments from this process's
+            // memory, which a process that is not dumpable keeps from it unless it holds
+            // CAP_SYS_PTRACE (a container drops that). The shell's `exec` would make it
+            // dumpable anyway; its first call is read before that.
+            sys::prctl(libc::PR_SET_DUMPABLE, 1).map_err(|e| format!("dumpable: {e}"))?;
             // SAFETY: seccomp and sendmsg system calls on a filter built before the fork.
             match unsafe { execkit_sandbox::exec_notify::install(fds.filter) } {
                 Ok(fd) => {

@@ -12,5 +12,6 @@ mod lifecycle;
 mod processes;
 mod protocol;
 mod remote;
+mod runtime;
 mod tools;
 mod watching;

@@ -10,6 +10,7 @@ mod lifecycle;
 mod limits;
 mod processes;
 mod remote_guarantees;
+mod remote_runtime;
 mod remote_sessions;
 mod runtime_decisions;
 mod sandbox;
