@@ -41,13 +41,13 @@ async fn docker_session() -> Option<Session> {
 }
 
 /// Each check on one transport: runtime decisions are on, a script cannot delete the
-/// workspace it runs in, a script cannot print the account's private key, and everyday
+/// account's home, a script cannot print the account's private key, and everyday
 /// commands see no refusal while their programs are decided.
 async fn attacks_refused(name: &str, s: &Session) {
     let e = s.info().await.enforcement;
     assert!(e.exec_decisions, "{name}: no runtime decisions: {e:?}");
 
-    let r = run(s, "printf 'rm -rf \"$PWD\"\\n' > wipe.sh && bash wipe.sh").await;
+    let r = run(s, "printf 'rm -rf ~\\n' > wipe.sh && bash wipe.sh").await;
     let d = refused(&r, "rm").unwrap_or_else(|| panic!("{name}: rm not refused: {r:?}"));
     assert_eq!(d.verdict, Verdict::Deny, "{name}: {d:?}");
     assert!(
@@ -55,14 +55,14 @@ async fn attacks_refused(name: &str, s: &Session) {
         "{name}: {d:?}"
     );
     let r = ok(s, "ls wipe.sh").await;
-    assert_eq!(r.stdout, "wipe.sh\n", "{name}: the workspace was deleted");
+    assert_eq!(r.stdout, "wipe.sh\n", "{name}: the home was deleted");
 
     let r = run(s, "printf 'cat ~/.ssh/id_ed25519\\n' > k.sh && sh k.sh").await;
     let d = refused(&r, "cat").unwrap_or_else(|| panic!("{name}: cat not refused: {r:?}"));
     assert_eq!(d.verdict, Verdict::Deny, "{name}: {d:?}");
     assert!(!r.stdout.contains("fake-test-key"), "{name}: {r:?}");
 
-    let r = ok(s, "printf 'x\\n' | sed s/x/y/ | grep -c y && ls -a | wc -l").await;
+    let r = ok(s, "printf 'x\\n' | sed s/x/y/ | grep -c y; ls -a | wc -l").await;
     assert!(r.runtime_denials.is_empty(), "{name}: {r:?}");
     assert!(r.runtime_allowed > 0, "{name}: nothing was decided: {r:?}");
 }
