@@ -258,6 +258,28 @@ impl RuntimeDecider {
         if judged.allow {
             c.allowed += 1;
         } else {
+            // A shell searching PATH asks again for the same words under the next
+            // directory (`/usr/bin/find`, then `/bin/find`): one refusal is reported.
+            let again = c.denials.iter().any(|d| {
+                d.argv.len() == start.argv.len()
+                    && d.argv.iter().zip(&start.argv).all(|(a, b)| *a == redact(b))
+                    && d.cwd == redact(&start.cwd)
+                    && d.parents == start.parents
+            });
+            if again {
+                return under;
+            }
+            let mut policies: Vec<String> = Vec::new();
+            for id in judged
+                .decision
+                .iter()
+                .flat_map(|d| d.blocking())
+                .flat_map(|f| f.policies.iter().map(|p| &p.id))
+            {
+                if !policies.contains(id) {
+                    policies.push(id.clone());
+                }
+            }
             c.denials.push(RuntimeDenial {
                 program: redact(&start.program),
                 argv: start.argv.iter().map(|a| redact(a)).collect(),
@@ -268,15 +290,7 @@ impl RuntimeDecider {
                     .as_ref()
                     .map_or(Verdict::Deny, |d| d.verdict),
                 reason: redact(&judged.reason),
-                policies: judged
-                    .decision
-                    .as_ref()
-                    .map(|d| {
-                        d.blocking()
-                            .flat_map(|f| f.policies.iter().map(|p| p.id.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                policies,
             });
         }
         under

@@ -17,3 +17,4 @@ mod sandbox;
 mod session_state;
 mod ssh_connect;
 mod suite;
+mod write_then_run;

@@ -4,7 +4,7 @@
 //! program meets the same policies as the command text, over SSH and in a container.
 
 use crate::common::*;
-use crate::remote_sessions::{docker_fixture, ssh_fixture, ssh_home};
+use crate::remote_sessions::{ci, docker_fixture, ssh_fixture, ssh_home};
 use execkit_runner::docker::DockerTarget;
 use execkit_runner::{ExecResult, RuntimeDenial, Session, Verdict};
 use std::path::Path;
@@ -94,4 +94,71 @@ async fn docker_scripts_meet_the_policies_as_their_programs_start() {
     };
     attacks_refused("docker", &s).await;
     s.close().await;
+}
+
+/// The write-then-run attacks over SSH, each in a fresh session whose workspace is a new
+/// directory in the account's home: each refused, the home untouched.
+#[tokio::test]
+async fn ssh_write_then_run_attacks_are_refused() {
+    use crate::write_then_run::{attempt, Stopped, ATTACKS};
+    let Some((t, _)) = ssh_fixture() else {
+        return;
+    };
+    let home = ssh_home(&t.user);
+    let mut at_start = 0;
+    for attack in ATTACKS {
+        let (s, ws) = ssh_session().await.unwrap();
+        let missing: Vec<_> = {
+            let mut m = Vec::new();
+            for p in attack.needs {
+                if run(&s, &format!("command -v {p}")).await.exit_code != Some(0) {
+                    m.push(*p);
+                }
+            }
+            m
+        };
+        if !missing.is_empty() {
+            assert!(!ci(), "{}: CI=true but {missing:?} is missing", attack.name);
+            s.close().await;
+            continue;
+        }
+        if attempt(&s, attack, "ssh").await == Stopped::AtStart {
+            at_start += 1;
+        }
+        assert!(
+            home.join(".bashrc").exists() && home.join(".ssh/id_ed25519").exists(),
+            "{}: the home was harmed",
+            attack.name
+        );
+        s.close().await;
+        let _ = std::fs::remove_dir_all(ws);
+    }
+    eprintln!("ssh: {at_start} of {} refused at the harmful program's start", ATTACKS.len());
+    assert!(at_start * 2 > ATTACKS.len(), "{at_start}");
+}
+
+/// The write-then-run attacks the test image can run (it has a shell, coreutils, find,
+/// xargs and git), each in a fresh ephemeral container: each refused, the home kept.
+#[tokio::test]
+async fn docker_write_then_run_attacks_are_refused() {
+    use crate::write_then_run::{attempt, Stopped, ATTACKS};
+    if docker_fixture().is_none() {
+        return;
+    }
+    let runnable: Vec<_> = ATTACKS
+        .iter()
+        .filter(|a| a.needs.iter().all(|p| *p == "git"))
+        .collect();
+    let mut at_start = 0;
+    for attack in &runnable {
+        let s = docker_session().await.unwrap();
+        if attempt(&s, attack, "docker").await == Stopped::AtStart {
+            at_start += 1;
+        }
+        let r = ok(&s, "ls -d ~").await;
+        assert_eq!(r.stdout, "/home/runner\n", "{}: the home was harmed", attack.name);
+        s.close().await;
+    }
+    eprintln!("docker: {at_start} of {} refused at the harmful program's start", runnable.len());
+    assert!(at_start * 2 > runnable.len(), "{at_start}");
 }

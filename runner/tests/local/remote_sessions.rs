@@ -10,7 +10,7 @@ use execkit_runner::Session;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn ci() -> bool {
+pub(crate) fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 

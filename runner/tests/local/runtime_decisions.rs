@@ -9,7 +9,7 @@
 use crate::common::*;
 use execkit_runner::sandbox::Profile;
 use execkit_runner::{ExecError, ExecResult, Session, Verdict};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A workspace and a fake home outside /tmp, removed on drop.
 struct Place {
@@ -71,87 +71,16 @@ fn have(program: &str) -> bool {
     found
 }
 
-/// The attacks: a name, the programs they need here, the command (`~` is the fake home),
-/// and the program whose start must be refused (`a|b`: either, as the tool runs it: make
-/// runs a simple recipe without a shell).
-const ATTACKS: &[(&str, &[&str], &str, &str)] = &[
-    ("sourced file", &[], "printf 'rm -rf ~/keep\\n' > env.sh && . ./env.sh", "rm"),
-    ("makefile recipe", &["make"], "printf 'all:\\n\\trm -rf ~/keep\\n' > Makefile; make", "sh|rm"),
-    (
-        "git pre-commit hook",
-        &["git"],
-        "git init -q . && git config user.email a@b && git config user.name a && printf '#!/bin/sh\\nrm -rf ~/keep\\n' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit && git commit -q --allow-empty -m x",
-        "rm",
-    ),
-    (
-        "npm script",
-        &["npm"],
-        "npm init -y >/dev/null && npm pkg set scripts.test='rm -rf ~/keep' && npm test",
-        "sh",
-    ),
-    (
-        "script reading a private key",
-        &[],
-        "printf '#!/bin/sh\\ncat ~/.ssh/id_rsa\\n' > run.sh && chmod +x run.sh && ./run.sh",
-        "cat",
-    ),
-    (
-        "git textconv",
-        &["git"],
-        "git init -q . && git config user.email a@b && git config user.name a && printf '*.txt diff=x\\n' > .gitattributes && git config diff.x.textconv 'rm -rf ~/keep;:' && echo a > a.txt && git add -A && git commit -qm a && echo b > a.txt && git diff",
-        "sh",
-    ),
-    (
-        "python os.system",
-        &["python3"],
-        "printf 'import os\\nos.system(\"rm -rf ~/keep\")\\n' > t.py; python3 t.py",
-        "sh",
-    ),
-    (
-        "node child_process",
-        &["node"],
-        "printf 'require(\"child_process\").execSync(\"rm -rf ~/keep\")\\n' > t.js; node t.js",
-        "sh",
-    ),
-    (
-        "perl system with a list",
-        &["perl"],
-        "printf 'system(\"rm\", \"-rf\", \"$ENV{HOME}/keep\");\\n' > t.pl; perl t.pl",
-        "rm",
-    ),
-    (
-        "C system(3)",
-        &["cc"],
-        "printf '#include <stdlib.h>\\nint main(void){return system(\"rm -rf ~/keep\");}\\n' > c.c && cc -o c c.c && ./c",
-        "sh",
-    ),
-    (
-        "sitecustomize on PYTHONPATH",
-        &["python3"],
-        "mkdir -p pp && printf 'import os\\nos.system(\"rm -rf ~/keep\")\\n' > pp/sitecustomize.py && PYTHONPATH=pp python3 -c 'print(1)'",
-        "sh",
-    ),
-    (
-        "env -S in a shebang",
-        &[],
-        "printf '#!/usr/bin/env -S rm -rf ~/keep\\n' > x.sh && chmod +x x.sh && ./x.sh",
-        "rm",
-    ),
-];
-
-/// What the refusal of `program` (`a|b`: either) looked like, if there was one.
-fn refused<'a>(r: &'a ExecResult, program: &str) -> Option<&'a execkit_runner::RuntimeDenial> {
-    r.runtime_denials.iter().find(|d| {
-        let name = Path::new(&d.program).file_name().and_then(|n| n.to_str());
-        program.split('|').any(|p| Some(p) == name)
-    })
-}
+use crate::write_then_run::refused;
 
 #[tokio::test]
 async fn programs_a_command_starts_are_refused_as_they_start() {
-    for (name, needs, command, harmful) in ATTACKS {
-        if !needs.iter().all(|p| have(p)) {
-            eprintln!("{name}: skipped, {needs:?} missing here");
+    use crate::write_then_run::{attempt, Stopped, ATTACKS};
+    let mut at_start = 0;
+    let mut by_text = Vec::new();
+    for attack in ATTACKS {
+        if !attack.needs.iter().all(|p| have(p)) {
+            eprintln!("{}: skipped, {:?} missing here", attack.name, attack.needs);
             continue;
         }
         let p = Place::new("attack");
@@ -160,31 +89,19 @@ async fn programs_a_command_starts_are_refused_as_they_start() {
             s.info().await.enforcement.exec_decisions,
             "no runtime decisions here"
         );
-        let command = command.replace('~', &p.home().display().to_string());
-        let r = match s.exec(&command).await {
-            Ok(r) => r,
-            Err(e) => {
-                panic!("{name}: the command itself was refused ({e}); the attack needs it allowed")
-            }
-        };
-        let d = refused(&r, harmful).unwrap_or_else(|| {
-            panic!(
-                "{name}: `{harmful}` was not refused at its start: {:?}\nstderr: {}",
-                r.runtime_denials, r.stderr
-            )
-        });
-        assert_eq!(d.verdict, Verdict::Deny, "{name}: {d:?}");
-        assert!(
-            !d.policies.is_empty() && !d.reason.is_empty(),
-            "{name}: {d:?}"
-        );
-        assert!(
-            !r.stdout.contains("fake-runtime-test-key"),
-            "{name}: the key was printed"
-        );
-        assert!(p.intact(), "{name}: the home was harmed");
+        match attempt(&s, attack, "local").await {
+            Stopped::AtStart => at_start += 1,
+            Stopped::ByTheText => by_text.push(attack.name),
+        }
+        assert!(p.intact(), "{}: the home was harmed", attack.name);
         s.close().await;
     }
+    eprintln!(
+        "{at_start} of {} refused at the harmful program's start; by the text: {by_text:?}",
+        ATTACKS.len()
+    );
+    // The point of runtime decisions: most of these pass the decision on the text.
+    assert!(at_start * 2 > ATTACKS.len(), "{at_start}");
 }
 
 /// The kernel sandbox lets a session write its own workspace; only the runtime decision
