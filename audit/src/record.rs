@@ -96,6 +96,10 @@ pub struct RuntimeContext {
     pub pid: i32,
     /// Its parents, nearest first, up to the session's shell: `pid command-name`.
     pub parents: Vec<String>,
+    /// Let run because the decision on the command's text allowed these very words (a
+    /// pipeline's `xargs`, decided with its input), though alone they are refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_command: bool,
 }
 
 /// The decision environment of a recorded decision (redacted like every other string).

@@ -110,6 +110,15 @@ impl Extra {
 /// The parts of one Cedar request, and its shape (see [`crate::shapes`]).
 type RequestParts = (EntityUid, EntityUid, EntityUid, Context, u64);
 
+/// A simple command of a script with every word literal (see [`Engine::literal_commands`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiteralCommand {
+    /// Its words, `argv[0]` as written.
+    pub argv: Vec<String>,
+    /// The directories it may run in; empty when not known.
+    pub cwds: Vec<String>,
+}
+
 /// What a live session looks up before a decision ([`Engine::live_queries`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveQueries {
@@ -422,6 +431,70 @@ impl Engine {
                 facts: Vec::new(),
             },
         }
+    }
+
+    /// The simple commands of `command` whose words are all literal, as a program started
+    /// for them receives them (argv, `argv[0]` as written), each with the directories it
+    /// may run in (empty: not known). A session uses them to recognise, at run time, a
+    /// program the decision on the command text already decided with its context (a
+    /// pipeline's `xargs`, whose input the text shows). Empty when the command does not
+    /// parse.
+    pub fn literal_commands(&self, command: &str, env: &DecisionEnv) -> Vec<LiteralCommand> {
+        let opts = self.limits.parse_options(env);
+        let Ok(script) = parse(command, &opts) else {
+            return Vec::new();
+        };
+        let words = |c: &execkit_grammar::Command| {
+            let mut args: &[execkit_grammar::Word] = &c.args;
+            // What `xargs` runs carries its input as trailing words that are never literal
+            // (`ROOT/*` below a `find -print0`'s roots, or unknown): xargs itself is
+            // started without them.
+            if c.structure.wrappers.last().is_some_and(|w| w == "xargs") {
+                while let [rest @ .., last] = args {
+                    if last.is_literal() {
+                        break;
+                    }
+                    args = rest;
+                }
+            }
+            std::iter::once(&c.argv0)
+                .chain(args)
+                .map(|w| w.is_literal().then(|| w.value.clone()))
+                .collect::<Option<Vec<String>>>()
+        };
+        // A wrapper and what it runs are commands of one span, the wrapper first with its
+        // own options (`xargs -0`, then `rm -f`): the program the wrapper execs receives
+        // the words from it on, so every run of them ending here is a command line.
+        let mut out = Vec::new();
+        let mut chain: Vec<Option<Vec<String>>> = Vec::new();
+        let mut prev: Option<&execkit_grammar::Command> = None;
+        for c in &script.commands {
+            let inner = prev.is_some_and(|p| {
+                p.span == c.span && p.structure.wrappers.len() < c.structure.wrappers.len()
+            });
+            if !inner {
+                chain.clear();
+            }
+            chain.push(words(c));
+            prev = Some(c);
+            let cwds = match &c.cwd {
+                execkit_grammar::Cwd::Known(v) => v.to_vec(),
+                execkit_grammar::Cwd::Unknown => Vec::new(),
+            };
+            for from in 0..chain.len() {
+                let argv = chain[from..].iter().try_fold(Vec::new(), |mut all, w| {
+                    all.extend(w.as_ref()?.iter().cloned());
+                    Some(all)
+                });
+                if let Some(argv) = argv {
+                    out.push(LiteralCommand {
+                        argv,
+                        cwds: cwds.clone(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// What a live session should look up on its target before deciding `command`: the

@@ -469,3 +469,33 @@ fn a_command_of_too_many_facts_is_denied_with_its_reason() {
     assert_eq!(q.paths, ["/work/f0", "/work", "/work/f1", "/work/f2"]);
     assert_eq!(q.programs, ["cat"]);
 }
+
+/// The command lines a script's programs receive, for recognising them at run time: a
+/// wrapper's line holds what it runs, the inner program's holds its own words, a word
+/// that is not literal leaves its command out, and each knows its directory.
+#[test]
+fn literal_commands_are_the_argv_each_program_receives() {
+    let e = Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap();
+    let env = DecisionEnv::local("/work", "/root");
+    let lines = |cmd: &str| -> Vec<Vec<String>> {
+        e.literal_commands(cmd, &env)
+            .into_iter()
+            .map(|c| c.argv)
+            .collect()
+    };
+    let v = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let got = lines("find src -name '*.orig' -print0 | xargs -0 rm -f");
+    assert!(
+        got.contains(&v(&["find", "src", "-name", "*.orig", "-print0"])),
+        "{got:?}"
+    );
+    assert!(got.contains(&v(&["xargs", "-0", "rm", "-f"])), "{got:?}");
+    // `rm` itself is started with its input after `-f`: never the words alone.
+    assert!(!got.iter().any(|l| l[0] == "rm" && l.len() > 2), "{got:?}");
+    let got = lines("rm -rf $DIR; echo \"$(id)\"; ls");
+    assert_eq!(got, vec![v(&["id"]), v(&["ls"])]);
+    let c = e.literal_commands("cd /srv && make", &env);
+    let make = c.iter().find(|c| c.argv == v(&["make"])).unwrap();
+    assert_eq!(make.cwds, v(&["/srv"]));
+    assert!(e.literal_commands("echo 'unterminated", &env).is_empty());
+}

@@ -81,6 +81,12 @@ pub(crate) type DeciderFor =
 struct Current {
     /// The command, redacted (empty between commands).
     command: String,
+    /// The command as sent, and the directory it started in (for
+    /// [`RuntimeDecider::decided_with_command`]).
+    raw: String,
+    cwd: String,
+    /// Its simple commands with literal words, read when first needed.
+    literal: Option<Arc<Vec<execkit_engine::LiteralCommand>>>,
     /// (action, resource) of facts a human approved for it.
     approved: Vec<(String, String)>,
     /// Who approved them.
@@ -99,6 +105,8 @@ pub(crate) struct Judged {
     pub allow: bool,
     /// A policy verdict that may be remembered (not a human's answer).
     pub remember: bool,
+    /// Allowed as words the running command's own decision allowed.
+    by_command: bool,
     decision: Option<Decision>,
     reason: String,
     approved_by: Option<String>,
@@ -121,11 +129,20 @@ impl RuntimeDecider {
         })
     }
 
-    /// A command starts: its (redacted) text, and its decision when a human approved it.
-    pub(crate) fn begin(&self, command: &str, approved: Option<(&Decision, &str)>) {
+    /// A command starts: its text as sent and redacted, the directory it starts in, and
+    /// its decision when a human approved it.
+    pub(crate) fn begin(
+        &self,
+        raw: &str,
+        command: &str,
+        cwd: &str,
+        approved: Option<(&Decision, &str)>,
+    ) {
         if let Ok(mut c) = self.current.lock() {
             *c = Current {
                 command: command.to_string(),
+                raw: raw.to_string(),
+                cwd: cwd.to_string(),
                 approved: approved
                     .map(|(d, _)| {
                         d.facts
@@ -171,6 +188,7 @@ impl RuntimeDecider {
             return Judged {
                 allow: true,
                 remember: true,
+                by_command: false,
                 decision: None,
                 reason: String::new(),
                 approved_by: None,
@@ -183,11 +201,16 @@ impl RuntimeDecider {
         let mut judged = Judged {
             allow: decision.verdict == Verdict::Allow,
             remember: decision.verdict != Verdict::Ask,
+            by_command: false,
             reason: crate::result::Denial::reason_for(&decision),
             approved_by: None,
             decision: None,
         };
-        if decision.verdict == Verdict::Ask {
+        if decision.verdict != Verdict::Allow && self.decided_with_command(start) {
+            judged.allow = true;
+            judged.remember = false;
+            judged.by_command = true;
+        } else if decision.verdict == Verdict::Ask {
             judged.approved_by = self.approval(start, &command, &decision);
             judged.allow = judged.approved_by.is_some();
             if !judged.allow {
@@ -201,6 +224,31 @@ impl RuntimeDecider {
         }
         judged.decision = Some(decision);
         judged
+    }
+
+    /// Whether the running command's own decision allowed exactly these words in this
+    /// directory: started by the shell for a simple command of the text, the program was
+    /// decided with what the text shows around it (a pipeline's `xargs` with its input),
+    /// which deciding it alone cannot see. Its own children are still decided.
+    fn decided_with_command(&self, start: &ProgramStart) -> bool {
+        let (raw, cwd, known) = match self.current.lock() {
+            Ok(c) if !c.raw.is_empty() => (c.raw.clone(), c.cwd.clone(), c.literal.clone()),
+            _ => return false,
+        };
+        let literal = known.unwrap_or_else(|| {
+            let mut env = self.spec.env.clone();
+            env.cwd = Some(cwd);
+            let l = Arc::new(self.spec.engine.literal_commands(&raw, &env));
+            if let Ok(mut c) = self.current.lock() {
+                if c.raw == raw {
+                    c.literal = Some(l.clone());
+                }
+            }
+            l
+        });
+        literal
+            .iter()
+            .any(|c| c.argv == start.argv && c.cwds.contains(&start.cwd))
     }
 
     /// Who approved an `ask`: covered by what a human approved for the running command,
@@ -315,11 +363,14 @@ impl RuntimeDecider {
         rec.approved_by = judged.approved_by.clone();
         if !judged.allow {
             rec.verdict = execkit_audit::Verdict::Deny;
+        } else if judged.by_command {
+            rec.verdict = execkit_audit::Verdict::Allow;
         }
         rec.runtime = Some(RuntimeContext {
             under,
             pid: start.pid,
             parents: start.parents.clone(),
+            by_command: judged.by_command,
         });
         self.emit(AuditEvent::Decision(rec));
     }

@@ -813,7 +813,9 @@ impl Session {
             let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
             let before = shell.counters();
             shell.guard_begin(
+                command,
                 &redact(command),
+                &cwd,
                 approval.map(|a| (&decision, a.approver.as_str())),
             );
             let run = Run::new(self, shell, out, err, timeout);

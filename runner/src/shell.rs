@@ -530,15 +530,18 @@ impl Shell {
         }
     }
 
-    /// A command starts: runtime decisions are now recorded under it (`approved`: its
-    /// decision and approver, when a human approved it).
+    /// A command starts: runtime decisions are now recorded under it (`raw` as sent,
+    /// `command` redacted, `cwd` where it starts; `approved`: its decision and approver,
+    /// when a human approved it).
     pub(crate) fn guard_begin(
         &self,
+        raw: &str,
         command: &str,
+        cwd: &str,
         approved: Option<(&execkit_engine::Decision, &str)>,
     ) {
         if let Some(d) = self.decider() {
-            d.begin(command, approved);
+            d.begin(raw, command, cwd, approved);
         }
     }
 

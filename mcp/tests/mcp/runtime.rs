@@ -37,15 +37,20 @@ async fn a_program_a_script_starts_is_asked_about_on_the_running_call() {
     assert!(v["runtime_allowed"].as_u64().unwrap_or(0) >= 2, "{v}");
     let asked = c.service().asked.lock().unwrap().clone();
     assert_eq!(asked.len(), 1, "{asked:?}");
-    assert!(asked[0].contains("git") && asked[0].contains("push"), "{}", asked[0]);
-    assert!(asked[0].contains("bash p.sh"), "the command it ran under: {}", asked[0]);
+    assert!(
+        asked[0].contains("git") && asked[0].contains("push"),
+        "{}",
+        asked[0]
+    );
+    assert!(
+        asked[0].contains("bash p.sh"),
+        "the command it ran under: {}",
+        asked[0]
+    );
     assert!(asked[0].contains("ask-publish"), "{}", asked[0]);
     c.cancel().await.unwrap();
     let recs = runtime_records(&s.audit, "push");
-    assert!(
-        recs.iter().any(|r| r["approved_by"] == "alice"),
-        "{recs:?}"
-    );
+    assert!(recs.iter().any(|r| r["approved_by"] == "alice"), "{recs:?}");
     assert!(
         recs.iter()
             .all(|r| r["runtime"]["under"].as_str() == Some(SCRIPTED_PUSH)),

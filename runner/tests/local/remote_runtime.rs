@@ -133,7 +133,10 @@ async fn ssh_write_then_run_attacks_are_refused() {
         s.close().await;
         let _ = std::fs::remove_dir_all(ws);
     }
-    eprintln!("ssh: {at_start} of {} refused at the harmful program's start", ATTACKS.len());
+    eprintln!(
+        "ssh: {at_start} of {} refused at the harmful program's start",
+        ATTACKS.len()
+    );
     assert!(at_start * 2 > ATTACKS.len(), "{at_start}");
 }
 
@@ -156,9 +159,16 @@ async fn docker_write_then_run_attacks_are_refused() {
             at_start += 1;
         }
         let r = ok(&s, "ls -d ~").await;
-        assert_eq!(r.stdout, "/home/runner\n", "{}: the home was harmed", attack.name);
+        assert_eq!(
+            r.stdout, "/home/runner\n",
+            "{}: the home was harmed",
+            attack.name
+        );
         s.close().await;
     }
-    eprintln!("docker: {at_start} of {} refused at the harmful program's start", runnable.len());
+    eprintln!(
+        "docker: {at_start} of {} refused at the harmful program's start",
+        runnable.len()
+    );
     assert!(at_start * 2 > runnable.len(), "{at_start}");
 }

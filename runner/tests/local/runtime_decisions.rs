@@ -8,8 +8,8 @@
 
 use crate::common::*;
 use execkit_runner::sandbox::Profile;
-use execkit_runner::{ExecError, ExecResult, Session, Verdict};
-use std::path::PathBuf;
+use execkit_runner::{ExecError, Session, Verdict};
+use std::path::{Path, PathBuf};
 
 /// A workspace and a fake home outside /tmp, removed on drop.
 struct Place {
@@ -221,4 +221,136 @@ async fn runtime_decisions_are_audited() {
         "{rm}"
     );
     assert!(matches!(s.exec("true").await, Err(ExecError::Closed)));
+}
+
+/// A project for the everyday case set to work on: a crate, a C program with a Makefile,
+/// an npm package, Python tests, text files, all in one git repository.
+fn everyday_project(ws: &Path) {
+    let files: &[(&str, &str)] = &[
+        ("README.md", "# app\n"),
+        ("Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n"),
+        ("src/main.rs", "fn main() {\n    println!(\"hi\"); // TODO\n}\n\n#[test]\nfn t() {}\n"),
+        ("main.c", "int main(void) { return 0; }\n"),
+        ("src/main.c", "int main(void) { return 0; }\n"),
+        ("Makefile", "all: app\napp: main.c\n\tcc -O2 -o app main.c\ntest: app\n\t./app\nclean:\n\trm -f app\n.PHONY: all test clean\n"),
+        ("package.json", "{\"name\": \"app\", \"version\": \"1.0.0\", \"scripts\": {\"test\": \"node -e 'process.exit(0)'\", \"build\": \"node scripts/gen.js\", \"lint\": \"echo lint\"}}\n"),
+        ("scripts/gen.js", "console.log('generated');\n"),
+        ("scripts/test.sh", "#!/bin/sh\necho test\n"),
+        ("scripts/setup.sh", "#!/bin/sh\necho setup\n"),
+        ("configure", "#!/bin/sh\necho configured\n"),
+        ("script.py", "import sys\nprint(sys.argv)\n"),
+        ("manage.py", "print('migrated')\n"),
+        ("tests/test_app.py", "def test_parse():\n    assert True\n"),
+        ("requirements.txt", ""),
+        ("notes.txt", "some notes\n"),
+        ("build.log", "ok\n"),
+        ("app.log", "ok\n"),
+        ("data.csv", "a,b\n1,2\n"),
+        ("data.tsv", "a\tb\n"),
+        ("a.txt", "1 x\n2 y\n"),
+        ("b.txt", "1 z\n2 w\n"),
+        ("big.csv", "x\ny\n"),
+        ("files.txt", "notes.txt\n"),
+        ("src/data.bin", "\u{1}\u{2}"),
+        ("logo.png", "png"),
+        ("dist/app.js", "x"),
+        ("dist.tgz", "x"),
+    ];
+    for (path, text) in files {
+        let p = ws.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    for script in ["scripts/test.sh", "scripts/setup.sh", "configure"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(ws.join(script), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// The shipped everyday case set, run for real under runtime decisions in a project that
+/// gives its commands something to work on: no program any allowed command starts — the
+/// compilers under cargo, gcc and make, npm's and git's children — is refused. Network
+/// commands go through a closed proxy port, so they fail fast; one that waits for more
+/// (`tail -f`) is stopped at its time-out.
+#[tokio::test]
+async fn the_everyday_case_set_runs_without_a_runtime_refusal() {
+    use execkit_runner::ExecOptions;
+    let p = Place::new("cases");
+    everyday_project(&p.ws());
+    let real_home = std::env::var("HOME").unwrap_or_default();
+    let path = format!(
+        "{real_home}/.cargo/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+    );
+    // The account's own home: its toolchains (`~/.rustup`, `~/.cargo`) are where the
+    // policies' toolchain directories say.
+    let b = Session::builder()
+        .workspace(p.ws())
+        .engine(default_policies())
+        .profile(Profile::Workspace)
+        .env("PATH", path)
+        .env("https_proxy", "http://127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:9")
+        .env("PIP_NO_INDEX", "1")
+        .env("CARGO_NET_OFFLINE", "true")
+        .env(
+            "CARGO_TARGET_DIR",
+            p.ws().join("target").display().to_string(),
+        );
+    let s = b.local().await.unwrap();
+    let _ = ok(&s, "git init -q . && git config user.email a@b && git config user.name a && git add -A && git commit -qm first && git branch feature/x && git tag v0").await;
+    let text = execkit_policies::DEFAULT
+        .cases
+        .iter()
+        .find(|(name, _)| name.ends_with("everyday.toml"))
+        .unwrap()
+        .1;
+    let cases: toml::Value = toml::from_str(text).unwrap();
+    let (mut ran, mut refused_by_text, mut allowed_at_start) = (0, 0, 0);
+    let mut refusals = Vec::new();
+    for case in cases["case"].as_array().unwrap() {
+        if case["expect"].as_str() != Some("allow") {
+            continue;
+        }
+        let command = case["command"].as_str().unwrap();
+        let r = match s
+            .exec_with(
+                command,
+                &ExecOptions::timeout(std::time::Duration::from_secs(8)),
+            )
+            .await
+        {
+            Ok(r) => r,
+            // Decided for this workspace rather than the cases' `/work`: absolute paths
+            // in a few cases name places outside it.
+            Err(ExecError::Denied(_)) => {
+                refused_by_text += 1;
+                continue;
+            }
+            Err(e) => panic!("`{command}`: {e}"),
+        };
+        ran += 1;
+        allowed_at_start += r.runtime_allowed;
+        for d in r.runtime_denials {
+            refusals.push(format!(
+                "`{command}`: {} (under {}): {}",
+                d.program,
+                d.parents.join(" < "),
+                d.reason
+            ));
+        }
+        if r.shell_exited {
+            s.restart().await.unwrap();
+        }
+    }
+    eprintln!(
+        "everyday: {ran} commands ran ({allowed_at_start} programs allowed at their start), {refused_by_text} refused by the text here"
+    );
+    assert!(
+        refusals.is_empty(),
+        "runtime refusals:\n{}",
+        refusals.join("\n")
+    );
+    assert!(ran >= 150, "only {ran} ran");
+    assert!(allowed_at_start >= ran as u64, "{allowed_at_start}");
+    s.close().await;
 }
