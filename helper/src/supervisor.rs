@@ -252,9 +252,15 @@ struct Execs {
             PathBuf,
         ),
     >,
+    /// Starts the server allowed and said may be remembered (cleared past
+    /// [`REMEMBERED_MAX`]).
     remembered: std::collections::HashSet<(String, Vec<String>, String)>,
     scripts: execkit_sandbox::exec_notify::ScriptStarts,
+    lineage: execkit_sandbox::exec_notify::Lineage,
 }
+
+/// Remembered starts at most.
+const REMEMBERED_MAX: usize = 4096;
 
 enum Step {
     Go,
@@ -304,6 +310,7 @@ impl Supervisor {
             waiting: Default::default(),
             remembered: Default::default(),
             scripts: Default::default(),
+            lineage: Default::default(),
         });
         self
     }
@@ -436,7 +443,7 @@ impl Supervisor {
     /// A program stopped at its start: answered here when the answer is known (missing,
     /// a script's interpreter, remembered), else asked of the server.
     fn exec_stopped(&mut self) -> io::Result<()> {
-        use execkit_sandbox::exec_notify::{parents, program, task_path};
+        use execkit_sandbox::exec_notify::{program, task_path};
         let shell = self.shell.pid;
         let Some(e) = self.execs.as_mut() else {
             return Ok(());
@@ -470,7 +477,7 @@ impl Supervisor {
             program: key.0,
             argv: key.1,
             cwd: key.2,
-            parents: parents(exec.pid, shell),
+            parents: e.lineage.parents(exec.pid, shell),
             pid: tree::ids(exec.pid).map_or(exec.pid, |((p, _), _)| p),
         };
         let ask = execkit_helper::msg::ExecAsk { id: n.id, start };
@@ -492,7 +499,7 @@ impl Supervisor {
         if allow {
             e.scripts.allowed(&exec, &file);
             if v.remember {
-                if e.remembered.len() >= 4096 {
+                if e.remembered.len() >= REMEMBERED_MAX {
                     e.remembered.clear();
                 }
                 e.remembered

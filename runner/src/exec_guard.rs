@@ -112,12 +112,27 @@ pub(crate) struct Judged {
     approved_by: Option<String>,
 }
 
+impl Judged {
+    /// An allow the policies gave this very start before.
+    pub(crate) fn remembered() -> Judged {
+        Judged {
+            allow: true,
+            remember: true,
+            by_command: false,
+            decision: None,
+            reason: String::new(),
+            approved_by: None,
+        }
+    }
+}
+
 /// Decides programs at their start for one session, and keeps what happened for the
 /// running command's result. Shared by the local guard thread and the remote link.
 pub(crate) struct RuntimeDecider {
     spec: GuardSpec,
     current: Mutex<Current>,
-    memo: Mutex<HashMap<(String, Vec<String>, String), Verdict>>,
+    /// Policy verdicts by [`memo_key`].
+    memo: Mutex<HashMap<String, Verdict>>,
 }
 
 impl RuntimeDecider {
@@ -179,20 +194,9 @@ impl RuntimeDecider {
 
     /// Decides `start`; blocks while a human is asked.
     pub(crate) fn judge(&self, start: &ProgramStart) -> Judged {
-        let key = (start.program.clone(), start.argv.clone(), start.cwd.clone());
-        if self
-            .memo
-            .lock()
-            .is_ok_and(|m| m.get(&key) == Some(&Verdict::Allow))
-        {
-            return Judged {
-                allow: true,
-                remember: true,
-                by_command: false,
-                decision: None,
-                reason: String::new(),
-                approved_by: None,
-            };
+        let key = memo_key(start);
+        if self.remembered(&key) {
+            return Judged::remembered();
         }
         let command = Self::command_of(start);
         let mut env = self.spec.env.clone();
@@ -224,6 +228,19 @@ impl RuntimeDecider {
         }
         judged.decision = Some(decision);
         judged
+    }
+
+    /// Whether the policies allowed this very start before (then it needs no parents, no
+    /// decision and no record).
+    fn remembered(&self, key: &str) -> bool {
+        self.memo
+            .lock()
+            .is_ok_and(|m| m.get(key) == Some(&Verdict::Allow))
+    }
+
+    /// [`RuntimeDecider::remembered`] for a start.
+    pub(crate) fn allowed_before(&self, start: &ProgramStart) -> bool {
+        self.remembered(&memo_key(start))
     }
 
     /// Whether the running command's own decision allowed exactly these words in this
@@ -404,6 +421,25 @@ impl RuntimeDecider {
     }
 }
 
+/// The memory's key for a program start: program, cwd and arguments, NUL-separated (no
+/// word holds a NUL), so that a lookup hashes one string and copies nothing else.
+fn memo_key(start: &ProgramStart) -> String {
+    let mut k = String::with_capacity(
+        start.program.len()
+            + start.cwd.len()
+            + start.argv.iter().map(|a| a.len() + 1).sum::<usize>()
+            + 2,
+    );
+    k.push_str(&start.program);
+    k.push('\0');
+    k.push_str(&start.cwd);
+    for a in &start.argv {
+        k.push('\0');
+        k.push_str(a);
+    }
+    k
+}
+
 /// A local session's runtime decisions: the supervising thread.
 pub(crate) struct ExecGuard {
     pub(crate) decider: Arc<RuntimeDecider>,
@@ -433,6 +469,7 @@ impl ExecGuard {
                     shell,
                     shell_pid: None,
                     scripts: ScriptStarts::default(),
+                    lineage: exec_notify::Lineage::default(),
                 }
                 .run(&stop_r);
             })?;
@@ -469,6 +506,7 @@ struct Guard {
     shell: PathBuf,
     shell_pid: Option<i32>,
     scripts: ScriptStarts,
+    lineage: exec_notify::Lineage,
 }
 
 impl Guard {
@@ -518,7 +556,7 @@ impl Guard {
                 if self.sup.valid(n.id) || e.kind() != std::io::ErrorKind::NotFound {
                     let parents = self
                         .shell_pid
-                        .map(|s| exec_notify::parents(n.pid as i32, s))
+                        .map(|s| self.lineage.parents(n.pid as i32, s))
                         .unwrap_or_default();
                     self.decider.unreadable(parents, &e.to_string());
                 }
@@ -545,15 +583,22 @@ impl Guard {
                 .answer(n.id, self.sup.still_the_same(n, &snap), libc::EACCES);
             return;
         }
-        // Read before the answer: a refused program's process is gone soon after.
-        let start = ProgramStart {
+        let mut start = ProgramStart {
             program: exec_notify::program(&exec),
             argv: exec.argv.clone(),
             cwd: exec.cwd.clone(),
-            parents: exec_notify::parents(exec.pid, shell_pid),
-            pid: crate::procs::ns_pid(exec.pid).unwrap_or(exec.pid),
+            parents: Vec::new(),
+            pid: exec.pid,
         };
-        let mut judged = self.decider.judge(&start);
+        let mut judged = if self.decider.allowed_before(&start) {
+            // Nothing is recorded of a start allowed before: no parents needed.
+            Judged::remembered()
+        } else {
+            // Read before the answer: a refused program's process is gone soon after.
+            start.parents = self.lineage.parents(exec.pid, shell_pid);
+            start.pid = crate::procs::ns_pid(exec.pid).unwrap_or(exec.pid);
+            self.decider.judge(&start)
+        };
         if judged.allow && !self.sup.still_the_same(n, &snap) {
             RuntimeDecider::overrule(
                 &mut judged,

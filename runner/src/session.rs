@@ -2365,6 +2365,13 @@ async fn start_remote_shell(
                             enforcement.notes.join("; ")
                         )));
                     }
+                    if sandbox.require && start.exec_decisions && !enforcement.exec_decisions {
+                        shell.kill_all();
+                        return Err(refuse(format!(
+                            "the target does not let programs be decided at their start ({})",
+                            enforcement.notes.join("; ")
+                        )));
+                    }
                     let env = ready.env.clone();
                     return Ok((
                         shell,

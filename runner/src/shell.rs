@@ -172,6 +172,11 @@ impl Shell {
                         enforcement.exec_decisions = true;
                         Some((g, std::os::fd::OwnedFd::from(theirs)))
                     }
+                    Err(why) if !config.sandbox.allow_best_effort => {
+                        return Err(SessionError::SandboxRequired(format!(
+                            "this kernel cannot decide programs at their start ({why}), and the sandbox is not best-effort"
+                        )));
+                    }
                     Err(why) => {
                         enforcement.notes.push(format!(
                             "no runtime decisions of the programs commands start: {why}"
@@ -277,28 +282,19 @@ impl Shell {
                 Ok(())
             });
         }
-        // With runtime decisions the shell's own `exec` waits for the guard's answer, so
-        // the spawn (which returns once the shell executes) runs off this thread while
-        // the guard's thread answers.
+        // With runtime decisions the shell's own `exec` waits for the guard's answer, which
+        // the guard's own thread gives: the spawn may block this thread that long. It must
+        // not move to a pool thread: the shell dies with the thread that forked it
+        // (`PR_SET_PDEATHSIG` follows the parent thread), and pool threads end when idle.
+        let c = cmd.spawn().map_err(SessionError::Spawn)?;
+        // The shell's end of the stdin socket must not stay open here.
+        drop(cmd);
         let (mut child, guard) = match guard {
             Some((g, theirs)) => {
-                let spawned = tokio::task::spawn_blocking(move || {
-                    let c = cmd.spawn();
-                    drop(cmd);
-                    c
-                })
-                .await
-                .map_err(|e| SessionError::Spawn(std::io::Error::other(e.to_string())))?
-                .map_err(SessionError::Spawn)?;
                 drop(theirs);
-                (spawned, Some(g))
+                (c, Some(g))
             }
-            None => {
-                let c = cmd.spawn().map_err(SessionError::Spawn)?;
-                // The shell's end of the stdin socket must not stay open here.
-                drop(cmd);
-                (c, None)
-            }
+            None => (c, None),
         };
         drop(prepared);
         let spawned = child

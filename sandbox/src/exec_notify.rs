@@ -202,6 +202,8 @@ pub struct Supervisor {
 pub struct Snapshot {
     args: [u64; 6],
     strings: Vec<Vec<u8>>,
+    /// Where relative paths resolve: a sibling thread may `chdir` while the call waits.
+    cwd: String,
 }
 
 impl Supervisor {
@@ -294,19 +296,19 @@ impl Supervisor {
             ExecCall::Execve => (libc::AT_FDCWD, a[0], a[1], 0),
             ExecCall::Execveat => (a[0] as i32, a[1], a[2], a[4] as i32),
         };
-        let mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+        let mut mem = TaskMemory::open(pid)?;
         let mut strings = Vec::new();
-        let path = read_string(&mem, path_ptr)?;
+        let path = mem.string_at(path_ptr)?;
         strings.push(path.clone());
         let mut argv = Vec::new();
         let mut total = path.len();
         if argv_ptr != 0 {
             for i in 0..MAX_ARGS {
-                let p = read_u64(&mem, argv_ptr + (i as u64) * 8)?;
+                let p = mem.u64_at(argv_ptr + (i as u64) * 8)?;
                 if p == 0 {
                     break;
                 }
-                let s = read_string(&mem, p)?;
+                let s = mem.string_at(p)?;
                 total += s.len();
                 if total > MAX_TOTAL {
                     return Err(io::Error::other("the arguments are over 2 MiB"));
@@ -337,7 +339,12 @@ impl Supervisor {
             argv,
             cwd,
         };
-        Ok((exec, Snapshot { args: a, strings }))
+        let snap = Snapshot {
+            args: a,
+            strings,
+            cwd: exec.cwd.clone(),
+        };
+        Ok((exec, snap))
     }
 
     /// Reads the strings of `snap`'s call again: true if nothing changed and the task
@@ -351,38 +358,90 @@ impl Supervisor {
     }
 }
 
-fn read_u64(mem: &std::fs::File, at: u64) -> io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut b = [0u8; 8];
-    mem.read_exact_at(&mut b, at)?;
-    Ok(u64::from_ne_bytes(b))
+/// The page size the task's memory is read in.
+const PAGE: u64 = 4096;
+/// Pages kept while one call is read (argv, its strings and the path usually lie on a
+/// handful; past this the oldest is dropped and read again if needed).
+const CACHED_PAGES: usize = 16;
+
+/// Reads a stopped task's memory through `/proc/PID/mem` a page at a time, keeping the
+/// pages it read: a call's argument array and strings mostly share a few pages, so a
+/// compiler start with dozens of arguments costs a few reads instead of two per argument.
+/// A page is read only where something is asked of it, so a string that ends just before
+/// an unmapped page never fails.
+struct TaskMemory {
+    file: std::fs::File,
+    pages: Vec<(u64, Vec<u8>)>,
 }
 
-/// A NUL-terminated string at `at`, read in pieces that never cross a page (a string at
-/// the end of a mapping must not fail because the next page is unmapped).
-fn read_string(mem: &std::fs::File, at: u64) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    if at == 0 {
-        return Err(io::Error::other("a null string pointer"));
+impl TaskMemory {
+    fn open(pid: i32) -> io::Result<TaskMemory> {
+        Ok(TaskMemory {
+            file: std::fs::File::open(format!("/proc/{pid}/mem"))?,
+            pages: Vec::new(),
+        })
     }
-    let mut out = Vec::new();
-    let mut pos = at;
-    let mut buf = [0u8; 4096];
-    loop {
-        let to_page_end = 4096 - (pos % 4096) as usize;
-        let n = mem.read_at(&mut buf[..to_page_end], pos)?;
-        if n == 0 {
-            return Err(io::Error::other("the string runs off its mapping"));
+
+    /// The readable bytes of the page holding `at`, from `at` to the page's end.
+    fn from(&mut self, at: u64) -> io::Result<&[u8]> {
+        use std::os::unix::fs::FileExt;
+        let base = at - at % PAGE;
+        let i = match self.pages.iter().position(|(b, _)| *b == base) {
+            Some(i) => i,
+            None => {
+                let mut buf = vec![0u8; PAGE as usize];
+                let n = self.file.read_at(&mut buf, base)?;
+                if n == 0 {
+                    return Err(io::Error::other("the address is past its mapping"));
+                }
+                buf.truncate(n);
+                if self.pages.len() == CACHED_PAGES {
+                    self.pages.remove(0);
+                }
+                self.pages.push((base, buf));
+                self.pages.len() - 1
+            }
+        };
+        let page = &self.pages[i].1;
+        let off = (at - base) as usize;
+        if off >= page.len() {
+            return Err(io::Error::other("the address is past its mapping"));
         }
-        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
-            out.extend_from_slice(&buf[..end]);
-            return Ok(out);
+        Ok(&page[off..])
+    }
+
+    fn u64_at(&mut self, at: u64) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        let mut got = 0;
+        while got < 8 {
+            let chunk = self.from(at + got as u64)?;
+            let n = chunk.len().min(8 - got);
+            b[got..got + n].copy_from_slice(&chunk[..n]);
+            got += n;
         }
-        out.extend_from_slice(&buf[..n]);
-        if out.len() > MAX_STRING {
-            return Err(io::Error::other("a string over 128 KiB"));
+        Ok(u64::from_ne_bytes(b))
+    }
+
+    /// A NUL-terminated string at `at`.
+    fn string_at(&mut self, at: u64) -> io::Result<Vec<u8>> {
+        if at == 0 {
+            return Err(io::Error::other("a null string pointer"));
         }
-        pos += n as u64;
+        let mut out = Vec::new();
+        let mut pos = at;
+        loop {
+            let chunk = self.from(pos)?;
+            if let Some(end) = chunk.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..end]);
+                return Ok(out);
+            }
+            let n = chunk.len();
+            out.extend_from_slice(chunk);
+            if out.len() > MAX_STRING {
+                return Err(io::Error::other("a string over 128 KiB"));
+            }
+            pos += n as u64;
+        }
     }
 }
 
@@ -620,22 +679,51 @@ impl ScriptStarts {
 /// `pid`'s parents up to (and including) `shell`, nearest first, as `pid name` with the
 /// pid as the task's own PID namespace numbers it (at most 16).
 pub fn parents(pid: i32, shell: i32) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut p = pid;
-    for _ in 0..16 {
-        let Some(s) = crate::procs::stat(p) else {
-            break;
+    Lineage::default().parents(pid, shell)
+}
+
+/// Processes seen as parents, by pid and start time (a pid reused by a later process is
+/// another key), with how they are shown: a build's `make` and shell are the parents of
+/// every compiler start, and reading a process's namespace pid (`/proc/PID/status`) is
+/// the dear part of finding its parents.
+#[derive(Default)]
+pub struct Lineage {
+    shown: std::collections::HashMap<(i32, u64), String>,
+}
+
+/// Parents remembered at most (the memory is cleared past this).
+const LINEAGE_MAX: usize = 4096;
+
+impl Lineage {
+    /// [`parents`], remembering how each parent is shown.
+    pub fn parents(&mut self, pid: i32, shell: i32) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some((mut cur, _)) = crate::procs::named_stat(pid) else {
+            return out;
         };
-        if p == shell {
-            break;
+        if self.shown.len() >= LINEAGE_MAX {
+            self.shown.clear();
         }
-        p = s.ppid;
-        let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-        let shown = crate::procs::ns_pid(p).unwrap_or(p);
-        out.push(format!("{shown} {}", name.trim()));
-        if p == shell || p <= 1 {
-            break;
+        for _ in 0..16 {
+            if cur.pid == shell {
+                break;
+            }
+            let Some((parent, name)) = crate::procs::named_stat(cur.ppid) else {
+                break;
+            };
+            let line = self
+                .shown
+                .entry((parent.pid, parent.start))
+                .or_insert_with(|| {
+                    let shown = crate::procs::ns_pid(parent.pid).unwrap_or(parent.pid);
+                    format!("{shown} {name}")
+                });
+            out.push(line.clone());
+            if parent.pid == shell || parent.pid <= 1 {
+                break;
+            }
+            cur = parent;
         }
+        out
     }
-    out
 }

@@ -30,9 +30,19 @@ pub struct Stat {
 
 /// Reads `/proc/PID/stat`.
 pub fn stat(pid: i32) -> Option<Stat> {
+    named_stat(pid).map(|(s, _)| s)
+}
+
+/// Reads `/proc/PID/stat`, with the command name it holds (`comm`).
+pub fn named_stat(pid: i32) -> Option<(Stat, String)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold anything: split after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
+    let close = text.rfind(')')?;
+    let name = text[..close]
+        .split_once('(')
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_default();
+    let rest = &text[close + 2..];
     let mut f = rest.split(' ');
     let state = f.next()?.chars().next()?;
     let ppid = f.next()?.parse().ok()?;
@@ -40,14 +50,17 @@ pub fn stat(pid: i32) -> Option<Stat> {
     let sid = f.next()?.parse().ok()?;
     // Fields 7 to 21 (tty … itrealvalue), then 22: the start time.
     let start = f.nth(15)?.parse().ok()?;
-    Some(Stat {
-        pid,
-        state,
-        ppid,
-        pgid,
-        sid,
-        start,
-    })
+    Some((
+        Stat {
+            pid,
+            state,
+            ppid,
+            pgid,
+            sid,
+            start,
+        },
+        name,
+    ))
 }
 
 /// Now, in the clock ticks since boot that `/proc/PID/stat` counts start times in (the

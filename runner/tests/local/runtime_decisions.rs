@@ -354,3 +354,132 @@ async fn the_everyday_case_set_runs_without_a_runtime_refusal() {
     assert!(allowed_at_start >= ran as u64, "{allowed_at_start}");
     s.close().await;
 }
+
+/// A C program for the race tests: its main thread calls `execve(PATH, {PATH, A1, A2,
+/// A3})` from writable buffers while a second thread rewrites them to `rm -rf HOME`
+/// (`MODE` `once`: once, after 150 ms, while the decision waits for a human; `spin`: as
+/// fast as it can, `N` times in fresh processes).
+const RACE_C: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static char path[256], a1[256], a2[256], a3[256];
+static const char *home;
+static int spin;
+static void set(const char *p, const char *x, const char *y, const char *z) {
+    strcpy(path, p); strcpy(a1, x); strcpy(a2, y); strcpy(a3, z);
+}
+static void *flip(void *u) {
+    (void)u;
+    if (!spin) { usleep(150000); set("/bin/rm", "-rf", home, "--"); return 0; }
+    for (;;) { set("/bin/rm", "-rf", home, "--"); set("/usr/bin/git", "push", "origin", "main"); }
+}
+static void once(void) {
+    char *argv[] = {path, a1, a2, a3, 0};
+    pthread_t t;
+    set("/usr/bin/git", "push", "origin", "main");
+    pthread_create(&t, 0, flip, 0);
+    execv(path, argv);
+    perror("exec");
+    _exit(126);
+}
+int main(int argc, char **argv) {
+    home = getenv("HOME");
+    spin = argc > 1 && strcmp(argv[1], "spin") == 0;
+    if (!spin) once();
+    for (int i = 0; i < atoi(argv[2]); i++) {
+        pid_t p = fork();
+        if (p == 0) once();
+        int st; waitpid(p, &st, 0);
+    }
+    return 0;
+}
+"#;
+
+/// A session whose runtime approver approves every ask after `delay`.
+async fn session_approving_after(p: &Place, delay: std::time::Duration) -> Session {
+    let approver: execkit_runner::RuntimeApprover = std::sync::Arc::new(move |_ask| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let _ = tx.send(Some("tester".to_string()));
+        });
+        rx
+    });
+    Session::builder()
+        .workspace(p.ws())
+        .home(p.home())
+        .engine(default_policies())
+        .profile(Profile::Workspace)
+        .runtime_approver(approver)
+        .local()
+        .await
+        .unwrap()
+}
+
+/// A second thread rewrites the program and its arguments while the decision waits (a
+/// human approves `git push` 400 ms after asking; the rewrite to `rm -rf ~` comes at
+/// 150 ms): the arguments are read again after the decision, the change is seen, and the
+/// program is refused — neither git nor rm runs.
+#[tokio::test]
+async fn arguments_rewritten_while_a_program_is_decided_are_refused() {
+    if !have("cc") {
+        return;
+    }
+    let p = Place::new("race");
+    let s = session_approving_after(&p, std::time::Duration::from_millis(400)).await;
+    std::fs::write(p.ws().join("race.c"), RACE_C).unwrap();
+    ok(&s, "cc -O1 -pthread -o race race.c").await;
+    let r = run(&s, "./race").await;
+    let d = refused(&r, "git|rm").unwrap_or_else(|| panic!("{r:?}"));
+    assert!(d.reason.contains("changed"), "{d:?}");
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    assert!(p.intact(), "the home was harmed");
+    s.close().await;
+}
+
+/// The race that stays open (see docs/runtime-decisions.md): a thread rewriting the
+/// arguments between the second read and the kernel's own copy of them. A thread that
+/// flips `git push` and `rm -rf ~` as fast as it can, over 200 starts, gets refusals
+/// and may get an `rm` through — which the kernel sandbox then stops: the home, outside
+/// the workspace, is intact.
+#[tokio::test]
+async fn a_spinning_rewriter_never_gets_past_the_kernel() {
+    if !have("cc") {
+        return;
+    }
+    let p = Place::new("spin");
+    let s = session_approving_after(&p, std::time::Duration::ZERO).await;
+    std::fs::write(p.ws().join("race.c"), RACE_C).unwrap();
+    ok(&s, "cc -O1 -pthread -o race race.c").await;
+    let r = run(&s, "./race spin 200").await;
+    let changed = r
+        .runtime_denials
+        .iter()
+        .filter(|d| d.reason.contains("changed"))
+        .count();
+    eprintln!(
+        "spin: {} refusals ({changed} for a change), {} programs allowed",
+        r.runtime_denials.len(),
+        r.runtime_allowed
+    );
+    assert!(p.intact(), "the home was harmed: {r:?}");
+    s.close().await;
+}
+
+/// The shell outlives the thread that started the session: a shell forked by a runtime's
+/// pool thread would die with it (`PR_SET_PDEATHSIG` follows the parent thread, and
+/// tokio ends a blocking-pool thread after 10 s idle), mid-build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_outlives_idle_runtime_threads() {
+    let p = Place::new("idle");
+    let s = session_in(&p).await;
+    assert!(s.info().await.enforcement.exec_decisions);
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let r = ok(&s, "echo alive").await;
+    assert_eq!(r.stdout, "alive\n");
+    s.close().await;
+}
