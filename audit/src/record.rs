@@ -87,7 +87,7 @@ pub struct DecisionRecord {
 
 /// Where a runtime decision happened: the program's process, its parents, and the
 /// command it ran under.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RuntimeContext {
     /// The session's command the program ran under, redacted (empty between commands:
     /// a background job's child).

@@ -9,6 +9,11 @@
 //! the new set. Commands were recorded redacted: a record whose text holds a redaction
 //! marker is replayed as recorded and flagged, because its secret part is gone.
 //!
+//! Runtime decisions (programs decided as a command started them: a record with a
+//! `runtime` context) are replayed too, against the policies' own verdict at the time (a
+//! human's refusal, an argument change or the command's own decision may have made the
+//! outcome differ from it), and reported with the command they ran under.
+//!
 //! Exit codes: 0 nothing changed, 2 something changed, 1 an error, or nothing changed but
 //! some decisions could not be replayed (an older record without its environment and no
 //! `--workspace`/`--home` given): "nothing changed" is only claimed when it was checked.
@@ -96,6 +101,9 @@ pub struct Changed {
     pub facts: Vec<ReplayedFact>,
     /// The recorded text holds a redaction marker: its secret part was not replayed.
     pub redacted: bool,
+    /// For a program decided at its start: the command it ran under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub under: Option<String>,
 }
 
 /// A record that could not be decided again, and why.
@@ -110,12 +118,18 @@ pub struct Skipped {
 /// The whole replay.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReplayReport {
-    /// Decision records found.
+    /// Decision records of commands found.
     pub decisions: usize,
-    /// Decided again.
+    /// Of them, decided again.
     pub replayed: usize,
-    /// Same verdict as before.
+    /// Of them, same verdict as before.
     pub unchanged: usize,
+    /// Runtime decision records (programs decided at their start) found.
+    pub runtime_decisions: usize,
+    /// Of them, decided again.
+    pub runtime_replayed: usize,
+    /// Of them, same verdict as before.
+    pub runtime_unchanged: usize,
     /// Replayed from redacted text.
     pub redacted: usize,
     /// Verdicts that changed, in log order.
@@ -130,6 +144,15 @@ impl ReplayReport {
     /// How many changes of one kind.
     pub fn count(&self, c: Change) -> usize {
         self.changes.iter().filter(|x| x.change == c).count()
+    }
+
+    /// How many changes of one kind, of commands (`runtime` false) or of programs decided
+    /// at their start (`runtime` true).
+    pub fn count_of(&self, c: Change, runtime: bool) -> usize {
+        self.changes
+            .iter()
+            .filter(|x| x.change == c && x.under.is_some() == runtime)
+            .count()
     }
 }
 
@@ -271,7 +294,12 @@ pub fn replay(
         if value.get("kind").and_then(|k| k.as_str()) != Some("decision") {
             continue;
         }
-        report.decisions += 1;
+        let runtime = value.get("runtime").is_some_and(|r| !r.is_null());
+        if runtime {
+            report.runtime_decisions += 1;
+        } else {
+            report.decisions += 1;
+        }
         let seq = value.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
         let record: DecisionRecord = match serde_json::from_value(value) {
             Ok(r) => r,
@@ -299,26 +327,43 @@ pub fn replay(
         let now = engine.decide(&text, &env);
         let (was, was_policies) = match baseline {
             Baseline::Recorded => {
+                // A runtime record's verdict is what happened to the program; the policies'
+                // own verdict is its facts' (the most severe).
+                let verdict = if runtime {
+                    record
+                        .facts
+                        .iter()
+                        .map(|f| from_recorded(f.verdict))
+                        .max()
+                        .unwrap_or(Verdict::Allow)
+                } else {
+                    from_recorded(record.verdict)
+                };
                 let mut ids: Vec<String> = record
                     .facts
                     .iter()
-                    .filter(|f| f.verdict == record.verdict)
+                    .filter(|f| from_recorded(f.verdict) == verdict)
                     .flat_map(|f| f.policies.iter().cloned())
                     .collect();
                 ids.sort();
                 ids.dedup();
-                (from_recorded(record.verdict), ids)
+                (verdict, ids)
             }
             Baseline::Engine(b) => {
                 let d = b.decide(&text, &env);
                 (d.verdict, determining(&d))
             }
         };
-        report.replayed += 1;
+        if runtime {
+            report.runtime_replayed += 1;
+        } else {
+            report.replayed += 1;
+        }
         if redacted {
             report.redacted += 1;
         }
         match change_of(was, now.verdict) {
+            None if runtime => report.runtime_unchanged += 1,
             None => report.unchanged += 1,
             Some(change) => report.changes.push(Changed {
                 seq,
@@ -331,6 +376,7 @@ pub fn replay(
                 now: now.verdict,
                 facts: facts_of(&now),
                 redacted,
+                under: record.runtime.as_ref().map(|r| r.under.clone()),
             }),
         }
     }
@@ -356,12 +402,23 @@ fn print_text(report: &ReplayReport, against: &str, baseline: &str) {
     }
     println!(
         "newly denied: {}, newly allowed: {}, newly asked: {}, unchanged: {}, not replayed: {}",
-        report.count(Change::NewlyDenied),
-        report.count(Change::NewlyAllowed),
-        report.count(Change::NewlyAsked),
+        report.count_of(Change::NewlyDenied, false),
+        report.count_of(Change::NewlyAllowed, false),
+        report.count_of(Change::NewlyAsked, false),
         report.unchanged,
         report.skipped.len()
     );
+    if report.runtime_decisions > 0 {
+        println!(
+            "runtime decisions (programs the commands started): replayed {} of {}; newly denied: {}, newly allowed: {}, newly asked: {}, unchanged: {}",
+            report.runtime_replayed,
+            report.runtime_decisions,
+            report.count_of(Change::NewlyDenied, true),
+            report.count_of(Change::NewlyAllowed, true),
+            report.count_of(Change::NewlyAsked, true),
+            report.runtime_unchanged
+        );
+    }
     if report.redacted > 0 {
         println!(
             "{} replayed from redacted text (their secret parts are not in the log)",
@@ -383,6 +440,9 @@ fn print_text(report: &ReplayReport, against: &str, baseline: &str) {
             if c.redacted { "  (redacted text)" } else { "" }
         );
         println!("  $ {}", c.command);
+        if let Some(under) = &c.under {
+            println!("  (a program started at run time by `{under}`)");
+        }
         let was = if c.was_policies.is_empty() {
             String::new()
         } else {

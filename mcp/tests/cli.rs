@@ -558,6 +558,64 @@ fn captured_audit_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     (ws, audit)
 }
 
+/// Programs a command started are in the log as runtime decisions and are replayed too:
+/// unchanged under the set they were decided by, newly allowed under one that permits
+/// everything, each shown with the command it ran under.
+#[test]
+fn replay_covers_programs_decided_at_their_start() {
+    let ws = scratch("replay-runtime");
+    let audit = ws.join("audit.jsonl");
+    let o = execkit_stdin(
+        &[
+            "session",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+        ],
+        b"printf 'cat ~/.ssh/id_rsa\\n' > k.sh\nsh k.sh\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = json_lines(&o.stdout);
+    assert_eq!(
+        results[1]["runtime_denials"][0]["argv"][0], "cat",
+        "{results:?}"
+    );
+    let log = audit.to_str().unwrap();
+    let o = execkit(&["policy", "replay", log, "--policies", &policies("default")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("runtime decisions (programs the commands started): replayed"),
+        "{out}"
+    );
+    let all = ws.join("all");
+    std::fs::create_dir_all(&all).unwrap();
+    std::fs::write(
+        all.join("all.cedar"),
+        "@id(\"permit-all\") permit(principal, action, resource);",
+    )
+    .unwrap();
+    let o = execkit(&[
+        "policy",
+        "replay",
+        log,
+        "--policies",
+        all.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cat = v["report"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["command"].as_str().unwrap_or("").contains("cat"))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(cat["change"], "newly_allowed", "{cat}");
+    assert_eq!(cat["under"], "sh k.sh", "{cat}");
+}
+
 #[test]
 fn replay_of_a_captured_log_under_strict_lists_the_differences() {
     let (ws, audit) = captured_audit_log("replay");
@@ -606,7 +664,13 @@ fn replay_of_a_captured_log_under_strict_lists_the_differences() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let changes = v["report"]["changes"].as_array().unwrap();
+    // The commands' changes (the programs they started are replayed on their own).
+    let changes: Vec<&serde_json::Value> = v["report"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.get("under").is_none())
+        .collect();
     let kinds: Vec<&str> = changes
         .iter()
         .map(|c| c["change"].as_str().unwrap())
@@ -663,7 +727,8 @@ fn replay_says_when_it_could_not_check_everything_or_the_log_was_edited() {
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("not replayed: 6"), "{out}");
+    // The six commands and the one program they started (`ls`).
+    assert!(out.contains("not replayed: 7"), "{out}");
     assert!(out.contains("pass --workspace and --home"), "{out}");
     // The edit broke the hash chain, and the replay says so.
     assert!(out.contains("audit chain: NOT intact"), "{out}");
@@ -827,7 +892,7 @@ fn policy_test_reports_unexercised_and_dead_policies() {
     let o = execkit(&["policy", "test", dir.to_str().unwrap()]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("35 policies, 31 determine some case"), "{out}");
+    assert!(out.contains("36 policies, 32 determine some case"), "{out}");
     let line = |prefix: &str| {
         out.lines()
             .find(|l| l.trim_start().starts_with(prefix))
@@ -935,15 +1000,21 @@ fn watch_follows_live_commands_in_tmux() {
     let mut child = session_writing_audit(
         &ws,
         &audit,
-        b"ls -la\ncat ~/.ssh/id_rsa\nsleep 2\necho done\n",
+        b"ls -la\nprintf 'cat ~/.ssh/id_rsa\\n' > k.sh\nsh k.sh\ncat ~/.ssh/id_rsa\nsleep 2\necho done\n",
     );
     // `ls -la` shows as running too for a moment: wait for the sleep itself.
     let s = capture_until(&name, &mut log, "while sleep runs", |s| {
         s.lines()
             .any(|l| l.contains("sleep 2") && l.contains("running"))
     });
-    assert!(s.contains("1 denied"), "{s}");
+    // The denied command and the program refused at its start.
+    assert!(s.contains("2 denied"), "{s}");
     assert!(s.contains("DENY  refused"), "{s}");
+    let script = s
+        .lines()
+        .find(|l| l.contains("sh k.sh"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(script.contains("2 started, 1 refused at start"), "{script}");
     assert!(s.contains("cat ~/.ssh/id_rsa"), "{s}");
     let running = s
         .lines()
@@ -955,7 +1026,7 @@ fn watch_follows_live_commands_in_tmux() {
         s.contains("echo done") && s.contains("closed")
     });
     assert!(
-        s.contains("4 cmds closed"),
+        s.contains("6 cmds closed"),
         "the session's close is shown: {s}"
     );
     let done = s
@@ -976,6 +1047,15 @@ fn watch_follows_live_commands_in_tmux() {
     });
     assert!(s.contains("DENY  $ cat ~/.ssh/id_rsa"), "{s}");
     assert!(s.contains("deny-credential-files"), "{s}");
+    // Up once more: the script, with the program it started as a tree under it.
+    tmux(&["send-keys", "-t", &name, "Up"]);
+    let s = capture_until(&name, &mut log, "the script selected", |s| {
+        s.contains("programs started: 2, refused at their start: 1")
+    });
+    assert!(s.contains("ALLOW  $ sh k.sh"), "{s}");
+    assert!(s.contains("├─ ALLOW '/usr/bin/sh' 'k.sh'"), "{s}");
+    assert!(s.contains("└─ DENY  '/usr/bin/cat'"), "{s}");
+    assert!(s.contains("started by") && s.contains(" sh"), "{s}");
     // d: denials only.
     tmux(&["send-keys", "-t", &name, "d"]);
     let s = capture_until(&name, &mut log, "denials only", |s| {
@@ -983,6 +1063,10 @@ fn watch_follows_live_commands_in_tmux() {
     });
     assert!(!s.contains("echo done"), "{s}");
     assert!(s.contains("cat ~/.ssh/id_rsa"), "{s}");
+    assert!(
+        s.contains("sh k.sh"),
+        "a command with a refused program is a denial: {s}"
+    );
     // q quits and gives the terminal back.
     tmux(&["send-keys", "-t", &name, "q"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -1225,7 +1309,7 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
     let mut child = session_writing_audit(
         &ws,
         &audit,
-        b"echo '<img src=x onerror=\"document.title=1\">'\ncat ~/.ssh/id_rsa\nsleep 3\n",
+        b"echo '<img src=x onerror=\"document.title=1\">'\nprintf 'cat ~/.ssh/id_rsa\\n' > k.sh\nsh k.sh\ncat ~/.ssh/id_rsa\nsleep 3\n",
     );
     let rows = "document.getElementById('rows').innerText";
     let live = b.wait_for(rows, |t| t.contains("sleep 3") && t.contains("running"));
@@ -1236,6 +1320,24 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
     assert!(line.contains("ALLOW") && line.contains("running"), "{live}");
     assert!(live.contains("DENY"), "{live}");
     assert!(live.contains("deny-credential-files"), "{live}");
+    // The script's row holds the program it started, refused, in red.
+    assert!(
+        live.contains("2 programs started, 1 refused at their start"),
+        "{live}"
+    );
+    assert_eq!(
+        b.eval("String(document.querySelectorAll('li.prog.deny').length)"),
+        "1"
+    );
+    let refused = b.eval("document.querySelector('li.prog.deny').innerText");
+    assert!(
+        refused.contains("DENY '/usr/bin/cat'") && refused.contains("started by"),
+        "{refused}"
+    );
+    assert_eq!(
+        b.eval("getComputedStyle(document.querySelector('li.prog.deny')).color"),
+        "rgb(204, 0, 0)"
+    );
     let live_png = b.screenshot();
     assert!(child.wait().unwrap().success());
     let done = b.wait_for(rows, |t| {

@@ -308,16 +308,19 @@ impl RuntimeDecider {
     /// answered, so a refusal is never missing from the result of a command that saw
     /// it), then the audit log.
     pub(crate) fn record(&self, start: &ProgramStart, judged: &Judged) {
-        let under = self.note(start, judged);
-        self.audit(start, judged, under);
+        if let Some(under) = self.note(start, judged) {
+            self.audit(start, judged, under);
+        }
     }
 
     /// Counts the program, or keeps its refusal for the running command's result; returns
-    /// the command it runs under.
-    pub(crate) fn note(&self, start: &ProgramStart, judged: &Judged) -> String {
+    /// the command it runs under, or `None` for a refusal the command already saw (a
+    /// shell's PATH search asking again under the next directory), which is not recorded
+    /// again.
+    pub(crate) fn note(&self, start: &ProgramStart, judged: &Judged) -> Option<String> {
         let redact = |t: &str| (self.spec.redact)(t);
         let Ok(mut c) = self.current.lock() else {
-            return String::new();
+            return Some(String::new());
         };
         let under = c.command.clone();
         if judged.allow {
@@ -332,7 +335,7 @@ impl RuntimeDecider {
                     && d.parents == start.parents
             });
             if again {
-                return under;
+                return None;
             }
             let mut policies: Vec<String> = Vec::new();
             for id in judged
@@ -358,7 +361,7 @@ impl RuntimeDecider {
                 policies,
             });
         }
-        under
+        Some(under)
     }
 
     /// Writes the decision, with its runtime context (`under`: the command), to the log.
@@ -610,6 +613,8 @@ impl Guard {
         }
         let under = self.decider.note(&start, &judged);
         let _ = self.sup.answer(n.id, judged.allow, libc::EACCES);
-        self.decider.audit(&start, &judged, under);
+        if let Some(under) = under {
+            self.decider.audit(&start, &judged, under);
+        }
     }
 }

@@ -165,6 +165,9 @@ fn status(e: &Entry, now: SystemTime) -> String {
     if e.kind == EntryKind::Checkpoint {
         return String::new();
     }
+    if e.kind == EntryKind::Program {
+        return "started".into();
+    }
     match &e.finished {
         Some(f) => {
             let code = match (f.timed_out, f.cancelled, f.exit_code) {
@@ -187,7 +190,7 @@ fn status(e: &Entry, now: SystemTime) -> String {
 fn visible(s: &SessionView, denials_only: bool) -> Vec<&Entry> {
     s.entries
         .iter()
-        .filter(|e| !denials_only || !e.ran())
+        .filter(|e| !denials_only || !e.ran() || e.refused_programs() > 0)
         .collect()
 }
 
@@ -281,13 +284,28 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
                 EntryKind::Process => "BG",
                 EntryKind::Checkpoint => "CKPT",
                 EntryKind::Approval => "APPR",
+                EntryKind::Program => "PROG",
                 EntryKind::Command => word,
             };
-            ListItem::new(Line::from(vec![
+            let mut spans = vec![
                 Span::styled(format!("{word:<5}"), style),
                 Span::raw(format!(" {:<16} ", status(e, now))),
                 Span::raw(e.text.replace('\n', "⏎")),
-            ]))
+            ];
+            if e.kind == EntryKind::Command && !e.programs.is_empty() {
+                spans.push(Span::styled(
+                    format!("  · {} started", e.programs.len()),
+                    Style::default().fg(Color::DarkGray),
+                ));
+            }
+            let refused = e.refused_programs();
+            if refused > 0 && e.kind == EntryKind::Command {
+                spans.push(Span::styled(
+                    format!(", {refused} refused at start"),
+                    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+                ));
+            }
+            ListItem::new(Line::from(spans))
         })
         .collect();
     let mut hstate = ListState::default();
@@ -367,12 +385,87 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
             ]));
         }
     }
+    if let Some(e) = entries.get(selected) {
+        program_tree(&mut lines, e);
+    }
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(Block::default().borders(Borders::ALL).title("decision")),
         right[1],
     );
+}
+
+/// Programs shown in a command's tree at most (every refused one is shown).
+const TREE_PROGRAMS: usize = 40;
+
+/// The programs a command started, as a tree under it: each with its verdict, the
+/// refused ones in red with their parents and why.
+fn program_tree(lines: &mut Vec<Line>, e: &Entry) {
+    if e.programs.is_empty() {
+        return;
+    }
+    lines.push(Line::from(format!(
+        "programs started: {}, refused at their start: {}",
+        e.programs.len(),
+        e.refused_programs()
+    )));
+    let allowed_budget = TREE_PROGRAMS.saturating_sub(e.refused_programs());
+    let mut allowed_shown = 0;
+    let mut hidden = 0;
+    let n = e.programs.len();
+    for (i, p) in e.programs.iter().enumerate() {
+        if p.ran() {
+            if allowed_shown == allowed_budget {
+                hidden += 1;
+                continue;
+            }
+            allowed_shown += 1;
+        }
+        let branch = if i + 1 == n { "└─" } else { "├─" };
+        let (w, st) = verdict_style(p.verdict);
+        let (w, st) = if p.ran() {
+            (w, Style::default().fg(Color::Green))
+        } else {
+            (w, st)
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!(" {branch} ")),
+            Span::styled(format!("{w:<5}"), st),
+            Span::styled(
+                format!(" {}", p.text),
+                if p.ran() {
+                    Style::default()
+                } else {
+                    Style::default().fg(Color::Red)
+                },
+            ),
+        ]));
+        if !p.ran() {
+            let red = Style::default().fg(Color::Red);
+            if !p.parents.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    format!("    started by {}", p.parents.join(" ← ")),
+                    red,
+                )));
+            }
+            for f in p.facts.iter().filter(|f| f.verdict != Verdict::Allow) {
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "    {} {}  [{}]  {}",
+                        f.action,
+                        f.resource,
+                        f.policies.join(", "),
+                        f.reason
+                    ),
+                    red,
+                )));
+            }
+        }
+    }
+    if hidden > 0 {
+        lines.push(Line::from(format!(" … and {hidden} more allowed")));
+    }
 }
 
 /// Lines of each stream shown of a running command's output so far.

@@ -1,5 +1,6 @@
 //! What `execkit watch` shows, built from audit records: sessions, and per session the
-//! commands in order with their decisions and results.
+//! commands in order with their decisions and results, and under each command the
+//! programs it started as they were decided at their start (runtime decisions).
 //!
 //! Why a model of its own: the viewer is read-only by construction. It reads the records
 //! the server already wrote (redacted before they were written) and keeps nothing it could
@@ -41,6 +42,9 @@ pub enum EntryKind {
     Checkpoint,
     /// A human asked, approving or declining an `ask`.
     Approval,
+    /// A program started outside any command (a background job's child), decided at its
+    /// start.
+    Program,
 }
 
 /// One line of a session's history.
@@ -68,6 +72,33 @@ pub struct Entry {
     pub finished: Option<Finished>,
     /// Background process id, for process entries.
     pub process: Option<String>,
+    /// Programs the command started, decided at their start, in order.
+    pub programs: Vec<ProgramStart>,
+}
+
+/// A program a command started, as it was decided at its start.
+#[derive(Debug, Clone)]
+pub struct ProgramStart {
+    /// The program and its arguments (quoted, redacted).
+    pub text: String,
+    /// Where it started.
+    pub cwd: String,
+    /// What happened to it: `Allow` ran, anything else was refused.
+    pub verdict: Verdict,
+    /// Its parents, nearest first (`pid name`).
+    pub parents: Vec<String>,
+    /// The facts that decided it.
+    pub facts: Vec<FactRecord>,
+    /// A human approved it.
+    pub approved_by: Option<String>,
+}
+
+impl ProgramStart {
+    /// It was let run.
+    pub fn ran(&self) -> bool {
+        self.verdict == Verdict::Allow
+            || (self.verdict == Verdict::Ask && self.approved_by.is_some())
+    }
 }
 
 /// Where a running command has got: a server's live `progress` line (never in the audit
@@ -106,7 +137,13 @@ impl Entry {
             finished: None,
             process: None,
             live: None,
+            programs: Vec::new(),
         }
+    }
+
+    /// Programs it started that were refused at their start.
+    pub fn refused_programs(&self) -> usize {
+        self.programs.iter().filter(|p| !p.ran()).count()
     }
 
     /// Allowed to run (allow, or an approved ask).
@@ -140,12 +177,16 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// How many commands were denied (or asked and not approved).
+    /// How many commands were denied (or asked and not approved), and programs refused at
+    /// their start.
     pub fn denials(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| !e.ran() && e.kind != EntryKind::Approval)
-            .count()
+            .map(|e| {
+                let own = !e.ran() && !matches!(e.kind, EntryKind::Approval | EntryKind::Program);
+                usize::from(own) + e.refused_programs()
+            })
+            .sum()
     }
 }
 
@@ -318,8 +359,12 @@ impl Model {
     }
 
     fn decision(&mut self, d: DecisionRecord, at: Option<SystemTime>) {
+        if d.runtime.is_some() {
+            return self.runtime(d, at);
+        }
         let s = self.session(&d.who);
         s.entries.push(Entry {
+            programs: Vec::new(),
             live: None,
             kind: EntryKind::Command,
             text: d.command,
@@ -332,6 +377,38 @@ impl Model {
             finished: None,
             process: None,
         });
+    }
+
+    /// A program decided at its start goes under the command it ran under: the newest
+    /// command of the session with that text (a background job's child, started between
+    /// commands, gets an entry of its own).
+    fn runtime(&mut self, d: DecisionRecord, at: Option<SystemTime>) {
+        let ctx = d.runtime.clone().unwrap_or_default();
+        let program = ProgramStart {
+            text: d.command.clone(),
+            cwd: d.cwd.clone(),
+            verdict: d.verdict,
+            parents: ctx.parents.clone(),
+            facts: d.facts.clone(),
+            approved_by: d.approved_by.clone(),
+        };
+        let s = self.session(&d.who);
+        let under = (!ctx.under.is_empty()).then_some(ctx.under.as_str());
+        if let Some(e) = under.and_then(|u| {
+            s.entries
+                .iter_mut()
+                .rev()
+                .find(|e| e.kind == EntryKind::Command && e.ran() && e.text == u)
+        }) {
+            e.programs.push(program);
+            return;
+        }
+        let mut e = Entry::event(EntryKind::Program, d.command, d.cwd, at);
+        e.verdict = d.verdict;
+        e.facts = d.facts;
+        e.approved_by = d.approved_by;
+        e.programs.push(program);
+        s.entries.push(e);
     }
 
     fn command(&mut self, c: CommandRecord) {
@@ -464,6 +541,39 @@ mod tests {
         );
         m.ingest(r#"{"kind":"progress","command":"no session"}"#);
         assert_eq!(m.unreadable, 1);
+    }
+
+    fn runtime(session: &str, program: &str, under: &str, verdict: &str) -> String {
+        format!(
+            r#"{{"v":1,"seq":4,"time":"2026-11-23T03:10:29.000Z","prev":"x","kind":"decision",{},"command":"{program}","cwd":"/w","verdict":"{verdict}","facts":[{{"action":"exec","resource":"Program::\"x\"","verdict":"{verdict}","policies":["p-2"],"reason":"r"}}],"runtime":{{"under":"{under}","pid":7,"parents":["3 sh","1 bash"]}},"hash":"h"}}"#,
+            who(session)
+        )
+    }
+
+    #[test]
+    fn programs_decided_at_their_start_go_under_their_command() {
+        let mut m = Model::default();
+        m.ingest(&decision("s", "make", "allow"));
+        m.ingest(&runtime("s", "'cc' 'a.c'", "make", "allow"));
+        m.ingest(&runtime("s", "'rm' '-rf' '/h'", "make", "deny"));
+        m.ingest(&finished("s", "make", 2));
+        m.ingest(&runtime("s", "'curl' 'x'", "", "deny"));
+        assert_eq!(m.unreadable, 0);
+        let s = &m.sessions[0];
+        assert_eq!(s.entries.len(), 2, "{:?}", s.entries);
+        let make = &s.entries[0];
+        let texts: Vec<&str> = make.programs.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, ["'cc' 'a.c'", "'rm' '-rf' '/h'"]);
+        assert_eq!(make.refused_programs(), 1);
+        assert_eq!(make.programs[1].parents, ["3 sh", "1 bash"]);
+        assert!(
+            make.finished.is_some(),
+            "the result still pairs with the command"
+        );
+        let orphan = &s.entries[1];
+        assert_eq!(orphan.kind, EntryKind::Program);
+        assert_eq!(orphan.refused_programs(), 1);
+        assert_eq!(s.denials(), 2);
     }
 
     #[test]
