@@ -133,6 +133,9 @@ pub(crate) struct RuntimeDecider {
     current: Mutex<Current>,
     /// Policy verdicts by [`memo_key`].
     memo: Mutex<HashMap<String, Verdict>>,
+    /// Starts of execkit's own programs the session is about to make (a PTY's `script`),
+    /// each let pass once.
+    own: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl RuntimeDecider {
@@ -141,6 +144,7 @@ impl RuntimeDecider {
             spec,
             current: Mutex::default(),
             memo: Mutex::default(),
+            own: Mutex::default(),
         })
     }
 
@@ -198,6 +202,14 @@ impl RuntimeDecider {
         if self.remembered(&key) {
             return Judged::remembered();
         }
+        if self.own_start(start) {
+            // Not for the helper to remember: the next such start is the agent's own.
+            return Judged {
+                by_command: true,
+                remember: false,
+                ..Judged::remembered()
+            };
+        }
         let command = Self::command_of(start);
         let mut env = self.spec.env.clone();
         env.cwd = Some(start.cwd.clone());
@@ -228,6 +240,32 @@ impl RuntimeDecider {
         }
         judged.decision = Some(decision);
         judged
+    }
+
+    /// The session is about to start one of execkit's own programs, `program` with
+    /// exactly `argv` (its wrapper around a command the policies allowed): that start
+    /// passes once.
+    pub(crate) fn expect_own(&self, program: String, argv: Vec<String>) {
+        if let Ok(mut o) = self.own.lock() {
+            o.push((program, argv));
+        }
+    }
+
+    /// Takes the expectation `start` matches, if any.
+    fn own_start(&self, start: &ProgramStart) -> bool {
+        let Ok(mut o) = self.own.lock() else {
+            return false;
+        };
+        match o
+            .iter()
+            .position(|(p, a)| *a == start.argv && start.program == *p)
+        {
+            Some(i) => {
+                o.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether the policies allowed this very start before (then it needs no parents, no

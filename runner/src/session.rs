@@ -1116,6 +1116,11 @@ impl Session {
         let fifos =
             Fifos::create(&self.tmp, owner).map_err(|e| ProcessError::Start(e.to_string()))?;
         let line = fifos.wrapper(command, pty);
+        if let (Some(p), Some(shell)) = (pty, st.shell.as_ref()) {
+            for (program, argv) in crate::process::launch::pty_starts(p) {
+                shell.guard_expect(program, argv);
+            }
+        }
         let opening = fifos.open();
         let (printed, new) = match self.run_wrapper(st, &line).await {
             Ok(x) => x,

@@ -541,6 +541,14 @@ impl Shell {
         }
     }
 
+    /// The shell is about to start one of execkit's own programs, `program` with exactly
+    /// `argv`.
+    pub(crate) fn guard_expect(&self, program: String, argv: Vec<String>) {
+        if let Some(d) = self.decider() {
+            d.expect_own(program, argv);
+        }
+    }
+
     /// The command ended: the programs refused while it ran, and how many started.
     pub(crate) fn guard_finish(&self) -> (Vec<crate::result::RuntimeDenial>, u64) {
         self.decider().map(|d| d.finish()).unwrap_or_default()

@@ -180,14 +180,47 @@ pub(crate) fn wrapper_line(command: &str, fifos: [&str; 4], pty: Option<Pty>) ->
     let [i, o, e, s] = fifos.map(frame::ansi_c_quote);
     let run = match pty {
         None => "builtin eval \"$__ek_p\" 9>&-".to_string(),
-        Some(Pty { rows, cols }) => format!(
-            "__EK_P=\"$__ek_p\" TERM=xterm builtin command /usr/bin/script -qfec 'builtin command stty rows {rows} cols {cols} 2>/dev/null; builtin eval \"$__EK_P\"' /dev/null 9>&-"
+        Some(p) => format!(
+            "__EK_P=\"$__ek_p\" TERM=xterm SHELL={PTY_SHELL} builtin command {} 9>&-",
+            pty_starts(p)[0]
+                .1
+                .iter()
+                .map(|w| frame::single_quote(w))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
     };
     format!(
         "__ek_p={cmd}; {{ builtin trap '__ek_g=1' {SIGNALS}; ( {INNER_TRAPS} builtin printf 'r\\n' >&9; {run} ) <{i} >{o} 2>{e}; builtin printf '%s\\n' \"$?\" >&9; }} 9>{s} </dev/null >/dev/null 2>&1 & builtin printf '%s\\n' \"$!\"; builtin disown $! 2>/dev/null; builtin unset __ek_p",
         cmd = frame::ansi_c_quote(command),
     )
+}
+
+/// The shell `script` runs the command in (its `SHELL`).
+const PTY_SHELL: &str = "/bin/bash";
+
+/// The programs PTY mode starts before the command, each as (program, arguments as it
+/// receives them): util-linux `script` by its absolute path, then the bash it runs the
+/// command in. Runtime decisions let exactly these starts pass as execkit's own (see
+/// `RuntimeDecider::expect_own`); the command's own programs are decided as usual.
+pub(crate) fn pty_starts(Pty { rows, cols }: Pty) -> [(String, Vec<String>); 2] {
+    let payload =
+        format!("builtin command stty rows {rows} cols {cols} 2>/dev/null; builtin eval \"$__EK_P\"");
+    [
+        (
+            "/usr/bin/script".into(),
+            vec![
+                "/usr/bin/script".into(),
+                "-qfec".into(),
+                payload.clone(),
+                "/dev/null".into(),
+            ],
+        ),
+        (
+            PTY_SHELL.into(),
+            vec!["bash".into(), "-c".into(), payload],
+        ),
+    ]
 }
 
 /// A pseudo-terminal's size, for PTY mode.
