@@ -180,6 +180,14 @@ async fn exec_loop(s: &Session, n: usize, mode: &str) -> (u64, u64) {
     )
 }
 
+/// One mode's figures: the builds' medians and the starts' (p50, p99) in µs.
+struct Measured {
+    make: Duration,
+    cargo: Duration,
+    same: (u64, u64),
+    fresh: (u64, u64),
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -190,7 +198,7 @@ async fn main() {
     small_crate(&crate_dir);
     std::fs::write(root.join("execloop.c"), EXEC_LOOP_C).unwrap();
 
-    let mut results: Vec<(bool, Duration, Duration, (u64, u64), (u64, u64))> = Vec::new();
+    let mut results: Vec<Measured> = Vec::new();
     for decisions in [false, true] {
         let s = local_session(&root, decisions).await;
         assert_eq!(s.info().await.enforcement.exec_decisions, decisions);
@@ -218,16 +226,21 @@ async fn main() {
         assert_eq!(r.exit_code, Some(0), "{}", r.stderr);
         let same = exec_loop(&s, starts, "same").await;
         let fresh = exec_loop(&s, starts, "fresh").await;
-        results.push((decisions, make, cargo, same, fresh));
+        results.push(Measured {
+            make,
+            cargo,
+            same,
+            fresh,
+        });
         s.close().await;
     }
     let (off, on) = (&results[0], &results[1]);
     println!("runtime decisions, local, {runs} run(s) each (median):");
-    compare("make -j2, 200 C files", off.1, on.1);
-    compare("cargo build, small crate", off.2, on.2);
+    compare("make -j2, 200 C files", off.make, on.make);
+    compare("cargo build, small crate", off.cargo, on.cargo);
     println!(
         "one fork+exec+wait of /bin/true ({starts}): remembered p50 {} µs p99 {} µs (without: {} / {}); fresh p50 {} µs p99 {} µs (without: {} / {})",
-        on.3 .0, on.3 .1, off.3 .0, off.3 .1, on.4 .0, on.4 .1, off.4 .0, off.4 .1
+        on.same.0, on.same.1, off.same.0, off.same.1, on.fresh.0, on.fresh.1, off.fresh.0, off.fresh.1
     );
     ssh_make(runs).await;
     let _ = std::fs::remove_dir_all(&root);

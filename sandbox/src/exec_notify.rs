@@ -500,10 +500,9 @@ mod tests {
         let (a, b) = {
             let mut fds = [0; 2];
             // SAFETY: socketpair into a local array.
-            assert_eq!(
-                unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
-                0
-            );
+            let rc =
+                unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+            assert_eq!(rc, 0);
             // SAFETY: fresh descriptors.
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
         };

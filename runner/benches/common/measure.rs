@@ -22,6 +22,7 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// This process's peak resident memory (`VmHWM`), in KiB.
+#[allow(dead_code)] // not every bench binary reports memory
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

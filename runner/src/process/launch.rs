@@ -204,8 +204,9 @@ const PTY_SHELL: &str = "/bin/bash";
 /// command in. Runtime decisions let exactly these starts pass as execkit's own (see
 /// `RuntimeDecider::expect_own`); the command's own programs are decided as usual.
 pub(crate) fn pty_starts(Pty { rows, cols }: Pty) -> [(String, Vec<String>); 2] {
-    let payload =
-        format!("builtin command stty rows {rows} cols {cols} 2>/dev/null; builtin eval \"$__EK_P\"");
+    let payload = format!(
+        "builtin command stty rows {rows} cols {cols} 2>/dev/null; builtin eval \"$__EK_P\""
+    );
     [
         (
             "/usr/bin/script".into(),
@@ -216,10 +217,7 @@ pub(crate) fn pty_starts(Pty { rows, cols }: Pty) -> [(String, Vec<String>); 2] 
                 "/dev/null".into(),
             ],
         ),
-        (
-            PTY_SHELL.into(),
-            vec!["bash".into(), "-c".into(), payload],
-        ),
+        (PTY_SHELL.into(), vec!["bash".into(), "-c".into(), payload]),
     ]
 }
 
