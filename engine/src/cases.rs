@@ -15,7 +15,15 @@
 //! policy = "deny-download-into-interpreter"   # must be among the determining policies;
 //!                          # "default-deny" = denied because nothing permits it;
 //!                          # "parse-error" = rejected by the parser
+//!
+//! [[case]]                 # a program start, as runtime decisions see it: `command` is
+//! command = "'/work/target/debug/deps/app-1f' '--nocapture'"   # the start's words,
+//! started_by = "/usr/bin/make"   # the caller's executable (`context.started_by`)
+//! expect = "allow"
 //! ```
+//!
+//! A case with `started_by` is a program start, not a command to type: tools that run the
+//! cases' commands ([`case_commands`]) leave it out.
 
 use crate::{DecisionEnv, Engine, Transport, UnknownTransport, Verdict};
 use serde::{Deserialize, Serialize};
@@ -31,6 +39,7 @@ struct Settings {
     identity: Option<String>,
     groups: Option<Vec<String>>,
     approved_by: Option<String>,
+    started_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -297,6 +306,7 @@ fn env_for(d: &Settings, c: &Settings) -> Result<DecisionEnv, UnknownTransport> 
         env.identity.groups = g;
     }
     env.identity.approved_by = pick(&c.approved_by, &d.approved_by);
+    env.started_by = pick(&c.started_by, &d.started_by);
     Ok(env)
 }
 
@@ -322,7 +332,7 @@ pub fn case_commands(file: &str, text: &str) -> Result<Vec<CaseCommand>, CaseFil
     })?;
     let mut out = Vec::new();
     for (i, c) in cf.cases.iter().enumerate() {
-        if c.open.is_some() {
+        if c.open.is_some() || c.settings.started_by.is_some() {
             continue;
         }
         let env = env_for(&cf.defaults, &c.settings).map_err(|source| CaseFileError::Settings {

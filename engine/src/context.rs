@@ -110,6 +110,10 @@ pub struct DecisionEnv {
     /// program is judged as that file (`path:/work/node_modules/.bin/jest`). Empty in a
     /// dry run.
     pub real_programs: std::collections::BTreeMap<String, String>,
+    /// A runtime decision's caller: the executable of the process that is starting the
+    /// program (`/usr/bin/make` for a recipe's compiler), offered to the policies as
+    /// `context.started_by` on its exec facts. `None` when deciding typed text.
+    pub started_by: Option<String>,
 }
 
 impl DecisionEnv {
@@ -124,6 +128,7 @@ impl DecisionEnv {
             home: execkit_grammar::resolve_path("/", home),
             real_paths: Default::default(),
             real_programs: Default::default(),
+            started_by: None,
         }
     }
 }

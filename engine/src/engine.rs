@@ -1406,7 +1406,11 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             None => self.add_path(&PathRef::Anywhere),
         };
         match &f.target {
-            Target::Program => {}
+            Target::Program => {
+                if let Some(id) = self.started_by() {
+                    self.add_program(&id);
+                }
+            }
             Target::Path(p) => {
                 self.add_path(p);
             }
@@ -1414,6 +1418,12 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                 self.add_host(&d.host);
             }
         }
+    }
+
+    /// The `Program` entity id of a runtime decision's caller.
+    fn started_by(&self) -> Option<String> {
+        let path = self.env.started_by.as_deref()?;
+        Some(execkit_grammar::program_at(path, self.e.knowledge).entity_id())
     }
 
     fn entities(&mut self) -> Result<Entities, String> {
@@ -1569,8 +1579,11 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                         "signal_targets",
                         C::strings(signal_targets.iter().map(|t| t.as_str())),
                     ),
-                    ("structure", structure),
                 ]);
+                if let Some(id) = self.started_by() {
+                    pairs.push(("started_by", C::entity(&uid(&t.program, &id))));
+                }
+                pairs.push(("structure", structure));
                 if let Some(sc) = &cmd.subcommand {
                     pairs.push(("subcommand", C::string(sc)));
                 }

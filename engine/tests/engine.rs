@@ -499,3 +499,40 @@ fn literal_commands_are_the_argv_each_program_receives() {
     assert_eq!(make.cwds, v(&["/srv"]));
     assert!(e.literal_commands("echo 'unterminated", &env).is_empty());
 }
+
+/// A runtime decision offers the caller as `context.started_by`: under `strict`, a test
+/// binary cargo starts in the workspace runs, the same file typed or started by a shell
+/// does not, and a system program cargo starts gains nothing from it.
+#[test]
+fn strict_lets_a_build_tool_start_what_it_built() {
+    let e = Engine::new(&bundle(execkit_policies::STRICT)).unwrap();
+    let test_binary = "'/work/target/debug/deps/app-29897a1f9d59ade5' '--nocapture'";
+    let verdict = |cmd: &str, cwd: &str, caller: Option<&str>| {
+        let mut env = DecisionEnv::local("/work", "/home/agent");
+        env.cwd = Some(cwd.into());
+        env.started_by = caller.map(str::to_string);
+        e.decide(cmd, &env).verdict
+    };
+    let cargo = Some("/home/agent/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/cargo");
+    assert_eq!(verdict(test_binary, "/work", cargo), Verdict::Allow);
+    assert_eq!(
+        verdict(test_binary, "/work", Some("/usr/bin/make")),
+        Verdict::Allow
+    );
+    // Typed, or started by a shell, by an agent-built `cargo`, outside the workspace.
+    assert_eq!(verdict(test_binary, "/work", None), Verdict::Deny);
+    assert_eq!(
+        verdict(test_binary, "/work", Some("/usr/bin/bash")),
+        Verdict::Deny
+    );
+    assert_eq!(
+        verdict(test_binary, "/work", Some("/work/cargo")),
+        Verdict::Deny
+    );
+    assert_eq!(verdict(test_binary, "/tmp", cargo), Verdict::Deny);
+    // A system program is never named by its path: cargo's `runner = "rm"` is still rm.
+    assert_eq!(
+        verdict("'/usr/bin/rm' '-rf' '/home/agent'", "/work", cargo),
+        Verdict::Deny
+    );
+}

@@ -57,6 +57,7 @@ pub use ir::{
 };
 pub use knowledge::is_url;
 pub use paths::{ancestors, resolve as resolve_path};
+pub use program::program_at;
 
 /// What the parser needs to know about where the script will run.
 #[derive(Debug, Clone)]

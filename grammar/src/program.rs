@@ -34,3 +34,19 @@ pub(crate) fn identify(argv0: &str, cwd: &Cwd, k: &Catalog) -> Program {
         None => Program::Path(argv0.to_string()),
     }
 }
+
+/// The program an executable file is, by its absolute path: a file in a system bin dir is
+/// the program of its name (`/usr/bin/make` is `make`), any other is that path.
+///
+/// ```
+/// use execkit_grammar::{program_at, knowledge::catalog, Program};
+/// let k = catalog().unwrap();
+/// assert_eq!(program_at("/usr/bin/make", k), Program::Literal("make".into()));
+/// assert_eq!(program_at("/tmp/x/make", k), Program::Path("/tmp/x/make".into()));
+/// ```
+pub fn program_at(path: &str, k: &Catalog) -> Program {
+    if !path.starts_with('/') {
+        return Program::Path(path.to_string());
+    }
+    identify(path, &Cwd::Unknown, k)
+}

@@ -676,7 +676,31 @@ fn ssh(p: Proto, _name: &str) -> Unwrapped {
     if cmd_from >= p.argv.len() {
         return Unwrapped::Plain(p);
     }
+    if let Some(service) = git_service(&p.argv[cmd_from..]) {
+        // Git's SSH transport: the remote end of a fetch or push, run on the remote host
+        // against a repository there, so no local path is named.
+        let mut i = p.with_argv(vec![Decoded::literal(service)]);
+        i.cwd = Cwd::Unknown;
+        i.structure.wrappers.push("ssh".into());
+        return split(outer, vec![i], vec![]);
+    }
     run_words(&p, outer, cmd_from, "ssh", Cwd::Unknown)
+}
+
+/// The service git runs over SSH, when `words` are exactly what git sends: one of its
+/// transport programs and the repository path in single quotes (`git-upload-pack
+/// 'org/repo.git'`), nothing else.
+fn git_service(words: &[Decoded]) -> Option<&'static str> {
+    const SERVICES: [&str; 3] = ["git-upload-pack", "git-receive-pack", "git-upload-archive"];
+    let text = join_words(words)?;
+    let (name, path) = text.split_once(' ')?;
+    let service = SERVICES.into_iter().find(|s| *s == name)?;
+    let inner = path.strip_prefix('\'')?.strip_suffix('\'')?;
+    let plain = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-~@+".contains(c));
+    plain.then_some(service)
 }
 
 /// `alias`.

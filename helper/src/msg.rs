@@ -188,6 +188,9 @@ pub struct ProgramStart {
     pub parents: Vec<String>,
     /// The caller's pid, as the session numbers it.
     pub pid: i32,
+    /// The caller's executable: the program starting this one.
+    #[serde(default)]
+    pub caller: String,
 }
 
 /// Helper → server: decide this program (it waits).

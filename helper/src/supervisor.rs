@@ -254,13 +254,26 @@ struct Execs {
     >,
     /// Starts the server allowed and said may be remembered (cleared past
     /// [`REMEMBERED_MAX`]).
-    remembered: std::collections::HashSet<(String, Vec<String>, String)>,
+    remembered: std::collections::HashSet<Remembered>,
     scripts: execkit_sandbox::exec_notify::ScriptStarts,
     lineage: execkit_sandbox::exec_notify::Lineage,
 }
 
 /// Remembered starts at most.
 const REMEMBERED_MAX: usize = 4096;
+
+/// A start as remembered: program, arguments, working directory and caller (what the
+/// policies may see of it).
+type Remembered = (String, Vec<String>, String, String);
+
+fn remembered_key(exec: &execkit_sandbox::exec_notify::Exec) -> Remembered {
+    (
+        execkit_sandbox::exec_notify::program(exec),
+        exec.argv.clone(),
+        exec.cwd.clone(),
+        exec.caller.clone(),
+    )
+}
 
 enum Step {
     Go,
@@ -443,7 +456,7 @@ impl Supervisor {
     /// A program stopped at its start: answered here when the answer is known (missing,
     /// a script's interpreter, remembered), else asked of the server.
     fn exec_stopped(&mut self) -> io::Result<()> {
-        use execkit_sandbox::exec_notify::{program, task_path};
+        use execkit_sandbox::exec_notify::task_path;
         let shell = self.shell.pid;
         let Some(e) = self.execs.as_mut() else {
             return Ok(());
@@ -464,7 +477,7 @@ impl Supervisor {
             let _ = e.sup.answer(n.id, false, libc::ENOENT);
             return Ok(());
         }
-        let key = (program(&exec), exec.argv.clone(), exec.cwd.clone());
+        let key = remembered_key(&exec);
         if e.scripts.continues(&exec, &file) || e.remembered.contains(&key) {
             let same = e.sup.still_the_same(&n, &snap);
             if same {
@@ -479,6 +492,7 @@ impl Supervisor {
             cwd: key.2,
             parents: e.lineage.parents(exec.pid, shell),
             pid: tree::ids(exec.pid).map_or(exec.pid, |((p, _), _)| p),
+            caller: key.3,
         };
         let ask = execkit_helper::msg::ExecAsk { id: n.id, start };
         e.waiting.insert(n.id, (n, snap, exec, file));
@@ -488,7 +502,6 @@ impl Supervisor {
 
     /// The server decided a program that waits.
     fn exec_verdict(&mut self, v: execkit_helper::msg::ExecVerdict) {
-        use execkit_sandbox::exec_notify::program;
         let Some(e) = self.execs.as_mut() else {
             return;
         };
@@ -502,8 +515,7 @@ impl Supervisor {
                 if e.remembered.len() >= REMEMBERED_MAX {
                     e.remembered.clear();
                 }
-                e.remembered
-                    .insert((program(&exec), exec.argv.clone(), exec.cwd.clone()));
+                e.remembered.insert(remembered_key(&exec));
             }
         }
         let _ = e.sup.answer(n.id, allow, libc::EACCES);

@@ -213,6 +213,7 @@ impl RuntimeDecider {
         let command = Self::command_of(start);
         let mut env = self.spec.env.clone();
         env.cwd = Some(start.cwd.clone());
+        env.started_by = Some(start.caller.clone());
         let decision = self.spec.engine.decide(&command, &env);
         let mut judged = Judged {
             allow: decision.verdict == Verdict::Allow,
@@ -462,18 +463,22 @@ impl RuntimeDecider {
     }
 }
 
-/// The memory's key for a program start: program, cwd and arguments, NUL-separated (no
-/// word holds a NUL), so that a lookup hashes one string and copies nothing else.
+/// The memory's key for a program start: program, cwd, caller and arguments,
+/// NUL-separated (no word holds a NUL), so that a lookup hashes one string and copies
+/// nothing else.
 fn memo_key(start: &ProgramStart) -> String {
     let mut k = String::with_capacity(
         start.program.len()
             + start.cwd.len()
+            + start.caller.len()
             + start.argv.iter().map(|a| a.len() + 1).sum::<usize>()
-            + 2,
+            + 3,
     );
     k.push_str(&start.program);
     k.push('\0');
     k.push_str(&start.cwd);
+    k.push('\0');
+    k.push_str(&start.caller);
     for a in &start.argv {
         k.push('\0');
         k.push_str(a);
@@ -630,6 +635,7 @@ impl Guard {
             cwd: exec.cwd.clone(),
             parents: Vec::new(),
             pid: exec.pid,
+            caller: exec.caller.clone(),
         };
         let mut judged = if self.decider.allowed_before(&start) {
             // Nothing is recorded of a start allowed before: no parents needed.

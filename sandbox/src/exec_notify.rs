@@ -184,6 +184,9 @@ pub struct Exec {
     pub argv: Vec<String>,
     /// The task's working directory.
     pub cwd: String,
+    /// The executable the task runs while it makes the call: the program starting this
+    /// one (`/usr/bin/make` for a recipe's shell).
+    pub caller: String,
 }
 
 /// Limits on what is read from a stopped task.
@@ -323,6 +326,9 @@ impl Supervisor {
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?
             .display()
             .to_string();
+        let caller = std::fs::read_link(format!("/proc/{pid}/exe"))?
+            .display()
+            .to_string();
         let dir = (call == ExecCall::Execveat && dirfd != libc::AT_FDCWD)
             .then(|| {
                 std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}"))
@@ -338,6 +344,7 @@ impl Supervisor {
             empty_path: flags & libc::AT_EMPTY_PATH != 0 && path.is_empty(),
             argv,
             cwd,
+            caller,
         };
         let snap = Snapshot {
             args: a,

@@ -267,92 +267,159 @@ fn everyday_project(ws: &Path) {
     }
 }
 
-/// The shipped everyday case set, run for real under runtime decisions in a project that
-/// gives its commands something to work on: no program any allowed command starts — the
-/// compilers under cargo, gcc and make, npm's and git's children — is refused. Network
-/// commands go through a closed proxy port, so they fail fast; one that waits for more
-/// (`tail -f`) is stopped at its time-out.
+/// The engine of a shipped policy set.
+fn set_engine(set: execkit_policies::PolicySetFiles) -> std::sync::Arc<execkit_runner::Engine> {
+    let bundle = execkit_runner::PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        set.entities,
+    );
+    std::sync::Arc::new(execkit_runner::Engine::new(&bundle).unwrap())
+}
+
+/// The allowed local commands of a set's case files (the ones the exec oracle traces).
+fn allowed_local_cases(set: execkit_policies::PolicySetFiles) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, text) in set.cases {
+        let file: toml::Value = toml::from_str(text).unwrap();
+        let default_transport = file
+            .get("defaults")
+            .and_then(|d| d.get("transport"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("local");
+        for case in file
+            .get("case")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let transport = case
+                .get("transport")
+                .and_then(|t| t.as_str())
+                .unwrap_or(default_transport);
+            // A `started_by` case is a program start, not a command to type.
+            let typed = case.get("started_by").is_none();
+            if case.get("expect").and_then(|e| e.as_str()) == Some("allow")
+                && transport == "local"
+                && typed
+            {
+                if let Some(c) = case.get("command").and_then(|c| c.as_str()) {
+                    out.push(c.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every allowed local case of the shipped sets (the exec oracle's allowed cases: builds,
+/// tests, git, package managers, the programs hidden in commands' words), run for real
+/// under runtime decisions in a project that gives them something to work on: no program
+/// any of them starts — the compilers under cargo, gcc and make, npm's and git's children —
+/// is refused. Network commands go through a closed proxy port, so they fail fast; one that
+/// waits for more (`tail -f`) is stopped at its time-out.
 #[tokio::test]
-async fn the_everyday_case_set_runs_without_a_runtime_refusal() {
+async fn the_shipped_allowed_cases_run_without_a_runtime_refusal() {
     use execkit_runner::ExecOptions;
-    let p = Place::new("cases");
-    everyday_project(&p.ws());
     let real_home = std::env::var("HOME").unwrap_or_default();
     let path = format!(
         "{real_home}/.cargo/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
     );
-    // The account's own home: its toolchains (`~/.rustup`, `~/.cargo`) are where the
-    // policies' toolchain directories say.
-    let b = Session::builder()
-        .workspace(p.ws())
-        .engine(default_policies())
-        .profile(Profile::Workspace)
-        .env("PATH", path)
-        .env("https_proxy", "http://127.0.0.1:9")
-        .env("http_proxy", "http://127.0.0.1:9")
-        .env("PIP_NO_INDEX", "1")
-        .env("CARGO_NET_OFFLINE", "true")
-        .env(
-            "CARGO_TARGET_DIR",
-            p.ws().join("target").display().to_string(),
-        );
-    let s = b.local().await.unwrap();
-    let _ = ok(&s, "git init -q . && git config user.email a@b && git config user.name a && git add -A && git commit -qm first && git branch feature/x && git tag v0").await;
-    let text = execkit_policies::DEFAULT
-        .cases
-        .iter()
-        .find(|(name, _)| name.ends_with("everyday.toml"))
-        .unwrap()
-        .1;
-    let cases: toml::Value = toml::from_str(text).unwrap();
     let (mut ran, mut refused_by_text, mut allowed_at_start) = (0, 0, 0);
+    let mut strict_shells = 0;
     let mut refusals = Vec::new();
-    for case in cases["case"].as_array().unwrap() {
-        if case["expect"].as_str() != Some("allow") {
-            continue;
+    for set in execkit_policies::SETS {
+        let p = Place::new("cases");
+        everyday_project(&p.ws());
+        // A home of its own (no startup files of this machine's account), with this
+        // account's Rust toolchain.
+        let mut b = Session::builder()
+            .workspace(p.ws())
+            .home(p.home())
+            .engine(set_engine(*set))
+            .profile(Profile::Workspace)
+            .env("PATH", path.clone())
+            .env("https_proxy", "http://127.0.0.1:9")
+            .env("http_proxy", "http://127.0.0.1:9")
+            .env("PIP_NO_INDEX", "1")
+            .env("CARGO_NET_OFFLINE", "true")
+            .env(
+                "CARGO_TARGET_DIR",
+                p.ws().join("target").display().to_string(),
+            );
+        for var in ["RUSTUP_HOME", "CARGO_HOME"] {
+            let dir = std::env::var(var).unwrap_or_else(|_| {
+                format!(
+                    "{real_home}/.{}",
+                    var.trim_end_matches("_HOME").to_lowercase()
+                )
+            });
+            b = b.env(var, dir);
         }
-        let command = case["command"].as_str().unwrap();
-        let r = match s
-            .exec_with(
-                command,
-                &ExecOptions::timeout(std::time::Duration::from_secs(8)),
-            )
-            .await
-        {
-            Ok(r) => r,
-            // Decided for this workspace rather than the cases' `/work`: absolute paths
-            // in a few cases name places outside it.
-            Err(ExecError::Denied(_)) => {
-                refused_by_text += 1;
-                continue;
+        let s = b.local().await.unwrap();
+        let setup = "git init -q . && git config user.email a@b && git config user.name a && git add -A && git commit -qm first && git branch feature/x && git tag v0";
+        let _ = s.exec(setup).await;
+        let home_ws = p.ws().display().to_string();
+        for command in allowed_local_cases(*set) {
+            // Each case starts where the cases' workspace is.
+            let _ = s.exec(&format!("cd {home_ws}")).await;
+            let r = match s
+                .exec_with(
+                    &command,
+                    &ExecOptions::timeout(std::time::Duration::from_secs(8)),
+                )
+                .await
+            {
+                Ok(r) => r,
+                // Decided for this workspace rather than the cases' `/work`: absolute paths
+                // in a few cases name places outside it.
+                Err(ExecError::Denied(_)) => {
+                    refused_by_text += 1;
+                    continue;
+                }
+                Err(e) => panic!("`{command}`: {e}"),
+            };
+            ran += 1;
+            allowed_at_start += r.runtime_allowed;
+            for d in r.runtime_denials {
+                // `strict` allows no `sh -c`: a build tool's script shell is refused as it
+                // would be typed (`npm test` runs its script through `sh -c`).
+                let shell = ["sh", "bash", "dash"]
+                    .iter()
+                    .any(|n| d.program.ends_with(&format!("/{n}")));
+                let from_build = d.parents.first().is_some_and(|p| {
+                    ["npm", "make", "yarn", "pnpm"]
+                        .iter()
+                        .any(|b| p.split_whitespace().nth(1) == Some(*b))
+                });
+                if set.name == "strict" && shell && from_build {
+                    strict_shells += 1;
+                    continue;
+                }
+                refusals.push(format!(
+                    "[{}] `{command}`: {} (under {}): {}",
+                    set.name,
+                    d.program,
+                    d.parents.join(" < "),
+                    d.reason
+                ));
             }
-            Err(e) => panic!("`{command}`: {e}"),
-        };
-        ran += 1;
-        allowed_at_start += r.runtime_allowed;
-        for d in r.runtime_denials {
-            refusals.push(format!(
-                "`{command}`: {} (under {}): {}",
-                d.program,
-                d.parents.join(" < "),
-                d.reason
-            ));
+            if r.shell_exited {
+                s.restart().await.unwrap();
+            }
         }
-        if r.shell_exited {
-            s.restart().await.unwrap();
-        }
+        s.close().await;
     }
     eprintln!(
-        "everyday: {ran} commands ran ({allowed_at_start} programs allowed at their start), {refused_by_text} refused by the text here"
+        "shipped allowed cases: {ran} ran ({allowed_at_start} programs allowed at their start), {refused_by_text} refused by the text here, {strict_shells} script shells of build tools refused under strict"
     );
     assert!(
         refusals.is_empty(),
         "runtime refusals:\n{}",
         refusals.join("\n")
     );
-    assert!(ran >= 150, "only {ran} ran");
+    assert!(ran >= 400, "only {ran} ran");
     assert!(allowed_at_start >= ran as u64, "{allowed_at_start}");
-    s.close().await;
 }
 
 /// A C program for the race tests: its main thread calls `execve(PATH, {PATH, A1, A2,
