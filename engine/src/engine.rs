@@ -572,7 +572,7 @@ impl Engine {
             return Decision {
                 verdict: Verdict::Deny,
                 parse_error: Some(format!(
-                    "script has {} facts to judge, more than the maximum of {}",
+                    "script has {} facts to judge, more than the maximum of {} (the operator's `[limits] max_script_facts`)",
                     facts.len(),
                     self.limits.max_facts
                 )),

@@ -38,8 +38,10 @@ pub enum LoadError {
     #[error("the policy set contains no policies")]
     Empty,
     /// A policy directory or one of its files cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read the policy {what} {path}")]
     Io {
+        /// What it is: `directory` or `file`.
+        what: &'static str,
         /// The file or directory.
         path: String,
         /// The OS error.

@@ -97,11 +97,12 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
     let mut full = PolicySet::new();
     let mut templates = BTreeMap::new();
     let mut statics = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    // Which file each policy id came from, to show where a validation error points.
+    let mut seen: HashMap<String, (&str, &str)> = HashMap::new();
     for (file, text) in &b.policies {
         let set = PolicySet::from_str(text).map_err(|e| LoadError::Policy {
             file: file.clone(),
-            message: render(&e),
+            message: render(&e, text),
         })?;
         let mut n = 0;
         for p in set.policies() {
@@ -110,7 +111,7 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
                 .annotation("id")
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{file}#{n}"));
-            if !seen.insert(id.clone()) {
+            if seen.insert(id.clone(), (file, text)).is_some() {
                 return Err(LoadError::DuplicateId(id));
             }
             let p = p.new_id(PolicyId::new(&id));
@@ -126,7 +127,7 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
                 .annotation("id")
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{file}#{n}"));
-            if !seen.insert(id.clone()) {
+            if seen.insert(id.clone(), (file, text)).is_some() {
                 return Err(LoadError::DuplicateId(id));
             }
             let t = t.new_id(PolicyId::new(&id));
@@ -159,7 +160,7 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
                     .map_err(|e| LoadError::Links(format!("link `{}`: {e}", l.link_id)))?;
                 vals.insert(slot, uid);
             }
-            if !seen.insert(l.link_id.clone()) {
+            if seen.insert(l.link_id.clone(), ("links.json", "")).is_some() {
                 return Err(LoadError::DuplicateId(l.link_id));
             }
             full.link(
@@ -182,12 +183,20 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
     if !validation.validation_passed() {
         let msgs = validation
             .validation_errors()
-            .map(|e| format!("  - {}", render(e)))
+            .map(|e| {
+                let id = e.policy_id().to_string();
+                match seen.get(&id) {
+                    Some((file, text)) => {
+                        format!("  - {file}, policy `{id}`: {}", render(e, text))
+                    }
+                    None => format!("  - policy `{id}`: {e}"),
+                }
+            })
             .collect();
         return Err(LoadError::Validation(msgs));
     }
     let entities = Entities::from_json_str(&b.entities, Some(&schema))
-        .map_err(|e| LoadError::Entities(render(&e)))?;
+        .map_err(|e| LoadError::Entities(e.to_string()))?;
     let catalog = Catalog::from_json(&b.entities)?;
 
     let action_parents = action_ancestors(&schema)?;
@@ -224,8 +233,44 @@ pub(crate) fn load(b: &PolicyBundle) -> Result<Loaded, LoadError> {
     })
 }
 
-fn render(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
+/// A Cedar diagnostic and those related to it, each with where in `src` it points: line,
+/// column, the source line and a caret, as the cedar CLI shows them.
+fn render(e: &dyn miette::Diagnostic, src: &str) -> String {
+    let mut out = Vec::new();
+    let related = e.related().into_iter().flatten();
+    for d in std::iter::once(e).chain(related) {
+        let mut text = d.to_string();
+        for l in d.labels().into_iter().flatten() {
+            let (line, column) = line_column(src, l.offset());
+            text.push_str(&format!("\n  --> line {line}, column {column}"));
+            if let Some(label) = l.label() {
+                text.push_str(&format!(": {label}"));
+            }
+            let shown = src.lines().nth(line - 1).unwrap_or("");
+            text.push_str(&format!(
+                "\n   | {shown}\n   | {}{}",
+                " ".repeat(column - 1),
+                "^".repeat(
+                    l.len()
+                        .clamp(1, shown.len().saturating_sub(column - 1).max(1))
+                )
+            ));
+        }
+        if let Some(help) = d.help() {
+            text.push_str(&format!("\n  help: {help}"));
+        }
+        out.push(text);
+    }
+    out.join("\n")
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `src`.
+fn line_column(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = src.get(..offset).unwrap_or(src);
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
 }
 
 /// For each of our actions, the action uids it is `in` (itself included).

@@ -50,6 +50,7 @@ pub fn embedded(name: &str) -> Result<PolicyDir, LoadError> {
 
 fn io_error(p: &Path, e: std::io::Error) -> LoadError {
     LoadError::Io {
+        what: if p.is_dir() { "directory" } else { "file" },
         path: p.display().to_string(),
         source: e,
     }
@@ -61,7 +62,11 @@ fn read(p: &Path) -> Result<String, LoadError> {
 
 fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, LoadError> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| io_error(dir, e))?
+        .map_err(|source| LoadError::Io {
+            what: "directory",
+            path: dir.display().to_string(),
+            source,
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == ext))
         .collect();

@@ -420,7 +420,7 @@ fn script_limits_set_by_the_operator_apply_to_the_next_decision() {
     assert_eq!(d.verdict, Verdict::Deny);
     assert_eq!(
         d.parse_error.as_deref(),
-        Some("script has more than 1 commands, the most one decision judges")
+        Some("script has more than 1 commands, the most one decision judges (the operator's `[limits] max_script_commands`)")
     );
     e.set_script_limits(execkit_engine::ScriptLimits {
         max_bytes: 5,
@@ -429,7 +429,7 @@ fn script_limits_set_by_the_operator_apply_to_the_next_decision() {
     let d = e.decide(two, &env);
     assert_eq!(
         d.parse_error.as_deref(),
-        Some("script is 12 bytes, more than the maximum of 5")
+        Some("script is 12 bytes, more than the maximum of 5 (the operator's `[limits] max_script_bytes`)")
     );
 }
 
@@ -460,7 +460,7 @@ fn a_command_of_too_many_facts_is_denied_with_its_reason() {
     let reason = d.parse_error.unwrap_or_default();
     assert_eq!(
         reason,
-        "script has 16385 facts to judge, more than the maximum of 16384"
+        "script has 16385 facts to judge, more than the maximum of 16384 (the operator's `[limits] max_script_facts`)"
     );
     assert!(d.facts.is_empty());
     // Nor does a live session look its paths up on the target first.

@@ -57,7 +57,7 @@ pub enum ParseError {
         snippet: String,
     },
     /// The script is larger than the configured maximum.
-    #[error("script is {len} bytes, more than the maximum of {max}")]
+    #[error("script is {len} bytes, more than the maximum of {max} (the operator's `[limits] max_script_bytes`)")]
     TooLarge {
         /// Script length.
         len: usize,
@@ -91,7 +91,7 @@ pub enum ParseError {
     /// More commands than the maximum (those of `bash -c` payloads and wrappers' inner
     /// commands included): each is judged on its own, so the decision's work grows with
     /// them.
-    #[error("script has more than {max} commands, the most one decision judges")]
+    #[error("script has more than {max} commands, the most one decision judges (the operator's `[limits] max_script_commands`)")]
     TooManyCommands {
         /// Limit.
         max: usize,
@@ -114,7 +114,7 @@ pub enum ParseError {
     /// The script takes the parser more work to read than the maximum (counted in its
     /// progress reports, one about every hundred operations): a dense script of many tiny
     /// tokens is refused before its parse costs seconds and gigabytes.
-    #[error("script is too complex to read (more than {max_steps} parser steps)")]
+    #[error("script is too complex to read (more than {max_steps} parser steps; the operator's `[limits] max_parse_steps`)")]
     TooComplex {
         /// Limit.
         max_steps: usize,

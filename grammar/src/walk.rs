@@ -538,11 +538,20 @@ impl<'o> Walker<'o> {
             .children(&mut c)
             .filter(|k| k.is_named() && !is_trivia(k.kind_name()))
             .collect();
-        for e in elems.iter().skip(1) {
-            if e.kind_name() == "list"
+        let is_list = |e: &Node| {
+            e.kind_name() == "list"
                 || (e.kind_name() == "redirected_statement"
                     && body_of(*e).is_some_and(|b| b.kind_name() == "list"))
-            {
+        };
+        // tree-sitter-bash parses `a | b | c && d` as `a | (b | c && d)`; bash runs
+        // `(a | b | c) && d`. Undo that here (a plain list last, the first not a list).
+        if let (Some(last), Some(first)) = (elems.last(), elems.first()) {
+            if elems.len() > 1 && last.kind_name() == "list" && !is_list(first) {
+                return self.pipeline_then_list(&elems, src, cwd, frame, tail);
+            }
+        }
+        for e in elems.iter().skip(1) {
+            if is_list(e) {
                 return Err(ParseError::unsupported(
                     "list inside a pipeline",
                     e.start_byte(),
@@ -574,6 +583,65 @@ impl<'o> Walker<'o> {
         }
         let es: Vec<(Node, Vec<Node>)> = elems.iter().map(|e| (*e, Vec::new())).collect();
         self.pipeline_elems(&es, src, cwd, frame, tail)
+    }
+
+    /// A pipeline whose last element tree-sitter-bash read as a list (`a | b && c`): the
+    /// list's leftmost command (or pipeline) ends the pipeline, its links follow it.
+    fn pipeline_then_list(
+        &mut self,
+        elems: &[Node],
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+        tail: &[Node],
+    ) -> Result<Outcome, ParseError> {
+        let Some((last, before)) = elems.split_last() else {
+            return self.stmt_tail(elems[0], src, cwd, frame, tail);
+        };
+        let mut links = Vec::new();
+        let mut cur = *last;
+        let leftmost = loop {
+            let (left, op, right) = list_parts(cur, src)?;
+            links.push((op, right));
+            if left.kind_name() == "list" {
+                cur = left;
+            } else {
+                break left;
+            }
+        };
+        let mut joined: Vec<Node> = before.to_vec();
+        if leftmost.kind_name() == "pipeline" {
+            let mut c = leftmost.walk();
+            joined.extend(
+                leftmost
+                    .children(&mut c)
+                    .filter(|k| k.is_named() && !is_trivia(k.kind_name())),
+            );
+        } else {
+            joined.push(leftmost);
+        }
+        for e in &joined[1..] {
+            if e.kind_name() == "list"
+                || (e.kind_name() == "redirected_statement"
+                    && body_of(*e).is_some_and(|b| b.kind_name() == "list"))
+            {
+                return Err(ParseError::unsupported(
+                    "list inside a pipeline",
+                    e.start_byte(),
+                    e.end_byte(),
+                    src,
+                ));
+            }
+        }
+        let es: Vec<(Node, Vec<Node>)> = joined.iter().map(|e| (*e, Vec::new())).collect();
+        let mut acc = self.pipeline_elems(&es, src, cwd, frame, &[])?;
+        for (i, (op, right)) in links.iter().enumerate().rev() {
+            let start = after_op(op, &acc);
+            let t = if i == 0 { tail } else { &[] };
+            let r = self.stmt_tail(*right, src, &start, frame, t)?;
+            acc = combine(op, &acc, r);
+        }
+        Ok(acc)
     }
 
     fn pipeline_elems(

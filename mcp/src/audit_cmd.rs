@@ -34,20 +34,20 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
         }
     };
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
         match &report.problem {
-            None => println!(
+            None => crate::outln!(
                 "ok: {} records, chain intact; head {}",
                 report.records,
                 report.head.as_deref().unwrap_or("(empty log)")
             ),
             Some(p) => {
-                println!("DAMAGED: {p}");
-                println!(
+                crate::outln!("DAMAGED: {p}");
+                crate::outln!(
                     "{} records before it verified; last good seq {}",
                     report.records,
                     report

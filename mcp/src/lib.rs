@@ -7,8 +7,10 @@
 pub mod audit_cmd;
 pub mod config;
 pub mod doctor;
+pub mod human;
 pub mod mcp_doctor;
 pub mod operator;
+pub mod out;
 pub mod policy_cmd;
 pub mod policy_prove;
 pub mod policy_replay;

@@ -25,9 +25,10 @@ enum Command {
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
     /// Run a persistent sandboxed session: one command per stdin line (or NUL-separated
-    /// with -0), one JSON result per stdout line.
+    /// with -0), one JSON result per stdout line (or, with --human, readable results).
     Session(session_cmd::SessionCmd),
-    /// Run one command in a fresh sandboxed session and print its JSON result.
+    /// Run one command in a fresh sandboxed session and print its result (JSON, or
+    /// readable with --human).
     Exec(session_cmd::ExecCmd),
     /// Report what this machine's kernel can enforce, proven by probes in a real session.
     Doctor(session_cmd::DoctorCmd),

@@ -70,13 +70,14 @@ pub struct OpenArgs {
     target: String,
 }
 
-/// Where a dry run pretends the command runs.
+/// Where a dry run pretends the command runs. Relative paths are taken from the current
+/// directory, as a shell would; `--cwd` never moves the workspace.
 #[derive(Args)]
 pub struct EnvArgs {
     /// Directory the command starts in (default: the workspace).
     #[arg(long)]
     cwd: Option<String>,
-    /// The agent's workspace (default: the cwd, else the current directory).
+    /// The agent's workspace (default: the current directory).
     #[arg(long)]
     workspace: Option<String>,
     /// Home directory on the target (default: $HOME).
@@ -113,8 +114,12 @@ pub struct CheckArgs {
     /// JSON output.
     #[arg(long)]
     json: bool,
+    /// Read the command from this file (`-`: standard input) instead of after `--`: a
+    /// script of any length, newlines included.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    file: Option<PathBuf>,
     /// The command.
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "file")]
     command: Vec<String>,
 }
 
@@ -149,25 +154,51 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
     }
 }
 
-fn env_of(a: &EnvArgs) -> DecisionEnv {
+fn env_of(a: &EnvArgs) -> anyhow::Result<DecisionEnv> {
     let here = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/".into());
-    let workspace = a
-        .workspace
-        .clone()
-        .or_else(|| a.cwd.clone())
-        .unwrap_or(here);
-    let home = a
-        .home
-        .clone()
-        .or_else(|| std::env::var("HOME").ok())
-        .unwrap_or_else(|| "/root".into());
+        .context("the current directory")?
+        .display()
+        .to_string();
+    // A path as a shell would take it: relative to the current directory. Empty is an
+    // error, never `/`.
+    let absolute = |flag: &str, v: &str| -> anyhow::Result<String> {
+        anyhow::ensure!(!v.trim().is_empty(), "--{flag} is empty: give a directory");
+        Ok(execkit_grammar::resolve_path(&here, v))
+    };
+    let workspace = match &a.workspace {
+        Some(w) => absolute("workspace", w)?,
+        None => here.clone(),
+    };
+    let home = match &a.home {
+        Some(h) => absolute("home", h)?,
+        None => std::env::var("HOME").unwrap_or_else(|_| "/root".into()),
+    };
     let mut env = DecisionEnv::local(&workspace, &home);
     if let Some(c) = &a.cwd {
-        env.cwd = Some(execkit_grammar::resolve_path(&env.workspace, c));
+        env.cwd = Some(absolute("cwd", c)?);
     }
-    env
+    Ok(env)
+}
+
+/// The command to dry-run: the words after `--`, or a file's text (`-`: standard input).
+/// An empty one is an error: there is nothing to decide.
+fn command_of(words: &[String], file: Option<&Path>) -> anyhow::Result<String> {
+    let command = match file {
+        Some(f) if f.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .context("reading the command from standard input")?;
+            s
+        }
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the command from {}", f.display()))?,
+        None => words.join(" "),
+    };
+    anyhow::ensure!(
+        !command.trim().is_empty(),
+        "the command is empty: nothing to decide"
+    );
+    Ok(command)
 }
 
 /// The engine for `--policies DIR`, or for the embedded default set.
@@ -178,7 +209,8 @@ pub fn engine_for(dir: Option<&Path>) -> anyhow::Result<(Engine, policy_dir::Pol
 }
 
 fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let mut env = env_of(&a.env);
+    let mut env = env_of(&a.env)?;
+    let command = command_of(&a.command, a.file.as_deref())?;
     let engine = match &a.config {
         Some(path) => {
             let config = crate::config::OperatorConfig::load(Some(path))?;
@@ -195,10 +227,9 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     if !a.groups.is_empty() {
         env.identity.groups = a.groups.clone();
     }
-    let command = a.command.join(" ");
     let d = engine.decide(&command, &env);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&d)?);
     } else {
         print_decision(&d);
     }
@@ -226,7 +257,7 @@ fn open(a: OpenArgs) -> anyhow::Result<ExitCode> {
     env.identity.groups = a.groups.clone();
     let d = engine.decide_open(&target, &env);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&d)?);
     } else {
         print_decision(&d);
     }
@@ -238,35 +269,12 @@ fn open(a: OpenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_decision(d: &Decision) {
-    if let Some(e) = &d.parse_error {
-        println!("rejected: {e}");
-    }
-    for f in &d.facts {
-        let mark = match f.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Ask => "ASK  ",
-            _ => "DENY ",
-        };
-        if f.program.is_empty() {
-            println!("{mark} {:<10} {}", f.action, f.resource);
-        } else {
-            println!("{mark} {:<10} {}  ({})", f.action, f.resource, f.program);
-        }
-        println!("      {}", f.reason);
-        for p in &f.policies {
-            if f.verdict != Verdict::Allow {
-                if let Some(a) = &p.advice {
-                    println!("      {}: {a}", p.id);
-                }
-            }
-        }
-    }
-    println!("decision: {}", d.verdict.as_str().to_uppercase());
+    crate::out!("{}", crate::human::decision(d));
 }
 
 fn validate(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (engine, src) = engine_for(dir)?;
-    println!(
+    crate::outln!(
         "{}: {} policies, strict validation passed",
         src.name,
         engine.policy_count()
@@ -307,16 +315,19 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> anyhow::Result<ExitCod
             .map(|(name, c)| serde_json::json!({ "set": name, "coverage": c }))
             .collect();
         let out = serde_json::json!({ "cases": all, "coverage": cov });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
+        crate::outln!(
             "{:<6} {:<6} {:<6} {:<30} command",
-            "result", "expect", "actual", "file:case"
+            "result",
+            "expect",
+            "actual",
+            "file:case"
         );
         for r in &all {
             if verbose || !r.pass {
                 let loc = format!("{}:{}", r.file, r.index);
-                println!(
+                crate::outln!(
                     "{:<6} {:<6} {:<6} {:<30} {}",
                     if r.pass { "pass" } else { "FAIL" },
                     r.expected,
@@ -325,12 +336,12 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> anyhow::Result<ExitCod
                     r.command
                 );
                 if !r.pass {
-                    println!("       {}", r.detail);
+                    crate::outln!("       {}", r.detail);
                 }
             }
         }
         for (name, c) in &coverage {
-            println!(
+            crate::outln!(
                 "coverage of {name}: {} policies, {} determine some case",
                 c.policies,
                 c.policies - c.not_exercised.len() - c.shadowed.len()
@@ -342,13 +353,13 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> anyhow::Result<ExitCod
                     v.join(", ")
                 }
             };
-            println!("  not exercised by any case: {}", list(&c.not_exercised));
-            println!(
+            crate::outln!("  not exercised by any case: {}", list(&c.not_exercised));
+            crate::outln!(
                 "  exercised but never determining (dead in the cases): {}",
                 list(&c.shadowed)
             );
         }
-        println!("{} passed, {} failed", all.len() - failed, failed);
+        crate::outln!("{} passed, {} failed", all.len() - failed, failed);
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -358,16 +369,16 @@ fn test(dir: Option<&Path>, verbose: bool, json: bool) -> anyhow::Result<ExitCod
 }
 
 fn explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let env = env_of(&a.env);
-    let command = a.command.join(" ");
+    let env = env_of(&a.env)?;
+    let command = command_of(&a.command, None)?;
     let opts = ParseOptions::new(env.cwd.as_deref(), &env.home);
     match parse(&command, &opts) {
         Ok(script) => {
-            println!("{}", serde_json::to_string_pretty(&script)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&script)?);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("rejected: {e}");
+            crate::outln!("rejected: {e}");
             Ok(ExitCode::from(2))
         }
     }

@@ -328,32 +328,32 @@ pub fn prove(
 }
 
 fn print_text(results: &[PropertyResult], against: &str) {
-    println!("proving {} properties of {against}", results.len());
+    crate::outln!("proving {} properties of {against}", results.len());
     for r in results {
         let word = match r.outcome {
             Outcome::Proven => "PROVEN",
             Outcome::Refuted => "REFUTED",
             Outcome::NotChecked => "NOT CHECKED",
         };
-        println!();
-        println!("{word:<11} {}  ({} ms)", r.id, r.millis);
+        crate::outln!();
+        crate::outln!("{word:<11} {}  ({} ms)", r.id, r.millis);
         if !r.description.is_empty() {
-            println!("  {}", r.description);
+            crate::outln!("  {}", r.description);
         }
-        println!("  over {} request environments", r.environments.len());
+        crate::outln!("  over {} request environments", r.environments.len());
         if let Some(p) = &r.policy {
-            println!("  policy `{p}` can error");
+            crate::outln!("  policy `{p}` can error");
         }
         if let Some(cx) = &r.counterexample {
-            println!("  counterexample {}", cx.trim_end().replace('\n', "\n    "));
+            crate::outln!("  counterexample {}", cx.trim_end().replace('\n', "\n    "));
         }
         if let Some(why) = &r.reason {
-            println!("  could not be checked {why}");
+            crate::outln!("  could not be checked {why}");
         }
     }
     let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
-    println!();
-    println!(
+    crate::outln!();
+    crate::outln!(
         "{} proven, {} refuted, {} not checked",
         count(Outcome::Proven),
         count(Outcome::Refuted),
@@ -376,7 +376,7 @@ pub fn run(a: ProveArgs) -> anyhow::Result<ExitCode> {
     let results = prove(&file, &base, engine.policy_set(), engine.schema())?;
     if a.json {
         let out = serde_json::json!({ "policies": src.name, "results": results });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_text(&results, &src.name);
     }

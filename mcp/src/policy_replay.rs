@@ -392,15 +392,16 @@ fn verdict_word(v: Verdict) -> &'static str {
 }
 
 fn print_text(report: &ReplayReport, against: &str, baseline: &str) {
-    println!(
+    crate::outln!(
         "replayed {} of {} decisions under {against} (compared with {baseline})",
-        report.replayed, report.decisions
+        report.replayed,
+        report.decisions
     );
     match &report.chain_problem {
-        None => println!("audit chain: intact"),
-        Some(p) => println!("audit chain: NOT intact: {p}"),
+        None => crate::outln!("audit chain: intact"),
+        Some(p) => crate::outln!("audit chain: NOT intact: {p}"),
     }
-    println!(
+    crate::outln!(
         "newly denied: {}, newly allowed: {}, newly asked: {}, unchanged: {}, not replayed: {}",
         report.count_of(Change::NewlyDenied, false),
         report.count_of(Change::NewlyAllowed, false),
@@ -409,7 +410,7 @@ fn print_text(report: &ReplayReport, against: &str, baseline: &str) {
         report.skipped.len()
     );
     if report.runtime_decisions > 0 {
-        println!(
+        crate::outln!(
             "runtime decisions (programs the commands started): replayed {} of {}; newly denied: {}, newly allowed: {}, newly asked: {}, unchanged: {}",
             report.runtime_replayed,
             report.runtime_decisions,
@@ -420,7 +421,7 @@ fn print_text(report: &ReplayReport, against: &str, baseline: &str) {
         );
     }
     if report.redacted > 0 {
-        println!(
+        crate::outln!(
             "{} replayed from redacted text (their secret parts are not in the log)",
             report.redacted
         );
@@ -431,26 +432,26 @@ fn print_text(report: &ReplayReport, against: &str, baseline: &str) {
             Change::NewlyAllowed => "NEWLY ALLOWED",
             Change::NewlyAsked => "NEWLY ASKED",
         };
-        println!();
-        println!(
+        crate::outln!();
+        crate::outln!(
             "{label}  #{} session {}  cwd {}{}",
             c.seq,
             c.session,
             c.cwd,
             if c.redacted { "  (redacted text)" } else { "" }
         );
-        println!("  $ {}", c.command);
+        crate::outln!("  $ {}", c.command);
         if let Some(under) = &c.under {
-            println!("  (a program started at run time by `{under}`)");
+            crate::outln!("  (a program started at run time by `{under}`)");
         }
         let was = if c.was_policies.is_empty() {
             String::new()
         } else {
             format!(" by {}", c.was_policies.join(", "))
         };
-        println!("  was {}{was}", verdict_word(c.was));
+        crate::outln!("  was {}{was}", verdict_word(c.was));
         for f in c.facts.iter().filter(|f| f.verdict == c.now) {
-            println!(
+            crate::outln!(
                 "  now {}: {} {} — {}",
                 verdict_word(f.verdict),
                 f.action,
@@ -460,7 +461,7 @@ fn print_text(report: &ReplayReport, against: &str, baseline: &str) {
         }
     }
     for s in &report.skipped {
-        println!("not replayed #{}: {}", s.seq, s.why);
+        crate::outln!("not replayed #{}: {}", s.seq, s.why);
     }
 }
 
@@ -496,7 +497,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             "baseline": baseline_name,
             "report": report,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_text(&report, &src.name, &baseline_name);
     }

@@ -75,7 +75,7 @@ pub fn trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
         print_report(command, d.verdict, &report);
     }
     if commands.len() > 1 {
-        println!(
+        crate::outln!(
             "{} commands traced, {diverged} with divergences",
             commands.len()
         );
@@ -84,34 +84,34 @@ pub fn trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(command: &str, verdict: Verdict, r: &Report) {
-    println!("$ {command}");
-    println!("  decision: {}", verdict.as_str().to_uppercase());
+    crate::outln!("$ {command}");
+    crate::outln!("  decision: {}", verdict.as_str().to_uppercase());
     let p = &r.predicted;
-    println!("  predicted programs: {}", p.programs.join(", "));
-    println!("  predicted paths:    {}", p.paths.join(", "));
-    println!("  predicted hosts:    {}", p.hosts.join(", "));
+    crate::outln!("  predicted programs: {}", p.programs.join(", "));
+    crate::outln!("  predicted paths:    {}", p.paths.join(", "));
+    crate::outln!("  predicted hosts:    {}", p.hosts.join(", "));
     let status = match (r.timed_out, r.exit) {
         (true, _) => "killed at the time limit".to_string(),
         (false, Some(c)) => format!("exit {c}"),
         (false, None) => "killed by a signal".to_string(),
     };
-    println!("  ran: {status}; {} effects observed", r.observed.len());
+    crate::outln!("  ran: {status}; {} effects observed", r.observed.len());
     for o in &r.observed {
         let diverges = r
             .divergences
             .iter()
             .any(|d| d.effect == o.effect && d.line == o.line);
-        println!("  {} {}", if diverges { "!!" } else { "  " }, o.effect);
+        crate::outln!("  {} {}", if diverges { "!!" } else { "  " }, o.effect);
     }
     for line in &r.unreadable {
-        println!("  ?? unreadable trace line: {line}");
+        crate::outln!("  ?? unreadable trace line: {line}");
     }
     if r.divergences.is_empty() {
-        println!("  divergences: 0");
+        crate::outln!("  divergences: 0");
     } else {
-        println!("  divergences: {}", r.divergences.len());
+        crate::outln!("  divergences: {}", r.divergences.len());
         for d in &r.divergences {
-            println!("    {}\n      trace: {}", d.effect, d.line);
+            crate::outln!("    {}\n      trace: {}", d.effect, d.line);
         }
     }
 }

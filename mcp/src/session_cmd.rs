@@ -108,6 +108,10 @@ pub struct SessionCmd {
     /// `checkpoint`, `restore`, `checkpoints`, `diff`) instead of a command line.
     #[arg(long)]
     ops: bool,
+    /// Human-readable results instead of JSON: each command's output on its own streams,
+    /// execkit's status, limits and refusals on standard error.
+    #[arg(long, conflicts_with = "ops")]
+    human: bool,
 }
 
 /// `execkit exec`.
@@ -117,6 +121,10 @@ pub struct ExecCmd {
     args: SessionArgs,
     #[command(flatten)]
     target: TargetArgs,
+    /// Human-readable result instead of JSON: the command's output on its own streams,
+    /// execkit's status, limits and refusals on standard error.
+    #[arg(long)]
+    human: bool,
     /// The command (after `--`).
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -245,6 +253,30 @@ async fn open(config: SessionBuilder, t: &TargetArgs, profile: Profile) -> anyho
 }
 
 /// One command's JSON line and the exit code `exec` would use.
+/// Runs `command` and shows its result for a human (see [`crate::human`]); the exit code
+/// is [`one`]'s.
+async fn one_human(session: &Session, command: &str) -> u8 {
+    match session.exec(command).await {
+        Ok(r) => {
+            crate::out!("{}", r.stdout);
+            eprint!("{}{}", r.stderr, crate::human::summary(&r));
+            0
+        }
+        Err(ExecError::Denied(d)) => {
+            eprint!("{}", crate::human::decision(&d.decision));
+            if d.verdict == execkit_engine::Verdict::Ask {
+                3
+            } else {
+                2
+            }
+        }
+        Err(e) => {
+            eprintln!("execkit: {e}");
+            1
+        }
+    }
+}
+
 pub(crate) async fn one(session: &Session, command: &str) -> (serde_json::Value, u8) {
     match session.exec(command).await {
         Ok(r) => (
@@ -295,6 +327,10 @@ pub fn session(cmd: SessionCmd) -> ExitCode {
                 if command.trim().is_empty() {
                     continue;
                 }
+                if cmd.human {
+                    one_human(&session, &command).await;
+                    continue;
+                }
                 let line = if cmd.ops {
                     crate::session_ops::run(&session, &command, max_timeout).await
                 } else {
@@ -324,9 +360,15 @@ pub fn exec(cmd: ExecCmd) -> ExitCode {
         let rt = runtime()?;
         rt.block_on(async {
             let session = open(config, &cmd.target, cmd.args.profile).await?;
-            let (line, code) = one(&session, &cmd.command.join(" ")).await;
-            // A closed stdout (`| head`) is not worth a panic.
-            let _ = writeln!(std::io::stdout(), "{line}");
+            let command = cmd.command.join(" ");
+            let code = if cmd.human {
+                one_human(&session, &command).await
+            } else {
+                let (line, code) = one(&session, &command).await;
+                // A closed stdout (`| head`) is not worth a panic.
+                let _ = writeln!(std::io::stdout(), "{line}");
+                code
+            };
             session.close().await;
             Ok(code)
         })
@@ -365,14 +407,14 @@ pub fn doctor(cmd: DoctorCmd) -> ExitCode {
         Ok(report) => {
             if cmd.json {
                 match serde_json::to_string_pretty(&report) {
-                    Ok(j) => println!("{j}"),
+                    Ok(j) => crate::outln!("{j}"),
                     Err(e) => {
                         eprintln!("execkit doctor: {e}");
                         return ExitCode::from(1);
                     }
                 }
             } else {
-                print!("{}", report.render());
+                crate::out!("{}", report.render());
             }
             if report.ok {
                 ExitCode::SUCCESS

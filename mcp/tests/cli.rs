@@ -15,7 +15,7 @@ fn check(cmd: &str) -> (i32, String) {
     let o = execkit(&[
         "policy",
         "check",
-        "--cwd",
+        "--workspace",
         "/work",
         "--home",
         "/home/agent",
@@ -76,7 +76,7 @@ fn json_output_lists_facts_with_policies() {
         "policy",
         "check",
         "--json",
-        "--cwd",
+        "--workspace",
         "/work",
         "--",
         "cat ~/.ssh/id_rsa",
@@ -1390,7 +1390,14 @@ fn check_with_the_server_config_decides_as_the_server() {
     .expect("write config");
     let config = config.to_str().expect("utf-8 path");
     let run = |with_config: bool, env: &[(&str, &str)], cmd: &str| {
-        let mut args = vec!["policy", "check", "--cwd", "/work", "--home", "/home/agent"];
+        let mut args = vec![
+            "policy",
+            "check",
+            "--workspace",
+            "/work",
+            "--home",
+            "/home/agent",
+        ];
         if with_config {
             args.extend(["--config", config]);
         }
@@ -1440,4 +1447,212 @@ fn check_with_the_server_config_decides_as_the_server() {
         "{o:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `execkit` run in `dir`.
+fn execkit_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run execkit")
+}
+
+/// Relative `--cwd`, `--workspace` and `--home` are the current directory's, as a shell
+/// would take them; `--cwd` never makes itself the workspace; an empty one is an error.
+#[test]
+fn check_takes_directories_as_a_shell_would_and_never_widens_the_workspace() {
+    let ws = scratch("check-dirs");
+    std::fs::create_dir_all(ws.join("sub")).unwrap();
+    let ws_s = ws.to_str().unwrap();
+    let o = execkit_in(
+        &ws,
+        &["policy", "check", "--json", "--cwd", "sub", "--", "touch x"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let paths: Vec<&str> = v["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["resource"].as_str())
+        .filter(|r| r.starts_with("Path::"))
+        .collect();
+    assert_eq!(paths, [format!("Path::\"{ws_s}/sub/x\"")], "{v}");
+    // `--cwd /` leaves the workspace where it is: /etc is outside it.
+    let o = execkit_in(
+        &ws,
+        &["policy", "check", "--cwd", "/", "--", "touch /etc/x"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    for flag in ["--cwd", "--workspace", "--home"] {
+        let o = execkit_in(&ws, &["policy", "check", flag, "", "--", "ls"]);
+        assert_eq!(o.status.code(), Some(1), "{flag}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("{flag} is empty")), "{err}");
+        assert!(o.stdout.is_empty(), "no decision is printed: {o:?}");
+    }
+    std::fs::remove_dir_all(&ws).unwrap();
+}
+
+/// An empty command is not "allowed": there is nothing to decide.
+#[test]
+fn check_refuses_an_empty_command() {
+    for cmd in ["", "   ", "\n"] {
+        let o = execkit(&["policy", "check", "--", cmd]);
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("the command is empty"), "{err}");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("ALLOW"),
+            "{o:?}"
+        );
+    }
+}
+
+/// A reader that stops reading ends the CLI quietly (status 141, as `SIGPIPE` would),
+/// never with a panic and a backtrace.
+#[test]
+fn a_closed_pipe_ends_the_cli_quietly() {
+    for args in [
+        &["policy", "check", "--json", "--", "ls"][..],
+        &["policy", "check", "--", "cat a b c"][..],
+        &["policy", "test"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // Closed before the CLI writes: its first write fails with EPIPE.
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_execkit"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.is_empty(), "{err}");
+    }
+}
+
+/// A policy file Cedar cannot parse is reported with its line, column and the source line;
+/// a policy directory that cannot be read is named as one, and its error said once.
+#[test]
+fn policy_errors_point_at_the_line_and_say_what_could_not_be_read() {
+    let dir = scratch("cedar-syntax");
+    std::fs::write(
+        dir.join("p.cedar"),
+        "@id(\"ok\")\npermit(principal, action, resource);\n\n@id(\"broken\")\npermit(principal, action, resource) when { context.cwd == };\n",
+    )
+    .unwrap();
+    let o = execkit(&["policy", "validate", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("p.cedar"), "{err}");
+    assert!(err.contains("line 5, column"), "{err}");
+    assert!(
+        err.contains("| permit(principal, action, resource) when { context.cwd == };"),
+        "{err}"
+    );
+    assert!(err.contains('^'), "{err}");
+    let o = execkit(&[
+        "policy",
+        "check",
+        "--policies",
+        "/nope/policies",
+        "--",
+        "ls",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot read the policy directory /nope/policies"),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--file` reads the command from a file or standard input: a script of any length,
+/// newlines included; one past the size limit is refused naming the setting.
+#[test]
+fn check_reads_the_command_from_a_file_or_stdin() {
+    let dir = scratch("check-file");
+    let script = "cd /work\nmake test\nrm -rf ~\n";
+    std::fs::write(dir.join("cmd.sh"), script).unwrap();
+    let file = dir.join("cmd.sh");
+    let o = execkit(&[
+        "policy",
+        "check",
+        "--workspace",
+        "/work",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Program::\"make\""), "{out}");
+    assert!(out.contains("DENY  path_arg"), "{out}");
+    let o = execkit_stdin(
+        &["policy", "check", "--workspace", "/work", "--file", "-"],
+        b"git status\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    // Longer than an argument may be (128 KiB per argument on Linux), and than the limit.
+    let big = format!("ls {}\n", "a".repeat(2 << 20));
+    let o = execkit_stdin(&["policy", "check", "--file", "-"], big.as_bytes());
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("max_script_bytes"), "{out}");
+    let o = execkit(&["policy", "check", "--file", "/nope/cmd.sh"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nope/cmd.sh"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--human`: the command's output on its own streams, execkit's status and refusals on
+/// standard error; a denial shows the decision fact by fact.
+#[test]
+fn exec_and_session_have_a_human_readable_mode() {
+    let ws = scratch("exec-human");
+    let ws_s = ws.to_str().unwrap();
+    let o = execkit(&[
+        "exec",
+        "--workspace",
+        ws_s,
+        "--human",
+        "--",
+        "echo hi; echo err >&2; (exit 3)",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("err\n-- exit 3 · "), "{err}");
+    assert!(err.contains(&format!("cwd {ws_s}")), "{err}");
+    let o = execkit(&[
+        "exec",
+        "--workspace",
+        ws_s,
+        "--human",
+        "--",
+        "cat ~/.ssh/id_rsa",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(o.stdout.is_empty(), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("DENY  path_arg"), "{err}");
+    assert!(err.contains("deny-credential-files"), "{err}");
+    assert!(err.trim_end().ends_with("decision: DENY"), "{err}");
+    // A script the agent wrote, refused inside as its program starts.
+    let o = execkit_stdin(
+        &["session", "--workspace", ws_s, "--human"],
+        b"printf 'cat ~/.ssh/id_rsa\\n' > r.sh\nbash r.sh\necho after\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "after\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("-- REFUSED at its start: cat "), "{err}");
+    assert!(err.contains("deny-credential-files"), "{err}");
+    assert_eq!(err.matches("-- exit ").count(), 3, "{err}");
+    std::fs::remove_dir_all(&ws).unwrap();
 }

@@ -195,7 +195,7 @@ pub(crate) fn serve(source: Source, label: &str, addr: SocketAddr) -> anyhow::Re
         let local = listener.local_addr()?;
         eprintln!("execkit watch: serving {label} read-only");
         // The one line a script needs: the URL with its token.
-        println!("http://{local}/?token={token}");
+        crate::outln!("http://{local}/?token={token}");
         tokio::spawn(follow(source, shared.clone()));
         let app = Router::new()
             .route("/", get(page))

@@ -243,7 +243,7 @@ async fn script_limits_from_the_operator_deny_larger_commands() {
     let why = v["parse_error"].as_str().unwrap_or_default();
     assert_eq!(
         why,
-        "script has 5 facts to judge, more than the maximum of 4"
+        "script has 5 facts to judge, more than the maximum of 4 (the operator's `[limits] max_script_facts`)"
     );
     assert!(!marker.exists(), "nothing of a denied command runs");
     // A long command is decided off the async worker, as a short one: allowed here.

@@ -166,15 +166,15 @@ async fn attaching_to_a_running_container_leaves_it_running() {
             .filter(|l| l.contains(marker))
             .count()
     };
-    // Both start in the background (each decided at its start first), on a machine the
-    // other suites keep busy: wait for them.
+    // Both start in the background, each decided at its start by this runtime's tasks
+    // (a current-thread runtime: the wait must yield to them, not block the thread).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while count() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "the background sleeps did not start"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(count(), 2);
     session.close().await;
