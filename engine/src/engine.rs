@@ -1549,6 +1549,8 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                             );
                         if safe {
                             "PATH+workspace".to_string()
+                        } else if self.e.knowledge.env_values().inert_assignment(cmd, a) {
+                            format!("{}+inert", a.name)
                         } else {
                             a.name.clone()
                         }

@@ -22,6 +22,7 @@ const PROGRAMS_TOML: &str = include_str!("../knowledge/programs.toml");
 const EXEC_OPTIONS_TOML: &str = include_str!("../knowledge/exec_options.toml");
 const EFFECTS_TOML: &str = include_str!("../knowledge/effects.toml");
 const DESTINATIONS_TOML: &str = include_str!("../knowledge/destinations.toml");
+const ENV_VALUES_TOML: &str = include_str!("../knowledge/env_values.toml");
 
 /// A property of a program that changes which words are paths, hosts or code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Deserialize)]
@@ -103,6 +104,9 @@ pub enum KnowledgeError {
     /// The destination knowledge does not load.
     #[error("destination knowledge (destinations.toml): {0}")]
     Destinations(String),
+    /// The inert variable values do not load.
+    #[error("environment value knowledge (env_values.toml): {0}")]
+    EnvValues(String),
 }
 
 /// One example of an entry: a script and what must be extracted from it.
@@ -192,6 +196,8 @@ pub struct Catalog {
     effects: crate::effects::Effects,
     /// Destinations set by options and environment variables.
     destinations: crate::destinations::Destinations,
+    /// Literal values of code-loading variables that load no code.
+    env_values: crate::env_values::EnvValues,
 }
 
 impl Catalog {
@@ -210,6 +216,12 @@ impl Catalog {
     /// (`knowledge/destinations.toml`).
     pub fn destinations(&self) -> &crate::destinations::Destinations {
         &self.destinations
+    }
+
+    /// Literal values of code-loading variables that load no code
+    /// (`knowledge/env_values.toml`).
+    pub fn env_values(&self) -> &crate::env_values::EnvValues {
+        &self.env_values
     }
 
     /// Parses and checks a knowledge file.
@@ -278,6 +290,7 @@ impl Catalog {
             exec_options: Default::default(),
             effects: Default::default(),
             destinations: Default::default(),
+            env_values: Default::default(),
         })
     }
 
@@ -344,6 +357,7 @@ static CATALOG: LazyLock<Result<Catalog, KnowledgeError>> = LazyLock::new(|| {
     c.exec_options = crate::exec_options::ExecOptions::from_toml(EXEC_OPTIONS_TOML)?;
     c.effects = crate::effects::Effects::from_toml(EFFECTS_TOML)?;
     c.destinations = crate::destinations::Destinations::from_toml(DESTINATIONS_TOML)?;
+    c.env_values = crate::env_values::EnvValues::from_toml(ENV_VALUES_TOML)?;
     Ok(c)
 });
 

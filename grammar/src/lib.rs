@@ -33,6 +33,7 @@
 mod command;
 pub mod destinations;
 pub mod effects;
+pub mod env_values;
 mod error;
 pub mod exec_options;
 mod ir;

@@ -504,18 +504,21 @@ impl<'o> Walker<'o> {
         // spine is followed in a loop instead, and the links are walked left to right as
         // the recursion did (each inner list's right side without the tail, which belongs
         // to the last command).
-        let mut links = Vec::new();
-        let mut cur = node;
-        let first = loop {
-            let (left, op, right) = list_parts(cur, src)?;
-            links.push((op, right));
-            if left.kind_name() == "list" {
-                cur = left;
-            } else {
-                break left;
-            }
-        };
-        let mut acc = self.stmt(first, src, cwd, frame)?;
+        let (first, links) = list_spine(node, src)?;
+        let acc = self.stmt(first, src, cwd, frame)?;
+        self.links(acc, &links, src, frame, tail)
+    }
+
+    /// Walks a list's links (see [`list_spine`]) after its first command's `acc`, left to
+    /// right; `tail` belongs to the last command.
+    fn links(
+        &mut self,
+        mut acc: Outcome,
+        links: &[(String, Node)],
+        src: &str,
+        frame: &Frame,
+        tail: &[Node],
+    ) -> Result<Outcome, ParseError> {
         for (i, (op, right)) in links.iter().enumerate().rev() {
             let start = after_op(op, &acc);
             let t = if i == 0 { tail } else { &[] };
@@ -538,11 +541,6 @@ impl<'o> Walker<'o> {
             .children(&mut c)
             .filter(|k| k.is_named() && !is_trivia(k.kind_name()))
             .collect();
-        let is_list = |e: &Node| {
-            e.kind_name() == "list"
-                || (e.kind_name() == "redirected_statement"
-                    && body_of(*e).is_some_and(|b| b.kind_name() == "list"))
-        };
         // tree-sitter-bash parses `a | b | c && d` as `a | (b | c && d)`; bash runs
         // `(a | b | c) && d`. Undo that here (a plain list last, the first not a list).
         if let (Some(last), Some(first)) = (elems.last(), elems.first()) {
@@ -550,16 +548,7 @@ impl<'o> Walker<'o> {
                 return self.pipeline_then_list(&elems, src, cwd, frame, tail);
             }
         }
-        for e in elems.iter().skip(1) {
-            if is_list(e) {
-                return Err(ParseError::unsupported(
-                    "list inside a pipeline",
-                    e.start_byte(),
-                    e.end_byte(),
-                    src,
-                ));
-            }
-        }
+        no_list_after_first(&elems, src)?;
         // tree-sitter-bash parses `a && b 2>&1 | c` as `(a && b 2>&1) | c`; bash runs
         // `a && (b 2>&1 | c)`. Undo that here.
         if let Some(first) = elems.first() {
@@ -598,17 +587,7 @@ impl<'o> Walker<'o> {
         let Some((last, before)) = elems.split_last() else {
             return self.stmt_tail(elems[0], src, cwd, frame, tail);
         };
-        let mut links = Vec::new();
-        let mut cur = *last;
-        let leftmost = loop {
-            let (left, op, right) = list_parts(cur, src)?;
-            links.push((op, right));
-            if left.kind_name() == "list" {
-                cur = left;
-            } else {
-                break left;
-            }
-        };
+        let (leftmost, links) = list_spine(*last, src)?;
         let mut joined: Vec<Node> = before.to_vec();
         if leftmost.kind_name() == "pipeline" {
             let mut c = leftmost.walk();
@@ -620,28 +599,10 @@ impl<'o> Walker<'o> {
         } else {
             joined.push(leftmost);
         }
-        for e in &joined[1..] {
-            if e.kind_name() == "list"
-                || (e.kind_name() == "redirected_statement"
-                    && body_of(*e).is_some_and(|b| b.kind_name() == "list"))
-            {
-                return Err(ParseError::unsupported(
-                    "list inside a pipeline",
-                    e.start_byte(),
-                    e.end_byte(),
-                    src,
-                ));
-            }
-        }
+        no_list_after_first(&joined, src)?;
         let es: Vec<(Node, Vec<Node>)> = joined.iter().map(|e| (*e, Vec::new())).collect();
-        let mut acc = self.pipeline_elems(&es, src, cwd, frame, &[])?;
-        for (i, (op, right)) in links.iter().enumerate().rev() {
-            let start = after_op(op, &acc);
-            let t = if i == 0 { tail } else { &[] };
-            let r = self.stmt_tail(*right, src, &start, frame, t)?;
-            acc = combine(op, &acc, r);
-        }
-        Ok(acc)
+        let acc = self.pipeline_elems(&es, src, cwd, frame, &[])?;
+        self.links(acc, &links, src, frame, tail)
     }
 
     fn pipeline_elems(
@@ -1399,6 +1360,47 @@ fn redirect_nodes(node: Node) -> Vec<Node> {
         }
     }
     out
+}
+
+/// A list (`a && b || c`, nested to the left by tree-sitter-bash) as its leftmost
+/// statement and its links, `(operator, right side)`, last link first. Followed in a loop:
+/// a generated chain of hundreds of links is not a recursion that deep.
+fn list_spine<'t>(
+    node: Node<'t>,
+    src: &str,
+) -> Result<(Node<'t>, Vec<(String, Node<'t>)>), ParseError> {
+    let mut links = Vec::new();
+    let mut cur = node;
+    loop {
+        let (left, op, right) = list_parts(cur, src)?;
+        links.push((op, right));
+        if left.kind_name() == "list" {
+            cur = left;
+        } else {
+            return Ok((left, links));
+        }
+    }
+}
+
+/// A list, or a redirected one.
+fn is_list(e: &Node) -> bool {
+    e.kind_name() == "list"
+        || (e.kind_name() == "redirected_statement"
+            && body_of(*e).is_some_and(|b| b.kind_name() == "list"))
+}
+
+/// Refuses a list anywhere in a pipeline but its first element (which
+/// [`Walker::pipeline`] reads as bash does).
+fn no_list_after_first(elems: &[Node], src: &str) -> Result<(), ParseError> {
+    match elems.iter().skip(1).find(|e| is_list(e)) {
+        Some(e) => Err(ParseError::unsupported(
+            "list inside a pipeline",
+            e.start_byte(),
+            e.end_byte(),
+            src,
+        )),
+        None => Ok(()),
+    }
 }
 
 fn list_parts<'t>(node: Node<'t>, src: &str) -> Result<(Node<'t>, String, Node<'t>), ParseError> {

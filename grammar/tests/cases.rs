@@ -710,3 +710,34 @@ fn the_analysis_bounds_hold_inside_payloads() {
     let within = format!("{}bash -c '{}ls'", "sudo ".repeat(10), "sudo ".repeat(10));
     assert!(parse(&within, &opts).is_ok());
 }
+
+/// Every case of `knowledge/env_values.toml`: the assignments reported inert.
+#[test]
+fn env_value_cases() {
+    let k = execkit_grammar::knowledge::catalog().unwrap();
+    let values = k.env_values();
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for case in values.cases() {
+        n += 1;
+        let script = parse(
+            &case.script,
+            &ParseOptions::new(Some("/work"), "/home/agent"),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.script));
+        let inert: Vec<String> = script
+            .commands
+            .iter()
+            .flat_map(|c| c.env.iter().filter(|a| values.inert_assignment(c, a)))
+            .map(|a| a.name.clone())
+            .collect();
+        if inert != case.inert {
+            failures.push(format!(
+                "`{}`: inert {inert:?}, expected {:?}",
+                case.script, case.inert
+            ));
+        }
+    }
+    assert!(n >= 20, "{n} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -37,23 +37,7 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// The shipped `default` set with the loopback test hosts in `HostGroup::"agent-ssh"`, as
-/// an operator lists their hosts.
-#[allow(dead_code)] // not every bench binary drives SSH
-pub fn engine_with_test_hosts() -> Arc<Engine> {
-    let set = execkit_policies::DEFAULT;
-    let mut entities: Vec<serde_json::Value> =
-        serde_json::from_str(set.entities).expect("entities parse");
-    for e in entities.iter_mut() {
-        if e["uid"]["type"] == "HostGroup" && e["uid"]["id"] == "agent-ssh" {
-            e["attrs"]["patterns"] = serde_json::json!(["127.0.0.1", "localhost"]);
-        }
-    }
-    let text = serde_json::to_string(&entities).expect("entities serialize");
-    let bundle = PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
-        &text,
-    );
-    Arc::new(Engine::new(&bundle).expect("default policies with test hosts"))
-}
+#[path = "../../tests/support/test_hosts.rs"]
+mod test_hosts;
+#[allow(unused_imports)] // not every bench binary drives SSH
+pub use test_hosts::default_policies_with_test_hosts as engine_with_test_hosts;

@@ -30,25 +30,9 @@ pub fn default_policies() -> Arc<Engine> {
     Arc::new(Engine::new(&bundle).expect("default engine"))
 }
 
-/// The shipped default set with the loopback test hosts approved for SSH (as an operator
-/// would list their hosts in `HostGroup::"agent-ssh"`).
-pub fn default_policies_with_test_hosts() -> Arc<Engine> {
-    let set = execkit_policies::DEFAULT;
-    let mut entities: Vec<serde_json::Value> =
-        serde_json::from_str(set.entities).expect("entities parse");
-    for e in entities.iter_mut() {
-        if e["uid"]["type"] == "HostGroup" && e["uid"]["id"] == "agent-ssh" {
-            e["attrs"]["patterns"] = serde_json::json!(["127.0.0.1", "localhost"]);
-        }
-    }
-    let text = serde_json::to_string(&entities).expect("entities serialize");
-    let bundle = PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
-        &text,
-    );
-    Arc::new(Engine::new(&bundle).expect("default engine with test hosts"))
-}
+#[path = "../support/test_hosts.rs"]
+mod test_hosts;
+pub use test_hosts::default_policies_with_test_hosts;
 
 /// A fresh workspace directory, removed on drop.
 pub struct Workspace(pub PathBuf);
