@@ -1539,21 +1539,15 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                 let env_names: BTreeSet<String> = cmd
                     .env
                     .iter()
-                    .map(|a| {
-                        let safe = a.name == "PATH"
-                            && crate::path_var::adds_only_workspace_dirs(
-                                &a.value.raw,
-                                here,
-                                &self.env.home,
-                                ws,
-                            );
-                        if safe {
-                            "PATH+workspace".to_string()
-                        } else if self.e.knowledge.env_values().inert_assignment(cmd, a) {
-                            format!("{}+inert", a.name)
-                        } else {
-                            a.name.clone()
-                        }
+                    .flat_map(|a| {
+                        crate::env_names::policy_names(
+                            cmd,
+                            a,
+                            here,
+                            &self.env.home,
+                            ws,
+                            self.e.knowledge,
+                        )
                     })
                     .collect();
                 let redirects: BTreeSet<std::borrow::Cow<str>> = cmd

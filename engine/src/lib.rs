@@ -38,6 +38,7 @@ mod context_values;
 mod decision;
 mod engine;
 mod entity_table;
+mod env_names;
 mod env_parts;
 mod error;
 mod facts;

@@ -106,6 +106,46 @@ impl Decoded {
     }
 
     /// Value with dynamic parts kept as their source text.
+    /// The word without its first `n` bytes, when they are all literal text (the `NAME=`
+    /// of `env NAME=value`); `None` when a part of them is not literal.
+    pub fn without_literal_prefix(&self, n: usize) -> Option<Decoded> {
+        let mut left = n;
+        let mut segs = Vec::with_capacity(self.segs.len());
+        for seg in &self.segs {
+            match seg {
+                _ if left == 0 => segs.push(seg.clone()),
+                Seg::Lit { text, quoted } if text.len() <= left => {
+                    left -= text.len();
+                    let _ = quoted;
+                }
+                Seg::Lit { text, quoted } => {
+                    let rest = text.get(left..)?;
+                    segs.push(Seg::Lit {
+                        text: rest.to_string(),
+                        quoted: *quoted,
+                    });
+                    left = 0;
+                }
+                Seg::Dyn { .. } => return None,
+            }
+        }
+        if left > 0 {
+            return None;
+        }
+        let prefix = self.value_text();
+        let raw = match self.raw.strip_prefix(prefix.get(..n)?) {
+            Some(r) => r.to_string(),
+            None => segs
+                .iter()
+                .map(|s| match s {
+                    Seg::Lit { text, .. } => text.as_str(),
+                    Seg::Dyn { raw, .. } => raw.as_str(),
+                })
+                .collect(),
+        };
+        Some(Decoded { raw, segs })
+    }
+
     pub fn value(&self) -> String {
         let mut s = String::new();
         for seg in &self.segs {

@@ -442,13 +442,14 @@ fn env_wrapper(p: Proto, _name: &str) -> Unwrapped {
     let mut assigns = Vec::new();
     while let Some(w) = p.argv.get(i) {
         let v = w.value();
+        // Any operand with `=` after its first character is an assignment to env, whatever
+        // the name (`BASH_FUNC_ls%%=...`, `x-y=1`): env passes it to the program.
         match v.split_once('=') {
-            Some((n, _))
-                if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                let val = Decoded {
-                    raw: w.raw.clone(),
-                    segs: w.segs.clone(),
+            Some((n, _)) if !n.is_empty() => {
+                // A name that is not literal (`env "$N=1" cmd`) cannot be judged.
+                let Some(val) = w.without_literal_prefix(n.len() + 1) else {
+                    let inner = dynamic_inner(&p, "env", "env");
+                    return split(outer_of(&p, p.argv.len()), vec![inner], vec![]);
                 };
                 assigns.push((n.to_string(), val));
                 i += 1;
