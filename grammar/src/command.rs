@@ -316,6 +316,17 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
             value: word(value, vec![]),
         });
     }
+    // Variables the builtin sets from its arguments (`read PAGER`): values unknown.
+    let builtin = match &program {
+        Program::Literal(n) => n.as_str(),
+        _ => "",
+    };
+    for name in crate::set_vars::set_by(builtin, rest, &p.env) {
+        if !env.iter().any(|a| a.name == name) {
+            let value = word(&Decoded::opaque(&format!("${name}")), vec![]);
+            env.push(Assignment { name, value });
+        }
+    }
     structure
         .input_sources
         .extend(p.sub_programs.iter().cloned());

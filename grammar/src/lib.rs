@@ -42,6 +42,7 @@ pub mod knowledge;
 mod paths;
 mod program;
 mod proto;
+mod set_vars;
 mod stdin;
 mod walk;
 mod words;
