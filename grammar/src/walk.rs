@@ -812,6 +812,16 @@ impl<'o> Walker<'o> {
             };
             f.redirects = Vec::new();
             let start = self.out.len();
+            if crate::words::is_prompt_expansion(s.kind_name(), &src[s.byte_range()]) {
+                // The value's code cannot be known: a dynamic command.
+                let mut p = Proto::new(*s, src, cwd, &f);
+                p.argv = vec![Decoded::opaque(&src[s.byte_range()])];
+                p.structure.wrappers.push("${…@P}".into());
+                p.structure.dynamic_command = true;
+                self.emit(p, src)?;
+                names.extend(self.out[start..].iter().map(display_name));
+                continue;
+            }
             self.enter()?;
             let r = self.statements(*s, src, cwd, &f);
             self.depth -= 1;

@@ -590,6 +590,11 @@ fn decode_into<'t>(
                     };
                     kind.substitution =
                         has_descendant(node, &["command_substitution", "process_substitution"]);
+                    if is_prompt_expansion(node.kind_name(), text) {
+                        // `${x@P}` expands the value as a prompt: its `$(...)` run.
+                        subs.push(node);
+                        kind.substitution = true;
+                    }
                     dynamic(segs, text, kind);
                 }
             }
@@ -910,4 +915,10 @@ mod tests {
         assert!(!w(vec![q("*.o")]).dynamic().glob);
         assert!(!w(vec![u("a[b")]).dynamic().glob);
     }
+}
+
+/// `${NAME@P}`: the value expanded as a prompt string, which runs the command
+/// substitutions it holds.
+pub(crate) fn is_prompt_expansion(kind: &str, text: &str) -> bool {
+    kind == "expansion" && text.ends_with("@P}")
 }
