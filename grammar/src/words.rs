@@ -875,6 +875,12 @@ pub(crate) fn ansi_c_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `${NAME@P}`: the value expanded as a prompt string, which runs the command
+/// substitutions it holds.
+pub(crate) fn is_prompt_expansion(kind: &str, text: &str) -> bool {
+    kind == "expansion" && text.ends_with("@P}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -915,10 +921,4 @@ mod tests {
         assert!(!w(vec![q("*.o")]).dynamic().glob);
         assert!(!w(vec![u("a[b")]).dynamic().glob);
     }
-}
-
-/// `${NAME@P}`: the value expanded as a prompt string, which runs the command
-/// substitutions it holds.
-pub(crate) fn is_prompt_expansion(kind: &str, text: &str) -> bool {
-    kind == "expansion" && text.ends_with("@P}")
 }
