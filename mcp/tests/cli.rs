@@ -11,17 +11,20 @@ fn execkit(args: &[&str]) -> Output {
         .expect("run execkit")
 }
 
+/// `execkit policy check` for a workspace at `/work` and a home at `/home/agent`.
+const CHECK_AT_WORK: [&str; 6] = [
+    "policy",
+    "check",
+    "--workspace",
+    "/work",
+    "--home",
+    "/home/agent",
+];
+
 fn check(cmd: &str) -> (i32, String) {
-    let o = execkit(&[
-        "policy",
-        "check",
-        "--workspace",
-        "/work",
-        "--home",
-        "/home/agent",
-        "--",
-        cmd,
-    ]);
+    let mut args = CHECK_AT_WORK.to_vec();
+    args.extend(["--", cmd]);
+    let o = execkit(&args);
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -1390,14 +1393,7 @@ fn check_with_the_server_config_decides_as_the_server() {
     .expect("write config");
     let config = config.to_str().expect("utf-8 path");
     let run = |with_config: bool, env: &[(&str, &str)], cmd: &str| {
-        let mut args = vec![
-            "policy",
-            "check",
-            "--workspace",
-            "/work",
-            "--home",
-            "/home/agent",
-        ];
+        let mut args = CHECK_AT_WORK.to_vec();
         if with_config {
             args.extend(["--config", config]);
         }
