@@ -32,7 +32,8 @@ def check(
 
     ``policies`` is a policy directory (``*.cedar``, ``entities.json``, optional schema),
     read on every call; default: the embedded ``default`` set. ``workspace`` defaults to
-    ``cwd``, then the current directory; ``transport`` is ``local``, ``ssh`` or
+    the current directory, never to ``cwd``; relative directories are the current
+    directory's and an empty one is a ``ValueError``; ``transport`` is ``local``, ``ssh`` or
     ``docker`` (with ``host`` for SSH); ``identity`` and ``groups`` name the agent.
     A command that cannot be parsed, or that names something the policies cannot judge,
     is denied with the reason in ``parse_error`` / ``entity_error``.

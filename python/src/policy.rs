@@ -41,19 +41,26 @@ pub fn policy_check(
     };
     let here = std::env::current_dir()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/".into());
-    let cwd = o.value::<String>("cwd")?;
-    let workspace = o
-        .value::<String>("workspace")?
-        .or_else(|| cwd.clone())
-        .unwrap_or(here);
-    let home = o
-        .value::<String>("home")?
+        .map_err(|e| PyValueError::new_err(format!("the current directory: {e}")))?;
+    // Paths as a shell takes them: relative to the current directory. Empty is an error,
+    // never `/`; `cwd` never becomes the workspace.
+    let absolute = |key: &str, v: Option<String>| -> PyResult<Option<String>> {
+        match v {
+            Some(v) if v.trim().is_empty() => Err(PyValueError::new_err(format!(
+                "{key} is empty: give a directory"
+            ))),
+            Some(v) => Ok(Some(execkit_grammar::resolve_path(&here, &v))),
+            None => Ok(None),
+        }
+    };
+    let cwd = absolute("cwd", o.value::<String>("cwd")?)?;
+    let workspace = absolute("workspace", o.value::<String>("workspace")?)?.unwrap_or(here.clone());
+    let home = absolute("home", o.value::<String>("home")?)?
         .or_else(|| std::env::var("HOME").ok())
         .unwrap_or_else(|| "/root".into());
     let mut env = DecisionEnv::local(&workspace, &home);
-    if let Some(c) = &cwd {
-        env.cwd = Some(execkit_grammar::resolve_path(&env.workspace, c));
+    if cwd.is_some() {
+        env.cwd = cwd;
     }
     if let Some(t) = o.value::<String>("transport")? {
         env.target.transport = t

@@ -21,8 +21,13 @@ def test_default_set_decisions(tmp_path):
     assert ask.verdict == "ask" and "ask-publish" in ask.policies
     bad = policy.check("echo $(", workspace=ws)
     assert bad.verdict == "deny" and bad.parse_error
-    assert policy.check("rm -rf build", cwd=ws).allowed
-    assert not policy.check("rm -rf /etc", cwd=ws).allowed
+    assert policy.check("rm -rf build", cwd=ws, workspace=ws).allowed
+    assert not policy.check("rm -rf /etc", cwd=ws, workspace=ws).allowed
+    # `cwd` never widens the workspace; an empty directory is an error, not `/`.
+    assert not policy.check("touch /etc/x", cwd="/", workspace=ws).allowed
+    assert not policy.check("touch /etc/x", cwd="/").allowed
+    with pytest.raises(ValueError, match="cwd is empty"):
+        policy.check("ls", cwd="")
 
 
 def test_the_same_decision_as_a_session(session, workspace):
