@@ -223,12 +223,17 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
             .find(|(j, _)| *j == i + 1)
             .map(|(_, v)| v.clone());
         let v = d.value();
+        let file_url = file_url_path(&v);
         let paths = if let Some(f) = fixed {
             f
         } else if no_paths {
             vec![]
         } else {
             match roles[i] {
+                // `curl file:///etc/shadow` reads the file: the URL's path is a path.
+                WordRole::Value | WordRole::Positional if file_url.is_some() => {
+                    value_paths(d, file_url.as_deref().unwrap_or("/"), &cwd, true)
+                }
                 WordRole::Flag => match v.split_once('=') {
                     Some((_, val))
                         if v.starts_with("--") && k::looks_like_path(val) && !k::is_url(val) =>
@@ -349,6 +354,50 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
 
 /// Paths for a part of a word: the value of `--opt=VALUE` / `key=VALUE` (a suffix), or
 /// the host side of `-v HOST:CONTAINER` (a prefix, `prefix == true`).
+/// The path a `file:` URL names (`file:///etc/x`, `file://localhost/etc/x`, `file:/etc/x`),
+/// percent-escapes decoded as URL readers decode them; `None` for any other word.
+fn file_url_path(v: &str) -> Option<String> {
+    let scheme = v.get(..5)?;
+    if !scheme.eq_ignore_ascii_case("file:") {
+        return None;
+    }
+    let rest = &v[5..];
+    let path = match rest.strip_prefix("//") {
+        Some(after) => {
+            let slash = after.find('/').unwrap_or(after.len());
+            &after[slash..]
+        }
+        None => rest,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|b| hex(*b)),
+            bytes.get(i + 2).and_then(|b| hex(*b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    let path = String::from_utf8_lossy(&out).into_owned();
+    Some(if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    })
+}
+
 fn value_paths(d: &Decoded, val: &str, cwd: &Cwd, prefix: bool) -> Vec<PathRef> {
     if prefix {
         let lit = d.literal_text();
