@@ -268,7 +268,9 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
                 continue;
             }
             let a = &c.args[j];
-            let mode = if copy_like && n + 1 < path_args.len() {
+            let mode = if written_by_option(k, prog, &c.args, j) {
+                "write"
+            } else if copy_like && n + 1 < path_args.len() {
                 "source"
             } else {
                 "arg"
@@ -347,4 +349,22 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
 /// The command a fact came from.
 pub(crate) fn command<'s>(script: &'s Script, f: &Fact) -> &'s Command {
     &script.commands[f.cmd]
+}
+
+/// Whether argument `j` is the value of one of the program's output options
+/// (`sort -o FILE`, `git log --output=FILE`): a file it writes, whatever else it reads.
+fn written_by_option(
+    k: &execkit_grammar::knowledge::Catalog,
+    prog: &str,
+    args: &[execkit_grammar::Word],
+    j: usize,
+) -> bool {
+    use execkit_grammar::knowledge::ValueKind;
+    let output = |flag: &str| k.value_option(prog, flag) == Some(ValueKind::Output);
+    let attached = args[j]
+        .value
+        .split_once('=')
+        .is_some_and(|(flag, _)| flag.starts_with("--") && output(flag));
+    let detached = j > 0 && output(&args[j - 1].value);
+    attached || detached
 }

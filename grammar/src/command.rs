@@ -154,7 +154,7 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
         if let Some(kind) = consumed_by.take() {
             roles.push(match kind {
                 ValueKind::Code => WordRole::Code,
-                ValueKind::Value => WordRole::Value,
+                ValueKind::Value | ValueKind::Output => WordRole::Value,
             });
             continue;
         }

@@ -70,6 +70,8 @@ impl Trait {
 pub enum ValueKind {
     /// A value that is a path if it looks like one.
     Value,
+    /// A file the program writes (`sort -o FILE`, `git log --output=FILE`): a path, written.
+    Output,
     /// Program text (`python -c`, `node -e`): never a path.
     Code,
 }
@@ -132,6 +134,8 @@ struct Entry {
     value_options: Vec<String>,
     #[serde(default)]
     code_options: Vec<String>,
+    #[serde(default)]
+    output_options: Vec<String>,
     #[serde(default)]
     recursive_flags: Vec<String>,
     #[serde(default)]
@@ -254,6 +258,7 @@ impl Catalog {
             let mut options = FastMap::default();
             for (list, kind) in [
                 (&e.value_options, ValueKind::Value),
+                (&e.output_options, ValueKind::Output),
                 (&e.code_options, ValueKind::Code),
             ] {
                 for o in list {
