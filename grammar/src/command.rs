@@ -92,8 +92,10 @@ pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
 enum WordRole {
     /// An option (`-r`, `--out=x`) or the `--` that ends options.
     Flag,
-    /// The value of the option before it (`-o FILE`).
+    /// The value of the option before it (`-k 2`, `-T DIR`).
     Value,
+    /// The file an output option writes (`sort -o FILE`): always a path.
+    Output,
     /// Program text given to an option (`python -c CODE`): never a path.
     Code,
     /// An operand.
@@ -154,7 +156,8 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
         if let Some(kind) = consumed_by.take() {
             roles.push(match kind {
                 ValueKind::Code => WordRole::Code,
-                ValueKind::Value | ValueKind::Output => WordRole::Value,
+                ValueKind::Value => WordRole::Value,
+                ValueKind::Output => WordRole::Output,
             });
             continue;
         }
@@ -235,14 +238,18 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
                     value_paths(d, file_url.as_deref().unwrap_or("/"), &cwd, true)
                 }
                 WordRole::Flag => match v.split_once('=') {
-                    Some((_, val))
-                        if v.starts_with("--") && k::looks_like_path(val) && !k::is_url(val) =>
+                    Some((flag, val))
+                        if v.starts_with("--")
+                            && !k::is_url(val)
+                            && (k::looks_like_path(val)
+                                || kn.value_option(&base, flag) == Some(ValueKind::Output)) =>
                     {
                         value_paths(d, val, &cwd, false)
                     }
                     _ => vec![],
                 },
                 WordRole::Code | WordRole::ExpressionOperand => vec![],
+                WordRole::Output => d.paths(&cwd),
                 WordRole::Value
                     if !k::looks_like_path(&v)
                         || k::is_url(&v)
