@@ -246,7 +246,16 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
                     {
                         value_paths(d, val, &cwd, false)
                     }
-                    _ => vec![],
+                    // `tar -xf a.tar -C/etc`: a value attached to a short option.
+                    _ => match attached_short_value(kn, &base, &v, single_dash_long) {
+                        Some((val, kind))
+                            if !k::is_url(val)
+                                && (kind == ValueKind::Output || k::looks_like_path(val)) =>
+                        {
+                            value_paths(d, val, &cwd, false)
+                        }
+                        _ => vec![],
+                    },
                 },
                 WordRole::Code | WordRole::ExpressionOperand => vec![],
                 WordRole::Output => d.paths(&cwd),
@@ -361,6 +370,32 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
 
 /// Paths for a part of a word: the value of `--opt=VALUE` / `key=VALUE` (a suffix), or
 /// the host side of `-v HOST:CONTAINER` (a prefix, `prefix == true`).
+/// The value attached to a short option in a cluster (`-C/etc`, `-xzf/tmp/a.tar`): the
+/// rest of the word after the first letter that takes a value, with that option's kind.
+/// Program text (`-c'…'`) is never a path.
+fn attached_short_value<'v>(
+    kn: &Catalog,
+    base: &str,
+    v: &'v str,
+    single_dash_long: bool,
+) -> Option<(&'v str, ValueKind)> {
+    if single_dash_long || !v.starts_with('-') || v.starts_with("--") {
+        return None;
+    }
+    for (i, c) in v.char_indices().skip(1) {
+        if !c.is_ascii_alphanumeric() {
+            return None;
+        }
+        let rest = &v[i + c.len_utf8()..];
+        match kn.value_option(base, &format!("-{c}")) {
+            Some(ValueKind::Code) => return None,
+            Some(kind) if !rest.is_empty() => return Some((rest, kind)),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The path a `file:` URL names (`file:///etc/x`, `file://localhost/etc/x`, `file:/etc/x`),
 /// percent-escapes decoded as URL readers decode them; `None` for any other word.
 fn file_url_path(v: &str) -> Option<String> {
