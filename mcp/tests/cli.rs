@@ -540,13 +540,9 @@ fn policies(set: &str) -> String {
     format!("{}/../policies/{set}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A real session's audit log: commands decided under the default set, in a subdirectory
-/// the session `cd`ed into (the recorded cwd must be the one replayed).
-fn captured_audit_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let ws = scratch(name);
-    std::fs::create_dir_all(ws.join("sub")).unwrap();
-    let audit = ws.join("audit.jsonl");
-    let o = execkit_stdin(
+/// `execkit session` in workspace `ws`, auditing to `audit`, with `input` as its commands.
+fn session_with_audit(ws: &std::path::Path, audit: &std::path::Path, input: &[u8]) -> Output {
+    execkit_stdin(
         &[
             "session",
             "--workspace",
@@ -554,6 +550,19 @@ fn captured_audit_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
             "--audit",
             audit.to_str().unwrap(),
         ],
+        input,
+    )
+}
+
+/// A real session's audit log: commands decided under the default set, in a subdirectory
+/// the session `cd`ed into (the recorded cwd must be the one replayed).
+fn captured_audit_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ws = scratch(name);
+    std::fs::create_dir_all(ws.join("sub")).unwrap();
+    let audit = ws.join("audit.jsonl");
+    let o = session_with_audit(
+        &ws,
+        &audit,
         b"ls -la\ncd sub\necho hi > made.txt\ngit push origin main\ncat ~/.ssh/id_rsa\nexport TOKEN=ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -568,14 +577,9 @@ fn captured_audit_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 fn replay_covers_programs_decided_at_their_start() {
     let ws = scratch("replay-runtime");
     let audit = ws.join("audit.jsonl");
-    let o = execkit_stdin(
-        &[
-            "session",
-            "--workspace",
-            ws.to_str().unwrap(),
-            "--audit",
-            audit.to_str().unwrap(),
-        ],
+    let o = session_with_audit(
+        &ws,
+        &audit,
         b"printf 'cat ~/.ssh/id_rsa\\n' > k.sh\nsh k.sh\n",
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
