@@ -114,6 +114,9 @@ pub struct DecisionEnv {
     /// program (`/usr/bin/make` for a recipe's compiler), offered to the policies as
     /// `context.started_by` on its exec facts. `None` when deciding typed text.
     pub started_by: Option<String>,
+    /// Aliases and functions the session defined in its earlier commands (a later command
+    /// named by such an alias is read as its expansion). Empty in a dry run.
+    pub known: execkit_grammar::Definitions,
 }
 
 impl DecisionEnv {
@@ -129,6 +132,7 @@ impl DecisionEnv {
             real_paths: Default::default(),
             real_programs: Default::default(),
             started_by: None,
+            known: Default::default(),
         }
     }
 }

@@ -69,6 +69,7 @@ impl ScriptLimits {
             max_len: self.max_bytes,
             max_commands: self.max_commands,
             max_parse_steps: self.max_parse_steps,
+            known: env.known.clone(),
             ..ParseOptions::new(env.cwd.as_deref(), &env.home)
         }
     }
@@ -535,8 +536,14 @@ impl Engine {
         if facts.len() > self.limits.max_facts {
             return LiveQueries::default();
         }
+        let mut paths = facts::literal_paths(&facts);
+        for (_, _, physical) in facts::physical_paths(&script) {
+            if !paths.contains(&physical) {
+                paths.push(physical);
+            }
+        }
         LiveQueries {
-            paths: facts::literal_paths(&facts),
+            paths,
             programs: programs.into_vec(),
             path_dirs,
         }
@@ -568,6 +575,7 @@ impl Engine {
         };
         let mut facts = facts::extract(script, &env.home, self.knowledge);
         facts::add_real_paths(&mut facts, script, &env.real_paths);
+        crate::links::follow(&mut facts, script, self.knowledge);
         if facts.len() > self.limits.max_facts {
             return Decision {
                 verdict: Verdict::Deny,
@@ -967,6 +975,7 @@ fn structure_record<C: ContextValues>(st: &Structure) -> C::V {
             C::boolean(st.args_have_substitution),
         ),
         ("background", C::boolean(st.background)),
+        ("calls_function", C::boolean(st.calls_function)),
         ("downstream", C::strings(&st.downstream)),
         ("dynamic_args", C::boolean(st.dynamic_args)),
         ("dynamic_command", C::boolean(st.dynamic_command)),

@@ -109,6 +109,33 @@ pub(crate) fn literal_paths(facts: &[Fact]) -> Vec<String> {
     out.into_vec()
 }
 
+/// Words that climb with `..`, as the kernel reads them: (command index, the word as
+/// written, the cwd joined with its value and `..` kept). The kernel resolves each symlink
+/// before the `..` after it (`l/../x`, with `l` a link to `/home/u/sub`, is `/home/u/x`,
+/// not the lexical `./x`), so a live session resolves these on the target as they are.
+pub(crate) fn physical_paths(script: &Script) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    for (i, c) in script.commands.iter().enumerate() {
+        let Some(cwd) = c.cwd.primary() else {
+            continue;
+        };
+        for w in c.args.iter().chain(c.redirects.iter().map(|r| &r.target)) {
+            let climbs = w.value.split('/').any(|part| part == "..");
+            let plain = !w.value.starts_with('-') && !w.value.contains('=');
+            if !climbs || !plain || !w.is_literal() || w.paths.is_empty() {
+                continue;
+            }
+            let physical = if w.value.starts_with('/') {
+                w.value.clone()
+            } else {
+                format!("{}/{}", cwd.trim_end_matches('/'), w.value)
+            };
+            out.push((i, w.raw.clone(), physical));
+        }
+    }
+    out
+}
+
 /// Programs that act on a symlink itself, not on what it points to (`rm link`): for them
 /// only the directories leading to the last name are resolved, unless the word ends in `/`.
 const ACT_ON_LINKS: [&str; 5] = ["rm", "unlink", "mv", "ln", "readlink"];
@@ -152,6 +179,20 @@ pub(crate) fn add_real_paths(
             let mut g = f.clone();
             g.raw = format!("{} (really {})", f.raw, target_text(&target));
             g.target = Target::Path(target);
+            if g.target != f.target && !known.contains(&g) {
+                extra.insert(g);
+            }
+        }
+    }
+    // Words with `..`, resolved the kernel's way: the same facts at the real path.
+    for (cmd, raw, physical) in physical_paths(script) {
+        let Some(r) = real.get(&physical) else {
+            continue;
+        };
+        for f in facts.iter().filter(|f| f.cmd == cmd && f.raw == raw) {
+            let mut g = f.clone();
+            g.raw = format!("{} (really {r})", f.raw);
+            g.target = Target::Path(PathRef::Exact(r.clone()));
             if g.target != f.target && !known.contains(&g) {
                 extra.insert(g);
             }
@@ -260,9 +301,8 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
         let path_args: Vec<usize> = (0..c.args.len())
             .filter(|&j| !c.args[j].paths.is_empty())
             .collect();
-        let copy_like = k.has(prog, Trait::CopyLike)
-            && !c.flags.contains("-t")
-            && !c.flags.contains("--target-directory");
+        let target_dir = c.flags.contains("-t") || c.flags.contains("--target-directory");
+        let copy_like = k.has(prog, Trait::CopyLike) && !target_dir;
         for (n, &j) in path_args.iter().enumerate() {
             if is_cd {
                 continue;
@@ -283,6 +323,24 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
                     cwd: primary.clone(),
                     mode,
                     raw: a.raw.clone(),
+                });
+            }
+        }
+        // Paths listed in a file or on stdin (`tar -T -`): any path at all.
+        for (j, a) in c.args.iter().enumerate() {
+            let attached = a
+                .value
+                .split_once('=')
+                .is_some_and(|(flag, _)| flag.starts_with("--") && k.lists_paths(prog, flag));
+            let detached = j > 0 && k.lists_paths(prog, &c.args[j - 1].value);
+            if attached || detached {
+                push(Fact {
+                    action: Action::PathArg,
+                    cmd: i,
+                    target: Target::Path(PathRef::Anywhere),
+                    cwd: primary.clone(),
+                    mode: "arg",
+                    raw: format!("the paths listed in {}", a.raw),
                 });
             }
         }

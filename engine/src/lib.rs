@@ -44,6 +44,7 @@ mod error;
 mod facts;
 mod fast_hash;
 mod fold;
+mod links;
 mod load;
 mod memo;
 mod network;

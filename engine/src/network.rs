@@ -125,6 +125,7 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
                 .split_once('=')
                 .map(|(_, v)| v)
                 .filter(|v| is_url(v))
+                .or_else(|| embedded_url(a))
                 .unwrap_or(a);
             let candidate = candidate.strip_prefix("git+").unwrap_or(candidate);
             if is_url(candidate) {
@@ -132,6 +133,9 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
                     push(d);
                 }
             }
+        }
+        for d in package_sources(prog, cmd) {
+            push(d);
         }
     }
     let first_pos = cmd.positionals.first().map(String::as_str);
@@ -251,6 +255,67 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
         push(d);
     }
     out.into_vec()
+}
+
+/// A URL inside a word, after text that is not part of it: pip's direct references
+/// (`pkg @ https://host/p.tar.gz`, `pkg@git+https://host/r`), `-egit+https://…`.
+fn embedded_url(word: &str) -> Option<&str> {
+    let at = word.find("://")?;
+    let start = word[..at]
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .map_or(0, |i| i + 1);
+    let url = &word[start..];
+    let url = url.split(char::is_whitespace).next().unwrap_or(url);
+    (start > 0).then_some(url)
+}
+
+/// Package managers' shorthands for sources that are not the registry: `npm install
+/// github:o/r`, `gitlab:o/r`, `bitbucket:o/r`, `gist:id`, and `o/r` (GitHub); `npx o/r`.
+fn package_sources(prog: &str, cmd: &Command) -> Vec<Destination> {
+    const INSTALLS: [&str; 10] = [
+        "install", "i", "in", "isntall", "add", "update", "up", "upgrade", "dlx", "x",
+    ];
+    let specs: &[String] = match prog {
+        // The package is the first positional; the rest are its arguments.
+        "npx" | "bunx" => cmd.positionals.get(..1).unwrap_or(&[]),
+        "npm" | "pnpm" | "yarn" | "bun" => match cmd.positionals.split_first() {
+            Some((sub, rest)) if INSTALLS.contains(&sub.as_str()) => rest,
+            _ => &[],
+        },
+        _ => &[],
+    };
+    let mut out = Vec::new();
+    for spec in specs {
+        let host = if let Some((kind, _)) = spec.split_once(':') {
+            match kind {
+                "github" => "github.com",
+                "gitlab" => "gitlab.com",
+                "bitbucket" => "bitbucket.org",
+                "gist" => "gist.github.com",
+                _ => continue,
+            }
+        } else {
+            let mut parts = spec.split('#').next().unwrap_or(spec).split('/');
+            let shorthand = matches!(
+                (parts.next(), parts.next(), parts.next()),
+                (Some(o), Some(r), None) if !o.is_empty() && !r.is_empty()
+                    && !o.starts_with(['@', '.', '~'])
+                    && !r.ends_with(".tgz") && !r.ends_with(".tar.gz")
+                    && o.chars().chain(r.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            );
+            if !shorthand {
+                continue;
+            }
+            "github.com"
+        };
+        out.push(Destination {
+            host: host.to_string(),
+            port: Some(443),
+            scheme: Some("https".into()),
+            raw: spec.clone(),
+        });
+    }
+    out
 }
 
 /// A single-label host such as `db` or `staging-1`.

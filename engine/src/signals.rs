@@ -40,6 +40,8 @@ pub enum SignalTarget {
     ByFile,
     /// The client of a window (`xkill`).
     ByWindow,
+    /// The session's parent (`$PPID`): the server or the remote helper that runs it.
+    Parent,
 }
 
 impl SignalTarget {
@@ -60,6 +62,7 @@ impl SignalTarget {
             SignalTarget::ByParent => "by_parent",
             SignalTarget::ByFile => "by_file",
             SignalTarget::ByWindow => "by_window",
+            SignalTarget::Parent => "parent",
         }
     }
 }
@@ -71,16 +74,67 @@ pub fn targets(cmd: &Command) -> BTreeSet<SignalTarget> {
         .iter()
         .map(|w| w.is_literal().then_some(w.value.as_str()))
         .collect();
-    match cmd.program.entity_id().as_str() {
+    let mut out = match cmd.program.entity_id().as_str() {
         "kill" => kill(&words),
+        "strace" | "ltrace" | "gdb" | "gcore" | "reptyr" => attached(&words),
         "pkill" | "killall" | "skill" | "snice" => by_options(&words),
         "killall5" => BTreeSet::from([SignalTarget::All]),
         "fuser" if words.iter().flatten().any(|w| is_flag_with(w, 'k')) => {
             BTreeSet::from([SignalTarget::ByFile])
         }
         "xkill" => BTreeSet::from([SignalTarget::ByWindow]),
-        _ => BTreeSet::new(),
+        _ => return BTreeSet::new(),
+    };
+    // `kill -9 $PPID`, `strace -p "$PPID"`: the process that runs the session.
+    if cmd
+        .args
+        .iter()
+        .any(|w| !w.is_literal() && w.raw.contains("PPID"))
+    {
+        out.insert(SignalTarget::Parent);
     }
+    out
+}
+
+/// Debuggers and tracers attached to running processes (`strace -p PID`, `gdb -p PID`,
+/// `gcore PID`, `reptyr PID`): the pids given, judged like `kill`'s targets. Starting a
+/// program under them (`strace ./app`) aims at nothing running.
+fn attached(words: &[Option<&str>]) -> BTreeSet<SignalTarget> {
+    let mut out = BTreeSet::new();
+    let mut i = 0;
+    while i < words.len() {
+        let value = match words[i] {
+            Some("-p" | "--pid" | "--attach") => {
+                i += 1;
+                words.get(i).copied()
+            }
+            Some(w) => match w
+                .strip_prefix("--pid=")
+                .or_else(|| w.strip_prefix("--attach="))
+                .or_else(|| w.strip_prefix("-p").filter(|r| !r.is_empty()))
+            {
+                Some(v) => Some(Some(v)),
+                // `gcore PID`, `reptyr PID`, `gdb PROG PID`: bare numbers are pids.
+                None if w.parse::<i64>().is_ok() => Some(Some(w)),
+                None => {
+                    i += 1;
+                    continue;
+                }
+            },
+            None => Some(None),
+        };
+        match value {
+            Some(Some(v)) => {
+                out.insert(target(v));
+            }
+            Some(None) => {
+                out.insert(SignalTarget::Dynamic);
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    out
 }
 
 /// A short-option cluster (`-9k`, `-km`) containing `letter`.

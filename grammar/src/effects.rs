@@ -41,6 +41,10 @@ pub struct EffectRule {
     /// None of these flags may be present (`wget -O FILE` names its output itself).
     #[serde(default)]
     pub flags_none: Vec<String>,
+    /// Some positional word must match this regular expression (BSD-style option words:
+    /// `ps auxeww` holds `e`: show the environment).
+    #[serde(default)]
+    pub any_word: Option<String>,
     /// Paths read: `~/` is the home, `{cwd}` the command's directory, a `*` means "below".
     #[serde(default)]
     pub reads: Vec<String>,
@@ -66,6 +70,8 @@ struct File {
 #[derive(Debug, Default)]
 pub struct Effects {
     rules: Vec<EffectRule>,
+    /// Per rule: its `any_word` pattern, compiled.
+    any_word: Vec<Option<regex::Regex>>,
 }
 
 impl Effects {
@@ -80,7 +86,19 @@ impl Effects {
                 )));
             }
         }
-        Ok(Effects { rules: f.rules })
+        let mut any_word = Vec::new();
+        for r in &f.rules {
+            any_word.push(match &r.any_word {
+                Some(p) => Some(regex::Regex::new(p).map_err(|e| {
+                    KnowledgeError::Effects(format!("{:?} any_word: {e}", r.programs))
+                })?),
+                None => None,
+            });
+        }
+        Ok(Effects {
+            rules: f.rules,
+            any_word,
+        })
     }
 
     /// Every rule (for the tests of their cases).
@@ -95,15 +113,23 @@ impl Effects {
         positionals: &'a [String],
         flags: &'a BTreeSet<String>,
     ) -> impl Iterator<Item = &'a EffectRule> + 'a {
-        self.rules.iter().filter(move |r| {
-            r.programs.iter().any(|p| p == program)
-                && r.words.len() <= positionals.len()
-                && r.words
-                    .iter()
-                    .zip(positionals)
-                    .all(|(w, p)| w.split('|').any(|alt| alt == p))
-                && (r.flags_any.is_empty() || r.flags_any.iter().any(|f| flags.contains(f)))
-                && !r.flags_none.iter().any(|f| flags.contains(f))
-        })
+        self.rules
+            .iter()
+            .zip(&self.any_word)
+            .filter_map(move |(r, any)| {
+                let word_ok = any
+                    .as_ref()
+                    .is_none_or(|re| positionals.iter().any(|p| re.is_match(p)));
+                (word_ok
+                    && r.programs.iter().any(|p| p == program)
+                    && r.words.len() <= positionals.len()
+                    && r.words
+                        .iter()
+                        .zip(positionals)
+                        .all(|(w, p)| w.split('|').any(|alt| alt == p))
+                    && (r.flags_any.is_empty() || r.flags_any.iter().any(|f| flags.contains(f)))
+                    && !r.flags_none.iter().any(|f| flags.contains(f)))
+                .then_some(r)
+            })
     }
 }

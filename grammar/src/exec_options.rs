@@ -75,6 +75,10 @@ pub struct Rule {
     /// means something else).
     #[serde(default)]
     pub before_positional: bool,
+    /// The options count only for these subcommands, the first positional (`git clone -u
+    /// CMD`: `-u` is `--upload-pack` there, and `git add -u` something else).
+    #[serde(default)]
+    pub subcommands: Vec<String>,
     /// Options of the program that take a value (skipped while looking for the first
     /// positional).
     #[serde(default)]
@@ -100,6 +104,11 @@ pub struct Marker {
     pub programs: Vec<String>,
     /// Regular expressions; an argument matching any of them runs a command.
     pub patterns: Vec<String>,
+    /// When given, only these options' values are code (`python3 -c CODE`): other words
+    /// (`python3 -m pip install requests`) are not matched. Literal code read from stdin
+    /// is matched too.
+    #[serde(default)]
+    pub options: Vec<String>,
     /// Cases, as for options.
     pub cases: Vec<Case>,
 }
@@ -147,8 +156,11 @@ pub struct ExecOptions {
     /// Per rule: its `harmless` values, anchored, as one set.
     harmless: Vec<Option<regex::RegexSet>>,
     markers: Vec<Marker>,
-    /// Per program: one regex set of all its markers' patterns.
+    /// Per program: one regex set of all its markers' patterns (markers without options).
     marker_sets: HashMap<String, regex::RegexSet>,
+    /// Per program: markers that apply to some options' values only (the options as a
+    /// rule, for finding their values) and their patterns.
+    option_markers: HashMap<String, Vec<(Rule, regex::RegexSet)>>,
     stdin: Vec<StdinRule>,
 }
 
@@ -204,12 +216,39 @@ impl ExecOptions {
             harmless.push(Some(set));
         }
         let mut patterns: HashMap<String, Vec<String>> = HashMap::new();
+        let mut option_markers: HashMap<String, Vec<(Rule, regex::RegexSet)>> = HashMap::new();
         for m in &file.markers {
             if m.cases.len() < 2 || m.patterns.is_empty() {
                 return Err(KnowledgeError::ExecOptions(format!(
                     "marker {:?}: needs patterns, and cases that run something and not",
                     m.programs
                 )));
+            }
+            if !m.options.is_empty() {
+                let set = regex::RegexSet::new(&m.patterns).map_err(|e| {
+                    KnowledgeError::ExecOptions(format!("marker patterns of {:?}: {e}", m.programs))
+                })?;
+                let rule = Rule {
+                    programs: m.programs.clone(),
+                    names: m.options.clone(),
+                    value: Some(ValueIs::Code),
+                    keys: Vec::new(),
+                    keys_ignore_case: false,
+                    key_space: false,
+                    before_positional: false,
+                    subcommands: Vec::new(),
+                    value_options: Vec::new(),
+                    no_clusters: false,
+                    harmless: Vec::new(),
+                    cases: Vec::new(),
+                };
+                for p in &m.programs {
+                    option_markers
+                        .entry(p.clone())
+                        .or_default()
+                        .push((rule.clone(), set.clone()));
+                }
+                continue;
             }
             for p in &m.programs {
                 patterns
@@ -231,6 +270,7 @@ impl ExecOptions {
             harmless,
             markers: file.markers,
             marker_sets,
+            option_markers,
             stdin: file.stdin,
         })
     }
@@ -289,6 +329,10 @@ impl ExecOptions {
         self.marker_sets
             .get(program)
             .is_some_and(|s| s.is_match(text))
+            || self
+                .option_markers
+                .get(program)
+                .is_some_and(|ms| ms.iter().any(|(_, s)| s.is_match(text)))
     }
 
     /// Every marker rule (for the tests of their cases).
@@ -305,6 +349,7 @@ impl ExecOptions {
     pub(crate) fn knows(&self, program: &str) -> bool {
         self.by_program.contains_key(program)
             || self.marker_sets.contains_key(program)
+            || self.option_markers.contains_key(program)
             || self
                 .stdin
                 .iter()
@@ -316,6 +361,9 @@ impl ExecOptions {
         let mut out = Vec::new();
         for &i in self.by_program.get(program).into_iter().flatten() {
             let rule = &self.rules[i];
+            if !rule.subcommands.is_empty() && !has_subcommand(rule, argv) {
+                continue;
+            }
             for value in option_values(rule, argv) {
                 let is_harmless =
                     |v: &String| self.harmless[i].as_ref().is_some_and(|h| h.is_match(v));
@@ -323,6 +371,18 @@ impl ExecOptions {
                     continue;
                 }
                 if let Some(f) = judge(rule, value) {
+                    out.push(f);
+                }
+            }
+        }
+        for (rule, set) in self.option_markers.get(program).into_iter().flatten() {
+            for value in option_values(rule, argv) {
+                let f = match value {
+                    Some(v) if set.is_match(&v) => Found::Dynamic(v),
+                    Some(_) => continue,
+                    None => Found::Dynamic("(computed code)".into()),
+                };
+                if !out.contains(&f) {
                     out.push(f);
                 }
             }
@@ -341,6 +401,27 @@ impl ExecOptions {
         }
         out
     }
+}
+
+/// True if the first positional of `argv` (options and the rule's value options skipped)
+/// is one of the rule's subcommands.
+fn has_subcommand(rule: &Rule, argv: &[Decoded]) -> bool {
+    let mut i = 1;
+    while i < argv.len() {
+        let Some(w) = argv[i].literal_value() else {
+            // A subcommand that cannot be known could be any of them.
+            return true;
+        };
+        if w.starts_with('-') && w != "-" {
+            if rule.value_options.contains(&w) {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        return rule.subcommands.contains(&w);
+    }
+    false
 }
 
 /// The values given to the rule's options (`None` for a word that is not literal).

@@ -13,6 +13,29 @@ use std::collections::BTreeSet;
 pub struct Script {
     /// Every simple command, including those nested in substitutions and wrapper payloads.
     pub commands: Vec<Command>,
+    /// The aliases and functions the script defines, for a session to know in its later
+    /// commands.
+    pub definitions: Definitions,
+}
+
+/// Aliases (with their literal bodies) and function names a script defines, or a session
+/// knows from its earlier commands.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, Hash)]
+pub struct Definitions {
+    /// `alias NAME='BODY'`, by name.
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// `NAME() { … }`.
+    pub functions: BTreeSet<String>,
+}
+
+impl Definitions {
+    /// Adds `later`'s definitions (a later alias of a name replaces the earlier one).
+    pub fn extend(&mut self, later: &Definitions) {
+        for (k, v) in &later.aliases {
+            self.aliases.insert(k.clone(), v.clone());
+        }
+        self.functions.extend(later.functions.iter().cloned());
+    }
 }
 
 /// Byte range in the top-level script text.
@@ -185,6 +208,9 @@ pub struct Structure {
     pub in_substitution: bool,
     /// Inside a function body (runs when called, in the caller's cwd).
     pub in_function: bool,
+    /// The command calls a shell function defined earlier in the script or in the session
+    /// (its body was judged where it was defined; a function shadows a program of its name).
+    pub calls_function: bool,
     /// Some argument or redirect target contains a command substitution.
     pub args_have_substitution: bool,
     /// Some argument or redirect target has a dynamic part.

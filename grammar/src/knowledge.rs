@@ -57,6 +57,9 @@ pub enum Trait {
     CopyLike,
     /// Reads everything below a directory argument.
     ReadsRecursively,
+    /// Makes links (`ln`): every path operand but the last is a link target; later
+    /// commands of the script that name a path through the link name the target.
+    Links,
 }
 
 impl Trait {
@@ -137,6 +140,12 @@ struct Entry {
     #[serde(default)]
     output_options: Vec<String>,
     #[serde(default)]
+    chdir_options: Vec<String>,
+    #[serde(default)]
+    link_flags: Vec<String>,
+    #[serde(default)]
+    path_list_options: Vec<String>,
+    #[serde(default)]
     recursive_flags: Vec<String>,
     #[serde(default)]
     leading_flags: Vec<String>,
@@ -163,6 +172,9 @@ pub struct ProgramInfo {
     names: Vec<String>,
     traits: u32,
     options: FastMap<String, ValueKind>,
+    chdir_options: Vec<String>,
+    link_flags: Vec<String>,
+    path_list_options: Vec<String>,
     recursive_flags: Vec<String>,
     leading_flags: Vec<String>,
     examples: Vec<Example>,
@@ -260,6 +272,8 @@ impl Catalog {
                 (&e.value_options, ValueKind::Value),
                 (&e.output_options, ValueKind::Output),
                 (&e.code_options, ValueKind::Code),
+                (&e.chdir_options, ValueKind::Value),
+                (&e.path_list_options, ValueKind::Value),
             ] {
                 for o in list {
                     if options.insert(o.clone(), kind).is_some() {
@@ -280,6 +294,9 @@ impl Catalog {
                 names: e.names,
                 traits: e.traits.iter().fold(0, |acc, t| acc | t.bit()),
                 options,
+                chdir_options: e.chdir_options,
+                link_flags: e.link_flags,
+                path_list_options: e.path_list_options,
                 recursive_flags: e.recursive_flags,
                 leading_flags: e.leading_flags,
                 examples: e.examples,
@@ -310,6 +327,27 @@ impl Catalog {
     }
 
     /// Whether `flag` of `base` consumes the next word, and as what.
+    /// True if `flag` of `base` takes a file listing more paths (`tar -T FILE`).
+    pub fn lists_paths(&self, base: &str, flag: &str) -> bool {
+        self.program(base)
+            .is_some_and(|p| p.path_list_options.iter().any(|o| o == flag))
+    }
+
+    /// True if `base` with these flags makes links (`ln`, `cp -s`, `cp -l`).
+    pub fn makes_links(&self, base: &str, flags: &std::collections::BTreeSet<String>) -> bool {
+        self.program(base).is_some_and(|p| {
+            p.traits & Trait::Links.bit() != 0 || p.link_flags.iter().any(|f| flags.contains(f))
+        })
+    }
+
+    /// Options of `base` that make it run in another directory (`git -C DIR`, `make
+    /// --directory=DIR`): its relative paths and its cwd are there.
+    pub fn chdir_options(&self, base: &str) -> &[String] {
+        self.program(base)
+            .map_or(&[], |p| p.chdir_options.as_slice())
+    }
+
+    /// The kind of value `flag` of `base` takes, if it takes one.
     pub fn value_option(&self, base: &str, flag: &str) -> Option<ValueKind> {
         self.program(base)
             .and_then(|p| p.options.get(flag).copied())

@@ -54,8 +54,8 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 
 pub use error::ParseError;
 pub use ir::{
-    Assignment, Command, Cwd, Dynamic, PathRef, Program, Redirect, RedirectKind, Script, Span,
-    Structure, Word,
+    Assignment, Command, Cwd, Definitions, Dynamic, PathRef, Program, Redirect, RedirectKind,
+    Script, Span, Structure, Word,
 };
 pub use knowledge::is_url;
 pub use paths::{ancestors, resolve as resolve_path};
@@ -92,6 +92,10 @@ pub struct ParseOptions {
     /// Most parser steps spent reading a script and its payloads (tree-sitter's progress
     /// reports, one about every hundred operations; see [`ParseError::TooComplex`]).
     pub max_parse_steps: usize,
+    /// Aliases and functions the session defined in earlier commands: a command named by
+    /// one of those aliases is read as its expansion, and a call of one of those functions
+    /// is marked as such (`calls_function`).
+    pub known: Definitions,
 }
 
 impl ParseOptions {
@@ -112,6 +116,7 @@ impl ParseOptions {
             max_words: 1 << 16,
             max_line_work: 1 << 26,
             max_parse_steps: 8192,
+            known: Definitions::default(),
         }
     }
 }
@@ -142,5 +147,6 @@ pub fn parse(script: &str, opts: &ParseOptions) -> Result<Script, ParseError> {
     w.script(script, &cwd, &frame)?;
     Ok(Script {
         commands: std::mem::take(&mut w.out),
+        definitions: std::mem::take(&mut w.defined),
     })
 }

@@ -2,9 +2,15 @@
 //!
 //! Resolution is purely textual: `.` and empty components vanish and `..` removes the
 //! previous component (never climbing above `/`). Symlinks are not followed because the
-//! grammar does no I/O and the command may run on another host; the sandbox (Landlock) is
-//! what enforces the real filesystem boundary. `/work/link/../x` therefore resolves to
-//! `/work/x` here even if `link` is a symlink, exactly as the shell's own logical `cd` does.
+//! grammar does no I/O and the command may run on another host. The kernel resolves
+//! symlinks before `..`, so a live session also resolves each path that holds `..` the
+//! kernel's way on the target (the runner's live paths), and the sandbox (Landlock) bounds
+//! what is left.
+//!
+//! One kind of symlink is known without I/O: the kernel's magic links (`/proc/PID/cwd`,
+//! `/proc/PID/root`, `/proc/PID/fd/N`, `/dev/fd/N`), which lead anywhere. A `..` right
+//! after one does not climb back into `/proc`: the path stays at the link
+//! (`/proc/self/cwd/../../etc` is `/proc/self/cwd`), which policies treat as a descriptor.
 
 /// Resolves `path` against the absolute directory `base` into a canonical absolute path.
 ///
@@ -19,6 +25,7 @@ pub fn resolve(base: &str, path: &str) -> String {
     for comp in joined_base.split('/').chain(path.split('/')) {
         match comp {
             "" | "." => {}
+            ".." if is_magic_link(&parts) => {}
             ".." => {
                 parts.pop();
             }
@@ -34,6 +41,19 @@ pub fn resolve(base: &str, path: &str) -> String {
         out.push('/');
     }
     out
+}
+
+/// True if `parts` (components from `/`) name a magic link of the kernel, whose target is
+/// not below it: `/proc/PID/{cwd,root,exe}`, `/proc/PID/fd/N`, `/proc/PID/map_files/R`,
+/// the same under `/proc/PID/task/TID`, and `/dev/fd/N`.
+fn is_magic_link(parts: &[&str]) -> bool {
+    let links = |rest: &[&str]| matches!(rest, ["cwd" | "root" | "exe"] | ["fd" | "map_files", _]);
+    match parts {
+        ["dev", "fd", _] => true,
+        ["proc", _, "task", _, rest @ ..] => links(rest),
+        ["proc", _, rest @ ..] => links(rest),
+        _ => false,
+    }
 }
 
 /// The canonical absolute ancestors of a canonical absolute path, nearest first, ending
@@ -71,5 +91,27 @@ mod tests {
         assert_eq!(resolve("/work", "/work/../etc/passwd"), "/etc/passwd");
         assert_eq!(resolve("/work", "a/../../.."), "/");
         assert_eq!(resolve("/work", "//etc//x"), "/etc/x");
+    }
+
+    #[test]
+    fn dot_dot_does_not_climb_out_of_a_magic_link() {
+        assert_eq!(
+            resolve("/work", "/proc/self/cwd/../../home/u/.ssh/id_rsa"),
+            "/proc/self/cwd/home/u/.ssh/id_rsa"
+        );
+        assert_eq!(resolve("/", "/proc/1/root/.."), "/proc/1/root");
+        assert_eq!(
+            resolve("/", "/proc/self/task/7/cwd/../x"),
+            "/proc/self/task/7/cwd/x"
+        );
+        assert_eq!(resolve("/", "/dev/fd/3/../.."), "/dev/fd/3");
+        assert_eq!(
+            resolve("/", "/proc/self/fd/../environ"),
+            "/proc/self/environ"
+        );
+        assert_eq!(
+            resolve("/", "/proc/self/status/../cmdline"),
+            "/proc/self/cmdline"
+        );
     }
 }

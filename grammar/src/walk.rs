@@ -33,6 +33,10 @@ pub(crate) struct Walker<'o> {
     words: usize,
     /// Bytes the parser may re-read in dense lines so far (see [`check_line_work`]).
     line_work: u64,
+    /// Aliases and functions this script defined so far (given back with the script).
+    pub defined: crate::ir::Definitions,
+    /// Aliases being expanded (bash does not expand an alias inside its own expansion).
+    expanding: Vec<String>,
 }
 
 thread_local! {
@@ -226,6 +230,8 @@ impl<'o> Walker<'o> {
             parse_steps: 0,
             words: 0,
             line_work: 0,
+            defined: Default::default(),
+            expanding: Vec::new(),
         })
     }
 
@@ -432,6 +438,7 @@ impl<'o> Walker<'o> {
                     let calls: BTreeSet<String> =
                         self.out[first..].iter().map(display_name).collect();
                     self.functions.insert(name.clone(), calls);
+                    self.defined.functions.insert(name.clone());
                     if self.reaches(&name, &name) {
                         return Err(ParseError::unsupported(
                             "a function that calls itself (the shape of a fork bomb)",
@@ -480,6 +487,17 @@ impl<'o> Walker<'o> {
             | "unset_command" => self.assignment_like(node, src, cwd, frame),
             "test_command" => {
                 self.subs_in(node, src, cwd, frame)?;
+                // The brackets of the test itself are not a subscript.
+                let text = src[node.byte_range()].trim();
+                let inner = text
+                    .strip_prefix("[[")
+                    .or_else(|| text.strip_prefix('['))
+                    .unwrap_or(text);
+                let inner = inner
+                    .strip_suffix("]]")
+                    .or_else(|| inner.strip_suffix(']'))
+                    .unwrap_or(inner);
+                self.latent_subscript(inner, node, src, cwd, frame)?;
                 Ok(Outcome::same(cwd))
             }
             other => Err(ParseError::unsupported(
@@ -1072,6 +1090,27 @@ impl<'o> Walker<'o> {
         Ok(pipeline)
     }
 
+    /// Text bash will evaluate as an array subscript (a value a later `$((x))`, `(( x ))`
+    /// or `[[ x -eq 1 ]]` evaluates; a `[[ -v 'a[…]' ]]` operand) holding a substitution,
+    /// as a dynamic command: evaluating `a[$(id)]` runs `id`.
+    fn latent_subscript(
+        &mut self,
+        text: &str,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<(), ParseError> {
+        if !crate::words::has_latent_subscript(text) {
+            return Ok(());
+        }
+        let mut p = Proto::new(node, src, cwd, frame);
+        p.argv = vec![Decoded::opaque(text)];
+        p.structure.wrappers.push("a[…] evaluated".into());
+        p.structure.dynamic_command = true;
+        self.emit(p, src)
+    }
+
     fn assignment_like(
         &mut self,
         node: Node,
@@ -1114,7 +1153,11 @@ impl<'o> Walker<'o> {
             }
         }
         proto.sub_programs = self.substitutions(&subs, src, cwd, frame)?;
+        let latent: Vec<String> = proto.env.iter().map(|(_, v)| v.value()).collect();
         self.emit(proto, src)?;
+        for v in latent {
+            self.latent_subscript(&v, node, src, cwd, frame)?;
+        }
         Ok(Outcome::same(cwd))
     }
 
@@ -1209,9 +1252,100 @@ impl<'o> Walker<'o> {
         }
         proto.sub_programs = names;
         proto.redirects.extend(redirects);
+        if let Some(name_node) = node.field_child("name") {
+            let written = &src[name_node.byte_range()];
+            if let Some(body) = self.alias_body(written) {
+                return self.expand_alias(node, name_node, written, body, src, cwd, frame);
+            }
+            if self.is_function(written) {
+                proto.structure.calls_function = true;
+            }
+        }
+        self.record_aliases(&proto);
         let result = command::cd_outcome(&proto, cwd, &self.opts.home);
+        let latent: Vec<String> = proto.env.iter().map(|(_, v)| v.value()).collect();
         self.emit(proto, src)?;
+        for v in latent {
+            self.latent_subscript(&v, node, src, cwd, frame)?;
+        }
         Ok(result)
+    }
+
+    /// The body of alias `written` (a plain word: a quoted or escaped name is not
+    /// expanded), defined earlier in the script or in the session, unless it is being
+    /// expanded already.
+    fn alias_body(&self, written: &str) -> Option<String> {
+        if self.expanding.iter().any(|e| e == written) {
+            return None;
+        }
+        self.defined
+            .aliases
+            .get(written)
+            .or_else(|| self.opts.known.aliases.get(written))
+            .cloned()
+    }
+
+    /// True if `written` names a function defined earlier in the script or the session.
+    fn is_function(&self, written: &str) -> bool {
+        self.functions.contains_key(written) || self.opts.known.functions.contains(written)
+    }
+
+    /// `alias NAME='BODY' …` with literal words: remembered for the later commands.
+    /// (`unalias NAME` forgets one.)
+    fn record_aliases(&mut self, proto: &Proto) {
+        let Some(name) = proto.argv.first().and_then(Decoded::literal_value) else {
+            return;
+        };
+        for w in proto.argv.iter().skip(1) {
+            let Some(v) = w.literal_value() else {
+                continue;
+            };
+            match name.as_str() {
+                "alias" => {
+                    if let Some((n, body)) = v.split_once('=') {
+                        self.defined.aliases.insert(n.to_string(), body.to_string());
+                    }
+                }
+                "unalias" if !v.starts_with('-') => {
+                    self.defined.aliases.remove(&v);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// A command named by an alias, read as bash reads it: the alias's body in place of
+    /// the name, the rest of the command as written.
+    #[allow(clippy::too_many_arguments)]
+    fn expand_alias(
+        &mut self,
+        node: Node,
+        name_node: Node,
+        written: &str,
+        body: String,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<Outcome, ParseError> {
+        let text = format!(
+            "{}{}{}",
+            &src[node.start_byte()..name_node.start_byte()],
+            body,
+            &src[name_node.end_byte()..node.end_byte()]
+        );
+        let mut f = frame.clone();
+        f.structure.wrappers.push("alias".into());
+        f.structure.nesting_depth += 1;
+        f.span_override = frame.span_override.or(Some(crate::ir::Span {
+            start: node.start_byte(),
+            end: node.end_byte(),
+        }));
+        self.expanding.push(written.to_string());
+        self.enter()?;
+        let r = self.script(&text, cwd, &f);
+        self.depth -= 1;
+        self.expanding.pop();
+        r
     }
 
     /// `for VAR in WORDS`: what `$VAR` stands for in the body, when the words are literal
@@ -1473,8 +1607,12 @@ fn assignment<'t>(
     env: &WordEnv,
     subs: &mut Vec<Node<'t>>,
 ) -> Result<(String, Decoded), ParseError> {
-    let name = node
-        .field_child("name")
+    let name_node = node.field_child("name");
+    // `a[$(cmd)]=1`: a substitution in the subscript runs.
+    if let Some(n) = name_node.filter(|n| n.kind_name() == "subscript") {
+        words::collect_subs(n, subs);
+    }
+    let name = name_node
         .map(|n| env.src[n.byte_range()].to_string())
         .unwrap_or_default();
     let value = match node.field_child("value") {

@@ -473,7 +473,7 @@ fn lit(segs: &mut Vec<Seg>, text: String, quoted: bool) {
     }
 }
 
-fn collect_subs<'t>(node: Node<'t>, subs: &mut Vec<Node<'t>>) {
+pub(crate) fn collect_subs<'t>(node: Node<'t>, subs: &mut Vec<Node<'t>>) {
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
         match n.kind_name() {
@@ -574,6 +574,9 @@ fn decode_into<'t>(
                     if let Some((_, bound)) = env.bound.iter().rev().find(|(b, _)| b == n) {
                         segs.extend(bound.iter().cloned());
                     }
+                }
+                None if suffix_removal(text, env).is_some() => {
+                    segs.extend(suffix_removal(text, env).unwrap_or_default());
                 }
                 Some("PWD") if matches!(env.cwd, Cwd::Known(v) if v.len() == 1) => {
                     let cwd = env.cwd.primary().unwrap_or("/").to_string();
@@ -677,6 +680,51 @@ fn expansion_name(node: Node, src: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// An array subscript holding a command substitution (`a[$(id)]`, ``a[`id`]``,
+/// `a[${x:-$(id)}]`): text that runs a command whenever bash evaluates it as a subscript or
+/// an arithmetic expression.
+pub(crate) fn has_latent_subscript(text: &str) -> bool {
+    static RE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\[[^\]]*(\$\(|`|\$\{[^}]*\$\()").ok());
+    // Without the pattern (it is a constant), every `[` with a `$(` counts.
+    match &*RE {
+        Some(re) => re.is_match(text),
+        None => text.contains('[') && (text.contains("$(") || text.contains('`')),
+    }
+}
+
+/// `${NAME%SUFFIX}` / `${NAME%%SUFFIX}` of a loop variable, with a literal suffix that
+/// holds no `/` and no pattern character: the value loses at most the end of its last
+/// component, so it stays in the same directory (`${f%.c}.o` for `f` in `src/*.c` is still
+/// below `src/`). A value ending in a pattern keeps it (the pattern covers the shorter
+/// name); a literal one loses the suffix if it ends with it. `None` for anything else.
+fn suffix_removal(text: &str, env: &WordEnv) -> Option<Vec<Seg>> {
+    let inner = text.strip_prefix("${")?.strip_suffix('}')?;
+    let at = inner.find('%')?;
+    let (name, op) = inner.split_at(at);
+    let suffix = op.strip_prefix("%%").or_else(|| op.strip_prefix('%'))?;
+    let plain_name =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let plain_suffix = !suffix.is_empty()
+        && suffix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+,".contains(c));
+    if !plain_name || !plain_suffix {
+        return None;
+    }
+    let (_, bound) = env.bound.iter().rev().find(|(b, _)| b == name)?;
+    let mut segs = bound.clone();
+    match segs.last_mut()? {
+        Seg::Dyn { .. } => {}
+        Seg::Lit { text, .. } => {
+            if let Some(kept) = text.strip_suffix(suffix) {
+                *text = kept.to_string();
+            }
+        }
+    }
+    Some(segs)
 }
 
 /// What a loop variable stands for, given the words of its list: the word itself when

@@ -232,6 +232,30 @@ const WRAPPERS: &[(&str, SplitFn)] = &[
     ("alias", alias),
     ("trap", trap),
     ("find", find_wrapper),
+    ("flock", flock),
+    ("taskset", taskset),
+    ("chrt", chrt),
+    ("busybox", busybox),
+    ("sg", sg),
+    ("unbuffer", bare_wrapper),
+    ("fakeroot", bare_wrapper),
+    ("eatmydata", bare_wrapper),
+    ("nocache", bare_wrapper),
+    ("catchsegv", bare_wrapper),
+    ("torsocks", bare_wrapper),
+    ("dbus-run-session", bare_wrapper),
+    ("firejail", bare_wrapper),
+    ("valgrind", bare_wrapper),
+    ("proxychains", proxychains),
+    ("proxychains4", proxychains),
+    ("xvfb-run", xvfb_run),
+    ("setpriv", setpriv),
+    ("unshare", unshare),
+    ("nsenter", nsenter),
+    ("systemd-run", systemd_run),
+    ("strace", tracer),
+    ("ltrace", tracer),
+    ("perf", perf),
 ];
 
 /// Commands hidden in a command's options: dynamic ones, and literal ones to re-parse.
@@ -263,6 +287,7 @@ pub(crate) fn unwrap(p: Proto, k: &Catalog, room: Room) -> Result<Unwrapped, NoR
         // A path to a program is never a wrapper: `./sudo` is not `sudo`.
         return Ok(Unwrapped::Plain(p));
     };
+    let p = chdir_by_options(p, &base, k);
     // Commands given as option values (`rsync -e CMD`, `git -c core.pager=CMD`).
     let hidden = hidden_commands(&p, &base, k, room)?;
     let unwrapped = if let Some((_, split)) = WRAPPERS.iter().find(|(n, _)| *n == base) {
@@ -287,6 +312,65 @@ pub(crate) fn unwrap(p: Proto, k: &Catalog, room: Room) -> Result<Unwrapped, NoR
             split(outer, inners, own)
         }
     })
+}
+
+/// `p` run where its directory options say (`git -C /etc clean -fdx` runs in `/etc`; `make
+/// -C a -C b` in `a/b`): options before a subcommand, for programs that have one.
+fn chdir_by_options(mut p: Proto, base: &str, k: &Catalog) -> Proto {
+    let opts = k.chdir_options(base);
+    if opts.is_empty() {
+        return p;
+    }
+    let stops_at_subcommand = k.has(base, Trait::Subcommand);
+    let mut cwd = p.cwd.clone();
+    let mut changed = false;
+    let mut i = 1;
+    while i < p.argv.len() {
+        let Some(w) = p.argv[i].literal_value() else {
+            if opts.iter().any(|o| p.argv[i].raw.starts_with(o.as_str())) {
+                cwd = Cwd::Unknown;
+                changed = true;
+            }
+            if stops_at_subcommand {
+                break;
+            }
+            i += 1;
+            continue;
+        };
+        if w == "--" {
+            break;
+        }
+        if opts.contains(&w) {
+            cwd = match p.argv.get(i + 1) {
+                Some(d) => resolve_dir(d, &cwd),
+                None => cwd,
+            };
+            changed = true;
+            i += 2;
+            continue;
+        }
+        let attached = opts.iter().find_map(|o| match o.strip_prefix("--") {
+            Some(_) => w.strip_prefix(o.as_str())?.strip_prefix('='),
+            None => w.strip_prefix(o.as_str()).filter(|r| !r.is_empty()),
+        });
+        if let Some(d) = attached {
+            cwd = resolve_dir(&Decoded::literal(d), &cwd);
+            changed = true;
+            i += 1;
+            continue;
+        }
+        if !w.starts_with('-') && stops_at_subcommand {
+            break;
+        }
+        if k.value_option(base, &w).is_some() {
+            i += 1;
+        }
+        i += 1;
+    }
+    if changed {
+        p.cwd = cwd;
+    }
+    p
 }
 
 /// The commands `p` runs through exec-capable options: dynamic ones, and literal ones to
@@ -745,6 +829,270 @@ fn trap(p: Proto, _name: &str) -> Unwrapped {
         },
         _ => Unwrapped::Plain(p),
     }
+}
+
+/// `flock [opts] FILE CMD ARGS…`, `flock [opts] FILE -c CMD`; `flock FD` runs nothing.
+fn flock(p: Proto, _name: &str) -> Unwrapped {
+    let mut s = scan(
+        &p.argv,
+        "wE",
+        &["--wait", "--timeout", "--conflict-exit-code"],
+        false,
+    );
+    if s.dynamic || s.next >= p.argv.len() {
+        return simple(p, s, "flock");
+    }
+    let file = s.next;
+    // Options may follow the lock file; `-c`/`--command` takes a shell string.
+    let rest = scan(
+        &p.argv[file..],
+        "wEc",
+        &["--wait", "--timeout", "--command"],
+        false,
+    );
+    if let Some(Some(cmd)) = opt(&rest, &["-c", "--command"]) {
+        let outer = outer_of(&p, p.argv.len());
+        let cwd = p.cwd.clone();
+        return run_string(&p, outer, &cmd.clone(), "flock", cwd);
+    }
+    s.next = file + rest.next;
+    s.dynamic = rest.dynamic;
+    simple(p, s, "flock")
+}
+
+/// `taskset [opts] MASK CMD ARGS…` (`-p` acts on a running process and runs nothing).
+fn taskset(p: Proto, _name: &str) -> Unwrapped {
+    let mut s = scan(&p.argv, "", &[], false);
+    if has(&s, &["-p", "--pid"]) {
+        return Unwrapped::Plain(p);
+    }
+    s.next += 1; // the mask or CPU list
+    simple(p, s, "taskset")
+}
+
+/// `chrt [opts] PRIORITY CMD ARGS…` (`-p` acts on a running process).
+fn chrt(p: Proto, _name: &str) -> Unwrapped {
+    let mut s = scan(
+        &p.argv,
+        "TPD",
+        &["--sched-runtime", "--sched-period", "--sched-deadline"],
+        false,
+    );
+    if has(&s, &["-p", "--pid", "-m", "--max"]) {
+        return Unwrapped::Plain(p);
+    }
+    s.next += 1; // the priority
+    simple(p, s, "chrt")
+}
+
+/// `busybox APPLET ARGS…` runs the applet (`busybox sh -c …` is a shell).
+fn busybox(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "", &[], false);
+    if !s.opts.is_empty() {
+        return Unwrapped::Plain(p);
+    }
+    simple(p, s, "busybox")
+}
+
+/// `sg GROUP -c CMD` or `sg GROUP CMD`: the command is a shell string.
+fn sg(p: Proto, _name: &str) -> Unwrapped {
+    let at = match p.argv.get(2).and_then(Decoded::literal_value).as_deref() {
+        Some("-c") => 3,
+        _ => 2,
+    };
+    match p.argv.get(at).cloned() {
+        Some(cmd) => {
+            let outer = outer_of(&p, p.argv.len());
+            let cwd = p.cwd.clone();
+            run_string(&p, outer, &cmd, "sg", cwd)
+        }
+        None => Unwrapped::Plain(p),
+    }
+}
+
+/// `proxychains [-q] [-f FILE] CMD ARGS…`.
+fn proxychains(p: Proto, name: &str) -> Unwrapped {
+    let s = scan(&p.argv, "f", &[], false);
+    simple(p, s, name)
+}
+
+/// `xvfb-run [opts] CMD ARGS…`.
+fn xvfb_run(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "nsfepw",
+        &[
+            "--server-num",
+            "--server-args",
+            "--auth-file",
+            "--error-file",
+            "--xauth-protocol",
+            "--wait",
+        ],
+        false,
+    );
+    simple(p, s, "xvfb-run")
+}
+
+/// `setpriv [opts] CMD ARGS…`.
+fn setpriv(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "",
+        &[
+            "--reuid",
+            "--regid",
+            "--ruid",
+            "--euid",
+            "--rgid",
+            "--egid",
+            "--groups",
+            "--inh-caps",
+            "--ambient-caps",
+            "--bounding-set",
+            "--securebits",
+            "--pdeathsig",
+            "--selinux-label",
+            "--apparmor-profile",
+            "--landlock-access",
+            "--landlock-rule",
+        ],
+        false,
+    );
+    simple(p, s, "setpriv")
+}
+
+/// `unshare [opts] [CMD ARGS…]` (no command: the shell, reading its input).
+fn unshare(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "SGRwl",
+        &[
+            "--setuid",
+            "--setgid",
+            "--root",
+            "--wd",
+            "--propagation",
+            "--map-user",
+            "--map-group",
+            "--map-users",
+            "--map-groups",
+        ],
+        false,
+    );
+    if s.next >= p.argv.len() && !s.dynamic {
+        let outer = outer_of(&p, p.argv.len());
+        return split(outer, vec![dynamic_inner(&p, "unshare", "unshare")], vec![]);
+    }
+    simple(p, s, "unshare")
+}
+
+/// `nsenter [opts] [CMD ARGS…]` (no command: the shell).
+fn nsenter(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "tSGrwe",
+        &[
+            "--target", "--setuid", "--setgid", "--root", "--wd", "--env",
+        ],
+        false,
+    );
+    if s.next >= p.argv.len() && !s.dynamic {
+        let outer = outer_of(&p, p.argv.len());
+        return split(outer, vec![dynamic_inner(&p, "nsenter", "nsenter")], vec![]);
+    }
+    simple(p, s, "nsenter")
+}
+
+/// `systemd-run [opts] CMD ARGS…`.
+fn systemd_run(p: Proto, _name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "pEHMu",
+        &[
+            "--property",
+            "--setenv",
+            "--host",
+            "--machine",
+            "--unit",
+            "--description",
+            "--slice",
+            "--uid",
+            "--gid",
+            "--nice",
+            "--working-directory",
+            "--on-active",
+            "--on-boot",
+            "--on-startup",
+            "--on-unit-active",
+            "--on-unit-inactive",
+            "--on-calendar",
+            "--timer-property",
+            "--path-property",
+            "--socket-property",
+            "--service-type",
+        ],
+        false,
+    );
+    simple(p, s, "systemd-run")
+}
+
+/// `strace`/`ltrace [opts] CMD ARGS…` (`-p PID` attaches to a running process instead).
+fn tracer(p: Proto, name: &str) -> Unwrapped {
+    let s = scan(
+        &p.argv,
+        "eopsuabEIOPSXnlFAxwD",
+        &[
+            "--trace",
+            "--output",
+            "--attach",
+            "--string-limit",
+            "--user",
+            "--signal",
+            "--status",
+            "--env",
+            "--library",
+        ],
+        false,
+    );
+    simple(p, s, name)
+}
+
+/// `perf stat|record|trace|top [opts] CMD ARGS…`.
+fn perf(p: Proto, _name: &str) -> Unwrapped {
+    let sub = p.argv.get(1).and_then(Decoded::literal_value);
+    if !matches!(
+        sub.as_deref(),
+        Some("stat" | "record" | "trace" | "mem" | "c2c" | "kvm" | "sched" | "lock")
+    ) {
+        return Unwrapped::Plain(p);
+    }
+    let sub_argv: Vec<Decoded> = p.argv[1..].to_vec();
+    let s = scan(
+        &sub_argv,
+        "eoCcGFjprtmIDuLd",
+        &[
+            "--event",
+            "--output",
+            "--cpu",
+            "--count",
+            "--cgroup",
+            "--freq",
+            "--pid",
+            "--tid",
+            "--repeat",
+            "--delay",
+            "--call-graph",
+            "--uid",
+        ],
+        false,
+    );
+    let s = Scan {
+        opts: s.opts,
+        next: s.next + 1,
+        dynamic: s.dynamic,
+    };
+    simple(p, s, "perf")
 }
 
 /// `wrapper [opts] cmd args...`
