@@ -498,11 +498,21 @@ impl Engine {
         out
     }
 
+    /// The aliases and functions `command` defines (for a session to know in its later
+    /// commands); none when it does not parse.
+    pub fn definitions(&self, command: &str, env: &DecisionEnv) -> execkit_grammar::Definitions {
+        let opts = self.limits.parse_options(env);
+        parse(command, &opts)
+            .map(|s| s.definitions)
+            .unwrap_or_default()
+    }
+
     /// What a live session should look up on its target before deciding `command`: the
     /// literal paths its facts name (resolved through symlinks into
-    /// [`DecisionEnv::real_paths`]) and the program names it runs that are not builtins
-    /// (resolved through the shell's PATH into [`DecisionEnv::real_programs`]). Empty when
-    /// the command does not parse.
+    /// [`DecisionEnv::real_paths`]), the words that climb with `..` as the kernel reads
+    /// them, and the program names it runs that are not builtins (resolved through the
+    /// shell's PATH into [`DecisionEnv::real_programs`]). Empty when the command does not
+    /// parse.
     pub fn live_queries(&self, command: &str, env: &DecisionEnv) -> LiveQueries {
         let opts = self.limits.parse_options(env);
         let Ok(script) = parse(command, &opts) else {
@@ -964,6 +974,14 @@ impl Engine {
         out.sort();
         out
     }
+}
+
+/// True if every option of `cmd` (and its operand count) is one its program's read-only
+/// table lists (`knowledge/readonly.toml`): `context.options_listed`.
+fn options_listed(cmd: &Command, k: &execkit_grammar::knowledge::Catalog) -> bool {
+    let operands = cmd.positionals.len();
+    k.readonly()
+        .listed(cmd.program.base_name(), &cmd.flags, operands)
 }
 
 /// The `structure` record of a request's context.
@@ -1577,6 +1595,10 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                     ("env_cleared", C::boolean(cmd.env_cleared)),
                     ("flags", C::strings(&cmd.flags)),
                     ("identity", identity),
+                    (
+                        "options_listed",
+                        C::boolean(options_listed(cmd, self.e.knowledge)),
+                    ),
                     ("positionals", C::strings(&cmd.positionals)),
                     ("raw", C::shared_string(&cmd.text)),
                     ("redirect_targets", C::strings(&redirects)),
@@ -1614,6 +1636,10 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                     ("flags", flags),
                     ("identity", identity),
                     ("mode", C::string(f.mode)),
+                    (
+                        "options_listed",
+                        C::boolean(options_listed(cmd, self.e.knowledge)),
+                    ),
                     ("program", C::entity(&program)),
                     ("raw_path", C::string(&f.raw)),
                     ("structure", structure),

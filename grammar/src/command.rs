@@ -183,8 +183,15 @@ pub(crate) fn finish(p: Proto, kn: &Catalog) -> Command {
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric())
                         .collect();
+                    // Letters up to one that takes a value: the rest is that value
+                    // (`-Tutf8` is `-T utf8`, not `-u -t -f -8`).
                     for c in &letters {
-                        flags.insert(format!("-{c}"));
+                        let flag = format!("-{c}");
+                        let takes_value = kn.value_option(&base, &flag).is_some();
+                        flags.insert(flag);
+                        if takes_value {
+                            break;
+                        }
                     }
                     // `-n5` carries its value; `-n` alone takes the next word.
                     if v.len() == 2 {

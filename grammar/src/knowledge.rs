@@ -23,6 +23,7 @@ const EXEC_OPTIONS_TOML: &str = include_str!("../knowledge/exec_options.toml");
 const EFFECTS_TOML: &str = include_str!("../knowledge/effects.toml");
 const DESTINATIONS_TOML: &str = include_str!("../knowledge/destinations.toml");
 const ENV_VALUES_TOML: &str = include_str!("../knowledge/env_values.toml");
+const READONLY_TOML: &str = include_str!("../knowledge/readonly.toml");
 
 /// A property of a program that changes which words are paths, hosts or code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Deserialize)]
@@ -112,6 +113,9 @@ pub enum KnowledgeError {
     /// The inert variable values do not load.
     #[error("environment value knowledge (env_values.toml): {0}")]
     EnvValues(String),
+    /// The read-only option table does not load.
+    #[error("read-only option knowledge (readonly.toml): {0}")]
+    Readonly(String),
 }
 
 /// One example of an entry: a script and what must be extracted from it.
@@ -214,6 +218,8 @@ pub struct Catalog {
     destinations: crate::destinations::Destinations,
     /// Literal values of code-loading variables that load no code.
     env_values: crate::env_values::EnvValues,
+    /// Options that keep read-only tools read-only.
+    readonly: crate::readonly::ReadonlyOptions,
 }
 
 impl Catalog {
@@ -226,6 +232,11 @@ impl Catalog {
     /// Files programs read or write without naming them (`knowledge/effects.toml`).
     pub fn effects(&self) -> &crate::effects::Effects {
         &self.effects
+    }
+
+    /// Options that keep read-only tools read-only (`knowledge/readonly.toml`).
+    pub fn readonly(&self) -> &crate::readonly::ReadonlyOptions {
+        &self.readonly
     }
 
     /// Destinations set by options and environment variables
@@ -313,6 +324,7 @@ impl Catalog {
             effects: Default::default(),
             destinations: Default::default(),
             env_values: Default::default(),
+            readonly: Default::default(),
         })
     }
 
@@ -401,6 +413,7 @@ static CATALOG: LazyLock<Result<Catalog, KnowledgeError>> = LazyLock::new(|| {
     c.effects = crate::effects::Effects::from_toml(EFFECTS_TOML)?;
     c.destinations = crate::destinations::Destinations::from_toml(DESTINATIONS_TOML)?;
     c.env_values = crate::env_values::EnvValues::from_toml(ENV_VALUES_TOML)?;
+    c.readonly = crate::readonly::ReadonlyOptions::from_toml(READONLY_TOML)?;
     Ok(c)
 });
 

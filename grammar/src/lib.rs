@@ -42,6 +42,7 @@ pub mod knowledge;
 mod paths;
 mod program;
 mod proto;
+pub mod readonly;
 mod set_vars;
 mod stdin;
 mod walk;

@@ -742,6 +742,7 @@ impl<'o> Walker<'o> {
             .collect();
         let mut cur = start.clone();
         let first = self.out.len();
+        self.loop_assignment(node, src, cwd, frame)?;
         let binding = self.loop_binding(node, src, cwd)?;
         for k in kids {
             match k.kind_name() {
@@ -1392,6 +1393,44 @@ impl<'o> Walker<'o> {
             }
         }
         Ok(crate::words::loop_binding(&words).map(|segs| (name, segs)))
+    }
+
+    /// `for NAME in WORDS` assigns `NAME` each word (`"$@"` without `in`): an assignment,
+    /// judged like `NAME=word` (`for LD_PRELOAD in /tmp/x.so; do ls; done` preloads).
+    fn loop_assignment(
+        &mut self,
+        node: Node,
+        src: &str,
+        cwd: &Cwd,
+        frame: &Frame,
+    ) -> Result<(), ParseError> {
+        if node.kind_name() != "for_statement" {
+            return Ok(());
+        }
+        let Some(var) = node.field_child("variable") else {
+            return Ok(());
+        };
+        let name = src[var.byte_range()].to_string();
+        let bound = self.bound.clone();
+        let env = WordEnv {
+            src,
+            home: &self.opts.home,
+            cwd,
+            bound: &bound,
+        };
+        let mut proto = Proto::new(node, src, cwd, frame);
+        let mut c = node.walk();
+        let mut subs = Vec::new();
+        for v in node.field_children("value", &mut c) {
+            proto
+                .env
+                .push((name.clone(), words::decode(v, &env, &mut subs)?));
+        }
+        if proto.env.is_empty() {
+            proto.env.push((name, Decoded::opaque("\"$@\"")));
+        }
+        // The words' substitutions are walked with the loop's other parts.
+        self.emit(proto, src)
     }
 
     /// True if function `from` runs function `to`, directly or through other functions.

@@ -796,7 +796,9 @@ fn alias(p: Proto, _name: &str) -> Unwrapped {
         let v = w.value();
         if let Some((_, body)) = v.split_once('=') {
             match w.literal_value() {
-                Some(_) => payloads.push(payload(&p, body.to_string(), "alias", Cwd::Unknown)),
+                // Judged where it is defined; each use is judged again as its expansion,
+                // where it runs.
+                Some(_) => payloads.push(payload(&p, body.to_string(), "alias", p.cwd.clone())),
                 None => inners.push(dynamic_inner(&p, &w.raw, "alias")),
             }
         }

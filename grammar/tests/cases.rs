@@ -349,6 +349,41 @@ fn exec_option_cases() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Every case of `knowledge/readonly.toml`: whether the command is a use of its program
+/// that the table lists as read-only.
+#[test]
+fn readonly_option_cases() {
+    let k = execkit_grammar::knowledge::catalog().unwrap_or_else(|e| panic!("{e}"));
+    let opts = ParseOptions::new(Some("/work"), "/home/agent");
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for case in k.readonly().tools().iter().flat_map(|t| &t.cases) {
+        total += 1;
+        match parse(&case.script, &opts) {
+            Err(e) => failures.push(format!("`{}`: {e}", case.script)),
+            Ok(s) => {
+                let c = &s.commands[0];
+                let listed =
+                    k.readonly()
+                        .listed(c.program.base_name(), &c.flags, c.positionals.len());
+                if listed != case.listed {
+                    failures.push(format!(
+                        "`{}`: expected listed = {}, got {listed}",
+                        case.script, case.listed
+                    ));
+                }
+            }
+        }
+    }
+    // A program without an entry is read-only only without options.
+    let none = std::collections::BTreeSet::new();
+    let one = std::collections::BTreeSet::from(["-x".to_string()]);
+    assert!(k.readonly().listed("no-such-tool", &none, 3));
+    assert!(!k.readonly().listed("no-such-tool", &one, 0));
+    assert!(total >= 40, "only {total} read-only cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A pipeline too large to analyse is refused (each command is told every program up- and
 /// downstream of it, so the analysis grows with commands × programs): distinct parts past
 /// the limit, and a long pipeline of one program, whose parts' upstream sets were once

@@ -99,6 +99,30 @@ pub const DEFAULT: PolicySetFiles = PolicySetFiles {
             "cases/live_truth.toml",
             include_str!("../default/cases/live_truth.toml"),
         ),
+        (
+            "cases/closed_world.toml",
+            include_str!("../default/cases/closed_world.toml"),
+        ),
+        (
+            "cases/bash_evaluation.toml",
+            include_str!("../default/cases/bash_evaluation.toml"),
+        ),
+        (
+            "cases/assignments.toml",
+            include_str!("../default/cases/assignments.toml"),
+        ),
+        (
+            "cases/kernel_paths.toml",
+            include_str!("../default/cases/kernel_paths.toml"),
+        ),
+        (
+            "cases/egress.toml",
+            include_str!("../default/cases/egress.toml"),
+        ),
+        (
+            "cases/everyday_more.toml",
+            include_str!("../default/cases/everyday_more.toml"),
+        ),
     ],
 };
 

@@ -75,6 +75,9 @@ pub struct Session {
     last_cwd: std::sync::Mutex<String>,
     /// The shell's PATH as its last command left it (reported by the framing).
     last_path: std::sync::Mutex<Option<String>>,
+    /// Aliases and functions the session's commands defined (its shell knows them), for
+    /// reading later commands the way the shell will.
+    known: std::sync::Mutex<execkit_grammar::Definitions>,
     /// Background processes started with [`Session::spawn`].
     processes: Arc<crate::process::table::ProcessTable>,
     /// The checkpoint store, opened at the first checkpoint.
@@ -325,6 +328,7 @@ impl Session {
             running: Arc::new(Running::default()),
             last_cwd: std::sync::Mutex::new(workspace.display().to_string()),
             last_path: std::sync::Mutex::new(Some(crate::config::DEFAULT_PATH.to_string())),
+            known: Default::default(),
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
             checkpoints: Arc::default(),
             remote_checkpoints: tokio::sync::Mutex::new(None),
@@ -485,6 +489,7 @@ impl Session {
             running: Arc::new(Running::default()),
             last_cwd: std::sync::Mutex::new(start.clone()),
             last_path: std::sync::Mutex::new(None),
+            known: Default::default(),
             processes: crate::process::table::ProcessTable::new(config.limits.processes),
             checkpoints: Arc::default(),
             remote_checkpoints: tokio::sync::Mutex::new(None),
@@ -655,6 +660,7 @@ impl Session {
         env.identity.session_id = self.id.clone();
         env.cwd = Some(cwd.to_string());
         env.identity.approved_by = approved_by.map(str::to_string);
+        env.known = self.known.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Origin::Remote {
             transport,
             host,
@@ -849,6 +855,15 @@ impl Session {
         if let Some(p) = run.path {
             *self.last_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
         }
+        // The aliases and functions it defined, for reading the next commands.
+        let defined = self
+            .config
+            .engine
+            .definitions(command, &self.decision_env(&cwd, None));
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(&defined);
         if let Some(why) = run.shell_gone {
             if let Some(mut sh) = st.shell.take() {
                 self.keep_exports(&sh).await;
@@ -1592,6 +1607,8 @@ impl Session {
             Origin::Local => Some(crate::config::DEFAULT_PATH.to_string()),
             Origin::Remote { .. } => None,
         };
+        // A new shell knows none of the old one's aliases and functions.
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
         let exports_now = match st.shell.as_ref() {
             Some(sh) => sh.saved_exports().await,
             None => None,

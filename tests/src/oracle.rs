@@ -2,7 +2,9 @@
 //!
 //! Fed arbitrary bytes, grammar → engine must never panic, a rejected parse or a dynamic
 //! command position must never yield Allow, and every request built must conform to the
-//! schema.
+//! schema. Paths are judged canonical (no `.` or `..` left in any path a fact names, so a
+//! climb was resolved before policies saw it), and text bash would evaluate as a subscript
+//! holding a substitution (`x='a[$(id)]'`, `[ -v 'a[$(id)]' ]`) is never allowed.
 
 use execkit_engine::{DecisionEnv, Engine, Verdict};
 use execkit_grammar::{parse, ParseOptions};
@@ -28,18 +30,71 @@ pub fn check(engine: &Engine, env: &DecisionEnv, input: &[u8]) -> Result<(), Str
                 .commands
                 .iter()
                 .any(|c| c.structure.dynamic_command || c.program.is_dynamic());
+            if decision.verdict == Verdict::Allow && latent_subscript(&script) {
+                return Err("text evaluated as a subscript with a substitution was allowed".into());
+            }
             if dynamic && decision.verdict == Verdict::Allow {
                 return Err("a dynamic command position was allowed".into());
             }
             if decision.parse_error.is_some() && decision.verdict != Verdict::Deny {
                 return Err("decision with an error was not denied".into());
             }
+            for f in &decision.facts {
+                let Some(path) = f
+                    .resource
+                    .strip_prefix("Path::\"")
+                    .and_then(|r| r.strip_suffix('"'))
+                else {
+                    continue;
+                };
+                let climbs = path.split('/').any(|part| part == ".." || part == ".");
+                if climbs {
+                    return Err(format!("a fact names a path that is not canonical: {path}"));
+                }
+            }
+
             engine
                 .validate_script_requests(&script, env)
                 .map_err(|e| format!("invalid request: {e}"))?;
         }
     }
     Ok(())
+}
+
+/// True if a builtin's literal argument, or an assignment's literal value, holds an array
+/// subscript with a command substitution (`a[$(…)]`, ``a[`…`]``): text bash runs when it
+/// evaluates it as a subscript or arithmetic.
+fn latent_subscript(script: &execkit_grammar::Script) -> bool {
+    let holds = |t: &str| {
+        t.match_indices('[').any(|(i, _)| {
+            let rest = &t[i + 1..];
+            let inside = &rest[..rest.find(']').unwrap_or(rest.len())];
+            inside.contains("$(") || inside.contains('`')
+        })
+    };
+    const EVALUATORS: [&str; 12] = [
+        "test",
+        "[",
+        "printf",
+        "declare",
+        "typeset",
+        "local",
+        "export",
+        "readonly",
+        "read",
+        "unset",
+        "let",
+        "(assignment)",
+    ];
+    script.commands.iter().any(|c| {
+        let evaluator = EVALUATORS.contains(&c.program.entity_id().as_str());
+        let args = evaluator && c.args.iter().any(|a| a.is_literal() && holds(&a.value));
+        let values = c
+            .env
+            .iter()
+            .any(|a| a.value.is_literal() && holds(&a.value.value));
+        args || values
+    })
 }
 
 /// What the decision paths must agree on: the verdict, the errors' presence, and for each

@@ -38,6 +38,9 @@ const SEEDS: &[&str] = &[
     "ssh host 'ls /' && scp a host:/b && git clone git@github.com:a/b",
     "echo x > /dev/tcp/1.2.3.4/80; nc -l 8080; watch -n1 'df -h'",
     "$CMD; \"$x\"y; ${A:-$(id)} z; a=$((1+$(id -u)))",
+    "x='a[$(id)]'; echo $((x)); [ -v 'b[`id`]' ]; printf -v 'r[$(id)]' %s 1",
+    "cat /proc/self/cwd/../../etc/x; ln -s /etc e; cat e/../x; cd ../.. && ls ./a/../b",
+    "alias z='rm -rf'\nz ~; f() { ls; }; f; for P in /tmp/x.so; do LD_PRELOAD=$P ls; done",
 ];
 
 #[test]
@@ -71,6 +74,23 @@ fn oracle_holds_on_seeds_and_mutations() {
         }
     }
     assert_eq!(checked, SEEDS.len() * 150);
+}
+
+/// The invariants can fail: an engine that permits everything breaks the latent-subscript
+/// one (its Allow of `x='a[$(id)]'` is reported).
+#[test]
+fn the_oracle_reports_an_allowed_latent_subscript() {
+    let permissive = Engine::new(&execkit_engine::PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        &[("all.cedar", "permit (principal, action, resource);")],
+        "[]",
+    ))
+    .expect("permit-all engine");
+    let env = DecisionEnv::local("/work", "/home/agent");
+    let err = oracle::check(&permissive, &env, b"x='a[$(id)]'; echo $((x))")
+        .expect_err("the permit-all decision breaks the invariant");
+    assert!(err.contains("subscript"), "{err}");
+    oracle::check(&permissive, &env, b"x='a[1]'; echo $((x))").expect("a plain subscript is fine");
 }
 
 #[test]

@@ -450,6 +450,68 @@ async fn symlinks_are_judged_where_they_lead_on_every_transport() {
     }
 }
 
+/// Aliases and functions a session's earlier commands defined are known to its later
+/// decisions: a command named by an alias is judged as its expansion (`alias x='rm -rf'`
+/// then `x /opt/notes` removes a file outside the workspace), and a call of a defined function is a function
+/// call, not an unknown program to ask about.
+#[tokio::test]
+async fn aliases_and_functions_of_earlier_commands_are_read_as_the_shell_reads_them() {
+    let engine = default_policies_with_test_hosts();
+    let ws = Workspace::new("live-aliases");
+    let mut sessions = vec![(
+        "local",
+        config(&ws, engine.clone(), Profile::Workspace)
+            .local()
+            .await
+            .unwrap(),
+    )];
+    let config = || Session::builder().engine(engine.clone()).build().unwrap();
+    if let Some((t, s)) = ssh_fixture() {
+        sessions.push(("ssh", Session::ssh(&t, &s, config()).await.unwrap()));
+    }
+    for (name, s) in sessions {
+        // Before the alias exists, `zap` is a program nobody listed: asked about.
+        let d = s.decide("zap notes.txt").await;
+        assert_eq!(
+            d.verdict,
+            execkit_runner::Verdict::Ask,
+            "{name}: {:?}",
+            d.facts
+        );
+        let r = s
+            .exec("shopt -s expand_aliases; alias zap='rm -rf'; wipe() { echo wiped; }")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
+        // The alias's expansion reaches outside the workspace: denied.
+        let d = s.decide("zap /opt/notes").await;
+        assert_eq!(
+            d.verdict,
+            execkit_runner::Verdict::Deny,
+            "{name}: {:?}",
+            d.facts
+        );
+        assert!(
+            d.facts.iter().any(|f| f.resource.contains("/notes")),
+            "{name}: {:?}",
+            d.facts
+        );
+        // Inside the workspace it runs, as `rm -rf`.
+        let r = s
+            .exec("mkdir -p junk && zap junk && test ! -e junk && echo gone")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.stdout.trim(), "gone", "{name}: {}", r.stderr);
+        // The function is called, not asked about.
+        let r = s
+            .exec("wipe")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.stdout.trim(), "wiped", "{name}");
+        s.close().await;
+    }
+}
+
 /// Live-session truth: a program is judged as the file the shell's real PATH finds. A
 /// project's own tool directory put first (`PATH="$PWD/tbin:$PATH"`) is allowed, and then
 /// `ls` there is workspace code, not the trusted `ls`; a PATH entry outside the workspace
