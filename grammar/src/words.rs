@@ -198,13 +198,6 @@ impl Decoded {
     /// Where the word points if it is used as a path, resolved lexically against each cwd
     /// candidate. `~` was already replaced by the home directory during decoding.
     pub fn paths(&self, cwd: &Cwd) -> Vec<PathRef> {
-        // A process substitution alone (`diff <(sort a) <(sort b)`) is a pipe the shell
-        // makes to the commands inside, which are judged as commands of their own.
-        if let [Seg::Dyn { raw, .. }] = self.segs.as_slice() {
-            if (raw.starts_with("<(") || raw.starts_with(">(")) && raw.ends_with(')') {
-                return Vec::new();
-            }
-        }
         let dynamic = self.dynamic();
         let value = self.value();
         let mut out: Vec<PathRef> = Vec::new();

@@ -382,10 +382,12 @@ fn hidden_commands(
     room: Room,
 ) -> Result<Option<Hidden>, NoRoom> {
     let opts = k.exec_options();
-    if !opts.knows(base) {
+    let from_pipe = script_from_process_substitution(p, base, k);
+    if !opts.knows(base) && from_pipe.is_none() {
         return Ok(None);
     }
     let mut found = opts.found(base, &p.argv);
+    found.extend(from_pipe);
     // An interpreter reading its code from stdin (`base64 -d x | python3`).
     if opts.reads_code_from_stdin(base, &p.argv) {
         match crate::stdin::of(p) {
@@ -427,6 +429,33 @@ fn hidden_commands(
         }
     }
     Ok(Some((dynamic, payloads)))
+}
+
+/// A script read from a process substitution (`source <(echo …)`, `bash <(curl …)`,
+/// `python3 <(…)`): code that cannot be known, run by a shell, `source` or an
+/// interpreter.
+fn script_from_process_substitution(
+    p: &Proto,
+    base: &str,
+    k: &Catalog,
+) -> Option<crate::exec_options::Found> {
+    let reads_code = matches!(base, "source" | ".")
+        || k.has(base, Trait::Shell)
+        || k.exec_options()
+            .stdin_rules()
+            .iter()
+            .any(|r| r.programs.iter().any(|n| n == base));
+    if !reads_code {
+        return None;
+    }
+    let script = p
+        .argv
+        .iter()
+        .skip(1)
+        .find(|w| !w.value_text().starts_with('-'))?;
+    let raw = script.raw.as_str();
+    let piped = (raw.starts_with("<(") || raw.starts_with(">(")) && raw.ends_with(')');
+    piped.then(|| crate::exec_options::Found::Dynamic(raw.to_string()))
 }
 
 /// `sudo`.

@@ -398,9 +398,11 @@ async fn the_shipped_allowed_cases_run_without_a_runtime_refusal() {
                     continue;
                 }
                 refusals.push(format!(
-                    "[{}] `{command}`: {} (under {}): {}",
+                    "[{}] `{command}`: {} {:?} in {} (under {}): {}",
                     set.name,
                     d.program,
+                    d.argv,
+                    d.cwd,
                     d.parents.join(" < "),
                     d.reason
                 ));
