@@ -263,10 +263,10 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
         let prog = c.program.base_name();
         let is_cd = c.program.is("cd") || c.program.is("pushd");
         if is_cd {
-            let target = c
-                .args
-                .iter()
-                .find(|a| !(a.value.starts_with('-') && a.value.len() > 1 && a.is_literal()));
+            let target = c.args.iter().find(|a| {
+                execkit_grammar::is_stack_entry(&a.value)
+                    || !(a.value.starts_with('-') && a.value.len() > 1 && a.is_literal())
+            });
             match target {
                 None => push(Fact {
                     action: Action::Chdir,
@@ -276,14 +276,19 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
                     mode: "chdir",
                     raw: String::new(),
                 }),
-                Some(a) if a.value == "-" => push(Fact {
-                    action: Action::Chdir,
-                    cmd: i,
-                    target: Target::Path(PathRef::Anywhere),
-                    cwd: primary.clone(),
-                    mode: "chdir",
-                    raw: a.raw.clone(),
-                }),
+                Some(a)
+                    if a.value == "-"
+                        || (c.program.is("pushd") && execkit_grammar::is_stack_entry(&a.value)) =>
+                {
+                    push(Fact {
+                        action: Action::Chdir,
+                        cmd: i,
+                        target: Target::Path(PathRef::Anywhere),
+                        cwd: primary.clone(),
+                        mode: "chdir",
+                        raw: a.raw.clone(),
+                    });
+                }
                 Some(a) => {
                     for p in &a.paths {
                         push(Fact {

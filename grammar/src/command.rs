@@ -24,6 +24,13 @@ fn is_address_script(v: &str) -> bool {
 }
 
 /// How `cd`/`pushd`/`popd` leave the cwd; any other command leaves it as it was.
+/// `+N` or `-N`: an entry of the directory stack (`pushd +1`), not a directory name.
+pub fn is_stack_entry(word: &str) -> bool {
+    word.len() > 1
+        && (word.starts_with('+') || word.starts_with('-'))
+        && word[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
 pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
     let same = Outcome {
         ok: cwd.clone(),
@@ -56,14 +63,17 @@ pub(crate) fn cd_outcome(p: &Proto, cwd: &Cwd, home: &str) -> Outcome {
         }
         _ => return same,
     }
+    let rotates = name == "pushd";
     let target = words.find(|w| {
         let v = w.value_text();
-        !(v.starts_with('-') && v.len() > 1 && w.literal_text().is_some())
+        is_stack_entry(&v) || !(v.starts_with('-') && v.len() > 1 && w.literal_text().is_some())
     });
     let ok = match target {
         None => Cwd::Known([home.to_string()].into()),
         Some(w) => match w.literal_value() {
             Some(v) if v == "-" => Cwd::Unknown,
+            // `pushd +N` / `pushd -N`: an entry of the directory stack.
+            Some(v) if rotates && is_stack_entry(&v) => Cwd::Unknown,
             Some(v) if v.starts_with('/') => Cwd::Known([paths::resolve("/", &v)].into()),
             Some(v) => match cwd {
                 Cwd::Known(bases) if !bases.is_empty() => {

@@ -53,6 +53,7 @@ mod wrappers;
 /// every command (issue 18: SipHash was a tenth of a decision).
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+pub use command::is_stack_entry;
 pub use error::ParseError;
 pub use ir::{
     Assignment, Command, Cwd, Definitions, Dynamic, PathRef, Program, Redirect, RedirectKind,
