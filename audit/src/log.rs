@@ -73,6 +73,9 @@ pub struct AuditLog {
     next_seq: u64,
     head: String,
     options: AuditOptions,
+    /// The file's length after the last complete record: a write that fails part-way is
+    /// cut back to it, so no later record is ever appended onto a torn line.
+    good_len: u64,
 }
 
 impl AuditLog {
@@ -102,6 +105,7 @@ impl AuditLog {
                 next_seq: 0,
                 head: genesis_prev(&nonce),
                 options,
+                good_len: 0,
             };
             log.append(&AuditEvent::Genesis {
                 nonce,
@@ -135,12 +139,14 @@ impl AuditLog {
                 problem: "no complete record (the genesis record was lost)".into(),
             });
         };
+        let good_len = file.metadata().map_err(io)?.len();
         let mut log = AuditLog {
             path: path.to_path_buf(),
             file,
             next_seq: last_seq + 1,
             head,
             options,
+            good_len,
         };
         if let Some((discarded_bytes, discarded_sha256)) = recovered {
             log.append(&AuditEvent::Recovery {
@@ -164,15 +170,28 @@ impl AuditLog {
         let body = serde_json::to_string(&env)?;
         let hash = record_hash(&self.head, body.as_bytes());
         let line = seal(&body, &hash);
+        let path = self.path.clone();
         let io = |source| AuditError::Io {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
+        // A record that failed part-way is removed before anything else is written.
+        self.cut_torn_tail().map_err(io)?;
         // One write: with O_APPEND a crash leaves at most a partial last line.
-        self.file.write_all(line.as_bytes()).map_err(io)?;
-        if self.options.fsync {
-            self.file.sync_data().map_err(io)?;
+        let written = self.file.write_all(line.as_bytes()).and_then(|()| {
+            if self.options.fsync {
+                self.file.sync_data()
+            } else {
+                self.file.flush()
+            }
+        });
+        if let Err(e) = written {
+            // Out of space, or the file made read-only or immutable: take the partial
+            // record back out (when the file allows it; otherwise before the next one).
+            let _ = self.cut_torn_tail();
+            return Err(io(e));
         }
+        self.good_len += line.len() as u64;
         let appended = Appended {
             seq: self.next_seq,
             hash: hash.clone(),
@@ -180,6 +199,16 @@ impl AuditLog {
         self.next_seq += 1;
         self.head = hash;
         Ok(appended)
+    }
+
+    /// Cuts the file back to its last complete record, when a failed write left more.
+    fn cut_torn_tail(&mut self) -> std::io::Result<()> {
+        let len = self.file.metadata()?.len();
+        if len > self.good_len {
+            self.file.set_len(self.good_len)?;
+            self.file.sync_data()?;
+        }
+        Ok(())
     }
 
     /// The hash of the last record: store it elsewhere to detect records cut off the end.

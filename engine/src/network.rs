@@ -137,6 +137,17 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
         for d in package_sources(prog, cmd) {
             push(d);
         }
+    } else if unknown_program(prog, k) {
+        // A program the knowledge does not describe may fetch any URL it is given: each is
+        // a destination. (Words like `a:b` are too common to read as hosts without a
+        // scheme; an interpreter's words are data for its script, which the runtime
+        // decisions follow.)
+        for a in &literal_args {
+            let url = if is_url(a) { Some(*a) } else { embedded_url(a) };
+            if let Some(d) = url.and_then(|u| from_url(u.strip_prefix("git+").unwrap_or(u))) {
+                push(d);
+            }
+        }
     }
     let first_pos = cmd.positionals.first().map(String::as_str);
     match prog {
@@ -255,6 +266,27 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
         push(d);
     }
     out.into_vec()
+}
+
+/// True if nothing in the knowledge describes `prog`: no program entry, no exec option or
+/// marker, not an interpreter that reads code.
+fn unknown_program(prog: &str, k: &Catalog) -> bool {
+    k.program(prog).is_none()
+        && !k
+            .exec_options()
+            .stdin_rules()
+            .iter()
+            .any(|r| r.programs.iter().any(|p| p == prog))
+        && !k
+            .exec_options()
+            .rules()
+            .iter()
+            .any(|r| r.programs.iter().any(|p| p == prog))
+        && !k
+            .exec_options()
+            .markers()
+            .iter()
+            .any(|m| m.programs.iter().any(|p| p == prog))
 }
 
 /// A URL inside a word, after text that is not part of it: pip's direct references

@@ -10,13 +10,55 @@ use anyhow::Context as _;
 use execkit_runner::sandbox::Profile;
 use std::path::Path;
 
+/// Bytes free below which the log is reported full: a decision record is about 2 KiB, and
+/// a command whose record cannot be written does not run.
+const AUDIT_MIN_FREE: u64 = 1 << 20;
+
+/// Bytes available to this user on the filesystem holding `dir`.
+#[allow(unsafe_code)] // one statvfs query, see SAFETY below
+fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` is written by statvfs on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| dir.display().to_string());
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 fn audit_writable(p: &Path) -> anyhow::Result<String> {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir.exists() {
+        let free = free_bytes(dir)?;
+        if free < AUDIT_MIN_FREE {
+            anyhow::bail!(
+                "only {free} bytes free on the filesystem of {}: commands are refused when their decision cannot be recorded",
+                dir.display()
+            );
+        }
+    }
     if p.exists() {
         std::fs::OpenOptions::new()
             .append(true)
             .open(p)
             .with_context(|| p.display().to_string())?;
-        Ok(format!("{} exists and is writable", p.display()))
+        let report = execkit_audit::verify_file(p, &execkit_audit::VerifyOptions::default())
+            .with_context(|| p.display().to_string())?;
+        if let Some(problem) = report.problem {
+            anyhow::bail!("{}: {problem}", p.display());
+        }
+        Ok(format!(
+            "{} is writable and verifies ({} records)",
+            p.display(),
+            report.records
+        ))
     } else {
         let parent = p
             .parent()

@@ -276,6 +276,9 @@ pub enum ExecError {
     /// A checkpoint could not be taken or restored.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The audit log cannot record the decision, so the command does not run.
+    #[error("the audit log cannot record this command, so it does not run: {0}")]
+    AuditUnavailable(String),
 }
 
 impl ExecError {
@@ -322,4 +325,7 @@ pub enum SessionError {
     /// The operator requires the sandbox on remote targets and this one cannot have it.
     #[error("sandbox required: {0}")]
     SandboxRequired(String),
+    /// The audit log cannot record the session's opening, so the session does not open.
+    #[error("the audit log cannot record this session, so it does not open: {0}")]
+    AuditUnavailable(String),
 }

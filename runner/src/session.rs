@@ -216,16 +216,26 @@ impl Session {
     /// and waits until it is ready.
     pub async fn local(config: SessionConfig) -> Result<Session, SessionError> {
         let s = Session::start_local(config).await?;
-        s.announce(execkit_audit::SessionEvent::Opened);
-        Ok(s)
+        s.opened().await
     }
 
     /// Records that the session opened or closed.
-    fn announce(&self, event: execkit_audit::SessionEvent) {
+    fn announce(&self, event: execkit_audit::SessionEvent) -> Result<(), String> {
         self.audit(AuditEvent::Session(execkit_audit::SessionRecord {
             who: self.who(),
             event,
-        }));
+        }))
+    }
+
+    /// Records the opening; a session whose opening cannot be recorded is closed again.
+    async fn opened(self) -> Result<Session, SessionError> {
+        match self.announce(execkit_audit::SessionEvent::Opened) {
+            Ok(()) => Ok(self),
+            Err(why) => {
+                self.close().await;
+                Err(SessionError::AuditUnavailable(why))
+            }
+        }
     }
 
     /// Records a step of a human approval of `approval.command` (asked, approved,
@@ -240,7 +250,7 @@ impl Session {
         reason: Option<&str>,
     ) {
         let answered = event != execkit_audit::ApprovalEvent::Requested;
-        self.audit(AuditEvent::Approval(execkit_audit::ApprovalRecord {
+        let _ = self.audit(AuditEvent::Approval(execkit_audit::ApprovalRecord {
             who: self.who(),
             command: self.redact(&approval.command),
             cwd: self.redact(cwd),
@@ -368,8 +378,7 @@ impl Session {
             default_workspace: "~/execkit-work",
         };
         let s = Session::remote(origin, config, settings.allow_sh).await?;
-        s.announce(execkit_audit::SessionEvent::Opened);
-        Ok(s)
+        s.opened().await
     }
 
     /// Opens a session in a Docker container: attached to a running one, or in a hardened
@@ -399,8 +408,7 @@ impl Session {
             default_workspace,
         };
         let s = Session::remote(origin, config, settings.allow_sh).await?;
-        s.announce(execkit_audit::SessionEvent::Opened);
-        Ok(s)
+        s.opened().await
     }
 
     async fn remote(
@@ -681,17 +689,22 @@ impl Session {
         who_of(&self.origin, &self.id, &self.config)
     }
 
-    fn audit(&self, event: AuditEvent) {
+    /// Writes `event` to the audit log (and the observers). `Err` says why the log could not
+    /// take it: decisions and openings that cannot be recorded do not go ahead.
+    fn audit(&self, event: AuditEvent) -> Result<(), String> {
         if let Some(observe) = &self.config.observer {
             observe(&event);
         }
-        if let Some(log) = &self.config.audit {
-            if let Ok(mut log) = log.lock() {
-                if let Err(e) = log.append(&event) {
-                    eprintln!("execkit: audit append failed: {e}");
-                }
-            }
-        }
+        let Some(log) = &self.config.audit else {
+            return Ok(());
+        };
+        let mut log = log
+            .lock()
+            .map_err(|_| "the audit log's lock was poisoned by a panic".to_string())?;
+        log.append(&event).map(|_| ()).map_err(|e| {
+            eprintln!("execkit: audit append failed: {e}");
+            e.to_string()
+        })
     }
 
     /// Cancels the command that is running, if any: it is interrupted like a timeout and
@@ -768,7 +781,8 @@ impl Session {
         if approved && decision.verdict == Verdict::Ask {
             record.approved_by = approver.map(str::to_string);
         }
-        self.audit(AuditEvent::Decision(record));
+        self.audit(AuditEvent::Decision(record))
+            .map_err(ExecError::AuditUnavailable)?;
         if !approved {
             let mut denial = Denial::from_decision(decision);
             if denial.verdict == Verdict::Ask && approval.is_some() {
@@ -914,7 +928,7 @@ impl Session {
             runtime_denials,
             runtime_allowed,
         };
-        self.audit(AuditEvent::Command(CommandRecord {
+        let _ = self.audit(AuditEvent::Command(CommandRecord {
             who: self.who(),
             command: redact(command),
             cwd: redact(&cwd),
@@ -1341,7 +1355,7 @@ impl Session {
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??
         };
-        self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
+        let _ = self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
             who: self.who(),
             checkpoint: info.id.clone(),
             event: "taken".into(),
@@ -1426,7 +1440,8 @@ impl Session {
             &decision,
             &redact,
         );
-        self.audit(AuditEvent::Decision(record));
+        self.audit(AuditEvent::Decision(record))
+            .map_err(ExecError::AuditUnavailable)?;
         if decision.verdict != Verdict::Allow {
             return Err(ExecError::Denied(Box::new(Denial::from_decision(decision))));
         }
@@ -1454,7 +1469,7 @@ impl Session {
             .map_err(checkpoint_error)?
         };
         drop(st);
-        self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
+        let _ = self.audit(AuditEvent::Checkpoint(execkit_audit::CheckpointRecord {
             who: self.who(),
             checkpoint: report.id.clone(),
             event: "restored".into(),
@@ -1671,7 +1686,8 @@ impl Session {
         self.processes.kill_all("session closed").await;
         let mut st = self.state.lock().await;
         if !st.closed {
-            self.announce(execkit_audit::SessionEvent::Closed);
+            // Closing goes ahead whether or not the log takes the record (it said why).
+            let _ = self.announce(execkit_audit::SessionEvent::Closed);
         }
         st.closed = true;
         if let Some(mut sh) = st.shell.take() {

@@ -28,7 +28,7 @@ use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs, RestartArgs};
 use execkit_audit::ApprovalEvent;
 use execkit_engine::{DecisionEnv, OpenTarget, Verdict};
 use execkit_protect::Budget;
-use execkit_runner::{Approval, ExecError, ExecOptions, Session};
+use execkit_runner::{Approval, ExecError, ExecOptions, Session, SessionError};
 use output::{
     CreateOutput, DecisionOutput, DestroyOutput, ErrorKind, ErrorOutput, ExecOutput,
     IdentityOutput, ListOutput, RestartOutput, SandboxOutput, SessionRow,
@@ -428,6 +428,9 @@ impl ExecKitServer {
             .await
         {
             Ok(s) => s,
+            Err(e @ SessionError::AuditUnavailable(_)) => {
+                return fail(ErrorKind::AuditUnavailable, e.to_string())
+            }
             Err(e) => return fail(ErrorKind::Session, format!("cannot start the session: {e}")),
         };
         let info = session.info().await;
@@ -544,6 +547,9 @@ impl ExecKitServer {
         };
         let session = match opened {
             Ok(s) => s,
+            Err(e @ SessionError::AuditUnavailable(_)) => {
+                return fail(ErrorKind::AuditUnavailable, e.to_string())
+            }
             Err(e) => {
                 return fail(
                     ErrorKind::Session,
@@ -896,6 +902,9 @@ impl ExecKitServer {
                 fail(ErrorKind::BadArguments, e.to_string())
             }
             Err(e @ ExecError::WorkspaceFull { .. }) => fail(ErrorKind::Limit, e.to_string()),
+            Err(e @ ExecError::AuditUnavailable(_)) => {
+                fail(ErrorKind::AuditUnavailable, e.to_string())
+            }
             Err(ExecError::ShellGone(why)) => fail(
                 ErrorKind::Session,
                 format!("the session's shell has ended ({why}); destroy it with session_destroy and create a new one"),

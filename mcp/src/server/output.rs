@@ -610,6 +610,9 @@ pub enum ErrorKind {
     Process,
     /// A human declined.
     Denied,
+    /// The audit log cannot record the decision (full, read-only, immutable): nothing runs
+    /// and no session opens until the operator fixes it.
+    AuditUnavailable,
 }
 
 /// The structured content of a tool error that is not a policy decision.

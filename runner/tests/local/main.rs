@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
+mod audit_faults;
 mod checkpoints;
 mod common;
 mod docker_connect;

@@ -1,0 +1,143 @@
+//! The audit log fails closed: a command whose decision record cannot be written does not
+//! run, a session whose opening cannot be recorded does not open, and a record cut short
+//! by the fault is taken back out, so the log stays verifiable. A real fault: a small tmpfs
+//! filled to the last byte.
+
+use crate::common::*;
+use execkit_audit::{AuditLog, AuditOptions, VerifyOptions};
+use execkit_runner::sandbox::Profile;
+use execkit_runner::{ExecError, SessionError};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Fills the filesystem of `dir` to its last byte.
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let block = vec![b'x'; 4096];
+    while f.write_all(&block).is_ok() {}
+    // The last partial block.
+    while f.write_all(b"x").is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[tokio::test]
+async fn an_audit_log_that_cannot_record_refuses_commands_and_sessions() {
+    // Mounting needs root: CI runs as root; elsewhere the test says why it cannot run.
+    let base = std::env::temp_dir().join(format!("ek-auditfs-{}", std::process::id()));
+    let Some(fs) = Tmpfs::mount(&base, "256k") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "cannot mount a tmpfs for the audit fault test (root is needed)"
+        );
+        eprintln!("skipping: cannot mount a tmpfs (not root)");
+        return;
+    };
+    let log_path = base.join("audit.jsonl");
+    let log = Arc::new(Mutex::new(
+        AuditLog::open(&log_path, AuditOptions { fsync: true }).unwrap(),
+    ));
+    let ws = Workspace::new("audit-faults");
+    std::fs::write(ws.path().join("proof.txt"), "keep me").unwrap();
+    let s = config(&ws, default_policies(), Profile::Workspace)
+        .audit(log.clone())
+        .local()
+        .await
+        .unwrap();
+    ok(&s, "echo recorded").await;
+
+    // Full. The log's last page may still hold a record or two (tmpfs allocates pages):
+    // commands run until one cannot be recorded, and from then on none does.
+    fill(&base);
+    let mut refused = false;
+    for _ in 0..8 {
+        match s.exec("true").await {
+            Ok(_) => {}
+            Err(ExecError::AuditUnavailable(_)) => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused, "a full log kept recording");
+    match s.exec("rm -f proof.txt").await {
+        Err(ExecError::AuditUnavailable(why)) => {
+            assert!(why.contains("No space") || why.contains("space"), "{why}")
+        }
+        other => panic!("ran without a decision record: {other:?}"),
+    }
+    assert!(ws.path().join("proof.txt").exists(), "the file was deleted");
+
+    // No new session opens either (each that still fits in the log's last page is
+    // recorded; the first that does not is refused and closed again).
+    let mut opened = Vec::new();
+    let mut refused_open = false;
+    for _ in 0..20 {
+        match config(
+            &Workspace::new("audit-faults-2"),
+            default_policies(),
+            Profile::Workspace,
+        )
+        .audit(log.clone())
+        .local()
+        .await
+        {
+            Err(SessionError::AuditUnavailable(_)) => {
+                refused_open = true;
+                break;
+            }
+            Err(e) => panic!("a different error: {e}"),
+            Ok(s2) => opened.push(s2),
+        }
+    }
+    assert!(refused_open, "sessions kept opening on a full log");
+
+    // Space again: commands run, and nothing was appended onto a torn line.
+    std::fs::remove_file(base.join("filler")).unwrap();
+    for s2 in opened {
+        s2.close().await;
+    }
+    ok(&s, "echo recorded again").await;
+    ok(&s, "rm -f proof.txt").await;
+    assert!(!ws.path().join("proof.txt").exists());
+    s.close().await;
+    let report = execkit_audit::verify_file(&log_path, &VerifyOptions::default()).unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    // The records of every command that ran, and of none that did not.
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    // (the decision and the command record of the one that ran).
+    let records = text.matches("\"command\":\"rm -f proof.txt\"").count();
+    assert_eq!(records, 2, "{text}");
+    assert!(text.contains("recorded again"), "{text}");
+    drop(fs);
+}
