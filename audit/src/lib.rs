@@ -44,4 +44,4 @@ pub use record::{
     FactRecord, ProcessEvent, ProcessRecord, RecordedEnv, RuntimeContext, SessionEvent,
     SessionRecord, StreamSummary, Verdict, Who,
 };
-pub use verify::{verify, verify_file, Problem, ProblemKind, VerifyOptions, VerifyReport};
+pub use verify::{verify, verify_file, Anchor, Problem, ProblemKind, VerifyOptions, VerifyReport};

@@ -2,7 +2,7 @@
 
 use crate::chain::{genesis_prev, record_hash, seal, sha256_hex};
 use crate::record::AuditEvent;
-use crate::verify::{verify, VerifyOptions};
+use crate::verify::{verify, Anchor, VerifyOptions};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -126,7 +126,17 @@ impl AuditLog {
             recovered = Some((tail.len() as u64, sha256_hex(&[&tail])));
         }
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let report = verify(BufReader::new(&mut file), &VerifyOptions::default()).map_err(io)?;
+        // The anchor beside the log: records cut off the end, or a rewrite with recomputed
+        // hashes, do not pass.
+        let anchor = Anchor::beside(path).map_err(io)?;
+        let report = verify(
+            BufReader::new(&mut file),
+            &VerifyOptions {
+                anchor,
+                ..VerifyOptions::default()
+            },
+        )
+        .map_err(io)?;
         if let Some(p) = report.problem {
             return Err(AuditError::Broken {
                 path: path.to_path_buf(),
@@ -198,7 +208,36 @@ impl AuditLog {
         };
         self.next_seq += 1;
         self.head = hash;
+        // The record is in; an anchor that cannot be written is still a failure to record.
+        self.write_anchor(appended.seq, &appended.hash)
+            .map_err(io)?;
         Ok(appended)
+    }
+
+    /// Writes `LOG.head` (the last record's seq and hash; replaced atomically): an anchor
+    /// for `verify`. It may lag the log after a crash, never lead it.
+    fn write_anchor(&self, seq: u64, hash: &str) -> std::io::Result<()> {
+        let path = Anchor::path_for(&self.path);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let text = serde_json::to_string(&Anchor {
+            seq,
+            hash: hash.to_string(),
+        })
+        .map_err(std::io::Error::other)?;
+        let mut oo = OpenOptions::new();
+        oo.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            oo.mode(0o600);
+        }
+        let mut f = oo.open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        drop(f);
+        std::fs::rename(&tmp, &path)
     }
 
     /// Cuts the file back to its last complete record, when a failed write left more.

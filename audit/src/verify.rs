@@ -12,6 +12,41 @@ pub struct VerifyOptions {
     /// The hash the log's last record must have (an anchor kept elsewhere). Detects
     /// records removed from the end, which the chain alone cannot.
     pub expect_head: Option<String>,
+    /// A record the log must hold, with this hash (the anchor file the log writes beside
+    /// itself, or one kept elsewhere): detects records removed from the end and a rewrite
+    /// whose hashes were recomputed.
+    pub anchor: Option<Anchor>,
+}
+
+/// A record a log is known to hold: its sequence number and hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Anchor {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+}
+
+impl Anchor {
+    /// The anchor file of the log at `log`: `LOG.head`.
+    pub fn path_for(log: &Path) -> std::path::PathBuf {
+        let mut p = log.as_os_str().to_owned();
+        p.push(".head");
+        std::path::PathBuf::from(p)
+    }
+
+    /// The anchor kept beside the log at `log`, if there is one (`Err` for one that exists
+    /// but cannot be read: that is a finding, not an absence).
+    pub fn beside(log: &Path) -> std::io::Result<Option<Anchor>> {
+        let path = Anchor::path_for(log);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(text.trim())
+                .map(Some)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Kinds of damage.
@@ -34,6 +69,9 @@ pub enum ProblemKind {
     BadGenesis,
     /// The log does not end at the expected head: records were removed from the end.
     HeadMismatch,
+    /// The anchored record is missing or has another hash: records were removed from the
+    /// end, or the log was rewritten with recomputed hashes.
+    AnchorMismatch,
 }
 
 /// The first problem found.
@@ -189,12 +227,41 @@ pub fn verify(mut reader: impl BufRead, options: &VerifyOptions) -> std::io::Res
             ));
             break;
         }
+        if let Some(a) = options.anchor.as_ref().filter(|a| a.seq == rec.seq) {
+            if a.hash != hash {
+                report.problem = Some(fail(
+                    ProblemKind::AnchorMismatch,
+                    Some(rec.seq),
+                    format!(
+                        "the anchor says seq {} has hash {}, the log says {hash}: the log was rewritten",
+                        a.seq, a.hash
+                    ),
+                ));
+                break;
+            }
+        }
         report.records += 1;
         report.last_seq = Some(rec.seq);
         expected_seq = rec.seq + 1;
         prev_hash = Some(hash.to_string());
     }
     report.head = prev_hash;
+    if let (None, Some(a)) = (&report.problem, &options.anchor) {
+        if report.last_seq.is_none_or(|last| last < a.seq) {
+            report.problem = Some(Problem {
+                kind: ProblemKind::AnchorMismatch,
+                line: line_no,
+                seq: report.last_seq,
+                detail: format!(
+                    "the anchor names seq {} but the log ends at seq {}: records were removed from the end",
+                    a.seq,
+                    report
+                        .last_seq
+                        .map_or("(none)".to_string(), |s| s.to_string())
+                ),
+            });
+        }
+    }
     if report.problem.is_none() {
         if let Some(expect) = &options.expect_head {
             if report.head.as_deref() != Some(expect.as_str()) {

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
 use execkit_audit::{
-    verify_file, AuditEvent, AuditLog, AuditOptions, CommandRecord, DecisionRecord, FactRecord,
-    ProblemKind, StreamSummary, Verdict, VerifyOptions, Who,
+    verify_file, Anchor, AuditEvent, AuditLog, AuditOptions, CommandRecord, DecisionRecord,
+    FactRecord, ProblemKind, StreamSummary, Verdict, VerifyOptions, Who,
 };
 use execkit_protect::{KnownSecrets, Redactor};
 use std::path::{Path, PathBuf};
@@ -220,10 +220,67 @@ fn removal_from_the_end_needs_an_anchor() {
         &path,
         &VerifyOptions {
             expect_head: Some(anchor),
+            ..VerifyOptions::default()
         },
     )
     .unwrap();
     assert_eq!(r.problem.unwrap().kind, ProblemKind::HeadMismatch);
+}
+
+/// The log writes its anchor beside itself (`LOG.head`) after every record: records cut
+/// off the end and a rewrite with recomputed hashes are found against it, and a server
+/// will not open such a log.
+#[test]
+fn the_anchor_beside_the_log_catches_truncation_and_rewrites() {
+    let d = temp_dir("beside");
+    let path = d.join("a.jsonl");
+    write_log(&path, 4);
+    let anchor = Anchor::beside(&path)
+        .unwrap()
+        .expect("the log wrote its anchor");
+    let full = verify_file(&path, &VerifyOptions::default()).unwrap();
+    assert_eq!(Some(anchor.seq), full.last_seq);
+    assert_eq!(Some(&anchor.hash), full.head.as_ref());
+    let with_anchor = || VerifyOptions {
+        anchor: Anchor::beside(&path).unwrap(),
+        ..VerifyOptions::default()
+    };
+    assert!(verify_file(&path, &with_anchor())
+        .unwrap()
+        .problem
+        .is_none());
+
+    // Records cut off the end: the chain alone is fine, the anchor is not.
+    let whole = lines(&path);
+    write_lines(&path, &whole[..whole.len() - 2]);
+    assert!(verify_file(&path, &VerifyOptions::default())
+        .unwrap()
+        .problem
+        .is_none());
+    let r = verify_file(&path, &with_anchor()).unwrap();
+    assert_eq!(r.problem.unwrap().kind, ProblemKind::AnchorMismatch);
+    assert!(AuditLog::open(&path, AuditOptions::default()).is_err());
+
+    // A rewrite whose hashes were recomputed (another log of as many records, put in its
+    // place) is a valid chain, but not the anchored one.
+    let other = d.join("b.jsonl");
+    write_log(&other, 4);
+    std::fs::copy(&other, &path).unwrap();
+    assert!(verify_file(&path, &VerifyOptions::default())
+        .unwrap()
+        .problem
+        .is_none());
+    let r = verify_file(&path, &with_anchor()).unwrap();
+    assert_eq!(r.problem.unwrap().kind, ProblemKind::AnchorMismatch);
+    assert!(AuditLog::open(&path, AuditOptions::default()).is_err());
+
+    // The original, whole again, verifies and opens.
+    write_lines(&path, &whole);
+    assert!(verify_file(&path, &with_anchor())
+        .unwrap()
+        .problem
+        .is_none());
+    AuditLog::open(&path, AuditOptions::default()).unwrap();
 }
 
 #[test]
