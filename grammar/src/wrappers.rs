@@ -246,15 +246,15 @@ const WRAPPERS: &[(&str, SplitFn)] = &[
     ("dbus-run-session", bare_wrapper),
     ("firejail", bare_wrapper),
     ("valgrind", bare_wrapper),
-    ("proxychains", proxychains),
-    ("proxychains4", proxychains),
-    ("xvfb-run", xvfb_run),
-    ("setpriv", setpriv),
-    ("unshare", unshare),
-    ("nsenter", nsenter),
-    ("systemd-run", systemd_run),
-    ("strace", tracer),
-    ("ltrace", tracer),
+    ("proxychains", option_wrapper),
+    ("proxychains4", option_wrapper),
+    ("xvfb-run", option_wrapper),
+    ("setpriv", option_wrapper),
+    ("unshare", option_wrapper),
+    ("nsenter", option_wrapper),
+    ("systemd-run", option_wrapper),
+    ("strace", option_wrapper),
+    ("ltrace", option_wrapper),
     ("perf", perf),
 ];
 
@@ -941,16 +941,14 @@ fn sg(p: Proto, _name: &str) -> Unwrapped {
     }
 }
 
-/// `proxychains [-q] [-f FILE] CMD ARGS…`.
-fn proxychains(p: Proto, name: &str) -> Unwrapped {
-    let s = scan(&p.argv, "f", &[], false);
-    simple(p, s, name)
-}
-
-/// `xvfb-run [opts] CMD ARGS…`.
-fn xvfb_run(p: Proto, _name: &str) -> Unwrapped {
-    let s = scan(
-        &p.argv,
+/// Wrappers that take options, then the command they run: (name, short options taking a
+/// value, long options taking a value, whether with no command they run a shell reading
+/// its input). `strace`/`ltrace -p PID` attach to a running process and run nothing.
+const OPTION_WRAPPERS: &[(&str, &str, &[&str], bool)] = &[
+    ("proxychains", "f", &[], false),
+    ("proxychains4", "f", &[], false),
+    (
+        "xvfb-run",
         "nsfepw",
         &[
             "--server-num",
@@ -961,14 +959,9 @@ fn xvfb_run(p: Proto, _name: &str) -> Unwrapped {
             "--wait",
         ],
         false,
-    );
-    simple(p, s, "xvfb-run")
-}
-
-/// `setpriv [opts] CMD ARGS…`.
-fn setpriv(p: Proto, _name: &str) -> Unwrapped {
-    let s = scan(
-        &p.argv,
+    ),
+    (
+        "setpriv",
         "",
         &[
             "--reuid",
@@ -989,56 +982,9 @@ fn setpriv(p: Proto, _name: &str) -> Unwrapped {
             "--landlock-rule",
         ],
         false,
-    );
-    simple(p, s, "setpriv")
-}
-
-/// `unshare [opts] [CMD ARGS…]` (no command: the shell, reading its input).
-fn unshare(p: Proto, _name: &str) -> Unwrapped {
-    let s = scan(
-        &p.argv,
-        "SGRwl",
-        &[
-            "--setuid",
-            "--setgid",
-            "--root",
-            "--wd",
-            "--propagation",
-            "--map-user",
-            "--map-group",
-            "--map-users",
-            "--map-groups",
-        ],
-        false,
-    );
-    if s.next >= p.argv.len() && !s.dynamic {
-        let outer = outer_of(&p, p.argv.len());
-        return split(outer, vec![dynamic_inner(&p, "unshare", "unshare")], vec![]);
-    }
-    simple(p, s, "unshare")
-}
-
-/// `nsenter [opts] [CMD ARGS…]` (no command: the shell).
-fn nsenter(p: Proto, _name: &str) -> Unwrapped {
-    let s = scan(
-        &p.argv,
-        "tSGrwe",
-        &[
-            "--target", "--setuid", "--setgid", "--root", "--wd", "--env",
-        ],
-        false,
-    );
-    if s.next >= p.argv.len() && !s.dynamic {
-        let outer = outer_of(&p, p.argv.len());
-        return split(outer, vec![dynamic_inner(&p, "nsenter", "nsenter")], vec![]);
-    }
-    simple(p, s, "nsenter")
-}
-
-/// `systemd-run [opts] CMD ARGS…`.
-fn systemd_run(p: Proto, _name: &str) -> Unwrapped {
-    let s = scan(
-        &p.argv,
+    ),
+    (
+        "systemd-run",
         "pEHMu",
         &[
             "--property",
@@ -1064,14 +1010,33 @@ fn systemd_run(p: Proto, _name: &str) -> Unwrapped {
             "--service-type",
         ],
         false,
-    );
-    simple(p, s, "systemd-run")
-}
-
-/// `strace`/`ltrace [opts] CMD ARGS…` (`-p PID` attaches to a running process instead).
-fn tracer(p: Proto, name: &str) -> Unwrapped {
-    let s = scan(
-        &p.argv,
+    ),
+    (
+        "unshare",
+        "SGRwl",
+        &[
+            "--setuid",
+            "--setgid",
+            "--root",
+            "--wd",
+            "--propagation",
+            "--map-user",
+            "--map-group",
+            "--map-users",
+            "--map-groups",
+        ],
+        true,
+    ),
+    (
+        "nsenter",
+        "tSGrwe",
+        &[
+            "--target", "--setuid", "--setgid", "--root", "--wd", "--env",
+        ],
+        true,
+    ),
+    (
+        "strace",
         "eopsuabEIOPSXnlFAxwD",
         &[
             "--trace",
@@ -1085,7 +1050,37 @@ fn tracer(p: Proto, name: &str) -> Unwrapped {
             "--library",
         ],
         false,
-    );
+    ),
+    (
+        "ltrace",
+        "eopsuabEIOPSXnlFAxwD",
+        &[
+            "--trace",
+            "--output",
+            "--attach",
+            "--string-limit",
+            "--user",
+            "--signal",
+            "--status",
+            "--env",
+            "--library",
+        ],
+        false,
+    ),
+];
+
+/// A wrapper of [`OPTION_WRAPPERS`].
+fn option_wrapper(p: Proto, name: &str) -> Unwrapped {
+    let Some(&(_, short, long, shell_without_command)) =
+        OPTION_WRAPPERS.iter().find(|(n, ..)| *n == name)
+    else {
+        return Unwrapped::Plain(p);
+    };
+    let s = scan(&p.argv, short, long, false);
+    if shell_without_command && s.next >= p.argv.len() && !s.dynamic {
+        let outer = outer_of(&p, p.argv.len());
+        return split(outer, vec![dynamic_inner(&p, name, name)], vec![]);
+    }
     simple(p, s, name)
 }
 
