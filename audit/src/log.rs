@@ -76,6 +76,11 @@ pub struct AuditLog {
     /// The file's length after the last complete record: a write that fails part-way is
     /// cut back to it, so no later record is ever appended onto a torn line.
     good_len: u64,
+    /// A record that could not be written (its size and the SHA-256 of its line): the
+    /// next record that can be written is preceded by a `recovery` record for it.
+    lost: Option<(u64, String)>,
+    /// Why the last write failed, until one succeeds.
+    failing: Option<String>,
 }
 
 impl AuditLog {
@@ -106,6 +111,8 @@ impl AuditLog {
                 head: genesis_prev(&nonce),
                 options,
                 good_len: 0,
+                lost: None,
+                failing: None,
             };
             log.append(&AuditEvent::Genesis {
                 nonce,
@@ -157,6 +164,8 @@ impl AuditLog {
             head,
             options,
             good_len,
+            lost: None,
+            failing: None,
         };
         if let Some((discarded_bytes, discarded_sha256)) = recovered {
             log.append(&AuditEvent::Recovery {
@@ -168,7 +177,21 @@ impl AuditLog {
     }
 
     /// Appends one event; returns its sequence number and hash.
+    ///
+    /// When an earlier record could not be written, a `recovery` record describing it
+    /// (size and hash of the lost line) goes first: the gap is in the chain, never hidden.
     pub fn append(&mut self, event: &AuditEvent) -> Result<Appended, AuditError> {
+        if let Some((discarded_bytes, discarded_sha256)) = self.lost.clone() {
+            self.write_record(&AuditEvent::Recovery {
+                discarded_bytes,
+                discarded_sha256,
+            })?;
+            self.lost = None;
+        }
+        self.write_record(event)
+    }
+
+    fn write_record(&mut self, event: &AuditEvent) -> Result<Appended, AuditError> {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let env = Envelope {
             v: 1,
@@ -197,10 +220,16 @@ impl AuditLog {
         });
         if let Err(e) = written {
             // Out of space, or the file made read-only or immutable: take the partial
-            // record back out (when the file allows it; otherwise before the next one).
+            // record back out (when the file allows it; otherwise before the next one),
+            // and say so in the next record that can be written.
             let _ = self.cut_torn_tail();
+            if self.lost.is_none() {
+                self.lost = Some((line.len() as u64, sha256_hex(&[line.as_bytes()])));
+            }
+            self.failing = Some(e.to_string());
             return Err(io(e));
         }
+        self.failing = None;
         self.good_len += line.len() as u64;
         let appended = Appended {
             seq: self.next_seq,
@@ -259,6 +288,12 @@ impl AuditLog {
     /// The hash of the last record: store it elsewhere to detect records cut off the end.
     pub fn head(&self) -> &str {
         &self.head
+    }
+
+    /// Why the last record could not be written, until a record is written again: while
+    /// this is `Some`, commands are refused.
+    pub fn failing(&self) -> Option<&str> {
+        self.failing.as_deref()
     }
 
     /// The file.

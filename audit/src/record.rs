@@ -251,11 +251,12 @@ pub enum ProcessEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pgid: Option<i32>,
     },
-    /// Bytes written to its stdin (size only).
+    /// Bytes given to its stdin (size only), recorded before they are written: input
+    /// the log cannot record is not written.
     Input {
-        /// Bytes written.
+        /// Bytes given.
         bytes: u64,
-        /// Stdin is closed now.
+        /// Stdin is to be closed after them.
         closed: bool,
     },
     /// A signal sent to its group.
@@ -355,7 +356,8 @@ pub enum AuditEvent {
         /// The program that created the file.
         created_by: String,
     },
-    /// The writer found a partial last line (a crash mid-write) and cut it off.
+    /// The writer found a partial last line (a crash mid-write) and cut it off, or a
+    /// record it could not write at all (disk full, file immutable): the bytes it lost.
     Recovery {
         /// How many bytes were cut.
         discarded_bytes: u64,

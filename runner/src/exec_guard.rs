@@ -343,70 +343,92 @@ impl RuntimeDecider {
         judged.reason = why.to_string();
     }
 
-    /// Records what happened: the running command's result first (before the program is
-    /// answered, so a refusal is never missing from the result of a command that saw
-    /// it), then the audit log.
-    pub(crate) fn record(&self, start: &ProgramStart, judged: &Judged) {
-        if let Some(under) = self.note(start, judged) {
-            self.audit(start, judged, under);
+    /// Records what happened, before the program is answered: the audit log first (an
+    /// allowed start whose record cannot be written is refused: nothing runs unrecorded),
+    /// then the running command's result (so a refusal is never missing from the result
+    /// of a command that saw it).
+    pub(crate) fn record(&self, start: &ProgramStart, judged: &mut Judged) {
+        if self.repeated_refusal(start, judged) {
+            return;
         }
+        let under = self.under();
+        if let Err(why) = self.audit(start, judged, under.clone()) {
+            if judged.allow {
+                Self::overrule(
+                    judged,
+                    &format!("the audit log cannot record this program's start, so it does not run: {why}"),
+                );
+            }
+        }
+        self.note(start, judged);
     }
 
-    /// Counts the program, or keeps its refusal for the running command's result; returns
-    /// the command it runs under, or `None` for a refusal the command already saw (a
-    /// shell's PATH search asking again under the next directory), which is not recorded
-    /// again.
-    pub(crate) fn note(&self, start: &ProgramStart, judged: &Judged) -> Option<String> {
+    /// The command the running programs run under.
+    fn under(&self) -> String {
+        self.current
+            .lock()
+            .map(|c| c.command.clone())
+            .unwrap_or_default()
+    }
+
+    /// A refusal the command already saw: a shell searching PATH asks again for the same
+    /// words under the next directory (`/usr/bin/find`, then `/bin/find`); one refusal is
+    /// reported and recorded.
+    fn repeated_refusal(&self, start: &ProgramStart, judged: &Judged) -> bool {
+        if judged.allow {
+            return false;
+        }
+        let redact = |t: &str| (self.spec.redact)(t);
+        let Ok(c) = self.current.lock() else {
+            return false;
+        };
+        c.denials.iter().any(|d| {
+            d.argv.len() == start.argv.len()
+                && d.argv.iter().zip(&start.argv).all(|(a, b)| *a == redact(b))
+                && d.cwd == redact(&start.cwd)
+                && d.parents == start.parents
+        })
+    }
+
+    /// Counts the program, or keeps its refusal for the running command's result.
+    fn note(&self, start: &ProgramStart, judged: &Judged) {
         let redact = |t: &str| (self.spec.redact)(t);
         let Ok(mut c) = self.current.lock() else {
-            return Some(String::new());
+            return;
         };
-        let under = c.command.clone();
         if judged.allow {
             c.allowed += 1;
-        } else {
-            // A shell searching PATH asks again for the same words under the next
-            // directory (`/usr/bin/find`, then `/bin/find`): one refusal is reported.
-            let again = c.denials.iter().any(|d| {
-                d.argv.len() == start.argv.len()
-                    && d.argv.iter().zip(&start.argv).all(|(a, b)| *a == redact(b))
-                    && d.cwd == redact(&start.cwd)
-                    && d.parents == start.parents
-            });
-            if again {
-                return None;
-            }
-            let mut policies: Vec<String> = Vec::new();
-            for id in judged
-                .decision
-                .iter()
-                .flat_map(|d| d.blocking())
-                .flat_map(|f| f.policies.iter().map(|p| &p.id))
-            {
-                if !policies.contains(id) {
-                    policies.push(id.clone());
-                }
-            }
-            c.denials.push(RuntimeDenial {
-                program: redact(&start.program),
-                argv: start.argv.iter().map(|a| redact(a)).collect(),
-                cwd: redact(&start.cwd),
-                parents: start.parents.clone(),
-                verdict: judged
-                    .decision
-                    .as_ref()
-                    .map_or(Verdict::Deny, |d| d.verdict),
-                reason: redact(&judged.reason),
-                policies,
-            });
+            return;
         }
-        Some(under)
+        let mut policies: Vec<String> = Vec::new();
+        for id in judged
+            .decision
+            .iter()
+            .flat_map(|d| d.blocking())
+            .flat_map(|f| f.policies.iter().map(|p| &p.id))
+        {
+            if !policies.contains(id) {
+                policies.push(id.clone());
+            }
+        }
+        c.denials.push(RuntimeDenial {
+            program: redact(&start.program),
+            argv: start.argv.iter().map(|a| redact(a)).collect(),
+            cwd: redact(&start.cwd),
+            parents: start.parents.clone(),
+            verdict: judged
+                .decision
+                .as_ref()
+                .map_or(Verdict::Deny, |d| d.verdict),
+            reason: redact(&judged.reason),
+            policies,
+        });
     }
 
     /// Writes the decision, with its runtime context (`under`: the command), to the log.
-    pub(crate) fn audit(&self, start: &ProgramStart, judged: &Judged, under: String) {
+    fn audit(&self, start: &ProgramStart, judged: &Judged, under: String) -> Result<(), String> {
         let Some(decision) = &judged.decision else {
-            return;
+            return Ok(());
         };
         let redact = |t: &str| (self.spec.redact)(t);
         let command = Self::command_of(start);
@@ -431,7 +453,7 @@ impl RuntimeDecider {
             parents: start.parents.clone(),
             by_command: judged.by_command,
         });
-        self.emit(AuditEvent::Decision(rec));
+        self.emit(AuditEvent::Decision(rec))
     }
 
     /// A program refused before it could be decided (what it asked to run was unreadable).
@@ -449,17 +471,20 @@ impl RuntimeDecider {
         }
     }
 
-    fn emit(&self, event: AuditEvent) {
+    fn emit(&self, event: AuditEvent) -> Result<(), String> {
         if let Some(o) = &self.spec.observer {
             o(&event);
         }
-        if let Some(log) = &self.spec.log {
-            if let Ok(mut log) = log.lock() {
-                if let Err(e) = log.append(&event) {
-                    eprintln!("execkit: audit append failed: {e}");
-                }
-            }
-        }
+        let Some(log) = &self.spec.log else {
+            return Ok(());
+        };
+        let mut log = log
+            .lock()
+            .map_err(|_| "the audit log's lock was poisoned by a panic".to_string())?;
+        log.append(&event).map(|_| ()).map_err(|e| {
+            eprintln!("execkit: audit append failed: {e}");
+            e.to_string()
+        })
     }
 }
 
@@ -652,13 +677,10 @@ impl Guard {
                 "the program's arguments changed while it was being decided (refused: the check must see what runs)",
             );
         }
+        self.decider.record(&start, &mut judged);
         if judged.allow {
             self.scripts.allowed(&exec, &file);
         }
-        let under = self.decider.note(&start, &judged);
         let _ = self.sup.answer(n.id, judged.allow, libc::EACCES);
-        if let Some(under) = under {
-            self.decider.audit(&start, &judged, under);
-        }
     }
 }

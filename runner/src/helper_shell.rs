@@ -31,8 +31,8 @@ pub(crate) fn answer_asks(
             tokio::spawn(async move {
                 let id = ask.id;
                 let judged = tokio::task::spawn_blocking(move || {
-                    let j = decider.judge(&ask.start);
-                    decider.record(&ask.start, &j);
+                    let mut j = decider.judge(&ask.start);
+                    decider.record(&ask.start, &mut j);
                     (j.allow, j.remember)
                 })
                 .await;

@@ -1063,7 +1063,9 @@ impl Session {
             launched.events,
             launched.ready,
         );
-        auditor.record(
+        // The start was decided and recorded before it ran; a `started` record lost to
+        // the log is reported by its recovery record.
+        let _ = auditor.record(
             &id,
             execkit_audit::ProcessEvent::Started {
                 command: redact(command),

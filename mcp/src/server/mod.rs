@@ -754,7 +754,7 @@ impl ExecKitServer {
 
     /// Lists sessions.
     #[tool(
-        description = "List open sessions: id, transport, cwd, age, idle time and the command running now.",
+        description = "List open sessions: id, transport, cwd, age, idle time and the command running now; and, while the audit log cannot record, why (commands are refused until it can).",
         annotations(
             title = "List shell sessions",
             read_only_hint = true,
@@ -787,9 +787,19 @@ impl ExecKitServer {
                 running: e.running(),
             });
         }
+        let audit_unavailable = self
+            .shared
+            .op
+            .audit
+            .as_ref()
+            .and_then(|log| match log.lock() {
+                Ok(log) => log.failing().map(str::to_string),
+                Err(_) => Some("the audit log's lock was poisoned by a panic".into()),
+            });
         ListOutput {
             sessions,
             max_sessions: self.shared.table.max(),
+            audit_unavailable,
         }
     }
 

@@ -402,6 +402,9 @@ pub struct ListOutput {
     pub sessions: Vec<SessionRow>,
     /// The operator's cap.
     pub max_sessions: usize,
+    /// Set while the audit log cannot record (why): commands are refused until it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_unavailable: Option<String>,
 }
 
 /// One open session.
@@ -427,14 +430,21 @@ pub struct SessionRow {
 impl ListOutput {
     /// One line per session.
     pub fn render(&self) -> String {
-        if self.sessions.is_empty() {
-            return format!("no sessions (max {})", self.max_sessions);
+        let mut s = if self.sessions.is_empty() {
+            format!("no sessions (max {})", self.max_sessions)
+        } else {
+            format!(
+                "{} of max {} sessions",
+                self.sessions.len(),
+                self.max_sessions
+            )
+        };
+        if let Some(why) = &self.audit_unavailable {
+            let _ = write!(
+                s,
+                "\nthe audit log cannot record, so commands are refused: {why}"
+            );
         }
-        let mut s = format!(
-            "{} of max {} sessions",
-            self.sessions.len(),
-            self.max_sessions
-        );
         for r in &self.sessions {
             let _ = write!(
                 s,

@@ -29,6 +29,7 @@ fn process_fail(e: ProcessError) -> ToolResult {
         ProcessError::Cap { .. } => ErrorKind::Limit,
         ProcessError::BadCursor(_) | ProcessError::BadPattern(_) => ErrorKind::BadArguments,
         ProcessError::Unsupported(_) => ErrorKind::NotAvailable,
+        ProcessError::AuditUnavailable(_) => ErrorKind::AuditUnavailable,
         _ => ErrorKind::Process,
     };
     fail(kind, e.to_string())

@@ -1,7 +1,7 @@
 //! `execkit-mcp` as an operator runs it: doctor, setup, bad configuration, secret sources.
 
 use crate::common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::{Command, Output};
 
 fn execkit_mcp(args: &[&str]) -> Output {
@@ -189,4 +189,77 @@ fn doctor_checks_ssh_and_docker_settings() {
     // The loose key makes the whole report fail.
     assert_eq!(v["ok"], false);
     assert_eq!(o.status.code(), Some(1));
+}
+
+/// `chattr FLAG PATH`; false where it cannot (not root, no inode flags).
+fn chattr(flag: &str, path: &std::path::Path) -> bool {
+    Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test]
+async fn an_audit_log_that_cannot_record_refuses_through_the_real_server() {
+    let s = Setup::new("");
+    let c = s.connect(Human::Absent).await;
+    let id = create(&c).await;
+    std::fs::write(s.workspace.join("proof.txt"), "keep").unwrap();
+    if !chattr("+i", &s.audit) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "cannot chattr +i the audit log (root and chattr are needed)"
+        );
+        eprintln!("skipping: cannot chattr +i");
+        return;
+    }
+    let r = call(
+        &c,
+        "session_exec",
+        json!({"session_id": id, "command": "rm -f proof.txt"}),
+    )
+    .await;
+    let refused = structured(&r).clone();
+    let listed = call(&c, "session_list", json!({})).await;
+    let second = call(&c, "session_create", json!({})).await;
+    let doctor = execkit_mcp(&["--config", s.config.to_str().unwrap(), "doctor"]);
+    chattr("-i", &s.audit);
+    assert_eq!(doctor.status.code(), Some(1), "{}", out(&doctor));
+    assert!(
+        out(&doctor)
+            .lines()
+            .any(|l| l.starts_with("audit") && l.contains("not permitted")),
+        "{}",
+        out(&doctor)
+    );
+    assert!(is_error(&r), "{}", text(&r));
+    assert_eq!(refused["error"], "audit_unavailable", "{refused}");
+    assert!(text(&r).contains("audit"), "{}", text(&r));
+    assert!(s.workspace.join("proof.txt").exists(), "ran unrecorded");
+    let why = structured(&listed)["audit_unavailable"]
+        .as_str()
+        .unwrap_or("");
+    assert!(why.contains("not permitted"), "{}", text(&listed));
+    assert!(is_error(&second), "a session opened: {}", text(&second));
+    assert_eq!(structured(&second)["error"], "audit_unavailable");
+
+    // Writable again: the command runs, and the log verifies with the gap recorded.
+    let v = exec(&c, &id, "rm -f proof.txt").await;
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert!(!s.workspace.join("proof.txt").exists());
+    let listed = call(&c, "session_list", json!({})).await;
+    assert!(structured(&listed).get("audit_unavailable").is_none());
+    let kinds: Vec<Value> = audit_records(&s.audit)
+        .into_iter()
+        .map(|r| r["kind"].clone())
+        .collect();
+    assert!(kinds.contains(&json!("recovery")), "{kinds:?}");
+    let o = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args(["audit", "verify"])
+        .arg(&s.audit)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    c.cancel().await.unwrap();
 }

@@ -122,6 +122,16 @@ pub enum ProcessSignal {
 }
 
 impl ProcessSignal {
+    /// Whether it only stops or ends the process (SIGSTOP stops; the rest by default
+    /// end it): such a signal is sent even when the audit log cannot record it, since
+    /// refusing it would keep running what someone wants stopped.
+    pub fn only_stops(self) -> bool {
+        !matches!(
+            self,
+            ProcessSignal::Cont | ProcessSignal::Usr1 | ProcessSignal::Usr2 | ProcessSignal::Hup
+        )
+    }
+
     /// Every signal, in the order documented.
     pub const ALL: [ProcessSignal; 9] = [
         ProcessSignal::Int,
@@ -367,6 +377,9 @@ pub enum ProcessError {
     /// I/O on its pipes.
     #[error("process I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The audit log cannot record the action, so it is not taken.
+    #[error("the audit log cannot record this, so it was not done: {0}")]
+    AuditUnavailable(String),
 }
 
 /// Compiles an `until` pattern (size-limited: it comes from the agent).

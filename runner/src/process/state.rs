@@ -53,9 +53,10 @@ pub(crate) struct Auditor {
 }
 
 impl Auditor {
-    pub fn record(&self, process: &str, event: ProcessEvent) {
+    /// Writes one event of a process; `Err` says why the log could not take it.
+    pub fn record(&self, process: &str, event: ProcessEvent) -> Result<(), String> {
         if self.log.is_none() && self.observer.is_none() {
-            return;
+            return Ok(());
         }
         let event = AuditEvent::Process(ProcessRecord {
             who: self.who.clone(),
@@ -65,12 +66,14 @@ impl Auditor {
         if let Some(observe) = &self.observer {
             observe(&event);
         }
-        let Some(log) = &self.log else { return };
-        if let Ok(mut log) = log.lock() {
-            if let Err(e) = log.append(&event) {
-                eprintln!("execkit: audit append failed: {e}");
-            }
-        }
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut log = log
+            .lock()
+            .map_err(|_| "the audit log's lock was poisoned by a panic".to_string())?;
+        log.append(&event).map(|_| ()).map_err(|e| {
+            eprintln!("execkit: audit append failed: {e}");
+            e.to_string()
+        })
     }
 }
 
@@ -361,6 +364,16 @@ impl ProcessHandle {
         if matches!(self.state(), ProcessState::Exited { .. }) {
             return Err(ProcessError::Exited(self.0.id.clone()));
         }
+        self.0
+            .auditor
+            .record(
+                &self.0.id,
+                ProcessEvent::Input {
+                    bytes: data.len() as u64,
+                    closed: close,
+                },
+            )
+            .map_err(ProcessError::AuditUnavailable)?;
         let mut written = 0usize;
         let res = tokio::time::timeout(STDIN_TIMEOUT, async {
             while written < data.len() {
@@ -396,13 +409,6 @@ impl ProcessHandle {
             }
             self.0.stdin_closed.store(true, Ordering::Relaxed);
         }
-        self.0.auditor.record(
-            &self.0.id,
-            ProcessEvent::Input {
-                bytes: written as u64,
-                closed: self.0.stdin_closed.load(Ordering::Relaxed),
-            },
-        );
         outcome
     }
 
@@ -424,13 +430,19 @@ impl ProcessHandle {
             }
             pgid
         };
-        // Recorded before it is sent: the exit it causes is recorded after it.
-        self.0.auditor.record(
+        // Recorded before it is sent (the exit it causes is recorded after it). A signal
+        // the log cannot record is not sent, unless it only stops or ends the process.
+        let recorded = self.0.auditor.record(
             &self.0.id,
             ProcessEvent::Signal {
                 signal: sig.name().to_string(),
             },
         );
+        if let Err(why) = recorded {
+            if !sig.only_stops() {
+                return Err(ProcessError::AuditUnavailable(why));
+            }
+        }
         self.deliver(pgid, sig).await;
         Ok(())
     }
@@ -479,7 +491,7 @@ impl ProcessHandle {
 
     /// Records why the reaper ended or forgot it.
     pub(crate) fn audit_reaped(&self, reason: &str) {
-        self.0.auditor.record(
+        let _ = self.0.auditor.record(
             &self.0.id,
             ProcessEvent::Reaped {
                 reason: reason.to_string(),
@@ -731,7 +743,7 @@ fn record_exit(inner: &Arc<Inner>, text: &[u8]) {
             ProcessState::Exited { signal, .. } => signal.map(|s| s.name().to_string()),
             ProcessState::Running { .. } => None,
         };
-        inner.auditor.record(
+        let _ = inner.auditor.record(
             &inner.id,
             ProcessEvent::Exited {
                 exit_code: code,
