@@ -14,10 +14,11 @@ CEDAR_VERSION=4.14.1
 # sandbox (bwrap, strace) with programs its class-1 corpus hides payloads in (rsync, zip),
 # the SMT solver `execkit policy prove` runs (cvc5), tmux, in which the `execkit watch`
 # test drives the terminal viewer, chromium, which loads its web page, and the build tools
-# the runtime-decision tests run scripts through (make, cc, perl, node, npm). Installed
-# with apt when missing.
+# the runtime-decision tests run scripts through (make, cc, perl, node, npm), the syslog
+# daemon the audit-forwarding test sends to (rsyslogd) and chattr for the audit fault
+# tests. Installed with apt when missing.
 need=()
-for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium make cc perl node npm; do
+for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium make cc perl node npm rsyslogd chattr; do
   command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then
@@ -29,6 +30,8 @@ if ((${#need[@]})); then
       bwrap) pkgs+=(bubblewrap) ;;
       cc) pkgs+=(gcc libc6-dev) ;;
       node) pkgs+=(nodejs) ;;
+      rsyslogd) pkgs+=(rsyslog) ;;
+      chattr) pkgs+=(e2fsprogs) ;;
       *) pkgs+=("$prog") ;;
     esac
   done

@@ -34,7 +34,9 @@
 
 mod chain;
 mod log;
+pub mod ocsf;
 mod record;
+mod syslog;
 mod verify;
 
 pub use chain::{record_hash, GENESIS_DOMAIN};
@@ -44,4 +46,5 @@ pub use record::{
     FactRecord, ProcessEvent, ProcessRecord, RecordedEnv, RuntimeContext, SessionEvent,
     SessionRecord, StreamSummary, Verdict, Who,
 };
+pub use syslog::{Facility, Severity, Syslog, SyslogAddress, SyslogError, SyslogOptions};
 pub use verify::{verify, verify_file, Anchor, Problem, ProblemKind, VerifyOptions, VerifyReport};

@@ -30,6 +30,9 @@ pub enum AuditError {
     /// A record could not be serialised.
     #[error("audit record: {0}")]
     Json(#[from] serde_json::Error),
+    /// The record is in the file but the required syslog forward failed.
+    #[error("audit record not forwarded: {0}")]
+    Forward(#[from] crate::syslog::SyslogError),
 }
 
 /// How to write.
@@ -81,6 +84,8 @@ pub struct AuditLog {
     lost: Option<(u64, String)>,
     /// Why the last write failed, until one succeeds.
     failing: Option<String>,
+    /// Where each record is forwarded as it is written.
+    syslog: Option<crate::syslog::Syslog>,
 }
 
 impl AuditLog {
@@ -113,6 +118,7 @@ impl AuditLog {
                 good_len: 0,
                 lost: None,
                 failing: None,
+                syslog: None,
             };
             log.append(&AuditEvent::Genesis {
                 nonce,
@@ -166,6 +172,7 @@ impl AuditLog {
             good_len,
             lost: None,
             failing: None,
+            syslog: None,
         };
         if let Some((discarded_bytes, discarded_sha256)) = recovered {
             log.append(&AuditEvent::Recovery {
@@ -196,7 +203,7 @@ impl AuditLog {
         let env = Envelope {
             v: 1,
             seq: self.next_seq,
-            time,
+            time: time.clone(),
             prev: &self.head,
             event,
         };
@@ -229,7 +236,6 @@ impl AuditLog {
             self.failing = Some(e.to_string());
             return Err(io(e));
         }
-        self.failing = None;
         self.good_len += line.len() as u64;
         let appended = Appended {
             seq: self.next_seq,
@@ -237,6 +243,17 @@ impl AuditLog {
         };
         self.next_seq += 1;
         self.head = hash;
+        let forwarded = self.forward(event, &appended, &time, &line);
+        if let Err(e) = forwarded {
+            // The record is in the file; without it in syslog a required forward refuses.
+            let required = self.syslog.as_ref().is_some_and(|s| s.required());
+            eprintln!("execkit: audit record {} not forwarded: {e}", appended.seq);
+            if required {
+                self.failing = Some(e.to_string());
+                return Err(AuditError::Forward(e));
+            }
+        }
+        self.failing = None;
         // The record is in. The anchor may lag it (it is checked as "the log holds this
         // record", never as "this is the last one"), so one that cannot be written now is
         // written with the next record.
@@ -247,6 +264,32 @@ impl AuditLog {
             );
         }
         Ok(appended)
+    }
+
+    /// Sends every record to syslog from now on (the genesis record of a new file went
+    /// before: a SIEM sees the chain from where it was connected).
+    pub fn forward_to(&mut self, syslog: crate::syslog::Syslog) {
+        self.syslog = Some(syslog);
+    }
+
+    fn forward(
+        &mut self,
+        event: &AuditEvent,
+        appended: &Appended,
+        time: &str,
+        line: &str,
+    ) -> Result<(), crate::syslog::SyslogError> {
+        let Some(s) = self.syslog.as_mut() else {
+            return Ok(());
+        };
+        s.send(
+            event.severity(),
+            event.kind(),
+            appended.seq,
+            &appended.hash,
+            time,
+            line.trim_end_matches('\n'),
+        )
     }
 
     /// Writes `LOG.head` (the last record's seq and hash; replaced atomically): an anchor

@@ -382,3 +382,34 @@ pub enum AuditEvent {
         message: String,
     },
 }
+
+impl AuditEvent {
+    /// The record's `kind` as the file spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::Genesis { .. } => "genesis",
+            AuditEvent::Recovery { .. } => "recovery",
+            AuditEvent::Decision(_) => "decision",
+            AuditEvent::Command(_) => "command",
+            AuditEvent::Process(_) => "process",
+            AuditEvent::Checkpoint(_) => "checkpoint",
+            AuditEvent::Session(_) => "session",
+            AuditEvent::Approval(_) => "approval",
+            AuditEvent::Note { .. } => "note",
+        }
+    }
+
+    /// How loud it is for syslog: refusals and lost records warn, asks are notices.
+    pub fn severity(&self) -> crate::syslog::Severity {
+        use crate::syslog::Severity;
+        match self {
+            AuditEvent::Recovery { .. } => Severity::Warning,
+            AuditEvent::Decision(d) => match d.verdict {
+                Verdict::Deny => Severity::Warning,
+                Verdict::Ask => Severity::Notice,
+                Verdict::Allow => Severity::Informational,
+            },
+            _ => Severity::Informational,
+        }
+    }
+}

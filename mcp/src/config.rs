@@ -303,6 +303,46 @@ pub struct AuditConfig {
     /// Append decision and command records (hash-chained JSON lines) here.
     /// Env: `EXECKIT_AUDIT_PATH`.
     pub path: Option<PathBuf>,
+    /// Also send every record to syslog as it is written (needs `path`).
+    pub syslog: Option<SyslogSection>,
+}
+
+/// `[audit.syslog]`: RFC 5424 messages, one per record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSection {
+    /// `unix:/dev/log`, `udp:HOST:PORT` or `tcp:HOST:PORT` (octet-counted framing).
+    /// Env: `EXECKIT_AUDIT_SYSLOG`.
+    pub address: String,
+    /// Facility (default `authpriv`).
+    #[serde(default)]
+    pub facility: execkit_audit::Facility,
+    /// APP-NAME (default `execkit`).
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    /// Refuse commands whose record cannot be forwarded (default: report and go on; the
+    /// file stays the record).
+    #[serde(default)]
+    pub required: bool,
+}
+
+fn default_app_name() -> String {
+    "execkit".into()
+}
+
+impl SyslogSection {
+    /// The options for [`execkit_audit::Syslog::connect`].
+    pub fn options(&self) -> Result<execkit_audit::SyslogOptions, ConfigError> {
+        Ok(execkit_audit::SyslogOptions {
+            address: self
+                .address
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("audit.syslog.address: {e}")))?,
+            facility: self.facility,
+            app_name: self.app_name.clone(),
+            required: self.required,
+        })
+    }
 }
 
 /// `[watch]`.
@@ -670,6 +710,19 @@ impl OperatorConfig {
         if let Some(v) = env("EXECKIT_AUDIT_PATH") {
             self.audit.path = Some(v.into());
         }
+        if let Some(v) = env("EXECKIT_AUDIT_SYSLOG") {
+            match &mut self.audit.syslog {
+                Some(s) => s.address = v,
+                None => {
+                    self.audit.syslog = Some(SyslogSection {
+                        address: v,
+                        facility: Default::default(),
+                        app_name: default_app_name(),
+                        required: false,
+                    })
+                }
+            }
+        }
         if let Some(v) = env("EXECKIT_SECRET_ENV") {
             self.secrets.env = v
                 .split([',', ':'])
@@ -731,6 +784,14 @@ impl OperatorConfig {
                 return Err(ConfigError::Invalid(format!(
                     "limits.{name} must be at least 1"
                 )));
+            }
+        }
+        if let Some(s) = &self.audit.syslog {
+            s.options()?;
+            if self.audit.path.is_none() {
+                return Err(ConfigError::Invalid(
+                    "audit.syslog forwards the audit log's records: set audit.path too".into(),
+                ));
             }
         }
         if self.policy.dir.is_some() && self.policy.set.is_some() {

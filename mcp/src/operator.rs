@@ -143,10 +143,20 @@ impl Operator {
             });
         }
         let audit = match &config.audit.path {
-            Some(p) => Some(Arc::new(Mutex::new(
-                AuditLog::open(p, AuditOptions::default())
-                    .map_err(|e| StartupError::Audit(e.to_string()))?,
-            ))),
+            Some(p) => {
+                let mut log = AuditLog::open(p, AuditOptions::default())
+                    .map_err(|e| StartupError::Audit(e.to_string()))?;
+                if let Some(s) = &config.audit.syslog {
+                    let options = s
+                        .options()
+                        .map_err(|e| StartupError::Audit(e.to_string()))?;
+                    log.forward_to(
+                        execkit_audit::Syslog::connect(options)
+                            .map_err(|e| StartupError::Audit(e.to_string()))?,
+                    );
+                }
+                Some(Arc::new(Mutex::new(log)))
+            }
             None => None,
         };
         let mut secrets = KnownSecrets::new();

@@ -13,5 +13,6 @@ mod processes;
 mod protocol;
 mod remote;
 mod runtime;
+mod siem;
 mod tools;
 mod watching;
