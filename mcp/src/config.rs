@@ -51,6 +51,8 @@ pub struct OperatorConfig {
     pub ssh: Option<SshConfig>,
     /// The Docker endpoint and the hardening of ephemeral containers.
     pub docker: Option<DockerConfig>,
+    /// MCP over Streamable HTTP (`execkit-mcp serve --http`): tokens and per-identity limits.
+    pub http: HttpConfig,
     /// The file this configuration was read from (not a setting).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -343,6 +345,87 @@ impl SyslogSection {
             required: self.required,
         })
     }
+}
+
+/// `[http]`: MCP over Streamable HTTP for several agents with their own identities.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address (`--http` overrides). Env: `EXECKIT_HTTP_ADDRESS`.
+    pub address: Option<String>,
+    /// The URL clients reach the MCP endpoint at (`https://mcp.example.com/mcp`): the
+    /// resource of the protected-resource metadata (RFC 9728) and the default audience.
+    pub resource: Option<String>,
+    /// `Host` header values accepted (DNS-rebinding protection); default: loopback names.
+    pub allowed_hosts: Vec<String>,
+    /// Bearer-token validation: required, the HTTP server does not start without it.
+    pub auth: Option<HttpAuthConfig>,
+    /// Sessions one identity may have open at once.
+    pub sessions_per_identity: usize,
+    /// Background processes one identity may have running at once, over all its sessions.
+    pub processes_per_identity: usize,
+    /// Requests one identity may make per minute (0: no limit); more are answered 429.
+    pub requests_per_minute: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            address: None,
+            resource: None,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            auth: None,
+            sessions_per_identity: 4,
+            processes_per_identity: 16,
+            requests_per_minute: 1200,
+        }
+    }
+}
+
+/// `[http.auth]`: the OAuth 2.1 resource server's token settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAuthConfig {
+    /// The issuer (`iss`) tokens must come from; also named in the protected-resource
+    /// metadata as the authorization server.
+    pub issuer: String,
+    /// Accepted audiences (`aud`); default: `[http] resource`.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// The issuer's JWKS as a file (read again when it changes: keys rotate without a
+    /// restart).
+    pub jwks_file: PathBuf,
+    /// Accepted algorithms (default `RS256`, `ES256`, `EdDSA`).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The claim that names the principal (default `sub`).
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// The claim that lists the principal's groups (default `groups`).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Clock skew allowed on `exp`/`nbf`, seconds (default 30).
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// Scopes every token must carry (`scope` claim).
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_leeway() -> u64 {
+    30
 }
 
 /// `[watch]`.
@@ -710,6 +793,9 @@ impl OperatorConfig {
         if let Some(v) = env("EXECKIT_AUDIT_PATH") {
             self.audit.path = Some(v.into());
         }
+        if let Some(v) = env("EXECKIT_HTTP_ADDRESS") {
+            self.http.address = Some(v);
+        }
         if let Some(v) = env("EXECKIT_AUDIT_SYSLOG") {
             match &mut self.audit.syslog {
                 Some(s) => s.address = v,
@@ -784,6 +870,18 @@ impl OperatorConfig {
                 return Err(ConfigError::Invalid(format!(
                     "limits.{name} must be at least 1"
                 )));
+            }
+        }
+        if self.http.sessions_per_identity == 0 {
+            return Err(ConfigError::Invalid(
+                "http.sessions_per_identity must be at least 1".into(),
+            ));
+        }
+        if let Some(a) = &self.http.auth {
+            if a.audience.is_empty() && self.http.resource.is_none() {
+                return Err(ConfigError::Invalid(
+                    "http.auth needs an audience (or http.resource, the default audience)".into(),
+                ));
             }
         }
         if let Some(s) = &self.audit.syslog {

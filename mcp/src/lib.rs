@@ -7,6 +7,7 @@
 pub mod audit_cmd;
 pub mod config;
 pub mod doctor;
+pub mod http;
 pub mod human;
 pub mod mcp_doctor;
 pub mod operator;

@@ -1,11 +1,11 @@
-//! `execkit-mcp` — the MCP server (stdio), its doctor and client setup. A thin binary: the
-//! work happens in `execkit_cli::{serve, server, mcp_doctor, setup}`.
+//! `execkit-mcp` — the MCP server (stdio or Streamable HTTP), its doctor and client setup.
+//! A thin binary: the work happens in `execkit_cli::{serve, http, server, mcp_doctor, setup}`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use execkit_cli::config::OperatorConfig;
 use execkit_cli::operator::Operator;
-use execkit_cli::{mcp_doctor, serve, setup};
+use execkit_cli::{http, mcp_doctor, serve, setup};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,8 +26,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP on stdio (the default).
-    Serve,
+    /// Serve MCP on stdio (the default), or on Streamable HTTP with `--http ADDR` (or
+    /// `[http] address`), where every request needs a bearer token ([http.auth]).
+    Serve {
+        /// Listen on this address (`127.0.0.1:8080`) instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+    },
     /// Check that this machine can run the server as configured; exit 1 if not.
     Doctor {
         /// Print JSON.
@@ -56,10 +61,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = || OperatorConfig::load(cli.config.as_deref());
-    let result: anyhow::Result<ExitCode> = match cli.command.as_ref().unwrap_or(&Command::Serve) {
-        Command::Serve => (|| {
+    let stdio = Command::Serve { http: None };
+    let result: anyhow::Result<ExitCode> = match cli.command.as_ref().unwrap_or(&stdio) {
+        Command::Serve { http: flag } => (|| {
             serve::init_logging();
-            let op = Operator::new(config()?)?;
+            let config = config()?;
+            if let Some(addr) = flag.clone().or_else(|| config.http.address.clone()) {
+                let op = Operator::new(config)?;
+                let rt = runtime()?;
+                rt.block_on(http::serve_http(op, &addr))?;
+                rt.shutdown_timeout(std::time::Duration::from_millis(500));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let op = Operator::new(config)?;
             let rt = runtime()?;
             let served = rt.block_on(serve::serve_stdio(op));
             // A blocking read of a stdin the client keeps open cannot be interrupted: do

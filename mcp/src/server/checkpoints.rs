@@ -214,7 +214,7 @@ impl ExecKitServer {
         output_schema = schema_for_output::<CheckpointRow>()
     )]
     async fn session_checkpoint(&self, Parameters(a): Parameters<CheckpointArgs>) -> ToolResult {
-        let Some(entry) = self.shared.table.get(&a.session_id) else {
+        let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
         let _turn = entry.exec_lock.lock().await;
@@ -240,7 +240,7 @@ impl ExecKitServer {
         output_schema = schema_for_output::<RestoreOutput>()
     )]
     async fn session_restore(&self, Parameters(a): Parameters<CheckpointRefArgs>) -> ToolResult {
-        let Some(entry) = self.shared.table.get(&a.session_id) else {
+        let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
         let _turn = entry.exec_lock.lock().await;
@@ -277,7 +277,7 @@ impl ExecKitServer {
         output_schema = schema_for_output::<ListOutput>()
     )]
     async fn session_checkpoints(&self, Parameters(a): Parameters<ListArgs>) -> ToolResult {
-        let Some(entry) = self.shared.table.get(&a.session_id) else {
+        let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
         match entry.session.checkpoints().await {
@@ -309,7 +309,7 @@ impl ExecKitServer {
         output_schema = schema_for_output::<DiffOutput>()
     )]
     async fn session_diff(&self, Parameters(a): Parameters<CheckpointRefArgs>) -> ToolResult {
-        let Some(entry) = self.shared.table.get(&a.session_id) else {
+        let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
         let _turn = entry.exec_lock.lock().await;

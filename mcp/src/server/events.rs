@@ -86,6 +86,19 @@ pub fn session_of(e: &AuditEvent) -> Option<&str> {
     }
 }
 
+/// The agent identity an event is of (`None` for events of no session).
+pub fn agent_of(e: &AuditEvent) -> Option<&str> {
+    match e {
+        AuditEvent::Decision(d) => Some(&d.who.agent),
+        AuditEvent::Command(c) => Some(&c.who.agent),
+        AuditEvent::Process(p) => Some(&p.who.agent),
+        AuditEvent::Checkpoint(c) => Some(&c.who.agent),
+        AuditEvent::Session(r) => Some(&r.who.agent),
+        AuditEvent::Approval(a) => Some(&a.who.agent),
+        _ => None,
+    }
+}
+
 /// The MCP severity of an event and its one-line data, or `None` for events not worth a
 /// notification.
 pub fn log_line(e: &AuditEvent) -> Option<(LoggingLevel, Value)> {

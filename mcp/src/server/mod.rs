@@ -12,6 +12,7 @@
 
 pub mod approval;
 pub mod args;
+pub mod caller;
 pub mod checkpoints;
 pub mod events;
 pub mod output;
@@ -25,6 +26,7 @@ mod watching;
 use crate::operator::Operator;
 use approval::Approvals;
 use args::{CheckArgs, CreateArgs, DestroyArgs, ExecArgs, RestartArgs};
+use caller::Caller;
 use execkit_audit::ApprovalEvent;
 use execkit_engine::{DecisionEnv, OpenTarget, Verdict};
 use execkit_protect::Budget;
@@ -249,6 +251,53 @@ impl ExecKitServer {
         self.shared.clone()
     }
 
+    /// A handler for one more client connection: the same sessions and settings, its own
+    /// watching state (log level, subscriptions).
+    pub fn for_connection(&self) -> ExecKitServer {
+        ExecKitServer {
+            shared: self.shared.clone(),
+            tool_router: self.tool_router.clone(),
+            watch: Arc::default(),
+        }
+    }
+
+    /// The session `id`, if the caller may use it (marked as used now). Another
+    /// identity's session is as unknown as one that never existed.
+    fn entry(&self, id: &str) -> Option<Arc<Entry>> {
+        let caller = Caller::current();
+        self.shared
+            .table
+            .get(id)
+            .filter(|e| caller.owns(e.owner.as_deref()))
+    }
+
+    /// The caller's sessions, oldest first.
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        let caller = Caller::current();
+        self.shared
+            .table
+            .all()
+            .into_iter()
+            .filter(|e| caller.owns(e.owner.as_deref()))
+            .collect()
+    }
+
+    /// The identity the caller's commands are decided with.
+    fn identity(&self) -> execkit_engine::Identity {
+        Caller::current().identity(self.shared.op.identity())
+    }
+
+    /// A slot for a session of the caller's, within the server's and the identity's caps.
+    fn reserve(&self) -> Result<table::Reservation<'_>, table::Full> {
+        let caller = Caller::current();
+        let per_owner = match caller {
+            Caller::Token(_) => self.shared.op.config.http.sessions_per_identity,
+            Caller::Operator => usize::MAX,
+            Caller::Nobody => 0,
+        };
+        self.shared.table.reserve(caller.owner(), per_owner)
+    }
+
     fn unknown_session(&self, id: &str) -> ToolResult {
         let id = echo(id);
         fail(
@@ -393,7 +442,7 @@ impl ExecKitServer {
         let ws = op.default_workspace.display().to_string();
         let mut env =
             DecisionEnv::local(&ws, &std::env::var("HOME").unwrap_or_else(|_| "/".into()));
-        env.identity = op.identity();
+        env.identity = self.identity();
         let decision = op.engine.decide_open(&target, &env);
         if decision.verdict != Verdict::Allow {
             tracing::info!(target = %target.id(), "session target denied by policy");
@@ -413,13 +462,14 @@ impl ExecKitServer {
             Ok(w) => w,
             Err(e) => return fail(ErrorKind::Workspace, e.to_string()),
         };
-        let slot = match self.shared.table.reserve() {
+        let slot = match self.reserve() {
             Ok(s) => s,
             Err(e) => return fail(ErrorKind::Limit, e.to_string()),
         };
         let asks = Arc::new(runtime_asks::AskSlot::default());
         let session = match op
             .session_config(workspace.clone())
+            .identity(self.identity())
             .runtime_approver(runtime_asks::approver(
                 asks.clone(),
                 tokio::runtime::Handle::current(),
@@ -436,6 +486,7 @@ impl ExecKitServer {
         let info = session.info().await;
         let cwd = session.cwd().await;
         let id = session.id().to_string();
+        let owner = slot.owner();
         self.shared.table.insert(
             slot,
             Arc::new(Entry::new(
@@ -444,10 +495,11 @@ impl ExecKitServer {
                 workspace.clone(),
                 budget,
                 asks,
+                owner,
             )),
         );
         tracing::info!(session = %id, workspace = %workspace.display(), "session created");
-        let identity = op.identity();
+        let identity = self.identity();
         let out = CreateOutput {
             session_id: id.clone(),
             transport: "local".into(),
@@ -484,6 +536,7 @@ impl ExecKitServer {
         let asks = Arc::new(runtime_asks::AskSlot::default());
         let config = match op
             .session_config(op.default_workspace.clone())
+            .identity(self.identity())
             .runtime_approver(runtime_asks::approver(
                 asks.clone(),
                 tokio::runtime::Handle::current(),
@@ -493,7 +546,7 @@ impl ExecKitServer {
             Ok(c) => c,
             Err(e) => return fail(ErrorKind::Session, e.to_string()),
         };
-        let slot = match self.shared.table.reserve() {
+        let slot = match self.reserve() {
             Ok(s) => s,
             Err(e) => return fail(ErrorKind::Limit, e.to_string()),
         };
@@ -561,6 +614,7 @@ impl ExecKitServer {
         let cwd = session.cwd().await;
         let id = session.id().to_string();
         let workspace = info.workspace.clone();
+        let owner = slot.owner();
         self.shared.table.insert(
             slot,
             Arc::new(Entry::new(
@@ -569,10 +623,11 @@ impl ExecKitServer {
                 workspace.clone(),
                 budget,
                 asks,
+                owner,
             )),
         );
         tracing::info!(session = %id, target = %target.id(), "remote session created");
-        let identity = op.identity();
+        let identity = self.identity();
         let out = CreateOutput {
             session_id: id.clone(),
             transport: transport.to_string(),
@@ -623,7 +678,7 @@ impl ExecKitServer {
         ctx: RequestContext<RoleServer>,
     ) -> ToolResult {
         let _counted = self.shared.in_flight.enter();
-        let Some(entry) = self.shared.table.get(&a.session_id) else {
+        let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
         let budget = match a.budget.as_ref().map(|b| b.to_budget()).transpose() {
@@ -682,7 +737,10 @@ impl ExecKitServer {
         output_schema = schema_for_output::<DestroyOutput>()
     )]
     async fn session_destroy(&self, Parameters(a): Parameters<DestroyArgs>) -> ToolResult {
-        let Some(e) = self.shared.table.remove(&a.session_id) else {
+        let Some(e) = self
+            .entry(&a.session_id)
+            .and_then(|_| self.shared.table.remove(&a.session_id))
+        else {
             return fail(
                 ErrorKind::UnknownSession,
                 format!(
@@ -714,7 +772,7 @@ impl ExecKitServer {
         output_schema = schema_for_output::<RestartOutput>()
     )]
     async fn session_restart(&self, Parameters(a): Parameters<RestartArgs>) -> ToolResult {
-        let Some(entry) = self.shared.table.get(&a.session_id) else {
+        let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
         let _turn = entry.exec_lock.lock().await;
@@ -772,7 +830,7 @@ impl ExecKitServer {
     /// The open sessions, as `session_list` and the `execkit://sessions` resource show them.
     async fn list_output(&self) -> ListOutput {
         let mut sessions = Vec::new();
-        for e in self.shared.table.all() {
+        for e in self.entries() {
             sessions.push(SessionRow {
                 session_id: e.session.id().to_string(),
                 transport: e.transport.to_string(),
@@ -818,7 +876,7 @@ impl ExecKitServer {
     async fn policy_check(&self, Parameters(a): Parameters<CheckArgs>) -> ToolResult {
         let (decision, cwd) = match &a.session_id {
             Some(id) => {
-                let Some(entry) = self.shared.table.get(id) else {
+                let Some(entry) = self.entry(id) else {
                     return self.unknown_session(id);
                 };
                 (
@@ -831,7 +889,7 @@ impl ExecKitServer {
                 let ws = op.default_workspace.display().to_string();
                 let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
                 let mut env = DecisionEnv::local(&ws, &home);
-                env.identity = op.identity();
+                env.identity = self.identity();
                 env.cwd = Some(ws.clone());
                 let decision =
                     execkit_runner::decide_off_the_worker(&op.engine, &a.command, &env).await;
@@ -1090,8 +1148,19 @@ impl ServerHandler for ExecKitServer {
             )
     }
 
+    /// Every tool call runs as its caller (see [`caller`]).
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = Caller::of(&context.extensions);
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        caller.scope(self.tool_router.call(tcc)).await
+    }
+
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
-        self.start_watching(context.peer);
+        self.start_watching(context.peer, Caller::of(&context.extensions));
     }
 
     #[allow(deprecated)]
@@ -1101,16 +1170,18 @@ impl ServerHandler for ExecKitServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.watch.set_level(request.level);
-        self.start_watching(context.peer);
+        self.start_watching(context.peer, Caller::of(&context.extensions));
         Ok(())
     }
 
     async fn list_resources(
         &self,
         _request: Option<rmcp::model::PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
-        Ok(self.resources().await)
+        Ok(Caller::of(&context.extensions)
+            .scope(self.resources())
+            .await)
     }
 
     async fn list_resource_templates(
@@ -1124,9 +1195,10 @@ impl ServerHandler for ExecKitServer {
     async fn read_resource(
         &self,
         request: rmcp::model::ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
-        Ok(self.read(&request.uri).await?.into())
+        let caller = Caller::of(&context.extensions);
+        Ok(caller.scope(self.read(&request.uri)).await?.into())
     }
 
     #[allow(deprecated)]
@@ -1136,7 +1208,7 @@ impl ServerHandler for ExecKitServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.watch.subscribe(&request.uri)?;
-        self.start_watching(context.peer);
+        self.start_watching(context.peer, Caller::of(&context.extensions));
         Ok(())
     }
 

@@ -38,13 +38,43 @@ fn process_fail(e: ProcessError) -> ToolResult {
 impl ExecKitServer {
     /// The process with this id, in whichever session holds it.
     fn find_process(&self, id: &str) -> Result<ProcessHandle, ProcessError> {
-        for e in self.shared.table.all() {
+        for e in self.entries() {
             if let Ok(p) = e.session.process(id) {
                 e.touch();
                 return Ok(p);
             }
         }
         Err(ProcessError::Unknown(echo(id)))
+    }
+
+    /// On HTTP, the background processes one identity may have running at once.
+    fn identity_process_cap(&self) -> Result<(), ProcessError> {
+        if !matches!(
+            super::caller::Caller::current(),
+            super::caller::Caller::Token(_)
+        ) {
+            return Ok(());
+        }
+        let cap = self.shared.op.config.http.processes_per_identity;
+        let running = self
+            .entries()
+            .iter()
+            .flat_map(|e| e.session.processes())
+            .filter(|p| {
+                matches!(
+                    p.state,
+                    execkit_runner::process::ProcessState::Running { .. }
+                )
+            })
+            .count();
+        if running >= cap {
+            return Err(ProcessError::Cap {
+                running,
+                cap,
+                scope: "per identity",
+            });
+        }
+        Ok(())
     }
 
     fn cursor(raw: Option<&str>) -> Result<Option<Cursor>, ProcessError> {
@@ -73,9 +103,12 @@ impl ExecKitServer {
         InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let Some(entry) = self.shared.table.get(&a.session_id) else {
+        let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
+        if let Err(e) = self.identity_process_cap() {
+            return process_fail(e);
+        }
         let mut opts = SpawnOptions::default();
         opts.name = a.name.as_ref().map(|n| n.chars().take(64).collect());
         opts.pty = a.pty.unwrap_or(false);
@@ -347,14 +380,14 @@ impl ExecKitServer {
     )]
     async fn process_list(&self, Parameters(a): Parameters<ListArgs>) -> ToolResult {
         let mut processes = Vec::new();
-        for e in self.shared.table.all() {
+        for e in self.entries() {
             if a.session_id.as_deref().is_some_and(|s| s != e.session.id()) {
                 continue;
             }
             processes.extend(e.session.processes().into_iter().map(ProcessRow::from));
         }
         if let Some(s) = &a.session_id {
-            if self.shared.table.get(s).is_none() {
+            if self.entry(s).is_none() {
                 return self.unknown_session(s);
             }
         }

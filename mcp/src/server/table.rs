@@ -27,6 +27,8 @@ pub struct Entry {
     pub exec_lock: tokio::sync::Mutex<()>,
     /// The client asked about programs an `@ask` stops at their start.
     pub asks: Arc<super::runtime_asks::AskSlot>,
+    /// The identity that created it (`None`: the stdio client); only it may use it.
+    pub owner: Option<String>,
     activity: Mutex<Activity>,
 }
 
@@ -43,6 +45,7 @@ impl Entry {
         workspace: PathBuf,
         budget: Option<Budget>,
         asks: Arc<super::runtime_asks::AskSlot>,
+        owner: Option<String>,
     ) -> Entry {
         Entry {
             session,
@@ -52,6 +55,7 @@ impl Entry {
             created: Instant::now(),
             exec_lock: tokio::sync::Mutex::new(()),
             asks,
+            owner,
             activity: Mutex::new(Activity {
                 last_used: Instant::now(),
                 running: None,
@@ -88,10 +92,12 @@ impl Entry {
 
 /// Why a session could not be added.
 #[derive(Debug, thiserror::Error)]
-#[error("the operator's limit of {max} open sessions is reached; destroy one with session_destroy (idle sessions are closed after {idle_ttl_secs} s)")]
+#[error("the operator's limit of {max} open sessions{scope} is reached; destroy one with session_destroy (idle sessions are closed after {idle_ttl_secs} s)")]
 pub struct Full {
     /// The cap.
     pub max: usize,
+    /// `""` for the server's cap, `" per identity"` for one identity's.
+    pub scope: &'static str,
     /// The idle TTL.
     pub idle_ttl_secs: u64,
 }
@@ -105,20 +111,43 @@ pub struct Table {
 
 struct Inner {
     entries: HashMap<String, Arc<Entry>>,
-    /// Slots held by sessions being created.
-    reserved: usize,
+    /// Slots held by sessions being created, per owner.
+    reserved: HashMap<Option<String>, usize>,
+}
+
+impl Inner {
+    fn reserved_total(&self) -> usize {
+        self.reserved.values().sum()
+    }
+
+    fn release(&mut self, owner: &Option<String>) {
+        if let Some(n) = self.reserved.get_mut(owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.reserved.remove(owner);
+            }
+        }
+    }
 }
 
 /// A slot held while a session starts; dropping it without [`Table::insert`] frees it.
 pub struct Reservation<'a> {
     table: &'a Table,
+    owner: Option<String>,
     used: bool,
+}
+
+impl Reservation<'_> {
+    /// The identity the slot is held for.
+    pub fn owner(&self) -> Option<String> {
+        self.owner.clone()
+    }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.used {
-            self.table.lock().reserved -= 1;
+            self.table.lock().release(&self.owner);
         }
     }
 }
@@ -129,7 +158,7 @@ impl Table {
         Table {
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
-                reserved: 0,
+                reserved: HashMap::new(),
             }),
             max,
             idle_ttl,
@@ -145,18 +174,28 @@ impl Table {
         self.max
     }
 
-    /// Holds a slot for a session about to start, or says the cap is reached.
-    pub fn reserve(&self) -> Result<Reservation<'_>, Full> {
+    /// Holds a slot for a session `owner` is about to start, or says which cap is
+    /// reached: the server's, or `per_owner` (the sessions one identity may have).
+    pub fn reserve(&self, owner: Option<&str>, per_owner: usize) -> Result<Reservation<'_>, Full> {
         let mut g = self.lock();
-        if g.entries.len() + g.reserved >= self.max {
-            return Err(Full {
-                max: self.max,
-                idle_ttl_secs: self.idle_ttl.as_secs(),
-            });
+        let full = |max, scope| Full {
+            max,
+            scope,
+            idle_ttl_secs: self.idle_ttl.as_secs(),
+        };
+        if g.entries.len() + g.reserved_total() >= self.max {
+            return Err(full(self.max, ""));
         }
-        g.reserved += 1;
+        let owner = owner.map(str::to_string);
+        let own = g.entries.values().filter(|e| e.owner == owner).count()
+            + g.reserved.get(&owner).copied().unwrap_or(0);
+        if own >= per_owner {
+            return Err(full(per_owner, " per identity"));
+        }
+        *g.reserved.entry(owner.clone()).or_default() += 1;
         Ok(Reservation {
             table: self,
+            owner,
             used: false,
         })
     }
@@ -165,7 +204,7 @@ impl Table {
     pub fn insert(&self, mut slot: Reservation<'_>, entry: Arc<Entry>) {
         slot.used = true;
         let mut g = self.lock();
-        g.reserved -= 1;
+        g.release(&slot.owner);
         g.entries.insert(entry.session.id().to_string(), entry);
     }
 

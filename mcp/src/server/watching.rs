@@ -12,7 +12,8 @@
 //! execkit is tested with speak them, so they are served, and the lints say so once here.
 #![allow(deprecated)]
 
-use super::events::{log_line, rank, session_of};
+use super::caller::Caller;
+use super::events::{agent_of, log_line, rank, session_of};
 use super::ExecKitServer;
 use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, LoggingLevel,
@@ -92,8 +93,9 @@ impl Watching {
 }
 
 impl ExecKitServer {
-    /// Starts forwarding events to this client (once per server handler).
-    pub(super) fn start_watching(&self, peer: Peer<RoleServer>) {
+    /// Starts forwarding events to this client (once per server handler): on HTTP only
+    /// the events of the caller's own sessions.
+    pub(super) fn start_watching(&self, peer: Peer<RoleServer>, caller: Caller) {
         if self
             .watch
             .started
@@ -122,6 +124,9 @@ impl ExecKitServer {
                 };
                 // Live progress lines are for socket watchers only.
                 let Some(event) = &e.event else { continue };
+                if !sees(&caller, event) {
+                    continue;
+                }
                 if let Some((level, data)) = log_line(event) {
                     if watch.wants(level) {
                         let p = LoggingMessageNotificationParam::new(level, data)
@@ -155,7 +160,7 @@ impl ExecKitServer {
         let mut items = vec![Resource::new(SESSIONS_URI, "sessions")
             .with_description("The open sessions (what session_list returns), as JSON.")
             .with_mime_type("application/json")];
-        for e in self.shared.table.all() {
+        for e in self.entries() {
             let id = e.session.id().to_string();
             items.push(
                 Resource::new(history_uri(&id), format!("history of {id}"))
@@ -180,7 +185,7 @@ impl ExecKitServer {
     pub(super) async fn read(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
         let text = if uri == SESSIONS_URI {
             serde_json::to_string_pretty(&self.list_output().await)
-        } else if let Some(id) = history_session(uri) {
+        } else if let Some(id) = history_session(uri).filter(|id| self.may_read_history(id)) {
             let events = self.shared.op.events.history(id).ok_or_else(|| {
                 ErrorData::resource_not_found(format!("no history for session `{id}`"), None)
             })?;
@@ -196,6 +201,28 @@ impl ExecKitServer {
             text, uri,
         )
         .with_mime_type("application/json")]))
+    }
+}
+
+/// Whether `caller` may see `event`: the stdio client sees every event; an HTTP caller
+/// those of its own identity; nobody nothing.
+fn sees(caller: &Caller, event: &execkit_audit::AuditEvent) -> bool {
+    match caller {
+        Caller::Operator => true,
+        Caller::Token(t) => agent_of(event) == Some(t.subject.as_str()),
+        Caller::Nobody => false,
+    }
+}
+
+impl ExecKitServer {
+    /// A session's history is readable by the stdio client, and by an HTTP caller while
+    /// the session is open and its own.
+    fn may_read_history(&self, id: &str) -> bool {
+        match Caller::current() {
+            Caller::Operator => true,
+            Caller::Token(_) => self.entry(id).is_some(),
+            Caller::Nobody => false,
+        }
     }
 }
 
@@ -225,6 +252,7 @@ impl ExecKitServer {
         &self,
         context: rmcp::service::SubscriptionContext,
     ) -> Result<(), ErrorData> {
+        let caller = Caller::of(&context.request_context().extensions);
         let mut rx = self.shared.op.events.subscribe();
         let accepted: HashSet<String> = context
             .accepted()
@@ -243,7 +271,10 @@ impl ExecKitServer {
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return Ok(()),
             };
-            let Some(session) = e.event.as_ref().and_then(session_of) else {
+            let Some(event) = e.event.as_ref().filter(|ev| sees(&caller, ev)) else {
+                continue;
+            };
+            let Some(session) = session_of(event) else {
                 continue;
             };
             for uri in [history_uri(session), SESSIONS_URI.to_string()] {
