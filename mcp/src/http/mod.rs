@@ -28,6 +28,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::collections::HashMap;
@@ -158,6 +159,12 @@ pub async fn serve_http(op: Operator, addr: &str) -> anyhow::Result<()> {
         tracing::info!(signal = sig, "stopping: cancelling running commands");
         stopping.cancel();
     };
+    // Answers are small and a client waits for each: no Nagle delay on the way back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
