@@ -15,10 +15,10 @@ CEDAR_VERSION=4.14.1
 # the SMT solver `execkit policy prove` runs (cvc5), tmux, in which the `execkit watch`
 # test drives the terminal viewer, chromium, which loads its web page, and the build tools
 # the runtime-decision tests run scripts through (make, cc, perl, node, npm), the syslog
-# daemon the audit-forwarding test sends to (rsyslogd) and chattr for the audit fault
-# tests. Installed with apt when missing.
+# daemon the audit-forwarding test sends to (rsyslogd), chattr for the audit fault tests and
+# the load balancer of the scale-out test (haproxy). Installed with apt when missing.
 need=()
-for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium make cc perl node npm rsyslogd chattr; do
+for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium make cc perl node npm rsyslogd chattr haproxy; do
   command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then
@@ -153,6 +153,8 @@ echo "==> execkit-mcp driven by the Python mcp SDK"
 "$VENV/bin/python" tests/python/test_execkit_mcp.py "$CARGO_TARGET_DIR/debug/execkit-mcp"
 echo "==> execkit-mcp on Streamable HTTP with bearer tokens, driven by the Python mcp SDK"
 PATH="$NODE22:$PATH" "$VENV/bin/python" tests/python/test_http.py "$CARGO_TARGET_DIR/debug/execkit-mcp" "$INSPECTOR"
+echo "==> two execkit-mcp HTTP instances behind HAProxy (affinity on Mcp-Session-Id), one killed"
+"$VENV/bin/python" tests/python/test_haproxy.py "$CARGO_TARGET_DIR/debug/execkit-mcp"
 echo "==> Python: the execkit SDK wheel (pyo3) and the execkit-mcp wheel (bin) built with maturin in a fresh venv, then pytest"
 # A fresh venv each run: the wheels are built from this checkout and installed into it,
 # and the suite imports them from site-packages (never from the source tree). The wheels
