@@ -15,22 +15,42 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast::error::RecvError;
 
-/// A bound watch socket; the file is removed when it is dropped.
+/// A bound watch socket; the file is removed when it is dropped, if it is still this
+/// socket's (never another server's that replaced it).
 pub struct WatchSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// Device and inode of the socket file this process made.
+    made: Option<(u64, u64)>,
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Drop for WatchSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.made.is_some() && identity(&self.path) == self.made {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
-/// Binds the socket: a stale socket file is replaced, any other file is refused.
+/// Binds the socket. A socket another live server is listening on is refused (one watch
+/// socket per server: a second server with the same config must not take it over); a
+/// stale one (nobody listening) is replaced; any other file is refused.
 pub fn bind(path: &Path) -> anyhow::Result<WatchSocket> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                bail!(
+                    "watch socket {}: another server is serving it; give this server its own [watch] socket",
+                    path.display()
+                );
+            }
             std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?
         }
         Ok(_) => bail!(
@@ -45,6 +65,7 @@ pub fn bind(path: &Path) -> anyhow::Result<WatchSocket> {
         .with_context(|| format!("watch socket {}: chmod 0600", path.display()))?;
     Ok(WatchSocket {
         listener,
+        made: identity(path),
         path: path.to_path_buf(),
     })
 }

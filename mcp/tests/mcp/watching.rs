@@ -268,6 +268,21 @@ async fn the_watch_socket_streams_events_owner_only_and_one_way() {
         "{denied:#}"
     );
     assert!(!std::path::Path::new("/tmp/pwned").exists());
+    // A second server with the same config does not take the socket over.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_execkit-mcp"))
+        .arg("--config")
+        .arg(&s.config)
+        .env_remove("EXECKIT_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another server is serving it"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok(), "the first server's socket is gone");
     // Each event exactly once.
     let n = seen
         .iter()
