@@ -44,7 +44,7 @@ pub use log::{Appended, AuditError, AuditLog, AuditOptions};
 pub use record::{
     ApprovalEvent, ApprovalRecord, AuditEvent, CheckpointRecord, CommandRecord, DecisionRecord,
     FactRecord, ProcessEvent, ProcessRecord, RecordedEnv, RuntimeContext, SessionEvent,
-    SessionRecord, StreamSummary, Verdict, Who,
+    SessionRecord, StreamSummary, TranscriptRecord, Verdict, Who,
 };
 pub use syslog::{Facility, Severity, Syslog, SyslogAddress, SyslogError, SyslogOptions};
 pub use verify::{verify, verify_file, Anchor, Problem, ProblemKind, VerifyOptions, VerifyReport};

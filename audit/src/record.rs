@@ -50,6 +50,10 @@ pub struct FactRecord {
     pub policies: Vec<String>,
     /// Why (redacted).
     pub reason: String,
+    /// What the determining policies tell the agent to do instead (their `@advice`), for
+    /// a fact that was not allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 /// A decision on a command.
@@ -195,6 +199,29 @@ pub struct CommandRecord {
     pub stderr: StreamSummary,
     /// Redactions per rule id, both streams together.
     pub redactions: RedactionCounts,
+}
+
+/// What a finished command printed, as the agent got it (redacted, bounded), cut to the
+/// operator's transcript size: for viewers, and for reviewers when the operator keeps
+/// transcripts in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptRecord {
+    /// Who and where.
+    #[serde(flatten)]
+    pub who: Who,
+    /// The command, redacted.
+    pub command: String,
+    /// Its stdout as the agent got it, cut to the transcript size.
+    pub stdout: String,
+    /// Its stderr as the agent got it, cut to the transcript size.
+    pub stderr: String,
+    /// Bytes of the agent's result left out here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A checkpoint taken or restored (files only; ids are per session).
@@ -368,6 +395,8 @@ pub enum AuditEvent {
     Decision(DecisionRecord),
     /// A finished command.
     Command(CommandRecord),
+    /// What a finished command printed (when the operator keeps transcripts).
+    Transcript(TranscriptRecord),
     /// Something a background process did: started, got input or a signal, exited.
     Process(ProcessRecord),
     /// A workspace checkpoint taken or restored.
@@ -391,6 +420,7 @@ impl AuditEvent {
             AuditEvent::Recovery { .. } => "recovery",
             AuditEvent::Decision(_) => "decision",
             AuditEvent::Command(_) => "command",
+            AuditEvent::Transcript(_) => "transcript",
             AuditEvent::Process(_) => "process",
             AuditEvent::Checkpoint(_) => "checkpoint",
             AuditEvent::Session(_) => "session",

@@ -49,6 +49,7 @@ fn write_log(path: &Path, n: usize) {
                 verdict: Verdict::Allow,
                 policies: vec!["allow-echo".into()],
                 reason: redact("permitted by allow-echo"),
+                advice: None,
             }],
             approved_by: None,
             env: None,

@@ -307,6 +307,9 @@ pub struct AuditConfig {
     pub path: Option<PathBuf>,
     /// Also send every record to syslog as it is written (needs `path`).
     pub syslog: Option<SyslogSection>,
+    /// Keep each command's transcript (`[watch] transcript_bytes` of its output) in the log
+    /// as `transcript` records too, not only in the live event stream.
+    pub transcripts: bool,
 }
 
 /// `[audit.syslog]`: RFC 5424 messages, one per record.
@@ -429,13 +432,25 @@ fn default_leeway() -> u64 {
 }
 
 /// `[watch]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// Serve the live event stream (redacted audit events, JSON lines, read-only) on this
     /// Unix socket, owner-only (mode 0600, and a peer with another uid is refused), for
     /// `execkit watch --socket PATH`. Env: `EXECKIT_WATCH_SOCKET`.
     pub socket: Option<PathBuf>,
+    /// Bytes of each finished command's output (as the agent got it: redacted, bounded)
+    /// kept for viewers as a `transcript` event; 0 keeps none. Default 16384.
+    pub transcript_bytes: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            socket: None,
+            transcript_bytes: 16384,
+        }
+    }
 }
 
 /// `[ssh]`.

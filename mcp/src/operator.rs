@@ -317,6 +317,10 @@ impl Operator {
             b = b.audit(a.clone());
         }
         b = b.observer(self.events.observer());
+        b = b.transcripts(execkit_runner::Transcripts {
+            max_bytes: self.config.watch.transcript_bytes,
+            in_audit: self.config.audit.transcripts && self.audit.is_some(),
+        });
         if let Some(r) = &self.run_as {
             b = b.run_as(r.clone());
         }

@@ -35,6 +35,11 @@ pub struct SessionArgs {
     /// Append every decision and command to this hash-chained audit log (JSON Lines).
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
+    /// Also keep each command's output (as returned: redacted, bounded), up to this many
+    /// bytes per command, in the audit log as `transcript` records, for viewers and
+    /// reviewers. 0 keeps none.
+    #[arg(long, value_name = "BYTES", default_value_t = 0, requires = "audit")]
+    transcript_bytes: usize,
 }
 
 /// Where `session` and `exec` run: locally (default), over SSH or in Docker.
@@ -169,6 +174,10 @@ fn config(a: &SessionArgs) -> anyhow::Result<SessionBuilder> {
         let log = execkit_runner::audit::AuditLog::open(path, Default::default())
             .with_context(|| format!("audit log {}", path.display()))?;
         b = b.audit(Arc::new(std::sync::Mutex::new(log)));
+        b = b.transcripts(execkit_runner::Transcripts {
+            max_bytes: a.transcript_bytes,
+            in_audit: true,
+        });
     }
     Ok(b)
 }

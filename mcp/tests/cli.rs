@@ -1383,6 +1383,186 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
     std::fs::remove_dir_all(&ws).unwrap();
 }
 
+/// Starts `execkit watch --audit FILE --http ADDR --token-file TOKEN`; returns it and the
+/// URL it prints.
+fn web_viewer(
+    audit: &std::path::Path,
+    addr: &str,
+    token: &std::path::Path,
+) -> (std::process::Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args([
+            "watch",
+            "--audit",
+            audit.to_str().unwrap(),
+            "--http",
+            addr,
+            "--token-file",
+        ])
+        .arg(token)
+        .env_remove("EXECKIT_WATCH_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut url,
+    )
+    .unwrap();
+    (server, url.trim().to_string())
+}
+
+#[test]
+fn web_viewer_keeps_transcripts_searches_exports_and_reconnects_in_chromium() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = scratch("web-transcripts");
+    let audit = ws.join("audit.jsonl");
+    let token = ws.join("watch.token");
+    let (mut server, url) = web_viewer(&audit, "127.0.0.1:0", &token);
+    assert!(url.contains("/?token="), "{url}");
+    assert_eq!(
+        std::fs::metadata(&token).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the token file is owner-only"
+    );
+    let Some(mut b) = Browser::open(&url, ws.join("profile")) else {
+        let _ = server.kill();
+        let _ = server.wait();
+        return;
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execkit"))
+        .args([
+            "session",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+            "--transcript-bytes",
+            "4096",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"echo transcript-needle-42; echo to-stderr >&2\ncat ~/.ssh/id_rsa\nseq 1 3\n",
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    // The finished command's output, as the agent got it, under its row.
+    let out = b.wait_for(
+        "Array.from(document.querySelectorAll('details.output')).map(d => d.innerText).join('\\n---\\n')",
+        |t| t.contains("transcript-needle-42") && t.contains("1\n2\n3"),
+    );
+    assert!(
+        out.contains("transcript-needle-42") && out.contains("to-stderr"),
+        "{out}"
+    );
+    assert!(out.contains("1\n2\n3"), "{out}");
+    // The refusal carries its policy's advice.
+    let rows = b.eval("document.getElementById('rows').innerText");
+    assert!(
+        rows.contains("deny-credential-files") && rows.contains("advice: "),
+        "{rows}"
+    );
+    // Search: one row holds the needle.
+    b.eval("(() => { const q = document.getElementById('q'); q.value = 'needle-42'; q.dispatchEvent(new Event('input')); return 1; })()");
+    assert_eq!(
+        b.eval("document.getElementById('hits').innerText"),
+        "1 hits"
+    );
+    assert_eq!(
+        b.eval("String(document.querySelectorAll('#rows tr:not(.hidden)').length)"),
+        "1"
+    );
+    let search_png = b.screenshot();
+    // Export what is shown, as Markdown and as JSON Lines.
+    b.eval("document.getElementById('export-md').click(), 1");
+    let md = b.eval("document.getElementById('export-preview').innerText");
+    assert!(
+        md.starts_with("| time (UTC) | session | identity |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("echo transcript-needle-42") && md.contains("```"),
+        "{md}"
+    );
+    assert!(!md.contains("seq 1 3"), "only the rows shown: {md}");
+    b.eval("document.getElementById('export-jsonl').click(), 1");
+    let jsonl = b.eval("document.getElementById('export-preview').innerText");
+    let kinds: Vec<String> = jsonl
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["decision", "command", "transcript"], "{jsonl}");
+    let export_png = b.screenshot();
+    // The viewer restarts on the same port with the same token file: same URL, and the
+    // open page reconnects by itself without showing anything twice.
+    let rows_before = b.eval("String(document.querySelectorAll('#rows tr').length)");
+    let _ = server.kill();
+    let _ = server.wait();
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (mut again, url2) = web_viewer(&audit, &addr, &token);
+    assert_eq!(url2, url, "the URL survives a restart");
+    let status = b.wait_for("document.getElementById('status').innerText", |t| {
+        t.starts_with("live (reconnected)") && t.contains("records")
+    });
+    assert!(status.starts_with("live (reconnected)"), "{status}");
+    let rows_after = b.wait_for(
+        "String(document.querySelectorAll('#rows tr').length)",
+        |t| t == rows_before,
+    );
+    assert_eq!(
+        rows_after, rows_before,
+        "nothing shown twice after the reconnect"
+    );
+    for (name, png) in [("search", &search_png), ("export", &export_png)] {
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{name}"
+        );
+        let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("web-viewer-{name}.png"));
+        std::fs::write(&p, png).unwrap();
+        eprintln!("screenshot: {}", p.display());
+    }
+    drop(b);
+    let _ = again.kill();
+    let _ = again.wait();
+    // A token file others may read is refused.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = execkit(&[
+        "watch",
+        "--audit",
+        audit.to_str().unwrap(),
+        "--http",
+        "127.0.0.1:0",
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("others may read"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_dir_all(&ws).unwrap();
+}
+
 /// `policy check --config FILE` decides as the server would with that file: its
 /// `[limits]` (and their `EXECKIT_*` overrides) and its `[identity]`; without the file the
 /// same commands decide under the defaults.

@@ -83,6 +83,9 @@ pub(crate) fn decision_record(
                 verdict: recorded(f.verdict),
                 policies: f.policies.iter().map(|p| p.id.clone()).collect(),
                 reason: redact(&f.reason),
+                advice: (f.verdict != execkit_engine::Verdict::Allow)
+                    .then(|| f.policies.iter().find_map(|p| p.advice.clone()))
+                    .flatten(),
             })
             .collect(),
         approved_by: None,

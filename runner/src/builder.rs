@@ -67,6 +67,7 @@ pub struct SessionBuilder {
     secret_env: SecretEnvPolicy,
     audit: Option<Arc<Mutex<AuditLog>>>,
     observer: Option<crate::config::Observer>,
+    transcripts: crate::config::Transcripts,
     shell: PathBuf,
     tmp_base: Option<PathBuf>,
     checkpoints: crate::checkpoint::CheckpointConfig,
@@ -89,6 +90,7 @@ impl Default for SessionBuilder {
             secret_env: SecretEnvPolicy::default(),
             audit: None,
             observer: None,
+            transcripts: crate::config::Transcripts::default(),
             shell: PathBuf::from("/bin/bash"),
             tmp_base: None,
             checkpoints: crate::checkpoint::CheckpointConfig::default(),
@@ -164,6 +166,12 @@ impl SessionBuilder {
     /// Calls `observer` with every audit event as it is recorded (see [`crate::Observer`]).
     pub fn observer(mut self, observer: crate::config::Observer) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Keeps each finished command's output for viewers (see [`crate::Transcripts`]).
+    pub fn transcripts(mut self, transcripts: crate::config::Transcripts) -> Self {
+        self.transcripts = transcripts;
         self
     }
 
@@ -252,6 +260,7 @@ impl SessionBuilder {
             secret_env: self.secret_env,
             audit: self.audit,
             observer: self.observer,
+            transcripts: self.transcripts,
             shell: self.shell,
             tmp_base: self.tmp_base,
             checkpoints: self.checkpoints,

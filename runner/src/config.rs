@@ -166,6 +166,7 @@ pub struct SessionConfig {
     pub(crate) secret_env: SecretEnvPolicy,
     pub(crate) audit: Option<Arc<Mutex<AuditLog>>>,
     pub(crate) observer: Option<Observer>,
+    pub(crate) transcripts: Transcripts,
     pub(crate) shell: PathBuf,
     pub(crate) tmp_base: Option<PathBuf>,
     pub(crate) checkpoints: crate::checkpoint::CheckpointConfig,
@@ -173,6 +174,16 @@ pub struct SessionConfig {
     pub(crate) exec_decisions: bool,
     /// Asks a human about a program an `@ask` policy stops at run time.
     pub(crate) runtime_approver: Option<crate::exec_guard::RuntimeApprover>,
+}
+
+/// What of each finished command's output is kept for viewers (a `transcript` event):
+/// the result as the agent got it (already redacted and bounded), cut to `max_bytes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transcripts {
+    /// Bytes kept per command (stdout and stderr together); 0 keeps none.
+    pub max_bytes: usize,
+    /// Also write them to the audit log (otherwise only observers see them).
+    pub in_audit: bool,
 }
 
 /// Sees every audit event a session records (after redaction), as it is recorded, whether

@@ -65,7 +65,9 @@ pub mod ssh;
 mod tmpdirs;
 
 pub use builder::SessionBuilder;
-pub use config::{Limits, Observer, Resources, RunAs, RunAsError, SessionConfig, DEFAULT_PATH};
+pub use config::{
+    Limits, Observer, Resources, RunAs, RunAsError, SessionConfig, Transcripts, DEFAULT_PATH,
+};
 pub use exec_guard::{RuntimeApprover, RuntimeAsk};
 pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use result::{

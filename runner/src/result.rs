@@ -329,3 +329,70 @@ pub enum SessionError {
     #[error("the audit log cannot record this session, so it does not open: {0}")]
     AuditUnavailable(String),
 }
+
+/// Stdout and stderr cut to `max` bytes together for a transcript: each stream keeps its
+/// head and its tail around a `[… N bytes …]` line, stderr at most half the room when both
+/// need more; returns the two texts and the bytes left out.
+pub(crate) fn cut_transcript(stdout: &str, stderr: &str, max: usize) -> (String, String, u64) {
+    let total = stdout.len() + stderr.len();
+    if total <= max {
+        return (stdout.to_string(), stderr.to_string(), 0);
+    }
+    let err_room = stderr
+        .len()
+        .min(max / 2)
+        .max(max.saturating_sub(stdout.len()));
+    let err_room = err_room.min(stderr.len());
+    let out_room = max - err_room;
+    let (o, lo) = head_and_tail(stdout, out_room);
+    let (e, le) = head_and_tail(stderr, err_room);
+    (o, e, (lo + le) as u64)
+}
+
+/// `s` cut to about `room` bytes: its head and tail (on char boundaries) around a note.
+fn head_and_tail(s: &str, room: usize) -> (String, usize) {
+    if s.len() <= room {
+        return (s.to_string(), 0);
+    }
+    let half = room / 2;
+    let mut h = half;
+    while !s.is_char_boundary(h) {
+        h -= 1;
+    }
+    let mut t = s.len() - (room - half);
+    while !s.is_char_boundary(t) {
+        t += 1;
+    }
+    let left = t - h;
+    (
+        format!("{}\n[… {left} bytes …]\n{}", &s[..h], &s[t..]),
+        left,
+    )
+}
+
+#[cfg(test)]
+mod transcript_tests {
+    use super::cut_transcript;
+
+    #[test]
+    fn small_output_is_kept_whole() {
+        assert_eq!(
+            cut_transcript("a\n", "b\n", 100),
+            ("a\n".into(), "b\n".into(), 0)
+        );
+    }
+
+    #[test]
+    fn large_output_keeps_head_and_tail_within_the_room() {
+        let out = "x".repeat(1000) + "END";
+        let (o, e, left) = cut_transcript(&out, "", 100);
+        assert!(o.starts_with("xxxx") && o.ends_with("END"), "{o}");
+        assert!(o.contains("bytes …]"));
+        assert_eq!(e, "");
+        assert_eq!(left, 903);
+        // stderr keeps its share when both are large; multibyte text is cut on boundaries.
+        let (o, e, _) = cut_transcript(&"é".repeat(500), &"ü".repeat(500), 101);
+        assert!(o.len() < 140 && e.len() < 140, "{} {}", o.len(), e.len());
+        assert!(e.starts_with('ü') && e.ends_with('ü'));
+    }
+}

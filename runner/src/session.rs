@@ -940,7 +940,33 @@ impl Session {
             stderr: StreamSummary::from(&result.stderr_report),
             redactions: result.redactions.clone(),
         }));
+        self.transcript(&redact(command), &result);
         Ok(result)
+    }
+
+    /// The command's output as the agent got it, cut to the operator's transcript size,
+    /// to the observers (and the audit log when the operator keeps transcripts there). A
+    /// transcript the log cannot take is reported by its recovery record: the command has
+    /// run and its result goes back regardless.
+    fn transcript(&self, command: &str, result: &ExecResult) {
+        let t = self.config.transcripts;
+        if t.max_bytes == 0 || (self.config.observer.is_none() && !t.in_audit) {
+            return;
+        }
+        let (stdout, stderr, omitted_bytes) =
+            crate::result::cut_transcript(&result.stdout, &result.stderr, t.max_bytes);
+        let event = AuditEvent::Transcript(execkit_audit::TranscriptRecord {
+            who: self.who(),
+            command: command.to_string(),
+            stdout,
+            stderr,
+            omitted_bytes,
+        });
+        if t.in_audit {
+            let _ = self.audit(event);
+        } else if let Some(observe) = &self.config.observer {
+            observe(&event);
+        }
     }
 
     /// True if the workspace uses more than `cap` bytes (walked off the async threads).

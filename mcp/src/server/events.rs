@@ -78,6 +78,7 @@ pub fn session_of(e: &AuditEvent) -> Option<&str> {
     match e {
         AuditEvent::Decision(d) => Some(&d.who.session),
         AuditEvent::Command(c) => Some(&c.who.session),
+        AuditEvent::Transcript(t) => Some(&t.who.session),
         AuditEvent::Process(p) => Some(&p.who.session),
         AuditEvent::Checkpoint(c) => Some(&c.who.session),
         AuditEvent::Session(r) => Some(&r.who.session),
@@ -91,6 +92,7 @@ pub fn agent_of(e: &AuditEvent) -> Option<&str> {
     match e {
         AuditEvent::Decision(d) => Some(&d.who.agent),
         AuditEvent::Command(c) => Some(&c.who.agent),
+        AuditEvent::Transcript(t) => Some(&t.who.agent),
         AuditEvent::Process(p) => Some(&p.who.agent),
         AuditEvent::Checkpoint(c) => Some(&c.who.agent),
         AuditEvent::Session(r) => Some(&r.who.agent),

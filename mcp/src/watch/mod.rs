@@ -52,6 +52,11 @@ pub struct WatchArgs {
     /// access token that every request needs).
     #[arg(long, value_name = "127.0.0.1:PORT")]
     http: Option<std::net::SocketAddr>,
+    /// Keep the web page's access token in this file (created owner-only when missing,
+    /// reused after): the page's URL survives restarts and an open tab reconnects. The
+    /// token can also come from `EXECKIT_WATCH_TOKEN` (at least 32 characters).
+    #[arg(long, value_name = "FILE", requires = "http")]
+    token_file: Option<PathBuf>,
 }
 
 /// Where the records come from.
@@ -371,6 +376,18 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
                 fin.redactions
             )));
         }
+        if let Some(out) = &e.output {
+            lines.push(Line::from("output (as the agent got it):"));
+            for l in out.stdout.lines().take(OUTPUT_LINES) {
+                lines.push(Line::from(format!("  {l}")));
+            }
+            for l in out.stderr.lines().take(OUTPUT_LINES) {
+                lines.push(Line::from(Span::styled(
+                    format!("  {l}"),
+                    Style::default().fg(Color::Yellow),
+                )));
+            }
+        }
         for fact in &e.facts {
             let (w, st) = verdict_style(fact.verdict);
             lines.push(Line::from(vec![
@@ -383,6 +400,12 @@ fn draw(f: &mut Frame, m: &Model, v: &View, file: &str, waiting: bool) {
                     fact.reason
                 )),
             ]));
+            if let Some(a) = &fact.advice {
+                lines.push(Line::from(Span::styled(
+                    format!("      advice: {a}"),
+                    Style::default().fg(Color::Cyan),
+                )));
+            }
         }
     }
     if let Some(e) = entries.get(selected) {
@@ -468,6 +491,9 @@ fn program_tree(lines: &mut Vec<Line>, e: &Entry) {
     }
 }
 
+/// Lines of each stream shown of a finished command's transcript.
+const OUTPUT_LINES: usize = 12;
+
 /// Lines of each stream shown of a running command's output so far.
 const LIVE_LINES: usize = 8;
 
@@ -528,7 +554,8 @@ pub fn run(a: WatchArgs) -> anyhow::Result<ExitCode> {
         (None, None) => anyhow::bail!("give --audit FILE or --socket PATH"),
     };
     if let Some(addr) = a.http {
-        web::serve(source, &file, addr)?;
+        let token = web::token(a.token_file.as_deref())?;
+        web::serve(source, &file, addr, token)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut model = Model::default();

@@ -74,6 +74,8 @@ pub struct Entry {
     pub process: Option<String>,
     /// Programs the command started, decided at their start, in order.
     pub programs: Vec<ProgramStart>,
+    /// What it printed, as the agent got it (a server's `transcript` event).
+    pub output: Option<execkit_audit::TranscriptRecord>,
 }
 
 /// A program a command started, as it was decided at its start.
@@ -138,6 +140,7 @@ impl Entry {
             process: None,
             live: None,
             programs: Vec::new(),
+            output: None,
         }
     }
 
@@ -233,6 +236,7 @@ impl Model {
         match event {
             AuditEvent::Decision(d) => self.decision(d, at),
             AuditEvent::Command(c) => self.command(c),
+            AuditEvent::Transcript(t) => self.transcript(t),
             AuditEvent::Process(p) => {
                 let s = self.session(&p.who);
                 match p.event {
@@ -376,6 +380,7 @@ impl Model {
             at,
             finished: None,
             process: None,
+            output: None,
         });
     }
 
@@ -409,6 +414,20 @@ impl Model {
         e.approved_by = d.approved_by;
         e.programs.push(program);
         s.entries.push(e);
+    }
+
+    /// A command's output goes to the newest finished command of the session with that
+    /// text that has none yet.
+    fn transcript(&mut self, t: execkit_audit::TranscriptRecord) {
+        let s = self.session(&t.who);
+        if let Some(e) = s.entries.iter_mut().rev().find(|e| {
+            e.kind == EntryKind::Command
+                && !e.running()
+                && e.output.is_none()
+                && e.text == t.command
+        }) {
+            e.output = Some(t);
+        }
     }
 
     fn command(&mut self, c: CommandRecord) {
@@ -453,6 +472,29 @@ mod tests {
             r#"{{"v":1,"seq":2,"time":"2026-11-23T03:10:28.802Z","prev":"x","kind":"command",{},"command":"{command}","cwd":"/w","exit_code":{exit},"duration_ms":7,"timed_out":false,"cancelled":false,"stdout":{{"raw_bytes":3,"bytes":3,"lines":1,"bytes_kept":3,"truncated":false}},"stderr":{{"raw_bytes":0,"bytes":0,"lines":0,"bytes_kept":0,"truncated":false}},"redactions":{{"github-pat":2}},"hash":"h"}}"#,
             who(session)
         )
+    }
+
+    #[test]
+    fn a_transcript_goes_to_its_finished_command() {
+        let mut m = Model::default();
+        for _ in 0..2 {
+            m.ingest(&decision("s1", "ls", "allow"));
+            m.ingest(&finished("s1", "ls", 0));
+        }
+        let t = format!(
+            r#"{{"v":1,"seq":3,"time":"2026-11-23T03:10:29.802Z","prev":"x","kind":"transcript",{},"command":"ls","stdout":"a\nb\n","stderr":"","hash":"h"}}"#,
+            who("s1")
+        );
+        m.ingest(&t);
+        let e = &m.sessions[0].entries;
+        assert!(e[0].output.is_none(), "the newest ls gets it");
+        assert_eq!(
+            e[1].output.as_ref().map(|o| o.stdout.as_str()),
+            Some("a\nb\n")
+        );
+        // A second one goes to the older command that has none yet.
+        m.ingest(&t);
+        assert!(m.sessions[0].entries[0].output.is_some());
     }
 
     #[test]

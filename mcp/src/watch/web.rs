@@ -6,7 +6,9 @@
 //! agent-controlled text ends up in a browser.
 //! - Loopback only: any other address is refused before binding.
 //! - A random token (128 bits, printed once at start) is required on every request,
-//!   compared in constant time; without it every path answers 401.
+//!   compared in constant time; without it every path answers 401. With `--token-file` it
+//!   is kept in an owner-only file and reused, so the URL survives restarts (an open page
+//!   reconnects by itself); `EXECKIT_WATCH_TOKEN` sets it instead.
 //! - GET only; there is nothing to write to. The server holds the log's lines and nothing
 //!   else.
 //! - The page sets agent text only as `textContent`, and its Content-Security-Policy allows
@@ -171,12 +173,68 @@ async fn follow(mut source: Source, shared: Arc<Shared>) {
     }
 }
 
+/// Shortest operator-set token accepted.
+const MIN_TOKEN_CHARS: usize = 32;
+
+/// The page's token: `EXECKIT_WATCH_TOKEN`, else the one kept in `file` (made owner-only
+/// with a new random token when missing; refused when others may read it), else a new
+/// random one.
+pub(crate) fn token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Ok(t) = std::env::var("EXECKIT_WATCH_TOKEN") {
+        if t.len() < MIN_TOKEN_CHARS || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bail!("EXECKIT_WATCH_TOKEN must be at least {MIN_TOKEN_CHARS} letters or digits");
+        }
+        return Ok(t);
+    }
+    let Some(path) = file else {
+        return random_hex(16);
+    };
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            if m.permissions().mode() & 0o077 != 0 {
+                bail!(
+                    "{}: others may read this token file (chmod 600 it)",
+                    path.display()
+                );
+            }
+            let t = std::fs::read_to_string(path)
+                .with_context(|| format!("token file {}", path.display()))?
+                .trim()
+                .to_string();
+            if t.len() < MIN_TOKEN_CHARS || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!(
+                    "{}: not a token (at least {MIN_TOKEN_CHARS} letters or digits)",
+                    path.display()
+                );
+            }
+            Ok(t)
+        }
+        Err(_) => {
+            let t = random_hex(16)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("token file {}", path.display()))?;
+            std::io::Write::write_all(&mut f, format!("{t}\n").as_bytes())
+                .with_context(|| format!("token file {}", path.display()))?;
+            Ok(t)
+        }
+    }
+}
+
 /// Serves the page until interrupted.
-pub(crate) fn serve(source: Source, label: &str, addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn serve(
+    source: Source,
+    label: &str,
+    addr: SocketAddr,
+    token: String,
+) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
         bail!("the web viewer binds to loopback only (127.0.0.1 or ::1), not {addr}");
     }
-    let token = random_hex(16)?;
     let (new, _) = broadcast::channel(4096);
     let shared = Arc::new(Shared {
         token: token.clone(),

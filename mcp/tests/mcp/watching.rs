@@ -282,7 +282,10 @@ async fn the_watch_socket_streams_events_owner_only_and_one_way() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok(), "the first server's socket is gone");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&sock).is_ok(),
+        "the first server's socket is gone"
+    );
     // Each event exactly once.
     let n = seen
         .iter()
