@@ -165,12 +165,14 @@ PYTEST_VERSION=9.2.0
 PYVENV="$(mktemp -d /tmp/execkit-pyvenv.XXXXXX)"
 python3 -m venv "$PYVENV"
 "$PYVENV/bin/pip" install -q "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" "mcp==$PY_MCP_VERSION"
-"$PYVENV/bin/maturin" build --quiet --profile "${EXECKIT_WHEEL_PROFILE:-dev}" -m python/Cargo.toml -o "$PYVENV/wheels"
-"$PYVENV/bin/maturin" build --quiet --profile "${EXECKIT_WHEEL_PROFILE:-dev}" -m mcp/Cargo.toml -o "$PYVENV/wheels"
-"$PYVENV/bin/pip" install -q "$PYVENV"/wheels/*.whl
+MATURIN="$PYVENV/bin/maturin" PROFILE="${EXECKIT_WHEEL_PROFILE:-dev}" scripts/build-wheels.sh "$PYVENV/wheels"
+# Installed and tested with no Rust toolchain reachable: the wheels are all a user needs.
+NO_RUST_PATH="$PYVENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+env -u CARGO_HOME -u RUSTUP_HOME PATH="$NO_RUST_PATH" "$PYVENV/bin/pip" install -q --no-index "$PYVENV"/wheels/*.whl
 "$PYVENV/bin/pip" list 2>/dev/null | grep -E '^execkit' || true
 PYTESTS="$PWD/python/tests"
-(cd "$PYVENV" && "$PYVENV/bin/python" -m pytest -p no:cacheprovider -q -rfEs \
+(cd "$PYVENV" && env -u CARGO_HOME -u RUSTUP_HOME PATH="$NO_RUST_PATH" EXECKIT_NO_RUST=1 \
+  "$PYVENV/bin/python" -m pytest -p no:cacheprovider -q -rfEs \
   --junitxml="$PYVENV/pytest.xml" "$PYTESTS")
 "$PYVENV/bin/python" - "$PYVENV/pytest.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET

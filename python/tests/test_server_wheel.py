@@ -61,3 +61,16 @@ def test_python_mcp_client_drives_the_installed_server(tmp_path):
             await client.call_tool("session_destroy", {"session_id": sid})
 
     asyncio.run(main())
+
+
+def test_the_wheels_need_no_rust():
+    # The suite runs with EXECKIT_NO_RUST=1 where scripts/test.sh installed the wheels with
+    # no Rust toolchain on PATH: nothing here may have needed one.
+    if os.environ.get("EXECKIT_NO_RUST") != "1":
+        pytest.skip("only where the wheels were installed without Rust (scripts/test.sh)")
+    for tool in ("cargo", "rustc"):
+        assert shutil.which(tool) is None, f"{tool} is reachable: {shutil.which(tool)}"
+    import execkit
+    assert "site-packages" in execkit.__file__, execkit.__file__
+    r = subprocess.run([installed("execkit-mcp"), "--version"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "execkit-mcp" in r.stdout, r.stdout + r.stderr
