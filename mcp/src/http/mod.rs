@@ -122,8 +122,18 @@ pub async fn serve_http(op: Operator, addr: &str) -> anyhow::Result<()> {
     // The line a supervisor (or a test) waits for.
     eprintln!("execkit-mcp: listening on http://{local}/mcp");
 
+    let watch_socket = match &op.config.watch.socket {
+        Some(p) => Some(crate::server::watch_socket::bind(p)?),
+        None => None,
+    };
     let server = ExecKitServer::new(op);
     let shared = server.shared();
+    let watcher = watch_socket.map(|s| {
+        tokio::spawn(crate::server::watch_socket::serve(
+            s,
+            shared.op.events.clone(),
+        ))
+    });
     let stop = CancellationToken::new();
     let service = StreamableHttpService::new(
         move || Ok(server.for_connection()),
@@ -172,6 +182,9 @@ pub async fn serve_http(op: Operator, addr: &str) -> anyhow::Result<()> {
     cancel_in_flight(&shared, Duration::from_millis(500)).await;
     close_all(&shared).await;
     reaper.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     served
 }
 
