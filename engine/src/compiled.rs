@@ -2,7 +2,7 @@
 //!
 //! Cedar's authorizer rebuilds every policy's condition (the scope constraints and-ed with
 //! the `when` and `unless` clauses, a tree of fresh allocations) for every request before
-//! evaluating it; on a fresh decision that was about a tenth of the time. Here each
+//! evaluating it; on a fresh decision that is about a tenth of the time. Here each
 //! condition is built once, when the set loads, and each request evaluates the prebuilt
 //! expressions with Cedar's own [`Evaluator`], so what a policy means is still decided by
 //! Cedar. The combination is Cedar's too: a satisfied `forbid` denies, else a satisfied

@@ -1,6 +1,6 @@
 //! Destinations a command reaches through its options or environment rather than its
 //! URL: proxies, resolution overrides, jump hosts, registries, DNS servers and the names a
-//! DNS tool resolves (issue 15, class 4; knowledge in `grammar/knowledge/destinations.toml`).
+//! DNS tool resolves (knowledge in `grammar/knowledge/destinations.toml`).
 //!
 //! A value that is not literal is a destination nobody can name, `(dynamic)`, which no host
 //! allowlist matches.

@@ -101,7 +101,7 @@ pub struct DecisionEnv {
     pub cwd: Option<String>,
     /// Home directory on the target.
     pub home: String,
-    /// Live-session truth (issue 15, class 6): lexical paths whose real location (through
+    /// Live-session truth: lexical paths whose real location (through
     /// symlinks, on the target) differs, as found by the runner just before deciding.
     /// Each such path is judged at both places. Empty in a dry run.
     pub real_paths: std::collections::BTreeMap<String, String>,

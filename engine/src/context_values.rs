@@ -1,7 +1,7 @@
 //! Two ways to build a request's context, behind one trait.
 //!
-//! Why: profiling the decision path (issue 18) showed about two thirds of a fresh decision
-//! spent in `Context::from_pairs`, which re-evaluates every restricted expression (the
+//! Why: built through the public API, about two thirds of a fresh decision is spent in
+//! `Context::from_pairs`, which re-evaluates every restricted expression (the
 //! 17-field `structure` record, `identity`, `target`, every argument set) for every fact.
 //! [`Direct`] builds Cedar's values themselves (`cedar-policy-core`, pinned to the exact
 //! version `cedar-policy` uses) so the shared records are built once per decision and only
@@ -38,7 +38,7 @@ pub(crate) trait ContextValues {
     /// A string the caller already holds shared: the fast path shares its allocation
     /// instead of copying it. Every command hidden in one command's words (`awk
     /// 'system(…)'`, `find -exec`) carries that command's whole text as `raw`; copied, a
-    /// script at the command limit copied it thousands of times (issue 18).
+    /// script at the command limit would copy it thousands of times.
     fn shared_string(v: &Arc<str>) -> Self::V {
         Self::string(v)
     }
@@ -180,7 +180,7 @@ thread_local! {
 /// the same keys. Why: a context has 10 to 17 fields; collecting them into a `BTreeMap`
 /// sorts them again, deduplicates through a peeking iterator and moves each entry several
 /// times, and freeing the map after the request walks and frees every node again — about
-/// a tenth of a decision (issue 18). A map whose request has ended (see [`recycle`]) only
+/// a tenth of a decision. A map whose request has ended (see [`recycle`]) only
 /// gets the new values put in place in key order; one still held by a request is copied
 /// (and the template follows the copy). The keys are compared in full before a template
 /// is used.

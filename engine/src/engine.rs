@@ -34,7 +34,7 @@ const CACHE_LIMIT: usize = 4096;
 pub const MAX_FACTS: usize = 16_384;
 
 /// How much of a script one decision reads and judges. Each bounds work an agent could
-/// otherwise make a decision do (seconds of CPU and gigabytes per command, issue 18);
+/// otherwise make a decision do (seconds of CPU and gigabytes per command);
 /// a script past any of them is denied with the reason. Set by the operator
 /// ([`Engine::set_script_limits`]), never by the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! What a decision's environment contributes to its requests, built once per environment.
 //!
-//! Why: every decision used to rebuild the principal, its operator and groups, the
-//! workspace and cwd paths, the target host and the `identity`/`target` context records
-//! from the [`DecisionEnv`], and add them to a copy of the loaded store with their
-//! transitive closure: about a sixth of a simple command's decision (issue 18). They
+//! Why: rebuilding the principal, its operator and groups, the workspace and cwd paths,
+//! the target host and the `identity`/`target` context records from the [`DecisionEnv`]
+//! for every decision, and adding them to a copy of the loaded store with their
+//! transitive closure, costs about a sixth of a simple command's decision. They
 //! depend only on the identity, the target, the workspace, the cwd and the home
 //! directory, which a session changes rarely (the cwd on `cd`). The fast path keeps the
 //! last [`SLOTS`] environments' parts: the store with those entities added and closed, and

@@ -159,8 +159,8 @@ pub(crate) fn add_real_paths(
         let dir = real.get(parent)?;
         Some(format!("{}/{name}", dir.trim_end_matches('/')))
     };
-    // Facts already there, hashed: a script may hold many thousands (issue 18: comparing
-    // each new fact with all before it grew with the square of the script).
+    // Facts already there, hashed: a script may hold many thousands, and comparing each
+    // new fact with all before it would grow with the square of the script.
     let known: FastSet<&Fact> = facts.iter().collect();
     let mut extra: SmallOrderedSet<Fact> = SmallOrderedSet::default();
     for f in facts.iter() {

@@ -1,8 +1,8 @@
 //! Hash tables for the engine's own lookups.
 //!
 //! Every decision looks up and inserts entity uids, policy partitions and paths; with the
-//! standard library's SipHash that hashing was about a tenth of a decision's instructions
-//! (issue 18). foldhash is several times cheaper on short keys and still seeded per
+//! standard library's SipHash that hashing would be about a tenth of a decision's
+//! instructions. foldhash is several times cheaper on short keys and still seeded per
 //! process, so an agent that picks paths and names cannot precompute colliding keys; each
 //! table holds what one command or one bundle brings, not an unbounded stream. Tables handed
 //! to Cedar's API keep Cedar's own types.
@@ -21,8 +21,8 @@ const FEW: usize = 32;
 
 /// An insertion-ordered set that compares a new item with each of the few it holds, and
 /// hashes once it holds more than [`FEW`]: most commands have a handful of facts, for which
-/// comparing is cheaper than hashing every fact's strings (issue 18: hashing them all cost
-/// a typical decision 2% more), while a script of thousands of facts is not compared with
+/// comparing is cheaper than hashing every fact's strings (hashing them all costs a
+/// typical decision 2% more), while a script of thousands of facts is not compared with
 /// the square of their number.
 pub(crate) enum SmallOrderedSet<T> {
     Few(Vec<T>),

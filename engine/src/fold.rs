@@ -1,8 +1,8 @@
 //! A policy's condition specialized for one action, before any request arrives.
 //!
 //! Why: Cedar's evaluator walks a policy's whole condition for every request, scope
-//! included: on a fresh decision about half the time was spent there, ~60 ns a node, and a
-//! condition like `deny-dynamic-command` had nine nodes of which one depends on the request
+//! included: on a fresh decision about half the time is spent there, ~60 ns a node, and a
+//! condition like `deny-dynamic-command` has nine nodes of which one depends on the request
 //! (`principal` → `true`, `action == Action::"exec"`, `resource` → `true`, the `&&`s and
 //! their source locations, cloned and dropped at every node). The engine already evaluates
 //! a request only against the policies of its action (`Engine::applicable_idx`), so for
@@ -16,7 +16,7 @@
 //!   an action (`Action::"exec" == Action::"exec"`, `Action::"path_arg" in
 //!   [Action::"write_path", Action::"path_arg"]`) is evaluated once, by Cedar's own
 //!   evaluator over the loaded store; only a primitive literal result replaces it (an error
-//!   or a set is left in place to happen, or be built, at run time as before). Entities a
+//!   or a set is left in place to happen, or be built, at run time). Entities a
 //!   request creates (paths, programs, hosts, groups named in the configuration) are never
 //!   dereferenced here, so no result depends on a request;
 //! - `&&`, `||`, `!` and `if` with a literal operand are simplified: `false && x` is

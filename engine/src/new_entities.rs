@@ -1,10 +1,10 @@
 //! Adding a request's own entities (its program, cwd, paths, hosts) to the loaded store.
 //!
 //! The reference path lets Cedar recompute the transitive closure (`ComputeNow`), which
-//! walks every entity of the store on every decision (~14% of a decision in the issue 18
-//! profile). The fast path computes the closure of the new entities alone, from their
-//! parents' ancestors in the store (closed at load) and among themselves, and tells Cedar
-//! it is done (`AssumeAlreadyComputed`).
+//! walks every entity of the store on every decision (~14% of a decision). The fast path
+//! computes the closure of the new entities alone, from their parents' ancestors in the
+//! store (closed at load) and among themselves, and tells Cedar it is done
+//! (`AssumeAlreadyComputed`).
 //!
 //! Why that is the same closure: adding leaf entities changes no loaded entity's
 //! ancestors unless a loaded entity names a new one as its parent. Such "dangling" parents

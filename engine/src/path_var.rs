@@ -1,4 +1,4 @@
-//! `PATH` assignments that only add workspace directories (issue 15, class 6):
+//! `PATH` assignments that only add workspace directories:
 //! `PATH=$PWD/node_modules/.bin:$PATH` is how projects run their own tools. In a live
 //! session every program is then resolved through the shell's real PATH and judged as the
 //! file it is, so such an assignment is reported to policies as `PATH+workspace` rather

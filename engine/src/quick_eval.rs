@@ -2,9 +2,9 @@
 //!
 //! Why: after the per-action folding, a request still evaluated ~7 conditions, and Cedar's
 //! interpreter spends a few thousand instructions on each (a stack check, a cloned value
-//! and often an allocation per node) around the few lookups that decide it. Profiling
-//! (issue 18) put that interpretive overhead at about two thirds of Cedar's share of a
-//! decision. [`decide`] evaluates the part of Cedar's language the shipped policies and
+//! and often an allocation per node) around the few lookups that decide it; that
+//! interpretive overhead is about two thirds of Cedar's share of a decision. [`decide`]
+//! evaluates the part of Cedar's language the shipped policies and
 //! most hand-written ones use, on the same request and the same entity store:
 //!
 //! - literals; `principal`, `action`, `resource`, `context`;
@@ -16,8 +16,8 @@
 //!
 //! Anything else — a slot, `if`, arithmetic, a set or record built by the condition, an
 //! extension function, a missing field or entity, an operand of the wrong type (each of
-//! which Cedar evaluates to a value or to an error) — answers `None`, and Cedar evaluates
-//! the whole condition as before. So `Some(b)` is exactly what Cedar's evaluation returns,
+//! which Cedar evaluates to a value or to an error) — answers `None`, and Cedar's evaluator
+//! takes the whole condition. So `Some(b)` is exactly what Cedar's evaluation returns,
 //! `Ok(b)` without an error: `false && x` is false whatever `x` would do, because Cedar
 //! never evaluates `x` either. The decision oracle (`tests/tests/oracle.rs`) compares the
 //! fast path with Cedar's authorizer on every case file entry and on fuzzed commands, and

@@ -1,6 +1,6 @@
 //! Request shapes already validated against the schema.
 //!
-//! Validating a request against the schema was a quarter of a decision's time, and it
+//! Validating a request against the schema costs a quarter of a decision's time, and it
 //! checks only types: that the principal, action and resource are of types the action
 //! accepts and that each context attribute has its declared type. The engine builds every
 //! attribute with one fixed constructor, so a request's types are fixed by its shape: the

@@ -1,4 +1,4 @@
-//! Whom a signal-sending command aims at (issue 15, class 5).
+//! Whom a signal-sending command aims at.
 //!
 //! `kill 1234` and `kill %1` aim at one process or job the agent can name; `kill -9 -1`
 //! (every process), `kill 1` (init), `kill 0` / `kill -- -PGID` (whole process groups),

@@ -3,7 +3,7 @@
 //! Every decision adds its command's own entities (programs, cwd, paths, hosts) to its
 //! environment's store: a copy of the whole map (hundreds of entities, each key hashed
 //! again with Cedar's SipHash when the copy has to grow) plus the new entities' closure —
-//! about a seventh of a two-command decision (issue 18). That store depends only on the
+//! about a seventh of a two-command decision. That store depends only on the
 //! environment's parts and on the entities added, so the fast path keeps the last stores
 //! by both and shares them; the reference path builds one per decision, and the
 //! differential oracle compares the two.

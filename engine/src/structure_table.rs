@@ -2,8 +2,8 @@
 //!
 //! Every request's context carries its command's `structure`: a 17-field record (pipeline
 //! position, neighbours, wrappers, flags) that depends on nothing but the grammar's
-//! [`Structure`]. Building it — a sorted map of fields and five sets — was about a tenth of
-//! building a request's parts (issue 18), and the same few structures recur on almost
+//! [`Structure`]. Building it — a sorted map of fields and five sets — is about a tenth of
+//! building a request's parts, and the same few structures recur on almost
 //! every command (a command alone, the first or last of a two-program pipeline...). The
 //! fast path builds each distinct structure's record once and clones it (reference
 //! counted) after; the reference path builds it every time, and the differential oracle

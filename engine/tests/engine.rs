@@ -384,7 +384,7 @@ fn an_oversized_pipeline_is_denied_with_its_reason() {
 
 /// A script of more commands than one decision judges is denied with the reason, before
 /// any fact is judged; one at the limit is judged (and its thousands of facts deduplicated
-/// by hash, not by comparing each with all before it: that had made a 160 KB script of
+/// by hash, not by comparing each with all before it, which would make a 160 KB script of
 /// `a;a;…` take half a minute to decide).
 #[test]
 fn a_script_of_too_many_commands_is_denied_with_its_reason() {
@@ -435,7 +435,7 @@ fn script_limits_set_by_the_operator_apply_to_the_next_decision() {
 
 /// One command of many words is many facts, each a Cedar request: past the most one
 /// decision judges, it is denied with the reason (a megabyte of `cat f0 f1 …` is 130,000
-/// of them; each once carried a copy of the whole command text, which grew past 24 GB).
+/// of them; given each its own copy of the whole command text, they would pass 24 GB).
 #[test]
 fn a_command_of_too_many_facts_is_denied_with_its_reason() {
     let e = Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap_or_else(|err| panic!("{err}"));

@@ -1,4 +1,4 @@
-//! Network destinations set by options and environment variables (issue 15, class 4):
+//! Network destinations set by options and environment variables:
 //! proxies, resolution overrides, jump hosts, registries, DNS servers. The knowledge is data
 //! (`knowledge/destinations.toml`); the engine reads it to make connect facts for the real
 //! destination.

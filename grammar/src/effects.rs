@@ -1,4 +1,4 @@
-//! Implicit reads and writes (issue 15, class 3): files a command touches without naming
+//! Implicit reads and writes: files a command touches without naming
 //! them. `gh auth token` reads `~/.config/gh/hosts.yml`; `npm config set` writes
 //! `~/.npmrc`; `git config --global` writes `~/.gitconfig`; `csplit` writes `xx00...` in
 //! the directory it runs in. The knowledge is data (`knowledge/effects.toml`); the engine

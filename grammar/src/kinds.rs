@@ -3,7 +3,7 @@
 //! tree-sitter's `Node::kind` asks the C library for the kind's name and validates it as
 //! UTF-8 on every call, `child_by_field_name` compares the name with every field name of
 //! the grammar, and `field_name_for_child` walks the parent's field map per child: the
-//! walk asks ~40 kinds and ~20 fields per short command, about 7% of a parse (issue 18).
+//! walk asks ~40 kinds and ~20 fields per short command, about 7% of a parse.
 //! The names are the language's static strings, so tables indexed by id (and a map from a
 //! field's name to its id) give the same answers for the price of an index.
 

@@ -50,7 +50,7 @@ mod words;
 mod wrappers;
 
 /// A `HashMap` with foldhash's seeded hasher, for the tables looked up for every word of
-/// every command (issue 18: SipHash was a tenth of a decision).
+/// every command (SipHash would cost a tenth of a decision).
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use command::is_stack_entry;

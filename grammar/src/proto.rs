@@ -116,8 +116,8 @@ impl Proto {
 
     /// A copy carrying the same context but a different argv.
     pub fn with_argv(&self, argv: Vec<Decoded>) -> Proto {
-        // Field by field: `..self.clone()` copied the old argv too, only to drop it (a
-        // command of n words hiding n commands cost the square of its words).
+        // Field by field: `..self.clone()` would copy the old argv too, only to drop it (a
+        // command of n words hiding n commands would cost the square of its words).
         Proto {
             span: self.span,
             text: self.text.clone(),

@@ -1,4 +1,4 @@
-//! Text piped or redirected into an interpreter (issue 15, class 2).
+//! Text piped or redirected into an interpreter.
 //!
 //! `echo 'cat /etc/shadow' | sh` runs what the pipe carries. When the text is written
 //! literally in the script (`echo`, `printf` with literal words), it is the payload and is

@@ -76,8 +76,8 @@ impl Drop for Walker<'_> {
 /// `src` ended by a newline, when it has a pipe, does not end with a newline already, and
 /// the newline changes nothing bash runs. Why: tree-sitter-bash reaches the end of input
 /// after a pipeline of three or more commands (`sort f | uniq -c | head`) through error
-/// recovery on a losing branch, which costs about 0.6 M instructions a parse (issue 18: a
-/// fifth of a 20-command script's decision); after a newline it does not. Elsewhere the
+/// recovery on a losing branch, which costs about 0.6 M instructions a parse (a fifth of a
+/// 20-command script's decision); after a newline it does not. Elsewhere the
 /// newline costs a little, so text without a `|` is left alone. The runner runs a command
 /// as `eval` of its text, where a final newline is a no-op — except after a backslash,
 /// which it would turn into a line continuation (`echo a \` prints the backslash): that
@@ -97,10 +97,10 @@ fn with_final_newline(src: &str) -> Option<String> {
 ///
 /// Why a budget: the parser's work and memory grow with the tokens, not the bytes, and a
 /// dense script is refused only after it is parsed whole (too many commands, too large a
-/// pipeline). A megabyte of `a|a|…` took tree-sitter 8 seconds and 1.6 GB; a megabyte of
-/// `a;a;…` 1 second and 280 MB. The count is the parser's own and deterministic for a
-/// given script and grammar version (not a clock, so a verdict does not depend on the
-/// machine's load).
+/// pipeline). Unbounded, a megabyte of `a|a|…` takes tree-sitter 8 seconds and 1.6 GB; a
+/// megabyte of `a;a;…` 1 second and 280 MB. The count is the parser's own and
+/// deterministic for a given script and grammar version (not a clock, so a verdict does not
+/// depend on the machine's load).
 pub(crate) fn parse_tree(
     parser: &mut Parser,
     src: &str,
@@ -174,7 +174,7 @@ fn first_error(root: Node, src: &str) -> ParseError {
 /// here-document each of them ends a token, and tree-sitter-bash's scanner asks for the
 /// column at the start of the next, which tree-sitter finds by reading the line again from
 /// its start. A line of n such tokens costs the square of its length (one 24 KB line of
-/// `$x $x …` took 0.5 s, a megabyte would take many minutes) while the parser's own step
+/// `$x $x …` takes 0.5 s, a megabyte would take many minutes) while the parser's own step
 /// count grows only with the tokens. The bound is on what that reading can cost: each such
 /// byte times its line's length, summed. Ordinary scripts are far below it (a megabyte of
 /// 100-byte lines, every tenth byte a `$`: 10 million).
@@ -518,10 +518,10 @@ impl<'o> Walker<'o> {
         tail: &[Node],
     ) -> Result<Outcome, ParseError> {
         // tree-sitter-bash nests `a && b && c` to the left, one level per link: walked
-        // recursively, a generated chain of 200 links was refused as too deep. The left
-        // spine is followed in a loop instead, and the links are walked left to right as
-        // the recursion did (each inner list's right side without the tail, which belongs
-        // to the last command).
+        // recursively, a generated chain of 200 links would be refused as too deep. The
+        // left spine is followed in a loop instead, and the links are walked left to right
+        // as a recursion would (each inner list's right side without the tail, which
+        // belongs to the last command).
         let (first, links) = list_spine(node, src)?;
         let acc = self.stmt(first, src, cwd, frame)?;
         self.links(acc, &links, src, frame, tail)

@@ -277,8 +277,8 @@ pub(crate) enum NoRoom {
 
 /// Splits a wrapper into the commands it runs. Non-wrappers come back as `Plain`; the
 /// commands hidden in its options come along. `room`: what the script may still hold; a
-/// command hiding more is refused before they are built (each is a copy of the command's context: tens of
-/// thousands of `awk 'system(…)'` words took seconds and gigabytes, issue 18).
+/// command hiding more is refused before they are built (each is a copy of the command's
+/// context: tens of thousands of `awk 'system(…)'` words would take seconds and gigabytes).
 pub(crate) fn unwrap(p: Proto, k: &Catalog, room: Room) -> Result<Unwrapped, NoRoom> {
     let Some(name) = p.name() else {
         return Ok(Unwrapped::Plain(p));

@@ -386,7 +386,7 @@ fn readonly_option_cases() {
 
 /// A pipeline too large to analyse is refused (each command is told every program up- and
 /// downstream of it, so the analysis grows with commands × programs): distinct parts past
-/// the limit, and a long pipeline of one program, whose parts' upstream sets were once
+/// the limit, and a long pipeline of one program, whose parts' upstream sets must not be
 /// rebuilt from all earlier parts (quadratic in the parts alone).
 #[test]
 fn a_pipeline_too_large_to_analyse_is_refused() {
@@ -426,8 +426,8 @@ fn a_pipeline_too_large_to_analyse_is_refused() {
 
 /// A script of more commands than one decision judges is refused, wherever the commands
 /// come from: a list, a pipeline, a `bash -c` payload (the `bash` counts too), the inner
-/// commands of wrappers. A megabyte of `a;a;…` is half a million commands: before the
-/// bound, seconds of work and a gigabyte of memory to decide (issue 18).
+/// commands of wrappers. A megabyte of `a;a;…` is half a million commands: without the
+/// bound, seconds of work and a gigabyte of memory to decide.
 #[test]
 fn a_script_of_too_many_commands_is_refused() {
     let opts = ParseOptions::new(Some("/work"), "/home/agent");
@@ -483,8 +483,8 @@ fn a_script_of_too_many_commands_is_refused() {
 /// A script whose commands hold more words than the budget is refused: arguments,
 /// environment assignments and redirects, each counted for every command it applies to, so
 /// commands hidden in a command's words that each carry its many assignments are refused
-/// before they are built (issue 18: 4,000 such commands of 20,000 assignments took 91
-/// seconds and 15 GB to decide).
+/// before they are built (unbounded, 4,000 such commands of 20,000 assignments would take
+/// 91 seconds and 15 GB to decide).
 #[test]
 fn a_script_of_too_many_words_is_refused() {
     let opts = ParseOptions::new(Some("/work"), "/home/agent");
@@ -516,7 +516,7 @@ fn a_script_of_too_many_words_is_refused() {
 
 /// A line that would make the parser re-read it at every `$` is refused before it is
 /// parsed: tree-sitter-bash asks for the column at each token of a here-document, which
-/// tree-sitter finds from the line's start (one 24 KB line of `$x $x …` took 0.5 s, a
+/// tree-sitter finds from the line's start (one 24 KB line of `$x $x …` takes 0.5 s, a
 /// megabyte many minutes). The bound is on each such byte times its line's length, summed
 /// over the script and its payloads; short lines of many `$` are fine.
 #[test]
@@ -550,8 +550,8 @@ fn lines_too_dense_to_read_are_refused() {
 
 /// A script that takes the parser more steps than the budget is refused as too complex,
 /// and the budget is the whole script's: payloads (`eval '…'`, `bash -c '…'`) spend from it
-/// too. Before the budget a megabyte of `a|a|…` cost tree-sitter 8 seconds and 1.6 GB
-/// before anything could refuse it (issue 18).
+/// too. Without the budget a megabyte of `a|a|…` costs tree-sitter 8 seconds and 1.6 GB
+/// before anything can refuse it.
 #[test]
 fn a_script_too_complex_to_read_is_refused() {
     let opts = ParseOptions::new(Some("/work"), "/home/agent");
@@ -632,8 +632,8 @@ fn pipeline_parts_know_the_programs_up_and_downstream() {
 }
 
 /// A chain of wrappers longer than the limit is refused (each command of the chain carries
-/// the wrappers outside it: 400 `sudo`s took 244M instructions to decide); at the limit it
-/// is unwrapped to the end.
+/// the wrappers outside it: unbounded, 400 `sudo`s would take 244M instructions to
+/// decide); at the limit it is unwrapped to the end.
 #[test]
 fn a_wrapper_chain_too_long_is_refused() {
     let opts = ParseOptions::new(Some("/work"), "/home/agent");
@@ -655,8 +655,8 @@ fn a_wrapper_chain_too_long_is_refused() {
 }
 
 /// A long `&&`/`||` chain is read whole: tree-sitter-bash nests it one level per link, and
-/// the walk follows that spine in a loop, not by recursion (a generated chain of more than
-/// 200 links was refused as too deep). Each command starts where bash would run it, a
+/// the walk follows that spine in a loop, not by recursion (which would refuse a generated
+/// chain of more than 200 links as too deep). Each command starts where bash would run it, a
 /// redirect after the chain binds to its last command only, and nesting of other kinds is
 /// still refused past the depth limit.
 #[test]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes class1.txt: GTFOBins-style payloads hidden in option values (issue 15, class 1).
+"""Writes class1.txt: GTFOBins-style payloads hidden in option values.
 
 Each template is an option spelling of a program that runs a command given as a value;
 each payload is a command with an observable effect (an exec, a write, a link, a removal).
