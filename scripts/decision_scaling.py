@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How a decision's cost grows with the size of what an agent sends (issue 18).
+"""How a decision's cost grows with the size of what an agent sends.
 
 For each shape of script an attacker could inflate (many commands, words, flags, paths,
 redirects, substitutions, cwd branches, URLs, ...), decides it at n and 2n under callgrind

@@ -17,9 +17,9 @@ for t in "${targets[@]}"; do
   cp -r "corpus/$t" "$work/$t"
   log="$work/$t.log"
   # The exec oracle is slow (a sandboxed run per allowed script) and its coverage follows
-  # what the traced programs do, so even a fixed seed does not repeat a search: every
-  # search so far found a new real gap. The gate replays the committed corpus (every
-  # regression input it ever found) exactly; ORACLE_RUNS=800 searches further, by hand.
+  # what the traced programs do, so even a fixed seed does not repeat a search, and a new
+  # search tends to find a new real gap. The gate replays the committed corpus (the
+  # regression inputs searches found) exactly; ORACLE_RUNS=800 searches further, by hand.
   if [ "$t" = exec_oracle ]; then
     limits=(-seed=1 -runs="${ORACLE_RUNS:-0}")
   else

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Instruction counts for the performance figures of issue 18, under callgrind: exact and
+# Instruction counts for the performance figures, under callgrind: exact and
 # repeatable where wall-clock time on a shared VM is not (criterion's medians there swing
 # by up to 2x between runs of the same binary). Not part of CI; run it before and after a
-# change to the decision path or the redactor, and put both numbers in the README.
+# change to the decision path or the redactor, and put both numbers in docs/benchmarks.md.
 #
 #   scripts/instructions.sh            # redaction corpora and the three decisions
 #   scripts/instructions.sh redact     # only the redaction corpora
@@ -11,7 +11,7 @@
 # Redaction: instructions per byte at steady state, the difference between a 12 MiB and a
 # 4 MiB run (each less its own setup: corpus generation and rule compilation), so the
 # lazy DFAs' first state building is left out as criterion's repeated runs leave it out;
-# the 4 MiB average (setup subtracted) is printed too, the README's earlier measure.
+# the 4 MiB average (setup subtracted) is printed too.
 # Decisions: instructions per fresh decision (memo off), 200 decisions less the setup.
 # Counts move by ~1k per decision between runs (per-process hash seeds).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How output protection's cost grows with the size of what a command prints (issue 18).
+"""How output protection's cost grows with the size of what a command prints.
 
 The agent chooses what its commands print, so it chooses the redactor's input. For each
 shape of output an attacker could inflate (long lines of secrets or of bare keywords, runs

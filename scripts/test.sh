@@ -137,6 +137,8 @@ scripts/sshd-for-tests.sh start "$EXECKIT_TEST_SSHD_DIR"
 echo "==> starting a test dockerd and building its image ($EXECKIT_TEST_DOCKER_DIR)"
 scripts/dockerd-for-tests.sh start "$EXECKIT_TEST_DOCKER_DIR"
 
+echo "==> docs: links resolve, no work-period narration in the tree"
+python3 scripts/check-docs.py
 echo "==> cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo test (workspace, all targets)"

@@ -1138,8 +1138,8 @@ struct RequestBuilder<'e, C: ContextValues> {
     target: C::V,
     structures: FastMap<usize, C::V>,
     /// Per command (by index): its flags as a context value and whether it reads
-    /// recursively, for its path facts. Built once: a command of many flags and many paths
-    /// made each path fact rebuild the flag set (the square of the command's words).
+    /// recursively, for its path facts. Built once: rebuilt for each path fact, the flag
+    /// set of a command of many flags and many paths would cost the square of its words.
     path_parts: FastMap<usize, (C::V, bool)>,
     principal: EntityUid,
     /// Which optional fields the identity and target records have (part of a request's

@@ -161,7 +161,7 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
             for w in cmd.positionals.iter().take(take) {
                 if !is_url(w) && !w.starts_with('/') && !w.starts_with('.') {
                     // A single-label name is resolved too (`wget intranet`, search
-                    // domains): found by the exec-oracle fuzz target.
+                    // domains).
                     let single_label = || {
                         let host = w.split(['/', '?', '#']).next().unwrap_or(w);
                         bare_host(host, "http")

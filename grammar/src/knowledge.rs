@@ -433,7 +433,7 @@ pub fn catalog() -> Result<&'static Catalog, KnowledgeError> {
 /// many slashes follow it).
 pub fn is_url(word: &str) -> bool {
     // The special schemes parse leniently (`https:/host`, `https:host`, `https:\\host` all
-    // reach `host`: found by the exec-oracle fuzz target), so any of them counts.
+    // reach `host`), so any of them counts.
     let lower = word.get(..6).unwrap_or(word).to_ascii_lowercase();
     if ["http:", "https:", "ftp:", "ws:", "wss:"]
         .iter()

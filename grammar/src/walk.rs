@@ -1494,8 +1494,8 @@ impl<'o> Walker<'o> {
     ///
     /// Counts its words against [`ParseOptions::max_words`] too: a command's words, its
     /// environment assignments and its redirects, which each command it runs carries again
-    /// (`V0=1 … V19999=1 awk 'system(…)' …` made 4,000 commands of 20,000 assignments each:
-    /// 91 seconds and 15 GB to decide).
+    /// (`V0=1 … V19999=1 awk 'system(…)' …` makes 4,000 commands of 20,000 assignments each:
+    /// unbounded, 91 seconds and 15 GB to decide).
     fn room_for_a_command(&mut self, p: &Proto) -> Result<(), ParseError> {
         if self.out.len() >= self.opts.max_commands {
             return Err(self.refusal(crate::wrappers::NoRoom::Commands));

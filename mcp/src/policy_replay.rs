@@ -3,10 +3,10 @@
 //!
 //! Why: the question a policy author must answer before shipping a change is "what would
 //! this have done to last week's real traffic?". The audit log already holds every
-//! decision with its command, cwd, identity and target; since the recorded environment
+//! decision with its command, cwd, identity and target, and with the recorded environment
 //! (`env` in a decision record: workspace, home, groups, target, the live symlink and PATH
-//! facts) was added, a decision can be made again exactly as the session made it, under
-//! the new set. Commands were recorded redacted: a record whose text holds a redaction
+//! facts) a decision can be made again exactly as the session made it, under the new set.
+//! Commands were recorded redacted: a record whose text holds a redaction
 //! marker is replayed as recorded and flagged, because its secret part is gone.
 //!
 //! Runtime decisions (programs decided as a command started them: a record with a

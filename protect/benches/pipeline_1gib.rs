@@ -1,6 +1,6 @@
 //! The whole pipeline (strip → redact → bound → budget) over 1 GiB of generated command
 //! output, fed in 64 KiB chunks as a runner would. Prints throughput and peak RSS
-//! (VmHWM). Targets (issue 18): ≥ 300 MB/s on ordinary output, peak RSS < 64 MiB.
+//! (VmHWM). Targets: ≥ 300 MB/s on ordinary output, peak RSS < 64 MiB.
 //!
 //! `cargo bench -p execkit-protect --bench pipeline_1gib` runs the full GiB; under
 //! `cargo test` (no `--bench` argument) it runs 32 MiB as a smoke check.

@@ -404,7 +404,7 @@ impl AnsiStripper {
             'G' => self.cursor = self.char_offset(n.max(1) - 1),
             'D' => {
                 // Never more steps than there are chars to step over: `CSI 99999999999999 D`
-                // must not spin (found by the ansi_strip fuzz target).
+                // must not spin.
                 let chars_before = self.line[..self.cursor].chars().count();
                 for _ in 0..n.max(1).min(chars_before) {
                     self.back_one();

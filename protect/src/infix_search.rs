@@ -3,8 +3,8 @@
 //!
 //! Such a pattern is a concatenation `P L R` whose part `L` is a literal that is one of
 //! its rule's keywords: every match has an occurrence of the keyword where `P` ends. The
-//! engine found a match with its lazy DFA forward from the search's start and then
-//! backward for the start, and the walk then read its group: ~2,000 instructions for a
+//! engine finds a match with its lazy DFA forward from the search's start and then
+//! backward for the start, and the walk then reads its group: ~2,000 instructions for a
 //! `postgres://` line, twice (two rules find it).
 //!
 //! When some byte of `L` can appear in no match of `P` in either case, a match of `P`

@@ -6,9 +6,9 @@
 //! [`crate::tail_capture`] for the conditions): every byte of a head after its first is a
 //! key byte, and a tail starts with a byte that is not. So a match starting at `s` has its
 //! head end exactly at `b(s)`, the first byte after `s` that is not a key byte. The engine
-//! found such matches with its lazy DFA forward over the line from the search's start,
-//! then backward for the start, then read the value: on secret-dense text about 2,000
-//! instructions a key-name line, the largest share of its redaction (issue 18).
+//! finds such matches with its lazy DFA forward over the line from the search's start,
+//! then backward for the start, then reads the value: on secret-dense text about 2,000
+//! instructions a key-name line, which would be the largest share of its redaction.
 //!
 //! Here, when every text `H` can match holds one of the rule's keywords (proven when the
 //! rule is compiled, by [`crate::keyword_cover`]'s automata), a match's head holds a keyword
@@ -213,8 +213,8 @@ impl Attempts {
 /// A pattern part's reverse DFA, reporting every match: the leftmost start of the part's
 /// matches that end at a given place. A fully built (dense) DFA where it fits
 /// [`DENSE_LIMIT`], else a lazy one with its caches: the dense one has no cache to take
-/// from a pool and a faster loop (a key name's head read back cost ~400 instructions
-/// through the lazy DFA; issue 18).
+/// from a pool and a faster loop (a key name's head read back costs ~400 instructions
+/// through the lazy DFA).
 pub(crate) struct ReverseStart {
     dfa: Reverse,
 }

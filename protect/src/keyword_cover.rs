@@ -3,11 +3,11 @@
 //!
 //! Why: the redactor runs a rule only on lines where the keyword scan found one of the
 //! rule's keywords (see [`crate::rules`]). A pattern that can match text holding none of
-//! them finds a secret the scan never lets it see. That happened: `credential-assignment`
-//! matches `minio.access.key: 4OE510RT1Q5C25W6B4K8`, but its keywords (`access_key`,
-//! `accesskey`, `access-key`) missed the dotted spelling the pattern allows, and the value
-//! showed. Rule examples cannot show such a gap (each example was written with a keyword
-//! in it), so every pattern is checked against its keywords by automata instead.
+//! them finds a secret the scan never lets it see: `credential-assignment` matches
+//! `minio.access.key: 4OE510RT1Q5C25W6B4K8`, so keywords of `access_key`, `accesskey` and
+//! `access-key` alone would miss the dotted spelling the pattern allows, and the value would
+//! show. Rule examples cannot show such a gap (each example is written with a keyword in
+//! it), so every pattern is checked against its keywords by automata instead.
 //!
 //! How: the pattern with its assertions (`^`, `$`, `\b`, `\B`) taken out matches a superset
 //! of the texts it matches in any context. Its anchored DFA (reporting every match) is

@@ -3,11 +3,10 @@
 //! A provider token's pattern starts with a literal its rule has as a keyword:
 //! `\bxoxb-[0-9]{10,13}-…`, `\b(?:AKIA|ASIA|…)[A-Z0-9]{16}\b`, `(?i)\bBearer\s+…`. Every
 //! match of such a pattern starts where one of those keywords occurs, and the keyword scan
-//! has already found every occurrence on the line. The lazy DFA searched for the match
-//! anyway: forward from the window's start to the match's end (each byte of a greedy value
+//! has already found every occurrence on the line. A lazy DFA search would find the match
+//! again: forward from the window's start to the match's end (each byte of a greedy value
 //! a match state, off its fast loop), then backward to find the start. On secret-dense
-//! text that was a third of redaction (issue 18), ~2,600 instructions for one Slack token
-//! line.
+//! text that would be a third of redaction, ~2,600 instructions for one Slack token line.
 //!
 //! Here the pattern is walked whole ([`TailProgram::match_at`]) from each occurrence in
 //! turn, leftmost first. A walk from a given start finds the match the engine's anchored
@@ -63,8 +62,8 @@ impl<'a> LineKeywords<'a> {
 }
 
 /// Keyword ids as a bitset: a line's keyword occurrence is checked against a pattern's
-/// keywords with a shift and a mask, where a search of the list cost ~35 instructions an
-/// occurrence (a key-name rule has dozens of keywords; issue 18).
+/// keywords with a shift and a mask, where a search of the list costs ~35 instructions an
+/// occurrence (a key-name rule has dozens of keywords).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeywordIds(Vec<u64>);
 

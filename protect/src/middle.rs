@@ -2,9 +2,9 @@
 //!
 //! Under the `full` budget, once the head is full, the rest of a stream reaches the caller
 //! only through the tail window (the last `tail_bytes`). Redacting the gigabyte in between
-//! only to throw it away made protection the bottleneck of long outputs. So the stripped
-//! text is held back unredacted; what falls out of the window (with room to spare) is
-//! dropped and only counted; at the end the held text is redacted and passed on.
+//! only to throw it away would make protection the bottleneck of long outputs. So the
+//! stripped text is held back unredacted; what falls out of the window (with room to
+//! spare) is dropped and only counted; at the end the held text is redacted and passed on.
 //!
 //! Why nothing is shown that should not be:
 //!
@@ -19,8 +19,8 @@
 //!   text always starts outside such a secret, so the redactor that finally reads it sees
 //!   the secret from its first line. Only a secret still open at the end of what is held
 //!   ends the holding (the stream is then redacted whole until it closes). Releasing the
-//!   held text at every opener instead made a YAML `data:` line every few hundred KB cost
-//!   the redaction of most of a long output (issue 18).
+//!   held text at every opener instead would make a YAML `data:` line every few hundred KB
+//!   cost the redaction of most of a long output.
 //! * **The tail window is never left short.** The held text keeps the tail plus a slack,
 //!   so that redaction shortening secrets does not pull older, unscanned text into it.
 //!

@@ -268,8 +268,8 @@ pub struct StreamRedactor {
 }
 
 /// The buffers [`StreamRedactor::process`] fills for one block, kept between blocks so
-/// that their memory is reused: each block's vectors grew from empty before, about 4% of
-/// the work on secret-dense text (issue 18). Emptied at each block's start; trimmed when
+/// that their memory is reused: growing each block's vectors from empty would be about 4%
+/// of the work on secret-dense text. Emptied at each block's start; trimmed when
 /// a block left one far larger than usual ([`Scratch::trim`]).
 #[derive(Debug, Default)]
 struct Scratch {
@@ -348,7 +348,7 @@ fn content_end(b: &[u8], start: usize, end: usize) -> usize {
 ///
 /// The multi-line state machines (PEM keys, Kubernetes `data:` blocks) read a line in both
 /// forms: read as marked, a colourised key line (`ESC[32m` + `MIIE…`: the `m` is kept as a
-/// ghost before the token) was no base64, closed the key, and let the rest of it through.
+/// ghost before the token) would be no base64, close the key, and let the rest of it through.
 #[derive(Debug, Default)]
 struct GhostForms {
     visible: Vec<u8>,
@@ -482,7 +482,7 @@ fn utf8_width(lead: Option<u8>) -> usize {
 /// The PEM footers after each of a line's headers, in order: a footer found from one header
 /// is the first after every later header before it, and none found means none after any
 /// later one, so the line is searched once however many headers it holds (searching from
-/// each header cost the square of their number on a line of them).
+/// each header would cost the square of their number on a line of them).
 #[derive(Debug, Default)]
 struct FooterSearch {
     /// Where the last search started and what it found.
@@ -525,8 +525,8 @@ const MAX_LINE_PREFIX: usize = 256;
 /// blanks it starts with any run of blanks (numbers are right-aligned), `:` and `-` each
 /// other (`grep -n -A` marks context lines with `-` where the matching line has `:`), any
 /// other byte itself (blanks after the start are separators: what follows them is the
-/// line's own indentation). Without it, the second line of a numbered key was no base64,
-/// closed the key, and the rest of it was shown.
+/// line's own indentation). Without it, the second line of a numbered key would be no
+/// base64, close the key, and the rest of it would be shown.
 ///
 /// A key in a listed file's code (`     2\tKEY = """-----BEGIN …`) has its other lines
 /// after the listing's prefix alone (`     3\tMIIE…`): a body line may have that shape too
@@ -1162,9 +1162,9 @@ impl StreamRedactor {
             }
             i += 1;
             // One multi-line secret is open at a time: a line that opens both (a key's header
-            // followed by `data:`) opens the key, whichever keyword came first. Both open,
-            // the Kubernetes block outlived the key, and only chunk borders decided whether
-            // the lines after the key were read as its entries (the fuzzer found it).
+            // followed by `data:`) opens the key, whichever keyword came first. Were both
+            // open, the Kubernetes block would outlive the key, and only chunk borders would
+            // decide whether the lines after the key are read as its entries.
             if let Some(prefix) = pem_open {
                 self.pem = Some(prefix);
                 self.k8s = None;
@@ -1304,7 +1304,7 @@ impl StreamRedactor {
         while pos < b.len() && (self.pem.is_some() || self.k8s.is_some()) {
             // A run of empty lines that each continue the open secret as read one by one
             // below (a PEM key's body drops them; a YAML block or a pair goes on past them)
-            // is taken at once: `data:` then a flood of newlines cost ~750 instructions a
+            // is taken at once: `data:` then a flood of newlines costs ~750 instructions a
             // line read singly, 25 times plain text.
             let run = b[pos..].iter().take_while(|&&c| c == b'\n').count();
             if run > 1 {
@@ -1752,8 +1752,8 @@ impl StreamRedactor {
             from = le;
         }
         // Which ranges a span overlaps, by binary search: the ranges are in order and
-        // disjoint (a chunk of ghost lines with a span each had cost the square of their
-        // number, ~650 instructions a byte).
+        // disjoint (searched linearly, a chunk of ghost lines with a span each would cost
+        // the square of their number, ~650 instructions a byte).
         let overlapped = |s: &Span| {
             let i = ranges.partition_point(|&(_, ce)| ce <= s.start);
             ranges
@@ -1892,11 +1892,11 @@ impl StreamRedactor {
 /// Sorts spans, widens them to char boundaries and merges overlaps: the earliest start
 /// wins the label, then the longest, then rule order. An insertion (empty text span: the
 /// newline given back after a key without a footer) goes before a span starting where it
-/// stands; merged into it, the newline was lost and two lines were shown as one.
+/// stands; merged into it, the newline would be lost and two lines shown as one.
 ///
 /// Spans that, widened, are already in order and apart (each non-empty, each ending at or
 /// before the next starts: what a block of one secret per line gives) are that order and
-/// merge nothing: they are returned as they are, without the sort and the copy (issue 18).
+/// merge nothing: they are returned as they are, without the sort and the copy.
 fn merge<'a>(text: &str, spans: &'a mut [Span]) -> std::borrow::Cow<'a, [Span]> {
     for s in spans.iter_mut() {
         s.start = floor_boundary(text, s.start);

@@ -20,8 +20,9 @@ use serde::Deserialize;
 use std::sync::OnceLock;
 
 /// What `cat -A`, `cat -e` and `cat -vE` put at the end of every line: `$`, after `^M` on a
-/// CRLF line. A key shown so had its body lines read as no base64 (`MIIE…$`), and shown;
-/// a pair's header (`- name: DB_PASSWORD$`) named no secret, and its value showed.
+/// CRLF line. Unless they are recognised, a key shown so would have its body lines read as
+/// no base64 (`MIIE…$`), and shown; a pair's header (`- name: DB_PASSWORD$`) would name no
+/// secret, and its value would show.
 pub(crate) const LINE_END_MARKS: [&[u8]; 2] = [b"^M$", b"$"];
 
 /// `line` without the line-end mark it ends in (see [`LINE_END_MARKS`]), and the mark
@@ -303,12 +304,12 @@ impl Pattern {
     /// (`[\w.-]*password…`), so the regex crate picks a prefilter (a Teddy searcher over
     /// the name's case variants) whose fixed cost per search, ~1–2k instructions, exceeds
     /// the lazy DFA's walk over a whole short line; the keyword scan has already found the
-    /// name in that line, so the prefilter skips nothing there. Measured (issue 18,
-    /// instructions per byte at steady state): secret-dense text 240.2 → 229.8 with lines
-    /// of at most 64 bytes searched without it, the build log unchanged (21.80 → 21.83;
-    /// 128 bytes made it 22.0, every length 22.1, and every pattern at every length 22.2). Both engines are `regex-automata`'s meta
-    /// regex on the same syntax: the same matches, which a test checks from every start on
-    /// every rule example.
+    /// name in that line, so the prefilter skips nothing there. Searching lines of at most
+    /// `UNFILTERED_UP_TO` bytes without it takes about 4% off secret-dense redaction's
+    /// instructions per byte and leaves the build log's unchanged; a longer limit, or every
+    /// pattern without a prefilter, costs the build log up to 2% more. Both engines are
+    /// `regex-automata`'s meta regex on the same syntax: the same matches, which a test
+    /// checks from every start on every rule example.
     fn find_at(&self, hay: &[u8], at: usize) -> Option<Range> {
         match &self.unfiltered {
             Some(re) if hay.len().saturating_sub(at) <= UNFILTERED_UP_TO => re
@@ -357,8 +358,8 @@ pub struct Rule {
     pub id: String,
     /// What the rule finds.
     pub description: String,
-    /// What its redactions are replaced by: `[REDACTED:<id>]`, written whole (three
-    /// pieces a redaction before, issue 18).
+    /// What its redactions are replaced by: `[REDACTED:<id>]`, written whole (one piece a
+    /// redaction rather than three).
     pub(crate) marker: String,
     pub(crate) patterns: Vec<Pattern>,
     pub(crate) special: Special,
@@ -438,7 +439,7 @@ impl Hit {
     /// with it (`redact::merge` widens spans to character boundaries, then orders them by
     /// start, the longest first, then rule order; the first one's rule labels the merged
     /// span). Containment alone is not enough: a hit starting later inside the same
-    /// multi-byte character widens to the same start (a proptest found it).
+    /// multi-byte character widens to the same start.
     pub(crate) fn covers(&self, other: &Hit) -> bool {
         self.start <= other.start && other.end <= self.end && self.rule <= other.rule
     }
@@ -462,13 +463,13 @@ pub struct RuleSet {
     keywords: KeywordDfa,
     /// The case-sensitive keywords (`SK`, `AAAA`, ...) with no case-insensitive twin, by
     /// keyword index, each searched exactly with a SIMD substring finder: in the
-    /// case-insensitive automaton `aaaa` hit at every byte of a run of `a`s, and a second
-    /// automaton pass cost a quarter of the throughput.
+    /// case-insensitive automaton `aaaa` would hit at every byte of a run of `a`s, and a
+    /// second automaton pass would cost a quarter of the throughput.
     keywords_cs: Vec<(usize, memchr::memmem::Finder<'static>)>,
     /// The case-sensitive keywords whose lower-case spelling is a case-insensitive keyword
     /// (`KEY` and `key`), by that keyword's index: every exact occurrence is one of the
     /// twin's, so they are found by comparing its hits' bytes, not by a pass of their own
-    /// (ten finders cost 4 instructions per byte of every output).
+    /// (ten finders would cost 4 instructions per byte of every output).
     twins_cs: Vec<Vec<usize>>,
     /// Whether a twin was added that triggers no rule (see `automaton`).
     twins_added: bool,
@@ -480,8 +481,8 @@ pub struct RuleSet {
     keyword_info: Vec<Keyword>,
     placeholder: Regex,
     /// The bytes a placeholder can start with ([`first_bytes`]): a value starting with
-    /// another is none, and is not searched (most made secrets; a search cost ~400
-    /// instructions a value, issue 18).
+    /// another is none, and is not searched (most made secrets; a search costs ~400
+    /// instructions a value).
     placeholder_starts: Box<ByteSet>,
     pem_end: Regex,
     values: ValueLists,
@@ -591,7 +592,7 @@ fn automaton(words: &[(String, usize, bool)], needed: &[String]) -> Result<Autom
     // Patterns' keywords the scan would not report otherwise (`host` of a connection
     // string's pattern): scanned for, triggering no rule, so that the pattern's check is
     // a look-up in the line's hits instead of a search of the line (an Aho-Corasick
-    // search per pattern and line, ~570 instructions; issue 18). Not the short ones,
+    // search per pattern and line, ~570 instructions). Not the short ones,
     // which hit often in ordinary text.
     let needed_ids: Vec<usize> = needed
         .iter()
@@ -785,9 +786,9 @@ impl RuleSet {
                         .look_set_prefix()
                         .contains(regex_syntax::hir::Look::Start)
                 });
-                // The parts a pattern may have are boxed: inline, their byte sets made a
-                // pattern ~3.7 KB, and the search loop's reads of a rule's patterns each
-                // touched lines of their own (issue 18).
+                // The parts a pattern may have are boxed: inline, their byte sets would make
+                // a pattern ~3.7 KB, and the search loop's reads of a rule's patterns would
+                // each touch cache lines of their own.
                 let tail = match &hir {
                     Some(h) if !secret_groups.is_empty() => Tail::split(h).map(Box::new),
                     _ => None,
@@ -821,7 +822,7 @@ impl RuleSet {
                         None => None,
                     },
                     // Compiled and dropped here unless led: the programs of every pattern
-                    // at once were a 10 MiB peak (issue 18).
+                    // at once would be a 10 MiB peak.
                     led: match &hir {
                         Some(h) if special == Special::None => TailProgram::compile(h)
                             .and_then(|program| Led::new(program, &own_keywords))
@@ -892,7 +893,7 @@ impl RuleSet {
             })
             .unzip();
         // The flat table (no prefilter: aho-corasick's looks for the keywords' rarest
-        // bytes, `:` here, which are common in output, and cost more than it saved).
+        // bytes, `:` here, which are common in output, and costs more than it saves).
         let multiline = KeywordDfa::new(&multiline_words)?;
         let placeholder = compile(PLACEHOLDER).map_err(|source| RulesError::Regex {
             id: "placeholder".into(),
@@ -1038,9 +1039,9 @@ impl RuleSet {
     /// Whether a rule for secrets spanning lines among `triggered` (the rules whose
     /// keywords the line holds, as the redactor runs them) opens one on `line`: a PEM
     /// header anywhere, a k8s-data or pair header with or without a listing's prefix.
-    /// Only those: a cargo line's `extra-filename=` (a pair's keyword) had the k8s header
-    /// searched before its `metadata=`, a regex run per punctuation mark (−17% on the 1 GiB
-    /// pipeline).
+    /// Only those: searching every such rule's header, a cargo line's `extra-filename=` (a
+    /// pair's keyword) would have the k8s header searched before its `metadata=`, a regex
+    /// run per punctuation mark (17% of the 1 GiB pipeline's throughput).
     fn special_opens(&self, line: &[u8], triggered: &mut Vec<usize>) -> bool {
         triggered.sort_unstable();
         triggered.dedup();
@@ -1137,7 +1138,7 @@ impl RuleSet {
     /// `prior` — is not judged (placeholder, exclusions, value gate): kept or not, it cannot
     /// change what is written. Two patterns of `authorization-header`, or `dotenv-secret`
     /// and `credential-assignment` on one `.env` line, find the same value; the gate, ~1.7k
-    /// instructions, ran on it twice. Each match is compared with every hit before it, so
+    /// instructions, would run on it twice. Each match is compared with every hit before it, so
     /// the redactor gives `prior` only on short lines ([`windows_cover`]): on a long line
     /// of many secrets the comparisons would grow with the square of their number.
     fn run_rule(

@@ -3,8 +3,8 @@
 //! A key-name rule's pattern reads `<boundary><key name><separator><value>`:
 //! `(?:^|[^A-Za-z0-9])[\w.\-]*api[_\-.]?key["']?\s*(?:=>|:=|[:=])\s*(?:"(?P<s>…)"|…)`.
 //! Finding where it matches is cheap (a lazy DFA); finding where its secret group lies
-//! cost the capture engine a walk over the whole match with the key name's many
-//! alternatives, most of a secret-dense text's redaction (issue 18).
+//! costs the capture engine a walk over the whole match with the key name's many
+//! alternatives, which would be most of a secret-dense text's redaction.
 //!
 //! When the pattern splits into a head `H` and a tail `T` such that
 //! - `H` is one element matching at most one byte (or only key bytes) followed by elements
@@ -35,8 +35,8 @@ pub(crate) type ByteSet = [bool; 256];
 
 /// How many bytes from the start of `bytes` are in `set`: the length of a run such as a
 /// token's value. Eight bytes are looked up at a time without a branch per byte (a
-/// `position` loop cost ~6 instructions a byte; values are the bulk of what the walks and
-/// tail readings read on secret-dense text, issue 18), the rest one by one.
+/// `position` loop costs ~6 instructions a byte; values are the bulk of what the walks and
+/// tail readings read on secret-dense text), the rest one by one.
 pub(crate) fn run_in(set: &ByteSet, bytes: &[u8]) -> usize {
     let mut n = 0;
     for chunk in bytes.chunks_exact(8) {

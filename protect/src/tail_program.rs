@@ -3,9 +3,9 @@
 //!
 //! [`crate::assignment_tail`] reads the common `<operator><spaces><value>` tails by hand;
 //! the tails that do not have that shape (the authorization header's scheme word and auth
-//! parameters, `Bearer\s+<token>`, a URL's `://user:<password>@`) went to the capture
-//! engine, which walked them with its bounded backtracker: about 4,500 instructions per
-//! match, a tenth of secret-dense redaction (issue 18).
+//! parameters, `Bearer\s+<token>`, a URL's `://user:<password>@`) are read here. The
+//! capture engine's bounded backtracker costs about 4,500 instructions per such match, a
+//! tenth of secret-dense redaction.
 //!
 //! The tail's match is already known to start at the split and end where the lazy DFA
 //! said the whole pattern ends. The engine reports the first way to read the tail, in its
@@ -21,7 +21,7 @@
 //! repetitions whose body cannot match the empty string. A tail with anything else is
 //! not compiled. The tree is lowered to a flat program run with an explicit stack
 //! ([`crate::walk_vm`]); a run that takes more than [`LIMITS`]' steps or reads more than
-//! its bytes gives up: the capture engine decides then, as before, so crafted text costs
+//! its bytes gives up: the capture engine decides then, so crafted text costs
 //! at most the walk's budget more.
 //!
 //! A pattern every match of which starts with a keyword is walked whole from each of the

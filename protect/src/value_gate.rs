@@ -74,10 +74,10 @@ pub struct GateExample {
     pub secret: bool,
 }
 
-/// A set of words, hashed with foldhash (SipHash cost about 1% of secret-dense
+/// A set of words, hashed with foldhash (SipHash would cost about 1% of secret-dense
 /// redaction), behind a filter of their shapes: the gate looks up a key name or a value in
 /// these for most matches, and most are in no list. The filter (a bit per length, first and
-/// last byte, 4096 bits) turns those away in a few instructions, where hashing cost ~300.
+/// last byte, 4096 bits) turns those away in a few instructions, where hashing costs ~300.
 #[derive(Debug)]
 struct WordSet {
     words: foldhash::HashSet<String>,
@@ -145,7 +145,7 @@ pub(crate) struct ValueLists {
     placeholders: WordSet,
     keys: WordSet,
     /// The suffixes by their last byte, upper-cased (a key is compared only with those
-    /// ending as it does; all of them were tried for every key); an empty suffix ends
+    /// ending as it does, not with all of them); an empty suffix ends
     /// every key.
     suffixes_by_last: Vec<Vec<String>>,
     empty_suffix: bool,
@@ -244,8 +244,8 @@ fn entropy(v: &[u8]) -> f64 {
 /// frequent byte's share bounds the entropy from below (min-entropy, `log2(n / most)`, is
 /// at most Shannon's): where that bound clears `min` (by a margin far above rounding), the
 /// answer is no without summing the logarithms. Most values a gate reads are made secrets,
-/// far above their rule's `min`: the sum was about a sixth of the gate on secret-dense
-/// text (issue 18).
+/// far above their rule's `min`: the sum would be about a sixth of the gate on
+/// secret-dense text.
 fn entropy_below(v: &[u8], min: f64) -> bool {
     /// Far above the sum's rounding error (~1e-15 per bit), far below any threshold's
     /// precision.
@@ -420,7 +420,7 @@ fn identifier_shaped(v: &[u8]) -> bool {
 /// Which of the bytes the gate's checks look for a value holds, found in one pass (a
 /// table lookup per byte) instead of one byte search per check: most values hold none of
 /// them, and a byte search has a fixed cost larger than a short value's pass (the
-/// searches were a fifth of the gate on secret-dense text, issue 18). Flags of a text
+/// searches would be a fifth of the gate on secret-dense text). Flags of a text
 /// hold for any part of it: a check given the flags of `v` may be asked about a part of
 /// `v` (absent from `v` is absent from the part).
 #[derive(Debug, Clone, Copy)]
@@ -527,7 +527,7 @@ fn may_hold_marker(v: &[u8], holds: Holds) -> bool {
     if !holds.any(Holds::E) {
         return false;
     }
-    // A value is a few bytes: a plain pass, where a `memchr2` per `e` cost its set-up.
+    // A value is a few bytes: a plain pass, where a `memchr2` per `e` costs its set-up.
     v.windows(3).any(|w| w == b"env" || w == b"ENV")
 }
 
@@ -661,9 +661,9 @@ fn key_before(hay: &[u8], value_start: usize, whole_start: usize) -> (usize, usi
 /// `- ` or `export `; what follows the value, less leading quotes and surrounding
 /// whitespace and trailing commas, nothing or a `#` comment. Both are read from the key and
 /// the value outwards, only as far as the answer needs: reading the whole line (a copy of
-/// it each way, as first written) made a long line of many assignments cost its length
-/// once per value judged — 450k instructions a gate call on a 48 KB line (issue 18).
-/// `config_shaped_by_copy` in the tests is the first version, the oracle.
+/// it each way) would make a long line of many assignments cost its length once per value
+/// judged — 450k instructions a gate call on a 48 KB line. `config_shaped_by_copy` in the
+/// tests reads it that way, as the oracle.
 fn config_shaped(hay: &[u8], key_start: usize, value_end: usize) -> bool {
     let before = &hay[..key_start];
     let lead_ok = [&b""[..], b"\"", b"'", b"- ", b"export "]
@@ -738,8 +738,8 @@ macro_rules! listing {
 /// What a tool puts before a file's line when it lists it, then one of the config lead
 /// forms: `cat -n`/`nl`/`less -N` (`    12\t`), `grep` (`path:`, `path:12:`, `12:`, a
 /// context line's `path-12-` or `12-`), `diff` and `git diff` (`+`, `-`, `< `, `> `), so
-/// that a file listed is judged as the file itself (`cat -n .env` showed `password:
-/// sunshine` before). A path is bytes other than ASCII controls, blanks and `:`. The
+/// that a file listed is judged as the file itself (else `cat -n .env` would show
+/// `password: sunshine`). A path is bytes other than ASCII controls, blanks and `:`. The
 /// `dotenv-secret` rule's pattern carries the same prefix.
 const LISTED_LEAD: &str = concat!("^", listing!(), r#"\s*(?:"|'|- |export )?$"#);
 
@@ -866,7 +866,7 @@ fn after_scheme(hay: &[u8], value_start: usize) -> bool {
 
 /// The last part of a dotted or dashed key (`db.password` → `password`).
 fn last_part(key: &[u8]) -> &[u8] {
-    // A key is a few bytes: a plain loop, where `memrchr2` cost its set-up each call.
+    // A key is a few bytes: a plain loop, where `memrchr2` costs its set-up each call.
     match key.iter().rposition(|&b| b == b'.' || b == b'-') {
         Some(i) => &key[i + 1..],
         None => key,
@@ -987,7 +987,7 @@ pub(crate) fn admits(
 mod tests {
     use super::*;
 
-    /// `config_shaped` as first written, copying the line's text on both sides: the
+    /// `config_shaped` read the plain way, copying the line's text on both sides: the
     /// oracle for the version that reads only as far as it needs.
     fn config_shaped_by_copy(hay: &[u8], key_start: usize, value_end: usize) -> bool {
         let before = &hay[..key_start];
@@ -1256,7 +1256,7 @@ mod tests {
         assert!(entropy(b"aaaaaaaa") < 0.1 && entropy(b"hunter22") > 2.0);
     }
 
-    /// The camelCase judgement as first written (all runs collected, then checked), for
+    /// The camelCase judgement the plain way (all runs collected, then checked), for
     /// the streaming one to be compared with.
     fn camel_reference(v: &[u8]) -> bool {
         let mut runs: Vec<(bool, usize, bool)> = Vec::new();
@@ -1291,7 +1291,7 @@ mod tests {
         }
     }
 
-    /// The identifier test as first written (a pass per count), for the one-pass one.
+    /// The identifier test the plain way (a pass per count), for the one-pass one.
     fn identifier_reference(v: &[u8]) -> bool {
         if v.is_empty() || !v.iter().all(|&b| is_ident_byte(b)) || v[0].is_ascii_digit() {
             return false;

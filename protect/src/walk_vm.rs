@@ -1,10 +1,10 @@
 //! The walk of [`crate::tail_program`] as a flat program run with an explicit stack.
 //!
-//! The walk was first written as continuation passing over the syntax tree: each node
-//! called the rest of the pattern through a closure. That is the engine's order of
-//! preference by construction, but every node cost a call through a trait object, a new
-//! closure and the step and depth checks, about 100 instructions: on secret-dense text the
-//! walks were the largest share of redaction (issue 18, ~26 instructions a byte).
+//! Why not continuation passing over the syntax tree, each node calling the rest of the
+//! pattern through a closure: that is the engine's order of preference by construction,
+//! but every node costs a call through a trait object, a new closure and the step and
+//! depth checks, about 100 instructions, which on secret-dense text would make the walks
+//! the largest share of redaction (~26 instructions a byte).
 //!
 //! Here the tree is lowered once, when the rules compile, to instructions of a
 //! backtracking machine (as in a backtracking regex engine): byte runs and fixed bytes,
@@ -15,10 +15,10 @@
 //! A split whose branch cannot start with the next byte (its first bytes, computed when
 //! lowering, for a branch that cannot be empty) skips it without remembering it, and a
 //! literal is compared as byte pairs (a letter either case where folded) rather than
-//! through a 256-byte set per byte: on the build log, 19.03 → 18.26 instructions a byte.
-//! Running it tries the same ways in the same order as the tree walk: alternatives left to
+//! through a 256-byte set per byte (about 4% fewer instructions a byte on the build log).
+//! Running it tries the same ways in the same order as a tree walk: alternatives left to
 //! right, greedy repetitions longest first, lazy ones shortest first; a group keeps its
-//! last bound on the way taken and gets back its earlier one on a way given up. The tree
+//! last bound on the way taken and gets back its earlier one on a way given up. The
 //! walk's tests (against the capture engine), the rule-set oracles and the `hand_readings`
 //! fuzz target check it.
 

@@ -199,9 +199,9 @@ fn kubernetes_secret_values() {
 }
 
 /// A Secret's `stringData` entry written as a block scalar (`config.json: |`) holds its
-/// value on the lines below, indented deeper: those lines were shown, and one without a
-/// colon ended the block (the next `key: |-` value too). Each line of the text is the
-/// value, whatever it holds (a `#`, a colon, JSON), blank lines and all, until a line
+/// value on the lines below, indented deeper: none of those lines may show, and one without
+/// a colon must not end the block (the next `key: |-` value too). Each line of the text is
+/// the value, whatever it holds (a `#`, a colon, JSON), blank lines and all, until a line
 /// indented no deeper than the entry. In `data:` (base64, or a ConfigMap's plain text)
 /// a line is redacted when it looks base64, as single-line values are, except inside PEM
 /// armor (a ConfigMap's certificate); a private key there is redacted as a key. Cut at
@@ -244,8 +244,8 @@ fn kubernetes_secret_block_scalars_are_redacted_line_by_line() {
 }
 
 /// A YAML block scalar under a key that names a secret (`password: |`) holds the value on
-/// the lines below, which were shown: the key-name rules read one line at a time. Each
-/// line of the text is now judged as `KEY: line`; a key that names nothing, placeholders,
+/// the lines below, which the key-name rules, reading one line at a time, would show. Each
+/// line of the text is judged as `KEY: line`; a key that names nothing, placeholders,
 /// a private key inside (redacted as a key) and the lines after the scalar are left as
 /// they are. Cut at every byte, and read through `cat -n` and `cat -A`.
 #[test]
@@ -347,11 +347,11 @@ fn same_at_every_cut(r: &Redactor, text: &str, want: &str) {
 }
 
 /// A secret's name on one line and its value on the next, as Kubernetes env lists, `kubectl
-/// -o json`, ECS task definitions and `aws ssm get-parameter` print them: each value was
-/// shown, even `value: hunter2` under `name: DB_PASSWORD` (the value line alone names
-/// nothing). The value is judged as the line `NAME: value` would be; names that name no
-/// secret, `valueFrom` references and the next item are left alone. Each case is also cut
-/// at every byte, and read through `cat -n`.
+/// -o json`, ECS task definitions and `aws ssm get-parameter` print them: read line by line,
+/// each value would show, even `value: hunter2` under `name: DB_PASSWORD` (the value line
+/// alone names nothing). The value is judged as the line `NAME: value` would be; names that
+/// name no secret, `valueFrom` references and the next item are left alone. Each case is
+/// also cut at every byte, and read through `cat -n`.
 #[test]
 fn a_secret_name_s_value_on_the_next_line_is_redacted() {
     let r = redactor();
@@ -697,7 +697,7 @@ fn real_code_corpora_stay_unaltered() {
 
 const CONFIG_SECRETS: &str = include_str!("fixtures/secrets-in-config.txt");
 
-/// The shipped rules without their value gates: what was redacted before gates existed.
+/// The shipped rules without their value gates: what the rules alone redact.
 fn ungated() -> Redactor {
     let text: Vec<&str> = execkit_protect::BUILTIN_RULES
         .lines()
@@ -783,9 +783,9 @@ const LISTINGS: [(&str, &str); 12] = [
 
 /// A listed line is judged as the line itself: a file shown through `cat -n`, `grep -rn`
 /// or `git diff` shows its secrets as redacted, and its code as unaltered, as the file
-/// shown plainly does. Before, a weak config secret (`password: sunshine`, a plain word,
-/// or a long number) was redacted only when nothing stood before its key on the line, so
-/// `cat -n .env`, `grep -n PASS .env` and `git log -p` showed it.
+/// shown plainly does. A weak config secret (`password: sunshine`, a plain word, or a long
+/// number) is redacted only on a config-shaped line; were a listing's prefix to hide that
+/// shape, `cat -n .env`, `grep -n PASS .env` and `git log -p` would show it.
 #[test]
 fn a_listed_line_is_judged_as_the_line_itself() {
     let r = redactor();
@@ -838,12 +838,12 @@ fn a_listed_line_is_judged_as_the_line_itself() {
     );
 }
 
-/// Regression (ansi_strip fuzz target): a cursor movement by an absurd count must neither
+/// A cursor movement by an absurd count (as the ansi_strip fuzz target makes) must neither
 /// spin nor overflow; the text around it is kept.
 #[test]
 fn huge_cursor_movements_are_cheap() {
     let input = b"abc\x1b[99999999999999999D\x1b[18446744073709551615Cxyz\x1b[222222D!\n";
-    // Before the fix this call did not return (10^17 single steps).
+    // Moved one step at a time, this call would not return (10^17 single steps).
     assert_eq!(execkit_protect::strip_ansi(input), "!bcxyz\n");
 }
 
@@ -1138,10 +1138,10 @@ fn a_name_value_pair_in_the_middle_is_redacted_however_it_is_spread() {
 }
 
 /// Runs of empty lines inside an open multi-line secret are taken at once (a flood of
-/// newlines after `data:` cost 25 times plain text); read line by line (one push per line,
-/// where no run is seen) each text gives the same output: PEM keys (blank lines dropped
-/// with the key), YAML `data:` blocks, pairs, JSON blocks (which a blank line ends), and a
-/// listed key whose empty lines lack the listing's prefix.
+/// newlines after `data:`, taken one line at a time, would cost 25 times plain text); read
+/// line by line (one push per line, where no run is seen) each text gives the same output:
+/// PEM keys (blank lines dropped with the key), YAML `data:` blocks, pairs, JSON blocks
+/// (which a blank line ends), and a listed key whose empty lines lack the listing's prefix.
 #[test]
 fn runs_of_empty_lines_in_open_secrets_read_as_line_by_line() {
     let r = redactor();
@@ -1326,8 +1326,8 @@ fn a_preview_never_shows_an_open_private_key() {
 }
 
 /// A value longer than a window's overlap, on a line longer than a window: redacted the
-/// same streamed in 64 KiB chunks as whole (a value that ran to the window's end used to be
-/// carried into the next window without its key, and shown whole), its first 4 KB hidden.
+/// same streamed in 64 KiB chunks as whole (a value that runs to the window's end must not
+/// be carried into the next window without its key, and shown whole), its first 4 KB hidden.
 #[test]
 fn overlong_values_redact_the_same_however_chunked() {
     let r = redactor();
@@ -1514,11 +1514,10 @@ proptest! {
     }
 }
 
-/// The cases the generated lines found, kept: a value running past the window after its
-/// keyword is judged whole (the rule ran again over the line only when a hit, capped in
-/// length, ended at the window's end, so a value the gate turned down cut there was never
-/// judged whole), and a `.env` line indented past the 256 bytes searched before a keyword
-/// (an anchored rule is searched from the line's start).
+/// Two cases of the generated lines, pinned: a value running past the window after its
+/// keyword is judged whole (also one the gate turns down where the window's end cuts it),
+/// and a `.env` line indented past the 256 bytes searched before a keyword (an anchored
+/// rule is searched from the line's start).
 #[test]
 fn values_cut_by_the_window_and_deeply_indented_env_lines_redact_as_the_reference() {
     let r = redactor();
@@ -1563,10 +1562,10 @@ fn without_escapes(text: &str) -> String {
 /// Secrets that span lines, shown through terminal escapes: a colourised key or Secret
 /// (`bat`, `yq -C`, `grep --color=always`) puts an escape sequence right before tokens, and
 /// the stripper keeps its last letter as a ghost (`ESC[32m` + `MIIE…` keeps the `m`). The
-/// PEM and Kubernetes state machines read such lines as marked: a colourised key body line
-/// was no base64, closed the key and let the rest of it through; a colourised `data` key or
-/// value was not seen. Each case is redacted exactly as the same text without escapes, at
-/// every chunk split.
+/// PEM and Kubernetes state machines read such lines in both forms: read only as marked, a
+/// colourised key body line would be no base64, close the key and let the rest of it
+/// through, and a colourised `data` key or value would go unseen. Each case is redacted
+/// exactly as the same text without escapes, at every chunk split.
 #[test]
 fn multi_line_secrets_behind_escapes_are_redacted() {
     let body1 = "MIIEowIBAAKCAQEAxyzSECRETLINEONE1234567890abcdef";
@@ -1775,9 +1774,9 @@ fn listed<'a>(lines: impl IntoIterator<Item = &'a str>, prefix: fn(usize) -> Str
 
 /// A PEM key whose lines all carry a prefix (`cat -n`, `nl`, `grep -n`, a quote, a log
 /// line's timestamp, `kubectl logs --prefix`) is redacted whole: the key's lines are read
-/// after a prefix of the header's shape. Before, the first numbered body line was no base64,
-/// closed the key, and the rest of it was shown. Lines that only look like the prefix end
-/// the key as an unprefixed line would.
+/// after a prefix of the header's shape (read as it is, the first numbered body line would
+/// be no base64, close the key, and the rest of it would show). Lines that only look like
+/// the prefix end the key as an unprefixed line would.
 #[test]
 fn a_private_key_with_prefixed_lines_is_redacted_whole() {
     let body: Vec<String> = (0..12)
@@ -1844,8 +1843,8 @@ fn a_private_key_with_prefixed_lines_is_redacted_whole() {
 
 /// A PEM key embedded in a listed file's code (`KEY = """-----BEGIN …`, `key: |` then
 /// the header) is redacted whole: after the header's line, which holds the listing's prefix
-/// and code, the key's lines carry the listing's prefix alone. Before, `cat -n` of such a
-/// file (as an agent reads code) or `grep -n -A` showed the key's body.
+/// and code, the key's lines carry the listing's prefix alone, so `cat -n` of such a file
+/// (as an agent reads code) or `grep -n -A` shows none of the key's body.
 #[test]
 fn a_private_key_in_listed_code_is_redacted_whole() {
     let body: Vec<String> = (0..6)
@@ -1912,7 +1911,7 @@ fn a_private_key_in_listed_code_is_redacted_whole() {
 /// the fixtures) is redacted from its first private part to the last: RSA's
 /// `privateExponent`, primes, exponents and coefficient; EC's `priv`. The public parts
 /// before (`modulus`, `publicExponent`) and after (`pub:`, the curve) show, plain and after
-/// `cat -n`, however the output is cut. Before, every private byte was shown.
+/// `cat -n`, however the output is cut.
 #[test]
 fn a_private_key_printed_as_text_is_redacted_and_its_public_parts_show() {
     let p = protector(&[]);
@@ -1969,9 +1968,10 @@ fn cat_a(text: &str) -> String {
 
 /// A private key, a Secret manifest and name/value pairs shown by `cat -A` are redacted as
 /// the file itself: the mark the header's line ends in is taken off the block's other lines
-/// before they are read. Before, a key's body lines (`MIIE…$`) were no base64 and were
-/// shown, no value under `data:$` was redacted unless its key named a secret, and a pair's
-/// header (`- name: DB_PASSWORD$`) named no secret, so its value showed.
+/// before they are read. Read with the mark, a key's body lines (`MIIE…$`) would be no
+/// base64 and would show, no value under `data:$` would be redacted unless its key named a
+/// secret, and a pair's header (`- name: DB_PASSWORD$`) would name no secret, so its value
+/// would show.
 #[test]
 fn keys_manifests_and_pairs_shown_by_cat_a_are_redacted_as_the_files() {
     let p = protector(&[]);
@@ -2041,8 +2041,8 @@ fn keys_manifests_and_pairs_shown_by_cat_a_are_redacted_as_the_files() {
 
 /// A Secret manifest listed with a prefix on every line (`cat -n`, `grep -n -A`, a quote)
 /// is redacted line for line as the manifest itself: the block's header is found after the
-/// prefix, and its lines are read after a prefix of the header's shape. Before, no value
-/// under `data:` was redacted unless its key looked like a secret's name; in the held
+/// prefix, and its lines are read after a prefix of the header's shape (otherwise no value
+/// under `data:` would be redacted unless its key looked like a secret's name); in the held
 /// middle of a long stream the prefixed header is an opener too.
 #[test]
 fn a_secret_manifest_with_prefixed_lines_is_redacted_as_the_manifest() {
@@ -2103,8 +2103,8 @@ fn a_secret_manifest_with_prefixed_lines_is_redacted_as_the_manifest() {
 }
 
 /// After a key without a footer, the next line shows on its own line even when it starts
-/// with a secret: the newline given back to it went into that secret's redaction, and the
-/// two lines were shown as one.
+/// with a secret: the newline given back to it must not go into that secret's redaction,
+/// which would show the two lines as one.
 #[test]
 fn the_line_after_a_key_without_footer_keeps_its_newline() {
     let p = protector(&["hunter2-known-secret-value"]);
@@ -2180,9 +2180,9 @@ proptest! {
 }
 
 /// A line that opens both a key and a Kubernetes block (a header followed by `data:`)
-/// opens the key only. Both open, the block outlived the key and chunk borders decided
-/// whether the lines after the key were read as its entries (`redact_chunks` found it, with
-/// 225 bytes of invalid UTF-8 before the header).
+/// opens the key only. Were both open, the block would outlive the key and chunk borders
+/// would decide whether the lines after the key are read as its entries (as `redact_chunks`
+/// shows with 225 bytes of invalid UTF-8 before the header).
 #[test]
 fn a_line_that_opens_a_key_and_a_secret_block_opens_the_key() {
     let p = protector(&[]);

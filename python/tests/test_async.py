@@ -127,8 +127,8 @@ asyncio.run(main(sys.argv[1]))
 
 
 def test_the_interpreter_exits_cleanly_after_async_sessions(workspace):
-    """Runtime threads never touch Python once the interpreter finalizes (this aborted
-    in 4 of 15 runs before the atexit hook closed them out)."""
+    """Runtime threads never touch Python once the interpreter finalizes (without the
+    atexit hook that closes them out, this aborts in about 4 of 15 runs)."""
     import subprocess
     import sys
 

@@ -1,4 +1,4 @@
-//! Live-session truth (issue 15, class 6): just before deciding, every literal path a
+//! Live-session truth: just before deciding, every literal path a
 //! command names is resolved through symlinks *on the target*, so a workspace symlink to
 //! `/etc` is judged as `/etc` too; and every program name is looked up in the shell's
 //! real `PATH` (as the framing reported it after the last command), so `jest` found in

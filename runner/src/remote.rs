@@ -16,8 +16,8 @@
 //! The per-command check runs on a second persistent bash on the same connection (the
 //! *control shell*), with builtins only: it holds the shell's stdin pipe open on fd 9 and
 //! compares it with `-ef`, so a check costs one exchange and no fork (a round trip of
-//! `echo hi` went from 3.2 ms to 0.6 ms over SSH with that). Where the control shell
-//! cannot start or stops answering, one-shot control commands do the same with
+//! `echo hi` over SSH takes 0.6 ms with it, against 3.2 ms without). Where the control
+//! shell cannot start or stops answering, one-shot control commands do the same with
 //! `cat`/`readlink`.
 //!
 //! After a command leaves background jobs, the next one writes to fresh FIFOs in a private

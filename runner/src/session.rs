@@ -1802,7 +1802,7 @@ fn make_private_dir(p: &std::path::Path, owner: Option<(u32, u32)>) -> std::io::
 }
 
 /// Commands at least this long are parsed and decided on tokio's blocking pool. At the
-/// script limits one decision can take most of a second (issue 18), which would hold the
+/// script limits one decision can take most of a second, which would hold the
 /// async worker every other session's requests need; the short commands agents send nearly
 /// always are decided in place, where the hand-off to the pool would cost more than their
 /// decision (~50–150 µs).

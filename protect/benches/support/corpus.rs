@@ -107,8 +107,8 @@ pub fn secret_dense(bytes: usize) -> String {
 }
 
 /// Long lines (48 KB) each holding many quoted and bare assignments, as a minified config
-/// or a one-line JSON document would: every value judged on such a line once read the
-/// whole line (issue 18's ninth session; the gate's line-shape check).
+/// or a one-line JSON document would: they exercise the gate's line-shape check, which must
+/// not read the whole line for every value judged on it.
 pub fn long_secret_lines(bytes: usize) -> String {
     let mut rng = Rng::new(13);
     let mut out = String::with_capacity(bytes + (64 << 10));

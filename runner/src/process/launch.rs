@@ -20,7 +20,8 @@
 //!   subshell) gets them with no window in which they are lost; it resets them again
 //!   explicitly. Only SIGKILL ends the wrapper too: then the status pipe closes empty and
 //!   the exit is reported as killed. (An *ignoring* trap would be inherited by the
-//!   subshell until its own `trap -` ran: a signal sent right after the start was lost.)
+//!   subshell until its own `trap -` ran: a signal sent right after the start would be
+//!   lost.)
 //!   A fork *inside* the command (bash starting a program) can still make the program miss
 //!   a signal sent in that instant; `missed_signals` looks again and sends it once more.
 //! - The subshell says `r` on the status pipe when it is about to run the command, and the

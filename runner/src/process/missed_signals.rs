@@ -84,10 +84,10 @@ pub(crate) fn deliver_here(looks: &Looks, pgid: i32, sig: ProcessSignal) {
 ///
 /// Why: each look scans every process of the host (remotely a shell loop over `/proc`
 /// through the control channel, which other requests wait behind; about a second of the
-/// host's CPU where thousands of processes run), and every send scheduled three. An agent
-/// sending INT in a loop to a program that catches it multiplied them by its sends. Now a
-/// send while its signal's series runs is recorded (the newest send's tick, a count of
-/// sends) and the series goes on: each look reads the newest tick, so it covers every send
+/// host's CPU where thousands of processes run). Were three scheduled for every send, an
+/// agent sending INT in a loop to a program that catches it would multiply them by its
+/// sends. So a send while its signal's series runs is recorded (the newest send's tick, a
+/// count of sends) and the series goes on: each look reads the newest tick, so it covers every send
 /// before it, and a series that saw a send after its first look runs once more, so the
 /// last send of a burst still gets looks at least 90 and 370 ms after it (the first look's
 /// 30 ms after a send covers a fork in flight; the later ones a loaded machine).
@@ -319,7 +319,7 @@ mod tests {
     }
 
     /// A flood of sends is looked at as one send: three scans, each with the newest tick
-    /// (before, 200 sends made 600 scans of every process).
+    /// (three looks per send would make 200 sends 600 scans of every process).
     #[tokio::test(start_paused = true)]
     async fn a_flood_of_sends_is_scanned_as_one_send() {
         assert_eq!(
