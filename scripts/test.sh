@@ -184,6 +184,8 @@ t, f, e, k = (int(s.get(x, 0)) for x in ("tests", "failures", "errors", "skipped
 print(f"python tests: {t - f - e - k} passed, {f} failed, {e} errors, {k} skipped (of {t})")
 sys.exit(1 if f or e else 0)
 PY
+echo "==> every sh and python block of README.md, in a scratch directory"
+"$PYVENV/bin/python" tests/readme/run_readme.py "$CARGO_TARGET_DIR/debug"
 rm -rf "$PYVENV"
 echo "==> execkit-mcp driven by the MCP Inspector CLI (Node 22)"
 INSPECT_WS="$(mktemp -d)"
