@@ -93,3 +93,25 @@ pub(crate) fn decision_record(
         runtime: None,
     }
 }
+
+/// Shows `event` to the observer, then writes it to the log (if any). `Err` says why the
+/// log could not take it; the caller decides whether what it records may go ahead.
+pub(crate) fn emit(
+    log: Option<&std::sync::Arc<std::sync::Mutex<execkit_audit::AuditLog>>>,
+    observer: Option<&crate::config::Observer>,
+    event: &execkit_audit::AuditEvent,
+) -> Result<(), String> {
+    if let Some(observe) = observer {
+        observe(event);
+    }
+    let Some(log) = log else {
+        return Ok(());
+    };
+    let mut log = log
+        .lock()
+        .map_err(|_| "the audit log's lock was poisoned by a panic".to_string())?;
+    log.append(event).map(|_| ()).map_err(|e| {
+        eprintln!("execkit: audit append failed: {e}");
+        e.to_string()
+    })
+}

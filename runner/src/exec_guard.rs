@@ -472,19 +472,7 @@ impl RuntimeDecider {
     }
 
     fn emit(&self, event: AuditEvent) -> Result<(), String> {
-        if let Some(o) = &self.spec.observer {
-            o(&event);
-        }
-        let Some(log) = &self.spec.log else {
-            return Ok(());
-        };
-        let mut log = log
-            .lock()
-            .map_err(|_| "the audit log's lock was poisoned by a panic".to_string())?;
-        log.append(&event).map(|_| ()).map_err(|e| {
-            eprintln!("execkit: audit append failed: {e}");
-            e.to_string()
-        })
+        crate::audit_record::emit(self.spec.log.as_ref(), self.spec.observer.as_ref(), &event)
     }
 }
 

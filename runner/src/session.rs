@@ -692,19 +692,11 @@ impl Session {
     /// Writes `event` to the audit log (and the observers). `Err` says why the log could not
     /// take it: decisions and openings that cannot be recorded do not go ahead.
     fn audit(&self, event: AuditEvent) -> Result<(), String> {
-        if let Some(observe) = &self.config.observer {
-            observe(&event);
-        }
-        let Some(log) = &self.config.audit else {
-            return Ok(());
-        };
-        let mut log = log
-            .lock()
-            .map_err(|_| "the audit log's lock was poisoned by a panic".to_string())?;
-        log.append(&event).map(|_| ()).map_err(|e| {
-            eprintln!("execkit: audit append failed: {e}");
-            e.to_string()
-        })
+        crate::audit_record::emit(
+            self.config.audit.as_ref(),
+            self.config.observer.as_ref(),
+            &event,
+        )
     }
 
     /// Cancels the command that is running, if any: it is interrupted like a timeout and

@@ -8,7 +8,6 @@ on it sees). No audit log, the `default` policies, a fresh RSA key and token.
 """
 
 import asyncio
-import http.client
 import json
 import os
 import shutil
@@ -25,39 +24,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from lean_http import Lean, pct
+
 BINARY = os.path.abspath(sys.argv[1])
 CALLS = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p))]
-
-
-class Lean:
-    def __init__(self, port, token):
-        self.c = http.client.HTTPConnection("127.0.0.1", port)
-        self.c.connect()
-        self.c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.h = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                  "authorization": f"Bearer {token}"}
-        self.id = 0
-
-    def rpc(self, method, params, notify=False):
-        body = {"jsonrpc": "2.0", "method": method, "params": params}
-        if not notify:
-            self.id += 1
-            body["id"] = self.id
-        self.c.request("POST", "/mcp", json.dumps(body), self.h)
-        r = self.c.getresponse()
-        sid = r.getheader("mcp-session-id")
-        if sid:
-            self.h["mcp-session-id"] = sid
-        text = r.read().decode()
-        for line in text.splitlines():
-            if line.startswith("data: {"):
-                return json.loads(line[6:])
-        return None
 
 
 def main():
@@ -88,19 +58,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.05)
-        lean = Lean(port, token)
-        lean.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                "clientInfo": {"name": "bench", "version": "1"}})
-        lean.rpc("notifications/initialized", {}, notify=True)
-        sid = lean.rpc("tools/call", {"name": "session_create", "arguments": {}})["result"]["structuredContent"]["session_id"]
-        times = []
-        for i in range(CALLS + 20):
-            t = time.perf_counter()
-            r = lean.rpc("tools/call", {"name": "session_exec", "arguments": {"session_id": sid, "command": "echo hi"}})
-            dt = time.perf_counter() - t
-            assert r["result"]["structuredContent"]["stdout"] == "hi\n", r
-            if i >= 20:
-                times.append(dt * 1000)
+        times = Lean(port, token).timed_execs(CALLS)
         print(f"lean HTTP client:   session_exec p50 {statistics.median(times):.2f} ms  p99 {pct(times, 0.99):.2f} ms  ({CALLS} calls)")
 
         async def sdk():

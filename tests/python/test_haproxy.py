@@ -11,7 +11,6 @@ Run: python tests/python/test_haproxy.py PATH/TO/execkit-mcp
 """
 
 import asyncio
-import http.client
 import json
 import os
 import shutil
@@ -28,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+
+from lean_http import Lean, pct
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "execkit-mcp"
 CLIENTS = 50
@@ -59,11 +60,6 @@ def wait_port(port, deadline=20):
     return False
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p))]
-
-
 def sleep_arg(n):
     """The argument of client n's background `sleep`: unique to this run and client."""
     return f"{600 + n}.{os.getpid() % 100000:05d}"
@@ -85,48 +81,6 @@ def sleepers():
             n = int(argv[1].decode().split(".")[0]) - 600
             out.setdefault(n, []).append(int(d))
     return out
-
-
-class Lean:
-    """One keep-alive connection, JSON-RPC over POST, the SSE answer read whole."""
-
-    def __init__(self, port, token):
-        self.c = http.client.HTTPConnection("127.0.0.1", port)
-        self.c.connect()
-        self.c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.h = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                  "authorization": f"Bearer {token}"}
-        self.n = 0
-
-    def rpc(self, method, params, notify=False):
-        body = {"jsonrpc": "2.0", "method": method, "params": params}
-        if not notify:
-            self.n += 1
-            body["id"] = self.n
-        self.c.request("POST", "/mcp", json.dumps(body), self.h)
-        r = self.c.getresponse()
-        if r.getheader("mcp-session-id"):
-            self.h["mcp-session-id"] = r.getheader("mcp-session-id")
-        for line in r.read().decode().splitlines():
-            if line.startswith("data: {"):
-                return json.loads(line[6:])
-        return None
-
-    def timed_execs(self, n):
-        self.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                "clientInfo": {"name": "lean", "version": "1"}})
-        self.rpc("notifications/initialized", {}, notify=True)
-        sid = self.rpc("tools/call", {"name": "session_create", "arguments": {}})["result"]["structuredContent"]["session_id"]
-        ts = []
-        for i in range(n + 20):
-            t = time.perf_counter()
-            r = self.rpc("tools/call", {"name": "session_exec", "arguments": {"session_id": sid, "command": "echo hi"}})
-            dt = (time.perf_counter() - t) * 1000
-            assert r["result"]["structuredContent"]["stdout"] == "hi\n", r
-            if i >= 20:
-                ts.append(dt)
-        self.rpc("tools/call", {"name": "session_destroy", "arguments": {"session_id": sid}})
-        return ts
 
 
 async def one_client(url, token, n, results):

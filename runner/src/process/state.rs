@@ -63,17 +63,7 @@ impl Auditor {
             process: process.to_string(),
             event,
         });
-        if let Some(observe) = &self.observer {
-            observe(&event);
-        }
-        let Some(log) = &self.log else { return Ok(()) };
-        let mut log = log
-            .lock()
-            .map_err(|_| "the audit log's lock was poisoned by a panic".to_string())?;
-        log.append(&event).map(|_| ()).map_err(|e| {
-            eprintln!("execkit: audit append failed: {e}");
-            e.to_string()
-        })
+        crate::audit_record::emit(self.log.as_ref(), self.observer.as_ref(), &event)
     }
 }
 
