@@ -46,5 +46,7 @@ pub use record::{
     FactRecord, ProcessEvent, ProcessRecord, RecordedEnv, RuntimeContext, SessionEvent,
     SessionRecord, StreamSummary, TranscriptRecord, Verdict, Who,
 };
-pub use syslog::{Facility, Severity, Syslog, SyslogAddress, SyslogError, SyslogOptions};
+pub use syslog::{
+    Facility, Message as SyslogMessage, Severity, Syslog, SyslogAddress, SyslogError, SyslogOptions,
+};
 pub use verify::{verify, verify_file, Anchor, Problem, ProblemKind, VerifyOptions, VerifyReport};

@@ -282,14 +282,14 @@ impl AuditLog {
         let Some(s) = self.syslog.as_mut() else {
             return Ok(());
         };
-        s.send(
-            event.severity(),
-            event.kind(),
-            appended.seq,
-            &appended.hash,
+        s.send(&crate::syslog::Message {
+            severity: event.severity(),
+            kind: event.kind(),
+            seq: appended.seq,
+            hash: &appended.hash,
             time,
-            line.trim_end_matches('\n'),
-        )
+            line: line.trim_end_matches('\n'),
+        })
     }
 
     /// Writes `LOG.head` (the last record's seq and hash; replaced atomically): an anchor

@@ -150,7 +150,25 @@ pub struct SyslogError {
 enum Conn {
     Unix(UnixDatagram),
     Udp(UdpSocket),
-    Tcp(Option<TcpStream>),
+    /// The address, and the connection while it holds.
+    Tcp(String, Option<TcpStream>),
+}
+
+/// One record as a syslog message.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// Its severity.
+    pub severity: Severity,
+    /// MSGID: the record's kind.
+    pub kind: &'a str,
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The record's hash.
+    pub hash: &'a str,
+    /// The record's time (RFC 3339).
+    pub time: &'a str,
+    /// The record's line, without its `\n`.
+    pub line: &'a str,
 }
 
 /// A connection to syslog that sends one message per record.
@@ -187,7 +205,7 @@ impl Syslog {
                 s.connect(a.as_str()).map_err(err)?;
                 Conn::Udp(s)
             }
-            SyslogAddress::Tcp(a) => Conn::Tcp(Some(tcp(a).map_err(err)?)),
+            SyslogAddress::Tcp(a) => Conn::Tcp(a.clone(), Some(tcp(a).map_err(err)?)),
         };
         Ok(Syslog {
             host: hostname(),
@@ -202,17 +220,9 @@ impl Syslog {
         self.options.required
     }
 
-    /// Sends one record: `kind` is its MSGID, `line` the record's line without its `\n`.
-    pub fn send(
-        &mut self,
-        severity: Severity,
-        kind: &str,
-        seq: u64,
-        hash: &str,
-        time: &str,
-        line: &str,
-    ) -> Result<(), SyslogError> {
-        let msg = self.format(severity, kind, seq, hash, time, line);
+    /// Sends one record.
+    pub fn send(&mut self, m: &Message<'_>) -> Result<(), SyslogError> {
+        let msg = self.format(m);
         let address = format!("{:?}", self.options.address);
         let err = |source| SyslogError {
             address: address.clone(),
@@ -221,7 +231,7 @@ impl Syslog {
         match &mut self.conn {
             Conn::Unix(s) => s.send(msg.as_bytes()).map(|_| ()).map_err(err),
             Conn::Udp(s) => s.send(msg.as_bytes()).map(|_| ()).map_err(err),
-            Conn::Tcp(stream) => {
+            Conn::Tcp(addr, stream) => {
                 let framed = format!("{} {msg}", msg.len());
                 // Once on the open connection, once on a new one.
                 if let Some(s) = stream.as_mut() {
@@ -230,10 +240,7 @@ impl Syslog {
                     }
                 }
                 *stream = None;
-                let SyslogAddress::Tcp(a) = &self.options.address else {
-                    unreachable!("a TCP connection has a TCP address")
-                };
-                let mut s = tcp(a).map_err(err)?;
+                let mut s = tcp(addr).map_err(err)?;
                 s.write_all(framed.as_bytes()).map_err(err)?;
                 *stream = Some(s);
                 Ok(())
@@ -242,22 +249,18 @@ impl Syslog {
     }
 
     /// The RFC 5424 message.
-    fn format(
-        &self,
-        severity: Severity,
-        kind: &str,
-        seq: u64,
-        hash: &str,
-        time: &str,
-        line: &str,
-    ) -> String {
-        let pri = u16::from(self.options.facility.code()) * 8 + severity as u16;
+    fn format(&self, m: &Message<'_>) -> String {
+        let pri = u16::from(self.options.facility.code()) * 8 + m.severity as u16;
         format!(
-            "<{pri}>1 {time} {} {} {} {} [execkit@32473 seq=\"{seq}\" hash=\"{hash}\"] {line}",
+            "<{pri}>1 {} {} {} {} {} [execkit@32473 seq=\"{}\" hash=\"{}\"] {}",
+            m.time,
             nil_or(&self.host, 255),
             nil_or(&self.options.app_name, 48),
             nil_or(&self.procid, 128),
-            nil_or(kind, 32),
+            nil_or(m.kind, 32),
+            m.seq,
+            m.hash,
+            m.line,
         )
     }
 }
@@ -338,14 +341,14 @@ mod tests {
             required: true,
         })
         .unwrap();
-        s.send(
-            Severity::Warning,
-            "decision",
-            7,
-            "abc",
-            "2026-11-26T03:00:00.000Z",
-            r#"{"seq":7}"#,
-        )
+        s.send(&Message {
+            severity: Severity::Warning,
+            kind: "decision",
+            seq: 7,
+            hash: "abc",
+            time: "2026-11-26T03:00:00.000Z",
+            line: r#"{"seq":7}"#,
+        })
         .unwrap();
         let mut buf = [0u8; 512];
         let n = rx.recv(&mut buf).unwrap();

@@ -34,13 +34,9 @@ pub async fn serve_stdio(op: Operator) -> anyhow::Result<()> {
         "execkit-mcp starting"
     );
     let max_line = op.config.limits.max_message_bytes;
-    let watch_socket = (op.config.watch.socket.as_deref())
-        .map(crate::server::watch_socket::bind)
-        .transpose()?;
     let server = ExecKitServer::new(op);
     let shared = server.shared();
-    let events = shared.op.events.clone();
-    let watcher = watch_socket.map(|s| tokio::spawn(crate::server::watch_socket::serve(s, events)));
+    let watcher = crate::server::watch_socket::start(&shared)?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let stop = async {

@@ -122,13 +122,9 @@ pub async fn serve_http(op: Operator, addr: &str) -> anyhow::Result<()> {
     // The line a supervisor (or a test) waits for.
     eprintln!("execkit-mcp: listening on http://{local}/mcp");
 
-    let watch_socket = (op.config.watch.socket.as_deref())
-        .map(crate::server::watch_socket::bind)
-        .transpose()?;
     let server = ExecKitServer::new(op);
     let shared = server.shared();
-    let events = shared.op.events.clone();
-    let watcher = watch_socket.map(|s| tokio::spawn(crate::server::watch_socket::serve(s, events)));
+    let watcher = crate::server::watch_socket::start(&shared)?;
     let stop = CancellationToken::new();
     let service = StreamableHttpService::new(
         move || Ok(server.for_connection()),

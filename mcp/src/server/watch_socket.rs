@@ -123,3 +123,13 @@ pub async fn serve(socket: WatchSocket, hub: Arc<EventHub>) {
         }
     }
 }
+
+/// Binds the operator's watch socket, if any, and serves it: call before the server takes
+/// requests. The task ends when the returned handle is aborted.
+pub fn start(shared: &super::Shared) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(path) = shared.op.config.watch.socket.as_deref() else {
+        return Ok(None);
+    };
+    let socket = bind(path)?;
+    Ok(Some(tokio::spawn(serve(socket, shared.op.events.clone()))))
+}
