@@ -394,7 +394,7 @@ pub(crate) fn extract(script: &Script, home: &str, k: &Catalog) -> Vec<Fact> {
                 });
             }
         }
-        for d in network::destinations(c, k) {
+        for d in crate::destinations(c, k) {
             let raw = d.raw.clone();
             push(Fact {
                 action: Action::Connect,

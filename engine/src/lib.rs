@@ -66,4 +66,14 @@ pub use error::LoadError;
 pub use facts::Action;
 pub use load::PolicyBundle;
 pub use memo::DecisionMemo;
-pub use network::{destinations, Destination};
+pub use network::Destination;
+
+/// Every network destination a command names, and those its options and environment
+/// configure (proxies, resolution overrides, jump hosts, registries, DNS servers), each
+/// once: what the `connect` facts are made of.
+pub fn destinations(
+    cmd: &execkit_grammar::Command,
+    k: &execkit_grammar::knowledge::Catalog,
+) -> Vec<Destination> {
+    network::destinations(cmd, k, configured::destinations(cmd, k))
+}

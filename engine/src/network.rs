@@ -107,8 +107,13 @@ pub fn dev_tcp(path: &str) -> Option<Destination> {
     })
 }
 
-/// Every destination the command names.
-pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
+/// Every destination the command names, with those its options and environment configure
+/// (`configured`, from [`crate::configured::destinations`]), each once.
+pub(crate) fn destinations(
+    cmd: &Command,
+    k: &Catalog,
+    configured: Vec<Destination>,
+) -> Vec<Destination> {
     let prog = cmd.program.base_name();
     // Deduplicated by hash once many: `curl URL URL …` may name tens of thousands.
     let mut out: SmallOrderedSet<Destination> = SmallOrderedSet::default();
@@ -262,7 +267,7 @@ pub fn destinations(cmd: &Command, k: &Catalog) -> Vec<Destination> {
         }
     }
     // Proxies, resolution overrides, jump hosts, registries, DNS servers.
-    for d in crate::configured::destinations(cmd, k) {
+    for d in configured {
         push(d);
     }
     out.into_vec()

@@ -3,7 +3,7 @@
 //! (`knowledge/destinations.toml`); the engine reads it to make connect facts for the real
 //! destination.
 
-use crate::knowledge::KnowledgeError;
+use crate::error::KnowledgeError;
 use serde::Deserialize;
 
 /// How a value names destinations.

@@ -5,7 +5,7 @@
 //! turns each matching entry into read/write facts, so credential and system-path policies
 //! apply to them like to any named path.
 
-use crate::knowledge::KnowledgeError;
+use crate::error::KnowledgeError;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 

@@ -8,8 +8,8 @@
 //! each from a list; `*` stands for one run of characters without spaces or `/`. A value
 //! the table does not describe keeps the plain name: the table can only narrow a refusal.
 
+use crate::error::KnowledgeError;
 use crate::ir::{Assignment, Command, Program, Word};
-use crate::knowledge::KnowledgeError;
 use serde::Deserialize;
 
 /// A case: a script and the names its assignments report as inert.

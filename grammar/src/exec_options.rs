@@ -7,7 +7,7 @@
 //! is judged as a command of its own. A value that is not literal (`rsync -e "$RSH"`)
 //! becomes a dynamic command, which no rule that needs to know the program allows.
 
-use crate::knowledge::KnowledgeError;
+use crate::error::KnowledgeError;
 use crate::words::Decoded;
 use crate::FastMap;
 use serde::Deserialize;

@@ -15,7 +15,6 @@
 use crate::FastMap;
 use serde::Deserialize;
 use std::sync::LazyLock;
-use thiserror::Error;
 
 /// The knowledge file as shipped.
 const PROGRAMS_TOML: &str = include_str!("../knowledge/programs.toml");
@@ -80,43 +79,7 @@ pub enum ValueKind {
     Code,
 }
 
-/// Why the knowledge file did not load.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KnowledgeError {
-    /// The file is not valid TOML or does not have the expected shape.
-    #[error("program knowledge (programs.toml) does not parse: {0}")]
-    Toml(String),
-    /// Two entries name the same program.
-    #[error("program knowledge (programs.toml) names `{0}` in two entries")]
-    DuplicateName(String),
-    /// An option is listed both as taking a value and as taking code.
-    #[error("program knowledge (programs.toml): option `{option}` of `{program}` is listed twice")]
-    DuplicateOption {
-        /// The program entry (its first name).
-        program: String,
-        /// The option.
-        option: String,
-    },
-    /// An entry has no example.
-    #[error("program knowledge (programs.toml): the entry for `{0}` has no example")]
-    NoExample(String),
-    /// The exec-capable options do not load.
-    #[error("exec-option knowledge (exec_options.toml): {0}")]
-    ExecOptions(String),
-    /// The implicit effects do not load.
-    #[error("implicit-effect knowledge (effects.toml): {0}")]
-    Effects(String),
-    /// The destination knowledge does not load.
-    #[error("destination knowledge (destinations.toml): {0}")]
-    Destinations(String),
-    /// The inert variable values do not load.
-    #[error("environment value knowledge (env_values.toml): {0}")]
-    EnvValues(String),
-    /// The read-only option table does not load.
-    #[error("read-only option knowledge (readonly.toml): {0}")]
-    Readonly(String),
-}
+pub use crate::error::KnowledgeError;
 
 /// One example of an entry: a script and what must be extracted from it.
 #[derive(Debug, Clone, Deserialize)]

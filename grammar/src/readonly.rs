@@ -7,7 +7,7 @@
 //! not list is taken to do anything (the closed world). Policies see the answer as
 //! `context.options_listed`.
 
-use crate::knowledge::KnowledgeError;
+use crate::error::KnowledgeError;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 

@@ -98,7 +98,7 @@ pub(crate) fn decision_record(
 /// log could not take it; the caller decides whether what it records may go ahead.
 pub(crate) fn emit(
     log: Option<&std::sync::Arc<std::sync::Mutex<execkit_audit::AuditLog>>>,
-    observer: Option<&crate::config::Observer>,
+    observer: Option<&(dyn Fn(&execkit_audit::AuditEvent) + Send + Sync)>,
     event: &execkit_audit::AuditEvent,
 ) -> Result<(), String> {
     if let Some(observe) = observer {

@@ -472,7 +472,11 @@ impl RuntimeDecider {
     }
 
     fn emit(&self, event: AuditEvent) -> Result<(), String> {
-        crate::audit_record::emit(self.spec.log.as_ref(), self.spec.observer.as_ref(), &event)
+        crate::audit_record::emit(
+            self.spec.log.as_ref(),
+            self.spec.observer.as_deref(),
+            &event,
+        )
     }
 }
 

@@ -694,7 +694,7 @@ impl Session {
     fn audit(&self, event: AuditEvent) -> Result<(), String> {
         crate::audit_record::emit(
             self.config.audit.as_ref(),
-            self.config.observer.as_ref(),
+            self.config.observer.as_deref(),
             &event,
         )
     }

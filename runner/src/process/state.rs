@@ -63,7 +63,7 @@ impl Auditor {
             process: process.to_string(),
             event,
         });
-        crate::audit_record::emit(self.log.as_ref(), self.observer.as_ref(), &event)
+        crate::audit_record::emit(self.log.as_ref(), self.observer.as_deref(), &event)
     }
 }
 
