@@ -97,22 +97,28 @@ impl Verifier {
         &self.settings
     }
 
-    /// The key set, read again if the file changed.
+    /// The key set, read again if the file changed. A file that no longer parses keeps the
+    /// last good set (a half-written file must not lock everyone out); a file that is gone
+    /// or lists no usable key leaves no key at all (every token is refused: removing keys
+    /// revokes them).
     fn current_keys(&self) -> JwkSet {
         let mut k = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let now = stamp(&self.settings.jwks_file);
-        if now.is_some() && now != k.stamp {
-            match read_jwks(&self.settings.jwks_file) {
-                Ok(set) if !set.keys.is_empty() => {
+        if now != k.stamp {
+            match (now, read_jwks(&self.settings.jwks_file)) {
+                (None, _) => {
+                    tracing::warn!(file = %self.settings.jwks_file.display(), "JWKS file is gone: every token is refused until it is back");
+                    k.set = JwkSet { keys: Vec::new() };
+                }
+                (Some(_), Ok(set)) => {
                     tracing::info!(keys = set.keys.len(), "JWKS reloaded");
                     k.set = set;
-                    k.stamp = now;
                 }
-                Ok(_) => tracing::warn!("JWKS file is empty now; keeping the previous keys"),
-                Err(e) => {
+                (Some(_), Err(e)) => {
                     tracing::warn!(error = %e, "JWKS file unreadable; keeping the previous keys")
                 }
             }
+            k.stamp = now;
         }
         k.set.clone()
     }
@@ -211,9 +217,30 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
+/// The usable keys of a JWKS file: a key this library cannot use (another curve, an
+/// encryption key) is left out with a warning, never the reason the others are not read.
 fn read_jwks(path: &std::path::Path) -> Result<JwkSet, String> {
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        keys: Vec<serde_json::Value>,
+    }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not a JWKS: {e}", path.display()))
+    let raw: Raw =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not a JWKS: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for v in raw.keys {
+        if v.get("use")
+            .and_then(|u| u.as_str())
+            .is_some_and(|u| u != "sig")
+        {
+            continue;
+        }
+        match serde_json::from_value::<jsonwebtoken::jwk::Jwk>(v) {
+            Ok(k) => keys.push(k),
+            Err(e) => tracing::warn!(error = %e, "JWKS: a key that cannot be used is left out"),
+        }
+    }
+    Ok(JwkSet { keys })
 }
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {

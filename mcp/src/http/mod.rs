@@ -40,14 +40,20 @@ use tokio_util::sync::CancellationToken;
 /// The header MCP sessions are named by.
 const SESSION_HEADER: &str = "mcp-session-id";
 
+/// MCP session bindings kept before idle ones are forgotten.
+const MAX_BINDINGS: usize = 4096;
+
+/// How long an unused MCP session binding is kept once there are many.
+const BINDING_IDLE: Duration = Duration::from_secs(3600);
+
 struct Gate {
     verifier: Verifier,
     /// `WWW-Authenticate`'s `resource_metadata` URL.
     metadata_url: String,
     /// The protected-resource metadata document.
     metadata: serde_json::Value,
-    /// MCP session id → the subject that opened it.
-    sessions: Mutex<HashMap<String, String>>,
+    /// MCP session id → the subject that opened it, and when it was last used.
+    sessions: Mutex<HashMap<String, (String, std::time::Instant)>>,
     rate: rate::PerIdentity,
 }
 
@@ -221,14 +227,13 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     if let Some(sid) = &session {
-        let owner = gate
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(sid)
-            .cloned();
-        if owner.is_some_and(|o| o != identity.subject) {
-            return (StatusCode::NOT_FOUND, "no such MCP session").into_response();
+        // Only sessions this server opened, and only for the identity that opened them: a
+        // session id of another identity, or one this server never issued (or forgot), is
+        // unknown.
+        let mut sessions = gate.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        match sessions.get_mut(sid) {
+            Some((owner, used)) if *owner == identity.subject => *used = std::time::Instant::now(),
+            _ => return (StatusCode::NOT_FOUND, "no such MCP session").into_response(),
         }
     }
     let subject = identity.subject.clone();
@@ -242,9 +247,13 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok()),
     ) {
-        // A new MCP session: it is the opener's.
+        // A new MCP session: it is the opener's. Bindings unused for an hour are forgotten
+        // once there are many (their sessions are gone from rmcp by then).
         (None, Some(new)) => {
-            sessions.insert(new.to_string(), subject);
+            if sessions.len() >= MAX_BINDINGS {
+                sessions.retain(|_, (_, used)| used.elapsed() < BINDING_IDLE);
+            }
+            sessions.insert(new.to_string(), (subject, std::time::Instant::now()));
         }
         (Some(old), _) if is_delete && resp.status().is_success() => {
             sessions.remove(old);

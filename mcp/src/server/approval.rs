@@ -34,12 +34,18 @@ pub struct Pending {
     /// `(action, resource)` of the facts shown to the human.
     pub facts: Vec<(String, String)>,
     created: Instant,
+    /// Parked after every request with a lower number.
+    order: u64,
 }
 
-/// Approvals waiting for the client's retry.
+/// Approval requests one session may have waiting for a client's answer.
+pub const PENDING_PER_SESSION: usize = 4;
+
+/// Approval requests waiting for a client's retry (2026-07-28 form), by handle.
 pub struct Approvals {
     pending: Mutex<HashMap<String, Pending>>,
     ttl: Duration,
+    parked: std::sync::atomic::AtomicU64,
 }
 
 impl Approvals {
@@ -48,6 +54,7 @@ impl Approvals {
         Approvals {
             pending: Mutex::new(HashMap::new()),
             ttl,
+            parked: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -55,7 +62,9 @@ impl Approvals {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps an approval request and returns its opaque handle.
+    /// Keeps an approval request and returns its opaque handle. A session has at most
+    /// [`PENDING_PER_SESSION`] requests waiting (the oldest goes), so a client that never
+    /// answers cannot make the server hold its commands without bound.
     pub fn park(
         &self,
         session_id: &str,
@@ -67,6 +76,17 @@ impl Approvals {
         let handle = hex::encode(bytes);
         let mut g = self.lock();
         g.retain(|_, p| p.created.elapsed() < self.ttl);
+        let mut mine: Vec<(u64, String)> = g
+            .iter()
+            .filter(|(_, p)| p.session_id == session_id)
+            .map(|(h, p)| (p.order, h.clone()))
+            .collect();
+        if mine.len() >= PENDING_PER_SESSION {
+            mine.sort();
+            for (_, h) in mine.iter().take(mine.len() + 1 - PENDING_PER_SESSION) {
+                g.remove(h);
+            }
+        }
         g.insert(
             handle.clone(),
             Pending {
@@ -74,6 +94,9 @@ impl Approvals {
                 command: command.to_string(),
                 facts,
                 created: Instant::now(),
+                order: self
+                    .parked
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
         );
         Ok(handle)
@@ -202,5 +225,28 @@ mod tests {
         );
         assert!(!approved_in(Some(&r)));
         assert!(!approved_in(None));
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    #[test]
+    fn a_session_keeps_at_most_a_few_requests_waiting() {
+        let a = Approvals::new(Duration::from_secs(60));
+        let handles: Vec<String> = (0..10)
+            .map(|i| a.park("s1", &format!("git push #{i}"), Vec::new()).unwrap())
+            .collect();
+        let other = a.park("s2", "git push", Vec::new()).unwrap();
+        let kept: Vec<&String> = handles
+            .iter()
+            .filter(|h| a.lock().contains_key(*h))
+            .collect();
+        assert_eq!(kept.len(), PENDING_PER_SESSION);
+        // The newest stay; another session's are not touched.
+        assert!(a.take(&handles[9]).is_some());
+        assert!(a.take(&handles[0]).is_none());
+        assert!(a.take(&other).is_some());
     }
 }

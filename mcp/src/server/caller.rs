@@ -36,17 +36,18 @@ tokio::task_local! {
 }
 
 impl Caller {
-    /// The caller of the request whose extensions these are.
-    pub fn of(extensions: &rmcp::model::Extensions) -> Caller {
-        match extensions.get::<axum::http::request::Parts>() {
-            // Over HTTP the auth layer must have put an identity in; without one the
-            // request is nobody's (it never reaches a tool in practice: the layer refuses).
-            Some(parts) => parts
-                .extensions
-                .get::<TokenIdentity>()
-                .cloned()
-                .map_or(Caller::Nobody, Caller::Token),
-            None => Caller::Operator,
+    /// The caller of the request whose extensions these are, on a server serving stdio
+    /// (`over_http` false) or HTTP. Over HTTP a request without a verified identity is
+    /// nobody's, whatever path it took (it never reaches a tool in practice: the layer
+    /// refuses it); the operator's identity belongs to the stdio client only.
+    pub fn of(extensions: &rmcp::model::Extensions, over_http: bool) -> Caller {
+        let token = extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<TokenIdentity>().cloned());
+        match (token, over_http) {
+            (Some(t), true) => Caller::Token(t),
+            (_, true) => Caller::Nobody,
+            (_, false) => Caller::Operator,
         }
     }
 
@@ -123,6 +124,13 @@ mod tests {
         assert_eq!(id.agent, "alice");
         assert_eq!(id.groups, vec!["oncall".to_string()]);
         assert_eq!(id.operator, Identity::default().operator);
+    }
+
+    #[test]
+    fn over_http_a_request_without_a_token_is_nobody_s() {
+        let none = rmcp::model::Extensions::default();
+        assert_eq!(Caller::of(&none, true), Caller::Nobody);
+        assert_eq!(Caller::of(&none, false), Caller::Operator);
     }
 
     #[tokio::test]

@@ -61,6 +61,8 @@ pub struct Shared {
     pub approvals: Approvals,
     /// `session_exec` calls being answered.
     pub in_flight: InFlight,
+    /// Held while a background process is counted against its identity's cap and started.
+    pub process_starts: tokio::sync::Mutex<()>,
 }
 
 /// Counts calls being answered, so that shutdown can wait for their answers.
@@ -96,6 +98,8 @@ pub struct ExecKitServer {
     tool_router: ToolRouter<ExecKitServer>,
     /// The client's logging level and resource subscriptions (see `watching`).
     watch: Arc<watching::Watching>,
+    /// Serving HTTP: every caller must carry a verified token (see [`caller`]).
+    over_http: bool,
 }
 
 type ToolResult = Result<CallToolResponse, ErrorData>;
@@ -238,11 +242,13 @@ impl ExecKitServer {
                 table,
                 approvals,
                 in_flight: InFlight::default(),
+                process_starts: tokio::sync::Mutex::new(()),
             }),
             tool_router: standard_schemas(
                 Self::tool_router() + Self::process_router() + Self::checkpoint_router(),
             ),
             watch: Arc::default(),
+            over_http: false,
         }
     }
 
@@ -251,14 +257,20 @@ impl ExecKitServer {
         self.shared.clone()
     }
 
-    /// A handler for one more client connection: the same sessions and settings, its own
-    /// watching state (log level, subscriptions).
+    /// A handler for one more HTTP client connection: the same sessions and settings, its
+    /// own watching state (log level, subscriptions); every request needs a token.
     pub fn for_connection(&self) -> ExecKitServer {
         ExecKitServer {
             shared: self.shared.clone(),
             tool_router: self.tool_router.clone(),
             watch: Arc::default(),
+            over_http: true,
         }
+    }
+
+    /// The caller of a request to this handler.
+    fn caller_of(&self, extensions: &rmcp::model::Extensions) -> Caller {
+        Caller::of(extensions, self.over_http)
     }
 
     /// The session `id`, if the caller may use it (marked as used now). Another
@@ -285,6 +297,17 @@ impl ExecKitServer {
     /// The identity the caller's commands are decided with.
     fn identity(&self) -> execkit_engine::Identity {
         Caller::current().identity(self.shared.op.identity())
+    }
+
+    /// Who an approval given through this caller's client is recorded as: on stdio the
+    /// operator's configured human; over HTTP the token's subject (the client answering is
+    /// the token holder's, so an approval there is theirs, never the operator's).
+    fn approver(&self) -> String {
+        match Caller::current() {
+            Caller::Token(t) => t.subject,
+            Caller::Operator => self.shared.op.config.identity.operator.clone(),
+            Caller::Nobody => String::new(),
+        }
     }
 
     /// A slot for a session of the caller's, within the server's and the identity's caps.
@@ -715,7 +738,7 @@ impl ExecKitServer {
         // Programs the command starts that an `@ask` stops are put to this call's client.
         entry.asks.fill(
             &ctx,
-            &self.shared.op.config.identity.operator,
+            &self.approver(),
             Duration::from_secs(self.shared.op.config.limits.approval_timeout_secs),
         );
         let result = self.exec_locked(&entry, &a, &opts, answered, &ctx).await;
@@ -918,7 +941,7 @@ impl ExecKitServer {
     ) -> ToolResult {
         let session = &entry.session;
         let cwd = session.cwd().await;
-        let approver = self.shared.op.config.identity.operator.clone();
+        let approver = self.approver();
         let (mut approval, declined) = match answered {
             Some((p, yes)) => {
                 let answer = Approval {
@@ -1154,13 +1177,13 @@ impl ServerHandler for ExecKitServer {
         request: rmcp::model::CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = Caller::of(&context.extensions);
+        let caller = self.caller_of(&context.extensions);
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         caller.scope(self.tool_router.call(tcc)).await
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
-        self.start_watching(context.peer, Caller::of(&context.extensions));
+        self.start_watching(context.peer, self.caller_of(&context.extensions));
     }
 
     #[allow(deprecated)]
@@ -1170,7 +1193,7 @@ impl ServerHandler for ExecKitServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.watch.set_level(request.level);
-        self.start_watching(context.peer, Caller::of(&context.extensions));
+        self.start_watching(context.peer, self.caller_of(&context.extensions));
         Ok(())
     }
 
@@ -1179,7 +1202,8 @@ impl ServerHandler for ExecKitServer {
         _request: Option<rmcp::model::PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
-        Ok(Caller::of(&context.extensions)
+        Ok(self
+            .caller_of(&context.extensions)
             .scope(self.resources())
             .await)
     }
@@ -1197,7 +1221,7 @@ impl ServerHandler for ExecKitServer {
         request: rmcp::model::ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
-        let caller = Caller::of(&context.extensions);
+        let caller = self.caller_of(&context.extensions);
         Ok(caller.scope(self.read(&request.uri)).await?.into())
     }
 
@@ -1208,7 +1232,7 @@ impl ServerHandler for ExecKitServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.watch.subscribe(&request.uri)?;
-        self.start_watching(context.peer, Caller::of(&context.extensions));
+        self.start_watching(context.peer, self.caller_of(&context.extensions));
         Ok(())
     }
 

@@ -47,6 +47,20 @@ impl ExecKitServer {
         Err(ProcessError::Unknown(echo(id)))
     }
 
+    /// Starts a process if the identity's cap allows it: the count and the start happen
+    /// under one lock, so calls that arrive together cannot all pass the count.
+    async fn spawn_within_cap(
+        &self,
+        session: &Session,
+        command: &str,
+        opts: &SpawnOptions,
+        approval: Option<&Approval>,
+    ) -> Result<ProcessHandle, ExecError> {
+        let _one_at_a_time = self.shared.process_starts.lock().await;
+        self.identity_process_cap().map_err(ExecError::Process)?;
+        session.spawn_with(command, opts, approval).await
+    }
+
     /// On HTTP, the background processes one identity may have running at once.
     fn identity_process_cap(&self) -> Result<(), ProcessError> {
         if !matches!(
@@ -106,9 +120,6 @@ impl ExecKitServer {
         let Some(entry) = self.entry(&a.session_id) else {
             return self.unknown_session(&a.session_id);
         };
-        if let Err(e) = self.identity_process_cap() {
-            return process_fail(e);
-        }
         let mut opts = SpawnOptions::default();
         opts.name = a.name.as_ref().map(|n| n.chars().take(64).collect());
         opts.pty = a.pty.unwrap_or(false);
@@ -116,7 +127,7 @@ impl ExecKitServer {
         opts.cols = a.cols;
         let session: &Session = &entry.session;
         let cwd = session.cwd().await;
-        let approver = self.shared.op.config.identity.operator.clone();
+        let approver = self.approver();
         let mut approval: Option<Approval> = None;
         if let Some(handle) = state {
             let Some(p) = self.shared.approvals.take(&handle) else {
@@ -141,8 +152,8 @@ impl ExecKitServer {
             });
         }
         let _turn = entry.exec_lock.lock().await;
-        let mut started = session
-            .spawn_with(&a.command, &opts, approval.as_ref())
+        let mut started = self
+            .spawn_within_cap(session, &a.command, &opts, approval.as_ref())
             .await;
         if let Err(ExecError::Denied(d)) = &started {
             if d.verdict == Verdict::Ask && approval.is_none() {
@@ -159,7 +170,9 @@ impl ExecKitServer {
                     Settled::Deferred(r) => return Ok(r),
                     Settled::Declined(why) => return denied(d, &cwd, Some(&why)),
                     Settled::Approved(ap) => {
-                        started = session.spawn_with(&a.command, &opts, Some(&ap)).await;
+                        started = self
+                            .spawn_within_cap(session, &a.command, &opts, Some(&ap))
+                            .await;
                     }
                 }
             }

@@ -106,8 +106,21 @@ impl ExecKitServer {
         let mut rx = self.shared.op.events.subscribe();
         let watch = self.watch.clone();
         tokio::spawn(async move {
+            // The task ends with the client: when its transport closes (checked every few
+            // seconds, so an idle server does not keep one task per gone client) or a send
+            // to it fails.
+            let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
-                let e = match rx.recv().await {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = check.tick() => {
+                        if peer.is_transport_closed() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let e = match received {
                     Ok(e) => e,
                     Err(RecvError::Lagged(n)) => {
                         if watch.wants(LoggingLevel::Warning) {
@@ -138,17 +151,23 @@ impl ExecKitServer {
                 }
                 if let Some(s) = session_of(event) {
                     let uri = history_uri(s);
-                    if watch.is_subscribed(&uri) {
-                        let _ = peer
+                    if watch.is_subscribed(&uri)
+                        && peer
                             .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
-                            .await;
+                            .await
+                            .is_err()
+                    {
+                        return;
                     }
-                    if watch.is_subscribed(SESSIONS_URI) {
-                        let _ = peer
+                    if watch.is_subscribed(SESSIONS_URI)
+                        && peer
                             .notify_resource_updated(ResourceUpdatedNotificationParam::new(
                                 SESSIONS_URI,
                             ))
-                            .await;
+                            .await
+                            .is_err()
+                    {
+                        return;
                     }
                 }
             }
@@ -252,7 +271,7 @@ impl ExecKitServer {
         &self,
         context: rmcp::service::SubscriptionContext,
     ) -> Result<(), ErrorData> {
-        let caller = Caller::of(&context.request_context().extensions);
+        let caller = self.caller_of(&context.request_context().extensions);
         let mut rx = self.shared.op.events.subscribe();
         let accepted: HashSet<String> = context
             .accepted()
