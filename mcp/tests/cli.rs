@@ -1247,6 +1247,21 @@ impl Drop for Browser {
     }
 }
 
+/// Checks each screenshot is a real PNG and keeps it as
+/// `$CARGO_TARGET_TMPDIR/web-viewer-NAME.png`.
+fn save_screenshots(shots: &[(&str, &Vec<u8>)]) {
+    for (name, png) in shots {
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{name}"
+        );
+        let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("web-viewer-{name}.png"));
+        std::fs::write(&p, png).unwrap();
+        eprintln!("screenshot: {}", p.display());
+    }
+}
+
 #[test]
 fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
     let ws = scratch("web");
@@ -1367,16 +1382,7 @@ fn web_viewer_shows_a_command_live_then_its_result_in_chromium() {
         .eval("document.getElementById('status').innerText")
         .starts_with("live"));
     let done_png = b.screenshot();
-    for (name, png) in [("live", &live_png), ("done", &done_png)] {
-        assert!(
-            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
-            "{name}"
-        );
-        let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("web-viewer-{name}.png"));
-        std::fs::write(&p, png).unwrap();
-        eprintln!("screenshot: {}", p.display());
-    }
+    save_screenshots(&[("live", &live_png), ("done", &done_png)]);
     drop(b);
     let _ = server.kill();
     let _ = server.wait();
@@ -1530,16 +1536,7 @@ fn web_viewer_keeps_transcripts_searches_exports_and_reconnects_in_chromium() {
         rows_after, rows_before,
         "nothing shown twice after the reconnect"
     );
-    for (name, png) in [("search", &search_png), ("export", &export_png)] {
-        assert!(
-            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
-            "{name}"
-        );
-        let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("web-viewer-{name}.png"));
-        std::fs::write(&p, png).unwrap();
-        eprintln!("screenshot: {}", p.display());
-    }
+    save_screenshots(&[("search", &search_png), ("export", &export_png)]);
     drop(b);
     let _ = again.kill();
     let _ = again.wait();
