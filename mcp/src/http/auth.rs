@@ -66,7 +66,7 @@ impl TokenError {
 
 struct Loaded {
     stamp: Option<(SystemTime, u64)>,
-    set: JwkSet,
+    set: std::sync::Arc<JwkSet>,
 }
 
 /// Validates tokens against the operator's settings and current key set.
@@ -88,7 +88,10 @@ impl Verifier {
         let stamp = stamp(&settings.jwks_file);
         Ok(Verifier {
             settings,
-            keys: Mutex::new(Loaded { stamp, set }),
+            keys: Mutex::new(Loaded {
+                stamp,
+                set: std::sync::Arc::new(set),
+            }),
         })
     }
 
@@ -97,22 +100,22 @@ impl Verifier {
         &self.settings
     }
 
-    /// The key set, read again if the file changed. A file that no longer parses keeps the
-    /// last good set (a half-written file must not lock everyone out); a file that is gone
-    /// or lists no usable key leaves no key at all (every token is refused: removing keys
-    /// revokes them).
-    fn current_keys(&self) -> JwkSet {
+    /// The key set (shared, not copied, per request), read again if the file changed. A
+    /// file that no longer parses keeps the last good set (a half-written file must not
+    /// lock everyone out); a file that is gone or lists no usable key leaves no key at all
+    /// (every token is refused: removing keys revokes them).
+    fn current_keys(&self) -> std::sync::Arc<JwkSet> {
         let mut k = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let now = stamp(&self.settings.jwks_file);
         if now != k.stamp {
             match (now, read_jwks(&self.settings.jwks_file)) {
                 (None, _) => {
                     tracing::warn!(file = %self.settings.jwks_file.display(), "JWKS file is gone: every token is refused until it is back");
-                    k.set = JwkSet { keys: Vec::new() };
+                    k.set = std::sync::Arc::new(JwkSet { keys: Vec::new() });
                 }
                 (Some(_), Ok(set)) => {
                     tracing::info!(keys = set.keys.len(), "JWKS reloaded");
-                    k.set = set;
+                    k.set = std::sync::Arc::new(set);
                 }
                 (Some(_), Err(e)) => {
                     tracing::warn!(error = %e, "JWKS file unreadable; keeping the previous keys")
