@@ -317,7 +317,7 @@ impl Report {
                 }
                 _ => p.command,
             };
-            let ran_ok = match session.exec(command).await {
+            let ran_ok = match session.exec(command, &Default::default()).await {
                 Ok(r) => (p.permitted)(&r),
                 Err(e) => {
                     self.push(p.kind, false, format!("`{command}` did not run: {e}"));

@@ -265,7 +265,7 @@ async fn open(config: SessionBuilder, t: &TargetArgs, profile: Profile) -> anyho
 /// Runs `command` and shows its result for a human (see [`crate::human`]); the exit code
 /// is [`one`]'s.
 async fn one_human(session: &Session, command: &str) -> u8 {
-    match session.exec(command).await {
+    match session.exec(command, &Default::default()).await {
         Ok(r) => {
             crate::out!("{}", r.stdout);
             eprint!("{}{}", r.stderr, crate::human::summary(&r));
@@ -287,7 +287,7 @@ async fn one_human(session: &Session, command: &str) -> u8 {
 }
 
 pub(crate) async fn one(session: &Session, command: &str) -> (serde_json::Value, u8) {
-    match session.exec(command).await {
+    match session.exec(command, &Default::default()).await {
         Ok(r) => (
             serde_json::to_value(&r).unwrap_or_else(|e| json!({"error": e.to_string()})),
             0,

@@ -305,13 +305,11 @@ fn call_options(opts: Option<&Bound<'_, PyDict>>) -> PyResult<CallOptions> {
 }
 
 async fn exec(s: Arc<Session>, command: String, o: CallOptions) -> PyResult<ExecResult> {
-    let r = match &o.approved_by {
-        None => s.exec_with(&command, &o.exec).await,
-        Some(approver) => {
-            let approval = approve(&s, approver, &command).await;
-            s.exec_approved(&command, &o.exec, &approval).await
-        }
-    };
+    let mut opts = o.exec;
+    if let Some(approver) = &o.approved_by {
+        opts.approval = Some(approve(&s, approver, &command).await);
+    }
+    let r = s.exec(&command, &opts).await;
     r.map(ExecResult).map_err(|e| exec_error(e, &command))
 }
 
@@ -344,14 +342,13 @@ fn spawn_options(opts: Option<&Bound<'_, PyDict>>) -> PyResult<(SpawnOptions, Op
 async fn spawn(
     s: Arc<Session>,
     command: String,
-    so: SpawnOptions,
+    mut so: SpawnOptions,
     approved_by: Option<String>,
 ) -> PyResult<Process> {
-    let approval = match &approved_by {
-        None => None,
-        Some(a) => Some(approve(&s, a, &command).await),
-    };
-    s.spawn_with(&command, &so, approval.as_ref())
+    if let Some(a) = &approved_by {
+        so.approval = Some(approve(&s, a, &command).await);
+    }
+    s.spawn(&command, &so)
         .await
         .map(Process::new)
         .map_err(|e| exec_error(e, &command))

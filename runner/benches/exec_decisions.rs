@@ -125,10 +125,10 @@ async fn time_builds(s: &Session, prepare: &str, command: &str, runs: usize) -> 
     let opts = ExecOptions::timeout(Duration::from_secs(900));
     let mut times = Vec::new();
     for _ in 0..runs {
-        let r = s.exec_with(prepare, &opts).await.unwrap();
+        let r = s.exec(prepare, &opts).await.unwrap();
         assert_eq!(r.exit_code, Some(0), "{prepare}: {}", r.stderr);
         let t = Instant::now();
-        let r = s.exec_with(command, &opts).await.unwrap();
+        let r = s.exec(command, &opts).await.unwrap();
         times.push(t.elapsed());
         assert_eq!(
             r.exit_code,
@@ -160,7 +160,7 @@ fn compare(label: &str, off: Duration, on: Duration) {
 /// p50/p99 of the exec loop's microseconds.
 async fn exec_loop(s: &Session, n: usize, mode: &str) -> (u64, u64) {
     let r = s
-        .exec_with(
+        .exec(
             &format!("./execloop {n} {mode}"),
             &ExecOptions::timeout(Duration::from_secs(600)),
         )
@@ -217,10 +217,10 @@ async fn main() {
         )
         .await;
         let r = s
-            .exec(&format!(
-                "cd {} && cc -O2 -o execloop execloop.c",
-                root.display()
-            ))
+            .exec(
+                &format!("cd {} && cc -O2 -o execloop execloop.c", root.display()),
+                &Default::default(),
+            )
             .await
             .unwrap();
         assert_eq!(r.exit_code, Some(0), "{}", r.stderr);

@@ -100,12 +100,12 @@ async fn main() {
     let opts = ExecOptions::default();
     for cmd in ["true", "echo hi"] {
         for _ in 0..20 {
-            s.exec_with(cmd, &opts).await.unwrap();
+            s.exec(cmd, &opts).await.unwrap();
         }
         let mut v = Vec::with_capacity(runs);
         for _ in 0..runs {
             let t = Instant::now();
-            let r = s.exec_with(cmd, &opts).await.unwrap();
+            let r = s.exec(cmd, &opts).await.unwrap();
             v.push(t.elapsed());
             assert_eq!(r.exit_code, Some(0));
         }
@@ -122,7 +122,7 @@ async fn main() {
     let cmd = format!("head -c {bytes} /dev/zero | tr '\\0' a");
     let t = Instant::now();
     let r = s
-        .exec_with(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
+        .exec(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
         .await
         .unwrap();
     let wall = t.elapsed();
@@ -169,12 +169,12 @@ async fn main() {
         );
         let s = open().await;
         for _ in 0..20 {
-            s.exec_with("echo hi", &opts).await.unwrap();
+            s.exec("echo hi", &opts).await.unwrap();
         }
         let mut v = Vec::with_capacity(runs);
         for _ in 0..runs.min(300) {
             let t = Instant::now();
-            let r = s.exec_with("echo hi", &opts).await.unwrap();
+            let r = s.exec("echo hi", &opts).await.unwrap();
             v.push(t.elapsed());
             assert_eq!(r.exit_code, Some(0));
         }
@@ -183,7 +183,7 @@ async fn main() {
         let cmd = format!("head -c {bytes} /dev/zero | tr '\\0' a");
         let t = Instant::now();
         let r = s
-            .exec_with(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
+            .exec(&cmd, &ExecOptions::timeout(Duration::from_secs(600)))
             .await
             .unwrap();
         let wall = t.elapsed();

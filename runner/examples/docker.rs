@@ -40,7 +40,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let r = session
-        .exec("id -u; grep CapEff /proc/self/status; touch /etc/x || echo read-only root")
+        .exec(
+            "id -u; grep CapEff /proc/self/status; touch /etc/x || echo read-only root",
+            &Default::default(),
+        )
         .await?;
     println!("{}", r.stdout);
     session.close().await;

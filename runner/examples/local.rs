@@ -26,26 +26,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         info.enforcement.landlock_abi
     );
 
-    session.exec("cd src && export GREETING=hello").await?;
-    let r = session.exec("echo \"$GREETING from $(pwd)\"").await?;
+    session
+        .exec("cd src && export GREETING=hello", &Default::default())
+        .await?;
+    let r = session
+        .exec("echo \"$GREETING from $(pwd)\"", &Default::default())
+        .await?;
     println!(
         "stdout: {:?} exit {:?} in {} ms",
         r.stdout, r.exit_code, r.duration_ms
     );
 
-    match session.exec("cat ~/.ssh/id_rsa").await {
+    match session.exec("cat ~/.ssh/id_rsa", &Default::default()).await {
         Err(ExecError::Denied(d)) => println!("denied: {}", d.reason),
         other => println!("unexpected: {other:?}"),
     }
 
     let r = session
-        .exec_with(
+        .exec(
             "sleep 30",
             &ExecOptions::timeout(Duration::from_millis(300)),
         )
         .await?;
     println!("timed out: {} (exit {:?})", r.timed_out, r.exit_code);
-    let r = session.exec("pwd").await?;
+    let r = session.exec("pwd", &Default::default()).await?;
     println!("still in: {}", r.stdout.trim());
 
     session.close().await;

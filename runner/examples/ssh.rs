@@ -41,9 +41,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .engine(Arc::new(Engine::new(&permit)?))
         .build()?;
     let session = Session::ssh(&target, &settings, config).await?;
-    session.exec("cd /tmp && export GREETING=hello").await?;
+    session
+        .exec("cd /tmp && export GREETING=hello", &Default::default())
+        .await?;
     let r = session
-        .exec("echo \"$GREETING from $(hostname):$(pwd)\"")
+        .exec(
+            "echo \"$GREETING from $(hostname):$(pwd)\"",
+            &Default::default(),
+        )
         .await?;
     println!(
         "stdout: {:?} exit {:?} in {} ms",

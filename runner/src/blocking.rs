@@ -7,7 +7,7 @@
 //! # std::fs::create_dir_all(&ws)?;
 //! use execkit_runner::blocking::BlockingSession;
 //! let s = BlockingSession::builder().workspace(&ws).local()?;
-//! let r = s.exec("echo hi")?;
+//! let r = s.exec("echo hi", &Default::default())?;
 //! assert_eq!(r.stdout, "hi\n");
 //! # std::fs::remove_dir_all(&ws)?;
 //! # Ok(()) }
@@ -106,14 +106,9 @@ impl BlockingSession {
         self.session.as_ref().ok_or(ExecError::Closed)
     }
 
-    /// Runs one command with the defaults.
-    pub fn exec(&self, command: &str) -> Result<ExecResult, ExecError> {
-        self.rt.block_on(self.s()?.exec(command))
-    }
-
-    /// Runs one command with per-call options.
-    pub fn exec_with(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
-        self.rt.block_on(self.s()?.exec_with(command, opts))
+    /// Runs one command (see [`Session::exec`]).
+    pub fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
+        self.rt.block_on(self.s()?.exec(command, opts))
     }
 
     /// Starts a new shell in place of the old one, with its cwd and exported variables.

@@ -72,7 +72,7 @@ pub struct SessionBuilder {
     tmp_base: Option<PathBuf>,
     checkpoints: crate::checkpoint::CheckpointConfig,
     exec_decisions: bool,
-    runtime_approver: Option<crate::exec_guard::RuntimeApprover>,
+    runtime_approver: Option<crate::config::RuntimeApprover>,
 }
 
 impl Default for SessionBuilder {
@@ -221,7 +221,7 @@ impl SessionBuilder {
 
     /// Who answers when an `@ask` policy stops a program at run time (the program waits);
     /// without one such a program is refused.
-    pub fn runtime_approver(mut self, approver: crate::exec_guard::RuntimeApprover) -> Self {
+    pub fn runtime_approver(mut self, approver: crate::config::RuntimeApprover) -> Self {
         self.runtime_approver = Some(approver);
         self
     }
@@ -272,5 +272,13 @@ impl SessionBuilder {
     /// Builds the configuration and starts a local session with it.
     pub async fn local(self) -> Result<Session, SessionError> {
         Session::local(self.build()?).await
+    }
+}
+
+impl Session {
+    /// A builder for a session: workspace, policies, profile, limits, identity, audit log
+    /// and secrets, each with a safe default.
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::new()
     }
 }

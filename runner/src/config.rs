@@ -173,7 +173,7 @@ pub struct SessionConfig {
     /// Decide every program the session starts as it starts (where the kernel can).
     pub(crate) exec_decisions: bool,
     /// Asks a human about a program an `@ask` policy stops at run time.
-    pub(crate) runtime_approver: Option<crate::exec_guard::RuntimeApprover>,
+    pub(crate) runtime_approver: Option<RuntimeApprover>,
 }
 
 /// What of each finished command's output is kept for viewers (a `transcript` event):
@@ -185,6 +185,29 @@ pub struct Transcripts {
     /// Also write them to the audit log (otherwise only observers see them).
     pub in_audit: bool,
 }
+
+/// A program that needs a human's approval at run time, as the approver is shown it.
+#[derive(Debug, Clone)]
+pub struct RuntimeAsk {
+    /// The session.
+    pub session: String,
+    /// The program and its arguments, quoted, redacted.
+    pub command: String,
+    /// The session command it runs under, redacted.
+    pub under: String,
+    /// Where it runs.
+    pub cwd: String,
+    /// Its parents, nearest first.
+    pub parents: Vec<String>,
+    /// The decision (its blocking facts say what asks).
+    pub decision: execkit_engine::Decision,
+}
+
+/// Asks a human about a program that waits at `execve`; the answer is who approved it
+/// (`Some(name)`) or a refusal (`None`). The receiver is waited on up to the decider's
+/// approval time-out.
+pub type RuntimeApprover =
+    Arc<dyn Fn(RuntimeAsk) -> std::sync::mpsc::Receiver<Option<String>> + Send + Sync>;
 
 /// Sees every audit event a session records (after redaction), as it is recorded, whether
 /// or not an audit log is configured: the feed of live viewers and notifications. It runs

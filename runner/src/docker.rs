@@ -26,6 +26,9 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// Where ephemeral containers have the helper (bind-mounted read-only).
+pub(crate) const CONTAINER_HELPER: &str = "/.execkit-helper";
+
 /// Operator settings for Docker sessions.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -120,7 +123,7 @@ pub struct DockerConnection {
     docker: Docker,
     container: String,
     ephemeral: bool,
-    /// The helper is bind-mounted at [`crate::remote_helper::CONTAINER_HELPER`].
+    /// The helper is bind-mounted at [`CONTAINER_HELPER`].
     helper_mounted: bool,
     /// The attach stream of an ephemeral container's main process: while it is open the
     /// container lives; when this server closes it (or dies) the container ends.
@@ -201,17 +204,10 @@ async fn open_ephemeral(
         .map(|w| format!("{}:/work:rw", w.display()))
         .collect();
     if let Some(h) = &helper {
-        binds.push(format!(
-            "{}:{}:ro",
-            h.display(),
-            crate::remote_helper::CONTAINER_HELPER
-        ));
+        binds.push(format!("{}:{}:ro", h.display(), CONTAINER_HELPER));
     }
     let cmd: Vec<String> = match &helper {
-        Some(_) => vec![
-            crate::remote_helper::CONTAINER_HELPER.into(),
-            "guard".into(),
-        ],
+        Some(_) => vec![CONTAINER_HELPER.into(), "guard".into()],
         None => vec![
             "sh".into(),
             "-c".into(),
@@ -454,10 +450,10 @@ impl DockerConnection {
     /// stderr to `tx` as separate streams.
     pub(crate) async fn open_shell(
         &self,
-        tx: tokio::sync::mpsc::Sender<crate::shell::Chunk>,
+        tx: tokio::sync::mpsc::Sender<crate::stream::Chunk>,
         dialect: crate::frame::Dialect,
-    ) -> Result<crate::remote::Streams, DockerError> {
-        use crate::shell::Chunk;
+    ) -> Result<crate::stream::Streams, DockerError> {
+        use crate::stream::Chunk;
         let argv: Vec<&str> = dialect.program().split(' ').collect();
         let (id, mut output, input) = self.attached(&argv, true, "the shell").await?;
         let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
@@ -499,7 +495,7 @@ impl DockerConnection {
                 .and_then(|c| i32::try_from(c).ok());
             let _ = exit_tx.send(Some(code));
         });
-        Ok(crate::remote::Streams {
+        Ok(crate::stream::Streams {
             input: Box::new(input),
             exit: exit_rx,
             lost: Default::default(),
@@ -583,7 +579,7 @@ impl DockerConnection {
     pub(crate) async fn stream(
         &self,
         command: &str,
-        sink: crate::remote::StreamSink,
+        sink: crate::stream::StreamSink,
     ) -> Result<(), DockerError> {
         let (_, mut output, _) = self
             .attached(&["sh", "-c", command], false, "the stream")

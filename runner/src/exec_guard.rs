@@ -20,7 +20,7 @@
 //! arguments, cwd), so a build's thousands of identical compiler starts cost one decision.
 
 use crate::audit_record::{decision_record, Decided};
-use crate::config::Observer;
+use crate::config::{Observer, RuntimeApprover, RuntimeAsk};
 use crate::result::RuntimeDenial;
 use execkit_audit::{AuditEvent, AuditLog, RuntimeContext, Who};
 use execkit_engine::{Decision, DecisionEnv, Engine, Verdict};
@@ -31,29 +31,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A program that needs a human's approval at run time, as the approver is shown it.
-#[derive(Debug, Clone)]
-pub struct RuntimeAsk {
-    /// The session.
-    pub session: String,
-    /// The program and its arguments, quoted, redacted.
-    pub command: String,
-    /// The session command it runs under, redacted.
-    pub under: String,
-    /// Where it runs.
-    pub cwd: String,
-    /// Its parents, nearest first.
-    pub parents: Vec<String>,
-    /// The decision (its blocking facts say what asks).
-    pub decision: Decision,
-}
-
-/// Asks a human about a program that waits at `execve`; the answer is who approved it
-/// (`Some(name)`) or a refusal (`None`). The receiver is waited on up to the decider's
-/// approval time-out.
-pub type RuntimeApprover =
-    Arc<dyn Fn(RuntimeAsk) -> std::sync::mpsc::Receiver<Option<String>> + Send + Sync>;
 
 /// What the decider needs to decide and to record.
 #[derive(Clone)]

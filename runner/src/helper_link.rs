@@ -10,7 +10,7 @@
 //! limit from firing while the server lives. When the channel ends without the helper
 //! saying the shell exited, the connection is gone ([`Link::lost`]).
 
-use crate::shell::Chunk;
+use crate::stream::Chunk;
 use execkit_helper::msg::{Call, ExecAsk, ExecVerdict, Exited, Failed, Ready, Reply, Start};
 use execkit_helper::wire::{self, Decoder, Greeting, Kind};
 use std::collections::HashMap;

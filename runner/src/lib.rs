@@ -13,7 +13,7 @@
 //! # let dir = std::env::temp_dir().join(format!("execkit-doc-lib-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! # std::env::set_current_dir(&dir)?;
-//! let r = execkit_runner::Session::builder().local().await?.exec("echo hi").await?;
+//! let r = execkit_runner::Session::builder().local().await?.exec("echo hi", &Default::default()).await?;
 //! assert_eq!(r.stdout, "hi\n");
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
@@ -21,7 +21,7 @@
 //!
 //! Everything has a safe default: the embedded `default` policy set, the `workspace`
 //! sandbox profile on the current directory, default limits. [`SessionBuilder`] sets the
-//! rest; [`Session::exec_with`] takes per-call [`ExecOptions`] (timeout, output budgets);
+//! rest; [`Session::exec`] takes per-call [`ExecOptions`] (timeout, output budgets, a human's approval);
 //! [`blocking::BlockingSession`] is the same API without async.
 //!
 //! The layers below are re-exported, so one dependency gives all of them:
@@ -36,6 +36,7 @@
 // unsafe block carries a SAFETY comment (clippy::undocumented_unsafe_blocks).
 #![allow(unsafe_code)]
 
+mod approval;
 mod audit_record;
 pub mod blocking;
 mod builder;
@@ -62,20 +63,20 @@ pub mod sandbox;
 mod session;
 mod shell;
 pub mod ssh;
+mod stream;
 mod tmpdirs;
 
+pub use approval::Approval;
 pub use builder::SessionBuilder;
 pub use config::{
-    Limits, Observer, Resources, RunAs, RunAsError, SessionConfig, Transcripts, DEFAULT_PATH,
+    Limits, Observer, Resources, RunAs, RunAsError, RuntimeApprover, RuntimeAsk, SessionConfig,
+    Transcripts, DEFAULT_PATH,
 };
-pub use exec_guard::{RuntimeApprover, RuntimeAsk};
 pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use result::{
-    human_bytes, Denial, ExecError, ExecOptions, ExecResult, LimitHit, RuntimeDenial, SessionError,
+    ByteSize, Denial, ExecError, ExecOptions, ExecResult, LimitHit, RuntimeDenial, SessionError,
 };
-pub use session::{
-    decide_off_the_worker, Approval, Progress, RestartReport, Session, SessionInfo, PREVIEW_BYTES,
-};
+pub use session::{decide, Progress, RestartReport, Session, SessionInfo};
 
 pub use execkit_audit as audit;
 pub use execkit_engine::{

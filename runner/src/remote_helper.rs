@@ -10,16 +10,14 @@
 //! - **SSH, installed**: the operator's path must be executable, writable by nobody but
 //!   its owner, and speak this server's protocol (`--version`).
 //! - **Docker**: an ephemeral container has the helper bind-mounted read-only at
-//!   [`CONTAINER_HELPER`]; an attached one gets a copy through the Docker API in `/tmp`
+//!   [`CONTAINER_HELPER`](crate::docker::CONTAINER_HELPER); an attached one gets a copy through the Docker API in `/tmp`
 //!   (or `/dev/shm`), removed once the helper runs.
 
+use crate::docker::CONTAINER_HELPER;
 use crate::frame::single_quote;
 use crate::helper_binary;
 use crate::remote::Control;
 use crate::remote_sandbox::HelperSource;
-
-/// Where ephemeral containers have the helper.
-pub(crate) const CONTAINER_HELPER: &str = "/.execkit-helper";
 
 /// How to start the helper on a target.
 pub(crate) enum Launch {

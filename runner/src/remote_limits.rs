@@ -83,7 +83,7 @@ pub(crate) fn report(limits: &str, wanted: &Resources) -> (ResourceReport, Vec<S
     if let Some(b) = wanted.memory_bytes {
         notes.push(format!(
             "memory limit {} not enforced by execkit on a remote target (a Docker container has its own)",
-            crate::result::human_bytes(b)
+            crate::ByteSize(b)
         ));
     }
     (r, notes)

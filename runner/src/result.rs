@@ -1,6 +1,7 @@
 //! What a call asks for ([`ExecOptions`]) and what it gets back ([`ExecResult`] or an
 //! [`ExecError`], of which [`Denial`] is the policy refusal).
 
+use crate::approval::Approval;
 use execkit_engine::{Decision, Verdict};
 use execkit_protect::{Budget, BudgetError, RedactionCounts, StreamReport};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,10 @@ pub struct ExecOptions {
     /// What to keep of stderr.
     #[serde(default)]
     pub stderr: Budget,
+    /// A human's approval of this command, when its decision is Ask (never read from the
+    /// agent's arguments: the server sets it after asking a human).
+    #[serde(skip)]
+    pub approval: Option<Approval>,
 }
 
 impl ExecOptions {
@@ -44,6 +49,12 @@ impl ExecOptions {
     /// The same options with this stdout budget.
     pub fn with_stdout(mut self, budget: Budget) -> ExecOptions {
         self.stdout = budget;
+        self
+    }
+
+    /// The same options with a human's approval of the command (see [`Approval`]).
+    pub fn with_approval(mut self, approval: Approval) -> ExecOptions {
+        self.approval = Some(approval);
         self
     }
 
@@ -161,14 +172,27 @@ pub enum LimitHit {
     },
 }
 
-/// `2 GiB`, `512 MiB`, `10 KiB` or bytes, for messages.
-pub fn human_bytes(b: u64) -> String {
-    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if b >= 1 << shift && b.is_multiple_of(1 << shift) {
-            return format!("{} {unit}", b >> shift);
+/// A size as messages show it: `2 GiB`, `512 MiB`, `10 KiB` where it is a whole number of
+/// them, else bytes.
+///
+/// ```
+/// use execkit_runner::ByteSize;
+/// assert_eq!(ByteSize(512 << 20).to_string(), "512 MiB");
+/// assert_eq!(ByteSize(1500).to_string(), "1500 bytes");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+            if b >= 1 << shift && b.is_multiple_of(1 << shift) {
+                return write!(f, "{} {unit}", b >> shift);
+            }
         }
+        write!(f, "{b} bytes")
     }
-    format!("{b} bytes")
 }
 
 impl std::fmt::Display for LimitHit {
@@ -177,7 +201,7 @@ impl std::fmt::Display for LimitHit {
             LimitHit::Memory { limit_bytes } => write!(
                 f,
                 "a process was killed: session memory limit {} reached",
-                human_bytes(*limit_bytes)
+                ByteSize(*limit_bytes)
             ),
             LimitHit::Processes { max_processes } => write!(
                 f,
@@ -186,12 +210,12 @@ impl std::fmt::Display for LimitHit {
             LimitHit::FileSize { limit_bytes } => write!(
                 f,
                 "a writer was killed: file size limit {} reached",
-                human_bytes(*limit_bytes)
+                ByteSize(*limit_bytes)
             ),
             LimitHit::Workspace { limit_bytes } => write!(
                 f,
                 "the workspace uses more than its {} cap: only commands that free space (rm, truncate, du, ...) run until it is back under",
-                human_bytes(*limit_bytes)
+                ByteSize(*limit_bytes)
             ),
         }
     }
@@ -262,7 +286,7 @@ pub enum ExecError {
     #[error("the session is closed")]
     Closed,
     /// The workspace is over the operator's disk cap and the command does not free space.
-    #[error("the workspace uses more than its {} cap: free space first (only {} run until then)", human_bytes(*.limit_bytes), crate::disk::CLEANUP_PROGRAMS.join(", "))]
+    #[error("the workspace uses more than its {} cap: free space first (only {} run until then)", ByteSize(*.limit_bytes), crate::disk::CLEANUP_PROGRAMS.join(", "))]
     WorkspaceFull {
         /// The cap.
         limit_bytes: u64,

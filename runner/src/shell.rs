@@ -12,6 +12,7 @@ use crate::procs;
 use crate::remote::{Control, RemoteShell};
 use crate::sandbox::cgroup::{self, Counters, SessionCgroup, Wanted};
 use crate::sandbox::{self, namespaces, Enforcement};
+use crate::stream::Chunk;
 use crate::SessionError;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -25,17 +26,6 @@ use tokio::sync::mpsc;
 
 /// Bytes read per chunk.
 const CHUNK: usize = 64 * 1024;
-
-/// A piece of output (or the end of a stream: `data == None`).
-#[derive(Debug)]
-pub struct Chunk {
-    /// Pipe generation.
-    pub gen: u64,
-    /// From stderr.
-    pub err: bool,
-    /// The bytes; `None` at end of stream.
-    pub data: Option<Vec<u8>>,
-}
 
 /// What [`Shell::next_event`] saw.
 pub enum ShellEvent {

@@ -507,10 +507,10 @@ impl SshConnection {
     /// to `tx` as separate streams.
     pub(crate) async fn open_shell(
         &self,
-        tx: tokio::sync::mpsc::Sender<crate::shell::Chunk>,
+        tx: tokio::sync::mpsc::Sender<crate::stream::Chunk>,
         dialect: crate::frame::Dialect,
-    ) -> Result<crate::remote::Streams, SshError> {
-        use crate::shell::Chunk;
+    ) -> Result<crate::stream::Streams, SshError> {
+        use crate::stream::Chunk;
         let err = |e: String| self.connect_error(e);
         let mut ch = self.session_channel().await?;
         let (line, mut cut_out) = PreludeCut::wrap(&format!("exec {}", dialect.program()), true)
@@ -570,7 +570,7 @@ impl SshConnection {
             }
             let _ = exit_tx.send(Some(code));
         });
-        Ok(crate::remote::Streams {
+        Ok(crate::stream::Streams {
             input: Box::new(input),
             exit: exit_rx,
             lost,
@@ -582,7 +582,7 @@ impl SshConnection {
     pub(crate) async fn stream(
         &self,
         command: &str,
-        sink: crate::remote::StreamSink,
+        sink: crate::stream::StreamSink,
     ) -> Result<(), SshError> {
         let err = |e: String| self.connect_error(e);
         let mut ch = self.session_channel().await?;

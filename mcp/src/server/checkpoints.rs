@@ -85,7 +85,7 @@ impl CheckpointRow {
             "{} · {} files · {} · {} changed",
             self.checkpoint_id,
             self.files,
-            execkit_runner::human_bytes(self.bytes),
+            execkit_runner::ByteSize(self.bytes),
             self.changed_since_previous
         );
         if let Some(l) = &self.label {

@@ -914,8 +914,7 @@ impl ExecKitServer {
                 let mut env = DecisionEnv::local(&ws, &home);
                 env.identity = self.identity();
                 env.cwd = Some(ws.clone());
-                let decision =
-                    execkit_runner::decide_off_the_worker(&op.engine, &a.command, &env).await;
+                let decision = execkit_runner::decide(&op.engine, &a.command, &env).await;
                 (decision, ws)
             }
         };
@@ -1074,14 +1073,10 @@ impl ExecKitServer {
         let mut events = per_request.map(|_| self.shared.op.events.subscribe());
         let task_entry = entry.clone();
         let shown = entry.session.redact(command);
-        let (command, opts) = (command.to_string(), opts.clone());
-        let mut task = tokio::spawn(async move {
-            let s = &task_entry.session;
-            match &approval {
-                Some(ap) => s.exec_approved(&command, &opts, ap).await,
-                None => s.exec_with(&command, &opts).await,
-            }
-        });
+        let command = command.to_string();
+        let mut opts = opts.clone();
+        opts.approval = approval;
+        let mut task = tokio::spawn(async move { task_entry.session.exec(&command, &opts).await });
         let token = ctx.meta.get_progress_token();
         let every = Duration::from_millis(self.shared.op.config.limits.progress_interval_ms);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

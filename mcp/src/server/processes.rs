@@ -54,11 +54,10 @@ impl ExecKitServer {
         session: &Session,
         command: &str,
         opts: &SpawnOptions,
-        approval: Option<&Approval>,
     ) -> Result<ProcessHandle, ExecError> {
         let _one_at_a_time = self.shared.process_starts.lock().await;
         self.identity_process_cap().map_err(ExecError::Process)?;
-        session.spawn_with(command, opts, approval).await
+        session.spawn(command, opts).await
     }
 
     /// On HTTP, the background processes one identity may have running at once.
@@ -152,11 +151,10 @@ impl ExecKitServer {
             });
         }
         let _turn = entry.exec_lock.lock().await;
-        let mut started = self
-            .spawn_within_cap(session, &a.command, &opts, approval.as_ref())
-            .await;
+        opts.approval = approval;
+        let mut started = self.spawn_within_cap(session, &a.command, &opts).await;
         if let Err(ExecError::Denied(d)) = &started {
-            if d.verdict == Verdict::Ask && approval.is_none() {
+            if d.verdict == Verdict::Ask && opts.approval.is_none() {
                 let as_exec = ExecArgs {
                     session_id: a.session_id.clone(),
                     command: a.command.clone(),
@@ -170,9 +168,8 @@ impl ExecKitServer {
                     Settled::Deferred(r) => return Ok(r),
                     Settled::Declined(why) => return denied(d, &cwd, Some(&why)),
                     Settled::Approved(ap) => {
-                        started = self
-                            .spawn_within_cap(session, &a.command, &opts, Some(&ap))
-                            .await;
+                        opts.approval = Some(ap);
+                        started = self.spawn_within_cap(session, &a.command, &opts).await;
                     }
                 }
             }

@@ -85,6 +85,10 @@ pub struct SpawnOptions {
     /// The terminal's columns in PTY mode (default 80).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cols: Option<u16>,
+    /// A human's approval of the command, when its decision is Ask (never read from the
+    /// agent's arguments: the server sets it after asking a human).
+    #[serde(skip)]
+    pub approval: Option<crate::Approval>,
 }
 
 impl SpawnOptions {

@@ -14,8 +14,9 @@
 //! streams use some, so keep the per-session process cap low for SSH targets.
 
 use super::state::{Event, Stdin};
-use crate::remote::{Control, StreamSink};
-use crate::shell::Chunk;
+use crate::remote::Control;
+use crate::stream::Chunk;
+use crate::stream::StreamSink;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 

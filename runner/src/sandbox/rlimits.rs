@@ -48,7 +48,7 @@ pub(crate) fn plan(
         report.memory_per_process = true;
         notes.push(format!(
             "memory limit {} applies per process (RLIMIT_AS): no memory cgroup here",
-            crate::result::human_bytes(b)
+            crate::ByteSize(b)
         ));
     }
     if let (Some(p), None) = (wanted.cpu_percent, applied.cpu_percent) {

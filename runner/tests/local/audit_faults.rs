@@ -80,7 +80,7 @@ async fn an_audit_log_that_cannot_record_refuses_commands_and_sessions() {
     fill(&base);
     let mut refused = false;
     for _ in 0..8 {
-        match s.exec("true").await {
+        match s.exec("true", &Default::default()).await {
             Ok(_) => {}
             Err(ExecError::AuditUnavailable(_)) => {
                 refused = true;
@@ -90,7 +90,7 @@ async fn an_audit_log_that_cannot_record_refuses_commands_and_sessions() {
         }
     }
     assert!(refused, "a full log kept recording");
-    match s.exec("rm -f proof.txt").await {
+    match s.exec("rm -f proof.txt", &Default::default()).await {
         Err(ExecError::AuditUnavailable(why)) => {
             assert!(why.contains("No space") || why.contains("space"), "{why}")
         }
@@ -205,7 +205,7 @@ async fn an_immutable_log_refuses_commands_and_program_starts_and_the_gap_is_rec
 
     // A program started by an allowed command: refused as it starts.
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let r = s.exec("sh ./run.sh").await.unwrap();
+    let r = s.exec("sh ./run.sh", &Default::default()).await.unwrap();
     armed.store(false, std::sync::atomic::Ordering::SeqCst);
     assert!(
         !ws.path().join("made.txt").exists(),
@@ -220,7 +220,7 @@ async fn an_immutable_log_refuses_commands_and_program_starts_and_the_gap_is_rec
     );
 
     // Still immutable: commands are refused, and no session opens.
-    match s.exec("rm -f proof.txt").await {
+    match s.exec("rm -f proof.txt", &Default::default()).await {
         Err(ExecError::AuditUnavailable(why)) => {
             assert!(why.contains("not permitted"), "{why}")
         }

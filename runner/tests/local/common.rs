@@ -76,7 +76,7 @@ pub async fn session(ws: &Workspace, profile: Profile) -> Session {
 }
 
 pub async fn run(s: &Session, cmd: &str) -> ExecResult {
-    s.exec(cmd)
+    s.exec(cmd, &Default::default())
         .await
         .unwrap_or_else(|e| panic!("`{cmd}` failed: {e}"))
 }

@@ -154,9 +154,10 @@ async fn attaching_to_a_running_container_leaves_it_running() {
             .unwrap();
     let marker = "301.0517";
     let r = session
-        .exec(&format!(
-            "sleep {marker} >/dev/null 2>&1 & (sleep {marker}1 >/dev/null 2>&1 &); true"
-        ))
+        .exec(
+            &format!("sleep {marker} >/dev/null 2>&1 & (sleep {marker}1 >/dev/null 2>&1 &); true"),
+            &Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(r.exit_code, Some(0));

@@ -14,7 +14,7 @@ async fn shell_exit_is_reported_and_the_session_reopens() {
     assert_eq!(r.exit_code, Some(3));
     assert_eq!(r.stdout, "bye\n");
     assert!(matches!(
-        s.exec("echo hi").await,
+        s.exec("echo hi", &Default::default()).await,
         Err(ExecError::ShellGone(_))
     ));
     s.restart().await.unwrap();

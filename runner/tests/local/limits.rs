@@ -172,7 +172,7 @@ async fn a_workspace_over_its_disk_cap_only_runs_commands_that_free_space() {
         }]
     );
     assert!(r.limits_hit[0].to_string().contains("5 MiB cap"));
-    let refused = s.exec("echo more > more.txt").await;
+    let refused = s.exec("echo more > more.txt", &Default::default()).await;
     assert!(
         matches!(refused, Err(execkit_runner::ExecError::WorkspaceFull { limit_bytes }) if limit_bytes == 5 << 20),
         "{refused:?}"

@@ -162,7 +162,7 @@ async fn a_fork_flood_hits_the_kernel_limit_and_the_session_restarts_with_its_st
     if r.shell_exited {
         let why = r.shell_exit_reason.clone().unwrap_or_default();
         assert!(why.contains("process limit 40"), "{why}");
-        match s.exec("echo hi").await {
+        match s.exec("echo hi", &Default::default()).await {
             Err(execkit_runner::ExecError::ShellGone(w)) => {
                 assert!(w.contains("restart"), "{w}")
             }
@@ -192,7 +192,7 @@ async fn nothing_the_session_started_outlives_it() {
     let private = s.info().await.enforcement.writable[0].clone();
     let marker = format!("1007.{}", rand_u64() % 100_000);
     let r = s
-        .exec_with(
+        .exec(
             &format!("setsid sleep {marker} & disown; (sleep {marker}1 &); sleep 10"),
             &ExecOptions::timeout(Duration::from_secs(2)),
         )

@@ -106,7 +106,10 @@ async fn policies_see_the_transport_and_deny_before_anything_runs() {
         );
         let marker = std::env::temp_dir().join(format!("ek-denied-{}", rand_u64()));
         let r = s
-            .exec(&format!("touch {} && echo ran", marker.display()))
+            .exec(
+                &format!("touch {} && echo ran", marker.display()),
+                &Default::default(),
+            )
             .await;
         assert!(r.is_err(), "{r:?}");
         assert!(!marker.exists(), "a denied command ran");
@@ -196,7 +199,7 @@ async fn a_dropped_connection_ends_the_command_and_restart_connects_again() {
     assert!(r.shell_exited, "{r:?}");
     assert_eq!(r.stdout, "started\n");
     assert!(r.duration_ms < 10_000, "{}", r.duration_ms);
-    match s.exec("echo hi").await {
+    match s.exec("echo hi", &Default::default()).await {
         Err(execkit_runner::ExecError::ShellGone(why)) => {
             assert!(
                 why.contains("connection to the remote host was lost"),

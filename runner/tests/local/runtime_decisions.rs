@@ -221,7 +221,10 @@ async fn runtime_decisions_are_audited() {
             .contains(". ./env.sh"),
         "{rm}"
     );
-    assert!(matches!(s.exec("true").await, Err(ExecError::Closed)));
+    assert!(matches!(
+        s.exec("true", &Default::default()).await,
+        Err(ExecError::Closed)
+    ));
 }
 
 /// A project for the everyday case set to work on: a crate, a C program with a Makefile,
@@ -359,13 +362,13 @@ async fn the_shipped_allowed_cases_run_without_a_runtime_refusal() {
         }
         let s = b.local().await.unwrap();
         let setup = "git init -q . && git config user.email a@b && git config user.name a && git add -A && git commit -qm first && git branch feature/x && git tag v0";
-        let _ = s.exec(setup).await;
+        let _ = s.exec(setup, &Default::default()).await;
         let home_ws = p.ws().display().to_string();
         for command in allowed_local_cases(*set) {
             // Each case starts where the cases' workspace is.
-            let _ = s.exec(&format!("cd {home_ws}")).await;
+            let _ = s.exec(&format!("cd {home_ws}"), &Default::default()).await;
             let r = match s
-                .exec_with(
+                .exec(
                     &command,
                     &ExecOptions::timeout(std::time::Duration::from_secs(8)),
                 )

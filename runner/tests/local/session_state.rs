@@ -112,7 +112,7 @@ async fn denied_command_never_reaches_the_shell() {
         .unwrap();
     let marker = ws.path().join("ran");
     let cmd = format!("touch {} && cat ~/.ssh/id_rsa", marker.display());
-    let err = s.exec(&cmd).await.unwrap_err();
+    let err = s.exec(&cmd, &Default::default()).await.unwrap_err();
     let d = err.denial().expect("a denial");
     assert_eq!(d.verdict, Verdict::Deny);
     assert!(d
@@ -126,17 +126,17 @@ async fn denied_command_never_reaches_the_shell() {
     );
     assert!(!marker.exists(), "a denied command ran");
     // A syntax error is caught by the grammar and denied.
-    let err = s.exec("echo (").await.unwrap_err();
+    let err = s.exec("echo (", &Default::default()).await.unwrap_err();
     assert!(err.denial().unwrap().decision.parse_error.is_some());
     // The session is unaffected.
     assert_eq!(ok(&s, "echo fine").await.stdout, "fine\n");
     // Reserved framing names and NUL bytes are refused before the policies.
     assert!(matches!(
-        s.exec("__ek_after 0 1").await,
+        s.exec("__ek_after 0 1", &Default::default()).await,
         Err(ExecError::Rejected(_))
     ));
     assert!(matches!(
-        s.exec("echo a\0b").await,
+        s.exec("echo a\0b", &Default::default()).await,
         Err(ExecError::Rejected(_))
     ));
     s.close().await;
@@ -157,7 +157,7 @@ async fn long_commands_are_decided_as_short_ones() {
     assert_eq!(r.stdout.trim(), (word.len() + 1).to_string());
     let marker = ws.path().join("ran");
     let cmd = format!("touch {} && cat ~/.ssh/id_rsa # {word}", marker.display());
-    let d = s.exec(&cmd).await.unwrap_err();
+    let d = s.exec(&cmd, &Default::default()).await.unwrap_err();
     let d = d.denial().expect("a denial");
     assert!(d
         .decision
@@ -165,7 +165,7 @@ async fn long_commands_are_decided_as_short_ones() {
         .contains(&"deny-credential-files"));
     assert!(!marker.exists(), "a denied command ran");
     let many = vec!["true"; 5000].join(";");
-    let d = s.exec(&many).await.unwrap_err();
+    let d = s.exec(&many, &Default::default()).await.unwrap_err();
     let why = d.denial().expect("a denial").decision.parse_error.clone();
     assert!(
         why.as_deref()
@@ -216,7 +216,10 @@ async fn output_is_redacted_and_audited() {
     assert_eq!(r.stdout, "token=[REDACTED:github-pat]\n");
     assert!(!r.stderr.contains("s3cr3t-value-1234"), "{}", r.stderr);
     assert_eq!(r.redactions.get("github-pat"), Some(&1));
-    let _ = s.exec("cat ~/.aws/credentials").await.unwrap_err();
+    let _ = s
+        .exec("cat ~/.aws/credentials", &Default::default())
+        .await
+        .unwrap_err();
     s.close().await;
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(!text.contains("ghp_0123456789"), "secret in the audit log");
@@ -254,27 +257,36 @@ async fn an_approval_runs_only_the_facts_it_names() {
         .await
         .unwrap();
     let push = "git push origin main";
-    let err = s.exec(push).await.unwrap_err();
+    let err = s.exec(push, &Default::default()).await.unwrap_err();
     let d = err.denial().expect("an Ask comes back as a denial");
     assert_eq!(d.verdict, Verdict::Ask);
     let approval = Approval::of("alice", push, &d.decision);
     assert!(!approval.facts.is_empty());
     // Approved: it runs (and fails, as the workspace is not a repository).
     let r = s
-        .exec_approved(push, &ExecOptions::default(), &approval)
+        .exec(
+            push,
+            &ExecOptions::default().with_approval(approval.clone()),
+        )
         .await
         .unwrap();
     assert!(r.stderr.contains("not a git repository"), "{}", r.stderr);
     // The same approval does not cover another Ask…
     let other = "git push other-remote main";
     let err = s
-        .exec_approved(other, &ExecOptions::default(), &approval)
+        .exec(
+            other,
+            &ExecOptions::default().with_approval(approval.clone()),
+        )
         .await
         .unwrap_err();
     assert!(err.denial().is_some(), "{err}");
     // …nor a Deny.
     let err = s
-        .exec_approved("cat ~/.ssh/id_rsa", &ExecOptions::default(), &approval)
+        .exec(
+            "cat ~/.ssh/id_rsa",
+            &ExecOptions::default().with_approval(approval.clone()),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.denial().unwrap().verdict, Verdict::Deny);
@@ -289,7 +301,10 @@ async fn progress_counts_output_while_a_command_runs() {
     let runner = s.clone();
     let task = tokio::spawn(async move {
         runner
-            .exec("printf 'aaaaaaaaaa'; printf 'eeee' >&2; sleep 2")
+            .exec(
+                "printf 'aaaaaaaaaa'; printf 'eeee' >&2; sleep 2",
+                &Default::default(),
+            )
             .await
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -109,7 +109,7 @@ async fn saved_input_is_out_of_reach(s: &Session, name: &str) {
         "fd=11; cat <&$fd".into(),
         "echo injected >&10".into(),
     ] {
-        match s.exec(&attack).await {
+        match s.exec(&attack, &Default::default()).await {
             // Refused as a descriptor of the shell's own, or (`} 0<&10`, which
             // tree-sitter-bash cannot read) as a syntax error: both before anything runs.
             Err(ExecError::Denied(d)) => assert!(
@@ -224,7 +224,7 @@ async fn background_output_is_never_attributed_to_a_later_command() {
 async fn budgets(s: &Session, name: &str) {
     let opts: ExecOptions = serde_json::from_str(r#"{"stdout":{"mode":"tail","lines":2},"stderr":{"mode":"grep","pattern":"ERR","context":0}}"#).unwrap();
     let r = s
-        .exec_with("seq 1 100; echo ok >&2; echo ERR here >&2", &opts)
+        .exec("seq 1 100; echo ok >&2; echo ERR here >&2", &opts)
         .await
         .unwrap();
     assert!(r.stdout.ends_with("99\n100\n"), "{name}: {}", r.stdout);
@@ -253,20 +253,17 @@ async fn timeouts(s: &Session, name: &str) {
     ok(s, "mkdir -p ek-suite-d && cd ek-suite-d && export KEEP=yes").await;
     let short = |ms| ExecOptions::timeout(Duration::from_millis(ms));
     let r = s
-        .exec_with("echo partial; sleep 30; echo never", &short(300))
+        .exec("echo partial; sleep 30; echo never", &short(300))
         .await
         .unwrap();
     assert!(r.timed_out, "{name}: {r:?}");
     assert_eq!(r.stdout, "partial\n", "{name}");
     assert_eq!(r.exit_code, Some(130), "{name}");
     assert!(r.duration_ms < 10_000, "{name}");
-    let r = s
-        .exec_with("while :; do :; done", &short(300))
-        .await
-        .unwrap();
+    let r = s.exec("while :; do :; done", &short(300)).await.unwrap();
     assert!(r.timed_out && !r.shell_exited, "{name}: {r:?}");
     let r = s
-        .exec_with(
+        .exec(
             "trap '' INT TERM; sh -c 'trap \"\" INT TERM; sleep 30'",
             &short(200),
         )
@@ -292,7 +289,10 @@ async fn cancel(s: &Arc<Session>, name: &str) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s2.cancel();
     });
-    let r = s.exec("echo started; sleep 30").await.unwrap();
+    let r = s
+        .exec("echo started; sleep 30", &Default::default())
+        .await
+        .unwrap();
     canceller.await.unwrap();
     assert!(r.cancelled && !r.timed_out, "{name}: {r:?}");
     assert_eq!(r.stdout, "started\n", "{name}");
@@ -418,7 +418,10 @@ async fn symlinks_are_judged_where_they_lead_on_every_transport() {
         // anywhere else, on every transport).
         let link = "ek-cfg";
         let r = s
-            .exec(&format!("rm -f {link} && ln -s /etc {link}"))
+            .exec(
+                &format!("rm -f {link} && ln -s /etc {link}"),
+                &Default::default(),
+            )
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
@@ -430,7 +433,10 @@ async fn symlinks_are_judged_where_they_lead_on_every_transport() {
             "{name}: {:?}",
             d.blocking_policy_ids()
         );
-        match s.exec(&format!("cat {link}/shadow")).await {
+        match s
+            .exec(&format!("cat {link}/shadow"), &Default::default())
+            .await
+        {
             Err(ExecError::Denied(_)) => {}
             other => panic!("{name}: the read through the symlink ran: {other:?}"),
         }
@@ -443,7 +449,7 @@ async fn symlinks_are_judged_where_they_lead_on_every_transport() {
             d.facts
         );
         // Removing the link acts on the link, not on /etc.
-        s.exec(&format!("rm -f {link}"))
+        s.exec(&format!("rm -f {link}"), &Default::default())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         s.close().await;
@@ -479,7 +485,10 @@ async fn aliases_and_functions_of_earlier_commands_are_read_as_the_shell_reads_t
             d.facts
         );
         let r = s
-            .exec("shopt -s expand_aliases; alias zap='rm -rf'; wipe() { echo wiped; }")
+            .exec(
+                "shopt -s expand_aliases; alias zap='rm -rf'; wipe() { echo wiped; }",
+                &Default::default(),
+            )
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
@@ -498,13 +507,16 @@ async fn aliases_and_functions_of_earlier_commands_are_read_as_the_shell_reads_t
         );
         // Inside the workspace it runs, as `rm -rf`.
         let r = s
-            .exec("mkdir -p junk && zap junk && test ! -e junk && echo gone")
+            .exec(
+                "mkdir -p junk && zap junk && test ! -e junk && echo gone",
+                &Default::default(),
+            )
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.stdout.trim(), "gone", "{name}: {}", r.stderr);
         // The function is called, not asked about.
         let r = s
-            .exec("wipe")
+            .exec("wipe", &Default::default())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.stdout.trim(), "wiped", "{name}");
@@ -537,7 +549,7 @@ async fn programs_are_judged_as_the_file_the_real_path_finds() {
         let setup =
             "mkdir -p tbin && printf '#!/bin/sh\\necho fake ls\\n' > tbin/ls && chmod +x tbin/ls";
         let r = s
-            .exec(setup)
+            .exec(setup, &Default::default())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
@@ -563,7 +575,7 @@ async fn programs_are_judged_as_the_file_the_real_path_finds() {
         assert!(runs(&d).contains(&fake), "{name}: {:?}", runs(&d));
         // Exported: the shell reports its PATH after the command, later commands see it.
         let r = s
-            .exec("export PATH=\"$PWD/tbin:$PATH\"")
+            .exec("export PATH=\"$PWD/tbin:$PATH\"", &Default::default())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.exit_code, Some(0), "{name}");
@@ -572,12 +584,18 @@ async fn programs_are_judged_as_the_file_the_real_path_finds() {
             std::slice::from_ref(&fake),
             "{name}"
         );
-        let r = s.exec("ls").await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = s
+            .exec("ls", &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.stdout.trim(), "fake ls", "{name}");
         // A directory outside the workspace in front of PATH is still refused.
         let d = s.decide("export PATH=/tmp/evil:$PATH").await;
         assert_eq!(d.verdict, execkit_runner::Verdict::Deny, "{name}");
-        let r = s.exec("rm tbin/ls && rmdir tbin").await.unwrap();
+        let r = s
+            .exec("rm tbin/ls && rmdir tbin", &Default::default())
+            .await
+            .unwrap();
         assert_eq!(r.exit_code, Some(0), "{name}: {}", r.stderr);
         s.close().await;
     }
@@ -627,7 +645,7 @@ async fn a_container_without_bash_runs_sh_only_where_the_operator_allows_it() {
     // Without job control a timeout stops the running program (the rest of the line
     // would still run, as the session's note says).
     let r = s
-        .exec_with(
+        .exec(
             "echo start; sleep 30",
             &ExecOptions::timeout(Duration::from_millis(500)),
         )

@@ -102,7 +102,7 @@ pub fn refused<'a>(r: &'a ExecResult, program: &str) -> Option<&'a RuntimeDenial
 /// key was printed.
 pub async fn attempt(s: &Session, attack: &Attack, transport: &str) -> Stopped {
     let name = attack.name;
-    let r = match s.exec(attack.command).await {
+    let r = match s.exec(attack.command, &Default::default()).await {
         Ok(r) => r,
         Err(ExecError::Denied(d)) if d.verdict != Verdict::Allow => return Stopped::ByTheText,
         Err(e) => panic!("{transport}: {name}: {e}"),

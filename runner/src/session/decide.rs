@@ -1,0 +1,168 @@
+//! The decision on a command in the session's state now: the live facts the policies
+//! ask about (paths, PATH, definitions), the decision itself off the async workers when
+//! it is long, and its audit record; Ask passes only with an approval that covers it.
+
+use super::state::{current, Origin, Session, State};
+use crate::approval::{asking_facts, Approval};
+use crate::result::{Denial, ExecError};
+use execkit_audit::AuditEvent;
+use execkit_engine::{Decision, DecisionEnv, Verdict};
+use std::sync::Arc;
+
+/// Commands at least this long are parsed and decided on tokio's blocking pool. At the
+/// script limits one decision can take most of a second, which would hold the
+/// async worker every other session's requests need; the short commands agents send nearly
+/// always are decided in place, where the hand-off to the pool would cost more than their
+/// decision (~50–150 µs).
+pub(super) const OFF_THREAD_FROM: usize = 64 * 1024;
+
+/// The async form of [`execkit_engine::Engine::decide`]: `engine`'s decision on `command`
+/// in `env`, made on the blocking pool when the command is long (see [`OFF_THREAD_FROM`]),
+/// for sessions and for async callers deciding outside one (a dry run).
+pub async fn decide(
+    engine: &Arc<execkit_engine::Engine>,
+    command: &str,
+    env: &DecisionEnv,
+) -> Decision {
+    off_thread_if_long(engine, command, env, |e, c, env| e.decide(c, env)).await
+}
+
+/// `f(engine, command, env)`, on the blocking pool when `command` is long (the command and
+/// the environment then copied to it). A panic in `f` is the caller's, as in place; should
+/// the pool refuse the task (the runtime shutting down), `f` runs in place.
+pub(super) async fn off_thread_if_long<T: Send + 'static>(
+    engine: &Arc<execkit_engine::Engine>,
+    command: &str,
+    env: &DecisionEnv,
+    f: fn(&execkit_engine::Engine, &str, &DecisionEnv) -> T,
+) -> T {
+    if command.len() < OFF_THREAD_FROM {
+        return f(engine, command, env);
+    }
+    let (shared, text, owned) = (engine.clone(), command.to_string(), env.clone());
+    match tokio::task::spawn_blocking(move || f(&shared, &text, &owned)).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => f(engine, command, env),
+    }
+}
+
+impl Session {
+    /// The policy decision for a command in this session's current state, without running it.
+    pub async fn decide(&self, command: &str) -> Decision {
+        let cwd = self.cwd().await;
+        let env = self.live_env(command, self.decision_env(&cwd, None)).await;
+        decide(&self.config.engine, command, &env).await
+    }
+
+    /// `env` with the real locations (through symlinks, on the target) of the paths the
+    /// command names.
+    pub(super) async fn live_env(&self, command: &str, mut env: DecisionEnv) -> DecisionEnv {
+        let q = off_thread_if_long(&self.config.engine, command, &env, |e, c, env| {
+            e.live_queries(c, env)
+        })
+        .await;
+        let shell_path = self.state_path().await;
+        // The command's own `PATH=WORKSPACE_DIR:$PATH` comes first.
+        let path_var = match (q.path_dirs.is_empty(), shell_path) {
+            (true, p) => p,
+            (false, p) => Some(format!(
+                "{}:{}",
+                q.path_dirs.join(":"),
+                p.unwrap_or_else(|| crate::config::DEFAULT_PATH.to_string())
+            )),
+        };
+        let cwd = env.cwd.clone().unwrap_or_else(|| env.workspace.clone());
+        let (paths, programs) = match &self.origin {
+            Origin::Local => (
+                crate::live_paths::local(&q.paths),
+                crate::live_paths::local_programs(&q.programs, path_var.as_deref(), &cwd),
+            ),
+            Origin::Remote { control, .. } => {
+                crate::live_paths::remote(
+                    &current(control),
+                    &q.paths,
+                    &q.programs,
+                    path_var.as_deref(),
+                    &cwd,
+                )
+                .await
+            }
+        };
+        env.real_paths = paths;
+        // Programs found outside the system's directories (the workspace, home, /tmp) are
+        // judged as the files they are: workspace code, not the trusted tool of that name.
+        let untrusted = [
+            env.workspace.as_str(),
+            env.home.as_str(),
+            "/tmp",
+            "/var/tmp",
+            "/dev/shm",
+        ];
+        env.real_programs = programs
+            .into_iter()
+            .filter(|(_, p)| {
+                untrusted
+                    .iter()
+                    .any(|d| p == d || p.starts_with(&format!("{}/", d.trim_end_matches('/'))))
+            })
+            .collect();
+        env
+    }
+
+    /// The shell's PATH as the last command left it (`None` before the first command
+    /// over SSH or Docker: then the target's login PATH).
+    pub(super) async fn state_path(&self) -> Option<String> {
+        self.last_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Decides `command` in the session's state now, writes the decision record, and
+    /// returns the decision if it may run (Allow, or Ask covered by `approval`).
+    pub(super) async fn authorize(
+        &self,
+        st: &State,
+        command: &str,
+        approval: Option<&Approval>,
+    ) -> Result<Decision, ExecError> {
+        let cwd = st.cwd.clone();
+        let approver = approval.map(|a| a.approver.as_str());
+        let env = self
+            .live_env(command, self.decision_env(&cwd, approver))
+            .await;
+        let decision = decide(&self.config.engine, command, &env).await;
+        let redact = |t: &str| self.protector.redact_text(t).text;
+        let mut record = crate::audit_record::decision_record(
+            self.who(),
+            crate::audit_record::Decided::Command(command),
+            &env,
+            &decision,
+            &redact,
+        );
+        let approved = match (decision.verdict, approval) {
+            (Verdict::Allow, _) => true,
+            (Verdict::Ask, Some(a)) => {
+                a.command == command && asking_facts(&decision).iter().all(|f| a.facts.contains(f))
+            }
+            _ => false,
+        };
+        if approved && decision.verdict == Verdict::Ask {
+            record.approved_by = approver.map(str::to_string);
+        }
+        self.audit(AuditEvent::Decision(record))
+            .map_err(ExecError::AuditUnavailable)?;
+        if !approved {
+            let mut denial = Denial::from_decision(decision);
+            if denial.verdict == Verdict::Ask && approval.is_some() {
+                denial.reason = format!(
+                    "the approval does not cover this command as it stands now: {}",
+                    denial.reason
+                );
+            }
+            return Err(ExecError::Denied(Box::new(denial)));
+        }
+        Ok(decision)
+    }
+}
