@@ -120,6 +120,24 @@ pub struct LiteralCommand {
     pub cwds: Vec<String>,
 }
 
+/// A command parsed once (see [`Engine::prepare`]).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The parsed script, or why it did not parse.
+    script: Result<execkit_grammar::Script, String>,
+}
+
+impl Prepared {
+    /// The aliases and functions the command defines (for a session to know in its later
+    /// commands); none when it did not parse.
+    pub fn definitions(&self) -> execkit_grammar::Definitions {
+        self.script
+            .as_ref()
+            .map(|s| s.definitions.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// What a live session looks up before a decision ([`Engine::live_queries`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveQueries {
@@ -421,12 +439,62 @@ impl Engine {
 
     /// [`Engine::decide`] without the memo.
     fn decide_fresh(&self, command: &str, env: &DecisionEnv) -> Decision {
-        let opts = self.limits.parse_options(env);
-        match parse(command, &opts) {
-            Ok(script) => self.decide_script(&script, env),
+        self.decide_parsed(&self.prepare(command, env), env)
+    }
+
+    /// `command` parsed once, as a session reads it in `env` (its cwd, home and known
+    /// definitions), for everything the session asks of it before, while and after it runs:
+    /// [`Engine::live_queries`], [`Engine::decide_prepared`], [`Engine::literal_commands`],
+    /// [`Prepared::definitions`]. Use it with the same `env` (or one that differs only in
+    /// what live lookups add: real paths and programs).
+    ///
+    /// ```
+    /// use execkit_engine::{DecisionEnv, Engine, Verdict};
+    /// let engine = Engine::default_set().unwrap();
+    /// let env = DecisionEnv::local("/work", "/home/agent");
+    /// let p = engine.prepare("ls -la | head -3", &env);
+    /// assert_eq!(engine.live_queries(&p, &env).programs, ["ls", "head"]);
+    /// let d = engine.decide_prepared("ls -la | head -3", &p, &env);
+    /// assert_eq!(d.verdict, Verdict::Allow);
+    /// ```
+    pub fn prepare(&self, command: &str, env: &DecisionEnv) -> Prepared {
+        Prepared {
+            script: parse(command, &self.limits.parse_options(env)).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// [`Engine::decide`] on a command already prepared: the memo first (by the command's
+    /// text), then its facts authorized.
+    pub fn decide_prepared(
+        &self,
+        command: &str,
+        prepared: &Prepared,
+        env: &DecisionEnv,
+    ) -> Decision {
+        let limit = match (self.path, self.memo_limit) {
+            (DecisionPath::Fast, crate::memo::DecisionMemo::Entries(n)) => n,
+            _ => 0,
+        };
+        if limit > 0 {
+            if let Some(d) = self.memo.get(command, env) {
+                return d;
+            }
+        }
+        let d = self.decide_parsed(prepared, env);
+        if limit > 0 {
+            self.memo.put(command, env, &d, limit);
+        }
+        d
+    }
+
+    /// The decision on a prepared command: its facts authorized, or a denial when it did
+    /// not parse.
+    fn decide_parsed(&self, prepared: &Prepared, env: &DecisionEnv) -> Decision {
+        match &prepared.script {
+            Ok(script) => self.decide_script(script, env),
             Err(e) => Decision {
                 verdict: Verdict::Deny,
-                parse_error: Some(e.to_string()),
+                parse_error: Some(e.clone()),
                 entity_error: None,
                 commands: 0,
                 facts: Vec::new(),
@@ -440,9 +508,8 @@ impl Engine {
     /// program the decision on the command text already decided with its context (a
     /// pipeline's `xargs`, whose input the text shows). Empty when the command does not
     /// parse.
-    pub fn literal_commands(&self, command: &str, env: &DecisionEnv) -> Vec<LiteralCommand> {
-        let opts = self.limits.parse_options(env);
-        let Ok(script) = parse(command, &opts) else {
+    pub fn literal_commands(&self, prepared: &Prepared) -> Vec<LiteralCommand> {
+        let Ok(script) = &prepared.script else {
             return Vec::new();
         };
         let words = |c: &execkit_grammar::Command| {
@@ -498,24 +565,14 @@ impl Engine {
         out
     }
 
-    /// The aliases and functions `command` defines (for a session to know in its later
-    /// commands); none when it does not parse.
-    pub fn definitions(&self, command: &str, env: &DecisionEnv) -> execkit_grammar::Definitions {
-        let opts = self.limits.parse_options(env);
-        parse(command, &opts)
-            .map(|s| s.definitions)
-            .unwrap_or_default()
-    }
-
     /// What a live session should look up on its target before deciding `command`: the
     /// literal paths its facts name (resolved through symlinks into
     /// [`DecisionEnv::real_paths`]), the words that climb with `..` as the kernel reads
     /// them, and the program names it runs that are not builtins (resolved through the
     /// shell's PATH into [`DecisionEnv::real_programs`]). Empty when the command does not
     /// parse.
-    pub fn live_queries(&self, command: &str, env: &DecisionEnv) -> LiveQueries {
-        let opts = self.limits.parse_options(env);
-        let Ok(script) = parse(command, &opts) else {
+    pub fn live_queries(&self, prepared: &Prepared, env: &DecisionEnv) -> LiveQueries {
+        let Ok(script) = &prepared.script else {
             return LiveQueries::default();
         };
         let mut programs: crate::fast_hash::SmallOrderedSet<String> = Default::default();
@@ -540,14 +597,14 @@ impl Engine {
                 }
             }
         }
-        let facts = facts::extract(&script, &env.home, self.knowledge);
+        let facts = facts::extract(script, &env.home, self.knowledge);
         // The decision will deny it: nothing to look up (a megabyte of `cat f0 f1 …` would
         // be 130,000 lookups on the target first).
         if facts.len() > self.limits.max_facts {
             return LiveQueries::default();
         }
         let mut paths = facts::literal_paths(&facts);
-        for (_, _, physical) in facts::physical_paths(&script) {
+        for (_, _, physical) in facts::physical_paths(script) {
             if !paths.contains(&physical) {
                 paths.push(physical);
             }

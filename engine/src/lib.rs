@@ -61,7 +61,9 @@ mod structure_table;
 
 pub use context::{DecisionEnv, Identity, OpenTarget, Target, Transport, UnknownTransport};
 pub use decision::{Decision, Effect, FactDecision, PolicyHit, Verdict};
-pub use engine::{DecisionPath, Engine, LiteralCommand, LiveQueries, ScriptLimits, MAX_FACTS};
+pub use engine::{
+    DecisionPath, Engine, LiteralCommand, LiveQueries, Prepared, ScriptLimits, MAX_FACTS,
+};
 pub use error::LoadError;
 pub use facts::Action;
 pub use load::PolicyBundle;

@@ -464,8 +464,11 @@ fn a_command_of_too_many_facts_is_denied_with_its_reason() {
     );
     assert!(d.facts.is_empty());
     // Nor does a live session look its paths up on the target first.
-    assert!(e.live_queries(&cat(16_384), &env).paths.is_empty());
-    let q = e.live_queries(&cat(3), &env);
+    assert!(e
+        .live_queries(&e.prepare(&cat(16_384), &env), &env)
+        .paths
+        .is_empty());
+    let q = e.live_queries(&e.prepare(&cat(3), &env), &env);
     assert_eq!(q.paths, ["/work/f0", "/work", "/work/f1", "/work/f2"]);
     assert_eq!(q.programs, ["cat"]);
 }
@@ -478,7 +481,7 @@ fn literal_commands_are_the_argv_each_program_receives() {
     let e = Engine::new(&bundle(execkit_policies::DEFAULT)).unwrap();
     let env = DecisionEnv::local("/work", "/root");
     let lines = |cmd: &str| -> Vec<Vec<String>> {
-        e.literal_commands(cmd, &env)
+        e.literal_commands(&e.prepare(cmd, &env))
             .into_iter()
             .map(|c| c.argv)
             .collect()
@@ -494,10 +497,12 @@ fn literal_commands_are_the_argv_each_program_receives() {
     assert!(!got.iter().any(|l| l[0] == "rm" && l.len() > 2), "{got:?}");
     let got = lines("rm -rf $DIR; echo \"$(id)\"; ls");
     assert_eq!(got, vec![v(&["id"]), v(&["ls"])]);
-    let c = e.literal_commands("cd /srv && make", &env);
+    let c = e.literal_commands(&e.prepare("cd /srv && make", &env));
     let make = c.iter().find(|c| c.argv == v(&["make"])).unwrap();
     assert_eq!(make.cwds, v(&["/srv"]));
-    assert!(e.literal_commands("echo 'unterminated", &env).is_empty());
+    assert!(e
+        .literal_commands(&e.prepare("echo 'unterminated", &env))
+        .is_empty());
 }
 
 /// A runtime decision offers the caller as `context.started_by`: under `strict`, a test

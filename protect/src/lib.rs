@@ -57,7 +57,7 @@ pub use keyword_dfa::KeywordDfaError;
 pub use known::{KnownSecrets, SecretEnvPolicy};
 pub use pipeline::{MiddleMode, Protector, StreamOutput, StreamProtector};
 pub use redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
-pub use rules::{Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
+pub use rules::{HandPaths, Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
 pub use shape::{
     Budget, BudgetError, BudgetMode, CaptureLimits, ShapeMode, Shaped, Shaper, StreamReport,
 };

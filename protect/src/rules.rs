@@ -709,6 +709,42 @@ pub(crate) fn windows_cover(line_len: usize) -> bool {
     line_len <= BEFORE.min(AFTER)
 }
 
+/// Which hand-written search paths a compiled rule set uses (see
+/// [`RuleSet::from_toml_with`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandPaths {
+    /// Key-name tails read by hand or walked ([`crate::tail_capture`]).
+    pub tail: bool,
+    /// Whole patterns walked for their secret group ([`crate::tail_program`]).
+    pub walked: bool,
+    /// Patterns matched from the keyword they start with ([`crate::led_search`]).
+    pub led: bool,
+    /// Key-name patterns matched from their keyword ([`crate::keyed_search`]).
+    pub keyed: bool,
+    /// Patterns matched around a keyword inside them ([`crate::infix_search`]).
+    pub infixed: bool,
+}
+
+impl HandPaths {
+    /// Every hand path (the shipped configuration).
+    pub const ALL: HandPaths = HandPaths {
+        tail: true,
+        walked: true,
+        led: true,
+        keyed: true,
+        infixed: true,
+    };
+    /// None: every pattern searched and read by the regex engine.
+    pub const NONE: HandPaths = HandPaths {
+        tail: false,
+        walked: false,
+        led: false,
+        keyed: false,
+        infixed: false,
+    };
+}
+
 impl RuleSet {
     /// The shipped rule set, compiled once per process.
     // The embedded file is compiled and its examples run by the test suite: a failure here
@@ -723,6 +759,36 @@ impl RuleSet {
 
     /// Compiles a rule file.
     pub fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
+        RuleSet::from_toml_with(text, HandPaths::ALL)
+    }
+
+    /// Compiles a rule file with only the hand-written search paths in `paths` (the
+    /// others' patterns are searched and read by the regex engine); for measuring what each
+    /// path is worth. The redactions are the same either way (tested).
+    #[doc(hidden)]
+    pub fn from_toml_with(text: &str, paths: HandPaths) -> Result<RuleSet, RulesError> {
+        let mut set = RuleSet::compile(text)?;
+        for p in set.rules.iter_mut().flat_map(|r| r.patterns.iter_mut()) {
+            if !paths.tail {
+                p.tail = None;
+            }
+            if !paths.walked {
+                p.walked = None;
+            }
+            if !paths.led {
+                p.led = None;
+            }
+            if !paths.keyed {
+                p.keyed = None;
+            }
+            if !paths.infixed {
+                p.infixed = None;
+            }
+        }
+        Ok(set)
+    }
+
+    fn compile(text: &str) -> Result<RuleSet, RulesError> {
         let file: RuleFile = toml::from_str(text)?;
         let mut rules = Vec::new();
         let mut words = Vec::new();

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
 use execkit_engine::{Engine, PolicyBundle};
-use execkit_runner::{ExecOptions, Session};
+use execkit_runner::{ExecOptions, Session, Stages};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,36 @@ fn report(label: &str, mut v: Vec<Duration>) {
         pct(&v, 0.50).as_secs_f64() * 1e3,
         pct(&v, 0.99).as_secs_f64() * 1e3,
         v[v.len() - 1].as_secs_f64() * 1e3
+    );
+}
+
+/// The p50 of each stage of `runs` execs of `cmd` (see [`Stages`]), as a Markdown table.
+async fn stage_breakdown(s: &Session, cmd: &str, runs: usize) {
+    let opts = ExecOptions::default();
+    let mut all: Vec<Stages> = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        all.push(s.exec(cmd, &opts).await.unwrap().stages);
+    }
+    let p50 = |f: fn(&Stages) -> u64| {
+        let mut v: Vec<u64> = all.iter().map(f).collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    println!("\nstages of `{cmd}`, p50 of {runs} runs (µs):");
+    println!("| parse | live queries | live lookups | decide | audit decision | checkpoint | run | protect | audit command | total |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        p50(|s| s.parse_us),
+        p50(|s| s.live_queries_us),
+        p50(|s| s.live_lookups_us),
+        p50(|s| s.decide_us),
+        p50(|s| s.audit_decision_us),
+        p50(|s| s.checkpoint_us),
+        p50(|s| s.run_us),
+        p50(|s| s.protect_us),
+        p50(|s| s.audit_command_us),
+        p50(|s| s.total_us),
     );
 }
 
@@ -118,6 +148,9 @@ async fn main() {
         d.push(t.elapsed());
     }
     report("  of which parse + decision", d);
+    for cmd in ["echo hi", "ls -la | head -3"] {
+        stage_breakdown(&s, cmd, runs).await;
+    }
 
     let cmd = format!("head -c {bytes} /dev/zero | tr '\\0' a");
     let t = Instant::now();

@@ -58,10 +58,11 @@ pub(crate) type DeciderFor =
 struct Current {
     /// The command, redacted (empty between commands).
     command: String,
-    /// The command as sent, and the directory it started in (for
-    /// [`RuntimeDecider::decided_with_command`]).
+    /// The command as sent (empty between commands).
     raw: String,
-    cwd: String,
+    /// The command as the session parsed it, for
+    /// [`RuntimeDecider::decided_with_command`].
+    prepared: Option<Arc<execkit_engine::Prepared>>,
     /// Its simple commands with literal words, read when first needed.
     literal: Option<Arc<Vec<execkit_engine::LiteralCommand>>>,
     /// (action, resource) of facts a human approved for it.
@@ -125,20 +126,20 @@ impl RuntimeDecider {
         })
     }
 
-    /// A command starts: its text as sent and redacted, the directory it starts in, and
-    /// its decision when a human approved it.
+    /// A command starts: its text as sent and redacted, the directory it starts in (as
+    /// `prepared`, the command parsed there), and its decision when a human approved it.
     pub(crate) fn begin(
         &self,
         raw: &str,
         command: &str,
-        cwd: &str,
+        prepared: &Arc<execkit_engine::Prepared>,
         approved: Option<(&Decision, &str)>,
     ) {
         if let Ok(mut c) = self.current.lock() {
             *c = Current {
                 command: command.to_string(),
                 raw: raw.to_string(),
-                cwd: cwd.to_string(),
+                prepared: Some(prepared.clone()),
                 approved: approved
                     .map(|(d, _)| {
                         d.facts
@@ -264,16 +265,20 @@ impl RuntimeDecider {
     /// decided with what the text shows around it (a pipeline's `xargs` with its input),
     /// which deciding it alone cannot see. Its own children are still decided.
     fn decided_with_command(&self, start: &ProgramStart) -> bool {
-        let (raw, cwd, known) = match self.current.lock() {
-            Ok(c) if !c.raw.is_empty() => (c.raw.clone(), c.cwd.clone(), c.literal.clone()),
-            _ => return false,
+        let (prepared, known) = match self.current.lock() {
+            Ok(c) => match &c.prepared {
+                Some(p) if !c.raw.is_empty() => (p.clone(), c.literal.clone()),
+                _ => return false,
+            },
+            Err(_) => return false,
         };
         let literal = known.unwrap_or_else(|| {
-            let mut env = self.spec.env.clone();
-            env.cwd = Some(cwd);
-            let l = Arc::new(self.spec.engine.literal_commands(&raw, &env));
+            let l = Arc::new(self.spec.engine.literal_commands(&prepared));
             if let Ok(mut c) = self.current.lock() {
-                if c.raw == raw {
+                if c.prepared
+                    .as_ref()
+                    .is_some_and(|p| Arc::ptr_eq(p, &prepared))
+                {
                     c.literal = Some(l.clone());
                 }
             }

@@ -6,7 +6,7 @@
 //! One command is one line on stdin:
 //!
 //! ```text
-//! __ek_c=$'…escaped command…'; __ek_i=0; trap '…' INT; { eval "$__ek_c"; } </dev/null
+//! __ek_c=$'…escaped command…'; __ek_i=0; trap "$__ek_T" INT; { eval "$__ek_c"; } </dev/null
 //! __ek_after $? SEQ
 //! ```
 //!
@@ -94,6 +94,7 @@ pub fn init_script(token: &str, dialect: Dialect, exports: Option<&str>) -> Stri
     format!(
         concat!(
             "set +o history 2>/dev/null; unset HISTFILE; set -m; shopt -s expand_aliases; trap '' INT\n",
+            "__ek_T={interrupted}\n",
             "__ek_after() {{\n",
             "  local __ek_s=$1 __ek_n LC_ALL=C\n",
             "  trap '' INT\n",
@@ -110,7 +111,8 @@ pub fn init_script(token: &str, dialect: Dialect, exports: Option<&str>) -> Stri
             "builtin printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
         ),
         token = token,
-        save = save
+        save = save,
+        interrupted = INTERRUPTED,
     )
 }
 
@@ -121,6 +123,7 @@ fn posix_init_script(token: &str) -> String {
     format!(
         concat!(
             "set -m 2>/dev/null; trap '' INT\n",
+            "__ek_T={interrupted}\n",
             "__ek_after() {{\n",
             "  __ek_s=$1\n",
             "  trap '' INT\n",
@@ -134,9 +137,16 @@ fn posix_init_script(token: &str) -> String {
             "}}\n",
             "command printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
         ),
-        token = token
+        token = token,
+        interrupted = INTERRUPTED,
     )
 }
+
+/// The `INT` trap while a command runs, set once in a variable (`__ek_T`) so that each
+/// command's line carries only its name: bash reads its input a byte at a time, so every
+/// byte of a command's frame is a system call. It marks the command interrupted and leaves
+/// whatever loop or function the command is in, back to the epilogue.
+const INTERRUPTED: &str = "'__ek_i=1; break 100000 2>/dev/null; return 130 2>/dev/null'";
 
 /// The marker the shell prints once the init script has run, up to the shell's pid (in
 /// its own PID namespace) and a newline.
@@ -195,7 +205,7 @@ pub fn command_line(command: &str, seq: u64, prefix: &str, dialect: Dialect) -> 
         Dialect::Posix => single_quote(command),
     };
     format!(
-        "{prefix}__ek_c={quoted}; __ek_i=0; trap '__ek_i=1; break 100000 2>/dev/null; return 130 2>/dev/null' INT; {{ eval \"$__ek_c\"; }} </dev/null\n__ek_after $? {seq}\n"
+        "{prefix}__ek_c={quoted}; __ek_i=0; trap \"$__ek_T\" INT; {{ eval \"$__ek_c\"; }} </dev/null\n__ek_after $? {seq}\n"
     )
 }
 

@@ -75,6 +75,7 @@ pub use config::{
 pub use process::{ProcessHandle, ProcessLimits, SpawnOptions};
 pub use result::{
     ByteSize, Denial, ExecError, ExecOptions, ExecResult, LimitHit, RuntimeDenial, SessionError,
+    Stages,
 };
 pub use session::{decide, Progress, RestartReport, Session, SessionInfo};
 

@@ -65,6 +65,39 @@ impl ExecOptions {
     }
 }
 
+/// The time one [`Session::exec`](crate::Session::exec) spent in each stage, in
+/// microseconds. The stages run one after another; what they do not cover (locks, task
+/// hand-offs) is the difference between their sum and [`Stages::total_us`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stages {
+    /// Parsing the command (once for the whole exec).
+    pub parse_us: u64,
+    /// Reading the parsed command for what to look up live (paths, programs).
+    pub live_queries_us: u64,
+    /// The live lookups themselves (symlinks and PATH, on the target).
+    pub live_lookups_us: u64,
+    /// The decision: facts extracted and authorized.
+    pub decide_us: u64,
+    /// Writing the decision record.
+    pub audit_decision_us: u64,
+    /// The workspace cap and the checkpoint before the command (when they apply).
+    pub checkpoint_us: u64,
+    /// The command in the shell: framing, running, reading its output (protection of the
+    /// chunks as they stream excluded).
+    pub run_us: u64,
+    /// Output protection: stripping, redaction, budgets, while streaming and at the end.
+    pub protect_us: u64,
+    /// Writing the command record.
+    pub audit_command_us: u64,
+    /// From the call to the result.
+    pub total_us: u64,
+}
+
+/// `d` in whole microseconds (saturating).
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The result of a command that ran.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecResult {
@@ -115,6 +148,10 @@ pub struct ExecResult {
     /// Programs the command started that the policies allowed as they started.
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub runtime_allowed: u64,
+    /// Where the time went, stage by stage (for benchmarks and operators' tracing; not
+    /// serialized).
+    #[serde(skip)]
+    pub stages: Stages,
 }
 
 fn is_zero_u64(n: &u64) -> bool {

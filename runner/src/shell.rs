@@ -517,17 +517,17 @@ impl Shell {
     }
 
     /// A command starts: runtime decisions are now recorded under it (`raw` as sent,
-    /// `command` redacted, `cwd` where it starts; `approved`: its decision and approver,
-    /// when a human approved it).
+    /// `command` redacted, `prepared` as the session parsed it in its cwd; `approved`: its
+    /// decision and approver, when a human approved it).
     pub(crate) fn guard_begin(
         &self,
         raw: &str,
         command: &str,
-        cwd: &str,
+        prepared: &Arc<execkit_engine::Prepared>,
         approved: Option<(&execkit_engine::Decision, &str)>,
     ) {
         if let Some(d) = self.decider() {
-            d.begin(raw, command, cwd, approved);
+            d.begin(raw, command, prepared, approved);
         }
     }
 

@@ -28,25 +28,58 @@ pub const HISTORY_SESSIONS: usize = 256;
 /// Recent events of all sessions, replayed to a watcher that connects.
 pub const RECENT: usize = 2000;
 
-/// One published event: the event, and its JSON line (the event's fields and `time`, as in
-/// the audit log but without the chain) for socket watchers.
+/// One published event: the event, when it happened, and its JSON line (the event's
+/// fields and `time`, as in the audit log but without the chain) for socket watchers and
+/// the history resource, written the first time someone reads it (most events are read by
+/// nobody).
 #[derive(Debug)]
 pub struct Published {
     /// The audit event; `None` for a live progress line, which is not an audit event (it
     /// is never logged, kept in a history or replayed to a new watcher).
     pub event: Option<AuditEvent>,
+    time: std::time::SystemTime,
+    line: std::sync::OnceLock<Arc<str>>,
+}
+
+impl Published {
+    fn event(event: AuditEvent) -> Published {
+        Published {
+            event: Some(event),
+            time: std::time::SystemTime::now(),
+            line: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Its JSON line (no newline).
-    pub line: Arc<str>,
+    pub fn line(&self) -> Arc<str> {
+        self.line
+            .get_or_init(|| Arc::from(self.value().to_string()))
+            .clone()
+    }
+
+    /// Its JSON value (what [`Published::line`] writes).
+    fn value(&self) -> Value {
+        let mut v = self
+            .event
+            .as_ref()
+            .and_then(|e| serde_json::to_value(e).ok())
+            .unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            let now = humantime::format_rfc3339_millis(self.time);
+            o.insert("time".into(), Value::String(now.to_string()));
+        }
+        v
+    }
 }
 
 /// Per-session histories, and the order sessions first appeared in (to forget the oldest).
-type Histories = (VecDeque<String>, HashMap<String, VecDeque<Value>>);
+type Histories = (VecDeque<String>, HashMap<String, VecDeque<Arc<Published>>>);
 
 /// Fans audit events out to whoever listens.
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
     history: Mutex<Histories>,
-    recent: Mutex<VecDeque<Arc<str>>>,
+    recent: Mutex<VecDeque<Arc<Published>>>,
     /// Socket watchers connected now: the only readers of progress lines (every MCP
     /// client subscribes too, and ignores them).
     watchers: Arc<std::sync::atomic::AtomicUsize>,
@@ -207,14 +240,7 @@ impl EventHub {
     }
 
     fn publish(&self, e: &AuditEvent) {
-        let Ok(mut v) = serde_json::to_value(e) else {
-            return;
-        };
-        if let Some(o) = v.as_object_mut() {
-            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-            o.insert("time".into(), Value::String(now.to_string()));
-        }
-        let line: Arc<str> = Arc::from(v.to_string());
+        let published = Arc::new(Published::event(e.clone()));
         if let Some(s) = session_of(e) {
             if let Ok(mut h) = self.history.lock() {
                 let (order, map) = &mut *h;
@@ -230,7 +256,7 @@ impl EventHub {
                 if q.len() >= HISTORY_PER_SESSION {
                     q.pop_front();
                 }
-                q.push_back(v);
+                q.push_back(published.clone());
             }
         }
         // The ring and the channel change together, under the ring's lock, so a watcher
@@ -239,12 +265,9 @@ impl EventHub {
             if r.len() >= RECENT {
                 r.pop_front();
             }
-            r.push_back(line.clone());
+            r.push_back(published.clone());
             // No listener is fine; a slow one misses events (and is told by the lag).
-            let _ = self.tx.send(Arc::new(Published {
-                event: Some(e.clone()),
-                line,
-            }));
+            let _ = self.tx.send(published);
         }
     }
 
@@ -277,7 +300,8 @@ impl EventHub {
         });
         let _ = self.tx.send(Arc::new(Published {
             event: None,
-            line: Arc::from(line.to_string()),
+            time: std::time::SystemTime::now(),
+            line: std::sync::OnceLock::from(Arc::from(line.to_string())),
         }));
     }
 
@@ -294,15 +318,18 @@ impl EventHub {
         self.watchers
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let watcher = Watcher(self.watchers.clone());
-        match self.recent.lock() {
-            Ok(r) => (r.iter().cloned().collect(), self.tx.subscribe(), watcher),
-            Err(_) => (Vec::new(), self.tx.subscribe(), watcher),
-        }
+        let (recent, rx): (Vec<Arc<Published>>, _) = match self.recent.lock() {
+            Ok(r) => (r.iter().cloned().collect(), self.tx.subscribe()),
+            Err(_) => (Vec::new(), self.tx.subscribe()),
+        };
+        // Written outside the lock: publishing goes on meanwhile.
+        (recent.iter().map(|p| p.line()).collect(), rx, watcher)
     }
 
     /// The recent events of a session, oldest first.
     pub fn history(&self, session: &str) -> Option<Vec<Value>> {
         let h = self.history.lock().ok()?;
-        h.1.get(session).map(|q| q.iter().cloned().collect())
+        h.1.get(session)
+            .map(|q| q.iter().map(|p| p.value()).collect())
     }
 }

@@ -984,6 +984,7 @@ impl ExecKitServer {
         let approved_by = approval.map(|ap| ap.approver);
         match result {
             Ok(r) => {
+                tracing::debug!(session = %a.session_id, stages = ?r.stages, "command stages (µs)");
                 let out = ExecOutput::from(&a.session_id, r, approved_by);
                 ok(out.render(), &out)
             }

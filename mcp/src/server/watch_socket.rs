@@ -83,7 +83,7 @@ async fn feed(mut stream: UnixStream, hub: Arc<EventHub>) {
     }
     loop {
         let line = match rx.recv().await {
-            Ok(p) => format!("{}\n", p.line),
+            Ok(p) => format!("{}\n", p.line()),
             Err(RecvError::Lagged(n)) => {
                 format!(
                     "{{\"kind\":\"note\",\"message\":\"watcher too slow: missed {n} events\"}}\n"

@@ -63,7 +63,8 @@ impl Session {
         if st.closed {
             return Err(ExecError::Closed);
         }
-        self.authorize(&st, command, approval).await?;
+        self.authorize(&st, command, approval, &mut Default::default())
+            .await?;
         let cwd = st.cwd.clone();
         if st.shell.is_none() {
             let why = st.gone.clone().unwrap_or_else(|| "not running".into());

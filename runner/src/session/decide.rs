@@ -4,10 +4,11 @@
 
 use super::state::{current, Origin, Session, State};
 use crate::approval::{asking_facts, Approval};
-use crate::result::{Denial, ExecError};
+use crate::result::{micros, Denial, ExecError, Stages};
 use execkit_audit::AuditEvent;
-use execkit_engine::{Decision, DecisionEnv, Verdict};
+use execkit_engine::{Decision, DecisionEnv, LiveQueries, Prepared, Verdict};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Commands at least this long are parsed and decided on tokio's blocking pool. At the
 /// script limits one decision can take most of a second, which would hold the
@@ -30,17 +31,23 @@ pub async fn decide(
 /// `f(engine, command, env)`, on the blocking pool when `command` is long (the command and
 /// the environment then copied to it). A panic in `f` is the caller's, as in place; should
 /// the pool refuse the task (the runtime shutting down), `f` runs in place.
-pub(super) async fn off_thread_if_long<T: Send + 'static>(
+pub(super) async fn off_thread_if_long<T, F>(
     engine: &Arc<execkit_engine::Engine>,
     command: &str,
     env: &DecisionEnv,
-    f: fn(&execkit_engine::Engine, &str, &DecisionEnv) -> T,
-) -> T {
+    f: F,
+) -> T
+where
+    T: Send + 'static,
+    F: Fn(&execkit_engine::Engine, &str, &DecisionEnv) -> T + Send + Sync + 'static,
+{
     if command.len() < OFF_THREAD_FROM {
         return f(engine, command, env);
     }
     let (shared, text, owned) = (engine.clone(), command.to_string(), env.clone());
-    match tokio::task::spawn_blocking(move || f(&shared, &text, &owned)).await {
+    let f = Arc::new(f);
+    let g = f.clone();
+    match tokio::task::spawn_blocking(move || g(&shared, &text, &owned)).await {
         Ok(v) => v,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => f(engine, command, env),
@@ -51,17 +58,54 @@ impl Session {
     /// The policy decision for a command in this session's current state, without running it.
     pub async fn decide(&self, command: &str) -> Decision {
         let cwd = self.cwd().await;
-        let env = self.live_env(command, self.decision_env(&cwd, None)).await;
-        decide(&self.config.engine, command, &env).await
+        let mut stages = Stages::default();
+        let env = self.decision_env(&cwd, None);
+        let (prepared, env) = self.prepare(command, env, &mut stages).await;
+        self.decide_prepared(command, &prepared, &env).await
+    }
+
+    /// `command` parsed once in `env` (see [`execkit_engine::Engine::prepare`]), and `env`
+    /// with the live lookups its facts ask for.
+    pub(super) async fn prepare(
+        &self,
+        command: &str,
+        env: DecisionEnv,
+        stages: &mut Stages,
+    ) -> (Arc<Prepared>, DecisionEnv) {
+        let (prepared, queries, parsed_in, read_in) =
+            off_thread_if_long(&self.config.engine, command, &env, |e, c, env| {
+                let start = Instant::now();
+                let p = e.prepare(c, env);
+                let parsed = Instant::now();
+                let q = e.live_queries(&p, env);
+                (Arc::new(p), q, parsed - start, parsed.elapsed())
+            })
+            .await;
+        stages.parse_us = micros(parsed_in);
+        stages.live_queries_us = micros(read_in);
+        let looked_up = Instant::now();
+        let env = self.live_env(queries, env).await;
+        stages.live_lookups_us = micros(looked_up.elapsed());
+        (prepared, env)
+    }
+
+    /// The decision on a prepared command (off the async workers when it is long).
+    async fn decide_prepared(
+        &self,
+        command: &str,
+        prepared: &Arc<Prepared>,
+        env: &DecisionEnv,
+    ) -> Decision {
+        let p = prepared.clone();
+        off_thread_if_long(&self.config.engine, command, env, move |e, c, env| {
+            e.decide_prepared(c, &p, env)
+        })
+        .await
     }
 
     /// `env` with the real locations (through symlinks, on the target) of the paths the
     /// command names.
-    pub(super) async fn live_env(&self, command: &str, mut env: DecisionEnv) -> DecisionEnv {
-        let q = off_thread_if_long(&self.config.engine, command, &env, |e, c, env| {
-            e.live_queries(c, env)
-        })
-        .await;
+    async fn live_env(&self, q: LiveQueries, mut env: DecisionEnv) -> DecisionEnv {
         let shell_path = self.state_path().await;
         // The command's own `PATH=WORKSPACE_DIR:$PATH` comes first.
         let path_var = match (q.path_dirs.is_empty(), shell_path) {
@@ -120,19 +164,23 @@ impl Session {
     }
 
     /// Decides `command` in the session's state now, writes the decision record, and
-    /// returns the decision if it may run (Allow, or Ask covered by `approval`).
+    /// returns the decision if it may run (Allow, or Ask covered by `approval`), with the
+    /// command as parsed for it.
     pub(super) async fn authorize(
         &self,
         st: &State,
         command: &str,
         approval: Option<&Approval>,
-    ) -> Result<Decision, ExecError> {
+        stages: &mut Stages,
+    ) -> Result<(Decision, Arc<Prepared>), ExecError> {
         let cwd = st.cwd.clone();
         let approver = approval.map(|a| a.approver.as_str());
-        let env = self
-            .live_env(command, self.decision_env(&cwd, approver))
-            .await;
-        let decision = decide(&self.config.engine, command, &env).await;
+        let env = self.decision_env(&cwd, approver);
+        let (prepared, env) = self.prepare(command, env, stages).await;
+        let deciding = Instant::now();
+        let decision = self.decide_prepared(command, &prepared, &env).await;
+        stages.decide_us = micros(deciding.elapsed());
+        let recording = Instant::now();
         let redact = |t: &str| self.protector.redact_text(t).text;
         let mut record = crate::audit_record::decision_record(
             self.who(),
@@ -151,8 +199,9 @@ impl Session {
         if approved && decision.verdict == Verdict::Ask {
             record.approved_by = approver.map(str::to_string);
         }
-        self.audit(AuditEvent::Decision(record))
-            .map_err(ExecError::AuditUnavailable)?;
+        let recorded = self.audit(AuditEvent::Decision(record));
+        stages.audit_decision_us = micros(recording.elapsed());
+        recorded.map_err(ExecError::AuditUnavailable)?;
         if !approved {
             let mut denial = Denial::from_decision(decision);
             if denial.verdict == Verdict::Ask && approval.is_some() {
@@ -163,6 +212,6 @@ impl Session {
             }
             return Err(ExecError::Denied(Box::new(denial)));
         }
-        Ok(decision)
+        Ok((decision, prepared))
     }
 }

@@ -3,12 +3,12 @@
 
 use super::run::Run;
 use super::state::Session;
-use crate::result::{ExecError, ExecOptions, ExecResult, LimitHit};
+use crate::result::{micros, ExecError, ExecOptions, ExecResult, LimitHit, Stages};
 use crate::sandbox::cgroup::Counters;
 use crate::shell::Shell;
 use execkit_audit::{AuditEvent, CommandRecord, StreamSummary};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Refuses what can never be a command line: NUL bytes, and the framing's reserved names.
 pub(super) fn check_command(command: &str) -> Result<(), ExecError> {
@@ -77,6 +77,8 @@ impl Session {
     /// so does an Ask about a fact the approval does not name. The audit record carries the
     /// approver.
     pub async fn exec(&self, command: &str, opts: &ExecOptions) -> Result<ExecResult, ExecError> {
+        let started = Instant::now();
+        let mut stages = Stages::default();
         let approval = opts.approval.as_ref();
         check_command(command)?;
         let out = self.protector.stream(&opts.stdout)?;
@@ -92,7 +94,8 @@ impl Session {
         if st.closed {
             return Err(ExecError::Closed);
         }
-        let decision = self.authorize(&st, command, approval).await?;
+        let (decision, prepared) = self.authorize(&st, command, approval, &mut stages).await?;
+        let checking = Instant::now();
         let cwd = st.cwd.clone();
         let redact = |t: &str| self.protector.redact_text(t).text;
         if st.shell.is_none() {
@@ -105,13 +108,15 @@ impl Session {
             }
         }
         let checkpoint = self.checkpoint_before(&st, command, &decision).await?;
+        stages.checkpoint_us = micros(checking.elapsed());
+        let running = Instant::now();
         let (run, counters, (runtime_denials, runtime_allowed)) = {
             let shell = st.shell.as_mut().ok_or(ExecError::Closed)?;
             let before = shell.counters();
             shell.guard_begin(
                 command,
                 &redact(command),
-                &cwd,
+                &prepared,
                 approval.map(|a| (&decision, a.approver.as_str())),
             );
             let run = Run::new(self, shell, out, err, timeout);
@@ -137,8 +142,12 @@ impl Session {
             }
         };
         self.running.seq.store(0, Ordering::SeqCst);
+        let streamed = run.protect;
+        stages.run_us = micros(running.elapsed().saturating_sub(streamed));
+        let finishing = Instant::now();
         let stdout = run.out.finish();
         let stderr = run.err.finish();
+        stages.protect_us = micros(streamed + finishing.elapsed());
         if let Some(c) = run.cwd {
             self.set_cwd(&mut st, c);
         }
@@ -146,10 +155,7 @@ impl Session {
             *self.last_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
         }
         // The aliases and functions it defined, for reading the next commands.
-        let defined = self
-            .config
-            .engine
-            .definitions(command, &self.decision_env(&cwd, None));
+        let defined = prepared.definitions();
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -184,7 +190,7 @@ impl Session {
         for (k, v) in &stderr.redactions {
             *redactions.entry(k.clone()).or_default() += v;
         }
-        let result = ExecResult {
+        let mut result = ExecResult {
             stdout: stdout.text,
             stderr: stderr.text,
             exit_code: run.exit_code,
@@ -203,7 +209,9 @@ impl Session {
             checkpoint,
             runtime_denials,
             runtime_allowed,
+            stages,
         };
+        let recording = Instant::now();
         let _ = self.audit(AuditEvent::Command(CommandRecord {
             who: self.who(),
             command: redact(command),
@@ -216,7 +224,9 @@ impl Session {
             stderr: StreamSummary::from(&result.stderr_report),
             redactions: result.redactions.clone(),
         }));
+        result.stages.audit_command_us = micros(recording.elapsed());
         self.transcript(&redact(command), &result);
+        result.stages.total_us = micros(started.elapsed());
         Ok(result)
     }
 

@@ -68,6 +68,24 @@ pub(super) struct Outcome {
     pub(super) duration: Duration,
     /// Background jobs the command left (not counting our own processes).
     pub(super) left_background: usize,
+    /// Time spent protecting output as it streamed.
+    pub(super) protect: Duration,
+}
+
+impl Outcome {
+    /// Protects a piece of stdout (timed).
+    fn push_out(&mut self, data: &[u8]) {
+        let start = Instant::now();
+        self.out.push(data);
+        self.protect += start.elapsed();
+    }
+
+    /// Protects a piece of stderr (timed).
+    fn push_err(&mut self, data: &[u8]) {
+        let start = Instant::now();
+        self.err.push(data);
+        self.protect += start.elapsed();
+    }
 }
 
 /// Interrupt escalation after a timeout or cancel.
@@ -98,6 +116,7 @@ impl<'a> Run<'a> {
                 shell_gone: None,
                 duration: Duration::ZERO,
                 left_background: 0,
+                protect: Duration::ZERO,
             },
             timeout,
             out_state: Out::Done,
@@ -320,11 +339,11 @@ impl<'a> Run<'a> {
             return;
         }
         match &mut self.err_split {
-            None => self.res.err.push(data),
+            None => self.res.push_err(data),
             Some(split) => match split.push(data) {
-                Split::Data(d) => self.res.err.push(&d),
+                Split::Data(d) => self.res.push_err(&d),
                 Split::Found { before, .. } => {
-                    self.res.err.push(&before);
+                    self.res.push_err(&before);
                     self.err_done = true;
                 }
             },
@@ -336,11 +355,11 @@ impl<'a> Run<'a> {
             match &mut self.out_state {
                 Out::Running(split) => match split.push(&data) {
                     Split::Data(d) => {
-                        self.res.out.push(&d);
+                        self.res.push_out(&d);
                         return;
                     }
                     Split::Found { before, after } => {
-                        self.res.out.push(&before);
+                        self.res.push_out(&before);
                         self.out_state = Out::Pending(after);
                         return;
                     }
@@ -360,7 +379,7 @@ impl<'a> Run<'a> {
                         self.push_forged_ask(&[]);
                         let mut split = Splitter::new(self.ask.clone());
                         if let Split::Data(d) = split.push(&held) {
-                            self.res.out.push(&d);
+                            self.res.push_out(&d);
                         }
                         self.out_state = Out::Running(split);
                     }
@@ -485,8 +504,8 @@ impl<'a> Run<'a> {
     /// An ask marker that turned out to be the command's own output goes back into its
     /// stdout, followed by what came after it.
     pub(super) fn push_forged_ask(&mut self, after: &[u8]) {
-        self.res.out.push(&self.ask);
-        self.res.out.push(after);
+        self.res.push_out(&self.ask);
+        self.res.push_out(after);
     }
 
     /// Hands bytes still held by the framing to the streams (the shell ended mid-frame).
@@ -494,7 +513,7 @@ impl<'a> Run<'a> {
         match &mut self.out_state {
             Out::Running(split) => {
                 let held = split.take_held();
-                self.res.out.push(&held);
+                self.res.push_out(&held);
             }
             Out::Pending(held) => {
                 let held = std::mem::take(held);
@@ -505,7 +524,7 @@ impl<'a> Run<'a> {
         if !self.err_done {
             if let Some(split) = &mut self.err_split {
                 let held = split.take_held();
-                self.res.err.push(&held);
+                self.res.push_err(&held);
             }
         }
     }
