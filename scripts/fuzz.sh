@@ -9,7 +9,7 @@ secs="${FUZZ_SECONDS:-60}"
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/execkit-fuzz}"
-targets=(decide redact_chunks hand_readings redact_reference ansi_strip audit_verify frame_split helper_wire exec_oracle)
+targets=(decide redact_chunks keyword_searches redact_reference ansi_strip audit_verify frame_split helper_wire exec_oracle)
 cargo +nightly fuzz build 2>&1 | tail -1
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

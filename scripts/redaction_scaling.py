@@ -82,13 +82,13 @@ SHAPES = {
     "long line of name: keys": lambda n: fill(lambda i: "- name: key: ", n) + "DB_PASSWORD\n",
     "pair siblings without value": lambda n: "- name: DB_PASSWORD\n"
     + fill(lambda i: f"  k{i}: v", n, "\n") + "\n",
-    # Patterns matched from their keywords' occurrences (led_search): many occurrences on
+    # Patterns matched from their keywords' occurrences (keyword_search/led): many occurrences on
     # one line that start no match, or start one only after a long run.
     "long line of xoxb- prefixes": lambda n: fill(lambda i: "xoxb-1234567890-", n) + "\n",
     "long line of Bearer": lambda n: fill(lambda i: "Bearer ", n) + "\n",
     "long line of AKIA runs": lambda n: fill(lambda i: "AKIA" + "Z" * 15 + " ", n) + "\n",
     "Authorization: then a long run": lambda n: "Authorization: " + "a," * (n // 2) + "\n",
-    # Key-name patterns matched from their keywords' occurrences (keyed_search): heads
+    # Key-name patterns matched from their keywords' occurrences (keyword_search/keyed): heads
     # whose tails fail (a quote never closed, a value too short), words and spaces that
     # make one long run of key bytes, keywords in a long name.
     "long line of unclosed quotes": lambda n: fill(lambda i: 'password="xx ', n) + "\n",
@@ -97,8 +97,7 @@ SHAPES = {
     "long run of words and keys": lambda n: fill(lambda i: "userPassword token pwd ", n) + "=x\n",
     "long name of keywords": lambda n: fill(lambda i: "password_", n) + "=Xy1234567q\n",
     "known-value letters": lambda n: fill(lambda i: "AHOVCJQXELSZGNUBIPWDKRYFMT ", n) + "\n",
-    # Patterns matched from a keyword inside them (infix_search): `://` occurrences whose
-    # credentials never close, schemes run together.
+    # URLs: `://` occurrences whose credentials never close, schemes run together.
     "long line of URLs without @": lambda n: fill(lambda i: "postgres://u:p ", n) + "\n",
     "long line of ://": lambda n: fill(lambda i: "a://", n) + "\n",
     "one URL, a long user part": lambda n: "https://" + "u" * n + ":p\n",

@@ -1,15 +1,16 @@
-//! What each hand-written search path is worth: redaction throughput on realistic agent
-//! output with every path, with none (every pattern searched and its secret read by
-//! regex-automata's meta engine, with captures), and with each path alone left out. The
-//! redactions must be the same in every configuration (checked here on every corpus).
+//! What the search from keyword occurrences is worth: redaction throughput on realistic
+//! agent output with patterns led by a keyword searched from the keyword's occurrences
+//! (regex-automata's anchored search with captures at each) and with every pattern
+//! searched by regex-automata's meta engine over the line. The redactions must be the same
+//! either way (checked here on every corpus).
 //!
 //! `cargo bench -p execkit-protect --bench hand_paths` prints a Markdown table (MiB/s,
 //! median of 5 runs over 16 MiB per corpus). Under `cargo test` it runs a small smoke
-//! version: 256 KiB per corpus, every path against none.
+//! version: 256 KiB per corpus.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
 
-use execkit_protect::{HandPaths, Redactor, RuleSet, BUILTIN_RULES};
+use execkit_protect::{PatternSearch, Redactor, RuleSet, BUILTIN_RULES};
 use std::time::Instant;
 
 #[path = "support/corpus.rs"]
@@ -18,33 +19,12 @@ mod corpus;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn configs() -> Vec<(&'static str, HandPaths)> {
-    let all = HandPaths::ALL;
+fn configs() -> Vec<(&'static str, PatternSearch)> {
     vec![
-        ("all paths", all),
-        ("none (regex-automata)", HandPaths::NONE),
-        ("without tail", HandPaths { tail: false, ..all }),
+        ("from keyword occurrences", PatternSearch::FromKeywords),
         (
-            "without walked",
-            HandPaths {
-                walked: false,
-                ..all
-            },
-        ),
-        ("without led", HandPaths { led: false, ..all }),
-        (
-            "without keyed",
-            HandPaths {
-                keyed: false,
-                ..all
-            },
-        ),
-        (
-            "without infixed",
-            HandPaths {
-                infixed: false,
-                ..all
-            },
+            "over lines (regex-automata alone)",
+            PatternSearch::OverLines,
         ),
     ]
 }
@@ -61,10 +41,7 @@ fn main() {
         ("`git log -p`", corpus::git_log_patch(size)),
         ("secret-dense (synthetic)", corpus::secret_dense(size)),
     ];
-    let mut configs = configs();
-    if !full {
-        configs.truncate(2);
-    }
+    let configs = configs();
     let redactors: Vec<Redactor> = configs
         .iter()
         .map(|(_, paths)| {
@@ -76,7 +53,7 @@ fn main() {
     for (name, _) in &configs {
         print!(" {name} |");
     }
-    println!(" all ÷ none |");
+    println!(" ratio |");
     println!("|---|{}---|", "---|".repeat(configs.len()));
     for (name, text) in &corpora {
         let expected = corpus::redact_streamed(&redactors[0], text);

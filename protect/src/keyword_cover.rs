@@ -69,18 +69,13 @@ pub fn covers(
     insensitive: &[String],
     sensitive: &[String],
 ) -> Result<(), CoverError> {
-    let hir = crate::tail_capture::parse(pattern)
+    let hir = crate::pattern_regex::parse(pattern)
         .ok_or_else(|| CoverError::Unbuildable(format!("pattern {pattern:?} does not parse")))?;
     covers_hir(&hir, insensitive, sensitive)
 }
 
-/// [`covers`] for a pattern already parsed (part of one: a key-name pattern's head, see
-/// [`crate::keyed_search`]).
-pub(crate) fn covers_hir(
-    hir: &Hir,
-    insensitive: &[String],
-    sensitive: &[String],
-) -> Result<(), CoverError> {
+/// [`covers`] for a pattern already parsed.
+fn covers_hir(hir: &Hir, insensitive: &[String], sensitive: &[String]) -> Result<(), CoverError> {
     let mut matches = dfa(&without_assertions(hir))?;
     let mut holds = dfa(&holds_keyword(insensitive, sensitive)?)?;
     walk(&mut matches, &mut holds)
@@ -115,7 +110,7 @@ fn holds_keyword(insensitive: &[String], sensitive: &[String]) -> Result<Hir, Co
     }
     let any = "(?s:.)*";
     let pattern = format!("{any}(?:{}){any}", words.join("|"));
-    crate::tail_capture::parse(&pattern)
+    crate::pattern_regex::parse(&pattern)
         .ok_or_else(|| CoverError::Unbuildable(format!("keywords {pattern:?} do not parse")))
 }
 

@@ -32,24 +32,19 @@
 #![warn(missing_docs)]
 
 mod ansi;
-mod assignment_tail;
 mod boundary;
-mod infix_search;
-mod keyed_search;
 pub mod keyword_cover;
 mod keyword_dfa;
+mod keyword_search;
 mod known;
-mod led_search;
 mod middle;
 mod packed_sort;
+mod pattern_regex;
 mod pipeline;
 mod redact;
 mod rules;
 mod shape;
-mod tail_capture;
-mod tail_program;
 mod value_gate;
-mod walk_vm;
 
 pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
 pub use boundary::{ceil_boundary, floor_boundary};
@@ -57,7 +52,7 @@ pub use keyword_dfa::KeywordDfaError;
 pub use known::{KnownSecrets, SecretEnvPolicy};
 pub use pipeline::{MiddleMode, Protector, StreamOutput, StreamProtector};
 pub use redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
-pub use rules::{HandPaths, Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
+pub use rules::{PatternSearch, Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
 pub use shape::{
     Budget, BudgetError, BudgetMode, CaptureLimits, ShapeMode, Shaped, Shaper, StreamReport,
 };

@@ -10,16 +10,15 @@
 //! arrives, so memory stays bounded without missing secrets shorter than the overlap.
 
 use crate::ansi::{GHOST, GHOST_BYTES};
+use crate::keyword_search::LineKeywords;
 use crate::known::{KnownMatcher, KnownSecrets};
-use crate::led_search::LineKeywords;
+use crate::rules::OVERLAP;
 use crate::rules::{Hit, RuleSet, Special};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A partial line is processed once it reaches this many bytes.
 pub(crate) const WINDOW: usize = 64 * 1024;
-/// How much of a window is carried into the next one.
-pub(crate) const OVERLAP: usize = 4096;
 
 /// Label used for known values.
 pub(crate) const KNOWN_VALUE: &str = "known-value";

@@ -7,17 +7,17 @@
 //! those lines. Regexes are compiled for bytes with Unicode off, which is 20–70× faster and
 //! matches the ASCII shapes of real tokens.
 
-use crate::infix_search::Infixed;
-use crate::keyed_search::Keyed;
 use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
-use crate::led_search::{Led, LedFind, LineKeywords};
-use crate::tail_capture::{ByteSet, Tail};
-use crate::tail_program::{Reading, TailProgram};
+use crate::keyword_search::{KeywordFind, Led, LineKeywords};
+use crate::pattern_regex::{Locs, PatternRegex};
 use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
 use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::{meta, Input};
 use serde::Deserialize;
 use std::sync::OnceLock;
+
+/// A set of bytes.
+type ByteSet = [bool; 256];
 
 /// What `cat -A`, `cat -e` and `cat -vE` put at the end of every line: `$`, after `^M` on a
 /// CRLF line. Unless they are recognised, a key shown so would have its body lines read as
@@ -44,6 +44,16 @@ pub enum RulesError {
     #[error("rule file: {0}")]
     Toml(#[from] toml::de::Error),
     /// A pattern did not compile.
+    #[error("rule `{id}`: pattern {index}: {source}")]
+    Pattern {
+        /// The rule id.
+        id: String,
+        /// Which pattern (0-based).
+        index: usize,
+        /// The compiler's complaint.
+        source: Box<meta::BuildError>,
+    },
+    /// An exclusion or a built-in pattern did not compile.
     #[error("rule `{id}`: pattern {index}: {source}")]
     Regex {
         /// The rule id.
@@ -253,32 +263,19 @@ pub(crate) enum Special {
 
 #[derive(Debug)]
 pub(crate) struct Pattern {
-    pub(crate) re: Regex,
+    pub(crate) re: PatternRegex,
     /// For key-name rules: the same pattern without a prefilter, for short haystacks (see
     /// [`Pattern::find_at`]).
     unfiltered: Option<meta::Regex>,
     /// Capture-group indices whose names start with `s`, in order.
     secret_groups: Vec<usize>,
-    /// Where the pattern splits into a key name and the rest: the secret group is then
-    /// found by matching only the rest (see [`crate::tail_capture`]).
-    tail: Option<Box<Tail>>,
-    /// For a pattern with secret groups that does not split: the whole pattern walked
-    /// from where the lazy DFA says a match starts to where it ends (see
-    /// [`crate::tail_program`]), instead of the capture engine.
-    walked: Option<Box<TailProgram>>,
     /// The fewest bytes a match spans (0 when not known).
     min_len: usize,
     /// Keywords each match holds, if the rule file names them for this pattern.
     needs: Option<Box<PatternNeeds>>,
     /// For a pattern every match of which starts with one of its rule's keywords: matched
-    /// from their occurrences (see [`crate::led_search`]).
+    /// from their occurrences (see [`crate::keyword_search`]).
     led: Option<Box<Led>>,
-    /// For a key-name pattern whose key name always holds one of its rule's keywords:
-    /// matched from their occurrences (see [`crate::keyed_search`]).
-    keyed: Option<Box<Keyed>>,
-    /// For a pattern with one of its rule's keywords written inside it: matched from
-    /// their occurrences (see [`crate::infix_search`]).
-    infixed: Option<Box<Infixed>>,
 }
 
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
@@ -286,15 +283,29 @@ pub(crate) struct Pattern {
 const UNFILTERED_UP_TO: usize = 64;
 
 impl Pattern {
-    /// The search from the line's keyword occurrences this pattern has (led, keyed or
-    /// infixed), from `at`; [`LedFind::Engine`] when it has none.
-    fn keyword_search(&self, hay: &[u8], at: usize, line: LineKeywords) -> LedFind {
-        match (&self.led, &self.keyed, &self.infixed) {
-            (Some(led), _, _) => led.find(hay, at, self.min_len, line),
-            (None, Some(keyed), _) => keyed.find(hay, at, line),
-            (None, None, Some(infixed)) => infixed.find(hay, at, line),
-            (None, None, None) => LedFind::Engine,
-        }
+    /// The search from the line's keyword occurrences, from `at`, for a pattern led by a
+    /// keyword; [`KeywordFind::Engine`] for any other. `locs`: its capture groups, made
+    /// when first needed.
+    fn keyword_search(
+        &self,
+        hay: &[u8],
+        at: usize,
+        line: LineKeywords,
+        locs: &mut Option<Locs>,
+    ) -> KeywordFind {
+        let Some(led) = &self.led else {
+            return KeywordFind::Engine;
+        };
+        let locs = locs.get_or_insert_with(|| self.re.capture_locations());
+        led.find(
+            &self.re,
+            &self.secret_groups,
+            locs,
+            hay,
+            at,
+            self.min_len,
+            line,
+        )
     }
 
     /// The leftmost-first match of the pattern in `hay` from `at` (text before `at` still
@@ -325,7 +336,7 @@ impl Pattern {
     fn engine_matches<E>(
         &self,
         hay: &[u8],
-        mut f: impl FnMut(usize, Range, &regex::bytes::CaptureLocations) -> Result<(), E>,
+        mut f: impl FnMut(usize, Range, &Locs) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut locs = self.re.capture_locations();
         let mut at = 0;
@@ -338,16 +349,6 @@ impl Pattern {
             at = whole.1.max(whole.0 + 1);
         }
         Ok(())
-    }
-
-    /// The reading of a match's secret group without the capture engine: by the tail
-    /// (by hand or walked) or by walking the whole pattern.
-    fn hand_reading(&self, hay: &[u8], whole: Range) -> Reading {
-        match (&self.tail, &self.walked) {
-            (Some(tail), _) => tail.hand_reading(hay, whole),
-            (None, Some(walk)) => walk.secret(hay, whole.0, whole.1).into(),
-            (None, None) => Reading::Engine,
-        }
     }
 }
 
@@ -521,7 +522,7 @@ fn first_bytes(pattern: &str) -> Option<Box<ByteSet>> {
 
 /// `pattern` as [`compile`] builds it, without a prefilter.
 fn compile_unfiltered(pattern: &str) -> Result<meta::Regex, Box<meta::BuildError>> {
-    crate::tail_capture::regex_builder()
+    crate::pattern_regex::regex_builder()
         .configure(
             meta::Config::new()
                 .auto_prefilter(false)
@@ -650,28 +651,12 @@ fn lead_patterns(rules: &mut [Rule], specs: &[RuleSpec], info: &[Keyword]) {
         let own: Vec<usize> = (0..info.len())
             .filter(|&k| info[k].owners.contains(&index))
             .collect();
-        // Searches that read the rule's keyword occurrences off the scan (a keyword left
-        // on the line, a key name's) need every occurrence reported.
+        // A search that reads the rule's keyword occurrences off the scan (a keyword left
+        // on the line) needs every occurrence reported.
         rule.keywords_in_matches &= own.iter().all(|&k| info[k].every_occurrence);
-        if !own.iter().all(|&k| info[k].every_occurrence) {
-            for p in &mut rule.patterns {
-                p.keyed = None;
-            }
-        }
         for p in &mut rule.patterns {
-            if let Some(keyed) = &mut p.keyed {
-                keyed.set_keywords(own.clone());
-            }
             if let Some(needs) = &mut p.needs {
                 needs.map_to_scan(info);
-            }
-            if let Some(infixed) = &mut p.infixed {
-                infixed.set_id(
-                    info.iter()
-                        .enumerate()
-                        .filter(|(_, k)| !k.exact)
-                        .map(|(id, k)| (id, k.text.as_str())),
-                );
             }
             p.led = p.led.take().and_then(|led| {
                 led.map_keywords(|local| {
@@ -696,7 +681,11 @@ fn twin_worth_adding(k: &[u8]) -> bool {
 /// overlap), or the next window would see the value without its key and redact nothing:
 /// capping every span at less than the overlap keeps the result the same however the
 /// output is chunked. Past it, the rest of a longer value shows.
-pub(crate) const MAX_SECRET: usize = crate::redact::OVERLAP - 64;
+pub(crate) const MAX_SECRET: usize = OVERLAP - 64;
+
+/// How much of a redactor's window over a long line is carried into the next one (see
+/// `redact.rs`).
+pub(crate) const OVERLAP: usize = 4096;
 
 /// How far before a keyword a rule's match may start, and after it end.
 const BEFORE: usize = 256;
@@ -709,40 +698,16 @@ pub(crate) fn windows_cover(line_len: usize) -> bool {
     line_len <= BEFORE.min(AFTER)
 }
 
-/// Which hand-written search paths a compiled rule set uses (see
+/// How a compiled rule set searches the patterns led by a keyword (see
 /// [`RuleSet::from_toml_with`]).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HandPaths {
-    /// Key-name tails read by hand or walked ([`crate::tail_capture`]).
-    pub tail: bool,
-    /// Whole patterns walked for their secret group ([`crate::tail_program`]).
-    pub walked: bool,
-    /// Patterns matched from the keyword they start with ([`crate::led_search`]).
-    pub led: bool,
-    /// Key-name patterns matched from their keyword ([`crate::keyed_search`]).
-    pub keyed: bool,
-    /// Patterns matched around a keyword inside them ([`crate::infix_search`]).
-    pub infixed: bool,
-}
-
-impl HandPaths {
-    /// Every hand path (the shipped configuration).
-    pub const ALL: HandPaths = HandPaths {
-        tail: true,
-        walked: true,
-        led: true,
-        keyed: true,
-        infixed: true,
-    };
-    /// None: every pattern searched and read by the regex engine.
-    pub const NONE: HandPaths = HandPaths {
-        tail: false,
-        walked: false,
-        led: false,
-        keyed: false,
-        infixed: false,
-    };
+pub enum PatternSearch {
+    /// From the keyword occurrences the scan found (the shipped configuration; see
+    /// [`crate::keyword_search`]).
+    FromKeywords,
+    /// By the regex engine over the line, like every other pattern.
+    OverLines,
 }
 
 impl RuleSet {
@@ -759,30 +724,18 @@ impl RuleSet {
 
     /// Compiles a rule file.
     pub fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
-        RuleSet::from_toml_with(text, HandPaths::ALL)
+        RuleSet::from_toml_with(text, PatternSearch::FromKeywords)
     }
 
-    /// Compiles a rule file with only the hand-written search paths in `paths` (the
-    /// others' patterns are searched and read by the regex engine); for measuring what each
-    /// path is worth. The redactions are the same either way (tested).
+    /// Compiles a rule file, searching the patterns led by a keyword as `search` says; for
+    /// measuring what the search from keyword occurrences is worth. The redactions are the
+    /// same either way (tested).
     #[doc(hidden)]
-    pub fn from_toml_with(text: &str, paths: HandPaths) -> Result<RuleSet, RulesError> {
+    pub fn from_toml_with(text: &str, search: PatternSearch) -> Result<RuleSet, RulesError> {
         let mut set = RuleSet::compile(text)?;
-        for p in set.rules.iter_mut().flat_map(|r| r.patterns.iter_mut()) {
-            if !paths.tail {
-                p.tail = None;
-            }
-            if !paths.walked {
-                p.walked = None;
-            }
-            if !paths.led {
+        if search == PatternSearch::OverLines {
+            for p in set.rules.iter_mut().flat_map(|r| r.patterns.iter_mut()) {
                 p.led = None;
-            }
-            if !paths.keyed {
-                p.keyed = None;
-            }
-            if !paths.infixed {
-                p.infixed = None;
             }
         }
         Ok(set)
@@ -835,7 +788,7 @@ impl RuleSet {
             // Every pattern starts at the line's start (see `Rule::anchored`).
             let mut anchored = true;
             for (index, p) in spec.patterns.iter().enumerate() {
-                let re = compile(p).map_err(|source| RulesError::Regex {
+                let re = PatternRegex::new(p).map_err(|source| RulesError::Pattern {
                     id: spec.id.clone(),
                     index,
                     source,
@@ -846,25 +799,15 @@ impl RuleSet {
                     .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
                     .map(|(i, _)| i)
                     .collect();
-                let hir = crate::tail_capture::parse(p);
+                let hir = crate::pattern_regex::parse(p);
                 anchored &= hir.as_ref().is_some_and(|h| {
                     h.properties()
                         .look_set_prefix()
                         .contains(regex_syntax::hir::Look::Start)
                 });
                 // The parts a pattern may have are boxed: inline, their byte sets would make
-                // a pattern ~3.7 KB, and the search loop's reads of a rule's patterns would
+                // a pattern ~1 KB, and the search loop's reads of a rule's patterns would
                 // each touch cache lines of their own.
-                let tail = match &hir {
-                    Some(h) if !secret_groups.is_empty() => Tail::split(h).map(Box::new),
-                    _ => None,
-                };
-                let walked = match &hir {
-                    Some(h) if !secret_groups.is_empty() && tail.is_none() => {
-                        TailProgram::compile(h).map(Box::new)
-                    }
-                    _ => None,
-                };
                 patterns.push(Pattern {
                     unfiltered: match spec.gate {
                         Some(_) => Some(compile_unfiltered(p).map_err(|e| {
@@ -874,8 +817,6 @@ impl RuleSet {
                     },
                     re,
                     secret_groups,
-                    tail,
-                    walked,
                     min_len: hir
                         .as_ref()
                         .and_then(|h| h.properties().minimum_len())
@@ -887,24 +828,13 @@ impl RuleSet {
                             .map(Box::new),
                         None => None,
                     },
-                    // Compiled and dropped here unless led: the programs of every pattern
-                    // at once would be a 10 MiB peak.
                     led: match &hir {
-                        Some(h) if special == Special::None => TailProgram::compile(h)
-                            .and_then(|program| Led::new(program, &own_keywords))
-                            .map(Box::new),
+                        Some(h) if special == Special::None => {
+                            Led::new(h, &own_keywords).map(Box::new)
+                        }
                         _ => None,
                     },
-                    keyed: None,
-                    infixed: None,
                 });
-                let p = patterns.last_mut().ok_or_else(|| invalid("no pattern"))?;
-                if let (Some(h), None, Special::None) = (&hir, &p.led, special) {
-                    p.keyed = Keyed::new(h, &spec.keywords, &spec.keywords_cs).map(Box::new);
-                    if p.keyed.is_none() {
-                        p.infixed = Infixed::new(h, &spec.keywords).map(Box::new);
-                    }
-                }
             }
             words.extend(spec.keywords.iter().map(|k| (k.clone(), idx, false)));
             words.extend(spec.keywords_cs.iter().map(|k| (k.clone(), idx, true)));
@@ -1234,8 +1164,8 @@ impl RuleSet {
                 continue;
             }
             let mut at = from;
-            // Capture slots made when first needed, then reused for every match.
-            let (mut locs, mut slots) = (None, Vec::new());
+            // Capture groups made when first needed, then reused for every match.
+            let mut locs = None;
             // A match needs `min_len` bytes: none fits in a shorter rest (most often the
             // empty rest after a value that ends the line).
             while at <= hay.len() && hay.len() - at >= p.min_len {
@@ -1247,21 +1177,20 @@ impl RuleSet {
                     break;
                 }
                 let led = match line_kws {
-                    Some(kws) => p.keyword_search(hay, at, kws),
-                    None => LedFind::Engine,
+                    Some(kws) => p.keyword_search(hay, at, kws, &mut locs),
+                    None => KeywordFind::Engine,
                 };
                 let (whole, group) = match led {
-                    LedFind::Found(whole, group) => (whole, group),
-                    LedFind::None => break,
-                    LedFind::Engine if p.secret_groups.is_empty() => {
+                    KeywordFind::Found(whole, group) => (whole, group),
+                    KeywordFind::None => break,
+                    KeywordFind::Engine if p.secret_groups.is_empty() => {
                         let Some(whole) = p.find_at(hay, at) else {
                             break;
                         };
                         (whole, None)
                     }
-                    LedFind::Engine => {
-                        let Some(found) = self.secret_group(p, hay, at, &mut locs, &mut slots)
-                        else {
+                    KeywordFind::Engine => {
+                        let Some(found) = self.secret_group(p, hay, at, &mut locs) else {
                             break;
                         };
                         found
@@ -1330,87 +1259,22 @@ impl RuleSet {
     }
 
     /// The next match of `p` in `hay` from `at` and its first secret group that took
-    /// part: through the tail when the pattern splits, else the capture engine.
+    /// part, by the capture engine.
     fn secret_group(
         &self,
         p: &Pattern,
         hay: &[u8],
         at: usize,
-        locs: &mut Option<regex::bytes::CaptureLocations>,
-        slots: &mut Vec<Option<regex_automata::util::primitives::NonMaxUsize>>,
+        locs: &mut Option<Locs>,
     ) -> Option<(Range, Option<Range>)> {
-        if let Some(tail) = &p.tail {
-            let whole = p.find_at(hay, at)?;
-            if slots.is_empty() {
-                *slots = tail.slots();
-            }
-            if let Some(group) = tail.secret(hay, whole, slots) {
-                return Some((whole, group));
-            }
-            // The split is proven when the rule is compiled; should the tail not match
-            // where it must, the capture engine decides.
-            debug_assert!(false, "tail did not match: {:?}", &hay[whole.0..whole.1]);
-        }
-        if p.walked.is_some() {
-            let whole = p.find_at(hay, at)?;
-            match p.hand_reading(hay, whole) {
-                Reading::Group(group) => return Some((whole, group)),
-                // The walk follows the engine: a match it cannot read is a defect, and
-                // the capture engine decides.
-                Reading::NoWay => debug_assert!(false, "walk found no way: {whole:?}"),
-                Reading::Engine => {}
-            }
-        }
         let locs = locs.get_or_insert_with(|| p.re.capture_locations());
         let w = p.re.captures_read_at(locs, hay, at)?;
         let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
         Some(((w.start(), w.end()), group))
     }
 
-    /// The fuzzing oracle for the hand and walked readings of secret groups: on `hay`,
-    /// every match of every pattern that is read by hand, walked after its split or
-    /// walked whole gets, from that reading alone, the group the capture engine reports
-    /// (a walk that gives up is skipped: the engine decides then). Returns how many
-    /// matches were compared, or what differed.
-    #[doc(hidden)]
-    pub fn hand_readings_agree(&self, hay: &[u8]) -> Result<usize, String> {
-        let mut compared = 0;
-        for rule in &self.rules {
-            for p in &rule.patterns {
-                if p.tail.is_none() && p.walked.is_none() {
-                    continue;
-                }
-                p.engine_matches(hay, |at, whole, locs| {
-                    // The search that finds the match in production finds this one.
-                    let found = p.find_at(hay, at);
-                    if found != Some(whole) {
-                        return Err(format!(
-                            "{}: from {at} of {:?}: engine {whole:?}, search {found:?}",
-                            rule.id,
-                            String::from_utf8_lossy(hay)
-                        ));
-                    }
-                    let engine = p.secret_groups.iter().find_map(|&g| locs.get(g));
-                    let hand = p.hand_reading(hay, whole);
-                    if hand != Reading::Engine {
-                        if hand != Reading::Group(engine) {
-                            return Err(format!(
-                                "{}: match {whole:?} of {:?}: engine {engine:?}, hand {hand:?}",
-                                rule.id,
-                                String::from_utf8_lossy(hay)
-                            ));
-                        }
-                        compared += 1;
-                    }
-                    Ok(())
-                })?;
-            }
-        }
-        Ok(compared)
-    }
-
     /// The fuzzing oracle for the searches from keyword occurrences
-    /// ([`crate::led_search`], [`crate::keyed_search`]): on `hay`, for every pattern searched that way and every
+    /// ([`crate::keyword_search`]): on `hay`, for every pattern searched that way and every
     /// start (every byte for texts up to 512 bytes, else where the engine's iteration
     /// searches from), the search finds the capture engine's leftmost-first match and its
     /// group, or no match where the engine finds none (a walk that gives up is skipped:
@@ -1427,7 +1291,7 @@ impl RuleSet {
         let mut compared = 0;
         for rule in &self.rules {
             for p in &rule.patterns {
-                if p.led.is_none() && p.keyed.is_none() && p.infixed.is_none() {
+                if p.led.is_none() {
                     continue;
                 }
                 let mut starts: Vec<usize> = Vec::new();
@@ -1442,16 +1306,17 @@ impl RuleSet {
                     starts.push(0);
                 }
                 let mut locs = p.re.capture_locations();
+                let mut own = None;
                 for at in starts {
                     let engine = p.re.captures_read_at(&mut locs, hay, at).map(|w| {
                         let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
                         ((w.start(), w.end()), group)
                     });
-                    let found = p.keyword_search(hay, at, line);
+                    let found = p.keyword_search(hay, at, line, &mut own);
                     let agrees = match (found, engine) {
-                        (LedFind::Engine, _) => continue,
-                        (LedFind::None, None) => true,
-                        (LedFind::Found(w, g), Some((ew, eg))) => w == ew && g == eg,
+                        (KeywordFind::Engine, _) => continue,
+                        (KeywordFind::None, None) => true,
+                        (KeywordFind::Found(w, g), Some((ew, eg))) => w == ew && g == eg,
                         _ => false,
                     };
                     if !agrees {
@@ -1476,7 +1341,7 @@ impl RuleSet {
     /// span lines are left out (the redactor's state machines handle them).
     ///
     /// The fast path (the keyword automaton, windows around keywords, a rule run once per
-    /// reach, hand-read and walked groups, searches without a prefilter) must find the
+    /// reach, searches from keyword occurrences, searches without a prefilter) must find the
     /// same: see `Redactor::redact_reference` and the differential tests.
     pub(crate) fn reference_line_hits(&self, line: &[u8], hits: &mut Vec<Hit>) {
         let lower = line.to_ascii_lowercase();
@@ -1672,33 +1537,6 @@ mod tests {
         assert!(set.rules().len() >= 60, "{} rules", set.rules().len());
     }
 
-    /// Every match of pattern `p` in `hay` as the capture engine reports it, and as the
-    /// tail does: (whole, first secret group).
-    type Found = Vec<((usize, usize), Option<(usize, usize)>)>;
-    fn both_ways(p: &Pattern, hay: &[u8]) -> (Found, Found) {
-        let mut locs = p.re.capture_locations();
-        let tail_of = p.tail.as_ref().unwrap_or_else(|| panic!("no tail"));
-        let mut slots = tail_of.slots();
-        let (mut engine, mut tail) = (Vec::new(), Vec::new());
-        let mut at = 0;
-        while at <= hay.len() {
-            let Some(w) = p.re.captures_read_at(&mut locs, hay, at) else {
-                break;
-            };
-            let whole = (w.start(), w.end());
-            engine.push((whole, p.secret_groups.iter().find_map(|&g| locs.get(g))));
-            // The tail alone, without the capture engine to fall back on.
-            let w2 = p.find_at(hay, at).unwrap_or_else(|| panic!("no match"));
-            let group = tail_of.secret(hay, w2, &mut slots);
-            tail.push((
-                w2,
-                group.unwrap_or_else(|| panic!("the tail did not match")),
-            ));
-            at = whole.1.max(whole.0 + 1);
-        }
-        (engine, tail)
-    }
-
     /// Every rule's positive and negative examples and the value gate's example lines.
     fn example_texts(set: &RuleSet) -> Vec<String> {
         let mut texts: Vec<String> = set
@@ -1715,126 +1553,6 @@ mod tests {
             .iter()
             .flat_map(|r| r.patterns.iter().map(move |p| (r.id.as_str(), p)))
             .collect()
-    }
-
-    fn split_patterns(set: &RuleSet) -> Vec<(&str, &Pattern)> {
-        set.rules
-            .iter()
-            .flat_map(|r| r.patterns.iter().map(move |p| (r.id.as_str(), p)))
-            .filter(|(_, p)| p.tail.is_some())
-            .collect()
-    }
-
-    #[test]
-    fn the_key_name_rules_split() {
-        let set = RuleSet::builtin();
-        let split: Vec<&str> = split_patterns(set).iter().map(|(id, _)| *id).collect();
-        let by_hand: Vec<&str> = split_patterns(set)
-            .iter()
-            .filter(|(_, p)| p.tail.as_deref().is_some_and(Tail::reads_by_hand))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in [
-            "password-assignment",
-            "token-assignment",
-            "api-key-assignment",
-            "credential-assignment",
-            "authorization-header",
-        ] {
-            assert!(split.contains(&id), "{id} does not split: {split:?}");
-            // The authorization header's tails (a scheme word, auth parameters) are
-            // walked instead.
-            if id != "authorization-header" {
-                assert!(
-                    by_hand.contains(&id),
-                    "{id} is not read by hand: {by_hand:?}"
-                );
-            }
-        }
-        let walked: Vec<&str> = split_patterns(set)
-            .iter()
-            .filter(|(_, p)| p.tail.as_deref().is_some_and(Tail::is_walked))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ["authorization-header", "url-credentials"] {
-            assert!(walked.contains(&id), "{id} is not walked: {walked:?}");
-        }
-    }
-
-    /// The readings without the engine (by hand, walked tails, whole walks) give the
-    /// engine's group for every match on every example, none left to the engine.
-    #[test]
-    fn hand_readings_agree_with_the_capture_engine_on_every_example() {
-        let set = RuleSet::builtin();
-        let texts = example_texts(set);
-        let compared: usize = texts
-            .iter()
-            .map(|t| {
-                set.hand_readings_agree(t.as_bytes())
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .sum();
-        let matches: usize = all_patterns(set)
-            .iter()
-            .filter(|(_, p)| p.tail.is_some() || p.walked.is_some())
-            .map(|(_, p)| {
-                texts
-                    .iter()
-                    .map(|t| p.re.find_iter(t.as_bytes()).count())
-                    .sum::<usize>()
-            })
-            .sum();
-        assert_eq!(compared, matches, "some matches were left to the engine");
-        assert!(compared > 100, "only {compared} matches compared");
-        // Patterns that do not split are walked whole.
-        let whole: Vec<&str> = all_patterns(set)
-            .iter()
-            .filter(|(_, p)| p.walked.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        assert!(
-            whole.contains(&"database-connection-string"),
-            "not walked whole: {whole:?}"
-        );
-    }
-
-    /// An agent printing a header built to make the walk long (hundreds of auth
-    /// parameters, each a few steps; the walk's repetitions do not nest, so a hundred are
-    /// read by the walk itself): past its step limit the walk gives up, the engine reads
-    /// it, and all of it is redacted.
-    #[test]
-    fn a_header_too_long_to_walk_is_read_by_the_engine() {
-        let set = RuleSet::builtin();
-        let r = set
-            .index_of("authorization-header")
-            .unwrap_or_else(|| panic!("rule"));
-        let p = &set.rules[r].patterns[0];
-        let tail = p.tail.as_ref().unwrap_or_else(|| panic!("splits"));
-        let hundred: String = (0..100).map(|i| format!(", a=v{i}")).collect();
-        let line = format!("Authorization: Digest abcdef123456{hundred}");
-        let m =
-            p.re.find(line.as_bytes())
-                .unwrap_or_else(|| panic!("matches"));
-        assert!(matches!(
-            tail.hand_reading(line.as_bytes(), (m.start(), m.end())),
-            Reading::Group(Some(_))
-        ));
-        let params: String = (0..400).map(|i| format!(", a=v{i}")).collect();
-        let line = format!("Authorization: Digest abcdef123456{params}");
-        let m =
-            p.re.find(line.as_bytes())
-                .unwrap_or_else(|| panic!("matches"));
-        assert_eq!(
-            tail.hand_reading(line.as_bytes(), (m.start(), m.end())),
-            Reading::Engine
-        );
-        let (engine, read) = both_ways(p, line.as_bytes());
-        assert_eq!(engine, read);
-        let out = crate::Redactor::new(&crate::KnownSecrets::new()).redact_str(&line);
-        assert_eq!(
-            out.text,
-            "Authorization: Digest [REDACTED:authorization-header]"
-        );
     }
 
     #[test]
@@ -1871,46 +1589,8 @@ mod tests {
         assert!(matches > 1000, "only {matches} matches compared");
     }
 
-    #[test]
-    fn tail_captures_agree_with_the_capture_engine_on_every_example() {
-        let set = RuleSet::builtin();
-        let texts = example_texts(set);
-        let mut compared = 0;
-        for (id, p) in split_patterns(set) {
-            for t in &texts {
-                let (engine, tail) = both_ways(p, t.as_bytes());
-                assert_eq!(engine, tail, "{id} on {t:?}");
-                compared += engine.len();
-            }
-        }
-        assert!(compared > 100, "only {compared} matches compared");
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
-        /// Assignments assembled from the pieces the patterns care about: key names,
-        /// separators, quotes, spaces, value bytes.
-        #[test]
-        fn tail_captures_agree_with_the_capture_engine(
-            pieces in proptest::collection::vec(proptest::sample::select(vec![
-                "password", "PASSWORD", "Pass", "pwd", "token", "Token", "api_key", "apiKey",
-                "API-KEY", "secret", "SecretKey", "access_key_id", "credentials", "auth_token",
-                "authorization", "Authorization", "Bearer ", "Basic ", "Digest ", "realm=", "https://",
-                "postgres://", "user:", "@host", "Server=", "Password=", "x", "_", ".", "-", "=",
-                ":", "=>", ":=", "\"", "'", " ", "\t", "\n", ">", "&", ",", ";", "$", "{",
-                "}", "(", "aB3dE5gH7jK9mN1p", "hunter22", "Summer2024!", "0123456789", "é",
-            ]), 0..14),
-        ) {
-            let text: String = pieces.concat();
-            let set = RuleSet::builtin();
-            for (id, p) in split_patterns(set) {
-                let (engine, tail) = both_ways(p, text.as_bytes());
-                proptest::prop_assert_eq!(engine, tail, "{} on {:?}", id, text);
-            }
-            let agree = set.hand_readings_agree(text.as_bytes());
-            proptest::prop_assert!(agree.is_ok(), "{:?}", agree);
-        }
-
         /// Text assembled from provider prefixes, keyword look-alikes and token bytes:
         /// the searches from keyword occurrences find what the engine finds, from every
         /// start.
@@ -1921,10 +1601,10 @@ mod tests {
                 "glpat-", "Bearer", "bearer ", "Basic ", "Authorization: ", "authorization=",
                 "npm_", "hf_", "-p", "--password=", "0123456789", "012345678901", "aB3dE5gH7jK9mN1p",
                 "ABCDEFGHIJKLMNOP", "-", "_", "=", ":", " ", "\"", "'", "/", "@", ",", "\n", "é",
-                // Key names (keyed_search): keywords inside names, operators, quotes.
+                // Key names: keywords inside names, operators, quotes.
                 "password", "PASSWORD", "userPassword", "pwd", "api_key", "api.key", "Token",
                 "token", "secret", "access_key", "salt", "=>", ":=", "\t", ".", "x",
-                // URLs (infix_search): schemes, `://`, users, hosts.
+                // URLs: schemes, `://`, users, hosts.
                 "://", "postgres", "https", "redis", "user", "db:5432", "a:b@", "<", ">",
             ]), 0..12),
         ) {
@@ -1955,7 +1635,8 @@ mod tests {
             "Authorization: Bearer abc Bearer abcdefghijklmnopqrstuvwxyz".into(),
             format!("{}ghp_{}", "x ".repeat(400), "a".repeat(36)),
             // Key names whose values do not follow (a quote never closed, a value too
-            // short), then one that does; more of them than the keyed search reads.
+            // short), then one that does; more of them than a search reads before the
+            // engine takes over.
             "password=\", password=Xy1234567q".into(),
             "api_key='unclosed, api_key=ab, the api_key: Ab3dEf9hIjK2mN".into(),
             format!("{}password=Xy1234567q", "password=\" ".repeat(12)),
@@ -1994,58 +1675,6 @@ mod tests {
         ] {
             assert!(!led.contains(&id), "{id}");
         }
-        // Key-name rules are searched from their keywords by their key names instead.
-        let keyed = rules_where(set, |p| p.keyed.is_some());
-        for id in [
-            "password-assignment",
-            "token-assignment",
-            "api-key-assignment",
-            "credential-assignment",
-            "secret-assignment",
-        ] {
-            assert!(
-                keyed.contains(&id),
-                "{id} is not searched from its keywords: {keyed:?}"
-            );
-        }
-        assert!(!keyed.contains(&"database-connection-string"));
-        // URL credentials are searched from the `://` inside them.
-        let infixed = rules_where(set, |p| p.infixed.is_some());
-        for id in ["url-credentials", "database-connection-string"] {
-            assert!(
-                infixed.contains(&id),
-                "{id} is not searched from its keyword: {infixed:?}"
-            );
-        }
-    }
-
-    /// The reverse searches of key names and of the parts before an infix keyword are
-    /// dense DFAs for the shipped patterns (no cache pool, the faster loop) but one, within
-    /// a bound on their memory (~0.6 MiB in all).
-    #[test]
-    fn reverse_searches_are_dense_and_small() {
-        let set = RuleSet::builtin();
-        let (mut total, mut count) = (0, 0);
-        for rule in &set.rules {
-            for p in &rule.patterns {
-                let reverse = p
-                    .keyed
-                    .as_ref()
-                    .map(|k| k.head())
-                    .into_iter()
-                    .chain(p.infixed.as_ref().map(|i| i.before()));
-                for r in reverse {
-                    let (size, dense) = r.size();
-                    // `aws[\w.\-]{0,24}?(?:secret|sk)` read backwards needs far more states.
-                    let lazy_expected = rule.id == "aws-secret-access-key";
-                    assert_eq!(dense, !lazy_expected, "{}: {size} bytes", rule.id);
-                    total += size;
-                    count += 1;
-                }
-            }
-        }
-        assert!(count >= 10, "{count} reverse searches");
-        assert!(total < 4 << 20, "{count} dense DFAs take {total} bytes");
     }
 
     /// A case-sensitive keyword that overlaps itself (`ABAB`) is searched by a finder,
@@ -2058,10 +1687,8 @@ mod tests {
              patterns=['[AB]*ABAB=(?P<s>[a-z0-9]{8,})']\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            set.rules[0].patterns[0].tail.is_some(),
-            "the pattern splits"
-        );
+        // The finder reports a run of `ABAB` only once a keyword length.
+        assert!(!set.rules[0].keywords_in_matches);
         for text in [
             "ABABAB=abcdefgh12",
             "x ABABABAB=abcdefgh12 ABABAB=abcdefgh34",
@@ -2084,29 +1711,6 @@ mod tests {
         assert_eq!(hits.len(), 2, "both values are found: {hits:?}");
     }
 
-    /// A pattern whose part before its keyword can itself hold the keyword is not searched
-    /// from the keyword's occurrences: its leftmost match may start before an earlier
-    /// occurrence's (here at 0, running over the `://` at 2 to the one at 8).
-    #[test]
-    fn a_keyword_the_part_before_can_hold_is_not_searched_from() {
-        let rules = |pattern: &str| {
-            RuleSet::from_toml(&format!(
-                "[[rule]]\nid='x'\ndescription='d'\nkeywords=['://']\npatterns=['{pattern}']\n"
-            ))
-            .unwrap_or_else(|e| panic!("{e}"))
-        };
-        let holds = rules("(?:b[a-z:/@]*c)?://(?P<s>[a-z]+)@");
-        assert!(holds.rules[0].patterns[0].infixed.is_none());
-        let cannot = rules("(?:b[a-z@]*c)?://(?P<s>[a-z]+)@");
-        assert!(cannot.rules[0].patterns[0].infixed.is_some());
-        for set in [holds, cannot] {
-            for text in ["bq://z@c://y@", "b@c://y@ ://z@"] {
-                set.led_searches_agree(text.as_bytes())
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-        }
-    }
-
     #[test]
     fn bad_files_are_refused() {
         let no_kw = "[[rule]]\nid='x'\ndescription='d'\npatterns=['a']\n";
@@ -2117,7 +1721,7 @@ mod tests {
         let bad_re = "[[rule]]\nid='x'\ndescription='d'\nkeywords=['a']\npatterns=['(']\n";
         assert!(matches!(
             RuleSet::from_toml(bad_re),
-            Err(RulesError::Regex { .. })
+            Err(RulesError::Pattern { .. })
         ));
         let dup = "[[rule]]\nid='x'\ndescription='d'\nkeywords=['a']\npatterns=['a']\n\
                    [[rule]]\nid='x'\ndescription='d'\nkeywords=['a']\npatterns=['a']\n";
