@@ -421,6 +421,17 @@ impl Engine {
     ///
     /// Fails closed: a parse error, an evaluation error or a missing permit denies.
     pub fn decide(&self, command: &str, env: &DecisionEnv) -> Decision {
+        self.memoized(command, env, || self.decide_fresh(command, env))
+    }
+
+    /// The memo's decision on `command` in `env` where it has one (on the fast path), else
+    /// `fresh()`'s, then remembered.
+    fn memoized(
+        &self,
+        command: &str,
+        env: &DecisionEnv,
+        fresh: impl FnOnce() -> Decision,
+    ) -> Decision {
         let limit = match (self.path, self.memo_limit) {
             (DecisionPath::Fast, crate::memo::DecisionMemo::Entries(n)) => n,
             _ => 0,
@@ -430,7 +441,7 @@ impl Engine {
                 return d;
             }
         }
-        let d = self.decide_fresh(command, env);
+        let d = fresh();
         if limit > 0 {
             self.memo.put(command, env, &d, limit);
         }
@@ -471,20 +482,7 @@ impl Engine {
         prepared: &Prepared,
         env: &DecisionEnv,
     ) -> Decision {
-        let limit = match (self.path, self.memo_limit) {
-            (DecisionPath::Fast, crate::memo::DecisionMemo::Entries(n)) => n,
-            _ => 0,
-        };
-        if limit > 0 {
-            if let Some(d) = self.memo.get(command, env) {
-                return d;
-            }
-        }
-        let d = self.decide_parsed(prepared, env);
-        if limit > 0 {
-            self.memo.put(command, env, &d, limit);
-        }
-        d
+        self.memoized(command, env, || self.decide_parsed(prepared, env))
     }
 
     /// The decision on a prepared command: its facts authorized, or a denial when it did

@@ -1,7 +1,7 @@
 //! Opening a local session: the private tmp dir, the environment and secrets, the
 //! runtime guard's spec, and bash under the sandbox.
 
-use super::state::{Origin, Running, Session, State};
+use super::state::{Origin, Session, Started};
 use crate::config::SessionConfig;
 use crate::frame;
 use crate::result::SessionError;
@@ -12,7 +12,6 @@ use execkit_protect::{Protector, Redactor};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
 
 pub(super) fn make_private_dir(
     p: &std::path::Path,
@@ -142,29 +141,18 @@ impl Session {
                 return Err(e);
             }
         };
-        Ok(Session {
+        let started = Started {
             id,
             origin: Origin::Local,
             protector,
             home,
             dir,
             tmp,
-            running: Arc::new(Running::default()),
-            last_cwd: std::sync::Mutex::new(workspace.display().to_string()),
-            last_path: std::sync::Mutex::new(Some(crate::config::DEFAULT_PATH.to_string())),
-            known: Default::default(),
-            processes: crate::process::table::ProcessTable::new(config.limits.processes),
-            checkpoints: Arc::default(),
-            remote_checkpoints: tokio::sync::Mutex::new(None),
-            saved_exports: std::sync::Mutex::new(None),
-            state: Mutex::new(State {
-                shell: Some(shell),
-                gone: None,
-                closed: false,
-                cwd: workspace.display().to_string(),
-                enforcement,
-            }),
-            config,
-        })
+            path: Some(crate::config::DEFAULT_PATH.to_string()),
+            shell,
+            cwd: workspace.display().to_string(),
+            enforcement,
+        };
+        Ok(Session::assemble(started, config))
     }
 }

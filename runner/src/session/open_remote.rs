@@ -1,7 +1,7 @@
 //! Opening a session over SSH or in a Docker container: which shell the target has, the
 //! remote helper and its sandbox, the runtime guard there, and the remote limits.
 
-use super::state::{current, who_of, Origin, Redial, Running, Session, State};
+use super::state::{current, who_of, Origin, Redial, Session, Started};
 use crate::config::SessionConfig;
 use crate::frame;
 use crate::remote::Control;
@@ -14,7 +14,6 @@ use execkit_protect::{Protector, Redactor};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
 
 /// What a remote shell start yields: the shell, the remote home, the start directory, the
 /// environment it started with, what is enforced there, and (without the helper) the
@@ -351,29 +350,18 @@ impl Session {
             enforcement.resources = resources;
             enforcement.notes.extend(notes);
         }
-        Ok(Session {
+        let started = Started {
             id,
             origin,
             protector,
             home,
             dir: PathBuf::new(),
             tmp: PathBuf::new(),
-            running: Arc::new(Running::default()),
-            last_cwd: std::sync::Mutex::new(start.clone()),
-            last_path: std::sync::Mutex::new(None),
-            known: Default::default(),
-            processes: crate::process::table::ProcessTable::new(config.limits.processes),
-            checkpoints: Arc::default(),
-            remote_checkpoints: tokio::sync::Mutex::new(None),
-            saved_exports: std::sync::Mutex::new(None),
-            state: Mutex::new(State {
-                shell: Some(shell),
-                gone: None,
-                closed: false,
-                cwd: start,
-                enforcement,
-            }),
-            config,
-        })
+            path: None,
+            shell,
+            cwd: start,
+            enforcement,
+        };
+        Ok(Session::assemble(started, config))
     }
 }

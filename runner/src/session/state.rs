@@ -204,7 +204,50 @@ pub(super) fn who_of(origin: &Origin, id: &str, config: &SessionConfig) -> Who {
     }
 }
 
+/// What a started shell hands to the session that holds it (see [`Session::assemble`]).
+pub(super) struct Started {
+    pub(super) id: String,
+    pub(super) origin: Origin,
+    pub(super) protector: Protector,
+    pub(super) home: PathBuf,
+    pub(super) dir: PathBuf,
+    pub(super) tmp: PathBuf,
+    /// The shell's PATH when known before its first command.
+    pub(super) path: Option<String>,
+    pub(super) shell: Shell,
+    pub(super) cwd: String,
+    pub(super) enforcement: Enforcement,
+}
+
 impl Session {
+    /// The session around a shell that has started.
+    pub(super) fn assemble(s: Started, config: SessionConfig) -> Session {
+        Session {
+            id: s.id,
+            origin: s.origin,
+            protector: s.protector,
+            home: s.home,
+            dir: s.dir,
+            tmp: s.tmp,
+            running: Arc::new(Running::default()),
+            last_cwd: std::sync::Mutex::new(s.cwd.clone()),
+            last_path: std::sync::Mutex::new(s.path),
+            known: Default::default(),
+            processes: crate::process::table::ProcessTable::new(config.limits.processes),
+            checkpoints: Arc::default(),
+            remote_checkpoints: tokio::sync::Mutex::new(None),
+            saved_exports: std::sync::Mutex::new(None),
+            state: Mutex::new(State {
+                shell: Some(s.shell),
+                gone: None,
+                closed: false,
+                cwd: s.cwd,
+                enforcement: s.enforcement,
+            }),
+            config,
+        }
+    }
+
     /// Records that the session opened or closed.
     pub(super) fn announce(&self, event: execkit_audit::SessionEvent) -> Result<(), String> {
         self.audit(AuditEvent::Session(execkit_audit::SessionRecord {
