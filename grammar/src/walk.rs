@@ -790,19 +790,7 @@ impl<'o> Walker<'o> {
         frame: &Frame,
     ) -> Result<BTreeSet<String>, ParseError> {
         let mut found = Vec::new();
-        let mut stack = vec![node];
-        while let Some(n) = stack.pop() {
-            if matches!(
-                n.kind_name(),
-                "command_substitution" | "process_substitution"
-            ) {
-                found.push(n);
-                continue;
-            }
-            let mut c = n.walk();
-            let kids: Vec<_> = n.children(&mut c).collect();
-            stack.extend(kids.into_iter().rev());
-        }
+        collect_nested_subs(node, &mut found);
         self.substitutions(&found, src, cwd, frame)
     }
 
@@ -938,12 +926,7 @@ impl<'o> Walker<'o> {
         out: &mut Vec<ProtoRedirect>,
     ) -> Result<Option<Node<'t>>, ParseError> {
         let bound = self.bound.clone();
-        let env = WordEnv {
-            src,
-            home: &self.opts.home,
-            cwd,
-            bound: &bound,
-        };
+        let env = WordEnv::new(src, &self.opts.home, cwd, &bound);
         let mut subs = Vec::new();
         let fd = node
             .field_child("descriptor")
@@ -1120,12 +1103,7 @@ impl<'o> Walker<'o> {
         frame: &Frame,
     ) -> Result<Outcome, ParseError> {
         let bound = self.bound.clone();
-        let env = WordEnv {
-            src,
-            home: &self.opts.home,
-            cwd,
-            bound: &bound,
-        };
+        let env = WordEnv::new(src, &self.opts.home, cwd, &bound);
         let mut proto = Proto::new(node, src, cwd, frame);
         let mut subs = Vec::new();
         let keyword = match node.kind_name() {
@@ -1170,12 +1148,7 @@ impl<'o> Walker<'o> {
         frame: &Frame,
     ) -> Result<Outcome, ParseError> {
         let bound = self.bound.clone();
-        let env = WordEnv {
-            src,
-            home: &self.opts.home,
-            cwd,
-            bound: &bound,
-        };
+        let env = WordEnv::new(src, &self.opts.home, cwd, &bound);
         let mut proto = Proto::new(node, src, cwd, frame);
         let mut subs = Vec::new();
         let mut redirects = Vec::new();
@@ -1377,12 +1350,7 @@ impl<'o> Walker<'o> {
             return Ok(None);
         }
         let bound = Vec::new();
-        let env = WordEnv {
-            src,
-            home: &self.opts.home,
-            cwd,
-            bound: &bound,
-        };
+        let env = WordEnv::new(src, &self.opts.home, cwd, &bound);
         let mut words = Vec::new();
         let mut c = node.walk();
         for v in node.field_children("value", &mut c) {
@@ -1412,12 +1380,7 @@ impl<'o> Walker<'o> {
         };
         let name = src[var.byte_range()].to_string();
         let bound = self.bound.clone();
-        let env = WordEnv {
-            src,
-            home: &self.opts.home,
-            cwd,
-            bound: &bound,
-        };
+        let env = WordEnv::new(src, &self.opts.home, cwd, &bound);
         let mut proto = Proto::new(node, src, cwd, frame);
         let mut c = node.walk();
         let mut subs = Vec::new();
@@ -1626,6 +1589,8 @@ fn combine(op: &str, l: &Outcome, r: Outcome) -> Outcome {
     }
 }
 
+/// The command and process substitutions inside `node`, outermost only (what they hold is
+/// walked when they are), in the order they are written.
 fn collect_nested_subs<'t>(node: Node<'t>, subs: &mut Vec<Node<'t>>) {
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
@@ -1636,8 +1601,10 @@ fn collect_nested_subs<'t>(node: Node<'t>, subs: &mut Vec<Node<'t>>) {
             subs.push(n);
             continue;
         }
+        // Children pushed last first: substitutions come out in the order they are written.
         let mut c = n.walk();
-        stack.extend(n.children(&mut c));
+        let kids: Vec<_> = n.children(&mut c).collect();
+        stack.extend(kids.into_iter().rev());
     }
 }
 

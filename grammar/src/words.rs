@@ -35,6 +35,22 @@ pub(crate) struct WordEnv<'a> {
     pub bound: &'a [(String, Vec<Seg>)],
 }
 
+impl<'a> WordEnv<'a> {
+    pub(crate) fn new(
+        src: &'a str,
+        home: &'a str,
+        cwd: &'a Cwd,
+        bound: &'a [(String, Vec<Seg>)],
+    ) -> WordEnv<'a> {
+        WordEnv {
+            src,
+            home,
+            cwd,
+            bound,
+        }
+    }
+}
+
 impl Decoded {
     /// A word standing for any path below `dir` (`dir/*`): what `find dir` prints.
     pub fn below(dir: &str) -> Self {

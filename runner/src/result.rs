@@ -380,9 +380,10 @@ pub enum SessionError {
     #[error("the shell did not start: {0}")]
     NotReady(String),
     /// The SSH host or the Docker endpoint refused or failed (host key, authentication,
-    /// reachability, container or image).
+    /// reachability, container or image): an [`SshError`](crate::ssh::SshError) or a
+    /// [`DockerError`](crate::docker::DockerError), kept as the source.
     #[error("{0}")]
-    Transport(String),
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The operator requires the sandbox on remote targets and this one cannot have it.
     #[error("sandbox required: {0}")]
     SandboxRequired(String),

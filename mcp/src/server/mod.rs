@@ -1073,11 +1073,12 @@ impl ExecKitServer {
         let per_request = ctx.meta.log_level();
         let mut events = per_request.map(|_| self.shared.op.events.subscribe());
         let task_entry = entry.clone();
-        let shown = entry.session.redact(command);
-        let command = command.to_string();
+        // The command as progress shows it, redacted at the first progress report.
+        let mut shown: Option<String> = None;
+        let text = command.to_string();
         let mut opts = opts.clone();
         opts.approval = approval;
-        let mut task = tokio::spawn(async move { task_entry.session.exec(&command, &opts).await });
+        let mut task = tokio::spawn(async move { task_entry.session.exec(&text, &opts).await });
         let token = ctx.meta.get_progress_token();
         let every = Duration::from_millis(self.shared.op.config.limits.progress_interval_ms);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -1108,7 +1109,8 @@ impl ExecKitServer {
                         // The command may not have started when the first cancel came.
                         entry.session.cancel();
                     } else {
-                        self.progress(&entry, &shown, token.as_ref(), started.elapsed(), ctx).await;
+                        let shown = shown.get_or_insert_with(|| entry.session.redact(command));
+                        self.progress(&entry, shown, token.as_ref(), started.elapsed(), ctx).await;
                     }
                 }
             }

@@ -3,7 +3,7 @@
 
 use super::exec::check_command;
 use super::run::Run;
-use super::state::{current, Origin, Session, State};
+use super::state::{current, Origin, Session, Shown, State};
 use crate::frame;
 use crate::remote::Control;
 use crate::result::ExecError;
@@ -63,9 +63,10 @@ impl Session {
         if st.closed {
             return Err(ExecError::Closed);
         }
-        self.authorize(&st, command, approval, &mut Default::default())
-            .await?;
         let cwd = st.cwd.clone();
+        let shown = Shown::new(self, command, &cwd);
+        self.authorize(&st, command, approval, &shown, &mut Default::default())
+            .await?;
         if st.shell.is_none() {
             let why = st.gone.clone().unwrap_or_else(|| "not running".into());
             return Err(ExecError::ShellGone(why));
@@ -98,7 +99,6 @@ impl Session {
         };
         drop(st);
         let id = format!("p-{}", frame::random_hex(4).map_err(ExecError::Io)?);
-        let redact = |t: &str| self.protector.redact_text(t).text;
         let auditor = crate::process::state::Auditor {
             log: self.config.audit.clone(),
             observer: self.config.observer.clone(),
@@ -109,8 +109,8 @@ impl Session {
                 id: id.clone(),
                 session_id: self.id.clone(),
                 name: opts.name.as_ref().map(|n| n.chars().take(64).collect()),
-                command: redact(command),
-                cwd: redact(&cwd),
+                command: shown.command().to_string(),
+                cwd: shown.cwd().to_string(),
                 pgid: launched.pgid,
                 signaller: launched.signaller,
                 limits: self.config.limits.processes,
@@ -128,8 +128,8 @@ impl Session {
         let _ = auditor.record(
             &id,
             execkit_audit::ProcessEvent::Started {
-                command: redact(command),
-                cwd: redact(&cwd),
+                command: shown.command().to_string(),
+                cwd: shown.cwd().to_string(),
                 name: opts.name.clone(),
                 pgid: launched.pgid,
             },

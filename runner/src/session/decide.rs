@@ -2,7 +2,7 @@
 //! ask about (paths, PATH, definitions), the decision itself off the async workers when
 //! it is long, and its audit record; Ask passes only with an approval that covers it.
 
-use super::state::{current, Origin, Session, State};
+use super::state::{current, Origin, Session, Shown, State};
 use crate::approval::{asking_facts, Approval};
 use crate::result::{micros, Denial, ExecError, Stages};
 use execkit_audit::AuditEvent;
@@ -171,6 +171,7 @@ impl Session {
         st: &State,
         command: &str,
         approval: Option<&Approval>,
+        shown: &Shown<'_>,
         stages: &mut Stages,
     ) -> Result<(Decision, Arc<Prepared>), ExecError> {
         let cwd = st.cwd.clone();
@@ -181,7 +182,7 @@ impl Session {
         let decision = self.decide_prepared(command, &prepared, &env).await;
         stages.decide_us = micros(deciding.elapsed());
         let recording = Instant::now();
-        let redact = |t: &str| self.protector.redact_text(t).text;
+        let redact = |t: &str| shown.redact(t);
         let mut record = crate::audit_record::decision_record(
             self.who(),
             crate::audit_record::Decided::Command(command),

@@ -2,7 +2,7 @@
 //! it hit, its protected output, and the command and transcript records.
 
 use super::run::Run;
-use super::state::Session;
+use super::state::{Session, Shown};
 use crate::result::{micros, ExecError, ExecOptions, ExecResult, LimitHit, Stages};
 use crate::sandbox::cgroup::Counters;
 use crate::shell::Shell;
@@ -94,10 +94,12 @@ impl Session {
         if st.closed {
             return Err(ExecError::Closed);
         }
-        let (decision, prepared) = self.authorize(&st, command, approval, &mut stages).await?;
-        let checking = Instant::now();
         let cwd = st.cwd.clone();
-        let redact = |t: &str| self.protector.redact_text(t).text;
+        let shown = Shown::new(self, command, &cwd);
+        let (decision, prepared) = self
+            .authorize(&st, command, approval, &shown, &mut stages)
+            .await?;
+        let checking = Instant::now();
         if st.shell.is_none() {
             let why = st.gone.clone().unwrap_or_else(|| "not running".into());
             return Err(ExecError::ShellGone(why));
@@ -115,7 +117,7 @@ impl Session {
             let before = shell.counters();
             shell.guard_begin(
                 command,
-                &redact(command),
+                shown.command(),
                 &prepared,
                 approval.map(|a| (&decision, a.approver.as_str())),
             );
@@ -214,8 +216,8 @@ impl Session {
         let recording = Instant::now();
         let _ = self.audit(AuditEvent::Command(CommandRecord {
             who: self.who(),
-            command: redact(command),
-            cwd: redact(&cwd),
+            command: shown.command().to_string(),
+            cwd: shown.cwd().to_string(),
             exit_code: result.exit_code,
             duration_ms: result.duration_ms,
             timed_out: result.timed_out,
@@ -225,7 +227,7 @@ impl Session {
             redactions: result.redactions.clone(),
         }));
         result.stages.audit_command_us = micros(recording.elapsed());
-        self.transcript(&redact(command), &result);
+        self.transcript(shown.command(), &result);
         result.stages.total_us = micros(started.elapsed());
         Ok(result)
     }

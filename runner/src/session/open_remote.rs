@@ -228,7 +228,7 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let conn = crate::ssh::SshConnection::connect(settings, target)
             .await
-            .map_err(|e| SessionError::Transport(e.to_string()))?;
+            .map_err(|e| SessionError::Transport(Box::new(e)))?;
         let origin = Origin::Remote {
             control: std::sync::Mutex::new(Control::Ssh(Arc::new(conn))),
             redial: Some(Box::new(Redial::Ssh(target.clone(), settings.clone()))),
@@ -253,7 +253,7 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let conn = crate::docker::DockerConnection::open(settings, target)
             .await
-            .map_err(|e| SessionError::Transport(e.to_string()))?;
+            .map_err(|e| SessionError::Transport(Box::new(e)))?;
         let container = conn.container().to_string();
         let default_workspace = match target {
             crate::docker::DockerTarget::Image(_) => "/work",

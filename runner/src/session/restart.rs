@@ -85,7 +85,7 @@ impl Session {
                     now.close().await;
                     let conn = crate::ssh::SshConnection::connect(settings, target)
                         .await
-                        .map_err(|e| SessionError::Transport(e.to_string()))?;
+                        .map_err(|e| SessionError::Transport(Box::new(e)))?;
                     now = Control::Ssh(Arc::new(conn));
                     *control.lock().unwrap_or_else(|e| e.into_inner()) = now.clone();
                 }

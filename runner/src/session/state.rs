@@ -204,6 +204,46 @@ pub(super) fn who_of(origin: &Origin, id: &str, config: &SessionConfig) -> Who {
     }
 }
 
+/// A command and its cwd as records show them, redacted once for every record of one exec
+/// (the decision, the runtime guard, the command record, the transcript); any other text
+/// is redacted when asked for.
+pub(super) struct Shown<'a> {
+    session: &'a Session,
+    command: (&'a str, String),
+    cwd: (&'a str, String),
+}
+
+impl<'a> Shown<'a> {
+    pub(super) fn new(session: &'a Session, command: &'a str, cwd: &'a str) -> Shown<'a> {
+        Shown {
+            session,
+            command: (command, session.redact(command)),
+            cwd: (cwd, session.redact(cwd)),
+        }
+    }
+
+    /// The command, redacted.
+    pub(super) fn command(&self) -> &str {
+        &self.command.1
+    }
+
+    /// The cwd, redacted.
+    pub(super) fn cwd(&self) -> &str {
+        &self.cwd.1
+    }
+
+    /// `text`, redacted (the command's and the cwd's from the copies made once).
+    pub(super) fn redact(&self, text: &str) -> String {
+        if text == self.command.0 {
+            self.command.1.clone()
+        } else if text == self.cwd.0 {
+            self.cwd.1.clone()
+        } else {
+            self.session.redact(text)
+        }
+    }
+}
+
 /// What a started shell hands to the session that holds it (see [`Session::assemble`]).
 pub(super) struct Started {
     pub(super) id: String,
