@@ -31,29 +31,20 @@
 
 #![warn(missing_docs)]
 
-mod ansi;
 mod boundary;
-pub mod keyword_cover;
-mod keyword_dfa;
-mod keyword_search;
-mod known;
-mod middle;
-mod packed_sort;
-mod pattern_regex;
-mod pipeline;
-mod redact;
-mod rules;
-mod shape;
-mod value_gate;
+pub(crate) mod matching;
+pub(crate) mod rules;
+pub(crate) mod stream;
 
-pub use ansi::{remove_ghosts, strip_ansi, AnsiStripper};
 pub use boundary::{ceil_boundary, floor_boundary};
-pub use keyword_dfa::KeywordDfaError;
-pub use known::{KnownSecrets, SecretEnvPolicy};
-pub use pipeline::{MiddleMode, Protector, StreamOutput, StreamProtector};
-pub use redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
+pub use matching::keyword_dfa::KeywordDfaError;
+pub use matching::known::{KnownSecrets, SecretEnvPolicy};
+pub use rules::keyword_cover;
+pub use rules::value_gate::{GateExample, GateSpec, ValueListsSpec};
 pub use rules::{PatternSearch, Rule, RuleSet, RuleSpec, RulesError, BUILTIN_RULES};
-pub use shape::{
+pub use stream::ansi::{remove_ghosts, strip_ansi, AnsiStripper};
+pub use stream::pipeline::{MiddleMode, Protector, StreamOutput, StreamProtector};
+pub use stream::redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
+pub use stream::shape::{
     Budget, BudgetError, BudgetMode, CaptureLimits, ShapeMode, Shaped, Shaper, StreamReport,
 };
-pub use value_gate::{GateExample, GateSpec, ValueListsSpec};

@@ -6,12 +6,12 @@
 //! bounded by the operator's [`CaptureLimits`] however much the command prints.
 //!
 //! Under the `full` budget the middle of a long stream, which only the tail window could
-//! show, is held back unredacted and mostly dropped ([`crate::middle`]).
+//! show, is held back unredacted and mostly dropped ([`crate::stream::middle`]).
 
-use crate::ansi::AnsiStripper;
-use crate::middle::Middle;
-use crate::redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
-use crate::shape::{Budget, BudgetError, CaptureLimits, Shaper, StreamReport};
+use crate::stream::ansi::AnsiStripper;
+use crate::stream::middle::Middle;
+use crate::stream::redact::{Redacted, RedactionCounts, Redactor, StreamRedactor};
+use crate::stream::shape::{Budget, BudgetError, CaptureLimits, Shaper, StreamReport};
 use serde::{Deserialize, Serialize};
 
 /// Output protection for a session or run: the redactor (rules + known values) and the
@@ -116,7 +116,7 @@ impl Protector {
     /// Redacts text that is echoed or logged but was never terminal output (a command
     /// line, a cwd): escapes are stripped too, so they cannot hide a secret.
     pub fn redact_text(&self, text: &str) -> Redacted {
-        let stripped = crate::ansi::strip_ansi(text.as_bytes());
+        let stripped = crate::stream::ansi::strip_ansi(text.as_bytes());
         self.redactor.redact_str(&stripped)
     }
 }
@@ -257,7 +257,7 @@ impl StreamProtector {
             let from = text.len() - max_bytes;
             let start = match text[from..].find('\n') {
                 Some(nl) if from + nl + 1 < text.len() => from + nl + 1,
-                _ => crate::redact::ceil_boundary(&text, from),
+                _ => crate::stream::redact::ceil_boundary(&text, from),
             };
             text.drain(..start);
         }
@@ -290,7 +290,7 @@ impl StreamProtector {
                 self.through_newlines + u64::from(!self.through_last_newline)
             };
             let report = StreamReport {
-                mode: crate::shape::ShapeMode::Passthrough,
+                mode: crate::stream::shape::ShapeMode::Passthrough,
                 raw_bytes: self.raw_bytes,
                 bytes_total: self.through_bytes,
                 lines_total: lines,

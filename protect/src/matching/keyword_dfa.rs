@@ -399,7 +399,7 @@ mod tests {
     /// The shipped rules' case-insensitive keywords (lower case), and the build log with a
     /// few of them added.
     fn shipped_keywords_and_text() -> (Vec<String>, String) {
-        let text = include_str!("../tests/fixtures/benign-build.log");
+        let text = include_str!("../../tests/fixtures/benign-build.log");
         let specs = crate::RuleSet::builtin().specs();
         let kws: Vec<String> = specs
             .iter()

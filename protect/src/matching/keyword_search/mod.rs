@@ -1,7 +1,7 @@
 //! Patterns matched from the keyword occurrences the prefilter's scan found, instead of by
 //! a search over the whole line.
 //!
-//! The scan (see [`crate::keyword_dfa`]) reports every occurrence of the rules' keywords
+//! The scan (see [`crate::matching::keyword_dfa`]) reports every occurrence of the rules' keywords
 //! on a line. A pattern every match of which *starts* with one of its rule's keywords (a
 //! provider prefix: `\bxoxb-…`, `(?:AKIA|ASIA)…`, `(?i)\bBearer\s+…`) is searched with the
 //! regex engine's anchored search, with captures, from each such occurrence ([`Led`]): the
@@ -22,7 +22,7 @@ mod led;
 
 pub(crate) use led::Led;
 
-use crate::pattern_regex::{Locs, PatternRegex};
+use crate::matching::pattern_regex::{Locs, PatternRegex};
 
 /// The keyword occurrences of the line a rule runs on: `(start, end, keyword id)` sorted
 /// by start, with offsets `offset` bytes past the line's (the redactor's whole block).

@@ -69,7 +69,7 @@ pub fn covers(
     insensitive: &[String],
     sensitive: &[String],
 ) -> Result<(), CoverError> {
-    let hir = crate::pattern_regex::parse(pattern)
+    let hir = crate::matching::pattern_regex::parse(pattern)
         .ok_or_else(|| CoverError::Unbuildable(format!("pattern {pattern:?} does not parse")))?;
     covers_hir(&hir, insensitive, sensitive)
 }
@@ -110,7 +110,7 @@ fn holds_keyword(insensitive: &[String], sensitive: &[String]) -> Result<Hir, Co
     }
     let any = "(?s:.)*";
     let pattern = format!("{any}(?:{}){any}", words.join("|"));
-    crate::pattern_regex::parse(&pattern)
+    crate::matching::pattern_regex::parse(&pattern)
         .ok_or_else(|| CoverError::Unbuildable(format!("keywords {pattern:?} do not parse")))
 }
 

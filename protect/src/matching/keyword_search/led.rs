@@ -16,7 +16,7 @@
 //! over: on a line of a thousand `xoxb-` prefixes, the work stays linear.
 
 use super::{anchored, KeywordFind, KeywordIds, LineKeywords, FAILED_CANDIDATES};
-use crate::pattern_regex::{Locs, PatternRegex};
+use crate::matching::pattern_regex::{Locs, PatternRegex};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// A pattern every match of which starts with one of its rule's keywords.
@@ -188,7 +188,7 @@ fn class_bytes(c: &Class, set: &mut [bool; 256]) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyword_search::KeywordIds;
+    use crate::matching::keyword_search::KeywordIds;
 
     proptest::proptest! {
         /// The bitset holds exactly the ids it was made of (ids past its last word too).
@@ -207,7 +207,8 @@ mod tests {
 
     /// The keywords (by their text) that lead `pattern`, from `keywords`.
     fn leads(pattern: &str, keywords: &[&str]) -> Option<Vec<String>> {
-        let hir = crate::pattern_regex::parse(pattern).unwrap_or_else(|| panic!("{pattern}"));
+        let hir =
+            crate::matching::pattern_regex::parse(pattern).unwrap_or_else(|| panic!("{pattern}"));
         let ids: Vec<(usize, &[u8])> = keywords
             .iter()
             .enumerate()

@@ -7,12 +7,15 @@
 //! those lines. Regexes are compiled for bytes with Unicode off, which is 20–70× faster and
 //! matches the ASCII shapes of real tokens.
 
-use crate::keyword_dfa::{KeywordDfa, KeywordDfaError};
-use crate::keyword_search::{KeywordFind, Led, LineKeywords};
-use crate::pattern_regex::{Locs, PatternRegex};
-use crate::value_gate::{GateSpec, ValueLists, ValueListsSpec};
+pub mod keyword_cover;
+pub(crate) mod value_gate;
+
+use crate::matching::keyword_dfa::{KeywordDfa, KeywordDfaError};
+use crate::matching::keyword_search::{Led, LineKeywords};
+use crate::matching::pattern_regex::PatternRegex;
+use crate::rules::value_gate::{GateSpec, ValueLists, ValueListsSpec};
 use regex::bytes::{Regex, RegexBuilder};
-use regex_automata::{meta, Input};
+use regex_automata::meta;
 use serde::Deserialize;
 use std::sync::OnceLock;
 
@@ -35,7 +38,7 @@ pub(crate) fn strip_line_end_mark(line: &[u8]) -> (&[u8], &'static [u8]) {
 }
 
 /// The shipped rule file.
-pub const BUILTIN_RULES: &str = include_str!("../rules/secrets.toml");
+pub const BUILTIN_RULES: &str = include_str!("../../rules/secrets.toml");
 
 /// Why a rule file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +96,7 @@ pub struct RuleSpec {
     /// The keywords are context a match needs nearby (a bare token shape taken for a
     /// service's token only next to the service's name), not part of the match. Otherwise
     /// every text a pattern matches must hold a keyword, which
-    /// [`crate::keyword_cover::covers`] proves for the shipped rules.
+    /// [`crate::rules::keyword_cover::covers`] proves for the shipped rules.
     #[serde(default)]
     pub keywords_are_context: bool,
     /// Confirming regexes.
@@ -103,7 +106,7 @@ pub struct RuleSpec {
     /// empty entry leaves its pattern always searched. Why: a rule's patterns often differ
     /// in the names they match (`password=` / `userPassword =` / `DB_PASSWORD=`), and each
     /// line holding the rule's keyword ran every pattern's search, most of them failing.
-    /// [`crate::keyword_cover::covers`] proves each entry for the shipped rules.
+    /// [`crate::rules::keyword_cover::covers`] proves each entry for the shipped rules.
     #[serde(default)]
     pub pattern_keywords: Vec<PatternKeywords>,
     /// A multi-line handler: `pem`, `k8s-data`, `name-value` or `secret-scalar`.
@@ -113,7 +116,7 @@ pub struct RuleSpec {
     #[serde(default)]
     pub placeholders: bool,
     /// For key-name rules: the thresholds a value must pass to count as a possible secret
-    /// (see [`crate::value_gate`]). Provider rules have none.
+    /// (see [`crate::rules::value_gate`]). Provider rules have none.
     #[serde(default)]
     pub gate: Option<GateSpec>,
     /// Regexes for whole matches that are not secrets after all (`PWD=/home/x` is the
@@ -186,7 +189,7 @@ type ScanWord = (usize, Option<Box<[u8]>>);
 impl PatternNeeds {
     /// Whether `hay[from..]` holds one of the keywords: read from the line's keyword
     /// occurrences where the scan reports them all, else searched.
-    fn found(&self, hay: &[u8], from: usize, line: Option<LineKeywords>) -> bool {
+    pub(crate) fn found(&self, hay: &[u8], from: usize, line: Option<LineKeywords>) -> bool {
         if let (Some(scan), Some(line)) = (&self.scan, line) {
             let (lo, hi) = (line.offset + from, line.offset + hay.len());
             let first = line.hits.partition_point(|h| h.0 < lo);
@@ -266,90 +269,16 @@ pub(crate) struct Pattern {
     pub(crate) re: PatternRegex,
     /// For key-name rules: the same pattern without a prefilter, for short haystacks (see
     /// [`Pattern::find_at`]).
-    unfiltered: Option<meta::Regex>,
+    pub(crate) unfiltered: Option<meta::Regex>,
     /// Capture-group indices whose names start with `s`, in order.
-    secret_groups: Vec<usize>,
+    pub(crate) secret_groups: Vec<usize>,
     /// The fewest bytes a match spans (0 when not known).
-    min_len: usize,
+    pub(crate) min_len: usize,
     /// Keywords each match holds, if the rule file names them for this pattern.
-    needs: Option<Box<PatternNeeds>>,
+    pub(crate) needs: Option<Box<PatternNeeds>>,
     /// For a pattern every match of which starts with one of its rule's keywords: matched
-    /// from their occurrences (see [`crate::keyword_search`]).
-    led: Option<Box<Led>>,
-}
-
-/// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
-/// pattern's lazy DFA alone.
-const UNFILTERED_UP_TO: usize = 64;
-
-impl Pattern {
-    /// The search from the line's keyword occurrences, from `at`, for a pattern led by a
-    /// keyword; [`KeywordFind::Engine`] for any other. `locs`: its capture groups, made
-    /// when first needed.
-    fn keyword_search(
-        &self,
-        hay: &[u8],
-        at: usize,
-        line: LineKeywords,
-        locs: &mut Option<Locs>,
-    ) -> KeywordFind {
-        let Some(led) = &self.led else {
-            return KeywordFind::Engine;
-        };
-        let locs = locs.get_or_insert_with(|| self.re.capture_locations());
-        led.find(
-            &self.re,
-            &self.secret_groups,
-            locs,
-            hay,
-            at,
-            self.min_len,
-            line,
-        )
-    }
-
-    /// The leftmost-first match of the pattern in `hay` from `at` (text before `at` still
-    /// counts for `^`/`\b`), as `regex`'s `find_at` reports it.
-    ///
-    /// Why two engines: the key-name patterns are case-insensitive with the key name inside
-    /// (`[\w.-]*password…`), so the regex crate picks a prefilter (a Teddy searcher over
-    /// the name's case variants) whose fixed cost per search, ~1–2k instructions, exceeds
-    /// the lazy DFA's walk over a whole short line; the keyword scan has already found the
-    /// name in that line, so the prefilter skips nothing there. Searching lines of at most
-    /// `UNFILTERED_UP_TO` bytes without it takes about 4% off secret-dense redaction's
-    /// instructions per byte and leaves the build log's unchanged; a longer limit, or every
-    /// pattern without a prefilter, costs the build log up to 2% more. Both engines are
-    /// `regex-automata`'s meta regex on the same syntax: the same matches, which a test
-    /// checks from every start on every rule example.
-    fn find_at(&self, hay: &[u8], at: usize) -> Option<Range> {
-        match &self.unfiltered {
-            Some(re) if hay.len().saturating_sub(at) <= UNFILTERED_UP_TO => re
-                .search(&Input::new(hay).range(at..))
-                .map(|m| (m.start(), m.end())),
-            _ => self.re.find_at(hay, at).map(|m| (m.start(), m.end())),
-        }
-    }
-
-    /// Calls `f` with every match in `hay` as the capture engine iterates them (each
-    /// leftmost-first from the end of the previous one), where the search for it started,
-    /// and its capture groups; stops at `f`'s first error.
-    fn engine_matches<E>(
-        &self,
-        hay: &[u8],
-        mut f: impl FnMut(usize, Range, &Locs) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut locs = self.re.capture_locations();
-        let mut at = 0;
-        while at <= hay.len() {
-            let Some(w) = self.re.captures_read_at(&mut locs, hay, at) else {
-                break;
-            };
-            let whole = (w.start(), w.end());
-            f(at, whole, &locs)?;
-            at = whole.1.max(whole.0 + 1);
-        }
-        Ok(())
-    }
+    /// from their occurrences (see [`crate::matching::keyword_search`]).
+    pub(crate) led: Option<Box<Led>>,
 }
 
 /// A compiled rule.
@@ -364,17 +293,17 @@ pub struct Rule {
     pub(crate) marker: String,
     pub(crate) patterns: Vec<Pattern>,
     pub(crate) special: Special,
-    placeholders: bool,
-    exclude: Vec<Regex>,
-    gate: Option<GateSpec>,
+    pub(crate) placeholders: bool,
+    pub(crate) exclude: Vec<Regex>,
+    pub(crate) gate: Option<GateSpec>,
     /// Every pattern starts with `^` (the line's start): the rule is searched from the
     /// line's start, once per line, whichever keyword triggers it.
-    anchored: bool,
+    pub(crate) anchored: bool,
     /// Every match holds one of the rule's keywords (the rule file's contract, proven for
     /// the shipped rules by `keyword_cover`), unless they are context only
     /// (`keywords_are_context`), and the scan reports every occurrence of them: a search
     /// where none is left finds nothing.
-    keywords_in_matches: bool,
+    pub(crate) keywords_in_matches: bool,
 }
 
 /// Whether `line` can be a name/value pair's header at all, read from its end: the text
@@ -382,7 +311,7 @@ pub struct Rule {
 /// key before that separator is `name`, `key` or `ParameterKey`. A cheap test before
 /// the header's pattern, which most lines that trigger the pair's keywords (`key`, `token`,
 /// `pass`…) fail: `AWS_ACCESS_KEY_ID=AKIA…`'s key is not `name`.
-fn pair_header_shape(line: &[u8]) -> bool {
+pub(crate) fn pair_header_shape(line: &[u8]) -> bool {
     let Some(sep) = memchr::memrchr2(b':', b'=', line) else {
         return false;
     };
@@ -424,7 +353,7 @@ pub(crate) fn pair_name(written: &[u8]) -> &[u8] {
 }
 
 /// A byte range `(start, end)`.
-type Range = (usize, usize);
+pub(crate) type Range = (usize, usize);
 
 /// A secret found on a line: byte range (relative to the line) and rule index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,7 +376,7 @@ impl Hit {
 
     /// The hit of rule `rule` redacting `secret`, capped at [`MAX_SECRET`] bytes; none for
     /// an empty secret.
-    fn of((start, end): Range, rule: usize) -> Option<Hit> {
+    pub(crate) fn of((start, end): Range, rule: usize) -> Option<Hit> {
         (start < end).then(|| Hit {
             start,
             end: end.min(start + MAX_SECRET),
@@ -459,35 +388,35 @@ impl Hit {
 /// The compiled rule set.
 #[derive(Debug)]
 pub struct RuleSet {
-    rules: Vec<Rule>,
-    specs: Vec<RuleSpec>,
-    keywords: KeywordDfa,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) specs: Vec<RuleSpec>,
+    pub(crate) keywords: KeywordDfa,
     /// The case-sensitive keywords (`SK`, `AAAA`, ...) with no case-insensitive twin, by
     /// keyword index, each searched exactly with a SIMD substring finder: in the
     /// case-insensitive automaton `aaaa` would hit at every byte of a run of `a`s, and a
     /// second automaton pass would cost a quarter of the throughput.
-    keywords_cs: Vec<(usize, memchr::memmem::Finder<'static>)>,
+    pub(crate) keywords_cs: Vec<(usize, memchr::memmem::Finder<'static>)>,
     /// The case-sensitive keywords whose lower-case spelling is a case-insensitive keyword
     /// (`KEY` and `key`), by that keyword's index: every exact occurrence is one of the
     /// twin's, so they are found by comparing its hits' bytes, not by a pass of their own
     /// (ten finders would cost 4 instructions per byte of every output).
-    twins_cs: Vec<Vec<usize>>,
+    pub(crate) twins_cs: Vec<Vec<usize>>,
     /// Whether a twin was added that triggers no rule (see `automaton`).
-    twins_added: bool,
+    pub(crate) twins_added: bool,
     /// The keywords of rules whose secrets span lines (PEM keys, Kubernetes `data:`):
     /// where one occurs, text cannot be left unscanned (see the pipeline's middle skip).
-    multiline: KeywordDfa,
+    pub(crate) multiline: KeywordDfa,
     /// The rule of each keyword of `multiline`, by keyword index.
-    multiline_owner: Vec<usize>,
-    keyword_info: Vec<Keyword>,
-    placeholder: Regex,
+    pub(crate) multiline_owner: Vec<usize>,
+    pub(crate) keyword_info: Vec<Keyword>,
+    pub(crate) placeholder: Regex,
     /// The bytes a placeholder can start with ([`first_bytes`]): a value starting with
     /// another is none, and is not searched (most made secrets; a search costs ~400
     /// instructions a value).
-    placeholder_starts: Box<ByteSet>,
-    pem_end: Regex,
-    values: ValueLists,
-    value_spec: ValueListsSpec,
+    pub(crate) placeholder_starts: Box<ByteSet>,
+    pub(crate) pem_end: Regex,
+    pub(crate) values: ValueLists,
+    pub(crate) value_spec: ValueListsSpec,
 }
 
 /// Values that stand for a secret without being one (`$VAR`, `<value>`, `****`, `null`,
@@ -522,7 +451,7 @@ fn first_bytes(pattern: &str) -> Option<Box<ByteSet>> {
 
 /// `pattern` as [`compile`] builds it, without a prefilter.
 fn compile_unfiltered(pattern: &str) -> Result<meta::Regex, Box<meta::BuildError>> {
-    crate::pattern_regex::regex_builder()
+    crate::matching::pattern_regex::regex_builder()
         .configure(
             meta::Config::new()
                 .auto_prefilter(false)
@@ -541,19 +470,19 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 
 /// One keyword of the prefilter: the rules it triggers.
 #[derive(Debug, Clone)]
-struct Keyword {
-    owners: Vec<usize>,
+pub(crate) struct Keyword {
+    pub(crate) owners: Vec<usize>,
     /// The scan reports every occurrence, overlapping ones too: true unless the keyword
     /// is searched by a finder (exact, no case-insensitive twin) and can overlap itself
     /// (`AAAA`: a finder reports a run of it every keyword length).
-    every_occurrence: bool,
+    pub(crate) every_occurrence: bool,
     /// The keyword, lower-cased unless it is case-sensitive.
-    text: String,
+    pub(crate) text: String,
     /// Matched exactly (else ASCII-case-insensitively).
-    exact: bool,
+    pub(crate) exact: bool,
     /// A pattern's keyword (see [`RuleSpec::pattern_keywords`]): its hits are kept even
     /// when it triggers no rule, so that the pattern's check reads them off the scan.
-    needed: bool,
+    pub(crate) needed: bool,
 }
 
 /// The prefilter: a DFA over the case-insensitive keywords and an exact searcher over the
@@ -644,7 +573,7 @@ fn automaton(words: &[(String, usize, bool)], needed: &[String]) -> Result<Autom
     })
 }
 
-/// Gives the led patterns (see [`crate::led_search`]) the ids the keyword scan reports
+/// Gives the led patterns (see [`crate::matching::keyword_search`]) the ids the keyword scan reports
 /// their keywords by, for the positions in their rule's `keywords` they were found with.
 fn lead_patterns(rules: &mut [Rule], specs: &[RuleSpec], info: &[Keyword]) {
     for (index, (rule, spec)) in rules.iter_mut().zip(specs).enumerate() {
@@ -688,8 +617,8 @@ pub(crate) const MAX_SECRET: usize = OVERLAP - 64;
 pub(crate) const OVERLAP: usize = 4096;
 
 /// How far before a keyword a rule's match may start, and after it end.
-const BEFORE: usize = 256;
-const AFTER: usize = 4096;
+pub(crate) const BEFORE: usize = 256;
+pub(crate) const AFTER: usize = 4096;
 
 /// Whether every keyword's window on a line this long is the whole line (it starts at most
 /// [`BEFORE`] bytes in, and ends sooner than [`AFTER`]): each rule the line triggers then
@@ -704,7 +633,7 @@ pub(crate) fn windows_cover(line_len: usize) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatternSearch {
     /// From the keyword occurrences the scan found (the shipped configuration; see
-    /// [`crate::keyword_search`]).
+    /// [`crate::matching::keyword_search`]).
     FromKeywords,
     /// By the regex engine over the line, like every other pattern.
     OverLines,
@@ -799,7 +728,7 @@ impl RuleSet {
                     .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
                     .map(|(i, _)| i)
                     .collect();
-                let hir = crate::pattern_regex::parse(p);
+                let hir = crate::matching::pattern_regex::parse(p);
                 anchored &= hir.as_ref().is_some_and(|h| {
                     h.properties()
                         .look_set_prefix()
@@ -944,7 +873,7 @@ impl RuleSet {
     }
 
     /// Keyword `k` as written (lower-cased unless it is case-sensitive).
-    fn keyword_text(&self, k: usize) -> &[u8] {
+    pub(crate) fn keyword_text(&self, k: usize) -> &[u8] {
         self.keyword_info[k].text.as_bytes()
     }
 
@@ -952,525 +881,17 @@ impl RuleSet {
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)
     }
-
-    /// Every keyword occurrence in `hay` (overlapping), as (start, end, keyword index).
-    /// Occurrences of a case-sensitive keyword searched by a finder that overlap the
-    /// previous one of the same keyword (a run of `AAAA…`) are reported once: the rule's
-    /// window around the first covers them.
-    pub(crate) fn keyword_hits(&self, hay: &[u8], out: &mut Vec<(usize, usize, usize)>) {
-        self.keywords.overlapping(hay, out);
-        let insensitive = out.len();
-        for i in 0..insensitive {
-            let (start, end, k) = out[i];
-            for &j in self.twins_cs.get(k).map_or(&[][..], Vec::as_slice) {
-                if hay.get(start..end) == Some(self.keyword_text(j)) {
-                    out.push((start, end, j));
-                }
-            }
-        }
-        if self.twins_added {
-            // A twin added for an exact keyword triggers no rule: its hits are dropped (a
-            // pattern's keyword's are kept, for the pattern's check).
-            out.retain(|&(_, _, k)| {
-                let info = &self.keyword_info[k];
-                !info.owners.is_empty() || info.needed
-            });
-        }
-        for (j, f) in &self.keywords_cs {
-            // Non-overlapping: a run of the keyword is reported every keyword length.
-            let len = f.needle().len();
-            for at in f.find_iter(hay) {
-                out.push((at, at + len, *j));
-            }
-        }
-    }
-
-    /// Where keywords found in `hay[from..]` sit on lines that open a secret spanning lines
-    /// (a PEM private key header, a Kubernetes `data:` block), as the redactor would see
-    /// them: the first such keyword of each such line, in order. A line cut at the end of
-    /// `hay` is judged as it is so far (it may open one: that is enough). Each line is
-    /// judged once, however many keywords it holds (a long line of `data:` repeated would
-    /// otherwise be searched once per keyword).
-    pub(crate) fn multiline_openers(&self, hay: &[u8], from: usize) -> Vec<usize> {
-        let mut found = Vec::new();
-        if let Some(rest) = hay.get(from..) {
-            self.multiline.overlapping(rest, &mut found);
-        }
-        let mut openers = Vec::new();
-        let mut triggered = Vec::new();
-        let mut i = 0;
-        while i < found.len() {
-            let start = from + found[i].0;
-            let ls = memchr::memrchr(b'\n', &hay[..start]).map_or(0, |i| i + 1);
-            let le = memchr::memchr(b'\n', &hay[start..]).map_or(hay.len(), |i| start + i);
-            // The line's keywords, each rule they trigger judged once.
-            triggered.clear();
-            while i < found.len() && from + found[i].0 < le.max(start + 1) {
-                triggered.push(self.multiline_owner[found[i].2]);
-                i += 1;
-            }
-            if self.special_opens(&hay[ls..le], &mut triggered) {
-                openers.push(start);
-            }
-        }
-        openers
-    }
-
-    /// Whether `line` (a whole line) opens a secret spanning lines, as
-    /// [`RuleSet::multiline_openers`] judges a line; `scratch` is reused between calls.
-    pub(crate) fn opens_multiline(
-        &self,
-        line: &[u8],
-        scratch: &mut Vec<(usize, usize, usize)>,
-    ) -> bool {
-        scratch.clear();
-        self.multiline.overlapping(line, scratch);
-        let mut triggered: Vec<usize> = scratch
-            .iter()
-            .map(|&(_, _, k)| self.multiline_owner[k])
-            .collect();
-        self.special_opens(line, &mut triggered)
-    }
-
-    /// Whether a rule for secrets spanning lines among `triggered` (the rules whose
-    /// keywords the line holds, as the redactor runs them) opens one on `line`: a PEM
-    /// header anywhere, a k8s-data or pair header with or without a listing's prefix.
-    /// Only those: searching every such rule's header, a cargo line's `extra-filename=` (a
-    /// pair's keyword) would have the k8s header searched before its `metadata=`, a regex
-    /// run per punctuation mark (17% of the 1 GiB pipeline's throughput).
-    fn special_opens(&self, line: &[u8], triggered: &mut Vec<usize>) -> bool {
-        triggered.sort_unstable();
-        triggered.dedup();
-        triggered.iter().any(|&i| match self.rules[i].special {
-            Special::None => false,
-            Special::K8sData | Special::NameValue | Special::SecretScalar => {
-                self.header_at(i, line).is_some()
-            }
-            Special::Pem => self.rules[i].patterns.iter().any(|p| p.re.is_match(line)),
-        })
-    }
-
-    /// The rules a keyword triggers, in the order the rule file lists them.
-    pub(crate) fn keyword_owners(&self, k: usize) -> &[usize] {
-        &self.keyword_info[k].owners
-    }
-
-    /// Runs rule `r` on the part of `line` around a keyword at `at..at_end`; hits are
-    /// relative to the line. `prior`, when given, holds hits already found on this line by
-    /// earlier runs (see [`RuleSet::run_rule`]); `line_kws`, every keyword occurrence on
-    /// the line. Returns the end of the window searched (the line's end once an anchored
-    /// rule has run: it need not run again on this line).
-    pub(crate) fn run_rule_near(
-        &self,
-        r: usize,
-        line: &[u8],
-        (at, at_end): (usize, usize),
-        hits: &mut Vec<Hit>,
-        prior: Option<&[Hit]>,
-        line_kws: Option<LineKeywords>,
-    ) -> usize {
-        let anchored = self.rules[r].anchored;
-        // A match of an anchored rule starts at the line's start, however far before the
-        // keyword (an indented `.env` line); elsewhere the search starts 256 bytes before.
-        let start = if anchored {
-            0
-        } else {
-            at.saturating_sub(BEFORE)
-        };
-        let end = (at_end + AFTER).min(line.len());
-        let before = hits.len();
-        let reached_end = self.run_rule(r, &line[..end], start, hits, prior, line_kws);
-        if end < line.len() && reached_end {
-            // A match cut by the window's end, whether or not it gave a hit (its value
-            // may be judged differently whole, and a hit's end is capped): search the
-            // whole rest of the line.
-            hits.truncate(before);
-            self.run_rule(r, line, start, hits, prior, line_kws);
-            return line.len();
-        }
-        if anchored {
-            // The one place a match can start has been searched, and a match running past
-            // the window's end would have sent the search over the whole line: later
-            // keywords on this line need not run the rule again.
-            return line.len();
-        }
-        end
-    }
-
-    pub(crate) fn pem_end(&self) -> &Regex {
-        &self.pem_end
-    }
-
-    /// Runs every rule whose keyword occurs in `line` and reports the secrets found.
-    pub(crate) fn scan_line(&self, line: &[u8], hits: &mut Vec<Hit>) {
-        let mut kws = Vec::new();
-        self.keyword_hits(line, &mut kws);
-        if kws.is_empty() {
-            return;
-        }
-        let mut triggered: Vec<usize> = kws
-            .iter()
-            .flat_map(|&(_, _, k)| self.keyword_info[k].owners.iter().copied())
-            .collect();
-        triggered.sort_unstable();
-        triggered.dedup();
-        kws.sort_unstable();
-        let line_kws = LineKeywords {
-            hits: &kws,
-            offset: 0,
-        };
-        for r in triggered {
-            self.run_rule(r, line, 0, hits, None, Some(line_kws));
-        }
-    }
-
-    /// Runs rule `r` over `hay` from `from` (text before `from` still counts for `^`/`\b`).
-    /// Returns whether a match ended at the end of `hay`. `line_kws`, when given, holds
-    /// every keyword occurrence on the line `hay` starts (see [`crate::led_search`]).
-    ///
-    /// With `prior` given (hits of earlier runs on the same line, same offsets), a match
-    /// whose redaction a hit already found on this line covers ([`Hit::covers`]: within it,
-    /// and not the one whose rule would label the merged span) — a hit of this run or in
-    /// `prior` — is not judged (placeholder, exclusions, value gate): kept or not, it cannot
-    /// change what is written. Two patterns of `authorization-header`, or `dotenv-secret`
-    /// and `credential-assignment` on one `.env` line, find the same value; the gate, ~1.7k
-    /// instructions, would run on it twice. Each match is compared with every hit before it, so
-    /// the redactor gives `prior` only on short lines ([`windows_cover`]): on a long line
-    /// of many secrets the comparisons would grow with the square of their number.
-    fn run_rule(
-        &self,
-        r: usize,
-        hay: &[u8],
-        from: usize,
-        hits: &mut Vec<Hit>,
-        prior: Option<&[Hit]>,
-        line_kws: Option<LineKeywords>,
-    ) -> bool {
-        let rule = &self.rules[r];
-        let mut reached_end = false;
-        let own = hits.len(); // hits before this are not this line's (see `scan_line`)
-        if matches!(
-            rule.special,
-            Special::K8sData | Special::NameValue | Special::SecretScalar
-        ) {
-            return reached_end; // handled line by line by the redactor
-        }
-        for p in &rule.patterns {
-            // A pattern whose matches hold keywords the rest of the haystack lacks.
-            if p.needs
-                .as_ref()
-                .is_some_and(|n| !n.found(hay, from, line_kws))
-            {
-                continue;
-            }
-            let mut at = from;
-            // Capture groups made when first needed, then reused for every match.
-            let mut locs = None;
-            // A match needs `min_len` bytes: none fits in a shorter rest (most often the
-            // empty rest after a value that ends the line).
-            while at <= hay.len() && hay.len() - at >= p.min_len {
-                // (Not before the first search: a keyword of the rule triggered it.)
-                if at > from
-                    && rule.keywords_in_matches
-                    && line_kws.is_some_and(|kws| !self.keyword_left(r, kws, at, hay.len()))
-                {
-                    break;
-                }
-                let led = match line_kws {
-                    Some(kws) => p.keyword_search(hay, at, kws, &mut locs),
-                    None => KeywordFind::Engine,
-                };
-                let (whole, group) = match led {
-                    KeywordFind::Found(whole, group) => (whole, group),
-                    KeywordFind::None => break,
-                    KeywordFind::Engine if p.secret_groups.is_empty() => {
-                        let Some(whole) = p.find_at(hay, at) else {
-                            break;
-                        };
-                        (whole, None)
-                    }
-                    KeywordFind::Engine => {
-                        let Some(found) = self.secret_group(p, hay, at, &mut locs) else {
-                            break;
-                        };
-                        found
-                    }
-                };
-                reached_end |= whole.1 == hay.len();
-                let candidate = if p.secret_groups.is_empty() {
-                    Hit::of(whole, r)
-                } else {
-                    group.and_then(|g| Hit::of(g, r))
-                };
-                // A PEM key's hit becomes a span running on to its end marker: always judged.
-                let redundant = match (prior, candidate) {
-                    (Some(prior), Some(c)) if rule.special != Special::Pem => {
-                        prior.iter().chain(&hits[own..]).any(|h| h.covers(&c))
-                    }
-                    _ => false,
-                };
-                if !redundant {
-                    let m = self.kept(rule, p, hay, whole, group);
-                    hits.extend(m.and_then(|m| Hit::of(m, r)));
-                }
-                at = whole.1.max(whole.0 + 1);
-            }
-        }
-        reached_end
-    }
-
-    /// Whether one of rule `r`'s keywords occurs within `from..to` of the line `line`
-    /// holds: where none does, no match of its patterns lies there.
-    fn keyword_left(&self, r: usize, line: LineKeywords, from: usize, to: usize) -> bool {
-        let (from, to) = (line.offset + from, line.offset + to);
-        let first = line.hits.partition_point(|h| h.0 < from);
-        line.hits[first..]
-            .iter()
-            .any(|&(_, end, k)| end <= to && self.keyword_info[k].owners.contains(&r))
-    }
-
-    /// What a match of `p` (a rule's pattern) redacts after the rule's filters: the whole
-    /// match for a pattern without secret groups unless an exclusion takes it; else the
-    /// secret group that took part, unless it is a placeholder, an exclusion takes the
-    /// match or the value gate turns it down.
-    fn kept(
-        &self,
-        rule: &Rule,
-        p: &Pattern,
-        hay: &[u8],
-        whole: Range,
-        group: Option<Range>,
-    ) -> Option<Range> {
-        let excluded = || {
-            rule.exclude
-                .iter()
-                .any(|x| x.is_match(&hay[whole.0..whole.1]))
-        };
-        if p.secret_groups.is_empty() {
-            return (!excluded()).then_some(whole);
-        }
-        group
-            .filter(|&(s, e)| !(rule.placeholders && self.is_placeholder(&hay[s..e])))
-            .filter(|_| !excluded())
-            .filter(|&m| match &rule.gate {
-                Some(g) => crate::value_gate::admits(&self.values, g, hay, whole, m),
-                None => true,
-            })
-    }
-
-    /// The next match of `p` in `hay` from `at` and its first secret group that took
-    /// part, by the capture engine.
-    fn secret_group(
-        &self,
-        p: &Pattern,
-        hay: &[u8],
-        at: usize,
-        locs: &mut Option<Locs>,
-    ) -> Option<(Range, Option<Range>)> {
-        let locs = locs.get_or_insert_with(|| p.re.capture_locations());
-        let w = p.re.captures_read_at(locs, hay, at)?;
-        let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
-        Some(((w.start(), w.end()), group))
-    }
-
-    /// The fuzzing oracle for the searches from keyword occurrences
-    /// ([`crate::keyword_search`]): on `hay`, for every pattern searched that way and every
-    /// start (every byte for texts up to 512 bytes, else where the engine's iteration
-    /// searches from), the search finds the capture engine's leftmost-first match and its
-    /// group, or no match where the engine finds none (a walk that gives up is skipped:
-    /// the engine decides then). Returns how many searches were compared.
-    #[doc(hidden)]
-    pub fn led_searches_agree(&self, hay: &[u8]) -> Result<usize, String> {
-        let mut kws = Vec::new();
-        self.keyword_hits(hay, &mut kws);
-        kws.sort_unstable();
-        let line = LineKeywords {
-            hits: &kws,
-            offset: 0,
-        };
-        let mut compared = 0;
-        for rule in &self.rules {
-            for p in &rule.patterns {
-                if p.led.is_none() {
-                    continue;
-                }
-                let mut starts: Vec<usize> = Vec::new();
-                if hay.len() <= 512 {
-                    starts.extend(0..=hay.len());
-                } else {
-                    p.engine_matches(hay, |at, _, _| {
-                        starts.push(at);
-                        Ok::<(), ()>(())
-                    })
-                    .ok();
-                    starts.push(0);
-                }
-                let mut locs = p.re.capture_locations();
-                let mut own = None;
-                for at in starts {
-                    let engine = p.re.captures_read_at(&mut locs, hay, at).map(|w| {
-                        let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
-                        ((w.start(), w.end()), group)
-                    });
-                    let found = p.keyword_search(hay, at, line, &mut own);
-                    let agrees = match (found, engine) {
-                        (KeywordFind::Engine, _) => continue,
-                        (KeywordFind::None, None) => true,
-                        (KeywordFind::Found(w, g), Some((ew, eg))) => w == ew && g == eg,
-                        _ => false,
-                    };
-                    if !agrees {
-                        return Err(format!(
-                            "{}: from {at} of {:?}: engine {engine:?}, keyword search {found:?}",
-                            rule.id,
-                            String::from_utf8_lossy(hay)
-                        ));
-                    }
-                    compared += 1;
-                }
-            }
-        }
-        Ok(compared)
-    }
-
-    /// What the rules find on one line the plain way, the reference for the redactor's
-    /// fast path: every rule with a keyword anywhere on the line (found by substring
-    /// search) runs each pattern over the whole line with the capture engine, matches
-    /// taken leftmost-first as the regex crate iterates them, under the same filters
-    /// (placeholders, exclusions, the value gate, the length cap). Rules for secrets that
-    /// span lines are left out (the redactor's state machines handle them).
-    ///
-    /// The fast path (the keyword automaton, windows around keywords, a rule run once per
-    /// reach, searches from keyword occurrences, searches without a prefilter) must find the
-    /// same: see `Redactor::redact_reference` and the differential tests.
-    pub(crate) fn reference_line_hits(&self, line: &[u8], hits: &mut Vec<Hit>) {
-        let lower = line.to_ascii_lowercase();
-        let holds = |hay: &[u8], k: &[u8]| memchr::memmem::find(hay, k).is_some();
-        for (r, (rule, spec)) in self.rules.iter().zip(&self.specs).enumerate() {
-            let keyed = spec
-                .keywords
-                .iter()
-                .any(|k| holds(&lower, k.to_ascii_lowercase().as_bytes()))
-                || spec.keywords_cs.iter().any(|k| holds(line, k.as_bytes()));
-            if rule.special != Special::None || !keyed {
-                continue;
-            }
-            for p in &rule.patterns {
-                let found = p.engine_matches(line, |_, whole, locs| {
-                    let group = p.secret_groups.iter().find_map(|&g| locs.get(g));
-                    hits.extend(
-                        self.kept(rule, p, line, whole, group)
-                            .and_then(|m| Hit::of(m, r)),
-                    );
-                    Ok::<(), std::convert::Infallible>(())
-                });
-                let Ok(()) = found;
-            }
-        }
-    }
-
-    /// Whether the header pattern of rule `r` (a k8s-data block's `data:`, a name/value
-    /// pair's `- name: DB_PASSWORD`, a secret's block scalar `password: |`) matches this
-    /// line.
-    pub(crate) fn header(&self, r: usize, line: &[u8]) -> bool {
-        matches!(
-            self.rules[r].special,
-            Special::K8sData | Special::NameValue | Special::SecretScalar
-        ) && self.rules[r].patterns.iter().any(|p| p.re.is_match(line))
-    }
-
-    /// Where the header of rule `r` (see [`RuleSet::header`]) starts on `line`: 0 when the
-    /// line is one, else after a prefix that every line of a numbered or quoted listing
-    /// carries (`     3\t` from `cat -n`, `3:` or `3-` from `grep -n`, `> `): the shortest
-    /// such prefix, ending in a blank or punctuation and followed by no blank (the header's
-    /// own indentation joins the prefix), before the line's first header word (`data`,
-    /// `stringData`; `name`, `key`, `-`, `{`, `"` for a pair), after which the rest is a
-    /// header. Each try starts at a non-blank byte, so it fails at once unless it reads
-    /// the header: the search stays linear in the line (trying after every blank re-read
-    /// the blanks that follow, the square of a long run of them).
-    pub(crate) fn header_at(&self, r: usize, line: &[u8]) -> Option<usize> {
-        // A pair's header as `cat -A` shows it is read without the mark its line ends in
-        // (a k8s-data header's pattern allows the mark itself).
-        let line = match self.rules[r].special {
-            Special::NameValue | Special::SecretScalar => strip_line_end_mark(line).0,
-            _ => line,
-        };
-        if self.rules[r].special == Special::NameValue && !pair_header_shape(line) {
-            return None;
-        }
-        if self.header(r, line) {
-            return Some(0);
-        }
-        let word = match self.rules[r].special {
-            Special::K8sData => [b"data".as_slice(), b"stringData"]
-                .iter()
-                .filter_map(|w| memchr::memmem::find(line, w))
-                .min()?,
-            // A pair's header starts with a list item's dash, a brace, a quote or its key
-            // (`name`, `key`, `ParameterKey`).
-            Special::NameValue => line.iter().position(|b| {
-                matches!(
-                    b.to_ascii_lowercase(),
-                    b'-' | b'{' | b'"' | b'\'' | b'n' | b'k' | b'p'
-                )
-            })?,
-            // A block scalar's key starts with a list item's dash, a quote, a letter or `_`
-            // (not a digit: a listing's line number).
-            Special::SecretScalar => line.iter().position(|&b| {
-                matches!(b, b'-' | b'"' | b'\'' | b'_') || b.is_ascii_alphabetic()
-            })?,
-            _ => return None,
-        };
-        (1..=word).find(|&j| {
-            matches!(
-                line[j - 1],
-                b'\t' | b' ' | b':' | b'-' | b'>' | b']' | b'|' | b')'
-            ) && !matches!(line[j], b' ' | b'\t')
-                && self.header(r, &line[j..])
-        })
-    }
-
-    /// The part of `raw` (a pair's value as written, quotes and all) that the rules
-    /// redact when the pair is written as the assignment it stands for, `NAME: RAW` on a
-    /// line of its own: `- name: DB_PASSWORD` / `value: hunter2` is judged as the config
-    /// line `DB_PASSWORD: hunter2` (by `password-assignment` there).
-    pub(crate) fn judge_pair(&self, name: &str, raw: &[u8]) -> Option<Range> {
-        let mut line = Vec::with_capacity(name.len() + raw.len() + 2);
-        // A path-like name (`/prod/db/password`, AWS parameters) is one key.
-        line.extend(name.bytes().map(|b| if b == b'/' { b'_' } else { b }));
-        line.extend_from_slice(b": ");
-        let at = line.len();
-        line.extend_from_slice(raw);
-        let mut hits = Vec::new();
-        self.scan_line(&line, &mut hits);
-        hits.iter()
-            .filter(|h| h.start >= at)
-            .map(|h| (h.start - at, h.end - at))
-            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
-    }
-
-    pub(crate) fn is_placeholder(&self, v: &[u8]) -> bool {
-        v.first()
-            .is_none_or(|&b| self.placeholder_starts[usize::from(b)])
-            && self.placeholder.is_match(v)
-    }
-
-    /// Indices of rules with a special handler of this kind.
-    pub(crate) fn special_rules(&self, kind: Special) -> Vec<usize> {
-        (0..self.rules.len())
-            .filter(|&i| self.rules[i].special == kind)
-            .collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex_automata::Input;
 
     #[test]
     fn keywords_are_found_as_one_search_per_keyword_finds_them() {
         let set = RuleSet::builtin();
-        let mut hay = include_str!("../tests/fixtures/benign-build.log").to_string();
+        let mut hay = include_str!("../../tests/fixtures/benign-build.log").to_string();
         for k in &set.keyword_info {
             let t = &k.text;
             let title: String = t

@@ -5,7 +5,7 @@
 //! Two kinds of search: unanchored (the leftmost-first match from a position, with the
 //! text before it still counting for `^` and `\b`), and anchored (the match that starts
 //! exactly at a position, for the searches from keyword occurrences in
-//! [`crate::keyword_search`]). Both report the secret groups through [`Locs`]; the meta
+//! [`crate::matching::keyword_search`]). Both report the secret groups through [`Locs`]; the meta
 //! regex finds a match's span with its lazy DFA first and runs a capture engine (one-pass
 //! DFA, bounded backtracker or PikeVM) over that span only.
 

@@ -29,8 +29,8 @@
 //! redactions are not counted. For
 //! all text shown, both are exact. [`crate::MiddleMode::Redact`] turns this off.
 
-use crate::redact::{floor_boundary, StreamRedactor, WINDOW};
-use crate::shape::Shaper;
+use crate::stream::redact::{floor_boundary, StreamRedactor, WINDOW};
+use crate::stream::shape::Shaper;
 
 /// Held beyond the tail window, so that redaction shortening secrets never pulls older
 /// text into it.
@@ -58,12 +58,12 @@ impl Dropped {
         }
         // Each ghost mark goes with the character after it.
         let mut visible = t.len();
-        for at in memchr::memmem::find_iter(t.as_bytes(), crate::ansi::GHOST_BYTES) {
-            let next = t[at + crate::ansi::GHOST_BYTES.len()..]
+        for at in memchr::memmem::find_iter(t.as_bytes(), crate::stream::ansi::GHOST_BYTES) {
+            let next = t[at + crate::stream::ansi::GHOST_BYTES.len()..]
                 .chars()
                 .next()
                 .map_or(0, char::len_utf8);
-            visible = visible.saturating_sub(crate::ansi::GHOST_BYTES.len() + next);
+            visible = visible.saturating_sub(crate::stream::ansi::GHOST_BYTES.len() + next);
         }
         self.bytes += visible as u64;
         self.newlines += memchr::memchr_iter(b'\n', t.as_bytes()).count() as u64;
@@ -154,8 +154,8 @@ impl Middle {
             None => {
                 // Never between a ghost mark and the character it marks.
                 let mut cut = target;
-                if self.held[..cut].ends_with(crate::ansi::GHOST) {
-                    cut -= crate::ansi::GHOST.len_utf8();
+                if self.held[..cut].ends_with(crate::stream::ansi::GHOST) {
+                    cut -= crate::stream::ansi::GHOST.len_utf8();
                 }
                 cut
             }

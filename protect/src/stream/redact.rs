@@ -9,11 +9,11 @@
 //! [`OVERLAP`] bytes, and a secret that touches a window's end is held back until more text
 //! arrives, so memory stays bounded without missing secrets shorter than the overlap.
 
-use crate::ansi::{GHOST, GHOST_BYTES};
-use crate::keyword_search::LineKeywords;
-use crate::known::{KnownMatcher, KnownSecrets};
+use crate::matching::keyword_search::LineKeywords;
+use crate::matching::known::{KnownMatcher, KnownSecrets};
 use crate::rules::OVERLAP;
 use crate::rules::{Hit, RuleSet, Special};
+use crate::stream::ansi::{GHOST, GHOST_BYTES};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -340,7 +340,7 @@ fn content_end(b: &[u8], start: usize, end: usize) -> usize {
     }
 }
 
-/// A line holding ghost characters (see [`crate::ansi`]) in the two forms the redactor
+/// A line holding ghost characters (see [`crate::stream::ansi`]) in the two forms the redactor
 /// judges it in: `visible`, as shown (each ghost pair removed), and `alt`, with each ghost
 /// character put back (its marker removed). `*_at[i]` is where byte `i` of that form lies
 /// in the marked line (`*_at[len]` is the line's end), so a range found in a form maps back.
@@ -529,7 +529,7 @@ const MAX_LINE_PREFIX: usize = 256;
 ///
 /// A key in a listed file's code (`     2\tKEY = """-----BEGIN …`) has its other lines
 /// after the listing's prefix alone (`     3\tMIIE…`): a body line may have that shape too
-/// (see [`crate::value_gate::listing_len`]). Without it, `cat -n` of such a file, as an
+/// (see [`crate::rules::value_gate::listing_len`]). Without it, `cat -n` of such a file, as an
 /// agent reads code, showed the key's body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LinePrefix {
@@ -562,7 +562,7 @@ impl LinePrefix {
         if prefix.len() > MAX_LINE_PREFIX {
             return LinePrefix::none();
         }
-        let listing = match crate::value_gate::listing_len(prefix) {
+        let listing = match crate::rules::value_gate::listing_len(prefix) {
             Some(n) if n < prefix.len() => shape(&prefix[..n]),
             _ => Vec::new(),
         };
@@ -946,7 +946,7 @@ impl StreamRedactor {
     fn flush_windows(&mut self, out: &mut String) {
         while self.carry.len() >= WINDOW {
             if memchr::memmem::find(self.carry.as_bytes(), GHOST_BYTES).is_some() {
-                self.carry = crate::ansi::remove_ghosts(&self.carry);
+                self.carry = crate::stream::ansi::remove_ghosts(&self.carry);
                 if self.carry.len() < WINDOW {
                     return;
                 }
@@ -1025,7 +1025,7 @@ impl StreamRedactor {
             // its forms, see `rebuild_ghost_lines`).
             ghost_line_keywords(rules, b, kws);
         }
-        crate::packed_sort::sort_hits(kws);
+        crate::stream::packed_sort::sort_hits(kws);
         if ghosted {
             kws.dedup();
         }
@@ -1921,7 +1921,7 @@ fn merge_sorted(spans: &[Span]) -> Vec<Span> {
         .iter()
         .map(|s| (s.start, s.end, prio(&s.kind)))
         .collect();
-    let order = crate::packed_sort::span_order(&keys).unwrap_or_else(|| {
+    let order = crate::stream::packed_sort::span_order(&keys).unwrap_or_else(|| {
         let mut order: Vec<usize> = (0..spans.len()).collect();
         order.sort_by(|&a, &b| {
             let (x, y) = (keys[a], keys[b]);
