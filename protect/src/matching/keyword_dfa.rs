@@ -16,7 +16,6 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
-use std::collections::HashSet;
 
 /// Parts of a long text scanned side by side (see [`KeywordDfa::overlapping`]).
 const LANES: usize = 4;
@@ -74,14 +73,21 @@ impl KeywordDfa {
             .build(keywords)?;
         let start = dfa.start_state(Anchored::No)?;
         // Every state reachable from the unanchored start, in discovery order.
+        // (A flag a state id, not a hash set: states × 256 lookups are most of the build.)
         let mut order = vec![start];
-        let mut seen: HashSet<usize> = HashSet::from([start.as_usize()]);
+        let mut seen = vec![false; start.as_usize() + 1];
+        seen[start.as_usize()] = true;
         let mut i = 0;
         while i < order.len() {
             let sid = order[i];
             for b in 0..=255u8 {
                 let next = dfa.next_state(Anchored::No, sid, b);
-                if seen.insert(next.as_usize()) {
+                let n = next.as_usize();
+                if n >= seen.len() {
+                    seen.resize(n + 1, false);
+                }
+                if !seen[n] {
+                    seen[n] = true;
                     order.push(next);
                 }
             }
