@@ -12,6 +12,7 @@
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, Match, PatternID};
+use std::sync::OnceLock;
 
 /// A rule's compiled pattern.
 #[derive(Debug)]
@@ -104,4 +105,80 @@ impl PatternRegex {
     pub(crate) fn capture_names(&self) -> impl Iterator<Item = Option<&str>> {
         self.0.group_info().pattern_names(PatternID::ZERO)
     }
+}
+
+/// How a regex is built from its pattern text.
+pub(crate) type Build<T> = fn(&str) -> Result<T, Box<meta::BuildError>>;
+
+/// A compiled regex, or its pattern text and how to compile it when first used.
+///
+/// The shipped rule set compiles its ~200 patterns lazily: a short output triggers a few
+/// rules, and compiling all of them would be most of `execkit redact`'s start-up. Every
+/// shipped pattern is compiled by the test suite, so a lazy compile that fails is a defect
+/// in the build, not something input can cause. A rule file the operator gives is compiled
+/// eagerly, so a bad pattern is refused when it loads.
+#[derive(Debug)]
+pub(crate) struct Lazy<T> {
+    pattern: Box<str>,
+    compiled: OnceLock<T>,
+    build: Build<T>,
+}
+
+impl<T> Lazy<T> {
+    /// Compiled now.
+    pub(crate) fn eager(pattern: &str, build: Build<T>) -> Result<Lazy<T>, Box<meta::BuildError>> {
+        let compiled = OnceLock::new();
+        let _ = compiled.set(build(pattern)?);
+        Ok(Lazy {
+            pattern: pattern.into(),
+            compiled,
+            build,
+        })
+    }
+
+    /// Compiled when first used.
+    pub(crate) fn later(pattern: &str, build: Build<T>) -> Lazy<T> {
+        Lazy {
+            pattern: pattern.into(),
+            compiled: OnceLock::new(),
+            build,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Lazy<T> {
+    type Target = T;
+
+    // Only the shipped patterns are compiled late, and the suite compiles each of them.
+    #[allow(clippy::expect_used)]
+    fn deref(&self) -> &T {
+        self.compiled.get_or_init(|| {
+            (self.build)(&self.pattern).expect("a shipped pattern compiles (tested)")
+        })
+    }
+}
+
+/// The secret groups of a pattern: the indices of its capture groups whose names start
+/// with `s`, in order (as the compiled regex numbers them).
+pub(crate) fn secret_groups(hir: &regex_syntax::hir::Hir) -> Vec<usize> {
+    use regex_syntax::hir::HirKind;
+    fn walk(h: &regex_syntax::hir::Hir, out: &mut Vec<usize>) {
+        match h.kind() {
+            HirKind::Capture(c) => {
+                if c.name.as_deref().is_some_and(|n| n.starts_with('s')) {
+                    out.push(c.index as usize);
+                }
+                walk(&c.sub, out);
+            }
+            HirKind::Concat(parts) | HirKind::Alternation(parts) => {
+                parts.iter().for_each(|p| walk(p, out))
+            }
+            HirKind::Repetition(r) => walk(&r.sub, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(hir, &mut out);
+    out.sort_unstable();
+    out
 }

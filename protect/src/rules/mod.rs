@@ -12,7 +12,7 @@ pub(crate) mod value_gate;
 
 use crate::matching::keyword_dfa::{KeywordDfa, KeywordDfaError};
 use crate::matching::keyword_search::{Led, LineKeywords};
-use crate::matching::pattern_regex::PatternRegex;
+use crate::matching::pattern_regex::{Lazy, PatternRegex};
 use crate::rules::value_gate::{GateSpec, ValueLists, ValueListsSpec};
 use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::meta;
@@ -266,10 +266,10 @@ pub(crate) enum Special {
 
 #[derive(Debug)]
 pub(crate) struct Pattern {
-    pub(crate) re: PatternRegex,
+    pub(crate) re: Lazy<PatternRegex>,
     /// For key-name rules: the same pattern without a prefilter, for short haystacks (see
     /// [`Pattern::find_at`]).
-    pub(crate) unfiltered: Option<meta::Regex>,
+    pub(crate) unfiltered: Option<Lazy<meta::Regex>>,
     /// Capture-group indices whose names start with `s`, in order.
     pub(crate) secret_groups: Vec<usize>,
     /// The fewest bytes a match spans (0 when not known).
@@ -627,6 +627,15 @@ pub(crate) fn windows_cover(line_len: usize) -> bool {
     line_len <= BEFORE.min(AFTER)
 }
 
+/// When a rule file's patterns are compiled (see [`Lazy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compile {
+    /// When the file loads: a pattern that does not compile refuses the file.
+    Now,
+    /// When each is first used (the shipped file, compiled whole by the test suite).
+    Lazily,
+}
+
 /// How a compiled rule set searches the patterns led by a keyword (see
 /// [`RuleSet::from_toml_with`]).
 #[doc(hidden)]
@@ -647,7 +656,8 @@ impl RuleSet {
     pub fn builtin() -> &'static RuleSet {
         static SET: OnceLock<RuleSet> = OnceLock::new();
         SET.get_or_init(|| {
-            RuleSet::from_toml(BUILTIN_RULES).expect("the shipped rule file compiles (tested)")
+            RuleSet::compile(BUILTIN_RULES, Compile::Lazily)
+                .expect("the shipped rule file compiles (tested)")
         })
     }
 
@@ -661,7 +671,7 @@ impl RuleSet {
     /// same either way (tested).
     #[doc(hidden)]
     pub fn from_toml_with(text: &str, search: PatternSearch) -> Result<RuleSet, RulesError> {
-        let mut set = RuleSet::compile(text)?;
+        let mut set = RuleSet::compile(text, Compile::Now)?;
         if search == PatternSearch::OverLines {
             for p in set.rules.iter_mut().flat_map(|r| r.patterns.iter_mut()) {
                 p.led = None;
@@ -670,7 +680,7 @@ impl RuleSet {
         Ok(set)
     }
 
-    fn compile(text: &str) -> Result<RuleSet, RulesError> {
+    fn compile(text: &str, when: Compile) -> Result<RuleSet, RulesError> {
         let file: RuleFile = toml::from_str(text)?;
         let mut rules = Vec::new();
         let mut words = Vec::new();
@@ -717,18 +727,27 @@ impl RuleSet {
             // Every pattern starts at the line's start (see `Rule::anchored`).
             let mut anchored = true;
             for (index, p) in spec.patterns.iter().enumerate() {
-                let re = PatternRegex::new(p).map_err(|source| RulesError::Pattern {
+                let hir = crate::matching::pattern_regex::parse(p);
+                // Late only where the syntax tree gives the secret groups.
+                let when = if hir.is_some() { when } else { Compile::Now };
+                let re = match when {
+                    Compile::Now => Lazy::eager(p, PatternRegex::new),
+                    Compile::Lazily => Ok(Lazy::later(p, PatternRegex::new)),
+                }
+                .map_err(|source| RulesError::Pattern {
                     id: spec.id.clone(),
                     index,
                     source,
                 })?;
-                let secret_groups: Vec<usize> = re
-                    .capture_names()
-                    .enumerate()
-                    .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
-                    .map(|(i, _)| i)
-                    .collect();
-                let hir = crate::matching::pattern_regex::parse(p);
+                let secret_groups: Vec<usize> = match &hir {
+                    Some(h) => crate::matching::pattern_regex::secret_groups(h),
+                    None => re
+                        .capture_names()
+                        .enumerate()
+                        .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
+                        .map(|(i, _)| i)
+                        .collect(),
+                };
                 anchored &= hir.as_ref().is_some_and(|h| {
                     h.properties()
                         .look_set_prefix()
@@ -738,11 +757,14 @@ impl RuleSet {
                 // a pattern ~1 KB, and the search loop's reads of a rule's patterns would
                 // each touch cache lines of their own.
                 patterns.push(Pattern {
-                    unfiltered: match spec.gate {
-                        Some(_) => Some(compile_unfiltered(p).map_err(|e| {
-                            invalid(&format!("pattern {index} without a prefilter: {e}"))
-                        })?),
-                        None => None,
+                    unfiltered: match (spec.gate, when) {
+                        (None, _) => None,
+                        (Some(_), Compile::Lazily) => Some(Lazy::later(p, compile_unfiltered)),
+                        (Some(_), Compile::Now) => {
+                            Some(Lazy::eager(p, compile_unfiltered).map_err(|e| {
+                                invalid(&format!("pattern {index} without a prefilter: {e}"))
+                            })?)
+                        }
                     },
                     re,
                     secret_groups,
@@ -956,6 +978,42 @@ mod tests {
     fn builtin_compiles_with_many_families() {
         let set = RuleSet::builtin();
         assert!(set.rules().len() >= 60, "{} rules", set.rules().len());
+    }
+
+    /// The shipped patterns compile late (see `Lazy`): each of them compiles, and the
+    /// secret groups read off its syntax tree are the compiled regex's.
+    #[test]
+    fn every_shipped_pattern_compiles_and_its_groups_are_the_regexs() {
+        let set = RuleSet::builtin();
+        let mut compiled = 0;
+        for rule in &set.rules {
+            for p in &rule.patterns {
+                let from_regex: Vec<usize> =
+                    p.re.capture_names()
+                        .enumerate()
+                        .filter(|(_, n)| n.is_some_and(|n| n.starts_with('s')))
+                        .map(|(i, _)| i)
+                        .collect();
+                assert_eq!(p.secret_groups, from_regex, "{}", rule.id);
+                if let Some(u) = &p.unfiltered {
+                    assert_eq!(
+                        u.captures_len(),
+                        p.re.capture_names().count(),
+                        "{}",
+                        rule.id
+                    );
+                }
+                compiled += 1;
+            }
+        }
+        assert!(compiled >= 100, "{compiled} patterns");
+        // A rule file the operator gives is compiled when it loads.
+        let bad =
+            "[[rule]]\nid='x'\ndescription='d'\nkeywords=['a']\npatterns=['a{99999}{99999}']\n";
+        assert!(matches!(
+            RuleSet::from_toml(bad),
+            Err(RulesError::Pattern { .. })
+        ));
     }
 
     /// Every rule's positive and negative examples and the value gate's example lines.
