@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! __ek_c=$'…escaped command…'; __ek_i=0; trap "$__ek_T" INT; { eval "$__ek_c"; } </dev/null
-//! __ek_after $? SEQ
+//! \__ek_after $? SEQ
 //! ```
 //!
 //! Bash parses a whole line before it runs any of it, so the command text is never left
@@ -37,6 +37,21 @@
 //!   `/dev/fd/N`), literal or computed (`deny-descriptor-paths`);
 //! - locally, the shell's stdin is a Unix socket, which cannot be opened again through
 //!   `/proc` at all, so not even a program the policies let run can write into it.
+//!
+//! What the agent's own shell state can do to the epilogue. The epilogue runs in the shell
+//! the agent's commands program, and a sourced file (which no decision reads) can set up
+//! anything a command could. The cheap ways in are closed: the epilogue's name is quoted
+//! on its line (`\__ek_after`: no alias replaces it) and the framing functions are
+//! `readonly -f` (none redefines or unsets them). The rest cannot be closed from inside the
+//! shell: a function named `builtin`, a `DEBUG`/`RETURN` trap under `set -T`, or a signal
+//! trap fired by a background job runs *inside* the epilogue after the nonce is read, and
+//! can print an end marker of its own. So nothing a decision depends on is taken from the
+//! end marker where the kernel can say it: the session's cwd after a command is the
+//! kernel's on every transport (locally `/proc`, the helper's, or the remote `/proc` read
+//! by the control shell when the end was confirmed). The exit status and the `PATH` stay
+//! the shell's report: the status is the agent's own, and the `PATH` only names the file
+//! the *text* decision expects a bare program name to be; the runtime decision at each
+//! program's start sees the file that really runs (locally, and remotely with the helper).
 //!
 //! How each transport meets the rest:
 //! - **local**: the check reads this machine's `/proc`; the cwd is the kernel's; output
@@ -107,7 +122,7 @@ pub fn init_script(token: &str, dialect: Dialect, exports: Option<&str>) -> Stri
             "  builtin printf '\\n\\037EK%s:end\\n' \"$__ek_n\" >&2\n",
             "}}\n",
             "__ek_save() {{ {save}; }}\n",
-            "__ek_save; trap __ek_save EXIT\n",
+            "__ek_save; trap __ek_save EXIT; readonly -f __ek_after __ek_save\n",
             "builtin printf '\\037EK%s:ready:%s\\n' '{token}' \"$$\"\n",
         ),
         token = token,
@@ -205,7 +220,7 @@ pub fn command_line(command: &str, seq: u64, prefix: &str, dialect: Dialect) -> 
         Dialect::Posix => single_quote(command),
     };
     format!(
-        "{prefix}__ek_c={quoted}; __ek_i=0; trap \"$__ek_T\" INT; {{ eval \"$__ek_c\"; }} </dev/null\n__ek_after $? {seq}\n"
+        "{prefix}__ek_c={quoted}; __ek_i=0; trap \"$__ek_T\" INT; {{ eval \"$__ek_c\"; }} </dev/null\n\\__ek_after $? {seq}\n"
     )
 }
 

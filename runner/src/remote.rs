@@ -25,10 +25,13 @@
 //! so late output of the jobs is never attributed to a later command (at most
 //! [`MAX_LIVE_STREAMS`] such streams stay open; past that the streams stay as they are).
 //!
-//! What a remote session does not have: a kernel sandbox (the policies are the guard), a
-//! stdin that cannot be reopened through `/proc` (see `frame.rs` for what stands in the
-//! way), and the server's view of the cwd (the shell's own `pwd -P` in the framing is
-//! used).
+//! The same check reads the shell's cwd through `/proc/PID/cwd`: the session's cwd after a
+//! command is the remote kernel's, never the one the shell's epilogue prints (which the
+//! agent's own shell state can forge: see `frame.rs`).
+//!
+//! What a remote session does not have: a kernel sandbox (the policies are the guard), and
+//! a stdin that cannot be reopened through `/proc` (see `frame.rs` for what stands in the
+//! way).
 
 use crate::docker::DockerConnection;
 use crate::ssh::SshConnection;
@@ -217,6 +220,19 @@ pub(crate) struct RemoteShell {
     last_gen: u64,
     /// The shell's channel closed without an exit status.
     lost: Arc<std::sync::atomic::AtomicBool>,
+    /// The shell's cwd as the remote kernel had it at the last confirmed end of a command.
+    kernel_cwd: std::sync::Mutex<Option<String>>,
+}
+
+/// The cwd read through `/proc/PID/cwd`, if the kernel named one: empty when the read
+/// failed, and the link's own path (bash's `cd -P` into a directory that was removed
+/// cannot name it) or a `(deleted)` suffix when the directory is gone.
+fn kernel_cwd(read: &str) -> Option<String> {
+    let unnamed = read.is_empty()
+        || !read.starts_with('/')
+        || read.starts_with("/proc/")
+        || read.ends_with(" (deleted)");
+    (!unnamed).then(|| read.to_string())
 }
 
 /// `read(2)` per architecture, as `uname -m` names them.
@@ -253,6 +269,7 @@ impl RemoteShell {
             live: Arc::new(AtomicUsize::new(0)),
             last_gen: 0,
             lost: streams.lost,
+            kernel_cwd: std::sync::Mutex::new(None),
         }
     }
 
@@ -333,7 +350,7 @@ impl RemoteShell {
         // Builtins only on the control shell (each fork costs about a millisecond). The
         // variables are reset first: a failed redirection leaves the last value in place.
         let fast_script = format!(
-            "s= k=; read -r s </proc/{pid}/syscall; echo \"$s\"; if [ /proc/{pid}/fd/0 -ef /dev/fd/9 ]; then echo same; else echo other; fi; read -r k </proc/{pid}/task/{pid}/children; echo \"$k\""
+            "s= k=; read -r s </proc/{pid}/syscall; echo \"$s\"; if [ /proc/{pid}/fd/0 -ef /dev/fd/9 ]; then echo same; else echo other; fi; read -r k </proc/{pid}/task/{pid}/children; echo \"$k\"; cd -P /proc/{pid}/cwd && printf %s \"$PWD\"; cd /"
         );
         let fast = match &self.fast {
             Some(f) => f.run(&fast_script).await,
@@ -343,12 +360,13 @@ impl RemoteShell {
             Some(out) => (out, "same"),
             None => {
                 let script = format!(
-                    "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null; cat /proc/{pid}/task/{pid}/children 2>/dev/null; echo"
+                    "cat /proc/{pid}/syscall 2>/dev/null; readlink /proc/{pid}/fd/0 2>/dev/null; cat /proc/{pid}/task/{pid}/children 2>/dev/null; echo; printf %s \"$(readlink /proc/{pid}/cwd 2>/dev/null)\""
                 );
                 (self.control.run(&script).await?.1, stdin.as_str())
             }
         };
-        let mut lines = out.lines();
+        // Three lines, then the cwd up to the end (a directory name may hold a newline).
+        let mut lines = out.splitn(4, '\n');
         let mut f = lines.next().unwrap_or("").split_whitespace();
         let got_nr = f.next().and_then(|n| n.parse::<i64>().ok());
         let fd = f
@@ -358,14 +376,23 @@ impl RemoteShell {
         if got_nr != Some(nr) || fd != Some(0) || !same_stdin {
             return None;
         }
-        Some(
-            lines
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .filter_map(|c| c.parse().ok())
-                .collect(),
-        )
+        let children = lines
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        *self.kernel_cwd.lock().unwrap_or_else(|p| p.into_inner()) =
+            kernel_cwd(lines.next().unwrap_or(""));
+        Some(children)
+    }
+
+    /// The cwd the remote kernel gave at the last confirmed end of a command, once.
+    pub(crate) fn take_kernel_cwd(&self) -> Option<String> {
+        self.kernel_cwd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// `(pid, process group)` of the shell's children; a child in the shell's own process

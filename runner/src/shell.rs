@@ -691,13 +691,14 @@ impl Shell {
         }
     }
 
-    /// The shell's working directory as the kernel has it (local shells only; remote ones
-    /// report theirs in the framing).
+    /// The shell's working directory as the kernel has it: this machine's `/proc`, the
+    /// helper's, or (a remote shell without the helper) the remote `/proc` read when the
+    /// command's end was confirmed.
     pub fn kernel_cwd(&self) -> Option<PathBuf> {
         match &self.io {
             Io::Local(_) => procs::cwd(self.pid),
             Io::Helper(h) => h.cwd(),
-            Io::Remote(_) => None,
+            Io::Remote(r) => r.take_kernel_cwd().map(PathBuf::from),
         }
     }
 

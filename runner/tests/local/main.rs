@@ -7,6 +7,7 @@ mod audit_faults;
 mod checkpoints;
 mod common;
 mod docker_connect;
+mod frame_subversion;
 mod lifecycle;
 mod limits;
 mod processes;
