@@ -528,7 +528,10 @@ impl RuleSet {
             Special::NameValue | Special::SecretScalar => strip_line_end_mark(line).0,
             _ => line,
         };
-        if self.rules[r].special == Special::NameValue && !pair_header_shape(line) {
+        if self.rules[r].special == Special::NameValue
+            && !pair_header_shape(line)
+            && !object_header_shape(line)
+        {
             return None;
         }
         if self.header(r, line) {

@@ -9,6 +9,7 @@
 
 pub mod keyword_cover;
 pub(crate) mod value_gate;
+pub(crate) mod vocabulary;
 
 use crate::matching::keyword_dfa::{KeywordDfa, KeywordDfaError};
 use crate::matching::keyword_search::{Led, LineKeywords};
@@ -242,6 +243,12 @@ struct RuleFile {
     /// Word lists of the value gate.
     #[serde(default)]
     values: ValueListsSpec,
+    /// Multi-word names of secrets, for the rules' `{names}`.
+    #[serde(default)]
+    vocabulary: vocabulary::VocabularySpec,
+    /// Programs' password flags, for the rules' `{credential_flags}`.
+    #[serde(default)]
+    credential_flags: Vec<vocabulary::CredentialFlagSpec>,
     rule: Vec<RuleSpec>,
 }
 
@@ -337,6 +344,25 @@ pub(crate) fn pair_header_shape(line: &[u8]) -> bool {
         && name
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/'))
+}
+
+/// Whether `line` opens an object under a key that may name a secret: `"db_password": {`
+/// (Terraform's `output -json`: `{"sensitive": true, "type": "string", "value": "…"}`).
+/// The object's `value` member is then judged with the key (see `K8sState::Pair`).
+pub(crate) fn object_header_shape(line: &[u8]) -> bool {
+    let Some(body) = line.trim_ascii().strip_suffix(b"{") else {
+        return false;
+    };
+    let Some(key) = body.trim_ascii_end().strip_suffix(b":") else {
+        return false;
+    };
+    let key = key.trim_ascii();
+    key.len() >= 3
+        && key[0] == b'"'
+        && key[key.len() - 1] == b'"'
+        && key[1..key.len() - 1]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// A pair's name as written after its key's separator (` "DB_PASSWORD",`): blanks, a
@@ -681,7 +707,8 @@ impl RuleSet {
     }
 
     fn compile(text: &str, when: Compile) -> Result<RuleSet, RulesError> {
-        let file: RuleFile = toml::from_str(text)?;
+        let mut file: RuleFile = toml::from_str(text)?;
+        vocabulary::expand(&mut file.rule, &file.vocabulary, &file.credential_flags);
         let mut rules = Vec::new();
         let mut words = Vec::new();
         for (idx, spec) in file.rule.iter().enumerate() {

@@ -57,6 +57,25 @@ pub struct ValueListsSpec {
     pub non_secret_keys: Vec<String>,
     /// Name endings that mean "a reference to a secret, not the secret" (`_FILE`, `_PATH`).
     pub non_secret_key_suffixes: Vec<String>,
+    /// camelCase name endings of the same kind (`secretName`, `tokenSecretRef`), compared
+    /// exactly, after a lower-case letter or a digit.
+    #[serde(default)]
+    pub non_secret_key_camel_suffixes: Vec<String>,
+    /// Name beginnings of the same kind (`existingSecret`: the name of a Secret object),
+    /// compared ASCII case-insensitively.
+    #[serde(default)]
+    pub non_secret_key_prefixes: Vec<String>,
+    /// What a name may follow on its line that makes it no secret's name
+    /// (`checksum/secret: <sha256>`: a hash of the Secret, in Helm's pod annotations).
+    #[serde(default)]
+    pub non_secret_key_namespaces: Vec<String>,
+    /// Value beginnings and endings that mark a placeholder (`your-api-key-here`,
+    /// `change-me`, `replace-with-…`), compared ASCII case-insensitively.
+    #[serde(default)]
+    pub placeholder_prefixes: Vec<String>,
+    /// See `placeholder_prefixes`.
+    #[serde(default)]
+    pub placeholder_suffixes: Vec<String>,
     /// Examples: values that must pass and values that must not, checked by a test.
     #[serde(default)]
     pub examples: Vec<GateExample>,
@@ -152,6 +171,11 @@ pub(crate) struct ValueLists {
     /// The longest keyword or placeholder word: a longer value is neither, and is not
     /// lowercased and hashed to find that out.
     longest_word: usize,
+    camel_suffixes: Vec<String>,
+    key_prefixes: Vec<String>,
+    key_namespaces: Vec<String>,
+    placeholder_prefixes: Vec<String>,
+    placeholder_suffixes: Vec<String>,
 }
 
 impl ValueLists {
@@ -214,8 +238,83 @@ impl ValueLists {
             keys: spec.non_secret_keys.iter().cloned().collect(),
             suffixes_by_last,
             empty_suffix: spec.non_secret_key_suffixes.iter().any(String::is_empty),
+            camel_suffixes: spec.non_secret_key_camel_suffixes.clone(),
+            key_prefixes: spec.non_secret_key_prefixes.clone(),
+            key_namespaces: spec.non_secret_key_namespaces.clone(),
+            placeholder_prefixes: spec.placeholder_prefixes.clone(),
+            placeholder_suffixes: spec.placeholder_suffixes.clone(),
         }
     }
+
+    /// Whether the name `key_name` (the key's last part), which starts at `key_start` of
+    /// `hay`, names something other than a secret by its shape: a camelCase ending, a
+    /// beginning, or what it follows on its line (see [`ValueListsSpec`]).
+    fn names_no_secret(&self, hay: &[u8], key_start: usize, key_name: &[u8]) -> bool {
+        let camel = self.camel_suffixes.iter().any(|s| {
+            key_name.len() > s.len()
+                && key_name.ends_with(s.as_bytes())
+                && matches!(key_name[key_name.len() - s.len() - 1], b'a'..=b'z' | b'0'..=b'9')
+        });
+        let prefixed = self.key_prefixes.iter().any(|p| {
+            key_name.len() > p.len() && key_name[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+        });
+        let spaced = self
+            .key_namespaces
+            .iter()
+            .any(|n| hay[..key_start].ends_with(n.as_bytes()));
+        camel || prefixed || spaced
+    }
+
+    /// Whether `v` has a placeholder's beginning or ending (see [`ValueListsSpec`]).
+    fn placeholder_shape(&self, v: &[u8]) -> bool {
+        let starts = |p: &String| v.len() > p.len() && v[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+        let ends = |p: &String| {
+            v.len() > p.len() && v[v.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes())
+        };
+        self.placeholder_prefixes.iter().any(starts) || self.placeholder_suffixes.iter().any(ends)
+    }
+}
+
+/// Whether a value names a place rather than holding a secret: a path (`/run/user/1000/…`,
+/// `~/…`), a URL with no credentials in it (`https://oauth2.googleapis.com/token`), an AWS
+/// resource name, or a date and time (`2026-10-11T08:21:07Z`). A URL with a user part
+/// (`https://key@sentry.io/1`) may carry a secret and is not one of these.
+fn names_a_place(v: &[u8]) -> bool {
+    let url_without_credentials = || {
+        let Some(i) = memchr::memmem::find(v, b"://") else {
+            return false;
+        };
+        let scheme_ok = i > 0 && v[..i].iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'));
+        let rest = &v[i + 3..];
+        let authority = &rest[..rest.iter().position(|&b| b == b'/' || b == b'?' || b == b'#').unwrap_or(rest.len())];
+        scheme_ok && !authority.is_empty() && !authority.contains(&b'@')
+    };
+    let date_time = || {
+        v.len() >= 10
+            && v[..4].iter().all(u8::is_ascii_digit)
+            && v[4] == b'-'
+            && v[5..7].iter().all(u8::is_ascii_digit)
+            && v[7] == b'-'
+            && v[8..10].iter().all(u8::is_ascii_digit)
+    };
+    path_like(v) || v.starts_with(b"arn:aws") || url_without_credentials() || date_time()
+}
+
+/// A password people choose, `Pepper.quartz55`: a capitalised word, a dot, a lower-case
+/// word ending in two or more digits. An attribute path in code (`config.password`,
+/// `self.token`) has neither the capital nor the digits.
+fn word_dot_word_digits(t: &[u8]) -> bool {
+    let Some(dot) = memchr::memchr(b'.', t) else {
+        return false;
+    };
+    let (a, b) = (&t[..dot], &t[dot + 1..]);
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    a.len() >= 2
+        && a[0].is_ascii_uppercase()
+        && a[1..].iter().all(u8::is_ascii_lowercase)
+        && digits >= 2
+        && b.len() > digits + 1
+        && b[..b.len() - digits].iter().all(u8::is_ascii_lowercase)
 }
 
 /// Shannon entropy in bits per character.
@@ -637,13 +736,13 @@ fn path_like(v: &[u8]) -> bool {
 fn key_before(hay: &[u8], value_start: usize, whole_start: usize) -> (usize, usize) {
     let mut end = value_start;
     // Back over the quote, spaces, the operator, spaces and a closing quote of the key.
-    while end > whole_start
-        && matches!(
-            hay[end - 1],
-            b'"' | b'\'' | b' ' | b'\t' | b'=' | b':' | b'>'
-        )
-    {
-        end -= 1;
+    // Also back over a table's cell border (`|`, `│`) and a JSON string's escapes (`\"`).
+    while end > whole_start {
+        match hay[end - 1] {
+            b'"' | b'\'' | b' ' | b'\t' | b'=' | b':' | b'>' | b'|' | b'\\' => end -= 1,
+            0x82 if end >= whole_start + 3 && hay[end - 3..end] == *"│".as_bytes() => end -= 3,
+            _ => break,
+        }
     }
     let mut start = end;
     while start > whole_start
@@ -889,12 +988,18 @@ pub(crate) fn admits(
     // The key's bytes are ASCII (`key_before` takes nothing else): read in place.
     let key = &hay[key_start..key_end];
     let key_name = last_part(key);
-    if g.check_key && (lists.keys.contains_bytes(key_name) || lists.non_secret_suffix(key_name)) {
+    if g.check_key
+        && (lists.keys.contains_bytes(key_name)
+            || lists.non_secret_suffix(key_name)
+            || lists.names_no_secret(hay, key_start, key_name))
+    {
         return false;
     }
     let holds = Holds::of(v);
     if v.len() < g.min_len
         || lists.has_word(&lists.placeholders, v)
+        || lists.placeholder_shape(v)
+        || names_a_place(v)
         || lists.has_word(&lists.keywords, v)
         || template(v, holds)
         || entropy_below(v, g.min_entropy)
@@ -958,10 +1063,15 @@ pub(crate) fn admits(
             .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
     let config = !in_object && (env_prefix || config_shaped(hay, key_start, value.0 + token_len));
+    // On a config line, `DB_PASSWORD=Pepper.quartz55` (an environment assignment) or a
+    // chosen password's shape holds data, not an attribute path.
+    let chosen = config && (env_prefix || word_dot_word_digits(t));
+    // A long run of capitals alone (an Erlang cookie) is no constant's name there either.
+    let caps_run = config && t.len() >= 16 && t.iter().all(u8::is_ascii_uppercase);
     if t.len() < g.min_len
         || code_punctuation(t, holds)
-        || attribute_path(t, holds)
-        || identifier_shaped(t)
+        || (attribute_path(t, holds) && !chosen)
+        || (identifier_shaped(t) && !caps_run)
     {
         return false;
     }

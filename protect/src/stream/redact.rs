@@ -85,10 +85,13 @@ enum K8sState {
         string_data: bool,
     },
     /// `- name: DB_PASSWORD` read: the pair's keys sit at column `key_col` (after the list
-    /// item's dash), and its `value` is judged with `name`.
+    /// item's dash), and its `value` is judged with `name`. `nested`: the header was a
+    /// member whose value is an object (`"db_password": {`, Terraform's outputs), whose
+    /// keys sit deeper than `key_col` (the header's column), `name` its key.
     Pair {
         key_col: usize,
         name: Box<str>,
+        nested: bool,
     },
     /// `password: |` read, or a pair's `value: |` under `- name: DB_PASSWORD`: the key
     /// sits at column `key_col`; the lines indented deeper are the scalar's text, each
@@ -710,12 +713,31 @@ fn pair_state(line: &[u8]) -> Option<K8sState> {
             key_col += 1 + (t[1..].len() - t[1..].trim_ascii_start().len());
         }
     }
-    let (_, value_at) = key_at(line, key_col)?;
+    let (key, value_at) = key_at(line, key_col)?;
+    if line[value_at..].trim_ascii() == b"{" {
+        return Some(K8sState::Pair {
+            key_col,
+            name: std::str::from_utf8(key).ok()?.into(),
+            nested: true,
+        });
+    }
     let name = std::str::from_utf8(crate::rules::pair_name(&line[value_at..])).ok()?;
     Some(K8sState::Pair {
         key_col,
         name: name.into(),
+        nested: false,
     })
+}
+
+/// A pair's key on `line` and where its value starts: at column `key_col` (see
+/// [`pair_key`]), or, for a `nested` pair, at the line's own indentation when that is
+/// deeper than `key_col`.
+fn pair_member(line: &[u8], key_col: usize, nested: bool) -> Option<(&[u8], usize)> {
+    if !nested {
+        return pair_key(line, key_col);
+    }
+    let indent = line.len() - line.trim_ascii_start().len();
+    (indent > key_col).then(|| key_at(line, indent)).flatten()
 }
 
 /// The state a secret's block scalar header (without prefix) opens: `password: |`,
@@ -757,7 +779,9 @@ fn key_at(line: &[u8], mut at: usize) -> Option<(&[u8], usize)> {
     let quote = matches!(first, b'"' | b'\'').then_some(first);
     at += usize::from(quote.is_some());
     let start = at;
-    while at < line.len() && (line[at].is_ascii_alphanumeric() || line[at] == b'_') {
+    while at < line.len()
+        && (line[at].is_ascii_alphanumeric() || matches!(line[at], b'_' | b'-' | b'.'))
+    {
         at += 1;
     }
     let key = &line[start..at];
@@ -772,6 +796,16 @@ fn key_at(line: &[u8], mut at: usize) -> Option<(&[u8], usize)> {
         at += 1;
     }
     matches!(line.get(at), Some(b':' | b'=')).then_some((key, at + 1))
+}
+
+/// Whether `key` can name an entry of a Kubernetes Secret: Kubernetes allows only ASCII
+/// letters, digits, `-`, `_` and `.` there, so `"image/png"` under a Jupyter output's
+/// `"data"` is no Secret's entry.
+fn secret_key(key: &[u8]) -> bool {
+    !key.is_empty()
+        && key
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Whether a pair's key holds its value (`value`, `Value`, `ParameterValue`; not
@@ -1430,11 +1464,16 @@ impl StreamRedactor {
             // A pair ends with its value, whatever it was judged; a value that is a block
             // scalar's header (`value: |`) goes on over the lines below, judged with the
             // pair's name.
-            if let K8sState::Pair { key_col, ref name } = state {
+            if let K8sState::Pair {
+                key_col,
+                ref name,
+                nested,
+            } = state
+            {
                 // Whether `l` is the pair's value, and whether it opens a block scalar.
                 let value = |l: &[u8]| {
                     let (c, _) = self.block_content(l)?;
-                    let (key, value_at) = pair_key(c, key_col)?;
+                    let (key, value_at) = pair_member(c, key_col, nested)?;
                     is_value_key(key).then(|| opens_block_scalar(&c[value_at..]))
                 };
                 let read: Vec<Option<bool>> = match &ghosts {
@@ -1601,7 +1640,11 @@ impl StreamRedactor {
         let t = line.trim_ascii_start();
         let indent = line.len() - t.len();
         let (string_data, value_at) = match *state {
-            K8sState::Pair { key_col, ref name } => return self.pair_entry(key_col, name, line),
+            K8sState::Pair {
+                key_col,
+                ref name,
+                nested,
+            } => return self.pair_entry(key_col, name, nested, line),
             K8sState::Scalar {
                 key_col, ref name, ..
             } => return self.scalar_entry(key_col, name, line),
@@ -1643,6 +1686,10 @@ impl StreamRedactor {
                 }
                 let close = memchr::memchr(b'"', &t[1..])? + 1;
                 let colon = memchr::memchr(b':', &t[close..])? + close;
+                if !secret_key(&t[1..close]) {
+                    // (`"image/png": "iVBOR…"` in a notebook's `"data"`.)
+                    return Some(None);
+                }
                 (string_data, indent + colon + 1)
             }
         };
@@ -1676,6 +1723,7 @@ impl StreamRedactor {
         &self,
         key_col: usize,
         name: &str,
+        nested: bool,
         line: &[u8],
     ) -> Option<Option<(usize, usize)>> {
         // A line that opens another multi-line secret (a PEM key in a sibling's value)
@@ -1688,8 +1736,13 @@ impl StreamRedactor {
             return Some(None);
         }
         // A sibling key at the pair's column; anything else (a nested line under
-        // `valueFrom:`, a line to the left, the next item) ends the pair.
-        let (key, value_at) = pair_key(line, key_col)?;
+        // `valueFrom:`, a line to the left, the next item) ends the pair. In an object
+        // (`nested`), any line deeper than its header is a member; one that is no key (a
+        // nested object's `}`) is passed over.
+        let Some((key, value_at)) = pair_member(line, key_col, nested) else {
+            let deeper = line.len() - t.len() > key_col;
+            return (nested && deeper).then_some(None);
+        };
         if !is_value_key(key) {
             return Some(None);
         }
@@ -1998,7 +2051,7 @@ mod tests {
     #[test]
     fn pair_lines_are_read_without_panicking_on_any_shape() {
         let reads = |l: &[u8]| match pair_state(l) {
-            Some(K8sState::Pair { key_col, name }) => Some((key_col, name.to_string())),
+            Some(K8sState::Pair { key_col, name, .. }) => Some((key_col, name.to_string())),
             _ => None,
         };
         assert_eq!(
