@@ -176,6 +176,62 @@ pub(crate) struct ValueLists {
     key_namespaces: Vec<String>,
     placeholder_prefixes: Vec<String>,
     placeholder_suffixes: Vec<String>,
+    /// The bytes those lists' words end (suffixes) or start (prefixes, both cases) with:
+    /// most keys and values are turned away by one look-up, not a loop over the words.
+    edges: Box<Edges>,
+}
+
+/// See [`ValueLists::edges`].
+#[derive(Debug)]
+struct Edges {
+    camel_last: [bool; 256],
+    key_first: [bool; 256],
+    namespace_last: [bool; 256],
+    placeholder_first: [bool; 256],
+    placeholder_last: [bool; 256],
+}
+
+impl Default for Edges {
+    fn default() -> Edges {
+        Edges {
+            camel_last: [false; 256],
+            key_first: [false; 256],
+            namespace_last: [false; 256],
+            placeholder_first: [false; 256],
+            placeholder_last: [false; 256],
+        }
+    }
+}
+
+impl Edges {
+    fn of(spec: &ValueListsSpec) -> Edges {
+        let mut e = Edges::default();
+        let mark = |set: &mut [bool; 256], b: Option<&u8>, both_cases: bool| {
+            if let Some(&b) = b {
+                set[usize::from(b)] = true;
+                if both_cases {
+                    set[usize::from(b.to_ascii_lowercase())] = true;
+                    set[usize::from(b.to_ascii_uppercase())] = true;
+                }
+            }
+        };
+        for w in &spec.non_secret_key_camel_suffixes {
+            mark(&mut e.camel_last, w.as_bytes().last(), false);
+        }
+        for w in &spec.non_secret_key_prefixes {
+            mark(&mut e.key_first, w.as_bytes().first(), true);
+        }
+        for w in &spec.non_secret_key_namespaces {
+            mark(&mut e.namespace_last, w.as_bytes().last(), false);
+        }
+        for w in &spec.placeholder_prefixes {
+            mark(&mut e.placeholder_first, w.as_bytes().first(), true);
+        }
+        for w in &spec.placeholder_suffixes {
+            mark(&mut e.placeholder_last, w.as_bytes().last(), true);
+        }
+        e
+    }
 }
 
 impl ValueLists {
@@ -243,6 +299,7 @@ impl ValueLists {
             key_namespaces: spec.non_secret_key_namespaces.clone(),
             placeholder_prefixes: spec.placeholder_prefixes.clone(),
             placeholder_suffixes: spec.placeholder_suffixes.clone(),
+            edges: Box::new(Edges::of(spec)),
         }
     }
 
@@ -250,6 +307,17 @@ impl ValueLists {
     /// `hay`, names something other than a secret by its shape: a camelCase ending, a
     /// beginning, or what it follows on its line (see [`ValueListsSpec`]).
     fn names_no_secret(&self, hay: &[u8], key_start: usize, key_name: &[u8]) -> bool {
+        let e = &self.edges;
+        let (Some(&first), Some(&last)) = (key_name.first(), key_name.last()) else {
+            return false;
+        };
+        let before = key_start.checked_sub(1).map(|i| hay[i]);
+        if !e.camel_last[usize::from(last)]
+            && !e.key_first[usize::from(first)]
+            && before.is_none_or(|b| !e.namespace_last[usize::from(b)])
+        {
+            return false;
+        }
         let camel = self.camel_suffixes.iter().any(|s| {
             key_name.len() > s.len()
                 && key_name.ends_with(s.as_bytes())
@@ -267,7 +335,15 @@ impl ValueLists {
 
     /// Whether `v` has a placeholder's beginning or ending (see [`ValueListsSpec`]).
     fn placeholder_shape(&self, v: &[u8]) -> bool {
-        let starts = |p: &String| v.len() > p.len() && v[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+        let e = &self.edges;
+        let (Some(&first), Some(&last)) = (v.first(), v.last()) else {
+            return false;
+        };
+        if !e.placeholder_first[usize::from(first)] && !e.placeholder_last[usize::from(last)] {
+            return false;
+        }
+        let starts =
+            |p: &String| v.len() > p.len() && v[..p.len()].eq_ignore_ascii_case(p.as_bytes());
         let ends = |p: &String| {
             v.len() > p.len() && v[v.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes())
         };
@@ -281,12 +357,18 @@ impl ValueLists {
 /// (`https://key@sentry.io/1`) may carry a secret and is not one of these.
 fn names_a_place(v: &[u8]) -> bool {
     let url_without_credentials = || {
-        let Some(i) = memchr::memmem::find(v, b"://") else {
+        let Some(i) = memchr::memchr(b':', v).filter(|&i| v[i..].starts_with(b"://")) else {
             return false;
         };
-        let scheme_ok = i > 0 && v[..i].iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'));
+        let scheme_ok = i > 0
+            && v[..i]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'));
         let rest = &v[i + 3..];
-        let authority = &rest[..rest.iter().position(|&b| b == b'/' || b == b'?' || b == b'#').unwrap_or(rest.len())];
+        let authority = &rest[..rest
+            .iter()
+            .position(|&b| b == b'/' || b == b'?' || b == b'#')
+            .unwrap_or(rest.len())];
         scheme_ok && !authority.is_empty() && !authority.contains(&b'@')
     };
     let date_time = || {
@@ -297,7 +379,13 @@ fn names_a_place(v: &[u8]) -> bool {
             && v[7] == b'-'
             && v[8..10].iter().all(u8::is_ascii_digit)
     };
-    path_like(v) || v.starts_with(b"arn:aws") || url_without_credentials() || date_time()
+    match v.first() {
+        Some(b'/' | b'.' | b'~') => path_like(v),
+        Some(b'0'..=b'9') => date_time(),
+        Some(b'a') => v.starts_with(b"arn:aws") || url_without_credentials(),
+        Some(_) => url_without_credentials(),
+        None => false,
+    }
 }
 
 /// A password people choose, `Pepper.quartz55`: a capitalised word, a dot, a lower-case

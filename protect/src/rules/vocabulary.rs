@@ -12,8 +12,9 @@
 //!   keyword scan's table small, so the list should hold no name whose longest word is
 //!   common text (`service_key`, `deploy_key`);
 //! - `{credential_flags}` as a pattern becomes one pattern per entry (the program's name,
-//!   anything on the line, then one of its flags and the value), `{credential_programs}`
-//!   as a keyword every program's name, and each entry's example joins the rule's
+//!   a blank, anything on the line, then one of its flags and the value),
+//!   `{credential_programs}` as a keyword every program's name followed by a blank (so that
+//!   `az` is not looked for in every `lazy`), and each entry's example joins the rule's
 //!   positives.
 //!
 //! Why data: the regexes stay readable and the lists grow by a line, with an example the
@@ -57,11 +58,7 @@ fn spellings(words: &[String]) -> [String; 5] {
 
 /// The keyword of a name: its longest word, the first of the longest.
 fn keyword_of(words: &[String]) -> Option<String> {
-    words
-        .iter()
-        .rev()
-        .max_by_key(|w| w.len())
-        .cloned()
+    words.iter().rev().max_by_key(|w| w.len()).cloned()
 }
 
 /// A regex alternation of every name, words joined by an optional separator.
@@ -80,7 +77,7 @@ fn names_alternation(v: &VocabularySpec) -> String {
     format!("(?:{})", names.join("|"))
 }
 
-/// One pattern for an entry: the program as a word, then on the same line one of its
+/// One pattern for an entry: the program as a word and a blank, then on the same line one of its
 /// flags, joined to its value by blanks, `=` or nothing, and the value (which does not
 /// start with a dash: that is the next flag).
 fn flag_pattern(f: &CredentialFlagSpec) -> String {
@@ -91,7 +88,7 @@ fn flag_pattern(f: &CredentialFlagSpec) -> String {
             .join("|")
     };
     format!(
-        r#"(?:^|[\s/])(?:{})\b[^\n]*?\s(?:{})(?:[ \t]+|=)?["']?(?P<s>[^\s"'\-][^\s"']*)"#,
+        r#"(?:^|[\s/])(?:{}) (?:[^\n]*?\s)?(?:{})(?:[ \t]+|=)?["']?(?P<s>[^\s"'\-][^\s"']*)"#,
         alt(&f.programs),
         alt(&f.flags)
     )
@@ -105,7 +102,11 @@ pub(crate) fn expand(rules: &mut [RuleSpec], v: &VocabularySpec, flags: &[Creden
         for k in rule.keywords.drain(..) {
             match k.as_str() {
                 NAMES => keywords.extend(v.names.iter().filter_map(|w| keyword_of(w))),
-                PROGRAMS => keywords.extend(flags.iter().flat_map(|f| f.programs.clone())),
+                PROGRAMS => keywords.extend(
+                    flags
+                        .iter()
+                        .flat_map(|f| f.programs.iter().map(|p| format!("{p} "))),
+                ),
                 _ => keywords.push(k),
             }
         }
@@ -115,7 +116,8 @@ pub(crate) fn expand(rules: &mut [RuleSpec], v: &VocabularySpec, flags: &[Creden
         for p in rule.patterns.drain(..) {
             if p == FLAGS {
                 patterns.extend(flags.iter().map(flag_pattern));
-                rule.positives.extend(flags.iter().map(|f| f.example.clone()));
+                rule.positives
+                    .extend(flags.iter().map(|f| f.example.clone()));
             } else {
                 patterns.push(p.replace(NAMES, &names));
             }
@@ -135,11 +137,22 @@ mod tests {
         };
         assert_eq!(
             spellings(&v.names[0]),
-            ["erlang_cookie", "erlang-cookie", "erlang.cookie", "erlangcookie", "erlang cookie"]
-                .map(String::from)
+            [
+                "erlang_cookie",
+                "erlang-cookie",
+                "erlang.cookie",
+                "erlangcookie",
+                "erlang cookie"
+            ]
+            .map(String::from)
         );
         let re = regex::Regex::new(&format!("(?i)^{}$", names_alternation(&v))).unwrap();
-        for s in ["erlangCookie", "ERLANG_COOKIE", "erlang-cookie", "erlang.cookie"] {
+        for s in [
+            "erlangCookie",
+            "ERLANG_COOKIE",
+            "erlang-cookie",
+            "erlang.cookie",
+        ] {
             assert!(re.is_match(s), "{s}");
         }
         assert!(!re.is_match("erlang__cookie"));
