@@ -257,18 +257,18 @@ def doppler_table(c, f):
     c.secret(f, "table", pw)
     c.secret(f, "table", key)
     c.secret(f, "table", tk)
-    rows = [("DATABASE_HOST", "db.internal", "db.internal"),
-            ("DB_PASSWORD", pw, pw),
-            ("ENCRYPTION_KEY", key, key),
-            ("STRIPE_SECRET", tk, tk),
-            ("LOG_LEVEL", "info", "info")]
+    rows = [("DATABASE_HOST", "db.internal", ""),
+            ("DB_PASSWORD", pw, ""),
+            ("ENCRYPTION_KEY", key, "rotated 2026-10"),
+            ("STRIPE_SECRET", tk, ""),
+            ("LOG_LEVEL", "info", "")]
     w0 = max(len(r[0]) for r in rows) + 2
     w1 = max(len(r[1]) for r in rows) + 2
     line = lambda a, b, c: f"│ {a:<{w0 - 2}} │ {b:<{w1 - 2}} │ {c:<{w1 - 2}} │"
     top = "┌" + "─" * w0 + "┬" + "─" * w1 + "┬" + "─" * w1 + "┐"
     sep = "├" + "─" * w0 + "┼" + "─" * w1 + "┼" + "─" * w1 + "┤"
     bot = "└" + "─" * w0 + "┴" + "─" * w1 + "┴" + "─" * w1 + "┘"
-    out = [top, line("NAME", "VALUE", "RAW"), sep]
+    out = [top, line("NAME", "VALUE", "NOTE"), sep]
     for r in rows:
         out.append(line(*r))
     out.append(bot)

@@ -11,6 +11,9 @@ use crate::rules::*;
 use regex::bytes::Regex;
 use regex_automata::Input;
 
+/// How many x's in a row mask a value (see [`RuleSet::kept`]).
+const MASK_RUN: usize = 8;
+
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
 /// pattern's lazy DFA alone.
 const UNFILTERED_UP_TO: usize = 64;
@@ -379,12 +382,28 @@ impl RuleSet {
                 .iter()
                 .any(|x| x.is_match(&hay[whole.0..whole.1]))
         };
+        // A run of x's masks a value in documentation (`AKIAXXXXXXXXXXXXXXXX`,
+        // `sk_test_xxxxxxxxxxxxxxxx`), whatever rule finds it.
+        let masked = |(s, e): Range| {
+            hay[s..e]
+                .windows(MASK_RUN)
+                .any(|w| w.iter().all(|&b| b == b'x') || w.iter().all(|&b| b == b'X'))
+        };
         if p.secret_groups.is_empty() {
-            return (!excluded()).then_some(whole);
+            return (!excluded() && !masked(whole)).then_some(whole);
         }
         group
-            .filter(|&(s, e)| !(rule.placeholders && self.is_placeholder(&hay[s..e])))
+            .filter(|&(s, e)| {
+                // Judged without the mark `cat -A` ends a line with (`<api-key>^M$`).
+                let v = if e == hay.len() {
+                    strip_line_end_mark(&hay[s..e]).0
+                } else {
+                    &hay[s..e]
+                };
+                !(rule.placeholders && self.is_placeholder(v))
+            })
             .filter(|_| !excluded())
+            .filter(|&m| !masked(m))
             .filter(|&m| match &rule.gate {
                 Some(g) => crate::rules::value_gate::admits(&self.values, g, hay, whole, m),
                 None => true,

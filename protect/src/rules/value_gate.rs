@@ -76,9 +76,34 @@ pub struct ValueListsSpec {
     /// See `placeholder_prefixes`.
     #[serde(default)]
     pub placeholder_suffixes: Vec<String>,
+    /// Values another tool encrypted for a key the reader does not hold (a SealedSecret's
+    /// `encryptedData`, SOPS, Vault transit): shown, as the encrypted file is committed.
+    #[serde(default)]
+    pub ciphertexts: Vec<Ciphertext>,
+    /// What comes before a name that makes it part of an identifier, not a key
+    /// (`arn:` in `arn:aws:secretsmanager:…:secret:prod/db`): the token the name is in
+    /// starts with one of these.
+    #[serde(default)]
+    pub non_secret_key_token_prefixes: Vec<String>,
+    /// Command-line flags whose argument is an assignment (`-D`, `--set `, `-e `): the
+    /// value after them is judged as on a config line.
+    #[serde(default)]
+    pub assignment_flags: Vec<String>,
     /// Examples: values that must pass and values that must not, checked by a test.
     #[serde(default)]
     pub examples: Vec<GateExample>,
+}
+
+/// A ciphertext's shape: how it starts and its shortest length.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ciphertext {
+    /// The tool's prefix (`AgB` for kubeseal, `ENC[AES256_GCM,` for SOPS).
+    pub prefix: String,
+    /// The shortest such value.
+    pub min_len: usize,
+    /// The tool.
+    pub tool: String,
 }
 
 /// One line, and whether the gate must keep its value.
@@ -176,6 +201,9 @@ pub(crate) struct ValueLists {
     key_namespaces: Vec<String>,
     placeholder_prefixes: Vec<String>,
     placeholder_suffixes: Vec<String>,
+    ciphertexts: Vec<Ciphertext>,
+    key_token_prefixes: Vec<String>,
+    assignment_flags: Vec<String>,
     /// The bytes those lists' words end (suffixes) or start (prefixes, both cases) with:
     /// most keys and values are turned away by one look-up, not a loop over the words.
     edges: Box<Edges>,
@@ -299,6 +327,9 @@ impl ValueLists {
             key_namespaces: spec.non_secret_key_namespaces.clone(),
             placeholder_prefixes: spec.placeholder_prefixes.clone(),
             placeholder_suffixes: spec.placeholder_suffixes.clone(),
+            ciphertexts: spec.ciphertexts.clone(),
+            key_token_prefixes: spec.non_secret_key_token_prefixes.clone(),
+            assignment_flags: spec.assignment_flags.clone(),
             edges: Box::new(Edges::of(spec)),
         }
     }
@@ -312,6 +343,20 @@ impl ValueLists {
             return false;
         };
         let before = key_start.checked_sub(1).map(|i| hay[i]);
+        if before == Some(b':') && !self.key_token_prefixes.is_empty() {
+            let token_start = hay[..key_start]
+                .iter()
+                .rposition(|&b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'=' | b','))
+                .map_or(0, |i| i + 1);
+            let token = &hay[token_start..key_start];
+            if self
+                .key_token_prefixes
+                .iter()
+                .any(|p| token.starts_with(p.as_bytes()))
+            {
+                return true;
+            }
+        }
         if !e.camel_last[usize::from(last)]
             && !e.key_first[usize::from(first)]
             && before.is_none_or(|b| !e.namespace_last[usize::from(b)])
@@ -331,6 +376,21 @@ impl ValueLists {
             .iter()
             .any(|n| hay[..key_start].ends_with(n.as_bytes()));
         camel || prefixed || spaced
+    }
+
+    /// Whether the key at `key_start` is set by a command-line flag that takes an
+    /// assignment (`-Dspring.datasource.password=…`, `--set auth.password=…`, `-e
+    /// DB_PASSWORD=…`): its value is configuration, as on a config line.
+    fn after_assignment_flag(&self, hay: &[u8], key_start: usize) -> bool {
+        self.assignment_flags.iter().any(|f| {
+            let f = f.as_bytes();
+            hay[..key_start].ends_with(f) || hay[key_start..].starts_with(f)
+        })
+    }
+
+    /// Whether `v` is another tool's ciphertext (see [`ValueListsSpec::ciphertexts`]).
+    fn ciphertext(&self, v: &[u8]) -> bool {
+        self.ciphertexts.iter().any(|c| ciphertext_of(c, v))
     }
 
     /// Whether `v` has a placeholder's beginning or ending (see [`ValueListsSpec`]).
@@ -379,13 +439,79 @@ fn names_a_place(v: &[u8]) -> bool {
             && v[7] == b'-'
             && v[8..10].iter().all(u8::is_ascii_digit)
     };
-    match v.first() {
-        Some(b'/' | b'.' | b'~') => path_like(v),
+    // `prod/app/db-credentials` (a secret's name in a store), `db-password:/etc/…/db-password`
+    // (systemd's `LoadCredential=`: a name and the file it is read from).
+    let resource_path = || {
+        memchr::memchr(b'/', v).is_some()
+            && v.split(|&b| b == b'/').all(|seg| {
+                seg.first().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && seg.iter().all(|&b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+                    })
+            })
+    };
+    let name_and_file = || {
+        memchr::memmem::find(v, b":/").is_some_and(|i| {
+            !v[i + 1..].starts_with(b"//")
+                && !v[..i].is_empty()
+                && v[..i]
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && path_like(&v[i + 1..])
+        })
+    };
+    let place = match v.first() {
+        Some(b'/' | b'.' | b'~') => path_like(v) && plausible_path(v),
         Some(b'0'..=b'9') => date_time(),
         Some(b'a') => v.starts_with(b"arn:aws") || url_without_credentials(),
         Some(_) => url_without_credentials(),
         None => false,
+    };
+    place || resource_path() || name_and_file()
+}
+
+/// A value that looks generated rather than written, as a config line holds one
+/// (`O3ygiN?XCJyQuEz3v3.MJ)c*`): ten bytes or more of at least three classes (lower,
+/// upper, digits, other), no escape sequence, and no code's shape: it does not start with
+/// an operator (`:`, `.`, `=`, `|`, `&`, `*`, `?`) and no name of three or more bytes is
+/// followed by an opening bracket or a macro's `!` (`tokens[i]`, `getenv(`,
+/// `Token![->]`, `PasswordHash<'_>`).
+fn made(t: &[u8]) -> bool {
+    let mut run = 0usize;
+    let mut called = false;
+    for (i, &b) in t.iter().enumerate() {
+        if matches!(b, b'(' | b'[' | b'{' | b'<') && run >= 3
+            || b == b'!' && run >= 3 && matches!(t.get(i + 1), Some(b'(' | b'['))
+        {
+            called = true;
+            break;
+        }
+        run = if is_ident_byte(b) { run + 1 } else { 0 };
     }
+    t.len() >= 10
+        && classes(t) >= 3
+        && (!called || changes_class_often(t))
+        && !matches!(t.first(), Some(b':' | b'.' | b'|' | b'&' | b'*' | b'?'))
+        && !t.windows(2).any(|w| w == b"::" || (w[0] == b'\\' && matches!(w[1], b'n' | b'r' | b't' | b'"')))
+}
+
+/// Whether most neighbouring bytes of `t` are of different classes (lower, upper, digit,
+/// other), as in a generated value (`<%Zr[out.)_N-xIX9[={8u>*pi1`); code keeps to words
+/// (`Token![->]`, `tokens[i]`, `Vec<String>`: a change every third byte or less).
+fn changes_class_often(t: &[u8]) -> bool {
+    let class = |b: u8| match b {
+        b'a'..=b'z' => 0u8,
+        b'A'..=b'Z' => 1,
+        b'0'..=b'9' => 2,
+        _ => 3,
+    };
+    let changes = t.windows(2).filter(|w| class(w[0]) != class(w[1])).count();
+    changes * 2 >= t.len()
+}
+
+/// A value a tool encrypted for somewhere else (see [`ValueListsSpec::ciphertexts`]).
+fn ciphertext_of(c: &Ciphertext, v: &[u8]) -> bool {
+    v.len() >= c.min_len && v.starts_with(c.prefix.as_bytes())
 }
 
 /// A password people choose, `Pepper.quartz55`: a capitalised word, a dot, a lower-case
@@ -816,6 +942,14 @@ fn prose(v: &[u8], holds: Holds) -> bool {
         })
 }
 
+/// A path as paths are written, not base64 that starts with `/` (`/DTC+AHnW…=`): no `+`,
+/// no `=` padding, and no long part mixing capitals, small letters and digits.
+fn plausible_path(v: &[u8]) -> bool {
+    !v.contains(&b'+')
+        && !v.ends_with(b"=")
+        && v.split(|&b| b == b'/').all(|part| part.len() <= 24 || classes(part) < 3)
+}
+
 fn path_like(v: &[u8]) -> bool {
     v.starts_with(b"/") || v.starts_with(b"./") || v.starts_with(b"../") || v.starts_with(b"~/")
 }
@@ -1084,10 +1218,17 @@ pub(crate) fn admits(
         return false;
     }
     let holds = Holds::of(v);
+    // A value that ends its line as `cat -A` shows it (`changeme$`) is judged without the mark.
+    let judged = if value.1 == hay.len() {
+        crate::rules::strip_line_end_mark(v).0
+    } else {
+        v
+    };
     if v.len() < g.min_len
-        || lists.has_word(&lists.placeholders, v)
-        || lists.placeholder_shape(v)
-        || names_a_place(v)
+        || lists.has_word(&lists.placeholders, judged)
+        || lists.placeholder_shape(judged)
+        || lists.ciphertext(v)
+        || names_a_place(judged)
         || lists.has_word(&lists.keywords, v)
         || template(v, holds)
         || entropy_below(v, g.min_entropy)
@@ -1150,14 +1291,20 @@ pub(crate) fn admits(
         && key_name
             .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
-    let config = !in_object && (env_prefix || config_shaped(hay, key_start, value.0 + token_len));
+    // A table's cell (`│ DB_PASSWORD │ …`) holds data, as a config line does.
+    let in_cell = hay[..key_start].ends_with("│ ".as_bytes()) || hay[..key_start].ends_with(b"| ");
+    let config = !in_object
+        && (env_prefix
+            || in_cell
+            || lists.after_assignment_flag(hay, key_start)
+            || config_shaped(hay, key_start, value.0 + token_len));
     // On a config line, `DB_PASSWORD=Pepper.quartz55` (an environment assignment) or a
     // chosen password's shape holds data, not an attribute path.
     let chosen = config && (env_prefix || word_dot_word_digits(t));
     // A long run of capitals alone (an Erlang cookie) is no constant's name there either.
     let caps_run = config && t.len() >= 16 && t.iter().all(u8::is_ascii_uppercase);
     if t.len() < g.min_len
-        || code_punctuation(t, holds)
+        || (code_punctuation(t, holds) && !(config && made(t)))
         || (attribute_path(t, holds) && !chosen)
         || (identifier_shaped(t) && !caps_run)
     {

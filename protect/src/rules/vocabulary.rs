@@ -88,7 +88,7 @@ fn flag_pattern(f: &CredentialFlagSpec) -> String {
             .join("|")
     };
     format!(
-        r#"(?:^|[\s/])(?:{}) (?:[^\n]*?\s)?(?:{})(?:[ \t]+|=)?["']?(?P<s>[^\s"'\-][^\s"']*)"#,
+        r#"(?:^|[\s/;|&(])(?:{}) (?:[^\n]*?\s)?(?:{})(?:[ \t]+|=)?["']?(?P<s>[^\s"'\-][^\s"']*)"#,
         alt(&f.programs),
         alt(&f.flags)
     )

@@ -1674,6 +1674,11 @@ impl StreamRedactor {
                 if indent <= hi || t.starts_with(b"#") {
                     return if indent <= hi { None } else { Some(None) };
                 }
+                // A Secret's data is a map: a list under `data:` (an ExternalSecret's
+                // `- secretKey: …`) is no Secret's, and ends the block.
+                if t.starts_with(b"- ") || t == b"-" {
+                    return None;
+                }
                 let colon = memchr::memchr(b':', t)?;
                 (string_data, indent + colon + 1)
             }
