@@ -77,18 +77,22 @@ fn names_alternation(v: &VocabularySpec) -> String {
     format!("(?:{})", names.join("|"))
 }
 
-/// One pattern for an entry: the program as a word and a blank, then on the same line one of its
+/// One pattern for an entry (its `before`-th flag on the line, `before` flags and their
+/// values first): the program as a word and a blank, then on the same line one of its
 /// flags, joined to its value by blanks, `=` or nothing, and the value (which does not
 /// start with a dash: that is the next flag).
-fn flag_pattern(f: &CredentialFlagSpec) -> String {
+fn flag_pattern(f: &CredentialFlagSpec, before: usize) -> String {
     let alt = |xs: &[String]| {
         xs.iter()
             .map(|x| regex::escape(x))
             .collect::<Vec<_>>()
             .join("|")
     };
+    // The `before`-th flag of the line after the program: the search goes on after a match,
+    // where the program's name no longer is (`keytool … -storepass a -keypass b`).
+    let earlier = format!(r"(?:[^\n]*?\s(?:{})\S*){{{before}}}", alt(&f.flags));
     format!(
-        r#"(?:^|[\s/;|&(])(?:{}) (?:[^\n]*?\s)?(?:{})(?:[ \t]+|=)?["']?(?P<s>[^\s"'\-][^\s"']*)"#,
+        r#"(?:^|[\s/;|&(])(?:{}) {earlier}(?:[^\n]*?\s)?(?:{})(?:[ \t]+|=)?["']?(?P<s>[^\s"'\-][^\s"']*)"#,
         alt(&f.programs),
         alt(&f.flags)
     )
@@ -115,7 +119,7 @@ pub(crate) fn expand(rules: &mut [RuleSpec], v: &VocabularySpec, flags: &[Creden
         let mut patterns = Vec::with_capacity(rule.patterns.len());
         for p in rule.patterns.drain(..) {
             if p == FLAGS {
-                patterns.extend(flags.iter().map(flag_pattern));
+                patterns.extend(flags.iter().flat_map(|f| [flag_pattern(f, 0), flag_pattern(f, 1)]));
                 rule.positives
                     .extend(flags.iter().map(|f| f.example.clone()));
             } else {
@@ -170,7 +174,7 @@ mod tests {
             flags: vec!["-w".into()],
             example: String::new(),
         };
-        let re = regex::Regex::new(&flag_pattern(&f)).unwrap();
+        let re = regex::Regex::new(&flag_pattern(&f, 0)).unwrap();
         let caps = re
             .captures("ldapsearch -x -D cn=admin -w Summer2024 -b dc=x")
             .unwrap();
