@@ -451,7 +451,11 @@ mod tests {
         let mut p18 = raw.clone();
         p18.resize(1 << 18, 0);
         let layouts = [
-            Table::P18(p18.into_boxed_slice().try_into().unwrap_or_else(|_| panic!())),
+            Table::P18(
+                p18.into_boxed_slice()
+                    .try_into()
+                    .unwrap_or_else(|_| panic!()),
+            ),
             Table::Any(raw.into_boxed_slice()),
         ];
         for layout in layouts {

@@ -14,6 +14,28 @@ use regex_automata::Input;
 /// How many x's in a row mask a value (see [`RuleSet::kept`]).
 const MASK_RUN: usize = 8;
 
+/// Whether `v` holds [`MASK_RUN`] x's (or X's) in a row. Such a run covers a byte at an
+/// index `MASK_RUN - 1` apart from the last one looked at, so only every `MASK_RUN`-th
+/// byte is read until an x is found there.
+fn masked_by_xs(v: &[u8]) -> bool {
+    let mut at = MASK_RUN - 1;
+    while at < v.len() {
+        let b = v[at];
+        if matches!(b, b'x' | b'X') {
+            let from = v[..at].iter().rposition(|&c| c != b).map_or(0, |i| i + 1);
+            let to = v[at..]
+                .iter()
+                .position(|&c| c != b)
+                .map_or(v.len(), |i| at + i);
+            if to - from >= MASK_RUN {
+                return true;
+            }
+        }
+        at += MASK_RUN;
+    }
+    false
+}
+
 /// Haystacks up to this many bytes (from where the search starts) are searched by a key-name
 /// pattern's lazy DFA alone.
 const UNFILTERED_UP_TO: usize = 64;
@@ -384,11 +406,7 @@ impl RuleSet {
         };
         // A run of x's masks a value in documentation (`AKIAXXXXXXXXXXXXXXXX`,
         // `sk_test_xxxxxxxxxxxxxxxx`), whatever rule finds it.
-        let masked = |(s, e): Range| {
-            hay[s..e]
-                .windows(MASK_RUN)
-                .any(|w| w.iter().all(|&b| b == b'x') || w.iter().all(|&b| b == b'X'))
-        };
+        let masked = |(s, e): Range| masked_by_xs(&hay[s..e]);
         if p.secret_groups.is_empty() {
             return (!excluded() && !masked(whole)).then_some(whole);
         }
@@ -615,5 +633,22 @@ impl RuleSet {
         (0..self.rules.len())
             .filter(|&i| self.rules[i].special == kind)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The strided look finds a run of x's exactly where a plain scan of every window does.
+        #[test]
+        fn a_masking_run_is_found_as_every_window_finds_it(v in "[xXa]{0,40}") {
+            let b = v.as_bytes();
+            let plain = b
+                .windows(MASK_RUN)
+                .any(|w| w.iter().all(|&c| c == b'x') || w.iter().all(|&c| c == b'X'));
+            proptest::prop_assert_eq!(masked_by_xs(b), plain);
+        }
     }
 }

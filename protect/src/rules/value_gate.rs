@@ -382,6 +382,15 @@ impl ValueLists {
     /// assignment (`-Dspring.datasource.password=…`, `--set auth.password=…`, `-e
     /// DB_PASSWORD=…`): its value is configuration, as on a config line.
     fn after_assignment_flag(&self, hay: &[u8], key_start: usize) -> bool {
+        // Every flag starts with `-`: a key neither starting with one nor after a blank
+        // follows none.
+        if hay.get(key_start) != Some(&b'-')
+            && key_start
+                .checked_sub(1)
+                .is_none_or(|i| !matches!(hay[i], b' ' | b'='))
+        {
+            return false;
+        }
         self.assignment_flags.iter().any(|f| {
             let f = f.as_bytes();
             hay[..key_start].ends_with(f) || hay[key_start..].starts_with(f)
@@ -444,21 +453,26 @@ fn names_a_place(v: &[u8]) -> bool {
     let resource_path = || {
         memchr::memchr(b'/', v).is_some()
             && v.split(|&b| b == b'/').all(|seg| {
-                seg.first().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                seg.first()
+                    .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
                     && seg.iter().all(|&b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+                        b.is_ascii_lowercase()
+                            || b.is_ascii_digit()
+                            || matches!(b, b'-' | b'_' | b'.')
                     })
             })
     };
     let name_and_file = || {
-        memchr::memmem::find(v, b":/").is_some_and(|i| {
-            !v[i + 1..].starts_with(b"//")
-                && !v[..i].is_empty()
-                && v[..i]
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-                && path_like(&v[i + 1..])
-        })
+        memchr::memchr(b':', v)
+            .filter(|&i| v.get(i + 1) == Some(&b'/'))
+            .is_some_and(|i| {
+                !v[i + 1..].starts_with(b"//")
+                    && !v[..i].is_empty()
+                    && v[..i]
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                    && path_like(&v[i + 1..])
+            })
     };
     let place = match v.first() {
         Some(b'/' | b'.' | b'~') => path_like(v) && plausible_path(v),
@@ -492,7 +506,9 @@ fn made(t: &[u8]) -> bool {
         && classes(t) >= 3
         && (!called || changes_class_often(t))
         && !matches!(t.first(), Some(b':' | b'|' | b'&' | b'*' | b'?'))
-        && !t.windows(2).any(|w| w == b"::" || (w[0] == b'\\' && matches!(w[1], b'n' | b'r' | b't' | b'"')))
+        && !t
+            .windows(2)
+            .any(|w| w == b"::" || (w[0] == b'\\' && matches!(w[1], b'n' | b'r' | b't' | b'"')))
 }
 
 /// Whether most neighbouring bytes of `t` are of different classes (lower, upper, digit,
@@ -559,6 +575,7 @@ fn entropy(v: &[u8]) -> f64 {
 /// answer is no without summing the logarithms. Most values a gate reads are made secrets,
 /// far above their rule's `min`: the sum would be about a sixth of the gate on
 /// secret-dense text.
+#[inline(always)]
 fn entropy_below(v: &[u8], min: f64) -> bool {
     /// Far above the sum's rounding error (~1e-15 per bit), far below any threshold's
     /// precision.
@@ -818,7 +835,10 @@ fn number(v: &[u8]) -> bool {
 /// closing `}}`. A generated password holds such pairs of bytes by chance
 /// (`MstFmBnT[3$0eHP?LPV2>MAa~%(ZWFHf`), not their syntax.
 fn has_well_formed_marker(v: &[u8]) -> bool {
-    let name_at = |i: usize| v.get(i).is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_');
+    let name_at = |i: usize| {
+        v.get(i)
+            .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+    };
     template_markers().find_iter(v).any(|m| {
         let (s, e) = (m.start(), m.end());
         match &v[s..e] {
@@ -965,7 +985,8 @@ fn prose(v: &[u8], holds: Holds) -> bool {
 fn plausible_path(v: &[u8]) -> bool {
     !v.contains(&b'+')
         && !v.ends_with(b"=")
-        && v.split(|&b| b == b'/').all(|part| part.len() <= 24 || classes(part) < 3)
+        && v.split(|&b| b == b'/')
+            .all(|part| part.len() <= 24 || classes(part) < 3)
 }
 
 fn path_like(v: &[u8]) -> bool {
@@ -1175,6 +1196,7 @@ fn rest_is_blank_or_comment(after: &[u8]) -> bool {
 }
 
 /// True if the value follows an HTTP authentication scheme word (`Bearer `, `Basic `, …).
+#[inline(always)]
 fn after_scheme(hay: &[u8], value_start: usize) -> bool {
     let before = &hay[..value_start];
     let Some(before) = before.strip_suffix(b" ") else {
@@ -1310,7 +1332,9 @@ pub(crate) fn admits(
             .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
     // A table's cell (`│ DB_PASSWORD │ …`) holds data, as a config line does.
-    let in_cell = hay[..key_start].ends_with("│ ".as_bytes()) || hay[..key_start].ends_with(b"| ");
+    let in_cell = key_start >= 2
+        && hay[key_start - 1] == b' '
+        && (hay[key_start - 2] == b'|' || hay[..key_start].ends_with("│ ".as_bytes()));
     let config = !in_object
         && (env_prefix
             || in_cell

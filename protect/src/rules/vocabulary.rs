@@ -119,7 +119,11 @@ pub(crate) fn expand(rules: &mut [RuleSpec], v: &VocabularySpec, flags: &[Creden
         let mut patterns = Vec::with_capacity(rule.patterns.len());
         for p in rule.patterns.drain(..) {
             if p == FLAGS {
-                patterns.extend(flags.iter().flat_map(|f| [flag_pattern(f, 0), flag_pattern(f, 1)]));
+                patterns.extend(
+                    flags
+                        .iter()
+                        .flat_map(|f| [flag_pattern(f, 0), flag_pattern(f, 1)]),
+                );
                 rule.positives
                     .extend(flags.iter().map(|f| f.example.clone()));
             } else {
