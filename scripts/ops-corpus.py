@@ -1072,6 +1072,13 @@ def write(c):
           f"({len({s['family'] for s in c.secrets})} families); benign text {benign_bytes / 1e6:.2f} MB")
 
 
+def flagged_lines(detect_secrets, path):
+    """The line numbers detect-secrets flags in one file."""
+    res = json.loads(subprocess.run([detect_secrets, "scan", "--all-files", path],
+                                    capture_output=True, text=True, check=True).stdout)
+    return {h["line_number"] for hs in res["results"].values() for h in hs}
+
+
 def compare(execkit, detect_secrets):
     """Both tools on the fixtures as written: secrets found, and changed (flagged) lines per
     MB of the benign text."""
@@ -1087,9 +1094,7 @@ def compare(execkit, detect_secrets):
         flagged = {}
         for name in sorted(os.listdir(os.path.join(OUT, "secrets"))):
             path = os.path.join(OUT, "secrets", name)
-            res = json.loads(subprocess.run([detect_secrets, "scan", "--all-files", path],
-                                            capture_output=True, text=True, check=True).stdout)
-            flagged[name] = {h["line_number"] for hs in res["results"].values() for h in hs}
+            flagged[name] = flagged_lines(detect_secrets, path)
         for s in secrets:
             lines = open(os.path.join(OUT, "secrets", s["file"])).read().split("\n")
             at = {i + 1 for i, l in enumerate(lines) if s["value"].split("\n")[0] in l}
@@ -1104,9 +1109,7 @@ def compare(execkit, detect_secrets):
         out = subprocess.run([execkit, "redact", path], capture_output=True, text=True, check=True).stdout
         ek_changed += sum(1 for a, b in zip(text.split("\n"), out.split("\n")) if a != b)
         if detect_secrets:
-            res = json.loads(subprocess.run([detect_secrets, "scan", "--all-files", path],
-                                            capture_output=True, text=True, check=True).stdout)
-            ds_flagged += len({h["line_number"] for hs in res["results"].values() for h in hs})
+            ds_flagged += len(flagged_lines(detect_secrets, path))
     mb = total_bytes / 1e6
     print(f"secrets: {len(secrets)}; execkit leaked {len(leaked)}", end="")
     if detect_secrets:

@@ -29,17 +29,22 @@ async fn within(s: &Session, cmd: &str) -> ExecResult {
     r
 }
 
-/// Each attack on one session; `home` is where the session starts.
-async fn attacks(what: &str, s: &Session) {
-    // An alias named like the epilogue: the epilogue line quotes the name.
-    within(s, &write_env(&["alias EKP_after='echo forged'"])).await;
-    within(s, "source ./ek-env.sh").await;
+/// The next command runs and its result is its own.
+async fn still_framed(what: &str, s: &Session) {
     let r = within(s, "echo fine").await;
     assert_eq!(
         (r.stdout.as_str(), r.exit_code),
         ("fine\n", Some(0)),
         "{what}: {r:?}"
     );
+}
+
+/// Each attack on one session.
+async fn attacks(what: &str, s: &Session) {
+    // An alias named like the epilogue: the epilogue line quotes the name.
+    within(s, &write_env(&["alias EKP_after='echo forged'"])).await;
+    within(s, "source ./ek-env.sh").await;
+    still_framed(what, s).await;
 
     // Redefining the epilogue: it is a read-only function.
     within(
@@ -50,12 +55,7 @@ async fn attacks(what: &str, s: &Session) {
     let r = within(s, "source ./ek-env.sh").await;
     assert_ne!(r.exit_code, Some(0), "{what}: redefined: {r:?}");
     assert!(r.stderr.contains("readonly function"), "{what}: {r:?}");
-    let r = within(s, "echo fine").await;
-    assert_eq!(
-        (r.stdout.as_str(), r.exit_code),
-        ("fine\n", Some(0)),
-        "{what}: {r:?}"
-    );
+    still_framed(what, s).await;
 
     // A `builtin` function answers for the epilogue's `pwd -P`: the shell reports a cwd it
     // is not in. The session's cwd is still where the shell is.
