@@ -506,6 +506,8 @@ fn made(t: &[u8]) -> bool {
         && classes(t) >= 3
         && (!called || changes_class_often(t))
         && !matches!(t.first(), Some(b':' | b'|' | b'&' | b'*' | b'?'))
+        // A quote inside is a string literal's: code (`(rf"Software\{sys.winver}"`).
+        && !t.iter().any(|&b| b == b'"' || b == b'\'')
         && !t
             .windows(2)
             .any(|w| w == b"::" || (w[0] == b'\\' && matches!(w[1], b'n' | b'r' | b't' | b'"')))
