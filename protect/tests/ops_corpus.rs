@@ -137,3 +137,35 @@ fn every_file_redacts_the_same_however_it_is_cut() {
         }
     }
 }
+
+/// Floods of what the operations readers key on, each a single long line an agent's
+/// command could print to stall the redactor or hide a secret behind: a secret after the
+/// flood is still redacted, and a flood under the windowed length redacts as it does cut
+/// into chunks.
+#[test]
+fn floods_of_reader_keywords_redact_as_cut_and_still_find_the_secret() {
+    let r = Redactor::new(&KnownSecrets::new());
+    let tail = " DB_PASSWORD=Kq8ZmP3vR7tW2yBX\n";
+    for unit in [
+        "keytool -storepass ",
+        "│ DB_PASSWORD │ ",
+        "\\\\\"password\\\\\": \\\\\"",
+        "\"data\":{\"a\":\"b\",",
+        "user x on ",
+        "ACCESSKEY\t",
+        "ldapsearch -w ",
+        "||  SecretAccessKey |  ",
+    ] {
+        // Past 64 KiB a line is read in windows, where what overlapping matches redact may
+        // differ by chunking (a documented limit): the long flood is checked for the
+        // secret after it, a flood under that for chunking.
+        let long = format!("{}\n{tail}", unit.repeat(20_000));
+        let whole = r.redact_str(&long).text;
+        assert!(!whole.contains("Kq8ZmP3vR7tW2yBX"), "{unit:?}");
+        let text = format!("{}\n{tail}", unit.repeat(60_000 / unit.len()));
+        let whole = r.redact_str(&text).text;
+        assert!(!whole.contains("Kq8ZmP3vR7tW2yBX"), "{unit:?}");
+        let cuts: Vec<usize> = (1..40).map(|i| i * text.len() / 40).collect();
+        assert_eq!(streamed(&r, &text, &cuts), whole, "{unit:?}");
+    }
+}

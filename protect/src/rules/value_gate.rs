@@ -399,7 +399,9 @@ impl ValueLists {
 
     /// Whether `v` is another tool's ciphertext (see [`ValueListsSpec::ciphertexts`]).
     fn ciphertext(&self, v: &[u8]) -> bool {
-        self.ciphertexts.iter().any(|c| ciphertext_of(c, v))
+        self.ciphertexts
+            .iter()
+            .any(|c| v.len() >= c.min_len && v.starts_with(c.prefix.as_bytes()))
     }
 
     /// Whether `v` has a placeholder's beginning or ending (see [`ValueListsSpec`]).
@@ -525,11 +527,6 @@ fn changes_class_often(t: &[u8]) -> bool {
     };
     let changes = t.windows(2).filter(|w| class(w[0]) != class(w[1])).count();
     changes * 2 >= t.len()
-}
-
-/// A value a tool encrypted for somewhere else (see [`ValueListsSpec::ciphertexts`]).
-fn ciphertext_of(c: &Ciphertext, v: &[u8]) -> bool {
-    v.len() >= c.min_len && v.starts_with(c.prefix.as_bytes())
 }
 
 /// A password people choose, `Pepper.quartz55`: a capitalised word, a dot, a lower-case
