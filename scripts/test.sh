@@ -125,6 +125,11 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
     exit 1
   fi
 fi
+# The closed-home harm tests plant credentials in the passwd home of a local account of
+# their own and run sessions as it (`--run-as`).
+if ! id execkit-home-test >/dev/null 2>&1; then
+  useradd -m -d /var/lib/execkit-home-test -s /bin/bash execkit-home-test
+fi
 export EXECKIT_TEST_SSHD_DIR="${EXECKIT_TEST_SSHD_DIR:-$(mktemp -d /tmp/execkit-sshd.XXXXXX)}"
 export EXECKIT_TEST_DOCKER_DIR="${EXECKIT_TEST_DOCKER_DIR:-$(mktemp -d /tmp/execkit-docker.XXXXXX)}"
 stop_servers() {

@@ -286,8 +286,13 @@ impl Catalog {
     }
 }
 
+/// A `~/`-relative pattern made absolute. `~` alone, with no home below `/`, matches no
+/// path (as the sandbox closes no such home).
 pub(crate) fn expand_home(p: &str, home: &str) -> String {
     if p == "~" {
+        if home.trim_end_matches('/').is_empty() {
+            return NO_PATH.to_string();
+        }
         home.to_string()
     } else if let Some(rest) = p.strip_prefix("~/") {
         format!("{}/{rest}", home.trim_end_matches('/'))
@@ -296,9 +301,19 @@ pub(crate) fn expand_home(p: &str, home: &str) -> String {
     }
 }
 
+/// A pattern no canonical path equals or lies beneath.
+const NO_PATH: &str = "/\u{0}no home";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_root_home_is_no_pattern() {
+        let p = PathPattern::new(&expand_home("~", "/"));
+        assert!(!p.contains("/etc/passwd") && !p.contains("/"));
+        assert!(PathPattern::new(&expand_home("~", "/home/u")).contains("/home/u/.ssh"));
+    }
 
     #[test]
     fn patterns_match_prefixes_and_globs() {

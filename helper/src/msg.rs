@@ -20,6 +20,8 @@ pub struct Start {
     pub writable: Vec<String>,
     /// Paths the shell may not read (`~/` allowed; missing ones are skipped).
     pub deny_read: Vec<String>,
+    /// The account's home: closed but for the listed toolchains and caches, or open.
+    pub home: execkit_sandbox::home::HomeAccess,
     /// Start without Landlock where the kernel has none (the report says so).
     pub allow_best_effort: bool,
     /// Give the shell PID and mount namespaces where the account may create them.

@@ -73,6 +73,8 @@ pub struct Plan<'a> {
     pub writable: Vec<PathBuf>,
     /// Unreadable paths (resolved, existing).
     pub deny_read: Vec<PathBuf>,
+    /// The account's home.
+    pub home: PathBuf,
     /// The shell's environment.
     pub env: Vec<(String, String)>,
 }
@@ -453,8 +455,10 @@ fn setup(plan: &Plan<'_>, ns: Namespaces, fds: &ChildFds) -> Result<(), String> 
         private_tmp: &plan.private_dir,
         writable: &plan.writable,
         deny_read: &plan.deny_read,
+        home: start.home.closing(&plan.home),
         allow_best_effort: start.allow_best_effort,
         namespaces: ns != Namespaces::None || start.own_pid_namespace,
+        private_network: false,
         no_namespace_note: "no PID namespace (the account may not create user namespaces here): the helper, as the tree's subreaper, still kills every process of the session at its end, but processes outside the session are visible",
     })
     .map_err(|e| e.to_string())?;

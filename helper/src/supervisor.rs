@@ -189,6 +189,7 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         private_dir: private.to_path_buf(),
         writable,
         deny_read,
+        home: PathBuf::from(home),
         env: env.clone(),
     };
     let sigchld = sys::sigchld_fd().map_err(|e| ("setup", format!("signalfd: {e}")))?;

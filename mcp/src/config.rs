@@ -127,6 +127,9 @@ pub struct SandboxSection {
     pub allow_best_effort: bool,
     /// Run shells as this user (the server must run as root). Env: `EXECKIT_RUN_AS`.
     pub run_as: Option<String>,
+    /// `[sandbox.home]`: the session's home closed (`close = true`, the default) but for
+    /// `open`, paths relative to it (default: toolchains and package caches).
+    pub home: execkit_runner::sandbox::HomeAccess,
 }
 
 impl Default for SandboxSection {
@@ -137,6 +140,7 @@ impl Default for SandboxSection {
             deny_read: Vec::new(),
             allow_best_effort: false,
             run_as: None,
+            home: execkit_runner::sandbox::HomeAccess::default(),
         }
     }
 }

@@ -308,6 +308,7 @@ impl Operator {
                 writable: s.writable.clone(),
                 deny_read: self.deny_read(),
                 allow_best_effort: s.allow_best_effort,
+                home: s.home.clone(),
             })
             .identity(self.identity())
             .limits(limits)

@@ -540,9 +540,11 @@ pub(crate) fn no_sandbox_here() -> crate::sandbox::Enforcement {
         seccomp: false,
         no_new_privs: false,
         pid_namespace: false,
+        private_network: false,
         exec_decisions: false,
         resources: ResourceReport::default(),
         writable: Vec::new(),
+        closed_home: None,
         notes: Vec::new(),
     }
 }

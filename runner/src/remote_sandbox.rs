@@ -83,6 +83,8 @@ pub struct RemoteSandbox {
     pub writable: Vec<String>,
     /// Unreadable paths on the target (default: [`CREDENTIAL_PATHS`]).
     pub deny_read: Vec<String>,
+    /// The remote account's home: closed but for toolchains and caches (the default).
+    pub home: execkit_sandbox::home::HomeAccess,
     /// Give the shell PID and mount namespaces where the account may create them.
     pub namespaces: bool,
 }
@@ -96,6 +98,7 @@ impl Default for RemoteSandbox {
             workspace: None,
             writable: Vec::new(),
             deny_read: CREDENTIAL_PATHS.iter().map(|s| s.to_string()).collect(),
+            home: execkit_sandbox::home::HomeAccess::default(),
             namespaces: true,
         }
     }

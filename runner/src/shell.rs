@@ -143,7 +143,7 @@ impl Shell {
         tmp: &Path,
         guard: Option<crate::exec_guard::GuardSpec>,
     ) -> Result<(Shell, Enforcement), SessionError> {
-        let prepared = sandbox::prepare(&config.sandbox, &config.workspace, tmp)?;
+        let prepared = sandbox::prepare(&config.sandbox, &config.workspace, home, tmp)?;
         let mut enforcement = prepared.enforcement.clone();
         // Runtime decisions: a listener for the shell's execs, sent back over a socket.
         let guard = match guard {
@@ -258,7 +258,7 @@ impl Shell {
                 cgroup::join_in_child(&cgroup_fds)?;
                 rlimits.apply_in_child()?;
                 if namespaces {
-                    namespaces::enter(creds)?;
+                    namespaces::enter(creds, p.private_network)?;
                 } else {
                     namespaces::die_with_parent()?;
                 }

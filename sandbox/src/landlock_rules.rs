@@ -66,14 +66,26 @@ fn ll(e: impl std::fmt::Display) -> SandboxError {
     SandboxError::Landlock(e.to_string())
 }
 
-/// The ruleset: read everywhere but `deny_read`, write beneath `writable` (and the shared
-/// device files), no TCP when `block_tcp`, scoped signals and abstract sockets.
+/// Paths read rules leave out, and paths beneath them read again.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unreadable<'a> {
+    /// The operator's `deny_read` (a writable root inside one is an error).
+    pub denied: &'a [PathBuf],
+    /// A closed home (writable roots inside it are granted as usual).
+    pub home: Option<&'a Path>,
+    /// Paths beneath the closed home granted read access again.
+    pub reopened: &'a [PathBuf],
+}
+
+/// The ruleset: read everywhere but the unreadable paths, write beneath `writable` (and
+/// the shared device files), no TCP when `block_tcp`, scoped signals and abstract sockets.
 pub fn build(
     abi: i32,
     writable: &[PathBuf],
-    deny_read: &[PathBuf],
+    unreadable: Unreadable<'_>,
     block_tcp: bool,
 ) -> Result<Built, SandboxError> {
+    let deny_read = unreadable.denied;
     let mut ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(TARGET))
         .map_err(ll)?;
@@ -86,7 +98,12 @@ pub fn build(
     let mut created = ruleset.create().map_err(ll)?;
 
     let read = AccessFs::from_read(TARGET);
-    for root in readable_roots(deny_read)? {
+    let mut roots = readable_roots(vec![PathBuf::from("/")], deny_read)?;
+    if let Some(home) = unreadable.home {
+        roots = readable_roots(roots, std::slice::from_ref(&home.to_path_buf()))?;
+        roots.extend(readable_roots(unreadable.reopened.to_vec(), deny_read)?);
+    }
+    for root in roots {
         let Ok(fd) = PathFd::new(&root) else { continue };
         let access = if root.is_dir() {
             read
@@ -165,10 +182,10 @@ pub fn proc_not_denied(deny_read: &[PathBuf]) -> bool {
         .any(|d| d.starts_with(proc) || proc.starts_with(d))
 }
 
-/// The smallest set of paths whose union is everything except the denied paths: each
-/// denied path's ancestors are replaced by their other children (Landlock rules only add).
-fn readable_roots(deny: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
-    let mut roots = vec![PathBuf::from("/")];
+/// The smallest set of paths whose union is everything beneath `roots` except the denied
+/// paths: each denied path's ancestors are replaced by their other children (Landlock
+/// rules only add).
+fn readable_roots(mut roots: Vec<PathBuf>, deny: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
     for d in deny {
         if !d.is_absolute() {
             return Err(SandboxError::Path {
@@ -186,7 +203,7 @@ fn readable_roots(deny: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
 }
 
 fn carve(root: &Path, deny: &Path, out: &mut Vec<PathBuf>) {
-    if root == deny {
+    if root.starts_with(deny) {
         return;
     }
     if !deny.starts_with(root) || !root.is_dir() {
@@ -215,6 +232,17 @@ mod tests {
         carve(&dir, &dir.join("a/secret"), &mut out);
         out.sort();
         assert_eq!(out, vec![dir.join("a/open"), dir.join("b")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn carving_drops_roots_beneath_the_denied_path() {
+        let dir = std::env::temp_dir().join(format!("ek-carve2-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("home/.cache")).unwrap();
+        std::fs::create_dir_all(dir.join("other")).unwrap();
+        let roots = vec![dir.join("home/.cache"), dir.join("other")];
+        let out = readable_roots(roots, &[dir.join("home")]).unwrap();
+        assert_eq!(out, vec![dir.join("other")]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

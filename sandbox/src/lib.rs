@@ -5,7 +5,8 @@
 //! helper (`execkit-helper`, which applies the same rules on an SSH host or in a
 //! container):
 //!
-//! - [`landlock_rules`]: read everywhere but the denied paths, write only the writable
+//! - [`home`]: the home closed but for toolchains and caches;
+//! - [`landlock_rules`]: read everywhere but the denied paths and the closed home, write only the writable
 //!   roots, no TCP when the network is off, signal and abstract-socket scoping;
 //! - [`seccomp_filter`]: the deny-list (ptrace, mount, namespaces, keyrings, io_uring, …,
 //!   sockets other than `AF_UNIX` when the network is off);
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod exec_notify;
+pub mod home;
 pub mod landlock_rules;
 pub mod prepared;
 pub mod procs;

@@ -17,6 +17,9 @@ pub static PRIVATE_PTS: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 pub struct Prepared {
     /// The shell gets its own PID and mount namespaces.
     pub namespaces: bool,
+    /// The shell gets a network namespace of its own (loopback only): sockets are not
+    /// refused, nothing routes out.
+    pub private_network: bool,
     /// Add a read rule for the session's own `/proc` in the child (see
     /// [`landlock_rules::add_own_proc`]).
     own_proc_rule: bool,
@@ -48,10 +51,16 @@ pub struct Request<'a> {
     pub writable: &'a [PathBuf],
     /// Paths made unreadable.
     pub deny_read: &'a [PathBuf],
+    /// The home to close (all but its toolchains and caches unreadable), if any.
+    pub home: Option<crate::home::ClosedHome<'a>>,
     /// Start without Landlock where the kernel has none.
     pub allow_best_effort: bool,
     /// The shell will get PID and mount namespaces of its own.
     pub namespaces: bool,
+    /// The caller can put the shell in a network namespace of its own (where the profile
+    /// has no network): then TCP and sockets are not refused, and only the session's own
+    /// loopback answers.
+    pub private_network: bool,
     /// Why it will not, for the report (when `namespaces` is false).
     pub no_namespace_note: &'a str,
 }
@@ -69,6 +78,7 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, SandboxError> {
         }
         return Ok(Prepared {
             namespaces: ns,
+            private_network: false,
             own_proc_rule: false,
             ruleset: std::sync::Mutex::new(None),
             expect_landlock: false,
@@ -83,9 +93,11 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, SandboxError> {
                 seccomp: false,
                 no_new_privs: false,
                 pid_namespace: ns,
+                private_network: false,
                 exec_decisions: false,
                 resources: ResourceReport::default(),
                 writable: Vec::new(),
+                closed_home: None,
                 notes,
             },
         });
@@ -116,19 +128,27 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, SandboxError> {
             ));
         }
     }
+    let closed = closed_home(req, &writable, &mut notes);
+    let unreadable = landlock_rules::Unreadable {
+        denied: req.deny_read,
+        home: closed.as_ref().map(|(h, _)| h.as_path()),
+        reopened: closed.as_ref().map_or(&[][..], |(_, o)| o.as_slice()),
+    };
+    let private_net = req.private_network && !profile.network();
+    let block_net = !profile.network() && !private_net;
     let (ruleset, applied) = if abi >= 1 {
-        let built = landlock_rules::build(abi, &writable, req.deny_read, !profile.network())?;
+        let built = landlock_rules::build(abi, &writable, unreadable, block_net)?;
         (Some(built.ruleset), built.applied)
     } else {
         notes.push("no Landlock on this kernel: filesystem and TCP rules are not enforced".into());
         (None, landlock_rules::Applied::default())
     };
-    let bpf = seccomp_filter::build(!profile.network())?;
-    let full = applied.filesystem && applied.scopes && (profile.network() || applied.network) && ns;
+    let bpf = seccomp_filter::build(block_net)?;
+    let full = applied.filesystem && applied.scopes && (!block_net || applied.network) && ns;
     if !ns {
         notes.push(ns_note());
     }
-    if abi >= 1 && !applied.network && !profile.network() {
+    if abi >= 1 && !applied.network && block_net {
         notes.push(format!(
             "Landlock ABI {abi} has no TCP rules; network is blocked by seccomp alone"
         ));
@@ -140,6 +160,7 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, SandboxError> {
     }
     Ok(Prepared {
         namespaces: ns,
+        private_network: private_net,
         own_proc_rule: ns && ruleset.is_some() && landlock_rules::proc_not_denied(req.deny_read),
         expect_landlock: ruleset.is_some(),
         ruleset: std::sync::Mutex::new(ruleset),
@@ -160,12 +181,29 @@ pub fn prepare(req: &Request<'_>) -> Result<Prepared, SandboxError> {
             seccomp: true,
             no_new_privs: true,
             pid_namespace: ns,
+            private_network: private_net,
             exec_decisions: false,
             resources: ResourceReport::default(),
             writable,
+            closed_home: closed.map(|(h, _)| h),
             notes,
         },
     })
+}
+
+/// The home to close and the paths in it read again, or a note saying why it stays open.
+fn closed_home(
+    req: &Request<'_>,
+    writable: &[PathBuf],
+    notes: &mut Vec<String>,
+) -> Option<(PathBuf, Vec<PathBuf>)> {
+    match crate::home::plan(req.home.as_ref()?, writable) {
+        crate::home::Plan::Close { home, open } => Some((home, open)),
+        crate::home::Plan::Skip(why) => {
+            notes.push(why);
+            None
+        }
+    }
 }
 
 impl Prepared {

@@ -107,10 +107,17 @@ pub struct Enforcement {
     /// The session runs in its own PID namespace (it dies with the server and cannot see
     /// processes outside it) with its own `/proc` in a private mount namespace.
     pub pid_namespace: bool,
+    /// The session has a network namespace of its own: its servers on `127.0.0.1` answer
+    /// its own clients, and nothing routes out.
+    #[serde(default)]
+    pub private_network: bool,
     /// The resource limits enforced, and how.
     pub resources: ResourceReport,
     /// Paths the shell may write.
     pub writable: Vec<PathBuf>,
+    /// The home the shell cannot read (but for its toolchains and caches), when closed.
+    #[serde(default)]
+    pub closed_home: Option<PathBuf>,
     /// What is missing, for humans.
     pub notes: Vec<String>,
 }

@@ -12,6 +12,7 @@ pub(crate) mod rlimits;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use execkit_sandbox::home::HomeAccess;
 pub(crate) use execkit_sandbox::prepared::Prepared;
 pub use execkit_sandbox::{
     kernel_landlock_abi, CgroupVersion, Enforcement, Level, Profile, ResourceReport, SandboxError,
@@ -32,12 +33,16 @@ pub struct SandboxConfig {
     /// Start even if the kernel cannot enforce Landlock (the session reports `none`).
     #[serde(default)]
     pub allow_best_effort: bool,
+    /// The session's home: closed but for toolchains and caches (the default).
+    #[serde(default)]
+    pub home: HomeAccess,
 }
 
-/// Builds the sandbox for a local shell whose workspace and private tmp dir are given.
+/// Builds the sandbox for a local shell whose workspace, home and private tmp dir are given.
 pub(crate) fn prepare(
     config: &SandboxConfig,
     workspace: &Path,
+    home: &Path,
     private_tmp: &Path,
 ) -> Result<Prepared, SandboxError> {
     execkit_sandbox::prepared::prepare(&execkit_sandbox::prepared::Request {
@@ -46,8 +51,10 @@ pub(crate) fn prepare(
         private_tmp,
         writable: &config.writable,
         deny_read: &config.deny_read,
+        home: config.home.closing(home),
         allow_best_effort: config.allow_best_effort,
         namespaces: namespaces::available(),
+        private_network: namespaces::available(),
         no_namespace_note: "no PID namespace (needs root or CAP_SYS_ADMIN): background processes can outlive the server and processes outside the session are visible",
     })
 }

@@ -50,6 +50,38 @@ unsafe fn mount_private_pts() -> bool {
     }
 }
 
+/// Sets the loopback interface of the calling process's (new) network namespace up, so
+/// servers the session starts on `127.0.0.1` answer its own clients.
+///
+/// # Safety
+/// Only in a forked child that entered its own network namespace.
+unsafe fn loopback_up() -> io::Result<()> {
+    // SAFETY: (whole body) socket(2) and ioctl(2) on a zeroed `ifreq` on the stack.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        check(fd)?;
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let got = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        if got == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        }
+        let set = if got == 0 {
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &req)
+        } else {
+            got
+        };
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if set < 0 {
+            return Err(err);
+        }
+        Ok(())
+    }
+}
+
 /// True if this process can give sessions their own PID and mount namespaces (probed once,
 /// by starting `/bin/sh -c :` that way).
 pub(crate) fn available() -> bool {
@@ -63,7 +95,7 @@ pub(crate) fn available() -> bool {
             .stderr(std::process::Stdio::null());
         // SAFETY: `enter` only makes async-signal-safe system calls.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || enter(None));
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || enter(None, true));
         }
         cmd.status().is_ok_and(|s| s.success())
     })
@@ -77,16 +109,19 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Moves the calling (forked, not yet exec'd) process into new PID and mount namespaces.
-/// Returns only in the grandchild that is PID 1 there; the keeper never returns.
+/// Moves the calling (forked, not yet exec'd) process into new PID and mount namespaces,
+/// and with `private_net` a network namespace of its own whose loopback is up (the keeper
+/// is in it too: `/proc/<keeper>/ns/net` names it). Returns only in the grandchild that
+/// is PID 1 there; the keeper never returns.
 ///
 /// # Safety
 /// Call only in a forked child before `exec` (a `pre_exec` closure).
-pub(crate) unsafe fn enter(creds: Creds) -> io::Result<()> {
+pub(crate) unsafe fn enter(creds: Creds, private_net: bool) -> io::Result<()> {
+    let net = if private_net { libc::CLONE_NEWNET } else { 0 };
     // SAFETY: (whole body) raw system calls on constants and plain integers, allowed
     // between fork and exec.
     unsafe {
-        check(libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS))?;
+        check(libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS | net))?;
         let pid = libc::fork();
         if pid < 0 {
             return Err(io::Error::last_os_error());
@@ -111,6 +146,9 @@ pub(crate) unsafe fn enter(creds: Creds) -> io::Result<()> {
             std::ptr::null(),
         ))?;
         PRIVATE_PTS.store(mount_private_pts(), std::sync::atomic::Ordering::SeqCst);
+        if private_net {
+            loopback_up()?;
+        }
         // Its own session (the runner finds the tree by session id).
         check(libc::setsid())?;
         if let Some((uid, gid)) = creds {

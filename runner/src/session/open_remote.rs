@@ -137,6 +137,7 @@ pub(super) fn helper_start(
         create_workspace: true,
         writable: sandbox.writable.clone(),
         deny_read: sandbox.deny_read.clone(),
+        home: sandbox.home.clone(),
         allow_best_effort: !sandbox.require,
         namespaces: sandbox.namespaces,
         rlimits: execkit_sandbox::Rlimits {

@@ -5,6 +5,7 @@
 
 mod audit_faults;
 mod checkpoints;
+mod closed_home;
 mod common;
 mod docker_connect;
 mod frame_subversion;
