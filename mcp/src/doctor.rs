@@ -303,22 +303,36 @@ impl Report {
             CheckKind::Sandbox,
             e.level == Level::Full || !strict,
             format!(
-                "profile {} at level {:?} (filesystem {}, network rules {}, scopes {}, seccomp {}, no_new_privs {}, pid namespace {})",
-                e.profile.as_str(), e.level, e.filesystem, e.landlock_network, e.scopes, e.seccomp, e.no_new_privs, e.pid_namespace
+                "profile {} at level {:?} (filesystem {}, network rules {}, own network {}, scopes {}, seccomp {}, no_new_privs {}, pid namespace {}, home closed {})",
+                e.profile.as_str(), e.level, e.filesystem, e.landlock_network, e.private_network, e.scopes, e.seccomp, e.no_new_privs, e.pid_namespace,
+                e.closed_home.as_ref().map_or("no".to_string(), |h| h.display().to_string())
             ),
         );
         self.enforcement = Some(e.clone());
+        // Locally the network probe connects to a listener of this process: a session
+        // with a network of its own reaches nothing here (its loopback is its own).
+        let listener = (!remote)
+            .then(|| std::net::TcpListener::bind("127.0.0.1:0").ok())
+            .flatten();
+        let here = listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| format!("echo > /dev/tcp/127.0.0.1/{}", a.port()));
         for p in PROBES {
             // On a target, the account's home is outside the workspace and its own to
             // write: a refusal there is the sandbox's.
-            let command = match (remote, p.kind) {
-                (true, CheckKind::WriteOutsideWorkspace) => {
-                    "echo x > \"$HOME/.execkit-doctor\" && rm -f \"$HOME/.execkit-doctor\""
+            let (command, permitted) = match (remote, p.kind, &here) {
+                (true, CheckKind::WriteOutsideWorkspace, _) => (
+                    "echo x > \"$HOME/.execkit-doctor\" && rm -f \"$HOME/.execkit-doctor\"",
+                    p.permitted,
+                ),
+                (false, CheckKind::Network, Some(c)) => {
+                    (c.as_str(), succeeded as fn(&ExecResult) -> bool)
                 }
-                _ => p.command,
+                _ => (p.command, p.permitted),
             };
             let ran_ok = match session.exec(command, &Default::default()).await {
-                Ok(r) => (p.permitted)(&r),
+                Ok(r) => permitted(&r),
                 Err(e) => {
                     self.push(p.kind, false, format!("`{command}` did not run: {e}"));
                     continue;

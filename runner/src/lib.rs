@@ -47,6 +47,7 @@ pub mod docker;
 mod exec_guard;
 mod exports;
 mod frame;
+mod git_identity;
 mod helper_binary;
 mod helper_link;
 mod helper_shell;

@@ -82,6 +82,11 @@ struct Local {
     guard: Option<crate::exec_guard::ExecGuard>,
 }
 
+/// True if the session's sandbox closes its home.
+pub(crate) fn closes_home(config: &SessionConfig) -> bool {
+    config.sandbox.home.close && config.sandbox.profile != sandbox::Profile::Off
+}
+
 /// The clean environment a shell starts with.
 pub fn environment(config: &SessionConfig, home: &Path, tmp: &Path) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
@@ -104,6 +109,10 @@ pub fn environment(config: &SessionConfig, home: &Path, tmp: &Path) -> BTreeMap<
     }
     env.insert("HOME".into(), home.display().to_string());
     env.insert("TMPDIR".into(), tmp.display().to_string());
+    if closes_home(config) {
+        let git = crate::git_identity::path(tmp);
+        env.insert("GIT_CONFIG_GLOBAL".into(), git.display().to_string());
+    }
     for (k, v) in &config.env {
         env.insert(k.clone(), v.clone());
     }

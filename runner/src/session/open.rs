@@ -118,6 +118,10 @@ impl Session {
             .or_else(|| config.run_as.as_ref().map(|r| r.home.clone()))
             .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/"));
+        if crate::shell::closes_home(&config) {
+            let owner = config.run_as.as_ref().map(|r| (r.uid, r.gid));
+            crate::git_identity::write(&home, &tmp, owner).map_err(SessionError::Spawn)?;
+        }
         let mut secrets = config.secrets.clone();
         let env = crate::shell::environment(&config, &home, &tmp);
         secrets.add_env(

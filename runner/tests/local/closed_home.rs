@@ -129,7 +129,11 @@ async fn the_run_as_accounts_home_is_closed_to_every_read() {
         .await
         .unwrap();
     let through = leaks(&unclosed, &marker).await;
-    eprintln!("home open: {} of {} attacks read the key", through.len(), ATTACKS.len());
+    eprintln!(
+        "home open: {} of {} attacks read the key",
+        through.len(),
+        ATTACKS.len()
+    );
     assert!(
         through.len() * 4 >= ATTACKS.len() * 3,
         "only {through:#?} read the key with the home open"
