@@ -209,13 +209,17 @@ pub fn plan(closed: &ClosedHome<'_>, writable: &[PathBuf]) -> Plan {
     }
 }
 
-/// The listed paths that exist beneath `home`, resolved (a link that leads out of the
-/// home opens nothing).
+/// The listed paths that exist beneath `home` as written: a path with a symlink anywhere
+/// in it opens nothing (`~/.bun/bin -> ~/.ssh` would open the keys).
 fn open_paths(home: &Path, open: &[String]) -> Vec<PathBuf> {
     open.iter()
         .map(|p| home.join(p.trim_start_matches("~/")))
-        .filter_map(|p| p.canonicalize().ok())
-        .filter(|p| p.starts_with(home) && p != home)
+        .filter(|p| p.canonicalize().is_ok_and(|real| real == *p))
+        .filter(|p| {
+            p.starts_with(home)
+                && p != home
+                && !p.components().any(|c| c == std::path::Component::ParentDir)
+        })
         .collect()
 }
 
@@ -252,10 +256,16 @@ mod tests {
         let home = scratch("open");
         std::fs::create_dir_all(home.join(".rustup")).unwrap();
         std::os::unix::fs::symlink("/etc", home.join(".cargo-bin-link")).unwrap();
+        // An open path that is a link into a closed directory opens nothing.
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::create_dir_all(home.join(".bun")).unwrap();
+        std::os::unix::fs::symlink(home.join(".ssh"), home.join(".bun/bin")).unwrap();
         let open = vec![
             ".rustup".to_string(),
             ".cargo-bin-link".into(),
             ".missing".into(),
+            ".bun/bin".into(),
+            ".rustup/../.ssh".into(),
         ];
         let got = plan(
             &ClosedHome {

@@ -164,6 +164,16 @@ pub fn add_own_pts(created: RulesetCreated) -> std::io::Result<RulesetCreated> {
         .map_err(io)
 }
 
+/// Grants every file right beneath the calling process's `/dev/shm`. Only for a child that
+/// mounted a tmpfs of its own there (`namespaces::PRIVATE_SHM`): the rule made for the
+/// host's `/dev/shm` does not reach the new mount.
+pub fn add_own_shm(created: RulesetCreated) -> std::io::Result<RulesetCreated> {
+    let fd = PathFd::new("/dev/shm").map_err(|e| std::io::Error::other(e.to_string()))?;
+    created
+        .add_rule(PathBeneath::new(fd, AccessFs::from_all(TARGET)))
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// Grants read access beneath the calling process's `/proc`. Only for a child that mounted
 /// its own `/proc` after the ruleset was built: Landlock skips covered mount points when it
 /// walks up a path, so the rules made for the server's `/proc` do not reach the new mount.

@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 /// `/dev/pts/*` (background processes in PTY mode), which hold only its own terminals.
 pub static PRIVATE_PTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set in the shell's process when it mounted a tmpfs of its own on `/dev/shm` (so POSIX
+/// shared memory is the session's alone, not a channel to the host that outlives it):
+/// then the sandbox grants that mount.
+pub static PRIVATE_SHM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A sandbox ready to be applied in a child.
 pub struct Prepared {
     /// The shell gets its own PID and mount namespaces.
@@ -229,6 +234,9 @@ impl Prepared {
             }
             if PRIVATE_PTS.load(std::sync::atomic::Ordering::SeqCst) {
                 ruleset = landlock_rules::add_own_pts(ruleset)?;
+            }
+            if PRIVATE_SHM.load(std::sync::atomic::Ordering::SeqCst) {
+                ruleset = landlock_rules::add_own_shm(ruleset)?;
             }
             let status = ruleset
                 .restrict_self()

@@ -23,7 +23,25 @@ use std::sync::OnceLock;
 /// Credentials the grandchild switches to after mounting (uid, gid).
 pub(crate) type Creds = Option<(u32, u32)>;
 
-use execkit_sandbox::prepared::PRIVATE_PTS;
+use execkit_sandbox::prepared::{PRIVATE_PTS, PRIVATE_SHM};
+
+/// Mounts a tmpfs of the session's own on `/dev/shm`, in its private mount namespace;
+/// false when the mount fails (the host's then stays, as without namespaces).
+///
+/// # Safety
+/// Only in a forked child that entered its own mount namespace.
+unsafe fn mount_private_shm() -> bool {
+    // SAFETY: mount(2) with constant C strings, in the caller's private mount namespace.
+    unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=1777".as_ptr().cast(),
+        ) == 0
+    }
+}
 
 /// Mounts a new devpts instance on `/dev/pts` and its `ptmx` over `/dev/ptmx`, in the
 /// session's private mount namespace; false when either mount fails (no PTYs then).
@@ -146,6 +164,7 @@ pub(crate) unsafe fn enter(creds: Creds, private_net: bool) -> io::Result<()> {
             std::ptr::null(),
         ))?;
         PRIVATE_PTS.store(mount_private_pts(), std::sync::atomic::Ordering::SeqCst);
+        PRIVATE_SHM.store(mount_private_shm(), std::sync::atomic::Ordering::SeqCst);
         if private_net {
             loopback_up()?;
         }

@@ -265,3 +265,25 @@ async fn deny_read_hides_the_file_and_keeps_proc_readable() {
     assert!(r.stdout.contains("Name:"), "{r:?}");
     s.close().await;
 }
+
+/// POSIX shared memory is the session's own: a file in `/dev/shm` is no channel to the
+/// host or to a later session, and Python's multiprocessing (semaphores there) still works.
+#[tokio::test]
+async fn shared_memory_is_the_sessions_own() {
+    let ws = Workspace::new("shm");
+    let name = format!("execkit-shm-{}", rand_u64());
+    let s = session(&ws, Profile::Workspace).await;
+    ok(
+        &s,
+        &format!("echo x > /dev/shm/{name} && cat /dev/shm/{name}"),
+    )
+    .await;
+    assert!(!std::path::Path::new("/dev/shm").join(&name).exists());
+    let r = ok(
+        &s,
+        "python3 -c 'import multiprocessing as m; l = m.Lock(); print(m.Pool(2).map(abs, [-1, -2]))'",
+    )
+    .await;
+    assert_eq!(r.stdout, "[1, 2]\n");
+    s.close().await;
+}
