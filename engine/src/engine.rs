@@ -688,6 +688,85 @@ impl Engine {
         }
     }
 
+    /// Authorizes one connection a program opens (the egress broker's question): one
+    /// `connect` request on `Host::"<host>"`, with the opening program as
+    /// `context.program`, and — once resolved — `context.address` and
+    /// `context.address_class`. Fails closed like every decision.
+    ///
+    /// ```
+    /// use execkit_engine::{Connection, DecisionEnv, Engine, Verdict};
+    /// let engine = Engine::default_set().unwrap();
+    /// let env = DecisionEnv::local("/work", "/home/agent");
+    /// let mut c = Connection { host: "pypi.org".into(), port: 443, scheme: None, program: "/usr/bin/pip".into(), address: None };
+    /// assert_eq!(engine.decide_connection(&c, &env).verdict, Verdict::Allow);
+    /// c.address = Some("169.254.169.254".parse().unwrap());
+    /// assert_eq!(engine.decide_connection(&c, &env).verdict, Verdict::Deny);
+    /// ```
+    pub fn decide_connection(&self, c: &crate::Connection, env: &DecisionEnv) -> Decision {
+        match self.path {
+            DecisionPath::Fast => self.decide_connection_with::<Direct>(c, env),
+            DecisionPath::Reference => self.decide_connection_with::<Restricted>(c, env),
+        }
+    }
+
+    fn decide_connection_with<C: ContextValues>(
+        &self,
+        c: &crate::Connection,
+        env: &DecisionEnv,
+    ) -> Decision {
+        let program = if c.program.is_empty() {
+            "(unknown)"
+        } else {
+            c.program.as_str()
+        };
+        let text = format!("'{}'", program.replace('\'', ""));
+        let script = match parse(&text, &self.limits.parse_options(env)) {
+            Ok(s) => s,
+            Err(e) => return Self::refused(format!("connection by {program}: {e}")),
+        };
+        let fact = Fact {
+            action: Action::Connect,
+            cmd: 0,
+            target: Target::Host(crate::Destination {
+                host: c.host.clone(),
+                port: Some(i64::from(c.port)),
+                scheme: c.scheme.clone(),
+                raw: c.authority(),
+            }),
+            cwd: env.cwd.clone(),
+            mode: "connect",
+            raw: c.authority(),
+        };
+        let mut builder = RequestBuilder::<C>::new(self, env);
+        builder.resolved = c
+            .address
+            .map(|a| (a.to_string(), crate::AddressClass::of(a).as_str()));
+        builder.add_entities_for(&script, &fact);
+        let entities = match builder.request_entities() {
+            Ok(e) => e,
+            Err(msg) => return Self::refused(format!("could not build entities: {msg}")),
+        };
+        let fd = self.decide_fact(&mut builder, &entities, &script, &fact);
+        Decision {
+            verdict: fd.verdict,
+            parse_error: None,
+            entity_error: None,
+            commands: 1,
+            facts: vec![fd],
+        }
+    }
+
+    /// A decision that could not be asked: deny, with why.
+    fn refused(why: String) -> Decision {
+        Decision {
+            verdict: Verdict::Deny,
+            parse_error: Some(why),
+            entity_error: None,
+            commands: 0,
+            facts: Vec::new(),
+        }
+    }
+
     /// Authorizes opening a session on `target`: one `session_open` request, evaluated
     /// before any connection is made. The decision has one fact (resource
     /// `SessionTarget::"<id>"`), with the determining policies and their advice.
@@ -1202,6 +1281,8 @@ struct RequestBuilder<'e, C: ContextValues> {
     record_shape: u64,
     /// The environment's parts, when remembered (fast path; see [`crate::env_parts`]).
     base: Option<Arc<crate::env_parts::EnvParts>>,
+    /// A runtime connection's resolved address and its class, for its `connect` fact.
+    resolved: Option<(String, &'static str)>,
 }
 
 impl<'e, C: ContextValues> RequestBuilder<'e, C> {
@@ -1240,6 +1321,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                         principal: p.principal.clone(),
                         record_shape: p.record_shape,
                         base: Some(p),
+                        resolved: None,
                     };
                 }
             }
@@ -1297,6 +1379,7 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
             principal,
             record_shape,
             base: None,
+            resolved: None,
         };
         rb.add_principal();
         rb
@@ -1706,6 +1789,10 @@ impl<'e, C: ContextValues> RequestBuilder<'e, C> {
                 uid(&t.path, &path_id(p))
             }
             Target::Host(d) => {
+                if let Some((address, class)) = &self.resolved {
+                    pairs.push(("address", C::string(address)));
+                    pairs.push(("address_class", C::string(class)));
+                }
                 pairs.push(("identity", identity));
                 if let Some(p) = d.port {
                     pairs.push(("port", C::long(p)));

@@ -33,6 +33,7 @@ pub mod cases;
 mod catalog;
 mod compiled;
 mod configured;
+mod connection;
 mod context;
 mod context_values;
 mod decision;
@@ -59,6 +60,7 @@ pub mod signals;
 mod store_table;
 mod structure_table;
 
+pub use connection::{AddressClass, Connection};
 pub use context::{DecisionEnv, Identity, OpenTarget, Target, Transport, UnknownTransport};
 pub use decision::{Decision, Effect, FactDecision, PolicyHit, Verdict};
 pub use engine::{

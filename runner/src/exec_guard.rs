@@ -404,6 +404,7 @@ impl RuntimeDecider {
                 .map_or(Verdict::Deny, |d| d.verdict),
             reason: redact(&judged.reason),
             policies,
+            destination: None,
         });
     }
 
@@ -449,11 +450,29 @@ impl RuntimeDecider {
                 verdict: Verdict::Deny,
                 reason: format!("what the program asked to run could not be read: {why}"),
                 policies: Vec::new(),
+                destination: None,
             });
         }
     }
 
-    fn emit(&self, event: AuditEvent) -> Result<(), String> {
+    /// The session's spec (policies, environment, redaction, approver).
+    pub(crate) fn spec(&self) -> &GuardSpec {
+        &self.spec
+    }
+
+    /// Keeps a refusal for the running command's result.
+    pub(crate) fn refused(&self, denial: RuntimeDenial) {
+        if let Ok(mut c) = self.current.lock() {
+            c.denials.push(denial);
+        }
+    }
+
+    /// The command running now (redacted; empty between commands).
+    pub(crate) fn running(&self) -> String {
+        self.under()
+    }
+
+    pub(crate) fn emit(&self, event: AuditEvent) -> Result<(), String> {
         crate::audit_record::emit(
             self.spec.log.as_ref(),
             self.spec.observer.as_deref(),

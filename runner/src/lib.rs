@@ -44,6 +44,7 @@ pub mod checkpoint;
 mod config;
 mod disk;
 pub mod docker;
+pub mod egress;
 mod exec_guard;
 mod exports;
 mod frame;

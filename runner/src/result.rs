@@ -175,6 +175,10 @@ pub struct RuntimeDenial {
     pub reason: String,
     /// The policies that refused it.
     pub policies: Vec<String>,
+    /// For a refused connection: where it was to go (`host:port`), with `program` the
+    /// executable that opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -80,6 +80,37 @@ struct Local {
     cgroup: Option<SessionCgroup>,
     /// Runtime decisions of every program the shell starts.
     guard: Option<crate::exec_guard::ExecGuard>,
+    /// The egress broker in the shell's own network (dropped with the shell).
+    _egress: Option<crate::egress::Broker>,
+}
+
+/// The session's egress broker, when its network is `policy` and its own: `Ok(None)` when
+/// it has none to have, `Err` (a note for the report) when it cannot start — the session
+/// then reaches nothing outside its loopback.
+fn start_broker(
+    config: &SessionConfig,
+    enforcement: &Enforcement,
+    pid: i32,
+    guard: Option<&crate::exec_guard::ExecGuard>,
+) -> Result<Option<crate::egress::Broker>, String> {
+    if !brokered(config) || !enforcement.private_network {
+        return Ok(None);
+    }
+    let Some(g) = guard else {
+        return Err("no egress broker: connections are decided by the runtime guard, which is off; nothing leaves the session's network".into());
+    };
+    crate::egress::Broker::start(pid, g.decider.clone(), config.sandbox.egress.clone())
+        .map(Some)
+        .map_err(|e| format!("no egress broker ({e}): nothing leaves the session's network"))
+}
+
+/// True if the session's connections go through the broker (its network is `policy` and
+/// the profile gives it no network of the host's).
+pub(crate) fn brokered(config: &SessionConfig) -> bool {
+    let p = config.sandbox.profile;
+    config.sandbox.network == crate::egress::NetworkMode::Policy
+        && !p.network()
+        && p != sandbox::Profile::Off
 }
 
 /// True if the session's sandbox closes its home.
@@ -109,6 +140,11 @@ pub fn environment(config: &SessionConfig, home: &Path, tmp: &Path) -> BTreeMap<
     }
     env.insert("HOME".into(), home.display().to_string());
     env.insert("TMPDIR".into(), tmp.display().to_string());
+    if brokered(config) {
+        for (k, v) in crate::egress::proxy_environment() {
+            env.insert(k.to_string(), v);
+        }
+    }
     if closes_home(config) {
         let git = crate::git_identity::path(tmp);
         env.insert("GIT_CONFIG_GLOBAL".into(), git.display().to_string());
@@ -322,6 +358,10 @@ impl Shell {
         tokio::spawn(read_loop(stdout, 0, false, current.clone(), tx.clone()));
         tokio::spawn(read_loop(stderr, 0, true, current.clone(), tx.clone()));
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
+        let egress = start_broker(config, &enforcement, pid, guard.as_ref());
+        if let Err(why) = &egress {
+            enforcement.notes.push(why.clone());
+        }
         let io = Io::Local(Box::new(Local {
             child,
             stdin,
@@ -331,6 +371,7 @@ impl Shell {
             run_as: config.run_as.as_ref().map(|r| (r.uid, r.gid)),
             cgroup,
             guard,
+            _egress: egress.ok().flatten(),
         }));
         let exports = Some(tmp.join(crate::exports::FILE).display().to_string());
         let mut shell = Shell::around(io, (tx, rx), current, token, frame::Dialect::Bash, exports);

@@ -36,6 +36,13 @@ pub struct SandboxConfig {
     /// The session's home: closed but for toolchains and caches (the default).
     #[serde(default)]
     pub home: HomeAccess,
+    /// Where a session without the host's network may connect: through the egress
+    /// broker, decided by the policies (`policy`, the default), or nowhere (`off`).
+    #[serde(default)]
+    pub network: crate::egress::NetworkMode,
+    /// The broker's settings.
+    #[serde(default)]
+    pub egress: crate::egress::EgressConfig,
 }
 
 /// Builds the sandbox for a local shell whose workspace, home and private tmp dir are given.

@@ -8,6 +8,7 @@ mod checkpoints;
 mod closed_home;
 mod common;
 mod docker_connect;
+mod egress;
 mod frame_subversion;
 mod lifecycle;
 mod limits;

@@ -1,0 +1,227 @@
+//! The broker's HTTP proxy: `CONNECT host:port` tunnels and absolute-form plain requests
+//! (`GET http://host/path`), each decided before anything is dialled (hyper parses; no
+//! TLS interception).
+
+use super::judge::{judge, Verdicted};
+use super::{peer, EgressConfig, BROKER_PORT};
+use crate::exec_guard::RuntimeDecider;
+use bytes::Bytes;
+use execkit_engine::Connection;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// A session's broker: its accept loop ends when this is dropped.
+pub(crate) struct Broker {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What every connection of one session shares.
+struct Shared {
+    decider: Arc<RuntimeDecider>,
+    config: EgressConfig,
+    /// A process in the session's network namespace (the shell).
+    ns_pid: i32,
+}
+
+impl Broker {
+    /// Listens in the network namespace of `ns_pid` and serves the session's clients.
+    pub(crate) fn start(
+        ns_pid: i32,
+        decider: Arc<RuntimeDecider>,
+        config: EgressConfig,
+    ) -> std::io::Result<Broker> {
+        let std_listener = super::netns::listen_in(ns_pid, BROKER_PORT)?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let shared = Arc::new(Shared {
+            decider,
+            config,
+            ns_pid,
+        });
+        let task = tokio::spawn(async move {
+            while let Ok((stream, peer)) = listener.accept().await {
+                tokio::spawn(serve(stream, peer, shared.clone()));
+            }
+        });
+        Ok(Broker { task })
+    }
+}
+
+/// One client connection: HTTP/1 with upgrades (for CONNECT).
+async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let svc = hyper::service::service_fn(move |req| handle(req, peer, shared.clone()));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades()
+        .await;
+}
+
+fn text(status: StatusCode, why: &str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(format!("execkit egress broker: {why}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+/// Where a request asks to go: (host, port, scheme).
+fn destination(req: &Request<Incoming>) -> Result<(String, u16, Option<String>), String> {
+    let uri = req.uri();
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("no host in `{uri}`: use the broker as an HTTP proxy"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if req.method() == Method::CONNECT {
+        let port = uri.port_u16().ok_or("CONNECT without a port")?;
+        return Ok((host, port, None));
+    }
+    match uri.scheme_str() {
+        Some("http") => Ok((host, uri.port_u16().unwrap_or(80), Some("http".into()))),
+        other => Err(format!(
+            "only http:// requests are forwarded (got {other:?}); https goes through CONNECT"
+        )),
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, Infallible> {
+    let (host, port, scheme) = match destination(&req) {
+        Ok(d) => d,
+        Err(why) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
+    };
+    let ns = shared.ns_pid;
+    let program = tokio::task::spawn_blocking(move || peer::program(ns, peer.port(), BROKER_PORT))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let mut conn = Connection {
+        host,
+        port,
+        scheme,
+        program,
+        address: None,
+    };
+    if let Some(refused) = decide(&shared, &conn).await {
+        return Ok(refused);
+    }
+    let addr = match resolve(&shared.config, &conn.host, port).await {
+        Ok(a) => a,
+        Err(why) => return Ok(text(StatusCode::BAD_GATEWAY, &why)),
+    };
+    conn.address = Some(addr.ip());
+    if let Some(refused) = decide(&shared, &conn).await {
+        return Ok(refused);
+    }
+    let upstream = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(text(
+                StatusCode::BAD_GATEWAY,
+                &format!("{}: {e}", conn.authority()),
+            ))
+        }
+    };
+    if req.method() == Method::CONNECT {
+        tokio::spawn(tunnel(req, upstream));
+        return Ok(Response::new(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        ));
+    }
+    Ok(forward(req, upstream).await)
+}
+
+/// The policies' refusal as the client's response, or `None` when allowed.
+async fn decide(shared: &Arc<Shared>, conn: &Connection) -> Option<Response<Body>> {
+    let s = shared.clone();
+    let c = conn.clone();
+    let v = tokio::task::spawn_blocking(move || judge(&s.decider, &c))
+        .await
+        .unwrap_or(Verdicted {
+            allow: false,
+            reason: "the decision failed".into(),
+        });
+    (!v.allow).then(|| {
+        let mut r = text(
+            StatusCode::FORBIDDEN,
+            &format!("{} refused: {}", conn.authority(), v.reason),
+        );
+        if let Ok(h) = hyper::header::HeaderValue::from_str(&v.reason.replace(['\r', '\n'], " ")) {
+            r.headers_mut().insert("x-execkit-reason", h);
+        }
+        r
+    })
+}
+
+/// The first address of `host` (the operator's map first, then the system resolver).
+async fn resolve(config: &EgressConfig, host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Some(ip) = config.hosts.get(host) {
+        return Ok(SocketAddr::new(*ip, port));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+/// Splices the client's upgraded connection and the upstream one.
+async fn tunnel(req: Request<Incoming>, mut upstream: TcpStream) {
+    if let Ok(upgraded) = hyper::upgrade::on(req).await {
+        let mut client = TokioIo::new(upgraded);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+}
+
+/// Sends a plain request upstream in origin form and returns its response.
+async fn forward(mut req: Request<Incoming>, upstream: TcpStream) -> Response<Body> {
+    let origin = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    if let Ok(u) = origin.parse() {
+        *req.uri_mut() = u;
+    }
+    for h in ["proxy-connection", "proxy-authorization"] {
+        req.headers_mut().remove(h);
+    }
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
+            Ok(x) => x,
+            Err(e) => return text(StatusCode::BAD_GATEWAY, &e.to_string()),
+        };
+    tokio::spawn(conn);
+    match sender.send_request(req).await {
+        Ok(resp) => resp.map(|b| b.boxed()),
+        Err(e) => text(StatusCode::BAD_GATEWAY, &e.to_string()),
+    }
+}

