@@ -78,6 +78,23 @@ if ! "$VENV/bin/python" -c "import mcp, importlib.metadata as m; assert m.versio
   "$VENV/bin/pip" install -q "mcp==$PY_MCP_VERSION"
 fi
 
+# A real package index for the egress broker's tests: pypiserver from PyPI in a venv of
+# its own, serving a few wheels downloaded once (they install through the broker).
+PYPISERVER_VERSION=2.4.2
+PYPI_VENV="${EXECKIT_PYPI_VENV:-$HOME/.cache/execkit-pypi}"
+export EXECKIT_TEST_WHEELS="${EXECKIT_TEST_WHEELS:-$HOME/.cache/execkit-wheels}"
+if ! "$PYPI_VENV/bin/python" -c "import importlib.metadata as m; assert m.version('pypiserver') == '$PYPISERVER_VERSION'" >/dev/null 2>&1; then
+  echo "==> installing pypiserver $PYPISERVER_VERSION into $PYPI_VENV"
+  rm -rf "$PYPI_VENV"
+  python3 -m venv "$PYPI_VENV"
+  "$PYPI_VENV/bin/pip" install -q "pypiserver==$PYPISERVER_VERSION"
+fi
+if [ "$(ls "$EXECKIT_TEST_WHEELS"/*.whl 2>/dev/null | wc -l)" -lt 3 ]; then
+  mkdir -p "$EXECKIT_TEST_WHEELS"
+  "$PYPI_VENV/bin/pip" download -q --no-deps -d "$EXECKIT_TEST_WHEELS" six==1.17.0 idna==3.10 packaging==25.0
+fi
+export EXECKIT_TEST_PYPISERVER="$PYPI_VENV/bin/pypi-server"
+
 # The MCP Inspector CLI (TypeScript SDK) on Node 22, both from npm, kept next to the
 # target dir: the third real client of execkit-mcp.
 INSPECTOR_VERSION=0.22.0

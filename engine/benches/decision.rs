@@ -9,6 +9,8 @@
 //! `*_novel` decide (a) and (b) with a path never seen before each time: "from scratch"
 //! above means no verdict is reused, while entities, structure records and request stores
 //! built for earlier decisions are; the novel runs show the cost without those.
+//! `d_connection_*` are the egress broker's questions on one connection (by name, then by
+//! its resolved address).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
 
@@ -123,6 +125,22 @@ fn bench(c: &mut Criterion) {
                     let cmd = format!("ls -la src/d{n}");
                     black_box(engine.decide(black_box(&cmd), &env))
                 })
+            });
+            // The egress broker's two questions on one connection: by name, then by the
+            // resolved address.
+            let mut conn = execkit_engine::Connection {
+                host: "files.pythonhosted.org".into(),
+                port: 443,
+                scheme: None,
+                program: "/usr/bin/python3.11".into(),
+                address: None,
+            };
+            g.bench_function("d_connection_by_name", |b| {
+                b.iter(|| black_box(engine.decide_connection(black_box(&conn), &env)))
+            });
+            conn.address = Some("151.101.0.223".parse().unwrap());
+            g.bench_function("d_connection_by_address", |b| {
+                b.iter(|| black_box(engine.decide_connection(black_box(&conn), &env)))
             });
             g.bench_function("b_cd_npm_tee_novel", |b| {
                 b.iter(|| {

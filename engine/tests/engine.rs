@@ -541,3 +541,117 @@ fn strict_lets_a_build_tool_start_what_it_built() {
         Verdict::Deny
     );
 }
+
+/// Connections as the egress broker asks about them, against both shipped sets: (set,
+/// host, program, resolved address, verdict, a policy that must determine a refusal).
+const CONNECTIONS: &[(&str, &str, &str, Option<&str>, Verdict, &str)] = &[
+    (
+        "default",
+        "pypi.org",
+        "/usr/bin/python3.11",
+        None,
+        Verdict::Allow,
+        "",
+    ),
+    (
+        "default",
+        "pypi.org",
+        "/usr/bin/python3.11",
+        Some("151.101.0.223"),
+        Verdict::Allow,
+        "",
+    ),
+    (
+        "default",
+        "pypi.org",
+        "/usr/bin/python3.11",
+        Some("169.254.169.254"),
+        Verdict::Deny,
+        "deny-metadata-addresses",
+    ),
+    (
+        "default",
+        "pypi.org",
+        "/usr/bin/python3.11",
+        Some("10.0.0.7"),
+        Verdict::Deny,
+        "deny-private-addresses",
+    ),
+    (
+        "default",
+        "pypi.org",
+        "/usr/bin/python3.11",
+        Some("::ffff:127.0.0.1"),
+        Verdict::Deny,
+        "deny-private-addresses",
+    ),
+    (
+        "default",
+        "exfil.example.net",
+        "/usr/bin/python3.11",
+        None,
+        Verdict::Deny,
+        "",
+    ),
+    (
+        "default",
+        "169.254.169.254",
+        "/usr/bin/curl",
+        None,
+        Verdict::Deny,
+        "",
+    ),
+    (
+        "default",
+        "registry.npmjs.org",
+        "",
+        None,
+        Verdict::Allow,
+        "",
+    ),
+    (
+        "strict",
+        "exfil.example.net",
+        "/usr/bin/curl",
+        None,
+        Verdict::Deny,
+        "",
+    ),
+    (
+        "strict",
+        "pypi.org",
+        "/usr/bin/pip",
+        Some("169.254.169.254"),
+        Verdict::Deny,
+        "strict-deny-metadata-addresses",
+    ),
+];
+
+#[test]
+fn connections_are_decided_by_name_then_by_address() {
+    let env = DecisionEnv::local("/work", "/home/agent");
+    for (set, host, program, address, want, policy) in CONNECTIONS {
+        let files = if *set == "default" {
+            execkit_policies::DEFAULT
+        } else {
+            execkit_policies::STRICT
+        };
+        let e = Engine::new(&bundle(files)).unwrap();
+        let c = execkit_engine::Connection {
+            host: host.to_string(),
+            port: 443,
+            scheme: None,
+            program: program.to_string(),
+            address: address.map(|a| a.parse().unwrap()),
+        };
+        let d = e.decide_connection(&c, &env);
+        assert_eq!(d.verdict, *want, "{set} {host} {address:?}: {d:?}");
+        if !policy.is_empty() {
+            let ids: Vec<&str> = d
+                .blocking()
+                .flat_map(|f| f.policies.iter().map(|p| p.id.as_str()))
+                .collect();
+            assert!(ids.contains(policy), "{set} {host}: {ids:?}");
+        }
+    }
+}

