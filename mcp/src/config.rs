@@ -130,6 +130,12 @@ pub struct SandboxSection {
     /// `[sandbox.home]`: the session's home closed (`close = true`, the default) but for
     /// `open`, paths relative to it (default: toolchains and package caches).
     pub home: execkit_runner::sandbox::HomeAccess,
+    /// Where a session without the host's network may connect: `policy` (the default:
+    /// through the egress broker, each connection decided by the policies) or `off`.
+    pub network: execkit_runner::egress::NetworkMode,
+    /// `[sandbox.egress]`: the broker's settings (`hosts`: names it resolves to these
+    /// addresses instead of asking the system's resolver).
+    pub egress: execkit_runner::egress::EgressConfig,
 }
 
 impl Default for SandboxSection {
@@ -141,6 +147,8 @@ impl Default for SandboxSection {
             allow_best_effort: false,
             run_as: None,
             home: execkit_runner::sandbox::HomeAccess::default(),
+            network: execkit_runner::egress::NetworkMode::default(),
+            egress: execkit_runner::egress::EgressConfig::default(),
         }
     }
 }

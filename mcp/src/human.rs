@@ -62,7 +62,10 @@ fn runtime_denial(d: &RuntimeDenial) -> String {
     } else {
         "REFUSED"
     };
-    let mut s = format!("-- {mark} at its start: {}", d.argv.join(" "));
+    let mut s = match &d.destination {
+        Some(to) => format!("-- {mark} at the connection: {to} by {}", d.program),
+        None => format!("-- {mark} at its start: {}", d.argv.join(" ")),
+    };
     if !d.parents.is_empty() {
         let _ = write!(s, " (under {})", d.parents.join(" < "));
     }

@@ -309,6 +309,8 @@ impl Operator {
                 deny_read: self.deny_read(),
                 allow_best_effort: s.allow_best_effort,
                 home: s.home.clone(),
+                network: s.network,
+                egress: s.egress.clone(),
             })
             .identity(self.identity())
             .limits(limits)

@@ -37,6 +37,10 @@ pub enum PolicyCommand {
     /// `docker:container:NAME`, `docker:image:IMAGE`): the `session_open` decision.
     /// Exit code: 0 allow, 2 deny, 3 ask, 1 error.
     Open(OpenArgs),
+    /// Dry-run a connection as a session's egress broker decides it: by the host's name
+    /// and the program that opens it, then (with `--address`) by the address it resolved
+    /// to. Exit code: 0 allow, 2 deny, 3 ask, 1 error.
+    Connect(ConnectArgs),
     /// Run commands for real in a throwaway sandbox (bwrap + strace) and print what they
     /// did next to what the facts predicted; an effect no fact names is a divergence.
     /// Exit code: 0 no divergence, 2 divergences, 1 error.
@@ -68,6 +72,28 @@ pub struct OpenArgs {
     json: bool,
     /// The target, as a SessionTarget id.
     target: String,
+}
+
+/// `execkit policy connect`.
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// Policy directory (default: the embedded default set).
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    /// Agent entity id of the principal.
+    #[arg(long, default_value = "agent")]
+    identity: String,
+    /// The executable that opens the connection (`/usr/bin/pip`, `/usr/bin/git`).
+    #[arg(long, default_value = "")]
+    program: String,
+    /// The address the name resolved to (the broker's second question).
+    #[arg(long)]
+    address: Option<std::net::IpAddr>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// `HOST:PORT` (`[v6]:PORT` for an IPv6 literal).
+    destination: String,
 }
 
 /// Where a dry run pretends the command runs. Relative paths are taken from the current
@@ -141,6 +167,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
         PolicyCommand::Test { dir, verbose, json } => test(dir.as_deref(), verbose, json),
         PolicyCommand::Explain(a) => explain(a),
         PolicyCommand::Open(a) => open(a),
+        PolicyCommand::Connect(a) => connect(a),
         PolicyCommand::Trace(a) => crate::policy_trace::trace(a),
         PolicyCommand::Replay(a) => crate::policy_replay::run(a),
         PolicyCommand::Prove(a) => crate::policy_prove::run(a),
@@ -256,6 +283,44 @@ fn open(a: OpenArgs) -> anyhow::Result<ExitCode> {
     env.identity.agent = a.identity.clone();
     env.identity.groups = a.groups.clone();
     let d = engine.decide_open(&target, &env);
+    if a.json {
+        crate::outln!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print_decision(&d);
+    }
+    Ok(ExitCode::from(match d.verdict {
+        Verdict::Allow => 0,
+        Verdict::Ask => 3,
+        _ => 2,
+    }))
+}
+
+fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let (engine, _) = engine_for(a.policies.as_deref())?;
+    let (host, port) = a
+        .destination
+        .rsplit_once(':')
+        .and_then(|(h, p)| {
+            Some((
+                h.trim_matches(['[', ']']).to_ascii_lowercase(),
+                p.parse::<u16>().ok()?,
+            ))
+        })
+        .with_context(|| format!("`{}` is not HOST:PORT", a.destination))?;
+    let here = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/".into());
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let mut env = DecisionEnv::local(&here, &home);
+    env.identity.agent = a.identity.clone();
+    let c = execkit_engine::Connection {
+        host,
+        port,
+        scheme: None,
+        program: a.program,
+        address: a.address,
+    };
+    let d = engine.decide_connection(&c, &env);
     if a.json {
         crate::outln!("{}", serde_json::to_string_pretty(&d)?);
     } else {

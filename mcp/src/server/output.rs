@@ -190,6 +190,9 @@ pub struct RuntimeDenialOutput {
     pub reason: String,
     /// The policies that refused it.
     pub policies: Vec<String>,
+    /// For a refused connection: where it was to go (`host:port`); `program` opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -289,6 +292,7 @@ impl ExecOutput {
                     verdict: d.verdict.as_str().to_string(),
                     reason: d.reason,
                     policies: d.policies,
+                    destination: d.destination,
                 })
                 .collect(),
             runtime_allowed: r.runtime_allowed,
@@ -340,12 +344,19 @@ impl ExecOutput {
                 .first()
                 .map(|p| format!(" (started by {p})"))
                 .unwrap_or_default();
-            let _ = write!(
-                s,
-                "\nrefused at its start: {}{under}: {}",
-                d.argv.join(" "),
-                d.reason
-            );
+            let _ = match &d.destination {
+                Some(to) => write!(
+                    s,
+                    "\nrefused at the connection: {to} by {}: {}",
+                    d.program, d.reason
+                ),
+                None => write!(
+                    s,
+                    "\nrefused at its start: {}{under}: {}",
+                    d.argv.join(" "),
+                    d.reason
+                ),
+            };
         }
         append_streams(&mut s, &self.stdout, &self.stderr, " · no output");
         s
