@@ -544,7 +544,16 @@ fn strict_lets_a_build_tool_start_what_it_built() {
 
 /// Connections as the egress broker asks about them, against both shipped sets: (set,
 /// host, program, resolved address, verdict, a policy that must determine a refusal).
-const CONNECTIONS: &[(&str, &str, &str, Option<&str>, Verdict, &str)] = &[
+type ConnectionCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Verdict,
+    &'static str,
+);
+
+const CONNECTIONS: &[ConnectionCase] = &[
     (
         "default",
         "pypi.org",

@@ -95,13 +95,17 @@ pub fn build(block_network: bool) -> Result<BpfProgram, SandboxError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone);
-    if block_network {
-        let not_unix = Cond::new(0, Len::Dword, Op::Ne, libc::AF_UNIX as u64).map_err(sc)?;
-        rules.insert(
-            libc::SYS_socket,
-            vec![SeccompRule::new(vec![not_unix]).map_err(sc)?],
-        );
-    }
+    // VSOCK reaches the hypervisor and the host past any network namespace: refused in
+    // every sandboxed profile. With the network blocked, every family but AF_UNIX is.
+    let family = if block_network {
+        Cond::new(0, Len::Dword, Op::Ne, libc::AF_UNIX as u64)
+    } else {
+        Cond::new(0, Len::Dword, Op::Eq, libc::AF_VSOCK as u64)
+    };
+    rules.insert(
+        libc::SYS_socket,
+        vec![SeccompRule::new(vec![family.map_err(sc)?]).map_err(sc)?],
+    );
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,

@@ -18,6 +18,12 @@ use tokio::net::TcpStream;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
+/// Client connections one session's broker serves at once.
+const MAX_CLIENTS: usize = 512;
+
+/// How long a client may take to send a request's head.
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A session's broker: its accept loop ends when this is dropped.
 pub(crate) struct Broker {
     task: tokio::task::JoinHandle<()>,
@@ -51,9 +57,19 @@ impl Broker {
             config,
             ns_pid,
         });
+        let room = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
         let task = tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {
-                tokio::spawn(serve(stream, peer, shared.clone()));
+                // Past the cap a client is closed at once: a session cannot exhaust the
+                // server's descriptors through its broker.
+                let Ok(permit) = room.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let s = shared.clone();
+                tokio::spawn(async move {
+                    serve(stream, peer, s).await;
+                    drop(permit);
+                });
             }
         });
         Ok(Broker { task })
@@ -64,6 +80,8 @@ impl Broker {
 async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let svc = hyper::service::service_fn(move |req| handle(req, peer, shared.clone()));
     let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
         .preserve_header_case(true)
         .title_case_headers(true)
         .serve_connection(TokioIo::new(stream), svc)

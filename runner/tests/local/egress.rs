@@ -187,7 +187,7 @@ fn pypiserver() -> Option<(std::process::Child, u16)> {
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(bin)
+    let mut child = std::process::Command::new(bin)
         .args([
             "run",
             "-i",
@@ -210,6 +210,8 @@ fn pypiserver() -> Option<(std::process::Child, u16)> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("pypiserver did not start on port {port}");
 }
 

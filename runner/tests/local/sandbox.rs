@@ -140,6 +140,13 @@ async fn network_is_off_unless_the_profile_allows_it() {
             .exit_code,
         Some(0)
     );
+    // VSOCK would reach the hypervisor past the namespace: refused.
+    let r = run(
+        &s,
+        "python3 -c 'import socket; socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)'",
+    )
+    .await;
+    assert!(r.stderr.contains("PermissionError"), "{r:?}");
     // Unix sockets still work (python multiprocessing needs them).
     ok(
         &s,
