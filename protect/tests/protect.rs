@@ -1526,9 +1526,19 @@ fn values_cut_by_the_window_and_deeply_indented_env_lines_redact_as_the_referenc
         "{}MAILGUN_API_KEY=key-3ax6xnjp29jd6fds4gc373sgvjxteol0 -x\n",
         " ".repeat(300)
     );
-    for text in [&cut, &indented] {
+    // A rule one of whose branches starts at `^` (a Redis ACL line) is searched from the
+    // line's start too.
+    let acl = format!(
+        "{}user worker on >Qwerty!2345 ~jobs:* +@all\n",
+        " ".repeat(257)
+    );
+    for text in [&cut, &indented, &acl] {
         assert_eq!(same_as_reference(&r, text), Ok(true));
     }
+    assert_eq!(
+        r.redact_str(&acl).counts.get("redis-acl-password"),
+        Some(&1)
+    );
     assert!(r
         .redact_str(&cut)
         .text

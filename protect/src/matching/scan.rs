@@ -228,9 +228,10 @@ impl RuleSet {
         line_kws: Option<LineKeywords>,
     ) -> usize {
         let anchored = self.rules[r].anchored;
-        // A match of an anchored rule starts at the line's start, however far before the
-        // keyword (an indented `.env` line); elsewhere the search starts 256 bytes before.
-        let start = if anchored {
+        // A match of an anchored rule (or of a branch that starts with `^`) starts at the
+        // line's start, however far before the keyword (an indented `.env` line);
+        // elsewhere the search starts 256 bytes before.
+        let start = if anchored || self.rules[r].line_start {
             0
         } else {
             at.saturating_sub(BEFORE)

