@@ -255,16 +255,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         env.identity.groups = a.groups.clone();
     }
     let d = engine.decide(&command, &env);
-    if a.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&d)?);
-    } else {
-        print_decision(&d);
-    }
-    Ok(ExitCode::from(match d.verdict {
-        Verdict::Allow => 0,
-        Verdict::Ask => 3,
-        _ => 2,
-    }))
+    report(&d, a.json)
 }
 
 fn open(a: OpenArgs) -> anyhow::Result<ExitCode> {
@@ -275,24 +266,11 @@ fn open(a: OpenArgs) -> anyhow::Result<ExitCode> {
             a.target
         )
     })?;
-    let here = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/".into());
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let mut env = DecisionEnv::local(&here, &home);
+    let mut env = here_env();
     env.identity.agent = a.identity.clone();
     env.identity.groups = a.groups.clone();
     let d = engine.decide_open(&target, &env);
-    if a.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&d)?);
-    } else {
-        print_decision(&d);
-    }
-    Ok(ExitCode::from(match d.verdict {
-        Verdict::Allow => 0,
-        Verdict::Ask => 3,
-        _ => 2,
-    }))
+    report(&d, a.json)
 }
 
 fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
@@ -307,11 +285,7 @@ fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             ))
         })
         .with_context(|| format!("`{}` is not HOST:PORT", a.destination))?;
-    let here = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/".into());
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let mut env = DecisionEnv::local(&here, &home);
+    let mut env = here_env();
     env.identity.agent = a.identity.clone();
     let c = execkit_engine::Connection {
         host,
@@ -321,10 +295,24 @@ fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
         address: a.address,
     };
     let d = engine.decide_connection(&c, &env);
-    if a.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&d)?);
+    report(&d, a.json)
+}
+
+/// A dry run's environment: the current directory as workspace, `HOME` as home.
+fn here_env() -> DecisionEnv {
+    let here = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/".into());
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    DecisionEnv::local(&here, &home)
+}
+
+/// Prints a decision (JSON or readable) and gives its exit code: 0 allow, 3 ask, 2 deny.
+fn report(d: &Decision, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        crate::outln!("{}", serde_json::to_string_pretty(d)?);
     } else {
-        print_decision(&d);
+        print_decision(d);
     }
     Ok(ExitCode::from(match d.verdict {
         Verdict::Allow => 0,
