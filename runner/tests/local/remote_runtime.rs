@@ -158,7 +158,7 @@ async fn docker_write_then_run_attacks_are_refused() {
         if attempt(&s, attack, "docker").await == Stopped::AtStart {
             at_start += 1;
         }
-        let r = ok(&s, "ls -d ~").await;
+        let r = ok(&s, "cd ~ && pwd").await;
         assert_eq!(
             r.stdout, "/home/runner\n",
             "{}: the home was harmed",
