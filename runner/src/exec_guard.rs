@@ -345,8 +345,8 @@ impl RuntimeDecider {
         self.note(start, judged);
     }
 
-    /// The command the running programs run under.
-    fn under(&self) -> String {
+    /// The command the running programs run under (redacted; empty between commands).
+    pub(crate) fn under(&self) -> String {
         self.current
             .lock()
             .map(|c| c.command.clone())
@@ -382,17 +382,11 @@ impl RuntimeDecider {
             c.allowed += 1;
             return;
         }
-        let mut policies: Vec<String> = Vec::new();
-        for id in judged
+        let policies = judged
             .decision
-            .iter()
-            .flat_map(|d| d.blocking())
-            .flat_map(|f| f.policies.iter().map(|p| &p.id))
-        {
-            if !policies.contains(id) {
-                policies.push(id.clone());
-            }
-        }
+            .as_ref()
+            .map(blocking_policies)
+            .unwrap_or_default();
         c.denials.push(RuntimeDenial {
             program: redact(&start.program),
             argv: start.argv.iter().map(|a| redact(a)).collect(),
@@ -467,11 +461,6 @@ impl RuntimeDecider {
         }
     }
 
-    /// The command running now (redacted; empty between commands).
-    pub(crate) fn running(&self) -> String {
-        self.under()
-    }
-
     pub(crate) fn emit(&self, event: AuditEvent) -> Result<(), String> {
         crate::audit_record::emit(
             self.spec.log.as_ref(),
@@ -479,6 +468,20 @@ impl RuntimeDecider {
             &event,
         )
     }
+}
+
+/// The policies that refused a decision's blocking facts, each once, in order.
+pub(crate) fn blocking_policies(decision: &Decision) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in decision
+        .blocking()
+        .flat_map(|f| f.policies.iter().map(|p| &p.id))
+    {
+        if !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
 }
 
 /// The memory's key for a program start: program, cwd, caller and arguments,

@@ -62,7 +62,7 @@ fn ask(decider: &RuntimeDecider, c: &Connection, decision: &Decision) -> Option<
     let rx = approver(RuntimeAsk {
         session: spec.who.session.clone(),
         command: (spec.redact)(&label(c)),
-        under: decider.running(),
+        under: decider.under(),
         cwd: String::new(),
         parents: Vec::new(),
         decision: decision.clone(),
@@ -93,7 +93,7 @@ fn record(
         rec.verdict = execkit_audit::Verdict::Deny;
     }
     rec.runtime = Some(RuntimeContext {
-        under: decider.running(),
+        under: decider.under(),
         pid: 0,
         parents: Vec::new(),
         by_command: false,
@@ -109,15 +109,7 @@ fn denial(
     reason: &str,
 ) -> RuntimeDenial {
     let redact = |t: &str| (decider.spec().redact)(t);
-    let mut policies: Vec<String> = Vec::new();
-    for id in decision
-        .blocking()
-        .flat_map(|f| f.policies.iter().map(|p| &p.id))
-    {
-        if !policies.contains(id) {
-            policies.push(id.clone());
-        }
-    }
+    let policies = crate::exec_guard::blocking_policies(decision);
     RuntimeDenial {
         program: redact(&c.program),
         argv: Vec::new(),
