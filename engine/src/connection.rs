@@ -134,9 +134,28 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// `host:port`, IPv6 hosts bracketed.
+    /// A connection to a Unix socket file: `Host::"unix:/run/docker.sock"`, scheme
+    /// `unix`, no port and no address.
+    pub fn unix(path: &str, program: String) -> Connection {
+        Connection {
+            host: format!("unix:{path}"),
+            port: 0,
+            scheme: Some("unix".into()),
+            program,
+            address: None,
+        }
+    }
+
+    /// Whether this is a connection to a Unix socket file.
+    pub fn is_unix(&self) -> bool {
+        self.scheme.as_deref() == Some("unix")
+    }
+
+    /// `host:port`, IPv6 hosts bracketed; a Unix socket's `unix:/path`.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
+        if self.is_unix() {
+            self.host.clone()
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)

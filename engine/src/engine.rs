@@ -729,7 +729,7 @@ impl Engine {
             cmd: 0,
             target: Target::Host(crate::Destination {
                 host: c.host.clone(),
-                port: Some(i64::from(c.port)),
+                port: (!c.is_unix()).then_some(i64::from(c.port)),
                 scheme: c.scheme.clone(),
                 raw: c.authority(),
             }),

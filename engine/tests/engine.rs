@@ -634,6 +634,30 @@ const CONNECTIONS: &[ConnectionCase] = &[
         Verdict::Deny,
         "strict-deny-metadata-addresses",
     ),
+    (
+        "default",
+        "unix:/run/docker.sock",
+        "/usr/bin/docker",
+        None,
+        Verdict::Deny,
+        "deny-unix-sockets",
+    ),
+    (
+        "default",
+        "unix:/tmp/tmux-1000/default",
+        "/usr/bin/tmux",
+        None,
+        Verdict::Deny,
+        "deny-unix-sockets",
+    ),
+    (
+        "strict",
+        "unix:/run/user/1000/bus",
+        "/usr/bin/dbus-send",
+        None,
+        Verdict::Deny,
+        "strict-deny-unix-sockets",
+    ),
 ];
 
 #[test]
@@ -646,12 +670,15 @@ fn connections_are_decided_by_name_then_by_address() {
             execkit_policies::STRICT
         };
         let e = Engine::new(&bundle(files)).unwrap();
-        let c = execkit_engine::Connection {
-            host: host.to_string(),
-            port: 443,
-            scheme: None,
-            program: program.to_string(),
-            address: address.map(|a| a.parse().unwrap()),
+        let c = match host.strip_prefix("unix:") {
+            Some(path) => execkit_engine::Connection::unix(path, program.to_string()),
+            None => execkit_engine::Connection {
+                host: host.to_string(),
+                port: 443,
+                scheme: None,
+                program: program.to_string(),
+                address: address.map(|a| a.parse().unwrap()),
+            },
         };
         let d = e.decide_connection(&c, &env);
         assert_eq!(d.verdict, *want, "{set} {host} {address:?}: {d:?}");

@@ -202,6 +202,10 @@ pub struct ExecAsk {
     pub id: u64,
     /// The program.
     pub start: ProgramStart,
+    /// Set: not a program start but a connection by `start.program` to this Unix socket
+    /// file (outside the workspace and the private directory), which waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 /// Server → helper: the answer to an [`ExecAsk`].

@@ -211,7 +211,13 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         tree::kill_all(Some(shell.pid));
         return Ok(1);
     }
-    let mut s = Supervisor::new(shell, sigchld, private.to_path_buf(), start.idle_secs);
+    let mut s = Supervisor::new(
+        shell,
+        sigchld,
+        private.to_path_buf(),
+        start.idle_secs,
+        &ready.workspace,
+    );
     let code = s.run();
     tree::kill_all(s.ns_init());
     Ok(code)
@@ -258,6 +264,7 @@ struct Execs {
     remembered: std::collections::HashSet<Remembered>,
     scripts: execkit_sandbox::exec_notify::ScriptStarts,
     lineage: execkit_sandbox::exec_notify::Lineage,
+    connects: crate::connects::Connects,
 }
 
 /// Remembered starts at most.
@@ -282,7 +289,13 @@ enum Step {
 }
 
 impl Supervisor {
-    fn new(shell: spawn::Shell, sigchld: OwnedFd, private: PathBuf, idle_secs: u64) -> Self {
+    fn new(
+        shell: spawn::Shell,
+        sigchld: OwnedFd,
+        private: PathBuf,
+        idle_secs: u64,
+        workspace: &str,
+    ) -> Self {
         // SAFETY: dup of descriptors we own, to keep them apart from the shell struct.
         let (out, err) = unsafe {
             (
@@ -315,16 +328,18 @@ impl Supervisor {
             last_frame: Instant::now(),
             execs: None,
         }
-        .with_execs()
+        .with_execs(workspace)
     }
 
-    fn with_execs(mut self) -> Self {
+    fn with_execs(mut self, workspace: &str) -> Self {
+        let workspace = PathBuf::from(workspace);
         self.execs = self.shell.exec_listener.take().map(|sup| Execs {
             sup,
             waiting: Default::default(),
             remembered: Default::default(),
             scripts: Default::default(),
             lineage: Default::default(),
+            connects: crate::connects::Connects::new(own_dirs(&workspace, &self.private)),
         });
         self
     }
@@ -465,6 +480,28 @@ impl Supervisor {
         let Some(n) = e.sup.recv()? else {
             return Ok(());
         };
+        if execkit_sandbox::socket_notify::is_connect(&n) {
+            return match e.connects.stopped(&e.sup, &n) {
+                crate::connects::Next::Done => Ok(()),
+                crate::connects::Next::Ask { program, path } => {
+                    let start = execkit_helper::msg::ProgramStart {
+                        program,
+                        argv: Vec::new(),
+                        cwd: String::new(),
+                        parents: e.lineage.parents(n.pid as i32, shell),
+                        pid: tree::ids(n.pid as i32).map_or(n.pid as i32, |((p, _), _)| p),
+                        caller: String::new(),
+                    };
+                    let ask = execkit_helper::msg::ExecAsk {
+                        id: n.id,
+                        start,
+                        socket: Some(path),
+                    };
+                    let json = serde_json::to_vec(&ask).map_err(io::Error::other)?;
+                    send(Kind::ExecAsk, &[&json])
+                }
+            };
+        }
         let (exec, snap) = match e.sup.read_exec(&n) {
             Ok(x) => x,
             Err(_) => {
@@ -495,7 +532,11 @@ impl Supervisor {
             pid: tree::ids(exec.pid).map_or(exec.pid, |((p, _), _)| p),
             caller: key.3,
         };
-        let ask = execkit_helper::msg::ExecAsk { id: n.id, start };
+        let ask = execkit_helper::msg::ExecAsk {
+            id: n.id,
+            start,
+            socket: None,
+        };
         e.waiting.insert(n.id, (n, snap, exec, file));
         let json = serde_json::to_vec(&ask).map_err(io::Error::other)?;
         send(Kind::ExecAsk, &[&json])
@@ -506,6 +547,9 @@ impl Supervisor {
         let Some(e) = self.execs.as_mut() else {
             return;
         };
+        if e.connects.verdict(&e.sup, v.id, v.allow) {
+            return;
+        }
         let Some((n, snap, exec, file)) = e.waiting.remove(&v.id) else {
             return;
         };
@@ -744,4 +788,13 @@ fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
         events,
         revents: 0,
     }
+}
+
+/// The directories whose socket files are the session's own: the workspace and the
+/// private directory, canonical.
+fn own_dirs(workspace: &Path, private: &Path) -> Vec<PathBuf> {
+    [workspace, private]
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect()
 }

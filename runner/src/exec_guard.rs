@@ -518,7 +518,11 @@ impl ExecGuard {
     /// Starts the thread; it first receives the listener the shell's process sends over
     /// `sock`, then answers every notification until the session's processes are gone or
     /// the guard is dropped.
-    pub(crate) fn start(sock: OwnedFd, spec: GuardSpec) -> std::io::Result<ExecGuard> {
+    pub(crate) fn start(
+        sock: OwnedFd,
+        spec: GuardSpec,
+        sockets: crate::socket_guard::SocketScope,
+    ) -> std::io::Result<ExecGuard> {
         let (stop_r, stop_w) = pipe()?;
         let shell = spec.shell.clone();
         let decider = RuntimeDecider::new(spec);
@@ -537,6 +541,7 @@ impl ExecGuard {
                     shell_pid: None,
                     scripts: ScriptStarts::default(),
                     lineage: exec_notify::Lineage::default(),
+                    sockets,
                 }
                 .run(&stop_r);
             })?;
@@ -574,6 +579,7 @@ struct Guard {
     shell_pid: Option<i32>,
     scripts: ScriptStarts,
     lineage: exec_notify::Lineage,
+    sockets: crate::socket_guard::SocketScope,
 }
 
 impl Guard {
@@ -615,6 +621,10 @@ impl Guard {
     }
 
     fn handle(&mut self, n: &libc::seccomp_notif) {
+        if execkit_sandbox::socket_notify::is_connect(n) {
+            crate::socket_guard::handle(&self.sup, &self.decider, &self.sockets, n);
+            return;
+        }
         let (exec, snap) = match self.sup.read_exec(n) {
             Ok(x) => x,
             Err(e) => {

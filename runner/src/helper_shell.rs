@@ -18,8 +18,8 @@ pub(crate) struct HelperShell {
     pub(crate) cwd: std::sync::Mutex<Option<String>>,
 }
 
-/// Answers the helper's questions about programs stopped at their start, each on the
-/// blocking pool (a decision may wait for a human), until the link ends.
+/// Answers the helper's questions about programs stopped at their start and connections
+/// to Unix socket files outside the session, each on the blocking pool (a decision may wait for a human), until the link ends.
 pub(crate) fn answer_asks(
     link: Arc<Link>,
     decider: Arc<crate::exec_guard::RuntimeDecider>,
@@ -30,10 +30,16 @@ pub(crate) fn answer_asks(
             let (link, decider) = (link.clone(), decider.clone());
             tokio::spawn(async move {
                 let id = ask.id;
-                let judged = tokio::task::spawn_blocking(move || {
-                    let mut j = decider.judge(&ask.start);
-                    decider.record(&ask.start, &mut j);
-                    (j.allow, j.remember)
+                let judged = tokio::task::spawn_blocking(move || match &ask.socket {
+                    Some(path) => {
+                        let c = execkit_engine::Connection::unix(path, ask.start.program.clone());
+                        (crate::egress::judge::judge(&decider, &c).allow, false)
+                    }
+                    None => {
+                        let mut j = decider.judge(&ask.start);
+                        decider.record(&ask.start, &mut j);
+                        (j.allow, j.remember)
+                    }
                 })
                 .await;
                 let (allow, remember) = judged.unwrap_or((false, false));

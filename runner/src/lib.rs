@@ -64,6 +64,7 @@ mod result;
 pub mod sandbox;
 mod session;
 mod shell;
+mod socket_guard;
 pub mod ssh;
 mod stream;
 mod tmpdirs;

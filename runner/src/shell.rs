@@ -202,6 +202,7 @@ impl Shell {
                         let g = crate::exec_guard::ExecGuard::start(
                             std::os::fd::OwnedFd::from(ours),
                             spec,
+                            socket_scope(config, tmp, prepared.private_network),
                         )
                         .map_err(SessionError::Spawn)?;
                         enforcement.exec_decisions = true;
@@ -952,5 +953,29 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
         }
+    }
+}
+
+/// What the session's sockets reach without a decision: the workspace and its private
+/// tmp (see [`crate::socket_guard`]).
+fn socket_scope(
+    config: &SessionConfig,
+    tmp: &Path,
+    private_network: bool,
+) -> crate::socket_guard::SocketScope {
+    let own = [config.workspace.as_path(), tmp]
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    crate::socket_guard::SocketScope {
+        own,
+        private_network,
+        creds: config
+            .run_as
+            .as_ref()
+            .map(|r| execkit_sandbox::socket_notify::Creds {
+                uid: r.uid,
+                gid: r.gid,
+            }),
     }
 }

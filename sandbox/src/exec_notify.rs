@@ -16,6 +16,7 @@
 //! sandbox (Landlock, the seccomp deny-list, namespaces, limits), which bounds what it can
 //! do. The decision is the policy's second reading, not the kernel's.
 
+use crate::task_memory::TaskMemory;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -34,15 +35,21 @@ fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The filter: `execve` and `execveat` of the native architecture notify; everything
-/// else is allowed (by this filter: the deny-list filter still applies).
+/// The filter: `execve`, `execveat` and `connect` of the native architecture notify
+/// (see [`crate::socket_notify`] for `connect`); everything else is allowed (by this
+/// filter: the deny-list filter still applies, and its refusals come first).
+///
+/// `sendmsg` is not stopped: the shell's process sends this filter's listener with it
+/// right after installing the filter, and the datagrams a `sendto`/`sendmsg` address
+/// reach are no stream sockets (see the module's notes).
 pub fn filter() -> Vec<libc::sock_filter> {
     vec![
         insn(BPF_LD_W_ABS, 0, 0, 4),
-        insn(BPF_JMP_JEQ_K, 0, 3, AUDIT_ARCH),
+        insn(BPF_JMP_JEQ_K, 0, 4, AUDIT_ARCH),
         insn(BPF_LD_W_ABS, 0, 0, 0),
-        insn(BPF_JMP_JEQ_K, 2, 0, libc::SYS_execve as u32),
-        insn(BPF_JMP_JEQ_K, 1, 0, libc::SYS_execveat as u32),
+        insn(BPF_JMP_JEQ_K, 3, 0, libc::SYS_execve as u32),
+        insn(BPF_JMP_JEQ_K, 2, 0, libc::SYS_execveat as u32),
+        insn(BPF_JMP_JEQ_K, 1, 0, libc::SYS_connect as u32),
         insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
         insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
     ]
@@ -190,7 +197,6 @@ pub struct Exec {
 }
 
 /// Limits on what is read from a stopped task.
-const MAX_STRING: usize = 128 * 1024;
 const MAX_ARGS: usize = 8192;
 const MAX_TOTAL: usize = 2 * 1024 * 1024;
 
@@ -260,15 +266,33 @@ impl Supervisor {
 
     /// Lets the call go on (`allow`) or fails it with `errno`.
     pub fn answer(&self, id: u64, allow: bool, errno: i32) -> io::Result<()> {
+        let flags = if allow {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        } else {
+            0
+        };
+        self.respond(id, if allow { 0 } else { -errno }, flags)
+    }
+
+    /// Answers a call the supervisor carried out itself: it returns 0, or fails with the
+    /// errno of `result`.
+    pub fn answer_done(&self, id: u64, result: Result<(), i32>) -> io::Result<()> {
+        self.respond(id, result.err().map_or(0, |e| -e), 0)
+    }
+
+    /// A second handle on the same listener (to answer from another thread).
+    pub fn try_clone(&self) -> io::Result<Supervisor> {
+        Ok(Supervisor {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    fn respond(&self, id: u64, error: i32, flags: u32) -> io::Result<()> {
         let resp = libc::seccomp_notif_resp {
             id,
             val: 0,
-            error: if allow { 0 } else { -errno },
-            flags: if allow {
-                libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
-            } else {
-                0
-            },
+            error,
+            flags,
         };
         // SAFETY: the documented ioctl with a pointer to the response.
         let rc = unsafe {
@@ -361,93 +385,6 @@ impl Supervisor {
         match self.read_exec(n) {
             Ok((_, again)) => again == *snap && self.valid(n.id),
             Err(_) => false,
-        }
-    }
-}
-
-/// The page size the task's memory is read in.
-const PAGE: u64 = 4096;
-/// Pages kept while one call is read (argv, its strings and the path usually lie on a
-/// handful; past this the oldest is dropped and read again if needed).
-const CACHED_PAGES: usize = 16;
-
-/// Reads a stopped task's memory through `/proc/PID/mem` a page at a time, keeping the
-/// pages it read: a call's argument array and strings mostly share a few pages, so a
-/// compiler start with dozens of arguments costs a few reads instead of two per argument.
-/// A page is read only where something is asked of it, so a string that ends just before
-/// an unmapped page never fails.
-struct TaskMemory {
-    file: std::fs::File,
-    pages: Vec<(u64, Vec<u8>)>,
-}
-
-impl TaskMemory {
-    fn open(pid: i32) -> io::Result<TaskMemory> {
-        Ok(TaskMemory {
-            file: std::fs::File::open(format!("/proc/{pid}/mem"))?,
-            pages: Vec::new(),
-        })
-    }
-
-    /// The readable bytes of the page holding `at`, from `at` to the page's end.
-    fn from(&mut self, at: u64) -> io::Result<&[u8]> {
-        use std::os::unix::fs::FileExt;
-        let base = at - at % PAGE;
-        let i = match self.pages.iter().position(|(b, _)| *b == base) {
-            Some(i) => i,
-            None => {
-                let mut buf = vec![0u8; PAGE as usize];
-                let n = self.file.read_at(&mut buf, base)?;
-                if n == 0 {
-                    return Err(io::Error::other("the address is past its mapping"));
-                }
-                buf.truncate(n);
-                if self.pages.len() == CACHED_PAGES {
-                    self.pages.remove(0);
-                }
-                self.pages.push((base, buf));
-                self.pages.len() - 1
-            }
-        };
-        let page = &self.pages[i].1;
-        let off = (at - base) as usize;
-        if off >= page.len() {
-            return Err(io::Error::other("the address is past its mapping"));
-        }
-        Ok(&page[off..])
-    }
-
-    fn u64_at(&mut self, at: u64) -> io::Result<u64> {
-        let mut b = [0u8; 8];
-        let mut got = 0;
-        while got < 8 {
-            let chunk = self.from(at + got as u64)?;
-            let n = chunk.len().min(8 - got);
-            b[got..got + n].copy_from_slice(&chunk[..n]);
-            got += n;
-        }
-        Ok(u64::from_ne_bytes(b))
-    }
-
-    /// A NUL-terminated string at `at`.
-    fn string_at(&mut self, at: u64) -> io::Result<Vec<u8>> {
-        if at == 0 {
-            return Err(io::Error::other("a null string pointer"));
-        }
-        let mut out = Vec::new();
-        let mut pos = at;
-        loop {
-            let chunk = self.from(pos)?;
-            if let Some(end) = chunk.iter().position(|&b| b == 0) {
-                out.extend_from_slice(&chunk[..end]);
-                return Ok(out);
-            }
-            let n = chunk.len();
-            out.extend_from_slice(chunk);
-            if out.len() > MAX_STRING {
-                return Err(io::Error::other("a string over 128 KiB"));
-            }
-            pos += n as u64;
         }
     }
 }

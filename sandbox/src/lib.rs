@@ -31,6 +31,8 @@ pub mod procs;
 pub mod report;
 pub mod rlimits;
 pub mod seccomp_filter;
+pub mod socket_notify;
+mod task_memory;
 
 pub use landlock_rules::kernel_landlock_abi;
 pub use report::{

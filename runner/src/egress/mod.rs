@@ -30,7 +30,7 @@
 //! no SOCKS yet), and names are resolved by the system resolver unless the operator maps
 //! them (`EgressConfig::hosts`).
 
-mod judge;
+pub(crate) mod judge;
 mod netns;
 mod peer;
 mod proxy;

@@ -21,4 +21,5 @@ mod sandbox;
 mod session_state;
 mod ssh_connect;
 mod suite;
+mod unix_sockets;
 mod write_then_run;

@@ -1,0 +1,99 @@
+//! The shell's `connect` calls, stopped with its program starts: the helper makes the
+//! connection itself ([`execkit_sandbox::socket_notify`]); a Unix socket file outside the
+//! workspace and the private directory waits for the server's decision (an
+//! [`execkit_helper::msg::ExecAsk`] naming the socket).
+
+use execkit_sandbox::exec_notify::Supervisor;
+use execkit_sandbox::socket_notify::{self, Destination, Peer, SocketFile, SocketStop};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Connections waiting for the server.
+#[derive(Default)]
+pub(crate) struct Connects {
+    /// Directories whose sockets are the session's own (canonical).
+    own: Vec<PathBuf>,
+    waiting: HashMap<u64, (SocketStop, SocketFile)>,
+}
+
+/// What to do with a stopped `connect`.
+pub(crate) enum Next {
+    /// Answered already.
+    Done,
+    /// Ask the server about this connection by `program` to the socket at `path`.
+    Ask { program: String, path: String },
+}
+
+impl Connects {
+    /// Connections whose sockets in `own` are the session's own.
+    pub(crate) fn new(own: Vec<PathBuf>) -> Connects {
+        Connects {
+            own,
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// Answers a stopped `connect`, or says what to ask the server.
+    pub(crate) fn stopped(&mut self, sup: &Supervisor, n: &libc::seccomp_notif) -> Next {
+        let stop = match socket_notify::read(n) {
+            Ok(s) => s,
+            Err(e) => {
+                let invalid = e.kind() == std::io::ErrorKind::InvalidInput;
+                let _ = sup.answer(
+                    n.id,
+                    false,
+                    if invalid { libc::EINVAL } else { libc::EFAULT },
+                );
+                return Next::Done;
+            }
+        };
+        let path = match &stop.peer {
+            Peer::UnixPath(p) => p.clone(),
+            // The helper's session shares the host's network: its abstract names are the
+            // host's, which a connection made here would reach past the sandbox's scoping.
+            Peer::Abstract => {
+                let _ = sup.answer(n.id, false, libc::EACCES);
+                return Next::Done;
+            }
+            Peer::Other => {
+                let to = Destination::Bytes(stop.address.clone());
+                socket_notify::connect_for(sup, &stop, to, None);
+                return Next::Done;
+            }
+        };
+        let file = match socket_notify::resolve(stop.pid, &path) {
+            Ok(f) => f,
+            Err(errno) => {
+                let _ = sup.answer(n.id, false, errno);
+                return Next::Done;
+            }
+        };
+        if self
+            .own
+            .iter()
+            .any(|d| std::path::Path::new(&file.path).starts_with(d))
+        {
+            socket_notify::connect_for(sup, &stop, Destination::File(file), None);
+            return Next::Done;
+        }
+        let program = std::fs::read_link(format!("/proc/{}/exe", stop.pid))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let path = file.path.clone();
+        self.waiting.insert(stop.id, (stop, file));
+        Next::Ask { program, path }
+    }
+
+    /// The server's verdict on a waiting connection; false when `id` is none of ours.
+    pub(crate) fn verdict(&mut self, sup: &Supervisor, id: u64, allow: bool) -> bool {
+        let Some((stop, file)) = self.waiting.remove(&id) else {
+            return false;
+        };
+        if allow {
+            socket_notify::connect_for(sup, &stop, Destination::File(file), None);
+        } else {
+            let _ = sup.answer(id, false, libc::EACCES);
+        }
+        true
+    }
+}
