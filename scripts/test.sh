@@ -16,9 +16,10 @@ CEDAR_VERSION=4.14.1
 # test drives the terminal viewer, chromium, which loads its web page, and the build tools
 # the runtime-decision tests run scripts through (make, cc, perl, node, npm), the syslog
 # daemon the audit-forwarding test sends to (rsyslogd), chattr for the audit fault tests and
-# the load balancer of the scale-out test (haproxy). Installed with apt when missing.
+# the load balancer of the scale-out test (haproxy) and openssl for the HTTPS git server.
+# Installed with apt when missing.
 need=()
-for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium make cc perl node npm rsyslogd chattr haproxy; do
+for prog in bash python3 curl git ps bwrap strace rsync zip cvc5 tmux chromium make cc perl node npm rsyslogd chattr haproxy openssl; do
   command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then

