@@ -181,6 +181,13 @@ fn reached_network(r: &ExecResult) -> bool {
     r.exit_code == Some(0) || r.stderr.contains("Connection refused")
 }
 
+/// `command` run from a script in the session's tmp: the decision on the text sees only
+/// `sh` starting it (a write it names outside the writable roots would be refused there,
+/// before the kernel is asked), so the probe measures the kernel. `command` has no `'`.
+fn kernel_only(command: &str) -> String {
+    format!("printf '%s\\n' '{command}' > \"$TMPDIR/.execkit-doctor.sh\" && sh \"$TMPDIR/.execkit-doctor.sh\"")
+}
+
 const PROBES: &[Probe] = &[
     Probe {
         kind: CheckKind::WriteOutsideWorkspace,
@@ -330,6 +337,17 @@ impl Report {
                     (c.as_str(), succeeded as fn(&ExecResult) -> bool)
                 }
                 _ => (p.command, p.permitted),
+            };
+            let scripted;
+            let writes = matches!(
+                p.kind,
+                CheckKind::WriteOutsideWorkspace | CheckKind::WorkspaceWrite
+            );
+            let command = if writes {
+                scripted = kernel_only(command);
+                scripted.as_str()
+            } else {
+                command
             };
             let ran_ok = match session.exec(command, &Default::default()).await {
                 Ok(r) => permitted(&r),

@@ -61,7 +61,9 @@ impl Session {
         let mut stages = Stages::default();
         let env = self.decision_env(&cwd, None);
         let (prepared, env) = self.prepare(command, env, &mut stages).await;
-        self.decide_prepared(command, &prepared, &env).await
+        let enforcement = self.state.lock().await.enforcement.clone();
+        self.decide_prepared(command, &prepared, &env, &enforcement)
+            .await
     }
 
     /// `command` parsed once in `env` (see [`execkit_engine::Engine::prepare`]), and `env`
@@ -89,18 +91,23 @@ impl Session {
         (prepared, env)
     }
 
-    /// The decision on a prepared command (off the async workers when it is long).
+    /// The decision on a prepared command (off the async workers when it is long), with
+    /// the writes the sandbox of `enforcement` will refuse refused.
     async fn decide_prepared(
         &self,
         command: &str,
         prepared: &Arc<Prepared>,
         env: &DecisionEnv,
+        enforcement: &execkit_sandbox::Enforcement,
     ) -> Decision {
         let p = prepared.clone();
-        off_thread_if_long(&self.config.engine, command, env, move |e, c, env| {
-            e.decide_prepared(c, &p, env)
-        })
-        .await
+        let mut decision =
+            off_thread_if_long(&self.config.engine, command, env, move |e, c, env| {
+                e.decide_prepared(c, &p, env)
+            })
+            .await;
+        crate::kernel_prediction::refuse_unwritable(&mut decision, enforcement);
+        decision
     }
 
     /// `env` with the real locations (through symlinks, on the target) of the paths the
@@ -179,7 +186,9 @@ impl Session {
         let env = self.decision_env(&cwd, approver);
         let (prepared, env) = self.prepare(command, env, stages).await;
         let deciding = Instant::now();
-        let decision = self.decide_prepared(command, &prepared, &env).await;
+        let decision = self
+            .decide_prepared(command, &prepared, &env, &st.enforcement)
+            .await;
         stages.decide_us = micros(deciding.elapsed());
         let recording = Instant::now();
         let redact = |t: &str| shown.redact(t);

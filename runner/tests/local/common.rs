@@ -116,3 +116,21 @@ pub fn session_members(sid: i32) -> Vec<Proc> {
         .filter(|s| s.sid == sid)
         .collect()
 }
+
+/// `command` run from a script the session writes first, so that the decision on the text
+/// sees only `sh` starting a workspace file: what is left to stop it is the kernel.
+pub fn hidden(command: &str) -> String {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD.encode(command);
+    format!("echo {b} | base64 -d > hidden.sh && sh hidden.sh")
+}
+
+/// Asserts that the decision refuses `command` because the kernel sandbox would.
+pub async fn predicted_refusal(s: &Session, command: &str) {
+    let e = s.exec(command, &Default::default()).await;
+    let msg = format!("{e:?}");
+    assert!(
+        msg.contains("the kernel would refuse"),
+        "`{command}`: {msg}"
+    );
+}

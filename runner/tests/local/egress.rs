@@ -353,7 +353,7 @@ fn git_https(dir: &std::path::Path) -> (std::process::Child, u16, std::path::Pat
     sh("git init -q src && git -C src -c user.name=t -c user.email=t@t.test commit -q --allow-empty -m first && git clone -q --bare src repo.git");
     sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 -subj /CN=git.test -addext subjectAltName=DNS:git.test,DNS:evil.test 2>/dev/null");
     std::fs::write(dir.join("server.py"), GIT_HTTPS_SERVER).unwrap();
-    let child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new("python3")
         .arg(dir.join("server.py"))
         .args(["."])
         .arg(dir.join("cert.pem"))
@@ -370,6 +370,8 @@ fn git_https(dir: &std::path::Path) -> (std::process::Child, u16, std::path::Pat
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the git server did not start");
 }
 

@@ -31,8 +31,11 @@ async fn enforcement_is_reported() {
 async fn filesystem_writes_stay_in_the_workspace() {
     let ws = Workspace::new("fs");
     let s = session(&ws, Profile::Workspace).await;
-    // Defence in depth: the policies permit everything, the kernel still refuses.
-    let r = run(&s, "echo x > /etc/execkit-test-write").await;
+    // The policies permit everything: the decision predicts the kernel's refusal, with
+    // advice, and hidden in a script the kernel refuses it.
+    predicted_refusal(&s, "echo x > /etc/execkit-test-write").await;
+    predicted_refusal(&s, "echo x > /tmp/execkit-test-write").await;
+    let r = run(&s, &hidden("echo x > /etc/execkit-test-write")).await;
     assert_ne!(r.exit_code, Some(0));
     assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
     assert!(!std::path::Path::new("/etc/execkit-test-write").exists());
@@ -56,7 +59,17 @@ async fn filesystem_writes_stay_in_the_workspace() {
     .await;
     // Escapes by link or rename.
     ok(&s, "echo mine > f && ln -s /etc/passwd link").await;
-    assert_ne!(run(&s, "echo pwned >> link").await.exit_code, Some(0));
+    predicted_refusal(&s, "echo pwned >> link").await;
+    assert_ne!(
+        run(&s, &hidden("echo pwned >> link")).await.exit_code,
+        Some(0)
+    );
+    assert_ne!(
+        run(&s, &hidden("echo x > /tmp/execkit-test-write"))
+            .await
+            .exit_code,
+        Some(0)
+    );
     assert_ne!(run(&s, "mv f /tmp/execkit-moved").await.exit_code, Some(0));
     assert_ne!(run(&s, "ln /etc/hostname hard").await.exit_code, Some(0));
     assert_ne!(run(&s, "ln f /tmp/execkit-hard").await.exit_code, Some(0));

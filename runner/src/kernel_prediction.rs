@@ -1,0 +1,108 @@
+//! What the kernel sandbox will refuse of a command the policies allow, said before the
+//! command runs: a write to a path outside the session's writable roots (`/tmp/x` when only
+//! the private tmp is writable, a file in the closed home) is refused as a decision, with the
+//! roots and advice, instead of failing later with a bare `EACCES`.
+//!
+//! Only what the kernel certainly refuses is turned into a refusal: an exact path (not a
+//! glob's bound), outside every writable root, and not a device or `/proc` file (the device
+//! files a session writes are granted by Landlock rules of their own). A symlink the command
+//! writes through is the kernel's to follow, and stays the kernel's to refuse.
+
+use execkit_engine::{Action, Decision, FactDecision, Verdict};
+use execkit_sandbox::{Enforcement, Profile};
+use std::path::{Path, PathBuf};
+
+/// Turns each allowed write the sandbox of `enforcement` will refuse into a denied fact, and
+/// the decision into a denial when one is.
+pub(crate) fn refuse_unwritable(decision: &mut Decision, enforcement: &Enforcement) {
+    if !enforcement.filesystem || enforcement.profile == Profile::Off {
+        return;
+    }
+    let roots = &enforcement.writable;
+    let mut refused = false;
+    for fact in decision.facts.iter_mut() {
+        if fact.verdict == Verdict::Deny || fact.action != Action::WritePath {
+            continue;
+        }
+        if let Some(path) = exact_path(fact) {
+            if !writable(&path, roots) {
+                refuse(fact, &path, roots);
+                refused = true;
+            }
+        }
+    }
+    if refused {
+        decision.verdict = Verdict::Deny;
+    }
+}
+
+/// The path of a `Path::"/abs"` resource, when it is exact and quoted as itself.
+fn exact_path(fact: &FactDecision) -> Option<PathBuf> {
+    let id = fact.resource.strip_prefix("Path::\"")?.strip_suffix('"')?;
+    let exact = id.starts_with('/') && !id.contains('\\') && !id.ends_with("/*");
+    exact.then(|| PathBuf::from(id))
+}
+
+/// Whether the sandbox lets the session write `path`.
+fn writable(path: &Path, roots: &[PathBuf]) -> bool {
+    path.starts_with("/dev")
+        || path.starts_with("/proc")
+        || roots.iter().any(|r| path.starts_with(r))
+}
+
+fn refuse(fact: &mut FactDecision, path: &Path, roots: &[PathBuf]) {
+    let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    fact.verdict = Verdict::Deny;
+    fact.reason = format!(
+        "the session's sandbox writes only in {}: {} is outside, so the kernel would refuse it. Write scratch files under $TMPDIR and results in the workspace",
+        shown.join(", "),
+        path.display()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use execkit_engine::{DecisionEnv, Engine, PolicyBundle};
+
+    /// (command, whether it runs) under a permit-all policy and a sandbox writing only in
+    /// `/w` and `/t`: the writes the kernel would refuse are refused before they run.
+    #[test]
+    fn writes_outside_the_roots_are_refused_before_they_run() {
+        let bundle = PolicyBundle::from_files(
+            (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+            &[("all.cedar", "permit(principal, action, resource);")],
+            "[]",
+        );
+        let engine = Engine::new(&bundle).unwrap();
+        let env = DecisionEnv::local("/w", "/home/agent");
+        let cases = [
+            ("echo x > /w/out.txt", true),
+            ("echo x > /t/scratch", true),
+            ("echo x > /tmp/x", false),
+            ("echo x >> /home/agent/.bashrc", false),
+            ("echo x > /dev/null", true),
+            ("cat /tmp/x > /w/y", true),
+            ("cd /tmp && echo x > rel", false),
+        ];
+        for (command, runs) in cases {
+            let mut d = engine.decide(command, &env);
+            assert_eq!(d.verdict, Verdict::Allow, "{command}: {d:?}");
+            refuse_unwritable(&mut d, &enforcement());
+            let want = if runs { Verdict::Allow } else { Verdict::Deny };
+            assert_eq!(d.verdict, want, "{command}: {d:?}");
+            if !runs {
+                let f = d.facts.iter().find(|f| f.verdict == Verdict::Deny).unwrap();
+                assert!(f.reason.contains("$TMPDIR"), "{}", f.reason);
+            }
+        }
+    }
+
+    fn enforcement() -> Enforcement {
+        let mut e = crate::remote::no_sandbox_here();
+        e.profile = Profile::Workspace;
+        e.filesystem = true;
+        e.writable = vec!["/t".into(), "/w".into()];
+        e
+    }
+}
