@@ -6,6 +6,8 @@ use clap::{Args, Subcommand};
 use execkit_engine::policy_dir;
 use execkit_engine::{Decision, DecisionEnv, Engine, Transport, Verdict};
 use execkit_grammar::{parse, ParseOptions};
+use execkit_runner::kernel_prediction;
+use execkit_runner::sandbox::Profile;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -131,6 +133,10 @@ pub struct CheckArgs {
     /// SSH host or Docker daemon host for the target.
     #[arg(long)]
     host: Option<String>,
+    /// The local session's sandbox profile (default: the configuration's, else
+    /// `workspace`): a write it certainly refuses is refused here too, with advice.
+    #[arg(long)]
+    profile: Option<String>,
     /// Agent entity id of the principal (default: the configuration's, else `agent`).
     #[arg(long)]
     identity: Option<String>,
@@ -238,14 +244,19 @@ pub fn engine_for(dir: Option<&Path>) -> anyhow::Result<(Engine, policy_dir::Pol
 fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut env = env_of(&a.env)?;
     let command = command_of(&a.command, a.file.as_deref())?;
+    let (mut profile, mut writable) = (Profile::Workspace, Vec::new());
     let engine = match &a.config {
         Some(path) => {
             let config = crate::config::OperatorConfig::load(Some(path))?;
             env.identity = config.identity.identity();
+            (profile, writable) = (config.sandbox.profile, config.sandbox.writable.clone());
             crate::operator::engine_of(&config, a.policies.as_deref())?.0
         }
         None => engine_for(a.policies.as_deref())?.0,
     };
+    if let Some(p) = &a.profile {
+        profile = p.parse()?;
+    }
     env.target.transport = a.transport.parse::<Transport>()?;
     env.target.host = a.host.clone();
     if let Some(agent) = &a.identity {
@@ -254,7 +265,13 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     if !a.groups.is_empty() {
         env.identity.groups = a.groups.clone();
     }
-    let d = engine.decide(&command, &env);
+    let mut d = engine.decide(&command, &env);
+    if env.target.transport == Transport::Local {
+        let ws = std::path::Path::new(&env.workspace);
+        if let Some(roots) = kernel_prediction::dry_run_roots(profile, ws, &writable) {
+            kernel_prediction::refuse_outside(&mut d, &roots, None);
+        }
+    }
     report(&d, a.json)
 }
 

@@ -1833,3 +1833,22 @@ fn exec_and_session_have_a_human_readable_mode() {
     assert_eq!(err.matches("-- exit ").count(), 3, "{err}");
     std::fs::remove_dir_all(&ws).unwrap();
 }
+
+/// A write the profile's sandbox will refuse is refused by the dry run, with the roots and
+/// advice; under `off` (no kernel sandbox) the policies' verdict stands.
+#[test]
+fn policy_check_predicts_the_sandboxs_refusal_of_a_write() {
+    let mut args = CHECK_AT_WORK.to_vec();
+    args.extend(["--", "echo x > /tmp/x"]);
+    let o = execkit(&args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("the kernel would refuse it"), "{out}");
+    assert!(out.contains("writes only in /work"), "{out}");
+    let mut off = CHECK_AT_WORK.to_vec();
+    off.extend(["--profile", "off", "--", "echo x > /tmp/x"]);
+    assert_eq!(execkit(&off).status.code(), Some(0));
+    let mut inside = CHECK_AT_WORK.to_vec();
+    inside.extend(["--", "echo x > /work/out.txt"]);
+    assert_eq!(execkit(&inside).status.code(), Some(0));
+}

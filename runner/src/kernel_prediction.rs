@@ -14,11 +14,36 @@ use std::path::{Path, PathBuf};
 
 /// Turns each allowed write the sandbox of `enforcement` will refuse into a denied fact, and
 /// the decision into a denial when one is.
-pub(crate) fn refuse_unwritable(decision: &mut Decision, enforcement: &Enforcement) {
+pub fn refuse_unwritable(decision: &mut Decision, enforcement: &Enforcement) {
     if !enforcement.filesystem || enforcement.profile == Profile::Off {
         return;
     }
-    let roots = &enforcement.writable;
+    // The private tmp is the first writable root (see `execkit_sandbox::prepared`).
+    let tmp = enforcement.writable.first().map(PathBuf::as_path);
+    refuse_outside(decision, &enforcement.writable, tmp);
+}
+
+/// The writable roots a dry run of a local session with `profile` knows: the workspace
+/// (unless read-only) and the operator's extra roots; the session's private tmp has no
+/// name before the session exists (a write to `$TMPDIR/…` is not exact, and stays allowed).
+/// `None` for `off`: nothing is refused by the kernel.
+pub fn dry_run_roots(
+    profile: Profile,
+    workspace: &Path,
+    extra: &[PathBuf],
+) -> Option<Vec<PathBuf>> {
+    let mut roots = match profile {
+        Profile::Off => return None,
+        Profile::ReadOnly => Vec::new(),
+        _ => vec![workspace.to_path_buf()],
+    };
+    roots.extend(extra.iter().cloned());
+    Some(roots)
+}
+
+/// Turns each allowed write to an exact path outside `roots` into a denied fact, and the
+/// decision into a denial when one is; the advice names the session's `tmp` when known.
+pub fn refuse_outside(decision: &mut Decision, roots: &[PathBuf], tmp: Option<&Path>) {
     let mut refused = false;
     for fact in decision.facts.iter_mut() {
         if fact.verdict == Verdict::Deny || fact.action != Action::WritePath {
@@ -26,7 +51,7 @@ pub(crate) fn refuse_unwritable(decision: &mut Decision, enforcement: &Enforceme
         }
         if let Some(path) = exact_path(fact) {
             if !writable(&path, roots) {
-                refuse(fact, &path, roots);
+                refuse(fact, &path, roots, tmp);
                 refused = true;
             }
         }
@@ -50,11 +75,19 @@ fn writable(path: &Path, roots: &[PathBuf]) -> bool {
         || roots.iter().any(|r| path.starts_with(r))
 }
 
-fn refuse(fact: &mut FactDecision, path: &Path, roots: &[PathBuf]) {
-    let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+fn refuse(fact: &mut FactDecision, path: &Path, roots: &[PathBuf], tmp: Option<&Path>) {
+    let mut shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    if tmp.is_none() {
+        shown.push("its private tmp ($TMPDIR)".into());
+    }
+    let scratch = match tmp {
+        Some(t) => format!("in the session's tmp, {}", t.display()),
+        None => "in the session's private tmp".into(),
+    };
     fact.verdict = Verdict::Deny;
+    fact.policies.clear();
     fact.reason = format!(
-        "the session's sandbox writes only in {}: {} is outside, so the kernel would refuse it. Write scratch files under $TMPDIR and results in the workspace",
+        "the session's sandbox writes only in {}: {} is outside, so the kernel would refuse it. Write scratch files {scratch}, results in the workspace",
         shown.join(", "),
         path.display()
     );
@@ -93,7 +126,7 @@ mod tests {
             assert_eq!(d.verdict, want, "{command}: {d:?}");
             if !runs {
                 let f = d.facts.iter().find(|f| f.verdict == Verdict::Deny).unwrap();
-                assert!(f.reason.contains("$TMPDIR"), "{}", f.reason);
+                assert!(f.reason.contains("session's tmp, /t"), "{}", f.reason);
             }
         }
     }

@@ -52,7 +52,7 @@ mod git_identity;
 mod helper_binary;
 mod helper_link;
 mod helper_shell;
-mod kernel_prediction;
+pub mod kernel_prediction;
 pub mod known_hosts;
 mod live_paths;
 pub mod process;

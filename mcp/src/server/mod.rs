@@ -914,7 +914,16 @@ impl ExecKitServer {
                 let mut env = DecisionEnv::local(&ws, &home);
                 env.identity = self.identity();
                 env.cwd = Some(ws.clone());
-                let decision = execkit_runner::decide(&op.engine, &a.command, &env).await;
+                let mut decision = execkit_runner::decide(&op.engine, &a.command, &env).await;
+                let sandbox = &op.config.sandbox;
+                let roots = execkit_runner::kernel_prediction::dry_run_roots(
+                    sandbox.profile,
+                    &op.default_workspace,
+                    &sandbox.writable,
+                );
+                if let Some(roots) = roots {
+                    execkit_runner::kernel_prediction::refuse_outside(&mut decision, &roots, None);
+                }
                 (decision, ws)
             }
         };
