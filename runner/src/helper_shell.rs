@@ -33,7 +33,7 @@ pub(crate) fn answer_asks(
                 let judged = tokio::task::spawn_blocking(move || match &ask.socket {
                     Some(path) => {
                         let c = execkit_engine::Connection::unix(path, ask.start.program.clone());
-                        (crate::egress::judge::judge(&decider, &c).allow, false)
+                        (crate::egress::judge::judge(&decider, &c, None).allow, false)
                     }
                     None => {
                         let mut j = decider.judge(&ask.start);

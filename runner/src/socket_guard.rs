@@ -86,7 +86,7 @@ fn unix_file(
         return Ok(file);
     }
     let c = Connection::unix(&file.path, program_of(pid));
-    if crate::egress::judge::judge(decider, &c).allow {
+    if crate::egress::judge::judge(decider, &c, None).allow {
         Ok(file)
     } else {
         Err(libc::EACCES)

@@ -12,6 +12,8 @@ pub(crate) struct Verdicted {
     pub allow: bool,
     /// Why not, with the policies' advice (redacted).
     pub reason: String,
+    /// The human who approved it, when it asked.
+    pub approved_by: Option<String>,
 }
 
 /// The words a connection is recorded and asked about as.
@@ -28,20 +30,26 @@ fn label(c: &Connection) -> String {
 }
 
 /// Decides `c` for the session of `decider` (blocking: an `ask` waits for the human).
-pub(crate) fn judge(decider: &RuntimeDecider, c: &Connection) -> Verdicted {
+/// `approved`: the human who approved this same connection's earlier question (its name,
+/// before the address was known), whose answer stands for an `ask` here too; a `forbid`
+/// still refuses.
+pub(crate) fn judge(decider: &RuntimeDecider, c: &Connection, approved: Option<&str>) -> Verdicted {
     let spec = decider.spec();
     let decision = spec.engine.decide_connection(c, &spec.env);
     let mut allow = decision.verdict == Verdict::Allow;
     let mut reason = crate::result::Denial::reason_for(&decision);
     let mut approved_by = None;
     if decision.verdict == Verdict::Ask {
-        approved_by = ask(decider, c, &decision);
+        approved_by = match approved {
+            Some(who) => Some(who.to_string()),
+            None => ask(decider, c, &decision),
+        };
         allow = approved_by.is_some();
         if !allow {
             reason = format!("{reason} (not approved)");
         }
     }
-    if let Err(why) = record(decider, c, &decision, allow, approved_by) {
+    if let Err(why) = record(decider, c, &decision, allow, approved_by.clone()) {
         if allow {
             allow = false;
             reason =
@@ -52,7 +60,11 @@ pub(crate) fn judge(decider: &RuntimeDecider, c: &Connection) -> Verdicted {
     if !allow {
         decider.refused(denial(decider, c, &decision, &reason));
     }
-    Verdicted { allow, reason }
+    Verdicted {
+        allow,
+        reason,
+        approved_by,
+    }
 }
 
 /// A human's answer through the session's runtime approver, if it has one.

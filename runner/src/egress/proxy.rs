@@ -143,15 +143,16 @@ async fn handle(
         program,
         address: None,
     };
-    if let Some(refused) = decide(&shared, &conn).await {
-        return Ok(refused);
-    }
+    let approved = match decide(&shared, &conn, None).await {
+        Ok(who) => who,
+        Err(refused) => return Ok(refused),
+    };
     let addr = match resolve(&shared.config, &conn.host, port).await {
         Ok(a) => a,
         Err(why) => return Ok(text(StatusCode::BAD_GATEWAY, &why)),
     };
     conn.address = Some(addr.ip());
-    if let Some(refused) = decide(&shared, &conn).await {
+    if let Err(refused) = decide(&shared, &conn, approved).await {
         return Ok(refused);
     }
     let upstream = match TcpStream::connect(addr).await {
@@ -174,26 +175,34 @@ async fn handle(
     Ok(forward(req, upstream).await)
 }
 
-/// The policies' refusal as the client's response, or `None` when allowed.
-async fn decide(shared: &Arc<Shared>, conn: &Connection) -> Option<Response<Body>> {
+/// The policies' refusal as the client's response, or who approved it (`None`: the
+/// policies allowed it without asking). `approved`: the human who approved this
+/// connection's name.
+async fn decide(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    approved: Option<String>,
+) -> Result<Option<String>, Response<Body>> {
     let s = shared.clone();
     let c = conn.clone();
-    let v = tokio::task::spawn_blocking(move || judge(&s.decider, &c))
+    let v = tokio::task::spawn_blocking(move || judge(&s.decider, &c, approved.as_deref()))
         .await
         .unwrap_or(Verdicted {
             allow: false,
             reason: "the decision failed".into(),
+            approved_by: None,
         });
-    (!v.allow).then(|| {
-        let mut r = text(
-            StatusCode::FORBIDDEN,
-            &format!("{} refused: {}", conn.authority(), v.reason),
-        );
-        if let Ok(h) = hyper::header::HeaderValue::from_str(&v.reason.replace(['\r', '\n'], " ")) {
-            r.headers_mut().insert("x-execkit-reason", h);
-        }
-        r
-    })
+    if v.allow {
+        return Ok(v.approved_by);
+    }
+    let mut r = text(
+        StatusCode::FORBIDDEN,
+        &format!("{} refused: {}", conn.authority(), v.reason),
+    );
+    if let Ok(h) = hyper::header::HeaderValue::from_str(&v.reason.replace(['\r', '\n'], " ")) {
+        r.headers_mut().insert("x-execkit-reason", h);
+    }
+    Err(r)
 }
 
 /// The first address of `host` (the operator's map first, then the system resolver).

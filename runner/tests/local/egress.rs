@@ -16,6 +16,11 @@ use std::sync::{Arc, Mutex};
 /// a private address the operator allows, `meta.test` allowed by name but resolving to the metadata address, and
 /// `sneaky.test` allowed by name but resolving to loopback without the operator's leave.
 fn policies() -> Arc<Engine> {
+    policies_with(None)
+}
+
+/// [`policies`] with one more policy file.
+fn policies_with(extra: Option<&str>) -> Arc<Engine> {
     let set = execkit_policies::DEFAULT;
     let mut entities: Vec<serde_json::Value> = serde_json::from_str(set.entities).unwrap();
     for e in entities.iter_mut() {
@@ -26,16 +31,20 @@ fn policies() -> Arc<Engine> {
         let add: &[&str] = match id.as_str() {
             "package-registries" => &["registry.test"],
             "egress-allowed" => &["registry.test", "meta.test", "sneaky.test", "git.test"],
-            "private-hosts" => &["registry.test", "meta.test", "git.test"],
+            "private-hosts" => &["registry.test", "meta.test", "git.test", "ask.test"],
             _ => &[],
         };
         let pats = e["attrs"]["patterns"].as_array_mut().unwrap();
         pats.extend(add.iter().map(|h| serde_json::json!(h)));
     }
     let text = serde_json::to_string(&entities).unwrap();
+    let mut files = set.policies.to_vec();
+    if let Some(t) = extra {
+        files.push(("extra.cedar", t));
+    }
     let bundle = PolicyBundle::from_files(
         (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
+        &files,
         &text,
     );
     Arc::new(Engine::new(&bundle).unwrap())
@@ -61,19 +70,37 @@ fn server(body: &'static str) -> u16 {
 }
 
 async fn brokered(ws: &Workspace, log: Option<Arc<Mutex<AuditLog>>>) -> Session {
+    brokered_with(ws, policies(), log, None).await
+}
+
+async fn brokered_with(
+    ws: &Workspace,
+    engine: Arc<Engine>,
+    log: Option<Arc<Mutex<AuditLog>>>,
+    approver: Option<execkit_runner::RuntimeApprover>,
+) -> Session {
     let mut egress = EgressConfig::default();
-    for h in ["registry.test", "evil.test", "sneaky.test", "git.test"] {
+    for h in [
+        "registry.test",
+        "evil.test",
+        "sneaky.test",
+        "git.test",
+        "ask.test",
+    ] {
         egress.hosts.insert(h.into(), "127.0.0.1".parse().unwrap());
     }
     egress
         .hosts
         .insert("meta.test".into(), "169.254.169.254".parse().unwrap());
-    let mut b = config(ws, policies(), Profile::Workspace).sandbox(SandboxConfig {
+    let mut b = config(ws, engine, Profile::Workspace).sandbox(SandboxConfig {
         egress,
         ..SandboxConfig::default()
     });
     if let Some(l) = log {
         b = b.audit(l);
+    }
+    if let Some(a) = approver {
+        b = b.runtime_approver(a);
     }
     b.local().await.unwrap()
 }
@@ -426,4 +453,46 @@ async fn git_clones_over_https_from_a_listed_host_and_is_refused_an_unlisted_one
     s.close().await;
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// A connection a policy asks about waits for the session's runtime approver: approved, it
+/// is made; declined, it is refused with the host, and the program sees the broker's 403.
+#[tokio::test]
+async fn a_connection_the_policy_asks_about_waits_for_a_human() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let ws = Workspace::new("egress-ask");
+    let port = server("asked and answered");
+    let ask = "@id(\"ask-for-ask-test\")\n@ask(\"true\")\npermit (principal, action == Action::\"connect\", resource == Host::\"ask.test\");\n";
+    let (yes, asked) = (
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (y, n) = (yes.clone(), asked.clone());
+    let approver: execkit_runner::RuntimeApprover = Arc::new(move |a| {
+        assert!(a.command.contains("ask.test"), "{}", a.command);
+        n.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = tx.send(y.load(Ordering::SeqCst).then(|| "tester".to_string()));
+        rx
+    });
+    let s = brokered_with(&ws, policies_with(Some(ask)), None, Some(approver)).await;
+    std::fs::write(
+        ws.path().join("get.py"),
+        format!("import urllib.request\nprint(urllib.request.urlopen('http://ask.test:{port}/').read().decode())\n"),
+    )
+    .unwrap();
+    let r = ok(&s, "python3 get.py").await;
+    assert_eq!(r.stdout, "asked and answered\n");
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    yes.store(false, Ordering::SeqCst);
+    let r = run(&s, "python3 get.py").await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("403"), "{r:?}");
+    let d = r
+        .runtime_denials
+        .iter()
+        .find(|d| d.destination.as_deref() == Some(&format!("ask.test:{port}")))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(d.reason.contains("not approved"), "{d:?}");
+    s.close().await;
 }
