@@ -507,6 +507,11 @@ fn memo_key(start: &ProgramStart) -> String {
     k
 }
 
+/// Answers a stopped `connect` (the same listener stops it with the program starts); the
+/// session that starts the guard says how.
+pub(crate) type ConnectHandler =
+    Box<dyn Fn(&Supervisor, &RuntimeDecider, &libc::seccomp_notif) + Send>;
+
 /// A local session's runtime decisions: the supervising thread.
 pub(crate) struct ExecGuard {
     pub(crate) decider: Arc<RuntimeDecider>,
@@ -521,7 +526,7 @@ impl ExecGuard {
     pub(crate) fn start(
         sock: OwnedFd,
         spec: GuardSpec,
-        sockets: crate::socket_guard::SocketScope,
+        on_connect: ConnectHandler,
     ) -> std::io::Result<ExecGuard> {
         let (stop_r, stop_w) = pipe()?;
         let shell = spec.shell.clone();
@@ -541,7 +546,7 @@ impl ExecGuard {
                     shell_pid: None,
                     scripts: ScriptStarts::default(),
                     lineage: exec_notify::Lineage::default(),
-                    sockets,
+                    on_connect,
                 }
                 .run(&stop_r);
             })?;
@@ -579,7 +584,7 @@ struct Guard {
     shell_pid: Option<i32>,
     scripts: ScriptStarts,
     lineage: exec_notify::Lineage,
-    sockets: crate::socket_guard::SocketScope,
+    on_connect: ConnectHandler,
 }
 
 impl Guard {
@@ -622,7 +627,7 @@ impl Guard {
 
     fn handle(&mut self, n: &libc::seccomp_notif) {
         if execkit_sandbox::socket_notify::is_connect(n) {
-            crate::socket_guard::handle(&self.sup, &self.decider, &self.sockets, n);
+            (self.on_connect)(&self.sup, &self.decider, n);
             return;
         }
         let (exec, snap) = match self.sup.read_exec(n) {

@@ -202,7 +202,7 @@ impl Shell {
                         let g = crate::exec_guard::ExecGuard::start(
                             std::os::fd::OwnedFd::from(ours),
                             spec,
-                            socket_scope(config, tmp, prepared.private_network),
+                            connects(socket_scope(config, tmp, prepared.private_network)),
                         )
                         .map_err(SessionError::Spawn)?;
                         enforcement.exec_decisions = true;
@@ -954,6 +954,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// The guard's answer to a stopped `connect`: the socket guard's, within `scope`.
+fn connects(scope: crate::socket_guard::SocketScope) -> crate::exec_guard::ConnectHandler {
+    Box::new(move |sup, decider, n| crate::socket_guard::handle(sup, decider, &scope, n))
 }
 
 /// What the session's sockets reach without a decision: the workspace and its private
