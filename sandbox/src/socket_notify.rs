@@ -140,9 +140,7 @@ pub fn resolve(pid: i32, path: &[u8]) -> Result<SocketFile, i32> {
     let shown = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(|_| libc::EACCES)?;
     Ok(SocketFile {
-        path: std::ffi::OsStr::from_bytes(shown.as_os_str().as_bytes())
-            .to_string_lossy()
-            .into_owned(),
+        path: shown.to_string_lossy().into_owned(),
         file,
     })
 }
