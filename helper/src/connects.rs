@@ -13,6 +13,8 @@ use std::path::PathBuf;
 pub(crate) struct Connects {
     /// Directories whose sockets are the session's own (canonical).
     own: Vec<PathBuf>,
+    /// The shell has a network of its own, whose abstract names are the session's.
+    private_network: bool,
     waiting: HashMap<u64, (SocketStop, SocketFile)>,
 }
 
@@ -25,10 +27,12 @@ pub(crate) enum Next {
 }
 
 impl Connects {
-    /// Connections whose sockets in `own` are the session's own.
-    pub(crate) fn new(own: Vec<PathBuf>) -> Connects {
+    /// Connections whose sockets in `own` are the session's own; with `private_network`
+    /// the abstract names are too.
+    pub(crate) fn new(own: Vec<PathBuf>, private_network: bool) -> Connects {
         Connects {
             own,
+            private_network,
             waiting: HashMap::new(),
         }
     }
@@ -49,13 +53,14 @@ impl Connects {
         };
         let path = match &stop.peer {
             Peer::UnixPath(p) => p.clone(),
-            // The helper's session shares the host's network: its abstract names are the
-            // host's, which a connection made here would reach past the sandbox's scoping.
-            Peer::Abstract => {
+            // Sharing the host's network, the session's abstract names are the host's, which
+            // a connection made here would reach past the sandbox's scoping. In a network of
+            // its own they are the session's: the socket, made there, looks them up there.
+            Peer::Abstract if !self.private_network => {
                 let _ = sup.answer(n.id, false, libc::EACCES);
                 return Next::Done;
             }
-            Peer::Other => {
+            Peer::Abstract | Peer::Other => {
                 let to = Destination::Bytes(stop.address.clone());
                 socket_notify::connect_for(sup, &stop, to, None);
                 return Next::Done;

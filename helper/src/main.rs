@@ -11,6 +11,7 @@
 // unsafe block carries a SAFETY comment (clippy::undocumented_unsafe_blocks).
 #![allow(unsafe_code)]
 
+mod broker;
 mod connects;
 mod guard;
 mod probe;

@@ -42,6 +42,42 @@ pub struct Start {
     /// Stop every program the shell starts at `execve` and ask the server
     /// ([`crate::wire::Kind::ExecAsk`]) before it runs.
     pub exec_decisions: bool,
+    /// Give the shell a network of its own (loopback only) where the account may create
+    /// one, with the helper's egress broker in it as the only way out; needs
+    /// `exec_decisions` (the server decides each connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerStart>,
+}
+
+/// The egress broker the helper holds in the shell's own network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerStart {
+    /// The port it listens on at `127.0.0.1` inside the shell's network.
+    pub port: u16,
+    /// Variables that point the shell's clients at it (set only when the shell has the
+    /// network of its own).
+    pub env: Vec<(String, String)>,
+    /// Names resolved to these addresses instead of by the target's resolver (the
+    /// operator's `[sandbox.egress] hosts`).
+    pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
+}
+
+/// A connection the helper's broker was asked to open, as the server decides it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectAsk {
+    /// The host as the client named it (lower case, no trailing dot, no brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// `http` for a forwarded plain request; none for a tunnel.
+    pub scheme: Option<String>,
+    /// The address the broker resolved and will dial (none: the name's decision, before
+    /// anything is resolved).
+    pub address: Option<std::net::IpAddr>,
+    /// The human who approved this connection's name, whose answer stands for the
+    /// address's decision too.
+    pub approved_by: Option<String>,
 }
 
 /// Which shell the helper starts.
@@ -206,10 +242,15 @@ pub struct ExecAsk {
     /// file (outside the workspace and the private directory), which waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<String>,
+    /// Set: not a program start but a connection by `start.program` through the helper's
+    /// egress broker, which waits (ids are the broker's own; see
+    /// [`ExecVerdict::connection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectAsk>,
 }
 
 /// Server → helper: the answer to an [`ExecAsk`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecVerdict {
     /// The ask's id.
     pub id: u64,
@@ -218,6 +259,16 @@ pub struct ExecVerdict {
     /// The same program, arguments and cwd may be let run again without asking (a policy
     /// verdict; a human's approval is not remembered).
     pub remember: bool,
+    /// The answer to a broker's [`ExecAsk::connection`] (whose ids are apart from the
+    /// stopped calls').
+    #[serde(default)]
+    pub connection: bool,
+    /// Why not (with the policies' advice), for the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The human who approved it, when the policies asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 /// What `execkit-helper probe` prints: what this kernel and account can give a session.

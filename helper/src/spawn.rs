@@ -57,6 +57,9 @@ pub struct Shell {
     /// The listener of the shell's `execve` notifications (when programs are decided at
     /// their start); the shell's own `exec` has been answered already.
     pub exec_listener: Option<execkit_sandbox::exec_notify::Supervisor>,
+    /// The egress broker's listening socket inside the shell's own network (when it has
+    /// one).
+    pub broker_listener: Option<OwnedFd>,
 }
 
 /// Everything the child needs, resolved before `clone`.
@@ -155,6 +158,8 @@ enum Failure {
 
 fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell, Failure> {
     let other = |what: &str, e: io::Error| Failure::Other(format!("{what}: {e}"));
+    // A network of its own only with namespaces, and only where connections are decided.
+    let net = ns != Namespaces::None && exec_decisions && plan.start.broker.is_some();
     let (ours, theirs) = sys::socketpair().map_err(|e| other("stdin socket", e))?;
     // SAFETY: shutdown on our own sockets.
     unsafe {
@@ -173,6 +178,11 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell,
     } else {
         None
     };
+    let broker = if net {
+        Some(sys::socketpair().map_err(|e| other("broker socket", e))?)
+    } else {
+        None
+    };
     let filter = execkit_sandbox::exec_notify::filter();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -181,7 +191,7 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell,
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            ns.flags() | libc::SIGCHLD as libc::c_long,
+            ns.flags() | net_flag(net) | libc::SIGCHLD as libc::c_long,
             0usize,
             0usize,
             0usize,
@@ -205,6 +215,7 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell,
             sync: sync_r.as_raw_fd(),
             report: rep_w.as_raw_fd(),
             notify: notify.as_ref().map(|(_, c)| c.as_raw_fd()),
+            broker: broker.as_ref().map(|(_, c)| c.as_raw_fd()),
             filter: &filter,
         };
         child(plan, ns, (uid, gid), &fds);
@@ -212,6 +223,10 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell,
     let pid = pid as i32;
     drop((theirs, out_w, err_w, sync_r, rep_w));
     let notify = notify.map(|(ours, theirs)| {
+        drop(theirs);
+        ours
+    });
+    let broker = broker.map(|(ours, theirs)| {
         drop(theirs);
         ours
     });
@@ -227,6 +242,7 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell,
     let mut text = String::new();
     let mut enforcement = None;
     let mut listener = None;
+    let mut broker_listener = None;
     let mut warnings = Vec::new();
     let mut buf = [0u8; 4096];
     let mut open = true;
@@ -249,6 +265,19 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell,
                         sys::kill(pid, libc::SIGKILL);
                         reap(pid);
                         return Err(Failure::ExecListener(format!("the exec listener: {e}")));
+                    }
+                    None => {}
+                }
+            } else if line == "B" {
+                let got = broker
+                    .as_ref()
+                    .map(|s| execkit_sandbox::exec_notify::recv_fd(s.as_raw_fd()));
+                match got {
+                    Some(Ok(fd)) => broker_listener = Some(fd),
+                    Some(Err(e)) => {
+                        sys::kill(pid, libc::SIGKILL);
+                        reap(pid);
+                        return Err(Failure::Other(format!("the broker's listener: {e}")));
                     }
                     None => {}
                 }
@@ -289,6 +318,7 @@ fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell,
         stderr: err_r,
         enforcement,
         exec_listener: listener,
+        broker_listener,
     })
 }
 
@@ -322,6 +352,14 @@ fn first_exec(
         )));
     }
     Ok(sup)
+}
+
+fn net_flag(net: bool) -> libc::c_long {
+    if net {
+        libc::CLONE_NEWNET as libc::c_long
+    } else {
+        0
+    }
 }
 
 fn describe(ns: Namespaces) -> &'static str {
@@ -359,6 +397,8 @@ struct ChildFds<'a> {
     report: RawFd,
     /// Where to send the exec listener, when programs are decided at their start.
     notify: Option<RawFd>,
+    /// Where to send the broker's listener, when the shell has a network of its own.
+    broker: Option<RawFd>,
     filter: &'a [libc::sock_filter],
 }
 
@@ -393,11 +433,18 @@ fn child(plan: &Plan<'_>, ns: Namespaces, ids: (libc::uid_t, libc::gid_t), fds: 
             exit(1);
         }
     }
+    if let Some(sock) = fds.broker {
+        if let Err(e) = own_network(sock, plan.start.broker.as_ref().map_or(0, |b| b.port)) {
+            report('N', &format!("no network of its own ({e})"));
+            exit(1);
+        }
+        let _ = sys::write_all(fds.report, b"B\n");
+    }
     if let Err(e) = setup(plan, ns, fds) {
         report('E', &e);
         exit(1);
     }
-    let err = exec(plan);
+    let err = exec(plan, fds.broker.is_some());
     report(
         'E',
         &format!("cannot run {}: {err}", plan.program.display()),
@@ -408,6 +455,20 @@ fn child(plan: &Plan<'_>, ns: Namespaces, ids: (libc::uid_t, libc::gid_t), fds: 
 fn exit(code: i32) -> ! {
     // SAFETY: _exit ends the child without running the parent's destructors.
     unsafe { libc::_exit(code) }
+}
+
+/// Sets up the shell's own network (in the child, in its new network namespace): the
+/// loopback up, and the broker's listener on it sent to the helper over `sock`.
+fn own_network(sock: RawFd, port: u16) -> io::Result<()> {
+    // SAFETY: the child entered its own network namespace; raw system calls only.
+    unsafe { execkit_sandbox::loopback::up()? };
+    // SAFETY: as above.
+    let listener = unsafe { execkit_sandbox::loopback::listen(port)? };
+    // SAFETY: sendmsg over our socket, then close it.
+    let sent = unsafe { execkit_sandbox::exec_notify::send_fd(sock, listener.as_raw_fd()) };
+    // SAFETY: closing the descriptor we were given for this.
+    unsafe { libc::close(sock) };
+    sent
 }
 
 /// Makes the mount tree private and mounts a `/proc` that shows only the namespace.
@@ -458,7 +519,7 @@ fn setup(plan: &Plan<'_>, ns: Namespaces, fds: &ChildFds) -> Result<(), String> 
         home: start.home.closing(&plan.home),
         allow_best_effort: start.allow_best_effort,
         namespaces: ns != Namespaces::None || start.own_pid_namespace,
-        private_network: false,
+        private_network: fds.broker.is_some(),
         no_namespace_note: "no PID namespace (the account may not create user namespaces here): the helper, as the tree's subreaper, still kills every process of the session at its end, but processes outside the session are visible",
     })
     .map_err(|e| e.to_string())?;
@@ -514,7 +575,7 @@ fn apply_rlimits(r: &Rlimits) -> Result<(), String> {
     unsafe { r.apply_in_child() }.map_err(|e| format!("rlimits: {e}"))
 }
 
-fn exec(plan: &Plan<'_>) -> io::Error {
+fn exec(plan: &Plan<'_>, net: bool) -> io::Error {
     let program = match sys::cstring(&plan.program.to_string_lossy(), "the shell's path") {
         Ok(p) => p,
         Err(e) => return e,
@@ -528,7 +589,15 @@ fn exec(plan: &Plan<'_>) -> io::Error {
         }
     }
     let mut env = Vec::new();
-    for (k, v) in &plan.env {
+    let broker_env = match (net, &plan.start.broker) {
+        (true, Some(b)) => b.env.as_slice(),
+        _ => &[],
+    };
+    let own = plan
+        .env
+        .iter()
+        .filter(|(k, _)| !broker_env.iter().any(|(b, _)| b == k));
+    for (k, v) in own.chain(broker_env) {
         match sys::cstring(&format!("{k}={v}"), "the environment") {
             Ok(c) => env.push(c),
             Err(e) => return e,

@@ -27,11 +27,20 @@ const CHUNK: usize = 64 * 1024;
 /// the shell's stdin and the exec listener).
 const STREAMS: usize = 4;
 
+/// Frames are written whole by one thread at a time (the loop and the broker's clients).
+static OUT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Sends one frame to the server.
 fn send(kind: Kind, parts: &[&[u8]]) -> io::Result<()> {
     let mut out = Vec::new();
     wire::encode_into(&mut out, kind, parts);
+    let _one = OUT.lock().unwrap_or_else(|p| p.into_inner());
     sys::write_all(1, &out)
+}
+
+/// Sends a broker's question to the server.
+fn send_ask(ask: &execkit_helper::msg::ExecAsk) -> io::Result<()> {
+    send_json(Kind::ExecAsk, ask)
 }
 
 fn send_json<T: serde::Serialize>(kind: Kind, value: &T) -> io::Result<()> {
@@ -193,8 +202,9 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         env: env.clone(),
     };
     let sigchld = sys::sigchld_fd().map_err(|e| ("setup", format!("signalfd: {e}")))?;
-    let shell =
+    let mut shell =
         spawn::start(&plan, spawn::wanted(start)).map_err(|e| ("sandbox", e.to_string()))?;
+    let broker = start_broker(start, &mut shell);
     let (machine, kernel) = sys::uname();
     let ready = Ready {
         version: execkit_helper::version_line(),
@@ -218,9 +228,27 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         start.idle_secs,
         &ready.workspace,
     );
+    s.broker = broker;
     let code = s.run();
     tree::kill_all(s.ns_init());
     Ok(code)
+}
+
+/// The egress broker in the shell's own network, when it has one; otherwise a note says
+/// why the shell reaches no network.
+fn start_broker(start: &Start, shell: &mut spawn::Shell) -> Option<crate::broker::Broker> {
+    let config = start.broker.clone()?;
+    let why = match shell.broker_listener.take() {
+        Some(l) => match crate::broker::Broker::start(l, config, shell.pid, send_ask) {
+            Ok(b) => return Some(b),
+            Err(e) => format!("the broker did not start: {e}"),
+        },
+        None => "the shell has no network of its own here".to_string(),
+    };
+    shell.enforcement.notes.push(format!(
+        "no egress broker ({why}): the session reaches no network outside its own"
+    ));
+    None
 }
 
 /// One output stream of the shell.
@@ -244,6 +272,8 @@ struct Supervisor {
     last_frame: Instant,
     /// Programs the shell starts, stopped at `execve` until the server decides them.
     execs: Option<Execs>,
+    /// The egress broker in the shell's own network.
+    broker: Option<crate::broker::Broker>,
 }
 
 /// The helper's side of runtime decisions: the listener, the calls waiting for the
@@ -327,6 +357,7 @@ impl Supervisor {
             idle: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
             last_frame: Instant::now(),
             execs: None,
+            broker: None,
         }
         .with_execs(workspace)
     }
@@ -339,7 +370,10 @@ impl Supervisor {
             remembered: Default::default(),
             scripts: Default::default(),
             lineage: Default::default(),
-            connects: crate::connects::Connects::new(own_dirs(&workspace, &self.private)),
+            connects: crate::connects::Connects::new(
+                own_dirs(&workspace, &self.private),
+                self.shell.enforcement.private_network,
+            ),
         });
         self
     }
@@ -496,6 +530,7 @@ impl Supervisor {
                         id: n.id,
                         start,
                         socket: Some(path),
+                        connection: None,
                     };
                     let json = serde_json::to_vec(&ask).map_err(io::Error::other)?;
                     send(Kind::ExecAsk, &[&json])
@@ -536,6 +571,7 @@ impl Supervisor {
             id: n.id,
             start,
             socket: None,
+            connection: None,
         };
         e.waiting.insert(n.id, (n, snap, exec, file));
         let json = serde_json::to_vec(&ask).map_err(io::Error::other)?;
@@ -544,6 +580,12 @@ impl Supervisor {
 
     /// The server decided a program that waits.
     fn exec_verdict(&mut self, v: execkit_helper::msg::ExecVerdict) {
+        if v.connection {
+            if let Some(b) = &self.broker {
+                b.verdict(v);
+            }
+            return;
+        }
         let Some(e) = self.execs.as_mut() else {
             return;
         };

@@ -336,7 +336,7 @@ async fn read_loop(
                     let Ok(ask) = serde_json::from_slice::<ExecAsk>(&p) else {
                         break 'outer;
                     };
-                    let id = ask.id;
+                    let (id, connection) = (ask.id, ask.connection.is_some());
                     let queued = match &asks {
                         Some(tx) => tx.send(ask).await.is_ok(),
                         None => false,
@@ -346,6 +346,9 @@ async fn read_loop(
                             id,
                             allow: false,
                             remember: false,
+                            connection,
+                            reason: Some("no runtime decisions in this session".into()),
+                            approved_by: None,
                         };
                         if let Ok(json) = serde_json::to_vec(&no) {
                             let _ = frames.send(wire::encode(Kind::ExecVerdict, &json)).await;

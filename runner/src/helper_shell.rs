@@ -18,8 +18,9 @@ pub(crate) struct HelperShell {
     pub(crate) cwd: std::sync::Mutex<Option<String>>,
 }
 
-/// Answers the helper's questions about programs stopped at their start and connections
-/// to Unix socket files outside the session, each on the blocking pool (a decision may wait for a human), until the link ends.
+/// Answers the helper's questions about programs stopped at their start, connections to
+/// Unix socket files outside the session and connections through its egress broker, each
+/// on the blocking pool (a decision may wait for a human), until the link ends.
 pub(crate) fn answer_asks(
     link: Arc<Link>,
     decider: Arc<crate::exec_guard::RuntimeDecider>,
@@ -29,29 +30,55 @@ pub(crate) fn answer_asks(
         while let Some(ask) = asks.recv().await {
             let (link, decider) = (link.clone(), decider.clone());
             tokio::spawn(async move {
-                let id = ask.id;
-                let judged = tokio::task::spawn_blocking(move || match &ask.socket {
-                    Some(path) => {
-                        let c = execkit_engine::Connection::unix(path, ask.start.program.clone());
-                        (crate::egress::judge::judge(&decider, &c, None).allow, false)
-                    }
-                    None => {
-                        let mut j = decider.judge(&ask.start);
-                        decider.record(&ask.start, &mut j);
-                        (j.allow, j.remember)
-                    }
-                })
-                .await;
-                let (allow, remember) = judged.unwrap_or((false, false));
-                link.verdict(execkit_helper::msg::ExecVerdict {
-                    id,
-                    allow,
-                    remember,
-                })
-                .await;
+                let refused = execkit_helper::msg::ExecVerdict {
+                    id: ask.id,
+                    allow: false,
+                    remember: false,
+                    connection: ask.connection.is_some(),
+                    reason: Some("the decision failed".into()),
+                    approved_by: None,
+                };
+                let verdict = tokio::task::spawn_blocking(move || decide(&decider, ask)).await;
+                link.verdict(verdict.unwrap_or(refused)).await;
             });
         }
     });
+}
+
+/// The server's answer to one of the helper's asks.
+fn decide(
+    decider: &crate::exec_guard::RuntimeDecider,
+    ask: execkit_helper::msg::ExecAsk,
+) -> execkit_helper::msg::ExecVerdict {
+    use crate::egress::judge::judge;
+    let mut v = execkit_helper::msg::ExecVerdict {
+        id: ask.id,
+        allow: false,
+        remember: false,
+        connection: ask.connection.is_some(),
+        reason: None,
+        approved_by: None,
+    };
+    if let Some(c) = ask.connection {
+        let conn = execkit_engine::Connection {
+            host: c.host,
+            port: c.port,
+            scheme: c.scheme,
+            program: ask.start.program,
+            address: c.address,
+        };
+        let j = judge(decider, &conn, c.approved_by.as_deref());
+        (v.allow, v.approved_by) = (j.allow, j.approved_by);
+        v.reason = (!j.allow).then_some(j.reason);
+    } else if let Some(path) = &ask.socket {
+        let c = execkit_engine::Connection::unix(path, ask.start.program.clone());
+        v.allow = judge(decider, &c, None).allow;
+    } else {
+        let mut j = decider.judge(&ask.start);
+        decider.record(&ask.start, &mut j);
+        (v.allow, v.remember) = (j.allow, j.remember);
+    }
+    v
 }
 
 impl HelperShell {

@@ -87,6 +87,13 @@ pub struct RemoteSandbox {
     pub home: execkit_sandbox::home::HomeAccess,
     /// Give the shell PID and mount namespaces where the account may create them.
     pub namespaces: bool,
+    /// Where a session without the host's network may connect (as locally): `policy`
+    /// gives the shell a network of its own with the helper's egress broker, each
+    /// connection decided by the server; `off` its own loopback only where it can have
+    /// one, otherwise no sockets but Unix ones.
+    pub network: crate::egress::NetworkMode,
+    /// The broker's settings (names mapped to addresses on the target's side).
+    pub egress: crate::egress::EgressConfig,
 }
 
 impl Default for RemoteSandbox {
@@ -100,6 +107,8 @@ impl Default for RemoteSandbox {
             deny_read: CREDENTIAL_PATHS.iter().map(|s| s.to_string()).collect(),
             home: execkit_sandbox::home::HomeAccess::default(),
             namespaces: true,
+            network: crate::egress::NetworkMode::default(),
+            egress: crate::egress::EgressConfig::default(),
         }
     }
 }

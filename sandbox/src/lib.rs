@@ -11,6 +11,8 @@
 //! - [`seccomp_filter`]: the deny-list (ptrace, mount, namespaces, keyrings, io_uring, …,
 //!   sockets other than `AF_UNIX` when the network is off);
 //! - [`rlimits`]: per-process limits set before `exec`;
+//! - [`loopback`]: a session network's loopback and the broker's listener in it;
+//! - [`socket_owner`]: which program opened a connection to the broker;
 //! - [`procs`]: what `/proc` says about the shell and its processes, and signalling them;
 //! - [`report`]: the profile asked for and the [`Enforcement`] reached, layer by layer.
 //!
@@ -26,12 +28,14 @@
 pub mod exec_notify;
 pub mod home;
 pub mod landlock_rules;
+pub mod loopback;
 pub mod prepared;
 pub mod procs;
 pub mod report;
 pub mod rlimits;
 pub mod seccomp_filter;
 pub mod socket_notify;
+pub mod socket_owner;
 mod task_memory;
 
 pub use landlock_rules::kernel_landlock_abi;

@@ -32,7 +32,6 @@
 
 pub(crate) mod judge;
 mod netns;
-mod peer;
 mod proxy;
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! TLS interception).
 
 use super::judge::{judge, Verdicted};
-use super::{peer, EgressConfig, BROKER_PORT};
+use super::{EgressConfig, BROKER_PORT};
 use crate::exec_guard::RuntimeDecider;
 use bytes::Bytes;
 use execkit_engine::Connection;
@@ -131,11 +131,13 @@ async fn handle(
         Err(why) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
     };
     let ns = shared.ns_pid;
-    let program = tokio::task::spawn_blocking(move || peer::program(ns, peer.port(), BROKER_PORT))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let program = tokio::task::spawn_blocking(move || {
+        execkit_sandbox::socket_owner::program(ns, peer.port(), BROKER_PORT)
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
     let mut conn = Connection {
         host,
         port,

@@ -68,38 +68,6 @@ unsafe fn mount_private_pts() -> bool {
     }
 }
 
-/// Sets the loopback interface of the calling process's (new) network namespace up, so
-/// servers the session starts on `127.0.0.1` answer its own clients.
-///
-/// # Safety
-/// Only in a forked child that entered its own network namespace.
-unsafe fn loopback_up() -> io::Result<()> {
-    // SAFETY: (whole body) socket(2) and ioctl(2) on a zeroed `ifreq` on the stack.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        check(fd)?;
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        let got = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
-        if got == 0 {
-            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        }
-        let set = if got == 0 {
-            libc::ioctl(fd, libc::SIOCSIFFLAGS, &req)
-        } else {
-            got
-        };
-        let err = io::Error::last_os_error();
-        libc::close(fd);
-        if set < 0 {
-            return Err(err);
-        }
-        Ok(())
-    }
-}
-
 /// True if this process can give sessions their own PID and mount namespaces (probed once,
 /// by starting `/bin/sh -c :` that way).
 pub(crate) fn available() -> bool {
@@ -166,7 +134,7 @@ pub(crate) unsafe fn enter(creds: Creds, private_net: bool) -> io::Result<()> {
         PRIVATE_PTS.store(mount_private_pts(), std::sync::atomic::Ordering::SeqCst);
         PRIVATE_SHM.store(mount_private_shm(), std::sync::atomic::Ordering::SeqCst);
         if private_net {
-            loopback_up()?;
+            execkit_sandbox::loopback::up()?;
         }
         // Its own session (the runner finds the tree by session id).
         check(libc::setsid())?;

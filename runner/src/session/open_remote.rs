@@ -154,7 +154,29 @@ pub(super) fn helper_start(
         idle_secs: crate::helper_link::IDLE_SECS,
         own_pid_namespace: ephemeral_container,
         exec_decisions: config.exec_decisions && sandbox.profile != crate::sandbox::Profile::Off,
+        broker: remote_broker(config, sandbox),
     }
+}
+
+/// The helper's egress broker, where the session's network is `policy` and its own (the
+/// profile gives it none of the host's) and the server decides its connections.
+fn remote_broker(
+    config: &SessionConfig,
+    sandbox: &crate::remote_sandbox::RemoteSandbox,
+) -> Option<execkit_helper::msg::BrokerStart> {
+    let wanted = sandbox.network == crate::egress::NetworkMode::Policy
+        && sandbox.namespaces
+        && config.exec_decisions
+        && sandbox.profile != crate::sandbox::Profile::Off
+        && !sandbox.profile.network();
+    wanted.then(|| execkit_helper::msg::BrokerStart {
+        port: crate::egress::BROKER_PORT,
+        env: crate::egress::proxy_environment()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        hosts: sandbox.egress.hosts.clone(),
+    })
 }
 
 /// What a remote session's runtime decisions need from the session: its id, how it is

@@ -12,10 +12,11 @@ use execkit_runner::Session;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-/// The default set, with `registry.test` a package registry and `git.test` a git host on
+/// The default set, with the test sshd's `127.0.0.1` an SSH host agents may use,
+/// `registry.test` a package registry and `git.test` a git host on
 /// a private address the operator allows, `meta.test` allowed by name but resolving to the metadata address, and
 /// `sneaky.test` allowed by name but resolving to loopback without the operator's leave.
-fn policies() -> Arc<Engine> {
+pub(crate) fn policies() -> Arc<Engine> {
     policies_with(None)
 }
 
@@ -32,6 +33,8 @@ fn policies_with(extra: Option<&str>) -> Arc<Engine> {
             "package-registries" => &["registry.test"],
             "egress-allowed" => &["registry.test", "meta.test", "sneaky.test", "git.test"],
             "private-hosts" => &["registry.test", "meta.test", "git.test", "ask.test"],
+            // The test sshd, for the same hosts over SSH.
+            "agent-ssh" => &["127.0.0.1"],
             _ => &[],
         };
         let pats = e["attrs"]["patterns"].as_array_mut().unwrap();
@@ -51,7 +54,7 @@ fn policies_with(extra: Option<&str>) -> Arc<Engine> {
 }
 
 /// A loopback server on this machine answering every request with `body`.
-fn server(body: &'static str) -> u16 {
+pub(crate) fn server(body: &'static str) -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -197,7 +200,7 @@ async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with
 
 /// A real package index on this machine (`pypiserver`, installed by `scripts/test.sh`),
 /// serving the wheels it downloaded; `None` outside CI when it is missing.
-fn pypiserver() -> Option<(std::process::Child, u16)> {
+pub(crate) fn pypiserver() -> Option<(std::process::Child, u16)> {
     let (Some(bin), Some(wheels)) = (
         std::env::var_os("EXECKIT_TEST_PYPISERVER"),
         std::env::var_os("EXECKIT_TEST_WHEELS"),

@@ -13,6 +13,7 @@ mod frame_subversion;
 mod lifecycle;
 mod limits;
 mod processes;
+mod remote_egress;
 mod remote_guarantees;
 mod remote_runtime;
 mod remote_sessions;
