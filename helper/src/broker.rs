@@ -22,6 +22,7 @@
 //! names with `[sandbox.egress] hosts`.
 
 use execkit_helper::msg::{BrokerStart, ConnectAsk, ExecAsk, ExecVerdict, ProgramStart};
+use execkit_sandbox::socket_owner::BrokerClients;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -52,6 +53,7 @@ struct Shared {
     waiting: Mutex<HashMap<u64, mpsc::Sender<ExecVerdict>>>,
     next_id: AtomicU64,
     clients: AtomicUsize,
+    clients_noted: Arc<BrokerClients>,
     start: BrokerStart,
     /// The shell (its network namespace is the clients').
     shell: i32,
@@ -72,6 +74,7 @@ impl Broker {
             waiting: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
+            clients_noted: Arc::default(),
             start,
             shell,
             send,
@@ -82,6 +85,16 @@ impl Broker {
             .name("broker".into())
             .spawn(move || b.accept_loop(&listener))?;
         Ok(broker)
+    }
+
+    /// The port it listens on in the shell's network.
+    pub(crate) fn port(&self) -> u16 {
+        self.shared.start.port
+    }
+
+    /// Where the exec listener notes each connection to the broker with its program.
+    pub(crate) fn clients(&self) -> Arc<BrokerClients> {
+        self.shared.clients_noted.clone()
     }
 
     /// The server's verdict on a waiting connection.
@@ -158,9 +171,13 @@ impl Broker {
         Ok(())
     }
 
-    /// The executable of the process that opened `client`, or "" when unknown.
+    /// The executable of the process that opened `client` — as the exec listener noted
+    /// it, else (slowly) from `/proc` — or "" when unknown.
     fn program_of(&self, client: &TcpStream) -> String {
         let port = client.peer_addr().map(|a| a.port()).unwrap_or(0);
+        if let Some(p) = self.shared.clients_noted.take(port) {
+            return p;
+        }
         execkit_sandbox::socket_owner::program(self.shared.shell, port, self.shared.start.port)
             .unwrap_or_default()
     }
@@ -352,6 +369,7 @@ fn splice(client: &mut TcpStream, mut upstream: TcpStream, first: &[u8]) {
 }
 
 /// Why a client is not served, as its response says.
+#[derive(Debug)]
 struct Refusal {
     status: &'static str,
     reason: String,
@@ -405,5 +423,74 @@ impl Refusal {
             body.len()
         )
         .into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)] // test code: a failure is a failed test
+    use super::*;
+
+    /// (request head, the destination decided, or the refusal's status).
+    const CASES: &[(&str, Result<(&str, u16), &str>)] = &[
+        (
+            "CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n",
+            Ok(("pypi.org", 443)),
+        ),
+        (
+            "CONNECT PyPI.Org.:443 HTTP/1.1\r\n\r\n",
+            Ok(("pypi.org", 443)),
+        ),
+        ("CONNECT [::1]:22 HTTP/1.1\r\n\r\n", Ok(("::1", 22))),
+        // The authority decides, never the Host header.
+        (
+            "CONNECT evil.test:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n",
+            Ok(("evil.test", 443)),
+        ),
+        (
+            "GET http://registry.test:8080/simple/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            Ok(("registry.test", 8080)),
+        ),
+        (
+            "GET http://pypi.org@evil.test/ HTTP/1.1\r\n\r\n",
+            Ok(("evil.test", 80)),
+        ),
+        ("CONNECT pypi.org HTTP/1.1\r\n\r\n", Err("400")),
+        (
+            "GET /simple/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n",
+            Err("400"),
+        ),
+        ("GET https://pypi.org/ HTTP/1.1\r\n\r\n", Err("400")),
+        ("GET ftp://pypi.org/ HTTP/1.1\r\n\r\n", Err("400")),
+        ("CONNECT pypi.org:443\r\n\r\n", Err("400")),
+        (
+            "CONNECT pypi.org:443 HTTP/1.1\r\nBad Header\r\n\r\n",
+            Err("400"),
+        ),
+    ];
+
+    #[test]
+    fn heads_are_read_as_the_destination_they_name() {
+        for (head, want) in CASES {
+            match (Head::parse(head.as_bytes()), want) {
+                (Ok(h), Ok((host, port))) => {
+                    assert_eq!((h.host.as_str(), h.port), (*host, *port), "{head:?}")
+                }
+                (Err(r), Err(status)) => assert!(r.status.starts_with(status), "{head:?}"),
+                (Ok(h), Err(_)) => panic!("{head:?} went to {}:{}", h.host, h.port),
+                (Err(r), Ok(_)) => panic!("{head:?} refused: {}", r.reason),
+            }
+        }
+    }
+
+    #[test]
+    fn a_forwarded_request_loses_its_proxy_headers_and_closes() {
+        let head = "GET http://registry.test/a?b=1 HTTP/1.1\r\nHost: registry.test\r\nProxy-Authorization: Basic eA==\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n";
+        let h = Head::parse(head.as_bytes()).unwrap();
+        let out = String::from_utf8(h.forward.unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "GET /a?b=1 HTTP/1.1\r\nHost: registry.test\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
     }
 }

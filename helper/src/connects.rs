@@ -5,8 +5,17 @@
 
 use execkit_sandbox::exec_notify::Supervisor;
 use execkit_sandbox::socket_notify::{self, Destination, Peer, SocketFile, SocketStop};
+use execkit_sandbox::socket_owner::{is_broker_address, BrokerClients};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The executable of task `pid` ("" when it cannot be read).
+fn program_of(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
 
 /// Connections waiting for the server.
 #[derive(Default)]
@@ -16,6 +25,8 @@ pub(crate) struct Connects {
     /// The shell has a network of its own, whose abstract names are the session's.
     private_network: bool,
     waiting: HashMap<u64, (SocketStop, SocketFile)>,
+    /// The broker's port and where connections to it are noted with their program.
+    broker: Option<(u16, Arc<BrokerClients>)>,
 }
 
 /// What to do with a stopped `connect`.
@@ -34,7 +45,23 @@ impl Connects {
             own,
             private_network,
             waiting: HashMap::new(),
+            broker: None,
         }
+    }
+
+    /// Notes each connection to the broker at `127.0.0.1:port` in `clients`.
+    pub(crate) fn note_broker_clients(&mut self, port: u16, clients: Arc<BrokerClients>) {
+        self.broker = Some((port, clients));
+    }
+
+    /// For a connection to the broker: note its program once it is connected.
+    fn note(&self, stop: &SocketStop) -> Option<socket_notify::Connected> {
+        let (port, clients) = self.broker.as_ref()?;
+        if !is_broker_address(&stop.address, *port) {
+            return None;
+        }
+        let (clients, program) = (clients.clone(), program_of(stop.pid));
+        Some(Box::new(move |sock| clients.note(sock, program)))
     }
 
     /// Answers a stopped `connect`, or says what to ask the server.
@@ -62,7 +89,7 @@ impl Connects {
             }
             Peer::Abstract | Peer::Other => {
                 let to = Destination::Bytes(stop.address.clone());
-                socket_notify::connect_for(sup, &stop, to, None);
+                socket_notify::connect_for_then(sup, &stop, to, None, self.note(&stop));
                 return Next::Done;
             }
         };
@@ -81,9 +108,7 @@ impl Connects {
             socket_notify::connect_for(sup, &stop, Destination::File(file), None);
             return Next::Done;
         }
-        let program = std::fs::read_link(format!("/proc/{}/exe", stop.pid))
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
+        let program = program_of(stop.pid);
         let path = file.path.clone();
         self.waiting.insert(stop.id, (stop, file));
         Next::Ask { program, path }

@@ -228,7 +228,9 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         start.idle_secs,
         &ready.workspace,
     );
-    s.broker = broker;
+    if let Some(b) = broker {
+        s.with_broker(b);
+    }
     let code = s.run();
     tree::kill_all(s.ns_init());
     Ok(code)
@@ -360,6 +362,16 @@ impl Supervisor {
             broker: None,
         }
         .with_execs(workspace)
+    }
+
+    /// Serves the shell's network through `broker`: the connections to it the exec
+    /// listener makes are noted with their program.
+    fn with_broker(&mut self, broker: crate::broker::Broker) {
+        if let Some(e) = self.execs.as_mut() {
+            e.connects
+                .note_broker_clients(broker.port(), broker.clients());
+        }
+        self.broker = Some(broker);
     }
 
     fn with_execs(mut self, workspace: &str) -> Self {

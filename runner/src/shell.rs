@@ -92,6 +92,7 @@ fn start_broker(
     enforcement: &Enforcement,
     pid: i32,
     guard: Option<&crate::exec_guard::ExecGuard>,
+    clients: Arc<execkit_sandbox::socket_owner::BrokerClients>,
 ) -> Result<Option<crate::egress::Broker>, String> {
     if !brokered(config) || !enforcement.private_network {
         return Ok(None);
@@ -99,9 +100,14 @@ fn start_broker(
     let Some(g) = guard else {
         return Err("no egress broker: connections are decided by the runtime guard, which is off; nothing leaves the session's network".into());
     };
-    crate::egress::Broker::start(pid, g.decider.clone(), config.sandbox.egress.clone())
-        .map(Some)
-        .map_err(|e| format!("no egress broker ({e}): nothing leaves the session's network"))
+    crate::egress::Broker::start(
+        pid,
+        g.decider.clone(),
+        config.sandbox.egress.clone(),
+        clients,
+    )
+    .map(Some)
+    .map_err(|e| format!("no egress broker ({e}): nothing leaves the session's network"))
 }
 
 /// True if the session's connections go through the broker (its network is `policy` and
@@ -190,6 +196,7 @@ impl Shell {
     ) -> Result<(Shell, Enforcement), SessionError> {
         let prepared = sandbox::prepare(&config.sandbox, &config.workspace, home, tmp)?;
         let mut enforcement = prepared.enforcement.clone();
+        let clients = Arc::new(execkit_sandbox::socket_owner::BrokerClients::default());
         // Runtime decisions: a listener for the shell's execs, sent back over a socket.
         let guard = match guard {
             Some(spec)
@@ -202,7 +209,12 @@ impl Shell {
                         let g = crate::exec_guard::ExecGuard::start(
                             std::os::fd::OwnedFd::from(ours),
                             spec,
-                            connects(socket_scope(config, tmp, prepared.private_network)),
+                            connects(socket_scope(
+                                config,
+                                tmp,
+                                prepared.private_network,
+                                clients.clone(),
+                            )),
                         )
                         .map_err(SessionError::Spawn)?;
                         enforcement.exec_decisions = true;
@@ -359,7 +371,7 @@ impl Shell {
         tokio::spawn(read_loop(stdout, 0, false, current.clone(), tx.clone()));
         tokio::spawn(read_loop(stderr, 0, true, current.clone(), tx.clone()));
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
-        let egress = start_broker(config, &enforcement, pid, guard.as_ref());
+        let egress = start_broker(config, &enforcement, pid, guard.as_ref(), clients);
         if let Err(why) = &egress {
             enforcement.notes.push(why.clone());
         }
@@ -967,6 +979,7 @@ fn socket_scope(
     config: &SessionConfig,
     tmp: &Path,
     private_network: bool,
+    broker_clients: Arc<execkit_sandbox::socket_owner::BrokerClients>,
 ) -> crate::socket_guard::SocketScope {
     let own = [config.workspace.as_path(), tmp]
         .iter()
@@ -975,6 +988,7 @@ fn socket_scope(
     crate::socket_guard::SocketScope {
         own,
         private_network,
+        broker_clients,
         creds: config
             .run_as
             .as_ref()

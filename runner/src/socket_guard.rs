@@ -9,6 +9,7 @@ use crate::result::RuntimeDenial;
 use execkit_engine::{Connection, Verdict};
 use execkit_sandbox::exec_notify::Supervisor;
 use execkit_sandbox::socket_notify::{self, Creds, Destination, Peer, SocketFile, SocketStop};
+use execkit_sandbox::socket_owner::{is_broker_address, BrokerClients};
 use std::path::{Path, PathBuf};
 
 /// What a session's sockets may reach without a decision, and how connections are made.
@@ -22,6 +23,8 @@ pub(crate) struct SocketScope {
     pub private_network: bool,
     /// The account connections are made as (the run-as account).
     pub creds: Option<Creds>,
+    /// Connections to the session's egress broker, noted with their program.
+    pub broker_clients: std::sync::Arc<BrokerClients>,
 }
 
 impl SocketScope {
@@ -50,7 +53,7 @@ pub(crate) fn handle(
         }
     };
     match destination(decider, scope, &stop) {
-        Ok(to) => socket_notify::connect_for(sup, &stop, to, scope.creds),
+        Ok(to) => socket_notify::connect_for_then(sup, &stop, to, scope.creds, note(scope, &stop)),
         Err(errno) => {
             let _ = sup.answer(n.id, false, errno);
         }
@@ -94,6 +97,16 @@ fn unix_file(
 }
 
 /// The executable task `pid` runs.
+/// For a connection to the session's broker: note its program once it is connected.
+fn note(scope: &SocketScope, stop: &SocketStop) -> Option<socket_notify::Connected> {
+    let to_broker = scope.private_network
+        && stop.peer == Peer::Other
+        && is_broker_address(&stop.address, crate::egress::BROKER_PORT);
+    let clients = scope.broker_clients.clone();
+    let program = to_broker.then(|| program_of(stop.pid))?;
+    Some(Box::new(move |sock| clients.note(sock, program)))
+}
+
 fn program_of(pid: i32) -> String {
     std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| p.display().to_string())

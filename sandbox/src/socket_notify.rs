@@ -194,6 +194,20 @@ pub struct Creds {
 /// notification with the result. A socket that cannot be taken is answered at once
 /// (`EBADF`, `ENOTSOCK`, `EACCES`).
 pub fn connect_for(sup: &Supervisor, stop: &SocketStop, to: Destination, creds: Option<Creds>) {
+    connect_for_then(sup, stop, to, creds, None);
+}
+
+/// What runs once the supervisor's `connect` succeeded, before the task's returns.
+pub type Connected = Box<dyn FnOnce(&OwnedFd) + Send>;
+
+/// [`connect_for`], then `then` with the connected socket before the task is answered.
+pub fn connect_for_then(
+    sup: &Supervisor,
+    stop: &SocketStop,
+    to: Destination,
+    creds: Option<Creds>,
+    then: Option<Connected>,
+) {
     let sock = match take_socket(stop.pid, stop.fd) {
         Ok(s) => s,
         Err(e) => {
@@ -210,6 +224,9 @@ pub fn connect_for(sup: &Supervisor, stop: &SocketStop, to: Destination, creds: 
         .name("execkit-connect".into())
         .spawn(move || {
             let result = become_(creds).and_then(|()| connect_to(&sock, &to));
+            if let (Ok(_), Some(f)) = (&result, then) {
+                f(&sock);
+            }
             let _ = answer.answer_done(id, result);
         });
     if spawned.is_err() {

@@ -7,6 +7,7 @@ use super::{EgressConfig, BROKER_PORT};
 use crate::exec_guard::RuntimeDecider;
 use bytes::Bytes;
 use execkit_engine::Connection;
+use execkit_sandbox::socket_owner::{self, BrokerClients};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -41,6 +42,8 @@ struct Shared {
     config: EgressConfig,
     /// A process in the session's network namespace (the shell).
     ns_pid: i32,
+    /// Connections to the broker noted by the supervisor with their program.
+    clients: Arc<BrokerClients>,
 }
 
 impl Broker {
@@ -49,6 +52,7 @@ impl Broker {
         ns_pid: i32,
         decider: Arc<RuntimeDecider>,
         config: EgressConfig,
+        clients: Arc<BrokerClients>,
     ) -> std::io::Result<Broker> {
         let std_listener = super::netns::listen_in(ns_pid, BROKER_PORT)?;
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
@@ -56,6 +60,7 @@ impl Broker {
             decider,
             config,
             ns_pid,
+            clients,
         });
         let room = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
         let task = tokio::spawn(async move {
@@ -130,14 +135,7 @@ async fn handle(
         Ok(d) => d,
         Err(why) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
     };
-    let ns = shared.ns_pid;
-    let program = tokio::task::spawn_blocking(move || {
-        execkit_sandbox::socket_owner::program(ns, peer.port(), BROKER_PORT)
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_default();
+    let program = program_of(&shared, peer.port()).await;
     let mut conn = Connection {
         host,
         port,
@@ -175,6 +173,20 @@ async fn handle(
         ));
     }
     Ok(forward(req, upstream).await)
+}
+
+/// The program that opened the client connection from `port`: as the supervisor noted
+/// it, else (slowly) from `/proc`; "" when unknown.
+async fn program_of(shared: &Arc<Shared>, port: u16) -> String {
+    if let Some(p) = shared.clients.take(port) {
+        return p;
+    }
+    let ns = shared.ns_pid;
+    tokio::task::spawn_blocking(move || socket_owner::program(ns, port, BROKER_PORT))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// The policies' refusal as the client's response, or who approved it (`None`: the
