@@ -10,8 +10,10 @@ use execkit_engine::Connection;
 use execkit_sandbox::socket_owner::{self, BrokerClients};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -83,7 +85,12 @@ impl Broker {
 
 /// One client connection: HTTP/1 with upgrades (for CONNECT).
 async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let svc = hyper::service::service_fn(move |req| handle(req, peer, shared.clone()));
+    let client = Client {
+        peer,
+        program: Arc::default(),
+        upstreams: Upstreams::default(),
+    };
+    let svc = hyper::service::service_fn(move |req| handle(req, shared.clone(), client.clone()));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
@@ -126,16 +133,29 @@ fn destination(req: &Request<Incoming>) -> Result<(String, u16, Option<String>),
     }
 }
 
+/// One client connection, whose requests come one after another.
+#[derive(Clone)]
+struct Client {
+    peer: SocketAddr,
+    /// The program that opened it, found at its first request.
+    program: Arc<tokio::sync::OnceCell<String>>,
+    upstreams: Upstreams,
+}
+
 async fn handle(
     req: Request<Incoming>,
-    peer: SocketAddr,
     shared: Arc<Shared>,
+    client: Client,
 ) -> Result<Response<Body>, Infallible> {
     let (host, port, scheme) = match destination(&req) {
         Ok(d) => d,
         Err(why) => return Ok(text(StatusCode::BAD_REQUEST, &why)),
     };
-    let program = program_of(&shared, peer.port()).await;
+    let program = client
+        .program
+        .get_or_init(|| program_of(&shared, client.peer.port()))
+        .await
+        .clone();
     let mut conn = Connection {
         host,
         port,
@@ -155,24 +175,44 @@ async fn handle(
     if let Err(refused) = decide(&shared, &conn, approved).await {
         return Ok(refused);
     }
-    let upstream = match TcpStream::connect(addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(text(
-                StatusCode::BAD_GATEWAY,
-                &format!("{}: {e}", conn.authority()),
+    if req.method() != Method::CONNECT {
+        return Ok(forward(req, addr, &conn.authority(), &client.upstreams).await);
+    }
+    match TcpStream::connect(addr).await {
+        Ok(upstream) => {
+            tokio::spawn(tunnel(req, upstream));
+            Ok(Response::new(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed(),
             ))
         }
-    };
-    if req.method() == Method::CONNECT {
-        tokio::spawn(tunnel(req, upstream));
-        return Ok(Response::new(
-            http_body_util::Empty::new()
-                .map_err(|never| match never {})
-                .boxed(),
-        ));
+        Err(e) => Ok(text(
+            StatusCode::BAD_GATEWAY,
+            &format!("{}: {e}", conn.authority()),
+        )),
     }
-    Ok(forward(req, upstream).await)
+}
+
+/// The upstream connections of one client connection, kept alive between its forwarded
+/// requests, by the address decided (each request is still decided on its own).
+type Upstreams = Arc<tokio::sync::Mutex<HashMap<SocketAddr, SendRequest<Incoming>>>>;
+
+/// An idle upstream connection to `addr` of this client, if one is still open.
+async fn reuse(upstreams: &Upstreams, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
+    let mut sender = upstreams.lock().await.remove(&addr)?;
+    sender.ready().await.ok()?;
+    Some(sender)
+}
+
+/// A new HTTP/1 connection to `addr`.
+async fn dial(addr: SocketAddr) -> Result<SendRequest<Incoming>, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 /// The program that opened the client connection from `port`: as the supervisor noted
@@ -243,7 +283,12 @@ async fn tunnel(req: Request<Incoming>, mut upstream: TcpStream) {
 }
 
 /// Sends a plain request upstream in origin form and returns its response.
-async fn forward(mut req: Request<Incoming>, upstream: TcpStream) -> Response<Body> {
+async fn forward(
+    mut req: Request<Incoming>,
+    addr: SocketAddr,
+    authority: &str,
+    upstreams: &Upstreams,
+) -> Response<Body> {
     let origin = req
         .uri()
         .path_and_query()
@@ -255,13 +300,16 @@ async fn forward(mut req: Request<Incoming>, upstream: TcpStream) -> Response<Bo
     for h in ["proxy-connection", "proxy-authorization"] {
         req.headers_mut().remove(h);
     }
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
-            Ok(x) => x,
-            Err(e) => return text(StatusCode::BAD_GATEWAY, &e.to_string()),
-        };
-    tokio::spawn(conn);
-    match sender.send_request(req).await {
+    let mut sender = match reuse(upstreams, addr).await {
+        Some(s) => s,
+        None => match dial(addr).await {
+            Ok(s) => s,
+            Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("{authority}: {e}")),
+        },
+    };
+    let resp = sender.send_request(req).await;
+    upstreams.lock().await.insert(addr, sender);
+    match resp {
         Ok(resp) => resp.map(|b| b.boxed()),
         Err(e) => text(StatusCode::BAD_GATEWAY, &e.to_string()),
     }

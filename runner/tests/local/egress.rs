@@ -72,6 +72,31 @@ pub(crate) fn server(body: &'static str) -> u16 {
     port
 }
 
+/// A loopback server on this machine that keeps each connection alive, answering every
+/// request on it with `body`.
+fn keep_alive_server(body: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().take(64) {
+            let Ok(mut c) = c else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(c.read(&mut buf), Ok(n) if n > 0) {
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if c.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
 async fn brokered(ws: &Workspace, log: Option<Arc<Mutex<AuditLog>>>) -> Session {
     brokered_with(ws, policies(), log, None).await
 }
@@ -177,6 +202,23 @@ async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with
         let d = r.runtime_denials.first().unwrap_or_else(|| panic!("{r:?}"));
         assert!(d.policies.contains(&policy.to_string()), "{name}: {d:?}");
     }
+    // One client connection, two requests (curl keeps its proxy connection alive): each
+    // is decided, the second refused with its program, though the first went through.
+    let kept = keep_alive_server("kept");
+    std::fs::write(
+        ws.path().join("two.cfg"),
+        format!("silent\nshow-error\nwrite-out = \"%{{http_code}} %{{num_connects}}\\n\"\nurl = \"http://registry.test:{kept}/a\"\nurl = \"http://registry.test:{kept}/b\"\nurl = \"http://evil.test:{port}/\"\n"),
+    )
+    .unwrap();
+    let r = run(&s, "curl -K two.cfg").await;
+    assert!(r.stdout.starts_with("kept200 1\nkept200 0\n"), "{r:?}");
+    assert!(r.stdout.ends_with("403 0\n"), "{r:?}");
+    let d = r
+        .runtime_denials
+        .iter()
+        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}")))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(d.program.ends_with("curl"), "{d:?}");
     // Programs that ignore the proxy reach nothing.
     let r = run(
         &s,
