@@ -431,8 +431,11 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)] // test code: a failure is a failed test
     use super::*;
 
-    /// (request head, the destination decided, or the refusal's status).
-    const CASES: &[(&str, Result<(&str, u16), &str>)] = &[
+    /// The destination decided (host, port), or the refusal's status.
+    type Outcome = Result<(&'static str, u16), &'static str>;
+
+    /// (request head, outcome).
+    const CASES: &[(&str, Outcome)] = &[
         (
             "CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n",
             Ok(("pypi.org", 443)),

@@ -87,6 +87,9 @@ fn index(dir: &Path) -> (std::process::Child, u16) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("pypiserver did not start");
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The shipped `default` policy set.
+#[allow(dead_code)] // not every bench binary uses the set as shipped
 pub fn engine() -> Arc<Engine> {
     let set = execkit_policies::DEFAULT;
     let bundle = PolicyBundle::from_files(
