@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "../tests/support/pypiserver.rs"]
+mod pypi;
 use measure::pct;
 
 const PACKAGES: usize = 20;
@@ -59,38 +61,7 @@ for i in range(int(sys.argv[2])):
 fn index(dir: &Path) -> (std::process::Child, u16) {
     let bin = std::env::var_os("EXECKIT_TEST_PYPISERVER")
         .expect("set EXECKIT_TEST_PYPISERVER (scripts/test.sh installs pypiserver)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(bin)
-        .args([
-            "run",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-a",
-            ".",
-            "-P",
-            ".",
-        ])
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (child, port);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut child = child;
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("pypiserver did not start");
+    pypi::start(bin.as_ref(), dir)
 }
 
 /// The default set with `registry.test` and `127.0.0.1` a package registry on a private

@@ -134,3 +134,15 @@ pub async fn predicted_refusal(s: &Session, command: &str) {
         "`{command}`: {msg}"
     );
 }
+
+/// The refusal of the connection to `destination` (`host:port`) a command's result
+/// reports; the test fails when there is none.
+pub fn refused_at<'a>(
+    r: &'a execkit_runner::ExecResult,
+    destination: &str,
+) -> &'a execkit_runner::RuntimeDenial {
+    r.runtime_denials
+        .iter()
+        .find(|d| d.destination.as_deref() == Some(destination))
+        .unwrap_or_else(|| panic!("no refusal of {destination}: {r:?}"))
+}

@@ -4,6 +4,9 @@
 //! by the operator's `[sandbox.egress] hosts`, never by `/etc/hosts`.
 
 use crate::common::*;
+
+#[path = "../support/pypiserver.rs"]
+mod pypi;
 use execkit_audit::{AuditLog, AuditOptions};
 use execkit_engine::{Engine, PolicyBundle};
 use execkit_runner::egress::EgressConfig;
@@ -163,11 +166,7 @@ async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with
     let r = run(&s, "python3 up.py").await;
     assert_ne!(r.exit_code, Some(0));
     assert!(r.stderr.contains("403"), "{r:?}");
-    let d = r
-        .runtime_denials
-        .iter()
-        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}")))
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let d = refused_at(&r, &format!("evil.test:{port}"));
     assert!(d.program.contains("python3"), "{d:?}");
     assert!(d.reason.contains("no policy permits"), "{d:?}");
     // Written in the command, the same host is refused before anything runs.
@@ -213,11 +212,7 @@ async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with
     let r = run(&s, "curl -K two.cfg").await;
     assert!(r.stdout.starts_with("kept200 1\nkept200 0\n"), "{r:?}");
     assert!(r.stdout.ends_with("403 0\n"), "{r:?}");
-    let d = r
-        .runtime_denials
-        .iter()
-        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}")))
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let d = refused_at(&r, &format!("evil.test:{port}"));
     assert!(d.program.ends_with("curl"), "{d:?}");
     // Programs that ignore the proxy reach nothing.
     let r = run(
@@ -254,37 +249,7 @@ pub(crate) fn pypiserver() -> Option<(std::process::Child, u16)> {
         );
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(bin)
-        .args([
-            "run",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-a",
-            ".",
-            "-P",
-            ".",
-        ])
-        .arg(wheels)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((child, port));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("pypiserver did not start on port {port}");
+    Some(pypi::start(bin.as_ref(), wheels.as_ref()))
 }
 
 #[tokio::test]
@@ -319,11 +284,7 @@ async fn pip_installs_from_a_listed_index_and_is_refused_an_unlisted_one() {
     )
     .await;
     assert_ne!(r.exit_code, Some(0), "{r:?}");
-    let d = r
-        .runtime_denials
-        .iter()
-        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}")))
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let d = refused_at(&r, &format!("evil.test:{port}"));
     assert!(d.program.contains("python3"), "{d:?}");
     s.close().await;
     let _ = index.kill();
@@ -533,11 +494,7 @@ async fn a_connection_the_policy_asks_about_waits_for_a_human() {
     let r = run(&s, "python3 get.py").await;
     assert_ne!(r.exit_code, Some(0), "{r:?}");
     assert!(r.stderr.contains("403"), "{r:?}");
-    let d = r
-        .runtime_denials
-        .iter()
-        .find(|d| d.destination.as_deref() == Some(&format!("ask.test:{port}")))
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let d = refused_at(&r, &format!("ask.test:{port}"));
     assert!(d.reason.contains("not approved"), "{d:?}");
     s.close().await;
 }

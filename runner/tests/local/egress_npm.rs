@@ -203,11 +203,7 @@ async fn npm_ci_installs_from_a_listed_registry_and_is_refused_an_unlisted_one()
     std::fs::write(ws.path().join("package-lock.json"), poisoned).unwrap();
     let r = run(&s, &format!("rm -rf node_modules .npm-cache && {npm}")).await;
     assert_ne!(r.exit_code, Some(0), "{r:?}");
-    let d = r
-        .runtime_denials
-        .iter()
-        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{}", reg.port)))
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let d = refused_at(&r, &format!("evil.test:{}", reg.port));
     assert!(d.program.contains("node"), "{d:?}");
     s.close().await;
 }

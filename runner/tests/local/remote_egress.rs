@@ -50,11 +50,7 @@ async fn ssh_listed_hosts_are_reached_through_the_helpers_broker_and_others_refu
     let r = run(&s, "python3 up.py").await;
     assert_ne!(r.exit_code, Some(0), "{r:?}");
     assert!(r.stderr.contains("403"), "{r:?}");
-    let d = r
-        .runtime_denials
-        .iter()
-        .find(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}")))
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let d = refused_at(&r, &format!("evil.test:{port}"));
     assert!(d.program.contains("python3"), "{d:?}");
     // Allowed by name, refused by the address the helper resolved.
     for (name, host, policy) in [
