@@ -248,7 +248,7 @@ fn start_broker(start: &Start, shell: &mut spawn::Shell) -> Option<crate::broker
         None => "the shell has no network of its own here".to_string(),
     };
     shell.enforcement.notes.push(format!(
-        "no egress broker ({why}): the session reaches no network outside its own"
+        "no egress broker ({why}): the session has no network but Unix sockets"
     ));
     None
 }
