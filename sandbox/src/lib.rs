@@ -5,6 +5,7 @@
 //! helper (`execkit-helper`, which applies the same rules on an SSH host or in a
 //! container):
 //!
+//! - [`capabilities`]: every capability dropped, root's included;
 //! - [`home`]: the home closed but for toolchains and caches;
 //! - [`landlock_rules`]: read everywhere but the denied paths and the closed home, write only the writable
 //!   roots, no TCP when the network is off, signal and abstract-socket scoping;
@@ -25,6 +26,7 @@
 #![allow(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capabilities;
 pub mod exec_notify;
 pub mod home;
 pub mod landlock_rules;

@@ -224,6 +224,8 @@ impl Prepared {
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // SAFETY: raw system calls in the forked child.
+        unsafe { crate::capabilities::drop_all()? };
         let ruleset = match self.ruleset.lock() {
             Ok(mut g) => g.take(),
             Err(_) => return Err(std::io::Error::other("sandbox ruleset lock poisoned")),

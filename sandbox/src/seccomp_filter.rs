@@ -45,11 +45,19 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_swapon,
     libc::SYS_swapoff,
     libc::SYS_acct,
+    // The host's names: a session does not have a UTS namespace of its own.
+    libc::SYS_sethostname,
+    libc::SYS_setdomainname,
 ];
 
-/// `ioctl` requests refused: pushing input into a terminal, and its console cousin.
+/// `ioctl` requests refused: pushing input into a terminal, and its console cousin;
+/// a socket's network namespace (`SIOCGSKNS`: a socket the server made before the
+/// session had a network of its own would hand over the host's); a process's namespaces
+/// from its pidfd (`PIDFD_GET_CGROUP_NAMESPACE` … `PIDFD_GET_UTS_NAMESPACE`).
 const TIOCSTI: u64 = 0x5412;
 const TIOCLINUX: u64 = 0x541C;
+const SIOCGSKNS: u64 = 0x894C;
+const PIDFD_NAMESPACES: std::ops::RangeInclusive<u64> = 0xFF01..=0xFF0A;
 
 /// Namespace flags refused in `clone`.
 const CLONE_NS_FLAGS: &[u64] = &[
@@ -78,9 +86,10 @@ pub fn build(block_network: bool) -> Result<BpfProgram, SandboxError> {
     for &nr in DENIED {
         rules.insert(nr, vec![]);
     }
-    let ioctl = [TIOCSTI, TIOCLINUX]
-        .iter()
-        .map(|&req| {
+    let ioctl = [TIOCSTI, TIOCLINUX, SIOCGSKNS]
+        .into_iter()
+        .chain(PIDFD_NAMESPACES)
+        .map(|req| {
             SeccompRule::new(vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(sc)?]).map_err(sc)
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -236,6 +236,51 @@ EOF"#;
     s.close().await;
 }
 
+/// A root session (no `run_as`) holds no capability, and no handle on the host's network:
+/// a red team's shell took the server-made socket of its own shell (`pidfd_getfd`), asked
+/// it for its network namespace (`SIOCGSKNS`, the host's) and added an interface there
+/// with `CAP_NET_ADMIN`; it also renamed the host (`sethostname`, the UTS namespace is
+/// shared).
+#[tokio::test]
+async fn a_root_session_holds_no_capability_and_no_handle_on_the_hosts_network() {
+    let ws = Workspace::new("caps");
+    let s = session(&ws, Profile::Workspace).await;
+    let probe = r#"python3 - <<'EOF'
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+caps = dict(l.split()[:2] for l in open("/proc/self/status") if l.startswith("Cap"))
+print("caps", *(caps[k] for k in ("CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:")))
+mine = os.readlink("/proc/self/ns/net")
+pidfd = libc.syscall(434, 1, 0)
+handles = 0
+for fd in os.listdir("/proc/1/fd"):
+    got = libc.syscall(438, pidfd, int(fd), 0)
+    if got < 0:
+        continue
+    ns = libc.ioctl(got, 0x894C)
+    if ns >= 0 and os.readlink(f"/proc/self/fd/{ns}") != mine:
+        handles += 1
+print("host network handles", handles)
+name = socket.gethostname().encode()
+print("sethostname", 0 if libc.sethostname(name, len(name)) == 0 else ctypes.get_errno())
+EOF"#;
+    let r = ok(&s, probe).await;
+    let none = "0000000000000000";
+    assert!(
+        r.stdout
+            .contains(&format!("caps {none} {none} {none} {none} {none}\n")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("host network handles 0\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("sethostname 1\n"), "{}", r.stdout);
+    s.close().await;
+}
+
 #[tokio::test]
 async fn run_as_an_unprivileged_user() {
     assert_eq!(
