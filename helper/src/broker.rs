@@ -158,16 +158,15 @@ impl Broker {
         let upstream = TcpStream::connect_timeout(&addr, TIMEOUT)
             .map_err(|e| Refusal::gateway(format!("{}:{}: {e}", ask.host, ask.port)))?;
         client.set_read_timeout(None).map_err(Refusal::io)?;
-        let first = match &req.forward {
+        match &req.forward {
             None => {
                 client
                     .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                     .map_err(Refusal::io)?;
-                rest
+                splice(client, upstream, &rest);
             }
-            Some(origin_head) => [origin_head.as_slice(), &rest].concat(),
-        };
-        splice(client, upstream, &first);
+            Some(origin_head) => answer(client, upstream, origin_head),
+        }
         Ok(())
     }
 
@@ -289,6 +288,7 @@ impl Head {
                 "only http:// requests are forwarded; https goes through CONNECT",
             ));
         }
+        plain_request_checks(&host, req.headers)?;
         let forward = origin_head(method, &uri, req.headers);
         let port = uri.port_u16().unwrap_or(80);
         Ok(Head {
@@ -298,6 +298,37 @@ impl Head {
             forward: Some(forward),
         })
     }
+}
+
+/// A forwarded plain request carries no body (uploads go through a tunnel, where the
+/// broker never reads the bytes) and no `Host` naming another host than the one decided:
+/// nothing after its head reaches the upstream, and a shared server is not asked for
+/// another of its sites.
+fn plain_request_checks(host: &str, headers: &[httparse::Header<'_>]) -> Result<(), Refusal> {
+    for h in headers {
+        let value = String::from_utf8_lossy(h.value);
+        let body = h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && value.trim() != "0");
+        if body {
+            return Err(Refusal::bad(
+                "a plain http:// request with a body is not forwarded: use https (CONNECT)",
+            ));
+        }
+        if h.name.eq_ignore_ascii_case("host") && !same_host(host, &value) {
+            return Err(Refusal::bad(
+                "the Host header names another host than the request",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True if a `Host` header's value names `host` (any port).
+fn same_host(host: &str, value: &str) -> bool {
+    value.trim().parse::<http::uri::Authority>().is_ok_and(|a| {
+        let h = a.host().trim_start_matches('[').trim_end_matches(']');
+        h.trim_end_matches('.').eq_ignore_ascii_case(host)
+    })
 }
 
 /// The host a target names, as the policies see it.
@@ -349,6 +380,15 @@ fn resolve(start: &BrokerStart, host: &str, port: u16) -> Result<SocketAddr, Ref
         .map_err(|e| Refusal::gateway(format!("cannot resolve {host}: {e}")))?
         .next()
         .ok_or_else(|| Refusal::gateway(format!("{host} has no address")))
+}
+
+/// Sends one plain request's head upstream and its answer back; nothing else the client
+/// sent reaches the upstream.
+fn answer(client: &mut TcpStream, mut upstream: TcpStream, head: &[u8]) {
+    if upstream.write_all(head).is_ok() {
+        let _ = upstream.shutdown(Shutdown::Write);
+        let _ = io::copy(&mut upstream, client);
+    }
 }
 
 /// Copies both ways until each side ends; `first` goes upstream before the client's bytes.
@@ -451,12 +491,29 @@ mod tests {
             Ok(("evil.test", 443)),
         ),
         (
-            "GET http://registry.test:8080/simple/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://registry.test:8080/simple/ HTTP/1.1\r\nHost: registry.test:8080\r\n\r\n",
             Ok(("registry.test", 8080)),
         ),
         (
             "GET http://pypi.org@evil.test/ HTTP/1.1\r\n\r\n",
             Ok(("evil.test", 80)),
+        ),
+        (
+            "GET http://a.test/ HTTP/1.1\r\nHost: A.test.:80\r\n\r\n",
+            Ok(("a.test", 80)),
+        ),
+        // Another site of the same server, a body after the head: not forwarded.
+        (
+            "GET http://a.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+            Err("400"),
+        ),
+        (
+            "POST http://a.test/ HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            Err("400"),
+        ),
+        (
+            "POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            Err("400"),
         ),
         ("CONNECT pypi.org HTTP/1.1\r\n\r\n", Err("400")),
         (

@@ -104,6 +104,20 @@ pub fn build(block_network: bool) -> Result<BpfProgram, SandboxError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone);
+    // TCP Fast Open opens a connection from `sendto`/`sendmsg` without `connect`, which
+    // the runtime guard stops and notes (the broker learns its clients' programs there).
+    for (nr, flags_arg) in [
+        (libc::SYS_sendto, 3),
+        (libc::SYS_sendmsg, 2),
+        (libc::SYS_sendmmsg, 3),
+    ] {
+        let fast_open = libc::MSG_FASTOPEN as u64;
+        let cond = Cond::new(flags_arg, Len::Dword, Op::MaskedEq(fast_open), fast_open);
+        rules.insert(
+            nr,
+            vec![SeccompRule::new(vec![cond.map_err(sc)?]).map_err(sc)?],
+        );
+    }
     // VSOCK reaches the hypervisor and the host past any network namespace: refused in
     // every sandboxed profile. With the network blocked, every family but AF_UNIX is.
     let family = if block_network {

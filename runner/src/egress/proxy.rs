@@ -126,11 +126,30 @@ fn destination(req: &Request<Incoming>) -> Result<(String, u16, Option<String>),
         return Ok((host, port, None));
     }
     match uri.scheme_str() {
+        Some("http") if !host_header_names(req, &host) => {
+            Err("the Host header names another host than the request".into())
+        }
         Some("http") => Ok((host, uri.port_u16().unwrap_or(80), Some("http".into()))),
         other => Err(format!(
             "only http:// requests are forwarded (got {other:?}); https goes through CONNECT"
         )),
     }
+}
+
+/// True if the request has no `Host` header or one naming `host` (any port): a shared
+/// server is not asked for another of its sites than the one decided.
+fn host_header_names(req: &Request<Incoming>, host: &str) -> bool {
+    let Some(value) = req.headers().get(hyper::header::HOST) else {
+        return true;
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<hyper::http::uri::Authority>().ok())
+        .is_some_and(|a| {
+            let h = a.host().trim_start_matches('[').trim_end_matches(']');
+            h.trim_end_matches('.').eq_ignore_ascii_case(host)
+        })
 }
 
 /// One client connection, whose requests come one after another.

@@ -214,6 +214,14 @@ async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with
     assert!(r.stdout.ends_with("403 0\n"), "{r:?}");
     let d = refused_at(&r, &format!("evil.test:{port}"));
     assert!(d.program.ends_with("curl"), "{d:?}");
+    // A Host header naming another site than the one decided is not forwarded.
+    std::fs::write(
+        ws.path().join("front.cfg"),
+        format!("silent\nheader = \"Host: evil.test\"\nurl = \"http://registry.test:{kept}/\"\n"),
+    )
+    .unwrap();
+    let r = run(&s, "curl -K front.cfg").await;
+    assert!(r.stdout.contains("another host"), "{r:?}");
     // Programs that ignore the proxy reach nothing.
     let r = run(
         &s,

@@ -240,7 +240,8 @@ EOF"#;
 /// a red team's shell took the server-made socket of its own shell (`pidfd_getfd`), asked
 /// it for its network namespace (`SIOCGSKNS`, the host's) and added an interface there
 /// with `CAP_NET_ADMIN`; it also renamed the host (`sethostname`, the UTS namespace is
-/// shared).
+/// shared), and opened a TCP connection without `connect` (Fast Open), which the broker
+/// then attributed to another program.
 #[tokio::test]
 async fn a_root_session_holds_no_capability_and_no_handle_on_the_hosts_network() {
     let ws = Workspace::new("caps");
@@ -263,6 +264,12 @@ for fd in os.listdir("/proc/1/fd"):
 print("host network handles", handles)
 name = socket.gethostname().encode()
 print("sethostname", 0 if libc.sethostname(name, len(name)) == 0 else ctypes.get_errno())
+# TCP Fast Open connects from sendto, past the connect the runtime guard stops.
+try:
+    socket.socket().sendto(b"x", socket.MSG_FASTOPEN, ("127.0.0.1", 9))
+    print("fastopen sent")
+except OSError as e:
+    print("fastopen", e.errno)
 EOF"#;
     let r = ok(&s, probe).await;
     let none = "0000000000000000";
@@ -278,6 +285,7 @@ EOF"#;
         r.stdout
     );
     assert!(r.stdout.contains("sethostname 1\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("fastopen 1\n"), "{}", r.stdout);
     s.close().await;
 }
 
