@@ -114,7 +114,15 @@ pub(crate) struct RuntimeDecider {
     /// Starts of execkit's own programs the session is about to make (a PTY's `script`),
     /// each let pass once.
     own: Mutex<Vec<(String, Vec<String>)>>,
+    /// Connections a human approved, by (program, host, port): who approved them.
+    approved_connections: Mutex<HashMap<ConnectionKey, String>>,
 }
+
+/// A connection as a human's approval is remembered: (program, host, port).
+pub(crate) type ConnectionKey = (String, String, u16);
+
+/// Approved connections remembered at most per session.
+const APPROVED_CONNECTIONS_MAX: usize = 1024;
 
 impl RuntimeDecider {
     pub(crate) fn new(spec: GuardSpec) -> Arc<RuntimeDecider> {
@@ -123,7 +131,23 @@ impl RuntimeDecider {
             current: Mutex::default(),
             memo: Mutex::default(),
             own: Mutex::default(),
+            approved_connections: Mutex::default(),
         })
+    }
+
+    /// Who approved this (program, host, port) earlier in the session, if anyone did.
+    pub(crate) fn approved_connection(&self, key: &ConnectionKey) -> Option<String> {
+        self.approved_connections.lock().ok()?.get(key).cloned()
+    }
+
+    /// Remembers a human's approval of a connection for the rest of the session.
+    pub(crate) fn remember_connection(&self, key: ConnectionKey, who: String) {
+        if let Ok(mut m) = self.approved_connections.lock() {
+            if m.len() >= APPROVED_CONNECTIONS_MAX {
+                m.clear();
+            }
+            m.insert(key, who);
+        }
     }
 
     /// A command starts: its text as sent and redacted, the directory it starts in (as

@@ -31,8 +31,10 @@ fn label(c: &Connection) -> String {
 
 /// Decides `c` for the session of `decider` (blocking: an `ask` waits for the human).
 /// `approved`: the human who approved this same connection's earlier question (its name,
-/// before the address was known), whose answer stands for an `ask` here too; a `forbid`
-/// still refuses.
+/// before the address was known), whose answer stands for an `ask` here too. A human's
+/// approval is remembered for the session by (program, host, port): the same program's
+/// later connections there are decided and recorded, not asked again. A `forbid` still
+/// refuses.
 pub(crate) fn judge(decider: &RuntimeDecider, c: &Connection, approved: Option<&str>) -> Verdicted {
     let spec = decider.spec();
     let decision = spec.engine.decide_connection(c, &spec.env);
@@ -40,10 +42,16 @@ pub(crate) fn judge(decider: &RuntimeDecider, c: &Connection, approved: Option<&
     let mut reason = crate::result::Denial::reason_for(&decision);
     let mut approved_by = None;
     if decision.verdict == Verdict::Ask {
+        let key = (c.program.clone(), c.host.clone(), c.port);
         approved_by = match approved {
             Some(who) => Some(who.to_string()),
-            None => ask(decider, c, &decision),
+            None => decider
+                .approved_connection(&key)
+                .or_else(|| ask(decider, c, &decision)),
         };
+        if let Some(who) = &approved_by {
+            decider.remember_connection(key, who.clone());
+        }
         allow = approved_by.is_some();
         if !allow {
             reason = format!("{reason} (not approved)");

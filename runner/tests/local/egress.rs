@@ -498,11 +498,22 @@ async fn a_connection_the_policy_asks_about_waits_for_a_human() {
     let r = ok(&s, "python3 get.py").await;
     assert_eq!(r.stdout, "asked and answered\n");
     assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // The same program to the same host and port: remembered, not asked again.
     yes.store(false, Ordering::SeqCst);
-    let r = run(&s, "python3 get.py").await;
-    assert_ne!(r.exit_code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("403"), "{r:?}");
+    let r = ok(&s, "python3 get.py").await;
+    assert_eq!(r.stdout, "asked and answered\n");
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // Another program there is asked, and the human's no refuses it.
+    std::fs::write(
+        ws.path().join("get.cfg"),
+        format!("silent\nurl = \"http://ask.test:{port}/\"\n"),
+    )
+    .unwrap();
+    let r = run(&s, "curl -K get.cfg").await;
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    assert!(r.stdout.contains("not approved"), "{r:?}");
     let d = refused_at(&r, &format!("ask.test:{port}"));
     assert!(d.reason.contains("not approved"), "{d:?}");
+    assert!(d.program.ends_with("curl"), "{d:?}");
     s.close().await;
 }
