@@ -242,7 +242,10 @@ fn start_broker(start: &Start, shell: &mut spawn::Shell) -> Option<crate::broker
     let config = start.broker.clone()?;
     let why = match shell.broker_listener.take() {
         Some(l) => match crate::broker::Broker::start(l, config, shell.pid, send_ask) {
-            Ok(b) => return Some(b),
+            Ok(b) => {
+                shell.enforcement.egress_broker = true;
+                return Some(b);
+            }
             Err(e) => format!("the broker did not start: {e}"),
         },
         None => "the shell has no network of its own here".to_string(),

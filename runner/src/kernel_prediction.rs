@@ -7,6 +7,11 @@
 //! glob's bound), outside every writable root, and not a device or `/proc` file (the device
 //! files a session writes are granted by Landlock rules of their own). A symlink the command
 //! writes through is the kernel's to follow, and stays the kernel's to refuse.
+//!
+//! Likewise a connection the policies allow in a session that reaches no network (no egress
+//! broker, no host network): refused as a decision that says why, instead of a bare
+//! `EPERM` or `ENETUNREACH`. Unix socket files are decided as they are connected, and the
+//! session's own loopback stays its own.
 
 use execkit_engine::{Action, Decision, FactDecision, Verdict};
 use execkit_sandbox::{Enforcement, Profile};
@@ -21,6 +26,48 @@ pub fn refuse_unwritable(decision: &mut Decision, enforcement: &Enforcement) {
     // The private tmp is the first writable root (see `execkit_sandbox::prepared`).
     let tmp = enforcement.writable.first().map(PathBuf::as_path);
     refuse_outside(decision, &enforcement.writable, tmp);
+}
+
+/// Turns each allowed connection the session of `enforcement` cannot make into a denied
+/// fact (see the module's documentation).
+pub fn refuse_unreachable(decision: &mut Decision, enforcement: &Enforcement) {
+    let p = enforcement.profile;
+    if p == Profile::Off || p.network() || enforcement.egress_broker {
+        return;
+    }
+    let mut refused = false;
+    for fact in decision.facts.iter_mut() {
+        if fact.verdict == Verdict::Deny || fact.action != Action::Connect {
+            continue;
+        }
+        let host = fact
+            .resource
+            .strip_prefix("Host::\"")
+            .and_then(|h| h.strip_suffix('"'));
+        let own = enforcement.private_network
+            && host.is_some_and(|h| ["localhost", "127.0.0.1", "::1"].contains(&h));
+        if own || host.is_some_and(|h| h.starts_with("unix:")) {
+            continue;
+        }
+        fact.verdict = Verdict::Deny;
+        fact.policies.clear();
+        fact.reason = no_network_reason(enforcement.private_network);
+        refused = true;
+    }
+    if refused {
+        decision.verdict = Verdict::Deny;
+    }
+}
+
+fn no_network_reason(private_network: bool) -> String {
+    let what = if private_network {
+        "its own loopback only (`network = \"off\"`, or no egress broker)"
+    } else {
+        "no network: no namespace of its own for an egress broker, so sockets other than Unix ones are refused"
+    };
+    format!(
+        "the session reaches {what}, so the kernel would refuse this connection. Ask the operator for `network = \"policy\"` with the host listed"
+    )
 }
 
 /// The writable roots a dry run of a local session with `profile` knows: the workspace
@@ -129,6 +176,39 @@ mod tests {
                 assert!(f.reason.contains("session's tmp, /t"), "{}", f.reason);
             }
         }
+    }
+
+    /// (command, whether it runs) under a permit-all policy, in a session with its own
+    /// loopback and no broker, then with one.
+    #[test]
+    fn connections_a_session_without_network_cannot_make_are_refused_before_they_run() {
+        let bundle = PolicyBundle::from_files(
+            (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+            &[("all.cedar", "permit(principal, action, resource);")],
+            "[]",
+        );
+        let engine = Engine::new(&bundle).unwrap();
+        let env = DecisionEnv::local("/w", "/home/agent");
+        let cases = [
+            ("curl -sS https://pypi.org/simple/", false),
+            ("git clone https://github.com/x/y", false),
+            ("curl -sS http://localhost:8000/", true),
+            ("curl -sS http://127.0.0.1:8000/", true),
+            ("echo hi", true),
+        ];
+        let mut e = enforcement();
+        e.private_network = true;
+        for (command, runs) in cases {
+            let mut d = engine.decide(command, &env);
+            assert_eq!(d.verdict, Verdict::Allow, "{command}: {d:?}");
+            refuse_unreachable(&mut d, &e);
+            let want = if runs { Verdict::Allow } else { Verdict::Deny };
+            assert_eq!(d.verdict, want, "{command}: {d:?}");
+        }
+        e.egress_broker = true;
+        let mut d = engine.decide("curl -sS https://pypi.org/simple/", &env);
+        refuse_unreachable(&mut d, &e);
+        assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
     }
 
     fn enforcement() -> Enforcement {

@@ -541,6 +541,7 @@ pub(crate) fn no_sandbox_here() -> crate::sandbox::Enforcement {
         no_new_privs: false,
         pid_namespace: false,
         private_network: false,
+        egress_broker: false,
         exec_decisions: false,
         resources: ResourceReport::default(),
         writable: Vec::new(),

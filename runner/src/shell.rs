@@ -372,8 +372,10 @@ impl Shell {
         tokio::spawn(read_loop(stderr, 0, true, current.clone(), tx.clone()));
         let token = frame::random_hex(8).map_err(SessionError::Spawn)?;
         let egress = start_broker(config, &enforcement, pid, guard.as_ref(), clients);
-        if let Err(why) = &egress {
-            enforcement.notes.push(why.clone());
+        match &egress {
+            Ok(Some(_)) => enforcement.egress_broker = true,
+            Ok(None) => {}
+            Err(why) => enforcement.notes.push(why.clone()),
         }
         let io = Io::Local(Box::new(Local {
             child,

@@ -111,6 +111,10 @@ pub struct Enforcement {
     /// its own clients, and nothing routes out.
     #[serde(default)]
     pub private_network: bool,
+    /// Connections leave the session's own network through the egress broker, each
+    /// decided by the policies.
+    #[serde(default)]
+    pub egress_broker: bool,
     /// The resource limits enforced, and how.
     pub resources: ResourceReport,
     /// Paths the shell may write.

@@ -107,6 +107,7 @@ impl Session {
             })
             .await;
         crate::kernel_prediction::refuse_unwritable(&mut decision, enforcement);
+        crate::kernel_prediction::refuse_unreachable(&mut decision, enforcement);
         decision
     }
 

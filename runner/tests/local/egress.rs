@@ -517,3 +517,29 @@ async fn a_connection_the_policy_asks_about_waits_for_a_human() {
     assert!(d.program.ends_with("curl"), "{d:?}");
     s.close().await;
 }
+
+/// With `network = "off"` a connection the policies allow is refused by the decision,
+/// which says why, instead of failing in the kernel with a bare error; the session's own
+/// loopback stays its own.
+#[tokio::test]
+async fn without_a_broker_the_decision_says_the_kernel_will_refuse_the_connection() {
+    let ws = Workspace::new("egress-off");
+    let s = config(&ws, permit_all(), Profile::Workspace)
+        .sandbox(SandboxConfig {
+            network: execkit_runner::egress::NetworkMode::Off,
+            ..SandboxConfig::default()
+        })
+        .local()
+        .await
+        .unwrap();
+    let e = s.info().await.enforcement;
+    assert!(e.private_network && !e.egress_broker, "{e:?}");
+    let refused = s
+        .exec("curl -sS https://pypi.org/simple/", &Default::default())
+        .await;
+    let why = format!("{refused:?}");
+    assert!(why.contains("network = \\\"policy\\\""), "{why}");
+    let r = run(&s, "curl -sS http://127.0.0.1:9/").await;
+    assert!(r.stderr.contains("Couldn't connect"), "{r:?}");
+    s.close().await;
+}

@@ -36,7 +36,7 @@ async fn ssh_listed_hosts_are_reached_through_the_helpers_broker_and_others_refu
         return;
     };
     let e = s.info().await.enforcement;
-    assert!(e.private_network, "{e:?}");
+    assert!(e.private_network && e.egress_broker, "{e:?}");
     let port = server("from the registry");
     let r = ok(&s, &format!("curl -sS http://registry.test:{port}/simple/")).await;
     assert_eq!(r.stdout, "from the registry");
