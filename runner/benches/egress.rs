@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 mod measure;
 #[path = "../tests/support/pypiserver.rs"]
 mod pypi;
+#[path = "../tests/support/ssh.rs"]
+mod ssh_support;
 use measure::pct;
 
 const PACKAGES: usize = 20;
@@ -76,6 +78,9 @@ fn policies() -> Arc<Engine> {
             let pats = e["attrs"]["patterns"].as_array_mut().unwrap();
             pats.extend(["registry.test", "127.0.0.1"].map(|h| serde_json::json!(h)));
         }
+        if e["uid"]["type"] == "HostGroup" && id == "agent-ssh" {
+            e["attrs"]["patterns"] = serde_json::json!(["127.0.0.1"]);
+        }
     }
     let bundle = PolicyBundle::from_files(
         (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
@@ -110,6 +115,52 @@ async fn run(s: &Session, cmd: &str) -> execkit_runner::ExecResult {
     let r = s.exec(cmd, &opts).await.unwrap();
     assert_eq!(r.exit_code, Some(0), "`{cmd}`: {r:?}");
     r
+}
+
+/// An SSH session to the test sshd with `profile` (the helper's broker under `workspace`),
+/// its workspace a fresh directory of the test account; `None` without a test sshd.
+async fn ssh_session(profile: Profile, tag: &str) -> Option<Session> {
+    let (t, mut settings) = ssh_support::ssh_fixture()?;
+    settings.sandbox.workspace = Some(format!("~/bench-egress-{tag}-{}", std::process::id()));
+    settings.sandbox.profile = profile;
+    settings
+        .sandbox
+        .egress
+        .hosts
+        .insert("registry.test".into(), "127.0.0.1".parse().unwrap());
+    let config = Session::builder().engine(policies()).build().unwrap();
+    let s = Session::ssh(&t, &settings, config).await.unwrap();
+    run(&s, "python3 -m venv .venv").await;
+    Some(s)
+}
+
+/// The installs over SSH: through the helper's broker and under `workspace-net`.
+async fn ssh_installs(port: u16, runs: usize) {
+    let (Some(brokered), Some(open)) = (
+        ssh_session(Profile::Workspace, "b").await,
+        ssh_session(Profile::WorkspaceNet, "o").await,
+    ) else {
+        println!("ssh: no test sshd (EXECKIT_TEST_SSHD_DIR), skipped");
+        return;
+    };
+    installs(&brokered, "registry.test", port, 1).await;
+    installs(&open, "127.0.0.1", port, 1).await;
+    let (mut b, mut o) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        b.extend(installs(&brokered, "registry.test", port, 1).await);
+        o.extend(installs(&open, "127.0.0.1", port, 1).await);
+    }
+    b.sort();
+    o.sort();
+    println!("the same over SSH (the helper's broker, decisions by the server):");
+    report("  through the helper's broker          ", &b);
+    report("  workspace-net (nothing decided)      ", &o);
+    let ratio = pct(&b, 0.5).as_secs_f64() / pct(&o, 0.5).as_secs_f64();
+    println!("  broker / open (medians): {ratio:.3}");
+    for s in [brokered, open] {
+        let _ = s.exec("rm -rf \"$PWD\"", &ExecOptions::default()).await;
+        s.close().await;
+    }
 }
 
 /// Wall time of each of `runs` installs of every package into a fresh directory.
@@ -220,6 +271,7 @@ async fn main() {
     );
     brokered.close().await;
     open.close().await;
+    ssh_installs(port, runs).await;
     let _ = idx.kill();
     let _ = idx.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -58,6 +58,7 @@ pub fn ssh_fixture() -> Option<(SshTarget, SshSettings)> {
 }
 
 /// The test account's home on this machine (the test sshd runs here).
+#[allow(dead_code)] // not every test or bench binary writes into the account's home
 pub fn ssh_home(user: &str) -> PathBuf {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     passwd
