@@ -112,7 +112,11 @@ impl Broker {
 
     fn accept_loop(&self, listener: &TcpListener) {
         for client in listener.incoming() {
-            let Ok(client) = client else { continue };
+            let Ok(client) = client else {
+                // Out of descriptors or threads: let clients finish before the next one.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            };
             // Past the cap a client is closed at once.
             if self.shared.clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                 self.shared.clients.fetch_sub(1, Ordering::SeqCst);
