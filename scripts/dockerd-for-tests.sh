@@ -39,12 +39,12 @@ if ! DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1; then
   exit 1
 fi
 
-# The test image: bash, coreutils, grep, sed, ps, git, find, xargs and their libraries; a non-root user.
+# The test image: bash, coreutils, grep, sed, ps, git, find, xargs, curl and their libraries; a non-root user.
 root="$dir/rootfs"
 rm -rf "$root"
 mkdir -p "$root"/{bin,etc,tmp,proc,dev,sys,work,home/runner}
 chmod 1777 "$root/tmp"
-progs=(bash sh ls cat echo env id mkdir rm sleep head tail grep sed wc touch printf true false kill ps readlink stat mkfifo chmod cp mv tr cut sort uname pwd dd yes seq timeout ln realpath git find xargs)
+progs=(bash sh ls cat echo env id mkdir rm sleep head tail grep sed wc touch printf true false kill ps readlink stat mkfifo chmod cp mv tr cut sort uname pwd dd yes seq timeout ln realpath git find xargs curl)
 for p in "${progs[@]}"; do
   src="$(type -P "$p" || true)"
   [ -n "$src" ] || continue

@@ -31,6 +31,8 @@ pub fn run() -> i32 {
         OwnedFd::from_raw_fd(fd)
     };
     let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    // Not a source of descriptors or memory for the session's processes (same account).
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     let mut buf = [0u8; 4096];
     loop {
         let mut fds = [

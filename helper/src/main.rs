@@ -15,6 +15,7 @@ mod broker;
 mod connects;
 mod guard;
 mod probe;
+mod relay;
 mod spawn;
 mod supervisor;
 mod sys;

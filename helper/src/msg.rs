@@ -61,6 +61,19 @@ pub struct BrokerStart {
     /// Names resolved to these addresses instead of by the target's resolver (the
     /// operator's `[sandbox.egress] hosts`).
     pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
+    /// The shell shares the helper's network, which is already its own (an ephemeral
+    /// container's `none` network): the helper listens there and relays each client's
+    /// bytes to the server, whose broker decides and dials (the helper dials nothing).
+    #[serde(default)]
+    pub relay: bool,
+}
+
+/// A client of the shell's network connected to the helper's relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelOpen {
+    /// The executable of the process that connected ("" when unknown).
+    pub program: String,
 }
 
 /// A connection the helper's broker was asked to open, as the server decides it.

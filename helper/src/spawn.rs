@@ -80,6 +80,9 @@ pub struct Plan<'a> {
     pub home: PathBuf,
     /// The shell's environment.
     pub env: Vec<(String, String)>,
+    /// The shell shares the helper's network, which has no route out (an ephemeral
+    /// container's `none` network) and where the helper's relay listens.
+    pub relayed: bool,
 }
 
 /// Looks `name` up on `PATH`.
@@ -159,7 +162,8 @@ enum Failure {
 fn spawn(plan: &Plan<'_>, ns: Namespaces, exec_decisions: bool) -> Result<Shell, Failure> {
     let other = |what: &str, e: io::Error| Failure::Other(format!("{what}: {e}"));
     // A network of its own only with namespaces, and only where connections are decided.
-    let net = ns != Namespaces::None && exec_decisions && plan.start.broker.is_some();
+    let net =
+        !plan.relayed && ns != Namespaces::None && exec_decisions && plan.start.broker.is_some();
     let (ours, theirs) = sys::socketpair().map_err(|e| other("stdin socket", e))?;
     // SAFETY: shutdown on our own sockets.
     unsafe {
@@ -444,7 +448,7 @@ fn child(plan: &Plan<'_>, ns: Namespaces, ids: (libc::uid_t, libc::gid_t), fds: 
         report('E', &e);
         exit(1);
     }
-    let err = exec(plan, fds.broker.is_some());
+    let err = exec(plan, fds.broker.is_some() || plan.relayed);
     report(
         'E',
         &format!("cannot run {}: {err}", plan.program.display()),
@@ -519,7 +523,7 @@ fn setup(plan: &Plan<'_>, ns: Namespaces, fds: &ChildFds) -> Result<(), String> 
         home: start.home.closing(&plan.home),
         allow_best_effort: start.allow_best_effort,
         namespaces: ns != Namespaces::None || start.own_pid_namespace,
-        private_network: fds.broker.is_some(),
+        private_network: fds.broker.is_some() || plan.relayed,
         no_namespace_note: "no PID namespace (the account may not create user namespaces here): the helper, as the tree's subreaper, still kills every process of the session at its end, but processes outside the session are visible",
     })
     .map_err(|e| e.to_string())?;

@@ -200,11 +200,15 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         deny_read,
         home: PathBuf::from(home),
         env: env.clone(),
+        relayed: false,
     };
+    let mut plan = plan;
+    let relay = crate::relay::listen(start);
+    plan.relayed = matches!(relay, Ok(Some(_)));
     let sigchld = sys::sigchld_fd().map_err(|e| ("setup", format!("signalfd: {e}")))?;
     let mut shell =
         spawn::start(&plan, spawn::wanted(start)).map_err(|e| ("sandbox", e.to_string()))?;
-    let broker = start_broker(start, &mut shell);
+    let egress = start_egress(start, &mut shell, relay);
     let (machine, kernel) = sys::uname();
     let ready = Ready {
         version: execkit_helper::version_line(),
@@ -228,32 +232,54 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
         start.idle_secs,
         &ready.workspace,
     );
-    if let Some(b) = broker {
-        s.with_broker(b);
-    }
+    s.with_egress(egress);
     let code = s.run();
     tree::kill_all(s.ns_init());
     Ok(code)
 }
 
-/// The egress broker in the shell's own network, when it has one; otherwise a note says
-/// why the shell reaches no network.
-fn start_broker(start: &Start, shell: &mut spawn::Shell) -> Option<crate::broker::Broker> {
-    let config = start.broker.clone()?;
-    let why = match shell.broker_listener.take() {
-        Some(l) => match crate::broker::Broker::start(l, config, shell.pid, send_ask) {
+/// The way out of the shell's network: the helper's relay where the shell shares the
+/// helper's private network, else its broker where the shell has a network of its own;
+/// otherwise a note says why the shell reaches no network.
+fn start_egress(
+    start: &Start,
+    shell: &mut spawn::Shell,
+    relay: Result<Option<std::net::TcpListener>, String>,
+) -> Egress {
+    let Some(config) = start.broker.clone() else {
+        return Egress::None;
+    };
+    let why = match (relay, shell.broker_listener.take()) {
+        (Ok(Some(l)), _) => match crate::relay::Relay::start(l, config.port, shell.pid, send) {
+            Ok(r) => {
+                shell.enforcement.egress_broker = true;
+                return Egress::Relay(r);
+            }
+            Err(e) => format!("the relay did not start: {e}"),
+        },
+        (Err(why), _) => why,
+        (Ok(None), Some(l)) => match crate::broker::Broker::start(l, config, shell.pid, send_ask) {
             Ok(b) => {
                 shell.enforcement.egress_broker = true;
-                return Some(b);
+                return Egress::Broker(b);
             }
             Err(e) => format!("the broker did not start: {e}"),
         },
-        None => "the shell has no network of its own here".to_string(),
+        (Ok(None), None) => "the shell has no network of its own here".to_string(),
     };
     shell.enforcement.notes.push(format!(
         "no egress broker ({why}): the session has no network but Unix sockets"
     ));
-    None
+    Egress::None
+}
+
+/// How the shell's connections leave its network.
+enum Egress {
+    None,
+    /// The helper's broker decides (by the server) and dials.
+    Broker(crate::broker::Broker),
+    /// The helper relays each client's bytes to the server's broker.
+    Relay(crate::relay::Relay),
 }
 
 /// One output stream of the shell.
@@ -277,8 +303,8 @@ struct Supervisor {
     last_frame: Instant,
     /// Programs the shell starts, stopped at `execve` until the server decides them.
     execs: Option<Execs>,
-    /// The egress broker in the shell's own network.
-    broker: Option<crate::broker::Broker>,
+    /// The way out of the shell's network.
+    egress: Egress,
 }
 
 /// The helper's side of runtime decisions: the listener, the calls waiting for the
@@ -362,19 +388,23 @@ impl Supervisor {
             idle: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
             last_frame: Instant::now(),
             execs: None,
-            broker: None,
+            egress: Egress::None,
         }
         .with_execs(workspace)
     }
 
-    /// Serves the shell's network through `broker`: the connections to it the exec
+    /// Serves the shell's network through `egress`: the connections to it the exec
     /// listener makes are noted with their program.
-    fn with_broker(&mut self, broker: crate::broker::Broker) {
-        if let Some(e) = self.execs.as_mut() {
-            e.connects
-                .note_broker_clients(broker.port(), broker.clients());
+    fn with_egress(&mut self, egress: Egress) {
+        let noted = match &egress {
+            Egress::None => None,
+            Egress::Broker(b) => Some((b.port(), b.clients())),
+            Egress::Relay(r) => Some((r.port(), r.clients())),
+        };
+        if let (Some(e), Some((port, clients))) = (self.execs.as_mut(), noted) {
+            e.connects.note_broker_clients(port, clients);
         }
-        self.broker = Some(broker);
+        self.egress = egress;
     }
 
     fn with_execs(mut self, workspace: &str) -> Self {
@@ -510,12 +540,29 @@ impl Supervisor {
                 self.exec_verdict(v);
             }
             Kind::Close => return Ok(Step::Stop(0)),
+            Kind::TunnelDown | Kind::TunnelDownEnd | Kind::TunnelUpAck => {
+                self.tunnel(kind, &payload)?;
+            }
             other => {
                 eprintln!("execkit-helper: unexpected {other:?} frame from the server");
                 return Ok(Step::Stop(4));
             }
         }
         Ok(Step::Go)
+    }
+
+    /// A frame for one of the relay's clients.
+    fn tunnel(&self, kind: Kind, payload: &[u8]) -> io::Result<()> {
+        let (id, rest) = wire::split_id(kind, payload).map_err(io::Error::other)?;
+        let Egress::Relay(r) = &self.egress else {
+            return Ok(());
+        };
+        match kind {
+            Kind::TunnelDown => r.down(id, rest),
+            Kind::TunnelDownEnd => r.down_end(id),
+            _ => r.up_ack(id, wire::ack_count(kind, rest).map_err(io::Error::other)?),
+        }
+        Ok(())
     }
 
     /// A program stopped at its start: answered here when the answer is known (missing,
@@ -596,7 +643,7 @@ impl Supervisor {
     /// The server decided a program that waits.
     fn exec_verdict(&mut self, v: execkit_helper::msg::ExecVerdict) {
         if v.connection {
-            if let Some(b) = &self.broker {
+            if let Egress::Broker(b) = &self.egress {
                 b.verdict(v);
             }
             return;

@@ -12,6 +12,10 @@ pub const MAGIC: &[u8] = b"\x1fEKHELPER:";
 /// The longest payload either side accepts.
 pub const MAX_FRAME: usize = 1 << 20;
 
+/// Bytes of one relayed client in flight in each direction before the other side
+/// acknowledges them (see the `Tunnel*` kinds).
+pub const TUNNEL_WINDOW: usize = 1 << 20;
+
 /// Bytes of a frame's header.
 pub const HEADER: usize = 5;
 
@@ -32,6 +36,12 @@ pub enum Kind {
     /// Server → helper: the decision on a program stopped at its start
     /// ([`crate::msg::ExecVerdict`], JSON).
     ExecVerdict = 0x06,
+    /// Server → helper: bytes for a relayed client (`[tunnel: u32][bytes]`).
+    TunnelDown = 0x07,
+    /// Server → helper: no more bytes for a relayed client (`[tunnel: u32]`).
+    TunnelDownEnd = 0x08,
+    /// Server → helper: bytes of a relayed client taken (`[tunnel: u32][count: u32]`).
+    TunnelUpAck = 0x09,
     /// Helper → server: the shell runs ([`crate::msg::Ready`], JSON).
     Ready = 0x81,
     /// Helper → server: shell stdout (`[generation: u64][bytes]`).
@@ -49,6 +59,15 @@ pub enum Kind {
     /// Helper → server: a program stopped at its start, to be decided
     /// ([`crate::msg::ExecAsk`], JSON).
     ExecAsk = 0x88,
+    /// Helper → server: a client of the shell's network connected to the relay
+    /// (`[tunnel: u32][JSON` [`crate::msg::TunnelOpen`]`]`).
+    TunnelOpen = 0x89,
+    /// Helper → server: bytes from a relayed client (`[tunnel: u32][bytes]`).
+    TunnelUp = 0x8A,
+    /// Helper → server: a relayed client sent its last byte (`[tunnel: u32]`).
+    TunnelUpEnd = 0x8B,
+    /// Helper → server: bytes for a relayed client written (`[tunnel: u32][count: u32]`).
+    TunnelDownAck = 0x8C,
 }
 
 impl Kind {
@@ -61,6 +80,9 @@ impl Kind {
             0x04 => Kind::Close,
             0x05 => Kind::Ping,
             0x06 => Kind::ExecVerdict,
+            0x07 => Kind::TunnelDown,
+            0x08 => Kind::TunnelDownEnd,
+            0x09 => Kind::TunnelUpAck,
             0x81 => Kind::Ready,
             0x82 => Kind::Stdout,
             0x83 => Kind::Stderr,
@@ -69,6 +91,10 @@ impl Kind {
             0x86 => Kind::Exited,
             0x87 => Kind::Failed,
             0x88 => Kind::ExecAsk,
+            0x89 => Kind::TunnelOpen,
+            0x8A => Kind::TunnelUp,
+            0x8B => Kind::TunnelUpEnd,
+            0x8C => Kind::TunnelDownAck,
             _ => return None,
         })
     }
@@ -214,7 +240,13 @@ pub fn split_stream(kind: Kind, payload: &[u8]) -> Result<(u64, &[u8]), WireErro
     Ok((u64::from_be_bytes(gen), data))
 }
 
-/// The id and JSON of a `Call`/`Reply` payload.
+/// The count of a tunnel's acknowledgement (after its id).
+pub fn ack_count(kind: Kind, rest: &[u8]) -> Result<u32, WireError> {
+    let b: [u8; 4] = rest.try_into().map_err(|_| WireError::Short(kind))?;
+    Ok(u32::from_be_bytes(b))
+}
+
+/// The id and JSON of a `Call`/`Reply` payload (and the id and rest of a tunnel's).
 pub fn split_id(kind: Kind, payload: &[u8]) -> Result<(u32, &[u8]), WireError> {
     if payload.len() < 4 {
         return Err(WireError::Short(kind));

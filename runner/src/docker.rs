@@ -125,6 +125,8 @@ pub struct DockerConnection {
     ephemeral: bool,
     /// The helper is bind-mounted at [`CONTAINER_HELPER`].
     helper_mounted: bool,
+    /// Made by this server with network `none`: only the loopback.
+    network_none: bool,
     /// The attach stream of an ephemeral container's main process: while it is open the
     /// container lives; when this server closes it (or dies) the container ends.
     lifeline: Option<tokio::task::AbortHandle>,
@@ -216,6 +218,11 @@ async fn open_ephemeral(
     };
     let host = HostConfig {
         cap_drop: Some(vec!["ALL".into()]),
+        // In the bounding set only (no process of the image's account holds it, and the
+        // helper's shell drops every capability): it makes Docker's own seccomp profile let
+        // the helper take a connecting socket from the shell (`pidfd_getfd`) to connect it
+        // on its behalf. The session's filter refuses that call to the session.
+        cap_add: helper.as_ref().map(|_| vec!["SYS_PTRACE".into()]),
         security_opt: Some(vec!["no-new-privileges".into()]),
         readonly_rootfs: Some(true),
         tmpfs: Some(HashMap::from([(
@@ -258,6 +265,7 @@ async fn open_ephemeral(
         container: name,
         ephemeral: true,
         helper_mounted: helper.is_some(),
+        network_none: !s.network,
         lifeline: None,
     };
     let attach = conn
@@ -399,6 +407,7 @@ impl DockerConnection {
                     container: name.clone(),
                     ephemeral: false,
                     helper_mounted: false,
+                    network_none: false,
                     lifeline: None,
                 })
             }
@@ -414,6 +423,11 @@ impl DockerConnection {
     /// True when the helper is bind-mounted in the container.
     pub(crate) fn helper_mounted(&self) -> bool {
         self.helper_mounted
+    }
+
+    /// True when this server made the container with network `none`.
+    pub(crate) fn network_none(&self) -> bool {
+        self.network_none
     }
 
     /// Runs one command (`sh -c`, no TTY) and collects its output and exit code.

@@ -48,6 +48,8 @@ pub(crate) struct Link {
     next_id: AtomicU32,
     exit: watch::Receiver<Option<Option<i32>>>,
     lost: Arc<AtomicBool>,
+    /// The clients the helper relays from the shell's network (served once armed).
+    pub tunnels: Arc<crate::egress::tunnel::Tunnels>,
     /// What the helper reported when the shell started.
     pub ready: Ready,
 }
@@ -169,6 +171,7 @@ impl Link {
             }
         };
         let pending: Pending = Arc::default();
+        let tunnels = crate::egress::tunnel::Tunnels::new(frames.clone());
         let (exit_tx, exit) = watch::channel(None);
         let lost = Arc::new(AtomicBool::new(false));
         tokio::spawn(read_loop(
@@ -179,7 +182,7 @@ impl Link {
             pending.clone(),
             exit_tx,
             lost.clone(),
-            (asks, frames.clone()),
+            (asks, frames.clone(), tunnels.clone()),
         ));
         let pinger = frames.downgrade();
         tokio::spawn(async move {
@@ -197,6 +200,7 @@ impl Link {
             next_id: AtomicU32::new(1),
             exit,
             lost,
+            tunnels,
             ready,
         })
     }
@@ -270,7 +274,12 @@ impl Link {
 
 /// Where the helper's questions about programs go: the session's decider, or — without
 /// one — a refusal sent straight back on the frames channel (fail closed).
-type Asks = (Option<mpsc::Sender<ExecAsk>>, mpsc::Sender<Vec<u8>>);
+/// The tunnels are the clients the helper relays.
+type Asks = (
+    Option<mpsc::Sender<ExecAsk>>,
+    mpsc::Sender<Vec<u8>>,
+    Arc<crate::egress::tunnel::Tunnels>,
+);
 
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
@@ -281,7 +290,7 @@ async fn read_loop(
     pending: Pending,
     exit: watch::Sender<Option<Option<i32>>>,
     lost: Arc<AtomicBool>,
-    (asks, frames): Asks,
+    (asks, frames, tunnels): Asks,
 ) {
     let mut exited = false;
     'outer: loop {
@@ -353,6 +362,17 @@ async fn read_loop(
                         if let Ok(json) = serde_json::to_vec(&no) {
                             let _ = frames.send(wire::encode(Kind::ExecVerdict, &json)).await;
                         }
+                    }
+                }
+                (
+                    k @ (Kind::TunnelOpen
+                    | Kind::TunnelUp
+                    | Kind::TunnelUpEnd
+                    | Kind::TunnelDownAck),
+                    p,
+                ) => {
+                    if tunnels.frame(k, &p).await.is_err() {
+                        break 'outer;
                     }
                 }
                 (Kind::Exited, p) => {

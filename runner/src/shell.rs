@@ -546,6 +546,12 @@ impl Shell {
             (Some(make), Some(asks)) if ready.enforcement.exec_decisions => {
                 let d = make(&ready);
                 crate::helper_shell::answer_asks(link.clone(), d.clone(), asks);
+                if let Some(b) = start.broker.as_ref().filter(|b| b.relay) {
+                    let config = crate::egress::EgressConfig {
+                        hosts: b.hosts.clone(),
+                    };
+                    link.tunnels.arm(d.clone(), config);
+                }
                 Some(d)
             }
             _ => None,

@@ -16,6 +16,11 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_ptrace,
     libc::SYS_process_vm_readv,
     libc::SYS_process_vm_writev,
+    // Another process's descriptors and memory, where the container's or host's own
+    // filter lets them through (a container with `SYS_PTRACE` in its bounding set).
+    libc::SYS_pidfd_getfd,
+    libc::SYS_process_madvise,
+    libc::SYS_kcmp,
     libc::SYS_bpf,
     libc::SYS_mount,
     libc::SYS_umount2,

@@ -33,6 +33,7 @@
 pub(crate) mod judge;
 mod netns;
 mod proxy;
+pub(crate) mod tunnel;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

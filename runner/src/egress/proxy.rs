@@ -39,13 +39,24 @@ impl Drop for Broker {
 }
 
 /// What every connection of one session shares.
-struct Shared {
+pub(crate) struct Shared {
     decider: Arc<RuntimeDecider>,
     config: EgressConfig,
-    /// A process in the session's network namespace (the shell).
-    ns_pid: i32,
-    /// Connections to the broker noted by the supervisor with their program.
-    clients: Arc<BrokerClients>,
+    /// Where the programs of clients are found: a process in the session's network
+    /// namespace (the shell) and the connections to the broker the supervisor noted
+    /// (none: each client comes with its program, from the remote helper's relay).
+    owners: Option<(i32, Arc<BrokerClients>)>,
+}
+
+impl Shared {
+    /// For clients that come with their program.
+    pub(crate) fn relayed(decider: Arc<RuntimeDecider>, config: EgressConfig) -> Arc<Shared> {
+        Arc::new(Shared {
+            decider,
+            config,
+            owners: None,
+        })
+    }
 }
 
 impl Broker {
@@ -61,8 +72,7 @@ impl Broker {
         let shared = Arc::new(Shared {
             decider,
             config,
-            ns_pid,
-            clients,
+            owners: Some((ns_pid, clients)),
         });
         let room = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
         let task = tokio::spawn(async move {
@@ -74,7 +84,7 @@ impl Broker {
                 };
                 let s = shared.clone();
                 tokio::spawn(async move {
-                    serve(stream, peer, s).await;
+                    serve(stream, Client::at(peer.port()), s).await;
                     drop(permit);
                 });
             }
@@ -84,12 +94,10 @@ impl Broker {
 }
 
 /// One client connection: HTTP/1 with upgrades (for CONNECT).
-async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let client = Client {
-        peer,
-        program: Arc::default(),
-        upstreams: Upstreams::default(),
-    };
+pub(crate) async fn serve<I>(stream: I, client: Client, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn(move |req| handle(req, shared.clone(), client.clone()));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -154,11 +162,30 @@ fn host_header_names(req: &Request<Incoming>, host: &str) -> bool {
 
 /// One client connection, whose requests come one after another.
 #[derive(Clone)]
-struct Client {
-    peer: SocketAddr,
+pub(crate) struct Client {
+    /// Its port (in the session's network).
+    port: u16,
     /// The program that opened it, found at its first request.
     program: Arc<tokio::sync::OnceCell<String>>,
     upstreams: Upstreams,
+}
+
+impl Client {
+    /// The client connected from `port`, its program yet to be found.
+    fn at(port: u16) -> Client {
+        Client {
+            port,
+            program: Arc::default(),
+            upstreams: Upstreams::default(),
+        }
+    }
+
+    /// A client whose program is known.
+    pub(crate) fn of(program: String) -> Client {
+        let c = Client::at(0);
+        let _ = c.program.set(program);
+        c
+    }
 }
 
 async fn handle(
@@ -172,7 +199,7 @@ async fn handle(
     };
     let program = client
         .program
-        .get_or_init(|| program_of(&shared, client.peer.port()))
+        .get_or_init(|| program_of(&shared, client.port))
         .await
         .clone();
     let mut conn = Connection {
@@ -237,10 +264,12 @@ async fn dial(addr: SocketAddr) -> Result<SendRequest<Incoming>, String> {
 /// The program that opened the client connection from `port`: as the supervisor noted
 /// it, else (slowly) from `/proc`; "" when unknown.
 async fn program_of(shared: &Arc<Shared>, port: u16) -> String {
-    if let Some(p) = shared.clients.take(port) {
+    let Some((ns, clients)) = shared.owners.clone() else {
+        return String::new();
+    };
+    if let Some(p) = clients.take(port) {
         return p;
     }
-    let ns = shared.ns_pid;
     tokio::task::spawn_blocking(move || socket_owner::program(ns, port, BROKER_PORT))
         .await
         .ok()

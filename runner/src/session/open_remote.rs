@@ -47,7 +47,15 @@ pub(super) async fn start_remote_shell(
     let unavailable = match crate::remote_helper::prepare(control, &sandbox.helper, &nonce).await {
         Ok(launch) => {
             let ephemeral = matches!(control, Control::Docker(d) if d.helper_mounted());
-            let start = helper_start(config, sandbox, default_workspace, dialect, ephemeral);
+            let relayed =
+                matches!(control, Control::Docker(d) if d.helper_mounted() && d.network_none());
+            let start = helper_start(
+                config,
+                sandbox,
+                default_workspace,
+                dialect,
+                (ephemeral, relayed),
+            );
             let decider = start.exec_decisions.then(|| guard.decider_for(config));
             match Shell::spawn_helper(control.clone(), launch, &start, &nonce, dialect, decider)
                 .await
@@ -125,7 +133,7 @@ pub(super) fn helper_start(
     sandbox: &crate::remote_sandbox::RemoteSandbox,
     default_workspace: &str,
     dialect: frame::Dialect,
-    ephemeral_container: bool,
+    (ephemeral_container, relayed): (bool, bool),
 ) -> execkit_helper::msg::Start {
     let res = &config.limits.resources;
     execkit_helper::msg::Start {
@@ -154,18 +162,21 @@ pub(super) fn helper_start(
         idle_secs: crate::helper_link::IDLE_SECS,
         own_pid_namespace: ephemeral_container,
         exec_decisions: config.exec_decisions && sandbox.profile != crate::sandbox::Profile::Off,
-        broker: remote_broker(config, sandbox),
+        broker: remote_broker(config, sandbox, relayed),
     }
 }
 
 /// The helper's egress broker, where the session's network is `policy` and its own (the
-/// profile gives it none of the host's) and the server decides its connections.
+/// profile gives it none of the host's) and the server decides its connections. With
+/// `relayed` (an ephemeral container whose network is `none`) the helper relays clients
+/// to this server's broker instead, which decides and dials.
 fn remote_broker(
     config: &SessionConfig,
     sandbox: &crate::remote_sandbox::RemoteSandbox,
+    relayed: bool,
 ) -> Option<execkit_helper::msg::BrokerStart> {
     let wanted = sandbox.network == crate::egress::NetworkMode::Policy
-        && sandbox.namespaces
+        && (sandbox.namespaces || relayed)
         && config.exec_decisions
         && sandbox.profile != crate::sandbox::Profile::Off
         && !sandbox.profile.network();
@@ -176,6 +187,7 @@ fn remote_broker(
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         hosts: sandbox.egress.hosts.clone(),
+        relay: relayed,
     })
 }
 

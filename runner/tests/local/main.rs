@@ -8,6 +8,7 @@ mod checkpoints;
 mod closed_home;
 mod common;
 mod docker_connect;
+mod docker_egress;
 mod egress;
 mod egress_npm;
 mod frame_subversion;

@@ -262,6 +262,8 @@ for fd in os.listdir("/proc/1/fd"):
     if ns >= 0 and os.readlink(f"/proc/self/fd/{ns}") != mine:
         handles += 1
 print("host network handles", handles)
+me = libc.syscall(434, os.getpid(), 0)
+print("pidfd_getfd", 0 if libc.syscall(438, me, 0, 0) >= 0 else ctypes.get_errno())
 name = socket.gethostname().encode()
 print("sethostname", 0 if libc.sethostname(name, len(name)) == 0 else ctypes.get_errno())
 # TCP Fast Open connects from sendto, past the connect the runtime guard stops.
@@ -284,6 +286,8 @@ EOF"#;
         "{}",
         r.stdout
     );
+    // Not even its own descriptors through a pidfd (EPERM).
+    assert!(r.stdout.contains("pidfd_getfd 1\n"), "{}", r.stdout);
     assert!(r.stdout.contains("sethostname 1\n"), "{}", r.stdout);
     assert!(r.stdout.contains("fastopen 1\n"), "{}", r.stdout);
     s.close().await;
