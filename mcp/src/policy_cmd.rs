@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use execkit_engine::policy_dir;
 use execkit_engine::{Decision, DecisionEnv, Engine, Transport, Verdict};
 use execkit_grammar::{parse, ParseOptions};
+use execkit_runner::egress::NetworkMode;
 use execkit_runner::kernel_prediction;
 use execkit_runner::sandbox::Profile;
 use std::path::{Path, PathBuf};
@@ -137,6 +138,11 @@ pub struct CheckArgs {
     /// `workspace`): a write it certainly refuses is refused here too, with advice.
     #[arg(long)]
     profile: Option<String>,
+    /// The local session's network: `policy` (each connection through the egress broker)
+    /// or `off` (its own loopback only). Default: the configuration's, else `policy`. A
+    /// connection the session cannot make is refused here too, with advice.
+    #[arg(long, value_enum)]
+    network: Option<NetworkArg>,
     /// Agent entity id of the principal (default: the configuration's, else `agent`).
     #[arg(long)]
     identity: Option<String>,
@@ -153,6 +159,24 @@ pub struct CheckArgs {
     /// The command.
     #[arg(last = true, required_unless_present = "file")]
     command: Vec<String>,
+}
+
+/// `--network` of `policy check`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// Each connection through the egress broker, decided by the policies.
+    Policy,
+    /// The session's own loopback only.
+    Off,
+}
+
+impl From<NetworkArg> for NetworkMode {
+    fn from(n: NetworkArg) -> NetworkMode {
+        match n {
+            NetworkArg::Policy => NetworkMode::Policy,
+            NetworkArg::Off => NetworkMode::Off,
+        }
+    }
 }
 
 /// `execkit policy explain`.
@@ -245,17 +269,22 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut env = env_of(&a.env)?;
     let command = command_of(&a.command, a.file.as_deref())?;
     let (mut profile, mut writable) = (Profile::Workspace, Vec::new());
+    let mut network = NetworkMode::default();
     let engine = match &a.config {
         Some(path) => {
             let config = crate::config::OperatorConfig::load(Some(path))?;
             env.identity = config.identity.identity();
             (profile, writable) = (config.sandbox.profile, config.sandbox.writable.clone());
+            network = config.sandbox.network;
             crate::operator::engine_of(&config, a.policies.as_deref())?.0
         }
         None => engine_for(a.policies.as_deref())?.0,
     };
     if let Some(p) = &a.profile {
         profile = p.parse()?;
+    }
+    if let Some(n) = a.network {
+        network = n.into();
     }
     env.target.transport = a.transport.parse::<Transport>()?;
     env.target.host = a.host.clone();
@@ -271,6 +300,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         if let Some(roots) = kernel_prediction::dry_run_roots(profile, ws, &writable) {
             kernel_prediction::refuse_outside(&mut d, &roots, None);
         }
+        kernel_prediction::refuse_unreachable_dry_run(&mut d, profile, network);
     }
     report(&d, a.json)
 }

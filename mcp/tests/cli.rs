@@ -1852,3 +1852,30 @@ fn policy_check_predicts_the_sandboxs_refusal_of_a_write() {
     inside.extend(["--", "echo x > /work/out.txt"]);
     assert_eq!(execkit(&inside).status.code(), Some(0));
 }
+
+/// A connection the operator's network leaves no way to make is refused by the dry run,
+/// with advice; with the broker (`policy`, the default) the policies' verdict stands.
+#[test]
+fn policy_check_predicts_the_sessions_network() {
+    let run = |extra: &[&str]| {
+        let mut args = CHECK_AT_WORK.to_vec();
+        args.extend(extra);
+        args.extend(["--", "curl -sS https://pypi.org/simple/"]);
+        execkit(&args)
+    };
+    assert_eq!(run(&[]).status.code(), Some(0));
+    assert_eq!(run(&["--network", "policy"]).status.code(), Some(0));
+    let o = run(&["--network", "off"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("the kernel would refuse this connection"),
+        "{out}"
+    );
+    assert_eq!(
+        run(&["--network", "off", "--profile", "workspace-net"])
+            .status
+            .code(),
+        Some(0)
+    );
+}

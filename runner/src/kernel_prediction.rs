@@ -59,6 +59,21 @@ pub fn refuse_unreachable(decision: &mut Decision, enforcement: &Enforcement) {
     }
 }
 
+/// [`refuse_unreachable`] for a dry run of a local session with `profile` and `network`,
+/// before any session exists: a sandboxed profile without the host's network has a
+/// network of its own, and the broker only where `network` is `policy`.
+pub fn refuse_unreachable_dry_run(
+    decision: &mut Decision,
+    profile: Profile,
+    network: crate::egress::NetworkMode,
+) {
+    let mut e = crate::remote::no_sandbox_here();
+    e.profile = profile;
+    e.private_network = profile != Profile::Off && !profile.network();
+    e.egress_broker = e.private_network && network == crate::egress::NetworkMode::Policy;
+    refuse_unreachable(decision, &e);
+}
+
 fn no_network_reason(private_network: bool) -> String {
     let what = if private_network {
         "its own loopback only (`network = \"off\"`, or no egress broker)"
@@ -197,6 +212,27 @@ mod tests {
         let mut d = engine.decide("curl -sS https://pypi.org/simple/", &env);
         refuse_unreachable(&mut d, &e);
         assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+    }
+
+    #[test]
+    fn a_dry_run_predicts_the_network_the_operator_chose() {
+        use crate::egress::NetworkMode;
+        let (engine, env) = permit_all();
+        let cases = [
+            (Profile::Workspace, NetworkMode::Policy, Verdict::Allow),
+            (Profile::Workspace, NetworkMode::Off, Verdict::Deny),
+            (Profile::ReadOnly, NetworkMode::Off, Verdict::Deny),
+            (Profile::WorkspaceNet, NetworkMode::Off, Verdict::Allow),
+            (Profile::Off, NetworkMode::Off, Verdict::Allow),
+        ];
+        for (profile, network, want) in cases {
+            let mut d = engine.decide("curl -sS https://pypi.org/simple/", &env);
+            refuse_unreachable_dry_run(&mut d, profile, network);
+            assert_eq!(d.verdict, want, "{profile:?} {network:?}: {d:?}");
+            let mut d = engine.decide("curl -sS http://localhost:8000/", &env);
+            refuse_unreachable_dry_run(&mut d, profile, network);
+            assert_eq!(d.verdict, Verdict::Allow, "{profile:?} {network:?}: {d:?}");
+        }
     }
 
     /// A permit-all engine and a local decision environment in `/w`.
