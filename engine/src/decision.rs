@@ -86,6 +86,17 @@ pub struct PolicyHit {
 }
 
 impl Decision {
+    /// A decision that could not be asked: deny, with why (as its `parse_error`).
+    pub fn refused(why: impl Into<String>) -> Decision {
+        Decision {
+            verdict: Verdict::Deny,
+            parse_error: Some(why.into()),
+            entity_error: None,
+            commands: 0,
+            facts: Vec::new(),
+        }
+    }
+
     /// The ids of the permitting policies that ask for a checkpoint before the command
     /// runs (`@checkpoint`), on facts that are allowed.
     pub fn checkpoint_policies(&self) -> Vec<String> {

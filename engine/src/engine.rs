@@ -758,13 +758,7 @@ impl Engine {
 
     /// A decision that could not be asked: deny, with why.
     fn refused(why: String) -> Decision {
-        Decision {
-            verdict: Verdict::Deny,
-            parse_error: Some(why),
-            entity_error: None,
-            commands: 0,
-            facts: Vec::new(),
-        }
+        Decision::refused(why)
     }
 
     /// Authorizes opening a session on `target`: one `session_open` request, evaluated

@@ -11,6 +11,10 @@
 //! 2. on the address the helper resolved (the operator's `hosts` first, then the target's
 //!    resolver), which is the address it dials: no rebinding window.
 //!
+//! A tunnel's client bytes pass only once a TLS hello in them that asks for another name
+//! than the tunnel's host has been decided on that name too
+//! ([`execkit_helper::tls_name`]); an unreadable hello is refused.
+//!
 //! Each decision is an [`ExecAsk`] with a [`ConnectAsk`], sent from the client's thread;
 //! the verdict comes back through the supervisor's loop ([`Broker::verdict`]). A refusal
 //! reaches the client as `403` with the server's reason. Request heads are parsed by
@@ -22,6 +26,7 @@
 //! names with `[sandbox.egress] hosts`.
 
 use execkit_helper::msg::{BrokerStart, ConnectAsk, ExecAsk, ExecVerdict, ProgramStart};
+use execkit_helper::tls_name::{client_hello, differs, Hello, MAX_RECORD, UNREADABLE};
 use execkit_sandbox::socket_owner::BrokerClients;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -154,6 +159,7 @@ impl Broker {
             scheme: req.scheme.clone(),
             address: None,
             approved_by: None,
+            unreadable: None,
         };
         ask.approved_by = self.decide(&program, &ask)?;
         let addr = resolve(&self.shared.start, &ask.host, ask.port)?;
@@ -167,11 +173,49 @@ impl Broker {
                 client
                     .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                     .map_err(Refusal::io)?;
-                splice(client, upstream, &rest);
+                self.tunnel(client, upstream, &rest, &program, &ask);
             }
             Some(origin_head) => answer(client, upstream, origin_head),
         }
         Ok(())
+    }
+
+    /// Splices a decided tunnel; the client's first bytes pass only once a TLS name in them
+    /// that differs from the tunnel's host has been decided too (and an unreadable hello
+    /// never).
+    fn tunnel(
+        &self,
+        client: &mut TcpStream,
+        mut upstream: TcpStream,
+        rest: &[u8],
+        program: &str,
+        ask: &ConnectAsk,
+    ) {
+        let Some(down) = carry_down(client, &upstream) else {
+            return;
+        };
+        let first = first_bytes(client, rest);
+        if self.tls_name_allowed(program, ask, &first) && upstream.write_all(&first).is_ok() {
+            let _ = io::copy(client, &mut upstream);
+        }
+        let _ = upstream.shutdown(Shutdown::Both);
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = down.join();
+    }
+
+    /// True unless the tunnel's TLS hello asks for another name than its host and the
+    /// server refuses that name, or cannot be read.
+    fn tls_name_allowed(&self, program: &str, ask: &ConnectAsk, first: &[u8]) -> bool {
+        let mut sni = ask.clone();
+        sni.approved_by = None;
+        match client_hello(first) {
+            Hello::Name(Some(name)) if differs(&ask.host, &name) => sni.host = name,
+            Hello::Unreadable => {
+                sni.unreadable = Some(UNREADABLE.into());
+            }
+            _ => return true,
+        }
+        self.decide(program, &sni).is_ok()
     }
 
     /// The executable of the process that opened `client` — as the exec listener noted
@@ -396,23 +440,31 @@ fn answer(client: &mut TcpStream, mut upstream: TcpStream, head: &[u8]) {
 }
 
 /// Copies both ways until each side ends; `first` goes upstream before the client's bytes.
-fn splice(client: &mut TcpStream, mut upstream: TcpStream, first: &[u8]) {
-    if upstream.write_all(first).is_err() {
-        return;
+/// The bytes of a tunnel the client sends until they say whether and which TLS name it
+/// asks for (`rest`: those read with the head); all of them at the end of the stream.
+fn first_bytes(client: &mut TcpStream, rest: &[u8]) -> Vec<u8> {
+    let mut first = rest.to_vec();
+    let mut chunk = [0u8; 4096];
+    while client_hello(&first) == Hello::Partial && first.len() < MAX_RECORD {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => first.extend_from_slice(&chunk[..n]),
+        }
     }
-    let (Ok(mut up_read), Ok(mut client_write)) = (upstream.try_clone(), client.try_clone()) else {
-        return;
-    };
-    let down = std::thread::spawn(move || {
-        let _ = io::copy(&mut up_read, &mut client_write);
-        let _ = client_write.shutdown(Shutdown::Write);
-    });
-    let _ = io::copy(client, &mut upstream);
-    let _ = upstream.shutdown(Shutdown::Write);
-    let _ = down.join();
+    first
 }
 
-/// Why a client is not served, as its response says.
+/// Copies the upstream's bytes to the client on a thread of its own (a server may speak
+/// first); the thread ends with the upstream's stream.
+fn carry_down(client: &TcpStream, upstream: &TcpStream) -> Option<std::thread::JoinHandle<()>> {
+    let (mut up_read, mut client_write) = (upstream.try_clone().ok()?, client.try_clone().ok()?);
+    Some(std::thread::spawn(move || {
+        let _ = io::copy(&mut up_read, &mut client_write);
+        let _ = client_write.shutdown(Shutdown::Write);
+    }))
+}
+
+/// Why a client is not served, as its response says./// Why a client is not served, as its response says.
 #[derive(Debug)]
 struct Refusal {
     status: &'static str,

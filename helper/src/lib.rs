@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod msg;
+pub mod tls_name;
 pub mod wire;
 
 /// The protocol version; a server refuses a helper that speaks another.

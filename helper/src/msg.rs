@@ -91,6 +91,10 @@ pub struct ConnectAsk {
     /// The human who approved this connection's name, whose answer stands for the
     /// address's decision too.
     pub approved_by: Option<String>,
+    /// What the broker could not read to decide (a tunnel's unreadable TLS hello): the
+    /// server refuses and records it without asking the policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// Which shell the helper starts.

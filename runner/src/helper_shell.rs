@@ -50,7 +50,7 @@ fn decide(
     decider: &crate::exec_guard::RuntimeDecider,
     ask: execkit_helper::msg::ExecAsk,
 ) -> execkit_helper::msg::ExecVerdict {
-    use crate::egress::judge::judge;
+    use crate::egress::judge::{judge, refuse_unread};
     let mut v = execkit_helper::msg::ExecVerdict {
         id: ask.id,
         allow: false,
@@ -67,7 +67,10 @@ fn decide(
             program: ask.start.program,
             address: c.address,
         };
-        let j = judge(decider, &conn, c.approved_by.as_deref());
+        let j = match &c.unreadable {
+            Some(why) => refuse_unread(decider, &conn, why),
+            None => judge(decider, &conn, c.approved_by.as_deref()),
+        };
         (v.allow, v.approved_by) = (j.allow, j.approved_by);
         v.reason = (!j.allow).then_some(j.reason);
     } else if let Some(path) = &ask.socket {

@@ -75,6 +75,20 @@ pub(crate) fn judge(decider: &RuntimeDecider, c: &Connection, approved: Option<&
     }
 }
 
+/// Refuses `c` without asking the policies, for `why` (what the broker could not read to
+/// decide); recorded and reported like the policies' refusals.
+pub(crate) fn refuse_unread(decider: &RuntimeDecider, c: &Connection, why: &str) -> Verdicted {
+    let decision = Decision::refused(why);
+    let _ = record(decider, c, &decision, false, None);
+    let reason = (decider.spec().redact)(why);
+    decider.refused(denial(decider, c, &decision, &reason));
+    Verdicted {
+        allow: false,
+        reason,
+        approved_by: None,
+    }
+}
+
 /// A human's answer through the session's runtime approver, if it has one.
 fn ask(decider: &RuntimeDecider, c: &Connection, decision: &Decision) -> Option<String> {
     let spec = decider.spec();

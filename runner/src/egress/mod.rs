@@ -20,6 +20,11 @@
 //!    the address it checked, so a name that changes its answer between check and connect
 //!    gains nothing.
 //!
+//! A `CONNECT` tunnel whose client's TLS hello asks for another name than the tunnel's host
+//! is decided on that name too, on the address already dialled, before any of the
+//! client's bytes pass (the upstream's flow at once, for servers that speak first); an
+//! unreadable hello is refused.
+//!
 //! An `ask` asks the session's runtime approver while the client waits. Refusals come
 //! back to the client as `403` with the reason, into the running command's result
 //! (`runtime_denials`, with `destination`) and, like every decision, into the audit log;

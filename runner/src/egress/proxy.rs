@@ -2,11 +2,12 @@
 //! (`GET http://host/path`), each decided before anything is dialled (hyper parses; no
 //! TLS interception).
 
-use super::judge::{judge, Verdicted};
+use super::judge::{judge, refuse_unread, Verdicted};
 use super::{EgressConfig, BROKER_PORT};
 use crate::exec_guard::RuntimeDecider;
 use bytes::Bytes;
 use execkit_engine::Connection;
+use execkit_helper::tls_name::{client_hello, differs, Hello, MAX_RECORD, UNREADABLE};
 use execkit_sandbox::socket_owner::{self, BrokerClients};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -226,7 +228,7 @@ async fn handle(
     }
     match TcpStream::connect(addr).await {
         Ok(upstream) => {
-            tokio::spawn(tunnel(req, upstream));
+            tokio::spawn(tunnel(req, upstream, shared, conn));
             Ok(Response::new(
                 http_body_util::Empty::new()
                     .map_err(|never| match never {})
@@ -322,12 +324,65 @@ async fn resolve(config: &EgressConfig, host: &str, port: u16) -> Result<SocketA
         .ok_or_else(|| format!("{host} has no address"))
 }
 
-/// Splices the client's upgraded connection and the upstream one.
-async fn tunnel(req: Request<Incoming>, mut upstream: TcpStream) {
-    if let Ok(upgraded) = hyper::upgrade::on(req).await {
-        let mut client = TokioIo::new(upgraded);
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+/// Splices the client's upgraded connection and the upstream one. The upstream's bytes
+/// flow at once (a server may speak first); the client's pass once a TLS name in its first
+/// bytes that differs from the tunnel's host has been decided too (an unreadable hello
+/// never passes).
+async fn tunnel(
+    req: Request<Incoming>,
+    upstream: TcpStream,
+    shared: Arc<Shared>,
+    conn: Connection,
+) {
+    let Ok(upgraded) = hyper::upgrade::on(req).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = tokio::io::split(TokioIo::new(upgraded));
+    let (mut up_read, mut up_write) = upstream.into_split();
+    let down = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    });
+    let first = first_bytes(&mut client_read).await;
+    if tls_name_allowed(&shared, &conn, &first).await && up_write.write_all(&first).await.is_ok() {
+        let _ = tokio::io::copy(&mut client_read, &mut up_write).await;
+        let _ = up_write.shutdown().await;
+        let _ = down.await;
+    } else {
+        down.abort();
     }
+}
+
+/// The client's first bytes in a tunnel, until they say whether and which TLS name they
+/// ask for (all of them at the end of the stream).
+async fn first_bytes<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
+    let mut first = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while client_hello(&first) == Hello::Partial && first.len() < MAX_RECORD {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => first.extend_from_slice(&chunk[..n]),
+        }
+    }
+    first
+}
+
+/// True unless the tunnel's TLS hello asks for another name than its host and the
+/// policies refuse that name (on the address already dialled), or cannot be read.
+async fn tls_name_allowed(shared: &Arc<Shared>, conn: &Connection, first: &[u8]) -> bool {
+    let mut sni = conn.clone();
+    match client_hello(first) {
+        Hello::Name(Some(name)) if differs(&conn.host, &name) => sni.host = name,
+        Hello::Unreadable => {
+            let s = shared.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || refuse_unread(&s.decider, &sni, UNREADABLE))
+                    .await;
+            return false;
+        }
+        _ => return true,
+    }
+    decide(shared, &sni, None).await.is_ok()
 }
 
 /// Sends a plain request upstream in origin form and returns its response.

@@ -100,7 +100,7 @@ fn keep_alive_server(body: &'static str) -> u16 {
     port
 }
 
-async fn brokered(ws: &Workspace, log: Option<Arc<Mutex<AuditLog>>>) -> Session {
+pub(crate) async fn brokered(ws: &Workspace, log: Option<Arc<Mutex<AuditLog>>>) -> Session {
     brokered_with(ws, policies(), log, None).await
 }
 

@@ -13,7 +13,7 @@ use execkit_runner::Session;
 /// An SSH session under the default set with the egress test hosts (`registry.test` and
 /// `evil.test` on this machine's loopback, `meta.test` on the metadata address), and its
 /// workspace's path here.
-async fn brokered_ssh() -> Option<(Session, std::path::PathBuf)> {
+pub(crate) async fn brokered_ssh() -> Option<(Session, std::path::PathBuf)> {
     let (t, mut s) = ssh_fixture()?;
     let name = format!("ws-egress-{}", rand_u64());
     s.sandbox.workspace = Some(format!("~/{name}"));
