@@ -10,21 +10,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failure is a failed run
 
-use execkit_engine::{Engine, PolicyBundle};
-use execkit_runner::egress::EgressConfig;
-use execkit_runner::sandbox::{Profile, SandboxConfig};
+use execkit_runner::sandbox::Profile;
 use execkit_runner::{ExecOptions, Session};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "common/measure.rs"]
 mod measure;
 #[path = "../tests/support/pypiserver.rs"]
 mod pypi;
+#[path = "common/egress_setup.rs"]
+mod setup;
 #[path = "../tests/support/ssh.rs"]
 mod ssh_support;
 use measure::pct;
+use setup::{policies, run};
 
 const PACKAGES: usize = 20;
 
@@ -66,55 +66,11 @@ fn index(dir: &Path) -> (std::process::Child, u16) {
     pypi::start(bin.as_ref(), dir)
 }
 
-/// The default set with `registry.test` and `127.0.0.1` a package registry on a private
-/// address the operator allows.
-fn policies() -> Arc<Engine> {
-    let set = execkit_policies::DEFAULT;
-    let mut entities: Vec<serde_json::Value> = serde_json::from_str(set.entities).unwrap();
-    for e in entities.iter_mut() {
-        let id = e["uid"]["id"].as_str().unwrap_or("").to_string();
-        let wanted = ["package-registries", "egress-allowed", "private-hosts"];
-        if e["uid"]["type"] == "HostGroup" && wanted.contains(&id.as_str()) {
-            let pats = e["attrs"]["patterns"].as_array_mut().unwrap();
-            pats.extend(["registry.test", "127.0.0.1"].map(|h| serde_json::json!(h)));
-        }
-        if e["uid"]["type"] == "HostGroup" && id == "agent-ssh" {
-            e["attrs"]["patterns"] = serde_json::json!(["127.0.0.1"]);
-        }
-    }
-    let bundle = PolicyBundle::from_files(
-        (execkit_policies::SCHEMA_FILE, execkit_policies::SCHEMA),
-        set.policies,
-        &serde_json::to_string(&entities).unwrap(),
-    );
-    Arc::new(Engine::new(&bundle).unwrap())
-}
-
+/// A local session with a virtual environment.
 async fn session(ws: &Path, profile: Profile) -> Session {
-    let mut egress = EgressConfig::default();
-    egress
-        .hosts
-        .insert("registry.test".into(), "127.0.0.1".parse().unwrap());
-    let s = Session::builder()
-        .workspace(ws)
-        .engine(policies())
-        .sandbox(SandboxConfig {
-            egress,
-            ..SandboxConfig::default()
-        })
-        .profile(profile)
-        .local()
-        .await
-        .unwrap();
+    let s = setup::session(ws, profile).await;
     run(&s, "python3 -m venv .venv").await;
     s
-}
-
-async fn run(s: &Session, cmd: &str) -> execkit_runner::ExecResult {
-    let opts = ExecOptions::timeout(Duration::from_secs(600));
-    let r = s.exec(cmd, &opts).await.unwrap();
-    assert_eq!(r.exit_code, Some(0), "`{cmd}`: {r:?}");
-    r
 }
 
 /// An SSH session to the test sshd with `profile` (the helper's broker under `workspace`),

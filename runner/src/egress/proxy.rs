@@ -79,6 +79,8 @@ impl Broker {
         let room = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
         let task = tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {
+                // A proxy answers in small writes: never hold one back for an ACK.
+                let _ = stream.set_nodelay(true);
                 // Past the cap a client is closed at once: a session cannot exhaust the
                 // server's descriptors through its broker.
                 let Ok(permit) = room.clone().try_acquire_owned() else {
@@ -228,6 +230,7 @@ async fn handle(
     }
     match TcpStream::connect(addr).await {
         Ok(upstream) => {
+            let _ = upstream.set_nodelay(true);
             tokio::spawn(tunnel(req, upstream, shared, conn));
             Ok(Response::new(
                 http_body_util::Empty::new()
@@ -256,6 +259,7 @@ async fn reuse(upstreams: &Upstreams, addr: SocketAddr) -> Option<SendRequest<In
 /// A new HTTP/1 connection to `addr`.
 async fn dial(addr: SocketAddr) -> Result<SendRequest<Incoming>, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| e.to_string())?;
