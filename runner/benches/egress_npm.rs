@@ -5,7 +5,8 @@
 //! and an empty npm cache. Prints; nothing here asserts a time.
 //!
 //! `EXECKIT_TEST_VERDACCIO=… EXECKIT_TEST_NODE22=… cargo bench -p execkit-runner --bench
-//! egress_npm` runs 5 installs per mode; without `--bench`, 1.
+//! egress_npm` runs 5 installs per mode; without `--bench` (as `cargo test` runs it), 1
+//! install of a 10-package lockfile.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code: a failure is a failed run
 
@@ -24,9 +25,9 @@ use setup::run;
 
 const PACKAGES: usize = 50;
 
-/// `ek-p00` … `ek-p49`, each after the first depending on two earlier ones.
-fn packages() -> Vec<verdaccio::Package> {
-    (0..PACKAGES)
+/// `ek-p00` … (`n` of them), each after the first depending on two earlier ones.
+fn packages(n: usize) -> Vec<verdaccio::Package> {
+    (0..n)
         .map(|i| {
             let mut deps: Vec<String> = [i / 2, i / 3]
                 .into_iter()
@@ -68,16 +69,13 @@ fn report(what: &str, sorted: &[Duration]) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs = if std::env::args().any(|a| a == "--bench") {
-        5
-    } else {
-        1
-    };
+    let full = std::env::args().any(|a| a == "--bench");
+    let (runs, count) = if full { (5, PACKAGES) } else { (1, 10) };
     let bin = std::env::var("EXECKIT_TEST_VERDACCIO")
         .expect("set EXECKIT_TEST_VERDACCIO (scripts/test.sh installs verdaccio)");
     let node22 = std::env::var("EXECKIT_TEST_NODE22").expect("set EXECKIT_TEST_NODE22");
     let reg = verdaccio::Registry::start(&bin, &node22, "bench");
-    let pkgs = packages();
+    let pkgs = packages(count);
     reg.publish(&pkgs);
     let names: Vec<&str> = pkgs.iter().map(|(n, _)| n.as_str()).collect();
     let dir = std::env::temp_dir().join(format!("ek-bench-npm-{}", std::process::id()));
@@ -98,10 +96,10 @@ async fn main() {
     }
     b.sort();
     o.sort();
-    let count = run(&brokered, "ls node_modules | wc -l").await.stdout;
+    let installed = run(&brokered, "ls node_modules | wc -l").await.stdout;
     println!(
-        "npm ci of a {PACKAGES}-package lockfile ({} installed) from a local verdaccio:",
-        count.trim()
+        "npm ci of a {count}-package lockfile ({} installed) from a local verdaccio:",
+        installed.trim()
     );
     report("  through the broker (network = policy)", &b);
     report("  workspace-net (nothing decided)      ", &o);
