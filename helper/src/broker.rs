@@ -248,6 +248,7 @@ impl Broker {
             },
             socket: None,
             connection: Some(ask.clone()),
+            interpreters: Vec::new(),
         };
         let verdict = (self.shared.send)(&msg)
             .ok()

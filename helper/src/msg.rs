@@ -264,6 +264,10 @@ pub struct ExecAsk {
     /// [`ExecVerdict::connection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ConnectAsk>,
+    /// The `#!` interpreters the kernel will start in place of the script `start` runs,
+    /// each as (program, argv): decided after it, all of them allowed or the start refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interpreters: Vec<(String, Vec<String>)>,
 }
 
 /// Server → helper: the answer to an [`ExecAsk`].

@@ -7,7 +7,7 @@
 //! nothing. It only says which program opened each client (as the exec listener noted
 //! the connection, else from `/proc`).
 //!
-//! Flow control is a window per direction: at most [`WINDOW`] bytes of one client are on
+//! Flow control is a window per direction: at most [`WINDOW`] bytes (a quarter MiB) of one client are on
 //! their way before the other side acknowledges them, so a client that stops reading, or
 //! an upstream that does, holds that much and never stalls the link.
 //!

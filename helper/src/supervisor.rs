@@ -593,6 +593,7 @@ impl Supervisor {
                         start,
                         socket: Some(path),
                         connection: None,
+                        interpreters: Vec::new(),
                     };
                     let json = serde_json::to_vec(&ask).map_err(io::Error::other)?;
                     send(Kind::ExecAsk, &[&json])
@@ -613,7 +614,11 @@ impl Supervisor {
             return Ok(());
         }
         let key = remembered_key(&exec);
-        if e.scripts.continues(&exec, &file) || e.remembered.contains(&key) {
+        // A script's `#!` line is read at each start: a remembered script whose line now
+        // names another interpreter is decided again.
+        let interpreters = execkit_sandbox::exec_notify::interpreter_starts(&exec, &file);
+        let remembered = e.remembered.contains(&key) && interpreters.is_empty();
+        if e.scripts.continues(&exec, &file) || remembered {
             let same = e.sup.still_the_same(&n, &snap);
             if same {
                 e.scripts.allowed(&exec, &file);
@@ -634,6 +639,7 @@ impl Supervisor {
             start,
             socket: None,
             connection: None,
+            interpreters,
         };
         e.waiting.insert(n.id, (n, snap, exec, file));
         let json = serde_json::to_vec(&ask).map_err(io::Error::other)?;

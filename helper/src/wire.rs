@@ -14,7 +14,7 @@ pub const MAX_FRAME: usize = 1 << 20;
 
 /// Bytes of one relayed client in flight in each direction before the other side
 /// acknowledges them (see the `Tunnel*` kinds).
-pub const TUNNEL_WINDOW: usize = 1 << 20;
+pub const TUNNEL_WINDOW: usize = 256 * 1024;
 
 /// Bytes of a frame's header.
 pub const HEADER: usize = 5;

@@ -280,6 +280,33 @@ impl RuntimeDecider {
     }
 
     /// [`RuntimeDecider::remembered`] for a start.
+    /// Decides and records the `#!` interpreters the kernel will start in place of the
+    /// script `start` (each as the same process, with the script's path and arguments):
+    /// the first refused, if one is.
+    pub(crate) fn judge_interpreters(
+        &self,
+        start: &ProgramStart,
+        chain: Vec<(String, Vec<String>)>,
+    ) -> Option<(ProgramStart, Judged)> {
+        for (program, argv) in chain {
+            let one = ProgramStart {
+                program,
+                argv,
+                ..start.clone()
+            };
+            let mut judged = if self.allowed_before(&one) {
+                Judged::remembered()
+            } else {
+                self.judge(&one)
+            };
+            self.record(&one, &mut judged);
+            if !judged.allow {
+                return Some((one, judged));
+            }
+        }
+        None
+    }
+
     pub(crate) fn allowed_before(&self, start: &ProgramStart) -> bool {
         self.remembered(&memo_key(start))
     }
@@ -713,6 +740,16 @@ impl Guard {
             );
         }
         self.decider.record(&start, &mut judged);
+        if judged.allow {
+            let chain = exec_notify::interpreter_starts(&exec, &file);
+            if !chain.is_empty() {
+                if start.parents.is_empty() {
+                    start.parents = self.lineage.parents(exec.pid, shell_pid);
+                    start.pid = crate::procs::ns_pid(exec.pid).unwrap_or(exec.pid);
+                }
+                judged.allow = self.decider.judge_interpreters(&start, chain).is_none();
+            }
+        }
         if judged.allow {
             self.scripts.allowed(&exec, &file);
         }

@@ -80,6 +80,12 @@ fn decide(
         let mut j = decider.judge(&ask.start);
         decider.record(&ask.start, &mut j);
         (v.allow, v.remember) = (j.allow, j.remember);
+        if v.allow && !ask.interpreters.is_empty() {
+            v.allow = decider
+                .judge_interpreters(&ask.start, ask.interpreters)
+                .is_none();
+            v.remember = false;
+        }
     }
     v
 }

@@ -546,6 +546,130 @@ pub fn is_script(file: &std::path::Path) -> bool {
         .is_ok_and(|()| &b == b"#!")
 }
 
+/// The `#!` line of `file` as the kernel reads it (its first 256 bytes): the interpreter
+/// and the one optional argument (the rest of the line, blanks trimmed), or `None` when
+/// the file is not a script.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("ek-doc-shebang-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let f = dir.join("s");
+/// std::fs::write(&f, "#! /bin/cat  /home/a/.ssh/id_rsa  x \nrest\n").unwrap();
+/// let line = execkit_sandbox::exec_notify::interpreter_line(&f).unwrap();
+/// assert_eq!(line, ("/bin/cat".into(), Some("/home/a/.ssh/id_rsa  x".into())));
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn interpreter_line(file: &std::path::Path) -> Option<(String, Option<String>)> {
+    use std::io::Read;
+    let mut buf = [0u8; 256];
+    let mut f = std::fs::File::open(file).ok()?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    let line = buf[..n].strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_matches([' ', '\t']);
+    let (interp, arg) = match line.find([' ', '\t']) {
+        Some(i) => (&line[..i], line[i..].trim_matches([' ', '\t'])),
+        None => (line, ""),
+    };
+    (!interp.is_empty()).then(|| {
+        (
+            interp.to_string(),
+            (!arg.is_empty()).then(|| arg.to_string()),
+        )
+    })
+}
+
+/// The starts the kernel makes in place of `exec` when it runs a script (`file`): each
+/// `#!` interpreter with its argument, the script's path as the call named it and the
+/// call's arguments — recursively, as deep as the kernel goes (4) — each as (program,
+/// argv). A known interpreter without an argument (`#!/bin/sh`, `#!/usr/bin/python3`)
+/// runs nothing but the script already decided, and `#!/usr/bin/env NAME` shows its
+/// next start to the supervisor itself: neither is listed.
+pub fn interpreter_starts(exec: &Exec, file: &std::path::Path) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut script = file.to_path_buf();
+    let mut named = program(exec);
+    let mut rest: Vec<String> = exec.argv.iter().skip(1).cloned().collect();
+    for _ in 0..4 {
+        let Some((interp, arg)) = interpreter_line(&script) else {
+            break;
+        };
+        let mut argv = vec![interp.clone()];
+        argv.extend(arg.clone());
+        argv.push(named.clone());
+        argv.extend(rest.iter().cloned());
+        if !runs_only_the_script(&interp, arg.as_deref()) {
+            out.push((interp.clone(), argv.clone()));
+        }
+        rest = argv[1..].to_vec();
+        script = in_task(exec, &interp);
+        named = interp;
+    }
+    out
+}
+
+/// Flags a known interpreter's `#!` line may carry that change how its script runs, not
+/// what runs (no code, module, file or directory): by interpreter, the letters of one
+/// cluster (`#!/bin/sh -e`, `#!/bin/bash -eu`, `#!/usr/bin/python3 -u`, `#!/usr/bin/perl -w`).
+/// `-c`, `-m`, `-e`, `-M`, `-r`, `-I` with a directory and the like are not among them.
+const INERT_FLAGS: &[(&[&str], &str)] = &[
+    (&["sh", "bash", "dash", "zsh", "ksh"], "aefhuvxBCEHPTn"),
+    (&["python", "python2", "python3"], "uEsIOBSbqRdvx"),
+    (&["perl"], "wWXTtUs"),
+    (&["ruby"], "wWv"),
+];
+
+/// True for a `#!` line that runs nothing but its script: a known interpreter without an
+/// argument or with inert flags only (see [`INERT_FLAGS`]), or `env` naming one (whose
+/// start the supervisor sees next).
+fn runs_only_the_script(interp: &str, arg: Option<&str>) -> bool {
+    let name = std::path::Path::new(interp)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let known = |n: &str| INTERPRETERS.contains(&n);
+    match arg {
+        None => known(name) || known(base),
+        Some(a) if name == "env" => !a.starts_with('-') && !a.contains([' ', '\t']),
+        Some(a) => inert_flags(base, a) || inert_flags(name, a),
+    }
+}
+
+/// True if `arg` is one cluster of [`INERT_FLAGS`] letters of `interpreter`.
+fn inert_flags(interpreter: &str, arg: &str) -> bool {
+    let Some(letters) = INERT_FLAGS
+        .iter()
+        .find(|(names, _)| names.contains(&interpreter))
+        .map(|(_, l)| *l)
+    else {
+        return false;
+    };
+    let shell = letters.contains('B');
+    let cluster = arg
+        .strip_prefix('-')
+        .or_else(|| arg.strip_prefix('+').filter(|_| shell));
+    cluster.is_some_and(|c| !c.is_empty() && c.chars().all(|ch| letters.contains(ch)))
+}
+
+/// `path` as the task of `exec` opens it (its root, or its cwd for a relative path).
+fn in_task(exec: &Exec, path: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(path);
+    if p.is_absolute() {
+        std::path::PathBuf::from(format!("/proc/{}/root", exec.pid))
+            .join(path.trim_start_matches('/'))
+    } else {
+        std::path::PathBuf::from(format!("/proc/{}/cwd", exec.pid)).join(p)
+    }
+}
+
 /// Programs that run a script given as their first argument: a script's `#!` line names
 /// one, and when it is reached through `env` (`#!/usr/bin/env node`) its start is a second
 /// `execve` of `interpreter script args…` by the same process.
@@ -668,5 +792,36 @@ impl Lineage {
             cur = parent;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod interpreter_line_tests {
+    use super::runs_only_the_script;
+
+    #[test]
+    fn only_lines_that_can_run_more_than_their_script_are_decided() {
+        let cases = [
+            ("/bin/sh", None, true),
+            ("/bin/sh", Some("-e"), true),
+            ("/bin/bash", Some("-eux"), true),
+            ("/usr/bin/python3.12", Some("-u"), true),
+            ("/usr/bin/perl", Some("-w"), true),
+            ("/usr/bin/env", Some("python3"), true),
+            ("/bin/sh", Some("-c"), false),
+            ("/bin/sh", Some("-e -c x"), false),
+            ("/usr/bin/python3", Some("-cimport os"), false),
+            ("/usr/bin/python3", Some("-mhttp.server"), false),
+            ("/usr/bin/perl", Some("-e"), false),
+            ("/usr/bin/perl", Some("-MFoo"), false),
+            ("/usr/bin/node", Some("--require=./x.js"), false),
+            ("/usr/bin/env", Some("-S rm -rf /"), false),
+            ("/bin/cat", None, false),
+            ("/bin/cat", Some("/home/a/.ssh/id_rsa"), false),
+            ("./interp", None, false),
+        ];
+        for (interp, arg, only) in cases {
+            assert_eq!(runs_only_the_script(interp, arg), only, "{interp} {arg:?}");
+        }
     }
 }

@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Tunnels open at once.
 const MAX_TUNNELS: usize = 512;
+/// Bytes buffered between the broker and a tunnel's pumps.
+const DUPLEX: usize = 64 * 1024;
 /// Bytes sent down in one frame at most.
 const CHUNK: usize = 64 * 1024;
 
@@ -120,7 +122,9 @@ impl Tunnels {
                 .await;
             return;
         };
-        let (ours, theirs) = tokio::io::duplex(TUNNEL_WINDOW);
+        // The broker's side buffers little: what waits for the client waits in the
+        // window (a stalled client holds a quarter MiB of this server, not megabytes).
+        let (ours, theirs) = tokio::io::duplex(DUPLEX);
         tokio::spawn(proxy::serve(theirs, Client::of(program), broker));
         let (r, w) = tokio::io::split(ours);
         let (up, rx) = mpsc::unbounded_channel();
