@@ -194,6 +194,10 @@ pub struct Exec {
     /// The executable the task runs while it makes the call: the program starting this
     /// one (`/usr/bin/make` for a recipe's shell).
     pub caller: String,
+    /// A start through a descriptor (`execveat(fd, "", AT_EMPTY_PATH)`, `/proc/self/fd/N`,
+    /// `/dev/fd/N`): its number in the task and what it names there (a path, or
+    /// `/memfd:NAME (deleted)` for a file that has none).
+    pub descriptor: Option<(i32, String)>,
 }
 
 /// Limits on what is read from a stopped task.
@@ -359,16 +363,20 @@ impl Supervisor {
                     .map(|p| p.display().to_string())
             })
             .transpose()?;
+        let empty_path = flags & libc::AT_EMPTY_PATH != 0 && path.is_empty();
+        let path = String::from_utf8_lossy(&path).into_owned();
+        let descriptor = descriptor_of(pid, &path, empty_path.then_some(dirfd))?;
         let exec = Exec {
             id: n.id,
             pid,
             call,
-            path: String::from_utf8_lossy(&path).into_owned(),
+            path,
             dir,
-            empty_path: flags & libc::AT_EMPTY_PATH != 0 && path.is_empty(),
+            empty_path,
             argv,
             cwd,
             caller,
+            descriptor,
         };
         let snap = Snapshot {
             args: a,
@@ -506,6 +514,9 @@ mod tests {
 /// cwd, through `/proc`: the task may have a mount namespace of its own).
 pub fn task_path(exec: &Exec) -> std::path::PathBuf {
     use std::path::PathBuf;
+    if let Some((fd, _)) = &exec.descriptor {
+        return PathBuf::from(format!("/proc/{}/fd/{fd}", exec.pid));
+    }
     let root = PathBuf::from(format!("/proc/{}/root", exec.pid));
     if exec.empty_path {
         return exec
@@ -525,6 +536,13 @@ pub fn task_path(exec: &Exec) -> std::path::PathBuf {
 /// The program the call runs, as a path the caller would write (absolute when the call
 /// names a directory descriptor).
 pub fn program(exec: &Exec) -> String {
+    if let Some((_, names)) = &exec.descriptor {
+        return if names_a_file(names) {
+            names.clone()
+        } else {
+            FILELESS.to_string()
+        };
+    }
     if exec.empty_path {
         return exec.dir.clone().unwrap_or_default();
     }
@@ -535,6 +553,45 @@ pub fn program(exec: &Exec) -> String {
             .to_string(),
         _ => exec.path.clone(),
     }
+}
+
+/// The descriptor a call runs, if it runs one: `dirfd` of an `AT_EMPTY_PATH` call, or
+/// the `N` of a path `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/PID/fd/N` (the
+/// caller's own pid) or `/dev/fd/N`; with what it names in the task.
+fn descriptor_of(pid: i32, path: &str, empty: Option<i32>) -> io::Result<Option<(i32, String)>> {
+    let fd = match empty {
+        Some(fd) => Some(fd),
+        None => fd_in_path(pid, path),
+    };
+    let Some(fd) = fd else {
+        return Ok(None);
+    };
+    let names = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))?;
+    Ok(Some((fd, names.display().to_string())))
+}
+
+/// What a start through a descriptor that names no file is decided as (a `memfd`, a
+/// deleted file, an anonymous inode): nothing on disk says what it is, and the kernel's
+/// path rules cannot see it.
+pub const FILELESS: &str = "(fileless)";
+
+/// True if `target` (a descriptor's link in `/proc/PID/fd`) names a file on disk.
+fn names_a_file(target: &str) -> bool {
+    target.starts_with('/') && !target.starts_with("/memfd:") && !target.ends_with(" (deleted)")
+}
+
+/// The `N` of a path naming the caller's descriptor `N` (see [`descriptor_of`]).
+fn fd_in_path(pid: i32, path: &str) -> Option<i32> {
+    let own = format!("/proc/{pid}/fd/");
+    let rest = [
+        "/proc/self/fd/",
+        "/proc/thread-self/fd/",
+        "/dev/fd/",
+        own.as_str(),
+    ]
+    .iter()
+    .find_map(|p| path.strip_prefix(p))?;
+    rest.parse().ok()
 }
 
 /// True if the file starts with `#!` (the kernel runs its interpreter in its place).

@@ -21,6 +21,7 @@ mod remote_guarantees;
 mod remote_runtime;
 mod remote_sessions;
 mod runtime_decisions;
+mod runtime_descriptors;
 mod sandbox;
 mod session_state;
 mod ssh_connect;

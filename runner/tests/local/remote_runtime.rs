@@ -18,7 +18,7 @@ fn refused<'a>(r: &'a ExecResult, program: &str) -> Option<&'a RuntimeDenial> {
 
 /// An SSH session under the shipped default set, its workspace a fresh directory in the
 /// test account's home, and that directory's path on this machine.
-async fn ssh_session() -> Option<(Session, std::path::PathBuf)> {
+pub(crate) async fn ssh_session() -> Option<(Session, std::path::PathBuf)> {
     let (t, mut s) = ssh_fixture()?;
     let name = format!("ws-rt-{}", rand_u64());
     s.sandbox.workspace = Some(format!("~/{name}"));

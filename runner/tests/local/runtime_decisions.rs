@@ -12,12 +12,12 @@ use execkit_runner::{ExecError, Session, Verdict};
 use std::path::{Path, PathBuf};
 
 /// A workspace and a fake home outside /tmp, removed on drop.
-struct Place {
+pub(crate) struct Place {
     root: PathBuf,
 }
 
 impl Place {
-    fn new(tag: &str) -> Place {
+    pub(crate) fn new(tag: &str) -> Place {
         let root = PathBuf::from(format!("/srv/ek-rt-{tag}-{}", rand_u64()));
         std::fs::create_dir_all(root.join("ws")).unwrap();
         std::fs::create_dir_all(root.join("home/.ssh")).unwrap();
@@ -30,7 +30,7 @@ impl Place {
         .unwrap();
         Place { root }
     }
-    fn ws(&self) -> PathBuf {
+    pub(crate) fn ws(&self) -> PathBuf {
         self.root.join("ws")
     }
     fn home(&self) -> PathBuf {
@@ -48,7 +48,7 @@ impl Drop for Place {
     }
 }
 
-async fn session_in(p: &Place) -> Session {
+pub(crate) async fn session_in(p: &Place) -> Session {
     Session::builder()
         .workspace(p.ws())
         .home(p.home())
