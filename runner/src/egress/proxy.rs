@@ -106,6 +106,9 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
+        // A client that sends its request and shuts its writing half is still answered
+        // (and its request decided and recorded), not dropped unheard.
+        .half_close(true)
         .preserve_header_case(true)
         .title_case_headers(true)
         .serve_connection(TokioIo::new(stream), svc)

@@ -11,7 +11,7 @@ mod docker_connect;
 mod docker_egress;
 mod egress;
 mod egress_npm;
-mod egress_tls_name;
+mod egress_tunnels;
 mod frame_subversion;
 mod lifecycle;
 mod limits;

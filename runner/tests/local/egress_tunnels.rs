@@ -1,7 +1,8 @@
-//! A tunnel is decided on the TLS name its client asks for too: `CONNECT` to a listed host
-//! with a ClientHello naming another (fronting a site through a shared front end) is
-//! refused at the connection, locally and over SSH, and the upstream never sees the hello;
-//! a hello naming the tunnel's own host passes untouched.
+//! Tunnels at their edges. A tunnel is decided on the TLS name its client asks for too:
+//! `CONNECT` to a listed host with a ClientHello naming another (fronting a site through a
+//! shared front end) is refused at the connection, locally and over SSH, and the upstream
+//! never sees the hello; a hello naming the tunnel's own host passes untouched. A client
+//! that shuts its writing half right after its request is answered and recorded.
 
 use crate::common::*;
 use crate::egress::brokered;
@@ -69,5 +70,21 @@ async fn a_tunnel_is_decided_on_its_tls_name_over_ssh() {
         return;
     };
     the_tls_name_is_decided("ssh", &s).await;
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_client_half_closes_is_decided_and_recorded() {
+    let ws = Workspace::new("egress-half-close");
+    let s = brokered(&ws, None).await;
+    std::fs::write(
+        ws.path().join("half.py"),
+        "import socket\nc = socket.create_connection(('127.0.0.1', 3128))\nc.sendall(b'CONNECT evil.test:80 HTTP/1.1\\r\\nHost: evil.test:80\\r\\n\\r\\n')\nc.shutdown(socket.SHUT_WR)\nprint(c.recv(64).split(b'\\r\\n')[0].decode())\n",
+    )
+    .unwrap();
+    let r = ok(&s, "python3 half.py").await;
+    assert_eq!(r.stdout.trim(), "HTTP/1.1 403 Forbidden", "{r:?}");
+    let d = refused_at(&r, "evil.test:80");
+    assert!(d.program.contains("python3"), "{d:?}");
     s.close().await;
 }
