@@ -46,6 +46,9 @@ pub(crate) struct GuardSpec {
     pub observer: Option<Observer>,
     pub approver: Option<RuntimeApprover>,
     pub approval_timeout: Duration,
+    /// Resolve the paths a start names through the session's own links on this machine
+    /// (a local session; see `crate::runtime_paths`).
+    pub live_paths: bool,
 }
 
 /// Makes a remote session's decider once the helper has said where the shell runs.
@@ -201,7 +204,8 @@ impl RuntimeDecider {
     /// Decides `start`; blocks while a human is asked.
     pub(crate) fn judge(&self, start: &ProgramStart) -> Judged {
         let key = memo_key(start);
-        if self.remembered(&key) {
+        let linked = self.through_links(start);
+        if !linked && self.remembered(&key) {
             return Judged::remembered();
         }
         if self.own_start(start) {
@@ -216,7 +220,11 @@ impl RuntimeDecider {
         let mut env = self.spec.env.clone();
         env.cwd = Some(start.cwd.clone());
         env.started_by = Some(start.caller.clone());
-        let decision = self.spec.engine.decide(&command, &env);
+        let decision = if linked {
+            crate::runtime_paths::decide_live(&self.spec.engine, &command, env)
+        } else {
+            self.spec.engine.decide(&command, &env)
+        };
         let mut judged = Judged {
             allow: decision.verdict == Verdict::Allow,
             remember: decision.verdict != Verdict::Ask,
@@ -235,7 +243,7 @@ impl RuntimeDecider {
             if !judged.allow {
                 judged.reason = format!("{} (not approved)", judged.reason);
             }
-        } else if let Ok(mut m) = self.memo.lock() {
+        } else if let (false, Ok(mut m)) = (linked, self.memo.lock()) {
             if m.len() >= MEMO {
                 m.clear();
             }
@@ -308,7 +316,13 @@ impl RuntimeDecider {
     }
 
     pub(crate) fn allowed_before(&self, start: &ProgramStart) -> bool {
-        self.remembered(&memo_key(start))
+        !self.through_links(start) && self.remembered(&memo_key(start))
+    }
+
+    /// True if `start` names a path through a link the session could have made (local
+    /// sessions only): decided with the link followed, and never remembered.
+    fn through_links(&self, start: &ProgramStart) -> bool {
+        self.spec.live_paths && crate::runtime_paths::through_links(start, &self.spec.env)
     }
 
     /// Whether the running command's own decision allowed exactly these words in this

@@ -62,6 +62,7 @@ mod remote_helper;
 mod remote_limits;
 pub mod remote_sandbox;
 mod result;
+mod runtime_paths;
 pub mod sandbox;
 mod session;
 mod shell;

@@ -56,6 +56,7 @@ pub(super) fn guard_spec(
         observer: config.observer.clone(),
         approver: config.runtime_approver.clone(),
         approval_timeout: Duration::from_secs(300),
+        live_paths: true,
     }
 }
 

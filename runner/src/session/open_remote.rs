@@ -246,6 +246,7 @@ impl RemoteGuardInfo {
                 observer: config.observer.clone(),
                 approver: config.runtime_approver.clone(),
                 approval_timeout: Duration::from_secs(300),
+                live_paths: false,
             })
         })
     }

@@ -565,3 +565,29 @@ async fn the_shell_outlives_idle_runtime_threads() {
     assert_eq!(r.stdout, "alive\n");
     s.close().await;
 }
+
+/// A script's path through a link the session made is decided where the link leads: the
+/// `cat` of `k/id_rsa` with `k -> ~/.ssh` is the `cat` of the key (refused as it starts,
+/// not left to the kernel), and a link inside the workspace changes nothing.
+#[tokio::test]
+async fn paths_through_links_are_decided_where_they_lead() {
+    let p = Place::new("links");
+    let s = session_in(&p).await;
+    std::os::unix::fs::symlink(p.home().join(".ssh"), p.ws().join("k")).unwrap();
+    let r = run(&s, "printf 'cat k/id_rsa\\n' > s.sh && sh s.sh").await;
+    let d = refused(&r, "cat").unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        d.policies.contains(&"deny-credential-files".to_string()),
+        "{d:?}"
+    );
+    // Twice: a start through a link is never remembered.
+    let r = run(&s, "sh s.sh").await;
+    assert!(refused(&r, "cat").is_some(), "{r:?}");
+    std::fs::create_dir(p.ws().join("real")).unwrap();
+    std::fs::write(p.ws().join("real/x"), "inside\n").unwrap();
+    std::os::unix::fs::symlink(p.ws().join("real"), p.ws().join("lib")).unwrap();
+    let r = ok(&s, "printf 'cat lib/x\\n' > t.sh && sh t.sh").await;
+    assert_eq!(r.stdout, "inside\n", "{r:?}");
+    assert!(r.runtime_denials.is_empty(), "{r:?}");
+    s.close().await;
+}
