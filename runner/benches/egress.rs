@@ -24,7 +24,7 @@ mod setup;
 #[path = "../tests/support/ssh.rs"]
 mod ssh_support;
 use measure::pct;
-use setup::{policies, run};
+use setup::{policies, report, run};
 
 const PACKAGES: usize = 20;
 
@@ -171,16 +171,6 @@ for _ in range({n}):
         .collect();
     out.sort();
     out
-}
-
-fn report(what: &str, sorted: &[Duration]) {
-    println!(
-        "{what}: median {:.2?}, min {:.2?}, max {:.2?} ({} runs)",
-        pct(sorted, 0.5),
-        sorted[0],
-        sorted[sorted.len() - 1],
-        sorted.len()
-    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ mod setup;
 #[path = "../tests/support/verdaccio.rs"]
 mod verdaccio;
 use measure::pct;
-use setup::run;
+use setup::{report, run};
 
 const PACKAGES: usize = 50;
 
@@ -55,16 +55,6 @@ async fn installs(s: &Session, host: &str, port: u16, runs: usize) -> Vec<Durati
     }
     times.sort();
     times
-}
-
-fn report(what: &str, sorted: &[Duration]) {
-    println!(
-        "{what}: median {:.2?}, min {:.2?}, max {:.2?} ({} runs)",
-        pct(sorted, 0.5),
-        sorted[0],
-        sorted[sorted.len() - 1],
-        sorted.len()
-    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

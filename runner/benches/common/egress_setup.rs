@@ -59,3 +59,14 @@ pub async fn run(s: &Session, cmd: &str) -> execkit_runner::ExecResult {
     assert_eq!(r.exit_code, Some(0), "`{cmd}`: {r:?}");
     r
 }
+
+/// Prints the median, min and max of `sorted`.
+pub fn report(what: &str, sorted: &[Duration]) {
+    println!(
+        "{what}: median {:.2?}, min {:.2?}, max {:.2?} ({} runs)",
+        super::measure::pct(sorted, 0.5),
+        sorted[0],
+        sorted[sorted.len() - 1],
+        sorted.len()
+    );
+}

@@ -15,16 +15,7 @@ use std::io::{Read, Write};
 /// this machine (`meta.test` to the metadata address).
 async fn brokered_container() -> Option<Session> {
     let mut s = docker_fixture()?;
-    for h in ["registry.test", "evil.test", "sneaky.test"] {
-        s.sandbox
-            .egress
-            .hosts
-            .insert(h.into(), "127.0.0.1".parse().unwrap());
-    }
-    s.sandbox
-        .egress
-        .hosts
-        .insert("meta.test".into(), "169.254.169.254".parse().unwrap());
+    crate::egress::map_test_hosts(&mut s.sandbox.egress);
     let config = Session::builder().engine(policies()).build().unwrap();
     let target = DockerTarget::Image("execkit-test:latest".into());
     Some(Session::docker(&target, &s, config).await.unwrap())
@@ -119,12 +110,7 @@ async fn docker_listed_hosts_are_reached_through_the_servers_broker_and_others_r
         "{d:?}"
     );
     // Around the relay there is no way out.
-    let r = run(
-        &s,
-        &format!("curl -sS --noproxy '*' http://127.0.0.1:{port}/"),
-    )
-    .await;
-    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    crate::egress::no_way_around_the_proxy(&s, port).await;
     s.close().await;
 }
 

@@ -100,6 +100,27 @@ fn keep_alive_server(body: &'static str) -> u16 {
     port
 }
 
+/// Maps the egress test hosts to this machine (`registry.test`, `evil.test`,
+/// `sneaky.test` on its loopback, `meta.test` on the metadata address).
+pub(crate) fn map_test_hosts(egress: &mut EgressConfig) {
+    for h in ["registry.test", "evil.test", "sneaky.test"] {
+        egress.hosts.insert(h.into(), "127.0.0.1".parse().unwrap());
+    }
+    egress
+        .hosts
+        .insert("meta.test".into(), "169.254.169.254".parse().unwrap());
+}
+
+/// A session's `curl` around the proxy reaches nothing.
+pub(crate) async fn no_way_around_the_proxy(s: &Session, port: u16) {
+    let r = run(
+        s,
+        &format!("curl -sS --noproxy '*' http://127.0.0.1:{port}/"),
+    )
+    .await;
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+}
+
 pub(crate) async fn brokered(ws: &Workspace, log: Option<Arc<Mutex<AuditLog>>>) -> Session {
     brokered_with(ws, policies(), log, None).await
 }
@@ -223,12 +244,7 @@ async fn listed_hosts_are_reached_through_the_broker_and_others_are_refused_with
     let r = run(&s, "curl -K front.cfg").await;
     assert!(r.stdout.contains("another host"), "{r:?}");
     // Programs that ignore the proxy reach nothing.
-    let r = run(
-        &s,
-        &format!("curl -sS --noproxy '*' http://127.0.0.1:{port}/"),
-    )
-    .await;
-    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    no_way_around_the_proxy(&s, port).await;
     s.close().await;
     // Every connection decision is in the audit log, with the program.
     let text = std::fs::read_to_string(&log_path).unwrap();

