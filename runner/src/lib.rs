@@ -55,6 +55,7 @@ mod helper_shell;
 pub mod kernel_prediction;
 pub mod known_hosts;
 mod live_paths;
+mod local_paths;
 pub mod process;
 pub(crate) use execkit_sandbox::procs;
 mod remote;

@@ -81,6 +81,6 @@ pub(crate) fn decide_live(engine: &Engine, command: &str, mut env: DecisionEnv) 
         .into_iter()
         .filter(|p| dirs.iter().any(|d| below(p, d)))
         .collect();
-    env.real_paths = crate::live_paths::local(&paths);
+    env.real_paths = crate::local_paths::local(&paths);
     engine.decide_prepared(command, &prepared, &env)
 }
