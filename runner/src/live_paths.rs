@@ -13,8 +13,7 @@
 use crate::remote::Control;
 use std::collections::BTreeMap;
 
-/// Most paths resolved per command (a command naming more is judged lexically beyond it).
-pub(crate) const MAX_PATHS: usize = 256;
+use crate::local_paths::MAX_PATHS;
 
 pub(crate) use crate::local_paths::local;
 

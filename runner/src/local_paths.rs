@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+/// Most paths resolved per command (a command naming more is judged lexically beyond it).
+pub(crate) const MAX_PATHS: usize = 256;
+
 /// The real location of an absolute path: the longest existing ancestor resolved the
 /// kernel's way (each symlink before the `..` after it), the rest appended with its `..`
 /// taken lexically (nothing there exists to be a link). `None` when that is the path as
@@ -44,7 +47,7 @@ pub(crate) fn resolve_local(given: &str) -> Option<String> {
 pub(crate) fn local(paths: &[String]) -> BTreeMap<String, String> {
     paths
         .iter()
-        .take(crate::live_paths::MAX_PATHS)
+        .take(MAX_PATHS)
         .filter_map(|p| resolve_local(p).map(|r| (p.clone(), r)))
         .collect()
 }
