@@ -175,6 +175,9 @@ for _ in range({n}):
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if !setup::have_registry(&["EXECKIT_TEST_PYPISERVER"]) {
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let (runs, conns) = if full { (5, 500) } else { (1, 50) };
     let dir = std::env::temp_dir().join(format!("ek-bench-egress-{}", std::process::id()));

@@ -59,6 +59,9 @@ async fn installs(s: &Session, host: &str, port: u16, runs: usize) -> Vec<Durati
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if !setup::have_registry(&["EXECKIT_TEST_VERDACCIO", "EXECKIT_TEST_NODE22"]) {
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let (runs, count) = if full { (5, PACKAGES) } else { (1, 10) };
     let bin = std::env::var("EXECKIT_TEST_VERDACCIO")

@@ -70,3 +70,23 @@ pub fn report(what: &str, sorted: &[Duration]) {
         sorted.len()
     );
 }
+
+/// True when the registry `vars` name is installed (all set); outside CI a missing one
+/// skips the bench with a line saying so, under `CI=true` it is a failure.
+pub fn have_registry(vars: &[&str]) -> bool {
+    let missing: Vec<&str> = vars
+        .iter()
+        .copied()
+        .filter(|v| std::env::var_os(v).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "CI=true but {missing:?} unset (scripts/test.sh installs the registries)"
+    );
+    eprintln!("skipped: set {missing:?} (scripts/test.sh installs the registries)");
+    false
+}
