@@ -209,6 +209,7 @@ fn session(start: &Start, home: &str, private: &Path) -> Result<i32, StageError>
     let mut shell =
         spawn::start(&plan, spawn::wanted(start)).map_err(|e| ("sandbox", e.to_string()))?;
     let egress = start_egress(start, &mut shell, relay);
+    note_unmakeable_connections(&mut shell);
     let (machine, kernel) = sys::uname();
     let ready = Ready {
         version: execkit_helper::version_line(),
@@ -271,6 +272,21 @@ fn start_egress(
         "no egress broker ({why}): the session has no network but Unix sockets"
     ));
     Egress::None
+}
+
+/// Says so when the helper cannot make the shell's connections here: it takes a connecting
+/// socket from the shell with `pidfd_getfd`, which a container's seccomp profile may refuse
+/// (Docker's, without `SYS_PTRACE`). Every `connect` the shell makes then fails with
+/// `EACCES`; the note is what explains it.
+fn note_unmakeable_connections(shell: &mut spawn::Shell) {
+    if shell.exec_listener.is_none() {
+        return;
+    }
+    if let Err(e) = sys::pidfd_getfd_works() {
+        shell.enforcement.notes.push(format!(
+            "no connections from the shell, not even to its own sockets: the helper makes each one, and this host refuses it the call it needs (pidfd_getfd: {e}); in a container, run an ephemeral one, whose helper gets it"
+        ));
+    }
 }
 
 /// How the shell's connections leave its network.

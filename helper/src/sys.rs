@@ -258,3 +258,27 @@ pub fn home_dir() -> Option<String> {
         (f.len() >= 6 && f[2] == uid).then(|| f[5].to_string())
     })
 }
+
+/// Whether `pidfd_getfd` works here, tried on the helper's own standard input.
+pub fn pidfd_getfd_works() -> io::Result<()> {
+    // SAFETY: pidfd_open on our own pid.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if pidfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_getfd of our own descriptor 0 through the pidfd we just opened.
+    let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd as i32, 0, 0) };
+    let result = if got < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    };
+    // SAFETY: closing descriptors we own.
+    unsafe {
+        if got >= 0 {
+            libc::close(got as i32);
+        }
+        libc::close(pidfd as i32);
+    }
+    result
+}

@@ -152,6 +152,15 @@ async fn attaching_to_a_running_container_leaves_it_running() {
         execkit_runner::Session::docker(&DockerTarget::Container(name.clone()), &s, config)
             .await
             .unwrap();
+    // The helper cannot make connections for the shell in a container it did not create
+    // (Docker's profile refuses `pidfd_getfd` without `SYS_PTRACE`), and says so.
+    let e = session.info().await.enforcement;
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("no connections from the shell")),
+        "{e:?}"
+    );
     let marker = "301.0517";
     let r = session
         .exec(

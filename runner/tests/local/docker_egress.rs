@@ -81,6 +81,12 @@ async fn docker_listed_hosts_are_reached_through_the_servers_broker_and_others_r
     };
     let e = s.info().await.enforcement;
     assert!(e.private_network && e.egress_broker, "{e:?}");
+    assert!(
+        !e.notes
+            .iter()
+            .any(|n| n.contains("no connections from the shell")),
+        "{e:?}"
+    );
     let port = server("from the registry");
     let r = ok(&s, &format!("curl -sS http://registry.test:{port}/simple/")).await;
     assert_eq!(r.stdout, "from the registry");
