@@ -203,8 +203,13 @@ impl RuntimeDecider {
 
     /// Decides `start`; blocks while a human is asked.
     pub(crate) fn judge(&self, start: &ProgramStart) -> Judged {
+        self.judge_linked(start, self.through_links(start))
+    }
+
+    /// [`RuntimeDecider::judge`] of a start whose [`RuntimeDecider::through_links`] is
+    /// `linked`.
+    pub(crate) fn judge_linked(&self, start: &ProgramStart, linked: bool) -> Judged {
         let key = memo_key(start);
-        let linked = self.through_links(start);
         if !linked && self.remembered(&key) {
             return Judged::remembered();
         }
@@ -302,11 +307,7 @@ impl RuntimeDecider {
                 argv,
                 ..start.clone()
             };
-            let mut judged = if self.allowed_before(&one) {
-                Judged::remembered()
-            } else {
-                self.judge(&one)
-            };
+            let mut judged = self.judge(&one);
             self.record(&one, &mut judged);
             if !judged.allow {
                 return Some((one, judged));
@@ -315,13 +316,15 @@ impl RuntimeDecider {
         None
     }
 
-    pub(crate) fn allowed_before(&self, start: &ProgramStart) -> bool {
-        !self.through_links(start) && self.remembered(&memo_key(start))
+    /// True if the policies allowed `start` before and it reaches through no link
+    /// (`linked`, see [`RuntimeDecider::through_links`]).
+    pub(crate) fn allowed_before(&self, start: &ProgramStart, linked: bool) -> bool {
+        !linked && self.remembered(&memo_key(start))
     }
 
     /// True if `start` names a path through a link the session could have made (local
     /// sessions only): decided with the link followed, and never remembered.
-    fn through_links(&self, start: &ProgramStart) -> bool {
+    pub(crate) fn through_links(&self, start: &ProgramStart) -> bool {
         self.spec.live_paths && crate::runtime_paths::through_links(start, &self.spec.env)
     }
 
@@ -738,14 +741,15 @@ impl Guard {
             pid: exec.pid,
             caller: exec.caller.clone(),
         };
-        let mut judged = if self.decider.allowed_before(&start) {
+        let linked = self.decider.through_links(&start);
+        let mut judged = if self.decider.allowed_before(&start, linked) {
             // Nothing is recorded of a start allowed before: no parents needed.
             Judged::remembered()
         } else {
             // Read before the answer: a refused program's process is gone soon after.
             start.parents = self.lineage.parents(exec.pid, shell_pid);
             start.pid = crate::procs::ns_pid(exec.pid).unwrap_or(exec.pid);
-            self.decider.judge(&start)
+            self.decider.judge_linked(&start, linked)
         };
         if judged.allow && !self.sup.still_the_same(n, &snap) {
             RuntimeDecider::overrule(

@@ -557,7 +557,9 @@ pub fn program(exec: &Exec) -> String {
 
 /// The descriptor a call runs, if it runs one: `dirfd` of an `AT_EMPTY_PATH` call, or
 /// the `N` of a path `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/PID/fd/N` (the
-/// caller's own pid) or `/dev/fd/N`; with what it names in the task.
+/// caller's pid as the supervisor numbers it; in a PID namespace of its own the task's
+/// number differs, and such a path is decided as the path it is) or `/dev/fd/N`; with
+/// what it names in the task.
 fn descriptor_of(pid: i32, path: &str, empty: Option<i32>) -> io::Result<Option<(i32, String)>> {
     let fd = match empty {
         Some(fd) => Some(fd),

@@ -50,16 +50,6 @@ enum Up {
     End,
 }
 
-impl Drop for Tunnels {
-    fn drop(&mut self) {
-        if let Ok(m) = self.open.get_mut() {
-            for e in m.values() {
-                e.credit.close();
-            }
-        }
-    }
-}
-
 fn id_frame(kind: Kind, id: u32, rest: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(wire::HEADER + 4 + rest.len());
     wire::encode_into(&mut f, kind, &[&id.to_be_bytes(), rest]);
